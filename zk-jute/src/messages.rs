@@ -423,7 +423,7 @@ impl MultiResult {
 #[non_exhaustive]
 pub enum Response {
     /// No body: errors, and delete, ping, auth, setWatches, check/removeWatches,
-    /// addWatch, closeSession.
+    /// closeSession.
     Empty,
     /// create
     Create(CreateResponse),
@@ -451,6 +451,9 @@ pub enum Response {
     GetAllChildrenNumber(GetAllChildrenNumberResponse),
     /// whoAmI
     WhoAmI(WhoAmIResponse),
+    /// addWatch: ZooKeeper (3.6+) answers a successful addWatch with an
+    /// `ErrorResponse` body holding 0, not with an empty body.
+    AddWatch(ErrorResponse),
 }
 
 impl Response {
@@ -476,6 +479,7 @@ impl Response {
             Response::GetEphemerals(r) => r.write(out),
             Response::GetAllChildrenNumber(r) => r.write(out),
             Response::WhoAmI(r) => r.write(out),
+            Response::AddWatch(r) => r.write(out),
         }
     }
 
@@ -511,6 +515,7 @@ impl Response {
             OpCode::GetEphemerals => Response::GetEphemerals(Jute::read(r)?),
             OpCode::GetAllChildrenNumber => Response::GetAllChildrenNumber(Jute::read(r)?),
             OpCode::WhoAmI => Response::WhoAmI(Jute::read(r)?),
+            OpCode::AddWatch => Response::AddWatch(Jute::read(r)?),
             _ => {
                 return Err(DecodeError::Invalid {
                     what: "response",
