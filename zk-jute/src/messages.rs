@@ -662,3 +662,6 @@ impl TxnBody {
         Ok(body)
     }
 }
+
+#[cfg(test)]
+mod tests;
