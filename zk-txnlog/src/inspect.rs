@@ -1,0 +1,145 @@
+//! Read-only access to log files for offline inspection: never writes, never takes the lock.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::format::{self, HEADER_LEN};
+use crate::segment::{self, ScanError, Stop};
+use crate::storage::{FileStorage, SegmentFile, Storage};
+
+/// Summary of one segment file, from [`inspect_segment`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SegmentSummary {
+    /// The file.
+    pub path: PathBuf,
+    /// First key according to the header.
+    pub first_key: u64,
+    /// First key of the segment before it, according to the header.
+    pub prev_key: Option<u64>,
+    /// Valid records.
+    pub records: u64,
+    /// Key of the last valid record.
+    pub last_key: Option<u64>,
+    /// Offset just after the last valid record.
+    pub end: u64,
+    /// `Some(next first key)` if the segment is sealed.
+    pub sealed: Option<u64>,
+    /// Whether everything after the records (and seal) is zero.
+    pub clean: bool,
+    /// If not clean: what stopped the scan, at offset `end`.
+    pub problem: Option<String>,
+}
+
+fn open_ro(path: &Path) -> Result<Arc<dyn SegmentFile>> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::corrupt(path, 0, None, "not a segment file name"))?;
+    FileStorage::new(dir, false, true)
+        .open(name)
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Scan a segment file read-only and describe it. Errors name the file and offset.
+pub fn inspect_segment(path: impl AsRef<Path>) -> Result<SegmentSummary> {
+    let path = path.as_ref();
+    let file = open_ro(path)?;
+    let s = segment::scan(file.as_ref()).map_err(|e| match e {
+        ScanError::Io(e) => Error::io(path, e),
+        ScanError::Header { reason, .. } => Error::corrupt(path, 0, None, reason),
+    })?;
+    Ok(SegmentSummary {
+        path: path.to_path_buf(),
+        first_key: s.header.first_key,
+        prev_key: s.header.prev_key,
+        records: s.count,
+        last_key: s.last_key,
+        end: s.end,
+        sealed: match s.stop {
+            Stop::Seal { next_key } => Some(next_key),
+            _ => None,
+        },
+        clean: s.is_clean(),
+        problem: (!s.is_clean()).then(|| s.describe_stop()),
+    })
+}
+
+/// Iterate the records of one segment file read-only, from the start. The iterator ends at the
+/// end marker or seal; a damaged frame yields one `Err` naming file and offset, then ends.
+pub fn read_segment(path: impl AsRef<Path>) -> Result<SegmentRecords> {
+    let path = path.as_ref();
+    let file = open_ro(path)?;
+    let mut head = [0u8; HEADER_LEN];
+    if file.len() < HEADER_LEN as u64 {
+        return Err(Error::corrupt(
+            path,
+            0,
+            None,
+            "shorter than the segment header",
+        ));
+    }
+    file.read_at(0, &mut head).map_err(|e| Error::io(path, e))?;
+    format::SegmentHeader::decode(&head).map_err(|r| Error::corrupt(path, 0, None, r))?;
+    Ok(SegmentRecords {
+        path: path.to_path_buf(),
+        file,
+        pos: HEADER_LEN as u64,
+        last: None,
+        done: false,
+    })
+}
+
+/// Records of one segment file, from [`read_segment`]: `(key, payload)`.
+pub struct SegmentRecords {
+    path: PathBuf,
+    file: Arc<dyn SegmentFile>,
+    pos: u64,
+    last: Option<u64>,
+    done: bool,
+}
+
+impl std::fmt::Debug for SegmentRecords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentRecords")
+            .field("path", &self.path)
+            .field("pos", &self.pos)
+            .finish()
+    }
+}
+
+impl Iterator for SegmentRecords {
+    type Item = Result<(u64, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match segment::read_record(self.file.as_ref(), self.pos) {
+            Ok(Some((key, data, next))) if self.last.is_none_or(|l| key > l) => {
+                self.pos = next;
+                self.last = Some(key);
+                Some(Ok((key, data)))
+            }
+            Ok(Some((key, _, _))) => {
+                self.done = true;
+                Some(Err(Error::corrupt(
+                    &self.path,
+                    self.pos,
+                    self.last,
+                    format!("key {key:#x} not after the previous"),
+                )))
+            }
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(reason) => {
+                self.done = true;
+                Some(Err(Error::corrupt(&self.path, self.pos, self.last, reason)))
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Tuning knobs of a [`Log`](crate::Log).
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::format::{FRAME_HEADER, HEADER_LEN};
+use crate::storage::Backend;
+
+/// Options for [`Log::open`](crate::Log::open). Build with `Options::default()` and the setters.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub(crate) segment_bytes: u64,
+    pub(crate) max_record_bytes: usize,
+    pub(crate) max_unsynced_bytes: u64,
+    pub(crate) max_batch: usize,
+    pub(crate) flush_delay: Duration,
+    pub(crate) backend: Backend,
+    pub(crate) no_sync: bool,
+    pub(crate) contiguous_keys: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            segment_bytes: 64 << 20,
+            max_record_bytes: 1 << 20,
+            max_unsynced_bytes: 8 << 20,
+            max_batch: 4096,
+            flush_delay: Duration::ZERO,
+            backend: Backend::Mmap,
+            no_sync: false,
+            contiguous_keys: false,
+        }
+    }
+}
+
+impl Options {
+    /// Size of each preallocated segment file (default 64 MiB).
+    pub fn segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes;
+        self
+    }
+
+    /// Largest payload accepted by `append` (default 1 MiB, ZooKeeper's `jute.maxbuffer`). Must be at most half of
+    /// [`max_unsynced_bytes`](Self::max_unsynced_bytes) and fit in an empty segment.
+    pub fn max_record_bytes(mut self, bytes: usize) -> Self {
+        self.max_record_bytes = bytes;
+        self
+    }
+
+    /// Most bytes that may be appended but not yet durable (default 8 MiB). Appenders wait
+    /// beyond it (back-pressure). It is written into each segment's header and bounds the tail
+    /// that recovery treats as torn rather than damaged.
+    pub fn max_unsynced_bytes(mut self, bytes: u64) -> Self {
+        self.max_unsynced_bytes = bytes;
+        self
+    }
+
+    /// Most records made durable by one sync (default 4096).
+    pub fn max_batch(mut self, records: usize) -> Self {
+        self.max_batch = records;
+        self
+    }
+
+    /// How long the sync thread waits for more records before syncing (default zero: sync as
+    /// soon as anything is queued; records arriving during a sync form the next batch).
+    pub fn flush_delay(mut self, delay: Duration) -> Self {
+        self.flush_delay = delay;
+        self
+    }
+
+    /// Which storage implementation to use (default [`Backend::Mmap`]).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// **Unsafe for real data, tests only:** skip msync/fdatasync. Records are still reported
+    /// "durable" in order, but a crash or power cut may lose any of them.
+    pub fn unsafe_no_sync(mut self, no_sync: bool) -> Self {
+        self.no_sync = no_sync;
+        self
+    }
+
+    /// Require each appended key to be exactly one more than the previous one (an assertion for
+    /// users with dense keys; the contract is only "strictly increasing").
+    pub fn contiguous_keys(mut self, on: bool) -> Self {
+        self.contiguous_keys = on;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidOptions(m));
+        let max_frame = self.max_record_bytes as u64 + FRAME_HEADER as u64;
+        if self.max_record_bytes > (u32::MAX - 16) as usize {
+            return bad("max_record_bytes must be below 4 GiB".into());
+        }
+        if self.max_unsynced_bytes < 2 * max_frame {
+            return bad(format!(
+                "max_unsynced_bytes ({}) must be at least twice the largest frame ({max_frame})",
+                self.max_unsynced_bytes
+            ));
+        }
+        if self.segment_bytes < HEADER_LEN as u64 + max_frame + FRAME_HEADER as u64 {
+            return bad(format!(
+                "segment_bytes ({}) cannot hold one record of max_record_bytes plus a seal",
+                self.segment_bytes
+            ));
+        }
+        if self.max_batch == 0 {
+            return bad("max_batch must be at least 1".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,265 @@
+//! Scanning one segment: the validation that recovery, read-only inspection and the sparse index
+//! share (DESIGN.md §2, §10).
+
+use std::io;
+
+use crate::format::{self, FRAME_HEADER, FrameHead, HEADER_LEN, SegmentHeader};
+use crate::storage::SegmentFile;
+
+/// One sparse index entry every this many bytes of records.
+pub(crate) const INDEX_EVERY: u64 = 64 * 1024;
+const CHUNK: usize = 1 << 20;
+
+/// Buffered positional reader over a segment file (one `read_at` per MiB, not per record).
+pub(crate) struct Reader<'a> {
+    file: &'a dyn SegmentFile,
+    buf: Vec<u8>,
+    start: u64,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(file: &'a dyn SegmentFile) -> Self {
+        Reader {
+            file,
+            buf: Vec::new(),
+            start: 0,
+        }
+    }
+
+    /// `len` bytes at `off`; the caller has checked `off + len <= file.len()`.
+    pub(crate) fn get(&mut self, off: u64, len: usize) -> io::Result<&[u8]> {
+        let end = off + len as u64;
+        if off < self.start || end > self.start + self.buf.len() as u64 {
+            let want = (len.max(CHUNK) as u64).min(self.file.len() - off);
+            self.buf.resize(want as usize, 0);
+            self.file.read_at(off, &mut self.buf)?;
+            self.start = off;
+        }
+        let a = (off - self.start) as usize;
+        Ok(&self.buf[a..a + len])
+    }
+}
+
+/// Where and why the valid prefix of a segment stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// A zero length: the end of what was written.
+    End,
+    /// A seal frame at `end`, naming the next segment's first key.
+    Seal { next_key: u64 },
+    /// No room for another frame header before the end of the file.
+    FileEnd,
+    /// A frame that is not a valid record.
+    Bad(String),
+}
+
+/// The result of scanning one segment.
+#[derive(Debug, Clone)]
+pub(crate) struct Scan {
+    pub header: SegmentHeader,
+    /// Offset just after the last valid record (where a seal, an end marker or damage starts).
+    pub end: u64,
+    pub first_key: Option<u64>,
+    pub last_key: Option<u64>,
+    pub count: u64,
+    /// `(key, offset)` every [`INDEX_EVERY`] bytes, always including the first record.
+    pub index: Vec<(u64, u64)>,
+    pub stop: Stop,
+    /// One past the last non-zero byte at or after the stop (after the seal frame for a seal);
+    /// equal to that position when everything after it is zero.
+    pub nonzero_end: u64,
+}
+
+impl Scan {
+    /// Where the bytes after the valid prefix start being "free" (after the seal, if any).
+    pub(crate) fn after_stop(&self) -> u64 {
+        match self.stop {
+            Stop::Seal { .. } => self.end + FRAME_HEADER as u64,
+            _ => self.end,
+        }
+    }
+
+    /// Everything after the valid prefix (and seal) is zero.
+    pub(crate) fn is_clean(&self) -> bool {
+        matches!(self.stop, Stop::End | Stop::Seal { .. } | Stop::FileEnd)
+            && self.nonzero_end == self.after_stop()
+    }
+
+    /// Not clean, but every stray byte lies within the unsynced window after the valid prefix.
+    pub(crate) fn is_torn(&self) -> bool {
+        !self.is_clean() && self.nonzero_end <= self.end.saturating_add(self.header.window)
+    }
+
+    pub(crate) fn describe_stop(&self) -> String {
+        match &self.stop {
+            Stop::Bad(r) => r.clone(),
+            Stop::End | Stop::FileEnd => format!(
+                "non-zero bytes up to offset {} after the end of the records",
+                self.nonzero_end
+            ),
+            Stop::Seal { .. } => "non-zero bytes after the seal".to_string(),
+        }
+    }
+}
+
+/// Why a segment could not be scanned at all.
+#[derive(Debug)]
+pub(crate) enum ScanError {
+    Io(io::Error),
+    /// The header is unreadable; `zero` says it is all zeros (a creation that never finished).
+    Header {
+        reason: &'static str,
+        zero: bool,
+    },
+}
+
+impl From<io::Error> for ScanError {
+    fn from(e: io::Error) -> Self {
+        ScanError::Io(e)
+    }
+}
+
+/// Validate a segment: header, then every record's bounds, crc and key order.
+///
+/// Never panics on any bytes: every length is checked against the file size before use.
+pub(crate) fn scan(file: &dyn SegmentFile) -> Result<Scan, ScanError> {
+    let len = file.len();
+    let mut r = Reader::new(file);
+    if len < HEADER_LEN as u64 {
+        return Err(ScanError::Header {
+            reason: "file shorter than the segment header",
+            zero: false,
+        });
+    }
+    let hb = r.get(0, HEADER_LEN)?;
+    let header = SegmentHeader::decode(hb).map_err(|reason| ScanError::Header {
+        reason,
+        zero: hb.iter().all(|&b| b == 0),
+    })?;
+    let mut s = Scan {
+        header,
+        end: HEADER_LEN as u64,
+        first_key: None,
+        last_key: None,
+        count: 0,
+        index: Vec::new(),
+        stop: Stop::End,
+        nonzero_end: 0,
+    };
+    let mut pos = HEADER_LEN as u64;
+    let mut last_indexed: Option<u64> = None;
+    s.stop = loop {
+        if pos + FRAME_HEADER as u64 > len {
+            break Stop::FileEnd;
+        }
+        let head: [u8; FRAME_HEADER] = r
+            .get(pos, FRAME_HEADER)?
+            .try_into()
+            .expect("FRAME_HEADER bytes");
+        match format::decode_head(&head) {
+            FrameHead::End => break Stop::End,
+            FrameHead::Seal { next_key } => {
+                if s.last_key.is_some_and(|k| next_key <= k) {
+                    break Stop::Bad(format!(
+                        "seal names key {next_key:#x} not after the last key"
+                    ));
+                }
+                break Stop::Seal { next_key };
+            }
+            FrameHead::BadSeal => break Stop::Bad("seal crc mismatch".into()),
+            FrameHead::BadLen => break Stop::Bad("impossible record length".into()),
+            FrameHead::Record {
+                len: body,
+                crc,
+                key,
+            } => {
+                let frame_end = pos + 8 + u64::from(body);
+                if frame_end > len {
+                    break Stop::Bad(format!(
+                        "record length {body} runs past the end of the file"
+                    ));
+                }
+                let payload = r.get(pos + FRAME_HEADER as u64, body as usize - 8)?;
+                if !format::check_record(key, body, crc, payload) {
+                    break Stop::Bad(format!("crc mismatch in record with key {key:#x}"));
+                }
+                match s.last_key {
+                    None if key != header.first_key => {
+                        break Stop::Bad(format!(
+                            "first key {key:#x} differs from the segment's name {:#x}",
+                            header.first_key
+                        ));
+                    }
+                    Some(last) if key <= last => {
+                        break Stop::Bad(format!("key {key:#x} not after the previous {last:#x}"));
+                    }
+                    _ => {}
+                }
+                if last_indexed.is_none_or(|at| pos - at >= INDEX_EVERY) {
+                    s.index.push((key, pos));
+                    last_indexed = Some(pos);
+                }
+                s.first_key.get_or_insert(key);
+                s.last_key = Some(key);
+                s.count += 1;
+                pos = frame_end;
+                s.end = pos;
+            }
+        }
+    };
+    let from = s.after_stop().min(len);
+    s.nonzero_end = last_nonzero(&mut r, from, len)?.map_or(from, |at| at + 1);
+    Ok(s)
+}
+
+/// Offset of the last non-zero byte in `[from, to)`, scanning backwards a MiB at a time.
+fn last_nonzero(r: &mut Reader<'_>, from: u64, to: u64) -> io::Result<Option<u64>> {
+    let mut hi = to;
+    while hi > from {
+        let lo = hi.saturating_sub(CHUNK as u64).max(from);
+        let chunk = r.get(lo, (hi - lo) as usize)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b != 0) {
+            return Ok(Some(lo + i as u64));
+        }
+        hi = lo;
+    }
+    Ok(None)
+}
+
+/// Read one record at `pos` (below a bound the caller knows to be valid or durable), checking
+/// it again. `Ok(None)` at an end marker, a seal or the end of the file.
+pub(crate) fn read_record(
+    file: &dyn SegmentFile,
+    pos: u64,
+) -> Result<Option<(u64, Vec<u8>, u64)>, String> {
+    let len = file.len();
+    if pos + FRAME_HEADER as u64 > len {
+        return Ok(None);
+    }
+    let mut head = [0u8; FRAME_HEADER];
+    file.read_at(pos, &mut head).map_err(|e| e.to_string())?;
+    match format::decode_head(&head) {
+        FrameHead::End | FrameHead::Seal { .. } => Ok(None),
+        FrameHead::BadSeal => Err("seal crc mismatch".into()),
+        FrameHead::BadLen => Err("impossible record length".into()),
+        FrameHead::Record {
+            len: body,
+            crc,
+            key,
+        } => {
+            let end = pos + 8 + u64::from(body);
+            if end > len {
+                return Err(format!(
+                    "record length {body} runs past the end of the file"
+                ));
+            }
+            let mut payload = vec![0u8; body as usize - 8];
+            file.read_at(pos + FRAME_HEADER as u64, &mut payload)
+                .map_err(|e| e.to_string())?;
+            if !format::check_record(key, body, crc, &payload) {
+                return Err(format!("crc mismatch in record with key {key:#x}"));
+            }
+            Ok(Some((key, payload, end)))
+        }
+    }
+}

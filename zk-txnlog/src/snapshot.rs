@@ -1,0 +1,328 @@
+//! Snapshots: opaque byte streams keyed by a `u64`, written atomically (DESIGN.md §7).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::format::{self, u32_at, u64_at};
+use crate::storage::sync_dir;
+
+const PREFIX: &str = "snapshot.";
+const TMP_SUFFIX: &str = ".tmp";
+const MAGIC: &[u8; 8] = b"ZKTXNSN1";
+const END_MAGIC: &[u8; 8] = b"ZKSNEND1";
+const VERSION: u32 = 1;
+const HEAD: u64 = 24;
+const TRAILER: u64 = 24;
+
+/// `snapshot.<hex>` name of a snapshot.
+fn snapshot_name(key: u64) -> String {
+    format!("{PREFIX}{key:x}")
+}
+
+/// A snapshot file found in the directory (not yet verified).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// The key the snapshot is taken at.
+    pub key: u64,
+    /// Its path.
+    pub path: PathBuf,
+    /// Its size in bytes (header and trailer included).
+    pub file_len: u64,
+}
+
+/// A directory of snapshots (`snapshot.<key hex>` files).
+#[derive(Debug, Clone)]
+pub struct SnapshotStore {
+    dir: PathBuf,
+}
+
+impl SnapshotStore {
+    /// Open (creating if needed) the snapshot directory and delete leftovers of snapshots that
+    /// were never finished (`*.tmp`, recovery row R6).
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let mut removed = false;
+        for entry in fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.starts_with(PREFIX) && name.ends_with(TMP_SUFFIX) {
+                let p = dir.join(name);
+                fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+                tracing::info!(file = %p.display(), "zk-txnlog: removed unfinished snapshot");
+                removed = true;
+            }
+        }
+        if removed {
+            sync_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        Ok(SnapshotStore { dir })
+    }
+
+    /// Open for reading only: nothing in the directory is changed.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Self {
+        SnapshotStore {
+            dir: dir.as_ref().to_path_buf(),
+        }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Finished snapshots, oldest (lowest key) first. Not verified.
+    pub fn list(&self) -> Result<Vec<SnapshotInfo>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))? {
+            let entry = entry.map_err(|e| Error::io(&self.dir, e))?;
+            let name = entry.file_name();
+            let Some(key) = name.to_str().and_then(|n| format::parse_name(n, PREFIX)) else {
+                continue;
+            };
+            let path = entry.path();
+            let file_len = entry.metadata().map_err(|e| Error::io(&path, e))?.len();
+            out.push(SnapshotInfo {
+                key,
+                path,
+                file_len,
+            });
+        }
+        out.sort_by_key(|s| s.key);
+        Ok(out)
+    }
+
+    /// Start writing the snapshot at `key`. Nothing is visible until
+    /// [`SnapshotWriter::finish`].
+    pub fn create(&self, key: u64) -> Result<SnapshotWriter> {
+        let name = snapshot_name(key);
+        let tmp = self.dir.join(format!("{name}{TMP_SUFFIX}"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(|e| Error::io(&tmp, e))?;
+        let mut w = SnapshotWriter {
+            out: Some(BufWriter::with_capacity(1 << 20, file)),
+            tmp,
+            path: self.dir.join(name),
+            dir: self.dir.clone(),
+            key,
+            crc: 0,
+            len: 0,
+        };
+        let mut head = Vec::with_capacity(HEAD as usize);
+        head.extend_from_slice(MAGIC);
+        head.extend_from_slice(&VERSION.to_le_bytes());
+        head.extend_from_slice(&0u32.to_le_bytes());
+        head.extend_from_slice(&key.to_le_bytes());
+        w.raw_write(&head)?;
+        Ok(w)
+    }
+
+    /// Verify and open the snapshot at `key`.
+    pub fn open_snapshot(&self, key: u64) -> Result<SnapshotReader> {
+        SnapshotReader::open(&self.dir.join(snapshot_name(key)), key)
+    }
+
+    /// The newest snapshot that verifies, falling back to older ones; `None` if there is none.
+    /// Snapshots that fail are logged and left in place.
+    pub fn newest_valid(&self) -> Result<Option<SnapshotReader>> {
+        for info in self.list()?.into_iter().rev() {
+            match SnapshotReader::open(&info.path, info.key) {
+                Ok(r) => return Ok(Some(r)),
+                Err(Error::BadSnapshot { file, reason }) => {
+                    tracing::warn!(file = %file.display(), %reason, "zk-txnlog: skipping invalid snapshot");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Delete the snapshot at `key` (no directory sync; callers batch that).
+    pub(crate) fn remove(&self, key: u64) -> Result<()> {
+        let p = self.dir.join(snapshot_name(key));
+        match fs::remove_file(&p) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io(&p, e)),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn sync(&self) -> Result<()> {
+        sync_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))
+    }
+}
+
+/// Streams one snapshot to a temporary file; [`finish`](Self::finish) makes it durable and
+/// visible. Dropping it unfinished deletes the temporary file.
+#[derive(Debug)]
+pub struct SnapshotWriter {
+    out: Option<BufWriter<File>>,
+    tmp: PathBuf,
+    path: PathBuf,
+    dir: PathBuf,
+    key: u64,
+    crc: u32,
+    len: u64,
+}
+
+impl SnapshotWriter {
+    fn raw_write(&mut self, b: &[u8]) -> Result<()> {
+        let out = self.out.as_mut().ok_or(Error::Closed)?;
+        out.write_all(b).map_err(|e| Error::io(&self.tmp, e))
+    }
+
+    /// Write the trailer, fsync the file, rename it into place and fsync the directory.
+    pub fn finish(mut self) -> Result<SnapshotInfo> {
+        let mut trailer = Vec::with_capacity(TRAILER as usize);
+        trailer.extend_from_slice(&self.len.to_le_bytes());
+        trailer.extend_from_slice(&self.crc.to_le_bytes());
+        trailer.extend_from_slice(&0u32.to_le_bytes());
+        trailer.extend_from_slice(END_MAGIC);
+        self.raw_write(&trailer)?;
+        let out = self.out.take().ok_or(Error::Closed)?;
+        let file = out
+            .into_inner()
+            .map_err(|e| Error::io(&self.tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
+        drop(file);
+        fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, e))?;
+        sync_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        Ok(SnapshotInfo {
+            key: self.key,
+            path: self.path.clone(),
+            file_len: HEAD + self.len + TRAILER,
+        })
+    }
+}
+
+impl Write for SnapshotWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let out = self
+            .out
+            .as_mut()
+            .ok_or_else(|| io::Error::other("snapshot already finished"))?;
+        let n = out.write(buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.out.as_mut() {
+            Some(o) => o.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for SnapshotWriter {
+    fn drop(&mut self) {
+        if self.out.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// A verified snapshot, read as a stream of its content bytes.
+#[derive(Debug)]
+pub struct SnapshotReader {
+    key: u64,
+    path: PathBuf,
+    len: u64,
+    inner: io::Take<BufReader<File>>,
+}
+
+impl SnapshotReader {
+    fn bad(path: &Path, reason: impl Into<String>) -> Error {
+        Error::BadSnapshot {
+            file: path.to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Verify header, trailer, length and crc of the file at `path`, then open it for reading.
+    pub(crate) fn open(path: &Path, key: u64) -> Result<Self> {
+        let ioe = |e| Error::io(path, e);
+        let mut f = File::open(path).map_err(ioe)?;
+        let file_len = f.metadata().map_err(ioe)?.len();
+        if file_len < HEAD + TRAILER {
+            return Err(Self::bad(path, "shorter than header and trailer"));
+        }
+        let mut head = [0u8; HEAD as usize];
+        f.read_exact(&mut head).map_err(ioe)?;
+        if &head[0..8] != MAGIC || u32_at(&head, 8) != VERSION {
+            return Err(Self::bad(path, "bad magic or version"));
+        }
+        if u64_at(&head, 16) != key {
+            return Err(Self::bad(path, "key in header differs from the name"));
+        }
+        let mut tr = [0u8; TRAILER as usize];
+        f.seek(SeekFrom::End(-(TRAILER as i64))).map_err(ioe)?;
+        f.read_exact(&mut tr).map_err(ioe)?;
+        if &tr[16..24] != END_MAGIC {
+            return Err(Self::bad(path, "missing trailer (unfinished write?)"));
+        }
+        let len = u64_at(&tr, 0);
+        if HEAD.checked_add(len).and_then(|x| x.checked_add(TRAILER)) != Some(file_len) {
+            return Err(Self::bad(
+                path,
+                "content length in trailer differs from file size",
+            ));
+        }
+        let want = u32_at(&tr, 8);
+        f.seek(SeekFrom::Start(HEAD)).map_err(ioe)?;
+        let mut r = BufReader::with_capacity(1 << 20, f).take(len);
+        let mut crc = 0u32;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = r.read(&mut buf).map_err(ioe)?;
+            if n == 0 {
+                break;
+            }
+            crc = crc32c::crc32c_append(crc, &buf[..n]);
+        }
+        if crc != want {
+            return Err(Self::bad(path, "content crc mismatch"));
+        }
+        let mut f = r.into_inner().into_inner();
+        f.seek(SeekFrom::Start(HEAD)).map_err(ioe)?;
+        Ok(SnapshotReader {
+            key,
+            path: path.to_path_buf(),
+            len,
+            inner: BufReader::with_capacity(1 << 20, f).take(len),
+        })
+    }
+
+    /// The key the snapshot was taken at.
+    pub fn key(&self) -> u64 {
+        self.key
+    }
+
+    /// The snapshot file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Length of the content in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Is the content empty?
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Read for SnapshotReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}

@@ -1,0 +1,131 @@
+//! The only module with `unsafe`: the shared file mapping and `fallocate`.
+//!
+//! Everything else in the crate goes through the safe functions here. Callers guarantee that
+//! concurrent `write_at` / `read_at` calls on one mapping touch disjoint byte ranges (the log
+//! only reads below the durable end and only the sync thread writes above it; truncation zeroes
+//! under an exclusive lock), so no two threads race on the same bytes.
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+
+use memmap2::MmapRaw;
+
+/// Reserve `len` bytes of blocks for `file` (extending it to `len`), so later writes into the
+/// range cannot fail for lack of space (a mapped write into a hole on a full disk is a SIGBUS).
+/// Falls back to writing zeros where the filesystem has no `fallocate`.
+pub(crate) fn preallocate(file: &File, len: u64) -> io::Result<()> {
+    let off_len = libc::off_t::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment size too large"))?;
+    loop {
+        // SAFETY: `fallocate` takes a file descriptor and two integers; the descriptor is owned
+        // by `file`, which outlives the call. No memory is passed to the kernel.
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, off_len) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => return zero_fill(file, len),
+            _ => return Err(err),
+        }
+    }
+}
+
+/// Fallback for filesystems without `fallocate`: write zeros up to `len`.
+fn zero_fill(file: &File, len: u64) -> io::Result<()> {
+    const CHUNK: usize = 1 << 20;
+    let zeros = vec![0u8; CHUNK];
+    let mut at = file.metadata()?.len().min(len);
+    while at < len {
+        let n = usize::try_from((len - at).min(CHUNK as u64)).unwrap_or(CHUNK);
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// The system page size (for rounding `msync` ranges).
+pub(crate) fn page_size() -> usize {
+    // SAFETY: `sysconf` reads a constant of the running system; no pointers involved.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
+}
+
+/// A whole file mapped shared, read-write.
+pub(crate) struct MappedFile {
+    map: MmapRaw,
+}
+
+impl MappedFile {
+    /// Map all of `file` (its current length).
+    pub(crate) fn map(file: &File) -> io::Result<Self> {
+        let map = MmapRaw::map_raw(file)?;
+        Ok(MappedFile { map })
+    }
+
+    /// Length of the mapping in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn check(&self, off: u64, len: usize) -> io::Result<usize> {
+        let off = usize::try_from(off).map_err(|_| out_of_range())?;
+        match off.checked_add(len) {
+            Some(end) if end <= self.map.len() => Ok(off),
+            _ => Err(out_of_range()),
+        }
+    }
+
+    /// Copy `buf.len()` bytes at `off` out of the mapping.
+    pub(crate) fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
+        let off = self.check(off, buf.len())?;
+        // SAFETY: `check` proved `off + buf.len() <= len`, so the source range lies inside the
+        // live mapping (kept alive by `self.map`). `buf` is a distinct Rust allocation, so the
+        // ranges do not overlap. The log's protocol (module docs) guarantees no thread writes
+        // these bytes concurrently.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.map.as_ptr().add(off), buf.as_mut_ptr(), buf.len());
+        }
+        Ok(())
+    }
+
+    /// Copy `data` into the mapping at `off`.
+    pub(crate) fn write_at(&self, off: u64, data: &[u8]) -> io::Result<()> {
+        let off = self.check(off, data.len())?;
+        // SAFETY: bounds proved by `check`; the mapping is shared and writable (`map_raw` maps
+        // read-write) and alive for the borrow of `self`. `data` cannot alias the mapping: it
+        // is a Rust slice and we never hand out references into the mapping. Concurrent
+        // accesses to the same bytes are excluded by the log's protocol (module docs).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                self.map.as_mut_ptr().add(off),
+                data.len(),
+            );
+        }
+        Ok(())
+    }
+
+    /// `msync(MS_SYNC)` of the pages covering `[off, off + len)`.
+    pub(crate) fn sync(&self, off: u64, len: usize) -> io::Result<()> {
+        let off = self.check(off, len)?;
+        let page = page_size();
+        let start = off - off % page;
+        let end = (off + len).min(self.map.len());
+        if end <= start {
+            return Ok(());
+        }
+        self.map.flush_range(start, end - start)
+    }
+}
+
+fn out_of_range() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "access outside the mapped segment",
+    )
+}

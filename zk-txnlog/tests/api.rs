@@ -1,0 +1,393 @@
+//! Behaviour of the public API: append / wait / callbacks, group commit under concurrency,
+//! reads, truncate, roll, purge, snapshots, the directory lock, fault injection and the latch.
+
+use std::sync::Arc;
+
+use zk_txnlog::{
+    Backend, Error, Log, MemDisk, Options, SnapshotStore, inspect_segment, read_segment,
+};
+
+fn small(disk: &MemDisk) -> Options {
+    Options::default()
+        .backend(Backend::Memory(disk.clone()))
+        .segment_bytes(4096)
+        .max_record_bytes(256)
+        .max_unsynced_bytes(1024)
+}
+
+fn payload(key: u64) -> Vec<u8> {
+    let n = (key % 97) as usize + 1;
+    (0..n).map(|i| (key as u8).wrapping_add(i as u8)).collect()
+}
+
+fn all(log: &Log) -> Vec<(u64, Vec<u8>)> {
+    log.iter_from(0)
+        .collect::<Result<_, _>>()
+        .expect("read log")
+}
+
+#[test]
+fn append_wait_read_back_and_reopen_all_backends() {
+    for backend in ["mmap", "pwrite", "memory"] {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = MemDisk::new();
+        let opts = match backend {
+            "mmap" => Options::default().backend(Backend::Mmap),
+            "pwrite" => Options::default().backend(Backend::Pwrite),
+            _ => Options::default().backend(Backend::Memory(disk.clone())),
+        }
+        .segment_bytes(8192)
+        .max_record_bytes(256)
+        .max_unsynced_bytes(2048);
+        let keys: Vec<u64> = (1..300).map(|i| i * 3).collect();
+        {
+            let log = Log::open(dir.path(), opts.clone()).unwrap();
+            let tickets: Vec<_> = keys
+                .iter()
+                .map(|&k| log.append(k, &payload(k)).unwrap())
+                .collect();
+            for t in tickets {
+                let k = t.key();
+                assert_eq!(t.wait().unwrap(), k);
+            }
+            assert_eq!(log.durable_key(), Some(897));
+            assert!(
+                log.segment_names().len() >= 3,
+                "{backend}: rolled {:?}",
+                log.segment_names()
+            );
+            let got = all(&log);
+            assert_eq!(got.len(), keys.len());
+            assert!(got.iter().all(|(k, v)| *v == payload(*k)));
+            // iter_from a key in the middle, and between keys.
+            let from: Vec<u64> = log.iter_from(451).map(|r| r.unwrap().0).collect();
+            assert_eq!(from[0], 453);
+            assert_eq!(from.len(), keys.iter().filter(|&&k| k >= 451).count());
+            log.close().unwrap();
+        }
+        let log = Log::open(dir.path(), opts).unwrap();
+        assert_eq!(
+            log.recovery_report().records,
+            keys.len() as u64,
+            "{backend}"
+        );
+        assert_eq!(log.recovery_report().torn_tail, None);
+        assert_eq!(all(&log).len(), keys.len());
+        log.append(1000, b"after reopen").unwrap().wait().unwrap();
+        assert!(matches!(log.append(999, b"x"), Err(Error::KeyOrder { .. })));
+    }
+}
+
+#[test]
+fn concurrent_appenders_group_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(
+        Log::open(
+            dir.path(),
+            Options::default()
+                .segment_bytes(1 << 20)
+                .max_record_bytes(1024)
+                .max_unsynced_bytes(64 << 10),
+        )
+        .unwrap(),
+    );
+    let next = Arc::new(std::sync::Mutex::new(0u64));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (log, next) = (log.clone(), next.clone());
+            std::thread::spawn(move || {
+                for _ in 0..200 {
+                    let t = {
+                        let mut n = next.lock().unwrap();
+                        *n += 1;
+                        log.append(*n, &payload(*n)).unwrap()
+                    };
+                    t.wait().unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let got = all(&log);
+    assert_eq!(got.len(), 1600);
+    assert!(got.windows(2).all(|w| w[0].0 < w[1].0));
+}
+
+#[test]
+fn callbacks_run_in_key_order_on_a_channel() {
+    let disk = MemDisk::new();
+    let log = Log::open("mem", small(&disk)).unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    for k in 1..=100u64 {
+        let tx = tx.clone();
+        log.append_with(k, &payload(k), move |r| {
+            tx.send(r.unwrap()).unwrap();
+        })
+        .unwrap();
+    }
+    let got: Vec<u64> = (0..100).map(|_| rx.recv().unwrap()).collect();
+    assert_eq!(got, (1..=100).collect::<Vec<_>>());
+}
+
+#[test]
+fn contiguous_mode_rejects_gaps_and_default_allows_them() {
+    let disk = MemDisk::new();
+    let log = Log::open("mem", small(&disk).contiguous_keys(true)).unwrap();
+    log.append(5, b"a").unwrap();
+    log.append(6, b"b").unwrap();
+    assert!(matches!(log.append(8, b"c"), Err(Error::KeyOrder { .. })));
+    let log2 = Log::open("mem", small(&MemDisk::new())).unwrap();
+    log2.append(1, b"a").unwrap();
+    log2.append(1 << 32, b"b").unwrap().wait().unwrap();
+}
+
+#[test]
+fn record_too_large_and_bad_options() {
+    let disk = MemDisk::new();
+    let log = Log::open("mem", small(&disk)).unwrap();
+    assert!(matches!(
+        log.append(1, &[0; 257]),
+        Err(Error::RecordTooLarge { .. })
+    ));
+    log.append(1, &[]).unwrap().wait().unwrap();
+    assert_eq!(all(&log), vec![(1, vec![])]);
+    let bad = small(&disk).max_unsynced_bytes(300);
+    assert!(matches!(
+        Log::open("mem", bad),
+        Err(Error::InvalidOptions(_))
+    ));
+}
+
+#[test]
+fn truncate_after_then_append_and_reopen() {
+    let disk = MemDisk::new();
+    {
+        let log = Log::open("mem", small(&disk)).unwrap();
+        for k in 1..=200u64 {
+            log.append(k * 2, &payload(k * 2)).unwrap();
+        }
+        log.flush().unwrap();
+        let segs = log.segment_names().len();
+        log.truncate_after(101).unwrap();
+        assert_eq!(log.last_key(), Some(100));
+        assert!(log.segment_names().len() < segs);
+        assert!(matches!(log.append(101, b"x"), Err(Error::KeyOrder { .. })));
+        log.append(103, b"new").unwrap().wait().unwrap();
+        let got = all(&log);
+        assert_eq!(got.len(), 51);
+        assert_eq!(got.last().unwrap(), &(103, b"new".to_vec()));
+        // Truncating above the end is a no-op; truncating everything empties the log.
+        log.truncate_after(1000).unwrap();
+        assert_eq!(all(&log).len(), 51);
+    }
+    let log = Log::open("mem", small(&disk)).unwrap();
+    assert_eq!(log.recovery_report().torn_tail, None);
+    assert_eq!(all(&log).len(), 51);
+    log.truncate_after(0).unwrap();
+    assert!(all(&log).is_empty());
+    assert_eq!(log.last_key(), None);
+    log.append(7, b"fresh").unwrap().wait().unwrap();
+    drop(log);
+    let log = Log::open("mem", small(&disk)).unwrap();
+    assert_eq!(all(&log), vec![(7, b"fresh".to_vec())]);
+}
+
+#[test]
+fn roll_starts_a_new_segment_and_iterator_follows_new_records() {
+    let disk = MemDisk::new();
+    let log = Log::open("mem", small(&disk)).unwrap();
+    log.append(1, b"a").unwrap().wait().unwrap();
+    log.roll().unwrap();
+    let mut it = log.iter_from(0);
+    assert_eq!(it.next().unwrap().unwrap().0, 1);
+    assert!(it.next().is_none());
+    log.append(2, b"b").unwrap().wait().unwrap();
+    assert_eq!(log.segment_names(), vec!["log.1", "log.2"]);
+    let mut it = log.iter_from(0);
+    assert_eq!(it.next().unwrap().unwrap().0, 1);
+    assert_eq!(it.next().unwrap().unwrap().0, 2);
+}
+
+#[test]
+fn purge_keeps_retained_snapshots_and_needed_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = MemDisk::new();
+    let log = Log::open("mem", small(&disk)).unwrap();
+    let snaps = SnapshotStore::open(dir.path()).unwrap();
+    for k in 1..=400u64 {
+        log.append(k, &payload(k)).unwrap();
+        if k % 50 == 0 {
+            log.flush().unwrap();
+            let mut w = snaps.create(k).unwrap();
+            std::io::Write::write_all(&mut w, format!("state {k}").as_bytes()).unwrap();
+            w.finish().unwrap();
+        }
+    }
+    log.flush().unwrap();
+    assert!(matches!(
+        zk_txnlog::purge(&log, &snaps, 2),
+        Err(Error::InvalidOptions(_))
+    ));
+    let r = zk_txnlog::purge(&log, &snaps, 3).unwrap();
+    assert_eq!(r.snapshots, vec![50, 100, 150, 200, 250]);
+    assert!(!r.segments.is_empty());
+    let keys: Vec<u64> = snaps.list().unwrap().iter().map(|s| s.key).collect();
+    assert_eq!(keys, vec![300, 350, 400]);
+    // Everything after the oldest kept snapshot is still readable.
+    let first = log.first_key().unwrap();
+    assert!(first <= 301, "first {first}");
+    let after: Vec<u64> = log.iter_from(301).map(|r| r.unwrap().0).collect();
+    assert_eq!(after, (301..=400).collect::<Vec<_>>());
+    // A restart resumes from the newest snapshot.
+    drop(log);
+    let log = Log::open("mem", small(&disk)).unwrap();
+    let rec = zk_txnlog::recover(&log, &snaps).unwrap();
+    assert_eq!(rec.replay_from, 401);
+    assert_eq!(rec.snapshot.unwrap().key(), 400);
+}
+
+#[test]
+fn snapshot_round_trip_and_drop_unfinished() {
+    let dir = tempfile::tempdir().unwrap();
+    let snaps = SnapshotStore::open(dir.path()).unwrap();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let mut w = snaps.create(0x1_0000_0002).unwrap();
+    std::io::Write::write_all(&mut w, &data).unwrap();
+    let info = w.finish().unwrap();
+    assert!(info.path.ends_with("snapshot.100000002"));
+    let w2 = snaps.create(0x1_0000_0009).unwrap();
+    drop(w2); // unfinished: leaves nothing
+    let list = snaps.list().unwrap();
+    assert_eq!(list.len(), 1);
+    let mut r = snaps.newest_valid().unwrap().unwrap();
+    assert_eq!(r.key(), 0x1_0000_0002);
+    let mut back = Vec::new();
+    std::io::Read::read_to_end(&mut r, &mut back).unwrap();
+    assert_eq!(back, data);
+}
+
+#[test]
+fn directory_lock_excludes_a_second_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), Options::default().segment_bytes(4 << 20)).unwrap();
+    assert!(matches!(
+        Log::open(dir.path(), Options::default().segment_bytes(4 << 20)),
+        Err(Error::Locked(_))
+    ));
+    log.append(1, b"x").unwrap().wait().unwrap();
+    // Read-only inspection works while the writer runs.
+    let seg = dir.path().join("log.1");
+    let s = inspect_segment(&seg).unwrap();
+    assert_eq!((s.records, s.last_key, s.clean), (1, Some(1), true));
+    let recs: Vec<_> = read_segment(&seg)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(recs, vec![(1, b"x".to_vec())]);
+    drop(log);
+    Log::open(dir.path(), Options::default().segment_bytes(4 << 20)).unwrap();
+}
+
+#[test]
+fn io_error_at_nth_write_latches_until_reopen() {
+    for n in 0..6 {
+        let disk = MemDisk::new();
+        let log = Log::open("mem", small(&disk)).unwrap();
+        for k in 1..=20u64 {
+            log.append(k, &payload(k)).unwrap().wait().unwrap();
+        }
+        disk.fail_write_after(n);
+        let mut failed = false;
+        let mut acked = 20;
+        for k in 21..=60u64 {
+            match log.append(k, &payload(k)).and_then(|t| t.wait()) {
+                Ok(_) => acked = k,
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        assert!(failed, "n={n}");
+        // Latched: everything fails now, even though the disk may work again.
+        assert!(matches!(log.append(1000, b"x"), Err(Error::Latched(_))));
+        assert!(matches!(log.flush(), Err(Error::Latched(_))));
+        assert!(matches!(log.truncate_after(1), Err(Error::Latched(_))));
+        drop(log);
+        let img = disk.crash(n);
+        let log = Log::open("mem", small(&img)).unwrap();
+        let got = all(&log);
+        assert!(got.len() as u64 >= acked, "acked {acked} got {}", got.len());
+        assert!(
+            got.iter()
+                .enumerate()
+                .all(|(i, (k, v))| *k == i as u64 + 1 && *v == payload(*k))
+        );
+    }
+}
+
+#[test]
+fn io_error_at_nth_sync_fails_waiters_and_never_reports_durable() {
+    for n in 0..6 {
+        let disk = MemDisk::new();
+        let log = Log::open("mem", small(&disk)).unwrap();
+        disk.fail_sync_after(n);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut tickets = Vec::new();
+        let mut refused = false;
+        for k in 1..=60u64 {
+            let tx = tx.clone();
+            match log.append_with(k, &payload(k), move |r| {
+                let _ = tx.send((k, r.is_ok()));
+            }) {
+                Ok(()) => tickets.push(k),
+                Err(e) => {
+                    assert!(matches!(e, Error::Latched(_) | Error::Io { .. }), "{e}");
+                    refused = true;
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let results: Vec<(u64, bool)> = rx.iter().collect();
+        assert_eq!(results.len(), tickets.len(), "every callback runs once");
+        let acked: Vec<u64> = results.iter().filter(|r| r.1).map(|r| r.0).collect();
+        assert!(
+            refused || results.iter().any(|r| !r.1),
+            "n={n}: a sync failed"
+        );
+        drop(log);
+        let img = disk.crash(n + 100);
+        let log = Log::open("mem", small(&img)).unwrap();
+        let got: Vec<u64> = all(&log).into_iter().map(|r| r.0).collect();
+        assert!(got.starts_with(&acked), "acked {acked:?} got {got:?}");
+    }
+}
+
+#[test]
+fn full_disk_is_an_error_not_a_crash() {
+    let disk = MemDisk::new();
+    disk.set_capacity(3 * 4096);
+    let log = Log::open("mem", small(&disk)).unwrap();
+    let mut last_ok = 0;
+    let mut err = None;
+    for k in 1..=1000u64 {
+        match log.append(k, &payload(k)).and_then(|t| t.wait()) {
+            Ok(_) => last_ok = k,
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    let err = err.expect("disk fills up");
+    assert!(
+        err.to_string().contains("No space") || err.to_string().contains("space"),
+        "{err}"
+    );
+    drop(log);
+    let log = Log::open("mem", small(&disk.snapshot())).unwrap();
+    assert_eq!(log.last_key(), Some(last_ok));
+}
