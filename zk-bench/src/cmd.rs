@@ -1,0 +1,311 @@
+//! The three commands: `run`, `load`, `wait`.
+
+use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use zk_jute::ErrorCode;
+
+use crate::args::{Common, Limit, LoadArgs, OpMix, RunArgs, WaitArgs};
+use crate::engine::{Outcome, Plan, drive};
+use crate::report::{Obj, Stats, table};
+use crate::wire::{self, Kind};
+use crate::workload::{Budget, CreateSource, Layout, MixSource, payload};
+
+/// A command's failure: the message for stderr.
+pub type CmdResult = Result<(), String>;
+
+fn resolve(server: &str) -> Result<SocketAddr, String> {
+    server
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {server:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{server:?} resolves to no address"))
+}
+
+fn seed() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id()) << 40
+}
+
+fn plan(c: &Common, addr: SocketAddr, label: &str) -> Plan {
+    Plan {
+        addr,
+        sessions: c.sessions,
+        in_flight: c.in_flight,
+        threads: c.threads,
+        session_timeout_ms: c.session_timeout_ms,
+        warmup: Duration::ZERO,
+        duration: None,
+        progress: (!c.quiet).then(|| label.to_owned()),
+        seed: seed(),
+    }
+}
+
+/// `/a/b` -> `["/a", "/a/b"]`.
+fn ancestors_and_self(path: &str) -> Vec<String> {
+    path.match_indices('/')
+        .skip(1)
+        .map(|(i, _)| path[..i].to_owned())
+        .chain(std::iter::once(path.to_owned()))
+        .collect()
+}
+
+/// Creates `paths` one at a time, in order (each may be the parent of the next).
+fn create_in_order(c: &Common, addr: SocketAddr, paths: Vec<String>) -> Result<Outcome, String> {
+    let n = paths.len() as u64;
+    let mut p = plan(c, addr, "setup");
+    (p.sessions, p.in_flight, p.threads, p.progress) = (1, 1, 1, None);
+    let out = drive(&p, &CreateSource::new(Layout::List(paths), n, Vec::new()));
+    check(&out, "setup")?;
+    Ok(out)
+}
+
+/// Fails on lost sessions or on any error reply (set-up and load must not have any).
+fn check(out: &Outcome, what: &str) -> CmdResult {
+    if !out.failures.is_empty() {
+        return Err(format!("{what} failed: {}", out.failures.join("; ")));
+    }
+    if out.error_count() > 0 {
+        return Err(format!("{what} got error replies: {}", out.error_summary()));
+    }
+    Ok(())
+}
+
+/// `zk-bench run`.
+pub fn run(a: &RunArgs) -> CmdResult {
+    let c = &a.common;
+    let addr = resolve(&c.server)?;
+    let data = payload(c.payload);
+
+    let setup_start = Instant::now();
+    let (mut setup_created, mut setup_existed) = (0u64, 0u64);
+    if a.setup {
+        let mut paths = ancestors_and_self(&c.prefix);
+        paths.push(format!("{}/k", c.prefix));
+        paths.push(format!("{}/c", c.prefix));
+        create_in_order(c, addr, paths)?;
+        if a.mix != OpMix::Create {
+            let src = CreateSource::new(Layout::Keys(c.prefix.clone()), a.keys, data.clone());
+            let out = drive(&plan(c, addr, "setup"), &src);
+            check(&out, "setup")?;
+            setup_existed = out.existed;
+            setup_created = out.writes.count() - out.existed;
+        }
+    }
+    let setup_secs = setup_start.elapsed().as_secs_f64();
+
+    let mut p = plan(c, addr, a.mix.name());
+    p.warmup = a.warmup;
+    let ops_limit = match a.limit {
+        Limit::Duration(d) => {
+            p.duration = Some(d);
+            None
+        }
+        Limit::Ops(n) => Some(n),
+    };
+    let src = MixSource {
+        mix: a.mix,
+        keys: a.keys,
+        prefix: c.prefix.clone(),
+        run_id: p.seed & 0xffff_ffff,
+        data,
+        budget: Budget::new(ops_limit),
+    };
+    let out = drive(&p, &src);
+
+    let secs = out.measured_secs;
+    let reads = Stats::of(&out.reads, secs);
+    let writes = Stats::of(&out.writes, secs);
+    let mut all_h = out.reads.clone();
+    all_h.merge(&out.writes);
+    let all = Stats::of(&all_h, secs);
+    let read_ratio = match a.mix {
+        OpMix::Mixed { read_ratio } => read_ratio,
+        OpMix::GetData => 1.0,
+        _ => 0.0,
+    };
+
+    if c.json {
+        let mut codes = Obj::default();
+        for (code, n) in &out.errors {
+            codes = codes.raw(&crate::engine::code_name(*code), n);
+        }
+        let j = Obj::default()
+            .str("command", "run")
+            .str("server", &c.server)
+            .str("op", a.mix.name())
+            .num("read_ratio", read_ratio, 3)
+            .raw("sessions", c.sessions)
+            .raw("in_flight", c.in_flight)
+            .raw("threads", c.threads)
+            .raw("payload", c.payload)
+            .raw("keys", a.keys)
+            .num("warmup_s", a.warmup.as_secs_f64(), 3)
+            .num("measured_s", secs, 3)
+            .raw("ops", all.ops)
+            .num("ops_per_s", all.ops_per_s, 1)
+            .raw("errors", out.error_count())
+            .raw("error_codes", codes.render())
+            .raw("existed", out.existed)
+            .raw("failures", out.failures.len())
+            .raw("setup_created", setup_created)
+            .raw("setup_existed", setup_existed)
+            .num("setup_s", setup_secs, 3)
+            .stats("read", &reads)
+            .stats("write", &writes)
+            .stats("all", &all);
+        println!("{}", j.render());
+    } else {
+        let mix = match a.mix {
+            OpMix::Mixed { read_ratio } => format!("mixed ({:.0}% getData)", read_ratio * 100.0),
+            m => m.name().to_owned(),
+        };
+        println!(
+            "zk-bench run: {}  op {mix}  {} sessions x {} in flight  payload {} B  keys {}",
+            c.server, c.sessions, c.in_flight, c.payload, a.keys
+        );
+        println!(
+            "measured {secs:.1} s after a {:.1} s warm-up; setup {setup_secs:.1} s ({setup_created} keys created, {setup_existed} existed)",
+            a.warmup.as_secs_f64()
+        );
+        let mut rows = Vec::new();
+        if reads.ops > 0 {
+            rows.push(("read", reads));
+        }
+        if writes.ops > 0 {
+            rows.push(("write", writes));
+        }
+        rows.push(("all", all));
+        print!("{}", table(&rows));
+        println!(
+            "errors: {}",
+            if out.error_count() == 0 {
+                "none".to_owned()
+            } else {
+                out.error_summary()
+            }
+        );
+    }
+    if !out.failures.is_empty() {
+        return Err(format!(
+            "{} session(s) failed: {}",
+            out.failures.len(),
+            out.failures.join("; ")
+        ));
+    }
+    Ok(())
+}
+
+/// `zk-bench load`.
+pub fn load(a: &LoadArgs) -> CmdResult {
+    let c = &a.common;
+    let addr = resolve(&c.server)?;
+    let data = payload(c.payload);
+    create_in_order(c, addr, ancestors_and_self(&c.prefix))?;
+    let start = Instant::now();
+    let parents = a.znodes.div_ceil(a.fanout);
+    let src = CreateSource::new(Layout::Parents(c.prefix.clone()), parents, Vec::new());
+    let pout = drive(&plan(c, addr, "load parents"), &src);
+    check(&pout, "load (parents)")?;
+    let leaves = Layout::Leaves(c.prefix.clone(), a.fanout);
+    let last_path = leaves.path(a.znodes - 1);
+    let src = CreateSource::new(leaves, a.znodes, data);
+    let out = drive(&plan(c, addr, "load"), &src);
+    let secs = start.elapsed().as_secs_f64();
+    let w = Stats::of(&out.writes, out.measured_secs);
+    let created = out.writes.count() - out.existed;
+    let rate = out.writes.count() as f64 / secs;
+    if c.json {
+        let j = Obj::default()
+            .str("command", "load")
+            .str("server", &c.server)
+            .raw("znodes", a.znodes)
+            .raw("payload", c.payload)
+            .raw("fanout", a.fanout)
+            .raw("parents", parents)
+            .raw("sessions", c.sessions)
+            .raw("in_flight", c.in_flight)
+            .raw("created", created)
+            .raw("existed", out.existed)
+            .raw("errors", out.error_count())
+            .num("secs", secs, 3)
+            .num("znodes_per_s", rate, 1)
+            .str("last_path", &last_path)
+            .stats("write", &w);
+        println!("{}", j.render());
+    } else {
+        println!(
+            "zk-bench load: {}  {} znodes x {} B under {} ({} parents)  {} sessions x {} in flight",
+            c.server, a.znodes, c.payload, c.prefix, parents, c.sessions, c.in_flight
+        );
+        println!(
+            "{created} created, {} existed, {} errors in {secs:.1} s: {rate:.0} znodes/s; last {last_path}",
+            out.existed,
+            out.error_count()
+        );
+        print!("{}", table(&[("create", w)]));
+    }
+    check(&out, "load")
+}
+
+/// One attempt: open a session and getData `path`.
+fn probe(addr: SocketAddr, path: &str) -> Result<(), String> {
+    let (mut s, _) = wire::open_session(addr, 10_000, Duration::from_secs(2))
+        .map_err(|e| format!("connect: {e}"))?;
+    let mut out = BytesMut::new();
+    wire::encode_op(&mut out, 1, Kind::GetData, path, &[], &[]);
+    s.write_all(&out).map_err(|e| format!("write: {e}"))?;
+    let frame = wire::read_frame(&mut s).map_err(|e| format!("read: {e}"))?;
+    let h = wire::reply_header(&frame).ok_or("short reply")?;
+    let mut close = BytesMut::new();
+    wire::encode_bare(&mut close, 2, zk_jute::OpCode::CloseSession);
+    let _ = s.write_all(&close);
+    match h.err {
+        0 => Ok(()),
+        e => Err(format!(
+            "getData {path}: {}",
+            ErrorCode::try_from(e).map_or_else(|_| e.to_string(), |c| c.name().to_owned())
+        )),
+    }
+}
+
+/// `zk-bench wait`: polls until getData(path) succeeds.
+pub fn wait(a: &WaitArgs) -> CmdResult {
+    let addr = resolve(&a.server)?;
+    let start = Instant::now();
+    loop {
+        let Err(last) = probe(addr, &a.path) else {
+            println!(
+                "{} serves {} after {:.3} s",
+                a.server,
+                a.path,
+                start.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        };
+        if start.elapsed() >= a.timeout {
+            return Err(format!(
+                "{} did not serve getData {} within {:.1} s (last: {last})",
+                a.server,
+                a.path,
+                a.timeout.as_secs_f64()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ancestors() {
+        assert_eq!(ancestors_and_self("/a"), vec!["/a"]);
+        assert_eq!(ancestors_and_self("/a/b/c"), vec!["/a", "/a/b", "/a/b/c"]);
+    }
+}

@@ -1,0 +1,226 @@
+//! Runs the `zk-bench` binary against a real Apache ZooKeeper 3.8 started by
+//! the test (Debian's `zookeeper` package, `apt-get install -y zookeeper
+//! zookeeper-bin`; `scripts/test` installs it). Not skipped when it is missing:
+//! it fails and says what to install.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+const ZK_JAR: &str = "/usr/share/java/zookeeper.jar";
+const SLF4J: &str = "/usr/share/java/slf4j-simple.jar";
+const BIN: &str = env!("CARGO_BIN_EXE_zk-bench");
+
+/// Apache ZooKeeper in a temp dir, killed on drop.
+struct Zk {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Zk {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_zookeeper() -> Zk {
+    assert!(
+        Path::new(ZK_JAR).exists() && Command::new("java").arg("-version").output().is_ok(),
+        "Apache ZooKeeper is needed as the load target: `apt-get install -y zookeeper zookeeper-bin` \
+         (and a JDK: java on PATH); expected {ZK_JAR}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+             admin.enableServer=false\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.path().join("zk.log")).unwrap();
+    let child = Command::new("java")
+        .args(["-Xmx512m", "-cp", &format!("{ZK_JAR}:{SLF4J}")])
+        .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
+        .arg(&cfg)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start java");
+    Zk {
+        child,
+        port,
+        _dir: dir,
+    }
+}
+
+fn bench(args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "zk-bench {args:?} failed:\n{stdout}");
+    stdout
+}
+
+/// The number after `"key":` inside the object that follows `"section":`
+/// (or at top level when `section` is empty).
+fn num(json: &str, section: &str, key: &str) -> f64 {
+    let body = if section.is_empty() {
+        json
+    } else {
+        let at = json
+            .find(&format!("\"{section}\":{{"))
+            .unwrap_or_else(|| panic!("no {section} in {json}"));
+        let rest = &json[at..];
+        &rest[..rest.find('}').unwrap()]
+    };
+    let at = body
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("no {key} in {body}"));
+    let v = &body[at + key.len() + 3..];
+    let end = v.find([',', '}']).unwrap_or(v.len());
+    v[..end].parse().unwrap()
+}
+
+fn assert_sane(json: &str, section: &str) {
+    let (ops, rate) = (num(json, section, "ops"), num(json, section, "ops_per_s"));
+    let p50 = num(json, section, "p50_us");
+    let p99 = num(json, section, "p99_us");
+    let p999 = num(json, section, "p999_us");
+    let max = num(json, section, "max_us");
+    let min = num(json, section, "min_us");
+    assert!(ops > 0.0 && rate > 0.0, "{section}: no ops in {json}");
+    assert!(
+        0.0 < min && min <= p50 && p50 <= p99 && p99 <= p999 && p999 <= max,
+        "{section}: percentiles out of order in {json}"
+    );
+    assert!(max < 30e6, "{section}: a 30 s latency is not sane: {json}");
+}
+
+#[test]
+fn load_against_apache_zookeeper() {
+    let zk = start_zookeeper();
+    let server = format!("127.0.0.1:{}", zk.port);
+    let t = Instant::now();
+    let wait = bench(&["wait", "--server", &server, "--timeout", "60s"]);
+    assert!(wait.contains("serves / after"), "{wait}");
+    eprintln!("ZooKeeper serving after {:?}", t.elapsed());
+
+    let common = [
+        "--server",
+        &server,
+        "--sessions",
+        "4",
+        "--in-flight",
+        "8",
+        "--keys",
+        "500",
+        "--json",
+        "--warmup",
+        "200ms",
+    ];
+    let mixed = bench(
+        &[
+            &[
+                "run",
+                "--op",
+                "mixed",
+                "--read-ratio",
+                "0.8",
+                "--duration",
+                "1.5s",
+            ],
+            &common[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(num(&mixed, "", "errors"), 0.0, "{mixed}");
+    assert_eq!(num(&mixed, "", "setup_created"), 500.0, "{mixed}");
+    assert_eq!(num(&mixed, "", "measured_s"), 1.5);
+    assert_sane(&mixed, "read");
+    assert_sane(&mixed, "write");
+    assert_sane(&mixed, "all");
+    let (r, w) = (num(&mixed, "read", "ops"), num(&mixed, "write", "ops"));
+    assert!(r > w, "80% reads expected: {mixed}");
+    assert_eq!(num(&mixed, "all", "ops"), r + w);
+
+    // Second run on the same keys: set-up finds them all; an op count instead of a duration.
+    let create = bench(&[&["run", "--op", "create", "--ops", "3000"], &common[..]].concat());
+    assert_sane(&create, "write");
+    assert_eq!(num(&create, "read", "ops"), 0.0);
+    assert!(num(&create, "write", "ops") <= 3000.0);
+
+    let load = bench(&[
+        "load",
+        "--server",
+        &server,
+        "--znodes",
+        "2000",
+        "--fanout",
+        "300",
+        "--payload",
+        "64",
+        "--json",
+        "--quiet",
+    ]);
+    assert_eq!(num(&load, "", "created"), 2000.0, "{load}");
+    assert_eq!(num(&load, "", "parents"), 7.0);
+    assert_sane(&load, "write");
+    assert!(
+        load.contains("\"last_path\":\"/zk-bench-load/p6/n1999\""),
+        "{load}"
+    );
+    // The last znode is there and readable.
+    bench(&[
+        "wait",
+        "--server",
+        &server,
+        "--path",
+        "/zk-bench-load/p6/n1999",
+        "--timeout",
+        "5s",
+    ]);
+    // Loading again finds everything.
+    let again = bench(&[
+        "load", "--server", &server, "--znodes", "2000", "--fanout", "300", "--json", "--quiet",
+    ]);
+    assert_eq!(num(&again, "", "existed"), 2000.0, "{again}");
+
+    // Table output and a failing wait.
+    let table = bench(&[
+        "run", "--server", &server, "--op", "get", "--ops", "500", "--keys", "500", "--warmup",
+        "0", "--quiet",
+    ]);
+    assert!(
+        table.contains("p99.9 ms") && table.contains("\nread "),
+        "{table}"
+    );
+    let st = Command::new(BIN)
+        .args([
+            "wait",
+            "--server",
+            &server,
+            "--path",
+            "/nope",
+            "--timeout",
+            "300ms",
+        ])
+        .output()
+        .unwrap();
+    assert!(!st.status.success());
+    assert!(String::from_utf8_lossy(&st.stderr).contains("NONODE"));
+    drop(zk);
+}
