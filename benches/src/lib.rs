@@ -1,0 +1,46 @@
+//! Shared helpers for the workspace's Criterion benchmarks (`benches/*.rs`).
+//!
+//! The benches themselves live in `benches/`; run them with
+//! `cargo bench -p zk-benches`, or `cargo bench -p zk-benches -- --test` to only
+//! check that each runs once (as the test entry point does).
+
+#![forbid(unsafe_code)]
+
+use bytes::Bytes;
+use zk_jute::{Acl, Id, Stat, perms};
+
+/// The ACL most clients send: all permissions to `world:anyone`.
+pub fn world_anyone() -> Vec<Acl> {
+    vec![Acl {
+        perms: perms::ALL,
+        id: Id {
+            scheme: "world".into(),
+            id: "anyone".into(),
+        },
+    }]
+}
+
+/// `len` bytes of data with a repeating, non-zero pattern.
+pub fn data(len: usize) -> Bytes {
+    (0..len)
+        .map(|i| b'a' + u8::try_from(i % 26).unwrap_or(0))
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// A plausible stat of a znode holding `data_len` bytes.
+pub fn stat(data_len: i32) -> Stat {
+    Stat {
+        czxid: 0x1_0000_0002,
+        mzxid: 0x1_0000_0042,
+        ctime: 1_700_000_000_000,
+        mtime: 1_700_000_100_000,
+        version: 7,
+        cversion: 0,
+        aversion: 0,
+        ephemeral_owner: 0,
+        data_length: data_len,
+        num_children: 0,
+        pzxid: 0x1_0000_0002,
+    }
+}
