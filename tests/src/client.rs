@@ -1,0 +1,536 @@
+//! A small synchronous ZooKeeper client speaking the wire protocol through
+//! [`zk_jute`] over a blocking [`TcpStream`].
+//!
+//! It is deliberately raw: every request is a [`Request`] value, every reply
+//! a [`Reply`] carrying the header's xid, zxid and error code next to the
+//! decoded body, so tests can exercise every opcode (including ones kazoo
+//! and the Java client never send) and compare results byte for byte.
+//!
+//! * [`Client::send`] writes a request and returns its xid without waiting,
+//!   so many requests can be in flight (pipelining); [`Client::wait`] reads
+//!   frames until the reply with that xid arrives, parking other replies and
+//!   queueing watch notifications in arrival order.
+//! * [`Client::call`] is `send` + `wait`.
+//! * Notifications (xid -1) are kept in order in [`Client::events`].
+//! * Nothing runs in the background: no pings are sent unless a test calls
+//!   [`Client::ping`], which is what the session-expiry tests rely on.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use zk_jute::{
+    Acl, AuthPacket, ConnectRequest, ConnectResponse, CreateRequest, DeleteRequest, ErrorCode,
+    ExistsRequest, FrameDecoder, GetChildren2Request, GetDataRequest, Id, Jute, OpCode, Reader,
+    ReplyHeader, Request, Response, SetDataRequest, Stat, WatcherEvent, encode_frame, perms, xid,
+};
+
+/// How long a blocking read may wait before a call fails (a hung server must
+/// fail the test, not hang it).
+pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Why a client call failed (ZooKeeper error codes are not failures of the
+/// client: they are in [`Reply::err`]).
+#[derive(Debug)]
+pub enum ClientError {
+    /// The socket failed or timed out.
+    Io(io::Error),
+    /// The server sent bytes that do not decode.
+    Decode(zk_jute::DecodeError),
+    /// The server closed the connection.
+    Closed,
+    /// The server refused the session (expired or unknown): `timeOut == 0`.
+    SessionExpired,
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Io(e) => write!(f, "i/o error: {e}"),
+            ClientError::Decode(e) => write!(f, "undecodable reply: {e}"),
+            ClientError::Closed => f.write_str("connection closed by the server"),
+            ClientError::SessionExpired => {
+                f.write_str("session expired (timeOut 0 in ConnectResponse)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<io::Error> for ClientError {
+    fn from(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            ClientError::Closed
+        } else {
+            ClientError::Io(e)
+        }
+    }
+}
+
+impl From<zk_jute::DecodeError> for ClientError {
+    fn from(e: zk_jute::DecodeError) -> Self {
+        ClientError::Decode(e)
+    }
+}
+
+/// Result of a client call.
+pub type ClientResult<T> = Result<T, ClientError>;
+
+/// One reply: the header fields and the decoded body ([`Response::Empty`] for
+/// errors and body-less replies).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The request's xid.
+    pub xid: i32,
+    /// The zxid in the reply header.
+    pub zxid: i64,
+    /// The error code in the reply header (0 = OK).
+    pub err: i32,
+    /// The decoded body.
+    pub body: Response,
+}
+
+impl Reply {
+    /// The error code as an [`ErrorCode`] (unknown codes map to `SystemError`).
+    pub fn code(&self) -> ErrorCode {
+        ErrorCode::try_from(self.err).unwrap_or(ErrorCode::SystemError)
+    }
+
+    /// Panics with `what` unless the reply is OK.
+    pub fn expect_ok(self, what: &str) -> Reply {
+        assert_eq!(self.err, 0, "{what}: expected OK, got {}", self.code());
+        self
+    }
+}
+
+/// How to open a session.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Requested session timeout in ms.
+    pub timeout_ms: i32,
+    /// `Some((id, password))` to resume a session, `None` for a new one.
+    pub session: Option<(i64, Bytes)>,
+    /// The last zxid this client saw (resuming clients send it).
+    pub last_zxid_seen: i64,
+    /// Socket read timeout for every call.
+    pub io_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 30_000,
+            session: None,
+            last_zxid_seen: 0,
+            io_timeout: DEFAULT_IO_TIMEOUT,
+        }
+    }
+}
+
+/// The world-readable, world-writable ACL (`world:anyone`, all permissions).
+pub fn open_acl() -> Vec<Acl> {
+    vec![Acl {
+        perms: perms::ALL,
+        id: Id {
+            scheme: "world".into(),
+            id: "anyone".into(),
+        },
+    }]
+}
+
+/// A connected session.
+pub struct Client {
+    stream: TcpStream,
+    decoder: FrameDecoder,
+    buf: BytesMut,
+    next_xid: i32,
+    /// opcode of every request sent and not yet answered, by xid
+    pending: HashMap<i32, OpCode>,
+    /// replies read while waiting for another xid
+    parked: HashMap<i32, Reply>,
+    events: VecDeque<WatcherEvent>,
+    session_id: i64,
+    passwd: Bytes,
+    negotiated_timeout: i32,
+    last_zxid: i64,
+    addr: SocketAddr,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("addr", &self.addr)
+            .field("session_id", &format_args!("{:#x}", self.session_id))
+            .field("in_flight", &self.pending.len())
+            .finish()
+    }
+}
+
+impl Client {
+    /// Opens a new session with a 30 s timeout.
+    pub fn connect(addr: SocketAddr) -> ClientResult<Client> {
+        Self::connect_with(addr, &ConnectOptions::default())
+    }
+
+    /// Opens or resumes a session. Fails with [`ClientError::SessionExpired`]
+    /// when the server answers with `timeOut == 0`.
+    pub fn connect_with(addr: SocketAddr, opts: &ConnectOptions) -> ClientResult<Client> {
+        let stream = TcpStream::connect_timeout(&addr, opts.io_timeout)?;
+        stream.set_read_timeout(Some(opts.io_timeout))?;
+        stream.set_write_timeout(Some(opts.io_timeout))?;
+        stream.set_nodelay(true)?;
+        let (session_id, passwd) = opts
+            .session
+            .clone()
+            .unwrap_or((0, Bytes::from_static(&[0; 16])));
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: opts.last_zxid_seen,
+            time_out: opts.timeout_ms,
+            session_id,
+            passwd,
+            read_only: Some(false),
+        };
+        let mut client = Client {
+            stream,
+            decoder: FrameDecoder::default(),
+            buf: BytesMut::with_capacity(64 * 1024),
+            next_xid: 1,
+            pending: HashMap::new(),
+            parked: HashMap::new(),
+            events: VecDeque::new(),
+            session_id: 0,
+            passwd: Bytes::new(),
+            negotiated_timeout: 0,
+            last_zxid: opts.last_zxid_seen,
+            addr,
+        };
+        let mut out = BytesMut::new();
+        encode_frame(&mut out, |o| req.write(o));
+        client.stream.write_all(&out)?;
+        let frame = client.read_frame()?;
+        let resp = ConnectResponse::from_bytes(frame)?;
+        if resp.time_out <= 0 {
+            return Err(ClientError::SessionExpired);
+        }
+        client.session_id = resp.session_id;
+        client.passwd = resp.passwd;
+        client.negotiated_timeout = resp.time_out;
+        Ok(client)
+    }
+
+    /// The session id the server assigned.
+    pub fn session_id(&self) -> i64 {
+        self.session_id
+    }
+
+    /// The session password (to resume the session on another connection).
+    pub fn passwd(&self) -> Bytes {
+        self.passwd.clone()
+    }
+
+    /// The negotiated session timeout in ms.
+    pub fn negotiated_timeout(&self) -> i32 {
+        self.negotiated_timeout
+    }
+
+    /// The highest zxid seen in a reply header (what a resuming client sends
+    /// as `lastZxidSeen`).
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    /// The server address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Options that resume this session on a new connection.
+    pub fn resume_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            timeout_ms: self.negotiated_timeout,
+            session: Some((self.session_id, self.passwd.clone())),
+            last_zxid_seen: self.last_zxid,
+            io_timeout: DEFAULT_IO_TIMEOUT,
+        }
+    }
+
+    /// The raw socket (for tests that write garbage after a handshake).
+    pub fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// Sends `req` with the next xid (or the reserved xid its opcode uses:
+    /// -2 for ping, -4 for auth) and returns that xid without waiting.
+    pub fn send(&mut self, req: &Request) -> ClientResult<i32> {
+        let xid = match req {
+            Request::Ping => xid::PING,
+            Request::Auth(_) => xid::AUTH,
+            _ => {
+                let x = self.next_xid;
+                self.next_xid += 1;
+                x
+            }
+        };
+        self.send_with_xid(xid, req)?;
+        Ok(xid)
+    }
+
+    /// Sends `req` with an explicit xid.
+    pub fn send_with_xid(&mut self, xid: i32, req: &Request) -> ClientResult<()> {
+        let mut out = BytesMut::new();
+        encode_frame(&mut out, |o| req.encode_frame(xid, o));
+        self.stream.write_all(&out)?;
+        self.pending.insert(xid, req.op_code());
+        Ok(())
+    }
+
+    /// Sends a raw frame body (header + body, without the length prefix) and
+    /// records that a reply to `xid` decodes as opcode `op`.
+    pub fn send_raw(&mut self, xid: i32, op: OpCode, body: &[u8]) -> ClientResult<()> {
+        let mut out = BytesMut::new();
+        encode_frame(&mut out, |o| o.extend_from_slice(body));
+        self.stream.write_all(&out)?;
+        self.pending.insert(xid, op);
+        Ok(())
+    }
+
+    /// Waits for the reply to `xid`, queueing notifications and parking other
+    /// replies met on the way.
+    pub fn wait(&mut self, xid: i32) -> ClientResult<Reply> {
+        loop {
+            if let Some(r) = self.parked.remove(&xid) {
+                return Ok(r);
+            }
+            self.read_one()?;
+        }
+    }
+
+    /// Sends `req` and waits for its reply.
+    pub fn call(&mut self, req: &Request) -> ClientResult<Reply> {
+        let xid = self.send(req)?;
+        self.wait(xid)
+    }
+
+    /// Reads one frame and files it (reply or notification).
+    fn read_one(&mut self) -> ClientResult<()> {
+        let frame = self.read_frame()?;
+        let mut r = Reader::new(frame);
+        let h = ReplyHeader::read(&mut r)?;
+        if h.xid == xid::NOTIFICATION {
+            let ev = WatcherEvent::read(&mut r)?;
+            self.events.push_back(ev);
+            return Ok(());
+        }
+        let op = self.pending.remove(&h.xid).unwrap_or(OpCode::Ping);
+        let body = if h.err != 0 && op != OpCode::Multi {
+            Response::Empty
+        } else {
+            Response::read_body(op, &mut r)?
+        };
+        if h.zxid > self.last_zxid {
+            self.last_zxid = h.zxid;
+        }
+        self.parked.insert(
+            h.xid,
+            Reply {
+                xid: h.xid,
+                zxid: h.zxid,
+                err: h.err,
+                body,
+            },
+        );
+        Ok(())
+    }
+
+    fn read_frame(&mut self) -> ClientResult<Bytes> {
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            if let Some(f) = self.decoder.decode(&mut self.buf)? {
+                return Ok(f);
+            }
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(ClientError::Closed);
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Notifications received so far, oldest first (drains the queue).
+    pub fn take_events(&mut self) -> Vec<WatcherEvent> {
+        self.events.drain(..).collect()
+    }
+
+    /// Waits until a notification arrives (or `timeout` passes).
+    pub fn next_event(&mut self, timeout: Duration) -> ClientResult<Option<WatcherEvent>> {
+        if let Some(e) = self.events.pop_front() {
+            return Ok(Some(e));
+        }
+        let deadline = Instant::now() + timeout;
+        let saved = self.stream.read_timeout()?;
+        let result = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break Ok(None);
+            }
+            self.stream.set_read_timeout(Some(left))?;
+            match self.read_one() {
+                Ok(()) => {
+                    if let Some(e) = self.events.pop_front() {
+                        break Ok(Some(e));
+                    }
+                }
+                Err(ClientError::Io(e))
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break Ok(None);
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        self.stream.set_read_timeout(saved)?;
+        result
+    }
+
+    /// Sends a ping and waits for its reply.
+    pub fn ping(&mut self) -> ClientResult<Reply> {
+        self.call(&Request::Ping)
+    }
+
+    /// A round trip that guarantees every notification the server queued for
+    /// this session before now has been received (replies and notifications
+    /// are ordered on a connection).
+    pub fn flush(&mut self) -> ClientResult<()> {
+        self.call(&Request::Exists(ExistsRequest {
+            path: "/".into(),
+            watch: false,
+        }))?;
+        Ok(())
+    }
+
+    /// Adds credentials (`addauth scheme auth`); returns the reply error code.
+    pub fn add_auth(&mut self, scheme: &str, auth: &str) -> ClientResult<i32> {
+        let r = self.call(&Request::Auth(AuthPacket {
+            auth_type: 0,
+            scheme: scheme.into(),
+            auth: Bytes::copy_from_slice(auth.as_bytes()),
+        }))?;
+        Ok(r.err)
+    }
+
+    /// Sends closeSession and waits for its reply (the server then closes the
+    /// socket).
+    pub fn close(mut self) -> ClientResult<Reply> {
+        let r = self.call(&Request::CloseSession);
+        let _ = self.stream.shutdown(Shutdown::Both);
+        r
+    }
+
+    /// Drops the TCP connection without closing the session.
+    pub fn disconnect(self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    // ---- conveniences: return Ok(value) or Err(error code) ----
+
+    /// create with open ACL; returns the created path.
+    pub fn create(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        flags: i32,
+    ) -> ClientResult<Result<String, ErrorCode>> {
+        let r = self.call(&Request::Create(CreateRequest {
+            path: path.into(),
+            data: Some(Bytes::copy_from_slice(data)),
+            acl: open_acl(),
+            flags,
+        }))?;
+        Ok(match r.body {
+            Response::Create(c) if r.err == 0 => Ok(c.path),
+            _ => Err(r.code()),
+        })
+    }
+
+    /// getData; returns data (null as empty) and stat.
+    pub fn get_data(
+        &mut self,
+        path: &str,
+        watch: bool,
+    ) -> ClientResult<Result<(Bytes, Stat), ErrorCode>> {
+        let r = self.call(&Request::GetData(GetDataRequest {
+            path: path.into(),
+            watch,
+        }))?;
+        Ok(match r.body {
+            Response::GetData(g) if r.err == 0 => Ok((g.data.unwrap_or_default(), g.stat)),
+            _ => Err(r.code()),
+        })
+    }
+
+    /// setData; returns the new stat.
+    pub fn set_data(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        version: i32,
+    ) -> ClientResult<Result<Stat, ErrorCode>> {
+        let r = self.call(&Request::SetData(SetDataRequest {
+            path: path.into(),
+            data: Some(Bytes::copy_from_slice(data)),
+            version,
+        }))?;
+        Ok(match r.body {
+            Response::Stat(s) if r.err == 0 => Ok(s),
+            _ => Err(r.code()),
+        })
+    }
+
+    /// delete.
+    pub fn delete(&mut self, path: &str, version: i32) -> ClientResult<Result<(), ErrorCode>> {
+        let r = self.call(&Request::Delete(DeleteRequest {
+            path: path.into(),
+            version,
+        }))?;
+        Ok(if r.err == 0 { Ok(()) } else { Err(r.code()) })
+    }
+
+    /// exists; `Ok(None)` when the node does not exist.
+    pub fn exists(&mut self, path: &str, watch: bool) -> ClientResult<Option<Stat>> {
+        let r = self.call(&Request::Exists(ExistsRequest {
+            path: path.into(),
+            watch,
+        }))?;
+        Ok(match r.body {
+            Response::Stat(s) if r.err == 0 => Some(s),
+            _ => None,
+        })
+    }
+
+    /// getChildren2; returns the children (sorted) and the stat.
+    pub fn children(
+        &mut self,
+        path: &str,
+        watch: bool,
+    ) -> ClientResult<Result<(Vec<String>, Stat), ErrorCode>> {
+        let r = self.call(&Request::GetChildren2(GetChildren2Request {
+            path: path.into(),
+            watch,
+        }))?;
+        Ok(match r.body {
+            Response::GetChildren2(mut c) if r.err == 0 => {
+                c.children.sort();
+                Ok((c.children, c.stat))
+            }
+            _ => Err(r.code()),
+        })
+    }
+}

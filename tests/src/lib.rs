@@ -1,0 +1,59 @@
+//! Integration-test harness for the ZooKeeper-compatible server.
+//!
+//! Every test in `tests/tests/` is written once as a function of a server
+//! and runs against two servers:
+//!
+//! * [`ApacheZk`]: Apache ZooKeeper 3.8 from the Debian package (`apt-get
+//!   install zookeeper zookeeper-bin`), started as
+//!   `java -cp /usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar
+//!   org.apache.zookeeper.server.ZooKeeperServerMain zoo.cfg` in a temp dir
+//!   on a free loopback port. It is the oracle: a test that fails against it
+//!   is a wrong test.
+//! * [`OurZk`]: our `zk-server` binary (built once per test process with
+//!   `cargo build -p zk-server`, or taken from `$ZK_SERVER_BIN`), started
+//!   as `zk-server zoo.cfg` with `clientPort=0`; the bound port is read from
+//!   its output.
+//!
+//! Both are [`ZkServer`]s: killed on drop, `kill9()` and `restart()` on the
+//! same dirs and port, output captured to files and printed when a test
+//! panics. Start-up waits for `ruok` → `imok` with a deadline (no fixed
+//! sleeps).
+//!
+//! [`Client`] is a raw synchronous client on [`zk_jute`]: any opcode,
+//! pipelined xids, replies matched by xid, notifications kept in order.
+//!
+//! Missing java or Debian packages make tests fail with an install hint
+//! ([`server::INSTALL_HINT`]); they are never skipped silently.
+
+pub mod client;
+pub mod rng;
+pub mod server;
+
+pub use client::{Client, ClientError, ClientResult, ConnectOptions, Reply, open_acl};
+pub use rng::{Rng, seeds};
+pub use server::{ApacheZk, Flavor, OurZk, ServerOptions, ZkServer, four_letter, start_server};
+
+use std::time::{Duration, Instant};
+
+/// Polls `cond` every 20 ms until it returns `Some`, or panics with `what`
+/// after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether our server should be tested: `zk-server` exists in the workspace.
+pub fn ours_exists() -> bool {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../zk-server/Cargo.toml")
+        .exists()
+}
