@@ -275,6 +275,12 @@ fn check_file(path: &Path) -> Vec<Checked> {
                     .or_default()
                     .push_back(req.op_code());
             }
+            Decoded::Reply(h, resp)
+                if matches!(h.xid, xid::PING | xid::AUTH | xid::SET_WATCHES) =>
+            {
+                // Replies to the reserved xids are a bare header.
+                assert_eq!(*resp, Response::Empty, "{loc}: reply to xid {}", h.xid);
+            }
             Decoded::Reply(h, resp) if h.err != 0 => {
                 // An error reply has no body (multi reports errors per op with err 0).
                 let multi = matches!(kind, Kind::Reply(Some(OpCode::Multi | OpCode::MultiRead)));
