@@ -1,0 +1,118 @@
+//! Path syntax, as ZooKeeper's `PathUtils.validatePath`.
+
+use zk_jute::ErrorCode;
+
+/// Checks `path` against ZooKeeper's path rules: absolute, no trailing `/`
+/// (except the root), no empty, `.` or `..` components, and none of the
+/// characters ZooKeeper refuses (NUL, C0/C1 controls, U+D800..U+F8FF,
+/// U+FFF0..U+FFFF and, as Java sees them as surrogates, everything above
+/// U+FFFF). Fails with [`ErrorCode::BadArguments`], as the server does.
+pub fn validate_path(path: &str) -> Result<(), ErrorCode> {
+    if check(path) {
+        Ok(())
+    } else {
+        Err(ErrorCode::BadArguments)
+    }
+}
+
+fn check(path: &str) -> bool {
+    let chars: Vec<char> = path.chars().collect();
+    if chars.is_empty() || chars[0] != '/' {
+        return false;
+    }
+    if chars.len() == 1 {
+        return true;
+    }
+    if chars[chars.len() - 1] == '/' {
+        return false;
+    }
+    let mut last = '/';
+    for i in 1..chars.len() {
+        let c = chars[i];
+        let next_ends = i + 1 == chars.len() || chars[i + 1] == '/';
+        if c == '\0' || (c == '/' && last == '/') {
+            return false;
+        } else if c == '.' && last == '.' {
+            if chars[i - 2] == '/' && next_ends {
+                return false;
+            }
+        } else if c == '.' {
+            if chars[i - 1] == '/' && next_ends {
+                return false;
+            }
+        } else if ('\u{1}'..='\u{1f}').contains(&c)
+            || ('\u{7f}'..='\u{9f}').contains(&c)
+            || ('\u{e000}'..='\u{f8ff}').contains(&c)
+            || c >= '\u{fff0}'
+        {
+            return false;
+        }
+        last = c;
+    }
+    true
+}
+
+/// Splits `path` at its last `/` into (parent, name), as ZooKeeper does
+/// (`"/a"` gives `("", "a")`; the empty parent is the root). `None` if there is
+/// no `/`.
+pub(crate) fn split(path: &str) -> Option<(&str, &str)> {
+    let i = path.rfind('/')?;
+    Some((&path[..i], &path[i + 1..]))
+}
+
+/// The path watches on a parent are keyed by: `""` (the root's alias) is `/`.
+pub(crate) fn watch_path(parent: &str) -> &str {
+    if parent.is_empty() { "/" } else { parent }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_rules_match_path_utils() {
+        for ok in [
+            "/",
+            "/a",
+            "/a/b",
+            "/a.b",
+            "/..a",
+            "/a..",
+            "/.a/b",
+            "/a/.../b",
+            "/zookeeper",
+            "/é",
+        ] {
+            assert_eq!(validate_path(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "/a/",
+            "//",
+            "/a//b",
+            "/.",
+            "/..",
+            "/a/./b",
+            "/a/../b",
+            "/a/.",
+            "/a\0b",
+            "/a\u{1}",
+            "/\u{7f}",
+            "/\u{9f}",
+            "/\u{e000}",
+            "/\u{fff0}",
+            "/\u{1f600}",
+        ] {
+            assert_eq!(validate_path(bad), Err(ErrorCode::BadArguments), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn split_at_last_slash() {
+        assert_eq!(split("/a"), Some(("", "a")));
+        assert_eq!(split("/a/b"), Some(("/a", "b")));
+        assert_eq!(split("/"), Some(("", "")));
+        assert_eq!(split("a"), None);
+    }
+}

@@ -1,0 +1,520 @@
+//! The prep stage (`PrepRequestProcessor`): validates a write request against
+//! the committed tree plus the txns prepared but not yet applied
+//! ([`PendingChanges`], ZooKeeper's "outstanding changes"), and builds its txn.
+//!
+//! Failures and zxids. ZooKeeper 3.8 gives every write request a zxid before
+//! validating it; a request that fails validation is logged and applied as
+//! an `error` txn carrying its code (header type -1), and the reply carries
+//! that code. [`prepare`] returns that code as `Err(code)` and leaves the
+//! overlay untouched; to advance zxids exactly as ZooKeeper, the server logs
+//! and applies `TxnBody::Error(ErrorTxn { err })` under `ctx.zxid` (it may
+//! instead reply at once without taking a zxid, at the price of zxid
+//! numbering that differs from ZooKeeper's). A failed multi is not an `Err`:
+//! it is `Ok(TxnBody::Multi(..))` whose ops are the txns of the ops before
+//! the failing one, an error txn with the failing op's code, and
+//! RUNTIMEINCONSISTENCY error txns after it, exactly the txn ZooKeeper logs;
+//! applying it changes nothing and yields ZooKeeper's multi results.
+//!
+//! Not checked here (the server's session tracker owns them): session
+//! validity (SESSIONEXPIRED, SESSIONMOVED), local sessions
+//! (EPHEMERALONLOCALSESSION), quotas (only enforced when `enforceQuota`).
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+use zk_jute::{
+    Acl, CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateMode, CreateTtlTxn, CreateTxn,
+    DeleteTxn, ErrorCode, ErrorTxn, MultiOp, Request, SetAclTxn, SetDataTxn, TxnBody, perms,
+};
+
+use crate::acl::{Auth, check_acl, fixup_acl};
+use crate::path::validate_path;
+use crate::store::{CONTAINER_EPHEMERAL_OWNER, EphemeralType, new_stat, ttl_owner};
+use crate::tree::{NodeRecord, Tree};
+
+/// Who sends the request, and the zxid and time the server assigned to it.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestContext<'a> {
+    /// The session (owner of ephemerals it creates; the session closed by
+    /// closeSession).
+    pub session_id: i64,
+    /// The session's authentication.
+    pub auth: Auth<'a>,
+    /// The zxid the txn will carry (all ops of a multi share it).
+    pub zxid: i64,
+    /// The txn time (leader wall clock, ms), the same as in its header.
+    pub time_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+struct Rec {
+    seq: u64,
+    node: Option<NodeRecord>,
+}
+
+/// The previous overlay entries of the paths a multi touched.
+type UndoLog = Vec<(String, Option<Rec>)>;
+
+#[derive(Debug, Clone)]
+struct Entry {
+    seq: u64,
+    zxid: i64,
+    path: String,
+    /// The node's owner, `None` for a delete.
+    owner: Option<i64>,
+}
+
+/// The prep thread's overlay of prepared but not yet applied changes: the
+/// latest pending state per path (stat, child count, ACL, or deleted).
+/// Owned by the prep thread; tell it when txns are applied.
+#[derive(Debug, Default)]
+pub struct PendingChanges {
+    by_path: HashMap<String, Rec>,
+    order: VecDeque<Entry>,
+    seq: u64,
+    undo: Option<(u64, UndoLog)>,
+}
+
+impl PendingChanges {
+    /// An empty overlay.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Drops the changes of every txn with zxid <= `zxid` (call after the
+    /// applier has applied `zxid`).
+    pub fn applied(&mut self, zxid: i64) {
+        while let Some(e) = self.order.front() {
+            if e.zxid > zxid {
+                break;
+            }
+            let e = self.order.pop_front().expect("front exists");
+            if self.by_path.get(&e.path).is_some_and(|r| r.seq == e.seq) {
+                self.by_path.remove(&e.path);
+            }
+        }
+    }
+
+    /// Drops everything (leader change, resync).
+    pub fn clear(&mut self) {
+        self.by_path.clear();
+        self.order.clear();
+        self.undo = None;
+    }
+
+    /// Number of change records outstanding.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether nothing is outstanding.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    fn key(path: &str) -> &str {
+        if path.is_empty() { "/" } else { path }
+    }
+
+    fn get(&self, tree: &Tree, path: &str) -> Result<NodeRecord, ErrorCode> {
+        match self.by_path.get(Self::key(path)) {
+            Some(r) => r.node.clone().ok_or(ErrorCode::NoNode),
+            None => tree.record(path).ok_or(ErrorCode::NoNode),
+        }
+    }
+
+    fn add(&mut self, zxid: i64, path: &str, node: Option<NodeRecord>) {
+        let path = Self::key(path).to_string();
+        if let Some((_, log)) = &mut self.undo {
+            log.push((path.clone(), self.by_path.get(&path).cloned()));
+        }
+        self.seq += 1;
+        let seq = self.seq;
+        self.order.push_back(Entry {
+            seq,
+            zxid,
+            path: path.clone(),
+            owner: node.as_ref().map(|n| n.stat.ephemeral_owner),
+        });
+        self.by_path.insert(path, Rec { seq, node });
+    }
+
+    fn begin(&mut self) {
+        self.undo = Some((self.seq, Vec::new()));
+    }
+
+    fn rollback(&mut self) {
+        if let Some((start, log)) = self.undo.take() {
+            while self.order.back().is_some_and(|e| e.seq > start) {
+                self.order.pop_back();
+            }
+            for (path, prev) in log.into_iter().rev() {
+                match prev {
+                    Some(r) => self.by_path.insert(path, r),
+                    None => self.by_path.remove(&path),
+                };
+            }
+            self.undo = Some((self.seq, Vec::new()));
+        }
+    }
+
+    fn end(&mut self) {
+        self.undo = None;
+    }
+}
+
+fn check_version(current: i32, expected: i32) -> Result<i32, ErrorCode> {
+    if expected != -1 && expected != current {
+        return Err(ErrorCode::BadVersion);
+    }
+    Ok(current.wrapping_add(1))
+}
+
+fn is_special(path: &str) -> bool {
+    matches!(
+        path,
+        "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
+    )
+}
+
+/// `getParentPathAndValidate`: no `/`, a NUL or a system path is BADARGUMENTS.
+fn parent_of_deletable(path: &str) -> Result<&str, ErrorCode> {
+    let i = path.rfind('/').ok_or(ErrorCode::BadArguments)?;
+    if path.contains('\0') || is_special(path) {
+        return Err(ErrorCode::BadArguments);
+    }
+    Ok(&path[..i])
+}
+
+struct Prep<'a, 'b> {
+    tree: &'a Tree,
+    p: &'a mut PendingChanges,
+    ctx: &'a RequestContext<'b>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CreateKind {
+    Create,
+    Create2,
+    Container,
+    Ttl,
+}
+
+impl Prep<'_, '_> {
+    fn acl_ok(&self, acl: &[Acl], perm: i32) -> Result<(), ErrorCode> {
+        if self.tree.config.skip_acl {
+            Ok(())
+        } else {
+            check_acl(acl, perm, &self.ctx.auth)
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        &mut self,
+        kind: CreateKind,
+        path: &str,
+        data: &Option<bytes::Bytes>,
+        acl: &[Acl],
+        flags: i32,
+        ttl: i64,
+    ) -> Result<TxnBody, ErrorCode> {
+        let cfg = &self.tree.config;
+        let mode = CreateMode::try_from(flags).map_err(|_| ErrorCode::BadArguments)?;
+        if mode.is_ttl() && !cfg.extended_types {
+            return Err(ErrorCode::Unimplemented);
+        }
+        let ttl_owner_value = if mode.is_ttl() {
+            Some(ttl_owner(ttl).ok_or(ErrorCode::BadArguments)?)
+        } else if ttl >= 0 {
+            return Err(ErrorCode::BadArguments);
+        } else {
+            None
+        };
+        let slash = path.rfind('/').ok_or(ErrorCode::BadArguments)?;
+        if path.contains('\0') {
+            return Err(ErrorCode::BadArguments);
+        }
+        let parent_path = &path[..slash];
+        let acl = fixup_acl(acl, &self.ctx.auth, &cfg.extra_auth_schemes)?;
+        let parent = self.p.get(self.tree, parent_path)?;
+        self.acl_ok(&parent.acl, perms::CREATE)?;
+        let mut path = path.to_string();
+        if mode.is_sequential() {
+            path.push_str(&format!("{:010}", parent.stat.cversion));
+        }
+        validate_path(&path)?;
+        if self.p.get(self.tree, &path).is_ok() {
+            return Err(ErrorCode::NodeExists);
+        }
+        if EphemeralType::of(parent.stat.ephemeral_owner, cfg.extended_types)
+            == EphemeralType::Normal
+        {
+            return Err(ErrorCode::NoChildrenForEphemerals);
+        }
+        let new_cv = parent.stat.cversion.wrapping_add(1);
+        let txn = match kind {
+            CreateKind::Container => TxnBody::CreateContainer(CreateContainerTxn {
+                path: path.clone(),
+                data: data.clone(),
+                acl: acl.clone(),
+                parent_c_version: new_cv,
+            }),
+            CreateKind::Ttl => TxnBody::CreateTtl(CreateTtlTxn {
+                path: path.clone(),
+                data: data.clone(),
+                acl: acl.clone(),
+                parent_c_version: new_cv,
+                ttl,
+            }),
+            CreateKind::Create | CreateKind::Create2 => {
+                let t = CreateTxn {
+                    path: path.clone(),
+                    data: data.clone(),
+                    acl: acl.clone(),
+                    ephemeral: mode.is_ephemeral(),
+                    parent_c_version: new_cv,
+                };
+                if kind == CreateKind::Create2 {
+                    TxnBody::Create2(t)
+                } else {
+                    TxnBody::Create(t)
+                }
+            }
+        };
+        let owner = if mode.is_container() {
+            CONTAINER_EPHEMERAL_OWNER
+        } else if let Some(o) = ttl_owner_value {
+            o
+        } else if mode.is_ephemeral() {
+            self.ctx.session_id
+        } else {
+            0
+        };
+        let z = self.ctx.zxid;
+        let mut parent = parent;
+        parent.children += 1;
+        parent.stat.cversion = new_cv;
+        parent.stat.pzxid = z;
+        self.p.add(z, parent_path, Some(parent));
+        let node = NodeRecord {
+            stat: new_stat(z, self.ctx.time_ms, owner),
+            children: 0,
+            acl: Arc::from(acl),
+        };
+        self.p.add(z, &path, Some(node));
+        Ok(txn)
+    }
+
+    fn delete(&mut self, path: &str, version: i32) -> Result<TxnBody, ErrorCode> {
+        let parent_path = parent_of_deletable(path)?;
+        let parent = self.p.get(self.tree, parent_path)?;
+        self.acl_ok(&parent.acl, perms::DELETE)?;
+        let node = self.p.get(self.tree, path)?;
+        check_version(node.stat.version, version)?;
+        if node.children > 0 {
+            return Err(ErrorCode::NotEmpty);
+        }
+        self.remove(parent_path, parent, path);
+        Ok(TxnBody::Delete(DeleteTxn {
+            path: path.to_string(),
+        }))
+    }
+
+    fn delete_container(&mut self, path: &str) -> Result<TxnBody, ErrorCode> {
+        let parent_path = parent_of_deletable(path)?;
+        let node = self.p.get(self.tree, path)?;
+        if node.children > 0 {
+            return Err(ErrorCode::NotEmpty);
+        }
+        if EphemeralType::of(node.stat.ephemeral_owner, self.tree.config.extended_types)
+            == EphemeralType::Normal
+        {
+            return Err(ErrorCode::BadVersion);
+        }
+        let parent = self.p.get(self.tree, parent_path)?;
+        self.remove(parent_path, parent, path);
+        Ok(TxnBody::DeleteContainer(DeleteTxn {
+            path: path.to_string(),
+        }))
+    }
+
+    fn remove(&mut self, parent_path: &str, mut parent: NodeRecord, path: &str) {
+        let z = self.ctx.zxid;
+        parent.children -= 1;
+        parent.stat.pzxid = z;
+        self.p.add(z, parent_path, Some(parent));
+        self.p.add(z, path, None);
+    }
+
+    fn set_data(
+        &mut self,
+        path: &str,
+        data: &Option<bytes::Bytes>,
+        version: i32,
+    ) -> Result<TxnBody, ErrorCode> {
+        validate_path(path)?;
+        let mut node = self.p.get(self.tree, path)?;
+        self.acl_ok(&node.acl, perms::WRITE)?;
+        let v = check_version(node.stat.version, version)?;
+        node.stat.version = v;
+        node.stat.mtime = self.ctx.time_ms;
+        node.stat.mzxid = self.ctx.zxid;
+        self.p.add(self.ctx.zxid, path, Some(node));
+        Ok(TxnBody::SetData(SetDataTxn {
+            path: path.to_string(),
+            data: data.clone(),
+            version: v,
+        }))
+    }
+
+    fn set_acl(&mut self, path: &str, acl: &[Acl], version: i32) -> Result<TxnBody, ErrorCode> {
+        validate_path(path)?;
+        let acl = fixup_acl(acl, &self.ctx.auth, &self.tree.config.extra_auth_schemes)?;
+        let mut node = self.p.get(self.tree, path)?;
+        self.acl_ok(&node.acl, perms::ADMIN)?;
+        let v = check_version(node.stat.aversion, version)?;
+        node.stat.aversion = v;
+        node.acl = Arc::from(&acl[..]);
+        self.p.add(self.ctx.zxid, path, Some(node));
+        Ok(TxnBody::SetAcl(SetAclTxn {
+            path: path.to_string(),
+            acl,
+            version: v,
+        }))
+    }
+
+    fn check(&mut self, path: &str, version: i32) -> Result<TxnBody, ErrorCode> {
+        validate_path(path)?;
+        let node = self.p.get(self.tree, path)?;
+        self.acl_ok(&node.acl, perms::READ)?;
+        let v = check_version(node.stat.version, version)?;
+        Ok(TxnBody::Check(CheckVersionTxn {
+            path: path.to_string(),
+            version: v,
+        }))
+    }
+
+    fn close_session(&mut self) -> Result<TxnBody, ErrorCode> {
+        let session = self.ctx.session_id;
+        let mut es: BTreeSet<String> = self.tree.get_ephemerals(session, "/").into_iter().collect();
+        for e in &self.p.order {
+            match e.owner {
+                None => {
+                    es.remove(&e.path);
+                }
+                Some(o) if o == session => {
+                    es.insert(e.path.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        let z = self.ctx.zxid;
+        for path in &es {
+            if let Some(i) = path.rfind('/')
+                && let Ok(mut parent) = self.p.get(self.tree, &path[..i])
+            {
+                parent.stat.pzxid = z;
+                parent.children -= 1;
+                self.p.add(z, &path[..i], Some(parent));
+            }
+            self.p.add(z, path, None);
+        }
+        Ok(TxnBody::CloseSession(CloseSessionTxn {
+            paths2_delete: es.into_iter().collect(),
+        }))
+    }
+
+    fn op(&mut self, op: &MultiOp) -> Result<TxnBody, ErrorCode> {
+        match op {
+            MultiOp::Create(r) => {
+                self.create(CreateKind::Create, &r.path, &r.data, &r.acl, r.flags, -1)
+            }
+            MultiOp::Create2(r) => {
+                self.create(CreateKind::Create2, &r.path, &r.data, &r.acl, r.flags, -1)
+            }
+            MultiOp::CreateContainer(r) => {
+                self.create(CreateKind::Container, &r.path, &r.data, &r.acl, r.flags, -1)
+            }
+            MultiOp::CreateTtl(r) => {
+                self.create(CreateKind::Ttl, &r.path, &r.data, &r.acl, r.flags, r.ttl)
+            }
+            MultiOp::Delete(r) => self.delete(&r.path, r.version),
+            MultiOp::SetData(r) => self.set_data(&r.path, &r.data, r.version),
+            MultiOp::Check(r) => self.check(&r.path, r.version),
+            _ => Err(ErrorCode::MarshallingError),
+        }
+    }
+}
+
+/// Validates a write request and builds its txn, recording its effects in
+/// `pending` (see the module notes on failures and zxids).
+///
+/// Write requests: create, create2, createContainer, createTTL, delete,
+/// deleteContainer, setData, setACL, check, multi, reconfig (fails:
+/// RECONFIGDISABLED, or UNIMPLEMENTED when enabled), createSession,
+/// closeSession (its txn lists the session's ephemerals, pending ones
+/// included). Any other request is BADARGUMENTS; a multi containing read ops
+/// is MARSHALLINGERROR, as ZooKeeper refuses to decode it.
+pub fn prepare(
+    tree: &Tree,
+    pending: &mut PendingChanges,
+    ctx: &RequestContext<'_>,
+    req: &Request,
+) -> Result<TxnBody, ErrorCode> {
+    let mut p = Prep {
+        tree,
+        p: pending,
+        ctx,
+    };
+    match req {
+        Request::Create(r) => p.create(CreateKind::Create, &r.path, &r.data, &r.acl, r.flags, -1),
+        Request::Create2(r) => p.create(CreateKind::Create2, &r.path, &r.data, &r.acl, r.flags, -1),
+        Request::CreateContainer(r) => {
+            p.create(CreateKind::Container, &r.path, &r.data, &r.acl, r.flags, -1)
+        }
+        Request::CreateTtl(r) => {
+            p.create(CreateKind::Ttl, &r.path, &r.data, &r.acl, r.flags, r.ttl)
+        }
+        Request::Delete(r) => p.delete(&r.path, r.version),
+        Request::DeleteContainer(path) => p.delete_container(path),
+        Request::SetData(r) => p.set_data(&r.path, &r.data, r.version),
+        Request::SetAcl(r) => p.set_acl(&r.path, &r.acl, r.version),
+        Request::Check(r) => p.check(&r.path, r.version),
+        Request::Reconfig(_) => Err(if tree.config.reconfig_enabled {
+            ErrorCode::Unimplemented
+        } else {
+            ErrorCode::ReconfigDisabled
+        }),
+        Request::CreateSession(t) => Ok(TxnBody::CreateSession(*t)),
+        Request::CloseSession => p.close_session(),
+        Request::Multi(ops) => {
+            if ops.iter().any(|o| o.is_read()) {
+                return Err(ErrorCode::MarshallingError);
+            }
+            p.p.begin();
+            let mut txns = Vec::with_capacity(ops.len());
+            let mut failed = false;
+            for op in ops {
+                if failed {
+                    txns.push(TxnBody::Error(ErrorTxn {
+                        err: ErrorCode::RuntimeInconsistency.code(),
+                    }));
+                    continue;
+                }
+                match p.op(op) {
+                    Ok(t) => txns.push(t),
+                    Err(e) => {
+                        failed = true;
+                        p.p.rollback();
+                        txns.push(TxnBody::Error(ErrorTxn { err: e.code() }));
+                    }
+                }
+            }
+            p.p.end();
+            Ok(TxnBody::Multi(txns))
+        }
+        _ => Err(ErrorCode::BadArguments),
+    }
+}

@@ -1,0 +1,338 @@
+//! Snapshots: the tree, its ACLs and the session table as a byte stream.
+//!
+//! Layout (all integers big-endian):
+//! ```text
+//! magic "ZKTREE01" | start_zxid i64 | sessions: u32 n, n x (id i64, timeout i32)
+//! records, each a tag byte:
+//!   1 ACL  : u32 id, u32 n, n x (perms i32, str scheme, str id)
+//!   2 NODE : str path, data (i32 len, -1 = null, bytes), u32 acl id,
+//!            czxid, mzxid, ctime, mtime i64, version, cversion, aversion i32,
+//!            ephemeralOwner, pzxid i64
+//!   0 END
+//! end_zxid i64 | crc32 u32 of every byte before it
+//! str = u32 len + UTF-8
+//! ```
+//! Nodes come in depth-first order, a parent before its children. The
+//! writer is fuzzy like ZooKeeper's: it walks the tree in chunks, each under
+//! a short read lock, while the applier goes on; the result is made exact by
+//! replaying the log from `start_zxid` (the last applied zxid when the
+//! snapshot began), which [`Tree::apply`] tolerates.
+
+use std::io::{self, Read, Write};
+
+use hashbrown::HashMap;
+use zk_jute::{Acl, Id, StatPersisted};
+
+use crate::digest::Crc32;
+use crate::store::{ROOT, State};
+use crate::{Tree, TreeConfig};
+
+const MAGIC: &[u8; 8] = b"ZKTREE01";
+const CHUNK: usize = 4096;
+const MAX_STR: u32 = 1 << 20;
+const MAX_DATA: i32 = 1 << 30;
+
+/// Why a snapshot could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// The reader failed (a truncated stream is [`SnapshotError::Corrupt`]).
+    #[error("snapshot read failed: {0}")]
+    Io(#[from] io::Error),
+    /// Not a snapshot of this format.
+    #[error("not a zk-tree snapshot (bad magic)")]
+    BadMagic,
+    /// The bytes do not make a valid snapshot.
+    #[error("corrupt snapshot at byte {offset}: {reason}")]
+    Corrupt {
+        /// Offset of the bad item.
+        offset: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The trailing checksum does not match.
+    #[error("snapshot checksum mismatch")]
+    Checksum,
+}
+
+fn put_str(b: &mut Vec<u8>, s: &str) {
+    b.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    b.extend_from_slice(s.as_bytes());
+}
+
+impl Tree {
+    /// Writes a fuzzy snapshot to `out` and returns its start zxid (replay
+    /// the log from the txn after it). The applier is blocked only for
+    /// chunks of a few thousand nodes at a time; I/O happens outside locks.
+    pub fn write_snapshot<W: Write>(&self, out: &mut W) -> io::Result<i64> {
+        let mut crc = Crc32::new();
+        let mut buf = Vec::with_capacity(1 << 16);
+        let start_zxid;
+        {
+            let st = self.read();
+            start_zxid = st.last_zxid;
+            buf.extend_from_slice(MAGIC);
+            buf.extend_from_slice(&start_zxid.to_be_bytes());
+            let mut sessions: Vec<(i64, i32)> = st.sessions.iter().map(|(&k, &v)| (k, v)).collect();
+            sessions.sort_unstable();
+            buf.extend_from_slice(&(sessions.len() as u32).to_be_bytes());
+            for (id, to) in sessions {
+                buf.extend_from_slice(&id.to_be_bytes());
+                buf.extend_from_slice(&to.to_be_bytes());
+            }
+        }
+        let mut acl_ids: HashMap<std::sync::Arc<[Acl]>, u32> = HashMap::new();
+        let mut stack: Vec<String> = vec!["/".to_string()];
+        while !stack.is_empty() {
+            {
+                let st = self.read();
+                for _ in 0..CHUNK {
+                    let Some(path) = stack.pop() else { break };
+                    let Some(id) = st.lookup(&path) else { continue };
+                    let n = st.node(id);
+                    let acl = st.acls.get(n.acl);
+                    let aid = match acl_ids.get(&acl) {
+                        Some(&a) => a,
+                        None => {
+                            let a = acl_ids.len() as u32;
+                            buf.push(1);
+                            buf.extend_from_slice(&a.to_be_bytes());
+                            buf.extend_from_slice(&(acl.len() as u32).to_be_bytes());
+                            for e in acl.iter() {
+                                buf.extend_from_slice(&e.perms.to_be_bytes());
+                                put_str(&mut buf, &e.id.scheme);
+                                put_str(&mut buf, &e.id.id);
+                            }
+                            acl_ids.insert(acl, a);
+                            a
+                        }
+                    };
+                    buf.push(2);
+                    put_str(&mut buf, &path);
+                    match &n.data {
+                        None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
+                        Some(d) => {
+                            buf.extend_from_slice(&(d.len() as i32).to_be_bytes());
+                            buf.extend_from_slice(d);
+                        }
+                    }
+                    buf.extend_from_slice(&aid.to_be_bytes());
+                    let s = &n.stat;
+                    for v in [s.czxid, s.mzxid, s.ctime, s.mtime] {
+                        buf.extend_from_slice(&v.to_be_bytes());
+                    }
+                    for v in [s.version, s.cversion, s.aversion] {
+                        buf.extend_from_slice(&v.to_be_bytes());
+                    }
+                    buf.extend_from_slice(&s.ephemeral_owner.to_be_bytes());
+                    buf.extend_from_slice(&s.pzxid.to_be_bytes());
+                    let prefix = if id == ROOT { "" } else { path.as_str() };
+                    for c in n.children.ids() {
+                        stack.push(format!("{prefix}/{}", st.node(c).name));
+                    }
+                }
+            }
+            crc.update(&buf);
+            out.write_all(&buf)?;
+            buf.clear();
+        }
+        buf.push(0);
+        buf.extend_from_slice(&self.last_processed_zxid().to_be_bytes());
+        crc.update(&buf);
+        buf.extend_from_slice(&crc.value().to_be_bytes());
+        out.write_all(&buf)?;
+        Ok(start_zxid)
+    }
+
+    /// Reads a snapshot written by [`Tree::write_snapshot`]. The tree's last
+    /// processed zxid is the snapshot's start zxid; replay the log after it.
+    /// Never panics on bad bytes.
+    pub fn read_snapshot<R: Read>(input: R, config: TreeConfig) -> Result<Tree, SnapshotError> {
+        let mut r = In {
+            r: input,
+            crc: Crc32::new(),
+            off: 0,
+        };
+        let mut magic = [0u8; 8];
+        r.exact(&mut magic)?;
+        if &magic != MAGIC {
+            return Err(SnapshotError::BadMagic);
+        }
+        let mut st = State::empty(&config);
+        st.last_zxid = r.i64()?;
+        let n = r.u32()?;
+        for _ in 0..n {
+            let id = r.i64()?;
+            let to = r.i32()?;
+            st.sessions.insert(id, to);
+        }
+        let mut acls: Vec<Vec<Acl>> = Vec::new();
+        let mut have_root = false;
+        loop {
+            let at = r.off;
+            match r.u8()? {
+                0 => break,
+                1 => {
+                    let id = r.u32()?;
+                    if id as usize != acls.len() {
+                        return Err(r.corrupt(at, "ACL ids out of order"));
+                    }
+                    let count = r.u32()?;
+                    let mut list = Vec::new();
+                    for _ in 0..count {
+                        let perms = r.i32()?;
+                        let scheme = r.str()?;
+                        let id = r.str()?;
+                        list.push(Acl {
+                            perms,
+                            id: Id { scheme, id },
+                        });
+                    }
+                    acls.push(list);
+                }
+                2 => {
+                    let path = r.str()?;
+                    let len = r.i32()?;
+                    let data = if len == -1 {
+                        None
+                    } else if (0..=MAX_DATA).contains(&len) {
+                        Some(r.bytes(len as u64)?.into_boxed_slice())
+                    } else {
+                        return Err(r.corrupt(at, "bad data length"));
+                    };
+                    let acl_id = r.u32()?;
+                    let czxid = r.i64()?;
+                    let mzxid = r.i64()?;
+                    let ctime = r.i64()?;
+                    let mtime = r.i64()?;
+                    let version = r.i32()?;
+                    let cversion = r.i32()?;
+                    let aversion = r.i32()?;
+                    let ephemeral_owner = r.i64()?;
+                    let pzxid = r.i64()?;
+                    let stat = StatPersisted {
+                        czxid,
+                        mzxid,
+                        ctime,
+                        mtime,
+                        version,
+                        cversion,
+                        aversion,
+                        ephemeral_owner,
+                        pzxid,
+                    };
+                    let list = acls
+                        .get(acl_id as usize)
+                        .ok_or_else(|| r.corrupt(at, "unknown ACL id"))?;
+                    let a = st.acls.intern(list);
+                    if path == "/" {
+                        if have_root {
+                            return Err(r.corrupt(at, "duplicate root"));
+                        }
+                        have_root = true;
+                        st.insert_root(data, a, stat);
+                        continue;
+                    }
+                    if !have_root {
+                        return Err(r.corrupt(at, "node before the root"));
+                    }
+                    let Some((parent, name)) = crate::path::split(&path) else {
+                        return Err(r.corrupt(at, "path without /"));
+                    };
+                    if name.is_empty() {
+                        return Err(r.corrupt(at, "empty node name"));
+                    }
+                    let Some(pid) = st.lookup(parent) else {
+                        return Err(r.corrupt(at, "node before its parent"));
+                    };
+                    if st.child(pid, name).is_some() {
+                        return Err(r.corrupt(at, "duplicate node"));
+                    }
+                    st.insert_child(pid, name, data, a, stat);
+                }
+                _ => return Err(r.corrupt(at, "unknown record tag")),
+            }
+        }
+        if !have_root {
+            return Err(r.corrupt(r.off, "no root"));
+        }
+        let _end_zxid = r.i64()?;
+        let expect = r.crc.value();
+        let mut c = [0u8; 4];
+        r.r.read_exact(&mut c).map_err(|e| r.eof(e))?;
+        if u32::from_be_bytes(c) != expect {
+            return Err(SnapshotError::Checksum);
+        }
+        Ok(Tree::from_state(st, config))
+    }
+}
+
+struct In<R> {
+    r: R,
+    crc: Crc32,
+    off: u64,
+}
+
+impl<R: Read> In<R> {
+    fn eof(&self, e: io::Error) -> SnapshotError {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            SnapshotError::Corrupt {
+                offset: self.off,
+                reason: "truncated",
+            }
+        } else {
+            SnapshotError::Io(e)
+        }
+    }
+    fn corrupt(&self, offset: u64, reason: &'static str) -> SnapshotError {
+        SnapshotError::Corrupt { offset, reason }
+    }
+    fn exact(&mut self, b: &mut [u8]) -> Result<(), SnapshotError> {
+        self.r.read_exact(b).map_err(|e| self.eof(e))?;
+        self.crc.update(b);
+        self.off += b.len() as u64;
+        Ok(())
+    }
+    fn bytes(&mut self, n: u64) -> Result<Vec<u8>, SnapshotError> {
+        let mut v = Vec::new();
+        let got = (&mut self.r).take(n).read_to_end(&mut v)?;
+        if got as u64 != n {
+            return Err(SnapshotError::Corrupt {
+                offset: self.off + got as u64,
+                reason: "truncated",
+            });
+        }
+        self.crc.update(&v);
+        self.off += n;
+        Ok(v)
+    }
+    fn u8(&mut self) -> Result<u8, SnapshotError> {
+        let mut b = [0u8; 1];
+        self.exact(&mut b)?;
+        Ok(b[0])
+    }
+    fn u32(&mut self) -> Result<u32, SnapshotError> {
+        let mut b = [0u8; 4];
+        self.exact(&mut b)?;
+        Ok(u32::from_be_bytes(b))
+    }
+    fn i32(&mut self) -> Result<i32, SnapshotError> {
+        let mut b = [0u8; 4];
+        self.exact(&mut b)?;
+        Ok(i32::from_be_bytes(b))
+    }
+    fn i64(&mut self) -> Result<i64, SnapshotError> {
+        let mut b = [0u8; 8];
+        self.exact(&mut b)?;
+        Ok(i64::from_be_bytes(b))
+    }
+    fn str(&mut self) -> Result<String, SnapshotError> {
+        let at = self.off;
+        let n = self.u32()?;
+        if n > MAX_STR {
+            return Err(self.corrupt(at, "string too long"));
+        }
+        let v = self.bytes(u64::from(n))?;
+        String::from_utf8(v).map_err(|_| self.corrupt(at, "string not UTF-8"))
+    }
+}

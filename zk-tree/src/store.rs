@@ -1,0 +1,831 @@
+//! The node store: a slab of compact nodes linked by `u32` ids. A node keeps
+//! its name (not its full path), its data, the persisted stat, a 4-byte ACL
+//! reference, its parent id, its cached digest and its child set (inline up
+//! to [`INLINE_CHILDREN`] ids, a hash table of ids keyed by child name above).
+//! A path is resolved by walking from the root, one child lookup per
+//! component.
+//!
+//! [`State`] is everything the single applier mutates: the nodes, the ACL
+//! cache, sessions, the ephemeral / container / TTL indexes, counters and the
+//! digest. Its `apply_*` methods follow `DataTree.processTxn` exactly,
+//! including the replay tolerances (create over an existing node, delete of a
+//! missing node), and report the watch triggers in order.
+
+use std::hash::BuildHasher;
+
+use hashbrown::{HashMap, HashSet, HashTable};
+use smallvec::SmallVec;
+use zk_jute::{Acl, ErrorCode, EventType, OpCode, Stat, StatPersisted, TxnBody, TxnHeader};
+
+use crate::acl::{AclCache, open_acl_unsafe, read_acl_unsafe};
+use crate::digest::node_digest;
+use crate::path::{split, watch_path};
+use crate::{ApplyOutcome, OpOutcome, TreeConfig};
+
+pub(crate) type NodeId = u32;
+pub(crate) const ROOT: NodeId = 0;
+const NONE: NodeId = u32::MAX;
+const INLINE_CHILDREN: usize = 4;
+const TO_TABLE: usize = 8;
+
+/// `ephemeralOwner` of a container (`Long.MIN_VALUE`).
+pub const CONTAINER_EPHEMERAL_OWNER: i64 = i64::MIN;
+const EXTENDED_MASK: i64 = 0xff00_0000_0000_0000u64 as i64;
+const RESERVED_MASK: i64 = 0x00ff_ff00_0000_0000;
+/// Largest TTL ZooKeeper can encode: 2^40 - 1 ms.
+pub const MAX_TTL: i64 = (1 << 40) - 1;
+
+/// What an `ephemeralOwner` value means (`EphemeralType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EphemeralType {
+    /// Not ephemeral (0).
+    Void,
+    /// Owned by a session.
+    Normal,
+    /// A container.
+    Container,
+    /// A TTL node (only when extended types are enabled).
+    Ttl,
+}
+
+impl EphemeralType {
+    /// Classifies `owner`; with extended types off, 0xff.. owners are sessions.
+    pub fn of(owner: i64, extended_types: bool) -> EphemeralType {
+        if extended_types && owner & EXTENDED_MASK == EXTENDED_MASK {
+            // Feature bits 0 = TTL; other feature bits are unknown to ZooKeeper
+            // (it throws); treat them as TTL-less normal owners.
+            return if (owner & RESERVED_MASK) >> 40 == 0 {
+                EphemeralType::Ttl
+            } else {
+                EphemeralType::Normal
+            };
+        }
+        if owner == CONTAINER_EPHEMERAL_OWNER {
+            EphemeralType::Container
+        } else if owner == 0 {
+            EphemeralType::Void
+        } else {
+            EphemeralType::Normal
+        }
+    }
+}
+
+/// The `ephemeralOwner` encoding a TTL (`EphemeralType.TTL.toEphemeralOwner`),
+/// `None` if `ttl` is not in `1..=MAX_TTL`.
+pub fn ttl_owner(ttl: i64) -> Option<i64> {
+    if ttl <= 0 || ttl > MAX_TTL {
+        None
+    } else {
+        Some(EXTENDED_MASK | ttl)
+    }
+}
+
+/// The TTL in an owner value.
+pub(crate) fn ttl_of(owner: i64) -> i64 {
+    owner & !(EXTENDED_MASK | RESERVED_MASK)
+}
+
+pub(crate) fn new_stat(zxid: i64, time: i64, owner: i64) -> StatPersisted {
+    StatPersisted {
+        czxid: zxid,
+        mzxid: zxid,
+        ctime: time,
+        mtime: time,
+        version: 0,
+        cversion: 0,
+        aversion: 0,
+        ephemeral_owner: owner,
+        pzxid: zxid,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum ChildSet {
+    Inline(SmallVec<[NodeId; INLINE_CHILDREN]>),
+    Table(Box<HashTable<NodeId>>),
+}
+
+impl Default for ChildSet {
+    fn default() -> Self {
+        ChildSet::Inline(SmallVec::new())
+    }
+}
+
+impl ChildSet {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            ChildSet::Inline(v) => v.len(),
+            ChildSet::Table(t) => t.len(),
+        }
+    }
+    pub(crate) fn ids(&self) -> Vec<NodeId> {
+        match self {
+            ChildSet::Inline(v) => v.to_vec(),
+            ChildSet::Table(t) => t.iter().copied().collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Node {
+    pub(crate) name: Box<str>,
+    pub(crate) data: Option<Box<[u8]>>,
+    pub(crate) stat: StatPersisted,
+    pub(crate) acl: u32,
+    pub(crate) parent: NodeId,
+    pub(crate) digest: u32,
+    pub(crate) children: ChildSet,
+}
+
+impl Node {
+    pub(crate) fn client_stat(&self, extended: bool) -> Stat {
+        let n = self.children.len() as i32;
+        let s = &self.stat;
+        let owner = match EphemeralType::of(s.ephemeral_owner, extended) {
+            EphemeralType::Normal | EphemeralType::Void => s.ephemeral_owner,
+            _ => 0,
+        };
+        Stat {
+            czxid: s.czxid,
+            mzxid: s.mzxid,
+            ctime: s.ctime,
+            mtime: s.mtime,
+            version: s.version,
+            // ZooKeeper stores the number of creates; clients see creates + deletes.
+            cversion: s.cversion.wrapping_mul(2).wrapping_sub(n),
+            aversion: s.aversion,
+            ephemeral_owner: owner,
+            data_length: self.data.as_ref().map_or(0, |d| d.len() as i32),
+            num_children: n,
+            pzxid: s.pzxid,
+        }
+    }
+}
+
+/// A trigger for the watch manager, in the order ZooKeeper fires them.
+#[derive(Debug, Clone)]
+pub(crate) enum Trigger {
+    /// dataWatches.triggerWatch(path, type)
+    Data(String, EventType),
+    /// childWatches.triggerWatch(path, type), suppressing the watchers the
+    /// preceding data trigger reached when `suppress` is set.
+    Child(String, EventType, bool),
+}
+
+/// Everything the applier mutates.
+#[derive(Debug, Clone)]
+pub(crate) struct State {
+    pub(crate) slots: Vec<Option<Node>>,
+    free: Vec<NodeId>,
+    hasher: hashbrown::DefaultHashBuilder,
+    pub(crate) acls: AclCache,
+    pub(crate) sessions: HashMap<i64, i32>,
+    pub(crate) ephemerals: HashMap<i64, HashSet<NodeId>>,
+    pub(crate) containers: HashSet<NodeId>,
+    pub(crate) ttls: HashSet<NodeId>,
+    pub(crate) node_count: usize,
+    pub(crate) data_size: i64,
+    pub(crate) digest: i64,
+    pub(crate) last_zxid: i64,
+    pub(crate) extended: bool,
+}
+
+impl State {
+    /// A tree with `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`.
+    pub(crate) fn new(config: &TreeConfig) -> State {
+        let mut s = State::empty(config);
+        let open = s.acls.intern(&open_acl_unsafe());
+        s.insert_root(None, open, new_stat(0, 0, 0));
+        let zk = s.insert_child(ROOT, "zookeeper", None, open, new_stat(0, 0, 0));
+        s.acls.intern(&open_acl_unsafe());
+        s.insert_child(zk, "quota", None, open, new_stat(0, 0, 0));
+        let ro = s.acls.intern(&read_acl_unsafe());
+        let mut cs = new_stat(0, 0, 0);
+        cs.aversion = -1;
+        s.insert_child(zk, "config", Some(Box::from(&[][..])), ro, cs);
+        s
+    }
+
+    pub(crate) fn empty(config: &TreeConfig) -> State {
+        State {
+            slots: Vec::new(),
+            free: Vec::new(),
+            hasher: hashbrown::DefaultHashBuilder::default(),
+            acls: AclCache::default(),
+            sessions: HashMap::new(),
+            ephemerals: HashMap::new(),
+            containers: HashSet::new(),
+            ttls: HashSet::new(),
+            node_count: 0,
+            data_size: 0,
+            digest: 0,
+            last_zxid: 0,
+            extended: config.extended_types,
+        }
+    }
+
+    pub(crate) fn insert_root(&mut self, data: Option<Box<[u8]>>, acl: u32, stat: StatPersisted) {
+        let digest = node_digest("/", data.as_deref(), &stat);
+        self.data_size += data.as_ref().map_or(0, |d| d.len() as i64);
+        self.digest = self.digest.wrapping_add(i64::from(digest));
+        let node = Node {
+            name: "".into(),
+            data,
+            stat,
+            acl,
+            parent: NONE,
+            digest,
+            children: ChildSet::default(),
+        };
+        if self.slots.is_empty() {
+            self.slots.push(Some(node));
+        } else {
+            self.slots[0] = Some(node);
+        }
+        self.node_count += 1;
+    }
+
+    pub(crate) fn node(&self, id: NodeId) -> &Node {
+        self.slots[id as usize].as_ref().expect("live node id")
+    }
+
+    fn node_mut(&mut self, id: NodeId) -> &mut Node {
+        self.slots[id as usize].as_mut().expect("live node id")
+    }
+
+    fn hash_name(&self, name: &str) -> u64 {
+        self.hasher.hash_one(name)
+    }
+
+    /// The child of `parent` called `name`.
+    pub(crate) fn child(&self, parent: NodeId, name: &str) -> Option<NodeId> {
+        match &self.node(parent).children {
+            ChildSet::Inline(v) => v.iter().copied().find(|&c| &*self.node(c).name == name),
+            ChildSet::Table(t) => {
+                let h = self.hash_name(name);
+                t.find(h, |&c| &*self.node(c).name == name).copied()
+            }
+        }
+    }
+
+    /// Resolves a path; `""` and `"/"` are the root. Anything that is not an
+    /// existing node's path (including malformed ones) is `None`.
+    pub(crate) fn lookup(&self, path: &str) -> Option<NodeId> {
+        if path.is_empty() || path == "/" {
+            return Some(ROOT);
+        }
+        let rest = path.strip_prefix('/')?;
+        let mut cur = ROOT;
+        for comp in rest.split('/') {
+            cur = self.child(cur, comp)?;
+        }
+        Some(cur)
+    }
+
+    /// The full path of a node.
+    pub(crate) fn path_of(&self, id: NodeId) -> String {
+        if id == ROOT {
+            return "/".into();
+        }
+        let mut names = Vec::new();
+        let mut cur = id;
+        while cur != ROOT && cur != NONE {
+            let n = self.node(cur);
+            names.push(&*n.name);
+            cur = n.parent;
+        }
+        let mut p = String::with_capacity(names.iter().map(|n| n.len() + 1).sum());
+        for n in names.iter().rev() {
+            p.push('/');
+            p.push_str(n);
+        }
+        p
+    }
+
+    pub(crate) fn child_names(&self, id: NodeId) -> Vec<String> {
+        self.node(id)
+            .children
+            .ids()
+            .into_iter()
+            .map(|c| self.node(c).name.to_string())
+            .collect()
+    }
+
+    fn add_child_link(&mut self, parent: NodeId, child: NodeId, name: &str) {
+        let h = self.hash_name(name);
+        let mut set = std::mem::take(&mut self.node_mut(parent).children);
+        match &mut set {
+            ChildSet::Inline(v) if v.len() < TO_TABLE => v.push(child),
+            ChildSet::Inline(v) => {
+                let mut t = HashTable::with_capacity(v.len() * 2);
+                for &c in v.iter() {
+                    let ch = self.hash_name(&self.node(c).name);
+                    t.insert_unique(ch, c, |&x| self.hash_name(&self.node(x).name));
+                }
+                t.insert_unique(h, child, |&x| self.hash_name(&self.node(x).name));
+                set = ChildSet::Table(Box::new(t));
+            }
+            ChildSet::Table(t) => {
+                t.insert_unique(h, child, |&x| self.hash_name(&self.node(x).name));
+            }
+        }
+        self.node_mut(parent).children = set;
+    }
+
+    fn remove_child_link(&mut self, parent: NodeId, name: &str) -> Option<NodeId> {
+        let h = self.hash_name(name);
+        let mut set = std::mem::take(&mut self.node_mut(parent).children);
+        let found = match &mut set {
+            ChildSet::Inline(v) => {
+                let pos = v.iter().position(|&c| &*self.node(c).name == name);
+                pos.map(|p| v.remove(p))
+            }
+            ChildSet::Table(t) => match t.find_entry(h, |&c| &*self.node(c).name == name) {
+                Ok(e) => Some(e.remove().0),
+                Err(_) => None,
+            },
+        };
+        if let ChildSet::Table(t) = &set
+            && t.len() <= INLINE_CHILDREN
+        {
+            set = ChildSet::Inline(t.iter().copied().collect());
+        }
+        self.node_mut(parent).children = set;
+        found
+    }
+
+    /// Inserts a node under `parent` (no checks, no parent stat change).
+    pub(crate) fn insert_child(
+        &mut self,
+        parent: NodeId,
+        name: &str,
+        data: Option<Box<[u8]>>,
+        acl: u32,
+        stat: StatPersisted,
+    ) -> NodeId {
+        let node = Node {
+            name: name.into(),
+            data,
+            stat,
+            acl,
+            parent,
+            digest: 0,
+            children: ChildSet::default(),
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = Some(node);
+                id
+            }
+            None => {
+                self.slots.push(Some(node));
+                (self.slots.len() - 1) as NodeId
+            }
+        };
+        self.add_child_link(parent, id, name);
+        let path = self.path_of(id);
+        let n = self.node(id);
+        let d = node_digest(&path, n.data.as_deref(), &n.stat);
+        let size = path.len() as i64 + n.data.as_ref().map_or(0, |d| d.len() as i64);
+        let owner = n.stat.ephemeral_owner;
+        self.node_mut(id).digest = d;
+        self.digest = self.digest.wrapping_add(i64::from(d));
+        self.data_size += size;
+        self.node_count += 1;
+        match EphemeralType::of(owner, self.extended) {
+            EphemeralType::Container => {
+                self.containers.insert(id);
+            }
+            EphemeralType::Ttl => {
+                self.ttls.insert(id);
+            }
+            EphemeralType::Normal => {
+                self.ephemerals.entry(owner).or_default().insert(id);
+            }
+            EphemeralType::Void => {}
+        }
+        id
+    }
+
+    /// Re-computes a node's digest after its stat or data changed.
+    fn redigest(&mut self, id: NodeId, path: &str) {
+        let n = self.node(id);
+        let d = node_digest(path, n.data.as_deref(), &n.stat);
+        let old = n.digest;
+        self.digest = self
+            .digest
+            .wrapping_sub(i64::from(old))
+            .wrapping_add(i64::from(d));
+        self.node_mut(id).digest = d;
+    }
+
+    /// Frees a node already unlinked from its parent, and (only possible
+    /// while replaying over a fuzzy snapshot) its descendants.
+    fn free_subtree(&mut self, id: NodeId, path: &str) {
+        let ids = self.node(id).children.ids();
+        for c in ids {
+            let cp = format!("{}/{}", path, self.node(c).name);
+            self.free_subtree(c, &cp);
+        }
+        let Some(n) = self.slots[id as usize].take() else {
+            return;
+        };
+        self.free.push(id);
+        self.acls.release(n.acl);
+        self.digest = self.digest.wrapping_sub(i64::from(n.digest));
+        self.data_size -= path.len() as i64 + n.data.as_ref().map_or(0, |d| d.len() as i64);
+        self.node_count -= 1;
+        let owner = n.stat.ephemeral_owner;
+        match EphemeralType::of(owner, self.extended) {
+            EphemeralType::Container => {
+                self.containers.remove(&id);
+            }
+            EphemeralType::Ttl => {
+                self.ttls.remove(&id);
+            }
+            EphemeralType::Normal => {
+                if let Some(set) = self.ephemerals.get_mut(&owner) {
+                    set.remove(&id);
+                    if set.is_empty() {
+                        self.ephemerals.remove(&owner);
+                    }
+                }
+            }
+            EphemeralType::Void => {}
+        }
+    }
+
+    /// `DataTree.createNode`.
+    #[allow(clippy::too_many_arguments)]
+    fn create_node(
+        &mut self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: &[Acl],
+        owner: i64,
+        parent_cversion: i32,
+        zxid: i64,
+        time: i64,
+        trig: &mut Vec<Trigger>,
+    ) -> Result<Stat, ErrorCode> {
+        let (parent_path, name) = split(path).ok_or(ErrorCode::NoNode)?;
+        let parent = self.lookup(parent_path).ok_or(ErrorCode::NoNode)?;
+        if let Some(existing) = self.child(parent, name) {
+            // Replay over a fuzzy snapshot: ZooKeeper still takes the txn's ACL.
+            let a = self.acls.intern(acl);
+            let old = std::mem::replace(&mut self.node_mut(existing).acl, a);
+            self.acls.release(old);
+            return Err(ErrorCode::NodeExists);
+        }
+        if name.is_empty() {
+            return Err(ErrorCode::NoNode);
+        }
+        let mut pcv = parent_cversion;
+        if pcv == -1 {
+            pcv = self.node(parent).stat.cversion.wrapping_add(1);
+        }
+        if pcv > self.node(parent).stat.cversion {
+            let p = self.node_mut(parent);
+            p.stat.cversion = pcv;
+            p.stat.pzxid = zxid;
+        }
+        let a = self.acls.intern(acl);
+        let id = self.insert_child(
+            parent,
+            name,
+            data.map(Box::from),
+            a,
+            new_stat(zxid, time, owner),
+        );
+        let pp = if parent == ROOT {
+            "/".to_string()
+        } else {
+            parent_path.to_string()
+        };
+        self.redigest(parent, &pp);
+        trig.push(Trigger::Data(path.to_string(), EventType::NodeCreated));
+        trig.push(Trigger::Child(
+            watch_path(parent_path).to_string(),
+            EventType::NodeChildrenChanged,
+            false,
+        ));
+        Ok(self.node(id).client_stat(self.extended))
+    }
+
+    /// `DataTree.deleteNode`.
+    fn delete_node(
+        &mut self,
+        path: &str,
+        zxid: i64,
+        trig: &mut Vec<Trigger>,
+    ) -> Result<(), ErrorCode> {
+        let (parent_path, name) = split(path).ok_or(ErrorCode::NoNode)?;
+        let parent = self.lookup(parent_path).ok_or(ErrorCode::NoNode)?;
+        let removed = self.remove_child_link(parent, name);
+        if zxid > self.node(parent).stat.pzxid {
+            self.node_mut(parent).stat.pzxid = zxid;
+        }
+        let pp = if parent == ROOT {
+            "/".to_string()
+        } else {
+            parent_path.to_string()
+        };
+        self.redigest(parent, &pp);
+        let id = removed.ok_or(ErrorCode::NoNode)?;
+        self.free_subtree(id, path);
+        trig.push(Trigger::Data(path.to_string(), EventType::NodeDeleted));
+        trig.push(Trigger::Child(
+            path.to_string(),
+            EventType::NodeDeleted,
+            true,
+        ));
+        trig.push(Trigger::Child(
+            watch_path(parent_path).to_string(),
+            EventType::NodeChildrenChanged,
+            false,
+        ));
+        Ok(())
+    }
+
+    /// `DataTree.setData`.
+    fn set_data(
+        &mut self,
+        path: &str,
+        data: Option<&[u8]>,
+        version: i32,
+        zxid: i64,
+        time: i64,
+        trig: &mut Vec<Trigger>,
+    ) -> Result<Stat, ErrorCode> {
+        let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
+        let old_len = self.node(id).data.as_ref().map_or(0, |d| d.len() as i64);
+        let n = self.node_mut(id);
+        n.data = data.map(Box::from);
+        n.stat.mtime = time;
+        n.stat.mzxid = zxid;
+        n.stat.version = version;
+        self.data_size += data.map_or(0, |d| d.len() as i64) - old_len;
+        let p = if id == ROOT { "/" } else { path };
+        self.redigest(id, p);
+        trig.push(Trigger::Data(path.to_string(), EventType::NodeDataChanged));
+        Ok(self.node(id).client_stat(self.extended))
+    }
+
+    /// `DataTree.setACL`.
+    fn set_acl(&mut self, path: &str, acl: &[Acl], version: i32) -> Result<Stat, ErrorCode> {
+        let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
+        let a = self.acls.intern(acl);
+        let n = self.node_mut(id);
+        let old = std::mem::replace(&mut n.acl, a);
+        n.stat.aversion = version;
+        self.acls.release(old);
+        let p = if id == ROOT { "/" } else { path };
+        self.redigest(id, p);
+        Ok(self.node(id).client_stat(self.extended))
+    }
+
+    /// `DataTree.setCversionPzxid`.
+    fn set_cversion_pzxid(
+        &mut self,
+        path: &str,
+        cversion: i32,
+        zxid: i64,
+    ) -> Result<(), ErrorCode> {
+        let path = path.strip_suffix('/').unwrap_or(path);
+        let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
+        let cur = self.node(id).stat.cversion;
+        let cv = if cversion == -1 {
+            cur.wrapping_add(1)
+        } else {
+            cversion
+        };
+        if cv > cur {
+            let n = self.node_mut(id);
+            n.stat.cversion = cv;
+            n.stat.pzxid = zxid;
+            let p = if id == ROOT {
+                "/".to_string()
+            } else {
+                path.to_string()
+            };
+            self.redigest(id, &p);
+        }
+        Ok(())
+    }
+
+    /// Paths of a session's ephemerals, sorted.
+    pub(crate) fn ephemeral_paths(&self, session: i64) -> Vec<String> {
+        let mut v: Vec<String> = match self.ephemerals.get(&session) {
+            Some(set) => set.iter().map(|&id| self.path_of(id)).collect(),
+            None => Vec::new(),
+        };
+        v.sort();
+        v
+    }
+
+    /// Applies one txn (`DataTree.processTxn`), recording watch triggers.
+    pub(crate) fn process(
+        &mut self,
+        hdr: &TxnHeader,
+        body: &TxnBody,
+        trig: &mut Vec<Trigger>,
+    ) -> ApplyOutcome {
+        let mut out = self.process_one(hdr, body, trig);
+        if hdr.zxid > self.last_zxid {
+            self.last_zxid = hdr.zxid;
+        }
+        out.zxid = hdr.zxid;
+        out
+    }
+
+    fn process_one(
+        &mut self,
+        hdr: &TxnHeader,
+        body: &TxnBody,
+        trig: &mut Vec<Trigger>,
+    ) -> ApplyOutcome {
+        let mut out = ApplyOutcome {
+            zxid: hdr.zxid,
+            txn_type: body.txn_type(),
+            ..ApplyOutcome::default()
+        };
+        let z = hdr.zxid;
+        let t = hdr.time;
+        let res: Result<(), ErrorCode> = match body {
+            TxnBody::Create(c) | TxnBody::Create2(c) => {
+                out.path = Some(c.path.clone());
+                let owner = if c.ephemeral { hdr.client_id } else { 0 };
+                let r = self.create_node(
+                    &c.path,
+                    c.data.as_deref(),
+                    &c.acl,
+                    owner,
+                    c.parent_c_version,
+                    z,
+                    t,
+                    trig,
+                );
+                match r {
+                    Ok(s) => {
+                        out.stat = Some(s);
+                        Ok(())
+                    }
+                    Err(ErrorCode::NodeExists) if matches!(body, TxnBody::Create(_)) => {
+                        // ZooKeeper fixes the parent's cversion/pzxid when a
+                        // replayed create meets an existing node.
+                        let parent = split(&c.path).map_or("", |(p, _)| p);
+                        match self.set_cversion_pzxid(parent, c.parent_c_version, z) {
+                            Ok(()) => Err(ErrorCode::NodeExists),
+                            Err(e) => Err(e),
+                        }
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            TxnBody::CreateTtl(c) => {
+                out.path = Some(c.path.clone());
+                let owner = ttl_owner(c.ttl).unwrap_or(EXTENDED_MASK);
+                self.create_node(
+                    &c.path,
+                    c.data.as_deref(),
+                    &c.acl,
+                    owner,
+                    c.parent_c_version,
+                    z,
+                    t,
+                    trig,
+                )
+                .map(|s| out.stat = Some(s))
+            }
+            TxnBody::CreateContainer(c) => {
+                out.path = Some(c.path.clone());
+                self.create_node(
+                    &c.path,
+                    c.data.as_deref(),
+                    &c.acl,
+                    CONTAINER_EPHEMERAL_OWNER,
+                    c.parent_c_version,
+                    z,
+                    t,
+                    trig,
+                )
+                .map(|s| out.stat = Some(s))
+            }
+            TxnBody::Delete(d) | TxnBody::DeleteContainer(d) => {
+                out.path = Some(d.path.clone());
+                self.delete_node(&d.path, z, trig)
+            }
+            TxnBody::SetData(s) | TxnBody::Reconfig(s) => {
+                out.path = Some(s.path.clone());
+                self.set_data(&s.path, s.data.as_deref(), s.version, z, t, trig)
+                    .map(|st| out.stat = Some(st))
+            }
+            TxnBody::SetAcl(s) => {
+                out.path = Some(s.path.clone());
+                self.set_acl(&s.path, &s.acl, s.version)
+                    .map(|st| out.stat = Some(st))
+            }
+            TxnBody::CreateSession(c) => {
+                self.sessions.insert(hdr.client_id, c.time_out);
+                Ok(())
+            }
+            TxnBody::CloseSession(c) => {
+                self.kill_session(hdr.client_id, z, &c.paths2_delete, trig);
+                Ok(())
+            }
+            TxnBody::Error(e) => Err(ErrorCode::try_from(e.err).unwrap_or(ErrorCode::SystemError)),
+            TxnBody::Check(c) => {
+                out.path = Some(c.path.clone());
+                Ok(())
+            }
+            TxnBody::Multi(subs) => {
+                let failed = subs.iter().any(|s| matches!(s, TxnBody::Error(_)));
+                let mut post_failed = false;
+                for sub in subs {
+                    let sub_body;
+                    let body_ref = if matches!(sub, TxnBody::Error(_)) {
+                        post_failed = true;
+                        sub
+                    } else if failed {
+                        let ec = if post_failed {
+                            ErrorCode::RuntimeInconsistency
+                        } else {
+                            ErrorCode::Ok
+                        };
+                        sub_body = TxnBody::Error(zk_jute::ErrorTxn { err: ec.code() });
+                        &sub_body
+                    } else {
+                        sub
+                    };
+                    let sub_hdr = TxnHeader {
+                        txn_type: body_ref.txn_type().code(),
+                        ..*hdr
+                    };
+                    let r = if matches!(body_ref, TxnBody::Multi(_)) {
+                        ApplyOutcome {
+                            err: ErrorCode::BadArguments,
+                            ..ApplyOutcome::default()
+                        }
+                    } else {
+                        self.process_one(&sub_hdr, body_ref, trig)
+                    };
+                    if r.err != ErrorCode::Ok && out.err == ErrorCode::Ok {
+                        out.err = r.err;
+                    }
+                    // Report the op's own type (create2 stays create2) so the
+                    // reply can be built; failed ops are errors.
+                    out.multi.push(OpOutcome {
+                        txn_type: if r.err == ErrorCode::Ok && !failed {
+                            sub.txn_type()
+                        } else {
+                            OpCode::Error
+                        },
+                        err: r.err,
+                        path: r.path,
+                        stat: r.stat,
+                    });
+                }
+                Ok(())
+            }
+            _ => Err(ErrorCode::Unimplemented),
+        };
+        if let Err(e) = res {
+            out.err = e;
+        }
+        out
+    }
+
+    /// `DataTree.killSession`: deletes the txn's paths, then any other
+    /// ephemeral the session still owns; forgets the session.
+    fn kill_session(
+        &mut self,
+        session: i64,
+        zxid: i64,
+        listed: &[String],
+        trig: &mut Vec<Trigger>,
+    ) {
+        let local: Vec<String> = self.ephemeral_paths(session);
+        for p in listed {
+            let _ = self.delete_node(p, zxid, trig);
+        }
+        for p in local {
+            if !listed.contains(&p) {
+                let _ = self.delete_node(&p, zxid, trig);
+            }
+        }
+        self.ephemerals.remove(&session);
+        self.sessions.remove(&session);
+    }
+
+    /// Number of descendants of `id`.
+    pub(crate) fn descendants(&self, id: NodeId) -> usize {
+        let mut stack = vec![id];
+        let mut n = 0usize;
+        while let Some(c) = stack.pop() {
+            let ids = self.node(c).children.ids();
+            n += ids.len();
+            stack.extend(ids);
+        }
+        n
+    }
+}
