@@ -194,11 +194,14 @@ impl State {
     /// A tree with `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`.
     pub(crate) fn new(config: &TreeConfig) -> State {
         let mut s = State::empty(config);
+        // As ZooKeeper: empty (not null) data, zero stats, world:anyone ALL.
+        let empty = || Some(Box::from(&[][..]));
         let open = s.acls.intern(&open_acl_unsafe());
-        s.insert_root(None, open, new_stat(0, 0, 0));
-        let zk = s.insert_child(ROOT, "zookeeper", None, open, new_stat(0, 0, 0));
+        s.insert_root(empty(), open, new_stat(0, 0, 0));
         s.acls.intern(&open_acl_unsafe());
-        s.insert_child(zk, "quota", None, open, new_stat(0, 0, 0));
+        let zk = s.insert_child(ROOT, "zookeeper", empty(), open, new_stat(0, 0, 0));
+        s.acls.intern(&open_acl_unsafe());
+        s.insert_child(zk, "quota", empty(), open, new_stat(0, 0, 0));
         let ro = s.acls.intern(&read_acl_unsafe());
         let mut cs = new_stat(0, 0, 0);
         cs.aversion = -1;
@@ -226,7 +229,8 @@ impl State {
 
     pub(crate) fn insert_root(&mut self, data: Option<Box<[u8]>>, acl: u32, stat: StatPersisted) {
         let digest = node_digest("/", data.as_deref(), &stat);
-        self.data_size += data.as_ref().map_or(0, |d| d.len() as i64);
+        // ZooKeeper counts the root under its alias "/" too (path length 1).
+        self.data_size += 1 + data.as_ref().map_or(0, |d| d.len() as i64);
         self.digest = self.digest.wrapping_add(i64::from(digest));
         let node = Node {
             name: "".into(),
@@ -652,64 +656,48 @@ impl State {
         let z = hdr.zxid;
         let t = hdr.time;
         let res: Result<(), ErrorCode> = match body {
-            TxnBody::Create(c) | TxnBody::Create2(c) => {
-                out.path = Some(c.path.clone());
-                let owner = if c.ephemeral { hdr.client_id } else { 0 };
-                let r = self.create_node(
-                    &c.path,
-                    c.data.as_deref(),
-                    &c.acl,
-                    owner,
-                    c.parent_c_version,
-                    z,
-                    t,
-                    trig,
-                );
-                match r {
+            TxnBody::Create(_)
+            | TxnBody::Create2(_)
+            | TxnBody::CreateTtl(_)
+            | TxnBody::CreateContainer(_) => {
+                let (path, data, acl, owner, pcv) = match body {
+                    TxnBody::Create(c) | TxnBody::Create2(c) => {
+                        let owner = if c.ephemeral { hdr.client_id } else { 0 };
+                        (&c.path, &c.data, &c.acl, owner, c.parent_c_version)
+                    }
+                    TxnBody::CreateTtl(c) => {
+                        let owner = ttl_owner(c.ttl).unwrap_or(EXTENDED_MASK);
+                        (&c.path, &c.data, &c.acl, owner, c.parent_c_version)
+                    }
+                    TxnBody::CreateContainer(c) => (
+                        &c.path,
+                        &c.data,
+                        &c.acl,
+                        CONTAINER_EPHEMERAL_OWNER,
+                        c.parent_c_version,
+                    ),
+                    _ => unreachable!("matched above"),
+                };
+                out.path = Some(path.clone());
+                match self.create_node(path, data.as_deref(), acl, owner, pcv, z, t, trig) {
                     Ok(s) => {
                         out.stat = Some(s);
                         Ok(())
                     }
-                    Err(ErrorCode::NodeExists) if matches!(body, TxnBody::Create(_)) => {
-                        // ZooKeeper fixes the parent's cversion/pzxid when a
-                        // replayed create meets an existing node.
-                        let parent = split(&c.path).map_or("", |(p, _)| p);
-                        match self.set_cversion_pzxid(parent, c.parent_c_version, z) {
+                    Err(ErrorCode::NodeExists) => {
+                        // Replay over a fuzzy snapshot met a node created
+                        // after the snapshot began: ZooKeeper still moves the
+                        // parent's cversion/pzxid forward (it does so for
+                        // `create` only; doing it for every create kind
+                        // keeps replay exact, and only replay gets here).
+                        let parent = split(path).map_or("", |(p, _)| p);
+                        match self.set_cversion_pzxid(parent, pcv, z) {
                             Ok(()) => Err(ErrorCode::NodeExists),
                             Err(e) => Err(e),
                         }
                     }
                     Err(e) => Err(e),
                 }
-            }
-            TxnBody::CreateTtl(c) => {
-                out.path = Some(c.path.clone());
-                let owner = ttl_owner(c.ttl).unwrap_or(EXTENDED_MASK);
-                self.create_node(
-                    &c.path,
-                    c.data.as_deref(),
-                    &c.acl,
-                    owner,
-                    c.parent_c_version,
-                    z,
-                    t,
-                    trig,
-                )
-                .map(|s| out.stat = Some(s))
-            }
-            TxnBody::CreateContainer(c) => {
-                out.path = Some(c.path.clone());
-                self.create_node(
-                    &c.path,
-                    c.data.as_deref(),
-                    &c.acl,
-                    CONTAINER_EPHEMERAL_OWNER,
-                    c.parent_c_version,
-                    z,
-                    t,
-                    trig,
-                )
-                .map(|s| out.stat = Some(s))
             }
             TxnBody::Delete(d) | TxnBody::DeleteContainer(d) => {
                 out.path = Some(d.path.clone());

@@ -1,0 +1,657 @@
+//! ZooKeeper 3.8 behaviours, one test per area.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use zk_jute::{
+    AddWatchMode, CheckVersionRequest, CreateRequest, CreateTtlRequest, DeleteRequest, ErrorCode,
+    EventType, MultiOp, MultiResult, Request, SetAclRequest, SetDataRequest, SetWatches2,
+    WatcherType, perms,
+};
+use zk_tree::{Auth, TreeConfig, digest_id};
+
+const ANY: Auth<'static> = Auth {
+    ids: &[],
+    is_super: false,
+};
+
+fn ev(t: EventType, path: &str) -> zk_jute::WatcherEvent {
+    zk_jute::WatcherEvent {
+        event_type: t.code(),
+        state: 3,
+        path: path.into(),
+    }
+}
+
+#[test]
+fn fresh_tree_has_the_system_nodes() {
+    let h = Harness::new();
+    let t = &h.tree;
+    let (kids, root) = t.get_children("/", &ANY, None).unwrap();
+    assert_eq!(kids, vec!["zookeeper"]);
+    assert_eq!(
+        (root.cversion, root.num_children, root.data_length),
+        (-1, 1, 0)
+    );
+    let (mut kids, _) = t.get_children("/zookeeper", &ANY, None).unwrap();
+    kids.sort();
+    assert_eq!(kids, vec!["config", "quota"]);
+    let (acl, st) = t.get_acl("/zookeeper/config", &ANY).unwrap();
+    assert_eq!(acl, zk_tree::read_acl_unsafe());
+    assert_eq!(st.aversion, -1);
+    assert_eq!(t.get_data("/", &ANY, None).unwrap().0, Some(Bytes::new()));
+    assert_eq!(t.node_count(), 4);
+    assert_eq!(t.get_all_children_number("/", &ANY), Ok(3));
+    assert_eq!(t.digest(), t.digest(), "stable");
+}
+
+#[test]
+fn create_stats_sequence_numbers_and_errors() {
+    let mut h = Harness::new();
+    h.open_session(1, 30000);
+    let o = h.create(1, "/a", b"xy", 0);
+    assert_eq!(o.err, ErrorCode::Ok);
+    let s = o.stat.unwrap();
+    assert_eq!(
+        (
+            s.czxid,
+            s.mzxid,
+            s.pzxid,
+            s.version,
+            s.cversion,
+            s.data_length
+        ),
+        (2, 2, 2, 0, 0, 2)
+    );
+    let (_, root) = h.tree.get_children("/", &ANY, None).unwrap();
+    assert_eq!((root.cversion, root.pzxid, root.num_children), (0, 2, 2));
+
+    assert_eq!(
+        h.create(1, "/a/s-", b"", 2).path.as_deref(),
+        Some("/a/s-0000000000")
+    );
+    assert_eq!(
+        h.create(1, "/a/s-", b"", 2).path.as_deref(),
+        Some("/a/s-0000000001")
+    );
+    assert_eq!(h.delete(1, "/a/s-0000000000", -1).err, ErrorCode::Ok);
+    let (_, a) = h.tree.get_data("/a", &ANY, None).unwrap();
+    assert_eq!((a.cversion, a.num_children, a.pzxid), (3, 1, 5));
+    assert_eq!(
+        h.create(1, "/a/s-", b"", 2).path.as_deref(),
+        Some("/a/s-0000000002")
+    );
+    assert_eq!(
+        h.create(1, "/a/", b"", 2).path.as_deref(),
+        Some("/a/0000000003")
+    );
+
+    assert!(is_error(&h.create(1, "/a", b"", 0), ErrorCode::NodeExists));
+    assert!(is_error(&h.create(1, "/nope/x", b"", 0), ErrorCode::NoNode));
+    assert!(is_error(&h.create(1, "a", b"", 0), ErrorCode::BadArguments));
+    assert!(is_error(
+        &h.create(1, "/a/", b"", 0),
+        ErrorCode::BadArguments
+    ));
+    assert!(is_error(
+        &h.create(1, "/a/.", b"", 0),
+        ErrorCode::BadArguments
+    ));
+    // The parent is looked up before the path is validated, as ZooKeeper.
+    assert!(is_error(&h.create(1, "/a/./b", b"", 0), ErrorCode::NoNode));
+    assert!(is_error(&h.create(1, "/", b"", 0), ErrorCode::NodeExists));
+    assert!(is_error(
+        &h.create(1, "/x", b"", 9),
+        ErrorCode::BadArguments
+    ));
+    // Every failure took a zxid, as ZooKeeper's error txns do.
+    assert_eq!(h.tree.last_processed_zxid(), h.zxid);
+    // Null data stays null.
+    let o = h.req(
+        1,
+        Request::Create(CreateRequest {
+            path: "/null".into(),
+            data: None,
+            acl: zk_tree::open_acl_unsafe(),
+            flags: 0,
+        }),
+    );
+    assert_eq!(o.err, ErrorCode::Ok);
+    assert_eq!(h.tree.get_data("/null", &ANY, None).unwrap().0, None);
+}
+
+#[test]
+fn ephemerals_belong_to_their_session() {
+    let mut h = Harness::new();
+    h.open_session(5, 10000);
+    h.open_session(6, 10000);
+    h.create(0, "/p", b"", 0);
+    let o = h.create(5, "/p/e", b"", 1);
+    assert_eq!(o.stat.unwrap().ephemeral_owner, 5);
+    h.create(5, "/p/es-", b"", 3);
+    assert!(is_error(
+        &h.create(5, "/p/e/x", b"", 0),
+        ErrorCode::NoChildrenForEphemerals
+    ));
+    assert_eq!(
+        h.tree.get_ephemerals(5, "/"),
+        vec!["/p/e", "/p/es-0000000001"]
+    );
+    assert_eq!(h.tree.get_ephemerals(5, "/p/es"), vec!["/p/es-0000000001"]);
+    assert_eq!(h.tree.ephemerals_count(), 2);
+    assert_eq!(h.tree.sessions(), vec![(5, 10000), (6, 10000)]);
+    h.tree.get_data("/p/e", &ANY, Some(77)).unwrap();
+    h.tree.get_children("/p", &ANY, Some(78)).unwrap();
+    let o = h.close_session(5);
+    assert_eq!(o.err, ErrorCode::Ok);
+    assert!(o.events.contains(&(77, ev(EventType::NodeDeleted, "/p/e"))));
+    assert!(
+        o.events
+            .contains(&(78, ev(EventType::NodeChildrenChanged, "/p")))
+    );
+    assert_eq!(h.tree.get_ephemerals(5, "/"), Vec::<String>::new());
+    assert_eq!(h.tree.ephemerals_count(), 0);
+    assert_eq!(h.tree.sessions(), vec![(6, 10000)]);
+    assert_eq!(
+        h.tree.get_children("/p", &ANY, None).unwrap().0,
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn close_session_lists_pending_ephemerals() {
+    let mut h = Harness::new();
+    h.open_session(5, 10000);
+    h.create(5, "/e1", b"", 1);
+    // Pipelined: create /e2 and delete /e1 are prepared, not applied, when
+    // the close is prepared.
+    let a = h.prep(5, &[], &Request::Create(create_req("/e2", b"", 1)));
+    let b = h.prep(
+        5,
+        &[],
+        &Request::Delete(DeleteRequest {
+            path: "/e1".into(),
+            version: -1,
+        }),
+    );
+    let c = h.prep(5, &[], &Request::CloseSession);
+    match &c.1 {
+        zk_jute::TxnBody::CloseSession(t) => assert_eq!(t.paths2_delete, vec!["/e2"]),
+        other => panic!("{other:?}"),
+    }
+    h.apply(a.0, a.1);
+    h.apply(b.0, b.1);
+    h.apply(c.0, c.1);
+    assert!(h.tree.exists("/e2", &ANY, None).is_err());
+    assert!(h.pending.is_empty());
+}
+
+#[test]
+fn versions_and_not_empty() {
+    let mut h = Harness::new();
+    h.create(0, "/v", b"", 0);
+    h.create(0, "/v/c", b"", 0);
+    assert!(is_error(&h.set(0, "/v", b"1", 3), ErrorCode::BadVersion));
+    let o = h.set(0, "/v", b"1", 0);
+    assert_eq!(o.stat.unwrap().version, 1);
+    assert_eq!(h.set(0, "/v", b"2", -1).stat.unwrap().version, 2);
+    assert!(is_error(&h.delete(0, "/v", -1), ErrorCode::NotEmpty));
+    assert!(is_error(&h.delete(0, "/v/c", 5), ErrorCode::BadVersion));
+    assert!(is_error(
+        &h.delete(0, "/zookeeper", -1),
+        ErrorCode::BadArguments
+    ));
+    assert!(is_error(&h.delete(0, "/", -1), ErrorCode::BadArguments));
+    assert!(is_error(&h.delete(0, "/none", -1), ErrorCode::NoNode));
+    let setacl = |v| {
+        Request::SetAcl(SetAclRequest {
+            path: "/v".into(),
+            acl: zk_tree::open_acl_unsafe(),
+            version: v,
+        })
+    };
+    assert!(is_error(&h.req(0, setacl(1)), ErrorCode::BadVersion));
+    assert_eq!(h.req(0, setacl(0)).stat.unwrap().aversion, 1);
+    let check = |v| {
+        Request::Check(CheckVersionRequest {
+            path: "/v".into(),
+            version: v,
+        })
+    };
+    assert!(is_error(&h.req(0, check(0)), ErrorCode::BadVersion));
+    assert_eq!(h.req(0, check(2)).err, ErrorCode::Ok);
+}
+
+#[test]
+fn acl_checks_auth_digest_ip_and_super() {
+    let mut h = Harness::new();
+    let d = digest_id("u:p");
+    let me = [id("ip", "10.0.0.1"), id("digest", &d)];
+    let other = [id("ip", "10.0.0.2")];
+    let req = Request::Create(CreateRequest {
+        path: "/s".into(),
+        data: Some(Bytes::from_static(b"secret")),
+        acl: vec![
+            acl(perms::READ | perms::CREATE, "auth", ""),
+            acl(perms::ALL, "ip", "10.0.0.2/32"),
+        ],
+        flags: 0,
+    });
+    assert!(is_error(
+        &h.req_as(0, &[id("ip", "10.0.0.1")], req.clone()),
+        ErrorCode::InvalidAcl
+    ));
+    assert_eq!(h.req_as(0, &me, req).err, ErrorCode::Ok);
+    let (a, _) = h.tree.get_acl("/s", &SUPER).unwrap();
+    assert_eq!(a[0], acl(perms::READ | perms::CREATE, "digest", &d));
+    let meauth = Auth {
+        ids: &me,
+        is_super: false,
+    };
+    let third = [id("ip", "10.0.0.3")];
+    assert_eq!(
+        h.tree
+            .get_data(
+                "/s",
+                &Auth {
+                    ids: &third,
+                    is_super: false
+                },
+                None
+            )
+            .err(),
+        Some(ErrorCode::NoAuth)
+    );
+    assert!(h.tree.get_data("/s", &meauth, None).is_ok());
+    assert!(
+        h.tree
+            .get_data(
+                "/s",
+                &Auth {
+                    ids: &other,
+                    is_super: false
+                },
+                None
+            )
+            .is_ok()
+    );
+    // READ without ADMIN: digest hashes are masked.
+    let (a, _) = h.tree.get_acl("/s", &meauth).unwrap();
+    assert_eq!(a[0].id.id, "u:x");
+    let set = Request::SetData(SetDataRequest {
+        path: "/s".into(),
+        data: None,
+        version: -1,
+    });
+    assert!(is_error(&h.req_as(0, &me, set.clone()), ErrorCode::NoAuth));
+    assert_eq!(h.req_as(0, &other, set.clone()).err, ErrorCode::Ok);
+    assert_eq!(h.req_as(0, &[id("super", "")], set).err, ErrorCode::Ok);
+    assert_eq!(
+        h.req_as(0, &me, Request::Create(create_req("/s/c", b"", 0)))
+            .err,
+        ErrorCode::Ok
+    );
+    assert!(is_error(
+        &h.req_as(0, &third, Request::Create(create_req("/s/d", b"", 0))),
+        ErrorCode::NoAuth
+    ));
+    assert!(is_error(
+        &h.req_as(
+            0,
+            &me,
+            Request::Delete(DeleteRequest {
+                path: "/s/c".into(),
+                version: -1
+            })
+        ),
+        ErrorCode::NoAuth
+    ));
+    // exists checks READ on existing nodes (3.8.4+).
+    assert_eq!(
+        h.tree.exists(
+            "/s",
+            &Auth {
+                ids: &third,
+                is_super: false
+            },
+            Some(1)
+        ),
+        Err(ErrorCode::NoAuth)
+    );
+    assert_eq!(h.tree.watch_count(), 0);
+    let mut cfg = TreeConfig::default();
+    cfg.exists_checks_read = false;
+    let h2 = Harness::with(cfg);
+    assert!(h2.tree.exists("/zookeeper", &ANY, None).is_ok());
+}
+
+#[test]
+fn multi_is_all_or_nothing_with_zookeepers_results() {
+    let mut h = Harness::new();
+    let bad = Request::Multi(vec![
+        MultiOp::Create(create_req("/m", b"", 0)),
+        MultiOp::Create(create_req("/m/c", b"", 0)),
+        MultiOp::SetData(SetDataRequest {
+            path: "/none".into(),
+            data: None,
+            version: -1,
+        }),
+        MultiOp::Delete(DeleteRequest {
+            path: "/m".into(),
+            version: -1,
+        }),
+    ]);
+    let o = h.req(0, bad);
+    assert_eq!(o.err, ErrorCode::NoNode);
+    let codes: Vec<i32> = o
+        .multi_results()
+        .iter()
+        .map(|r| match r {
+            MultiResult::Error(e) => e.err,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(codes, vec![0, 0, -101, -2]);
+    assert!(h.tree.exists("/m", &ANY, None).is_err());
+    assert!(h.pending.is_empty());
+
+    let good = Request::Multi(vec![
+        MultiOp::Create(create_req("/m", b"", 0)),
+        MultiOp::Create2(create_req("/m/c", b"", 0)),
+        MultiOp::SetData(SetDataRequest {
+            path: "/m".into(),
+            data: Some(Bytes::from_static(b"d")),
+            version: 0,
+        }),
+        MultiOp::Check(CheckVersionRequest {
+            path: "/m".into(),
+            version: 1,
+        }),
+        MultiOp::Delete(DeleteRequest {
+            path: "/m/c".into(),
+            version: 0,
+        }),
+    ]);
+    let o = h.req(0, good);
+    assert_eq!(o.err, ErrorCode::Ok);
+    let r = o.multi_results();
+    assert_eq!(
+        r[0],
+        MultiResult::Create(zk_jute::CreateResponse { path: "/m".into() })
+    );
+    assert!(matches!(&r[1], MultiResult::Create2(c) if c.path == "/m/c" && c.stat.czxid == h.zxid));
+    assert!(matches!(&r[2], MultiResult::SetData(s) if s.stat.version == 1));
+    assert_eq!(r[3], MultiResult::Check);
+    assert_eq!(r[4], MultiResult::Delete);
+    let (_, m) = h.tree.get_data("/m", &ANY, None).unwrap();
+    assert_eq!(
+        (m.num_children, m.cversion, m.pzxid, m.mzxid),
+        (0, 2, h.zxid, h.zxid)
+    );
+}
+
+#[test]
+fn prep_sees_pending_changes_and_rolls_back_failed_multis() {
+    let mut h = Harness::new();
+    let a = h.prep(0, &[], &Request::Create(create_req("/p1", b"", 0)));
+    let b = h.prep(0, &[], &Request::Create(create_req("/p1/c", b"", 2)));
+    let c = h.prep(0, &[], &Request::Create(create_req("/p1/c", b"", 2)));
+    let bad = h.prep(
+        0,
+        &[],
+        &Request::Multi(vec![
+            MultiOp::Create(create_req("/q", b"", 0)),
+            MultiOp::Delete(DeleteRequest {
+                path: "/none".into(),
+                version: -1,
+            }),
+        ]),
+    );
+    let d = h.prep(0, &[], &Request::Create(create_req("/q/c", b"", 0)));
+    assert!(matches!(d.1, zk_jute::TxnBody::Error(e) if e.err == ErrorCode::NoNode.code()));
+    for (hd, bd) in [a, b, c, bad, d] {
+        h.apply(hd, bd);
+    }
+    let (mut kids, _) = h.tree.get_children("/p1", &ANY, None).unwrap();
+    kids.sort();
+    assert_eq!(kids, vec!["c0000000000", "c0000000001"]);
+    assert!(h.pending.is_empty());
+}
+
+#[test]
+fn one_shot_watches_fire_once_in_order() {
+    let mut h = Harness::new();
+    h.create(0, "/w", b"", 0);
+    h.tree.get_data("/w", &ANY, Some(1)).unwrap();
+    h.tree.get_data("/w", &ANY, Some(2)).unwrap();
+    let o = h.set(0, "/w", b"1", -1);
+    assert_eq!(
+        o.events,
+        vec![
+            (1, ev(EventType::NodeDataChanged, "/w")),
+            (2, ev(EventType::NodeDataChanged, "/w"))
+        ]
+    );
+    assert!(h.set(0, "/w", b"2", -1).events.is_empty());
+
+    assert_eq!(h.tree.exists("/n", &ANY, Some(1)), Err(ErrorCode::NoNode));
+    h.tree.get_children("/", &ANY, Some(1)).unwrap();
+    let o = h.create(0, "/n", b"", 0);
+    assert_eq!(
+        o.events,
+        vec![
+            (1, ev(EventType::NodeCreated, "/n")),
+            (1, ev(EventType::NodeChildrenChanged, "/"))
+        ]
+    );
+
+    h.tree.get_data("/n", &ANY, Some(1)).unwrap();
+    h.tree.get_children("/n", &ANY, Some(1)).unwrap();
+    h.tree.get_children("/n", &ANY, Some(2)).unwrap();
+    h.tree.get_children("/", &ANY, Some(3)).unwrap();
+    let o = h.delete(0, "/n", -1);
+    assert_eq!(
+        o.events,
+        vec![
+            (1, ev(EventType::NodeDeleted, "/n")),
+            (2, ev(EventType::NodeDeleted, "/n")),
+            (3, ev(EventType::NodeChildrenChanged, "/"))
+        ]
+    );
+    assert_eq!(h.tree.watch_count(), 0);
+    // A failed read leaves no watch; a NOAUTH exists leaves none either.
+    assert!(h.tree.get_data("/gone", &ANY, Some(9)).is_err());
+    assert_eq!(h.tree.watch_count(), 0);
+}
+
+#[test]
+fn persistent_and_recursive_watches() {
+    let mut h = Harness::new();
+    h.tree.add_watch("/a", AddWatchMode::Persistent, 1);
+    h.tree.add_watch("/a", AddWatchMode::PersistentRecursive, 2);
+    assert_eq!(h.tree.watch_count(), 4);
+    let o = h.create(0, "/a", b"", 0);
+    assert_eq!(
+        o.events,
+        vec![
+            (1, ev(EventType::NodeCreated, "/a")),
+            (2, ev(EventType::NodeCreated, "/a"))
+        ]
+    );
+    let o = h.create(0, "/a/b", b"", 0);
+    assert_eq!(
+        o.events,
+        vec![
+            (2, ev(EventType::NodeCreated, "/a/b")),
+            (1, ev(EventType::NodeChildrenChanged, "/a"))
+        ]
+    );
+    let o = h.set(0, "/a/b", b"x", -1);
+    assert_eq!(o.events, vec![(2, ev(EventType::NodeDataChanged, "/a/b"))]);
+    let o = h.create(0, "/a/b/c", b"", 0);
+    assert_eq!(o.events, vec![(2, ev(EventType::NodeCreated, "/a/b/c"))]);
+    let o = h.set(0, "/a", b"x", -1);
+    assert_eq!(
+        o.events,
+        vec![
+            (1, ev(EventType::NodeDataChanged, "/a")),
+            (2, ev(EventType::NodeDataChanged, "/a"))
+        ]
+    );
+    let o = h.delete(0, "/a/b/c", -1);
+    assert_eq!(o.events, vec![(2, ev(EventType::NodeDeleted, "/a/b/c"))]);
+    assert!(h.create(0, "/ab", b"", 0).events.is_empty());
+    assert_eq!(h.tree.watch_count(), 4, "persistent watches stay");
+    // Removing the data half of a persistent watch leaves the child half.
+    assert_eq!(h.tree.remove_watches("/a", WatcherType::Data, 1), Ok(()));
+    assert_eq!(h.tree.check_watches("/a", WatcherType::Children, 1), Ok(()));
+    assert_eq!(
+        h.tree.check_watches("/a", WatcherType::Data, 1),
+        Err(ErrorCode::NoWatcher)
+    );
+    assert_eq!(
+        h.tree.remove_watches("/a", WatcherType::Persistent, 2),
+        Err(ErrorCode::NoWatcher)
+    );
+    assert_eq!(h.tree.remove_watches("/a", WatcherType::Any, 2), Ok(()));
+    assert_eq!(
+        h.tree.remove_watches("/a", WatcherType::Any, 2),
+        Err(ErrorCode::NoWatcher)
+    );
+    h.tree.remove_watcher(1);
+    assert_eq!(h.tree.watch_count(), 0);
+}
+
+#[test]
+fn set_watches_after_reconnect() {
+    let mut h = Harness::new();
+    h.create(0, "/d", b"", 0); // zxid 1
+    h.create(0, "/c", b"", 0); // zxid 2
+    h.set(0, "/d", b"x", -1); // zxid 3
+    h.create(0, "/c/x", b"", 0); // zxid 4
+    let w = SetWatches2 {
+        relative_zxid: 2,
+        data_watches: vec!["/d".into(), "/c".into(), "/gone".into()],
+        exist_watches: vec!["/c".into(), "/absent".into()],
+        child_watches: vec!["/c".into(), "/d".into()],
+        persistent_watches: vec!["/p".into()],
+        persistent_recursive_watches: vec![],
+    };
+    let evs = h.tree.set_watches(&w, 7);
+    assert_eq!(
+        evs,
+        vec![
+            ev(EventType::NodeDataChanged, "/d"),
+            ev(EventType::NodeDeleted, "/gone"),
+            ev(EventType::NodeCreated, "/c"),
+            ev(EventType::NodeChildrenChanged, "/c"),
+        ]
+    );
+    assert_eq!(h.tree.check_watches("/c", WatcherType::Data, 7), Ok(()));
+    assert_eq!(
+        h.tree.check_watches("/absent", WatcherType::Data, 7),
+        Ok(())
+    );
+    assert_eq!(h.tree.check_watches("/d", WatcherType::Children, 7), Ok(()));
+    assert_eq!(h.tree.check_watches("/p", WatcherType::Any, 7), Ok(()));
+    let by_w = h.tree.watches_by_watcher(zk_tree::WatchKind::Data);
+    assert_eq!(
+        by_w,
+        vec![(
+            7,
+            vec!["/absent".to_string(), "/c".to_string(), "/p".to_string()]
+        )]
+    );
+    let s = h.tree.watch_summary(zk_tree::WatchKind::Data);
+    assert_eq!((s.watchers, s.paths, s.total), (1, 3, 3));
+}
+
+#[test]
+fn containers_and_ttl_nodes() {
+    let mut h = Harness::new();
+    let o = h.req(0, Request::CreateContainer(create_req("/c", b"", 4)));
+    assert_eq!(
+        o.stat.unwrap().ephemeral_owner,
+        0,
+        "clients see 0 for containers"
+    );
+    assert!(
+        h.tree.expired_ttl_and_empty_containers(i64::MAX).is_empty(),
+        "never used"
+    );
+    h.create(0, "/c/x", b"", 0);
+    assert!(h.tree.expired_ttl_and_empty_containers(i64::MAX).is_empty());
+    h.delete(0, "/c/x", -1);
+    assert_eq!(h.tree.expired_ttl_and_empty_containers(0), vec!["/c"]);
+    assert_eq!(
+        h.req(0, Request::DeleteContainer("/c".into())).err,
+        ErrorCode::Ok
+    );
+    assert!(h.tree.exists("/c", &ANY, None).is_err());
+    h.open_session(3, 1000);
+    h.create(3, "/eph", b"", 1);
+    assert!(is_error(
+        &h.req(0, Request::DeleteContainer("/eph".into())),
+        ErrorCode::BadVersion
+    ));
+
+    let ttl = |ttl| {
+        Request::CreateTtl(CreateTtlRequest {
+            path: "/t".into(),
+            data: None,
+            acl: zk_tree::open_acl_unsafe(),
+            flags: 5,
+            ttl,
+        })
+    };
+    assert!(is_error(&h.req(0, ttl(100)), ErrorCode::Unimplemented));
+
+    let mut cfg = TreeConfig::default();
+    cfg.extended_types = true;
+    let mut h = Harness::with(cfg);
+    assert!(is_error(&h.req(0, ttl(0)), ErrorCode::BadArguments));
+    assert!(is_error(
+        &h.req(0, ttl(zk_tree::MAX_TTL + 1)),
+        ErrorCode::BadArguments
+    ));
+    let o = h.req(0, ttl(100));
+    assert_eq!(o.err, ErrorCode::Ok);
+    assert_eq!(o.stat.unwrap().ephemeral_owner, 0);
+    let made = h.time;
+    assert!(
+        h.tree
+            .expired_ttl_and_empty_containers(made + 50)
+            .is_empty()
+    );
+    assert_eq!(
+        h.tree.expired_ttl_and_empty_containers(made + 101),
+        vec!["/t"]
+    );
+    assert_eq!(
+        h.req(0, Request::DeleteContainer("/t".into())).err,
+        ErrorCode::Ok
+    );
+}
+
+#[test]
+fn stats_for_four_letter_words() {
+    let mut h = Harness::new();
+    h.create(0, "/abc", b"12345", 0);
+    assert_eq!(h.tree.node_count(), 5);
+    let base = "/zookeeper".len() + "/zookeeper/quota".len() + "/zookeeper/config".len() + 1;
+    assert_eq!(h.tree.approximate_data_size(), (base + 4 + 5) as i64);
+    assert_eq!(h.tree.get_all_children_number("/zookeeper", &ANY), Ok(2));
+}
+
+#[test]
+fn reconfig_and_reads_are_not_writes() {
+    let mut h = Harness::new();
+    let r = Request::Reconfig(zk_jute::ReconfigRequest::default());
+    assert!(is_error(&h.req(0, r), ErrorCode::ReconfigDisabled));
+    let g = Request::GetData(zk_jute::GetDataRequest {
+        path: "/".into(),
+        watch: false,
+    });
+    assert!(is_error(&h.req(0, g), ErrorCode::BadArguments));
+}
