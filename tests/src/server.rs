@@ -357,6 +357,11 @@ impl ZkServer {
         }
     }
 
+    /// The process id while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGKILL the process and reap it.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
