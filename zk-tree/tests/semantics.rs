@@ -320,8 +320,10 @@ fn acl_checks_auth_digest_ip_and_super() {
         Err(ErrorCode::NoAuth)
     );
     assert_eq!(h.tree.watch_count(), 0);
-    let mut cfg = TreeConfig::default();
-    cfg.exists_checks_read = false;
+    let cfg = TreeConfig {
+        exists_checks_read: false,
+        ..TreeConfig::default()
+    };
     let h2 = Harness::with(cfg);
     assert!(h2.tree.exists("/zookeeper", &ANY, None).is_ok());
 }
@@ -607,8 +609,10 @@ fn containers_and_ttl_nodes() {
     };
     assert!(is_error(&h.req(0, ttl(100)), ErrorCode::Unimplemented));
 
-    let mut cfg = TreeConfig::default();
-    cfg.extended_types = true;
+    let cfg = TreeConfig {
+        extended_types: true,
+        ..TreeConfig::default()
+    };
     let mut h = Harness::with(cfg);
     assert!(is_error(&h.req(0, ttl(0)), ErrorCode::BadArguments));
     assert!(is_error(
