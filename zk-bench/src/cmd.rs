@@ -147,6 +147,7 @@ pub fn run(a: &RunArgs) -> CmdResult {
             .num("warmup_s", a.warmup.as_secs_f64(), 3)
             .num("measured_s", secs, 3)
             .raw("ops", all.ops)
+            .raw("completed", out.completed)
             .num("ops_per_s", all.ops_per_s, 1)
             .raw("errors", out.error_count())
             .raw("error_codes", codes.render())

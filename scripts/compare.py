@@ -1,0 +1,530 @@
+#!/usr/bin/env python3
+"""Side-by-side comparison: Apache ZooKeeper 3.8 vs our zk-server, same machine, same disk.
+
+Both servers get the same zoo.cfg (forceSync left at its default, on), a fresh data
+directory in one temp dir, and the same zk-bench loads, run in alternation
+(Apache, ours, Apache, ours, ...) so that a noisy neighbour hurts both alike.
+Prints every figure and the ratio ours/Apache:
+
+  * throughput and p50 / p99 / p99.9 latency of each workload (create, set, get, mixed),
+    plus the server's CPU time per op (from /proc/<pid>/stat);
+  * bulk load of --znodes znodes of --payload bytes: znodes/s, RSS after the load
+    (VmRSS, the JVM included), data directory size (du: allocated and apparent);
+  * restart-to-serving: SIGKILL, start again on the same data dir, time until a getData
+    of the last loaded znode succeeds; RSS after the restart.
+
+If our server is missing or does not start, says so and prints Apache's figures alone.
+
+Usage (from the repository root):
+  python3 scripts/compare.py                       # 10 s runs, 2 rounds, 1M znodes
+  python3 scripts/compare.py --duration 3 --rounds 1 --znodes 100k   # quick look
+  python3 scripts/compare.py --apache-only         # validate the harness without our server
+  python3 scripts/compare.py --json /tmp/compare.json   # also write every raw figure
+Needs: java + Debian's zookeeper package (apt-get install -y zookeeper zookeeper-bin), cargo.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ZK_JAR = "/usr/share/java/zookeeper.jar"
+SLF4J = "/usr/share/java/slf4j-simple.jar"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(msg):
+    print(f"compare: {msg}", file=sys.stderr, flush=True)
+
+
+def parse_count(s):
+    s = s.strip().lower()
+    mult = {"k": 1000, "m": 1000_000}.get(s[-1:], 1)
+    return int(s[:-1] if mult > 1 else s) * mult
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_status(pid, key):
+    """A kB figure from /proc/<pid>/status (VmRSS, VmHWM), in MiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def proc_cpu_s(pid):
+    """User + system CPU seconds of a process (all its threads)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def dir_size_mib(path):
+    """(allocated, apparent) size of a directory tree in MiB, like du and du -b."""
+    alloc = apparent = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                st = os.lstat(os.path.join(root, f))
+            except OSError:
+                continue
+            alloc += st.st_blocks * 512
+            apparent += st.st_size
+    return alloc / 2**20, apparent / 2**20
+
+
+class Server:
+    """One server process with its own data dir and port."""
+
+    def __init__(self, name, workdir, bench):
+        self.name = name
+        self.dir = Path(workdir) / name
+        self.bench = bench
+        self.proc = None
+        self.port = None
+        self.logf = None
+        self.starts = 0
+
+    def fresh(self):
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        (self.dir / "data").mkdir(parents=True)
+        self.port = free_port()
+        cfg = self.dir / "zoo.cfg"
+        cfg.write_text(
+            "tickTime=2000\n"
+            f"dataDir={self.dir / 'data'}\n"
+            f"clientPort={self.port}\n"
+            "clientPortAddress=127.0.0.1\n"
+            "maxClientCnxns=0\n"
+            "4lw.commands.whitelist=*\n"
+            "admin.enableServer=false\n"
+        )
+        return cfg
+
+    def command(self, cfg):
+        raise NotImplementedError
+
+    @property
+    def addr(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, probe_path="/", timeout=120.0):
+        """Starts the process and waits until getData(probe_path) succeeds.
+        Returns the seconds from spawn to serving; raises RuntimeError if it does not serve."""
+        cfg = self.dir / "zoo.cfg"
+        self.starts += 1
+        self.logf = open(self.dir / f"server-{self.starts}.log", "wb")
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen(self.command(cfg), stdout=self.logf, stderr=subprocess.STDOUT,
+                                     cwd=self.dir)
+        waiter = subprocess.Popen([self.bench, "wait", "--server", self.addr, "--path", probe_path,
+                                   "--timeout", f"{timeout}s"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while True:
+            if waiter.poll() is not None:
+                break
+            if self.proc.poll() is not None:
+                waiter.kill()
+                waiter.wait()
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before serving; "
+                                   f"log tail:\n{self.log_tail()}")
+            time.sleep(0.002)
+        elapsed = time.monotonic() - t0
+        if waiter.returncode != 0:
+            err = waiter.stderr.read().strip()
+            self.stop()
+            raise RuntimeError(f"{self.name} did not serve: {err}\nlog tail:\n{self.log_tail()}")
+        return elapsed
+
+    def log_tail(self, n=15):
+        try:
+            lines = sorted(self.dir.glob("server-*.log"))[-1].read_text(errors="replace").splitlines()
+            return "\n".join(lines[-n:])
+        except (OSError, IndexError):
+            return "(no log)"
+
+    def rss(self):
+        return proc_status(self.proc.pid, "VmRSS")
+
+    def hwm(self):
+        return proc_status(self.proc.pid, "VmHWM")
+
+    def cpu(self):
+        return proc_cpu_s(self.proc.pid)
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+class Apache(Server):
+    def __init__(self, workdir, bench, jvm_opts):
+        super().__init__("apache", workdir, bench)
+        self.jvm_opts = jvm_opts
+
+    def command(self, cfg):
+        return (["java"] + self.jvm_opts.split()
+                + ["-cp", f"{ZK_JAR}:{SLF4J}", "org.apache.zookeeper.server.ZooKeeperServerMain", str(cfg)])
+
+
+class Ours(Server):
+    def __init__(self, workdir, bench, binary):
+        super().__init__("ours", workdir, bench)
+        self.binary = binary
+
+    def command(self, cfg):
+        return [str(self.binary), str(cfg)]
+
+
+def cargo_target():
+    return Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+
+
+def build(packages):
+    """cargo build --release -p ...; returns None or the error text."""
+    cmd = ["cargo", "build", "--release", "--quiet"]
+    for p in packages:
+        cmd += ["-p", p]
+    log(" ".join(cmd))
+    r = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return None if r.returncode == 0 else r.stdout[-3000:]
+
+
+def bench_json(bench, args):
+    r = subprocess.run([bench] + args + ["--json", "--quiet"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"zk-bench {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def machine_info(workdir):
+    info = {"cpus": os.cpu_count(), "kernel": platform.release()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+        info["mem_gib"] = round(int(mem) / 2**20, 1)
+    except OSError:
+        pass
+    try:
+        df = subprocess.run(["df", "-T", str(workdir)], capture_output=True, text=True).stdout.splitlines()[-1].split()
+        info["disk"] = f"{df[0]} ({df[1]})"
+    except (OSError, IndexError):
+        pass
+    try:
+        info["java"] = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0]
+    except (OSError, IndexError):
+        pass
+    return info
+
+
+def loadavg():
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if abs(v) >= 1000:
+            return f"{v:,.0f}{unit}"
+        if abs(v) >= 10:
+            return f"{v:.1f}{unit}"
+        return f"{v:.3f}{unit}"
+    return f"{v}{unit}"
+
+
+def ratio(ours, apache):
+    if ours is None or apache in (None, 0):
+        return "n/a"
+    return f"{ours / apache:.2f}x"
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def run_workloads(servers, args, results):
+    """Phase 1: the same timed loads against each server, in alternation."""
+    common = ["--sessions", str(args.sessions), "--in-flight", str(args.in_flight),
+              "--threads", str(args.threads), "--payload", str(args.payload), "--keys", str(args.keys),
+              "--duration", f"{args.duration}s", "--warmup", f"{args.warmup}s"]
+    for s in servers:
+        if s.proc is not None:
+            # Set-up once (prefix, PREFIX/k/0..keys, PREFIX/c); every measured run then skips it.
+            bench_json(s.bench, ["run", "--server", s.addr, "--op", "get", "--ops", "1", "--warmup", "0"]
+                       + common[:-4])
+    common += ["--no-setup"]
+    for rnd in range(1, args.rounds + 1):
+        for wl in args.workloads:
+            for s in servers:
+                if s.proc is None:
+                    continue
+                cpu0 = s.cpu()
+                try:
+                    j = bench_json(s.bench, ["run", "--server", s.addr, "--op", wl] + common)
+                except RuntimeError as e:
+                    log(f"{s.name} {wl} round {rnd}: {e}")
+                    results[s.name]["errors"].append(f"{wl} round {rnd}: {e}")
+                    continue
+                cpu1 = s.cpu()
+                # The CPU figure covers the whole run (warm-up included; the set-up was done
+                # before), so divide by every request the run completed.
+                total_ops = j["completed"]
+                cpu_us = (cpu1 - cpu0) * 1e6 / total_ops if cpu0 is not None and cpu1 is not None and total_ops else None
+                a = j["all"]
+                rec = {"round": rnd, "ops_per_s": a["ops_per_s"], "p50_ms": a["p50_us"] / 1000,
+                       "p99_ms": a["p99_us"] / 1000, "p999_ms": a["p999_us"] / 1000,
+                       "max_ms": a["max_us"] / 1000, "errors": j["errors"], "cpu_us_per_op": cpu_us,
+                       "loadavg": loadavg()}
+                results[s.name]["runs"].setdefault(wl, []).append(rec)
+                log(f"round {rnd} {wl:<6} {s.name:<6} {a['ops_per_s']:>10.0f} ops/s  p50 {a['p50_us']/1000:.2f} ms"
+                    f"  p99 {a['p99_us']/1000:.2f} ms  p99.9 {a['p999_us']/1000:.2f} ms  errors {j['errors']}"
+                    f"  (load {loadavg()})")
+
+
+def load_and_restart(s, args, results):
+    """Phase 2 for one server: fresh start, bulk load, RSS, du, SIGKILL, restart time."""
+    r = results[s.name]["load"]
+    s.fresh()
+    s.start()
+    log(f"{s.name}: loading {args.znodes} znodes of {args.payload} B")
+    j = bench_json(s.bench, ["load", "--server", s.addr, "--znodes", str(args.znodes), "--payload",
+                             str(args.payload), "--sessions", str(args.sessions), "--in-flight",
+                             str(args.in_flight), "--threads", str(args.threads)])
+    r.update({"znodes": j["znodes"], "secs": j["secs"], "znodes_per_s": j["znodes_per_s"],
+              "create_p99_ms": j["write"]["p99_us"] / 1000})
+    time.sleep(args.settle)
+    r["rss_mib"], r["hwm_mib"] = s.rss(), s.hwm()
+    r["disk_mib"], r["disk_apparent_mib"] = dir_size_mib(s.dir / "data")
+    log(f"{s.name}: {j['znodes_per_s']:.0f} znodes/s, RSS {r['rss_mib']:.0f} MiB, data {r['disk_mib']:.0f} MiB")
+    s.kill()
+    r["restart_s"] = s.start(probe_path=j["last_path"], timeout=args.restart_timeout)
+    time.sleep(args.settle)
+    r["rss_after_restart_mib"] = s.rss()
+    log(f"{s.name}: restart to serving {j['last_path']}: {r['restart_s']:.2f} s,"
+        f" RSS after restart {r['rss_after_restart_mib']:.0f} MiB")
+    s.stop()
+
+
+def report(servers_by_name, results, args, info, ours_note):
+    names = ["apache"] + (["ours"] if "ours" in servers_by_name else [])
+    out = []
+    p = out.append
+    p("")
+    p("== Apache ZooKeeper 3.8 vs ours ==")
+    p(f"machine: {info.get('cpus')} CPUs ({info.get('cpu', '?')}), {info.get('mem_gib', '?')} GiB,"
+      f" kernel {info.get('kernel')}, data on {info.get('disk', '?')}; shared and noisy: load avg at start"
+      f" {info['load_start']}, at end {info['load_end']}")
+    p(f"apache: {info.get('java', 'java')}, {args.jvm_opts}, forceSync=yes (default); ours: {ours_note}")
+    p(f"runs: {args.sessions} sessions x {args.in_flight} in flight, {args.threads} client thread(s), payload"
+      f" {args.payload} B, {args.keys} keys, {args.duration} s measured after {args.warmup} s warm-up,"
+      f" {args.rounds} round(s) in alternation; medians over rounds")
+    hdr = f"{'workload':<8} {'metric':<16}" + "".join(f"{n:>12}" for n in names)
+    if len(names) == 2:
+        hdr += f"{'ours/apache':>13}"
+    p(hdr)
+
+    def row(wl, metric, vals, better=""):
+        line = f"{wl:<8} {metric:<16}" + "".join(f"{fmt(v):>12}" for v in vals)
+        if len(names) == 2:
+            line += f"{ratio(vals[1], vals[0]):>13}"
+            if better:
+                line += f"  ({better} is better)"
+        p(line)
+
+    for wl in args.workloads:
+        runs = {n: results[n]["runs"].get(wl, []) for n in names}
+        if not any(runs.values()):
+            continue
+        for key, label, better in [("ops_per_s", "ops/s", "higher"), ("p50_ms", "p50 ms", "lower"),
+                                   ("p99_ms", "p99 ms", "lower"), ("p999_ms", "p99.9 ms", "lower"),
+                                   ("cpu_us_per_op", "server CPU us/op", "lower")]:
+            row(wl, label, [med([r[key] for r in runs[n]]) for n in names], better)
+        spread = "; ".join(f"{n} " + ", ".join(f"{r['ops_per_s']:.0f}" for r in runs[n]) for n in names)
+        p(f"{'':<8} (ops/s per round: {spread})")
+    if not args.skip_load:
+        L = {n: results[n]["load"] for n in names}
+        wl = f"{parse_count(args.znodes) // 1000}k" if parse_count(args.znodes) < 1000_000 else \
+            f"{parse_count(args.znodes) / 1e6:g}M"
+        row("load", f"{wl} znodes/s", [L[n].get("znodes_per_s") for n in names], "higher")
+        row("load", "RSS MiB", [L[n].get("rss_mib") for n in names], "lower")
+        row("load", "peak RSS MiB", [L[n].get("hwm_mib") for n in names], "lower")
+        row("load", "data dir MiB", [L[n].get("disk_mib") for n in names], "lower")
+        row("load", "apparent MiB", [L[n].get("disk_apparent_mib") for n in names], "lower")
+        row("restart", "s to serving", [L[n].get("restart_s") for n in names], "lower")
+        row("restart", "RSS MiB after", [L[n].get("rss_after_restart_mib") for n in names], "lower")
+    for n in names:
+        for e in results[n]["errors"]:
+            p(f"{n}: ERROR {e}")
+    if ours_note.startswith("NOT RUN"):
+        p(f"ours: {ours_note}")
+    print("\n".join(out), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=float, default=10.0, help="measured seconds per run [10]")
+    ap.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each run [1]")
+    ap.add_argument("--rounds", type=int, default=2, help="alternation rounds [2]")
+    ap.add_argument("--workloads", default="create,set,get,mixed",
+                    help="comma list of zk-bench --op values [create,set,get,mixed]")
+    ap.add_argument("--sessions", type=int, default=16)
+    ap.add_argument("--in-flight", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1, help="zk-bench event-loop threads [1]")
+    ap.add_argument("--payload", type=int, default=100, help="bytes per znode [100]")
+    ap.add_argument("--keys", type=int, default=10000, help="key space of set/get/mixed [10000]")
+    ap.add_argument("--znodes", default="1m", help="znodes for the load/RSS/restart phase (1m, 100k) [1m]")
+    ap.add_argument("--settle", type=float, default=2.0, help="seconds before reading RSS [2]")
+    ap.add_argument("--restart-timeout", type=float, default=300.0)
+    ap.add_argument("--skip-load", action="store_true", help="only the timed workloads")
+    ap.add_argument("--skip-runs", action="store_true", help="only the load/RSS/restart phase")
+    ap.add_argument("--apache-only", action="store_true", help="do not try our server")
+    ap.add_argument("--server-bin", help="our server binary [$CARGO_TARGET_DIR or target]/release/zk-server")
+    ap.add_argument("--no-build", action="store_true", help="do not run cargo build")
+    ap.add_argument("--jvm-opts", default="-Xmx1000m",
+                    help="JVM flags for Apache ZooKeeper [-Xmx1000m, zkServer.sh's default heap]")
+    ap.add_argument("--workdir", default="/var/tmp",
+                    help="where the temp dir with both data dirs goes (same disk for both) [/var/tmp]")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
+    ap.add_argument("--json", help="also write every raw figure to this file")
+    args = ap.parse_args()
+    args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    args.znodes = str(parse_count(args.znodes))
+
+    if not Path(ZK_JAR).exists() or shutil.which("java") is None:
+        sys.exit("compare: Apache ZooKeeper is not installed: apt-get install -y zookeeper zookeeper-bin")
+
+    # Build.
+    bench = cargo_target() / "release" / "zk-bench"
+    ours_bin = Path(args.server_bin) if args.server_bin else cargo_target() / "release" / "zk-server"
+    ours_note = "target/release/zk-server"
+    want_ours = not args.apache_only
+    if not args.no_build:
+        err = build(["zk-bench"])
+        if err:
+            sys.exit(f"compare: cannot build zk-bench:\n{err}")
+        if want_ours and not args.server_bin:
+            if (REPO / "zk-server" / "src" / "main.rs").exists():
+                err = build(["zk-server"])
+                if err:
+                    ours_note = "NOT RUN: cargo build --release -p zk-server failed: " + err.strip().splitlines()[-1]
+                    want_ours = False
+            else:
+                ours_note = "NOT RUN: zk-server/src/main.rs does not exist yet"
+                want_ours = False
+    if not bench.exists():
+        sys.exit(f"compare: {bench} is missing (build it: cargo build --release -p zk-bench)")
+    if want_ours and not ours_bin.exists():
+        ours_note = f"NOT RUN: {ours_bin} does not exist"
+        want_ours = False
+    if args.apache_only:
+        ours_note = "NOT RUN (--apache-only)"
+    if want_ours:
+        ours_note = str(ours_bin)
+
+    workdir = Path(tempfile.mkdtemp(prefix="zk-compare-", dir=args.workdir))
+    info = machine_info(workdir)
+    info["load_start"] = loadavg()
+    log(f"work dir {workdir}; load average {info['load_start']}")
+    apache = Apache(workdir, str(bench), args.jvm_opts)
+    servers = [apache]
+    results = {"apache": {"runs": {}, "load": {}, "errors": []}}
+    if want_ours:
+        servers.append(Ours(workdir, str(bench), ours_bin))
+        results["ours"] = {"runs": {}, "load": {}, "errors": []}
+    by_name = {s.name: s for s in servers}
+
+    def drop_ours(why):
+        nonlocal ours_note
+        ours_note = f"NOT RUN: {why}"
+        log(f"our server: {why} -- continuing with Apache ZooKeeper alone")
+        o = by_name.pop("ours", None)
+        if o:
+            o.kill()
+            servers.remove(o)
+            results.pop("ours", None)
+
+    try:
+        if not args.skip_runs:
+            for s in list(servers):
+                s.fresh()
+                try:
+                    t = s.start()
+                    log(f"{s.name} serving on {s.addr} after {t:.2f} s")
+                except RuntimeError as e:
+                    if s.name == "ours":
+                        drop_ours(f"did not start: {e}")
+                    else:
+                        raise
+            run_workloads(servers, args, results)
+            if "ours" in by_name and not results["ours"]["runs"] and results["ours"]["errors"]:
+                drop_ours("every run failed: " + results["ours"]["errors"][0])
+            for s in servers:
+                s.stop()
+        if not args.skip_load:
+            for s in list(servers):
+                try:
+                    load_and_restart(s, args, results)
+                except RuntimeError as e:
+                    s.kill()
+                    if s.name == "ours":
+                        results["ours"]["errors"].append(f"load/restart: {e}")
+                        log(f"ours: load/restart failed: {e}")
+                    else:
+                        raise
+        info["load_end"] = loadavg()
+        report(by_name, results, args, info, ours_note)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"machine": info, "args": vars(args), "ours": ours_note,
+                                                   "results": results}, indent=2))
+            log(f"raw figures in {args.json}")
+    finally:
+        for s in servers:
+            s.kill()
+        if args.keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
