@@ -65,6 +65,19 @@ impl Tree {
     /// the log from the txn after it). The applier is blocked only for
     /// chunks of a few thousand nodes at a time; I/O happens outside locks.
     pub fn write_snapshot<W: Write>(&self, out: &mut W) -> io::Result<i64> {
+        self.write_snapshot_interleaved(out, CHUNK, &mut || {})
+    }
+
+    /// [`Tree::write_snapshot`] with `chunk` nodes per read lock, calling
+    /// `between` after each chunk while no lock is held (tests use it to
+    /// apply txns in the middle of a snapshot deterministically).
+    #[doc(hidden)]
+    pub fn write_snapshot_interleaved<W: Write>(
+        &self,
+        out: &mut W,
+        chunk: usize,
+        between: &mut dyn FnMut(),
+    ) -> io::Result<i64> {
         let mut crc = Crc32::new();
         let mut buf = Vec::with_capacity(1 << 16);
         let start_zxid;
@@ -86,7 +99,7 @@ impl Tree {
         while !stack.is_empty() {
             {
                 let st = self.read();
-                for _ in 0..CHUNK {
+                for _ in 0..chunk.max(1) {
                     let Some(path) = stack.pop() else { break };
                     let Some(id) = st.lookup(&path) else { continue };
                     let n = st.node(id);
@@ -135,6 +148,7 @@ impl Tree {
             crc.update(&buf);
             out.write_all(&buf)?;
             buf.clear();
+            between();
         }
         buf.push(0);
         buf.extend_from_slice(&self.last_processed_zxid().to_be_bytes());

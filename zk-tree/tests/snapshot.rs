@@ -1,0 +1,318 @@
+//! Snapshots: round trip of a large random tree, exact replay over a fuzzy
+//! snapshot, bad bytes; and readers never seeing half of a multi.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use common::*;
+use zk_jute::{
+    CreateRequest, DeleteRequest, ErrorTxn, MultiOp, Request, SetAclRequest, SetDataRequest,
+    TxnBody, TxnHeader, perms,
+};
+use zk_tree::{Auth, PendingChanges, RequestContext, SnapshotError, Tree, TreeConfig, prepare};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// A writer: prepares random requests, applies them, logs the txns.
+struct Writer {
+    pending: PendingChanges,
+    zxid: i64,
+    paths: Vec<String>,
+    log: Vec<(TxnHeader, TxnBody)>,
+    rng: Rng,
+}
+
+impl Writer {
+    fn new(seed: u64) -> Self {
+        Writer {
+            pending: PendingChanges::new(),
+            zxid: 0,
+            paths: vec!["/".into()],
+            log: Vec::new(),
+            rng: Rng(seed),
+        }
+    }
+
+    fn submit(&mut self, tree: &Tree, session: i64, req: Request) {
+        self.zxid += 1;
+        let time = 1_000_000 + self.zxid * 7;
+        let ids = [id("digest", &zk_tree::digest_id("w:w"))];
+        let ctx = RequestContext {
+            session_id: session,
+            auth: Auth {
+                ids: &ids,
+                is_super: false,
+            },
+            zxid: self.zxid,
+            time_ms: time,
+        };
+        let body = prepare(tree, &mut self.pending, &ctx, &req)
+            .unwrap_or_else(|e| TxnBody::Error(ErrorTxn { err: e.code() }));
+        let hdr = TxnHeader {
+            client_id: session,
+            cxid: 0,
+            zxid: self.zxid,
+            time,
+            txn_type: body.txn_type().code(),
+        };
+        let out = tree.apply(&hdr, &body);
+        self.pending.applied(self.zxid);
+        if let Some(p) = &out.path
+            && out.err == zk_jute::ErrorCode::Ok
+            && !self.paths.contains(p)
+            && matches!(
+                body,
+                TxnBody::Create(_) | TxnBody::Create2(_) | TxnBody::CreateContainer(_)
+            )
+        {
+            self.paths.push(p.clone());
+        }
+        self.log.push((hdr, body));
+    }
+
+    fn random_op(&mut self, tree: &Tree) {
+        let n = self.paths.len();
+        let path = self.paths[self.rng.below(n)].clone();
+        let name = format!("n{}", self.rng.below(30));
+        let child = if path == "/" {
+            format!("/{name}")
+        } else {
+            format!("{path}/{name}")
+        };
+        let data = Bytes::from(vec![self.rng.below(256) as u8; self.rng.below(40)]);
+        let session = 1 + self.rng.below(3) as i64;
+        let acl = if self.rng.below(4) == 0 {
+            vec![
+                acl(perms::ALL, "auth", ""),
+                acl(perms::READ, "world", "anyone"),
+            ]
+        } else {
+            zk_tree::open_acl_unsafe()
+        };
+        let create = |flags| CreateRequest {
+            path: child.clone(),
+            data: Some(data.clone()),
+            acl: acl.clone(),
+            flags,
+        };
+        let req = match self.rng.below(12) {
+            0..=3 => Request::Create(create(self.rng.below(4) as i32)),
+            4 => Request::CreateContainer(create(4)),
+            5 | 6 => Request::SetData(SetDataRequest {
+                path,
+                data: Some(data),
+                version: -1,
+            }),
+            7 | 8 => Request::Delete(DeleteRequest { path, version: -1 }),
+            9 => Request::SetAcl(SetAclRequest {
+                path,
+                acl,
+                version: -1,
+            }),
+            10 => Request::Multi(vec![
+                MultiOp::Create(create(0)),
+                MultiOp::SetData(SetDataRequest {
+                    path: child.clone(),
+                    data: None,
+                    version: 0,
+                }),
+                MultiOp::Delete(DeleteRequest {
+                    path: child.clone(),
+                    version: -1,
+                }),
+                MultiOp::Create(create(2)),
+            ]),
+            _ => {
+                self.submit(tree, session, Request::CloseSession);
+                Request::CreateSession(zk_jute::CreateSessionTxn {
+                    time_out: 5000 + session as i32,
+                })
+            }
+        };
+        self.submit(tree, session, req);
+    }
+}
+
+fn same(a: &Tree, b: &Tree) {
+    assert_eq!(dump(a), dump(b));
+    assert_eq!(a.digest(), b.digest());
+    assert_eq!(a.sessions(), b.sessions());
+    assert_eq!(a.ephemerals_by_session(), b.ephemerals_by_session());
+    assert_eq!(a.node_count(), b.node_count());
+    assert_eq!(a.approximate_data_size(), b.approximate_data_size());
+    assert_eq!(a.last_processed_zxid(), b.last_processed_zxid());
+    assert_eq!(
+        a.expired_ttl_and_empty_containers(i64::MAX),
+        b.expired_ttl_and_empty_containers(i64::MAX)
+    );
+}
+
+#[test]
+fn large_random_tree_round_trips() {
+    let tree = Tree::new(TreeConfig::default());
+    let mut w = Writer::new(0x9E37_79B9_7F4A_7C15);
+    for s in 1..=3 {
+        w.submit(
+            &tree,
+            s,
+            Request::CreateSession(zk_jute::CreateSessionTxn {
+                time_out: 4000 + s as i32,
+            }),
+        );
+    }
+    for _ in 0..20_000 {
+        w.random_op(&tree);
+    }
+    assert!(tree.node_count() > 2000, "{}", tree.node_count());
+    let mut buf = Vec::new();
+    let start = tree.write_snapshot(&mut buf).unwrap();
+    assert_eq!(start, w.zxid);
+    let loaded = Tree::read_snapshot(&buf[..], TreeConfig::default()).unwrap();
+    same(&tree, &loaded);
+    // Loading again gives the same bytes.
+    let mut again = Vec::new();
+    loaded.write_snapshot(&mut again).unwrap();
+    assert_eq!(buf.len(), again.len());
+}
+
+#[test]
+fn replay_over_a_fuzzy_snapshot_gives_the_exact_tree() {
+    for seed in 1..=8u64 {
+        let tree = Tree::new(TreeConfig::default());
+        let mut w = Writer::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D));
+        for s in 1..=3 {
+            w.submit(
+                &tree,
+                s,
+                Request::CreateSession(zk_jute::CreateSessionTxn { time_out: 4000 }),
+            );
+        }
+        for _ in 0..3000 {
+            w.random_op(&tree);
+        }
+        let mut buf = Vec::new();
+        let start = {
+            let mut between = || {
+                for _ in 0..5 {
+                    w.random_op(&tree);
+                }
+            };
+            tree.write_snapshot_interleaved(&mut buf, 7, &mut between)
+                .unwrap()
+        };
+        for _ in 0..200 {
+            w.random_op(&tree);
+        }
+        let loaded = Tree::read_snapshot(&buf[..], TreeConfig::default()).unwrap();
+        assert_eq!(loaded.last_processed_zxid(), start);
+        for (hdr, body) in w.log.iter().filter(|(h, _)| h.zxid > start) {
+            loaded.apply(hdr, body);
+        }
+        same(&tree, &loaded);
+        // Replaying txns the tree already holds is harmless too.
+        for (hdr, body) in w.log.iter().filter(|(h, _)| h.zxid > start) {
+            if !matches!(body, TxnBody::CreateSession(_) | TxnBody::CloseSession(_)) {
+                continue;
+            }
+            loaded.apply(hdr, body);
+        }
+    }
+}
+
+#[test]
+fn bad_bytes_are_errors_not_panics() {
+    let tree = Tree::new(TreeConfig::default());
+    let mut w = Writer::new(7);
+    w.submit(
+        &tree,
+        1,
+        Request::CreateSession(zk_jute::CreateSessionTxn { time_out: 4000 }),
+    );
+    for _ in 0..200 {
+        w.random_op(&tree);
+    }
+    let mut buf = Vec::new();
+    tree.write_snapshot(&mut buf).unwrap();
+    assert!(matches!(
+        Tree::read_snapshot(&b"NOTASNAP........"[..], TreeConfig::default()),
+        Err(SnapshotError::BadMagic)
+    ));
+    for cut in (0..buf.len()).step_by(13) {
+        assert!(
+            Tree::read_snapshot(&buf[..cut], TreeConfig::default()).is_err(),
+            "cut at {cut}"
+        );
+    }
+    let mut rng = Rng(99);
+    for _ in 0..300 {
+        let mut b = buf.clone();
+        let i = 8 + rng.below(b.len() - 8);
+        b[i] ^= 1 << rng.below(8);
+        assert!(
+            Tree::read_snapshot(&b[..], TreeConfig::default()).is_err(),
+            "flip at {i}"
+        );
+    }
+}
+
+#[test]
+fn readers_never_see_half_a_multi() {
+    let tree = Arc::new(Tree::new(TreeConfig::default()));
+    let mut w = Writer::new(3);
+    w.submit(&tree, 0, Request::Create(create_req("/m", b"", 0)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let tree = tree.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let (kids, stat) = tree.get_children("/m", &SUPER, None).unwrap();
+                    assert_eq!(kids.len() % 2, 0, "half a multi seen");
+                    assert_eq!(stat.num_children as usize, kids.len());
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    for i in 0..3000 {
+        let ops = if i % 2 == 0 {
+            vec![
+                MultiOp::Create(create_req(&format!("/m/a{i}"), b"", 0)),
+                MultiOp::Create(create_req(&format!("/m/b{i}"), b"", 0)),
+            ]
+        } else {
+            vec![
+                MultiOp::Delete(DeleteRequest {
+                    path: format!("/m/a{}", i - 1),
+                    version: -1,
+                }),
+                MultiOp::Delete(DeleteRequest {
+                    path: format!("/m/b{}", i - 1),
+                    version: -1,
+                }),
+            ]
+        };
+        w.submit(&tree, 0, Request::Multi(ops));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+}
