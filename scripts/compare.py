@@ -284,15 +284,32 @@ def med(xs):
 
 def run_workloads(servers, args, results):
     """Phase 1: the same timed loads against each server, in alternation."""
-    common = ["--sessions", str(args.sessions), "--in-flight", str(args.in_flight),
-              "--threads", str(args.threads), "--payload", str(args.payload), "--keys", str(args.keys),
-              "--duration", f"{args.duration}s", "--warmup", f"{args.warmup}s"]
-    for s in servers:
-        if s.proc is not None:
-            # Set-up once (prefix, PREFIX/k/0..keys, PREFIX/c); every measured run then skips it.
-            bench_json(s.bench, ["run", "--server", s.addr, "--op", "get", "--ops", "1", "--warmup", "0"]
-                       + common[:-4])
-    common += ["--no-setup"]
+    base = ["--sessions", str(args.sessions), "--in-flight", str(args.in_flight),
+            "--threads", str(args.threads), "--payload", str(args.payload), "--keys", str(args.keys)]
+    live = [s for s in servers if s.proc is not None]
+    def prepare(s, extra):
+        try:
+            bench_json(s.bench, ["run", "--server", s.addr] + extra + base)
+        except RuntimeError as e:
+            if s.name != "ours":
+                raise
+            results["ours"]["errors"].append(f"set-up: {e}")
+            log(f"ours: set-up failed: {e}")
+            s.kill()
+
+    for s in live:
+        # Set-up once (prefix, PREFIX/k/0..keys, PREFIX/c); every measured run then skips it.
+        prepare(s, ["--op", "get", "--ops", "1", "--warmup", "0"])
+    base += ["--no-setup"]
+    if args.prewarm > 0:
+        # The JVM needs a while to JIT-compile its request path (round 1 was measured at half of
+        # round 2 without this); every server gets the same unmeasured warm-up load.
+        for s in live:
+            for wl in ("mixed", "create"):
+                if s.proc is not None:
+                    prepare(s, ["--op", wl, "--duration", f"{args.prewarm}s", "--warmup", "0"])
+        log(f"pre-warmed every server with {args.prewarm} s of mixed and {args.prewarm} s of create")
+    common = base + ["--duration", f"{args.duration}s", "--warmup", f"{args.warmup}s"]
     for rnd in range(1, args.rounds + 1):
         for wl in args.workloads:
             for s in servers:
@@ -314,6 +331,7 @@ def run_workloads(servers, args, results):
                 rec = {"round": rnd, "ops_per_s": a["ops_per_s"], "p50_ms": a["p50_us"] / 1000,
                        "p99_ms": a["p99_us"] / 1000, "p999_ms": a["p999_us"] / 1000,
                        "max_ms": a["max_us"] / 1000, "errors": j["errors"], "cpu_us_per_op": cpu_us,
+                       "client_cpu_us_per_op": j["client_cpu_s"] * 1e6 / total_ops if total_ops else None,
                        "loadavg": loadavg()}
                 results[s.name]["runs"].setdefault(wl, []).append(rec)
                 log(f"round {rnd} {wl:<6} {s.name:<6} {a['ops_per_s']:>10.0f} ops/s  p50 {a['p50_us']/1000:.2f} ms"
@@ -377,7 +395,8 @@ def report(servers_by_name, results, args, info, ours_note):
             continue
         for key, label, better in [("ops_per_s", "ops/s", "higher"), ("p50_ms", "p50 ms", "lower"),
                                    ("p99_ms", "p99 ms", "lower"), ("p999_ms", "p99.9 ms", "lower"),
-                                   ("cpu_us_per_op", "server CPU us/op", "lower")]:
+                                   ("cpu_us_per_op", "server CPU us/op", "lower"),
+                                   ("client_cpu_us_per_op", "client CPU us/op", "")]:
             row(wl, label, [med([r[key] for r in runs[n]]) for n in names], better)
         spread = "; ".join(f"{n} " + ", ".join(f"{r['ops_per_s']:.0f}" for r in runs[n]) for n in names)
         p(f"{'':<8} (ops/s per round: {spread})")
@@ -405,6 +424,8 @@ def main():
     ap.add_argument("--duration", type=float, default=10.0, help="measured seconds per run [10]")
     ap.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each run [1]")
     ap.add_argument("--rounds", type=int, default=2, help="alternation rounds [2]")
+    ap.add_argument("--prewarm", type=float, default=5.0,
+                    help="unmeasured seconds of mixed and of create load on each server first (JIT) [5]")
     ap.add_argument("--workloads", default="create,set,get,mixed",
                     help="comma list of zk-bench --op values [create,set,get,mixed]")
     ap.add_argument("--sessions", type=int, default=16)

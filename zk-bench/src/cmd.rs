@@ -75,6 +75,17 @@ fn check(out: &Outcome, what: &str) -> CmdResult {
     Ok(())
 }
 
+/// CPU seconds (user + system, every thread) this process has used, from
+/// `/proc/self/stat` (Linux; USER_HZ is 100 on every Linux ABI). `None` elsewhere.
+pub fn own_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let mut f = rest.split_whitespace().skip(11);
+    let utime: u64 = f.next()?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
 /// `zk-bench run`.
 pub fn run(a: &RunArgs) -> CmdResult {
     let c = &a.common;
@@ -115,7 +126,9 @@ pub fn run(a: &RunArgs) -> CmdResult {
         data,
         budget: Budget::new(ops_limit),
     };
+    let cpu0 = own_cpu_secs();
     let out = drive(&p, &src);
+    let client_cpu = own_cpu_secs().zip(cpu0).map(|(b, a)| b - a);
 
     let secs = out.measured_secs;
     let reads = Stats::of(&out.reads, secs);
@@ -148,6 +161,7 @@ pub fn run(a: &RunArgs) -> CmdResult {
             .num("measured_s", secs, 3)
             .raw("ops", all.ops)
             .raw("completed", out.completed)
+            .num("client_cpu_s", client_cpu.unwrap_or(0.0), 2)
             .num("ops_per_s", all.ops_per_s, 1)
             .raw("errors", out.error_count())
             .raw("error_codes", codes.render())
@@ -190,6 +204,12 @@ pub fn run(a: &RunArgs) -> CmdResult {
                 out.error_summary()
             }
         );
+        if let Some(cpu) = client_cpu.filter(|_| out.completed > 0) {
+            println!(
+                "client CPU: {cpu:.2} s ({:.1} us per request, warm-up included)",
+                cpu * 1e6 / out.completed as f64
+            );
+        }
     }
     if !out.failures.is_empty() {
         return Err(format!(
@@ -303,6 +323,17 @@ pub fn wait(a: &WaitArgs) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_cpu_is_readable() {
+        let a = own_cpu_secs().unwrap();
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        assert!(std::hint::black_box(x) != 1);
+        assert!(own_cpu_secs().unwrap() >= a);
+    }
 
     #[test]
     fn ancestors() {
