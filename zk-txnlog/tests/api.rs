@@ -391,3 +391,81 @@ fn full_disk_is_an_error_not_a_crash() {
     let log = Log::open("mem", small(&disk.snapshot())).unwrap();
     assert_eq!(log.last_key(), Some(last_ok));
 }
+
+#[test]
+fn knobs_flush_delay_max_batch_and_no_sync() {
+    for opts in [
+        small(&MemDisk::new()).flush_delay(std::time::Duration::from_millis(2)),
+        small(&MemDisk::new()).max_batch(1),
+        small(&MemDisk::new()).unsafe_no_sync(true),
+    ] {
+        let log = Arc::new(Log::open("mem", opts).unwrap());
+        let next = Arc::new(std::sync::Mutex::new(0u64));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (log, next) = (log.clone(), next.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        let t = {
+                            let mut n = next.lock().unwrap();
+                            *n += 1;
+                            log.append(*n, &payload(*n)).unwrap()
+                        };
+                        t.wait().unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(log.durable_key(), Some(200));
+        assert_eq!(all(&log).len(), 200);
+    }
+}
+
+#[test]
+fn read_only_inspection_names_file_and_offset_of_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = Log::open(
+            dir.path(),
+            Options::default()
+                .backend(Backend::Pwrite)
+                .segment_bytes(64 << 10)
+                .max_record_bytes(256)
+                .max_unsynced_bytes(1024),
+        )
+        .unwrap();
+        for k in 1..=50u64 {
+            log.append(k, &[k as u8; 100]).unwrap();
+        }
+        log.close().unwrap();
+    }
+    let seg = dir.path().join("log.1");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at = 64 + 3 * 116;
+    bytes[at + 30] ^= 0xFF;
+    std::fs::write(&seg, &bytes).unwrap();
+    let recs: Vec<_> = read_segment(&seg).unwrap().collect();
+    assert_eq!(recs.len(), 4);
+    match &recs[3] {
+        Err(Error::Corrupt {
+            file, offset, key, ..
+        }) => {
+            assert_eq!(file, &seg);
+            assert_eq!(*offset, at as u64);
+            assert_eq!(*key, Some(3));
+        }
+        other => panic!("{other:?}"),
+    }
+    let s = inspect_segment(&seg).unwrap();
+    assert_eq!((s.records, s.end, s.clean), (3, at as u64, false));
+    assert!(s.problem.unwrap().contains("crc"));
+    // Nothing was written by the inspection.
+    assert_eq!(std::fs::read(&seg).unwrap(), bytes);
+    // Garbage that is not a segment at all is an error, not a panic.
+    std::fs::write(dir.path().join("log.99"), b"short").unwrap();
+    assert!(inspect_segment(dir.path().join("log.99")).is_err());
+    assert!(read_segment(dir.path().join("log.99")).is_err());
+}
