@@ -1,0 +1,687 @@
+//! zoo.cfg: the keys of the ZooKeeper admin guide, parsed as Java properties.
+//!
+//! Unknown keys are kept as warnings (ZooKeeper turns them into `zookeeper.<key>`
+//! system properties); a value that does not parse is an error naming the key and
+//! the line. Keys ZooKeeper knows but this server does not act on are accepted
+//! with a warning that says so, so a config copied from the docs works as-is.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use zk_jute::quorum::{LearnerType, QuorumServer};
+
+/// The data directory used when the server starts without a config file.
+pub const DEFAULT_DATA_DIR: &str = "/tmp/zookeeper";
+/// The client port used when none is configured.
+pub const DEFAULT_CLIENT_PORT: u16 = 2181;
+/// ZooKeeper's default `jute.maxbuffer`.
+pub const DEFAULT_JUTE_MAX_BUFFER: usize = 0xfffff;
+
+/// An invalid configuration: what and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The file, when the config came from one.
+    pub file: Option<PathBuf>,
+    /// 1-based line number, when the error is about one line.
+    pub line: Option<usize>,
+    /// The key concerned, if any.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{}", file.display())?;
+            if let Some(line) = self.line {
+                write!(f, ":{line}")?;
+            }
+            write!(f, ": ")?;
+        } else if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, "{key}: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+impl ConfigError {
+    fn at(line: usize, key: &str, message: impl Into<String>) -> Self {
+        Self {
+            file: None,
+            line: Some(line),
+            key: Some(key.to_string()),
+            message: message.into(),
+        }
+    }
+
+    fn general(message: impl Into<String>) -> Self {
+        Self {
+            file: None,
+            line: None,
+            key: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// Which four-letter words are enabled (`4lw.commands.whitelist`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Whitelist {
+    /// `*`: every command.
+    All,
+    /// Only these (lower-case four-letter names).
+    Only(Vec<String>),
+}
+
+impl Whitelist {
+    /// Whether `cmd` may run.
+    pub fn allows(&self, cmd: &str) -> bool {
+        match self {
+            Whitelist::All => true,
+            Whitelist::Only(list) => list.iter().any(|c| c == cmd),
+        }
+    }
+}
+
+impl Default for Whitelist {
+    /// ZooKeeper's default: `srvr` only.
+    fn default() -> Self {
+        Whitelist::Only(vec!["srvr".to_string()])
+    }
+}
+
+/// The server configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from, if any.
+    pub source: Option<PathBuf>,
+    /// tickTime in ms (default 3000).
+    pub tick_time: u32,
+    /// initLimit in ticks (ensemble only).
+    pub init_limit: u32,
+    /// syncLimit in ticks (ensemble only).
+    pub sync_limit: u32,
+    /// dataDir: snapshots, `myid`, the server secret.
+    pub data_dir: PathBuf,
+    /// dataLogDir: log segments (defaults to dataDir).
+    pub data_log_dir: PathBuf,
+    /// clientPort (0 = an ephemeral port, reported at startup).
+    pub client_port: u16,
+    /// clientPortAddress (default: all interfaces).
+    pub client_port_address: Option<IpAddr>,
+    /// maxClientCnxns per client IP (0 = unlimited; default 60).
+    pub max_client_cnxns: u32,
+    /// minSessionTimeout in ms (default 2 × tickTime).
+    pub min_session_timeout: u32,
+    /// maxSessionTimeout in ms (default 20 × tickTime).
+    pub max_session_timeout: u32,
+    /// autopurge.snapRetainCount (default and minimum 3).
+    pub snap_retain_count: u32,
+    /// autopurge.purgeInterval in hours (0 = off).
+    pub purge_interval_hours: u32,
+    /// snapCount: txns between snapshots (randomised in [snapCount/2+1, snapCount]).
+    pub snap_count: u64,
+    /// preAllocSize in KB (log segment size; default 65536).
+    pub pre_alloc_size_kb: u64,
+    /// globalOutstandingLimit (default 1000).
+    pub global_outstanding_limit: u32,
+    /// 4lw.commands.whitelist.
+    pub four_letter_whitelist: Whitelist,
+    /// jute.maxbuffer: the largest request accepted.
+    pub jute_max_buffer: usize,
+    /// forceSync (default yes). `no` acknowledges writes before they are durable.
+    pub force_sync: bool,
+    /// The super user's digest (`superDigest`, `user:base64(sha1(user:pw))`).
+    pub super_digest: Option<String>,
+    /// The most bytes queued for one connection before it stops being read
+    /// (and is closed if it still grows).
+    pub max_output_queue_bytes: usize,
+    /// Loop threads for client connections (0 = min(2, cores)).
+    pub loop_threads: usize,
+    /// `server.X` lines.
+    pub servers: Vec<QuorumServer>,
+    /// This server's id (from `myid`, 0 when standalone without one).
+    pub my_id: u64,
+    /// Warnings met while parsing (unknown keys, ignored keys); the caller logs them.
+    pub warnings: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::standalone(PathBuf::from(DEFAULT_DATA_DIR), DEFAULT_CLIENT_PORT)
+    }
+}
+
+/// Keys Apache ZooKeeper knows that this server accepts but does not act on.
+const KNOWN_IGNORED: &[&str] = &[
+    "electionAlg",
+    "peerType",
+    "syncEnabled",
+    "quorumListenOnAllIPs",
+    "maxCnxns",
+    "secureClientPort",
+    "secureClientPortAddress",
+    "dynamicConfigFile",
+    "standaloneEnabled",
+    "reconfigEnabled",
+    "localSessionsEnabled",
+    "localSessionsUpgradingEnabled",
+    "clientPortListenBacklog",
+    "observerMasterPort",
+    "multiAddress.enabled",
+    "multiAddress.reachabilityCheckEnabled",
+    "multiAddress.reachabilityCheckTimeoutMs",
+    "connectToLearnerMasterLimit",
+    "metricsProvider.className",
+    "metricsProvider.httpHost",
+    "metricsProvider.httpPort",
+    "metricsProvider.exportJvmInfo",
+    "snapshot.compression.method",
+    "digest.enabled",
+    "enforceQuota",
+    "fsync.warningthresholdms",
+    "snapSizeLimitInKb",
+    "txnLogSizeLimitInKb",
+    "leaderServes",
+    "cnxTimeout",
+    "electionPortBindRetry",
+    "clientTcpKeepAlive",
+    "watchManagerName",
+    "skipACL",
+    "readonlymode.enabled",
+    "sslQuorum",
+    "portUnification",
+    "serverCnxnFactory",
+    "authProvider.1",
+    "quorum.auth.enableSasl",
+    "extendedTypesEnabled",
+];
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" | "true" => Some(true),
+        "no" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+impl Config {
+    /// A standalone configuration with ZooKeeper's defaults.
+    pub fn standalone(data_dir: PathBuf, client_port: u16) -> Self {
+        let tick = 3000;
+        Self {
+            source: None,
+            tick_time: tick,
+            init_limit: 10,
+            sync_limit: 5,
+            data_log_dir: data_dir.clone(),
+            data_dir,
+            client_port,
+            client_port_address: None,
+            max_client_cnxns: 60,
+            min_session_timeout: 2 * tick,
+            max_session_timeout: 20 * tick,
+            snap_retain_count: 3,
+            purge_interval_hours: 0,
+            snap_count: 100_000,
+            pre_alloc_size_kb: 65536,
+            global_outstanding_limit: 1000,
+            four_letter_whitelist: Whitelist::default(),
+            jute_max_buffer: DEFAULT_JUTE_MAX_BUFFER,
+            force_sync: true,
+            super_digest: None,
+            max_output_queue_bytes: 16 << 20,
+            loop_threads: 0,
+            servers: Vec::new(),
+            my_id: 0,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Reads and validates a zoo.cfg file (and `myid` in its dataDir).
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: Some(path.to_path_buf()),
+            line: None,
+            key: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        let mut cfg = Self::parse(&text).map_err(|mut e| {
+            e.file = Some(path.to_path_buf());
+            e
+        })?;
+        cfg.source = Some(path.to_path_buf());
+        cfg.read_myid()?;
+        Ok(cfg)
+    }
+
+    /// Parses zoo.cfg text (without reading `myid`; see [`Config::read_myid`]).
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let mut cfg = Self::default();
+        let mut data_dir = None;
+        let mut data_log_dir = None;
+        let mut client_port = None;
+        let mut min_to: Option<(usize, i64)> = None;
+        let mut max_to: Option<(usize, i64)> = None;
+        for (idx, raw) in text.lines().enumerate() {
+            let line_no = idx + 1;
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let (key, value) = split_property(line);
+            let value = value.trim();
+            let int = |min: i64, max: i64| -> Result<i64, ConfigError> {
+                value
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|v| (min..=max).contains(v))
+                    .ok_or_else(|| {
+                        ConfigError::at(
+                            line_no,
+                            key,
+                            format!(
+                                "invalid value {value:?}: expected an integer in {min}..={max}"
+                            ),
+                        )
+                    })
+            };
+            let u32v = |min: i64| int(min, i64::from(u32::MAX)).map(|v| v as u32);
+            match key {
+                "tickTime" => cfg.tick_time = u32v(1)?,
+                "initLimit" => cfg.init_limit = u32v(1)?,
+                "syncLimit" => cfg.sync_limit = u32v(1)?,
+                "dataDir" => data_dir = Some(non_empty_path(line_no, key, value)?),
+                "dataLogDir" => data_log_dir = Some(non_empty_path(line_no, key, value)?),
+                "clientPort" => client_port = Some(int(0, 65535)? as u16),
+                "clientPortAddress" => {
+                    cfg.client_port_address = Some(value.parse().map_err(|_| {
+                        ConfigError::at(line_no, key, format!("invalid IP address {value:?}"))
+                    })?)
+                }
+                "maxClientCnxns" => cfg.max_client_cnxns = u32v(0)?,
+                "minSessionTimeout" => min_to = Some((line_no, int(-1, i64::from(i32::MAX))?)),
+                "maxSessionTimeout" => max_to = Some((line_no, int(-1, i64::from(i32::MAX))?)),
+                "autopurge.snapRetainCount" => {
+                    let v = u32v(0)?;
+                    if v < 3 {
+                        cfg.warnings.push(format!(
+                            "line {line_no}: autopurge.snapRetainCount={v} is below the minimum 3; using 3"
+                        ));
+                    }
+                    cfg.snap_retain_count = v.max(3);
+                }
+                "autopurge.purgeInterval" => cfg.purge_interval_hours = u32v(0)?,
+                "snapCount" => cfg.snap_count = int(2, i64::MAX)? as u64,
+                "preAllocSize" => cfg.pre_alloc_size_kb = int(1, 1 << 30)? as u64,
+                "globalOutstandingLimit" => cfg.global_outstanding_limit = u32v(1)?,
+                "4lw.commands.whitelist" => cfg.four_letter_whitelist = parse_whitelist(value),
+                "jute.maxbuffer" => cfg.jute_max_buffer = int(1024, i64::from(i32::MAX))? as usize,
+                "forceSync" => {
+                    cfg.force_sync = parse_bool(value).ok_or_else(|| {
+                        ConfigError::at(
+                            line_no,
+                            key,
+                            format!("invalid value {value:?}: expected yes or no"),
+                        )
+                    })?
+                }
+                "superDigest" | "DigestAuthenticationProvider.superDigest" => {
+                    if !value.contains(':') {
+                        return Err(ConfigError::at(
+                            line_no,
+                            key,
+                            "expected user:base64(sha1(user:password))",
+                        ));
+                    }
+                    cfg.super_digest = Some(value.to_string());
+                }
+                "zkrs.maxOutputQueueBytes" => {
+                    cfg.max_output_queue_bytes = int(4096, i64::MAX)? as usize
+                }
+                "zkrs.loopThreads" => cfg.loop_threads = int(0, 64)? as usize,
+                k if k.starts_with("server.") => {
+                    let id: u64 = k["server.".len()..]
+                        .parse()
+                        .map_err(|_| ConfigError::at(line_no, key, "expected server.<number>"))?;
+                    let server = QuorumServer::parse(id, value)
+                        .map_err(|e| ConfigError::at(line_no, key, e.0))?;
+                    if cfg.servers.iter().any(|s| s.id == id) {
+                        return Err(ConfigError::at(
+                            line_no,
+                            key,
+                            format!("server {id} is defined twice"),
+                        ));
+                    }
+                    cfg.servers.push(server);
+                }
+                k if k.starts_with("group.") || k.starts_with("weight.") => {
+                    cfg.warnings.push(format!(
+                        "line {line_no}: {k} (hierarchical quorums) is not supported yet; ignored"
+                    ))
+                }
+                k if KNOWN_IGNORED.contains(&k)
+                    || k.starts_with("admin.")
+                    || k.starts_with("ssl.") =>
+                {
+                    cfg.warnings.push(format!(
+                        "line {line_no}: {k} is not supported by this server; ignored"
+                    ))
+                }
+                k => cfg
+                    .warnings
+                    .push(format!("line {line_no}: unknown key {k}; ignored")),
+            }
+        }
+        let data_dir = data_dir.ok_or_else(|| ConfigError::general("dataDir is not set"))?;
+        cfg.data_log_dir = data_log_dir.unwrap_or_else(|| data_dir.clone());
+        cfg.data_dir = data_dir;
+        match client_port {
+            Some(p) => cfg.client_port = p,
+            None => {
+                cfg.client_port = DEFAULT_CLIENT_PORT;
+                cfg.warnings.push(format!(
+                    "clientPort is not set; using {DEFAULT_CLIENT_PORT}"
+                ));
+            }
+        }
+        cfg.min_session_timeout = match min_to {
+            Some((_, v)) if v >= 0 => v as u32,
+            _ => cfg.tick_time.saturating_mul(2),
+        };
+        cfg.max_session_timeout = match max_to {
+            Some((_, v)) if v >= 0 => v as u32,
+            _ => cfg.tick_time.saturating_mul(20),
+        };
+        if cfg.min_session_timeout > cfg.max_session_timeout {
+            let line = max_to.or(min_to).map(|(l, _)| l);
+            return Err(ConfigError {
+                file: None,
+                line,
+                key: Some("minSessionTimeout".into()),
+                message: format!(
+                    "minSessionTimeout {} must not be larger than maxSessionTimeout {}",
+                    cfg.min_session_timeout, cfg.max_session_timeout
+                ),
+            });
+        }
+        Ok(cfg)
+    }
+
+    /// Reads `myid` from dataDir when the ensemble has more than one server (as
+    /// ZooKeeper, it is optional with one) and checks it names a listed server.
+    pub fn read_myid(&mut self) -> Result<(), ConfigError> {
+        let path = self.data_dir.join("myid");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => Some(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(ConfigError::general(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
+            }
+        };
+        match text {
+            Some(t) => {
+                let id = t.trim().parse::<u64>().map_err(|_| {
+                    ConfigError::general(format!(
+                        "{}: expected a server id, found {:?}",
+                        path.display(),
+                        t.trim()
+                    ))
+                })?;
+                self.my_id = id;
+            }
+            None if self.servers.len() > 1 => {
+                return Err(ConfigError::general(format!(
+                    "{} is missing: an ensemble member needs its id there",
+                    path.display()
+                )));
+            }
+            None => {
+                self.my_id = self.servers.first().map_or(0, |s| s.id);
+            }
+        }
+        self.validate_ensemble()
+    }
+
+    fn validate_ensemble(&self) -> Result<(), ConfigError> {
+        if self.servers.len() > 1 {
+            if !self.servers.iter().any(|s| s.id == self.my_id) {
+                return Err(ConfigError::general(format!(
+                    "myid {} is not one of the server.X lines",
+                    self.my_id
+                )));
+            }
+            let voters = self
+                .servers
+                .iter()
+                .filter(|s| s.role == LearnerType::Participant)
+                .count();
+            if voters == 0 {
+                return Err(ConfigError::general("the ensemble has no voting member"));
+            }
+        }
+        if self.my_id > 255 {
+            return Err(ConfigError::general(format!(
+                "server id {} does not fit the top byte of a session id (0..=255)",
+                self.my_id
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether this config describes an ensemble (more than one server).
+    pub fn is_ensemble(&self) -> bool {
+        self.servers.len() > 1
+    }
+
+    /// The session timeout granted for a requested one: clamped to
+    /// `[minSessionTimeout, maxSessionTimeout]`.
+    pub fn negotiate_timeout(&self, requested: i32) -> i32 {
+        let min = self.min_session_timeout as i64;
+        let max = self.max_session_timeout as i64;
+        (requested as i64).clamp(min, max) as i32
+    }
+
+    /// The `conf` four-letter word's text (ZooKeeper's key order).
+    pub fn conf_text(&self, local_port: u16) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(s, "clientPort={local_port}");
+        let _ = writeln!(s, "secureClientPort=-1");
+        let _ = writeln!(s, "dataDir={}", abs(&self.data_dir).display());
+        let _ = writeln!(s, "dataDirSize={}", dir_size(&self.data_dir));
+        let _ = writeln!(s, "dataLogDir={}", abs(&self.data_log_dir).display());
+        let _ = writeln!(s, "dataLogSize={}", dir_size(&self.data_log_dir));
+        let _ = writeln!(s, "tickTime={}", self.tick_time);
+        let _ = writeln!(s, "maxClientCnxns={}", self.max_client_cnxns);
+        let _ = writeln!(s, "minSessionTimeout={}", self.min_session_timeout);
+        let _ = writeln!(s, "maxSessionTimeout={}", self.max_session_timeout);
+        let _ = writeln!(s, "clientPortListenBacklog=-1");
+        let _ = writeln!(s, "serverId={}", self.my_id);
+        s
+    }
+}
+
+fn abs(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Total size of the regular files directly in `dir`.
+pub fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn non_empty_path(line: usize, key: &str, value: &str) -> Result<PathBuf, ConfigError> {
+    if value.is_empty() {
+        Err(ConfigError::at(line, key, "empty path"))
+    } else {
+        Ok(PathBuf::from(value))
+    }
+}
+
+fn parse_whitelist(value: &str) -> Whitelist {
+    let cmds: Vec<String> = value
+        .split(',')
+        .map(|c| c.trim().to_ascii_lowercase())
+        .filter(|c| !c.is_empty())
+        .collect();
+    if cmds.iter().any(|c| c == "*") {
+        Whitelist::All
+    } else {
+        Whitelist::Only(cmds)
+    }
+}
+
+/// Splits a Java properties line at the first unescaped `=`, `:` or whitespace.
+fn split_property(line: &str) -> (&str, &str) {
+    let idx = line.find(['=', ':', ' ', '\t']);
+    match idx {
+        None => (line, ""),
+        Some(i) => {
+            let key = &line[..i];
+            let mut rest = line[i..].trim_start_matches([' ', '\t']);
+            if let Some(r) = rest.strip_prefix(['=', ':']) {
+                rest = r;
+            }
+            (key, rest)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "tickTime=2000\ndataDir=/var/lib/zookeeper\nclientPort=2181\n";
+    const SEPARATE_LOG: &str = "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=/tmp/zookeeper/data\ndataLogDir=/tmp/zookeeper/dataLog\nclientPort=2181\n";
+    const THREE_LOCAL: &str = "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=/tmp/zk-cluster/zk-01/data\ndataLogDir=/tmp/zk-cluster/zk-01/logs\nclientPort=2181\nserver.1=127.0.0.1:2111:3111\nserver.2=127.0.0.1:2222:3222\nserver.3=127.0.0.1:2333:3333\n";
+    const THREE_HOSTS: &str = "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=/opt/zookeeper/data\ndataLogDir=/opt/zookeeper/logs\nclientPort=2181\n#maxClientCnxns=60\nautopurge.snapRetainCount=3\nautopurge.purgeInterval=1\nserver.1=0.0.0.0:2888:3888\nserver.2=10.150.19.15:2888:3888\nserver.3=10.100.124.217:2888:3888\n";
+
+    #[test]
+    fn minimal_standalone() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.tick_time, 2000);
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/zookeeper"));
+        assert_eq!(c.data_log_dir, c.data_dir);
+        assert_eq!(c.client_port, 2181);
+        assert_eq!(
+            (c.min_session_timeout, c.max_session_timeout),
+            (4000, 40000)
+        );
+        assert_eq!(c.max_client_cnxns, 60);
+        assert_eq!(c.four_letter_whitelist, Whitelist::default());
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert!(!c.is_ensemble());
+    }
+
+    #[test]
+    fn separate_log_dir() {
+        let c = Config::parse(SEPARATE_LOG).unwrap();
+        assert_eq!(c.data_log_dir, PathBuf::from("/tmp/zookeeper/dataLog"));
+        assert_eq!((c.init_limit, c.sync_limit), (10, 5));
+        assert!(c.warnings.is_empty());
+    }
+
+    #[test]
+    fn three_servers_with_myid() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = THREE_LOCAL.replace("/tmp/zk-cluster/zk-01/data", dir.path().to_str().unwrap());
+        let mut c = Config::parse(&text).unwrap();
+        assert_eq!(c.servers.len(), 3);
+        assert_eq!(c.servers[1].quorum_addrs[0].port, 2222);
+        assert!(c.read_myid().is_err(), "myid is required in an ensemble");
+        std::fs::write(dir.path().join("myid"), "2\n").unwrap();
+        c.read_myid().unwrap();
+        assert_eq!(c.my_id, 2);
+        std::fs::write(dir.path().join("myid"), "7\n").unwrap();
+        assert!(c.read_myid().is_err(), "myid must be listed");
+        assert!(c.is_ensemble());
+    }
+
+    #[test]
+    fn three_hosts_autopurge() {
+        let c = Config::parse(THREE_HOSTS).unwrap();
+        assert_eq!((c.snap_retain_count, c.purge_interval_hours), (3, 1));
+        assert_eq!(c.servers[0].quorum_addrs[0].host, "0.0.0.0");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn every_listed_key() {
+        let c = Config::parse(
+            "tickTime=1000\ndataDir=/d\ndataLogDir=/l\nclientPort=0\nclientPortAddress=127.0.0.1\n\
+             maxClientCnxns=5\nminSessionTimeout=1500\nmaxSessionTimeout=9000\n\
+             autopurge.snapRetainCount=5\nautopurge.purgeInterval=2\nsnapCount=1000\npreAllocSize=1024\n\
+             globalOutstandingLimit=50\n4lw.commands.whitelist=ruok, stat,MNTR\njute.maxbuffer=4096\nforceSync=no\n",
+        )
+        .unwrap();
+        assert_eq!(c.client_port, 0);
+        assert_eq!(c.client_port_address, Some("127.0.0.1".parse().unwrap()));
+        assert_eq!((c.min_session_timeout, c.max_session_timeout), (1500, 9000));
+        assert_eq!(c.snap_retain_count, 5);
+        assert_eq!(c.snap_count, 1000);
+        assert_eq!(c.pre_alloc_size_kb, 1024);
+        assert_eq!(c.global_outstanding_limit, 50);
+        assert!(c.four_letter_whitelist.allows("mntr") && !c.four_letter_whitelist.allows("srvr"));
+        assert_eq!(c.jute_max_buffer, 4096);
+        assert!(!c.force_sync);
+        assert_eq!(c.negotiate_timeout(100), 1500);
+        assert_eq!(c.negotiate_timeout(100_000), 9000);
+        assert_eq!(c.negotiate_timeout(5000), 5000);
+        let all = Config::parse("dataDir=/d\n4lw.commands.whitelist=*\n").unwrap();
+        assert_eq!(all.four_letter_whitelist, Whitelist::All);
+    }
+
+    #[test]
+    fn invalid_values_name_key_and_line() {
+        let e = Config::parse("dataDir=/d\ntickTime=abc\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("tickTime")));
+        assert!(e.to_string().contains("line 2: tickTime"), "{e}");
+        let e = Config::parse("dataDir=/d\n\nclientPort=70000\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("clientPort")));
+        let e = Config::parse("dataDir=/d\nforceSync=maybe\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("forceSync"));
+        let e = Config::parse("dataDir=/d\nserver.1=host-only\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("server.1")));
+        let e = Config::parse("dataDir=/d\nminSessionTimeout=5000\nmaxSessionTimeout=4000\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("minSessionTimeout"), "{e}");
+        assert!(
+            Config::parse("clientPort=2181\n").is_err(),
+            "dataDir is required"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_warn_by_name() {
+        let c = Config::parse("dataDir=/d\nclientPort=1\nfrobnicate=3\nadmin.serverPort=8080\n")
+            .unwrap();
+        assert_eq!(c.warnings.len(), 2);
+        assert!(c.warnings[0].contains("frobnicate"));
+        assert!(c.warnings[1].contains("admin.serverPort"));
+    }
+
+    #[test]
+    fn property_separators_and_comments() {
+        let c = Config::parse("# comment\n! also\ndataDir : /x\n  tickTime 500  \nclientPort=1\n")
+            .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/x"));
+        assert_eq!(c.tick_time, 500);
+    }
+}

@@ -1,0 +1,987 @@
+//! The core thread: the single sequencer of the write path.
+//!
+//! ```text
+//! Request ─▶ prep (zk-tree `prepare` over the outstanding-changes overlay,
+//!            zxid = epoch << 32 | counter)            ── Broadcast::propose
+//!         ─▶ log append (zk-txnlog, group commit on its sync thread)
+//!         ─▶ durable callback ─▶ CoreMsg::Durable      ── Broadcast::ack (our own ack)
+//!         ─▶ quorum (of one) ─▶ commit, in zxid order  ── Broadcast::ack returns it
+//!         ─▶ apply to the tree, events, reply          ── Broadcast::applied
+//! ```
+//!
+//! Prep and apply share this thread: the tree's prep overlay and the applier
+//! need no handoff, and the expensive parts (fsync, socket I/O) are elsewhere.
+//!
+//! Per-session order: every request routed here is queued per session behind
+//! the session's writes in flight; a read (or ping, sync, setWatches) is
+//! answered only once the writes before it are applied and answered, as
+//! ZooKeeper's CommitProcessor does. Loops serve reads of sessions with nothing
+//! in flight themselves.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use hashbrown::HashMap;
+use tracing::{error, info, warn};
+use zk_jute::{
+    AddWatchMode, ClientInfo, ConnectRequest, ConnectResponse, Create2Response, CreateResponse,
+    CreateSessionTxn, ErrorCode, ErrorResponse, ErrorTxn, EventType, GetAclResponse,
+    GetAllChildrenNumberResponse, GetChildren2Response, GetChildrenResponse, GetDataResponse,
+    GetEphemeralsResponse, Id, Jute, KeeperState, MultiOp, MultiResult, OpCode, ReplyHeader,
+    Request, Response, SetWatches2, SyncResponse, TxnBody, TxnHeader, WatcherEvent, WatcherType,
+    WhoAmIResponse, encode_frame, xid,
+};
+use zk_tree::{Auth, PendingChanges, RequestContext, Tree, WatchKind, WatcherId};
+
+use crate::fourlw::TreeInfo;
+use crate::net::{LoopMsg, loop_of};
+use crate::pipeline::{Broadcast, Zxid};
+use crate::server::Shared;
+use crate::storage::{Storage, encode_txn};
+
+/// Who sent a request and when.
+#[derive(Debug, Clone)]
+pub(crate) struct Ctx {
+    /// Connection id (also the watcher id of its watches).
+    pub conn: u64,
+    pub session_id: i64,
+    pub xid: i32,
+    /// The connection's authenticated ids (`ip:<addr>`, `digest:...`, `super:`).
+    pub auth: Arc<Vec<Id>>,
+    pub received: Instant,
+}
+
+/// A message to the core.
+#[derive(Debug)]
+pub(crate) enum CoreMsg {
+    Connect {
+        conn: u64,
+        peer: SocketAddr,
+        req: ConnectRequest,
+        timeout: i32,
+    },
+    Request {
+        ctx: Ctx,
+        req: Request,
+    },
+    ConnClosed {
+        conn: u64,
+        session_id: i64,
+    },
+    /// zk-txnlog made the record of `zxid` durable (or failed).
+    Durable {
+        zxid: Zxid,
+        result: Result<(), String>,
+    },
+    Shutdown,
+}
+
+enum Origin {
+    /// Server-initiated (session expiry).
+    Internal,
+    Client(Ctx, OpCode),
+    Connect {
+        conn: u64,
+        timeout: i32,
+        peer: SocketAddr,
+    },
+}
+
+struct Proposal {
+    hdr: TxnHeader,
+    body: TxnBody,
+    origin: Origin,
+}
+
+enum Queued {
+    Write(Zxid),
+    Read(Ctx, Request),
+}
+
+pub(crate) struct Core {
+    shared: Arc<Shared>,
+    storage: Storage,
+    rx: Receiver<CoreMsg>,
+    tx: Sender<CoreMsg>,
+    bcast: Broadcast,
+    my_id: u64,
+    overlay: PendingChanges,
+    proposals: BTreeMap<Zxid, Proposal>,
+    queues: HashMap<i64, VecDeque<Queued>>,
+    txns_since_snapshot: u64,
+    snapshot_at: u64,
+    snapshot_running: Arc<AtomicBool>,
+    shutting_down: bool,
+    failed: bool,
+    next_purge: Option<Instant>,
+}
+
+/// The snapshot trigger: a random point in [snapCount/2 + 1, snapCount], as
+/// ZooKeeper's SyncRequestProcessor (so the members of an ensemble do not all
+/// snapshot at once).
+fn snapshot_point(snap_count: u64) -> u64 {
+    let half = (snap_count / 2).max(1);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    let mix = nanos.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11;
+    half + 1 + mix % half.max(1)
+}
+
+impl Core {
+    pub fn new(
+        shared: Arc<Shared>,
+        storage: Storage,
+        rx: Receiver<CoreMsg>,
+        tx: Sender<CoreMsg>,
+        last_zxid: Zxid,
+    ) -> Self {
+        let my_id = shared.config.my_id;
+        let purge = shared.config.purge_interval_hours;
+        let snap_count = shared.config.snap_count;
+        Self {
+            bcast: Broadcast::new(my_id, vec![my_id], last_zxid),
+            my_id,
+            overlay: PendingChanges::new(),
+            proposals: BTreeMap::new(),
+            queues: HashMap::new(),
+            txns_since_snapshot: 0,
+            snapshot_at: snapshot_point(snap_count),
+            snapshot_running: Arc::new(AtomicBool::new(false)),
+            shutting_down: false,
+            failed: false,
+            next_purge: (purge > 0)
+                .then(|| Instant::now() + Duration::from_secs(u64::from(purge) * 3600)),
+            shared,
+            storage,
+            rx,
+            tx,
+        }
+    }
+
+    pub fn run(mut self) {
+        loop {
+            let now = self.shared.now_ms();
+            let wait = self
+                .shared
+                .sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .wait_time(now);
+            let wait = Duration::from_millis(wait.clamp(1, 1000));
+            match self.rx.recv_timeout(wait) {
+                Ok(m) => {
+                    self.on_msg(m);
+                    // Take whatever else is queued before looking at timers.
+                    while let Ok(m) = self.rx.try_recv() {
+                        self.on_msg(m);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if !self.shutting_down && !self.failed {
+                self.expire_sessions();
+                self.maybe_purge();
+            }
+            if self.shutting_down && self.proposals.is_empty() {
+                break;
+            }
+        }
+        crate::server::stop_loops(&self.shared);
+        if let Err(e) = self.storage.log.flush() {
+            warn!("log flush at shutdown failed: {e}");
+        }
+        while self.snapshot_running.load(Relaxed) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        info!(
+            "core stopped: last processed 0x{:x}, committed 0x{:x}, logged 0x{:x}, {} proposals pending",
+            self.bcast.last_processed(),
+            self.bcast.committed(),
+            self.bcast.last_logged(),
+            self.bcast.pending()
+        );
+    }
+
+    fn on_msg(&mut self, m: CoreMsg) {
+        match m {
+            CoreMsg::Connect {
+                conn,
+                peer,
+                req,
+                timeout,
+            } => self.on_connect(conn, peer, req, timeout),
+            CoreMsg::Request { ctx, req } => self.on_request(ctx, req),
+            CoreMsg::ConnClosed { conn, session_id } => {
+                self.shared.tree.remove_watcher(conn);
+                self.shared
+                    .sessions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .release_owner(session_id, conn);
+            }
+            CoreMsg::Durable { zxid, result } => match result {
+                Ok(()) => {
+                    let committed = self.bcast.ack(self.my_id, zxid);
+                    for z in committed {
+                        self.commit(z);
+                    }
+                }
+                Err(e) => self.fatal(&format!("the txn log failed at zxid 0x{zxid:x}: {e}")),
+            },
+            CoreMsg::Shutdown => {
+                if !self.shutting_down {
+                    info!(
+                        "finishing {} txns in flight before stopping",
+                        self.proposals.len()
+                    );
+                }
+                self.shutting_down = true;
+                self.shared.stats.serving.store(false, Relaxed);
+            }
+        }
+    }
+
+    /// A storage failure: no write is acknowledged any more; stop serving.
+    fn fatal(&mut self, what: &str) {
+        if !self.failed {
+            error!("{what}; this server stops serving (restart it to recover from the log)");
+        }
+        self.failed = true;
+        self.shutting_down = true;
+        self.proposals.clear();
+        self.shared.stats.serving.store(false, Relaxed);
+    }
+
+    fn send(&self, conn: u64, m: LoopMsg) {
+        if let Some(l) = self.shared.loops().get(loop_of(conn)) {
+            l.send(m);
+        }
+    }
+
+    fn reply(&self, conn: u64, frame: Bytes, close: bool) {
+        self.send(
+            conn,
+            LoopMsg::Out {
+                conn,
+                frame,
+                counted: true,
+                close,
+            },
+        );
+    }
+
+    // ---- sessions ----
+
+    fn on_connect(&mut self, conn: u64, peer: SocketAddr, req: ConnectRequest, timeout: i32) {
+        if self.shutting_down {
+            self.send(conn, LoopMsg::Close { conn });
+            return;
+        }
+        let now = self.shared.now_ms();
+        if req.session_id == 0 {
+            let sid = {
+                let mut st = self
+                    .shared
+                    .sessions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let sid = st.next_session_id();
+                st.add(sid, timeout, now);
+                st.set_owner(sid, conn);
+                sid
+            };
+            let body = TxnBody::CreateSession(CreateSessionTxn { time_out: timeout });
+            self.propose(
+                sid,
+                0,
+                body,
+                Origin::Connect {
+                    conn,
+                    timeout,
+                    peer,
+                },
+            );
+            return;
+        }
+        let sid = req.session_id;
+        let (valid, old_owner) = {
+            let mut st = self
+                .shared
+                .sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let valid = st.is_live(sid) && req.passwd.as_ref() == st.password(sid);
+            let old = if valid {
+                st.touch(sid, now);
+                st.set_owner(sid, conn)
+            } else {
+                0
+            };
+            (valid, old)
+        };
+        if valid {
+            if old_owner != 0 && old_owner != conn {
+                self.send(old_owner, LoopMsg::Close { conn: old_owner });
+            }
+            info!(
+                "Established session 0x{sid:x} with negotiated timeout {timeout} for client /{peer} (reconnected)"
+            );
+            self.connected(conn, sid, timeout);
+        } else {
+            info!("Invalid session 0x{sid:x} for client /{peer}, probably expired");
+            let resp = ConnectResponse {
+                protocol_version: 0,
+                time_out: 0,
+                session_id: 0,
+                passwd: Bytes::from_static(&[0; 16]),
+                read_only: false,
+            };
+            let mut out = BytesMut::new();
+            encode_frame(&mut out, |o| resp.write(o));
+            self.send(
+                conn,
+                LoopMsg::Connected {
+                    conn,
+                    frame: out.freeze(),
+                    session_id: 0,
+                    timeout: 0,
+                    close: true,
+                },
+            );
+        }
+    }
+
+    fn connected(&self, conn: u64, sid: i64, timeout: i32) {
+        let passwd = self
+            .shared
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .password(sid);
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            time_out: timeout,
+            session_id: sid,
+            passwd: Bytes::copy_from_slice(&passwd),
+            read_only: false,
+        };
+        let mut out = BytesMut::new();
+        encode_frame(&mut out, |o| resp.write(o));
+        self.send(
+            conn,
+            LoopMsg::Connected {
+                conn,
+                frame: out.freeze(),
+                session_id: sid,
+                timeout,
+                close: false,
+            },
+        );
+    }
+
+    fn expire_sessions(&mut self) {
+        let now = self.shared.now_ms();
+        let expired = self
+            .shared
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .expired(now);
+        for sid in expired {
+            let (timeout, owner) = {
+                let st = self
+                    .shared
+                    .sessions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                st.get(sid).map_or((0, 0), |s| (s.timeout, s.owner))
+            };
+            info!("Expiring session 0x{sid:x}, timeout of {timeout}ms exceeded");
+            if owner != 0 {
+                self.send(owner, LoopMsg::Close { conn: owner });
+            }
+            self.prep_and_propose(sid, 0, &Request::CloseSession, Origin::Internal, &[]);
+        }
+    }
+
+    fn maybe_purge(&mut self) {
+        let Some(at) = self.next_purge else {
+            return;
+        };
+        if Instant::now() < at {
+            return;
+        }
+        self.next_purge = Some(
+            Instant::now()
+                + Duration::from_secs(u64::from(self.shared.config.purge_interval_hours) * 3600),
+        );
+        let log = self.storage.log.clone();
+        let snaps = self.storage.snaps.clone();
+        let retain = self.shared.config.snap_retain_count as usize;
+        let _ = std::thread::Builder::new()
+            .name("zk-purge".into())
+            .spawn(move || {
+                info!("Purge task started (autopurge.snapRetainCount {retain})");
+                match zk_txnlog::purge(&log, &snaps, retain) {
+                    Ok(r) => info!(
+                        "Purge task completed: removed {} snapshots and {} log segments",
+                        r.snapshots.len(),
+                        r.segments.len()
+                    ),
+                    Err(e) => warn!("Purge task failed: {e}"),
+                }
+            });
+    }
+
+    // ---- requests ----
+
+    fn on_request(&mut self, ctx: Ctx, req: Request) {
+        if self.failed {
+            // Never acknowledge anything once the log failed.
+            self.send(ctx.conn, LoopMsg::Close { conn: ctx.conn });
+            return;
+        }
+        let sid = ctx.session_id;
+        if is_local(&req) {
+            let busy = self.queues.get(&sid).is_some_and(|q| !q.is_empty());
+            if busy {
+                self.queues
+                    .entry(sid)
+                    .or_default()
+                    .push_back(Queued::Read(ctx, req));
+            } else {
+                let frame = serve_read(&self.shared, &ctx, req);
+                self.reply(ctx.conn, frame, false);
+            }
+            return;
+        }
+        if matches!(req, Request::CloseSession) {
+            self.shared
+                .sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .set_closing(sid);
+        }
+        let op = req.op_code();
+        let auth = ctx.auth.clone();
+        let xid = ctx.xid;
+        self.prep_and_propose(sid, xid, &req, Origin::Client(ctx, op), &auth);
+    }
+
+    fn prep_and_propose(
+        &mut self,
+        sid: i64,
+        cxid: i32,
+        req: &Request,
+        origin: Origin,
+        auth: &[Id],
+    ) {
+        let zxid_next = self.peek_zxid();
+        let time = crate::stats::wall_ms();
+        let is_super = auth.iter().any(|i| i.scheme == "super");
+        let rctx = RequestContext {
+            session_id: sid,
+            auth: Auth {
+                ids: auth,
+                is_super,
+            },
+            zxid: zxid_next,
+            time_ms: time,
+        };
+        let body = match zk_tree::prepare(&self.shared.tree, &mut self.overlay, &rctx, req) {
+            Ok(b) => b,
+            Err(code) => TxnBody::Error(ErrorTxn { err: code.code() }),
+        };
+        let z = self.propose_at(sid, cxid, time, body, origin);
+        debug_assert_eq!(z, zxid_next);
+    }
+
+    /// The zxid the next proposal gets.
+    fn peek_zxid(&self) -> Zxid {
+        let last = self.bcast.last_proposed();
+        if last as u32 == u32::MAX {
+            crate::pipeline::make_zxid(crate::pipeline::epoch_of(last) + 1, 1)
+        } else {
+            last + 1
+        }
+    }
+
+    fn propose(&mut self, sid: i64, cxid: i32, body: TxnBody, origin: Origin) {
+        let time = crate::stats::wall_ms();
+        self.propose_at(sid, cxid, time, body, origin);
+    }
+
+    /// Zab PROPOSAL with a quorum of one: assign the zxid, append to the log;
+    /// the durable callback is our ACK.
+    fn propose_at(
+        &mut self,
+        sid: i64,
+        cxid: i32,
+        time: i64,
+        body: TxnBody,
+        origin: Origin,
+    ) -> Zxid {
+        let zxid = self.bcast.propose();
+        let hdr = TxnHeader {
+            client_id: sid,
+            cxid,
+            zxid,
+            time,
+            txn_type: body.txn_type().code(),
+        };
+        let record = encode_txn(&hdr, &body);
+        let tx = self.tx.clone();
+        let res = self
+            .storage
+            .log
+            .append_with(zxid as u64, &record, move |r| {
+                let _ = tx.send(CoreMsg::Durable {
+                    zxid,
+                    result: r.map(|_| ()).map_err(|e| e.to_string()),
+                });
+            });
+        if let Err(e) = res {
+            self.fatal(&format!(
+                "cannot append zxid 0x{zxid:x} to the txn log: {e}"
+            ));
+            return zxid;
+        }
+        if matches!(origin, Origin::Client(..) | Origin::Connect { .. }) && sid != 0 {
+            self.queues
+                .entry(sid)
+                .or_default()
+                .push_back(Queued::Write(zxid));
+        }
+        self.proposals.insert(zxid, Proposal { hdr, body, origin });
+        zxid
+    }
+
+    /// Zab COMMIT: apply in zxid order, send events and the reply.
+    fn commit(&mut self, zxid: Zxid) {
+        let Some(p) = self.proposals.remove(&zxid) else {
+            return;
+        };
+        let shared = self.shared.clone();
+        {
+            let _gate = shared.gate.write().unwrap_or_else(|e| e.into_inner());
+            let out = shared.tree.apply(&p.hdr, &p.body);
+            self.overlay.applied(zxid);
+            self.bcast.applied(zxid);
+            shared.stats.last_zxid.store(zxid, Relaxed);
+            for (watcher, ev) in &out.events {
+                self.send_event(*watcher, ev);
+            }
+            match &p.origin {
+                Origin::Client(ctx, op) => {
+                    let frame = write_reply(ctx, *op, zxid, &out);
+                    let close = *op == OpCode::CloseSession;
+                    self.note_latency(ctx);
+                    self.reply(ctx.conn, frame, close);
+                }
+                Origin::Connect {
+                    conn,
+                    timeout,
+                    peer,
+                } => {
+                    info!(
+                        "Established session 0x{:x} with negotiated timeout {timeout} for client /{peer}",
+                        p.hdr.client_id
+                    );
+                    self.connected(*conn, p.hdr.client_id, *timeout);
+                }
+                Origin::Internal => {}
+            }
+        }
+        if let TxnBody::CloseSession(_) = p.body {
+            let mut st = self
+                .shared
+                .sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            st.remove(p.hdr.client_id);
+        }
+        // Reads queued behind this write.
+        let sid = p.hdr.client_id;
+        if let Some(q) = self.queues.get_mut(&sid) {
+            if let Some(Queued::Write(z)) = q.front()
+                && *z == zxid
+            {
+                q.pop_front();
+            }
+            let mut ready = Vec::new();
+            while let Some(Queued::Read(..)) = q.front() {
+                if let Some(Queued::Read(ctx, req)) = q.pop_front() {
+                    ready.push((ctx, req));
+                }
+            }
+            if q.is_empty() {
+                self.queues.remove(&sid);
+            }
+            for (ctx, req) in ready {
+                let frame = serve_read(&shared, &ctx, req);
+                self.reply(ctx.conn, frame, false);
+            }
+        }
+        self.txns_since_snapshot += 1;
+        if self.txns_since_snapshot >= self.snapshot_at {
+            self.start_snapshot();
+        }
+    }
+
+    fn note_latency(&self, ctx: &Ctx) {
+        let lat = ctx.received.elapsed().as_millis() as u64;
+        self.shared.stats.latency.add(lat);
+        if let Some(c) = self
+            .shared
+            .stats
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ctx.conn)
+        {
+            c.latency.add(lat);
+            c.last_latency.store(lat, Relaxed);
+            c.last_response.store(crate::stats::wall_ms(), Relaxed);
+            c.last_zxid.store(self.bcast.last_processed(), Relaxed);
+        }
+    }
+
+    fn send_event(&self, watcher: WatcherId, ev: &WatcherEvent) {
+        self.send(
+            watcher,
+            LoopMsg::Out {
+                conn: watcher,
+                frame: event_frame(ev),
+                counted: false,
+                close: false,
+            },
+        );
+    }
+
+    fn start_snapshot(&mut self) {
+        if self.snapshot_running.swap(true, Relaxed) {
+            return; // one at a time; the next commit retries
+        }
+        self.txns_since_snapshot = 0;
+        self.snapshot_at = snapshot_point(self.shared.config.snap_count);
+        let tree = self.shared.tree.clone();
+        let snaps = self.storage.snaps.clone();
+        let key = self.bcast.last_processed();
+        let running = self.snapshot_running.clone();
+        let spawned = std::thread::Builder::new()
+            .name("zk-snapshot".into())
+            .spawn(move || {
+                if let Err(e) = crate::storage::take_snapshot(&tree, &snaps, key) {
+                    error!("snapshot at 0x{key:x} failed: {e}");
+                }
+                running.store(false, Relaxed);
+            });
+        if spawned.is_err() {
+            self.snapshot_running.store(false, Relaxed);
+        }
+    }
+}
+
+// ---- replies ----
+
+/// A reply frame with only a header (errors, and body-less replies).
+pub(crate) fn error_frame(xid: i32, zxid: i64, err: ErrorCode) -> Bytes {
+    let mut out = BytesMut::with_capacity(20);
+    encode_frame(&mut out, |o| {
+        ReplyHeader {
+            xid,
+            zxid,
+            err: err.code(),
+        }
+        .write(o)
+    });
+    out.freeze()
+}
+
+fn response_frame(xid: i32, zxid: i64, resp: &Response) -> Bytes {
+    let mut out = BytesMut::with_capacity(64);
+    encode_frame(&mut out, |o| {
+        resp.encode_frame(&ReplyHeader { xid, zxid, err: 0 }, o)
+    });
+    out.freeze()
+}
+
+fn event_frame(ev: &WatcherEvent) -> Bytes {
+    let mut out = BytesMut::with_capacity(32 + ev.path.len());
+    encode_frame(&mut out, |o| {
+        ReplyHeader {
+            xid: xid::NOTIFICATION,
+            zxid: -1,
+            err: 0,
+        }
+        .write(o);
+        ev.write(o);
+    });
+    out.freeze()
+}
+
+fn write_reply(ctx: &Ctx, op: OpCode, zxid: Zxid, out: &zk_tree::ApplyOutcome) -> Bytes {
+    if op == OpCode::Multi {
+        return response_frame(ctx.xid, zxid, &Response::Multi(out.multi_results()));
+    }
+    if out.err != ErrorCode::Ok {
+        return error_frame(ctx.xid, zxid, out.err);
+    }
+    let path = out.path.clone().unwrap_or_default();
+    let stat = out.stat.unwrap_or_default();
+    let resp = match op {
+        OpCode::Create => Response::Create(CreateResponse { path }),
+        OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => {
+            Response::Create2(Create2Response { path, stat })
+        }
+        OpCode::SetData | OpCode::SetAcl => Response::Stat(stat),
+        _ => Response::Empty,
+    };
+    response_frame(ctx.xid, zxid, &resp)
+}
+
+/// Requests answered from the tree without a txn (reads, and the session
+/// housekeeping that must stay ordered with them).
+pub(crate) fn is_local(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Exists(_)
+            | Request::GetData(_)
+            | Request::GetAcl(_)
+            | Request::GetChildren(_)
+            | Request::GetChildren2(_)
+            | Request::GetAllChildrenNumber(_)
+            | Request::GetEphemerals(_)
+            | Request::MultiRead(_)
+            | Request::CheckWatches(_)
+            | Request::RemoveWatches(_)
+            | Request::AddWatch(_)
+            | Request::SetWatches(_)
+            | Request::SetWatches2(_)
+            | Request::Sync(_)
+            | Request::Ping
+            | Request::WhoAmI
+            | Request::Sasl(_)
+    )
+}
+
+/// ZooKeeper's short names for `cons` (`lop=`).
+pub(crate) fn op_short_name(req: &Request) -> &'static str {
+    match req {
+        Request::Create(_)
+        | Request::Create2(_)
+        | Request::CreateContainer(_)
+        | Request::CreateTtl(_) => "CREA",
+        Request::Delete(_) | Request::DeleteContainer(_) => "DELE",
+        Request::Exists(_) => "EXIS",
+        Request::GetData(_) => "GETD",
+        Request::SetData(_) => "SETD",
+        Request::GetAcl(_) => "GETA",
+        Request::SetAcl(_) => "SETA",
+        Request::GetChildren(_) => "GETC",
+        Request::GetChildren2(_) => "GETC",
+        Request::Sync(_) => "SYNC",
+        Request::Ping => "PING",
+        Request::Check(_) => "CHEC",
+        Request::Multi(_) => "MULT",
+        Request::MultiRead(_) => "MLTR",
+        Request::SetWatches(_) | Request::SetWatches2(_) => "SETW",
+        Request::CloseSession => "CLOS",
+        Request::AddWatch(_) => "ADDW",
+        Request::WhoAmI => "HOMI",
+        _ => "NA",
+    }
+}
+
+/// Serves a local request on a loop thread (the caller holds the read gate).
+pub(crate) fn serve_local(shared: &Shared, ctx: &Ctx, req: Request) -> Option<Bytes> {
+    Some(serve_read(shared, ctx, req))
+}
+
+/// Answers a read (or ping, sync, setWatches, ...) from the tree: the reply
+/// frame, preceded by the events setWatches fires.
+pub(crate) fn serve_read(shared: &Shared, ctx: &Ctx, req: Request) -> Bytes {
+    let tree = &shared.tree;
+    let is_super = ctx.auth.iter().any(|i| i.scheme == "super");
+    let auth = Auth {
+        ids: &ctx.auth,
+        is_super,
+    };
+    let zxid = shared.last_zxid();
+    let watch = |w: bool| w.then_some(ctx.conn);
+    let mut xid = ctx.xid;
+    let mut prefix = BytesMut::new();
+    let res: Result<Response, ErrorCode> = match req {
+        Request::Ping => {
+            xid = xid::PING;
+            Ok(Response::Empty)
+        }
+        Request::Exists(r) => tree
+            .exists(&r.path, &auth, watch(r.watch))
+            .map(Response::Stat),
+        Request::GetData(r) => tree
+            .get_data(&r.path, &auth, watch(r.watch))
+            .map(|(data, stat)| Response::GetData(GetDataResponse { data, stat })),
+        Request::GetAcl(r) => tree
+            .get_acl(&r.path, &auth)
+            .map(|(acl, stat)| Response::GetAcl(GetAclResponse { acl, stat })),
+        Request::GetChildren(r) => tree
+            .get_children(&r.path, &auth, watch(r.watch))
+            .map(|(children, _)| Response::GetChildren(GetChildrenResponse { children })),
+        Request::GetChildren2(r) => {
+            tree.get_children(&r.path, &auth, watch(r.watch))
+                .map(|(children, stat)| {
+                    Response::GetChildren2(GetChildren2Response { children, stat })
+                })
+        }
+        Request::GetAllChildrenNumber(r) => tree.get_all_children_number(&r.path, &auth).map(|n| {
+            Response::GetAllChildrenNumber(GetAllChildrenNumberResponse { total_number: n })
+        }),
+        Request::GetEphemerals(r) => Ok(Response::GetEphemerals(GetEphemeralsResponse {
+            ephemerals: tree.get_ephemerals(ctx.session_id, &r.prefix_path),
+        })),
+        Request::MultiRead(ops) => {
+            let results = ops
+                .iter()
+                .map(|op| match op {
+                    MultiOp::GetChildren(r) => {
+                        match tree.get_children(&r.path, &auth, watch(r.watch)) {
+                            Ok((children, _)) => {
+                                MultiResult::GetChildren(GetChildrenResponse { children })
+                            }
+                            Err(e) => MultiResult::Error(ErrorResponse { err: e.code() }),
+                        }
+                    }
+                    MultiOp::GetData(r) => match tree.get_data(&r.path, &auth, watch(r.watch)) {
+                        Ok((data, stat)) => MultiResult::GetData(GetDataResponse { data, stat }),
+                        Err(e) => MultiResult::Error(ErrorResponse { err: e.code() }),
+                    },
+                    _ => MultiResult::Error(ErrorResponse {
+                        err: ErrorCode::BadArguments.code(),
+                    }),
+                })
+                .collect();
+            Ok(Response::Multi(results))
+        }
+        Request::CheckWatches(r) => match WatcherType::try_from(r.watcher_type) {
+            Ok(t) => tree
+                .check_watches(&r.path, t, ctx.conn)
+                .map(|()| Response::Empty),
+            Err(_) => Err(ErrorCode::BadArguments),
+        },
+        Request::RemoveWatches(r) => match WatcherType::try_from(r.watcher_type) {
+            Ok(t) => tree
+                .remove_watches(&r.path, t, ctx.conn)
+                .map(|()| Response::Empty),
+            Err(_) => Err(ErrorCode::BadArguments),
+        },
+        Request::AddWatch(r) => match AddWatchMode::try_from(r.mode) {
+            Ok(m) => {
+                tree.add_watch(&r.path, m, ctx.conn);
+                Ok(Response::AddWatch(ErrorResponse { err: 0 }))
+            }
+            Err(_) => Err(ErrorCode::BadArguments),
+        },
+        Request::SetWatches(sw) => {
+            let w2 = SetWatches2 {
+                relative_zxid: sw.relative_zxid,
+                data_watches: sw.data_watches,
+                exist_watches: sw.exist_watches,
+                child_watches: sw.child_watches,
+                persistent_watches: Vec::new(),
+                persistent_recursive_watches: Vec::new(),
+            };
+            for ev in tree.set_watches(&w2, ctx.conn) {
+                prefix.extend_from_slice(&event_frame(&ev));
+            }
+            Ok(Response::Empty)
+        }
+        Request::SetWatches2(sw) => {
+            for ev in tree.set_watches(&sw, ctx.conn) {
+                prefix.extend_from_slice(&event_frame(&ev));
+            }
+            Ok(Response::Empty)
+        }
+        Request::Sync(r) => Ok(Response::Sync(SyncResponse { path: r.path })),
+        Request::WhoAmI => Ok(Response::WhoAmI(WhoAmIResponse {
+            client_info: ctx
+                .auth
+                .iter()
+                .map(|id| ClientInfo {
+                    auth_scheme: id.scheme.clone(),
+                    user: id.id.clone(),
+                })
+                .collect(),
+        })),
+        _ => Err(ErrorCode::Unimplemented),
+    };
+    let frame = match res {
+        Ok(resp) => response_frame(xid, zxid, &resp),
+        Err(e) => error_frame(xid, zxid, e),
+    };
+    if prefix.is_empty() {
+        frame
+    } else {
+        prefix.extend_from_slice(&frame);
+        prefix.freeze()
+    }
+}
+
+/// Handles an auth packet: the ids to add, or `None` (AUTHFAILED).
+pub(crate) fn authenticate(shared: &Shared, auth: &zk_jute::AuthPacket) -> Option<Vec<Id>> {
+    match auth.scheme.as_str() {
+        "digest" => {
+            let creds = std::str::from_utf8(&auth.auth).ok()?;
+            if !creds.contains(':') {
+                return None;
+            }
+            let digest = zk_tree::digest_id(creds);
+            let mut ids = vec![Id {
+                scheme: "digest".into(),
+                id: digest.clone(),
+            }];
+            if shared.config.super_digest.as_deref() == Some(digest.as_str()) {
+                ids.push(Id {
+                    scheme: "super".into(),
+                    id: String::new(),
+                });
+            }
+            Some(ids)
+        }
+        _ => None,
+    }
+}
+
+/// Tree figures for the four-letter words.
+pub(crate) fn tree_info(tree: &Tree) -> TreeInfo {
+    let summary = tree.watch_summary(WatchKind::Data);
+    let _ = summary;
+    TreeInfo {
+        // ZooKeeper's count includes the root twice.
+        node_count: tree.node_count() + 1,
+        data_size: tree.approximate_data_size().max(0) as u64,
+        ephemerals_count: tree.ephemerals_count(),
+        watch_count: tree.watch_count(),
+        watches_by_conn: tree.watches_by_watcher(WatchKind::Data),
+        watches_by_path: tree.watches_by_path(WatchKind::Data),
+        ephemerals: tree.ephemerals_by_session(),
+    }
+}
+
+/// An event telling a connection's client its session state (unused by the
+/// standalone server; kept for the ensemble's disconnect notifications).
+#[allow(dead_code)]
+pub(crate) fn state_event(state: KeeperState) -> Bytes {
+    event_frame(&WatcherEvent {
+        event_type: EventType::None.code(),
+        state: state.code(),
+        path: String::new(),
+    })
+}

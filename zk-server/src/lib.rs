@@ -1,0 +1,42 @@
+//! A standalone ZooKeeper-compatible server on a durable log.
+//!
+//! [`Server::start`] recovers the state in the configured directories
+//! (zk-txnlog's snapshot and log, applied to a zk-tree), binds the client port
+//! and serves every ZooKeeper client unchanged. The binary `zk-server` wraps
+//! it: `zk-server [zoo.cfg]`.
+//!
+//! * [`config`]: zoo.cfg (the keys of the ZooKeeper admin guide) and `myid`.
+//! * `net`: mio event loops for the connections (framing, handshake checks,
+//!   4lw, local reads, output back-pressure).
+//! * `core`: the sequencer: sessions, prep, zxids, the log, commit, apply,
+//!   watch events, replies in order.
+//! * `pipeline`: the Zab steps (propose, ack, commit) with a quorum of one.
+//! * `sessions` / [`expiry`]: session ids, passwords and the tick-bucketed expiry.
+//! * `fourlw`: the four-letter words.
+//! * `storage`: log record format, recovery, snapshots, autopurge.
+//!
+//! ```no_run
+//! use zk_server::{Config, Server};
+//! let dir = std::path::PathBuf::from("/tmp/zk-example");
+//! let server = Server::start(Config::standalone(dir, 0)).unwrap();
+//! println!("listening on {}", server.local_addr());
+//! server.shutdown();
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod core;
+pub mod expiry;
+mod fourlw;
+mod net;
+mod pipeline;
+mod server;
+mod sessions;
+mod stats;
+mod storage;
+
+pub use config::{Config, ConfigError, Whitelist};
+pub use fourlw::VERSION;
+pub use server::{Server, ShutdownHandle, StartError};
+pub use sessions::password as session_password;

@@ -1,0 +1,807 @@
+//! The client connections: a few mio event loops.
+//!
+//! Loop 0 owns the listening socket and hands new connections out round-robin.
+//! Each loop owns its connections: it reads and frames requests, answers
+//! four-letter words and the handshake's local checks, serves reads of sessions
+//! with nothing in flight straight from the tree, and sends everything else to
+//! the core thread ([`crate::core`]). Replies, watch events and close orders come
+//! back on a channel, with a [`mio::Waker`].
+//!
+//! Readiness contract (mio is edge-triggered): a socket is read and written
+//! until `WouldBlock`; a connection that stops reading for back-pressure (its
+//! output queue is full, the global outstanding limit is reached, its handshake
+//! is pending) is remembered in `paused` and re-driven when the reason clears,
+//! since no new readiness event would come for bytes already buffered.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use crossbeam_channel::{Receiver, Sender};
+use hashbrown::{HashMap, HashSet};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use tracing::{debug, info, warn};
+use zk_jute::{
+    ConnectRequest, ErrorCode, FrameDecoder, Jute, OpCode, Reader, Request, RequestHeader,
+};
+
+use crate::core::{CoreMsg, Ctx};
+use crate::server::Shared;
+use crate::stats::ConnStats;
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX);
+
+/// A message to a loop thread.
+#[derive(Debug)]
+pub(crate) enum LoopMsg {
+    /// A connection accepted by loop 0 for this loop.
+    NewConn(TcpStream, SocketAddr),
+    /// The answer to a handshake.
+    Connected {
+        conn: u64,
+        frame: Bytes,
+        session_id: i64,
+        timeout: i32,
+        /// The session is invalid: send the zeroed reply, then close.
+        close: bool,
+    },
+    /// A reply to a request that went through the core (decrements `outstanding`),
+    /// or a watch event (`counted == false`).
+    Out {
+        conn: u64,
+        frame: Bytes,
+        counted: bool,
+        /// Close the connection once this is written (closeSession).
+        close: bool,
+    },
+    /// Close a connection (session moved to another connection, or expired).
+    Close { conn: u64 },
+    /// Stop: close every connection and exit.
+    Shutdown,
+}
+
+/// A loop's mailbox.
+#[derive(Debug, Clone)]
+pub(crate) struct LoopHandle {
+    pub tx: Sender<LoopMsg>,
+    pub waker: Arc<Waker>,
+}
+
+impl LoopHandle {
+    pub fn send(&self, m: LoopMsg) {
+        if self.tx.send(m).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// The loop index a connection id belongs to (low byte).
+pub(crate) fn loop_of(conn: u64) -> usize {
+    (conn & 0xff) as usize
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum State {
+    /// Waiting for the ConnectRequest (or a four-letter word).
+    Handshake,
+    /// ConnectRequest sent to the core; waiting for its answer.
+    Connecting,
+    /// Session established.
+    Connected,
+}
+
+struct Conn {
+    stream: TcpStream,
+    peer: SocketAddr,
+    inbuf: BytesMut,
+    out: VecDeque<Bytes>,
+    out_bytes: usize,
+    state: State,
+    session_id: i64,
+    /// Requests sent to the core and not answered yet.
+    outstanding: u32,
+    auth: Arc<Vec<zk_jute::Id>>,
+    stats: Arc<ConnStats>,
+    /// Close once the output queue is empty.
+    close_after_flush: bool,
+    /// The peer closed its side (or an error happened): drop after flushing.
+    dead: bool,
+}
+
+impl Conn {
+    fn queue(&mut self, frame: Bytes) {
+        self.out_bytes += frame.len();
+        self.out.push_back(frame);
+    }
+
+    /// Writes as much queued output as the socket takes.
+    fn flush(&mut self) -> io::Result<()> {
+        while let Some(front) = self.out.front_mut() {
+            match self.stream.write(front) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.out_bytes -= n;
+                    if n == front.len() {
+                        self.out.pop_front();
+                    } else {
+                        front.advance(n);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What one loop thread owns.
+pub(crate) struct EventLoop {
+    idx: usize,
+    poll: Poll,
+    listener: Option<TcpListener>,
+    rx: Receiver<LoopMsg>,
+    shared: Arc<Shared>,
+    conns: HashMap<u64, Conn>,
+    /// Connections that stopped reading for back-pressure, re-driven later.
+    paused: HashSet<u64>,
+    next_seq: u64,
+    next_target: usize,
+    frames: FrameDecoder,
+    throttle_logged: bool,
+    shutting_down: bool,
+}
+
+impl EventLoop {
+    pub fn new(
+        idx: usize,
+        poll: Poll,
+        listener: Option<TcpListener>,
+        rx: Receiver<LoopMsg>,
+        shared: Arc<Shared>,
+    ) -> io::Result<Self> {
+        let mut listener = listener;
+        if let Some(l) = listener.as_mut() {
+            poll.registry().register(l, LISTENER, Interest::READABLE)?;
+        }
+        let frames = FrameDecoder::new(shared.config.jute_max_buffer);
+        Ok(Self {
+            idx,
+            poll,
+            listener,
+            rx,
+            shared,
+            conns: HashMap::new(),
+            paused: HashSet::new(),
+            next_seq: 1,
+            next_target: 0,
+            frames,
+            throttle_logged: false,
+            shutting_down: false,
+        })
+    }
+
+    /// The waker token (for `Waker::new`).
+    pub fn waker_token() -> Token {
+        WAKER
+    }
+
+    /// Runs until shutdown.
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = if self.paused.is_empty() {
+                None
+            } else {
+                Some(Duration::from_millis(10))
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout)
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                warn!(error = %e, "event loop poll failed");
+                break;
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept(),
+                    WAKER => {}
+                    Token(t) => {
+                        let id = t as u64;
+                        if ev.is_writable() {
+                            self.on_writable(id);
+                        }
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.on_readable(id);
+                        }
+                    }
+                }
+            }
+            self.drain_mailbox();
+            self.resume_paused();
+            if self.shutting_down && self.conns.values().all(|c| c.out.is_empty()) {
+                let ids: Vec<u64> = self.conns.keys().copied().collect();
+                for id in ids {
+                    self.close(id, "server shutting down");
+                }
+                break;
+            }
+        }
+        debug!(loop_idx = self.idx, "event loop stopped");
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    if self.shutting_down {
+                        continue;
+                    }
+                    let max = self.shared.config.max_client_cnxns;
+                    {
+                        let mut per_ip = self
+                            .shared
+                            .stats
+                            .per_ip
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner());
+                        let n = per_ip.entry(peer.ip()).or_insert(0);
+                        if max != 0 && *n >= max {
+                            warn!(
+                                "Too many connections from /{} - max is {} (maxClientCnxns)",
+                                peer.ip(),
+                                max
+                            );
+                            continue;
+                        }
+                        *n += 1;
+                    }
+                    let target = self.next_target % self.shared.loops().len();
+                    self.next_target = self.next_target.wrapping_add(1);
+                    if target == self.idx {
+                        self.register(stream, peer);
+                    } else {
+                        self.shared.loops()[target].send(LoopMsg::NewConn(stream, peer));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn register(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+        let id = (self.next_seq << 8) | self.idx as u64;
+        self.next_seq += 1;
+        let _ = stream.set_nodelay(true);
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Token(id as usize),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            warn!(error = %e, "cannot register connection");
+            self.release_ip(peer);
+            return;
+        }
+        info!("Accepted socket connection from /{peer}");
+        let stats = Arc::new(ConnStats::new(peer));
+        self.shared
+            .stats
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, stats.clone());
+        self.conns.insert(
+            id,
+            Conn {
+                stream,
+                peer,
+                inbuf: BytesMut::with_capacity(4096),
+                out: VecDeque::new(),
+                out_bytes: 0,
+                state: State::Handshake,
+                session_id: 0,
+                outstanding: 0,
+                auth: Arc::new(vec![zk_jute::Id {
+                    scheme: "ip".into(),
+                    id: peer.ip().to_string(),
+                }]),
+                stats,
+                close_after_flush: false,
+                dead: false,
+            },
+        );
+        // Bytes may already be waiting: edge-triggered readiness was armed at register.
+        self.on_readable(id);
+    }
+
+    fn release_ip(&self, peer: SocketAddr) {
+        let mut per_ip = self
+            .shared
+            .stats
+            .per_ip
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = per_ip.get_mut(&peer.ip()) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                per_ip.remove(&peer.ip());
+            }
+        }
+    }
+
+    fn close(&mut self, id: u64, why: &str) {
+        let Some(mut c) = self.conns.remove(&id) else {
+            return;
+        };
+        self.paused.remove(&id);
+        let _ = c.flush();
+        let _ = self.poll.registry().deregister(&mut c.stream);
+        let _ = c.stream.shutdown(std::net::Shutdown::Both);
+        self.release_ip(c.peer);
+        self.shared
+            .stats
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        self.shared
+            .stats
+            .outstanding
+            .fetch_sub(i64::from(c.outstanding), Relaxed);
+        if c.session_id != 0 {
+            info!(
+                "Closed socket connection for client /{} which had sessionid 0x{:x} ({why})",
+                c.peer, c.session_id
+            );
+        } else {
+            debug!("Closed socket connection for client /{} ({why})", c.peer);
+        }
+        if c.state != State::Handshake {
+            self.shared.send_core(CoreMsg::ConnClosed {
+                conn: id,
+                session_id: c.session_id,
+            });
+        }
+    }
+
+    fn on_writable(&mut self, id: u64) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if let Err(e) = c.flush() {
+            debug!(error = %e, "write failed");
+            self.close(id, "write failed");
+            return;
+        }
+        self.after_write(id);
+    }
+
+    /// After output drained: close if asked, resume reading if it was paused for output.
+    fn after_write(&mut self, id: u64) {
+        let Some(c) = self.conns.get(&id) else {
+            return;
+        };
+        if c.out.is_empty() && (c.close_after_flush || c.dead) {
+            self.close(id, if c.dead { "client closed" } else { "done" });
+            return;
+        }
+        if c.out_bytes < self.shared.config.max_output_queue_bytes && self.paused.contains(&id) {
+            self.on_readable(id);
+        }
+    }
+
+    fn on_readable(&mut self, id: u64) {
+        // Read everything available (bounded: stop buffering once a whole
+        // maximal frame is there; the rest waits in the kernel).
+        let limit = self.frames.max() + 8;
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let mut closed = false;
+        while c.inbuf.len() < limit && !c.dead {
+            let mut tmp = [0u8; 16 * 1024];
+            match c.stream.read(&mut tmp) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(n) => c.inbuf.extend_from_slice(&tmp[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        self.process_input(id);
+        if closed && let Some(c) = self.conns.get_mut(&id) {
+            c.dead = true;
+            if c.out.is_empty() || c.state == State::Handshake {
+                self.close(id, "client closed");
+            }
+        }
+    }
+
+    fn resume_paused(&mut self) {
+        if self.paused.is_empty() {
+            return;
+        }
+        let ids: Vec<u64> = self.paused.drain().collect();
+        for id in ids {
+            self.on_readable(id);
+        }
+    }
+
+    /// Handles every whole frame buffered for `id`, unless back-pressure says wait.
+    fn process_input(&mut self, id: u64) {
+        loop {
+            let Some(c) = self.conns.get_mut(&id) else {
+                return;
+            };
+            if c.close_after_flush {
+                c.inbuf.clear();
+                return;
+            }
+            match c.state {
+                State::Connecting => {
+                    self.paused.insert(id);
+                    return;
+                }
+                State::Handshake => {
+                    if c.inbuf.len() >= 4
+                        && let Some(cmd) = crate::fourlw::recognise(&c.inbuf[..4])
+                    {
+                        let out = crate::fourlw::run(&self.shared, cmd);
+                        c.inbuf.clear();
+                        c.queue(Bytes::from(out));
+                        c.close_after_flush = true;
+                        let _ = c.flush();
+                        self.after_write(id);
+                        return;
+                    }
+                }
+                State::Connected => {}
+            }
+            if c.out_bytes >= self.shared.config.max_output_queue_bytes {
+                if !self.paused.contains(&id) {
+                    debug!(
+                        "connection /{} output queue at {} bytes (limit zkrs.maxOutputQueueBytes {}): not reading",
+                        c.peer, c.out_bytes, self.shared.config.max_output_queue_bytes
+                    );
+                }
+                self.paused.insert(id);
+                return;
+            }
+            if c.state == State::Connected
+                && self.shared.stats.outstanding.load(Relaxed)
+                    >= i64::from(self.shared.config.global_outstanding_limit)
+            {
+                if !self.throttle_logged {
+                    warn!(
+                        "Throttling client reads: {} requests outstanding (globalOutstandingLimit {})",
+                        self.shared.stats.outstanding.load(Relaxed),
+                        self.shared.config.global_outstanding_limit
+                    );
+                    self.throttle_logged = true;
+                }
+                self.paused.insert(id);
+                return;
+            }
+            let frame = match self.frames.decode(&mut c.inbuf) {
+                Ok(Some(f)) => f,
+                Ok(None) => return,
+                Err(e) => {
+                    warn!(
+                        "Closing connection from /{}: {e} (jute.maxbuffer {})",
+                        c.peer,
+                        self.frames.max()
+                    );
+                    self.close(id, "bad packet length");
+                    return;
+                }
+            };
+            c.stats.received.fetch_add(1, Relaxed);
+            self.shared.stats.received.fetch_add(1, Relaxed);
+            let ok = match c.state {
+                State::Handshake => self.on_connect_frame(id, frame),
+                _ => self.on_request_frame(id, frame),
+            };
+            if !ok {
+                return;
+            }
+        }
+    }
+
+    fn on_connect_frame(&mut self, id: u64, frame: Bytes) -> bool {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return false;
+        };
+        let req = match ConnectRequest::from_bytes(frame) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(
+                    "Closing connection from /{}: invalid connect request: {e}",
+                    c.peer
+                );
+                self.close(id, "invalid connect request");
+                return false;
+            }
+        };
+        let last = self.shared.stats.last_zxid.load(Relaxed);
+        if req.last_zxid_seen > last {
+            info!(
+                "Refusing session request for client /{} as it has seen zxid 0x{:x} our last zxid is 0x{:x} client must try another server",
+                c.peer, req.last_zxid_seen, last
+            );
+            self.close(id, "client is ahead of this server");
+            return false;
+        }
+        if !self.shared.stats.serving.load(Relaxed) {
+            self.close(id, "not serving");
+            return false;
+        }
+        let timeout = self.shared.config.negotiate_timeout(req.time_out);
+        c.state = State::Connecting;
+        self.shared.send_core(CoreMsg::Connect {
+            conn: id,
+            peer: c.peer,
+            req,
+            timeout,
+        });
+        true
+    }
+
+    fn on_request_frame(&mut self, id: u64, frame: Bytes) -> bool {
+        let shared = self.shared.clone();
+        let Some(c) = self.conns.get_mut(&id) else {
+            return false;
+        };
+        let received = Instant::now();
+        let mut r = Reader::new(frame);
+        let header = match RequestHeader::read(&mut r) {
+            Ok(h) => h,
+            Err(e) => {
+                warn!(
+                    "Closing connection from /{}: malformed request header: {e}",
+                    c.peer
+                );
+                self.close(id, "malformed request");
+                return false;
+            }
+        };
+        c.stats.last_cxid.store(i64::from(header.xid), Relaxed);
+        let session_id = c.session_id;
+        {
+            let now = shared.now_ms();
+            let mut st = shared.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            if !st.touch(session_id, now) {
+                drop(st);
+                let frame = crate::core::error_frame(
+                    header.xid,
+                    shared.last_zxid(),
+                    ErrorCode::SessionExpired,
+                );
+                c.queue(frame);
+                c.close_after_flush = true;
+                let _ = c.flush();
+                self.after_write(id);
+                return false;
+            }
+        }
+        if OpCode::try_from(header.op_type).is_err()
+            || matches!(
+                OpCode::try_from(header.op_type),
+                Ok(OpCode::Notification | OpCode::Error | OpCode::CreateSession)
+            )
+        {
+            debug!(
+                "Received packet at server of unknown type {}",
+                header.op_type
+            );
+            let frame =
+                crate::core::error_frame(header.xid, shared.last_zxid(), ErrorCode::Unimplemented);
+            c.queue(frame);
+            let _ = c.flush();
+            return true;
+        }
+        let req = match Request::read_body(header.op_type, &mut r) {
+            Ok(req) => req,
+            Err(e) => {
+                warn!(
+                    "Closing connection from /{}: malformed {} request: {e}",
+                    c.peer,
+                    OpCode::try_from(header.op_type).map_or("?", |o| o.name())
+                );
+                self.close(id, "malformed request");
+                return false;
+            }
+        };
+        if let Request::Auth(auth) = &req {
+            return self.on_auth(id, header, auth.clone());
+        }
+        let ctx = Ctx {
+            conn: id,
+            session_id,
+            xid: header.xid,
+            auth: c.auth.clone(),
+            received,
+        };
+        *c.stats.last_op.lock().unwrap_or_else(|e| e.into_inner()) =
+            crate::core::op_short_name(&req);
+        if c.outstanding == 0 && crate::core::is_local(&req) {
+            // A read with nothing of this session in flight: serve it here. The
+            // mailbox is drained under the tree's read lock first, so a watch
+            // event for a change this read sees is queued before the reply.
+            let frame = {
+                let _gate = shared.read_gate();
+                self.drain_mailbox();
+                crate::core::serve_local(&shared, &ctx, req)
+            };
+            let Some(c) = self.conns.get_mut(&id) else {
+                return false;
+            };
+            if let Some(frame) = frame {
+                let lat = received.elapsed().as_millis() as u64;
+                shared.stats.latency.add(lat);
+                c.stats.latency.add(lat);
+                c.stats.last_latency.store(lat, Relaxed);
+                c.stats
+                    .last_response
+                    .store(crate::stats::wall_ms(), Relaxed);
+                c.stats.last_zxid.store(shared.last_zxid(), Relaxed);
+                self.send_frame(id, frame);
+            }
+            return true;
+        }
+        c.outstanding += 1;
+        c.stats.outstanding.fetch_add(1, Relaxed);
+        shared.stats.outstanding.fetch_add(1, Relaxed);
+        shared.send_core(CoreMsg::Request { ctx, req });
+        true
+    }
+
+    fn on_auth(&mut self, id: u64, header: RequestHeader, auth: zk_jute::AuthPacket) -> bool {
+        let shared = self.shared.clone();
+        let Some(c) = self.conns.get_mut(&id) else {
+            return false;
+        };
+        match crate::core::authenticate(&shared, &auth) {
+            Some(new_ids) => {
+                let mut ids = (*c.auth).clone();
+                for nid in new_ids {
+                    if !ids.contains(&nid) {
+                        ids.push(nid);
+                    }
+                }
+                c.auth = Arc::new(ids);
+                let frame = crate::core::error_frame(zk_jute::xid::AUTH, 0, ErrorCode::Ok);
+                self.send_frame(id, frame);
+                let _ = header;
+                true
+            }
+            None => {
+                shared.stats.auth_failed.fetch_add(1, Relaxed);
+                warn!(
+                    "Authentication failed for scheme {} from /{}",
+                    auth.scheme, c.peer
+                );
+                let frame = crate::core::error_frame(zk_jute::xid::AUTH, 0, ErrorCode::AuthFailed);
+                c.queue(frame);
+                c.close_after_flush = true;
+                let _ = c.flush();
+                self.after_write(id);
+                false
+            }
+        }
+    }
+
+    fn send_frame(&mut self, id: u64, frame: Bytes) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        c.stats.sent.fetch_add(1, Relaxed);
+        self.shared.stats.sent.fetch_add(1, Relaxed);
+        c.queue(frame);
+        if let Err(e) = c.flush() {
+            debug!(error = %e, "write failed");
+            self.close(id, "write failed");
+            return;
+        }
+        // A reader that does not read its replies cannot grow our memory without
+        // bound: past twice the limit (events keep coming even when we stop
+        // reading its requests) the connection is closed.
+        if c.out_bytes > 2 * self.shared.config.max_output_queue_bytes {
+            warn!(
+                "Closing connection from /{}: {} bytes of output queued (limit zkrs.maxOutputQueueBytes {})",
+                c.peer, c.out_bytes, self.shared.config.max_output_queue_bytes
+            );
+            self.close(id, "output queue limit");
+            return;
+        }
+        if c.out.is_empty() && (c.close_after_flush || c.dead) {
+            self.after_write(id);
+        }
+    }
+
+    fn drain_mailbox(&mut self) {
+        while let Ok(m) = self.rx.try_recv() {
+            self.on_msg(m);
+        }
+    }
+
+    fn on_msg(&mut self, m: LoopMsg) {
+        match m {
+            LoopMsg::NewConn(stream, peer) => {
+                if self.shutting_down {
+                    self.release_ip(peer);
+                } else {
+                    self.register(stream, peer);
+                }
+            }
+            LoopMsg::Connected {
+                conn,
+                frame,
+                session_id,
+                timeout,
+                close,
+            } => {
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                if close {
+                    c.close_after_flush = true;
+                } else {
+                    c.state = State::Connected;
+                    c.session_id = session_id;
+                    c.stats.session_id.store(session_id, Relaxed);
+                    c.stats.timeout.store(i64::from(timeout), Relaxed);
+                    c.stats.established.store(crate::stats::wall_ms(), Relaxed);
+                    self.paused.insert(conn);
+                }
+                self.send_frame(conn, frame);
+            }
+            LoopMsg::Out {
+                conn,
+                frame,
+                counted,
+                close,
+            } => {
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                if counted {
+                    c.outstanding = c.outstanding.saturating_sub(1);
+                    c.stats.outstanding.fetch_sub(1, Relaxed);
+                    self.shared.stats.outstanding.fetch_sub(1, Relaxed);
+                    if self.throttle_logged {
+                        self.throttle_logged = false;
+                    }
+                }
+                if close {
+                    c.close_after_flush = true;
+                }
+                self.send_frame(conn, frame);
+            }
+            LoopMsg::Close { conn } => self.close(conn, "session closed or moved"),
+            LoopMsg::Shutdown => {
+                self.shutting_down = true;
+                self.listener = None;
+            }
+        }
+    }
+}

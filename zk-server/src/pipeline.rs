@@ -1,0 +1,204 @@
+//! The Zab broadcast steps, explicit, with a quorum of one.
+//!
+//! ```text
+//! prep ──Propose(zxid, txn)──▶ log append ──(durable)──▶ Ack(sid, zxid)
+//!      ──(quorum of acks, in zxid order)──▶ Commit(zxid) ──▶ apply to the tree
+//! ```
+//!
+//! Standalone is the ensemble with one voter: the leader's own durable append is
+//! its ack, and one ack is a quorum. The next step adds followers: their acks
+//! arrive over the network and go through [`Broadcast::ack`] unchanged.
+//!
+//! The zxid pointers, named once (ZooKeeper/Zab vocabulary), always satisfy
+//! `last_processed ≤ committed ≤ last_logged ≤ last_proposed`, checked by
+//! [`Broadcast::validate`] after every step in debug builds.
+
+use std::collections::BTreeMap;
+
+/// A zxid: `epoch << 32 | counter`.
+pub type Zxid = i64;
+
+/// The epoch part of a zxid.
+pub fn epoch_of(zxid: Zxid) -> u32 {
+    (zxid >> 32) as u32
+}
+
+/// Builds a zxid.
+pub fn make_zxid(epoch: u32, counter: u32) -> Zxid {
+    (i64::from(epoch) << 32) | i64::from(counter)
+}
+
+/// The leader side of Zab broadcast for one epoch.
+#[derive(Debug)]
+pub struct Broadcast {
+    my_id: u64,
+    voters: Vec<u64>,
+    epoch: u32,
+    counter: u32,
+    /// Highest zxid handed out by [`Broadcast::propose`].
+    last_proposed: Zxid,
+    /// Highest zxid durable in our own log (our own ack).
+    last_logged: Zxid,
+    /// Highest zxid committed (acked by a quorum, everything before it committed).
+    committed: Zxid,
+    /// Highest zxid applied to the tree (ZooKeeper's lastProcessedZxid).
+    last_processed: Zxid,
+    /// Proposals not yet committed, with the voters that acked each.
+    outstanding: BTreeMap<Zxid, Vec<u64>>,
+}
+
+impl Broadcast {
+    /// Starts broadcasting after `last_zxid` (recovered state); `voters` are the
+    /// voting members (just `my_id` when standalone).
+    pub fn new(my_id: u64, voters: Vec<u64>, last_zxid: Zxid) -> Self {
+        let mut epoch = epoch_of(last_zxid);
+        let mut counter = last_zxid as u32;
+        if counter == u32::MAX {
+            epoch += 1;
+            counter = 0;
+        }
+        let b = Self {
+            my_id,
+            voters,
+            epoch,
+            counter,
+            last_proposed: last_zxid,
+            last_logged: last_zxid,
+            committed: last_zxid,
+            last_processed: last_zxid,
+            outstanding: BTreeMap::new(),
+        };
+        b.validate();
+        b
+    }
+
+    /// Assigns the next zxid and records the proposal (Zab: PROPOSAL).
+    pub fn propose(&mut self) -> Zxid {
+        if self.counter == u32::MAX {
+            // ZooKeeper's leader forces a new election here; one voter just moves on.
+            self.epoch += 1;
+            self.counter = 0;
+        }
+        self.counter += 1;
+        let zxid = make_zxid(self.epoch, self.counter);
+        debug_assert!(zxid > self.last_proposed);
+        self.last_proposed = zxid;
+        self.outstanding
+            .insert(zxid, Vec::with_capacity(self.voters.len()));
+        self.validate();
+        zxid
+    }
+
+    /// A voter reports `zxid` (and, acks being cumulative, every earlier one)
+    /// durable (Zab: ACK). Returns the zxids that became committed, in order
+    /// (Zab: COMMIT).
+    pub fn ack(&mut self, sid: u64, zxid: Zxid) -> Vec<Zxid> {
+        if sid == self.my_id && zxid > self.last_logged {
+            self.last_logged = zxid;
+        }
+        for (_, acks) in self.outstanding.range_mut(..=zxid) {
+            if !acks.contains(&sid) {
+                acks.push(sid);
+            }
+        }
+        let quorum = self.voters.len() / 2 + 1;
+        let mut committed = Vec::new();
+        while let Some(entry) = self.outstanding.first_entry() {
+            // Our own log must hold it too: a leader never commits what it has not logged.
+            let z = *entry.key();
+            if entry.get().len() >= quorum && z <= self.last_logged {
+                entry.remove();
+                self.committed = z;
+                committed.push(z);
+            } else {
+                break;
+            }
+        }
+        self.validate();
+        committed
+    }
+
+    /// The tree applied `zxid`.
+    pub fn applied(&mut self, zxid: Zxid) {
+        debug_assert!(zxid > self.last_processed, "applied out of order");
+        debug_assert!(zxid <= self.committed, "applied before commit");
+        self.last_processed = zxid;
+        self.validate();
+    }
+
+    /// Checks `last_processed ≤ committed ≤ last_logged ≤ last_proposed` (debug builds).
+    pub fn validate(&self) {
+        debug_assert!(
+            self.last_processed <= self.committed
+                && self.committed <= self.last_logged
+                && self.last_logged <= self.last_proposed,
+            "zxid pointers out of order: processed {:#x} committed {:#x} logged {:#x} proposed {:#x}",
+            self.last_processed,
+            self.committed,
+            self.last_logged,
+            self.last_proposed
+        );
+    }
+
+    /// Highest zxid proposed.
+    pub fn last_proposed(&self) -> Zxid {
+        self.last_proposed
+    }
+
+    /// Highest zxid durable locally.
+    pub fn last_logged(&self) -> Zxid {
+        self.last_logged
+    }
+
+    /// Highest zxid committed.
+    pub fn committed(&self) -> Zxid {
+        self.committed
+    }
+
+    /// Highest zxid applied (lastProcessedZxid).
+    pub fn last_processed(&self) -> Zxid {
+        self.last_processed
+    }
+
+    /// Proposals not yet committed.
+    pub fn pending(&self) -> usize {
+        self.outstanding.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quorum_of_one_commits_on_own_ack_in_order() {
+        let mut b = Broadcast::new(1, vec![1], 0);
+        let z1 = b.propose();
+        let z2 = b.propose();
+        let z3 = b.propose();
+        assert_eq!((z1, z2, z3), (1, 2, 3));
+        assert_eq!(b.ack(1, 2), vec![1, 2]);
+        assert_eq!(b.last_logged(), 2);
+        b.applied(1);
+        b.applied(2);
+        assert_eq!(b.ack(1, 3), vec![3]);
+        b.applied(3);
+        assert_eq!(b.pending(), 0);
+        assert_eq!(b.last_processed(), 3);
+    }
+
+    #[test]
+    fn three_voters_need_two_acks_including_the_leader_log() {
+        let mut b = Broadcast::new(1, vec![1, 2, 3], make_zxid(4, 9));
+        let z = b.propose();
+        assert_eq!(z, make_zxid(4, 10));
+        assert!(b.ack(2, z).is_empty(), "one ack is not a quorum");
+        assert_eq!(b.ack(1, z), vec![z]);
+    }
+
+    #[test]
+    fn continues_after_recovered_zxid_and_rolls_epoch() {
+        let mut b = Broadcast::new(1, vec![1], make_zxid(2, u32::MAX));
+        assert_eq!(b.propose(), make_zxid(3, 1));
+    }
+}

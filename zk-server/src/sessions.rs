@@ -1,0 +1,309 @@
+//! Sessions: ids, passwords, timeouts, owners and expiry.
+//!
+//! * **Ids** as ZooKeeper's `SessionTrackerImpl.initializeNextSessionId`: the top
+//!   byte is the server id, the next five bytes come from the wall clock in ms,
+//!   the low two bytes count up. After a restart the counter also starts above
+//!   every recovered session id of this server, so ids are never reused.
+//! * **Passwords** are the first 16 bytes of `sha1(secret ‖ session id as 8
+//!   big-endian bytes)`, where `secret` is 16 random bytes created once in
+//!   dataDir (`server.secret`). They are deterministic (a client can resume after
+//!   a restart) and cannot be derived from the id alone.
+//! * **Expiry** is driven by a tick-bucketed [`ExpiryQueue`]: every packet from a
+//!   session touches it; when its bucket comes due the session is marked
+//!   closing and the caller proposes a closeSession for it.
+
+use std::io::Read;
+use std::path::Path;
+
+use hashbrown::HashMap;
+use sha1::{Digest, Sha1};
+
+use crate::expiry::ExpiryQueue;
+
+/// Container nodes use this ephemeral owner; a session never gets it.
+const CONTAINER_OWNER: i64 = i64::MIN;
+
+/// One live session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The session id.
+    #[allow(dead_code)]
+    pub id: i64,
+    /// The negotiated timeout in ms.
+    pub timeout: i32,
+    /// Set once expiry or closeSession started: the session takes no new requests.
+    pub closing: bool,
+    /// The connection currently bound to it (0 = none).
+    pub owner: u64,
+}
+
+/// The table of sessions and their expiry.
+#[derive(Debug)]
+pub struct SessionTracker {
+    server_id: u8,
+    secret: [u8; 16],
+    next_id: i64,
+    sessions: HashMap<i64, Session>,
+    expiry: ExpiryQueue<i64>,
+}
+
+/// The first session id for `server_id` at wall-clock time `now_ms`.
+pub fn initial_session_id(server_id: u8, now_ms: u64) -> i64 {
+    let time_bits = ((now_ms << 24) >> 8) as i64;
+    let mut id = time_bits | (i64::from(server_id) << 56);
+    if id == CONTAINER_OWNER {
+        id += 1;
+    }
+    id
+}
+
+/// Derives a session's password.
+pub fn password(secret: &[u8; 16], session_id: i64) -> [u8; 16] {
+    let mut h = Sha1::new();
+    h.update(secret);
+    h.update(session_id.to_be_bytes());
+    let digest = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
+/// Loads `server.secret` from `dir`, creating it from /dev/urandom (falling back
+/// to time and pid entropy) the first time.
+pub fn load_or_create_secret(dir: &Path) -> std::io::Result<[u8; 16]> {
+    let path = dir.join("server.secret");
+    match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() == 16 => {
+            let mut s = [0u8; 16];
+            s.copy_from_slice(&bytes);
+            return Ok(s);
+        }
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} is not 16 bytes", path.display()),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut secret = [0u8; 16];
+    let filled = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut secret))
+        .is_ok();
+    if !filled {
+        let mut h = Sha1::new();
+        h.update(format!(
+            "{:?}{}",
+            std::time::SystemTime::now(),
+            std::process::id()
+        ));
+        secret.copy_from_slice(&h.finalize()[..16]);
+    }
+    let tmp = dir.join("server.secret.tmp");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&secret)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(secret)
+}
+
+impl SessionTracker {
+    /// An empty tracker; `tick_ms` is the bucket width, `now` the monotonic ms clock.
+    pub fn new(server_id: u8, secret: [u8; 16], tick_ms: u64, now: u64, wall_ms: u64) -> Self {
+        Self {
+            server_id,
+            secret,
+            next_id: initial_session_id(server_id, wall_ms),
+            sessions: HashMap::new(),
+            expiry: ExpiryQueue::new(tick_ms, now),
+        }
+    }
+
+    /// A fresh id for a new session.
+    pub fn next_session_id(&mut self) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        if self.next_id == CONTAINER_OWNER {
+            self.next_id += 1;
+        }
+        id
+    }
+
+    /// The password of `session_id`.
+    pub fn password(&self, session_id: i64) -> [u8; 16] {
+        password(&self.secret, session_id)
+    }
+
+    /// Starts tracking a session (new, or recovered from the log: its expiry
+    /// restarts from `now`).
+    pub fn add(&mut self, id: i64, timeout: i32, now: u64) {
+        if (id >> 56) as u8 == self.server_id && id >= self.next_id {
+            self.next_id = id + 1;
+        }
+        self.sessions.entry(id).or_insert(Session {
+            id,
+            timeout,
+            closing: false,
+            owner: 0,
+        });
+        self.expiry.update(id, timeout.max(0) as u64, now);
+    }
+
+    /// Postpones expiry after activity; false if the session is unknown or closing.
+    pub fn touch(&mut self, id: i64, now: u64) -> bool {
+        match self.sessions.get(&id) {
+            Some(s) if !s.closing => {
+                let t = s.timeout.max(0) as u64;
+                self.expiry.update(id, t, now);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The session, if live.
+    pub fn get(&self, id: i64) -> Option<&Session> {
+        self.sessions.get(&id)
+    }
+
+    /// Whether `id` is tracked and not closing.
+    pub fn is_live(&self, id: i64) -> bool {
+        self.sessions.get(&id).is_some_and(|s| !s.closing)
+    }
+
+    /// Binds the session to a connection; returns the previous owner (0 if none).
+    pub fn set_owner(&mut self, id: i64, conn: u64) -> u64 {
+        match self.sessions.get_mut(&id) {
+            Some(s) => std::mem::replace(&mut s.owner, conn),
+            None => 0,
+        }
+    }
+
+    /// Clears the owner if it is still `conn`.
+    pub fn release_owner(&mut self, id: i64, conn: u64) {
+        if let Some(s) = self.sessions.get_mut(&id)
+            && s.owner == conn
+        {
+            s.owner = 0;
+        }
+    }
+
+    /// Marks a session closing; returns whether it was live.
+    pub fn set_closing(&mut self, id: i64) -> bool {
+        match self.sessions.get_mut(&id) {
+            Some(s) if !s.closing => {
+                s.closing = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Forgets a session (after its closeSession committed).
+    pub fn remove(&mut self, id: i64) -> Option<Session> {
+        self.expiry.remove(&id);
+        self.sessions.remove(&id)
+    }
+
+    /// Sessions whose deadline passed; they are marked closing.
+    pub fn expired(&mut self, now: u64) -> Vec<i64> {
+        let ids = self.expiry.poll(now);
+        for id in &ids {
+            if let Some(s) = self.sessions.get_mut(id) {
+                s.closing = true;
+            }
+        }
+        ids
+    }
+
+    /// Ms until the next expiry bucket is due.
+    pub fn wait_time(&self, now: u64) -> u64 {
+        self.expiry.wait_time(now)
+    }
+
+    /// Number of sessions.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Expiry buckets (deadline ms, session ids) for `dump`.
+    pub fn expiry_buckets(&self) -> Vec<(u64, Vec<i64>)> {
+        self.expiry
+            .buckets()
+            .map(|(d, s)| {
+                let mut v: Vec<i64> = s.iter().copied().collect();
+                v.sort_unstable();
+                (d, v)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_carry_the_server_id_and_count_up() {
+        let id = initial_session_id(3, 1_700_000_000_000);
+        assert_eq!((id >> 56) as u8, 3);
+        assert_eq!(id & 0xffff, 0, "low two bytes start at zero");
+        let mut t = SessionTracker::new(3, [7; 16], 2000, 0, 1_700_000_000_000);
+        let a = t.next_session_id();
+        let b = t.next_session_id();
+        assert_eq!(b, a + 1);
+        // A recovered id above the counter pushes it up.
+        t.add(a + 100, 30000, 0);
+        assert_eq!(t.next_session_id(), a + 101);
+    }
+
+    #[test]
+    fn passwords_depend_on_secret_and_id() {
+        let p1 = password(&[1; 16], 42);
+        assert_eq!(p1, password(&[1; 16], 42));
+        assert_ne!(p1, password(&[2; 16], 42));
+        assert_ne!(p1, password(&[1; 16], 43));
+    }
+
+    #[test]
+    fn secret_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = load_or_create_secret(dir.path()).unwrap();
+        let b = load_or_create_secret(dir.path()).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn expiry_marks_closing_and_touch_postpones() {
+        let mut t = SessionTracker::new(0, [0; 16], 1000, 0, 0);
+        t.add(1, 2000, 0); // deadline 3000
+        t.add(2, 2000, 0);
+        assert!(t.touch(2, 1500)); // deadline 4000
+        assert!(t.expired(2999).is_empty());
+        assert_eq!(t.expired(3000), vec![1]);
+        assert!(!t.is_live(1));
+        assert!(!t.touch(1, 3001), "a closing session is not touched");
+        assert_eq!(t.expired(4000), vec![2]);
+        t.remove(1);
+        assert!(t.get(1).is_none());
+    }
+
+    #[test]
+    fn owners() {
+        let mut t = SessionTracker::new(0, [0; 16], 1000, 0, 0);
+        t.add(5, 2000, 0);
+        assert_eq!(t.set_owner(5, 10), 0);
+        assert_eq!(t.set_owner(5, 11), 10);
+        t.release_owner(5, 10);
+        assert_eq!(t.get(5).unwrap().owner, 11);
+        t.release_owner(5, 11);
+        assert_eq!(t.get(5).unwrap().owner, 0);
+    }
+}

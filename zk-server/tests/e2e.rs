@@ -1,0 +1,285 @@
+//! End-to-end tests: the server started as a library on an ephemeral port in
+//! a temp dir, driven by the raw client in `common`.
+
+mod common;
+
+use bytes::Bytes;
+use common::{Client, four_letter};
+use zk_jute::{
+    CreateRequest, DeleteRequest, EventType, ExistsRequest, GetChildrenRequest, GetDataRequest,
+    MultiOp, MultiResult, Request, Response, SetDataRequest,
+};
+use zk_server::{Config, Server, Whitelist};
+
+fn config(dir: &std::path::Path) -> Config {
+    let mut c = Config::standalone(dir.to_path_buf(), 0);
+    c.tick_time = 100;
+    c.min_session_timeout = 200;
+    c.max_session_timeout = 60_000;
+    c.four_letter_whitelist = Whitelist::All;
+    c.client_port_address = Some("127.0.0.1".parse().unwrap());
+    c
+}
+
+fn create(path: &str, data: &[u8], flags: i32) -> Request {
+    Request::Create(CreateRequest {
+        path: path.into(),
+        data: Some(Bytes::copy_from_slice(data)),
+        acl: zk_tree::open_acl_unsafe(),
+        flags,
+    })
+}
+
+fn get(path: &str, watch: bool) -> Request {
+    Request::GetData(GetDataRequest {
+        path: path.into(),
+        watch,
+    })
+}
+
+#[test]
+fn create_get_set_delete_watch_multi() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path())).unwrap();
+    let addr = server.local_addr();
+    let mut c = Client::connect(addr);
+    assert_ne!(c.session_id, 0);
+    assert_eq!(c.timeout, 30000);
+
+    let (h, r) = c.call(create("/a", b"hello", 0));
+    assert_eq!(h.err, 0);
+    assert_eq!(
+        r,
+        Response::Create(zk_jute::CreateResponse { path: "/a".into() })
+    );
+    let (h, r) = c.call(get("/a", true));
+    assert_eq!(h.err, 0);
+    let Response::GetData(d) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(d.data.as_deref(), Some(&b"hello"[..]));
+    assert_eq!(d.stat.version, 0);
+
+    // A second client changes the node: the first gets the event.
+    let mut c2 = Client::connect(addr);
+    let (h, r) = c2.call(Request::SetData(SetDataRequest {
+        path: "/a".into(),
+        data: Some(Bytes::from_static(b"world")),
+        version: 0,
+    }));
+    assert_eq!(h.err, 0);
+    let Response::Stat(st) = r else { panic!() };
+    assert_eq!(st.version, 1);
+    let ev = c.next_event();
+    assert_eq!(ev.event_type, EventType::NodeDataChanged.code());
+    assert_eq!(ev.path, "/a");
+
+    // Bad version, exists on a missing node, children.
+    let (h, _) = c.call(Request::SetData(SetDataRequest {
+        path: "/a".into(),
+        data: None,
+        version: 7,
+    }));
+    assert_eq!(h.err, zk_jute::ErrorCode::BadVersion.code());
+    let (h, _) = c.call(Request::Exists(ExistsRequest {
+        path: "/nope".into(),
+        watch: false,
+    }));
+    assert_eq!(h.err, zk_jute::ErrorCode::NoNode.code());
+    let (_, r) = c.call(Request::GetChildren(GetChildrenRequest {
+        path: "/".into(),
+        watch: false,
+    }));
+    let Response::GetChildren(ch) = r else {
+        panic!()
+    };
+    let mut names = ch.children.clone();
+    names.sort();
+    assert_eq!(names, vec!["a", "zookeeper"]);
+
+    // Sequential + pipelining: replies in order.
+    for _ in 0..20 {
+        c.send(&create("/a/s-", b"", 2));
+    }
+    for i in 0..20 {
+        let (h, r) = c.recv();
+        assert_eq!(h.err, 0);
+        assert_eq!(
+            r,
+            Response::Create(zk_jute::CreateResponse {
+                path: format!("/a/s-{i:010}")
+            })
+        );
+    }
+    // A read right after a write of the same session sees it.
+    c.send(&create("/b", b"x", 0));
+    c.send(&get("/b", false));
+    assert_eq!(c.recv().0.err, 0);
+    assert_eq!(c.recv().0.err, 0);
+
+    // Multi: all or nothing.
+    let (h, r) = c.call(Request::Multi(vec![
+        MultiOp::Create(CreateRequest {
+            path: "/m1".into(),
+            data: None,
+            acl: zk_tree::open_acl_unsafe(),
+            flags: 0,
+        }),
+        MultiOp::Delete(DeleteRequest {
+            path: "/missing".into(),
+            version: -1,
+        }),
+    ]));
+    assert_eq!(h.err, 0);
+    let Response::Multi(res) = r else { panic!() };
+    assert!(matches!(res[1], MultiResult::Error(e) if e.err == zk_jute::ErrorCode::NoNode.code()));
+    let (h, _) = c.call(Request::Exists(ExistsRequest {
+        path: "/m1".into(),
+        watch: false,
+    }));
+    assert_eq!(h.err, zk_jute::ErrorCode::NoNode.code());
+
+    let (h, _) = c.call(Request::Delete(DeleteRequest {
+        path: "/b".into(),
+        version: -1,
+    }));
+    assert_eq!(h.err, 0);
+    let (h, _) = c.call(Request::Ping);
+    assert_eq!(h.xid, zk_jute::xid::PING);
+
+    // Four-letter words.
+    assert_eq!(four_letter(addr, "ruok"), "imok");
+    let srvr = four_letter(addr, "srvr");
+    assert!(srvr.contains("Mode: standalone"), "{srvr}");
+    assert!(srvr.starts_with("Zookeeper version: "), "{srvr}");
+    let mntr = four_letter(addr, "mntr");
+    assert!(mntr.contains("zk_server_state\tstandalone"), "{mntr}");
+    let cons = four_letter(addr, "cons");
+    assert!(
+        cons.contains(&format!("sid=0x{:x}", c.session_id)),
+        "{cons}"
+    );
+
+    c.close();
+    c2.close();
+    server.shutdown();
+}
+
+#[test]
+fn restart_recovers_data_and_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sid, passwd, zxid) = {
+        let server = Server::start(config(dir.path())).unwrap();
+        let mut c = Client::connect(server.local_addr());
+        assert_eq!(c.call(create("/persist", b"v1", 0)).0.err, 0);
+        assert_eq!(c.call(create("/eph", b"", 1)).0.err, 0);
+        let out = (c.session_id, c.passwd.clone(), c.last_zxid);
+        server.shutdown();
+        out
+    };
+    let server = Server::start(config(dir.path())).unwrap();
+    assert!(
+        server.recovery_summary().contains("txns"),
+        "{}",
+        server.recovery_summary()
+    );
+    // The session survives the restart: reconnect with its password.
+    let mut c = Client::connect_with(server.local_addr(), sid, passwd, 30000, zxid).unwrap();
+    assert_eq!(c.session_id, sid);
+    let (h, r) = c.call(get("/persist", false));
+    assert_eq!(h.err, 0);
+    let Response::GetData(d) = r else { panic!() };
+    assert_eq!(d.data.as_deref(), Some(&b"v1"[..]));
+    assert_eq!(
+        c.call(Request::Exists(ExistsRequest {
+            path: "/eph".into(),
+            watch: false
+        }))
+        .0
+        .err,
+        0
+    );
+    // A wrong password is refused with a zeroed reply.
+    let bad = Client::connect_with(
+        server.local_addr(),
+        sid,
+        Bytes::from_static(&[1; 16]),
+        30000,
+        0,
+    )
+    .unwrap();
+    assert_eq!((bad.session_id, bad.timeout), (0, 0));
+    c.close();
+    // Closing removed the ephemeral.
+    let mut c = Client::connect(server.local_addr());
+    assert_ne!(
+        c.call(Request::Exists(ExistsRequest {
+            path: "/eph".into(),
+            watch: false
+        }))
+        .0
+        .err,
+        0
+    );
+    server.shutdown();
+}
+
+#[test]
+fn expiry_removes_ephemerals_and_fires_watches() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path())).unwrap();
+    let addr = server.local_addr();
+    let victim = Client::connect_with(addr, 0, Bytes::from_static(&[0; 16]), 300, 0).unwrap();
+    assert_eq!(victim.timeout, 300);
+    let mut v = victim;
+    assert_eq!(v.call(create("/lock", b"", 1)).0.err, 0);
+    let mut w = Client::connect(addr);
+    assert_eq!(
+        w.call(Request::Exists(ExistsRequest {
+            path: "/lock".into(),
+            watch: true
+        }))
+        .0
+        .err,
+        0
+    );
+    // Stop pinging: the session expires and its ephemeral goes.
+    let ev = w.next_event();
+    assert_eq!(ev.event_type, EventType::NodeDeleted.code());
+    assert_eq!(ev.path, "/lock");
+    // Reconnecting to the expired session is refused.
+    let again = Client::connect_with(addr, v.session_id, v.passwd.clone(), 300, 0).unwrap();
+    assert_eq!(again.session_id, 0);
+    drop(v);
+    server.shutdown();
+}
+
+#[test]
+fn malformed_packets_close_only_that_connection() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path())).unwrap();
+    let addr = server.local_addr();
+    let mut good = Client::connect(addr);
+    // A huge length prefix.
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(&[0x7f, 0xff, 0xff, 0xff, 1, 2, 3]).unwrap();
+    let mut buf = [0u8; 16];
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(
+        std::io::Read::read(&mut s, &mut buf).unwrap_or(0),
+        0,
+        "closed"
+    );
+    // Garbage after a valid handshake.
+    let mut bad = Client::connect(addr);
+    common::write_frame(&mut bad.stream, |o| {
+        o.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 4, 0xff])
+    })
+    .unwrap();
+    assert!(common::read_frame(&mut bad.stream).is_err());
+    // The server is fine.
+    assert_eq!(good.call(create("/ok", b"", 0)).0.err, 0);
+    server.shutdown();
+}
