@@ -415,7 +415,16 @@ impl Log {
         next_key: u64,
     ) -> Result<MutexGuard<'a, State>> {
         let sh = &*self.shared;
+        let (active, write_pos) = (st.active, st.write_pos);
         let mut st = sh.drain(st)?;
+        // Draining released the lock: another appender may have rolled or appended meanwhile,
+        // or taken a key above ours. Let the caller's loop look again.
+        if st.active != active
+            || st.write_pos != write_pos
+            || st.last_key.max(st.floor).is_some_and(|l| next_key <= l)
+        {
+            return Ok(st);
+        }
         let name = format::segment_name(next_key);
         let path = sh.storage.dir().join(&name);
         let prev = st.active;

@@ -469,3 +469,42 @@ fn read_only_inspection_names_file_and_offset_of_damage() {
     assert!(inspect_segment(dir.path().join("log.99")).is_err());
     assert!(read_segment(dir.path().join("log.99")).is_err());
 }
+
+/// Regression: an appender waiting to roll could create a segment for a key that another
+/// appender had meanwhile overtaken, leaving the segment chain out of order.
+#[test]
+fn racing_appenders_with_unordered_keys_keep_the_log_consistent() {
+    let disk = MemDisk::new();
+    let log = Arc::new(Log::open("mem", small(&disk).segment_bytes(1024)).unwrap());
+    let threads: Vec<_> = (0..6u64)
+        .map(|t| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut ok = 0;
+                for i in 0..300u64 {
+                    let k = i * 6 + t;
+                    match log.append(k, &payload(k)) {
+                        Ok(tk) => {
+                            if i % 7 == 0 {
+                                tk.wait().unwrap();
+                            }
+                            ok += 1;
+                        }
+                        Err(Error::KeyOrder { .. }) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                ok
+            })
+        })
+        .collect();
+    let accepted: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    log.flush().unwrap();
+    let got = all(&log);
+    assert_eq!(got.len(), accepted);
+    assert!(got.windows(2).all(|w| w[0].0 < w[1].0));
+    assert!(got.iter().all(|(k, v)| *v == payload(*k)));
+    drop(log);
+    let log = Log::open("mem", small(&disk).segment_bytes(1024)).unwrap();
+    assert_eq!(all(&log), got);
+}
