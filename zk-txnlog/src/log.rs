@@ -363,9 +363,12 @@ impl Log {
             let needs_roll = match st.active {
                 None => true,
                 Some(a) => {
+                    let seg = &st.segments[&a].seg;
                     st.roll_requested && st.segments[&a].count > 0
-                        || st.write_pos + frame + FRAME_HEADER as u64
-                            > st.segments[&a].seg.file.len()
+                        || st.write_pos + frame + FRAME_HEADER as u64 > seg.file.len()
+                        // A segment written with a smaller window (older options) cannot
+                        // take this frame without breaking its torn-tail bound.
+                        || 2 * frame > seg.window
                 }
             };
             if needs_roll {
