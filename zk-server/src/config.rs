@@ -143,6 +143,15 @@ pub struct Config {
     pub max_output_queue_bytes: usize,
     /// Loop threads for client connections (0 = min(2, cores)).
     pub loop_threads: usize,
+    /// extendedTypesEnabled: TTL nodes (createTTL is UNIMPLEMENTED without it).
+    pub extended_types: bool,
+    /// skipACL: every ACL check passes (unsafe).
+    pub skip_acl: bool,
+    /// reconfigEnabled (reconfig still fails: not built; RECONFIGDISABLED when off).
+    pub reconfig_enabled: bool,
+    /// znode.container.checkIntervalMs: how often empty containers and expired
+    /// TTL nodes are deleted (default 60000).
+    pub container_check_interval_ms: u64,
     /// `server.X` lines.
     pub servers: Vec<QuorumServer>,
     /// This server's id (from `myid`, 0 when standalone without one).
@@ -168,7 +177,6 @@ const KNOWN_IGNORED: &[&str] = &[
     "secureClientPortAddress",
     "dynamicConfigFile",
     "standaloneEnabled",
-    "reconfigEnabled",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
     "clientPortListenBacklog",
@@ -192,14 +200,12 @@ const KNOWN_IGNORED: &[&str] = &[
     "electionPortBindRetry",
     "clientTcpKeepAlive",
     "watchManagerName",
-    "skipACL",
     "readonlymode.enabled",
     "sslQuorum",
     "portUnification",
     "serverCnxnFactory",
     "authProvider.1",
     "quorum.auth.enableSasl",
-    "extendedTypesEnabled",
 ];
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -237,6 +243,10 @@ impl Config {
             super_digest: None,
             max_output_queue_bytes: 16 << 20,
             loop_threads: 0,
+            extended_types: false,
+            skip_acl: false,
+            reconfig_enabled: false,
+            container_check_interval_ms: 60_000,
             servers: Vec::new(),
             my_id: 0,
             warnings: Vec::new(),
@@ -343,6 +353,23 @@ impl Config {
                 }
                 "zkrs.maxOutputQueueBytes" => {
                     cfg.max_output_queue_bytes = int(4096, i64::MAX)? as usize
+                }
+                "extendedTypesEnabled" | "skipACL" | "reconfigEnabled" => {
+                    let v = parse_bool(value).ok_or_else(|| {
+                        ConfigError::at(
+                            line_no,
+                            key,
+                            format!("invalid value {value:?}: expected true or false"),
+                        )
+                    })?;
+                    match key {
+                        "extendedTypesEnabled" => cfg.extended_types = v,
+                        "skipACL" => cfg.skip_acl = v,
+                        _ => cfg.reconfig_enabled = v,
+                    }
+                }
+                "znode.container.checkIntervalMs" => {
+                    cfg.container_check_interval_ms = int(1, i64::MAX)? as u64
                 }
                 "zkrs.loopThreads" => cfg.loop_threads = int(0, 64)? as usize,
                 k if k.starts_with("server.") => {

@@ -119,6 +119,7 @@ pub(crate) struct Core {
     shutting_down: bool,
     failed: bool,
     next_purge: Option<Instant>,
+    next_container_check: Instant,
 }
 
 /// The snapshot trigger: a random point in [snapCount/2 + 1, snapCount], as
@@ -157,6 +158,8 @@ impl Core {
             failed: false,
             next_purge: (purge > 0)
                 .then(|| Instant::now() + Duration::from_secs(u64::from(purge) * 3600)),
+            next_container_check: Instant::now()
+                + Duration::from_millis(shared.config.container_check_interval_ms),
             shared,
             storage,
             rx,
@@ -188,6 +191,7 @@ impl Core {
             if !self.shutting_down && !self.failed {
                 self.expire_sessions();
                 self.maybe_purge();
+                self.check_containers();
             }
             if self.shutting_down && self.proposals.is_empty() {
                 break;
@@ -438,6 +442,23 @@ impl Core {
                     Err(e) => warn!("Purge task failed: {e}"),
                 }
             });
+    }
+
+    /// ZooKeeper's ContainerManager: empty containers (that had a child) and
+    /// expired TTL nodes are removed with deleteContainer txns.
+    fn check_containers(&mut self) {
+        if Instant::now() < self.next_container_check {
+            return;
+        }
+        self.next_container_check =
+            Instant::now() + Duration::from_millis(self.shared.config.container_check_interval_ms);
+        let candidates = self
+            .shared
+            .tree
+            .expired_ttl_and_empty_containers(crate::stats::wall_ms());
+        for path in candidates.into_iter().take(10_000) {
+            self.prep_and_propose(0, 0, &Request::DeleteContainer(path), Origin::Internal, &[]);
+        }
     }
 
     // ---- requests ----

@@ -175,7 +175,15 @@ impl Server {
         let secret = crate::sessions::load_or_create_secret(&config.data_dir)
             .map_err(io_err("cannot read or create server.secret in dataDir"))?;
 
-        let tree_cfg = TreeConfig::default();
+        let tree_cfg = TreeConfig {
+            extended_types: config.extended_types,
+            skip_acl: config.skip_acl,
+            reconfig_enabled: config.reconfig_enabled,
+            ..TreeConfig::default()
+        };
+        if config.skip_acl {
+            warn!("skipACL is set: every ACL check passes");
+        }
         let (storage, tree, recovered) = Storage::open_and_recover(&config, tree_cfg)?;
         let tree = Arc::new(tree);
         let last_zxid = recovered.last_zxid;

@@ -283,3 +283,104 @@ fn malformed_packets_close_only_that_connection() {
     assert_eq!(good.call(create("/ok", b"", 0)).0.err, 0);
     server.shutdown();
 }
+
+#[test]
+fn snapshots_then_restart_recovers_snapshot_plus_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.snap_count = 10;
+    {
+        let server = Server::start(cfg.clone()).unwrap();
+        let mut c = Client::connect(server.local_addr());
+        for i in 0..60 {
+            c.send(&create(&format!("/n{i}"), format!("v{i}").as_bytes(), 0));
+        }
+        for _ in 0..60 {
+            assert_eq!(c.recv().0.err, 0);
+        }
+        c.close();
+        server.shutdown();
+    }
+    let snaps = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("snapshot.")
+        })
+        .count();
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        snaps >= 1,
+        "snapshots every snapCount/2..snapCount txns: {names:?}"
+    );
+    let server = Server::start(cfg).unwrap();
+    assert!(
+        server.recovery_summary().contains("snapshot 0x"),
+        "{}",
+        server.recovery_summary()
+    );
+    let mut c = Client::connect(server.local_addr());
+    for i in 0..60 {
+        let (h, r) = c.call(get(&format!("/n{i}"), false));
+        assert_eq!(h.err, 0, "/n{i}");
+        let Response::GetData(d) = r else { panic!() };
+        assert_eq!(d.data.as_deref(), Some(format!("v{i}").as_bytes()));
+    }
+    server.shutdown();
+}
+
+#[test]
+fn a_reader_that_does_not_read_gets_back_pressure_not_unbounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.max_output_queue_bytes = 64 * 1024;
+    let server = Server::start(cfg).unwrap();
+    let addr = server.local_addr();
+    let mut c = Client::connect(addr);
+    assert_eq!(c.call(create("/big", &[7u8; 32 * 1024], 0)).0.err, 0);
+    // 400 reads of 32 KiB (12.5 MiB of replies) without reading any reply:
+    // the server stops reading this connection once 64 KiB are queued.
+    let writer = {
+        let mut s = c.stream.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for i in 0..400 {
+                common::write_frame(&mut s, |o| get("/big", false).encode_frame(i + 100, o))
+                    .unwrap();
+            }
+        })
+    };
+    // Another client is served meanwhile.
+    let mut other = Client::connect(addr);
+    assert_eq!(other.call(get("/big", false)).0.err, 0);
+    let cons = four_letter(addr, "cons");
+    assert!(cons.contains("queued="), "{cons}");
+    // Reading everything now: every reply arrives, in order.
+    for i in 0..400 {
+        let frame = common::read_frame(&mut c.stream).unwrap();
+        let xid = i32::from_be_bytes(frame[..4].try_into().unwrap());
+        assert_eq!(xid, i + 100);
+    }
+    writer.join().unwrap();
+    server.shutdown();
+}
+
+#[test]
+fn handshake_clamps_timeout_and_refuses_a_client_ahead_of_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path())).unwrap();
+    let addr = server.local_addr();
+    let c = Client::connect_with(addr, 0, Bytes::from_static(&[0; 16]), 10, 0).unwrap();
+    assert_eq!(c.timeout, 200, "clamped to minSessionTimeout");
+    let c = Client::connect_with(addr, 0, Bytes::from_static(&[0; 16]), 1_000_000, 0).unwrap();
+    assert_eq!(c.timeout, 60_000, "clamped to maxSessionTimeout");
+    assert_eq!(c.passwd.len(), 16);
+    // lastZxidSeen beyond ours: the server closes without answering.
+    assert!(Client::connect_with(addr, 0, Bytes::from_static(&[0; 16]), 30000, 1 << 40).is_err());
+    server.shutdown();
+}
