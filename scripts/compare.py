@@ -317,7 +317,12 @@ def run_workloads(servers, args, results):
                     continue
                 cpu0 = s.cpu()
                 try:
-                    j = bench_json(s.bench, ["run", "--server", s.addr, "--op", wl] + common)
+                    op, _, shape = wl.partition(":")  # e.g. set:1x1 = one session, one in flight
+                    extra = []
+                    if shape:
+                        sess, infl = shape.split("x")
+                        extra = ["--sessions", sess, "--in-flight", infl]
+                    j = bench_json(s.bench, ["run", "--server", s.addr, "--op", op] + common + extra)
                 except RuntimeError as e:
                     log(f"{s.name} {wl} round {rnd}: {e}")
                     results[s.name]["errors"].append(f"{wl} round {rnd}: {e}")
@@ -393,6 +398,9 @@ def report(servers_by_name, results, args, info, ours_note):
         runs = {n: results[n]["runs"].get(wl, []) for n in names}
         if not any(runs.values()):
             continue
+        shape = wl.partition(":")[2]
+        if shape:
+            p(f"{wl:<8} ({shape.replace('x', ' session(s) x ')} in flight)")
         for key, label, better in [("ops_per_s", "ops/s", "higher"), ("p50_ms", "p50 ms", "lower"),
                                    ("p99_ms", "p99 ms", "lower"), ("p999_ms", "p99.9 ms", "lower"),
                                    ("cpu_us_per_op", "server CPU us/op", "lower"),
@@ -426,8 +434,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=2, help="alternation rounds [2]")
     ap.add_argument("--prewarm", type=float, default=5.0,
                     help="unmeasured seconds of mixed and of create load on each server first (JIT) [5]")
-    ap.add_argument("--workloads", default="create,set,get,mixed",
-                    help="comma list of zk-bench --op values [create,set,get,mixed]")
+    ap.add_argument("--workloads", default="create,set,get,mixed,set:1x1",
+                    help="comma list of zk-bench --op values, each optionally :SESSIONSxIN_FLIGHT"
+                         " (set:1x1 = unloaded write latency) [create,set,get,mixed,set:1x1]")
     ap.add_argument("--sessions", type=int, default=16)
     ap.add_argument("--in-flight", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1, help="zk-bench event-loop threads [1]")
