@@ -156,5 +156,57 @@ fn throughput(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, raw_fdatasync, durable_append_latency, throughput);
+/// One pipeline thread keeping `depth` appends in flight, completions by callback on a channel
+/// (the server's pattern: an event loop that never blocks on the disk).
+fn pipeline(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pipeline");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500));
+    for depth in [64usize, 512] {
+        for (name, backend) in backends() {
+            let dir = tempfile::tempdir_in(bench_dir()).unwrap();
+            let log = open(&dir, backend);
+            let data = vec![3u8; 100];
+            let (tx, rx) = crossbeam_channel::unbounded::<()>();
+            let mut key = 0u64;
+            let total = 2048usize;
+            g.throughput(Throughput::Elements(total as u64));
+            g.bench_function(
+                BenchmarkId::new(format!("100B/{name}"), format!("{depth}_in_flight")),
+                |b| {
+                    b.iter(|| {
+                        let mut in_flight = 0;
+                        for _ in 0..total {
+                            if in_flight == depth {
+                                rx.recv().unwrap();
+                                in_flight -= 1;
+                            }
+                            key += 1;
+                            let tx = tx.clone();
+                            log.append_with(key, &data, move |r| {
+                                r.unwrap();
+                                let _ = tx.send(());
+                            })
+                            .unwrap();
+                            in_flight += 1;
+                        }
+                        for _ in 0..in_flight {
+                            rx.recv().unwrap();
+                        }
+                    })
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    raw_fdatasync,
+    durable_append_latency,
+    throughput,
+    pipeline
+);
 criterion_main!(benches);

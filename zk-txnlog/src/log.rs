@@ -3,8 +3,9 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, Thread};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
@@ -81,9 +82,12 @@ struct State {
     staged_recs: VecDeque<(u64, u64, u64)>,
     callbacks: VecDeque<(u64, u64, Callback)>,
     spare: Vec<u8>,
-    /// Bytes ever appended (never decreases); tickets wait for `durable_lsn` to pass theirs.
+    /// Bytes ever appended (never decreases); tickets wait for `Shared::durable_lsn` to pass
+    /// theirs.
     lsn: u64,
-    durable_lsn: u64,
+    /// Threads parked in `Ticket::wait`, with the lsn each waits for. The sync thread unparks
+    /// exactly the ones a sync completed (no thundering herd through the state lock).
+    parked: Vec<(u64, Thread)>,
     last_key: Option<u64>,
     durable_key: Option<u64>,
     /// Appends must be above this too (raised by truncation and by a newer snapshot).
@@ -98,6 +102,8 @@ struct State {
 
 struct Shared {
     opts: Options,
+    /// Lsn up to which everything is durable; read without the lock by tickets.
+    durable_lsn: AtomicU64,
     storage: Box<dyn Storage>,
     state: Mutex<State>,
     /// Signalled when records are staged or the log closes.
@@ -140,24 +146,33 @@ impl Ticket {
 
     /// Block until the record is durable (`Ok(key)`), or the log failed (`Err`): never early.
     pub fn wait(self) -> Result<u64> {
-        let mut st = self.shared.lock();
         loop {
-            if st.durable_lsn >= self.lsn {
+            if self.is_durable() {
                 return Ok(self.key);
             }
-            if let Some(msg) = &st.latch {
-                return Err(Error::Latched(msg.clone()));
+            {
+                let mut st = self.shared.lock();
+                // Re-check under the lock: the sync thread publishes `durable_lsn` before it
+                // takes `parked`, so a wake-up cannot be missed.
+                if self.is_durable() {
+                    return Ok(self.key);
+                }
+                if let Some(msg) = &st.latch {
+                    return Err(Error::Latched(msg.clone()));
+                }
+                if st.closing && !st.syncing && st.staged_recs.is_empty() {
+                    return Err(Error::Closed);
+                }
+                st.parked.push((self.lsn, std::thread::current()));
             }
-            if st.closing && !st.syncing && st.staged_recs.is_empty() {
-                return Err(Error::Closed);
-            }
-            st = self.shared.wait_durable(st);
+            // Spurious wake-ups just loop.
+            std::thread::park();
         }
     }
 
     /// Has the record become durable? Never blocks.
     pub fn is_durable(&self) -> bool {
-        self.shared.lock().durable_lsn >= self.lsn
+        self.shared.durable_lsn.load(Ordering::Acquire) >= self.lsn
     }
 }
 
@@ -196,6 +211,9 @@ impl Shared {
         st.latch.get_or_insert_with(|| err.to_string());
         self.durable.notify_all();
         self.work.notify_all();
+        for (_, t) in st.parked.drain(..) {
+            t.unpark();
+        }
         (err, st.callbacks.drain(..).collect())
     }
 
@@ -269,7 +287,7 @@ impl Log {
             callbacks: VecDeque::new(),
             spare: Vec::new(),
             lsn: 0,
-            durable_lsn: 0,
+            parked: Vec::new(),
             last_key: None,
             durable_key: None,
             floor: None,
@@ -290,6 +308,7 @@ impl Log {
         }
         st.durable_key = st.last_key;
         let shared = Arc::new(Shared {
+            durable_lsn: AtomicU64::new(0),
             opts,
             storage,
             state: Mutex::new(st),
@@ -779,6 +798,9 @@ fn sync_loop(sh: &Shared) {
         }
         if st.latch.is_some() || (st.closing && st.staged_recs.is_empty()) {
             sh.durable.notify_all();
+            for (_, t) in st.parked.drain(..) {
+                t.unpark();
+            }
             return;
         }
         if !sh.opts.flush_delay.is_zero() && !st.closing {
@@ -825,7 +847,16 @@ fn sync_loop(sh: &Shared) {
         match res {
             Ok(()) => {
                 st.durable_pos = file_end;
-                st.durable_lsn = lsn_end;
+                sh.durable_lsn.store(lsn_end, Ordering::Release);
+                let mut wake = Vec::new();
+                st.parked.retain(|(lsn, t)| {
+                    if *lsn <= lsn_end {
+                        wake.push(t.clone());
+                        false
+                    } else {
+                        true
+                    }
+                });
                 st.durable_key = Some(last_key);
                 if let Some(m) = st.segments.get_mut(&seg.first_key) {
                     m.end = file_end;
@@ -842,6 +873,9 @@ fn sync_loop(sh: &Shared) {
                 }
                 sh.durable.notify_all();
                 drop(st);
+                for t in wake {
+                    t.unpark();
+                }
                 run_callbacks(done, None);
                 st = sh.lock();
             }
