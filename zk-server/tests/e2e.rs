@@ -17,6 +17,8 @@ fn config(dir: &std::path::Path) -> Config {
     c.min_session_timeout = 200;
     c.max_session_timeout = 60_000;
     c.four_letter_whitelist = Whitelist::All;
+    // Small log segments: tests start many servers, each preallocates one.
+    c.pre_alloc_size_kb = 1024;
     c.client_port_address = Some("127.0.0.1".parse().unwrap());
     c
 }
