@@ -241,6 +241,13 @@ impl AclCache {
         i
     }
 
+    /// Takes one more reference to list `i`.
+    pub(crate) fn add_ref(&mut self, i: u32) {
+        if let Some(Some((_, refs))) = self.slots.get_mut(i as usize) {
+            *refs += 1;
+        }
+    }
+
     /// Drops one reference to list `i`.
     pub(crate) fn release(&mut self, i: u32) {
         let Some(slot) = self.slots.get_mut(i as usize) else {

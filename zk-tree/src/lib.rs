@@ -136,6 +136,11 @@ pub struct ApplyOutcome {
     /// Watch events to send, in order: (watcher, event). A watcher receives
     /// an event at most once per trigger, as ZooKeeper.
     pub events: Vec<(WatcherId, zk_jute::WatcherEvent)>,
+    /// For each of `events`, the ACL of the node it is about (the parent's
+    /// for NodeChildrenChanged) when it fired. ZooKeeper 3.8.4+ delivers an
+    /// event only to a connection whose ids pass READ on it (the watch is
+    /// consumed either way): see [`ApplyOutcome::deliverable`].
+    pub event_acls: Vec<std::sync::Arc<[zk_jute::Acl]>>,
 }
 
 impl Default for ApplyOutcome {
@@ -148,11 +153,22 @@ impl Default for ApplyOutcome {
             stat: None,
             multi: Vec::new(),
             events: Vec::new(),
+            event_acls: Vec::new(),
         }
     }
 }
 
 impl ApplyOutcome {
+    /// Whether event `i` of [`ApplyOutcome::events`] may be delivered to a
+    /// connection authenticated as `auth` (READ on the node's ACL, as
+    /// `NIOServerCnxn.process` since 3.8.4; skip the check to behave as
+    /// earlier releases).
+    pub fn deliverable(&self, i: usize, auth: &Auth<'_>) -> bool {
+        self.event_acls
+            .get(i)
+            .is_none_or(|acl| check_acl(acl, zk_jute::perms::READ, auth).is_ok())
+    }
+
     /// The multi reply's results, as FinalRequestProcessor builds them:
     /// every op of a failed multi is an error result (OK for ops before the
     /// failing one, its code, RUNTIMEINCONSISTENCY after).

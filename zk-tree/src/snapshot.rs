@@ -95,6 +95,9 @@ impl Tree {
             }
         }
         let mut acl_ids: HashMap<std::sync::Arc<[Acl]>, u32> = HashMap::new();
+        // Cache index -> (the list it held, snapshot id): skips hashing the
+        // list for every node; the pointer check guards against index reuse.
+        let mut by_index: HashMap<u32, (std::sync::Arc<[Acl]>, u32)> = HashMap::new();
         let mut stack: Vec<String> = vec!["/".to_string()];
         while !stack.is_empty() {
             {
@@ -103,21 +106,30 @@ impl Tree {
                     let Some(path) = stack.pop() else { break };
                     let Some(id) = st.lookup(&path) else { continue };
                     let n = st.node(id);
-                    let acl = st.acls.get(n.acl);
-                    let aid = match acl_ids.get(&acl) {
-                        Some(&a) => a,
+                    let cached = by_index
+                        .get(&n.acl)
+                        .filter(|(l, _)| std::ptr::eq(l.as_ptr(), st.acls.get_ref(n.acl).as_ptr()));
+                    let aid = match cached {
+                        Some(&(_, a)) => a,
                         None => {
-                            let a = acl_ids.len() as u32;
-                            buf.push(1);
-                            buf.extend_from_slice(&a.to_be_bytes());
-                            buf.extend_from_slice(&(acl.len() as u32).to_be_bytes());
-                            for e in acl.iter() {
-                                buf.extend_from_slice(&e.perms.to_be_bytes());
-                                put_str(&mut buf, &e.id.scheme);
-                                put_str(&mut buf, &e.id.id);
+                            let acl = st.acls.get(n.acl);
+                            if let Some(&a) = acl_ids.get(&acl) {
+                                by_index.insert(n.acl, (acl, a));
+                                a
+                            } else {
+                                let a = acl_ids.len() as u32;
+                                buf.push(1);
+                                buf.extend_from_slice(&a.to_be_bytes());
+                                buf.extend_from_slice(&(acl.len() as u32).to_be_bytes());
+                                for e in acl.iter() {
+                                    buf.extend_from_slice(&e.perms.to_be_bytes());
+                                    put_str(&mut buf, &e.id.scheme);
+                                    put_str(&mut buf, &e.id.id);
+                                }
+                                acl_ids.insert(acl.clone(), a);
+                                by_index.insert(n.acl, (acl, a));
+                                a
                             }
-                            acl_ids.insert(acl, a);
-                            a
                         }
                     };
                     buf.push(2);
@@ -181,6 +193,8 @@ impl Tree {
             st.sessions.insert(id, to);
         }
         let mut acls: Vec<Vec<Acl>> = Vec::new();
+        let mut interned: Vec<Option<u32>> = Vec::new();
+        let mut last_parent: Option<(String, crate::store::NodeId)> = None;
         let mut have_root = false;
         loop {
             let at = r.off;
@@ -203,6 +217,7 @@ impl Tree {
                         });
                     }
                     acls.push(list);
+                    interned.push(None);
                 }
                 2 => {
                     let path = r.str()?;
@@ -238,7 +253,17 @@ impl Tree {
                     let list = acls
                         .get(acl_id as usize)
                         .ok_or_else(|| r.corrupt(at, "unknown ACL id"))?;
-                    let a = st.acls.intern(list);
+                    let a = match interned[acl_id as usize] {
+                        Some(a) => {
+                            st.acls.add_ref(a);
+                            a
+                        }
+                        None => {
+                            let a = st.acls.intern(list);
+                            interned[acl_id as usize] = Some(a);
+                            a
+                        }
+                    };
                     if path == "/" {
                         if have_root {
                             return Err(r.corrupt(at, "duplicate root"));
@@ -256,13 +281,20 @@ impl Tree {
                     if name.is_empty() {
                         return Err(r.corrupt(at, "empty node name"));
                     }
-                    let Some(pid) = st.lookup(parent) else {
-                        return Err(r.corrupt(at, "node before its parent"));
+                    let pid = match &last_parent {
+                        Some((p, id)) if p == parent => *id,
+                        _ => {
+                            let Some(id) = st.lookup(parent) else {
+                                return Err(r.corrupt(at, "node before its parent"));
+                            };
+                            last_parent = Some((parent.to_string(), id));
+                            id
+                        }
                     };
                     if st.child(pid, name).is_some() {
                         return Err(r.corrupt(at, "duplicate node"));
                     }
-                    st.insert_child(pid, name, data, a, stat);
+                    st.insert_child_at(pid, name, Some(&path), data, a, stat);
                 }
                 _ => return Err(r.corrupt(at, "unknown record tag")),
             }

@@ -12,6 +12,7 @@
 //! missing node), and report the watch triggers in order.
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use hashbrown::{HashMap, HashSet, HashTable};
 use smallvec::SmallVec;
@@ -165,11 +166,11 @@ impl Node {
 /// A trigger for the watch manager, in the order ZooKeeper fires them.
 #[derive(Debug, Clone)]
 pub(crate) enum Trigger {
-    /// dataWatches.triggerWatch(path, type)
-    Data(String, EventType),
+    /// dataWatches.triggerWatch(path, type, acl of the node)
+    Data(String, EventType, Arc<[Acl]>),
     /// childWatches.triggerWatch(path, type), suppressing the watchers the
     /// preceding data trigger reached when `suppress` is set.
-    Child(String, EventType, bool),
+    Child(String, EventType, bool, Arc<[Acl]>),
 }
 
 /// Everything the applier mutates.
@@ -367,6 +368,19 @@ impl State {
         acl: u32,
         stat: StatPersisted,
     ) -> NodeId {
+        self.insert_child_at(parent, name, None, data, acl, stat)
+    }
+
+    /// [`State::insert_child`] with the node's full path when the caller has it.
+    pub(crate) fn insert_child_at(
+        &mut self,
+        parent: NodeId,
+        name: &str,
+        path: Option<&str>,
+        data: Option<Box<[u8]>>,
+        acl: u32,
+        stat: StatPersisted,
+    ) -> NodeId {
         let node = Node {
             name: name.into(),
             data,
@@ -387,9 +401,16 @@ impl State {
             }
         };
         self.add_child_link(parent, id, name);
-        let path = self.path_of(id);
+        let owned;
+        let path = match path {
+            Some(p) => p,
+            None => {
+                owned = self.path_of(id);
+                &owned
+            }
+        };
         let n = self.node(id);
-        let d = node_digest(&path, n.data.as_deref(), &n.stat);
+        let d = node_digest(path, n.data.as_deref(), &n.stat);
         let size = path.len() as i64 + n.data.as_ref().map_or(0, |d| d.len() as i64);
         let owner = n.stat.ephemeral_owner;
         self.node_mut(id).digest = d;
@@ -494,9 +515,10 @@ impl State {
             p.stat.pzxid = zxid;
         }
         let a = self.acls.intern(acl);
-        let id = self.insert_child(
+        let id = self.insert_child_at(
             parent,
             name,
+            Some(path),
             data.map(Box::from),
             a,
             new_stat(zxid, time, owner),
@@ -507,11 +529,18 @@ impl State {
             parent_path.to_string()
         };
         self.redigest(parent, &pp);
-        trig.push(Trigger::Data(path.to_string(), EventType::NodeCreated));
+        let node_acl = self.acls.get(a);
+        let parent_acl = self.acls.get(self.node(parent).acl);
+        trig.push(Trigger::Data(
+            path.to_string(),
+            EventType::NodeCreated,
+            node_acl,
+        ));
         trig.push(Trigger::Child(
             watch_path(parent_path).to_string(),
             EventType::NodeChildrenChanged,
             false,
+            parent_acl,
         ));
         Ok(self.node(id).client_stat(self.extended))
     }
@@ -536,17 +565,25 @@ impl State {
         };
         self.redigest(parent, &pp);
         let id = removed.ok_or(ErrorCode::NoNode)?;
+        let node_acl = self.acls.get(self.node(id).acl);
+        let parent_acl = self.acls.get(self.node(parent).acl);
         self.free_subtree(id, path);
-        trig.push(Trigger::Data(path.to_string(), EventType::NodeDeleted));
+        trig.push(Trigger::Data(
+            path.to_string(),
+            EventType::NodeDeleted,
+            node_acl.clone(),
+        ));
         trig.push(Trigger::Child(
             path.to_string(),
             EventType::NodeDeleted,
             true,
+            node_acl,
         ));
         trig.push(Trigger::Child(
             watch_path(parent_path).to_string(),
             EventType::NodeChildrenChanged,
             false,
+            parent_acl,
         ));
         Ok(())
     }
@@ -571,7 +608,12 @@ impl State {
         self.data_size += data.map_or(0, |d| d.len() as i64) - old_len;
         let p = if id == ROOT { "/" } else { path };
         self.redigest(id, p);
-        trig.push(Trigger::Data(path.to_string(), EventType::NodeDataChanged));
+        let acl = self.acls.get(self.node(id).acl);
+        trig.push(Trigger::Data(
+            path.to_string(),
+            EventType::NodeDataChanged,
+            acl,
+        ));
         Ok(self.node(id).client_stat(self.extended))
     }
 

@@ -120,18 +120,21 @@ impl Tree {
             let mut last_data: Vec<WatcherId> = Vec::new();
             for t in trig {
                 match t {
-                    Trigger::Data(p, ty) => {
+                    Trigger::Data(p, ty, acl) => {
                         last_data = w.data.trigger(&p, false);
-                        out.events
-                            .extend(last_data.iter().map(|&id| (id, event(ty, &p))));
+                        for &id in &last_data {
+                            out.events.push((id, event(ty, &p)));
+                            out.event_acls.push(acl.clone());
+                        }
                     }
-                    Trigger::Child(p, ty, suppress) => {
+                    Trigger::Child(p, ty, suppress, acl) => {
                         let hit = w.child.trigger(&p, ty == EventType::NodeChildrenChanged);
                         for id in hit {
                             if suppress && last_data.binary_search(&id).is_ok() {
                                 continue;
                             }
                             out.events.push((id, event(ty, &p)));
+                            out.event_acls.push(acl.clone());
                         }
                     }
                 }
@@ -258,11 +261,12 @@ impl Tree {
     }
 
     /// getEphemerals: the session's ephemeral paths starting with `prefix`
-    /// (all of them for `/`), sorted.
+    /// (all of them for `/` or a blank prefix), sorted.
     pub fn get_ephemerals(&self, session: i64, prefix: &str) -> Vec<String> {
         let st = self.read();
         let mut v = st.ephemeral_paths(session);
-        if prefix != "/" {
+        let trimmed = prefix.trim();
+        if !trimmed.is_empty() && trimmed != "/" {
             v.retain(|p| p.starts_with(prefix));
         }
         v

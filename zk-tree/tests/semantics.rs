@@ -659,3 +659,37 @@ fn reconfig_and_reads_are_not_writes() {
     });
     assert!(is_error(&h.req(0, g), ErrorCode::BadArguments));
 }
+
+#[test]
+fn events_carry_the_acl_that_filters_them() {
+    let mut h = Harness::new();
+    let d = digest_id("u:p");
+    let me = [id("digest", &d)];
+    let req = Request::Create(CreateRequest {
+        path: "/sec".into(),
+        data: None,
+        acl: vec![acl(perms::ALL, "digest", &d)],
+        flags: 0,
+    });
+    h.tree.exists("/sec", &ANY, Some(1)).unwrap_err();
+    h.tree.get_children("/", &ANY, Some(1)).unwrap();
+    let o = h.req_as(0, &me, req);
+    assert_eq!(o.events.len(), 2);
+    assert_eq!(o.event_acls.len(), 2);
+    assert!(
+        !o.deliverable(0, &ANY),
+        "NodeCreated on /sec needs READ on /sec"
+    );
+    assert!(o.deliverable(
+        0,
+        &Auth {
+            ids: &me,
+            is_super: false
+        }
+    ));
+    assert!(
+        o.deliverable(1, &ANY),
+        "NodeChildrenChanged on / checks /'s ACL"
+    );
+    assert_eq!(h.tree.get_ephemerals(0, " "), Vec::<String>::new());
+}

@@ -1,0 +1,186 @@
+//! zk-tree: create, setData and getData rates; snapshot write and read of a
+//! large tree; and the memory cost per znode (RSS delta over 1M znodes of
+//! 100-byte data and 20-byte names, printed once). Under `--test` (the CI
+//! smoke run) the large cases shrink to 10k znodes.
+
+#![allow(missing_docs)]
+
+use bytes::Bytes;
+use criterion::{BatchSize, Criterion, Throughput, black_box, criterion_group, criterion_main};
+use zk_jute::{CreateRequest, CreateTxn, Request, SetDataRequest, TxnBody, TxnHeader};
+use zk_tree::{Auth, PendingChanges, RequestContext, Tree, TreeConfig, open_acl_unsafe, prepare};
+
+fn smoke() -> bool {
+    std::env::args().any(|a| a == "--test")
+}
+
+fn big() -> usize {
+    if smoke() { 10_000 } else { 1_000_000 }
+}
+
+/// Builds `n` znodes of 100-byte data and 20-byte names, 1000 per parent,
+/// by applying create txns directly.
+fn build(n: usize) -> Tree {
+    let tree = Tree::new(TreeConfig::default());
+    let data = Bytes::from(vec![7u8; 100]);
+    let acl = open_acl_unsafe();
+    let mut zxid = 0;
+    let mut apply = |path: String, data: Option<Bytes>| {
+        zxid += 1;
+        let body = TxnBody::Create(CreateTxn {
+            path,
+            data,
+            acl: acl.clone(),
+            ephemeral: false,
+            parent_c_version: -1,
+        });
+        let hdr = TxnHeader {
+            client_id: 1,
+            cxid: 0,
+            zxid,
+            time: zxid,
+            txn_type: 1,
+        };
+        tree.apply(&hdr, &body);
+    };
+    for p in 0..n.div_ceil(1000) {
+        apply(format!("/parent-{p:013}"), None);
+        for c in 0..1000.min(n - p * 1000) {
+            apply(format!("/parent-{p:013}/node-{c:015}"), Some(data.clone()));
+        }
+    }
+    tree
+}
+
+fn rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// Prints the bytes of overhead per znode beyond its data (100) and name (20).
+fn bytes_per_znode() {
+    let n = big();
+    let before = rss_bytes().unwrap_or(0);
+    let tree = build(n);
+    let after = rss_bytes().unwrap_or(0);
+    let per = (after.saturating_sub(before)) as f64 / n as f64;
+    eprintln!(
+        "zk-tree memory: {n} znodes, RSS +{:.1} MiB, {per:.0} bytes/znode, {:.0} bytes/znode beyond data (100) and name (20)",
+        (after - before) as f64 / (1 << 20) as f64,
+        per - 120.0
+    );
+    black_box(tree.node_count());
+}
+
+fn ctx(zxid: i64) -> RequestContext<'static> {
+    RequestContext {
+        session_id: 1,
+        auth: Auth::default(),
+        zxid,
+        time_ms: zxid,
+    }
+}
+
+fn ops(c: &mut Criterion) {
+    bytes_per_znode();
+    let mut g = c.benchmark_group("tree");
+    g.throughput(Throughput::Elements(1));
+    let data = Bytes::from(vec![1u8; 100]);
+
+    // create: prepare + apply of a create under one parent (the prep and
+    // apply stages of the server's write path).
+    let tree = Tree::new(TreeConfig::default());
+    let mut pending = PendingChanges::new();
+    let mut zxid = 0i64;
+    let mut seq = 0u64;
+    g.bench_function("create", |b| {
+        b.iter(|| {
+            zxid += 1;
+            seq += 1;
+            let req = Request::Create(CreateRequest {
+                path: format!("/node-{seq:015}"),
+                data: Some(data.clone()),
+                acl: open_acl_unsafe(),
+                flags: 0,
+            });
+            let body = prepare(&tree, &mut pending, &ctx(zxid), &req).unwrap();
+            let hdr = TxnHeader {
+                client_id: 1,
+                cxid: 0,
+                zxid,
+                time: zxid,
+                txn_type: 1,
+            };
+            let out = tree.apply(&hdr, &body);
+            pending.applied(zxid);
+            black_box(out);
+        })
+    });
+
+    // setData: prepare + apply on an existing node.
+    let req = Request::SetData(SetDataRequest {
+        path: "/node-000000000000001".into(),
+        data: Some(data.clone()),
+        version: -1,
+    });
+    g.bench_function("set_data", |b| {
+        b.iter(|| {
+            zxid += 1;
+            let body = prepare(&tree, &mut pending, &ctx(zxid), &req).unwrap();
+            let hdr = TxnHeader {
+                client_id: 1,
+                cxid: 0,
+                zxid,
+                time: zxid,
+                txn_type: 5,
+            };
+            black_box(tree.apply(&hdr, &body));
+            pending.applied(zxid);
+        })
+    });
+
+    // getData: a read with the ACL check, no watch.
+    g.bench_function("get_data", |b| {
+        b.iter(|| {
+            black_box(
+                tree.get_data(black_box("/node-000000000000001"), &Auth::default(), None)
+                    .unwrap(),
+            )
+        })
+    });
+    g.bench_function("get_data_with_watch", |b| {
+        b.iter(|| {
+            black_box(
+                tree.get_data("/node-000000000000001", &Auth::default(), Some(1))
+                    .unwrap(),
+            )
+        })
+    });
+    g.finish();
+
+    let n = big();
+    let tree = build(n);
+    let mut snap = Vec::new();
+    tree.write_snapshot(&mut snap).unwrap();
+    let mut g = c.benchmark_group("snapshot");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function(format!("write_{n}"), |b| {
+        b.iter_batched(
+            || Vec::with_capacity(snap.len()),
+            |mut out| {
+                tree.write_snapshot(&mut out).unwrap();
+                out
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function(format!("read_{n}"), |b| {
+        b.iter(|| black_box(Tree::read_snapshot(&snap[..], TreeConfig::default()).unwrap()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, ops);
+criterion_main!(benches);
