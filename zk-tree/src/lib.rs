@@ -68,8 +68,8 @@ pub use tree::{Tree, WatchKind, WatchSummary};
 /// connection id). Events are addressed to it.
 pub type WatcherId = u64;
 
-/// Tree settings.
-#[derive(Debug, Clone)]
+/// Tree settings; the default is ZooKeeper's defaults (everything off).
+#[derive(Debug, Clone, Default)]
 pub struct TreeConfig {
     /// `zookeeper.extendedTypesEnabled`: TTL nodes. Off by default, when
     /// createTTL fails with UNIMPLEMENTED and 0xff.. owners are sessions.
@@ -77,7 +77,10 @@ pub struct TreeConfig {
     /// `skipACL`: every ACL check passes.
     pub skip_acl: bool,
     /// Whether `exists` checks READ on nodes that exist (ZooKeeper 3.8.4+,
-    /// 3.9.2+). Default true.
+    /// 3.9.2+). Default false, as the oracle installed here (Debian's
+    /// 3.8.0-11+deb12u2, checked in its bytecode: exists goes straight to
+    /// statNode; it does carry the backported watch-event ACL filter, see
+    /// [`ApplyOutcome::deliverable`]). Set true to behave as 3.8.4+.
     pub exists_checks_read: bool,
     /// Auth schemes accepted in ACLs besides world, auth, digest and ip
     /// (e.g. `x509`, `sasl`); their ids match by equality.
@@ -88,19 +91,6 @@ pub struct TreeConfig {
     /// `reconfigEnabled`: when false reconfig fails with RECONFIGDISABLED,
     /// otherwise UNIMPLEMENTED (dynamic reconfig is not built).
     pub reconfig_enabled: bool,
-}
-
-impl Default for TreeConfig {
-    fn default() -> Self {
-        TreeConfig {
-            extended_types: false,
-            skip_acl: false,
-            exists_checks_read: true,
-            extra_auth_schemes: Vec::new(),
-            container_max_never_used_ms: 0,
-            reconfig_enabled: false,
-        }
-    }
 }
 
 /// The result of one op of an applied txn (ZooKeeper's `ProcessTxnResult`).

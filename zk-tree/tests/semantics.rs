@@ -307,9 +307,35 @@ fn acl_checks_auth_digest_ip_and_super() {
         ),
         ErrorCode::NoAuth
     ));
-    // exists checks READ on existing nodes (3.8.4+).
+    // By default exists does not check READ (Debian's 3.8.0); 3.8.4+ does.
+    assert!(
+        h.tree
+            .exists(
+                "/s",
+                &Auth {
+                    ids: &third,
+                    is_super: false
+                },
+                None
+            )
+            .is_ok()
+    );
+    let mut h2 = Harness::with(TreeConfig {
+        exists_checks_read: true,
+        ..TreeConfig::default()
+    });
+    h2.req_as(
+        0,
+        &me,
+        Request::Create(CreateRequest {
+            path: "/s".into(),
+            data: None,
+            acl: vec![acl(perms::ALL, "digest", &d)],
+            flags: 0,
+        }),
+    );
     assert_eq!(
-        h.tree.exists(
+        h2.tree.exists(
             "/s",
             &Auth {
                 ids: &third,
@@ -319,12 +345,7 @@ fn acl_checks_auth_digest_ip_and_super() {
         ),
         Err(ErrorCode::NoAuth)
     );
-    assert_eq!(h.tree.watch_count(), 0);
-    let cfg = TreeConfig {
-        exists_checks_read: false,
-        ..TreeConfig::default()
-    };
-    let h2 = Harness::with(cfg);
+    assert_eq!(h2.tree.watch_count(), 0, "NOAUTH leaves no watch");
     assert!(h2.tree.exists("/zookeeper", &ANY, None).is_ok());
 }
 
