@@ -148,7 +148,6 @@ fn cli_mt_apache() {
 }
 
 #[test]
-#[ignore = "zk-server not serving yet"]
 fn cli_mt_ours() {
     cli_mt_session(&OurZk::start(""));
 }

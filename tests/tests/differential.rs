@@ -83,15 +83,24 @@ fn acl(perms: i32, scheme: &str, id: &str) -> Acl {
     }
 }
 
+/// ACLs for creates and setACL. Each grants READ to anyone: Apache 3.8.0
+/// (the oracle) answers exists() on an unreadable node, 3.8.4+/3.9.2+ (and
+/// ours) answer NOAUTH, a version difference rather than a bug.
 fn gen_acl(rng: &mut Rng) -> Vec<Acl> {
     match rng.below(20) {
         0 => vec![acl(perms::READ, "world", "anyone")],
-        1 => vec![acl(perms::ALL, "digest", ALICE.1)],
+        1 => vec![
+            acl(perms::ALL, "digest", ALICE.1),
+            acl(perms::READ, "world", "anyone"),
+        ],
         2 => vec![
             acl(perms::READ | perms::CREATE, "world", "anyone"),
             acl(perms::ALL, "digest", BOB.1),
         ],
-        3 => vec![acl(perms::ALL, "auth", "")],
+        3 => vec![
+            acl(perms::ALL, "auth", ""),
+            acl(perms::READ, "world", "anyone"),
+        ],
         4 => vec![],
         _ => vec![acl(perms::ALL, "world", "anyone")],
     }
@@ -133,7 +142,7 @@ fn gen_any_path(rng: &mut Rng) -> String {
     }
 }
 
-fn gen_create(rng: &mut Rng) -> Request {
+fn gen_create(rng: &mut Rng, ttl: bool) -> Request {
     let (path, seq) = if rng.chance(25) {
         ((*rng.pick(SEQ_BASES)).to_owned(), true)
     } else {
@@ -159,7 +168,7 @@ fn gen_create(rng: &mut Rng) -> Request {
             flags: CreateMode::Container.code(),
             ..base
         }),
-        1 => Request::CreateTtl(CreateTtlRequest {
+        1 if ttl => Request::CreateTtl(CreateTtlRequest {
             path: base.path,
             data: base.data,
             acl: base.acl,
@@ -170,7 +179,7 @@ fn gen_create(rng: &mut Rng) -> Request {
             },
             ttl: 3_600_000,
         }),
-        2..=5 => Request::Create2(base),
+        1..=5 => Request::Create2(base),
         _ => Request::Create(base),
     }
 }
@@ -203,10 +212,10 @@ fn gen_multi_op(rng: &mut Rng) -> MultiOp {
     }
 }
 
-fn gen_op(rng: &mut Rng) -> Op {
+fn gen_op(rng: &mut Rng, ttl: bool) -> Op {
     let slot = rng.index(SLOTS);
     let req = match rng.below(100) {
-        0..=21 => gen_create(rng),
+        0..=21 => gen_create(rng, ttl),
         22..=31 => Request::Delete(DeleteRequest {
             path: gen_path(rng),
             version: gen_version(rng),
@@ -284,7 +293,7 @@ fn gen_op(rng: &mut Rng) -> Op {
     Op::Req { slot, req }
 }
 
-fn gen_ops(seed: u64) -> Vec<Op> {
+fn gen_ops(seed: u64, ttl: bool) -> Vec<Op> {
     let mut rng = Rng::new(seed);
     // the top-level parents exist first (so most ops hit real nodes), each
     // with a watch from another session
@@ -307,7 +316,7 @@ fn gen_ops(seed: u64) -> Vec<Op> {
             }),
         });
     }
-    ops.extend((ops.len()..OPS_PER_SEED).map(|_| gen_op(&mut rng)));
+    ops.extend((ops.len()..OPS_PER_SEED).map(|_| gen_op(&mut rng, ttl)));
     ops
 }
 
@@ -576,10 +585,10 @@ fn server(flavor: Flavor) -> ZkServer {
 
 /// Runs every seed against `left` and `right` servers (fresh per seed) and
 /// fails at the first divergence.
-fn compare(left: Flavor, right: Flavor) {
+fn compare(left: Flavor, right: Flavor, ttl: bool) {
     let mut failures = Vec::new();
     for seed in seeds(DEFAULT_SEEDS) {
-        let ops = gen_ops(seed);
+        let ops = gen_ops(seed, ttl);
         let a = run(&server(left), &ops);
         let b = run(&server(right), &ops);
         if let Some(dir) = std::env::var_os("ZK_DIFF_DUMP") {
@@ -617,19 +626,30 @@ fn compare(left: Flavor, right: Flavor) {
 /// generator.
 #[test]
 fn apache_vs_apache_is_deterministic() {
-    compare(Flavor::Apache, Flavor::Apache);
+    compare(Flavor::Apache, Flavor::Apache, true);
 }
 
+/// Every op kind but createTTL.
 #[test]
-#[ignore = "zk-server not serving yet"]
 fn ours_matches_apache() {
-    compare(Flavor::Apache, Flavor::Ours);
+    compare(Flavor::Apache, Flavor::Ours, false);
+}
+
+/// With createTTL (Apache runs with `-Dzookeeper.extendedTypesEnabled=true`,
+/// ours with `extendedTypesEnabled=true` in zoo.cfg).
+#[test]
+#[ignore = "bug in zk-server: createTTL answers UNIMPLEMENTED even with extendedTypesEnabled=true"]
+fn ours_matches_apache_with_ttl() {
+    compare(Flavor::Apache, Flavor::Ours, true);
 }
 
 /// The generator produces every kind of op the module doc promises.
 #[test]
 fn generator_covers_every_op_kind() {
-    let ops: Vec<Op> = DEFAULT_SEEDS.iter().flat_map(|s| gen_ops(*s)).collect();
+    let ops: Vec<Op> = DEFAULT_SEEDS
+        .iter()
+        .flat_map(|s| gen_ops(*s, true))
+        .collect();
     let mut kinds = BTreeSet::new();
     for op in &ops {
         kinds.insert(match op {

@@ -53,10 +53,10 @@ fn load(
     rng: &mut Rng,
     model: &mut BTreeMap<String, Expect>,
 ) -> usize {
-    let mut c = Client::connect(server.addr()).expect("connect");
-    if round == 0 {
-        c.create("/d", b"", 0).unwrap().expect("create /d");
-    }
+    // the kill may come before the session is open
+    let Ok(mut c) = Client::connect(server.addr()) else {
+        return 0;
+    };
     let mut inflight: VecDeque<InFlight> = VecDeque::new();
     let mut created: Vec<String> = Vec::new();
     let mut acked_ops = 0;
@@ -172,6 +172,9 @@ fn crash_rounds(flavor: Flavor) {
         let mut rng = Rng::new(seed);
         let mut server = start_server(flavor, ServerOptions::default());
         let mut model = BTreeMap::new();
+        let mut c = Client::connect(server.addr()).expect("connect");
+        c.create("/d", b"", 0).unwrap().expect("create /d");
+        c.close().expect("close");
         let start = Instant::now();
         for round in 0..ROUNDS {
             let pid = server.pid().expect("running");
@@ -330,7 +333,6 @@ fn kill9_rounds_apache() {
 }
 
 #[test]
-#[ignore = "zk-server not serving yet"]
 fn kill9_rounds_ours() {
     crash_rounds(Flavor::Ours);
 }
@@ -341,7 +343,6 @@ fn truncated_log_tail_apache() {
 }
 
 #[test]
-#[ignore = "zk-server not serving yet"]
 fn truncated_log_tail_ours() {
     truncated_tail(Flavor::Ours);
 }
@@ -358,7 +359,7 @@ fn corrupt_log_middle_apache() {
 }
 
 #[test]
-#[ignore = "zk-server not serving yet"]
+#[ignore = "bug in zk-server/zk-txnlog: a corrupt record in the middle of log.1 is cut as a torn tail (acknowledged txns after it silently lost) instead of refusing to start"]
 fn corrupt_log_middle_ours() {
     let (out, log, off) = corrupt_middle(Flavor::Ours);
     let name = log.file_name().and_then(|n| n.to_str()).unwrap_or_default();

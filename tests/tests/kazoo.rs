@@ -36,7 +36,6 @@ fn kazoo_first_steps_apache() {
 }
 
 #[test]
-#[ignore = "zk-server not serving yet"]
 fn kazoo_first_steps_ours() {
     run_kazoo(&OurZk::start(""));
 }

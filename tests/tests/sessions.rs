@@ -179,7 +179,6 @@ fn expiry_apache() {
 }
 
 #[test]
-#[ignore = "zk-server not serving yet"]
 fn expiry_ours() {
     expiry(&short_session_server(Flavor::Ours));
 }
@@ -190,7 +189,6 @@ fn resume_after_restart_apache() {
 }
 
 #[test]
-#[ignore = "zk-server not serving yet"]
 fn resume_after_restart_ours() {
     resume_after_restart(&mut OurZk::start(""));
 }

@@ -89,7 +89,6 @@ fn zkcli_first_session_apache() {
 }
 
 #[test]
-#[ignore = "zk-server not serving yet"]
 fn zkcli_first_session_ours() {
     first_session(&OurZk::start(""));
 }
