@@ -30,6 +30,12 @@ pub struct SegmentSummary {
     pub clean: bool,
     /// If not clean: what stopped the scan, at offset `end`.
     pub problem: Option<String>,
+    /// The segment's unsynced window W, from its header.
+    pub window: u64,
+    /// Not clean, but every stray byte after the records lies within `window` of `end`: in the
+    /// newest segment this is a torn last write that recovery cuts (DESIGN.md §10, R2); anywhere
+    /// else, and whenever neither `clean` nor `torn`, it is damage (R3).
+    pub torn: bool,
 }
 
 fn open_ro(path: &Path) -> Result<Arc<dyn SegmentFile>> {
@@ -64,6 +70,8 @@ pub fn inspect_segment(path: impl AsRef<Path>) -> Result<SegmentSummary> {
         },
         clean: s.is_clean(),
         problem: (!s.is_clean()).then(|| s.describe_stop()),
+        window: s.header.window,
+        torn: s.is_torn(),
     })
 }
 
@@ -141,5 +149,48 @@ impl Iterator for SegmentRecords {
                 Some(Err(Error::corrupt(&self.path, self.pos, self.last, reason)))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Log, Options};
+
+    /// `torn` tells a tail within the window (R2) from damage further out (R3), read-only.
+    #[test]
+    fn summary_tells_torn_tail_from_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = || {
+            Options::default()
+                .segment_bytes(1 << 20)
+                .max_record_bytes(1024)
+                .max_unsynced_bytes(8192)
+        };
+        let log = Log::open(dir.path(), opts()).unwrap();
+        for k in 1..=3u64 {
+            log.append(k, &[k as u8; 100]).unwrap().wait().unwrap();
+        }
+        log.close().unwrap();
+        let seg = dir.path().join("log.1");
+        let s = inspect_segment(&seg).unwrap();
+        assert_eq!((s.clean, s.torn, s.window), (true, false, 8192));
+        let mut bytes = std::fs::read(&seg).unwrap();
+        let end = s.end as usize;
+        // Half a frame right after the last record: a torn write.
+        bytes[end..end + 10].fill(0x5a);
+        std::fs::write(&seg, &bytes).unwrap();
+        let s = inspect_segment(&seg).unwrap();
+        assert_eq!((s.clean, s.torn, s.end), (false, true, end as u64));
+        // A stray byte beyond the window is damage, not a torn tail.
+        bytes[end + 8192 + 100] = 1;
+        std::fs::write(&seg, &bytes).unwrap();
+        let s = inspect_segment(&seg).unwrap();
+        assert_eq!((s.clean, s.torn), (false, false));
+        assert_eq!(
+            std::fs::read(&seg).unwrap(),
+            bytes,
+            "inspection writes nothing"
+        );
     }
 }

@@ -508,3 +508,26 @@ fn racing_appenders_with_unordered_keys_keep_the_log_consistent() {
     let log = Log::open("mem", small(&disk).segment_bytes(1024)).unwrap();
     assert_eq!(all(&log), got);
 }
+
+#[test]
+fn real_preallocation_failure_is_an_error_and_leaves_no_file() {
+    // A segment far larger than the disk: fallocate fails (ENOSPC / EFBIG) on the real path.
+    let dir = tempfile::tempdir().unwrap();
+    for backend in [Backend::Mmap, Backend::Pwrite] {
+        let log = Log::open(
+            dir.path(),
+            Options::default().backend(backend).segment_bytes(1 << 52),
+        )
+        .unwrap();
+        match log.append(1, b"x") {
+            Err(Error::Io { file, .. }) => assert!(file.ends_with("log.1")),
+            other => panic!("expected an I/O error, got {other:?}"),
+        }
+        assert!(matches!(log.append(2, b"x"), Err(Error::Latched(_))));
+        drop(log);
+        assert!(
+            !dir.path().join("log.1").exists(),
+            "half-made segment removed"
+        );
+    }
+}
