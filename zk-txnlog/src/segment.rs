@@ -126,9 +126,13 @@ pub(crate) fn scan(file: &dyn SegmentFile) -> Result<Scan, ScanError> {
     let len = file.len();
     let mut r = Reader::new(file);
     if len < HEADER_LEN as u64 {
+        // A process killed between creating the file and preallocating it leaves it short
+        // (usually empty): "zero" lets recovery treat it as a creation that never finished.
+        let mut b = vec![0u8; len as usize];
+        file.read_at(0, &mut b)?;
         return Err(ScanError::Header {
             reason: "file shorter than the segment header",
-            zero: false,
+            zero: b.iter().all(|&x| x == 0),
         });
     }
     let hb = r.get(0, HEADER_LEN)?;

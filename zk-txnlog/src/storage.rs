@@ -452,7 +452,15 @@ impl Storage for MemStorage {
             return Err(io::Error::from_raw_os_error(libc::ENOSPC));
         }
         st.count_write()?;
-        st.count_sync()?;
+        if let Err(e) = st.count_sync() {
+            // Like a process that dies after `open(O_CREAT)` and before preallocating: an empty
+            // file whose directory entry is not durable yet.
+            let id = st.next_id;
+            st.next_id += 1;
+            st.files.insert(id, MemFile::default());
+            st.names.insert(name.to_string(), id);
+            return Err(e);
+        }
         let mut data = vec![0u8; len.max(initial.len())];
         data[..initial.len()].copy_from_slice(initial);
         let id = st.next_id;

@@ -336,6 +336,7 @@ fn io_error_at_nth_sync_fails_waiters_and_never_reports_durable() {
         disk.fail_sync_after(n);
         let (tx, rx) = crossbeam_channel::unbounded();
         let mut tickets = Vec::new();
+        let mut results: Vec<(u64, bool)> = Vec::new();
         let mut refused = false;
         for k in 1..=60u64 {
             let tx = tx.clone();
@@ -349,9 +350,15 @@ fn io_error_at_nth_sync_fails_waiters_and_never_reports_durable() {
                     break;
                 }
             }
+            // Wait for the callbacks every 5 records, so there are at least 12 syncs.
+            if k % 5 == 0 {
+                while results.len() < tickets.len() {
+                    results.push(rx.recv().unwrap());
+                }
+            }
         }
         drop(tx);
-        let results: Vec<(u64, bool)> = rx.iter().collect();
+        results.extend(rx.iter());
         assert_eq!(results.len(), tickets.len(), "every callback runs once");
         let acked: Vec<u64> = results.iter().filter(|r| r.1).map(|r| r.0).collect();
         assert!(

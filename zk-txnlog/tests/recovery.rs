@@ -335,7 +335,21 @@ fn r8_crash_during_roll() {
     let log = Log::open("mem", small(&disk)).unwrap();
     assert_eq!(keys(&log), (1..=16).collect::<Vec<_>>());
 
-    // (c) Crashes at every point of a roll, from fault injection: always opens, never loses
+    // (c) The new segment is an empty file (process killed between creating and preallocating).
+    let (disk, small) = three_segments();
+    disk.put_file("log.11", &[]);
+    let log = Log::open("mem", small(&disk)).unwrap();
+    assert!(log.recovery_report().removed_empty_segment.is_some());
+    assert_eq!(keys(&log), (1..=16).collect::<Vec<_>>());
+    // ... but a short file with data in it is damage.
+    let (disk, small) = three_segments();
+    disk.put_file("log.11", b"ZKTX");
+    assert!(matches!(
+        Log::open("mem", small(&disk)),
+        Err(Error::Corrupt { .. })
+    ));
+
+    // (d) Crashes at every point of a roll, from fault injection: always opens, never loses
     // an acknowledged record.
     for n in 0..6 {
         let disk = MemDisk::new();
