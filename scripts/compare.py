@@ -94,6 +94,32 @@ def dir_size_mib(path):
     return alloc / 2**20, apparent / 2**20
 
 
+def dir_breakdown(path):
+    """{kind: [files, allocated MiB]} where kind is a file name up to its first dot (log, snapshot, ...)."""
+    kinds = {}
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                st = os.lstat(os.path.join(root, f))
+            except OSError:
+                continue
+            k = kinds.setdefault(f.split(".")[0], [0, 0.0])
+            k[0] += 1
+            k[1] += st.st_blocks * 512 / 2**20
+    return kinds
+
+
+def git_describe():
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "zk-server", "zk-tree", "zk-txnlog",
+                                "zk-jute"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        return head + (" + uncommitted changes" if dirty else "")
+    except OSError:
+        return "?"
+
+
 class Server:
     """One server process with its own data dir and port."""
 
@@ -358,6 +384,7 @@ def load_and_restart(s, args, results):
     time.sleep(args.settle)
     r["rss_mib"], r["hwm_mib"] = s.rss(), s.hwm()
     r["disk_mib"], r["disk_apparent_mib"] = dir_size_mib(s.dir / "data")
+    r["disk_files"] = dir_breakdown(s.dir / "data")
     log(f"{s.name}: {j['znodes_per_s']:.0f} znodes/s, RSS {r['rss_mib']:.0f} MiB, data {r['disk_mib']:.0f} MiB")
     s.kill()
     r["restart_s"] = s.start(probe_path=j["last_path"], timeout=args.restart_timeout)
@@ -419,6 +446,11 @@ def report(servers_by_name, results, args, info, ours_note):
         row("load", "apparent MiB", [L[n].get("disk_apparent_mib") for n in names], "lower")
         row("restart", "s to serving", [L[n].get("restart_s") for n in names], "lower")
         row("restart", "RSS MiB after", [L[n].get("rss_after_restart_mib") for n in names], "lower")
+        for n in names:
+            files = L[n].get("disk_files")
+            if files:
+                p(f"data dir of {n}: " + ", ".join(f"{k} {c} file(s) {m:.0f} MiB"
+                                                     for k, (c, m) in sorted(files.items())))
     for n in names:
         for e in results[n]["errors"]:
             p(f"{n}: ERROR {e}")
@@ -489,7 +521,7 @@ def main():
     if args.apache_only:
         ours_note = "NOT RUN (--apache-only)"
     if want_ours:
-        ours_note = str(ours_bin)
+        ours_note = f"{ours_bin} (source {git_describe()})"
 
     workdir = Path(tempfile.mkdtemp(prefix="zk-compare-", dir=args.workdir))
     info = machine_info(workdir)
