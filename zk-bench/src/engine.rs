@@ -164,7 +164,7 @@ pub fn code_name(code: i32) -> String {
 
 /// No completion anywhere for this long aborts the load.
 const STALL: Duration = Duration::from_secs(30);
-/// How long closing sessions may take at the end.
+/// How long the closeSession replies may take at the end.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
 struct Shared<'a> {
@@ -467,7 +467,9 @@ fn worker(shared: &Shared<'_>, ids: &[usize], barrier: &Barrier) -> Result<Outco
             }
             break;
         }
-        if closing_since.is_none() && conns.iter().all(|c| c.exhausted) {
+        // The grace period covers only the closeSession replies: requests still in flight
+        // are waited for as long as replies keep coming (the monitor aborts a stall).
+        if closing_since.is_none() && conns.iter().all(|c| c.state != State::Active) {
             closing_since = Some(Instant::now());
         }
         if closing_since.is_some_and(|t| t.elapsed() > CLOSE_GRACE) {
@@ -606,6 +608,155 @@ fn monitor(shared: &Shared<'_>, start: Instant) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::OpMix;
+    use crate::workload::{Budget, CreateSource, Layout, MixSource};
+    use std::net::TcpListener;
+    use zk_jute::{ConnectResponse, Jute, ReplyHeader};
+
+    /// A stand-in server: handshakes, then answers every request in order with
+    /// a bare header: NODEEXISTS for every second create, `bad_xid` breaks the
+    /// xid of the 10th reply of each connection.
+    fn fake_server(bad_xid: bool) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for (n, s) in l.incoming().enumerate() {
+                let mut s = s.unwrap();
+                std::thread::spawn(move || {
+                    let _ = wire::read_frame(&mut s).unwrap();
+                    let resp = ConnectResponse {
+                        time_out: 30_000,
+                        session_id: n as i64 + 1,
+                        passwd: Bytes::from_static(&[7; 16]),
+                        ..Default::default()
+                    };
+                    let mut out = BytesMut::new();
+                    zk_jute::encode_frame(&mut out, |o| resp.write(o));
+                    s.write_all(&out).unwrap();
+                    let (mut creates, mut replies) = (0, 0);
+                    while let Ok(f) = wire::read_frame(&mut s) {
+                        let xid = i32::from_be_bytes(f[0..4].try_into().unwrap());
+                        let op = i32::from_be_bytes(f[4..8].try_into().unwrap());
+                        let mut err = 0;
+                        if op == OpCode::Create.code() {
+                            creates += 1;
+                            if creates % 2 == 0 {
+                                err = ErrorCode::NodeExists.code();
+                            }
+                        }
+                        replies += 1;
+                        let h = ReplyHeader {
+                            xid: if bad_xid && replies == 10 {
+                                xid + 1
+                            } else {
+                                xid
+                            },
+                            zxid: 1,
+                            err,
+                        };
+                        let mut out = BytesMut::new();
+                        zk_jute::encode_frame(&mut out, |o| h.write(o));
+                        if s.write_all(&out).is_err() || op == OpCode::CloseSession.code() {
+                            break;
+                        }
+                    }
+                    let _ = s.read(&mut [0u8; 1]);
+                });
+            }
+        });
+        addr
+    }
+
+    fn plan(addr: SocketAddr) -> Plan {
+        Plan {
+            addr,
+            sessions: 3,
+            in_flight: 4,
+            threads: 2,
+            session_timeout_ms: 30_000,
+            warmup: Duration::ZERO,
+            duration: None,
+            progress: None,
+            seed: 5,
+        }
+    }
+
+    #[test]
+    fn drives_every_op_once_through_a_pipeline() {
+        let addr = fake_server(false);
+        let src = CreateSource::new(Layout::Keys("/t".into()), 1000, vec![1; 10]);
+        let out = drive(&plan(addr), &src);
+        assert!(out.failures.is_empty(), "{:?}", out.failures);
+        assert_eq!(out.completed, 1000);
+        assert_eq!(out.writes.count(), 1000); // NODEEXISTS counts as done for a create
+        assert!((490..=510).contains(&out.existed), "{}", out.existed);
+        assert_eq!(out.error_count(), 0);
+        assert_eq!(out.reads.count(), 0);
+
+        let src = MixSource {
+            mix: OpMix::Mixed { read_ratio: 0.5 },
+            keys: 10,
+            prefix: "/t".into(),
+            run_id: 1,
+            data: vec![0; 3],
+            budget: Budget::new(Some(600)),
+        };
+        let out = drive(&plan(addr), &src);
+        assert!(out.failures.is_empty(), "{:?}", out.failures);
+        assert_eq!(out.reads.count() + out.writes.count(), 600);
+        assert!(out.reads.count() > 200 && out.writes.count() > 200);
+        assert!(out.measured_secs > 0.0);
+    }
+
+    #[test]
+    fn a_duration_stops_the_load() {
+        let addr = fake_server(false);
+        let src = MixSource {
+            mix: OpMix::GetData,
+            keys: 10,
+            prefix: "/t".into(),
+            run_id: 1,
+            data: Vec::new(),
+            budget: Budget::new(None),
+        };
+        let mut p = plan(addr);
+        p.warmup = Duration::from_millis(100);
+        p.duration = Some(Duration::from_millis(300));
+        let t = Instant::now();
+        let out = drive(&p, &src);
+        assert!(t.elapsed() < Duration::from_secs(5));
+        assert!(out.failures.is_empty(), "{:?}", out.failures);
+        assert_eq!(out.measured_secs, 0.3);
+        assert!(out.reads.count() > 0);
+        assert!(
+            out.completed > out.reads.count(),
+            "warm-up ops are not measured"
+        );
+    }
+
+    #[test]
+    fn an_out_of_order_reply_fails_the_session() {
+        let addr = fake_server(true);
+        let src = CreateSource::new(Layout::Keys("/t".into()), 200, Vec::new());
+        let mut p = plan(addr);
+        (p.sessions, p.threads) = (1, 1);
+        let out = drive(&p, &src);
+        assert_eq!(out.failures.len(), 1, "{:?}", out.failures);
+        assert!(out.failures[0].contains("expected"), "{:?}", out.failures);
+    }
+
+    #[test]
+    fn an_unreachable_server_is_a_failure_not_a_hang() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let src = CreateSource::new(Layout::Keys("/t".into()), 10, Vec::new());
+        let out = drive(&plan(SocketAddr::from(([127, 0, 0, 1], port))), &src);
+        assert_eq!(out.completed, 0);
+        assert!(!out.failures.is_empty());
+    }
 
     #[test]
     fn rng_is_uniform_enough() {
