@@ -242,9 +242,14 @@ impl Shared {
 
 fn run_callbacks(cbs: Vec<(u64, u64, Callback)>, err: Option<&Error>) {
     for (_, key, cb) in cbs {
-        match err {
-            None => cb(Ok(key)),
-            Some(e) => cb(Err(e.duplicate())),
+        let res = match err {
+            None => Ok(key),
+            Some(e) => Err(e.duplicate()),
+        };
+        // A panicking callback is the caller's bug; it must not stop the sync thread (every
+        // later waiter would hang), so it is contained and reported.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(res))).is_err() {
+            tracing::error!(key, "zk-txnlog: an append callback panicked");
         }
     }
 }
@@ -318,7 +323,16 @@ impl Log {
         let s2 = shared.clone();
         let thread = std::thread::Builder::new()
             .name("zk-txnlog-sync".into())
-            .spawn(move || sync_loop(&s2))
+            .spawn(move || {
+                let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sync_loop(&s2)));
+                if res.is_err() {
+                    // A bug in this crate: fail everyone rather than leave them waiting.
+                    let mut st = s2.lock();
+                    let (e, cbs) = s2.fail(&mut st, Error::Latched("sync thread panicked".into()));
+                    drop(st);
+                    run_callbacks(cbs, Some(&e));
+                }
+            })
             .map_err(|e| Error::io(dir, e))?;
         Ok(Log {
             shared,

@@ -538,3 +538,15 @@ fn real_preallocation_failure_is_an_error_and_leaves_no_file() {
         );
     }
 }
+
+#[test]
+fn a_panicking_callback_does_not_stop_group_commit() {
+    let disk = MemDisk::new();
+    let log = Log::open("mem", small(&disk)).unwrap();
+    log.append_with(1, b"a", |_| panic!("caller bug")).unwrap();
+    log.append(2, b"b").unwrap().wait().unwrap();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    log.append_with(3, b"c", move |r| tx.send(r.unwrap()).unwrap())
+        .unwrap();
+    assert_eq!(rx.recv().unwrap(), 3);
+}
