@@ -49,6 +49,24 @@ fn open_ro(path: &Path) -> Result<Arc<dyn SegmentFile>> {
         .map_err(|e| Error::io(path, e))
 }
 
+/// The segment files (`log.<hex>`) in `dir`, oldest first. Reads the directory only.
+pub fn segment_paths(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
+    let dir = dir.as_ref();
+    let mut found: Vec<(u64, PathBuf)> = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        if let Some(k) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| format::parse_name(n, "log."))
+        {
+            found.push((k, entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found.into_iter().map(|(_, p)| p).collect())
+}
+
 /// Scan a segment file read-only and describe it. Errors name the file and offset.
 pub fn inspect_segment(path: impl AsRef<Path>) -> Result<SegmentSummary> {
     let path = path.as_ref();

@@ -43,7 +43,9 @@ mod storage;
 mod sys;
 
 pub use crate::error::{Error, Result};
-pub use crate::inspect::{SegmentRecords, SegmentSummary, inspect_segment, read_segment};
+pub use crate::inspect::{
+    SegmentRecords, SegmentSummary, inspect_segment, read_segment, segment_paths,
+};
 pub use crate::log::{Callback, Iter, Log, RecoveryReport, Ticket};
 pub use crate::options::Options;
 pub use crate::snapshot::{SnapshotInfo, SnapshotReader, SnapshotStore, SnapshotWriter};

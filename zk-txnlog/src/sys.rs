@@ -129,3 +129,51 @@ fn out_of_range() -> io::Error {
         "access outside the mapped segment",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_fill_fallback_extends_with_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(dir.path().join("f"))
+            .unwrap();
+        f.write_all_at(b"abc", 0).unwrap();
+        zero_fill(&f, 3 << 20).unwrap();
+        assert_eq!(f.metadata().unwrap().len(), 3 << 20);
+        let mut b = [1u8; 8];
+        f.read_exact_at(&mut b, (3 << 20) - 8).unwrap();
+        assert_eq!(b, [0; 8]);
+        preallocate(&f, 4 << 20).unwrap();
+        assert_eq!(f.metadata().unwrap().len(), 4 << 20);
+    }
+
+    #[test]
+    fn mapping_bounds_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(dir.path().join("m"))
+            .unwrap();
+        preallocate(&f, 8192).unwrap();
+        let m = MappedFile::map(&f).unwrap();
+        m.write_at(8190, b"xy").unwrap();
+        assert!(m.write_at(8191, b"xy").is_err());
+        assert!(m.write_at(u64::MAX, b"x").is_err());
+        let mut b = [0u8; 2];
+        m.read_at(8190, &mut b).unwrap();
+        assert_eq!(&b, b"xy");
+        assert!(m.read_at(8192, &mut b).is_err());
+        m.sync(8190, 2).unwrap();
+        assert!(m.sync(0, 9000).is_err());
+    }
+}

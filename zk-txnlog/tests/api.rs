@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use zk_txnlog::{
     Backend, Error, Log, MemDisk, Options, SnapshotStore, inspect_segment, read_segment,
+    segment_paths,
 };
 
 fn small(disk: &MemDisk) -> Options {
@@ -450,6 +451,7 @@ fn read_only_inspection_names_file_and_offset_of_damage() {
         log.close().unwrap();
     }
     let seg = dir.path().join("log.1");
+    assert_eq!(segment_paths(dir.path()).unwrap(), vec![seg.clone()]);
     let mut bytes = std::fs::read(&seg).unwrap();
     let at = 64 + 3 * 116;
     bytes[at + 30] ^= 0xFF;
