@@ -714,3 +714,45 @@ fn events_carry_the_acl_that_filters_them() {
     );
     assert_eq!(h.tree.get_ephemerals(0, " "), Vec::<String>::new());
 }
+
+#[test]
+fn watches_at_scale() {
+    let mut h = Harness::new();
+    h.create(0, "/hot", b"", 0);
+    // 100k watchers on one path.
+    for w in 0..100_000u64 {
+        h.tree.get_data("/hot", &ANY, Some(w)).unwrap();
+    }
+    assert_eq!(h.tree.watch_count(), 100_000);
+    let o = h.set(0, "/hot", b"x", -1);
+    assert_eq!(o.events.len(), 100_000);
+    assert!(
+        o.events.windows(2).all(|p| p[0].0 < p[1].0),
+        "each watcher once, in watcher order"
+    );
+    assert_eq!(h.tree.watch_count(), 0);
+    // One watcher on each of 100k paths; a closed connection leaves nothing.
+    for i in 0..100_000u32 {
+        assert_eq!(
+            h.tree.exists(&format!("/p{i}"), &ANY, Some(7)),
+            Err(ErrorCode::NoNode)
+        );
+    }
+    h.tree.add_watch("/", AddWatchMode::PersistentRecursive, 8);
+    assert_eq!(
+        h.tree.watch_summary(zk_tree::WatchKind::Data).paths,
+        100_001
+    );
+    let o = h.create(0, "/p99999", b"", 0);
+    assert_eq!(
+        o.events,
+        vec![
+            (7, ev(EventType::NodeCreated, "/p99999")),
+            (8, ev(EventType::NodeCreated, "/p99999"))
+        ]
+    );
+    h.tree.remove_watcher(7);
+    h.tree.remove_watcher(8);
+    assert_eq!(h.tree.watch_count(), 0);
+    assert!(h.tree.watches_by_path(zk_tree::WatchKind::Data).is_empty());
+}
