@@ -3,8 +3,18 @@
 //! The benches themselves live in `benches/`; run them with
 //! `cargo bench -p zk-benches`, or `cargo bench -p zk-benches -- --test` to only
 //! check that each runs once (as the test entry point does).
+//!
+//! * [`client`]: a small synchronous client on zk-jute, for the end-to-end
+//!   bench against a real server.
+//! * [`durable_dir`] / [`fs_type`]: where benches that fsync put their files
+//!   (never tmpfs), and what file system that is.
 
 #![forbid(unsafe_code)]
+
+pub mod client;
+mod disk;
+
+pub use disk::{durable_dir, fs_type};
 
 use bytes::Bytes;
 use zk_jute::{Acl, Id, Stat, perms};
