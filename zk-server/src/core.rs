@@ -69,6 +69,12 @@ pub(crate) enum CoreMsg {
         ctx: Ctx,
         req: Request,
     },
+    /// A request the loop could not turn into a [`Request`] (undecodable body,
+    /// unknown opcode): answered with an error in the session's request order.
+    Rejected {
+        ctx: Ctx,
+        reject: Reject,
+    },
     ConnClosed {
         conn: u64,
         session_id: i64,
@@ -79,6 +85,43 @@ pub(crate) enum CoreMsg {
         result: Result<(), String>,
     },
     Shutdown,
+}
+
+/// Why a request was rejected before it became a [`Request`], and how
+/// ZooKeeper 3.8 answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reject {
+    /// The body of a txn-producing op (create*, delete, setData, setACL,
+    /// check, multi, and a createSession sent as a request) does not decode:
+    /// PrepRequestProcessor has already given it a txn header, so it becomes an
+    /// error txn (MARSHALLINGERROR) that takes a zxid, is logged, and is
+    /// answered with that zxid. The session goes on.
+    MarshallingTxn,
+    /// The body of any other op (reads, sync, setWatches, reconfig, ...) does
+    /// not decode: FinalRequestProcessor answers MARSHALLINGERROR with the last
+    /// zxid, no txn. The session goes on.
+    Marshalling,
+    /// An opcode ZooKeeper does not know (`Request.isValid`): UNIMPLEMENTED with
+    /// zxid -1, then the connection is closed (UnimplementedRequestProcessor);
+    /// the session survives.
+    Unimplemented,
+}
+
+impl Reject {
+    /// The reply frame for request `xid` when the last zxid is `last_zxid`.
+    fn reply(self, xid: i32, last_zxid: i64) -> Bytes {
+        match self {
+            Reject::Unimplemented => error_frame(xid, -1, ErrorCode::Unimplemented),
+            Reject::Marshalling | Reject::MarshallingTxn => {
+                error_frame(xid, last_zxid, ErrorCode::MarshallingError)
+            }
+        }
+    }
+
+    /// Whether the connection is closed once the reply is written.
+    fn closes(self) -> bool {
+        self == Reject::Unimplemented
+    }
 }
 
 enum Origin {
@@ -101,6 +144,8 @@ struct Proposal {
 enum Queued {
     Write(Zxid),
     Read(Ctx, Request),
+    /// A rejected request answered without a txn, in order like a read.
+    Rejected(Ctx, Reject),
 }
 
 pub(crate) struct Core {
@@ -222,6 +267,7 @@ impl Core {
                 timeout,
             } => self.on_connect(conn, peer, req, timeout),
             CoreMsg::Request { ctx, req } => self.on_request(ctx, req),
+            CoreMsg::Rejected { ctx, reject } => self.on_rejected(ctx, reject),
             CoreMsg::ConnClosed { conn, session_id } => {
                 self.shared.tree.remove_watcher(conn);
                 self.shared
@@ -496,6 +542,30 @@ impl Core {
         self.prep_and_propose(sid, xid, &req, Origin::Client(ctx, op), &auth);
     }
 
+    fn on_rejected(&mut self, ctx: Ctx, reject: Reject) {
+        if self.failed {
+            self.send(ctx.conn, LoopMsg::Close { conn: ctx.conn });
+            return;
+        }
+        let sid = ctx.session_id;
+        if reject == Reject::MarshallingTxn {
+            let body = TxnBody::Error(ErrorTxn {
+                err: ErrorCode::MarshallingError.code(),
+            });
+            let xid = ctx.xid;
+            // OpCode::Error: the reply is the error header alone (no multi body).
+            self.propose(sid, xid, body, Origin::Client(ctx, OpCode::Error));
+            return;
+        }
+        match self.queues.get_mut(&sid) {
+            Some(q) if !q.is_empty() => q.push_back(Queued::Rejected(ctx, reject)),
+            _ => {
+                let frame = reject.reply(ctx.xid, self.shared.last_zxid());
+                self.reply(ctx.conn, frame, reject.closes());
+            }
+        }
+    }
+
     fn prep_and_propose(
         &mut self,
         sid: i64,
@@ -637,17 +707,26 @@ impl Core {
                 q.pop_front();
             }
             let mut ready = Vec::new();
-            while let Some(Queued::Read(..)) = q.front() {
-                if let Some(Queued::Read(ctx, req)) = q.pop_front() {
-                    ready.push((ctx, req));
+            while matches!(q.front(), Some(Queued::Read(..) | Queued::Rejected(..))) {
+                if let Some(item) = q.pop_front() {
+                    ready.push(item);
                 }
             }
             if q.is_empty() {
                 self.queues.remove(&sid);
             }
-            for (ctx, req) in ready {
-                let frame = serve_read(&shared, &ctx, req);
-                self.reply(ctx.conn, frame, false);
+            for item in ready {
+                match item {
+                    Queued::Read(ctx, req) => {
+                        let frame = serve_read(&shared, &ctx, req);
+                        self.reply(ctx.conn, frame, false);
+                    }
+                    Queued::Rejected(ctx, reject) => {
+                        let frame = reject.reply(ctx.xid, shared.last_zxid());
+                        self.reply(ctx.conn, frame, reject.closes());
+                    }
+                    Queued::Write(_) => {}
+                }
             }
         }
         self.txns_since_snapshot += 1;

@@ -277,6 +277,10 @@ fn mntr(shared: &Shared, out: &mut String) {
             "zk_fsync_threshold_exceed_count",
             shared.stats.fsync_slow.load(Relaxed).to_string(),
         ),
+        (
+            "zk_connection_rejected",
+            shared.stats.rejected.load(Relaxed).to_string(),
+        ),
         ("zk_last_proposal_size", "-1".into()),
         ("zk_max_proposal_size", "-1".into()),
         ("zk_min_proposal_size", "-1".into()),

@@ -30,7 +30,7 @@ use zk_jute::{
     ConnectRequest, ErrorCode, FrameDecoder, Jute, OpCode, Reader, Request, RequestHeader,
 };
 
-use crate::core::{CoreMsg, Ctx};
+use crate::core::{CoreMsg, Ctx, Reject};
 use crate::server::Shared;
 use crate::stats::ConnStats;
 
@@ -81,6 +81,24 @@ impl LoopHandle {
     }
 }
 
+/// Ops whose body PrepRequestProcessor decodes after giving the request a txn
+/// header: an undecodable body becomes an error txn that takes a zxid.
+fn is_txn_op(op: OpCode) -> bool {
+    matches!(
+        op,
+        OpCode::Create
+            | OpCode::Create2
+            | OpCode::CreateTtl
+            | OpCode::CreateContainer
+            | OpCode::Delete
+            | OpCode::DeleteContainer
+            | OpCode::SetData
+            | OpCode::SetAcl
+            | OpCode::Check
+            | OpCode::Multi
+    )
+}
+
 /// The loop index a connection id belongs to (low byte).
 pub(crate) fn loop_of(conn: u64) -> usize {
     (conn & 0xff) as usize
@@ -112,6 +130,9 @@ struct Conn {
     close_after_flush: bool,
     /// The peer closed its side (or an error happened): drop after flushing.
     dead: bool,
+    /// Input is ignored from now on (a request that closes the connection once
+    /// the replies before it are written was read).
+    stop_reading: bool,
 }
 
 impl Conn {
@@ -256,11 +277,14 @@ impl EventLoop {
                             .unwrap_or_else(|e| e.into_inner());
                         let n = per_ip.entry(peer.ip()).or_insert(0);
                         if max != 0 && *n >= max {
+                            // As NIOServerCnxnFactory: the socket is closed at
+                            // accept, before any byte is read.
                             warn!(
-                                "Too many connections from /{} - max is {} (maxClientCnxns)",
+                                "Error accepting new connection: Too many connections from /{} - max is {} (maxClientCnxns)",
                                 peer.ip(),
                                 max
                             );
+                            self.shared.stats.rejected.fetch_add(1, Relaxed);
                             continue;
                         }
                         *n += 1;
@@ -322,6 +346,7 @@ impl EventLoop {
                 stats,
                 close_after_flush: false,
                 dead: false,
+                stop_reading: false,
             },
         );
         // Bytes may already be waiting: edge-triggered readiness was armed at register.
@@ -453,7 +478,7 @@ impl EventLoop {
             let Some(c) = self.conns.get_mut(&id) else {
                 return;
             };
-            if c.close_after_flush {
+            if c.close_after_flush || c.stop_reading {
                 c.inbuf.clear();
                 return;
             }
@@ -603,32 +628,57 @@ impl EventLoop {
                 return false;
             }
         }
-        if OpCode::try_from(header.op_type).is_err()
-            || matches!(
-                OpCode::try_from(header.op_type),
-                Ok(OpCode::Notification | OpCode::Error | OpCode::CreateSession)
-            )
-        {
-            debug!(
-                "Received packet at server of unknown type {}",
-                header.op_type
-            );
-            let frame =
-                crate::core::error_frame(header.xid, shared.last_zxid(), ErrorCode::Unimplemented);
-            c.queue(frame);
-            let _ = c.flush();
-            return true;
-        }
+        let op = match OpCode::try_from(header.op_type) {
+            // Apache's Request.isValid: notification (0) and error (-1) are not
+            // requests; createSession sent as a request fails to decode in
+            // PrepRequestProcessor after its txn header is set.
+            Ok(OpCode::Notification | OpCode::Error) | Err(_) => {
+                debug!(
+                    "Received packet at server of unknown type {} from /{}",
+                    header.op_type, c.peer
+                );
+                // Nothing after it is answered: the connection closes once the
+                // replies before it are written.
+                c.stop_reading = true;
+                c.inbuf.clear();
+                self.reject(id, header.xid, received, Reject::Unimplemented);
+                return false;
+            }
+            Ok(OpCode::CreateSession) => {
+                self.reject(id, header.xid, received, Reject::MarshallingTxn);
+                return true;
+            }
+            Ok(op) => op,
+        };
         let req = match Request::read_body(header.op_type, &mut r) {
             Ok(req) => req,
-            Err(e) => {
+            // auth and sasl are decoded in ZooKeeperServer.processPacket, where
+            // an IOException closes the connection.
+            Err(e) if matches!(op, OpCode::Auth | OpCode::Sasl) => {
                 warn!(
                     "Closing connection from /{}: malformed {} request: {e}",
                     c.peer,
-                    OpCode::try_from(header.op_type).map_or("?", |o| o.name())
+                    op.name()
                 );
                 self.close(id, "malformed request");
                 return false;
+            }
+            Err(e) => {
+                // Everything else is decoded in the request processors, where an
+                // IOException becomes a MARSHALLINGERROR reply.
+                warn!(
+                    "Failed to process {} request 0x{:x} from /{}: {e}: replying MARSHALLINGERROR",
+                    op.name(),
+                    header.xid,
+                    c.peer
+                );
+                let reject = if is_txn_op(op) {
+                    Reject::MarshallingTxn
+                } else {
+                    Reject::Marshalling
+                };
+                self.reject(id, header.xid, received, reject);
+                return true;
             }
         };
         if let Request::Auth(auth) = &req {
@@ -675,6 +725,25 @@ impl EventLoop {
         true
     }
 
+    /// Sends a request that could not become a [`Request`] to the core, which
+    /// answers it in the session's request order.
+    fn reject(&mut self, id: u64, xid: i32, received: Instant, reject: Reject) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let ctx = Ctx {
+            conn: id,
+            session_id: c.session_id,
+            xid,
+            auth: c.auth.clone(),
+            received,
+        };
+        c.outstanding += 1;
+        c.stats.outstanding.fetch_add(1, Relaxed);
+        self.shared.stats.outstanding.fetch_add(1, Relaxed);
+        self.shared.send_core(CoreMsg::Rejected { ctx, reject });
+    }
+
     fn on_auth(&mut self, id: u64, header: RequestHeader, auth: zk_jute::AuthPacket) -> bool {
         let shared = self.shared.clone();
         let Some(c) = self.conns.get_mut(&id) else {
@@ -689,9 +758,9 @@ impl EventLoop {
                     }
                 }
                 c.auth = Arc::new(ids);
-                let frame = crate::core::error_frame(zk_jute::xid::AUTH, 0, ErrorCode::Ok);
+                // Apache answers with the request's xid (clients send -4).
+                let frame = crate::core::error_frame(header.xid, 0, ErrorCode::Ok);
                 self.send_frame(id, frame);
-                let _ = header;
                 true
             }
             None => {
@@ -700,7 +769,7 @@ impl EventLoop {
                     "Authentication failed for scheme {} from /{}",
                     auth.scheme, c.peer
                 );
-                let frame = crate::core::error_frame(zk_jute::xid::AUTH, 0, ErrorCode::AuthFailed);
+                let frame = crate::core::error_frame(header.xid, 0, ErrorCode::AuthFailed);
                 c.queue(frame);
                 c.close_after_flush = true;
                 let _ = c.flush();

@@ -182,6 +182,8 @@ pub struct ServerStats {
     pub auth_failed: AtomicU64,
     /// Fsyncs above the warning threshold.
     pub fsync_slow: AtomicU64,
+    /// Connections closed at accept for maxClientCnxns (`zk_connection_rejected`).
+    pub rejected: AtomicU64,
 }
 
 impl Default for ServerStats {
@@ -198,6 +200,7 @@ impl Default for ServerStats {
             serving: std::sync::atomic::AtomicBool::new(false),
             auth_failed: AtomicU64::new(0),
             fsync_slow: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
         }
     }
 }
