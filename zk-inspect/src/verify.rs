@@ -1,0 +1,269 @@
+//! `zk-inspect verify`: every segment and snapshot of a data directory checked read-only, the
+//! recovery a server would do replayed in memory, and the zxid it would recover to.
+
+use std::io::Write;
+use std::path::Path;
+
+use zk_tree::Tree;
+
+use crate::files;
+use crate::snap;
+use crate::text;
+use crate::walk::{self, Event, Finding, Severity};
+use crate::{Failure, Out};
+
+fn epoch(zxid: u64) -> u64 {
+    zxid >> 32
+}
+
+/// Runs `verify`.
+pub fn run(out: &mut Out, data_dir: &Path, log_dir: Option<&Path>) -> Result<i32, Failure> {
+    if !data_dir.is_dir() {
+        return Err(Failure::input(format!(
+            "{} is not a directory (verify takes a data directory)",
+            data_dir.display()
+        )));
+    }
+    let log_dir = log_dir.unwrap_or(data_dir);
+    let data = files::list(data_dir).map_err(Failure::input)?;
+    let logs = if log_dir == data_dir {
+        None
+    } else {
+        Some(files::list(log_dir).map_err(Failure::input)?)
+    };
+    let logs_ref = logs.as_ref().unwrap_or(&data);
+    let mut warnings = 0usize;
+    let mut errors = 0usize;
+    let mut report = |out: &mut Out, f: &Finding| -> std::io::Result<()> {
+        match f.severity {
+            Severity::Warning => warnings += 1,
+            Severity::Error => errors += 1,
+        }
+        writeln!(out, "  {}", f.line())
+    };
+    let o = |e| Failure::output(e);
+
+    writeln!(out, "Data directory {}", data_dir.display()).map_err(o)?;
+    if log_dir != data_dir {
+        writeln!(out, "Log directory {}", log_dir.display()).map_err(o)?;
+    }
+
+    // Snapshots, newest first: the first that loads is the one a server uses.
+    writeln!(out, "Snapshots ({}):", data.snapshots.len()).map_err(o)?;
+    let mut base: Option<snap::Loaded> = None;
+    let mut lines = Vec::new();
+    for (key, path) in data.snapshots.iter().rev() {
+        match snap::load(path) {
+            Ok(l) => {
+                let sessions = l.tree.sessions().len();
+                let used = base.is_none();
+                lines.push((
+                    *key,
+                    format!(
+                        "  {}  zxid {}  {} znodes  {sessions} sessions  digest {}  ok{}",
+                        path.display(),
+                        text::hex(*key as i64),
+                        l.tree.node_count(),
+                        l.tree.digest(),
+                        if used {
+                            "  (newest valid: recovery starts here)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    None,
+                ));
+                if used {
+                    base = Some(l);
+                }
+            }
+            Err(msg) => {
+                let f = Finding::new(
+                    Severity::Warning,
+                    path,
+                    None,
+                    format!("invalid snapshot, a server skips it: {msg}"),
+                );
+                lines.push((*key, format!("  {}  INVALID", path.display()), Some(f)));
+            }
+        }
+    }
+    for (_, line, f) in lines.iter().rev() {
+        writeln!(out, "{line}").map_err(o)?;
+        if let Some(f) = f {
+            report(out, f).map_err(o)?;
+        }
+    }
+    for p in &data.tmp_snapshots {
+        let f = Finding::new(
+            Severity::Warning,
+            p,
+            None,
+            "unfinished snapshot (a crash, or a snapshot being written now); a server deletes it",
+        );
+        report(out, &f).map_err(o)?;
+    }
+
+    // The log, replayed onto the newest valid snapshot.
+    let snap_key = base.as_ref().map(|b| b.key);
+    let tree = match base {
+        Some(b) => b.tree,
+        None => Tree::new(snap::tree_config()),
+    };
+    let segs: Vec<_> = logs_ref
+        .segments
+        .iter()
+        .map(|(k, p)| (Some(*k), p.clone()))
+        .collect();
+    writeln!(out, "Log segments ({}):", segs.len()).map_err(o)?;
+    for k in &logs_ref.truncates {
+        let f = Finding::new(
+            Severity::Warning,
+            &log_dir.join(format!("truncate.{k:x}")),
+            None,
+            format!(
+                "unfinished truncation: a server discards the txns after zxid {k:#x} before starting"
+            ),
+        );
+        report(out, &f).map_err(o)?;
+    }
+    let truncate_at = logs_ref.truncates.first().copied();
+    let mut replayed = 0u64;
+    let totals = walk::walk(&segs, true, &mut |ev| match ev {
+        Event::Segment(path, s) => {
+            let line = match s {
+                Some(s) => format!(
+                    "  {}  {} txns  zxids {}..{}  {}",
+                    path.display(),
+                    s.records,
+                    text::hex(s.first_key as i64),
+                    s.last_key.map_or("-".to_string(), |k| text::hex(k as i64)),
+                    match (s.sealed, s.clean, s.torn) {
+                        (Some(_), true, _) => "sealed",
+                        (None, true, _) => "open",
+                        (_, false, true) => "torn tail",
+                        _ => "DAMAGED",
+                    }
+                ),
+                None => format!("  {}  unreadable header", path.display()),
+            };
+            writeln!(out, "{line}")
+        }
+        Event::Record(rec) => {
+            if snap_key.is_none_or(|s| rec.key > s)
+                && truncate_at.is_none_or(|t| rec.key <= t)
+                && let Some((h, b)) = rec.txn
+            {
+                let _ = tree.apply(h, b);
+                replayed += 1;
+            }
+            Ok(())
+        }
+        Event::Finding(f) => report(out, f),
+    })
+    .map_err(o)?;
+
+    // Does the log cover everything after the snapshot?
+    let mut coverage = Vec::new();
+    match (totals.first_key, snap_key) {
+        (Some(first), s) => {
+            let needed = s.map_or(1, |s| s + 1);
+            if let Some(prev) = totals.first_prev
+                && s.is_none_or(|s| s + 1 < first)
+            {
+                coverage.push(Finding::new(
+                    Severity::Error,
+                    &log_dir.join(format!("log.{first:x}")),
+                    None,
+                    format!(
+                        "txns from {} on are needed ({}) but the log starts at {}: log.{prev:x} and any older segments are gone",
+                        text::hex(needed as i64),
+                        match s {
+                            Some(s) => format!("the newest valid snapshot is at {}", text::hex(s as i64)),
+                            None => "there is no valid snapshot".to_string(),
+                        },
+                        text::hex(first as i64)
+                    ),
+                ));
+            } else if let Some(s) = s
+                && first > s + 1
+                && epoch(first) == epoch(s)
+            {
+                coverage.push(Finding::new(
+                    Severity::Error,
+                    &log_dir.join(format!("log.{first:x}")),
+                    None,
+                    format!(
+                        "txns {}..{} between the snapshot and the log are missing",
+                        text::hex((s + 1) as i64),
+                        text::hex((first - 1) as i64)
+                    ),
+                ));
+            }
+        }
+        (None, _) if segs.is_empty() => {
+            writeln!(
+                out,
+                "  (no log segments here: a new server, or the log is in a separate dataLogDir: use --log-dir)"
+            )
+            .map_err(o)?;
+        }
+        (None, _) => {}
+    }
+    for f in &coverage {
+        report(out, f).map_err(o)?;
+    }
+
+    // What a server would do.
+    let log_last = totals.last_key.map(|k| truncate_at.map_or(k, |t| k.min(t)));
+    let recover_to = snap_key.into_iter().chain(log_last).max().unwrap_or(0);
+    writeln!(out, "Result:").map_err(o)?;
+    if errors == 0 {
+        match snap_key {
+            Some(s) => writeln!(
+                out,
+                "  recovery: snapshot {} + {replayed} txns from the log",
+                text::hex(s as i64)
+            ),
+            None => writeln!(out, "  recovery: no snapshot, {replayed} txns from the log"),
+        }
+        .map_err(o)?;
+        writeln!(
+            out,
+            "  recovered state: {} znodes, {} sessions, {} ephemerals, digest {}",
+            tree.node_count(),
+            tree.sessions().len(),
+            tree.ephemerals_count(),
+            tree.digest()
+        )
+        .map_err(o)?;
+        writeln!(
+            out,
+            "  a server would recover to zxid {}",
+            text::hex(recover_to as i64)
+        )
+        .map_err(o)?;
+    } else {
+        let intact = totals
+            .intact_until
+            .map_or("nothing".to_string(), |k| text::hex(k as i64));
+        writeln!(
+            out,
+            "  a server would refuse to start; the log is intact up to zxid {intact} before the first error"
+        )
+        .map_err(o)?;
+    }
+    let code = if errors > 0 {
+        2
+    } else if warnings > 0 {
+        1
+    } else {
+        0
+    };
+    if code == 0 {
+        writeln!(out, "verify: OK").map_err(o)?;
+    } else {
+        writeln!(out, "verify: {warnings} warning(s), {errors} error(s)").map_err(o)?;
+    }
+    Ok(code)
+}
