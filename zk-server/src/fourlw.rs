@@ -48,8 +48,9 @@ pub struct TreeInfo {
     pub ephemerals: Vec<(i64, Vec<String>)>,
 }
 
-/// Runs `cmd` and returns its full answer.
-pub fn run(shared: &Shared, cmd: &str) -> String {
+/// Runs `cmd` and returns its full answer. `rest` is what the client sent
+/// after the four letters (`stmk` takes its new mask as 8 big-endian bytes).
+pub fn run(shared: &Shared, cmd: &str, rest: &[u8]) -> String {
     if !shared.config.four_letter_whitelist.allows(cmd) {
         return format!("{cmd} is not executed because it is not in the whitelist.\n");
     }
@@ -93,15 +94,18 @@ pub fn run(shared: &Shared, cmd: &str) -> String {
             );
         }
         "mntr" => mntr(shared, &mut out),
+        // As Apache 3.8's DataTree.dumpWatches*: data watches only (exists and
+        // getData), then an empty line.
         "wchs" => {
             let info = shared.tree_info();
+            let total: usize = info.watches_by_path.iter().map(|(_, w)| w.len()).sum();
             let _ = writeln!(
                 out,
                 "{} connections watching {} paths",
                 info.watches_by_conn.len(),
                 info.watches_by_path.len()
             );
-            let _ = writeln!(out, "Total watches:{}", info.watch_count);
+            let _ = writeln!(out, "Total watches:{total}");
         }
         "wchc" => {
             let info = shared.tree_info();
@@ -111,6 +115,7 @@ pub fn run(shared: &Shared, cmd: &str) -> String {
                     let _ = writeln!(out, "\t{p}");
                 }
             }
+            out.push('\n');
         }
         "wchp" => {
             let info = shared.tree_info();
@@ -120,11 +125,22 @@ pub fn run(shared: &Shared, cmd: &str) -> String {
                     let _ = writeln!(out, "\t0x{:x}", shared.session_of_conn(*c));
                 }
             }
+            out.push('\n');
         }
         "dump" => dump(shared, &mut out),
-        "gtmk" => out.push_str("0\n"),
-        "stmk" => out.push_str("0\n"),
-        "hash" => out.push_str("Digest in every 128 zxids (zxid, digest):\n"),
+        // ZooTrace's text trace mask, printed without a newline.
+        "gtmk" => out.push_str(&shared.stats.trace_mask.load(Relaxed).to_string()),
+        "stmk" => {
+            // Apache reads the 8 bytes once; without them it answers nothing.
+            if let Some(mask) = rest.get(..8) {
+                let mask = i64::from_be_bytes(mask.try_into().unwrap_or([0; 8]));
+                shared.stats.trace_mask.store(mask, Relaxed);
+                out.push_str(&mask.to_string());
+            }
+        }
+        // Apache prints its digest log (one `zxid: digest` line per 128
+        // txns); this server keeps none, like an Apache with digests off.
+        "hash" => {}
         _ => {}
     }
     out
@@ -189,23 +205,56 @@ fn envi(shared: &Shared, out: &mut String) {
         ("java.library.path", String::new()),
         ("java.io.tmpdir", std::env::temp_dir().display().to_string()),
         ("java.compiler", "<NA>".into()),
-        ("os.name", std::env::consts::OS.to_string()),
-        ("os.arch", std::env::consts::ARCH.to_string()),
+        ("os.name", java_os_name()),
+        ("os.arch", java_os_arch()),
         ("os.version", kernel_release()),
-        ("user.name", env("USER")),
+        ("user.name", user_name().unwrap_or_else(|| env("USER"))),
         ("user.home", env("HOME")),
         ("user.dir", cwd),
         ("os.memory.free", "0MB".into()),
         ("os.memory.max", "0MB".into()),
         ("os.memory.total", "0MB".into()),
-        (
-            "zookeeper.data.dir",
-            shared.config.data_dir.display().to_string(),
-        ),
     ];
+    let _ = shared;
     for (k, v) in pairs {
         let _ = writeln!(out, "{k}={v}");
     }
+}
+
+/// Java's `os.name` for this OS.
+fn java_os_name() -> String {
+    match std::env::consts::OS {
+        "linux" => "Linux".into(),
+        "macos" => "Mac OS X".into(),
+        "freebsd" => "FreeBSD".into(),
+        other => other.into(),
+    }
+}
+
+/// Java's `os.arch` for this CPU.
+fn java_os_arch() -> String {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64".into(),
+        "x86" => "i386".into(),
+        other => other.into(),
+    }
+}
+
+/// The name of the process's real uid (Java's `user.name`), from /etc/passwd.
+fn user_name() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid).then(|| name.to_string())
+    })
 }
 
 fn kernel_release() -> String {
@@ -231,64 +280,99 @@ fn max_fds() -> u64 {
         .unwrap_or(0)
 }
 
+/// `mntr`: `zk_version` and `zk_server_state`, then the gauges of a
+/// standalone Apache ZooKeeper 3.8 in the order it prints them (its metrics
+/// provider's hash order), then the counters this server keeps, also in
+/// Apache's order. Apache's other counters and summaries (request processor
+/// queues, JVM pauses, learners, TLS, the response cache, ...) are left out:
+/// this server has no such parts, and a zero would claim a measurement.
 fn mntr(shared: &Shared, out: &mut String) {
     let info = shared.tree_info();
-    let (min, avg, max, _) = shared.stats.latency.get();
+    let st = &shared.stats;
+    let (min, avg, max, _) = st.latency.get();
     let sessions = shared.session_count();
+    let size = |i: usize| st.response_size[i].load(Relaxed).to_string();
     let lines: Vec<(&str, String)> = vec![
         ("zk_version", VERSION.to_string()),
         ("zk_server_state", "standalone".into()),
-        ("zk_avg_latency", java_double(avg)),
-        ("zk_max_latency", max.to_string()),
-        ("zk_min_latency", min.to_string()),
-        (
-            "zk_packets_received",
-            shared.stats.received.load(Relaxed).to_string(),
-        ),
-        (
-            "zk_packets_sent",
-            shared.stats.sent.load(Relaxed).to_string(),
-        ),
+        ("zk_ephemerals_count", info.ephemerals_count.to_string()),
         (
             "zk_num_alive_connections",
-            shared.stats.connections().len().to_string(),
+            st.connections().len().to_string(),
         ),
+        ("zk_avg_latency", java_double(avg)),
         (
             "zk_outstanding_requests",
-            shared.stats.outstanding.load(Relaxed).max(0).to_string(),
+            st.outstanding.load(Relaxed).max(0).to_string(),
         ),
         ("zk_znode_count", info.node_count.to_string()),
-        ("zk_watch_count", info.watch_count.to_string()),
-        ("zk_ephemerals_count", info.ephemerals_count.to_string()),
-        ("zk_approximate_data_size", info.data_size.to_string()),
-        ("zk_open_file_descriptor_count", open_fds().to_string()),
-        ("zk_max_file_descriptor_count", max_fds().to_string()),
-        (
-            "zk_uptime",
-            shared.stats.started.elapsed().as_millis().to_string(),
-        ),
         ("zk_global_sessions", sessions.to_string()),
-        ("zk_local_sessions", "0".into()),
+        ("zk_non_mtls_remote_conn_count", "0".into()),
+        ("zk_last_client_response_size", size(0)),
+        ("zk_packets_sent", st.sent.load(Relaxed).to_string()),
+        ("zk_packets_received", st.received.load(Relaxed).to_string()),
+        ("zk_max_client_response_size", size(2)),
+        ("zk_connection_drop_probability", "0.0".into()),
+        ("zk_watch_count", info.watch_count.to_string()),
         (
             "zk_auth_failed_count",
-            shared.stats.auth_failed.load(Relaxed).to_string(),
+            st.auth_failed.load(Relaxed).to_string(),
         ),
-        (
-            "zk_fsync_threshold_exceed_count",
-            shared.stats.fsync_slow.load(Relaxed).to_string(),
-        ),
+        ("zk_min_latency", min.to_string()),
+        ("zk_max_file_descriptor_count", max_fds().to_string()),
+        ("zk_approximate_data_size", info.data_size.to_string()),
+        ("zk_open_file_descriptor_count", open_fds().to_string()),
+        ("zk_local_sessions", "0".into()),
+        ("zk_uptime", st.started.elapsed().as_millis().to_string()),
+        ("zk_max_latency", max.to_string()),
+        ("zk_outstanding_tls_handshake", "0".into()),
+        ("zk_min_client_response_size", size(1)),
+        ("zk_non_mtls_local_conn_count", "0".into()),
         (
             "zk_connection_rejected",
-            shared.stats.rejected.load(Relaxed).to_string(),
+            st.rejected.load(Relaxed).to_string(),
         ),
-        ("zk_last_proposal_size", "-1".into()),
-        ("zk_max_proposal_size", "-1".into()),
-        ("zk_min_proposal_size", "-1".into()),
     ];
     for (k, v) in lines {
         let _ = writeln!(out, "{k}\t{v}");
     }
 }
+
+/// Formats wall-clock ms like Java's `Date.toString()` in UTC
+/// (`Sun Nov 22 03:41:25 UTC 2026`).
+fn java_date(ms: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let tod = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        day,
+        tod / 3600,
+        tod / 60 % 60,
+        tod % 60,
+        year
+    )
+}
+
+/// NIOServerCnxnFactory's connection expiry interval (sessionless
+/// connections time out after it; it is also the bucket width).
+const CNXN_EXPIRY_INTERVAL_MS: i64 = 10_000;
 
 fn dump(shared: &Shared, out: &mut String) {
     let buckets = shared.expiry_buckets();
@@ -300,7 +384,7 @@ fn dump(shared: &Shared, out: &mut String) {
             out,
             "{} expire at {}:",
             ids.len(),
-            shared.monotonic_to_wall(*deadline)
+            java_date(shared.monotonic_to_wall(*deadline))
         );
         for id in ids {
             let _ = writeln!(out, "\t0x{id:x}");
@@ -315,13 +399,35 @@ fn dump(shared: &Shared, out: &mut String) {
             let _ = writeln!(out, "\t{p}");
         }
     }
+    // Connections in NIOServerCnxnFactory's expiry queue: each expires its
+    // session timeout (10 s without a session) after its last packet, rounded
+    // up to the 10 s bucket.
     out.push_str("Connections dump:\n");
+    let mut buckets: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
     let conns = shared.stats.connections();
-    let _ = writeln!(out, "Connections Sets (1)/({})", conns.len());
-    for c in conns {
-        let sid = c.session_id.load(Relaxed);
-        if sid != 0 {
-            let _ = writeln!(out, "0x{sid:x}");
+    for c in &conns {
+        let timeout = match c.timeout.load(Relaxed) {
+            t if t > 0 => t,
+            _ => CNXN_EXPIRY_INTERVAL_MS,
+        };
+        let due = c.touched.load(Relaxed) + timeout;
+        let bucket = (due / CNXN_EXPIRY_INTERVAL_MS + 1) * CNXN_EXPIRY_INTERVAL_MS;
+        buckets.entry(bucket).or_default().push(format!(
+            "ip: /{} sessionId: 0x{:x}",
+            c.peer,
+            c.session_id.load(Relaxed)
+        ));
+    }
+    let _ = writeln!(
+        out,
+        "Connections Sets ({})/({}):",
+        buckets.len(),
+        conns.len()
+    );
+    for (at, list) in &buckets {
+        let _ = writeln!(out, "{} expire at {}:", list.len(), java_date(*at));
+        for l in list {
+            let _ = writeln!(out, "\t{l}");
         }
     }
 }
@@ -336,6 +442,13 @@ mod tests {
         assert_eq!(recognise(b"mntr"), Some("mntr"));
         assert_eq!(recognise(b"RUOK"), None);
         assert_eq!(recognise(&[0, 0, 0, 44]), None);
+    }
+
+    #[test]
+    fn dates_print_like_java_date_in_utc() {
+        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+        assert_eq!(java_date(1_795_318_885_000), "Sun Nov 22 03:41:25 UTC 2026");
+        assert_eq!(java_date(951_782_400_000), "Tue Feb 29 00:00:00 UTC 2000");
     }
 
     #[test]

@@ -491,9 +491,17 @@ impl EventLoop {
                     if c.inbuf.len() >= 4
                         && let Some(cmd) = crate::fourlw::recognise(&c.inbuf[..4])
                     {
-                        let out = crate::fourlw::run(&self.shared, cmd);
+                        // Counted as a packet received, as Apache does.
+                        c.stats.received.fetch_add(1, Relaxed);
+                        self.shared.stats.received.fetch_add(1, Relaxed);
+                        c.stats.four_letter.store(true, Relaxed);
+                        let out = crate::fourlw::run(&self.shared, cmd, &c.inbuf[4..]);
                         c.inbuf.clear();
-                        c.queue(Bytes::from(out));
+                        if !out.is_empty() {
+                            // (an empty write would never drain: stmk without
+                            // its mask and hash answer nothing)
+                            c.queue(Bytes::from(out));
+                        }
                         c.close_after_flush = true;
                         let _ = c.flush();
                         self.after_write(id);
@@ -541,6 +549,7 @@ impl EventLoop {
                 }
             };
             c.stats.received.fetch_add(1, Relaxed);
+            c.stats.touched.store(crate::stats::wall_ms(), Relaxed);
             self.shared.stats.received.fetch_add(1, Relaxed);
             let ok = match c.state {
                 State::Handshake => self.on_connect_frame(id, frame),
@@ -785,6 +794,9 @@ impl EventLoop {
         };
         c.stats.sent.fetch_add(1, Relaxed);
         self.shared.stats.sent.fetch_add(1, Relaxed);
+        self.shared
+            .stats
+            .response_sent(frame.len().saturating_sub(4));
         c.queue(frame);
         if let Err(e) = c.flush() {
             debug!(error = %e, "write failed");

@@ -84,6 +84,12 @@ pub struct ConnStats {
     pub last_op: Mutex<&'static str>,
     /// Latencies.
     pub latency: Latency,
+    /// Wall ms of the last packet received (or the accept): the connection
+    /// expiry `dump` shows.
+    pub touched: AtomicI64,
+    /// The connection is answering a four-letter word (`cons` shows its
+    /// interest ops as `[0]`, as Apache's connection being processed).
+    pub four_letter: std::sync::atomic::AtomicBool,
 }
 
 impl ConnStats {
@@ -103,6 +109,8 @@ impl ConnStats {
             last_latency: AtomicU64::new(0),
             last_op: Mutex::new("NA"),
             latency: Latency::default(),
+            touched: AtomicI64::new(wall_ms()),
+            four_letter: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -121,8 +129,9 @@ impl ConnStats {
     /// ZooKeeper's `dumpConnectionInfo(pw, brief=false)` line (without the newline).
     pub fn cons_line(&self) -> String {
         let mut s = format!(
-            " /{}[1](queued={},recved={},sent={}",
+            " /{}[{}](queued={},recved={},sent={}",
             self.peer,
+            if self.four_letter.load(Relaxed) { 0 } else { 1 },
             self.outstanding.load(Relaxed).max(0),
             self.received.load(Relaxed),
             self.sent.load(Relaxed)
@@ -180,10 +189,13 @@ pub struct ServerStats {
     pub serving: std::sync::atomic::AtomicBool,
     /// Failed auth attempts.
     pub auth_failed: AtomicU64,
-    /// Fsyncs above the warning threshold.
-    pub fsync_slow: AtomicU64,
     /// Connections closed at accept for maxClientCnxns (`zk_connection_rejected`).
     pub rejected: AtomicU64,
+    /// Sizes of the replies sent (without the length prefix): last, min, max;
+    /// -1 until the first one (Apache's `BufferStats`).
+    pub response_size: [AtomicI64; 3],
+    /// The trace mask `gtmk` prints and `stmk` sets (ZooTrace's default 306).
+    pub trace_mask: AtomicI64,
 }
 
 impl Default for ServerStats {
@@ -199,8 +211,9 @@ impl Default for ServerStats {
             last_zxid: AtomicI64::new(0),
             serving: std::sync::atomic::AtomicBool::new(false),
             auth_failed: AtomicU64::new(0),
-            fsync_slow: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            response_size: [AtomicI64::new(-1), AtomicI64::new(-1), AtomicI64::new(-1)],
+            trace_mask: AtomicI64::new(306),
         }
     }
 }
@@ -219,8 +232,20 @@ impl ServerStats {
         v
     }
 
+    /// Records the size of one reply sent.
+    pub fn response_sent(&self, size: usize) {
+        let size = size as i64;
+        self.response_size[0].store(size, Relaxed);
+        let min = &self.response_size[1];
+        let _ = min.fetch_update(Relaxed, Relaxed, |m| (m < 0 || size < m).then_some(size));
+        self.response_size[2].fetch_max(size, Relaxed);
+    }
+
     /// `srst`.
     pub fn reset(&self) {
+        for s in &self.response_size {
+            s.store(-1, Relaxed);
+        }
         self.received.store(0, Relaxed);
         self.sent.store(0, Relaxed);
         self.auth_failed.store(0, Relaxed);
