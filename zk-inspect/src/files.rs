@@ -145,12 +145,14 @@ pub fn zero_header(path: &Path) -> bool {
 }
 
 /// A progress line on stderr for work that takes more than a moment: nothing for the first
-/// second, then an update at most every half second (a terminal) or every five (a file).
+/// second (`ZK_INSPECT_PROGRESS_AFTER_MS` changes that, for tests), then an update at most every
+/// half second (a terminal) or every five (a file).
 #[derive(Debug)]
 pub struct Progress {
     label: String,
     total: u64,
     start: Instant,
+    after: Duration,
     last: Option<Instant>,
     tty: bool,
 }
@@ -162,6 +164,10 @@ impl Progress {
             label: label.into(),
             total,
             start: Instant::now(),
+            after: std::env::var("ZK_INSPECT_PROGRESS_AFTER_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map_or(Duration::from_secs(1), Duration::from_millis),
             last: None,
             tty: std::io::stderr().is_terminal(),
         }
@@ -170,7 +176,7 @@ impl Progress {
     /// `done` of `total` units are done.
     pub fn update(&mut self, done: u64) {
         let now = Instant::now();
-        if now.duration_since(self.start) < Duration::from_secs(1) {
+        if now.duration_since(self.start) < self.after {
             return;
         }
         let every = if self.tty {
