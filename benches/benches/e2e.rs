@@ -8,7 +8,9 @@
 //!   log record is durable (one fdatasync per write with a single client).
 //!   The group also measures this directory's raw `pwrite` of 100 B +
 //!   `fdatasync` (`disk_pwrite_100B_fdatasync`): the floor of a durable write,
-//!   in the same run so the two can be compared.
+//!   in the same run so the two can be compared. As the disk's latency drifts
+//!   between criterion's runs, an interleaved probe (raw fdatasync, create,
+//!   setData round-robin) is printed first, with the ratios to the raw sync.
 //! * `e2e_forcesync_no`: forceSync=no, writes acknowledged before they are
 //!   durable: the server's CPU and loopback cost without the disk.
 //!
@@ -19,9 +21,10 @@
 
 #![allow(missing_docs)]
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, SamplingMode, black_box, criterion_group, criterion_main};
@@ -117,12 +120,8 @@ fn ops(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, 
     });
 }
 
-/// One `pwrite` of 100 B and `fdatasync` of a preallocated file in `dir`,
-/// cycling over its first 4 MiB (zk-txnlog's `latency_probe` does the same).
-fn raw_fdatasync(
-    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    dir: &Path,
-) {
+/// A written and synced 4 MiB file in `dir` for the raw fdatasync probe.
+fn probe_file(dir: &Path) -> File {
     let f = OpenOptions::new()
         .create(true)
         .truncate(true)
@@ -132,15 +131,88 @@ fn raw_fdatasync(
         .expect("create the probe file");
     f.write_all_at(&vec![0u8; 4 << 20], 0).expect("fill");
     f.sync_all().expect("sync");
-    let block = [5u8; 100];
+    f
+}
+
+/// The `i`th raw write: `pwrite` of 100 B and `fdatasync`, cycling over the
+/// file's 4 MiB (zk-txnlog's `latency_probe` does the same).
+fn raw_write(f: &File, i: u64) {
+    f.write_all_at(&[5u8; 100], (i % 32768) * 128)
+        .expect("pwrite");
+    f.sync_data().expect("fdatasync");
+}
+
+fn raw_fdatasync(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    f: &File,
+) {
     let mut i = 0u64;
     g.bench_function("disk_pwrite_100B_fdatasync", |b| {
         b.iter(|| {
-            f.write_all_at(&block, (i % 32768) * 128).expect("pwrite");
-            f.sync_data().expect("fdatasync");
+            raw_write(f, i);
             i += 1;
         })
     });
+}
+
+/// This disk's latency swings by 10x within minutes, so criterion's runs one
+/// after the other do not compare well. This probe interleaves a raw
+/// fdatasync, a durable create and a durable setData (100 B each)
+/// round-robin, so the disk's mood hits all three alike, and prints their
+/// percentiles and the ratio of medians. `$ZK_E2E_PROBE_ROUNDS` rounds
+/// (default 300; 3 under `--test`).
+fn interleaved_probe(f: &mut Fixture, raw: &File) {
+    let rounds: u64 = if std::env::args().any(|a| a == "--test") {
+        3
+    } else {
+        std::env::var("ZK_E2E_PROBE_ROUNDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(300)
+    };
+    let payload = data(100);
+    let path = "/bench/probe-set";
+    f.client
+        .call_ok(&create(path, Some(payload.clone())))
+        .expect("create the probe node");
+    let set = Request::SetData(SetDataRequest {
+        path: path.into(),
+        data: Some(payload.clone()),
+        version: -1,
+    });
+    let mut times: [Vec<Duration>; 3] = Default::default();
+    for i in 0..rounds {
+        let t = Instant::now();
+        raw_write(raw, i);
+        times[0].push(t.elapsed());
+        let req = create(&format!("/bench/probe-{i:010}"), Some(payload.clone()));
+        let t = Instant::now();
+        f.client.call_ok(&req).expect("create");
+        times[1].push(t.elapsed());
+        let t = Instant::now();
+        f.client.call_ok(&set).expect("setData");
+        times[2].push(t.elapsed());
+    }
+    let names = [
+        "raw pwrite 100B + fdatasync",
+        "e2e create 100B, forceSync",
+        "e2e setData 100B, forceSync",
+    ];
+    eprintln!("e2e interleaved probe, {rounds} rounds:");
+    let mut medians = [0.0f64; 3];
+    for (k, v) in times.iter_mut().enumerate() {
+        v.sort();
+        let us = |q: f64| v[((v.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+        medians[k] = us(0.5);
+        eprintln!(
+            "  {:<28} p50 {:>7.0} µs  p90 {:>7.0} µs  p99 {:>7.0} µs  p50/raw {:.2}",
+            names[k],
+            us(0.5),
+            us(0.9),
+            us(0.99),
+            us(0.5) / medians[0]
+        );
+    }
 }
 
 fn e2e(c: &mut Criterion) {
@@ -156,7 +228,9 @@ fn e2e(c: &mut Criterion) {
     // Milliseconds per write: fewer samples, each a flat run of iterations,
     // so that a 5 s measurement is enough.
     g.sample_size(20).sampling_mode(SamplingMode::Flat);
-    raw_fdatasync(&mut g, f.dir.path());
+    let raw = probe_file(f.dir.path());
+    interleaved_probe(&mut f, &raw);
+    raw_fdatasync(&mut g, &raw);
     ops(&mut g, &mut f);
     g.finish();
     f.stop();
