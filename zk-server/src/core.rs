@@ -666,8 +666,11 @@ impl Core {
             self.overlay.applied(zxid);
             self.bcast.applied(zxid);
             shared.stats.last_zxid.store(zxid, Relaxed);
-            for (watcher, ev) in &out.events {
-                self.send_event(*watcher, ev);
+            // Each event goes with its node's ACL: the connection's loop,
+            // which knows its current auth ids, drops it without READ
+            // (ApplyOutcome::deliverable's rule, applied where the ids live).
+            for (i, (watcher, ev)) in out.events.iter().enumerate() {
+                self.send_event(*watcher, ev, out.event_acls.get(i).cloned());
             }
             match &p.origin {
                 Origin::Client(ctx, op) => {
@@ -753,14 +756,13 @@ impl Core {
         }
     }
 
-    fn send_event(&self, watcher: WatcherId, ev: &WatcherEvent) {
+    fn send_event(&self, watcher: WatcherId, ev: &WatcherEvent, acl: Option<Arc<[zk_jute::Acl]>>) {
         self.send(
             watcher,
-            LoopMsg::Out {
+            LoopMsg::Event {
                 conn: watcher,
                 frame: event_frame(ev),
-                counted: false,
-                close: false,
+                acl,
             },
         );
     }

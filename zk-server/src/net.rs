@@ -60,6 +60,15 @@ pub(crate) enum LoopMsg {
         /// Close the connection once this is written (closeSession).
         close: bool,
     },
+    /// A watch event, with the ACL of the node it is about: dropped (the
+    /// watch is consumed either way) when the connection's ids lack READ on
+    /// it, as ZooKeeper 3.8's `ServerCnxn.process` (see
+    /// `zk_tree::ApplyOutcome::deliverable`).
+    Event {
+        conn: u64,
+        frame: Bytes,
+        acl: Option<Arc<[zk_jute::Acl]>>,
+    },
     /// Close a connection (session moved to another connection, or expired).
     Close { conn: u64 },
     /// Stop: close every connection and exit.
@@ -875,6 +884,27 @@ impl EventLoop {
                 }
                 if close {
                     c.close_after_flush = true;
+                }
+                self.send_frame(conn, frame);
+            }
+            LoopMsg::Event { conn, frame, acl } => {
+                let Some(c) = self.conns.get(&conn) else {
+                    return;
+                };
+                if let Some(acl) = acl
+                    && !self.shared.config.skip_acl
+                {
+                    let auth = zk_tree::Auth {
+                        ids: &c.auth,
+                        is_super: c.auth.iter().any(|i| i.scheme == "super"),
+                    };
+                    if zk_tree::check_acl(&acl, zk_jute::perms::READ, &auth).is_err() {
+                        debug!(
+                            "not delivering a watch event to /{}: no READ on the node",
+                            c.peer
+                        );
+                        return;
+                    }
                 }
                 self.send_frame(conn, frame);
             }
