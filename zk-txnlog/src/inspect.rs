@@ -30,12 +30,15 @@ pub struct SegmentSummary {
     pub clean: bool,
     /// If not clean: what stopped the scan, at offset `end`.
     pub problem: Option<String>,
-    /// The segment's unsynced window W, from its header.
+    /// The segment's unsynced window W (back-pressure bound), from its header.
     pub window: u64,
-    /// Not clean, but every stray byte after the records lies within `window` of `end`: in the
-    /// newest segment this is a torn last write that recovery cuts (DESIGN.md §10, R2); anywhere
-    /// else, and whenever neither `clean` nor `torn`, it is damage (R3).
+    /// Not clean, and no later frame proves that the bytes at `end` had been durable: in the
+    /// newest segment this is an unfinished write that recovery cuts (DESIGN.md §10, R2);
+    /// anywhere else, and whenever neither `clean` nor `torn`, it is damage (R3).
     pub torn: bool,
+    /// If not clean and not torn: the offset of the later frame whose durability watermark
+    /// proves the bytes at `end` had been durable (so recovery reports R3).
+    pub proven_by: Option<u64>,
 }
 
 fn open_ro(path: &Path) -> Result<Arc<dyn SegmentFile>> {
@@ -90,7 +93,14 @@ pub fn inspect_segment(path: impl AsRef<Path>) -> Result<SegmentSummary> {
         problem: (!s.is_clean()).then(|| s.describe_stop()),
         window: s.header.window,
         torn: s.is_torn(),
+        proven_by: s.proof.map(|(at, _)| at),
     })
+}
+
+/// Bytes a record with a payload of `payload_len` bytes occupies in a segment (frame header,
+/// payload and padding; DESIGN.md §2), for tools that walk offsets.
+pub fn record_frame_len(payload_len: usize) -> u64 {
+    format::frame_len(payload_len)
 }
 
 /// Iterate the records of one segment file read-only, from the start. The iterator ends at the
@@ -108,10 +118,12 @@ pub fn read_segment(path: impl AsRef<Path>) -> Result<SegmentRecords> {
         ));
     }
     file.read_at(0, &mut head).map_err(|e| Error::io(path, e))?;
-    format::SegmentHeader::decode(&head).map_err(|r| Error::corrupt(path, 0, None, r))?;
+    let header =
+        format::SegmentHeader::decode(&head).map_err(|r| Error::corrupt(path, 0, None, r))?;
     Ok(SegmentRecords {
         path: path.to_path_buf(),
         file,
+        salt: header.salt,
         pos: HEADER_LEN as u64,
         last: None,
         done: false,
@@ -122,6 +134,7 @@ pub fn read_segment(path: impl AsRef<Path>) -> Result<SegmentRecords> {
 pub struct SegmentRecords {
     path: PathBuf,
     file: Arc<dyn SegmentFile>,
+    salt: u64,
     pos: u64,
     last: Option<u64>,
     done: bool,
@@ -136,6 +149,32 @@ impl std::fmt::Debug for SegmentRecords {
     }
 }
 
+impl SegmentRecords {
+    /// Offset of the next frame to read: after the last record yielded (where the end marker,
+    /// seal, mark or damage is once the iterator has ended).
+    pub fn offset(&self) -> u64 {
+        self.pos
+    }
+
+    /// The reason, with the verdict recovery would reach on this stop (same scan): a torn
+    /// write (R2, if this is the newest segment) or damage proven by a later frame (R3).
+    fn verdict(&self, reason: String) -> String {
+        match segment::scan(self.file.as_ref()) {
+            Ok(s) if s.end == self.pos => match s.proof {
+                Some((at, durable)) => format!(
+                    "{reason}; damage: the frame at offset {at} shows the segment was durable \
+                     up to offset {durable}"
+                ),
+                None => format!(
+                    "{reason}; torn: no later frame proves it durable (an unfinished write if \
+                     this is the newest segment)"
+                ),
+            },
+            _ => reason,
+        }
+    }
+}
+
 impl Iterator for SegmentRecords {
     type Item = Result<(u64, Vec<u8>)>;
 
@@ -143,7 +182,7 @@ impl Iterator for SegmentRecords {
         if self.done {
             return None;
         }
-        match segment::read_record(self.file.as_ref(), self.pos) {
+        match segment::read_record(self.file.as_ref(), self.salt, self.pos) {
             Ok(Some((key, data, next))) if self.last.is_none_or(|l| key > l) => {
                 self.pos = next;
                 self.last = Some(key);
@@ -151,11 +190,12 @@ impl Iterator for SegmentRecords {
             }
             Ok(Some((key, _, _))) => {
                 self.done = true;
+                let reason = format!("key {key:#x} not after the previous");
                 Some(Err(Error::corrupt(
                     &self.path,
                     self.pos,
                     self.last,
-                    format!("key {key:#x} not after the previous"),
+                    self.verdict(reason),
                 )))
             }
             Ok(None) => {
@@ -164,6 +204,7 @@ impl Iterator for SegmentRecords {
             }
             Err(reason) => {
                 self.done = true;
+                let reason = self.verdict(reason);
                 Some(Err(Error::corrupt(&self.path, self.pos, self.last, reason)))
             }
         }
@@ -175,7 +216,8 @@ mod tests {
     use super::*;
     use crate::{Log, Options};
 
-    /// `torn` tells a tail within the window (R2) from damage further out (R3), read-only.
+    /// `torn` tells an unproven tail (R2) from damage a later frame proves durable (R3),
+    /// read-only, with the same scan recovery uses; `read_segment` names the same verdict.
     #[test]
     fn summary_tells_torn_tail_from_damage() {
         let dir = tempfile::tempdir().unwrap();
@@ -192,19 +234,53 @@ mod tests {
         log.close().unwrap();
         let seg = dir.path().join("log.1");
         let s = inspect_segment(&seg).unwrap();
-        assert_eq!((s.clean, s.torn, s.window), (true, false, 8192));
+        assert_eq!(
+            (s.clean, s.torn, s.window, s.records),
+            (true, false, 8192, 3)
+        );
         let mut bytes = std::fs::read(&seg).unwrap();
         let end = s.end as usize;
-        // Half a frame right after the last record: a torn write.
+        // Half a frame right after the last record (over the durability mark): a torn write.
         bytes[end..end + 10].fill(0x5a);
         std::fs::write(&seg, &bytes).unwrap();
         let s = inspect_segment(&seg).unwrap();
         assert_eq!((s.clean, s.torn, s.end), (false, true, end as u64));
-        // A stray byte beyond the window is damage, not a torn tail.
+        assert_eq!(s.proven_by, None);
+        // A stray byte far away proves nothing either: still torn.
         bytes[end + 8192 + 100] = 1;
         std::fs::write(&seg, &bytes).unwrap();
+        assert!(inspect_segment(&seg).unwrap().torn);
+        let errs: Vec<_> = read_segment(&seg)
+            .unwrap()
+            .filter_map(|r| r.err())
+            .collect();
+        assert!(errs[0].to_string().contains("torn"), "{}", errs[0]);
+        // Damage to record 2: record 3 was written after record 2 was durable and says so.
+        let frame = crate::format::frame_len(100) as usize;
+        let rec2 = HEADER_LEN + frame;
+        bytes[rec2 + 40] ^= 1;
+        std::fs::write(&seg, &bytes).unwrap();
         let s = inspect_segment(&seg).unwrap();
-        assert_eq!((s.clean, s.torn), (false, false));
+        assert_eq!((s.clean, s.torn, s.end), (false, false, rec2 as u64));
+        assert_eq!(s.proven_by, Some((rec2 + frame) as u64));
+        let errs: Vec<_> = read_segment(&seg)
+            .unwrap()
+            .filter_map(|r| r.err())
+            .collect();
+        match &errs[..] {
+            [
+                Error::Corrupt {
+                    offset,
+                    key,
+                    reason,
+                    ..
+                },
+            ] => {
+                assert_eq!((*offset, *key), (rec2 as u64, Some(1)));
+                assert!(reason.contains("damage"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
         assert_eq!(
             std::fs::read(&seg).unwrap(),
             bytes,

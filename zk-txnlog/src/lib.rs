@@ -44,7 +44,7 @@ mod sys;
 
 pub use crate::error::{Error, Result};
 pub use crate::inspect::{
-    SegmentRecords, SegmentSummary, inspect_segment, read_segment, segment_paths,
+    SegmentRecords, SegmentSummary, inspect_segment, read_segment, record_frame_len, segment_paths,
 };
 pub use crate::log::{Callback, Iter, Log, RecoveryReport, Ticket};
 pub use crate::options::Options;

@@ -54,6 +54,8 @@ struct Seg {
     window: u64,
     /// First key of the segment before it, from the header (`None` for the very first one).
     prev_key: Option<u64>,
+    /// Mixed into every frame crc (from the header).
+    salt: u64,
 }
 
 struct SegMeta {
@@ -382,7 +384,7 @@ impl Log {
                 max: opts.max_record_bytes,
             });
         }
-        let frame = (FRAME_HEADER + data.len()) as u64;
+        let frame = format::frame_len(data.len());
         let mut st = sh.lock();
         loop {
             sh.check(&st)?;
@@ -419,7 +421,12 @@ impl Log {
         }
         let active = st.active.expect("active segment");
         let pos = st.write_pos;
-        format::encode_record(&mut st.staged, key, data);
+        let salt = st.segments[&active].seg.salt;
+        // The watermark: how far this segment is known durable now (published by the sync
+        // thread after its sync returned). Never more than the truth, so a later frame can
+        // prove an earlier one durable but never claim too much (DESIGN.md §10).
+        let durable = st.durable_pos;
+        format::encode_record(&mut st.staged, salt, key, durable, data);
         st.write_pos += frame;
         st.lsn += frame;
         let (lsn, end) = (st.lsn, st.write_pos);
@@ -469,7 +476,9 @@ impl Log {
             prev_key: prev,
             window: sh.opts.max_unsynced_bytes,
             size: sh.opts.segment_bytes,
+            salt: format::new_salt(next_key),
         };
+        let mut sealed = false;
         let res = sh
             .storage
             .create(&name, sh.opts.segment_bytes, &header.encode())
@@ -484,10 +493,16 @@ impl Log {
                 if let Some(p) = prev {
                     let old = &st.segments[&p].seg;
                     let at = st.write_pos;
-                    old.file
-                        .write_at(at, &format::encode_seal(next_key))
-                        .and_then(|()| old.file.sync(at, FRAME_HEADER as u64))
-                        .map_err(|e| sh.io_err(&old.path, e))?;
+                    // Always room, except in a file shortened from outside (a cut torn tail
+                    // within a frame header of its end): then the chain rests on the new
+                    // header's `prev key` alone.
+                    if at + FRAME_HEADER as u64 <= old.file.len() {
+                        old.file
+                            .write_at(at, &format::encode_seal(old.salt, next_key, at))
+                            .and_then(|()| old.file.sync(at, FRAME_HEADER as u64))
+                            .map_err(|e| sh.io_err(&old.path, e))?;
+                        sealed = true;
+                    }
                 }
                 Ok(file)
             });
@@ -503,7 +518,7 @@ impl Log {
         if let Some(p) = prev {
             let wp = st.write_pos;
             let m = st.segments.get_mut(&p).expect("previous segment");
-            m.sealed = true;
+            m.sealed = sealed;
             m.end = wp;
         }
         let seg = Arc::new(Seg {
@@ -513,6 +528,7 @@ impl Log {
             gate: RwLock::new(()),
             window: sh.opts.max_unsynced_bytes,
             prev_key: prev,
+            salt: header.salt,
         });
         st.segments.insert(
             next_key,
@@ -723,7 +739,7 @@ fn cut_point(seg: &Seg, index: &[(u64, u64)], end: u64, key: u64) -> Result<(u64
     };
     let mut last = None;
     while pos < end {
-        match segment::read_record(seg.file.as_ref(), pos) {
+        match segment::read_record(seg.file.as_ref(), seg.salt, pos) {
             Ok(Some((k, _, next))) if k <= key => {
                 last = Some(k);
                 pos = next;
@@ -762,10 +778,11 @@ fn truncate_locked(sh: &Shared, st: &mut State, key: u64) -> Result<()> {
     match containing {
         Some(c) => {
             let m = st.segments.get(&c).expect("segment");
-            // Where written bytes end in this segment: the staging position if it was active,
-            // else after the seal.
+            // Where written bytes end in this segment: after the durability mark at the staging
+            // position if it was active, else after the seal. The mark must go too: left
+            // behind, it would later vouch for bytes rewritten after the cut.
             let written_end = if active == Some(c) {
-                st.write_pos
+                (st.write_pos + FRAME_HEADER as u64).min(m.seg.file.len())
             } else {
                 m.end + if m.sealed { FRAME_HEADER as u64 } else { 0 }
             };
@@ -848,13 +865,30 @@ fn sync_loop(sh: &Shared) {
         let seg = st.segments[&st.active.expect("active segment")].seg.clone();
         drop(st);
 
-        let res = seg.file.write_at(start, &batch).and_then(|()| {
-            if sh.opts.no_sync {
-                Ok(())
-            } else {
-                seg.file.sync(start, batch.len() as u64)
-            }
-        });
+        let res = seg
+            .file
+            .write_at(start, &batch)
+            .and_then(|()| {
+                if sh.opts.no_sync {
+                    Ok(())
+                } else {
+                    seg.file.sync(start, batch.len() as u64)
+                }
+            })
+            .and_then(|()| {
+                // The durability mark: "everything before file_end is durable", written (not
+                // synced) right after the sync, where the next batch will go. When the log goes
+                // idle it is what proves the last batch durable (a crash that tears nothing
+                // leaves it behind, so damage to that batch is R3, not a torn tail). Appenders
+                // only stage in memory and roll/truncate wait for `syncing`, so nobody else
+                // writes here meanwhile.
+                if file_end + FRAME_HEADER as u64 <= seg.file.len() {
+                    seg.file
+                        .write_at(file_end, &format::encode_mark(seg.salt, file_end))
+                } else {
+                    Ok(())
+                }
+            });
 
         st = sh.lock();
         st.syncing = false;
@@ -1011,7 +1045,7 @@ impl Iterator for Iter {
             }
             let read = {
                 let _g = cur.seg.gate.read().unwrap_or_else(|e| e.into_inner());
-                segment::read_record(cur.seg.file.as_ref(), cur.pos)
+                segment::read_record(cur.seg.file.as_ref(), cur.seg.salt, cur.pos)
             };
             match read {
                 Ok(Some((key, data, next))) => {
@@ -1171,6 +1205,9 @@ fn recover(storage: &dyn Storage) -> Result<(Vec<SegMeta>, RecoveryReport)> {
             let next = found[i + 1].key;
             match s.stop {
                 Stop::Seal { next_key } if s.is_clean() && next_key == next => {}
+                // A segment shortened from outside so that no seal fitted: the next header's
+                // `prev key` (checked above) is the chain.
+                Stop::FileEnd if s.is_clean() => {}
                 Stop::Seal { next_key } if s.is_clean() => {
                     return Err(Error::MissingSegment {
                         file: f.path.clone(),
@@ -1201,7 +1238,19 @@ fn recover(storage: &dyn Storage) -> Result<(Vec<SegMeta>, RecoveryReport)> {
             });
         }
         let clean = s.is_clean();
-        if !clean && !s.is_torn() {
+        let acceptable = clean
+            || match intent {
+                // R9: a truncate after k was under way. Everything was durable when it began,
+                // and it only zeroes bytes after k's record: damage there is its own work
+                // (wherever its chunked zeroing stopped), damage before it is R3.
+                Some(k) => {
+                    s.last_key.is_some_and(|lk| lk >= k)
+                        || s.next_valid.is_none_or(|(_, nk)| nk > k)
+                }
+                // R2 / R3: torn iff no later frame proves the bytes at the stop durable.
+                None => s.is_torn(),
+            };
+        if !acceptable {
             return Err(Error::corrupt(
                 &l.path,
                 s.end,
@@ -1224,10 +1273,12 @@ fn recover(storage: &dyn Storage) -> Result<(Vec<SegMeta>, RecoveryReport)> {
                 gate: RwLock::new(()),
                 window: s.header.window,
                 prev_key: None,
+                salt: s.header.salt,
             };
             let (c, last) = cut_point(&seg, &s.index, s.end, k)?;
             cut = c;
-            zero_to = zero_to.max(s.end);
+            // Up to the end of the records and past a mark or seal after them.
+            zero_to = zero_to.max(s.after_stop());
             s.last_key = last;
             s.index.retain(|&(_, at)| at < cut);
             // Count is only informational; recount cheaply from a rescan below.
@@ -1240,6 +1291,7 @@ fn recover(storage: &dyn Storage) -> Result<(Vec<SegMeta>, RecoveryReport)> {
                 gate: RwLock::new(()),
                 window: s.header.window,
                 prev_key: None,
+                salt: s.header.salt,
             };
             zero_backwards(&seg, cut, zero_to).map_err(|e| io(&l.path, e))?;
             if !clean && intent.is_none() {
@@ -1286,6 +1338,7 @@ fn recover(storage: &dyn Storage) -> Result<(Vec<SegMeta>, RecoveryReport)> {
                 gate: RwLock::new(()),
                 window: s.header.window,
                 prev_key: s.header.prev_key,
+                salt: s.header.salt,
             }),
             end: s.end,
             last_key: s.last_key,

@@ -49,8 +49,9 @@ impl Options {
     }
 
     /// Most bytes that may be appended but not yet durable (default 8 MiB). Appenders wait
-    /// beyond it (back-pressure). It is written into each segment's header and bounds the tail
-    /// that recovery treats as torn rather than damaged.
+    /// beyond it (back-pressure). It is written into each segment's header; records are at most
+    /// half of it. (Recovery tells a torn tail from damage by the records' durability
+    /// watermarks, not by this window.)
     pub fn max_unsynced_bytes(mut self, bytes: u64) -> Self {
         self.max_unsynced_bytes = bytes;
         self
@@ -91,10 +92,10 @@ impl Options {
 
     pub(crate) fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidOptions(m));
-        let max_frame = self.max_record_bytes as u64 + FRAME_HEADER as u64;
-        if self.max_record_bytes > (u32::MAX - 16) as usize {
+        if self.max_record_bytes > (u32::MAX - 64) as usize {
             return bad("max_record_bytes must be below 4 GiB".into());
         }
+        let max_frame = crate::format::frame_len(self.max_record_bytes);
         if self.max_unsynced_bytes < 2 * max_frame {
             return bad(format!(
                 "max_unsynced_bytes ({}) must be at least twice the largest frame ({max_frame})",

@@ -47,6 +47,8 @@ pub(crate) enum Stop {
     End,
     /// A seal frame at `end`, naming the next segment's first key.
     Seal { next_key: u64 },
+    /// A durability mark at `end`: the end of the records, all of them durable.
+    Mark,
     /// No room for another frame header before the end of the file.
     FileEnd,
     /// A frame that is not a valid record.
@@ -57,7 +59,8 @@ pub(crate) enum Stop {
 #[derive(Debug, Clone)]
 pub(crate) struct Scan {
     pub header: SegmentHeader,
-    /// Offset just after the last valid record (where a seal, an end marker or damage starts).
+    /// Offset just after the last valid record (where a seal, a mark, an end marker or damage
+    /// starts).
     pub end: u64,
     pub first_key: Option<u64>,
     pub last_key: Option<u64>,
@@ -65,39 +68,55 @@ pub(crate) struct Scan {
     /// `(key, offset)` every [`INDEX_EVERY`] bytes, always including the first record.
     pub index: Vec<(u64, u64)>,
     pub stop: Stop,
-    /// One past the last non-zero byte at or after the stop (after the seal frame for a seal);
+    /// One past the last non-zero byte at or after the stop (after the seal or mark frame);
     /// equal to that position when everything after it is zero.
     pub nonzero_end: u64,
+    /// If not clean: the first valid frame after the stop (found by resynchronising on aligned
+    /// offsets) whose durability watermark is above `end`, as `(offset, watermark)`. It proves
+    /// the bytes at `end` had been durable: damage, not a torn write (DESIGN.md §10).
+    pub proof: Option<(u64, u64)>,
+    /// If not clean: the first valid record after the stop, as `(offset, key)`.
+    pub next_valid: Option<(u64, u64)>,
 }
 
 impl Scan {
-    /// Where the bytes after the valid prefix start being "free" (after the seal, if any).
+    /// Where the bytes after the valid prefix start being "free" (after the seal or mark).
     pub(crate) fn after_stop(&self) -> u64 {
         match self.stop {
-            Stop::Seal { .. } => self.end + FRAME_HEADER as u64,
+            Stop::Seal { .. } | Stop::Mark => self.end + FRAME_HEADER as u64,
             _ => self.end,
         }
     }
 
-    /// Everything after the valid prefix (and seal) is zero.
+    /// Everything after the valid prefix (and seal or mark) is zero.
     pub(crate) fn is_clean(&self) -> bool {
-        matches!(self.stop, Stop::End | Stop::Seal { .. } | Stop::FileEnd)
-            && self.nonzero_end == self.after_stop()
+        matches!(
+            self.stop,
+            Stop::End | Stop::Seal { .. } | Stop::Mark | Stop::FileEnd
+        ) && self.nonzero_end == self.after_stop()
     }
 
-    /// Not clean, but every stray byte lies within the unsynced window after the valid prefix.
+    /// Not clean, and no later frame proves that the bytes at `end` had been durable: in the
+    /// last segment, an unfinished (never acknowledged) write that recovery cuts (R2).
     pub(crate) fn is_torn(&self) -> bool {
-        !self.is_clean() && self.nonzero_end <= self.end.saturating_add(self.header.window)
+        !self.is_clean() && self.proof.is_none()
     }
 
     pub(crate) fn describe_stop(&self) -> String {
-        match &self.stop {
+        let what = match &self.stop {
             Stop::Bad(r) => r.clone(),
-            Stop::End | Stop::FileEnd => format!(
+            Stop::End | Stop::FileEnd | Stop::Mark => format!(
                 "non-zero bytes up to offset {} after the end of the records",
                 self.nonzero_end
             ),
             Stop::Seal { .. } => "non-zero bytes after the seal".to_string(),
+        };
+        match self.proof {
+            Some((at, durable)) => format!(
+                "{what}; the frame at offset {at} shows the segment was durable up to offset \
+                 {durable}, so this is damage to acknowledged data, not a torn write"
+            ),
+            None => what,
         }
     }
 }
@@ -119,7 +138,9 @@ impl From<io::Error> for ScanError {
     }
 }
 
-/// Validate a segment: header, then every record's bounds, crc and key order.
+/// Validate a segment: header, then every record's bounds, crc, watermark and key order; if
+/// the valid prefix is followed by anything but zeros, resynchronise to find a proof of
+/// durability beyond it.
 ///
 /// Never panics on any bytes: every length is checked against the file size before use.
 pub(crate) fn scan(file: &dyn SegmentFile) -> Result<Scan, ScanError> {
@@ -140,6 +161,7 @@ pub(crate) fn scan(file: &dyn SegmentFile) -> Result<Scan, ScanError> {
         reason,
         zero: hb.iter().all(|&b| b == 0),
     })?;
+    let salt = header.salt;
     let mut s = Scan {
         header,
         end: HEADER_LEN as u64,
@@ -149,6 +171,8 @@ pub(crate) fn scan(file: &dyn SegmentFile) -> Result<Scan, ScanError> {
         index: Vec::new(),
         stop: Stop::End,
         nonzero_end: 0,
+        proof: None,
+        next_valid: None,
     };
     let mut pos = HEADER_LEN as u64;
     let mut last_indexed: Option<u64> = None;
@@ -160,9 +184,12 @@ pub(crate) fn scan(file: &dyn SegmentFile) -> Result<Scan, ScanError> {
             .get(pos, FRAME_HEADER)?
             .try_into()
             .expect("FRAME_HEADER bytes");
-        match format::decode_head(&head) {
+        match format::decode_head(salt, &head) {
             FrameHead::End => break Stop::End,
-            FrameHead::Seal { next_key } => {
+            FrameHead::Seal { next_key, durable } => {
+                if durable != pos {
+                    break Stop::Bad(format!("seal names offset {durable}, not its own"));
+                }
                 if s.last_key.is_some_and(|k| next_key <= k) {
                     break Stop::Bad(format!(
                         "seal names key {next_key:#x} not after the last key"
@@ -170,22 +197,34 @@ pub(crate) fn scan(file: &dyn SegmentFile) -> Result<Scan, ScanError> {
                 }
                 break Stop::Seal { next_key };
             }
-            FrameHead::BadSeal => break Stop::Bad("seal crc mismatch".into()),
+            FrameHead::Mark { durable } => {
+                if durable != pos {
+                    break Stop::Bad(format!("mark names offset {durable}, not its own"));
+                }
+                break Stop::Mark;
+            }
+            FrameHead::BadSeal => break Stop::Bad("seal or mark crc mismatch".into()),
             FrameHead::BadLen => break Stop::Bad("impossible record length".into()),
             FrameHead::Record {
                 len: body,
                 crc,
                 key,
+                durable,
             } => {
-                let frame_end = pos + 8 + u64::from(body);
+                let frame_end = pos + format::align_up(8 + u64::from(body));
                 if frame_end > len {
                     break Stop::Bad(format!(
                         "record length {body} runs past the end of the file"
                     ));
                 }
-                let payload = r.get(pos + FRAME_HEADER as u64, body as usize - 8)?;
-                if !format::check_record(key, body, crc, payload) {
+                let payload = r.get(pos + FRAME_HEADER as u64, (body - 16) as usize)?;
+                if !format::check_record(salt, key, durable, body, crc, payload) {
                     break Stop::Bad(format!("crc mismatch in record with key {key:#x}"));
+                }
+                if !plausible_watermark(durable, pos) {
+                    break Stop::Bad(format!(
+                        "record with key {key:#x} claims a durable offset {durable} beyond itself"
+                    ));
                 }
                 match s.last_key {
                     None if key != header.first_key => {
@@ -213,7 +252,69 @@ pub(crate) fn scan(file: &dyn SegmentFile) -> Result<Scan, ScanError> {
     };
     let from = s.after_stop().min(len);
     s.nonzero_end = last_nonzero(&mut r, from, len)?.map_or(from, |at| at + 1);
+    if !s.is_clean() {
+        resync(&mut r, &mut s)?;
+    }
     Ok(s)
+}
+
+/// A watermark a writer can have produced for a frame at `pos`: aligned, within the records
+/// area, and not beyond the frame itself (nothing after a frame is durable before it is).
+fn plausible_watermark(durable: u64, pos: u64) -> bool {
+    durable >= HEADER_LEN as u64 && durable <= pos && durable.is_multiple_of(format::ALIGN)
+}
+
+/// After a stop that is not clean: look at every aligned offset after it, up to the last
+/// non-zero byte, for frames that verify (plausible length and watermark, key above the last
+/// good key, crc with this segment's salt). Record the first such record (`next_valid`) and the
+/// first frame whose watermark proves the bytes at `end` had been durable (`proof`).
+fn resync(r: &mut Reader<'_>, s: &mut Scan) -> io::Result<()> {
+    let len = r.file.len();
+    let salt = s.header.salt;
+    let x = s.end;
+    let mut p = match s.stop {
+        Stop::Seal { .. } | Stop::Mark => s.end + FRAME_HEADER as u64,
+        _ => s.end + format::ALIGN,
+    };
+    while p < s.nonzero_end && p + FRAME_HEADER as u64 <= len {
+        let head: [u8; FRAME_HEADER] = r
+            .get(p, FRAME_HEADER)?
+            .try_into()
+            .expect("FRAME_HEADER bytes");
+        match format::decode_head(salt, &head) {
+            FrameHead::Seal { durable, .. } | FrameHead::Mark { durable } if durable == p => {
+                // Written only after everything before it was durable.
+                s.proof = Some((p, durable));
+                return Ok(());
+            }
+            FrameHead::Record {
+                len: body,
+                crc,
+                key,
+                durable,
+            } if u64::from(body) + 8 <= s.header.window
+                && plausible_watermark(durable, p)
+                && s.last_key.map_or(key >= s.header.first_key, |k| key > k) =>
+            {
+                let frame_end = p + format::align_up(8 + u64::from(body));
+                if frame_end <= len {
+                    let payload = r.get(p + FRAME_HEADER as u64, (body - 16) as usize)?;
+                    if format::check_record(salt, key, durable, body, crc, payload) {
+                        s.next_valid.get_or_insert((p, key));
+                        if durable > x {
+                            s.proof = Some((p, durable));
+                            return Ok(());
+                        }
+                        p = frame_end;
+                        continue;
+                    }
+                }
+            }
+            _ => {}
+        }
+        p += format::ALIGN;
+    }
+    Ok(())
 }
 
 /// Offset of the last non-zero byte in `[from, to)`, scanning backwards a MiB at a time.
@@ -231,9 +332,10 @@ fn last_nonzero(r: &mut Reader<'_>, from: u64, to: u64) -> io::Result<Option<u64
 }
 
 /// Read one record at `pos` (below a bound the caller knows to be valid or durable), checking
-/// it again. `Ok(None)` at an end marker, a seal or the end of the file.
+/// it again. `Ok(None)` at an end marker, a seal, a mark or the end of the file.
 pub(crate) fn read_record(
     file: &dyn SegmentFile,
+    salt: u64,
     pos: u64,
 ) -> Result<Option<(u64, Vec<u8>, u64)>, String> {
     let len = file.len();
@@ -242,25 +344,26 @@ pub(crate) fn read_record(
     }
     let mut head = [0u8; FRAME_HEADER];
     file.read_at(pos, &mut head).map_err(|e| e.to_string())?;
-    match format::decode_head(&head) {
-        FrameHead::End | FrameHead::Seal { .. } => Ok(None),
-        FrameHead::BadSeal => Err("seal crc mismatch".into()),
+    match format::decode_head(salt, &head) {
+        FrameHead::End | FrameHead::Seal { .. } | FrameHead::Mark { .. } => Ok(None),
+        FrameHead::BadSeal => Err("seal or mark crc mismatch".into()),
         FrameHead::BadLen => Err("impossible record length".into()),
         FrameHead::Record {
             len: body,
             crc,
             key,
+            durable,
         } => {
-            let end = pos + 8 + u64::from(body);
+            let end = pos + format::align_up(8 + u64::from(body));
             if end > len {
                 return Err(format!(
                     "record length {body} runs past the end of the file"
                 ));
             }
-            let mut payload = vec![0u8; body as usize - 8];
+            let mut payload = vec![0u8; (body - 16) as usize];
             file.read_at(pos + FRAME_HEADER as u64, &mut payload)
                 .map_err(|e| e.to_string())?;
-            if !format::check_record(key, body, crc, &payload) {
+            if !format::check_record(salt, key, durable, body, crc, &payload) {
                 return Err(format!("crc mismatch in record with key {key:#x}"));
             }
             Ok(Some((key, payload, end)))
@@ -280,12 +383,15 @@ mod tests {
         disk.storage().open("log.1").unwrap()
     }
 
+    const SALT: u64 = 0x5a17;
+
     fn header() -> Vec<u8> {
         SegmentHeader {
             first_key: 1,
             prev_key: None,
             window: 512,
             size: 4096,
+            salt: SALT,
         }
         .encode()
         .to_vec()
@@ -298,7 +404,8 @@ mod tests {
         fn scan_never_panics(body in prop::collection::vec(any::<u8>(), 0..2048), valid in 0usize..6) {
             let mut img = header();
             for k in 1..=valid as u64 {
-                crate::format::encode_record(&mut img, k, &[k as u8; 20]);
+                let at = img.len() as u64;
+                crate::format::encode_record(&mut img, SALT, k, at.min(HEADER_LEN as u64 + 8 * k), &[k as u8; 20]);
             }
             img.extend_from_slice(&body);
             let f = file_of(&img);
@@ -308,14 +415,14 @@ mod tests {
             let mut pos = HEADER_LEN as u64;
             let mut n = 0;
             while pos < s.end {
-                let (_, _, next) = read_record(f.as_ref(), pos).unwrap().unwrap();
+                let (_, _, next) = read_record(f.as_ref(), SALT, pos).unwrap().unwrap();
                 pos = next;
                 n += 1;
             }
             prop_assert_eq!(n, s.count);
             // Arbitrary offsets never panic either.
             for off in [0u64, 1, 63, 64, 65, img.len() as u64 - 1, img.len() as u64, u64::MAX - 3] {
-                let _ = read_record(f.as_ref(), off);
+                let _ = read_record(f.as_ref(), SALT, off);
             }
         }
 

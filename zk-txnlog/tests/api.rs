@@ -453,7 +453,7 @@ fn read_only_inspection_names_file_and_offset_of_damage() {
     let seg = dir.path().join("log.1");
     assert_eq!(segment_paths(dir.path()).unwrap(), vec![seg.clone()]);
     let mut bytes = std::fs::read(&seg).unwrap();
-    let at = 64 + 3 * 116;
+    let at = 64 + 3 * 128; // 24-byte frame header + 100 bytes, padded to 8
     bytes[at + 30] ^= 0xFF;
     std::fs::write(&seg, &bytes).unwrap();
     let recs: Vec<_> = read_segment(&seg).unwrap().collect();
@@ -470,6 +470,8 @@ fn read_only_inspection_names_file_and_offset_of_damage() {
     }
     let s = inspect_segment(&seg).unwrap();
     assert_eq!((s.records, s.end, s.clean), (3, at as u64, false));
+    // Later records (and the durability mark left by close) prove record 4 was durable: R3.
+    assert!(!s.torn && s.proven_by.is_some(), "{s:?}");
     assert!(s.problem.unwrap().contains("crc"));
     // Nothing was written by the inspection.
     assert_eq!(std::fs::read(&seg).unwrap(), bytes);

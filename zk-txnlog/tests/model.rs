@@ -87,8 +87,9 @@ impl Harness {
             .expect("log reads back")
     }
 
-    /// Power cut: reopen from an image; the log must hold every acknowledged record, then at
-    /// most a prefix of `pending`.
+    /// Power cut: reopen from an image; it must open (a crash alone never looks like damage:
+    /// no surviving frame may prove durable bytes that a crash tore, DESIGN.md §10) and hold
+    /// every acknowledged record, then at most a prefix of `pending`.
     fn crash(&mut self, seed: u64, pending: &[(u64, Vec<u8>)]) -> Result<(), TestCaseError> {
         let img = self.disk.crash(seed);
         self.log = None;

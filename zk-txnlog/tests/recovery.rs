@@ -4,7 +4,8 @@ use zk_txnlog::{Backend, Error, Log, MemDisk, Options, SnapshotStore};
 
 const HEADER: usize = 64;
 const PAYLOAD: usize = 100;
-const FRAME: usize = 16 + PAYLOAD;
+/// 24-byte frame header + payload, padded to a multiple of 8.
+const FRAME: usize = (24 + PAYLOAD).div_ceil(8) * 8;
 
 /// Small segments and a small window (W = 1 KiB) so that rows are cheap to build.
 fn opts(disk: &MemDisk) -> Options {
@@ -57,12 +58,27 @@ fn r1_zeroed_preallocated_tail() {
     log.append(11, &payload(11)).unwrap().wait().unwrap();
 }
 
+/// A log with records 1..=n acknowledged one at a time, then record n+1 written but its sync
+/// failed (never acknowledged), imaged as if every write had reached the disk: the state a
+/// power cut during the last batch leaves, before any damage is added.
+fn unsynced_last(n: u64) -> MemDisk {
+    let disk = MemDisk::new();
+    let log = Log::open("mem", opts(&disk)).unwrap();
+    for k in 1..=n {
+        log.append(k, &payload(k)).unwrap().wait().unwrap();
+    }
+    disk.fail_sync_after(0);
+    assert!(log.append(n + 1, &payload(n + 1)).unwrap().wait().is_err());
+    drop(log);
+    disk.snapshot()
+}
+
 #[test]
 fn r2_torn_last_record() {
-    let disk = log_with(10, opts);
-    // Damage the payload of record 10 (index 9), as a power cut mid-write would.
+    // Record 10 was being written when the power went: part of its payload never arrived.
+    let disk = unsynced_last(9);
     let at = record_offset(9);
-    assert!(disk.corrupt("log.1", at + 16 + 50, &[0xAA, 0xBB]));
+    assert!(disk.corrupt("log.1", at + 24 + 50, &[0xAA, 0xBB]));
     let log = Log::open("mem", opts(&disk)).unwrap();
     let (file, off, _) = log
         .recovery_report()
@@ -79,7 +95,8 @@ fn r2_torn_last_record() {
     assert_eq!(log.recovery_report().torn_tail, None);
     assert_eq!(keys(&log), (1..=10).collect::<Vec<_>>());
 
-    // A half-written frame header (only the length) is torn too.
+    // A half-written frame header (only the length) after the last record, over the
+    // durability mark, is torn too: nothing after it proves anything.
     let disk = log_with(10, opts);
     assert!(disk.corrupt("log.1", record_offset(10), &[100, 0, 0, 0]));
     let log = Log::open("mem", opts(&disk)).unwrap();
@@ -87,19 +104,81 @@ fn r2_torn_last_record() {
     assert_eq!(keys(&log).len(), 10);
 }
 
+/// Opts for one large group-commit batch: up to 40 records wait for one sync.
+fn batch_opts(d: &MemDisk) -> Options {
+    opts(d)
+        .max_unsynced_bytes(16 * 1024)
+        .max_batch(40)
+        .flush_delay(std::time::Duration::from_secs(5))
+}
+
+/// Records 1..=10 acknowledged, then one batch of 40 (11..=50, ~10 sectors) written but its
+/// sync failed. Returns the disk (before any power cut) and the batch's file offset.
+fn unsynced_batch() -> (MemDisk, usize) {
+    let disk = MemDisk::new();
+    let log = Log::open("mem", batch_opts(&disk).max_batch(1)).unwrap();
+    for k in 1..=10 {
+        log.append(k, &payload(k)).unwrap().wait().unwrap();
+    }
+    drop(log);
+    let log = Log::open("mem", batch_opts(&disk)).unwrap();
+    disk.fail_sync_after(0);
+    let tickets: Vec<_> = (11..=50)
+        .map(|k| log.append(k, &payload(k)).unwrap())
+        .collect();
+    for t in tickets {
+        assert!(t.wait().is_err());
+    }
+    drop(log);
+    (disk, record_offset(10))
+}
+
 #[test]
-fn r3_crc_mismatch_in_middle() {
-    let disk = log_with(40, opts);
-    let at = record_offset(2);
-    assert!(disk.corrupt("log.1", at + 16 + 3, &[0xFF]));
+fn r2b_torn_batch_with_later_pages_written() {
+    // The first sectors of the batch never reached the disk, later ones did (writeback of an
+    // mmap'd range, or a disk reordering writes, in any order): valid records of the batch
+    // lie after the damage, but their watermarks say only "durable up to the batch start".
+    let (disk, at) = unsynced_batch();
+    let img = disk.snapshot();
+    assert!(img.corrupt("log.1", at, &[0u8; 1024]));
+    let log = Log::open("mem", batch_opts(&img)).unwrap();
+    let (file, off, _) = log
+        .recovery_report()
+        .torn_tail
+        .clone()
+        .expect("torn tail cut");
+    assert!(file.ends_with("log.1"));
+    assert_eq!(off, at as u64);
+    assert_eq!(keys(&log), (1..=10).collect::<Vec<_>>());
+    // Same with only a middle sector lost: the records before it survive, the rest is cut.
+    let img = disk.snapshot();
+    let hole = at + 2048;
+    assert!(img.corrupt("log.1", hole, &[0u8; 512]));
+    let log = Log::open("mem", batch_opts(&img)).unwrap();
+    let ks = keys(&log);
+    assert!(ks.len() > 10 && ks.len() < 50, "{}", ks.len());
+    assert_eq!(ks, (1..=ks.len() as u64).collect::<Vec<_>>());
+    // Every power-cut image of the batch opens, keeps 1..=10 and at most a prefix of the rest.
+    for seed in 0..64 {
+        let log = Log::open("mem", batch_opts(&disk.crash(seed))).unwrap();
+        let ks = keys(&log);
+        assert!(ks.len() >= 10, "seed {seed}");
+        assert_eq!(ks, (1..=ks.len() as u64).collect::<Vec<_>>(), "seed {seed}");
+    }
+}
+
+fn expect_corrupt(disk: &MemDisk, o: &dyn Fn(&MemDisk) -> Options, at: usize, key: u64) {
     let before = disk.read_file("log.1").unwrap();
-    match Log::open("mem", opts(&disk)) {
+    match Log::open("mem", o(disk)) {
         Err(Error::Corrupt {
-            file, offset, key, ..
+            file,
+            offset,
+            key: k,
+            reason,
         }) => {
             assert!(file.ends_with("log.1"));
-            assert_eq!(offset, at as u64);
-            assert_eq!(key, Some(2));
+            assert_eq!(offset, at as u64, "{reason}");
+            assert_eq!(k, Some(key), "{reason}");
         }
         other => panic!("expected Corrupt, got {other:?}"),
     }
@@ -111,6 +190,53 @@ fn r3_crc_mismatch_in_middle() {
 }
 
 #[test]
+fn r3_crc_mismatch_in_middle() {
+    let disk = log_with(40, opts);
+    let at = record_offset(2);
+    assert!(disk.corrupt("log.1", at + 24 + 3, &[0xFF]));
+    expect_corrupt(&disk, &opts, at, 2);
+}
+
+#[test]
+fn r3c_damage_near_the_end_proven_durable() {
+    // One byte flipped in record 150 of 300 appended in one burst (as the server does for
+    // pipelined requests), log far smaller than W: the mark written after the last sync proves
+    // everything durable, so this is R3, not a torn tail that would drop 150 records.
+    let big = |d: &MemDisk| opts(d).max_unsynced_bytes(8 << 20);
+    let disk = log_with(300, big);
+    let at = record_offset(149);
+    assert!(disk.corrupt("log.1", at + 24 + 3, &[0x5a]));
+    expect_corrupt(&disk, &big, at, 149);
+
+    // Records acknowledged one by one: the last two, a few hundred bytes from the end. The
+    // one before the last is proven by the last record's watermark, the last by the mark.
+    let one_by_one = || {
+        let disk = MemDisk::new();
+        let log = Log::open("mem", opts(&disk)).unwrap();
+        for k in 1..=20 {
+            log.append(k, &payload(k)).unwrap().wait().unwrap();
+        }
+        drop(log);
+        disk
+    };
+    let disk = one_by_one();
+    assert!(disk.corrupt("log.1", record_offset(18) + 30, &[0x01]));
+    expect_corrupt(&disk, &opts, record_offset(18), 18);
+    let disk = one_by_one();
+    // The mark is gone too (say, overwritten): record 20 still proves record 19.
+    assert!(disk.corrupt("log.1", record_offset(20), &[0u8; 24]));
+    assert!(disk.corrupt("log.1", record_offset(18) + 30, &[0x01]));
+    expect_corrupt(&disk, &opts, record_offset(18), 18);
+    let disk = one_by_one();
+    assert!(disk.corrupt("log.1", record_offset(19) + 30, &[0x01]));
+    expect_corrupt(&disk, &opts, record_offset(19), 19);
+    // A lost sector (zeros) in the middle is damage too.
+    let disk = one_by_one();
+    assert!(disk.corrupt("log.1", record_offset(5), &[0u8; 64]));
+    expect_corrupt(&disk, &opts, record_offset(5), 5);
+}
+
+#[test]
 fn r3b_damage_in_older_segment() {
     // Segments of ~1 KiB: several sealed ones. Damage the last record of the first: even at
     // its tail this is corruption, because a sealed segment was fully synced.
@@ -118,7 +244,7 @@ fn r3b_damage_in_older_segment() {
     let disk = log_with(30, small);
     let names = disk.file_names();
     assert!(names.len() > 3, "{names:?}");
-    let per_seg = (1024 - HEADER - 16) / FRAME;
+    let per_seg = (1024 - HEADER - 24) / FRAME;
     assert!(disk.corrupt("log.1", record_offset(per_seg - 1) + 20, &[0x55]));
     match Log::open("mem", small(&disk)) {
         Err(Error::Corrupt { file, offset, .. }) => {
@@ -241,25 +367,25 @@ fn r6_partial_snapshot_falls_back() {
     assert!(snaps.newest_valid().unwrap().is_none());
 }
 
-/// Three segments of ~1 KiB each: keys 1..=8, 9..=16, 17..=20.
+/// Three segments of ~1 KiB each: keys 1..=7, 8..=14, 15..=20.
 fn three_segments() -> (MemDisk, impl Fn(&MemDisk) -> Options) {
     let small = |d: &MemDisk| opts(d).segment_bytes(1024);
     let disk = log_with(20, small);
-    assert_eq!(disk.file_names(), vec!["log.1", "log.11", "log.9"]);
+    assert_eq!(disk.file_names(), vec!["log.1", "log.8", "log.f"]);
     (disk, small)
 }
 
 #[test]
 fn r7_missing_middle_segment() {
     let (disk, small) = three_segments();
-    disk.delete("log.9");
+    disk.delete("log.8");
     match Log::open("mem", small(&disk)) {
         Err(Error::MissingSegment { file, expected }) => {
             assert!(
-                file.ends_with("log.11") || file.ends_with("log.1"),
+                file.ends_with("log.f") || file.ends_with("log.1"),
                 "{file:?}"
             );
-            assert!(expected.contains("log.9"), "{expected}");
+            assert!(expected.contains("log.8"), "{expected}");
         }
         other => panic!("expected MissingSegment, got {other:?}"),
     }
@@ -268,11 +394,11 @@ fn r7_missing_middle_segment() {
 #[test]
 fn r7b_missing_last_segment() {
     let (disk, small) = three_segments();
-    disk.delete("log.11");
+    disk.delete("log.f");
     match Log::open("mem", small(&disk)) {
         Err(Error::MissingSegment { file, expected }) => {
-            assert!(file.ends_with("log.9"));
-            assert_eq!(expected, "log.11");
+            assert!(file.ends_with("log.8"));
+            assert_eq!(expected, "log.f");
         }
         other => panic!("expected MissingSegment, got {other:?}"),
     }
@@ -285,43 +411,38 @@ fn r7c_missing_first_segment_after_snapshot() {
     disk.delete("log.1");
     let snaps = SnapshotStore::open(dir.path()).unwrap();
     let log = Log::open("mem", small(&disk)).unwrap();
-    // No snapshot: records 1..=8 are needed and gone.
+    // No snapshot: records 1..=7 are needed and gone.
     assert!(matches!(
         zk_txnlog::recover(&log, &snaps),
         Err(Error::MissingSegment { .. })
     ));
-    // A snapshot at 5 still needs 6..=8.
+    // A snapshot at 5 still needs 6..=7.
     let w = snaps.create(5).unwrap();
     w.finish().unwrap();
     assert!(matches!(
         zk_txnlog::recover(&log, &snaps),
         Err(Error::MissingSegment { .. })
     ));
-    // A snapshot at 8 covers them.
-    snaps.create(8).unwrap().finish().unwrap();
+    // A snapshot at 7 covers them.
+    snaps.create(7).unwrap().finish().unwrap();
     let rec = zk_txnlog::recover(&log, &snaps).unwrap();
-    assert_eq!(rec.replay_from, 9);
-    assert_eq!(log.iter_from(9).count(), 12);
+    assert_eq!(rec.replay_from, 8);
+    assert_eq!(log.iter_from(8).count(), 13);
 }
 
 #[test]
 fn r8_crash_during_roll() {
     // (a) The new segment has its header but no record, and the old one is sealed.
     let (disk, small) = three_segments();
-    let img = disk.read_file("log.11").unwrap();
+    let img = disk.read_file("log.f").unwrap();
     let mut empty = img[..HEADER].to_vec();
     empty.resize(img.len(), 0);
-    disk.put_file("log.11", &empty);
+    disk.put_file("log.f", &empty);
     let log = Log::open("mem", small(&disk)).unwrap();
     let r = log.recovery_report();
-    assert!(
-        r.removed_empty_segment
-            .as_ref()
-            .unwrap()
-            .ends_with("log.11")
-    );
-    assert_eq!(keys(&log), (1..=16).collect::<Vec<_>>());
-    for k in 17..=30 {
+    assert!(r.removed_empty_segment.as_ref().unwrap().ends_with("log.f"));
+    assert_eq!(keys(&log), (1..=14).collect::<Vec<_>>());
+    for k in 15..=30 {
         log.append(k * 10, &payload(k * 10)).unwrap();
     }
     log.close().unwrap();
@@ -330,20 +451,20 @@ fn r8_crash_during_roll() {
 
     // (b) The new segment's header never reached the disk (all zeros).
     let (disk, small) = three_segments();
-    let len = disk.read_file("log.11").unwrap().len();
-    disk.put_file("log.11", &vec![0; len]);
+    let len = disk.read_file("log.f").unwrap().len();
+    disk.put_file("log.f", &vec![0; len]);
     let log = Log::open("mem", small(&disk)).unwrap();
-    assert_eq!(keys(&log), (1..=16).collect::<Vec<_>>());
+    assert_eq!(keys(&log), (1..=14).collect::<Vec<_>>());
 
     // (c) The new segment is an empty file (process killed between creating and preallocating).
     let (disk, small) = three_segments();
-    disk.put_file("log.11", &[]);
+    disk.put_file("log.f", &[]);
     let log = Log::open("mem", small(&disk)).unwrap();
     assert!(log.recovery_report().removed_empty_segment.is_some());
-    assert_eq!(keys(&log), (1..=16).collect::<Vec<_>>());
+    assert_eq!(keys(&log), (1..=14).collect::<Vec<_>>());
     // ... but a short file with data in it is damage.
     let (disk, small) = three_segments();
-    disk.put_file("log.11", b"ZKTX");
+    disk.put_file("log.f", b"ZKTX");
     assert!(matches!(
         Log::open("mem", small(&disk)),
         Err(Error::Corrupt { .. })
@@ -355,16 +476,16 @@ fn r8_crash_during_roll() {
         let disk = MemDisk::new();
         let small = |d: &MemDisk| opts(d).segment_bytes(1024);
         let log = Log::open("mem", small(&disk)).unwrap();
-        for k in 1..=8 {
+        for k in 1..=7 {
             log.append(k, &payload(k)).unwrap().wait().unwrap();
         }
         disk.fail_sync_after(n);
-        let _ = log.append(9, &payload(9)).and_then(|t| t.wait());
+        let _ = log.append(8, &payload(8)).and_then(|t| t.wait());
         drop(log);
         for seed in 0..8 {
             let log = Log::open("mem", small(&disk.crash(seed))).unwrap();
             let ks = keys(&log);
-            assert!(ks == (1..=8).collect::<Vec<_>>() || ks == (1..=9).collect::<Vec<_>>());
+            assert!(ks == (1..=7).collect::<Vec<_>>() || ks == (1..=8).collect::<Vec<_>>());
         }
     }
 }
@@ -408,4 +529,40 @@ fn r10_bad_header() {
         }
         other => panic!("expected Corrupt, got {other:?}"),
     }
+}
+
+#[test]
+fn r9b_damage_before_an_unfinished_truncate_point_is_corruption() {
+    // An intent to truncate after 12, and a flipped byte in record 6: the truncate never
+    // touches bytes before record 12's end, so this is damage, not its zeroing.
+    let disk = log_with(40, opts);
+    disk.put_file("truncate.c", &[]);
+    assert!(disk.corrupt("log.1", record_offset(5) + 40, &[0x11]));
+    expect_corrupt(&disk, &opts, record_offset(5), 5);
+    // Damage after the point is the truncate's business: redone, 1..=12 remain.
+    let disk = log_with(40, opts);
+    disk.put_file("truncate.c", &[]);
+    assert!(disk.corrupt("log.1", record_offset(20) + 40, &[0x11]));
+    let log = Log::open("mem", opts(&disk)).unwrap();
+    assert_eq!(log.recovery_report().finished_truncate, Some(12));
+    assert_eq!(keys(&log), (1..=12).collect::<Vec<_>>());
+}
+
+#[test]
+fn r2c_file_shortened_within_a_frame_header_of_the_end() {
+    // Someone cut the newest segment 10 bytes into a frame header: the torn record is cut,
+    // and since no seal fits any more the next roll relies on the new header's `prev key`.
+    let disk = log_with(10, opts);
+    let img = disk.read_file("log.1").unwrap();
+    disk.put_file("log.1", &img[..record_offset(9) + 10]);
+    let log = Log::open("mem", opts(&disk)).unwrap();
+    assert!(log.recovery_report().torn_tail.is_some());
+    assert_eq!(keys(&log), (1..=9).collect::<Vec<_>>());
+    for k in 10..=15 {
+        log.append(k, &payload(k)).unwrap().wait().unwrap();
+    }
+    assert_eq!(log.segment_names(), vec!["log.1", "log.a"]);
+    drop(log);
+    let log = Log::open("mem", opts(&disk)).unwrap();
+    assert_eq!(keys(&log), (1..=15).collect::<Vec<_>>());
 }
