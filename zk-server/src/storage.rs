@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 use tracing::info;
 use zk_jute::{DecodeError, Jute, Reader, TxnBody, TxnHeader};
 use zk_tree::{Tree, TreeConfig};
-use zk_txnlog::{Log, Options, SnapshotStore};
+use zk_txnlog::{Backend, Log, Options, SnapshotStore};
 
 use crate::config::Config;
 use crate::server::StartError;
@@ -63,6 +63,16 @@ fn log_options(config: &Config) -> Options {
         .max_record_bytes(max_record)
         .max_unsynced_bytes(window)
         .unsafe_no_sync(!config.force_sync)
+        // pwrite + fdatasync, not the mmap backend: with large page-cache
+        // folios (ext4 on Linux 6.16+), a store through a shared mapping
+        // dirties the whole folio and msync writes all of it back, so once the
+        // segment's page cache holds large folios (readahead on faults) every
+        // sync writes up to hundreds of KiB for a 200-byte record. Measured
+        // here: one session, one setData in flight, after a 6 s load: p50 541
+        // µs with mmap, 195 µs with pwrite (raw pwrite+fdatasync ~130 µs);
+        // msync 0.6-1.4 ms per call where Apache's fdatasync takes ~0.2 ms.
+        // write() marks only the touched blocks dirty.
+        .backend(Backend::Pwrite)
 }
 
 impl Storage {
