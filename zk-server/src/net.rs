@@ -14,10 +14,11 @@
 //! since no new readiness event would come for bytes already buffered.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -80,13 +81,34 @@ pub(crate) enum LoopMsg {
 pub(crate) struct LoopHandle {
     pub tx: Sender<LoopMsg>,
     pub waker: Arc<Waker>,
+    /// Set by the first sender after the loop last looked at its mailbox:
+    /// only that sender writes the waker's eventfd, so a batch of replies
+    /// from the core costs one wake-up syscall, not one per reply.
+    notified: Arc<AtomicBool>,
 }
 
 impl LoopHandle {
+    pub fn new(tx: Sender<LoopMsg>, waker: Arc<Waker>) -> Self {
+        Self {
+            tx,
+            waker,
+            notified: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
     pub fn send(&self, m: LoopMsg) {
-        if self.tx.send(m).is_ok() {
+        // The message is in the channel before the flag is looked at, and the
+        // loop clears the flag before it drains: either this swap sees false
+        // (and wakes), or the loop's clear comes after it and the drain that
+        // follows sees the message.
+        if self.tx.send(m).is_ok() && !self.notified.swap(true, SeqCst) {
             let _ = self.waker.wake();
         }
+    }
+
+    /// Called by the loop right before it drains its mailbox.
+    fn clear_notified(&self) {
+        self.notified.store(false, SeqCst);
     }
 }
 
@@ -137,6 +159,8 @@ struct Conn {
     stats: Arc<ConnStats>,
     /// Close once the output queue is empty.
     close_after_flush: bool,
+    /// In the loop's `dirty` list.
+    flush_pending: bool,
     /// The peer closed its side (or an error happened): drop after flushing.
     dead: bool,
     /// Input is ignored from now on (a request that closes the connection once
@@ -150,17 +174,30 @@ impl Conn {
         self.out.push_back(frame);
     }
 
-    /// Writes as much queued output as the socket takes.
+    /// Writes as much queued output as the socket takes: every queued frame
+    /// in one `writev` (up to 64 at a time), so the replies of a group commit
+    /// leave in one TCP segment instead of one syscall and segment each.
     fn flush(&mut self) -> io::Result<()> {
-        while let Some(front) = self.out.front_mut() {
-            match self.stream.write(front) {
+        while !self.out.is_empty() {
+            let mut slices = [IoSlice::new(&[]); 64];
+            let mut n_slices = 0;
+            for (slot, frame) in slices.iter_mut().zip(self.out.iter()) {
+                *slot = IoSlice::new(frame);
+                n_slices += 1;
+            }
+            match self.stream.write_vectored(&slices[..n_slices]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
+                Ok(mut n) => {
                     self.out_bytes -= n;
-                    if n == front.len() {
-                        self.out.pop_front();
-                    } else {
-                        front.advance(n);
+                    while n > 0 {
+                        let front = self.out.front_mut().expect("written bytes were queued");
+                        if n >= front.len() {
+                            n -= front.len();
+                            self.out.pop_front();
+                        } else {
+                            front.advance(n);
+                            n = 0;
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -182,6 +219,8 @@ pub(crate) struct EventLoop {
     conns: HashMap<u64, Conn>,
     /// Connections that stopped reading for back-pressure, re-driven later.
     paused: HashSet<u64>,
+    /// Connections with output queued in this iteration, written once at its end.
+    dirty: Vec<u64>,
     next_seq: u64,
     next_target: usize,
     frames: FrameDecoder,
@@ -210,6 +249,7 @@ impl EventLoop {
             shared,
             conns: HashMap::new(),
             paused: HashSet::new(),
+            dirty: Vec::new(),
             next_seq: 1,
             next_target: 0,
             frames,
@@ -255,6 +295,7 @@ impl EventLoop {
             }
             self.drain_mailbox();
             self.resume_paused();
+            self.flush_dirty();
             if self.shutting_down && self.conns.values().all(|c| c.out.is_empty()) {
                 let ids: Vec<u64> = self.conns.keys().copied().collect();
                 for id in ids {
@@ -354,6 +395,7 @@ impl EventLoop {
                 }]),
                 stats,
                 close_after_flush: false,
+                flush_pending: false,
                 dead: false,
                 stop_reading: false,
             },
@@ -797,6 +839,8 @@ impl EventLoop {
         }
     }
 
+    /// Queues a frame; it is written at the end of the loop iteration,
+    /// together with everything else queued for the connection meanwhile.
     fn send_frame(&mut self, id: u64, frame: Bytes) {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
@@ -807,28 +851,55 @@ impl EventLoop {
             .stats
             .response_sent(frame.len().saturating_sub(4));
         c.queue(frame);
-        if let Err(e) = c.flush() {
-            debug!(error = %e, "write failed");
-            self.close(id, "write failed");
-            return;
-        }
         // A reader that does not read its replies cannot grow our memory without
         // bound: past twice the limit (events keep coming even when we stop
         // reading its requests) the connection is closed.
         if c.out_bytes > 2 * self.shared.config.max_output_queue_bytes {
-            warn!(
-                "Closing connection from /{}: {} bytes of output queued (limit zkrs.maxOutputQueueBytes {})",
-                c.peer, c.out_bytes, self.shared.config.max_output_queue_bytes
-            );
-            self.close(id, "output queue limit");
-            return;
+            let _ = c.flush();
+            if c.out_bytes > 2 * self.shared.config.max_output_queue_bytes {
+                warn!(
+                    "Closing connection from /{}: {} bytes of output queued (limit zkrs.maxOutputQueueBytes {})",
+                    c.peer, c.out_bytes, self.shared.config.max_output_queue_bytes
+                );
+                self.close(id, "output queue limit");
+                return;
+            }
         }
-        if c.out.is_empty() && (c.close_after_flush || c.dead) {
-            self.after_write(id);
+        if !c.flush_pending {
+            c.flush_pending = true;
+            self.dirty.push(id);
+        }
+    }
+
+    /// Writes the output queued during this iteration, one `writev` per
+    /// connection.
+    fn flush_dirty(&mut self) {
+        while !self.dirty.is_empty() {
+            let ids = std::mem::take(&mut self.dirty);
+            for id in &ids {
+                let Some(c) = self.conns.get_mut(id) else {
+                    continue;
+                };
+                c.flush_pending = false;
+                if let Err(e) = c.flush() {
+                    debug!(error = %e, "write failed");
+                    self.close(*id, "write failed");
+                    continue;
+                }
+                self.after_write(*id);
+            }
+            // (after_write may re-drive a paused connection, queueing more.)
+            if self.dirty.is_empty() {
+                self.dirty = ids;
+                self.dirty.clear();
+            }
         }
     }
 
     fn drain_mailbox(&mut self) {
+        if let Some(h) = self.shared.loops().get(self.idx) {
+            h.clear_notified();
+        }
         while let Ok(m) = self.rx.try_recv() {
             self.on_msg(m);
         }

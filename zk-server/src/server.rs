@@ -246,7 +246,7 @@ impl Server {
                     .map_err(io_err("cannot create a waker"))?,
             );
             let (tx, rx) = crossbeam_channel::unbounded();
-            loops.push(LoopHandle { tx, waker });
+            loops.push(LoopHandle::new(tx, waker));
             loop_parts.push((poll, rx));
         }
         let _ = shared.loops.set(loops);
