@@ -11,10 +11,9 @@ use zk_txnlog::SegmentSummary;
 use crate::files::{self, Progress};
 use crate::txn;
 
-/// Records start after the 64-byte segment header; each frame is 16 bytes of length, crc and
-/// key before the payload (zk-txnlog DESIGN.md §2).
+/// Records start after the 64-byte segment header (zk-txnlog DESIGN.md §2); the size of each
+/// frame comes from `zk_txnlog::record_frame_len`.
 const SEGMENT_HEADER: u64 = 64;
-const FRAME_HEADER: u64 = 16;
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -218,7 +217,7 @@ pub fn walk(
                             break;
                         }
                     };
-                    let frame = FRAME_HEADER + payload.len() as u64;
+                    let frame = zk_txnlog::record_frame_len(payload.len());
                     count += 1;
                     if let Some(last) = t.last_key {
                         if key <= last {
