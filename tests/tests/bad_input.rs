@@ -510,3 +510,86 @@ fn stale_connection_apache() {
 fn stale_connection_ours() {
     stale_connection(&server(Flavor::Ours));
 }
+
+/// The server's resident set size in KiB, from /proc.
+fn rss_kib(server: &ZkServer) -> u64 {
+    let pid = server.pid().expect("server running");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS line")
+}
+
+/// Hostile clients cannot grow the server's memory without bound: 50
+/// connections each announce a maximum-size frame (jute.maxbuffer) and send
+/// half of it, and 4 slow readers pipeline getData of a 900 KB node 100 times
+/// each without reading a byte (90 MB of replies each). Per-connection input
+/// is capped by jute.maxbuffer and output by the bounded queue
+/// (zkrs.maxOutputQueueBytes), so the resident set grows by far less than
+/// what was asked for, and a well-behaved client keeps being answered.
+#[test]
+fn memory_stays_bounded_ours() {
+    let server = start_server(Flavor::Ours, ServerOptions::cfg("maxClientCnxns=0\n"));
+    let addr = server.addr();
+    let mut good = Client::connect(addr).expect("good client");
+    good.create("/good", b"", 0).unwrap().unwrap();
+    let big = vec![b'x'; 900 * 1024];
+    good.create("/big", &big, 0).unwrap().unwrap();
+    healthy(&mut good, 0, "start");
+    let before = rss_kib(&server);
+
+    // Half-sent maximum-size frames.
+    let max_frame = 0xfffff_usize;
+    let mut partial = Vec::new();
+    for _ in 0..50 {
+        let mut s = handshaken(addr);
+        let mut out = Vec::with_capacity(4 + max_frame / 2);
+        out.extend_from_slice(&(max_frame as i32).to_be_bytes());
+        out.resize(4 + max_frame / 2, 0);
+        s.write_all(&out).unwrap();
+        partial.push(s);
+    }
+    healthy(&mut good, 1, "half-sent maximum frames");
+
+    // Slow readers: many large replies requested, none read.
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        let mut c = Client::connect(addr).expect("slow reader");
+        for _ in 0..100 {
+            let req = zk_jute::Request::GetData(zk_jute::GetDataRequest {
+                path: "/big".into(),
+                watch: false,
+            });
+            if c.send(&req).is_err() {
+                break; // the server stopped reading or closed us: that is the bound working
+            }
+        }
+        let _ = c.flush();
+        slow.push(c);
+    }
+    // Let the server fill what it will: wait until its RSS stops growing.
+    let mut last = rss_kib(&server);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        healthy(&mut good, 2, "slow readers");
+        std::thread::sleep(Duration::from_millis(200));
+        let now = rss_kib(&server);
+        if now <= last || Instant::now() > deadline {
+            last = last.max(now);
+            break;
+        }
+        last = now;
+    }
+    let grown_mib = last.saturating_sub(before) / 1024;
+    let asked_mib = (50 * max_frame / 2 + 4 * 100 * big.len()) / (1024 * 1024);
+    eprintln!("RSS grew by {grown_mib} MiB while clients asked it to hold {asked_mib} MiB");
+    assert!(
+        grown_mib < 200,
+        "server RSS grew by {grown_mib} MiB (asked to hold {asked_mib} MiB): memory is not bounded"
+    );
+    drop(partial);
+    drop(slow);
+    healthy(&mut good, 3, "hostile clients gone");
+}
