@@ -4,7 +4,7 @@
 //! Request ─▶ prep (zk-tree `prepare` over the outstanding-changes overlay,
 //!            zxid = epoch << 32 | counter)            ── Broadcast::propose
 //!         ─▶ log append (zk-txnlog, group commit on its sync thread)
-//!         ─▶ durable callback ─▶ CoreMsg::Durable      ── Broadcast::ack (our own ack)
+//!         ─▶ durable callback ─▶ DurableMark (+ CoreMsg::Durable) ── Broadcast::ack (our own ack)
 //!         ─▶ quorum (of one) ─▶ commit, in zxid order  ── Broadcast::ack returns it
 //!         ─▶ apply to the tree, events, reply          ── Broadcast::applied
 //! ```
@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -79,10 +79,13 @@ pub(crate) enum CoreMsg {
         conn: u64,
         session_id: i64,
     },
-    /// zk-txnlog made the record of `zxid` durable (or failed).
-    Durable {
+    /// zk-txnlog made records durable: everything up to [`DurableMark`]'s
+    /// high mark is. At most one of these is in the channel at a time.
+    Durable,
+    /// zk-txnlog could not make the record of `zxid` durable.
+    LogFailed {
         zxid: Zxid,
-        result: Result<(), String>,
+        error: String,
     },
     Shutdown,
 }
@@ -135,6 +138,26 @@ enum Origin {
     },
 }
 
+/// The durable callbacks' side of the core: the highest zxid made durable,
+/// and whether a [`CoreMsg::Durable`] is on its way. The sync thread runs one
+/// callback per record, in zxid order; instead of one message each (which
+/// would queue behind client requests in the core's channel), a callback
+/// raises the mark and sends a message only if none is pending. The core
+/// also reads the mark between messages, so commits do not wait for the
+/// requests queued before the message.
+#[derive(Debug, Default)]
+pub(crate) struct DurableMark {
+    hi: AtomicI64,
+    pending: AtomicBool,
+    /// When the newest callback ran, ns since `stage_base()` (stage times only).
+    at_ns: AtomicU64,
+}
+
+fn stage_base() -> Instant {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
 struct Proposal {
     hdr: TxnHeader,
     body: TxnBody,
@@ -153,6 +176,7 @@ pub(crate) struct Core {
     storage: Storage,
     rx: Receiver<CoreMsg>,
     tx: Sender<CoreMsg>,
+    durable: Arc<DurableMark>,
     bcast: Broadcast,
     my_id: u64,
     overlay: PendingChanges,
@@ -191,6 +215,7 @@ impl Core {
         let purge = shared.config.purge_interval_hours;
         let snap_count = shared.config.snap_count;
         Self {
+            durable: Arc::new(DurableMark::default()),
             bcast: Broadcast::new(my_id, vec![my_id], last_zxid),
             my_id,
             overlay: PendingChanges::new(),
@@ -225,9 +250,11 @@ impl Core {
             match self.rx.recv_timeout(wait) {
                 Ok(m) => {
                     self.on_msg(m);
+                    self.poll_durable();
                     // Take whatever else is queued before looking at timers.
                     while let Ok(m) = self.rx.try_recv() {
                         self.on_msg(m);
+                        self.poll_durable();
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -248,6 +275,9 @@ impl Core {
         }
         while self.snapshot_running.load(Relaxed) {
             std::thread::sleep(Duration::from_millis(5));
+        }
+        if crate::stages::enabled() {
+            info!("{}", crate::stages::report());
         }
         info!(
             "core stopped: last processed 0x{:x}, committed 0x{:x}, logged 0x{:x}, {} proposals pending",
@@ -276,15 +306,15 @@ impl Core {
                     .unwrap_or_else(|e| e.into_inner())
                     .release_owner(session_id, conn);
             }
-            CoreMsg::Durable { zxid, result } => match result {
-                Ok(()) => {
-                    let committed = self.bcast.ack(self.my_id, zxid);
-                    for z in committed {
-                        self.commit(z);
-                    }
-                }
-                Err(e) => self.fatal(&format!("the txn log failed at zxid 0x{zxid:x}: {e}")),
-            },
+            CoreMsg::Durable => {
+                // Cleared before the mark is read: a callback that finds it
+                // set knows this read comes after its raise.
+                self.durable.pending.store(false, SeqCst);
+                self.poll_durable();
+            }
+            CoreMsg::LogFailed { zxid, error } => {
+                self.fatal(&format!("the txn log failed at zxid 0x{zxid:x}: {error}"))
+            }
             CoreMsg::Shutdown => {
                 if !self.shutting_down {
                     info!(
@@ -295,6 +325,23 @@ impl Core {
                 self.shutting_down = true;
                 self.shared.stats.serving.store(false, Relaxed);
             }
+        }
+    }
+
+    /// Our own ACK for everything the log made durable since the last look;
+    /// commits what that completes.
+    fn poll_durable(&mut self) {
+        let hi = self.durable.hi.load(SeqCst);
+        if hi <= self.bcast.last_logged() || self.failed {
+            return;
+        }
+        if crate::stages::enabled() {
+            let at = stage_base() + Duration::from_nanos(self.durable.at_ns.load(Relaxed));
+            crate::stages::record(crate::stages::Stage::CallbackToCore, at, Instant::now());
+        }
+        let committed = self.bcast.ack(self.my_id, hi);
+        for z in committed {
+            self.commit(z);
         }
     }
 
@@ -323,6 +370,7 @@ impl Core {
                 frame,
                 counted: true,
                 close,
+                trace: None,
             },
         );
     }
@@ -539,7 +587,14 @@ impl Core {
         let op = req.op_code();
         let auth = ctx.auth.clone();
         let xid = ctx.xid;
+        let t_core = crate::stages::now();
+        if let Some(t) = t_core {
+            crate::stages::record(crate::stages::Stage::LoopToCore, ctx.received, t);
+        }
         self.prep_and_propose(sid, xid, &req, Origin::Client(ctx, op), &auth);
+        if let Some(t) = t_core {
+            crate::stages::record(crate::stages::Stage::Prep, t, Instant::now());
+        }
     }
 
     fn on_rejected(&mut self, ctx: Ctx, reject: Reject) {
@@ -629,14 +684,30 @@ impl Core {
         };
         let record = encode_txn(&hdr, &body);
         let tx = self.tx.clone();
+        let mark = self.durable.clone();
+        let t_append = crate::stages::now();
         let res = self
             .storage
             .log
-            .append_with(zxid as u64, &record, move |r| {
-                let _ = tx.send(CoreMsg::Durable {
-                    zxid,
-                    result: r.map(|_| ()).map_err(|e| e.to_string()),
-                });
+            .append_with(zxid as u64, &record, move |r| match r {
+                Ok(_) => {
+                    if let Some(t) = t_append {
+                        let now = Instant::now();
+                        crate::stages::record(crate::stages::Stage::Durable, t, now);
+                        let ns = now.saturating_duration_since(stage_base()).as_nanos();
+                        mark.at_ns.store(ns as u64, Relaxed);
+                    }
+                    mark.hi.fetch_max(zxid, SeqCst);
+                    if !mark.pending.swap(true, SeqCst) {
+                        let _ = tx.send(CoreMsg::Durable);
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(CoreMsg::LogFailed {
+                        zxid,
+                        error: e.to_string(),
+                    });
+                }
             });
         if let Err(e) = res {
             self.fatal(&format!(
@@ -659,6 +730,7 @@ impl Core {
         let Some(p) = self.proposals.remove(&zxid) else {
             return;
         };
+        let t_commit = crate::stages::now();
         let shared = self.shared.clone();
         {
             let _gate = shared.gate.write().unwrap_or_else(|e| e.into_inner());
@@ -677,7 +749,21 @@ impl Core {
                     let frame = write_reply(ctx, *op, zxid, &out);
                     let close = *op == OpCode::CloseSession;
                     self.note_latency(ctx);
-                    self.reply(ctx.conn, frame, close);
+                    let trace = t_commit.map(|t| {
+                        let now = Instant::now();
+                        crate::stages::record(crate::stages::Stage::Apply, t, now);
+                        (ctx.received, now)
+                    });
+                    self.send(
+                        ctx.conn,
+                        LoopMsg::Out {
+                            conn: ctx.conn,
+                            frame,
+                            counted: true,
+                            close,
+                            trace,
+                        },
+                    );
                 }
                 Origin::Connect {
                     conn,

@@ -33,6 +33,7 @@ mod net;
 mod pipeline;
 mod server;
 mod sessions;
+mod stages;
 mod stats;
 mod storage;
 

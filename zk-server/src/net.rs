@@ -60,6 +60,8 @@ pub(crate) enum LoopMsg {
         counted: bool,
         /// Close the connection once this is written (closeSession).
         close: bool,
+        /// (received, handed to the loop) of a write, for stage times.
+        trace: Option<(Instant, Instant)>,
     },
     /// A watch event, with the ACL of the node it is about: dropped (the
     /// watch is consumed either way) when the connection's ids lack READ on
@@ -221,6 +223,8 @@ pub(crate) struct EventLoop {
     paused: HashSet<u64>,
     /// Connections with output queued in this iteration, written once at its end.
     dirty: Vec<u64>,
+    /// Stage times of the replies queued in this iteration.
+    traced: Vec<(Instant, Instant)>,
     next_seq: u64,
     next_target: usize,
     frames: FrameDecoder,
@@ -250,6 +254,7 @@ impl EventLoop {
             conns: HashMap::new(),
             paused: HashSet::new(),
             dirty: Vec::new(),
+            traced: Vec::new(),
             next_seq: 1,
             next_target: 0,
             frames,
@@ -894,6 +899,13 @@ impl EventLoop {
                 self.dirty.clear();
             }
         }
+        if !self.traced.is_empty() {
+            let now = Instant::now();
+            for (received, handed) in self.traced.drain(..) {
+                crate::stages::record(crate::stages::Stage::CoreToSocket, handed, now);
+                crate::stages::record(crate::stages::Stage::Total, received, now);
+            }
+        }
     }
 
     fn drain_mailbox(&mut self) {
@@ -941,7 +953,11 @@ impl EventLoop {
                 frame,
                 counted,
                 close,
+                trace,
             } => {
+                if let Some(t) = trace {
+                    self.traced.push(t);
+                }
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
                 };
