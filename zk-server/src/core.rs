@@ -42,7 +42,7 @@ use crate::fourlw::TreeInfo;
 use crate::net::{LoopMsg, loop_of};
 use crate::pipeline::{Broadcast, Zxid};
 use crate::server::Shared;
-use crate::storage::{Storage, encode_txn};
+use crate::storage::{Storage, encode_txn_into};
 
 /// Who sent a request and when.
 #[derive(Debug, Clone)]
@@ -177,6 +177,8 @@ pub(crate) struct Core {
     rx: Receiver<CoreMsg>,
     tx: Sender<CoreMsg>,
     durable: Arc<DurableMark>,
+    /// The log record being encoded (reused: no allocation per txn).
+    record: BytesMut,
     bcast: Broadcast,
     my_id: u64,
     overlay: PendingChanges,
@@ -216,6 +218,7 @@ impl Core {
         let snap_count = shared.config.snap_count;
         Self {
             durable: Arc::new(DurableMark::default()),
+            record: BytesMut::with_capacity(4096),
             bcast: Broadcast::new(my_id, vec![my_id], last_zxid),
             my_id,
             overlay: PendingChanges::new(),
@@ -682,14 +685,14 @@ impl Core {
             time,
             txn_type: body.txn_type().code(),
         };
-        let record = encode_txn(&hdr, &body);
+        encode_txn_into(&mut self.record, &hdr, &body);
         let tx = self.tx.clone();
         let mark = self.durable.clone();
         let t_append = crate::stages::now();
         let res = self
             .storage
             .log
-            .append_with(zxid as u64, &record, move |r| match r {
+            .append_with(zxid as u64, &self.record, move |r| match r {
                 Ok(_) => {
                     if let Some(t) = t_append {
                         let now = Instant::now();
@@ -894,7 +897,8 @@ pub(crate) fn error_frame(xid: i32, zxid: i64, err: ErrorCode) -> Bytes {
 }
 
 fn response_frame(xid: i32, zxid: i64, resp: &Response) -> Bytes {
-    let mut out = BytesMut::with_capacity(64);
+    // Room for a header and a stat (88 bytes for setData) without regrowing.
+    let mut out = BytesMut::with_capacity(128);
     encode_frame(&mut out, |o| {
         resp.encode_frame(&ReplyHeader { xid, zxid, err: 0 }, o)
     });
@@ -922,12 +926,12 @@ fn write_reply(ctx: &Ctx, op: OpCode, zxid: Zxid, out: &zk_tree::ApplyOutcome) -
     if out.err != ErrorCode::Ok {
         return error_frame(ctx.xid, zxid, out.err);
     }
-    let path = out.path.clone().unwrap_or_default();
+    let path = || out.path.clone().unwrap_or_default();
     let stat = out.stat.unwrap_or_default();
     let resp = match op {
-        OpCode::Create => Response::Create(CreateResponse { path }),
+        OpCode::Create => Response::Create(CreateResponse { path: path() }),
         OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => {
-            Response::Create2(Create2Response { path, stat })
+            Response::Create2(Create2Response { path: path(), stat })
         }
         OpCode::SetData | OpCode::SetAcl => Response::Stat(stat),
         _ => Response::Empty,

@@ -44,7 +44,8 @@ pub struct Broadcast {
     /// Highest zxid applied to the tree (ZooKeeper's lastProcessedZxid).
     last_processed: Zxid,
     /// Proposals not yet committed, with the voters that acked each.
-    outstanding: BTreeMap<Zxid, Vec<u64>>,
+    /// Acks per proposal (inline: no allocation per zxid for small ensembles).
+    outstanding: BTreeMap<Zxid, smallvec::SmallVec<[u64; 3]>>,
 }
 
 impl Broadcast {
@@ -83,8 +84,7 @@ impl Broadcast {
         let zxid = make_zxid(self.epoch, self.counter);
         debug_assert!(zxid > self.last_proposed);
         self.last_proposed = zxid;
-        self.outstanding
-            .insert(zxid, Vec::with_capacity(self.voters.len()));
+        self.outstanding.insert(zxid, smallvec::SmallVec::new());
         self.validate();
         zxid
     }

@@ -22,12 +22,12 @@ use zk_txnlog::{Backend, Log, Options, SnapshotStore};
 use crate::config::Config;
 use crate::server::StartError;
 
-/// Encodes a log record.
-pub fn encode_txn(hdr: &TxnHeader, body: &TxnBody) -> Bytes {
-    let mut out = BytesMut::with_capacity(64);
-    hdr.write(&mut out);
-    body.write(&mut out);
-    out.freeze()
+/// Encodes a log record into `out` (cleared first): the core reuses one
+/// buffer, since the log copies the record into its staging buffer anyway.
+pub(crate) fn encode_txn_into(out: &mut BytesMut, hdr: &TxnHeader, body: &TxnBody) {
+    out.clear();
+    hdr.write(out);
+    body.write(out);
 }
 
 /// Decodes a log record.
@@ -186,7 +186,8 @@ mod tests {
             time: 9,
             txn_type: OpCode::Create.code(),
         };
-        let bytes = encode_txn(&hdr, &body);
-        assert_eq!(decode_txn(bytes).unwrap(), (hdr, body));
+        let mut out = BytesMut::from(&b"left over"[..]);
+        encode_txn_into(&mut out, &hdr, &body);
+        assert_eq!(decode_txn(out.freeze()).unwrap(), (hdr, body));
     }
 }
