@@ -8,69 +8,21 @@ use zk_jute::StatPersisted;
 /// The digest version ZooKeeper writes in `TxnDigest` (2).
 pub const DIGEST_VERSION: i32 = 2;
 
-const fn tables() -> [[u32; 256]; 8] {
-    let mut t = [[0u32; 256]; 8];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        t[0][i] = c;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 256 {
-        let mut k = 1;
-        while k < 8 {
-            let prev = t[k - 1][i];
-            t[k][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
-            k += 1;
-        }
-        i += 1;
-    }
-    t
-}
-
-static TABLES: [[u32; 256]; 8] = tables();
-
-/// An incremental CRC-32 (IEEE 802.3, as `java.util.zip.CRC32`), slicing by 8.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Crc32(u32);
+/// An incremental CRC-32 (IEEE 802.3, as `java.util.zip.CRC32`): crc32fast,
+/// which folds with PCLMULQDQ where the CPU has it (an order of magnitude
+/// faster than table slicing on the 100-byte values of a snapshot load).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Crc32(crc32fast::Hasher);
 
 impl Crc32 {
     pub(crate) fn new() -> Self {
-        Crc32(0xFFFF_FFFF)
+        Crc32(crc32fast::Hasher::new())
     }
     pub(crate) fn update(&mut self, bytes: &[u8]) {
-        let t = &TABLES;
-        let mut c = self.0;
-        let mut chunks = bytes.chunks_exact(8);
-        for b in &mut chunks {
-            let lo = c ^ u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            let hi = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
-            c = t[7][(lo & 0xff) as usize]
-                ^ t[6][((lo >> 8) & 0xff) as usize]
-                ^ t[5][((lo >> 16) & 0xff) as usize]
-                ^ t[4][(lo >> 24) as usize]
-                ^ t[3][(hi & 0xff) as usize]
-                ^ t[2][((hi >> 8) & 0xff) as usize]
-                ^ t[1][((hi >> 16) & 0xff) as usize]
-                ^ t[0][(hi >> 24) as usize];
-        }
-        for &b in chunks.remainder() {
-            c = t[0][((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
-        }
-        self.0 = c;
+        self.0.update(bytes);
     }
     pub(crate) fn value(self) -> u32 {
-        self.0 ^ 0xFFFF_FFFF
+        self.0.finalize()
     }
 }
 

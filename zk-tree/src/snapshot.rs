@@ -134,7 +134,7 @@ impl Tree {
                     };
                     buf.push(2);
                     put_str(&mut buf, &path);
-                    match &n.data {
+                    match n.data() {
                         None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
                         Some(d) => {
                             buf.extend_from_slice(&(d.len() as i32).to_be_bytes());
@@ -152,8 +152,8 @@ impl Tree {
                     buf.extend_from_slice(&s.ephemeral_owner.to_be_bytes());
                     buf.extend_from_slice(&s.pzxid.to_be_bytes());
                     let prefix = if id == ROOT { "" } else { path.as_str() };
-                    for c in n.children.ids() {
-                        stack.push(format!("{prefix}/{}", st.node(c).name));
+                    for c in n.child_ids() {
+                        stack.push(format!("{prefix}/{}", st.node(c).name()));
                     }
                 }
             }
@@ -174,14 +174,8 @@ impl Tree {
     /// processed zxid is the snapshot's start zxid; replay the log after it.
     /// Never panics on bad bytes.
     pub fn read_snapshot<R: Read>(input: R, config: TreeConfig) -> Result<Tree, SnapshotError> {
-        let mut r = In {
-            r: input,
-            crc: Crc32::new(),
-            off: 0,
-        };
-        let mut magic = [0u8; 8];
-        r.exact(&mut magic)?;
-        if &magic != MAGIC {
+        let mut r = In::new(input);
+        if r.take(8)? != MAGIC {
             return Err(SnapshotError::BadMagic);
         }
         let mut st = State::empty(&config);
@@ -194,7 +188,11 @@ impl Tree {
         }
         let mut acls: Vec<Vec<Acl>> = Vec::new();
         let mut interned: Vec<Option<u32>> = Vec::new();
-        let mut last_parent: Option<(String, crate::store::NodeId)> = None;
+        // The nodes come depth-first, parent first: the path of the last
+        // parent looked up and its id resolve nearly every node without a
+        // walk from the root.
+        let mut last_parent = String::new();
+        let mut last_parent_id: Option<crate::store::NodeId> = None;
         let mut have_root = false;
         loop {
             let at = r.off;
@@ -209,8 +207,8 @@ impl Tree {
                     let mut list = Vec::new();
                     for _ in 0..count {
                         let perms = r.i32()?;
-                        let scheme = r.str()?;
-                        let id = r.str()?;
+                        let scheme = r.str()?.to_string();
+                        let id = r.str()?.to_string();
                         list.push(Acl {
                             perms,
                             id: Id { scheme, id },
@@ -220,39 +218,49 @@ impl Tree {
                     interned.push(None);
                 }
                 2 => {
-                    let path = r.str()?;
-                    let len = r.i32()?;
-                    let data = if len == -1 {
-                        None
+                    // One fixed-size read of everything after the path and
+                    // the data, then the node is built from the buffer in
+                    // place: no allocation but the node's own.
+                    let path_at = r.off;
+                    let path_len = r.str_len()?;
+                    r.fill(path_len + 4)?;
+                    let len =
+                        i32::from_be_bytes(r.peek_at(path_len, 4).try_into().unwrap_or([0; 4]));
+                    let data_len = if len == -1 {
+                        0
                     } else if (0..=MAX_DATA).contains(&len) {
-                        Some(r.bytes(len as u64)?.into_boxed_slice())
+                        len as usize
                     } else {
                         return Err(r.corrupt(at, "bad data length"));
                     };
-                    let acl_id = r.u32()?;
-                    let czxid = r.i64()?;
-                    let mzxid = r.i64()?;
-                    let ctime = r.i64()?;
-                    let mtime = r.i64()?;
-                    let version = r.i32()?;
-                    let cversion = r.i32()?;
-                    let aversion = r.i32()?;
-                    let ephemeral_owner = r.i64()?;
-                    let pzxid = r.i64()?;
-                    let stat = StatPersisted {
-                        czxid,
-                        mzxid,
-                        ctime,
-                        mtime,
-                        version,
-                        cversion,
-                        aversion,
-                        ephemeral_owner,
-                        pzxid,
+                    const FIXED: usize = 4 + 4 * 8 + 3 * 4 + 2 * 8;
+                    let total = path_len + 4 + data_len + FIXED;
+                    r.fill(total)?;
+                    let rec = r.peek_at(0, total);
+                    let Ok(path) = std::str::from_utf8(&rec[..path_len]) else {
+                        return Err(r.corrupt(path_at, "string not UTF-8"));
                     };
-                    let list = acls
-                        .get(acl_id as usize)
-                        .ok_or_else(|| r.corrupt(at, "unknown ACL id"))?;
+                    let data = (len != -1).then(|| &rec[path_len + 4..path_len + 4 + data_len]);
+                    let f = &rec[path_len + 4 + data_len..];
+                    let be64 =
+                        |o: usize| i64::from_be_bytes(f[o..o + 8].try_into().unwrap_or([0; 8]));
+                    let be32 =
+                        |o: usize| i32::from_be_bytes(f[o..o + 4].try_into().unwrap_or([0; 4]));
+                    let acl_id = be32(0) as u32;
+                    let stat = StatPersisted {
+                        czxid: be64(4),
+                        mzxid: be64(12),
+                        ctime: be64(20),
+                        mtime: be64(28),
+                        version: be32(36),
+                        cversion: be32(40),
+                        aversion: be32(44),
+                        ephemeral_owner: be64(48),
+                        pzxid: be64(56),
+                    };
+                    let Some(list) = acls.get(acl_id as usize) else {
+                        return Err(r.corrupt(at, "unknown ACL id"));
+                    };
                     let a = match interned[acl_id as usize] {
                         Some(a) => {
                             st.acls.add_ref(a);
@@ -270,31 +278,37 @@ impl Tree {
                         }
                         have_root = true;
                         st.insert_root(data, a, stat);
+                        r.consume(total);
                         continue;
                     }
                     if !have_root {
                         return Err(r.corrupt(at, "node before the root"));
                     }
-                    let Some((parent, name)) = crate::path::split(&path) else {
+                    let Some((parent, name)) = crate::path::split(path) else {
                         return Err(r.corrupt(at, "path without /"));
                     };
                     if name.is_empty() {
                         return Err(r.corrupt(at, "empty node name"));
                     }
-                    let pid = match &last_parent {
-                        Some((p, id)) if p == parent => *id,
+                    let pid = match last_parent_id {
+                        Some(id) if last_parent == parent => id,
                         _ => {
                             let Some(id) = st.lookup(parent) else {
                                 return Err(r.corrupt(at, "node before its parent"));
                             };
-                            last_parent = Some((parent.to_string(), id));
+                            last_parent.clear();
+                            last_parent.push_str(parent);
+                            last_parent_id = Some(id);
                             id
                         }
                     };
-                    if st.child(pid, name).is_some() {
+                    if st
+                        .insert_child_at(pid, name, Some(path), data, a, stat)
+                        .is_none()
+                    {
                         return Err(r.corrupt(at, "duplicate node"));
                     }
-                    st.insert_child_at(pid, name, Some(&path), data, a, stat);
+                    r.consume(total);
                 }
                 _ => return Err(r.corrupt(at, "unknown record tag")),
             }
@@ -303,82 +317,131 @@ impl Tree {
             return Err(r.corrupt(r.off, "no root"));
         }
         let _end_zxid = r.i64()?;
-        let expect = r.crc.value();
-        let mut c = [0u8; 4];
-        r.r.read_exact(&mut c).map_err(|e| r.eof(e))?;
-        if u32::from_be_bytes(c) != expect {
+        let expect = r.crc_so_far();
+        let c = r.u32()?;
+        if c != expect {
             return Err(SnapshotError::Checksum);
         }
         Ok(Tree::from_state(st, config))
     }
 }
 
+/// A buffered reader that checksums what it hands out in large runs (one
+/// CRC update per buffer refill, not one per field).
 struct In<R> {
     r: R,
+    buf: Vec<u8>,
+    /// Next unread byte in `buf`.
+    pos: usize,
+    /// End of the bytes read into `buf`.
+    end: usize,
+    /// `buf[crc_from..pos]` is consumed but not yet in `crc`.
+    crc_from: usize,
     crc: Crc32,
+    /// Stream offset of `buf[pos]`.
     off: u64,
 }
 
+const READ_BUF: usize = 1 << 20;
+
 impl<R: Read> In<R> {
-    fn eof(&self, e: io::Error) -> SnapshotError {
-        if e.kind() == io::ErrorKind::UnexpectedEof {
-            SnapshotError::Corrupt {
-                offset: self.off,
-                reason: "truncated",
-            }
-        } else {
-            SnapshotError::Io(e)
+    fn new(r: R) -> Self {
+        In {
+            r,
+            buf: vec![0; READ_BUF],
+            pos: 0,
+            end: 0,
+            crc_from: 0,
+            crc: Crc32::new(),
+            off: 0,
         }
     }
     fn corrupt(&self, offset: u64, reason: &'static str) -> SnapshotError {
         SnapshotError::Corrupt { offset, reason }
     }
-    fn exact(&mut self, b: &mut [u8]) -> Result<(), SnapshotError> {
-        self.r.read_exact(b).map_err(|e| self.eof(e))?;
-        self.crc.update(b);
-        self.off += b.len() as u64;
+    /// Makes at least `n` unread bytes available in `buf[pos..]`.
+    fn fill(&mut self, n: usize) -> Result<(), SnapshotError> {
+        if self.end - self.pos >= n {
+            return Ok(());
+        }
+        self.crc.update(&self.buf[self.crc_from..self.pos]);
+        self.buf.copy_within(self.pos..self.end, 0);
+        self.end -= self.pos;
+        self.pos = 0;
+        self.crc_from = 0;
+        while self.end < n {
+            if self.end == self.buf.len() {
+                // Grow with what arrives, so a corrupt length cannot make us
+                // allocate a gigabyte before finding the stream truncated.
+                let len = n.min(self.buf.len() * 2);
+                self.buf.resize(len, 0);
+            }
+            match self.r.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    return Err(SnapshotError::Corrupt {
+                        offset: self.off + self.end as u64,
+                        reason: "truncated",
+                    });
+                }
+                Ok(k) => self.end += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(SnapshotError::Io(e)),
+            }
+        }
         Ok(())
     }
-    fn bytes(&mut self, n: u64) -> Result<Vec<u8>, SnapshotError> {
-        let mut v = Vec::new();
-        let got = (&mut self.r).take(n).read_to_end(&mut v)?;
-        if got as u64 != n {
-            return Err(SnapshotError::Corrupt {
-                offset: self.off + got as u64,
-                reason: "truncated",
-            });
-        }
-        self.crc.update(&v);
-        self.off += n;
-        Ok(v)
+    /// `n` bytes at `at` past the unread position (after `fill(at + n)`).
+    fn peek_at(&self, at: usize, n: usize) -> &[u8] {
+        &self.buf[self.pos + at..self.pos + at + n]
+    }
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
+        self.off += n as u64;
+    }
+    fn take(&mut self, n: usize) -> Result<&[u8], SnapshotError> {
+        self.fill(n)?;
+        let p = self.pos;
+        self.consume(n);
+        Ok(&self.buf[p..p + n])
+    }
+    /// The CRC of every byte consumed so far.
+    fn crc_so_far(&mut self) -> u32 {
+        self.crc.update(&self.buf[self.crc_from..self.pos]);
+        self.crc_from = self.pos;
+        self.crc.clone().value()
+    }
+    fn arr<const N: usize>(&mut self) -> Result<[u8; N], SnapshotError> {
+        let b = self.take(N)?;
+        Ok(b.try_into().unwrap_or([0; N]))
     }
     fn u8(&mut self) -> Result<u8, SnapshotError> {
-        let mut b = [0u8; 1];
-        self.exact(&mut b)?;
-        Ok(b[0])
+        Ok(self.arr::<1>()?[0])
     }
     fn u32(&mut self) -> Result<u32, SnapshotError> {
-        let mut b = [0u8; 4];
-        self.exact(&mut b)?;
-        Ok(u32::from_be_bytes(b))
+        Ok(u32::from_be_bytes(self.arr()?))
     }
     fn i32(&mut self) -> Result<i32, SnapshotError> {
-        let mut b = [0u8; 4];
-        self.exact(&mut b)?;
-        Ok(i32::from_be_bytes(b))
+        Ok(i32::from_be_bytes(self.arr()?))
     }
     fn i64(&mut self) -> Result<i64, SnapshotError> {
-        let mut b = [0u8; 8];
-        self.exact(&mut b)?;
-        Ok(i64::from_be_bytes(b))
+        Ok(i64::from_be_bytes(self.arr()?))
     }
-    fn str(&mut self) -> Result<String, SnapshotError> {
+    /// Reads a string's length prefix (bounded by `MAX_STR`).
+    fn str_len(&mut self) -> Result<usize, SnapshotError> {
         let at = self.off;
         let n = self.u32()?;
         if n > MAX_STR {
             return Err(self.corrupt(at, "string too long"));
         }
-        let v = self.bytes(u64::from(n))?;
-        String::from_utf8(v).map_err(|_| self.corrupt(at, "string not UTF-8"))
+        Ok(n as usize)
+    }
+    fn str(&mut self) -> Result<&str, SnapshotError> {
+        let at = self.off;
+        let n = self.str_len()?;
+        let b = self.take(n)?;
+        std::str::from_utf8(b).map_err(|_| SnapshotError::Corrupt {
+            offset: at,
+            reason: "string not UTF-8",
+        })
     }
 }

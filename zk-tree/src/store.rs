@@ -127,20 +127,101 @@ impl ChildSet {
     }
 }
 
+/// One znode. Its name and data share one heap allocation (`bytes` = name
+/// then data), and a leaf's child set is a null pointer: 104 bytes in the
+/// slab plus one allocation of name + data.
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
-    pub(crate) name: Box<str>,
-    pub(crate) data: Option<Box<[u8]>>,
+    /// The name's UTF-8 bytes followed by the data's.
+    bytes: Box<[u8]>,
+    /// Length of the name in `bytes`; the top bit set means null data.
+    name_len: u32,
     pub(crate) stat: StatPersisted,
     pub(crate) acl: u32,
     pub(crate) parent: NodeId,
     pub(crate) digest: u32,
-    pub(crate) children: ChildSet,
+    /// `None` for a leaf (most znodes): 8 bytes instead of a child set.
+    children: Option<Box<ChildSet>>,
+}
+
+const NULL_DATA: u32 = 1 << 31;
+
+fn pack(name: &[u8], data: Option<&[u8]>) -> (Box<[u8]>, u32) {
+    let d = data.unwrap_or(&[]);
+    let mut v = Vec::with_capacity(name.len() + d.len());
+    v.extend_from_slice(name);
+    v.extend_from_slice(d);
+    let flag = if data.is_none() { NULL_DATA } else { 0 };
+    (v.into_boxed_slice(), name.len() as u32 | flag)
 }
 
 impl Node {
+    pub(crate) fn new(
+        name: &str,
+        data: Option<&[u8]>,
+        stat: StatPersisted,
+        acl: u32,
+        parent: NodeId,
+    ) -> Node {
+        let (bytes, name_len) = pack(name.as_bytes(), data);
+        Node {
+            bytes,
+            name_len,
+            stat,
+            acl,
+            parent,
+            digest: 0,
+            children: None,
+        }
+    }
+
+    fn name_end(&self) -> usize {
+        (self.name_len & !NULL_DATA) as usize
+    }
+
+    /// The name's bytes (compare and hash these: no UTF-8 check).
+    pub(crate) fn name_bytes(&self) -> &[u8] {
+        &self.bytes[..self.name_end()]
+    }
+
+    /// The name (`""` for the root).
+    pub(crate) fn name(&self) -> &str {
+        // Always built from a &str in `Node::new`.
+        std::str::from_utf8(self.name_bytes()).unwrap_or_default()
+    }
+
+    /// The data; `None` is null (kept apart from empty).
+    pub(crate) fn data(&self) -> Option<&[u8]> {
+        if self.name_len & NULL_DATA != 0 {
+            None
+        } else {
+            Some(&self.bytes[self.name_end()..])
+        }
+    }
+
+    /// Length of the data (0 when null).
+    pub(crate) fn data_len(&self) -> usize {
+        self.bytes.len() - self.name_end()
+    }
+
+    pub(crate) fn set_data(&mut self, data: Option<&[u8]>) {
+        let (bytes, name_len) = pack(self.name_bytes(), data);
+        self.bytes = bytes;
+        self.name_len = name_len;
+    }
+
+    pub(crate) fn children_len(&self) -> usize {
+        self.children.as_deref().map_or(0, ChildSet::len)
+    }
+
+    pub(crate) fn child_ids(&self) -> Vec<NodeId> {
+        self.children
+            .as_deref()
+            .map_or_else(Vec::new, ChildSet::ids)
+    }
+
     pub(crate) fn client_stat(&self, extended: bool) -> Stat {
-        let n = self.children.len() as i32;
+        let n = self.children_len() as i32;
         let s = &self.stat;
         let owner = match EphemeralType::of(s.ephemeral_owner, extended) {
             EphemeralType::Normal | EphemeralType::Void => s.ephemeral_owner,
@@ -156,7 +237,7 @@ impl Node {
             cversion: s.cversion.wrapping_mul(2).wrapping_sub(n),
             aversion: s.aversion,
             ephemeral_owner: owner,
-            data_length: self.data.as_ref().map_or(0, |d| d.len() as i32),
+            data_length: self.data_len() as i32,
             num_children: n,
             pzxid: s.pzxid,
         }
@@ -196,7 +277,7 @@ impl State {
     pub(crate) fn new(config: &TreeConfig) -> State {
         let mut s = State::empty(config);
         // As ZooKeeper: empty (not null) data, zero stats, world:anyone ALL.
-        let empty = || Some(Box::from(&[][..]));
+        let empty = || Some(&[][..]);
         let open = s.acls.intern(&open_acl_unsafe());
         s.insert_root(empty(), open, new_stat(0, 0, 0));
         s.acls.intern(&open_acl_unsafe());
@@ -206,7 +287,7 @@ impl State {
         let ro = s.acls.intern(&read_acl_unsafe());
         let mut cs = new_stat(0, 0, 0);
         cs.aversion = -1;
-        s.insert_child(zk, "config", Some(Box::from(&[][..])), ro, cs);
+        s.insert_child(zk, "config", Some(&[][..]), ro, cs);
         s
     }
 
@@ -228,20 +309,13 @@ impl State {
         }
     }
 
-    pub(crate) fn insert_root(&mut self, data: Option<Box<[u8]>>, acl: u32, stat: StatPersisted) {
-        let digest = node_digest("/", data.as_deref(), &stat);
+    pub(crate) fn insert_root(&mut self, data: Option<&[u8]>, acl: u32, stat: StatPersisted) {
+        let digest = node_digest("/", data, &stat);
         // ZooKeeper counts the root under its alias "/" too (path length 1).
-        self.data_size += 1 + data.as_ref().map_or(0, |d| d.len() as i64);
+        self.data_size += 1 + data.map_or(0, |d| d.len() as i64);
         self.digest = self.digest.wrapping_add(i64::from(digest));
-        let node = Node {
-            name: "".into(),
-            data,
-            stat,
-            acl,
-            parent: NONE,
-            digest,
-            children: ChildSet::default(),
-        };
+        let mut node = Node::new("", data, stat, acl, NONE);
+        node.digest = digest;
         if self.slots.is_empty() {
             self.slots.push(Some(node));
         } else {
@@ -258,17 +332,21 @@ impl State {
         self.slots[id as usize].as_mut().expect("live node id")
     }
 
-    fn hash_name(&self, name: &str) -> u64 {
+    fn hash_name(&self, name: &[u8]) -> u64 {
         self.hasher.hash_one(name)
     }
 
     /// The child of `parent` called `name`.
     pub(crate) fn child(&self, parent: NodeId, name: &str) -> Option<NodeId> {
-        match &self.node(parent).children {
-            ChildSet::Inline(v) => v.iter().copied().find(|&c| &*self.node(c).name == name),
+        let name = name.as_bytes();
+        match self.node(parent).children.as_deref()? {
+            ChildSet::Inline(v) => v
+                .iter()
+                .copied()
+                .find(|&c| self.node(c).name_bytes() == name),
             ChildSet::Table(t) => {
                 let h = self.hash_name(name);
-                t.find(h, |&c| &*self.node(c).name == name).copied()
+                t.find(h, |&c| self.node(c).name_bytes() == name).copied()
             }
         }
     }
@@ -296,7 +374,7 @@ impl State {
         let mut cur = id;
         while cur != ROOT && cur != NONE {
             let n = self.node(cur);
-            names.push(&*n.name);
+            names.push(n.name());
             cur = n.parent;
         }
         let mut p = String::with_capacity(names.iter().map(|n| n.len() + 1).sum());
@@ -309,51 +387,82 @@ impl State {
 
     pub(crate) fn child_names(&self, id: NodeId) -> Vec<String> {
         self.node(id)
-            .children
-            .ids()
+            .child_ids()
             .into_iter()
-            .map(|c| self.node(c).name.to_string())
+            .map(|c| self.node(c).name().to_string())
             .collect()
     }
 
-    fn add_child_link(&mut self, parent: NodeId, child: NodeId, name: &str) {
+    /// Links `child` (already in the slab, called `name`) under `parent`;
+    /// `false` (nothing changed) if `parent` already has a child of that name.
+    fn add_child_link(&mut self, parent: NodeId, child: NodeId, name: &[u8]) -> bool {
         let h = self.hash_name(name);
-        let mut set = std::mem::take(&mut self.node_mut(parent).children);
-        match &mut set {
-            ChildSet::Inline(v) if v.len() < TO_TABLE => v.push(child),
-            ChildSet::Inline(v) => {
-                let mut t = HashTable::with_capacity(v.len() * 2);
-                for &c in v.iter() {
-                    let ch = self.hash_name(&self.node(c).name);
-                    t.insert_unique(ch, c, |&x| self.hash_name(&self.node(x).name));
+        let mut set = self.node_mut(parent).children.take();
+        let added = match set.as_deref_mut() {
+            None => {
+                let mut v = SmallVec::new();
+                v.push(child);
+                set = Some(Box::new(ChildSet::Inline(v)));
+                true
+            }
+            Some(ChildSet::Inline(v)) => {
+                if v.iter().any(|&c| self.node(c).name_bytes() == name) {
+                    false
+                } else if v.len() < TO_TABLE {
+                    v.push(child);
+                    true
+                } else {
+                    let mut t = HashTable::with_capacity(v.len() * 2);
+                    for &c in v.iter() {
+                        let ch = self.hash_name(self.node(c).name_bytes());
+                        t.insert_unique(ch, c, |&x| self.hash_name(self.node(x).name_bytes()));
+                    }
+                    t.insert_unique(h, child, |&x| self.hash_name(self.node(x).name_bytes()));
+                    set = Some(Box::new(ChildSet::Table(Box::new(t))));
+                    true
                 }
-                t.insert_unique(h, child, |&x| self.hash_name(&self.node(x).name));
-                set = ChildSet::Table(Box::new(t));
             }
-            ChildSet::Table(t) => {
-                t.insert_unique(h, child, |&x| self.hash_name(&self.node(x).name));
+            Some(ChildSet::Table(t)) => {
+                match t.entry(
+                    h,
+                    |&c| self.node(c).name_bytes() == name,
+                    |&x| self.hash_name(self.node(x).name_bytes()),
+                ) {
+                    hashbrown::hash_table::Entry::Occupied(_) => false,
+                    hashbrown::hash_table::Entry::Vacant(e) => {
+                        e.insert(child);
+                        true
+                    }
+                }
             }
-        }
+        };
         self.node_mut(parent).children = set;
+        added
     }
 
     fn remove_child_link(&mut self, parent: NodeId, name: &str) -> Option<NodeId> {
+        let name = name.as_bytes();
         let h = self.hash_name(name);
-        let mut set = std::mem::take(&mut self.node_mut(parent).children);
-        let found = match &mut set {
-            ChildSet::Inline(v) => {
-                let pos = v.iter().position(|&c| &*self.node(c).name == name);
+        let mut set = self.node_mut(parent).children.take();
+        let found = match set.as_deref_mut() {
+            None => None,
+            Some(ChildSet::Inline(v)) => {
+                let pos = v.iter().position(|&c| self.node(c).name_bytes() == name);
                 pos.map(|p| v.remove(p))
             }
-            ChildSet::Table(t) => match t.find_entry(h, |&c| &*self.node(c).name == name) {
-                Ok(e) => Some(e.remove().0),
-                Err(_) => None,
-            },
+            Some(ChildSet::Table(t)) => {
+                match t.find_entry(h, |&c| self.node(c).name_bytes() == name) {
+                    Ok(e) => Some(e.remove().0),
+                    Err(_) => None,
+                }
+            }
         };
-        if let ChildSet::Table(t) = &set
-            && t.len() <= INLINE_CHILDREN
-        {
-            set = ChildSet::Inline(t.iter().copied().collect());
+        match set.as_deref() {
+            Some(ChildSet::Table(t)) if t.len() <= INLINE_CHILDREN => {
+                set = Some(Box::new(ChildSet::Inline(t.iter().copied().collect())));
+            }
+            Some(ChildSet::Inline(v)) if v.is_empty() => set = None,
+            _ => {}
         }
         self.node_mut(parent).children = set;
         found
@@ -364,32 +473,26 @@ impl State {
         &mut self,
         parent: NodeId,
         name: &str,
-        data: Option<Box<[u8]>>,
+        data: Option<&[u8]>,
         acl: u32,
         stat: StatPersisted,
     ) -> NodeId {
         self.insert_child_at(parent, name, None, data, acl, stat)
+            .expect("new child name")
     }
 
-    /// [`State::insert_child`] with the node's full path when the caller has it.
+    /// [`State::insert_child`] with the node's full path when the caller has
+    /// it; `None` (nothing changed) if `parent` already has a child `name`.
     pub(crate) fn insert_child_at(
         &mut self,
         parent: NodeId,
         name: &str,
         path: Option<&str>,
-        data: Option<Box<[u8]>>,
+        data: Option<&[u8]>,
         acl: u32,
         stat: StatPersisted,
-    ) -> NodeId {
-        let node = Node {
-            name: name.into(),
-            data,
-            stat,
-            acl,
-            parent,
-            digest: 0,
-            children: ChildSet::default(),
-        };
+    ) -> Option<NodeId> {
+        let node = Node::new(name, data, stat, acl, parent);
         let id = match self.free.pop() {
             Some(id) => {
                 self.slots[id as usize] = Some(node);
@@ -400,7 +503,15 @@ impl State {
                 (self.slots.len() - 1) as NodeId
             }
         };
-        self.add_child_link(parent, id, name);
+        if !self.add_child_link(parent, id, name.as_bytes()) {
+            self.slots[id as usize] = None;
+            if id as usize == self.slots.len() - 1 {
+                self.slots.pop();
+            } else {
+                self.free.push(id);
+            }
+            return None;
+        }
         let owned;
         let path = match path {
             Some(p) => p,
@@ -410,8 +521,8 @@ impl State {
             }
         };
         let n = self.node(id);
-        let d = node_digest(path, n.data.as_deref(), &n.stat);
-        let size = path.len() as i64 + n.data.as_ref().map_or(0, |d| d.len() as i64);
+        let d = node_digest(path, n.data(), &n.stat);
+        let size = path.len() as i64 + n.data_len() as i64;
         let owner = n.stat.ephemeral_owner;
         self.node_mut(id).digest = d;
         self.digest = self.digest.wrapping_add(i64::from(d));
@@ -429,13 +540,13 @@ impl State {
             }
             EphemeralType::Void => {}
         }
-        id
+        Some(id)
     }
 
     /// Re-computes a node's digest after its stat or data changed.
     fn redigest(&mut self, id: NodeId, path: &str) {
         let n = self.node(id);
-        let d = node_digest(path, n.data.as_deref(), &n.stat);
+        let d = node_digest(path, n.data(), &n.stat);
         let old = n.digest;
         self.digest = self
             .digest
@@ -447,9 +558,9 @@ impl State {
     /// Frees a node already unlinked from its parent, and (only possible
     /// while replaying over a fuzzy snapshot) its descendants.
     fn free_subtree(&mut self, id: NodeId, path: &str) {
-        let ids = self.node(id).children.ids();
+        let ids = self.node(id).child_ids();
         for c in ids {
-            let cp = format!("{}/{}", path, self.node(c).name);
+            let cp = format!("{}/{}", path, self.node(c).name());
             self.free_subtree(c, &cp);
         }
         let Some(n) = self.slots[id as usize].take() else {
@@ -458,7 +569,7 @@ impl State {
         self.free.push(id);
         self.acls.release(n.acl);
         self.digest = self.digest.wrapping_sub(i64::from(n.digest));
-        self.data_size -= path.len() as i64 + n.data.as_ref().map_or(0, |d| d.len() as i64);
+        self.data_size -= path.len() as i64 + n.data_len() as i64;
         self.node_count -= 1;
         let owner = n.stat.ephemeral_owner;
         match EphemeralType::of(owner, self.extended) {
@@ -515,14 +626,16 @@ impl State {
             p.stat.pzxid = zxid;
         }
         let a = self.acls.intern(acl);
-        let id = self.insert_child_at(
-            parent,
-            name,
-            Some(path),
-            data.map(Box::from),
-            a,
-            new_stat(zxid, time, owner),
-        );
+        let id = self
+            .insert_child_at(
+                parent,
+                name,
+                Some(path),
+                data,
+                a,
+                new_stat(zxid, time, owner),
+            )
+            .expect("checked: no child of that name");
         let pp = if parent == ROOT {
             "/".to_string()
         } else {
@@ -599,9 +712,9 @@ impl State {
         trig: &mut Vec<Trigger>,
     ) -> Result<Stat, ErrorCode> {
         let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
-        let old_len = self.node(id).data.as_ref().map_or(0, |d| d.len() as i64);
+        let old_len = self.node(id).data_len() as i64;
         let n = self.node_mut(id);
-        n.data = data.map(Box::from);
+        n.set_data(data);
         n.stat.mtime = time;
         n.stat.mzxid = zxid;
         n.stat.version = version;
@@ -852,10 +965,31 @@ impl State {
         let mut stack = vec![id];
         let mut n = 0usize;
         while let Some(c) = stack.pop() {
-            let ids = self.node(c).children.ids();
+            let ids = self.node(c).child_ids();
             n += ids.len();
             stack.extend(ids);
         }
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_layout_stays_compact() {
+        // 1M znodes: every byte here is a MiB.
+        assert!(std::mem::size_of::<Option<Node>>() <= 104);
+        let n = Node::new("name", Some(b"data"), new_stat(1, 2, 0), 0, ROOT);
+        assert_eq!(n.name(), "name");
+        assert_eq!(n.data(), Some(&b"data"[..]));
+        let mut m = Node::new("x", None, new_stat(1, 2, 0), 0, ROOT);
+        assert_eq!(m.data(), None);
+        assert_eq!(m.data_len(), 0);
+        m.set_data(Some(b""));
+        assert_eq!(m.data(), Some(&b""[..]));
+        m.set_data(None);
+        assert_eq!((m.name(), m.data()), ("x", None));
     }
 }

@@ -161,7 +161,7 @@ impl Tree {
             self.watches().data.add(path, w, Mode::Standard);
         }
         Ok((
-            n.data.as_deref().map(Bytes::copy_from_slice),
+            n.data().map(Bytes::copy_from_slice),
             n.client_stat(st.extended),
         ))
     }
@@ -279,7 +279,7 @@ impl Tree {
         let n = st.node(id);
         Some(NodeRecord {
             stat: n.stat,
-            children: n.children.len() as i32,
+            children: n.children_len() as i32,
             acl: st.acls.get(n.acl),
         })
     }
@@ -462,7 +462,7 @@ impl Tree {
         let never = self.config.container_max_never_used_ms;
         for &id in &st.containers {
             let n = st.node(id);
-            if n.children.len() != 0 {
+            if n.children_len() != 0 {
                 continue;
             }
             if n.stat.cversion > 0 || (never != 0 && now_ms - n.stat.mtime > never) {
@@ -471,7 +471,7 @@ impl Tree {
         }
         for &id in &st.ttls {
             let n = st.node(id);
-            if n.children.len() == 0
+            if n.children_len() == 0
                 && EphemeralType::of(n.stat.ephemeral_owner, st.extended) == EphemeralType::Ttl
             {
                 let ttl = ttl_of(n.stat.ephemeral_owner);
