@@ -142,7 +142,7 @@ impl Tree {
                         }
                     }
                     buf.extend_from_slice(&aid.to_be_bytes());
-                    let s = &n.stat;
+                    let s = &n.stat();
                     for v in [s.czxid, s.mzxid, s.ctime, s.mtime] {
                         buf.extend_from_slice(&v.to_be_bytes());
                     }

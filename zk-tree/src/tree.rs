@@ -278,7 +278,7 @@ impl Tree {
         let id = st.lookup(path)?;
         let n = st.node(id);
         Some(NodeRecord {
-            stat: n.stat,
+            stat: n.stat(),
             children: n.children_len() as i32,
             acl: st.acls.get(n.acl),
         })
@@ -362,7 +362,7 @@ impl Tree {
         for p in &w.data_watches {
             match st.lookup(p) {
                 None => out.push(event(EventType::NodeDeleted, p)),
-                Some(id) if st.node(id).stat.mzxid > rel => {
+                Some(id) if st.node(id).stat().mzxid > rel => {
                     out.push(event(EventType::NodeDataChanged, p))
                 }
                 Some(_) => ws.data.add(p, watcher, Mode::Standard),
@@ -377,7 +377,7 @@ impl Tree {
         for p in &w.child_watches {
             match st.lookup(p) {
                 None => out.push(event(EventType::NodeDeleted, p)),
-                Some(id) if st.node(id).stat.pzxid > rel => {
+                Some(id) if st.node(id).stat().pzxid > rel => {
                     out.push(event(EventType::NodeChildrenChanged, p))
                 }
                 Some(_) => ws.child.add(p, watcher, Mode::Standard),
@@ -465,17 +465,17 @@ impl Tree {
             if n.children_len() != 0 {
                 continue;
             }
-            if n.stat.cversion > 0 || (never != 0 && now_ms - n.stat.mtime > never) {
+            if n.stat().cversion > 0 || (never != 0 && now_ms - n.stat().mtime > never) {
                 out.push(st.path_of(id));
             }
         }
         for &id in &st.ttls {
             let n = st.node(id);
             if n.children_len() == 0
-                && EphemeralType::of(n.stat.ephemeral_owner, st.extended) == EphemeralType::Ttl
+                && EphemeralType::of(n.stat().ephemeral_owner, st.extended) == EphemeralType::Ttl
             {
-                let ttl = ttl_of(n.stat.ephemeral_owner);
-                if ttl != 0 && now_ms - n.stat.mtime > ttl {
+                let ttl = ttl_of(n.stat().ephemeral_owner);
+                if ttl != 0 && now_ms - n.stat().mtime > ttl {
                     out.push(st.path_of(id));
                 }
             }
