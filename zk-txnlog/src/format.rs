@@ -127,11 +127,14 @@ pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
 }
 
 fn frame_crc(salt: u64, len: u32, key: u64, durable: u64, payload: &[u8]) -> u32 {
-    let c = crc32c::crc32c(&salt.to_le_bytes());
-    let c = crc32c::crc32c_append(c, &len.to_le_bytes());
-    let c = crc32c::crc32c_append(c, &key.to_le_bytes());
-    let c = crc32c::crc32c_append(c, &durable.to_le_bytes());
-    crc32c::crc32c_append(c, payload)
+    // The same bytes in two calls instead of five: each call has a fixed
+    // cost that a ~200-byte record (recovery scans a million of them) feels.
+    let mut head = [0u8; 28];
+    head[..8].copy_from_slice(&salt.to_le_bytes());
+    head[8..12].copy_from_slice(&len.to_le_bytes());
+    head[12..20].copy_from_slice(&key.to_le_bytes());
+    head[20..].copy_from_slice(&durable.to_le_bytes());
+    crc32c::crc32c_append(crc32c::crc32c(&head), payload)
 }
 
 /// Append the frame of one record to `out` (padded to [`ALIGN`]). `durable` is the offset up to

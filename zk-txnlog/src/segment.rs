@@ -323,8 +323,19 @@ fn last_nonzero(r: &mut Reader<'_>, from: u64, to: u64) -> io::Result<Option<u64
     while hi > from {
         let lo = hi.saturating_sub(CHUNK as u64).max(from);
         let chunk = r.get(lo, (hi - lo) as usize)?;
-        if let Some(i) = chunk.iter().rposition(|&b| b != 0) {
-            return Ok(Some(lo + i as u64));
+        // OR-fold 4 KiB blocks (vectorised, unlike a byte-by-byte search
+        // with an early exit) and look for the byte only in the block that
+        // has one: the zero tail of a preallocated segment is tens of MiB.
+        let mut end = chunk.len();
+        while end > 0 {
+            let start = end.saturating_sub(4096);
+            let block = &chunk[start..end];
+            if block.iter().fold(0u8, |a, &b| a | b) != 0
+                && let Some(i) = block.iter().rposition(|&b| b != 0)
+            {
+                return Ok(Some(lo + (start + i) as u64));
+            }
+            end = start;
         }
         hi = lo;
     }
