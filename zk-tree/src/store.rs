@@ -284,10 +284,18 @@ impl Node {
         decode_stat(&self.bytes[1..self.name_start()])
     }
 
-    /// Changes the stat (re-packs the node's allocation).
+    /// Changes the stat: in place when its encoding keeps its length (a
+    /// parent's pzxid/cversion on every child create or delete: no copy of
+    /// the parent's data), else by re-packing the node's allocation.
     pub(crate) fn update_stat(&mut self, f: impl FnOnce(&mut StatPersisted)) {
         let mut s = self.stat();
         f(&mut s);
+        let mut enc = [0u8; MAX_STAT];
+        let sl = encode_stat(&s, &mut enc);
+        if sl == usize::from(self.bytes[0]) {
+            self.bytes[1..1 + sl].copy_from_slice(&enc[..sl]);
+            return;
+        }
         let (bytes, name_len) = pack(&s, self.name_bytes(), self.data());
         self.bytes = bytes;
         self.name_len = name_len;
@@ -1112,6 +1120,19 @@ mod tests {
         assert_eq!((m.name(), m.data()), ("x", None));
         m.update_stat(|s| s.version = 3);
         assert_eq!((m.name(), m.data(), m.stat().version), ("x", None, 3));
+        // Same encoded length: rewritten in place, the allocation kept.
+        let mut p = Node::new("p", Some(&[9u8; 4096][..]), new_stat(5, 6, 0), 0, ROOT);
+        p.update_stat(|s| s.pzxid = 7);
+        let at = p.bytes.as_ptr();
+        p.update_stat(|s| s.pzxid = 8);
+        assert_eq!(p.bytes.as_ptr(), at);
+        let st = p.stat();
+        assert_eq!((st.pzxid, st.czxid, p.name()), (8, 5, "p"));
+        assert_eq!(p.data(), Some(&[9u8; 4096][..]));
+        // A longer encoding re-packs and keeps name and data.
+        p.update_stat(|s| s.pzxid = 1 << 40);
+        assert_eq!((p.stat().pzxid, p.name()), (1 << 40, "p"));
+        assert_eq!(p.data(), Some(&[9u8; 4096][..]));
     }
 
     #[test]
