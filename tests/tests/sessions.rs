@@ -11,7 +11,7 @@ use zk_integration::{
     ApacheZk, Client, ClientError, ConnectOptions, Flavor, OurZk, ServerOptions, ZkServer,
     start_server,
 };
-use zk_jute::{CreateMode, EventType};
+use zk_jute::{CreateMode, ErrorCode, EventType, ExistsRequest, Request};
 
 /// tickTime 200 ms: sessions may time out after 400 ms (2 ticks) and at most
 /// 4 s (20 ticks).
@@ -92,10 +92,17 @@ fn expiry(server: &ZkServer) {
     assert!(children.is_empty());
     assert_eq!(pstat.cversion, 2, "create + delete of the ephemeral");
 
-    // the expired session's connection is closed (or answers SESSIONEXPIRED)
-    match doomed.exists("/", false) {
+    // the expired session's connection is closed, or, if the request races
+    // the close, answered SESSIONEXPIRED (both servers mark the session closing
+    // before its closeSession txn, and refuse its requests from then on)
+    let probe = Request::Exists(ExistsRequest {
+        path: "/".into(),
+        watch: false,
+    });
+    match doomed.call(&probe) {
         Err(ClientError::Closed | ClientError::Io(_)) => {}
-        Ok(_) => panic!("an expired session must not be served"),
+        Ok(r) if r.err == ErrorCode::SessionExpired.code() => {}
+        Ok(r) => panic!("an expired session must not be served, got err {}", r.err),
         Err(e) => panic!("unexpected error on expired session: {e}"),
     }
     // and cannot be resumed
