@@ -16,19 +16,27 @@
 //! writer is fuzzy like ZooKeeper's: it walks the tree in chunks, each under
 //! a short read lock, while the applier goes on; the result is made exact by
 //! replaying the log from `start_zxid` (the last applied zxid when the
-//! snapshot began), which [`Tree::apply`] tolerates.
+//! snapshot began), which [`Tree::apply`] tolerates. The walk goes by node
+//! id (no path lookups); each read-lock hold is bounded by `CHUNK` nodes,
+//! `CHUNK_BYTES` bytes and `CHUNK_TIME`.
 
 use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
 use zk_jute::{Acl, Id, StatPersisted};
 
 use crate::digest::Crc32;
-use crate::store::{ROOT, State};
+use crate::store::{NodeId, ROOT, State};
 use crate::{Tree, TreeConfig};
 
 const MAGIC: &[u8; 8] = b"ZKTREE01";
-const CHUNK: usize = 4096;
+/// Read-lock budget per chunk of the fuzzy walk: at most this many nodes,
+/// this many bytes copied, or this long (checked every 32 nodes), whichever
+/// comes first, so the applier waits at most a fraction of a millisecond.
+const CHUNK: usize = 256;
+const CHUNK_BYTES: usize = 256 << 10;
+const CHUNK_TIME: Duration = Duration::from_micros(200);
 const MAX_STR: u32 = 1 << 20;
 const MAX_DATA: i32 = 1 << 30;
 
@@ -55,6 +63,26 @@ pub enum SnapshotError {
     Checksum,
 }
 
+/// Whether `id` is still a live node at depth `depth` whose parent is the
+/// node last written at depth `depth - 1` (its path `path[..ends[depth-1]]`):
+/// checked by walking its ancestors' names back to the root.
+fn still_at(st: &State, id: NodeId, depth: usize, path: &str, ends: &[usize]) -> bool {
+    let live = |i: NodeId| st.slots.get(i as usize).and_then(Option::as_ref);
+    if depth == 0 {
+        return id == ROOT;
+    }
+    let Some(n) = live(id) else { return false };
+    let mut cur = n.parent;
+    for k in (1..depth).rev() {
+        let Some(p) = live(cur) else { return false };
+        if cur == ROOT || p.name_bytes() != &path.as_bytes()[ends[k - 1] + 1..ends[k]] {
+            return false;
+        }
+        cur = p.parent;
+    }
+    cur == ROOT
+}
+
 fn put_str(b: &mut Vec<u8>, s: &str) {
     b.extend_from_slice(&(s.len() as u32).to_be_bytes());
     b.extend_from_slice(s.as_bytes());
@@ -63,7 +91,7 @@ fn put_str(b: &mut Vec<u8>, s: &str) {
 impl Tree {
     /// Writes a fuzzy snapshot to `out` and returns its start zxid (replay
     /// the log from the txn after it). The applier is blocked only for
-    /// chunks of a few thousand nodes at a time; I/O happens outside locks.
+    /// chunks of at most 256 nodes / 256 KiB / 200 µs at a time; I/O happens outside locks.
     pub fn write_snapshot<W: Write>(&self, out: &mut W) -> io::Result<i64> {
         self.write_snapshot_interleaved(out, CHUNK, &mut || {})
     }
@@ -98,14 +126,46 @@ impl Tree {
         // Cache index -> (the list it held, snapshot id): skips hashing the
         // list for every node; the pointer check guards against index reuse.
         let mut by_index: HashMap<u32, (std::sync::Arc<[Acl]>, u32)> = HashMap::new();
-        let mut stack: Vec<String> = vec!["/".to_string()];
-        while !stack.is_empty() {
+        // Depth-first by node id: `stack` holds (id, depth, free epoch when
+        // pushed); `path` is the path of the node last written, `ends[d]` the
+        // length of its prefix at depth `d` (a node popped at depth `d` is a
+        // child of the node last written at depth `d - 1`). An id is trusted
+        // as is while no node has been freed since it was pushed; otherwise it
+        // is checked (live, and its ancestors' names spell `path`'s prefix)
+        // before use, so a reused id never lands under the wrong path.
+        let mut stack: Vec<(NodeId, u32, u64)> = Vec::new();
+        let mut path = String::with_capacity(256);
+        let mut ends: Vec<usize> = Vec::new();
+        let mut first = true;
+        let budget = chunk.max(1);
+        while first || !stack.is_empty() {
             {
                 let st = self.read();
-                for _ in 0..chunk.max(1) {
-                    let Some(path) = stack.pop() else { break };
-                    let Some(id) = st.lookup(&path) else { continue };
+                let epoch = st.free_epoch;
+                if first {
+                    stack.push((ROOT, 0, epoch));
+                    first = false;
+                }
+                let t0 = Instant::now();
+                let mut done = 0usize;
+                while let Some((id, depth, pushed)) = stack.pop() {
+                    let depth = depth as usize;
+                    if pushed != epoch && !still_at(&st, id, depth, &path, &ends) {
+                        continue;
+                    }
                     let n = st.node(id);
+                    if depth == 0 {
+                        path.clear();
+                        path.push('/');
+                        ends.clear();
+                        ends.push(0);
+                    } else {
+                        path.truncate(ends[depth - 1]);
+                        path.push('/');
+                        path.push_str(n.name());
+                        ends.truncate(depth);
+                        ends.push(path.len());
+                    }
                     let cached = by_index
                         .get(&n.acl)
                         .filter(|(l, _)| std::ptr::eq(l.as_ptr(), st.acls.get_ref(n.acl).as_ptr()));
@@ -151,9 +211,15 @@ impl Tree {
                     }
                     buf.extend_from_slice(&s.ephemeral_owner.to_be_bytes());
                     buf.extend_from_slice(&s.pzxid.to_be_bytes());
-                    let prefix = if id == ROOT { "" } else { path.as_str() };
-                    for c in n.child_ids() {
-                        stack.push(format!("{prefix}/{}", st.node(c).name()));
+                    let d = depth as u32 + 1;
+                    n.for_each_child(|c| stack.push((c, d, epoch)));
+                    done += 1;
+                    // Bound the read-lock hold: node count, bytes copied, time.
+                    if done >= budget
+                        || buf.len() >= CHUNK_BYTES
+                        || (done.is_multiple_of(32) && t0.elapsed() >= CHUNK_TIME)
+                    {
+                        break;
                     }
                 }
             }

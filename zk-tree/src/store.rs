@@ -337,6 +337,15 @@ impl Node {
         self.children.as_deref().map_or(0, ChildSet::len)
     }
 
+    /// Calls `f` with each child's id (no allocation).
+    pub(crate) fn for_each_child(&self, mut f: impl FnMut(NodeId)) {
+        match self.children.as_deref() {
+            None => {}
+            Some(ChildSet::Inline(v)) => v.iter().for_each(|&c| f(c)),
+            Some(ChildSet::Table(t)) => t.iter().for_each(|&c| f(c)),
+        }
+    }
+
     pub(crate) fn child_ids(&self) -> Vec<NodeId> {
         self.children
             .as_deref()
@@ -393,6 +402,10 @@ pub(crate) struct State {
     pub(crate) digest: i64,
     pub(crate) last_zxid: i64,
     pub(crate) extended: bool,
+    /// Bumped whenever a live node is freed (its id may then be reused): the
+    /// snapshot writer trusts ids it took under an earlier read lock only
+    /// while this is unchanged.
+    pub(crate) free_epoch: u64,
 }
 
 impl State {
@@ -429,6 +442,7 @@ impl State {
             digest: 0,
             last_zxid: 0,
             extended: config.extended_types,
+            free_epoch: 0,
         }
     }
 
@@ -689,6 +703,7 @@ impl State {
         let Some(n) = self.slots[id as usize].take() else {
             return;
         };
+        self.free_epoch += 1;
         self.free.push(id);
         self.acls.release(n.acl);
         self.digest = self.digest.wrapping_sub(i64::from(n.digest));
