@@ -97,6 +97,10 @@ struct State {
     last_index_pos: Option<u64>,
     /// The sync thread is writing a batch it took (outside the lock).
     syncing: bool,
+    /// The sync thread is blocked on `Shared::work` (set and cleared by it under the lock):
+    /// only then does an append need to signal it; a busy sync thread looks at the queue
+    /// again under the lock before it waits, so no wake-up is lost.
+    sync_idle: bool,
     roll_requested: bool,
     latch: Option<String>,
     closing: bool,
@@ -301,6 +305,7 @@ impl Log {
             last_index_pos: None,
             syncing: false,
             roll_requested: false,
+            sync_idle: false,
             latch: None,
             closing: false,
         };
@@ -445,8 +450,13 @@ impl Log {
         }
         let m = st.segments.get_mut(&active).expect("active segment");
         m.count += 1;
+        // Signal only a sync thread that is waiting for work (a futex wake per append
+        // otherwise); with a flush delay it also waits for a full batch.
+        let wake = st.sync_idle;
         drop(st);
-        sh.work.notify_one();
+        if wake {
+            sh.work.notify_one();
+        }
         Ok(lsn)
     }
 
@@ -825,7 +835,9 @@ fn sync_loop(sh: &Shared) {
     let mut st = sh.lock();
     loop {
         while st.staged_recs.is_empty() && !st.closing && st.latch.is_none() {
+            st.sync_idle = true;
             st = sh.work.wait(st).unwrap_or_else(|e| e.into_inner());
+            st.sync_idle = false;
         }
         if st.latch.is_some() || (st.closing && st.staged_recs.is_empty()) {
             sh.durable.notify_all();
@@ -841,11 +853,13 @@ fn sync_loop(sh: &Shared) {
                 if now >= deadline {
                     break;
                 }
+                st.sync_idle = true;
                 st = sh
                     .work
                     .wait_timeout(st, deadline - now)
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
+                st.sync_idle = false;
             }
         }
         let n = st.staged_recs.len().min(sh.opts.max_batch);
