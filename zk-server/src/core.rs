@@ -437,25 +437,8 @@ impl Core {
             self.connected(conn, sid, timeout);
         } else {
             info!("Invalid session 0x{sid:x} for client /{peer}, probably expired");
-            let resp = ConnectResponse {
-                protocol_version: 0,
-                time_out: 0,
-                session_id: 0,
-                passwd: Bytes::from_static(&[0; 16]),
-                read_only: false,
-            };
-            let mut out = BytesMut::new();
-            encode_frame(&mut out, |o| resp.write(o));
-            self.send(
-                conn,
-                LoopMsg::Connected {
-                    conn,
-                    frame: out.freeze(),
-                    session_id: 0,
-                    timeout: 0,
-                    close: true,
-                },
-            );
+            // Expired or unknown: timeOut 0, session 0 and a zeroed password.
+            self.send_connect_response(conn, 0, 0, Bytes::from_static(&[0; 16]), true);
         }
     }
 
@@ -466,11 +449,16 @@ impl Core {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .password(sid);
+        self.send_connect_response(conn, sid, timeout, Bytes::copy_from_slice(&passwd), false);
+    }
+
+    /// Sends the handshake reply; `close` closes the connection once it is written.
+    fn send_connect_response(&self, conn: u64, sid: i64, timeout: i32, passwd: Bytes, close: bool) {
         let resp = ConnectResponse {
             protocol_version: 0,
             time_out: timeout,
             session_id: sid,
-            passwd: Bytes::copy_from_slice(&passwd),
+            passwd,
             read_only: false,
         };
         let mut out = BytesMut::new();
@@ -482,7 +470,7 @@ impl Core {
                 frame: out.freeze(),
                 session_id: sid,
                 timeout,
-                close: false,
+                close,
             },
         );
     }

@@ -151,18 +151,12 @@ impl Storage {
 /// started), then applies retention if asked.
 pub(crate) fn take_snapshot(tree: &Tree, snaps: &SnapshotStore, zxid: i64) -> Result<(), String> {
     let started = std::time::Instant::now();
-    let w = snaps.create(zxid as u64).map_err(|e| e.to_string())?;
-    // The file being written, `snapshot.<key hex>.tmp` (zk-txnlog DESIGN §1),
-    // opened a second time to push it to the disk as it grows.
-    let tmp = snaps.dir().join(format!("snapshot.{:x}.tmp", zxid as u64));
-    let side = std::fs::File::open(&tmp).ok();
-    let mut w = Writeback {
-        inner: std::io::BufWriter::with_capacity(1 << 20, w),
-        side,
-        unsynced: 0,
-    };
+    let mut w = snaps.create(zxid as u64).map_err(|e| e.to_string())?;
+    // Pushed to the disk as it grows: a snapshot left dirty until finish's
+    // fsync is one burst that every log fdatasync issued meanwhile waits behind
+    // (p99.9 write latency of 100+ ms whenever a snapshot ends).
+    w.writeback_every(SNAPSHOT_WRITEBACK_BYTES);
     tree.write_snapshot(&mut w).map_err(|e| e.to_string())?;
-    let w = w.inner.into_inner().map_err(|e| e.to_string())?;
     let info = w.finish().map_err(|e| e.to_string())?;
     info!(
         "Snapshot taken: snapshot.{:x} ({} bytes) in {} ms",
@@ -176,68 +170,10 @@ pub(crate) fn take_snapshot(tree: &Tree, snaps: &SnapshotStore, zxid: i64) -> Re
 /// Bytes of snapshot written between two `fdatasync`s of it.
 const SNAPSHOT_WRITEBACK_BYTES: u64 = 4 << 20;
 
-/// A snapshot writer that makes what it wrote durable every
-/// [`SNAPSHOT_WRITEBACK_BYTES`]. Otherwise the whole snapshot (tens of MiB
-/// for a few hundred thousand znodes) sits dirty in the page cache until
-/// `finish`'s fsync sends it to the disk at once, and every log fdatasync
-/// issued meanwhile waits behind that burst: p99.9 write latency of 100+ ms
-/// whenever a snapshot ends. In 4 MiB steps a log sync waits for at most one.
-/// (Extra syncs only: `finish` still fsyncs, renames and syncs the directory.)
-struct Writeback<W: std::io::Write> {
-    inner: std::io::BufWriter<W>,
-    /// The snapshot file opened read-only (fdatasync works on any descriptor
-    /// of the file); `None` if it could not be opened: no early writeback.
-    side: Option<std::fs::File>,
-    unsynced: u64,
-}
-
-impl<W: std::io::Write> std::io::Write for Writeback<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.unsynced += n as u64;
-        if self.unsynced >= SNAPSHOT_WRITEBACK_BYTES
-            && let Some(side) = &self.side
-        {
-            self.unsynced = 0;
-            self.inner.flush()?;
-            side.sync_data()?;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use zk_jute::{CreateTxn, OpCode};
-
-    #[test]
-    fn writeback_passes_every_byte_through() {
-        use std::io::Write;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let file = std::fs::File::create(&path).unwrap();
-        let side = std::fs::File::open(&path).ok();
-        let mut w = Writeback {
-            inner: std::io::BufWriter::with_capacity(1 << 16, file),
-            side,
-            unsynced: 0,
-        };
-        let chunk: Vec<u8> = (0..=255u8).cycle().take(100_003).collect();
-        for _ in 0..100 {
-            w.write_all(&chunk).unwrap();
-        }
-        // 10 MB: at least two early syncs happened, and nothing was lost.
-        assert!(w.unsynced < SNAPSHOT_WRITEBACK_BYTES);
-        w.inner.into_inner().unwrap().sync_all().unwrap();
-        let back = std::fs::read(&path).unwrap();
-        assert_eq!(back.len(), 100 * chunk.len());
-        assert!(back.chunks(chunk.len()).all(|c| c == chunk.as_slice()));
-    }
 
     #[test]
     fn record_round_trip() {

@@ -1277,18 +1277,19 @@ fn recover(storage: &dyn Storage) -> Result<(Vec<SegMeta>, RecoveryReport)> {
         if clean && !matches!(s.stop, Stop::Seal { .. }) {
             zero_to = cut;
         }
+        // A handle on the segment for cutting and zeroing its tail.
+        let seg = Seg {
+            first_key: l.key,
+            path: l.path.clone(),
+            file: l.file.clone(),
+            gate: RwLock::new(()),
+            window: s.header.window,
+            prev_key: None,
+            salt: s.header.salt,
+        };
         if let Some(k) = intent
             && s.last_key.is_some_and(|lk| lk > k)
         {
-            let seg = Seg {
-                first_key: l.key,
-                path: l.path.clone(),
-                file: l.file.clone(),
-                gate: RwLock::new(()),
-                window: s.header.window,
-                prev_key: None,
-                salt: s.header.salt,
-            };
             let (c, last) = cut_point(&seg, &s.index, s.end, k)?;
             cut = c;
             // Up to the end of the records and past a mark or seal after them.
@@ -1298,15 +1299,6 @@ fn recover(storage: &dyn Storage) -> Result<(Vec<SegMeta>, RecoveryReport)> {
             // Count is only informational; recount cheaply from a rescan below.
         }
         if zero_to > cut {
-            let seg = Seg {
-                first_key: l.key,
-                path: l.path.clone(),
-                file: l.file.clone(),
-                gate: RwLock::new(()),
-                window: s.header.window,
-                prev_key: None,
-                salt: s.header.salt,
-            };
             zero_backwards(&seg, cut, zero_to).map_err(|e| io(&l.path, e))?;
             if !clean && intent.is_none() {
                 tracing::warn!(file = %l.path.display(), offset = cut, "zk-txnlog: cut torn tail");

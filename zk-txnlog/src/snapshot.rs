@@ -114,6 +114,8 @@ impl SnapshotStore {
             key,
             crc: 0,
             len: 0,
+            writeback: 0,
+            unsynced: 0,
         };
         let mut head = Vec::with_capacity(HEAD as usize);
         head.extend_from_slice(MAGIC);
@@ -169,9 +171,24 @@ pub struct SnapshotWriter {
     key: u64,
     crc: u32,
     len: u64,
+    /// Make written bytes durable every this many bytes (0: only at `finish`).
+    writeback: u64,
+    /// Bytes written since the last early sync.
+    unsynced: u64,
 }
 
 impl SnapshotWriter {
+    /// Make what was written durable (flush + fdatasync) every `bytes` bytes while
+    /// the snapshot is written, instead of only at [`SnapshotWriter::finish`]. A
+    /// large snapshot left dirty in the page cache until its final fsync goes to
+    /// the disk in one burst that every log sync issued meanwhile waits behind;
+    /// in steps of a few MiB a log sync waits for at most one step. Extra syncs
+    /// only: `finish` still fsyncs, renames and syncs the directory. 0 (the
+    /// default) turns it off.
+    pub fn writeback_every(&mut self, bytes: u64) {
+        self.writeback = bytes;
+    }
+
     fn raw_write(&mut self, b: &[u8]) -> Result<()> {
         let out = self.out.as_mut().ok_or(Error::Closed)?;
         out.write_all(b).map_err(|e| Error::io(&self.tmp, e))
@@ -210,6 +227,12 @@ impl Write for SnapshotWriter {
         let n = out.write(buf)?;
         self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
         self.len += n as u64;
+        self.unsynced += n as u64;
+        if self.writeback > 0 && self.unsynced >= self.writeback {
+            self.unsynced = 0;
+            out.flush()?;
+            out.get_ref().sync_data()?;
+        }
         Ok(n)
     }
 
