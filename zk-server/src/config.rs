@@ -126,6 +126,16 @@ pub struct Config {
     pub purge_interval_hours: u32,
     /// snapCount: txns between snapshots (randomised in [snapCount/2+1, snapCount]).
     pub snap_count: u64,
+    /// snapSizeLimitInKb: a snapshot is also due once this many KiB of log
+    /// were written since the last one, whatever snapCount says (default
+    /// 4 GiB; 0 or negative turns it off).
+    pub snap_size_limit_kb: i64,
+    /// zkrs.snapLogPercent: a snapCount-triggered snapshot also waits until the
+    /// log written since the last snapshot is at least this percentage of that
+    /// snapshot's size (default 50; 0 = ZooKeeper's rule alone). Writing a
+    /// whole large tree to save replaying a log a fraction of its size costs
+    /// the write path CPU and disk for nothing; replay stays bounded.
+    pub snap_log_percent: u64,
     /// preAllocSize in KB (log segment size; default 65536).
     pub pre_alloc_size_kb: u64,
     /// globalOutstandingLimit (default 1000).
@@ -193,7 +203,6 @@ const KNOWN_IGNORED: &[&str] = &[
     "digest.enabled",
     "enforceQuota",
     "fsync.warningthresholdms",
-    "snapSizeLimitInKb",
     "txnLogSizeLimitInKb",
     "leaderServes",
     "cnxTimeout",
@@ -235,6 +244,8 @@ impl Config {
             snap_retain_count: 3,
             purge_interval_hours: 0,
             snap_count: 100_000,
+            snap_size_limit_kb: 4 << 20,
+            snap_log_percent: 50,
             pre_alloc_size_kb: 65536,
             global_outstanding_limit: 1000,
             four_letter_whitelist: Whitelist::default(),
@@ -328,6 +339,8 @@ impl Config {
                 }
                 "autopurge.purgeInterval" => cfg.purge_interval_hours = u32v(0)?,
                 "snapCount" => cfg.snap_count = int(2, i64::MAX)? as u64,
+                "snapSizeLimitInKb" => cfg.snap_size_limit_kb = int(i64::MIN, i64::MAX)?,
+                "zkrs.snapLogPercent" => cfg.snap_log_percent = int(0, 1_000_000)? as u64,
                 "preAllocSize" => cfg.pre_alloc_size_kb = int(1, 1 << 30)? as u64,
                 "globalOutstandingLimit" => cfg.global_outstanding_limit = u32v(1)?,
                 "4lw.commands.whitelist" => cfg.four_letter_whitelist = parse_whitelist(value),
@@ -655,7 +668,7 @@ mod tests {
             "tickTime=1000\ndataDir=/d\ndataLogDir=/l\nclientPort=0\nclientPortAddress=127.0.0.1\n\
              maxClientCnxns=5\nminSessionTimeout=1500\nmaxSessionTimeout=9000\n\
              autopurge.snapRetainCount=5\nautopurge.purgeInterval=2\nsnapCount=1000\npreAllocSize=1024\n\
-             globalOutstandingLimit=50\n4lw.commands.whitelist=ruok, stat,MNTR\njute.maxbuffer=4096\nforceSync=no\n",
+             snapSizeLimitInKb=2048\nzkrs.snapLogPercent=0\nglobalOutstandingLimit=50\n4lw.commands.whitelist=ruok, stat,MNTR\njute.maxbuffer=4096\nforceSync=no\n",
         )
         .unwrap();
         assert_eq!(c.client_port, 0);
@@ -664,6 +677,7 @@ mod tests {
         assert_eq!(c.snap_retain_count, 5);
         assert_eq!(c.snap_count, 1000);
         assert_eq!(c.pre_alloc_size_kb, 1024);
+        assert_eq!((c.snap_size_limit_kb, c.snap_log_percent), (2048, 0));
         assert_eq!(c.global_outstanding_limit, 50);
         assert!(c.four_letter_whitelist.allows("mntr") && !c.four_letter_whitelist.allows("srvr"));
         assert_eq!(c.jute_max_buffer, 4096);

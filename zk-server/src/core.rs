@@ -42,7 +42,7 @@ use crate::fourlw::TreeInfo;
 use crate::net::{LoopMsg, loop_of};
 use crate::pipeline::{Broadcast, Zxid};
 use crate::server::Shared;
-use crate::storage::{Storage, encode_txn_into};
+use crate::storage::{Recovered, Storage, encode_txn_into};
 
 /// Who sent a request and when.
 #[derive(Debug, Clone)]
@@ -187,6 +187,10 @@ pub(crate) struct Core {
     txns_since_snapshot: u64,
     snapshot_at: u64,
     snapshot_running: Arc<AtomicBool>,
+    /// Log bytes appended since the last snapshot started.
+    log_bytes_since_snapshot: u64,
+    /// Size of the newest snapshot (set by the snapshot thread when it ends).
+    last_snapshot_bytes: Arc<AtomicU64>,
     shutting_down: bool,
     failed: bool,
     next_purge: Option<Instant>,
@@ -205,14 +209,28 @@ fn snapshot_point(snap_count: u64) -> u64 {
     half + 1 + mix % half.max(1)
 }
 
+/// See [`Core::snapshot_due`]: `counted` = snapCount's (randomised) txn
+/// count was reached, `logged` = log bytes since the last snapshot started,
+/// `last_snapshot` = that snapshot's size.
+fn snapshot_due(cfg: &crate::Config, counted: bool, logged: u64, last_snapshot: u64) -> bool {
+    if let Ok(limit_kb) = u64::try_from(cfg.snap_size_limit_kb)
+        && limit_kb > 0
+        && logged >= limit_kb.saturating_mul(1024)
+    {
+        return true;
+    }
+    counted && logged.saturating_mul(100) >= last_snapshot.saturating_mul(cfg.snap_log_percent)
+}
+
 impl Core {
     pub fn new(
         shared: Arc<Shared>,
         storage: Storage,
         rx: Receiver<CoreMsg>,
         tx: Sender<CoreMsg>,
-        last_zxid: Zxid,
+        recovered: &Recovered,
     ) -> Self {
+        let last_zxid = recovered.last_zxid;
         let my_id = shared.config.my_id;
         let purge = shared.config.purge_interval_hours;
         let snap_count = shared.config.snap_count;
@@ -227,6 +245,8 @@ impl Core {
             txns_since_snapshot: 0,
             snapshot_at: snapshot_point(snap_count),
             snapshot_running: Arc::new(AtomicBool::new(false)),
+            log_bytes_since_snapshot: recovered.replayed_bytes,
+            last_snapshot_bytes: Arc::new(AtomicU64::new(recovered.snapshot_bytes)),
             shutting_down: false,
             failed: false,
             next_purge: (purge > 0)
@@ -674,6 +694,7 @@ impl Core {
             txn_type: body.txn_type().code(),
         };
         encode_txn_into(&mut self.record, &hdr, &body);
+        self.log_bytes_since_snapshot += self.record.len() as u64;
         let tx = self.tx.clone();
         let mark = self.durable.clone();
         let t_append = crate::stages::now();
@@ -810,7 +831,7 @@ impl Core {
             }
         }
         self.txns_since_snapshot += 1;
-        if self.txns_since_snapshot >= self.snapshot_at {
+        if self.snapshot_due() {
             self.start_snapshot();
         }
     }
@@ -844,6 +865,25 @@ impl Core {
         );
     }
 
+    /// Whether a snapshot should start now: ZooKeeper's rules (snapCount txns,
+    /// randomised, or snapSizeLimitInKb of log since the last snapshot), except
+    /// that the snapCount rule also waits until the log since the last
+    /// snapshot is `zkrs.snapLogPercent` of that snapshot's size. Under a heavy
+    /// write load on a large tree ZooKeeper's rule alone keeps a snapshot of
+    /// the whole tree running back to back (each one saving the replay of a log
+    /// a small fraction of its size), which takes a core and the disk from the
+    /// write path; with the pacing rule restart replays at most that
+    /// percentage of a snapshot's size in log, which is cheaper to replay
+    /// than to load.
+    fn snapshot_due(&self) -> bool {
+        snapshot_due(
+            &self.shared.config,
+            self.txns_since_snapshot >= self.snapshot_at,
+            self.log_bytes_since_snapshot,
+            self.last_snapshot_bytes.load(Relaxed),
+        )
+    }
+
     /// As ZooKeeper's SyncRequestProcessor: the count restarts whether or not
     /// a snapshot can start, and one still running means this one is skipped
     /// ("Too busy to snap, skipping"). Retrying at every commit instead kept a
@@ -851,6 +891,7 @@ impl Core {
     /// load, taking a core and the disk away from the write path.
     fn start_snapshot(&mut self) {
         self.txns_since_snapshot = 0;
+        self.log_bytes_since_snapshot = 0;
         self.snapshot_at = snapshot_point(self.shared.config.snap_count);
         if self.snapshot_running.swap(true, Relaxed) {
             warn!("Too busy to snap, skipping");
@@ -860,11 +901,13 @@ impl Core {
         let snaps = self.storage.snaps.clone();
         let key = self.bcast.last_processed();
         let running = self.snapshot_running.clone();
+        let last_bytes = self.last_snapshot_bytes.clone();
         let spawned = std::thread::Builder::new()
             .name("zk-snapshot".into())
             .spawn(move || {
-                if let Err(e) = crate::storage::take_snapshot(&tree, &snaps, key) {
-                    error!("snapshot at 0x{key:x} failed: {e}");
+                match crate::storage::take_snapshot(&tree, &snaps, key) {
+                    Ok(bytes) => last_bytes.store(bytes, Relaxed),
+                    Err(e) => error!("snapshot at 0x{key:x} failed: {e}"),
                 }
                 running.store(false, Relaxed);
             });
@@ -1170,4 +1213,36 @@ pub(crate) fn state_event(state: KeeperState) -> Bytes {
         state: state.code(),
         path: String::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snapshot_due;
+    use crate::Config;
+
+    #[test]
+    fn snapshot_rules() {
+        let mut cfg = Config::standalone("/d".into(), 0);
+        // The snapCount rule waits for log = 50 % of the last snapshot.
+        assert!(!snapshot_due(&cfg, false, 1000, 0));
+        assert!(
+            snapshot_due(&cfg, true, 0, 0),
+            "no snapshot yet: ZooKeeper's rule"
+        );
+        assert!(!snapshot_due(&cfg, true, 499, 1000));
+        assert!(snapshot_due(&cfg, true, 500, 1000));
+        // zkrs.snapLogPercent=0: ZooKeeper's rule alone.
+        cfg.snap_log_percent = 0;
+        assert!(snapshot_due(&cfg, true, 0, 1 << 40));
+        assert!(!snapshot_due(&cfg, false, 0, 1 << 40));
+        // snapSizeLimitInKb: due on log size alone, whatever the count; <= 0 is off.
+        cfg.snap_log_percent = 50;
+        cfg.snap_size_limit_kb = 2;
+        assert!(!snapshot_due(&cfg, false, 2047, 1 << 40));
+        assert!(snapshot_due(&cfg, false, 2048, 1 << 40));
+        cfg.snap_size_limit_kb = 0;
+        assert!(!snapshot_due(&cfg, false, u64::MAX, 1 << 40));
+        cfg.snap_size_limit_kb = -1;
+        assert!(!snapshot_due(&cfg, false, u64::MAX, 1 << 40));
+    }
 }

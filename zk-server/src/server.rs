@@ -252,7 +252,7 @@ impl Server {
         let _ = shared.loops.set(loops);
 
         let mut threads = Vec::new();
-        let core = Core::new(shared.clone(), storage, core_rx, core_tx, last_zxid);
+        let core = Core::new(shared.clone(), storage, core_rx, core_tx, &recovered);
         threads.push(
             std::thread::Builder::new()
                 .name("zk-core".into())

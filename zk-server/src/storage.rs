@@ -51,6 +51,10 @@ pub(crate) struct Recovered {
     pub sessions: Vec<(i64, i32)>,
     /// One line for the operator.
     pub summary: String,
+    /// Size of the snapshot file recovery started from (0 without one).
+    pub snapshot_bytes: u64,
+    /// Bytes of log records replayed on top of it.
+    pub replayed_bytes: u64,
 }
 
 fn log_options(config: &Config) -> Options {
@@ -93,9 +97,11 @@ impl Storage {
         }
         let snaps = SnapshotStore::open(&config.data_dir).map_err(rec_err)?;
         let recovery = zk_txnlog::recover(&log, &snaps).map_err(rec_err)?;
+        let mut snapshot_bytes = 0;
         let (tree, snap_desc) = match recovery.snapshot {
             Some(reader) => {
                 let key = reader.key();
+                snapshot_bytes = reader.len();
                 let path = reader.path().to_path_buf();
                 let mut r = BufReader::with_capacity(1 << 20, reader);
                 let tree = Tree::read_snapshot(&mut r, tree_cfg).map_err(|e| {
@@ -106,9 +112,11 @@ impl Storage {
             None => (Tree::new(tree_cfg), "no snapshot".to_string()),
         };
         let mut replayed = 0u64;
+        let mut replayed_bytes = 0u64;
         let mut last = tree.last_processed_zxid();
         for item in log.iter_from(recovery.replay_from) {
             let (key, payload) = item.map_err(rec_err)?;
+            replayed_bytes += payload.len() as u64;
             let (hdr, body) = decode_txn(Bytes::from(payload)).map_err(|e| {
                 StartError::Recovery(format!(
                     "log record 0x{key:x} in {} does not decode: {e}",
@@ -142,6 +150,8 @@ impl Storage {
                 last_zxid: last,
                 sessions,
                 summary,
+                snapshot_bytes,
+                replayed_bytes,
             },
         ))
     }
@@ -149,7 +159,8 @@ impl Storage {
 
 /// Writes a snapshot of `tree` keyed by `zxid` (the last zxid applied when it
 /// started), then applies retention if asked.
-pub(crate) fn take_snapshot(tree: &Tree, snaps: &SnapshotStore, zxid: i64) -> Result<(), String> {
+/// Returns the snapshot file's size.
+pub(crate) fn take_snapshot(tree: &Tree, snaps: &SnapshotStore, zxid: i64) -> Result<u64, String> {
     let started = std::time::Instant::now();
     let mut w = snaps.create(zxid as u64).map_err(|e| e.to_string())?;
     // Pushed to the disk as it grows: a snapshot left dirty until finish's
@@ -164,7 +175,7 @@ pub(crate) fn take_snapshot(tree: &Tree, snaps: &SnapshotStore, zxid: i64) -> Re
         info.file_len,
         started.elapsed().as_millis()
     );
-    Ok(())
+    Ok(info.file_len)
 }
 
 /// Bytes of snapshot written between two `fdatasync`s of it.

@@ -151,3 +151,16 @@ impl Client {
         assert_eq!(h.err, 0);
     }
 }
+
+/// Polls `cond` (every few ms) until it holds; panics naming `what` after 20 s.
+#[allow(dead_code)] // not every test binary uses it
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
