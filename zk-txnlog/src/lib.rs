@@ -39,6 +39,7 @@ mod log;
 mod options;
 mod segment;
 mod snapshot;
+mod spare;
 mod storage;
 mod sys;
 

@@ -40,6 +40,8 @@ pub struct RecoveryReport {
     pub removed_empty_segment: Option<PathBuf>,
     /// R9: an interrupted `truncate_after(key)` was completed.
     pub finished_truncate: Option<u64>,
+    /// R11: a spare segment (`log.spare.tmp`) left by an earlier run was removed.
+    pub removed_stale_spare: Option<PathBuf>,
 }
 
 /// One segment in memory; the mutable bookkeeping lives in [`SegMeta`] under the state lock.
@@ -286,7 +288,12 @@ impl Log {
                 (Box::new(FileStorage::new(dir, mmap, false)), Some(lock))
             }
         };
-        let (segments, report) = recover(storage.as_ref())?;
+        let (segments, mut report) = recover(storage.as_ref())?;
+        // R11: a spare left by an earlier run is never trusted; then start preparing ours.
+        let spare_len = (opts.zero_fill_ahead && !opts.no_sync).then_some(opts.segment_bytes);
+        report.removed_stale_spare = storage
+            .start_spares(spare_len)
+            .map_err(|e| Error::io(dir.join(crate::spare::SPARE_NAME), e))?;
         let mut st = State {
             segments: BTreeMap::new(),
             active: None,
@@ -347,6 +354,12 @@ impl Log {
             report,
             _lock: lock,
         })
+    }
+
+    /// The storage underneath. (Tests.)
+    #[cfg(test)]
+    pub(crate) fn storage(&self) -> &dyn Storage {
+        self.shared.storage.as_ref()
     }
 
     /// What recovery found when this log was opened.
@@ -702,6 +715,7 @@ impl Log {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        self.shared.storage.stop_spares();
     }
 }
 

@@ -17,6 +17,7 @@ pub struct Options {
     pub(crate) backend: Backend,
     pub(crate) no_sync: bool,
     pub(crate) contiguous_keys: bool,
+    pub(crate) zero_fill_ahead: bool,
 }
 
 impl Default for Options {
@@ -30,6 +31,7 @@ impl Default for Options {
             backend: Backend::Mmap,
             no_sync: false,
             contiguous_keys: false,
+            zero_fill_ahead: true,
         }
     }
 }
@@ -87,6 +89,22 @@ impl Options {
     /// users with dense keys; the contract is only "strictly increasing").
     pub fn contiguous_keys(mut self, on: bool) -> Self {
         self.contiguous_keys = on;
+        self
+    }
+
+    /// Prepare the next segment ahead of time on a helper thread (`zk-txnlog-prep`): a file
+    /// `log.spare.tmp` in the log directory whose blocks are written with zeros and synced, in
+    /// 1 MiB writes with an `fdatasync` every 4 MiB (default on). A roll renames it into place
+    /// when it is ready and preallocates with `fallocate` as before when it is not (it never
+    /// waits). Appends into zero-written blocks sync faster than into `fallocate`'s unwritten
+    /// extents, whose first sync must also commit the extent conversion to the filesystem
+    /// journal (DESIGN.md §2, BENCH.md). Costs one segment of extra disk space and a segment's
+    /// worth of background writes per roll (and at open).
+    ///
+    /// File backends only ([`Backend::Memory`] ignores it); also off with
+    /// [`unsafe_no_sync`](Self::unsafe_no_sync), which has no syncs to speed up.
+    pub fn zero_fill_ahead(mut self, on: bool) -> Self {
+        self.zero_fill_ahead = on;
         self
     }
 

@@ -6,8 +6,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use crate::spare::{SPARE_NAME, Spares};
 use crate::sys::{self, MappedFile};
 
 /// One file of the log: fixed length (preallocated), positional reads and writes, range sync.
@@ -30,6 +31,19 @@ pub(crate) trait Storage: Send + Sync {
     fn open(&self, name: &str) -> io::Result<Arc<dyn SegmentFile>>;
     fn remove(&self, name: &str) -> io::Result<()>;
     fn sync_dir(&self) -> io::Result<()>;
+    /// For a writable open, after recovery: remove a spare segment left by an earlier run (never
+    /// trusted) and, with `Some(len)`, start preparing zero-filled spares of `len` bytes in the
+    /// background for `create` to use. Returns the path of a stale spare it removed.
+    fn start_spares(&self, _len: Option<u64>) -> io::Result<Option<PathBuf>> {
+        Ok(None)
+    }
+    /// Stop preparing spares (a bounded wait) and remove an unused one. Idempotent.
+    fn stop_spares(&self) {}
+    /// The spare helper, if one runs. (Tests.)
+    #[cfg(test)]
+    fn spares(&self) -> Option<&Spares> {
+        None
+    }
 }
 
 /// Which storage implementation a [`Log`](crate::Log) uses.
@@ -52,6 +66,8 @@ pub(crate) struct FileStorage {
     dir: PathBuf,
     mmap: bool,
     read_only: bool,
+    /// The zero-filled spare segment's helper (writable opens with `zero_fill_ahead`).
+    spares: OnceLock<Spares>,
 }
 
 impl FileStorage {
@@ -60,7 +76,50 @@ impl FileStorage {
             dir: dir.to_path_buf(),
             mmap,
             read_only,
+            spares: OnceLock::new(),
         }
+    }
+
+    /// Turn the ready spare into segment `name`: rename it (refusing to replace an existing
+    /// file), write `initial` at 0, sync its data. `Ok(None)` if there was no spare or it could
+    /// not be renamed (the caller falls back to creating the file). Asks for the next spare.
+    fn create_from_spare(
+        &self,
+        spares: &Spares,
+        name: &str,
+        initial: &[u8],
+    ) -> io::Result<Option<File>> {
+        let Some(file) = spares.take() else {
+            spares.request();
+            return Ok(None);
+        };
+        let path = self.dir.join(name);
+        // `rename` would silently replace an existing file; `create` must not. The directory
+        // is ours alone (LOCK), so checking first is enough.
+        let renamed = match fs::symlink_metadata(&path) {
+            Ok(_) => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => fs::rename(spares.path(), &path),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = renamed {
+            if e.kind() != io::ErrorKind::AlreadyExists {
+                tracing::warn!(file = %spares.path().display(), error = %e,
+                    "zk-txnlog: could not rename the spare segment; preallocating instead");
+            }
+            drop(file);
+            let _ = fs::remove_file(spares.path());
+            spares.request();
+            return Ok(None);
+        }
+        spares.request();
+        let res = file
+            .write_all_at(initial, 0)
+            .and_then(|()| file.sync_data());
+        if let Err(e) = res {
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        Ok(Some(file))
     }
 
     fn wrap(&self, file: File) -> io::Result<Arc<dyn SegmentFile>> {
@@ -94,6 +153,13 @@ impl Storage for FileStorage {
     }
 
     fn create(&self, name: &str, len: u64, initial: &[u8]) -> io::Result<Arc<dyn SegmentFile>> {
+        if let Some(spares) = self.spares.get()
+            && len > 0
+            && len == spares.len()
+            && let Some(file) = self.create_from_spare(spares, name, initial)?
+        {
+            return self.wrap(file);
+        }
         let path = self.dir.join(name);
         let file = OpenOptions::new()
             .read(true)
@@ -132,6 +198,45 @@ impl Storage for FileStorage {
 
     fn sync_dir(&self) -> io::Result<()> {
         sync_dir(&self.dir)
+    }
+
+    fn start_spares(&self, len: Option<u64>) -> io::Result<Option<PathBuf>> {
+        if self.read_only {
+            return Ok(None);
+        }
+        let stale = self.dir.join(SPARE_NAME);
+        let removed = match fs::remove_file(&stale) {
+            Ok(()) => {
+                tracing::info!(file = %stale.display(), "zk-txnlog: removed a stale spare segment");
+                Some(stale)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(len) = len.filter(|&l| l > 0)
+            && self.spares.get().is_none()
+        {
+            match Spares::start(&self.dir, len) {
+                Ok(s) => {
+                    let _ = self.spares.set(s);
+                }
+                // Only a speed-up: without the helper every segment is fallocated.
+                Err(e) => tracing::warn!(error = %e,
+                    "zk-txnlog: could not start the spare segment helper thread"),
+            }
+        }
+        Ok(removed)
+    }
+
+    fn stop_spares(&self) {
+        if let Some(s) = self.spares.get() {
+            s.stop();
+        }
+    }
+
+    #[cfg(test)]
+    fn spares(&self) -> Option<&Spares> {
+        self.spares.get()
     }
 }
 

@@ -17,6 +17,17 @@ use memmap2::MmapRaw;
 /// range cannot fail for lack of space (a mapped write into a hole on a full disk is a SIGBUS).
 /// Falls back to writing zeros where the filesystem has no `fallocate`.
 pub(crate) fn preallocate(file: &File, len: u64) -> io::Result<()> {
+    if reserve(file, len)? {
+        Ok(())
+    } else {
+        zero_fill(file, len)
+    }
+}
+
+/// `fallocate(fd, 0, 0, len)`: reserve blocks (as *unwritten* extents on ext4/xfs) and extend
+/// the file to `len`. `Ok(false)` where the filesystem does not support it (EOPNOTSUPP /
+/// ENOSYS, e.g. some tmpfs): nothing was done.
+pub(crate) fn reserve(file: &File, len: u64) -> io::Result<bool> {
     let off_len = libc::off_t::try_from(len)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment size too large"))?;
     loop {
@@ -24,12 +35,12 @@ pub(crate) fn preallocate(file: &File, len: u64) -> io::Result<()> {
         // by `file`, which outlives the call. No memory is passed to the kernel.
         let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, off_len) };
         if rc == 0 {
-            return Ok(());
+            return Ok(true);
         }
         let err = io::Error::last_os_error();
         match err.raw_os_error() {
             Some(libc::EINTR) => continue,
-            Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => return zero_fill(file, len),
+            Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => return Ok(false),
             _ => return Err(err),
         }
     }

@@ -540,6 +540,8 @@ fn real_preallocation_failure_is_an_error_and_leaves_no_file() {
             !dir.path().join("log.1").exists(),
             "half-made segment removed"
         );
+        // The spare helper failed the same way (a warning, not an error) and left nothing.
+        assert!(!dir.path().join("log.spare.tmp").exists());
     }
 }
 

@@ -127,7 +127,15 @@ fn sigkill_during_group_commit_loses_no_acknowledged_record() {
         child.wait().unwrap();
         assert!(seen >= kill_after, "round {round}: child died early");
 
+        // The child's spare segment (zeroed ahead on its helper thread) is left behind by
+        // the kill, whole or partial, unless the kill caught it between two segments: R11.
+        let stale_spare = dir.path().join("log.spare.tmp").exists();
         let log = Log::open(dir.path(), opts(round + 1)).unwrap();
+        assert_eq!(
+            log.recovery_report().removed_stale_spare.is_some(),
+            stale_spare,
+            "round {round}: a stale spare is removed at open"
+        );
         let mut want = acked.iter().peekable();
         let mut last = None;
         for r in log.iter_from(0) {

@@ -566,3 +566,86 @@ fn r2c_file_shortened_within_a_frame_header_of_the_end() {
     let log = Log::open("mem", opts(&disk)).unwrap();
     assert_eq!(keys(&log), (1..=15).collect::<Vec<_>>());
 }
+
+/// R11: a spare segment left by an earlier run (killed while zeroing it, or between taking it
+/// and the directory sync of its rename) is not a segment: listings, read-only opens and
+/// snapshot stores leave it alone; a writable open removes it before preparing its own.
+#[test]
+fn r11_stale_spare_is_ignored_and_removed_at_open() {
+    const SPARE: &str = "log.spare.tmp";
+    let file_opts = |zero_fill: bool| {
+        Options::default()
+            .backend(Backend::Pwrite)
+            .segment_bytes(64 * 1024)
+            .max_record_bytes(256)
+            .max_unsynced_bytes(1024)
+            .zero_fill_ahead(zero_fill)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    for (d, n) in [(dir.path(), 10), (other.path(), 30)] {
+        let log = Log::open(d, file_opts(false)).unwrap();
+        for k in 1..=n {
+            log.append(k, &payload(k)).unwrap();
+        }
+        log.close().unwrap();
+    }
+    // The most misleading leftover: a valid segment with more records (first key 1).
+    let stale = std::fs::read(other.path().join("log.1")).unwrap();
+    let spare = dir.path().join(SPARE);
+    for zero_fill in [false, true] {
+        std::fs::write(&spare, &stale).unwrap();
+        // Read-only access and the snapshot store: ignored, untouched.
+        assert_eq!(
+            zk_txnlog::segment_paths(dir.path()).unwrap(),
+            vec![dir.path().join("log.1")]
+        );
+        let s = zk_txnlog::inspect_segment(dir.path().join("log.1")).unwrap();
+        assert_eq!((s.records, s.clean), (10, true));
+        assert_eq!(
+            zk_txnlog::read_segment(dir.path().join("log.1"))
+                .unwrap()
+                .count(),
+            10
+        );
+        let _ = SnapshotStore::open_read_only(dir.path()).list().unwrap();
+        let _ = SnapshotStore::open(dir.path()).unwrap();
+        assert_eq!(std::fs::read(&spare).unwrap(), stale);
+        // A second writer is refused before it touches anything.
+        let held = Log::open(dir.path(), file_opts(zero_fill)).unwrap();
+        assert!(matches!(
+            Log::open(dir.path(), file_opts(zero_fill)),
+            Err(Error::Locked(_))
+        ));
+        drop(held);
+        // `held` removed it already; put it back for the open under test.
+        std::fs::write(&spare, &stale).unwrap();
+        let log = Log::open(dir.path(), file_opts(zero_fill)).unwrap();
+        let r = log.recovery_report();
+        assert_eq!(r.removed_stale_spare.as_deref(), Some(spare.as_path()));
+        assert_eq!((r.records, r.last_key, r.segments), (10, Some(10), 1));
+        assert_eq!(r.torn_tail, None);
+        assert_eq!(keys(&log), (1..=10).collect::<Vec<_>>());
+        if zero_fill {
+            // What is there now is the helper's own (being zeroed or ready), never the stale
+            // bytes: it was created afresh.
+            if let Ok(b) = std::fs::read(&spare) {
+                assert!(b.iter().all(|&x| x == 0), "a fresh spare holds zeros only");
+            }
+        } else {
+            assert!(!spare.exists());
+        }
+        // Appends and rolls go on as usual.
+        for k in 11..=1000 {
+            log.append(k, &payload(k)).unwrap();
+        }
+        log.close().unwrap();
+        assert!(!spare.exists(), "a clean close leaves no spare");
+        let log = Log::open(dir.path(), file_opts(zero_fill)).unwrap();
+        assert!(log.segment_names().len() > 1);
+        assert_eq!(keys(&log), (1..=1000).collect::<Vec<_>>());
+        assert_eq!(log.recovery_report().removed_stale_spare, None);
+        log.truncate_after(10).unwrap();
+        log.close().unwrap();
+    }
+}

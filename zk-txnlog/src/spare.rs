@@ -1,0 +1,507 @@
+//! Zero-filled spare segments, prepared ahead on a helper thread (DESIGN.md §2, "Preallocation").
+//!
+//! `fallocate` leaves *unwritten* extents: the first `fdatasync` after a write into one must
+//! also commit the extent conversion to the filesystem journal, which makes every sync of the
+//! log slower. A segment whose blocks were written with zeros beforehand has none. Writing
+//! 64 MiB of zeros takes far too long for the roll (it runs under the log's lock), so the
+//! helper prepares the next segment while the current one fills: a file [`SPARE_NAME`] in the
+//! log directory, zeroed over its full length and synced. `FileStorage::create` renames it into
+//! place when it is ready and falls back to `fallocate` when it is not; it never waits for it.
+//!
+//! The spare is never trusted across runs: a writable open removes a left-over one before the
+//! helper starts, and a clean shutdown removes an unused one.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use crate::sys;
+
+/// Name of the spare in the log directory. It cannot parse as a segment (`log.<hex>`, the hex
+/// part must be all hex digits), a snapshot or its temp file (`snapshot.*`), or an intent
+/// (`truncate.<hex>`), so listings, recovery, purge and zk-inspect ignore it.
+pub(crate) const SPARE_NAME: &str = "log.spare.tmp";
+
+/// Zeros are written in chunks of this size...
+const CHUNK: usize = 1 << 20;
+/// ... with an `fdatasync` after every this many bytes, so the helper never holds more than
+/// this much dirty page cache and a log `fdatasync` issued meanwhile waits behind at most one
+/// such step of writeback.
+const SYNC_EVERY: u64 = 4 << 20;
+
+#[derive(Default)]
+struct State {
+    /// A zero-filled, synced spare at `path`, ready to be renamed into place.
+    ready: Option<File>,
+    /// `create` asked for a (next) spare.
+    wanted: bool,
+    /// Tests: hold the helper before it starts a spare.
+    #[cfg(test)]
+    paused: bool,
+    /// Tests: fail the preparation with EIO after this many chunks.
+    #[cfg(test)]
+    fail_after_chunks: Option<u64>,
+    /// Tests: preparations that failed.
+    #[cfg(test)]
+    failures: u64,
+}
+
+impl State {
+    fn should_prepare(&self) -> bool {
+        #[cfg(test)]
+        if self.paused {
+            return false;
+        }
+        self.wanted && self.ready.is_none()
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    len: u64,
+    stop: AtomicBool,
+    state: Mutex<State>,
+    cv: Condvar,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The helper and its one spare.
+pub(crate) struct Spares {
+    inner: Arc<Inner>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Spares {
+    /// Start the helper thread on `dir`; it begins preparing a spare of `len` bytes at once.
+    pub(crate) fn start(dir: &Path, len: u64) -> io::Result<Spares> {
+        let inner = Arc::new(Inner {
+            path: dir.join(SPARE_NAME),
+            len,
+            stop: AtomicBool::new(false),
+            state: Mutex::new(State {
+                wanted: true,
+                ..State::default()
+            }),
+            cv: Condvar::new(),
+        });
+        let i2 = inner.clone();
+        let thread = std::thread::Builder::new()
+            .name("zk-txnlog-prep".into())
+            .spawn(move || helper(&i2))?;
+        Ok(Spares {
+            inner,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Size of the spares this helper prepares.
+    pub(crate) fn len(&self) -> u64 {
+        self.inner.len
+    }
+
+    /// Where the spare lives.
+    pub(crate) fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The ready spare, if there is one; never waits. The caller owns the file at
+    /// [`path`](Self::path) until it calls [`request`](Self::request), which it must do only
+    /// after the file was renamed away or removed.
+    pub(crate) fn take(&self) -> Option<File> {
+        let mut st = self.inner.lock();
+        // Not before the caller's `request`: the helper would recreate the file at `path`
+        // while the caller still renames it.
+        st.wanted = false;
+        st.ready.take()
+    }
+
+    /// Is a spare ready? (Tests.)
+    #[cfg(test)]
+    pub(crate) fn is_ready(&self) -> bool {
+        self.inner.lock().ready.is_some()
+    }
+
+    /// Tests: hold the helper before it starts the next spare (one under way finishes).
+    #[cfg(test)]
+    pub(crate) fn pause(&self, on: bool) {
+        self.inner.lock().paused = on;
+        self.inner.cv.notify_all();
+    }
+
+    /// Tests: the next preparation fails with EIO after `chunks` chunks were written.
+    #[cfg(test)]
+    pub(crate) fn fail_after_chunks(&self, chunks: u64) {
+        self.inner.lock().fail_after_chunks = Some(chunks);
+    }
+
+    /// Tests: how many preparations failed.
+    #[cfg(test)]
+    pub(crate) fn failures(&self) -> u64 {
+        self.inner.lock().failures
+    }
+
+    /// Ask for the next spare (no-op while one is ready or being prepared).
+    pub(crate) fn request(&self) {
+        let mut st = self.inner.lock();
+        st.wanted = true;
+        drop(st);
+        self.inner.cv.notify_all();
+    }
+
+    /// Stop the helper: it finishes at most one chunk (and one sync step), removes an unused
+    /// or partial spare, and exits. Idempotent.
+    pub(crate) fn stop(&self) {
+        self.inner.stop.store(true, Ordering::Release);
+        drop(self.inner.lock());
+        self.inner.cv.notify_all();
+        let t = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = t {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Spares {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn helper(inner: &Inner) {
+    loop {
+        {
+            let mut st = inner.lock();
+            while !inner.stop.load(Ordering::Acquire) && !st.should_prepare() {
+                st = inner.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            if inner.stop.load(Ordering::Acquire) {
+                break;
+            }
+            st.wanted = false;
+        }
+        match prepare(inner) {
+            Ok(Some(file)) => {
+                inner.lock().ready = Some(file);
+                tracing::debug!(file = %inner.path.display(), "zk-txnlog: spare segment ready");
+            }
+            Ok(None) => {
+                remove(&inner.path);
+                break;
+            }
+            Err(e) => {
+                // Not the log's failure: the next roll falls back to fallocate, which reports
+                // the real error if there is one (ENOSPC). Retried at the next roll's request.
+                tracing::warn!(
+                    file = %inner.path.display(),
+                    error = %e,
+                    "zk-txnlog: could not prepare a zero-filled spare segment; the next roll \
+                     preallocates with fallocate"
+                );
+                remove(&inner.path);
+                #[cfg(test)]
+                {
+                    inner.lock().failures += 1;
+                }
+            }
+        }
+    }
+    if inner.lock().ready.take().is_some() {
+        remove(&inner.path);
+    }
+}
+
+fn remove(path: &Path) {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(file = %path.display(), error = %e,
+            "zk-txnlog: could not remove the spare segment"),
+    }
+}
+
+/// Create the spare and write zeros over all of it, syncing every [`SYNC_EVERY`] bytes.
+/// `Ok(None)` if asked to stop meanwhile (the partial file is the caller's to remove).
+fn prepare(inner: &Inner) -> io::Result<Option<File>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&inner.path)?;
+    // Reserve the blocks first: a full disk fails here at once, and the file gets one
+    // contiguous allocation. The zeros below turn the unwritten extents into written ones.
+    sys::reserve(&file, inner.len)?;
+    let zeros = vec![0u8; CHUNK];
+    #[cfg(test)]
+    let mut fail_in = inner.lock().fail_after_chunks.take();
+    let (mut at, mut unsynced) = (0u64, 0u64);
+    while at < inner.len {
+        if inner.stop.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        #[cfg(test)]
+        match &mut fail_in {
+            Some(0) => return Err(io::Error::from_raw_os_error(libc::EIO)),
+            Some(n) => *n -= 1,
+            None => {}
+        }
+        let n = (inner.len - at).min(CHUNK as u64) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+        unsynced += n as u64;
+        if unsynced >= SYNC_EVERY {
+            file.sync_data()?;
+            unsynced = 0;
+        }
+    }
+    file.sync_data()?;
+    Ok(Some(file))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::storage::{FileStorage, Storage};
+    use crate::{Backend, Log, Options, SnapshotStore};
+
+    fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn ready(sp: &Spares) {
+        wait_for("a ready spare", || sp.is_ready());
+    }
+
+    fn ino(p: &Path) -> u64 {
+        fs::metadata(p).unwrap().ino()
+    }
+
+    /// `initial` followed by zeros up to `len`, as the file and as the segment reads it.
+    fn assert_header_then_zeros(
+        path: &Path,
+        seg: &dyn crate::storage::SegmentFile,
+        initial: &[u8],
+        len: u64,
+    ) {
+        let bytes = fs::read(path).unwrap();
+        assert_eq!(bytes.len() as u64, len);
+        assert_eq!(&bytes[..initial.len()], initial);
+        assert!(bytes[initial.len()..].iter().all(|&b| b == 0), "zero tail");
+        assert_eq!(seg.len(), len);
+        let mut back = vec![1u8; len as usize];
+        seg.read_at(0, &mut back).unwrap();
+        assert_eq!(back, bytes);
+    }
+
+    /// Two sync steps and a partial chunk.
+    const LEN: u64 = (8 << 20) + 4096 + 512;
+
+    #[test]
+    fn create_takes_a_ready_spare_and_falls_back_without_one() {
+        for mmap in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let spare = dir.path().join(SPARE_NAME);
+            // A stale spare (garbage) is removed, and never shows through.
+            fs::write(&spare, vec![0xABu8; 100_000]).unwrap();
+            let st = FileStorage::new(dir.path(), mmap, false);
+            assert_eq!(st.start_spares(Some(LEN)).unwrap(), Some(spare.clone()));
+            let sp = st.spares().unwrap();
+            ready(sp);
+            assert_eq!(fs::metadata(&spare).unwrap().len(), LEN);
+            let spare_ino = ino(&spare);
+            // Other sizes (the truncate intent is 0 bytes) never use it.
+            st.create("truncate.5", 0, &[]).unwrap();
+            assert!(sp.is_ready() && ino(&spare) == spare_ino);
+
+            // With a spare ready: it becomes the segment.
+            sp.pause(true);
+            let head: Vec<u8> = (0..64u8).map(|i| i | 0x80).collect();
+            let f = st.create("log.1", LEN, &head).unwrap();
+            assert_eq!(ino(&dir.path().join("log.1")), spare_ino);
+            assert!(!spare.exists(), "renamed away");
+            assert_header_then_zeros(&dir.path().join("log.1"), f.as_ref(), &head, LEN);
+            f.write_at(100, b"appended").unwrap();
+
+            // None ready (the helper is held): fallocate, same contents, no waiting.
+            assert!(!sp.is_ready());
+            let f2 = st.create("log.2", LEN, &head).unwrap();
+            assert!(!spare.exists());
+            assert_header_then_zeros(&dir.path().join("log.2"), f2.as_ref(), &head, LEN);
+
+            // Never replaces an existing file; the spare it took is dropped, not leaked.
+            sp.pause(false);
+            ready(sp);
+            let err = st.create("log.1", LEN, &head).err().expect("exists");
+            assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+            let mut b = [0u8; 8];
+            f.read_at(100, &mut b).unwrap();
+            assert_eq!(&b, b"appended");
+
+            // The next one comes from a fresh spare again.
+            ready(sp);
+            let spare_ino = ino(&spare);
+            let f3 = st.create("log.3", LEN, &head).unwrap();
+            assert_eq!(ino(&dir.path().join("log.3")), spare_ino);
+            assert_header_then_zeros(&dir.path().join("log.3"), f3.as_ref(), &head, LEN);
+
+            // Shutdown removes an unused spare.
+            ready(sp);
+            st.stop_spares();
+            assert!(!spare.exists());
+            st.stop_spares();
+        }
+    }
+
+    #[test]
+    fn read_only_storage_never_touches_a_spare() {
+        let dir = tempfile::tempdir().unwrap();
+        let spare = dir.path().join(SPARE_NAME);
+        fs::write(&spare, b"left by a crash").unwrap();
+        let st = FileStorage::new(dir.path(), false, true);
+        assert_eq!(st.start_spares(Some(LEN)).unwrap(), None);
+        assert!(st.spares().is_none());
+        assert_eq!(fs::read(&spare).unwrap(), b"left by a crash");
+    }
+
+    fn opts(backend: Backend) -> Options {
+        Options::default()
+            .backend(backend)
+            .segment_bytes((1 << 20) + (64 << 10))
+            .max_record_bytes(4000)
+            .max_unsynced_bytes(64 << 10)
+    }
+
+    fn payload(k: u64) -> Vec<u8> {
+        format!("record {k} ")
+            .repeat(1 + (k % 50) as usize)
+            .into_bytes()
+    }
+
+    fn append_durably(log: &Log, keys: std::ops::RangeInclusive<u64>) {
+        let mut last = None;
+        for k in keys {
+            last = Some(log.append(k, &payload(k)).unwrap());
+        }
+        last.unwrap().wait().unwrap();
+    }
+
+    #[test]
+    fn rolls_with_and_without_a_spare_and_after_a_helper_error() {
+        for backend in [Backend::Mmap, Backend::Pwrite] {
+            let dir = tempfile::tempdir().unwrap();
+            let spare = dir.path().join(SPARE_NAME);
+            let seg = |k: u64| dir.path().join(crate::format::segment_name(k));
+            let log = Log::open(dir.path(), opts(backend.clone())).unwrap();
+            let sp = log.storage().spares().expect("helper runs");
+            ready(sp);
+            // 1: the first segment from the spare prepared at open.
+            sp.pause(true);
+            let ino1 = ino(&spare);
+            append_durably(&log, 1..=100);
+            assert_eq!(ino(&seg(1)), ino1);
+            // 2: a roll with no spare ready (held): fallocate.
+            log.roll().unwrap();
+            append_durably(&log, 101..=200);
+            assert!(seg(101).exists() && !spare.exists());
+            // 3: the helper fails (EIO after its first 1 MiB chunk): a warning, the partial file removed,
+            // the log unaffected; the roll preallocates.
+            sp.fail_after_chunks(1);
+            sp.pause(false);
+            wait_for("the injected failure", || sp.failures() == 1);
+            assert!(!spare.exists(), "partial spare removed");
+            log.roll().unwrap();
+            append_durably(&log, 201..=300);
+            // 4: that roll asked again; this one finds a spare.
+            ready(sp);
+            let ino4 = ino(&spare);
+            log.roll().unwrap();
+            append_durably(&log, 301..=400);
+            assert_eq!(ino(&seg(301)), ino4);
+            // 5: rolls by filling the segment, spare or not, as it comes.
+            append_durably(&log, 401..=10_000);
+            let names = log.segment_names();
+            assert!(names.len() >= 6, "{names:?}");
+            // Purge never touches the spare.
+            ready(sp);
+            let ino_s = ino(&spare);
+            let snaps = SnapshotStore::open(dir.path()).unwrap();
+            for k in [300, 5000, 8000, 9000] {
+                let mut w = snaps.create(k).unwrap();
+                io::Write::write_all(&mut w, b"s").unwrap();
+                w.finish().unwrap();
+            }
+            let purged = crate::purge(&log, &snaps, 3).unwrap();
+            assert!(!purged.segments.is_empty());
+            assert!(sp.is_ready() && ino(&spare) == ino_s);
+
+            let first = log.first_key().unwrap();
+            let got: Vec<_> = log.iter_from(0).map(Result::unwrap).collect();
+            let want: Vec<_> = (first..=10_000).map(|k| (k, payload(k))).collect();
+            assert_eq!(got, want);
+            // Every segment: valid header, records, then zeros (the newest may be unsealed).
+            for name in log.segment_names() {
+                let s = crate::inspect_segment(dir.path().join(&name)).unwrap();
+                assert!(s.clean, "{name}: {s:?}");
+            }
+            drop(log);
+            assert!(!spare.exists(), "a clean close removes the unused spare");
+
+            let log = Log::open(dir.path(), opts(backend.clone())).unwrap();
+            let r = log.recovery_report();
+            assert_eq!(r.removed_stale_spare, None);
+            assert_eq!(r.torn_tail, None);
+            assert_eq!(r.removed_empty_segment, None);
+            let got2: Vec<_> = log.iter_from(0).map(Result::unwrap).collect();
+            assert_eq!(got2, want);
+        }
+    }
+
+    #[test]
+    fn dropping_the_log_stops_the_helper_mid_fill() {
+        let dir = tempfile::tempdir().unwrap();
+        // 1 GiB: zeroing all of it takes seconds on this disk; stopping takes one chunk.
+        let log = Log::open(dir.path(), Options::default().segment_bytes(1 << 30)).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let t = Instant::now();
+        drop(log);
+        let took = t.elapsed();
+        assert!(
+            !dir.path().join(SPARE_NAME).exists(),
+            "partial spare removed"
+        );
+        assert!(took < Duration::from_secs(5), "drop took {took:?}");
+    }
+
+    #[test]
+    fn off_with_the_option_with_no_sync_and_for_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        for o in [
+            opts(Backend::Pwrite).zero_fill_ahead(false),
+            opts(Backend::Mmap).unsafe_no_sync(true),
+        ] {
+            let log = Log::open(dir.path(), o).unwrap();
+            assert!(log.storage().spares().is_none());
+            append_durably(&log, 1..=10);
+            assert!(!dir.path().join(SPARE_NAME).exists());
+            log.truncate_after(0).unwrap();
+        }
+        let log = Log::open("mem", opts(Backend::Memory(crate::MemDisk::new()))).unwrap();
+        assert!(log.storage().spares().is_none());
+    }
+}
