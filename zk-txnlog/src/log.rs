@@ -529,6 +529,9 @@ impl Log {
                 }
                 Ok(file)
             });
+        // Whether or not it used one: the roll's syncs are done, the helper may prepare the
+        // next spare now.
+        sh.storage.request_spare();
         let file = match res {
             Ok(f) => f,
             Err(e) => {

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::sys;
 
@@ -31,7 +32,9 @@ const CHUNK: usize = 1 << 20;
 /// ... with an `fdatasync` after every this many bytes, so the helper never holds more than
 /// this much dirty page cache and a log `fdatasync` issued meanwhile waits behind at most one
 /// such step of writeback.
-const SYNC_EVERY: u64 = 4 << 20;
+const SYNC_EVERY: u64 = 1 << 20;
+/// Longest rest between two steps.
+const MAX_REST: Duration = Duration::from_millis(100);
 
 #[derive(Default)]
 struct State {
@@ -114,8 +117,8 @@ impl Spares {
     }
 
     /// The ready spare, if there is one; never waits. The caller owns the file at
-    /// [`path`](Self::path) until it calls [`request`](Self::request), which it must do only
-    /// after the file was renamed away or removed.
+    /// [`path`](Self::path) until the next [`request`](Self::request), which comes only after
+    /// the file was renamed away or removed (the log asks once its roll is complete).
     pub(crate) fn take(&self) -> Option<File> {
         let mut st = self.inner.lock();
         // Not before the caller's `request`: the helper would recreate the file at `path`
@@ -228,8 +231,10 @@ fn remove(path: &Path) {
     }
 }
 
-/// Create the spare and write zeros over all of it, syncing every [`SYNC_EVERY`] bytes.
-/// `Ok(None)` if asked to stop meanwhile (the partial file is the caller's to remove).
+/// Create the spare and write zeros over all of it, syncing every [`SYNC_EVERY`] bytes and
+/// then resting as long as that step took (at most [`MAX_REST`]), so that the log's own syncs
+/// find the device idle at least half the time. `Ok(None)` if asked to stop meanwhile (the
+/// partial file is the caller's to remove).
 fn prepare(inner: &Inner) -> io::Result<Option<File>> {
     let file = OpenOptions::new()
         .read(true)
@@ -243,7 +248,9 @@ fn prepare(inner: &Inner) -> io::Result<Option<File>> {
     let zeros = vec![0u8; CHUNK];
     #[cfg(test)]
     let mut fail_in = inner.lock().fail_after_chunks.take();
+    let (sync_every, pace) = tuning();
     let (mut at, mut unsynced) = (0u64, 0u64);
+    let mut step_start = Instant::now();
     while at < inner.len {
         if inner.stop.load(Ordering::Acquire) {
             return Ok(None);
@@ -258,13 +265,50 @@ fn prepare(inner: &Inner) -> io::Result<Option<File>> {
         file.write_all_at(&zeros[..n], at)?;
         at += n as u64;
         unsynced += n as u64;
-        if unsynced >= SYNC_EVERY {
+        if unsynced >= sync_every && at < inner.len {
             file.sync_data()?;
             unsynced = 0;
+            if pace {
+                rest(inner, step_start.elapsed().min(MAX_REST));
+            }
+            step_start = Instant::now();
         }
     }
     file.sync_data()?;
     Ok(Some(file))
+}
+
+/// Sleep for `d` unless asked to stop.
+fn rest(inner: &Inner, d: Duration) {
+    let deadline = Instant::now() + d;
+    let mut st = inner.lock();
+    while !inner.stop.load(Ordering::Acquire) {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        st = inner
+            .cv
+            .wait_timeout(st, deadline - now)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+}
+
+#[cfg(not(test))]
+fn tuning() -> (u64, bool) {
+    (SYNC_EVERY, true)
+}
+
+/// Tests and probes: `ZK_TXNLOG_SPARE_STEP_KIB`, `ZK_TXNLOG_SPARE_PACE=0`.
+#[cfg(test)]
+fn tuning() -> (u64, bool) {
+    let step = std::env::var("ZK_TXNLOG_SPARE_STEP_KIB")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map_or(SYNC_EVERY, |k| k << 10);
+    let pace = std::env::var("ZK_TXNLOG_SPARE_PACE").map_or(true, |v| v != "0");
+    (step, pace)
 }
 
 #[cfg(test)]
@@ -346,6 +390,7 @@ mod tests {
 
             // Never replaces an existing file; the spare it took is dropped, not leaked.
             sp.pause(false);
+            st.request_spare();
             ready(sp);
             let err = st.create("log.1", LEN, &head).err().expect("exists");
             assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
@@ -354,6 +399,7 @@ mod tests {
             assert_eq!(&b, b"appended");
 
             // The next one comes from a fresh spare again.
+            st.request_spare();
             ready(sp);
             let spare_ino = ino(&spare);
             let f3 = st.create("log.3", LEN, &head).unwrap();
@@ -361,6 +407,7 @@ mod tests {
             assert_header_then_zeros(&dir.path().join("log.3"), f3.as_ref(), &head, LEN);
 
             // Shutdown removes an unused spare.
+            st.request_spare();
             ready(sp);
             st.stop_spares();
             assert!(!spare.exists());
@@ -503,5 +550,207 @@ mod tests {
         }
         let log = Log::open("mem", opts(Backend::Memory(crate::MemDisk::new()))).unwrap();
         assert!(log.storage().spares().is_none());
+    }
+}
+
+/// Measurements for BENCH.md ("Zero-filled spare segments"), ignored by default:
+///
+/// `cargo test --release -p zk-txnlog --lib probe_ -- --ignored --nocapture --test-threads=1`
+///
+/// `ZK_TXNLOG_PROBE_DIR` picks the directory (default: the temp dir); `ZK_TXNLOG_PROBE_ROUNDS`
+/// scales the run.
+#[cfg(test)]
+mod probe {
+    use std::fs::{File, OpenOptions};
+    use std::os::unix::fs::FileExt;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::{Backend, Log, Options};
+
+    fn base() -> tempfile::TempDir {
+        match std::env::var_os("ZK_TXNLOG_PROBE_DIR") {
+            Some(d) => tempfile::tempdir_in(d).unwrap(),
+            None => tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn rounds(default: usize) -> usize {
+        std::env::var("ZK_TXNLOG_PROBE_ROUNDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    }
+
+    fn stats(name: &str, v: &mut [Duration]) {
+        v.sort();
+        let p = |q: f64| v[((v.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+        println!(
+            "{name:<44} n {:>6}  p50 {:>7.0} µs  p90 {:>7.0} µs  p99 {:>7.0} µs  p99.9 {:>7.0} µs  max {:>7.0} µs",
+            v.len(),
+            p(0.5),
+            p(0.9),
+            p(0.99),
+            p(0.999),
+            p(1.0)
+        );
+    }
+
+    const SEG: u64 = 64 << 20;
+
+    fn new_file(dir: &Path, name: &str) -> File {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(dir.join(name))
+            .unwrap()
+    }
+
+    /// pwrite + fdatasync of `size`-byte appends at increasing offsets, round-robin between a
+    /// fallocated file (unwritten extents) and one zeroed by the helper's own code.
+    #[test]
+    #[ignore]
+    fn probe_fdatasync_fallocated_vs_zeroed() {
+        let dir = base();
+        for size in [128usize, 1024, 4096, 16384] {
+            let n = rounds(10_000).min((SEG as usize - 4096) / size);
+            let falloc = new_file(dir.path(), &format!("falloc.{size}"));
+            assert!(
+                sys::reserve(&falloc, SEG).unwrap(),
+                "fallocate supported here"
+            );
+            falloc.sync_all().unwrap();
+            let inner = Inner {
+                path: dir.path().join(format!("zeroed.{size}")),
+                len: SEG,
+                stop: AtomicBool::new(false),
+                state: Mutex::new(State::default()),
+                cv: Condvar::new(),
+            };
+            let t = Instant::now();
+            let zeroed = prepare(&inner).unwrap().unwrap();
+            println!(
+                "zero-filling one {} MiB spare (1 MiB writes, fdatasync every 4 MiB): {:.0} ms",
+                SEG >> 20,
+                t.elapsed().as_secs_f64() * 1e3
+            );
+            let data = vec![0x5au8; size];
+            let (mut f, mut z) = (Vec::with_capacity(n), Vec::with_capacity(n));
+            for i in 0..n {
+                let at = 4096 + (i * size) as u64;
+                let one = |file: &File, out: &mut Vec<Duration>| {
+                    let t = Instant::now();
+                    file.write_all_at(&data, at).unwrap();
+                    file.sync_data().unwrap();
+                    out.push(t.elapsed());
+                };
+                // Alternate who goes first, so neither always follows the other's sync.
+                if i % 2 == 0 {
+                    one(&falloc, &mut f);
+                    one(&zeroed, &mut z);
+                } else {
+                    one(&zeroed, &mut z);
+                    one(&falloc, &mut f);
+                }
+            }
+            stats(&format!("{size} B append + fdatasync, fallocated"), &mut f);
+            stats(&format!("{size} B append + fdatasync, zero-filled"), &mut z);
+        }
+    }
+
+    /// The server's pattern: one thread keeps 64 appends of 100 B in flight (`append_with`,
+    /// completion by callback; each sync covers several KiB, so most syncs write into blocks
+    /// never synced before) on the pwrite backend with default 64 MiB segments, which roll
+    /// when full. Two logs, one with spares and one without, take turns in phases of 200 000
+    /// records. Reports append→durable latency (for the log with spares also split by whether
+    /// the helper was zeroing the next spare at the time), how long the appending thread was
+    /// blocked in the appends that rolled, and records/s.
+    #[test]
+    #[ignore]
+    fn probe_log_pipeline_with_and_without_spares() {
+        let dir = base();
+        let phases = rounds(20);
+        let per_phase = 200_000u64;
+        let in_flight = 64;
+        let open = |name: &str, on: bool| {
+            Log::open(
+                dir.path().join(name),
+                Options::default()
+                    .backend(Backend::Pwrite)
+                    .zero_fill_ahead(on),
+            )
+            .unwrap()
+        };
+        let logs = [open("on", true), open("off", false)];
+        let data = [7u8; 100];
+        // [on, off, on while the helper zeroes, on with a spare ready]
+        let mut lat: [Vec<Duration>; 4] = Default::default();
+        let mut roll_call = [Vec::new(), Vec::new()];
+        let mut busy = [Duration::ZERO; 2];
+        let mut next = [1u64; 2];
+        let mut segs = [1usize; 2];
+        let (tx, rx) = crossbeam_channel::unbounded::<(usize, Duration)>();
+        let take = |lat: &mut [Vec<Duration>; 4], (b, d): (usize, Duration)| {
+            lat[if b < 2 { b } else { 0 }].push(d);
+            if b >= 2 {
+                lat[b].push(d);
+            }
+        };
+        for phase in 0..2 * phases {
+            // on, off, off, on, on, off, ...: neither always runs right after the other.
+            let w = (phase + phase / 2) % 2;
+            let log = &logs[w];
+            let start = Instant::now();
+            let mut pending = 0;
+            for _ in 0..per_phase {
+                if pending == in_flight {
+                    take(&mut lat, rx.recv().unwrap());
+                    pending -= 1;
+                }
+                let bucket = match log.storage().spares() {
+                    None => 1,
+                    Some(sp) if sp.is_ready() => 3,
+                    Some(_) => 2,
+                };
+                let t = Instant::now();
+                let tx = tx.clone();
+                log.append_with(next[w], &data, move |r| {
+                    r.unwrap();
+                    tx.send((bucket, t.elapsed())).unwrap();
+                })
+                .unwrap();
+                let call = t.elapsed();
+                // A roll syncs (file, directory, seal): never under 100 µs here.
+                if call > Duration::from_micros(100) {
+                    let n = log.segment_names().len();
+                    if n != segs[w] {
+                        segs[w] = n;
+                        roll_call[w].push(call);
+                    }
+                }
+                next[w] += 1;
+                pending += 1;
+            }
+            for _ in 0..pending {
+                take(&mut lat, rx.recv().unwrap());
+            }
+            busy[w] += start.elapsed();
+        }
+        println!(
+            "rolls: {} with spares, {} without",
+            segs[0] - 1,
+            segs[1] - 1
+        );
+        stats("append->durable, zero_fill_ahead on", &mut lat[0]);
+        stats("append->durable, zero_fill_ahead off", &mut lat[1]);
+        stats("  on, while the helper zeroes a spare", &mut lat[2]);
+        stats("  on, with a spare ready (helper idle)", &mut lat[3]);
+        stats("blocked in the rolling append, on", &mut roll_call[0]);
+        stats("blocked in the rolling append, off", &mut roll_call[1]);
+        for (w, name) in ["on", "off"].iter().enumerate() {
+            let recs = (next[w] - 1) as f64;
+            println!("{name:<4} {:.0} records/s", recs / busy[w].as_secs_f64());
+        }
     }
 }

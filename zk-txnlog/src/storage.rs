@@ -37,6 +37,9 @@ pub(crate) trait Storage: Send + Sync {
     fn start_spares(&self, _len: Option<u64>) -> io::Result<Option<PathBuf>> {
         Ok(None)
     }
+    /// A segment was just created (the roll is complete): prepare the next spare if there is
+    /// none. Called after the roll's own syncs, so the helper's writes do not delay them.
+    fn request_spare(&self) {}
     /// Stop preparing spares (a bounded wait) and remove an unused one. Idempotent.
     fn stop_spares(&self) {}
     /// The spare helper, if one runs. (Tests.)
@@ -82,7 +85,7 @@ impl FileStorage {
 
     /// Turn the ready spare into segment `name`: rename it (refusing to replace an existing
     /// file), write `initial` at 0, sync its data. `Ok(None)` if there was no spare or it could
-    /// not be renamed (the caller falls back to creating the file). Asks for the next spare.
+    /// not be renamed (the caller falls back to creating the file).
     fn create_from_spare(
         &self,
         spares: &Spares,
@@ -90,7 +93,6 @@ impl FileStorage {
         initial: &[u8],
     ) -> io::Result<Option<File>> {
         let Some(file) = spares.take() else {
-            spares.request();
             return Ok(None);
         };
         let path = self.dir.join(name);
@@ -108,10 +110,8 @@ impl FileStorage {
             }
             drop(file);
             let _ = fs::remove_file(spares.path());
-            spares.request();
             return Ok(None);
         }
-        spares.request();
         let res = file
             .write_all_at(initial, 0)
             .and_then(|()| file.sync_data());
@@ -226,6 +226,12 @@ impl Storage for FileStorage {
             }
         }
         Ok(removed)
+    }
+
+    fn request_spare(&self) {
+        if let Some(s) = self.spares.get() {
+            s.request();
+        }
     }
 
     fn stop_spares(&self) {
