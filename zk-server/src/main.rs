@@ -20,6 +20,14 @@ use std::process::ExitCode;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use zk_server::{Config, Server};
 
+/// mimalloc rather than glibc's malloc: the write path allocates on one thread
+/// (requests on the loops, replies on the core) and frees on another, where
+/// glibc's per-thread caches do not help; creates ran ~1.6x faster under
+/// load with the same RSS after 1M znodes (README, "Memory allocator").
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
