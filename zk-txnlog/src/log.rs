@@ -291,9 +291,7 @@ impl Log {
         let (segments, mut report) = recover(storage.as_ref())?;
         // R11: a spare left by an earlier run is never trusted; then start preparing ours.
         let spare_len = (opts.zero_fill_ahead && !opts.no_sync).then_some(opts.segment_bytes);
-        report.removed_stale_spare = storage
-            .start_spares(spare_len)
-            .map_err(|e| Error::io(dir.join(crate::spare::SPARE_NAME), e))?;
+        report.removed_stale_spare = storage.start_spares(spare_len);
         let mut st = State {
             segments: BTreeMap::new(),
             active: None,

@@ -33,9 +33,10 @@ pub(crate) trait Storage: Send + Sync {
     fn sync_dir(&self) -> io::Result<()>;
     /// For a writable open, after recovery: remove a spare segment left by an earlier run (never
     /// trusted) and, with `Some(len)`, start preparing zero-filled spares of `len` bytes in the
-    /// background for `create` to use. Returns the path of a stale spare it removed.
-    fn start_spares(&self, _len: Option<u64>) -> io::Result<Option<PathBuf>> {
-        Ok(None)
+    /// background for `create` to use. Returns the path of a stale spare it removed. Never
+    /// fails: spares are only a speed-up (problems are logged).
+    fn start_spares(&self, _len: Option<u64>) -> Option<PathBuf> {
+        None
     }
     /// A segment was just created (the roll is complete): prepare the next spare if there is
     /// none. Called after the roll's own syncs, so the helper's writes do not delay them.
@@ -200,9 +201,9 @@ impl Storage for FileStorage {
         sync_dir(&self.dir)
     }
 
-    fn start_spares(&self, len: Option<u64>) -> io::Result<Option<PathBuf>> {
+    fn start_spares(&self, len: Option<u64>) -> Option<PathBuf> {
         if self.read_only {
-            return Ok(None);
+            return None;
         }
         let stale = self.dir.join(SPARE_NAME);
         let removed = match fs::remove_file(&stale) {
@@ -211,7 +212,12 @@ impl Storage for FileStorage {
                 Some(stale)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e),
+            // Harmless where it is (nothing reads it; the helper recreates the file).
+            Err(e) => {
+                tracing::warn!(file = %stale.display(), error = %e,
+                    "zk-txnlog: could not remove a stale spare segment");
+                None
+            }
         };
         if let Some(len) = len.filter(|&l| l > 0)
             && self.spares.get().is_none()
@@ -225,7 +231,7 @@ impl Storage for FileStorage {
                     "zk-txnlog: could not start the spare segment helper thread"),
             }
         }
-        Ok(removed)
+        removed
     }
 
     fn request_spare(&self) {
