@@ -13,6 +13,18 @@ Prints every figure and the ratio ours/Apache:
   * restart-to-serving: SIGKILL, start again on the same data dir, time until a getData
     of the last loaded znode succeeds; RSS after the restart.
 
+Every workload must see the same tree on both servers. The create workload adds fresh
+znodes (PREFIX/c/<run>-<session>-<n>) as fast as the server takes them, so a faster server
+would otherwise end a create run with more znodes than the slower one (3x more was seen:
+1.5M vs 0.5M) and run set/get/mixed and every later round on a bigger tree (bigger
+snapshots, more memory traffic) than the other. So every create run, the pre-warm one
+included, uses zk-bench --cleanup: once the measured run is over (its figures final),
+zk-bench deletes every znode it created, unmeasured, and each server is back to the set-up
+tree (PREFIX, PREFIX/k/0..keys-1, PREFIX/c) before the next workload. The log line of each
+create run shows the clean-up time, and every run's log line the server's zk_znode_count
+(mntr) afterwards, which must match between the servers. The server CPU of a create run is
+sampled when zk-bench announces the clean-up, so the deletes are not charged to the creates.
+
 If our server is missing or does not start, says so and prints Apache's figures alone.
 
 Usage (from the repository root):
@@ -250,12 +262,47 @@ def build(packages):
     return None if r.returncode == 0 else r.stdout[-3000:]
 
 
-def bench_json(bench, args):
-    r = subprocess.run([bench] + args + ["--json", "--quiet"], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"zk-bench {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+CLEANUP_MARK = "zk-bench: cleanup:"
+
+
+def bench_json(bench, args, on_cleanup=None):
+    """Runs zk-bench with --json --quiet and returns its JSON. on_cleanup(), if given, is called
+    when zk-bench announces its clean-up on stderr (the measured load is over by then)."""
+    p = subprocess.Popen([bench] + args + ["--json", "--quiet"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    err = []
+    for line in p.stderr:  # the JSON on stdout is one short line: no pipe deadlock
+        if on_cleanup is not None and line.startswith(CLEANUP_MARK):
+            on_cleanup()
+        else:
+            err.append(line)
+    out = p.stdout.read()
+    p.wait()
+    if p.returncode != 0:
+        raise RuntimeError(f"zk-bench {' '.join(args)} failed ({p.returncode}): {''.join(err).strip()}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def znode_count(addr):
+    """zk_znode_count from the mntr four-letter word (both configs whitelist it); None if unanswered."""
+    host, port = addr.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=10) as c:
+            c.sendall(b"mntr")
+            data = b""
+            while chunk := c.recv(65536):
+                data += chunk
+    except OSError:
+        return None
+    for line in data.decode(errors="replace").splitlines():
+        if line.startswith("zk_znode_count"):
+            return int(line.split()[1])
+    return None
+
+
+def cleanup_args(op):
+    """--cleanup for every create run: each workload must see the same tree on both servers."""
+    return ["--cleanup"] if op == "create" else []
 
 
 def machine_info(workdir):
@@ -315,13 +362,14 @@ def run_workloads(servers, args, results):
     live = [s for s in servers if s.proc is not None]
     def prepare(s, extra):
         try:
-            bench_json(s.bench, ["run", "--server", s.addr] + extra + base)
+            return bench_json(s.bench, ["run", "--server", s.addr] + extra + base)
         except RuntimeError as e:
             if s.name != "ours":
                 raise
             results["ours"]["errors"].append(f"set-up: {e}")
             log(f"ours: set-up failed: {e}")
             s.kill()
+            return None
 
     for s in live:
         # Set-up once (prefix, PREFIX/k/0..keys, PREFIX/c); every measured run then skips it.
@@ -333,7 +381,12 @@ def run_workloads(servers, args, results):
         for s in live:
             for wl in ("mixed", "create"):
                 if s.proc is not None:
-                    prepare(s, ["--op", wl, "--duration", f"{args.prewarm}s", "--warmup", "0"])
+                    j = prepare(s, ["--op", wl, "--duration", f"{args.prewarm}s", "--warmup", "0"]
+                                + cleanup_args(wl))
+                    if j is not None and j.get("cleanup"):
+                        log(f"pre-warm create {s.name:<6} {j['completed']} znodes created,"
+                            f" cleanup {j['cleanup_s']:.2f} s ({j['cleanup_deleted']} deleted);"
+                            f" znodes now {znode_count(s.addr)}")
         log(f"pre-warmed every server with {args.prewarm} s of mixed and {args.prewarm} s of create")
     common = base + ["--duration", f"{args.duration}s", "--warmup", f"{args.warmup}s"]
     for rnd in range(1, args.rounds + 1):
@@ -342,18 +395,21 @@ def run_workloads(servers, args, results):
                 if s.proc is None:
                     continue
                 cpu0 = s.cpu()
+                at_cleanup = []  # the server's CPU when the measured load ended (create runs)
                 try:
                     op, _, shape = wl.partition(":")  # e.g. set:1x1 = one session, one in flight
-                    extra = []
+                    extra = cleanup_args(op)
                     if shape:
                         sess, infl = shape.split("x")
-                        extra = ["--sessions", sess, "--in-flight", infl]
-                    j = bench_json(s.bench, ["run", "--server", s.addr, "--op", op] + common + extra)
+                        extra += ["--sessions", sess, "--in-flight", infl]
+                    j = bench_json(s.bench, ["run", "--server", s.addr, "--op", op] + common + extra,
+                                   on_cleanup=lambda: at_cleanup.append(s.cpu()))
                 except RuntimeError as e:
                     log(f"{s.name} {wl} round {rnd}: {e}")
                     results[s.name]["errors"].append(f"{wl} round {rnd}: {e}")
                     continue
-                cpu1 = s.cpu()
+                cpu1 = at_cleanup[0] if at_cleanup else s.cpu()
+                znodes = znode_count(s.addr)
                 # The CPU figure covers the whole run (warm-up included; the set-up was done
                 # before), so divide by every request the run completed.
                 total_ops = j["completed"]
@@ -363,11 +419,15 @@ def run_workloads(servers, args, results):
                        "p99_ms": a["p99_us"] / 1000, "p999_ms": a["p999_us"] / 1000,
                        "max_ms": a["max_us"] / 1000, "errors": j["errors"], "cpu_us_per_op": cpu_us,
                        "client_cpu_us_per_op": j["client_cpu_s"] * 1e6 / total_ops if total_ops else None,
-                       "loadavg": loadavg()}
+                       "loadavg": loadavg(), "znodes_after": znodes}
+                cleaned = ""
+                if j.get("cleanup"):
+                    rec["cleanup_s"], rec["cleanup_deleted"] = j["cleanup_s"], j["cleanup_deleted"]
+                    cleaned = f"  cleanup {j['cleanup_s']:.2f} s ({j['cleanup_deleted']} deleted)"
                 results[s.name]["runs"].setdefault(wl, []).append(rec)
                 log(f"round {rnd} {wl:<6} {s.name:<6} {a['ops_per_s']:>10.0f} ops/s  p50 {a['p50_us']/1000:.2f} ms"
                     f"  p99 {a['p99_us']/1000:.2f} ms  p99.9 {a['p999_us']/1000:.2f} ms  errors {j['errors']}"
-                    f"  (load {loadavg()})")
+                    f"{cleaned}  znodes {znodes}  (load {loadavg()})")
 
 
 def load_and_restart(s, args, results):

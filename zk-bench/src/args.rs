@@ -35,6 +35,10 @@ RUN OPTIONS:
   --ops N                stop after N ops instead of a duration
   --warmup D             ops during this first period are not measured [1s]
   --no-setup             do not create the prefix and the K keys first
+  --cleanup              --op create only: afterwards, delete every znode the run created
+                         (unmeasured, same sessions x in flight; reports cleanup_s and
+                         cleanup_deleted), so the tree is as it was before the run;
+                         announced on stderr (\"zk-bench: cleanup: ...\") even with --quiet
 
 LOAD OPTIONS:
   --znodes K             how many znodes to create (1m = 1,000,000) [1m]
@@ -44,7 +48,8 @@ WAIT OPTIONS:
   --server HOST:PORT, --path PATH [/], --timeout D [60s]
 
 Keys: run uses PREFIX/k/<i> for set/get and PREFIX/c/<run>-<session>-<n> for create;
-load uses PREFIX/p<i/F>/n<i>. Existing znodes (NODEEXISTS) are counted, not errors.
+load uses PREFIX/p<i/F>/n<i>. Existing znodes (NODEEXISTS) are counted, not errors;
+so are znodes the clean-up finds already gone (NONODE, \"missing\").
 ";
 
 /// What the `run` command sends.
@@ -122,6 +127,8 @@ pub struct RunArgs {
     pub warmup: Duration,
     /// Whether to create the prefix and keys first.
     pub setup: bool,
+    /// `--op create` only: delete the run's znodes afterwards (unmeasured).
+    pub cleanup: bool,
 }
 
 /// `zk-bench load`.
@@ -288,6 +295,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     let mut ops: Option<u64> = None;
     let mut warmup = Duration::from_secs(1);
     let mut setup = true;
+    let mut cleanup = false;
     let mut znodes = 1_000_000u64;
     let mut fanout = 1000u64;
     let mut path = "/".to_owned();
@@ -296,7 +304,14 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     let mut flags = Flags {
         args: rest.iter().peekable(),
     };
-    let switches = ["--json", "--quiet", "--no-setup", "--help", "-h"];
+    let switches = [
+        "--json",
+        "--quiet",
+        "--no-setup",
+        "--cleanup",
+        "--help",
+        "-h",
+    ];
     while let Some((flag, value)) = flags.next(&switches)? {
         let v = value.unwrap_or_default();
         let only = |cmds: &[&str]| -> Result<(), String> {
@@ -380,6 +395,10 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 only(&["run"])?;
                 setup = false;
             }
+            "--cleanup" => {
+                only(&["run"])?;
+                cleanup = true;
+            }
             "--znodes" => {
                 only(&["load"])?;
                 znodes = positive(&flag, parse_count(&v)?)?;
@@ -405,6 +424,13 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             _ => return Err("--read-ratio applies only to --op mixed".into()),
         }
     }
+    if cleanup && mix != OpMix::Create {
+        return Err(format!(
+            "--cleanup applies only to --op create (it deletes the znodes the run created; \
+             --op {} creates none)",
+            mix.name()
+        ));
+    }
     Ok(match cmd {
         "run" => Command::Run(RunArgs {
             common,
@@ -416,6 +442,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             },
             warmup,
             setup,
+            cleanup,
         }),
         "load" => Command::Load(LoadArgs {
             common,
@@ -450,7 +477,41 @@ mod tests {
         assert_eq!(r.mix, OpMix::Mixed { read_ratio: 0.9 });
         assert_eq!(r.limit, Limit::Duration(Duration::from_secs(10)));
         assert_eq!(r.warmup, Duration::from_secs(1));
-        assert!(r.setup && !r.common.json);
+        assert!(r.setup && !r.common.json && !r.cleanup);
+    }
+
+    #[test]
+    fn cleanup_only_with_create() {
+        for ok in [
+            "run --op create --cleanup",
+            "run --cleanup --op create --duration 2s",
+            "run --op=create --cleanup --no-setup --ops 10 --json",
+        ] {
+            let Command::Run(r) = p(ok).unwrap() else {
+                panic!()
+            };
+            assert!(r.cleanup && r.mix == OpMix::Create, "{ok}");
+        }
+        let Command::Run(r) = p("run --op create").unwrap() else {
+            panic!()
+        };
+        assert!(!r.cleanup);
+        for op in ["set", "get", "mixed"] {
+            let e = p(&format!("run --op {op} --cleanup")).unwrap_err();
+            assert!(
+                e.contains("--cleanup applies only to --op create") && e.contains(op),
+                "{e}"
+            );
+        }
+        // The default op is mixed.
+        assert!(
+            p("run --cleanup")
+                .unwrap_err()
+                .contains("only to --op create")
+        );
+        assert!(p("load --cleanup").unwrap_err().contains("does not apply"));
+        assert!(p("wait --cleanup").is_err());
+        assert!(USAGE.contains("--cleanup"));
     }
 
     #[test]

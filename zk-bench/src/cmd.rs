@@ -11,7 +11,7 @@ use crate::args::{Common, Limit, LoadArgs, OpMix, RunArgs, WaitArgs};
 use crate::engine::{Outcome, Plan, drive};
 use crate::report::{Obj, Stats, table};
 use crate::wire::{self, Kind};
-use crate::workload::{Budget, CreateSource, Layout, MixSource, payload};
+use crate::workload::{Budget, CreateSource, Created, DeleteSource, Layout, MixSource, payload};
 
 /// A command's failure: the message for stderr.
 pub type CmdResult = Result<(), String>;
@@ -86,6 +86,53 @@ pub fn own_cpu_secs() -> Option<f64> {
     Some((utime + stime) as f64 / 100.0)
 }
 
+/// What `--cleanup` did.
+#[derive(Debug, Default)]
+struct Cleanup {
+    /// Whether it ran.
+    done: bool,
+    /// Wall time, sessions opened and closed included.
+    secs: f64,
+    /// Paths enumerated (every create the run issued).
+    issued: u64,
+    /// Deletes that removed a znode.
+    deleted: u64,
+    /// Deletes answered NONODE (the create had failed, or the znode was gone).
+    missing: u64,
+    /// Lost sessions or error replies other than NONODE.
+    failure: Option<String>,
+}
+
+/// Deletes every znode a `run --op create` issued a create for: the paths
+/// `PREFIX/c/<run_id hex>-<session>-<0..issued>` of each session, pipelined
+/// with the run's sessions x in-flight shape. `drive` returns only once every
+/// reply has arrived, so no create of the run is still on its way.
+fn cleanup(c: &Common, addr: SocketAddr, run_id: u64, out: &Outcome) -> Cleanup {
+    let created = Created::new(&c.prefix, run_id, &out.issued);
+    let issued = created.count();
+    // Always said (even with --quiet): a script that samples the server's CPU or memory
+    // takes this line as the end of the measured load (compare.py does).
+    eprintln!("zk-bench: cleanup: deleting the {issued} znodes the run created");
+    if issued == 0 {
+        // Nothing was sent (no session connected): no session to open either.
+        return Cleanup {
+            done: true,
+            ..Cleanup::default()
+        };
+    }
+    let start = Instant::now();
+    let cout = drive(&plan(c, addr, "cleanup"), &DeleteSource::new(created));
+    let secs = start.elapsed().as_secs_f64();
+    Cleanup {
+        done: true,
+        secs,
+        issued,
+        deleted: cout.completed - cout.missing - cout.error_count(),
+        missing: cout.missing,
+        failure: check(&cout, "cleanup").err(),
+    }
+}
+
 /// `zk-bench run`.
 pub fn run(a: &RunArgs) -> CmdResult {
     let c = &a.common;
@@ -118,17 +165,24 @@ pub fn run(a: &RunArgs) -> CmdResult {
         }
         Limit::Ops(n) => Some(n),
     };
+    let run_id = p.seed & 0xffff_ffff;
     let src = MixSource {
         mix: a.mix,
         keys: a.keys,
         prefix: c.prefix.clone(),
-        run_id: p.seed & 0xffff_ffff,
+        run_id,
         data,
         budget: Budget::new(ops_limit),
     };
     let cpu0 = own_cpu_secs();
     let out = drive(&p, &src);
     let client_cpu = own_cpu_secs().zip(cpu0).map(|(b, a)| b - a);
+    // After the measured run, whose figures are final: the clean-up is not measured.
+    let clean = if a.cleanup && a.mix == OpMix::Create {
+        cleanup(c, addr, run_id, &out)
+    } else {
+        Cleanup::default()
+    };
 
     let secs = out.measured_secs;
     let reads = Stats::of(&out.reads, secs);
@@ -170,6 +224,10 @@ pub fn run(a: &RunArgs) -> CmdResult {
             .raw("setup_created", setup_created)
             .raw("setup_existed", setup_existed)
             .num("setup_s", setup_secs, 3)
+            .raw("cleanup", clean.done)
+            .num("cleanup_s", clean.secs, 3)
+            .raw("cleanup_deleted", clean.deleted)
+            .raw("cleanup_missing", clean.missing)
             .stats("read", &reads)
             .stats("write", &writes)
             .stats("all", &all);
@@ -210,15 +268,27 @@ pub fn run(a: &RunArgs) -> CmdResult {
                 cpu * 1e6 / out.completed as f64
             );
         }
+        if clean.done {
+            println!(
+                "cleanup (not measured): {} znodes deleted in {:.2} s ({} of {} paths already gone)",
+                clean.deleted, clean.secs, clean.missing, clean.issued
+            );
+        }
     }
+    let mut problems = Vec::new();
     if !out.failures.is_empty() {
-        return Err(format!(
+        problems.push(format!(
             "{} session(s) failed: {}",
             out.failures.len(),
             out.failures.join("; ")
         ));
     }
-    Ok(())
+    problems.extend(clean.failure);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
 }
 
 /// `zk-bench load`.

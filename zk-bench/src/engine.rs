@@ -116,6 +116,9 @@ pub struct Outcome {
     pub writes: Histogram,
     /// Creates answered NODEEXISTS (all, window or not).
     pub existed: u64,
+    /// Deletes answered NONODE (all, window or not): the znode was not there,
+    /// which is no error for a clean-up. Counted as done, like `existed`.
+    pub missing: u64,
     /// Other error replies by code (all, window or not).
     pub errors: BTreeMap<i32, u64>,
     /// Every completed request, warm-up included.
@@ -126,6 +129,11 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Sessions that failed (connection lost, protocol error, stall).
     pub failures: Vec<String>,
+    /// `(session id, ops issued)` for every session that connected, sorted by
+    /// id: the final [`SessionCtx::seq`], so a create run's paths can be
+    /// enumerated afterwards (replies to all of them had arrived, or the
+    /// session failed, when [`drive`] returned).
+    pub issued: Vec<(usize, u64)>,
 }
 
 impl Outcome {
@@ -147,11 +155,13 @@ impl Outcome {
         self.reads.merge(&o.reads);
         self.writes.merge(&o.writes);
         self.existed += o.existed;
+        self.missing += o.missing;
         for (c, n) in o.errors {
             *self.errors.entry(c).or_default() += n;
         }
         self.completed += o.completed;
         self.failures.extend(o.failures);
+        self.issued.extend(o.issued);
     }
 }
 
@@ -359,6 +369,10 @@ impl Worker<'_, '_> {
                     self.out.existed += 1;
                     true
                 }
+                e if e == ErrorCode::NoNode.code() && p.kind == Kind::Delete => {
+                    self.out.missing += 1;
+                    true
+                }
                 e => {
                     *self.out.errors.entry(e).or_default() += 1;
                     errs += 1;
@@ -491,7 +505,11 @@ fn worker(shared: &Shared<'_>, ids: &[usize], barrier: &Barrier) -> Result<Outco
             if e.kind() == ErrorKind::Interrupted {
                 continue;
             }
-            return Err(format!("poll: {e}"));
+            // Not an early return: what the sessions issued is still reported.
+            for c in conns.iter_mut() {
+                w.fail(c, format!("poll: {e}"));
+            }
+            break;
         }
         for ev in events.iter() {
             let c = &mut conns[ev.token().0];
@@ -520,6 +538,7 @@ fn worker(shared: &Shared<'_>, ids: &[usize], barrier: &Barrier) -> Result<Outco
     w.out.elapsed = w
         .last_completion
         .map_or(Duration::ZERO, |t| t.duration_since(start));
+    w.out.issued = conns.iter().map(|c| (c.ctx.id, c.ctx.seq)).collect();
     Ok(w.out)
 }
 
@@ -563,6 +582,7 @@ pub fn drive(plan: &Plan, source: &dyn Source) -> Outcome {
                 Err(_) => total.failures.push("a load thread panicked".into()),
             }
         }
+        total.issued.sort_unstable();
         total.measured_secs = match plan.duration {
             Some(d) => d.as_secs_f64(),
             None => total.elapsed.saturating_sub(plan.warmup).as_secs_f64(),
@@ -614,8 +634,8 @@ mod tests {
     use zk_jute::{ConnectResponse, Jute, ReplyHeader};
 
     /// A stand-in server: handshakes, then answers every request in order with
-    /// a bare header: NODEEXISTS for every second create, `bad_xid` breaks the
-    /// xid of the 10th reply of each connection.
+    /// a bare header: NODEEXISTS for every second create, NONODE for every
+    /// third delete, `bad_xid` breaks the xid of the 10th reply of each connection.
     fn fake_server(bad_xid: bool) -> SocketAddr {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
@@ -633,7 +653,7 @@ mod tests {
                     let mut out = BytesMut::new();
                     zk_jute::encode_frame(&mut out, |o| resp.write(o));
                     s.write_all(&out).unwrap();
-                    let (mut creates, mut replies) = (0, 0);
+                    let (mut creates, mut deletes, mut replies) = (0, 0, 0);
                     while let Ok(f) = wire::read_frame(&mut s) {
                         let xid = i32::from_be_bytes(f[0..4].try_into().unwrap());
                         let op = i32::from_be_bytes(f[4..8].try_into().unwrap());
@@ -642,6 +662,12 @@ mod tests {
                             creates += 1;
                             if creates % 2 == 0 {
                                 err = ErrorCode::NodeExists.code();
+                            }
+                        }
+                        if op == OpCode::Delete.code() {
+                            deletes += 1;
+                            if deletes % 3 == 0 {
+                                err = ErrorCode::NoNode.code();
                             }
                         }
                         replies += 1;
@@ -706,6 +732,44 @@ mod tests {
         assert_eq!(out.reads.count() + out.writes.count(), 600);
         assert!(out.reads.count() > 200 && out.writes.count() > 200);
         assert!(out.measured_secs > 0.0);
+    }
+
+    #[test]
+    fn issued_counts_let_a_cleanup_delete_every_create() {
+        use crate::workload::{Created, DeleteSource};
+        let addr = fake_server(false);
+        let src = MixSource {
+            mix: OpMix::Create,
+            keys: 1,
+            prefix: "/t".into(),
+            run_id: 0xbeef,
+            data: vec![0; 3],
+            budget: Budget::new(None),
+        };
+        let mut p = plan(addr);
+        p.duration = Some(Duration::from_millis(200));
+        let out = drive(&p, &src);
+        assert!(out.failures.is_empty(), "{:?}", out.failures);
+        // Every session, sorted; the creates in flight at the deadline were answered too.
+        let ids: Vec<usize> = out.issued.iter().map(|&(id, _)| id).collect();
+        assert_eq!(ids, vec![0, 1, 2]);
+        let issued: u64 = out.issued.iter().map(|&(_, n)| n).sum();
+        assert_eq!(issued, out.completed);
+        assert!(issued > 0);
+
+        let created = Created::new("/t", 0xbeef, &out.issued);
+        assert_eq!(created.count(), issued);
+        let cout = drive(&plan(addr), &DeleteSource::new(created));
+        assert!(cout.failures.is_empty(), "{:?}", cout.failures);
+        assert_eq!(cout.completed, issued);
+        assert_eq!(cout.error_count(), 0, "NONODE is no error for a delete");
+        assert!(
+            cout.missing > 0 && cout.missing < issued,
+            "{}",
+            cout.missing
+        );
+        assert_eq!(cout.writes.count(), issued);
+        assert_eq!(cout.existed, 0);
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub enum Kind {
     SetData,
     /// getData, no watch.
     GetData,
+    /// delete, any version (NONODE is counted as "missing", not as an error).
+    Delete,
 }
 
 impl Kind {
@@ -66,6 +68,11 @@ pub fn encode_op(out: &mut BytesMut, xid: i32, kind: Kind, path: &str, data: &[u
                 o.put_i32(OpCode::GetData.code());
                 write_buffer(o, Some(path.as_bytes()));
                 o.put_u8(0); // no watch
+            }
+            Kind::Delete => {
+                o.put_i32(OpCode::Delete.code());
+                write_buffer(o, Some(path.as_bytes()));
+                o.put_i32(-1); // any version
             }
         }
     });
@@ -134,7 +141,9 @@ pub fn open_session(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zk_jute::{CreateRequest, FrameDecoder, GetDataRequest, Request, SetDataRequest};
+    use zk_jute::{
+        CreateRequest, DeleteRequest, FrameDecoder, GetDataRequest, Request, SetDataRequest,
+    };
 
     fn decode(buf: &mut BytesMut) -> (i32, Request) {
         let frame = FrameDecoder::default().decode(buf).unwrap().unwrap();
@@ -149,6 +158,7 @@ mod tests {
         encode_op(&mut buf, 7, Kind::Create, "/a/b", b"xyz", &acl);
         encode_op(&mut buf, 8, Kind::SetData, "/a", b"", &acl);
         encode_op(&mut buf, 9, Kind::GetData, "/a", b"ignored", &acl);
+        encode_op(&mut buf, 10, Kind::Delete, "/a/b", b"ignored", &acl);
         encode_bare(&mut buf, -2, OpCode::Ping);
         let (xid, r) = decode(&mut buf);
         assert_eq!(xid, 7);
@@ -182,6 +192,17 @@ mod tests {
                 })
             )
         );
+        assert_eq!(
+            decode(&mut buf),
+            (
+                10,
+                Request::Delete(DeleteRequest {
+                    path: "/a/b".into(),
+                    version: -1,
+                })
+            )
+        );
+        assert!(!Kind::Delete.is_read());
         assert_eq!(decode(&mut buf), (-2, Request::Ping));
         assert!(buf.is_empty());
     }

@@ -1,4 +1,5 @@
-//! The op sources: the `run` mixes, and numbered creates for set-up and `load`.
+//! The op sources: the `run` mixes, numbered creates for set-up and `load`,
+//! and the deletes that clean up after `run --op create --cleanup`.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,11 +68,7 @@ impl Source for MixSource {
         self.budget.take()?;
         let kind = match self.mix {
             OpMix::Create => {
-                let _ = write!(
-                    path,
-                    "{}/c/{:x}-{}-{}",
-                    self.prefix, self.run_id, ctx.id, ctx.seq
-                );
+                created_path(path, &self.prefix, self.run_id, ctx.id, ctx.seq);
                 return Some(Kind::Create);
             }
             OpMix::SetData => Kind::SetData,
@@ -91,6 +88,90 @@ impl Source for MixSource {
 
     fn payload(&self) -> &[u8] {
         &self.data
+    }
+}
+
+/// The path `run --op create` gives to the create session `session` issues as
+/// its op number `seq` (0-based): `PREFIX/c/<run_id hex>-<session>-<seq>`.
+pub fn created_path(out: &mut String, prefix: &str, run_id: u64, session: usize, seq: u64) {
+    let _ = write!(out, "{prefix}/c/{run_id:x}-{session}-{seq}");
+}
+
+/// Every znode a `run --op create` may have created: for each session, the
+/// creates `0 .. issued` it sent (whatever the replies were), numbered `0 ..
+/// count()` session after session.
+#[derive(Debug, Clone)]
+pub struct Created {
+    prefix: String,
+    run_id: u64,
+    /// Session ids, in the order of `ends`.
+    sessions: Vec<usize>,
+    /// Running totals: session `sessions[j]` owns numbers `ends[j-1] .. ends[j]`.
+    ends: Vec<u64>,
+}
+
+impl Created {
+    /// From the `(session id, ops issued)` pairs of an [`Outcome`](crate::engine::Outcome).
+    pub fn new(prefix: &str, run_id: u64, issued: &[(usize, u64)]) -> Self {
+        let mut total = 0u64;
+        let (sessions, ends) = issued
+            .iter()
+            .map(|&(id, n)| {
+                total += n;
+                (id, total)
+            })
+            .unzip();
+        Self {
+            prefix: prefix.to_owned(),
+            run_id,
+            sessions,
+            ends,
+        }
+    }
+
+    /// How many paths.
+    pub fn count(&self) -> u64 {
+        self.ends.last().copied().unwrap_or(0)
+    }
+
+    /// Writes path number `i` (< `count()`).
+    pub fn write_path(&self, i: u64, out: &mut String) {
+        let j = self.ends.partition_point(|&e| e <= i);
+        let first = if j == 0 { 0 } else { self.ends[j - 1] };
+        created_path(out, &self.prefix, self.run_id, self.sessions[j], i - first);
+    }
+}
+
+/// Deletes every znode of a [`Created`] once across all sessions (NONODE is
+/// fine: a create that failed, or a znode someone else removed).
+#[derive(Debug)]
+pub struct DeleteSource {
+    created: Created,
+    next: AtomicU64,
+}
+
+impl DeleteSource {
+    /// Deletes of `created`'s paths, in order.
+    pub fn new(created: Created) -> Self {
+        Self {
+            created,
+            next: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Source for DeleteSource {
+    fn next(&self, _ctx: &mut SessionCtx, path: &mut String) -> Option<Kind> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        if i >= self.created.count() {
+            return None;
+        }
+        self.created.write_path(i, path);
+        Some(Kind::Delete)
+    }
+
+    fn payload(&self) -> &[u8] {
+        &[]
     }
 }
 
@@ -218,6 +299,63 @@ mod tests {
         let mut path = String::new();
         assert_eq!(src.next(&mut c, &mut path), Some(Kind::Create));
         assert_eq!(path, "/b/c/ab-3-41");
+    }
+
+    #[test]
+    fn created_enumerates_exactly_the_paths_a_create_run_issued() {
+        let src = MixSource {
+            mix: OpMix::Create,
+            keys: 1,
+            prefix: "/b".into(),
+            run_id: 0x1f2e,
+            data: payload(1),
+            budget: Budget::new(None),
+        };
+        // Sessions as the engine reports them: sorted ids, some issued nothing.
+        let issued = [(0usize, 3u64), (1, 0), (2, 1), (5, 4), (7, 0)];
+        let mut want = Vec::new();
+        for &(id, n) in &issued {
+            let mut c = SessionCtx {
+                id,
+                rng: Rng::new(1),
+                seq: 0,
+            };
+            for _ in 0..n {
+                let mut p = String::new();
+                assert_eq!(src.next(&mut c, &mut p), Some(Kind::Create));
+                c.seq += 1; // as the engine does for every op it issues
+                want.push(p);
+            }
+        }
+        let created = Created::new("/b", 0x1f2e, &issued);
+        assert_eq!(created.count(), 8);
+        let del = DeleteSource::new(created);
+        let mut c = ctx();
+        let mut got = Vec::new();
+        loop {
+            let mut p = String::new();
+            match del.next(&mut c, &mut p) {
+                Some(k) => {
+                    assert_eq!(k, Kind::Delete);
+                    got.push(p);
+                }
+                None => break,
+            }
+        }
+        assert_eq!(got, want);
+        assert_eq!(got[0], "/b/c/1f2e-0-0");
+        assert_eq!(got[3], "/b/c/1f2e-2-0");
+        assert_eq!(got[7], "/b/c/1f2e-5-3");
+        assert_eq!(del.next(&mut c, &mut String::new()), None);
+        assert!(del.payload().is_empty());
+
+        let none = Created::new("/b", 1, &[]);
+        assert_eq!(none.count(), 0);
+        assert_eq!(
+            DeleteSource::new(none).next(&mut c, &mut String::new()),
+            None
+        );
+        assert_eq!(Created::new("/b", 1, &[(0, 0), (1, 0)]).count(), 0);
     }
 
     #[test]

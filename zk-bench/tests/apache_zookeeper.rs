@@ -3,7 +3,8 @@
 //! zookeeper-bin`; `scripts/test` installs it). Not skipped when it is missing:
 //! it fails and says what to install.
 
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
@@ -43,7 +44,7 @@ fn start_zookeeper() -> Zk {
         &cfg,
         format!(
             "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-             admin.enableServer=false\n",
+             admin.enableServer=false\n4lw.commands.whitelist=*\n",
             dir.path().join("data").display()
         ),
     )
@@ -73,6 +74,20 @@ fn bench(args: &[&str]) -> String {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "zk-bench {args:?} failed:\n{stdout}");
     stdout
+}
+
+/// `zk_znode_count` from the `mntr` four-letter word.
+fn znode_count(port: u16) -> u64 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"mntr").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("zk_znode_count"))
+        .unwrap_or_else(|| panic!("no zk_znode_count in {text:?}"))
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// The number after `"key":` inside the object that follows `"section":`
@@ -108,6 +123,20 @@ fn assert_sane(json: &str, section: &str) {
         "{section}: percentiles out of order in {json}"
     );
     assert!(max < 30e6, "{section}: a 30 s latency is not sane: {json}");
+}
+
+#[test]
+fn cleanup_is_only_for_create() {
+    let out = Command::new(BIN)
+        .args(["run", "--op", "set", "--cleanup"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--cleanup applies only to --op create"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -162,6 +191,50 @@ fn load_against_apache_zookeeper() {
     assert_sane(&create, "write");
     assert_eq!(num(&create, "read", "ops"), 0.0);
     assert!(num(&create, "write", "ops") <= 3000.0);
+    assert!(create.contains("\"cleanup\":false"), "{create}");
+
+    // --cleanup deletes every znode the run created (those of the warm-up and those still
+    // in flight at the deadline too): the tree is back to what it was.
+    let before = znode_count(zk.port);
+    let cleaned = bench(
+        &[
+            &["run", "--op", "create", "--duration", "1s", "--cleanup"],
+            &common[..],
+        ]
+        .concat(),
+    );
+    assert!(cleaned.contains("\"cleanup\":true"), "{cleaned}");
+    assert_sane(&cleaned, "write");
+    let deleted = num(&cleaned, "", "cleanup_deleted");
+    assert!(deleted >= num(&cleaned, "write", "ops"), "{cleaned}");
+    assert_eq!(
+        deleted,
+        num(&cleaned, "", "completed") - num(&cleaned, "", "errors"),
+        "{cleaned}"
+    );
+    assert_eq!(num(&cleaned, "", "cleanup_missing"), 0.0, "{cleaned}");
+    assert!(num(&cleaned, "", "cleanup_s") > 0.0, "{cleaned}");
+    assert_eq!(znode_count(zk.port), before, "{cleaned}");
+    // The text output says so too.
+    let text = bench(&[
+        "run",
+        "--server",
+        &server,
+        "--op",
+        "create",
+        "--ops",
+        "300",
+        "--no-setup",
+        "--warmup",
+        "0",
+        "--cleanup",
+        "--quiet",
+    ]);
+    assert!(
+        text.contains("cleanup (not measured): 300 znodes deleted"),
+        "{text}"
+    );
+    assert_eq!(znode_count(zk.port), before);
 
     let load = bench(&[
         "load",
