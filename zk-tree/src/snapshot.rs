@@ -219,7 +219,7 @@ impl Tree {
                     let d = depth as u32 + 1;
                     let from = stack.len();
                     n.for_each_child(|c| stack.push((c, d, epoch)));
-                    stack[from..].sort_unstable_by(|a, b| b.0.cmp(&a.0));
+                    stack[from..].sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
                     done += 1;
                     // Bound the read-lock hold: node count, bytes copied, time.
                     if done >= budget
