@@ -669,16 +669,7 @@ mod probe {
     fn probe_log_one_at_a_time() {
         let dir = base();
         let n = rounds(20_000) as u64;
-        let open = |name: &str, on: bool| {
-            Log::open(
-                dir.path().join(name),
-                Options::default()
-                    .backend(Backend::Pwrite)
-                    .zero_fill_ahead(on),
-            )
-            .unwrap()
-        };
-        let logs = [open("on", true), open("off", false)];
+        let logs = probe_logs(dir.path());
         let sp = logs[0].storage().spares().unwrap();
         wait_ready(sp);
         logs[0].append(1, b"first").unwrap().wait().unwrap();
@@ -704,6 +695,20 @@ mod probe {
         stats("one at a time, fallocated segment", &mut lat[1]);
     }
 
+    /// The two logs the probes compare: `on/` with spares, `off/` without (pwrite backend).
+    fn probe_logs(dir: &Path) -> [Log; 2] {
+        let open = |name: &str, on: bool| {
+            Log::open(
+                dir.join(name),
+                Options::default()
+                    .backend(Backend::Pwrite)
+                    .zero_fill_ahead(on),
+            )
+            .unwrap()
+        };
+        [open("on", true), open("off", false)]
+    }
+
     fn wait_ready(sp: &Spares) {
         let deadline = Instant::now() + Duration::from_secs(120);
         while !sp.is_ready() {
@@ -726,16 +731,7 @@ mod probe {
         let phases = rounds(20);
         let per_phase = 200_000u64;
         let in_flight = 64;
-        let open = |name: &str, on: bool| {
-            Log::open(
-                dir.path().join(name),
-                Options::default()
-                    .backend(Backend::Pwrite)
-                    .zero_fill_ahead(on),
-            )
-            .unwrap()
-        };
-        let logs = [open("on", true), open("off", false)];
+        let logs = probe_logs(dir.path());
         let data = [7u8; 100];
         // [on, off, on while the helper zeroes, on with a spare ready]
         let mut lat: [Vec<Duration>; 4] = Default::default();
