@@ -37,6 +37,8 @@ const MAGIC: &[u8; 8] = b"ZKTREE01";
 const CHUNK: usize = 256;
 const CHUNK_BYTES: usize = 256 << 10;
 const CHUNK_TIME: Duration = Duration::from_micros(200);
+/// Children sorted by id under the read lock at most; more are sorted after it.
+const SORT_UNDER_LOCK: usize = 256;
 const MAX_STR: u32 = 1 << 20;
 const MAX_DATA: i32 = 1 << 30;
 
@@ -138,6 +140,10 @@ impl Tree {
         let mut ends: Vec<usize> = Vec::new();
         let mut first = true;
         let budget = chunk.max(1);
+        // Where the children of a node with many of them start on the stack:
+        // sorted after the read lock is released (sorting 1M ids under it
+        // held every write up for ~60 ms).
+        let mut unsorted: Option<usize> = None;
         while first || !stack.is_empty() {
             {
                 let st = self.read();
@@ -219,8 +225,12 @@ impl Tree {
                     let d = depth as u32 + 1;
                     let from = stack.len();
                     n.for_each_child(|c| stack.push((c, d, epoch)));
-                    stack[from..].sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
                     done += 1;
+                    if stack.len() - from > SORT_UNDER_LOCK {
+                        unsorted = Some(from);
+                        break;
+                    }
+                    stack[from..].sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
                     // Bound the read-lock hold: node count, bytes copied, time.
                     if done >= budget
                         || buf.len() >= CHUNK_BYTES
@@ -229,6 +239,9 @@ impl Tree {
                         break;
                     }
                 }
+            }
+            if let Some(from) = unsorted.take() {
+                stack[from..].sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
             }
             crc.update(&buf);
             out.write_all(&buf)?;
