@@ -85,6 +85,42 @@ fn still_at(st: &State, id: NodeId, depth: usize, path: &str, ends: &[usize]) ->
     cur == ROOT
 }
 
+/// Stack entries: depth in the low 24 bits, the part of a continuation above.
+const PART_SHIFT: u32 = 24;
+const DEPTH_MASK: u32 = (1 << PART_SHIFT) - 1;
+
+/// Pushes part `part` of the children of `n` (node `id`, written at `depth`),
+/// and below them the continuation for the next part, if any. Children are
+/// sorted by id (pushed highest first, so the lowest pops first): ids follow
+/// creation order, and so do the nodes' places in the slab and the heap,
+/// which turns the walk of a large tree into mostly sequential memory
+/// access. With more than [`SORT_UNDER_LOCK`] children it returns where they
+/// start, unsorted: the caller ends the chunk and sorts them without the lock.
+fn push_children(
+    stack: &mut Vec<(NodeId, u32, u64)>,
+    n: &crate::store::Node,
+    id: NodeId,
+    depth: usize,
+    part: usize,
+    epoch: u64,
+) -> Option<usize> {
+    if part + 1 < n.child_parts() {
+        stack.push((id, depth as u32 | ((part as u32 + 1) << PART_SHIFT), epoch));
+    }
+    let from = stack.len();
+    let d = depth as u32 + 1;
+    n.for_each_child_in_part(part, |c| stack.push((c, d, epoch)));
+    if stack.len() - from > SORT_UNDER_LOCK {
+        return Some(from);
+    }
+    sort_children(&mut stack[from..]);
+    None
+}
+
+fn sort_children(children: &mut [(NodeId, u32, u64)]) {
+    children.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+}
+
 fn put_str(b: &mut Vec<u8>, s: &str) {
     b.extend_from_slice(&(s.len() as u32).to_be_bytes());
     b.extend_from_slice(s.as_bytes());
@@ -129,7 +165,10 @@ impl Tree {
         // list for every node; the pointer check guards against index reuse.
         let mut by_index: HashMap<u32, (std::sync::Arc<[Acl]>, u32)> = HashMap::new();
         // Depth-first by node id: `stack` holds (id, depth, free epoch when
-        // pushed); `path` is the path of the node last written, `ends[d]` the
+        // pushed), the depth's top 8 bits being 0 for a node to write and k
+        // for "push part k of this (written) node's children" (a big child
+        // set goes on the stack one shard at a time, so no read-lock hold
+        // grows with the number of children); `path` is the path of the node last written, `ends[d]` the
         // length of its prefix at depth `d` (a node popped at depth `d` is a
         // child of the node last written at depth `d - 1`). An id is trusted
         // as is while no node has been freed since it was pushed; otherwise it
@@ -154,12 +193,42 @@ impl Tree {
                 }
                 let t0 = Instant::now();
                 let mut done = 0usize;
-                while let Some((id, depth, pushed)) = stack.pop() {
-                    let depth = depth as usize;
+                while let Some((id, packed, pushed)) = stack.pop() {
+                    let depth = (packed & DEPTH_MASK) as usize;
+                    let part = (packed >> PART_SHIFT) as usize;
+                    if part > 0 {
+                        // The node was the last one written at `depth`: it is
+                        // still there if its own name ends `path` there too.
+                        if pushed != epoch
+                            && !(still_at(&st, id, depth, &path, &ends)
+                                && (depth == 0
+                                    || ends.len() > depth
+                                        && st.node(id).name_bytes()
+                                            == &path.as_bytes()[ends[depth - 1] + 1..ends[depth]]))
+                        {
+                            continue;
+                        }
+                        done += 1;
+                        unsorted = push_children(&mut stack, st.node(id), id, depth, part, epoch);
+                        if unsorted.is_some() {
+                            break;
+                        }
+                        continue;
+                    }
                     if pushed != epoch && !still_at(&st, id, depth, &path, &ends) {
                         continue;
                     }
                     let n = st.node(id);
+                    let s = &n.stat();
+                    // Created after the walk began: left to the log replay
+                    // (with its subtree, all created later still). Besides
+                    // being redundant, such a node can be met twice: by a
+                    // stack entry whose id was freed and reused for it, and
+                    // again when a later part of its parent's children is
+                    // pushed.
+                    if s.czxid > start_zxid {
+                        continue;
+                    }
                     if depth == 0 {
                         path.clear();
                         path.push('/');
@@ -208,7 +277,6 @@ impl Tree {
                         }
                     }
                     buf.extend_from_slice(&aid.to_be_bytes());
-                    let s = &n.stat();
                     for v in [s.czxid, s.mzxid, s.ctime, s.mtime] {
                         buf.extend_from_slice(&v.to_be_bytes());
                     }
@@ -217,20 +285,11 @@ impl Tree {
                     }
                     buf.extend_from_slice(&s.ephemeral_owner.to_be_bytes());
                     buf.extend_from_slice(&s.pzxid.to_be_bytes());
-                    // Children in id order (pushed highest first, so the
-                    // lowest pops first): ids follow creation order, and so
-                    // do the nodes' places in the slab and the heap, which
-                    // turns the walk of a large tree from random memory
-                    // access into mostly sequential access.
-                    let d = depth as u32 + 1;
-                    let from = stack.len();
-                    n.for_each_child(|c| stack.push((c, d, epoch)));
                     done += 1;
-                    if stack.len() - from > SORT_UNDER_LOCK {
-                        unsorted = Some(from);
+                    unsorted = push_children(&mut stack, n, id, depth, 0, epoch);
+                    if unsorted.is_some() {
                         break;
                     }
-                    stack[from..].sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
                     // Bound the read-lock hold: node count, bytes copied, time.
                     if done >= budget
                         || buf.len() >= CHUNK_BYTES
@@ -241,7 +300,7 @@ impl Tree {
                 }
             }
             if let Some(from) = unsorted.take() {
-                stack[from..].sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+                sort_children(&mut stack[from..]);
             }
             crc.update(&buf);
             out.write_all(&buf)?;

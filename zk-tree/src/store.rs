@@ -446,6 +446,28 @@ impl Node {
         }
     }
 
+    /// How many parts [`Node::for_each_child_in_part`] splits the children
+    /// into: the shards of a big set, else 1.
+    pub(crate) fn child_parts(&self) -> usize {
+        match self.children.as_deref() {
+            Some(ChildSet::Big(t)) => t.shards.len(),
+            _ => 1,
+        }
+    }
+
+    /// Calls `f` with each child's id in part `k` (see [`Node::child_parts`]).
+    pub(crate) fn for_each_child_in_part(&self, k: usize, mut f: impl FnMut(NodeId)) {
+        match self.children.as_deref() {
+            Some(ChildSet::Big(t)) => {
+                if let Some(s) = t.shards.get(k) {
+                    s.iter().for_each(|e| f(e.id));
+                }
+            }
+            _ if k == 0 => self.for_each_child(f),
+            _ => {}
+        }
+    }
+
     pub(crate) fn child_ids(&self) -> Vec<NodeId> {
         self.children
             .as_deref()

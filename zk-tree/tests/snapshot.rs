@@ -237,6 +237,65 @@ fn replay_over_a_fuzzy_snapshot_gives_the_exact_tree() {
 }
 
 #[test]
+fn fuzzy_snapshot_of_parents_with_many_children() {
+    // /big: a sharded child set, walked one shard per step; /mid: more
+    // children than are sorted under the read lock. Between chunks, children
+    // of both are deleted (ids freed and reused) and created.
+    let mk = |path: String| {
+        Request::Create(CreateRequest {
+            path,
+            data: Some(Bytes::from_static(b"d")),
+            acl: zk_tree::open_acl_unsafe(),
+            flags: 0,
+        })
+    };
+    let del = |path: String| Request::Delete(DeleteRequest { path, version: -1 });
+    for seed in 1..=4u64 {
+        let tree = Tree::new(TreeConfig::default());
+        let mut w = Writer::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        w.submit(
+            &tree,
+            1,
+            Request::CreateSession(zk_jute::CreateSessionTxn { time_out: 4000 }),
+        );
+        w.submit(&tree, 1, mk("/big".into()));
+        w.submit(&tree, 1, mk("/mid".into()));
+        for i in 0..6000 {
+            w.submit(&tree, 1, mk(format!("/big/c{i}")));
+        }
+        for i in 0..300 {
+            w.submit(&tree, 1, mk(format!("/mid/c{i}")));
+            w.submit(&tree, 1, mk(format!("/mid/c{i}/g")));
+        }
+        let chunk = [5, 64, 256, 1000][seed as usize % 4];
+        let mut buf = Vec::new();
+        let mut k = 0;
+        let start = {
+            let mut between = || {
+                k += 1;
+                for j in 0..3 {
+                    let i = w.rng.below(6000);
+                    w.submit(&tree, 1, del(format!("/big/c{i}")));
+                    w.submit(&tree, 1, mk(format!("/big/x{k}-{j}")));
+                }
+                let i = w.rng.below(300);
+                w.submit(&tree, 1, del(format!("/mid/c{i}/g")));
+                w.submit(&tree, 1, del(format!("/mid/c{i}")));
+                w.submit(&tree, 1, mk(format!("/mid/x{k}")));
+            };
+            tree.write_snapshot_interleaved(&mut buf, chunk, &mut between)
+                .unwrap()
+        };
+        let loaded = Tree::read_snapshot(&buf[..], TreeConfig::default()).unwrap();
+        assert_eq!(loaded.last_processed_zxid(), start);
+        for (hdr, body) in w.log.iter().filter(|(h, _)| h.zxid > start) {
+            loaded.apply(hdr, body);
+        }
+        same(&tree, &loaded);
+    }
+}
+
+#[test]
 fn bad_bytes_are_errors_not_panics() {
     let tree = Tree::new(TreeConfig::default());
     let mut w = Writer::new(7);
