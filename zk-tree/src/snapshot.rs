@@ -89,27 +89,42 @@ fn still_at(st: &State, id: NodeId, depth: usize, path: &str, ends: &[usize]) ->
 const PART_SHIFT: u32 = 24;
 const DEPTH_MASK: u32 = (1 << PART_SHIFT) - 1;
 
-/// Pushes part `part` of the children of `n` (node `id`, written at `depth`),
-/// and below them the continuation for the next part, if any. Children are
+/// The children of `n` (node `id`, written at `depth`) go on the stack
 /// sorted by id (pushed highest first, so the lowest pops first): ids follow
 /// creation order, and so do the nodes' places in the slab and the heap,
-/// which turns the walk of a large tree into mostly sequential memory
-/// access. With more than [`SORT_UNDER_LOCK`] children it returns where they
-/// start, unsorted: the caller ends the chunk and sorts them without the lock.
+/// which turns the walk of a large tree into mostly sequential memory access.
+/// A big child set is gathered one part (shard) per call into `gather`, with
+/// a continuation entry on the stack for the next part, and pushed whole after
+/// the last. `Some(from)` ends the chunk: the caller sorts `stack[from..]`
+/// without the read lock (more than [`SORT_UNDER_LOCK`] children, or a part
+/// gathered).
 fn push_children(
     stack: &mut Vec<(NodeId, u32, u64)>,
+    gather: &mut Vec<(NodeId, u32, u64)>,
     n: &crate::store::Node,
     id: NodeId,
     depth: usize,
     part: usize,
     epoch: u64,
 ) -> Option<usize> {
-    if part + 1 < n.child_parts() {
-        stack.push((id, depth as u32 | ((part as u32 + 1) << PART_SHIFT), epoch));
+    let d = depth as u32 + 1;
+    let parts = n.child_parts();
+    if part >= parts {
+        // The set shrank out of its shards while being gathered: take it
+        // whole now (what was gathered is in it, or gone).
+        gather.clear();
+    } else if parts > 1 {
+        n.for_each_child_in_part(part, |c| gather.push((c, d, epoch)));
+        if part + 1 < parts {
+            stack.push((id, depth as u32 | ((part as u32 + 1) << PART_SHIFT), epoch));
+            return Some(stack.len());
+        }
+        let from = stack.len();
+        stack.append(gather);
+        return Some(from);
     }
     let from = stack.len();
-    let d = depth as u32 + 1;
-    n.for_each_child_in_part(part, |c| stack.push((c, d, epoch)));
+    n.for_each_child(|c| stack.push((c, d, epoch)));
     if stack.len() - from > SORT_UNDER_LOCK {
         return Some(from);
     }
@@ -183,6 +198,8 @@ impl Tree {
         // sorted after the read lock is released (sorting 1M ids under it
         // held every write up for ~60 ms).
         let mut unsorted: Option<usize> = None;
+        // The parts of a big child set gathered so far (see `push_children`).
+        let mut gather: Vec<(NodeId, u32, u64)> = Vec::new();
         while first || !stack.is_empty() {
             {
                 let st = self.read();
@@ -206,10 +223,19 @@ impl Tree {
                                         && st.node(id).name_bytes()
                                             == &path.as_bytes()[ends[depth - 1] + 1..ends[depth]]))
                         {
+                            gather.clear();
                             continue;
                         }
                         done += 1;
-                        unsorted = push_children(&mut stack, st.node(id), id, depth, part, epoch);
+                        unsorted = push_children(
+                            &mut stack,
+                            &mut gather,
+                            st.node(id),
+                            id,
+                            depth,
+                            part,
+                            epoch,
+                        );
                         if unsorted.is_some() {
                             break;
                         }
@@ -286,7 +312,7 @@ impl Tree {
                     buf.extend_from_slice(&s.ephemeral_owner.to_be_bytes());
                     buf.extend_from_slice(&s.pzxid.to_be_bytes());
                     done += 1;
-                    unsorted = push_children(&mut stack, n, id, depth, 0, epoch);
+                    unsorted = push_children(&mut stack, &mut gather, n, id, depth, 0, epoch);
                     if unsorted.is_some() {
                         break;
                     }

@@ -258,6 +258,12 @@ fn fuzzy_snapshot_of_parents_with_many_children() {
             1,
             Request::CreateSession(zk_jute::CreateSessionTxn { time_out: 4000 }),
         );
+        // /shrink: a sharded set emptied down to an inline one while the walk
+        // gathers its shards (the first big set in id order: one part per chunk).
+        w.submit(&tree, 1, mk("/shrink".into()));
+        for i in 0..5000 {
+            w.submit(&tree, 1, mk(format!("/shrink/c{i}")));
+        }
         w.submit(&tree, 1, mk("/big".into()));
         w.submit(&tree, 1, mk("/mid".into()));
         for i in 0..6000 {
@@ -267,12 +273,18 @@ fn fuzzy_snapshot_of_parents_with_many_children() {
             w.submit(&tree, 1, mk(format!("/mid/c{i}")));
             w.submit(&tree, 1, mk(format!("/mid/c{i}/g")));
         }
+
         let chunk = [5, 64, 256, 1000][seed as usize % 4];
         let mut buf = Vec::new();
         let mut k = 0;
         let start = {
             let mut between = || {
                 k += 1;
+                if k == 2 {
+                    for i in 2..5000 {
+                        w.submit(&tree, 1, del(format!("/shrink/c{i}")));
+                    }
+                }
                 for j in 0..3 {
                     let i = w.rng.below(6000);
                     w.submit(&tree, 1, del(format!("/big/c{i}")));
