@@ -92,32 +92,32 @@ def proc_cpu_s(pid):
         return None
 
 
-def dir_size_mib(path):
-    """(allocated, apparent) size of a directory tree in MiB, like du and du -b."""
-    alloc = apparent = 0
+def dir_files(path):
+    """(file name, lstat) of every file below path (files that vanish meanwhile are skipped)."""
     for root, _dirs, files in os.walk(path):
         for f in files:
             try:
-                st = os.lstat(os.path.join(root, f))
+                yield f, os.lstat(os.path.join(root, f))
             except OSError:
                 continue
-            alloc += st.st_blocks * 512
-            apparent += st.st_size
+
+
+def dir_size_mib(path):
+    """(allocated, apparent) size of a directory tree in MiB, like du and du -b."""
+    alloc = apparent = 0
+    for _name, st in dir_files(path):
+        alloc += st.st_blocks * 512
+        apparent += st.st_size
     return alloc / 2**20, apparent / 2**20
 
 
 def dir_breakdown(path):
     """{kind: [files, allocated MiB]} where kind is a file name up to its first dot (log, snapshot, ...)."""
     kinds = {}
-    for root, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                st = os.lstat(os.path.join(root, f))
-            except OSError:
-                continue
-            k = kinds.setdefault(f.split(".")[0], [0, 0.0])
-            k[0] += 1
-            k[1] += st.st_blocks * 512 / 2**20
+    for name, st in dir_files(path):
+        k = kinds.setdefault(name.split(".")[0], [0, 0.0])
+        k[0] += 1
+        k[1] += st.st_blocks * 512 / 2**20
     return kinds
 
 

@@ -1,17 +1,14 @@
 //! The server's log record (a jute `TxnHeader` then the txn body, keyed by the zxid; see
-//! zk-server's storage module) and its renderings: zkTxnLogToolkit's line and JSON.
+//! `zk_jute::TxnBody::read_record`) and its renderings: zkTxnLogToolkit's line and JSON.
 
 use bytes::Bytes;
-use zk_jute::{Acl, DecodeError, Jute, OpCode, Reader, TxnBody, TxnHeader};
+use zk_jute::{Acl, DecodeError, OpCode, TxnBody, TxnHeader};
 
 use crate::text::{self, Obj, csv_buf, csv_str, json_array, json_str};
 
 /// Decodes one log record's payload.
 pub fn decode(payload: Vec<u8>) -> Result<(TxnHeader, TxnBody), DecodeError> {
-    let mut r = Reader::new(Bytes::from(payload));
-    let hdr = TxnHeader::read(&mut r)?;
-    let body = TxnBody::read(hdr.txn_type, &mut r)?;
-    Ok((hdr, body))
+    TxnBody::read_record(Bytes::from(payload))
 }
 
 /// The name of a txn type (`Request.op2String`).

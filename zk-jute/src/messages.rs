@@ -569,6 +569,21 @@ pub enum TxnBody {
 }
 
 impl TxnBody {
+    /// Encodes a txn record as ZooKeeper's log holds it: the `TxnHeader`,
+    /// then this body (the header's `txn_type` says which body follows).
+    pub fn write_record(&self, header: &TxnHeader, out: &mut BytesMut) {
+        header.write(out);
+        self.write(out);
+    }
+
+    /// Decodes a record written by [`TxnBody::write_record`].
+    pub fn read_record(bytes: Bytes) -> Result<(TxnHeader, TxnBody), DecodeError> {
+        let mut r = Reader::new(bytes);
+        let header = TxnHeader::read(&mut r)?;
+        let body = TxnBody::read(header.txn_type, &mut r)?;
+        Ok((header, body))
+    }
+
     /// The txn type.
     pub fn txn_type(&self) -> OpCode {
         match self {

@@ -42,7 +42,7 @@ use crate::fourlw::TreeInfo;
 use crate::net::{LoopMsg, loop_of};
 use crate::pipeline::{Broadcast, Zxid};
 use crate::server::Shared;
-use crate::storage::{Recovered, Storage, encode_txn_into};
+use crate::storage::{Recovered, Storage};
 
 /// Who sent a request and when.
 #[derive(Debug, Clone)]
@@ -693,7 +693,9 @@ impl Core {
             time,
             txn_type: body.txn_type().code(),
         };
-        encode_txn_into(&mut self.record, &hdr, &body);
+        // One buffer reused: the log copies the record into its staging buffer.
+        self.record.clear();
+        body.write_record(&hdr, &mut self.record);
         self.log_bytes_since_snapshot += self.record.len() as u64;
         let tx = self.tx.clone();
         let mark = self.durable.clone();

@@ -424,6 +424,15 @@ impl EventLoop {
         }
     }
 
+    /// Logs, as Apache ZooKeeper, "Closing connection from /<peer>: <detail>"
+    /// and closes the connection.
+    fn close_warn(&mut self, id: u64, why: &str, detail: std::fmt::Arguments<'_>) {
+        if let Some(c) = self.conns.get(&id) {
+            warn!("Closing connection from /{}: {detail}", c.peer);
+        }
+        self.close(id, why);
+    }
+
     fn close(&mut self, id: u64, why: &str) {
         let Some(mut c) = self.conns.remove(&id) else {
             return;
@@ -595,12 +604,9 @@ impl EventLoop {
                 Ok(Some(f)) => f,
                 Ok(None) => return,
                 Err(e) => {
-                    warn!(
-                        "Closing connection from /{}: {e} (jute.maxbuffer {})",
-                        c.peer,
-                        self.frames.max()
-                    );
-                    self.close(id, "bad packet length");
+                    let max = self.frames.max();
+                    let detail = format_args!("{e} (jute.maxbuffer {max})");
+                    self.close_warn(id, "bad packet length", detail);
                     return;
                 }
             };
@@ -624,11 +630,8 @@ impl EventLoop {
         let req = match ConnectRequest::from_bytes(frame) {
             Ok(r) => r,
             Err(e) => {
-                warn!(
-                    "Closing connection from /{}: invalid connect request: {e}",
-                    c.peer
-                );
-                self.close(id, "invalid connect request");
+                let detail = format_args!("invalid connect request: {e}");
+                self.close_warn(id, "invalid connect request", detail);
                 return false;
             }
         };
@@ -666,11 +669,8 @@ impl EventLoop {
         let header = match RequestHeader::read(&mut r) {
             Ok(h) => h,
             Err(e) => {
-                warn!(
-                    "Closing connection from /{}: malformed request header: {e}",
-                    c.peer
-                );
-                self.close(id, "malformed request");
+                let detail = format_args!("malformed request header: {e}");
+                self.close_warn(id, "malformed request", detail);
                 return false;
             }
         };
@@ -720,12 +720,8 @@ impl EventLoop {
             // auth and sasl are decoded in ZooKeeperServer.processPacket, where
             // an IOException closes the connection.
             Err(e) if matches!(op, OpCode::Auth | OpCode::Sasl) => {
-                warn!(
-                    "Closing connection from /{}: malformed {} request: {e}",
-                    c.peer,
-                    op.name()
-                );
-                self.close(id, "malformed request");
+                let detail = format_args!("malformed {} request: {e}", op.name());
+                self.close_warn(id, "malformed request", detail);
                 return false;
             }
             Err(e) => {
@@ -862,11 +858,11 @@ impl EventLoop {
         if c.out_bytes > 2 * self.shared.config.max_output_queue_bytes {
             let _ = c.flush();
             if c.out_bytes > 2 * self.shared.config.max_output_queue_bytes {
-                warn!(
-                    "Closing connection from /{}: {} bytes of output queued (limit zkrs.maxOutputQueueBytes {})",
-                    c.peer, c.out_bytes, self.shared.config.max_output_queue_bytes
+                let (queued, limit) = (c.out_bytes, self.shared.config.max_output_queue_bytes);
+                let detail = format_args!(
+                    "{queued} bytes of output queued (limit zkrs.maxOutputQueueBytes {limit})"
                 );
-                self.close(id, "output queue limit");
+                self.close_warn(id, "output queue limit", detail);
                 return;
             }
         }

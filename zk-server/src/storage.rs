@@ -13,30 +13,14 @@
 use std::io::BufReader;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tracing::info;
-use zk_jute::{DecodeError, Jute, Reader, TxnBody, TxnHeader};
+use zk_jute::TxnBody;
 use zk_tree::{Tree, TreeConfig};
 use zk_txnlog::{Backend, Log, Options, SnapshotStore};
 
 use crate::config::Config;
 use crate::server::StartError;
-
-/// Encodes a log record into `out` (cleared first): the core reuses one
-/// buffer, since the log copies the record into its staging buffer anyway.
-pub(crate) fn encode_txn_into(out: &mut BytesMut, hdr: &TxnHeader, body: &TxnBody) {
-    out.clear();
-    hdr.write(out);
-    body.write(out);
-}
-
-/// Decodes a log record.
-pub fn decode_txn(bytes: Bytes) -> Result<(TxnHeader, TxnBody), DecodeError> {
-    let mut r = Reader::new(bytes);
-    let hdr = TxnHeader::read(&mut r)?;
-    let body = TxnBody::read(hdr.txn_type, &mut r)?;
-    Ok((hdr, body))
-}
 
 /// The log and the snapshot store.
 pub(crate) struct Storage {
@@ -117,7 +101,7 @@ impl Storage {
         for item in log.iter_from(recovery.replay_from) {
             let (key, payload) = item.map_err(rec_err)?;
             replayed_bytes += payload.len() as u64;
-            let (hdr, body) = decode_txn(Bytes::from(payload)).map_err(|e| {
+            let (hdr, body) = TxnBody::read_record(Bytes::from(payload)).map_err(|e| {
                 StartError::Recovery(format!(
                     "log record 0x{key:x} in {} does not decode: {e}",
                     config.data_log_dir.display()
@@ -184,7 +168,7 @@ const SNAPSHOT_WRITEBACK_BYTES: u64 = 4 << 20;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zk_jute::{CreateTxn, OpCode};
+    use zk_jute::{CreateTxn, OpCode, TxnHeader};
 
     #[test]
     fn record_round_trip() {
@@ -202,8 +186,8 @@ mod tests {
             time: 9,
             txn_type: OpCode::Create.code(),
         };
-        let mut out = BytesMut::from(&b"left over"[..]);
-        encode_txn_into(&mut out, &hdr, &body);
-        assert_eq!(decode_txn(out.freeze()).unwrap(), (hdr, body));
+        let mut out = bytes::BytesMut::new();
+        body.write_record(&hdr, &mut out);
+        assert_eq!(TxnBody::read_record(out.freeze()).unwrap(), (hdr, body));
     }
 }

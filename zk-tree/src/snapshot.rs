@@ -213,46 +213,29 @@ impl Tree {
                 while let Some((id, packed, pushed)) = stack.pop() {
                     let depth = (packed & DEPTH_MASK) as usize;
                     let part = (packed >> PART_SHIFT) as usize;
-                    if part > 0 {
-                        // The node was the last one written at `depth`: it is
-                        // still there if its own name ends `path` there too.
-                        if pushed != epoch
-                            && !(still_at(&st, id, depth, &path, &ends)
-                                && (depth == 0
-                                    || ends.len() > depth
-                                        && st.node(id).name_bytes()
-                                            == &path.as_bytes()[ends[depth - 1] + 1..ends[depth]]))
-                        {
+                    let live = pushed == epoch || still_at(&st, id, depth, &path, &ends);
+                    // A node created after the walk began is left to the log
+                    // replay (with its subtree, all created later still).
+                    // Besides being redundant, it could be met twice: by a
+                    // stack entry whose id was freed and reused for it, and
+                    // again when its parent's gathered children are pushed.
+                    // The same rule catches a continuation whose parent's id
+                    // was reused.
+                    let node = live.then(|| st.node(id)).map(|n| (n, n.stat()));
+                    let Some((n, s)) = node.filter(|(_, s)| s.czxid <= start_zxid) else {
+                        if part > 0 {
                             gather.clear();
-                            continue;
                         }
+                        continue;
+                    };
+                    if part > 0 {
+                        // A continuation: the node was written already.
                         done += 1;
-                        unsorted = push_children(
-                            &mut stack,
-                            &mut gather,
-                            st.node(id),
-                            id,
-                            depth,
-                            part,
-                            epoch,
-                        );
+                        unsorted =
+                            push_children(&mut stack, &mut gather, n, id, depth, part, epoch);
                         if unsorted.is_some() {
                             break;
                         }
-                        continue;
-                    }
-                    if pushed != epoch && !still_at(&st, id, depth, &path, &ends) {
-                        continue;
-                    }
-                    let n = st.node(id);
-                    let s = &n.stat();
-                    // Created after the walk began: left to the log replay
-                    // (with its subtree, all created later still). Besides
-                    // being redundant, such a node can be met twice: by a
-                    // stack entry whose id was freed and reused for it, and
-                    // again when a later part of its parent's children is
-                    // pushed.
-                    if s.czxid > start_zxid {
                         continue;
                     }
                     if depth == 0 {
