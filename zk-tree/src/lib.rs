@@ -44,6 +44,7 @@
 #![forbid(unsafe_code)]
 
 mod acl;
+mod arena;
 mod digest;
 mod path;
 mod prep;

@@ -69,7 +69,7 @@ pub enum SnapshotError {
 /// node last written at depth `depth - 1` (its path `path[..ends[depth-1]]`):
 /// checked by walking its ancestors' names back to the root.
 fn still_at(st: &State, id: NodeId, depth: usize, path: &str, ends: &[usize]) -> bool {
-    let live = |i: NodeId| st.slots.get(i as usize).and_then(Option::as_ref);
+    let live = |i: NodeId| st.try_node(i);
     if depth == 0 {
         return id == ROOT;
     }
@@ -101,7 +101,7 @@ const DEPTH_MASK: u32 = (1 << PART_SHIFT) - 1;
 fn push_children(
     stack: &mut Vec<(NodeId, u32, u64)>,
     gather: &mut Vec<(NodeId, u32, u64)>,
-    n: &crate::store::Node,
+    n: &crate::store::NodeRef<'_>,
     id: NodeId,
     depth: usize,
     part: usize,
@@ -232,7 +232,7 @@ impl Tree {
                         // A continuation: the node was written already.
                         done += 1;
                         unsorted =
-                            push_children(&mut stack, &mut gather, n, id, depth, part, epoch);
+                            push_children(&mut stack, &mut gather, &n, id, depth, part, epoch);
                         if unsorted.is_some() {
                             break;
                         }
@@ -250,15 +250,16 @@ impl Tree {
                         ends.truncate(depth);
                         ends.push(path.len());
                     }
+                    let nacl = n.acl();
                     let cached = by_index
-                        .get(&n.acl)
-                        .filter(|(l, _)| std::ptr::eq(l.as_ptr(), st.acls.get_ref(n.acl).as_ptr()));
+                        .get(&nacl)
+                        .filter(|(l, _)| std::ptr::eq(l.as_ptr(), st.acls.get_ref(nacl).as_ptr()));
                     let aid = match cached {
                         Some(&(_, a)) => a,
                         None => {
-                            let acl = st.acls.get(n.acl);
+                            let acl = st.acls.get(nacl);
                             if let Some(&a) = acl_ids.get(&acl) {
-                                by_index.insert(n.acl, (acl, a));
+                                by_index.insert(nacl, (acl, a));
                                 a
                             } else {
                                 let a = acl_ids.len() as u32;
@@ -271,7 +272,7 @@ impl Tree {
                                     put_str(&mut buf, &e.id.id);
                                 }
                                 acl_ids.insert(acl.clone(), a);
-                                by_index.insert(n.acl, (acl, a));
+                                by_index.insert(nacl, (acl, a));
                                 a
                             }
                         }
@@ -295,7 +296,7 @@ impl Tree {
                     buf.extend_from_slice(&s.ephemeral_owner.to_be_bytes());
                     buf.extend_from_slice(&s.pzxid.to_be_bytes());
                     done += 1;
-                    unsorted = push_children(&mut stack, &mut gather, n, id, depth, 0, epoch);
+                    unsorted = push_children(&mut stack, &mut gather, &n, id, depth, 0, epoch);
                     if unsorted.is_some() {
                         break;
                     }

@@ -19,6 +19,7 @@ use smallvec::SmallVec;
 use zk_jute::{Acl, ErrorCode, EventType, OpCode, Stat, StatPersisted, TxnBody, TxnHeader};
 
 use crate::acl::{AclCache, open_acl_unsafe, read_acl_unsafe};
+use crate::arena::{Arena, Block};
 use crate::digest::node_digest;
 use crate::path::{split, watch_path};
 use crate::{ApplyOutcome, OpOutcome, TreeConfig};
@@ -226,23 +227,26 @@ impl ChildSet {
     }
 }
 
-/// One znode: 40 bytes in the slab plus one heap allocation holding its
-/// persisted stat (compactly encoded, see [`encode_stat`]), its name and its
-/// data; a leaf's child set is a null pointer.
-#[derive(Debug, Clone)]
+/// One znode's slot: 12 bytes. Its name, ACL reference, data and persisted
+/// stat live in one arena block (see [`pack`]); a parent's child set lives in
+/// [`State`]'s table of child sets.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Node {
-    /// `[stat length u8][encoded stat][name bytes][data bytes]`.
-    bytes: Box<[u8]>,
-    /// Length of the name in `bytes`; the top bit set means null data.
-    name_len: u32,
-    pub(crate) acl: u32,
-    pub(crate) parent: NodeId,
-    pub(crate) digest: u32,
-    /// `None` for a leaf (most znodes): 8 bytes instead of a child set.
-    children: Option<Box<ChildSet>>,
+    block: Block,
+    parent: NodeId,
+    /// 0 for a leaf, else 1 + the index of its child set.
+    kids: u32,
 }
 
-const NULL_DATA: u32 = 1 << 31;
+/// A live node as read: its block, parent and child set.
+#[derive(Clone, Copy)]
+pub(crate) struct NodeRef<'a> {
+    bytes: &'a [u8],
+    pub(crate) parent: NodeId,
+    kids: Option<&'a ChildSet>,
+    bases: Bases,
+}
+
 /// Longest encoded stat: the mask byte and nine 10-byte varints.
 const MAX_STAT: usize = 1 + 9 * 10;
 
@@ -254,8 +258,7 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-fn put_varint(out: &mut [u8; MAX_STAT], o: &mut usize, v: i64) {
-    let mut u = zigzag(v);
+fn put_uvarint(out: &mut [u8], o: &mut usize, mut u: u64) {
     loop {
         let b = (u & 0x7f) as u8;
         u >>= 7;
@@ -269,7 +272,11 @@ fn put_varint(out: &mut [u8; MAX_STAT], o: &mut usize, v: i64) {
     }
 }
 
-fn get_varint(b: &[u8], o: &mut usize) -> i64 {
+fn uvarint_len(u: u64) -> usize {
+    (64 - (u | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+fn get_uvarint(b: &[u8], o: &mut usize) -> u64 {
     let mut u = 0u64;
     let mut shift = 0;
     while let Some(&x) = b.get(*o) {
@@ -282,19 +289,50 @@ fn get_varint(b: &[u8], o: &mut usize) -> i64 {
             break;
         }
     }
-    unzigzag(u)
+    u
 }
 
+fn put_varint(out: &mut [u8], o: &mut usize, v: i64) {
+    put_uvarint(out, o, zigzag(v));
+}
+
+fn get_varint(b: &[u8], o: &mut usize) -> i64 {
+    unzigzag(get_uvarint(b, o))
+}
+
+/// What a tree's stats are encoded against: ctime is stored as its
+/// difference from the wall clock when the state was made (a 2026 timestamp
+/// takes 6 varint bytes; one from the last 8 minutes 3, the last 18 hours 4,
+/// the last 199 days 5). Fixed for the state's lifetime; a node loaded from a
+/// snapshot is re-encoded against the new state's base.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bases {
+    time: i64,
+}
+
+impl Bases {
+    fn now() -> Bases {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Bases { time: ms }
+    }
+}
+
+/// The stat mask bit saying the node's data is null.
+const NULL_DATA: u8 = 0x80;
+
 /// Encodes a stat in a few bytes: a mask byte, czxid and ctime as zigzag
-/// varints, then only the fields that differ from what a fresh node has
-/// (mzxid and pzxid = czxid, mtime = ctime, versions and owner 0), as zigzag
-/// varints of the difference. A never-modified znode takes 9-13 bytes
-/// instead of 60.
-fn encode_stat(s: &StatPersisted, out: &mut [u8; MAX_STAT]) -> usize {
+/// varints (ctime as its difference from `bases`), then only the fields that
+/// differ from what a fresh node has (mzxid and pzxid = czxid, mtime = ctime,
+/// versions and owner 0), as zigzag varints of the difference. A
+/// never-modified znode takes 7-13 bytes instead of 60. The mask's top bit is
+/// left for [`NULL_DATA`].
+fn encode_stat(s: &StatPersisted, bases: Bases, out: &mut [u8; MAX_STAT]) -> usize {
     let mut o = 1;
     let mut mask = 0u8;
     put_varint(out, &mut o, s.czxid);
-    put_varint(out, &mut o, s.ctime);
+    put_varint(out, &mut o, s.ctime.wrapping_sub(bases.time));
     let rest = [
         s.mzxid.wrapping_sub(s.czxid),
         s.pzxid.wrapping_sub(s.czxid),
@@ -314,18 +352,19 @@ fn encode_stat(s: &StatPersisted, out: &mut [u8; MAX_STAT]) -> usize {
     o
 }
 
-fn decode_stat(b: &[u8]) -> StatPersisted {
+/// Decodes a stat at the start of `b`; the stat and its encoded length.
+fn decode_stat(b: &[u8], bases: Bases) -> (StatPersisted, usize) {
     let mask = b.first().copied().unwrap_or(0);
     let mut o = 1;
     let czxid = get_varint(b, &mut o);
-    let ctime = get_varint(b, &mut o);
+    let ctime = get_varint(b, &mut o).wrapping_add(bases.time);
     let mut rest = [0i64; 7];
     for (i, r) in rest.iter_mut().enumerate() {
         if mask & (1 << i) != 0 {
             *r = get_varint(b, &mut o);
         }
     }
-    StatPersisted {
+    let s = StatPersisted {
         czxid,
         mzxid: czxid.wrapping_add(rest[0]),
         ctime,
@@ -335,110 +374,146 @@ fn decode_stat(b: &[u8]) -> StatPersisted {
         aversion: rest[5] as i32,
         ephemeral_owner: rest[6],
         pzxid: czxid.wrapping_add(rest[1]),
-    }
+    };
+    (s, o)
 }
 
-fn pack(stat: &StatPersisted, name: &[u8], data: Option<&[u8]>) -> (Box<[u8]>, u32) {
-    let mut enc = [0u8; MAX_STAT];
-    let sl = encode_stat(stat, &mut enc);
-    let d = data.unwrap_or(&[]);
-    let mut v = Vec::with_capacity(1 + sl + name.len() + d.len());
-    v.push(sl as u8);
-    v.extend_from_slice(&enc[..sl]);
-    v.extend_from_slice(name);
-    v.extend_from_slice(d);
-    let flag = if data.is_none() { NULL_DATA } else { 0 };
-    (v.into_boxed_slice(), name.len() as u32 | flag)
-}
-
-impl Node {
-    pub(crate) fn new(
-        name: &str,
-        data: Option<&[u8]>,
-        stat: StatPersisted,
-        acl: u32,
-        parent: NodeId,
-    ) -> Node {
-        let (bytes, name_len) = pack(&stat, name.as_bytes(), data);
-        Node {
-            bytes,
-            name_len,
-            acl,
-            parent,
-            digest: 0,
-            children: None,
+/// The length of the stat encoded at the start of `b` (skips its varints).
+fn stat_len(b: &[u8]) -> usize {
+    let mask = b.first().copied().unwrap_or(0);
+    let fields = 2 + (mask & !NULL_DATA).count_ones() as usize;
+    let mut o = 1;
+    for _ in 0..fields {
+        while b.get(o).is_some_and(|&x| x & 0x80 != 0) {
+            o += 1;
         }
+        o += 1;
+    }
+    o
+}
+
+/// Where the parts of a block are. A block is
+/// `[name length * 4 + data length % 4][name][ACL reference][stat][data]`,
+/// the numbers unsigned LEB128 varints, the stat's mask byte carrying
+/// [`NULL_DATA`]; the data runs to the block's end but for the 0-3 bytes of
+/// rounding that its length modulo 4 tells apart. The name comes first, as
+/// child lookups read nothing else.
+struct Head {
+    acl: u32,
+    null: bool,
+    /// Offset of the stat (its mask byte).
+    stat_at: usize,
+    data_start: usize,
+    data_len: usize,
+}
+
+fn head(b: &[u8]) -> Head {
+    let mut o = 0;
+    let first = get_uvarint(b, &mut o);
+    o += (first >> 2) as usize;
+    let acl = get_uvarint(b, &mut o) as u32;
+    let stat_at = o;
+    let data_start = stat_at + stat_len(&b[stat_at.min(b.len())..]);
+    // The largest length that fits and has the recorded remainder.
+    let room = b.len().saturating_sub(data_start);
+    let data_len = room.saturating_sub(room.wrapping_sub(first as usize) & 3);
+    Head {
+        acl,
+        null: b.get(stat_at).is_some_and(|&m| m & NULL_DATA != 0),
+        stat_at,
+        data_start,
+        data_len,
+    }
+}
+
+/// Writes a node's block into `arena`.
+fn pack(
+    arena: &mut Arena,
+    bases: Bases,
+    name: &[u8],
+    acl: u32,
+    data: Option<&[u8]>,
+    stat: &StatPersisted,
+) -> Block {
+    let mut enc = [0u8; MAX_STAT];
+    let sl = encode_stat(stat, bases, &mut enc);
+    if data.is_none() {
+        enc[0] |= NULL_DATA;
+    }
+    let d = data.unwrap_or(&[]);
+    let first = ((name.len() as u64) << 2) | (d.len() as u64 & 3);
+    let len = uvarint_len(first) + name.len() + uvarint_len(u64::from(acl)) + sl + d.len();
+    let (block, mem) = arena.alloc(len);
+    let mut o = 0;
+    put_uvarint(mem, &mut o, first);
+    mem[o..o + name.len()].copy_from_slice(name);
+    o += name.len();
+    put_uvarint(mem, &mut o, u64::from(acl));
+    mem[o..o + sl].copy_from_slice(&enc[..sl]);
+    o += sl;
+    mem[o..].copy_from_slice(d);
+    block
+}
+
+/// A block's parts, copied out (to re-pack a node from its own block).
+struct Parts {
+    name: SmallVec<[u8; 32]>,
+    acl: u32,
+    data: Option<Vec<u8>>,
+    stat: StatPersisted,
+}
+
+impl<'a> NodeRef<'a> {
+    /// The name's bytes (compare and hash these: no UTF-8 check).
+    pub(crate) fn name_bytes(&self) -> &'a [u8] {
+        let mut o = 0;
+        let n = (get_uvarint(self.bytes, &mut o) >> 2) as usize;
+        &self.bytes[o..o + n]
     }
 
-    fn name_start(&self) -> usize {
-        1 + usize::from(self.bytes[0])
+    /// The name (`""` for the root).
+    pub(crate) fn name(&self) -> &'a str {
+        // Always built from a &str.
+        std::str::from_utf8(self.name_bytes()).unwrap_or_default()
     }
 
-    fn name_end(&self) -> usize {
-        self.name_start() + (self.name_len & !NULL_DATA) as usize
+    /// The ACL reference (into the state's ACL cache).
+    pub(crate) fn acl(&self) -> u32 {
+        head(self.bytes).acl
     }
 
     /// The persisted stat.
     pub(crate) fn stat(&self) -> StatPersisted {
-        decode_stat(&self.bytes[1..self.name_start()])
-    }
-
-    /// Changes the stat: in place when its encoding keeps its length (a
-    /// parent's pzxid/cversion on every child create or delete: no copy of
-    /// the parent's data), else by re-packing the node's allocation.
-    pub(crate) fn update_stat(&mut self, f: impl FnOnce(&mut StatPersisted)) {
-        let mut s = self.stat();
-        f(&mut s);
-        let mut enc = [0u8; MAX_STAT];
-        let sl = encode_stat(&s, &mut enc);
-        if sl == usize::from(self.bytes[0]) {
-            self.bytes[1..1 + sl].copy_from_slice(&enc[..sl]);
-            return;
-        }
-        let (bytes, name_len) = pack(&s, self.name_bytes(), self.data());
-        self.bytes = bytes;
-        self.name_len = name_len;
-    }
-
-    /// The name's bytes (compare and hash these: no UTF-8 check).
-    pub(crate) fn name_bytes(&self) -> &[u8] {
-        &self.bytes[self.name_start()..self.name_end()]
-    }
-
-    /// The name (`""` for the root).
-    pub(crate) fn name(&self) -> &str {
-        // Always built from a &str in `Node::new`.
-        std::str::from_utf8(self.name_bytes()).unwrap_or_default()
+        decode_stat(&self.bytes[head(self.bytes).stat_at..], self.bases).0
     }
 
     /// The data; `None` is null (kept apart from empty).
-    pub(crate) fn data(&self) -> Option<&[u8]> {
-        if self.name_len & NULL_DATA != 0 {
-            None
-        } else {
-            Some(&self.bytes[self.name_end()..])
-        }
+    pub(crate) fn data(&self) -> Option<&'a [u8]> {
+        let h = head(self.bytes);
+        (!h.null).then(|| &self.bytes[h.data_start..h.data_start + h.data_len])
     }
 
     /// Length of the data (0 when null).
     pub(crate) fn data_len(&self) -> usize {
-        self.bytes.len() - self.name_end()
+        head(self.bytes).data_len
     }
 
-    /// Replaces data and stat in one re-pack.
-    pub(crate) fn set_data_and_stat(&mut self, data: Option<&[u8]>, stat: &StatPersisted) {
-        let (bytes, name_len) = pack(stat, self.name_bytes(), data);
-        self.bytes = bytes;
-        self.name_len = name_len;
+    fn parts(&self) -> Parts {
+        Parts {
+            name: SmallVec::from_slice(self.name_bytes()),
+            acl: self.acl(),
+            data: self.data().map(<[u8]>::to_vec),
+            stat: self.stat(),
+        }
     }
 
     pub(crate) fn children_len(&self) -> usize {
-        self.children.as_deref().map_or(0, ChildSet::len)
+        self.kids.map_or(0, ChildSet::len)
     }
 
     /// Calls `f` with each child's id (no allocation).
     pub(crate) fn for_each_child(&self, mut f: impl FnMut(NodeId)) {
-        match self.children.as_deref() {
+        match self.kids {
             None => {}
             Some(ChildSet::Inline(v)) => v.iter().for_each(|&c| f(c)),
             Some(ChildSet::Table(t)) => t.iter().for_each(|&c| f(c)),
@@ -446,18 +521,18 @@ impl Node {
         }
     }
 
-    /// How many parts [`Node::for_each_child_in_part`] splits the children
+    /// How many parts [`NodeRef::for_each_child_in_part`] splits the children
     /// into: the shards of a big set, else 1.
     pub(crate) fn child_parts(&self) -> usize {
-        match self.children.as_deref() {
+        match self.kids {
             Some(ChildSet::Big(t)) => t.shards.len(),
             _ => 1,
         }
     }
 
-    /// Calls `f` with each child's id in part `k` (see [`Node::child_parts`]).
+    /// Calls `f` with each child's id in part `k` (see [`NodeRef::child_parts`]).
     pub(crate) fn for_each_child_in_part(&self, k: usize, mut f: impl FnMut(NodeId)) {
-        match self.children.as_deref() {
+        match self.kids {
             Some(ChildSet::Big(t)) => {
                 if let Some(s) = t.shards.get(k) {
                     s.iter().for_each(|e| f(e.id));
@@ -469,9 +544,7 @@ impl Node {
     }
 
     pub(crate) fn child_ids(&self) -> Vec<NodeId> {
-        self.children
-            .as_deref()
-            .map_or_else(Vec::new, ChildSet::ids)
+        self.kids.map_or_else(Vec::new, ChildSet::ids)
     }
 
     pub(crate) fn client_stat(&self, extended: bool) -> Stat {
@@ -515,13 +588,22 @@ const SLAB_CHUNK: usize = 1 << SLAB_CHUNK_BITS;
 /// doubled copied every slot (and faulted in the new pages) under the write
 /// lock — an apply of 60-120 ms when it passed 1M and 2M nodes. Growing now
 /// allocates one chunk; a chunk emptied by `pop` is kept for the next push.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Slab {
-    chunks: Vec<Vec<Option<Node>>>,
+#[derive(Debug, Clone)]
+pub(crate) struct Slab<T> {
+    chunks: Vec<Vec<T>>,
     len: usize,
 }
 
-impl Slab {
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -530,7 +612,7 @@ impl Slab {
         self.len == 0
     }
 
-    pub(crate) fn push(&mut self, slot: Option<Node>) {
+    pub(crate) fn push(&mut self, slot: T) {
         let c = self.len >> SLAB_CHUNK_BITS;
         if c == self.chunks.len() {
             self.chunks.push(Vec::with_capacity(SLAB_CHUNK));
@@ -539,28 +621,28 @@ impl Slab {
         self.len += 1;
     }
 
-    pub(crate) fn pop(&mut self) -> Option<Option<Node>> {
+    pub(crate) fn pop(&mut self) -> Option<T> {
         let last = self.len.checked_sub(1)?;
         self.len = last;
         self.chunks[last >> SLAB_CHUNK_BITS].pop()
     }
 
-    pub(crate) fn get(&self, i: usize) -> Option<&Option<Node>> {
+    pub(crate) fn get(&self, i: usize) -> Option<&T> {
         self.chunks
             .get(i >> SLAB_CHUNK_BITS)?
             .get(i & (SLAB_CHUNK - 1))
     }
 }
 
-impl std::ops::Index<usize> for Slab {
-    type Output = Option<Node>;
-    fn index(&self, i: usize) -> &Option<Node> {
+impl<T> std::ops::Index<usize> for Slab<T> {
+    type Output = T;
+    fn index(&self, i: usize) -> &T {
         &self.chunks[i >> SLAB_CHUNK_BITS][i & (SLAB_CHUNK - 1)]
     }
 }
 
-impl std::ops::IndexMut<usize> for Slab {
-    fn index_mut(&mut self, i: usize) -> &mut Option<Node> {
+impl<T> std::ops::IndexMut<usize> for Slab<T> {
+    fn index_mut(&mut self, i: usize) -> &mut T {
         &mut self.chunks[i >> SLAB_CHUNK_BITS][i & (SLAB_CHUNK - 1)]
     }
 }
@@ -568,8 +650,14 @@ impl std::ops::IndexMut<usize> for Slab {
 /// Everything the applier mutates.
 #[derive(Debug, Clone)]
 pub(crate) struct State {
-    pub(crate) slots: Slab,
+    pub(crate) slots: Slab<Option<Node>>,
     free: Vec<NodeId>,
+    /// The nodes' blocks (name, ACL reference, stat, data).
+    blocks: Arena,
+    bases: Bases,
+    /// Child sets of the nodes that have children; `Node::kids` indexes it.
+    kids: Vec<Option<ChildSet>>,
+    spare_kids: Vec<u32>,
     hasher: hashbrown::DefaultHashBuilder,
     pub(crate) acls: AclCache,
     pub(crate) sessions: HashMap<i64, i32>,
@@ -610,6 +698,10 @@ impl State {
         State {
             slots: Slab::default(),
             free: Vec::new(),
+            blocks: Arena::default(),
+            bases: Bases::now(),
+            kids: Vec::new(),
+            spare_kids: Vec::new(),
             hasher: hashbrown::DefaultHashBuilder::default(),
             acls: AclCache::default(),
             sessions: HashMap::new(),
@@ -630,22 +722,171 @@ impl State {
         // ZooKeeper counts the root under its alias "/" too (path length 1).
         self.data_size += 1 + data.map_or(0, |d| d.len() as i64);
         self.digest = self.digest.wrapping_add(i64::from(digest));
-        let mut node = Node::new("", data, stat, acl, NONE);
-        node.digest = digest;
+        let node = self.new_node(b"", acl, data, &stat, NONE);
         if self.slots.is_empty() {
             self.slots.push(Some(node));
-        } else {
-            self.slots[0] = Some(node);
+        } else if let Some(old) = self.slots[0].replace(node) {
+            self.blocks.free(old.block);
+            self.drop_kids(old.kids);
         }
         self.node_count += 1;
     }
 
-    pub(crate) fn node(&self, id: NodeId) -> &Node {
-        self.slots[id as usize].as_ref().expect("live node id")
+    fn new_node(
+        &mut self,
+        name: &[u8],
+        acl: u32,
+        data: Option<&[u8]>,
+        stat: &StatPersisted,
+        parent: NodeId,
+    ) -> Node {
+        Node {
+            block: pack(&mut self.blocks, self.bases, name, acl, data, stat),
+            parent,
+            kids: 0,
+        }
     }
 
-    fn node_mut(&mut self, id: NodeId) -> &mut Node {
-        self.slots[id as usize].as_mut().expect("live node id")
+    fn view(&self, n: &Node) -> NodeRef<'_> {
+        NodeRef {
+            bytes: self.blocks.get(n.block),
+            parent: n.parent,
+            kids: self.kid_set(n.kids),
+            bases: self.bases,
+        }
+    }
+
+    fn kid_set(&self, k: u32) -> Option<&ChildSet> {
+        let i = (k as usize).checked_sub(1)?;
+        self.kids.get(i)?.as_ref()
+    }
+
+    /// A live node.
+    pub(crate) fn node(&self, id: NodeId) -> NodeRef<'_> {
+        self.try_node(id).expect("live node id")
+    }
+
+    /// Node `id`, if it is live.
+    pub(crate) fn try_node(&self, id: NodeId) -> Option<NodeRef<'_>> {
+        let n = self.slots.get(id as usize)?.as_ref()?;
+        Some(self.view(n))
+    }
+
+    fn slot(&self, id: NodeId) -> Node {
+        self.slots[id as usize].expect("live node id")
+    }
+
+    /// Replaces node `id`'s block by one of these parts.
+    fn repack(&mut self, id: NodeId, p: &Parts) {
+        let b = pack(
+            &mut self.blocks,
+            self.bases,
+            &p.name,
+            p.acl,
+            p.data.as_deref(),
+            &p.stat,
+        );
+        let n = self.slots[id as usize].as_mut().expect("live node id");
+        let old = std::mem::replace(&mut n.block, b);
+        self.blocks.free(old);
+    }
+
+    /// Changes a node's stat: in place when its encoding keeps its length (a
+    /// parent's pzxid/cversion on every child create or delete: no copy of
+    /// the parent's data), else by re-packing its block.
+    fn update_stat(&mut self, id: NodeId, f: impl FnOnce(&mut StatPersisted)) {
+        let block = self.slot(id).block;
+        let bytes = self.blocks.get(block);
+        let at = head(bytes).stat_at;
+        let (mut s, old_len) = decode_stat(&bytes[at..], self.bases);
+        let null = bytes[at] & NULL_DATA;
+        f(&mut s);
+        let mut enc = [0u8; MAX_STAT];
+        let sl = encode_stat(&s, self.bases, &mut enc);
+        if sl == old_len {
+            enc[0] |= null;
+            self.blocks.get_mut(block)[at..at + sl].copy_from_slice(&enc[..sl]);
+            return;
+        }
+        let mut p = self.node(id).parts();
+        p.stat = s;
+        self.repack(id, &p);
+    }
+
+    /// Points node `id` at ACL reference `acl`; the one it had.
+    fn set_node_acl(&mut self, id: NodeId, acl: u32) -> u32 {
+        let mut p = self.node(id).parts();
+        let old = std::mem::replace(&mut p.acl, acl);
+        if old != acl {
+            self.repack(id, &p);
+        }
+        old
+    }
+
+    /// Node `id`'s digest as it stands (`path` is its path): not cached (4
+    /// bytes a znode), a CRC of path, data and stat when a node changes.
+    fn digest_at(&self, id: NodeId, path: &str) -> u32 {
+        let n = self.node(id);
+        node_digest(path, n.data(), &n.stat())
+    }
+
+    /// The tree digest after a node's share went from `old` to `new`.
+    fn swap_digest(&mut self, old: u32, new: u32) {
+        self.digest = self
+            .digest
+            .wrapping_sub(i64::from(old))
+            .wrapping_add(i64::from(new));
+    }
+
+    /// [`State::update_stat`] and the digest with it.
+    fn change_stat(&mut self, id: NodeId, path: &str, f: impl FnOnce(&mut StatPersisted)) {
+        let old = self.digest_at(id, path);
+        self.update_stat(id, f);
+        let new = self.digest_at(id, path);
+        self.swap_digest(old, new);
+    }
+
+    /// Takes node `id`'s child set out of the table (put it back with
+    /// [`State::put_kids`]).
+    fn take_kids(&mut self, id: NodeId) -> Option<ChildSet> {
+        let k = (self.slot(id).kids as usize).checked_sub(1)?;
+        self.kids[k].take()
+    }
+
+    /// Stores node `id`'s child set (`None`: it has no children).
+    fn put_kids(&mut self, id: NodeId, set: Option<ChildSet>) {
+        let k = self.slot(id).kids;
+        let new_k = match (k, set) {
+            (0, None) => 0,
+            (0, Some(s)) => match self.spare_kids.pop() {
+                Some(i) => {
+                    self.kids[i as usize] = Some(s);
+                    i + 1
+                }
+                None => {
+                    self.kids.push(Some(s));
+                    self.kids.len() as u32
+                }
+            },
+            (k, Some(s)) => {
+                self.kids[k as usize - 1] = Some(s);
+                k
+            }
+            (k, None) => {
+                self.drop_kids(k);
+                0
+            }
+        };
+        if let Some(n) = self.slots[id as usize].as_mut() {
+            n.kids = new_k;
+        }
+    }
+
+    fn drop_kids(&mut self, k: u32) {
+        if let Some(i) = k.checked_sub(1) {
+            self.kids[i as usize] = None;
+            self.spare_kids.push(i);
+        }
     }
 
     /// 32 bits of the hash of a child's name (see [`Child`]).
@@ -656,7 +897,7 @@ impl State {
     /// The child of `parent` called `name`.
     pub(crate) fn child(&self, parent: NodeId, name: &str) -> Option<NodeId> {
         let name = name.as_bytes();
-        match self.node(parent).children.as_deref()? {
+        match self.node(parent).kids? {
             ChildSet::Inline(v) => v
                 .iter()
                 .copied()
@@ -724,12 +965,12 @@ impl State {
     /// `false` (nothing changed) if `parent` already has a child of that name.
     fn add_child_link(&mut self, parent: NodeId, child: NodeId, name: &[u8]) -> bool {
         let h = self.hash_name(name);
-        let mut set = self.node_mut(parent).children.take();
-        let added = match set.as_deref_mut() {
+        let mut set = self.take_kids(parent);
+        let added = match set.as_mut() {
             None => {
                 let mut v = SmallVec::new();
                 v.push(child);
-                set = Some(Box::new(ChildSet::Inline(v)));
+                set = Some(ChildSet::Inline(v));
                 true
             }
             Some(ChildSet::Inline(v)) => {
@@ -744,7 +985,7 @@ impl State {
                         t.insert_unique(self.child_hash(c), c, |&x| self.child_hash(x));
                     }
                     t.insert_unique(widen(h), child, |&x| self.child_hash(x));
-                    set = Some(Box::new(ChildSet::Table(Box::new(t))));
+                    set = Some(ChildSet::Table(Box::new(t)));
                     true
                 }
             }
@@ -763,21 +1004,21 @@ impl State {
                     });
                     let all = entries.chain(std::iter::once(Child { hash: h, id: child }));
                     let big = BigSet::new(all, t.len() + 1);
-                    set = Some(Box::new(ChildSet::Big(Box::new(big))));
+                    set = Some(ChildSet::Big(Box::new(big)));
                     true
                 }
             }
             Some(ChildSet::Big(t)) => t.insert(h, child, |c| self.node(c).name_bytes() == name),
         };
-        self.node_mut(parent).children = set;
+        self.put_kids(parent, set);
         added
     }
 
     fn remove_child_link(&mut self, parent: NodeId, name: &str) -> Option<NodeId> {
         let name = name.as_bytes();
         let h = self.hash_name(name);
-        let mut set = self.node_mut(parent).children.take();
-        let found = match set.as_deref_mut() {
+        let mut set = self.take_kids(parent);
+        let found = match set.as_mut() {
             None => None,
             Some(ChildSet::Inline(v)) => {
                 let pos = v.iter().position(|&c| self.node(c).name_bytes() == name);
@@ -791,17 +1032,17 @@ impl State {
             }
             Some(ChildSet::Big(t)) => t.remove(h, |c| self.node(c).name_bytes() == name),
         };
-        match set.as_deref() {
+        match set.as_ref() {
             Some(ChildSet::Table(t)) if t.len() <= INLINE_CHILDREN => {
-                set = Some(Box::new(ChildSet::Inline(t.iter().copied().collect())));
+                set = Some(ChildSet::Inline(t.iter().copied().collect()));
             }
             Some(ChildSet::Big(t)) if t.len() <= INLINE_CHILDREN => {
-                set = Some(Box::new(ChildSet::Inline(t.iter().map(|e| e.id).collect())));
+                set = Some(ChildSet::Inline(t.iter().map(|e| e.id).collect()));
             }
             Some(ChildSet::Inline(v)) if v.is_empty() => set = None,
             _ => {}
         }
-        self.node_mut(parent).children = set;
+        self.put_kids(parent, set);
         found
     }
 
@@ -829,7 +1070,7 @@ impl State {
         acl: u32,
         stat: StatPersisted,
     ) -> Option<NodeId> {
-        let node = Node::new(name, data, stat, acl, parent);
+        let node = self.new_node(name.as_bytes(), acl, data, &stat, parent);
         let id = match self.free.pop() {
             Some(id) => {
                 self.slots[id as usize] = Some(node);
@@ -841,6 +1082,7 @@ impl State {
             }
         };
         if !self.add_child_link(parent, id, name.as_bytes()) {
+            self.blocks.free(node.block);
             self.slots[id as usize] = None;
             if id as usize == self.slots.len() - 1 {
                 self.slots.pop();
@@ -861,7 +1103,6 @@ impl State {
         let d = node_digest(path, n.data(), &stat);
         let size = path.len() as i64 + n.data_len() as i64;
         let owner = stat.ephemeral_owner;
-        self.node_mut(id).digest = d;
         self.digest = self.digest.wrapping_add(i64::from(d));
         self.data_size += size;
         self.node_count += 1;
@@ -880,18 +1121,6 @@ impl State {
         Some(id)
     }
 
-    /// Re-computes a node's digest after its stat or data changed.
-    fn redigest(&mut self, id: NodeId, path: &str) {
-        let n = self.node(id);
-        let d = node_digest(path, n.data(), &n.stat());
-        let old = n.digest;
-        self.digest = self
-            .digest
-            .wrapping_sub(i64::from(old))
-            .wrapping_add(i64::from(d));
-        self.node_mut(id).digest = d;
-    }
-
     /// Frees a node already unlinked from its parent, and (only possible
     /// while replaying over a fuzzy snapshot) its descendants.
     fn free_subtree(&mut self, id: NodeId, path: &str) {
@@ -900,16 +1129,21 @@ impl State {
             let cp = format!("{}/{}", path, self.node(c).name());
             self.free_subtree(c, &cp);
         }
-        let Some(n) = self.slots[id as usize].take() else {
+        let Some(n) = self.try_node(id) else {
             return;
         };
+        let (acl, data_len, owner) = (n.acl(), n.data_len(), n.stat().ephemeral_owner);
+        let d = self.digest_at(id, path);
+        let slot = self.slot(id);
+        self.slots[id as usize] = None;
+        self.blocks.free(slot.block);
+        self.drop_kids(slot.kids);
         self.free_epoch += 1;
         self.free.push(id);
-        self.acls.release(n.acl);
-        self.digest = self.digest.wrapping_sub(i64::from(n.digest));
-        self.data_size -= path.len() as i64 + n.data_len() as i64;
+        self.acls.release(acl);
+        self.digest = self.digest.wrapping_sub(i64::from(d));
+        self.data_size -= path.len() as i64 + data_len as i64;
         self.node_count -= 1;
-        let owner = n.stat().ephemeral_owner;
         match EphemeralType::of(owner, self.extended) {
             EphemeralType::Container => {
                 self.containers.remove(&id);
@@ -947,7 +1181,7 @@ impl State {
         if let Some(existing) = self.child(parent, name) {
             // Replay over a fuzzy snapshot: ZooKeeper still takes the txn's ACL.
             let a = self.acls.intern(acl);
-            let old = std::mem::replace(&mut self.node_mut(existing).acl, a);
+            let old = self.set_node_acl(existing, a);
             self.acls.release(old);
             return Err(ErrorCode::NodeExists);
         }
@@ -958,8 +1192,9 @@ impl State {
         if pcv == -1 {
             pcv = self.node(parent).stat().cversion.wrapping_add(1);
         }
+        let pp = if parent == ROOT { "/" } else { parent_path };
         if pcv > self.node(parent).stat().cversion {
-            self.node_mut(parent).update_stat(|s| {
+            self.change_stat(parent, pp, |s| {
                 s.cversion = pcv;
                 s.pzxid = zxid;
             });
@@ -975,14 +1210,8 @@ impl State {
                 new_stat(zxid, time, owner),
             )
             .expect("checked: no child of that name");
-        let pp = if parent == ROOT {
-            "/".to_string()
-        } else {
-            parent_path.to_string()
-        };
-        self.redigest(parent, &pp);
         let node_acl = self.acls.get(a);
-        let parent_acl = self.acls.get(self.node(parent).acl);
+        let parent_acl = self.acls.get(self.node(parent).acl());
         trig.push(Trigger::Data(
             path.to_string(),
             EventType::NodeCreated,
@@ -1008,17 +1237,12 @@ impl State {
         let parent = self.lookup(parent_path).ok_or(ErrorCode::NoNode)?;
         let removed = self.remove_child_link(parent, name);
         if zxid > self.node(parent).stat().pzxid {
-            self.node_mut(parent).update_stat(|s| s.pzxid = zxid);
+            let pp = if parent == ROOT { "/" } else { parent_path };
+            self.change_stat(parent, pp, |s| s.pzxid = zxid);
         }
-        let pp = if parent == ROOT {
-            "/".to_string()
-        } else {
-            parent_path.to_string()
-        };
-        self.redigest(parent, &pp);
         let id = removed.ok_or(ErrorCode::NoNode)?;
-        let node_acl = self.acls.get(self.node(id).acl);
-        let parent_acl = self.acls.get(self.node(parent).acl);
+        let node_acl = self.acls.get(self.node(id).acl());
+        let parent_acl = self.acls.get(self.node(parent).acl());
         self.free_subtree(id, path);
         trig.push(Trigger::Data(
             path.to_string(),
@@ -1051,17 +1275,29 @@ impl State {
         trig: &mut Vec<Trigger>,
     ) -> Result<Stat, ErrorCode> {
         let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
-        let old_len = self.node(id).data_len() as i64;
-        let n = self.node_mut(id);
+        let p = if id == ROOT { "/" } else { path };
+        let old_digest = self.digest_at(id, p);
+        let n = self.node(id);
+        let old_len = n.data_len() as i64;
         let mut st = n.stat();
         st.mtime = time;
         st.mzxid = zxid;
         st.version = version;
-        n.set_data_and_stat(data, &st);
+        let (name, acl): (SmallVec<[u8; 32]>, u32) =
+            (SmallVec::from_slice(n.name_bytes()), n.acl());
+        let b = pack(&mut self.blocks, self.bases, &name, acl, data, &st);
+        let old = std::mem::replace(
+            &mut self.slots[id as usize]
+                .as_mut()
+                .expect("live node id")
+                .block,
+            b,
+        );
+        self.blocks.free(old);
         self.data_size += data.map_or(0, |d| d.len() as i64) - old_len;
-        let p = if id == ROOT { "/" } else { path };
-        self.redigest(id, p);
-        let acl = self.acls.get(self.node(id).acl);
+        let new_digest = self.digest_at(id, p);
+        self.swap_digest(old_digest, new_digest);
+        let acl = self.acls.get(acl);
         trig.push(Trigger::Data(
             path.to_string(),
             EventType::NodeDataChanged,
@@ -1074,12 +1310,13 @@ impl State {
     fn set_acl(&mut self, path: &str, acl: &[Acl], version: i32) -> Result<Stat, ErrorCode> {
         let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
         let a = self.acls.intern(acl);
-        let n = self.node_mut(id);
-        let old = std::mem::replace(&mut n.acl, a);
-        n.update_stat(|s| s.aversion = version);
-        self.acls.release(old);
         let p = if id == ROOT { "/" } else { path };
-        self.redigest(id, p);
+        let old_digest = self.digest_at(id, p);
+        let old = self.set_node_acl(id, a);
+        self.update_stat(id, |s| s.aversion = version);
+        self.acls.release(old);
+        let new_digest = self.digest_at(id, p);
+        self.swap_digest(old_digest, new_digest);
         Ok(self.node(id).client_stat(self.extended))
     }
 
@@ -1099,16 +1336,11 @@ impl State {
             cversion
         };
         if cv > cur {
-            self.node_mut(id).update_stat(|s| {
+            let p = if id == ROOT { "/" } else { path };
+            self.change_stat(id, p, |s| {
                 s.cversion = cv;
                 s.pzxid = zxid;
             });
-            let p = if id == ROOT {
-                "/".to_string()
-            } else {
-                path.to_string()
-            };
-            self.redigest(id, &p);
         }
         Ok(())
     }
@@ -1321,68 +1553,78 @@ mod tests {
     #[test]
     fn node_layout_stays_compact() {
         // 1M znodes: every byte here is a MiB.
-        assert!(std::mem::size_of::<Option<Node>>() <= 40);
-        let n = Node::new("name", Some(b"data"), new_stat(1, 2, 0), 0, ROOT);
-        assert_eq!(n.name(), "name");
-        assert_eq!(n.data(), Some(&b"data"[..]));
-        let mut m = Node::new("x", None, new_stat(1, 2, 0), 0, ROOT);
-        assert_eq!(m.data(), None);
-        assert_eq!(m.data_len(), 0);
-        let st = m.stat();
-        m.set_data_and_stat(Some(b""), &st);
-        assert_eq!(m.data(), Some(&b""[..]));
-        m.set_data_and_stat(None, &st);
-        assert_eq!((m.name(), m.data()), ("x", None));
-        m.update_stat(|s| s.version = 3);
-        assert_eq!((m.name(), m.data(), m.stat().version), ("x", None, 3));
-        // Same encoded length: rewritten in place, the allocation kept.
-        let mut p = Node::new("p", Some(&[9u8; 4096][..]), new_stat(5, 6, 0), 0, ROOT);
-        p.update_stat(|s| s.pzxid = 7);
-        let at = p.bytes.as_ptr();
-        p.update_stat(|s| s.pzxid = 8);
-        assert_eq!(p.bytes.as_ptr(), at);
-        let st = p.stat();
-        assert_eq!((st.pzxid, st.czxid, p.name()), (8, 5, "p"));
-        assert_eq!(p.data(), Some(&[9u8; 4096][..]));
-        // A longer encoding re-packs and keeps name and data.
-        p.update_stat(|s| s.pzxid = 1 << 40);
-        assert_eq!((p.stat().pzxid, p.name()), (1 << 40, "p"));
-        assert_eq!(p.data(), Some(&[9u8; 4096][..]));
+        assert_eq!(std::mem::size_of::<Option<Node>>(), 12);
+        let mut st = State::empty(&crate::TreeConfig::default());
+        st.insert_root(Some(b""), 0, new_stat(0, 0, 0));
+        let n = st.insert_child(ROOT, "name", Some(b"data"), 3, new_stat(1, 2, 0));
+        let v = st.node(n);
+        assert_eq!(
+            (v.name(), v.data(), v.acl()),
+            ("name", Some(&b"data"[..]), 3)
+        );
+        assert_eq!((v.stat(), v.parent), (new_stat(1, 2, 0), ROOT));
+        let m = st.insert_child(ROOT, "x", None, 0, new_stat(1, 2, 0));
+        assert_eq!((st.node(m).data(), st.node(m).data_len()), (None, 0));
+        st.set_data("/x", Some(b""), 1, 9, 10, &mut Vec::new())
+            .unwrap();
+        assert_eq!(st.node(m).data(), Some(&b""[..]));
+        st.set_data("/x", None, 2, 11, 12, &mut Vec::new()).unwrap();
+        assert_eq!((st.node(m).name(), st.node(m).data()), ("x", None));
+        st.update_stat(m, |s| s.version = 3);
+        let v = st.node(m);
+        assert_eq!((v.name(), v.data(), v.stat().version), ("x", None, 3));
+        assert_eq!((v.stat().mzxid, v.stat().mtime), (11, 12));
+        // Same encoded length: rewritten in place, the block kept.
+        let p = st.insert_child(ROOT, "p", Some(&[9u8; 4096][..]), 70_000, new_stat(5, 6, 0));
+        st.update_stat(p, |s| s.pzxid = 7);
+        let at = st.slot(p).block;
+        st.update_stat(p, |s| s.pzxid = 8);
+        assert_eq!(st.slot(p).block, at);
+        let v = st.node(p);
+        assert_eq!(
+            (v.stat().pzxid, v.stat().czxid, v.name(), v.acl()),
+            (8, 5, "p", 70_000)
+        );
+        assert_eq!(v.data(), Some(&[9u8; 4096][..]));
+        // A longer encoding re-packs and keeps name, ACL and data.
+        st.update_stat(p, |s| s.pzxid = 1 << 40);
+        let v = st.node(p);
+        assert_eq!((v.stat().pzxid, v.name(), v.acl()), (1 << 40, "p", 70_000));
+        assert_eq!(v.data(), Some(&[9u8; 4096][..]));
+        assert_eq!(st.set_node_acl(p, 1), 70_000);
+        assert_eq!((st.node(p).acl(), st.node(p).stat().pzxid), (1, 1 << 40));
+        // A 100-byte znode made a minute ago: 12 bytes of slot, 116 of block.
+        let mut a = Arena::default();
+        let bases = Bases::now();
+        let s = new_stat(0xf_4242, bases.time - 60_000, 0);
+        let b = pack(&mut a, bases, b"n123456", 0, Some(&[7; 100]), &s);
+        assert_eq!(a.get(b).len(), 116);
     }
 
     #[test]
     fn slab_grows_and_shrinks_across_chunks() {
-        let node = |i: u64| {
-            Some(Node::new(
-                &format!("n{i}"),
-                None,
-                new_stat(1, 1, 0),
-                0,
-                ROOT,
-            ))
-        };
-        let mut s = Slab::default();
+        let mut s: Slab<Option<u64>> = Slab::default();
         assert!(s.is_empty() && s.get(0).is_none());
         let n = SLAB_CHUNK as u64 + 10;
         for i in 0..n {
-            s.push(node(i));
+            s.push(Some(i));
         }
         assert_eq!(s.len(), n as usize);
         for i in [0, 1, SLAB_CHUNK - 1, SLAB_CHUNK, SLAB_CHUNK + 9] {
-            assert_eq!(s[i].as_ref().unwrap().name(), format!("n{i}"));
+            assert_eq!(s[i], Some(i as u64));
         }
         assert!(s.get(SLAB_CHUNK + 10).is_none());
         // Back below the chunk boundary and up again: the emptied chunk is reused.
         for i in (SLAB_CHUNK as u64 - 5..n).rev() {
-            assert_eq!(s.pop().unwrap().unwrap().name(), format!("n{i}"));
+            assert_eq!(s.pop(), Some(Some(i)));
         }
         assert_eq!(s.len(), SLAB_CHUNK - 5);
         for i in 0..20u64 {
-            s.push(node(1_000_000 + i));
+            s.push(Some(1_000_000 + i));
         }
         assert_eq!(s.len(), SLAB_CHUNK + 15);
-        assert_eq!(s[SLAB_CHUNK - 5].as_ref().unwrap().name(), "n1000000");
-        assert_eq!(s[SLAB_CHUNK + 14].as_ref().unwrap().name(), "n1000019");
+        assert_eq!(s[SLAB_CHUNK - 5], Some(1_000_000));
+        assert_eq!(s[SLAB_CHUNK + 14], Some(1_000_019));
         s[3] = None;
         assert!(s[3].is_none() && s.get(3).is_some_and(Option::is_none));
     }
@@ -1412,10 +1654,7 @@ mod tests {
         let want: Vec<NodeId> = ids.iter().step_by(5000).copied().collect();
         // ROOT also holds /zookeeper.
         assert!(want.iter().all(|w| left.contains(w)), "{left:?}");
-        assert!(matches!(
-            st.node(ROOT).children.as_deref(),
-            Some(ChildSet::Inline(_))
-        ));
+        assert!(matches!(st.node(ROOT).kids, Some(ChildSet::Inline(_))));
         assert_eq!(st.child(ROOT, "c0005000"), Some(ids[5000]));
         assert_eq!(st.child(ROOT, "nope"), None);
         // Table -> Inline.
@@ -1423,17 +1662,11 @@ mod tests {
         let kids: Vec<NodeId> = (0..100)
             .map(|i| st.insert_child(p, &format!("k{i}"), None, 0, new_stat(1, 1, 0)))
             .collect();
-        assert!(matches!(
-            st.node(p).children.as_deref(),
-            Some(ChildSet::Table(_))
-        ));
+        assert!(matches!(st.node(p).kids, Some(ChildSet::Table(_))));
         for (i, &k) in kids.iter().enumerate().take(97) {
             assert_eq!(st.remove_child_link(p, &format!("k{i}")), Some(k));
         }
-        assert!(matches!(
-            st.node(p).children.as_deref(),
-            Some(ChildSet::Inline(_))
-        ));
+        assert!(matches!(st.node(p).kids, Some(ChildSet::Inline(_))));
         assert_eq!(st.child(p, "k99"), Some(kids[99]));
     }
 
@@ -1464,6 +1697,7 @@ mod tests {
                 rng as i64 >> (rng % 64)
             }
         };
+        let mut arena = Arena::default();
         for _ in 0..20_000 {
             let s = StatPersisted {
                 czxid: next(),
@@ -1476,17 +1710,43 @@ mod tests {
                 ephemeral_owner: next(),
                 pzxid: next(),
             };
+            let bases = Bases { time: next() };
             let mut b = [0u8; MAX_STAT];
-            let n = encode_stat(&s, &mut b);
-            assert_eq!(decode_stat(&b[..n]), s);
-            let node = Node::new("n", Some(b"d"), s, 0, ROOT);
+            let n = encode_stat(&s, bases, &mut b);
+            assert_eq!(decode_stat(&b[..n], bases), (s, n));
+            assert_eq!(stat_len(&b[..n]), n);
+            // And in a block, with names, ACL references and data of any size.
+            let r = next() as u64;
+            let name = "n".repeat((r % 300) as usize);
+            let data = vec![r as u8; (r >> 9) as usize % 3000];
+            let data = (!r.is_multiple_of(7)).then_some(&data[..]);
+            let acl = (r >> 20) as u32;
+            let blk = pack(&mut arena, bases, name.as_bytes(), acl, data, &s);
+            let node = NodeRef {
+                bytes: arena.get(blk),
+                parent: ROOT,
+                kids: None,
+                bases,
+            };
             assert_eq!(
-                (node.stat(), node.name(), node.data()),
-                (s, "n", Some(&b"d"[..]))
+                (node.stat(), node.name(), node.data(), node.acl()),
+                (s, &name[..], data, acl)
             );
+            assert_eq!(node.data_len(), data.map_or(0, <[u8]>::len));
+            arena.free(blk);
+            let mut buf = [0u8; 10];
+            let mut o = 0;
+            put_uvarint(&mut buf, &mut o, r >> (r % 64));
+            assert_eq!(o, uvarint_len(r >> (r % 64)));
         }
-        // A fresh znode (epoch 1, a 2026 timestamp) fits in 13 bytes.
+        // A fresh znode (epoch 1, a 2026 timestamp) fits in 13 bytes, in 10
+        // when made within 18 hours of the base.
         let mut b = [0u8; MAX_STAT];
-        assert!(encode_stat(&new_stat(0x1_0000_0001, 1_790_000_000_000, 0), &mut b) <= 13);
+        let fresh = new_stat(0x1_0000_0001, 1_790_000_000_000, 0);
+        assert!(encode_stat(&fresh, Bases { time: 0 }, &mut b) <= 13);
+        let near = Bases {
+            time: 1_790_000_000_000 - 18 * 3_600_000,
+        };
+        assert!(encode_stat(&fresh, near, &mut b) <= 10);
     }
 }

@@ -156,7 +156,7 @@ impl Tree {
         let st = self.read();
         let id = st.lookup(path).ok_or(ErrorCode::NoNode)?;
         let n = st.node(id);
-        self.check(st.acls.get_ref(n.acl), perms::READ, auth)?;
+        self.check(st.acls.get_ref(n.acl()), perms::READ, auth)?;
         if let Some(w) = watch {
             self.watches().data.add(path, w, Mode::Standard);
         }
@@ -184,7 +184,7 @@ impl Tree {
         if let Some(id) = id
             && self.config.exists_checks_read
         {
-            self.check(st.acls.get_ref(st.node(id).acl), perms::READ, auth)?;
+            self.check(st.acls.get_ref(st.node(id).acl()), perms::READ, auth)?;
         }
         if let Some(w) = watch {
             self.watches().data.add(path, w, Mode::Standard);
@@ -207,7 +207,7 @@ impl Tree {
         let st = self.read();
         let id = st.lookup(path).ok_or(ErrorCode::NoNode)?;
         let n = st.node(id);
-        self.check(st.acls.get_ref(n.acl), perms::READ, auth)?;
+        self.check(st.acls.get_ref(n.acl()), perms::READ, auth)?;
         if let Some(w) = watch {
             self.watches().child.add(path, w, Mode::Standard);
         }
@@ -220,7 +220,7 @@ impl Tree {
         let st = self.read();
         let id = st.lookup(path).ok_or(ErrorCode::NoNode)?;
         let n = st.node(id);
-        let acl = st.acls.get_ref(n.acl);
+        let acl = st.acls.get_ref(n.acl());
         self.check(acl, perms::READ | perms::ADMIN, auth)?;
         let stat = n.client_stat(st.extended);
         if self.check(acl, perms::ADMIN, auth).is_ok() {
@@ -251,7 +251,7 @@ impl Tree {
     pub fn get_all_children_number(&self, path: &str, auth: &Auth<'_>) -> Result<i32, ErrorCode> {
         let st = self.read();
         let id = st.lookup(path).ok_or(ErrorCode::NoNode)?;
-        self.check(st.acls.get_ref(st.node(id).acl), perms::READ, auth)?;
+        self.check(st.acls.get_ref(st.node(id).acl()), perms::READ, auth)?;
         let n = if id == ROOT {
             st.node_count - 1
         } else {
@@ -280,7 +280,7 @@ impl Tree {
         Some(NodeRecord {
             stat: n.stat(),
             children: n.children_len() as i32,
-            acl: st.acls.get(n.acl),
+            acl: st.acls.get(n.acl()),
         })
     }
 
