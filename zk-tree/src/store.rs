@@ -1,9 +1,9 @@
-//! The node store: a slab of compact nodes linked by `u32` ids. A node keeps
-//! its name (not its full path), its data, the persisted stat, a 4-byte ACL
-//! reference, its parent id, its cached digest and its child set (inline up
-//! to [`INLINE_CHILDREN`] ids, a hash table of ids keyed by child name above).
-//! A path is resolved by walking from the root, one child lookup per
-//! component.
+//! The node store: a slab of 12-byte node slots linked by `u32` ids. A slot
+//! holds the handle of the node's block in the [`Arena`] (its name, not its
+//! full path; its ACL reference, persisted stat and data), its parent id and
+//! the index of its child set (inline up to [`INLINE_CHILDREN`] ids, a hash
+//! table of ids keyed by child name above), 0 for a leaf. A path is resolved
+//! by walking from the root, one child lookup per component.
 //!
 //! [`State`] is everything the single applier mutates: the nodes, the ACL
 //! cache, sessions, the ephemeral / container / TTL indexes, counters and the
@@ -245,6 +245,8 @@ pub(crate) struct NodeRef<'a> {
     pub(crate) parent: NodeId,
     kids: Option<&'a ChildSet>,
     bases: Bases,
+    /// The block's header, parsed once.
+    h: Head,
 }
 
 /// Longest encoded stat: the mask byte and nine 10-byte varints.
@@ -398,6 +400,7 @@ fn stat_len(b: &[u8]) -> usize {
 /// [`NULL_DATA`]; the data runs to the block's end but for the 0-3 bytes of
 /// rounding that its length modulo 4 tells apart. The name comes first, as
 /// child lookups read nothing else.
+#[derive(Clone, Copy)]
 struct Head {
     acl: u32,
     null: bool,
@@ -479,23 +482,23 @@ impl<'a> NodeRef<'a> {
 
     /// The ACL reference (into the state's ACL cache).
     pub(crate) fn acl(&self) -> u32 {
-        head(self.bytes).acl
+        self.h.acl
     }
 
     /// The persisted stat.
     pub(crate) fn stat(&self) -> StatPersisted {
-        decode_stat(&self.bytes[head(self.bytes).stat_at..], self.bases).0
+        decode_stat(&self.bytes[self.h.stat_at..], self.bases).0
     }
 
     /// The data; `None` is null (kept apart from empty).
     pub(crate) fn data(&self) -> Option<&'a [u8]> {
-        let h = head(self.bytes);
+        let h = &self.h;
         (!h.null).then(|| &self.bytes[h.data_start..h.data_start + h.data_len])
     }
 
     /// Length of the data (0 when null).
     pub(crate) fn data_len(&self) -> usize {
-        head(self.bytes).data_len
+        self.h.data_len
     }
 
     fn parts(&self) -> Parts {
@@ -748,12 +751,22 @@ impl State {
     }
 
     fn view(&self, n: &Node) -> NodeRef<'_> {
+        let bytes = self.blocks.get(n.block);
         NodeRef {
-            bytes: self.blocks.get(n.block),
+            bytes,
             parent: n.parent,
             kids: self.kid_set(n.kids),
             bases: self.bases,
+            h: head(bytes),
         }
+    }
+
+    /// A live node's name (child lookups: reads nothing else).
+    fn name_of(&self, id: NodeId) -> &[u8] {
+        let bytes = self.blocks.get(self.slot(id).block);
+        let mut o = 0;
+        let n = (get_uvarint(bytes, &mut o) >> 2) as usize;
+        &bytes[o..o + n]
     }
 
     fn kid_set(&self, k: u32) -> Option<&ChildSet> {
@@ -898,25 +911,21 @@ impl State {
     pub(crate) fn child(&self, parent: NodeId, name: &str) -> Option<NodeId> {
         let name = name.as_bytes();
         match self.node(parent).kids? {
-            ChildSet::Inline(v) => v
-                .iter()
-                .copied()
-                .find(|&c| self.node(c).name_bytes() == name),
+            ChildSet::Inline(v) => v.iter().copied().find(|&c| self.name_of(c) == name),
             ChildSet::Table(t) => {
                 let h = self.hash_name(name);
-                t.find(widen(h), |&c| self.node(c).name_bytes() == name)
-                    .copied()
+                t.find(widen(h), |&c| self.name_of(c) == name).copied()
             }
             ChildSet::Big(t) => {
                 let h = self.hash_name(name);
-                t.find(h, |c| self.node(c).name_bytes() == name)
+                t.find(h, |c| self.name_of(c) == name)
             }
         }
     }
 
     /// The table hash of child `c` (reads its name).
     fn child_hash(&self, c: NodeId) -> u64 {
-        widen(self.hash_name(self.node(c).name_bytes()))
+        widen(self.hash_name(self.name_of(c)))
     }
 
     /// Resolves a path; `""` and `"/"` are the root. Anything that is not an
@@ -974,7 +983,7 @@ impl State {
                 true
             }
             Some(ChildSet::Inline(v)) => {
-                if v.iter().any(|&c| self.node(c).name_bytes() == name) {
+                if v.iter().any(|&c| self.name_of(c) == name) {
                     false
                 } else if v.len() < TO_TABLE {
                     v.push(child);
@@ -990,16 +999,14 @@ impl State {
                 }
             }
             Some(ChildSet::Table(t)) => {
-                if t.find(widen(h), |&c| self.node(c).name_bytes() == name)
-                    .is_some()
-                {
+                if t.find(widen(h), |&c| self.name_of(c) == name).is_some() {
                     false
                 } else if t.len() < BIG_CHILDREN {
                     t.insert_unique(widen(h), child, |&x| self.child_hash(x));
                     true
                 } else {
                     let entries = t.iter().map(|&c| Child {
-                        hash: self.hash_name(self.node(c).name_bytes()),
+                        hash: self.hash_name(self.name_of(c)),
                         id: c,
                     });
                     let all = entries.chain(std::iter::once(Child { hash: h, id: child }));
@@ -1008,7 +1015,7 @@ impl State {
                     true
                 }
             }
-            Some(ChildSet::Big(t)) => t.insert(h, child, |c| self.node(c).name_bytes() == name),
+            Some(ChildSet::Big(t)) => t.insert(h, child, |c| self.name_of(c) == name),
         };
         self.put_kids(parent, set);
         added
@@ -1021,16 +1028,16 @@ impl State {
         let found = match set.as_mut() {
             None => None,
             Some(ChildSet::Inline(v)) => {
-                let pos = v.iter().position(|&c| self.node(c).name_bytes() == name);
+                let pos = v.iter().position(|&c| self.name_of(c) == name);
                 pos.map(|p| v.remove(p))
             }
             Some(ChildSet::Table(t)) => {
-                match t.find_entry(widen(h), |&c| self.node(c).name_bytes() == name) {
+                match t.find_entry(widen(h), |&c| self.name_of(c) == name) {
                     Ok(e) => Some(e.remove().0),
                     Err(_) => None,
                 }
             }
-            Some(ChildSet::Big(t)) => t.remove(h, |c| self.node(c).name_bytes() == name),
+            Some(ChildSet::Big(t)) => t.remove(h, |c| self.name_of(c) == name),
         };
         match set.as_ref() {
             Some(ChildSet::Table(t)) if t.len() <= INLINE_CHILDREN => {
@@ -1727,6 +1734,7 @@ mod tests {
                 parent: ROOT,
                 kids: None,
                 bases,
+                h: head(arena.get(blk)),
             };
             assert_eq!(
                 (node.stat(), node.name(), node.data(), node.acl()),
