@@ -144,6 +144,7 @@ impl Arena {
 
     /// The block's bytes: exactly its length for a big block, rounded up to
     /// 4 bytes for a small one (the caller's encoding knows its length).
+    #[inline]
     pub(crate) fn get(&self, b: Block) -> &[u8] {
         let raw = b.raw();
         if raw & LARGE != 0 {

@@ -750,6 +750,7 @@ impl State {
         }
     }
 
+    #[inline]
     fn view(&self, n: &Node) -> NodeRef<'_> {
         let bytes = self.blocks.get(n.block);
         NodeRef {
@@ -762,6 +763,7 @@ impl State {
     }
 
     /// A live node's name (child lookups: reads nothing else).
+    #[inline]
     fn name_of(&self, id: NodeId) -> &[u8] {
         let bytes = self.blocks.get(self.slot(id).block);
         let mut o = 0;
@@ -769,22 +771,26 @@ impl State {
         &bytes[o..o + n]
     }
 
+    #[inline]
     fn kid_set(&self, k: u32) -> Option<&ChildSet> {
         let i = (k as usize).checked_sub(1)?;
         self.kids.get(i)?.as_ref()
     }
 
     /// A live node.
+    #[inline]
     pub(crate) fn node(&self, id: NodeId) -> NodeRef<'_> {
         self.try_node(id).expect("live node id")
     }
 
     /// Node `id`, if it is live.
+    #[inline]
     pub(crate) fn try_node(&self, id: NodeId) -> Option<NodeRef<'_>> {
         let n = self.slots.get(id as usize)?.as_ref()?;
         Some(self.view(n))
     }
 
+    #[inline]
     fn slot(&self, id: NodeId) -> Node {
         self.slots[id as usize].expect("live node id")
     }
