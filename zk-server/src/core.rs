@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
+use crate::inbox::Inbox;
 use bytes::{Bytes, BytesMut};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use hashbrown::HashMap;
 use tracing::{error, info, warn};
 use zk_jute::{
@@ -174,8 +174,8 @@ enum Queued {
 pub(crate) struct Core {
     shared: Arc<Shared>,
     storage: Storage,
-    rx: Receiver<CoreMsg>,
-    tx: Sender<CoreMsg>,
+    rx: Inbox<CoreMsg>,
+    tx: Inbox<CoreMsg>,
     durable: Arc<DurableMark>,
     /// The log record being encoded (reused: no allocation per txn).
     record: BytesMut,
@@ -226,8 +226,8 @@ impl Core {
     pub fn new(
         shared: Arc<Shared>,
         storage: Storage,
-        rx: Receiver<CoreMsg>,
-        tx: Sender<CoreMsg>,
+        rx: Inbox<CoreMsg>,
+        tx: Inbox<CoreMsg>,
         recovered: &Recovered,
     ) -> Self {
         let last_zxid = recovered.last_zxid;
@@ -261,6 +261,7 @@ impl Core {
     }
 
     pub fn run(mut self) {
+        let mut batch = std::collections::VecDeque::new();
         loop {
             let now = self.shared.now_ms();
             let wait = self
@@ -270,18 +271,14 @@ impl Core {
                 .unwrap_or_else(|e| e.into_inner())
                 .wait_time(now);
             let wait = Duration::from_millis(wait.clamp(1, 1000));
-            match self.rx.recv_timeout(wait) {
-                Ok(m) => {
+            self.rx.recv_into(&mut batch, wait);
+            // Take whatever else is queued before looking at timers.
+            while !batch.is_empty() {
+                for m in batch.drain(..) {
                     self.on_msg(m);
                     self.poll_durable();
-                    // Take whatever else is queued before looking at timers.
-                    while let Ok(m) = self.rx.try_recv() {
-                        self.on_msg(m);
-                        self.poll_durable();
-                    }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+                self.rx.recv_into(&mut batch, Duration::ZERO);
             }
             if !self.shutting_down && !self.failed {
                 self.expire_sessions();
@@ -713,11 +710,11 @@ impl Core {
                     }
                     mark.hi.fetch_max(zxid, SeqCst);
                     if !mark.pending.swap(true, SeqCst) {
-                        let _ = tx.send(CoreMsg::Durable);
+                        tx.send(CoreMsg::Durable);
                     }
                 }
                 Err(e) => {
-                    let _ = tx.send(CoreMsg::LogFailed {
+                    tx.send(CoreMsg::LogFailed {
                         zxid,
                         error: e.to_string(),
                     });

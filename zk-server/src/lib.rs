@@ -29,6 +29,7 @@ pub mod config;
 mod core;
 pub mod expiry;
 mod fourlw;
+mod inbox;
 mod net;
 mod pipeline;
 mod server;

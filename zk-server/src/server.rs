@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
+use crate::inbox::Inbox;
 use tracing::{info, warn};
 use zk_tree::{Tree, TreeConfig};
 
@@ -67,7 +67,7 @@ pub(crate) struct Shared {
     /// serve a read": a client never sees data before the event that announces it.
     pub gate: RwLock<()>,
     loops: OnceLock<Vec<LoopHandle>>,
-    core_tx: Sender<CoreMsg>,
+    core_tx: Inbox<CoreMsg>,
     clock: Instant,
     wall_at_start: i64,
     local_addr: OnceLock<SocketAddr>,
@@ -79,7 +79,7 @@ impl Shared {
     }
 
     pub fn send_core(&self, m: CoreMsg) {
-        let _ = self.core_tx.send(m);
+        self.core_tx.send(m);
     }
 
     /// Monotonic ms since start.
@@ -213,7 +213,8 @@ impl Server {
             .local_addr()
             .map_err(io_err("cannot read the bound address"))?;
 
-        let (core_tx, core_rx) = crossbeam_channel::unbounded();
+        let core_tx = Inbox::new();
+        let core_rx = core_tx.clone();
         let stats = ServerStats::default();
         stats.last_zxid.store(last_zxid, Relaxed);
         let shared = Arc::new(Shared {
