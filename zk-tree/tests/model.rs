@@ -57,12 +57,21 @@ enum Op {
     },
 }
 
+/// Znode data: mostly a few bytes; sometimes around 1 KiB, where the store
+/// moves a node's block between its paged size classes and a boxed block.
+fn data() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        6 => proptest::collection::vec(any::<u8>(), 0..4),
+        1 => proptest::collection::vec(any::<u8>(), 1000..1040),
+    ]
+}
+
 fn leaf_write() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (any::<usize>(), 0..4usize, 0..4i32, proptest::collection::vec(any::<u8>(), 0..4), 1..3i64)
+        4 => (any::<usize>(), 0..4usize, 0..4i32, data(), 1..3i64)
             .prop_map(|(parent, name, mode, data, session)| Op::Create { parent, name, mode, data, session }),
         2 => (any::<usize>(), 0..3u8).prop_map(|(path, version)| Op::Delete { path, version }),
-        2 => (any::<usize>(), proptest::collection::vec(any::<u8>(), 0..4), 0..3u8)
+        2 => (any::<usize>(), data(), 0..3u8)
             .prop_map(|(path, data, version)| Op::SetData { path, data, version }),
     ]
 }
