@@ -8,6 +8,13 @@ Prints every figure and the ratio ours/Apache:
 
   * throughput and p50 / p99 / p99.9 latency of each workload (create, set, get, mixed),
     plus the server's CPU time per op (from /proc/<pid>/stat);
+  * latency at the SAME offered load (set@20k): the closed-loop workloads run each server at
+    its own maximum throughput, so their latencies are taken at different loads (the faster
+    server under more load). A workload with @RATE runs zk-bench --rate: a fixed schedule of
+    RATE ops/s in total (open loop), latency measured from each op's scheduled time, so a
+    stall is charged for the queueing it causes. The round lines show the offered and the
+    achieved rate of each server; a server that falls more than 5% short is flagged
+    (SHORTFALL), and its latencies then include the growing backlog;
   * bulk load of --znodes znodes of --payload bytes: znodes/s, RSS after the load
     (VmRSS, the JVM included), data directory size (du: allocated and apparent);
   * restart-to-serving: SIGKILL, start again on the same data dir, time until a getData
@@ -32,6 +39,7 @@ Usage (from the repository root):
   python3 scripts/compare.py --duration 3 --rounds 1 --znodes 100k   # quick look
   python3 scripts/compare.py --apache-only         # validate the harness without our server
   python3 scripts/compare.py --json /tmp/compare.json   # also write every raw figure
+  python3 scripts/compare.py --workloads set@30k,mixed:16x32@50k --skip-load   # fixed rates only
 Needs: java + Debian's zookeeper package (apt-get install -y zookeeper zookeeper-bin), cargo.
 """
 
@@ -63,6 +71,41 @@ def parse_count(s):
     s = s.strip().lower()
     mult = {"k": 1000, "m": 1000_000}.get(s[-1:], 1)
     return int(s[:-1] if mult > 1 else s) * mult
+
+
+def parse_rate(s):
+    """An ops/s figure as zk-bench --rate takes it: 2000, 20k, 1.5m (above 0)."""
+    t = s.strip().lower()
+    mult = {"k": 1e3, "m": 1e6, "g": 1e9}.get(t[-1:], 1.0)
+    num = t[:-1] if mult != 1.0 else t
+    if not num or num == "." or num.count(".") > 1 or not all(c.isdigit() or c == "." for c in num):
+        raise ValueError(f"invalid rate {s!r} (e.g. 2000, 20k, 1.5m)")
+    v = float(num) * mult
+    if v <= 0:
+        raise ValueError(f"invalid rate {s!r}: must be above 0")
+    return v
+
+
+def parse_workload(wl):
+    """OP[:SESSIONSxIN_FLIGHT][@RATE] -> (op, (sessions, in_flight) or None, rate text or None).
+    set:1x1 = one session, one in flight; set@20k = the default shape at 20,000 ops/s offered."""
+    spec, at, rate = wl.partition("@")
+    op, colon, shape = spec.partition(":")
+    if not op or (colon and not shape) or (at and not rate):
+        raise ValueError(f"invalid workload {wl!r}: OP[:SESSIONSxIN_FLIGHT][@RATE]")
+    sizes = None
+    if shape:
+        try:
+            sess, infl = shape.split("x")
+            sizes = (int(sess), int(infl))
+        except ValueError:
+            raise ValueError(f"invalid workload {wl!r}: the shape is SESSIONSxIN_FLIGHT, e.g. 1x1") from None
+        if min(sizes) < 1:
+            raise ValueError(f"invalid workload {wl!r}: sessions and in-flight must be at least 1")
+    if rate:
+        parse_rate(rate)
+        rate = rate.strip()
+    return op, sizes, rate or None
 
 
 def free_port():
@@ -397,11 +440,12 @@ def run_workloads(servers, args, results):
                 cpu0 = s.cpu()
                 at_cleanup = []  # the server's CPU when the measured load ended (create runs)
                 try:
-                    op, _, shape = wl.partition(":")  # e.g. set:1x1 = one session, one in flight
+                    op, sizes, rate = parse_workload(wl)
                     extra = cleanup_args(op)
-                    if shape:
-                        sess, infl = shape.split("x")
-                        extra += ["--sessions", sess, "--in-flight", infl]
+                    if sizes:
+                        extra += ["--sessions", str(sizes[0]), "--in-flight", str(sizes[1])]
+                    if rate:
+                        extra += ["--rate", rate]
                     j = bench_json(s.bench, ["run", "--server", s.addr, "--op", op] + common + extra,
                                    on_cleanup=lambda: at_cleanup.append(s.cpu()))
                 except RuntimeError as e:
@@ -420,14 +464,23 @@ def run_workloads(servers, args, results):
                        "max_ms": a["max_us"] / 1000, "errors": j["errors"], "cpu_us_per_op": cpu_us,
                        "client_cpu_us_per_op": j["client_cpu_s"] * 1e6 / total_ops if total_ops else None,
                        "loadavg": loadavg(), "znodes_after": znodes}
+                if rate:
+                    rec.update({"offered_ops_per_s": j.get("offered_ops_per_s"),
+                                "rate_shortfall": j.get("rate_shortfall"),
+                                "send_lag_p99_ms": j.get("send_lag_p99_us", 0) / 1000})
+                    thru = (f"offered {j.get('offered_ops_per_s') or 0:>8.0f} achieved {a['ops_per_s']:>8.0f} ops/s"
+                            f"{' (SHORTFALL)' if j.get('rate_shortfall') else ''}")
+                    lag = f"  client send lag p99 {rec['send_lag_p99_ms']:.2f} ms"
+                else:
+                    thru, lag = f"{a['ops_per_s']:>10.0f} ops/s", ""
                 cleaned = ""
                 if j.get("cleanup"):
                     rec["cleanup_s"], rec["cleanup_deleted"] = j["cleanup_s"], j["cleanup_deleted"]
                     cleaned = f"  cleanup {j['cleanup_s']:.2f} s ({j['cleanup_deleted']} deleted)"
                 results[s.name]["runs"].setdefault(wl, []).append(rec)
-                log(f"round {rnd} {wl:<6} {s.name:<6} {a['ops_per_s']:>10.0f} ops/s  p50 {a['p50_us']/1000:.2f} ms"
+                log(f"round {rnd} {wl:<6} {s.name:<6} {thru}  p50 {a['p50_us']/1000:.2f} ms"
                     f"  p99 {a['p99_us']/1000:.2f} ms  p99.9 {a['p999_us']/1000:.2f} ms  errors {j['errors']}"
-                    f"{cleaned}  znodes {znodes}  (load {loadavg()})")
+                    f"{lag}{cleaned}  znodes {znodes}  (load {loadavg()})")
 
 
 def load_and_restart(s, args, results):
@@ -485,14 +538,28 @@ def report(servers_by_name, results, args, info, ours_note):
         runs = {n: results[n]["runs"].get(wl, []) for n in names}
         if not any(runs.values()):
             continue
-        shape = wl.partition(":")[2]
-        if shape:
-            p(f"{wl:<8} ({shape.replace('x', ' session(s) x ')} in flight)")
-        for key, label, better in [("ops_per_s", "ops/s", "higher"), ("p50_ms", "p50 ms", "lower"),
-                                   ("p99_ms", "p99 ms", "lower"), ("p999_ms", "p99.9 ms", "lower"),
-                                   ("cpu_us_per_op", "server CPU us/op", "lower"),
-                                   ("client_cpu_us_per_op", "client CPU us/op", "")]:
-            row(wl, label, [med([r[key] for r in runs[n]]) for n in names], better)
+        _op, sizes, rate = parse_workload(wl)
+        if rate:
+            sess, infl = sizes or (args.sessions, args.in_flight)
+            p(f"{wl:<8} (fixed rate: {parse_rate(rate):,.0f} ops/s offered to each server, {sess} session(s) x"
+              f" {infl} in flight at most; latency from each op's scheduled time)")
+        elif sizes:
+            p(f"{wl:<8} ({sizes[0]} session(s) x {sizes[1]} in flight)")
+        metrics = [("ops_per_s", "ops/s", "higher"), ("p50_ms", "p50 ms", "lower"),
+                   ("p99_ms", "p99 ms", "lower"), ("p999_ms", "p99.9 ms", "lower"),
+                   ("cpu_us_per_op", "server CPU us/op", "lower"),
+                   ("client_cpu_us_per_op", "client CPU us/op", "")]
+        if rate:
+            # Both servers get the same offered load: achieving more than it is no merit.
+            metrics[0:1] = [("offered_ops_per_s", "offered ops/s", ""), ("ops_per_s", "achieved ops/s", "")]
+            metrics.append(("send_lag_p99_ms", "send lag p99 ms", ""))
+        for key, label, better in metrics:
+            row(wl, label, [med([r.get(key) for r in runs[n]]) for n in names], better)
+        short = [f"{n} round {r['round']} ({r['ops_per_s']:.0f} ops/s)" for n in names for r in runs[n]
+                 if r.get("rate_shortfall")]
+        if short:
+            p(f"{'':<8} (SHORTFALL: achieved more than 5% below the offered rate: {', '.join(short)};"
+              f" those latencies include the growing backlog)")
         spread = "; ".join(f"{n} " + ", ".join(f"{r['ops_per_s']:.0f}" for r in runs[n]) for n in names)
         p(f"{'':<8} (ops/s per round: {spread})")
     if not args.skip_load:
@@ -526,9 +593,12 @@ def main():
     ap.add_argument("--rounds", type=int, default=2, help="alternation rounds [2]")
     ap.add_argument("--prewarm", type=float, default=5.0,
                     help="unmeasured seconds of mixed and of create load on each server first (JIT) [5]")
-    ap.add_argument("--workloads", default="create,set,get,mixed,set:1x1",
+    ap.add_argument("--workloads", default="create,set,get,mixed,set:1x1,set@20k",
                     help="comma list of zk-bench --op values, each optionally :SESSIONSxIN_FLIGHT"
-                         " (set:1x1 = unloaded write latency) [create,set,get,mixed,set:1x1]")
+                         " (set:1x1 = unloaded write latency) and @RATE, a fixed offered load in ops/s"
+                         " (zk-bench --rate: set@20k = 20,000 setData/s over the default sessions x"
+                         " in flight, set:16x32@50k; latency from each op's scheduled time, so both"
+                         " servers are compared at the same load) [create,set,get,mixed,set:1x1,set@20k]")
     ap.add_argument("--sessions", type=int, default=16)
     ap.add_argument("--in-flight", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1, help="zk-bench event-loop threads [1]")
@@ -550,6 +620,11 @@ def main():
     ap.add_argument("--json", help="also write every raw figure to this file")
     args = ap.parse_args()
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    for wl in args.workloads:
+        try:
+            parse_workload(wl)
+        except ValueError as e:
+            ap.error(str(e))
     args.znodes = str(parse_count(args.znodes))
 
     if not Path(ZK_JAR).exists() or shutil.which("java") is None:

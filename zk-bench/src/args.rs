@@ -34,6 +34,16 @@ RUN OPTIONS:
   --duration D           measured time (10s, 500ms, 2m)      [10s]
   --ops N                stop after N ops instead of a duration
   --warmup D             ops during this first period are not measured [1s]
+  --rate R               fixed-rate (open-loop) load instead of closed loop: R ops/s in total
+                         over all sessions (2000, 50k, 1.5m). Op k of the run is due at
+                         start + k/R, dealt round-robin to the sessions (each sends R/sessions
+                         per second). An op goes out when it is due and its session has a free
+                         --in-flight slot; if none is free it waits (never dropped). Latency is
+                         measured from the op's SCHEDULED time, not from when it was sent, so a
+                         stalled server is charged for the queueing it causes (no coordinated
+                         omission). Reports the offered rate and the achieved ops/s, and warns
+                         (stderr; JSON \"rate_shortfall\": true) if achieved falls more than 5%
+                         short; --sessions x --in-flight must cover R x latency. [off]
   --no-setup             do not create the prefix and the K keys first
   --cleanup              --op create only: afterwards, delete every znode the run created
                          (unmeasured, same sessions x in flight; reports cleanup_s and
@@ -129,6 +139,8 @@ pub struct RunArgs {
     pub setup: bool,
     /// `--op create` only: delete the run's znodes afterwards (unmeasured).
     pub cleanup: bool,
+    /// Fixed-rate (open-loop) load: ops per second over all sessions (None: closed loop).
+    pub rate: Option<f64>,
 }
 
 /// `zk-bench load`.
@@ -169,6 +181,33 @@ pub enum Command {
 /// Parses a count: digits with an optional `k` (10^3), `m` (10^6) or `g` (10^9).
 pub fn parse_count(s: &str) -> Result<u64, String> {
     parse_scaled(s, 1000).map_err(|()| format!("invalid count {s:?} (e.g. 5000, 10k, 1m)"))
+}
+
+/// Parses an op rate (ops per second): a positive number, fractions allowed,
+/// with an optional `k` (10^3), `m` (10^6) or `g` (10^9): `2000`, `50k`, `1.5m`.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let err = || format!("invalid rate {s:?}: ops per second above 0 (e.g. 2000, 50k, 1.5m)");
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1e3),
+        Some((i, 'm' | 'M')) => (&t[..i], 1e6),
+        Some((i, 'g' | 'G')) => (&t[..i], 1e9),
+        _ => (t, 1.0),
+    };
+    // Digits and at most one point only: no sign, exponent, "inf" or "NaN".
+    if num.is_empty()
+        || !num.chars().all(|c| c.is_ascii_digit() || c == '.')
+        || num.matches('.').count() > 1
+        || num == "."
+    {
+        return Err(err());
+    }
+    let v = num.parse::<f64>().map_err(|_| err())? * mult;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(err())
+    }
 }
 
 /// Parses a size in bytes: digits with an optional `k` (1024) or `m` (1024^2).
@@ -296,6 +335,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     let mut warmup = Duration::from_secs(1);
     let mut setup = true;
     let mut cleanup = false;
+    let mut rate: Option<f64> = None;
     let mut znodes = 1_000_000u64;
     let mut fanout = 1000u64;
     let mut path = "/".to_owned();
@@ -399,6 +439,10 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 only(&["run"])?;
                 cleanup = true;
             }
+            "--rate" => {
+                only(&["run"])?;
+                rate = Some(parse_rate(&v)?);
+            }
             "--znodes" => {
                 only(&["load"])?;
                 znodes = positive(&flag, parse_count(&v)?)?;
@@ -443,6 +487,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             warmup,
             setup,
             cleanup,
+            rate,
         }),
         "load" => Command::Load(LoadArgs {
             common,
@@ -478,6 +523,50 @@ mod tests {
         assert_eq!(r.limit, Limit::Duration(Duration::from_secs(10)));
         assert_eq!(r.warmup, Duration::from_secs(1));
         assert!(r.setup && !r.common.json && !r.cleanup);
+        assert_eq!(r.rate, None, "closed loop unless --rate is given");
+    }
+
+    #[test]
+    fn rate() {
+        for (arg, want) in [
+            ("2000", 2000.0),
+            ("50k", 50_000.0),
+            ("50K", 50_000.0),
+            ("1.5m", 1_500_000.0),
+            ("2.5k", 2500.0),
+            ("0.5", 0.5),
+            ("1g", 1e9),
+        ] {
+            assert_eq!(parse_rate(arg), Ok(want), "{arg}");
+            let Command::Run(r) = p(&format!("run --op set --rate {arg}")).unwrap() else {
+                panic!()
+            };
+            assert_eq!(r.rate, Some(want), "{arg}");
+            let Command::Run(r) = p(&format!("run --rate={arg} --sessions 4")).unwrap() else {
+                panic!()
+            };
+            assert_eq!((r.rate, r.common.sessions), (Some(want), 4));
+        }
+        for bad in [
+            "0", "0k", "0.0", "-5", "-1k", "", "k", ".", "1.2.3", "abc", "inf", "NaN", "1e3",
+            "10x", "1kk", "+5",
+        ] {
+            let e = parse_rate(bad).unwrap_err();
+            assert!(e.contains("invalid rate"), "{bad:?}: {e}");
+            assert!(p(&format!("run --rate={bad}")).is_err(), "{bad:?}");
+        }
+        assert!(p("run --rate").unwrap_err().contains("needs a value"));
+        assert!(p("load --rate 1k").unwrap_err().contains("does not apply"));
+        assert!(p("wait --rate 1k").is_err());
+        // With an op count or a duration, and with --cleanup.
+        let Command::Run(r) = p("run --op create --rate 20k --ops 1k --cleanup").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (r.rate, r.limit, r.cleanup),
+            (Some(20e3), Limit::Ops(1000), true)
+        );
+        assert!(USAGE.contains("--rate R") && USAGE.contains("SCHEDULED"));
     }
 
     #[test]

@@ -42,6 +42,7 @@ fn plan(c: &Common, addr: SocketAddr, label: &str) -> Plan {
         duration: None,
         progress: (!c.quiet).then(|| label.to_owned()),
         seed: seed(),
+        rate: None,
     }
 }
 
@@ -158,6 +159,7 @@ pub fn run(a: &RunArgs) -> CmdResult {
 
     let mut p = plan(c, addr, a.mix.name());
     p.warmup = a.warmup;
+    p.rate = a.rate;
     let ops_limit = match a.limit {
         Limit::Duration(d) => {
             p.duration = Some(d);
@@ -195,6 +197,23 @@ pub fn run(a: &RunArgs) -> CmdResult {
         OpMix::GetData => 1.0,
         _ => 0.0,
     };
+    // Fixed rate: the achieved throughput is `all.ops_per_s` (successful ops per second
+    // of the measured window).
+    let shortfall = a
+        .rate
+        .is_some_and(|r| crate::engine::rate_shortfall(r, all.ops_per_s));
+    let lag = Stats::of(&out.send_lag, secs);
+    if let Some(r) = a.rate.filter(|_| shortfall) {
+        eprintln!(
+            "zk-bench: WARNING: rate shortfall: achieved {:.0} ops/s is {:.1}% below the offered \
+             {r:.0} ops/s (the server, or {} session(s) x {} in flight, could not keep up); \
+             latencies include the wait for the backlog",
+            all.ops_per_s,
+            (1.0 - all.ops_per_s / r) * 100.0,
+            c.sessions,
+            c.in_flight
+        );
+    }
 
     if c.json {
         let mut codes = Obj::default();
@@ -211,6 +230,22 @@ pub fn run(a: &RunArgs) -> CmdResult {
             .raw("threads", c.threads)
             .raw("payload", c.payload)
             .raw("keys", a.keys)
+            .str(
+                "mode",
+                if a.rate.is_some() {
+                    "fixed-rate"
+                } else {
+                    "closed-loop"
+                },
+            )
+            .raw(
+                "offered_ops_per_s",
+                a.rate.map_or("null".to_owned(), |r| format!("{r:.1}")),
+            )
+            .raw("rate_shortfall", shortfall)
+            .num("send_lag_p50_us", lag.p50_us, 1)
+            .num("send_lag_p99_us", lag.p99_us, 1)
+            .num("send_lag_max_us", lag.max_us, 1)
             .num("warmup_s", a.warmup.as_secs_f64(), 3)
             .num("measured_s", secs, 3)
             .raw("ops", all.ops)
@@ -237,8 +272,11 @@ pub fn run(a: &RunArgs) -> CmdResult {
             OpMix::Mixed { read_ratio } => format!("mixed ({:.0}% getData)", read_ratio * 100.0),
             m => m.name().to_owned(),
         };
+        let rate = a
+            .rate
+            .map_or(String::new(), |r| format!("  fixed rate {r:.0} ops/s"));
         println!(
-            "zk-bench run: {}  op {mix}  {} sessions x {} in flight  payload {} B  keys {}",
+            "zk-bench run: {}  op {mix}  {} sessions x {} in flight{rate}  payload {} B  keys {}",
             c.server, c.sessions, c.in_flight, c.payload, a.keys
         );
         println!(
@@ -254,6 +292,18 @@ pub fn run(a: &RunArgs) -> CmdResult {
         }
         rows.push(("all", all));
         print!("{}", table(&rows));
+        if let Some(r) = a.rate {
+            println!(
+                "fixed rate: offered {r:.0} ops/s, achieved {:.0} ops/s ({:.1}%){}; latency from \
+                 each op's scheduled time; send lag p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                all.ops_per_s,
+                all.ops_per_s * 100.0 / r,
+                if shortfall { ", SHORTFALL" } else { "" },
+                lag.p50_us / 1000.0,
+                lag.p99_us / 1000.0,
+                lag.max_us / 1000.0
+            );
+        }
         println!(
             "errors: {}",
             if out.error_count() == 0 {

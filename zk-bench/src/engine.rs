@@ -1,13 +1,24 @@
 //! The load driver: N sessions, each with up to M requests in flight, spread
 //! over T mio event-loop threads.
 //!
-//! Each session keeps its pipeline full: as soon as a reply arrives another
-//! request is queued, so the load is closed-loop with N × M outstanding
-//! requests. Replies come back in request order per session (a ZooKeeper
+//! Closed loop (the default): each session keeps its pipeline full: as soon as
+//! a reply arrives another request is queued, so N × M requests are
+//! outstanding. Replies come back in request order per session (a ZooKeeper
 //! guarantee), so matching is a FIFO pop checked against the xid; a mismatch is
 //! a protocol error that fails the session. Latency is measured from the moment
 //! the request is queued for the socket to the moment its reply is read (one
 //! clock read per batch of writes and per batch of reads).
+//!
+//! Fixed rate ([`Plan::rate`], open loop): op k of the run is due at
+//! `start + k / R`, dealt round-robin to the sessions (see [`Schedule`]). A
+//! session sends an op once it is due and it has a free in-flight slot; an op
+//! that finds no free slot waits (it is never dropped) and goes out as soon as
+//! a reply frees one. Latency is measured from the op's *scheduled* time, not
+//! from when it was sent, so a server that stalls is charged for the queueing
+//! it causes (no coordinated omission). The event loop waits for the next due
+//! time in `poll` (its timeout; epoll counts whole milliseconds, so a ticker
+//! thread also wakes the loop through a [`mio::Waker`] at each due time, which
+//! keeps the client's own sending lag well under a millisecond without spinning).
 //!
 //! Warm-up and measurement: every completion is counted for progress, but only
 //! completions inside the measured window (after the warm-up, and before the
@@ -22,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use zk_jute::{ErrorCode, FrameDecoder, OpCode, xid};
 
 use crate::hist::Histogram;
@@ -104,6 +115,65 @@ pub struct Plan {
     pub progress: Option<String>,
     /// Seed for the sessions' random streams.
     pub seed: u64,
+    /// Fixed-rate (open-loop) load: this many ops per second in total across
+    /// all sessions, latency measured from each op's scheduled time (None:
+    /// closed loop, every session keeps `in_flight` requests outstanding).
+    pub rate: Option<f64>,
+}
+
+/// The fixed-rate schedule: op `k` of the run (all sessions together,
+/// 0-based) is due at `start + k / rate`; the ops are dealt round-robin, so
+/// session `s` of `N` issues ops `k = s, s + N, s + 2N, ...` (`rate / N` per
+/// second each) and its own op number `j` is due at `start + (s + j·N) / rate`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Schedule {
+    /// Ops per second, all sessions together (> 0).
+    pub rate: f64,
+    /// Number of sessions the ops are dealt to (> 0).
+    pub sessions: usize,
+}
+
+impl Schedule {
+    /// The run-wide number of session `session`'s op number `j`.
+    pub fn op_index(&self, session: usize, j: u64) -> u64 {
+        session as u64 + j * self.sessions as u64
+    }
+
+    /// When op `k` of the run is due, from the start of the load.
+    pub fn offset(&self, k: u64) -> Duration {
+        Duration::try_from_secs_f64(k as f64 / self.rate).unwrap_or(Duration::MAX)
+    }
+
+    /// When session `session`'s op number `j` is due.
+    pub fn due(&self, start: Instant, session: usize, j: u64) -> Instant {
+        start
+            .checked_add(self.offset(self.op_index(session, j)))
+            .unwrap_or_else(|| start + Duration::from_secs(365 * 86_400))
+    }
+
+    /// The first op of the run due strictly after `elapsed` since the start.
+    pub fn first_after(&self, elapsed: Duration) -> u64 {
+        let mut k = (elapsed.as_secs_f64() * self.rate).floor() as u64;
+        // Rounding may put the estimate one off either way.
+        while k > 0 && self.offset(k - 1) > elapsed {
+            k -= 1;
+        }
+        while self.offset(k) <= elapsed {
+            k += 1;
+        }
+        k
+    }
+}
+
+/// Whether an achieved throughput falls more than 5 % short of the offered rate.
+pub fn rate_shortfall(offered: f64, achieved: f64) -> bool {
+    achieved < offered * 0.95
+}
+
+/// Nanoseconds from `from` (when the op was queued, or in a fixed-rate load
+/// when it was scheduled) to `done` (when its reply was read).
+pub fn latency_ns(from: Instant, done: Instant) -> u64 {
+    u64::try_from(done.saturating_duration_since(from).as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// What a load did.
@@ -114,6 +184,10 @@ pub struct Outcome {
     /// Latency of successful writes in the window (ns); creates that found the
     /// znode already there count here too.
     pub writes: Histogram,
+    /// Fixed-rate loads: how late each measured op went out after its
+    /// scheduled time (ns): the client's timer lag, plus waiting for a free
+    /// in-flight slot. Empty in a closed-loop load.
+    pub send_lag: Histogram,
     /// Creates answered NODEEXISTS (all, window or not).
     pub existed: u64,
     /// Deletes answered NONODE (all, window or not): the znode was not there,
@@ -154,6 +228,7 @@ impl Outcome {
     fn merge(&mut self, o: Outcome) {
         self.reads.merge(&o.reads);
         self.writes.merge(&o.writes);
+        self.send_lag.merge(&o.send_lag);
         self.existed += o.existed;
         self.missing += o.missing;
         for (c, n) in o.errors {
@@ -207,6 +282,10 @@ enum State {
 struct Pending {
     xid: i32,
     kind: Kind,
+    /// Where the latency clock starts: when the op was queued (closed loop),
+    /// or when it was scheduled (fixed rate).
+    from: Instant,
+    /// When it was queued for the socket.
     sent: Instant,
 }
 
@@ -225,6 +304,8 @@ struct Conn {
 struct Worker<'s, 'a> {
     shared: &'s Shared<'a>,
     out: Outcome,
+    start: Instant,
+    schedule: Option<Schedule>,
     measure_from: Instant,
     measure_until: Option<Instant>,
     stop_issuing: Option<Instant>,
@@ -234,7 +315,25 @@ struct Worker<'s, 'a> {
 }
 
 impl Worker<'_, '_> {
-    /// Queues requests until the pipeline is full or the source is dry.
+    /// When session `c`'s next op is due (fixed rate only).
+    fn due(&self, c: &Conn) -> Option<Instant> {
+        self.schedule
+            .map(|s| s.due(self.start, c.ctx.id, c.ctx.seq))
+    }
+
+    /// The earliest time a session can send its next op (fixed rate only):
+    /// sessions without a free slot wait for a reply, not for the clock.
+    fn next_due(&self, conns: &[Conn]) -> Option<Instant> {
+        let in_flight = self.shared.plan.in_flight;
+        conns
+            .iter()
+            .filter(|c| c.state == State::Active && !c.exhausted && c.inflight.len() < in_flight)
+            .filter_map(|c| self.due(c))
+            .min()
+    }
+
+    /// Queues requests until the pipeline is full or the source is dry (in a
+    /// fixed-rate load: every op that is due, as far as the pipeline takes them).
     fn fill(&mut self, c: &mut Conn, now: Instant) {
         if c.state != State::Active {
             return;
@@ -244,6 +343,11 @@ impl Worker<'_, '_> {
             || self.shared.abort.load(Ordering::Relaxed);
         while !c.exhausted && c.inflight.len() < plan.in_flight {
             self.path.clear();
+            let from = match self.due(c) {
+                Some(due) if due > now && !stop => break,
+                Some(due) => due,
+                None => now,
+            };
             let kind = if stop {
                 None
             } else {
@@ -267,6 +371,7 @@ impl Worker<'_, '_> {
             c.inflight.push_back(Pending {
                 xid,
                 kind,
+                from,
                 sent: now,
             });
             c.last_send = now;
@@ -380,11 +485,14 @@ impl Worker<'_, '_> {
                 }
             };
             if ok && now >= self.measure_from && self.measure_until.is_none_or(|u| now <= u) {
-                let ns = now.duration_since(p.sent).as_nanos() as u64;
+                let ns = latency_ns(p.from, now);
                 if p.kind.is_read() {
                     self.out.reads.record(ns);
                 } else {
                     self.out.writes.record(ns);
+                }
+                if self.schedule.is_some() {
+                    self.out.send_lag.record(latency_ns(p.from, p.sent));
                 }
             }
         }
@@ -437,6 +545,65 @@ fn connect(plan: &Plan, ids: &[usize]) -> Result<Vec<Conn>, String> {
     Ok(conns)
 }
 
+/// The token of the ticker's [`Waker`] (sessions use their index).
+const WAKE: Token = Token(usize::MAX);
+
+/// Sets a flag when dropped (also when the event loop panics), so the ticker ends.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Wakes a fixed-rate event loop at each due time of its sessions' ops
+/// (`owned[s]`: session `s` belongs to this loop), so that ops go out within
+/// the sleep's precision (tens of microseconds) rather than epoll's whole
+/// milliseconds. Wake-ups that find no free slot cost one empty loop turn.
+/// Ends at `stop`, or once `done` is set.
+fn ticker(
+    schedule: Schedule,
+    start: Instant,
+    owned: &[bool],
+    stop: Option<Instant>,
+    waker: &Waker,
+    done: &AtomicBool,
+) {
+    if !owned.contains(&true) {
+        return;
+    }
+    let n = owned.len() as u64;
+    let mut k = 0u64;
+    loop {
+        while !owned[(k % n) as usize] {
+            k += 1;
+        }
+        let Some(due) = start.checked_add(schedule.offset(k)) else {
+            return;
+        };
+        if stop.is_some_and(|s| due >= s) {
+            return;
+        }
+        loop {
+            if done.load(Ordering::Relaxed) {
+                return;
+            }
+            let now = Instant::now();
+            if now >= due {
+                break;
+            }
+            // In slices, so that the end of the load is noticed.
+            std::thread::sleep((due - now).min(Duration::from_millis(50)));
+        }
+        if waker.wake().is_err() {
+            return;
+        }
+        // One wake-up covers every op due by now.
+        k = (k + 1).max(schedule.first_after(start.elapsed()));
+    }
+}
+
 fn worker(shared: &Shared<'_>, ids: &[usize], barrier: &Barrier) -> Result<Outcome, String> {
     let conns = connect(shared.plan, ids);
     barrier.wait(); // everyone connected (or failed): start together
@@ -445,9 +612,15 @@ fn worker(shared: &Shared<'_>, ids: &[usize], barrier: &Barrier) -> Result<Outco
     let start = shared.start();
     let measure_from = start + plan.warmup;
     let measure_until = plan.duration.map(|d| measure_from + d);
+    let schedule = plan.rate.map(|rate| Schedule {
+        rate,
+        sessions: plan.sessions,
+    });
     let mut w = Worker {
         shared,
         out: Outcome::default(),
+        start,
+        schedule,
         measure_from,
         measure_until,
         stop_issuing: measure_until,
@@ -465,6 +638,33 @@ fn worker(shared: &Shared<'_>, ids: &[usize], barrier: &Barrier) -> Result<Outco
             )
             .map_err(|e| format!("register: {e}"))?;
     }
+    match schedule {
+        None => event_loop(&mut w, &mut conns, &mut poll),
+        Some(schedule) => {
+            let waker = Waker::new(poll.registry(), WAKE).map_err(|e| format!("waker: {e}"))?;
+            let mut owned = vec![false; plan.sessions];
+            for c in &conns {
+                owned[c.ctx.id] = true;
+            }
+            let done = AtomicBool::new(false);
+            std::thread::scope(|s| {
+                s.spawn(|| ticker(schedule, start, &owned, measure_until, &waker, &done));
+                let _done = SetOnDrop(&done);
+                event_loop(&mut w, &mut conns, &mut poll);
+            });
+        }
+    }
+    w.out.elapsed = w
+        .last_completion
+        .map_or(Duration::ZERO, |t| t.duration_since(start));
+    w.out.issued = conns.iter().map(|c| (c.ctx.id, c.ctx.seq)).collect();
+    Ok(w.out)
+}
+
+/// Drives `conns` until every session is closed (or failed).
+fn event_loop(w: &mut Worker<'_, '_>, conns: &mut [Conn], poll: &mut Poll) {
+    let shared = w.shared;
+    let paced = w.schedule.is_some();
     let mut events = Events::with_capacity(1024);
     let mut scratch = vec![0u8; 256 * 1024];
     let now = Instant::now();
@@ -495,10 +695,17 @@ fn worker(shared: &Shared<'_>, ids: &[usize], barrier: &Barrier) -> Result<Outco
             }
             break;
         }
-        let timeout = match w.stop_issuing {
+        // Sleep until a socket is ready, the deadline, or (fixed rate) the next due op of a
+        // session with a free slot; the ticker wakes the poll more precisely than its timeout.
+        let now = Instant::now();
+        let wake_at = [w.stop_issuing.filter(|&t| t > now), w.next_due(conns)]
+            .into_iter()
+            .flatten()
+            .min();
+        let timeout = match wake_at {
             Some(t) => t
-                .saturating_duration_since(Instant::now())
-                .clamp(Duration::from_millis(1), Duration::from_millis(100)),
+                .saturating_duration_since(now)
+                .min(Duration::from_millis(100)),
             None => Duration::from_millis(100),
         };
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
@@ -512,6 +719,9 @@ fn worker(shared: &Shared<'_>, ids: &[usize], barrier: &Barrier) -> Result<Outco
             break;
         }
         for ev in events.iter() {
+            if ev.token() == WAKE {
+                continue; // the due ops go out in the sweep below
+            }
             let c = &mut conns[ev.token().0];
             if c.state == State::Closed {
                 continue;
@@ -523,9 +733,10 @@ fn worker(shared: &Shared<'_>, ids: &[usize], barrier: &Barrier) -> Result<Outco
             w.fill(c, now);
             w.flush(c);
         }
-        // Deadlines and pings do not come with socket events.
+        // Deadlines, due ops and pings do not come with socket events.
         let now = Instant::now();
-        if now.duration_since(last_sweep) >= Duration::from_millis(100)
+        if paced
+            || now.duration_since(last_sweep) >= Duration::from_millis(100)
             || w.stop_issuing.is_some_and(|t| now >= t)
         {
             last_sweep = now;
@@ -535,11 +746,6 @@ fn worker(shared: &Shared<'_>, ids: &[usize], barrier: &Barrier) -> Result<Outco
             }
         }
     }
-    w.out.elapsed = w
-        .last_completion
-        .map_or(Duration::ZERO, |t| t.duration_since(start));
-    w.out.issued = conns.iter().map(|c| (c.ctx.id, c.ctx.seq)).collect();
-    Ok(w.out)
 }
 
 /// Runs a load to completion and merges every thread's results.
@@ -637,6 +843,12 @@ mod tests {
     /// a bare header: NODEEXISTS for every second create, NONODE for every
     /// third delete, `bad_xid` breaks the xid of the 10th reply of each connection.
     fn fake_server(bad_xid: bool) -> SocketAddr {
+        fake_server_with(bad_xid, None)
+    }
+
+    /// [`fake_server`], and with `stall: Some((n, d))` each connection waits
+    /// `d` before it answers its `n`-th request (1-based).
+    fn fake_server_with(bad_xid: bool, stall: Option<(u32, Duration)>) -> SocketAddr {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         std::thread::spawn(move || {
@@ -671,6 +883,11 @@ mod tests {
                             }
                         }
                         replies += 1;
+                        if let Some((n, d)) = stall
+                            && replies == n
+                        {
+                            std::thread::sleep(d);
+                        }
                         let h = ReplyHeader {
                             xid: if bad_xid && replies == 10 {
                                 xid + 1
@@ -704,6 +921,7 @@ mod tests {
             duration: None,
             progress: None,
             seed: 5,
+            rate: None,
         }
     }
 
@@ -820,6 +1038,174 @@ mod tests {
         let out = drive(&plan(SocketAddr::from(([127, 0, 0, 1], port))), &src);
         assert_eq!(out.completed, 0);
         assert!(!out.failures.is_empty());
+    }
+
+    #[test]
+    fn the_schedule_deals_op_k_at_k_over_rate_round_robin() {
+        let s = Schedule {
+            rate: 2000.0,
+            sessions: 4,
+        };
+        // Session 1's ops are 1, 5, 9, ... of the run.
+        assert_eq!(s.op_index(1, 0), 1);
+        assert_eq!(s.op_index(1, 2), 9);
+        assert_eq!(s.op_index(0, 3), 12);
+        let near = |a: Duration, b: Duration| a.abs_diff(b) < Duration::from_nanos(10);
+        assert_eq!(s.offset(0), Duration::ZERO);
+        assert!(near(s.offset(1), Duration::from_micros(500)));
+        assert!(near(s.offset(2000), Duration::from_secs(1)));
+        let t0 = Instant::now();
+        assert!(near(s.due(t0, 3, 0) - t0, Duration::from_micros(1500)));
+        assert!(near(s.due(t0, 2, 5) - t0, Duration::from_millis(11))); // op 22
+        // Every session sends rate / sessions: op j of any session is 2 ms after op j - 1.
+        for sess in 0..4 {
+            for j in 1..50 {
+                let gap = s.due(t0, sess, j) - s.due(t0, sess, j - 1);
+                assert!(near(gap, Duration::from_millis(2)));
+            }
+        }
+        // The ops of all sessions together are due in run order, 1/rate apart.
+        let mut all: Vec<(Instant, u64)> = (0..4)
+            .flat_map(|sess| (0..25).map(move |j| (s.due(t0, sess, j), s.op_index(sess, j))))
+            .collect();
+        all.sort();
+        assert!(all.iter().enumerate().all(|(i, &(_, k))| k == i as u64));
+        // The first op due strictly after a moment.
+        assert_eq!(s.first_after(Duration::ZERO), 1);
+        assert_eq!(s.first_after(Duration::from_micros(499)), 1);
+        assert_eq!(s.first_after(s.offset(1)), 2);
+        assert_eq!(s.first_after(s.offset(1) - Duration::from_nanos(1)), 1);
+        assert_eq!(s.first_after(s.offset(20)), 21);
+        assert_eq!(s.first_after(Duration::from_micros(10_100)), 21);
+        let odd = Schedule {
+            rate: 3.0,
+            sessions: 1,
+        };
+        for k in 0..1000 {
+            let at = odd.offset(k);
+            assert!(odd.offset(odd.first_after(at)) > at, "{k}");
+            assert_eq!(odd.first_after(at), k + 1, "{k}");
+        }
+        // Fractional and huge rates do not panic.
+        let slow = Schedule {
+            rate: 0.5,
+            sessions: 2,
+        };
+        assert!(near(slow.due(t0, 1, 1) - t0, Duration::from_secs(6)));
+        let _ = slow.due(t0, 1, u64::MAX / 4);
+    }
+
+    #[test]
+    fn latency_runs_from_the_scheduled_time() {
+        let t0 = Instant::now();
+        // An op scheduled at t0, held back 40 ms for a free slot, answered 1 ms after it was
+        // sent, is charged 41 ms: the wait it was made to do counts.
+        let sent = t0 + Duration::from_millis(40);
+        let done = sent + Duration::from_millis(1);
+        assert_eq!(latency_ns(t0, done), 41_000_000);
+        assert_eq!(latency_ns(sent, done), 1_000_000); // (what a closed loop would charge)
+        assert_eq!(latency_ns(done, t0), 0);
+    }
+
+    #[test]
+    fn a_shortfall_is_more_than_five_percent_below_the_offered_rate() {
+        assert!(!rate_shortfall(20_000.0, 20_000.0));
+        assert!(!rate_shortfall(20_000.0, 20_500.0));
+        assert!(!rate_shortfall(20_000.0, 19_000.0)); // exactly 5 % short
+        assert!(rate_shortfall(20_000.0, 18_999.0));
+        assert!(rate_shortfall(2_000.0, 0.0));
+        assert!(!rate_shortfall(0.5, 0.49));
+    }
+
+    fn gets(budget: Option<u64>) -> MixSource {
+        MixSource {
+            mix: OpMix::GetData,
+            keys: 10,
+            prefix: "/t".into(),
+            run_id: 1,
+            data: Vec::new(),
+            budget: Budget::new(budget),
+        }
+    }
+
+    #[test]
+    fn a_fixed_rate_load_sends_at_the_rate() {
+        let addr = fake_server(false);
+        let mut p = plan(addr);
+        p.rate = Some(2000.0);
+        p.duration = Some(Duration::from_secs(1));
+        p.warmup = Duration::from_millis(100);
+        let t = Instant::now();
+        let out = drive(&p, &gets(None));
+        let wall = t.elapsed();
+        assert!(out.failures.is_empty(), "{:?}", out.failures);
+        let n = out.reads.count() as f64;
+        // 2000 ops due in the measured second (and 200 in the warm-up); a noisy two-core
+        // machine may lose a few, but a closed loop would do far more and a broken pacer
+        // far fewer.
+        assert!((1600.0..=2100.0).contains(&n), "{n} ops measured");
+        assert!((2000..=2400).contains(&out.completed), "{}", out.completed);
+        assert!(wall >= Duration::from_millis(1100), "{wall:?}");
+        assert_eq!(out.send_lag.count(), out.reads.count());
+        // The issued ops are spread evenly over the sessions (round-robin).
+        let per: Vec<u64> = out.issued.iter().map(|&(_, n)| n).collect();
+        let (lo, hi) = (per.iter().min().unwrap(), per.iter().max().unwrap());
+        assert!(hi - lo <= 1, "{per:?}");
+        // A closed loop has no send lag.
+        let mut closed = plan(addr);
+        closed.duration = Some(Duration::from_millis(100));
+        let out = drive(&closed, &gets(None));
+        assert!(out.reads.count() > 0 && out.send_lag.count() == 0);
+    }
+
+    #[test]
+    fn a_fixed_rate_load_with_an_op_count_takes_count_over_rate() {
+        let addr = fake_server(false);
+        let mut p = plan(addr);
+        p.rate = Some(1000.0);
+        let t = Instant::now();
+        let out = drive(&p, &gets(Some(300)));
+        assert!(out.failures.is_empty(), "{:?}", out.failures);
+        assert_eq!(out.completed, 300);
+        // Op 299 is due at 299 ms.
+        assert!(
+            t.elapsed() >= Duration::from_millis(299),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(out.measured_secs >= 0.29, "{}", out.measured_secs);
+    }
+
+    #[test]
+    fn a_stall_is_charged_to_every_op_it_holds_back() {
+        // One session, one request in flight, 1000 ops/s; the server sits on its 10th
+        // request for 100 ms. Ops 11..110 fall due meanwhile, wait for the slot and then
+        // go out back to back: each is charged from its scheduled time, so about half of
+        // them show more than 50 ms.
+        let stall = Duration::from_millis(100);
+        let addr = fake_server_with(false, Some((10, stall)));
+        let mut p = plan(addr);
+        (p.sessions, p.in_flight, p.threads) = (1, 1, 1);
+        p.rate = Some(1000.0);
+        let out = drive(&p, &gets(Some(300)));
+        assert!(out.failures.is_empty(), "{:?}", out.failures);
+        assert_eq!(out.reads.count(), 300);
+        assert!(out.reads.max() >= 95_000_000, "{:?}", out.reads);
+        assert!(
+            out.reads.quantile(0.8) >= 20_000_000,
+            "p80 {} ns",
+            out.reads.quantile(0.8)
+        );
+        // They were sent late (waiting for the slot), and the lag is reported.
+        assert!(out.send_lag.quantile(0.8) >= 20_000_000);
+
+        // The same load closed-loop charges the stall to the one op that met it.
+        let addr = fake_server_with(false, Some((10, stall)));
+        p.addr = addr;
+        p.rate = None;
+        let out = drive(&p, &gets(Some(300)));
+        assert!(out.reads.max() >= 95_000_000);
+        assert!(out.reads.quantile(0.8) < 20_000_000);
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //!   a read/write mix, for a duration or an op count, after a set-up phase that
 //!   creates the keys; throughput and p50 / p99 / p99.9 / max latency as a table
 //!   or JSON, a progress line on stderr every second; `--cleanup` makes a create
-//!   run delete every znode it created afterwards (unmeasured).
+//!   run delete every znode it created afterwards (unmeasured). Closed loop by
+//!   default; `--rate R` offers a fixed R ops/s instead (open loop, latency from
+//!   each op's scheduled time), so different servers can be compared at the
+//!   same load.
 //! * `load`: K znodes of B bytes as fast as pipelining allows (memory, disk and
 //!   restart comparisons).
 //! * `wait`: poll until a getData succeeds (restart-to-serving time).

@@ -185,6 +185,38 @@ fn load_against_apache_zookeeper() {
     let (r, w) = (num(&mixed, "read", "ops"), num(&mixed, "write", "ops"));
     assert!(r > w, "80% reads expected: {mixed}");
     assert_eq!(num(&mixed, "all", "ops"), r + w);
+    assert!(
+        mixed.contains("\"mode\":\"closed-loop\"")
+            && mixed.contains("\"offered_ops_per_s\":null")
+            && mixed.contains("\"rate_shortfall\":false"),
+        "{mixed}"
+    );
+
+    // Fixed rate: 2000 setData/s, far below what ZooKeeper takes, so the achieved rate is
+    // the offered one (within what a noisy two-core machine allows; a broken pacer either
+    // runs closed-loop, tens of thousands per second, or falls short).
+    let paced = bench(
+        &[
+            &["run", "--op", "set", "--rate", "2k", "--duration", "1s"],
+            &common[..],
+        ]
+        .concat(),
+    );
+    assert!(paced.contains("\"mode\":\"fixed-rate\""), "{paced}");
+    assert_eq!(num(&paced, "", "offered_ops_per_s"), 2000.0, "{paced}");
+    let achieved = num(&paced, "", "ops_per_s");
+    assert!(
+        (1600.0..=2100.0).contains(&achieved),
+        "achieved {achieved} ops/s of 2000: {paced}"
+    );
+    assert_eq!(
+        paced.contains("\"rate_shortfall\":true"),
+        achieved < 1900.0,
+        "{paced}"
+    );
+    assert_eq!(num(&paced, "", "errors"), 0.0, "{paced}");
+    assert_sane(&paced, "write");
+    assert!(num(&paced, "", "send_lag_max_us") <= num(&paced, "write", "max_us"));
 
     // Second run on the same keys: set-up finds them all; an op count instead of a duration.
     let create = bench(&[&["run", "--op", "create", "--ops", "3000"], &common[..]].concat());
