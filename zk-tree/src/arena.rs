@@ -66,6 +66,11 @@ impl Page {
     }
 }
 
+enum Where {
+    Large(usize),
+    Page(usize, std::ops::Range<usize>),
+}
+
 /// The block store.
 #[derive(Clone)]
 pub(crate) struct Arena {
@@ -146,28 +151,31 @@ impl Arena {
     /// 4 bytes for a small one (the caller's encoding knows its length).
     #[inline]
     pub(crate) fn get(&self, b: Block) -> &[u8] {
-        let raw = b.raw();
-        if raw & LARGE != 0 {
-            return self.large[(raw & !LARGE) as usize]
-                .as_deref()
-                .expect("live block");
+        match self.locate(b) {
+            Where::Large(i) => self.large[i].as_deref().expect("live block"),
+            Where::Page(p, r) => &self.pages[p].mem[r],
         }
-        let page = &self.pages[(raw >> OFFSET_BITS) as usize];
-        let at = (raw as usize & (PAGE_UNITS - 1)) * UNIT;
-        &page.mem[at..at + usize::from(page.units) * UNIT]
     }
 
     /// [`Arena::get`], writable.
     pub(crate) fn get_mut(&mut self, b: Block) -> &mut [u8] {
+        match self.locate(b) {
+            Where::Large(i) => self.large[i].as_deref_mut().expect("live block"),
+            Where::Page(p, r) => &mut self.pages[p].mem[r],
+        }
+    }
+
+    /// Where a block's bytes are: a side-table entry, or a page and the
+    /// range of its size class there.
+    #[inline]
+    fn locate(&self, b: Block) -> Where {
         let raw = b.raw();
         if raw & LARGE != 0 {
-            return self.large[(raw & !LARGE) as usize]
-                .as_deref_mut()
-                .expect("live block");
+            return Where::Large((raw & !LARGE) as usize);
         }
-        let page = &mut self.pages[(raw >> OFFSET_BITS) as usize];
+        let p = (raw >> OFFSET_BITS) as usize;
         let at = (raw as usize & (PAGE_UNITS - 1)) * UNIT;
-        &mut page.mem[at..at + usize::from(page.units) * UNIT]
+        Where::Page(p, at..at + usize::from(self.pages[p].units) * UNIT)
     }
 
     /// Frees a block; its handle must not be used again.

@@ -429,6 +429,13 @@ fn head(b: &[u8]) -> Head {
     }
 }
 
+/// The name in a block.
+fn block_name(b: &[u8]) -> &[u8] {
+    let mut o = 0;
+    let n = (get_uvarint(b, &mut o) >> 2) as usize;
+    &b[o..o + n]
+}
+
 /// Writes a node's block into `arena`.
 fn pack(
     arena: &mut Arena,
@@ -469,9 +476,7 @@ struct Parts {
 impl<'a> NodeRef<'a> {
     /// The name's bytes (compare and hash these: no UTF-8 check).
     pub(crate) fn name_bytes(&self) -> &'a [u8] {
-        let mut o = 0;
-        let n = (get_uvarint(self.bytes, &mut o) >> 2) as usize;
-        &self.bytes[o..o + n]
+        block_name(self.bytes)
     }
 
     /// The name (`""` for the root).
@@ -765,10 +770,7 @@ impl State {
     /// A live node's name (child lookups: reads nothing else).
     #[inline]
     fn name_of(&self, id: NodeId) -> &[u8] {
-        let bytes = self.blocks.get(self.slot(id).block);
-        let mut o = 0;
-        let n = (get_uvarint(bytes, &mut o) >> 2) as usize;
-        &bytes[o..o + n]
+        block_name(self.blocks.get(self.slot(id).block))
     }
 
     #[inline]
@@ -797,14 +799,19 @@ impl State {
 
     /// Replaces node `id`'s block by one of these parts.
     fn repack(&mut self, id: NodeId, p: &Parts) {
-        let b = pack(
-            &mut self.blocks,
-            self.bases,
-            &p.name,
-            p.acl,
-            p.data.as_deref(),
-            &p.stat,
-        );
+        self.pack_into(id, &p.name, p.acl, p.data.as_deref(), &p.stat);
+    }
+
+    /// Gives node `id` a new block of these parts and frees its old one.
+    fn pack_into(
+        &mut self,
+        id: NodeId,
+        name: &[u8],
+        acl: u32,
+        data: Option<&[u8]>,
+        stat: &StatPersisted,
+    ) {
+        let b = pack(&mut self.blocks, self.bases, name, acl, data, stat);
         let n = self.slots[id as usize].as_mut().expect("live node id");
         let old = std::mem::replace(&mut n.block, b);
         self.blocks.free(old);
@@ -1298,15 +1305,7 @@ impl State {
         st.version = version;
         let (name, acl): (SmallVec<[u8; 32]>, u32) =
             (SmallVec::from_slice(n.name_bytes()), n.acl());
-        let b = pack(&mut self.blocks, self.bases, &name, acl, data, &st);
-        let old = std::mem::replace(
-            &mut self.slots[id as usize]
-                .as_mut()
-                .expect("live node id")
-                .block,
-            b,
-        );
-        self.blocks.free(old);
+        self.pack_into(id, &name, acl, data, &st);
         self.data_size += data.map_or(0, |d| d.len() as i64) - old_len;
         let new_digest = self.digest_at(id, p);
         self.swap_digest(old_digest, new_digest);
