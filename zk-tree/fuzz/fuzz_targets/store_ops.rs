@@ -17,7 +17,10 @@ use zk_tree::{Auth, Tree, TreeConfig, open_acl_unsafe};
 fn path(bytes: &[u8]) -> String {
     // Up to three levels of one-letter names from "abcd".
     let mut p = String::new();
-    for &b in bytes.iter().take(1 + usize::from(bytes.first().copied().unwrap_or(0) % 3)) {
+    for &b in bytes
+        .iter()
+        .take(1 + usize::from(bytes.first().copied().unwrap_or(0) % 3))
+    {
         p.push('/');
         p.push(char::from(b'a' + b % 4));
     }
@@ -116,6 +119,10 @@ fuzz_target!(|input: &[u8]| {
     );
     for (k, d) in &model {
         let (got, _) = again.get_data(k, &auth, None).expect("model node exists");
-        assert_eq!(got.as_deref(), d.as_deref(), "data of {k} after the snapshot");
+        assert_eq!(
+            got.as_deref(),
+            d.as_deref(),
+            "data of {k} after the snapshot"
+        );
     }
 });
