@@ -279,6 +279,13 @@ fn uvarint_len(u: u64) -> usize {
 }
 
 fn get_uvarint(b: &[u8], o: &mut usize) -> u64 {
+    // Most lengths and ACL references fit one byte.
+    if let Some(&x) = b.get(*o)
+        && x < 0x80
+    {
+        *o += 1;
+        return u64::from(x);
+    }
     let mut u = 0u64;
     let mut shift = 0;
     while let Some(&x) = b.get(*o) {
@@ -384,6 +391,19 @@ fn decode_stat(b: &[u8], bases: Bases) -> (StatPersisted, usize) {
 fn stat_len(b: &[u8]) -> usize {
     let mask = b.first().copied().unwrap_or(0);
     let fields = 2 + (mask & !NULL_DATA).count_ones() as usize;
+    // Fast path: the varints end within the 16 bytes after the mask (a
+    // fresh node's two take 6-9): find the `fields`-th byte with its top
+    // bit clear in one 128-bit word.
+    if let Some(chunk) = b.get(1..17) {
+        let w = u128::from_le_bytes(chunk.try_into().expect("16 bytes"));
+        let mut ends = !w & 0x8080_8080_8080_8080_8080_8080_8080_8080;
+        for _ in 1..fields {
+            ends &= ends.wrapping_sub(1);
+        }
+        if ends != 0 {
+            return 2 + ends.trailing_zeros() as usize / 8;
+        }
+    }
     let mut o = 1;
     for _ in 0..fields {
         while b.get(o).is_some_and(|&x| x & 0x80 != 0) {
@@ -1727,6 +1747,12 @@ mod tests {
             let n = encode_stat(&s, bases, &mut b);
             assert_eq!(decode_stat(&b[..n], bases), (s, n));
             assert_eq!(stat_len(&b[..n]), n);
+            // Followed by anything (the data): the 16-byte fast path.
+            let junk = next() as u64;
+            for (k, x) in b[n..].iter_mut().enumerate() {
+                *x = (junk >> (k % 8 * 8)) as u8 | if k % 3 == 0 { 0x80 } else { 0 };
+            }
+            assert_eq!(stat_len(&b), n);
             // And in a block, with names, ACL references and data of any size.
             let r = next() as u64;
             let name = "n".repeat((r % 300) as usize);
