@@ -138,6 +138,11 @@ pub struct Config {
     pub snap_log_percent: u64,
     /// preAllocSize in KB (log segment size; default 65536).
     pub pre_alloc_size_kb: u64,
+    /// zkrs.logZeroFill (default yes): prepare the next log segment ahead,
+    /// zero-filled on a helper thread, so that a sync into it commits no
+    /// extent conversion to the filesystem journal; `no` preallocates each
+    /// segment with fallocate at the roll instead (no background writes).
+    pub log_zero_fill: bool,
     /// globalOutstandingLimit (default 1000).
     pub global_outstanding_limit: u32,
     /// 4lw.commands.whitelist.
@@ -247,6 +252,7 @@ impl Config {
             snap_size_limit_kb: 4 << 20,
             snap_log_percent: 50,
             pre_alloc_size_kb: 65536,
+            log_zero_fill: true,
             global_outstanding_limit: 1000,
             four_letter_whitelist: Whitelist::default(),
             jute_max_buffer: DEFAULT_JUTE_MAX_BUFFER,
@@ -313,6 +319,15 @@ impl Config {
                     })
             };
             let u32v = |min: i64| int(min, i64::from(u32::MAX)).map(|v| v as u32);
+            let yes_no = || {
+                parse_bool(value).ok_or_else(|| {
+                    ConfigError::at(
+                        line_no,
+                        key,
+                        format!("invalid value {value:?}: expected yes or no"),
+                    )
+                })
+            };
             match key {
                 "tickTime" => cfg.tick_time = u32v(1)?,
                 "initLimit" => cfg.init_limit = u32v(1)?,
@@ -345,15 +360,8 @@ impl Config {
                 "globalOutstandingLimit" => cfg.global_outstanding_limit = u32v(1)?,
                 "4lw.commands.whitelist" => cfg.four_letter_whitelist = parse_whitelist(value),
                 "jute.maxbuffer" => cfg.jute_max_buffer = int(1024, i64::from(i32::MAX))? as usize,
-                "forceSync" => {
-                    cfg.force_sync = parse_bool(value).ok_or_else(|| {
-                        ConfigError::at(
-                            line_no,
-                            key,
-                            format!("invalid value {value:?}: expected yes or no"),
-                        )
-                    })?
-                }
+                "forceSync" => cfg.force_sync = yes_no()?,
+                "zkrs.logZeroFill" => cfg.log_zero_fill = yes_no()?,
                 "superDigest" | "DigestAuthenticationProvider.superDigest" => {
                     if !value.contains(':') {
                         return Err(ConfigError::at(
@@ -668,7 +676,8 @@ mod tests {
             "tickTime=1000\ndataDir=/d\ndataLogDir=/l\nclientPort=0\nclientPortAddress=127.0.0.1\n\
              maxClientCnxns=5\nminSessionTimeout=1500\nmaxSessionTimeout=9000\n\
              autopurge.snapRetainCount=5\nautopurge.purgeInterval=2\nsnapCount=1000\npreAllocSize=1024\n\
-             snapSizeLimitInKb=2048\nzkrs.snapLogPercent=0\nglobalOutstandingLimit=50\n4lw.commands.whitelist=ruok, stat,MNTR\njute.maxbuffer=4096\nforceSync=no\n",
+             snapSizeLimitInKb=2048\nzkrs.snapLogPercent=0\nglobalOutstandingLimit=50\n4lw.commands.whitelist=ruok, stat,MNTR\njute.maxbuffer=4096\nforceSync=no\n\
+             zkrs.logZeroFill=no\n",
         )
         .unwrap();
         assert_eq!(c.client_port, 0);
@@ -681,7 +690,10 @@ mod tests {
         assert_eq!(c.global_outstanding_limit, 50);
         assert!(c.four_letter_whitelist.allows("mntr") && !c.four_letter_whitelist.allows("srvr"));
         assert_eq!(c.jute_max_buffer, 4096);
-        assert!(!c.force_sync);
+        assert!(!c.force_sync && !c.log_zero_fill);
+        assert!(Config::parse("dataDir=/d\n").unwrap().log_zero_fill);
+        let e = Config::parse("dataDir=/d\nzkrs.logZeroFill=sometimes\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("zkrs.logZeroFill"));
         assert_eq!(c.negotiate_timeout(100), 1500);
         assert_eq!(c.negotiate_timeout(100_000), 9000);
         assert_eq!(c.negotiate_timeout(5000), 5000);

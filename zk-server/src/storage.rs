@@ -51,6 +51,7 @@ fn log_options(config: &Config) -> Options {
         .max_record_bytes(max_record)
         .max_unsynced_bytes(window)
         .unsafe_no_sync(!config.force_sync)
+        .zero_fill_ahead(config.log_zero_fill)
         // pwrite + fdatasync, not the mmap backend: with large page-cache
         // folios (ext4 on Linux 6.16+), a store through a shared mapping
         // dirties the whole folio and msync writes all of it back, so once the

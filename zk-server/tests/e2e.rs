@@ -425,3 +425,41 @@ fn handshake_clamps_timeout_and_refuses_a_client_ahead_of_the_server() {
     assert!(Client::connect_with(addr, 0, Bytes::from_static(&[0; 16]), 30000, 1 << 40).is_err());
     server.shutdown();
 }
+
+#[test]
+fn log_zero_fill_off_prepares_no_spare_segment() {
+    for zero_fill in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path());
+        cfg.log_zero_fill = zero_fill;
+        // Segments of max(preAllocSize, 4 records + 1 MiB): 1.5 MiB here.
+        cfg.jute_max_buffer = 64 * 1024;
+        let server = Server::start(cfg).unwrap();
+        let mut c = Client::connect(server.local_addr());
+        // ~2 MiB of log: the segments roll at least once.
+        for i in 0..40 {
+            let req = create(&format!("/n{i}"), &[1u8; 50 * 1024], 0);
+            assert_eq!(c.call(req).0.err, 0);
+        }
+        let spare = dir.path().join("log.spare.tmp");
+        let segments = || {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with("log.") && n != "log.spare.tmp")
+                .count()
+        };
+        assert!(segments() >= 2, "the log rolled");
+        if zero_fill {
+            // The helper prepares the next segment after the roll.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while !spare.exists() {
+                assert!(std::time::Instant::now() < deadline, "no spare segment");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        } else {
+            assert!(!spare.exists(), "zkrs.logZeroFill=no wrote a spare");
+        }
+        assert_eq!(c.call(get("/n39", false)).0.err, 0);
+    }
+}
