@@ -839,8 +839,8 @@ impl State {
 
     /// Changes a node's stat: in place when its encoding keeps its length (a
     /// parent's pzxid/cversion on every child create or delete: no copy of
-    /// the parent's data), else by re-packing its block.
-    fn update_stat(&mut self, id: NodeId, f: impl FnOnce(&mut StatPersisted)) {
+    /// the parent's data), else by re-packing its block. Returns the new stat.
+    fn update_stat(&mut self, id: NodeId, f: impl FnOnce(&mut StatPersisted)) -> StatPersisted {
         let block = self.slot(id).block;
         let bytes = self.blocks.get(block);
         let at = head(bytes).stat_at;
@@ -852,11 +852,12 @@ impl State {
         if sl == old_len {
             enc[0] |= null;
             self.blocks.get_mut(block)[at..at + sl].copy_from_slice(&enc[..sl]);
-            return;
+            return s;
         }
         let mut p = self.node(id).parts();
         p.stat = s;
         self.repack(id, &p);
+        s
     }
 
     /// Points node `id` at ACL reference `acl`; the one it had.
@@ -887,8 +888,8 @@ impl State {
     /// [`State::update_stat`] and the digest with it.
     fn change_stat(&mut self, id: NodeId, path: &str, f: impl FnOnce(&mut StatPersisted)) {
         let old = self.digest_at(id, path);
-        self.update_stat(id, f);
-        let new = self.digest_at(id, path);
+        let stat = self.update_stat(id, f);
+        let new = node_digest(path, self.node(id).data(), &stat);
         self.swap_digest(old, new);
     }
 
@@ -1172,8 +1173,9 @@ impl State {
         let Some(n) = self.try_node(id) else {
             return;
         };
-        let (acl, data_len, owner) = (n.acl(), n.data_len(), n.stat().ephemeral_owner);
-        let d = self.digest_at(id, path);
+        let stat = n.stat();
+        let (acl, data_len, owner) = (n.acl(), n.data_len(), stat.ephemeral_owner);
+        let d = node_digest(path, n.data(), &stat);
         let slot = self.slot(id);
         self.slots[id as usize] = None;
         self.blocks.free(slot.block);
@@ -1316,10 +1318,10 @@ impl State {
     ) -> Result<Stat, ErrorCode> {
         let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
         let p = if id == ROOT { "/" } else { path };
-        let old_digest = self.digest_at(id, p);
         let n = self.node(id);
-        let old_len = n.data_len() as i64;
         let mut st = n.stat();
+        let old_digest = node_digest(p, n.data(), &st);
+        let old_len = n.data_len() as i64;
         st.mtime = time;
         st.mzxid = zxid;
         st.version = version;
@@ -1327,8 +1329,7 @@ impl State {
             (SmallVec::from_slice(n.name_bytes()), n.acl());
         self.pack_into(id, &name, acl, data, &st);
         self.data_size += data.map_or(0, |d| d.len() as i64) - old_len;
-        let new_digest = self.digest_at(id, p);
-        self.swap_digest(old_digest, new_digest);
+        self.swap_digest(old_digest, node_digest(p, data, &st));
         let acl = self.acls.get(acl);
         trig.push(Trigger::Data(
             path.to_string(),
@@ -1343,12 +1344,17 @@ impl State {
         let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
         let a = self.acls.intern(acl);
         let p = if id == ROOT { "/" } else { path };
-        let old_digest = self.digest_at(id, p);
-        let old = self.set_node_acl(id, a);
-        self.update_stat(id, |s| s.aversion = version);
+        // One re-pack for the new ACL reference and aversion.
+        let mut parts = self.node(id).parts();
+        let old_digest = node_digest(p, parts.data.as_deref(), &parts.stat);
+        let old = std::mem::replace(&mut parts.acl, a);
+        parts.stat.aversion = version;
+        self.repack(id, &parts);
         self.acls.release(old);
-        let new_digest = self.digest_at(id, p);
-        self.swap_digest(old_digest, new_digest);
+        self.swap_digest(
+            old_digest,
+            node_digest(p, parts.data.as_deref(), &parts.stat),
+        );
         Ok(self.node(id).client_stat(self.extended))
     }
 

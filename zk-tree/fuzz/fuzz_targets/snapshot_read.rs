@@ -5,6 +5,9 @@
 
 #![no_main]
 
+#[path = "common.rs"]
+mod common;
+
 use libfuzzer_sys::fuzz_target;
 use zk_tree::{Tree, TreeConfig};
 
@@ -12,11 +15,5 @@ fuzz_target!(|data: &[u8]| {
     let Ok(tree) = Tree::read_snapshot(data, TreeConfig::default()) else {
         return;
     };
-    let mut out = Vec::new();
-    tree.write_snapshot(&mut out).expect("write to memory");
-    let again = Tree::read_snapshot(&out[..], TreeConfig::default()).expect("own snapshot reads");
-    assert_eq!(
-        (again.digest(), again.node_count()),
-        (tree.digest(), tree.node_count())
-    );
+    common::round_trip(&tree);
 });

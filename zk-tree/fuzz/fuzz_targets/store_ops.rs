@@ -10,6 +10,9 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+#[path = "common.rs"]
+mod common;
+
 use libfuzzer_sys::fuzz_target;
 use zk_jute::{CreateTxn, DeleteTxn, SetDataTxn, TxnBody, TxnHeader};
 use zk_tree::{Auth, Tree, TreeConfig, open_acl_unsafe};
@@ -110,13 +113,7 @@ fuzz_target!(|input: &[u8]| {
             assert_eq!(got.as_deref(), d.as_deref(), "data of {k}");
         }
     }
-    let mut out = Vec::new();
-    tree.write_snapshot(&mut out).expect("write to memory");
-    let again = Tree::read_snapshot(&out[..], TreeConfig::default()).expect("own snapshot reads");
-    assert_eq!(
-        (again.digest(), again.node_count()),
-        (tree.digest(), tree.node_count())
-    );
+    let again = common::round_trip(&tree);
     for (k, d) in &model {
         let (got, _) = again.get_data(k, &auth, None).expect("model node exists");
         assert_eq!(
