@@ -18,7 +18,7 @@
 //! ZooKeeper's CommitProcessor does. Loops serve reads of sessions with nothing
 //! in flight themselves.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
@@ -182,7 +182,8 @@ pub(crate) struct Core {
     bcast: Broadcast,
     my_id: u64,
     overlay: PendingChanges,
-    proposals: BTreeMap<Zxid, Proposal>,
+    /// Proposals in zxid order: appended as proposed, committed from the front.
+    proposals: VecDeque<Proposal>,
     queues: HashMap<i64, VecDeque<Queued>>,
     txns_since_snapshot: u64,
     snapshot_at: u64,
@@ -240,7 +241,7 @@ impl Core {
             bcast: Broadcast::new(my_id, vec![my_id], last_zxid),
             my_id,
             overlay: PendingChanges::new(),
-            proposals: BTreeMap::new(),
+            proposals: VecDeque::new(),
             queues: HashMap::new(),
             txns_since_snapshot: 0,
             snapshot_at: snapshot_point(snap_count),
@@ -732,13 +733,19 @@ impl Core {
                 .or_default()
                 .push_back(Queued::Write(zxid));
         }
-        self.proposals.insert(zxid, Proposal { hdr, body, origin });
+        self.proposals.push_back(Proposal { hdr, body, origin });
         zxid
     }
 
     /// Zab COMMIT: apply in zxid order, send events and the reply.
     fn commit(&mut self, zxid: Zxid) {
-        let Some(p) = self.proposals.remove(&zxid) else {
+        // Commits come in zxid order, so the proposal is the front one (none
+        // after a fatal error cleared them).
+        if self.proposals.front().is_none_or(|p| p.hdr.zxid != zxid) {
+            debug_assert!(self.proposals.is_empty(), "commit out of order: {zxid:#x}");
+            return;
+        }
+        let Some(p) = self.proposals.pop_front() else {
             return;
         };
         let t_commit = crate::stages::now();

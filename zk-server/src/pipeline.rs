@@ -13,7 +13,7 @@
 //! `last_processed ≤ committed ≤ last_logged ≤ last_proposed`, checked by
 //! [`Broadcast::validate`] after every step in debug builds.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 /// A zxid: `epoch << 32 | counter`.
 pub type Zxid = i64;
@@ -43,9 +43,10 @@ pub struct Broadcast {
     committed: Zxid,
     /// Highest zxid applied to the tree (ZooKeeper's lastProcessedZxid).
     last_processed: Zxid,
-    /// Proposals not yet committed, with the voters that acked each.
-    /// Acks per proposal (inline: no allocation per zxid for small ensembles).
-    outstanding: BTreeMap<Zxid, smallvec::SmallVec<[u64; 3]>>,
+    /// Proposals not yet committed, in zxid order (proposed in order, committed
+    /// from the front), with the voters that acked each (inline: no allocation
+    /// per zxid for small ensembles).
+    outstanding: VecDeque<(Zxid, smallvec::SmallVec<[u64; 3]>)>,
 }
 
 impl Broadcast {
@@ -67,7 +68,7 @@ impl Broadcast {
             last_logged: last_zxid,
             committed: last_zxid,
             last_processed: last_zxid,
-            outstanding: BTreeMap::new(),
+            outstanding: VecDeque::new(),
         };
         b.validate();
         b
@@ -84,7 +85,8 @@ impl Broadcast {
         let zxid = make_zxid(self.epoch, self.counter);
         debug_assert!(zxid > self.last_proposed);
         self.last_proposed = zxid;
-        self.outstanding.insert(zxid, smallvec::SmallVec::new());
+        self.outstanding
+            .push_back((zxid, smallvec::SmallVec::new()));
         self.validate();
         zxid
     }
@@ -96,18 +98,18 @@ impl Broadcast {
         if sid == self.my_id && zxid > self.last_logged {
             self.last_logged = zxid;
         }
-        for (_, acks) in self.outstanding.range_mut(..=zxid) {
+        for (_, acks) in self.outstanding.iter_mut().take_while(|(z, _)| *z <= zxid) {
             if !acks.contains(&sid) {
                 acks.push(sid);
             }
         }
         let quorum = self.voters.len() / 2 + 1;
         let mut committed = Vec::new();
-        while let Some(entry) = self.outstanding.first_entry() {
+        while let Some((z, acks)) = self.outstanding.front() {
             // Our own log must hold it too: a leader never commits what it has not logged.
-            let z = *entry.key();
-            if entry.get().len() >= quorum && z <= self.last_logged {
-                entry.remove();
+            let z = *z;
+            if acks.len() >= quorum && z <= self.last_logged {
+                self.outstanding.pop_front();
                 self.committed = z;
                 committed.push(z);
             } else {
