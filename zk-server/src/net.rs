@@ -83,9 +83,10 @@ pub(crate) enum LoopMsg {
 pub(crate) struct LoopHandle {
     pub tx: Sender<LoopMsg>,
     pub waker: Arc<Waker>,
-    /// Set by the first sender after the loop last looked at its mailbox:
-    /// only that sender writes the waker's eventfd, so a batch of replies
-    /// from the core costs one wake-up syscall, not one per reply.
+    /// Set by the first sender after the loop said it may sleep (cleared right
+    /// before its poll): only that sender writes the waker's eventfd, so the
+    /// replies a busy loop is sent cost no wake-up syscall, and a sleeping
+    /// loop is woken once.
     notified: Arc<AtomicBool>,
 }
 
@@ -100,17 +101,21 @@ impl LoopHandle {
 
     pub fn send(&self, m: LoopMsg) {
         // The message is in the channel before the flag is looked at, and the
-        // loop clears the flag before it drains: either this swap sees false
-        // (and wakes), or the loop's clear comes after it and the drain that
-        // follows sees the message.
-        if self.tx.send(m).is_ok() && !self.notified.swap(true, SeqCst) {
+        // loop clears the flag before it checks the channel and sleeps: either
+        // this swap sees false (and wakes), or the loop's clear comes after it
+        // and the check that follows sees the message (and does not sleep).
+        if self.tx.send(m).is_ok() && {
+            std::sync::atomic::fence(SeqCst);
+            !self.notified.swap(true, SeqCst)
+        } {
             let _ = self.waker.wake();
         }
     }
 
-    /// Called by the loop right before it drains its mailbox.
+    /// Called by the loop right before it checks its mailbox and sleeps.
     fn clear_notified(&self) {
         self.notified.store(false, SeqCst);
+        std::sync::atomic::fence(SeqCst);
     }
 }
 
@@ -272,11 +277,20 @@ impl EventLoop {
     pub fn run(mut self) {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = if self.paused.is_empty() {
+            let mut timeout = if self.paused.is_empty() {
                 None
             } else {
                 Some(Duration::from_millis(10))
             };
+            // About to sleep: from here on a sender must wake us. Whatever was
+            // sent while we were busy (no wake-up: the flag was still set) is
+            // seen here, and then the poll does not sleep.
+            if let Some(h) = self.shared.loops().get(self.idx) {
+                h.clear_notified();
+            }
+            if !self.rx.is_empty() {
+                timeout = Some(Duration::ZERO);
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout)
                 && e.kind() != io::ErrorKind::Interrupted
             {
@@ -904,10 +918,10 @@ impl EventLoop {
         }
     }
 
+    /// Handles every queued message. The wake-up flag stays set meanwhile (it
+    /// is cleared only before the loop sleeps), so a core sending replies while
+    /// this loop is busy does not write the eventfd for each one.
     fn drain_mailbox(&mut self) {
-        if let Some(h) = self.shared.loops().get(self.idx) {
-            h.clear_notified();
-        }
         while let Ok(m) = self.rx.try_recv() {
             self.on_msg(m);
         }
