@@ -375,6 +375,87 @@ def loadavg():
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def cpu_ticks():
+    """The machine's aggregate CPU counters from /proc/stat: (busy, steal, total) jiffies; None
+    where unreadable. busy excludes idle, iowait and steal."""
+    try:
+        f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    except (OSError, ValueError, IndexError):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = (f + [0] * 8)[:8]
+    return user + nice + system + irq + softirq, steal, sum(f)
+
+
+def cpu_share(t0, t1):
+    """(busy %, steal %) of all CPUs between two cpu_ticks() samples. Steal is time a vCPU wanted
+    to run and the host ran something else: on a VM it is the visible part of the host stalls."""
+    if t0 is None or t1 is None or t1[2] <= t0[2]:
+        return None, None
+    total = t1[2] - t0[2]
+    return 100.0 * (t1[0] - t0[0]) / total, 100.0 * (t1[1] - t0[1]) / total
+
+
+PROBE_RECORD = 150  # bytes per probe write: about one small txn
+
+
+def fsync_probe(workdir, seconds):
+    """The machine's own write-latency floor: pwrite PROBE_RECORD bytes + fdatasync in a loop on
+    a preallocated file in workdir (the servers' disk), as a txn log does with one write in
+    flight. Returns (n, p50_ms, p99_ms, p999_ms, max_ms)."""
+    path = Path(workdir) / "fsync-probe"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        block = b"\0" * (1 << 20)
+        for _ in range(64):  # 64 MiB written and synced first: no allocation on the timed path
+            os.write(fd, block)
+        os.fsync(fd)
+        rec, off, lat = b"x" * PROBE_RECORD, 0, []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and off + PROBE_RECORD < (64 << 20):
+            t = time.perf_counter()
+            os.pwrite(fd, rec, off)
+            os.fdatasync(fd)
+            lat.append(time.perf_counter() - t)
+            off += PROBE_RECORD
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+    lat.sort()
+    n = len(lat)
+    pct = lambda q: lat[min(n - 1, int(n * q))] * 1e3
+    return n, pct(0.5), pct(0.99), pct(0.999), lat[-1] * 1e3
+
+
+def machine_probe(workdir, seconds):
+    """fsync_probe alone, then beside one busy CPU (a spinning process): the second is the floor
+    any server's p99.9 sits on while a loaded run keeps the CPUs busy. On a VM whose host
+    preempts busy vCPUs (seen on Firecracker: 0.2 ms alone, 5-15 ms beside one busy CPU) that
+    floor, not the server, sets the p99.9 under load."""
+    out = {}
+    for label in ("alone", "one_cpu_busy"):
+        burner = None
+        if label == "one_cpu_busy":
+            burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            time.sleep(0.3)
+        t0 = cpu_ticks()
+        try:
+            n, p50, p99, p999, mx = fsync_probe(workdir, seconds)
+        finally:
+            if burner is not None:
+                burner.kill()
+                burner.wait()
+        busy, steal = cpu_share(t0, cpu_ticks())
+        out[label] = {"syncs": n, "p50_ms": p50, "p99_ms": p99, "p999_ms": p999, "max_ms": mx,
+                      "cpu_busy_pct": busy, "steal_pct": steal}
+        log(f"machine probe ({label}): {n} x ({PROBE_RECORD} B pwrite + fdatasync): p50 {p50:.3f} ms"
+            f"  p99 {p99:.3f} ms  p99.9 {p999:.3f} ms  max {mx:.1f} ms  (steal {fmt_pct(steal)})")
+    return out
+
+
+def fmt_pct(v):
+    return "-" if v is None else f"{v:.1f}%"
+
+
 def fmt(v, unit=""):
     if v is None:
         return "-"
@@ -438,6 +519,7 @@ def run_workloads(servers, args, results):
                 if s.proc is None:
                     continue
                 cpu0 = s.cpu()
+                ticks0 = cpu_ticks()
                 at_cleanup = []  # the server's CPU when the measured load ended (create runs)
                 try:
                     op, sizes, rate = parse_workload(wl)
@@ -453,6 +535,7 @@ def run_workloads(servers, args, results):
                     results[s.name]["errors"].append(f"{wl} round {rnd}: {e}")
                     continue
                 cpu1 = at_cleanup[0] if at_cleanup else s.cpu()
+                busy, steal = cpu_share(ticks0, cpu_ticks())
                 znodes = znode_count(s.addr)
                 # The CPU figure covers the whole run (warm-up included; the set-up was done
                 # before), so divide by every request the run completed.
@@ -463,7 +546,8 @@ def run_workloads(servers, args, results):
                        "p99_ms": a["p99_us"] / 1000, "p999_ms": a["p999_us"] / 1000,
                        "max_ms": a["max_us"] / 1000, "errors": j["errors"], "cpu_us_per_op": cpu_us,
                        "client_cpu_us_per_op": j["client_cpu_s"] * 1e6 / total_ops if total_ops else None,
-                       "loadavg": loadavg(), "znodes_after": znodes}
+                       "loadavg": loadavg(), "znodes_after": znodes,
+                       "machine_cpu_busy_pct": busy, "machine_steal_pct": steal}
                 if rate:
                     rec.update({"offered_ops_per_s": j.get("offered_ops_per_s"),
                                 "rate_shortfall": j.get("rate_shortfall"),
@@ -480,7 +564,8 @@ def run_workloads(servers, args, results):
                 results[s.name]["runs"].setdefault(wl, []).append(rec)
                 log(f"round {rnd} {wl:<6} {s.name:<6} {thru}  p50 {a['p50_us']/1000:.2f} ms"
                     f"  p99 {a['p99_us']/1000:.2f} ms  p99.9 {a['p999_us']/1000:.2f} ms  errors {j['errors']}"
-                    f"{lag}{cleaned}  znodes {znodes}  (load {loadavg()})")
+                    f"{lag}{cleaned}  znodes {znodes}  (load {loadavg()}, CPUs busy {fmt_pct(busy)},"
+                    f" steal {fmt_pct(steal)})")
 
 
 def load_and_restart(s, args, results):
@@ -517,6 +602,12 @@ def report(servers_by_name, results, args, info, ours_note):
     p(f"machine: {info.get('cpus')} CPUs ({info.get('cpu', '?')}), {info.get('mem_gib', '?')} GiB,"
       f" kernel {info.get('kernel')}, data on {info.get('disk', '?')}; shared and noisy: load avg at start"
       f" {info['load_start']}, at end {info['load_end']}")
+    probe = info.get("probe")
+    if probe:
+        a, b = probe["alone"], probe["one_cpu_busy"]
+        p(f"machine floor: {PROBE_RECORD} B pwrite + fdatasync on the same disk, p99.9 {a['p999_ms']:.2f} ms"
+          f" alone, {b['p999_ms']:.2f} ms beside one busy CPU (steal {fmt_pct(b['steal_pct'])}): no server's"
+          f" p99.9 under load can be lower than the second")
     p(f"apache: {info.get('java', 'java')}, {args.jvm_opts}, forceSync=yes (default); ours: {ours_note}")
     p(f"runs: {args.sessions} sessions x {args.in_flight} in flight, {args.threads} client thread(s), payload"
       f" {args.payload} B, {args.keys} keys, {args.duration} s measured after {args.warmup} s warm-up,"
@@ -617,6 +708,9 @@ def main():
     ap.add_argument("--workdir", default="/var/tmp",
                     help="where the temp dir with both data dirs goes (same disk for both) [/var/tmp]")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
+    ap.add_argument("--probe", type=float, default=3.0,
+                    help="seconds of each machine probe (fdatasync latency alone and beside one busy"
+                         " CPU, on the servers' disk) before the runs; 0 skips it [3]")
     ap.add_argument("--json", help="also write every raw figure to this file")
     args = ap.parse_args()
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
@@ -662,6 +756,8 @@ def main():
     info = machine_info(workdir)
     info["load_start"] = loadavg()
     log(f"work dir {workdir}; load average {info['load_start']}")
+    if args.probe > 0:
+        info["probe"] = machine_probe(workdir, args.probe)
     apache = Apache(workdir, str(bench), args.jvm_opts)
     servers = [apache]
     results = {"apache": {"runs": {}, "load": {}, "errors": []}}
