@@ -15,15 +15,22 @@
 //! that finds no free slot waits (it is never dropped) and goes out as soon as
 //! a reply frees one. Latency is measured from the op's *scheduled* time, not
 //! from when it was sent, so a server that stalls is charged for the queueing
-//! it causes (no coordinated omission). The event loop waits for the next due
-//! time in `poll` (its timeout; epoll counts whole milliseconds, so a ticker
-//! thread also wakes the loop through a [`mio::Waker`] at each due time, which
-//! keeps the client's own sending lag well under a millisecond without spinning).
+//! it causes (no coordinated omission). Each event loop paces its own sessions
+//! with a Linux `timerfd` (`CLOCK_MONOTONIC`, nanosecond precision) registered
+//! in its `Poll`: it arms the timer for the next due op of a session with a free
+//! slot, and when it fires sends every op due by then, touching only the
+//! sessions that have one (plus those with socket events, and all of them every
+//! 100 ms for pings and the deadline). No extra thread, no cross-thread wake-up
+//! and no spinning: an op goes out microseconds after its due time when the
+//! client thread gets a CPU, and pacing adds little to the cost of the send
+//! itself. Without a timerfd (a warning on stderr) the poll timeout paces
+//! instead, which epoll rounds up to whole milliseconds.
 //!
 //! Warm-up and measurement: every completion is counted for progress, but only
 //! completions inside the measured window (after the warm-up, and before the
 //! deadline when a duration is given) go into the histograms and throughput.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
@@ -33,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Token};
 use zk_jute::{ErrorCode, FrameDecoder, OpCode, xid};
 
 use crate::hist::Histogram;
@@ -261,6 +268,8 @@ struct Shared<'a> {
     errors: AtomicU64,
     abort: AtomicBool,
     running: AtomicUsize,
+    /// Pace a fixed-rate load with a timerfd (false: with the poll timeout; tests).
+    use_timerfd: bool,
 }
 
 impl Shared<'_> {
@@ -299,6 +308,9 @@ struct Conn {
     state: State,
     last_send: Instant,
     exhausted: bool,
+    /// Fixed rate: `(seq, due time of op number seq)`, a memo of [`Worker::due`]
+    /// (the pacer asks for it several times per loop turn).
+    due: Cell<Option<(u64, Instant)>>,
 }
 
 struct Worker<'s, 'a> {
@@ -317,8 +329,16 @@ struct Worker<'s, 'a> {
 impl Worker<'_, '_> {
     /// When session `c`'s next op is due (fixed rate only).
     fn due(&self, c: &Conn) -> Option<Instant> {
-        self.schedule
-            .map(|s| s.due(self.start, c.ctx.id, c.ctx.seq))
+        let s = self.schedule?;
+        let seq = c.ctx.seq;
+        match c.due.get() {
+            Some((n, t)) if n == seq => Some(t),
+            _ => {
+                let t = s.due(self.start, c.ctx.id, seq);
+                c.due.set(Some((seq, t)));
+                Some(t)
+            }
+        }
     }
 
     /// The earliest time a session can send its next op (fixed rate only):
@@ -540,67 +560,66 @@ fn connect(plan: &Plan, ids: &[usize]) -> Result<Vec<Conn>, String> {
             state: State::Active,
             last_send: now,
             exhausted: false,
+            due: Cell::new(None),
         });
     }
     Ok(conns)
 }
 
-/// The token of the ticker's [`Waker`] (sessions use their index).
-const WAKE: Token = Token(usize::MAX);
+/// The token of the fixed-rate pacer's timerfd (sessions use their index).
+const TIMER: Token = Token(usize::MAX);
 
-/// Sets a flag when dropped (also when the event loop panics), so the ticker ends.
-struct SetOnDrop<'a>(&'a AtomicBool);
+/// The pacer of a fixed-rate event loop: a timerfd in the loop's own `Poll`,
+/// armed for the next due op of a session with a free slot. Ops go out within
+/// the kernel's wake-up latency of their due time (microseconds), with no extra
+/// thread and no cross-thread wake-up.
+struct Pacer {
+    timer: timer::TimerFd,
+    /// The due time the timer is armed for (None: disarmed or fired).
+    armed: Option<Instant>,
+}
 
-impl Drop for SetOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
+impl Pacer {
+    /// A timerfd registered in `poll`, or why not.
+    fn new(poll: &Poll) -> std::io::Result<Self> {
+        use std::os::fd::AsRawFd;
+        let timer = timer::TimerFd::new()?;
+        poll.registry().register(
+            &mut mio::unix::SourceFd(&timer.as_raw_fd()),
+            TIMER,
+            Interest::READABLE,
+        )?;
+        Ok(Self { timer, armed: None })
+    }
+
+    /// Makes the timer fire at `due` (None: leave it be; a stale expiry costs
+    /// one empty loop turn). Re-arms only when the time changes.
+    fn arm(&mut self, due: Option<Instant>, now: Instant) -> std::io::Result<()> {
+        match due {
+            Some(t) if self.armed != Some(t) => {
+                self.timer.arm_in(t.saturating_duration_since(now))?;
+                self.armed = Some(t);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// After the timer's event: consume the expiry.
+    fn fired(&mut self) -> std::io::Result<()> {
+        self.armed = None;
+        self.timer.clear().map(|_| ())
     }
 }
 
-/// Wakes a fixed-rate event loop at each due time of its sessions' ops
-/// (`owned[s]`: session `s` belongs to this loop), so that ops go out within
-/// the sleep's precision (tens of microseconds) rather than epoll's whole
-/// milliseconds. Wake-ups that find no free slot cost one empty loop turn.
-/// Ends at `stop`, or once `done` is set.
-fn ticker(
-    schedule: Schedule,
-    start: Instant,
-    owned: &[bool],
-    stop: Option<Instant>,
-    waker: &Waker,
-    done: &AtomicBool,
-) {
-    if !owned.contains(&true) {
-        return;
-    }
-    let n = owned.len() as u64;
-    let mut k = 0u64;
-    loop {
-        while !owned[(k % n) as usize] {
-            k += 1;
-        }
-        let Some(due) = start.checked_add(schedule.offset(k)) else {
-            return;
-        };
-        if stop.is_some_and(|s| due >= s) {
-            return;
-        }
-        loop {
-            if done.load(Ordering::Relaxed) {
-                return;
-            }
-            let now = Instant::now();
-            if now >= due {
-                break;
-            }
-            // In slices, so that the end of the load is noticed.
-            std::thread::sleep((due - now).min(Duration::from_millis(50)));
-        }
-        if waker.wake().is_err() {
-            return;
-        }
-        // One wake-up covers every op due by now.
-        k = (k + 1).max(schedule.first_after(start.elapsed()));
+/// Says once per process that fixed-rate pacing falls back to poll timeouts.
+fn warn_no_timerfd(e: &std::io::Error) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        eprintln!(
+            "zk-bench: no timerfd ({e}); fixed-rate ops are paced by the poll timeout \
+             (whole milliseconds), so expect send lag up to ~1 ms"
+        );
     }
 }
 
@@ -638,22 +657,11 @@ fn worker(shared: &Shared<'_>, ids: &[usize], barrier: &Barrier) -> Result<Outco
             )
             .map_err(|e| format!("register: {e}"))?;
     }
-    match schedule {
-        None => event_loop(&mut w, &mut conns, &mut poll),
-        Some(schedule) => {
-            let waker = Waker::new(poll.registry(), WAKE).map_err(|e| format!("waker: {e}"))?;
-            let mut owned = vec![false; plan.sessions];
-            for c in &conns {
-                owned[c.ctx.id] = true;
-            }
-            let done = AtomicBool::new(false);
-            std::thread::scope(|s| {
-                s.spawn(|| ticker(schedule, start, &owned, measure_until, &waker, &done));
-                let _done = SetOnDrop(&done);
-                event_loop(&mut w, &mut conns, &mut poll);
-            });
-        }
-    }
+    let pacer = match schedule {
+        Some(_) if shared.use_timerfd => Pacer::new(&poll).map_err(|e| warn_no_timerfd(&e)).ok(),
+        _ => None,
+    };
+    event_loop(&mut w, &mut conns, &mut poll, pacer);
     w.out.elapsed = w
         .last_completion
         .map_or(Duration::ZERO, |t| t.duration_since(start));
@@ -661,10 +669,17 @@ fn worker(shared: &Shared<'_>, ids: &[usize], barrier: &Barrier) -> Result<Outco
     Ok(w.out)
 }
 
-/// Drives `conns` until every session is closed (or failed).
-fn event_loop(w: &mut Worker<'_, '_>, conns: &mut [Conn], poll: &mut Poll) {
+/// Drives `conns` until every session is closed (or failed). A fixed-rate
+/// load is paced by `pacer` if there is one, else by the poll timeout.
+fn event_loop(
+    w: &mut Worker<'_, '_>,
+    conns: &mut [Conn],
+    poll: &mut Poll,
+    mut pacer: Option<Pacer>,
+) {
     let shared = w.shared;
     let paced = w.schedule.is_some();
+    let in_flight = shared.plan.in_flight;
     let mut events = Events::with_capacity(1024);
     let mut scratch = vec![0u8; 256 * 1024];
     let now = Instant::now();
@@ -696,12 +711,22 @@ fn event_loop(w: &mut Worker<'_, '_>, conns: &mut [Conn], poll: &mut Poll) {
             break;
         }
         // Sleep until a socket is ready, the deadline, or (fixed rate) the next due op of a
-        // session with a free slot; the ticker wakes the poll more precisely than its timeout.
+        // session with a free slot: the pacer's timerfd fires at that time to the
+        // microsecond; without one, the poll timeout (rounded up to whole ms) waits for it.
         let now = Instant::now();
-        let wake_at = [w.stop_issuing.filter(|&t| t > now), w.next_due(conns)]
-            .into_iter()
-            .flatten()
-            .min();
+        let next_due = if paced { w.next_due(conns) } else { None };
+        let mut wake_at = w.stop_issuing.filter(|&t| t > now);
+        match (&mut pacer, next_due) {
+            (_, Some(t)) if t <= now => wake_at = Some(now), // due already: do not sleep
+            (Some(p), due) => {
+                if let Err(e) = p.arm(due, now) {
+                    warn_no_timerfd(&e);
+                    pacer = None;
+                    wake_at = wake_at.into_iter().chain(due).min();
+                }
+            }
+            (None, due) => wake_at = wake_at.into_iter().chain(due).min(),
+        }
         let timeout = match wake_at {
             Some(t) => t
                 .saturating_duration_since(now)
@@ -719,8 +744,15 @@ fn event_loop(w: &mut Worker<'_, '_>, conns: &mut [Conn], poll: &mut Poll) {
             break;
         }
         for ev in events.iter() {
-            if ev.token() == WAKE {
-                continue; // the due ops go out in the sweep below
+            if ev.token() == TIMER {
+                // The due ops go out below.
+                if let Some(p) = &mut pacer
+                    && let Err(e) = p.fired()
+                {
+                    warn_no_timerfd(&e);
+                    pacer = None;
+                }
+                continue;
             }
             let c = &mut conns[ev.token().0];
             if c.state == State::Closed {
@@ -733,10 +765,10 @@ fn event_loop(w: &mut Worker<'_, '_>, conns: &mut [Conn], poll: &mut Poll) {
             w.fill(c, now);
             w.flush(c);
         }
-        // Deadlines, due ops and pings do not come with socket events.
+        // Deadlines, due ops and pings do not come with socket events: every session now and
+        // then and after the deadline, and in a fixed-rate load the ones with an op due.
         let now = Instant::now();
-        if paced
-            || now.duration_since(last_sweep) >= Duration::from_millis(100)
+        if now.duration_since(last_sweep) >= Duration::from_millis(100)
             || w.stop_issuing.is_some_and(|t| now >= t)
         {
             last_sweep = now;
@@ -744,12 +776,29 @@ fn event_loop(w: &mut Worker<'_, '_>, conns: &mut [Conn], poll: &mut Poll) {
                 w.fill(c, now);
                 w.flush(c);
             }
+        } else if paced {
+            for c in conns.iter_mut() {
+                let due = c.state == State::Active
+                    && !c.exhausted
+                    && c.inflight.len() < in_flight
+                    && w.due(c).is_some_and(|t| t <= now);
+                if due {
+                    w.fill(c, now);
+                    w.flush(c);
+                }
+            }
         }
     }
 }
 
 /// Runs a load to completion and merges every thread's results.
 pub fn drive(plan: &Plan, source: &dyn Source) -> Outcome {
+    drive_with(plan, source, true)
+}
+
+/// [`drive`], pacing a fixed-rate load with a timerfd or (`use_timerfd`
+/// false, or no timerfd to be had) with the poll timeout.
+fn drive_with(plan: &Plan, source: &dyn Source, use_timerfd: bool) -> Outcome {
     let threads = plan.threads.clamp(1, plan.sessions.max(1));
     let shared = Shared {
         source,
@@ -760,6 +809,7 @@ pub fn drive(plan: &Plan, source: &dyn Source) -> Outcome {
         errors: AtomicU64::new(0),
         abort: AtomicBool::new(false),
         running: AtomicUsize::new(threads),
+        use_timerfd,
     };
     let barrier = Barrier::new(threads + 1);
     let mut total = Outcome::default();
@@ -827,6 +877,97 @@ fn monitor(shared: &Shared<'_>, start: Instant) {
                 );
             }
             (last_print, printed_count) = (now, count);
+        }
+    }
+}
+
+/// A Linux `timerfd` on `CLOCK_MONOTONIC`: the fixed-rate pacer's clock. The
+/// only `unsafe` in the crate (two libc calls and taking ownership of the fd)
+/// lives here.
+mod timer {
+    #![allow(unsafe_code)]
+
+    use std::fs::File;
+    use std::io::{self, ErrorKind, Read};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    use std::time::Duration;
+
+    /// A one-shot timer whose expiry makes its file descriptor readable, so a
+    /// mio `Poll` (through `mio::unix::SourceFd`) wakes on it with nanosecond
+    /// precision instead of epoll's whole milliseconds. Non-blocking and
+    /// close-on-exec; closed on drop.
+    #[derive(Debug)]
+    pub(super) struct TimerFd(File);
+
+    impl TimerFd {
+        /// A new, disarmed timer.
+        pub(super) fn new() -> io::Result<Self> {
+            // SAFETY: plain FFI call with constant arguments; no pointers involved.
+            let fd = unsafe {
+                libc::timerfd_create(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `fd` is a freshly created descriptor that nothing else owns;
+            // `OwnedFd` takes sole ownership and closes it on drop.
+            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            Ok(Self(File::from(owned)))
+        }
+
+        /// Arms the timer to expire once, `after` from now (replacing any earlier
+        /// arming). A zero delay would disarm a timerfd, so it is raised to 1 ns:
+        /// a due time already past fires at once.
+        pub(super) fn arm_in(&self, after: Duration) -> io::Result<()> {
+            let after = after.max(Duration::from_nanos(1));
+            let spec = libc::itimerspec {
+                it_interval: libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                },
+                it_value: libc::timespec {
+                    tv_sec: libc::time_t::try_from(after.as_secs()).unwrap_or(libc::time_t::MAX),
+                    // < 1e9, fits any c_long
+                    tv_nsec: after.subsec_nanos() as libc::c_long,
+                },
+            };
+            // SAFETY: the descriptor is open (owned by `self`); `spec` is a valid,
+            // initialised itimerspec that outlives the call; a null old-value
+            // pointer is allowed.
+            let rc = unsafe {
+                libc::timerfd_settime(self.0.as_raw_fd(), 0, &spec, std::ptr::null_mut())
+            };
+            if rc < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        }
+
+        /// Consumes the expiry count, so the descriptor is no longer readable:
+        /// how many expiries there were since the last call (0 if none; a
+        /// non-blocking read that would block is no error).
+        pub(super) fn clear(&self) -> io::Result<u64> {
+            let mut buf = [0u8; 8];
+            loop {
+                return match (&self.0).read(&mut buf) {
+                    // The kernel writes the count as a native-endian u64.
+                    #[allow(clippy::host_endian_bytes)]
+                    Ok(8) => Ok(u64::from_ne_bytes(buf)),
+                    Ok(n) => Err(io::Error::other(format!("timerfd read {n} bytes"))),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(0),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => Err(e),
+                };
+            }
+        }
+    }
+
+    impl AsRawFd for TimerFd {
+        fn as_raw_fd(&self) -> RawFd {
+            self.0.as_raw_fd()
         }
     }
 }
@@ -1156,6 +1297,96 @@ mod tests {
         closed.duration = Some(Duration::from_millis(100));
         let out = drive(&closed, &gets(None));
         assert!(out.reads.count() > 0 && out.send_lag.count() == 0);
+    }
+
+    #[test]
+    fn the_timerfd_wakes_the_poll_at_the_armed_time_never_before() {
+        let mut poll = Poll::new().unwrap();
+        let mut pacer = Pacer::new(&poll).unwrap();
+        let mut events = Events::with_capacity(8);
+        let mut wait_for_timer = |poll: &mut Poll, limit: Duration| {
+            let t = Instant::now();
+            while t.elapsed() < limit {
+                poll.poll(&mut events, Some(limit)).unwrap();
+                if events.iter().any(|e| e.token() == TIMER) {
+                    return Some(Instant::now());
+                }
+            }
+            None
+        };
+        // Disarmed: no event.
+        assert_eq!(wait_for_timer(&mut poll, Duration::from_millis(30)), None);
+        assert_eq!(
+            pacer.timer.clear().unwrap(),
+            0,
+            "nothing to read is no error"
+        );
+
+        // Armed 30 ms ahead: fires then (not before; the bound above is generous for a
+        // busy machine), once, and reading clears it.
+        let t0 = Instant::now();
+        let due = t0 + Duration::from_millis(30);
+        pacer.arm(Some(due), t0).unwrap();
+        assert_eq!(pacer.armed, Some(due));
+        let at = wait_for_timer(&mut poll, Duration::from_secs(5)).expect("timer event");
+        assert!(at >= due, "fired {:?} early", due - at);
+        assert!(at - due < Duration::from_millis(500), "{:?} late", at - due);
+        assert_eq!(pacer.timer.clear().unwrap(), 1);
+        assert_eq!(pacer.timer.clear().unwrap(), 0);
+
+        // Re-arming replaces the earlier time: armed for +10 s, then for +20 ms.
+        let t0 = Instant::now();
+        pacer.arm(Some(t0 + Duration::from_secs(10)), t0).unwrap();
+        pacer.arm(Some(t0 + Duration::from_millis(20)), t0).unwrap();
+        let at = wait_for_timer(&mut poll, Duration::from_secs(5)).expect("re-armed event");
+        assert!(at - t0 >= Duration::from_millis(20) && at - t0 < Duration::from_secs(5));
+        pacer.fired().unwrap();
+        assert_eq!(pacer.armed, None);
+
+        // A due time already past fires at once (a zero delay would disarm a timerfd).
+        let now = Instant::now();
+        pacer
+            .arm(Some(now - Duration::from_millis(5)), now)
+            .unwrap();
+        let at = wait_for_timer(&mut poll, Duration::from_secs(5)).expect("past due time");
+        assert!(at - now < Duration::from_millis(500));
+        pacer.fired().unwrap();
+        // `None` leaves the timer alone.
+        pacer.arm(None, Instant::now()).unwrap();
+        assert_eq!(wait_for_timer(&mut poll, Duration::from_millis(30)), None);
+    }
+
+    #[test]
+    fn the_timerfd_pacer_sends_on_time_and_the_poll_timeout_still_paces() {
+        let addr = fake_server(false);
+        let mut p = plan(addr);
+        p.rate = Some(2000.0);
+        p.duration = Some(Duration::from_millis(800));
+        p.warmup = Duration::from_millis(100);
+        for use_timerfd in [true, false] {
+            let out = drive_with(&p, &gets(None), use_timerfd);
+            assert!(out.failures.is_empty(), "{:?}", out.failures);
+            // 1600 ops due in the measured 0.8 s, 200 in the warm-up.
+            let n = out.reads.count();
+            assert!(
+                (1300..=1700).contains(&n),
+                "{use_timerfd}: {n} ops measured"
+            );
+            assert!(
+                (1600..=1900).contains(&out.completed),
+                "{use_timerfd}: {}",
+                out.completed
+            );
+            assert_eq!(out.send_lag.count(), n);
+            let (p50, p99) = (out.send_lag.quantile(0.5), out.send_lag.quantile(0.99));
+            if use_timerfd {
+                // Microseconds on an idle machine. The poll timeout, rounded up to whole
+                // milliseconds, puts the median near 0.5 ms.
+                assert!(p50 < 300_000, "timerfd: send lag p50 {p50} ns");
+            }
+            assert!(p99 < 50_000_000, "{use_timerfd}: send lag p99 {p99} ns");
+            eprintln!("timerfd {use_timerfd}: send lag p50 {p50} ns, p99 {p99} ns");
+        }
     }
 
     #[test]
