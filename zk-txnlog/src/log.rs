@@ -103,6 +103,9 @@ struct State {
     /// only then does an append need to signal it; a busy sync thread looks at the queue
     /// again under the lock before it waits, so no wake-up is lost.
     sync_idle: bool,
+    /// The sync thread is waiting out `flush_delay` for a fuller batch (set and cleared by it
+    /// under the lock): an append signals it only when the batch reaches `max_batch`.
+    sync_batching: bool,
     roll_requested: bool,
     latch: Option<String>,
     closing: bool,
@@ -311,6 +314,7 @@ impl Log {
             syncing: false,
             roll_requested: false,
             sync_idle: false,
+            sync_batching: false,
             latch: None,
             closing: false,
         };
@@ -462,8 +466,10 @@ impl Log {
         let m = st.segments.get_mut(&active).expect("active segment");
         m.count += 1;
         // Signal only a sync thread that is waiting for work (a futex wake per append
-        // otherwise); with a flush delay it also waits for a full batch.
-        let wake = st.sync_idle;
+        // otherwise), or one waiting out a flush delay once the batch is full.
+        let wake = st.sync_idle
+            || (st.sync_batching
+                && (st.staged_recs.len() >= sh.opts.max_batch || window_half_full(&st)));
         drop(st);
         if wake {
             sh.work.notify_one();
@@ -846,6 +852,13 @@ fn truncate_locked(sh: &Shared, st: &mut State, key: u64) -> Result<()> {
 }
 
 /// The sync thread: take what is staged, one write, one sync, complete the waiters.
+/// Whether the bytes not yet durable fill half the active segment's unsynced window.
+fn window_half_full(st: &State) -> bool {
+    st.active
+        .and_then(|a| st.segments.get(&a))
+        .is_some_and(|m| 2 * (st.write_pos - st.durable_pos) >= m.seg.window)
+}
+
 fn sync_loop(sh: &Shared) {
     let mut st = sh.lock();
     loop {
@@ -863,18 +876,21 @@ fn sync_loop(sh: &Shared) {
         }
         if !sh.opts.flush_delay.is_zero() && !st.closing {
             let deadline = Instant::now() + sh.opts.flush_delay;
-            while st.staged_recs.len() < sh.opts.max_batch && !st.closing {
+            // Not past a full batch, nor past half the unsynced window (appenders would
+            // soon block on it).
+            while st.staged_recs.len() < sh.opts.max_batch && !st.closing && !window_half_full(&st)
+            {
                 let now = Instant::now();
                 if now >= deadline {
                     break;
                 }
-                st.sync_idle = true;
+                st.sync_batching = true;
                 st = sh
                     .work
                     .wait_timeout(st, deadline - now)
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
-                st.sync_idle = false;
+                st.sync_batching = false;
             }
         }
         let n = st.staged_recs.len().min(sh.opts.max_batch);

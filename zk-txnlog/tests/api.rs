@@ -623,3 +623,50 @@ fn snapshot_writeback_passes_every_byte_through() {
     assert_eq!(back.len(), 100 * chunk.len());
     assert!(back.chunks(chunk.len()).all(|c| c == chunk.as_slice()));
 }
+
+#[test]
+fn a_flush_delay_gathers_the_appends_of_its_window_into_one_sync() {
+    let disk = MemDisk::new();
+    let opts = small(&disk)
+        .segment_bytes(1 << 16)
+        .max_unsynced_bytes(1 << 14)
+        .flush_delay(std::time::Duration::from_millis(400));
+    let log = Log::open("mem", opts).unwrap();
+    log.append(1, &payload(1)).unwrap().wait().unwrap(); // the segment exists
+    // The next sync succeeds, every later one fails: records that needed a second sync fail.
+    disk.fail_sync_after(1);
+    let first = log.append(2, &payload(2)).unwrap();
+    // Well inside the delay; without it, record 2 would be synced alone by now.
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let rest: Vec<_> = (3..=6)
+        .map(|k| log.append(k, &payload(k)).unwrap())
+        .collect();
+    first.wait().unwrap();
+    for t in rest {
+        t.wait().unwrap();
+    }
+    assert_eq!(log.durable_key(), Some(6));
+}
+
+#[test]
+fn a_flush_delay_ends_early_when_half_the_unsynced_window_is_used() {
+    let disk = MemDisk::new();
+    let opts = small(&disk)
+        .segment_bytes(1 << 16)
+        .max_unsynced_bytes(4096)
+        .flush_delay(std::time::Duration::from_secs(30));
+    let log = Log::open("mem", opts).unwrap();
+    let start = std::time::Instant::now();
+    // ~2.5 KiB of records: past half the window, so the sync does not wait out the delay.
+    let tickets: Vec<_> = (1..=25u64)
+        .map(|k| log.append(k, &[k as u8; 100]).unwrap())
+        .collect();
+    for t in tickets {
+        t.wait().unwrap();
+    }
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(15),
+        "appends waited out the 30 s flush delay: {:?}",
+        start.elapsed()
+    );
+}
