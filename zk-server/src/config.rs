@@ -143,6 +143,13 @@ pub struct Config {
     /// extent conversion to the filesystem journal; `no` preallocates each
     /// segment with fallocate at the roll instead (no background writes).
     pub log_zero_fill: bool,
+    /// flushDelay in ms (ZooKeeper's zookeeper.flushDelay, default 0): how long
+    /// the log's sync thread waits for more txns before a sync (0: sync as soon
+    /// as one is queued; txns arriving during a sync form the next batch).
+    pub flush_delay_ms: u64,
+    /// maxBatchSize (ZooKeeper's zookeeper.maxBatchSize): most txns one sync
+    /// makes durable (None: zk-txnlog's default, 4096).
+    pub max_batch_size: Option<usize>,
     /// globalOutstandingLimit (default 1000).
     pub global_outstanding_limit: u32,
     /// 4lw.commands.whitelist.
@@ -253,6 +260,8 @@ impl Config {
             snap_log_percent: 50,
             pre_alloc_size_kb: 65536,
             log_zero_fill: true,
+            flush_delay_ms: 0,
+            max_batch_size: None,
             global_outstanding_limit: 1000,
             four_letter_whitelist: Whitelist::default(),
             jute_max_buffer: DEFAULT_JUTE_MAX_BUFFER,
@@ -362,6 +371,8 @@ impl Config {
                 "jute.maxbuffer" => cfg.jute_max_buffer = int(1024, i64::from(i32::MAX))? as usize,
                 "forceSync" => cfg.force_sync = yes_no()?,
                 "zkrs.logZeroFill" => cfg.log_zero_fill = yes_no()?,
+                "flushDelay" => cfg.flush_delay_ms = int(0, 60_000)? as u64,
+                "maxBatchSize" => cfg.max_batch_size = Some(int(1, 1 << 20)? as usize),
                 "superDigest" | "DigestAuthenticationProvider.superDigest" => {
                     if !value.contains(':') {
                         return Err(ConfigError::at(
@@ -677,9 +688,16 @@ mod tests {
              maxClientCnxns=5\nminSessionTimeout=1500\nmaxSessionTimeout=9000\n\
              autopurge.snapRetainCount=5\nautopurge.purgeInterval=2\nsnapCount=1000\npreAllocSize=1024\n\
              snapSizeLimitInKb=2048\nzkrs.snapLogPercent=0\nglobalOutstandingLimit=50\n4lw.commands.whitelist=ruok, stat,MNTR\njute.maxbuffer=4096\nforceSync=no\n\
-             zkrs.logZeroFill=no\n",
+             zkrs.logZeroFill=no\nflushDelay=2\nmaxBatchSize=100\n",
         )
         .unwrap();
+        assert_eq!((c.flush_delay_ms, c.max_batch_size), (2, Some(100)));
+        let d = Config::parse("dataDir=/d\n").unwrap();
+        assert_eq!((d.flush_delay_ms, d.max_batch_size), (0, None));
+        for bad in ["flushDelay=-1", "flushDelay=soon", "maxBatchSize=0"] {
+            let e = Config::parse(&format!("dataDir=/d\n{bad}\n")).unwrap_err();
+            assert_eq!(e.key.as_deref(), bad.split('=').next(), "{bad}");
+        }
         assert_eq!(c.client_port, 0);
         assert_eq!(c.client_port_address, Some("127.0.0.1".parse().unwrap()));
         assert_eq!((c.min_session_timeout, c.max_session_timeout), (1500, 9000));

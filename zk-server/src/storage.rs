@@ -46,8 +46,12 @@ fn log_options(config: &Config) -> Options {
     let max_record = config.jute_max_buffer + 64 * 1024;
     let segment = (config.pre_alloc_size_kb * 1024).max(4 * max_record as u64 + (1 << 20));
     let window = (8u64 << 20).max(2 * max_record as u64 + 4096);
-    Options::default()
-        .segment_bytes(segment)
+    let mut opts =
+        Options::default().flush_delay(std::time::Duration::from_millis(config.flush_delay_ms));
+    if let Some(n) = config.max_batch_size {
+        opts = opts.max_batch(n);
+    }
+    opts.segment_bytes(segment)
         .max_record_bytes(max_record)
         .max_unsynced_bytes(window)
         .unsafe_no_sync(!config.force_sync)
