@@ -426,21 +426,33 @@ def fsync_probe(workdir, seconds):
     return n, pct(0.5), pct(0.99), pct(0.999), lat[-1] * 1e3
 
 
-def machine_probe(workdir, seconds):
+def machine_probe(workdir, seconds, per_cpu=False):
     """fsync_probe alone, then beside one busy CPU (a spinning process): the second is the floor
     any server's p99.9 sits on while a loaded run keeps the CPUs busy. On a VM whose host
     preempts busy vCPUs (seen on Firecracker: 0.2 ms alone, 5-15 ms beside one busy CPU) that
-    floor, not the server, sets the p99.9 under load."""
+    floor, not the server, sets the p99.9 under load. per_cpu adds the probe pinned to each CPU
+    in turn (idle machine otherwise): on a VM, the CPU that takes the disk's interrupts answers
+    in microseconds, another one must first be woken from halt by the host (milliseconds now
+    and then)."""
     out = {}
-    for label in ("alone", "one_cpu_busy"):
+    cases = [("alone", None)]
+    if per_cpu and hasattr(os, "sched_setaffinity"):
+        cases += [(f"pinned_cpu{c}", c) for c in sorted(os.sched_getaffinity(0))]
+    cases.append(("one_cpu_busy", None))
+    mask = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    for label, cpu in cases:
         burner = None
         if label == "one_cpu_busy":
             burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
             time.sleep(0.3)
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
         t0 = cpu_ticks()
         try:
             n, p50, p99, p999, mx = fsync_probe(workdir, seconds)
         finally:
+            if cpu is not None:
+                os.sched_setaffinity(0, mask)
             if burner is not None:
                 burner.kill()
                 burner.wait()
@@ -711,6 +723,9 @@ def main():
     ap.add_argument("--probe", type=float, default=3.0,
                     help="seconds of each machine probe (fdatasync latency alone and beside one busy"
                          " CPU, on the servers' disk) before the runs; 0 skips it [3]")
+    ap.add_argument("--probe-only", action="store_true",
+                    help="only the machine probe, adding the probe pinned to each CPU in turn (is this"
+                         " machine fit to measure tail latency?), then exit; needs no server")
     ap.add_argument("--json", help="also write every raw figure to this file")
     args = ap.parse_args()
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
@@ -720,6 +735,17 @@ def main():
         except ValueError as e:
             ap.error(str(e))
     args.znodes = str(parse_count(args.znodes))
+
+    if args.probe_only:
+        workdir = Path(tempfile.mkdtemp(prefix="zk-probe-", dir=args.workdir))
+        try:
+            probe = machine_probe(workdir, args.probe or 3.0, per_cpu=True)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"machine": machine_info(args.workdir),
+                                                   "probe": probe}, indent=2))
+        return
 
     if not Path(ZK_JAR).exists() or shutil.which("java") is None:
         sys.exit("compare: Apache ZooKeeper is not installed: apt-get install -y zookeeper zookeeper-bin")
