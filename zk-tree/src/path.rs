@@ -15,41 +15,34 @@ pub fn validate_path(path: &str) -> Result<(), ErrorCode> {
     }
 }
 
+/// ZooKeeper's PathUtils rules, one pass over the components, no allocation
+/// (the request path of every write goes through here).
 fn check(path: &str) -> bool {
-    let chars: Vec<char> = path.chars().collect();
-    if chars.is_empty() || chars[0] != '/' {
+    let Some(rest) = path.strip_prefix('/') else {
         return false;
+    };
+    if rest.is_empty() {
+        return true; // "/"
     }
-    if chars.len() == 1 {
-        return true;
-    }
-    if chars[chars.len() - 1] == '/' {
-        return false;
-    }
-    let mut last = '/';
-    for i in 1..chars.len() {
-        let c = chars[i];
-        let next_ends = i + 1 == chars.len() || chars[i + 1] == '/';
-        if c == '\0' || (c == '/' && last == '/') {
-            return false;
-        } else if c == '.' && last == '.' {
-            if chars[i - 2] == '/' && next_ends {
-                return false;
-            }
-        } else if c == '.' {
-            if chars[i - 1] == '/' && next_ends {
-                return false;
-            }
-        } else if ('\u{1}'..='\u{1f}').contains(&c)
-            || ('\u{7f}'..='\u{9f}').contains(&c)
-            || ('\u{e000}'..='\u{f8ff}').contains(&c)
-            || c >= '\u{fff0}'
-        {
-            return false;
-        }
-        last = c;
-    }
-    true
+    // An empty component is "//" or a trailing '/'.
+    rest.split('/').all(|comp| {
+        !comp.is_empty()
+            && comp != "."
+            && comp != ".."
+            && (comp.is_ascii() && comp.bytes().all(|b| b >= 0x20 && b != 0x7f)
+                || comp.chars().all(|c| !forbidden(c)))
+    })
+}
+
+/// Characters PathUtils rejects: NUL, C0 and C1 controls, DEL, the private use
+/// area, and U+FFF0 up (in Java's UTF-16, every surrogate: all of Unicode past
+/// U+FFFF).
+fn forbidden(c: char) -> bool {
+    c == '\0'
+        || ('\u{1}'..='\u{1f}').contains(&c)
+        || ('\u{7f}'..='\u{9f}').contains(&c)
+        || ('\u{e000}'..='\u{f8ff}').contains(&c)
+        || c >= '\u{fff0}'
 }
 
 /// Splits `path` at its last `/` into (parent, name), as ZooKeeper does
@@ -105,6 +98,68 @@ mod tests {
             "/\u{1f600}",
         ] {
             assert_eq!(validate_path(bad), Err(ErrorCode::BadArguments), "{bad:?}");
+        }
+    }
+
+    /// The rules as first written: a character-by-character transcription of
+    /// PathUtils.validatePath, kept as the model for the one-pass version.
+    fn model(path: &str) -> bool {
+        let chars: Vec<char> = path.chars().collect();
+        if chars.is_empty() || chars[0] != '/' {
+            return false;
+        }
+        if chars.len() == 1 {
+            return true;
+        }
+        if chars[chars.len() - 1] == '/' {
+            return false;
+        }
+        let mut last = '/';
+        for i in 1..chars.len() {
+            let c = chars[i];
+            let next_ends = i + 1 == chars.len() || chars[i + 1] == '/';
+            if c == '\0' || (c == '/' && last == '/') {
+                return false;
+            } else if c == '.' && last == '.' {
+                if chars[i - 2] == '/' && next_ends {
+                    return false;
+                }
+            } else if c == '.' {
+                if chars[i - 1] == '/' && next_ends {
+                    return false;
+                }
+            } else if ('\u{1}'..='\u{1f}').contains(&c)
+                || ('\u{7f}'..='\u{9f}').contains(&c)
+                || ('\u{e000}'..='\u{f8ff}').contains(&c)
+                || c >= '\u{fff0}'
+            {
+                return false;
+            }
+            last = c;
+        }
+        true
+    }
+
+    use proptest::strategy::Strategy;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        #[test]
+        fn one_pass_check_agrees_with_the_model(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![
+                        "/", ".", "..", "...", "a", "zk", "\0", "\u{1}", "\u{1f}", " ", "\u{7f}",
+                        "\u{80}", "\u{9f}", "\u{a0}", "é", "\u{e000}", "\u{f8ff}", "\u{f900}",
+                        "\u{ffef}", "\u{fff0}", "\u{ffff}", "\u{10000}", "\u{1f600}",
+                    ]).prop_map(String::from),
+                    "\\PC{0,3}",
+                ],
+                0..8,
+            )
+        ) {
+            let path: String = parts.concat();
+            proptest::prop_assert_eq!(check(&path), model(&path), "{:?}", path);
         }
     }
 
