@@ -20,6 +20,17 @@ fn big() -> usize {
     if smoke() { 10_000 } else { 1_000_000 }
 }
 
+/// The header of txn `zxid` of type `txn_type` (1 create, 5 setData) from session 1.
+fn header(zxid: i64, txn_type: i32) -> TxnHeader {
+    TxnHeader {
+        client_id: 1,
+        cxid: 0,
+        zxid,
+        time: zxid,
+        txn_type,
+    }
+}
+
 /// Builds `n` znodes of 100-byte data and 20-byte names, 1000 per parent,
 /// by applying create txns directly.
 fn build(n: usize) -> Tree {
@@ -36,14 +47,7 @@ fn build(n: usize) -> Tree {
             ephemeral: false,
             parent_c_version: -1,
         });
-        let hdr = TxnHeader {
-            client_id: 1,
-            cxid: 0,
-            zxid,
-            time: zxid,
-            txn_type: 1,
-        };
-        tree.apply(&hdr, &body);
+        tree.apply(&header(zxid, 1), &body);
     };
     for p in 0..n.div_ceil(1000) {
         apply(format!("/parent-{p:013}"), None);
@@ -100,14 +104,7 @@ fn create_node(
         flags: 0,
     });
     let body = prepare(tree, pending, &ctx(zxid), &req).unwrap();
-    let hdr = TxnHeader {
-        client_id: 1,
-        cxid: 0,
-        zxid,
-        time: zxid,
-        txn_type: 1,
-    };
-    let out = tree.apply(&hdr, &body);
+    let out = tree.apply(&header(zxid, 1), &body);
     pending.applied(zxid);
     out
 }
@@ -148,14 +145,7 @@ fn ops(c: &mut Criterion) {
         b.iter(|| {
             zxid += 1;
             let body = prepare(&tree, &mut pending, &ctx(zxid), &req).unwrap();
-            let hdr = TxnHeader {
-                client_id: 1,
-                cxid: 0,
-                zxid,
-                time: zxid,
-                txn_type: 5,
-            };
-            black_box(tree.apply(&hdr, &body));
+            black_box(tree.apply(&header(zxid, 5), &body));
             pending.applied(zxid);
         })
     });
