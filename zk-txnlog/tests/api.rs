@@ -629,14 +629,19 @@ fn a_flush_delay_gathers_the_appends_of_its_window_into_one_sync() {
     let disk = MemDisk::new();
     let opts = small(&disk)
         .segment_bytes(1 << 16)
-        .max_unsynced_bytes(1 << 14)
-        .flush_delay(std::time::Duration::from_millis(400));
+        .max_unsynced_bytes(1 << 14);
+    {
+        // The segment exists (its creation syncs), without waiting out a delay.
+        let log = Log::open("mem", opts.clone()).unwrap();
+        log.append(1, &payload(1)).unwrap().wait().unwrap();
+    }
+    let opts = opts.flush_delay(std::time::Duration::from_secs(3));
     let log = Log::open("mem", opts).unwrap();
-    log.append(1, &payload(1)).unwrap().wait().unwrap(); // the segment exists
     // The next sync succeeds, every later one fails: records that needed a second sync fail.
     disk.fail_sync_after(1);
     let first = log.append(2, &payload(2)).unwrap();
-    // Well inside the delay; without it, record 2 would be synced alone by now.
+    // Well inside the delay (a stall of the test thread would have to last 3 s to matter);
+    // without the delay, record 2 would be synced alone by now.
     std::thread::sleep(std::time::Duration::from_millis(30));
     let rest: Vec<_> = (3..=6)
         .map(|k| log.append(k, &payload(k)).unwrap())
