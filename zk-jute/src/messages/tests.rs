@@ -255,8 +255,14 @@ proptest! {
         prop_assert_eq!(request_frame(xid, &back), frame.clone());
         // deleteContainer's body is the bare path, so its prefixes are shorter
         // paths; any other strict prefix must not decode to the same request.
+        // Except one case: a path cut inside its last character decodes (lossily,
+        // as Java's String does) to U+FFFD, the same path if that was its last
+        // character.
+        let lossy_tail = matches!(&req, Request::DeleteContainer(p) if p.ends_with('\u{fffd}'));
         for cut in 0..frame.len() {
-            if let Ok((_, short)) = Request::decode_frame(frame.slice(..cut)) {
+            if let Ok((_, short)) = Request::decode_frame(frame.slice(..cut))
+                && !lossy_tail
+            {
                 prop_assert_ne!(&short, &req, "{}-byte prefix decodes to the same request", cut);
             }
         }
