@@ -344,12 +344,16 @@ impl Worker<'_, '_> {
     /// The earliest time a session can send its next op (fixed rate only):
     /// sessions without a free slot wait for a reply, not for the clock.
     fn next_due(&self, conns: &[Conn]) -> Option<Instant> {
-        let in_flight = self.shared.plan.in_flight;
-        conns
-            .iter()
-            .filter(|c| c.state == State::Active && !c.exhausted && c.inflight.len() < in_flight)
-            .filter_map(|c| self.due(c))
-            .min()
+        conns.iter().filter_map(|c| self.sendable_at(c)).min()
+    }
+
+    /// When session `c` can send its next op (fixed rate only): its due time,
+    /// if it is active, not out of ops and has a free in-flight slot.
+    fn sendable_at(&self, c: &Conn) -> Option<Instant> {
+        let free = c.state == State::Active
+            && !c.exhausted
+            && c.inflight.len() < self.shared.plan.in_flight;
+        if free { self.due(c) } else { None }
     }
 
     /// Queues requests until the pipeline is full or the source is dry (in a
@@ -679,7 +683,6 @@ fn event_loop(
 ) {
     let shared = w.shared;
     let paced = w.schedule.is_some();
-    let in_flight = shared.plan.in_flight;
     let mut events = Events::with_capacity(1024);
     let mut scratch = vec![0u8; 256 * 1024];
     let now = Instant::now();
@@ -778,11 +781,7 @@ fn event_loop(
             }
         } else if paced {
             for c in conns.iter_mut() {
-                let due = c.state == State::Active
-                    && !c.exhausted
-                    && c.inflight.len() < in_flight
-                    && w.due(c).is_some_and(|t| t <= now);
-                if due {
+                if w.sendable_at(c).is_some_and(|t| t <= now) {
                     w.fill(c, now);
                     w.flush(c);
                 }
@@ -1269,13 +1268,18 @@ mod tests {
         }
     }
 
+    /// 2000 ops/s against a fresh fake server for `duration`, after 100 ms of warm-up.
+    fn fixed_rate_plan(duration: Duration) -> Plan {
+        let mut p = plan(fake_server(false));
+        p.rate = Some(2000.0);
+        p.duration = Some(duration);
+        p.warmup = Duration::from_millis(100);
+        p
+    }
+
     #[test]
     fn a_fixed_rate_load_sends_at_the_rate() {
-        let addr = fake_server(false);
-        let mut p = plan(addr);
-        p.rate = Some(2000.0);
-        p.duration = Some(Duration::from_secs(1));
-        p.warmup = Duration::from_millis(100);
+        let p = fixed_rate_plan(Duration::from_secs(1));
         let t = Instant::now();
         let out = drive(&p, &gets(None));
         let wall = t.elapsed();
@@ -1293,8 +1297,10 @@ mod tests {
         let (lo, hi) = (per.iter().min().unwrap(), per.iter().max().unwrap());
         assert!(hi - lo <= 1, "{per:?}");
         // A closed loop has no send lag.
-        let mut closed = plan(addr);
+        let mut closed = p;
+        closed.rate = None;
         closed.duration = Some(Duration::from_millis(100));
+        closed.warmup = Duration::ZERO;
         let out = drive(&closed, &gets(None));
         assert!(out.reads.count() > 0 && out.send_lag.count() == 0);
     }
@@ -1358,11 +1364,7 @@ mod tests {
 
     #[test]
     fn the_timerfd_pacer_sends_on_time_and_the_poll_timeout_still_paces() {
-        let addr = fake_server(false);
-        let mut p = plan(addr);
-        p.rate = Some(2000.0);
-        p.duration = Some(Duration::from_millis(800));
-        p.warmup = Duration::from_millis(100);
+        let p = fixed_rate_plan(Duration::from_millis(800));
         for use_timerfd in [true, false] {
             let out = drive_with(&p, &gets(None), use_timerfd);
             assert!(out.failures.is_empty(), "{:?}", out.failures);

@@ -741,11 +741,8 @@ impl Core {
     fn commit(&mut self, zxid: Zxid) {
         // Commits come in zxid order, so the proposal is the front one (none
         // after a fatal error cleared them).
-        if self.proposals.front().is_none_or(|p| p.hdr.zxid != zxid) {
+        let Some(p) = self.proposals.pop_front_if(|p| p.hdr.zxid == zxid) else {
             debug_assert!(self.proposals.is_empty(), "commit out of order: {zxid:#x}");
-            return;
-        }
-        let Some(p) = self.proposals.pop_front() else {
             return;
         };
         let t_commit = crate::stages::now();

@@ -16,7 +16,8 @@ pub fn validate_path(path: &str) -> Result<(), ErrorCode> {
 }
 
 /// ZooKeeper's PathUtils rules, one pass over the components, no allocation
-/// (the request path of every write goes through here).
+/// (the request path of every write goes through here). A NUL is among the
+/// forbidden characters.
 fn check(path: &str) -> bool {
     let Some(rest) = path.strip_prefix('/') else {
         return false;
@@ -26,11 +27,7 @@ fn check(path: &str) -> bool {
     }
     // An empty component is "//" or a trailing '/'.
     rest.split('/').all(|comp| {
-        !comp.is_empty()
-            && comp != "."
-            && comp != ".."
-            && (comp.is_ascii() && comp.bytes().all(|b| b >= 0x20 && b != 0x7f)
-                || comp.chars().all(|c| !forbidden(c)))
+        !comp.is_empty() && comp != "." && comp != ".." && comp.chars().all(|c| !forbidden(c))
     })
 }
 
