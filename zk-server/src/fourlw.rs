@@ -10,7 +10,9 @@
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::server::Shared;
+use zk_tree::{Tree, WatchKind};
+
+use crate::shared::Shared;
 
 /// The version string printed by `srvr`, `stat`, `envi` and `mntr`. It keeps the
 /// shape of Apache ZooKeeper's (`<version>-<id>, built on <date> <time> <tz>`)
@@ -46,6 +48,48 @@ pub struct TreeInfo {
     pub watches_by_path: Vec<(String, Vec<u64>)>,
     /// Ephemeral paths by session.
     pub ephemerals: Vec<(i64, Vec<String>)>,
+}
+
+fn session_count(shared: &Shared) -> usize {
+    shared
+        .sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .len()
+}
+
+fn expiry_buckets(shared: &Shared) -> Vec<(u64, Vec<i64>)> {
+    shared
+        .sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .expiry_buckets()
+}
+
+fn session_of_conn(shared: &Shared, conn: u64) -> i64 {
+    shared
+        .stats
+        .conns
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&conn)
+        .map_or(0, |c| c.session_id.load(Relaxed))
+}
+
+/// Tree figures for the four-letter words.
+fn tree_info(tree: &Tree) -> TreeInfo {
+    let summary = tree.watch_summary(WatchKind::Data);
+    let _ = summary;
+    TreeInfo {
+        // ZooKeeper's count includes the root twice.
+        node_count: tree.node_count() + 1,
+        data_size: tree.approximate_data_size().max(0) as u64,
+        ephemerals_count: tree.ephemerals_count(),
+        watch_count: tree.watch_count(),
+        watches_by_conn: tree.watches_by_watcher(WatchKind::Data),
+        watches_by_path: tree.watches_by_path(WatchKind::Data),
+        ephemerals: tree.ephemerals_by_session(),
+    }
 }
 
 /// Runs `cmd` and returns its full answer. `rest` is what the client sent
@@ -97,7 +141,7 @@ pub fn run(shared: &Shared, cmd: &str, rest: &[u8]) -> String {
         // As Apache 3.8's DataTree.dumpWatches*: data watches only (exists and
         // getData), then an empty line.
         "wchs" => {
-            let info = shared.tree_info();
+            let info = tree_info(&shared.tree);
             let total: usize = info.watches_by_path.iter().map(|(_, w)| w.len()).sum();
             let _ = writeln!(
                 out,
@@ -108,9 +152,9 @@ pub fn run(shared: &Shared, cmd: &str, rest: &[u8]) -> String {
             let _ = writeln!(out, "Total watches:{total}");
         }
         "wchc" => {
-            let info = shared.tree_info();
+            let info = tree_info(&shared.tree);
             for (conn, paths) in &info.watches_by_conn {
-                let _ = writeln!(out, "0x{:x}", shared.session_of_conn(*conn));
+                let _ = writeln!(out, "0x{:x}", session_of_conn(shared, *conn));
                 for p in paths {
                     let _ = writeln!(out, "\t{p}");
                 }
@@ -118,11 +162,11 @@ pub fn run(shared: &Shared, cmd: &str, rest: &[u8]) -> String {
             out.push('\n');
         }
         "wchp" => {
-            let info = shared.tree_info();
+            let info = tree_info(&shared.tree);
             for (path, conns) in &info.watches_by_path {
                 let _ = writeln!(out, "{path}");
                 for c in conns {
-                    let _ = writeln!(out, "\t0x{:x}", shared.session_of_conn(*c));
+                    let _ = writeln!(out, "\t0x{:x}", session_of_conn(shared, *c));
                 }
             }
             out.push('\n');
@@ -173,7 +217,7 @@ fn server_stats(shared: &Shared, out: &mut String, with_clients: bool) {
     );
     let _ = writeln!(out, "Zxid: 0x{:x}", shared.last_zxid());
     let _ = writeln!(out, "Mode: standalone");
-    let _ = writeln!(out, "Node count: {}", shared.tree_info().node_count);
+    let _ = writeln!(out, "Node count: {}", tree_info(&shared.tree).node_count);
 }
 
 /// Formats like Java's `Double.toString` for the values latencies take.
@@ -287,10 +331,10 @@ fn max_fds() -> u64 {
 /// queues, JVM pauses, learners, TLS, the response cache, ...) are left out:
 /// this server has no such parts, and a zero would claim a measurement.
 fn mntr(shared: &Shared, out: &mut String) {
-    let info = shared.tree_info();
+    let info = tree_info(&shared.tree);
     let st = &shared.stats;
     let (min, avg, max, _) = st.latency.get();
-    let sessions = shared.session_count();
+    let sessions = session_count(shared);
     let size = |i: usize| st.response_size[i].load(Relaxed).to_string();
     let lines: Vec<(&str, String)> = vec![
         ("zk_version", VERSION.to_string()),
@@ -375,7 +419,7 @@ fn java_date(ms: i64) -> String {
 const CNXN_EXPIRY_INTERVAL_MS: i64 = 10_000;
 
 fn dump(shared: &Shared, out: &mut String) {
-    let buckets = shared.expiry_buckets();
+    let buckets = expiry_buckets(shared);
     let total: usize = buckets.iter().map(|(_, v)| v.len()).sum();
     out.push_str("SessionTracker dump:\n");
     let _ = writeln!(out, "Session Sets ({})/({}):", buckets.len(), total);
@@ -390,7 +434,7 @@ fn dump(shared: &Shared, out: &mut String) {
             let _ = writeln!(out, "\t0x{id:x}");
         }
     }
-    let info = shared.tree_info();
+    let info = tree_info(&shared.tree);
     out.push_str("ephemeral nodes dump:\n");
     let _ = writeln!(out, "Sessions with Ephemerals ({}):", info.ephemerals.len());
     for (sid, paths) in &info.ephemerals {

@@ -27,18 +27,24 @@
 
 pub mod config;
 mod core;
+mod error;
 pub mod expiry;
 mod fourlw;
+mod frames;
 mod inbox;
+mod msg;
 mod net;
 mod pipeline;
+mod reads;
 mod server;
 mod sessions;
+mod shared;
 mod stages;
 mod stats;
 mod storage;
 
 pub use config::{Config, ConfigError, Whitelist};
+pub use error::StartError;
 pub use fourlw::VERSION;
-pub use server::{Server, ShutdownHandle, StartError};
+pub use server::{Server, ShutdownHandle};
 pub use sessions::password as session_password;

@@ -17,107 +17,27 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use hashbrown::{HashMap, HashSet};
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Token};
 use tracing::{debug, info, warn};
 use zk_jute::{
     ConnectRequest, ErrorCode, FrameDecoder, Jute, OpCode, Reader, Request, RequestHeader,
 };
 
-use crate::core::{CoreMsg, Ctx, Reject};
-use crate::server::Shared;
+use crate::frames::error_frame;
+use crate::msg::{CoreMsg, Ctx, LoopMsg, Reject};
+use crate::reads::{authenticate, is_local, op_short_name, serve_read};
+use crate::shared::Shared;
 use crate::stats::ConnStats;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX);
-
-/// A message to a loop thread.
-#[derive(Debug)]
-pub(crate) enum LoopMsg {
-    /// A connection accepted by loop 0 for this loop.
-    NewConn(TcpStream, SocketAddr),
-    /// The answer to a handshake.
-    Connected {
-        conn: u64,
-        frame: Bytes,
-        session_id: i64,
-        timeout: i32,
-        /// The session is invalid: send the zeroed reply, then close.
-        close: bool,
-    },
-    /// A reply to a request that went through the core (decrements `outstanding`),
-    /// or a watch event (`counted == false`).
-    Out {
-        conn: u64,
-        frame: Bytes,
-        counted: bool,
-        /// Close the connection once this is written (closeSession).
-        close: bool,
-        /// (received, handed to the loop) of a write, for stage times.
-        trace: Option<(Instant, Instant)>,
-    },
-    /// A watch event, with the ACL of the node it is about: dropped (the
-    /// watch is consumed either way) when the connection's ids lack READ on
-    /// it, as ZooKeeper 3.8's `ServerCnxn.process` (see
-    /// `zk_tree::ApplyOutcome::deliverable`).
-    Event {
-        conn: u64,
-        frame: Bytes,
-        acl: Option<Arc<[zk_jute::Acl]>>,
-    },
-    /// Close a connection (session moved to another connection, or expired).
-    Close { conn: u64 },
-    /// Stop: close every connection and exit.
-    Shutdown,
-}
-
-/// A loop's mailbox.
-#[derive(Debug, Clone)]
-pub(crate) struct LoopHandle {
-    pub tx: Sender<LoopMsg>,
-    pub waker: Arc<Waker>,
-    /// Set by the first sender after the loop said it may sleep (cleared right
-    /// before its poll): only that sender writes the waker's eventfd, so the
-    /// replies a busy loop is sent cost no wake-up syscall, and a sleeping
-    /// loop is woken once.
-    notified: Arc<AtomicBool>,
-}
-
-impl LoopHandle {
-    pub fn new(tx: Sender<LoopMsg>, waker: Arc<Waker>) -> Self {
-        Self {
-            tx,
-            waker,
-            notified: Arc::new(AtomicBool::new(false)),
-        }
-    }
-
-    pub fn send(&self, m: LoopMsg) {
-        // The message is in the channel before the flag is looked at, and the
-        // loop clears the flag before it checks the channel and sleeps: either
-        // this swap sees false (and wakes), or the loop's clear comes after it
-        // and the check that follows sees the message (and does not sleep).
-        if self.tx.send(m).is_ok() && {
-            std::sync::atomic::fence(SeqCst);
-            !self.notified.swap(true, SeqCst)
-        } {
-            let _ = self.waker.wake();
-        }
-    }
-
-    /// Called by the loop right before it checks its mailbox and sleeps.
-    fn clear_notified(&self) {
-        self.notified.store(false, SeqCst);
-        std::sync::atomic::fence(SeqCst);
-    }
-}
 
 /// Ops whose body PrepRequestProcessor decodes after giving the request a txn
 /// header: an undecodable body becomes an error txn that takes a zxid.
@@ -135,11 +55,6 @@ fn is_txn_op(op: OpCode) -> bool {
             | OpCode::Check
             | OpCode::Multi
     )
-}
-
-/// The loop index a connection id belongs to (low byte).
-pub(crate) fn loop_of(conn: u64) -> usize {
-    (conn & 0xff) as usize
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -695,11 +610,7 @@ impl EventLoop {
             let mut st = shared.sessions.lock().unwrap_or_else(|e| e.into_inner());
             if !st.touch(session_id, now) {
                 drop(st);
-                let frame = crate::core::error_frame(
-                    header.xid,
-                    shared.last_zxid(),
-                    ErrorCode::SessionExpired,
-                );
+                let frame = error_frame(header.xid, shared.last_zxid(), ErrorCode::SessionExpired);
                 c.queue(frame);
                 c.close_after_flush = true;
                 let _ = c.flush();
@@ -766,31 +677,28 @@ impl EventLoop {
             auth: c.auth.clone(),
             received,
         };
-        *c.stats.last_op.lock().unwrap_or_else(|e| e.into_inner()) =
-            crate::core::op_short_name(&req);
-        if c.outstanding == 0 && crate::core::is_local(&req) {
+        *c.stats.last_op.lock().unwrap_or_else(|e| e.into_inner()) = op_short_name(&req);
+        if c.outstanding == 0 && is_local(&req) {
             // A read with nothing of this session in flight: serve it here. The
             // mailbox is drained under the tree's read lock first, so a watch
             // event for a change this read sees is queued before the reply.
             let frame = {
                 let _gate = shared.read_gate();
                 self.drain_mailbox();
-                crate::core::serve_local(&shared, &ctx, req)
+                serve_read(&shared, &ctx, req)
             };
             let Some(c) = self.conns.get_mut(&id) else {
                 return false;
             };
-            if let Some(frame) = frame {
-                let lat = received.elapsed().as_millis() as u64;
-                shared.stats.latency.add(lat);
-                c.stats.latency.add(lat);
-                c.stats.last_latency.store(lat, Relaxed);
-                c.stats
-                    .last_response
-                    .store(crate::stats::wall_ms(), Relaxed);
-                c.stats.last_zxid.store(shared.last_zxid(), Relaxed);
-                self.send_frame(id, frame);
-            }
+            let lat = received.elapsed().as_millis() as u64;
+            shared.stats.latency.add(lat);
+            c.stats.latency.add(lat);
+            c.stats.last_latency.store(lat, Relaxed);
+            c.stats
+                .last_response
+                .store(crate::stats::wall_ms(), Relaxed);
+            c.stats.last_zxid.store(shared.last_zxid(), Relaxed);
+            self.send_frame(id, frame);
             return true;
         }
         c.outstanding += 1;
@@ -824,7 +732,7 @@ impl EventLoop {
         let Some(c) = self.conns.get_mut(&id) else {
             return false;
         };
-        match crate::core::authenticate(&shared, &auth) {
+        match authenticate(&shared, &auth) {
             Some(new_ids) => {
                 let mut ids = (*c.auth).clone();
                 for nid in new_ids {
@@ -834,7 +742,7 @@ impl EventLoop {
                 }
                 c.auth = Arc::new(ids);
                 // Apache answers with the request's xid (clients send -4).
-                let frame = crate::core::error_frame(header.xid, 0, ErrorCode::Ok);
+                let frame = error_frame(header.xid, 0, ErrorCode::Ok);
                 self.send_frame(id, frame);
                 true
             }
@@ -844,7 +752,7 @@ impl EventLoop {
                     "Authentication failed for scheme {} from /{}",
                     auth.scheme, c.peer
                 );
-                let frame = crate::core::error_frame(header.xid, 0, ErrorCode::AuthFailed);
+                let frame = error_frame(header.xid, 0, ErrorCode::AuthFailed);
                 c.queue(frame);
                 c.close_after_flush = true;
                 let _ = c.flush();

@@ -8,133 +8,26 @@
 //! snapshot thread: fuzzy snapshot every snapCount txns; autopurge timer
 //! ```
 
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crate::inbox::Inbox;
 use tracing::{info, warn};
-use zk_tree::{Tree, TreeConfig};
+use zk_tree::TreeConfig;
 
 use crate::config::Config;
-use crate::core::{Core, CoreMsg};
-use crate::fourlw::TreeInfo;
-use crate::net::{EventLoop, LoopHandle, LoopMsg};
+use crate::core::Core;
+use crate::error::{StartError, io_err};
+use crate::inbox::Inbox;
+use crate::msg::{CoreMsg, LoopHandle};
+use crate::net::EventLoop;
 use crate::sessions::SessionTracker;
+use crate::shared::Shared;
 use crate::stats::ServerStats;
 use crate::storage::Storage;
-
-/// Why the server could not start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StartError {
-    /// The configuration is invalid.
-    #[error("invalid configuration: {0}")]
-    Config(#[from] crate::config::ConfigError),
-    /// A socket or directory could not be set up.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was being done.
-        what: String,
-        /// The error.
-        source: io::Error,
-    },
-    /// The log or a snapshot could not be recovered.
-    #[error("recovery failed: {0}")]
-    Recovery(String),
-    /// Not built yet.
-    #[error("{0}")]
-    Unsupported(String),
-}
-
-fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> StartError {
-    let what = what.into();
-    move |source| StartError::Io { what, source }
-}
-
-/// State shared by the loops, the core and the 4lw.
-pub(crate) struct Shared {
-    pub config: Config,
-    pub stats: ServerStats,
-    pub sessions: Mutex<SessionTracker>,
-    pub tree: Arc<Tree>,
-    /// Taken for writing by the core around "apply a txn and queue its events
-    /// and reply", and for reading by a loop around "drain my mailbox, then
-    /// serve a read": a client never sees data before the event that announces it.
-    pub gate: RwLock<()>,
-    loops: OnceLock<Vec<LoopHandle>>,
-    core_tx: Inbox<CoreMsg>,
-    clock: Instant,
-    wall_at_start: i64,
-    local_addr: OnceLock<SocketAddr>,
-}
-
-impl Shared {
-    pub fn loops(&self) -> &[LoopHandle] {
-        self.loops.get().map_or(&[], |v| v.as_slice())
-    }
-
-    pub fn send_core(&self, m: CoreMsg) {
-        self.core_tx.send(m);
-    }
-
-    /// Monotonic ms since start.
-    pub fn now_ms(&self) -> u64 {
-        self.clock.elapsed().as_millis() as u64
-    }
-
-    /// Wall-clock time (ms) of a monotonic instant.
-    pub fn monotonic_to_wall(&self, ms: u64) -> i64 {
-        self.wall_at_start + ms as i64
-    }
-
-    pub fn last_zxid(&self) -> i64 {
-        self.stats.last_zxid.load(Relaxed)
-    }
-
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-            .get()
-            .copied()
-            .unwrap_or_else(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
-    }
-
-    /// A read guard on the tree for a loop thread (see [`Shared::gate`]).
-    pub fn read_gate(&self) -> RwLockReadGuard<'_, ()> {
-        self.gate.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn session_count(&self) -> usize {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
-    }
-
-    pub fn expiry_buckets(&self) -> Vec<(u64, Vec<i64>)> {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .expiry_buckets()
-    }
-
-    pub fn session_of_conn(&self, conn: u64) -> i64 {
-        self.stats
-            .conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&conn)
-            .map_or(0, |c| c.session_id.load(Relaxed))
-    }
-
-    pub fn tree_info(&self) -> TreeInfo {
-        crate::core::tree_info(&self.tree)
-    }
-}
 
 /// A running server.
 pub struct Server {
@@ -217,19 +110,15 @@ impl Server {
         let core_rx = core_tx.clone();
         let stats = ServerStats::default();
         stats.last_zxid.store(last_zxid, Relaxed);
-        let shared = Arc::new(Shared {
-            config: config.clone(),
+        let shared = Arc::new(Shared::new(
+            config.clone(),
             stats,
-            sessions: Mutex::new(tracker),
-            tree: tree.clone(),
-            gate: RwLock::new(()),
-            loops: OnceLock::new(),
-            core_tx: core_tx.clone(),
+            tracker,
+            tree.clone(),
+            core_tx.clone(),
             clock,
-            wall_at_start: crate::stats::wall_ms(),
-            local_addr: OnceLock::new(),
-        });
-        let _ = shared.local_addr.set(local);
+        ));
+        shared.set_local_addr(local);
 
         let n_loops = if config.loop_threads > 0 {
             config.loop_threads
@@ -250,7 +139,7 @@ impl Server {
             loops.push(LoopHandle::new(tx, waker));
             loop_parts.push((poll, rx));
         }
-        let _ = shared.loops.set(loops);
+        shared.set_loops(loops);
 
         let mut threads = Vec::new();
         let core = Core::new(shared.clone(), storage, core_rx, core_tx, &recovered);
@@ -362,12 +251,5 @@ impl ShutdownHandle {
     pub fn shutdown(&self) {
         self.shared.stats.serving.store(false, Relaxed);
         self.shared.send_core(CoreMsg::Shutdown);
-    }
-}
-
-/// Tells every loop to stop (called by the core once it drained).
-pub(crate) fn stop_loops(shared: &Shared) {
-    for l in shared.loops() {
-        l.send(LoopMsg::Shutdown);
     }
 }

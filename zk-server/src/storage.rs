@@ -20,7 +20,7 @@ use zk_tree::{Tree, TreeConfig};
 use zk_txnlog::{Backend, Log, Options, SnapshotStore};
 
 use crate::config::Config;
-use crate::server::StartError;
+use crate::error::StartError;
 
 /// The log and the snapshot store.
 pub(crate) struct Storage {

@@ -1,0 +1,58 @@
+//! Reply frames: the length-prefixed bytes a loop writes to a client
+//! (reply header + body, a header alone, a watch event). A leaf: used by the
+//! sequencer, the loops and the local reads.
+
+use bytes::{Bytes, BytesMut};
+use zk_jute::{
+    ErrorCode, EventType, Jute, KeeperState, ReplyHeader, Response, WatcherEvent, encode_frame, xid,
+};
+
+/// A reply frame with only a header (errors, and body-less replies).
+pub(crate) fn error_frame(xid: i32, zxid: i64, err: ErrorCode) -> Bytes {
+    let mut out = BytesMut::with_capacity(20);
+    encode_frame(&mut out, |o| {
+        ReplyHeader {
+            xid,
+            zxid,
+            err: err.code(),
+        }
+        .write(o)
+    });
+    out.freeze()
+}
+
+/// A reply frame: header and body.
+pub(crate) fn response_frame(xid: i32, zxid: i64, resp: &Response) -> Bytes {
+    // Room for a header and a stat (88 bytes for setData) without regrowing.
+    let mut out = BytesMut::with_capacity(128);
+    encode_frame(&mut out, |o| {
+        resp.encode_frame(&ReplyHeader { xid, zxid, err: 0 }, o)
+    });
+    out.freeze()
+}
+
+/// A watch notification frame (xid -1, zxid -1).
+pub(crate) fn event_frame(ev: &WatcherEvent) -> Bytes {
+    let mut out = BytesMut::with_capacity(32 + ev.path.len());
+    encode_frame(&mut out, |o| {
+        ReplyHeader {
+            xid: xid::NOTIFICATION,
+            zxid: -1,
+            err: 0,
+        }
+        .write(o);
+        ev.write(o);
+    });
+    out.freeze()
+}
+
+/// An event telling a connection's client its session state (unused by the
+/// standalone server; kept for the ensemble's disconnect notifications).
+#[allow(dead_code)]
+pub(crate) fn state_event(state: KeeperState) -> Bytes {
+    event_frame(&WatcherEvent {
+        event_type: EventType::None.code(),
+        state: state.code(),
+        path: String::new(),
+    })
+}

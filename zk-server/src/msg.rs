@@ -1,0 +1,194 @@
+//! The messages between the threads, in a leaf module that every thread
+//! imports and that imports none of them: [`CoreMsg`] (loops and the log's
+//! sync thread → the sequencer), [`LoopMsg`] (sequencer → a loop) with the
+//! loop's mailbox [`LoopHandle`], and the request context [`Ctx`].
+//!
+//! Connection ids: `seq << 8 | loop`: the low byte is the index of the loop
+//! that owns the connection ([`loop_of`]), the upper 56 bits a per-loop
+//! sequence number starting at 1 (so 0 is never a connection). A connection
+//! id is also the watcher id of the connection's watches in zk-tree, and a
+//! session's `owner`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::Instant;
+
+use bytes::Bytes;
+use crossbeam_channel::Sender;
+use mio::Waker;
+use mio::net::TcpStream;
+use zk_jute::{ConnectRequest, ErrorCode, Id, Request};
+
+use crate::frames::error_frame;
+use crate::pipeline::Zxid;
+
+/// Who sent a request and when.
+#[derive(Debug, Clone)]
+pub(crate) struct Ctx {
+    /// Connection id (also the watcher id of its watches).
+    pub conn: u64,
+    pub session_id: i64,
+    pub xid: i32,
+    /// The connection's authenticated ids (`ip:<addr>`, `digest:...`, `super:`).
+    pub auth: Arc<Vec<Id>>,
+    pub received: Instant,
+}
+
+/// A message to the core.
+#[derive(Debug)]
+pub(crate) enum CoreMsg {
+    Connect {
+        conn: u64,
+        peer: SocketAddr,
+        req: ConnectRequest,
+        timeout: i32,
+    },
+    Request {
+        ctx: Ctx,
+        req: Request,
+    },
+    /// A request the loop could not turn into a [`Request`] (undecodable body,
+    /// unknown opcode): answered with an error in the session's request order.
+    Rejected {
+        ctx: Ctx,
+        reject: Reject,
+    },
+    ConnClosed {
+        conn: u64,
+        session_id: i64,
+    },
+    /// zk-txnlog made records durable: everything up to [`DurableMark`]'s
+    /// high mark is. At most one of these is in the channel at a time.
+    Durable,
+    /// zk-txnlog could not make the record of `zxid` durable.
+    LogFailed {
+        zxid: Zxid,
+        error: String,
+    },
+    Shutdown,
+}
+
+/// Why a request was rejected before it became a [`Request`], and how
+/// ZooKeeper 3.8 answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reject {
+    /// The body of a txn-producing op (create*, delete, setData, setACL,
+    /// check, multi, and a createSession sent as a request) does not decode:
+    /// PrepRequestProcessor has already given it a txn header, so it becomes an
+    /// error txn (MARSHALLINGERROR) that takes a zxid, is logged, and is
+    /// answered with that zxid. The session goes on.
+    MarshallingTxn,
+    /// The body of any other op (reads, sync, setWatches, reconfig, ...) does
+    /// not decode: FinalRequestProcessor answers MARSHALLINGERROR with the last
+    /// zxid, no txn. The session goes on.
+    Marshalling,
+    /// An opcode ZooKeeper does not know (`Request.isValid`): UNIMPLEMENTED with
+    /// zxid -1, then the connection is closed (UnimplementedRequestProcessor);
+    /// the session survives.
+    Unimplemented,
+}
+
+impl Reject {
+    /// The reply frame for request `xid` when the last zxid is `last_zxid`.
+    pub(crate) fn reply(self, xid: i32, last_zxid: i64) -> Bytes {
+        match self {
+            Reject::Unimplemented => error_frame(xid, -1, ErrorCode::Unimplemented),
+            Reject::Marshalling | Reject::MarshallingTxn => {
+                error_frame(xid, last_zxid, ErrorCode::MarshallingError)
+            }
+        }
+    }
+
+    /// Whether the connection is closed once the reply is written.
+    pub(crate) fn closes(self) -> bool {
+        self == Reject::Unimplemented
+    }
+}
+
+/// A message to a loop thread.
+#[derive(Debug)]
+pub(crate) enum LoopMsg {
+    /// A connection accepted by loop 0 for this loop.
+    NewConn(TcpStream, SocketAddr),
+    /// The answer to a handshake.
+    Connected {
+        conn: u64,
+        frame: Bytes,
+        session_id: i64,
+        timeout: i32,
+        /// The session is invalid: send the zeroed reply, then close.
+        close: bool,
+    },
+    /// A reply to a request that went through the core (decrements `outstanding`),
+    /// or a watch event (`counted == false`).
+    Out {
+        conn: u64,
+        frame: Bytes,
+        counted: bool,
+        /// Close the connection once this is written (closeSession).
+        close: bool,
+        /// (received, handed to the loop) of a write, for stage times.
+        trace: Option<(Instant, Instant)>,
+    },
+    /// A watch event, with the ACL of the node it is about: dropped (the
+    /// watch is consumed either way) when the connection's ids lack READ on
+    /// it, as ZooKeeper 3.8's `ServerCnxn.process` (see
+    /// `zk_tree::ApplyOutcome::deliverable`).
+    Event {
+        conn: u64,
+        frame: Bytes,
+        acl: Option<Arc<[zk_jute::Acl]>>,
+    },
+    /// Close a connection (session moved to another connection, or expired).
+    Close { conn: u64 },
+    /// Stop: close every connection and exit.
+    Shutdown,
+}
+
+/// A loop's mailbox.
+#[derive(Debug, Clone)]
+pub(crate) struct LoopHandle {
+    pub tx: Sender<LoopMsg>,
+    pub waker: Arc<Waker>,
+    /// Set by the first sender after the loop said it may sleep (cleared right
+    /// before its poll): only that sender writes the waker's eventfd, so the
+    /// replies a busy loop is sent cost no wake-up syscall, and a sleeping
+    /// loop is woken once.
+    notified: Arc<AtomicBool>,
+}
+
+impl LoopHandle {
+    pub fn new(tx: Sender<LoopMsg>, waker: Arc<Waker>) -> Self {
+        Self {
+            tx,
+            waker,
+            notified: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn send(&self, m: LoopMsg) {
+        // The message is in the channel before the flag is looked at, and the
+        // loop clears the flag before it checks the channel and sleeps: either
+        // this swap sees false (and wakes), or the loop's clear comes after it
+        // and the check that follows sees the message (and does not sleep).
+        if self.tx.send(m).is_ok() && {
+            std::sync::atomic::fence(SeqCst);
+            !self.notified.swap(true, SeqCst)
+        } {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Called by the loop right before it checks its mailbox and sleeps.
+    pub(crate) fn clear_notified(&self) {
+        self.notified.store(false, SeqCst);
+        std::sync::atomic::fence(SeqCst);
+    }
+}
+
+/// The loop index a connection id belongs to (low byte).
+pub(crate) fn loop_of(conn: u64) -> usize {
+    (conn & 0xff) as usize
+}

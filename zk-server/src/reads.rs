@@ -1,0 +1,225 @@
+//! Requests answered from the tree without a txn: reads, and the session
+//! housekeeping that must stay ordered with them (ping, sync, setWatches,
+//! watch removal, whoAmI). A loop serves them for a session with nothing in
+//! flight; the sequencer serves them once the session's writes before them
+//! are answered. Also the auth packet's check, and `cons`'s op names.
+
+use bytes::{Bytes, BytesMut};
+use zk_jute::{
+    AddWatchMode, ClientInfo, ErrorCode, ErrorResponse, GetAclResponse,
+    GetAllChildrenNumberResponse, GetChildren2Response, GetChildrenResponse, GetDataResponse,
+    GetEphemeralsResponse, Id, MultiOp, MultiResult, Request, Response, SetWatches2, SyncResponse,
+    WatcherType, WhoAmIResponse, xid,
+};
+use zk_tree::Auth;
+
+use crate::frames::{error_frame, event_frame, response_frame};
+use crate::msg::Ctx;
+use crate::shared::Shared;
+
+/// Requests answered from the tree without a txn (reads, and the session
+/// housekeeping that must stay ordered with them).
+pub(crate) fn is_local(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Exists(_)
+            | Request::GetData(_)
+            | Request::GetAcl(_)
+            | Request::GetChildren(_)
+            | Request::GetChildren2(_)
+            | Request::GetAllChildrenNumber(_)
+            | Request::GetEphemerals(_)
+            | Request::MultiRead(_)
+            | Request::CheckWatches(_)
+            | Request::RemoveWatches(_)
+            | Request::AddWatch(_)
+            | Request::SetWatches(_)
+            | Request::SetWatches2(_)
+            | Request::Sync(_)
+            | Request::Ping
+            | Request::WhoAmI
+            | Request::Sasl(_)
+    )
+}
+
+/// ZooKeeper's short names for `cons` (`lop=`).
+pub(crate) fn op_short_name(req: &Request) -> &'static str {
+    match req {
+        Request::Create(_)
+        | Request::Create2(_)
+        | Request::CreateContainer(_)
+        | Request::CreateTtl(_) => "CREA",
+        Request::Delete(_) | Request::DeleteContainer(_) => "DELE",
+        Request::Exists(_) => "EXIS",
+        Request::GetData(_) => "GETD",
+        Request::SetData(_) => "SETD",
+        Request::GetAcl(_) => "GETA",
+        Request::SetAcl(_) => "SETA",
+        Request::GetChildren(_) => "GETC",
+        Request::GetChildren2(_) => "GETC",
+        Request::Sync(_) => "SYNC",
+        Request::Ping => "PING",
+        Request::Check(_) => "CHEC",
+        Request::Multi(_) => "MULT",
+        Request::MultiRead(_) => "MLTR",
+        Request::SetWatches(_) | Request::SetWatches2(_) => "SETW",
+        Request::CloseSession => "CLOS",
+        Request::AddWatch(_) => "ADDW",
+        Request::WhoAmI => "HOMI",
+        _ => "NA",
+    }
+}
+
+/// Answers a read (or ping, sync, setWatches, ...) from the tree: the reply
+/// frame, preceded by the events setWatches fires.
+pub(crate) fn serve_read(shared: &Shared, ctx: &Ctx, req: Request) -> Bytes {
+    let tree = &shared.tree;
+    let is_super = ctx.auth.iter().any(|i| i.scheme == "super");
+    let auth = Auth {
+        ids: &ctx.auth,
+        is_super,
+    };
+    let zxid = shared.last_zxid();
+    let watch = |w: bool| w.then_some(ctx.conn);
+    let mut xid = ctx.xid;
+    let mut prefix = BytesMut::new();
+    let res: Result<Response, ErrorCode> = match req {
+        Request::Ping => {
+            xid = xid::PING;
+            Ok(Response::Empty)
+        }
+        Request::Exists(r) => tree
+            .exists(&r.path, &auth, watch(r.watch))
+            .map(Response::Stat),
+        Request::GetData(r) => tree
+            .get_data(&r.path, &auth, watch(r.watch))
+            .map(|(data, stat)| Response::GetData(GetDataResponse { data, stat })),
+        Request::GetAcl(r) => tree
+            .get_acl(&r.path, &auth)
+            .map(|(acl, stat)| Response::GetAcl(GetAclResponse { acl, stat })),
+        Request::GetChildren(r) => tree
+            .get_children(&r.path, &auth, watch(r.watch))
+            .map(|(children, _)| Response::GetChildren(GetChildrenResponse { children })),
+        Request::GetChildren2(r) => {
+            tree.get_children(&r.path, &auth, watch(r.watch))
+                .map(|(children, stat)| {
+                    Response::GetChildren2(GetChildren2Response { children, stat })
+                })
+        }
+        Request::GetAllChildrenNumber(r) => tree.get_all_children_number(&r.path, &auth).map(|n| {
+            Response::GetAllChildrenNumber(GetAllChildrenNumberResponse { total_number: n })
+        }),
+        Request::GetEphemerals(r) => Ok(Response::GetEphemerals(GetEphemeralsResponse {
+            ephemerals: tree.get_ephemerals(ctx.session_id, &r.prefix_path),
+        })),
+        Request::MultiRead(ops) => {
+            let results = ops
+                .iter()
+                .map(|op| match op {
+                    MultiOp::GetChildren(r) => {
+                        match tree.get_children(&r.path, &auth, watch(r.watch)) {
+                            Ok((children, _)) => {
+                                MultiResult::GetChildren(GetChildrenResponse { children })
+                            }
+                            Err(e) => MultiResult::Error(ErrorResponse { err: e.code() }),
+                        }
+                    }
+                    MultiOp::GetData(r) => match tree.get_data(&r.path, &auth, watch(r.watch)) {
+                        Ok((data, stat)) => MultiResult::GetData(GetDataResponse { data, stat }),
+                        Err(e) => MultiResult::Error(ErrorResponse { err: e.code() }),
+                    },
+                    _ => MultiResult::Error(ErrorResponse {
+                        err: ErrorCode::BadArguments.code(),
+                    }),
+                })
+                .collect();
+            Ok(Response::Multi(results))
+        }
+        Request::CheckWatches(r) => match WatcherType::try_from(r.watcher_type) {
+            Ok(t) => tree
+                .check_watches(&r.path, t, ctx.conn)
+                .map(|()| Response::Empty),
+            Err(_) => Err(ErrorCode::BadArguments),
+        },
+        Request::RemoveWatches(r) => match WatcherType::try_from(r.watcher_type) {
+            Ok(t) => tree
+                .remove_watches(&r.path, t, ctx.conn)
+                .map(|()| Response::Empty),
+            Err(_) => Err(ErrorCode::BadArguments),
+        },
+        Request::AddWatch(r) => match AddWatchMode::try_from(r.mode) {
+            Ok(m) => {
+                tree.add_watch(&r.path, m, ctx.conn);
+                Ok(Response::AddWatch(ErrorResponse { err: 0 }))
+            }
+            Err(_) => Err(ErrorCode::BadArguments),
+        },
+        Request::SetWatches(sw) => {
+            let w2 = SetWatches2 {
+                relative_zxid: sw.relative_zxid,
+                data_watches: sw.data_watches,
+                exist_watches: sw.exist_watches,
+                child_watches: sw.child_watches,
+                persistent_watches: Vec::new(),
+                persistent_recursive_watches: Vec::new(),
+            };
+            for ev in tree.set_watches(&w2, ctx.conn) {
+                prefix.extend_from_slice(&event_frame(&ev));
+            }
+            Ok(Response::Empty)
+        }
+        Request::SetWatches2(sw) => {
+            for ev in tree.set_watches(&sw, ctx.conn) {
+                prefix.extend_from_slice(&event_frame(&ev));
+            }
+            Ok(Response::Empty)
+        }
+        Request::Sync(r) => Ok(Response::Sync(SyncResponse { path: r.path })),
+        Request::WhoAmI => Ok(Response::WhoAmI(WhoAmIResponse {
+            client_info: ctx
+                .auth
+                .iter()
+                .map(|id| ClientInfo {
+                    auth_scheme: id.scheme.clone(),
+                    user: id.id.clone(),
+                })
+                .collect(),
+        })),
+        _ => Err(ErrorCode::Unimplemented),
+    };
+    let frame = match res {
+        Ok(resp) => response_frame(xid, zxid, &resp),
+        Err(e) => error_frame(xid, zxid, e),
+    };
+    if prefix.is_empty() {
+        frame
+    } else {
+        prefix.extend_from_slice(&frame);
+        prefix.freeze()
+    }
+}
+
+/// Handles an auth packet: the ids to add, or `None` (AUTHFAILED).
+pub(crate) fn authenticate(shared: &Shared, auth: &zk_jute::AuthPacket) -> Option<Vec<Id>> {
+    match auth.scheme.as_str() {
+        "digest" => {
+            let creds = std::str::from_utf8(&auth.auth).ok()?;
+            if !creds.contains(':') {
+                return None;
+            }
+            let digest = zk_tree::digest_id(creds);
+            let mut ids = vec![Id {
+                scheme: "digest".into(),
+                id: digest.clone(),
+            }];
+            if shared.config.super_digest.as_deref() == Some(digest.as_str()) {
+                ids.push(Id {
+                    scheme: "super".into(),
+                    id: String::new(),
+                });
+            }
+            Some(ids)
+        }
+        _ => None,
+    }
+}

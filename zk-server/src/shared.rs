@@ -1,0 +1,108 @@
+//! [`Shared`]: the state every thread sees (config, counters, sessions,
+//! the tree, the loops' mailboxes and the sequencer's inbox).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard};
+use std::time::Instant;
+
+use zk_tree::Tree;
+
+use crate::config::Config;
+use crate::inbox::Inbox;
+use crate::msg::{CoreMsg, LoopHandle, LoopMsg};
+use crate::sessions::SessionTracker;
+use crate::stats::ServerStats;
+
+/// State shared by the loops, the core and the 4lw.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub stats: ServerStats,
+    pub sessions: Mutex<SessionTracker>,
+    pub tree: Arc<Tree>,
+    /// Taken for writing by the core around "apply a txn and queue its events
+    /// and reply", and for reading by a loop around "drain my mailbox, then
+    /// serve a read": a client never sees data before the event that announces it.
+    pub gate: RwLock<()>,
+    loops: OnceLock<Vec<LoopHandle>>,
+    core_tx: Inbox<CoreMsg>,
+    clock: Instant,
+    wall_at_start: i64,
+    local_addr: OnceLock<SocketAddr>,
+}
+
+impl Shared {
+    /// Shared state before the loops exist (see [`Shared::set_loops`]).
+    pub fn new(
+        config: Config,
+        stats: ServerStats,
+        sessions: SessionTracker,
+        tree: Arc<Tree>,
+        core_tx: Inbox<CoreMsg>,
+        clock: Instant,
+    ) -> Self {
+        Shared {
+            config,
+            stats,
+            sessions: Mutex::new(sessions),
+            tree,
+            gate: RwLock::new(()),
+            loops: OnceLock::new(),
+            core_tx,
+            clock,
+            wall_at_start: crate::stats::wall_ms(),
+            local_addr: OnceLock::new(),
+        }
+    }
+
+    /// The loops' mailboxes, set once when the loops are built.
+    pub fn set_loops(&self, loops: Vec<LoopHandle>) {
+        let _ = self.loops.set(loops);
+    }
+
+    /// The bound client address, set once after the bind.
+    pub fn set_local_addr(&self, addr: SocketAddr) {
+        let _ = self.local_addr.set(addr);
+    }
+
+    pub fn loops(&self) -> &[LoopHandle] {
+        self.loops.get().map_or(&[], |v| v.as_slice())
+    }
+
+    pub fn send_core(&self, m: CoreMsg) {
+        self.core_tx.send(m);
+    }
+
+    /// Monotonic ms since start.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.elapsed().as_millis() as u64
+    }
+
+    /// Wall-clock time (ms) of a monotonic instant.
+    pub fn monotonic_to_wall(&self, ms: u64) -> i64 {
+        self.wall_at_start + ms as i64
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.stats.last_zxid.load(Relaxed)
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+            .get()
+            .copied()
+            .unwrap_or_else(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
+    }
+
+    /// A read guard on the tree for a loop thread (see [`Shared::gate`]).
+    pub fn read_gate(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Tells every loop to stop (called by the core once it drained).
+pub(crate) fn stop_loops(shared: &Shared) {
+    for l in shared.loops() {
+        l.send(LoopMsg::Shutdown);
+    }
+}
