@@ -8,7 +8,7 @@
 //! * [`config`]: zoo.cfg (the keys of the ZooKeeper admin guide) and `myid`.
 //! * `net`: mio event loops for the connections (framing, handshake checks,
 //!   4lw, local reads, output back-pressure).
-//! * `core`: the sequencer: sessions, prep, zxids, the log, commit, apply,
+//! * `sequencer`: the core thread: sessions, prep, zxids, the log, commit, apply,
 //!   watch events, replies in order.
 //! * `pipeline`: the Zab steps (propose, ack, commit) with a quorum of one.
 //! * `sessions` / [`expiry`]: session ids, passwords and the tick-bucketed expiry.
@@ -26,7 +26,6 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
-mod core;
 mod error;
 pub mod expiry;
 mod fourlw;
@@ -36,6 +35,7 @@ mod msg;
 mod net;
 mod pipeline;
 mod reads;
+mod sequencer;
 mod server;
 mod sessions;
 mod shared;

@@ -19,11 +19,11 @@ use tracing::{info, warn};
 use zk_tree::TreeConfig;
 
 use crate::config::Config;
-use crate::core::Core;
 use crate::error::{StartError, io_err};
 use crate::inbox::Inbox;
 use crate::msg::{CoreMsg, LoopHandle};
 use crate::net::EventLoop;
+use crate::sequencer::Sequencer;
 use crate::sessions::SessionTracker;
 use crate::shared::Shared;
 use crate::stats::ServerStats;
@@ -142,7 +142,7 @@ impl Server {
         shared.set_loops(loops);
 
         let mut threads = Vec::new();
-        let core = Core::new(shared.clone(), storage, core_rx, core_tx, &recovered);
+        let core = Sequencer::new(shared.clone(), storage, core_rx, core_tx, &recovered);
         threads.push(
             std::thread::Builder::new()
                 .name("zk-core".into())

@@ -1,4 +1,4 @@
-//! The core thread: the single sequencer of the write path.
+//! The sequencer (the `zk-core` thread): the single writer of the write path.
 //!
 //! ```text
 //! Request ─▶ prep (zk-tree `prepare` over the outstanding-changes overlay,
@@ -40,6 +40,10 @@ use crate::pipeline::{Broadcast, Zxid};
 use crate::reads::{is_local, serve_read};
 use crate::shared::{Shared, stop_loops};
 use crate::storage::{Recovered, Storage};
+
+mod snapshots;
+
+use snapshots::{Purge, Snapshots};
 
 enum Origin {
     /// Server-initiated (session expiry).
@@ -85,7 +89,7 @@ enum Queued {
     Rejected(Ctx, Reject),
 }
 
-pub(crate) struct Core {
+pub(crate) struct Sequencer {
     shared: Arc<Shared>,
     storage: Storage,
     rx: Inbox<CoreMsg>,
@@ -99,45 +103,14 @@ pub(crate) struct Core {
     /// Proposals in zxid order: appended as proposed, committed from the front.
     proposals: VecDeque<Proposal>,
     queues: HashMap<i64, VecDeque<Queued>>,
-    txns_since_snapshot: u64,
-    snapshot_at: u64,
-    snapshot_running: Arc<AtomicBool>,
-    /// Log bytes appended since the last snapshot started.
-    log_bytes_since_snapshot: u64,
-    /// Size of the newest snapshot (set by the snapshot thread when it ends).
-    last_snapshot_bytes: Arc<AtomicU64>,
+    snapshots: Snapshots,
     shutting_down: bool,
     failed: bool,
-    next_purge: Option<Instant>,
+    purge: Purge,
     next_container_check: Instant,
 }
 
-/// The snapshot trigger: a random point in [snapCount/2 + 1, snapCount], as
-/// ZooKeeper's SyncRequestProcessor (so the members of an ensemble do not all
-/// snapshot at once).
-fn snapshot_point(snap_count: u64) -> u64 {
-    let half = (snap_count / 2).max(1);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos() as u64);
-    let mix = nanos.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11;
-    half + 1 + mix % half.max(1)
-}
-
-/// See [`Core::snapshot_due`]: `counted` = snapCount's (randomised) txn
-/// count was reached, `logged` = log bytes since the last snapshot started,
-/// `last_snapshot` = that snapshot's size.
-fn snapshot_due(cfg: &crate::Config, counted: bool, logged: u64, last_snapshot: u64) -> bool {
-    if let Ok(limit_kb) = u64::try_from(cfg.snap_size_limit_kb)
-        && limit_kb > 0
-        && logged >= limit_kb.saturating_mul(1024)
-    {
-        return true;
-    }
-    counted && logged.saturating_mul(100) >= last_snapshot.saturating_mul(cfg.snap_log_percent)
-}
-
-impl Core {
+impl Sequencer {
     pub fn new(
         shared: Arc<Shared>,
         storage: Storage,
@@ -147,8 +120,6 @@ impl Core {
     ) -> Self {
         let last_zxid = recovered.last_zxid;
         let my_id = shared.config.my_id;
-        let purge = shared.config.purge_interval_hours;
-        let snap_count = shared.config.snap_count;
         Self {
             durable: Arc::new(DurableMark::default()),
             record: BytesMut::with_capacity(4096),
@@ -157,15 +128,14 @@ impl Core {
             overlay: PendingChanges::new(),
             proposals: VecDeque::new(),
             queues: HashMap::new(),
-            txns_since_snapshot: 0,
-            snapshot_at: snapshot_point(snap_count),
-            snapshot_running: Arc::new(AtomicBool::new(false)),
-            log_bytes_since_snapshot: recovered.replayed_bytes,
-            last_snapshot_bytes: Arc::new(AtomicU64::new(recovered.snapshot_bytes)),
+            snapshots: Snapshots::new(
+                &shared.config,
+                recovered.replayed_bytes,
+                recovered.snapshot_bytes,
+            ),
             shutting_down: false,
             failed: false,
-            next_purge: (purge > 0)
-                .then(|| Instant::now() + Duration::from_secs(u64::from(purge) * 3600)),
+            purge: Purge::new(&shared.config),
             next_container_check: Instant::now()
                 + Duration::from_millis(shared.config.container_check_interval_ms),
             shared,
@@ -197,7 +167,8 @@ impl Core {
             }
             if !self.shutting_down && !self.failed {
                 self.expire_sessions();
-                self.maybe_purge();
+                self.purge
+                    .maybe_run(&self.shared.config, &self.storage.log, &self.storage.snaps);
                 self.check_containers();
             }
             if self.shutting_down && self.proposals.is_empty() {
@@ -208,7 +179,7 @@ impl Core {
         if let Err(e) = self.storage.log.flush() {
             warn!("log flush at shutdown failed: {e}");
         }
-        while self.snapshot_running.load(Relaxed) {
+        while self.snapshots.running() {
             std::thread::sleep(Duration::from_millis(5));
         }
         if crate::stages::enabled() {
@@ -432,35 +403,6 @@ impl Core {
         }
     }
 
-    fn maybe_purge(&mut self) {
-        let Some(at) = self.next_purge else {
-            return;
-        };
-        if Instant::now() < at {
-            return;
-        }
-        self.next_purge = Some(
-            Instant::now()
-                + Duration::from_secs(u64::from(self.shared.config.purge_interval_hours) * 3600),
-        );
-        let log = self.storage.log.clone();
-        let snaps = self.storage.snaps.clone();
-        let retain = self.shared.config.snap_retain_count as usize;
-        let _ = std::thread::Builder::new()
-            .name("zk-purge".into())
-            .spawn(move || {
-                info!("Purge task started (autopurge.snapRetainCount {retain})");
-                match zk_txnlog::purge(&log, &snaps, retain) {
-                    Ok(r) => info!(
-                        "Purge task completed: removed {} snapshots and {} log segments",
-                        r.snapshots.len(),
-                        r.segments.len()
-                    ),
-                    Err(e) => warn!("Purge task failed: {e}"),
-                }
-            });
-    }
-
     /// ZooKeeper's ContainerManager: empty containers (that had a child) and
     /// expired TTL nodes are removed with deleteContainer txns.
     fn check_containers(&mut self) {
@@ -608,7 +550,7 @@ impl Core {
         // One buffer reused: the log copies the record into its staging buffer.
         self.record.clear();
         body.write_record(&hdr, &mut self.record);
-        self.log_bytes_since_snapshot += self.record.len() as u64;
+        self.snapshots.logged(self.record.len() as u64);
         let tx = self.tx.clone();
         let mark = self.durable.clone();
         let t_append = crate::stages::now();
@@ -747,9 +689,13 @@ impl Core {
                 }
             }
         }
-        self.txns_since_snapshot += 1;
-        if self.snapshot_due() {
-            self.start_snapshot();
+        if self.snapshots.committed(&self.shared.config) {
+            self.snapshots.start(
+                &self.shared.config,
+                self.shared.tree.clone(),
+                self.storage.snaps.clone(),
+                self.bcast.last_processed(),
+            );
         }
     }
 
@@ -781,57 +727,6 @@ impl Core {
             },
         );
     }
-
-    /// Whether a snapshot should start now: ZooKeeper's rules (snapCount txns,
-    /// randomised, or snapSizeLimitInKb of log since the last snapshot), except
-    /// that the snapCount rule also waits until the log since the last
-    /// snapshot is `zkrs.snapLogPercent` of that snapshot's size. Under a heavy
-    /// write load on a large tree ZooKeeper's rule alone keeps a snapshot of
-    /// the whole tree running back to back (each one saving the replay of a log
-    /// a small fraction of its size), which takes a core and the disk from the
-    /// write path; with the pacing rule restart replays at most that
-    /// percentage of a snapshot's size in log, which is cheaper to replay
-    /// than to load.
-    fn snapshot_due(&self) -> bool {
-        snapshot_due(
-            &self.shared.config,
-            self.txns_since_snapshot >= self.snapshot_at,
-            self.log_bytes_since_snapshot,
-            self.last_snapshot_bytes.load(Relaxed),
-        )
-    }
-
-    /// As ZooKeeper's SyncRequestProcessor: the count restarts whether or not
-    /// a snapshot can start, and one still running means this one is skipped
-    /// ("Too busy to snap, skipping"). Retrying at every commit instead kept a
-    /// snapshot of the whole tree running back to back under a heavy write
-    /// load, taking a core and the disk away from the write path.
-    fn start_snapshot(&mut self) {
-        self.txns_since_snapshot = 0;
-        self.log_bytes_since_snapshot = 0;
-        self.snapshot_at = snapshot_point(self.shared.config.snap_count);
-        if self.snapshot_running.swap(true, Relaxed) {
-            warn!("Too busy to snap, skipping");
-            return;
-        }
-        let tree = self.shared.tree.clone();
-        let snaps = self.storage.snaps.clone();
-        let key = self.bcast.last_processed();
-        let running = self.snapshot_running.clone();
-        let last_bytes = self.last_snapshot_bytes.clone();
-        let spawned = std::thread::Builder::new()
-            .name("zk-snapshot".into())
-            .spawn(move || {
-                match crate::storage::take_snapshot(&tree, &snaps, key) {
-                    Ok(bytes) => last_bytes.store(bytes, Relaxed),
-                    Err(e) => error!("snapshot at 0x{key:x} failed: {e}"),
-                }
-                running.store(false, Relaxed);
-            });
-        if spawned.is_err() {
-            self.snapshot_running.store(false, Relaxed);
-        }
-    }
 }
 
 fn write_reply(ctx: &Ctx, op: OpCode, zxid: Zxid, out: &zk_tree::ApplyOutcome) -> Bytes {
@@ -852,36 +747,4 @@ fn write_reply(ctx: &Ctx, op: OpCode, zxid: Zxid, out: &zk_tree::ApplyOutcome) -
         _ => Response::Empty,
     };
     response_frame(ctx.xid, zxid, &resp)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::snapshot_due;
-    use crate::Config;
-
-    #[test]
-    fn snapshot_rules() {
-        let mut cfg = Config::standalone("/d".into(), 0);
-        // The snapCount rule waits for log = 50 % of the last snapshot.
-        assert!(!snapshot_due(&cfg, false, 1000, 0));
-        assert!(
-            snapshot_due(&cfg, true, 0, 0),
-            "no snapshot yet: ZooKeeper's rule"
-        );
-        assert!(!snapshot_due(&cfg, true, 499, 1000));
-        assert!(snapshot_due(&cfg, true, 500, 1000));
-        // zkrs.snapLogPercent=0: ZooKeeper's rule alone.
-        cfg.snap_log_percent = 0;
-        assert!(snapshot_due(&cfg, true, 0, 1 << 40));
-        assert!(!snapshot_due(&cfg, false, 0, 1 << 40));
-        // snapSizeLimitInKb: due on log size alone, whatever the count; <= 0 is off.
-        cfg.snap_log_percent = 50;
-        cfg.snap_size_limit_kb = 2;
-        assert!(!snapshot_due(&cfg, false, 2047, 1 << 40));
-        assert!(snapshot_due(&cfg, false, 2048, 1 << 40));
-        cfg.snap_size_limit_kb = 0;
-        assert!(!snapshot_due(&cfg, false, u64::MAX, 1 << 40));
-        cfg.snap_size_limit_kb = -1;
-        assert!(!snapshot_due(&cfg, false, u64::MAX, 1 << 40));
-    }
 }
