@@ -1,0 +1,82 @@
+//! ZooKeeper's fast leader election (FLE), as a sans-I/O state machine.
+//!
+//! This crate decides who leads an ensemble exactly as Apache ZooKeeper 3.8's
+//! `FastLeaderElection` does, so that our servers and Apache servers elect one
+//! leader together. It owns no socket, thread, file or clock: the runtime
+//! (zk-server, or a simulator) feeds [`Event`]s into [`Election::step`] and
+//! carries out the [`Command`]s that come back. The wire bytes are in
+//! `zk_jute::quorum`; the rules are in `shared/design/quorum.md` §2, whose
+//! section numbers the code and tests cite.
+//!
+//! # States and messages
+//!
+//! A server is LOOKING until the election decides, then LEADING, FOLLOWING or
+//! OBSERVING ([`PeerState`]) until the runtime starts a new round with
+//! [`Event::StartLooking`] (its leader or its quorum was lost). Every message
+//! is a [`Notification`]: the sender's state, its vote (leader id, the leader's
+//! last zxid and epoch) and its round (`electionEpoch`, the logical clock).
+//! Votes are ordered by (peerEpoch, zxid, id) ([`Vote::beats`]).
+//!
+//! # The rules (quorum.md §2)
+//!
+//! | rule | where |
+//! |---|---|
+//! | a round starts with our own vote (`i64::MIN` for observers), `logicalclock + 1`, sent to every voter including ourselves (§2.2) | `start_looking` |
+//! | the total order (peerEpoch, zxid, sid) (§2.2) | [`Vote::beats`] |
+//! | LOOKING notification: a later round is joined and the round's votes dropped; an earlier one is ignored; a better vote in our round is adopted and re-sent; a vote from a -1 zxid is ignored (§2.3) | `looking_notification` |
+//! | a quorum of the round's votes equal to our proposal starts the finalize wait; a better vote ends it, any other is dropped and restarts it; silence decides (§2.3) | `look`, [`Timer::Finalize`] |
+//! | FOLLOWING / LEADING notification: counted in the round if from the same round, and always in `outofelection`; decide when a quorum agrees and `checkLeader` holds (§2.3) | `following_notification`, `check_leader` |
+//! | vote equality: all four fields if either side is LOOKING, else (id, peerEpoch), or the id alone across notification versions (§2.3, ZOOKEEPER-1732) | `Ballot::same` |
+//! | a decided server answers a LOOKING voter with its vote, its round and its state; a LOOKING server answers a LOOKING voter of an earlier round with its proposal (§2.4) | `receive` |
+//! | a non-voter (observer) always gets our current vote, our round and our state, and never counts; observers decide OBSERVING (§2.4, §2.5) | `receive`, `decide` |
+//! | notifications from non-voters or for a non-voter leader never enter the election (`validVoter`) | `receive`, `look` |
+//! | no notification for the notification interval: re-send, and double the interval up to its maximum (§2.3) | [`Timer::Notify`] |
+//! | a new connection gets the last notification sent to that peer again, so duplicates are normal and harmless (§1.3) | [`Event::Connected`] |
+//! | after Zab's sync the reported vote carries the new epoch (§2.4, `updateElectionVote`) | [`Event::EpochEstablished`] |
+//!
+//! Safety of the ensemble does not rest on the election: two servers can
+//! briefly believe in different leaders, and Zab's epochs (the next part)
+//! make sure at most one of them ever commits. The election's own promise is
+//! that, once the network is quiet, every live server decides the same leader.
+//!
+//! # The finalize wait
+//!
+//! ZooKeeper waits 200 ms after a quorum agrees before it decides, in case a
+//! better vote is still on its way; the same value is the first notification
+//! interval. The wait costs every election its full length. Its only purpose
+//! is to avoid deciding for a server that a better vote is about to displace;
+//! when that happens anyway the followers wait for a leader that is not
+//! leading until Zab's `initLimit` runs out, and a new round starts. A shorter
+//! wait is as safe (Zab's epochs) and decides sooner; it only makes that
+//! detour more likely when the servers' messages take longer than the wait to
+//! cross. [`DEFAULT_FINALIZE_WAIT_MS`] documents the value we chose and the
+//! measurement behind it; [`Params::APACHE`] gives ZooKeeper's.
+//!
+//! # Quorums
+//!
+//! Who votes and what a quorum is sits behind the [`Quorum`] trait; simple
+//! majorities ([`Majority`]) are what zoo.cfg describes without `group.` and
+//! `weight.` lines.
+
+#![forbid(unsafe_code)]
+
+mod election;
+mod quorum;
+mod vote;
+
+pub use election::{Command, Decision, Election, Event, Params, Timer};
+pub use quorum::{Majority, Quorum};
+pub use vote::{NOTIFICATION_VERSION, Notification, PeerState, Vote};
+
+/// A server id (`myid`, the `X` of `server.X`).
+pub type Sid = u64;
+
+/// Our default finalize wait (and first notification interval), in ms.
+///
+/// Chosen by measurement in the election simulator (`zk-sim`, `cargo test -p
+/// zk-sim --release finalize_wait -- --ignored --nocapture`); see the crate
+/// docs ("The finalize wait").
+pub const DEFAULT_FINALIZE_WAIT_MS: u64 = 50;
+
+#[cfg(test)]
+mod tests;

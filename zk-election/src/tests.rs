@@ -1,0 +1,472 @@
+//! One test per rule of quorum.md §2 (the rule is named in each test).
+
+use crate::*;
+
+const ZXID: i64 = 0x1_0000_0005;
+
+fn params() -> Params {
+    Params {
+        finalize_wait_ms: 50,
+        min_notification_interval_ms: 50,
+        max_notification_interval_ms: 400,
+    }
+}
+
+fn three(me: Sid) -> Election<Majority> {
+    Election::new(me, Majority::new([1, 2, 3]), params())
+}
+
+fn step(e: &mut Election<Majority>, ev: Event) -> Vec<Command> {
+    let mut out = Vec::new();
+    e.step(ev, &mut out);
+    out
+}
+
+fn start(e: &mut Election<Majority>, zxid: i64, epoch: i64) -> Vec<Command> {
+    step(
+        e,
+        Event::StartLooking {
+            last_zxid: zxid,
+            current_epoch: epoch,
+        },
+    )
+}
+
+fn vote(leader: i64, zxid: i64, peer_epoch: i64) -> Vote {
+    Vote {
+        leader,
+        zxid,
+        peer_epoch,
+    }
+}
+
+fn note(state: PeerState, v: Vote, round: i64) -> Notification {
+    Notification {
+        state,
+        vote: v,
+        election_epoch: round,
+        version: NOTIFICATION_VERSION,
+    }
+}
+
+fn recv(e: &mut Election<Majority>, from: Sid, n: Notification) -> Vec<Command> {
+    step(e, Event::Received { from, msg: n })
+}
+
+fn sends(out: &[Command]) -> Vec<(Sid, Notification)> {
+    out.iter()
+        .filter_map(|c| match c {
+            Command::Send { to, msg } => Some((*to, *msg)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn decision(out: &[Command]) -> Option<Decision> {
+    out.iter().find_map(|c| match c {
+        Command::Decided(d) => Some(*d),
+        _ => None,
+    })
+}
+
+fn armed(out: &[Command], timer: Timer) -> Option<u64> {
+    out.iter().rev().find_map(|c| match c {
+        Command::SetTimer { timer: t, after_ms } if *t == timer => Some(*after_ms),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_round_starts_with_our_own_vote_to_every_voter() {
+    // §2.2: initial vote (myid, lastLoggedZxid, currentEpoch), logicalclock+1,
+    // sent to every voter including ourselves (self through the loopback).
+    let mut e = three(2);
+    let out = start(&mut e, ZXID, 1);
+    let s = sends(&out);
+    assert_eq!(s.iter().map(|(to, _)| *to).collect::<Vec<_>>(), vec![1, 3]);
+    for (_, n) in &s {
+        assert_eq!(*n, note(PeerState::Looking, vote(2, ZXID, 1), 1));
+    }
+    assert_eq!(e.logical_clock(), 1);
+    assert_eq!(armed(&out, Timer::Notify), Some(50));
+    assert!(decision(&out).is_none());
+    // A second round increments the clock again.
+    start(&mut e, ZXID, 1);
+    assert_eq!(e.logical_clock(), 2);
+}
+
+#[test]
+fn a_better_vote_in_our_round_is_adopted_and_sent_on() {
+    // §2.3 LOOKING, equal round, n's vote beats ours.
+    let mut e = three(1);
+    start(&mut e, ZXID, 1);
+    let out = recv(&mut e, 2, note(PeerState::Looking, vote(2, ZXID, 1), 1));
+    assert_eq!(e.proposal(), vote(2, ZXID, 1));
+    let s = sends(&out);
+    assert_eq!(s.len(), 2, "re-sent to both other voters: {s:?}");
+    assert!(s.iter().all(|(_, n)| n.vote == vote(2, ZXID, 1)));
+    // Our vote and 2's now agree: a quorum of {1, 2} starts the finalize wait.
+    assert!(e.is_finalizing());
+    assert_eq!(armed(&out, Timer::Finalize), Some(50));
+}
+
+#[test]
+fn a_worse_vote_is_counted_but_not_adopted() {
+    // §2.3: the vote goes into recvset; the proposal stays.
+    let mut e = three(3);
+    start(&mut e, ZXID, 1);
+    let out = recv(&mut e, 1, note(PeerState::Looking, vote(1, ZXID, 1), 1));
+    assert_eq!(e.proposal(), vote(3, ZXID, 1));
+    assert!(sends(&out).is_empty());
+    assert!(!e.is_finalizing(), "1 votes for itself, not for 3");
+}
+
+#[test]
+fn epoch_then_zxid_then_sid_decides_the_proposal() {
+    // §2.2 total order, as applied to the proposal.
+    let mut e = three(3);
+    start(&mut e, 0x2_0000_0001, 2);
+    recv(
+        &mut e,
+        1,
+        note(PeerState::Looking, vote(1, 0x1_0000_0009, 1), 1),
+    );
+    assert_eq!(
+        e.proposal().leader,
+        3,
+        "a higher epoch wins over a higher zxid"
+    );
+    recv(
+        &mut e,
+        2,
+        note(PeerState::Looking, vote(2, 0x2_0000_0002, 2), 1),
+    );
+    assert_eq!(e.proposal().leader, 2, "same epoch: the higher zxid wins");
+}
+
+#[test]
+fn a_later_round_is_joined_and_the_rounds_votes_dropped() {
+    // §2.3: n.electionEpoch > logicalclock.
+    let mut e = three(1);
+    start(&mut e, ZXID, 1);
+    recv(&mut e, 3, note(PeerState::Looking, vote(3, ZXID, 1), 1));
+    assert!(e.is_finalizing());
+    let mut e = three(1);
+    start(&mut e, ZXID, 1);
+    // 2 in round 5 proposes a worse vote than ours: we join round 5 with our
+    // own vote (the better of n's and our initial one).
+    let out = recv(&mut e, 2, note(PeerState::Looking, vote(2, 1, 0), 5));
+    assert_eq!(e.logical_clock(), 5);
+    assert_eq!(e.proposal(), vote(1, ZXID, 1));
+    let s = sends(&out);
+    assert!(s.iter().all(|(_, n)| n.election_epoch == 5), "{s:?}");
+}
+
+#[test]
+fn an_earlier_round_is_ignored_and_answered() {
+    // §2.3 (smaller round ignored) and §2.4 (a LOOKING server answers a
+    // LOOKING voter behind it with its proposal and round).
+    let mut e = three(1);
+    start(&mut e, ZXID, 1);
+    start(&mut e, ZXID, 1);
+    start(&mut e, ZXID, 1);
+    let out = recv(&mut e, 3, note(PeerState::Looking, vote(3, ZXID, 1), 1));
+    assert_eq!(e.proposal(), vote(1, ZXID, 1), "not adopted");
+    assert_eq!(
+        sends(&out),
+        vec![(3, note(PeerState::Looking, vote(1, ZXID, 1), 3))]
+    );
+}
+
+#[test]
+fn silence_after_a_quorum_decides() {
+    // §2.3 finalize: the proposal stood for finalizeWait.
+    let mut e = three(3);
+    start(&mut e, ZXID, 1);
+    let out = recv(&mut e, 2, note(PeerState::Looking, vote(3, ZXID, 1), 1));
+    assert!(e.is_finalizing());
+    assert!(out.contains(&Command::CancelTimer(Timer::Notify)));
+    let out = step(&mut e, Event::Timer(Timer::Finalize));
+    let d = decision(&out).expect("decided");
+    assert_eq!(d.state, PeerState::Leading);
+    assert_eq!((d.leader, d.election_epoch), (3, 1));
+    assert_eq!(e.state(), PeerState::Leading);
+    // And as a follower.
+    let mut f = three(1);
+    start(&mut f, ZXID, 1);
+    recv(&mut f, 3, note(PeerState::Looking, vote(3, ZXID, 1), 1));
+    let d = decision(&step(&mut f, Event::Timer(Timer::Finalize))).unwrap();
+    assert_eq!((d.state, d.leader), (PeerState::Following, 3));
+}
+
+#[test]
+fn a_better_vote_ends_the_finalize_wait() {
+    // §2.3: a notification that beats the proposal is pushed back and handled.
+    let mut e = three(1);
+    start(&mut e, ZXID, 1);
+    recv(&mut e, 2, note(PeerState::Looking, vote(2, ZXID, 1), 1));
+    assert!(e.is_finalizing());
+    let out = recv(&mut e, 3, note(PeerState::Looking, vote(3, ZXID, 1), 1));
+    assert!(out.contains(&Command::CancelTimer(Timer::Finalize)));
+    assert_eq!(e.proposal().leader, 3);
+    // {1, 3} now agree on 3: finalizing again, for 3.
+    assert!(e.is_finalizing());
+    let d = decision(&step(&mut e, Event::Timer(Timer::Finalize))).unwrap();
+    assert_eq!(d.leader, 3);
+}
+
+#[test]
+fn other_votes_during_the_finalize_wait_are_dropped_and_restart_it() {
+    // §2.3: a notification that does not beat the proposal is discarded and
+    // the poll (the wait) starts again.
+    let mut e = three(3);
+    start(&mut e, ZXID, 1);
+    recv(&mut e, 2, note(PeerState::Looking, vote(3, ZXID, 1), 1));
+    let out = recv(&mut e, 1, note(PeerState::Looking, vote(1, ZXID, 1), 1));
+    assert_eq!(armed(&out, Timer::Finalize), Some(50));
+    assert!(sends(&out).is_empty());
+    assert!(e.is_finalizing());
+}
+
+#[test]
+fn a_joiner_follows_an_established_leader() {
+    // §2.3 FOLLOWING/LEADING via outofelection: a quorum follows 3 and 3 said
+    // itself that it leads (checkLeader).
+    let mut e = three(1);
+    start(&mut e, 0, 0);
+    let v = vote(3, ZXID, 1);
+    let out = recv(&mut e, 2, note(PeerState::Following, v, 7));
+    assert!(decision(&out).is_none(), "one follower is not a quorum");
+    let out = recv(&mut e, 3, note(PeerState::Leading, v, 7));
+    let d = decision(&out).expect("quorum {2, 3} with the leader's own word");
+    assert_eq!(
+        (d.state, d.leader, d.election_epoch),
+        (PeerState::Following, 3, 7)
+    );
+    assert_eq!(e.logical_clock(), 7, "logicalclock := n.electionEpoch");
+}
+
+#[test]
+fn a_joiner_waits_for_the_leaders_own_word() {
+    // §2.3 checkLeader: followers alone are not enough.
+    let mut e = Election::new(1, Majority::new([1, 2, 3, 4, 5]), params());
+    start(&mut e, 0, 0);
+    let v = vote(5, ZXID, 1);
+    for from in [2, 3, 4] {
+        let out = recv(&mut e, from, note(PeerState::Following, v, 7));
+        assert!(
+            decision(&out).is_none(),
+            "no LEADING notification from 5 yet"
+        );
+    }
+    let out = recv(&mut e, 5, note(PeerState::Leading, v, 7));
+    assert_eq!(decision(&out).unwrap().leader, 5);
+}
+
+#[test]
+fn we_lead_from_followers_only_in_our_own_round() {
+    // §2.3 checkLeader for ourselves: logicalclock must equal n.electionEpoch.
+    let mut e = three(3);
+    start(&mut e, ZXID, 1);
+    let v = vote(3, ZXID, 1);
+    let out = recv(&mut e, 1, note(PeerState::Following, v, 4));
+    assert!(decision(&out).is_none());
+    let out = recv(&mut e, 2, note(PeerState::Following, v, 4));
+    assert!(decision(&out).is_none(), "round 4 is not ours (1)");
+    // In our round, one follower and our own LOOKING vote for ourselves
+    // (recvset counts all states of the round together) are a quorum.
+    let mut e = three(3);
+    start(&mut e, ZXID, 1);
+    let out = recv(&mut e, 1, note(PeerState::Following, v, 1));
+    assert_eq!(decision(&out).unwrap().state, PeerState::Leading);
+}
+
+#[test]
+fn a_decided_server_answers_a_looking_voter() {
+    // §2.4: current vote, the vote's round, our state.
+    let mut e = three(1);
+    start(&mut e, ZXID, 1);
+    recv(&mut e, 3, note(PeerState::Looking, vote(3, ZXID, 1), 1));
+    step(&mut e, Event::Timer(Timer::Finalize));
+    assert_eq!(e.state(), PeerState::Following);
+    let out = recv(&mut e, 2, note(PeerState::Looking, vote(2, 0, 0), 9));
+    assert_eq!(
+        sends(&out),
+        vec![(2, note(PeerState::Following, vote(3, ZXID, 1), 1))]
+    );
+    // FOLLOWING / LEADING notifications get no answer.
+    let out = recv(&mut e, 2, note(PeerState::Following, vote(3, ZXID, 1), 1));
+    assert!(sends(&out).is_empty());
+}
+
+#[test]
+fn observers_are_answered_never_counted_and_decide_observing() {
+    // §2.4 / §2.5: sid 4 observes an ensemble of voters {1, 2, 3}.
+    let q = Majority::new([1, 2, 3]);
+    let mut voter = Election::new(3, q.clone(), params());
+    start(&mut voter, ZXID, 1);
+    let out = recv(&mut voter, 4, note(PeerState::Looking, Vote::NON_VOTER, 1));
+    assert_eq!(
+        sends(&out),
+        vec![(4, note(PeerState::Looking, vote(3, ZXID, 1), 1))],
+        "current vote and logicalclock"
+    );
+    assert!(!voter.is_finalizing(), "the observer never counts");
+
+    let mut obs = Election::new(4, q, params());
+    let out = start(&mut obs, ZXID, 1);
+    assert!(sends(&out).iter().all(|(_, n)| n.vote == Vote::NON_VOTER));
+    assert_eq!(sends(&out).len(), 3, "to the three voters, not to itself");
+    let v = vote(3, ZXID, 1);
+    recv(&mut obs, 1, note(PeerState::Following, v, 1));
+    let out = recv(&mut obs, 3, note(PeerState::Leading, v, 1));
+    let d = decision(&out).unwrap();
+    assert_eq!((d.state, d.leader), (PeerState::Observing, 3));
+}
+
+#[test]
+fn votes_for_a_non_voter_are_ignored() {
+    // validVoter(n.leader): a vote for sid 9 (not a voter) never counts.
+    let mut e = three(1);
+    start(&mut e, ZXID, 1);
+    recv(&mut e, 2, note(PeerState::Looking, vote(9, i64::MAX, 9), 1));
+    recv(&mut e, 3, note(PeerState::Looking, vote(9, i64::MAX, 9), 1));
+    assert_eq!(e.proposal().leader, 1);
+    assert!(!e.is_finalizing());
+}
+
+#[test]
+fn a_minus_one_zxid_is_ignored() {
+    // §2.3: ignore if our zxid or n.zxid is -1.
+    let mut e = three(1);
+    start(&mut e, ZXID, 1);
+    recv(&mut e, 3, note(PeerState::Looking, vote(3, -1, 5), 1));
+    assert_eq!(e.proposal().leader, 1);
+}
+
+#[test]
+fn silence_resends_and_backs_off() {
+    // §2.3: poll timeout → re-send, interval doubles up to the maximum.
+    let mut e = three(1);
+    start(&mut e, ZXID, 1);
+    let mut waits = Vec::new();
+    for _ in 0..5 {
+        let out = step(&mut e, Event::Timer(Timer::Notify));
+        assert_eq!(sends(&out).len(), 2);
+        waits.push(armed(&out, Timer::Notify).unwrap());
+    }
+    assert_eq!(waits, vec![100, 200, 400, 400, 400]);
+    // A new round starts from the minimum again.
+    let out = start(&mut e, ZXID, 1);
+    assert_eq!(armed(&out, Timer::Notify), Some(50));
+}
+
+#[test]
+fn a_new_connection_gets_the_last_notification_again() {
+    // §1.3: SendWorker re-sends lastMessageSent.
+    let mut e = three(1);
+    let out = step(&mut e, Event::Connected(2));
+    assert!(out.is_empty(), "nothing sent yet");
+    start(&mut e, ZXID, 1);
+    let out = step(&mut e, Event::Connected(2));
+    assert_eq!(
+        sends(&out),
+        vec![(2, note(PeerState::Looking, vote(1, ZXID, 1), 1))]
+    );
+    assert!(step(&mut e, Event::Disconnected(2)).is_empty());
+}
+
+#[test]
+fn duplicates_change_nothing() {
+    // §1.3: duplicates are normal.
+    let mut a = three(1);
+    let mut b = three(1);
+    start(&mut a, ZXID, 1);
+    start(&mut b, ZXID, 1);
+    let n = note(PeerState::Looking, vote(1, 0, 0), 1);
+    recv(&mut a, 2, n);
+    recv(&mut b, 2, n);
+    recv(&mut b, 2, n);
+    recv(&mut b, 2, n);
+    assert_eq!(a.proposal(), b.proposal());
+    assert_eq!(a.is_finalizing(), b.is_finalizing());
+}
+
+#[test]
+fn the_reported_vote_carries_the_established_epoch() {
+    // §2.4 updateElectionVote: joiners compare (leader, peerEpoch).
+    let mut e = three(1);
+    start(&mut e, ZXID, 1);
+    recv(&mut e, 3, note(PeerState::Looking, vote(3, ZXID, 1), 1));
+    step(&mut e, Event::Timer(Timer::Finalize));
+    step(&mut e, Event::EpochEstablished { peer_epoch: 2 });
+    let out = recv(&mut e, 2, note(PeerState::Looking, vote(2, 0, 0), 3));
+    assert_eq!(sends(&out)[0].1.vote, vote(3, ZXID, 2));
+}
+
+#[test]
+fn old_and_new_followers_agree_on_the_leader_alone() {
+    // ZOOKEEPER-1732: a version-0 vote and a version-2 vote naming the same
+    // leader agree even when their peerEpochs differ.
+    let mut e = three(1);
+    start(&mut e, 0, 0);
+    let mut old = note(PeerState::Following, vote(3, ZXID, 1), 4);
+    old.version = 0;
+    recv(&mut e, 2, old);
+    let out = recv(&mut e, 3, note(PeerState::Leading, vote(3, ZXID, 2), 4));
+    assert_eq!(decision(&out).map(|d| d.leader), Some(3));
+    // Same version, different peerEpoch: no agreement.
+    let mut e = three(1);
+    start(&mut e, 0, 0);
+    recv(&mut e, 2, note(PeerState::Following, vote(3, ZXID, 1), 4));
+    let out = recv(&mut e, 3, note(PeerState::Leading, vote(3, ZXID, 2), 4));
+    assert!(decision(&out).is_none());
+}
+
+#[test]
+fn stale_timers_do_nothing() {
+    // Timers fired after the decision (or outside a round) are ignored.
+    let mut e = three(1);
+    assert!(sends(&step(&mut e, Event::Timer(Timer::Notify))).is_empty());
+    assert!(decision(&step(&mut e, Event::Timer(Timer::Finalize))).is_none());
+    start(&mut e, ZXID, 1);
+    assert!(decision(&step(&mut e, Event::Timer(Timer::Finalize))).is_none());
+}
+
+#[test]
+fn three_cores_exchanging_everything_elect_the_best() {
+    // End to end over a perfect network, messages delivered in FIFO order.
+    let mut cores: Vec<_> = (1..=3).map(three).collect();
+    let mut queue = std::collections::VecDeque::new();
+    for (i, zxid) in [(0usize, 7i64), (1, 9), (2, 8)] {
+        for c in start(&mut cores[i], zxid, 1) {
+            if let Command::Send { to, msg } = c {
+                queue.push_back((i as Sid + 1, to, msg));
+            }
+        }
+    }
+    let mut decided = [None; 3];
+    for _ in 0..3 {
+        while let Some((from, to, msg)) = queue.pop_front() {
+            for c in recv(&mut cores[to as usize - 1], from, msg) {
+                match c {
+                    Command::Send { to: t, msg } => queue.push_back((to, t, msg)),
+                    Command::Decided(d) => decided[to as usize - 1] = Some(d),
+                    _ => {}
+                }
+            }
+        }
+        for (i, core) in cores.iter_mut().enumerate() {
+            if let Some(d) = decision(&step(core, Event::Timer(Timer::Finalize))) {
+                decided[i] = Some(d);
+            }
+        }
+    }
+    let leaders: Vec<_> = decided.iter().map(|d| d.map(|d| d.leader)).collect();
+    assert_eq!(
+        leaders,
+        vec![Some(2), Some(2), Some(2)],
+        "2 has the highest zxid"
+    );
+    assert_eq!(cores[1].state(), PeerState::Leading);
+}
