@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use crate::inbox::Inbox;
 use bytes::{Bytes, BytesMut};
-use hashbrown::HashMap;
 use tracing::{error, info, warn};
 use zk_jute::{
     ConnectRequest, ConnectResponse, Create2Response, CreateResponse, CreateSessionTxn, ErrorCode,
@@ -41,8 +40,10 @@ use crate::reads::{is_local, serve_read};
 use crate::shared::{Shared, stop_loops};
 use crate::storage::{Recovered, Storage};
 
+mod session_order;
 mod snapshots;
 
+use session_order::SessionOrder;
 use snapshots::{Purge, Snapshots};
 
 enum Origin {
@@ -82,8 +83,17 @@ struct Proposal {
     origin: Origin,
 }
 
-enum Queued {
-    Write(Zxid),
+impl Proposal {
+    /// Whether the txn holds its session's place in [`SessionOrder`]: the
+    /// writes of clients (and session creations), not the server's own.
+    fn session_ordered(&self) -> bool {
+        matches!(self.origin, Origin::Client(..) | Origin::Connect { .. })
+            && self.hdr.client_id != 0
+    }
+}
+
+/// What waits in [`SessionOrder`] behind a session's writes.
+enum Waiting {
     Read(Ctx, Request),
     /// A rejected request answered without a txn, in order like a read.
     Rejected(Ctx, Reject),
@@ -102,7 +112,7 @@ pub(crate) struct Sequencer {
     overlay: PendingChanges,
     /// Proposals in zxid order: appended as proposed, committed from the front.
     proposals: VecDeque<Proposal>,
-    queues: HashMap<i64, VecDeque<Queued>>,
+    order: SessionOrder<Waiting>,
     snapshots: Snapshots,
     shutting_down: bool,
     failed: bool,
@@ -127,7 +137,7 @@ impl Sequencer {
             my_id,
             overlay: PendingChanges::new(),
             proposals: VecDeque::new(),
-            queues: HashMap::new(),
+            order: SessionOrder::default(),
             snapshots: Snapshots::new(
                 &shared.config,
                 recovered.replayed_bytes,
@@ -430,15 +440,8 @@ impl Sequencer {
         }
         let sid = ctx.session_id;
         if is_local(&req) {
-            let busy = self.queues.get(&sid).is_some_and(|q| !q.is_empty());
-            if busy {
-                self.queues
-                    .entry(sid)
-                    .or_default()
-                    .push_back(Queued::Read(ctx, req));
-            } else {
-                let frame = serve_read(&self.shared, &ctx, req);
-                self.reply(ctx.conn, frame, false);
+            if let Some(ready) = self.order.wait_or_ready(sid, Waiting::Read(ctx, req)) {
+                self.answer_waiting(ready);
             }
             return;
         }
@@ -477,9 +480,22 @@ impl Sequencer {
             self.propose(sid, xid, body, Origin::Client(ctx, OpCode::Error));
             return;
         }
-        match self.queues.get_mut(&sid) {
-            Some(q) if !q.is_empty() => q.push_back(Queued::Rejected(ctx, reject)),
-            _ => {
+        if let Some(ready) = self
+            .order
+            .wait_or_ready(sid, Waiting::Rejected(ctx, reject))
+        {
+            self.answer_waiting(ready);
+        }
+    }
+
+    /// Answers a read or a rejected request whose turn has come.
+    fn answer_waiting(&self, item: Waiting) {
+        match item {
+            Waiting::Read(ctx, req) => {
+                let frame = serve_read(&self.shared, &ctx, req);
+                self.reply(ctx.conn, frame, false);
+            }
+            Waiting::Rejected(ctx, reject) => {
                 let frame = reject.reply(ctx.xid, self.shared.last_zxid());
                 self.reply(ctx.conn, frame, reject.closes());
             }
@@ -583,17 +599,16 @@ impl Sequencer {
             ));
             return zxid;
         }
-        if matches!(origin, Origin::Client(..) | Origin::Connect { .. }) && sid != 0 {
-            self.queues
-                .entry(sid)
-                .or_default()
-                .push_back(Queued::Write(zxid));
+        let p = Proposal { hdr, body, origin };
+        if p.session_ordered() {
+            self.order.write_proposed(sid, cxid);
         }
-        self.proposals.push_back(Proposal { hdr, body, origin });
+        self.proposals.push_back(p);
         zxid
     }
 
-    /// Zab COMMIT: apply in zxid order, send events and the reply.
+    /// Zab COMMIT: apply in zxid order, send events and the reply, then
+    /// answer what waited in the session's order behind this write.
     fn commit(&mut self, zxid: Zxid) {
         // Commits come in zxid order, so the proposal is the front one (none
         // after a fatal error cleared them).
@@ -601,55 +616,7 @@ impl Sequencer {
             debug_assert!(self.proposals.is_empty(), "commit out of order: {zxid:#x}");
             return;
         };
-        let t_commit = crate::stages::now();
-        let shared = self.shared.clone();
-        {
-            let _gate = shared.gate.write().unwrap_or_else(|e| e.into_inner());
-            let out = shared.tree.apply(&p.hdr, &p.body);
-            self.overlay.applied(zxid);
-            self.bcast.applied(zxid);
-            shared.stats.last_zxid.store(zxid, Relaxed);
-            // Each event goes with its node's ACL: the connection's loop,
-            // which knows its current auth ids, drops it without READ
-            // (ApplyOutcome::deliverable's rule, applied where the ids live).
-            for (i, (watcher, ev)) in out.events.iter().enumerate() {
-                self.send_event(*watcher, ev, out.event_acls.get(i).cloned());
-            }
-            match &p.origin {
-                Origin::Client(ctx, op) => {
-                    let frame = write_reply(ctx, *op, zxid, &out);
-                    let close = *op == OpCode::CloseSession;
-                    self.note_latency(ctx);
-                    let trace = t_commit.map(|t| {
-                        let now = Instant::now();
-                        crate::stages::record(crate::stages::Stage::Apply, t, now);
-                        (ctx.received, now)
-                    });
-                    self.send(
-                        ctx.conn,
-                        LoopMsg::Out {
-                            conn: ctx.conn,
-                            frame,
-                            counted: true,
-                            close,
-                            trace,
-                        },
-                    );
-                }
-                Origin::Connect {
-                    conn,
-                    timeout,
-                    peer,
-                } => {
-                    info!(
-                        "Established session 0x{:x} with negotiated timeout {timeout} for client /{peer}",
-                        p.hdr.client_id
-                    );
-                    self.connected(*conn, p.hdr.client_id, *timeout);
-                }
-                Origin::Internal => {}
-            }
-        }
+        self.apply(&p);
         if let TxnBody::CloseSession(_) = p.body {
             let mut st = self
                 .shared
@@ -658,35 +625,9 @@ impl Sequencer {
                 .unwrap_or_else(|e| e.into_inner());
             st.remove(p.hdr.client_id);
         }
-        // Reads queued behind this write.
-        let sid = p.hdr.client_id;
-        if let Some(q) = self.queues.get_mut(&sid) {
-            if let Some(Queued::Write(z)) = q.front()
-                && *z == zxid
-            {
-                q.pop_front();
-            }
-            let mut ready = Vec::new();
-            while matches!(q.front(), Some(Queued::Read(..) | Queued::Rejected(..))) {
-                if let Some(item) = q.pop_front() {
-                    ready.push(item);
-                }
-            }
-            if q.is_empty() {
-                self.queues.remove(&sid);
-            }
-            for item in ready {
-                match item {
-                    Queued::Read(ctx, req) => {
-                        let frame = serve_read(&shared, &ctx, req);
-                        self.reply(ctx.conn, frame, false);
-                    }
-                    Queued::Rejected(ctx, reject) => {
-                        let frame = reject.reply(ctx.xid, shared.last_zxid());
-                        self.reply(ctx.conn, frame, reject.closes());
-                    }
-                    Queued::Write(_) => {}
-                }
+        if p.session_ordered() {
+            for item in self.order.write_committed(p.hdr.client_id, p.hdr.cxid) {
+                self.answer_waiting(item);
             }
         }
         if self.snapshots.committed(&self.shared.config) {
@@ -696,6 +637,60 @@ impl Sequencer {
                 self.storage.snaps.clone(),
                 self.bcast.last_processed(),
             );
+        }
+    }
+
+    /// Applies a committed txn to the tree and sends its watch events and
+    /// its reply, all under the write gate (a loop's read never sees the
+    /// change before the event that announces it).
+    fn apply(&mut self, p: &Proposal) {
+        let zxid = p.hdr.zxid;
+        let t_commit = crate::stages::now();
+        let shared = self.shared.clone();
+        let _gate = shared.gate.write().unwrap_or_else(|e| e.into_inner());
+        let out = shared.tree.apply(&p.hdr, &p.body);
+        self.overlay.applied(zxid);
+        self.bcast.applied(zxid);
+        shared.stats.last_zxid.store(zxid, Relaxed);
+        // Each event goes with its node's ACL: the connection's loop,
+        // which knows its current auth ids, drops it without READ
+        // (ApplyOutcome::deliverable's rule, applied where the ids live).
+        for (i, (watcher, ev)) in out.events.iter().enumerate() {
+            self.send_event(*watcher, ev, out.event_acls.get(i).cloned());
+        }
+        match &p.origin {
+            Origin::Client(ctx, op) => {
+                let frame = write_reply(ctx, *op, zxid, &out);
+                let close = *op == OpCode::CloseSession;
+                self.note_latency(ctx);
+                let trace = t_commit.map(|t| {
+                    let now = Instant::now();
+                    crate::stages::record(crate::stages::Stage::Apply, t, now);
+                    (ctx.received, now)
+                });
+                self.send(
+                    ctx.conn,
+                    LoopMsg::Out {
+                        conn: ctx.conn,
+                        frame,
+                        counted: true,
+                        close,
+                        trace,
+                    },
+                );
+            }
+            Origin::Connect {
+                conn,
+                timeout,
+                peer,
+            } => {
+                info!(
+                    "Established session 0x{:x} with negotiated timeout {timeout} for client /{peer}",
+                    p.hdr.client_id
+                );
+                self.connected(*conn, p.hdr.client_id, *timeout);
+            }
+            Origin::Internal => {}
         }
     }
 
