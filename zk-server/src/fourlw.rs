@@ -98,7 +98,7 @@ pub fn run(shared: &Shared, cmd: &str, rest: &[u8]) -> String {
     if !shared.config.four_letter_whitelist.allows(cmd) {
         return format!("{cmd} is not executed because it is not in the whitelist.\n");
     }
-    if !shared.stats.serving.load(Relaxed) && !matches!(cmd, "ruok" | "conf" | "envi" | "dirs") {
+    if !shared.control.serving() && !matches!(cmd, "ruok" | "conf" | "envi" | "dirs") {
         return "This ZooKeeper instance is not currently serving requests\n".to_string();
     }
     let mut out = String::new();
@@ -210,13 +210,9 @@ fn server_stats(shared: &Shared, out: &mut String, with_clients: bool) {
     let _ = writeln!(out, "Received: {}", shared.stats.received.load(Relaxed));
     let _ = writeln!(out, "Sent: {}", shared.stats.sent.load(Relaxed));
     let _ = writeln!(out, "Connections: {}", shared.stats.connections().len());
-    let _ = writeln!(
-        out,
-        "Outstanding: {}",
-        shared.stats.outstanding.load(Relaxed).max(0)
-    );
+    let _ = writeln!(out, "Outstanding: {}", shared.control.outstanding().max(0));
     let _ = writeln!(out, "Zxid: 0x{:x}", shared.last_zxid());
-    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Mode: {}", shared.control.mode().name());
     let _ = writeln!(out, "Node count: {}", tree_info(&shared.tree).node_count);
 }
 
@@ -338,7 +334,7 @@ fn mntr(shared: &Shared, out: &mut String) {
     let size = |i: usize| st.response_size[i].load(Relaxed).to_string();
     let lines: Vec<(&str, String)> = vec![
         ("zk_version", VERSION.to_string()),
-        ("zk_server_state", "standalone".into()),
+        ("zk_server_state", shared.control.mode().name().into()),
         ("zk_ephemerals_count", info.ephemerals_count.to_string()),
         (
             "zk_num_alive_connections",
@@ -347,7 +343,7 @@ fn mntr(shared: &Shared, out: &mut String) {
         ("zk_avg_latency", java_double(avg)),
         (
             "zk_outstanding_requests",
-            st.outstanding.load(Relaxed).max(0).to_string(),
+            shared.control.outstanding().max(0).to_string(),
         ),
         ("zk_znode_count", info.node_count.to_string()),
         ("zk_global_sessions", sessions.to_string()),

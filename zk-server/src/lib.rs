@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+mod control;
 mod error;
 pub mod expiry;
 mod fourlw;

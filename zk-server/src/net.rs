@@ -252,26 +252,16 @@ impl EventLoop {
                         continue;
                     }
                     let max = self.shared.config.max_client_cnxns;
-                    {
-                        let mut per_ip = self
-                            .shared
-                            .stats
-                            .per_ip
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner());
-                        let n = per_ip.entry(peer.ip()).or_insert(0);
-                        if max != 0 && *n >= max {
-                            // As NIOServerCnxnFactory: the socket is closed at
-                            // accept, before any byte is read.
-                            warn!(
-                                "Error accepting new connection: Too many connections from /{} - max is {} (maxClientCnxns)",
-                                peer.ip(),
-                                max
-                            );
-                            self.shared.stats.rejected.fetch_add(1, Relaxed);
-                            continue;
-                        }
-                        *n += 1;
+                    if !self.shared.control.admit(peer.ip(), max) {
+                        // As NIOServerCnxnFactory: the socket is closed at
+                        // accept, before any byte is read.
+                        warn!(
+                            "Error accepting new connection: Too many connections from /{} - max is {} (maxClientCnxns)",
+                            peer.ip(),
+                            max
+                        );
+                        self.shared.stats.rejected.fetch_add(1, Relaxed);
+                        continue;
                     }
                     let target = self.next_target % self.shared.loops().len();
                     self.next_target = self.next_target.wrapping_add(1);
@@ -339,18 +329,7 @@ impl EventLoop {
     }
 
     fn release_ip(&self, peer: SocketAddr) {
-        let mut per_ip = self
-            .shared
-            .stats
-            .per_ip
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = per_ip.get_mut(&peer.ip()) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                per_ip.remove(&peer.ip());
-            }
-        }
+        self.shared.control.release(peer.ip());
     }
 
     /// Logs, as Apache ZooKeeper, "Closing connection from /<peer>: <detail>"
@@ -378,9 +357,8 @@ impl EventLoop {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
         self.shared
-            .stats
-            .outstanding
-            .fetch_sub(i64::from(c.outstanding), Relaxed);
+            .control
+            .add_outstanding(-i64::from(c.outstanding));
         if c.session_id != 0 {
             info!(
                 "Closed socket connection for client /{} which had sessionid 0x{:x} ({why})",
@@ -515,13 +493,13 @@ impl EventLoop {
                 return;
             }
             if c.state == State::Connected
-                && self.shared.stats.outstanding.load(Relaxed)
+                && self.shared.control.outstanding()
                     >= i64::from(self.shared.config.global_outstanding_limit)
             {
                 if !self.throttle_logged {
                     warn!(
                         "Throttling client reads: {} requests outstanding (globalOutstandingLimit {})",
-                        self.shared.stats.outstanding.load(Relaxed),
+                        self.shared.control.outstanding(),
                         self.shared.config.global_outstanding_limit
                     );
                     self.throttle_logged = true;
@@ -564,7 +542,7 @@ impl EventLoop {
                 return false;
             }
         };
-        let last = self.shared.stats.last_zxid.load(Relaxed);
+        let last = self.shared.control.last_zxid();
         if req.last_zxid_seen > last {
             info!(
                 "Refusing session request for client /{} as it has seen zxid 0x{:x} our last zxid is 0x{:x} client must try another server",
@@ -573,7 +551,7 @@ impl EventLoop {
             self.close(id, "client is ahead of this server");
             return false;
         }
-        if !self.shared.stats.serving.load(Relaxed) {
+        if !self.shared.control.serving() {
             self.close(id, "not serving");
             return false;
         }
@@ -703,7 +681,7 @@ impl EventLoop {
         }
         c.outstanding += 1;
         c.stats.outstanding.fetch_add(1, Relaxed);
-        shared.stats.outstanding.fetch_add(1, Relaxed);
+        shared.control.add_outstanding(1);
         shared.send_core(CoreMsg::Request { ctx, req });
         true
     }
@@ -723,7 +701,7 @@ impl EventLoop {
         };
         c.outstanding += 1;
         c.stats.outstanding.fetch_add(1, Relaxed);
-        self.shared.stats.outstanding.fetch_add(1, Relaxed);
+        self.shared.control.add_outstanding(1);
         self.shared.send_core(CoreMsg::Rejected { ctx, reject });
     }
 
@@ -882,7 +860,7 @@ impl EventLoop {
                 if counted {
                     c.outstanding = c.outstanding.saturating_sub(1);
                     c.stats.outstanding.fetch_sub(1, Relaxed);
-                    self.shared.stats.outstanding.fetch_sub(1, Relaxed);
+                    self.shared.control.add_outstanding(-1);
                     if self.throttle_logged {
                         self.throttle_logged = false;
                     }

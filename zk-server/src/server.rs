@@ -11,7 +11,6 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -19,6 +18,7 @@ use tracing::{info, warn};
 use zk_tree::TreeConfig;
 
 use crate::config::Config;
+use crate::control::{Control, Mode};
 use crate::error::{StartError, io_err};
 use crate::inbox::Inbox;
 use crate::msg::{CoreMsg, LoopHandle};
@@ -26,7 +26,6 @@ use crate::net::EventLoop;
 use crate::sequencer::Sequencer;
 use crate::sessions::SessionTracker;
 use crate::shared::Shared;
-use crate::stats::ServerStats;
 use crate::storage::Storage;
 
 /// A running server.
@@ -108,11 +107,9 @@ impl Server {
 
         let core_tx = Inbox::new();
         let core_rx = core_tx.clone();
-        let stats = ServerStats::default();
-        stats.last_zxid.store(last_zxid, Relaxed);
         let shared = Arc::new(Shared::new(
             config.clone(),
-            stats,
+            Control::new(Mode::Standalone, last_zxid),
             tracker,
             tree.clone(),
             core_tx.clone(),
@@ -160,7 +157,7 @@ impl Server {
                     .map_err(io_err("cannot start an event loop"))?,
             );
         }
-        shared.stats.serving.store(true, Relaxed);
+        shared.control.set_serving(true);
         let summary = recovered.summary.clone();
         info!("{summary}");
         info!(
@@ -204,7 +201,7 @@ impl Server {
             return;
         }
         info!("shutting down");
-        self.shared.stats.serving.store(false, Relaxed);
+        self.shared.control.set_serving(false);
         // The core finishes what is in flight, then tells the loops to stop.
         self.shared.send_core(CoreMsg::Shutdown);
         for t in self.threads.drain(..) {
@@ -249,7 +246,7 @@ impl std::fmt::Debug for ShutdownHandle {
 impl ShutdownHandle {
     /// Asks the server to stop; [`Server::wait`] then returns.
     pub fn shutdown(&self) {
-        self.shared.stats.serving.store(false, Relaxed);
+        self.shared.control.set_serving(false);
         self.shared.send_core(CoreMsg::Shutdown);
     }
 }

@@ -2,13 +2,13 @@
 //! the tree, the loops' mailboxes and the sequencer's inbox).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
 use zk_tree::Tree;
 
 use crate::config::Config;
+use crate::control::Control;
 use crate::inbox::Inbox;
 use crate::msg::{CoreMsg, LoopHandle, LoopMsg};
 use crate::sessions::SessionTracker;
@@ -18,6 +18,7 @@ use crate::stats::ServerStats;
 pub(crate) struct Shared {
     pub config: Config,
     pub stats: ServerStats,
+    pub control: Control,
     pub sessions: Mutex<SessionTracker>,
     pub tree: Arc<Tree>,
     /// Taken for writing by the core around "apply a txn and queue its events
@@ -35,7 +36,7 @@ impl Shared {
     /// Shared state before the loops exist (see [`Shared::set_loops`]).
     pub fn new(
         config: Config,
-        stats: ServerStats,
+        control: Control,
         sessions: SessionTracker,
         tree: Arc<Tree>,
         core_tx: Inbox<CoreMsg>,
@@ -43,7 +44,8 @@ impl Shared {
     ) -> Self {
         Shared {
             config,
-            stats,
+            stats: ServerStats::default(),
+            control,
             sessions: Mutex::new(sessions),
             tree,
             gate: RwLock::new(()),
@@ -84,7 +86,7 @@ impl Shared {
     }
 
     pub fn last_zxid(&self) -> i64 {
-        self.stats.last_zxid.load(Relaxed)
+        self.control.last_zxid()
     }
 
     pub fn local_addr(&self) -> SocketAddr {

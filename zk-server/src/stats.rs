@@ -177,16 +177,8 @@ pub struct ServerStats {
     pub sent: AtomicU64,
     /// Request latencies.
     pub latency: Latency,
-    /// Requests in the pipeline (globalOutstandingLimit applies to it).
-    pub outstanding: AtomicI64,
     /// Connections, by id.
     pub conns: Mutex<HashMap<u64, Arc<ConnStats>>>,
-    /// Connections per client IP (maxClientCnxns).
-    pub per_ip: Mutex<HashMap<std::net::IpAddr, u32>>,
-    /// Last zxid applied (for the handshake's lastZxidSeen check and `srvr`).
-    pub last_zxid: AtomicI64,
-    /// Whether the server is serving.
-    pub serving: std::sync::atomic::AtomicBool,
     /// Failed auth attempts.
     pub auth_failed: AtomicU64,
     /// Connections closed at accept for maxClientCnxns (`zk_connection_rejected`).
@@ -205,11 +197,7 @@ impl Default for ServerStats {
             received: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             latency: Latency::default(),
-            outstanding: AtomicI64::new(0),
             conns: Mutex::new(HashMap::new()),
-            per_ip: Mutex::new(HashMap::new()),
-            last_zxid: AtomicI64::new(0),
-            serving: std::sync::atomic::AtomicBool::new(false),
             auth_failed: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             response_size: [AtomicI64::new(-1), AtomicI64::new(-1), AtomicI64::new(-1)],

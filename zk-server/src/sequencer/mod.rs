@@ -239,7 +239,7 @@ impl Sequencer {
                     );
                 }
                 self.shutting_down = true;
-                self.shared.stats.serving.store(false, Relaxed);
+                self.shared.control.set_serving(false);
             }
         }
     }
@@ -269,7 +269,7 @@ impl Sequencer {
         self.failed = true;
         self.shutting_down = true;
         self.proposals.clear();
-        self.shared.stats.serving.store(false, Relaxed);
+        self.shared.control.set_serving(false);
     }
 
     fn send(&self, conn: u64, m: LoopMsg) {
@@ -651,7 +651,7 @@ impl Sequencer {
         let out = shared.tree.apply(&p.hdr, &p.body);
         self.overlay.applied(zxid);
         self.bcast.applied(zxid);
-        shared.stats.last_zxid.store(zxid, Relaxed);
+        shared.control.set_last_zxid(zxid);
         // Each event goes with its node's ACL: the connection's loop,
         // which knows its current auth ids, drops it without READ
         // (ApplyOutcome::deliverable's rule, applied where the ids live).

@@ -1,0 +1,113 @@
+//! Control state: what gates clients and shapes answers, kept apart from the
+//! counters of `stats.rs` (which only report). The server's [`Mode`] (the one
+//! place that decides what the 4lw say about standalone vs a role), whether
+//! it serves, the last zxid applied (a client that has seen more is sent
+//! away), the requests in the pipeline (globalOutstandingLimit) and the
+//! connections per client IP (maxClientCnxns).
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
+
+use hashbrown::HashMap;
+
+/// What this server is in its ensemble. Standalone is the only mode until
+/// the election and Zab's roles land (a LOOKING server will not serve).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// No ensemble: one server is the quorum.
+    Standalone,
+}
+
+impl Mode {
+    /// The name `srvr` prints after `Mode:` and `mntr` as `zk_server_state`
+    /// (Apache's `ServerState` names: standalone, leader, follower, observer).
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Standalone => "standalone",
+        }
+    }
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub(crate) struct Control {
+    mode: Mode,
+    serving: AtomicBool,
+    last_zxid: AtomicI64,
+    /// Requests sent to the sequencer and not answered yet, every connection.
+    outstanding: AtomicI64,
+    per_ip: Mutex<HashMap<IpAddr, u32>>,
+}
+
+impl Control {
+    /// Not serving yet, at `last_zxid` (what recovery found).
+    pub fn new(mode: Mode, last_zxid: i64) -> Self {
+        Control {
+            mode,
+            serving: AtomicBool::new(false),
+            last_zxid: AtomicI64::new(last_zxid),
+            outstanding: AtomicI64::new(0),
+            per_ip: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// This server's mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Whether clients are served (4lw other than ruok/conf/envi/dirs, and
+    /// new sessions, are refused otherwise).
+    pub fn serving(&self) -> bool {
+        self.serving.load(Relaxed)
+    }
+
+    /// Starts or stops serving.
+    pub fn set_serving(&self, on: bool) {
+        self.serving.store(on, Relaxed);
+    }
+
+    /// The last zxid applied to the tree (the zxid of replies to reads).
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid.load(Relaxed)
+    }
+
+    /// The sequencer applied `zxid`.
+    pub fn set_last_zxid(&self, zxid: i64) {
+        self.last_zxid.store(zxid, Relaxed);
+    }
+
+    /// Requests in the pipeline, every connection.
+    pub fn outstanding(&self) -> i64 {
+        self.outstanding.load(Relaxed)
+    }
+
+    /// Adds `n` (negative: removes) requests in the pipeline.
+    pub fn add_outstanding(&self, n: i64) {
+        self.outstanding.fetch_add(n, Relaxed);
+    }
+
+    /// Counts a new connection from `ip`; false (and not counted) if `ip`
+    /// already has `max` (maxClientCnxns; 0 = no limit).
+    pub fn admit(&self, ip: IpAddr, max: u32) -> bool {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let n = per_ip.entry(ip).or_insert(0);
+        if max != 0 && *n >= max {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// A connection from `ip` closed.
+    pub fn release(&self, ip: IpAddr) {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = per_ip.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                per_ip.remove(&ip);
+            }
+        }
+    }
+}
