@@ -31,23 +31,17 @@ pub fn recognise(first4: &[u8]) -> Option<&'static str> {
     ALL.iter().copied().find(|c| *c == s)
 }
 
-/// What the tree contributes to the answers.
+/// The tree's figures in `srvr`, `stat` and `mntr`.
 #[derive(Debug, Default, Clone)]
-pub struct TreeInfo {
+struct TreeInfo {
     /// Number of znodes.
-    pub node_count: usize,
+    node_count: usize,
     /// Approximate data size (paths + data).
-    pub data_size: u64,
+    data_size: u64,
     /// Number of ephemeral nodes.
-    pub ephemerals_count: usize,
+    ephemerals_count: usize,
     /// Number of watches.
-    pub watch_count: usize,
-    /// Watches by connection id.
-    pub watches_by_conn: Vec<(u64, Vec<String>)>,
-    /// Watches by path (connection ids).
-    pub watches_by_path: Vec<(String, Vec<u64>)>,
-    /// Ephemeral paths by session.
-    pub ephemerals: Vec<(i64, Vec<String>)>,
+    watch_count: usize,
 }
 
 fn session_count(shared: &Shared) -> usize {
@@ -78,17 +72,12 @@ fn session_of_conn(shared: &Shared, conn: u64) -> i64 {
 
 /// Tree figures for the four-letter words.
 fn tree_info(tree: &Tree) -> TreeInfo {
-    let summary = tree.watch_summary(WatchKind::Data);
-    let _ = summary;
     TreeInfo {
         // ZooKeeper's count includes the root twice.
         node_count: tree.node_count() + 1,
         data_size: tree.approximate_data_size().max(0) as u64,
         ephemerals_count: tree.ephemerals_count(),
         watch_count: tree.watch_count(),
-        watches_by_conn: tree.watches_by_watcher(WatchKind::Data),
-        watches_by_path: tree.watches_by_path(WatchKind::Data),
-        ephemerals: tree.ephemerals_by_session(),
     }
 }
 
@@ -124,7 +113,7 @@ pub fn run(shared: &Shared, cmd: &str, rest: &[u8]) -> String {
             shared.stats.reset();
             out.push_str("Server stats reset.\n");
         }
-        "envi" => envi(shared, &mut out),
+        "envi" => envi(&mut out),
         "dirs" => {
             let _ = writeln!(
                 out,
@@ -141,19 +130,16 @@ pub fn run(shared: &Shared, cmd: &str, rest: &[u8]) -> String {
         // As Apache 3.8's DataTree.dumpWatches*: data watches only (exists and
         // getData), then an empty line.
         "wchs" => {
-            let info = tree_info(&shared.tree);
-            let total: usize = info.watches_by_path.iter().map(|(_, w)| w.len()).sum();
+            let summary = shared.tree.watch_summary(WatchKind::Data);
             let _ = writeln!(
                 out,
                 "{} connections watching {} paths",
-                info.watches_by_conn.len(),
-                info.watches_by_path.len()
+                summary.watchers, summary.paths
             );
-            let _ = writeln!(out, "Total watches:{total}");
+            let _ = writeln!(out, "Total watches:{}", summary.total);
         }
         "wchc" => {
-            let info = tree_info(&shared.tree);
-            for (conn, paths) in &info.watches_by_conn {
+            for (conn, paths) in &shared.tree.watches_by_watcher(WatchKind::Data) {
                 let _ = writeln!(out, "0x{:x}", session_of_conn(shared, *conn));
                 for p in paths {
                     let _ = writeln!(out, "\t{p}");
@@ -162,8 +148,7 @@ pub fn run(shared: &Shared, cmd: &str, rest: &[u8]) -> String {
             out.push('\n');
         }
         "wchp" => {
-            let info = tree_info(&shared.tree);
-            for (path, conns) in &info.watches_by_path {
+            for (path, conns) in &shared.tree.watches_by_path(WatchKind::Data) {
                 let _ = writeln!(out, "{path}");
                 for c in conns {
                     let _ = writeln!(out, "\t0x{:x}", session_of_conn(shared, *c));
@@ -226,7 +211,7 @@ fn java_double(v: f64) -> String {
     }
 }
 
-fn envi(shared: &Shared, out: &mut String) {
+fn envi(out: &mut String) {
     out.push_str("Environment:\n");
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
@@ -255,7 +240,6 @@ fn envi(shared: &Shared, out: &mut String) {
         ("os.memory.max", "0MB".into()),
         ("os.memory.total", "0MB".into()),
     ];
-    let _ = shared;
     for (k, v) in pairs {
         let _ = writeln!(out, "{k}={v}");
     }
@@ -430,11 +414,11 @@ fn dump(shared: &Shared, out: &mut String) {
             let _ = writeln!(out, "\t0x{id:x}");
         }
     }
-    let info = tree_info(&shared.tree);
+    let ephemerals = shared.tree.ephemerals_by_session();
     out.push_str("ephemeral nodes dump:\n");
-    let _ = writeln!(out, "Sessions with Ephemerals ({}):", info.ephemerals.len());
-    for (sid, paths) in &info.ephemerals {
-        let _ = writeln!(out, "0x{sid:x}:");
+    let _ = writeln!(out, "Sessions with Ephemerals ({}):", ephemerals.len());
+    for (session, paths) in &ephemerals {
+        let _ = writeln!(out, "0x{session:x}:");
         for p in paths {
             let _ = writeln!(out, "\t{p}");
         }

@@ -3,9 +3,7 @@
 //! sequencer, the loops and the local reads.
 
 use bytes::{Bytes, BytesMut};
-use zk_jute::{
-    ErrorCode, EventType, Jute, KeeperState, ReplyHeader, Response, WatcherEvent, encode_frame, xid,
-};
+use zk_jute::{ErrorCode, Jute, ReplyHeader, Response, WatcherEvent, encode_frame, xid};
 
 /// A reply frame with only a header (errors, and body-less replies).
 pub(crate) fn error_frame(xid: i32, zxid: i64, err: ErrorCode) -> Bytes {
@@ -44,15 +42,4 @@ pub(crate) fn event_frame(ev: &WatcherEvent) -> Bytes {
         ev.write(o);
     });
     out.freeze()
-}
-
-/// An event telling a connection's client its session state (unused by the
-/// standalone server; kept for the ensemble's disconnect notifications).
-#[allow(dead_code)]
-pub(crate) fn state_event(state: KeeperState) -> Bytes {
-    event_frame(&WatcherEvent {
-        event_type: EventType::None.code(),
-        state: state.code(),
-        path: String::new(),
-    })
 }

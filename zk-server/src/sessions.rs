@@ -26,9 +26,6 @@ const CONTAINER_OWNER: i64 = i64::MIN;
 /// One live session.
 #[derive(Debug, Clone)]
 pub struct Session {
-    /// The session id.
-    #[allow(dead_code)]
-    pub id: i64,
     /// The negotiated timeout in ms.
     pub timeout: i32,
     /// Set once expiry or closeSession started: the session takes no new requests.
@@ -148,7 +145,6 @@ impl SessionTracker {
             self.next_id = id + 1;
         }
         self.sessions.entry(id).or_insert(Session {
-            id,
             timeout,
             closing: false,
             owner: 0,
