@@ -121,12 +121,11 @@ pub(crate) enum LoopMsg {
         /// The session is invalid: send the zeroed reply, then close.
         close: bool,
     },
-    /// A reply to a request that went through the core (decrements `outstanding`),
-    /// or a watch event (`counted == false`).
+    /// The reply to a request the loop sent to the sequencer (each one ends
+    /// a request counted as outstanding). Watch events are [`LoopMsg::Event`].
     Out {
         conn: u64,
         frame: Bytes,
-        counted: bool,
         /// Close the connection once this is written (closeSession).
         close: bool,
         /// (received, handed to the loop) of a write, for stage times.

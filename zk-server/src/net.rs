@@ -30,6 +30,7 @@ use zk_jute::{
     ConnectRequest, ErrorCode, FrameDecoder, Jute, OpCode, Reader, Request, RequestHeader,
 };
 
+use crate::control::Control;
 use crate::frames::error_frame;
 use crate::msg::{CoreMsg, Ctx, LoopMsg, Reject};
 use crate::reads::{authenticate, is_local, op_short_name, serve_read};
@@ -91,6 +92,30 @@ struct Conn {
 }
 
 impl Conn {
+    /// A request goes to the sequencer: counted (here, in the connection's
+    /// `cons` figures and in the global count globalOutstandingLimit
+    /// applies to) until [`Conn::end_request`].
+    fn begin_request(&mut self, control: &Control) {
+        self.outstanding += 1;
+        self.stats.outstanding.fetch_add(1, Relaxed);
+        control.add_outstanding(1);
+    }
+
+    /// The sequencer answered a request counted by [`Conn::begin_request`].
+    fn end_request(&mut self, control: &Control) {
+        debug_assert!(self.outstanding > 0, "a reply without a request");
+        self.outstanding = self.outstanding.saturating_sub(1);
+        self.stats.outstanding.fetch_sub(1, Relaxed);
+        control.add_outstanding(-1);
+    }
+
+    /// The connection closes: its requests in flight leave the global count
+    /// (their replies will find no connection).
+    fn abandon_requests(&mut self, control: &Control) {
+        control.add_outstanding(-i64::from(self.outstanding));
+        self.outstanding = 0;
+    }
+
     fn queue(&mut self, frame: Bytes) {
         self.out_bytes += frame.len();
         self.out.push_back(frame);
@@ -356,9 +381,7 @@ impl EventLoop {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
-        self.shared
-            .control
-            .add_outstanding(-i64::from(c.outstanding));
+        c.abandon_requests(&self.shared.control);
         if c.session_id != 0 {
             info!(
                 "Closed socket connection for client /{} which had sessionid 0x{:x} ({why})",
@@ -679,9 +702,7 @@ impl EventLoop {
             self.send_frame(id, frame);
             return true;
         }
-        c.outstanding += 1;
-        c.stats.outstanding.fetch_add(1, Relaxed);
-        shared.control.add_outstanding(1);
+        c.begin_request(&shared.control);
         shared.send_core(CoreMsg::Request { ctx, req });
         true
     }
@@ -699,9 +720,7 @@ impl EventLoop {
             auth: c.auth.clone(),
             received,
         };
-        c.outstanding += 1;
-        c.stats.outstanding.fetch_add(1, Relaxed);
-        self.shared.control.add_outstanding(1);
+        c.begin_request(&self.shared.control);
         self.shared.send_core(CoreMsg::Rejected { ctx, reject });
     }
 
@@ -847,7 +866,6 @@ impl EventLoop {
             LoopMsg::Out {
                 conn,
                 frame,
-                counted,
                 close,
                 trace,
             } => {
@@ -857,13 +875,9 @@ impl EventLoop {
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
                 };
-                if counted {
-                    c.outstanding = c.outstanding.saturating_sub(1);
-                    c.stats.outstanding.fetch_sub(1, Relaxed);
-                    self.shared.control.add_outstanding(-1);
-                    if self.throttle_logged {
-                        self.throttle_logged = false;
-                    }
+                c.end_request(&self.shared.control);
+                if self.throttle_logged {
+                    self.throttle_logged = false;
                 }
                 if close {
                     c.close_after_flush = true;

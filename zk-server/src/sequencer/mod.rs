@@ -284,7 +284,6 @@ impl Sequencer {
             LoopMsg::Out {
                 conn,
                 frame,
-                counted: true,
                 close,
                 trace: None,
             },
@@ -673,7 +672,6 @@ impl Sequencer {
                     LoopMsg::Out {
                         conn: ctx.conn,
                         frame,
-                        counted: true,
                         close,
                         trace,
                     },
