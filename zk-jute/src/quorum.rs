@@ -46,9 +46,9 @@ pub const NOTIFICATION_VERSION: i32 = 0x2;
 ///
 /// Layout: `int state, long leader, long zxid, long electionEpoch, long peerEpoch,
 /// int version, int configLength, byte[config]` (44 bytes plus the config). Older
-/// peers send only the first four fields (28 bytes) or also `peerEpoch` (36);
-/// those decode with `peer_epoch` taken from the zxid's epoch, `version` 0 and
-/// an empty config.
+/// peers send only the first four fields (28 bytes: `peer_epoch` is taken from
+/// the zxid's epoch) or 40 bytes (the trailing int is not read as a version);
+/// both decode with `version` 0 and an empty config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
     /// The sender's state ([`ServerState`] as a raw value).
@@ -80,29 +80,55 @@ impl Notification {
         out.put_slice(&self.config);
     }
 
-    /// Decodes a notification message (the payload after its length prefix).
+    /// Decodes a notification message (the payload after its length prefix),
+    /// exactly as Apache ZooKeeper 3.8's `FastLeaderElection.WorkerReceiver`
+    /// reads it:
+    ///
+    /// * fewer than 28 bytes: invalid (skipped);
+    /// * exactly 28 bytes: the pre-3.4 layout, `peer_epoch` is the zxid's epoch;
+    /// * exactly 40 bytes: `peer_epoch` present, the trailing int is not read
+    ///   and the version is 0;
+    /// * otherwise `peer_epoch` and the version int must be present (29..=39
+    ///   bytes is invalid); a version above 1 is followed by `configLength`,
+    ///   which must be in `0..=len` and fit in what remains. Bytes after the
+    ///   config (or after the version when it is 0 or 1) are ignored.
+    ///
+    /// The state is not checked here (an unknown state is the caller's to skip).
     pub fn decode(msg: Bytes) -> Result<Self, DecodeError> {
-        if msg.len() < 28 {
+        let len = msg.len();
+        if len < 28 {
             return Err(DecodeError::Invalid {
                 what: "notification",
                 reason: "shorter than 28 bytes",
             });
         }
-        let len = msg.len();
         let mut r = Reader::new(msg);
         let state = r.read_i32()?;
         let leader = r.read_i64()?;
         let zxid = r.read_i64()?;
         let election_epoch = r.read_i64()?;
-        let peer_epoch = if len >= 36 { r.read_i64()? } else { zxid >> 32 };
         let mut version = 0;
         let mut config = Bytes::new();
-        if len >= 40 {
-            version = r.read_i32()?;
-            if version > 0x1 {
-                config = r.read_buffer()?.unwrap_or_default();
+        let peer_epoch = if len == 28 {
+            zxid >> 32
+        } else {
+            let peer_epoch = r.read_i64()?;
+            if len != 40 {
+                version = r.read_i32()?;
+                if version > 0x1 {
+                    let offset = r.offset();
+                    let n = r.read_i32()?;
+                    if n < 0 || n as usize > len || n as usize > r.remaining() {
+                        return Err(DecodeError::BadLength {
+                            offset,
+                            len: i64::from(n),
+                        });
+                    }
+                    config = r.take_rest().slice(..n as usize);
+                }
             }
-        }
+            peer_epoch
+        };
         Ok(Self {
             state,
             leader,
@@ -119,8 +145,9 @@ impl Notification {
 pub const INITIAL_MESSAGE_V1: i64 = -65536;
 /// Protocol version marker V2 (multiple addresses separated by `|`).
 pub const INITIAL_MESSAGE_V2: i64 = -65535;
-/// The longest address text accepted in an initial message.
-pub const MAX_INITIAL_ADDRESS: usize = 4096;
+/// The longest address text accepted in an initial message
+/// (`QuorumCnxManager.InitialMessage.maxBuffer`).
+pub const MAX_INITIAL_ADDRESS: usize = 2048;
 
 /// The first message on an election connection: who is connecting and where
 /// it listens.
@@ -169,7 +196,7 @@ impl InitialMessage {
         let sid = r.read_i64()?;
         let offset = r.offset();
         let n = r.read_i32()?;
-        if n < 0 || n as usize > MAX_INITIAL_ADDRESS {
+        if n < 1 || n as usize > MAX_INITIAL_ADDRESS {
             return Err(DecodeError::BadLength {
                 offset,
                 len: i64::from(n),
@@ -472,6 +499,51 @@ mod tests {
         assert!(Notification::decode(Bytes::from_static(&[0; 27])).is_err());
     }
 
+    /// The layouts `FastLeaderElection.WorkerReceiver` accepts (quorum.md §2.1).
+    #[test]
+    fn notification_lengths_as_worker_receiver() {
+        let n = Notification {
+            state: 1,
+            leader: 3,
+            zxid: 0x2_0000_0005,
+            election_epoch: 7,
+            peer_epoch: 9,
+            version: NOTIFICATION_VERSION,
+            config: Bytes::from_static(b"server.1=a:1:2:participant\nversion=0"),
+        };
+        let mut b = BytesMut::new();
+        n.write(&mut b);
+        let full = b.freeze();
+        // 40 bytes: peerEpoch read, the trailing int (here 2) is not a version.
+        let o = Notification::decode(full.slice(..40)).unwrap();
+        assert_eq!((o.peer_epoch, o.version, o.config.len()), (9, 0, 0));
+        // 28 bytes: peerEpoch is the zxid's epoch.
+        let o = Notification::decode(full.slice(..28)).unwrap();
+        assert_eq!((o.peer_epoch, o.version), (2, 0));
+        // 29..=39 bytes: peerEpoch or the version int is cut: malformed.
+        for len in 29..40 {
+            assert!(Notification::decode(full.slice(..len)).is_err(), "{len}");
+        }
+        // Version 2 with the config length or the config cut: malformed.
+        for len in 41..full.len() {
+            assert!(Notification::decode(full.slice(..len)).is_err(), "{len}");
+        }
+        // Trailing bytes after the config are ignored.
+        let mut longer = BytesMut::from(&full[..]);
+        longer.put_slice(b"xyz");
+        assert_eq!(Notification::decode(longer.freeze()).unwrap(), n);
+        // A negative config length is malformed.
+        let mut neg = BytesMut::from(&full[..40]);
+        neg.put_i32(-1);
+        assert!(Notification::decode(neg.freeze()).is_err());
+        // Version 1 (or 0) in a long message: nothing after the version is read.
+        let mut v1 = BytesMut::from(&full[..36]);
+        v1.put_i32(1);
+        v1.put_slice(&[0xff; 9]);
+        let o = Notification::decode(v1.freeze()).unwrap();
+        assert_eq!((o.version, o.config.len()), (1, 0));
+    }
+
     #[test]
     fn initial_message() {
         let m = InitialMessage {
@@ -487,6 +559,15 @@ mod tests {
         b.put_i64(1);
         b.put_i32(1_000_000);
         assert!(InitialMessage::decode(b.freeze()).is_err());
+        // N must be 1..=2048 (`InitialMessage.parse`, maxBuffer).
+        for n in [0usize, 2049] {
+            let mut b = BytesMut::new();
+            b.put_i64(INITIAL_MESSAGE_V1);
+            b.put_i64(1);
+            b.put_i32(n as i32);
+            b.put_slice(&vec![b'a'; n]);
+            assert!(InitialMessage::decode(b.freeze()).is_err(), "{n}");
+        }
     }
 
     #[test]
