@@ -7,6 +7,7 @@
 //! * [`Request`], [`Response`], [`TxnBody`]: bodies dispatched by opcode.
 //! * [`OpCode`], [`ErrorCode`], [`CreateMode`], [`EventType`], [`KeeperState`],
 //!   [`WatcherType`], [`AddWatchMode`], [`perms`]: ZooKeeper's numbers.
+//! * [`Zxid`]: the transaction id (epoch, counter, the next one).
 //! * [`quorum`]: election notifications, the election handshake and quorum config text.
 //!
 //! Decoding never panics: every length is checked against the bytes present.
@@ -34,6 +35,7 @@ pub mod quorum;
 mod records;
 #[cfg(test)]
 mod testing;
+mod zxid;
 
 pub use codec::{Jute, Reader, write_buffer};
 pub use consts::{
@@ -45,3 +47,4 @@ pub use frame::{DEFAULT_MAX_PACKET, FrameDecoder, encode_frame};
 pub use handshake::{ConnectRequest, ConnectResponse};
 pub use messages::{MultiOp, MultiResult, Request, Response, TxnBody};
 pub use records::*;
+pub use zxid::Zxid;

@@ -110,7 +110,7 @@ impl Notification {
         let mut version = 0;
         let mut config = Bytes::new();
         let peer_epoch = if len == 28 {
-            zxid >> 32
+            crate::Zxid::from(zxid).epoch_i64()
         } else {
             let peer_epoch = r.read_i64()?;
             if len != 40 {
