@@ -19,10 +19,9 @@ use bytes::Bytes;
 use crossbeam_channel::Sender;
 use mio::Waker;
 use mio::net::TcpStream;
-use zk_jute::{ConnectRequest, ErrorCode, Id, Request};
+use zk_jute::{ConnectRequest, ErrorCode, Id, Request, Zxid};
 
 use crate::frames::error_frame;
-use crate::pipeline::Zxid;
 
 /// Who sent a request and when.
 #[derive(Debug, Clone)]

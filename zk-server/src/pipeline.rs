@@ -15,26 +15,13 @@
 
 use std::collections::VecDeque;
 
-/// A zxid: `epoch << 32 | counter`.
-pub type Zxid = i64;
-
-/// The epoch part of a zxid.
-pub fn epoch_of(zxid: Zxid) -> u32 {
-    (zxid >> 32) as u32
-}
-
-/// Builds a zxid.
-pub fn make_zxid(epoch: u32, counter: u32) -> Zxid {
-    (i64::from(epoch) << 32) | i64::from(counter)
-}
+use zk_jute::Zxid;
 
 /// The leader side of Zab broadcast for one epoch.
 #[derive(Debug)]
 pub struct Broadcast {
     my_id: u64,
     voters: Vec<u64>,
-    epoch: u32,
-    counter: u32,
     /// Highest zxid handed out by [`Broadcast::propose`].
     last_proposed: Zxid,
     /// Highest zxid durable in our own log (our own ack).
@@ -53,17 +40,9 @@ impl Broadcast {
     /// Starts broadcasting after `last_zxid` (recovered state); `voters` are the
     /// voting members (just `my_id` when standalone).
     pub fn new(my_id: u64, voters: Vec<u64>, last_zxid: Zxid) -> Self {
-        let mut epoch = epoch_of(last_zxid);
-        let mut counter = last_zxid as u32;
-        if counter == u32::MAX {
-            epoch += 1;
-            counter = 0;
-        }
         let b = Self {
             my_id,
             voters,
-            epoch,
-            counter,
             last_proposed: last_zxid,
             last_logged: last_zxid,
             committed: last_zxid,
@@ -74,15 +53,16 @@ impl Broadcast {
         b
     }
 
+    /// The zxid [`Broadcast::propose`] hands out next ([`Zxid::next`]: once
+    /// the counter is exhausted ZooKeeper's leader forces a new election;
+    /// one voter just moves on to the next epoch).
+    pub fn next_zxid(&self) -> Zxid {
+        self.last_proposed.next()
+    }
+
     /// Assigns the next zxid and records the proposal (Zab: PROPOSAL).
     pub fn propose(&mut self) -> Zxid {
-        if self.counter == u32::MAX {
-            // ZooKeeper's leader forces a new election here; one voter just moves on.
-            self.epoch += 1;
-            self.counter = 0;
-        }
-        self.counter += 1;
-        let zxid = make_zxid(self.epoch, self.counter);
+        let zxid = self.next_zxid();
         debug_assert!(zxid > self.last_proposed);
         self.last_proposed = zxid;
         self.outstanding
@@ -142,11 +122,6 @@ impl Broadcast {
         );
     }
 
-    /// Highest zxid proposed.
-    pub fn last_proposed(&self) -> Zxid {
-        self.last_proposed
-    }
-
     /// Highest zxid durable locally.
     pub fn last_logged(&self) -> Zxid {
         self.last_logged
@@ -172,35 +147,39 @@ impl Broadcast {
 mod tests {
     use super::*;
 
+    fn z(n: i64) -> Zxid {
+        Zxid::from(n)
+    }
+
     #[test]
     fn quorum_of_one_commits_on_own_ack_in_order() {
-        let mut b = Broadcast::new(1, vec![1], 0);
+        let mut b = Broadcast::new(1, vec![1], Zxid::ZERO);
         let z1 = b.propose();
         let z2 = b.propose();
         let z3 = b.propose();
-        assert_eq!((z1, z2, z3), (1, 2, 3));
-        assert_eq!(b.ack(1, 2), vec![1, 2]);
-        assert_eq!(b.last_logged(), 2);
-        b.applied(1);
-        b.applied(2);
-        assert_eq!(b.ack(1, 3), vec![3]);
-        b.applied(3);
+        assert_eq!((z1, z2, z3), (z(1), z(2), z(3)));
+        assert_eq!(b.ack(1, z(2)), vec![z(1), z(2)]);
+        assert_eq!(b.last_logged(), z(2));
+        b.applied(z(1));
+        b.applied(z(2));
+        assert_eq!(b.ack(1, z(3)), vec![z(3)]);
+        b.applied(z(3));
         assert_eq!(b.pending(), 0);
-        assert_eq!(b.last_processed(), 3);
+        assert_eq!(b.last_processed(), z(3));
     }
 
     #[test]
     fn three_voters_need_two_acks_including_the_leader_log() {
-        let mut b = Broadcast::new(1, vec![1, 2, 3], make_zxid(4, 9));
+        let mut b = Broadcast::new(1, vec![1, 2, 3], Zxid::new(4, 9));
         let z = b.propose();
-        assert_eq!(z, make_zxid(4, 10));
+        assert_eq!(z, Zxid::new(4, 10));
         assert!(b.ack(2, z).is_empty(), "one ack is not a quorum");
         assert_eq!(b.ack(1, z), vec![z]);
     }
 
     #[test]
     fn continues_after_recovered_zxid_and_rolls_epoch() {
-        let mut b = Broadcast::new(1, vec![1], make_zxid(2, u32::MAX));
-        assert_eq!(b.propose(), make_zxid(3, 1));
+        let mut b = Broadcast::new(1, vec![1], Zxid::new(2, u32::MAX));
+        assert_eq!(b.propose(), Zxid::new(3, 1));
     }
 }

@@ -109,7 +109,7 @@ impl Server {
         let core_rx = core_tx.clone();
         let shared = Arc::new(Shared::new(
             config.clone(),
-            Control::new(Mode::Standalone, last_zxid),
+            Control::new(Mode::Standalone, last_zxid.as_i64()),
             tracker,
             tree.clone(),
             core_tx.clone(),

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tracing::info;
-use zk_jute::TxnBody;
+use zk_jute::{TxnBody, Zxid};
 use zk_tree::{Tree, TreeConfig};
 use zk_txnlog::{Backend, Log, Options, SnapshotStore};
 
@@ -30,7 +30,7 @@ pub(crate) struct Storage {
 
 /// What recovery produced.
 pub(crate) struct Recovered {
-    pub last_zxid: i64,
+    pub last_zxid: Zxid,
     /// Live sessions: (id, timeout).
     pub sessions: Vec<(i64, i32)>,
     /// One line for the operator.
@@ -112,7 +112,7 @@ impl Storage {
                     config.data_log_dir.display()
                 ))
             })?;
-            if hdr.zxid as u64 != key {
+            if Zxid::from(hdr.zxid).as_u64() != key {
                 return Err(StartError::Recovery(format!(
                     "log record 0x{key:x} in {} holds zxid 0x{:x}",
                     config.data_log_dir.display(),
@@ -136,7 +136,7 @@ impl Storage {
             },
             tree,
             Recovered {
-                last_zxid: last,
+                last_zxid: Zxid::from(last),
                 sessions,
                 summary,
                 snapshot_bytes,
@@ -149,9 +149,9 @@ impl Storage {
 /// Writes a snapshot of `tree` keyed by `zxid` (the last zxid applied when it
 /// started), then applies retention if asked.
 /// Returns the snapshot file's size.
-pub(crate) fn take_snapshot(tree: &Tree, snaps: &SnapshotStore, zxid: i64) -> Result<u64, String> {
+pub(crate) fn take_snapshot(tree: &Tree, snaps: &SnapshotStore, zxid: Zxid) -> Result<u64, String> {
     let started = std::time::Instant::now();
-    let mut w = snaps.create(zxid as u64).map_err(|e| e.to_string())?;
+    let mut w = snaps.create(zxid.as_u64()).map_err(|e| e.to_string())?;
     // Pushed to the disk as it grows: a snapshot left dirty until finish's
     // fsync is one burst that every log fdatasync issued meanwhile waits behind
     // (p99.9 write latency of 100+ ms whenever a snapshot ends).

@@ -29,13 +29,14 @@ use bytes::{Bytes, BytesMut};
 use tracing::{error, info, warn};
 use zk_jute::{
     ConnectRequest, ConnectResponse, Create2Response, CreateResponse, CreateSessionTxn, ErrorCode,
-    ErrorTxn, Id, Jute, OpCode, Request, Response, TxnBody, TxnHeader, WatcherEvent, encode_frame,
+    ErrorTxn, Id, Jute, OpCode, Request, Response, TxnBody, TxnHeader, WatcherEvent, Zxid,
+    encode_frame,
 };
 use zk_tree::{Auth, PendingChanges, RequestContext, WatcherId};
 
 use crate::frames::{error_frame, event_frame, response_frame};
 use crate::msg::{CoreMsg, Ctx, LoopMsg, Reject, loop_of};
-use crate::pipeline::{Broadcast, Zxid};
+use crate::pipeline::Broadcast;
 use crate::reads::{is_local, serve_read};
 use crate::shared::{Shared, stop_loops};
 use crate::storage::{Recovered, Storage};
@@ -247,7 +248,7 @@ impl Sequencer {
     /// Our own ACK for everything the log made durable since the last look;
     /// commits what that completes.
     fn poll_durable(&mut self) {
-        let hi = self.durable.hi.load(SeqCst);
+        let hi = Zxid::from(self.durable.hi.load(SeqCst));
         if hi <= self.bcast.last_logged() || self.failed {
             return;
         }
@@ -509,7 +510,7 @@ impl Sequencer {
         origin: Origin,
         auth: &[Id],
     ) {
-        let zxid_next = self.peek_zxid();
+        let zxid_next = self.bcast.next_zxid();
         let time = crate::stats::wall_ms();
         let is_super = auth.iter().any(|i| i.scheme == "super");
         let rctx = RequestContext {
@@ -518,7 +519,7 @@ impl Sequencer {
                 ids: auth,
                 is_super,
             },
-            zxid: zxid_next,
+            zxid: zxid_next.as_i64(),
             time_ms: time,
         };
         let body = match zk_tree::prepare(&self.shared.tree, &mut self.overlay, &rctx, req) {
@@ -527,16 +528,6 @@ impl Sequencer {
         };
         let z = self.propose_at(sid, cxid, time, body, origin);
         debug_assert_eq!(z, zxid_next);
-    }
-
-    /// The zxid the next proposal gets.
-    fn peek_zxid(&self) -> Zxid {
-        let last = self.bcast.last_proposed();
-        if last as u32 == u32::MAX {
-            crate::pipeline::make_zxid(crate::pipeline::epoch_of(last) + 1, 1)
-        } else {
-            last + 1
-        }
     }
 
     fn propose(&mut self, sid: i64, cxid: i32, body: TxnBody, origin: Origin) {
@@ -558,7 +549,7 @@ impl Sequencer {
         let hdr = TxnHeader {
             client_id: sid,
             cxid,
-            zxid,
+            zxid: zxid.as_i64(),
             time,
             txn_type: body.txn_type().code(),
         };
@@ -572,7 +563,7 @@ impl Sequencer {
         let res = self
             .storage
             .log
-            .append_with(zxid as u64, &self.record, move |r| match r {
+            .append_with(zxid.as_u64(), &self.record, move |r| match r {
                 Ok(_) => {
                     if let Some(t) = t_append {
                         let now = Instant::now();
@@ -580,7 +571,7 @@ impl Sequencer {
                         let ns = now.saturating_duration_since(stage_base()).as_nanos();
                         mark.at_ns.store(ns as u64, Relaxed);
                     }
-                    mark.hi.fetch_max(zxid, SeqCst);
+                    mark.hi.fetch_max(zxid.as_i64(), SeqCst);
                     if !mark.pending.swap(true, SeqCst) {
                         tx.send(CoreMsg::Durable);
                     }
@@ -611,7 +602,7 @@ impl Sequencer {
     fn commit(&mut self, zxid: Zxid) {
         // Commits come in zxid order, so the proposal is the front one (none
         // after a fatal error cleared them).
-        let Some(p) = self.proposals.pop_front_if(|p| p.hdr.zxid == zxid) else {
+        let Some(p) = self.proposals.pop_front_if(|p| p.hdr.zxid == zxid.as_i64()) else {
             debug_assert!(self.proposals.is_empty(), "commit out of order: {zxid:#x}");
             return;
         };
@@ -649,7 +640,7 @@ impl Sequencer {
         let _gate = shared.gate.write().unwrap_or_else(|e| e.into_inner());
         let out = shared.tree.apply(&p.hdr, &p.body);
         self.overlay.applied(zxid);
-        self.bcast.applied(zxid);
+        self.bcast.applied(Zxid::from(zxid));
         shared.control.set_last_zxid(zxid);
         // Each event goes with its node's ACL: the connection's loop,
         // which knows its current auth ids, drops it without READ
@@ -706,7 +697,8 @@ impl Sequencer {
             c.latency.add(lat);
             c.last_latency.store(lat, Relaxed);
             c.last_response.store(crate::stats::wall_ms(), Relaxed);
-            c.last_zxid.store(self.bcast.last_processed(), Relaxed);
+            c.last_zxid
+                .store(self.bcast.last_processed().as_i64(), Relaxed);
         }
     }
 
@@ -722,7 +714,7 @@ impl Sequencer {
     }
 }
 
-fn write_reply(ctx: &Ctx, op: OpCode, zxid: Zxid, out: &zk_tree::ApplyOutcome) -> Bytes {
+fn write_reply(ctx: &Ctx, op: OpCode, zxid: i64, out: &zk_tree::ApplyOutcome) -> Bytes {
     if op == OpCode::Multi {
         return response_frame(ctx.xid, zxid, &Response::Multi(out.multi_results()));
     }

@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
+use zk_jute::Zxid;
 use zk_tree::Tree;
 use zk_txnlog::{Log, SnapshotStore};
 
 use crate::config::Config;
-use crate::pipeline::Zxid;
 
 /// The snapshot trigger: a random point in [snapCount/2 + 1, snapCount], as
 /// ZooKeeper's SyncRequestProcessor (so the members of an ensemble do not all
