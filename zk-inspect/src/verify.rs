@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use zk_jute::Zxid;
 use zk_tree::Tree;
 
 use crate::files;
@@ -11,10 +12,6 @@ use crate::snap;
 use crate::text;
 use crate::walk::{self, Event, Finding, Severity};
 use crate::{Failure, Out};
-
-fn epoch(zxid: u64) -> u64 {
-    zxid >> 32
-}
 
 /// Runs `verify`.
 pub fn run(out: &mut Out, data_dir: &Path, log_dir: Option<&Path>) -> Result<i32, Failure> {
@@ -187,7 +184,7 @@ pub fn run(out: &mut Out, data_dir: &Path, log_dir: Option<&Path>) -> Result<i32
                 ));
             } else if let Some(s) = s
                 && first > s + 1
-                && epoch(first) == epoch(s)
+                && Zxid::from(first).epoch() == Zxid::from(s).epoch()
             {
                 coverage.push(Finding::new(
                     Severity::Error,

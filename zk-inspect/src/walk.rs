@@ -5,7 +5,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use zk_jute::{TxnBody, TxnHeader};
+use zk_jute::{TxnBody, TxnHeader, Zxid};
 use zk_txnlog::SegmentSummary;
 
 use crate::files::{self, Progress};
@@ -112,10 +112,6 @@ pub struct Totals {
     pub intact_until: Option<u64>,
     pub warnings: usize,
     pub errors: usize,
-}
-
-fn epoch(zxid: u64) -> u64 {
-    zxid >> 32
 }
 
 /// Walks `segments` (oldest first). With `chain`, they are a whole directory: the header chain,
@@ -228,7 +224,10 @@ pub fn walk(
                                 format!("zxid {key:#x} is not after the previous {last:#x}"),
                             );
                             emit(&mut t, &mut seen_error, sink, f)?;
-                        } else if chain && epoch(key) == epoch(last) && key != last + 1 {
+                        } else if chain
+                            && Zxid::from(key).epoch() == Zxid::from(last).epoch()
+                            && key != last + 1
+                        {
                             let f = Finding::new(
                                 Severity::Error,
                                 path,
@@ -255,7 +254,7 @@ pub fn walk(
                         }
                     };
                     if let Some((h, _)) = &decoded
-                        && h.zxid as u64 != key
+                        && Zxid::from(h.zxid).as_u64() != key
                     {
                         let f = Finding::new(
                             Severity::Error,
@@ -263,7 +262,7 @@ pub fn walk(
                             Some(offset),
                             format!(
                                 "record keyed {key:#x} holds a txn of zxid {:#x}",
-                                h.zxid as u64
+                                Zxid::from(h.zxid).as_u64()
                             ),
                         );
                         emit(&mut t, &mut seen_error, sink, f)?;
