@@ -88,8 +88,8 @@ impl Server {
             0,
             crate::stats::wall_ms() as u64,
         );
-        for (sid, timeout) in &recovered.sessions {
-            tracker.add(*sid, *timeout, 0);
+        for (session, timeout) in &recovered.sessions {
+            tracker.add(*session, *timeout, 0);
         }
 
         let bind_ip = config

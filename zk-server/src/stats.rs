@@ -136,13 +136,13 @@ impl ConnStats {
             self.received.load(Relaxed),
             self.sent.load(Relaxed)
         );
-        let sid = self.session_id.load(Relaxed);
-        if sid != 0 {
+        let session = self.session_id.load(Relaxed);
+        if session != 0 {
             let (min, avg, max, _) = self.latency.get();
             let lop = *self.last_op.lock().unwrap_or_else(|e| e.into_inner());
             s.push_str(&format!(
                 ",sid=0x{:x},lop={},est={},to={}",
-                sid,
+                session,
                 lop,
                 self.established.load(Relaxed),
                 self.timeout.load(Relaxed)

@@ -300,20 +300,20 @@ impl Sequencer {
         }
         let now = self.shared.now_ms();
         if req.session_id == 0 {
-            let sid = {
+            let session = {
                 let mut st = self
                     .shared
                     .sessions
                     .lock()
                     .unwrap_or_else(|e| e.into_inner());
-                let sid = st.next_session_id();
-                st.add(sid, timeout, now);
-                st.set_owner(sid, conn);
-                sid
+                let session = st.next_session_id();
+                st.add(session, timeout, now);
+                st.set_owner(session, conn);
+                session
             };
             let body = TxnBody::CreateSession(CreateSessionTxn { time_out: timeout });
             self.propose(
-                sid,
+                session,
                 0,
                 body,
                 Origin::Connect {
@@ -324,17 +324,17 @@ impl Sequencer {
             );
             return;
         }
-        let sid = req.session_id;
+        let session = req.session_id;
         let (valid, old_owner) = {
             let mut st = self
                 .shared
                 .sessions
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            let valid = st.is_live(sid) && req.passwd.as_ref() == st.password(sid);
+            let valid = st.is_live(session) && req.passwd.as_ref() == st.password(session);
             let old = if valid {
-                st.touch(sid, now);
-                st.set_owner(sid, conn)
+                st.touch(session, now);
+                st.set_owner(session, conn)
             } else {
                 0
             };
@@ -345,32 +345,45 @@ impl Sequencer {
                 self.send(old_owner, LoopMsg::Close { conn: old_owner });
             }
             info!(
-                "Established session 0x{sid:x} with negotiated timeout {timeout} for client /{peer} (reconnected)"
+                "Established session 0x{session:x} with negotiated timeout {timeout} for client /{peer} (reconnected)"
             );
-            self.connected(conn, sid, timeout);
+            self.connected(conn, session, timeout);
         } else {
-            info!("Invalid session 0x{sid:x} for client /{peer}, probably expired");
+            info!("Invalid session 0x{session:x} for client /{peer}, probably expired");
             // Expired or unknown: timeOut 0, session 0 and a zeroed password.
             self.send_connect_response(conn, 0, 0, Bytes::from_static(&[0; 16]), true);
         }
     }
 
-    fn connected(&self, conn: u64, sid: i64, timeout: i32) {
+    fn connected(&self, conn: u64, session: i64, timeout: i32) {
         let passwd = self
             .shared
             .sessions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .password(sid);
-        self.send_connect_response(conn, sid, timeout, Bytes::copy_from_slice(&passwd), false);
+            .password(session);
+        self.send_connect_response(
+            conn,
+            session,
+            timeout,
+            Bytes::copy_from_slice(&passwd),
+            false,
+        );
     }
 
     /// Sends the handshake reply; `close` closes the connection once it is written.
-    fn send_connect_response(&self, conn: u64, sid: i64, timeout: i32, passwd: Bytes, close: bool) {
+    fn send_connect_response(
+        &self,
+        conn: u64,
+        session: i64,
+        timeout: i32,
+        passwd: Bytes,
+        close: bool,
+    ) {
         let resp = ConnectResponse {
             protocol_version: 0,
             time_out: timeout,
-            session_id: sid,
+            session_id: session,
             passwd,
             read_only: false,
         };
@@ -381,7 +394,7 @@ impl Sequencer {
             LoopMsg::Connected {
                 conn,
                 frame: out.freeze(),
-                session_id: sid,
+                session_id: session,
                 timeout,
                 close,
             },
@@ -396,20 +409,20 @@ impl Sequencer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .expired(now);
-        for sid in expired {
+        for session in expired {
             let (timeout, owner) = {
                 let st = self
                     .shared
                     .sessions
                     .lock()
                     .unwrap_or_else(|e| e.into_inner());
-                st.get(sid).map_or((0, 0), |s| (s.timeout, s.owner))
+                st.get(session).map_or((0, 0), |s| (s.timeout, s.owner))
             };
-            info!("Expiring session 0x{sid:x}, timeout of {timeout}ms exceeded");
+            info!("Expiring session 0x{session:x}, timeout of {timeout}ms exceeded");
             if owner != 0 {
                 self.send(owner, LoopMsg::Close { conn: owner });
             }
-            self.prep_and_propose(sid, 0, &Request::CloseSession, Origin::Internal, &[]);
+            self.prep_and_propose(session, 0, &Request::CloseSession, Origin::Internal, &[]);
         }
     }
 
@@ -438,9 +451,9 @@ impl Sequencer {
             self.send(ctx.conn, LoopMsg::Close { conn: ctx.conn });
             return;
         }
-        let sid = ctx.session_id;
+        let session = ctx.session_id;
         if is_local(&req) {
-            if let Some(ready) = self.order.wait_or_ready(sid, Waiting::Read(ctx, req)) {
+            if let Some(ready) = self.order.wait_or_ready(session, Waiting::Read(ctx, req)) {
                 self.answer_waiting(ready);
             }
             return;
@@ -450,7 +463,7 @@ impl Sequencer {
                 .sessions
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .set_closing(sid);
+                .set_closing(session);
         }
         let op = req.op_code();
         let auth = ctx.auth.clone();
@@ -459,7 +472,7 @@ impl Sequencer {
         if let Some(t) = t_core {
             crate::stages::record(crate::stages::Stage::LoopToCore, ctx.received, t);
         }
-        self.prep_and_propose(sid, xid, &req, Origin::Client(ctx, op), &auth);
+        self.prep_and_propose(session, xid, &req, Origin::Client(ctx, op), &auth);
         if let Some(t) = t_core {
             crate::stages::record(crate::stages::Stage::Prep, t, Instant::now());
         }
@@ -470,19 +483,19 @@ impl Sequencer {
             self.send(ctx.conn, LoopMsg::Close { conn: ctx.conn });
             return;
         }
-        let sid = ctx.session_id;
+        let session = ctx.session_id;
         if reject == Reject::MarshallingTxn {
             let body = TxnBody::Error(ErrorTxn {
                 err: ErrorCode::MarshallingError.code(),
             });
             let xid = ctx.xid;
             // OpCode::Error: the reply is the error header alone (no multi body).
-            self.propose(sid, xid, body, Origin::Client(ctx, OpCode::Error));
+            self.propose(session, xid, body, Origin::Client(ctx, OpCode::Error));
             return;
         }
         if let Some(ready) = self
             .order
-            .wait_or_ready(sid, Waiting::Rejected(ctx, reject))
+            .wait_or_ready(session, Waiting::Rejected(ctx, reject))
         {
             self.answer_waiting(ready);
         }
@@ -504,7 +517,7 @@ impl Sequencer {
 
     fn prep_and_propose(
         &mut self,
-        sid: i64,
+        session: i64,
         cxid: i32,
         req: &Request,
         origin: Origin,
@@ -514,7 +527,7 @@ impl Sequencer {
         let time = crate::stats::wall_ms();
         let is_super = auth.iter().any(|i| i.scheme == "super");
         let rctx = RequestContext {
-            session_id: sid,
+            session_id: session,
             auth: Auth {
                 ids: auth,
                 is_super,
@@ -526,20 +539,20 @@ impl Sequencer {
             Ok(b) => b,
             Err(code) => TxnBody::Error(ErrorTxn { err: code.code() }),
         };
-        let z = self.propose_at(sid, cxid, time, body, origin);
+        let z = self.propose_at(session, cxid, time, body, origin);
         debug_assert_eq!(z, zxid_next);
     }
 
-    fn propose(&mut self, sid: i64, cxid: i32, body: TxnBody, origin: Origin) {
+    fn propose(&mut self, session: i64, cxid: i32, body: TxnBody, origin: Origin) {
         let time = crate::stats::wall_ms();
-        self.propose_at(sid, cxid, time, body, origin);
+        self.propose_at(session, cxid, time, body, origin);
     }
 
     /// Zab PROPOSAL with a quorum of one: assign the zxid, append to the log;
     /// the durable callback is our ACK.
     fn propose_at(
         &mut self,
-        sid: i64,
+        session: i64,
         cxid: i32,
         time: i64,
         body: TxnBody,
@@ -547,7 +560,7 @@ impl Sequencer {
     ) -> Zxid {
         let zxid = self.bcast.propose();
         let hdr = TxnHeader {
-            client_id: sid,
+            client_id: session,
             cxid,
             zxid: zxid.as_i64(),
             time,
@@ -591,7 +604,7 @@ impl Sequencer {
         }
         let p = Proposal { hdr, body, origin };
         if p.session_ordered() {
-            self.order.write_proposed(sid, cxid);
+            self.order.write_proposed(session, cxid);
         }
         self.proposals.push_back(p);
         zxid
