@@ -1,6 +1,9 @@
 //! Why the server could not start.
 
 use std::io;
+use std::path::PathBuf;
+
+use zk_jute::Zxid;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -17,9 +20,45 @@ pub enum StartError {
         /// The error.
         source: io::Error,
     },
-    /// The log or a snapshot could not be recovered.
-    #[error("recovery failed: {0}")]
-    Recovery(String),
+    /// The log or the snapshot store could not be opened or read.
+    #[error("recovery failed: {what}: {source}")]
+    Recovery {
+        /// What was being done.
+        what: String,
+        /// zk-txnlog's error (it names the file, offset and key).
+        #[source]
+        source: zk_txnlog::Error,
+    },
+    /// The newest valid snapshot does not load into a tree.
+    #[error("recovery failed: snapshot {}: {source}", path.display())]
+    Snapshot {
+        /// The snapshot file.
+        path: PathBuf,
+        /// Why it does not load.
+        #[source]
+        source: zk_tree::SnapshotError,
+    },
+    /// A log record does not decode as a txn.
+    #[error("recovery failed: log record 0x{key:x} in {} does not decode: {source}", dir.display())]
+    Record {
+        /// The record's key (its zxid).
+        key: Zxid,
+        /// The log directory.
+        dir: PathBuf,
+        /// The decoder's error.
+        #[source]
+        source: zk_jute::DecodeError,
+    },
+    /// A log record holds a txn of another zxid than its key.
+    #[error("recovery failed: log record 0x{key:x} in {} holds zxid 0x{zxid:x}", dir.display())]
+    Misplaced {
+        /// The record's key.
+        key: Zxid,
+        /// The log directory.
+        dir: PathBuf,
+        /// The zxid in its txn header.
+        zxid: Zxid,
+    },
     /// Not built yet.
     #[error("{0}")]
     Unsupported(String),

@@ -64,7 +64,7 @@ pub(crate) enum CoreMsg {
     /// zk-txnlog could not make the record of `zxid` durable.
     LogFailed {
         zxid: Zxid,
-        error: String,
+        error: zk_txnlog::Error,
     },
     Shutdown,
 }

@@ -75,8 +75,13 @@ impl Storage {
         config: &Config,
         tree_cfg: TreeConfig,
     ) -> Result<(Storage, Tree, Recovered), StartError> {
-        let rec_err = |e: zk_txnlog::Error| StartError::Recovery(e.to_string());
-        let log = Log::open(&config.data_log_dir, log_options(config)).map_err(rec_err)?;
+        let rec_err = |what: &str| {
+            let what = what.to_string();
+            move |source| StartError::Recovery { what, source }
+        };
+        let log = Log::open(&config.data_log_dir, log_options(config)).map_err(rec_err(
+            &format!("cannot open the log in {}", config.data_log_dir.display()),
+        ))?;
         let report = log.recovery_report().clone();
         if let Some((file, offset, bytes)) = &report.torn_tail {
             info!(
@@ -84,8 +89,12 @@ impl Storage {
                 file.display()
             );
         }
-        let snaps = SnapshotStore::open(&config.data_dir).map_err(rec_err)?;
-        let recovery = zk_txnlog::recover(&log, &snaps).map_err(rec_err)?;
+        let snaps = SnapshotStore::open(&config.data_dir).map_err(rec_err(&format!(
+            "cannot open the snapshots in {}",
+            config.data_dir.display()
+        )))?;
+        let recovery = zk_txnlog::recover(&log, &snaps)
+            .map_err(rec_err("cannot find a snapshot and the log after it"))?;
         let mut snapshot_bytes = 0;
         let (tree, snap_desc) = match recovery.snapshot {
             Some(reader) => {
@@ -93,9 +102,8 @@ impl Storage {
                 snapshot_bytes = reader.len();
                 let path = reader.path().to_path_buf();
                 let mut r = BufReader::with_capacity(1 << 20, reader);
-                let tree = Tree::read_snapshot(&mut r, tree_cfg).map_err(|e| {
-                    StartError::Recovery(format!("snapshot {}: {e}", path.display()))
-                })?;
+                let tree = Tree::read_snapshot(&mut r, tree_cfg)
+                    .map_err(|source| StartError::Snapshot { path, source })?;
                 (tree, format!("snapshot 0x{key:x}"))
             }
             None => (Tree::new(tree_cfg), "no snapshot".to_string()),
@@ -104,20 +112,21 @@ impl Storage {
         let mut replayed_bytes = 0u64;
         let mut last = tree.last_processed_zxid();
         for item in log.iter_from(recovery.replay_from) {
-            let (key, payload) = item.map_err(rec_err)?;
+            let (key, payload) = item.map_err(rec_err("cannot read the log"))?;
             replayed_bytes += payload.len() as u64;
-            let (hdr, body) = TxnBody::read_record(Bytes::from(payload)).map_err(|e| {
-                StartError::Recovery(format!(
-                    "log record 0x{key:x} in {} does not decode: {e}",
-                    config.data_log_dir.display()
-                ))
+            let (hdr, body) = TxnBody::read_record(Bytes::from(payload)).map_err(|source| {
+                StartError::Record {
+                    key: Zxid::from(key),
+                    dir: config.data_log_dir.clone(),
+                    source,
+                }
             })?;
             if Zxid::from(hdr.zxid).as_u64() != key {
-                return Err(StartError::Recovery(format!(
-                    "log record 0x{key:x} in {} holds zxid 0x{:x}",
-                    config.data_log_dir.display(),
-                    hdr.zxid
-                )));
+                return Err(StartError::Misplaced {
+                    key: Zxid::from(key),
+                    dir: config.data_log_dir.clone(),
+                    zxid: Zxid::from(hdr.zxid),
+                });
             }
             let _ = tree.apply(&hdr, &body);
             last = last.max(hdr.zxid);
@@ -146,18 +155,33 @@ impl Storage {
     }
 }
 
+/// Why a snapshot could not be written.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SnapshotFailed {
+    /// The snapshot store failed (create, sync, rename).
+    #[error(transparent)]
+    Store(#[from] zk_txnlog::Error),
+    /// Writing the tree's stream failed.
+    #[error(transparent)]
+    Write(#[from] std::io::Error),
+}
+
 /// Writes a snapshot of `tree` keyed by `zxid` (the last zxid applied when it
 /// started), then applies retention if asked.
 /// Returns the snapshot file's size.
-pub(crate) fn take_snapshot(tree: &Tree, snaps: &SnapshotStore, zxid: Zxid) -> Result<u64, String> {
+pub(crate) fn take_snapshot(
+    tree: &Tree,
+    snaps: &SnapshotStore,
+    zxid: Zxid,
+) -> Result<u64, SnapshotFailed> {
     let started = std::time::Instant::now();
-    let mut w = snaps.create(zxid.as_u64()).map_err(|e| e.to_string())?;
+    let mut w = snaps.create(zxid.as_u64())?;
     // Pushed to the disk as it grows: a snapshot left dirty until finish's
     // fsync is one burst that every log fdatasync issued meanwhile waits behind
     // (p99.9 write latency of 100+ ms whenever a snapshot ends).
     w.writeback_every(SNAPSHOT_WRITEBACK_BYTES);
-    tree.write_snapshot(&mut w).map_err(|e| e.to_string())?;
-    let info = w.finish().map_err(|e| e.to_string())?;
+    tree.write_snapshot(&mut w)?;
+    let info = w.finish()?;
     info!(
         "Snapshot taken: snapshot.{:x} ({} bytes) in {} ms",
         zxid,

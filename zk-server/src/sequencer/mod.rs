@@ -590,10 +590,7 @@ impl Sequencer {
                     }
                 }
                 Err(e) => {
-                    tx.send(CoreMsg::LogFailed {
-                        zxid,
-                        error: e.to_string(),
-                    });
+                    tx.send(CoreMsg::LogFailed { zxid, error: e });
                 }
             });
         if let Err(e) = res {
