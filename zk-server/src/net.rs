@@ -891,10 +891,7 @@ impl EventLoop {
                 if let Some(acl) = acl
                     && !self.shared.config.skip_acl
                 {
-                    let auth = zk_tree::Auth {
-                        ids: &c.auth,
-                        is_super: c.auth.iter().any(|i| i.scheme == "super"),
-                    };
+                    let auth = zk_tree::Auth::new(&c.auth);
                     if zk_tree::check_acl(&acl, zk_jute::perms::READ, &auth).is_err() {
                         debug!(
                             "not delivering a watch event to /{}: no READ on the node",

@@ -74,11 +74,7 @@ pub(crate) fn op_short_name(req: &Request) -> &'static str {
 /// frame, preceded by the events setWatches fires.
 pub(crate) fn serve_read(shared: &Shared, ctx: &Ctx, req: Request) -> Bytes {
     let tree = &shared.tree;
-    let is_super = ctx.auth.iter().any(|i| i.scheme == "super");
-    let auth = Auth {
-        ids: &ctx.auth,
-        is_super,
-    };
+    let auth = Auth::new(&ctx.auth);
     let zxid = shared.last_zxid();
     let watch = |w: bool| w.then_some(ctx.conn);
     let mut xid = ctx.xid;

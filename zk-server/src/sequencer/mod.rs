@@ -525,13 +525,9 @@ impl Sequencer {
     ) {
         let zxid_next = self.bcast.next_zxid();
         let time = crate::stats::wall_ms();
-        let is_super = auth.iter().any(|i| i.scheme == "super");
         let rctx = RequestContext {
             session_id: session,
-            auth: Auth {
-                ids: auth,
-                is_super,
-            },
+            auth: Auth::new(auth),
             zxid: zxid_next.as_i64(),
             time_ms: time,
         };
