@@ -71,6 +71,21 @@ pub struct Options {
     pub faults: usize,
     /// After the heal, every live server must agree within this long (ms).
     pub liveness_ms: u64,
+    /// What to do once the ensemble is first stable after the heal.
+    pub then: Then,
+}
+
+/// A scripted step once the ensemble is stable; the run then measures the
+/// time until it is stable again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    /// Nothing: the run ends at the first stable point.
+    Stop,
+    /// kill -9 the leader (it stays down): the survivors must elect another.
+    CrashLeader,
+    /// kill -9 a follower and restart it a second later: it must rejoin the
+    /// standing leader while no other server decides anything.
+    BounceFollower,
 }
 
 impl Options {
@@ -89,6 +104,7 @@ impl Options {
             fault_ms: 0,
             faults: 0,
             liveness_ms: 300_000,
+            then: Then::Stop,
         }
     }
 
@@ -121,6 +137,12 @@ impl Options {
             fault_ms: [0, 20_000, 90_000][r.below(3)],
             faults: r.below(12),
             liveness_ms: 400_000,
+            then: [
+                Then::Stop,
+                Then::Stop,
+                Then::CrashLeader,
+                Then::BounceFollower,
+            ][r.below(4)],
         }
     }
 }
@@ -147,6 +169,9 @@ pub struct Report {
     /// Rounds abandoned because a decided leader or learner found no partner
     /// in time (the cost of a premature decision).
     pub detours: u64,
+    /// With a script ([`Then`]): the time from the scripted step to the next
+    /// stable point (ms).
+    pub recovered_in: Option<u64>,
 }
 
 /// A run that broke a rule.
@@ -224,6 +249,10 @@ enum Ev {
     Heal,
 }
 
+/// A scripted step in progress: when it happened, the bounced follower (if
+/// any) and every other server's decision count before it.
+type Scripted = (u64, Option<Sid>, BTreeMap<Sid, u64>);
+
 #[derive(Debug, Clone, Default)]
 struct Pair {
     up: bool,
@@ -285,6 +314,8 @@ struct Sim {
     events: u64,
     decisions: u64,
     detours: u64,
+    /// Decisions per server (to check that a bounce decides nothing elsewhere).
+    decisions_by: BTreeMap<Sid, u64>,
     log: Vec<String>,
 }
 
@@ -313,6 +344,7 @@ pub fn run(seed: u64, opts: &Options) -> Result<Report, Box<Failure>> {
         events: 0,
         decisions: 0,
         detours: 0,
+        decisions_by: BTreeMap::new(),
         log: Vec::new(),
     };
     sim.setup();
@@ -406,6 +438,8 @@ impl Sim {
 
     fn run_to_end(mut self) -> Result<Report, Box<Failure>> {
         let mut healed_at = 0;
+        let mut script: Option<Scripted> = None;
+        let mut recovered_in = None;
         loop {
             let Some(((t, _), ev)) = self.queue.pop_first() else {
                 return Err(self.fail("the event queue ran dry".into()));
@@ -423,6 +457,29 @@ impl Sim {
             }
             if self.healed {
                 if let Some(leader) = self.stable() {
+                    match script.take() {
+                        Some((at, bounced, before)) => {
+                            if let Some(f) = bounced {
+                                let others: BTreeMap<Sid, u64> = self
+                                    .decisions_by
+                                    .iter()
+                                    .filter(|(s, _)| **s != f)
+                                    .map(|(s, n)| (*s, *n))
+                                    .collect();
+                                if others != before {
+                                    return Err(self.fail(format!(
+                                        "bouncing follower {f} made others decide again: {before:?} -> {others:?}"
+                                    )));
+                                }
+                            }
+                            recovered_in = Some(self.now - at);
+                        }
+                        None if self.opts.then != Then::Stop && recovered_in.is_none() => {
+                            script = Some(self.run_script(leader)?);
+                            continue;
+                        }
+                        None => {}
+                    }
                     return Ok(Report {
                         seed: self.seed,
                         trace_hash: self.hash,
@@ -433,9 +490,11 @@ impl Sim {
                         initial_best: self.initial_best,
                         decisions: self.decisions,
                         detours: self.detours,
+                        recovered_in,
                     });
                 }
-                if self.now > healed_at + self.opts.liveness_ms {
+                let since = script.as_ref().map_or(healed_at, |s| s.0);
+                if self.now > since + self.opts.liveness_ms {
                     let states: Vec<String> = self
                         .nodes
                         .iter()
@@ -552,6 +611,33 @@ impl Sim {
             }
         }
         Ok(())
+    }
+
+    /// The scripted step: (when, the bounced follower, others' decisions).
+    fn run_script(
+        &mut self,
+        leader: Sid,
+    ) -> Result<Scripted, Box<Failure>> {
+        if self.opts.then == Then::CrashLeader {
+            self.crash(leader)?;
+            return Ok((self.now, None, BTreeMap::new()));
+        }
+        let followers: Vec<Sid> = self
+            .nodes
+            .keys()
+            .copied()
+            .filter(|s| *s != leader)
+            .collect();
+        let f = followers[self.rng.below(followers.len())];
+        let before = self
+            .decisions_by
+            .iter()
+            .filter(|(s, _)| **s != f)
+            .map(|(s, n)| (*s, *n))
+            .collect();
+        self.crash(f)?;
+        self.at(self.now + 1000, Ev::Restart(f));
+        Ok((self.now, Some(f), before))
     }
 
     fn boot(&mut self, s: Sid) -> Result<(), Box<Failure>> {
@@ -738,6 +824,7 @@ impl Sim {
 
     fn decided(&mut self, s: Sid, inc: u64, d: zk_election::Decision) -> Result<(), Box<Failure>> {
         self.decisions += 1;
+        *self.decisions_by.entry(s).or_default() += 1;
         if self.quorum.is_voter(s) {
             let by_leader = self.decided.entry(d.election_epoch).or_default();
             by_leader.entry(d.leader).or_default().insert(s);
@@ -949,16 +1036,17 @@ impl Sim {
 
     /// The leader every live server follows, when the ensemble is settled.
     fn stable(&self) -> Option<Sid> {
+        let live = self.nodes.values().filter(|n| n.is_some()).count();
         let mut leader = None;
         for (s, n) in &self.nodes {
-            let n = n.as_ref()?;
+            let Some(n) = n else { continue };
             if let Role::Leading {
                 established: true,
                 attached,
                 ..
             } = &n.role
             {
-                if leader.is_some() || attached.len() + 1 != self.nodes.len() {
+                if leader.is_some() || attached.len() + 1 != live {
                     return None;
                 }
                 leader = Some(*s);
@@ -967,8 +1055,11 @@ impl Sim {
         let l = leader?;
         let all = self.nodes.iter().all(|(s, n)| {
             *s == l
-                || matches!(n.as_ref().map(|n| &n.role),
-                    Some(Role::Learning { leader, attached: true, .. }) if *leader == l)
+                || match n {
+                    None => true,
+                    Some(n) => matches!(&n.role,
+                        Role::Learning { leader, attached: true, .. } if *leader == l),
+                }
         });
         all.then_some(l)
     }

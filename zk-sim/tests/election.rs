@@ -76,3 +76,57 @@ fn calm_starts_elect_the_best_server() {
         }
     }
 }
+
+#[test]
+#[ignore = "a measurement, not a check: cargo test -p zk-sim --release --test election finalize_wait -- --ignored --nocapture"]
+fn finalize_wait() {
+    // How long elections take, and how often a premature decision costs a
+    // detour (initLimit), for several finalize waits: the data behind
+    // zk_election::DEFAULT_FINALIZE_WAIT_MS.
+    use zk_sim::election::Then;
+    let scenarios: [(&str, (u64, u64), (u64, u64), Then); 5] = [
+        ("start together, loopback", (0, 1), (0, 0), Then::Stop),
+        ("start together, LAN 0-5 ms", (0, 5), (0, 0), Then::Stop),
+        ("start 0-300 ms apart, LAN", (0, 5), (0, 300), Then::Stop),
+        ("leader killed, LAN", (0, 5), (0, 0), Then::CrashLeader),
+        (
+            "leader killed, WAN 0-50 ms",
+            (0, 50),
+            (0, 0),
+            Then::CrashLeader,
+        ),
+    ];
+    for voters in [3, 5] {
+        for (name, delay, stagger, then) in scenarios {
+            for finalize in [200, 100, 50, 20, 10] {
+                let mut times = Vec::new();
+                let mut detours = 0;
+                for seed in 0..400 {
+                    let mut o = Options::calm(
+                        voters,
+                        Params {
+                            finalize_wait_ms: finalize,
+                            min_notification_interval_ms: finalize,
+                            max_notification_interval_ms: 60_000,
+                        },
+                    );
+                    o.delay_ms = delay;
+                    o.connect_ms = delay;
+                    o.stagger_ms = stagger;
+                    o.then = then;
+                    let r = run(seed, &o).unwrap();
+                    times.push(r.recovered_in.unwrap_or(r.stable_at));
+                    detours += r.detours;
+                }
+                times.sort_unstable();
+                eprintln!(
+                    "{voters} voters, {name:<28} finalize {finalize:>3} ms: median {:>6} ms, p99 {:>6} ms, max {:>6} ms, detours {}/400 runs",
+                    times[times.len() / 2],
+                    times[times.len() * 99 / 100],
+                    times[times.len() - 1],
+                    detours
+                );
+            }
+        }
+    }
+}
