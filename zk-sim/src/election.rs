@@ -614,10 +614,7 @@ impl Sim {
     }
 
     /// The scripted step: (when, the bounced follower, others' decisions).
-    fn run_script(
-        &mut self,
-        leader: Sid,
-    ) -> Result<Scripted, Box<Failure>> {
+    fn run_script(&mut self, leader: Sid) -> Result<Scripted, Box<Failure>> {
         if self.opts.then == Then::CrashLeader {
             self.crash(leader)?;
             return Ok((self.now, None, BTreeMap::new()));

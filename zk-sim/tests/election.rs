@@ -84,7 +84,8 @@ fn finalize_wait() {
     // detour (initLimit), for several finalize waits: the data behind
     // zk_election::DEFAULT_FINALIZE_WAIT_MS.
     use zk_sim::election::Then;
-    let scenarios: [(&str, (u64, u64), (u64, u64), Then); 5] = [
+    type Scenario = (&'static str, (u64, u64), (u64, u64), Then);
+    let scenarios: [Scenario; 5] = [
         ("start together, loopback", (0, 1), (0, 0), Then::Stop),
         ("start together, LAN 0-5 ms", (0, 5), (0, 0), Then::Stop),
         ("start 0-300 ms apart, LAN", (0, 5), (0, 300), Then::Stop),
