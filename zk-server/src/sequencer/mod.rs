@@ -43,6 +43,8 @@ use crate::storage::{Recovered, Storage};
 
 mod session_order;
 mod snapshots;
+#[cfg(test)]
+mod tests;
 
 use session_order::SessionOrder;
 use snapshots::{Purge, Snapshots};
@@ -157,7 +159,7 @@ impl Sequencer {
     }
 
     pub fn run(mut self) {
-        let mut batch = std::collections::VecDeque::new();
+        let mut batch = VecDeque::new();
         loop {
             let now = self.shared.now_ms();
             let wait = self
@@ -166,22 +168,7 @@ impl Sequencer {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .wait_time(now);
-            let wait = Duration::from_millis(wait.clamp(1, 1000));
-            self.rx.recv_into(&mut batch, wait);
-            // Take whatever else is queued before looking at timers.
-            while !batch.is_empty() {
-                for m in batch.drain(..) {
-                    self.on_msg(m);
-                    self.poll_durable();
-                }
-                self.rx.recv_into(&mut batch, Duration::ZERO);
-            }
-            if !self.shutting_down && !self.failed {
-                self.expire_sessions();
-                self.purge
-                    .maybe_run(&self.shared.config, &self.storage.log, &self.storage.snaps);
-                self.check_containers();
-            }
+            self.turn(&mut batch, Duration::from_millis(wait.clamp(1, 1000)));
             if self.shutting_down && self.proposals.is_empty() {
                 break;
             }
@@ -203,6 +190,27 @@ impl Sequencer {
             self.bcast.last_logged(),
             self.bcast.pending()
         );
+    }
+
+    /// One turn of the thread: waits up to `wait` for messages, handles
+    /// every queued one (reading the durable mark after each), then the
+    /// timers (expiry, autopurge, containers).
+    fn turn(&mut self, batch: &mut VecDeque<CoreMsg>, wait: Duration) {
+        self.rx.recv_into(batch, wait);
+        // Take whatever else is queued before looking at timers.
+        while !batch.is_empty() {
+            for m in batch.drain(..) {
+                self.on_msg(m);
+                self.poll_durable();
+            }
+            self.rx.recv_into(batch, Duration::ZERO);
+        }
+        if !self.shutting_down && !self.failed {
+            self.expire_sessions();
+            self.purge
+                .maybe_run(&self.shared.config, &self.storage.log, &self.storage.snaps);
+            self.check_containers();
+        }
     }
 
     fn on_msg(&mut self, m: CoreMsg) {
