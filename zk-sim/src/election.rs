@@ -86,6 +86,11 @@ pub enum Then {
     /// kill -9 a follower and restart it a second later: it must rejoin the
     /// standing leader while no other server decides anything.
     BounceFollower,
+    /// Restart every server in turn, highest sid first, each once the
+    /// ensemble is stable again (ZOOKEEPER-1732 / ZOOKEEPER-2164: servers
+    /// that never rejoined after rolling restarts); a follower's restart must
+    /// not make any other server decide.
+    RollingRestart,
 }
 
 impl Options {
@@ -316,6 +321,8 @@ struct Sim {
     detours: u64,
     /// Decisions per server (to check that a bounce decides nothing elsewhere).
     decisions_by: BTreeMap<Sid, u64>,
+    /// Servers a rolling restart has still to restart.
+    rolling: std::collections::VecDeque<Sid>,
     log: Vec<String>,
 }
 
@@ -345,6 +352,7 @@ pub fn run(seed: u64, opts: &Options) -> Result<Report, Box<Failure>> {
         decisions: 0,
         detours: 0,
         decisions_by: BTreeMap::new(),
+        rolling: Default::default(),
         log: Vec::new(),
     };
     sim.setup();
@@ -457,28 +465,20 @@ impl Sim {
             }
             if self.healed {
                 if let Some(leader) = self.stable() {
-                    match script.take() {
-                        Some((at, bounced, before)) => {
-                            if let Some(f) = bounced {
-                                let others: BTreeMap<Sid, u64> = self
-                                    .decisions_by
-                                    .iter()
-                                    .filter(|(s, _)| **s != f)
-                                    .map(|(s, n)| (*s, *n))
-                                    .collect();
-                                if others != before {
-                                    return Err(self.fail(format!(
-                                        "bouncing follower {f} made others decide again: {before:?} -> {others:?}"
-                                    )));
-                                }
+                    if let Some((at, bounced, before)) = script.take() {
+                        if let Some(f) = bounced {
+                            let others = self.decisions_except(f);
+                            if others != before {
+                                return Err(self.fail(format!(
+                                    "bouncing follower {f} made others decide again: {before:?} -> {others:?}"
+                                )));
                             }
-                            recovered_in = Some(self.now - at);
                         }
-                        None if self.opts.then != Then::Stop && recovered_in.is_none() => {
-                            script = Some(self.run_script(leader)?);
-                            continue;
-                        }
-                        None => {}
+                        recovered_in = Some(self.now - at);
+                    }
+                    if let Some(next) = self.next_scripted(leader, recovered_in.is_some()) {
+                        script = Some(self.bounce(leader, next)?);
+                        continue;
                     }
                     return Ok(Report {
                         seed: self.seed,
@@ -613,28 +613,51 @@ impl Sim {
         Ok(())
     }
 
-    /// The scripted step: (when, the bounced follower, others' decisions).
-    fn run_script(&mut self, leader: Sid) -> Result<Scripted, Box<Failure>> {
-        if self.opts.then == Then::CrashLeader {
-            self.crash(leader)?;
-            return Ok((self.now, None, BTreeMap::new()));
+    /// The server the script acts on next, if any.
+    fn next_scripted(&mut self, leader: Sid, done_one: bool) -> Option<Sid> {
+        match self.opts.then {
+            Then::Stop => None,
+            Then::CrashLeader => (!done_one).then_some(leader),
+            Then::BounceFollower => {
+                if done_one {
+                    return None;
+                }
+                let followers: Vec<Sid> = self
+                    .nodes
+                    .keys()
+                    .copied()
+                    .filter(|s| *s != leader)
+                    .collect();
+                Some(followers[self.rng.below(followers.len())])
+            }
+            Then::RollingRestart => {
+                if !done_one {
+                    self.rolling = self.nodes.keys().rev().copied().collect();
+                }
+                self.rolling.pop_front()
+            }
         }
-        let followers: Vec<Sid> = self
-            .nodes
-            .keys()
-            .copied()
-            .filter(|s| *s != leader)
-            .collect();
-        let f = followers[self.rng.below(followers.len())];
-        let before = self
-            .decisions_by
+    }
+
+    fn decisions_except(&self, f: Sid) -> BTreeMap<Sid, u64> {
+        self.decisions_by
             .iter()
             .filter(|(s, _)| **s != f)
             .map(|(s, n)| (*s, *n))
-            .collect();
-        self.crash(f)?;
-        self.at(self.now + 1000, Ev::Restart(f));
-        Ok((self.now, Some(f), before))
+            .collect()
+    }
+
+    /// Crashes `target` (restarting it a second later unless the script kills
+    /// the leader for good).
+    fn bounce(&mut self, leader: Sid, target: Sid) -> Result<Scripted, Box<Failure>> {
+        let before = self.decisions_except(target);
+        self.crash(target)?;
+        if self.opts.then == Then::CrashLeader {
+            return Ok((self.now, None, before));
+        }
+        self.at(self.now + 1000, Ev::Restart(target));
+        let follower = (target != leader).then_some(target);
+        Ok((self.now, follower, before))
     }
 
     fn boot(&mut self, s: Sid) -> Result<(), Box<Failure>> {
