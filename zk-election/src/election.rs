@@ -67,7 +67,8 @@ pub enum Event {
         current_epoch: i64,
     },
     /// A notification arrived from server `from` (already decoded; malformed
-    /// ones and unknown states are dropped by the transport).
+    /// ones and unknown states are dropped by the transport). One that claims
+    /// our own sid is ignored: ours loop back inside the core.
     Received {
         /// The sender (from the connection's initial message).
         from: Sid,
@@ -242,6 +243,9 @@ impl<Q: Quorum> Election<Q> {
                 last_zxid,
                 current_epoch,
             } => self.start_looking(last_zxid, current_epoch, out, &mut loopback),
+            // Our own notifications loop back inside the core; one that
+            // claims to come from us over the network is not ours.
+            Event::Received { from, .. } if from == self.me => {}
             Event::Received { from, msg } => self.receive(from, msg, out, &mut loopback),
             Event::Timer(Timer::Notify) => {
                 if self.in_round && !self.finalizing {
@@ -259,7 +263,7 @@ impl<Q: Quorum> Election<Q> {
                 }
             }
             Event::Connected(sid) => {
-                if let Some(msg) = self.last_sent.get(&sid) {
+                if let Some(msg) = self.last_sent.get(&sid).filter(|_| sid != self.me) {
                     out.push(Command::Send { to: sid, msg: *msg });
                 }
             }

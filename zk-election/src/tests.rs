@@ -470,3 +470,16 @@ fn three_cores_exchanging_everything_elect_the_best() {
     );
     assert_eq!(cores[1].state(), PeerState::Leading);
 }
+
+#[test]
+fn a_peer_claiming_our_sid_is_ignored() {
+    // Found by the election fuzz target: a LOOKING notification "from" our own
+    // sid with an older round made the core answer itself.
+    let mut e = three(2);
+    start(&mut e, ZXID, 1);
+    start(&mut e, ZXID, 1);
+    let out = recv(&mut e, 2, note(PeerState::Looking, vote(3, ZXID, 9), 1));
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(e.proposal().leader, 2);
+    assert!(step(&mut e, Event::Connected(2)).is_empty());
+}
