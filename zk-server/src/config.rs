@@ -178,6 +178,24 @@ pub struct Config {
     pub servers: Vec<QuorumServer>,
     /// This server's id (from `myid`, 0 when standalone without one).
     pub my_id: u64,
+    /// The zoo.cfg line of each entry of `servers` (for error messages).
+    pub server_lines: Vec<usize>,
+    /// peerType: this server's role as zoo.cfg states it; its own server.X
+    /// line wins when they differ (with a warning), as in ZooKeeper.
+    pub peer_type: LearnerType,
+    /// quorumListenOnAllIPs: listen on the election and quorum ports on every
+    /// interface (0.0.0.0) instead of the server.X host.
+    pub quorum_listen_on_all_ips: bool,
+    /// cnxTimeout (ms): how long dialing a peer's election port may take
+    /// (ZooKeeper's `zookeeper.cnxTimeout`, default 5000).
+    pub cnx_timeout_ms: u64,
+    /// electionPortBindRetry: attempts to bind the election port, 1 s apart,
+    /// before giving up (0 = forever; default 3).
+    pub election_port_bind_retry: u32,
+    /// zkrs.electionFinalizeWaitMs: the election's finalize wait and first
+    /// notification interval (default `zk_election::DEFAULT_FINALIZE_WAIT_MS`;
+    /// ZooKeeper's is 200).
+    pub election_finalize_wait_ms: u64,
     /// Warnings met while parsing (unknown keys, ignored keys); the caller logs them.
     pub warnings: Vec<String>,
 }
@@ -191,9 +209,7 @@ impl Default for Config {
 /// Keys Apache ZooKeeper knows that this server accepts but does not act on.
 const KNOWN_IGNORED: &[&str] = &[
     "electionAlg",
-    "peerType",
     "syncEnabled",
-    "quorumListenOnAllIPs",
     "maxCnxns",
     "secureClientPort",
     "secureClientPortAddress",
@@ -217,8 +233,6 @@ const KNOWN_IGNORED: &[&str] = &[
     "fsync.warningthresholdms",
     "txnLogSizeLimitInKb",
     "leaderServes",
-    "cnxTimeout",
-    "electionPortBindRetry",
     "clientTcpKeepAlive",
     "watchManagerName",
     "readonlymode.enabled",
@@ -228,6 +242,32 @@ const KNOWN_IGNORED: &[&str] = &[
     "authProvider.1",
     "quorum.auth.enableSasl",
 ];
+
+/// Two servers on one `host:port` (quorum or election port, in any
+/// combination, also within one line): the text of the error, naming the
+/// earlier line.
+fn address_clash(servers: &[QuorumServer], lines: &[usize], new: &QuorumServer) -> Option<String> {
+    let own: Vec<_> = new.quorum_addrs.iter().chain(&new.election_addrs).collect();
+    for (i, a) in own.iter().enumerate() {
+        if own[..i].contains(a) {
+            return Some(format!("{a} is both its quorum and its election address"));
+        }
+    }
+    for (s, line) in servers.iter().zip(lines) {
+        if let Some(a) = s
+            .quorum_addrs
+            .iter()
+            .chain(&s.election_addrs)
+            .find(|a| own.contains(a))
+        {
+            return Some(format!(
+                "{a} is already used by server.{} on line {line}",
+                s.id
+            ));
+        }
+    }
+    None
+}
 
 fn parse_bool(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
@@ -275,6 +315,12 @@ impl Config {
             container_check_interval_ms: 60_000,
             servers: Vec::new(),
             my_id: 0,
+            server_lines: Vec::new(),
+            peer_type: LearnerType::Participant,
+            quorum_listen_on_all_ips: false,
+            cnx_timeout_ms: 5000,
+            election_port_bind_retry: 3,
+            election_finalize_wait_ms: zk_election::DEFAULT_FINALIZE_WAIT_MS,
             warnings: Vec::new(),
         }
     }
@@ -404,20 +450,48 @@ impl Config {
                     cfg.container_check_interval_ms = int(1, i64::MAX)? as u64
                 }
                 "zkrs.loopThreads" => cfg.loop_threads = int(0, 64)? as usize,
+                "peerType" => {
+                    cfg.peer_type = match value.to_ascii_lowercase().as_str() {
+                        "participant" => LearnerType::Participant,
+                        "observer" => LearnerType::Observer,
+                        _ => {
+                            return Err(ConfigError::at(
+                                line_no,
+                                key,
+                                format!(
+                                    "invalid value {value:?}: expected participant or observer"
+                                ),
+                            ));
+                        }
+                    }
+                }
+                "quorumListenOnAllIPs" => cfg.quorum_listen_on_all_ips = yes_no()?,
+                "cnxTimeout" => cfg.cnx_timeout_ms = int(1, 3_600_000)? as u64,
+                "electionPortBindRetry" => cfg.election_port_bind_retry = u32v(0)?,
+                "zkrs.electionFinalizeWaitMs" => {
+                    cfg.election_finalize_wait_ms = int(1, 60_000)? as u64
+                }
                 k if k.starts_with("server.") => {
                     let id: u64 = k["server.".len()..]
                         .parse()
                         .map_err(|_| ConfigError::at(line_no, key, "expected server.<number>"))?;
                     let server = QuorumServer::parse(id, value)
                         .map_err(|e| ConfigError::at(line_no, key, e.0))?;
-                    if cfg.servers.iter().any(|s| s.id == id) {
+                    if let Some(i) = cfg.servers.iter().position(|s| s.id == id) {
                         return Err(ConfigError::at(
                             line_no,
                             key,
-                            format!("server {id} is defined twice"),
+                            format!(
+                                "server {id} is defined twice (also on line {})",
+                                cfg.server_lines[i]
+                            ),
                         ));
                     }
+                    if let Some(clash) = address_clash(&cfg.servers, &cfg.server_lines, &server) {
+                        return Err(ConfigError::at(line_no, key, clash));
+                    }
                     cfg.servers.push(server);
+                    cfg.server_lines.push(line_no);
                 }
                 k if k.starts_with("group.") || k.starts_with("weight.") => {
                     cfg.warnings.push(format!(
@@ -488,11 +562,12 @@ impl Config {
         };
         match text {
             Some(t) => {
-                let id = t.trim().parse::<u64>().map_err(|_| {
+                let first = t.lines().next().unwrap_or("");
+                let id = first.trim().parse::<u64>().map_err(|_| {
                     ConfigError::general(format!(
-                        "{}: expected a server id, found {:?}",
+                        "{}: line 1: expected a server id, found {:?}",
                         path.display(),
-                        t.trim()
+                        first.trim()
                     ))
                 })?;
                 self.my_id = id;
@@ -507,14 +582,27 @@ impl Config {
                 self.my_id = self.servers.first().map_or(0, |s| s.id);
             }
         }
-        self.validate_ensemble()
+        self.validate_ensemble()?;
+        if let Some(me) = self.servers.iter().find(|s| s.id == self.my_id)
+            && self.is_ensemble()
+            && me.role != self.peer_type
+        {
+            // QuorumPeerConfig.setupPeerType: the servers list wins.
+            self.warnings.push(format!(
+                "peerType {:?} does not match server.{} ({:?}); using the server line",
+                self.peer_type, self.my_id, me.role
+            ));
+            self.peer_type = me.role;
+        }
+        Ok(())
     }
 
     fn validate_ensemble(&self) -> Result<(), ConfigError> {
         if self.servers.len() > 1 {
             if !self.servers.iter().any(|s| s.id == self.my_id) {
                 return Err(ConfigError::general(format!(
-                    "myid {} is not one of the server.X lines",
+                    "{}: myid {} is not one of the server.X lines",
+                    self.data_dir.join("myid").display(),
                     self.my_id
                 )));
             }
@@ -671,6 +759,69 @@ mod tests {
         std::fs::write(dir.path().join("myid"), "7\n").unwrap();
         assert!(c.read_myid().is_err(), "myid must be listed");
         assert!(c.is_ensemble());
+    }
+
+    #[test]
+    fn ensemble_keys() {
+        let text = format!(
+            "{THREE_LOCAL}peerType=observer\nquorumListenOnAllIPs=true\ncnxTimeout=700\nelectionPortBindRetry=0\nzkrs.electionFinalizeWaitMs=120\n"
+        );
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.peer_type, LearnerType::Observer);
+        assert!(c.quorum_listen_on_all_ips);
+        assert_eq!(
+            (
+                c.cnx_timeout_ms,
+                c.election_port_bind_retry,
+                c.election_finalize_wait_ms
+            ),
+            (700, 0, 120)
+        );
+        assert_eq!(c.server_lines, vec![7, 8, 9]);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let c = Config::parse(THREE_LOCAL).unwrap();
+        assert_eq!(
+            c.election_finalize_wait_ms,
+            zk_election::DEFAULT_FINALIZE_WAIT_MS
+        );
+        assert_eq!((c.cnx_timeout_ms, c.election_port_bind_retry), (5000, 3));
+        assert!(Config::parse("dataDir=/d\npeerType=leader\n").is_err());
+    }
+
+    #[test]
+    fn ensemble_errors_name_the_line() {
+        let base = "dataDir=/d\nserver.1=127.0.0.1:2111:3111\n";
+        let e = Config::parse(&format!("{base}server.1=127.0.0.1:2222:3222\n")).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("server.1")));
+        assert!(e.message.contains("twice"), "{e}");
+        let e = Config::parse(&format!("{base}server.2=127.0.0.1:3111:3222\n")).unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert!(e.message.contains("server.1 on line 2"), "{e}");
+        let e = Config::parse("dataDir=/d\nserver.1=h:2111:2111\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        // The same port on another host is fine.
+        Config::parse(&format!("{base}server.2=127.0.0.2:2111:3111\n")).unwrap();
+    }
+
+    #[test]
+    fn myid_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = THREE_LOCAL.replace("/tmp/zk-cluster/zk-01/data", dir.path().to_str().unwrap());
+        let mut c = Config::parse(&text).unwrap();
+        let e = c.read_myid().unwrap_err().to_string();
+        assert!(e.contains("myid") && e.contains("missing"), "{e}");
+        std::fs::write(dir.path().join("myid"), "two\n").unwrap();
+        let e = c.read_myid().unwrap_err().to_string();
+        assert!(e.contains("myid: line 1") && e.contains("two"), "{e}");
+        std::fs::write(dir.path().join("myid"), "9").unwrap();
+        let e = c.read_myid().unwrap_err().to_string();
+        assert!(e.contains("myid 9 is not one of the server.X lines"), "{e}");
+        // peerType disagreeing with the server line: the line wins.
+        std::fs::write(dir.path().join("myid"), "3").unwrap();
+        let mut c = Config::parse(&format!("{text}peerType=observer\n")).unwrap();
+        c.read_myid().unwrap();
+        assert_eq!(c.peer_type, LearnerType::Participant);
+        assert!(c.warnings.iter().any(|w| w.contains("peerType")));
     }
 
     #[test]

@@ -35,6 +35,7 @@ mod inbox;
 mod msg;
 mod net;
 mod pipeline;
+mod quorum;
 mod reads;
 mod sequencer;
 mod server;

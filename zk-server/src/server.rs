@@ -33,6 +33,7 @@ pub struct Server {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     recovered: String,
+    quorum: Option<crate::quorum::QuorumStop>,
 }
 
 impl std::fmt::Debug for Server {
@@ -47,12 +48,6 @@ impl Server {
     /// Recovers the data in the configured directories, binds the client port
     /// and starts serving. Returns once clients can connect.
     pub fn start(config: Config) -> Result<Server, StartError> {
-        if config.is_ensemble() {
-            return Err(StartError::Unsupported(format!(
-                "{} servers are configured: ensemble mode is not implemented yet (run with one server.X line or none)",
-                config.servers.len()
-            )));
-        }
         for w in &config.warnings {
             warn!("{w}");
         }
@@ -157,7 +152,17 @@ impl Server {
                     .map_err(io_err("cannot start an event loop"))?,
             );
         }
-        shared.control.set_serving(true);
+        // Ensemble mode (more than one server.X line): the election runs on
+        // its own thread; until Zab (issue 14) the server never serves
+        // (quorum/mod.rs).
+        let quorum = if config.is_ensemble() {
+            let (stop, thread) = crate::quorum::start(&config, last_zxid.as_i64())?;
+            threads.push(thread);
+            Some(stop)
+        } else {
+            shared.control.set_serving(true);
+            None
+        };
         let summary = recovered.summary.clone();
         info!("{summary}");
         info!(
@@ -172,6 +177,7 @@ impl Server {
             shared,
             threads,
             recovered: summary,
+            quorum,
         })
     }
 
@@ -202,6 +208,9 @@ impl Server {
         }
         info!("shutting down");
         self.shared.control.set_serving(false);
+        if let Some(q) = &self.quorum {
+            q.stop();
+        }
         // The core finishes what is in flight, then tells the loops to stop.
         self.shared.send_core(CoreMsg::Shutdown);
         for t in self.threads.drain(..) {
@@ -221,6 +230,7 @@ impl Server {
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
             shared: self.shared.clone(),
+            quorum: self.quorum.clone(),
         }
     }
 }
@@ -235,6 +245,7 @@ impl Drop for Server {
 #[derive(Clone)]
 pub struct ShutdownHandle {
     shared: Arc<Shared>,
+    quorum: Option<crate::quorum::QuorumStop>,
 }
 
 impl std::fmt::Debug for ShutdownHandle {
@@ -247,6 +258,9 @@ impl ShutdownHandle {
     /// Asks the server to stop; [`Server::wait`] then returns.
     pub fn shutdown(&self) {
         self.shared.control.set_serving(false);
+        if let Some(q) = &self.quorum {
+            q.stop();
+        }
         self.shared.send_core(CoreMsg::Shutdown);
     }
 }

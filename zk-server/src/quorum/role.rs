@@ -1,0 +1,523 @@
+//! A **temporary** stand-in for Zab (issue 14 replaces it): what a server does
+//! between the election's decision and the next election, so that real
+//! processes fail over.
+//!
+//! * LEADING: listen on our quorum port; a learner announces itself with a
+//!   real FOLLOWERINFO / OBSERVERINFO packet, and its connection is then only
+//!   held (nothing else is sent or read). Without a quorum of voters (ourselves
+//!   included, counting the FOLLOWERINFO senders whose connection is open)
+//!   within initLimit ticks, or after losing it for syncLimit ticks, the
+//!   leader goes back to LOOKING.
+//! * FOLLOWING / OBSERVING: connect to the leader's quorum port (retrying
+//!   every 100 ms), send FOLLOWERINFO / OBSERVERINFO, and hold the connection,
+//!   discarding what the leader sends. Not connected within initLimit ticks,
+//!   or the connection fails or closes: back to LOOKING.
+//!
+//! No epoch is proposed, nothing is synced, and no client is served; a Java
+//! leader waits for our ACKEPOCH until its initLimit runs out and then drops
+//! us, and we look again. A dead peer is noticed only when its TCP connection
+//! closes (kill -9 does close it; a vanished host does not).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Token};
+use tracing::{debug, info, warn};
+use zk_election::{Majority, Quorum, Sid};
+use zk_jute::quorum::HostPort;
+use zk_jute::quorum_packet;
+
+use super::wire;
+
+/// Learner connections that have not sent their first packet yet, at most.
+const MAX_UNIDENTIFIED: usize = 32;
+/// Delay between two attempts to reach the leader.
+const RETRY: Duration = Duration::from_millis(100);
+
+/// The role's timing, from zoo.cfg.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// initLimit × tickTime.
+    pub init: Duration,
+    /// syncLimit × tickTime.
+    pub sync: Duration,
+}
+
+struct LearnerConn {
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// The sid once its LearnerInfo arrived.
+    sid: Option<Sid>,
+    rbuf: Vec<u8>,
+    deadline: Instant,
+}
+
+/// The stub of a leader.
+pub(crate) struct Leading {
+    me: Sid,
+    listener: TcpListener,
+    listener_token: Token,
+    conns: HashMap<Token, LearnerConn>,
+    followers: BTreeMap<Sid, Token>,
+    started: Instant,
+    had_quorum: bool,
+    lost_since: Option<Instant>,
+    limits: Limits,
+}
+
+/// The stub of a follower or an observer.
+pub(crate) struct Learning {
+    me: Sid,
+    observer: bool,
+    leader: Sid,
+    leader_addr: HostPort,
+    accepted_epoch: i64,
+    token: Token,
+    stream: Option<TcpStream>,
+    connected: bool,
+    wbuf: Vec<u8>,
+    started: Instant,
+    next_try: Instant,
+    limits: Limits,
+}
+
+/// What a role reports to the runtime.
+pub(crate) enum Outcome {
+    /// Carry on.
+    Stay,
+    /// Leave the role and look for a leader again, for this reason.
+    Lost(String),
+}
+
+impl Leading {
+    /// Binds the quorum port at `bind` and starts waiting for learners.
+    pub(crate) fn start(
+        registry: &Registry,
+        me: Sid,
+        bind: SocketAddr,
+        listener_token: Token,
+        limits: Limits,
+        now: Instant,
+    ) -> io::Result<Self> {
+        let mut listener = TcpListener::bind(bind)?;
+        registry.register(&mut listener, listener_token, Interest::READABLE)?;
+        info!("leading (stub until Zab): listening for learners on quorum port {bind}");
+        Ok(Leading {
+            me,
+            listener,
+            listener_token,
+            conns: HashMap::new(),
+            followers: BTreeMap::new(),
+            started: now,
+            had_quorum: false,
+            lost_since: None,
+            limits,
+        })
+    }
+
+    /// Handles readiness of `token` (`next_token` allocates tokens).
+    pub(crate) fn ready(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        next_token: &mut usize,
+        now: Instant,
+    ) {
+        if token == self.listener_token {
+            loop {
+                let (mut stream, peer) = match self.listener.accept() {
+                    Ok(x) => x,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        warn!("quorum port: accept failed: {e}");
+                        break;
+                    }
+                };
+                let waiting = self.conns.values().filter(|c| c.sid.is_none()).count();
+                if waiting >= MAX_UNIDENTIFIED {
+                    warn!(
+                        "quorum port: closing connection from {peer}: {MAX_UNIDENTIFIED} connections have not identified themselves yet"
+                    );
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                let t = Token(*next_token);
+                *next_token += 1;
+                if registry
+                    .register(&mut stream, t, Interest::READABLE)
+                    .is_err()
+                {
+                    continue;
+                }
+                self.conns.insert(
+                    t,
+                    LearnerConn {
+                        stream,
+                        peer,
+                        sid: None,
+                        rbuf: Vec::new(),
+                        deadline: now + self.limits.init,
+                    },
+                );
+            }
+            return;
+        }
+        let mut close = None;
+        if let Some(c) = self.conns.get_mut(&token) {
+            let mut buf = [0u8; 4096];
+            loop {
+                match c.stream.read(&mut buf) {
+                    Ok(0) => {
+                        close = Some("closed by the learner".to_string());
+                        break;
+                    }
+                    Ok(n) => {
+                        if c.sid.is_some() {
+                            continue; // held: whatever it sends is discarded
+                        }
+                        c.rbuf.extend_from_slice(&buf[..n]);
+                        match wire::parse_learner_info(&c.rbuf) {
+                            Ok(None) => {}
+                            Err(why) => {
+                                close = Some(why);
+                                break;
+                            }
+                            Ok(Some((ty, sid))) => {
+                                c.sid = Some(sid);
+                                c.rbuf = Vec::new();
+                                let what = if ty == quorum_packet::OBSERVERINFO {
+                                    "OBSERVERINFO"
+                                } else {
+                                    "FOLLOWERINFO"
+                                };
+                                info!("leading: {what} from server {sid} at {}", c.peer);
+                                if let Some(old) = self.followers.insert(sid, token)
+                                    && old != token
+                                    && let Some(mut o) = self.conns.remove(&old)
+                                {
+                                    let _ = registry.deregister(&mut o.stream);
+                                }
+                                break;
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        close = Some(format!("read failed: {e}"));
+                        break;
+                    }
+                }
+            }
+            // An identified learner may have more bytes queued: keep draining.
+            if close.is_none()
+                && let Some(c) = self.conns.get_mut(&token)
+                && c.sid.is_some()
+            {
+                loop {
+                    match c.stream.read(&mut buf) {
+                        Ok(0) => {
+                            close = Some("closed by the learner".to_string());
+                            break;
+                        }
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            close = Some(format!("read failed: {e}"));
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(why) = close {
+            self.drop_conn(registry, token, &why);
+        }
+    }
+
+    fn drop_conn(&mut self, registry: &Registry, token: Token, why: &str) {
+        if let Some(mut c) = self.conns.remove(&token) {
+            let _ = registry.deregister(&mut c.stream);
+            match c.sid {
+                Some(sid) => {
+                    info!("leading: learner {sid} at {} left: {why}", c.peer);
+                    if self.followers.get(&sid) == Some(&token) {
+                        self.followers.remove(&sid);
+                    }
+                }
+                None => warn!("quorum port: closing connection from {}: {why}", c.peer),
+            }
+        }
+    }
+
+    /// Whether `token` is ours.
+    pub(crate) fn owns(&self, token: Token) -> bool {
+        token == self.listener_token || self.conns.contains_key(&token)
+    }
+
+    /// Checks the quorum and the learners' deadlines; the next instant
+    /// something is due.
+    pub(crate) fn tick(
+        &mut self,
+        registry: &Registry,
+        quorum: &Majority,
+        now: Instant,
+    ) -> (Outcome, Option<Instant>) {
+        let late: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.sid.is_none() && now >= c.deadline)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in late {
+            self.drop_conn(
+                registry,
+                t,
+                "no FOLLOWERINFO / OBSERVERINFO within initLimit",
+            );
+        }
+        let mut acks: BTreeSet<Sid> = self.followers.keys().copied().collect();
+        acks.insert(self.me);
+        let has = quorum.contains_quorum(&acks);
+        let mut next = self
+            .conns
+            .values()
+            .filter(|c| c.sid.is_none())
+            .map(|c| c.deadline)
+            .min();
+        let mut at = |i: Instant| next = Some(next.map_or(i, |n: Instant| n.min(i)));
+        if !self.had_quorum {
+            if has {
+                self.had_quorum = true;
+                info!("leading: a quorum of voters is connected: {acks:?}");
+            } else if now >= self.started + self.limits.init {
+                return (
+                    Outcome::Lost(format!(
+                        "no quorum of followers within initLimit ({} ms); connected: {acks:?}",
+                        self.limits.init.as_millis()
+                    )),
+                    None,
+                );
+            } else {
+                at(self.started + self.limits.init);
+            }
+        } else if has {
+            if self.lost_since.take().is_some() {
+                info!("leading: quorum regained: {acks:?}");
+            }
+        } else {
+            let since = *self.lost_since.get_or_insert_with(|| {
+                info!("leading: quorum lost (connected: {acks:?}); waiting up to syncLimit");
+                now
+            });
+            if now >= since + self.limits.sync {
+                return (
+                    Outcome::Lost(format!(
+                        "quorum lost for syncLimit ({} ms); connected: {acks:?}",
+                        self.limits.sync.as_millis()
+                    )),
+                    None,
+                );
+            }
+            at(since + self.limits.sync);
+        }
+        (Outcome::Stay, next)
+    }
+
+    /// Closes the listener and every learner connection.
+    pub(crate) fn stop(mut self, registry: &Registry) {
+        let _ = registry.deregister(&mut self.listener);
+        for (_, mut c) in self.conns.drain() {
+            let _ = registry.deregister(&mut c.stream);
+        }
+    }
+}
+
+impl Learning {
+    /// Starts connecting to `leader` at its quorum address.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn start(
+        me: Sid,
+        observer: bool,
+        leader: Sid,
+        leader_addr: HostPort,
+        accepted_epoch: i64,
+        token: Token,
+        limits: Limits,
+        now: Instant,
+    ) -> Self {
+        Learning {
+            me,
+            observer,
+            leader,
+            leader_addr,
+            accepted_epoch,
+            token,
+            stream: None,
+            connected: false,
+            wbuf: Vec::new(),
+            started: now,
+            next_try: now,
+            limits,
+        }
+    }
+
+    /// Whether `token` is ours.
+    pub(crate) fn owns(&self, token: Token) -> bool {
+        token == self.token
+    }
+
+    fn connect(&mut self, registry: &Registry, now: Instant) {
+        self.next_try = now + RETRY;
+        let addr = match (self.leader_addr.host.as_str(), self.leader_addr.port)
+            .to_socket_addrs()
+            .map(|mut a| a.next())
+        {
+            Ok(Some(a)) => a,
+            _ => {
+                warn!(
+                    "following: cannot resolve the leader's address {}",
+                    self.leader_addr
+                );
+                return;
+            }
+        };
+        match TcpStream::connect(addr) {
+            Ok(mut s) => {
+                let _ = s.set_nodelay(true);
+                if registry
+                    .register(&mut s, self.token, Interest::READABLE | Interest::WRITABLE)
+                    .is_ok()
+                {
+                    self.stream = Some(s);
+                    self.wbuf =
+                        wire::learner_info_packet(self.observer, self.accepted_epoch, self.me);
+                }
+            }
+            Err(e) => debug!(
+                "following: cannot connect to leader {} at {addr}: {e}",
+                self.leader
+            ),
+        }
+    }
+
+    fn reset(&mut self, registry: &Registry) -> Option<String> {
+        if let Some(mut s) = self.stream.take() {
+            let _ = registry.deregister(&mut s);
+        }
+        self.wbuf.clear();
+        None
+    }
+
+    /// Handles readiness of our connection.
+    pub(crate) fn ready(&mut self, registry: &Registry, now: Instant) -> Outcome {
+        let Some(s) = self.stream.as_mut() else {
+            return Outcome::Stay;
+        };
+        if !self.connected {
+            match (s.take_error(), s.peer_addr()) {
+                (Ok(None), Ok(_)) => {
+                    self.connected = true;
+                    info!(
+                        "{}: connected to leader {} at {}; sent {}",
+                        if self.observer {
+                            "observing"
+                        } else {
+                            "following"
+                        },
+                        self.leader,
+                        self.leader_addr,
+                        if self.observer {
+                            "OBSERVERINFO"
+                        } else {
+                            "FOLLOWERINFO"
+                        }
+                    );
+                }
+                (Ok(None), Err(e)) if e.kind() == io::ErrorKind::NotConnected => {
+                    return Outcome::Stay;
+                }
+                (Ok(Some(e)), _) | (Err(e), _) | (_, Err(e)) => {
+                    debug!(
+                        "following: connecting to leader {} failed: {e}",
+                        self.leader
+                    );
+                    self.reset(registry);
+                    self.next_try = self.next_try.max(now + RETRY);
+                    return Outcome::Stay;
+                }
+            }
+        }
+        let s = self.stream.as_mut().expect("checked above");
+        while !self.wbuf.is_empty() {
+            match s.write(&self.wbuf) {
+                Ok(n) => {
+                    self.wbuf.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Outcome::Lost(format!("writing to leader {} failed: {e}", self.leader));
+                }
+            }
+        }
+        if self.wbuf.is_empty() {
+            let _ = registry.reregister(s, self.token, Interest::READABLE);
+        }
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => {
+                    return Outcome::Lost(format!("leader {} closed the connection", self.leader));
+                }
+                Ok(_) => {} // held: discarded (the stub speaks no Zab beyond FOLLOWERINFO)
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Outcome::Stay,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Outcome::Lost(format!(
+                        "connection to leader {} failed: {e}",
+                        self.leader
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Retries and the initLimit deadline; the next instant something is due.
+    pub(crate) fn tick(&mut self, registry: &Registry, now: Instant) -> (Outcome, Option<Instant>) {
+        if self.connected {
+            return (Outcome::Stay, None);
+        }
+        let deadline = self.started + self.limits.init;
+        if now >= deadline {
+            self.reset(registry);
+            return (
+                Outcome::Lost(format!(
+                    "could not connect to leader {} at {} within initLimit ({} ms)",
+                    self.leader,
+                    self.leader_addr,
+                    self.limits.init.as_millis()
+                )),
+                None,
+            );
+        }
+        if self.stream.is_none() && now >= self.next_try {
+            self.connect(registry, now);
+        }
+        let next = if self.stream.is_none() {
+            self.next_try.min(deadline)
+        } else {
+            deadline
+        };
+        (Outcome::Stay, Some(next))
+    }
+
+    /// Closes the connection.
+    pub(crate) fn stop(mut self, registry: &Registry) {
+        self.reset(registry);
+    }
+}
