@@ -137,7 +137,7 @@ pub(crate) enum LoopMsg {
     Event {
         conn: u64,
         frame: Bytes,
-        acl: Option<Arc<[zk_jute::Acl]>>,
+        acl: Arc<[zk_jute::Acl]>,
     },
     /// Close a connection (session moved to another connection, or expired).
     Close { conn: u64 },

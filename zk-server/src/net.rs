@@ -888,9 +888,7 @@ impl EventLoop {
                 let Some(c) = self.conns.get(&conn) else {
                     return;
                 };
-                if let Some(acl) = acl
-                    && !self.shared.config.skip_acl
-                {
+                if !self.shared.config.skip_acl {
                     let auth = zk_tree::Auth::new(&c.auth);
                     if zk_tree::check_acl(&acl, zk_jute::perms::READ, &auth).is_err() {
                         debug!(

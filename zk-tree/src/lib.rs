@@ -124,14 +124,31 @@ pub struct ApplyOutcome {
     pub stat: Option<Stat>,
     /// Per-op results of a multi, in order.
     pub multi: Vec<OpOutcome>,
-    /// Watch events to send, in order: (watcher, event). A watcher receives
-    /// an event at most once per trigger, as ZooKeeper.
-    pub events: Vec<(WatcherId, zk_jute::WatcherEvent)>,
-    /// For each of `events`, the ACL of the node it is about (the parent's
-    /// for NodeChildrenChanged) when it fired. ZooKeeper 3.8.4+ delivers an
-    /// event only to a connection whose ids pass READ on it (the watch is
-    /// consumed either way): see [`ApplyOutcome::deliverable`].
-    pub event_acls: Vec<std::sync::Arc<[zk_jute::Acl]>>,
+    /// Watch events to send, in order. A watcher receives an event at most
+    /// once per trigger, as ZooKeeper.
+    pub events: Vec<Event>,
+}
+
+/// A watch event to send: to which watcher, what, and the ACL of the node
+/// it is about (the parent's for NodeChildrenChanged) when it fired.
+/// ZooKeeper 3.8.4+ delivers an event only to a connection whose ids pass
+/// READ on that ACL (the watch is consumed either way): see
+/// [`ApplyOutcome::deliverable`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The watcher (the server's connection id).
+    pub watcher: WatcherId,
+    /// The notification.
+    pub event: zk_jute::WatcherEvent,
+    /// The node's ACL when the event fired.
+    pub acl: std::sync::Arc<[zk_jute::Acl]>,
+}
+
+/// An event is the (watcher, notification) pair, whatever its ACL.
+impl PartialEq<(WatcherId, zk_jute::WatcherEvent)> for Event {
+    fn eq(&self, other: &(WatcherId, zk_jute::WatcherEvent)) -> bool {
+        self.watcher == other.0 && self.event == other.1
+    }
 }
 
 impl Default for ApplyOutcome {
@@ -144,7 +161,6 @@ impl Default for ApplyOutcome {
             stat: None,
             multi: Vec::new(),
             events: Vec::new(),
-            event_acls: Vec::new(),
         }
     }
 }
@@ -155,9 +171,9 @@ impl ApplyOutcome {
     /// `NIOServerCnxn.process` since 3.8.4; skip the check to behave as
     /// earlier releases).
     pub fn deliverable(&self, i: usize, auth: &Auth<'_>) -> bool {
-        self.event_acls
+        self.events
             .get(i)
-            .is_none_or(|acl| check_acl(acl, zk_jute::perms::READ, auth).is_ok())
+            .is_none_or(|e| check_acl(&e.acl, zk_jute::perms::READ, auth).is_ok())
     }
 
     /// The multi reply's results, as FinalRequestProcessor builds them:

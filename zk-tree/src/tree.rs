@@ -17,7 +17,7 @@ use zk_jute::{
 use crate::acl::{Auth, check_acl};
 use crate::store::{EphemeralType, ROOT, State, Trigger, ttl_of};
 use crate::watch::{Mode, Watches};
-use crate::{ApplyOutcome, TreeConfig, WatcherId};
+use crate::{ApplyOutcome, Event, TreeConfig, WatcherId};
 
 /// The znode tree shared by the applier and the readers (wrap it in an `Arc`).
 #[derive(Debug)]
@@ -123,8 +123,11 @@ impl Tree {
                     Trigger::Data(p, ty, acl) => {
                         last_data = w.data.trigger(&p, false);
                         for &id in &last_data {
-                            out.events.push((id, event(ty, &p)));
-                            out.event_acls.push(acl.clone());
+                            out.events.push(Event {
+                                watcher: id,
+                                event: event(ty, &p),
+                                acl: acl.clone(),
+                            });
                         }
                     }
                     Trigger::Child(p, ty, suppress, acl) => {
@@ -133,8 +136,11 @@ impl Tree {
                             if suppress && last_data.binary_search(&id).is_ok() {
                                 continue;
                             }
-                            out.events.push((id, event(ty, &p)));
-                            out.event_acls.push(acl.clone());
+                            out.events.push(Event {
+                                watcher: id,
+                                event: event(ty, &p),
+                                acl: acl.clone(),
+                            });
                         }
                     }
                 }

@@ -145,10 +145,15 @@ fn ephemerals_belong_to_their_session() {
     h.tree.get_children("/p", &ANY, Some(78)).unwrap();
     let o = h.close_session(5);
     assert_eq!(o.err, ErrorCode::Ok);
-    assert!(o.events.contains(&(77, ev(EventType::NodeDeleted, "/p/e"))));
     assert!(
         o.events
-            .contains(&(78, ev(EventType::NodeChildrenChanged, "/p")))
+            .iter()
+            .any(|e| *e == (77, ev(EventType::NodeDeleted, "/p/e")))
+    );
+    assert!(
+        o.events
+            .iter()
+            .any(|e| *e == (78, ev(EventType::NodeChildrenChanged, "/p")))
     );
     assert_eq!(h.tree.get_ephemerals(5, "/"), Vec::<String>::new());
     assert_eq!(h.tree.ephemerals_count(), 0);
@@ -696,7 +701,6 @@ fn events_carry_the_acl_that_filters_them() {
     h.tree.get_children("/", &ANY, Some(1)).unwrap();
     let o = h.req_as(0, &me, req);
     assert_eq!(o.events.len(), 2);
-    assert_eq!(o.event_acls.len(), 2);
     assert!(
         !o.deliverable(0, &ANY),
         "NodeCreated on /sec needs READ on /sec"
@@ -727,7 +731,7 @@ fn watches_at_scale() {
     let o = h.set(0, "/hot", b"x", -1);
     assert_eq!(o.events.len(), 100_000);
     assert!(
-        o.events.windows(2).all(|p| p[0].0 < p[1].0),
+        o.events.windows(2).all(|p| p[0].watcher < p[1].watcher),
         "each watcher once, in watcher order"
     );
     assert_eq!(h.tree.watch_count(), 0);

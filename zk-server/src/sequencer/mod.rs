@@ -29,10 +29,9 @@ use bytes::{Bytes, BytesMut};
 use tracing::{error, info, warn};
 use zk_jute::{
     ConnectRequest, ConnectResponse, Create2Response, CreateResponse, CreateSessionTxn, ErrorCode,
-    ErrorTxn, Id, Jute, OpCode, Request, Response, TxnBody, TxnHeader, WatcherEvent, Zxid,
-    encode_frame,
+    ErrorTxn, Id, Jute, OpCode, Request, Response, TxnBody, TxnHeader, Zxid, encode_frame,
 };
-use zk_tree::{Auth, PendingChanges, RequestContext, WatcherId};
+use zk_tree::{Auth, PendingChanges, RequestContext};
 
 use crate::frames::{error_frame, event_frame, response_frame};
 use crate::msg::{CoreMsg, Ctx, LoopMsg, Reject, loop_of};
@@ -659,8 +658,8 @@ impl Sequencer {
         // Each event goes with its node's ACL: the connection's loop,
         // which knows its current auth ids, drops it without READ
         // (ApplyOutcome::deliverable's rule, applied where the ids live).
-        for (i, (watcher, ev)) in out.events.iter().enumerate() {
-            self.send_event(*watcher, ev, out.event_acls.get(i).cloned());
+        for e in &out.events {
+            self.send_event(e);
         }
         match &p.origin {
             Origin::Client(ctx, op) => {
@@ -716,13 +715,13 @@ impl Sequencer {
         }
     }
 
-    fn send_event(&self, watcher: WatcherId, ev: &WatcherEvent, acl: Option<Arc<[zk_jute::Acl]>>) {
+    fn send_event(&self, e: &zk_tree::Event) {
         self.send(
-            watcher,
+            e.watcher,
             LoopMsg::Event {
-                conn: watcher,
-                frame: event_frame(ev),
-                acl,
+                conn: e.watcher,
+                frame: event_frame(&e.event),
+                acl: e.acl.clone(),
             },
         );
     }

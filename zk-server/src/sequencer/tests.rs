@@ -361,7 +361,11 @@ fn a_watch_event_goes_out_before_the_reply_that_fires_it() {
         LoopMsg::Event { conn, frame, acl } => {
             assert_eq!(*conn, CONN_B);
             assert_eq!(header(frame), (xid::NOTIFICATION, -1, 0));
-            assert!(acl.is_some(), "an event carries its node's ACL");
+            assert_eq!(
+                acl[..],
+                zk_tree::open_acl_unsafe()[..],
+                "with its node's ACL"
+            );
         }
         other => panic!("expected the event first, got {other:?}"),
     }
