@@ -32,6 +32,7 @@ pub mod expiry;
 mod fourlw;
 mod frames;
 mod inbox;
+mod java_random;
 mod msg;
 mod net;
 mod pipeline;
