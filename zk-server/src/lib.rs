@@ -27,6 +27,7 @@
 
 pub mod config;
 mod control;
+mod epoch_files;
 mod error;
 pub mod expiry;
 mod fourlw;
