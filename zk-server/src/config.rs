@@ -345,205 +345,198 @@ impl Config {
     /// Parses zoo.cfg text (without reading `myid`; see [`Config::read_myid`]).
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let mut cfg = Self::default();
-        let mut data_dir = None;
-        let mut data_log_dir = None;
-        let mut client_port = None;
-        let mut min_to: Option<(usize, i64)> = None;
-        let mut max_to: Option<(usize, i64)> = None;
+        let mut later = Later::default();
         for (idx, raw) in text.lines().enumerate() {
-            let line_no = idx + 1;
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
                 continue;
             }
             let (key, value) = split_property(line);
-            let value = value.trim();
-            let int = |min: i64, max: i64| -> Result<i64, ConfigError> {
-                value
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|v| (min..=max).contains(v))
-                    .ok_or_else(|| {
-                        ConfigError::at(
-                            line_no,
-                            key,
-                            format!(
-                                "invalid value {value:?}: expected an integer in {min}..={max}"
-                            ),
-                        )
-                    })
+            let line = Line {
+                no: idx + 1,
+                key,
+                value: value.trim(),
             };
-            let u32v = |min: i64| int(min, i64::from(u32::MAX)).map(|v| v as u32);
-            let yes_no = || {
-                parse_bool(value).ok_or_else(|| {
+            cfg.apply(&line, &mut later)?;
+        }
+        cfg.finish(later)
+    }
+
+    /// One line's key: the server's own keys here, the ensemble's (and
+    /// unknown ones) in [`Config::apply_ensemble`].
+    fn apply(&mut self, l: &Line<'_>, later: &mut Later) -> Result<(), ConfigError> {
+        let (line_no, key, value) = (l.no, l.key, l.value);
+        match key {
+            "tickTime" => self.tick_time = l.u32v(1)?,
+            "initLimit" => self.init_limit = l.u32v(1)?,
+            "syncLimit" => self.sync_limit = l.u32v(1)?,
+            "dataDir" => later.data_dir = Some(non_empty_path(line_no, key, value)?),
+            "dataLogDir" => later.data_log_dir = Some(non_empty_path(line_no, key, value)?),
+            "clientPort" => later.client_port = Some(l.int(0, 65535)? as u16),
+            "clientPortAddress" => {
+                self.client_port_address = Some(value.parse().map_err(|_| {
+                    ConfigError::at(line_no, key, format!("invalid IP address {value:?}"))
+                })?)
+            }
+            "maxClientCnxns" => self.max_client_cnxns = l.u32v(0)?,
+            "minSessionTimeout" => later.min_to = Some((line_no, l.int(-1, i64::from(i32::MAX))?)),
+            "maxSessionTimeout" => later.max_to = Some((line_no, l.int(-1, i64::from(i32::MAX))?)),
+            "autopurge.snapRetainCount" => {
+                let v = l.u32v(0)?;
+                if v < 3 {
+                    self.warnings.push(format!(
+                        "line {line_no}: autopurge.snapRetainCount={v} is below the minimum 3; using 3"
+                    ));
+                }
+                self.snap_retain_count = v.max(3);
+            }
+            "autopurge.purgeInterval" => self.purge_interval_hours = l.u32v(0)?,
+            "snapCount" => self.snap_count = l.int(2, i64::MAX)? as u64,
+            "snapSizeLimitInKb" => self.snap_size_limit_kb = l.int(i64::MIN, i64::MAX)?,
+            "zkrs.snapLogPercent" => self.snap_log_percent = l.int(0, 1_000_000)? as u64,
+            "preAllocSize" => self.pre_alloc_size_kb = l.int(1, 1 << 30)? as u64,
+            "globalOutstandingLimit" => self.global_outstanding_limit = l.u32v(1)?,
+            "4lw.commands.whitelist" => self.four_letter_whitelist = parse_whitelist(value),
+            "jute.maxbuffer" => self.jute_max_buffer = l.int(1024, i64::from(i32::MAX))? as usize,
+            "forceSync" => self.force_sync = l.yes_no()?,
+            "zkrs.logZeroFill" => self.log_zero_fill = l.yes_no()?,
+            "flushDelay" => self.flush_delay_ms = l.int(0, 60_000)? as u64,
+            "maxBatchSize" => self.max_batch_size = Some(l.int(1, 1 << 20)? as usize),
+            "superDigest" | "DigestAuthenticationProvider.superDigest" => {
+                if !value.contains(':') {
+                    return Err(ConfigError::at(
+                        line_no,
+                        key,
+                        "expected user:base64(sha1(user:password))",
+                    ));
+                }
+                self.super_digest = Some(value.to_string());
+            }
+            "zkrs.maxOutputQueueBytes" => {
+                self.max_output_queue_bytes = l.int(4096, i64::MAX)? as usize
+            }
+            "extendedTypesEnabled" | "skipACL" | "reconfigEnabled" => {
+                let v = parse_bool(value).ok_or_else(|| {
                     ConfigError::at(
                         line_no,
                         key,
-                        format!("invalid value {value:?}: expected yes or no"),
+                        format!("invalid value {value:?}: expected true or false"),
                     )
-                })
-            };
-            match key {
-                "tickTime" => cfg.tick_time = u32v(1)?,
-                "initLimit" => cfg.init_limit = u32v(1)?,
-                "syncLimit" => cfg.sync_limit = u32v(1)?,
-                "dataDir" => data_dir = Some(non_empty_path(line_no, key, value)?),
-                "dataLogDir" => data_log_dir = Some(non_empty_path(line_no, key, value)?),
-                "clientPort" => client_port = Some(int(0, 65535)? as u16),
-                "clientPortAddress" => {
-                    cfg.client_port_address = Some(value.parse().map_err(|_| {
-                        ConfigError::at(line_no, key, format!("invalid IP address {value:?}"))
-                    })?)
+                })?;
+                match key {
+                    "extendedTypesEnabled" => self.extended_types = v,
+                    "skipACL" => self.skip_acl = v,
+                    _ => self.reconfig_enabled = v,
                 }
-                "maxClientCnxns" => cfg.max_client_cnxns = u32v(0)?,
-                "minSessionTimeout" => min_to = Some((line_no, int(-1, i64::from(i32::MAX))?)),
-                "maxSessionTimeout" => max_to = Some((line_no, int(-1, i64::from(i32::MAX))?)),
-                "autopurge.snapRetainCount" => {
-                    let v = u32v(0)?;
-                    if v < 3 {
-                        cfg.warnings.push(format!(
-                            "line {line_no}: autopurge.snapRetainCount={v} is below the minimum 3; using 3"
-                        ));
-                    }
-                    cfg.snap_retain_count = v.max(3);
-                }
-                "autopurge.purgeInterval" => cfg.purge_interval_hours = u32v(0)?,
-                "snapCount" => cfg.snap_count = int(2, i64::MAX)? as u64,
-                "snapSizeLimitInKb" => cfg.snap_size_limit_kb = int(i64::MIN, i64::MAX)?,
-                "zkrs.snapLogPercent" => cfg.snap_log_percent = int(0, 1_000_000)? as u64,
-                "preAllocSize" => cfg.pre_alloc_size_kb = int(1, 1 << 30)? as u64,
-                "globalOutstandingLimit" => cfg.global_outstanding_limit = u32v(1)?,
-                "4lw.commands.whitelist" => cfg.four_letter_whitelist = parse_whitelist(value),
-                "jute.maxbuffer" => cfg.jute_max_buffer = int(1024, i64::from(i32::MAX))? as usize,
-                "forceSync" => cfg.force_sync = yes_no()?,
-                "zkrs.logZeroFill" => cfg.log_zero_fill = yes_no()?,
-                "flushDelay" => cfg.flush_delay_ms = int(0, 60_000)? as u64,
-                "maxBatchSize" => cfg.max_batch_size = Some(int(1, 1 << 20)? as usize),
-                "superDigest" | "DigestAuthenticationProvider.superDigest" => {
-                    if !value.contains(':') {
-                        return Err(ConfigError::at(
-                            line_no,
-                            key,
-                            "expected user:base64(sha1(user:password))",
-                        ));
-                    }
-                    cfg.super_digest = Some(value.to_string());
-                }
-                "zkrs.maxOutputQueueBytes" => {
-                    cfg.max_output_queue_bytes = int(4096, i64::MAX)? as usize
-                }
-                "extendedTypesEnabled" | "skipACL" | "reconfigEnabled" => {
-                    let v = parse_bool(value).ok_or_else(|| {
-                        ConfigError::at(
-                            line_no,
-                            key,
-                            format!("invalid value {value:?}: expected true or false"),
-                        )
-                    })?;
-                    match key {
-                        "extendedTypesEnabled" => cfg.extended_types = v,
-                        "skipACL" => cfg.skip_acl = v,
-                        _ => cfg.reconfig_enabled = v,
-                    }
-                }
-                "znode.container.checkIntervalMs" => {
-                    cfg.container_check_interval_ms = int(1, i64::MAX)? as u64
-                }
-                "zkrs.loopThreads" => cfg.loop_threads = int(0, 64)? as usize,
-                "peerType" => {
-                    cfg.peer_type = match value.to_ascii_lowercase().as_str() {
-                        "participant" => LearnerType::Participant,
-                        "observer" => LearnerType::Observer,
-                        _ => {
-                            return Err(ConfigError::at(
-                                line_no,
-                                key,
-                                format!(
-                                    "invalid value {value:?}: expected participant or observer"
-                                ),
-                            ));
-                        }
-                    }
-                }
-                "quorumListenOnAllIPs" => cfg.quorum_listen_on_all_ips = yes_no()?,
-                "cnxTimeout" => cfg.cnx_timeout_ms = int(1, 3_600_000)? as u64,
-                "electionPortBindRetry" => cfg.election_port_bind_retry = u32v(0)?,
-                "zkrs.electionFinalizeWaitMs" => {
-                    cfg.election_finalize_wait_ms = int(1, 60_000)? as u64
-                }
-                k if k.starts_with("server.") => {
-                    let id: u64 = k["server.".len()..]
-                        .parse()
-                        .map_err(|_| ConfigError::at(line_no, key, "expected server.<number>"))?;
-                    let server = QuorumServer::parse(id, value)
-                        .map_err(|e| ConfigError::at(line_no, key, e.0))?;
-                    if let Some(i) = cfg.servers.iter().position(|s| s.id == id) {
-                        return Err(ConfigError::at(
-                            line_no,
-                            key,
-                            format!(
-                                "server {id} is defined twice (also on line {})",
-                                cfg.server_lines[i]
-                            ),
-                        ));
-                    }
-                    if let Some(clash) = address_clash(&cfg.servers, &cfg.server_lines, &server) {
-                        return Err(ConfigError::at(line_no, key, clash));
-                    }
-                    cfg.servers.push(server);
-                    cfg.server_lines.push(line_no);
-                }
-                k if k.starts_with("group.") || k.starts_with("weight.") => {
-                    cfg.warnings.push(format!(
-                        "line {line_no}: {k} (hierarchical quorums) is not supported yet; ignored"
-                    ))
-                }
-                k if KNOWN_IGNORED.contains(&k)
-                    || k.starts_with("admin.")
-                    || k.starts_with("ssl.") =>
-                {
-                    cfg.warnings.push(format!(
-                        "line {line_no}: {k} is not supported by this server; ignored"
-                    ))
-                }
-                k => cfg
-                    .warnings
-                    .push(format!("line {line_no}: unknown key {k}; ignored")),
             }
+            "znode.container.checkIntervalMs" => {
+                self.container_check_interval_ms = l.int(1, i64::MAX)? as u64
+            }
+            "zkrs.loopThreads" => self.loop_threads = l.int(0, 64)? as usize,
+            _ => self.apply_ensemble(l)?,
         }
-        let data_dir = data_dir.ok_or_else(|| ConfigError::general("dataDir is not set"))?;
-        cfg.data_log_dir = data_log_dir.unwrap_or_else(|| data_dir.clone());
-        cfg.data_dir = data_dir;
-        match client_port {
-            Some(p) => cfg.client_port = p,
+        Ok(())
+    }
+
+    /// The ensemble's keys (peerType, server.N, election settings), the
+    /// keys accepted with a warning, and unknown keys.
+    fn apply_ensemble(&mut self, l: &Line<'_>) -> Result<(), ConfigError> {
+        let (line_no, key, value) = (l.no, l.key, l.value);
+        match key {
+            "peerType" => {
+                self.peer_type = match value.to_ascii_lowercase().as_str() {
+                    "participant" => LearnerType::Participant,
+                    "observer" => LearnerType::Observer,
+                    _ => {
+                        return Err(ConfigError::at(
+                            line_no,
+                            key,
+                            format!("invalid value {value:?}: expected participant or observer"),
+                        ));
+                    }
+                }
+            }
+            "quorumListenOnAllIPs" => self.quorum_listen_on_all_ips = l.yes_no()?,
+            "cnxTimeout" => self.cnx_timeout_ms = l.int(1, 3_600_000)? as u64,
+            "electionPortBindRetry" => self.election_port_bind_retry = l.u32v(0)?,
+            "zkrs.electionFinalizeWaitMs" => {
+                self.election_finalize_wait_ms = l.int(1, 60_000)? as u64
+            }
+            k if k.starts_with("server.") => {
+                let id: u64 = k["server.".len()..]
+                    .parse()
+                    .map_err(|_| ConfigError::at(line_no, key, "expected server.<number>"))?;
+                let server = QuorumServer::parse(id, value)
+                    .map_err(|e| ConfigError::at(line_no, key, e.0))?;
+                if let Some(i) = self.servers.iter().position(|s| s.id == id) {
+                    return Err(ConfigError::at(
+                        line_no,
+                        key,
+                        format!(
+                            "server {id} is defined twice (also on line {})",
+                            self.server_lines[i]
+                        ),
+                    ));
+                }
+                if let Some(clash) = address_clash(&self.servers, &self.server_lines, &server) {
+                    return Err(ConfigError::at(line_no, key, clash));
+                }
+                self.servers.push(server);
+                self.server_lines.push(line_no);
+            }
+            k if k.starts_with("group.") || k.starts_with("weight.") => self.warnings.push(
+                format!("line {line_no}: {k} (hierarchical quorums) is not supported yet; ignored"),
+            ),
+            k if KNOWN_IGNORED.contains(&k) || k.starts_with("admin.") || k.starts_with("ssl.") => {
+                self.warnings.push(format!(
+                    "line {line_no}: {k} is not supported by this server; ignored"
+                ))
+            }
+            k => self
+                .warnings
+                .push(format!("line {line_no}: unknown key {k}; ignored")),
+        }
+        Ok(())
+    }
+
+    /// What needs every line first: dataDir (dataLogDir's default), the
+    /// client port's default, the session timeouts' defaults and order.
+    fn finish(mut self, later: Later) -> Result<Self, ConfigError> {
+        let data_dir = later
+            .data_dir
+            .ok_or_else(|| ConfigError::general("dataDir is not set"))?;
+        self.data_log_dir = later.data_log_dir.unwrap_or_else(|| data_dir.clone());
+        self.data_dir = data_dir;
+        match later.client_port {
+            Some(p) => self.client_port = p,
             None => {
-                cfg.client_port = DEFAULT_CLIENT_PORT;
-                cfg.warnings.push(format!(
+                self.client_port = DEFAULT_CLIENT_PORT;
+                self.warnings.push(format!(
                     "clientPort is not set; using {DEFAULT_CLIENT_PORT}"
                 ));
             }
         }
-        cfg.min_session_timeout = match min_to {
+        self.min_session_timeout = match later.min_to {
             Some((_, v)) if v >= 0 => v as u32,
-            _ => cfg.tick_time.saturating_mul(2),
+            _ => self.tick_time.saturating_mul(2),
         };
-        cfg.max_session_timeout = match max_to {
+        self.max_session_timeout = match later.max_to {
             Some((_, v)) if v >= 0 => v as u32,
-            _ => cfg.tick_time.saturating_mul(20),
+            _ => self.tick_time.saturating_mul(20),
         };
-        if cfg.min_session_timeout > cfg.max_session_timeout {
-            let line = max_to.or(min_to).map(|(l, _)| l);
+        if self.min_session_timeout > self.max_session_timeout {
+            let line = later.max_to.or(later.min_to).map(|(l, _)| l);
             return Err(ConfigError {
                 file: None,
                 line,
                 key: Some("minSessionTimeout".into()),
                 message: format!(
                     "minSessionTimeout {} must not be larger than maxSessionTimeout {}",
-                    cfg.min_session_timeout, cfg.max_session_timeout
+                    self.min_session_timeout, self.max_session_timeout
                 ),
             });
         }
-        Ok(cfg)
+        Ok(self)
     }
 
     /// Reads `myid` from dataDir when the ensemble has more than one server (as
@@ -693,6 +686,60 @@ fn parse_whitelist(value: &str) -> Whitelist {
     } else {
         Whitelist::Only(cmds)
     }
+}
+
+/// One `key=value` line of zoo.cfg, with the value parsers that name the
+/// line and key in their errors.
+struct Line<'a> {
+    no: usize,
+    key: &'a str,
+    value: &'a str,
+}
+
+impl Line<'_> {
+    /// An integer in `min..=max`.
+    fn int(&self, min: i64, max: i64) -> Result<i64, ConfigError> {
+        let value = self.value;
+        value
+            .parse::<i64>()
+            .ok()
+            .filter(|v| (min..=max).contains(v))
+            .ok_or_else(|| {
+                ConfigError::at(
+                    self.no,
+                    self.key,
+                    format!("invalid value {value:?}: expected an integer in {min}..={max}"),
+                )
+            })
+    }
+
+    /// A u32 of at least `min`.
+    fn u32v(&self, min: i64) -> Result<u32, ConfigError> {
+        self.int(min, i64::from(u32::MAX)).map(|v| v as u32)
+    }
+
+    /// yes or no (also true / false).
+    fn yes_no(&self) -> Result<bool, ConfigError> {
+        let value = self.value;
+        parse_bool(value).ok_or_else(|| {
+            ConfigError::at(
+                self.no,
+                self.key,
+                format!("invalid value {value:?}: expected yes or no"),
+            )
+        })
+    }
+}
+
+/// Values [`Config::finish`] settles once every line is read.
+#[derive(Default)]
+struct Later {
+    data_dir: Option<PathBuf>,
+    data_log_dir: Option<PathBuf>,
+    client_port: Option<u16>,
+    /// (line, value) of minSessionTimeout / maxSessionTimeout.
+    min_to: Option<(usize, i64)>,
+    max_to: Option<(usize, i64)>,
 }
 
 /// Splits a Java properties line at the first unescaped `=`, `:` or whitespace.

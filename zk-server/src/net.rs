@@ -606,19 +606,12 @@ impl EventLoop {
         };
         c.stats.last_cxid.store(i64::from(header.xid), Relaxed);
         let session_id = c.session_id;
-        {
-            let now = shared.now_ms();
-            let mut st = shared.sessions.lock().unwrap_or_else(|e| e.into_inner());
-            if !st.touch(session_id, now) {
-                drop(st);
-                let frame = error_frame(header.xid, shared.last_zxid(), ErrorCode::SessionExpired);
-                c.queue(frame);
-                c.close_after_flush = true;
-                let _ = c.flush();
-                self.after_write(id);
-                return false;
-            }
+        if !self.touch_session(id, header.xid) {
+            return false;
         }
+        let Some(c) = self.conns.get_mut(&id) else {
+            return false;
+        };
         let op = match OpCode::try_from(header.op_type) {
             // Apache's Request.isValid: notification (0) and error (-1) are not
             // requests; createSession sent as a request fails to decode in
@@ -680,30 +673,56 @@ impl EventLoop {
         };
         *c.stats.last_op.lock().unwrap_or_else(|e| e.into_inner()) = op_short_name(&req);
         if c.outstanding == 0 && is_local(&req) {
-            // A read with nothing of this session in flight: serve it here. The
-            // mailbox is drained under the tree's read lock first, so a watch
-            // event for a change this read sees is queued before the reply.
-            let frame = {
-                let _gate = shared.read_gate();
-                self.drain_mailbox();
-                serve_read(&shared, &ctx, req)
-            };
-            let Some(c) = self.conns.get_mut(&id) else {
-                return false;
-            };
-            let lat = received.elapsed().as_millis() as u64;
-            shared.stats.latency.add(lat);
-            c.stats.latency.add(lat);
-            c.stats.last_latency.store(lat, Relaxed);
-            c.stats
-                .last_response
-                .store(crate::stats::wall_ms(), Relaxed);
-            c.stats.last_zxid.store(shared.last_zxid(), Relaxed);
-            self.send_frame(id, frame);
-            return true;
+            return self.serve_here(id, &ctx, req);
         }
         c.begin_request(&shared.control);
         shared.send_core(CoreMsg::Request { ctx, req });
+        true
+    }
+
+    /// Keeps the connection's session alive; an expired session's request is
+    /// answered SESSIONEXPIRED and the connection closed (false).
+    fn touch_session(&mut self, id: u64, xid: i32) -> bool {
+        let shared = self.shared.clone();
+        let Some(c) = self.conns.get_mut(&id) else {
+            return false;
+        };
+        let now = shared.now_ms();
+        let mut st = shared.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if st.touch(c.session_id, now) {
+            return true;
+        }
+        drop(st);
+        let frame = error_frame(xid, shared.last_zxid(), ErrorCode::SessionExpired);
+        c.queue(frame);
+        c.close_after_flush = true;
+        let _ = c.flush();
+        self.after_write(id);
+        false
+    }
+
+    /// A read with nothing of this session in flight: served here. The
+    /// mailbox is drained under the tree's read lock first, so a watch event
+    /// for a change this read sees is queued before the reply.
+    fn serve_here(&mut self, id: u64, ctx: &Ctx, req: Request) -> bool {
+        let shared = self.shared.clone();
+        let frame = {
+            let _gate = shared.read_gate();
+            self.drain_mailbox();
+            serve_read(&shared, ctx, req)
+        };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return false;
+        };
+        let lat = ctx.received.elapsed().as_millis() as u64;
+        shared.stats.latency.add(lat);
+        c.stats.latency.add(lat);
+        c.stats.last_latency.store(lat, Relaxed);
+        c.stats
+            .last_response
+            .store(crate::stats::wall_ms(), Relaxed);
+        c.stats.last_zxid.store(shared.last_zxid(), Relaxed);
+        self.send_frame(id, frame);
         true
     }
 

@@ -11,7 +11,7 @@ use zk_jute::{
     GetEphemeralsResponse, Id, MultiOp, MultiResult, Request, Response, SetWatches2, SyncResponse,
     WatcherType, WhoAmIResponse, xid,
 };
-use zk_tree::Auth;
+use zk_tree::{Auth, Tree};
 
 use crate::frames::{error_frame, event_frame, response_frame};
 use crate::msg::Ctx;
@@ -108,48 +108,10 @@ pub(crate) fn serve_read(shared: &Shared, ctx: &Ctx, req: Request) -> Bytes {
         Request::GetEphemerals(r) => Ok(Response::GetEphemerals(GetEphemeralsResponse {
             ephemerals: tree.get_ephemerals(ctx.session_id, &r.prefix_path),
         })),
-        Request::MultiRead(ops) => {
-            let results = ops
-                .iter()
-                .map(|op| match op {
-                    MultiOp::GetChildren(r) => {
-                        match tree.get_children(&r.path, &auth, watch(r.watch)) {
-                            Ok((children, _)) => {
-                                MultiResult::GetChildren(GetChildrenResponse { children })
-                            }
-                            Err(e) => MultiResult::Error(ErrorResponse { err: e.code() }),
-                        }
-                    }
-                    MultiOp::GetData(r) => match tree.get_data(&r.path, &auth, watch(r.watch)) {
-                        Ok((data, stat)) => MultiResult::GetData(GetDataResponse { data, stat }),
-                        Err(e) => MultiResult::Error(ErrorResponse { err: e.code() }),
-                    },
-                    _ => MultiResult::Error(ErrorResponse {
-                        err: ErrorCode::BadArguments.code(),
-                    }),
-                })
-                .collect();
-            Ok(Response::Multi(results))
+        Request::MultiRead(ops) => Ok(multi_read(tree, &auth, &ops, watch)),
+        Request::CheckWatches(_) | Request::RemoveWatches(_) | Request::AddWatch(_) => {
+            watch_request(tree, ctx.conn, req)
         }
-        Request::CheckWatches(r) => match WatcherType::try_from(r.watcher_type) {
-            Ok(t) => tree
-                .check_watches(&r.path, t, ctx.conn)
-                .map(|()| Response::Empty),
-            Err(_) => Err(ErrorCode::BadArguments),
-        },
-        Request::RemoveWatches(r) => match WatcherType::try_from(r.watcher_type) {
-            Ok(t) => tree
-                .remove_watches(&r.path, t, ctx.conn)
-                .map(|()| Response::Empty),
-            Err(_) => Err(ErrorCode::BadArguments),
-        },
-        Request::AddWatch(r) => match AddWatchMode::try_from(r.mode) {
-            Ok(m) => {
-                tree.add_watch(&r.path, m, ctx.conn);
-                Ok(Response::AddWatch(ErrorResponse { err: 0 }))
-            }
-            Err(_) => Err(ErrorCode::BadArguments),
-        },
         Request::SetWatches(sw) => {
             let w2 = SetWatches2 {
                 relative_zxid: sw.relative_zxid,
@@ -217,5 +179,58 @@ pub(crate) fn authenticate(shared: &Shared, auth: &zk_jute::AuthPacket) -> Optio
             Some(ids)
         }
         _ => None,
+    }
+}
+
+/// A multiRead's results: getChildren and getData ops, each with its own
+/// result or error; any other op is BADARGUMENTS.
+fn multi_read(
+    tree: &Tree,
+    auth: &Auth<'_>,
+    ops: &[MultiOp],
+    watch: impl Fn(bool) -> Option<u64>,
+) -> Response {
+    let results = ops
+        .iter()
+        .map(|op| match op {
+            MultiOp::GetChildren(r) => match tree.get_children(&r.path, auth, watch(r.watch)) {
+                Ok((children, _)) => MultiResult::GetChildren(GetChildrenResponse { children }),
+                Err(e) => MultiResult::Error(ErrorResponse { err: e.code() }),
+            },
+            MultiOp::GetData(r) => match tree.get_data(&r.path, auth, watch(r.watch)) {
+                Ok((data, stat)) => MultiResult::GetData(GetDataResponse { data, stat }),
+                Err(e) => MultiResult::Error(ErrorResponse { err: e.code() }),
+            },
+            _ => MultiResult::Error(ErrorResponse {
+                err: ErrorCode::BadArguments.code(),
+            }),
+        })
+        .collect();
+    Response::Multi(results)
+}
+
+/// checkWatches, removeWatches and addWatch for connection `conn`.
+fn watch_request(tree: &Tree, conn: u64, req: Request) -> Result<Response, ErrorCode> {
+    match req {
+        Request::CheckWatches(r) => match WatcherType::try_from(r.watcher_type) {
+            Ok(t) => tree
+                .check_watches(&r.path, t, conn)
+                .map(|()| Response::Empty),
+            Err(_) => Err(ErrorCode::BadArguments),
+        },
+        Request::RemoveWatches(r) => match WatcherType::try_from(r.watcher_type) {
+            Ok(t) => tree
+                .remove_watches(&r.path, t, conn)
+                .map(|()| Response::Empty),
+            Err(_) => Err(ErrorCode::BadArguments),
+        },
+        Request::AddWatch(r) => match AddWatchMode::try_from(r.mode) {
+            Ok(m) => {
+                tree.add_watch(&r.path, m, conn);
+                Ok(Response::AddWatch(ErrorResponse { err: 0 }))
+            }
+            Err(_) => Err(ErrorCode::BadArguments),
+        },
+        _ => Err(ErrorCode::Unimplemented),
     }
 }

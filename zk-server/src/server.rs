@@ -21,12 +21,77 @@ use crate::config::Config;
 use crate::control::{Control, Mode};
 use crate::error::{StartError, io_err};
 use crate::inbox::Inbox;
-use crate::msg::{CoreMsg, LoopHandle};
+use crate::msg::{CoreMsg, LoopHandle, LoopMsg};
 use crate::net::EventLoop;
 use crate::sequencer::Sequencer;
 use crate::sessions::SessionTracker;
 use crate::shared::Shared;
 use crate::storage::Storage;
+
+/// Logs the config's warnings, creates dataDir and dataLogDir, and reads (or
+/// creates) the server secret the session passwords derive from.
+fn prepare_dirs(config: &Config) -> Result<[u8; 16], StartError> {
+    for w in &config.warnings {
+        warn!("{w}");
+    }
+    std::fs::create_dir_all(&config.data_dir).map_err(io_err(format!(
+        "cannot create dataDir {}",
+        config.data_dir.display()
+    )))?;
+    std::fs::create_dir_all(&config.data_log_dir).map_err(io_err(format!(
+        "cannot create dataLogDir {}",
+        config.data_log_dir.display()
+    )))?;
+    crate::sessions::load_or_create_secret(&config.data_dir)
+        .map_err(io_err("cannot read or create server.secret in dataDir"))
+}
+
+/// Binds clientPortAddress:clientPort, non-blocking: the listener and the
+/// bound address (the kernel's port with `clientPort=0`).
+fn bind_client_port(config: &Config) -> Result<(std::net::TcpListener, SocketAddr), StartError> {
+    let bind_ip = config
+        .client_port_address
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let addr = SocketAddr::new(bind_ip, config.client_port);
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(io_err(format!("cannot bind client port {addr}")))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(io_err("cannot set the listener non-blocking"))?;
+    let local = listener
+        .local_addr()
+        .map_err(io_err("cannot read the bound address"))?;
+    Ok((listener, local))
+}
+
+/// The parts of one event loop before its thread starts: its poll and the
+/// receiving end of its mailbox.
+type LoopParts = (mio::Poll, crossbeam_channel::Receiver<LoopMsg>);
+
+/// One mailbox per event loop (zkrs.loopThreads, else min(2, cores)), each
+/// with a waker on the loop's poll.
+fn loop_mailboxes(config: &Config) -> Result<(Vec<LoopHandle>, Vec<LoopParts>), StartError> {
+    let n_loops = if config.loop_threads > 0 {
+        config.loop_threads
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 2)
+    };
+    let mut loops = Vec::with_capacity(n_loops);
+    let mut loop_parts = Vec::with_capacity(n_loops);
+    for _ in 0..n_loops {
+        let poll = mio::Poll::new().map_err(io_err("cannot create an event loop"))?;
+        let waker = Arc::new(
+            mio::Waker::new(poll.registry(), EventLoop::waker_token())
+                .map_err(io_err("cannot create a waker"))?,
+        );
+        let (tx, rx) = crossbeam_channel::unbounded();
+        loops.push(LoopHandle::new(tx, waker));
+        loop_parts.push((poll, rx));
+    }
+    Ok((loops, loop_parts))
+}
 
 /// A running server.
 pub struct Server {
@@ -48,19 +113,7 @@ impl Server {
     /// Recovers the data in the configured directories, binds the client port
     /// and starts serving. Returns once clients can connect.
     pub fn start(config: Config) -> Result<Server, StartError> {
-        for w in &config.warnings {
-            warn!("{w}");
-        }
-        std::fs::create_dir_all(&config.data_dir).map_err(io_err(format!(
-            "cannot create dataDir {}",
-            config.data_dir.display()
-        )))?;
-        std::fs::create_dir_all(&config.data_log_dir).map_err(io_err(format!(
-            "cannot create dataLogDir {}",
-            config.data_log_dir.display()
-        )))?;
-        let secret = crate::sessions::load_or_create_secret(&config.data_dir)
-            .map_err(io_err("cannot read or create server.secret in dataDir"))?;
+        let secret = prepare_dirs(&config)?;
 
         let tree_cfg = TreeConfig {
             extended_types: config.extended_types,
@@ -87,18 +140,7 @@ impl Server {
             tracker.add(*session, *timeout, 0);
         }
 
-        let bind_ip = config
-            .client_port_address
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let addr = SocketAddr::new(bind_ip, config.client_port);
-        let std_listener = std::net::TcpListener::bind(addr)
-            .map_err(io_err(format!("cannot bind client port {addr}")))?;
-        std_listener
-            .set_nonblocking(true)
-            .map_err(io_err("cannot set the listener non-blocking"))?;
-        let local = std_listener
-            .local_addr()
-            .map_err(io_err("cannot read the bound address"))?;
+        let (std_listener, local) = bind_client_port(&config)?;
 
         let core_tx = Inbox::new();
         let core_rx = core_tx.clone();
@@ -112,25 +154,7 @@ impl Server {
         ));
         shared.set_local_addr(local);
 
-        let n_loops = if config.loop_threads > 0 {
-            config.loop_threads
-        } else {
-            std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .clamp(1, 2)
-        };
-        let mut loops = Vec::with_capacity(n_loops);
-        let mut loop_parts = Vec::with_capacity(n_loops);
-        for _ in 0..n_loops {
-            let poll = mio::Poll::new().map_err(io_err("cannot create an event loop"))?;
-            let waker = Arc::new(
-                mio::Waker::new(poll.registry(), EventLoop::waker_token())
-                    .map_err(io_err("cannot create a waker"))?,
-            );
-            let (tx, rx) = crossbeam_channel::unbounded();
-            loops.push(LoopHandle::new(tx, waker));
-            loop_parts.push((poll, rx));
-        }
+        let (loops, loop_parts) = loop_mailboxes(&config)?;
         shared.set_loops(loops);
 
         let mut threads = Vec::new();
