@@ -859,6 +859,27 @@ fn window_half_full(st: &State) -> bool {
         .is_some_and(|m| 2 * (st.write_pos - st.durable_pos) >= m.seg.window)
 }
 
+/// The flush delay: waits up to `flush_delay` for more records to share the
+/// sync, but not past a full batch, nor past half the unsynced window
+/// (appenders would soon block on it).
+fn wait_for_batch<'a>(sh: &'a Shared, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+    let deadline = Instant::now() + sh.opts.flush_delay;
+    while st.staged_recs.len() < sh.opts.max_batch && !st.closing && !window_half_full(&st) {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        st.sync_batching = true;
+        st = sh
+            .work
+            .wait_timeout(st, deadline - now)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+        st.sync_batching = false;
+    }
+    st
+}
+
 fn sync_loop(sh: &Shared) {
     let mut st = sh.lock();
     loop {
@@ -875,23 +896,7 @@ fn sync_loop(sh: &Shared) {
             return;
         }
         if !sh.opts.flush_delay.is_zero() && !st.closing {
-            let deadline = Instant::now() + sh.opts.flush_delay;
-            // Not past a full batch, nor past half the unsynced window (appenders would
-            // soon block on it).
-            while st.staged_recs.len() < sh.opts.max_batch && !st.closing && !window_half_full(&st)
-            {
-                let now = Instant::now();
-                if now >= deadline {
-                    break;
-                }
-                st.sync_batching = true;
-                st = sh
-                    .work
-                    .wait_timeout(st, deadline - now)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-                st.sync_batching = false;
-            }
+            st = wait_for_batch(sh, st);
         }
         let n = st.staged_recs.len().min(sh.opts.max_batch);
         let (last_key, lsn_end, file_end) = st.staged_recs[n - 1];
@@ -1135,10 +1140,54 @@ struct Found {
 
 fn recover(storage: &dyn Storage) -> Result<(Vec<SegMeta>, RecoveryReport)> {
     let dir = storage.dir().to_path_buf();
-    let io = |p: &Path, e| Error::io(p, e);
-    let names = storage.list().map_err(|e| io(&dir, e))?;
+    let names = storage.list().map_err(|e| Error::io(&dir, e))?;
     let mut report = RecoveryReport::default();
-    // R9: an unfinished truncate: first drop the segments after the key (newest first).
+    let (intent, keys) = drop_truncated_segments(storage, &names)?;
+    let mut found = scan_segments(storage, &keys)?;
+    drop_empty_last(storage, &mut found, &mut report)?;
+    validate_chain(&found)?;
+    if let Some(l) = found.last_mut() {
+        repair_tail(l, intent, &mut report)?;
+    }
+    if let Some(k) = intent {
+        finish_truncate(storage, k, &mut found, &mut report)?;
+    }
+    let mut metas = Vec::with_capacity(found.len());
+    for f in found {
+        let s = f.scan.expect("scanned");
+        report.records += s.count;
+        report.first_key = report.first_key.or(s.first_key);
+        report.last_key = s.last_key.or(report.last_key);
+        metas.push(SegMeta {
+            seg: Arc::new(Seg {
+                first_key: f.key,
+                path: f.path,
+                file: f.file,
+                gate: RwLock::new(()),
+                window: s.header.window,
+                prev_key: s.header.prev_key,
+                salt: s.header.salt,
+            }),
+            end: s.end,
+            last_key: s.last_key,
+            count: s.count,
+            sealed: matches!(s.stop, Stop::Seal { .. }),
+            index: s.index,
+        });
+    }
+    report.segments = metas.len();
+    Ok((metas, report))
+}
+
+/// R9, first step: an unfinished truncate (its intent file names the key)
+/// drops the segments after the key, newest first. Returns the intent's key
+/// and the segment keys left, in order.
+fn drop_truncated_segments(
+    storage: &dyn Storage,
+    names: &[String],
+) -> Result<(Option<u64>, Vec<u64>)> {
+    let dir = storage.dir().to_path_buf();
+    let io = |p: &Path, e| Error::io(p, e);
     let intent = names
         .iter()
         .filter_map(|n| format::parse_name(n, TRUNCATE_PREFIX))
@@ -1156,7 +1205,14 @@ fn recover(storage: &dyn Storage) -> Result<(Vec<SegMeta>, RecoveryReport)> {
         storage.sync_dir().map_err(|e| io(&dir, e))?;
         keys.retain(|&s| s <= k);
     }
-    // Scan every segment before changing anything.
+    Ok((intent, keys))
+}
+
+/// Scans every segment before changing anything (R8: a last segment whose
+/// creation never finished has no scan).
+fn scan_segments(storage: &dyn Storage, keys: &[u64]) -> Result<Vec<Found>> {
+    let dir = storage.dir().to_path_buf();
+    let io = |p: &Path, e| Error::io(p, e);
     let mut found = Vec::with_capacity(keys.len());
     for (i, &key) in keys.iter().enumerate() {
         let name = format::segment_name(key);
@@ -1193,7 +1249,18 @@ fn recover(storage: &dyn Storage) -> Result<(Vec<SegMeta>, RecoveryReport)> {
             scan,
         });
     }
-    // R8: the last segment holds no record (crash during a roll, or a torn first record).
+    Ok(found)
+}
+
+/// R8: the last segment holds no record (crash during a roll, or a torn
+/// first record): removed, and its predecessor's seal undone.
+fn drop_empty_last(
+    storage: &dyn Storage,
+    found: &mut Vec<Found>,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    let dir = storage.dir().to_path_buf();
+    let io = |p: &Path, e| Error::io(p, e);
     if let Some(l) = found.last() {
         let empty = match &l.scan {
             None => true,
@@ -1217,7 +1284,12 @@ fn recover(storage: &dyn Storage) -> Result<(Vec<SegMeta>, RecoveryReport)> {
             report.removed_empty_segment = Some(l.path);
         }
     }
-    // Validate the chain and every segment but the last.
+    Ok(())
+}
+
+/// Validates the chain (each header's `prev key`, keys increasing across
+/// segments) and every segment but the last (clean up to its seal).
+fn validate_chain(found: &[Found]) -> Result<()> {
     let n = found.len();
     let mut prev_last: Option<u64> = None;
     for i in 0..n {
@@ -1270,120 +1342,111 @@ fn recover(storage: &dyn Storage) -> Result<(Vec<SegMeta>, RecoveryReport)> {
             }
         }
     }
-    // The last segment: R7b (sealed, successor missing), R9 (finish a truncate), R2/R3 (tail).
-    if let Some(l) = found.last_mut() {
-        let s = l.scan.as_mut().expect("scanned");
-        if let Stop::Seal { next_key } = s.stop
-            && s.is_clean()
-            && intent.is_none()
-        {
-            return Err(Error::MissingSegment {
-                file: l.path.clone(),
-                expected: format::segment_name(next_key),
-            });
-        }
-        let clean = s.is_clean();
-        let acceptable = clean
-            || match intent {
-                // R9: a truncate after k was under way. Everything was durable when it began,
-                // and it only zeroes bytes after k's record: damage there is its own work
-                // (wherever its chunked zeroing stopped), damage before it is R3.
-                Some(k) => {
-                    s.last_key.is_some_and(|lk| lk >= k)
-                        || s.next_valid.is_none_or(|(_, nk)| nk > k)
-                }
-                // R2 / R3: torn iff no later frame proves the bytes at the stop durable.
-                None => s.is_torn(),
-            };
-        if !acceptable {
-            return Err(Error::corrupt(
-                &l.path,
-                s.end,
-                s.last_key,
-                s.describe_stop(),
-            ));
-        }
-        let mut cut = s.end;
-        let mut zero_to = s.nonzero_end.max(s.after_stop());
-        if clean && !matches!(s.stop, Stop::Seal { .. }) {
-            zero_to = cut;
-        }
-        // A handle on the segment for cutting and zeroing its tail.
-        let seg = Seg {
-            first_key: l.key,
-            path: l.path.clone(),
-            file: l.file.clone(),
-            gate: RwLock::new(()),
-            window: s.header.window,
-            prev_key: None,
-            salt: s.header.salt,
-        };
-        if let Some(k) = intent
-            && s.last_key.is_some_and(|lk| lk > k)
-        {
-            let (c, last) = cut_point(&seg, &s.index, s.end, k)?;
-            cut = c;
-            // Up to the end of the records and past a mark or seal after them.
-            zero_to = zero_to.max(s.after_stop());
-            s.last_key = last;
-            s.index.retain(|&(_, at)| at < cut);
-            // Count is only informational; recount cheaply from a rescan below.
-        }
-        if zero_to > cut {
-            zero_backwards(&seg, cut, zero_to).map_err(|e| io(&l.path, e))?;
-            if !clean && intent.is_none() {
-                tracing::warn!(file = %l.path.display(), offset = cut, "zk-txnlog: cut torn tail");
-                report.torn_tail = Some((l.path.clone(), cut, zero_to - cut));
-            }
-            if cut != s.end {
-                let rescanned = segment::scan(l.file.as_ref()).map_err(|e| match e {
-                    ScanError::Io(e) => io(&l.path, e),
-                    ScanError::Header { reason, .. } => Error::corrupt(&l.path, 0, None, reason),
-                })?;
-                *s = rescanned;
-            } else {
-                s.stop = Stop::End;
-                s.nonzero_end = s.end;
-            }
-        }
-    }
-    if let Some(k) = intent {
-        let name = format!("{TRUNCATE_PREFIX}{k:x}");
-        storage.remove(&name).map_err(|e| io(&dir.join(&name), e))?;
-        storage.sync_dir().map_err(|e| io(&dir, e))?;
-        report.finished_truncate = Some(k);
-        // A truncate that removed every record of the last segment leaves it empty: drop it.
-        if let Some(l) = found.last()
-            && l.scan.as_ref().is_some_and(|s| s.count == 0)
-        {
-            let l = found.pop().expect("last");
-            storage.remove(&l.name).map_err(|e| io(&l.path, e))?;
-            storage.sync_dir().map_err(|e| io(&dir, e))?;
-        }
-    }
-    let mut metas = Vec::with_capacity(found.len());
-    for f in found {
-        let s = f.scan.expect("scanned");
-        report.records += s.count;
-        report.first_key = report.first_key.or(s.first_key);
-        report.last_key = s.last_key.or(report.last_key);
-        metas.push(SegMeta {
-            seg: Arc::new(Seg {
-                first_key: f.key,
-                path: f.path,
-                file: f.file,
-                gate: RwLock::new(()),
-                window: s.header.window,
-                prev_key: s.header.prev_key,
-                salt: s.header.salt,
-            }),
-            end: s.end,
-            last_key: s.last_key,
-            count: s.count,
-            sealed: matches!(s.stop, Stop::Seal { .. }),
-            index: s.index,
+    Ok(())
+}
+
+/// The last segment: R7b (sealed, successor missing), R9 (cut after the
+/// truncate's key), R2/R3 (a torn tail is cut and zeroed, damage is an
+/// error).
+fn repair_tail(l: &mut Found, intent: Option<u64>, report: &mut RecoveryReport) -> Result<()> {
+    let io = |p: &Path, e| Error::io(p, e);
+    let s = l.scan.as_mut().expect("scanned");
+    if let Stop::Seal { next_key } = s.stop
+        && s.is_clean()
+        && intent.is_none()
+    {
+        return Err(Error::MissingSegment {
+            file: l.path.clone(),
+            expected: format::segment_name(next_key),
         });
     }
-    report.segments = metas.len();
-    Ok((metas, report))
+    let clean = s.is_clean();
+    let acceptable = clean
+        || match intent {
+            // R9: a truncate after k was under way. Everything was durable when it began,
+            // and it only zeroes bytes after k's record: damage there is its own work
+            // (wherever its chunked zeroing stopped), damage before it is R3.
+            Some(k) => {
+                s.last_key.is_some_and(|lk| lk >= k) || s.next_valid.is_none_or(|(_, nk)| nk > k)
+            }
+            // R2 / R3: torn iff no later frame proves the bytes at the stop durable.
+            None => s.is_torn(),
+        };
+    if !acceptable {
+        return Err(Error::corrupt(
+            &l.path,
+            s.end,
+            s.last_key,
+            s.describe_stop(),
+        ));
+    }
+    let mut cut = s.end;
+    let mut zero_to = s.nonzero_end.max(s.after_stop());
+    if clean && !matches!(s.stop, Stop::Seal { .. }) {
+        zero_to = cut;
+    }
+    // A handle on the segment for cutting and zeroing its tail.
+    let seg = Seg {
+        first_key: l.key,
+        path: l.path.clone(),
+        file: l.file.clone(),
+        gate: RwLock::new(()),
+        window: s.header.window,
+        prev_key: None,
+        salt: s.header.salt,
+    };
+    if let Some(k) = intent
+        && s.last_key.is_some_and(|lk| lk > k)
+    {
+        let (c, last) = cut_point(&seg, &s.index, s.end, k)?;
+        cut = c;
+        // Up to the end of the records and past a mark or seal after them.
+        zero_to = zero_to.max(s.after_stop());
+        s.last_key = last;
+        s.index.retain(|&(_, at)| at < cut);
+        // Count is only informational; recount cheaply from a rescan below.
+    }
+    if zero_to > cut {
+        zero_backwards(&seg, cut, zero_to).map_err(|e| io(&l.path, e))?;
+        if !clean && intent.is_none() {
+            tracing::warn!(file = %l.path.display(), offset = cut, "zk-txnlog: cut torn tail");
+            report.torn_tail = Some((l.path.clone(), cut, zero_to - cut));
+        }
+        if cut != s.end {
+            let rescanned = segment::scan(l.file.as_ref()).map_err(|e| match e {
+                ScanError::Io(e) => io(&l.path, e),
+                ScanError::Header { reason, .. } => Error::corrupt(&l.path, 0, None, reason),
+            })?;
+            *s = rescanned;
+        } else {
+            s.stop = Stop::End;
+            s.nonzero_end = s.end;
+        }
+    }
+    Ok(())
+}
+
+/// R9, last step: the truncate is done; its intent file goes, and a last
+/// segment it left without records too.
+fn finish_truncate(
+    storage: &dyn Storage,
+    k: u64,
+    found: &mut Vec<Found>,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    let dir = storage.dir().to_path_buf();
+    let io = |p: &Path, e| Error::io(p, e);
+    let name = format!("{TRUNCATE_PREFIX}{k:x}");
+    storage.remove(&name).map_err(|e| io(&dir.join(&name), e))?;
+    storage.sync_dir().map_err(|e| io(&dir, e))?;
+    report.finished_truncate = Some(k);
+    // A truncate that removed every record of the last segment leaves it empty: drop it.
+    if let Some(l) = found.last()
+        && l.scan.as_ref().is_some_and(|s| s.count == 0)
+    {
+        let l = found.pop().expect("last");
+        storage.remove(&l.name).map_err(|e| io(&l.path, e))?;
+        storage.sync_dir().map_err(|e| io(&dir, e))?;
+    }
+    Ok(())
 }

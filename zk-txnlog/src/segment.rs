@@ -138,14 +138,11 @@ impl From<io::Error> for ScanError {
     }
 }
 
-/// Validate a segment: header, then every record's bounds, crc, watermark and key order; if
-/// the valid prefix is followed by anything but zeros, resynchronise to find a proof of
-/// durability beyond it.
-///
-/// Never panics on any bytes: every length is checked against the file size before use.
-pub(crate) fn scan(file: &dyn SegmentFile) -> Result<Scan, ScanError> {
+/// The segment's header. A file shorter than a header, or a header of
+/// zeros, is reported with `zero` set: recovery treats it as a creation that
+/// never finished.
+fn read_header(file: &dyn SegmentFile, r: &mut Reader<'_>) -> Result<SegmentHeader, ScanError> {
     let len = file.len();
-    let mut r = Reader::new(file);
     if len < HEADER_LEN as u64 {
         // A process killed between creating the file and preallocating it leaves it short
         // (usually empty): "zero" lets recovery treat it as a creation that never finished.
@@ -157,10 +154,21 @@ pub(crate) fn scan(file: &dyn SegmentFile) -> Result<Scan, ScanError> {
         });
     }
     let hb = r.get(0, HEADER_LEN)?;
-    let header = SegmentHeader::decode(hb).map_err(|reason| ScanError::Header {
+    SegmentHeader::decode(hb).map_err(|reason| ScanError::Header {
         reason,
         zero: hb.iter().all(|&b| b == 0),
-    })?;
+    })
+}
+
+/// Validate a segment: header, then every record's bounds, crc, watermark and key order; if
+/// the valid prefix is followed by anything but zeros, resynchronise to find a proof of
+/// durability beyond it.
+///
+/// Never panics on any bytes: every length is checked against the file size before use.
+pub(crate) fn scan(file: &dyn SegmentFile) -> Result<Scan, ScanError> {
+    let len = file.len();
+    let mut r = Reader::new(file);
+    let header = read_header(file, &mut r)?;
     let salt = header.salt;
     let mut s = Scan {
         header,
