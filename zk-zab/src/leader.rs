@@ -1,0 +1,861 @@
+//! The leader side of Zab: epoch agreement, syncing each learner, and the
+//! broadcast (quorum.md §3.3–§3.9).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bytes::Bytes;
+use zk_jute::Zxid;
+
+use crate::packet::{PROTOCOL_VERSION, Packet};
+
+/// A learner connection, numbered by the runtime.
+pub type Conn = u64;
+
+/// A leader's fixed facts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LeaderConfig {
+    /// Our server id.
+    pub sid: u64,
+    /// The voting members (ourselves included).
+    pub voters: BTreeSet<u64>,
+    /// initLimit, in ticks ([`LeaderEvent::Tick`] comes every half tick).
+    pub init_limit: u64,
+    /// syncLimit, in ticks.
+    pub sync_limit: u64,
+    /// How many committed txns are kept for DIFF (`zookeeper.commitLogCount`, 500).
+    pub commit_log_count: usize,
+    /// The config text sent with NEWLEADER.
+    pub config: Bytes,
+}
+
+/// What the runtime knows when the leader starts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LeaderStart {
+    /// The `acceptedEpoch` file.
+    pub accepted_epoch: u32,
+    /// The `currentEpoch` file.
+    pub current_epoch: u32,
+    /// The zxid the tree is at.
+    pub applied: Zxid,
+    /// The most recent txns the tree has applied (at most
+    /// `commit_log_count`, oldest first, ending at `applied`): DIFF material.
+    pub recent: Vec<(Zxid, Bytes)>,
+    /// The log's txns after `applied` (logged, never applied here): the
+    /// leader's history includes them, and they are applied once the new
+    /// epoch is established.
+    pub tail: Vec<(Zxid, Bytes)>,
+}
+
+/// Events a leader reacts to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaderEvent {
+    /// A learner connected to the quorum port.
+    Connected(Conn),
+    /// A packet from a learner.
+    Packet(Conn, Packet),
+    /// A learner's connection closed.
+    Closed(Conn),
+    /// [`LeaderCommand::PersistAcceptedEpoch`] is durable.
+    AcceptedEpochDurable(u32),
+    /// [`LeaderCommand::PersistCurrentEpoch`] is durable.
+    CurrentEpochDurable(u32),
+    /// Our log is durable up to `zxid`.
+    LogDurable(Zxid),
+    /// A learner forwarded a client `sync`: answer once what is proposed now
+    /// is committed.
+    Sync(Conn),
+    /// Half a tickTime passed.
+    Tick,
+}
+
+/// What the runtime must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaderCommand {
+    /// Send a packet to a learner.
+    Send(Conn, Packet),
+    /// Write the snapshot body of the tree as it is now (after the SNAP packet
+    /// just sent), before any later packet to that learner.
+    SendSnapshot(Conn),
+    /// Close a learner's connection.
+    Close(Conn, String),
+    /// Write `acceptedEpoch` durably, then report it.
+    PersistAcceptedEpoch(u32),
+    /// Write `currentEpoch` durably, then report it.
+    PersistCurrentEpoch(u32),
+    /// Append a txn to our log.
+    Append {
+        /// Its zxid.
+        zxid: Zxid,
+        /// Its bytes.
+        txn: Bytes,
+    },
+    /// Apply a committed txn to the tree.
+    Apply {
+        /// Its zxid.
+        zxid: Zxid,
+        /// Its bytes.
+        txn: Bytes,
+    },
+    /// The epoch is established: serve clients.
+    Established {
+        /// The new epoch.
+        epoch: u32,
+    },
+    /// A learner's packet for the session layer (REQUEST, REVALIDATE, PING
+    /// touches), from server `sid`.
+    FromLearner(Conn, u64, Packet),
+    /// Stop leading and elect again.
+    GoLooking(String),
+}
+
+/// Why a proposal was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProposeError {
+    /// The epoch is not established (or the leader stepped down).
+    NotLeading,
+    /// The zxid is not [`Leader::next_zxid`].
+    OutOfOrder {
+        /// What was given.
+        zxid: Zxid,
+        /// What was expected.
+        expected: Zxid,
+    },
+    /// The counter reached 0xffffffff: the leader steps down (ZOOKEEPER-1277).
+    CounterExhausted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Phase {
+    /// Collecting FOLLOWERINFOs for the epoch.
+    Discovery,
+    /// acceptedEpoch being written.
+    AcceptingEpoch,
+    /// Waiting for a quorum of ACKEPOCHs.
+    AwaitEpochAcks,
+    /// currentEpoch being written.
+    SettingEpoch,
+    /// Syncing learners until a quorum acked NEWLEADER.
+    Syncing,
+    /// Established: proposing.
+    Broadcast,
+    /// Stepped down.
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Stage {
+    AwaitInfo,
+    AwaitEpoch,
+    AwaitAckEpoch,
+    AwaitSync,
+    AwaitNewLeaderAck,
+    AwaitUpToDate,
+    Serving,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Handler {
+    sid: u64,
+    observer: bool,
+    stage: Stage,
+    last_zxid: Zxid,
+    silent: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Proposal {
+    zxid: Zxid,
+    txn: Bytes,
+    acks: BTreeSet<u64>,
+}
+
+/// The sync a learner gets (quorum.md §3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SyncKind {
+    /// DIFF(zxid) and the txns after the learner's last.
+    Diff(Zxid),
+    /// TRUNC(zxid) and the txns after it.
+    Trunc(Zxid),
+    /// SNAP(zxid), the snapshot body, and the txns after it.
+    Snap(Zxid),
+}
+
+/// One leader's Zab state for one epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Leader {
+    cfg: LeaderConfig,
+    phase: Phase,
+    /// Half ticks in the current waiting phase.
+    waited: u64,
+    accepted_epoch: u32,
+    current_epoch: u32,
+    /// The start's (currentEpoch, last zxid): a learner more recent is refused.
+    summary: (u32, Zxid),
+    epoch: u32,
+    /// Voters whose FOLLOWERINFO arrived (ourselves included).
+    connecting: BTreeSet<u64>,
+    /// Voters whose ACKEPOCH counted (ourselves included).
+    electing: BTreeSet<u64>,
+    /// Voters that acked NEWLEADER (ourselves included).
+    newleader_acks: BTreeSet<u64>,
+    handlers: BTreeMap<Conn, Handler>,
+    /// Applied txns kept for DIFF, oldest first.
+    recent: VecDeque<(Zxid, Bytes)>,
+    /// History not yet applied (the start's log tail), oldest first.
+    tail: VecDeque<(Zxid, Bytes)>,
+    applied: Zxid,
+    committed: Zxid,
+    durable: Zxid,
+    proposed: Zxid,
+    outstanding: VecDeque<Proposal>,
+    /// Client syncs waiting for a zxid to commit.
+    syncs: VecDeque<(Zxid, Conn)>,
+}
+
+impl Leader {
+    /// A leader just elected: it waits for learners and proposes the epoch.
+    pub fn new(cfg: LeaderConfig, start: LeaderStart, out: &mut Vec<LeaderCommand>) -> Self {
+        let last = start.tail.last().map_or(start.applied, |t| t.0);
+        let mut l = Self {
+            phase: Phase::Discovery,
+            waited: 0,
+            accepted_epoch: start.accepted_epoch,
+            current_epoch: start.current_epoch,
+            summary: (start.current_epoch, last),
+            // getEpochToPropose: at least our own acceptedEpoch + 1.
+            epoch: start.accepted_epoch + 1,
+            connecting: BTreeSet::from([cfg.sid]),
+            electing: BTreeSet::from([cfg.sid]),
+            newleader_acks: BTreeSet::from([cfg.sid]),
+            handlers: BTreeMap::new(),
+            recent: start.recent.into_iter().collect(),
+            tail: start.tail.into_iter().collect(),
+            applied: start.applied,
+            committed: start.applied,
+            durable: last,
+            proposed: last,
+            outstanding: VecDeque::new(),
+            syncs: VecDeque::new(),
+            cfg,
+        };
+        l.maybe_fix_epoch(out);
+        l.validate();
+        l
+    }
+
+    /// The new epoch (final once acceptedEpoch is written).
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// Whether the epoch is established and proposals are taken.
+    pub fn is_established(&self) -> bool {
+        self.phase == Phase::Broadcast
+    }
+
+    /// Whether it stepped down.
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// Highest zxid committed (and applied).
+    pub fn committed(&self) -> Zxid {
+        self.committed
+    }
+
+    /// Highest zxid proposed.
+    pub fn proposed(&self) -> Zxid {
+        self.proposed
+    }
+
+    /// The epoch files as this leader had them written.
+    pub fn epochs(&self) -> (u32, u32) {
+        (self.accepted_epoch, self.current_epoch)
+    }
+
+    /// Learners in broadcast (synced and serving), by sid.
+    pub fn serving_learners(&self) -> Vec<u64> {
+        self.handlers
+            .values()
+            .filter(|h| h.stage == Stage::Serving)
+            .map(|h| h.sid)
+            .collect()
+    }
+
+    /// The zxid the next proposal must carry.
+    pub fn next_zxid(&self) -> Zxid {
+        if self.proposed.epoch() < self.epoch {
+            Zxid::new(self.epoch, 1)
+        } else {
+            Zxid::from(self.proposed.as_i64() + 1)
+        }
+    }
+
+    /// Proposes a txn built for [`Leader::next_zxid`] (Zab: PROPOSAL).
+    pub fn propose(
+        &mut self,
+        zxid: Zxid,
+        txn: Bytes,
+        out: &mut Vec<LeaderCommand>,
+    ) -> Result<(), ProposeError> {
+        if self.phase != Phase::Broadcast {
+            return Err(ProposeError::NotLeading);
+        }
+        let expected = self.next_zxid();
+        if zxid.counter() == u32::MAX {
+            self.step_down(
+                "the zxid counter is exhausted, forcing a new election".into(),
+                out,
+            );
+            return Err(ProposeError::CounterExhausted);
+        }
+        if zxid != expected {
+            return Err(ProposeError::OutOfOrder { zxid, expected });
+        }
+        self.proposed = zxid;
+        out.push(LeaderCommand::Append {
+            zxid,
+            txn: txn.clone(),
+        });
+        for (conn, h) in &self.handlers {
+            if h.stage >= Stage::AwaitNewLeaderAck && !h.observer {
+                out.push(LeaderCommand::Send(
+                    *conn,
+                    Packet::Proposal {
+                        zxid,
+                        txn: txn.clone(),
+                    },
+                ));
+            }
+        }
+        self.outstanding.push_back(Proposal {
+            zxid,
+            txn,
+            acks: BTreeSet::new(),
+        });
+        self.validate();
+        Ok(())
+    }
+
+    /// Feeds one event; commands are appended to `out` in the order to run them.
+    pub fn step(&mut self, event: LeaderEvent, out: &mut Vec<LeaderCommand>) {
+        if self.phase == Phase::Done {
+            return;
+        }
+        match event {
+            LeaderEvent::Connected(conn) => {
+                self.handlers.insert(
+                    conn,
+                    Handler {
+                        sid: 0,
+                        observer: false,
+                        stage: Stage::AwaitInfo,
+                        last_zxid: Zxid::ZERO,
+                        silent: 0,
+                    },
+                );
+            }
+            LeaderEvent::Packet(conn, p) => {
+                if let Some(h) = self.handlers.get_mut(&conn) {
+                    h.silent = 0;
+                    if let Err(reason) = self.packet(conn, p, out) {
+                        self.handlers.remove(&conn);
+                        out.push(LeaderCommand::Close(conn, reason));
+                    }
+                }
+            }
+            LeaderEvent::Closed(conn) => {
+                self.handlers.remove(&conn);
+            }
+            LeaderEvent::AcceptedEpochDurable(e) => {
+                if self.phase == Phase::AcceptingEpoch && e == self.epoch {
+                    self.accepted_epoch = e;
+                    self.next_phase(Phase::AwaitEpochAcks);
+                    let waiting: Vec<Conn> = self.in_stage(Stage::AwaitEpoch);
+                    for conn in waiting {
+                        self.send_leader_info(conn, out);
+                    }
+                }
+            }
+            LeaderEvent::CurrentEpochDurable(e) => {
+                if self.phase == Phase::SettingEpoch && e == self.epoch {
+                    self.current_epoch = e;
+                    self.next_phase(Phase::Syncing);
+                    for conn in self.in_stage(Stage::AwaitSync) {
+                        self.sync_learner(conn, out);
+                    }
+                    self.maybe_establish(out);
+                }
+            }
+            LeaderEvent::LogDurable(z) => {
+                if z > self.durable {
+                    self.durable = z.min(self.proposed);
+                }
+                let me = self.cfg.sid;
+                let durable = self.durable;
+                for p in self
+                    .outstanding
+                    .iter_mut()
+                    .take_while(|p| p.zxid <= durable)
+                {
+                    p.acks.insert(me);
+                }
+                self.try_commit(out);
+            }
+            LeaderEvent::Sync(conn) => {
+                if self.outstanding.is_empty() {
+                    out.push(LeaderCommand::Send(conn, Packet::Sync));
+                } else {
+                    self.syncs.push_back((self.proposed, conn));
+                }
+            }
+            LeaderEvent::Tick => self.tick(out),
+        }
+        self.validate();
+    }
+
+    fn in_stage(&self, stage: Stage) -> Vec<Conn> {
+        self.handlers
+            .iter()
+            .filter(|(_, h)| h.stage == stage)
+            .map(|(c, _)| *c)
+            .collect()
+    }
+
+    fn next_phase(&mut self, phase: Phase) {
+        self.phase = phase;
+        self.waited = 0;
+    }
+
+    fn is_voter(&self, sid: u64) -> bool {
+        self.cfg.voters.contains(&sid)
+    }
+
+    fn quorum(&self, acks: &BTreeSet<u64>) -> bool {
+        let n = acks.iter().filter(|s| self.is_voter(**s)).count();
+        n > self.cfg.voters.len() / 2
+    }
+
+    fn step_down(&mut self, reason: String, out: &mut Vec<LeaderCommand>) {
+        self.phase = Phase::Done;
+        for conn in self.handlers.keys() {
+            out.push(LeaderCommand::Close(
+                *conn,
+                "the leader is stepping down".into(),
+            ));
+        }
+        self.handlers.clear();
+        out.push(LeaderCommand::GoLooking(reason));
+    }
+
+    fn tick(&mut self, out: &mut Vec<LeaderCommand>) {
+        self.waited += 1;
+        if self.phase != Phase::Broadcast && self.waited > 2 * self.cfg.init_limit {
+            let what = match self.phase {
+                Phase::Discovery | Phase::AcceptingEpoch => "epoch from a quorum of followers",
+                Phase::AwaitEpochAcks | Phase::SettingEpoch => "epoch acks from a quorum",
+                _ => "NEWLEADER acks from a quorum",
+            };
+            self.step_down(format!("timed out waiting for {what}"), out);
+            return;
+        }
+        let (init, sync) = (2 * self.cfg.init_limit, 2 * self.cfg.sync_limit);
+        let mut silent = Vec::new();
+        for (conn, h) in self.handlers.iter_mut() {
+            h.silent += 1;
+            let limit = if h.stage >= Stage::AwaitUpToDate {
+                sync
+            } else {
+                init
+            };
+            if h.silent > limit {
+                silent.push(*conn);
+            } else if h.stage >= Stage::AwaitUpToDate {
+                out.push(LeaderCommand::Send(
+                    *conn,
+                    Packet::Ping {
+                        zxid: self.proposed,
+                        data: None,
+                    },
+                ));
+            }
+        }
+        for conn in silent {
+            self.handlers.remove(&conn);
+            out.push(LeaderCommand::Close(
+                conn,
+                "the learner was silent too long".into(),
+            ));
+        }
+        if self.phase == Phase::Broadcast {
+            let mut synced: BTreeSet<u64> = self
+                .handlers
+                .values()
+                .filter(|h| h.stage >= Stage::AwaitUpToDate && !h.observer)
+                .map(|h| h.sid)
+                .collect();
+            synced.insert(self.cfg.sid);
+            if !self.quorum(&synced) {
+                self.step_down(
+                    format!("not sufficient followers synced, only synced with sids: {synced:?}"),
+                    out,
+                );
+            }
+        }
+    }
+
+    fn packet(
+        &mut self,
+        conn: Conn,
+        p: Packet,
+        out: &mut Vec<LeaderCommand>,
+    ) -> Result<(), String> {
+        let Some(h) = self.handlers.get(&conn).cloned() else {
+            return Ok(());
+        };
+        match (h.stage, p) {
+            (Stage::AwaitInfo, Packet::FollowerInfo { zxid, info }) => {
+                self.learner_info(conn, zxid, info, false, out)
+            }
+            (Stage::AwaitInfo, Packet::ObserverInfo { zxid, info }) => {
+                self.learner_info(conn, zxid, info, true, out)
+            }
+            (
+                Stage::AwaitAckEpoch,
+                Packet::AckEpoch {
+                    zxid,
+                    current_epoch,
+                },
+            ) => self.ack_epoch(conn, zxid, current_epoch, out),
+            (Stage::AwaitNewLeaderAck, Packet::Ack { zxid }) => {
+                if let Some(h) = self.handlers.get_mut(&conn) {
+                    h.stage = Stage::AwaitUpToDate;
+                }
+                if zxid == Zxid::new(self.epoch, 0) && !h.observer {
+                    self.newleader_acks.insert(h.sid);
+                }
+                if self.phase == Phase::Broadcast {
+                    self.send_uptodate(conn, out);
+                } else {
+                    self.maybe_establish(out);
+                }
+                Ok(())
+            }
+            (Stage::AwaitNewLeaderAck, other) => Err(format!(
+                "next packet was supposed to be the NEWLEADER ACK, got {}",
+                other.name()
+            )),
+            (Stage::AwaitUpToDate | Stage::Serving, Packet::Ack { zxid }) => {
+                if !h.observer && zxid.counter() != 0 {
+                    if let Some(p) = self.outstanding.iter_mut().find(|p| p.zxid == zxid) {
+                        p.acks.insert(h.sid);
+                    }
+                    self.try_commit(out);
+                }
+                Ok(())
+            }
+            (
+                Stage::AwaitUpToDate | Stage::Serving,
+                p @ (Packet::Ping { .. } | Packet::Request { .. } | Packet::Revalidate { .. }),
+            ) => {
+                out.push(LeaderCommand::FromLearner(conn, h.sid, p));
+                Ok(())
+            }
+            (stage, other) => Err(format!(
+                "unexpected {} from a learner in {stage:?}",
+                other.name()
+            )),
+        }
+    }
+
+    /// FOLLOWERINFO / OBSERVERINFO (`LearnerHandler.run`, `getEpochToPropose`).
+    fn learner_info(
+        &mut self,
+        conn: Conn,
+        zxid: Zxid,
+        info: zk_jute::LearnerInfo,
+        observer_packet: bool,
+        out: &mut Vec<LeaderCommand>,
+    ) -> Result<(), String> {
+        if info.config_version > 0 {
+            return Err(format!(
+                "the learner's config version {:#x} is ahead of ours (0)",
+                info.config_version
+            ));
+        }
+        let sid = u64::try_from(info.server_id)
+            .map_err(|_| format!("bad server id {}", info.server_id))?;
+        // ZK-2959: observers (and non-voters) never count toward a quorum.
+        let observer = observer_packet || !self.is_voter(sid);
+        if let Some(h) = self.handlers.get_mut(&conn) {
+            h.sid = sid;
+            h.observer = observer;
+            h.stage = Stage::AwaitEpoch;
+        }
+        match self.phase {
+            Phase::Discovery => {
+                let accepted = zxid.epoch();
+                if accepted >= self.epoch {
+                    self.epoch = accepted.saturating_add(1);
+                }
+                if !observer {
+                    self.connecting.insert(sid);
+                }
+                self.maybe_fix_epoch(out);
+            }
+            Phase::AcceptingEpoch => {}
+            _ => self.send_leader_info(conn, out),
+        }
+        Ok(())
+    }
+
+    fn maybe_fix_epoch(&mut self, out: &mut Vec<LeaderCommand>) {
+        if self.phase == Phase::Discovery && self.quorum(&self.connecting) {
+            // Leader.getEpochToPropose: the epoch is final; acceptedEpoch first.
+            self.next_phase(Phase::AcceptingEpoch);
+            out.push(LeaderCommand::PersistAcceptedEpoch(self.epoch));
+        }
+    }
+
+    fn send_leader_info(&mut self, conn: Conn, out: &mut Vec<LeaderCommand>) {
+        if let Some(h) = self.handlers.get_mut(&conn) {
+            h.stage = Stage::AwaitAckEpoch;
+            out.push(LeaderCommand::Send(
+                conn,
+                Packet::LeaderInfo {
+                    zxid: Zxid::new(self.epoch, 0),
+                    protocol: PROTOCOL_VERSION,
+                },
+            ));
+        }
+    }
+
+    fn ack_epoch(
+        &mut self,
+        conn: Conn,
+        zxid: Zxid,
+        current_epoch: i32,
+        out: &mut Vec<LeaderCommand>,
+    ) -> Result<(), String> {
+        let Some(h) = self.handlers.get_mut(&conn) else {
+            return Ok(());
+        };
+        h.last_zxid = zxid;
+        h.stage = Stage::AwaitSync;
+        let (sid, observer) = (h.sid, h.observer);
+        // Leader.waitForEpochAck: checked only until the epoch-ack quorum
+        // formed; a late learner ahead of us is TRUNCated instead.
+        let electing = matches!(
+            self.phase,
+            Phase::AwaitEpochAcks | Phase::AcceptingEpoch | Phase::Discovery
+        );
+        if current_epoch != -1 && electing {
+            let theirs = (i64::from(current_epoch), zxid);
+            let ours = (i64::from(self.summary.0), self.summary.1);
+            if theirs > ours {
+                return Err(format!(
+                    "the learner is ahead of the leader: (epoch {}, {zxid}) > (epoch {}, {})",
+                    current_epoch, self.summary.0, self.summary.1
+                ));
+            }
+            if !observer && zxid.as_i64() != -1 {
+                self.electing.insert(sid);
+            }
+        }
+        match self.phase {
+            Phase::AwaitEpochAcks if self.quorum(&self.electing) => {
+                self.next_phase(Phase::SettingEpoch);
+                out.push(LeaderCommand::PersistCurrentEpoch(self.epoch));
+            }
+            Phase::Syncing | Phase::Broadcast => self.sync_learner(conn, out),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The whole history the leader knows, oldest first: the recent applied
+    /// txns, then the unapplied tail.
+    fn history(&self) -> impl Iterator<Item = &(Zxid, Bytes)> {
+        self.recent.iter().chain(self.tail.iter())
+    }
+
+    /// `LearnerHandler.syncFollower` (quorum.md §3.4) over the in-memory window.
+    pub fn sync_kind(&self, peer: Zxid) -> SyncKind {
+        let last = self.tail.back().map_or(self.applied, |t| t.0);
+        let (min, max) = match (
+            self.recent.front().or(self.tail.front()),
+            self.tail.back().or(self.recent.back()),
+        ) {
+            (Some(a), Some(b)) => (a.0, b.0),
+            _ => (last, last),
+        };
+        let new_epoch_zxid = peer.counter() == 0;
+        if peer == last {
+            return SyncKind::Diff(peer);
+        }
+        if peer > max && !new_epoch_zxid {
+            return SyncKind::Trunc(max);
+        }
+        if min <= peer && peer <= max {
+            if new_epoch_zxid || self.history().any(|t| t.0 == peer) {
+                return SyncKind::Diff(max);
+            }
+            // The first txn after the peer's: the same epoch means the peer
+            // holds a txn we never had (truncate to the one before); another
+            // epoch means we cannot tell (snapshot).
+            let mut prev = None;
+            for t in self.history() {
+                if t.0 > peer {
+                    return match prev {
+                        Some(p) if t.0.epoch() == peer.epoch() => SyncKind::Trunc(p),
+                        _ => SyncKind::Snap(self.applied),
+                    };
+                }
+                prev = Some(t.0);
+            }
+        }
+        SyncKind::Snap(self.applied)
+    }
+
+    fn sync_learner(&mut self, conn: Conn, out: &mut Vec<LeaderCommand>) {
+        let Some(h) = self.handlers.get(&conn) else {
+            return;
+        };
+        let peer = h.last_zxid;
+        let kind = self.sync_kind(peer);
+        let from = match kind {
+            SyncKind::Diff(_) => peer,
+            SyncKind::Trunc(z) => z,
+            SyncKind::Snap(z) => z,
+        };
+        match kind {
+            SyncKind::Diff(z) => out.push(LeaderCommand::Send(conn, Packet::Diff { zxid: z })),
+            SyncKind::Trunc(z) => out.push(LeaderCommand::Send(conn, Packet::Trunc { zxid: z })),
+            SyncKind::Snap(z) => {
+                out.push(LeaderCommand::Send(conn, Packet::Snap { zxid: z }));
+                out.push(LeaderCommand::SendSnapshot(conn));
+            }
+        }
+        let txns: Vec<(Zxid, Bytes)> = self.history().filter(|t| t.0 > from).cloned().collect();
+        for (zxid, txn) in txns {
+            out.push(LeaderCommand::Send(conn, Packet::Proposal { zxid, txn }));
+            out.push(LeaderCommand::Send(conn, Packet::Commit { zxid }));
+        }
+        let observer = h.observer;
+        if !observer {
+            for p in &self.outstanding {
+                out.push(LeaderCommand::Send(
+                    conn,
+                    Packet::Proposal {
+                        zxid: p.zxid,
+                        txn: p.txn.clone(),
+                    },
+                ));
+            }
+        }
+        out.push(LeaderCommand::Send(
+            conn,
+            Packet::NewLeader {
+                zxid: Zxid::new(self.epoch, 0),
+                config: self.cfg.config.clone(),
+            },
+        ));
+        if let Some(h) = self.handlers.get_mut(&conn) {
+            h.stage = Stage::AwaitNewLeaderAck;
+        }
+    }
+
+    fn maybe_establish(&mut self, out: &mut Vec<LeaderCommand>) {
+        if self.phase != Phase::Syncing || !self.quorum(&self.newleader_acks) {
+            return;
+        }
+        self.next_phase(Phase::Broadcast);
+        // The history became the new epoch's committed prefix: apply the tail.
+        while let Some((zxid, txn)) = self.tail.pop_front() {
+            self.applied = zxid;
+            self.committed = zxid;
+            out.push(LeaderCommand::Apply {
+                zxid,
+                txn: txn.clone(),
+            });
+            self.remember(zxid, txn);
+        }
+        out.push(LeaderCommand::Established { epoch: self.epoch });
+        for conn in self.in_stage(Stage::AwaitUpToDate) {
+            self.send_uptodate(conn, out);
+        }
+    }
+
+    fn send_uptodate(&mut self, conn: Conn, out: &mut Vec<LeaderCommand>) {
+        if let Some(h) = self.handlers.get_mut(&conn) {
+            h.stage = Stage::Serving;
+            out.push(LeaderCommand::Send(conn, Packet::UpToDate));
+        }
+    }
+
+    fn remember(&mut self, zxid: Zxid, txn: Bytes) {
+        self.recent.push_back((zxid, txn));
+        while self.recent.len() > self.cfg.commit_log_count {
+            self.recent.pop_front();
+        }
+    }
+
+    /// Commits the oldest proposals a quorum acked, strictly in zxid order.
+    fn try_commit(&mut self, out: &mut Vec<LeaderCommand>) {
+        while let Some(p) = self.outstanding.front() {
+            if !(self.quorum(&p.acks) && p.acks.contains(&self.cfg.sid)) {
+                break;
+            }
+            let Some(p) = self.outstanding.pop_front() else {
+                break;
+            };
+            self.committed = p.zxid;
+            for (conn, h) in &self.handlers {
+                if h.stage < Stage::AwaitNewLeaderAck {
+                    continue;
+                }
+                out.push(LeaderCommand::Send(
+                    *conn,
+                    if h.observer {
+                        Packet::Inform {
+                            zxid: p.zxid,
+                            txn: p.txn.clone(),
+                        }
+                    } else {
+                        Packet::Commit { zxid: p.zxid }
+                    },
+                ));
+            }
+            self.applied = p.zxid;
+            out.push(LeaderCommand::Apply {
+                zxid: p.zxid,
+                txn: p.txn.clone(),
+            });
+            self.remember(p.zxid, p.txn);
+            while let Some((z, conn)) = self.syncs.front().copied() {
+                if z > self.committed {
+                    break;
+                }
+                self.syncs.pop_front();
+                out.push(LeaderCommand::Send(conn, Packet::Sync));
+            }
+        }
+    }
+
+    /// The invariants between the pointers (debug builds, and the simulator).
+    pub fn validate(&self) {
+        debug_assert!(self.applied == self.committed || !self.tail.is_empty());
+        debug_assert!(self.committed <= self.durable, "committed beyond durable");
+        debug_assert!(self.durable <= self.proposed, "durable beyond proposed");
+        debug_assert!(
+            self.accepted_epoch >= self.current_epoch,
+            "acceptedEpoch below currentEpoch"
+        );
+        let mut prev = self.committed;
+        for p in &self.outstanding {
+            debug_assert!(p.zxid > prev, "outstanding proposals out of order");
+            prev = p.zxid;
+        }
+        debug_assert!(prev == self.proposed || self.outstanding.is_empty());
+    }
+}

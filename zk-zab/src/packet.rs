@@ -1,0 +1,293 @@
+//! The quorum port's packets (quorum.md §3.2), typed, and their jute form.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use zk_jute::{Id, LearnerInfo, QuorumPacket, Zxid, quorum_packet as t};
+
+/// `LearnerInfo.protocolVersion` and LEADERINFO's payload: Zab 1.0 (0x10000).
+pub const PROTOCOL_VERSION: i32 = 0x10000;
+
+/// One packet between a leader and a learner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Packet {
+    /// Learner → leader: a client write forwarded (session, cxid, type, body).
+    Request {
+        /// The raw payload.
+        data: Bytes,
+        /// The forwarding connection's auth ids.
+        authinfo: Vec<Id>,
+    },
+    /// Leader → follower: a txn to log.
+    Proposal {
+        /// Its zxid.
+        zxid: Zxid,
+        /// TxnHeader + record (+ digest), opaque here.
+        txn: Bytes,
+    },
+    /// Follower → leader: `zxid` is durable (or the NEWLEADER / UPTODATE ack).
+    Ack {
+        /// The zxid acknowledged.
+        zxid: Zxid,
+    },
+    /// Leader → follower: `zxid` is committed.
+    Commit {
+        /// The zxid committed.
+        zxid: Zxid,
+    },
+    /// Both ways: liveness; the learner's answer carries session touches.
+    Ping {
+        /// Leader: last proposed; learner: echoed.
+        zxid: Zxid,
+        /// Learner: `(sessionId i64, timeout i32)*` (never null); leader: none.
+        data: Option<Bytes>,
+    },
+    /// Both ways: session revalidation (payload for the session layer).
+    Revalidate {
+        /// sessionId + timeout, or sessionId + valid flag.
+        data: Bytes,
+    },
+    /// Leader → learner: the oldest pending `sync` may complete.
+    Sync,
+    /// Leader → observer: a committed txn.
+    Inform {
+        /// Its zxid.
+        zxid: Zxid,
+        /// The same bytes as a PROPOSAL's.
+        txn: Bytes,
+    },
+    /// Leader → learner: the new epoch is about to start (`zxid = epoch << 32`).
+    NewLeader {
+        /// `newEpoch << 32`.
+        zxid: Zxid,
+        /// The leader's config text (only used with reconfig).
+        config: Bytes,
+    },
+    /// Follower → leader: who I am and my accepted epoch.
+    FollowerInfo {
+        /// `acceptedEpoch << 32`.
+        zxid: Zxid,
+        /// sid, protocol version, config version.
+        info: LearnerInfo,
+    },
+    /// Observer → leader: the same as FOLLOWERINFO for a non-voter.
+    ObserverInfo {
+        /// `acceptedEpoch << 32`.
+        zxid: Zxid,
+        /// sid, protocol version, config version.
+        info: LearnerInfo,
+    },
+    /// Leader → learner: sync is over, serve clients.
+    UpToDate,
+    /// Leader → learner: sync by the txns that follow.
+    Diff {
+        /// The leader's last committed zxid.
+        zxid: Zxid,
+    },
+    /// Leader → learner: drop your log after `zxid`, then the txns that follow.
+    Trunc {
+        /// The zxid to keep up to.
+        zxid: Zxid,
+    },
+    /// Leader → learner: a snapshot body follows (read by the runtime).
+    Snap {
+        /// The snapshot's zxid (the leader's lastProcessedZxid).
+        zxid: Zxid,
+    },
+    /// Leader → learner: the proposed epoch.
+    LeaderInfo {
+        /// `newEpoch << 32`.
+        zxid: Zxid,
+        /// Protocol version (0x10000).
+        protocol: i32,
+    },
+    /// Learner → leader: my last zxid and current epoch (-1: already accepted).
+    AckEpoch {
+        /// The learner's last logged zxid.
+        zxid: Zxid,
+        /// Its current epoch, or -1 when the proposed epoch was already accepted.
+        current_epoch: i32,
+    },
+}
+
+/// Why a packet could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PacketError {
+    /// The packet type.
+    pub packet_type: i32,
+    /// What was wrong.
+    pub reason: &'static str,
+}
+
+impl std::fmt::Display for PacketError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "quorum packet type {}: {}",
+            self.packet_type, self.reason
+        )
+    }
+}
+
+impl std::error::Error for PacketError {}
+
+impl Packet {
+    /// The jute record for the wire.
+    pub fn to_wire(&self) -> QuorumPacket {
+        let p = |packet_type, zxid: Zxid, data: Option<Bytes>| QuorumPacket {
+            packet_type,
+            zxid: zxid.as_i64(),
+            data,
+            authinfo: Vec::new(),
+        };
+        let minus_one = Zxid::from(-1i64);
+        match self {
+            Packet::Request { data, authinfo } => QuorumPacket {
+                packet_type: t::REQUEST,
+                zxid: -1,
+                data: Some(data.clone()),
+                authinfo: authinfo.clone(),
+            },
+            Packet::Proposal { zxid, txn } => p(t::PROPOSAL, *zxid, Some(txn.clone())),
+            Packet::Ack { zxid } => p(t::ACK, *zxid, None),
+            Packet::Commit { zxid } => p(t::COMMIT, *zxid, None),
+            Packet::Ping { zxid, data } => p(t::PING, *zxid, data.clone()),
+            Packet::Revalidate { data } => p(t::REVALIDATE, minus_one, Some(data.clone())),
+            Packet::Sync => p(t::SYNC, Zxid::ZERO, None),
+            Packet::Inform { zxid, txn } => p(t::INFORM, *zxid, Some(txn.clone())),
+            Packet::NewLeader { zxid, config } => p(t::NEWLEADER, *zxid, Some(config.clone())),
+            Packet::FollowerInfo { zxid, info } => {
+                p(t::FOLLOWERINFO, *zxid, Some(learner_info(info)))
+            }
+            Packet::ObserverInfo { zxid, info } => {
+                p(t::OBSERVERINFO, *zxid, Some(learner_info(info)))
+            }
+            Packet::UpToDate => p(t::UPTODATE, minus_one, None),
+            Packet::Diff { zxid } => p(t::DIFF, *zxid, None),
+            Packet::Trunc { zxid } => p(t::TRUNC, *zxid, None),
+            Packet::Snap { zxid } => p(t::SNAP, *zxid, None),
+            Packet::LeaderInfo { zxid, protocol } => p(
+                t::LEADERINFO,
+                *zxid,
+                Some(Bytes::copy_from_slice(&protocol.to_be_bytes())),
+            ),
+            Packet::AckEpoch {
+                zxid,
+                current_epoch,
+            } => p(
+                t::ACKEPOCH,
+                *zxid,
+                Some(Bytes::copy_from_slice(&current_epoch.to_be_bytes())),
+            ),
+        }
+    }
+
+    /// The typed packet for a jute record from a peer (untrusted: every
+    /// payload length is checked).
+    pub fn from_wire(q: QuorumPacket) -> Result<Packet, PacketError> {
+        let zxid = Zxid::from(q.zxid);
+        let ty = q.packet_type;
+        let err = |reason| PacketError {
+            packet_type: ty,
+            reason,
+        };
+        let data = q.data;
+        Ok(match ty {
+            t::REQUEST => Packet::Request {
+                data: data.ok_or(err("no payload"))?,
+                authinfo: q.authinfo,
+            },
+            t::PROPOSAL => Packet::Proposal {
+                zxid,
+                txn: data.ok_or(err("no txn"))?,
+            },
+            t::ACK => Packet::Ack { zxid },
+            t::COMMIT => Packet::Commit { zxid },
+            t::PING => Packet::Ping { zxid, data },
+            t::REVALIDATE => Packet::Revalidate {
+                data: data.ok_or(err("no payload"))?,
+            },
+            t::SYNC => Packet::Sync,
+            t::INFORM => Packet::Inform {
+                zxid,
+                txn: data.ok_or(err("no txn"))?,
+            },
+            t::NEWLEADER => Packet::NewLeader {
+                zxid,
+                config: data.unwrap_or_default(),
+            },
+            t::FOLLOWERINFO | t::OBSERVERINFO => {
+                let info = parse_learner_info(data.ok_or(err("no LearnerInfo"))?)
+                    .ok_or(err("LearnerInfo shorter than 8 bytes"))?;
+                if ty == t::FOLLOWERINFO {
+                    Packet::FollowerInfo { zxid, info }
+                } else {
+                    Packet::ObserverInfo { zxid, info }
+                }
+            }
+            t::UPTODATE => Packet::UpToDate,
+            t::DIFF => Packet::Diff { zxid },
+            t::TRUNC => Packet::Trunc { zxid },
+            t::SNAP => Packet::Snap { zxid },
+            t::LEADERINFO => Packet::LeaderInfo {
+                zxid,
+                protocol: int32(data).ok_or(err("no protocol version"))?,
+            },
+            t::ACKEPOCH => Packet::AckEpoch {
+                zxid,
+                current_epoch: int32(data).ok_or(err("no current epoch"))?,
+            },
+            _ => return Err(err("unknown packet type")),
+        })
+    }
+
+    /// A short name for logs (`PROPOSAL`, `ACK`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Packet::Request { .. } => "REQUEST",
+            Packet::Proposal { .. } => "PROPOSAL",
+            Packet::Ack { .. } => "ACK",
+            Packet::Commit { .. } => "COMMIT",
+            Packet::Ping { .. } => "PING",
+            Packet::Revalidate { .. } => "REVALIDATE",
+            Packet::Sync => "SYNC",
+            Packet::Inform { .. } => "INFORM",
+            Packet::NewLeader { .. } => "NEWLEADER",
+            Packet::FollowerInfo { .. } => "FOLLOWERINFO",
+            Packet::ObserverInfo { .. } => "OBSERVERINFO",
+            Packet::UpToDate => "UPTODATE",
+            Packet::Diff { .. } => "DIFF",
+            Packet::Trunc { .. } => "TRUNC",
+            Packet::Snap { .. } => "SNAP",
+            Packet::LeaderInfo { .. } => "LEADERINFO",
+            Packet::AckEpoch { .. } => "ACKEPOCH",
+        }
+    }
+}
+
+fn learner_info(info: &LearnerInfo) -> Bytes {
+    let mut b = BytesMut::with_capacity(20);
+    b.put_i64(info.server_id);
+    b.put_i32(info.protocol_version);
+    b.put_i64(info.config_version);
+    b.freeze()
+}
+
+/// `LearnerHandler.run`: the sid from 8 bytes, the protocol version from 12,
+/// the config version from 20 (older learners send less).
+fn parse_learner_info(mut data: Bytes) -> Option<LearnerInfo> {
+    if data.len() < 8 {
+        return None;
+    }
+    let server_id = data.get_i64();
+    let protocol_version = if data.len() >= 4 { data.get_i32() } else { 0 };
+    let config_version = if data.len() >= 8 { data.get_i64() } else { 0 };
+    Some(LearnerInfo {
+        server_id,
+        protocol_version,
+        config_version,
+    })
+}
+
+fn int32(data: Option<Bytes>) -> Option<i32> {
+    let mut d = data?;
+    (d.len() >= 4).then(|| d.get_i32())
+}

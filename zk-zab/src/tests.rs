@@ -1,0 +1,923 @@
+//! One test per rule of DESIGN.md (the rule and, where one exists, the Apache
+//! bug it prevents are named in each test), over an in-memory harness.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use bytes::Bytes;
+
+use crate::*;
+
+fn z(epoch: u32, counter: u32) -> Zxid {
+    Zxid::new(epoch, counter)
+}
+
+fn txn(zxid: Zxid) -> Bytes {
+    Bytes::from(format!("txn {zxid}"))
+}
+
+fn history(epoch: u32, upto: u32) -> Vec<(Zxid, Bytes)> {
+    (1..=upto)
+        .map(|c| (z(epoch, c), txn(z(epoch, c))))
+        .collect()
+}
+
+fn lcfg(voters: &[u64]) -> LeaderConfig {
+    LeaderConfig {
+        sid: 3,
+        voters: voters.iter().copied().collect(),
+        init_limit: 10,
+        sync_limit: 5,
+        commit_log_count: 500,
+        config: Bytes::from_static(b"version=0"),
+    }
+}
+
+fn fcfg(sid: u64) -> LearnerConfig {
+    LearnerConfig {
+        sid,
+        observer: false,
+        init_limit: 10,
+        sync_limit: 5,
+    }
+}
+
+/// A learner's runtime: its log, epoch files and applied txns; durability on demand.
+struct Node {
+    l: Learner,
+    log: Vec<(Zxid, Bytes)>,
+    durable: usize,
+    applied: Vec<Zxid>,
+    epochs: (u32, u32),
+    sent: VecDeque<Packet>,
+    looking: Option<String>,
+    serving: bool,
+    auto: bool,
+}
+
+impl Node {
+    fn new(cfg: LearnerConfig, log: Vec<(Zxid, Bytes)>, accepted: u32, current: u32) -> Self {
+        let last = log.last().map_or(Zxid::ZERO, |t| t.0);
+        let l = Learner::new(
+            cfg,
+            LearnerStart {
+                last_zxid: last,
+                accepted_epoch: accepted,
+                current_epoch: current,
+            },
+        );
+        let durable = log.len();
+        let applied = log.iter().map(|t| t.0).collect();
+        Node {
+            l,
+            log,
+            durable,
+            applied,
+            epochs: (accepted, current),
+            sent: VecDeque::new(),
+            looking: None,
+            serving: false,
+            auto: true,
+        }
+    }
+
+    fn step(&mut self, ev: LearnerEvent) -> Vec<LearnerCommand> {
+        let mut out = Vec::new();
+        self.l.step(ev, &mut out);
+        let cmds = out.clone();
+        for c in out {
+            self.run(c);
+        }
+        cmds
+    }
+
+    fn run(&mut self, c: LearnerCommand) {
+        match c {
+            LearnerCommand::Send(p) => self.sent.push_back(p),
+            LearnerCommand::PersistAcceptedEpoch(e) => {
+                self.epochs.0 = e;
+                if self.auto {
+                    self.step(LearnerEvent::AcceptedEpochDurable(e));
+                }
+            }
+            LearnerCommand::PersistCurrentEpoch(e) => {
+                self.epochs.1 = e;
+                if self.auto {
+                    self.step(LearnerEvent::CurrentEpochDurable(e));
+                }
+            }
+            LearnerCommand::Truncate(to) => {
+                self.log.retain(|t| t.0 <= to);
+                self.durable = self.log.len();
+                self.applied.retain(|a| *a <= to);
+            }
+            LearnerCommand::PersistSnapshot(zx) => {
+                self.log.clear();
+                self.durable = 0;
+                if self.auto {
+                    self.step(LearnerEvent::SnapshotDurable(zx));
+                }
+            }
+            LearnerCommand::Append { zxid, txn } => {
+                self.log.push((zxid, txn));
+                if self.auto {
+                    self.flush();
+                }
+            }
+            LearnerCommand::Apply { zxid, .. } => self.applied.push(zxid),
+            LearnerCommand::StartServing { .. } => self.serving = true,
+            LearnerCommand::AnswerPing(zxid) => self.sent.push_back(Packet::Ping {
+                zxid,
+                data: Some(Bytes::new()),
+            }),
+            LearnerCommand::Deliver(_) => {}
+            LearnerCommand::GoLooking(r) => self.looking = Some(r),
+        }
+    }
+
+    fn flush(&mut self) {
+        self.durable = self.log.len();
+        if let Some(last) = self.log.last().map(|t| t.0) {
+            self.step(LearnerEvent::LogDurable(last));
+        }
+    }
+}
+
+/// A leader and its learners wired through queues.
+struct Cluster {
+    leader: Leader,
+    to_leader: VecDeque<(Conn, Packet)>,
+    nodes: Vec<Node>,
+    leader_log: Vec<(Zxid, Bytes)>,
+    leader_applied: Vec<Zxid>,
+    leader_epochs: (u32, u32),
+    established: Option<u32>,
+    looking: Option<String>,
+    closed: Vec<(Conn, String)>,
+    snapshots_sent: Vec<Conn>,
+    to_learner: Vec<VecDeque<Packet>>,
+    leader_auto: bool,
+}
+
+impl Cluster {
+    fn new(cfg: LeaderConfig, start: LeaderStart, nodes: Vec<Node>) -> Self {
+        let mut out = Vec::new();
+        let leader_log: Vec<_> = start
+            .recent
+            .iter()
+            .chain(start.tail.iter())
+            .cloned()
+            .collect();
+        let epochs = (start.accepted_epoch, start.current_epoch);
+        let applied = start.recent.iter().map(|t| t.0).collect();
+        let leader = Leader::new(cfg, start, &mut out);
+        let n = nodes.len();
+        let mut c = Cluster {
+            leader,
+            to_leader: VecDeque::new(),
+            nodes,
+            leader_log,
+            leader_applied: applied,
+            leader_epochs: epochs,
+            established: None,
+            looking: None,
+            closed: Vec::new(),
+            snapshots_sent: Vec::new(),
+            to_learner: vec![VecDeque::new(); n],
+            leader_auto: true,
+        };
+        c.run_leader(out);
+        c
+    }
+
+    fn leader_step(&mut self, ev: LeaderEvent) {
+        let mut out = Vec::new();
+        self.leader.step(ev, &mut out);
+        self.run_leader(out);
+    }
+
+    fn run_leader(&mut self, out: Vec<LeaderCommand>) {
+        for c in out {
+            match c {
+                LeaderCommand::Send(conn, p) => self.to_learner[conn as usize].push_back(p),
+                LeaderCommand::SendSnapshot(conn) => self.snapshots_sent.push(conn),
+                LeaderCommand::Close(conn, r) => self.closed.push((conn, r)),
+                LeaderCommand::PersistAcceptedEpoch(e) => {
+                    self.leader_epochs.0 = e;
+                    if self.leader_auto {
+                        self.leader_step(LeaderEvent::AcceptedEpochDurable(e));
+                    }
+                }
+                LeaderCommand::PersistCurrentEpoch(e) => {
+                    self.leader_epochs.1 = e;
+                    if self.leader_auto {
+                        self.leader_step(LeaderEvent::CurrentEpochDurable(e));
+                    }
+                }
+                LeaderCommand::Append { zxid, txn } => {
+                    self.leader_log.push((zxid, txn));
+                    if self.leader_auto {
+                        self.leader_step(LeaderEvent::LogDurable(zxid));
+                    }
+                }
+                LeaderCommand::Apply { zxid, .. } => self.leader_applied.push(zxid),
+                LeaderCommand::Established { epoch } => self.established = Some(epoch),
+                LeaderCommand::FromLearner(..) => {}
+                LeaderCommand::GoLooking(r) => self.looking = Some(r),
+            }
+        }
+    }
+
+    fn connect_all(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.leader_step(LeaderEvent::Connected(i as Conn));
+            self.nodes[i].step(LearnerEvent::Connected);
+        }
+    }
+
+    /// Delivers packets both ways until quiet.
+    fn pump(&mut self) {
+        loop {
+            let mut moved = false;
+            for i in 0..self.nodes.len() {
+                while let Some(p) = self.nodes[i].sent.pop_front() {
+                    self.to_leader.push_back((i as Conn, p));
+                    moved = true;
+                }
+            }
+            while let Some((conn, p)) = self.to_leader.pop_front() {
+                self.leader_step(LeaderEvent::Packet(conn, p));
+                moved = true;
+            }
+            for i in 0..self.nodes.len() {
+                while let Some(p) = self.to_learner[i].pop_front() {
+                    if self.nodes[i].looking.is_none() {
+                        self.nodes[i].step(LearnerEvent::Packet(p));
+                    }
+                    moved = true;
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn propose(&mut self, n: usize) {
+        for _ in 0..n {
+            let zx = self.leader.next_zxid();
+            let mut out = Vec::new();
+            self.leader
+                .propose(zx, txn(zx), &mut out)
+                .expect("proposal accepted");
+            self.run_leader(out);
+        }
+    }
+}
+
+fn start(applied: Zxid, recent: Vec<(Zxid, Bytes)>, epochs: (u32, u32)) -> LeaderStart {
+    LeaderStart {
+        accepted_epoch: epochs.0,
+        current_epoch: epochs.1,
+        applied,
+        recent,
+        tail: Vec::new(),
+    }
+}
+
+fn three_fresh() -> Cluster {
+    let nodes = vec![
+        Node::new(fcfg(1), vec![], 0, 0),
+        Node::new(fcfg(2), vec![], 0, 0),
+    ];
+    Cluster::new(lcfg(&[1, 2, 3]), start(Zxid::ZERO, vec![], (0, 0)), nodes)
+}
+
+#[test]
+fn a_fresh_ensemble_establishes_epoch_one_and_replicates() {
+    let mut c = three_fresh();
+    c.connect_all();
+    c.pump();
+    assert_eq!(c.established, Some(1));
+    assert!(c.nodes.iter().all(|n| n.serving && n.looking.is_none()));
+    assert_eq!(c.leader_epochs, (1, 1));
+    assert!(c.nodes.iter().all(|n| n.epochs == (1, 1)));
+    c.propose(100);
+    c.pump();
+    let want: Vec<Zxid> = (1..=100).map(|i| z(1, i)).collect();
+    assert_eq!(c.leader_applied, want);
+    for n in &c.nodes {
+        assert_eq!(
+            n.applied, want,
+            "every server applies the same txns in order"
+        );
+    }
+}
+
+#[test]
+fn the_epoch_is_one_above_every_accepted_epoch_and_persisted_first() {
+    // getEpochToPropose: max(acceptedEpoch) + 1, over the leader and the
+    // learners that arrive before the quorum; acceptedEpoch durable before
+    // any LEADERINFO.
+    let nodes = vec![
+        Node::new(fcfg(1), vec![], 7, 4),
+        Node::new(fcfg(2), vec![], 2, 2),
+    ];
+    let mut c = Cluster::new(lcfg(&[1, 2, 3]), start(Zxid::ZERO, vec![], (5, 5)), nodes);
+    c.leader_auto = false;
+    c.connect_all();
+    c.pump();
+    assert_eq!(c.leader_epochs.0, 8, "max(5, 7, ...) + 1");
+    assert!(
+        c.to_learner.iter().all(|q| q.is_empty()),
+        "no LEADERINFO before acceptedEpoch is durable"
+    );
+    c.leader_auto = true;
+    c.leader_step(LeaderEvent::AcceptedEpochDurable(8));
+    c.pump();
+    assert_eq!(c.established, Some(8));
+}
+
+#[test]
+fn a_learner_persists_the_accepted_epoch_before_acking_it() {
+    // ZK-335: acceptedEpoch durable before ACKEPOCH.
+    let mut n = Node::new(fcfg(1), vec![], 0, 0);
+    n.auto = false;
+    n.step(LearnerEvent::Connected);
+    n.sent.clear();
+    let cmds = n.step(LearnerEvent::Packet(Packet::LeaderInfo {
+        zxid: z(4, 0),
+        protocol: PROTOCOL_VERSION,
+    }));
+    assert_eq!(cmds, vec![LearnerCommand::PersistAcceptedEpoch(4)]);
+    assert!(n.sent.is_empty());
+    n.step(LearnerEvent::AcceptedEpochDurable(4));
+    assert_eq!(
+        n.sent.pop_front(),
+        Some(Packet::AckEpoch {
+            zxid: Zxid::ZERO,
+            current_epoch: 0
+        })
+    );
+}
+
+#[test]
+fn an_already_accepted_epoch_is_acked_with_minus_one_and_a_lower_one_refused() {
+    let mut n = Node::new(fcfg(1), vec![], 4, 3);
+    n.step(LearnerEvent::Connected);
+    n.step(LearnerEvent::Packet(Packet::LeaderInfo {
+        zxid: z(4, 0),
+        protocol: PROTOCOL_VERSION,
+    }));
+    assert_eq!(
+        n.sent.back(),
+        Some(&Packet::AckEpoch {
+            zxid: Zxid::ZERO,
+            current_epoch: -1
+        })
+    );
+    let mut n = Node::new(fcfg(1), vec![], 4, 3);
+    n.step(LearnerEvent::Connected);
+    n.step(LearnerEvent::Packet(Packet::LeaderInfo {
+        zxid: z(3, 0),
+        protocol: PROTOCOL_VERSION,
+    }));
+    assert!(
+        n.looking.is_some(),
+        "a leader below our accepted epoch is refused"
+    );
+}
+
+#[test]
+fn observers_never_count_toward_the_epoch_quorum() {
+    // ZK-2959: only voters count.
+    let mut obs = fcfg(4);
+    obs.observer = true;
+    let nodes = vec![
+        Node::new(obs, vec![], 0, 0),
+        Node::new(fcfg(5), vec![], 0, 0),
+    ];
+    // Voters {1, 2, 3}; 4 observes, 5 is not a voter at all.
+    let mut c = Cluster::new(lcfg(&[1, 2, 3]), start(Zxid::ZERO, vec![], (0, 0)), nodes);
+    c.connect_all();
+    c.pump();
+    assert!(c.established.is_none());
+    assert!(
+        c.leader_epochs.0 == 0,
+        "no epoch without a quorum of voters"
+    );
+}
+
+#[test]
+fn a_learner_ahead_of_the_leader_is_refused() {
+    // waitForEpochAck: (currentEpoch, lastZxid) more recent than the leader's.
+    let nodes = vec![
+        Node::new(fcfg(1), history(2, 3), 2, 2),
+        Node::new(fcfg(2), vec![], 0, 0),
+    ];
+    let mut c = Cluster::new(
+        lcfg(&[1, 2, 3]),
+        start(z(1, 5), history(1, 5), (1, 1)),
+        nodes,
+    );
+    c.connect_all();
+    c.pump();
+    assert!(
+        c.closed
+            .iter()
+            .any(|(conn, r)| *conn == 0 && r.contains("ahead")),
+        "{:?}",
+        c.closed
+    );
+}
+
+fn leader_with(recent: Vec<(Zxid, Bytes)>) -> Leader {
+    let applied = recent.last().map_or(Zxid::ZERO, |t| t.0);
+    let mut out = Vec::new();
+    Leader::new(lcfg(&[1, 2, 3]), start(applied, recent, (3, 3)), &mut out)
+}
+
+#[test]
+fn the_sync_decision_follows_sync_follower() {
+    // quorum.md §3.4, one assertion per row of DESIGN.md's table.
+    let mut recent = history(2, 4);
+    recent.extend(history(3, 3));
+    let l = leader_with(recent);
+    assert_eq!(
+        l.sync_kind(z(3, 3)),
+        SyncKind::Diff(z(3, 3)),
+        "equal: DIFF, nothing else"
+    );
+    assert_eq!(
+        l.sync_kind(z(3, 7)),
+        SyncKind::Trunc(z(3, 3)),
+        "ahead: TRUNC to our last"
+    );
+    assert_eq!(
+        l.sync_kind(z(2, 2)),
+        SyncKind::Diff(z(3, 3)),
+        "in the window: DIFF"
+    );
+    assert_eq!(
+        l.sync_kind(z(3, 0)),
+        SyncKind::Diff(z(3, 3)),
+        "an epoch's zxid 0: DIFF"
+    );
+    assert_eq!(
+        l.sync_kind(z(1, 9)),
+        SyncKind::Snap(z(3, 3)),
+        "before the window: SNAP"
+    );
+    // A txn of epoch 2 we never had: TRUNC to the one before.
+    let mut gap = history(2, 2);
+    gap.extend([(z(2, 4), txn(z(2, 4))), (z(2, 5), txn(z(2, 5)))]);
+    let l = leader_with(gap);
+    assert_eq!(l.sync_kind(z(2, 3)), SyncKind::Trunc(z(2, 2)));
+    // The next txn of another epoch: SNAP.
+    let mut other = history(2, 2);
+    other.extend(history(4, 2));
+    let l = leader_with(other);
+    assert_eq!(l.sync_kind(z(3, 5)), SyncKind::Snap(z(4, 2)));
+}
+
+#[test]
+fn a_lagging_follower_gets_a_diff_and_every_later_txn() {
+    let nodes = vec![
+        Node::new(fcfg(1), history(1, 3), 1, 1),
+        Node::new(fcfg(2), history(1, 8), 1, 1),
+    ];
+    let mut c = Cluster::new(
+        lcfg(&[1, 2, 3]),
+        start(z(1, 8), history(1, 8), (1, 1)),
+        nodes,
+    );
+    c.connect_all();
+    c.pump();
+    assert_eq!(c.established, Some(2));
+    let want: Vec<Zxid> = (1..=8).map(|i| z(1, i)).collect();
+    assert_eq!(c.nodes[0].applied, want);
+    assert_eq!(c.nodes[0].log.len(), 8);
+}
+
+#[test]
+fn a_follower_with_an_extra_txn_is_truncated() {
+    // ZK-1154 / 1156: the highest zxid joining late is TRUNCated, not served.
+    let nodes = vec![
+        Node::new(fcfg(1), history(1, 6), 1, 1),
+        Node::new(fcfg(2), history(1, 5), 1, 1),
+    ];
+    let mut c = Cluster::new(
+        lcfg(&[1, 2, 3]),
+        start(z(1, 5), history(1, 5), (1, 1)),
+        nodes,
+    );
+    // It joins once the epoch is established (while the epoch quorum forms,
+    // a learner more recent than the leader is refused: waitForEpochAck).
+    c.leader_step(LeaderEvent::Connected(1));
+    c.nodes[1].step(LearnerEvent::Connected);
+    c.pump();
+    assert_eq!(c.established, Some(2));
+    c.leader_step(LeaderEvent::Connected(0));
+    c.nodes[0].step(LearnerEvent::Connected);
+    c.pump();
+    assert!(c.nodes[0].serving);
+    assert_eq!(c.nodes[0].log.last().map(|t| t.0), Some(z(1, 5)));
+    assert!(!c.nodes[0].applied.contains(&z(1, 6)));
+}
+
+#[test]
+fn a_follower_far_behind_gets_a_snapshot_made_durable_before_the_txns() {
+    // ZK-3104 / 3642: the loaded snapshot is durable before anything else.
+    let mut recent = history(2, 3);
+    recent.insert(0, (z(1, 9), txn(z(1, 9))));
+    let nodes = vec![
+        Node::new(fcfg(1), history(1, 2), 1, 1),
+        Node::new(fcfg(2), vec![], 0, 0),
+    ];
+    let mut c = Cluster::new(lcfg(&[1, 2, 3]), start(z(2, 3), recent, (2, 2)), nodes);
+    c.nodes[0].auto = false;
+    c.connect_all();
+    c.pump();
+    c.nodes[0].step(LearnerEvent::AcceptedEpochDurable(3));
+    c.pump();
+    assert!(c.snapshots_sent.contains(&0));
+    // Before SnapshotDurable nothing is appended and no ACK leaves.
+    assert!(c.nodes[0].log.is_empty(), "{:?}", c.nodes[0].log);
+    let cmds = c.nodes[0].step(LearnerEvent::SnapshotDurable(z(2, 3)));
+    assert!(
+        matches!(cmds.last(), Some(LearnerCommand::PersistCurrentEpoch(3))),
+        "{cmds:?}"
+    );
+}
+
+#[test]
+fn newleader_is_acked_only_after_the_sync_and_current_epoch_are_durable() {
+    // ZK-3911 / 4646 / 4643 / 4785: append → durable → currentEpoch → ACK,
+    // and nothing else is sent in between.
+    let mut n = Node::new(fcfg(1), history(1, 2), 1, 1);
+    n.auto = false;
+    n.step(LearnerEvent::Connected);
+    n.step(LearnerEvent::Packet(Packet::LeaderInfo {
+        zxid: z(2, 0),
+        protocol: PROTOCOL_VERSION,
+    }));
+    n.step(LearnerEvent::AcceptedEpochDurable(2));
+    n.sent.clear();
+    n.step(LearnerEvent::Packet(Packet::Diff { zxid: z(1, 4) }));
+    for c in 3..=4 {
+        n.step(LearnerEvent::Packet(Packet::Proposal {
+            zxid: z(1, c),
+            txn: txn(z(1, c)),
+        }));
+        n.step(LearnerEvent::Packet(Packet::Commit { zxid: z(1, c) }));
+    }
+    n.step(LearnerEvent::Packet(Packet::Ping {
+        zxid: z(1, 4),
+        data: None,
+    }));
+    let cmds = n.step(LearnerEvent::Packet(Packet::NewLeader {
+        zxid: z(2, 0),
+        config: Bytes::new(),
+    }));
+    assert_eq!(
+        cmds,
+        vec![
+            LearnerCommand::Append {
+                zxid: z(1, 3),
+                txn: txn(z(1, 3))
+            },
+            LearnerCommand::Append {
+                zxid: z(1, 4),
+                txn: txn(z(1, 4))
+            },
+        ]
+    );
+    assert!(
+        n.sent.is_empty(),
+        "no PING answer, no ACK yet: {:?}",
+        n.sent
+    );
+    assert!(n.applied.len() == 2, "nothing applied before the ACK");
+    let cmds = n.step(LearnerEvent::LogDurable(z(1, 4)));
+    assert_eq!(cmds, vec![LearnerCommand::PersistCurrentEpoch(2)]);
+    assert!(n.sent.is_empty());
+    n.step(LearnerEvent::CurrentEpochDurable(2));
+    assert_eq!(n.sent.pop_front(), Some(Packet::Ack { zxid: z(2, 0) }));
+    assert_eq!(n.applied, vec![z(1, 1), z(1, 2), z(1, 3), z(1, 4)]);
+    let cmds = n.step(LearnerEvent::Packet(Packet::UpToDate));
+    assert!(cmds.contains(&LearnerCommand::StartServing { epoch: 2 }));
+    assert_eq!(
+        n.sent.pop_front(),
+        Some(Packet::Ack { zxid: z(2, 0) }),
+        "UPTODATE is acked too"
+    );
+}
+
+#[test]
+fn the_leader_wants_the_newleader_ack_first() {
+    // LearnerHandler: the next packet after NEWLEADER must be the ACK (ZK-4685).
+    let mut c = three_fresh();
+    c.connect_all();
+    c.pump();
+    // Server 1 connects again (conn 2) and answers NEWLEADER with a PING.
+    c.to_learner.push(VecDeque::new());
+    let info = zk_jute::LearnerInfo {
+        server_id: 1,
+        protocol_version: PROTOCOL_VERSION,
+        config_version: 0,
+    };
+    c.leader_step(LeaderEvent::Connected(2));
+    c.leader_step(LeaderEvent::Packet(
+        2,
+        Packet::FollowerInfo {
+            zxid: z(1, 0),
+            info,
+        },
+    ));
+    c.leader_step(LeaderEvent::Packet(
+        2,
+        Packet::AckEpoch {
+            zxid: Zxid::ZERO,
+            current_epoch: -1,
+        },
+    ));
+    assert!(
+        matches!(c.to_learner[2].back(), Some(Packet::NewLeader { .. })),
+        "{:?}",
+        c.to_learner[2]
+    );
+    c.leader_step(LeaderEvent::Packet(
+        2,
+        Packet::Ping {
+            zxid: Zxid::ZERO,
+            data: Some(Bytes::new()),
+        },
+    ));
+    assert!(
+        c.closed
+            .iter()
+            .any(|(conn, r)| *conn == 2 && r.contains("NEWLEADER ACK")),
+        "{:?}",
+        c.closed
+    );
+}
+
+#[test]
+fn acks_follow_durability_in_order_and_commits_wait_for_a_quorum_with_the_leader() {
+    let mut c = three_fresh();
+    c.connect_all();
+    c.pump();
+    c.leader_auto = false;
+    for n in &mut c.nodes {
+        n.auto = false;
+    }
+    c.propose(3);
+    c.pump();
+    assert!(
+        c.nodes.iter().all(|n| n.sent.is_empty()),
+        "no ACK before durable"
+    );
+    // Follower 1 makes 1..=2 durable: two ACKs, in order.
+    c.nodes[0].flush();
+    let acks: Vec<_> = c.nodes[0].sent.iter().cloned().collect();
+    assert_eq!(
+        acks,
+        (1..=3)
+            .map(|i| Packet::Ack { zxid: z(1, i) })
+            .collect::<Vec<_>>()
+    );
+    c.pump();
+    assert!(
+        c.leader_applied.is_empty(),
+        "a follower's ack without the leader's own log is not a commit"
+    );
+    c.leader_step(LeaderEvent::LogDurable(z(1, 2)));
+    assert_eq!(c.leader_applied, vec![z(1, 1), z(1, 2)]);
+    c.pump();
+    // Follower 1 applies what is committed and durable; follower 2 has
+    // nothing durable, so applies nothing yet.
+    assert_eq!(c.nodes[0].applied, vec![z(1, 1), z(1, 2)]);
+    assert!(c.nodes[1].applied.is_empty());
+    c.nodes[1].flush();
+    c.pump();
+    assert_eq!(c.nodes[1].applied, vec![z(1, 1), z(1, 2)]);
+}
+
+#[test]
+fn a_hole_in_the_stream_or_a_stray_commit_drops_the_leader() {
+    // ZK-4925 (holes) and ZK-4394 (commit of an unknown proposal).
+    let mut c = three_fresh();
+    c.connect_all();
+    c.pump();
+    c.nodes[0].step(LearnerEvent::Packet(Packet::Proposal {
+        zxid: z(1, 2),
+        txn: txn(z(1, 2)),
+    }));
+    assert!(
+        c.nodes[0]
+            .looking
+            .as_deref()
+            .is_some_and(|r| r.contains("does not follow"))
+    );
+    c.nodes[1].step(LearnerEvent::Packet(Packet::Commit { zxid: z(1, 1) }));
+    assert!(
+        c.nodes[1]
+            .looking
+            .as_deref()
+            .is_some_and(|r| r.contains("COMMIT"))
+    );
+}
+
+#[test]
+fn observers_get_informs_and_never_ack() {
+    let mut obs = fcfg(4);
+    obs.observer = true;
+    let nodes = vec![
+        Node::new(fcfg(1), vec![], 0, 0),
+        Node::new(fcfg(2), vec![], 0, 0),
+        Node::new(obs, vec![], 0, 0),
+    ];
+    let mut c = Cluster::new(lcfg(&[1, 2, 3]), start(Zxid::ZERO, vec![], (0, 0)), nodes);
+    c.connect_all();
+    c.pump();
+    assert!(c.nodes[2].serving);
+    c.propose(5);
+    c.pump();
+    assert_eq!(
+        c.nodes[2].applied,
+        (1..=5).map(|i| z(1, i)).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn the_leader_steps_down_without_a_quorum_and_learners_leave_a_silent_leader() {
+    let mut c = three_fresh();
+    c.connect_all();
+    c.pump();
+    // Both followers stop answering: after syncLimit (5 ticks = 10 half ticks)
+    // they are dropped and the leader loses its quorum.
+    for _ in 0..11 {
+        c.leader_step(LeaderEvent::Tick);
+    }
+    assert!(
+        c.looking
+            .as_deref()
+            .is_some_and(|r| r.contains("not sufficient followers")),
+        "{:?}",
+        c.looking
+    );
+    for _ in 0..11 {
+        c.nodes[0].step(LearnerEvent::Tick);
+    }
+    assert!(
+        c.nodes[0]
+            .looking
+            .as_deref()
+            .is_some_and(|r| r.contains("silent"))
+    );
+}
+
+#[test]
+fn pings_keep_everyone_alive() {
+    let mut c = three_fresh();
+    c.connect_all();
+    c.pump();
+    for _ in 0..40 {
+        c.leader_step(LeaderEvent::Tick);
+        for n in &mut c.nodes {
+            n.step(LearnerEvent::Tick);
+        }
+        c.pump();
+    }
+    assert!(c.looking.is_none() && c.nodes.iter().all(|n| n.looking.is_none()));
+}
+
+#[test]
+fn the_counter_never_reaches_0xffffffff() {
+    // ZK-1277: the leader steps down instead of proposing counter 0xffffffff.
+    let mut c = three_fresh();
+    c.connect_all();
+    c.pump();
+    let mut out = Vec::new();
+    let r = c.leader.propose(z(1, u32::MAX), Bytes::new(), &mut out);
+    assert_eq!(r, Err(ProposeError::CounterExhausted));
+    assert!(out.iter().any(|c| matches!(c, LeaderCommand::GoLooking(_))));
+}
+
+#[test]
+fn a_sync_is_answered_once_what_was_proposed_is_committed() {
+    let mut c = three_fresh();
+    c.connect_all();
+    c.pump();
+    c.leader_auto = false;
+    c.propose(1);
+    c.leader_step(LeaderEvent::Sync(0));
+    c.pump();
+    assert!(!c.to_learner[0].contains(&Packet::Sync));
+    let before = c.nodes[0].sent.len();
+    let _ = before;
+    c.leader_step(LeaderEvent::LogDurable(z(1, 1)));
+    assert!(
+        c.to_learner[0].contains(&Packet::Sync),
+        "{:?}",
+        c.to_learner[0]
+    );
+}
+
+#[test]
+fn the_leaders_unapplied_tail_is_synced_and_applied_at_establishment() {
+    // ZK-2845: a leader's logged-but-unapplied txns are part of its history;
+    // they are applied only when the new epoch is established.
+    let nodes = vec![
+        Node::new(fcfg(1), history(1, 2), 1, 1),
+        Node::new(fcfg(2), history(1, 2), 1, 1),
+    ];
+    let mut s = start(z(1, 2), history(1, 2), (1, 1));
+    s.tail = vec![(z(1, 3), txn(z(1, 3)))];
+    let mut c = Cluster::new(lcfg(&[1, 2, 3]), s, nodes);
+    assert!(!c.leader_applied.contains(&z(1, 3)));
+    c.connect_all();
+    c.pump();
+    assert_eq!(c.established, Some(2));
+    assert!(c.leader_applied.contains(&z(1, 3)));
+    assert!(c.nodes.iter().all(|n| n.applied.contains(&z(1, 3))));
+}
+
+#[test]
+fn packets_round_trip_through_jute() {
+    let info = zk_jute::LearnerInfo {
+        server_id: 7,
+        protocol_version: PROTOCOL_VERSION,
+        config_version: 0,
+    };
+    let all = vec![
+        Packet::Request {
+            data: Bytes::from_static(b"r"),
+            authinfo: vec![],
+        },
+        Packet::Proposal {
+            zxid: z(1, 1),
+            txn: Bytes::from_static(b"t"),
+        },
+        Packet::Ack { zxid: z(1, 1) },
+        Packet::Commit { zxid: z(1, 1) },
+        Packet::Ping {
+            zxid: z(1, 1),
+            data: Some(Bytes::new()),
+        },
+        Packet::Revalidate {
+            data: Bytes::from_static(b"v"),
+        },
+        Packet::Sync,
+        Packet::Inform {
+            zxid: z(1, 2),
+            txn: Bytes::from_static(b"i"),
+        },
+        Packet::NewLeader {
+            zxid: z(2, 0),
+            config: Bytes::from_static(b"version=0"),
+        },
+        Packet::FollowerInfo {
+            zxid: z(1, 0),
+            info,
+        },
+        Packet::ObserverInfo {
+            zxid: z(1, 0),
+            info,
+        },
+        Packet::UpToDate,
+        Packet::Diff { zxid: z(1, 1) },
+        Packet::Trunc { zxid: z(1, 1) },
+        Packet::Snap { zxid: z(1, 1) },
+        Packet::LeaderInfo {
+            zxid: z(2, 0),
+            protocol: PROTOCOL_VERSION,
+        },
+        Packet::AckEpoch {
+            zxid: z(1, 1),
+            current_epoch: -1,
+        },
+    ];
+    for p in all {
+        assert_eq!(
+            Packet::from_wire(p.to_wire()),
+            Ok(p.clone()),
+            "{}",
+            p.name()
+        );
+    }
+    let short = zk_jute::QuorumPacket {
+        packet_type: 11,
+        zxid: 0,
+        data: Some(Bytes::from_static(b"1234")),
+        authinfo: vec![],
+    };
+    assert!(Packet::from_wire(short).is_err());
+    let unknown = zk_jute::QuorumPacket {
+        packet_type: 99,
+        zxid: 0,
+        data: None,
+        authinfo: vec![],
+    };
+    assert!(Packet::from_wire(unknown).is_err());
+    let _ = BTreeSet::<u64>::new();
+}
