@@ -44,6 +44,7 @@
 #![forbid(unsafe_code)]
 
 mod acl;
+mod apache_snap;
 mod arena;
 mod digest;
 mod path;
@@ -58,6 +59,7 @@ use zk_jute::{ErrorCode, MultiResult, OpCode, Stat};
 pub use acl::{
     Auth, check_acl, digest_id, fixup_acl, ip_matches, open_acl_unsafe, read_acl_unsafe,
 };
+pub use apache_snap::{APACHE_MAX_LEN, ApacheSnap, ApacheSnapError};
 pub use digest::DIGEST_VERSION;
 pub use path::validate_path;
 pub use prep::{PendingChanges, RequestContext, prepare};
