@@ -141,12 +141,160 @@ fn put_str(b: &mut Vec<u8>, s: &str) {
     b.extend_from_slice(s.as_bytes());
 }
 
+/// An ACL record (1), whose id must be `next` (ids come in order).
+fn read_acl_record<R: Read>(
+    r: &mut In<R>,
+    at: u64,
+    next: usize,
+) -> Result<Vec<Acl>, SnapshotError> {
+    let id = r.u32()?;
+    if id as usize != next {
+        return Err(r.corrupt(at, "ACL ids out of order"));
+    }
+    let count = r.u32()?;
+    let mut list = Vec::new();
+    for _ in 0..count {
+        let perms = r.i32()?;
+        let scheme = r.str()?.to_string();
+        let id = r.str()?.to_string();
+        list.push(Acl {
+            perms,
+            id: Id { scheme, id },
+        });
+    }
+    Ok(list)
+}
+
+/// The session table: a count, then (id, timeout) pairs.
+fn read_sessions<R: Read>(r: &mut In<R>, st: &mut State) -> Result<(), SnapshotError> {
+    let n = r.u32()?;
+    for _ in 0..n {
+        let id = r.i64()?;
+        let to = r.i32()?;
+        st.sessions.insert(id, to);
+    }
+    Ok(())
+}
+
+/// The tree's cache index for a snapshot ACL list: interned the first time
+/// (`slot` remembers it), referenced again after.
+fn intern_acl(st: &mut State, slot: &mut Option<u32>, list: &[Acl]) -> u32 {
+    match *slot {
+        Some(a) => {
+            st.acls.add_ref(a);
+            a
+        }
+        None => {
+            let a = st.acls.intern(list);
+            *slot = Some(a);
+            a
+        }
+    }
+}
+
+/// The fixed-size end of a node record: its ACL id and persisted stat.
+fn fixed_fields(f: &[u8]) -> (u32, StatPersisted) {
+    let be64 = |o: usize| i64::from_be_bytes(f[o..o + 8].try_into().unwrap_or([0; 8]));
+    let be32 = |o: usize| i32::from_be_bytes(f[o..o + 4].try_into().unwrap_or([0; 4]));
+    let stat = StatPersisted {
+        czxid: be64(4),
+        mzxid: be64(12),
+        ctime: be64(20),
+        mtime: be64(28),
+        version: be32(36),
+        cversion: be32(40),
+        aversion: be32(44),
+        ephemeral_owner: be64(48),
+        pzxid: be64(56),
+    };
+    (be32(0) as u32, stat)
+}
+
+/// The ACL lists a snapshot has written, by snapshot id.
+#[derive(Default)]
+struct SnapshotAcls {
+    ids: HashMap<std::sync::Arc<[Acl]>, u32>,
+    /// Cache index -> (the list it held, snapshot id): skips hashing the
+    /// list for every node; the pointer check guards against index reuse.
+    by_index: HashMap<u32, (std::sync::Arc<[Acl]>, u32)>,
+}
+
+impl SnapshotAcls {
+    /// The snapshot id of the ACL at cache index `nacl`, writing the list
+    /// (record 1) into `buf` the first time it is met.
+    fn id_of(&mut self, st: &State, nacl: u32, buf: &mut Vec<u8>) -> u32 {
+        let cached = self
+            .by_index
+            .get(&nacl)
+            .filter(|(l, _)| std::ptr::eq(l.as_ptr(), st.acls.get_ref(nacl).as_ptr()));
+        if let Some(&(_, a)) = cached {
+            return a;
+        }
+        let acl = st.acls.get(nacl);
+        if let Some(&a) = self.ids.get(&acl) {
+            self.by_index.insert(nacl, (acl, a));
+            return a;
+        }
+        let a = self.ids.len() as u32;
+        buf.push(1);
+        buf.extend_from_slice(&a.to_be_bytes());
+        buf.extend_from_slice(&(acl.len() as u32).to_be_bytes());
+        for e in acl.iter() {
+            buf.extend_from_slice(&e.perms.to_be_bytes());
+            put_str(buf, &e.id.scheme);
+            put_str(buf, &e.id.id);
+        }
+        self.ids.insert(acl.clone(), a);
+        self.by_index.insert(nacl, (acl, a));
+        a
+    }
+}
+
+/// A node record (2): path, data (null as -1), ACL id, the persisted stat.
+fn put_node(buf: &mut Vec<u8>, path: &str, data: Option<&[u8]>, aid: u32, s: &StatPersisted) {
+    buf.push(2);
+    put_str(buf, path);
+    match data {
+        None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
+        Some(d) => {
+            buf.extend_from_slice(&(d.len() as i32).to_be_bytes());
+            buf.extend_from_slice(d);
+        }
+    }
+    buf.extend_from_slice(&aid.to_be_bytes());
+    for v in [s.czxid, s.mzxid, s.ctime, s.mtime] {
+        buf.extend_from_slice(&v.to_be_bytes());
+    }
+    for v in [s.version, s.cversion, s.aversion] {
+        buf.extend_from_slice(&v.to_be_bytes());
+    }
+    buf.extend_from_slice(&s.ephemeral_owner.to_be_bytes());
+    buf.extend_from_slice(&s.pzxid.to_be_bytes());
+}
+
 impl Tree {
     /// Writes a fuzzy snapshot to `out` and returns its start zxid (replay
     /// the log from the txn after it). The applier is blocked only for
     /// chunks of at most 256 nodes / 256 KiB / 200 µs at a time; I/O happens outside locks.
     pub fn write_snapshot<W: Write>(&self, out: &mut W) -> io::Result<i64> {
         self.write_snapshot_interleaved(out, CHUNK, &mut || {})
+    }
+
+    /// The snapshot's header (magic, start zxid, the session table) into
+    /// `buf`; returns the start zxid (the last zxid applied).
+    fn put_snapshot_header(&self, buf: &mut Vec<u8>) -> i64 {
+        let st = self.read();
+        let start_zxid = st.last_zxid;
+        buf.extend_from_slice(MAGIC);
+        buf.extend_from_slice(&start_zxid.to_be_bytes());
+        let mut sessions: Vec<(i64, i32)> = st.sessions.iter().map(|(&k, &v)| (k, v)).collect();
+        sessions.sort_unstable();
+        buf.extend_from_slice(&(sessions.len() as u32).to_be_bytes());
+        for (id, to) in sessions {
+            buf.extend_from_slice(&id.to_be_bytes());
+            buf.extend_from_slice(&to.to_be_bytes());
+        }
+        start_zxid
     }
 
     /// [`Tree::write_snapshot`] with `chunk` nodes per read lock, calling
@@ -161,24 +309,8 @@ impl Tree {
     ) -> io::Result<i64> {
         let mut crc = Crc32::new();
         let mut buf = Vec::with_capacity(1 << 16);
-        let start_zxid;
-        {
-            let st = self.read();
-            start_zxid = st.last_zxid;
-            buf.extend_from_slice(MAGIC);
-            buf.extend_from_slice(&start_zxid.to_be_bytes());
-            let mut sessions: Vec<(i64, i32)> = st.sessions.iter().map(|(&k, &v)| (k, v)).collect();
-            sessions.sort_unstable();
-            buf.extend_from_slice(&(sessions.len() as u32).to_be_bytes());
-            for (id, to) in sessions {
-                buf.extend_from_slice(&id.to_be_bytes());
-                buf.extend_from_slice(&to.to_be_bytes());
-            }
-        }
-        let mut acl_ids: HashMap<std::sync::Arc<[Acl]>, u32> = HashMap::new();
-        // Cache index -> (the list it held, snapshot id): skips hashing the
-        // list for every node; the pointer check guards against index reuse.
-        let mut by_index: HashMap<u32, (std::sync::Arc<[Acl]>, u32)> = HashMap::new();
+        let start_zxid = self.put_snapshot_header(&mut buf);
+        let mut acls = SnapshotAcls::default();
         // Depth-first by node id: `stack` holds (id, depth, free epoch when
         // pushed), the depth's top 8 bits being 0 for a node to write and k
         // for "push part k of this (written) node's children" (a big child
@@ -250,51 +382,8 @@ impl Tree {
                         ends.truncate(depth);
                         ends.push(path.len());
                     }
-                    let nacl = n.acl();
-                    let cached = by_index
-                        .get(&nacl)
-                        .filter(|(l, _)| std::ptr::eq(l.as_ptr(), st.acls.get_ref(nacl).as_ptr()));
-                    let aid = match cached {
-                        Some(&(_, a)) => a,
-                        None => {
-                            let acl = st.acls.get(nacl);
-                            if let Some(&a) = acl_ids.get(&acl) {
-                                by_index.insert(nacl, (acl, a));
-                                a
-                            } else {
-                                let a = acl_ids.len() as u32;
-                                buf.push(1);
-                                buf.extend_from_slice(&a.to_be_bytes());
-                                buf.extend_from_slice(&(acl.len() as u32).to_be_bytes());
-                                for e in acl.iter() {
-                                    buf.extend_from_slice(&e.perms.to_be_bytes());
-                                    put_str(&mut buf, &e.id.scheme);
-                                    put_str(&mut buf, &e.id.id);
-                                }
-                                acl_ids.insert(acl.clone(), a);
-                                by_index.insert(nacl, (acl, a));
-                                a
-                            }
-                        }
-                    };
-                    buf.push(2);
-                    put_str(&mut buf, &path);
-                    match n.data() {
-                        None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
-                        Some(d) => {
-                            buf.extend_from_slice(&(d.len() as i32).to_be_bytes());
-                            buf.extend_from_slice(d);
-                        }
-                    }
-                    buf.extend_from_slice(&aid.to_be_bytes());
-                    for v in [s.czxid, s.mzxid, s.ctime, s.mtime] {
-                        buf.extend_from_slice(&v.to_be_bytes());
-                    }
-                    for v in [s.version, s.cversion, s.aversion] {
-                        buf.extend_from_slice(&v.to_be_bytes());
-                    }
-                    buf.extend_from_slice(&s.ephemeral_owner.to_be_bytes());
-                    buf.extend_from_slice(&s.pzxid.to_be_bytes());
+                    let aid = acls.id_of(&st, n.acl(), &mut buf);
+                    put_node(&mut buf, &path, n.data(), aid, &s);
                     done += 1;
                     unsorted = push_children(&mut stack, &mut gather, &n, id, depth, 0, epoch);
                     if unsorted.is_some() {
@@ -335,12 +424,7 @@ impl Tree {
         }
         let mut st = State::empty(&config);
         st.last_zxid = r.i64()?;
-        let n = r.u32()?;
-        for _ in 0..n {
-            let id = r.i64()?;
-            let to = r.i32()?;
-            st.sessions.insert(id, to);
-        }
+        read_sessions(&mut r, &mut st)?;
         let mut acls: Vec<Vec<Acl>> = Vec::new();
         let mut interned: Vec<Option<u32>> = Vec::new();
         // The nodes come depth-first, parent first: the path of the last
@@ -354,22 +438,7 @@ impl Tree {
             match r.u8()? {
                 0 => break,
                 1 => {
-                    let id = r.u32()?;
-                    if id as usize != acls.len() {
-                        return Err(r.corrupt(at, "ACL ids out of order"));
-                    }
-                    let count = r.u32()?;
-                    let mut list = Vec::new();
-                    for _ in 0..count {
-                        let perms = r.i32()?;
-                        let scheme = r.str()?.to_string();
-                        let id = r.str()?.to_string();
-                        list.push(Acl {
-                            perms,
-                            id: Id { scheme, id },
-                        });
-                    }
-                    acls.push(list);
+                    acls.push(read_acl_record(&mut r, at, acls.len())?);
                     interned.push(None);
                 }
                 2 => {
@@ -396,37 +465,11 @@ impl Tree {
                         return Err(r.corrupt(path_at, "string not UTF-8"));
                     };
                     let data = (len != -1).then(|| &rec[path_len + 4..path_len + 4 + data_len]);
-                    let f = &rec[path_len + 4 + data_len..];
-                    let be64 =
-                        |o: usize| i64::from_be_bytes(f[o..o + 8].try_into().unwrap_or([0; 8]));
-                    let be32 =
-                        |o: usize| i32::from_be_bytes(f[o..o + 4].try_into().unwrap_or([0; 4]));
-                    let acl_id = be32(0) as u32;
-                    let stat = StatPersisted {
-                        czxid: be64(4),
-                        mzxid: be64(12),
-                        ctime: be64(20),
-                        mtime: be64(28),
-                        version: be32(36),
-                        cversion: be32(40),
-                        aversion: be32(44),
-                        ephemeral_owner: be64(48),
-                        pzxid: be64(56),
-                    };
+                    let (acl_id, stat) = fixed_fields(&rec[path_len + 4 + data_len..]);
                     let Some(list) = acls.get(acl_id as usize) else {
                         return Err(r.corrupt(at, "unknown ACL id"));
                     };
-                    let a = match interned[acl_id as usize] {
-                        Some(a) => {
-                            st.acls.add_ref(a);
-                            a
-                        }
-                        None => {
-                            let a = st.acls.intern(list);
-                            interned[acl_id as usize] = Some(a);
-                            a
-                        }
-                    };
+                    let a = intern_acl(&mut st, &mut interned[acl_id as usize], list);
                     if path == "/" {
                         if have_root {
                             return Err(r.corrupt(at, "duplicate root"));

@@ -1408,6 +1408,115 @@ impl State {
         out
     }
 
+    /// A create of any kind: the node, or NODEEXISTS (replay over a fuzzy
+    /// snapshot still moves the parent's cversion/pzxid forward).
+    fn process_create(
+        &mut self,
+        hdr: &TxnHeader,
+        body: &TxnBody,
+        out: &mut ApplyOutcome,
+        trig: &mut Vec<Trigger>,
+    ) -> Result<(), ErrorCode> {
+        let z = hdr.zxid;
+        let t = hdr.time;
+        let (path, data, acl, owner, pcv) = match body {
+            TxnBody::Create(c) | TxnBody::Create2(c) => {
+                let owner = if c.ephemeral { hdr.client_id } else { 0 };
+                (&c.path, &c.data, &c.acl, owner, c.parent_c_version)
+            }
+            TxnBody::CreateTtl(c) => {
+                let owner = ttl_owner(c.ttl).unwrap_or(EXTENDED_MASK);
+                (&c.path, &c.data, &c.acl, owner, c.parent_c_version)
+            }
+            TxnBody::CreateContainer(c) => (
+                &c.path,
+                &c.data,
+                &c.acl,
+                CONTAINER_EPHEMERAL_OWNER,
+                c.parent_c_version,
+            ),
+            _ => unreachable!("process_create is given creates only"),
+        };
+        out.path = Some(path.clone());
+        match self.create_node(path, data.as_deref(), acl, owner, pcv, z, t, trig) {
+            Ok(s) => {
+                out.stat = Some(s);
+                Ok(())
+            }
+            Err(ErrorCode::NodeExists) => {
+                // Replay over a fuzzy snapshot met a node created
+                // after the snapshot began: ZooKeeper still moves the
+                // parent's cversion/pzxid forward (it does so for
+                // `create` only; doing it for every create kind
+                // keeps replay exact, and only replay gets here).
+                let parent = split(path).map_or("", |(p, _)| p);
+                match self.set_cversion_pzxid(parent, pcv, z) {
+                    Ok(()) => Err(ErrorCode::NodeExists),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A multi: each op in order; once one failed, every op is an error
+    /// txn (OK before the failing one, RUNTIMEINCONSISTENCY after), as
+    /// ZooKeeper logs a failed multi.
+    fn process_multi(
+        &mut self,
+        hdr: &TxnHeader,
+        subs: &[TxnBody],
+        out: &mut ApplyOutcome,
+        trig: &mut Vec<Trigger>,
+    ) {
+        let failed = subs.iter().any(|s| matches!(s, TxnBody::Error(_)));
+        let mut post_failed = false;
+        for sub in subs {
+            let sub_body;
+            let body_ref = if matches!(sub, TxnBody::Error(_)) {
+                post_failed = true;
+                sub
+            } else if failed {
+                let ec = if post_failed {
+                    ErrorCode::RuntimeInconsistency
+                } else {
+                    ErrorCode::Ok
+                };
+                sub_body = TxnBody::Error(zk_jute::ErrorTxn { err: ec.code() });
+                &sub_body
+            } else {
+                sub
+            };
+            let sub_hdr = TxnHeader {
+                txn_type: body_ref.txn_type().code(),
+                ..*hdr
+            };
+            let r = if matches!(body_ref, TxnBody::Multi(_)) {
+                ApplyOutcome {
+                    err: ErrorCode::BadArguments,
+                    ..ApplyOutcome::default()
+                }
+            } else {
+                self.process_one(&sub_hdr, body_ref, trig)
+            };
+            if r.err != ErrorCode::Ok && out.err == ErrorCode::Ok {
+                out.err = r.err;
+            }
+            // Report the op's own type (create2 stays create2) so the
+            // reply can be built; failed ops are errors.
+            out.multi.push(OpOutcome {
+                txn_type: if r.err == ErrorCode::Ok && !failed {
+                    sub.txn_type()
+                } else {
+                    OpCode::Error
+                },
+                err: r.err,
+                path: r.path,
+                stat: r.stat,
+            });
+        }
+    }
+
     fn process_one(
         &mut self,
         hdr: &TxnHeader,
@@ -1425,46 +1534,7 @@ impl State {
             TxnBody::Create(_)
             | TxnBody::Create2(_)
             | TxnBody::CreateTtl(_)
-            | TxnBody::CreateContainer(_) => {
-                let (path, data, acl, owner, pcv) = match body {
-                    TxnBody::Create(c) | TxnBody::Create2(c) => {
-                        let owner = if c.ephemeral { hdr.client_id } else { 0 };
-                        (&c.path, &c.data, &c.acl, owner, c.parent_c_version)
-                    }
-                    TxnBody::CreateTtl(c) => {
-                        let owner = ttl_owner(c.ttl).unwrap_or(EXTENDED_MASK);
-                        (&c.path, &c.data, &c.acl, owner, c.parent_c_version)
-                    }
-                    TxnBody::CreateContainer(c) => (
-                        &c.path,
-                        &c.data,
-                        &c.acl,
-                        CONTAINER_EPHEMERAL_OWNER,
-                        c.parent_c_version,
-                    ),
-                    _ => unreachable!("matched above"),
-                };
-                out.path = Some(path.clone());
-                match self.create_node(path, data.as_deref(), acl, owner, pcv, z, t, trig) {
-                    Ok(s) => {
-                        out.stat = Some(s);
-                        Ok(())
-                    }
-                    Err(ErrorCode::NodeExists) => {
-                        // Replay over a fuzzy snapshot met a node created
-                        // after the snapshot began: ZooKeeper still moves the
-                        // parent's cversion/pzxid forward (it does so for
-                        // `create` only; doing it for every create kind
-                        // keeps replay exact, and only replay gets here).
-                        let parent = split(path).map_or("", |(p, _)| p);
-                        match self.set_cversion_pzxid(parent, pcv, z) {
-                            Ok(()) => Err(ErrorCode::NodeExists),
-                            Err(e) => Err(e),
-                        }
-                    }
-                    Err(e) => Err(e),
-                }
-            }
+            | TxnBody::CreateContainer(_) => self.process_create(hdr, body, &mut out, trig),
             TxnBody::Delete(d) | TxnBody::DeleteContainer(d) => {
                 out.path = Some(d.path.clone());
                 self.delete_node(&d.path, z, trig)
@@ -1493,52 +1563,7 @@ impl State {
                 Ok(())
             }
             TxnBody::Multi(subs) => {
-                let failed = subs.iter().any(|s| matches!(s, TxnBody::Error(_)));
-                let mut post_failed = false;
-                for sub in subs {
-                    let sub_body;
-                    let body_ref = if matches!(sub, TxnBody::Error(_)) {
-                        post_failed = true;
-                        sub
-                    } else if failed {
-                        let ec = if post_failed {
-                            ErrorCode::RuntimeInconsistency
-                        } else {
-                            ErrorCode::Ok
-                        };
-                        sub_body = TxnBody::Error(zk_jute::ErrorTxn { err: ec.code() });
-                        &sub_body
-                    } else {
-                        sub
-                    };
-                    let sub_hdr = TxnHeader {
-                        txn_type: body_ref.txn_type().code(),
-                        ..*hdr
-                    };
-                    let r = if matches!(body_ref, TxnBody::Multi(_)) {
-                        ApplyOutcome {
-                            err: ErrorCode::BadArguments,
-                            ..ApplyOutcome::default()
-                        }
-                    } else {
-                        self.process_one(&sub_hdr, body_ref, trig)
-                    };
-                    if r.err != ErrorCode::Ok && out.err == ErrorCode::Ok {
-                        out.err = r.err;
-                    }
-                    // Report the op's own type (create2 stays create2) so the
-                    // reply can be built; failed ops are errors.
-                    out.multi.push(OpOutcome {
-                        txn_type: if r.err == ErrorCode::Ok && !failed {
-                            sub.txn_type()
-                        } else {
-                            OpCode::Error
-                        },
-                        err: r.err,
-                        path: r.path,
-                        stat: r.stat,
-                    });
-                }
+                self.process_multi(hdr, subs, &mut out, trig);
                 Ok(())
             }
             _ => Err(ErrorCode::Unimplemented),
