@@ -1,0 +1,556 @@
+//! Leader election between real processes on loopback (issue 13, "Proof"):
+//! 3 and 5 of our servers started together or one by one, leader kill,
+//! follower kill, a restart that joins the standing leader, a lone survivor
+//! that stays LOOKING, and a mixed ensemble with two Apache ZooKeeper 3.8
+//! servers.
+//!
+//! Our servers' roles are read from their log lines (zk-server/src/quorum/mod.rs,
+//! "Log lines"): `election decided: role=.. leader=.. election_epoch=..` and
+//! `election: LOOKING` / `election: back to LOOKING`. Apache's come from `srvr`.
+//! Every process is killed when its [`Member`] drops (also on a panic).
+//!
+//! Addresses: each server of each ensemble gets its own loopback address
+//! `127.a.b.sid` ((a, b) from the test process id and a counter) with the
+//! same fixed ports, below the ephemeral range. Ports picked "free" from the
+//! ephemeral range raced with the servers' own outgoing connections (a
+//! server's dial took the port another server was about to bind).
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+use zk_integration::four_letter;
+use zk_integration::server::{APACHE_CLASSPATH, Flavor, our_binary};
+
+/// How long an election may take in these tests (it takes ~50-100 ms here;
+/// Apache's JVM start-up takes seconds).
+const ELECTION_DEADLINE: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Leading,
+    Following,
+    Observing,
+}
+
+/// What one of our servers last said about its election.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Decided {
+    role: Role,
+    leader: u64,
+    election_epoch: i64,
+}
+
+const CLIENT_PORT: u16 = 12181;
+const QUORUM_PORT: u16 = 12888;
+const ELECTION_PORT: u16 = 13888;
+
+/// A /24 of loopback addresses for one ensemble, distinct between the
+/// ensembles of this process and (by process id) of concurrent ones.
+fn loopback_net() -> (u8, u8) {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let v = (std::process::id().wrapping_add(n.wrapping_mul(7919)) % 65_000) as u16;
+    let (a, b) = ((v >> 8) as u8, v as u8);
+    (a.max(1), b) // 127.0.x.y stays for the other tests
+}
+
+struct Member {
+    sid: u64,
+    flavor: Flavor,
+    dir: TempDir,
+    ip: std::net::Ipv4Addr,
+    child: Option<Child>,
+    starts: u32,
+}
+
+/// An ensemble of members on loopback (not started).
+fn ensemble(flavors: &[Flavor]) -> Vec<Member> {
+    let (a, b) = loopback_net();
+    let ips: Vec<std::net::Ipv4Addr> = (1..=flavors.len() as u8)
+        .map(|sid| std::net::Ipv4Addr::new(127, a, b, sid))
+        .collect();
+    let servers: String = ips
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| format!("server.{}={ip}:{QUORUM_PORT}:{ELECTION_PORT}\n", i + 1))
+        .collect();
+    flavors
+        .iter()
+        .zip(ips)
+        .enumerate()
+        .map(|(i, (flavor, ip))| {
+            let sid = i as u64 + 1;
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("zk-election-{flavor}-{sid}-"))
+                .tempdir()
+                .expect("temp dir");
+            let data = dir.path().join("data");
+            fs::create_dir_all(&data).expect("mkdir data");
+            fs::write(data.join("myid"), format!("{sid}\n")).expect("write myid");
+            // Short ticks so that the stub's initLimit/syncLimit and Apache's
+            // timeouts stay within the test's budget.
+            let cfg = format!(
+                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={CLIENT_PORT}\nclientPortAddress={ip}\n4lw.commands.whitelist=*\nadmin.enableServer=false\n{servers}",
+                data.display(),
+            );
+            fs::write(dir.path().join("zoo.cfg"), cfg).expect("write zoo.cfg");
+            Member {
+                sid,
+                flavor: *flavor,
+                dir,
+                ip,
+                child: None,
+                starts: 0,
+            }
+        })
+        .collect()
+}
+
+impl Member {
+    fn out_path(&self) -> PathBuf {
+        self.dir.path().join(format!("out.{}.log", self.starts))
+    }
+
+    fn start(&mut self) {
+        assert!(self.child.is_none(), "server {} already running", self.sid);
+        self.starts += 1;
+        let out = fs::File::create(self.out_path()).expect("output file");
+        let err = out.try_clone().expect("dup output file");
+        let cfg = self.dir.path().join("zoo.cfg");
+        let mut c = match self.flavor {
+            Flavor::Ours => Command::new(our_binary()),
+            Flavor::Apache => {
+                let mut c = Command::new("java");
+                c.args([
+                    "-Xmx256m",
+                    "-XX:+UseSerialGC",
+                    "-XX:TieredStopAtLevel=1",
+                    "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
+                    "-cp",
+                    APACHE_CLASSPATH,
+                    "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                ]);
+                c
+            }
+        };
+        let child = c
+            .arg(cfg)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {} server {}: {e}", self.flavor, self.sid));
+        self.child = Some(child);
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn output(&self) -> String {
+        fs::read(self.out_path())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Our server's current election state from its log: `None` while LOOKING.
+    fn decided(&self) -> Option<Decided> {
+        assert_eq!(self.flavor, Flavor::Ours);
+        let mut state = None;
+        for line in self.output().lines() {
+            if let Some(i) = line.find("election decided: ") {
+                state = parse_decided(&line[i..]);
+            } else if line.contains("election: LOOKING")
+                || line.contains("election: back to LOOKING")
+            {
+                state = None;
+            }
+        }
+        state
+    }
+
+    /// How many decisions our server logged in its current run.
+    fn decisions(&self) -> usize {
+        self.output().matches("election decided: ").count()
+    }
+
+    /// Apache's `Mode:` from `srvr` (`leader`, `follower`), if it serves.
+    fn apache_mode(&self) -> Option<String> {
+        let addr = std::net::SocketAddr::from((self.ip, CLIENT_PORT));
+        let srvr = four_letter(addr, "srvr")?;
+        srvr.lines()
+            .find_map(|l| l.strip_prefix("Mode: "))
+            .map(|m| m.trim().to_string())
+    }
+
+    fn tail(&self, n: usize) -> String {
+        let out = self.output();
+        let lines: Vec<&str> = out.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- {} server {} (last 30 lines) ---\n{}",
+                self.flavor,
+                self.sid,
+                self.tail(30)
+            );
+        }
+    }
+}
+
+fn parse_decided(line: &str) -> Option<Decided> {
+    let field = |k: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .map(str::to_string)
+    };
+    let role = match field("role=")?.as_str() {
+        "leading" => Role::Leading,
+        "following" => Role::Following,
+        "observing" => Role::Observing,
+        _ => return None,
+    };
+    Some(Decided {
+        role,
+        leader: field("leader=")?.parse().ok()?,
+        election_epoch: field("election_epoch=")?.parse().ok()?,
+    })
+}
+
+fn wait_until<T>(what: &str, members: &[Member], mut cond: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + ELECTION_DEADLINE;
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            let states: Vec<String> = members
+                .iter()
+                .filter(|m| m.flavor == Flavor::Ours)
+                .map(|m| format!("server {}: {:?}", m.sid, m.decided()))
+                .collect();
+            panic!("timed out after {ELECTION_DEADLINE:?} waiting for {what}; {states:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until every running member listed in `alive` (by sid) has decided,
+/// all for one leader, exactly one of them leading; returns their decisions.
+fn agreed(members: &[Member], alive: &[u64]) -> Vec<Decided> {
+    wait_until(
+        &format!("servers {alive:?} to agree on a leader"),
+        members,
+        || {
+            let ds: Vec<Decided> = alive
+                .iter()
+                .map(|sid| members[(*sid - 1) as usize].decided())
+                .collect::<Option<_>>()?;
+            let leader = ds[0].leader;
+            let leading = ds.iter().filter(|d| d.role == Role::Leading).count();
+            let all_same = ds.iter().all(|d| d.leader == leader);
+            let leader_leads = alive.contains(&leader)
+                && ds[alive.iter().position(|s| *s == leader)?].role == Role::Leading;
+            (all_same && leading == 1 && leader_leads).then_some(ds)
+        },
+    )
+}
+
+fn leader_of(ds: &[Decided]) -> u64 {
+    ds[0].leader
+}
+
+#[test]
+fn three_servers_elect_fail_over_and_rejoin() {
+    let mut m = ensemble(&[Flavor::Ours; 3]);
+    for x in m.iter_mut() {
+        x.start();
+    }
+    // Fresh data dirs: equal (epoch, zxid), so the highest sid leads.
+    let ds = agreed(&m, &[1, 2, 3]);
+    assert_eq!(leader_of(&ds), 3, "{ds:?}");
+    assert!(ds.iter().all(|d| d.election_epoch == ds[0].election_epoch));
+
+    // Killing a follower changes nothing (3 and 2 are still a quorum).
+    m[0].kill9();
+    let before: Vec<_> = [1usize, 2]
+        .iter()
+        .map(|i| (m[*i].decided(), m[*i].decisions()))
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500)); // > syncLimit × tickTime = 1 s
+    let after: Vec<_> = [1usize, 2]
+        .iter()
+        .map(|i| (m[*i].decided(), m[*i].decisions()))
+        .collect();
+    assert_eq!(
+        before, after,
+        "a follower's death must not disturb the others"
+    );
+
+    // Restarted, it joins the standing leader without a new election: the
+    // others log no new decision and keep their election epochs.
+    m[0].start();
+    let d1 = wait_until("server 1 to follow the standing leader", &m, || {
+        m[0].decided()
+    });
+    assert_eq!((d1.role, d1.leader), (Role::Following, 3), "{d1:?}");
+    assert_eq!(
+        d1.election_epoch, ds[2].election_epoch,
+        "it joins the leader's round"
+    );
+    let now: Vec<_> = [1usize, 2]
+        .iter()
+        .map(|i| (m[*i].decided(), m[*i].decisions()))
+        .collect();
+    assert_eq!(after, now, "the others must not hold a new election");
+
+    // kill -9 the leader: the survivors elect the better of them (sid 2).
+    m[2].kill9();
+    let ds = agreed(&m, &[1, 2]);
+    assert_eq!(leader_of(&ds), 2, "{ds:?}");
+    assert!(ds[0].election_epoch > d1.election_epoch, "a new round");
+
+    // With 2 of 3 down the last one stays LOOKING and says so.
+    m[1].kill9();
+    wait_until("server 1 to say it is still LOOKING", &m, || {
+        let out = m[0].output();
+        let after_last_decision = &out[out.rfind("election decided: ").unwrap_or(0)..];
+        after_last_decision
+            .contains("election: still LOOKING")
+            .then_some(())
+    });
+    assert_eq!(m[0].decided(), None);
+}
+
+#[test]
+fn three_servers_started_one_by_one() {
+    let mut m = ensemble(&[Flavor::Ours; 3]);
+    m[0].start();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(m[0].decided(), None, "one of three is no quorum");
+    m[1].start();
+    // 1 and 2 are a quorum: 2 leads (the best of those running).
+    let ds = agreed(&m, &[1, 2]);
+    assert_eq!(leader_of(&ds), 2, "{ds:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    let counts = (m[0].decisions(), m[1].decisions());
+    m[2].start();
+    let ds3 = agreed(&m, &[1, 2, 3]);
+    assert_eq!(leader_of(&ds3), 2, "3 joins the standing leader: {ds3:?}");
+    assert_eq!(
+        (m[0].decisions(), m[1].decisions()),
+        counts,
+        "no new election"
+    );
+}
+
+#[test]
+fn five_servers_started_together_then_leader_killed() {
+    let mut m = ensemble(&[Flavor::Ours; 5]);
+    for x in m.iter_mut() {
+        x.start();
+    }
+    let ds = agreed(&m, &[1, 2, 3, 4, 5]);
+    assert_eq!(leader_of(&ds), 5, "{ds:?}");
+    m[4].kill9();
+    let ds = agreed(&m, &[1, 2, 3, 4]);
+    // 4 unless 1, 2 and 3 agreed on 3 before 4 noticed (see five_servers_started_one_by_one).
+    assert!([3, 4].contains(&leader_of(&ds)), "{ds:?}");
+    // A follower's death changes nothing: 4 of 5 minus one is still a quorum.
+    let before: Vec<_> = (1..4).map(|i| (m[i].decided(), m[i].decisions())).collect();
+    m[0].kill9();
+    std::thread::sleep(Duration::from_millis(1500));
+    let after: Vec<_> = (1..4).map(|i| (m[i].decided(), m[i].decisions())).collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn five_servers_started_one_by_one() {
+    let mut m = ensemble(&[Flavor::Ours; 5]);
+    m[0].start();
+    std::thread::sleep(Duration::from_millis(300));
+    m[1].start();
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        (m[0].decided(), m[1].decided()),
+        (None, None),
+        "2 of 5 is no quorum"
+    );
+    m[2].start();
+    let ds = agreed(&m, &[1, 2, 3]);
+    assert_eq!(leader_of(&ds), 3, "{ds:?}");
+    let counts: Vec<usize> = (0..3).map(|i| m[i].decisions()).collect();
+    for x in &mut m[3..] {
+        std::thread::sleep(Duration::from_millis(300));
+        x.start();
+    }
+    let all = agreed(&m, &[1, 2, 3, 4, 5]);
+    assert_eq!(
+        leader_of(&all),
+        3,
+        "4 and 5 join the standing leader: {all:?}"
+    );
+    let now: Vec<usize> = (0..3).map(|i| m[i].decisions()).collect();
+    assert_eq!(counts, now, "no new election");
+    // The leader dies: one of the two best survivors leads. Usually 5; but
+    // FLE lets a quorum that agrees (1, 2, 4 on 4) decide when no better vote
+    // arrives within the finalize wait, so on a busy machine 5 may notice the
+    // death too late and follow 4. Never 1 or 2: 4 and 5 never vote for them.
+    m[2].kill9();
+    let ds = agreed(&m, &[1, 2, 4, 5]);
+    assert!([4, 5].contains(&leader_of(&ds)), "{ds:?}");
+}
+
+/// Two Apache ZooKeeper 3.8 servers (sids 2 and 3) and ours (sid 1, the
+/// lowest) decide the same leader, as `srvr` says on the Apache side (one
+/// `Mode: leader`, one `Mode: follower`) and our log on ours. Usually Apache's
+/// 3 leads; when its JVM starts late, 1 and 2 already agreed on 2 and 3 joins
+/// it — both are FLE's answer. Ours never leads (lowest sid, same zxid).
+#[test]
+fn mixed_with_two_apache_servers() {
+    if !std::path::Path::new("/usr/share/java/zookeeper.jar").exists() {
+        panic!(
+            "/usr/share/java/zookeeper.jar is missing: {}",
+            zk_integration::server::INSTALL_HINT
+        );
+    }
+    let mut m = ensemble(&[Flavor::Ours, Flavor::Apache, Flavor::Apache]);
+    for x in m.iter_mut() {
+        x.start();
+    }
+    let deadline = Instant::now() + Duration::from_secs(25);
+    let (ours, leader) = loop {
+        let modes = (m[1].apache_mode(), m[2].apache_mode());
+        let ours = m[0].decided();
+        let leader = match (modes.0.as_deref(), modes.1.as_deref()) {
+            (Some("leader"), Some("follower")) => Some(2),
+            (Some("follower"), Some("leader")) => Some(3),
+            _ => None,
+        };
+        if let (Some(d), Some(l)) = (ours, leader)
+            && d.leader == l
+        {
+            break (d, l);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no agreement: ours {ours:?}, Apache 2 {:?}, Apache 3 {:?}",
+            modes.0,
+            modes.1
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(ours.role, Role::Following, "{ours:?}");
+    // Apache's leader read our FOLLOWERINFO (LearnerHandler: "Follower sid: 1 : info : ...").
+    let apache_leader = &m[(leader - 1) as usize];
+    wait_until("Apache's leader to log our FOLLOWERINFO", &m, || {
+        apache_leader
+            .output()
+            .contains("Follower sid: 1 ")
+            .then_some(())
+    });
+}
+
+/// Untrusted bytes on the election port (quorum.md §1): a flood of silent
+/// connections, a bad initial message, an address length out of 1..=2048, an
+/// unknown server id, a frame length of 0, and garbage inside a frame. Each
+/// closes (or, for the last, skips) only what it concerns, with a log line
+/// naming the peer; the election then runs as if nothing happened.
+#[test]
+fn hostile_peers_on_the_election_port() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    let mut m = ensemble(&[Flavor::Ours; 3]);
+    m[0].start();
+    let addr = std::net::SocketAddr::from((m[0].ip, ELECTION_PORT));
+    wait_until("server 1 to listen on its election port", &m, || {
+        TcpStream::connect(addr).ok().map(drop)
+    });
+    let v1 = |sid: i64, n: i32, text: &[u8]| {
+        let mut b = (-65536i64).to_be_bytes().to_vec();
+        b.extend_from_slice(&sid.to_be_bytes());
+        b.extend_from_slice(&n.to_be_bytes());
+        b.extend_from_slice(text);
+        b
+    };
+    // A bad version, a bad address length, an unknown sid: closed.
+    let bad: Vec<Vec<u8>> = vec![
+        (-3i64).to_be_bytes().to_vec(),
+        v1(2, 0, b""),
+        v1(2, 5000, b""),
+        99i64.to_be_bytes().to_vec(),
+    ];
+    let mut hostile = Vec::new();
+    for b in &bad {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b).unwrap();
+        hostile.push(s);
+    }
+    // A valid peer (sid 3 > 1 keeps its connection) that sends garbage in a
+    // frame (skipped), then a frame length of 0 (closed).
+    let mut fake = TcpStream::connect(addr).unwrap();
+    fake.write_all(&v1(3, 14, b"127.0.0.1:9999")).unwrap();
+    let mut junk = 30i32.to_be_bytes().to_vec();
+    junk.extend_from_slice(&[0xff; 30]);
+    fake.write_all(&junk).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    fake.write_all(&0i32.to_be_bytes()).unwrap();
+    for s in hostile.iter_mut().chain(std::iter::once(&mut fake)) {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 4096];
+        // Drain what the server sends (its notifications to "sid 3") until it closes.
+        let closed = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+                Err(_) => break false,
+            }
+        };
+        assert!(closed, "server 1 kept a hostile connection open");
+    }
+    // 40 connections that never speak: 32 may wait, the rest are closed now,
+    // and the 32 when the handshake timeout (syncLimit ticks = 1 s) passes.
+    let silent: Vec<TcpStream> = (0..40).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    wait_until("the silent connections to time out", &m, || {
+        m[0].output()
+            .contains("sent no initial message within 1000 ms")
+            .then_some(())
+    });
+    drop(silent);
+    let out = m[0].output();
+    for expected in [
+        "connections are already waiting for their initial message",
+        "unknown initial message version -3",
+        "address length 0 is not in 1..=2048",
+        "address length 5000 is not in 1..=2048",
+        "server id 99, which is not in the configuration",
+        "skipping a notification from server 3",
+        "notification length 0 is not in",
+    ] {
+        assert!(
+            out.contains(expected),
+            "no log line with {expected:?}:\n{}",
+            m[0].tail(60)
+        );
+    }
+    // The election is untouched.
+    m[1].start();
+    m[2].start();
+    let ds = agreed(&m, &[1, 2, 3]);
+    assert_eq!(leader_of(&ds), 3, "{ds:?}");
+}
