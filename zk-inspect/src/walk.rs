@@ -121,31 +121,69 @@ pub fn walk(
     chain: bool,
     sink: &mut dyn FnMut(Event<'_>) -> io::Result<()>,
 ) -> io::Result<Totals> {
-    let mut t = Totals::default();
-    let mut prev_first: Option<u64> = None;
-    let mut seen_error = false;
-    let emit = |t: &mut Totals,
-                seen_error: &mut bool,
-                sink: &mut dyn FnMut(Event<'_>) -> io::Result<()>,
-                f: Finding|
-     -> io::Result<()> {
-        match f.severity {
-            Severity::Warning => t.warnings += 1,
-            Severity::Error => {
-                t.errors += 1;
-                *seen_error = true;
-            }
-        }
-        sink(Event::Finding(&f))
+    let mut w = Walk {
+        t: Totals::default(),
+        seen_error: false,
+        sink,
     };
+    let mut prev_first: Option<u64> = None;
     for (i, (name_key, path)) in segments.iter().enumerate() {
         let newest = i + 1 == segments.len();
-        t.segments += 1;
-        let s = match zk_txnlog::inspect_segment(path) {
-            Ok(s) => s,
+        w.t.segments += 1;
+        let Some(s) = w.open_segment(path, chain && newest)? else {
+            prev_first = None;
+            continue;
+        };
+        w.check_header(path, &s, *name_key, chain.then_some((i, prev_first)))?;
+        prev_first = Some(s.first_key);
+        let read = w.records(path, &s, chain)?;
+        let next = segments.get(i + 1).map(|(k, _)| *k);
+        w.check_end(path, &s, read, chain, newest, next)?;
+    }
+    Ok(w.t)
+}
+
+/// How reading a segment's records went: (records read, the offset after
+/// the last, the error that stopped the read).
+type SegmentRead = (u64, u64, Option<zk_txnlog::Error>);
+
+/// A walk in progress: the totals, whether an error was met (the records
+/// after it are not intact), and where events go.
+struct Walk<'s> {
+    t: Totals,
+    seen_error: bool,
+    sink: &'s mut dyn FnMut(Event<'_>) -> io::Result<()>,
+}
+
+impl Walk<'_> {
+    /// Counts a finding and reports it.
+    fn emit(&mut self, f: Finding) -> io::Result<()> {
+        match f.severity {
+            Severity::Warning => self.t.warnings += 1,
+            Severity::Error => {
+                self.t.errors += 1;
+                self.seen_error = true;
+            }
+        }
+        (self.sink)(Event::Finding(&f))
+    }
+
+    /// The segment's summary and its Segment event; `None` (after a
+    /// finding) if its header is unreadable. `newest_in_chain`: a zero
+    /// header there is a roll a crash interrupted, not damage.
+    fn open_segment(
+        &mut self,
+        path: &Path,
+        newest_in_chain: bool,
+    ) -> io::Result<Option<SegmentSummary>> {
+        match zk_txnlog::inspect_segment(path) {
+            Ok(s) => {
+                (self.sink)(Event::Segment(path, Some(&s)))?;
+                Ok(Some(s))
+            }
             Err(e) => {
-                sink(Event::Segment(path, None))?;
-                let f = if chain && newest && files::zero_header(path) {
+                (self.sink)(Event::Segment(path, None))?;
+                let f = if newest_in_chain && files::zero_header(path) {
                     Finding::new(
                         Severity::Warning,
                         path,
@@ -155,14 +193,23 @@ pub fn walk(
                 } else {
                     Finding::new(Severity::Error, path, Some(0), unreadable(&e))
                 };
-                emit(&mut t, &mut seen_error, sink, f)?;
-                prev_first = None;
-                continue;
+                self.emit(f)?;
+                Ok(None)
             }
-        };
-        sink(Event::Segment(path, Some(&s)))?;
+        }
+    }
+
+    /// The header against the file name and, in a chain (`Some((index,
+    /// first key of the segment before))`), against its predecessor.
+    fn check_header(
+        &mut self,
+        path: &Path,
+        s: &SegmentSummary,
+        name_key: Option<u64>,
+        chain: Option<(usize, Option<u64>)>,
+    ) -> io::Result<()> {
         if let Some(k) = name_key
-            && *k != s.first_key
+            && k != s.first_key
         {
             let f = Finding::new(
                 Severity::Error,
@@ -173,11 +220,11 @@ pub fn walk(
                     s.first_key
                 ),
             );
-            emit(&mut t, &mut seen_error, sink, f)?;
+            self.emit(f)?;
         }
-        if chain {
+        if let Some((i, prev_first)) = chain {
             if i == 0 {
-                t.first_prev = s.prev_key;
+                self.t.first_prev = s.prev_key;
             } else if let Some(pf) = prev_first
                 && s.prev_key != Some(pf)
             {
@@ -187,17 +234,15 @@ pub fn walk(
                     ),
                     None => "its header says it is the first segment ever written, but older segments exist".to_string(),
                 };
-                emit(
-                    &mut t,
-                    &mut seen_error,
-                    sink,
-                    Finding::new(Severity::Error, path, Some(0), msg),
-                )?;
+                self.emit(Finding::new(Severity::Error, path, Some(0), msg))?;
             }
         }
-        prev_first = Some(s.first_key);
+        Ok(())
+    }
 
-        // The records.
+    /// Reads the records: order and epoch continuity, decoding, key vs
+    /// header zxid; a Record event each.
+    fn records(&mut self, path: &Path, s: &SegmentSummary, chain: bool) -> io::Result<SegmentRead> {
         let mut progress = Progress::new(format!("reading {}", path.display()), s.end);
         let mut offset = SEGMENT_HEADER;
         let mut read_error: Option<zk_txnlog::Error> = None;
@@ -215,7 +260,7 @@ pub fn walk(
                     };
                     let frame = zk_txnlog::record_frame_len(payload.len());
                     count += 1;
-                    if let Some(last) = t.last_key {
+                    if let Some(last) = self.t.last_key {
                         if key <= last {
                             let f = Finding::new(
                                 Severity::Error,
@@ -223,7 +268,7 @@ pub fn walk(
                                 Some(offset),
                                 format!("zxid {key:#x} is not after the previous {last:#x}"),
                             );
-                            emit(&mut t, &mut seen_error, sink, f)?;
+                            self.emit(f)?;
                         } else if chain
                             && Zxid::from(key).epoch() == Zxid::from(last).epoch()
                             && key != last + 1
@@ -237,7 +282,7 @@ pub fn walk(
                                     key - last - 1
                                 ),
                             );
-                            emit(&mut t, &mut seen_error, sink, f)?;
+                            self.emit(f)?;
                         }
                     }
                     let decoded = match txn::decode(payload) {
@@ -249,7 +294,7 @@ pub fn walk(
                                 Some(offset),
                                 format!("record of zxid {key:#x} does not decode as a txn: {e}"),
                             );
-                            emit(&mut t, &mut seen_error, sink, f)?;
+                            self.emit(f)?;
                             None
                         }
                     };
@@ -265,15 +310,15 @@ pub fn walk(
                                 Zxid::from(h.zxid).as_u64()
                             ),
                         );
-                        emit(&mut t, &mut seen_error, sink, f)?;
+                        self.emit(f)?;
                     }
-                    t.records += 1;
-                    t.first_key.get_or_insert(key);
-                    t.last_key = Some(key);
-                    if !seen_error {
-                        t.intact_until = Some(key);
+                    self.t.records += 1;
+                    self.t.first_key.get_or_insert(key);
+                    self.t.last_key = Some(key);
+                    if !self.seen_error {
+                        self.t.intact_until = Some(key);
                     }
-                    sink(Event::Record(Rec {
+                    (self.sink)(Event::Record(Rec {
                         key,
                         file: path,
                         offset,
@@ -285,9 +330,23 @@ pub fn walk(
             }
         }
         progress.finish();
+        Ok((count, offset, read_error))
+    }
 
+    /// How the segment ends: a torn or damaged tail, a read that disagrees
+    /// with the scan, the seal against the next segment (`next`: its name
+    /// key), an empty newest segment.
+    fn check_end(
+        &mut self,
+        path: &Path,
+        s: &SegmentSummary,
+        (count, offset, read_error): SegmentRead,
+        chain: bool,
+        newest: bool,
+        next: Option<Option<u64>>,
+    ) -> io::Result<()> {
         // How the segment ends.
-        let last_good = match t.last_key {
+        let last_good = match self.t.last_key {
             Some(k) => format!("{k:#x}"),
             None => "none".to_string(),
         };
@@ -327,11 +386,11 @@ pub fn walk(
                     ),
                 )
             };
-            emit(&mut t, &mut seen_error, sink, f)?;
+            self.emit(f)?;
         } else if let Some(e) = read_error {
             // The scan was clean but reading failed (the file changed under us?).
             let f = Finding::new(Severity::Error, path, None, e.to_string());
-            emit(&mut t, &mut seen_error, sink, f)?;
+            self.emit(f)?;
         }
         if count != s.records || (s.clean && offset != s.end) {
             let f = Finding::new(
@@ -343,10 +402,9 @@ pub fn walk(
                     s.records, s.end
                 ),
             );
-            emit(&mut t, &mut seen_error, sink, f)?;
+            self.emit(f)?;
         }
         if chain && s.clean {
-            let next = segments.get(i + 1).map(|(k, _)| *k);
             let f = match (s.sealed, next) {
                 (Some(k), Some(Some(n))) if k == n => None,
                 (Some(k), _) => Some(format!("sealed: continued in log.{k:x}, which is missing")),
@@ -354,12 +412,7 @@ pub fn walk(
                 (None, None) => None,
             };
             if let Some(msg) = f {
-                emit(
-                    &mut t,
-                    &mut seen_error,
-                    sink,
-                    Finding::new(Severity::Error, path, Some(s.end), msg),
-                )?;
+                self.emit(Finding::new(Severity::Error, path, Some(s.end), msg))?;
             }
         }
         if chain && newest && s.records == 0 && (s.clean || s.torn) {
@@ -369,10 +422,10 @@ pub fn walk(
                 None,
                 "the newest segment holds no txn (a crash while rolling); a server removes it",
             );
-            emit(&mut t, &mut seen_error, sink, f)?;
+            self.emit(f)?;
         }
+        Ok(())
     }
-    Ok(t)
 }
 
 fn unreadable(e: &zk_txnlog::Error) -> String {
