@@ -68,6 +68,11 @@ struct Member {
 
 /// An ensemble of members on loopback (not started).
 fn ensemble(flavors: &[Flavor]) -> Vec<Member> {
+    ensemble_with_observers(flavors, &[])
+}
+
+/// An ensemble in which the servers `observers` (sids) are observers.
+fn ensemble_with_observers(flavors: &[Flavor], observers: &[u64]) -> Vec<Member> {
     let (a, b) = loopback_net();
     let ips: Vec<std::net::Ipv4Addr> = (1..=flavors.len() as u8)
         .map(|sid| std::net::Ipv4Addr::new(127, a, b, sid))
@@ -75,7 +80,15 @@ fn ensemble(flavors: &[Flavor]) -> Vec<Member> {
     let servers: String = ips
         .iter()
         .enumerate()
-        .map(|(i, ip)| format!("server.{}={ip}:{QUORUM_PORT}:{ELECTION_PORT}\n", i + 1))
+        .map(|(i, ip)| {
+            let sid = i as u64 + 1;
+            let role = if observers.contains(&sid) {
+                ":observer"
+            } else {
+                ""
+            };
+            format!("server.{sid}={ip}:{QUORUM_PORT}:{ELECTION_PORT}{role}\n")
+        })
         .collect();
     flavors
         .iter()
@@ -96,6 +109,11 @@ fn ensemble(flavors: &[Flavor]) -> Vec<Member> {
                 "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={CLIENT_PORT}\nclientPortAddress={ip}\n4lw.commands.whitelist=*\nadmin.enableServer=false\n{servers}",
                 data.display(),
             );
+            let cfg = if observers.contains(&sid) {
+                format!("{cfg}peerType=observer\n")
+            } else {
+                cfg
+            };
             fs::write(dir.path().join("zoo.cfg"), cfg).expect("write zoo.cfg");
             Member {
                 sid,
@@ -553,4 +571,35 @@ fn hostile_peers_on_the_election_port() {
     m[2].start();
     let ds = agreed(&m, &[1, 2, 3]);
     assert_eq!(leader_of(&ds), 3, "{ds:?}");
+}
+
+/// An observer (sid 4, the highest, but not a voter: quorum.md §2.5) learns
+/// the leader elected by the three voters, never leads, and its death or
+/// restart changes nothing for them.
+#[test]
+fn observer_learns_the_leader_and_never_counts() {
+    let mut m = ensemble_with_observers(&[Flavor::Ours; 4], &[4]);
+    for x in m.iter_mut() {
+        x.start();
+    }
+    let ds = agreed(&m, &[1, 2, 3]);
+    assert_eq!(
+        leader_of(&ds),
+        3,
+        "the observer's higher sid does not count: {ds:?}"
+    );
+    let d4 = wait_until("the observer to decide", &m, || m[3].decided());
+    assert_eq!((d4.role, d4.leader), (Role::Observing, 3), "{d4:?}");
+    wait_until("the leader to log OBSERVERINFO from 4", &m, || {
+        m[2].output()
+            .contains("OBSERVERINFO from server 4")
+            .then_some(())
+    });
+    let before: Vec<_> = (0..3).map(|i| (m[i].decided(), m[i].decisions())).collect();
+    m[3].kill9();
+    m[3].start();
+    let d4 = wait_until("the restarted observer to decide", &m, || m[3].decided());
+    assert_eq!((d4.role, d4.leader), (Role::Observing, 3), "{d4:?}");
+    let after: Vec<_> = (0..3).map(|i| (m[i].decided(), m[i].decisions())).collect();
+    assert_eq!(before, after, "the voters hold no election for an observer");
 }
