@@ -204,7 +204,9 @@ impl Sequencer {
             }
             self.rx.recv_into(batch, Duration::ZERO);
         }
-        if !self.shutting_down && !self.failed {
+        // Not serving (ensemble mode until Zab, issue 14): no session expiry
+        // or container sweep may write a txn behind the election's back.
+        if !self.shutting_down && !self.failed && self.shared.control.serving() {
             self.expire_sessions();
             self.purge
                 .maybe_run(&self.shared.config, &self.storage.log, &self.storage.snaps);
