@@ -94,108 +94,138 @@ pub fn run(out: &mut Out, target: &Path, json: bool, filter: &Filter) -> Result<
     let (segs, chain) = segments_of(target)?;
     let mut shown = 0u64;
     let totals: Totals = walk::walk(&segs, chain, &mut |ev| match ev {
-        Event::Segment(path, summary) => {
-            if json {
-                let o = Obj::new()
-                    .str("kind", "segment")
-                    .str("file", &path.display().to_string());
-                let o = match summary {
-                    Some(s) => o
-                        .str("first_zxid", &text::hex(s.first_key as i64))
-                        .opt_str(
-                            "prev_segment_zxid",
-                            s.prev_key.map(|k| text::hex(k as i64)).as_deref(),
-                        )
-                        .num("records", s.records)
-                        .num("end", s.end)
-                        .opt_str(
-                            "sealed_next_zxid",
-                            s.sealed.map(|k| text::hex(k as i64)).as_deref(),
-                        )
-                        .bool("clean", s.clean)
-                        .bool("torn", s.torn),
-                    None => o.bool("readable", false),
-                };
-                writeln!(out, "{}", o.end())
-            } else {
-                match summary {
-                    Some(s) => writeln!(
-                        out,
-                        "zk-txnlog segment {} (format version 1): first zxid {}, {}",
-                        path.display(),
-                        text::hex(s.first_key as i64),
-                        match s.prev_key {
-                            Some(k) => format!("follows log.{k:x}"),
-                            None => "the first segment written".to_string(),
-                        }
-                    ),
-                    None => writeln!(out, "zk-txnlog segment {} (unreadable)", path.display()),
-                }
-            }
-        }
+        Event::Segment(path, summary) => print_segment(out, json, path, summary),
         Event::Record(rec) => {
             if !filter.keeps(&rec) {
                 return Ok(());
             }
             shown += 1;
-            match (rec.txn, json) {
-                (Some((h, body)), false) => writeln!(out, "{}", txn::line(h, body)),
-                (Some((h, body)), true) => {
-                    let paths = txn::paths(body);
-                    let o = Obj::new()
-                        .str("kind", "txn")
-                        .str("zxid", &text::hex(h.zxid))
-                        .num("time_ms", h.time)
-                        .str("time", &text::iso_date(h.time))
-                        .str("session", &text::hex(h.client_id))
-                        .str("cxid", &text::hex(i64::from(h.cxid as u32)))
-                        .str("op", &txn::op_name(h.txn_type))
-                        .opt_str("path", paths.first().copied())
-                        .raw("txn", &txn::json(body))
-                        .str("file", &rec.file.display().to_string())
-                        .num("offset", rec.offset);
-                    writeln!(out, "{}", o.end())
-                }
-                (None, false) => writeln!(
-                    out,
-                    "zxid {} (undecodable record at {} offset {})",
-                    text::hex(rec.key as i64),
-                    rec.file.display(),
-                    rec.offset
-                ),
-                (None, true) => writeln!(
-                    out,
-                    "{}",
-                    Obj::new()
-                        .str("kind", "txn")
-                        .str("zxid", &text::hex(rec.key as i64))
-                        .raw("txn", "null")
-                        .str("file", &rec.file.display().to_string())
-                        .num("offset", rec.offset)
-                        .end()
-                ),
-            }
+            print_record(out, json, &rec)
         }
-        Event::Finding(f) => {
-            if json {
-                writeln!(
-                    out,
-                    "{}",
-                    Obj::new()
-                        .str("kind", "finding")
-                        .str("severity", &f.severity.label().to_ascii_lowercase())
-                        .str("file", &f.file.display().to_string())
-                        .raw("offset", &f.offset.map_or("null".into(), |o| o.to_string()))
-                        .str("message", &f.message)
-                        .end()
-                )
-            } else {
-                writeln!(out, "{}", f.line())
-            }
-        }
+        Event::Finding(f) => print_finding(out, json, f),
     })
     .map_err(Failure::output)?;
 
+    print_summary(out, json, &totals, shown, filter, target)?;
+    Ok(exit_code(&totals))
+}
+
+/// A segment's line (or JSON object).
+fn print_segment(
+    out: &mut Out,
+    json: bool,
+    path: &Path,
+    summary: Option<&zk_txnlog::SegmentSummary>,
+) -> std::io::Result<()> {
+    if json {
+        let o = Obj::new()
+            .str("kind", "segment")
+            .str("file", &path.display().to_string());
+        let o = match summary {
+            Some(s) => o
+                .str("first_zxid", &text::hex(s.first_key as i64))
+                .opt_str(
+                    "prev_segment_zxid",
+                    s.prev_key.map(|k| text::hex(k as i64)).as_deref(),
+                )
+                .num("records", s.records)
+                .num("end", s.end)
+                .opt_str(
+                    "sealed_next_zxid",
+                    s.sealed.map(|k| text::hex(k as i64)).as_deref(),
+                )
+                .bool("clean", s.clean)
+                .bool("torn", s.torn),
+            None => o.bool("readable", false),
+        };
+        writeln!(out, "{}", o.end())
+    } else {
+        match summary {
+            Some(s) => writeln!(
+                out,
+                "zk-txnlog segment {} (format version 1): first zxid {}, {}",
+                path.display(),
+                text::hex(s.first_key as i64),
+                match s.prev_key {
+                    Some(k) => format!("follows log.{k:x}"),
+                    None => "the first segment written".to_string(),
+                }
+            ),
+            None => writeln!(out, "zk-txnlog segment {} (unreadable)", path.display()),
+        }
+    }
+}
+
+/// A txn's line (or JSON object); an undecodable record says where it is.
+fn print_record(out: &mut Out, json: bool, rec: &walk::Rec<'_>) -> std::io::Result<()> {
+    match (rec.txn, json) {
+        (Some((h, body)), false) => writeln!(out, "{}", txn::line(h, body)),
+        (Some((h, body)), true) => {
+            let paths = txn::paths(body);
+            let o = Obj::new()
+                .str("kind", "txn")
+                .str("zxid", &text::hex(h.zxid))
+                .num("time_ms", h.time)
+                .str("time", &text::iso_date(h.time))
+                .str("session", &text::hex(h.client_id))
+                .str("cxid", &text::hex(i64::from(h.cxid as u32)))
+                .str("op", &txn::op_name(h.txn_type))
+                .opt_str("path", paths.first().copied())
+                .raw("txn", &txn::json(body))
+                .str("file", &rec.file.display().to_string())
+                .num("offset", rec.offset);
+            writeln!(out, "{}", o.end())
+        }
+        (None, false) => writeln!(
+            out,
+            "zxid {} (undecodable record at {} offset {})",
+            text::hex(rec.key as i64),
+            rec.file.display(),
+            rec.offset
+        ),
+        (None, true) => writeln!(
+            out,
+            "{}",
+            Obj::new()
+                .str("kind", "txn")
+                .str("zxid", &text::hex(rec.key as i64))
+                .raw("txn", "null")
+                .str("file", &rec.file.display().to_string())
+                .num("offset", rec.offset)
+                .end()
+        ),
+    }
+}
+
+/// A finding's line (or JSON object).
+fn print_finding(out: &mut Out, json: bool, f: &walk::Finding) -> std::io::Result<()> {
+    if json {
+        writeln!(
+            out,
+            "{}",
+            Obj::new()
+                .str("kind", "finding")
+                .str("severity", &f.severity.label().to_ascii_lowercase())
+                .str("file", &f.file.display().to_string())
+                .raw("offset", &f.offset.map_or("null".into(), |o| o.to_string()))
+                .str("message", &f.message)
+                .end()
+        )
+    } else {
+        writeln!(out, "{}", f.line())
+    }
+}
+
+/// The closing summary: txns read and shown, and what a server would do
+/// with the log.
+fn print_summary(
+    out: &mut Out,
+    json: bool,
+    totals: &Totals,
+    shown: u64,
+    filter: &Filter,
+    target: &Path,
+) -> Result<(), Failure> {
     let recover = match (totals.errors, totals.last_key) {
         (0, Some(k)) => Some(k),
         _ => None,
@@ -256,7 +286,7 @@ pub fn run(out: &mut Out, target: &Path, json: bool, filter: &Filter) -> Result<
             .map_err(Failure::output)?;
         }
     }
-    Ok(exit_code(&totals))
+    Ok(())
 }
 
 /// 0 clean, 1 warnings only, 2 errors.

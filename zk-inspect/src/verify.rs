@@ -29,15 +29,7 @@ pub fn run(out: &mut Out, data_dir: &Path, log_dir: Option<&Path>) -> Result<i32
         Some(files::list(log_dir).map_err(Failure::input)?)
     };
     let logs_ref = logs.as_ref().unwrap_or(&data);
-    let mut warnings = 0usize;
-    let mut errors = 0usize;
-    let mut report = |out: &mut Out, f: &Finding| -> std::io::Result<()> {
-        match f.severity {
-            Severity::Warning => warnings += 1,
-            Severity::Error => errors += 1,
-        }
-        writeln!(out, "  {}", f.line())
-    };
+    let mut counts = Counts::default();
     let o = |e| Failure::output(e);
 
     writeln!(out, "Data directory {}", data_dir.display()).map_err(o)?;
@@ -45,7 +37,96 @@ pub fn run(out: &mut Out, data_dir: &Path, log_dir: Option<&Path>) -> Result<i32
         writeln!(out, "Log directory {}", log_dir.display()).map_err(o)?;
     }
 
-    // Snapshots, newest first: the first that loads is the one a server uses.
+    let base = snapshots(out, &data, &mut counts)?;
+
+    // The log, replayed onto the newest valid snapshot.
+    let snap_key = base.as_ref().map(|b| b.key);
+    let tree = match base {
+        Some(b) => b.tree,
+        None => Tree::new(snap::tree_config()),
+    };
+    let segs: Vec<_> = logs_ref
+        .segments
+        .iter()
+        .map(|(k, p)| (Some(*k), p.clone()))
+        .collect();
+    writeln!(out, "Log segments ({}):", segs.len()).map_err(o)?;
+    for k in &logs_ref.truncates {
+        let f = Finding::new(
+            Severity::Warning,
+            &log_dir.join(format!("truncate.{k:x}")),
+            None,
+            format!(
+                "unfinished truncation: a server discards the txns after zxid {k:#x} before starting"
+            ),
+        );
+        counts.report(out, &f).map_err(o)?;
+    }
+    let truncate_at = logs_ref.truncates.first().copied();
+    let mut replayed = 0u64;
+    let totals = walk::walk(&segs, true, &mut |ev| match ev {
+        Event::Segment(path, s) => writeln!(out, "{}", segment_line(path, s)),
+        Event::Record(rec) => {
+            if snap_key.is_none_or(|s| rec.key > s)
+                && truncate_at.is_none_or(|t| rec.key <= t)
+                && let Some((h, b)) = rec.txn
+            {
+                let _ = tree.apply(h, b);
+                replayed += 1;
+            }
+            Ok(())
+        }
+        Event::Finding(f) => counts.report(out, f),
+    })
+    .map_err(o)?;
+
+    if totals.first_key.is_none() && segs.is_empty() {
+        writeln!(
+            out,
+            "  (no log segments here: a new server, or the log is in a separate dataLogDir: use --log-dir)"
+        )
+        .map_err(o)?;
+    }
+    for f in &coverage(&totals, snap_key, log_dir) {
+        counts.report(out, f).map_err(o)?;
+    }
+
+    outcome(
+        out,
+        &counts,
+        &tree,
+        &totals,
+        snap_key,
+        truncate_at,
+        replayed,
+    )
+}
+
+/// Findings counted by severity as they are printed.
+#[derive(Default)]
+struct Counts {
+    warnings: usize,
+    errors: usize,
+}
+
+impl Counts {
+    fn report(&mut self, out: &mut Out, f: &Finding) -> std::io::Result<()> {
+        match f.severity {
+            Severity::Warning => self.warnings += 1,
+            Severity::Error => self.errors += 1,
+        }
+        writeln!(out, "  {}", f.line())
+    }
+}
+
+/// Snapshots, newest first: the first that loads is the one a server uses
+/// (returned); printed oldest first, with the unfinished ones.
+fn snapshots(
+    out: &mut Out,
+    data: &files::Listing,
+    counts: &mut Counts,
+) -> Result<Option<snap::Loaded>, Failure> {
+    let o = |e| Failure::output(e);
     writeln!(out, "Snapshots ({}):", data.snapshots.len()).map_err(o)?;
     let mut base: Option<snap::Loaded> = None;
     let mut lines = Vec::new();
@@ -88,7 +169,7 @@ pub fn run(out: &mut Out, data_dir: &Path, log_dir: Option<&Path>) -> Result<i32
     for (_, line, f) in lines.iter().rev() {
         writeln!(out, "{line}").map_err(o)?;
         if let Some(f) = f {
-            report(out, f).map_err(o)?;
+            counts.report(out, f).map_err(o)?;
         }
     }
     for p in &data.tmp_snapshots {
@@ -98,124 +179,71 @@ pub fn run(out: &mut Out, data_dir: &Path, log_dir: Option<&Path>) -> Result<i32
             None,
             "unfinished snapshot (a crash, or a snapshot being written now); a server deletes it",
         );
-        report(out, &f).map_err(o)?;
+        counts.report(out, &f).map_err(o)?;
     }
+    Ok(base)
+}
 
-    // The log, replayed onto the newest valid snapshot.
-    let snap_key = base.as_ref().map(|b| b.key);
-    let tree = match base {
-        Some(b) => b.tree,
-        None => Tree::new(snap::tree_config()),
+/// Whether the log covers everything after the snapshot at `snap_key`: a
+/// purged start, or a gap between the snapshot and the log in one epoch.
+fn coverage(totals: &walk::Totals, snap_key: Option<u64>, log_dir: &Path) -> Vec<Finding> {
+    let mut coverage = Vec::new();
+    let Some(first) = totals.first_key else {
+        return coverage;
     };
-    let segs: Vec<_> = logs_ref
-        .segments
-        .iter()
-        .map(|(k, p)| (Some(*k), p.clone()))
-        .collect();
-    writeln!(out, "Log segments ({}):", segs.len()).map_err(o)?;
-    for k in &logs_ref.truncates {
-        let f = Finding::new(
-            Severity::Warning,
-            &log_dir.join(format!("truncate.{k:x}")),
+    let s = snap_key;
+    let needed = s.map_or(1, |s| s + 1);
+    if let Some(prev) = totals.first_prev
+        && s.is_none_or(|s| s + 1 < first)
+    {
+        coverage.push(Finding::new(
+            Severity::Error,
+            &log_dir.join(format!("log.{first:x}")),
             None,
             format!(
-                "unfinished truncation: a server discards the txns after zxid {k:#x} before starting"
+                "txns from {} on are needed ({}) but the log starts at {}: log.{prev:x} and any older segments are gone",
+                text::hex(needed as i64),
+                match s {
+                    Some(s) => format!("the newest valid snapshot is at {}", text::hex(s as i64)),
+                    None => "there is no valid snapshot".to_string(),
+                },
+                text::hex(first as i64)
             ),
-        );
-        report(out, &f).map_err(o)?;
+        ));
+    } else if let Some(s) = s
+        && first > s + 1
+        && Zxid::from(first).epoch() == Zxid::from(s).epoch()
+    {
+        coverage.push(Finding::new(
+            Severity::Error,
+            &log_dir.join(format!("log.{first:x}")),
+            None,
+            format!(
+                "txns {}..{} between the snapshot and the log are missing",
+                text::hex((s + 1) as i64),
+                text::hex((first - 1) as i64)
+            ),
+        ));
     }
-    let truncate_at = logs_ref.truncates.first().copied();
-    let mut replayed = 0u64;
-    let totals = walk::walk(&segs, true, &mut |ev| match ev {
-        Event::Segment(path, s) => {
-            let line = match s {
-                Some(s) => format!(
-                    "  {}  {} txns  zxids {}..{}  {}",
-                    path.display(),
-                    s.records,
-                    text::hex(s.first_key as i64),
-                    s.last_key.map_or("-".to_string(), |k| text::hex(k as i64)),
-                    match (s.sealed, s.clean, s.torn) {
-                        (Some(_), true, _) => "sealed",
-                        (None, true, _) => "open",
-                        (_, false, true) => "torn tail",
-                        _ => "DAMAGED",
-                    }
-                ),
-                None => format!("  {}  unreadable header", path.display()),
-            };
-            writeln!(out, "{line}")
-        }
-        Event::Record(rec) => {
-            if snap_key.is_none_or(|s| rec.key > s)
-                && truncate_at.is_none_or(|t| rec.key <= t)
-                && let Some((h, b)) = rec.txn
-            {
-                let _ = tree.apply(h, b);
-                replayed += 1;
-            }
-            Ok(())
-        }
-        Event::Finding(f) => report(out, f),
-    })
-    .map_err(o)?;
+    coverage
+}
 
-    // Does the log cover everything after the snapshot?
-    let mut coverage = Vec::new();
-    match (totals.first_key, snap_key) {
-        (Some(first), s) => {
-            let needed = s.map_or(1, |s| s + 1);
-            if let Some(prev) = totals.first_prev
-                && s.is_none_or(|s| s + 1 < first)
-            {
-                coverage.push(Finding::new(
-                    Severity::Error,
-                    &log_dir.join(format!("log.{first:x}")),
-                    None,
-                    format!(
-                        "txns from {} on are needed ({}) but the log starts at {}: log.{prev:x} and any older segments are gone",
-                        text::hex(needed as i64),
-                        match s {
-                            Some(s) => format!("the newest valid snapshot is at {}", text::hex(s as i64)),
-                            None => "there is no valid snapshot".to_string(),
-                        },
-                        text::hex(first as i64)
-                    ),
-                ));
-            } else if let Some(s) = s
-                && first > s + 1
-                && Zxid::from(first).epoch() == Zxid::from(s).epoch()
-            {
-                coverage.push(Finding::new(
-                    Severity::Error,
-                    &log_dir.join(format!("log.{first:x}")),
-                    None,
-                    format!(
-                        "txns {}..{} between the snapshot and the log are missing",
-                        text::hex((s + 1) as i64),
-                        text::hex((first - 1) as i64)
-                    ),
-                ));
-            }
-        }
-        (None, _) if segs.is_empty() => {
-            writeln!(
-                out,
-                "  (no log segments here: a new server, or the log is in a separate dataLogDir: use --log-dir)"
-            )
-            .map_err(o)?;
-        }
-        (None, _) => {}
-    }
-    for f in &coverage {
-        report(out, f).map_err(o)?;
-    }
-
-    // What a server would do.
+/// What a server would do with this directory, and the exit code: 0 clean,
+/// 1 warnings, 2 errors.
+fn outcome(
+    out: &mut Out,
+    counts: &Counts,
+    tree: &Tree,
+    totals: &walk::Totals,
+    snap_key: Option<u64>,
+    truncate_at: Option<u64>,
+    replayed: u64,
+) -> Result<i32, Failure> {
+    let o = |e| Failure::output(e);
     let log_last = totals.last_key.map(|k| truncate_at.map_or(k, |t| k.min(t)));
     let recover_to = snap_key.into_iter().chain(log_last).max().unwrap_or(0);
     writeln!(out, "Result:").map_err(o)?;
-    if errors == 0 {
+    if counts.errors == 0 {
         match snap_key {
             Some(s) => writeln!(
                 out,
@@ -250,9 +278,9 @@ pub fn run(out: &mut Out, data_dir: &Path, log_dir: Option<&Path>) -> Result<i32
         )
         .map_err(o)?;
     }
-    let code = if errors > 0 {
+    let code = if counts.errors > 0 {
         2
-    } else if warnings > 0 {
+    } else if counts.warnings > 0 {
         1
     } else {
         0
@@ -260,7 +288,32 @@ pub fn run(out: &mut Out, data_dir: &Path, log_dir: Option<&Path>) -> Result<i32
     if code == 0 {
         writeln!(out, "verify: OK").map_err(o)?;
     } else {
-        writeln!(out, "verify: {warnings} warning(s), {errors} error(s)").map_err(o)?;
+        writeln!(
+            out,
+            "verify: {} warning(s), {} error(s)",
+            counts.warnings, counts.errors
+        )
+        .map_err(o)?;
     }
     Ok(code)
+}
+
+/// A segment's line: its txns, zxid range and how it ends.
+fn segment_line(path: &Path, s: Option<&zk_txnlog::SegmentSummary>) -> String {
+    match s {
+        Some(s) => format!(
+            "  {}  {} txns  zxids {}..{}  {}",
+            path.display(),
+            s.records,
+            text::hex(s.first_key as i64),
+            s.last_key.map_or("-".to_string(), |k| text::hex(k as i64)),
+            match (s.sealed, s.clean, s.torn) {
+                (Some(_), true, _) => "sealed",
+                (None, true, _) => "open",
+                (_, false, true) => "torn tail",
+                _ => "DAMAGED",
+            }
+        ),
+        None => format!("  {}  unreadable header", path.display()),
+    }
 }
