@@ -510,6 +510,7 @@ impl Transport {
             warn!("election: cannot re-register connection to server {sid}: {e}");
         }
         self.identified(registry, t, sid, now, out);
+        self.flush(registry, t);
     }
 
     /// `t` is now the connection for `sid` (replacing any older one).
@@ -718,5 +719,152 @@ impl Transport {
                 warn!("election port: closing connection from {}: {why}", c.who());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mio::{Events, Poll};
+    use zk_election::{PeerState, Vote};
+
+    struct Node {
+        poll: Poll,
+        t: Transport,
+        got: Vec<Delivery>,
+    }
+
+    fn hp(l: &std::net::TcpListener) -> HostPort {
+        HostPort {
+            host: "127.0.0.1".into(),
+            port: l.local_addr().unwrap().port(),
+        }
+    }
+
+    fn node(me: Sid, listener: std::net::TcpListener, peers: &[(Sid, HostPort)]) -> Node {
+        listener.set_nonblocking(true).unwrap();
+        let poll = Poll::new().unwrap();
+        let my = hp(&listener);
+        let t = Transport::new(
+            poll.registry(),
+            me,
+            my,
+            TcpListener::from_std(listener),
+            Token(1),
+            16,
+            peers.to_vec(),
+            Duration::from_millis(1000),
+            Duration::from_millis(1000),
+            Bytes::from_static(b"version=0"),
+            Instant::now(),
+        )
+        .unwrap();
+        Node {
+            poll,
+            t,
+            got: Vec::new(),
+        }
+    }
+
+    /// Runs the nodes until `done` holds (at most 5 s).
+    fn pump(nodes: &mut [&mut Node], done: impl Fn(&[&mut Node]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut events = Events::with_capacity(64);
+        while !done(nodes) {
+            assert!(Instant::now() < deadline, "timed out");
+            for n in nodes.iter_mut() {
+                let now = Instant::now();
+                n.t.tick(n.poll.registry(), now, &mut n.got);
+                n.poll
+                    .poll(&mut events, Some(Duration::from_millis(2)))
+                    .unwrap();
+                for ev in events.iter() {
+                    n.t.ready(n.poll.registry(), ev.token(), Instant::now(), &mut n.got);
+                }
+            }
+        }
+    }
+
+    fn vote(epoch: i64) -> Notification {
+        Notification {
+            state: PeerState::Looking,
+            vote: Vote {
+                leader: 1,
+                zxid: 0,
+                peer_epoch: 0,
+            },
+            election_epoch: epoch,
+            version: 2,
+        }
+    }
+
+    fn messages(n: &Node) -> Vec<(Sid, i64)> {
+        n.got
+            .iter()
+            .filter_map(|d| match d {
+                Delivery::Message(s, m) => Some((*s, m.election_epoch)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// quorum.md §1.2 and §1.3: the smaller sid's dial is dropped and the
+    /// larger dials back; only the newest of several unsent notifications
+    /// is delivered (SEND_CAPACITY 1).
+    #[test]
+    fn smaller_sid_is_dialed_back_and_only_the_newest_is_sent() {
+        let l1 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let l2 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peers = vec![(1, hp(&l1)), (2, hp(&l2))];
+        let mut a = node(1, l1, &peers);
+        let mut b = node(2, l2, &peers);
+        let now = Instant::now();
+        for e in 1..=3 {
+            a.t.send(a.poll.registry(), 2, &vote(e), now);
+        }
+        pump(&mut [&mut a, &mut b], |n| !messages(n[1]).is_empty());
+        assert_eq!(messages(&b), vec![(1, 3)], "only the newest notification");
+        assert_eq!(a.t.connected(), vec![2]);
+        assert_eq!(b.t.connected(), vec![1]);
+        // One connection between them: the one 2 dialed.
+        assert_eq!(a.t.conns.len(), 1);
+        assert_eq!(b.t.conns.len(), 1);
+        assert!(matches!(
+            b.t.conns.values().next().unwrap().state,
+            State::Up { sid: 1 }
+        ));
+        assert!(a.got.iter().any(|d| matches!(d, Delivery::Connected(2))));
+        // And back.
+        b.t.send(b.poll.registry(), 1, &vote(9), Instant::now());
+        pump(&mut [&mut a, &mut b], |n| !messages(n[0]).is_empty());
+        assert_eq!(messages(&a), vec![(2, 9)]);
+    }
+
+    /// A peer that restarts on the same port is dialed again (with backoff)
+    /// and gets the notification that waited in its slot.
+    #[test]
+    fn a_restarted_peer_is_reached_again() {
+        let l1 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let l2 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr2 = l2.local_addr().unwrap();
+        let peers = vec![(1, hp(&l1)), (2, hp(&l2))];
+        let mut a = node(1, l1, &peers);
+        let mut b = node(2, l2, &peers);
+        b.t.send(b.poll.registry(), 1, &vote(1), Instant::now());
+        pump(&mut [&mut a, &mut b], |n| !messages(n[0]).is_empty());
+        drop(b);
+        pump(&mut [&mut a], |n| {
+            n[0].got
+                .iter()
+                .any(|d| matches!(d, Delivery::Disconnected(2)))
+        });
+        a.t.send(a.poll.registry(), 2, &vote(5), Instant::now());
+        // Nobody listens for a while: the dials fail and back off.
+        let until = Instant::now() + Duration::from_millis(300);
+        pump(&mut [&mut a], |_| Instant::now() >= until);
+        let l2 = std::net::TcpListener::bind(addr2).unwrap();
+        let mut b = node(2, l2, &peers);
+        pump(&mut [&mut a, &mut b], |n| !messages(n[1]).is_empty());
+        assert_eq!(messages(&b), vec![(1, 5)]);
     }
 }

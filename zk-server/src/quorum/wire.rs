@@ -282,4 +282,59 @@ mod tests {
         bad[3] = 5;
         assert!(parse_learner_info(&bad).is_err());
     }
+
+    /// Random and mutated inputs: every parser answers (value, need more, or
+    /// error) without panicking, and never claims more bytes than it has.
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let seeds = [
+            initial_message(2, "127.0.0.1:3888"),
+            learner_info_packet(false, 1, 3),
+            notification_frame(
+                &Notification {
+                    state: PeerState::Following,
+                    vote: Vote {
+                        leader: 1,
+                        zxid: 2,
+                        peer_epoch: 3,
+                    },
+                    election_epoch: 4,
+                    version: 2,
+                },
+                &Bytes::from_static(b"version=0"),
+            )
+            .to_vec(),
+        ];
+        for i in 0..200_000 {
+            let mut b = if i % 2 == 0 {
+                seeds[i % 3].clone()
+            } else {
+                let len = (next() % 64) as usize;
+                (0..len).map(|_| next() as u8).collect()
+            };
+            if !b.is_empty() {
+                for _ in 0..(next() % 4) {
+                    let at = (next() as usize) % b.len();
+                    b[at] = next() as u8;
+                }
+                b.truncate((next() as usize) % (b.len() + 1));
+            }
+            if let Ok(Some((_, used))) = parse_initial(&b) {
+                assert!(used <= b.len());
+            }
+            if let Ok(Some(r)) = parse_frame(&b) {
+                assert!(r.end <= b.len());
+                let _ = decode_notification(Bytes::copy_from_slice(&b[r]));
+            }
+            let _ = parse_learner_info(&b);
+            let _ = decode_notification(Bytes::from(b));
+        }
+    }
 }
