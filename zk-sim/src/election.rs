@@ -196,7 +196,7 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "seed {} failed at {} ms: {}\nreplay: ZK_SIM_SEED={} cargo test -p zk-sim --test election replay -- --nocapture\nlast events:\n{}",
+            "seed {} failed at {} ms: {}\nreplay: ZK_SIM_SEED={} cargo test -p zk-sim --test <election|ensemble> replay -- --nocapture\nlast events:\n{}",
             self.seed, self.at, self.what, self.seed, self.trace
         )
     }

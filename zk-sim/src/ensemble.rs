@@ -1,0 +1,1400 @@
+//! The ensemble simulator: whole peers (zk-election + zk-zab) over a
+//! simulated network and disk, with the Zab invariants checked after every
+//! step.
+//!
+//! # Model
+//!
+//! * **Peers**: each server runs an election core and, once decided, a
+//!   [`Leader`] or a [`Learner`] (followers and observers). The sim is their
+//!   runtime: it carries out their commands exactly as zk-server must.
+//! * **Disk**: a log whose records become durable only when an fsync
+//!   completes (a random delay later), `acceptedEpoch` and `currentEpoch` as
+//!   separate durable writes, and a snapshot (written at SNAP sync). A crash
+//!   loses every write not yet durable, so it can fall between any two of
+//!   "log the synced txns", "write currentEpoch" and "ACK NEWLEADER" (the
+//!   windows of ZK-3911 / 4643 / 4646 / 4785). A restart rebuilds the tree
+//!   from the snapshot and the durable log, as Apache's `loadDataBase`.
+//! * **Roles**: a role starts once everything logged is durable, with the
+//!   tree equal to the whole log (Apache reloads its database between roles;
+//!   ZK-2845 came from keeping a stale one).
+//! * **Network**: election connections as in [`crate::election`]; each
+//!   leader-learner connection is a FIFO stream that a crash or a partition
+//!   breaks. A SNAP packet travels with the leader's tree as it was when sent.
+//! * **Clients**: writes are proposed at the established leader; a write is
+//!   acknowledged when the leader applies it.
+//!
+//! # Checks (ensemble-testing.md §5.2)
+//!
+//! * **Leadership**: at most one server ever establishes a given epoch.
+//! * **Agreement / Integrity**: a zxid is applied with the same txn everywhere.
+//! * **PrefixConsistency / TotalOrder**: a server applies in zxid order and
+//!   never skips a txn another server applied.
+//! * **Committed durability**: TRUNC never removes an applied txn; a leader
+//!   that establishes an epoch holds every acknowledged write.
+//! * **Epoch files**: acceptedEpoch ≥ currentEpoch on every disk.
+//! * Each core's `validate()` after every step.
+//! * **Liveness**: after the heal one leader is established, every other
+//!   server serves under it, all trees are equal and hold every acknowledged
+//!   write, within a bounded time.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use zk_election::{
+    Command as ElCommand, Election, Event as ElEvent, Majority, Notification, Params, PeerState,
+    Sid, Timer,
+};
+use zk_zab::{
+    Conn, Leader, LeaderCommand, LeaderConfig, LeaderEvent, LeaderStart, Learner, LearnerCommand,
+    LearnerConfig, LearnerEvent, LearnerStart, Packet, Zxid,
+};
+
+use crate::election::Failure;
+use crate::rng::Rng;
+
+/// One run's ensemble, timing, faults and load.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Voters (sids 1..=voters).
+    pub voters: usize,
+    /// Observers (the sids after the voters).
+    pub observers: usize,
+    /// Election timing.
+    pub params: Params,
+    /// tickTime (ms).
+    pub tick_ms: u64,
+    /// initLimit (ticks).
+    pub init_limit: u64,
+    /// syncLimit (ticks).
+    pub sync_limit: u64,
+    /// One-way message delay range (ms).
+    pub delay_ms: (u64, u64),
+    /// fsync duration range (ms).
+    pub fsync_ms: (u64, u64),
+    /// Length of the fault phase (ms).
+    pub fault_ms: u64,
+    /// Faults drawn within it.
+    pub faults: usize,
+    /// Client writes spread over the fault phase (and its first seconds).
+    pub writes: usize,
+    /// After the heal everything must settle within this long (ms).
+    pub liveness_ms: u64,
+    /// Window of committed txns the leader keeps for DIFF.
+    pub commit_log_count: usize,
+    /// "Buggify": the chance that a server crashes (within an fsync's time)
+    /// right after it sends an ACK or a COMMIT, during the fault phase, at
+    /// most `targeted_crashes` times: crashes in the persistence windows of
+    /// sync and broadcast, which uniform faults almost never hit.
+    pub crash_after_ack: f64,
+    /// The most targeted crashes per run.
+    pub targeted_crashes: usize,
+}
+
+impl Options {
+    /// Swarm testing: every seed draws its own ensemble, timing and faults.
+    pub fn swarm(seed: u64) -> Self {
+        let mut r = Rng::new(seed ^ 0x2A2A_0000_A2A2);
+        let voters = if r.chance(0.6) { 3 } else { 5 };
+        let delay_hi = [1, 5, 30][r.below(3)];
+        Options {
+            voters,
+            observers: usize::from(r.chance(0.25)),
+            params: Params {
+                finalize_wait_ms: [20, 50, 200][r.below(3)],
+                min_notification_interval_ms: 50,
+                max_notification_interval_ms: 2000,
+            },
+            tick_ms: 2000,
+            init_limit: 10,
+            sync_limit: 5,
+            delay_ms: (0, delay_hi),
+            fsync_ms: (0, [1, 10, 50][r.below(3)]),
+            fault_ms: [5_000, 30_000, 60_000][r.below(3)],
+            faults: r.below(10),
+            writes: [0, 20, 100][r.below(3)],
+            liveness_ms: 300_000,
+            commit_log_count: [3, 500][r.below(2)],
+            crash_after_ack: [0.0, 0.02, 0.2][r.below(3)],
+            targeted_crashes: r.below(4),
+        }
+    }
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The seed.
+    pub seed: u64,
+    /// Hash of the event trace.
+    pub trace_hash: u64,
+    /// Events processed.
+    pub events: u64,
+    /// Writes acknowledged to clients.
+    pub acked: usize,
+    /// The final leader.
+    pub leader: Sid,
+    /// The final epoch.
+    pub epoch: u32,
+    /// How the learners were synced, over the whole run.
+    pub syncs: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Debug, Clone)]
+enum QMsg {
+    Packet(Packet),
+    /// SNAP and the leader's tree when it was sent.
+    Snap(Zxid, Vec<(Zxid, Bytes)>),
+}
+
+#[derive(Debug, Clone)]
+enum Durable {
+    Log {
+        generation: u64,
+        upto: usize,
+    },
+    Accepted(u32),
+    Current(u32),
+    Snapshot {
+        zxid: Zxid,
+        tree: Vec<(Zxid, Bytes)>,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum Ev {
+    Start(Sid),
+    Crash {
+        node: Sid,
+        restart_at: u64,
+    },
+    ElDeliver {
+        from: Sid,
+        to: Sid,
+        generation: u64,
+        msg: Notification,
+    },
+    ElConnect {
+        a: Sid,
+        b: Sid,
+    },
+    ElTimer {
+        node: Sid,
+        inc: u64,
+        timer: Timer,
+        generation: u64,
+    },
+    QDeliver {
+        to: Sid,
+        conn: Conn,
+        to_leader: bool,
+        msg: QMsg,
+    },
+    QConnect {
+        node: Sid,
+        inc: u64,
+    },
+    Fsync {
+        node: Sid,
+        inc: u64,
+        what: Durable,
+    },
+    Tick {
+        node: Sid,
+        inc: u64,
+    },
+    RoleStart {
+        node: Sid,
+        inc: u64,
+    },
+    Write(u64),
+    Partition {
+        side: Vec<Sid>,
+        until: u64,
+    },
+    Unblock {
+        a: Sid,
+        b: Sid,
+    },
+    Break {
+        a: Sid,
+        b: Sid,
+    },
+    Heal,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Pair {
+    up: bool,
+    connecting: bool,
+    generation: u64,
+    blocked: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Disk {
+    snap: Vec<(Zxid, Bytes)>,
+    log: Vec<(Zxid, Bytes)>,
+    durable: usize,
+    generation: u64,
+    accepted: u32,
+    current: u32,
+}
+
+impl Disk {
+    /// Snapshot + log: what a restart loads.
+    fn history(&self, durable_only: bool) -> Vec<(Zxid, Bytes)> {
+        let snap_end = self.snap.last().map_or(Zxid::ZERO, |t| t.0);
+        let n = if durable_only {
+            self.durable
+        } else {
+            self.log.len()
+        };
+        let mut h = self.snap.clone();
+        h.extend(self.log[..n].iter().filter(|t| t.0 > snap_end).cloned());
+        h
+    }
+}
+
+#[allow(clippy::large_enum_variant)] // one per server; boxing buys nothing here
+enum Role {
+    Looking,
+    Pending(PeerState, Sid),
+    Leading {
+        core: Leader,
+        conns: BTreeMap<Conn, Sid>,
+        held_snap: Option<(Conn, Zxid)>,
+    },
+    Learning {
+        core: Learner,
+        leader: Sid,
+        conn: Option<Conn>,
+        deadline: u64,
+    },
+}
+
+struct Node {
+    inc: u64,
+    election: Election<Majority>,
+    timers: BTreeMap<Timer, u64>,
+    role: Role,
+    tree: Vec<(Zxid, Bytes)>,
+}
+
+struct QConn {
+    leader: Sid,
+    learner: Sid,
+    alive: bool,
+    /// Last scheduled delivery per direction (to_leader, to_learner): FIFO.
+    lanes: (u64, u64),
+}
+
+struct Sim {
+    seed: u64,
+    opts: Options,
+    rng: Rng,
+    now: u64,
+    seq: u64,
+    queue: BTreeMap<(u64, u64), Ev>,
+    nodes: BTreeMap<Sid, Option<Node>>,
+    disks: BTreeMap<Sid, Disk>,
+    pairs: BTreeMap<(Sid, Sid), Pair>,
+    lanes: BTreeMap<(Sid, Sid), u64>,
+    conns: BTreeMap<Conn, QConn>,
+    quorum: Majority,
+    incarnations: u64,
+    next_conn: Conn,
+    timer_gen: u64,
+    healed: bool,
+    // ghosts
+    committed: BTreeMap<Zxid, Bytes>,
+    acked: BTreeMap<Zxid, Bytes>,
+    epoch_leader: BTreeMap<u32, Sid>,
+    syncs: BTreeMap<&'static str, u64>,
+    targeted: usize,
+    hash: u64,
+    events: u64,
+    log: Vec<String>,
+}
+
+type Res = Result<(), Box<Failure>>;
+
+/// Runs one seed.
+pub fn run(seed: u64, opts: &Options) -> Result<Report, Box<Failure>> {
+    let n = (opts.voters + opts.observers) as Sid;
+    let mut sim = Sim {
+        seed,
+        opts: opts.clone(),
+        rng: Rng::new(seed),
+        now: 0,
+        seq: 0,
+        queue: BTreeMap::new(),
+        nodes: (1..=n).map(|s| (s, None)).collect(),
+        disks: (1..=n).map(|s| (s, Disk::default())).collect(),
+        pairs: BTreeMap::new(),
+        lanes: BTreeMap::new(),
+        conns: BTreeMap::new(),
+        quorum: Majority::new(1..=opts.voters as Sid),
+        incarnations: 0,
+        next_conn: 0,
+        timer_gen: 0,
+        healed: false,
+        committed: BTreeMap::new(),
+        acked: BTreeMap::new(),
+        epoch_leader: BTreeMap::new(),
+        syncs: BTreeMap::new(),
+        targeted: 0,
+        hash: 0xcbf2_9ce4_8422_2325,
+        events: 0,
+        log: Vec::new(),
+    };
+    for s in 1..=n {
+        let t = sim.rng.range(0, 300);
+        sim.at(t, Ev::Start(s));
+    }
+    for _ in 0..opts.faults {
+        let at = sim.rng.range(0, opts.fault_ms);
+        let f = sim.draw_fault(at);
+        sim.at(at, f);
+    }
+    for i in 0..opts.writes {
+        let at = sim.rng.range(0, opts.fault_ms + 3000);
+        sim.at(at, Ev::Write(i as u64));
+    }
+    sim.at(opts.fault_ms, Ev::Heal);
+    sim.run_to_end()
+}
+
+impl Sim {
+    fn at(&mut self, t: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.insert((t, self.seq), ev);
+    }
+
+    fn fail(&self, what: String) -> Box<Failure> {
+        let start = self.log.len().saturating_sub(60);
+        Box::new(Failure {
+            seed: self.seed,
+            at: self.now,
+            what,
+            trace: self.log[start..].join("\n"),
+        })
+    }
+
+    fn note(&mut self, line: String) {
+        for b in line.bytes() {
+            self.hash = (self.hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        if self.log.len() > 4000 {
+            self.log.drain(..2000);
+        }
+        self.log.push(line);
+    }
+
+    fn draw_fault(&mut self, at: u64) -> Ev {
+        let n = self.nodes.len() as Sid;
+        let a = self.rng.range(1, n);
+        let mut b = self.rng.range(1, n);
+        if a == b {
+            b = a % n + 1;
+        }
+        let until = (at + self.rng.range(100, 20_000)).min(self.opts.fault_ms);
+        match self.rng.below(4) {
+            0 => Ev::Break { a, b },
+            1 => Ev::Partition {
+                side: (1..=n).filter(|_| self.rng.chance(0.4)).collect(),
+                until,
+            },
+            _ => Ev::Crash {
+                node: a,
+                restart_at: until,
+            },
+        }
+    }
+
+    fn run_to_end(mut self) -> Result<Report, Box<Failure>> {
+        let mut healed_at = 0;
+        loop {
+            let Some(((t, _), ev)) = self.queue.pop_first() else {
+                return Err(self.fail("the event queue ran dry".into()));
+            };
+            self.now = t;
+            self.events += 1;
+            if self.events > 3_000_000 {
+                return Err(self.fail("more than 3M events".into()));
+            }
+            let line = format!("{t:>8} {}", short(&ev));
+            self.note(line);
+            if matches!(ev, Ev::Heal) {
+                healed_at = t;
+            }
+            self.handle(ev)?;
+            self.check_nodes()?;
+            if self.healed && self.now > self.opts.fault_ms + 3000 {
+                if let Some((leader, epoch)) = self.settled() {
+                    return Ok(Report {
+                        seed: self.seed,
+                        trace_hash: self.hash,
+                        events: self.events,
+                        acked: self.acked.len(),
+                        leader,
+                        epoch,
+                        syncs: self.syncs.clone(),
+                    });
+                }
+                if self.now > healed_at + self.opts.liveness_ms {
+                    let states: Vec<String> = self
+                        .nodes
+                        .iter()
+                        .map(|(s, n)| match n {
+                            None => format!("{s}:down"),
+                            Some(n) => format!(
+                                "{s}:{} tree..{:?}",
+                                role_name(&n.role),
+                                n.tree.last().map(|t| t.0)
+                            ),
+                        })
+                        .collect();
+                    return Err(self.fail(format!(
+                        "not settled {} ms after the heal: {}",
+                        self.opts.liveness_ms,
+                        states.join(", ")
+                    )));
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, ev: Ev) -> Res {
+        match ev {
+            Ev::Start(s) => self.boot(s),
+            Ev::Crash { node, restart_at } => {
+                if self.node(node).is_some() {
+                    self.crash(node)?;
+                    self.at(restart_at.max(self.now + 1), Ev::Start(node));
+                }
+                Ok(())
+            }
+            Ev::ElDeliver {
+                from,
+                to,
+                generation,
+                msg,
+            } => {
+                let p = self.pair(from, to);
+                if p.up && p.generation == generation {
+                    self.el_feed(to, ElEvent::Received { from, msg })?;
+                }
+                Ok(())
+            }
+            Ev::ElConnect { a, b } => {
+                let ok =
+                    self.node(a).is_some() && self.node(b).is_some() && !self.pair(a, b).blocked;
+                let p = self.pair_mut(a, b);
+                p.connecting = false;
+                if ok && !p.up {
+                    p.up = true;
+                    p.generation += 1;
+                    self.el_feed(a, ElEvent::Connected(b))?;
+                    self.el_feed(b, ElEvent::Connected(a))?;
+                }
+                Ok(())
+            }
+            Ev::ElTimer {
+                node,
+                inc,
+                timer,
+                generation,
+            } => {
+                let live = self
+                    .node(node)
+                    .is_some_and(|n| n.inc == inc && n.timers.get(&timer) == Some(&generation));
+                if live {
+                    if let Some(n) = self.node_mut(node) {
+                        n.timers.remove(&timer);
+                    }
+                    self.el_feed(node, ElEvent::Timer(timer))?;
+                }
+                Ok(())
+            }
+            Ev::QDeliver {
+                to,
+                conn,
+                to_leader,
+                msg,
+            } => self.q_deliver(to, conn, to_leader, msg),
+            Ev::QConnect { node, inc } => self.q_connect(node, inc),
+            Ev::Fsync { node, inc, what } => self.fsync(node, inc, what),
+            Ev::Tick { node, inc } => self.tick(node, inc),
+            Ev::RoleStart { node, inc } => self.role_start(node, inc),
+            Ev::Write(id) => self.write(id),
+            Ev::Partition { side, until } => {
+                let n = self.nodes.len() as Sid;
+                for a in 1..=n {
+                    for b in (a + 1)..=n {
+                        if side.contains(&a) != side.contains(&b) {
+                            self.pair_mut(a, b).blocked = true;
+                            self.el_break(a, b)?;
+                            self.q_break_between(a, b)?;
+                            self.at(until, Ev::Unblock { a, b });
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Ev::Unblock { a, b } => {
+                self.pair_mut(a, b).blocked = false;
+                Ok(())
+            }
+            Ev::Break { a, b } => self.el_break(a, b),
+            Ev::Heal => {
+                self.healed = true;
+                for p in self.pairs.values_mut() {
+                    p.blocked = false;
+                }
+                let down: Vec<Sid> = self
+                    .nodes
+                    .iter()
+                    .filter(|(_, n)| n.is_none())
+                    .map(|(s, _)| *s)
+                    .collect();
+                for s in down {
+                    self.boot(s)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- nodes
+
+    fn node(&self, s: Sid) -> Option<&Node> {
+        self.nodes.get(&s).and_then(|n| n.as_ref())
+    }
+
+    fn node_mut(&mut self, s: Sid) -> Option<&mut Node> {
+        self.nodes.get_mut(&s).and_then(|n| n.as_mut())
+    }
+
+    fn is_observer(&self, s: Sid) -> bool {
+        s as usize > self.opts.voters
+    }
+
+    fn boot(&mut self, s: Sid) -> Res {
+        if self.node(s).is_some() {
+            return Ok(());
+        }
+        self.incarnations += 1;
+        let disk = self.disks.get_mut(&s).expect("every sid has a disk");
+        // A restart sees only what was durable.
+        disk.log.truncate(disk.durable);
+        let tree = disk.history(true);
+        if disk.accepted < disk.current {
+            return Err(self.fail(format!(
+                "server {s}: acceptedEpoch below currentEpoch on disk"
+            )));
+        }
+        let node = Node {
+            inc: self.incarnations,
+            election: Election::new(s, self.quorum.clone(), self.opts.params),
+            timers: BTreeMap::new(),
+            role: Role::Looking,
+            tree,
+        };
+        self.nodes.insert(s, Some(node));
+        let inc = self.incarnations;
+        self.at(self.now + self.opts.tick_ms / 2, Ev::Tick { node: s, inc });
+        self.start_looking(s)
+    }
+
+    fn start_looking(&mut self, s: Sid) -> Res {
+        let disk = &self.disks[&s];
+        let last = disk.history(false).last().map_or(Zxid::ZERO, |t| t.0);
+        let current = disk.current;
+        if let Some(n) = self.node_mut(s) {
+            n.role = Role::Looking;
+        }
+        self.el_feed(
+            s,
+            ElEvent::StartLooking {
+                last_zxid: last.as_i64(),
+                current_epoch: i64::from(current),
+            },
+        )
+    }
+
+    fn crash(&mut self, s: Sid) -> Res {
+        self.nodes.insert(s, None);
+        let n = self.nodes.len() as Sid;
+        for o in 1..=n {
+            if o != s {
+                self.el_break(s, o)?;
+            }
+        }
+        let conns: Vec<Conn> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.alive && (c.leader == s || c.learner == s))
+            .map(|(id, _)| *id)
+            .collect();
+        for c in conns {
+            self.q_close(c)?;
+        }
+        Ok(())
+    }
+
+    /// Leaves the current role (closing its connections) and elects again.
+    fn back_to_looking(&mut self, s: Sid, why: &str) -> Res {
+        self.note(format!("         server {s} goes LOOKING: {why}"));
+        let conns: Vec<Conn> = match self.node(s).map(|n| &n.role) {
+            Some(Role::Leading { conns, .. }) => conns.keys().copied().collect(),
+            Some(Role::Learning { conn: Some(c), .. }) => vec![*c],
+            _ => Vec::new(),
+        };
+        if let Some(n) = self.node_mut(s) {
+            n.role = Role::Looking;
+        }
+        for c in conns {
+            self.q_close(c)?;
+        }
+        self.start_looking(s)
+    }
+
+    fn check_nodes(&self) -> Res {
+        for n in self.nodes.values().flatten() {
+            n.election.validate();
+            match &n.role {
+                Role::Leading { core, .. } => core.validate(),
+                Role::Learning { core, .. } => core.validate(),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------- election
+
+    fn el_feed(&mut self, s: Sid, ev: ElEvent) -> Res {
+        let mut out = Vec::new();
+        let Some(node) = self.node_mut(s) else {
+            return Ok(());
+        };
+        node.election.step(ev, &mut out);
+        let inc = node.inc;
+        for c in out {
+            match c {
+                ElCommand::Send { to, msg } => self.el_send(s, to, msg),
+                ElCommand::SetTimer { timer, after_ms } => {
+                    self.timer_gen += 1;
+                    let generation = self.timer_gen;
+                    if let Some(n) = self.node_mut(s) {
+                        n.timers.insert(timer, generation);
+                    }
+                    self.at(
+                        self.now + after_ms,
+                        Ev::ElTimer {
+                            node: s,
+                            inc,
+                            timer,
+                            generation,
+                        },
+                    );
+                }
+                ElCommand::CancelTimer(timer) => {
+                    if let Some(n) = self.node_mut(s) {
+                        n.timers.remove(&timer);
+                    }
+                }
+                ElCommand::Decided(d) => {
+                    if let Some(n) = self.node_mut(s) {
+                        n.role = Role::Pending(d.state, d.leader);
+                    }
+                    self.at(self.now, Ev::RoleStart { node: s, inc });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn el_send(&mut self, from: Sid, to: Sid, msg: Notification) {
+        if !self.nodes.contains_key(&to) {
+            return;
+        }
+        let p = self.pair(from, to);
+        if p.up {
+            let d = self.rng.range(self.opts.delay_ms.0, self.opts.delay_ms.1);
+            let lane = self.lanes.entry((from, to)).or_default();
+            let t = (self.now + d).max(*lane);
+            *lane = t;
+            self.at(
+                t,
+                Ev::ElDeliver {
+                    from,
+                    to,
+                    generation: p.generation,
+                    msg,
+                },
+            );
+        } else if !p.connecting {
+            self.pair_mut(from, to).connecting = true;
+            let d = self.rng.range(self.opts.delay_ms.0, self.opts.delay_ms.1);
+            self.at(self.now + d, Ev::ElConnect { a: from, b: to });
+        }
+    }
+
+    fn el_break(&mut self, a: Sid, b: Sid) -> Res {
+        let p = self.pair_mut(a, b);
+        if !p.up {
+            return Ok(());
+        }
+        p.up = false;
+        p.generation += 1;
+        self.el_feed(a, ElEvent::Disconnected(b))?;
+        self.el_feed(b, ElEvent::Disconnected(a))
+    }
+
+    fn pair(&mut self, a: Sid, b: Sid) -> Pair {
+        self.pair_mut(a, b).clone()
+    }
+
+    fn pair_mut(&mut self, a: Sid, b: Sid) -> &mut Pair {
+        self.pairs.entry((a.min(b), a.max(b))).or_default()
+    }
+
+    // ---------------------------------------------------------------- roles
+
+    fn role_start(&mut self, s: Sid, inc: u64) -> Res {
+        let Some(node) = self.node(s) else {
+            return Ok(());
+        };
+        let Role::Pending(state, leader) = node.role else {
+            return Ok(());
+        };
+        if node.inc != inc {
+            return Ok(());
+        }
+        let disk = &self.disks[&s];
+        if disk.durable < disk.log.len() {
+            // A role starts on a quiet log (fsyncs in flight complete first).
+            self.at(self.now + 1, Ev::RoleStart { node: s, inc });
+            return Ok(());
+        }
+        let history = disk.history(true);
+        let (accepted, current) = (disk.accepted, disk.current);
+        let last = history.last().map_or(Zxid::ZERO, |t| t.0);
+        let cfg_voters: BTreeSet<u64> = (1..=self.opts.voters as u64).collect();
+        let (tick, init, sync) = (
+            self.opts.tick_ms,
+            self.opts.init_limit,
+            self.opts.sync_limit,
+        );
+        if let Some(n) = self.node_mut(s) {
+            n.tree = history.clone();
+        }
+        if state == PeerState::Leading {
+            let start = LeaderStart {
+                accepted_epoch: accepted,
+                current_epoch: current,
+                applied: last,
+                recent: history
+                    .iter()
+                    .rev()
+                    .take(self.opts.commit_log_count)
+                    .rev()
+                    .cloned()
+                    .collect(),
+                tail: Vec::new(),
+            };
+            let cfg = LeaderConfig {
+                sid: s,
+                voters: cfg_voters,
+                init_limit: init,
+                sync_limit: sync,
+                commit_log_count: self.opts.commit_log_count,
+                config: Bytes::from_static(b"version=0"),
+            };
+            let mut out = Vec::new();
+            let core = Leader::new(cfg, start, &mut out);
+            if let Some(n) = self.node_mut(s) {
+                n.role = Role::Leading {
+                    core,
+                    conns: BTreeMap::new(),
+                    held_snap: None,
+                };
+            }
+            self.leader_cmds(s, out)
+        } else {
+            let core = Learner::new(
+                LearnerConfig {
+                    sid: s,
+                    observer: self.is_observer(s),
+                    init_limit: init,
+                    sync_limit: sync,
+                },
+                LearnerStart {
+                    last_zxid: last,
+                    accepted_epoch: accepted,
+                    current_epoch: current,
+                },
+            );
+            let deadline = self.now + init * tick;
+            if let Some(n) = self.node_mut(s) {
+                n.role = Role::Learning {
+                    core,
+                    leader,
+                    conn: None,
+                    deadline,
+                };
+            }
+            self.q_connect(s, inc)
+        }
+    }
+
+    fn q_connect(&mut self, s: Sid, inc: u64) -> Res {
+        let Some(node) = self.node(s) else {
+            return Ok(());
+        };
+        let Role::Learning {
+            leader,
+            conn: None,
+            deadline,
+            ..
+        } = node.role
+        else {
+            return Ok(());
+        };
+        if node.inc != inc {
+            return Ok(());
+        }
+        let reachable = !self.pair(s, leader).blocked
+            && matches!(
+                self.node(leader).map(|n| &n.role),
+                Some(Role::Leading { .. })
+            );
+        if !reachable {
+            if self.now >= deadline {
+                return self.back_to_looking(s, "could not reach the leader within initLimit");
+            }
+            self.at(self.now + 100, Ev::QConnect { node: s, inc });
+            return Ok(());
+        }
+        let c = self.next_conn;
+        self.next_conn += 1;
+        self.conns.insert(
+            c,
+            QConn {
+                leader,
+                learner: s,
+                alive: true,
+                lanes: (0, 0),
+            },
+        );
+        if let Some(Role::Learning { conn, .. }) = self.node_mut(s).map(|n| &mut n.role) {
+            *conn = Some(c);
+        }
+        if let Some(Role::Leading { conns, .. }) = self.node_mut(leader).map(|n| &mut n.role) {
+            conns.insert(c, s);
+        }
+        self.leader_feed(leader, LeaderEvent::Connected(c))?;
+        self.learner_feed(s, LearnerEvent::Connected)
+    }
+
+    fn q_send(&mut self, conn: Conn, to_leader: bool, msg: QMsg) {
+        let acking = matches!(
+            msg,
+            QMsg::Packet(Packet::Ack { .. } | Packet::Commit { .. })
+        );
+        if acking
+            && !self.healed
+            && self.targeted < self.opts.targeted_crashes
+            && self.rng.chance(self.opts.crash_after_ack)
+            && let Some(c) = self.conns.get(&conn)
+        {
+            let node = if to_leader { c.learner } else { c.leader };
+            self.targeted += 1;
+            let at = self.now + self.rng.range(0, self.opts.fsync_ms.1);
+            let restart_at = at + self.rng.range(100, 5000);
+            self.at(at, Ev::Crash { node, restart_at });
+        }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if !c.alive {
+            return;
+        }
+        let d = self.rng.range(self.opts.delay_ms.0, self.opts.delay_ms.1);
+        let lane = if to_leader {
+            &mut c.lanes.0
+        } else {
+            &mut c.lanes.1
+        };
+        let t = (self.now + d).max(*lane);
+        *lane = t;
+        let to = if to_leader { c.leader } else { c.learner };
+        self.at(
+            t,
+            Ev::QDeliver {
+                to,
+                conn,
+                to_leader,
+                msg,
+            },
+        );
+    }
+
+    fn q_deliver(&mut self, to: Sid, conn: Conn, to_leader: bool, msg: QMsg) -> Res {
+        if !self.conns.get(&conn).is_some_and(|c| c.alive) {
+            return Ok(());
+        }
+        if to_leader {
+            let QMsg::Packet(p) = msg else {
+                return Ok(());
+            };
+            return self.leader_feed(to, LeaderEvent::Packet(conn, p));
+        }
+        match msg {
+            QMsg::Packet(p) => self.learner_feed(to, LearnerEvent::Packet(p)),
+            QMsg::Snap(zxid, tree) => {
+                // The runtime reads the body and replaces its tree first.
+                if let Some(n) = self.node_mut(to) {
+                    n.tree = tree;
+                }
+                *self.syncs.entry("SNAP").or_default() += 1;
+                self.learner_feed(to, LearnerEvent::Packet(Packet::Snap { zxid }))
+            }
+        }
+    }
+
+    /// Closes a leader-learner connection; the learner elects again.
+    fn q_close(&mut self, c: Conn) -> Res {
+        let Some(qc) = self.conns.get_mut(&c) else {
+            return Ok(());
+        };
+        if !qc.alive {
+            return Ok(());
+        }
+        qc.alive = false;
+        let (leader, learner) = (qc.leader, qc.learner);
+        let leader_has = matches!(self.node(leader).map(|n| &n.role),
+            Some(Role::Leading { conns, .. }) if conns.contains_key(&c));
+        if leader_has {
+            if let Some(Role::Leading { conns, .. }) = self.node_mut(leader).map(|n| &mut n.role) {
+                conns.remove(&c);
+            }
+            self.leader_feed(leader, LeaderEvent::Closed(c))?;
+        }
+        let learner_has = matches!(self.node(learner).map(|n| &n.role),
+            Some(Role::Learning { conn: Some(x), .. }) if *x == c);
+        if learner_has {
+            self.back_to_looking(learner, "the leader connection closed")?;
+        }
+        Ok(())
+    }
+
+    fn q_break_between(&mut self, a: Sid, b: Sid) -> Res {
+        let conns: Vec<Conn> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.alive && ((c.leader == a && c.learner == b) || (c.leader == b && c.learner == a))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for c in conns {
+            self.q_close(c)?;
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self, s: Sid, inc: u64) -> Res {
+        let Some(node) = self.node(s) else {
+            return Ok(());
+        };
+        if node.inc != inc {
+            return Ok(());
+        }
+        let which = match node.role {
+            Role::Leading { .. } => 1,
+            Role::Learning { conn: Some(_), .. } => 2,
+            _ => 0,
+        };
+        self.at(self.now + self.opts.tick_ms / 2, Ev::Tick { node: s, inc });
+        match which {
+            1 => self.leader_feed(s, LeaderEvent::Tick),
+            2 => self.learner_feed(s, LearnerEvent::Tick),
+            _ => Ok(()),
+        }
+    }
+
+    fn write(&mut self, id: u64) -> Res {
+        let leader = self
+            .nodes
+            .iter()
+            .find_map(|(s, n)| match n.as_ref().map(|n| &n.role) {
+                Some(Role::Leading { core, .. }) if core.is_established() => Some(*s),
+                _ => None,
+            });
+        let Some(l) = leader else {
+            return Ok(());
+        };
+        let mut out = Vec::new();
+        if let Some(Role::Leading { core, .. }) = self.node_mut(l).map(|n| &mut n.role) {
+            let zxid = core.next_zxid();
+            let _ = core.propose(zxid, Bytes::from(format!("w{id}@{zxid}")), &mut out);
+        }
+        self.leader_cmds(l, out)
+    }
+
+    fn schedule_fsync(&mut self, s: Sid, what: Durable) {
+        let inc = self.node(s).map_or(0, |n| n.inc);
+        let d = self.rng.range(self.opts.fsync_ms.0, self.opts.fsync_ms.1);
+        self.at(self.now + d, Ev::Fsync { node: s, inc, what });
+    }
+
+    fn fsync(&mut self, s: Sid, inc: u64, what: Durable) -> Res {
+        if self.node(s).is_none_or(|n| n.inc != inc) {
+            return Ok(()); // the crash lost it
+        }
+        let disk = self.disks.get_mut(&s).expect("disk");
+        let ev = match what {
+            Durable::Log { generation, upto } => {
+                if generation != disk.generation || upto <= disk.durable {
+                    return Ok(());
+                }
+                disk.durable = upto.min(disk.log.len());
+                let z = disk.log[disk.durable - 1].0;
+                (LeaderEvent::LogDurable(z), LearnerEvent::LogDurable(z))
+            }
+            Durable::Accepted(e) => {
+                disk.accepted = disk.accepted.max(e);
+                (
+                    LeaderEvent::AcceptedEpochDurable(e),
+                    LearnerEvent::AcceptedEpochDurable(e),
+                )
+            }
+            Durable::Current(e) => {
+                disk.current = e;
+                if disk.accepted < disk.current {
+                    return Err(self.fail(format!(
+                        "server {s}: currentEpoch {e} durable above acceptedEpoch"
+                    )));
+                }
+                (
+                    LeaderEvent::CurrentEpochDurable(e),
+                    LearnerEvent::CurrentEpochDurable(e),
+                )
+            }
+            Durable::Snapshot { zxid, tree } => {
+                disk.snap = tree;
+                disk.log.clear();
+                disk.durable = 0;
+                disk.generation += 1;
+                (LeaderEvent::Tick, LearnerEvent::SnapshotDurable(zxid))
+            }
+        };
+        match self.node(s).map(|n| &n.role) {
+            Some(Role::Leading { .. }) if !matches!(ev.0, LeaderEvent::Tick) => {
+                self.leader_feed(s, ev.0)
+            }
+            Some(Role::Learning { .. }) => self.learner_feed(s, ev.1),
+            _ => Ok(()),
+        }
+    }
+
+    fn append(&mut self, s: Sid, zxid: Zxid, txn: Bytes) -> Res {
+        let disk = self.disks.get_mut(&s).expect("disk");
+        if let Some(last) = disk.log.last().map(|t| t.0).filter(|l| *l >= zxid) {
+            return Err(self.fail(format!("server {s}: log append {zxid} after {last}")));
+        }
+        disk.log.push((zxid, txn));
+        let (generation, upto) = (disk.generation, disk.log.len());
+        self.schedule_fsync(s, Durable::Log { generation, upto });
+        Ok(())
+    }
+
+    /// Agreement, Integrity, PrefixConsistency and TotalOrder for one apply.
+    fn apply(&mut self, s: Sid, zxid: Zxid, txn: Bytes, at_leader: bool) -> Res {
+        if let Some(t) = self.committed.get(&zxid)
+            && *t != txn
+        {
+            return Err(self.fail(format!(
+                "server {s} applied {zxid} with another txn than before"
+            )));
+        }
+        let last = self
+            .node(s)
+            .and_then(|n| n.tree.last().map(|t| t.0))
+            .unwrap_or(Zxid::ZERO);
+        if zxid <= last {
+            return Err(self.fail(format!("server {s} applied {zxid} after {last}")));
+        }
+        if let Some((skipped, _)) = self.committed.range(last..zxid).find(|(z, _)| **z > last) {
+            return Err(self.fail(format!(
+                "server {s} applied {zxid} but skipped {skipped}, applied elsewhere"
+            )));
+        }
+        self.committed.insert(zxid, txn.clone());
+        if at_leader && txn.starts_with(b"w") {
+            self.acked.insert(zxid, txn.clone());
+        }
+        if let Some(n) = self.node_mut(s) {
+            n.tree.push((zxid, txn));
+        }
+        Ok(())
+    }
+
+    // --------------------------------------------------------------- leader
+
+    fn leader_feed(&mut self, s: Sid, ev: LeaderEvent) -> Res {
+        let mut out = Vec::new();
+        match self.node_mut(s).map(|n| &mut n.role) {
+            Some(Role::Leading { core, .. }) => core.step(ev, &mut out),
+            _ => return Ok(()),
+        }
+        self.leader_cmds(s, out)
+    }
+
+    fn leader_cmds(&mut self, s: Sid, out: Vec<LeaderCommand>) -> Res {
+        for c in out {
+            if !matches!(self.node(s).map(|n| &n.role), Some(Role::Leading { .. })) {
+                break;
+            }
+            match c {
+                LeaderCommand::Send(conn, Packet::Snap { zxid }) => {
+                    if let Some(Role::Leading { held_snap, .. }) =
+                        self.node_mut(s).map(|n| &mut n.role)
+                    {
+                        *held_snap = Some((conn, zxid));
+                    }
+                }
+                LeaderCommand::SendSnapshot(conn) => {
+                    let (held, tree) = match self.node_mut(s) {
+                        Some(n) => match &mut n.role {
+                            Role::Leading { held_snap, .. } => (held_snap.take(), n.tree.clone()),
+                            _ => (None, Vec::new()),
+                        },
+                        None => (None, Vec::new()),
+                    };
+                    if let Some((c, zxid)) = held.filter(|h| h.0 == conn) {
+                        let end = tree.last().map_or(Zxid::ZERO, |t| t.0);
+                        if end != zxid {
+                            return Err(self.fail(format!("SNAP {zxid} but the tree is at {end}")));
+                        }
+                        self.q_send(c, false, QMsg::Snap(zxid, tree));
+                    }
+                }
+                LeaderCommand::Send(conn, p) => {
+                    match &p {
+                        Packet::Diff { .. } => *self.syncs.entry("DIFF").or_default() += 1,
+                        Packet::Trunc { .. } => *self.syncs.entry("TRUNC").or_default() += 1,
+                        _ => {}
+                    }
+                    self.q_send(conn, false, QMsg::Packet(p));
+                }
+                LeaderCommand::Close(conn, _) => self.q_close(conn)?,
+                LeaderCommand::PersistAcceptedEpoch(e) => {
+                    self.schedule_fsync(s, Durable::Accepted(e))
+                }
+                LeaderCommand::PersistCurrentEpoch(e) => {
+                    self.schedule_fsync(s, Durable::Current(e))
+                }
+                LeaderCommand::Append { zxid, txn } => self.append(s, zxid, txn)?,
+                LeaderCommand::Apply { zxid, txn } => self.apply(s, zxid, txn, true)?,
+                LeaderCommand::Established { epoch } => self.established(s, epoch)?,
+                LeaderCommand::FromLearner(..) => {}
+                LeaderCommand::GoLooking(why) => self.back_to_looking(s, &why)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn established(&mut self, s: Sid, epoch: u32) -> Res {
+        if let Some(other) = self.epoch_leader.insert(epoch, s)
+            && other != s
+        {
+            return Err(self.fail(format!("epoch {epoch} established by {other} and by {s}")));
+        }
+        let tree: BTreeMap<Zxid, Bytes> = self
+            .node(s)
+            .map(|n| n.tree.iter().cloned().collect())
+            .unwrap_or_default();
+        if let Some((z, _)) = self.acked.iter().find(|(z, t)| tree.get(z) != Some(t)) {
+            return Err(self.fail(format!(
+                "leader {s} of epoch {epoch} lacks acknowledged write {z}"
+            )));
+        }
+        self.note(format!("         server {s} established epoch {epoch}"));
+        self.el_feed(
+            s,
+            ElEvent::EpochEstablished {
+                peer_epoch: i64::from(epoch),
+            },
+        )
+    }
+
+    // -------------------------------------------------------------- learner
+
+    fn learner_feed(&mut self, s: Sid, ev: LearnerEvent) -> Res {
+        let mut out = Vec::new();
+        let conn = match self.node_mut(s).map(|n| &mut n.role) {
+            Some(Role::Learning { core, conn, .. }) => {
+                core.step(ev, &mut out);
+                *conn
+            }
+            _ => return Ok(()),
+        };
+        for c in out {
+            if !matches!(self.node(s).map(|n| &n.role), Some(Role::Learning { .. })) {
+                break;
+            }
+            match c {
+                LearnerCommand::Send(p) => {
+                    if let Some(c) = conn {
+                        self.q_send(c, true, QMsg::Packet(p));
+                    }
+                }
+                LearnerCommand::PersistAcceptedEpoch(e) => {
+                    self.schedule_fsync(s, Durable::Accepted(e))
+                }
+                LearnerCommand::PersistCurrentEpoch(e) => {
+                    self.schedule_fsync(s, Durable::Current(e))
+                }
+                LearnerCommand::Truncate(z) => self.truncate(s, z)?,
+                LearnerCommand::PersistSnapshot(zxid) => {
+                    let tree = self.node(s).map(|n| n.tree.clone()).unwrap_or_default();
+                    self.schedule_fsync(s, Durable::Snapshot { zxid, tree });
+                }
+                LearnerCommand::Append { zxid, txn } => self.append(s, zxid, txn)?,
+                LearnerCommand::Apply { zxid, txn } => self.apply(s, zxid, txn, false)?,
+                LearnerCommand::StartServing { epoch } => {
+                    self.el_feed(
+                        s,
+                        ElEvent::EpochEstablished {
+                            peer_epoch: i64::from(epoch),
+                        },
+                    )?;
+                }
+                LearnerCommand::AnswerPing(zxid) => {
+                    if let Some(c) = conn {
+                        self.q_send(
+                            c,
+                            true,
+                            QMsg::Packet(Packet::Ping {
+                                zxid,
+                                data: Some(Bytes::new()),
+                            }),
+                        );
+                    }
+                }
+                LearnerCommand::Deliver(_) => {}
+                LearnerCommand::GoLooking(why) => self.back_to_looking(s, &why)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// TRUNC: committedLogDurability — no applied txn may go.
+    fn truncate(&mut self, s: Sid, z: Zxid) -> Res {
+        let disk = self.disks.get_mut(&s).expect("disk");
+        let gone: Vec<Zxid> = disk.log.iter().filter(|t| t.0 > z).map(|t| t.0).collect();
+        if let Some(lost) = gone.iter().find(|g| self.committed.contains_key(g)) {
+            return Err(self.fail(format!("server {s}: TRUNC to {z} removes committed {lost}")));
+        }
+        let disk = self.disks.get_mut(&s).expect("disk");
+        if disk.snap.last().is_some_and(|t| t.0 > z) {
+            return Err(self.fail(format!("server {s}: TRUNC to {z} below its snapshot")));
+        }
+        disk.log.retain(|t| t.0 <= z);
+        disk.durable = disk.durable.min(disk.log.len());
+        disk.generation += 1;
+        *self.syncs.entry("TRUNC applied").or_default() += 1;
+        if let Some(n) = self.node_mut(s) {
+            n.tree.retain(|t| t.0 <= z);
+        }
+        Ok(())
+    }
+
+    /// One established leader, every other server serving under it, equal
+    /// trees holding every acknowledged write.
+    fn settled(&self) -> Option<(Sid, u32)> {
+        let mut leader = None;
+        for (s, n) in &self.nodes {
+            let n = n.as_ref()?;
+            match &n.role {
+                Role::Leading { core, .. }
+                    if core.is_established() && core.committed() == core.proposed() =>
+                {
+                    leader = Some((*s, core.epoch()));
+                }
+                Role::Learning { core, .. } if core.is_serving() => {}
+                _ => return None,
+            }
+        }
+        let (l, epoch) = leader?;
+        let tree = &self.node(l)?.tree;
+        let all_equal = self.nodes.values().flatten().all(|n| &n.tree == tree);
+        let has_acked = self
+            .acked
+            .iter()
+            .all(|(z, t)| tree.iter().any(|x| x.0 == *z && x.1 == *t));
+        (all_equal && has_acked).then_some((l, epoch))
+    }
+}
+
+fn role_name(r: &Role) -> &'static str {
+    match r {
+        Role::Looking => "looking",
+        Role::Pending(..) => "pending",
+        Role::Leading { .. } => "leading",
+        Role::Learning { .. } => "learning",
+    }
+}
+
+fn short(ev: &Ev) -> String {
+    match ev {
+        Ev::QDeliver {
+            to,
+            conn,
+            msg: QMsg::Packet(p),
+            ..
+        } => format!(
+            "deliver {} to {to} (conn {conn}) {:?}",
+            p.name(),
+            packet_zxid(p)
+        ),
+        Ev::QDeliver {
+            to,
+            conn,
+            msg: QMsg::Snap(z, _),
+            ..
+        } => format!("deliver SNAP {z} to {to} (conn {conn})"),
+        Ev::ElDeliver { from, to, msg, .. } => format!(
+            "notification {from}->{to} {:?} leader {} zxid {:#x} round {}",
+            msg.state, msg.vote.leader, msg.vote.zxid, msg.election_epoch
+        ),
+        Ev::Fsync { node, what, .. } => match what {
+            Durable::Log { upto, .. } => format!("fsync {node} log upto #{upto}"),
+            Durable::Accepted(e) => format!("fsync {node} acceptedEpoch {e}"),
+            Durable::Current(e) => format!("fsync {node} currentEpoch {e}"),
+            Durable::Snapshot { zxid, .. } => format!("fsync {node} snapshot {zxid}"),
+        },
+        other => format!("{other:?}"),
+    }
+}
+
+fn packet_zxid(p: &Packet) -> Option<Zxid> {
+    match p {
+        Packet::Proposal { zxid, .. }
+        | Packet::Ack { zxid }
+        | Packet::Commit { zxid }
+        | Packet::Inform { zxid, .. }
+        | Packet::NewLeader { zxid, .. }
+        | Packet::Diff { zxid }
+        | Packet::Trunc { zxid }
+        | Packet::Snap { zxid }
+        | Packet::LeaderInfo { zxid, .. }
+        | Packet::AckEpoch { zxid, .. }
+        | Packet::FollowerInfo { zxid, .. }
+        | Packet::ObserverInfo { zxid, .. } => Some(*zxid),
+        _ => None,
+    }
+}
