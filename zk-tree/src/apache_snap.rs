@@ -1,7 +1,11 @@
 //! Apache ZooKeeper's serialized tree: the body a leader streams after a
-//! SNAP packet (design/quorum.md §4), which is also the body of an Apache
-//! snapshot file between its 16-byte header and its seals
-//! (design/apache-disk-format.md §4).
+//! SNAP packet (design/quorum.md §4). An Apache snapshot file holds the same
+//! serialization between its 16-byte header and its seals
+//! (design/apache-disk-format.md §4) **without the signature**:
+//! `LearnerHandler` writes `"BenWasHere"` after `serializeSnapshot`, `FileSnap`
+//! seals the stream right after the `"/"` (found by the oracle test in
+//! tests/tests/apache_snap.rs). [`Tree::read_apache_snap`] reads the former,
+//! [`Tree::read_apache_file_body`] the latter.
 //!
 //! Layout, all jute (big-endian; `ustring` and `buffer` are an i32 length,
 //! -1 = null, then the bytes; `vector` an i32 count then the elements):
@@ -14,7 +18,7 @@
 //!           version, cversion, aversion i32,
 //!           ephemeralOwner, pzxid i64}
 //! end       ustring "/"
-//! signature ustring "BenWasHere"                           (a string, not a long)
+//! signature ustring "BenWasHere"                           (a string, not a long; SNAP only)
 //! ```
 //! There is no length prefix, checksum or digest: a reader stops right after
 //! the signature, which is why [`Tree::read_apache_snap`] takes a
@@ -364,171 +368,196 @@ impl Tree {
     }
 
     /// Reads the body of an Apache SNAP (module docs) from `input`, consuming
-    /// exactly its bytes, into a tree whose last processed zxid is
-    /// `last_zxid` (the SNAP packet's, or a snapshot file's name).
-    /// `max_len` bounds every string and buffer ([`APACHE_MAX_LEN`] is
-    /// Apache's default). Never panics on bad bytes; errors give the offset.
+    /// exactly its bytes, signature included, into a tree whose last
+    /// processed zxid is `last_zxid` (the SNAP packet's zxid). `max_len`
+    /// bounds every string and buffer ([`APACHE_MAX_LEN`] is Apache's
+    /// default). Never panics on bad bytes; errors give the offset.
     pub fn read_apache_snap<R: BufRead>(
         input: &mut R,
         config: TreeConfig,
         max_len: usize,
         last_zxid: i64,
     ) -> Result<ApacheSnap, ApacheSnapError> {
-        let mut r = Rd {
-            r: input,
-            off: 0,
-            max_len,
-        };
-        let mut st = State::empty(&config);
-        st.last_zxid = last_zxid;
+        read(input, config, max_len, last_zxid, true)
+    }
 
-        let n = r.count("session count")?;
-        let mut sessions = Vec::new();
-        for _ in 0..n {
-            let at = r.off;
-            let id = r.i64("session id")?;
-            let timeout = r.i32("session timeout")?;
-            if st.sessions.insert(id, timeout).is_some() {
-                return Err(r.invalid(at, format!("session 0x{id:x} listed twice")));
-            }
-            sessions.push((id, timeout));
-        }
+    /// [`Tree::read_apache_snap`] for the body of an Apache snapshot file
+    /// (after its 16-byte header): the same serialization without the
+    /// signature, so it stops right after the `"/"` that ends the nodes,
+    /// where the file's first seal begins. `last_zxid` is the zxid in the
+    /// file's name.
+    pub fn read_apache_file_body<R: BufRead>(
+        input: &mut R,
+        config: TreeConfig,
+        max_len: usize,
+        last_zxid: i64,
+    ) -> Result<ApacheSnap, ApacheSnapError> {
+        read(input, config, max_len, last_zxid, false)
+    }
+}
 
-        // Apache id -> (the list, its index in our cache once a node uses it).
-        let mut acls: HashMap<i64, (Vec<Acl>, Option<u32>)> = HashMap::new();
-        let n = r.count("ACL map size")?;
-        for _ in 0..n {
-            let at = r.off;
-            let id = r.i64("ACL id")?;
-            if id == OPEN_ACL_ID {
-                return Err(r.invalid(at, "ACL id -1 (OPEN_ACL_UNSAFE) in the map"));
-            }
-            if acls.contains_key(&id) {
-                return Err(r.invalid(at, format!("ACL id {id} listed twice")));
-            }
-            let k = r.count("ACL vector length")?;
-            let mut list = Vec::new();
-            for _ in 0..k {
-                let perms = r.i32("ACL perms")?;
-                let scheme = r.string("ACL scheme")?;
-                let id = r.string("ACL id string")?;
-                list.push(Acl {
-                    perms,
-                    id: Id { scheme, id },
-                });
-            }
-            acls.insert(id, (list, None));
-        }
-        let mut open: Option<u32> = None;
+/// The reader behind both forms; `signature`: whether `"BenWasHere"` follows.
+fn read<R: BufRead>(
+    input: &mut R,
+    config: TreeConfig,
+    max_len: usize,
+    last_zxid: i64,
+    signature: bool,
+) -> Result<ApacheSnap, ApacheSnapError> {
+    let mut r = Rd {
+        r: input,
+        off: 0,
+        max_len,
+    };
+    let mut st = State::empty(&config);
+    st.last_zxid = last_zxid;
 
-        // The nodes: the last node inserted is the likeliest parent of the
-        // next (pre-order), then the last parent looked up; else a lookup.
-        let mut have_root = false;
-        let mut last: (String, NodeId) = (String::new(), ROOT);
-        let mut last_parent: (String, NodeId) = (String::new(), ROOT);
-        loop {
-            let at = r.off;
-            let path = r.string("node path")?;
-            if path == END_PATH {
-                break;
-            }
-            let data = r.buffer("node data")?;
-            let acl_at = r.off;
-            let acl_id = r.i64("node ACL id")?;
-            let stat = StatPersisted {
-                czxid: r.i64("czxid")?,
-                mzxid: r.i64("mzxid")?,
-                ctime: r.i64("ctime")?,
-                mtime: r.i64("mtime")?,
-                version: r.i32("version")?,
-                cversion: r.i32("cversion")?,
-                aversion: r.i32("aversion")?,
-                ephemeral_owner: r.i64("ephemeralOwner")?,
-                pzxid: r.i64("pzxid")?,
-            };
-            let acl = if acl_id == OPEN_ACL_ID {
-                match open {
-                    Some(a) => {
-                        st.acls.add_ref(a);
-                        a
-                    }
-                    None => {
-                        let a = st.acls.intern(&open_acl_unsafe());
-                        open = Some(a);
-                        a
-                    }
-                }
-            } else {
-                let Some((list, interned)) = acls.get_mut(&acl_id) else {
-                    return Err(r.invalid(
-                        acl_at,
-                        format!("node {path:?} uses ACL id {acl_id}, not in the map"),
-                    ));
-                };
-                match *interned {
-                    Some(a) => {
-                        st.acls.add_ref(a);
-                        a
-                    }
-                    None => {
-                        let a = st.acls.intern(list);
-                        *interned = Some(a);
-                        a
-                    }
-                }
-            };
-            let data = data.as_deref();
-            if path.is_empty() {
-                if have_root {
-                    return Err(r.invalid(at, "the root (path \"\") appears twice"));
-                }
-                have_root = true;
-                st.insert_root(data, acl, stat);
-                continue;
-            }
-            if !have_root {
-                return Err(r.invalid(at, format!("node {path:?} before the root")));
-            }
-            if crate::path::validate_path(&path).is_err() {
-                return Err(r.invalid(at, format!("invalid path {path:?}")));
-            }
-            // A valid path other than "/" has a last '/' and a non-empty name.
-            let Some((parent, name)) = crate::path::split(&path) else {
-                return Err(r.invalid(at, format!("invalid path {path:?}")));
-            };
-            let pid = if parent.is_empty() {
-                ROOT
-            } else if last.0 == parent {
-                last.1
-            } else if last_parent.0 == parent {
-                last_parent.1
-            } else {
-                let Some(id) = st.lookup(parent) else {
-                    return Err(
-                        r.invalid(at, format!("node {path:?} before its parent {parent:?}"))
-                    );
-                };
-                last_parent = (parent.to_string(), id);
-                id
-            };
-            let Some(id) = st.insert_child_at(pid, name, Some(&path), data, acl, stat) else {
-                return Err(r.invalid(at, format!("node {path:?} appears twice")));
-            };
-            last = (path, id);
-        }
+    let n = r.count("session count")?;
+    let mut sessions = Vec::new();
+    for _ in 0..n {
         let at = r.off;
+        let id = r.i64("session id")?;
+        let timeout = r.i32("session timeout")?;
+        if st.sessions.insert(id, timeout).is_some() {
+            return Err(r.invalid(at, format!("session 0x{id:x} listed twice")));
+        }
+        sessions.push((id, timeout));
+    }
+
+    // Apache id -> (the list, its index in our cache once a node uses it).
+    let mut acls: HashMap<i64, (Vec<Acl>, Option<u32>)> = HashMap::new();
+    let n = r.count("ACL map size")?;
+    for _ in 0..n {
+        let at = r.off;
+        let id = r.i64("ACL id")?;
+        if id == OPEN_ACL_ID {
+            return Err(r.invalid(at, "ACL id -1 (OPEN_ACL_UNSAFE) in the map"));
+        }
+        if acls.contains_key(&id) {
+            return Err(r.invalid(at, format!("ACL id {id} listed twice")));
+        }
+        let k = r.count("ACL vector length")?;
+        let mut list = Vec::new();
+        for _ in 0..k {
+            let perms = r.i32("ACL perms")?;
+            let scheme = r.string("ACL scheme")?;
+            let id = r.string("ACL id string")?;
+            list.push(Acl {
+                perms,
+                id: Id { scheme, id },
+            });
+        }
+        acls.insert(id, (list, None));
+    }
+    let mut open: Option<u32> = None;
+
+    // The nodes: the last node inserted is the likeliest parent of the
+    // next (pre-order), then the last parent looked up; else a lookup.
+    let mut have_root = false;
+    let mut last: (String, NodeId) = (String::new(), ROOT);
+    let mut last_parent: (String, NodeId) = (String::new(), ROOT);
+    loop {
+        let at = r.off;
+        let path = r.string("node path")?;
+        if path == END_PATH {
+            break;
+        }
+        let data = r.buffer("node data")?;
+        let acl_at = r.off;
+        let acl_id = r.i64("node ACL id")?;
+        let stat = StatPersisted {
+            czxid: r.i64("czxid")?,
+            mzxid: r.i64("mzxid")?,
+            ctime: r.i64("ctime")?,
+            mtime: r.i64("mtime")?,
+            version: r.i32("version")?,
+            cversion: r.i32("cversion")?,
+            aversion: r.i32("aversion")?,
+            ephemeral_owner: r.i64("ephemeralOwner")?,
+            pzxid: r.i64("pzxid")?,
+        };
+        let acl = if acl_id == OPEN_ACL_ID {
+            match open {
+                Some(a) => {
+                    st.acls.add_ref(a);
+                    a
+                }
+                None => {
+                    let a = st.acls.intern(&open_acl_unsafe());
+                    open = Some(a);
+                    a
+                }
+            }
+        } else {
+            let Some((list, interned)) = acls.get_mut(&acl_id) else {
+                return Err(r.invalid(
+                    acl_at,
+                    format!("node {path:?} uses ACL id {acl_id}, not in the map"),
+                ));
+            };
+            match *interned {
+                Some(a) => {
+                    st.acls.add_ref(a);
+                    a
+                }
+                None => {
+                    let a = st.acls.intern(list);
+                    *interned = Some(a);
+                    a
+                }
+            }
+        };
+        let data = data.as_deref();
+        if path.is_empty() {
+            if have_root {
+                return Err(r.invalid(at, "the root (path \"\") appears twice"));
+            }
+            have_root = true;
+            st.insert_root(data, acl, stat);
+            continue;
+        }
+        if !have_root {
+            return Err(r.invalid(at, format!("node {path:?} before the root")));
+        }
+        if crate::path::validate_path(&path).is_err() {
+            return Err(r.invalid(at, format!("invalid path {path:?}")));
+        }
+        // A valid path other than "/" has a last '/' and a non-empty name.
+        let Some((parent, name)) = crate::path::split(&path) else {
+            return Err(r.invalid(at, format!("invalid path {path:?}")));
+        };
+        let pid = if parent.is_empty() {
+            ROOT
+        } else if last.0 == parent {
+            last.1
+        } else if last_parent.0 == parent {
+            last_parent.1
+        } else {
+            let Some(id) = st.lookup(parent) else {
+                return Err(r.invalid(at, format!("node {path:?} before its parent {parent:?}")));
+            };
+            last_parent = (parent.to_string(), id);
+            id
+        };
+        let Some(id) = st.insert_child_at(pid, name, Some(&path), data, acl, stat) else {
+            return Err(r.invalid(at, format!("node {path:?} appears twice")));
+        };
+        last = (path, id);
+    }
+    let at = r.off;
+    if signature {
         let sig = r.string("signature")?;
         if sig != SIGNATURE {
             return Err(r.invalid(at, format!("signature {sig:?}, not \"{SIGNATURE}\"")));
         }
-        if !have_root {
-            return Err(r.invalid(at, "no root node"));
-        }
-        Ok(ApacheSnap {
-            tree: Tree::from_state(st, config),
-            sessions,
-        })
     }
+    if !have_root {
+        return Err(r.invalid(at, "no root node"));
+    }
+    Ok(ApacheSnap {
+        tree: Tree::from_state(st, config),
+        sessions,
+    })
 }
 
 #[cfg(test)]

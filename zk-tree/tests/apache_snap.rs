@@ -427,6 +427,28 @@ fn hand_made_bodies() {
 }
 
 #[test]
+fn file_body_has_no_signature() {
+    // An Apache snapshot file seals the stream right after the "/": the
+    // file-body reader stops there and leaves the seal unread.
+    let body = Body::empty_head().node("", -1).s("/");
+    let mut b = body.0.clone();
+    b.extend_from_slice(&[0, 0, 0, 0, 1, 2, 3, 4, 0, 0, 0, 1, b'/']);
+    let mut r = &b[..];
+    let s = Tree::read_apache_file_body(&mut r, TreeConfig::default(), APACHE_MAX_LEN, 9).unwrap();
+    assert_eq!(s.tree.node_count(), 1);
+    assert_eq!(r.len(), 13, "the seal is left");
+    // The SNAP reader wants the signature there.
+    let mut r = &b[..];
+    let err = Tree::read_apache_snap(&mut r, TreeConfig::default(), APACHE_MAX_LEN, 9).unwrap_err();
+    assert!(err.to_string().contains("signature"), "{err}");
+    // And a body with a signature read as a file body leaves it unread.
+    let b = Body::empty_head().node("", -1).end();
+    let mut r = &b.0[..];
+    Tree::read_apache_file_body(&mut r, TreeConfig::default(), APACHE_MAX_LEN, 9).unwrap();
+    assert_eq!(r, b"\0\0\0\x0aBenWasHere");
+}
+
+#[test]
 fn acl_map_entries_no_node_uses_are_dropped() {
     let b = Body::default()
         .i32(0)
