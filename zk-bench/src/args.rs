@@ -312,35 +312,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     if !matches!(cmd, "run" | "load" | "wait") {
         return Err(format!("unknown command {cmd:?}: run, load or wait"));
     }
-    let mut common = Common {
-        server: "127.0.0.1:2181".into(),
-        sessions: 16,
-        in_flight: 32,
-        threads: 1,
-        payload: 100,
-        prefix: if cmd == "load" {
-            "/zk-bench-load".into()
-        } else {
-            "/zk-bench".into()
-        },
-        session_timeout_ms: 30_000,
-        json: false,
-        quiet: false,
-    };
-    let mut mix = OpMix::Mixed { read_ratio: 0.9 };
-    let mut read_ratio: Option<f64> = None;
-    let mut keys = 10_000u64;
-    let mut duration = Duration::from_secs(10);
-    let mut ops: Option<u64> = None;
-    let mut warmup = Duration::from_secs(1);
-    let mut setup = true;
-    let mut cleanup = false;
-    let mut rate: Option<f64> = None;
-    let mut znodes = 1_000_000u64;
-    let mut fanout = 1000u64;
-    let mut path = "/".to_owned();
-    let mut timeout = Duration::from_secs(60);
-
+    let mut o = Opts::new(cmd);
     let mut flags = Flags {
         args: rest.iter().peekable(),
     };
@@ -354,152 +326,247 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     ];
     while let Some((flag, value)) = flags.next(&switches)? {
         let v = value.unwrap_or_default();
-        let only = |cmds: &[&str]| -> Result<(), String> {
-            if cmds.contains(&cmd) {
-                Ok(())
-            } else {
-                Err(format!("{flag} does not apply to `{cmd}`"))
-            }
-        };
-        match flag.as_str() {
-            "--help" | "-h" => return Ok(Command::Help),
-            "--server" => common.server = v,
+        if matches!(flag.as_str(), "--help" | "-h") {
+            return Ok(Command::Help);
+        }
+        if !o.common_flag(cmd, &flag, v.clone())? {
+            o.command_flag(cmd, &flag, v)?;
+        }
+    }
+    o.finish(cmd)
+}
+
+/// `flag` applies only to the commands `cmds`.
+fn only(cmd: &str, flag: &str, cmds: &[&str]) -> Result<(), String> {
+    if cmds.contains(&cmd) {
+        Ok(())
+    } else {
+        Err(format!("{flag} does not apply to `{cmd}`"))
+    }
+}
+
+/// The options read so far, before they become a [`Command`].
+struct Opts {
+    common: Common,
+    mix: OpMix,
+    read_ratio: Option<f64>,
+    keys: u64,
+    duration: Duration,
+    ops: Option<u64>,
+    warmup: Duration,
+    setup: bool,
+    cleanup: bool,
+    rate: Option<f64>,
+    znodes: u64,
+    fanout: u64,
+    path: String,
+    timeout: Duration,
+}
+
+impl Opts {
+    /// The defaults of `cmd`.
+    fn new(cmd: &str) -> Opts {
+        Opts {
+            common: Common {
+                server: "127.0.0.1:2181".into(),
+                sessions: 16,
+                in_flight: 32,
+                threads: 1,
+                payload: 100,
+                prefix: if cmd == "load" {
+                    "/zk-bench-load".into()
+                } else {
+                    "/zk-bench".into()
+                },
+                session_timeout_ms: 30_000,
+                json: false,
+                quiet: false,
+            },
+            mix: OpMix::Mixed { read_ratio: 0.9 },
+            read_ratio: None,
+            keys: 10_000,
+            duration: Duration::from_secs(10),
+            ops: None,
+            warmup: Duration::from_secs(1),
+            setup: true,
+            cleanup: false,
+            rate: None,
+            znodes: 1_000_000,
+            fanout: 1000,
+            path: "/".to_owned(),
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// The options every command takes: false if `flag` is not one.
+    fn common_flag(&mut self, cmd: &str, flag: &str, v: String) -> Result<bool, String> {
+        match flag {
+            "--server" => self.common.server = v,
             "--sessions" => {
-                only(&["run", "load"])?;
-                common.sessions = positive(&flag, parse_count(&v)?)? as usize;
+                only(cmd, flag, &["run", "load"])?;
+                self.common.sessions = positive(flag, parse_count(&v)?)? as usize;
             }
             "--in-flight" => {
-                only(&["run", "load"])?;
-                common.in_flight = positive(&flag, parse_count(&v)?)? as usize;
+                only(cmd, flag, &["run", "load"])?;
+                self.common.in_flight = positive(flag, parse_count(&v)?)? as usize;
             }
             "--threads" => {
-                only(&["run", "load"])?;
-                common.threads = positive(&flag, parse_count(&v)?)? as usize;
+                only(cmd, flag, &["run", "load"])?;
+                self.common.threads = positive(flag, parse_count(&v)?)? as usize;
             }
             "--payload" => {
-                only(&["run", "load"])?;
+                only(cmd, flag, &["run", "load"])?;
                 let n = parse_size(&v)?;
                 if n > zk_jute::DEFAULT_MAX_PACKET as u64 - 1024 {
                     return Err(format!("--payload {n} exceeds jute.maxbuffer"));
                 }
-                common.payload = n as usize;
+                self.common.payload = n as usize;
             }
             "--prefix" => {
-                only(&["run", "load"])?;
-                common.prefix = check_path(&v)?;
-                if common.prefix == "/" {
+                only(cmd, flag, &["run", "load"])?;
+                self.common.prefix = check_path(&v)?;
+                if self.common.prefix == "/" {
                     return Err("--prefix must not be /".into());
                 }
             }
             "--session-timeout" => {
-                only(&["run", "load"])?;
-                common.session_timeout_ms = i32::try_from(parse_count(&v)?)
-                    .map_err(|_| format!("--session-timeout {v} is too large"))?;
+                only(cmd, flag, &["run", "load"])?;
+                self.common.session_timeout_ms = i32::try_from(parse_count(&v)?)
+                    .map_err(|_| format!("--session-self.timeout {v} is too large"))?;
             }
             "--json" => {
-                only(&["run", "load"])?;
-                common.json = true;
+                only(cmd, flag, &["run", "load"])?;
+                self.common.json = true;
             }
-            "--quiet" => common.quiet = true,
+            "--quiet" => self.common.quiet = true,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The options of `run`, `load` and `wait`.
+    fn command_flag(&mut self, cmd: &str, flag: &str, v: String) -> Result<(), String> {
+        match flag {
             "--op" => {
-                only(&["run"])?;
-                mix = parse_mix(&v)?;
+                only(cmd, flag, &["run"])?;
+                self.mix = parse_mix(&v)?;
             }
             "--read-ratio" => {
-                only(&["run"])?;
+                only(cmd, flag, &["run"])?;
                 let r: f64 = v
                     .parse()
                     .map_err(|_| format!("invalid --read-ratio {v:?}"))?;
                 if !(0.0..=1.0).contains(&r) {
                     return Err(format!("--read-ratio {r} is not within 0..1"));
                 }
-                read_ratio = Some(r);
+                self.read_ratio = Some(r);
             }
             "--keys" => {
-                only(&["run"])?;
-                keys = positive(&flag, parse_count(&v)?)?;
+                only(cmd, flag, &["run"])?;
+                self.keys = positive(flag, parse_count(&v)?)?;
             }
             "--duration" => {
-                only(&["run"])?;
-                duration = parse_duration(&v)?;
+                only(cmd, flag, &["run"])?;
+                self.duration = parse_duration(&v)?;
             }
             "--ops" => {
-                only(&["run"])?;
-                ops = Some(positive(&flag, parse_count(&v)?)?);
+                only(cmd, flag, &["run"])?;
+                self.ops = Some(positive(flag, parse_count(&v)?)?);
             }
             "--warmup" => {
-                only(&["run"])?;
-                warmup = parse_duration(&v)?;
+                only(cmd, flag, &["run"])?;
+                self.warmup = parse_duration(&v)?;
             }
             "--no-setup" => {
-                only(&["run"])?;
-                setup = false;
+                only(cmd, flag, &["run"])?;
+                self.setup = false;
             }
             "--cleanup" => {
-                only(&["run"])?;
-                cleanup = true;
+                only(cmd, flag, &["run"])?;
+                self.cleanup = true;
             }
             "--rate" => {
-                only(&["run"])?;
-                rate = Some(parse_rate(&v)?);
+                only(cmd, flag, &["run"])?;
+                self.rate = Some(parse_rate(&v)?);
             }
             "--znodes" => {
-                only(&["load"])?;
-                znodes = positive(&flag, parse_count(&v)?)?;
+                only(cmd, flag, &["load"])?;
+                self.znodes = positive(flag, parse_count(&v)?)?;
             }
             "--fanout" => {
-                only(&["load"])?;
-                fanout = positive(&flag, parse_count(&v)?)?;
+                only(cmd, flag, &["load"])?;
+                self.fanout = positive(flag, parse_count(&v)?)?;
             }
             "--path" => {
-                only(&["wait"])?;
-                path = check_path(&v)?;
+                only(cmd, flag, &["wait"])?;
+                self.path = check_path(&v)?;
             }
             "--timeout" => {
-                only(&["wait"])?;
-                timeout = parse_duration(&v)?;
+                only(cmd, flag, &["wait"])?;
+                self.timeout = parse_duration(&v)?;
             }
             _ => return Err(format!("unknown option {flag:?} (see --help)")),
         }
+        Ok(())
     }
-    if let Some(r) = read_ratio {
-        match mix {
-            OpMix::Mixed { .. } => mix = OpMix::Mixed { read_ratio: r },
-            _ => return Err("--read-ratio applies only to --op mixed".into()),
+
+    /// The command, once every option is read.
+    fn finish(mut self, cmd: &str) -> Result<Command, String> {
+        if let Some(r) = self.read_ratio {
+            match self.mix {
+                OpMix::Mixed { .. } => self.mix = OpMix::Mixed { read_ratio: r },
+                _ => return Err("--read-ratio applies only to --op mixed".into()),
+            }
         }
-    }
-    if cleanup && mix != OpMix::Create {
-        return Err(format!(
-            "--cleanup applies only to --op create (it deletes the znodes the run created; \
+        if self.cleanup && self.mix != OpMix::Create {
+            return Err(format!(
+                "--cleanup applies only to --op create (it deletes the znodes the run created; \
              --op {} creates none)",
-            mix.name()
-        ));
-    }
-    Ok(match cmd {
-        "run" => Command::Run(RunArgs {
+                self.mix.name()
+            ));
+        }
+        let Opts {
             common,
             mix,
+            cleanup,
             keys,
-            limit: match ops {
-                Some(n) => Limit::Ops(n),
-                None => Limit::Duration(duration),
-            },
+            duration,
+            ops,
             warmup,
             setup,
-            cleanup,
             rate,
-        }),
-        "load" => Command::Load(LoadArgs {
-            common,
             znodes,
             fanout,
-        }),
-        _ => Command::Wait(WaitArgs {
-            server: common.server,
             path,
             timeout,
-        }),
-    })
+            ..
+        } = self;
+        Ok(match cmd {
+            "run" => Command::Run(RunArgs {
+                common,
+                mix,
+                keys,
+                limit: match ops {
+                    Some(n) => Limit::Ops(n),
+                    None => Limit::Duration(duration),
+                },
+                warmup,
+                setup,
+                cleanup,
+                rate,
+            }),
+            "load" => Command::Load(LoadArgs {
+                common,
+                znodes,
+                fanout,
+            }),
+            _ => Command::Wait(WaitArgs {
+                server: common.server,
+                path,
+                timeout,
+            }),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -139,23 +139,7 @@ pub fn run(a: &RunArgs) -> CmdResult {
     let c = &a.common;
     let addr = resolve(&c.server)?;
     let data = payload(c.payload);
-
-    let setup_start = Instant::now();
-    let (mut setup_created, mut setup_existed) = (0u64, 0u64);
-    if a.setup {
-        let mut paths = ancestors_and_self(&c.prefix);
-        paths.push(format!("{}/k", c.prefix));
-        paths.push(format!("{}/c", c.prefix));
-        create_in_order(c, addr, paths)?;
-        if a.mix != OpMix::Create {
-            let src = CreateSource::new(Layout::Keys(c.prefix.clone()), a.keys, data.clone());
-            let out = drive(&plan(c, addr, "setup"), &src);
-            check(&out, "setup")?;
-            setup_existed = out.existed;
-            setup_created = out.writes.count() - out.existed;
-        }
-    }
-    let setup_secs = setup_start.elapsed().as_secs_f64();
+    let (setup_created, setup_existed, setup_secs) = setup(a, addr, &data)?;
 
     let mut p = plan(c, addr, a.mix.name());
     p.warmup = a.warmup;
@@ -215,116 +199,27 @@ pub fn run(a: &RunArgs) -> CmdResult {
         );
     }
 
+    let r = RunReport {
+        out,
+        reads,
+        writes,
+        all,
+        lag,
+        secs,
+        read_ratio,
+        shortfall,
+        client_cpu,
+        setup_created,
+        setup_existed,
+        setup_secs,
+        clean,
+    };
     if c.json {
-        let mut codes = Obj::default();
-        for (code, n) in &out.errors {
-            codes = codes.raw(&crate::engine::code_name(*code), n);
-        }
-        let j = Obj::default()
-            .str("command", "run")
-            .str("server", &c.server)
-            .str("op", a.mix.name())
-            .num("read_ratio", read_ratio, 3)
-            .raw("sessions", c.sessions)
-            .raw("in_flight", c.in_flight)
-            .raw("threads", c.threads)
-            .raw("payload", c.payload)
-            .raw("keys", a.keys)
-            .str(
-                "mode",
-                if a.rate.is_some() {
-                    "fixed-rate"
-                } else {
-                    "closed-loop"
-                },
-            )
-            .raw(
-                "offered_ops_per_s",
-                a.rate.map_or("null".to_owned(), |r| format!("{r:.1}")),
-            )
-            .raw("rate_shortfall", shortfall)
-            .num("send_lag_p50_us", lag.p50_us, 1)
-            .num("send_lag_p99_us", lag.p99_us, 1)
-            .num("send_lag_max_us", lag.max_us, 1)
-            .num("warmup_s", a.warmup.as_secs_f64(), 3)
-            .num("measured_s", secs, 3)
-            .raw("ops", all.ops)
-            .raw("completed", out.completed)
-            .num("client_cpu_s", client_cpu.unwrap_or(0.0), 2)
-            .num("ops_per_s", all.ops_per_s, 1)
-            .raw("errors", out.error_count())
-            .raw("error_codes", codes.render())
-            .raw("existed", out.existed)
-            .raw("failures", out.failures.len())
-            .raw("setup_created", setup_created)
-            .raw("setup_existed", setup_existed)
-            .num("setup_s", setup_secs, 3)
-            .raw("cleanup", clean.done)
-            .num("cleanup_s", clean.secs, 3)
-            .raw("cleanup_deleted", clean.deleted)
-            .raw("cleanup_missing", clean.missing)
-            .stats("read", &reads)
-            .stats("write", &writes)
-            .stats("all", &all);
-        println!("{}", j.render());
+        print_run_json(a, &r);
     } else {
-        let mix = match a.mix {
-            OpMix::Mixed { read_ratio } => format!("mixed ({:.0}% getData)", read_ratio * 100.0),
-            m => m.name().to_owned(),
-        };
-        let rate = a
-            .rate
-            .map_or(String::new(), |r| format!("  fixed rate {r:.0} ops/s"));
-        println!(
-            "zk-bench run: {}  op {mix}  {} sessions x {} in flight{rate}  payload {} B  keys {}",
-            c.server, c.sessions, c.in_flight, c.payload, a.keys
-        );
-        println!(
-            "measured {secs:.1} s after a {:.1} s warm-up; setup {setup_secs:.1} s ({setup_created} keys created, {setup_existed} existed)",
-            a.warmup.as_secs_f64()
-        );
-        let mut rows = Vec::new();
-        if reads.ops > 0 {
-            rows.push(("read", reads));
-        }
-        if writes.ops > 0 {
-            rows.push(("write", writes));
-        }
-        rows.push(("all", all));
-        print!("{}", table(&rows));
-        if let Some(r) = a.rate {
-            println!(
-                "fixed rate: offered {r:.0} ops/s, achieved {:.0} ops/s ({:.1}%){}; latency from \
-                 each op's scheduled time; send lag p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
-                all.ops_per_s,
-                all.ops_per_s * 100.0 / r,
-                if shortfall { ", SHORTFALL" } else { "" },
-                lag.p50_us / 1000.0,
-                lag.p99_us / 1000.0,
-                lag.max_us / 1000.0
-            );
-        }
-        println!(
-            "errors: {}",
-            if out.error_count() == 0 {
-                "none".to_owned()
-            } else {
-                out.error_summary()
-            }
-        );
-        if let Some(cpu) = client_cpu.filter(|_| out.completed > 0) {
-            println!(
-                "client CPU: {cpu:.2} s ({:.1} us per request, warm-up included)",
-                cpu * 1e6 / out.completed as f64
-            );
-        }
-        if clean.done {
-            println!(
-                "cleanup (not measured): {} znodes deleted in {:.2} s ({} of {} paths already gone)",
-                clean.deleted, clean.secs, clean.missing, clean.issued
-            );
-        }
+        print_run_text(a, &r);
     }
+    let (out, clean) = (r.out, r.clean);
     let mut problems = Vec::new();
     if !out.failures.is_empty() {
         problems.push(format!(
@@ -338,6 +233,194 @@ pub fn run(a: &RunArgs) -> CmdResult {
         Ok(())
     } else {
         Err(problems.join("; "))
+    }
+}
+
+/// Creates the prefix and, unless the run creates, its keys: (keys
+/// created, keys that existed, seconds taken).
+fn setup(a: &RunArgs, addr: SocketAddr, data: &[u8]) -> Result<(u64, u64, f64), String> {
+    let c = &a.common;
+    let setup_start = Instant::now();
+    let (mut setup_created, mut setup_existed) = (0u64, 0u64);
+    if a.setup {
+        let mut paths = ancestors_and_self(&c.prefix);
+        paths.push(format!("{}/k", c.prefix));
+        paths.push(format!("{}/c", c.prefix));
+        create_in_order(c, addr, paths)?;
+        if a.mix != OpMix::Create {
+            let src = CreateSource::new(Layout::Keys(c.prefix.clone()), a.keys, data.to_vec());
+            let out = drive(&plan(c, addr, "setup"), &src);
+            check(&out, "setup")?;
+            setup_existed = out.existed;
+            setup_created = out.writes.count() - out.existed;
+        }
+    }
+    let setup_secs = setup_start.elapsed().as_secs_f64();
+
+    Ok((setup_created, setup_existed, setup_secs))
+}
+
+/// What a run measured, for its report.
+struct RunReport {
+    out: Outcome,
+    reads: Stats,
+    writes: Stats,
+    all: Stats,
+    lag: Stats,
+    secs: f64,
+    read_ratio: f64,
+    shortfall: bool,
+    client_cpu: Option<f64>,
+    setup_created: u64,
+    setup_existed: u64,
+    setup_secs: f64,
+    clean: Cleanup,
+}
+
+/// The run's report as one JSON object.
+fn print_run_json(a: &RunArgs, r: &RunReport) {
+    let c = &a.common;
+    let &RunReport {
+        ref out,
+        reads,
+        writes,
+        all,
+        lag,
+        secs,
+        read_ratio,
+        shortfall,
+        client_cpu,
+        setup_created,
+        setup_existed,
+        setup_secs,
+        ref clean,
+    } = r;
+    let mut codes = Obj::default();
+    for (code, n) in &out.errors {
+        codes = codes.raw(&crate::engine::code_name(*code), n);
+    }
+    let j = Obj::default()
+        .str("command", "run")
+        .str("server", &c.server)
+        .str("op", a.mix.name())
+        .num("read_ratio", read_ratio, 3)
+        .raw("sessions", c.sessions)
+        .raw("in_flight", c.in_flight)
+        .raw("threads", c.threads)
+        .raw("payload", c.payload)
+        .raw("keys", a.keys)
+        .str(
+            "mode",
+            if a.rate.is_some() {
+                "fixed-rate"
+            } else {
+                "closed-loop"
+            },
+        )
+        .raw(
+            "offered_ops_per_s",
+            a.rate.map_or("null".to_owned(), |r| format!("{r:.1}")),
+        )
+        .raw("rate_shortfall", shortfall)
+        .num("send_lag_p50_us", lag.p50_us, 1)
+        .num("send_lag_p99_us", lag.p99_us, 1)
+        .num("send_lag_max_us", lag.max_us, 1)
+        .num("warmup_s", a.warmup.as_secs_f64(), 3)
+        .num("measured_s", secs, 3)
+        .raw("ops", all.ops)
+        .raw("completed", out.completed)
+        .num("client_cpu_s", client_cpu.unwrap_or(0.0), 2)
+        .num("ops_per_s", all.ops_per_s, 1)
+        .raw("errors", out.error_count())
+        .raw("error_codes", codes.render())
+        .raw("existed", out.existed)
+        .raw("failures", out.failures.len())
+        .raw("setup_created", setup_created)
+        .raw("setup_existed", setup_existed)
+        .num("setup_s", setup_secs, 3)
+        .raw("cleanup", clean.done)
+        .num("cleanup_s", clean.secs, 3)
+        .raw("cleanup_deleted", clean.deleted)
+        .raw("cleanup_missing", clean.missing)
+        .stats("read", &reads)
+        .stats("write", &writes)
+        .stats("all", &all);
+    println!("{}", j.render());
+}
+
+/// The run's report as text.
+fn print_run_text(a: &RunArgs, r: &RunReport) {
+    let c = &a.common;
+    let &RunReport {
+        ref out,
+        reads,
+        writes,
+        all,
+        lag,
+        secs,
+        read_ratio: _,
+        shortfall,
+        client_cpu,
+        setup_created,
+        setup_existed,
+        setup_secs,
+        ref clean,
+    } = r;
+    let mix = match a.mix {
+        OpMix::Mixed { read_ratio } => format!("mixed ({:.0}% getData)", read_ratio * 100.0),
+        m => m.name().to_owned(),
+    };
+    let rate = a
+        .rate
+        .map_or(String::new(), |r| format!("  fixed rate {r:.0} ops/s"));
+    println!(
+        "zk-bench run: {}  op {mix}  {} sessions x {} in flight{rate}  payload {} B  keys {}",
+        c.server, c.sessions, c.in_flight, c.payload, a.keys
+    );
+    println!(
+        "measured {secs:.1} s after a {:.1} s warm-up; setup {setup_secs:.1} s ({setup_created} keys created, {setup_existed} existed)",
+        a.warmup.as_secs_f64()
+    );
+    let mut rows = Vec::new();
+    if reads.ops > 0 {
+        rows.push(("read", reads));
+    }
+    if writes.ops > 0 {
+        rows.push(("write", writes));
+    }
+    rows.push(("all", all));
+    print!("{}", table(&rows));
+    if let Some(r) = a.rate {
+        println!(
+            "fixed rate: offered {r:.0} ops/s, achieved {:.0} ops/s ({:.1}%){}; latency from \
+             each op's scheduled time; send lag p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            all.ops_per_s,
+            all.ops_per_s * 100.0 / r,
+            if shortfall { ", SHORTFALL" } else { "" },
+            lag.p50_us / 1000.0,
+            lag.p99_us / 1000.0,
+            lag.max_us / 1000.0
+        );
+    }
+    println!(
+        "errors: {}",
+        if out.error_count() == 0 {
+            "none".to_owned()
+        } else {
+            out.error_summary()
+        }
+    );
+    if let Some(cpu) = client_cpu.filter(|_| out.completed > 0) {
+        println!(
+            "client CPU: {cpu:.2} s ({:.1} us per request, warm-up included)",
+            cpu * 1e6 / out.completed as f64
+        );
+    }
+    if clean.done {
+        println!(
+            "cleanup (not measured): {} znodes deleted in {:.2} s ({} of {} paths already gone)",
+            clean.deleted, clean.secs, clean.missing, clean.issued
+        );
     }
 }
 
