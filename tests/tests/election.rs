@@ -603,3 +603,40 @@ fn observer_learns_the_leader_and_never_counts() {
     let after: Vec<_> = (0..3).map(|i| (m[i].decided(), m[i].decisions())).collect();
     assert_eq!(before, after, "the voters hold no election for an observer");
 }
+
+/// While LOOKING (a 3-server config with the other two never started) our
+/// server answers every four-letter word as Apache 3.8 does when its
+/// ZooKeeperServer is not running (quorum.md §7), and refuses sessions.
+#[test]
+fn not_serving_answers_match_apache_while_looking() {
+    let mut apache = ensemble(&[Flavor::Apache; 3]);
+    let mut ours = ensemble(&[Flavor::Ours; 3]);
+    apache[0].start();
+    ours[0].start();
+    let a = std::net::SocketAddr::from((apache[0].ip, CLIENT_PORT));
+    let o = std::net::SocketAddr::from((ours[0].ip, CLIENT_PORT));
+    for addr in [a, o] {
+        wait_until("ruok", &apache, || {
+            (four_letter(addr, "ruok").as_deref() == Some("imok")).then_some(())
+        });
+    }
+    for cmd in [
+        "srvr", "stat", "conf", "cons", "crst", "dump", "dirs", "mntr", "wchs", "wchc", "wchp",
+        "isro", "srst", "gtmk", "hash",
+    ] {
+        assert_eq!(
+            four_letter(o, cmd),
+            four_letter(a, cmd),
+            "{cmd}: ours (left) vs Apache (right)"
+        );
+    }
+    for addr in [a, o] {
+        let envi = four_letter(addr, "envi").unwrap_or_default();
+        assert!(envi.starts_with("Environment:\n"), "{envi:?}");
+        assert!(
+            zk_integration::Client::connect(addr).is_err(),
+            "{addr} accepted a session while LOOKING"
+        );
+    }
+    assert_eq!(ours[0].decided(), None);
+}

@@ -87,8 +87,18 @@ pub fn run(shared: &Shared, cmd: &str, rest: &[u8]) -> String {
     if !shared.config.four_letter_whitelist.allows(cmd) {
         return format!("{cmd} is not executed because it is not in the whitelist.\n");
     }
-    if !shared.control.serving() && !matches!(cmd, "ruok" | "conf" | "envi" | "dirs") {
-        return "This ZooKeeper instance is not currently serving requests\n".to_string();
+    if !shared.control.serving() {
+        // Apache 3.8's commands (server/command/*) check isZKServerRunning():
+        // ruok, envi, gtmk and stmk answer anyway, isro says "null" and hash
+        // prints the text without a newline (compared with a LOOKING 3.8.0 in
+        // tests/tests/election.rs).
+        const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
+        match cmd {
+            "ruok" | "envi" | "gtmk" | "stmk" => {}
+            "isro" => return "null".to_string(),
+            "hash" => return NOT_SERVING.to_string(),
+            _ => return format!("{NOT_SERVING}\n"),
+        }
     }
     let mut out = String::new();
     match cmd {
