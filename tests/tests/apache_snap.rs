@@ -8,6 +8,8 @@
 //! node (data, null data, stat, ACL), its sessions and ephemerals, and the
 //! tree digest Apache wrote after the body.
 
+#![allow(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
+
 use std::fs;
 use std::path::PathBuf;
 

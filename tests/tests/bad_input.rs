@@ -5,6 +5,8 @@
 //! Meanwhile a well-behaved client keeps getting answers and the server
 //! process stays up.
 
+#![allow(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};

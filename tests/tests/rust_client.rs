@@ -11,6 +11,8 @@
 //! a deadline, so a server that never answers fails the test instead of
 //! hanging it.
 
+#![allow(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
+
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 

@@ -3,6 +3,8 @@
 //! zookeeper-bin`; `scripts/test` installs it). Not skipped when it is missing:
 //! it fails and says what to install.
 
+#![allow(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;

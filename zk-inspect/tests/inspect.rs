@@ -2,6 +2,8 @@
 //! driven by zk-server's raw test client): log listing and filters, JSON, snapshots, verify on
 //! a clean dir, a torn tail and a corrupt record, wrong file types, and that nothing is written.
 
+#![allow(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
+
 #[path = "../../zk-server/tests/common/mod.rs"]
 mod common;
 

@@ -1,6 +1,8 @@
 //! End-to-end tests: the server started as a library on an ephemeral port in
 //! a temp dir, driven by the raw client in `common`.
 
+#![allow(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
+
 mod common;
 
 use bytes::Bytes;

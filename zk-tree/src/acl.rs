@@ -334,7 +334,10 @@ mod tests {
     }
 
     #[test]
-    #[allow(clippy::too_many_lines, reason = "one table of cases, read top to bottom")]
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one table of cases, read top to bottom"
+    )]
     fn checks_and_fixup() {
         let d = digest_id("u:p");
         let acl = vec![Acl {

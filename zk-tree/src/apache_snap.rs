@@ -397,6 +397,7 @@ impl Tree {
 }
 
 /// The reader behind both forms; `signature`: whether `"BenWasHere"` follows.
+#[allow(clippy::too_many_lines, reason = "predates the lint (F1)")]
 fn read<R: BufRead>(
     input: &mut R,
     config: TreeConfig,

@@ -1,6 +1,8 @@
 //! Apache's SNAP body (design/quorum.md §4): round trips of random trees,
 //! and bad bytes (truncations, flips, hand-made invalid bodies).
 
+#![allow(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
+
 mod common;
 
 use bytes::Bytes;

@@ -2,6 +2,8 @@
 //! BTreeMap of path -> node, and standard watches), checking errors, stats,
 //! children, data and watch events after every step.
 
+#![allow(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

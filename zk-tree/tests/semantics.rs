@@ -1,5 +1,7 @@
 //! ZooKeeper 3.8 behaviours, one test per area.
 
+#![allow(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
+
 mod common;
 
 use bytes::Bytes;

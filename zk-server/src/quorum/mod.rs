@@ -95,6 +95,7 @@ fn resolve(hp: &HostPort) -> Option<SocketAddr> {
 
 /// Binds the election port and starts the quorum thread. `last_zxid` is the
 /// last logged zxid.
+#[allow(clippy::too_many_lines, reason = "predates the lint (F1)")]
 pub(crate) fn start(
     config: &Config,
     last_zxid: i64,

@@ -119,6 +119,7 @@ impl Leading {
     }
 
     /// Handles readiness of `token` (`next_token` allocates tokens).
+    #[allow(clippy::too_many_lines, reason = "predates the lint (F1)")]
     pub(crate) fn ready(
         &mut self,
         registry: &Registry,
