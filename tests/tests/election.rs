@@ -640,3 +640,56 @@ fn not_serving_answers_match_apache_while_looking() {
     }
     assert_eq!(ours[0].decided(), None);
 }
+
+/// A bad ensemble config stops the server at once, naming the file and line
+/// (or the myid file), with a non-zero exit.
+#[test]
+fn bad_ensemble_configs_exit_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    fs::create_dir_all(&data).unwrap();
+    let cfg = dir.path().join("zoo.cfg");
+    let base = format!(
+        "tickTime=200\ndataDir={}\nclientPort=0\nserver.1=127.0.0.1:12888:13888\n",
+        data.display()
+    );
+    let run = |text: &str, myid: Option<&str>| {
+        fs::write(&cfg, text).unwrap();
+        match myid {
+            Some(m) => fs::write(data.join("myid"), m).unwrap(),
+            None => {
+                let _ = fs::remove_file(data.join("myid"));
+            }
+        }
+        let out = Command::new(our_binary())
+            .arg(&cfg)
+            .output()
+            .expect("run zk-server");
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let cfg_name = cfg.display().to_string();
+    let e = run(
+        &format!("{base}server.1=127.0.0.2:12888:13888\n"),
+        Some("1"),
+    );
+    assert!(
+        e.contains(&format!("{cfg_name}:5")) && e.contains("twice"),
+        "{e}"
+    );
+    let e = run(
+        &format!("{base}server.2=127.0.0.1:13888:14888\n"),
+        Some("1"),
+    );
+    assert!(
+        e.contains(&format!("{cfg_name}:5")) && e.contains("13888"),
+        "{e}"
+    );
+    let two = format!("{base}server.2=127.0.0.2:12888:13888\n");
+    let e = run(&two, None);
+    assert!(e.contains("myid") && e.contains("missing"), "{e}");
+    let e = run(&two, Some("x\n"));
+    assert!(e.contains("myid: line 1"), "{e}");
+    let e = run(&two, Some("7\n"));
+    assert!(e.contains("myid 7 is not one of the server.X lines"), "{e}");
+}
