@@ -5,11 +5,16 @@
 //! and serves every ZooKeeper client unchanged. The binary `zk-server` wraps
 //! it: `zk-server [zoo.cfg]`.
 //!
+//! * `server`: the composition root (threads, start, shutdown); nothing
+//!   imports it. `msg` (the messages between threads), `shared` (what every
+//!   thread sees), `control` (mode, serving, last zxid, outstanding), `frames`,
+//!   `reads` and `error` are leaves the threads share.
 //! * [`config`]: zoo.cfg (the keys of the ZooKeeper admin guide) and `myid`.
 //! * `net`: mio event loops for the connections (framing, handshake checks,
 //!   4lw, local reads, output back-pressure).
 //! * `sequencer`: the core thread: sessions, prep, zxids, the log, commit, apply,
-//!   watch events, replies in order.
+//!   watch events, replies in order (per-session order in `session_order`,
+//!   snapshot policy in `snapshots`).
 //! * `pipeline`: the Zab steps (propose, ack, commit) with a quorum of one.
 //! * `sessions` / [`expiry`]: session ids, passwords and the tick-bucketed expiry.
 //! * `fourlw`: the four-letter words.

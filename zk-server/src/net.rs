@@ -4,7 +4,7 @@
 //! Each loop owns its connections: it reads and frames requests, answers
 //! four-letter words and the handshake's local checks, serves reads of sessions
 //! with nothing in flight straight from the tree, and sends everything else to
-//! the core thread ([`crate::core`]). Replies, watch events and close orders come
+//! the sequencer thread (`zk-core`). Replies, watch events and close orders come
 //! back on a channel, with a [`mio::Waker`].
 //!
 //! Readiness contract (mio is edge-triggered): a socket is read and written
