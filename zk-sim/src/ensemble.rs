@@ -91,6 +91,32 @@ pub struct Options {
 }
 
 impl Options {
+    /// A fault-free ensemble on a fast network, for scripted scenarios:
+    /// fsyncs take 1–20 ms so a crash can fall before one completes.
+    pub fn calm(voters: usize) -> Self {
+        Options {
+            voters,
+            observers: 0,
+            params: Params {
+                finalize_wait_ms: 50,
+                min_notification_interval_ms: 50,
+                max_notification_interval_ms: 2000,
+            },
+            tick_ms: 2000,
+            init_limit: 10,
+            sync_limit: 5,
+            delay_ms: (0, 1),
+            fsync_ms: (1, 20),
+            fault_ms: 0,
+            faults: 0,
+            writes: 0,
+            liveness_ms: 300_000,
+            commit_log_count: 500,
+            crash_after_ack: 0.0,
+            targeted_crashes: 0,
+        }
+    }
+
     /// Swarm testing: every seed draws its own ensemble, timing and faults.
     pub fn swarm(seed: u64) -> Self {
         let mut r = Rng::new(seed ^ 0x2A2A_0000_A2A2);
@@ -118,6 +144,32 @@ impl Options {
             targeted_crashes: r.below(4),
         }
     }
+}
+
+/// A scripted fault, for the regression scenarios of ensemble-testing.md §4.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// kill -9 a server (it stays down until restarted).
+    Crash(Sid),
+    /// Start a crashed server again.
+    Restart(Sid),
+    /// Cut a server off from every other (until [`Action::Heal`]).
+    Isolate(Sid),
+    /// End every partition.
+    Heal,
+    /// `n` client writes at the established leader, one per millisecond.
+    Writes(u64),
+}
+
+/// When a scripted action happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// At a simulated time (ms).
+    At(u64, Action),
+    /// Right after server `sid` sends its first ACK of NEWLEADER from the
+    /// given time on (once): the action runs before any pending fsync of that
+    /// server can complete.
+    AfterNewLeaderAck(Sid, u64, Action),
 }
 
 /// What a run measured.
@@ -163,6 +215,7 @@ enum Durable {
 #[derive(Debug, Clone)]
 enum Ev {
     Start(Sid),
+    Script(Action),
     Crash {
         node: Sid,
         restart_at: u64,
@@ -311,6 +364,8 @@ struct Sim {
     epoch_leader: BTreeMap<u32, Sid>,
     syncs: BTreeMap<&'static str, u64>,
     targeted: usize,
+    triggers: Vec<(Sid, u64, Action)>,
+    write_ids: u64,
     hash: u64,
     events: u64,
     log: Vec<String>,
@@ -320,37 +375,7 @@ type Res = Result<(), Box<Failure>>;
 
 /// Runs one seed.
 pub fn run(seed: u64, opts: &Options) -> Result<Report, Box<Failure>> {
-    let n = (opts.voters + opts.observers) as Sid;
-    let mut sim = Sim {
-        seed,
-        opts: opts.clone(),
-        rng: Rng::new(seed),
-        now: 0,
-        seq: 0,
-        queue: BTreeMap::new(),
-        nodes: (1..=n).map(|s| (s, None)).collect(),
-        disks: (1..=n).map(|s| (s, Disk::default())).collect(),
-        pairs: BTreeMap::new(),
-        lanes: BTreeMap::new(),
-        conns: BTreeMap::new(),
-        quorum: Majority::new(1..=opts.voters as Sid),
-        incarnations: 0,
-        next_conn: 0,
-        timer_gen: 0,
-        healed: false,
-        committed: BTreeMap::new(),
-        acked: BTreeMap::new(),
-        epoch_leader: BTreeMap::new(),
-        syncs: BTreeMap::new(),
-        targeted: 0,
-        hash: 0xcbf2_9ce4_8422_2325,
-        events: 0,
-        log: Vec::new(),
-    };
-    for s in 1..=n {
-        let t = sim.rng.range(0, 300);
-        sim.at(t, Ev::Start(s));
-    }
+    let mut sim = Sim::new(seed, opts);
     for _ in 0..opts.faults {
         let at = sim.rng.range(0, opts.fault_ms);
         let f = sim.draw_fault(at);
@@ -362,6 +387,73 @@ pub fn run(seed: u64, opts: &Options) -> Result<Report, Box<Failure>> {
     }
     sim.at(opts.fault_ms, Ev::Heal);
     sim.run_to_end()
+}
+
+/// Runs a scripted scenario: `opts` without random faults or writes, the
+/// steps instead; the heal comes after the last timed step, and the usual
+/// checks and settling apply.
+pub fn run_script(seed: u64, opts: &Options, steps: &[Step]) -> Result<Report, Box<Failure>> {
+    let mut opts = opts.clone();
+    opts.faults = 0;
+    opts.writes = 0;
+    opts.crash_after_ack = 0.0;
+    let last = steps
+        .iter()
+        .map(|s| match s {
+            Step::At(t, _) => *t,
+            Step::AfterNewLeaderAck(_, t, _) => *t,
+        })
+        .max()
+        .unwrap_or(0);
+    opts.fault_ms = last + 1;
+    let mut sim = Sim::new(seed, &opts);
+    for step in steps {
+        match step {
+            Step::At(t, a) => sim.at(*t, Ev::Script(a.clone())),
+            Step::AfterNewLeaderAck(sid, t, a) => sim.triggers.push((*sid, *t, a.clone())),
+        }
+    }
+    sim.at(opts.fault_ms, Ev::Heal);
+    sim.run_to_end()
+}
+
+impl Sim {
+    fn new(seed: u64, opts: &Options) -> Sim {
+        let n = (opts.voters + opts.observers) as Sid;
+        let mut sim = Sim {
+            seed,
+            opts: opts.clone(),
+            rng: Rng::new(seed),
+            now: 0,
+            seq: 0,
+            queue: BTreeMap::new(),
+            nodes: (1..=n).map(|s| (s, None)).collect(),
+            disks: (1..=n).map(|s| (s, Disk::default())).collect(),
+            pairs: BTreeMap::new(),
+            lanes: BTreeMap::new(),
+            conns: BTreeMap::new(),
+            quorum: Majority::new(1..=opts.voters as Sid),
+            incarnations: 0,
+            next_conn: 0,
+            timer_gen: 0,
+            healed: false,
+            committed: BTreeMap::new(),
+            acked: BTreeMap::new(),
+            epoch_leader: BTreeMap::new(),
+            syncs: BTreeMap::new(),
+            targeted: 0,
+            triggers: Vec::new(),
+            write_ids: 1_000_000,
+            hash: 0xcbf2_9ce4_8422_2325,
+            events: 0,
+            log: Vec::new(),
+        };
+        for s in 1..=n {
+            let t = sim.rng.range(0, 300);
+            sim.at(t, Ev::Start(s));
+        }
+        sim
+    }
 }
 
 impl Sim {
@@ -431,6 +523,9 @@ impl Sim {
             self.check_nodes()?;
             if self.healed && self.now > self.opts.fault_ms + 3000 {
                 if let Some((leader, epoch)) = self.settled() {
+                    if std::env::var_os("ZK_SIM_TRACE").is_some() {
+                        eprintln!("{}", self.log.join("\n"));
+                    }
                     return Ok(Report {
                         seed: self.seed,
                         trace_hash: self.hash,
@@ -455,9 +550,10 @@ impl Sim {
                         })
                         .collect();
                     return Err(self.fail(format!(
-                        "not settled {} ms after the heal: {}",
+                        "not settled {} ms after the heal: {}{}",
                         self.opts.liveness_ms,
-                        states.join(", ")
+                        states.join(", "),
+                        self.tree_differences()
                     )));
                 }
             }
@@ -527,6 +623,7 @@ impl Sim {
             Ev::Tick { node, inc } => self.tick(node, inc),
             Ev::RoleStart { node, inc } => self.role_start(node, inc),
             Ev::Write(id) => self.write(id),
+            Ev::Script(a) => self.script(a),
             Ev::Partition { side, until } => {
                 let n = self.nodes.len() as Sid;
                 for a in 1..=n {
@@ -1044,6 +1141,42 @@ impl Sim {
         self.leader_cmds(l, out)
     }
 
+    fn script(&mut self, a: Action) -> Res {
+        self.note(format!("         script: {a:?}"));
+        match a {
+            Action::Crash(s) => {
+                if self.node(s).is_some() {
+                    self.crash(s)?;
+                }
+                Ok(())
+            }
+            Action::Restart(s) => self.boot(s),
+            Action::Isolate(s) => {
+                let n = self.nodes.len() as Sid;
+                for o in (1..=n).filter(|o| *o != s) {
+                    self.pair_mut(s, o).blocked = true;
+                    self.el_break(s, o)?;
+                    self.q_break_between(s, o)?;
+                }
+                Ok(())
+            }
+            Action::Heal => {
+                for p in self.pairs.values_mut() {
+                    p.blocked = false;
+                }
+                Ok(())
+            }
+            Action::Writes(n) => {
+                for i in 0..n {
+                    self.write_ids += 1;
+                    let id = self.write_ids;
+                    self.at(self.now + i, Ev::Write(id));
+                }
+                Ok(())
+            }
+        }
+    }
+
     fn schedule_fsync(&mut self, s: Sid, what: Durable) {
         let inc = self.node(s).map_or(0, |n| n.inc);
         let d = self.rng.range(self.opts.fsync_ms.0, self.opts.fsync_ms.1);
@@ -1248,8 +1381,18 @@ impl Sim {
             }
             match c {
                 LearnerCommand::Send(p) => {
+                    let newleader_ack = matches!(p, Packet::Ack { zxid } if zxid.counter() == 0)
+                        && matches!(self.node(s).map(|n| &n.role),
+                            Some(Role::Learning { core, .. }) if !core.is_serving());
                     if let Some(c) = conn {
                         self.q_send(c, true, QMsg::Packet(p));
+                    }
+                    if newleader_ack {
+                        let now = self.now;
+                        if let Some(i) = self.triggers.iter().position(|t| t.0 == s && t.1 <= now) {
+                            let (_, _, a) = self.triggers.remove(i);
+                            self.at(self.now, Ev::Script(a));
+                        }
                     }
                 }
                 LearnerCommand::PersistAcceptedEpoch(e) => {
@@ -1337,6 +1480,43 @@ impl Sim {
             .iter()
             .all(|(z, t)| tree.iter().any(|x| x.0 == *z && x.1 == *t));
         (all_equal && has_acked).then_some((l, epoch))
+    }
+}
+
+impl Sim {
+    /// For a liveness failure: the txns some server holds and the leader does
+    /// not, or the reverse.
+    fn tree_differences(&self) -> String {
+        let leader = self
+            .nodes
+            .values()
+            .flatten()
+            .find(|n| matches!(n.role, Role::Leading { .. }));
+        let Some(l) = leader else {
+            return String::new();
+        };
+        let mut out = String::new();
+        for (s, n) in &self.nodes {
+            let Some(n) = n else { continue };
+            let extra: Vec<Zxid> = n
+                .tree
+                .iter()
+                .filter(|t| !l.tree.contains(t))
+                .map(|t| t.0)
+                .collect();
+            let missing: Vec<Zxid> = l
+                .tree
+                .iter()
+                .filter(|t| !n.tree.contains(t))
+                .map(|t| t.0)
+                .collect();
+            if !extra.is_empty() || !missing.is_empty() {
+                out.push_str(&format!(
+                    "; server {s} holds {extra:?} beyond the leader's tree, lacks {missing:?}"
+                ));
+            }
+        }
+        out
     }
 }
 
