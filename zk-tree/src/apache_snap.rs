@@ -397,7 +397,6 @@ impl Tree {
 }
 
 /// The reader behind both forms; `signature`: whether `"BenWasHere"` follows.
-#[allow(clippy::too_many_lines, reason = "predates the lint (F1)")]
 fn read<R: BufRead>(
     input: &mut R,
     config: TreeConfig,
@@ -412,7 +411,50 @@ fn read<R: BufRead>(
     };
     let mut st = State::empty(&config);
     st.last_zxid = last_zxid;
+    let sessions = read_sessions(&mut r, &mut st)?;
+    let mut acls = read_acl_map(&mut r)?;
+    let mut nodes = Nodes::default();
+    loop {
+        let at = r.off;
+        let path = r.string("node path")?;
+        if path == END_PATH {
+            break;
+        }
+        let data = r.buffer("node data")?;
+        let acl_at = r.off;
+        let acl_id = r.i64("node ACL id")?;
+        let stat = read_stat(&mut r)?;
+        let Some(acl) = acls.take_ref(&mut st, acl_id) else {
+            return Err(r.invalid(
+                acl_at,
+                format!("node {path:?} uses ACL id {acl_id}, not in the map"),
+            ));
+        };
+        nodes
+            .insert(&mut st, path, data.as_deref(), acl, stat)
+            .map_err(|reason| r.invalid(at, reason))?;
+    }
+    let at = r.off;
+    if signature {
+        let sig = r.string("signature")?;
+        if sig != SIGNATURE {
+            return Err(r.invalid(at, format!("signature {sig:?}, not \"{SIGNATURE}\"")));
+        }
+    }
+    if !nodes.have_root {
+        return Err(r.invalid(at, "no root node"));
+    }
+    Ok(ApacheSnap {
+        tree: Tree::from_state(st, config),
+        sessions,
+    })
+}
 
+/// The session list, into `st` as well; a session listed twice is an error.
+fn read_sessions<R: BufRead>(
+    r: &mut Rd<'_, R>,
+    st: &mut State,
+) -> Result<Vec<(i64, i32)>, ApacheSnapError> {
     let n = r.count("session count")?;
     let mut sessions = Vec::new();
     for _ in 0..n {
@@ -424,9 +466,48 @@ fn read<R: BufRead>(
         }
         sessions.push((id, timeout));
     }
+    Ok(sessions)
+}
 
-    // Apache id -> (the list, its index in our cache once a node uses it).
-    let mut acls: HashMap<i64, (Vec<Acl>, Option<u32>)> = HashMap::new();
+/// The ACL map as read, interned into the tree's cache on first use.
+#[derive(Default)]
+struct AclMap {
+    /// Apache id -> (the list, its index in our cache once a node uses it).
+    lists: HashMap<i64, (Vec<Acl>, Option<u32>)>,
+    /// OPEN_ACL_UNSAFE's index in our cache once a node uses id -1.
+    open: Option<u32>,
+}
+
+impl AclMap {
+    /// One more reference to the list of Apache id `id` in `st`'s cache;
+    /// `None` if the map has no such id.
+    fn take_ref(&mut self, st: &mut State, id: i64) -> Option<u32> {
+        let (slot, list) = if id == OPEN_ACL_ID {
+            (&mut self.open, None)
+        } else {
+            let (list, slot) = self.lists.get_mut(&id)?;
+            (slot, Some(&list[..]))
+        };
+        Some(match *slot {
+            Some(a) => {
+                st.acls.add_ref(a);
+                a
+            }
+            None => {
+                let a = match list {
+                    Some(l) => st.acls.intern(l),
+                    None => st.acls.intern(&open_acl_unsafe()),
+                };
+                *slot = Some(a);
+                a
+            }
+        })
+    }
+}
+
+/// `ReferenceCountedACLCache.deserialize`, refusing id -1 and duplicates.
+fn read_acl_map<R: BufRead>(r: &mut Rd<'_, R>) -> Result<AclMap, ApacheSnapError> {
+    let mut map = AclMap::default();
     let n = r.count("ACL map size")?;
     for _ in 0..n {
         let at = r.off;
@@ -434,7 +515,7 @@ fn read<R: BufRead>(
         if id == OPEN_ACL_ID {
             return Err(r.invalid(at, "ACL id -1 (OPEN_ACL_UNSAFE) in the map"));
         }
-        if acls.contains_key(&id) {
+        if map.lists.contains_key(&id) {
             return Err(r.invalid(at, format!("ACL id {id} listed twice")));
         }
         let k = r.count("ACL vector length")?;
@@ -448,117 +529,92 @@ fn read<R: BufRead>(
                 id: Id { scheme, id },
             });
         }
-        acls.insert(id, (list, None));
+        map.lists.insert(id, (list, None));
     }
-    let mut open: Option<u32> = None;
+    Ok(map)
+}
 
-    // The nodes: the last node inserted is the likeliest parent of the
-    // next (pre-order), then the last parent looked up; else a lookup.
-    let mut have_root = false;
-    let mut last: (String, NodeId) = (String::new(), ROOT);
-    let mut last_parent: (String, NodeId) = (String::new(), ROOT);
-    loop {
-        let at = r.off;
-        let path = r.string("node path")?;
-        if path == END_PATH {
-            break;
+/// A `StatPersisted`.
+fn read_stat<R: BufRead>(r: &mut Rd<'_, R>) -> Result<StatPersisted, ApacheSnapError> {
+    Ok(StatPersisted {
+        czxid: r.i64("czxid")?,
+        mzxid: r.i64("mzxid")?,
+        ctime: r.i64("ctime")?,
+        mtime: r.i64("mtime")?,
+        version: r.i32("version")?,
+        cversion: r.i32("cversion")?,
+        aversion: r.i32("aversion")?,
+        ephemeral_owner: r.i64("ephemeralOwner")?,
+        pzxid: r.i64("pzxid")?,
+    })
+}
+
+/// Places the nodes as they come. The last node inserted is the likeliest
+/// parent of the next (pre-order), then the last parent looked up; else a
+/// lookup from the root.
+struct Nodes {
+    have_root: bool,
+    last: (String, NodeId),
+    last_parent: (String, NodeId),
+}
+
+impl Default for Nodes {
+    fn default() -> Self {
+        Nodes {
+            have_root: false,
+            last: (String::new(), ROOT),
+            last_parent: (String::new(), ROOT),
         }
-        let data = r.buffer("node data")?;
-        let acl_at = r.off;
-        let acl_id = r.i64("node ACL id")?;
-        let stat = StatPersisted {
-            czxid: r.i64("czxid")?,
-            mzxid: r.i64("mzxid")?,
-            ctime: r.i64("ctime")?,
-            mtime: r.i64("mtime")?,
-            version: r.i32("version")?,
-            cversion: r.i32("cversion")?,
-            aversion: r.i32("aversion")?,
-            ephemeral_owner: r.i64("ephemeralOwner")?,
-            pzxid: r.i64("pzxid")?,
-        };
-        let acl = if acl_id == OPEN_ACL_ID {
-            match open {
-                Some(a) => {
-                    st.acls.add_ref(a);
-                    a
-                }
-                None => {
-                    let a = st.acls.intern(&open_acl_unsafe());
-                    open = Some(a);
-                    a
-                }
-            }
-        } else {
-            let Some((list, interned)) = acls.get_mut(&acl_id) else {
-                return Err(r.invalid(
-                    acl_at,
-                    format!("node {path:?} uses ACL id {acl_id}, not in the map"),
-                ));
-            };
-            match *interned {
-                Some(a) => {
-                    st.acls.add_ref(a);
-                    a
-                }
-                None => {
-                    let a = st.acls.intern(list);
-                    *interned = Some(a);
-                    a
-                }
-            }
-        };
-        let data = data.as_deref();
+    }
+}
+
+impl Nodes {
+    /// Inserts node `path` (`""` = the root) into `st`, or says why not.
+    fn insert(
+        &mut self,
+        st: &mut State,
+        path: String,
+        data: Option<&[u8]>,
+        acl: u32,
+        stat: StatPersisted,
+    ) -> Result<(), String> {
         if path.is_empty() {
-            if have_root {
-                return Err(r.invalid(at, "the root (path \"\") appears twice"));
+            if self.have_root {
+                return Err("the root (path \"\") appears twice".into());
             }
-            have_root = true;
+            self.have_root = true;
             st.insert_root(data, acl, stat);
-            continue;
+            return Ok(());
         }
-        if !have_root {
-            return Err(r.invalid(at, format!("node {path:?} before the root")));
+        if !self.have_root {
+            return Err(format!("node {path:?} before the root"));
         }
         if crate::path::validate_path(&path).is_err() {
-            return Err(r.invalid(at, format!("invalid path {path:?}")));
+            return Err(format!("invalid path {path:?}"));
         }
         // A valid path other than "/" has a last '/' and a non-empty name.
         let Some((parent, name)) = crate::path::split(&path) else {
-            return Err(r.invalid(at, format!("invalid path {path:?}")));
+            return Err(format!("invalid path {path:?}"));
         };
         let pid = if parent.is_empty() {
             ROOT
-        } else if last.0 == parent {
-            last.1
-        } else if last_parent.0 == parent {
-            last_parent.1
+        } else if self.last.0 == parent {
+            self.last.1
+        } else if self.last_parent.0 == parent {
+            self.last_parent.1
         } else {
             let Some(id) = st.lookup(parent) else {
-                return Err(r.invalid(at, format!("node {path:?} before its parent {parent:?}")));
+                return Err(format!("node {path:?} before its parent {parent:?}"));
             };
-            last_parent = (parent.to_string(), id);
+            self.last_parent = (parent.to_string(), id);
             id
         };
         let Some(id) = st.insert_child_at(pid, name, Some(&path), data, acl, stat) else {
-            return Err(r.invalid(at, format!("node {path:?} appears twice")));
+            return Err(format!("node {path:?} appears twice"));
         };
-        last = (path, id);
+        self.last = (path, id);
+        Ok(())
     }
-    let at = r.off;
-    if signature {
-        let sig = r.string("signature")?;
-        if sig != SIGNATURE {
-            return Err(r.invalid(at, format!("signature {sig:?}, not \"{SIGNATURE}\"")));
-        }
-    }
-    if !have_root {
-        return Err(r.invalid(at, "no root node"));
-    }
-    Ok(ApacheSnap {
-        tree: Tree::from_state(st, config),
-        sessions,
-    })
 }
 
 #[cfg(test)]
