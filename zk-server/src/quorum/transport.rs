@@ -406,7 +406,11 @@ impl Transport {
                 }
             }
             self.connected_out(registry, t, sid, now, out);
-            return;
+            // Kept (the peer has the smaller sid): it may have written
+            // already, and this event was its only readiness edge.
+            if !self.conns.contains_key(&t) {
+                return;
+            }
         }
         // Read what is there, within the budget.
         let mut budget = READ_BUDGET;
