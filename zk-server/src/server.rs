@@ -114,6 +114,12 @@ impl Server {
     /// and starts serving. Returns once clients can connect.
     pub fn start(config: Config) -> Result<Server, StartError> {
         let secret = prepare_dirs(&config)?;
+        // Ensemble mode (more than one server.X line): the election port first.
+        let election_port = if config.is_ensemble() {
+            Some(crate::quorum::bind_election_port(&config)?)
+        } else {
+            None
+        };
 
         let tree_cfg = TreeConfig {
             extended_types: config.extended_types,
@@ -179,8 +185,8 @@ impl Server {
         // Ensemble mode (more than one server.X line): the election runs on
         // its own thread; until Zab (issue 14) the server never serves
         // (quorum/mod.rs).
-        let quorum = if config.is_ensemble() {
-            let (stop, thread) = crate::quorum::start(&config, last_zxid.as_i64())?;
+        let quorum = if let Some(listener) = election_port {
+            let (stop, thread) = crate::quorum::start(&config, listener, last_zxid.as_i64())?;
             threads.push(thread);
             Some(stop)
         } else {

@@ -93,34 +93,31 @@ fn resolve(hp: &HostPort) -> Option<SocketAddr> {
     (hp.host.as_str(), hp.port).to_socket_addrs().ok()?.next()
 }
 
-/// Binds the election port and starts the quorum thread. `last_zxid` is the
-/// last logged zxid.
-#[allow(clippy::too_many_lines, reason = "predates the lint (F1)")]
-pub(crate) fn start(
-    config: &Config,
-    last_zxid: i64,
-) -> Result<(QuorumStop, JoinHandle<()>), StartError> {
+/// Binds the election port (before recovery and the other threads, so that a
+/// taken port stops the server early): the configured election address, or
+/// 0.0.0.0 with quorumListenOnAllIPs; electionPortBindRetry tries, 1 s apart
+/// (0 = forever), as QuorumCnxManager.Listener.
+pub(crate) fn bind_election_port(config: &Config) -> Result<std::net::TcpListener, StartError> {
     let me = config.my_id;
     let my = config
         .servers
         .iter()
         .find(|s| s.id == me)
         .ok_or_else(|| StartError::Unsupported(format!("server.{me} is not configured")))?;
-    let election_addr = my.election_addrs[0].clone();
+    let election_addr = &my.election_addrs[0];
     let bind = if config.quorum_listen_on_all_ips {
         SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), election_addr.port)
     } else {
-        resolve(&election_addr).ok_or_else(|| {
+        resolve(election_addr).ok_or_else(|| {
             StartError::Unsupported(format!(
                 "cannot resolve our election address {election_addr}"
             ))
         })?
     };
-    // QuorumCnxManager.Listener: electionPortBindRetry tries, 1 s apart (0 = forever).
     let mut tries = 0u32;
-    let listener = loop {
+    loop {
         match std::net::TcpListener::bind(bind) {
-            Ok(l) => break l,
+            Ok(l) => return Ok(l),
             Err(e) => {
                 tries += 1;
                 if config.election_port_bind_retry != 0 && tries >= config.election_port_bind_retry
@@ -136,7 +133,26 @@ pub(crate) fn start(
                 std::thread::sleep(Duration::from_secs(1));
             }
         }
-    };
+    }
+}
+
+/// Starts the quorum thread on the bound election `listener`. `last_zxid` is
+/// the last logged zxid.
+pub(crate) fn start(
+    config: &Config,
+    listener: std::net::TcpListener,
+    last_zxid: i64,
+) -> Result<(QuorumStop, JoinHandle<()>), StartError> {
+    let me = config.my_id;
+    let my = config
+        .servers
+        .iter()
+        .find(|s| s.id == me)
+        .ok_or_else(|| StartError::Unsupported(format!("server.{me} is not configured")))?;
+    let election_addr = my.election_addrs[0].clone();
+    let bind = listener
+        .local_addr()
+        .map_err(io_err("cannot read the election port's address"))?;
     listener
         .set_nonblocking(true)
         .map_err(io_err("cannot set the election listener non-blocking"))?;
