@@ -706,6 +706,19 @@ fn bad_ensemble_configs_exit_naming_file_and_line() {
     assert!(e.contains("myid: line 1"), "{e}");
     let e = run(&two, Some("7\n"));
     assert!(e.contains("myid 7 is not one of the server.X lines"), "{e}");
+    // The election port taken: electionPortBindRetry tries, then exit 1.
+    let (a, b) = loopback_net();
+    let ip = std::net::Ipv4Addr::new(127, a, b, 1);
+    let _taken = std::net::TcpListener::bind((ip, ELECTION_PORT)).unwrap();
+    let taken = format!(
+        "tickTime=200\ndataDir={}\nclientPort=0\nelectionPortBindRetry=2\nserver.1={ip}:{QUORUM_PORT}:{ELECTION_PORT}\nserver.2=127.0.0.2:12888:13888\n",
+        data.display()
+    );
+    let e = run(&taken, Some("1"));
+    assert!(
+        e.contains("cannot bind the election port") && e.contains("after 2 tries"),
+        "{e}"
+    );
 }
 
 /// The other way round: ours has the highest sid, so two Apache 3.8 servers
