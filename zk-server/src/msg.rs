@@ -38,12 +38,16 @@ pub(crate) struct Ctx {
 /// A message to the core.
 #[derive(Debug)]
 pub(crate) enum CoreMsg {
+    /// A handshake: a new session (`req.session_id == 0`, a createSession
+    /// txn) or a reconnection; `timeout` is already negotiated.
     Connect {
         conn: u64,
         peer: SocketAddr,
         req: ConnectRequest,
         timeout: i32,
     },
+    /// A decoded request: a write becomes a txn; a read is answered in its
+    /// session's order.
     Request {
         ctx: Ctx,
         req: Request,
@@ -54,6 +58,8 @@ pub(crate) enum CoreMsg {
         ctx: Ctx,
         reject: Reject,
     },
+    /// A connection closed: its watches go, and its session no longer has
+    /// an owner (the session lives on until it expires).
     ConnClosed {
         conn: u64,
         session_id: i64,
@@ -66,6 +72,7 @@ pub(crate) enum CoreMsg {
         zxid: Zxid,
         error: zk_txnlog::Error,
     },
+    /// Stop: finish the txns in flight, answer them, then stop the loops.
     Shutdown,
 }
 
