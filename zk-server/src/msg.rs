@@ -48,30 +48,18 @@ pub(crate) enum CoreMsg {
     },
     /// A decoded request: a write becomes a txn; a read is answered in its
     /// session's order.
-    Request {
-        ctx: Ctx,
-        req: Request,
-    },
+    Request { ctx: Ctx, req: Request },
     /// A request the loop could not turn into a [`Request`] (undecodable body,
     /// unknown opcode): answered with an error in the session's request order.
-    Rejected {
-        ctx: Ctx,
-        reject: Reject,
-    },
+    Rejected { ctx: Ctx, reject: Reject },
     /// A connection closed: its watches go, and its session no longer has
     /// an owner (the session lives on until it expires).
-    ConnClosed {
-        conn: u64,
-        session_id: i64,
-    },
+    ConnClosed { conn: u64, session_id: i64 },
     /// zk-txnlog made records durable: everything up to [`DurableMark`]'s
     /// high mark is. At most one of these is in the channel at a time.
     Durable,
     /// zk-txnlog could not make the record of `zxid` durable.
-    LogFailed {
-        zxid: Zxid,
-        error: zk_txnlog::Error,
-    },
+    LogFailed { zxid: Zxid, error: zk_txnlog::Error },
     /// Stop: finish the txns in flight, answer them, then stop the loops.
     Shutdown,
 }
