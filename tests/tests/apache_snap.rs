@@ -270,16 +270,8 @@ fn apache_snapshot_body_reads_as_created() {
     let digest = i64::from_be_bytes(seal[12..20].try_into().unwrap());
     assert_eq!(version, 2);
     assert_ne!(digest_zxid, 0, "Apache wrote an empty digest");
-    // KNOWN BUG, pinned here: zk-tree's digest (zk-tree/src/digest.rs) skips
-    // every path starting with "/zookeeper", /zookeeper itself included;
-    // Apache's DigestCalculator skips only paths under "/zookeeper/", so it
-    // counts /zookeeper's CRC. When digest.rs is fixed, drop this term.
-    let (zk_data, zk_stat) = tree
-        .get_data("/zookeeper", &SUPER, None)
-        .expect("/zookeeper");
-    let zk_node = i64::from(node_crc("/zookeeper", zk_data.as_deref(), &zk_stat));
     assert_eq!(
-        tree.digest().wrapping_add(zk_node),
+        tree.digest(),
         digest,
         "tree digest (Apache's at zxid {digest_zxid:#x})"
     );

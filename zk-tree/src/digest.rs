@@ -1,5 +1,5 @@
 //! The tree digest, as ZooKeeper 3.6+'s `DigestCalculator` (version 2): each
-//! znode outside `/zookeeper` contributes CRC-32 (IEEE) of its path (the root
+//! znode not under `/zookeeper/` (`/zookeeper` itself counts) contributes CRC-32 (IEEE) of its path (the root
 //! as ""), its data and 60 bytes of persisted stat; the tree digest is the
 //! wrapping sum. Matching ZooKeeper's numbers lets `hash` output be compared.
 
@@ -26,9 +26,11 @@ impl Crc32 {
     }
 }
 
-/// The digest of one znode (0 for `/zookeeper...` paths).
+/// The digest of one znode (0 for paths under `/zookeeper/`; `/zookeeper`
+/// itself counts, as `DigestCalculator.calculateDigest` skips only its
+/// children).
 pub(crate) fn node_digest(path: &str, data: Option<&[u8]>, s: &StatPersisted) -> u32 {
-    if path.starts_with("/zookeeper") {
+    if path.starts_with("/zookeeper/") {
         return 0;
     }
     let path = if path == "/" { "" } else { path };
@@ -99,6 +101,9 @@ mod tests {
             assert_eq!(node_digest("/a/b", Some(&data), &s), c.value(), "{n}");
         }
         assert_eq!(node_digest("/zookeeper/x", None, &s), 0);
+        // Found by the Apache snapshot oracle test: /zookeeper itself counts.
+        assert_ne!(node_digest("/zookeeper", None, &s), 0);
+        assert_ne!(node_digest("/zookeeperx", None, &s), 0);
     }
 
     #[test]
