@@ -480,7 +480,15 @@ impl Runtime {
                 let started = bind
                     .ok_or_else(|| std::io::Error::other(format!("cannot resolve {addr}")))
                     .and_then(|b| {
-                        Leading::start(registry, self.me, b, QUORUM_LISTENER, self.limits, now)
+                        Leading::start(
+                            registry,
+                            self.me,
+                            self.quorum_addrs.keys().copied().collect(),
+                            b,
+                            QUORUM_LISTENER,
+                            self.limits,
+                            now,
+                        )
                     });
                 match started {
                     Ok(l) => self.role = Role::Leading(l),

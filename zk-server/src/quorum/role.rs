@@ -58,6 +58,8 @@ struct LearnerConn {
 /// The stub of a leader.
 pub(crate) struct Leading {
     me: Sid,
+    /// The configured servers: a LearnerInfo naming another sid is refused.
+    known: BTreeSet<Sid>,
     listener: TcpListener,
     listener_token: Token,
     conns: HashMap<Token, LearnerConn>,
@@ -84,6 +86,24 @@ pub(crate) struct Learning {
     limits: Limits,
 }
 
+/// What reading a learner's connection found.
+enum Drained {
+    /// Nothing decisive; the connection stays.
+    Open,
+    /// Closed, or sent something that is not a learner's first packet.
+    Closed(String),
+    /// Its first packet: the type and the sid from its LearnerInfo.
+    Info(i32, Sid),
+}
+
+fn info_name(ty: i32) -> &'static str {
+    if ty == quorum_packet::OBSERVERINFO {
+        "OBSERVERINFO"
+    } else {
+        "FOLLOWERINFO"
+    }
+}
+
 /// What a role reports to the runtime.
 pub(crate) enum Outcome {
     /// Carry on.
@@ -97,6 +117,7 @@ impl Leading {
     pub(crate) fn start(
         registry: &Registry,
         me: Sid,
+        known: BTreeSet<Sid>,
         bind: SocketAddr,
         listener_token: Token,
         limits: Limits,
@@ -107,6 +128,7 @@ impl Leading {
         info!("leading (stub until Zab): listening for learners on quorum port {bind}");
         Ok(Leading {
             me,
+            known,
             listener,
             listener_token,
             conns: HashMap::new(),
@@ -119,7 +141,6 @@ impl Leading {
     }
 
     /// Handles readiness of `token` (`next_token` allocates tokens).
-    #[allow(clippy::too_many_lines, reason = "predates the lint (F1)")]
     pub(crate) fn ready(
         &mut self,
         registry: &Registry,
@@ -128,115 +149,101 @@ impl Leading {
         now: Instant,
     ) {
         if token == self.listener_token {
-            loop {
-                let (mut stream, peer) = match self.listener.accept() {
-                    Ok(x) => x,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => {
-                        warn!("quorum port: accept failed: {e}");
-                        break;
-                    }
-                };
-                let waiting = self.conns.values().filter(|c| c.sid.is_none()).count();
-                if waiting >= MAX_UNIDENTIFIED {
-                    warn!(
-                        "quorum port: closing connection from {peer}: {MAX_UNIDENTIFIED} connections have not identified themselves yet"
-                    );
-                    continue;
-                }
-                let _ = stream.set_nodelay(true);
-                let t = Token(*next_token);
-                *next_token += 1;
-                if registry
-                    .register(&mut stream, t, Interest::READABLE)
-                    .is_err()
-                {
-                    continue;
-                }
-                self.conns.insert(
-                    t,
-                    LearnerConn {
-                        stream,
-                        peer,
-                        sid: None,
-                        rbuf: Vec::new(),
-                        deadline: now + self.limits.init,
-                    },
-                );
-            }
+            self.accept(registry, next_token, now);
             return;
         }
-        let mut close = None;
-        if let Some(c) = self.conns.get_mut(&token) {
-            let mut buf = [0u8; 4096];
-            loop {
-                match c.stream.read(&mut buf) {
-                    Ok(0) => {
-                        close = Some("closed by the learner".to_string());
-                        break;
-                    }
-                    Ok(n) => {
-                        if c.sid.is_some() {
-                            continue; // held: whatever it sends is discarded
-                        }
-                        c.rbuf.extend_from_slice(&buf[..n]);
-                        match wire::parse_learner_info(&c.rbuf) {
-                            Ok(None) => {}
-                            Err(why) => {
-                                close = Some(why);
-                                break;
-                            }
-                            Ok(Some((ty, sid))) => {
-                                c.sid = Some(sid);
-                                c.rbuf = Vec::new();
-                                let what = if ty == quorum_packet::OBSERVERINFO {
-                                    "OBSERVERINFO"
-                                } else {
-                                    "FOLLOWERINFO"
-                                };
-                                info!("leading: {what} from server {sid} at {}", c.peer);
-                                if let Some(old) = self.followers.insert(sid, token)
-                                    && old != token
-                                    && let Some(mut o) = self.conns.remove(&old)
-                                {
-                                    let _ = registry.deregister(&mut o.stream);
-                                }
-                                break;
-                            }
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        close = Some(format!("read failed: {e}"));
-                        break;
-                    }
+        let read = match self.conns.get_mut(&token) {
+            Some(c) => Self::read(c),
+            None => return,
+        };
+        let close = match read {
+            Drained::Open => None,
+            Drained::Closed(why) => Some(why),
+            Drained::Info(ty, sid) if !self.known.contains(&sid) => Some(format!(
+                "{} from server {sid}, which is not in the configuration",
+                info_name(ty)
+            )),
+            Drained::Info(ty, sid) => {
+                let c = self.conns.get_mut(&token).expect("read above");
+                c.sid = Some(sid);
+                c.rbuf = Vec::new();
+                info!("leading: {} from server {sid} at {}", info_name(ty), c.peer);
+                if let Some(old) = self.followers.insert(sid, token)
+                    && old != token
+                {
+                    // drop_conn leaves `followers[sid]` (now `token`) alone.
+                    self.drop_conn(registry, old, "replaced by a newer connection");
+                }
+                // It may have sent more already: drain it (discarded).
+                match self.conns.get_mut(&token).map(Self::read) {
+                    Some(Drained::Closed(why)) => Some(why),
+                    _ => None,
                 }
             }
-            // An identified learner may have more bytes queued: keep draining.
-            if close.is_none()
-                && let Some(c) = self.conns.get_mut(&token)
-                && c.sid.is_some()
-            {
-                loop {
-                    match c.stream.read(&mut buf) {
-                        Ok(0) => {
-                            close = Some("closed by the learner".to_string());
-                            break;
-                        }
-                        Ok(_) => {}
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) => {
-                            close = Some(format!("read failed: {e}"));
-                            break;
-                        }
-                    }
-                }
-            }
-        }
+        };
         if let Some(why) = close {
             self.drop_conn(registry, token, &why);
+        }
+    }
+
+    fn accept(&mut self, registry: &Registry, next_token: &mut usize, now: Instant) {
+        loop {
+            let (mut stream, peer) = match self.listener.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    warn!("quorum port: accept failed: {e}");
+                    return;
+                }
+            };
+            let waiting = self.conns.values().filter(|c| c.sid.is_none()).count();
+            if waiting >= MAX_UNIDENTIFIED {
+                warn!(
+                    "quorum port: closing connection from {peer}: {MAX_UNIDENTIFIED} connections have not identified themselves yet"
+                );
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let t = Token(*next_token);
+            *next_token += 1;
+            if registry
+                .register(&mut stream, t, Interest::READABLE)
+                .is_err()
+            {
+                continue;
+            }
+            let conn = LearnerConn {
+                stream,
+                peer,
+                sid: None,
+                rbuf: Vec::new(),
+                deadline: now + self.limits.init,
+            };
+            self.conns.insert(t, conn);
+        }
+    }
+
+    /// Reads until the socket would block: an identified learner's bytes are
+    /// discarded (the stub speaks no Zab beyond its first packet); an
+    /// unidentified one's are parsed for FOLLOWERINFO / OBSERVERINFO.
+    fn read(c: &mut LearnerConn) -> Drained {
+        let mut buf = [0u8; 4096];
+        loop {
+            match c.stream.read(&mut buf) {
+                Ok(0) => return Drained::Closed("closed by the learner".to_string()),
+                Ok(_) if c.sid.is_some() => {}
+                Ok(n) => {
+                    c.rbuf.extend_from_slice(&buf[..n]);
+                    match wire::parse_learner_info(&c.rbuf) {
+                        Ok(None) => {}
+                        Err(why) => return Drained::Closed(why),
+                        Ok(Some((ty, sid))) => return Drained::Info(ty, sid),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drained::Open,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Drained::Closed(format!("read failed: {e}")),
+            }
         }
     }
 
@@ -520,5 +527,158 @@ impl Learning {
     /// Closes the connection.
     pub(crate) fn stop(mut self, registry: &Registry) {
         self.reset(registry);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mio::{Events, Poll};
+
+    const LIMITS: Limits = Limits {
+        init: Duration::from_millis(400),
+        sync: Duration::from_millis(200),
+    };
+
+    fn leader(poll: &Poll, now: Instant) -> (Leading, SocketAddr) {
+        let l = Leading::start(
+            poll.registry(),
+            3,
+            [1, 2, 3].into_iter().collect(),
+            "127.0.0.1:0".parse().unwrap(),
+            Token(2),
+            LIMITS,
+            now,
+        )
+        .unwrap();
+        let addr = l.listener.local_addr().unwrap();
+        (l, addr)
+    }
+
+    /// Polls for `ms` and hands every event to the leader.
+    fn run(poll: &mut Poll, l: &mut Leading, next: &mut usize, ms: u64) {
+        let mut events = Events::with_capacity(16);
+        let end = Instant::now() + Duration::from_millis(ms);
+        while Instant::now() < end {
+            poll.poll(&mut events, Some(Duration::from_millis(5)))
+                .unwrap();
+            for ev in events.iter() {
+                l.ready(poll.registry(), ev.token(), next, Instant::now());
+            }
+        }
+    }
+
+    fn majority() -> Majority {
+        Majority::new([1, 2, 3])
+    }
+
+    /// A FOLLOWERINFO from a voter makes a quorum of two with the leader;
+    /// losing it for syncLimit sends the leader back to LOOKING.
+    #[test]
+    fn leader_counts_followerinfo_and_steps_down_after_sync_limit() {
+        let mut poll = Poll::new().unwrap();
+        let (mut l, addr) = leader(&poll, Instant::now());
+        let mut next = 100;
+        let mut f = std::net::TcpStream::connect(addr).unwrap();
+        f.write_all(&wire::learner_info_packet(false, 0, 1))
+            .unwrap();
+        run(&mut poll, &mut l, &mut next, 50);
+        let (o, _) = l.tick(poll.registry(), &majority(), Instant::now());
+        assert!(matches!(o, Outcome::Stay));
+        assert!(l.had_quorum);
+        assert_eq!(l.followers.keys().copied().collect::<Vec<_>>(), vec![1]);
+        let dropped = Instant::now();
+        drop(f);
+        run(&mut poll, &mut l, &mut next, 50);
+        let now = Instant::now();
+        let (o, _) = l.tick(poll.registry(), &majority(), now);
+        if now < dropped + LIMITS.sync {
+            assert!(matches!(o, Outcome::Stay), "within syncLimit");
+        }
+        run(&mut poll, &mut l, &mut next, 250);
+        let (o, _) = l.tick(poll.registry(), &majority(), Instant::now());
+        assert!(matches!(o, Outcome::Lost(_)), "quorum lost for syncLimit");
+    }
+
+    /// No quorum within initLimit: back to LOOKING. An unknown sid and a
+    /// packet that is not FOLLOWERINFO / OBSERVERINFO are closed; an
+    /// observer does not count.
+    #[test]
+    fn leader_without_a_quorum_and_bad_learners() {
+        let mut poll = Poll::new().unwrap();
+        let start = Instant::now();
+        let (mut l, addr) = leader(&poll, start);
+        let mut next = 100;
+        let mut unknown = std::net::TcpStream::connect(addr).unwrap();
+        unknown
+            .write_all(&wire::learner_info_packet(false, 0, 9))
+            .unwrap();
+        let mut bad = std::net::TcpStream::connect(addr).unwrap();
+        bad.write_all(&[0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+            .unwrap();
+        let mut obs = std::net::TcpStream::connect(addr).unwrap();
+        obs.write_all(&wire::learner_info_packet(true, 0, 2))
+            .unwrap();
+        run(&mut poll, &mut l, &mut next, 100);
+        for s in [&mut unknown, &mut bad] {
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            assert_eq!(s.read(&mut [0u8; 8]).unwrap(), 0, "closed by the leader");
+        }
+        // Server 2 is counted by Majority only if it votes; with voters
+        // {1, 3} it is an observer and the leader alone is no quorum.
+        let voters = Majority::new([1, 3]);
+        let (o, _) = l.tick(poll.registry(), &voters, Instant::now());
+        assert!(matches!(o, Outcome::Stay));
+        assert!(!l.had_quorum);
+        let (o, _) = l.tick(poll.registry(), &voters, start + LIMITS.init);
+        assert!(matches!(o, Outcome::Lost(_)));
+        drop(obs);
+    }
+
+    /// A learner sends exactly Java's FOLLOWERINFO and goes back to LOOKING
+    /// when the leader closes the connection.
+    #[test]
+    fn learner_sends_followerinfo_and_notices_the_leader_leave() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut poll = Poll::new().unwrap();
+        let addr = HostPort {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let mut l = Learning::start(1, false, 3, addr, 4, Token(3), LIMITS, Instant::now());
+        let (o, _) = l.tick(poll.registry(), Instant::now());
+        assert!(matches!(o, Outcome::Stay));
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut events = Events::with_capacity(8);
+        let mut got = Vec::new();
+        conn.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let end = Instant::now() + Duration::from_secs(2);
+        while got.len() < 40 && Instant::now() < end {
+            poll.poll(&mut events, Some(Duration::from_millis(5)))
+                .unwrap();
+            for _ in events.iter() {
+                let _ = l.ready(poll.registry(), Instant::now());
+            }
+            let mut b = [0u8; 64];
+            if let Ok(n) = conn.read(&mut b) {
+                got.extend_from_slice(&b[..n]);
+            }
+        }
+        assert_eq!(got, wire::learner_info_packet(false, 4, 1));
+        drop(conn);
+        let end = Instant::now() + Duration::from_secs(2);
+        loop {
+            poll.poll(&mut events, Some(Duration::from_millis(5)))
+                .unwrap();
+            if events
+                .iter()
+                .any(|_| matches!(l.ready(poll.registry(), Instant::now()), Outcome::Lost(_)))
+            {
+                break;
+            }
+            assert!(Instant::now() < end, "the leader's close went unnoticed");
+        }
     }
 }
