@@ -36,7 +36,8 @@
 //! | L2 `missing_accepted` | no `acceptedEpoch` | created holding `E`, then checked as L6 |
 //! | L3 `current_from_tmp` | `E > currentEpoch`, `currentEpoch.tmp` holds `t >= E` | a crash interrupted the atomic write: `currentEpoch` rewritten to `t` |
 //! | L4 `tmp_behind_log` | `E > currentEpoch`, `currentEpoch.tmp` holds `t < E` | refuse (stricter than Apache, which takes `t`) |
-//! | L5 `current_behind_log` | `E > currentEpoch`, no `currentEpoch.tmp` | refuse; the message says what to do |
+//! | L5 `current_behind_log` | `E > currentEpoch`, no `currentEpoch.tmp`, `acceptedEpoch < E` | refuse; the message says what to do |
+//! | L9 `synced_before_current` | `E > currentEpoch`, no `currentEpoch.tmp`, `acceptedEpoch >= E` | used as they are: a learner crashed after making the txns of its sync durable and before writing `currentEpoch` (zk-zab's NEWLEADER order: txns, then currentEpoch, then the ACK; ensemble-testing.md §4 #12); it is synced again by the next leader |
 //! | L6 `accepted_behind_current` | `acceptedEpoch < currentEpoch` | refuse |
 //! | L7 `garbage` | a file (or `currentEpoch.tmp` in L3) does not parse | error naming the file and its content |
 //! | L8 `consistent` | `E <= currentEpoch <= acceptedEpoch` | used as they are; a left-over `.tmp` is ignored |
@@ -215,6 +216,13 @@ impl EpochFiles {
                         log_epoch,
                         last_zxid,
                     });
+                }
+                // L9
+                None if read_epoch(&self.path(ACCEPTED_EPOCH))?.is_some_and(|a| a >= log_epoch) => {
+                    info!(
+                        "the log reaches epoch {log_epoch} ({last_zxid}) beyond currentEpoch {current}: \
+                         a sync was durable before its currentEpoch; keeping currentEpoch {current}"
+                    );
                 }
                 // L5
                 None => {
@@ -498,12 +506,13 @@ mod tests {
         assert_eq!(get(&f, CURRENT_EPOCH), "3", "nothing rewritten");
     }
 
-    /// L5: the log is ahead of currentEpoch and nothing explains it.
+    /// L5: the log is ahead of currentEpoch and nothing explains it (not even
+    /// an acceptedEpoch that reaches the log's epoch, L9).
     #[test]
     fn l5_current_behind_log() {
         let (_d, f) = files();
         put(&f, CURRENT_EPOCH, "4");
-        put(&f, ACCEPTED_EPOCH, "6");
+        put(&f, ACCEPTED_EPOCH, "4");
         let err = f.load(E5).unwrap_err();
         assert!(
             matches!(
@@ -636,5 +645,29 @@ mod tests {
         let err = f.set_current(1).unwrap_err();
         assert!(matches!(&err, EpochError::Write { path, .. } if path == &f.path(CURRENT_EPOCH)));
         assert!(!f.path("currentEpoch.tmp").exists());
+    }
+}
+
+#[cfg(test)]
+mod synced_before_current {
+    use super::*;
+
+    /// L9: a learner crashed between making its synced txns durable and
+    /// writing currentEpoch; it must restart (ensemble-testing.md §4 #12),
+    /// keeping currentEpoch as it is.
+    #[test]
+    fn synced_before_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = EpochFiles::new(dir.path());
+        files.set_current(1).unwrap();
+        files.set_accepted(2).unwrap();
+        let e = files.load(Zxid::new(2, 3)).unwrap();
+        assert_eq!((e.current, e.accepted), (1, 2));
+        // Without the accepted epoch behind it, the same log is refused (L5).
+        files.set_accepted(1).unwrap();
+        assert!(matches!(
+            files.load(Zxid::new(2, 3)),
+            Err(EpochError::CurrentBehindLog { .. })
+        ));
     }
 }
