@@ -168,21 +168,24 @@ pub(crate) fn start(
         }
         .to_text(),
     );
-    let transport = Transport::new(
-        poll.registry(),
+    let setup = transport::Setup {
         me,
-        election_addr,
-        mio::net::TcpListener::from_std(listener),
-        ELECTION_LISTENER,
-        TRANSPORT_TOKENS,
-        config
+        my_addr: election_addr,
+        listener_token: ELECTION_LISTENER,
+        first_token: TRANSPORT_TOKENS,
+        peers: config
             .servers
             .iter()
             .map(|s| (s.id, s.election_addrs[0].clone()))
             .collect(),
-        Duration::from_millis(config.cnx_timeout_ms),
-        Duration::from_millis(tick * u64::from(config.sync_limit)),
+        cnx_timeout: Duration::from_millis(config.cnx_timeout_ms),
+        handshake_timeout: Duration::from_millis(tick * u64::from(config.sync_limit)),
         config_text,
+    };
+    let transport = Transport::new(
+        poll.registry(),
+        mio::net::TcpListener::from_std(listener),
+        setup,
         now,
     )
     .map_err(io_err("cannot register the election listener"))?;
@@ -504,8 +507,7 @@ impl Runtime {
                 self.role = Role::Learning(Learning::start(
                     self.me,
                     d.state == PeerState::Observing,
-                    d.leader,
-                    addr,
+                    (d.leader, addr),
                     self.current_epoch,
                     LEARNER,
                     self.limits,

@@ -347,12 +347,10 @@ impl Leading {
 
 impl Learning {
     /// Starts connecting to `leader` at its quorum address.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         me: Sid,
         observer: bool,
-        leader: Sid,
-        leader_addr: HostPort,
+        (leader, leader_addr): (Sid, HostPort),
         accepted_epoch: i64,
         token: Token,
         limits: Limits,
@@ -646,7 +644,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
         };
-        let mut l = Learning::start(1, false, 3, addr, 4, Token(3), LIMITS, Instant::now());
+        let mut l = Learning::start(1, false, (3, addr), 4, Token(3), LIMITS, Instant::now());
         let (o, _) = l.tick(poll.registry(), Instant::now());
         assert!(matches!(o, Outcome::Stay));
         let (mut conn, _) = listener.accept().unwrap();

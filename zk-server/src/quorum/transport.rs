@@ -115,24 +115,44 @@ pub(crate) struct Transport {
     again: Vec<Token>,
 }
 
+/// What a [`Transport`] is built from.
+pub(crate) struct Setup {
+    /// Our server id.
+    pub me: Sid,
+    /// Our configured election address (sent in the initial message).
+    pub my_addr: HostPort,
+    /// The listener's token; connections get tokens from `first_token` up.
+    pub listener_token: Token,
+    /// The first token of this transport's connections.
+    pub first_token: usize,
+    /// Every server's election address (ours is skipped).
+    pub peers: Vec<(Sid, HostPort)>,
+    /// How long a dial may take (cnxTimeout).
+    pub cnx_timeout: Duration,
+    /// How long an accepted connection may take to send its initial message.
+    pub handshake_timeout: Duration,
+    /// Our quorum config text, sent in every notification.
+    pub config_text: Bytes,
+}
+
 impl Transport {
-    /// A transport listening on `listener` (already bound) for server `me`.
-    /// `peers` are the other servers' election addresses; tokens from
-    /// `first_token` upward are this transport's.
-    #[allow(clippy::too_many_arguments)]
+    /// A transport on `listener` (already bound), as `setup` says.
     pub(crate) fn new(
         registry: &Registry,
-        me: Sid,
-        my_addr: HostPort,
         mut listener: TcpListener,
-        listener_token: Token,
-        first_token: usize,
-        peers: Vec<(Sid, HostPort)>,
-        cnx_timeout: Duration,
-        handshake_timeout: Duration,
-        config_text: Bytes,
+        setup: Setup,
         now: Instant,
     ) -> io::Result<Self> {
+        let Setup {
+            me,
+            my_addr,
+            listener_token,
+            first_token,
+            peers,
+            cnx_timeout,
+            handshake_timeout,
+            config_text,
+        } = setup;
         registry.register(&mut listener, listener_token, Interest::READABLE)?;
         let links = peers
             .into_iter()
@@ -749,17 +769,20 @@ mod tests {
         listener.set_nonblocking(true).unwrap();
         let poll = Poll::new().unwrap();
         let my = hp(&listener);
+        let setup = Setup {
+            me,
+            my_addr: my,
+            listener_token: Token(1),
+            first_token: 16,
+            peers: peers.to_vec(),
+            cnx_timeout: Duration::from_millis(1000),
+            handshake_timeout: Duration::from_millis(1000),
+            config_text: Bytes::from_static(b"version=0"),
+        };
         let t = Transport::new(
             poll.registry(),
-            me,
-            my,
             TcpListener::from_std(listener),
-            Token(1),
-            16,
-            peers.to_vec(),
-            Duration::from_millis(1000),
-            Duration::from_millis(1000),
-            Bytes::from_static(b"version=0"),
+            setup,
             Instant::now(),
         )
         .unwrap();
