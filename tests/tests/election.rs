@@ -755,3 +755,54 @@ fn mixed_ours_leads_two_apache_followers() {
         );
     }
 }
+
+/// The vote's order puts the zxid before the sid (quorum.md §2.2): a server
+/// whose log is ahead leads even with the lowest sid. Server 1's data dir
+/// first gets three txns from a standalone run of the same binary.
+#[test]
+fn the_most_recent_log_leads_whatever_its_sid() {
+    use std::io::BufRead;
+
+    let mut m = ensemble(&[Flavor::Ours; 3]);
+    let data = m[0].dir.path().join("data");
+    let standalone = m[0].dir.path().join("standalone.cfg");
+    fs::write(
+        &standalone,
+        format!(
+            "tickTime=200\ndataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(our_binary())
+        .arg(&standalone)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start a standalone server");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    let mut c = zk_integration::Client::connect(addr).expect("connect");
+    c.create("/ahead", b"x", 0).unwrap().expect("create");
+    c.close().expect("close"); // createSession, create, closeSession: zxid 0x3
+    let _ = child.kill();
+    let _ = child.wait();
+
+    start_together(&mut m);
+    let ds = agreed(&m, &[1, 2, 3]);
+    assert_eq!(leader_of(&ds), 1, "{ds:?}");
+    let out = m[0].output();
+    assert!(
+        out.contains("election: LOOKING (start-up); round 1, last zxid 0x3,"),
+        "{}",
+        m[0].tail(20)
+    );
+}
