@@ -774,14 +774,24 @@ fn the_most_recent_log_leads_whatever_its_sid() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(our_binary())
-        .arg(&standalone)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start a standalone server");
+    /// Kills the standalone server however the test ends.
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Kill(
+        Command::new(our_binary())
+            .arg(&standalone)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a standalone server"),
+    );
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
+    std::io::BufReader::new(child.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let addr: std::net::SocketAddr = line
@@ -793,8 +803,7 @@ fn the_most_recent_log_leads_whatever_its_sid() {
     let mut c = zk_integration::Client::connect(addr).expect("connect");
     c.create("/ahead", b"x", 0).unwrap().expect("create");
     c.close().expect("close"); // createSession, create, closeSession: zxid 0x3
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 
     start_together(&mut m);
     let ds = agreed(&m, &[1, 2, 3]);
