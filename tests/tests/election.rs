@@ -675,12 +675,28 @@ fn bad_ensemble_configs_exit_naming_file_and_line() {
                 let _ = fs::remove_file(data.join("myid"));
             }
         }
-        let out = Command::new(our_binary())
+        let err_path = dir.path().join("stderr");
+        let mut child = Command::new(our_binary())
             .arg(&cfg)
-            .output()
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&err_path).unwrap())
+            .spawn()
             .expect("run zk-server");
-        assert_eq!(out.status.code(), Some(1), "{out:?}");
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("zk-server did not exit on a bad config:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let err = fs::read_to_string(&err_path).unwrap_or_default();
+        assert_eq!(status.code(), Some(1), "{err}");
+        err
     };
     let cfg_name = cfg.display().to_string();
     let e = run(
