@@ -6,7 +6,7 @@
 //! with a warning that says so, so a config copied from the docs works as-is.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use zk_jute::quorum::{LearnerType, QuorumServer};
@@ -196,6 +196,9 @@ pub struct Config {
     /// notification interval (default `zk_election::DEFAULT_FINALIZE_WAIT_MS`;
     /// ZooKeeper's is 200).
     pub election_finalize_wait_ms: u64,
+    /// Whether zoo.cfg set clientPort (else this server's `server.X` line may
+    /// give it, after `;`).
+    pub client_port_explicit: bool,
     /// Warnings met while parsing (unknown keys, ignored keys); the caller logs them.
     pub warnings: Vec<String>,
 }
@@ -321,6 +324,7 @@ impl Config {
             cnx_timeout_ms: 5000,
             election_port_bind_retry: 3,
             election_finalize_wait_ms: zk_election::DEFAULT_FINALIZE_WAIT_MS,
+            client_port_explicit: false,
             warnings: Vec::new(),
         }
     }
@@ -508,7 +512,10 @@ impl Config {
         self.data_log_dir = later.data_log_dir.unwrap_or_else(|| data_dir.clone());
         self.data_dir = data_dir;
         match later.client_port {
-            Some(p) => self.client_port = p,
+            Some(p) => {
+                self.client_port = p;
+                self.client_port_explicit = true;
+            }
             None => {
                 self.client_port = DEFAULT_CLIENT_PORT;
                 self.warnings.push(format!(
@@ -586,6 +593,57 @@ impl Config {
                 self.peer_type, self.my_id, me.role
             ));
             self.peer_type = me.role;
+        }
+        self.client_from_server_line()
+    }
+
+    /// `QuorumPeerConfig.setupClientPort`: the client address after `;` in
+    /// this server's own line is where it serves; zoo.cfg's clientPort /
+    /// clientPortAddress, if set, must agree with it.
+    fn client_from_server_line(&mut self) -> Result<(), ConfigError> {
+        let Some((i, c)) = self
+            .servers
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.id == self.my_id)
+            .and_then(|(i, s)| s.client_addr.clone().map(|c| (i, c)))
+        else {
+            return Ok(());
+        };
+        let line = self.server_lines.get(i).copied().unwrap_or(0);
+        let key = format!("server.{}", self.my_id);
+        let ip = (c.host.as_str(), c.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .map(|a| a.ip())
+            .ok_or_else(|| {
+                ConfigError::at(line, &key, format!("cannot resolve the client address {c}"))
+            })?;
+        let ip = (!ip.is_unspecified()).then_some(ip);
+        let disagrees = self.client_port_explicit
+            && (self.client_port != c.port
+                || matches!((self.client_port_address, ip), (Some(a), Some(b)) if a != b));
+        if disagrees {
+            let stat = match self.client_port_address {
+                Some(a) => format!("{a}:{}", self.client_port),
+                None => format!("0.0.0.0:{}", self.client_port),
+            };
+            return Err(ConfigError::at(
+                line,
+                &key,
+                format!(
+                    "the client address {c} differs from clientPort/clientPortAddress ({stat})"
+                ),
+            ));
+        }
+        self.client_port = c.port;
+        if ip.is_some() {
+            self.client_port_address = ip;
+        }
+        if !self.client_port_explicit {
+            self.warnings
+                .retain(|w| !w.starts_with("clientPort is not set"));
         }
         Ok(())
     }
@@ -833,6 +891,36 @@ mod tests {
         );
         assert_eq!((c.cnx_timeout_ms, c.election_port_bind_retry), (5000, 3));
         assert!(Config::parse("dataDir=/d\npeerType=leader\n").is_err());
+    }
+
+    /// QuorumPeerConfig.setupClientPort: `;[host:]port` in our own line.
+    #[test]
+    fn client_address_from_the_server_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("myid"), "2").unwrap();
+        let d = dir.path().display();
+        let lines =
+            "server.1=127.0.0.1:2111:3111;2181\nserver.2=127.0.0.1:2222:3222;127.0.0.2:2182\n";
+        let mut c = Config::parse(&format!("dataDir={d}\n{lines}")).unwrap();
+        c.read_myid().unwrap();
+        assert_eq!(c.client_port, 2182);
+        assert_eq!(c.client_port_address, Some("127.0.0.2".parse().unwrap()));
+        assert!(
+            c.warnings.iter().all(|w| !w.contains("clientPort")),
+            "{:?}",
+            c.warnings
+        );
+        // Agreeing zoo.cfg keys are fine; a different port names the line.
+        let mut c = Config::parse(&format!("dataDir={d}\nclientPort=2182\n{lines}")).unwrap();
+        c.read_myid().unwrap();
+        let mut c = Config::parse(&format!("dataDir={d}\nclientPort=9999\n{lines}")).unwrap();
+        let e = c.read_myid().unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("server.2")));
+        // A wildcard client host keeps clientPortAddress unset.
+        std::fs::write(dir.path().join("myid"), "1").unwrap();
+        let mut c = Config::parse(&format!("dataDir={d}\n{lines}")).unwrap();
+        c.read_myid().unwrap();
+        assert_eq!((c.client_port, c.client_port_address), (2181, None));
     }
 
     #[test]
