@@ -16,7 +16,10 @@
 //! No epoch is proposed, nothing is synced, and no client is served; a Java
 //! leader waits for our ACKEPOCH until its initLimit runs out and then drops
 //! us, and we look again. A dead peer is noticed only when its TCP connection
-//! closes (kill -9 does close it; a vanished host does not).
+//! closes (kill -9 does close it; a vanished host does not). No epoch is
+//! established either, so the election core never gets
+//! `Event::EpochEstablished`: the vote a decided server reports keeps the
+//! epoch it was elected with (Zab will feed the new epoch after its sync).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read, Write};
