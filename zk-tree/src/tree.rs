@@ -80,6 +80,15 @@ impl Tree {
         }
     }
 
+    /// Replaces this tree's nodes, sessions and last zxid with `other`'s
+    /// (a learner loading a leader's SNAP, or rebuilding after TRUNC), under
+    /// the write lock: a reader sees the old tree or the new one. The watch
+    /// tables stay (they belong to the connections).
+    pub fn replace_data(&self, other: Tree) {
+        let state = other.state.into_inner().unwrap_or_else(|e| e.into_inner());
+        *self.write() = state;
+    }
+
     /// The configuration.
     pub fn config(&self) -> &TreeConfig {
         &self.config
