@@ -93,66 +93,97 @@ impl Storage {
             "cannot open the snapshots in {}",
             config.data_dir.display()
         )))?;
-        let recovery = zk_txnlog::recover(&log, &snaps)
-            .map_err(rec_err("cannot find a snapshot and the log after it"))?;
-        let mut snapshot_bytes = 0;
-        let (tree, snap_desc) = match recovery.snapshot {
-            Some(reader) => {
-                let key = reader.key();
-                snapshot_bytes = reader.len();
-                let path = reader.path().to_path_buf();
-                let mut r = BufReader::with_capacity(1 << 20, reader);
-                let tree = Tree::read_snapshot(&mut r, tree_cfg)
-                    .map_err(|source| StartError::Snapshot { path, source })?;
-                (tree, format!("snapshot 0x{key:x}"))
-            }
-            None => (Tree::new(tree_cfg), "no snapshot".to_string()),
-        };
-        let mut replayed = 0u64;
-        let mut replayed_bytes = 0u64;
-        let mut last = tree.last_processed_zxid();
-        for item in log.iter_from(recovery.replay_from) {
-            let (key, payload) = item.map_err(rec_err("cannot read the log"))?;
-            replayed_bytes += payload.len() as u64;
-            let (hdr, body) = TxnBody::read_record(Bytes::from(payload)).map_err(|source| {
-                StartError::Record {
-                    key: Zxid::from(key),
-                    dir: config.data_log_dir.clone(),
-                    source,
-                }
-            })?;
-            if Zxid::from(hdr.zxid).as_u64() != key {
-                return Err(StartError::Misplaced {
-                    key: Zxid::from(key),
-                    dir: config.data_log_dir.clone(),
-                    zxid: Zxid::from(hdr.zxid),
-                });
-            }
-            let _ = tree.apply(&hdr, &body);
-            last = last.max(hdr.zxid);
-            replayed += 1;
-        }
-        let sessions = tree.sessions();
-        let summary = format!(
-            "recovered {snap_desc} + {replayed} txns from the log: last zxid 0x{last:x}, {} znodes, {} sessions",
-            tree.node_count(),
-            sessions.len()
-        );
+        let (tree, recovered) = load_tree(&log, &snaps, tree_cfg, &config.data_log_dir)?;
         Ok((
             Storage {
                 log: Arc::new(log),
                 snaps: Arc::new(snaps),
             },
             tree,
-            Recovered {
-                last_zxid: Zxid::from(last),
-                sessions,
-                summary,
-                snapshot_bytes,
-                replayed_bytes,
-            },
+            recovered,
         ))
     }
+}
+
+/// Recovery proper: the newest valid snapshot, then the log replayed after
+/// it (also a learner's rebuild after TRUNC, and a role's start).
+pub(crate) fn load_tree(
+    log: &Log,
+    snaps: &SnapshotStore,
+    tree_cfg: TreeConfig,
+    log_dir: &std::path::Path,
+) -> Result<(Tree, Recovered), StartError> {
+    let rec_err = |what: &str| {
+        let what = what.to_string();
+        move |source| StartError::Recovery { what, source }
+    };
+    let recovery = zk_txnlog::recover(log, snaps)
+        .map_err(rec_err("cannot find a snapshot and the log after it"))?;
+    let mut snapshot_bytes = 0;
+    let (tree, snap_desc) = match recovery.snapshot {
+        Some(reader) => {
+            let key = reader.key();
+            snapshot_bytes = reader.len();
+            let path = reader.path().to_path_buf();
+            let mut r = BufReader::with_capacity(1 << 20, reader);
+            let tree = Tree::read_snapshot(&mut r, tree_cfg)
+                .map_err(|source| StartError::Snapshot { path, source })?;
+            (tree, format!("snapshot 0x{key:x}"))
+        }
+        None => (Tree::new(tree_cfg), "no snapshot".to_string()),
+    };
+    let (replayed, replayed_bytes) = replay(log, &tree, recovery.replay_from, log_dir)?;
+    let last = tree.last_processed_zxid();
+    let sessions = tree.sessions();
+    let summary = format!(
+        "recovered {snap_desc} + {replayed} txns from the log: last zxid 0x{last:x}, {} znodes, {} sessions",
+        tree.node_count(),
+        sessions.len()
+    );
+    Ok((
+        tree,
+        Recovered {
+            last_zxid: Zxid::from(last),
+            sessions,
+            summary,
+            snapshot_bytes,
+            replayed_bytes,
+        },
+    ))
+}
+
+/// Applies the log's records from key `from` on to `tree`: (records, bytes).
+pub(crate) fn replay(
+    log: &Log,
+    tree: &Tree,
+    from: u64,
+    log_dir: &std::path::Path,
+) -> Result<(u64, u64), StartError> {
+    let mut replayed = 0u64;
+    let mut replayed_bytes = 0u64;
+    for item in log.iter_from(from) {
+        let (key, payload) = item.map_err(|source| StartError::Recovery {
+            what: "cannot read the log".into(),
+            source,
+        })?;
+        replayed_bytes += payload.len() as u64;
+        let (hdr, body) =
+            TxnBody::read_record(Bytes::from(payload)).map_err(|source| StartError::Record {
+                key: Zxid::from(key),
+                dir: log_dir.to_path_buf(),
+                source,
+            })?;
+        if Zxid::from(hdr.zxid).as_u64() != key {
+            return Err(StartError::Misplaced {
+                key: Zxid::from(key),
+                dir: log_dir.to_path_buf(),
+                zxid: Zxid::from(hdr.zxid),
+            });
+        }
+        let _ = tree.apply(&hdr, &body);
+        replayed += 1;
+    }
+    Ok((replayed, replayed_bytes))
 }
 
 /// Why a snapshot could not be written.
