@@ -276,34 +276,3 @@ fn apache_snapshot_body_reads_as_created() {
         "tree digest (Apache's at zxid {digest_zxid:#x})"
     );
 }
-
-/// The CRC-32 Apache's `DigestCalculator` gives a node: path, data, then
-/// czxid, mzxid, pzxid, ctime, mtime, version, cversion, aversion,
-/// ephemeralOwner (design/apache-disk-format.md §6). The client `Stat`
-/// carries the persisted fields except cversion, derived as
-/// 2 * persisted - numChildren.
-fn node_crc(path: &str, data: Option<&[u8]>, s: &Stat) -> u32 {
-    let persisted_cversion = (s.cversion + s.num_children) / 2;
-    let mut b = Vec::new();
-    b.extend_from_slice(path.as_bytes());
-    b.extend_from_slice(data.unwrap_or(&[]));
-    for v in [s.czxid, s.mzxid, s.pzxid, s.ctime, s.mtime] {
-        b.extend_from_slice(&v.to_be_bytes());
-    }
-    for v in [s.version, persisted_cversion, s.aversion] {
-        b.extend_from_slice(&v.to_be_bytes());
-    }
-    b.extend_from_slice(&s.ephemeral_owner.to_be_bytes());
-    let mut crc = 0xffff_ffffu32;
-    for &x in &b {
-        crc ^= u32::from(x);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                0xedb8_8320 ^ (crc >> 1)
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
