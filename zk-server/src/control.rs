@@ -7,16 +7,23 @@
 
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering::Relaxed};
 
 use hashbrown::HashMap;
 
-/// What this server is in its ensemble. Standalone is the only mode until
-/// the election and Zab's roles land (a LOOKING server will not serve).
+/// What this server is in its ensemble (a LOOKING server does not serve, so
+/// it has no name of its own here: it keeps the last role's until the next).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum Mode {
     /// No ensemble: one server is the quorum.
-    Standalone,
+    Standalone = 0,
+    /// The Zab leader of an established epoch.
+    Leader = 1,
+    /// A synced follower.
+    Follower = 2,
+    /// A synced observer.
+    Observer = 3,
 }
 
 impl Mode {
@@ -25,6 +32,18 @@ impl Mode {
     pub fn name(self) -> &'static str {
         match self {
             Mode::Standalone => "standalone",
+            Mode::Leader => "leader",
+            Mode::Follower => "follower",
+            Mode::Observer => "observer",
+        }
+    }
+
+    fn from_u8(v: u8) -> Mode {
+        match v {
+            1 => Mode::Leader,
+            2 => Mode::Follower,
+            3 => Mode::Observer,
+            _ => Mode::Standalone,
         }
     }
 }
@@ -32,7 +51,7 @@ impl Mode {
 /// See the module documentation.
 #[derive(Debug)]
 pub(crate) struct Control {
-    mode: Mode,
+    mode: AtomicU8,
     serving: AtomicBool,
     last_zxid: AtomicI64,
     /// Requests sent to the sequencer and not answered yet, every connection.
@@ -44,7 +63,7 @@ impl Control {
     /// Not serving yet, at `last_zxid` (what recovery found).
     pub fn new(mode: Mode, last_zxid: i64) -> Self {
         Control {
-            mode,
+            mode: AtomicU8::new(mode as u8),
             serving: AtomicBool::new(false),
             last_zxid: AtomicI64::new(last_zxid),
             outstanding: AtomicI64::new(0),
@@ -54,7 +73,12 @@ impl Control {
 
     /// This server's mode.
     pub fn mode(&self) -> Mode {
-        self.mode
+        Mode::from_u8(self.mode.load(Relaxed))
+    }
+
+    /// A Zab role took over (the sequencer, when the role is established).
+    pub fn set_mode(&self, mode: Mode) {
+        self.mode.store(mode as u8, Relaxed);
     }
 
     /// Whether clients are served (4lw other than ruok/conf/envi/dirs, and

@@ -42,14 +42,8 @@
 //! | L7 `garbage` | a file (or `currentEpoch.tmp` in L3) does not parse | error naming the file and its content |
 //! | L8 `consistent` | `E <= currentEpoch <= acceptedEpoch` | used as they are; a left-over `.tmp` is ignored |
 //!
-//! Not wired into startup yet: the Zab work (issue 14) calls it.
-
-// Not wired yet: the Zab work (issue 14) loads and writes the epochs through
-// this module. Until then only the tests call it.
-#![cfg_attr(
-    not(test),
-    expect(dead_code, reason = "not wired until the ensemble (issue 14) uses it")
-)]
+//! The sequencer's Zab role (`sequencer/role.rs`) loads the epochs at each
+//! role start and writes them as zk-zab's cores ask.
 
 use std::fs::{self, File};
 use std::io::{self, Write};

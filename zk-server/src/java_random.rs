@@ -23,12 +23,8 @@
 //! we pass wall-clock milliseconds. Ids only need to be unique, so either
 //! clock interoperates.
 
-// Not wired yet: the Zab work (issue 14) switches the session password to
-// this one when it builds the ensemble. Until then only the tests call it.
-#![cfg_attr(
-    not(test),
-    expect(dead_code, reason = "not wired until the ensemble (issue 14) uses it")
-)]
+// In ensemble mode the session tracker's passwords are this one
+// (`SessionTracker::use_apache_passwords`).
 
 /// `ZooKeeperServer.superSecret`.
 const SUPER_SECRET: i64 = 0xB341_5C00;

@@ -60,8 +60,73 @@ pub(crate) enum CoreMsg {
     Durable,
     /// zk-txnlog could not make the record of `zxid` durable.
     LogFailed { zxid: Zxid, error: zk_txnlog::Error },
+    /// From the quorum side (the election's decision, the quorum port's
+    /// packets, ticks): drives the Zab role the sequencer hosts.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "the zk-quorum thread does not send it yet (issue 14)"
+        )
+    )]
+    Quorum(QuorumIn),
     /// Stop: finish the txns in flight, answer them, then stop the loops.
     Shutdown,
+}
+
+/// The quorum side → the sequencer (the `zk-quorum` thread; in tests, a
+/// router between several sequencers).
+#[derive(Debug)]
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the zk-quorum thread does not send it yet (issue 14)"
+    )
+)]
+pub(crate) enum QuorumIn {
+    /// The election made this server the leader: start a [`zk_zab::Leader`].
+    Lead(zk_zab::LeaderConfig),
+    /// The election chose another leader: start a [`zk_zab::Learner`].
+    Follow(zk_zab::LearnerConfig),
+    /// Leader: a learner connected to the quorum port.
+    LearnerConnected(zk_zab::Conn),
+    /// Leader: a packet from a learner's connection.
+    FromLearner(zk_zab::Conn, zk_zab::Packet),
+    /// Leader: a learner's connection closed.
+    LearnerClosed(zk_zab::Conn),
+    /// Learner: the connection to the leader is up.
+    LeaderConnected,
+    /// Learner: a packet from the leader (SNAP comes as [`QuorumIn::Snap`]).
+    FromLeader(zk_zab::Packet),
+    /// Learner: SNAP(zxid) and the snapshot body that followed it (Apache's
+    /// serialization, quorum.md §4), read whole by the quorum side.
+    Snap { zxid: Zxid, body: Bytes },
+    /// Learner: the connection to the leader closed.
+    LeaderClosed,
+    /// Half a tickTime passed.
+    Tick,
+}
+
+/// The sequencer → the quorum side: what the hosted role asks of the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum QuorumOut {
+    /// Leader: a packet to a learner's connection.
+    ToLearner(zk_zab::Conn, zk_zab::Packet),
+    /// Leader: SNAP(zxid) and right after it the snapshot body, to a learner.
+    Snap {
+        conn: zk_zab::Conn,
+        zxid: Zxid,
+        body: Bytes,
+    },
+    /// Leader: close a learner's connection.
+    CloseLearner(zk_zab::Conn, String),
+    /// Learner: a packet to the leader.
+    ToLeader(zk_zab::Packet),
+    /// The role serves clients in `epoch` (the election's vote carries it).
+    EpochEstablished(u32),
+    /// The role ended (GoLooking): close the quorum connections, elect again.
+    RoleEnded(String),
 }
 
 /// Why a request was rejected before it became a [`Request`], and how

@@ -142,6 +142,11 @@ impl Server {
             0,
             crate::stats::wall_ms() as u64,
         );
+        if config.is_ensemble() {
+            // Every server of an ensemble (Apache's too) validates a moving
+            // client's password from the session id alone.
+            tracker.use_apache_passwords();
+        }
         for (session, timeout) in &recovered.sessions {
             tracker.add(*session, *timeout, 0);
         }

@@ -39,6 +39,9 @@ pub struct Session {
 pub struct SessionTracker {
     server_id: u8,
     secret: [u8; 16],
+    /// Ensemble mode: passwords as Apache computes them from the id alone
+    /// (`java_random::session_password`), so every server validates them.
+    apache_passwords: bool,
     next_id: i64,
     sessions: HashMap<i64, Session>,
     expiry: ExpiryQueue<i64>,
@@ -117,6 +120,7 @@ impl SessionTracker {
         Self {
             server_id,
             secret,
+            apache_passwords: false,
             next_id: initial_session_id(server_id, wall_ms),
             sessions: HashMap::new(),
             expiry: ExpiryQueue::new(tick_ms, now),
@@ -135,7 +139,17 @@ impl SessionTracker {
 
     /// The password of `session_id`.
     pub fn password(&self, session_id: i64) -> [u8; 16] {
-        password(&self.secret, session_id)
+        if self.apache_passwords {
+            crate::java_random::session_password(session_id)
+        } else {
+            password(&self.secret, session_id)
+        }
+    }
+
+    /// Ensemble mode: passwords from the id alone, as every Apache server
+    /// computes them (a client moving between servers keeps its session).
+    pub fn use_apache_passwords(&mut self) {
+        self.apache_passwords = true;
     }
 
     /// Starts tracking a session (new, or recovered from the log: its expiry

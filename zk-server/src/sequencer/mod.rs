@@ -33,13 +33,17 @@ use zk_jute::{
 };
 use zk_tree::{Auth, PendingChanges, RequestContext};
 
+use crate::epoch_files::EpochFiles;
 use crate::frames::{error_frame, event_frame, response_frame};
-use crate::msg::{CoreMsg, Ctx, LoopMsg, Reject, loop_of};
+use crate::msg::{CoreMsg, Ctx, LoopMsg, QuorumOut, Reject, loop_of};
 use crate::pipeline::Broadcast;
 use crate::reads::{is_local, serve_read};
 use crate::shared::{Shared, stop_loops};
 use crate::storage::{Recovered, Storage};
 
+#[cfg(test)]
+mod ensemble_tests;
+mod role;
 mod session_order;
 mod snapshots;
 #[cfg(test)]
@@ -49,7 +53,8 @@ use session_order::SessionOrder;
 use snapshots::{Purge, Snapshots};
 
 enum Origin {
-    /// Server-initiated (session expiry).
+    /// Server-initiated (session expiry), or a learner's request (answered
+    /// by that learner).
     Internal,
     Client(Ctx, OpCode),
     Connect {
@@ -120,6 +125,22 @@ pub(crate) struct Sequencer {
     failed: bool,
     purge: Purge,
     next_container_check: Instant,
+    /// The Zab role hosted here (ensemble mode); `None`: standalone, or
+    /// LOOKING (nothing is served then).
+    role: Option<role::Role>,
+    /// Where the role's packets go (the quorum side).
+    outbox: Option<crossbeam_channel::Sender<QuorumOut>>,
+    /// Learner: the requests this server forwarded to the leader, answered
+    /// when the txn with their (session, cxid) is applied.
+    forwarded: hashbrown::HashMap<(i64, i32), Origin>,
+    /// The highest durable zxid reported to the role (this log generation).
+    role_durable: Zxid,
+    /// `currentEpoch` / `acceptedEpoch` in dataDir.
+    epochs: EpochFiles,
+    /// Tests: the learner command before which this server "crashes" (stops
+    /// doing anything), to take its disk at that point.
+    #[cfg(test)]
+    crash_before: Option<fn(&zk_zab::LearnerCommand) -> bool>,
 }
 
 impl Sequencer {
@@ -150,6 +171,13 @@ impl Sequencer {
             purge: Purge::new(&shared.config),
             next_container_check: Instant::now()
                 + Duration::from_millis(shared.config.container_check_interval_ms),
+            role: None,
+            outbox: None,
+            forwarded: hashbrown::HashMap::new(),
+            role_durable: Zxid::ZERO,
+            epochs: EpochFiles::new(shared.config.data_dir.clone()),
+            #[cfg(test)]
+            crash_before: None,
             shared,
             storage,
             rx,
@@ -206,7 +234,11 @@ impl Sequencer {
         }
         // Not serving (ensemble mode until Zab, issue 14): no session expiry
         // or container sweep may write a txn behind the election's back.
-        if !self.shutting_down && !self.failed && self.shared.control.serving() {
+        if !self.shutting_down
+            && !self.failed
+            && self.shared.control.serving()
+            && self.decides_expiry()
+        {
             self.expire_sessions();
             self.purge
                 .maybe_run(&self.shared.config, &self.storage.log, &self.storage.snaps);
@@ -241,6 +273,7 @@ impl Sequencer {
             CoreMsg::LogFailed { zxid, error } => {
                 self.fatal(&format!("the txn log failed at zxid 0x{zxid:x}: {error}"))
             }
+            CoreMsg::Quorum(q) => self.on_quorum(q),
             CoreMsg::Shutdown => {
                 if !self.shutting_down {
                     info!(
@@ -257,6 +290,10 @@ impl Sequencer {
     /// Our own ACK for everything the log made durable since the last look;
     /// commits what that completes.
     fn poll_durable(&mut self) {
+        if self.role.is_some() {
+            self.role_poll_durable();
+            return;
+        }
         let hi = Zxid::from(self.durable.hi.load(SeqCst));
         if hi <= self.bcast.last_logged() || self.failed {
             return;
@@ -308,6 +345,10 @@ impl Sequencer {
             return;
         }
         let now = self.shared.now_ms();
+        if req.session_id == 0 && self.is_learning() {
+            self.forward_create_session(conn, peer, timeout);
+            return;
+        }
         if req.session_id == 0 {
             let session = {
                 let mut st = self
@@ -474,6 +515,10 @@ impl Sequencer {
                 .unwrap_or_else(|e| e.into_inner())
                 .set_closing(session);
         }
+        if self.is_learning() {
+            self.forward_request(ctx, &req);
+            return;
+        }
         let op = req.op_code();
         let auth = ctx.auth.clone();
         let xid = ctx.xid;
@@ -493,6 +538,13 @@ impl Sequencer {
             return;
         }
         let session = ctx.session_id;
+        // A learner answers an undecodable write itself, without a txn (the
+        // leader has no body to prepare): MARSHALLINGERROR with the last zxid.
+        let reject = if reject == Reject::MarshallingTxn && self.is_learning() {
+            Reject::Marshalling
+        } else {
+            reject
+        };
         if reject == Reject::MarshallingTxn {
             let body = TxnBody::Error(ErrorTxn {
                 err: ErrorCode::MarshallingError.code(),
@@ -532,7 +584,7 @@ impl Sequencer {
         origin: Origin,
         auth: &[Id],
     ) {
-        let zxid_next = self.bcast.next_zxid();
+        let zxid_next = self.next_zxid();
         let time = crate::stats::wall_ms();
         let rctx = RequestContext {
             session_id: session,
@@ -563,6 +615,9 @@ impl Sequencer {
         body: TxnBody,
         origin: Origin,
     ) -> Zxid {
+        if self.role.is_some() {
+            return self.role_propose(session, cxid, time, body, origin);
+        }
         let zxid = self.bcast.propose();
         let hdr = TxnHeader {
             client_id: session,
@@ -574,14 +629,31 @@ impl Sequencer {
         // One buffer reused: the log copies the record into its staging buffer.
         self.record.clear();
         body.write_record(&hdr, &mut self.record);
-        self.snapshots.logged(self.record.len() as u64);
+        let record = std::mem::take(&mut self.record);
+        self.append_record(zxid, &record);
+        self.record = record;
+        if self.failed {
+            return zxid;
+        }
+        let p = Proposal { hdr, body, origin };
+        if p.session_ordered() {
+            self.order.write_proposed(session, cxid);
+        }
+        self.proposals.push_back(p);
+        zxid
+    }
+
+    /// Appends one log record; its durability raises the [`DurableMark`]
+    /// (our ACK). A failure is fatal.
+    fn append_record(&mut self, zxid: Zxid, record: &[u8]) {
+        self.snapshots.logged(record.len() as u64);
         let tx = self.tx.clone();
         let mark = self.durable.clone();
         let t_append = crate::stages::now();
         let res = self
             .storage
             .log
-            .append_with(zxid.as_u64(), &self.record, move |r| match r {
+            .append_with(zxid.as_u64(), record, move |r| match r {
                 Ok(_) => {
                     if let Some(t) = t_append {
                         let now = Instant::now();
@@ -602,14 +674,7 @@ impl Sequencer {
             self.fatal(&format!(
                 "cannot append zxid 0x{zxid:x} to the txn log: {e}"
             ));
-            return zxid;
         }
-        let p = Proposal { hdr, body, origin };
-        if p.session_ordered() {
-            self.order.write_proposed(session, cxid);
-        }
-        self.proposals.push_back(p);
-        zxid
     }
 
     /// Zab COMMIT: apply in zxid order, send events and the reply, then
@@ -622,6 +687,12 @@ impl Sequencer {
             return;
         };
         self.apply(&p);
+        self.after_apply(&p);
+    }
+
+    /// What follows a txn's apply: the session table, the reads that waited
+    /// behind it, and whether a snapshot is due.
+    fn after_apply(&mut self, p: &Proposal) {
         if let TxnBody::CloseSession(_) = p.body {
             let mut st = self
                 .shared
@@ -640,7 +711,7 @@ impl Sequencer {
                 &self.shared.config,
                 self.shared.tree.clone(),
                 self.storage.snaps.clone(),
-                self.bcast.last_processed(),
+                Zxid::from(self.shared.tree.last_processed_zxid()),
             );
         }
     }
@@ -655,7 +726,9 @@ impl Sequencer {
         let _gate = shared.gate.write().unwrap_or_else(|e| e.into_inner());
         let out = shared.tree.apply(&p.hdr, &p.body);
         self.overlay.applied(zxid);
-        self.bcast.applied(Zxid::from(zxid));
+        if self.role.is_none() {
+            self.bcast.applied(Zxid::from(zxid));
+        }
         shared.control.set_last_zxid(zxid);
         // Each event goes with its node's ACL: the connection's loop,
         // which knows its current auth ids, drops it without READ

@@ -1,0 +1,661 @@
+//! Several sequencers hosting Zab roles, wired without sockets: a router
+//! moves each one's [`QuorumOut`] to the others' inboxes as [`QuorumIn`]
+//! (what the zk-quorum threads will do over the quorum port) and feeds ticks.
+//! Logs on zk-txnlog's `MemDisk` (a crash keeps only what was durable),
+//! snapshots and epoch files in a temp dir per server.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use crossbeam_channel::Receiver;
+use zk_jute::{ConnectRequest, CreateRequest, CreateTxn, Request, TxnBody, TxnHeader, Zxid};
+use zk_tree::{Auth, TreeConfig};
+use zk_txnlog::{Backend, Log, MemDisk, Options, SnapshotStore};
+use zk_zab::{Conn, LeaderConfig, LearnerCommand, LearnerConfig, Packet};
+
+use super::Sequencer;
+use crate::config::Config;
+use crate::control::{Control, Mode};
+use crate::epoch_files::{ACCEPTED_EPOCH, CURRENT_EPOCH, read_epoch};
+use crate::inbox::Inbox;
+use crate::msg::{CoreMsg, Ctx, LoopHandle, LoopMsg, QuorumIn, QuorumOut};
+use crate::sessions::SessionTracker;
+use crate::shared::Shared;
+use crate::storage::{Storage, load_tree};
+
+const VOTERS: u64 = 3;
+/// A client connection id on loop 0.
+const CLIENT: u64 = 1 << 8;
+const SESSION_TIMEOUT: i32 = 60_000;
+
+struct Node {
+    seq: Option<Sequencer>,
+    shared: Arc<Shared>,
+    inbox: Inbox<CoreMsg>,
+    loop_rx: Receiver<LoopMsg>,
+    outbox: Receiver<QuorumOut>,
+    disk: MemDisk,
+    /// What the sequencer sent its loop, in order.
+    replies: Vec<LoopMsg>,
+    /// EpochEstablished / RoleEnded, in order.
+    events: Vec<QuorumOut>,
+    _poll: mio::Poll,
+}
+
+/// Boots server `sid` from its disk, as `Server::start` would (recovery).
+fn boot(sid: u64, dir: &Path, disk: MemDisk) -> Node {
+    let mut config = Config::standalone(dir.to_path_buf(), 0);
+    config.my_id = sid;
+    config.tick_time = 10;
+    let log = Log::open(
+        dir.join("log"),
+        Options::default().backend(Backend::Memory(disk.clone())),
+    )
+    .unwrap();
+    let snaps = SnapshotStore::open(dir).unwrap();
+    let (tree, recovered) = load_tree(&log, &snaps, TreeConfig::default(), dir).unwrap();
+    let mut tracker = SessionTracker::new(sid as u8, [sid as u8; 16], 10, 0, 1 << 40);
+    tracker.use_apache_passwords();
+    for (s, t) in &recovered.sessions {
+        tracker.add(*s, *t, 0);
+    }
+    let inbox = Inbox::new();
+    let shared = Arc::new(Shared::new(
+        config,
+        Control::new(Mode::Standalone, recovered.last_zxid.as_i64()),
+        tracker,
+        Arc::new(tree),
+        inbox.clone(),
+        Instant::now(),
+    ));
+    let poll = mio::Poll::new().unwrap();
+    let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
+    let (tx, loop_rx) = crossbeam_channel::unbounded();
+    shared.set_loops(vec![LoopHandle::new(tx, waker)]);
+    let storage = Storage {
+        log: Arc::new(log),
+        snaps: Arc::new(snaps),
+    };
+    let mut seq = Sequencer::new(
+        shared.clone(),
+        storage,
+        inbox.clone(),
+        inbox.clone(),
+        &recovered,
+    );
+    let (otx, outbox) = crossbeam_channel::unbounded();
+    seq.set_outbox(otx);
+    Node {
+        seq: Some(seq),
+        shared,
+        inbox,
+        loop_rx,
+        outbox,
+        disk,
+        replies: Vec::new(),
+        events: Vec::new(),
+        _poll: poll,
+    }
+}
+
+fn reply_header(frame: &Bytes) -> (i32, i64, i32) {
+    let b = &frame[4..20];
+    (
+        i32::from_be_bytes(b[0..4].try_into().unwrap()),
+        i64::from_be_bytes(b[4..12].try_into().unwrap()),
+        i32::from_be_bytes(b[12..16].try_into().unwrap()),
+    )
+}
+
+fn create(path: &str) -> Request {
+    Request::Create(CreateRequest {
+        path: path.into(),
+        data: Some(Bytes::from_static(b"x")),
+        acl: zk_tree::open_acl_unsafe(),
+        flags: 0,
+    })
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    /// Index `sid - 1`.
+    nodes: Vec<Node>,
+    leader: u64,
+    commit_log_count: usize,
+    /// Live quorum connections: conn → learner sid, and back.
+    conns: HashMap<Conn, u64>,
+    conn_of: HashMap<u64, Conn>,
+    next_conn: Conn,
+    pumps: u64,
+    /// Sync packets the leader sent: (learner sid, DIFF | TRUNC | SNAP, zxid).
+    syncs: Vec<(u64, &'static str, Zxid)>,
+}
+
+impl Cluster {
+    fn new(commit_log_count: usize) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes = (1..=VOTERS)
+            .map(|sid| {
+                let d = dir.path().join(format!("s{sid}"));
+                std::fs::create_dir_all(&d).unwrap();
+                boot(sid, &d, MemDisk::new())
+            })
+            .collect();
+        Cluster {
+            dir,
+            nodes,
+            leader: 1,
+            commit_log_count,
+            conns: HashMap::new(),
+            conn_of: HashMap::new(),
+            next_conn: 1,
+            pumps: 0,
+            syncs: Vec::new(),
+        }
+    }
+
+    fn node(&self, sid: u64) -> &Node {
+        &self.nodes[(sid - 1) as usize]
+    }
+
+    fn node_mut(&mut self, sid: u64) -> &mut Node {
+        &mut self.nodes[(sid - 1) as usize]
+    }
+
+    fn dir_of(&self, sid: u64) -> PathBuf {
+        self.dir.path().join(format!("s{sid}"))
+    }
+
+    fn send(&self, sid: u64, m: CoreMsg) {
+        if self.node(sid).seq.is_some() {
+            self.node(sid).inbox.send(m);
+        }
+    }
+
+    /// `leader` leads; every other running server follows it.
+    fn start(&mut self, leader: u64, learners: &[u64]) {
+        self.leader = leader;
+        let cfg = LeaderConfig {
+            sid: leader,
+            voters: (1..=VOTERS).collect(),
+            init_limit: 20,
+            sync_limit: 20,
+            commit_log_count: self.commit_log_count,
+            config: Bytes::from_static(b"version=0"),
+        };
+        self.send(leader, CoreMsg::Quorum(QuorumIn::Lead(cfg)));
+        for &sid in learners {
+            self.follow(sid);
+        }
+    }
+
+    /// `sid` follows the leader and connects to it.
+    fn follow(&mut self, sid: u64) {
+        let cfg = LearnerConfig {
+            sid,
+            observer: false,
+            init_limit: 20,
+            sync_limit: 20,
+        };
+        self.send(sid, CoreMsg::Quorum(QuorumIn::Follow(cfg)));
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        self.conns.insert(conn, sid);
+        self.conn_of.insert(sid, conn);
+        self.send(
+            self.leader,
+            CoreMsg::Quorum(QuorumIn::LearnerConnected(conn)),
+        );
+        self.send(sid, CoreMsg::Quorum(QuorumIn::LeaderConnected));
+    }
+
+    /// One turn of every running server, then the packets routed; a tick
+    /// every fifth pump.
+    fn pump(&mut self) {
+        let mut batch = VecDeque::new();
+        for n in &mut self.nodes {
+            if let Some(seq) = &mut n.seq {
+                seq.turn(&mut batch, Duration::from_millis(1));
+            }
+        }
+        for i in 0..self.nodes.len() {
+            let from = i as u64 + 1;
+            let out: Vec<QuorumOut> = self.nodes[i].outbox.try_iter().collect();
+            for m in out {
+                self.route(from, m);
+            }
+            let replies: Vec<LoopMsg> = self.nodes[i].loop_rx.try_iter().collect();
+            self.nodes[i].replies.extend(replies);
+        }
+        self.pumps += 1;
+        if self.pumps.is_multiple_of(5) {
+            for sid in 1..=VOTERS {
+                self.send(sid, CoreMsg::Quorum(QuorumIn::Tick));
+            }
+        }
+    }
+
+    fn route(&mut self, from: u64, m: QuorumOut) {
+        match m {
+            QuorumOut::ToLearner(conn, p) => {
+                if let Some(&sid) = self.conns.get(&conn) {
+                    if let Packet::Diff { zxid } | Packet::Trunc { zxid } = p {
+                        self.syncs.push((sid, p.name(), zxid));
+                    }
+                    self.send(sid, CoreMsg::Quorum(QuorumIn::FromLeader(p)));
+                }
+            }
+            QuorumOut::Snap { conn, zxid, body } => {
+                if let Some(&sid) = self.conns.get(&conn) {
+                    self.syncs.push((sid, "SNAP", zxid));
+                    self.send(sid, CoreMsg::Quorum(QuorumIn::Snap { zxid, body }));
+                }
+            }
+            QuorumOut::CloseLearner(conn, _) => {
+                if let Some(sid) = self.conns.remove(&conn) {
+                    self.conn_of.remove(&sid);
+                    self.send(sid, CoreMsg::Quorum(QuorumIn::LeaderClosed));
+                }
+            }
+            QuorumOut::ToLeader(p) => {
+                if let Some(&conn) = self.conn_of.get(&from) {
+                    self.send(self.leader, CoreMsg::Quorum(QuorumIn::FromLearner(conn, p)));
+                }
+            }
+            e @ (QuorumOut::EpochEstablished(_) | QuorumOut::RoleEnded(_)) => {
+                self.node_mut(from).events.push(e);
+            }
+        }
+    }
+
+    fn run_until(&mut self, what: &str, mut done: impl FnMut(&Cluster) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done(self) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; events: {:?}",
+                self.nodes.iter().map(|n| &n.events).collect::<Vec<_>>()
+            );
+            self.pump();
+        }
+    }
+
+    fn serving(&self, sid: u64) -> bool {
+        let n = self.node(sid);
+        n.seq.is_some() && n.shared.control.serving()
+    }
+
+    /// Every running server serves, at the same zxid and digest.
+    fn converged(&self) -> bool {
+        let live: Vec<&Node> = self.nodes.iter().filter(|n| n.seq.is_some()).collect();
+        live.iter().all(|n| n.shared.control.serving())
+            && live.windows(2).all(|w| {
+                w[0].shared.tree.last_processed_zxid() == w[1].shared.tree.last_processed_zxid()
+                    && w[0].shared.tree.digest() == w[1].shared.tree.digest()
+            })
+    }
+
+    fn zxid(&self, sid: u64) -> i64 {
+        self.node(sid).shared.tree.last_processed_zxid()
+    }
+
+    fn has(&self, sid: u64, path: &str) -> bool {
+        self.node(sid)
+            .shared
+            .tree
+            .get_data(path, &Auth::new(&[]), None)
+            .is_ok()
+    }
+
+    /// A client session through server `sid`: (session id, the handshake frame).
+    fn connect(&mut self, sid: u64) -> (i64, Bytes) {
+        self.send(
+            sid,
+            CoreMsg::Connect {
+                conn: CLIENT,
+                peer: SocketAddr::from(([127, 0, 0, 1], 5000)),
+                req: ConnectRequest {
+                    protocol_version: 0,
+                    last_zxid_seen: 0,
+                    time_out: SESSION_TIMEOUT,
+                    session_id: 0,
+                    passwd: Bytes::from_static(&[0; 16]),
+                    read_only: Some(false),
+                },
+                timeout: SESSION_TIMEOUT,
+            },
+        );
+        let mut found = None;
+        self.run_until("the session's handshake", |c| {
+            found = c.node(sid).replies.iter().find_map(|m| match m {
+                LoopMsg::Connected {
+                    session_id, frame, ..
+                } => Some((*session_id, frame.clone())),
+                _ => None,
+            });
+            found.is_some()
+        });
+        self.node_mut(sid).replies.clear();
+        found.unwrap()
+    }
+
+    /// A write through server `sid`: the reply's (zxid, err).
+    fn write(&mut self, sid: u64, session: i64, xid: i32, req: Request) -> (i64, i32) {
+        let ctx = Ctx {
+            conn: CLIENT,
+            session_id: session,
+            xid,
+            auth: Arc::new(Vec::new()),
+            received: Instant::now(),
+        };
+        self.send(sid, CoreMsg::Request { ctx, req });
+        let mut found = None;
+        self.run_until("the write's reply", |c| {
+            found = c.node(sid).replies.iter().find_map(|m| match m {
+                LoopMsg::Out { frame, .. } if reply_header(frame).0 == xid => {
+                    let (_, zxid, err) = reply_header(frame);
+                    Some((zxid, err))
+                }
+                _ => None,
+            });
+            found.is_some()
+        });
+        self.node_mut(sid).replies.clear();
+        found.unwrap()
+    }
+
+    /// Server `sid` loses power: only what was durable survives.
+    fn crash(&mut self, sid: u64, seed: u64) {
+        let image = self.node(sid).disk.crash(seed);
+        let n = self.node_mut(sid);
+        n.seq = None;
+        n.disk = image;
+        if let Some(conn) = self.conn_of.remove(&sid) {
+            self.conns.remove(&conn);
+            self.send(self.leader, CoreMsg::Quorum(QuorumIn::LearnerClosed(conn)));
+        }
+    }
+
+    /// Server `sid` boots from its disk (LOOKING: no role yet).
+    fn reboot(&mut self, sid: u64) {
+        let dir = self.dir_of(sid);
+        let disk = self.node(sid).disk.clone();
+        self.nodes[(sid - 1) as usize] = boot(sid, &dir, disk);
+    }
+
+    /// Server `sid` boots from its disk and follows the leader.
+    fn restart_follower(&mut self, sid: u64) {
+        self.reboot(sid);
+        self.follow(sid);
+    }
+
+    fn epochs(&self, sid: u64) -> (Option<i64>, Option<i64>) {
+        let dir = self.dir_of(sid);
+        (
+            read_epoch(&dir.join(ACCEPTED_EPOCH)).unwrap(),
+            read_epoch(&dir.join(CURRENT_EPOCH)).unwrap(),
+        )
+    }
+}
+
+/// Three servers, 1 leading: established in epoch 1.
+fn established(commit_log_count: usize) -> Cluster {
+    let mut c = Cluster::new(commit_log_count);
+    c.start(1, &[2, 3]);
+    c.run_until("epoch 1 established everywhere", Cluster::converged);
+    c
+}
+
+#[test]
+fn the_leader_establishes_epoch_1_and_every_server_serves() {
+    let c = established(500);
+    assert_eq!(c.node(1).shared.control.mode(), Mode::Leader);
+    assert_eq!(c.node(2).shared.control.mode(), Mode::Follower);
+    assert_eq!(c.node(3).shared.control.mode(), Mode::Follower);
+    for sid in 1..=VOTERS {
+        assert_eq!(c.epochs(sid), (Some(1), Some(1)), "server {sid}");
+        assert_eq!(
+            c.node(sid).events.first(),
+            Some(&QuorumOut::EpochEstablished(1))
+        );
+    }
+}
+
+#[test]
+fn a_write_at_the_leader_is_applied_on_all_three_with_the_same_zxid() {
+    let mut c = established(500);
+    let (session, _) = c.connect(1);
+    assert_eq!(session >> 56, 1, "the session id carries the leader's id");
+    let (zxid, err) = c.write(1, session, 1, create("/a"));
+    assert_eq!(err, 0);
+    assert_eq!(Zxid::from(zxid), Zxid::new(1, 2), "createSession was 1");
+    c.run_until("/a everywhere", |c| {
+        (1..=VOTERS).all(|s| c.zxid(s) == zxid) && c.converged()
+    });
+    for sid in 1..=VOTERS {
+        assert!(c.has(sid, "/a"), "server {sid}");
+        let st = c.node(sid).shared.sessions.lock().unwrap();
+        assert!(st.is_live(session), "server {sid} knows the session");
+    }
+}
+
+#[test]
+fn a_write_at_a_follower_is_forwarded_committed_and_answered_there() {
+    let mut c = established(500);
+    // createSession through the leader (quorum.md §6): the id is the
+    // follower's, the password Apache's, known to every server.
+    let (session, frame) = c.connect(2);
+    assert_eq!(session >> 56, 2);
+    let passwd = crate::java_random::session_password(session);
+    assert_eq!(&frame[24..40], &passwd[..], "the handshake's password");
+    let (zxid, err) = c.write(2, session, 1, create("/f"));
+    assert_eq!(err, 0);
+    assert_eq!(Zxid::from(zxid), Zxid::new(1, 2));
+    c.run_until("/f everywhere", |c| {
+        (1..=VOTERS).all(|s| c.zxid(s) == zxid) && c.converged()
+    });
+    for sid in 1..=VOTERS {
+        assert!(c.has(sid, "/f"));
+        let st = c.node(sid).shared.sessions.lock().unwrap();
+        assert_eq!(st.password(session), passwd, "server {sid}");
+    }
+    // A second write in the same session, and an error reply forwarded too.
+    let (z2, err) = c.write(2, session, 2, create("/f"));
+    assert_eq!(err, zk_jute::ErrorCode::NodeExists.code());
+    assert_eq!(Zxid::from(z2), Zxid::new(1, 3));
+}
+
+/// Creates `/n<from>`.. `n` nodes through the leader; the last zxid.
+fn write_n(c: &mut Cluster, session: i64, from: i32, n: i32) -> i64 {
+    let mut last = 0;
+    for i in from..from + n {
+        let (z, err) = c.write(c.leader, session, i, create(&format!("/n{i}")));
+        assert_eq!(err, 0);
+        last = z;
+    }
+    last
+}
+
+#[test]
+fn a_restarted_follower_catches_up_by_diff() {
+    let mut c = established(500);
+    let (session, _) = c.connect(1);
+    let before = write_n(&mut c, session, 1, 2);
+    c.run_until("converged", Cluster::converged);
+    c.crash(3, 1);
+    let last = write_n(&mut c, session, 3, 3);
+    c.reboot(3);
+    assert_eq!(c.zxid(3), before, "server 3's disk kept what it applied");
+    c.follow(3);
+    c.run_until("server 3 caught up", |c| {
+        c.converged() && c.serving(3) && c.zxid(3) == last
+    });
+    let syncs: Vec<_> = c.syncs.iter().filter(|s| s.0 == 3).collect();
+    assert_eq!(syncs.last().unwrap().1, "DIFF", "{syncs:?}");
+    assert!(c.has(3, "/n5"));
+}
+
+#[test]
+fn a_follower_far_behind_catches_up_by_snap_and_restarts_from_it() {
+    let mut c = established(2);
+    let (session, _) = c.connect(1);
+    write_n(&mut c, session, 1, 1);
+    c.run_until("converged", Cluster::converged);
+    c.crash(3, 2);
+    let last = write_n(&mut c, session, 2, 5);
+    c.restart_follower(3);
+    c.run_until("server 3 caught up", |c| {
+        c.converged() && c.serving(3) && c.zxid(3) == last
+    });
+    let syncs: Vec<_> = c.syncs.iter().filter(|s| s.0 == 3).collect();
+    let snap = **syncs.last().unwrap();
+    assert_eq!(snap.1, "SNAP", "{syncs:?}");
+    assert!(c.has(3, "/n6"));
+    // The old log went whole: nothing below the snapshot is DIFF material.
+    let first = c.node(3).seq.as_ref().unwrap().storage.log.first_key();
+    assert!(first.is_none_or(|k| k > snap.2.as_u64()), "{first:?}");
+    {
+        let st = c.node(3).shared.sessions.lock().unwrap();
+        assert!(st.is_live(session), "the SNAP carried the session");
+    }
+    // The SNAP was made durable: after a crash, the disk alone has it all.
+    let digest = c.node(1).shared.tree.digest();
+    c.crash(3, 3);
+    c.restart_follower(3);
+    c.run_until("server 3 back", |c| c.converged() && c.serving(3));
+    assert_eq!(c.node(3).shared.tree.digest(), digest);
+}
+
+/// Appends a create of `path` as txn `zxid` to a stopped server's log.
+fn inject_txn(disk: &MemDisk, dir: &Path, zxid: Zxid, path: &str) {
+    let log = Log::open(
+        dir.join("log"),
+        Options::default().backend(Backend::Memory(disk.clone())),
+    )
+    .unwrap();
+    let hdr = TxnHeader {
+        client_id: 0,
+        cxid: 0,
+        zxid: zxid.as_i64(),
+        time: 0,
+        txn_type: zk_jute::OpCode::Create.code(),
+    };
+    let body = TxnBody::Create(CreateTxn {
+        path: path.into(),
+        data: None,
+        acl: zk_tree::open_acl_unsafe(),
+        ephemeral: false,
+        parent_c_version: 0,
+    });
+    let mut rec = BytesMut::new();
+    body.write_record(&hdr, &mut rec);
+    log.append(zxid.as_u64(), &rec).unwrap().wait().unwrap();
+    log.close().unwrap();
+}
+
+#[test]
+fn a_follower_with_an_extra_uncommitted_txn_is_truncated() {
+    let mut c = established(500);
+    let (session, _) = c.connect(1);
+    let last = write_n(&mut c, session, 1, 2);
+    c.run_until("converged", Cluster::converged);
+    c.crash(3, 4);
+    // Server 3 logged a proposal nobody else has (the leader died before
+    // sending it further, in Apache's words).
+    let extra = Zxid::from(last + 1);
+    let (disk, dir) = (c.node(3).disk.clone(), c.dir_of(3));
+    inject_txn(&disk, &dir, extra, "/ghost");
+    c.restart_follower(3);
+    c.run_until("server 3 caught up", |c| {
+        c.converged() && c.serving(3) && c.zxid(3) == last
+    });
+    let syncs: Vec<_> = c.syncs.iter().filter(|s| s.0 == 3).collect();
+    assert_eq!(
+        *syncs.last().unwrap(),
+        &(3, "TRUNC", Zxid::from(last)),
+        "{syncs:?}"
+    );
+    assert!(!c.has(3, "/ghost"));
+    // The next txn takes the truncated zxid, everywhere.
+    let (z, _) = c.write(1, session, 10, create("/after"));
+    assert_eq!(Zxid::from(z), extra);
+    c.run_until("converged", |c| c.converged() && c.zxid(3) == z);
+    assert!(c.has(3, "/after"));
+}
+
+/// Epoch 1 with all three, then a power cut of all; epoch 2 led by 2 with 1
+/// and new txns; server 3 joins it (DIFF: epoch 2's txns, then NEWLEADER)
+/// and "crashes" right before `point`, with the epoch files `at_crash`
+/// (accepted, current). Its disk restarts (epoch_files row L9 when
+/// currentEpoch is behind the synced txns) and it catches up.
+fn crash_in_sync(point: fn(&LearnerCommand) -> bool, at_crash: (i64, i64), seed: u64) -> Cluster {
+    let mut c = established(500);
+    let (session, _) = c.connect(1);
+    write_n(&mut c, session, 1, 2);
+    c.run_until("converged", Cluster::converged);
+    for sid in 1..=VOTERS {
+        c.crash(sid, seed);
+    }
+    c.reboot(2);
+    c.reboot(1);
+    c.start(2, &[1]);
+    c.run_until("epoch 2 with 1 and 2", Cluster::converged);
+    let (session, _) = c.connect(2);
+    let last = write_n(&mut c, session, 3, 3);
+    assert_eq!(Zxid::from(last).epoch(), 2);
+    c.run_until("converged", Cluster::converged);
+    // Server 3 boots and joins with the crash point armed.
+    c.reboot(3);
+    c.nodes[2].seq.as_mut().unwrap().crash_before = Some(point);
+    c.follow(3);
+    c.run_until("server 3 at the crash point", |c| {
+        c.node(3).seq.as_ref().is_some_and(|s| s.failed)
+    });
+    assert_eq!(c.epochs(3), (Some(at_crash.0), Some(at_crash.1)));
+    c.crash(3, seed);
+    // The synced txns were durable before either point.
+    let (dir, disk) = (c.dir_of(3), c.node(3).disk.clone());
+    let log = Log::open(
+        dir.join("log"),
+        Options::default().backend(Backend::Memory(disk)),
+    )
+    .unwrap();
+    assert_eq!(log.last_key(), Some(Zxid::from(last).as_u64()));
+    drop(log);
+    c.restart_follower(3);
+    c.run_until("server 3 caught up", |c| {
+        c.converged() && c.serving(3) && c.zxid(3) == last
+    });
+    let syncs: Vec<_> = c.syncs.iter().filter(|s| s.0 == 3).collect();
+    assert!(syncs.iter().all(|s| s.1 == "DIFF"), "{syncs:?}");
+    assert_eq!(c.epochs(3), (Some(2), Some(2)));
+    c
+}
+
+#[test]
+fn a_crash_after_the_synced_txns_are_durable_before_current_epoch_restarts() {
+    for seed in 0..3 {
+        let c = crash_in_sync(
+            |cmd| matches!(cmd, LearnerCommand::PersistCurrentEpoch(_)),
+            (2, 1),
+            seed,
+        );
+        assert!(c.has(3, "/n5"));
+    }
+}
+
+#[test]
+fn a_crash_after_current_epoch_before_the_newleader_ack_restarts() {
+    for seed in 0..3 {
+        let c = crash_in_sync(
+            |cmd| matches!(cmd, LearnerCommand::Send(Packet::Ack { zxid }) if zxid.counter() == 0),
+            (2, 2),
+            seed,
+        );
+        assert!(c.has(3, "/n5"));
+    }
+}

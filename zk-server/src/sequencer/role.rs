@@ -1,0 +1,810 @@
+//! The Zab role hosted by the sequencer (ensemble mode): the sequencer is the
+//! runtime of a [`zk_zab::Leader`] or a [`zk_zab::Learner`] (zk-zab's
+//! DESIGN.md, "The runtime's duties"; zk-sim's `ensemble` module is the
+//! reference runtime this one follows).
+//!
+//! * Events come as [`QuorumIn`] (the election's decision, packets, ticks)
+//!   and from the log's durability callbacks ([`DurableMark`], one mark per
+//!   log generation: a TRUNC or a SNAP's snapshot starts a new one, so older
+//!   reports are dropped).
+//! * Commands run in order on this thread, each before the next event is fed
+//!   (an epoch file is written synchronously: two writes per election).
+//!   Packets leave as [`QuorumOut`] through the outbox.
+//! * A role starts on a quiet disk: the log flushed, the tree = snapshot +
+//!   the whole log.
+//! * The leader proposes client writes with [`zk_zab::Leader::propose`]; a
+//!   learner forwards them as REQUEST (quorum.md §3.8) and answers its
+//!   client when it applies the txn with that (session, cxid).
+//!
+//! A peer that breaks the protocol ends the role (the cores return
+//! `GoLooking`), never a panic.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tracing::{error, info, warn};
+use zk_jute::{
+    CreateSessionTxn, ErrorCode, ErrorTxn, Jute, OpCode, Reader, Request, TxnBody, TxnHeader, Zxid,
+};
+use zk_tree::Tree;
+use zk_zab::{
+    Conn, Leader, LeaderCommand, LeaderConfig, LeaderEvent, LeaderStart, Learner, LearnerCommand,
+    LearnerConfig, LearnerEvent, LearnerStart, Packet,
+};
+
+use super::{DurableMark, Origin, Proposal, Sequencer};
+use crate::control::Mode;
+use crate::msg::{Ctx, LoopMsg, QuorumIn, QuorumOut};
+use crate::storage::{load_tree, replay, take_snapshot};
+
+/// The active role.
+pub(super) enum Role {
+    /// Leading an epoch (established or not yet).
+    Leading(Box<Leading>),
+    /// Following or observing a leader.
+    Learning(Box<Learning>),
+}
+
+pub(super) struct Learning {
+    core: Learner,
+    observer: bool,
+}
+
+pub(super) struct Leading {
+    core: Leader,
+    /// A SNAP packet waiting for its body ([`LeaderCommand::SendSnapshot`]).
+    held_snap: Option<(Conn, Zxid)>,
+}
+
+/// An event for whichever role is active.
+enum RoleEvent {
+    Leader(LeaderEvent),
+    Learner(LearnerEvent),
+}
+
+/// The largest SNAP body string or buffer accepted (Apache's jute.maxbuffer
+/// default for a snapshot read).
+const SNAP_MAX_LEN: usize = zk_tree::APACHE_MAX_LEN;
+
+impl Sequencer {
+    /// Where the role's packets go (the quorum thread, or a test's router).
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "the zk-quorum thread does not read it yet (issue 14)"
+        )
+    )]
+    pub(crate) fn set_outbox(&mut self, tx: crossbeam_channel::Sender<QuorumOut>) {
+        self.outbox = Some(tx);
+    }
+
+    fn out(&self, m: QuorumOut) {
+        if let Some(tx) = &self.outbox {
+            let _ = tx.send(m);
+        }
+    }
+
+    pub(super) fn is_learning(&self) -> bool {
+        matches!(self.role, Some(Role::Learning(_)))
+    }
+
+    /// Whether this server expires sessions and removes containers: standalone,
+    /// or the leader of an established epoch (quorum.md §6: only the leader).
+    pub(super) fn decides_expiry(&self) -> bool {
+        match &self.role {
+            // Standalone (LOOKING does not serve, so expires nothing).
+            None => true,
+            Some(Role::Leading(l)) => l.core.is_established(),
+            Some(Role::Learning(_)) => false,
+        }
+    }
+
+    /// The zxid the next prepared txn gets.
+    pub(super) fn next_zxid(&self) -> Zxid {
+        match &self.role {
+            Some(Role::Leading(l)) => l.core.next_zxid(),
+            _ => self.bcast.next_zxid(),
+        }
+    }
+
+    pub(super) fn on_quorum(&mut self, q: QuorumIn) {
+        if self.failed {
+            return;
+        }
+        let ev = match q {
+            QuorumIn::Lead(cfg) => return self.start_leading(cfg),
+            QuorumIn::Follow(cfg) => return self.start_learning(cfg),
+            QuorumIn::LearnerConnected(c) => RoleEvent::Leader(LeaderEvent::Connected(c)),
+            QuorumIn::FromLearner(c, p) => RoleEvent::Leader(LeaderEvent::Packet(c, p)),
+            QuorumIn::LearnerClosed(c) => RoleEvent::Leader(LeaderEvent::Closed(c)),
+            QuorumIn::LeaderConnected => RoleEvent::Learner(LearnerEvent::Connected),
+            QuorumIn::FromLeader(p) => RoleEvent::Learner(LearnerEvent::Packet(p)),
+            QuorumIn::Snap { zxid, body } => {
+                if !self.is_learning() {
+                    return;
+                }
+                if let Err(why) = self.load_snap(zxid, body) {
+                    return self.end_role(format!("the leader's SNAP 0x{zxid:x}: {why}"));
+                }
+                RoleEvent::Learner(LearnerEvent::Packet(Packet::Snap { zxid }))
+            }
+            QuorumIn::LeaderClosed => {
+                if self.is_learning() {
+                    self.end_role("the connection to the leader closed".into());
+                }
+                return;
+            }
+            QuorumIn::Tick => match &self.role {
+                Some(Role::Leading(_)) => RoleEvent::Leader(LeaderEvent::Tick),
+                Some(Role::Learning(_)) => RoleEvent::Learner(LearnerEvent::Tick),
+                None => return,
+            },
+        };
+        self.role_step(ev);
+    }
+
+    // ---- role start and end ----
+
+    /// A role starts on a quiet disk (DESIGN.md): everything appended is
+    /// durable, and the tree holds the whole log. Returns the log's last
+    /// zxid and the epochs, or why the role cannot start.
+    fn quiet_disk(&mut self) -> Result<(Zxid, u32, u32), String> {
+        self.drop_in_flight("a new role starts");
+        self.storage
+            .log
+            .flush()
+            .map_err(|e| format!("cannot flush the log: {e}"))?;
+        let tree_zxid = Zxid::from(self.shared.tree.last_processed_zxid());
+        // Txns logged and never applied (a learner's uncommitted proposals):
+        // the tree is snapshot + the whole log, as Apache reloads it.
+        replay(
+            &self.storage.log,
+            &self.shared.tree,
+            tree_zxid.as_u64() + 1,
+            &self.shared.config.data_log_dir,
+        )
+        .map_err(|e| e.to_string())?;
+        let last = Zxid::from(self.shared.tree.last_processed_zxid());
+        self.shared.control.set_last_zxid(last.as_i64());
+        self.new_log_generation();
+        let epochs = self.epochs.load(last).map_err(|e| e.to_string())?;
+        let epoch = |e: i64| u32::try_from(e).map_err(|_| format!("epoch {e} out of range"));
+        Ok((last, epoch(epochs.accepted)?, epoch(epochs.current)?))
+    }
+
+    fn start_leading(&mut self, cfg: LeaderConfig) {
+        let (last, accepted, current) = match self.quiet_disk() {
+            Ok(v) => v,
+            Err(why) => return self.end_role(format!("cannot lead: {why}")),
+        };
+        let recent = match self.recent_txns(cfg.commit_log_count) {
+            Ok(r) => r,
+            Err(why) => return self.end_role(format!("cannot lead: {why}")),
+        };
+        info!(
+            "leading: last zxid 0x{last:x}, acceptedEpoch {accepted}, currentEpoch {current}, {} txns kept for DIFF",
+            recent.len()
+        );
+        let start = LeaderStart {
+            accepted_epoch: accepted,
+            current_epoch: current,
+            applied: last,
+            recent,
+            tail: Vec::new(),
+        };
+        let mut out = Vec::new();
+        let core = Leader::new(cfg, start, &mut out);
+        self.role = Some(Role::Leading(Box::new(Leading {
+            core,
+            held_snap: None,
+        })));
+        self.run_leader(out);
+    }
+
+    fn start_learning(&mut self, cfg: LearnerConfig) {
+        let (last, accepted, current) = match self.quiet_disk() {
+            Ok(v) => v,
+            Err(why) => return self.end_role(format!("cannot follow: {why}")),
+        };
+        info!(
+            "{}: last zxid 0x{last:x}, acceptedEpoch {accepted}, currentEpoch {current}",
+            if cfg.observer {
+                "observing"
+            } else {
+                "following"
+            }
+        );
+        let start = LearnerStart {
+            last_zxid: last,
+            accepted_epoch: accepted,
+            current_epoch: current,
+        };
+        self.role = Some(Role::Learning(Box::new(Learning {
+            core: Learner::new(cfg, start),
+            observer: cfg.observer,
+        })));
+    }
+
+    /// The last `n` txns of the log, oldest first (the leader's DIFF window).
+    fn recent_txns(&self, n: usize) -> Result<Vec<(Zxid, Bytes)>, String> {
+        let mut recent = VecDeque::with_capacity(n.min(4096));
+        let from = self.storage.log.first_key().unwrap_or(0);
+        for item in self.storage.log.iter_from(from) {
+            let (key, payload) = item.map_err(|e| format!("cannot read the log: {e}"))?;
+            if recent.len() == n {
+                recent.pop_front();
+            }
+            if n > 0 {
+                recent.push_back((Zxid::from(key), Bytes::from(payload)));
+            }
+        }
+        Ok(recent.into())
+    }
+
+    /// A fresh [`DurableMark`]: the previous log generation's reports are
+    /// dropped (they may name zxids a TRUNC removed).
+    fn new_log_generation(&mut self) {
+        self.durable = Arc::new(DurableMark::default());
+        self.role_durable = Zxid::ZERO;
+    }
+
+    /// Forgets the writes in flight (their clients are disconnected: they
+    /// retry against the next role, as Apache's clients do when their server
+    /// goes LOOKING).
+    fn drop_in_flight(&mut self, why: &str) {
+        let mut conns: Vec<u64> = Vec::new();
+        for p in self.proposals.drain(..) {
+            match p.origin {
+                Origin::Client(ctx, _) => conns.push(ctx.conn),
+                Origin::Connect { conn, .. } => conns.push(conn),
+                Origin::Internal => {}
+            }
+        }
+        for (_, origin) in self.forwarded.drain() {
+            match origin {
+                Origin::Client(ctx, _) => conns.push(ctx.conn),
+                Origin::Connect { conn, .. } => conns.push(conn),
+                Origin::Internal => {}
+            }
+        }
+        if !conns.is_empty() {
+            info!(
+                "{why}: closing {} client connections with writes in flight",
+                conns.len()
+            );
+        }
+        for conn in conns {
+            self.send(conn, LoopMsg::Close { conn });
+        }
+        self.order = super::SessionOrder::default();
+        self.overlay = zk_tree::PendingChanges::new();
+    }
+
+    /// GoLooking: stop serving, report to whoever runs the election.
+    fn end_role(&mut self, reason: String) {
+        warn!("leaving the role, going LOOKING: {reason}");
+        self.role = None;
+        self.shared.control.set_serving(false);
+        self.drop_in_flight("going LOOKING");
+        self.out(QuorumOut::RoleEnded(reason));
+    }
+
+    // ---- driving the cores ----
+
+    /// Feeds one event and carries out the commands, then the events those
+    /// commands produced (an epoch written), in order.
+    fn role_step(&mut self, ev: RoleEvent) {
+        let mut queue = VecDeque::from([ev]);
+        while let Some(ev) = queue.pop_front() {
+            match (ev, &mut self.role) {
+                (RoleEvent::Leader(ev), Some(Role::Leading(l))) => {
+                    let mut out = Vec::new();
+                    l.core.step(ev, &mut out);
+                    queue.extend(self.run_leader(out));
+                }
+                (RoleEvent::Learner(ev), Some(Role::Learning(l))) => {
+                    let mut out = Vec::new();
+                    l.core.step(ev, &mut out);
+                    queue.extend(self.run_learner(out));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The log's durability reports since the last look, to the role.
+    pub(super) fn role_poll_durable(&mut self) {
+        let hi = Zxid::from(self.durable.hi.load(std::sync::atomic::Ordering::SeqCst));
+        if hi <= self.role_durable || self.failed {
+            return;
+        }
+        self.role_durable = hi;
+        let ev = match &self.role {
+            Some(Role::Leading(_)) => RoleEvent::Leader(LeaderEvent::LogDurable(hi)),
+            Some(Role::Learning(_)) => RoleEvent::Learner(LearnerEvent::LogDurable(hi)),
+            None => return,
+        };
+        self.role_step(ev);
+    }
+
+    /// Carries out a leader's commands; returns the events they produced.
+    fn run_leader(&mut self, out: Vec<LeaderCommand>) -> Vec<RoleEvent> {
+        let mut next = Vec::new();
+        for c in out {
+            if !matches!(self.role, Some(Role::Leading(_))) || self.failed {
+                break;
+            }
+            if let Some(ev) = self.leader_command(c) {
+                next.push(RoleEvent::Leader(ev));
+            }
+        }
+        next
+    }
+
+    fn leader_command(&mut self, c: LeaderCommand) -> Option<LeaderEvent> {
+        match c {
+            LeaderCommand::Send(conn, Packet::Snap { zxid }) => {
+                if let Some(Role::Leading(l)) = &mut self.role {
+                    l.held_snap = Some((conn, zxid));
+                }
+            }
+            LeaderCommand::SendSnapshot(conn) => self.send_snapshot(conn),
+            LeaderCommand::Send(conn, p) => {
+                if let Packet::Diff { zxid } | Packet::Trunc { zxid } = p {
+                    info!(
+                        "syncing learner connection {conn} by {} 0x{zxid:x}",
+                        p.name()
+                    );
+                }
+                self.out(QuorumOut::ToLearner(conn, p));
+            }
+            LeaderCommand::Close(conn, why) => {
+                info!("closing learner connection {conn}: {why}");
+                self.out(QuorumOut::CloseLearner(conn, why));
+            }
+            LeaderCommand::PersistAcceptedEpoch(e) => {
+                return self
+                    .persist_epoch(e, false)
+                    .then_some(LeaderEvent::AcceptedEpochDurable(e));
+            }
+            LeaderCommand::PersistCurrentEpoch(e) => {
+                return self
+                    .persist_epoch(e, true)
+                    .then_some(LeaderEvent::CurrentEpochDurable(e));
+            }
+            LeaderCommand::Append { zxid, txn } => self.append_record(zxid, &txn),
+            LeaderCommand::Apply { zxid, txn } => self.role_apply(zxid, txn),
+            LeaderCommand::Established { epoch } => self.serve(Mode::Leader, epoch),
+            LeaderCommand::FromLearner(conn, sid, p) => self.learner_packet(conn, sid, p),
+            LeaderCommand::GoLooking(why) => self.end_role(why),
+        }
+        None
+    }
+
+    /// SNAP's body: the tree as it is at this command, right after the packet.
+    fn send_snapshot(&mut self, conn: Conn) {
+        let held = match &mut self.role {
+            Some(Role::Leading(l)) => l.held_snap.take(),
+            _ => None,
+        };
+        let Some((c, zxid)) = held.filter(|h| h.0 == conn) else {
+            return;
+        };
+        let mut body = Vec::new();
+        match self.shared.tree.write_apache_snap(&mut body) {
+            Ok(at) if at == zxid.as_i64() => {
+                info!(
+                    "syncing learner connection {conn} by SNAP 0x{zxid:x} ({} bytes)",
+                    body.len()
+                );
+                self.out(QuorumOut::Snap {
+                    conn: c,
+                    zxid,
+                    body: Bytes::from(body),
+                });
+            }
+            Ok(at) => {
+                error!("SNAP 0x{zxid:x} but the tree is at 0x{at:x}: closing the learner");
+                self.out(QuorumOut::CloseLearner(c, "snapshot mismatch".into()));
+            }
+            Err(e) => self.fatal(&format!("cannot serialize the snapshot: {e}")),
+        }
+    }
+
+    /// Writes an epoch file (atomically, durably); false after a failure,
+    /// which is fatal for this server (an fsync is never retried).
+    fn persist_epoch(&mut self, epoch: u32, current: bool) -> bool {
+        let res = if current {
+            self.epochs.set_current(i64::from(epoch))
+        } else {
+            self.epochs.set_accepted(i64::from(epoch))
+        };
+        match res {
+            Ok(()) => true,
+            Err(e) => {
+                self.fatal(&format!("cannot write an epoch file: {e}"));
+                false
+            }
+        }
+    }
+
+    /// The role is established (leader) or synced (learner): serve clients.
+    fn serve(&mut self, mode: Mode, epoch: u32) {
+        info!(
+            "serving clients as {} of epoch {epoch} at zxid 0x{:x}",
+            mode.name(),
+            self.shared.tree.last_processed_zxid()
+        );
+        self.shared.control.set_mode(mode);
+        self.shared.control.set_serving(true);
+        self.out(QuorumOut::EpochEstablished(epoch));
+    }
+
+    /// Carries out a learner's commands; returns the events they produced.
+    fn run_learner(&mut self, out: Vec<LearnerCommand>) -> Vec<RoleEvent> {
+        let mut next = Vec::new();
+        for c in out {
+            if !self.is_learning() || self.failed {
+                break;
+            }
+            if let Some(ev) = self.learner_command(c) {
+                next.push(RoleEvent::Learner(ev));
+            }
+        }
+        next
+    }
+
+    fn learner_command(&mut self, c: LearnerCommand) -> Option<LearnerEvent> {
+        #[cfg(test)]
+        if self.crash_before.is_some_and(|f| f(&c)) {
+            // A crash: nothing more runs; the test takes the disk as it is.
+            self.failed = true;
+            return None;
+        }
+        match c {
+            LearnerCommand::Send(p) => self.out(QuorumOut::ToLeader(p)),
+            LearnerCommand::PersistAcceptedEpoch(e) => {
+                return self
+                    .persist_epoch(e, false)
+                    .then_some(LearnerEvent::AcceptedEpochDurable(e));
+            }
+            LearnerCommand::PersistCurrentEpoch(e) => {
+                return self
+                    .persist_epoch(e, true)
+                    .then_some(LearnerEvent::CurrentEpochDurable(e));
+            }
+            LearnerCommand::Truncate(z) => self.truncate(z),
+            LearnerCommand::PersistSnapshot(z) => {
+                return self
+                    .persist_snapshot(z)
+                    .then_some(LearnerEvent::SnapshotDurable(z));
+            }
+            LearnerCommand::Append { zxid, txn } => self.append_record(zxid, &txn),
+            LearnerCommand::Apply { zxid, txn } => self.role_apply(zxid, txn),
+            LearnerCommand::StartServing { epoch } => {
+                let observer = matches!(&self.role, Some(Role::Learning(l)) if l.observer);
+                let mode = if observer {
+                    Mode::Observer
+                } else {
+                    Mode::Follower
+                };
+                self.serve(mode, epoch);
+            }
+            LearnerCommand::AnswerPing(zxid) => self.out(QuorumOut::ToLeader(Packet::Ping {
+                zxid,
+                data: Some(Bytes::new()),
+            })),
+            LearnerCommand::Deliver(_) => {}
+            LearnerCommand::GoLooking(why) => self.end_role(why),
+        }
+        None
+    }
+
+    /// TRUNC: drop the log after `z`, rebuild the tree from snapshot + log.
+    /// A failure is fatal (Apache exits).
+    fn truncate(&mut self, z: Zxid) {
+        info!("TRUNC: truncating the log after 0x{z:x}");
+        if let Err(e) = self.storage.log.truncate_after(z.as_u64()) {
+            return self.fatal(&format!("cannot truncate the log after 0x{z:x}: {e}"));
+        }
+        self.new_log_generation();
+        match self.rebuild_tree() {
+            Ok(at) if at <= z => {}
+            Ok(at) => self.fatal(&format!(
+                "TRUNC to 0x{z:x}, but the newest snapshot is at 0x{at:x}"
+            )),
+            Err(why) => self.fatal(&format!("cannot rebuild the tree after TRUNC: {why}")),
+        }
+    }
+
+    /// The tree = the newest snapshot + the log; returns its zxid.
+    fn rebuild_tree(&mut self) -> Result<Zxid, String> {
+        let (tree, rec) = load_tree(
+            &self.storage.log,
+            &self.storage.snaps,
+            self.shared.tree.config().clone(),
+            &self.shared.config.data_log_dir,
+        )
+        .map_err(|e| e.to_string())?;
+        self.shared.tree.replace_data(tree);
+        self.shared.control.set_last_zxid(rec.last_zxid.as_i64());
+        Ok(rec.last_zxid)
+    }
+
+    /// The tree loaded from SNAP, made durable as a snapshot at `z`; the old
+    /// log is dropped whole and the log restarts after `z`. Not only its tail
+    /// above `z` diverges: records below `z` may be txns of an old epoch the
+    /// leader's history skipped, which this server must never offer as DIFF
+    /// material if it leads later (the leader's window is read from the log).
+    fn persist_snapshot(&mut self, z: Zxid) -> bool {
+        if let Err(e) = take_snapshot(&self.shared.tree, &self.storage.snaps, z) {
+            self.fatal(&format!("cannot write the snapshot of SNAP 0x{z:x}: {e}"));
+            return false;
+        }
+        if let Err(e) = self.storage.log.truncate_after(0) {
+            self.fatal(&format!("cannot drop the log before SNAP 0x{z:x}: {e}"));
+            return false;
+        }
+        self.storage.log.raise_floor(z.as_u64());
+        self.new_log_generation();
+        true
+    }
+
+    /// A learner reads SNAP's body and replaces its tree before the packet
+    /// is fed (DESIGN.md).
+    fn load_snap(&mut self, zxid: Zxid, body: Bytes) -> Result<(), String> {
+        let mut r = body.reader();
+        let snap = Tree::read_apache_snap(
+            &mut std::io::BufReader::new(&mut r),
+            self.shared.tree.config().clone(),
+            SNAP_MAX_LEN,
+            zxid.as_i64(),
+        )
+        .map_err(|e| e.to_string())?;
+        info!(
+            "loaded the leader's SNAP 0x{zxid:x}: {} znodes, {} sessions",
+            snap.tree.node_count(),
+            snap.sessions.len()
+        );
+        let now = self.shared.now_ms();
+        {
+            let mut st = self
+                .shared
+                .sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            for (id, timeout) in &snap.sessions {
+                st.add(*id, *timeout, now);
+            }
+        }
+        self.shared.tree.replace_data(snap.tree);
+        self.shared.control.set_last_zxid(zxid.as_i64());
+        Ok(())
+    }
+
+    // ---- txns ----
+
+    /// Apply: a committed, durable txn. The leader's own proposals carry
+    /// their origin; elsewhere the txn is decoded, and a learner answers the
+    /// client whose forwarded request has its (session, cxid).
+    fn role_apply(&mut self, zxid: Zxid, txn: Bytes) {
+        let front = self.proposals.pop_front_if(|p| p.hdr.zxid == zxid.as_i64());
+        let p = match front {
+            Some(p) => p,
+            None => match TxnBody::read_record(txn) {
+                Ok((hdr, body)) if hdr.zxid == zxid.as_i64() => {
+                    let origin = self
+                        .forwarded
+                        .remove(&(hdr.client_id, hdr.cxid))
+                        .unwrap_or(Origin::Internal);
+                    Proposal { hdr, body, origin }
+                }
+                Ok((hdr, _)) => {
+                    return self.end_role(format!(
+                        "txn 0x{zxid:x} carries the header of 0x{:x}",
+                        hdr.zxid
+                    ));
+                }
+                Err(e) => return self.end_role(format!("txn 0x{zxid:x} does not decode: {e}")),
+            },
+        };
+        if let TxnBody::CreateSession(t) = &p.body {
+            let now = self.shared.now_ms();
+            let mut st = self
+                .shared
+                .sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if st.get(p.hdr.client_id).is_none() {
+                st.add(p.hdr.client_id, t.time_out, now);
+            }
+        }
+        self.apply(&p);
+        self.after_apply(&p);
+    }
+
+    /// Leader: a client write prepared here (or for a learner) becomes a
+    /// PROPOSAL with [`Leader::next_zxid`].
+    pub(super) fn role_propose(
+        &mut self,
+        session: i64,
+        cxid: i32,
+        time: i64,
+        body: TxnBody,
+        origin: Origin,
+    ) -> Zxid {
+        let Some(Role::Leading(l)) = &mut self.role else {
+            self.refuse(origin);
+            return Zxid::ZERO;
+        };
+        let zxid = l.core.next_zxid();
+        let hdr = TxnHeader {
+            client_id: session,
+            cxid,
+            zxid: zxid.as_i64(),
+            time,
+            txn_type: body.txn_type().code(),
+        };
+        let mut record = BytesMut::new();
+        body.write_record(&hdr, &mut record);
+        let mut out = Vec::new();
+        if let Err(e) = l.core.propose(zxid, record.freeze(), &mut out) {
+            warn!("cannot propose 0x{zxid:x}: {e:?}");
+            self.refuse(origin);
+            let next = self.run_leader(out);
+            next.into_iter().for_each(|ev| self.role_step(ev));
+            return zxid;
+        }
+        let p = Proposal { hdr, body, origin };
+        if p.session_ordered() {
+            self.order.write_proposed(session, cxid);
+        }
+        self.proposals.push_back(p);
+        let next = self.run_leader(out);
+        next.into_iter().for_each(|ev| self.role_step(ev));
+        zxid
+    }
+
+    /// A write that cannot be proposed (not established): its client is
+    /// disconnected and retries.
+    fn refuse(&self, origin: Origin) {
+        match origin {
+            Origin::Client(ctx, _) => self.send(ctx.conn, LoopMsg::Close { conn: ctx.conn }),
+            Origin::Connect { conn, .. } => self.send(conn, LoopMsg::Close { conn }),
+            Origin::Internal => {}
+        }
+    }
+
+    // ---- forwarding (learner) and the leader's side of it ----
+
+    /// Learner: a client write becomes REQUEST (quorum.md §3.8); the client
+    /// is answered when the txn with its (session, cxid) is applied.
+    pub(super) fn forward_request(&mut self, ctx: Ctx, req: &Request) {
+        let mut body = BytesMut::new();
+        body.extend_from_slice(&ctx.session_id.to_be_bytes());
+        body.extend_from_slice(&ctx.xid.to_be_bytes());
+        body.extend_from_slice(&req.op_code().code().to_be_bytes());
+        req.write_body(&mut body);
+        let authinfo = ctx.auth.as_ref().clone();
+        let key = (ctx.session_id, ctx.xid);
+        self.order.write_proposed(ctx.session_id, ctx.xid);
+        let op = req.op_code();
+        self.forwarded.insert(key, Origin::Client(ctx, op));
+        self.out(QuorumOut::ToLeader(Packet::Request {
+            data: body.freeze(),
+            authinfo,
+        }));
+    }
+
+    /// Learner: a new session is created through the leader (quorum.md §6):
+    /// the id is ours (our server id in the top byte), the txn the leader's.
+    pub(super) fn forward_create_session(
+        &mut self,
+        conn: u64,
+        peer: std::net::SocketAddr,
+        timeout: i32,
+    ) {
+        let session = {
+            let mut st = self
+                .shared
+                .sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            st.next_session_id()
+        };
+        let mut body = BytesMut::new();
+        body.extend_from_slice(&session.to_be_bytes());
+        body.extend_from_slice(&0i32.to_be_bytes());
+        body.extend_from_slice(&OpCode::CreateSession.code().to_be_bytes());
+        body.extend_from_slice(&timeout.to_be_bytes());
+        self.order.write_proposed(session, 0);
+        self.forwarded.insert(
+            (session, 0),
+            Origin::Connect {
+                conn,
+                timeout,
+                peer,
+            },
+        );
+        self.out(QuorumOut::ToLeader(Packet::Request {
+            data: body.freeze(),
+            authinfo: Vec::new(),
+        }));
+    }
+
+    /// Leader: a learner's packet for the session layer.
+    fn learner_packet(&mut self, conn: Conn, sid: u64, p: Packet) {
+        match p {
+            Packet::Request { data, authinfo } => self.learner_request(conn, sid, data, &authinfo),
+            Packet::Ping {
+                data: Some(data), ..
+            } => self.touch_sessions(data),
+            _ => {}
+        }
+    }
+
+    /// PING's touches: (sessionId i64, timeout i32)*.
+    fn touch_sessions(&mut self, data: Bytes) {
+        let now = self.shared.now_ms();
+        let mut r = Reader::new(data);
+        let mut st = self
+            .shared
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        while r.remaining() >= 12 {
+            let (Ok(id), Ok(_timeout)) = (i64::read(&mut r), i32::read(&mut r)) else {
+                break;
+            };
+            st.touch(id, now);
+        }
+    }
+
+    /// Leader: REQUEST from learner `sid`: prepared and proposed on its
+    /// behalf (the learner answers its client).
+    fn learner_request(&mut self, conn: Conn, sid: u64, data: Bytes, authinfo: &[zk_jute::Id]) {
+        let mut r = Reader::new(data);
+        let (Ok(session), Ok(cxid), Ok(ty)) =
+            (i64::read(&mut r), i32::read(&mut r), i32::read(&mut r))
+        else {
+            warn!("a REQUEST from server {sid} (connection {conn}) shorter than its header");
+            return;
+        };
+        if ty == OpCode::CreateSession.code() {
+            let Ok(timeout) = i32::read(&mut r) else {
+                warn!("a createSession REQUEST from server {sid} without its timeout");
+                return;
+            };
+            let now = self.shared.now_ms();
+            self.shared
+                .sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .add(session, timeout, now);
+            let body = TxnBody::CreateSession(CreateSessionTxn { time_out: timeout });
+            self.propose(session, cxid, body, Origin::Internal);
+            return;
+        }
+        match Request::read_body(ty, &mut r) {
+            Ok(req) => {
+                if matches!(req, Request::CloseSession) {
+                    self.shared
+                        .sessions
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .set_closing(session);
+                }
+                self.prep_and_propose(session, cxid, &req, Origin::Internal, authinfo);
+            }
+            Err(e) => {
+                warn!("a REQUEST from server {sid} does not decode ({e}): MARSHALLINGERROR txn");
+                let body = TxnBody::Error(ErrorTxn {
+                    err: ErrorCode::MarshallingError.code(),
+                });
+                self.propose(session, cxid, body, Origin::Internal);
+            }
+        }
+    }
+}
