@@ -146,6 +146,18 @@ impl SessionTracker {
         }
     }
 
+    /// The live sessions bound to a connection here, with their timeouts: a
+    /// learner's PING answer (quorum.md §3.8). Apache reports the sessions
+    /// touched since the last ping; a connected client pings at least every
+    /// third of its timeout, so the sessions connected here are those.
+    pub fn owned(&self) -> Vec<(i64, i32)> {
+        self.sessions
+            .iter()
+            .filter(|(_, s)| s.owner != 0 && !s.closing)
+            .map(|(id, s)| (*id, s.timeout))
+            .collect()
+    }
+
     /// Ensemble mode: passwords from the id alone, as every Apache server
     /// computes them (a client moving between servers keeps its session).
     pub fn use_apache_passwords(&mut self) {

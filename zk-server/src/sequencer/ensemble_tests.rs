@@ -313,6 +313,10 @@ impl Cluster {
 
     /// A client session through server `sid`: (session id, the handshake frame).
     fn connect(&mut self, sid: u64) -> (i64, Bytes) {
+        self.connect_with(sid, SESSION_TIMEOUT)
+    }
+
+    fn connect_with(&mut self, sid: u64, timeout: i32) -> (i64, Bytes) {
         self.send(
             sid,
             CoreMsg::Connect {
@@ -321,12 +325,12 @@ impl Cluster {
                 req: ConnectRequest {
                     protocol_version: 0,
                     last_zxid_seen: 0,
-                    time_out: SESSION_TIMEOUT,
+                    time_out: timeout,
                     session_id: 0,
                     passwd: Bytes::from_static(&[0; 16]),
                     read_only: Some(false),
                 },
-                timeout: SESSION_TIMEOUT,
+                timeout,
             },
         );
         let mut found = None;
@@ -658,4 +662,37 @@ fn a_crash_after_current_epoch_before_the_newleader_ack_restarts() {
         );
         assert!(c.has(3, "/n5"));
     }
+}
+
+#[test]
+fn a_follower_keeps_its_sessions_alive_through_pings_and_the_leader_expires_them() {
+    let mut c = established(500);
+    // The logs' first append creates their segment (a stall of the turn that
+    // makes it, longer than a short session timeout in a debug build).
+    let (warm, _) = c.connect(1);
+    write_n(&mut c, warm, 1, 1);
+    c.run_until("converged", Cluster::converged);
+    let (session, _) = c.connect_with(2, 300);
+    // Well past the timeout: server 2's PING answers touch it at the leader.
+    let until = Instant::now() + Duration::from_millis(900);
+    c.run_until("900 ms", |_| Instant::now() >= until);
+    let live = |c: &Cluster, sid: u64| c.node(sid).shared.sessions.lock().unwrap().is_live(session);
+    let states: Vec<bool> = (1..=VOTERS).map(|s| live(&c, s)).collect();
+    assert!(
+        states.iter().all(|l| *l),
+        "touched by PING answers: {states:?} {:?}",
+        c.nodes.iter().map(|n| &n.events).collect::<Vec<_>>()
+    );
+    // The client goes: only the leader expires the session, by a closeSession
+    // txn that every server applies.
+    c.send(
+        2,
+        CoreMsg::ConnClosed {
+            conn: CLIENT,
+            session_id: session,
+        },
+    );
+    c.run_until("the session expired everywhere", |c| {
+        (1..=VOTERS).all(|s| !live(c, s)) && c.converged()
+    });
 }

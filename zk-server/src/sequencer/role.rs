@@ -492,14 +492,32 @@ impl Sequencer {
                 };
                 self.serve(mode, epoch);
             }
-            LearnerCommand::AnswerPing(zxid) => self.out(QuorumOut::ToLeader(Packet::Ping {
-                zxid,
-                data: Some(Bytes::new()),
-            })),
+            LearnerCommand::AnswerPing(zxid) => self.answer_ping(zxid),
             LearnerCommand::Deliver(_) => {}
             LearnerCommand::GoLooking(why) => self.end_role(why),
         }
         None
+    }
+
+    /// PING's answer: (sessionId i64, timeout i32) for every session
+    /// connected here, so that the leader (which alone expires sessions)
+    /// keeps them alive.
+    fn answer_ping(&mut self, zxid: Zxid) {
+        let owned = self
+            .shared
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .owned();
+        let mut data = BytesMut::with_capacity(12 * owned.len());
+        for (id, timeout) in owned {
+            data.extend_from_slice(&id.to_be_bytes());
+            data.extend_from_slice(&timeout.to_be_bytes());
+        }
+        self.out(QuorumOut::ToLeader(Packet::Ping {
+            zxid,
+            data: Some(data.freeze()),
+        }));
     }
 
     /// TRUNC: drop the log after `z`, rebuild the tree from snapshot + log.
@@ -619,6 +637,10 @@ impl Sequencer {
                 .unwrap_or_else(|e| e.into_inner());
             if st.get(p.hdr.client_id).is_none() {
                 st.add(p.hdr.client_id, t.time_out, now);
+            }
+            // A learner's own client: the session is bound to its connection.
+            if let Origin::Connect { conn, .. } = p.origin {
+                st.set_owner(p.hdr.client_id, conn);
             }
         }
         self.apply(&p);
