@@ -133,6 +133,8 @@ struct Cluster {
     pumps: u64,
     /// Sync packets the leader sent: (learner sid, DIFF | TRUNC | SNAP, zxid).
     syncs: Vec<(u64, &'static str, Zxid)>,
+    /// The op types of the REQUESTs learners sent.
+    requests: Vec<i32>,
 }
 
 impl Cluster {
@@ -155,6 +157,7 @@ impl Cluster {
             next_conn: 1,
             pumps: 0,
             syncs: Vec::new(),
+            requests: Vec::new(),
         }
     }
 
@@ -262,6 +265,10 @@ impl Cluster {
                 }
             }
             QuorumOut::ToLeader(p) => {
+                if let Packet::Request { data, .. } = &p {
+                    self.requests
+                        .push(i32::from_be_bytes(data[12..16].try_into().unwrap()));
+                }
                 if let Some(&conn) = self.conn_of.get(&from) {
                     self.send(self.leader, CoreMsg::Quorum(QuorumIn::FromLearner(conn, p)));
                 }
@@ -695,4 +702,62 @@ fn a_follower_keeps_its_sessions_alive_through_pings_and_the_leader_expires_them
     c.run_until("the session expired everywhere", |c| {
         (1..=VOTERS).all(|s| !live(c, s)) && c.converged()
     });
+}
+
+#[test]
+fn a_sync_at_a_follower_goes_through_the_leader_in_session_order() {
+    let mut c = established(500);
+    let (session, _) = c.connect(2);
+    let ctx = |xid| Ctx {
+        conn: CLIENT,
+        session_id: session,
+        xid,
+        auth: Arc::new(Vec::new()),
+        received: Instant::now(),
+    };
+    // A write, a sync and a read sent back to back: answered in that order,
+    // the read seeing the write.
+    c.send(
+        2,
+        CoreMsg::Request {
+            ctx: ctx(1),
+            req: create("/s"),
+        },
+    );
+    c.send(
+        2,
+        CoreMsg::Request {
+            ctx: ctx(2),
+            req: Request::Sync(zk_jute::SyncRequest { path: "/s".into() }),
+        },
+    );
+    c.send(
+        2,
+        CoreMsg::Request {
+            ctx: ctx(3),
+            req: Request::Exists(zk_jute::ExistsRequest {
+                path: "/s".into(),
+                watch: false,
+            }),
+        },
+    );
+    let mut xids = Vec::new();
+    c.run_until("three replies", |c| {
+        xids = c
+            .node(2)
+            .replies
+            .iter()
+            .filter_map(|m| match m {
+                LoopMsg::Out { frame, .. } => Some(reply_header(frame)),
+                _ => None,
+            })
+            .collect();
+        xids.len() == 3
+    });
+    assert_eq!(
+        xids.iter().map(|h| (h.0, h.2)).collect::<Vec<_>>(),
+        [(1, 0), (2, 0), (3, 0)]
+    );
+    // createSession, the create and the sync went to the leader.
+    assert_eq!(c.requests, [-10, 1, 9]);
 }

@@ -133,6 +133,12 @@ pub(crate) struct Sequencer {
     /// Learner: the requests this server forwarded to the leader, answered
     /// when the txn with their (session, cxid) is applied.
     forwarded: hashbrown::HashMap<(i64, i32), Origin>,
+    /// Learner: forwarded `sync`s waiting for the leader's SYNC, in the
+    /// order sent (the leader answers them in that order, quorum.md §3.8).
+    syncs: VecDeque<(Ctx, Request)>,
+    /// Learner: syncs the leader answered whose session still has earlier
+    /// writes in flight, by (session, cxid).
+    synced: hashbrown::HashMap<(i64, i32), (Ctx, Request)>,
     /// The highest durable zxid reported to the role (this log generation).
     role_durable: Zxid,
     /// `currentEpoch` / `acceptedEpoch` in dataDir.
@@ -174,6 +180,8 @@ impl Sequencer {
             role: None,
             outbox: None,
             forwarded: hashbrown::HashMap::new(),
+            syncs: VecDeque::new(),
+            synced: hashbrown::HashMap::new(),
             role_durable: Zxid::ZERO,
             epochs: EpochFiles::new(shared.config.data_dir.clone()),
             #[cfg(test)]
@@ -502,6 +510,10 @@ impl Sequencer {
             return;
         }
         let session = ctx.session_id;
+        if matches!(req, Request::Sync(_)) && self.is_learning() {
+            self.forward_sync(ctx, req);
+            return;
+        }
         if is_local(&req) {
             if let Some(ready) = self.order.wait_or_ready(session, Waiting::Read(ctx, req)) {
                 self.answer_waiting(ready);
@@ -704,6 +716,9 @@ impl Sequencer {
         if p.session_ordered() {
             for item in self.order.write_committed(p.hdr.client_id, p.hdr.cxid) {
                 self.answer_waiting(item);
+            }
+            if !self.synced.is_empty() {
+                self.complete_syncs(p.hdr.client_id);
             }
         }
         if self.snapshots.committed(&self.shared.config) {

@@ -262,6 +262,8 @@ impl Sequencer {
                 Origin::Internal => {}
             }
         }
+        conns.extend(self.syncs.drain(..).map(|(ctx, _)| ctx.conn));
+        conns.extend(self.synced.drain().map(|(_, (ctx, _))| ctx.conn));
         for (_, origin) in self.forwarded.drain() {
             match origin {
                 Origin::Client(ctx, _) => conns.push(ctx.conn),
@@ -377,7 +379,7 @@ impl Sequencer {
             LeaderCommand::Append { zxid, txn } => self.append_record(zxid, &txn),
             LeaderCommand::Apply { zxid, txn } => self.role_apply(zxid, txn),
             LeaderCommand::Established { epoch } => self.serve(Mode::Leader, epoch),
-            LeaderCommand::FromLearner(conn, sid, p) => self.learner_packet(conn, sid, p),
+            LeaderCommand::FromLearner(conn, sid, p) => return self.learner_packet(conn, sid, p),
             LeaderCommand::GoLooking(why) => self.end_role(why),
         }
         None
@@ -493,6 +495,7 @@ impl Sequencer {
                 self.serve(mode, epoch);
             }
             LearnerCommand::AnswerPing(zxid) => self.answer_ping(zxid),
+            LearnerCommand::Deliver(Packet::Sync) => self.leader_synced(),
             LearnerCommand::Deliver(_) => {}
             LearnerCommand::GoLooking(why) => self.end_role(why),
         }
@@ -756,14 +759,64 @@ impl Sequencer {
         }));
     }
 
-    /// Leader: a learner's packet for the session layer.
-    fn learner_packet(&mut self, conn: Conn, sid: u64, p: Packet) {
+    /// Leader: a learner's packet for the session layer; a forwarded `sync`
+    /// becomes an event for the core (fed after the current commands).
+    fn learner_packet(&mut self, conn: Conn, sid: u64, p: Packet) -> Option<LeaderEvent> {
         match p {
+            Packet::Request { data, .. } if request_type(&data) == Some(OpCode::Sync.code()) => {
+                return Some(LeaderEvent::Sync(conn));
+            }
             Packet::Request { data, authinfo } => self.learner_request(conn, sid, data, &authinfo),
             Packet::Ping {
                 data: Some(data), ..
             } => self.touch_sessions(data),
             _ => {}
+        }
+        None
+    }
+
+    /// Learner: a client `sync` goes to the leader as REQUEST; it is answered
+    /// when the leader's SYNC comes back (everything the leader proposed
+    /// before it is committed) and the session's earlier writes are answered.
+    /// It holds its place in the session's order like a write.
+    pub(super) fn forward_sync(&mut self, ctx: Ctx, req: Request) {
+        let mut body = BytesMut::new();
+        body.extend_from_slice(&ctx.session_id.to_be_bytes());
+        body.extend_from_slice(&ctx.xid.to_be_bytes());
+        body.extend_from_slice(&OpCode::Sync.code().to_be_bytes());
+        req.write_body(&mut body);
+        let authinfo = ctx.auth.as_ref().clone();
+        self.order.write_proposed(ctx.session_id, ctx.xid);
+        self.syncs.push_back((ctx, req));
+        self.out(QuorumOut::ToLeader(Packet::Request {
+            data: body.freeze(),
+            authinfo,
+        }));
+    }
+
+    /// Learner: the leader's SYNC answers the oldest forwarded sync.
+    fn leader_synced(&mut self) {
+        let Some((ctx, req)) = self.syncs.pop_front() else {
+            warn!("a SYNC from the leader with no sync forwarded: ignored");
+            return;
+        };
+        let session = ctx.session_id;
+        self.synced.insert((session, ctx.xid), (ctx, req));
+        self.complete_syncs(session);
+    }
+
+    /// Answers `session`'s synced syncs that reached the head of its order,
+    /// and what waited behind them.
+    pub(super) fn complete_syncs(&mut self, session: i64) {
+        while let Some(cxid) = self.order.head_write(session) {
+            let Some((ctx, req)) = self.synced.remove(&(session, cxid)) else {
+                return;
+            };
+            let frame = crate::reads::serve_read(&self.shared, &ctx, req);
+            self.reply(ctx.conn, frame, false);
+            for item in self.order.write_committed(session, cxid) {
+                self.answer_waiting(item);
+            }
         }
     }
 
@@ -829,4 +882,10 @@ impl Sequencer {
             }
         }
     }
+}
+
+/// The client op type of a REQUEST payload (after sessionId and cxid).
+fn request_type(data: &Bytes) -> Option<i32> {
+    let b = data.get(12..16)?;
+    Some(i32::from_be_bytes(b.try_into().ok()?))
 }

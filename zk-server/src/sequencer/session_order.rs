@@ -81,6 +81,15 @@ impl<T> SessionOrder<T> {
         ready
     }
 
+    /// The cxid of the write at the head of `session`'s queue, if the head
+    /// is a write (a learner's forwarded `sync` completes only from there).
+    pub fn head_write(&self, session: i64) -> Option<i32> {
+        match self.queues.get(&session)?.front()? {
+            Queued::Write { cxid } => Some(*cxid),
+            Queued::Waiting(_) => None,
+        }
+    }
+
     /// Whether `session` has writes in flight.
     #[cfg(test)]
     pub fn is_busy(&self, session: i64) -> bool {
