@@ -389,6 +389,16 @@ impl Cluster {
             self.conns.remove(&conn);
             self.send(self.leader, CoreMsg::Quorum(QuorumIn::LearnerClosed(conn)));
         }
+        if sid == self.leader {
+            // Its learners see their connection close.
+            for (_, learner) in self.conns.drain() {
+                self.conn_of.remove(&learner);
+                let n = &self.nodes[(learner - 1) as usize];
+                if n.seq.is_some() {
+                    n.inbox.send(CoreMsg::Quorum(QuorumIn::LeaderClosed));
+                }
+            }
+        }
     }
 
     /// Server `sid` boots from its disk (LOOKING: no role yet).
@@ -760,4 +770,121 @@ fn a_sync_at_a_follower_goes_through_the_leader_in_session_order() {
     );
     // createSession, the create and the sync went to the leader.
     assert_eq!(c.requests, [-10, 1, 9]);
+}
+
+#[test]
+fn the_leader_dies_a_follower_leads_epoch_2_and_the_old_leader_rejoins_without_its_uncommitted_txn()
+{
+    let mut c = established(500);
+    let (session, _) = c.connect(1);
+    let last = write_n(&mut c, session, 1, 2);
+    c.run_until("converged", Cluster::converged);
+    c.crash(1, 5);
+    c.run_until("2 and 3 stop serving", |c| !c.serving(2) && !c.serving(3));
+    assert!(
+        c.node(2)
+            .events
+            .iter()
+            .any(|e| matches!(e, QuorumOut::RoleEnded(_)))
+    );
+    // A write that reaches a LOOKING server: its client is sent away (no
+    // txn, no zxid of the standalone pipeline).
+    let ctx = Ctx {
+        conn: CLIENT,
+        session_id: session,
+        xid: 50,
+        auth: Arc::new(Vec::new()),
+        received: Instant::now(),
+    };
+    c.node_mut(2).replies.clear();
+    c.send(
+        2,
+        CoreMsg::Request {
+            ctx,
+            req: create("/looking"),
+        },
+    );
+    c.run_until("the client sent away", |c| {
+        c.node(2)
+            .replies
+            .iter()
+            .any(|m| matches!(m, LoopMsg::Close { conn } if *conn == CLIENT))
+    });
+    assert_eq!(c.zxid(2), last);
+    // Server 1 had logged a proposal nobody else saw before it died.
+    let (disk, dir) = (c.node(1).disk.clone(), c.dir_of(1));
+    inject_txn(&disk, &dir, Zxid::from(last + 1), "/ghost");
+    // Server 2 leads epoch 2 with 3; the data survived.
+    c.start(2, &[3]);
+    c.run_until("epoch 2 with 2 and 3", Cluster::converged);
+    assert_eq!(c.node(2).shared.control.mode(), Mode::Leader);
+    assert!(c.has(2, "/n2") && c.has(3, "/n2"));
+    let (s2, _) = c.connect(2);
+    let (z, err) = c.write(2, s2, 1, create("/epoch2"));
+    assert_eq!(err, 0);
+    assert_eq!(Zxid::from(z).epoch(), 2);
+    // The old leader comes back as a follower of epoch 2.
+    c.restart_follower(1);
+    c.run_until("server 1 caught up", |c| {
+        c.converged() && c.serving(1) && c.zxid(1) == z
+    });
+    assert_eq!(c.node(1).shared.control.mode(), Mode::Follower);
+    assert!(c.has(1, "/epoch2") && !c.has(1, "/ghost"));
+    assert_eq!(c.epochs(1), (Some(2), Some(2)));
+}
+
+#[test]
+fn an_observer_syncs_and_applies_informed_txns() {
+    let mut c = Cluster::new(500);
+    c.start(1, &[2]);
+    let cfg = LearnerConfig {
+        sid: 3,
+        observer: true,
+        init_limit: 20,
+        sync_limit: 20,
+    };
+    c.send(3, CoreMsg::Quorum(QuorumIn::Follow(cfg)));
+    let conn = c.next_conn;
+    c.next_conn += 1;
+    c.conns.insert(conn, 3);
+    c.conn_of.insert(3, conn);
+    c.send(1, CoreMsg::Quorum(QuorumIn::LearnerConnected(conn)));
+    c.send(3, CoreMsg::Quorum(QuorumIn::LeaderConnected));
+    c.run_until("all serving", Cluster::converged);
+    assert_eq!(c.node(3).shared.control.mode(), Mode::Observer);
+    let (session, _) = c.connect(3);
+    let (z, err) = c.write(3, session, 1, create("/o"));
+    assert_eq!(err, 0);
+    c.run_until("/o everywhere", |c| {
+        c.converged() && (1..=VOTERS).all(|s| c.zxid(s) == z)
+    });
+}
+
+#[test]
+fn a_learner_given_a_bad_packet_goes_looking_without_logging_it() {
+    let mut c = established(500);
+    let before = c.zxid(2);
+    let next = Zxid::new(1, 1);
+    // A PROPOSAL whose txn does not decode, then (to server 3) a COMMIT of
+    // a txn it never received: each ends that learner's role, nothing more.
+    let garbage = Packet::Proposal {
+        zxid: next,
+        txn: Bytes::from_static(b"\x00\x01garbage"),
+    };
+    c.send(2, CoreMsg::Quorum(QuorumIn::FromLeader(garbage)));
+    c.send(
+        3,
+        CoreMsg::Quorum(QuorumIn::FromLeader(Packet::Commit { zxid: next })),
+    );
+    c.run_until("2 and 3 LOOKING", |c| !c.serving(2) && !c.serving(3));
+    for sid in [2, 3] {
+        assert!(
+            matches!(c.node(sid).events.last(), Some(QuorumOut::RoleEnded(_))),
+            "server {sid}: {:?}",
+            c.node(sid).events
+        );
+    }
+    assert_eq!(c.zxid(2), before);
+    let log = &c.node(2).seq.as_ref().unwrap().storage.log;
+    assert_eq!(log.last_key(), None, "nothing was logged");
 }

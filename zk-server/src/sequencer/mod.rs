@@ -128,6 +128,9 @@ pub(crate) struct Sequencer {
     /// The Zab role hosted here (ensemble mode); `None`: standalone, or
     /// LOOKING (nothing is served then).
     role: Option<role::Role>,
+    /// Ensemble mode (configured, or a role was ever started): the
+    /// standalone `bcast` pipeline never runs, even between roles.
+    ensemble: bool,
     /// Where the role's packets go (the quorum side).
     outbox: Option<crossbeam_channel::Sender<QuorumOut>>,
     /// Learner: the requests this server forwarded to the leader, answered
@@ -178,6 +181,7 @@ impl Sequencer {
             next_container_check: Instant::now()
                 + Duration::from_millis(shared.config.container_check_interval_ms),
             role: None,
+            ensemble: shared.config.is_ensemble(),
             outbox: None,
             forwarded: hashbrown::HashMap::new(),
             syncs: VecDeque::new(),
@@ -298,7 +302,7 @@ impl Sequencer {
     /// Our own ACK for everything the log made durable since the last look;
     /// commits what that completes.
     fn poll_durable(&mut self) {
-        if self.role.is_some() {
+        if self.ensemble {
             self.role_poll_durable();
             return;
         }
@@ -596,6 +600,11 @@ impl Sequencer {
         origin: Origin,
         auth: &[Id],
     ) {
+        if self.ensemble && !self.is_leading() {
+            // LOOKING (a request that was in flight when the role ended).
+            self.refuse(origin);
+            return;
+        }
         let zxid_next = self.next_zxid();
         let time = crate::stats::wall_ms();
         let rctx = RequestContext {
@@ -627,7 +636,7 @@ impl Sequencer {
         body: TxnBody,
         origin: Origin,
     ) -> Zxid {
-        if self.role.is_some() {
+        if self.ensemble {
             return self.role_propose(session, cxid, time, body, origin);
         }
         let zxid = self.bcast.propose();

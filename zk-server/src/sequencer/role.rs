@@ -86,6 +86,10 @@ impl Sequencer {
         }
     }
 
+    pub(super) fn is_leading(&self) -> bool {
+        matches!(self.role, Some(Role::Leading(_)))
+    }
+
     pub(super) fn is_learning(&self) -> bool {
         matches!(self.role, Some(Role::Learning(_)))
     }
@@ -94,8 +98,7 @@ impl Sequencer {
     /// or the leader of an established epoch (quorum.md §6: only the leader).
     pub(super) fn decides_expiry(&self) -> bool {
         match &self.role {
-            // Standalone (LOOKING does not serve, so expires nothing).
-            None => true,
+            None => !self.ensemble,
             Some(Role::Leading(l)) => l.core.is_established(),
             Some(Role::Learning(_)) => false,
         }
@@ -120,7 +123,12 @@ impl Sequencer {
             QuorumIn::FromLearner(c, p) => RoleEvent::Leader(LeaderEvent::Packet(c, p)),
             QuorumIn::LearnerClosed(c) => RoleEvent::Leader(LeaderEvent::Closed(c)),
             QuorumIn::LeaderConnected => RoleEvent::Learner(LearnerEvent::Connected),
-            QuorumIn::FromLeader(p) => RoleEvent::Learner(LearnerEvent::Packet(p)),
+            QuorumIn::FromLeader(p) => {
+                if let Err(why) = check_txn(&p) {
+                    return self.end_role(why);
+                }
+                RoleEvent::Learner(LearnerEvent::Packet(p))
+            }
             QuorumIn::Snap { zxid, body } => {
                 if !self.is_learning() {
                     return;
@@ -151,6 +159,7 @@ impl Sequencer {
     /// durable, and the tree holds the whole log. Returns the log's last
     /// zxid and the epochs, or why the role cannot start.
     fn quiet_disk(&mut self) -> Result<(Zxid, u32, u32), String> {
+        self.ensemble = true;
         self.drop_in_flight("a new role starts");
         self.storage
             .log
@@ -631,6 +640,17 @@ impl Sequencer {
                 Err(e) => return self.end_role(format!("txn 0x{zxid:x} does not decode: {e}")),
             },
         };
+        if p.session_ordered()
+            && matches!(p.origin, Origin::Client(..) | Origin::Connect { .. })
+            && self.order.head_write(p.hdr.client_id) != Some(p.hdr.cxid)
+        {
+            // Only a leader breaking Zab commits a session's writes out of
+            // the order they were forwarded in.
+            return self.end_role(format!(
+                "txn 0x{zxid:x} answers session 0x{:x}'s request {} out of its order",
+                p.hdr.client_id, p.hdr.cxid
+            ));
+        }
         if let TxnBody::CreateSession(t) = &p.body {
             let now = self.shared.now_ms();
             let mut st = self
@@ -692,9 +712,9 @@ impl Sequencer {
         zxid
     }
 
-    /// A write that cannot be proposed (not established): its client is
-    /// disconnected and retries.
-    fn refuse(&self, origin: Origin) {
+    /// A write that cannot be proposed (LOOKING, a learner, or a leader not
+    /// established yet): its client is disconnected and retries.
+    pub(super) fn refuse(&self, origin: Origin) {
         match origin {
             Origin::Client(ctx, _) => self.send(ctx.conn, LoopMsg::Close { conn: ctx.conn }),
             Origin::Connect { conn, .. } => self.send(conn, LoopMsg::Close { conn }),
@@ -888,4 +908,21 @@ impl Sequencer {
 fn request_type(data: &Bytes) -> Option<i32> {
     let b = data.get(12..16)?;
     Some(i32::from_be_bytes(b.try_into().ok()?))
+}
+
+/// A learner logs a PROPOSAL / INFORM only if its txn decodes and carries the
+/// packet's zxid: a record that does not would stop the next recovery.
+fn check_txn(p: &Packet) -> Result<(), String> {
+    let (Packet::Proposal { zxid, txn } | Packet::Inform { zxid, txn }) = p else {
+        return Ok(());
+    };
+    match TxnBody::read_record(txn.clone()) {
+        Ok((hdr, _)) if hdr.zxid == zxid.as_i64() => Ok(()),
+        Ok((hdr, _)) => Err(format!(
+            "{} 0x{zxid:x} carries the txn of 0x{:x}",
+            p.name(),
+            hdr.zxid
+        )),
+        Err(e) => Err(format!("{} 0x{zxid:x} does not decode: {e}", p.name())),
+    }
 }
