@@ -228,6 +228,28 @@ impl SessionTracker {
         }
     }
 
+    /// Makes the table hold exactly `live` (id, timeout), as a tree rebuilt
+    /// or loaded from a leader's SNAP has them: sessions it lacks are
+    /// forgotten, new ones start their expiry at `now`, and the others keep
+    /// their owner and deadline.
+    pub fn replace_with(&mut self, live: &[(i64, i32)], now: u64) {
+        let keep: hashbrown::HashSet<i64> = live.iter().map(|s| s.0).collect();
+        let gone: Vec<i64> = self
+            .sessions
+            .keys()
+            .filter(|id| !keep.contains(*id))
+            .copied()
+            .collect();
+        for id in gone {
+            self.remove(id);
+        }
+        for &(id, timeout) in live {
+            if !self.sessions.contains_key(&id) {
+                self.add(id, timeout, now);
+            }
+        }
+    }
+
     /// Forgets a session (after its closeSession committed).
     pub fn remove(&mut self, id: i64) -> Option<Session> {
         self.expiry.remove(&id);

@@ -553,18 +553,6 @@ fn a_follower_far_behind_catches_up_by_snap_and_restarts_from_it() {
 
 /// Appends a create of `path` as txn `zxid` to a stopped server's log.
 fn inject_txn(disk: &MemDisk, dir: &Path, zxid: Zxid, path: &str) {
-    let log = Log::open(
-        dir.join("log"),
-        Options::default().backend(Backend::Memory(disk.clone())),
-    )
-    .unwrap();
-    let hdr = TxnHeader {
-        client_id: 0,
-        cxid: 0,
-        zxid: zxid.as_i64(),
-        time: 0,
-        txn_type: zk_jute::OpCode::Create.code(),
-    };
     let body = TxnBody::Create(CreateTxn {
         path: path.into(),
         data: None,
@@ -572,6 +560,23 @@ fn inject_txn(disk: &MemDisk, dir: &Path, zxid: Zxid, path: &str) {
         ephemeral: false,
         parent_c_version: 0,
     });
+    inject(disk, dir, zxid, 0, body);
+}
+
+/// Appends txn `zxid` of session `client_id` to a stopped server's log.
+fn inject(disk: &MemDisk, dir: &Path, zxid: Zxid, client_id: i64, body: TxnBody) {
+    let log = Log::open(
+        dir.join("log"),
+        Options::default().backend(Backend::Memory(disk.clone())),
+    )
+    .unwrap();
+    let hdr = TxnHeader {
+        client_id,
+        cxid: 0,
+        zxid: zxid.as_i64(),
+        time: 0,
+        txn_type: body.txn_type().code(),
+    };
     let mut rec = BytesMut::new();
     body.write_record(&hdr, &mut rec);
     log.append(zxid.as_u64(), &rec).unwrap().wait().unwrap();
@@ -590,6 +595,15 @@ fn a_follower_with_an_extra_uncommitted_txn_is_truncated() {
     let extra = Zxid::from(last + 1);
     let (disk, dir) = (c.node(3).disk.clone(), c.dir_of(3));
     inject_txn(&disk, &dir, extra, "/ghost");
+    let ghost_session = 0x0300_0000_0000_0042;
+    let create_session = TxnBody::CreateSession(zk_jute::CreateSessionTxn { time_out: 30_000 });
+    inject(
+        &disk,
+        &dir,
+        Zxid::from(last + 2),
+        ghost_session,
+        create_session,
+    );
     c.restart_follower(3);
     c.run_until("server 3 caught up", |c| {
         c.converged() && c.serving(3) && c.zxid(3) == last
@@ -601,6 +615,12 @@ fn a_follower_with_an_extra_uncommitted_txn_is_truncated() {
         "{syncs:?}"
     );
     assert!(!c.has(3, "/ghost"));
+    // The session table follows the rebuilt tree: the truncated session is
+    // gone, the real one stays.
+    {
+        let st = c.node(3).shared.sessions.lock().unwrap();
+        assert!(!st.is_live(ghost_session) && st.is_live(session));
+    }
     // The next txn takes the truncated zxid, everywhere.
     let (z, _) = c.write(1, session, 10, create("/after"));
     assert_eq!(Zxid::from(z), extra);

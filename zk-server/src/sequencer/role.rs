@@ -175,6 +175,7 @@ impl Sequencer {
             &self.shared.config.data_log_dir,
         )
         .map_err(|e| e.to_string())?;
+        self.sessions_from_tree();
         let last = Zxid::from(self.shared.tree.last_processed_zxid());
         self.shared.control.set_last_zxid(last.as_i64());
         self.new_log_generation();
@@ -559,8 +560,21 @@ impl Sequencer {
         )
         .map_err(|e| e.to_string())?;
         self.shared.tree.replace_data(tree);
+        self.sessions_from_tree();
         self.shared.control.set_last_zxid(rec.last_zxid.as_i64());
         Ok(rec.last_zxid)
+    }
+
+    /// The session table follows a tree that changed under it (the log's
+    /// tail replayed, a TRUNC rebuild, a SNAP).
+    fn sessions_from_tree(&self) {
+        let live = self.shared.tree.sessions();
+        let now = self.shared.now_ms();
+        self.shared
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace_with(&live, now);
     }
 
     /// The tree loaded from SNAP, made durable as a snapshot at `z`; the old
@@ -598,18 +612,8 @@ impl Sequencer {
             snap.tree.node_count(),
             snap.sessions.len()
         );
-        let now = self.shared.now_ms();
-        {
-            let mut st = self
-                .shared
-                .sessions
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            for (id, timeout) in &snap.sessions {
-                st.add(*id, *timeout, now);
-            }
-        }
         self.shared.tree.replace_data(snap.tree);
+        self.sessions_from_tree();
         self.shared.control.set_last_zxid(zxid.as_i64());
         Ok(())
     }
