@@ -161,6 +161,11 @@ impl Sequencer {
     fn quiet_disk(&mut self) -> Result<(Zxid, u32, u32), String> {
         self.ensemble = true;
         self.drop_in_flight("a new role starts");
+        // A fuzzy snapshot still being written would catch the replay below
+        // (txns a TRUNC may remove) under an older key: let it finish first.
+        while self.snapshots.running() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         self.storage
             .log
             .flush()
