@@ -833,6 +833,7 @@ fn the_leader_dies_a_follower_leads_epoch_2_and_the_old_leader_rejoins_without_i
     assert_eq!(c.zxid(2), last);
     // Server 1 had logged a proposal nobody else saw before it died.
     let (disk, dir) = (c.node(1).disk.clone(), c.dir_of(1));
+    assert_eq!(Zxid::from(last), Zxid::new(1, 3));
     inject_txn(&disk, &dir, Zxid::from(last + 1), "/ghost");
     // Server 2 leads epoch 2 with 3; the data survived.
     c.start(2, &[3]);
@@ -849,6 +850,11 @@ fn the_leader_dies_a_follower_leads_epoch_2_and_the_old_leader_rejoins_without_i
         c.converged() && c.serving(1) && c.zxid(1) == z
     });
     assert_eq!(c.node(1).shared.control.mode(), Mode::Follower);
+    // zk-zab's sync table: the leader's next txn after the peer's 0x100000004
+    // is of another epoch, so SNAP (Apache's syncFollower would TRUNC to
+    // 0x100000003 here and DIFF the rest).
+    let syncs: Vec<_> = c.syncs.iter().filter(|s| s.0 == 1).collect();
+    assert_eq!(syncs, [&(1, "SNAP", Zxid::from(z))]);
     assert!(c.has(1, "/epoch2") && !c.has(1, "/ghost"));
     assert_eq!(c.epochs(1), (Some(2), Some(2)));
 }
