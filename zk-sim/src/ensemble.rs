@@ -908,6 +908,7 @@ impl Sim {
                 sync_limit: sync,
                 commit_log_count: self.opts.commit_log_count,
                 config: Bytes::from_static(b"version=0"),
+                diff_from_log: true,
             };
             let mut out = Vec::new();
             let core = Leader::new(cfg, start, &mut out);
@@ -1324,6 +1325,24 @@ impl Sim {
                     self.q_send(conn, false, QMsg::Packet(p));
                 }
                 LeaderCommand::Close(conn, _) => self.q_close(conn)?,
+                LeaderCommand::ReadLog { conn, from } => {
+                    // The log (not the snapshot) from `from` on; a log purged
+                    // past it makes the core fall back to SNAP.
+                    // As zk-server's runtime: nothing when the log does not
+                    // reach back to `from` (its first record is after it),
+                    // and sometimes a refusal (too big); both end in SNAP.
+                    let log = &self.disks[&s].log;
+                    let reaches = log.first().is_some_and(|t| t.0 <= from);
+                    let txns = (reaches && self.rng.chance(0.7))
+                        .then(|| log.iter().filter(|t| t.0 >= from).cloned().collect());
+                    *self.syncs.entry("ReadLog").or_default() += 1;
+                    let mut out = Vec::new();
+                    if let Some(Role::Leading { core, .. }) = self.node_mut(s).map(|n| &mut n.role)
+                    {
+                        core.step(LeaderEvent::LogRead { conn, txns }, &mut out);
+                    }
+                    self.leader_cmds(s, out)?;
+                }
                 LeaderCommand::PersistAcceptedEpoch(e) => {
                     self.schedule_fsync(s, Durable::Accepted(e))
                 }

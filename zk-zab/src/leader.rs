@@ -26,6 +26,10 @@ pub struct LeaderConfig {
     pub commit_log_count: usize,
     /// The config text sent with NEWLEADER.
     pub config: Bytes,
+    /// A learner older than the window is synced by DIFF from the on-disk
+    /// log when the runtime can read it ([`LeaderCommand::ReadLog`]; Apache's
+    /// `getProposalsFromTxnLog`), else by SNAP.
+    pub diff_from_log: bool,
 }
 
 /// What the runtime knows when the leader starts.
@@ -64,6 +68,15 @@ pub enum LeaderEvent {
     /// A learner forwarded a client `sync`: answer once what is proposed now
     /// is committed.
     Sync(Conn),
+    /// The answer to [`LeaderCommand::ReadLog`]: the log's txns from `from`
+    /// on, in order, or `None` when the log does not reach back to `from` or
+    /// reading it would cost more than a snapshot.
+    LogRead {
+        /// The learner.
+        conn: Conn,
+        /// What the log held.
+        txns: Option<Vec<(Zxid, Bytes)>>,
+    },
     /// Half a tickTime passed.
     Tick,
 }
@@ -78,6 +91,19 @@ pub enum LeaderCommand {
     SendSnapshot(Conn),
     /// Close a learner's connection.
     Close(Conn, String),
+    /// Read the log's txns with zxid >= `from` (up to its end) for a learner
+    /// older than the in-memory window, and report them with
+    /// [`LeaderEvent::LogRead`] (possibly later; other events may come
+    /// first) — or `None` when the log does not reach back to `from` (its
+    /// first record is after it: purged, or replaced by a snapshot), as
+    /// Apache's `getProposalsFromTxnLog` refuses a log that does not start at
+    /// or below the learner's zxid.
+    ReadLog {
+        /// The learner.
+        conn: Conn,
+        /// The learner's last zxid.
+        from: Zxid,
+    },
     /// Write `acceptedEpoch` durably, then report it.
     PersistAcceptedEpoch(u32),
     /// Write `currentEpoch` durably, then report it.
@@ -148,6 +174,7 @@ enum Stage {
     AwaitEpoch,
     AwaitAckEpoch,
     AwaitSync,
+    AwaitLogRead,
     AwaitNewLeaderAck,
     AwaitUpToDate,
     Serving,
@@ -409,6 +436,7 @@ impl Leader {
                     self.syncs.push_back((self.proposed, conn));
                 }
             }
+            LeaderEvent::LogRead { conn, txns } => self.log_read(conn, txns, out),
             LeaderEvent::Tick => self.tick(out),
         }
         self.validate();
@@ -723,10 +751,85 @@ impl Leader {
         };
         let peer = h.last_zxid;
         let kind = self.sync_kind(peer);
+        let window_min = self.history().next().map(|t| t.0);
+        if matches!(kind, SyncKind::Snap(_))
+            && self.cfg.diff_from_log
+            && window_min.is_some_and(|min| peer < min)
+        {
+            if let Some(h) = self.handlers.get_mut(&conn) {
+                h.stage = Stage::AwaitLogRead;
+            }
+            out.push(LeaderCommand::ReadLog { conn, from: peer });
+            return;
+        }
         let from = match kind {
             SyncKind::Diff(_) => peer,
-            SyncKind::Trunc(z) => z,
-            SyncKind::Snap(z) => z,
+            SyncKind::Trunc(z) | SyncKind::Snap(z) => z,
+        };
+        let txns: Vec<(Zxid, Bytes)> = self.history().filter(|t| t.0 > from).cloned().collect();
+        self.send_sync(conn, kind, txns, out);
+    }
+
+    /// A DIFF from the on-disk log (quorum.md §3.4 case 5): the log must hold
+    /// the learner's own last txn (or the learner sits on an epoch's zxid 0)
+    /// and join the in-memory window without a hole; otherwise SNAP.
+    fn log_read(
+        &mut self,
+        conn: Conn,
+        txns: Option<Vec<(Zxid, Bytes)>>,
+        out: &mut Vec<LeaderCommand>,
+    ) {
+        let Some(h) = self
+            .handlers
+            .get(&conn)
+            .filter(|h| h.stage == Stage::AwaitLogRead)
+        else {
+            return;
+        };
+        let peer = h.last_zxid;
+        let end = self.tail.back().map_or(self.applied, |t| t.0);
+        let mut txns = txns.unwrap_or_default();
+        // Only history: proposals still outstanding are not in it.
+        txns.retain(|t| t.0 <= end);
+        let starts_right = match txns.first() {
+            Some(first) => first.0 == peer || (peer.counter() == 0 && first.0 > peer),
+            None => false,
+        };
+        let mut combined: Vec<(Zxid, Bytes)> = txns.into_iter().filter(|t| t.0 > peer).collect();
+        let last_read = combined.last().map_or(peer, |t| t.0);
+        let rest: Vec<(Zxid, Bytes)> = self
+            .history()
+            .filter(|t| t.0 > last_read)
+            .cloned()
+            .collect();
+        let joins = rest.first().is_none_or(|t| follows(last_read, t.0));
+        let contiguous = combined.windows(2).all(|w| follows(w[0].0, w[1].0));
+        combined.extend(rest);
+        let reaches_end = combined.last().is_some_and(|t| t.0 == end);
+        if starts_right && joins && contiguous && reaches_end {
+            self.send_sync(conn, SyncKind::Diff(end), combined, out);
+        } else {
+            let txns: Vec<(Zxid, Bytes)> = self
+                .history()
+                .filter(|t| t.0 > self.applied)
+                .cloned()
+                .collect();
+            self.send_sync(conn, SyncKind::Snap(self.applied), txns, out);
+        }
+    }
+
+    /// Queues the sync for a learner: the DIFF / TRUNC / SNAP packet, the
+    /// history `txns` as PROPOSAL + COMMIT, the outstanding proposals
+    /// (followers), then NEWLEADER; the learner joins the forwarding set.
+    fn send_sync(
+        &mut self,
+        conn: Conn,
+        kind: SyncKind,
+        txns: Vec<(Zxid, Bytes)>,
+        out: &mut Vec<LeaderCommand>,
+    ) {
+        let Some(h) = self.handlers.get(&conn) else {
+            return;
         };
         match kind {
             SyncKind::Diff(z) => out.push(LeaderCommand::Send(conn, Packet::Diff { zxid: z })),
@@ -736,13 +839,11 @@ impl Leader {
                 out.push(LeaderCommand::SendSnapshot(conn));
             }
         }
-        let txns: Vec<(Zxid, Bytes)> = self.history().filter(|t| t.0 > from).cloned().collect();
         for (zxid, txn) in txns {
             out.push(LeaderCommand::Send(conn, Packet::Proposal { zxid, txn }));
             out.push(LeaderCommand::Send(conn, Packet::Commit { zxid }));
         }
-        let observer = h.observer;
-        if !observer {
+        if !h.observer {
             for p in &self.outstanding {
                 out.push(LeaderCommand::Send(
                     conn,
@@ -857,5 +958,15 @@ impl Leader {
             prev = p.zxid;
         }
         debug_assert!(prev == self.proposed || self.outstanding.is_empty());
+    }
+}
+
+/// Whether `next` is the txn right after `prev` (ZK-4925: no holes): the
+/// next counter of the same epoch, or counter 1 of a later epoch.
+fn follows(prev: Zxid, next: Zxid) -> bool {
+    if next.epoch() == prev.epoch() {
+        next.counter() == prev.counter().wrapping_add(1) && next > prev
+    } else {
+        next.epoch() > prev.epoch() && next.counter() == 1
     }
 }

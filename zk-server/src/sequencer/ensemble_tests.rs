@@ -126,6 +126,8 @@ struct Cluster {
     nodes: Vec<Node>,
     leader: u64,
     commit_log_count: usize,
+    /// Whether the leader may DIFF from its on-disk log beyond the window.
+    diff_from_log: bool,
     /// Live quorum connections: conn → learner sid, and back.
     conns: HashMap<Conn, u64>,
     conn_of: HashMap<u64, Conn>,
@@ -152,6 +154,7 @@ impl Cluster {
             nodes,
             leader: 1,
             commit_log_count,
+            diff_from_log: true,
             conns: HashMap::new(),
             conn_of: HashMap::new(),
             next_conn: 1,
@@ -189,6 +192,7 @@ impl Cluster {
             sync_limit: 20,
             commit_log_count: self.commit_log_count,
             config: Bytes::from_static(b"version=0"),
+            diff_from_log: self.diff_from_log,
         };
         self.send(leader, CoreMsg::Quorum(QuorumIn::Lead(cfg)));
         for &sid in learners {
@@ -425,7 +429,11 @@ impl Cluster {
 
 /// Three servers, 1 leading: established in epoch 1.
 fn established(commit_log_count: usize) -> Cluster {
-    let mut c = Cluster::new(commit_log_count);
+    establish(Cluster::new(commit_log_count))
+}
+
+/// Server 1 leads 2 and 3 until epoch 1 is established everywhere.
+fn establish(mut c: Cluster) -> Cluster {
     c.start(1, &[2, 3]);
     c.run_until("epoch 1 established everywhere", Cluster::converged);
     c
@@ -521,8 +529,29 @@ fn a_restarted_follower_catches_up_by_diff() {
 }
 
 #[test]
-fn a_follower_far_behind_catches_up_by_snap_and_restarts_from_it() {
+fn a_follower_older_than_the_window_catches_up_by_diff_from_the_log() {
+    // quorum.md §3.4 case 5: the window keeps 2 txns, the follower missed 5;
+    // the leader's log still has them (getProposalsFromTxnLog).
     let mut c = established(2);
+    let (session, _) = c.connect(1);
+    write_n(&mut c, session, 1, 1);
+    c.run_until("converged", Cluster::converged);
+    c.crash(3, 2);
+    let last = write_n(&mut c, session, 2, 5);
+    c.restart_follower(3);
+    c.run_until("server 3 caught up", |c| {
+        c.converged() && c.serving(3) && c.zxid(3) == last
+    });
+    let syncs: Vec<_> = c.syncs.iter().filter(|s| s.0 == 3).collect();
+    assert_eq!(syncs.last().unwrap().1, "DIFF", "{syncs:?}");
+    assert!(c.has(3, "/n6"));
+}
+
+#[test]
+fn a_follower_far_behind_catches_up_by_snap_and_restarts_from_it() {
+    let mut c = Cluster::new(2);
+    c.diff_from_log = false; // as if the log no longer reached back
+    let mut c = establish(c);
     let (session, _) = c.connect(1);
     write_n(&mut c, session, 1, 1);
     c.run_until("converged", Cluster::converged);

@@ -19,6 +19,12 @@
 //! A peer that breaks the protocol ends the role (the cores return
 //! `GoLooking`), never a panic.
 
+/// The most log a DIFF from the on-disk log may carry (beyond it a learner
+/// gets SNAP). Apache compares with a third of the newest snapshot's size
+/// (`zookeeper.snapshotSizeFactor`); a fixed bound keeps a slow learner from
+/// pinning the leader's memory.
+const LOG_DIFF_LIMIT: usize = 64 << 20;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -396,8 +402,43 @@ impl Sequencer {
             LeaderCommand::Established { epoch } => self.serve(Mode::Leader, epoch),
             LeaderCommand::FromLearner(conn, sid, p) => return self.learner_packet(conn, sid, p),
             LeaderCommand::GoLooking(why) => self.end_role(why),
+            LeaderCommand::ReadLog { conn, from } => {
+                return Some(LeaderEvent::LogRead {
+                    conn,
+                    txns: self.log_from(from),
+                });
+            }
         }
         None
+    }
+
+    /// The log's txns from `from` on, for a learner older than the DIFF
+    /// window (Apache's `getProposalsFromTxnLog`); `None` when the log does
+    /// not reach back to `from`, reading fails, or the portion is larger than
+    /// [`LOG_DIFF_LIMIT`] bytes, where a snapshot is the cheaper sync.
+    fn log_from(&self, from: Zxid) -> Option<Vec<(Zxid, Bytes)>> {
+        // The log must reach back to the learner's zxid (Apache: the txn log
+        // must start at or below it); otherwise it misses txns the learner
+        // lacks.
+        if self
+            .storage
+            .log
+            .first_key()
+            .is_none_or(|k| k > from.as_u64())
+        {
+            return None;
+        }
+        let mut txns = Vec::new();
+        let mut bytes = 0usize;
+        for item in self.storage.log.iter_from(from.as_u64()) {
+            let (key, payload) = item.ok()?;
+            bytes += payload.len();
+            if bytes > LOG_DIFF_LIMIT {
+                return None;
+            }
+            txns.push((Zxid::from(key), Bytes::from(payload)));
+        }
+        Some(txns)
     }
 
     /// SNAP's body: the tree as it is at this command, right after the packet.
