@@ -187,6 +187,9 @@ struct Handler {
     stage: Stage,
     last_zxid: Zxid,
     silent: u64,
+    /// Live proposals sent and not yet acked, with the half tick they were
+    /// sent at (SyncLimitCheck).
+    unacked: VecDeque<(Zxid, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -237,6 +240,8 @@ pub struct Leader {
     outstanding: VecDeque<Proposal>,
     /// Client syncs waiting for a zxid to commit.
     syncs: VecDeque<(Zxid, Conn)>,
+    /// Half ticks since the start.
+    ticks: u64,
 }
 
 impl Leader {
@@ -263,6 +268,7 @@ impl Leader {
             proposed: last,
             outstanding: VecDeque::new(),
             syncs: VecDeque::new(),
+            ticks: 0,
             cfg,
         };
         l.maybe_fix_epoch(out);
@@ -344,7 +350,8 @@ impl Leader {
             zxid,
             txn: txn.clone(),
         });
-        for (conn, h) in &self.handlers {
+        let at = self.ticks;
+        for (conn, h) in self.handlers.iter_mut() {
             if h.stage >= Stage::AwaitNewLeaderAck && !h.observer {
                 out.push(LeaderCommand::Send(
                     *conn,
@@ -353,6 +360,12 @@ impl Leader {
                         txn: txn.clone(),
                     },
                 ));
+                // Only proposals that reach a learner after its UPTODATE are
+                // sure to be acked one by one (before that it may apply a
+                // committed txn without acking it).
+                if h.stage == Stage::Serving {
+                    h.unacked.push_back((zxid, at));
+                }
             }
         }
         self.outstanding.push_back(Proposal {
@@ -379,6 +392,7 @@ impl Leader {
                         stage: Stage::AwaitInfo,
                         last_zxid: Zxid::ZERO,
                         silent: 0,
+                        unacked: VecDeque::new(),
                     },
                 );
             }
@@ -487,6 +501,7 @@ impl Leader {
             self.step_down(format!("timed out waiting for {what}"), out);
             return;
         }
+        self.ticks += 1;
         let (init, sync) = (2 * self.cfg.init_limit, 2 * self.cfg.sync_limit);
         let mut silent = Vec::new();
         for (conn, h) in self.handlers.iter_mut() {
@@ -496,7 +511,14 @@ impl Leader {
             } else {
                 init
             };
-            if h.silent > limit {
+            // SyncLimitCheck: a follower that has not acked a proposal for
+            // syncLimit ticks is as good as silent, pings or not.
+            let lagging = h.stage == Stage::Serving
+                && !h.observer
+                && h.unacked
+                    .front()
+                    .is_some_and(|(_, at)| self.ticks - at > sync);
+            if h.silent > limit || lagging {
                 silent.push(*conn);
             } else if h.stage >= Stage::AwaitUpToDate {
                 out.push(LeaderCommand::Send(
@@ -574,6 +596,11 @@ impl Leader {
                 other.name()
             )),
             (Stage::AwaitUpToDate | Stage::Serving, Packet::Ack { zxid }) => {
+                if let Some(h) = self.handlers.get_mut(&conn) {
+                    while h.unacked.front().is_some_and(|(z, _)| *z <= zxid) {
+                        h.unacked.pop_front();
+                    }
+                }
                 if !h.observer && zxid.counter() != 0 {
                     if let Some(p) = self.outstanding.iter_mut().find(|p| p.zxid == zxid) {
                         p.acks.insert(h.sid);

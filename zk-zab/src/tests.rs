@@ -1024,3 +1024,37 @@ fn a_fresh_learner_is_not_diffed_from_a_log_that_does_not_reach_back() {
     c.pump();
     assert_eq!(c.snapshots_sent, vec![0], "SNAP, not a DIFF with a hole");
 }
+
+#[test]
+fn a_follower_that_never_acks_is_dropped_after_sync_limit() {
+    // Leader.SyncLimitCheck: pings alone do not keep a follower whose oldest
+    // un-acked proposal is older than syncLimit.
+    let mut c = three_fresh();
+    c.connect_all();
+    c.pump();
+    c.nodes[0].auto = false; // follower 1 never makes anything durable
+    c.propose(1);
+    c.pump();
+    assert_eq!(
+        c.leader_applied.len(),
+        1,
+        "follower 2 and the leader commit it"
+    );
+    for _ in 0..12 {
+        c.leader_step(LeaderEvent::Tick);
+        for n in &mut c.nodes {
+            n.step(LearnerEvent::Tick);
+        }
+        c.pump();
+    }
+    assert!(
+        c.closed.iter().any(|(conn, _)| *conn == 0),
+        "{:?}",
+        c.closed
+    );
+    assert!(
+        !c.closed.iter().any(|(conn, _)| *conn == 1),
+        "{:?}",
+        c.closed
+    );
+}
