@@ -17,6 +17,8 @@ pub const DEFAULT_DATA_DIR: &str = "/tmp/zookeeper";
 pub const DEFAULT_CLIENT_PORT: u16 = 2181;
 /// ZooKeeper's default `jute.maxbuffer`.
 pub const DEFAULT_JUTE_MAX_BUFFER: usize = 0xfffff;
+/// zkrs.zab's default: whether ensembles run Zab (else the role stub).
+pub const DEFAULT_ZAB: bool = false;
 
 /// An invalid configuration: what and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -196,6 +198,9 @@ pub struct Config {
     /// notification interval (default `zk_election::DEFAULT_FINALIZE_WAIT_MS`;
     /// ZooKeeper's is 200).
     pub election_finalize_wait_ms: u64,
+    /// zkrs.zab (`on` / `off`): ensemble mode runs Zab on the quorum port
+    /// (`on`), or the role stub of issue 13 that replicates nothing (`off`).
+    pub zab: bool,
     /// Whether zoo.cfg set clientPort (else this server's `server.X` line may
     /// give it, after `;`).
     pub client_port_explicit: bool,
@@ -324,6 +329,7 @@ impl Config {
             cnx_timeout_ms: 5000,
             election_port_bind_retry: 3,
             election_finalize_wait_ms: zk_election::DEFAULT_FINALIZE_WAIT_MS,
+            zab: DEFAULT_ZAB,
             client_port_explicit: false,
             warnings: Vec::new(),
         }
@@ -463,6 +469,19 @@ impl Config {
             "quorumListenOnAllIPs" => self.quorum_listen_on_all_ips = l.yes_no()?,
             "cnxTimeout" => self.cnx_timeout_ms = l.int(1, 3_600_000)? as u64,
             "electionPortBindRetry" => self.election_port_bind_retry = l.u32v(0)?,
+            "zkrs.zab" => {
+                self.zab = match value {
+                    "on" => true,
+                    "off" => false,
+                    _ => {
+                        return Err(ConfigError::at(
+                            line_no,
+                            key,
+                            format!("invalid value {value:?}: expected on or off"),
+                        ));
+                    }
+                }
+            }
             "zkrs.electionFinalizeWaitMs" => {
                 self.election_finalize_wait_ms = l.int(1, 60_000)? as u64
             }

@@ -62,13 +62,6 @@ pub(crate) enum CoreMsg {
     LogFailed { zxid: Zxid, error: zk_txnlog::Error },
     /// From the quorum side (the election's decision, the quorum port's
     /// packets, ticks): drives the Zab role the sequencer hosts.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the zk-quorum thread does not send it yet (issue 14)"
-        )
-    )]
     Quorum(QuorumIn),
     /// Stop: finish the txns in flight, answer them, then stop the loops.
     Shutdown,
@@ -77,13 +70,6 @@ pub(crate) enum CoreMsg {
 /// The quorum side → the sequencer (the `zk-quorum` thread; in tests, a
 /// router between several sequencers).
 #[derive(Debug)]
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the zk-quorum thread does not send it yet (issue 14)"
-    )
-)]
 pub(crate) enum QuorumIn {
     /// The election made this server the leader: start a [`zk_zab::Leader`].
     Lead(zk_zab::LeaderConfig),
@@ -125,8 +111,47 @@ pub(crate) enum QuorumOut {
     ToLeader(zk_zab::Packet),
     /// The role serves clients in `epoch` (the election's vote carries it).
     EpochEstablished(u32),
-    /// The role ended (GoLooking): close the quorum connections, elect again.
-    RoleEnded(String),
+    /// The role ended (GoLooking): close the quorum connections, elect again
+    /// with `last_zxid`, the last zxid logged now (the role changed it).
+    RoleEnded { reason: String, last_zxid: i64 },
+}
+
+/// Where the sequencer's [`QuorumOut`] go: a channel, and the waker of the
+/// `zk-quorum` thread's poll (none in tests, where a router reads it). Woken
+/// once per batch, as [`LoopHandle`].
+#[derive(Debug, Clone)]
+pub(crate) struct Outbox {
+    tx: Sender<QuorumOut>,
+    waker: Option<Arc<Waker>>,
+    notified: Arc<AtomicBool>,
+}
+
+impl Outbox {
+    pub(crate) fn new(tx: Sender<QuorumOut>, waker: Option<Arc<Waker>>) -> Self {
+        Self {
+            tx,
+            waker,
+            notified: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub(crate) fn send(&self, m: QuorumOut) {
+        if self.tx.send(m).is_ok()
+            && let Some(w) = &self.waker
+            && {
+                std::sync::atomic::fence(SeqCst);
+                !self.notified.swap(true, SeqCst)
+            }
+        {
+            let _ = w.wake();
+        }
+    }
+
+    /// Called by the quorum thread right before it drains the channel.
+    pub(crate) fn clear_notified(&self) {
+        self.notified.store(false, SeqCst);
+        std::sync::atomic::fence(SeqCst);
+    }
 }
 
 /// Why a request was rejected before it became a [`Request`], and how

@@ -93,6 +93,21 @@ fn loop_mailboxes(config: &Config) -> Result<(Vec<LoopHandle>, Vec<LoopParts>), 
     Ok((loops, loop_parts))
 }
 
+/// Starts the sequencer's thread; with Zab its role's packets go to the
+/// quorum thread `zab` prepared.
+fn spawn_core(
+    mut core: Sequencer,
+    zab: Option<&crate::quorum::Prepared>,
+) -> Result<JoinHandle<()>, StartError> {
+    if let Some(p) = zab {
+        core.set_outbox(p.outbox());
+    }
+    std::thread::Builder::new()
+        .name("zk-core".into())
+        .spawn(move || core.run())
+        .map_err(io_err("cannot start the core thread"))
+}
+
 /// A running server.
 pub struct Server {
     shared: Arc<Shared>,
@@ -169,13 +184,20 @@ impl Server {
         shared.set_loops(loops);
 
         let mut threads = Vec::new();
-        let core = Sequencer::new(shared.clone(), storage, core_rx, core_tx, &recovered);
-        threads.push(
-            std::thread::Builder::new()
-                .name("zk-core".into())
-                .spawn(move || core.run())
-                .map_err(io_err("cannot start the core thread"))?,
+        // Ensemble mode: the quorum thread's poll first, so that the Zab
+        // role's outbox (sequencer → quorum port) can wake it.
+        let prepared = match &election_port {
+            Some(_) => Some(crate::quorum::Prepared::new()?),
+            None => None,
+        };
+        let core = Sequencer::new(
+            shared.clone(),
+            storage,
+            core_rx,
+            core_tx.clone(),
+            &recovered,
         );
+        threads.push(spawn_core(core, prepared.as_ref().filter(|_| config.zab))?);
         let mut listener = Some(mio::net::TcpListener::from_std(std_listener));
         for (idx, (poll, rx)) in loop_parts.into_iter().enumerate() {
             let el = EventLoop::new(idx, poll, listener.take(), rx, shared.clone())
@@ -187,11 +209,12 @@ impl Server {
                     .map_err(io_err("cannot start an event loop"))?,
             );
         }
-        // Ensemble mode (more than one server.X line): the election runs on
-        // its own thread; until Zab (issue 14) the server never serves
-        // (quorum/mod.rs).
-        let quorum = if let Some(listener) = election_port {
-            let (stop, thread) = crate::quorum::start(&config, listener, last_zxid.as_i64())?;
+        // Ensemble mode (more than one server.X line): the election and the
+        // quorum port run on their own thread; the server serves once the
+        // sequencer's Zab role does (zkrs.zab=on; with the stub, never).
+        let quorum = if let (Some(listener), Some(prepared)) = (election_port, prepared) {
+            let (stop, thread) =
+                crate::quorum::start(&config, listener, last_zxid.as_i64(), prepared, core_tx)?;
             threads.push(thread);
             Some(stop)
         } else {

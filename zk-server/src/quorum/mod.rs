@@ -22,26 +22,32 @@
 //! connections are closed and the four-letter words that need a running
 //! server answer `This ZooKeeper instance is not currently serving requests`.
 
+mod packets;
+mod port;
 mod role;
 mod transport;
 mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use crossbeam_channel::Receiver;
 use mio::{Events, Poll, Token, Waker};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 use zk_election::{Command, Decision, Election, Event, Majority, Params, PeerState, Sid, Timer};
 use zk_jute::quorum::{HostPort, LearnerType, QuorumConfig};
 
 use crate::config::Config;
 use crate::error::{StartError, io_err};
+use crate::inbox::Inbox;
+use crate::msg::{CoreMsg, Outbox, QuorumIn, QuorumOut};
+use port::{Bounds, ZabLeading, ZabLearning};
 use role::{Leading, Learning, Limits, Outcome};
 use transport::{Delivery, Transport};
 
@@ -53,6 +59,39 @@ const LEARNER: Token = Token(3);
 /// side) at [`ROLE_TOKENS`].
 const TRANSPORT_TOKENS: usize = 16;
 const ROLE_TOKENS: usize = 1 << 40;
+
+/// `zookeeper.commitLogCount`: committed txns a leader keeps for DIFF.
+const COMMIT_LOG_COUNT: usize = 500;
+
+/// The quorum thread's poll and its link with the sequencer, made before the
+/// sequencer so that its outbox can wake this poll.
+pub(crate) struct Prepared {
+    poll: Poll,
+    waker: Arc<Waker>,
+    outbox: Outbox,
+    rx: Receiver<QuorumOut>,
+}
+
+impl Prepared {
+    pub(crate) fn new() -> Result<Self, StartError> {
+        let poll = Poll::new().map_err(io_err("cannot create the quorum event loop"))?;
+        let waker =
+            Arc::new(Waker::new(poll.registry(), WAKER).map_err(io_err("cannot create a waker"))?);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let outbox = Outbox::new(tx, Some(waker.clone()));
+        Ok(Prepared {
+            poll,
+            waker,
+            outbox,
+            rx,
+        })
+    }
+
+    /// The sequencer's outbox (the Zab role's packets to this thread).
+    pub(crate) fn outbox(&self) -> Outbox {
+        self.outbox.clone()
+    }
+}
 
 /// Stops the quorum thread.
 #[derive(Clone)]
@@ -136,41 +175,30 @@ pub(crate) fn bind_election_port(config: &Config) -> Result<std::net::TcpListene
     }
 }
 
-/// Starts the quorum thread on the bound election `listener`. `last_zxid` is
-/// the last logged zxid.
-pub(crate) fn start(
+/// The election port's transport on the bound `listener`, and its address.
+fn election_transport(
     config: &Config,
     listener: std::net::TcpListener,
-    last_zxid: i64,
-) -> Result<(QuorumStop, JoinHandle<()>), StartError> {
+    poll: &Poll,
+    config_text: &Bytes,
+    now: Instant,
+) -> Result<(Transport, SocketAddr), StartError> {
     let me = config.my_id;
     let my = config
         .servers
         .iter()
         .find(|s| s.id == me)
         .ok_or_else(|| StartError::Unsupported(format!("server.{me} is not configured")))?;
-    let election_addr = my.election_addrs[0].clone();
     let bind = listener
         .local_addr()
         .map_err(io_err("cannot read the election port's address"))?;
     listener
         .set_nonblocking(true)
         .map_err(io_err("cannot set the election listener non-blocking"))?;
-    let poll = Poll::new().map_err(io_err("cannot create the quorum event loop"))?;
-    let waker =
-        Arc::new(Waker::new(poll.registry(), WAKER).map_err(io_err("cannot create a waker"))?);
-    let now = Instant::now();
     let tick = u64::from(config.tick_time);
-    let config_text = Bytes::from(
-        QuorumConfig {
-            servers: config.servers.clone(),
-            version: Some(0),
-        }
-        .to_text(),
-    );
     let setup = transport::Setup {
         me,
-        my_addr: election_addr,
+        my_addr: my.election_addrs[0].clone(),
         listener_token: ELECTION_LISTENER,
         first_token: TRANSPORT_TOKENS,
         peers: config
@@ -180,7 +208,7 @@ pub(crate) fn start(
             .collect(),
         cnx_timeout: Duration::from_millis(config.cnx_timeout_ms),
         handshake_timeout: Duration::from_millis(tick * u64::from(config.sync_limit)),
-        config_text,
+        config_text: config_text.clone(),
     };
     let transport = Transport::new(
         poll.registry(),
@@ -189,6 +217,35 @@ pub(crate) fn start(
         now,
     )
     .map_err(io_err("cannot register the election listener"))?;
+    Ok((transport, bind))
+}
+
+/// Starts the quorum thread on the bound election `listener`. `last_zxid` is
+/// the last logged zxid.
+pub(crate) fn start(
+    config: &Config,
+    listener: std::net::TcpListener,
+    last_zxid: i64,
+    prepared: Prepared,
+    core: Inbox<CoreMsg>,
+) -> Result<(QuorumStop, JoinHandle<()>), StartError> {
+    let me = config.my_id;
+    let Prepared {
+        poll,
+        waker,
+        outbox,
+        rx,
+    } = prepared;
+    let now = Instant::now();
+    let tick = u64::from(config.tick_time);
+    let config_text = Bytes::from(
+        QuorumConfig {
+            servers: config.servers.clone(),
+            version: Some(0),
+        }
+        .to_text(),
+    );
+    let (transport, bind) = election_transport(config, listener, &poll, &config_text, now)?;
     let quorum = Majority::new(
         config
             .servers
@@ -202,11 +259,15 @@ pub(crate) fn start(
         ..Params::default()
     };
     info!(
-        "ensemble of {} servers: I am server {me} ({:?}), election port {bind}, finalize wait {} ms",
+        "ensemble of {} servers: I am server {me} ({:?}), election port {bind}, finalize wait {} ms, zkrs.zab={}",
         config.servers.len(),
         config.peer_type,
-        params.finalize_wait_ms
+        params.finalize_wait_ms,
+        if config.zab { "on" } else { "off" }
     );
+    let zab = config
+        .zab
+        .then(|| Zab::new(config, core, outbox, rx, config_text));
     let flag = Arc::new(AtomicBool::new(false));
     let rt = Runtime {
         poll,
@@ -234,6 +295,7 @@ pub(crate) fn start(
             .map(|s| (s.id, s.quorum_addrs[0].clone()))
             .collect(),
         listen_all: config.quorum_listen_on_all_ips,
+        zab,
     };
     let thread = std::thread::Builder::new()
         .name("zk-quorum".into())
@@ -244,8 +306,69 @@ pub(crate) fn start(
 
 enum Role {
     None,
+    /// The stub (zkrs.zab=off).
     Leading(Leading),
     Learning(Learning),
+    /// The quorum port of the sequencer's Zab role (zkrs.zab=on).
+    ZabLeading(ZabLeading),
+    ZabLearning(ZabLearning),
+    /// The quorum side lost the role (the leader connection ended): the
+    /// sequencer was told and its `RoleEnded` starts the next round.
+    Ending,
+}
+
+/// What Zab (zkrs.zab=on) adds to the runtime.
+struct Zab {
+    /// The sequencer's inbox.
+    core: Inbox<CoreMsg>,
+    outbox: Outbox,
+    rx: Receiver<QuorumOut>,
+    data_dir: PathBuf,
+    voters: BTreeSet<Sid>,
+    init_limit: u64,
+    sync_limit: u64,
+    config_text: Bytes,
+    bounds: Bounds,
+    half_tick: Duration,
+    /// When the role's next tick is due (while a role is active).
+    next_tick: Option<Instant>,
+    /// For the sequencer, sent in order before the thread sleeps.
+    to_core: Vec<QuorumIn>,
+}
+
+impl Zab {
+    fn new(
+        config: &Config,
+        core: Inbox<CoreMsg>,
+        outbox: Outbox,
+        rx: Receiver<QuorumOut>,
+        config_text: Bytes,
+    ) -> Zab {
+        let tick = u64::from(config.tick_time);
+        Zab {
+            core,
+            outbox,
+            rx,
+            data_dir: config.data_dir.clone(),
+            voters: config
+                .servers
+                .iter()
+                .filter(|s| s.role == LearnerType::Participant)
+                .map(|s| s.id)
+                .collect(),
+            init_limit: u64::from(config.init_limit),
+            sync_limit: u64::from(config.sync_limit),
+            config_text,
+            bounds: Bounds {
+                max_data: config.jute_max_buffer + packets::DATA_SLACK,
+                snap_max: zk_tree::APACHE_MAX_LEN.max(config.jute_max_buffer),
+                init: Duration::from_millis(tick * u64::from(config.init_limit)),
+            },
+            half_tick: Duration::from_millis((tick / 2).max(1)),
+            next_tick: None,
+            to_core: Vec::new(),
+        }
+    }
 }
 
 struct Runtime {
@@ -269,6 +392,7 @@ struct Runtime {
     limits: Limits,
     quorum_addrs: BTreeMap<Sid, HostPort>,
     listen_all: bool,
+    zab: Option<Zab>,
 }
 
 impl Runtime {
@@ -278,7 +402,9 @@ impl Runtime {
         self.start_looking(Instant::now(), "start-up");
         loop {
             let now = Instant::now();
+            self.drain_outbox(now);
             let next = self.tick(now);
+            self.flush_core();
             let timeout = next.map(|t| t.saturating_duration_since(now));
             if let Err(e) = self.poll.poll(&mut events, timeout)
                 && e.kind() != std::io::ErrorKind::Interrupted
@@ -301,19 +427,124 @@ impl Runtime {
                     self.transport.ready(self.poll.registry(), t, now, &mut out);
                     continue;
                 }
-                let outcome = match &mut self.role {
-                    Role::Leading(l) if l.owns(t) => {
-                        l.ready(self.poll.registry(), t, &mut self.next_role_token, now);
-                        Outcome::Stay
-                    }
-                    Role::Learning(l) if l.owns(t) => l.ready(self.poll.registry(), now),
-                    _ => Outcome::Stay,
-                };
+                let outcome = self.role_ready(t, now);
                 if let Outcome::Lost(why) = outcome {
-                    self.start_looking(now, &why);
+                    self.lost(now, &why);
                 }
             }
             self.deliver(&mut out, now);
+            self.flush_core();
+        }
+    }
+
+    /// Readiness of a token of the role.
+    fn role_ready(&mut self, t: Token, now: Instant) -> Outcome {
+        let registry = self.poll.registry();
+        let mut sink = Vec::new();
+        let to_core = match &mut self.zab {
+            Some(z) => &mut z.to_core,
+            None => &mut sink,
+        };
+        match &mut self.role {
+            Role::Leading(l) if l.owns(t) => {
+                l.ready(registry, t, &mut self.next_role_token, now);
+                Outcome::Stay
+            }
+            Role::Learning(l) if l.owns(t) => l.ready(registry, now),
+            Role::ZabLeading(l) if l.owns(t) => {
+                l.ready(registry, t, &mut self.next_role_token, now, to_core);
+                Outcome::Stay
+            }
+            Role::ZabLearning(l) if l.owns(t) => match l.ready(registry, now, to_core) {
+                Ok(()) => Outcome::Stay,
+                Err(why) => Outcome::Lost(why),
+            },
+            _ => Outcome::Stay,
+        }
+    }
+
+    /// The role is lost on this side: the stub looks again at once; with
+    /// Zab the sequencer is told (`LeaderClosed`) and its `RoleEnded`, which
+    /// brings the last zxid, starts the next round.
+    fn lost(&mut self, now: Instant, why: &str) {
+        let zab_role = matches!(self.role, Role::ZabLearning(_) | Role::ZabLeading(_));
+        match &mut self.zab {
+            Some(z) if zab_role => z.to_core.push(QuorumIn::LeaderClosed),
+            _ => return self.start_looking(now, why),
+        }
+        info!("quorum port: {why}; ending the role");
+        self.leave_role();
+        self.role = Role::Ending;
+    }
+
+    /// Sends what the port produced to the sequencer, in order.
+    fn flush_core(&mut self) {
+        if let Some(z) = &mut self.zab {
+            for q in z.to_core.drain(..) {
+                z.core.send(CoreMsg::Quorum(q));
+            }
+        }
+    }
+
+    /// The sequencer's `QuorumOut` since the last look.
+    fn drain_outbox(&mut self, now: Instant) {
+        let Some(z) = &self.zab else {
+            return;
+        };
+        z.outbox.clear_notified();
+        let msgs: Vec<QuorumOut> = z.rx.try_iter().collect();
+        for m in msgs {
+            self.on_core_out(m, now);
+        }
+    }
+
+    fn on_core_out(&mut self, m: QuorumOut, now: Instant) {
+        let m = match m {
+            QuorumOut::EpochEstablished(e) => {
+                info!("epoch {e} established: the election's vote carries it");
+                let peer_epoch = i64::from(e);
+                return self.step(Event::EpochEstablished { peer_epoch }, now);
+            }
+            QuorumOut::RoleEnded { reason, last_zxid } => {
+                self.last_zxid = last_zxid;
+                if let Some(z) = &self.zab {
+                    self.current_epoch = current_epoch(&z.data_dir, last_zxid);
+                }
+                if !matches!(self.role, Role::None) {
+                    self.start_looking(now, &reason);
+                }
+                return;
+            }
+            m => m,
+        };
+        let registry = self.poll.registry();
+        let Some(z) = &mut self.zab else {
+            return;
+        };
+        let mut lost = None;
+        match (m, &mut self.role) {
+            (QuorumOut::ToLearner(conn, p), Role::ZabLeading(l)) => {
+                l.send(registry, conn, &p, None, &mut z.to_core)
+            }
+            (QuorumOut::Snap { conn, zxid, body }, Role::ZabLeading(l)) => l.send(
+                registry,
+                conn,
+                &zk_zab::Packet::Snap { zxid },
+                Some(&body),
+                &mut z.to_core,
+            ),
+            (QuorumOut::CloseLearner(conn, why), Role::ZabLeading(l)) => {
+                l.close_conn(registry, conn, &why)
+            }
+            (QuorumOut::ToLeader(p), Role::ZabLearning(l)) => {
+                if let Err(why) = l.send(registry, &p) {
+                    lost = Some(why);
+                }
+            }
+            (m, _) => debug!("quorum port: no role for {m:?}"),
+        }
+        if let Some(why) = lost {
+            self.lost(now, &why);
         }
     }
 
@@ -339,13 +570,9 @@ impl Runtime {
             self.start_looking(now, "the role could not start");
         }
         // The role.
-        let (outcome, role_next) = match &mut self.role {
-            Role::None => (Outcome::Stay, None),
-            Role::Leading(l) => l.tick(self.poll.registry(), &self.quorum, now),
-            Role::Learning(l) => l.tick(self.poll.registry(), now),
-        };
+        let (outcome, role_next) = self.role_tick(now);
         if let Outcome::Lost(why) = outcome {
-            self.start_looking(now, &why);
+            self.lost(now, &why);
         }
         let transport_next = self.transport.tick(self.poll.registry(), now, &mut out);
         self.deliver(&mut out, now);
@@ -358,6 +585,38 @@ impl Runtime {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// The role's deadlines, and its ticks to the sequencer (every half
+    /// tickTime while a Zab role is active).
+    fn role_tick(&mut self, now: Instant) -> (Outcome, Option<Instant>) {
+        let registry = self.poll.registry();
+        let mut tick_at = None;
+        if let Some(z) = &mut self.zab
+            && let Some(at) = &mut z.next_tick
+        {
+            if now >= *at {
+                z.to_core.push(QuorumIn::Tick);
+                *at = (*at + z.half_tick).max(now);
+            }
+            tick_at = Some(*at);
+        }
+        let mut sink = Vec::new();
+        let to_core = match &mut self.zab {
+            Some(z) => &mut z.to_core,
+            None => &mut sink,
+        };
+        let (outcome, next) = match &mut self.role {
+            Role::None | Role::Ending => (Outcome::Stay, None),
+            Role::Leading(l) => l.tick(registry, &self.quorum, now),
+            Role::Learning(l) => l.tick(registry, now),
+            Role::ZabLeading(l) => (Outcome::Stay, l.tick(registry, now, to_core)),
+            Role::ZabLearning(l) => match l.tick(registry, now) {
+                Ok(next) => (Outcome::Stay, next),
+                Err(why) => (Outcome::Lost(why), None),
+            },
+        };
+        (outcome, [next, tick_at].into_iter().flatten().min())
     }
 
     fn deliver(&mut self, out: &mut Vec<Delivery>, now: Instant) {
@@ -411,9 +670,14 @@ impl Runtime {
 
     fn leave_role(&mut self) {
         match std::mem::replace(&mut self.role, Role::None) {
-            Role::None => {}
+            Role::None | Role::Ending => {}
             Role::Leading(l) => l.stop(self.poll.registry()),
             Role::Learning(l) => l.stop(self.poll.registry()),
+            Role::ZabLeading(l) => l.stop(self.poll.registry()),
+            Role::ZabLearning(l) => l.stop(self.poll.registry()),
+        }
+        if let Some(z) = &mut self.zab {
+            z.next_tick = None;
         }
     }
 
@@ -461,7 +725,6 @@ impl Runtime {
             d.vote.peer_epoch
         );
         self.leave_role();
-        let registry = self.poll.registry();
         let Some(addr) = self.quorum_addrs.get(&d.leader).cloned() else {
             warn!(
                 "election: the elected leader {} has no quorum address",
@@ -471,50 +734,87 @@ impl Runtime {
             return;
         };
         match d.state {
-            PeerState::Leading => {
-                let bind = if self.listen_all {
-                    Some(SocketAddr::new(
-                        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                        addr.port,
-                    ))
+            PeerState::Leading => self.lead(&addr, now),
+            PeerState::Following | PeerState::Observing => {
+                let observer = d.state == PeerState::Observing;
+                if let Some(z) = &mut self.zab {
+                    z.to_core.push(QuorumIn::Follow(zk_zab::LearnerConfig {
+                        sid: self.me,
+                        observer,
+                        init_limit: z.init_limit,
+                        sync_limit: z.sync_limit,
+                    }));
+                    z.next_tick = Some(now + z.half_tick);
+                    let l = ZabLearning::start((d.leader, addr), LEARNER, z.bounds, now);
+                    self.role = Role::ZabLearning(l);
                 } else {
-                    resolve(&addr)
-                };
-                let started = bind
-                    .ok_or_else(|| std::io::Error::other(format!("cannot resolve {addr}")))
-                    .and_then(|b| {
-                        Leading::start(
-                            registry,
-                            self.me,
-                            self.quorum_addrs.keys().copied().collect(),
-                            b,
-                            QUORUM_LISTENER,
-                            self.limits,
-                            now,
-                        )
-                    });
-                match started {
-                    Ok(l) => self.role = Role::Leading(l),
-                    Err(e) => {
-                        error!(
-                            "leading: cannot listen on the quorum port {addr}: {e}; looking again in 1 s"
-                        );
-                        self.relook_at = Some(now + Duration::from_secs(1));
-                    }
+                    self.role = Role::Learning(Learning::start(
+                        self.me,
+                        observer,
+                        (d.leader, addr),
+                        self.current_epoch,
+                        LEARNER,
+                        self.limits,
+                        now,
+                    ));
                 }
             }
-            PeerState::Following | PeerState::Observing => {
-                self.role = Role::Learning(Learning::start(
-                    self.me,
-                    d.state == PeerState::Observing,
-                    (d.leader, addr),
-                    self.current_epoch,
-                    LEARNER,
-                    self.limits,
-                    now,
-                ));
-            }
             PeerState::Looking => {}
+        }
+    }
+
+    /// Listens on our quorum port `addr` and starts leading (the stub, or the
+    /// sequencer's Zab leader).
+    fn lead(&mut self, addr: &HostPort, now: Instant) {
+        let registry = self.poll.registry();
+        let bind = if self.listen_all {
+            Some(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                addr.port,
+            ))
+        } else {
+            resolve(addr)
+        };
+        let bind = bind.ok_or_else(|| std::io::Error::other(format!("cannot resolve {addr}")));
+        let known: BTreeSet<Sid> = self.quorum_addrs.keys().copied().collect();
+        let started = match &mut self.zab {
+            Some(z) => bind
+                .and_then(|b| ZabLeading::start(registry, known, b, QUORUM_LISTENER, z.bounds))
+                .map(|l| {
+                    z.to_core.push(QuorumIn::Lead(zk_zab::LeaderConfig {
+                        sid: self.me,
+                        voters: z.voters.clone(),
+                        init_limit: z.init_limit,
+                        sync_limit: z.sync_limit,
+                        commit_log_count: COMMIT_LOG_COUNT,
+                        config: z.config_text.clone(),
+                        diff_from_log: true,
+                    }));
+                    z.next_tick = Some(now + z.half_tick);
+                    Role::ZabLeading(l)
+                }),
+            None => bind
+                .and_then(|b| {
+                    Leading::start(
+                        registry,
+                        self.me,
+                        known,
+                        b,
+                        QUORUM_LISTENER,
+                        self.limits,
+                        now,
+                    )
+                })
+                .map(Role::Leading),
+        };
+        match started {
+            Ok(role) => self.role = role,
+            Err(e) => {
+                error!(
+                    "leading: cannot listen on the quorum port {addr}: {e}; looking again in 1 s"
+                );
+                self.relook_at = Some(now + Duration::from_secs(1));
+            }
         }
     }
 }

@@ -88,7 +88,7 @@ fn boot(sid: u64, dir: &Path, disk: MemDisk) -> Node {
         &recovered,
     );
     let (otx, outbox) = crossbeam_channel::unbounded();
-    seq.set_outbox(otx);
+    seq.set_outbox(crate::msg::Outbox::new(otx, None));
     Node {
         seq: Some(seq),
         shared,
@@ -277,7 +277,7 @@ impl Cluster {
                     self.send(self.leader, CoreMsg::Quorum(QuorumIn::FromLearner(conn, p)));
                 }
             }
-            e @ (QuorumOut::EpochEstablished(_) | QuorumOut::RoleEnded(_)) => {
+            e @ (QuorumOut::EpochEstablished(_) | QuorumOut::RoleEnded { .. }) => {
                 self.node_mut(from).events.push(e);
             }
         }
@@ -834,7 +834,7 @@ fn the_leader_dies_a_follower_leads_epoch_2_and_the_old_leader_rejoins_without_i
         c.node(2)
             .events
             .iter()
-            .any(|e| matches!(e, QuorumOut::RoleEnded(_)))
+            .any(|e| matches!(e, QuorumOut::RoleEnded { .. }))
     );
     // A write that reaches a LOOKING server: its client is sent away (no
     // txn, no zxid of the standalone pipeline).
@@ -934,7 +934,7 @@ fn a_learner_given_a_bad_packet_goes_looking_without_logging_it() {
     c.run_until("2 and 3 LOOKING", |c| !c.serving(2) && !c.serving(3));
     for sid in [2, 3] {
         assert!(
-            matches!(c.node(sid).events.last(), Some(QuorumOut::RoleEnded(_))),
+            matches!(c.node(sid).events.last(), Some(QuorumOut::RoleEnded { .. })),
             "server {sid}: {:?}",
             c.node(sid).events
         );

@@ -35,7 +35,7 @@ use zk_tree::{Auth, PendingChanges, RequestContext};
 
 use crate::epoch_files::EpochFiles;
 use crate::frames::{error_frame, event_frame, response_frame};
-use crate::msg::{CoreMsg, Ctx, LoopMsg, QuorumOut, Reject, loop_of};
+use crate::msg::{CoreMsg, Ctx, LoopMsg, Reject, loop_of};
 use crate::pipeline::Broadcast;
 use crate::reads::{is_local, serve_read};
 use crate::shared::{Shared, stop_loops};
@@ -132,7 +132,7 @@ pub(crate) struct Sequencer {
     /// standalone `bcast` pipeline never runs, even between roles.
     ensemble: bool,
     /// Where the role's packets go (the quorum side).
-    outbox: Option<crossbeam_channel::Sender<QuorumOut>>,
+    outbox: Option<crate::msg::Outbox>,
     /// Learner: the requests this server forwarded to the leader, answered
     /// when the txn with their (session, cxid) is applied.
     forwarded: hashbrown::HashMap<(i64, i32), Origin>,

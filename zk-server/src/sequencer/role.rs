@@ -41,7 +41,7 @@ use zk_zab::{
 
 use super::{DurableMark, Origin, Proposal, Sequencer};
 use crate::control::Mode;
-use crate::msg::{Ctx, LoopMsg, QuorumIn, QuorumOut};
+use crate::msg::{Ctx, LoopMsg, Outbox, QuorumIn, QuorumOut};
 use crate::storage::{load_tree, replay, take_snapshot};
 
 /// The active role.
@@ -75,20 +75,13 @@ const SNAP_MAX_LEN: usize = zk_tree::APACHE_MAX_LEN;
 
 impl Sequencer {
     /// Where the role's packets go (the quorum thread, or a test's router).
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the zk-quorum thread does not read it yet (issue 14)"
-        )
-    )]
-    pub(crate) fn set_outbox(&mut self, tx: crossbeam_channel::Sender<QuorumOut>) {
-        self.outbox = Some(tx);
+    pub(crate) fn set_outbox(&mut self, outbox: Outbox) {
+        self.outbox = Some(outbox);
     }
 
     fn out(&self, m: QuorumOut) {
-        if let Some(tx) = &self.outbox {
-            let _ = tx.send(m);
+        if let Some(o) = &self.outbox {
+            o.send(m);
         }
     }
 
@@ -311,7 +304,15 @@ impl Sequencer {
         self.role = None;
         self.shared.control.set_serving(false);
         self.drop_in_flight("going LOOKING");
-        self.out(QuorumOut::RoleEnded(reason));
+        // The next election's vote: the last zxid logged (Apache reloads its
+        // database from the log between roles), never less than the tree's.
+        let logged = self
+            .storage
+            .log
+            .last_key()
+            .map_or(0, |k| i64::try_from(k).unwrap_or(i64::MAX));
+        let last_zxid = logged.max(self.shared.tree.last_processed_zxid());
+        self.out(QuorumOut::RoleEnded { reason, last_zxid });
     }
 
     // ---- driving the cores ----

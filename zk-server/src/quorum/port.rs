@@ -1,0 +1,605 @@
+//! The quorum port with Zab (quorum.md §3): the sockets of the role the
+//! sequencer hosts (`sequencer/role.rs`). This side only moves bytes: it
+//! frames `QuorumPacket`s, finds where a SNAP body ends, and turns socket
+//! events into [`QuorumIn`]; the sequencer's [`QuorumOut`] come back as
+//! writes and closes.
+//!
+//! * LEADING: listen on our quorum port; each accepted connection is a
+//!   `zk_zab::Conn` (`LearnerConnected`), its packets go to the sequencer
+//!   (`FromLearner`), its end too (`LearnerClosed`). The first packet must be
+//!   FOLLOWERINFO / OBSERVERINFO from a configured server id (else closed,
+//!   as the stub does); a newer connection of the same server replaces the
+//!   older. At most 32 connections wait for their first packet, each for
+//!   initLimit.
+//! * FOLLOWING / OBSERVING: dial the leader's quorum address every 100 ms
+//!   until initLimit × tickTime, then `LeaderConnected`, packets
+//!   (`FromLeader`; SNAP with its body as `Snap`), and `LeaderClosed` when
+//!   the connection ends or cannot be made.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Token};
+use tracing::{debug, info, warn};
+use zk_election::Sid;
+use zk_jute::Zxid;
+use zk_jute::quorum::HostPort;
+use zk_zab::{Conn, Packet};
+
+use super::packets::{SnapScan, parse_packet, write_packet};
+use crate::msg::QuorumIn;
+
+/// Learner connections that have not sent their first packet yet, at most.
+const MAX_UNIDENTIFIED: usize = 32;
+/// Delay between two attempts to reach the leader
+/// (`zookeeper.leaderConnectDelayDuringRetryMs`).
+const RETRY: Duration = Duration::from_millis(100);
+
+/// The bounds on what a peer may send.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds {
+    /// A packet's data, at most (jute.maxbuffer + 1 KiB).
+    pub max_data: usize,
+    /// A SNAP body's strings and buffers, at most.
+    pub snap_max: usize,
+    /// initLimit × tickTime.
+    pub init: Duration,
+}
+
+/// A non-blocking connection's buffers.
+struct Io {
+    stream: TcpStream,
+    rbuf: Vec<u8>,
+    rstart: usize,
+    wbuf: Vec<u8>,
+    wstart: usize,
+    writable: bool,
+}
+
+impl Io {
+    fn new(stream: TcpStream, writable: bool) -> Self {
+        Io {
+            stream,
+            rbuf: Vec::new(),
+            rstart: 0,
+            wbuf: Vec::new(),
+            wstart: 0,
+            writable,
+        }
+    }
+
+    /// Reads until the socket would block; `Err` when it closed or failed.
+    fn fill(&mut self) -> Result<(), String> {
+        if self.rstart > 0 {
+            self.rbuf.drain(..self.rstart);
+            self.rstart = 0;
+        }
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Err("closed by the peer".into()),
+                Ok(n) => self.rbuf.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("read failed: {e}")),
+            }
+        }
+    }
+
+    fn unread(&self) -> &[u8] {
+        &self.rbuf[self.rstart..]
+    }
+
+    /// Writes what is queued until the socket would block, and asks for
+    /// WRITABLE while something is left.
+    fn flush(&mut self, registry: &Registry, token: Token) -> Result<(), String> {
+        while self.wstart < self.wbuf.len() {
+            match self.stream.write(&self.wbuf[self.wstart..]) {
+                Ok(0) => return Err("write returned 0".into()),
+                Ok(n) => self.wstart += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("write failed: {e}")),
+            }
+        }
+        if self.wstart == self.wbuf.len() {
+            self.wbuf.clear();
+            self.wstart = 0;
+        }
+        let want = self.wstart < self.wbuf.len();
+        if want != self.writable {
+            let interest = if want {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            registry
+                .reregister(&mut self.stream, token, interest)
+                .map_err(|e| format!("reregister failed: {e}"))?;
+            self.writable = want;
+        }
+        Ok(())
+    }
+
+    fn queue(&mut self, p: &Packet) {
+        write_packet(&p.to_wire(), &mut self.wbuf);
+    }
+}
+
+struct LearnerConn {
+    io: Io,
+    conn: Conn,
+    peer: SocketAddr,
+    sid: Option<Sid>,
+    deadline: Instant,
+}
+
+/// The leader's quorum port.
+pub(crate) struct ZabLeading {
+    known: BTreeSet<Sid>,
+    listener: TcpListener,
+    listener_token: Token,
+    conns: HashMap<Token, LearnerConn>,
+    by_conn: HashMap<Conn, Token>,
+    followers: BTreeMap<Sid, Token>,
+    next_conn: Conn,
+    bounds: Bounds,
+}
+
+fn info_name(p: &Packet) -> Option<(&'static str, u64)> {
+    match p {
+        Packet::FollowerInfo { info, .. } => Some(("FOLLOWERINFO", info.server_id as u64)),
+        Packet::ObserverInfo { info, .. } => Some(("OBSERVERINFO", info.server_id as u64)),
+        _ => None,
+    }
+}
+
+impl ZabLeading {
+    /// Binds the quorum port at `bind`.
+    pub(crate) fn start(
+        registry: &Registry,
+        known: BTreeSet<Sid>,
+        bind: SocketAddr,
+        listener_token: Token,
+        bounds: Bounds,
+    ) -> io::Result<Self> {
+        let mut listener = TcpListener::bind(bind)?;
+        registry.register(&mut listener, listener_token, Interest::READABLE)?;
+        info!("leading: listening for learners on quorum port {bind}");
+        Ok(ZabLeading {
+            known,
+            listener,
+            listener_token,
+            conns: HashMap::new(),
+            by_conn: HashMap::new(),
+            followers: BTreeMap::new(),
+            next_conn: 1,
+            bounds,
+        })
+    }
+
+    /// Whether `token` is ours.
+    pub(crate) fn owns(&self, token: Token) -> bool {
+        token == self.listener_token || self.conns.contains_key(&token)
+    }
+
+    /// Handles readiness of `token`; what the sequencer must hear goes to `to_core`.
+    pub(crate) fn ready(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        next_token: &mut usize,
+        now: Instant,
+        to_core: &mut Vec<QuorumIn>,
+    ) {
+        if token == self.listener_token {
+            self.accept(registry, next_token, now, to_core);
+            return;
+        }
+        let res = match self.conns.get_mut(&token) {
+            Some(c) => c.io.flush(registry, token).and_then(|()| c.io.fill()),
+            None => return,
+        };
+        // Whatever arrived before an end is still handed over.
+        let parsed = self.parse(registry, token, to_core);
+        if let Err(why) = res.and(parsed) {
+            self.drop_conn(registry, token, &why, to_core);
+        }
+    }
+
+    fn parse(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        to_core: &mut Vec<QuorumIn>,
+    ) -> Result<(), String> {
+        loop {
+            let Some(c) = self.conns.get_mut(&token) else {
+                return Ok(());
+            };
+            let Some((q, used)) = parse_packet(c.io.unread(), self.bounds.max_data)? else {
+                return Ok(());
+            };
+            c.io.rstart += used;
+            let p = Packet::from_wire(q).map_err(|e| e.to_string())?;
+            let conn = c.conn;
+            if c.sid.is_none() {
+                let Some((name, sid)) = info_name(&p) else {
+                    return Err(format!(
+                        "first quorum packet is {}, not FOLLOWERINFO or OBSERVERINFO",
+                        p.name()
+                    ));
+                };
+                if !self.known.contains(&sid) {
+                    return Err(format!(
+                        "{name} from server {sid}, which is not in the configuration"
+                    ));
+                }
+                c.sid = Some(sid);
+                info!("leading: {name} from server {sid} at {}", c.peer);
+                if let Some(old) = self.followers.insert(sid, token)
+                    && old != token
+                {
+                    self.drop_conn(registry, old, "replaced by a newer connection", to_core);
+                }
+            }
+            to_core.push(QuorumIn::FromLearner(conn, p));
+        }
+    }
+
+    fn accept(
+        &mut self,
+        registry: &Registry,
+        next_token: &mut usize,
+        now: Instant,
+        to_core: &mut Vec<QuorumIn>,
+    ) {
+        loop {
+            let (mut stream, peer) = match self.listener.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    warn!("quorum port: accept failed: {e}");
+                    return;
+                }
+            };
+            let waiting = self.conns.values().filter(|c| c.sid.is_none()).count();
+            if waiting >= MAX_UNIDENTIFIED {
+                warn!(
+                    "quorum port: closing connection from {peer}: {MAX_UNIDENTIFIED} connections have not identified themselves yet"
+                );
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let t = Token(*next_token);
+            *next_token += 1;
+            if registry
+                .register(&mut stream, t, Interest::READABLE)
+                .is_err()
+            {
+                continue;
+            }
+            let conn = self.next_conn;
+            self.next_conn += 1;
+            self.by_conn.insert(conn, t);
+            self.conns.insert(
+                t,
+                LearnerConn {
+                    io: Io::new(stream, false),
+                    conn,
+                    peer,
+                    sid: None,
+                    deadline: now + self.bounds.init,
+                },
+            );
+            to_core.push(QuorumIn::LearnerConnected(conn));
+        }
+    }
+
+    /// Closes a connection; `to_core` hears of it.
+    fn drop_conn(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        why: &str,
+        to_core: &mut Vec<QuorumIn>,
+    ) {
+        if let Some(conn) = self.close(registry, token, why) {
+            to_core.push(QuorumIn::LearnerClosed(conn));
+        }
+    }
+
+    fn close(&mut self, registry: &Registry, token: Token, why: &str) -> Option<Conn> {
+        let mut c = self.conns.remove(&token)?;
+        let _ = registry.deregister(&mut c.io.stream);
+        self.by_conn.remove(&c.conn);
+        match c.sid {
+            Some(sid) => {
+                info!("leading: learner {sid} at {} left: {why}", c.peer);
+                if self.followers.get(&sid) == Some(&token) {
+                    self.followers.remove(&sid);
+                }
+            }
+            None => warn!("quorum port: closing connection from {}: {why}", c.peer),
+        }
+        Some(c.conn)
+    }
+
+    /// A packet to learner `conn` (SNAP with its body: `body`).
+    pub(crate) fn send(
+        &mut self,
+        registry: &Registry,
+        conn: Conn,
+        p: &Packet,
+        body: Option<&Bytes>,
+        to_core: &mut Vec<QuorumIn>,
+    ) {
+        let Some(&token) = self.by_conn.get(&conn) else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
+        c.io.queue(p);
+        if let Some(b) = body {
+            c.io.wbuf.extend_from_slice(b);
+        }
+        if let Err(why) = c.io.flush(registry, token) {
+            self.drop_conn(registry, token, &why, to_core);
+        }
+    }
+
+    /// The sequencer closes learner `conn`.
+    pub(crate) fn close_conn(&mut self, registry: &Registry, conn: Conn, why: &str) {
+        if let Some(&token) = self.by_conn.get(&conn) {
+            // Flush what the role sent before closing (best effort).
+            if let Some(c) = self.conns.get_mut(&token) {
+                let _ = c.io.flush(registry, token);
+            }
+            self.close(registry, token, why);
+        }
+    }
+
+    /// Drops connections silent past initLimit; the next deadline.
+    pub(crate) fn tick(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        to_core: &mut Vec<QuorumIn>,
+    ) -> Option<Instant> {
+        let late: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.sid.is_none() && now >= c.deadline)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in late {
+            self.drop_conn(
+                registry,
+                t,
+                "no FOLLOWERINFO / OBSERVERINFO within initLimit",
+                to_core,
+            );
+        }
+        self.conns
+            .values()
+            .filter(|c| c.sid.is_none())
+            .map(|c| c.deadline)
+            .min()
+    }
+
+    /// Closes the listener and every learner connection.
+    pub(crate) fn stop(mut self, registry: &Registry) {
+        let _ = registry.deregister(&mut self.listener);
+        for (_, mut c) in self.conns.drain() {
+            let _ = registry.deregister(&mut c.io.stream);
+        }
+    }
+}
+
+/// A learner's connection to the leader.
+pub(crate) struct ZabLearning {
+    leader: Sid,
+    leader_addr: HostPort,
+    token: Token,
+    io: Option<Io>,
+    connected: bool,
+    started: Instant,
+    next_try: Instant,
+    bounds: Bounds,
+    /// After a SNAP packet: its zxid and the scan of its body.
+    snap: Option<(Zxid, SnapScan)>,
+}
+
+impl ZabLearning {
+    /// Starts dialling `leader` at its quorum address.
+    pub(crate) fn start(
+        (leader, leader_addr): (Sid, HostPort),
+        token: Token,
+        bounds: Bounds,
+        now: Instant,
+    ) -> Self {
+        ZabLearning {
+            leader,
+            leader_addr,
+            token,
+            io: None,
+            connected: false,
+            started: now,
+            next_try: now,
+            bounds,
+            snap: None,
+        }
+    }
+
+    /// Whether `token` is ours.
+    pub(crate) fn owns(&self, token: Token) -> bool {
+        token == self.token
+    }
+
+    fn connect(&mut self, registry: &Registry, now: Instant) {
+        self.next_try = now + RETRY;
+        let addr = match (self.leader_addr.host.as_str(), self.leader_addr.port)
+            .to_socket_addrs()
+            .map(|mut a| a.next())
+        {
+            Ok(Some(a)) => a,
+            _ => {
+                warn!(
+                    "following: cannot resolve the leader's address {}",
+                    self.leader_addr
+                );
+                return;
+            }
+        };
+        match TcpStream::connect(addr) {
+            Ok(mut s) => {
+                let _ = s.set_nodelay(true);
+                if registry
+                    .register(&mut s, self.token, Interest::READABLE | Interest::WRITABLE)
+                    .is_ok()
+                {
+                    self.io = Some(Io::new(s, true));
+                }
+            }
+            Err(e) => debug!(
+                "following: cannot connect to leader {} at {addr}: {e}",
+                self.leader
+            ),
+        }
+    }
+
+    fn reset(&mut self, registry: &Registry) {
+        if let Some(mut io) = self.io.take() {
+            let _ = registry.deregister(&mut io.stream);
+        }
+    }
+
+    /// Handles readiness of our connection; `Err` when it is lost.
+    pub(crate) fn ready(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        to_core: &mut Vec<QuorumIn>,
+    ) -> Result<(), String> {
+        let Some(io) = self.io.as_mut() else {
+            return Ok(());
+        };
+        if !self.connected {
+            match (io.stream.take_error(), io.stream.peer_addr()) {
+                (Ok(None), Ok(_)) => {
+                    self.connected = true;
+                    info!(
+                        "following: connected to leader {} at {}",
+                        self.leader, self.leader_addr
+                    );
+                    to_core.push(QuorumIn::LeaderConnected);
+                }
+                (Ok(None), Err(e)) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
+                (Ok(Some(e)), _) | (Err(e), _) | (_, Err(e)) => {
+                    debug!(
+                        "following: connecting to leader {} failed: {e}",
+                        self.leader
+                    );
+                    self.reset(registry);
+                    self.next_try = self.next_try.max(now + RETRY);
+                    return Ok(());
+                }
+            }
+        }
+        let token = self.token;
+        let io = self.io.as_mut().expect("checked above");
+        let res = io.flush(registry, token).and_then(|()| io.fill());
+        let parsed = self.parse(to_core);
+        res.and(parsed)
+            .map_err(|why| format!("connection to leader {}: {why}", self.leader))
+    }
+
+    fn parse(&mut self, to_core: &mut Vec<QuorumIn>) -> Result<(), String> {
+        let Some(io) = self.io.as_mut() else {
+            return Ok(());
+        };
+        loop {
+            if let Some((zxid, scan)) = &mut self.snap {
+                let Some(n) = scan.advance(io.unread())? else {
+                    return Ok(());
+                };
+                let body = Bytes::copy_from_slice(&io.unread()[..n]);
+                info!(
+                    "following: SNAP 0x{zxid:x} from leader {}: {n} bytes, {} znodes",
+                    self.leader,
+                    scan.nodes()
+                );
+                io.rstart += n;
+                to_core.push(QuorumIn::Snap { zxid: *zxid, body });
+                self.snap = None;
+                continue;
+            }
+            let Some((q, used)) = parse_packet(io.unread(), self.bounds.max_data)? else {
+                return Ok(());
+            };
+            io.rstart += used;
+            match Packet::from_wire(q).map_err(|e| e.to_string())? {
+                Packet::Snap { zxid } => {
+                    self.snap = Some((zxid, SnapScan::new(self.bounds.snap_max)));
+                }
+                p => to_core.push(QuorumIn::FromLeader(p)),
+            }
+        }
+    }
+
+    /// A packet to the leader (dropped while not connected).
+    pub(crate) fn send(&mut self, registry: &Registry, p: &Packet) -> Result<(), String> {
+        let token = self.token;
+        match self.io.as_mut() {
+            Some(io) if self.connected => {
+                io.queue(p);
+                io.flush(registry, token)
+                    .map_err(|why| format!("connection to leader {}: {why}", self.leader))
+            }
+            _ => {
+                debug!("following: not connected; {} dropped", p.name());
+                Ok(())
+            }
+        }
+    }
+
+    /// Retries and the initLimit deadline; `Err` when the leader could not
+    /// be reached in time; else the next instant something is due.
+    pub(crate) fn tick(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+    ) -> Result<Option<Instant>, String> {
+        if self.connected {
+            return Ok(None);
+        }
+        let deadline = self.started + self.bounds.init;
+        if now >= deadline {
+            self.reset(registry);
+            return Err(format!(
+                "could not connect to leader {} at {} within initLimit ({} ms)",
+                self.leader,
+                self.leader_addr,
+                self.bounds.init.as_millis()
+            ));
+        }
+        if self.io.is_none() && now >= self.next_try {
+            self.connect(registry, now);
+        }
+        Ok(Some(if self.io.is_none() {
+            self.next_try.min(deadline)
+        } else {
+            deadline
+        }))
+    }
+
+    /// Closes the connection.
+    pub(crate) fn stop(mut self, registry: &Registry) {
+        self.reset(registry);
+    }
+}
