@@ -123,6 +123,7 @@ impl Sequencer {
             QuorumIn::LearnerClosed(c) => RoleEvent::Leader(LeaderEvent::Closed(c)),
             QuorumIn::LeaderConnected => RoleEvent::Learner(LearnerEvent::Connected),
             QuorumIn::FromLeader(p) => {
+                let p = strip_digest(p);
                 if let Err(why) = check_txn(&p) {
                     return self.end_role(why);
                 }
@@ -963,6 +964,42 @@ fn request_type(data: &Bytes) -> Option<i32> {
 
 /// A learner logs a PROPOSAL / INFORM only if its txn decodes and carries the
 /// packet's zxid: a record that does not would stop the next recovery.
+/// `TxnDigest.version` (quorum.md §3.7).
+const TXN_DIGEST_VERSION: i32 = 2;
+/// A `TxnDigest`: version i32 + treeDigest i64.
+const TXN_DIGEST_LEN: usize = 12;
+
+/// An Apache leader appends an optional `TxnDigest` to a PROPOSAL's or
+/// INFORM's txn (quorum.md §3.7, §9; readers detect it by the trailing
+/// bytes). We neither log nor check it: a txn that does not decode whole but
+/// does without 12 trailing bytes that start with version 2 loses them.
+fn strip_digest(p: Packet) -> Packet {
+    let strip = |txn: Bytes| -> Bytes {
+        if txn.len() < TXN_DIGEST_LEN || TxnBody::read_record(txn.clone()).is_ok() {
+            return txn;
+        }
+        let at = txn.len() - TXN_DIGEST_LEN;
+        let version = i32::from_be_bytes([txn[at], txn[at + 1], txn[at + 2], txn[at + 3]]);
+        let head = txn.slice(..at);
+        if version == TXN_DIGEST_VERSION && TxnBody::read_record(head.clone()).is_ok() {
+            head
+        } else {
+            txn
+        }
+    };
+    match p {
+        Packet::Proposal { zxid, txn } => Packet::Proposal {
+            zxid,
+            txn: strip(txn),
+        },
+        Packet::Inform { zxid, txn } => Packet::Inform {
+            zxid,
+            txn: strip(txn),
+        },
+        p => p,
+    }
+}
+
 fn check_txn(p: &Packet) -> Result<(), String> {
     let (Packet::Proposal { zxid, txn } | Packet::Inform { zxid, txn }) = p else {
         return Ok(());
@@ -975,5 +1012,49 @@ fn check_txn(p: &Packet) -> Result<(), String> {
             hdr.zxid
         )),
         Err(e) => Err(format!("{} 0x{zxid:x} does not decode: {e}", p.name())),
+    }
+}
+
+#[cfg(test)]
+mod digest_tests {
+    use bytes::BufMut;
+
+    use super::*;
+
+    fn proposal(txn: Bytes) -> Packet {
+        Packet::Proposal {
+            zxid: Zxid::from(0x1_0000_0003i64),
+            txn,
+        }
+    }
+
+    /// An Apache 3.8 leader's PROPOSAL ends with a TxnDigest: it is dropped;
+    /// a txn without one, or with 12 bytes that are no digest, is left as is.
+    #[test]
+    fn an_apache_txn_digest_is_stripped() {
+        let hdr = TxnHeader {
+            client_id: 1,
+            cxid: 2,
+            zxid: 0x1_0000_0003,
+            time: 4,
+            txn_type: OpCode::Error as i32,
+        };
+        let mut b = BytesMut::new();
+        hdr.write(&mut b);
+        ErrorTxn { err: -101 }.write(&mut b);
+        let plain = b.clone().freeze();
+        b.put_i32(TXN_DIGEST_VERSION);
+        b.put_i64(0x1234_5678);
+        let with = b.clone().freeze();
+        assert_eq!(strip_digest(proposal(with)), proposal(plain.clone()));
+        assert!(check_txn(&strip_digest(proposal(plain.clone()))).is_ok());
+        assert_eq!(strip_digest(proposal(plain.clone())), proposal(plain));
+        let mut bad = b.to_vec();
+        let at = bad.len() - TXN_DIGEST_LEN;
+        bad[at + 3] = 3; // version 3: not a digest we know
+        let bad = Bytes::from(bad);
+        assert_eq!(strip_digest(proposal(bad.clone())), proposal(bad.clone()));
+        assert!(check_txn(&proposal(bad)).is_err());
+        assert_eq!(strip_digest(Packet::Sync), Packet::Sync);
     }
 }
