@@ -22,10 +22,14 @@
 //! [`Client`] is a raw synchronous client on [`zk_jute`]: any opcode,
 //! pipelined xids, replies matched by xid, notifications kept in order.
 //!
+//! [`lincheck`] checks recorded client histories against ZooKeeper's
+//! consistency contract (linearizable writes, per-session ordered reads).
+//!
 //! Missing java or Debian packages make tests fail with an install hint
 //! ([`server::INSTALL_HINT`]); they are never skipped silently.
 
 pub mod client;
+pub mod lincheck;
 pub mod rng;
 pub mod server;
 
