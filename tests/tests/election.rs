@@ -103,8 +103,8 @@ fn ensemble_with_observers(flavors: &[Flavor], observers: &[u64]) -> Vec<Member>
             let data = dir.path().join("data");
             fs::create_dir_all(&data).expect("mkdir data");
             fs::write(data.join("myid"), format!("{sid}\n")).expect("write myid");
-            // Short ticks so that the stub's initLimit/syncLimit and Apache's
-            // timeouts stay within the test's budget.
+            // Short ticks so that initLimit/syncLimit (ours and Apache's)
+            // stay within the test's budget.
             let cfg = format!(
                 "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={CLIENT_PORT}\nclientPortAddress={ip}\n4lw.commands.whitelist=*\nadmin.enableServer=false\n{servers}",
                 data.display(),
@@ -219,8 +219,9 @@ impl Member {
         self.output().matches("election decided: ").count()
     }
 
-    /// Apache's `Mode:` from `srvr` (`leader`, `follower`), if it serves.
-    fn apache_mode(&self) -> Option<String> {
+    /// `Mode:` from `srvr` (`leader`, `follower`), if it serves (ours too,
+    /// with Zab).
+    fn mode(&self) -> Option<String> {
         let addr = std::net::SocketAddr::from((self.ip, CLIENT_PORT));
         let srvr = four_letter(addr, "srvr")?;
         srvr.lines()
@@ -453,6 +454,8 @@ fn five_servers_started_one_by_one() {
 /// `Mode: leader`, one `Mode: follower`) and our log on ours. Usually Apache's
 /// 3 leads; when its JVM starts late, 1 and 2 already agreed on 2 and 3 joins
 /// it — both are FLE's answer. Ours never leads (lowest sid, same zxid).
+/// With Zab (the default) ours then syncs from the Apache leader and serves
+/// as its follower: a write at the Apache leader is read at ours.
 #[test]
 fn mixed_with_two_apache_servers() {
     if !std::path::Path::new("/usr/share/java/zookeeper.jar").exists() {
@@ -467,7 +470,7 @@ fn mixed_with_two_apache_servers() {
     }
     let deadline = Instant::now() + Duration::from_secs(25);
     let (ours, leader) = loop {
-        let modes = (m[1].apache_mode(), m[2].apache_mode());
+        let modes = (m[1].mode(), m[2].mode());
         let ours = m[0].decided();
         let leader = match (modes.0.as_deref(), modes.1.as_deref()) {
             (Some("leader"), Some("follower")) => Some(2),
@@ -496,6 +499,21 @@ fn mixed_with_two_apache_servers() {
             .contains("Follower sid: 1 ")
             .then_some(())
     });
+    wait_until("ours to serve as Apache's follower", &m, || {
+        (m[0].mode().as_deref() == Some("follower")).then_some(())
+    });
+    let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+    let mut c = zk_integration::Client::connect(at(apache_leader)).expect("connect Apache");
+    c.create("/from-apache", b"A", 0).unwrap().expect("create");
+    let mut ours = zk_integration::Client::connect(at(&m[0])).expect("connect ours");
+    let r = ours
+        .call(&zk_jute::Request::Sync(zk_jute::SyncRequest {
+            path: "/".into(),
+        }))
+        .expect("sync");
+    assert_eq!(r.err, 0);
+    let (d, _) = ours.get_data("/from-apache", false).unwrap().expect("get");
+    assert_eq!(&d[..], b"A");
 }
 
 /// Untrusted bytes on the election port (quorum.md §1): a flood of silent
@@ -739,7 +757,8 @@ fn bad_ensemble_configs_exit_naming_file_and_line() {
 
 /// The other way round: ours has the highest sid, so two Apache 3.8 servers
 /// elect it and follow it: each connects to our quorum port and sends
-/// FOLLOWERINFO (our stub then holds them until their initLimit runs out).
+/// FOLLOWERINFO, syncs from ours (Zab, the default) and serves: a write at
+/// ours is read at both.
 #[test]
 fn mixed_ours_leads_two_apache_followers() {
     let mut m = ensemble(&[Flavor::Apache, Flavor::Apache, Flavor::Ours]);
@@ -769,6 +788,27 @@ fn mixed_ours_leads_two_apache_followers() {
             a.sid,
             a.tail(30)
         );
+    }
+    wait_until("all three to serve", &m, || {
+        let modes: Vec<Option<String>> = m.iter().map(Member::mode).collect();
+        (modes[0].as_deref() == Some("follower")
+            && modes[1].as_deref() == Some("follower")
+            && modes[2].as_deref() == Some("leader"))
+        .then_some(())
+    });
+    let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+    let mut c = zk_integration::Client::connect(at(&m[2])).expect("connect ours");
+    c.create("/from-ours", b"O", 0).unwrap().expect("create");
+    for a in &m[..2] {
+        let mut r = zk_integration::Client::connect(at(a)).expect("connect Apache");
+        let s = r
+            .call(&zk_jute::Request::Sync(zk_jute::SyncRequest {
+                path: "/".into(),
+            }))
+            .expect("sync");
+        assert_eq!(s.err, 0);
+        let (d, _) = r.get_data("/from-ours", false).unwrap().expect("get");
+        assert_eq!(&d[..], b"O", "at Apache server {}", a.sid);
     }
 }
 

@@ -17,8 +17,9 @@ pub const DEFAULT_DATA_DIR: &str = "/tmp/zookeeper";
 pub const DEFAULT_CLIENT_PORT: u16 = 2181;
 /// ZooKeeper's default `jute.maxbuffer`.
 pub const DEFAULT_JUTE_MAX_BUFFER: usize = 0xfffff;
-/// zkrs.zab's default: whether ensembles run Zab (else the role stub).
-pub const DEFAULT_ZAB: bool = false;
+/// zkrs.zab's default: ensembles run Zab (`off`: the role stub of issue 13,
+/// which replicates nothing; kept as a safety valve).
+pub const DEFAULT_ZAB: bool = true;
 
 /// An invalid configuration: what and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -1017,6 +1018,11 @@ mod tests {
         assert!(Config::parse("dataDir=/d\n").unwrap().log_zero_fill);
         let e = Config::parse("dataDir=/d\nzkrs.logZeroFill=sometimes\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("zkrs.logZeroFill"));
+        assert_eq!(Config::parse("dataDir=/d\n").unwrap().zab, DEFAULT_ZAB);
+        assert!(Config::parse("dataDir=/d\nzkrs.zab=on\n").unwrap().zab);
+        assert!(!Config::parse("dataDir=/d\nzkrs.zab=off\n").unwrap().zab);
+        let e = Config::parse("dataDir=/d\nzkrs.zab=yes\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("zkrs.zab"));
         assert_eq!(c.negotiate_timeout(100), 1500);
         assert_eq!(c.negotiate_timeout(100_000), 9000);
         assert_eq!(c.negotiate_timeout(5000), 5000);

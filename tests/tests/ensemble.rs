@@ -1,0 +1,275 @@
+//! Zab between real processes on loopback (issue 14, "Proof"): three of our
+//! servers with `zkrs.zab=on` replicate every write, forward a follower's
+//! writes to the leader, survive a kill -9 of the leader without losing an
+//! acknowledged write, and take the old leader back as a follower.
+//!
+//! Addresses as in election.rs: each ensemble gets its own `127.a.b.sid`
+//! with fixed ports. Every process is killed when its [`Member`] drops.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+use zk_integration::server::our_binary;
+use zk_integration::{Client, ClientResult, four_letter};
+use zk_jute::{Request, SyncRequest};
+
+const CLIENT_PORT: u16 = 22181;
+const QUORUM_PORT: u16 = 22888;
+const ELECTION_PORT: u16 = 23888;
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn loopback_net() -> (u8, u8) {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let v = (std::process::id()
+        .wrapping_mul(31)
+        .wrapping_add(n.wrapping_mul(7919))
+        % 65_000) as u16;
+    let (a, b) = ((v >> 8) as u8, v as u8);
+    (a.max(1), b)
+}
+
+struct Member {
+    sid: u64,
+    dir: TempDir,
+    ip: std::net::Ipv4Addr,
+    child: Option<Child>,
+    starts: u32,
+}
+
+fn ensemble(n: u64) -> Vec<Member> {
+    let (a, b) = loopback_net();
+    let ips: Vec<std::net::Ipv4Addr> = (1..=n as u8)
+        .map(|sid| std::net::Ipv4Addr::new(127, a, b, sid))
+        .collect();
+    let servers: String = ips
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| format!("server.{}={ip}:{QUORUM_PORT}:{ELECTION_PORT}\n", i + 1))
+        .collect();
+    ips.into_iter()
+        .enumerate()
+        .map(|(i, ip)| {
+            let sid = i as u64 + 1;
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("zk-ensemble-{sid}-"))
+                .tempdir()
+                .expect("temp dir");
+            let data = dir.path().join("data");
+            fs::create_dir_all(&data).expect("mkdir data");
+            fs::write(data.join("myid"), format!("{sid}\n")).expect("write myid");
+            let cfg = format!(
+                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={CLIENT_PORT}\nclientPortAddress={ip}\n4lw.commands.whitelist=*\nzkrs.zab=on\nzkrs.electionFinalizeWaitMs=200\n{servers}",
+                data.display(),
+            );
+            fs::write(dir.path().join("zoo.cfg"), cfg).expect("write zoo.cfg");
+            Member {
+                sid,
+                dir,
+                ip,
+                child: None,
+                starts: 0,
+            }
+        })
+        .collect()
+}
+
+impl Member {
+    fn out_path(&self) -> PathBuf {
+        self.dir.path().join(format!("out.{}.log", self.starts))
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from((self.ip, CLIENT_PORT))
+    }
+
+    fn start(&mut self) {
+        assert!(self.child.is_none(), "server {} already running", self.sid);
+        self.starts += 1;
+        let out = fs::File::create(self.out_path()).expect("output file");
+        let err = out.try_clone().expect("dup output file");
+        let child = Command::new(our_binary())
+            .arg(self.dir.path().join("zoo.cfg"))
+            .env("RUST_LOG", "info")
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start server {}: {e}", self.sid));
+        self.child = Some(child);
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn output(&self) -> String {
+        fs::read(self.out_path())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// `Mode:` from `srvr` (`leader`, `follower`), if it serves.
+    fn mode(&self) -> Option<String> {
+        let srvr = four_letter(self.addr(), "srvr")?;
+        srvr.lines()
+            .find_map(|l| l.strip_prefix("Mode: "))
+            .map(|m| m.trim().to_string())
+    }
+
+    fn tail(&self, n: usize) -> String {
+        let out = self.output();
+        let lines: Vec<&str> = out.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- server {} (last 40 lines) ---\n{}",
+                self.sid,
+                self.tail(40)
+            );
+        }
+    }
+}
+
+fn wait_until<T>(what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {DEADLINE:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until the members `alive` (indexes) serve with one leader and the
+/// others following; returns the leader's index.
+fn serving(m: &[Member], alive: &[usize]) -> usize {
+    wait_until(&format!("servers {alive:?} to serve"), || {
+        let modes: Vec<String> = alive.iter().map(|&i| m[i].mode()).collect::<Option<_>>()?;
+        let leaders: Vec<usize> = alive
+            .iter()
+            .zip(&modes)
+            .filter(|(_, md)| md.as_str() == "leader")
+            .map(|(&i, _)| i)
+            .collect();
+        let followers = modes.iter().filter(|md| md.as_str() == "follower").count();
+        (leaders.len() == 1 && followers == alive.len() - 1).then(|| leaders[0])
+    })
+}
+
+fn sync(c: &mut Client) -> ClientResult<()> {
+    let r = c.call(&Request::Sync(SyncRequest { path: "/".into() }))?;
+    assert_eq!(r.err, 0, "sync failed: {:?}", r.code());
+    Ok(())
+}
+
+/// Connects to `m` (retrying while it does not serve yet).
+fn connect(m: &Member) -> Client {
+    wait_until(&format!("a session at server {}", m.sid), || {
+        Client::connect(m.addr()).ok()
+    })
+}
+
+/// After a sync at `m`, every path of `paths` has the data `data`.
+fn assert_has(m: &Member, paths: &[String], data: &[u8]) {
+    let mut c = connect(m);
+    sync(&mut c).expect("sync");
+    for p in paths {
+        match c.get_data(p, false).expect("getData") {
+            Ok((d, _)) => assert_eq!(&d[..], data, "{p} at server {}", m.sid),
+            Err(e) => panic!("{p} missing at server {}: {e:?}", m.sid),
+        }
+    }
+}
+
+#[test]
+fn three_servers_replicate_fail_over_and_rejoin() {
+    let mut m = ensemble(3);
+    for x in m.iter_mut() {
+        x.start();
+    }
+    let leader = serving(&m, &[0, 1, 2]);
+    assert_eq!(leader, 2, "fresh data dirs: the highest sid leads");
+    let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+
+    // A write at the leader is readable at both followers after a sync.
+    let mut c = connect(&m[leader]);
+    c.create("/at-leader", b"L", 0).unwrap().expect("create");
+    let at_leader = vec!["/at-leader".to_string()];
+    for &f in &followers {
+        assert_has(&m[f], &at_leader, b"L");
+    }
+
+    // A write at a follower is forwarded and readable everywhere.
+    let mut cf = connect(&m[followers[0]]);
+    cf.create("/at-follower", b"F", 0)
+        .unwrap()
+        .expect("create at a follower");
+    let at_follower = vec!["/at-follower".to_string()];
+    for x in &m {
+        assert_has(x, &at_follower, b"F");
+    }
+
+    // Acknowledged writes through both kinds of server, then kill -9 the leader.
+    let mut acked = Vec::new();
+    for i in 0..40 {
+        let p = format!("/w{i}");
+        let c = if i % 2 == 0 { &mut c } else { &mut cf };
+        c.create(&p, b"w", 0).unwrap().expect("create");
+        acked.push(p);
+    }
+    drop(c);
+    cf.disconnect();
+    m[leader].kill9();
+    let killed = Instant::now();
+
+    // The survivors elect a new leader and accept writes within seconds.
+    let new_leader = wait_until("a survivor to accept a write", || {
+        followers.iter().copied().find(|&f| {
+            Client::connect(m[f].addr())
+                .ok()
+                .and_then(|mut c| c.create("/after", b"A", 0).ok())
+                .is_some_and(|r| r.is_ok())
+        })
+    });
+    let took = killed.elapsed();
+    eprintln!(
+        "failover: a write accepted {} ms after the kill",
+        took.as_millis()
+    );
+    assert!(took < Duration::from_secs(5), "failover took {took:?}");
+    let leader2 = serving(&m, &followers);
+    assert!(followers.contains(&leader2), "{leader2}");
+    let _ = new_leader;
+    for &f in &followers {
+        assert_has(&m[f], &acked, b"w");
+        assert_has(&m[f], &["/after".to_string()], b"A");
+    }
+
+    // The old leader comes back as a follower with all the data.
+    m[leader].start();
+    let again = serving(&m, &[0, 1, 2]);
+    assert_eq!(again, leader2, "the standing leader keeps leading");
+    assert_eq!(m[leader].mode().as_deref(), Some("follower"));
+    assert_has(&m[leader], &acked, b"w");
+    assert_has(&m[leader], &at_leader, b"L");
+    assert_has(&m[leader], &["/after".to_string()], b"A");
+}
