@@ -1,12 +1,22 @@
-//! Ensemble mode, part 1: the leader election on ZooKeeper's election port,
-//! and a temporary role stub until Zab (issue 14).
+//! Ensemble mode: the leader election on ZooKeeper's election port and,
+//! after a decision, the quorum port of the Zab role the sequencer hosts.
 //!
 //! One thread (`zk-quorum`) with its own mio `Poll` runs everything: the
 //! election port ([`transport`], ZooKeeper's `QuorumCnxManager`), the
 //! sans-I/O election core ([`zk_election::Election`]) whose named timers
-//! become deadlines of the poll loop, and after a decision the role stub
-//! ([`role`]). Election traffic is a few small messages per round, so it
-//! shares nothing with the client loops.
+//! become deadlines of the poll loop, and after a decision the quorum port
+//! ([`port`], `zkrs.zab=on`, the default) or the role stub of issue 13
+//! ([`role`], `zkrs.zab=off`, which replicates nothing). Election traffic is
+//! a few small messages per round, so it shares nothing with the client loops.
+//!
+//! With Zab, `Decided` sends `Lead` / `Follow` (zk-zab's configs from zoo.cfg)
+//! to the sequencer; the port's socket events go to it as `QuorumIn` (and a
+//! `Tick` every tickTime/2 while the role lasts), and its `QuorumOut` come
+//! back through an outbox that wakes this poll. A role ends only by the
+//! sequencer's `RoleEnded` (when this side loses the leader connection it
+//! says `LeaderClosed` and waits for it): the next round starts with the last
+//! logged zxid it carries and the `currentEpoch` file. `EpochEstablished`
+//! goes to the election core.
 //!
 //! # Log lines (stable: tests and operators read them)
 //!
@@ -16,11 +26,14 @@
 //!   at most once a second while a round lasts longer than a second;
 //! * `<LEADING|FOLLOWING|OBSERVING> - LEADER ELECTION TOOK - <ms> MS` (ZooKeeper's line), then
 //!   `election decided: role=<leading|following|observing> leader=<sid> election_epoch=<n> zxid=0x<hex> peer_epoch=<e> took_ms=<ms>`;
-//! * `election: back to LOOKING: <reason>` when the role stub gives up.
+//! * `leading: FOLLOWERINFO from server <sid> at <addr>` (or OBSERVERINFO);
+//! * `election: back to LOOKING: <reason>` when the role ends.
 //!
-//! Until Zab lands the server serves nothing in ensemble mode: client
-//! connections are closed and the four-letter words that need a running
-//! server answer `This ZooKeeper instance is not currently serving requests`.
+//! While LOOKING (and, with the stub, always) the server serves nothing:
+//! client connections are closed and the four-letter words that need a
+//! running server answer `This ZooKeeper instance is not currently serving
+//! requests`. With Zab it serves once the sequencer's role is established
+//! (leader) or synced (learner).
 
 mod packets;
 mod port;

@@ -1,7 +1,7 @@
 //! The quorum port with Zab (quorum.md §3): the sockets of the role the
 //! sequencer hosts (`sequencer/role.rs`). This side only moves bytes: it
 //! frames `QuorumPacket`s, finds where a SNAP body ends, and turns socket
-//! events into [`QuorumIn`]; the sequencer's [`QuorumOut`] come back as
+//! events into [`QuorumIn`]; the sequencer's [`QuorumOut`](crate::msg::QuorumOut) come back as
 //! writes and closes.
 //!
 //! * LEADING: listen on our quorum port; each accepted connection is a

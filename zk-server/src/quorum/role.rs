@@ -1,6 +1,7 @@
-//! A **temporary** stand-in for Zab (issue 14 replaces it): what a server does
-//! between the election's decision and the next election, so that real
-//! processes fail over.
+//! The role stub of issue 13, kept behind `zkrs.zab=off` as a safety valve
+//! (Zab, `port.rs`, is the default): what a server does between the
+//! election's decision and the next election, so that real processes fail
+//! over, without replicating anything.
 //!
 //! * LEADING: listen on our quorum port; a learner announces itself with a
 //!   real FOLLOWERINFO / OBSERVERINFO packet, and its connection is then only
