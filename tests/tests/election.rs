@@ -64,6 +64,8 @@ struct Member {
     ip: std::net::Ipv4Addr,
     child: Option<Child>,
     starts: u32,
+    /// Extra `-D` system properties for an Apache server.
+    jvm_props: Vec<String>,
 }
 
 /// An ensemble of members on loopback (not started).
@@ -122,6 +124,7 @@ fn ensemble_with_observers(flavors: &[Flavor], observers: &[u64]) -> Vec<Member>
                 ip,
                 child: None,
                 starts: 0,
+                jvm_props: Vec::new(),
             }
         })
         .collect()
@@ -167,6 +170,9 @@ impl Member {
                     "-XX:+UseSerialGC",
                     "-XX:TieredStopAtLevel=1",
                     "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
+                ]);
+                c.args(&self.jvm_props);
+                c.args([
                     "-cp",
                     APACHE_CLASSPATH,
                     "org.apache.zookeeper.server.quorum.QuorumPeerMain",
@@ -870,4 +876,61 @@ fn the_most_recent_log_leads_whatever_its_sid() {
         "{}",
         m[0].tail(20)
     );
+}
+
+/// Ours syncs by SNAP from an Apache 3.8 leader (`zookeeper.forceSnapshotSync`
+/// on the Apache servers): the raw snapshot body after the SNAP packet
+/// (quorum.md §4) is found on the stream, loaded, and served.
+#[test]
+fn ours_follows_an_apache_leader_by_snap() {
+    let mut m = ensemble(&[Flavor::Ours, Flavor::Apache, Flavor::Apache]);
+    for x in &mut m[1..] {
+        x.jvm_props = vec!["-Dzookeeper.forceSnapshotSync=true".into()];
+        x.start();
+    }
+    let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+    let deadline = Instant::now() + Duration::from_secs(25);
+    let leader = loop {
+        match (m[1].mode().as_deref(), m[2].mode().as_deref()) {
+            (Some("leader"), Some("follower")) => break 1,
+            (Some("follower"), Some("leader")) => break 2,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "the Apache servers never served");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut c = zk_integration::Client::connect(at(&m[leader])).expect("connect Apache");
+    for i in 0..20 {
+        let data = vec![b'x'; i * 50];
+        c.create(&format!("/snap{i}"), &data, 0)
+            .unwrap()
+            .expect("create");
+    }
+    m[0].start();
+    wait_until("ours to serve as a follower", &m, || {
+        (m[0].mode().as_deref() == Some("follower")).then_some(())
+    });
+    assert!(
+        m[0].output().contains("following: SNAP 0x"),
+        "{}",
+        m[0].tail(30)
+    );
+    let mut ours = zk_integration::Client::connect(at(&m[0])).expect("connect ours");
+    for i in 0..20 {
+        let (d, _) = ours
+            .get_data(&format!("/snap{i}"), false)
+            .unwrap()
+            .expect("get");
+        assert_eq!(d.len(), i * 50);
+    }
+    // And what follows the snapshot (a PROPOSAL / COMMIT) arrives too.
+    c.create("/after-snap", b"y", 0).unwrap().expect("create");
+    let r = ours
+        .call(&zk_jute::Request::Sync(zk_jute::SyncRequest {
+            path: "/".into(),
+        }))
+        .expect("sync");
+    assert_eq!(r.err, 0);
+    let (d, _) = ours.get_data("/after-snap", false).unwrap().expect("get");
+    assert_eq!(&d[..], b"y");
 }
