@@ -273,3 +273,70 @@ fn three_servers_replicate_fail_over_and_rejoin() {
     assert_has(&m[leader], &at_leader, b"L");
     assert_has(&m[leader], &["/after".to_string()], b"A");
 }
+
+/// What clients do first, against followers: kazoo's first steps
+/// (tests/python/first_steps.py: watches, ephemerals, sequentials,
+/// transactions, all written through a follower), and the seeds'
+/// walk-through with zkCli.sh: a node created through one follower is read
+/// through the other.
+#[test]
+fn kazoo_and_zkcli_through_followers() {
+    let mut m = ensemble(3);
+    for x in m.iter_mut() {
+        x.start();
+    }
+    let leader = serving(&m, &[0, 1, 2]);
+    let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/first_steps.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(m[followers[0]].addr().to_string())
+        .output()
+        .expect("python3 is not installed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No module named 'kazoo'"),
+        "kazoo is missing: python3 -m pip install kazoo (scripts/test does this)"
+    );
+    assert!(
+        out.status.success(),
+        "kazoo script failed against a follower ({}):\nstdout:\n{}\nstderr:\n{stderr}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let create = zkcli(&m[followers[0]], "create /firstNode \"first\"\n");
+    assert!(create.contains("Created /firstNode"), "{create}");
+    let get = zkcli(&m[followers[1]], "sync /\nget /firstNode\n");
+    assert!(get.lines().any(|l| l.trim() == "first"), "{get}");
+}
+
+const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
+
+/// Runs zkCli.sh against `m` with `script` on stdin; stdout and stderr.
+fn zkcli(m: &Member, script: &str) -> String {
+    use std::io::Write;
+    assert!(
+        std::path::Path::new(ZKCLI).exists(),
+        "{ZKCLI} is missing; {}",
+        zk_integration::server::INSTALL_HINT
+    );
+    let mut child = Command::new(ZKCLI)
+        .args(["-server", &m.addr().to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start zkCli.sh");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("write commands");
+    let out = child.wait_with_output().expect("zkCli.sh output");
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
