@@ -468,7 +468,7 @@ impl Runtime {
                 l.ready(registry, t, &mut self.next_role_token, now, to_core);
                 Outcome::Stay
             }
-            Role::ZabLearning(l) if l.owns(t) => match l.ready(registry, now, to_core) {
+            Role::ZabLearning(l) if l.owns(t) => match l.ready(registry, to_core) {
                 Ok(()) => Outcome::Stay,
                 Err(why) => Outcome::Lost(why),
             },

@@ -11,8 +11,8 @@
 //!   as the stub does); a newer connection of the same server replaces the
 //!   older. At most 32 connections wait for their first packet, each for
 //!   initLimit.
-//! * FOLLOWING / OBSERVING: dial the leader's quorum address every 100 ms
-//!   until initLimit × tickTime, then `LeaderConnected`, packets
+//! * FOLLOWING / OBSERVING: dial the leader's quorum address (10 ms after a
+//!   failed try, doubling to 100 ms) until initLimit × tickTime, then `LeaderConnected`, packets
 //!   (`FromLeader`; SNAP with its body as `Snap`), and `LeaderClosed` when
 //!   the connection ends or cannot be made.
 
@@ -35,9 +35,13 @@ use crate::msg::QuorumIn;
 
 /// Learner connections that have not sent their first packet yet, at most.
 const MAX_UNIDENTIFIED: usize = 32;
-/// Delay between two attempts to reach the leader
-/// (`zookeeper.leaderConnectDelayDuringRetryMs`).
-const RETRY: Duration = Duration::from_millis(100);
+/// The first delay between two attempts to reach the leader: learners and
+/// the leader decide together, so the first dial often comes before the
+/// leader listens. It doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(10);
+/// The longest delay between two attempts
+/// (`zookeeper.leaderConnectDelayDuringRetryMs`, Apache's only one).
+const RETRY_MAX: Duration = Duration::from_millis(100);
 
 /// The bounds on what a peer may send.
 #[derive(Debug, Clone, Copy)]
@@ -410,6 +414,7 @@ pub(crate) struct ZabLearning {
     connected: bool,
     started: Instant,
     next_try: Instant,
+    retry: Duration,
     bounds: Bounds,
     /// After a SNAP packet: its zxid and the scan of its body.
     snap: Option<(Zxid, SnapScan)>,
@@ -431,6 +436,7 @@ impl ZabLearning {
             connected: false,
             started: now,
             next_try: now,
+            retry: RETRY_FIRST,
             bounds,
             snap: None,
         }
@@ -442,7 +448,8 @@ impl ZabLearning {
     }
 
     fn connect(&mut self, registry: &Registry, now: Instant) {
-        self.next_try = now + RETRY;
+        self.next_try = now + self.retry;
+        self.retry = (self.retry * 2).min(RETRY_MAX);
         let addr = match (self.leader_addr.host.as_str(), self.leader_addr.port)
             .to_socket_addrs()
             .map(|mut a| a.next())
@@ -483,7 +490,6 @@ impl ZabLearning {
     pub(crate) fn ready(
         &mut self,
         registry: &Registry,
-        now: Instant,
         to_core: &mut Vec<QuorumIn>,
     ) -> Result<(), String> {
         let Some(io) = self.io.as_mut() else {
@@ -506,7 +512,6 @@ impl ZabLearning {
                         self.leader
                     );
                     self.reset(registry);
-                    self.next_try = self.next_try.max(now + RETRY);
                     return Ok(());
                 }
             }
