@@ -375,7 +375,9 @@ fn a_watch_event_goes_out_before_the_reply_that_fires_it() {
 #[test]
 fn an_expired_session_is_closed_by_a_txn_and_its_connection_told() {
     let mut h = Harness::new(|_| {});
-    let a = h.connect(CONN_A, 200);
+    // 1 s: on a loaded machine (2 cores, other suites running) a 200 ms
+    // session expired before its own Connected reply went out.
+    let a = h.connect(CONN_A, 1000);
     h.send(CoreMsg::Request {
         ctx: ctx(CONN_A, a, 1),
         req: create_ephemeral("/e"),
@@ -383,7 +385,7 @@ fn an_expired_session_is_closed_by_a_txn_and_its_connection_told() {
     h.settle();
     h.out();
     assert_eq!(h.shared.tree.ephemerals_count(), 1);
-    std::thread::sleep(Duration::from_millis(400));
+    std::thread::sleep(Duration::from_millis(1500));
     h.settle();
     let out = h.out();
     assert!(
