@@ -881,10 +881,7 @@ fn measure() {
             },
         ),
     ];
-    let budget = Options {
-        max_states: 20_000_000,
-        ..opts()
-    };
+    let budget = opts();
     for (name, shape) in shapes {
         let g = generate(7, shape);
         timed(&format!("{name}: ok"), &g.history, &budget);
@@ -897,8 +894,31 @@ fn measure() {
         strip_zxids(&mut h);
         timed(&format!("{name}: ok, no zxids (search only)"), &h, &budget);
         let mut rng = Rng::new(99);
-        inject_double_cas(&mut h, &mut rng);
+        let dup = inject_double_cas(&mut h, &mut rng).expect("a CAS to double");
         timed(&format!("{name}: double CAS, no zxids"), &h, &budget);
+        // The same with the committed txns (the doubled CAS logged too, so
+        // that only the search can find it).
+        let mut log = g.committed.clone();
+        let op = &h.ops[dup];
+        let Call::Set { value, .. } = &op.call else {
+            unreachable!("a set")
+        };
+        let value = value.clone();
+        log.push(Committed {
+            zxid: i64::MAX,
+            session: op.session,
+            path: op.path.clone(),
+            op: TxnOp::Set { value },
+        });
+        let with = Options {
+            committed: Some(log),
+            ..budget.clone()
+        };
+        timed(
+            &format!("{name}: double CAS, no zxids, committed txns"),
+            &h,
+            &with,
+        );
         let mut h = g.history.clone();
         inject_stale_read(&mut h, &mut rng);
         timed(&format!("{name}: stale read"), &h, &budget);
