@@ -880,8 +880,10 @@ fn the_leader_dies_a_follower_leads_epoch_2_and_the_old_leader_rejoins_without_i
     });
     assert_eq!(c.node(1).shared.control.mode(), Mode::Follower);
     // zk-zab's sync table: the leader's next txn after the peer's 0x100000004
-    // is of another epoch, so SNAP (Apache's syncFollower would TRUNC to
-    // 0x100000003 here and DIFF the rest).
+    // is of another epoch, so SNAP — as Apache's syncFollower, whose
+    // queueCommittedProposals gives up on TRUNC across epochs ("Cannot send
+    // TRUNC to peer ... peer zxid is from different epoch") and falls back
+    // to a snapshot.
     let syncs: Vec<_> = c.syncs.iter().filter(|s| s.0 == 1).collect();
     assert_eq!(syncs, [&(1, "SNAP", Zxid::from(z))]);
     assert!(c.has(1, "/epoch2") && !c.has(1, "/ghost"));
