@@ -42,6 +42,7 @@ use zk_election::{
     Command, Election, Event, Majority, Notification, Params, PeerState, Quorum, Sid, Timer,
 };
 
+use crate::common::{Pair, Pairs, Trace};
 use crate::rng::Rng;
 
 /// What one run looks like: the ensemble, its timing and its faults.
@@ -258,14 +259,6 @@ enum Ev {
 /// any) and every other server's decision count before it.
 type Scripted = (u64, Option<Sid>, BTreeMap<Sid, u64>);
 
-#[derive(Debug, Clone, Default)]
-struct Pair {
-    up: bool,
-    connecting: bool,
-    generation: u64,
-    blocked: bool,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Role {
     Looking,
@@ -305,7 +298,7 @@ struct Sim {
     queue: BTreeMap<(u64, u64), Ev>,
     nodes: BTreeMap<Sid, Option<Node>>,
     disks: BTreeMap<Sid, Disk>,
-    pairs: BTreeMap<(Sid, Sid), Pair>,
+    pairs: Pairs,
     /// Per direction: the last scheduled delivery time (FIFO) and pause end.
     lanes: BTreeMap<(Sid, Sid), (u64, u64)>,
     quorum: Majority,
@@ -315,7 +308,6 @@ struct Sim {
     initial_best: Sid,
     /// Ghost: election epoch → leader → voters that decided it.
     decided: BTreeMap<i64, BTreeMap<Sid, BTreeSet<Sid>>>,
-    hash: u64,
     events: u64,
     decisions: u64,
     detours: u64,
@@ -323,7 +315,7 @@ struct Sim {
     decisions_by: BTreeMap<Sid, u64>,
     /// Servers a rolling restart has still to restart.
     rolling: std::collections::VecDeque<Sid>,
-    log: Vec<String>,
+    trace: Trace,
 }
 
 /// Runs one seed; `Ok` with its report, or the rule it broke.
@@ -339,7 +331,7 @@ pub fn run(seed: u64, opts: &Options) -> Result<Report, Box<Failure>> {
         queue: BTreeMap::new(),
         nodes: (1..=n as Sid).map(|s| (s, None)).collect(),
         disks: (1..=n as Sid).map(|s| (s, Disk::default())).collect(),
-        pairs: BTreeMap::new(),
+        pairs: Pairs::default(),
         lanes: BTreeMap::new(),
         quorum,
         incarnations: 0,
@@ -347,13 +339,12 @@ pub fn run(seed: u64, opts: &Options) -> Result<Report, Box<Failure>> {
         healed: false,
         initial_best: 0,
         decided: BTreeMap::new(),
-        hash: 0xcbf2_9ce4_8422_2325,
         events: 0,
         decisions: 0,
         detours: 0,
         decisions_by: BTreeMap::new(),
         rolling: Default::default(),
-        log: Vec::new(),
+        trace: Trace::default(),
     };
     sim.setup();
     sim.run_to_end()
@@ -435,12 +426,11 @@ impl Sim {
     }
 
     fn fail(&self, what: String) -> Box<Failure> {
-        let start = self.log.len().saturating_sub(40);
         Box::new(Failure {
             seed: self.seed,
             at: self.now,
             what,
-            trace: self.log[start..].join("\n"),
+            trace: self.trace.tail(40),
         })
     }
 
@@ -482,7 +472,7 @@ impl Sim {
                     }
                     return Ok(Report {
                         seed: self.seed,
-                        trace_hash: self.hash,
+                        trace_hash: self.trace.hash(),
                         events: self.events,
                         stable_at: self.now,
                         healed_at,
@@ -515,13 +505,7 @@ impl Sim {
 
     fn trace(&mut self, ev: &Ev) {
         let line = format!("{:>8} {:?}", self.now, ev);
-        for b in line.bytes() {
-            self.hash = (self.hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-        if self.log.len() > 4000 {
-            self.log.drain(..2000);
-        }
-        self.log.push(line);
+        self.trace.note(line);
     }
 
     fn handle(&mut self, ev: Ev) -> Result<(), Box<Failure>> {
@@ -596,9 +580,7 @@ impl Sim {
             }
             Ev::Heal => {
                 self.healed = true;
-                for p in self.pairs.values_mut() {
-                    p.blocked = false;
-                }
+                self.pairs.unblock_all();
                 let down: Vec<Sid> = self
                     .nodes
                     .iter()
@@ -756,11 +738,11 @@ impl Sim {
     }
 
     fn pair(&mut self, a: Sid, b: Sid) -> Pair {
-        self.pair_mut(a, b).clone()
+        self.pairs.get(a, b)
     }
 
     fn pair_mut(&mut self, a: Sid, b: Sid) -> &mut Pair {
-        self.pairs.entry((a.min(b), a.max(b))).or_default()
+        self.pairs.get_mut(a, b)
     }
 
     fn alive(&self, s: Sid) -> bool {

@@ -49,6 +49,7 @@ use zk_zab::{
     LearnerConfig, LearnerEvent, LearnerStart, Packet, Zxid,
 };
 
+use crate::common::{Pair, Pairs, Trace};
 use crate::election::Failure;
 use crate::rng::Rng;
 
@@ -276,14 +277,6 @@ enum Ev {
 }
 
 #[derive(Debug, Clone, Default)]
-struct Pair {
-    up: bool,
-    connecting: bool,
-    generation: u64,
-    blocked: bool,
-}
-
-#[derive(Debug, Clone, Default)]
 struct Disk {
     snap: Vec<(Zxid, Bytes)>,
     log: Vec<(Zxid, Bytes)>,
@@ -350,7 +343,7 @@ struct Sim {
     queue: BTreeMap<(u64, u64), Ev>,
     nodes: BTreeMap<Sid, Option<Node>>,
     disks: BTreeMap<Sid, Disk>,
-    pairs: BTreeMap<(Sid, Sid), Pair>,
+    pairs: Pairs,
     lanes: BTreeMap<(Sid, Sid), u64>,
     conns: BTreeMap<Conn, QConn>,
     quorum: Majority,
@@ -366,9 +359,8 @@ struct Sim {
     targeted: usize,
     triggers: Vec<(Sid, u64, Action)>,
     write_ids: u64,
-    hash: u64,
     events: u64,
-    log: Vec<String>,
+    trace: Trace,
 }
 
 type Res = Result<(), Box<Failure>>;
@@ -429,7 +421,7 @@ impl Sim {
             queue: BTreeMap::new(),
             nodes: (1..=n).map(|s| (s, None)).collect(),
             disks: (1..=n).map(|s| (s, Disk::default())).collect(),
-            pairs: BTreeMap::new(),
+            pairs: Pairs::default(),
             lanes: BTreeMap::new(),
             conns: BTreeMap::new(),
             quorum: Majority::new(1..=opts.voters as Sid),
@@ -444,9 +436,8 @@ impl Sim {
             targeted: 0,
             triggers: Vec::new(),
             write_ids: 1_000_000,
-            hash: 0xcbf2_9ce4_8422_2325,
             events: 0,
-            log: Vec::new(),
+            trace: Trace::default(),
         };
         for s in 1..=n {
             let t = sim.rng.range(0, 300);
@@ -463,23 +454,16 @@ impl Sim {
     }
 
     fn fail(&self, what: String) -> Box<Failure> {
-        let start = self.log.len().saturating_sub(60);
         Box::new(Failure {
             seed: self.seed,
             at: self.now,
             what,
-            trace: self.log[start..].join("\n"),
+            trace: self.trace.tail(60),
         })
     }
 
     fn note(&mut self, line: String) {
-        for b in line.bytes() {
-            self.hash = (self.hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-        if self.log.len() > 4000 {
-            self.log.drain(..2000);
-        }
-        self.log.push(line);
+        self.trace.note(line);
     }
 
     fn draw_fault(&mut self, at: u64) -> Ev {
@@ -524,11 +508,11 @@ impl Sim {
             if self.healed && self.now > self.opts.fault_ms + 3000 {
                 if let Some((leader, epoch)) = self.settled() {
                     if std::env::var_os("ZK_SIM_TRACE").is_some() {
-                        eprintln!("{}", self.log.join("\n"));
+                        eprintln!("{}", self.trace.all());
                     }
                     return Ok(Report {
                         seed: self.seed,
-                        trace_hash: self.hash,
+                        trace_hash: self.trace.hash(),
                         events: self.events,
                         acked: self.acked.len(),
                         leader,
@@ -645,9 +629,7 @@ impl Sim {
             Ev::Break { a, b } => self.el_break(a, b),
             Ev::Heal => {
                 self.healed = true;
-                for p in self.pairs.values_mut() {
-                    p.blocked = false;
-                }
+                self.pairs.unblock_all();
                 let down: Vec<Sid> = self
                     .nodes
                     .iter()
@@ -850,11 +832,11 @@ impl Sim {
     }
 
     fn pair(&mut self, a: Sid, b: Sid) -> Pair {
-        self.pair_mut(a, b).clone()
+        self.pairs.get(a, b)
     }
 
     fn pair_mut(&mut self, a: Sid, b: Sid) -> &mut Pair {
-        self.pairs.entry((a.min(b), a.max(b))).or_default()
+        self.pairs.get_mut(a, b)
     }
 
     // ---------------------------------------------------------------- roles
@@ -1162,9 +1144,7 @@ impl Sim {
                 Ok(())
             }
             Action::Heal => {
-                for p in self.pairs.values_mut() {
-                    p.blocked = false;
-                }
+                self.pairs.unblock_all();
                 Ok(())
             }
             Action::Writes(n) => {

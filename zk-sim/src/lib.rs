@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+mod common;
 pub mod election;
 pub mod ensemble;
 mod rng;
