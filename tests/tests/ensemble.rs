@@ -1,7 +1,8 @@
 //! Zab between real processes on loopback (issue 14, "Proof"): three of our
 //! servers with `zkrs.zab=on` replicate every write, forward a follower's
 //! writes to the leader, survive a kill -9 of the leader without losing an
-//! acknowledged write, and take the old leader back as a follower.
+//! acknowledged write, and take the old leader back as a follower; a session
+//! and its ephemerals survive the leader's death.
 //!
 //! Addresses as in election.rs: each ensemble gets its own `127.a.b.sid`
 //! with fixed ports. Every process is killed when its [`Member`] drops.
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 use zk_integration::server::our_binary;
-use zk_integration::{Client, ClientResult, four_letter};
+use zk_integration::{Client, ClientResult, ConnectOptions, four_letter};
 use zk_jute::{Request, SyncRequest};
 
 const CLIENT_PORT: u16 = 22181;
@@ -339,4 +340,75 @@ fn zkcli(m: &Member, script: &str) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// What Kafka and HBase rely on: a session held at a follower, and its
+/// ephemeral node, survive a kill -9 of the leader (the client reconnects
+/// with its session id and password to a surviving server within its
+/// timeout); closing the session afterwards removes the ephemeral on every
+/// server.
+#[test]
+fn sessions_and_ephemerals_survive_a_leader_failover() {
+    let mut m = ensemble(3);
+    for x in m.iter_mut() {
+        x.start();
+    }
+    let leader = serving(&m, &[0, 1, 2]);
+    let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let opts = ConnectOptions {
+        timeout_ms: 4000, // maxSessionTimeout: 20 ticks of 200 ms
+        ..ConnectOptions::default()
+    };
+    let mut a = wait_until("a session at a follower", || {
+        Client::connect_with(m[followers[0]].addr(), &opts).ok()
+    });
+    const EPHEMERAL: i32 = 1;
+    a.create("/eph", b"e", EPHEMERAL)
+        .unwrap()
+        .expect("create the ephemeral");
+    for x in &m {
+        assert_has(x, &["/eph".to_string()], b"e");
+    }
+    let resume = a.resume_options();
+    a.disconnect();
+    m[leader].kill9();
+
+    // The client comes back on either survivor with the same session.
+    let mut a = wait_until("the session to resume on a survivor", || {
+        followers.iter().find_map(|&f| {
+            let mut c = Client::connect_with(m[f].addr(), &resume).ok()?;
+            c.ping().ok()?;
+            Some(c)
+        })
+    });
+    assert_eq!(a.session_id(), resume.session.as_ref().unwrap().0);
+    serving(&m, &followers);
+    for &f in &followers {
+        assert_has(&m[f], &["/eph".to_string()], b"e");
+    }
+    // Kept alive by its pings through a follower (touches reach the leader
+    // in the ping replies), it outlives its 4 s timeout under the new leader.
+    for _ in 0..12 {
+        std::thread::sleep(Duration::from_millis(500));
+        a.ping().expect("ping");
+    }
+    for &f in &followers {
+        assert_has(&m[f], &["/eph".to_string()], b"e");
+    }
+    // The session still writes, and its ephemerals go when it closes.
+    a.create("/eph2", b"f", EPHEMERAL)
+        .unwrap()
+        .expect("create through the resumed session");
+    a.close().expect("closeSession");
+    for &f in &followers {
+        let mut c = connect(&m[f]);
+        sync(&mut c).expect("sync");
+        for p in ["/eph", "/eph2"] {
+            assert!(
+                c.exists(p, false).expect("exists").is_none(),
+                "{p} outlived its session at server {}",
+                m[f].sid
+            );
+        }
+    }
 }
