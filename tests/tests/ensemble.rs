@@ -279,7 +279,8 @@ fn three_servers_replicate_fail_over_and_rejoin() {
 /// (tests/python/first_steps.py: watches, ephemerals, sequentials,
 /// transactions, all written through a follower), and the seeds'
 /// walk-through with zkCli.sh: a node created through one follower is read
-/// through the other.
+/// through the other; `zkServer.sh status` says `Mode: leader` or
+/// `Mode: follower` on each server.
 #[test]
 fn kazoo_and_zkcli_through_followers() {
     let mut m = ensemble(3);
@@ -309,9 +310,32 @@ fn kazoo_and_zkcli_through_followers() {
     assert!(create.contains("Created /firstNode"), "{create}");
     let get = zkcli(&m[followers[1]], "sync /\nget /firstNode\n");
     assert!(get.lines().any(|l| l.trim() == "first"), "{get}");
+    // `zkServer.sh status` (what operators run) on each server's zoo.cfg.
+    for (i, x) in m.iter().enumerate() {
+        let out = Command::new(ZKSERVER)
+            .args([
+                "status",
+                &x.dir.path().join("zoo.cfg").display().to_string(),
+            ])
+            .output()
+            .expect("run zkServer.sh");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let want = if i == leader {
+            "Mode: leader"
+        } else {
+            "Mode: follower"
+        };
+        assert!(
+            out.status.success() && text.contains(want),
+            "zkServer.sh status of server {}: {text}{}",
+            x.sid,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
+const ZKSERVER: &str = "/usr/share/zookeeper/bin/zkServer.sh";
 
 /// Runs zkCli.sh against `m` with `script` on stdin; stdout and stderr.
 fn zkcli(m: &Member, script: &str) -> String {
