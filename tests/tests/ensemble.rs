@@ -2,7 +2,8 @@
 //! servers with `zkrs.zab=on` replicate every write, forward a follower's
 //! writes to the leader, survive a kill -9 of the leader without losing an
 //! acknowledged write, and take the old leader back as a follower; a session
-//! and its ephemerals survive the leader's death.
+//! and its ephemerals survive the leader's death; five servers survive
+//! losing two, and converge to one zxid.
 //!
 //! Addresses as in election.rs: each ensemble gets its own `127.a.b.sid`
 //! with fixed ports. Every process is killed when its [`Member`] drops.
@@ -435,4 +436,57 @@ fn sessions_and_ephemerals_survive_a_leader_failover() {
             );
         }
     }
+}
+
+/// `Zxid:` from `srvr`.
+fn srvr_zxid(m: &Member) -> Option<String> {
+    let srvr = four_letter(m.addr(), "srvr")?;
+    srvr.lines()
+        .find_map(|l| l.strip_prefix("Zxid: "))
+        .map(|z| z.trim().to_string())
+}
+
+/// Five servers lose two at once, the leader among them: the three left
+/// are a quorum, elect a leader and keep every acknowledged write; when the
+/// two come back, all five serve the same data at the same zxid.
+#[test]
+fn five_servers_survive_losing_the_leader_and_a_follower() {
+    let mut m = ensemble(5);
+    for x in m.iter_mut() {
+        x.start();
+    }
+    let leader = serving(&m, &[0, 1, 2, 3, 4]);
+    let follower = (0..5).find(|&i| i != leader).unwrap();
+    let mut c = connect(&m[follower]);
+    let acked: Vec<String> = (0..20)
+        .map(|i| {
+            let p = format!("/five{i}");
+            c.create(&p, b"5", 0).unwrap().expect("create");
+            p
+        })
+        .collect();
+    drop(c);
+    m[leader].kill9();
+    m[follower].kill9();
+    let left: Vec<usize> = (0..5).filter(|&i| i != leader && i != follower).collect();
+    serving(&m, &left);
+    let mut c = connect(&m[left[0]]);
+    c.create("/after-two", b"2", 0)
+        .unwrap()
+        .expect("a write with two down");
+    for &i in &left {
+        assert_has(&m[i], &acked, b"5");
+    }
+    m[leader].start();
+    m[follower].start();
+    serving(&m, &[0, 1, 2, 3, 4]);
+    for x in &m {
+        assert_has(x, &acked, b"5");
+        assert_has(x, &["/after-two".to_string()], b"2");
+    }
+    let zxids: Vec<String> = m
+        .iter()
+        .map(|x| wait_until("srvr", || srvr_zxid(x)))
+        .collect();
+    assert!(zxids.iter().all(|z| *z == zxids[0]), "{zxids:?}");
 }
