@@ -311,6 +311,27 @@ fn kazoo_and_zkcli_through_followers() {
     assert!(create.contains("Created /firstNode"), "{create}");
     let get = zkcli(&m[followers[1]], "sync /\nget /firstNode\n");
     assert!(get.lines().any(|l| l.trim() == "first"), "{get}");
+    // The leader's srvr reports its proposal sizes (Apache's BufferStats);
+    // followers have no such line.
+    for (i, x) in m.iter().enumerate() {
+        let srvr = four_letter(x.addr(), "srvr").expect("srvr");
+        let sizes = srvr
+            .lines()
+            .find_map(|l| l.strip_prefix("Proposal sizes last/min/max: "));
+        if i == leader {
+            let v: Vec<i64> = sizes
+                .expect("the leader's srvr has Proposal sizes")
+                .split('/')
+                .map(|n| n.trim().parse().expect("a size"))
+                .collect();
+            assert!(
+                v.len() == 3 && v.iter().all(|&n| n > 0) && v[1] <= v[2],
+                "{srvr}"
+            );
+        } else {
+            assert!(sizes.is_none(), "a follower's srvr: {srvr}");
+        }
+    }
     // `zkServer.sh status` (what operators run) on each server's zoo.cfg.
     for (i, x) in m.iter().enumerate() {
         let out = Command::new(ZKSERVER)

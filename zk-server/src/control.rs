@@ -57,6 +57,10 @@ pub(crate) struct Control {
     /// Requests sent to the sequencer and not answered yet, every connection.
     outstanding: AtomicI64,
     per_ip: Mutex<HashMap<IpAddr, u32>>,
+    /// The leader's proposal sizes (last, min, max; -1 before the first), as
+    /// Apache's `BufferStats`: `srvr`'s `Proposal sizes` line, reset by each
+    /// new leader role.
+    proposals: Mutex<(i64, i64, i64)>,
 }
 
 impl Control {
@@ -68,7 +72,29 @@ impl Control {
             last_zxid: AtomicI64::new(last_zxid),
             outstanding: AtomicI64::new(0),
             per_ip: Mutex::new(HashMap::new()),
+            proposals: Mutex::new((-1, -1, -1)),
         }
+    }
+
+    /// A new leader role: no proposal sizes yet.
+    pub fn reset_proposal_sizes(&self) {
+        *self.proposals.lock().unwrap_or_else(|e| e.into_inner()) = (-1, -1, -1);
+    }
+
+    /// The leader proposed a txn of `len` bytes (`BufferStats.setLastBufferSize`).
+    pub fn note_proposal_size(&self, len: usize) {
+        let len = i64::try_from(len).unwrap_or(i64::MAX);
+        let mut p = self.proposals.lock().unwrap_or_else(|e| e.into_inner());
+        p.0 = len;
+        if p.1 == -1 || len < p.1 {
+            p.1 = len;
+        }
+        p.2 = p.2.max(len);
+    }
+
+    /// (last, min, max) proposal sizes, -1 before the first proposal.
+    pub fn proposal_sizes(&self) -> (i64, i64, i64) {
+        *self.proposals.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// This server's mode.

@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use zk_tree::{Tree, WatchKind};
 
+use crate::control::Mode;
 use crate::shared::Shared;
 
 /// The version string printed by `srvr`, `stat`, `envi` and `mntr`. It keeps the
@@ -209,6 +210,10 @@ fn server_stats(shared: &Shared, out: &mut String, with_clients: bool) {
     let _ = writeln!(out, "Zxid: 0x{:x}", shared.last_zxid());
     let _ = writeln!(out, "Mode: {}", shared.control.mode().name());
     let _ = writeln!(out, "Node count: {}", tree_info(&shared.tree).node_count);
+    if shared.control.mode() == Mode::Leader {
+        let (last, min, max) = shared.control.proposal_sizes();
+        let _ = writeln!(out, "Proposal sizes last/min/max: {last}/{min}/{max}");
+    }
 }
 
 /// Formats like Java's `Double.toString` for the values latencies take.
@@ -326,7 +331,7 @@ fn mntr(shared: &Shared, out: &mut String) {
     let (min, avg, max, _) = st.latency.get();
     let sessions = session_count(shared);
     let size = |i: usize| st.response_size[i].load(Relaxed).to_string();
-    let lines: Vec<(&str, String)> = vec![
+    let mut lines: Vec<(&str, String)> = vec![
         ("zk_version", VERSION.to_string()),
         ("zk_server_state", shared.control.mode().name().into()),
         ("zk_ephemerals_count", info.ephemerals_count.to_string()),
@@ -367,6 +372,14 @@ fn mntr(shared: &Shared, out: &mut String) {
             st.rejected.load(Relaxed).to_string(),
         ),
     ];
+    if shared.control.mode() == Mode::Leader {
+        // LeaderZooKeeperServer's proposal-size gauges (the learner gauges
+        // are not kept yet).
+        let (last, min, max) = shared.control.proposal_sizes();
+        lines.push(("zk_last_proposal_size", last.to_string()));
+        lines.push(("zk_max_proposal_size", max.to_string()));
+        lines.push(("zk_min_proposal_size", min.to_string()));
+    }
     for (k, v) in lines {
         let _ = writeln!(out, "{k}\t{v}");
     }

@@ -190,6 +190,7 @@ impl Sequencer {
     }
 
     fn start_leading(&mut self, cfg: LeaderConfig) {
+        self.shared.control.reset_proposal_sizes();
         let (last, accepted, current) = match self.quiet_disk() {
             Ok(v) => v,
             Err(why) => return self.end_role(format!("cannot lead: {why}")),
@@ -746,6 +747,7 @@ impl Sequencer {
         };
         let mut record = BytesMut::new();
         body.write_record(&hdr, &mut record);
+        self.shared.control.note_proposal_size(record.len());
         let mut out = Vec::new();
         if let Err(e) = l.core.propose(zxid, record.freeze(), &mut out) {
             warn!("cannot propose 0x{zxid:x}: {e:?}");
