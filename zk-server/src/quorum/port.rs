@@ -35,6 +35,52 @@ use crate::msg::QuorumIn;
 
 /// Learner connections that have not sent their first packet yet, at most.
 const MAX_UNIDENTIFIED: usize = 32;
+
+/// What one accept on the quorum port gave.
+pub(super) enum Accepted {
+    /// A learner connection, registered for reading under the token.
+    Conn(TcpStream, SocketAddr, Token),
+    /// A connection closed at once (too many waiting, or not registrable).
+    Refused,
+    /// Nothing more to accept now (or accept failed: logged).
+    Drained,
+}
+
+/// Accepts one learner connection from the quorum listener (the Zab port and
+/// the role stub share it): refused when `waiting` connections have not
+/// identified themselves yet ([`MAX_UNIDENTIFIED`]), else TCP_NODELAY and
+/// registered for reading under the next token.
+pub(super) fn accept_learner(
+    listener: &TcpListener,
+    registry: &Registry,
+    next_token: &mut usize,
+    waiting: usize,
+) -> Accepted {
+    let (mut stream, peer) = match listener.accept() {
+        Ok(x) => x,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepted::Drained,
+        Err(e) => {
+            warn!("quorum port: accept failed: {e}");
+            return Accepted::Drained;
+        }
+    };
+    if waiting >= MAX_UNIDENTIFIED {
+        warn!(
+            "quorum port: closing connection from {peer}: {MAX_UNIDENTIFIED} connections have not identified themselves yet"
+        );
+        return Accepted::Refused;
+    }
+    let _ = stream.set_nodelay(true);
+    let t = Token(*next_token);
+    *next_token += 1;
+    if registry
+        .register(&mut stream, t, Interest::READABLE)
+        .is_err()
+    {
+        return Accepted::Refused;
+    }
+    Accepted::Conn(stream, peer, t)
+}
 /// The first delay between two attempts to reach the leader: learners and
 /// the leader decide together, so the first dial often comes before the
 /// leader listens. It doubles up to [`RETRY_MAX`].
@@ -263,30 +309,13 @@ impl ZabLeading {
         to_core: &mut Vec<QuorumIn>,
     ) {
         loop {
-            let (mut stream, peer) = match self.listener.accept() {
-                Ok(x) => x,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    warn!("quorum port: accept failed: {e}");
-                    return;
-                }
-            };
             let waiting = self.conns.values().filter(|c| c.sid.is_none()).count();
-            if waiting >= MAX_UNIDENTIFIED {
-                warn!(
-                    "quorum port: closing connection from {peer}: {MAX_UNIDENTIFIED} connections have not identified themselves yet"
-                );
-                continue;
-            }
-            let _ = stream.set_nodelay(true);
-            let t = Token(*next_token);
-            *next_token += 1;
-            if registry
-                .register(&mut stream, t, Interest::READABLE)
-                .is_err()
-            {
-                continue;
-            }
+            let (stream, peer, t) =
+                match accept_learner(&self.listener, registry, next_token, waiting) {
+                    Accepted::Conn(stream, peer, t) => (stream, peer, t),
+                    Accepted::Refused => continue,
+                    Accepted::Drained => return,
+                };
             let conn = self.next_conn;
             self.next_conn += 1;
             self.by_conn.insert(conn, t);

@@ -34,10 +34,9 @@ use zk_election::{Majority, Quorum, Sid};
 use zk_jute::quorum::HostPort;
 use zk_jute::quorum_packet;
 
+use super::port::{Accepted, accept_learner};
 use super::wire;
 
-/// Learner connections that have not sent their first packet yet, at most.
-const MAX_UNIDENTIFIED: usize = 32;
 /// Delay between two attempts to reach the leader.
 const RETRY: Duration = Duration::from_millis(100);
 
@@ -192,30 +191,13 @@ impl Leading {
 
     fn accept(&mut self, registry: &Registry, next_token: &mut usize, now: Instant) {
         loop {
-            let (mut stream, peer) = match self.listener.accept() {
-                Ok(x) => x,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    warn!("quorum port: accept failed: {e}");
-                    return;
-                }
-            };
             let waiting = self.conns.values().filter(|c| c.sid.is_none()).count();
-            if waiting >= MAX_UNIDENTIFIED {
-                warn!(
-                    "quorum port: closing connection from {peer}: {MAX_UNIDENTIFIED} connections have not identified themselves yet"
-                );
-                continue;
-            }
-            let _ = stream.set_nodelay(true);
-            let t = Token(*next_token);
-            *next_token += 1;
-            if registry
-                .register(&mut stream, t, Interest::READABLE)
-                .is_err()
-            {
-                continue;
-            }
+            let (stream, peer, t) =
+                match accept_learner(&self.listener, registry, next_token, waiting) {
+                    Accepted::Conn(stream, peer, t) => (stream, peer, t),
+                    Accepted::Refused => continue,
+                    Accepted::Drained => return,
+                };
             let conn = LearnerConn {
                 stream,
                 peer,

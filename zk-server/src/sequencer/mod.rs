@@ -640,13 +640,7 @@ impl Sequencer {
             return self.role_propose(session, cxid, time, body, origin);
         }
         let zxid = self.bcast.propose();
-        let hdr = TxnHeader {
-            client_id: session,
-            cxid,
-            zxid: zxid.as_i64(),
-            time,
-            txn_type: body.txn_type().code(),
-        };
+        let hdr = txn_header(session, cxid, zxid, time, &body);
         // One buffer reused: the log copies the record into its staging buffer.
         self.record.clear();
         body.write_record(&hdr, &mut self.record);
@@ -823,6 +817,17 @@ impl Sequencer {
                 acl: e.acl.clone(),
             },
         );
+    }
+}
+
+/// The header of the txn `body` for `session`'s request `cxid` at `zxid`.
+fn txn_header(session: i64, cxid: i32, zxid: Zxid, time: i64, body: &TxnBody) -> TxnHeader {
+    TxnHeader {
+        client_id: session,
+        cxid,
+        zxid: zxid.as_i64(),
+        time,
+        txn_type: body.txn_type().code(),
     }
 }
 

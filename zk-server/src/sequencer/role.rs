@@ -31,7 +31,7 @@ use std::sync::Arc;
 use bytes::{Buf, Bytes, BytesMut};
 use tracing::{error, info, warn};
 use zk_jute::{
-    CreateSessionTxn, ErrorCode, ErrorTxn, Jute, OpCode, Reader, Request, TxnBody, TxnHeader, Zxid,
+    CreateSessionTxn, ErrorCode, ErrorTxn, Jute, OpCode, Reader, Request, TxnBody, Zxid,
 };
 use zk_tree::Tree;
 use zk_zab::{
@@ -738,13 +738,7 @@ impl Sequencer {
             return Zxid::ZERO;
         };
         let zxid = l.core.next_zxid();
-        let hdr = TxnHeader {
-            client_id: session,
-            cxid,
-            zxid: zxid.as_i64(),
-            time,
-            txn_type: body.txn_type().code(),
-        };
+        let hdr = super::txn_header(session, cxid, zxid, time, &body);
         let mut record = BytesMut::new();
         body.write_record(&hdr, &mut record);
         self.shared.control.note_proposal_size(record.len());
@@ -1020,6 +1014,7 @@ fn check_txn(p: &Packet) -> Result<(), String> {
 #[cfg(test)]
 mod digest_tests {
     use bytes::BufMut;
+    use zk_jute::TxnHeader;
 
     use super::*;
 
