@@ -61,6 +61,8 @@ pub(crate) struct Control {
     /// Apache's `BufferStats`: `srvr`'s `Proposal sizes` line, reset by each
     /// new leader role.
     proposals: Mutex<(i64, i64, i64)>,
+    /// The leader's learner gauges and when it became established (mntr).
+    leader: Mutex<(zk_zab::LearnerCounts, Option<std::time::Instant>)>,
 }
 
 impl Control {
@@ -73,6 +75,7 @@ impl Control {
             outstanding: AtomicI64::new(0),
             per_ip: Mutex::new(HashMap::new()),
             proposals: Mutex::new((-1, -1, -1)),
+            leader: Mutex::new((zk_zab::LearnerCounts::default(), None)),
         }
     }
 
@@ -90,6 +93,23 @@ impl Control {
             p.1 = len;
         }
         p.2 = p.2.max(len);
+    }
+
+    /// The leader's learners changed (or a new leader role started: `since`
+    /// is when it was established, `None` before).
+    pub fn set_leader_gauges(
+        &self,
+        counts: zk_zab::LearnerCounts,
+        since: Option<std::time::Instant>,
+    ) {
+        *self.leader.lock().unwrap_or_else(|e| e.into_inner()) = (counts, since);
+    }
+
+    /// The leader's learner gauges and its uptime in ms (0 before it was
+    /// established), as Apache's `LeaderZooKeeperServer` registers them.
+    pub fn leader_gauges(&self) -> (zk_zab::LearnerCounts, u64) {
+        let (c, since) = *self.leader.lock().unwrap_or_else(|e| e.into_inner());
+        (c, since.map_or(0, |t| t.elapsed().as_millis() as u64))
     }
 
     /// (last, min, max) proposal sizes, -1 before the first proposal.

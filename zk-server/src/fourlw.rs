@@ -334,6 +334,11 @@ fn mntr(shared: &Shared, out: &mut String) {
     let mut lines: Vec<(&str, String)> = vec![
         ("zk_version", VERSION.to_string()),
         ("zk_server_state", shared.control.mode().name().into()),
+    ];
+    if let Some(state) = peer_state(shared.control.mode()) {
+        lines.push(("zk_peer_state", state.into()));
+    }
+    lines.extend([
         ("zk_ephemerals_count", info.ephemerals_count.to_string()),
         (
             "zk_num_alive_connections",
@@ -371,10 +376,17 @@ fn mntr(shared: &Shared, out: &mut String) {
             "zk_connection_rejected",
             st.rejected.load(Relaxed).to_string(),
         ),
-    ];
+    ]);
     if shared.control.mode() == Mode::Leader {
-        // LeaderZooKeeperServer's proposal-size gauges (the learner gauges
-        // are not kept yet).
+        // LeaderZooKeeperServer's gauges (no reconfig here, so no
+        // non-voting followers).
+        let (c, uptime) = shared.control.leader_gauges();
+        lines.push(("zk_learners", c.learners.to_string()));
+        lines.push(("zk_synced_followers", c.synced_followers.to_string()));
+        lines.push(("zk_synced_non_voting_followers", "0".into()));
+        lines.push(("zk_synced_observers", c.synced_observers.to_string()));
+        lines.push(("zk_pending_syncs", c.pending_syncs.to_string()));
+        lines.push(("zk_leader_uptime", uptime.to_string()));
         let (last, min, max) = shared.control.proposal_sizes();
         lines.push(("zk_last_proposal_size", last.to_string()));
         lines.push(("zk_max_proposal_size", max.to_string()));
@@ -382,6 +394,18 @@ fn mntr(shared: &Shared, out: &mut String) {
     }
     for (k, v) in lines {
         let _ = writeln!(out, "{k}\t{v}");
+    }
+}
+
+/// mntr's `zk_peer_state` (Apache's `QuorumPeer.getDetailedPeerState`: the
+/// peer state, the Zab phase, the sync mode while syncing): a server that
+/// answers mntr serves, so its role is in broadcast. Standalone has none.
+fn peer_state(mode: Mode) -> Option<&'static str> {
+    match mode {
+        Mode::Standalone => None,
+        Mode::Leader => Some("leading - broadcast"),
+        Mode::Follower => Some("following - broadcast"),
+        Mode::Observer => Some("observing - broadcast"),
     }
 }
 

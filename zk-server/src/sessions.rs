@@ -45,6 +45,9 @@ pub struct SessionTracker {
     next_id: i64,
     sessions: HashMap<i64, Session>,
     expiry: ExpiryQueue<i64>,
+    /// Learner: the sessions touched since the last PING answer, with their
+    /// timeouts (`None`: not reporting, standalone or leader).
+    touched: Option<HashMap<i64, i32>>,
 }
 
 /// The first session id for `server_id` at wall-clock time `now_ms`.
@@ -124,6 +127,7 @@ impl SessionTracker {
             next_id: initial_session_id(server_id, wall_ms),
             sessions: HashMap::new(),
             expiry: ExpiryQueue::new(tick_ms, now),
+            touched: None,
         }
     }
 
@@ -146,16 +150,19 @@ impl SessionTracker {
         }
     }
 
-    /// The live sessions bound to a connection here, with their timeouts: a
-    /// learner's PING answer (quorum.md §3.8). Apache reports the sessions
-    /// touched since the last ping; a connected client pings at least every
-    /// third of its timeout, so the sessions connected here are those.
-    pub fn owned(&self) -> Vec<(i64, i32)> {
-        self.sessions
-            .iter()
-            .filter(|(_, s)| s.owner != 0 && !s.closing)
-            .map(|(id, s)| (*id, s.timeout))
-            .collect()
+    /// Learner: starts (or stops) collecting the sessions touched here for
+    /// the leader, which alone expires sessions (quorum.md §3.8).
+    pub fn report_touches(&mut self, on: bool) {
+        self.touched = on.then(HashMap::new);
+    }
+
+    /// The sessions touched since the last call, with their timeouts: a
+    /// learner's PING answer (Apache's `LearnerSessionTracker.snapshot`).
+    pub fn take_touched(&mut self) -> Vec<(i64, i32)> {
+        match &mut self.touched {
+            Some(t) => t.drain().collect(),
+            None => Vec::new(),
+        }
     }
 
     /// Ensemble mode: passwords from the id alone, as every Apache server
@@ -184,6 +191,9 @@ impl SessionTracker {
             Some(s) if !s.closing => {
                 let t = s.timeout.max(0) as u64;
                 self.expiry.update(id, t, now);
+                if let Some(touched) = &mut self.touched {
+                    touched.insert(id, s.timeout);
+                }
                 true
             }
             _ => false,

@@ -210,6 +210,20 @@ pub enum SyncKind {
     Snap(Zxid),
 }
 
+/// The leader's learners as Apache's leader gauges count them
+/// ([`Leader::learner_counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LearnerCounts {
+    /// Learner connections, syncing or serving.
+    pub learners: usize,
+    /// Followers whose sync is queued or done.
+    pub synced_followers: usize,
+    /// Observers whose sync is queued or done.
+    pub synced_observers: usize,
+    /// Forwarded `sync`s waiting for a commit.
+    pub pending_syncs: usize,
+}
+
 /// One leader's Zab state for one epoch.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Leader {
@@ -313,6 +327,25 @@ impl Leader {
             .filter(|h| h.stage == Stage::Serving)
             .map(|h| h.sid)
             .collect()
+    }
+
+    /// What Apache's leader gauges count (mntr's `zk_learners`,
+    /// `zk_synced_followers`, `zk_synced_observers`, `zk_pending_syncs`).
+    pub fn learner_counts(&self) -> LearnerCounts {
+        // Apache counts a learner as synced ("forwarding") once its sync is
+        // queued, before it acks NEWLEADER (`LearnerHandler.syncFollower` → `startForwarding`).
+        let synced = |observer: bool| {
+            self.handlers
+                .values()
+                .filter(|h| h.observer == observer && h.stage >= Stage::AwaitNewLeaderAck)
+                .count()
+        };
+        LearnerCounts {
+            learners: self.handlers.len(),
+            synced_followers: synced(false),
+            synced_observers: synced(true),
+            pending_syncs: self.syncs.len(),
+        }
     }
 
     /// The zxid the next proposal must carry.

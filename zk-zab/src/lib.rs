@@ -17,7 +17,8 @@ mod learner;
 mod packet;
 
 pub use leader::{
-    Conn, Leader, LeaderCommand, LeaderConfig, LeaderEvent, LeaderStart, ProposeError, SyncKind,
+    Conn, Leader, LeaderCommand, LeaderConfig, LeaderEvent, LeaderStart, LearnerCounts,
+    ProposeError, SyncKind,
 };
 pub use learner::{Learner, LearnerCommand, LearnerConfig, LearnerEvent, LearnerStart};
 pub use packet::{PROTOCOL_VERSION, Packet, PacketError};

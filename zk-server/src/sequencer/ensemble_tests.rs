@@ -739,9 +739,20 @@ fn a_follower_keeps_its_sessions_alive_through_pings_and_the_leader_expires_them
     write_n(&mut c, warm, 1, 1);
     c.run_until("converged", Cluster::converged);
     let (session, _) = c.connect_with(2, 300);
-    // Well past the timeout: server 2's PING answers touch it at the leader.
+    // Well past the timeout, the client's packets touch it at server 2 (its
+    // loop does that on every packet) and server 2's PING answers carry the
+    // touches to the leader.
     let until = Instant::now() + Duration::from_millis(900);
-    c.run_until("900 ms", |_| Instant::now() >= until);
+    c.run_until("900 ms", |c| {
+        let now = c.node(2).shared.now_ms();
+        c.node(2)
+            .shared
+            .sessions
+            .lock()
+            .unwrap()
+            .touch(session, now);
+        Instant::now() >= until
+    });
     let live = |c: &Cluster, sid: u64| c.node(sid).shared.sessions.lock().unwrap().is_live(session);
     let states: Vec<bool> = (1..=VOTERS).map(|s| live(&c, s)).collect();
     assert!(
@@ -749,15 +760,9 @@ fn a_follower_keeps_its_sessions_alive_through_pings_and_the_leader_expires_them
         "touched by PING answers: {states:?} {:?}",
         c.nodes.iter().map(|n| &n.events).collect::<Vec<_>>()
     );
-    // The client goes: only the leader expires the session, by a closeSession
-    // txn that every server applies.
-    c.send(
-        2,
-        CoreMsg::ConnClosed {
-            conn: CLIENT,
-            session_id: session,
-        },
-    );
+    // The client goes silent (still connected): a PING answer carries only
+    // the sessions touched since the previous one, so only the leader
+    // expires it, by a closeSession txn that every server applies.
     c.run_until("the session expired everywhere", |c| {
         (1..=VOTERS).all(|s| !live(c, s)) && c.converged()
     });
@@ -944,4 +949,171 @@ fn a_learner_given_a_bad_packet_goes_looking_without_logging_it() {
     assert_eq!(c.zxid(2), before);
     let log = &c.node(2).seq.as_ref().unwrap().storage.log;
     assert_eq!(log.last_key(), None, "nothing was logged");
+}
+
+/// A client resuming its session at server `sid` on connection `conn`: the
+/// handshake's (session id, close) once answered.
+fn resume(c: &mut Cluster, sid: u64, conn: u64, session: i64, passwd: [u8; 16]) -> (i64, bool) {
+    c.send(
+        sid,
+        CoreMsg::Connect {
+            conn,
+            peer: SocketAddr::from(([127, 0, 0, 1], 5001)),
+            req: ConnectRequest {
+                protocol_version: 0,
+                last_zxid_seen: 0,
+                time_out: SESSION_TIMEOUT,
+                session_id: session,
+                passwd: Bytes::copy_from_slice(&passwd),
+                read_only: Some(false),
+            },
+            timeout: SESSION_TIMEOUT,
+        },
+    );
+    let mut found = None;
+    c.run_until("the resumed handshake", |c| {
+        found = c.node(sid).replies.iter().find_map(|m| match m {
+            LoopMsg::Connected {
+                conn: to,
+                session_id,
+                close,
+                ..
+            } if *to == conn => Some((*session_id, *close)),
+            _ => None,
+        });
+        found.is_some()
+    });
+    c.node_mut(sid).replies.clear();
+    found.unwrap()
+}
+
+/// Every server computes a session's password from its id (Apache's).
+fn password(session: i64) -> [u8; 16] {
+    crate::java_random::session_password(session)
+}
+
+#[test]
+fn a_session_moving_to_another_follower_is_revalidated_by_the_leader() {
+    let mut c = established(500);
+    let (session, _) = c.connect(2);
+    assert_eq!(c.write(2, session, 1, create("/a")).1, 0);
+    let revalidates = |c: &Cluster| c.requests.len();
+    let before = revalidates(&c);
+    // Server 3 asks the leader, which makes it the session's owner.
+    assert_eq!(
+        resume(&mut c, 3, CLIENT, session, password(session)),
+        (session, false)
+    );
+    assert_eq!(revalidates(&c), before, "REVALIDATE is not a REQUEST");
+    assert_eq!(c.write(3, session, 2, create("/b")).1, 0);
+    // A wrong password never reaches the leader; an unknown session is
+    // refused by it.
+    let mut wrong = password(session);
+    wrong[0] ^= 1;
+    assert_eq!(
+        resume(&mut c, 3, CLIENT + (1 << 8), session, wrong),
+        (0, true)
+    );
+    let ghost = session + 1000;
+    assert_eq!(
+        resume(&mut c, 2, CLIENT + (2 << 8), ghost, password(ghost)),
+        (0, true)
+    );
+}
+
+#[test]
+fn a_write_through_the_server_a_session_left_closes_that_connection_with_sessionmoved() {
+    // ZOOKEEPER-710: the old server's connection must not keep writing for a
+    // session the leader now sees elsewhere.
+    let mut c = established(500);
+    let (session, _) = c.connect(2);
+    assert_eq!(
+        resume(&mut c, 3, CLIENT, session, password(session)),
+        (session, false)
+    );
+    let before = c.zxid(1);
+    let ctx = Ctx {
+        conn: CLIENT,
+        session_id: session,
+        xid: 7,
+        auth: Arc::new(Vec::new()),
+        received: Instant::now(),
+    };
+    c.send(
+        2,
+        CoreMsg::Request {
+            ctx,
+            req: create("/stale"),
+        },
+    );
+    c.run_until("server 2 closes the stale connection", |c| {
+        c.node(2)
+            .replies
+            .iter()
+            .any(|m| matches!(m, LoopMsg::Close { conn } if *conn == CLIENT))
+    });
+    assert!(
+        !c.node(2)
+            .replies
+            .iter()
+            .any(|m| matches!(m, LoopMsg::Out { .. })),
+        "no answer: {:?}",
+        c.node(2).replies.len()
+    );
+    // The refusal is an error txn every server applies (it takes a zxid).
+    c.run_until("converged", |c| c.converged() && c.zxid(3) > before);
+    assert!((1..=VOTERS).all(|s| !c.has(s, "/stale")));
+    // The session itself lives on at server 3, and moves to the leader too.
+    assert_eq!(c.write(3, session, 8, create("/fresh")).1, 0);
+    assert_eq!(
+        resume(&mut c, 1, CLIENT, session, password(session)),
+        (session, false)
+    );
+    assert_eq!(c.write(1, session, 9, create("/at-leader")).1, 0);
+    c.node_mut(3).replies.clear();
+    let ctx = Ctx {
+        conn: CLIENT,
+        session_id: session,
+        xid: 10,
+        auth: Arc::new(Vec::new()),
+        received: Instant::now(),
+    };
+    c.send(
+        3,
+        CoreMsg::Request {
+            ctx,
+            req: create("/stale2"),
+        },
+    );
+    c.run_until("server 3 closes its stale connection", |c| {
+        c.node(3)
+            .replies
+            .iter()
+            .any(|m| matches!(m, LoopMsg::Close { conn } if *conn == CLIENT))
+    });
+    c.run_until("converged", Cluster::converged);
+    assert!((1..=VOTERS).all(|s| !c.has(s, "/stale2") && c.has(s, "/at-leader")));
+}
+
+#[test]
+fn the_leader_counts_its_learners_for_mntr() {
+    let c = established(500);
+    let (counts, uptime) = c.node(1).shared.control.leader_gauges();
+    assert_eq!(
+        counts,
+        zk_zab::LearnerCounts {
+            learners: 2,
+            synced_followers: 2,
+            synced_observers: 0,
+            pending_syncs: 0
+        }
+    );
+    // zk_leader_uptime counts from the establishment.
+    std::thread::sleep(Duration::from_millis(30));
+    assert!(c.node(1).shared.control.leader_gauges().1 >= uptime + 30);
+    assert_eq!(
+        c.node(2).shared.control.leader_gauges().1,
+        0,
+        "a follower has none"
+    );
 }

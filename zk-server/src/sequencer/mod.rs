@@ -43,6 +43,7 @@ use crate::storage::{Recovered, Storage};
 
 #[cfg(test)]
 mod ensemble_tests;
+mod moves;
 mod role;
 mod session_order;
 mod snapshots;
@@ -356,12 +357,12 @@ impl Sequencer {
             self.send(conn, LoopMsg::Close { conn });
             return;
         }
-        let now = self.shared.now_ms();
         if req.session_id == 0 && self.is_learning() {
             self.forward_create_session(conn, peer, timeout);
             return;
         }
         if req.session_id == 0 {
+            let now = self.shared.now_ms();
             let session = {
                 let mut st = self
                     .shared
@@ -373,6 +374,7 @@ impl Sequencer {
                 st.set_owner(session, conn);
                 session
             };
+            self.set_session_owner(session, moves::Owner::Here);
             let body = TxnBody::CreateSession(CreateSessionTxn { time_out: timeout });
             self.propose(
                 session,
@@ -386,34 +388,30 @@ impl Sequencer {
             );
             return;
         }
+        if self.is_learning() {
+            // The leader decides whether the session lives (REVALIDATE).
+            self.revalidate(conn, peer, &req, timeout);
+            return;
+        }
         let session = req.session_id;
-        let (valid, old_owner) = {
-            let mut st = self
+        let valid = {
+            let st = self
                 .shared
                 .sessions
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            let valid = st.is_live(session) && req.passwd.as_ref() == st.password(session);
-            let old = if valid {
-                st.touch(session, now);
-                st.set_owner(session, conn)
-            } else {
-                0
-            };
-            (valid, old)
+            st.is_live(session) && req.passwd.as_ref() == st.password(session)
         };
         if valid {
-            if old_owner != 0 && old_owner != conn {
-                self.send(old_owner, LoopMsg::Close { conn: old_owner });
-            }
+            self.resume_session(session, conn, timeout, false);
+            self.set_session_owner(session, moves::Owner::Here);
             info!(
                 "Established session 0x{session:x} with negotiated timeout {timeout} for client /{peer} (reconnected)"
             );
             self.connected(conn, session, timeout);
         } else {
             info!("Invalid session 0x{session:x} for client /{peer}, probably expired");
-            // Expired or unknown: timeOut 0, session 0 and a zeroed password.
-            self.send_connect_response(conn, 0, 0, Bytes::from_static(&[0; 16]), true);
+            self.refuse_session(conn);
         }
     }
 
@@ -536,6 +534,11 @@ impl Sequencer {
             return;
         }
         let op = req.op_code();
+        if let Some(body) = self.moved_check(session, moves::Owner::Here, &req) {
+            let xid = ctx.xid;
+            self.propose(session, xid, body, Origin::Client(ctx, op));
+            return;
+        }
         let auth = ctx.auth.clone();
         let xid = ctx.xid;
         let t_core = crate::stages::now();
@@ -709,12 +712,12 @@ impl Sequencer {
     /// behind it, and whether a snapshot is due.
     fn after_apply(&mut self, p: &Proposal) {
         if let TxnBody::CloseSession(_) = p.body {
-            let mut st = self
-                .shared
+            self.shared
                 .sessions
                 .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            st.remove(p.hdr.client_id);
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(p.hdr.client_id);
+            self.forget_session_owner(p.hdr.client_id);
         }
         if p.session_ordered() {
             for item in self.order.write_committed(p.hdr.client_id, p.hdr.cxid) {
@@ -755,6 +758,15 @@ impl Sequencer {
             self.send_event(e);
         }
         match &p.origin {
+            Origin::Client(ctx, _) if moves::is_session_moved(&p.body) => {
+                // SESSIONMOVED: the client is attached elsewhere; its
+                // connection here closes without an answer (ZOOKEEPER-710).
+                info!(
+                    "session 0x{:x} moved to another server: closing its connection here",
+                    p.hdr.client_id
+                );
+                self.send(ctx.conn, LoopMsg::Close { conn: ctx.conn });
+            }
             Origin::Client(ctx, op) => {
                 let frame = write_reply(ctx, *op, zxid, &out);
                 let close = *op == OpCode::CloseSession;

@@ -39,6 +39,7 @@ use zk_zab::{
     LearnerConfig, LearnerEvent, LearnerStart, Packet,
 };
 
+use super::moves::{Owner, Owners, Revalidations};
 use super::{DurableMark, Origin, Proposal, Sequencer};
 use crate::control::Mode;
 use crate::msg::{Ctx, LoopMsg, Outbox, QuorumIn, QuorumOut};
@@ -55,12 +56,19 @@ pub(super) enum Role {
 pub(super) struct Learning {
     core: Learner,
     observer: bool,
+    /// Client handshakes waiting for the leader's REVALIDATE answer.
+    pub(super) revalidations: Revalidations,
 }
 
 pub(super) struct Leading {
     core: Leader,
     /// A SNAP packet waiting for its body ([`LeaderCommand::SendSnapshot`]).
     held_snap: Option<(Conn, Zxid)>,
+    /// Which server each session is attached to (SESSIONMOVED).
+    pub(super) owners: Owners,
+    /// The learner gauges last published to mntr, and when the epoch was
+    /// established.
+    gauges: (zk_zab::LearnerCounts, Option<std::time::Instant>),
 }
 
 /// An event for whichever role is active.
@@ -79,7 +87,7 @@ impl Sequencer {
         self.outbox = Some(outbox);
     }
 
-    fn out(&self, m: QuorumOut) {
+    pub(super) fn out(&self, m: QuorumOut) {
         if let Some(o) = &self.outbox {
             o.send(m);
         }
@@ -215,6 +223,8 @@ impl Sequencer {
         self.role = Some(Role::Leading(Box::new(Leading {
             core,
             held_snap: None,
+            owners: Owners::new(),
+            gauges: Default::default(),
         })));
         self.run_leader(out);
     }
@@ -240,7 +250,13 @@ impl Sequencer {
         self.role = Some(Role::Learning(Box::new(Learning {
             core: Learner::new(cfg, start),
             observer: cfg.observer,
+            revalidations: Revalidations::new(),
         })));
+        self.shared
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .report_touches(true);
     }
 
     /// The last `n` txns of the log, oldest first (the leader's DIFF window).
@@ -303,7 +319,13 @@ impl Sequencer {
     /// GoLooking: stop serving, report to whoever runs the election.
     fn end_role(&mut self, reason: String) {
         warn!("leaving the role, going LOOKING: {reason}");
+        self.drop_revalidations();
         self.role = None;
+        self.shared
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .report_touches(false);
         self.shared.control.set_serving(false);
         self.drop_in_flight("going LOOKING");
         // The next election's vote: the last zxid logged (Apache reloads its
@@ -366,7 +388,25 @@ impl Sequencer {
                 next.push(RoleEvent::Leader(ev));
             }
         }
+        self.publish_leader_gauges();
         next
+    }
+
+    /// mntr's leader gauges follow the core's learners (published when they
+    /// change: nothing per proposal).
+    fn publish_leader_gauges(&mut self) {
+        let Some(Role::Leading(l)) = &mut self.role else {
+            return;
+        };
+        let counts = l.core.learner_counts();
+        let since = match (l.gauges.1, l.core.is_established()) {
+            (None, true) => Some(std::time::Instant::now()),
+            (s, _) => s,
+        };
+        if (counts, since) != l.gauges {
+            l.gauges = (counts, since);
+            self.shared.control.set_leader_gauges(counts, since);
+        }
     }
 
     fn leader_command(&mut self, c: LeaderCommand) -> Option<LeaderEvent> {
@@ -555,6 +595,7 @@ impl Sequencer {
             }
             LearnerCommand::AnswerPing(zxid) => self.answer_ping(zxid),
             LearnerCommand::Deliver(Packet::Sync) => self.leader_synced(),
+            LearnerCommand::Deliver(Packet::Revalidate { data }) => self.revalidated(&data),
             LearnerCommand::Deliver(_) => {}
             LearnerCommand::GoLooking(why) => self.end_role(why),
         }
@@ -562,17 +603,17 @@ impl Sequencer {
     }
 
     /// PING's answer: (sessionId i64, timeout i32) for every session
-    /// connected here, so that the leader (which alone expires sessions)
-    /// keeps them alive.
+    /// touched here since the last answer, so that the leader (which alone
+    /// expires sessions) keeps them alive.
     fn answer_ping(&mut self, zxid: Zxid) {
-        let owned = self
+        let touched = self
             .shared
             .sessions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .owned();
-        let mut data = BytesMut::with_capacity(12 * owned.len());
-        for (id, timeout) in owned {
+            .take_touched();
+        let mut data = BytesMut::with_capacity(12 * touched.len());
+        for (id, timeout) in touched {
             data.extend_from_slice(&id.to_be_bytes());
             data.extend_from_slice(&timeout.to_be_bytes());
         }
@@ -838,6 +879,7 @@ impl Sequencer {
             Packet::Ping {
                 data: Some(data), ..
             } => self.touch_sessions(data),
+            Packet::Revalidate { data } => self.answer_revalidate(conn, sid, &data),
             _ => {}
         }
         None
@@ -926,12 +968,16 @@ impl Sequencer {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .add(session, timeout, now);
+            self.set_session_owner(session, Owner::Learner(conn));
             let body = TxnBody::CreateSession(CreateSessionTxn { time_out: timeout });
             self.propose(session, cxid, body, Origin::Internal);
             return;
         }
         match Request::read_body(ty, &mut r) {
             Ok(req) => {
+                if let Some(body) = self.moved_check(session, Owner::Learner(conn), &req) {
+                    return self.propose(session, cxid, body, Origin::Internal);
+                }
                 if matches!(req, Request::CloseSession) {
                     self.shared
                         .sessions
