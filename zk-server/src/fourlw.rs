@@ -178,9 +178,13 @@ pub fn run(shared: &Shared, cmd: &str, rest: &[u8]) -> String {
                 out.push_str(&mask.to_string());
             }
         }
-        // Apache prints its digest log (one `zxid: digest` line per 128
-        // txns); this server keeps none, like an Apache with digests off.
-        "hash" => {}
+        // Apache's digest log: `zxid: digest` for the applied zxids that are
+        // multiples of 128 (the newest 1024).
+        "hash" => {
+            for (zxid, digest) in shared.tree.digest_log() {
+                let _ = writeln!(out, "{zxid:x}: {digest}");
+            }
+        }
         _ => {}
     }
     out

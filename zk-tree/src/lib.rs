@@ -64,7 +64,10 @@ pub use digest::DIGEST_VERSION;
 pub use path::validate_path;
 pub use prep::{PendingChanges, RequestContext, prepare};
 pub use snapshot::SnapshotError;
-pub use store::{CONTAINER_EPHEMERAL_OWNER, EphemeralType, MAX_TTL, ttl_owner};
+pub use store::{
+    CONTAINER_EPHEMERAL_OWNER, DIGEST_LOG_INTERVAL, DIGEST_LOG_LIMIT, EphemeralType, MAX_TTL,
+    ttl_owner,
+};
 pub use tree::{Tree, WatchKind, WatchSummary};
 
 /// An opaque watcher id chosen by the server (e.g. the session id, or a

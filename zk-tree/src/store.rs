@@ -676,6 +676,12 @@ impl<T> std::ops::IndexMut<usize> for Slab<T> {
 }
 
 /// Everything the applier mutates.
+/// Every how many zxids the digest log keeps the tree digest (Apache's
+/// `DataTree.DIGEST_LOG_INTERVAL`).
+pub const DIGEST_LOG_INTERVAL: i64 = 128;
+/// How many entries the digest log keeps (`DataTree.DIGEST_LOG_LIMIT`).
+pub const DIGEST_LOG_LIMIT: usize = 1024;
+
 #[derive(Debug, Clone)]
 pub(crate) struct State {
     pub(crate) slots: Slab<Option<Node>>,
@@ -695,6 +701,10 @@ pub(crate) struct State {
     pub(crate) node_count: usize,
     pub(crate) data_size: i64,
     pub(crate) digest: i64,
+    /// (zxid, digest) after every txn whose zxid is a multiple of
+    /// [`DIGEST_LOG_INTERVAL`], the newest [`DIGEST_LOG_LIMIT`] (Apache's
+    /// `DataTree.digestLog`, printed by `hash`).
+    pub(crate) digest_log: std::collections::VecDeque<(i64, i64)>,
     pub(crate) last_zxid: i64,
     pub(crate) extended: bool,
     /// Bumped whenever a live node is freed (its id may then be reused): the
@@ -739,6 +749,7 @@ impl State {
             node_count: 0,
             data_size: 0,
             digest: 0,
+            digest_log: std::collections::VecDeque::new(),
             last_zxid: 0,
             extended: config.extended_types,
             free_epoch: 0,
@@ -1403,6 +1414,12 @@ impl State {
         let mut out = self.process_one(hdr, body, trig);
         if hdr.zxid > self.last_zxid {
             self.last_zxid = hdr.zxid;
+        }
+        if hdr.zxid % DIGEST_LOG_INTERVAL == 0 {
+            if self.digest_log.len() == DIGEST_LOG_LIMIT {
+                self.digest_log.pop_front();
+            }
+            self.digest_log.push_back((hdr.zxid, self.digest));
         }
         out.zxid = hdr.zxid;
         out

@@ -509,6 +509,12 @@ impl Tree {
         self.read().digest
     }
 
+    /// The digest log, oldest first: (zxid, tree digest after it) for the
+    /// applied zxids that are multiples of 128, the newest 1024 (`hash`).
+    pub fn digest_log(&self) -> Vec<(i64, i64)> {
+        self.read().digest_log.iter().copied().collect()
+    }
+
     /// Number of znodes, the root and the `/zookeeper` nodes included
     /// (ZooKeeper's `Node count` counts the root twice: add one).
     pub fn node_count(&self) -> usize {

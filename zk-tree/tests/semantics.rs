@@ -762,3 +762,29 @@ fn watches_at_scale() {
     assert_eq!(h.tree.watch_count(), 0);
     assert!(h.tree.watches_by_path(zk_tree::WatchKind::Data).is_empty());
 }
+
+#[test]
+fn the_digest_log_keeps_every_128th_zxid_as_apaches_hash() {
+    let mut h = Harness::new();
+    h.open_session(1, 30000);
+    let mut at = Vec::new();
+    for i in 0..300 {
+        h.create(1, &format!("/n{i}"), b"d", 0);
+        if h.zxid % zk_tree::DIGEST_LOG_INTERVAL == 0 {
+            at.push((h.zxid, h.tree.digest()));
+        }
+    }
+    assert_eq!(at.len(), 2, "zxids 128 and 256");
+    assert_eq!(h.tree.digest_log(), at);
+    // Bounded: the newest DIGEST_LOG_LIMIT entries.
+    // Each create below takes the next multiple of the interval.
+    h.zxid = 10 * zk_tree::DIGEST_LOG_INTERVAL;
+    for i in 0..zk_tree::DIGEST_LOG_LIMIT + 5 {
+        h.zxid += zk_tree::DIGEST_LOG_INTERVAL - 1;
+        h.create(1, &format!("/m{i}"), b"d", 0);
+    }
+    let log = h.tree.digest_log();
+    assert_eq!(log.len(), zk_tree::DIGEST_LOG_LIMIT);
+    assert!(log.windows(2).all(|w| w[0].0 < w[1].0));
+    assert_eq!(log.last().map(|e| e.0), Some(h.zxid));
+}
