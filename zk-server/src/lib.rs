@@ -15,7 +15,6 @@
 //! * `sequencer`: the core thread: sessions, prep, zxids, the log, commit, apply,
 //!   watch events, replies in order (per-session order in `session_order`,
 //!   snapshot policy in `snapshots`).
-//! * `pipeline`: the Zab steps (propose, ack, commit) with a quorum of one.
 //! * `sessions` / [`expiry`]: session ids, passwords and the tick-bucketed expiry.
 //! * `fourlw`: the four-letter words.
 //! * `storage`: log record format, recovery, snapshots, autopurge.
@@ -41,7 +40,6 @@ mod inbox;
 mod java_random;
 mod msg;
 mod net;
-mod pipeline;
 mod quorum;
 mod reads;
 mod sequencer;

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 use zk_jute::Zxid;
 
 use crate::packet::{PROTOCOL_VERSION, Packet};
@@ -196,7 +197,8 @@ struct Handler {
 struct Proposal {
     zxid: Zxid,
     txn: Bytes,
-    acks: BTreeSet<u64>,
+    /// The learners that acked it (our own ack is `zxid <= durable`).
+    acks: SmallVec<[u64; 4]>,
 }
 
 /// The sync a learner gets (quorum.md §3.4).
@@ -256,6 +258,8 @@ pub struct Leader {
     syncs: VecDeque<(Zxid, Conn)>,
     /// Half ticks since the start.
     ticks: u64,
+    /// The one-voter case without an election ([`Leader::standalone`]).
+    standalone: bool,
 }
 
 impl Leader {
@@ -283,9 +287,44 @@ impl Leader {
             outstanding: VecDeque::new(),
             syncs: VecDeque::new(),
             ticks: 0,
+            standalone: false,
             cfg,
         };
         l.maybe_fix_epoch(out);
+        l.validate();
+        l
+    }
+
+    /// The one-voter case: ZooKeeper's standalone server, a quorum of one
+    /// without an election, learners or epoch files. Broadcast starts at once
+    /// ([`LeaderCommand::Established`]) in the epoch of `applied` (0 on a
+    /// fresh server, whose first txn is 0x1, as ZooKeeper's standalone
+    /// server numbers them), a proposal commits once it is durable here, and
+    /// an exhausted counter moves on to the next epoch (there is no election
+    /// to force). The runtime is the same as an ensemble leader's.
+    pub fn standalone(sid: u64, applied: Zxid, out: &mut Vec<LeaderCommand>) -> Self {
+        let cfg = LeaderConfig {
+            sid,
+            voters: BTreeSet::from([sid]),
+            init_limit: 0,
+            sync_limit: 0,
+            commit_log_count: 0,
+            config: Bytes::new(),
+            diff_from_log: false,
+        };
+        let start = LeaderStart {
+            accepted_epoch: applied.epoch(),
+            current_epoch: applied.epoch(),
+            applied,
+            recent: Vec::new(),
+            tail: Vec::new(),
+        };
+        let mut discard = Vec::new();
+        let mut l = Leader::new(cfg, start, &mut discard);
+        l.standalone = true;
+        l.epoch = applied.epoch();
+        l.next_phase(Phase::Broadcast);
+        out.push(LeaderCommand::Established { epoch: l.epoch });
         l.validate();
         l
     }
@@ -350,6 +389,9 @@ impl Leader {
 
     /// The zxid the next proposal must carry.
     pub fn next_zxid(&self) -> Zxid {
+        if self.standalone {
+            return self.proposed.next();
+        }
         if self.proposed.epoch() < self.epoch {
             Zxid::new(self.epoch, 1)
         } else {
@@ -368,7 +410,7 @@ impl Leader {
             return Err(ProposeError::NotLeading);
         }
         let expected = self.next_zxid();
-        if zxid.counter() == u32::MAX {
+        if zxid.counter() == u32::MAX && !self.standalone {
             self.step_down(
                 "the zxid counter is exhausted, forcing a new election".into(),
                 out,
@@ -404,7 +446,7 @@ impl Leader {
         self.outstanding.push_back(Proposal {
             zxid,
             txn,
-            acks: BTreeSet::new(),
+            acks: SmallVec::new(),
         });
         self.validate();
         Ok(())
@@ -465,15 +507,6 @@ impl Leader {
                 if z > self.durable {
                     self.durable = z.min(self.proposed);
                 }
-                let me = self.cfg.sid;
-                let durable = self.durable;
-                for p in self
-                    .outstanding
-                    .iter_mut()
-                    .take_while(|p| p.zxid <= durable)
-                {
-                    p.acks.insert(me);
-                }
                 self.try_commit(out);
             }
             LeaderEvent::Sync(conn) => {
@@ -509,6 +542,26 @@ impl Leader {
     fn quorum(&self, acks: &BTreeSet<u64>) -> bool {
         let n = acks.iter().filter(|s| self.is_voter(**s)).count();
         n > self.cfg.voters.len() / 2
+    }
+
+    /// Whether a proposal is acked by a quorum: by us (durable here) and
+    /// enough learners (a leader is always a voter).
+    fn committable(&self, p: &Proposal) -> bool {
+        let learners = p.acks.iter().filter(|s| self.is_voter(**s)).count();
+        p.zxid <= self.durable && learners + 1 > self.cfg.voters.len() / 2
+    }
+
+    /// The outstanding proposal `zxid`: found by its distance from the
+    /// oldest (they are consecutive within an epoch), no scan per ACK.
+    fn outstanding_mut(&mut self, zxid: Zxid) -> Option<&mut Proposal> {
+        let first = self.outstanding.front()?.zxid;
+        if zxid.epoch() == first.epoch() && zxid >= first {
+            let i = (zxid.counter() - first.counter()) as usize;
+            if self.outstanding.get(i).is_some_and(|p| p.zxid == zxid) {
+                return self.outstanding.get_mut(i);
+            }
+        }
+        self.outstanding.iter_mut().find(|p| p.zxid == zxid)
     }
 
     fn step_down(&mut self, reason: String, out: &mut Vec<LeaderCommand>) {
@@ -635,8 +688,11 @@ impl Leader {
                     }
                 }
                 if !h.observer && zxid.counter() != 0 {
-                    if let Some(p) = self.outstanding.iter_mut().find(|p| p.zxid == zxid) {
-                        p.acks.insert(h.sid);
+                    let sid = h.sid;
+                    if let Some(p) = self.outstanding_mut(zxid)
+                        && !p.acks.contains(&sid)
+                    {
+                        p.acks.push(sid);
                     }
                     self.try_commit(out);
                 }
@@ -964,7 +1020,7 @@ impl Leader {
     /// Commits the oldest proposals a quorum acked, strictly in zxid order.
     fn try_commit(&mut self, out: &mut Vec<LeaderCommand>) {
         while let Some(p) = self.outstanding.front() {
-            if !(self.quorum(&p.acks) && p.acks.contains(&self.cfg.sid)) {
+            if !self.committable(p) {
                 break;
             }
             let Some(p) = self.outstanding.pop_front() else {

@@ -1058,3 +1058,48 @@ fn a_follower_that_never_acks_is_dropped_after_sync_limit() {
         c.closed
     );
 }
+
+#[test]
+fn standalone_is_a_quorum_of_one_in_the_epoch_of_its_last_zxid() {
+    let mut out = Vec::new();
+    let mut l = Leader::standalone(1, z(0, 0), &mut out);
+    assert_eq!(out, vec![LeaderCommand::Established { epoch: 0 }]);
+    assert!(l.is_established());
+    // A fresh server's first txn is 0x1 (ZooKeeper's standalone numbering).
+    assert_eq!(l.next_zxid(), z(0, 1));
+    for c in 1..=3 {
+        let mut out = Vec::new();
+        l.propose(z(0, c), txn(z(0, c)), &mut out).unwrap();
+        assert_eq!(
+            out,
+            vec![LeaderCommand::Append {
+                zxid: z(0, c),
+                txn: txn(z(0, c))
+            }]
+        );
+    }
+    // Durable here is committed: applied in order, up to the durable mark.
+    let mut out = Vec::new();
+    l.step(LeaderEvent::LogDurable(z(0, 2)), &mut out);
+    let applied: Vec<Zxid> = out
+        .iter()
+        .filter_map(|c| match c {
+            LeaderCommand::Apply { zxid, .. } => Some(*zxid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(applied, vec![z(0, 1), z(0, 2)]);
+    assert_eq!(l.committed(), z(0, 2));
+    // A restart keeps the epoch; an exhausted counter moves to the next one.
+    let mut out = Vec::new();
+    let mut l = Leader::standalone(1, z(4, u32::MAX - 1), &mut out);
+    assert_eq!(out, vec![LeaderCommand::Established { epoch: 4 }]);
+    let mut out = Vec::new();
+    l.propose(z(4, u32::MAX), txn(z(4, u32::MAX)), &mut out)
+        .unwrap();
+    assert_eq!(l.next_zxid(), z(5, 1));
+    l.propose(z(5, 1), txn(z(5, 1)), &mut out).unwrap();
+    let mut out = Vec::new();
+    l.step(LeaderEvent::LogDurable(z(5, 1)), &mut out);
+    assert_eq!(l.committed(), z(5, 1));
+}

@@ -2,12 +2,16 @@
 //!
 //! ```text
 //! Request ─▶ prep (zk-tree `prepare` over the outstanding-changes overlay,
-//!            zxid = epoch << 32 | counter)            ── Broadcast::propose
+//!            zxid = epoch << 32 | counter)            ── zk_zab::Leader::propose
 //!         ─▶ log append (zk-txnlog, group commit on its sync thread)
-//!         ─▶ durable callback ─▶ DurableMark (+ CoreMsg::Durable) ── Broadcast::ack (our own ack)
-//!         ─▶ quorum (of one) ─▶ commit, in zxid order  ── Broadcast::ack returns it
-//!         ─▶ apply to the tree, events, reply          ── Broadcast::applied
+//!         ─▶ durable callback ─▶ DurableMark (+ CoreMsg::Durable) ── LeaderEvent::LogDurable (our ack)
+//!         ─▶ quorum ─▶ commit, in zxid order           ── LeaderCommand::Apply
+//!         ─▶ apply to the tree, events, reply
 //! ```
+//!
+//! Standalone is the one-voter case of the same code ([`zk_zab::Leader::standalone`]:
+//! a quorum of one, established at start, no election, learners or epoch
+//! files); an ensemble's leader and learners are the roles of `role.rs`.
 //!
 //! Prep and apply share this thread: the tree's prep overlay and the applier
 //! need no handoff, and the expensive parts (fsync, socket I/O) are elsewhere.
@@ -36,7 +40,6 @@ use zk_tree::{Auth, PendingChanges, RequestContext};
 use crate::epoch_files::EpochFiles;
 use crate::frames::{error_frame, event_frame, response_frame};
 use crate::msg::{CoreMsg, Ctx, LoopMsg, Reject, loop_of};
-use crate::pipeline::Broadcast;
 use crate::reads::{is_local, serve_read};
 use crate::shared::{Shared, stop_loops};
 use crate::storage::{Recovered, Storage};
@@ -115,7 +118,6 @@ pub(crate) struct Sequencer {
     durable: Arc<DurableMark>,
     /// The log record being encoded (reused: no allocation per txn).
     record: BytesMut,
-    bcast: Broadcast,
     my_id: u64,
     overlay: PendingChanges,
     /// Proposals in zxid order: appended as proposed, committed from the front.
@@ -126,11 +128,11 @@ pub(crate) struct Sequencer {
     failed: bool,
     purge: Purge,
     next_container_check: Instant,
-    /// The Zab role hosted here (ensemble mode); `None`: standalone, or
-    /// LOOKING (nothing is served then).
+    /// The Zab role hosted here: standalone's one-voter leader from the
+    /// start; in an ensemble `None` while LOOKING (nothing is served then).
     role: Option<role::Role>,
-    /// Ensemble mode (configured, or a role was ever started): the
-    /// standalone `bcast` pipeline never runs, even between roles.
+    /// Ensemble mode (configured, or a role was ever started): roles come
+    /// from elections, epoch files are kept.
     ensemble: bool,
     /// Where the role's packets go (the quorum side).
     outbox: Option<crate::msg::Outbox>,
@@ -163,10 +165,9 @@ impl Sequencer {
     ) -> Self {
         let last_zxid = recovered.last_zxid;
         let my_id = shared.config.my_id;
-        Self {
+        let mut seq = Self {
             durable: Arc::new(DurableMark::default()),
             record: BytesMut::with_capacity(4096),
-            bcast: Broadcast::new(my_id, vec![my_id], last_zxid),
             my_id,
             overlay: PendingChanges::new(),
             proposals: VecDeque::new(),
@@ -195,7 +196,11 @@ impl Sequencer {
             storage,
             rx,
             tx,
+        };
+        if !seq.ensemble {
+            seq.start_standalone(last_zxid);
         }
+        seq
     }
 
     pub fn run(mut self) {
@@ -224,11 +229,10 @@ impl Sequencer {
             info!("{}", crate::stages::report());
         }
         info!(
-            "core stopped: last processed 0x{:x}, committed 0x{:x}, logged 0x{:x}, {} proposals pending",
-            self.bcast.last_processed(),
-            self.bcast.committed(),
-            self.bcast.last_logged(),
-            self.bcast.pending()
+            "core stopped: last processed 0x{:x}, logged 0x{:x}, {} proposals pending",
+            self.shared.tree.last_processed_zxid(),
+            self.storage.log.last_key().unwrap_or(0),
+            self.proposals.len()
         );
     }
 
@@ -303,22 +307,7 @@ impl Sequencer {
     /// Our own ACK for everything the log made durable since the last look;
     /// commits what that completes.
     fn poll_durable(&mut self) {
-        if self.ensemble {
-            self.role_poll_durable();
-            return;
-        }
-        let hi = Zxid::from(self.durable.hi.load(SeqCst));
-        if hi <= self.bcast.last_logged() || self.failed {
-            return;
-        }
-        if crate::stages::enabled() {
-            let at = stage_base() + Duration::from_nanos(self.durable.at_ns.load(Relaxed));
-            crate::stages::record(crate::stages::Stage::CallbackToCore, at, Instant::now());
-        }
-        let committed = self.bcast.ack(self.my_id, hi);
-        for z in committed {
-            self.commit(z);
-        }
+        self.role_poll_durable();
     }
 
     /// A storage failure: no write is acknowledged any more; stop serving.
@@ -603,7 +592,7 @@ impl Sequencer {
         origin: Origin,
         auth: &[Id],
     ) {
-        if self.ensemble && !self.is_leading() {
+        if !self.is_leading() {
             // LOOKING (a request that was in flight when the role ended).
             self.refuse(origin);
             return;
@@ -629,8 +618,8 @@ impl Sequencer {
         self.propose_at(session, cxid, time, body, origin);
     }
 
-    /// Zab PROPOSAL with a quorum of one: assign the zxid, append to the log;
-    /// the durable callback is our ACK.
+    /// Zab PROPOSAL: the role assigns the zxid and appends the txn to the
+    /// log; the durable callback is our ACK.
     fn propose_at(
         &mut self,
         session: i64,
@@ -639,26 +628,7 @@ impl Sequencer {
         body: TxnBody,
         origin: Origin,
     ) -> Zxid {
-        if self.ensemble {
-            return self.role_propose(session, cxid, time, body, origin);
-        }
-        let zxid = self.bcast.propose();
-        let hdr = txn_header(session, cxid, zxid, time, &body);
-        // One buffer reused: the log copies the record into its staging buffer.
-        self.record.clear();
-        body.write_record(&hdr, &mut self.record);
-        let record = std::mem::take(&mut self.record);
-        self.append_record(zxid, &record);
-        self.record = record;
-        if self.failed {
-            return zxid;
-        }
-        let p = Proposal { hdr, body, origin };
-        if p.session_ordered() {
-            self.order.write_proposed(session, cxid);
-        }
-        self.proposals.push_back(p);
-        zxid
+        self.role_propose(session, cxid, time, body, origin)
     }
 
     /// Appends one log record; its durability raises the [`DurableMark`]
@@ -693,19 +663,6 @@ impl Sequencer {
                 "cannot append zxid 0x{zxid:x} to the txn log: {e}"
             ));
         }
-    }
-
-    /// Zab COMMIT: apply in zxid order, send events and the reply, then
-    /// answer what waited in the session's order behind this write.
-    fn commit(&mut self, zxid: Zxid) {
-        // Commits come in zxid order, so the proposal is the front one (none
-        // after a fatal error cleared them).
-        let Some(p) = self.proposals.pop_front_if(|p| p.hdr.zxid == zxid.as_i64()) else {
-            debug_assert!(self.proposals.is_empty(), "commit out of order: {zxid:#x}");
-            return;
-        };
-        self.apply(&p);
-        self.after_apply(&p);
     }
 
     /// What follows a txn's apply: the session table, the reads that waited
@@ -747,9 +704,6 @@ impl Sequencer {
         let _gate = shared.gate.write().unwrap_or_else(|e| e.into_inner());
         let out = shared.tree.apply(&p.hdr, &p.body);
         self.overlay.applied(zxid);
-        if self.role.is_none() {
-            self.bcast.applied(Zxid::from(zxid));
-        }
         shared.control.set_last_zxid(zxid);
         // Each event goes with its node's ACL: the connection's loop,
         // which knows its current auth ids, drops it without READ
@@ -816,7 +770,7 @@ impl Sequencer {
             c.last_latency.store(lat, Relaxed);
             c.last_response.store(crate::stats::wall_ms(), Relaxed);
             c.last_zxid
-                .store(self.bcast.last_processed().as_i64(), Relaxed);
+                .store(self.shared.tree.last_processed_zxid(), Relaxed);
         }
     }
 

@@ -234,6 +234,9 @@ impl Sequencer {
 
     /// Leader: `session` is now attached to `owner`.
     pub(super) fn set_session_owner(&mut self, session: i64, owner: Owner) {
+        if !self.ensemble {
+            return;
+        }
         if let Some(Role::Leading(l)) = &mut self.role {
             l.owners.insert(session, owner);
         }
@@ -255,7 +258,7 @@ impl Sequencer {
         owner: Owner,
         req: &Request,
     ) -> Option<TxnBody> {
-        if matches!(req, Request::CloseSession | Request::CreateSession(_)) {
+        if !self.ensemble || matches!(req, Request::CloseSession | Request::CreateSession(_)) {
             return None;
         }
         let Some(Role::Leading(l)) = &mut self.role else {

@@ -101,21 +101,21 @@ impl Sequencer {
         matches!(self.role, Some(Role::Learning(_)))
     }
 
-    /// Whether this server expires sessions and removes containers: standalone,
-    /// or the leader of an established epoch (quorum.md §6: only the leader).
+    /// Whether this server expires sessions and removes containers: the
+    /// leader of an established epoch (standalone's from the start;
+    /// quorum.md §6: only the leader).
     pub(super) fn decides_expiry(&self) -> bool {
         match &self.role {
-            None => !self.ensemble,
             Some(Role::Leading(l)) => l.core.is_established(),
-            Some(Role::Learning(_)) => false,
+            Some(Role::Learning(_)) | None => false,
         }
     }
 
-    /// The zxid the next prepared txn gets.
+    /// The zxid the next prepared txn gets (only a leader prepares txns).
     pub(super) fn next_zxid(&self) -> Zxid {
         match &self.role {
             Some(Role::Leading(l)) => l.core.next_zxid(),
-            _ => self.bcast.next_zxid(),
+            _ => Zxid::from(self.shared.tree.last_processed_zxid()).next(),
         }
     }
 
@@ -195,6 +195,20 @@ impl Sequencer {
         let epochs = self.epochs.load(last).map_err(|e| e.to_string())?;
         let epoch = |e: i64| u32::try_from(e).map_err(|_| format!("epoch {e} out of range"));
         Ok((last, epoch(epochs.accepted)?, epoch(epochs.current)?))
+    }
+
+    /// Standalone: the one-voter leader of the epoch of `last`, serving at
+    /// once (the server marks itself serving once it listens).
+    pub(super) fn start_standalone(&mut self, last: Zxid) {
+        let mut out = Vec::new();
+        let core = Leader::standalone(self.my_id, last, &mut out);
+        self.role = Some(Role::Leading(Box::new(Leading {
+            core,
+            held_snap: None,
+            owners: Owners::new(),
+            gauges: Default::default(),
+        })));
+        self.run_leader(out);
     }
 
     fn start_leading(&mut self, cfg: LeaderConfig) {
@@ -369,6 +383,18 @@ impl Sequencer {
             return;
         }
         self.role_durable = hi;
+        if crate::stages::enabled() {
+            let ns = self
+                .durable
+                .at_ns
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let at = super::stage_base() + std::time::Duration::from_nanos(ns);
+            crate::stages::record(
+                crate::stages::Stage::CallbackToCore,
+                at,
+                std::time::Instant::now(),
+            );
+        }
         let ev = match &self.role {
             Some(Role::Leading(_)) => RoleEvent::Leader(LeaderEvent::LogDurable(hi)),
             Some(Role::Learning(_)) => RoleEvent::Learner(LearnerEvent::LogDurable(hi)),
@@ -398,6 +424,9 @@ impl Sequencer {
         let Some(Role::Leading(l)) = &mut self.role else {
             return;
         };
+        if !self.ensemble {
+            return;
+        }
         let counts = l.core.learner_counts();
         let since = match (l.gauges.1, l.core.is_established()) {
             (None, true) => Some(std::time::Instant::now()),
@@ -533,6 +562,9 @@ impl Sequencer {
 
     /// The role is established (leader) or synced (learner): serve clients.
     fn serve(&mut self, mode: Mode, epoch: u32) {
+        if !self.ensemble {
+            return;
+        }
         info!(
             "serving clients as {} of epoch {epoch} at zxid 0x{:x}",
             mode.name(),
@@ -780,11 +812,16 @@ impl Sequencer {
         };
         let zxid = l.core.next_zxid();
         let hdr = super::txn_header(session, cxid, zxid, time, &body);
-        let mut record = BytesMut::new();
-        body.write_record(&hdr, &mut record);
-        self.shared.control.note_proposal_size(record.len());
+        // One buffer for every record: each proposal splits its record off
+        // (the buffer is reclaimed once the records in flight are dropped).
+        self.record.reserve(4096);
+        body.write_record(&hdr, &mut self.record);
+        let record = self.record.split().freeze();
+        if self.ensemble {
+            self.shared.control.note_proposal_size(record.len());
+        }
         let mut out = Vec::new();
-        if let Err(e) = l.core.propose(zxid, record.freeze(), &mut out) {
+        if let Err(e) = l.core.propose(zxid, record, &mut out) {
             warn!("cannot propose 0x{zxid:x}: {e:?}");
             self.refuse(origin);
             let next = self.run_leader(out);

@@ -239,7 +239,10 @@ fn a_new_session_is_a_txn_answered_once_committed() {
     assert_ne!(session, 0);
     assert_eq!(h.shared.control.last_zxid(), 1, "createSession took zxid 1");
     assert_eq!(h.shared.tree.sessions(), vec![(session, 30_000)]);
-    assert_eq!(h.seq.bcast.last_processed(), Zxid::new(0, 1));
+    assert_eq!(
+        Zxid::from(h.seq.shared.tree.last_processed_zxid()),
+        Zxid::new(0, 1)
+    );
 }
 
 #[test]
