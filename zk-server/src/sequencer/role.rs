@@ -812,9 +812,12 @@ impl Sequencer {
         };
         let zxid = l.core.next_zxid();
         let hdr = super::txn_header(session, cxid, zxid, time, &body);
-        // One buffer for every record: each proposal splits its record off
-        // (the buffer is reclaimed once the records in flight are dropped).
-        self.record.reserve(4096);
+        // Records are split off one buffer, refilled 64 KiB at a time (a
+        // buffer is freed once the records cut from it are dropped): no
+        // allocation per proposal.
+        if self.record.capacity() < 4096 {
+            self.record.reserve(64 << 10);
+        }
         body.write_record(&hdr, &mut self.record);
         let record = self.record.split().freeze();
         if self.ensemble {
