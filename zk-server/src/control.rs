@@ -63,6 +63,8 @@ pub(crate) struct Control {
     proposals: Mutex<(i64, i64, i64)>,
     /// The leader's learner gauges and when it became established (mntr).
     leader: Mutex<(zk_zab::LearnerCounts, Option<std::time::Instant>)>,
+    /// Why the server stopped serving for good (a storage failure), if it did.
+    failure: Mutex<Option<String>>,
 }
 
 impl Control {
@@ -76,6 +78,7 @@ impl Control {
             per_ip: Mutex::new(HashMap::new()),
             proposals: Mutex::new((-1, -1, -1)),
             leader: Mutex::new((zk_zab::LearnerCounts::default(), None)),
+            failure: Mutex::new(None),
         }
     }
 
@@ -115,6 +118,23 @@ impl Control {
     /// (last, min, max) proposal sizes, -1 before the first proposal.
     pub fn proposal_sizes(&self) -> (i64, i64, i64) {
         *self.proposals.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The server latched a fatal failure (the first one is kept): it
+    /// serves nothing more and exits with it.
+    pub fn set_failure(&self, what: &str) {
+        let mut f = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        if f.is_none() {
+            *f = Some(what.to_string());
+        }
+    }
+
+    /// The fatal failure, if one happened.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// This server's mode.

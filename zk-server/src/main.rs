@@ -9,7 +9,9 @@
 //! the kernel chose), then logs through `tracing` on stderr (`RUST_LOG`
 //! overrides the default `info`). SIGTERM or SIGINT stop it cleanly: it stops
 //! accepting, finishes the txns in flight, answers them and exits 0. An invalid
-//! config or a failed recovery exits 1 (2 for bad usage) with the reason.
+//! config, a failed recovery or a storage failure while serving (the txn log
+//! or an epoch file cannot be written) exits 1 (2 for bad usage) with the
+//! reason.
 
 #![forbid(unsafe_code)]
 
@@ -88,6 +90,11 @@ fn main() -> ExitCode {
         }
         Err(e) => tracing::warn!("cannot install signal handlers: {e}"),
     }
-    server.wait();
-    ExitCode::SUCCESS
+    match server.wait() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            eprintln!("zk-server: stopped after a fatal error: {why}");
+            ExitCode::from(1)
+        }
+    }
 }

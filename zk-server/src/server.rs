@@ -277,10 +277,25 @@ impl Server {
         info!("shutdown complete");
     }
 
-    /// Blocks until the server stops (after [`ShutdownHandle::shutdown`] or a fatal error).
-    pub fn wait(mut self) {
-        for t in self.threads.drain(..) {
+    /// Blocks until the server stops (after [`ShutdownHandle::shutdown`] or a
+    /// fatal error); `Err` names the failure that stopped it (a storage
+    /// error: the txn log or an epoch file could not be written).
+    pub fn wait(mut self) -> Result<(), String> {
+        let mut threads = self.threads.drain(..);
+        // The core first: it ends on shutdown or on a fatal error, and then
+        // the quorum thread (elections, the quorum port) must stop too.
+        if let Some(core) = threads.next() {
+            let _ = core.join();
+        }
+        if let Some(q) = &self.quorum {
+            q.stop();
+        }
+        for t in threads {
             let _ = t.join();
+        }
+        match self.shared.control.failure() {
+            Some(why) => Err(why),
+            None => Ok(()),
         }
     }
 

@@ -314,6 +314,7 @@ impl Sequencer {
     fn fatal(&mut self, what: &str) {
         if !self.failed {
             error!("{what}; this server stops serving (restart it to recover from the log)");
+            self.shared.control.set_failure(what);
         }
         self.failed = true;
         self.shutting_down = true;
