@@ -34,6 +34,7 @@ mod control;
 mod epoch_files;
 mod error;
 pub mod expiry;
+pub mod failpoint;
 mod fourlw;
 mod frames;
 mod inbox;

@@ -58,6 +58,8 @@ pub(super) struct Learning {
     observer: bool,
     /// Client handshakes waiting for the leader's REVALIDATE answer.
     pub(super) revalidations: Revalidations,
+    /// Whether the NEWLEADER ACK (the first ACK of the epoch) went out.
+    acked_newleader: bool,
 }
 
 pub(super) struct Leading {
@@ -265,6 +267,7 @@ impl Sequencer {
             core: Learner::new(cfg, start),
             observer: cfg.observer,
             revalidations: Revalidations::new(),
+            acked_newleader: false,
         })));
         self.shared
             .sessions
@@ -465,6 +468,7 @@ impl Sequencer {
                     .then_some(LeaderEvent::AcceptedEpochDurable(e));
             }
             LeaderCommand::PersistCurrentEpoch(e) => {
+                crate::failpoint::hit("leader-before-current-epoch");
                 return self
                     .persist_epoch(e, true)
                     .then_some(LeaderEvent::CurrentEpochDurable(e));
@@ -597,13 +601,24 @@ impl Sequencer {
             return None;
         }
         match c {
-            LearnerCommand::Send(p) => self.out(QuorumOut::ToLeader(p)),
+            LearnerCommand::Send(p) => {
+                if let Packet::Ack { zxid } = &p
+                    && zxid.counter() == 0
+                    && let Some(Role::Learning(l)) = &mut self.role
+                    && !l.acked_newleader
+                {
+                    l.acked_newleader = true;
+                    crate::failpoint::hit("learner-before-newleader-ack");
+                }
+                self.out(QuorumOut::ToLeader(p));
+            }
             LearnerCommand::PersistAcceptedEpoch(e) => {
                 return self
                     .persist_epoch(e, false)
                     .then_some(LearnerEvent::AcceptedEpochDurable(e));
             }
             LearnerCommand::PersistCurrentEpoch(e) => {
+                crate::failpoint::hit("learner-before-current-epoch");
                 return self
                     .persist_epoch(e, true)
                     .then_some(LearnerEvent::CurrentEpochDurable(e));
@@ -663,6 +678,7 @@ impl Sequencer {
             return self.fatal(&format!("cannot truncate the log after 0x{z:x}: {e}"));
         }
         self.new_log_generation();
+        crate::failpoint::hit("learner-inside-trunc");
         match self.rebuild_tree() {
             Ok(at) if at <= z => {}
             Ok(at) => self.fatal(&format!(
