@@ -176,7 +176,7 @@ fn a_follower_behind_the_purged_log_and_a_wiped_one_get_snap() {
     assert_converged(&m, &[0, 1, 2]);
 
     // A follower with an empty data dir.
-    let w = others(&m, &[leader])[0];
+    let w = others(&m, &[leader, f])[0];
     m[w].kill9();
     m[w].wipe_data();
     let mark = m[leader].output().len();
@@ -206,11 +206,14 @@ fn on_disk(dir: &std::path::Path, needle: &[u8]) -> bool {
 const TRUNC_CFG: &str =
     "maxSessionTimeout=60000\njute.maxbuffer=100000\npreAllocSize=1\nzkrs.logZeroFill=no\n";
 
-/// The leader logs a write it cannot replicate (iptables drops everything it
-/// sends from its quorum port), then dies by kill -9; the two followers
-/// elect a new leader. Returns (old leader, new leader). No session is
-/// opened at the new leader (a session is a txn of the new epoch).
-fn leader_with_an_uncommitted_txn(m: &mut [Member], path: &str) -> (usize, usize) {
+/// The znodes of the writes the old leader logs but cannot replicate.
+const UNCOMMITTED: [&str; 3] = ["/uncommitted-0", "/uncommitted-1", "/uncommitted-2"];
+
+/// The leader logs three writes it cannot replicate (iptables drops
+/// everything it sends from its quorum port), then dies by kill -9; the two
+/// followers elect a new leader. Returns (old leader, new leader). No
+/// session is opened at the new leader (a session is a txn of the new epoch).
+fn leader_with_uncommitted_txns(m: &mut [Member]) -> (usize, usize) {
     let leader = start_all(m);
     let opts = ConnectOptions {
         timeout_ms: 60_000,
@@ -220,10 +223,16 @@ fn leader_with_an_uncommitted_txn(m: &mut [Member], path: &str) -> (usize, usize
     c.create("/committed", b"c", 0).unwrap().expect("create");
     let mut fw = Firewall::new(&[]);
     fw.drop_from_port(&m[leader], QUORUM_PORT);
-    let xid = c.send(&create_req(path, b"u")).expect("send the write");
+    let xids: Vec<i32> = UNCOMMITTED
+        .iter()
+        .map(|p| c.send(&create_req(p, b"u")).expect("send a write"))
+        .collect();
     let dir = m[leader].dir().join("data");
-    wait_until("the leader to log the write", || {
-        on_disk(&dir, path.as_bytes()).then_some(())
+    wait_until("the leader to log the writes", || {
+        UNCOMMITTED
+            .iter()
+            .all(|p| on_disk(&dir, p.as_bytes()))
+            .then_some(())
     });
     m[leader].kill9();
     // The rule stays until the followers have a new leader: the dead
@@ -232,16 +241,15 @@ fn leader_with_an_uncommitted_txn(m: &mut [Member], path: &str) -> (usize, usize
     let followers = others(m, &[leader]);
     let new = serving(m, &followers);
     drop(fw);
-    assert!(
-        c.wait(xid).is_err(),
-        "the unreplicated write was acknowledged"
-    );
+    for x in xids {
+        assert!(c.wait(x).is_err(), "an unreplicated write was acknowledged");
+    }
     (leader, new)
 }
 
-/// TRUNC: the old leader comes back with a logged txn nobody else has (the
-/// new leader has taken no write yet): it is told TRUNC, drops the txn (its
-/// znode exists nowhere), follows, and converges with the others.
+/// TRUNC: the old leader comes back with three logged txns nobody else has
+/// (the new leader has taken no write yet): it is told TRUNC, drops them
+/// (their znodes exist nowhere), follows, and converges with the others.
 #[test]
 fn an_uncommitted_txn_is_truncated_when_its_leader_returns() {
     let mut m = ensemble_with(
@@ -251,7 +259,7 @@ fn an_uncommitted_txn_is_truncated_when_its_leader_returns() {
             ..EnsembleOptions::default()
         },
     );
-    let (old, new) = leader_with_an_uncommitted_txn(&mut m, "/uncommitted");
+    let (old, new) = leader_with_uncommitted_txns(&mut m);
     let mark = m[new].output().len();
     m[old].start();
     assert_eq!(serving(&m, &[0, 1, 2]), new);
@@ -270,15 +278,17 @@ fn an_uncommitted_txn_is_truncated_when_its_leader_returns() {
         assert_has(x, &after, b"a");
         assert_has(x, &["/committed".to_string()], b"c");
     }
-    assert_absent(&m, &[0, 1, 2], "/uncommitted");
+    for p in UNCOMMITTED {
+        assert_absent(&m, &[0, 1, 2], p);
+    }
     assert_converged(&m, &[0, 1, 2]);
 }
 
 /// The same, but the new leader takes writes before the old one returns:
 /// its history then has no txn of the old leader's epoch after the
-/// uncommitted one, so (as Apache's LearnerHandler: "Cannot send TRUNC to
+/// uncommitted ones, so (as Apache's LearnerHandler: "Cannot send TRUNC to
 /// peer ... from different epoch") the old leader is brought back by SNAP;
-/// its uncommitted txn is gone all the same.
+/// its uncommitted txns are gone all the same.
 #[test]
 fn an_uncommitted_txn_is_dropped_by_snap_after_new_epoch_writes() {
     let mut m = ensemble_with(
@@ -288,7 +298,7 @@ fn an_uncommitted_txn_is_dropped_by_snap_after_new_epoch_writes() {
             ..EnsembleOptions::default()
         },
     );
-    let (old, new) = leader_with_an_uncommitted_txn(&mut m, "/uncommitted");
+    let (old, new) = leader_with_uncommitted_txns(&mut m);
     let mut c = connect(&m[new]);
     let after = create_many(&mut c, "/after", 50, b"a");
     let _ = c.close();
@@ -299,7 +309,9 @@ fn an_uncommitted_txn_is_dropped_by_snap_after_new_epoch_writes() {
     for x in &m {
         assert_has(x, &after, b"a");
     }
-    assert_absent(&m, &[0, 1, 2], "/uncommitted");
+    for p in UNCOMMITTED {
+        assert_absent(&m, &[0, 1, 2], p);
+    }
     assert_converged(&m, &[0, 1, 2]);
 }
 
