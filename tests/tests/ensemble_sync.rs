@@ -698,3 +698,35 @@ fn leaders_killed_in_turn_under_load_lose_no_acknowledged_write() {
     let loads = run.finish();
     check_loads(&m, &loads);
 }
+
+/// The leader is cut off from both followers under the load: its sessions
+/// move to the majority within their 4 s timeout, the majority goes on
+/// taking writes; healed, the old leader drops what it logged alone and
+/// catches up. No acknowledged write or session is lost.
+#[test]
+fn a_leader_cut_off_under_load_loses_no_acknowledged_write() {
+    let mut m = ensemble_with(
+        3,
+        &EnsembleOptions {
+            own_uids: true,
+            ..EnsembleOptions::default()
+        },
+    );
+    let mut fw = Firewall::new(&m);
+    let leader = start_all(&mut m);
+    let run = LoadRun::start(&m);
+    run.progress(100, "writes before the cut");
+    let fs = others(&m, &[leader]);
+    for &f in &fs {
+        fw.cut(&m[leader], &m[f]);
+    }
+    let new = serving(&m, &fs);
+    run.progress(200, "writes in the majority");
+    fw.heal();
+    assert_eq!(serving(&m, &[0, 1, 2]), new);
+    run.progress(100, "writes after healing");
+    let loads = run.finish();
+    let resumed: usize = loads.iter().map(|l| l.resumed).sum();
+    assert!(resumed >= 2, "{resumed} sessions resumed elsewhere");
+    check_loads(&m, &loads);
+}
