@@ -387,6 +387,7 @@ impl Firewall {
     /// Marks every connection a member of `m` opens with its uid (members
     /// built with [`EnsembleOptions::own_uids`]); call before starting them.
     pub fn new(m: &[Member]) -> Firewall {
+        sweep_dead_tests_rules();
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut fw = Firewall {
@@ -478,6 +479,40 @@ impl Firewall {
             let (table, spec) = self.rules.pop().expect("a rule");
             if let Err(e) = Self::iptables(table, "-D", &spec) {
                 panic!("{e}");
+            }
+        }
+    }
+}
+
+/// Removes the rules of test processes that died without dropping their
+/// [`Firewall`] (killed by a timeout or ^C): `zk-test-<pid>-` comments whose
+/// pid no longer runs.
+fn sweep_dead_tests_rules() {
+    for table in ["filter", "mangle"] {
+        let Ok(out) = Command::new("iptables")
+            .args(["-w", "-t", table, "-S", "OUTPUT"])
+            .output()
+        else {
+            return;
+        };
+        for rule in String::from_utf8_lossy(&out.stdout).lines() {
+            let Some(pid) = rule
+                .split("zk-test-")
+                .nth(1)
+                .and_then(|r| r.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            if let Some(spec) = rule.strip_prefix("-A OUTPUT ") {
+                // `-S` prints the rule as it was given; a comment holds no space.
+                let _ = Command::new("iptables")
+                    .args(["-w", "-t", table, "-D", "OUTPUT"])
+                    .args(spec.split_whitespace())
+                    .status();
             }
         }
     }
