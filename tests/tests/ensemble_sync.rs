@@ -730,3 +730,60 @@ fn a_leader_cut_off_under_load_loses_no_acknowledged_write() {
     assert!(resumed >= 2, "{resumed} sessions resumed elsewhere");
     check_loads(&m, &loads);
 }
+
+/// A session learnt through SNAP is a session: a follower whose data dir
+/// was lost gets the leader's sessions in its SNAP, becomes leader after
+/// the old one dies, and expires a session whose client went away (its
+/// ephemeral goes on every server) while one that keeps pinging stays.
+#[test]
+fn sessions_learnt_by_snap_expire_under_the_next_leader() {
+    let mut m = ensemble(3);
+    let leader = start_all(&mut m);
+    assert_eq!(leader, 2, "fresh data dirs: the highest sid leads");
+    let opts = ConnectOptions {
+        timeout_ms: 4000,
+        ..ConnectOptions::default()
+    };
+    let mut gone = Client::connect_with(m[0].addr(), &opts).expect("connect");
+    gone.create("/gone", b"g", 1)
+        .unwrap()
+        .expect("create an ephemeral");
+    let mut kept = Client::connect_with(m[0].addr(), &opts).expect("connect");
+    kept.create("/kept", b"k", 1)
+        .unwrap()
+        .expect("create an ephemeral");
+    // Server 2 loses its disk and comes back by SNAP.
+    m[1].kill9();
+    m[1].wipe_data();
+    let mark = m[leader].output().len();
+    m[1].start();
+    serving(&m, &[0, 1, 2]);
+    assert_synced_by(&sync_of(&m[leader], mark, m[1].sid), "SNAP");
+    kept.ping().expect("ping");
+    gone.disconnect();
+    // The leader dies: servers 1 and 2 have one zxid, server 2 leads.
+    m[leader].kill9();
+    assert_eq!(serving(&m, &[0, 1]), 1);
+    let expired = Instant::now();
+    let mut watch: Vec<Client> = [0, 1].iter().map(|&i| connect(&m[i])).collect();
+    wait_until("the new leader to expire the abandoned session", || {
+        kept.ping().expect("ping");
+        let mut gone = true;
+        for c in watch.iter_mut() {
+            sync(c).expect("sync");
+            gone &= c.exists("/gone", false).expect("exists").is_none();
+        }
+        gone.then_some(())
+    });
+    for c in watch {
+        let _ = c.close();
+    }
+    let took = expired.elapsed();
+    eprintln!("expired {} ms after the failover", took.as_millis());
+    assert!(took < Duration::from_secs(8), "{took:?} for a 4 s session");
+    for i in [0, 1] {
+        assert_has(&m[i], &["/kept".to_string()], b"k");
+    }
+    let _ = kept.close();
+    assert_converged(&m, &[0, 1]);
+}
