@@ -473,6 +473,41 @@ impl Firewall {
         }
     }
 
+    /// Slows what `from` sends on the connections `to` opened to `from`'s
+    /// `port` to 1 MB/s (the excess is dropped; TCP resends it).
+    pub fn throttle(&mut self, from: &Member, to: &Member, port: u16) {
+        let mark = to.uid.expect("a member with its own uid").to_string();
+        let (ip, port) = (from.ip.to_string(), port.to_string());
+        let name = format!("zk{mark}");
+        self.add(
+            "filter",
+            &[
+                "-m",
+                "connmark",
+                "--mark",
+                &mark,
+                "-s",
+                &ip,
+                "-p",
+                "tcp",
+                "--sport",
+                &port,
+                "-m",
+                "hashlimit",
+                "--hashlimit-above",
+                "1mb/s",
+                "--hashlimit-burst",
+                "1mb",
+                "--hashlimit-mode",
+                "srcip",
+                "--hashlimit-name",
+                &name,
+                "-j",
+                "DROP",
+            ],
+        );
+    }
+
     /// Removes every rule but the connection marks.
     pub fn heal(&mut self) {
         while self.rules.len() > self.marks {

@@ -787,3 +787,73 @@ fn sessions_learnt_by_snap_expire_under_the_next_leader() {
     let _ = kept.close();
     assert_converged(&m, &[0, 1]);
 }
+
+/// Waits until `leader` logs (after `mark`) that it sends server `sid` a
+/// SNAP.
+fn snap_started(leader: &Member, mark: usize, sid: u64) {
+    wait_until(&format!("a SNAP to server {sid}"), || {
+        let out = leader.output();
+        let new = since(&out, mark);
+        let at = new.find(&format!("FOLLOWERINFO from server {sid} "))?;
+        new[at..].contains(" by SNAP 0x").then_some(())
+    });
+}
+
+/// A SNAP of a 6 MB tree, slowed to 1 MB/s by iptables, cut short by
+/// kill -9: first of the learner receiving it (it comes back and gets a
+/// whole SNAP), then of the leader sending it (the learner must not serve a
+/// partial tree: the two left elect a leader and agree, then the old leader
+/// rejoins).
+#[test]
+fn a_snap_cut_short_by_kill_leaves_no_partial_tree() {
+    let mut m = ensemble_with(
+        3,
+        &EnsembleOptions {
+            own_uids: true,
+            ..EnsembleOptions::default()
+        },
+    );
+    let mut fw = Firewall::new(&m);
+    let leader = start_all(&mut m);
+    let w = others(&m, &[leader])[0];
+    let mut c = connect(&m[leader]);
+    let big = vec![5u8; 300_000];
+    let paths = create_many(&mut c, "/big", 20, &big);
+    let _ = c.close();
+    for kill_leader in [false, true] {
+        m[w].kill9();
+        m[w].wipe_data();
+        fw.throttle(&m[leader], &m[w], QUORUM_PORT);
+        let mark = m[leader].output().len();
+        m[w].start();
+        snap_started(&m[leader], mark, m[w].sid);
+        // Mid-transfer: 6 MB take 6 s at 1 MB/s.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !m[w].output().contains("loaded the leader's SNAP"),
+            "the SNAP was not slowed"
+        );
+        if !kill_leader {
+            m[w].kill9();
+            fw.heal();
+            let mark = m[leader].output().len();
+            m[w].start();
+            assert_eq!(serving(&m, &[0, 1, 2]), leader);
+            assert_synced_by(&sync_of(&m[leader], mark, m[w].sid), "SNAP");
+            assert_has(&m[w], &paths, &big);
+            assert_converged(&m, &[0, 1, 2]);
+            continue;
+        }
+        m[leader].kill9();
+        fw.heal();
+        let two = others(&m, &[leader]);
+        serving(&m, &two);
+        for &i in &two {
+            assert_has(&m[i], &paths, &big);
+        }
+        assert_converged(&m, &two);
+        m[leader].start();
+        serving(&m, &[0, 1, 2]);
+        assert_converged(&m, &[0, 1, 2]);
+    }
+}
