@@ -19,7 +19,7 @@ use zk_integration::ensemble::{
     ensemble, ensemble_with, serving, since, sync, wait_until,
 };
 use zk_integration::{Client, ClientError, ConnectOptions, open_acl};
-use zk_jute::{CreateRequest, ErrorCode, Request};
+use zk_jute::{CreateRequest, ErrorCode, EventType, Request, SetWatches};
 
 fn start_all(m: &mut [Member]) -> usize {
     for x in m.iter_mut() {
@@ -856,4 +856,64 @@ fn a_snap_cut_short_by_kill_leaves_no_partial_tree() {
         serving(&m, &[0, 1, 2]);
         assert_converged(&m, &[0, 1, 2]);
     }
+}
+
+/// Watches across a failover: a client whose follower connection dies while
+/// the leader is killed resumes its session at the other server and sets
+/// its watches again from its last zxid (what Apache's clients do); the
+/// changes made in between under the new leader fire them at once
+/// (NodeDataChanged, NodeCreated, NodeChildrenChanged).
+#[test]
+fn watches_set_again_after_a_failover_fire_for_what_changed() {
+    let mut m = ensemble(3);
+    let leader = start_all(&mut m);
+    let fs = others(&m, &[leader]);
+    let opts = ConnectOptions {
+        timeout_ms: 4000,
+        ..ConnectOptions::default()
+    };
+    let mut a = Client::connect_with(m[fs[0]].addr(), &opts).expect("connect");
+    a.create("/w", b"1", 0).unwrap().expect("create /w");
+    a.get_data("/w", true).unwrap().expect("getData");
+    a.children("/", true).unwrap().expect("getChildren");
+    assert!(a.exists("/new", true).expect("exists").is_none());
+    let resume = a.resume_options();
+    a.disconnect();
+    m[leader].kill9();
+    serving(&m, &fs);
+    let mut b = connect(&m[fs[1]]);
+    b.set_data("/w", b"2", -1).unwrap().expect("setData");
+    b.create("/new", b"n", 0).unwrap().expect("create /new");
+    let _ = b.close();
+    let mut a = Client::connect_with(m[fs[1]].addr(), &resume).expect("resume");
+    assert_eq!(
+        a.session_id(),
+        resume.session.as_ref().expect("a session").0
+    );
+    let r = a
+        .call(&Request::SetWatches(SetWatches {
+            relative_zxid: resume.last_zxid_seen,
+            data_watches: vec!["/w".into()],
+            exist_watches: vec!["/new".into()],
+            child_watches: vec!["/".into()],
+        }))
+        .expect("setWatches");
+    assert_eq!(r.err, 0, "setWatches: {:?}", r.code());
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        match a.next_event(Duration::from_secs(5)).expect("events") {
+            Some(e) => got.push((e.event_type, e.path)),
+            None => break,
+        }
+    }
+    got.sort();
+    let mut want = vec![
+        (EventType::NodeCreated as i32, "/new".to_string()),
+        (EventType::NodeDataChanged as i32, "/w".to_string()),
+        (EventType::NodeChildrenChanged as i32, "/".to_string()),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    let _ = a.close();
+    assert_converged(&m, &fs);
 }
