@@ -198,8 +198,9 @@ impl Member {
     /// Sends `signal` (`STOP`, `CONT`) to the running process.
     pub fn signal(&self, signal: &str) {
         let pid = self.pid().expect("running");
-        let st = Command::new("kill")
-            .args([&format!("-{signal}"), &pid.to_string()])
+        // The shell's kill builtin: /bin/kill (procps) may be missing.
+        let st = Command::new("sh")
+            .args(["-c", &format!("kill -{signal} {pid}")])
             .status()
             .expect("run kill");
         assert!(st.success(), "kill -{signal} {pid}");

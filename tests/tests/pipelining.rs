@@ -15,8 +15,9 @@ use zk_jute::{Request, SetDataRequest};
 
 fn signal(server: &ZkServer, sig: &str) {
     let pid = server.pid().expect("running").to_string();
-    let st = std::process::Command::new("kill")
-        .args([sig, &pid])
+    // The shell's kill builtin: /bin/kill (procps) may be missing.
+    let st = std::process::Command::new("sh")
+        .args(["-c", &format!("kill {sig} {pid}")])
         .status()
         .expect("run kill");
     assert!(st.success(), "kill {sig} {pid}");
