@@ -22,6 +22,9 @@
 //! [`Client`] is a raw synchronous client on [`zk_jute`]: any opcode,
 //! pipelined xids, replies matched by xid, notifications kept in order.
 //!
+//! [`ensemble`] runs Zab ensembles of our server as real processes on
+//! loopback, with iptables partitions ([`ensemble::Firewall`]).
+//!
 //! [`lincheck`] checks recorded client histories against ZooKeeper's
 //! consistency contract (linearizable writes, per-session ordered reads).
 //!
@@ -29,6 +32,7 @@
 //! ([`server::INSTALL_HINT`]); they are never skipped silently.
 
 pub mod client;
+pub mod ensemble;
 pub mod lincheck;
 pub mod rng;
 pub mod server;

@@ -934,3 +934,214 @@ fn ours_follows_an_apache_leader_by_snap() {
     let (d, _) = ours.get_data("/after-snap", false).unwrap().expect("get");
     assert_eq!(&d[..], b"y");
 }
+
+/// Ours leads two Apache 3.8 followers and brings them back as Apache's
+/// leader would: one killed while 30 writes go on comes back by DIFF, one
+/// whose data dir was lost (only `myid` kept) by SNAP (our snapshot body,
+/// loaded by Apache's learner). Both then serve exactly our tree: paths,
+/// data and stats (czxid, mzxid, times, versions, ...), read through each;
+/// all but `/zookeeper/config`, which every Apache server writes itself
+/// with its own mtime (and ours leaves empty: see the ignored test below).
+#[test]
+fn mixed_ours_syncs_apache_followers_by_diff_and_snap() {
+    use zk_integration::ensemble::assert_same_trees_except;
+
+    let mut m = ensemble(&[Flavor::Apache, Flavor::Apache, Flavor::Ours]);
+    start_together(&mut m);
+    let all_serve = |m: &[Member]| {
+        wait_until("ours to lead both Apache servers", m, || {
+            let modes: Vec<Option<String>> = m.iter().map(Member::mode).collect();
+            (modes[0].as_deref() == Some("follower")
+                && modes[1].as_deref() == Some("follower")
+                && modes[2].as_deref() == Some("leader"))
+            .then_some(())
+        });
+    };
+    all_serve(&m);
+    let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+    let mut c = zk_integration::Client::connect(at(&m[2])).expect("connect ours");
+    for i in 0..20 {
+        c.create(&format!("/a{i}"), &vec![b'a'; i * 40], 0)
+            .unwrap()
+            .expect("create");
+    }
+    // DIFF: Apache server 1 misses 30 writes.
+    m[0].kill9();
+    for i in 0..30 {
+        c.create(&format!("/b{i}"), b"b", 0)
+            .unwrap()
+            .expect("create");
+    }
+    c.set_data("/a3", b"changed", -1).unwrap().expect("setData");
+    let synced = |m: &[Member], mark: usize, sid: u64| -> String {
+        wait_until(&format!("ours to sync server {sid}"), m, || {
+            let out = m[2].output();
+            let new = out.get(mark..).unwrap_or("");
+            let at = new.find(&format!("FOLLOWERINFO from server {sid} "))?;
+            new[at..]
+                .lines()
+                .find(|l| l.contains("syncing learner connection"))
+                .map(str::to_string)
+        })
+    };
+    let mark = m[2].output().len();
+    m[0].start();
+    assert!(synced(&m, mark, 1).contains(" by DIFF 0x"));
+    all_serve(&m);
+    // SNAP: Apache server 2 loses its data dir.
+    m[1].kill9();
+    let data = m[1].dir.path().join("data");
+    fs::remove_dir_all(&data).expect("remove data");
+    fs::create_dir_all(&data).expect("mkdir data");
+    fs::write(data.join("myid"), "2\n").expect("write myid");
+    let mark = m[2].output().len();
+    m[1].start();
+    assert!(synced(&m, mark, 2).contains(" by SNAP 0x"));
+    all_serve(&m);
+    c.create("/after", b"z", 0).unwrap().expect("create");
+    let _ = c.close();
+    assert_same_trees_except(&[at(&m[2]), at(&m[0]), at(&m[1])], &["/zookeeper/config"]);
+}
+
+/// In quorum mode every Apache 3.8 server writes the ensemble's dynamic
+/// config into `/zookeeper/config` (`ZKDatabase.initConfigInZKDatabase`:
+/// `server.N=host:quorumPort:electionPort:participant` lines and
+/// `version=0`, even with reconfig off); zkCli's `config` and Curator read
+/// it there. Ours leaves it empty: a known gap, this test fails until then.
+#[test]
+#[ignore = "ours does not fill /zookeeper/config in quorum mode yet"]
+fn zookeeper_config_holds_the_ensemble_config_as_apache() {
+    let mut m = ensemble(&[Flavor::Apache, Flavor::Apache, Flavor::Ours]);
+    start_together(&mut m);
+    wait_until("all three to serve", &m, || {
+        m.iter().all(|x| x.mode().is_some()).then_some(())
+    });
+    let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+    let config = |x: &Member| {
+        let mut c = zk_integration::Client::connect(at(x)).expect("connect");
+        let (d, _) = c
+            .get_data("/zookeeper/config", false)
+            .unwrap()
+            .expect("getData /zookeeper/config");
+        let _ = c.close();
+        String::from_utf8_lossy(&d).into_owned()
+    };
+    let apache = config(&m[0]);
+    assert!(apache.contains(":participant\n"), "Apache: {apache}");
+    assert_eq!(config(&m[2]), apache, "ours (left) vs Apache (right)");
+}
+
+/// Ours, leading two Apache 3.8 followers, logs three writes it cannot
+/// replicate (iptables drops what it sends from its quorum port) and dies
+/// by kill -9; the Apache servers elect a leader; ours restarts, is told
+/// TRUNC by Apache's leader, drops the three txns (their znodes exist
+/// nowhere) and serves the Apache leader's tree.
+#[test]
+fn mixed_an_apache_leader_truncates_ours() {
+    use zk_integration::ensemble::{Firewall, assert_same_trees_except};
+
+    let mut m = ensemble(&[Flavor::Apache, Flavor::Apache, Flavor::Ours]);
+    for x in m.iter_mut() {
+        // Sessions outlive the test: no closeSession txn in the new epoch.
+        // Ours: small log segments, quick to search for the writes.
+        let cfg = x.dir.path().join("zoo.cfg");
+        let text = fs::read_to_string(&cfg).expect("read zoo.cfg");
+        let ours = if x.flavor == Flavor::Ours {
+            "jute.maxbuffer=100000\npreAllocSize=1\nzkrs.logZeroFill=no\n"
+        } else {
+            ""
+        };
+        fs::write(&cfg, format!("{text}maxSessionTimeout=60000\n{ours}")).expect("write zoo.cfg");
+    }
+    start_together(&mut m);
+    wait_until("ours to lead both Apache servers", &m, || {
+        let modes: Vec<Option<String>> = m.iter().map(Member::mode).collect();
+        (modes[0].as_deref() == Some("follower")
+            && modes[1].as_deref() == Some("follower")
+            && modes[2].as_deref() == Some("leader"))
+        .then_some(())
+    });
+    let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+    let opts = zk_integration::ConnectOptions {
+        timeout_ms: 60_000,
+        ..zk_integration::ConnectOptions::default()
+    };
+    let mut c = zk_integration::Client::connect_with(at(&m[2]), &opts).expect("connect ours");
+    c.create("/committed", b"c", 0).unwrap().expect("create");
+    let mut fw = Firewall::new(&[]);
+    let (ip, port) = (m[2].ip.to_string(), QUORUM_PORT.to_string());
+    fw.add(
+        "filter",
+        &["-s", &ip, "-p", "tcp", "--sport", &port, "-j", "DROP"],
+    );
+    let paths = ["/uncommitted-0", "/uncommitted-1", "/uncommitted-2"];
+    for p in paths {
+        c.send(&zk_jute::Request::Create(zk_jute::CreateRequest {
+            path: p.into(),
+            data: Some(bytes::Bytes::from_static(b"u")),
+            acl: zk_integration::open_acl(),
+            flags: 0,
+        }))
+        .expect("send a write");
+    }
+    let data = m[2].dir.path().join("data");
+    wait_until("ours to log the writes", &m, || {
+        paths
+            .iter()
+            .all(|p| on_disk(&data, p.as_bytes()))
+            .then_some(())
+    });
+    m[2].kill9();
+    let apache_leader = wait_until("the Apache servers to elect a leader", &m, || {
+        match (m[0].mode().as_deref(), m[1].mode().as_deref()) {
+            (Some("leader"), Some("follower")) => Some(0),
+            (Some("follower"), Some("leader")) => Some(1),
+            _ => None,
+        }
+    });
+    drop(fw);
+    m[2].start();
+    wait_until("ours to follow the Apache leader", &m, || {
+        (m[2].mode().as_deref() == Some("follower")).then_some(())
+    });
+    assert!(
+        m[2].output().contains("TRUNC: truncating the log after 0x"),
+        "{}",
+        m[2].tail(30)
+    );
+    for x in &m {
+        let mut r = zk_integration::Client::connect(at(x)).expect("connect");
+        let s = r
+            .call(&zk_jute::Request::Sync(zk_jute::SyncRequest {
+                path: "/".into(),
+            }))
+            .expect("sync");
+        assert_eq!(s.err, 0);
+        assert!(r.exists("/committed", false).expect("exists").is_some());
+        for p in paths {
+            assert!(
+                r.exists(p, false).expect("exists").is_none(),
+                "{p} at server {}",
+                x.sid
+            );
+        }
+        let _ = r.close();
+    }
+    let addrs = [at(&m[apache_leader]), at(&m[0]), at(&m[1]), at(&m[2])];
+    assert_same_trees_except(&addrs, &["/zookeeper/config"]);
+}
+
+/// Whether any file under `dir` contains `needle`.
+fn on_disk(dir: &std::path::Path, needle: &[u8]) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let p = e.path();
+        if p.is_dir() {
+            on_disk(&p, needle)
+        } else {
+            fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+        }
+    })
+}

@@ -6,201 +6,14 @@
 //! losing two, and converge to one zxid.
 //!
 //! Addresses as in election.rs: each ensemble gets its own `127.a.b.sid`
-//! with fixed ports. Every process is killed when its [`Member`] drops.
+//! with fixed ports (zk_integration::ensemble). Every process is killed when
+//! its `Member` drops.
 
-use std::fs;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tempfile::TempDir;
-use zk_integration::server::our_binary;
-use zk_integration::{Client, ClientResult, ConnectOptions, four_letter};
-use zk_jute::{Request, SyncRequest};
-
-const CLIENT_PORT: u16 = 22181;
-const QUORUM_PORT: u16 = 22888;
-const ELECTION_PORT: u16 = 23888;
-const DEADLINE: Duration = Duration::from_secs(20);
-
-fn loopback_net() -> (u8, u8) {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let v = (std::process::id()
-        .wrapping_mul(31)
-        .wrapping_add(n.wrapping_mul(7919))
-        % 65_000) as u16;
-    let (a, b) = ((v >> 8) as u8, v as u8);
-    (a.max(1), b)
-}
-
-struct Member {
-    sid: u64,
-    dir: TempDir,
-    ip: std::net::Ipv4Addr,
-    child: Option<Child>,
-    starts: u32,
-}
-
-fn ensemble(n: u64) -> Vec<Member> {
-    let (a, b) = loopback_net();
-    let ips: Vec<std::net::Ipv4Addr> = (1..=n as u8)
-        .map(|sid| std::net::Ipv4Addr::new(127, a, b, sid))
-        .collect();
-    let servers: String = ips
-        .iter()
-        .enumerate()
-        .map(|(i, ip)| format!("server.{}={ip}:{QUORUM_PORT}:{ELECTION_PORT}\n", i + 1))
-        .collect();
-    ips.into_iter()
-        .enumerate()
-        .map(|(i, ip)| {
-            let sid = i as u64 + 1;
-            let dir = tempfile::Builder::new()
-                .prefix(&format!("zk-ensemble-{sid}-"))
-                .tempdir()
-                .expect("temp dir");
-            let data = dir.path().join("data");
-            fs::create_dir_all(&data).expect("mkdir data");
-            fs::write(data.join("myid"), format!("{sid}\n")).expect("write myid");
-            let cfg = format!(
-                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={CLIENT_PORT}\nclientPortAddress={ip}\n4lw.commands.whitelist=*\nzkrs.zab=on\nzkrs.electionFinalizeWaitMs=200\n{servers}",
-                data.display(),
-            );
-            fs::write(dir.path().join("zoo.cfg"), cfg).expect("write zoo.cfg");
-            Member {
-                sid,
-                dir,
-                ip,
-                child: None,
-                starts: 0,
-            }
-        })
-        .collect()
-}
-
-impl Member {
-    fn out_path(&self) -> PathBuf {
-        self.dir.path().join(format!("out.{}.log", self.starts))
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from((self.ip, CLIENT_PORT))
-    }
-
-    fn start(&mut self) {
-        assert!(self.child.is_none(), "server {} already running", self.sid);
-        self.starts += 1;
-        let out = fs::File::create(self.out_path()).expect("output file");
-        let err = out.try_clone().expect("dup output file");
-        let child = Command::new(our_binary())
-            .arg(self.dir.path().join("zoo.cfg"))
-            .env("RUST_LOG", "info")
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start server {}: {e}", self.sid));
-        self.child = Some(child);
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn output(&self) -> String {
-        fs::read(self.out_path())
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
-    }
-
-    /// `Mode:` from `srvr` (`leader`, `follower`), if it serves.
-    fn mode(&self) -> Option<String> {
-        let srvr = four_letter(self.addr(), "srvr")?;
-        srvr.lines()
-            .find_map(|l| l.strip_prefix("Mode: "))
-            .map(|m| m.trim().to_string())
-    }
-
-    fn tail(&self, n: usize) -> String {
-        let out = self.output();
-        let lines: Vec<&str> = out.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.kill9();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- server {} (last 40 lines) ---\n{}",
-                self.sid,
-                self.tail(40)
-            );
-        }
-    }
-}
-
-fn wait_until<T>(what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = cond() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {DEADLINE:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Waits until the members `alive` (indexes) serve with one leader and the
-/// others following; returns the leader's index.
-fn serving(m: &[Member], alive: &[usize]) -> usize {
-    wait_until(&format!("servers {alive:?} to serve"), || {
-        let modes: Vec<String> = alive.iter().map(|&i| m[i].mode()).collect::<Option<_>>()?;
-        let leaders: Vec<usize> = alive
-            .iter()
-            .zip(&modes)
-            .filter(|(_, md)| md.as_str() == "leader")
-            .map(|(&i, _)| i)
-            .collect();
-        let followers = modes.iter().filter(|md| md.as_str() == "follower").count();
-        (leaders.len() == 1 && followers == alive.len() - 1).then(|| leaders[0])
-    })
-}
-
-fn sync(c: &mut Client) -> ClientResult<()> {
-    let r = c.call(&Request::Sync(SyncRequest { path: "/".into() }))?;
-    assert_eq!(r.err, 0, "sync failed: {:?}", r.code());
-    Ok(())
-}
-
-/// Connects to `m` (retrying while it does not serve yet).
-fn connect(m: &Member) -> Client {
-    wait_until(&format!("a session at server {}", m.sid), || {
-        Client::connect(m.addr()).ok()
-    })
-}
-
-/// After a sync at `m`, every path of `paths` has the data `data`.
-fn assert_has(m: &Member, paths: &[String], data: &[u8]) {
-    let mut c = connect(m);
-    sync(&mut c).expect("sync");
-    for p in paths {
-        match c.get_data(p, false).expect("getData") {
-            Ok((d, _)) => assert_eq!(&d[..], data, "{p} at server {}", m.sid),
-            Err(e) => panic!("{p} missing at server {}: {e:?}", m.sid),
-        }
-    }
-}
+use zk_integration::ensemble::{Member, assert_has, connect, ensemble, serving, sync, wait_until};
+use zk_integration::{Client, ConnectOptions, four_letter};
 
 #[test]
 fn three_servers_replicate_fail_over_and_rejoin() {
@@ -335,10 +148,7 @@ fn kazoo_and_zkcli_through_followers() {
     // `zkServer.sh status` (what operators run) on each server's zoo.cfg.
     for (i, x) in m.iter().enumerate() {
         let out = Command::new(ZKSERVER)
-            .args([
-                "status",
-                &x.dir.path().join("zoo.cfg").display().to_string(),
-            ])
+            .args(["status", &x.dir().join("zoo.cfg").display().to_string()])
             .output()
             .expect("run zkServer.sh");
         let text = String::from_utf8_lossy(&out.stdout);
@@ -459,14 +269,6 @@ fn sessions_and_ephemerals_survive_a_leader_failover() {
     }
 }
 
-/// `Zxid:` from `srvr`.
-fn srvr_zxid(m: &Member) -> Option<String> {
-    let srvr = four_letter(m.addr(), "srvr")?;
-    srvr.lines()
-        .find_map(|l| l.strip_prefix("Zxid: "))
-        .map(|z| z.trim().to_string())
-}
-
 /// Five servers lose two at once, the leader among them: the three left
 /// are a quorum, elect a leader and keep every acknowledged write; when the
 /// two come back, all five serve the same data at the same zxid.
@@ -508,7 +310,7 @@ fn five_servers_survive_losing_the_leader_and_a_follower() {
     // The test's own sessions still close (closeSession txns) after the
     // reads above: wait for the servers to agree once the writes stop.
     wait_until("one zxid on all five servers", || {
-        let zxids: Vec<String> = m.iter().map(srvr_zxid).collect::<Option<_>>()?;
+        let zxids: Vec<String> = m.iter().map(Member::zxid).collect::<Option<_>>()?;
         zxids.iter().all(|z| *z == zxids[0]).then_some(())
     });
 }

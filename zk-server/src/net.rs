@@ -428,31 +428,50 @@ impl EventLoop {
         // Read everything available (bounded: stop buffering once a whole
         // maximal frame is there; the rest waits in the kernel).
         let limit = self.frames.max() + 8;
-        let Some(c) = self.conns.get_mut(&id) else {
-            return;
-        };
-        let mut closed = false;
-        while c.inbuf.len() < limit && !c.dead {
-            let mut tmp = [0u8; 16 * 1024];
-            match c.stream.read(&mut tmp) {
-                Ok(0) => {
-                    closed = true;
-                    break;
-                }
-                Ok(n) => c.inbuf.extend_from_slice(&tmp[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    closed = true;
-                    break;
+        loop {
+            let Some(c) = self.conns.get_mut(&id) else {
+                return;
+            };
+            let mut closed = false;
+            while c.inbuf.len() < limit && !c.dead {
+                let mut tmp = [0u8; 16 * 1024];
+                match c.stream.read(&mut tmp) {
+                    Ok(0) => {
+                        closed = true;
+                        break;
+                    }
+                    Ok(n) => c.inbuf.extend_from_slice(&tmp[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        closed = true;
+                        break;
+                    }
                 }
             }
-        }
-        self.process_input(id);
-        if closed && let Some(c) = self.conns.get_mut(&id) {
-            c.dead = true;
-            if c.out.is_empty() || c.state == State::Handshake {
-                self.close(id, "client closed");
+            // Stopped at the limit, not at WouldBlock: more bytes may wait in
+            // the kernel, and no readiness event comes for bytes already
+            // there (edge-triggered): read on once the frames are handled.
+            let at_limit = !closed && !c.dead && c.inbuf.len() >= limit;
+            self.process_input(id);
+            if closed && let Some(c) = self.conns.get_mut(&id) {
+                c.dead = true;
+                if c.out.is_empty() || c.state == State::Handshake {
+                    self.close(id, "client closed");
+                }
+            }
+            let Some(c) = self.conns.get(&id) else {
+                return;
+            };
+            // Paused for back-pressure: `resume_paused` reads on later. No
+            // whole frame handled: nothing more to read for now.
+            if !at_limit
+                || self.paused.contains(&id)
+                || c.inbuf.len() >= limit
+                || c.close_after_flush
+                || c.stop_reading
+            {
+                return;
             }
         }
     }

@@ -131,17 +131,17 @@ impl Snapshots {
     }
 }
 
-/// The autopurge timer (`autopurge.purgeInterval` hours; off at 0).
+/// The autopurge timer (`autopurge.purgeInterval` hours; off at 0). As
+/// Apache's `DatadirCleanupManager` (`scheduleAtFixedRate(task, 0, interval)`),
+/// the first purge runs at once, then every interval.
 pub(super) struct Purge {
     next: Option<Instant>,
 }
 
 impl Purge {
     pub fn new(cfg: &Config) -> Self {
-        let hours = cfg.purge_interval_hours;
         Purge {
-            next: (hours > 0)
-                .then(|| Instant::now() + Duration::from_secs(u64::from(hours) * 3600)),
+            next: (cfg.purge_interval_hours > 0).then(Instant::now),
         }
     }
 
@@ -176,8 +176,20 @@ impl Purge {
 
 #[cfg(test)]
 mod tests {
-    use super::snapshot_due;
+    use super::{Purge, snapshot_due};
     use crate::Config;
+
+    #[test]
+    fn the_first_purge_is_due_at_start() {
+        let mut cfg = Config::standalone("/d".into(), 0);
+        assert!(Purge::new(&cfg).next.is_none(), "autopurge off");
+        cfg.purge_interval_hours = 1;
+        let next = Purge::new(&cfg).next.expect("autopurge on");
+        assert!(
+            next <= std::time::Instant::now(),
+            "Apache purges at start, not one interval later"
+        );
+    }
 
     #[test]
     fn snapshot_rules() {

@@ -1,0 +1,572 @@
+//! Ensembles of our server as real processes on loopback (issue 14): each
+//! ensemble gets its own `127.a.b.sid` addresses with fixed ports, a temp
+//! dir per member (zoo.cfg, data/, one output file per start), helpers to
+//! start, kill -9, SIGSTOP and restart members, to read `srvr`, and to
+//! compare what the members serve ([`assert_same_trees`], [`assert_converged`]).
+//!
+//! [`Firewall`] cuts members apart with iptables (root only): every member
+//! started with [`EnsembleOptions::own_uids`] runs under its own uid, and a
+//! mangle rule marks every connection it opens with that uid, so that a rule
+//! can drop both directions of any server-to-server connection (the servers
+//! connect from 127.0.0.1, so addresses alone do not tell them apart). Every
+//! rule carries the comment `zk-test-<pid>-<n>` and is removed on drop.
+//! Every process is killed when its [`Member`] drops.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tempfile::TempDir;
+use zk_jute::{Request, Stat, SyncRequest};
+
+use crate::server::our_binary;
+use crate::{Client, ClientResult, four_letter};
+
+/// Every member's client port (on its own address).
+pub const CLIENT_PORT: u16 = 22181;
+/// Every member's quorum port.
+pub const QUORUM_PORT: u16 = 22888;
+/// Every member's election port.
+pub const ELECTION_PORT: u16 = 23888;
+/// How long a polled condition may take.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A `127.a.b` prefix for one ensemble, distinct across the test processes
+/// nextest runs at once and across the ensembles of one process.
+fn loopback_net() -> (u8, u8) {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let v = (std::process::id()
+        .wrapping_mul(31)
+        .wrapping_add(n.wrapping_mul(7919))
+        % 65_000) as u16;
+    let (a, b) = ((v >> 8) as u8, v as u8);
+    (a.max(1), b)
+}
+
+/// How to build an ensemble.
+#[derive(Debug, Clone, Default)]
+pub struct EnsembleOptions {
+    /// Extra zoo.cfg lines, appended to every member's config.
+    pub cfg_extra: String,
+    /// Run each member under its own uid (for [`Firewall`]; needs root).
+    pub own_uids: bool,
+}
+
+/// One server of an ensemble; its process is killed on drop.
+#[derive(Debug)]
+pub struct Member {
+    /// The server id (1-based, `myid`).
+    pub sid: u64,
+    dir: TempDir,
+    /// Its address (`127.a.b.sid`).
+    pub ip: Ipv4Addr,
+    child: Option<Child>,
+    starts: u32,
+    uid: Option<u32>,
+}
+
+/// `n` members with the default options.
+pub fn ensemble(n: u64) -> Vec<Member> {
+    ensemble_with(n, &EnsembleOptions::default())
+}
+
+/// `n` members (not started): tickTime=200, initLimit=10, syncLimit=5,
+/// `zkrs.zab=on`, plus `opts.cfg_extra`.
+pub fn ensemble_with(n: u64, opts: &EnsembleOptions) -> Vec<Member> {
+    let (a, b) = loopback_net();
+    let ips: Vec<Ipv4Addr> = (1..=n as u8)
+        .map(|sid| Ipv4Addr::new(127, a, b, sid))
+        .collect();
+    let servers: String = ips
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| format!("server.{}={ip}:{QUORUM_PORT}:{ELECTION_PORT}\n", i + 1))
+        .collect();
+    ips.into_iter()
+        .enumerate()
+        .map(|(i, ip)| {
+            let sid = i as u64 + 1;
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("zk-ensemble-{sid}-"))
+                .tempdir()
+                .expect("temp dir");
+            let data = dir.path().join("data");
+            let cfg = format!(
+                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={CLIENT_PORT}\nclientPortAddress={ip}\n4lw.commands.whitelist=*\nzkrs.zab=on\nzkrs.electionFinalizeWaitMs=200\n{servers}{}\n",
+                data.display(),
+                opts.cfg_extra,
+            );
+            fs::write(dir.path().join("zoo.cfg"), cfg).expect("write zoo.cfg");
+            // A uid per member of this ensemble: 200000 + 8 × (a·256 + b) + sid.
+            let uid = opts
+                .own_uids
+                .then(|| 200_000 + 8 * ((u32::from(a) << 8) | u32::from(b)) + sid as u32);
+            let m = Member {
+                sid,
+                dir,
+                ip,
+                child: None,
+                starts: 0,
+                uid,
+            };
+            m.make_data_dir();
+            m
+        })
+        .collect()
+}
+
+impl Member {
+    /// The member's temp dir (zoo.cfg, data/, output files).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The output file of the current (or last) start.
+    pub fn out_path(&self) -> PathBuf {
+        self.dir.path().join(format!("out.{}.log", self.starts))
+    }
+
+    /// The client address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((self.ip, CLIENT_PORT))
+    }
+
+    /// The uid the member runs under, if its own.
+    pub fn uid(&self) -> Option<u32> {
+        self.uid
+    }
+
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn make_data_dir(&self) {
+        let data = self.dir.path().join("data");
+        fs::create_dir_all(&data).expect("mkdir data");
+        fs::write(data.join("myid"), format!("{}\n", self.sid)).expect("write myid");
+        if let Some(uid) = self.uid {
+            for p in [self.dir.path(), &data, &data.join("myid")] {
+                std::os::unix::fs::chown(p, Some(uid), None).expect("chown (needs root)");
+            }
+        }
+    }
+
+    /// Replaces the data dir by an empty one holding only `myid` (a server
+    /// whose disk was lost); the member must be stopped.
+    pub fn wipe_data(&self) {
+        assert!(self.child.is_none(), "server {} is running", self.sid);
+        fs::remove_dir_all(self.dir.path().join("data")).expect("remove data");
+        self.make_data_dir();
+    }
+
+    /// Starts the process; its output goes to a new file.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "server {} already running", self.sid);
+        self.starts += 1;
+        let out = fs::File::create(self.out_path()).expect("output file");
+        let err = out.try_clone().expect("dup output file");
+        let mut cmd = Command::new(our_binary());
+        cmd.arg(self.dir.path().join("zoo.cfg"))
+            .env("RUST_LOG", "info")
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        if let Some(uid) = self.uid {
+            std::os::unix::process::CommandExt::uid(&mut cmd, uid);
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start server {}: {e}", self.sid));
+        self.child = Some(child);
+    }
+
+    /// kill -9 (also of a stopped process).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to the running process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("running");
+        // The shell's kill builtin: /bin/kill (procps) may be missing.
+        let st = Command::new("sh")
+            .args(["-c", &format!("kill -{signal} {pid}")])
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -{signal} {pid}");
+    }
+
+    /// The output of the current (or last) start.
+    pub fn output(&self) -> String {
+        fs::read(self.out_path())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// `Mode:` from `srvr` (`leader`, `follower`), if it serves.
+    pub fn mode(&self) -> Option<String> {
+        let srvr = four_letter(self.addr(), "srvr")?;
+        srvr.lines()
+            .find_map(|l| l.strip_prefix("Mode: "))
+            .map(|m| m.trim().to_string())
+    }
+
+    /// `Zxid:` from `srvr`, if it serves.
+    pub fn zxid(&self) -> Option<String> {
+        let srvr = four_letter(self.addr(), "srvr")?;
+        srvr.lines()
+            .find_map(|l| l.strip_prefix("Zxid: "))
+            .map(|z| z.trim().to_string())
+    }
+
+    /// The last `n` lines of the output.
+    pub fn tail(&self, n: usize) -> String {
+        let out = self.output();
+        let lines: Vec<&str> = out.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- server {} (last 40 lines) ---\n{}",
+                self.sid,
+                self.tail(40)
+            );
+        }
+    }
+}
+
+/// Polls `cond` every 20 ms until it returns `Some`, or panics after
+/// [`DEADLINE`].
+pub fn wait_until<T>(what: &str, cond: impl FnMut() -> Option<T>) -> T {
+    crate::wait_for(what, DEADLINE, cond)
+}
+
+/// Waits until the members `alive` (indexes) serve with one leader and the
+/// others following; returns the leader's index.
+pub fn serving(m: &[Member], alive: &[usize]) -> usize {
+    wait_until(&format!("servers {alive:?} to serve"), || {
+        let modes: Vec<String> = alive.iter().map(|&i| m[i].mode()).collect::<Option<_>>()?;
+        let leaders: Vec<usize> = alive
+            .iter()
+            .zip(&modes)
+            .filter(|(_, md)| md.as_str() == "leader")
+            .map(|(&i, _)| i)
+            .collect();
+        let followers = modes.iter().filter(|md| md.as_str() == "follower").count();
+        (leaders.len() == 1 && followers == alive.len() - 1).then(|| leaders[0])
+    })
+}
+
+/// `sync /`: the server has caught up with the leader as of this call.
+pub fn sync(c: &mut Client) -> ClientResult<()> {
+    let r = c.call(&Request::Sync(SyncRequest { path: "/".into() }))?;
+    assert_eq!(r.err, 0, "sync failed: {:?}", r.code());
+    Ok(())
+}
+
+/// Connects to `m` (retrying while it does not serve yet).
+pub fn connect(m: &Member) -> Client {
+    wait_until(&format!("a session at server {}", m.sid), || {
+        Client::connect(m.addr()).ok()
+    })
+}
+
+/// After a sync at `m`, every path of `paths` has the data `data`.
+pub fn assert_has(m: &Member, paths: &[String], data: &[u8]) {
+    let mut c = connect(m);
+    sync(&mut c).expect("sync");
+    for p in paths {
+        match c.get_data(p, false).expect("getData") {
+            Ok((d, _)) => assert_eq!(&d[..], data, "{p} at server {}", m.sid),
+            Err(e) => panic!("{p} missing at server {}: {e:?}", m.sid),
+        }
+    }
+    let _ = c.close();
+}
+
+/// Every znode under `/` with its data and stat, as read through `c`.
+pub fn read_tree(c: &mut Client) -> BTreeMap<String, (Bytes, Stat)> {
+    let mut tree = BTreeMap::new();
+    let mut todo = vec!["/".to_string()];
+    while let Some(path) = todo.pop() {
+        let (data, stat) = match c.get_data(&path, false).expect("getData") {
+            Ok(v) => v,
+            Err(e) => panic!("{path} listed but unreadable: {e:?}"),
+        };
+        let (kids, _) = match c.children(&path, false).expect("getChildren2") {
+            Ok(v) => v,
+            Err(e) => panic!("{path} has no children list: {e:?}"),
+        };
+        for k in kids {
+            todo.push(if path == "/" {
+                format!("/{k}")
+            } else {
+                format!("{path}/{k}")
+            });
+        }
+        tree.insert(path, (data, stat));
+    }
+    tree
+}
+
+/// The servers at `addrs` serve the same tree: after a `sync` at each, a
+/// walk of the whole tree gives the same paths, data and stats (czxid,
+/// mzxid, pzxid, times, versions, ephemeralOwner, ...).
+pub fn assert_same_trees(addrs: &[SocketAddr]) {
+    assert_same_trees_except(addrs, &[]);
+}
+
+/// [`assert_same_trees`] leaving out the znodes `skip` (each server's own,
+/// as Apache's `/zookeeper/config`).
+pub fn assert_same_trees_except(addrs: &[SocketAddr], skip: &[&str]) {
+    let trees: Vec<BTreeMap<String, (Bytes, Stat)>> = addrs
+        .iter()
+        .map(|&a| {
+            let mut c = wait_until(&format!("a session at {a}"), || Client::connect(a).ok());
+            sync(&mut c).expect("sync");
+            let mut t = read_tree(&mut c);
+            let _ = c.close();
+            t.retain(|p, _| !skip.contains(&p.as_str()));
+            t
+        })
+        .collect();
+    for (i, t) in trees.iter().enumerate().skip(1) {
+        let (a, b) = (&trees[0], t);
+        let only_a: Vec<&String> = a.keys().filter(|k| !b.contains_key(*k)).collect();
+        let only_b: Vec<&String> = b.keys().filter(|k| !a.contains_key(*k)).collect();
+        assert!(
+            only_a.is_empty() && only_b.is_empty(),
+            "paths only at {}: {only_a:?}; only at {}: {only_b:?}",
+            addrs[0],
+            addrs[i]
+        );
+        for (p, v) in a {
+            assert_eq!(
+                v, &b[p],
+                "{p} differs between {} and {}",
+                addrs[0], addrs[i]
+            );
+        }
+    }
+}
+
+/// The end of every scenario: the members `alive` serve the same tree and,
+/// once the test's own sessions have closed, report one zxid.
+pub fn assert_converged(m: &[Member], alive: &[usize]) {
+    let addrs: Vec<SocketAddr> = alive.iter().map(|&i| m[i].addr()).collect();
+    assert_same_trees(&addrs);
+    wait_until(&format!("one zxid on servers {alive:?}"), || {
+        let zxids: Vec<String> = alive.iter().map(|&i| m[i].zxid()).collect::<Option<_>>()?;
+        zxids.iter().all(|z| *z == zxids[0]).then_some(())
+    });
+}
+
+/// The lines of `text` after the first `from` bytes (output since a mark).
+pub fn since(text: &str, from: usize) -> &str {
+    text.get(from..).unwrap_or("")
+}
+
+/// iptables rules for one test, removed on drop (also on panic).
+#[derive(Debug)]
+pub struct Firewall {
+    tag: String,
+    /// (table, rule spec) in the order added.
+    rules: Vec<(&'static str, Vec<String>)>,
+    /// How many of `rules` are the permanent connection marks.
+    marks: usize,
+}
+
+impl Firewall {
+    /// Marks every connection a member of `m` opens with its uid (members
+    /// built with [`EnsembleOptions::own_uids`]); call before starting them.
+    pub fn new(m: &[Member]) -> Firewall {
+        sweep_dead_tests_rules();
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut fw = Firewall {
+            tag: format!("zk-test-{}-{n}", std::process::id()),
+            rules: Vec::new(),
+            marks: 0,
+        };
+        for x in m {
+            let uid = x.uid.expect("a member with its own uid").to_string();
+            fw.add(
+                "mangle",
+                &[
+                    "-m",
+                    "owner",
+                    "--uid-owner",
+                    &uid,
+                    "-m",
+                    "conntrack",
+                    "--ctstate",
+                    "NEW",
+                    "-j",
+                    "CONNMARK",
+                    "--set-mark",
+                    &uid,
+                ],
+            );
+        }
+        fw.marks = fw.rules.len();
+        fw
+    }
+
+    fn iptables(table: &str, op: &str, spec: &[String]) -> Result<(), String> {
+        let out = Command::new("iptables")
+            .args(["-w", "-t", table, op, "OUTPUT"])
+            .args(spec)
+            .output()
+            .map_err(|e| format!("cannot run iptables: {e} (apt-get install iptables)"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "iptables -t {table} {op} OUTPUT {}: {}",
+                spec.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    /// Appends a rule to `table`'s OUTPUT chain (every loopback packet
+    /// passes OUTPUT once), tagged with this firewall's comment.
+    pub fn add(&mut self, table: &'static str, spec: &[&str]) {
+        let mut spec: Vec<String> = spec.iter().map(|s| s.to_string()).collect();
+        spec.extend(["-m", "comment", "--comment", &self.tag].map(String::from));
+        if let Err(e) = Self::iptables(table, "-A", &spec) {
+            panic!("{e}");
+        }
+        self.rules.push((table, spec));
+    }
+
+    /// Drops the packets `from` sends from its port `port` (whatever the
+    /// destination: the replies on connections made to that port).
+    pub fn drop_from_port(&mut self, from: &Member, port: u16) {
+        let (ip, port) = (from.ip.to_string(), port.to_string());
+        self.add(
+            "filter",
+            &["-s", &ip, "-p", "tcp", "--sport", &port, "-j", "DROP"],
+        );
+    }
+
+    /// Cuts `a` and `b` apart: both directions of every connection between
+    /// them (a connection carries the uid of the member that opened it, and
+    /// the other's address as destination one way and source the other).
+    pub fn cut(&mut self, a: &Member, b: &Member) {
+        for (x, y) in [(a, b), (b, a)] {
+            let mark = x.uid.expect("a member with its own uid").to_string();
+            let ip = y.ip.to_string();
+            for dir in ["-d", "-s"] {
+                self.add(
+                    "filter",
+                    &["-m", "connmark", "--mark", &mark, dir, &ip, "-j", "DROP"],
+                );
+            }
+        }
+    }
+
+    /// Slows what `from` sends on the connections `to` opened to `from`'s
+    /// `port` to 1 MB/s (the excess is dropped; TCP resends it).
+    pub fn throttle(&mut self, from: &Member, to: &Member, port: u16) {
+        let mark = to.uid.expect("a member with its own uid").to_string();
+        let (ip, port) = (from.ip.to_string(), port.to_string());
+        let name = format!("zk{mark}");
+        self.add(
+            "filter",
+            &[
+                "-m",
+                "connmark",
+                "--mark",
+                &mark,
+                "-s",
+                &ip,
+                "-p",
+                "tcp",
+                "--sport",
+                &port,
+                "-m",
+                "hashlimit",
+                "--hashlimit-above",
+                "1mb/s",
+                "--hashlimit-burst",
+                "1mb",
+                "--hashlimit-mode",
+                "srcip",
+                "--hashlimit-name",
+                &name,
+                "-j",
+                "DROP",
+            ],
+        );
+    }
+
+    /// Removes every rule but the connection marks.
+    pub fn heal(&mut self) {
+        while self.rules.len() > self.marks {
+            let (table, spec) = self.rules.pop().expect("a rule");
+            if let Err(e) = Self::iptables(table, "-D", &spec) {
+                panic!("{e}");
+            }
+        }
+    }
+}
+
+/// Removes the rules of test processes that died without dropping their
+/// [`Firewall`] (killed by a timeout or ^C): `zk-test-<pid>-` comments whose
+/// pid no longer runs.
+fn sweep_dead_tests_rules() {
+    for table in ["filter", "mangle"] {
+        let Ok(out) = Command::new("iptables")
+            .args(["-w", "-t", table, "-S", "OUTPUT"])
+            .output()
+        else {
+            return;
+        };
+        for rule in String::from_utf8_lossy(&out.stdout).lines() {
+            let Some(pid) = rule
+                .split("zk-test-")
+                .nth(1)
+                .and_then(|r| r.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            if let Some(spec) = rule.strip_prefix("-A OUTPUT ") {
+                // `-S` prints the rule as it was given; a comment holds no space.
+                let _ = Command::new("iptables")
+                    .args(["-w", "-t", table, "-D", "OUTPUT"])
+                    .args(spec.split_whitespace())
+                    .status();
+            }
+        }
+    }
+}
+
+impl Drop for Firewall {
+    fn drop(&mut self) {
+        while let Some((table, spec)) = self.rules.pop() {
+            if let Err(e) = Self::iptables(table, "-D", &spec) {
+                eprintln!("{e}");
+            }
+        }
+    }
+}
