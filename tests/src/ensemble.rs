@@ -167,6 +167,12 @@ impl Member {
 
     /// Starts the process; its output goes to a new file.
     pub fn start(&mut self) {
+        self.start_env(&[]);
+    }
+
+    /// [`Member::start`] with extra environment variables (e.g.
+    /// `ZK_FAILPOINTS`).
+    pub fn start_env(&mut self, env: &[(&str, &str)]) {
         assert!(self.child.is_none(), "server {} already running", self.sid);
         self.starts += 1;
         let out = fs::File::create(self.out_path()).expect("output file");
@@ -177,7 +183,8 @@ impl Member {
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(out)
-            .stderr(err);
+            .stderr(err)
+            .envs(env.iter().copied());
         if let Some(uid) = self.uid {
             std::os::unix::process::CommandExt::uid(&mut cmd, uid);
         }
@@ -193,6 +200,17 @@ impl Member {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Waits (up to [`DEADLINE`]) for the process to exit by itself;
+    /// returns its exit code (`None`: killed by a signal).
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let child = self.child.as_mut().expect("running");
+        let status = crate::wait_for("the server to exit", DEADLINE, || {
+            child.try_wait().expect("try_wait")
+        });
+        self.child = None;
+        status.code()
     }
 
     /// Sends `signal` (`STOP`, `CONT`) to the running process.
@@ -374,6 +392,33 @@ pub fn assert_converged(m: &[Member], alive: &[usize]) {
         let zxids: Vec<String> = alive.iter().map(|&i| m[i].zxid()).collect::<Option<_>>()?;
         zxids.iter().all(|z| *z == zxids[0]).then_some(())
     });
+    assert_same_digests(&addrs);
+}
+
+/// The servers' digest logs (`hash`: the tree digest after every 128th
+/// zxid each applied) agree wherever two of them logged the same zxid.
+pub fn assert_same_digests(addrs: &[SocketAddr]) {
+    let logs: Vec<std::collections::BTreeMap<String, String>> = addrs
+        .iter()
+        .map(|a| {
+            let text = four_letter(*a, "hash").unwrap_or_default();
+            text.lines()
+                .filter_map(|l| l.split_once(": "))
+                .map(|(z, d)| (z.to_string(), d.to_string()))
+                .collect()
+        })
+        .collect();
+    for (i, log) in logs.iter().enumerate().skip(1) {
+        for (z, d) in log {
+            if let Some(d0) = logs[0].get(z) {
+                assert_eq!(
+                    d0, d,
+                    "tree digest after zxid 0x{z} differs between {} and {}",
+                    addrs[0], addrs[i]
+                );
+            }
+        }
+    }
 }
 
 /// The lines of `text` after the first `from` bytes (output since a mark).
