@@ -314,3 +314,53 @@ fn five_servers_survive_losing_the_leader_and_a_follower() {
         zxids.iter().all(|z| *z == zxids[0]).then_some(())
     });
 }
+
+/// A follower's `sync` goes through the leader (regression: a session with
+/// nothing in flight had it answered by the follower's own loop, so a read
+/// after it could miss a write another server had acknowledged; found by
+/// the differential test through an ensemble). With the leader stopped the
+/// sync waits; once the leader resumes it is answered, and a read after it
+/// sees the write made through the leader before.
+#[test]
+fn a_sync_at_a_follower_waits_for_the_leader() {
+    let mut m = ensemble(3);
+    for x in m.iter_mut() {
+        x.start();
+    }
+    let leader = serving(&m, &[0, 1, 2]);
+    let f = (leader + 1) % 3;
+    let mut at_leader = connect(&m[leader]);
+    let mut at_follower = connect(&m[f]);
+    at_leader.create("/seen", b"1", 0).unwrap().expect("create");
+    m[leader].signal("STOP");
+    let xid = at_follower
+        .send(&zk_jute::Request::Sync(zk_jute::SyncRequest {
+            path: "/".into(),
+        }))
+        .expect("send sync");
+    std::thread::sleep(Duration::from_millis(300));
+    at_follower
+        .stream()
+        .set_nonblocking(true)
+        .expect("nonblocking");
+    let mut byte = [0u8; 1];
+    let early = std::io::Read::read(at_follower.stream(), &mut byte);
+    at_follower
+        .stream()
+        .set_nonblocking(false)
+        .expect("blocking");
+    m[leader].signal("CONT");
+    assert!(
+        matches!(&early, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the follower answered a sync while its leader was stopped: {early:?}"
+    );
+    let r = at_follower
+        .wait(xid)
+        .expect("sync answered once the leader resumed");
+    assert_eq!(r.err, 0);
+    let (data, _) = at_follower
+        .get_data("/seen", false)
+        .unwrap()
+        .expect("read after the sync");
+    assert_eq!(&data[..], b"1");
+}

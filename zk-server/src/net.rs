@@ -30,7 +30,7 @@ use zk_jute::{
     ConnectRequest, ErrorCode, FrameDecoder, Jute, OpCode, Reader, Request, RequestHeader,
 };
 
-use crate::control::Control;
+use crate::control::{Control, Mode};
 use crate::frames::error_frame;
 use crate::msg::{CoreMsg, Ctx, LoopMsg, Reject};
 use crate::reads::{authenticate, is_local, op_short_name, serve_read};
@@ -691,7 +691,11 @@ impl EventLoop {
             received,
         };
         *c.stats.last_op.lock().unwrap_or_else(|e| e.into_inner()) = op_short_name(&req);
-        if c.outstanding == 0 && is_local(&req) {
+        // A learner's `sync` goes through the leader (quorum.md §3.8): only
+        // the sequencer forwards it.
+        let forwarded = matches!(req, Request::Sync(_))
+            && matches!(shared.control.mode(), Mode::Follower | Mode::Observer);
+        if c.outstanding == 0 && is_local(&req) && !forwarded {
             return self.serve_here(id, &ctx, req);
         }
         c.begin_request(&shared.control);

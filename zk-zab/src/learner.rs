@@ -164,6 +164,9 @@ pub struct Learner {
     pending: VecDeque<Pending>,
     /// Proposals appended whose ACK is owed (followers, after UPTODATE).
     acked: Zxid,
+    /// SYNCs received, each with the zxid committed when it came: delivered
+    /// once that zxid is applied (the leader sent it after those COMMITs).
+    syncs: VecDeque<Zxid>,
     /// Half ticks since the leader last spoke.
     silent: u64,
 }
@@ -185,6 +188,7 @@ impl Learner {
             applied: start.last_zxid,
             pending: VecDeque::new(),
             acked: start.last_zxid,
+            syncs: VecDeque::new(),
             silent: 0,
         };
         l.validate();
@@ -499,7 +503,16 @@ impl Learner {
                 out.push(LearnerCommand::AnswerPing(zxid));
                 return Ok(());
             }
-            p @ (Packet::Sync | Packet::Revalidate { .. }) => {
+            Packet::Sync => {
+                // A client's sync is answered after every txn the leader
+                // committed before it is applied here (Apache queues it in
+                // the commit processor behind those COMMITs); our applies
+                // also wait for our own log, so it may have to wait.
+                self.syncs.push_back(self.committed);
+                self.deliver_syncs(out);
+                return Ok(());
+            }
+            p @ Packet::Revalidate { .. } => {
                 out.push(LearnerCommand::Deliver(p));
                 return Ok(());
             }
@@ -604,6 +617,15 @@ impl Learner {
                 zxid: p.zxid,
                 txn: p.txn,
             });
+        }
+        self.deliver_syncs(out);
+    }
+
+    /// Delivers the SYNCs whose committed txns are all applied, in order.
+    fn deliver_syncs(&mut self, out: &mut Vec<LearnerCommand>) {
+        while self.syncs.front().is_some_and(|z| *z <= self.applied) {
+            self.syncs.pop_front();
+            out.push(LearnerCommand::Deliver(Packet::Sync));
         }
     }
 

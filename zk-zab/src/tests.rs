@@ -48,6 +48,8 @@ struct Node {
     log: Vec<(Zxid, Bytes)>,
     durable: usize,
     applied: Vec<Zxid>,
+    /// Applies and deliveries, in the order the learner asked for them.
+    events: Vec<String>,
     epochs: (u32, u32),
     sent: VecDeque<Packet>,
     looking: Option<String>,
@@ -73,6 +75,7 @@ impl Node {
             log,
             durable,
             applied,
+            events: Vec::new(),
             epochs: (accepted, current),
             sent: VecDeque::new(),
             looking: None,
@@ -124,13 +127,16 @@ impl Node {
                     self.flush();
                 }
             }
-            LearnerCommand::Apply { zxid, .. } => self.applied.push(zxid),
+            LearnerCommand::Apply { zxid, .. } => {
+                self.applied.push(zxid);
+                self.events.push(format!("apply {zxid}"));
+            }
             LearnerCommand::StartServing { .. } => self.serving = true,
             LearnerCommand::AnswerPing(zxid) => self.sent.push_back(Packet::Ping {
                 zxid,
                 data: Some(Bytes::new()),
             }),
-            LearnerCommand::Deliver(_) => {}
+            LearnerCommand::Deliver(p) => self.events.push(format!("deliver {}", p.name())),
             LearnerCommand::GoLooking(r) => self.looking = Some(r),
         }
     }
@@ -1102,4 +1108,36 @@ fn standalone_is_a_quorum_of_one_in_the_epoch_of_its_last_zxid() {
     let mut out = Vec::new();
     l.step(LeaderEvent::LogDurable(z(5, 1)), &mut out);
     assert_eq!(l.committed(), z(5, 1));
+}
+
+#[test]
+fn a_sync_is_delivered_after_the_commits_before_it_are_applied() {
+    // A client's sync at a follower whose log was slower than the leader's
+    // quorum: the SYNC came after COMMIT(z), so the sync is answered only
+    // after z is applied here (its watch events first), as Apache's
+    // CommitProcessor orders them. Found by the differential test through
+    // an ensemble: a child watch event came after the sync's answer.
+    let mut c = three_fresh();
+    c.connect_all();
+    c.pump();
+    c.nodes[0].auto = false;
+    c.propose(1);
+    c.pump();
+    assert!(
+        c.leader.committed() >= z(1, 1),
+        "committed by the leader and node 1"
+    );
+    c.leader_step(LeaderEvent::Sync(0));
+    c.pump();
+    assert!(
+        !c.nodes[0].events.iter().any(|e| e.starts_with("deliver")),
+        "{:?}",
+        c.nodes[0].events
+    );
+    c.nodes[0].flush();
+    let at = c.nodes[0].events.len() - 2;
+    assert_eq!(
+        c.nodes[0].events[at..],
+        [format!("apply {}", z(1, 1)), "deliver SYNC".to_string()]
+    );
 }
