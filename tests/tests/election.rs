@@ -1009,7 +1009,6 @@ fn mixed_ours_syncs_apache_followers_by_diff_and_snap() {
 /// `version=0`, even with reconfig off); zkCli's `config` and Curator read
 /// it there. Ours leaves it empty: a known gap, this test fails until then.
 #[test]
-#[ignore = "ours does not fill /zookeeper/config in quorum mode yet"]
 fn zookeeper_config_holds_the_ensemble_config_as_apache() {
     let mut m = ensemble(&[Flavor::Apache, Flavor::Apache, Flavor::Ours]);
     start_together(&mut m);

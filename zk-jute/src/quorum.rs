@@ -393,13 +393,15 @@ impl QuorumServer {
             LearnerType::Participant => "participant",
             LearnerType::Observer => "observer",
         };
+        // Apache's QuorumServer.toString: the addresses joined by '|', then
+        // the role once.
         let addrs: Vec<String> = self
             .quorum_addrs
             .iter()
             .zip(&self.election_addrs)
-            .map(|(q, e)| format!("{q}:{}:{role}", e.port))
+            .map(|(q, e)| format!("{q}:{}", e.port))
             .collect();
-        let mut s = addrs.join("|");
+        let mut s = format!("{}:{role}", addrs.join("|"));
         if let Some(c) = &self.client_addr {
             s.push(';');
             s.push_str(&c.to_string());

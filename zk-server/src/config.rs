@@ -287,6 +287,17 @@ fn parse_bool(v: &str) -> Option<bool> {
 }
 
 impl Config {
+    /// The ensemble's configuration text as ZooKeeper stores it in
+    /// `/zookeeper/config` and sends it in notifications and NEWLEADER:
+    /// `server.N=...` lines by id, then `version=0` (static config).
+    pub fn quorum_config_text(&self) -> String {
+        zk_jute::quorum::QuorumConfig {
+            servers: self.servers.clone(),
+            version: Some(0),
+        }
+        .to_text()
+    }
+
     /// A standalone configuration with ZooKeeper's defaults.
     pub fn standalone(data_dir: PathBuf, client_port: u16) -> Self {
         let tick = 3000;

@@ -1317,8 +1317,8 @@ impl State {
         Ok(())
     }
 
-    /// `DataTree.setData`.
-    fn set_data(
+    /// `DataTree.setData` (also outside any txn: `Tree::set_config`).
+    pub(crate) fn set_data_raw(
         &mut self,
         path: &str,
         data: Option<&[u8]>,
@@ -1558,7 +1558,7 @@ impl State {
             }
             TxnBody::SetData(s) | TxnBody::Reconfig(s) => {
                 out.path = Some(s.path.clone());
-                self.set_data(&s.path, s.data.as_deref(), s.version, z, t, trig)
+                self.set_data_raw(&s.path, s.data.as_deref(), s.version, z, t, trig)
                     .map(|st| out.stat = Some(st))
             }
             TxnBody::SetAcl(s) => {

@@ -509,6 +509,17 @@ impl Tree {
         self.read().digest
     }
 
+    /// Sets `/zookeeper/config`'s data to an ensemble's configuration text,
+    /// outside any txn, as Apache's `ZKDatabase.initConfigInZKDatabase` does
+    /// after every load of the database in quorum mode: mzxid 0 (the config
+    /// version), mtime `time_ms`, version -1. False if the node is missing.
+    pub fn set_config(&self, data: &[u8], time_ms: i64) -> bool {
+        let mut trig = Vec::new();
+        self.write()
+            .set_data_raw("/zookeeper/config", Some(data), -1, 0, time_ms, &mut trig)
+            .is_ok()
+    }
+
     /// The digest log, oldest first: (zxid, tree digest after it) for the
     /// applied zxids that are multiples of 128, the newest 1024 (`hash`).
     pub fn digest_log(&self) -> Vec<(i64, i64)> {

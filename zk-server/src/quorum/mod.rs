@@ -54,7 +54,7 @@ use crossbeam_channel::Receiver;
 use mio::{Events, Poll, Token, Waker};
 use tracing::{debug, error, info, warn};
 use zk_election::{Command, Decision, Election, Event, Majority, Params, PeerState, Sid, Timer};
-use zk_jute::quorum::{HostPort, LearnerType, QuorumConfig};
+use zk_jute::quorum::{HostPort, LearnerType};
 
 use crate::config::Config;
 use crate::error::{StartError, io_err};
@@ -251,13 +251,7 @@ pub(crate) fn start(
     } = prepared;
     let now = Instant::now();
     let tick = u64::from(config.tick_time);
-    let config_text = Bytes::from(
-        QuorumConfig {
-            servers: config.servers.clone(),
-            version: Some(0),
-        }
-        .to_text(),
-    );
+    let config_text = Bytes::from(config.quorum_config_text());
     let (transport, bind) = election_transport(config, listener, &poll, &config_text, now)?;
     let quorum = Majority::new(
         config

@@ -191,6 +191,7 @@ impl Sequencer {
         )
         .map_err(|e| e.to_string())?;
         self.sessions_from_tree();
+        self.refresh_config_node();
         let last = Zxid::from(self.shared.tree.last_processed_zxid());
         self.shared.control.set_last_zxid(last.as_i64());
         self.new_log_generation();
@@ -699,8 +700,23 @@ impl Sequencer {
         .map_err(|e| e.to_string())?;
         self.shared.tree.replace_data(tree);
         self.sessions_from_tree();
+        self.refresh_config_node();
         self.shared.control.set_last_zxid(rec.last_zxid.as_i64());
         Ok(rec.last_zxid)
+    }
+
+    /// `/zookeeper/config` holds the ensemble's configuration after every
+    /// load of the tree, as Apache's `initConfigInZKDatabase` (clients and
+    /// `zkCli.sh config` read it; Apache's followers serve it).
+    fn refresh_config_node(&self) {
+        let text = self.shared.config.quorum_config_text();
+        if !self
+            .shared
+            .tree
+            .set_config(text.as_bytes(), crate::stats::wall_ms())
+        {
+            warn!("/zookeeper/config is missing from the tree: not refreshed");
+        }
     }
 
     /// The session table follows a tree that changed under it (the log's
@@ -752,6 +768,7 @@ impl Sequencer {
         );
         self.shared.tree.replace_data(snap.tree);
         self.sessions_from_tree();
+        self.refresh_config_node();
         self.shared.control.set_last_zxid(zxid.as_i64());
         Ok(())
     }
