@@ -1144,3 +1144,110 @@ fn on_disk(dir: &std::path::Path, needle: &[u8]) -> bool {
         }
     })
 }
+
+/// The other way round: an Apache 3.8 leader logs three writes it cannot
+/// replicate and dies by kill -9; our two servers elect a leader; the
+/// Apache server restarts and ours tells it TRUNC: the three znodes exist
+/// nowhere and all three serve one tree.
+#[test]
+fn mixed_ours_truncates_an_apache_old_leader() {
+    use zk_integration::ensemble::{Firewall, assert_same_trees_except};
+
+    let mut m = ensemble(&[Flavor::Ours, Flavor::Ours, Flavor::Apache]);
+    for x in m.iter_mut() {
+        // Sessions outlive the test; small log files, quick to search.
+        let cfg = x.dir.path().join("zoo.cfg");
+        let text = fs::read_to_string(&cfg).expect("read zoo.cfg");
+        fs::write(
+            &cfg,
+            format!("{text}maxSessionTimeout=60000\npreAllocSize=64\n"),
+        )
+        .expect("write zoo.cfg");
+    }
+    // Apache and our server 1 first (our two alone would elect each other
+    // before the JVM is up): Apache's sid wins; then our server 2 joins.
+    m[2].start();
+    m[0].start();
+    wait_until("Apache to lead our server 1", &m, || {
+        (m[2].mode().as_deref() == Some("leader")).then_some(())
+    });
+    m[1].start();
+    wait_until("Apache to lead ours", &m, || {
+        let modes: Vec<Option<String>> = m.iter().map(Member::mode).collect();
+        (modes[0].as_deref() == Some("follower")
+            && modes[1].as_deref() == Some("follower")
+            && modes[2].as_deref() == Some("leader"))
+        .then_some(())
+    });
+    let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+    let opts = zk_integration::ConnectOptions {
+        timeout_ms: 60_000,
+        ..zk_integration::ConnectOptions::default()
+    };
+    let mut c = zk_integration::Client::connect_with(at(&m[2]), &opts).expect("connect Apache");
+    c.create("/committed", b"c", 0).unwrap().expect("create");
+    let mut fw = Firewall::new(&[]);
+    let (ip, port) = (m[2].ip.to_string(), QUORUM_PORT.to_string());
+    fw.add(
+        "filter",
+        &["-s", &ip, "-p", "tcp", "--sport", &port, "-j", "DROP"],
+    );
+    let paths = ["/uncommitted-0", "/uncommitted-1", "/uncommitted-2"];
+    for p in paths {
+        c.send(&zk_jute::Request::Create(zk_jute::CreateRequest {
+            path: p.into(),
+            data: Some(bytes::Bytes::from_static(b"u")),
+            acl: zk_integration::open_acl(),
+            flags: 0,
+        }))
+        .expect("send a write");
+    }
+    let data = m[2].dir.path().join("data");
+    wait_until("Apache to log the writes", &m, || {
+        paths
+            .iter()
+            .all(|p| on_disk(&data, p.as_bytes()))
+            .then_some(())
+    });
+    m[2].kill9();
+    let new_leader = wait_until("ours to elect a leader", &m, || {
+        match (m[0].mode().as_deref(), m[1].mode().as_deref()) {
+            (Some("leader"), Some("follower")) => Some(0),
+            (Some("follower"), Some("leader")) => Some(1),
+            _ => None,
+        }
+    });
+    drop(fw);
+    let mark = m[new_leader].output().len();
+    m[2].start();
+    wait_until("Apache to follow ours", &m, || {
+        (m[2].mode().as_deref() == Some("follower")).then_some(())
+    });
+    let out = m[new_leader].output();
+    let new = out.get(mark..).unwrap_or("");
+    let sync = new
+        .lines()
+        .find(|l| l.contains("syncing learner connection"))
+        .unwrap_or_else(|| panic!("no sync line:\n{new}"));
+    assert!(sync.contains(" by TRUNC 0x"), "{sync}");
+    for x in &m {
+        let mut r = zk_integration::Client::connect(at(x)).expect("connect");
+        let s = r
+            .call(&zk_jute::Request::Sync(zk_jute::SyncRequest {
+                path: "/".into(),
+            }))
+            .expect("sync");
+        assert_eq!(s.err, 0);
+        assert!(r.exists("/committed", false).expect("exists").is_some());
+        for p in paths {
+            assert!(
+                r.exists(p, false).expect("exists").is_none(),
+                "{p} at server {}",
+                x.sid
+            );
+        }
+        let _ = r.close();
+    }
+    let addrs = [at(&m[new_leader]), at(&m[0]), at(&m[1]), at(&m[2])];
+    assert_same_trees_except(&addrs, &["/zookeeper/config"]);
+}
