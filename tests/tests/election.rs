@@ -939,12 +939,11 @@ fn ours_follows_an_apache_leader_by_snap() {
 /// leader would: one killed while 30 writes go on comes back by DIFF, one
 /// whose data dir was lost (only `myid` kept) by SNAP (our snapshot body,
 /// loaded by Apache's learner). Both then serve exactly our tree: paths,
-/// data and stats (czxid, mzxid, times, versions, ...), read through each;
-/// all but `/zookeeper/config`, which every Apache server writes itself
-/// with its own mtime (and ours leaves empty: see the ignored test below).
+/// data and stats (czxid, mzxid, times, versions, ...), read through each,
+/// `/zookeeper/config` included (the same text; its mtime is each server's).
 #[test]
 fn mixed_ours_syncs_apache_followers_by_diff_and_snap() {
-    use zk_integration::ensemble::assert_same_trees_except;
+    use zk_integration::ensemble::assert_same_trees;
 
     let mut m = ensemble(&[Flavor::Apache, Flavor::Apache, Flavor::Ours]);
     start_together(&mut m);
@@ -1000,7 +999,7 @@ fn mixed_ours_syncs_apache_followers_by_diff_and_snap() {
     all_serve(&m);
     c.create("/after", b"z", 0).unwrap().expect("create");
     let _ = c.close();
-    assert_same_trees_except(&[at(&m[2]), at(&m[0]), at(&m[1])], &["/zookeeper/config"]);
+    assert_same_trees(&[at(&m[2]), at(&m[0]), at(&m[1])]);
 }
 
 /// In quorum mode every Apache 3.8 server writes the ensemble's dynamic
@@ -1037,7 +1036,7 @@ fn zookeeper_config_holds_the_ensemble_config_as_apache() {
 /// nowhere) and serves the Apache leader's tree.
 #[test]
 fn mixed_an_apache_leader_truncates_ours() {
-    use zk_integration::ensemble::{Firewall, assert_same_trees_except};
+    use zk_integration::ensemble::{Firewall, assert_same_trees};
 
     let mut m = ensemble(&[Flavor::Apache, Flavor::Apache, Flavor::Ours]);
     for x in m.iter_mut() {
@@ -1127,7 +1126,7 @@ fn mixed_an_apache_leader_truncates_ours() {
         let _ = r.close();
     }
     let addrs = [at(&m[apache_leader]), at(&m[0]), at(&m[1]), at(&m[2])];
-    assert_same_trees_except(&addrs, &["/zookeeper/config"]);
+    assert_same_trees(&addrs);
 }
 
 /// Whether any file under `dir` contains `needle`.
@@ -1151,7 +1150,7 @@ fn on_disk(dir: &std::path::Path, needle: &[u8]) -> bool {
 /// nowhere and all three serve one tree.
 #[test]
 fn mixed_ours_truncates_an_apache_old_leader() {
-    use zk_integration::ensemble::{Firewall, assert_same_trees_except};
+    use zk_integration::ensemble::{Firewall, assert_same_trees};
 
     let mut m = ensemble(&[Flavor::Ours, Flavor::Ours, Flavor::Apache]);
     for x in m.iter_mut() {
@@ -1249,5 +1248,5 @@ fn mixed_ours_truncates_an_apache_old_leader() {
         let _ = r.close();
     }
     let addrs = [at(&m[new_leader]), at(&m[0]), at(&m[1]), at(&m[2])];
-    assert_same_trees_except(&addrs, &["/zookeeper/config"]);
+    assert_same_trees(&addrs);
 }
