@@ -284,6 +284,49 @@ fn an_uncommitted_txn_is_truncated_when_its_leader_returns() {
     assert_converged(&m, &[0, 1, 2]);
 }
 
+/// ZK-5094 / ZK-4882 (ensemble-testing.md §4 #11): a TRUNC interrupted by
+/// a crash must not leave the server ahead of its log. The old leader dies
+/// inside TRUNC (the log truncated, the tree not yet rebuilt: the
+/// `learner-inside-trunc` failpoint); restarted, it syncs again and drops
+/// the uncommitted txns all the same.
+#[test]
+fn a_crash_inside_trunc_restarts_and_converges() {
+    let mut m = ensemble_with(
+        3,
+        &EnsembleOptions {
+            cfg_extra: TRUNC_CFG.into(),
+            ..EnsembleOptions::default()
+        },
+    );
+    let (old, new) = leader_with_uncommitted_txns(&mut m);
+    m[old].start_env(&[("ZK_FAILPOINTS", "learner-inside-trunc")]);
+    let code = m[old].wait_exit();
+    assert_eq!(
+        code,
+        Some(86),
+        "not stopped inside TRUNC:\n{}",
+        m[old].tail(30)
+    );
+    assert!(
+        m[old]
+            .output()
+            .contains("TRUNC: truncating the log after 0x")
+    );
+    m[old].start();
+    assert_eq!(serving(&m, &[0, 1, 2]), new);
+    let mut c = connect(&m[new]);
+    let after = create_many(&mut c, "/after", 20, b"a");
+    let _ = c.close();
+    for x in &m {
+        assert_has(x, &after, b"a");
+        assert_has(x, &["/committed".to_string()], b"c");
+    }
+    for p in UNCOMMITTED {
+        assert_absent(&m, &[0, 1, 2], p);
+    }
+    assert_converged(&m, &[0, 1, 2]);
+}
+
 /// The same, but the new leader takes writes before the old one returns:
 /// its history then has no txn of the old leader's epoch after the
 /// uncommitted ones, so (as Apache's LearnerHandler: "Cannot send TRUNC to
