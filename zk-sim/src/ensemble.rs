@@ -506,6 +506,14 @@ impl Sim {
             self.handle(ev)?;
             self.check_nodes()?;
             if self.healed && self.now > self.opts.fault_ms + 3000 {
+                if let Some((sid, from, _)) = self.triggers.first() {
+                    // A scripted crash that never happened would let a
+                    // scenario pass without testing what it claims.
+                    let what = format!(
+                        "the scripted action after server {sid}'s NEWLEADER ACK (from {from} ms) never ran"
+                    );
+                    return Err(self.fail(what));
+                }
                 if let Some((leader, epoch)) = self.settled() {
                     if std::env::var_os("ZK_SIM_TRACE").is_some() {
                         eprintln!("{}", self.trace.all());

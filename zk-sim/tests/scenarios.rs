@@ -128,3 +128,81 @@ fn leader_failover_keeps_every_acknowledged_write() {
         ],
     );
 }
+
+#[test]
+fn zk_335_two_leaders_never_commit_in_one_epoch() {
+    // ZOOKEEPER-335: followers did not persist the epoch they acked, so after
+    // restarting they could ack a second leader of the same epoch while the
+    // old one (not yet timed out) still led, and two txns got one zxid.
+    // Here the leader is cut off holding an uncommitted txn, both followers
+    // restart and elect a leader of the next epoch, and the old leader
+    // returns before its syncLimit ran out. Leadership (one leader per
+    // epoch) and Agreement (one txn per zxid) are checked at every step.
+    use Action::*;
+    use Step::*;
+    scenario(
+        "ZK-335",
+        3,
+        &[
+            At(2000, Writes(2)),
+            At(3000, Isolate(3)),
+            At(3000, Writes(1)),
+            At(3100, Crash(1)),
+            At(3100, Crash(2)),
+            At(3200, Restart(1)),
+            At(3200, Restart(2)),
+            At(3300, Heal),
+            At(3400, Writes(3)),
+            At(8000, Writes(2)),
+        ],
+    );
+}
+
+#[test]
+fn zk_4394_commits_right_after_the_newleader_ack() {
+    // ZOOKEEPER-4394: a COMMIT that arrives right after the NEWLEADER ACK,
+    // for a proposal the DIFF left outstanding, was applied wrongly (or hit
+    // an NPE). A follower rejoins while writes keep coming, so proposals and
+    // commits interleave with its sync.
+    use Action::*;
+    use Step::*;
+    scenario(
+        "ZK-4394",
+        3,
+        &[
+            At(2000, Writes(3)),
+            At(3000, Crash(1)),
+            At(3200, Writes(5)),
+            At(5000, Restart(1)),
+            At(5000, Writes(60)),
+            At(9000, Writes(2)),
+        ],
+    );
+}
+
+#[test]
+fn zk_4785_a_follower_bounced_during_diff_keeps_what_it_acked() {
+    // ZOOKEEPER-4785: a follower bounced in the middle of a DIFF sync, before
+    // it had written every txn of the sync, lost txns it had acknowledged.
+    // Here it crashes right after its NEWLEADER ACK while writes continue,
+    // restarts, and then the leader dies: whoever leads next must hold every
+    // acknowledged write (committed durability).
+    use Action::*;
+    use Step::*;
+    scenario(
+        "ZK-4785",
+        3,
+        &[
+            At(2000, Writes(3)),
+            At(3000, Crash(1)),
+            At(3200, Writes(5)),
+            At(5000, Restart(1)),
+            At(5000, Writes(30)),
+            AfterNewLeaderAck(1, 5000, Crash(1)),
+            At(7000, Restart(1)),
+            At(9000, Writes(3)),
+            At(10_000, Crash(3)),
+            At(14_000, Writes(3)),
+        ],
+    );
+}
