@@ -84,6 +84,9 @@ fn assert_synced_by(log: &str, kind: &str) {
         line.contains(&format!(" by {kind} 0x")),
         "expected a sync by {kind}: {line}"
     );
+    // The operator's line names the server and the size of the sync.
+    let size = if kind == "SNAP" { " bytes)" } else { " txns" };
+    assert!(line.contains("(server ") && line.contains(size), "{line}");
 }
 
 /// After a sync at every member of `alive`, `path` does not exist.

@@ -387,6 +387,15 @@ impl Leader {
         }
     }
 
+    /// The server id of a learner connection, once its FOLLOWERINFO /
+    /// OBSERVERINFO named it.
+    pub fn learner_sid(&self, conn: Conn) -> Option<u64> {
+        self.handlers
+            .get(&conn)
+            .filter(|h| h.stage > Stage::AwaitInfo)
+            .map(|h| h.sid)
+    }
+
     /// The zxid the next proposal must carry.
     pub fn next_zxid(&self) -> Zxid {
         if self.standalone {

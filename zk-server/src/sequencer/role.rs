@@ -71,6 +71,9 @@ pub(super) struct Leading {
     /// The learner gauges last published to mntr, and when the epoch was
     /// established.
     gauges: (zk_zab::LearnerCounts, Option<std::time::Instant>),
+    /// Learners being synced by DIFF or TRUNC: (kind, zxid, txns sent so
+    /// far), logged when their NEWLEADER goes out.
+    syncing: hashbrown::HashMap<Conn, (&'static str, Zxid, usize)>,
 }
 
 /// An event for whichever role is active.
@@ -210,6 +213,7 @@ impl Sequencer {
             held_snap: None,
             owners: Owners::new(),
             gauges: Default::default(),
+            syncing: hashbrown::HashMap::new(),
         })));
         self.run_leader(out);
     }
@@ -242,6 +246,7 @@ impl Sequencer {
             held_snap: None,
             owners: Owners::new(),
             gauges: Default::default(),
+            syncing: hashbrown::HashMap::new(),
         })));
         self.run_leader(out);
     }
@@ -451,12 +456,7 @@ impl Sequencer {
             }
             LeaderCommand::SendSnapshot(conn) => self.send_snapshot(conn),
             LeaderCommand::Send(conn, p) => {
-                if let Packet::Diff { zxid } | Packet::Trunc { zxid } = p {
-                    info!(
-                        "syncing learner connection {conn} by {} 0x{zxid:x}",
-                        p.name()
-                    );
-                }
+                self.note_sync(conn, &p);
                 self.out(QuorumOut::ToLearner(conn, p));
             }
             LeaderCommand::Close(conn, why) => {
@@ -487,6 +487,34 @@ impl Sequencer {
             }
         }
         None
+    }
+
+    /// The operator's log line of a DIFF or TRUNC sync, once its size is
+    /// known (at NEWLEADER): `syncing learner connection N (server S) by
+    /// DIFF 0x...: K txns`.
+    fn note_sync(&mut self, conn: Conn, p: &Packet) {
+        let Some(Role::Leading(l)) = &mut self.role else {
+            return;
+        };
+        match p {
+            Packet::Diff { zxid } | Packet::Trunc { zxid } => {
+                l.syncing.insert(conn, (p.name(), *zxid, 0));
+            }
+            Packet::Proposal { .. } => {
+                if let Some(s) = l.syncing.get_mut(&conn) {
+                    s.2 += 1;
+                }
+            }
+            Packet::NewLeader { .. } => {
+                if let Some((kind, zxid, n)) = l.syncing.remove(&conn) {
+                    let sid = l.core.learner_sid(conn).unwrap_or(0);
+                    info!(
+                        "syncing learner connection {conn} (server {sid}) by {kind} 0x{zxid:x}: {n} txns"
+                    );
+                }
+            }
+            _ => {}
+        }
     }
 
     /// The log's txns from `from` on, for a learner older than the DIFF
@@ -530,8 +558,12 @@ impl Sequencer {
         let mut body = Vec::new();
         match self.shared.tree.write_apache_snap(&mut body) {
             Ok(at) if at == zxid.as_i64() => {
+                let sid = match &self.role {
+                    Some(Role::Leading(l)) => l.core.learner_sid(conn).unwrap_or(0),
+                    _ => 0,
+                };
                 info!(
-                    "syncing learner connection {conn} by SNAP 0x{zxid:x} ({} bytes)",
+                    "syncing learner connection {conn} (server {sid}) by SNAP 0x{zxid:x} ({} bytes)",
                     body.len()
                 );
                 self.out(QuorumOut::Snap {
