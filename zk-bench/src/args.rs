@@ -17,7 +17,9 @@ USAGE:
   zk-bench wait [OPTIONS]   poll until getData(--path) succeeds; prints the time it took
 
 COMMON OPTIONS (run, load):
-  --server HOST:PORT     server address                      [127.0.0.1:2181]
+  --server HOST:PORT     server address; a comma-separated list (an ensemble) deals
+                         the measured run's sessions round-robin over the servers
+                         (set-up and clean-up go through the first)  [127.0.0.1:2181]
   --sessions N           concurrent sessions (connections)   [16]
   --in-flight M          pipelined requests per session      [32]
   --threads T            client event-loop threads           [1]
@@ -102,7 +104,8 @@ pub enum Limit {
 /// Options shared by `run` and `load`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Common {
-    /// Server address, `host:port`.
+    /// Server address, `host:port`, or several, comma-separated (run: the
+    /// sessions are dealt over them).
     pub server: String,
     /// Number of sessions.
     pub sessions: usize,

@@ -16,7 +16,17 @@ use crate::workload::{Budget, CreateSource, Created, DeleteSource, Layout, MixSo
 /// A command's failure: the message for stderr.
 pub type CmdResult = Result<(), String>;
 
+/// The first address of a `--server` list (set-up, clean-up, load, wait).
 fn resolve(server: &str) -> Result<SocketAddr, String> {
+    resolve_one(server.split(',').next().unwrap_or(server))
+}
+
+/// Every address of a comma-separated `--server` list, in order.
+fn resolve_all(server: &str) -> Result<Vec<SocketAddr>, String> {
+    server.split(',').map(|s| resolve_one(s.trim())).collect()
+}
+
+fn resolve_one(server: &str) -> Result<SocketAddr, String> {
     server
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {server:?}: {e}"))?
@@ -34,6 +44,7 @@ fn seed() -> u64 {
 fn plan(c: &Common, addr: SocketAddr, label: &str) -> Plan {
     Plan {
         addr,
+        also: Vec::new(),
         sessions: c.sessions,
         in_flight: c.in_flight,
         threads: c.threads,
@@ -140,8 +151,17 @@ pub fn run(a: &RunArgs) -> CmdResult {
     let addr = resolve(&c.server)?;
     let data = payload(c.payload);
     let (setup_created, setup_existed, setup_secs) = setup(a, addr, &data)?;
+    let also: Vec<SocketAddr> = resolve_all(&c.server)?.into_iter().skip(1).collect();
+    if a.mix != OpMix::Create && a.keys > 0 {
+        // The other servers of an ensemble serve the set-up's keys first.
+        let last = format!("{}/k/{}", c.prefix, a.keys - 1);
+        for s in &also {
+            wait_for_path(*s, &s.to_string(), &last, Duration::from_secs(60))?;
+        }
+    }
 
     let mut p = plan(c, addr, a.mix.name());
+    p.also = also;
     p.warmup = a.warmup;
     p.rate = a.rate;
     let ops_limit = match a.limit {
@@ -500,23 +520,27 @@ fn probe(addr: SocketAddr, path: &str) -> Result<(), String> {
 /// `zk-bench wait`: polls until getData(path) succeeds.
 pub fn wait(a: &WaitArgs) -> CmdResult {
     let addr = resolve(&a.server)?;
+    let secs = wait_for_path(addr, &a.server, &a.path, a.timeout)?;
+    println!("{} serves {} after {secs:.3} s", a.server, a.path);
+    Ok(())
+}
+
+/// Polls until getData(path) succeeds at `addr`; returns the seconds it took.
+fn wait_for_path(
+    addr: SocketAddr,
+    name: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<f64, String> {
     let start = Instant::now();
     loop {
-        let Err(last) = probe(addr, &a.path) else {
-            println!(
-                "{} serves {} after {:.3} s",
-                a.server,
-                a.path,
-                start.elapsed().as_secs_f64()
-            );
-            return Ok(());
+        let Err(last) = probe(addr, path) else {
+            return Ok(start.elapsed().as_secs_f64());
         };
-        if start.elapsed() >= a.timeout {
+        if start.elapsed() >= timeout {
             return Err(format!(
-                "{} did not serve getData {} within {:.1} s (last: {last})",
-                a.server,
-                a.path,
-                a.timeout.as_secs_f64()
+                "{name} did not serve getData {path} within {:.1} s (last: {last})",
+                timeout.as_secs_f64()
             ));
         }
         std::thread::sleep(Duration::from_millis(10));

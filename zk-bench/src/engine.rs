@@ -106,6 +106,9 @@ impl Rng {
 pub struct Plan {
     /// Server address.
     pub addr: SocketAddr,
+    /// More servers of the same ensemble: session `i` connects to the
+    /// `i % (1 + len)`-th of `addr` and these (empty: all at `addr`).
+    pub also: Vec<SocketAddr>,
     /// Sessions.
     pub sessions: usize,
     /// Requests in flight per session.
@@ -542,11 +545,12 @@ impl Worker<'_, '_> {
 fn connect(plan: &Plan, ids: &[usize]) -> Result<Vec<Conn>, String> {
     let mut conns = Vec::with_capacity(ids.len());
     for &id in ids {
-        let (s, _sid) =
-            wire::open_session(plan.addr, plan.session_timeout_ms, Duration::from_secs(10))
-                .map_err(|e| {
-                    format!("session {id}: cannot open a session on {}: {e}", plan.addr)
-                })?;
+        let addr = match id % (1 + plan.also.len()) {
+            0 => plan.addr,
+            k => plan.also[k - 1],
+        };
+        let (s, _sid) = wire::open_session(addr, plan.session_timeout_ms, Duration::from_secs(10))
+            .map_err(|e| format!("session {id}: cannot open a session on {addr}: {e}"))?;
         s.set_nonblocking(true)
             .map_err(|e| format!("set_nonblocking: {e}"))?;
         let now = Instant::now();
@@ -1053,6 +1057,7 @@ mod tests {
     fn plan(addr: SocketAddr) -> Plan {
         Plan {
             addr,
+            also: Vec::new(),
             sessions: 3,
             in_flight: 4,
             threads: 2,
@@ -1063,6 +1068,31 @@ mod tests {
             seed: 5,
             rate: None,
         }
+    }
+
+    #[test]
+    fn sessions_are_dealt_round_robin_over_the_servers() {
+        // Session 1 of 3 goes to the second server, which is not there.
+        let dead = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut p = plan(fake_server(false));
+        p.also = vec![dead];
+        p.threads = 1;
+        let out = drive(&p, &gets(Some(30)));
+        assert!(
+            out.failures
+                .iter()
+                .any(|f| f.contains("session 1") && f.contains(&dead.to_string())),
+            "{:?}",
+            out.failures
+        );
+        assert!(
+            !out.failures.iter().any(|f| f.contains("session 0")),
+            "{:?}",
+            out.failures
+        );
     }
 
     #[test]
