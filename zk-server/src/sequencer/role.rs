@@ -283,9 +283,18 @@ impl Sequencer {
     }
 
     /// The last `n` txns of the log, oldest first (the leader's DIFF window).
+    /// Only the tail is read (the counter is contiguous within an epoch): a
+    /// window that would reach into the previous epoch starts at this
+    /// epoch's first txn instead, and older learners are synced from the
+    /// on-disk log (`ReadLog`) or by SNAP. Reading the whole log here made a
+    /// failover after a busy hour take seconds.
     fn recent_txns(&self, n: usize) -> Result<Vec<(Zxid, Bytes)>, String> {
         let mut recent = VecDeque::with_capacity(n.min(4096));
-        let from = self.storage.log.first_key().unwrap_or(0);
+        let Some(last) = self.storage.log.last_key().map(Zxid::from) else {
+            return Ok(Vec::new());
+        };
+        let back = u32::try_from(n).unwrap_or(u32::MAX);
+        let from = Zxid::new(last.epoch(), last.counter().saturating_sub(back)).as_u64();
         for item in self.storage.log.iter_from(from) {
             let (key, payload) = item.map_err(|e| format!("cannot read the log: {e}"))?;
             if recent.len() == n {
