@@ -1250,3 +1250,153 @@ fn mixed_ours_truncates_an_apache_old_leader() {
     let addrs = [at(&m[new_leader]), at(&m[0]), at(&m[1]), at(&m[2])];
     assert_same_trees(&addrs);
 }
+
+/// The `Mode:` of every member, once all of them serve (leader / follower /
+/// observer); the leader's index.
+fn all_serving(m: &[Member]) -> usize {
+    wait_until("every server to serve", m, || {
+        let modes: Vec<String> = m.iter().map(Member::mode).collect::<Option<_>>()?;
+        let leaders: Vec<usize> = (0..m.len()).filter(|&i| modes[i] == "leader").collect();
+        (leaders.len() == 1 && modes.iter().all(|md| md != "standalone")).then(|| leaders[0])
+    })
+}
+
+/// Issue 15, observers: one of ours observes a 3-server Apache 3.8
+/// ensemble (OBSERVERINFO to Apache's leader, INFORMs applied): `Mode:
+/// observer`, a write sent to it is forwarded and lands everywhere, Apache's
+/// writes are served by it, its mntr says `observing - broadcast`, Apache's
+/// leader counts it in zk_synced_observers, and it never votes (the Apache
+/// servers elect among themselves).
+#[test]
+fn mixed_ours_observes_an_apache_ensemble() {
+    let mut m = ensemble_with_observers(
+        &[Flavor::Apache, Flavor::Apache, Flavor::Apache, Flavor::Ours],
+        &[4],
+    );
+    for x in m.iter_mut() {
+        x.start();
+    }
+    let leader = all_serving(&m);
+    assert!(leader < 3, "an observer never leads");
+    assert_eq!(m[3].mode().as_deref(), Some("observer"));
+    let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+    let mut ours = zk_integration::Client::connect(at(&m[3])).expect("connect ours");
+    ours.create("/via-observer", b"o", 0)
+        .unwrap()
+        .expect("a write through the observer");
+    let mut apache = zk_integration::Client::connect(at(&m[leader])).expect("connect Apache");
+    apache
+        .create("/via-apache", b"a", 0)
+        .unwrap()
+        .expect("create");
+    let _ = (ours.close(), apache.close());
+    let addrs: Vec<std::net::SocketAddr> = m.iter().map(at).collect();
+    zk_integration::ensemble::assert_same_trees(&addrs);
+    let mntr = four_letter(at(&m[3]), "mntr").expect("mntr");
+    assert!(mntr.contains("zk_server_state\tobserver\n"), "{mntr}");
+    assert!(
+        mntr.contains("zk_peer_state\tobserving - broadcast\n"),
+        "{mntr}"
+    );
+    let leader_mntr = four_letter(at(&m[leader]), "mntr").expect("mntr");
+    assert!(
+        leader_mntr.contains("zk_synced_observers\t1\n"),
+        "{leader_mntr}"
+    );
+}
+
+/// Issue 15, rolling replacement: a 3-server Apache 3.8 ensemble under a
+/// client write load becomes an ensemble of ours one server at a time
+/// (followers first, the leader last: its successor is elected), then back
+/// to Apache the same way (each Apache server returning on an empty data
+/// dir, synced by SNAP from our leader). The writer reconnects wherever a
+/// server serves; every write it saw acknowledged is on every server at the
+/// end, and all serve one tree.
+#[test]
+fn rolling_replacement_apache_to_ours_and_back_under_load() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let mut m = ensemble(&[Flavor::Apache; 3]);
+    for x in m.iter_mut() {
+        x.start();
+    }
+    all_serving(&m);
+    let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+    let addrs: Vec<std::net::SocketAddr> = m.iter().map(at).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let writer = {
+        let (stop, acked, addrs) = (stop.clone(), acked.clone(), addrs.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            let mut target = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(mut c) = zk_integration::Client::connect(addrs[target % addrs.len()]) else {
+                    target += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                while !stop.load(Ordering::Relaxed) {
+                    // A fresh path per try: a write whose answer was lost
+                    // may have happened (its retry would be NODEEXISTS).
+                    let path = format!("/roll-{n:06}");
+                    n += 1;
+                    match c.create(&path, b"r", 0) {
+                        Ok(Ok(_)) => acked.lock().unwrap().push(path),
+                        Ok(Err(_)) | Err(_) => break,
+                    }
+                }
+                target += 1;
+            }
+        })
+    };
+    // Apache -> ours: the followers, then the leader.
+    for flavor in [Flavor::Ours, Flavor::Apache] {
+        let leader = all_serving(&m);
+        let order: Vec<usize> = (0..3).filter(|&i| i != leader).chain([leader]).collect();
+        for i in order {
+            m[i].kill9();
+            if flavor == Flavor::Apache {
+                // Back to Apache: an empty data dir (myid kept), synced by SNAP.
+                let data = m[i].dir.path().join("data");
+                fs::remove_dir_all(&data).expect("wipe");
+                fs::create_dir_all(&data).expect("mkdir data");
+                fs::write(data.join("myid"), format!("{}\n", m[i].sid)).expect("myid");
+            }
+            m[i].flavor = flavor;
+            m[i].start();
+            let leader = all_serving(&m);
+            eprintln!(
+                "server {} is now {flavor}; leader {}; {} writes acknowledged",
+                m[i].sid,
+                m[leader].sid,
+                acked.lock().unwrap().len()
+            );
+            let before = acked.lock().unwrap().len();
+            wait_until("writes to go on", &m, || {
+                (acked.lock().unwrap().len() > before + 20).then_some(())
+            });
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("the writer");
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 100,
+        "only {} writes acknowledged",
+        acked.len()
+    );
+    zk_integration::ensemble::assert_same_trees(&addrs);
+    let mut c = zk_integration::Client::connect(addrs[0]).expect("connect");
+    let r = c
+        .call(&zk_jute::Request::Sync(zk_jute::SyncRequest {
+            path: "/".into(),
+        }))
+        .expect("sync");
+    assert_eq!(r.err, 0);
+    let (kids, _) = c.children("/", false).unwrap().expect("children");
+    let kids: std::collections::HashSet<String> = kids.into_iter().collect();
+    let lost: Vec<&String> = acked.iter().filter(|p| !kids.contains(&p[1..])).collect();
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+}
