@@ -157,9 +157,10 @@ impl Server {
             0,
             crate::stats::wall_ms() as u64,
         );
-        if config.is_ensemble() {
+        if config.is_ensemble() || crate::takeover::apache_passwords(&config.data_dir) {
             // Every server of an ensemble (Apache's too) validates a moving
-            // client's password from the session id alone.
+            // client's password from the session id alone; after taking over
+            // Apache's data, its sessions keep their passwords.
             tracker.use_apache_passwords();
         }
         for (session, timeout) in &recovered.sessions {
