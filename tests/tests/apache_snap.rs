@@ -108,16 +108,6 @@ fn newest_snapshot(zk: &ZkServer) -> (PathBuf, i64) {
         .unwrap_or_else(|| panic!("no snapshot in {}", dir.display()))
 }
 
-/// `java.util.zip.Adler32`.
-fn adler32(b: &[u8]) -> u32 {
-    let (mut a, mut s) = (1u32, 0u32);
-    for &x in b {
-        a = (a + u32::from(x)) % 65521;
-        s = (s + a) % 65521;
-    }
-    (s << 16) | a
-}
-
 #[test]
 fn apache_snapshot_body_reads_as_created() {
     let mut zk = ApacheZk::start_with(ServerOptions::default().extended_types());
@@ -217,7 +207,7 @@ fn apache_snapshot_body_reads_as_created() {
     // the Adler32 of every byte before it, then "/".
     let mut seal = &bytes[end..];
     let sum = i64::from_be_bytes(seal[..8].try_into().unwrap());
-    assert_eq!(sum, i64::from(adler32(&bytes[..end])), "seal 1");
+    assert_eq!(sum, i64::from(zk_apache::adler32(&bytes[..end])), "seal 1");
     assert_eq!(&seal[8..13], b"\0\0\0\x01/");
     seal = &seal[13..];
 
