@@ -43,51 +43,11 @@ fn create(path: &str, ephemeral: bool, pcv: i32) -> TxnBody {
     })
 }
 
-fn log_header() -> Vec<u8> {
-    let mut b = b"ZKLG".to_vec();
-    b.extend_from_slice(&2i32.to_be_bytes());
-    b.extend_from_slice(&0i64.to_be_bytes());
-    b
-}
+use crate::write::{log_entry as entry, log_file, seal};
 
-fn entry(payload: &[u8]) -> Vec<u8> {
-    let mut b = u64::from(adler32(payload)).to_be_bytes().to_vec();
-    b.extend_from_slice(&(payload.len() as i32).to_be_bytes());
-    b.extend_from_slice(payload);
-    b.push(b'B');
-    b
-}
-
-fn log_file(payloads: &[Bytes]) -> Vec<u8> {
-    let mut b = log_header();
-    for p in payloads {
-        b.extend(entry(p));
-    }
-    b
-}
-
-/// The body of a snapshot file of `tree`: the SNAP body without its signature.
-fn body(tree: &Tree) -> Vec<u8> {
-    let mut b = Vec::new();
-    tree.write_apache_snap(&mut b).unwrap();
-    b.truncate(b.len() - 14);
-    b
-}
-
-fn seal(stream: &mut Vec<u8>) {
-    let v = u64::from(adler32(stream));
-    stream.extend_from_slice(&v.to_be_bytes());
-    stream.extend_from_slice(&[0, 0, 0, 1, b'/']);
-}
-
-/// A checked snapshot stream of `tree` up to and including seal 1.
+/// The stream of `tree` up to and including seal 1.
 fn snap_stream(tree: &Tree) -> Vec<u8> {
-    let mut s = b"ZKSN".to_vec();
-    s.extend_from_slice(&2i32.to_be_bytes());
-    s.extend_from_slice(&(-1i64).to_be_bytes());
-    s.extend(body(tree));
-    seal(&mut s);
-    s
+    crate::write::snapshot_stream(tree, None)
 }
 
 fn digest_section(s: &mut Vec<u8>, zxid: i64, digest: i64) {

@@ -21,6 +21,9 @@ pub fn run(out: &mut Out, data_dir: &Path, log_dir: Option<&Path>) -> Result<i32
             data_dir.display()
         )));
     }
+    if let Some(apache) = crate::apache::data_dir(data_dir, log_dir)? {
+        return crate::apache::verify(out, &apache);
+    }
     let log_dir = log_dir.unwrap_or(data_dir);
     let data = files::list(data_dir).map_err(Failure::input)?;
     let logs = if log_dir == data_dir {
