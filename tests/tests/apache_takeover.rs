@@ -194,6 +194,22 @@ fn next_seq(stat: &Stat) -> String {
     format!("{:010}", (stat.cversion + stat.num_children) / 2)
 }
 
+/// Our server's take-over line: it replayed txns and every digest Apache
+/// wrote (snapshots and log entries) matched the tree replayed.
+fn took_over(zk: &ZkServer) -> String {
+    let out = zk.output();
+    let line = out
+        .lines()
+        .find(|l| l.contains("took over Apache ZooKeeper's data"))
+        .unwrap_or_else(|| panic!("no take-over line:\n{out}"))
+        .to_string();
+    eprintln!("{line}");
+    assert!(line.contains(" 0 mismatches"), "{line}");
+    assert!(!line.contains("(0 digests checked"), "{line}");
+    assert!(!out.contains("digest mismatch"), "{out}");
+    line
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("mkdir");
     for e in fs::read_dir(from).expect("read_dir") {
@@ -240,8 +256,8 @@ fn clean_stop_is_taken_over(method: Option<&str>, separate_log_dir: bool) {
 
     zk.switch_flavor(Flavor::Ours);
     zk.restart();
-    let out = zk.output();
-    assert!(out.contains("took over Apache ZooKeeper's data"), "{out}");
+    let line = took_over(&zk);
+    assert!(line.contains("1 sessions"), "{line}");
     let mut r = connect_auth(&zk, &resume);
     assert_eq!(r.session_id(), session, "the session resumed");
     let after = dump(&mut r);
@@ -331,6 +347,7 @@ fn kill9_under_load_gz_snapshots() {
 
     zk.switch_flavor(Flavor::Ours);
     zk.restart();
+    took_over(&zk);
     let mut r = connect_auth(&zk, &ConnectOptions::default());
     let got = dump(&mut r);
     for (p, n) in &want {

@@ -145,6 +145,11 @@ impl Server {
         if config.skip_acl {
             warn!("skipACL is set: every ACL check passes");
         }
+        // Before our log exists: an Apache directory with none of our files
+        // becomes our snapshot, which the recovery below then loads.
+        if let Some(line) = crate::takeover::take_over(&config, tree_cfg.clone())? {
+            info!("{line}");
+        }
         let (storage, tree, recovered) = Storage::open_and_recover(&config, tree_cfg)?;
         let tree = Arc::new(tree);
         let last_zxid = recovered.last_zxid;

@@ -79,11 +79,6 @@ impl Storage {
             let what = what.to_string();
             move |source| StartError::Recovery { what, source }
         };
-        // Before our log exists: an Apache directory with none of our files
-        // becomes our snapshot, which the recovery below then loads.
-        if let Some(line) = crate::takeover::take_over(config, tree_cfg.clone())? {
-            info!("{line}");
-        }
         let log = Log::open(&config.data_log_dir, log_options(config)).map_err(rec_err(
             &format!("cannot open the log in {}", config.data_log_dir.display()),
         ))?;

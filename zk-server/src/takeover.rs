@@ -129,3 +129,103 @@ pub(crate) fn take_over(
         imported.digest_mismatches,
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use bytes::BytesMut;
+    use zk_jute::{CreateTxn, TxnBody, TxnHeader};
+    use zk_tree::Tree;
+
+    use super::*;
+
+    fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let p = e.unwrap().path();
+                let b = fs::read(&p).unwrap();
+                (p, b)
+            })
+            .collect()
+    }
+
+    /// An Apache dir: snapshot.0 of a fresh tree and a log with one create in
+    /// epoch 3; Apache's currentEpoch 5, acceptedEpoch 6.
+    fn apache_dir(root: &Path) {
+        let v2 = root.join(zk_apache::VERSION_DIR);
+        fs::create_dir_all(&v2).unwrap();
+        let tree = Tree::new(TreeConfig::default());
+        fs::write(
+            v2.join("snapshot.0"),
+            zk_apache::write::snapshot_stream(&tree, None),
+        )
+        .unwrap();
+        let body = TxnBody::Create(CreateTxn {
+            path: "/a".into(),
+            data: None,
+            acl: zk_tree::open_acl_unsafe(),
+            ephemeral: false,
+            parent_c_version: 1,
+        });
+        let h = TxnHeader {
+            client_id: 0,
+            cxid: 0,
+            zxid: 0x3_0000_0001,
+            time: 1,
+            txn_type: body.txn_type().code(),
+        };
+        let mut b = BytesMut::new();
+        body.write_record(&h, &mut b);
+        fs::write(v2.join("log.300000001"), zk_apache::write::log_file(&[b])).unwrap();
+        fs::write(v2.join("currentEpoch"), "5").unwrap();
+        fs::write(v2.join("acceptedEpoch"), "6").unwrap();
+    }
+
+    #[test]
+    fn takes_over_once_and_keeps_apaches_epochs() {
+        // Proves the take-over's writes: our snapshot at the last zxid, the
+        // epoch files carried from Apache's, the password marker; Apache's
+        // files unchanged; a second start finds our files and does nothing.
+        let d = tempfile::tempdir().unwrap();
+        apache_dir(d.path());
+        let before = files(&d.path().join(zk_apache::VERSION_DIR));
+        let config = Config::standalone(d.path().to_path_buf(), 0);
+        let line = take_over(&config, TreeConfig::default()).unwrap().unwrap();
+        assert!(line.contains("at zxid 0x300000001: 5 znodes"), "{line}");
+        assert!(line.contains("currentEpoch 5, acceptedEpoch 6"), "{line}");
+        assert!(d.path().join("snapshot.300000001").exists());
+        assert!(apache_passwords(d.path()));
+        let epochs = EpochFiles::new(d.path())
+            .load(Zxid::from(0x3_0000_0001i64))
+            .unwrap();
+        assert_eq!((epochs.current, epochs.accepted), (5, 6));
+        assert_eq!(files(&d.path().join(zk_apache::VERSION_DIR)), before);
+        assert!(take_over(&config, TreeConfig::default()).unwrap().is_none());
+    }
+
+    #[test]
+    fn nothing_to_take_over_and_damage_stops_the_start() {
+        // Proves the two other outcomes: an empty dir is left alone; a
+        // damaged log is an error naming it, and nothing of ours is written.
+        let d = tempfile::tempdir().unwrap();
+        let config = Config::standalone(d.path().to_path_buf(), 0);
+        assert!(take_over(&config, TreeConfig::default()).unwrap().is_none());
+        apache_dir(d.path());
+        let log = d.path().join(zk_apache::VERSION_DIR).join("log.300000001");
+        let mut b = fs::read(&log).unwrap();
+        b[16 + 12] ^= 1;
+        b.extend(zk_apache::write::log_entry(b"not read"));
+        fs::write(&log, b).unwrap();
+        let e = take_over(&config, TreeConfig::default()).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("log.300000001 at byte 16: CRC check failed"),
+            "{msg}"
+        );
+        assert!(!apache_passwords(d.path()));
+        assert!(!d.path().join("currentEpoch").exists());
+    }
+}
