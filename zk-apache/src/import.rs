@@ -3,7 +3,11 @@
 //! usable snapshot, the logs after it (fuzzy replay: zk-tree's apply ignores
 //! NONODE / NODEEXISTS as `DataTree.processTxn` does), then the ephemerals
 //! of dead sessions deleted (`ZooKeeperServer.loadData`). Digests, where the
-//! files carry them, are checked; a mismatch is a warning, as in Apache.
+//! files carry them, are checked as Apache checks them: the snapshot's at its
+//! zxid, each txn's after it once the snapshot's has been reached (before,
+//! the tree is still fuzzy: a txn's digest is of Apache's tree at that txn,
+//! while ours may already hold later txns the fuzzy snapshot caught). A
+//! mismatch is a warning, as in Apache.
 //!
 //! Where we differ from Apache (§9.5): a torn entry in a log that is not the
 //! newest ends that file and reading goes on with the next one (Apache does
@@ -88,18 +92,23 @@ struct Pending {
 }
 
 impl Pending {
-    /// Checks the snapshot digest if `zxid` is the one it is of.
+    /// After txn `zxid` (or the load, at the name's zxid): checks the
+    /// snapshot digest if it is of `zxid`, and drops it once the replay has
+    /// passed it (`DataTree.compareSnapshotDigests`).
     fn check(&mut self, zxid: i64, tree: &Tree, out: &mut Checks) {
-        let due = self.digest.take_if(|d| d.zxid == zxid);
-        if let Some(want) =
-            due.and_then(|d| d.digest.filter(|_| d.version == zk_tree::DIGEST_VERSION))
-        {
-            out.compare(
-                format!("snapshot digest at 0x{zxid:x}"),
-                want,
-                tree.digest(),
-            );
+        let due = self.digest.take_if(|d| zxid >= d.zxid);
+        let want = due
+            .filter(|d| d.zxid == zxid && d.version == zk_tree::DIGEST_VERSION)
+            .and_then(|d| d.digest);
+        if let Some(want) = want {
+            out.compare(format!("snapshot digest at 0x{zxid:x}"), want, tree.digest());
         }
+    }
+
+    /// Whether the tree is still fuzzy: a snapshot digest is yet to be
+    /// reached, and txn digests are not compared (`DataTree.compareDigest`).
+    fn fuzzy(&self) -> bool {
+        self.digest.is_some()
     }
 }
 
@@ -185,10 +194,11 @@ pub fn import(dir: &DataDir, config: TreeConfig) -> Result<Imported, Error> {
             highest = highest.max(z);
             let _ = tree.apply(&txn.header, &txn.body);
             replayed += 1;
-            if let Some(d) = txn.digest.filter(|d| d.version == zk_tree::DIGEST_VERSION) {
+            pending.check(z, &tree, &mut checks);
+            let digest = txn.digest.filter(|d| d.version == zk_tree::DIGEST_VERSION);
+            if let Some(d) = digest.filter(|_| !pending.fuzzy()) {
                 checks.compare(format!("txn 0x{z:x}"), d.tree_digest, tree.digest());
             }
-            pending.check(z, &tree, &mut checks);
         }
         end_of_file(reader.end(), &file.path, newest, &mut warnings)?;
     }
