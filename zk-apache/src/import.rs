@@ -101,7 +101,11 @@ impl Pending {
             .filter(|d| d.zxid == zxid && d.version == zk_tree::DIGEST_VERSION)
             .and_then(|d| d.digest);
         if let Some(want) = want {
-            out.compare(format!("snapshot digest at 0x{zxid:x}"), want, tree.digest());
+            out.compare(
+                format!("snapshot digest at 0x{zxid:x}"),
+                want,
+                tree.digest(),
+            );
         }
     }
 

@@ -575,7 +575,10 @@ fn txn_digests_wait_for_the_snapshot_digest() {
         snap_tree.apply(&h, &b);
     }
     let d = Dir::new();
-    d.put("snapshot.1", &crate::write::snapshot_stream(&snap_tree, Some((3, digests[2]))));
+    d.put(
+        "snapshot.1",
+        &crate::write::snapshot_stream(&snap_tree, Some((3, digests[2]))),
+    );
     let logged: Vec<Bytes> = payloads
         .iter()
         .zip(&digests)
@@ -584,5 +587,10 @@ fn txn_digests_wait_for_the_snapshot_digest() {
     d.put("log.1", &log_file(&logged));
     let i = d.import().unwrap();
     assert_eq!(i.tree.digest(), t.digest());
-    assert_eq!((i.digests_checked, i.digest_mismatches), (3, 0), "{:?}", i.warnings);
+    assert_eq!(
+        (i.digests_checked, i.digest_mismatches),
+        (3, 0),
+        "{:?}",
+        i.warnings
+    );
 }
