@@ -29,6 +29,11 @@ use crate::{Error, decode_txn};
 const MAX_CANDIDATES: usize = 100;
 /// Digest mismatches quoted one by one in the warnings; more are counted.
 const MAX_QUOTED: usize = 5;
+/// Largest log entry replayed. Apache's own limit (jute.maxbuffer plus its
+/// extrasize, [`crate::DEFAULT_MAX_ENTRY`] by default) is configurable, so
+/// larger entries are accepted and reported (§9.14) up to this bound on what
+/// one entry may allocate.
+pub const IMPORT_MAX_ENTRY: usize = 64 << 20;
 
 /// A data directory replayed.
 #[derive(Debug)]
@@ -175,8 +180,17 @@ pub fn import(dir: &DataDir, config: TreeConfig) -> Result<Imported, Error> {
     let mut highest = tree.last_processed_zxid();
     for (i, file) in logs.iter().enumerate() {
         let newest = i + 1 == logs.len();
-        let mut reader = LogReader::open(&file.path)?;
+        let mut reader = LogReader::open(&file.path)?.with_max_len(IMPORT_MAX_ENTRY);
         while let Some(entry) = reader.next_entry()? {
+            if entry.payload.len() > crate::DEFAULT_MAX_ENTRY {
+                warnings.push(format!(
+                    "{} at byte {}: a {}-byte entry, above Apache's default limit (jute.maxbuffer \
+                     was raised): zk-server's jute.maxbuffer must allow it too",
+                    file.path.display(),
+                    entry.offset,
+                    entry.payload.len()
+                ));
+            }
             let txn = decode_txn(entry.payload).map_err(|e| {
                 Error::corrupt(
                     &file.path,

@@ -39,7 +39,7 @@ pub use error::Error;
 pub use files::{
     Compression, DataDir, FileKind, LogFile, SnapFile, VERSION_DIR, classify, logs_from, scan,
 };
-pub use import::{Imported, import};
+pub use import::{IMPORT_MAX_ENTRY, Imported, import};
 pub use log::{DEFAULT_MAX_ENTRY, Entry, LOG_HEADER_LEN, LOG_MAGIC, LogEnd, LogReader};
 pub use snap::{SNAP_MAGIC, SNAPPY_MAGIC, SnapDigest, Snapshot, read_snapshot, read_snapshot_from};
 

@@ -594,3 +594,42 @@ fn txn_digests_wait_for_the_snapshot_digest() {
         i.warnings
     );
 }
+
+#[test]
+fn no_snapshot_replays_onto_an_empty_tree_and_big_entries_are_reported() {
+    // Proves §9.4 (a 3.4-era directory: logs and no snapshot are replayed
+    // onto an empty tree, with a warning) and §9.14 (an entry above Apache's
+    // default 2 MiB limit is replayed and reported).
+    let d = Dir::new();
+    let big = TxnBody::Create(CreateTxn {
+        path: "/big".into(),
+        data: Some(Bytes::from(vec![7u8; DEFAULT_MAX_ENTRY + 10])),
+        acl: zk_tree::open_acl_unsafe(),
+        ephemeral: false,
+        parent_c_version: 1,
+    });
+    d.put(
+        "log.1",
+        &log_file(&[txn(1, 0, &big), txn(2, 0, &set_data("/big", 1))]),
+    );
+    let i = d.import().unwrap();
+    assert_eq!(i.snapshot, None);
+    assert_eq!((i.replayed, i.tree.last_processed_zxid()), (2, 2));
+    assert!(
+        i.warnings.iter().any(|w| w.contains("no snapshot")),
+        "{:?}",
+        i.warnings
+    );
+    assert!(
+        i.warnings
+            .iter()
+            .any(|w| w.contains("above Apache's default limit")),
+        "{:?}",
+        i.warnings
+    );
+    let (data, stat) = i
+        .tree
+        .get_data("/big", &zk_tree::Auth::default(), None)
+        .unwrap();
+    assert_eq!((data.as_deref(), stat.version), (Some(&b"new"[..]), 1));
+}

@@ -74,7 +74,7 @@ fn scan_log(
         findings: Vec::new(),
     };
     let mut reader = match LogReader::open(path) {
-        Ok(r) => r,
+        Ok(r) => r.with_max_len(zk_apache::IMPORT_MAX_ENTRY),
         Err(e) => {
             s.findings
                 .push(Finding::new(Severity::Error, path, Some(0), e.to_string()));
