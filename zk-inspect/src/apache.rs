@@ -163,19 +163,7 @@ pub fn log(
     let mut shown = 0u64;
     for (i, path) in paths.iter().enumerate() {
         let header = LogReader::open(path).ok().and_then(|r| r.header());
-        match header {
-            Some((v, dbid)) => writeln!(
-                out,
-                "ZooKeeper Transactional Log File {} with dbid {dbid} txnlog format version {v}",
-                path.display()
-            ),
-            None => writeln!(
-                out,
-                "ZooKeeper Transactional Log File {} (no header)",
-                path.display()
-            ),
-        }
-        .map_err(Failure::output)?;
+        file_line(out, json, path, header).map_err(Failure::output)?;
         totals.segments += 1;
         let errors_before = totals.errors;
         let s = scan_log(path, i + 1 == paths.len(), &mut |rec| {
@@ -206,6 +194,34 @@ pub fn log(
     }
     logcmd::print_summary(out, json, &totals, shown, filter, target)?;
     Ok(logcmd::exit_code(&totals))
+}
+
+/// A log file's line (or JSON object), as zkTxnLogToolkit's first line.
+fn file_line(
+    out: &mut Out,
+    json: bool,
+    path: &Path,
+    header: Option<(i32, i64)>,
+) -> std::io::Result<()> {
+    let file = path.display().to_string();
+    match (json, header) {
+        (true, h) => {
+            let o = text::Obj::new()
+                .str("kind", "segment")
+                .str("file", &file)
+                .str("format", "apache");
+            let o = match h {
+                Some((v, dbid)) => o.num("version", v).num("dbid", dbid),
+                None => o.bool("readable", false),
+            };
+            writeln!(out, "{}", o.end())
+        }
+        (false, Some((v, dbid))) => writeln!(
+            out,
+            "ZooKeeper Transactional Log File {file} with dbid {dbid} txnlog format version {v}"
+        ),
+        (false, None) => writeln!(out, "ZooKeeper Transactional Log File {file} (no header)"),
+    }
 }
 
 /// An Apache snapshot file by its name, read and checked; `None` if the name is not one.

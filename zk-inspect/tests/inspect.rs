@@ -971,10 +971,14 @@ fn apache_files_are_read_in_the_same_shapes() {
     assert!(r.stdout.contains("EOF reached after 4 txns."), "{r:?}");
     let r = run(&["log", "--json", s(d)]);
     assert_eq!(r.code, 0, "{r:?}");
-    let zxids: Vec<String> = r
+    let lines: Vec<serde_json::Value> = r
         .stdout
         .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(lines[0]["format"], "apache", "{r:?}");
+    let zxids: Vec<String> = lines
+        .iter()
         .filter(|v| v["kind"] == "txn")
         .map(|v| v["zxid"].as_str().unwrap().to_string())
         .collect();
