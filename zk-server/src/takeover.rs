@@ -130,6 +130,29 @@ pub(crate) fn take_over(
     )))
 }
 
+/// When our files exist (nothing was taken over at this start), Apache's
+/// `version-2/` files that name a zxid past our last one mean Apache ran on
+/// this directory after the take-over: its writes since are not ours. Says
+/// so (once, at start); `None` when there is nothing to say.
+pub(crate) fn apache_newer(config: &Config, our_last: Zxid) -> Option<String> {
+    let dir = zk_apache::scan(&config.data_dir, &config.data_log_dir).ok()?;
+    let newest = dir
+        .snapshots
+        .iter()
+        .map(|s| (s.zxid, &s.path))
+        .chain(dir.logs.iter().map(|l| (l.zxid, &l.path)))
+        .filter(|(z, _)| *z > our_last.as_i64())
+        .max_by_key(|(z, _)| *z)?;
+    Some(format!(
+        "{} names zxid {:#x}, past our last zxid {our_last}: Apache ZooKeeper ran on this \
+         directory after zk-server took it over, and its writes since are not in zk-server's \
+         data. To take Apache's data over again, stop zk-server and remove its own files from \
+         dataDir / dataLogDir (see the README)",
+        newest.1.display(),
+        newest.0
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -204,6 +227,16 @@ mod tests {
         assert_eq!((epochs.current, epochs.accepted), (5, 6));
         assert_eq!(files(&d.path().join(zk_apache::VERSION_DIR)), before);
         assert!(take_over(&config, TreeConfig::default()).unwrap().is_none());
+        // Apache ran again afterwards: said at the next start.
+        let last = Zxid::from(0x3_0000_0001i64);
+        assert_eq!(apache_newer(&config, last), None);
+        let later = d.path().join(zk_apache::VERSION_DIR).join("log.300000005");
+        fs::write(&later, zk_apache::write::log_file::<&[u8]>(&[])).unwrap();
+        let msg = apache_newer(&config, last).unwrap();
+        assert!(
+            msg.contains("log.300000005 names zxid 0x300000005"),
+            "{msg}"
+        );
     }
 
     #[test]
