@@ -130,26 +130,37 @@ pub(crate) fn take_over(
     )))
 }
 
-/// When our files exist (nothing was taken over at this start), Apache's
-/// `version-2/` files that name a zxid past our last one mean Apache ran on
-/// this directory after the take-over: its writes since are not ours. Says
-/// so (once, at start); `None` when there is nothing to say.
+/// When our files exist (nothing was taken over at this start): whether
+/// Apache ran on this directory after the take-over, so that its writes since
+/// are not ours. Told by an Apache file that names a zxid past our last one,
+/// or that was modified after the take-over (the `apache-passwords` marker's
+/// time; the two histories may share zxids). Says so once, at start; `None`
+/// when there is nothing to say.
 pub(crate) fn apache_newer(config: &Config, our_last: Zxid) -> Option<String> {
     let dir = zk_apache::scan(&config.data_dir, &config.data_log_dir).ok()?;
-    let newest = dir
+    let files = dir
         .snapshots
         .iter()
         .map(|s| (s.zxid, &s.path))
-        .chain(dir.logs.iter().map(|l| (l.zxid, &l.path)))
-        .filter(|(z, _)| *z > our_last.as_i64())
-        .max_by_key(|(z, _)| *z)?;
+        .chain(dir.logs.iter().map(|l| (l.zxid, &l.path)));
+    let mtime = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    let taken = mtime(&config.data_dir.join(APACHE_PASSWORDS));
+    let mut why = None;
+    for (zxid, path) in files {
+        let reason = if zxid > our_last.as_i64() {
+            format!("names zxid {zxid:#x}, past our last zxid {our_last}")
+        } else if taken.is_some_and(|t| mtime(path).is_some_and(|m| m > t)) {
+            "was written after zk-server took the directory over".to_string()
+        } else {
+            continue;
+        };
+        why = Some(format!("{} {reason}", path.display()));
+    }
     Some(format!(
-        "{} names zxid {:#x}, past our last zxid {our_last}: Apache ZooKeeper ran on this \
-         directory after zk-server took it over, and its writes since are not in zk-server's \
-         data. To take Apache's data over again, stop zk-server and remove its own files from \
-         dataDir / dataLogDir (see the README)",
-        newest.1.display(),
-        newest.0
+        "{}: Apache ZooKeeper ran on this directory after zk-server took it over, and its \
+         writes since are not in zk-server's data. To take Apache's data over again, stop \
+         zk-server and remove its own files from dataDir / dataLogDir (see the README)",
+        why?
     ))
 }
 
