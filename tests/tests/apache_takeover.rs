@@ -4,7 +4,9 @@
 //! small snapCount), then our server is started on the same zoo.cfg and
 //! directories. Every znode (data, null data, stat, ACL), the sequence
 //! counters and the live session with its ephemerals must be what Apache
-//! served, and Apache's files must be byte for byte what Apache left.
+//! served, and Apache's files must be byte for byte what Apache left. After
+//! a crash (kill -9, a torn tail) the oracle is Apache restarted on a copy
+//! of the same directory.
 
 #![allow(clippy::too_many_lines, reason = "scenarios, read top to bottom")]
 
@@ -329,32 +331,94 @@ fn kill9_under_load_gz_snapshots() {
     drop(c);
     let crash = apache_files(&zk);
     assert!(count(&crash, "snapshot.", ".gz") >= 2, "{:?}", crash.keys());
-    let image = tempfile::tempdir().expect("tmp");
-    copy_dir(&zk.data_dir(), image.path());
-
-    // The oracle: Apache's own restart on the crash image.
-    zk.restart();
-    let mut o = connect_auth(&zk, &ConnectOptions::default());
-    let want = dump(&mut o);
+    let want = apache_oracle_then_ours(&mut zk);
     for p in &acked {
         assert!(want.contains_key(p), "Apache lost its acknowledged {p}");
     }
+}
+
+/// The oracle for a crash image: Apache's own restart on a copy of the
+/// image (its tree, returned). Then the image is put back and ours takes
+/// it over: the same tree, and Apache's files unchanged.
+fn apache_oracle_then_ours(zk: &mut ZkServer) -> BTreeMap<String, Node> {
+    let crash = apache_files(zk);
+    let image = tempfile::tempdir().expect("tmp");
+    copy_dir(&zk.data_dir(), image.path());
+    zk.restart();
+    let mut o = connect_auth(zk, &ConnectOptions::default());
+    let want = dump(&mut o);
     drop(o);
     zk.kill9();
     fs::remove_dir_all(zk.data_dir()).expect("rm");
     copy_dir(image.path(), &zk.data_dir());
-    assert_eq!(apache_files(&zk), crash, "the crash image restored");
+    assert_eq!(apache_files(zk), crash, "the crash image restored");
 
     zk.switch_flavor(Flavor::Ours);
     zk.restart();
-    took_over(&zk);
-    let mut r = connect_auth(&zk, &ConnectOptions::default());
+    took_over(zk);
+    let mut r = connect_auth(zk, &ConnectOptions::default());
     let got = dump(&mut r);
     for (p, n) in &want {
         assert_eq!(got.get(p), Some(n), "{p}");
     }
     assert_eq!(got.len(), want.len());
-    assert_eq!(apache_files(&zk), crash, "Apache's files changed");
+    assert_eq!(apache_files(zk), crash, "Apache's files changed");
+    want
+}
+
+/// The newest log's entries (offset, zxid), by zk-apache's reader.
+fn newest_log_entries(zk: &ZkServer) -> (PathBuf, Vec<(u64, i64)>) {
+    let v2 = zk.data_dir().join("version-2");
+    let newest = fs::read_dir(&v2)
+        .expect("version-2")
+        .map(|e| e.expect("entry").path())
+        .filter_map(|p| {
+            let n = p.file_name()?.to_str()?.to_string();
+            Some((i64::from_str_radix(n.strip_prefix("log.")?, 16).ok()?, p))
+        })
+        .max()
+        .expect("a log")
+        .1;
+    let entries = zk_apache::LogReader::open(&newest)
+        .expect("open")
+        .map(|e| {
+            let e = e.expect("entry");
+            (
+                e.offset,
+                zk_apache::decode_txn(e.payload).expect("txn").header.zxid,
+            )
+        })
+        .collect();
+    (newest, entries)
+}
+
+/// A torn tail: the newest log cut inside its last entry (a crash in the
+/// middle of a write, padding gone). Apache, restarted on it, drops that
+/// entry; ours takes the same directory over to the same tree.
+#[test]
+fn torn_tail_is_dropped_as_apache_drops_it() {
+    let mut zk = ApacheZk::start_with(apache_options(None, false));
+    let mut c = connect_auth(&zk, &ConnectOptions::default());
+    populate(&mut c);
+    create(&mut c, "/last", Some(b"torn away"), open_acl(), 0);
+    c.disconnect();
+    zk.stop();
+    let (log, entries) = newest_log_entries(&zk);
+    let &(offset, zxid) = entries.last().expect("entries");
+    let f = fs::OpenOptions::new().write(true).open(&log).expect("open");
+    f.set_len(offset + 20).expect("truncate");
+    drop(f);
+    let want = apache_oracle_then_ours(&mut zk);
+    assert!(
+        !want.contains_key("/last"),
+        "the torn create {zxid:#x} is gone"
+    );
+    assert!(want.contains_key("/counter"));
+    assert!(
+        zk.output().contains("torn entry (payload cut)"),
+        "{}",
+        zk.output_tail(30)
+    );
 }
 
 /// A log damaged in the middle (a CRC failure with entries after it) stops
