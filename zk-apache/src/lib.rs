@@ -10,7 +10,7 @@
 //! * [`read_snapshot`] reads and checks a snapshot into a zk-tree [`zk_tree::Tree`].
 //! * [`LogReader`] iterates a log file's entries; [`decode_txn`] decodes one.
 //! * [`import`] replays a directory as Apache restores it ([`Imported`]).
-//! * [`write`] encodes the formats (uncompressed, unpadded), for test inputs.
+//! * [`mod@write`] encodes the formats (uncompressed, unpadded), for test inputs.
 //!
 //! Nothing here writes a file. Bytes never cause a panic; errors name the
 //! file and the byte offset.
