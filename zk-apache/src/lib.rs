@@ -33,15 +33,13 @@ mod log;
 mod snap;
 pub mod write;
 
-pub use adler::{Adler32, adler32};
-pub use entry::{TXN_DIGEST_LEN, TXN_HEADER_LEN, Txn, decode_txn, strip_txn_digest};
+pub use adler::adler32;
+pub use entry::{TXN_DIGEST_LEN, Txn, decode_txn, strip_txn_digest};
 pub use error::Error;
-pub use files::{
-    Compression, DataDir, FileKind, LogFile, SnapFile, VERSION_DIR, classify, logs_from, scan,
-};
+pub use files::{Compression, DataDir, FileKind, LogFile, SnapFile, VERSION_DIR, classify, scan};
 pub use import::{IMPORT_MAX_ENTRY, Imported, import};
-pub use log::{DEFAULT_MAX_ENTRY, Entry, LOG_HEADER_LEN, LOG_MAGIC, LogEnd, LogReader};
-pub use snap::{SNAP_MAGIC, SNAPPY_MAGIC, SnapDigest, Snapshot, read_snapshot, read_snapshot_from};
+pub use log::{DEFAULT_MAX_ENTRY, Entry, LogEnd, LogReader};
+pub use snap::{SnapDigest, Snapshot, read_snapshot, read_snapshot_from};
 
 #[cfg(test)]
 mod tests;

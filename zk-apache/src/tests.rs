@@ -70,7 +70,7 @@ fn gzip(b: &[u8]) -> Vec<u8> {
 
 /// xerial snappy-java's stream with blocks of `block` bytes.
 fn snappy(b: &[u8], block: usize) -> Vec<u8> {
-    let mut out = SNAPPY_MAGIC.to_vec();
+    let mut out = crate::snap::SNAPPY_MAGIC.to_vec();
     out.extend_from_slice(&1i32.to_be_bytes());
     out.extend_from_slice(&1i32.to_be_bytes());
     for chunk in b.chunks(block) {
