@@ -18,24 +18,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use zk_integration::{ApacheZk, Client, ConnectOptions, Flavor, ServerOptions, ZkServer, open_acl};
-use zk_jute::{
-    Acl, CreateRequest, CreateTtlRequest, GetAclRequest, GetDataRequest, Id, Request, Response,
-    SetAclRequest, Stat, perms,
+use zk_integration::{
+    ApacheZk, Client, ConnectOptions, Flavor, ServerOptions, ZkServer, acl, open_acl,
 };
+use zk_jute::{Acl, Request, SetAclRequest, Stat, perms};
 
 /// A znode as a client sees it: data (null kept apart), stat, ACL.
 type Node = (Option<Bytes>, Stat, Vec<Acl>);
-
-fn acl(perms: i32, scheme: &str, id: &str) -> Acl {
-    Acl {
-        perms,
-        id: Id {
-            scheme: scheme.into(),
-            id: id.into(),
-        },
-    }
-}
 
 /// Apache with a small snapCount (several snapshots and logs), small log
 /// preallocation, extended types (TTL) and the snapshot compression asked.
@@ -52,33 +41,7 @@ fn apache_options(method: Option<&str>, separate_log_dir: bool) -> ServerOptions
 }
 
 fn create(c: &mut Client, path: &str, data: Option<&[u8]>, acl: Vec<Acl>, flags: i32) -> String {
-    let data = data.map(Bytes::copy_from_slice);
-    let req = match flags {
-        4 => Request::CreateContainer(CreateRequest {
-            path: path.into(),
-            data,
-            acl,
-            flags,
-        }),
-        5 | 6 => Request::CreateTtl(CreateTtlRequest {
-            path: path.into(),
-            data,
-            acl,
-            flags,
-            ttl: 3_600_000,
-        }),
-        _ => Request::Create2(CreateRequest {
-            path: path.into(),
-            data,
-            acl,
-            flags,
-        }),
-    };
-    let r = c.call(&req).expect("create").expect_ok(path);
-    match r.body {
-        Response::Create2(c) => c.path,
-        other => panic!("create {path}: {other:?}"),
-    }
+    c.create_node(path, data, acl, flags)
 }
 
 /// Znodes of every kind through `c` (authenticated as digest user:pw),
@@ -118,27 +81,6 @@ fn populate(c: &mut Client) {
     }
 }
 
-fn node(c: &mut Client, path: &str) -> Node {
-    let r = c
-        .call(&Request::GetData(GetDataRequest {
-            path: path.into(),
-            watch: false,
-        }))
-        .expect("getData")
-        .expect_ok(path);
-    let Response::GetData(g) = r.body else {
-        panic!("getData {path}: {:?}", r.body)
-    };
-    let r = c
-        .call(&Request::GetAcl(GetAclRequest { path: path.into() }))
-        .expect("getACL")
-        .expect_ok(path);
-    let Response::GetAcl(a) = r.body else {
-        panic!("getACL {path}: {:?}", r.body)
-    };
-    (g.data, g.stat, a.acl)
-}
-
 /// Every znode the server serves, walked from "/".
 fn dump(c: &mut Client) -> BTreeMap<String, Node> {
     let mut out = BTreeMap::new();
@@ -152,7 +94,7 @@ fn dump(c: &mut Client) -> BTreeMap<String, Node> {
                 format!("{p}/{k}")
             });
         }
-        out.insert(p.clone(), node(c, &p));
+        out.insert(p.clone(), c.node(&p));
     }
     out
 }
