@@ -12,6 +12,7 @@ use crate::files::{self, Kind};
 use crate::logcmd::{self, Filter};
 use crate::snap::{self, Loaded};
 use crate::text;
+use crate::verify::Counts;
 use crate::walk::{Finding, Rec, Severity, Totals};
 use crate::{Failure, Out};
 
@@ -252,19 +253,10 @@ pub fn load_snapshot(path: &Path) -> Option<Result<Loaded, String>> {
     )
 }
 
-/// Prints a finding and counts it.
-fn report(out: &mut Out, counts: &mut (usize, usize), f: &Finding) -> Result<(), Failure> {
-    match f.severity {
-        Severity::Warning => counts.0 += 1,
-        Severity::Error => counts.1 += 1,
-    }
-    writeln!(out, "  {}", f.line()).map_err(Failure::output)
-}
-
 /// `verify` over an Apache data directory: each file checked, then the take-over replayed.
 pub fn verify(out: &mut Out, dir: &DataDir) -> Result<i32, Failure> {
     let o = Failure::output;
-    let mut counts = (0usize, 0usize);
+    let mut counts = Counts::default();
     writeln!(
         out,
         "Apache ZooKeeper data directory {}",
@@ -289,11 +281,8 @@ pub fn verify(out: &mut Out, dir: &DataDir) -> Result<i32, Failure> {
             Err(e) => {
                 writeln!(out, "  {}  INVALID", s.path.display()).map_err(o)?;
                 let msg = format!("invalid snapshot, skipped: {e}");
-                report(
-                    out,
-                    &mut counts,
-                    &Finding::new(Severity::Warning, &s.path, None, msg),
-                )?;
+                let f = Finding::new(Severity::Warning, &s.path, None, msg);
+                counts.report(out, &f).map_err(o)?;
             }
         }
     }
@@ -311,7 +300,7 @@ pub fn verify(out: &mut Out, dir: &DataDir) -> Result<i32, Failure> {
         )
         .map_err(o)?;
         for f in &s.findings {
-            report(out, &mut counts, f)?;
+            counts.report(out, f).map_err(o)?;
         }
     }
     writeln!(out, "Result:").map_err(o)?;
@@ -320,19 +309,19 @@ pub fn verify(out: &mut Out, dir: &DataDir) -> Result<i32, Failure> {
             for w in &i.warnings {
                 writeln!(out, "  WARNING - {w}").map_err(o)?;
             }
-            counts.0 += i.warnings.len();
+            counts.warnings += i.warnings.len();
             outcome(out, &i)?;
         }
         Err(e) => {
-            counts.1 += 1;
+            counts.errors += 1;
             writeln!(out, "  ERROR - {e}").map_err(o)?;
             writeln!(out, "  zk-server would refuse to take this directory over").map_err(o)?;
         }
     }
-    let code = if counts.1 > 0 {
+    let code = if counts.errors > 0 {
         2
     } else {
-        i32::from(counts.0 > 0)
+        i32::from(counts.warnings > 0)
     };
     if code == 0 {
         writeln!(out, "verify: OK").map_err(o)?;
@@ -340,7 +329,7 @@ pub fn verify(out: &mut Out, dir: &DataDir) -> Result<i32, Failure> {
         writeln!(
             out,
             "verify: {} warning(s), {} error(s)",
-            counts.0, counts.1
+            counts.warnings, counts.errors
         )
         .map_err(o)?;
     }
