@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use zk_jute::{
-    Acl, AuthPacket, ConnectRequest, ConnectResponse, CreateRequest, DeleteRequest, ErrorCode,
-    ExistsRequest, FrameDecoder, GetChildren2Request, GetDataRequest, Id, Jute, OpCode, Reader,
-    ReplyHeader, Request, Response, SetDataRequest, Stat, WatcherEvent, encode_frame, perms, xid,
+    Acl, AuthPacket, ConnectRequest, ConnectResponse, CreateRequest, CreateTtlRequest,
+    DeleteRequest, ErrorCode, ExistsRequest, FrameDecoder, GetAclRequest, GetChildren2Request,
+    GetDataRequest, Id, Jute, OpCode, Reader, ReplyHeader, Request, Response, SetDataRequest, Stat,
+    WatcherEvent, encode_frame, perms, xid,
 };
 
 /// How long a blocking read may wait before a call fails (a hung server must
@@ -128,6 +129,17 @@ impl Default for ConnectOptions {
             last_zxid_seen: 0,
             io_timeout: DEFAULT_IO_TIMEOUT,
         }
+    }
+}
+
+/// One ACL entry.
+pub fn acl(perms: i32, scheme: &str, id: &str) -> Acl {
+    Acl {
+        perms,
+        id: Id {
+            scheme: scheme.into(),
+            id: id.into(),
+        },
     }
 }
 
@@ -458,6 +470,69 @@ impl Client {
             Response::Create(c) if r.err == 0 => Ok(c.path),
             _ => Err(r.code()),
         })
+    }
+
+    /// Creates `path` of any kind: `data` (`None` = null), `acl`, `flags`
+    /// (CreateMode: 4 container, 5/6 TTL of one hour, else create2); returns
+    /// the created path. Panics unless the server says OK.
+    pub fn create_node(
+        &mut self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: Vec<Acl>,
+        flags: i32,
+    ) -> String {
+        let data = data.map(Bytes::copy_from_slice);
+        let path_s = path.to_string();
+        let req = match flags {
+            4 => Request::CreateContainer(CreateRequest {
+                path: path_s,
+                data,
+                acl,
+                flags,
+            }),
+            5 | 6 => Request::CreateTtl(CreateTtlRequest {
+                path: path_s,
+                data,
+                acl,
+                flags,
+                ttl: 3_600_000,
+            }),
+            _ => Request::Create2(CreateRequest {
+                path: path_s,
+                data,
+                acl,
+                flags,
+            }),
+        };
+        let r = self.call(&req).expect("create").expect_ok(path);
+        match r.body {
+            Response::Create2(c) => c.path,
+            other => panic!("create {path}: {other:?}"),
+        }
+    }
+
+    /// What the server answers for `path`: data (null kept apart from
+    /// empty), stat and ACL. Panics unless both reads succeed.
+    pub fn node(&mut self, path: &str) -> (Option<Bytes>, Stat, Vec<Acl>) {
+        let r = self
+            .call(&Request::GetData(GetDataRequest {
+                path: path.into(),
+                watch: false,
+            }))
+            .expect("getData")
+            .expect_ok(path);
+        let Response::GetData(g) = r.body else {
+            panic!("getData {path}: {:?}", r.body)
+        };
+        let r = self
+            .call(&Request::GetAcl(GetAclRequest { path: path.into() }))
+            .expect("getACL")
+            .expect_ok(path);
+        let Response::GetAcl(a) = r.body else {
+            panic!("getACL {path}: {:?}", r.body)
+        };
+        (g.data, g.stat, a.acl)
     }
 
     /// getData; returns data (null as empty) and stat.

@@ -37,7 +37,7 @@ pub mod lincheck;
 pub mod rng;
 pub mod server;
 
-pub use client::{Client, ClientError, ClientResult, ConnectOptions, Reply, open_acl};
+pub use client::{Client, ClientError, ClientResult, ConnectOptions, Reply, acl, open_acl};
 pub use rng::{Rng, seeds};
 pub use server::{ApacheZk, Flavor, OurZk, ServerOptions, ZkServer, four_letter, start_server};
 

@@ -370,6 +370,34 @@ impl ZkServer {
         }
     }
 
+    /// Stops the process with SIGTERM (a clean stop), waiting up to 20 s
+    /// before SIGKILL.
+    pub fn stop(&mut self) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if matches!(c.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    /// From now on [`ZkServer::restart`] starts the other kind of server on
+    /// the same zoo.cfg, dirs and port (taking over a data directory).
+    pub fn switch_flavor(&mut self, flavor: Flavor) {
+        assert!(self.child.is_none(), "stop the server before switching");
+        self.flavor = flavor;
+    }
+
     /// Starts the server again on the same dirs and port and waits until it
     /// answers. (A server that was never killed is killed first.)
     pub fn restart(&mut self) {

@@ -14,11 +14,8 @@ use std::fs;
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use zk_integration::{ApacheZk, Client, ServerOptions, ZkServer, open_acl};
-use zk_jute::{
-    Acl, CreateRequest, CreateTtlRequest, GetAclRequest, GetDataRequest, Id, Request, Response,
-    SetAclRequest, Stat, perms,
-};
+use zk_integration::{ApacheZk, Client, ServerOptions, ZkServer, acl, open_acl};
+use zk_jute::{Acl, Request, SetAclRequest, Stat, perms};
 use zk_tree::{APACHE_MAX_LEN, Auth, Tree, TreeConfig};
 
 const SUPER: Auth<'static> = Auth {
@@ -26,68 +23,13 @@ const SUPER: Auth<'static> = Auth {
     is_super: true,
 };
 
-fn acl(perms: i32, scheme: &str, id: &str) -> Acl {
-    Acl {
-        perms,
-        id: Id {
-            scheme: scheme.into(),
-            id: id.into(),
-        },
-    }
-}
-
-/// Creates `path` with `data` (None = null), `acl` and `flags` through the
-/// opcode the flags need; returns the created path.
 fn create(c: &mut Client, path: &str, data: Option<&[u8]>, acl: Vec<Acl>, flags: i32) -> String {
-    let data = data.map(Bytes::copy_from_slice);
-    let req = match flags {
-        4 => Request::CreateContainer(CreateRequest {
-            path: path.into(),
-            data,
-            acl,
-            flags,
-        }),
-        5 | 6 => Request::CreateTtl(CreateTtlRequest {
-            path: path.into(),
-            data,
-            acl,
-            flags,
-            ttl: 3_600_000,
-        }),
-        _ => Request::Create2(CreateRequest {
-            path: path.into(),
-            data,
-            acl,
-            flags,
-        }),
-    };
-    let r = c.call(&req).expect("create").expect_ok(path);
-    match r.body {
-        Response::Create2(c) => c.path,
-        other => panic!("create {path}: {other:?}"),
-    }
+    c.create_node(path, data, acl, flags)
 }
 
 /// What Apache answers for `path`: (data, stat, ACL).
 fn apache_node(c: &mut Client, path: &str) -> (Option<Bytes>, Stat, Vec<Acl>) {
-    let r = c
-        .call(&Request::GetData(GetDataRequest {
-            path: path.into(),
-            watch: false,
-        }))
-        .expect("getData")
-        .expect_ok(path);
-    let Response::GetData(g) = r.body else {
-        panic!("getData {path}: {:?}", r.body)
-    };
-    let r = c
-        .call(&Request::GetAcl(GetAclRequest { path: path.into() }))
-        .expect("getACL")
-        .expect_ok(path);
-    let Response::GetAcl(a) = r.body else {
-        panic!("getACL {path}: {:?}", r.body)
-    };
-    (g.data, g.stat, a.acl)
+    c.node(path)
 }
 
 /// The newest `snapshot.<hex>` in `<dataDir>/version-2` and its zxid.
@@ -106,16 +48,6 @@ fn newest_snapshot(zk: &ZkServer) -> (PathBuf, i64) {
         })
         .max_by_key(|(_, z)| *z)
         .unwrap_or_else(|| panic!("no snapshot in {}", dir.display()))
-}
-
-/// `java.util.zip.Adler32`.
-fn adler32(b: &[u8]) -> u32 {
-    let (mut a, mut s) = (1u32, 0u32);
-    for &x in b {
-        a = (a + u32::from(x)) % 65521;
-        s = (s + a) % 65521;
-    }
-    (s << 16) | a
 }
 
 #[test]
@@ -217,7 +149,7 @@ fn apache_snapshot_body_reads_as_created() {
     // the Adler32 of every byte before it, then "/".
     let mut seal = &bytes[end..];
     let sum = i64::from_be_bytes(seal[..8].try_into().unwrap());
-    assert_eq!(sum, i64::from(adler32(&bytes[..end])), "seal 1");
+    assert_eq!(sum, i64::from(zk_apache::adler32(&bytes[..end])), "seal 1");
     assert_eq!(&seal[8..13], b"\0\0\0\x01/");
     seal = &seal[13..];
 

@@ -9,6 +9,7 @@
 //! with fixed ports (zk_integration::ensemble). Every process is killed when
 //! its `Member` drops.
 
+use std::fs;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -363,4 +364,79 @@ fn a_sync_at_a_follower_waits_for_the_leader() {
         .unwrap()
         .expect("read after the sync");
     assert_eq!(&data[..], b"1");
+}
+
+/// Taking over an Apache data directory in ensemble mode (issue 15): Apache
+/// 3.8 writes znodes and keeps a session with an ephemeral; each of three
+/// servers of ours gets a copy of its `version-2/`, with epoch files saying
+/// 4 as an Apache ensemble's would. They take it over, elect and serve
+/// Apache's znodes and stats on every member, the session resumes at a
+/// follower with Apache's password, and the next write is in an epoch
+/// after 4 (the epoch files were carried over).
+#[test]
+fn three_servers_take_over_an_apache_data_directory() {
+    let mut zk = zk_integration::ApacheZk::start();
+    let mut c = Client::connect(zk.addr()).expect("connect to Apache");
+    c.create("/app", b"a", 0).unwrap().expect("create");
+    c.create("/app/seq-", b"s", 2).unwrap().expect("create");
+    c.create("/app/seq-", b"t", 2).unwrap().expect("create");
+    c.create("/app/eph", b"e", 1).unwrap().expect("create");
+    c.set_data("/app", b"b", 0).unwrap().expect("setData");
+    let paths = [
+        "/app",
+        "/app/seq-0000000000",
+        "/app/seq-0000000001",
+        "/app/eph",
+    ];
+    let want: Vec<_> = paths
+        .iter()
+        .map(|p| c.get_data(p, false).unwrap().expect("getData"))
+        .collect();
+    let resume = c.resume_options();
+    c.disconnect();
+    zk.stop();
+
+    let mut m = ensemble(3);
+    for x in &m {
+        let v2 = x.dir().join("data").join("version-2");
+        fs::create_dir_all(&v2).expect("mkdir version-2");
+        for e in fs::read_dir(zk.data_dir().join("version-2")).expect("Apache's version-2") {
+            let e = e.expect("entry");
+            fs::copy(e.path(), v2.join(e.file_name())).expect("copy");
+        }
+        fs::write(v2.join("currentEpoch"), "4").expect("currentEpoch");
+        fs::write(v2.join("acceptedEpoch"), "4").expect("acceptedEpoch");
+    }
+    for x in m.iter_mut() {
+        x.start();
+    }
+    let leader = serving(&m, &[0, 1, 2]);
+    for x in &m {
+        let out = x.output();
+        assert!(
+            out.contains("took over Apache ZooKeeper's data")
+                && out.contains("currentEpoch 4, acceptedEpoch 4"),
+            "server {}: {}",
+            x.sid,
+            x.tail(20)
+        );
+        let mut c = connect(x);
+        sync(&mut c).expect("sync");
+        for (p, w) in paths.iter().zip(&want) {
+            let got = c.get_data(p, false).unwrap().expect("getData");
+            assert_eq!(&got, w, "{p} at server {}", x.sid);
+        }
+    }
+    let follower = (0..3).find(|&i| i != leader).expect("a follower");
+    let mut a = Client::connect_with(m[follower].addr(), &resume).expect("resume at a follower");
+    assert_eq!(a.session_id(), resume.session.as_ref().unwrap().0);
+    a.create("/after", b"x", 0).unwrap().expect("create");
+    assert!(a.last_zxid() >> 32 >= 5, "zxid {:#x}", a.last_zxid());
+    a.close().expect("closeSession");
+    let mut c = connect(&m[leader]);
+    sync(&mut c).expect("sync");
+    assert!(
+        c.exists("/app/eph", false).expect("exists").is_none(),
+        "the ephemeral outlived its session"
+    );
 }

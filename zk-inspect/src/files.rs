@@ -54,10 +54,10 @@ pub fn wrong_kind(path: &Path, kind: Kind, len: u64, wanted: Kind) -> String {
             format!("{p} is a snapshot, not a txn log segment: use `zk-inspect snapshot {p}`")
         }
         Kind::ZooKeeperLog => format!(
-            "{p} is an Apache ZooKeeper txn log (magic ZKLG), not zk-server's format: use ZooKeeper's zkTxnLogToolkit.sh"
+            "{p} is an Apache ZooKeeper txn log (magic ZKLG), not a snapshot: use `zk-inspect log {p}`"
         ),
         Kind::ZooKeeperSnapshot => format!(
-            "{p} is an Apache ZooKeeper snapshot (magic ZKSN), not zk-server's format: use ZooKeeper's zkSnapShotToolkit.sh"
+            "{p} is an Apache ZooKeeper snapshot (magic ZKSN) not named snapshot.<zxid hex>: inspect a copy with that name"
         ),
         Kind::Other => {
             let what = if wanted == Kind::Segment {

@@ -26,7 +26,7 @@ impl Filter {
             || self.path_prefix.is_some()
     }
 
-    fn keeps(&self, rec: &walk::Rec<'_>) -> bool {
+    pub fn keeps(&self, rec: &walk::Rec<'_>) -> bool {
         if self.from.is_some_and(|f| rec.key < f) || self.to.is_some_and(|t| rec.key > t) {
             return false;
         }
@@ -91,6 +91,9 @@ pub fn segments_of(target: &Path) -> Result<(Segments, bool), Failure> {
 
 /// Runs `log`.
 pub fn run(out: &mut Out, target: &Path, json: bool, filter: &Filter) -> Result<i32, Failure> {
+    if let Some(paths) = crate::apache::log_files(target)? {
+        return crate::apache::log(out, &paths, json, filter, target);
+    }
     let (segs, chain) = segments_of(target)?;
     let mut shown = 0u64;
     let totals: Totals = walk::walk(&segs, chain, &mut |ev| match ev {
@@ -157,7 +160,7 @@ fn print_segment(
 }
 
 /// A txn's line (or JSON object); an undecodable record says where it is.
-fn print_record(out: &mut Out, json: bool, rec: &walk::Rec<'_>) -> std::io::Result<()> {
+pub fn print_record(out: &mut Out, json: bool, rec: &walk::Rec<'_>) -> std::io::Result<()> {
     match (rec.txn, json) {
         (Some((h, body)), false) => writeln!(out, "{}", txn::line(h, body)),
         (Some((h, body)), true) => {
@@ -198,7 +201,7 @@ fn print_record(out: &mut Out, json: bool, rec: &walk::Rec<'_>) -> std::io::Resu
 }
 
 /// A finding's line (or JSON object).
-fn print_finding(out: &mut Out, json: bool, f: &walk::Finding) -> std::io::Result<()> {
+pub fn print_finding(out: &mut Out, json: bool, f: &walk::Finding) -> std::io::Result<()> {
     if json {
         writeln!(
             out,
@@ -218,7 +221,7 @@ fn print_finding(out: &mut Out, json: bool, f: &walk::Finding) -> std::io::Resul
 
 /// The closing summary: txns read and shown, and what a server would do
 /// with the log.
-fn print_summary(
+pub fn print_summary(
     out: &mut Out,
     json: bool,
     totals: &Totals,

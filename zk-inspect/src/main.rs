@@ -1,5 +1,6 @@
 //! `zk-inspect`: offline inspection of a zk-server data directory, as Apache ZooKeeper's
-//! zkTxnLogToolkit, zkSnapShotToolkit and zkSnapshotRecursiveSummaryToolkit.
+//! zkTxnLogToolkit, zkSnapShotToolkit and zkSnapshotRecursiveSummaryToolkit. Apache
+//! ZooKeeper's own files (`version-2/`, by magic and name) are read too, through zk-apache.
 //!
 //! It opens every file read-only through zk-txnlog's inspection API (never the `LOCK`, never a
 //! write), so it is safe next to a running server.
@@ -10,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+mod apache;
 mod files;
 mod logcmd;
 mod snap;
@@ -64,14 +66,17 @@ impl Failure {
 const USAGE: &str = "\
 usage:
   zk-inspect log [--json] [--from ZXID] [--to ZXID] [--session ID] [--path PREFIX] <segment file | log dir>
+      (also Apache ZooKeeper's log.<hex> files, or a data dir holding version-2/)
       one line per txn as zkTxnLogToolkit, then `EOF reached after N txns.`;
       --json: one JSON object per line (segments, txns, findings, a summary)
   zk-inspect snapshot [--data|-d] [--json] <snapshot file>
+      (also Apache ZooKeeper's snapshot.<hex>[.gz|.snappy], seals checked)
       every znode with its stat as zkSnapShotToolkit, then the sessions, the digest, the last zxid;
       --data: the data (base64) instead of its length; --json: a nested tree
   zk-inspect verify [--log-dir DIR] <data dir>
       checks every segment and snapshot, replays recovery in memory, prints the zxid a server
-      would recover to; exit 0 clean, 1 warnings only (e.g. a torn tail), 2 damage
+      would recover to; exit 0 clean, 1 warnings only (e.g. a torn tail), 2 damage;
+      on an Apache ZooKeeper data dir (version-2/): what zk-server's take-over would do
   zk-inspect summary <snapshot file> [path] [depth]
       nodes below and data bytes per subtree, down to `depth` levels (default / and 1)
 ZXID and ID: hex with 0x, or decimal. Files are only ever opened for reading.";

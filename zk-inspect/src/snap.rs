@@ -32,6 +32,9 @@ pub fn tree_config() -> TreeConfig {
 /// Verifies (header, trailer, length, crc) and loads the snapshot at `path`, read-only.
 /// `Err` is a complete message naming the file.
 pub fn load(path: &Path) -> Result<Loaded, String> {
+    if let Some(apache) = crate::apache::load_snapshot(path) {
+        return apache;
+    }
     let (kind, len) = files::sniff(path)?;
     if kind != Kind::Snapshot {
         return Err(files::wrong_kind(path, kind, len, Kind::Snapshot));

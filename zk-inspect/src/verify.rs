@@ -21,6 +21,9 @@ pub fn run(out: &mut Out, data_dir: &Path, log_dir: Option<&Path>) -> Result<i32
             data_dir.display()
         )));
     }
+    if let Some(apache) = crate::apache::data_dir(data_dir, log_dir)? {
+        return crate::apache::verify(out, &apache);
+    }
     let log_dir = log_dir.unwrap_or(data_dir);
     let data = files::list(data_dir).map_err(Failure::input)?;
     let logs = if log_dir == data_dir {
@@ -104,13 +107,13 @@ pub fn run(out: &mut Out, data_dir: &Path, log_dir: Option<&Path>) -> Result<i32
 
 /// Findings counted by severity as they are printed.
 #[derive(Default)]
-struct Counts {
-    warnings: usize,
-    errors: usize,
+pub(crate) struct Counts {
+    pub(crate) warnings: usize,
+    pub(crate) errors: usize,
 }
 
 impl Counts {
-    fn report(&mut self, out: &mut Out, f: &Finding) -> std::io::Result<()> {
+    pub(crate) fn report(&mut self, out: &mut Out, f: &Finding) -> std::io::Result<()> {
         match f.severity {
             Severity::Warning => self.warnings += 1,
             Severity::Error => self.errors += 1,

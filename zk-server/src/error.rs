@@ -59,6 +59,21 @@ pub enum StartError {
         /// The zxid in its txn header.
         zxid: Zxid,
     },
+    /// Apache ZooKeeper's data directory cannot be taken over.
+    #[error(
+        "cannot take over Apache ZooKeeper's data: {source}. Nothing of ours was written and \
+         Apache's files are unchanged. Check the directory with `zk-inspect verify <dataDir>`; \
+         Apache ZooKeeper would refuse it too. To start from the data before the damage, move \
+         the named log file (and any newer ones) out of version-2/, keeping a copy"
+    )]
+    Takeover {
+        /// zk-apache's error (it names the file and the offset).
+        #[source]
+        source: zk_apache::Error,
+    },
+    /// Writing our files while taking over failed.
+    #[error("take-over failed: {0}")]
+    TakeoverWrite(String),
     /// Not built yet.
     #[error("{0}")]
     Unsupported(String),

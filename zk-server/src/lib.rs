@@ -50,6 +50,7 @@ mod shared;
 mod stages;
 mod stats;
 mod storage;
+mod takeover;
 
 pub use config::{Config, ConfigError, Whitelist};
 pub use error::StartError;

@@ -64,6 +64,27 @@ fn bind_client_port(config: &Config) -> Result<(std::net::TcpListener, SocketAdd
     Ok((listener, local))
 }
 
+/// Takes over an Apache data directory if there is one and none of ours,
+/// then recovers ours; warns when Apache wrote past our last zxid.
+fn recover(
+    config: &Config,
+    tree_cfg: TreeConfig,
+) -> Result<(Storage, zk_tree::Tree, crate::storage::Recovered), StartError> {
+    // Before our log exists: an Apache directory with none of our files
+    // becomes our snapshot, which the recovery below then loads.
+    let took_over = crate::takeover::take_over(config, tree_cfg.clone())?;
+    if let Some(line) = &took_over {
+        info!("{line}");
+    }
+    let (storage, tree, recovered) = Storage::open_and_recover(config, tree_cfg)?;
+    if took_over.is_none()
+        && let Some(w) = crate::takeover::apache_newer(config, recovered.last_zxid)
+    {
+        warn!("{w}");
+    }
+    Ok((storage, tree, recovered))
+}
+
 /// The parts of one event loop before its thread starts: its poll and the
 /// receiving end of its mailbox.
 type LoopParts = (mio::Poll, crossbeam_channel::Receiver<LoopMsg>);
@@ -145,7 +166,7 @@ impl Server {
         if config.skip_acl {
             warn!("skipACL is set: every ACL check passes");
         }
-        let (storage, tree, recovered) = Storage::open_and_recover(&config, tree_cfg)?;
+        let (storage, tree, recovered) = recover(&config, tree_cfg)?;
         let tree = Arc::new(tree);
         let last_zxid = recovered.last_zxid;
 
@@ -157,9 +178,10 @@ impl Server {
             0,
             crate::stats::wall_ms() as u64,
         );
-        if config.is_ensemble() {
+        if config.is_ensemble() || crate::takeover::apache_passwords(&config.data_dir) {
             // Every server of an ensemble (Apache's too) validates a moving
-            // client's password from the session id alone.
+            // client's password from the session id alone; after taking over
+            // Apache's data, its sessions keep their passwords.
             tracker.use_apache_passwords();
         }
         for (session, timeout) in &recovered.sessions {

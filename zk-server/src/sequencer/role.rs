@@ -1118,31 +1118,12 @@ fn request_type(data: &Bytes) -> Option<i32> {
     Some(i32::from_be_bytes(b.try_into().ok()?))
 }
 
-/// A learner logs a PROPOSAL / INFORM only if its txn decodes and carries the
-/// packet's zxid: a record that does not would stop the next recovery.
-/// `TxnDigest.version` (quorum.md §3.7).
-const TXN_DIGEST_VERSION: i32 = 2;
-/// A `TxnDigest`: version i32 + treeDigest i64.
-const TXN_DIGEST_LEN: usize = 12;
-
 /// An Apache leader appends an optional `TxnDigest` to a PROPOSAL's or
 /// INFORM's txn (quorum.md §3.7, §9; readers detect it by the trailing
-/// bytes). We neither log nor check it: a txn that does not decode whole but
-/// does without 12 trailing bytes that start with version 2 loses them.
+/// bytes). We neither log nor check it: zk-apache's reading of a log entry's
+/// payload drops a version-2 digest and leaves anything else as is.
 fn strip_digest(p: Packet) -> Packet {
-    let strip = |txn: Bytes| -> Bytes {
-        if txn.len() < TXN_DIGEST_LEN || TxnBody::read_record(txn.clone()).is_ok() {
-            return txn;
-        }
-        let at = txn.len() - TXN_DIGEST_LEN;
-        let version = i32::from_be_bytes([txn[at], txn[at + 1], txn[at + 2], txn[at + 3]]);
-        let head = txn.slice(..at);
-        if version == TXN_DIGEST_VERSION && TxnBody::read_record(head.clone()).is_ok() {
-            head
-        } else {
-            txn
-        }
-    };
+    let strip = zk_apache::strip_txn_digest;
     match p {
         Packet::Proposal { zxid, txn } => Packet::Proposal {
             zxid,
@@ -1156,6 +1137,8 @@ fn strip_digest(p: Packet) -> Packet {
     }
 }
 
+/// A learner logs a PROPOSAL / INFORM only if its txn decodes and carries the
+/// packet's zxid: a record that does not would stop the next recovery.
 fn check_txn(p: &Packet) -> Result<(), String> {
     let (Packet::Proposal { zxid, txn } | Packet::Inform { zxid, txn }) = p else {
         return Ok(());
@@ -1200,14 +1183,14 @@ mod digest_tests {
         hdr.write(&mut b);
         ErrorTxn { err: -101 }.write(&mut b);
         let plain = b.clone().freeze();
-        b.put_i32(TXN_DIGEST_VERSION);
+        b.put_i32(zk_tree::DIGEST_VERSION);
         b.put_i64(0x1234_5678);
         let with = b.clone().freeze();
         assert_eq!(strip_digest(proposal(with)), proposal(plain.clone()));
         assert!(check_txn(&strip_digest(proposal(plain.clone()))).is_ok());
         assert_eq!(strip_digest(proposal(plain.clone())), proposal(plain));
         let mut bad = b.to_vec();
-        let at = bad.len() - TXN_DIGEST_LEN;
+        let at = bad.len() - zk_apache::TXN_DIGEST_LEN;
         bad[at + 3] = 3; // version 3: not a digest we know
         let bad = Bytes::from(bad);
         assert_eq!(strip_digest(proposal(bad.clone())), proposal(bad.clone()));
