@@ -1309,13 +1309,49 @@ fn mixed_ours_observes_an_apache_ensemble() {
     );
 }
 
+/// A client writing `/roll-NNNNNN` znodes one after the other until `stop`,
+/// reconnecting to the next of `addrs` whenever its server fails it; the
+/// paths acknowledged go to `acked`.
+fn spawn_writer(
+    addrs: Vec<std::net::SocketAddr>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    acked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) -> std::thread::JoinHandle<()> {
+    use std::sync::atomic::Ordering;
+    std::thread::spawn(move || {
+        let mut n = 0u64;
+        let mut target = 0usize;
+        while !stop.load(Ordering::Relaxed) {
+            let Ok(mut c) = zk_integration::Client::connect(addrs[target % addrs.len()]) else {
+                target += 1;
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            while !stop.load(Ordering::Relaxed) {
+                // A fresh path per try: a write whose answer was lost may
+                // have happened (its retry would be NODEEXISTS).
+                let path = format!("/roll-{n:06}");
+                n += 1;
+                match c.create(&path, b"r", 0) {
+                    Ok(Ok(_)) => acked.lock().unwrap().push(path),
+                    Ok(Err(_)) | Err(_) => break,
+                }
+            }
+            target += 1;
+        }
+    })
+}
+
 /// Issue 15, rolling replacement: a 3-server Apache 3.8 ensemble under a
 /// client write load becomes an ensemble of ours one server at a time
 /// (followers first, the leader last: its successor is elected), then back
 /// to Apache the same way (each Apache server returning on an empty data
 /// dir, synced by SNAP from our leader). The writer reconnects wherever a
 /// server serves; every write it saw acknowledged is on every server at the
-/// end, and all serve one tree.
+/// end, and all serve one tree. A session holding an ephemeral moves off
+/// each server before it is replaced (resumed elsewhere with its id and
+/// password: REVALIDATE between ours and Apache's) and keeps its ephemeral
+/// throughout.
 #[test]
 fn rolling_replacement_apache_to_ours_and_back_under_load() {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -1323,43 +1359,42 @@ fn rolling_replacement_apache_to_ours_and_back_under_load() {
 
     let mut m = ensemble(&[Flavor::Apache; 3]);
     for x in m.iter_mut() {
+        let cfg = x.dir.path().join("zoo.cfg");
+        let text = fs::read_to_string(&cfg).expect("read zoo.cfg");
+        fs::write(&cfg, format!("{text}maxSessionTimeout=30000\n")).expect("write zoo.cfg");
         x.start();
     }
     all_serving(&m);
     let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
     let addrs: Vec<std::net::SocketAddr> = m.iter().map(at).collect();
+    let opts = zk_integration::ConnectOptions {
+        timeout_ms: 30_000,
+        ..zk_integration::ConnectOptions::default()
+    };
+    let mut holder_at = 0usize;
+    let mut holder = zk_integration::Client::connect_with(addrs[0], &opts).expect("connect");
+    let session = holder.session_id();
+    holder
+        .create("/held", b"h", 1)
+        .unwrap()
+        .expect("an ephemeral");
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
-    let writer = {
-        let (stop, acked, addrs) = (stop.clone(), acked.clone(), addrs.clone());
-        std::thread::spawn(move || {
-            let mut n = 0u64;
-            let mut target = 0usize;
-            while !stop.load(Ordering::Relaxed) {
-                let Ok(mut c) = zk_integration::Client::connect(addrs[target % addrs.len()]) else {
-                    target += 1;
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                };
-                while !stop.load(Ordering::Relaxed) {
-                    // A fresh path per try: a write whose answer was lost
-                    // may have happened (its retry would be NODEEXISTS).
-                    let path = format!("/roll-{n:06}");
-                    n += 1;
-                    match c.create(&path, b"r", 0) {
-                        Ok(Ok(_)) => acked.lock().unwrap().push(path),
-                        Ok(Err(_)) | Err(_) => break,
-                    }
-                }
-                target += 1;
-            }
-        })
-    };
+    let writer = spawn_writer(addrs.clone(), stop.clone(), acked.clone());
     // Apache -> ours: the followers, then the leader.
     for flavor in [Flavor::Ours, Flavor::Apache] {
         let leader = all_serving(&m);
         let order: Vec<usize> = (0..3).filter(|&i| i != leader).chain([leader]).collect();
         for i in order {
+            if holder_at == i {
+                // The session moves to a server that stays up.
+                holder_at = (i + 1) % 3;
+                let resume = holder.resume_options();
+                holder.disconnect();
+                holder = zk_integration::Client::connect_with(addrs[holder_at], &resume)
+                    .expect("resume the session");
+                assert_eq!(holder.session_id(), session, "the session moved");
+            }
             m[i].kill9();
             if flavor == Flavor::Apache {
                 // Back to Apache: an empty data dir (myid kept), synced by SNAP.
@@ -1381,8 +1416,27 @@ fn rolling_replacement_apache_to_ours_and_back_under_load() {
             wait_until("writes to go on", &m, || {
                 (acked.lock().unwrap().len() > before + 20).then_some(())
             });
+            if holder.ping().is_err() {
+                // Its server went LOOKING with the leader it followed (an
+                // Apache server closes its clients then): the client
+                // resumes the session wherever one serves, as any does.
+                let resume = holder.resume_options();
+                holder = (0..3)
+                    .find_map(|k| {
+                        holder_at = (holder_at + 1 + k) % 3;
+                        zk_integration::Client::connect_with(addrs[holder_at], &resume).ok()
+                    })
+                    .expect("resume the session somewhere");
+                assert_eq!(holder.session_id(), session, "the session survived");
+                holder.ping().expect("the holder's session lives");
+            }
         }
     }
+    let (_, stat) = holder
+        .get_data("/held", false)
+        .unwrap()
+        .expect("the ephemeral is still there");
+    assert_eq!(stat.ephemeral_owner, session);
     stop.store(true, Ordering::Relaxed);
     writer.join().expect("the writer");
     let acked = acked.lock().unwrap().clone();
