@@ -1645,10 +1645,11 @@ mod tests {
         assert_eq!((v.stat(), v.parent), (new_stat(1, 2, 0), ROOT));
         let m = st.insert_child(ROOT, "x", None, 0, new_stat(1, 2, 0));
         assert_eq!((st.node(m).data(), st.node(m).data_len()), (None, 0));
-        st.set_data("/x", Some(b""), 1, 9, 10, &mut Vec::new())
+        st.set_data_raw("/x", Some(b""), 1, 9, 10, &mut Vec::new())
             .unwrap();
         assert_eq!(st.node(m).data(), Some(&b""[..]));
-        st.set_data("/x", None, 2, 11, 12, &mut Vec::new()).unwrap();
+        st.set_data_raw("/x", None, 2, 11, 12, &mut Vec::new())
+            .unwrap();
         assert_eq!((st.node(m).name(), st.node(m).data()), ("x", None));
         st.update_stat(m, |s| s.version = 3);
         let v = st.node(m);
