@@ -30,8 +30,8 @@ use bytes::Bytes;
 use criterion::{Criterion, SamplingMode, black_box, criterion_group, criterion_main};
 use tempfile::TempDir;
 use zk_benches::client::Client;
-use zk_benches::{data, durable_dir, fs_type, world_anyone};
-use zk_jute::{CreateRequest, GetDataRequest, Request, Response, SetDataRequest};
+use zk_benches::{create_request, data, durable_dir, fs_type};
+use zk_jute::{GetDataRequest, Request, Response, SetDataRequest};
 use zk_server::{Config, Server};
 
 /// A server on a fresh data directory and one connected client.
@@ -53,7 +53,7 @@ impl Fixture {
         let server = Server::start(config).expect("start the server");
         let mut client = Client::connect(server.local_addr()).expect("connect");
         client
-            .call_ok(&create("/bench", None))
+            .call_ok(&create_request("/bench", None))
             .expect("create /bench");
         Fixture {
             client,
@@ -69,15 +69,6 @@ impl Fixture {
     }
 }
 
-fn create(path: &str, data: Option<Bytes>) -> Request {
-    Request::Create(CreateRequest {
-        path: path.into(),
-        data,
-        acl: world_anyone(),
-        flags: 0,
-    })
-}
-
 /// The writes and the read, against one server.
 fn ops(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, f: &mut Fixture) {
     let mut seq = 0u64;
@@ -86,13 +77,13 @@ fn ops(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, 
         g.bench_function(format!("create_{name}"), |b| {
             b.iter(|| {
                 seq += 1;
-                let req = create(&format!("/bench/c-{seq:010}"), Some(payload.clone()));
+                let req = create_request(&format!("/bench/c-{seq:010}"), Some(payload.clone()));
                 black_box(f.client.call_ok(&req).expect("create"))
             })
         });
         let path = format!("/bench/s-{name}");
         f.client
-            .call_ok(&create(&path, Some(payload.clone())))
+            .call_ok(&create_request(&path, Some(payload.clone())))
             .expect("create the setData node");
         let req = Request::SetData(SetDataRequest {
             path,
@@ -105,7 +96,7 @@ fn ops(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, 
     }
 
     f.client
-        .call_ok(&create("/bench/g", Some(data(100))))
+        .call_ok(&create_request("/bench/g", Some(data(100))))
         .expect("create the getData node");
     let req = Request::GetData(GetDataRequest {
         path: "/bench/g".into(),
@@ -173,7 +164,7 @@ fn interleaved_probe(f: &mut Fixture, raw: &File) {
     let payload = data(100);
     let path = "/bench/probe-set";
     f.client
-        .call_ok(&create(path, Some(payload.clone())))
+        .call_ok(&create_request(path, Some(payload.clone())))
         .expect("create the probe node");
     let set = Request::SetData(SetDataRequest {
         path: path.into(),
@@ -185,7 +176,7 @@ fn interleaved_probe(f: &mut Fixture, raw: &File) {
         let t = Instant::now();
         raw_write(raw, i);
         times[0].push(t.elapsed());
-        let req = create(&format!("/bench/probe-{i:010}"), Some(payload.clone()));
+        let req = create_request(&format!("/bench/probe-{i:010}"), Some(payload.clone()));
         let t = Instant::now();
         f.client.call_ok(&req).expect("create");
         times[1].push(t.elapsed());

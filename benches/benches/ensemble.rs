@@ -18,12 +18,11 @@
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use criterion::{Criterion, SamplingMode, black_box, criterion_group, criterion_main};
 use tempfile::TempDir;
 use zk_benches::client::Client;
-use zk_benches::{data, durable_dir, world_anyone};
-use zk_jute::{CreateRequest, GetDataRequest, Request, SetDataRequest};
+use zk_benches::{create_request, data, durable_dir};
+use zk_jute::{GetDataRequest, Request, SetDataRequest};
 use zk_server::{Config, Server};
 
 /// A port nobody listens on now.
@@ -117,15 +116,6 @@ fn mode(addr: SocketAddr) -> String {
         .to_string()
 }
 
-fn create(path: &str, data: Option<Bytes>) -> Request {
-    Request::Create(CreateRequest {
-        path: path.into(),
-        data,
-        acl: world_anyone(),
-        flags: 0,
-    })
-}
-
 fn ops(c: &mut Criterion, group: &str, addr: SocketAddr, tag: &str) {
     let mut client = Client::connect(addr).expect("connect");
     let mut g = c.benchmark_group(group);
@@ -136,13 +126,13 @@ fn ops(c: &mut Criterion, group: &str, addr: SocketAddr, tag: &str) {
     g.bench_function("create_100B", |b| {
         b.iter(|| {
             seq += 1;
-            let req = create(&format!("/bench/{tag}-{seq:010}"), Some(payload.clone()));
+            let req = create_request(&format!("/bench/{tag}-{seq:010}"), Some(payload.clone()));
             black_box(client.call_ok(&req).expect("create"))
         })
     });
     let path = format!("/bench/s-{tag}");
     client
-        .call_ok(&create(&path, Some(payload.clone())))
+        .call_ok(&create_request(&path, Some(payload.clone())))
         .expect("create the setData node");
     let set = Request::SetData(SetDataRequest {
         path: path.clone(),
@@ -165,7 +155,7 @@ fn ensemble(c: &mut Criterion) {
     let (leader, follower) = e.roles();
     let mut setup = Client::connect(leader).expect("connect");
     setup
-        .call_ok(&create("/bench", None))
+        .call_ok(&create_request("/bench", None))
         .expect("create /bench");
     setup.close().expect("close");
     ops(c, "ensemble3_leader", leader, "l");

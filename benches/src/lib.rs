@@ -30,6 +30,16 @@ pub fn world_anyone() -> Vec<Acl> {
     }]
 }
 
+/// A persistent create of `path` with `data`, open to everyone.
+pub fn create_request(path: &str, data: Option<Bytes>) -> zk_jute::Request {
+    zk_jute::Request::Create(zk_jute::CreateRequest {
+        path: path.into(),
+        data,
+        acl: world_anyone(),
+        flags: 0,
+    })
+}
+
 /// `len` bytes of data with a repeating, non-zero pattern.
 pub fn data(len: usize) -> Bytes {
     (0..len)

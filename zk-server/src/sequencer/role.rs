@@ -208,6 +208,11 @@ impl Sequencer {
     pub(super) fn start_standalone(&mut self, last: Zxid) {
         let mut out = Vec::new();
         let core = Leader::standalone(self.my_id, last, &mut out);
+        self.lead(core, out);
+    }
+
+    /// The leader role around `core`, and its first commands carried out.
+    fn lead(&mut self, core: Leader, out: Vec<LeaderCommand>) {
         self.role = Some(Role::Leading(Box::new(Leading {
             core,
             held_snap: None,
@@ -241,14 +246,7 @@ impl Sequencer {
         };
         let mut out = Vec::new();
         let core = Leader::new(cfg, start, &mut out);
-        self.role = Some(Role::Leading(Box::new(Leading {
-            core,
-            held_snap: None,
-            owners: Owners::new(),
-            gauges: Default::default(),
-            syncing: hashbrown::HashMap::new(),
-        })));
-        self.run_leader(out);
+        self.lead(core, out);
     }
 
     fn start_learning(&mut self, cfg: LearnerConfig) {
