@@ -250,18 +250,40 @@ fn leader_with_uncommitted_txns(m: &mut [Member]) -> (usize, usize) {
     (leader, new)
 }
 
-/// TRUNC: the old leader comes back with three logged txns nobody else has
-/// (the new leader has taken no write yet): it is told TRUNC, drops them
-/// (their znodes exist nowhere), follows, and converges with the others.
-#[test]
-fn an_uncommitted_txn_is_truncated_when_its_leader_returns() {
-    let mut m = ensemble_with(
+/// Three servers configured for the TRUNC scenarios.
+fn trunc_ensemble() -> Vec<Member> {
+    ensemble_with(
         3,
         &EnsembleOptions {
             cfg_extra: TRUNC_CFG.into(),
             ..EnsembleOptions::default()
         },
-    );
+    )
+}
+
+/// The end of the TRUNC scenarios: writes through the new leader land
+/// everywhere, the committed write is kept, the uncommitted ones exist
+/// nowhere, and all converge.
+fn writes_go_on_without_the_uncommitted(m: &[Member], new: usize) {
+    let mut c = connect(&m[new]);
+    let after = create_many(&mut c, "/after", 50, b"a");
+    let _ = c.close();
+    for x in m {
+        assert_has(x, &after, b"a");
+        assert_has(x, &["/committed".to_string()], b"c");
+    }
+    for p in UNCOMMITTED {
+        assert_absent(m, &[0, 1, 2], p);
+    }
+    assert_converged(m, &[0, 1, 2]);
+}
+
+/// TRUNC: the old leader comes back with three logged txns nobody else has
+/// (the new leader has taken no write yet): it is told TRUNC, drops them
+/// (their znodes exist nowhere), follows, and converges with the others.
+#[test]
+fn an_uncommitted_txn_is_truncated_when_its_leader_returns() {
+    let mut m = trunc_ensemble();
     let (old, new) = leader_with_uncommitted_txns(&mut m);
     let mark = m[new].output().len();
     m[old].start();
@@ -274,12 +296,27 @@ fn an_uncommitted_txn_is_truncated_when_its_leader_returns() {
         "{}",
         m[old].tail(30)
     );
+    writes_go_on_without_the_uncommitted(&m, new);
+}
+
+/// The same, but the new leader takes writes before the old one returns:
+/// its history then has no txn of the old leader's epoch after the
+/// uncommitted ones, so (as Apache's LearnerHandler: "Cannot send TRUNC to
+/// peer ... from different epoch") the old leader is brought back by SNAP;
+/// its uncommitted txns are gone all the same.
+#[test]
+fn an_uncommitted_txn_is_dropped_by_snap_after_new_epoch_writes() {
+    let mut m = trunc_ensemble();
+    let (old, new) = leader_with_uncommitted_txns(&mut m);
     let mut c = connect(&m[new]);
     let after = create_many(&mut c, "/after", 50, b"a");
     let _ = c.close();
+    let mark = m[new].output().len();
+    m[old].start();
+    assert_eq!(serving(&m, &[0, 1, 2]), new);
+    assert_synced_by(&sync_of(&m[new], mark, m[old].sid), "SNAP");
     for x in &m {
         assert_has(x, &after, b"a");
-        assert_has(x, &["/committed".to_string()], b"c");
     }
     for p in UNCOMMITTED {
         assert_absent(&m, &[0, 1, 2], p);
@@ -294,13 +331,7 @@ fn an_uncommitted_txn_is_truncated_when_its_leader_returns() {
 /// the uncommitted txns all the same.
 #[test]
 fn a_crash_inside_trunc_restarts_and_converges() {
-    let mut m = ensemble_with(
-        3,
-        &EnsembleOptions {
-            cfg_extra: TRUNC_CFG.into(),
-            ..EnsembleOptions::default()
-        },
-    );
+    let mut m = trunc_ensemble();
     let (old, new) = leader_with_uncommitted_txns(&mut m);
     m[old].start_env(&[("ZK_FAILPOINTS", "learner-inside-trunc")]);
     let code = m[old].wait_exit();
@@ -317,48 +348,7 @@ fn a_crash_inside_trunc_restarts_and_converges() {
     );
     m[old].start();
     assert_eq!(serving(&m, &[0, 1, 2]), new);
-    let mut c = connect(&m[new]);
-    let after = create_many(&mut c, "/after", 20, b"a");
-    let _ = c.close();
-    for x in &m {
-        assert_has(x, &after, b"a");
-        assert_has(x, &["/committed".to_string()], b"c");
-    }
-    for p in UNCOMMITTED {
-        assert_absent(&m, &[0, 1, 2], p);
-    }
-    assert_converged(&m, &[0, 1, 2]);
-}
-
-/// The same, but the new leader takes writes before the old one returns:
-/// its history then has no txn of the old leader's epoch after the
-/// uncommitted ones, so (as Apache's LearnerHandler: "Cannot send TRUNC to
-/// peer ... from different epoch") the old leader is brought back by SNAP;
-/// its uncommitted txns are gone all the same.
-#[test]
-fn an_uncommitted_txn_is_dropped_by_snap_after_new_epoch_writes() {
-    let mut m = ensemble_with(
-        3,
-        &EnsembleOptions {
-            cfg_extra: TRUNC_CFG.into(),
-            ..EnsembleOptions::default()
-        },
-    );
-    let (old, new) = leader_with_uncommitted_txns(&mut m);
-    let mut c = connect(&m[new]);
-    let after = create_many(&mut c, "/after", 50, b"a");
-    let _ = c.close();
-    let mark = m[new].output().len();
-    m[old].start();
-    assert_eq!(serving(&m, &[0, 1, 2]), new);
-    assert_synced_by(&sync_of(&m[new], mark, m[old].sid), "SNAP");
-    for x in &m {
-        assert_has(x, &after, b"a");
-    }
-    for p in UNCOMMITTED {
-        assert_absent(&m, &[0, 1, 2], p);
-    }
-    assert_converged(&m, &[0, 1, 2]);
+    writes_go_on_without_the_uncommitted(&m, new);
 }
 
 const CUT_OFF_IO: ConnectOptions = ConnectOptions {
