@@ -1040,7 +1040,7 @@ fn zookeeper_config_holds_the_ensemble_config_as_apache() {
 /// nowhere) and serves the Apache leader's tree.
 #[test]
 fn mixed_an_apache_leader_truncates_ours() {
-    use zk_integration::ensemble::{Firewall, assert_same_trees};
+    use zk_integration::ensemble::assert_same_trees;
 
     let mut m = ensemble(&[Flavor::Apache, Flavor::Apache, Flavor::Ours]);
     for x in m.iter_mut() {
@@ -1064,44 +1064,7 @@ fn mixed_an_apache_leader_truncates_ours() {
         .then_some(())
     });
     let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
-    let opts = zk_integration::ConnectOptions {
-        timeout_ms: 60_000,
-        ..zk_integration::ConnectOptions::default()
-    };
-    let mut c = zk_integration::Client::connect_with(at(&m[2]), &opts).expect("connect ours");
-    c.create("/committed", b"c", 0).unwrap().expect("create");
-    let mut fw = Firewall::new(&[]);
-    let (ip, port) = (m[2].ip.to_string(), QUORUM_PORT.to_string());
-    fw.add(
-        "filter",
-        &["-s", &ip, "-p", "tcp", "--sport", &port, "-j", "DROP"],
-    );
-    let paths = ["/uncommitted-0", "/uncommitted-1", "/uncommitted-2"];
-    for p in paths {
-        c.send(&zk_jute::Request::Create(zk_jute::CreateRequest {
-            path: p.into(),
-            data: Some(bytes::Bytes::from_static(b"u")),
-            acl: zk_integration::open_acl(),
-            flags: 0,
-        }))
-        .expect("send a write");
-    }
-    let data = m[2].dir.path().join("data");
-    wait_until("ours to log the writes", &m, || {
-        paths
-            .iter()
-            .all(|p| on_disk(&data, p.as_bytes()))
-            .then_some(())
-    });
-    m[2].kill9();
-    let apache_leader = wait_until("the Apache servers to elect a leader", &m, || {
-        match (m[0].mode().as_deref(), m[1].mode().as_deref()) {
-            (Some("leader"), Some("follower")) => Some(0),
-            (Some("follower"), Some("leader")) => Some(1),
-            _ => None,
-        }
-    });
-    drop(fw);
+    let apache_leader = third_leader_logs_uncommitted_and_dies(&mut m);
     m[2].start();
     wait_until("ours to follow the Apache leader", &m, || {
         (m[2].mode().as_deref() == Some("follower")).then_some(())
@@ -1111,7 +1074,67 @@ fn mixed_an_apache_leader_truncates_ours() {
         "{}",
         m[2].tail(30)
     );
-    for x in &m {
+    assert_truncated_everywhere(&m);
+    let addrs = [at(&m[apache_leader]), at(&m[0]), at(&m[1]), at(&m[2])];
+    assert_same_trees(&addrs);
+}
+
+/// The znodes of the writes a cut-off leader logs but cannot replicate.
+const UNCOMMITTED: [&str; 3] = ["/uncommitted-0", "/uncommitted-1", "/uncommitted-2"];
+
+/// The leader `m[2]` (of either kind) takes `/committed`, then logs the
+/// [`UNCOMMITTED`] writes it cannot replicate (iptables drops what it sends
+/// from its quorum port) and dies by kill -9; the other two elect a leader,
+/// whose index is returned.
+fn third_leader_logs_uncommitted_and_dies(m: &mut [Member]) -> usize {
+    use zk_integration::ensemble::Firewall;
+
+    let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+    let opts = zk_integration::ConnectOptions {
+        timeout_ms: 60_000,
+        ..zk_integration::ConnectOptions::default()
+    };
+    let mut c = zk_integration::Client::connect_with(at(&m[2]), &opts).expect("connect the leader");
+    c.create("/committed", b"c", 0).unwrap().expect("create");
+    let mut fw = Firewall::new(&[]);
+    let (ip, port) = (m[2].ip.to_string(), QUORUM_PORT.to_string());
+    fw.add(
+        "filter",
+        &["-s", &ip, "-p", "tcp", "--sport", &port, "-j", "DROP"],
+    );
+    for p in UNCOMMITTED {
+        c.send(&zk_jute::Request::Create(zk_jute::CreateRequest {
+            path: p.into(),
+            data: Some(bytes::Bytes::from_static(b"u")),
+            acl: zk_integration::open_acl(),
+            flags: 0,
+        }))
+        .expect("send a write");
+    }
+    let data = m[2].dir.path().join("data");
+    wait_until("the leader to log the writes", m, || {
+        UNCOMMITTED
+            .iter()
+            .all(|p| on_disk(&data, p.as_bytes()))
+            .then_some(())
+    });
+    m[2].kill9();
+    // The rule stays until the others have a new leader (the dead leader's
+    // kernel still retransmits what it queued).
+    wait_until("the other two to elect a leader", m, || {
+        match (m[0].mode().as_deref(), m[1].mode().as_deref()) {
+            (Some("leader"), Some("follower")) => Some(0),
+            (Some("follower"), Some("leader")) => Some(1),
+            _ => None,
+        }
+    })
+}
+
+/// After a sync at each member: `/committed` is there, no [`UNCOMMITTED`]
+/// znode is.
+fn assert_truncated_everywhere(m: &[Member]) {
+    let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+    for x in m {
         let mut r = zk_integration::Client::connect(at(x)).expect("connect");
         let s = r
             .call(&zk_jute::Request::Sync(zk_jute::SyncRequest {
@@ -1120,7 +1143,7 @@ fn mixed_an_apache_leader_truncates_ours() {
             .expect("sync");
         assert_eq!(s.err, 0);
         assert!(r.exists("/committed", false).expect("exists").is_some());
-        for p in paths {
+        for p in UNCOMMITTED {
             assert!(
                 r.exists(p, false).expect("exists").is_none(),
                 "{p} at server {}",
@@ -1129,8 +1152,6 @@ fn mixed_an_apache_leader_truncates_ours() {
         }
         let _ = r.close();
     }
-    let addrs = [at(&m[apache_leader]), at(&m[0]), at(&m[1]), at(&m[2])];
-    assert_same_trees(&addrs);
 }
 
 /// Whether any file under `dir` contains `needle`.
@@ -1154,7 +1175,7 @@ fn on_disk(dir: &std::path::Path, needle: &[u8]) -> bool {
 /// nowhere and all three serve one tree.
 #[test]
 fn mixed_ours_truncates_an_apache_old_leader() {
-    use zk_integration::ensemble::{Firewall, assert_same_trees};
+    use zk_integration::ensemble::assert_same_trees;
 
     let mut m = ensemble(&[Flavor::Ours, Flavor::Ours, Flavor::Apache]);
     for x in m.iter_mut() {
@@ -1183,44 +1204,7 @@ fn mixed_ours_truncates_an_apache_old_leader() {
         .then_some(())
     });
     let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
-    let opts = zk_integration::ConnectOptions {
-        timeout_ms: 60_000,
-        ..zk_integration::ConnectOptions::default()
-    };
-    let mut c = zk_integration::Client::connect_with(at(&m[2]), &opts).expect("connect Apache");
-    c.create("/committed", b"c", 0).unwrap().expect("create");
-    let mut fw = Firewall::new(&[]);
-    let (ip, port) = (m[2].ip.to_string(), QUORUM_PORT.to_string());
-    fw.add(
-        "filter",
-        &["-s", &ip, "-p", "tcp", "--sport", &port, "-j", "DROP"],
-    );
-    let paths = ["/uncommitted-0", "/uncommitted-1", "/uncommitted-2"];
-    for p in paths {
-        c.send(&zk_jute::Request::Create(zk_jute::CreateRequest {
-            path: p.into(),
-            data: Some(bytes::Bytes::from_static(b"u")),
-            acl: zk_integration::open_acl(),
-            flags: 0,
-        }))
-        .expect("send a write");
-    }
-    let data = m[2].dir.path().join("data");
-    wait_until("Apache to log the writes", &m, || {
-        paths
-            .iter()
-            .all(|p| on_disk(&data, p.as_bytes()))
-            .then_some(())
-    });
-    m[2].kill9();
-    let new_leader = wait_until("ours to elect a leader", &m, || {
-        match (m[0].mode().as_deref(), m[1].mode().as_deref()) {
-            (Some("leader"), Some("follower")) => Some(0),
-            (Some("follower"), Some("leader")) => Some(1),
-            _ => None,
-        }
-    });
-    drop(fw);
+    let new_leader = third_leader_logs_uncommitted_and_dies(&mut m);
     let mark = m[new_leader].output().len();
     m[2].start();
     wait_until("Apache to follow ours", &m, || {
@@ -1233,24 +1217,7 @@ fn mixed_ours_truncates_an_apache_old_leader() {
         .find(|l| l.contains("syncing learner connection"))
         .unwrap_or_else(|| panic!("no sync line:\n{new}"));
     assert!(sync.contains(" by TRUNC 0x"), "{sync}");
-    for x in &m {
-        let mut r = zk_integration::Client::connect(at(x)).expect("connect");
-        let s = r
-            .call(&zk_jute::Request::Sync(zk_jute::SyncRequest {
-                path: "/".into(),
-            }))
-            .expect("sync");
-        assert_eq!(s.err, 0);
-        assert!(r.exists("/committed", false).expect("exists").is_some());
-        for p in paths {
-            assert!(
-                r.exists(p, false).expect("exists").is_none(),
-                "{p} at server {}",
-                x.sid
-            );
-        }
-        let _ = r.close();
-    }
+    assert_truncated_everywhere(&m);
     let addrs = [at(&m[new_leader]), at(&m[0]), at(&m[1]), at(&m[2])];
     assert_same_trees(&addrs);
 }
