@@ -1425,3 +1425,58 @@ fn rolling_replacement_apache_to_ours_and_back_under_load() {
     let lost: Vec<&String> = acked.iter().filter(|p| !kids.contains(&p[1..])).collect();
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
 }
+
+/// `conf` and `mntr` of ours as a follower beside an Apache 3.8 follower of
+/// the same ensemble (quorum.md §7): `conf` has Apache's keys in Apache's
+/// order with the quorum part (initLimit, syncLimit, electionAlg, ports,
+/// peerType, membership) and the same membership text; every `mntr` key of
+/// ours is one Apache prints, zk_quorum_size and zk_peer_state included,
+/// with the same values for those two.
+#[test]
+fn conf_and_mntr_of_a_follower_have_apaches_shapes() {
+    let mut m = ensemble(&[Flavor::Ours, Flavor::Apache, Flavor::Apache]);
+    start_together(&mut m);
+    let leader = all_serving(&m);
+    assert_ne!(leader, 0, "an Apache server (higher sid) leads equal histories");
+    let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+    let (ours, apache) = (&m[0], &m[3 - leader]);
+    let conf = |x: &Member| four_letter(at(x), "conf").expect("conf");
+    let (co, ca) = (conf(ours), conf(apache));
+    let keys = |t: &str| -> Vec<String> {
+        t.lines()
+            .take_while(|l| !l.starts_with("membership:"))
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_string()))
+            .collect()
+    };
+    let membership = |t: &str| {
+        t.split_once("membership: \n")
+            .map(|(_, m)| m.trim().to_string())
+    };
+    assert_eq!(keys(&co), keys(&ca), "ours:\n{co}\nApache:\n{ca}");
+    assert_eq!(
+        membership(&co),
+        membership(&ca),
+        "ours:\n{co}\nApache:\n{ca}"
+    );
+    assert!(
+        co.contains("peerType=0\n") && co.contains("electionAlg=3\n"),
+        "{co}"
+    );
+    let mntr = |x: &Member| -> std::collections::BTreeMap<String, String> {
+        four_letter(at(x), "mntr")
+            .expect("mntr")
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let (mo, ma) = (mntr(ours), mntr(apache));
+    let extra: Vec<&String> = mo.keys().filter(|k| !ma.contains_key(*k)).collect();
+    assert!(
+        extra.is_empty(),
+        "keys Apache's follower does not print: {extra:?}"
+    );
+    for k in ["zk_server_state", "zk_peer_state", "zk_quorum_size"] {
+        assert_eq!(mo.get(k), ma.get(k), "{k}");
+    }
+}

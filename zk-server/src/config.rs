@@ -735,6 +735,30 @@ impl Config {
         let _ = writeln!(s, "maxSessionTimeout={}", self.max_session_timeout);
         let _ = writeln!(s, "clientPortListenBacklog=-1");
         let _ = writeln!(s, "serverId={}", self.my_id);
+        if let Some(me) = self.servers.iter().find(|x| x.id == self.my_id)
+            && self.is_ensemble()
+        {
+            // QuorumZooKeeperServer.dumpConf: the quorum keys, then the
+            // membership as /zookeeper/config holds it.
+            let ports = |a: &[zk_jute::quorum::HostPort]| {
+                a.iter()
+                    .map(|h| h.port.to_string())
+                    .collect::<Vec<_>>()
+                    .join("|")
+            };
+            let _ = writeln!(s, "initLimit={}", self.init_limit);
+            let _ = writeln!(s, "syncLimit={}", self.sync_limit);
+            let _ = writeln!(s, "electionAlg=3");
+            let _ = writeln!(s, "electionPort={}", ports(&me.election_addrs));
+            let _ = writeln!(s, "quorumPort={}", ports(&me.quorum_addrs));
+            let peer_type = match self.peer_type {
+                LearnerType::Participant => 0,
+                LearnerType::Observer => 1,
+            };
+            let _ = writeln!(s, "peerType={peer_type}");
+            s.push_str("membership: \n");
+            s.push_str(&self.quorum_config_text());
+        }
         s
     }
 }

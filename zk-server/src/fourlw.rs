@@ -381,6 +381,16 @@ fn mntr(shared: &Shared, out: &mut String) {
             st.rejected.load(Relaxed).to_string(),
         ),
     ]);
+    if shared.config.is_ensemble() {
+        // QuorumZooKeeperServer's gauge: the voting members.
+        let voters = shared
+            .config
+            .servers
+            .iter()
+            .filter(|x| x.role == zk_jute::quorum::LearnerType::Participant)
+            .count();
+        lines.push(("zk_quorum_size", voters.to_string()));
+    }
     if shared.control.mode() == Mode::Leader {
         // LeaderZooKeeperServer's gauges (no reconfig here, so no
         // non-voting followers).
