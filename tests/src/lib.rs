@@ -33,9 +33,11 @@
 
 pub mod client;
 pub mod ensemble;
+pub mod faults;
 pub mod lincheck;
 pub mod rng;
 pub mod server;
+pub mod workload;
 
 pub use client::{Client, ClientError, ClientResult, ConnectOptions, Reply, open_acl};
 pub use rng::{Rng, seeds};
