@@ -28,6 +28,10 @@
 //! [`lincheck`] checks recorded client histories against ZooKeeper's
 //! consistency contract (linearizable writes, per-session ordered reads).
 //!
+//! [`faults`] and [`workload`] are the fault harness (`tests/faults.rs`):
+//! per-test network and mount namespaces, network, process, clock and
+//! storage faults, and a recorded client workload with its checks.
+//!
 //! Missing java or Debian packages make tests fail with an install hint
 //! ([`server::INSTALL_HINT`]); they are never skipped silently.
 

@@ -593,7 +593,8 @@ impl Recorded {
         }
     }
 
-    /// After heal, at every member of `alive`: sequential names and multis
+    /// After heal, at every member of `alive`: each register holds what its
+    /// last committed txn (in the logs) wrote, sequential names and multis
     /// as acknowledged, and the ephemerals exactly those of the live holder
     /// sessions (pinged while waiting; a session that stops answering leaves
     /// the live set, and its ephemeral must go).
@@ -609,9 +610,29 @@ impl Recorded {
             names.len(),
             "two sequential creates were given one name"
         );
+        // Each register's last committed txn, as the logs have it.
+        let mut last: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
+        for t in committed_txns(m) {
+            let v = match t.op {
+                TxnOp::Set { value } | TxnOp::Create { value } => Some(value),
+                TxnOp::Delete => None,
+            };
+            last.insert(t.path, v);
+        }
         for &i in alive {
             let mut c = crate::ensemble::connect(&m[i]);
             sync(&mut c).expect("sync");
+            for (path, want) in &last {
+                let got = match c.get_data(path, false).expect("getData") {
+                    Ok((d, _)) => Some(d.to_vec()),
+                    Err(_) => None,
+                };
+                assert_eq!(
+                    &got, want,
+                    "{path} at server {} is not its last committed txn's",
+                    m[i].sid
+                );
+            }
             self.check_seqs(&mut c, m[i].sid);
             self.check_multis(&mut c, m[i].sid);
             let _ = c.close();

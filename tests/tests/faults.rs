@@ -466,25 +466,32 @@ fn random_fault(r: &mut Run, rng: &mut Rng) {
     let n = r.m.len();
     let leader = r.leader();
     let any = rng.index(n);
+    let sid = |i: usize| i + 1;
     let ms = 500 + rng.below(2500);
     match rng.below(8) {
         0 => {
             faults::isolate_member(&mut r.fw, &r.m, leader);
-            r.fault(format!("isolate leader {} {ms}ms", r.m[leader].sid));
+            r.fault(format!("isolate leader server {} {ms}ms", r.m[leader].sid));
         }
         1 => {
             let minority: Vec<usize> = (0..n / 2).map(|k| (any + k) % n).collect();
             faults::partition(&mut r.fw, &r.m, &minority, &others(n, &minority));
-            r.fault(format!("partition {minority:?} {ms}ms"));
+            r.fault(format!(
+                "partition sids {:?} {ms}ms",
+                minority.iter().map(|&i| sid(i)).collect::<Vec<_>>()
+            ));
         }
         2 => {
             let (a, b) = faults::bridge(&mut r.fw, &r.m, any);
-            r.fault(format!("bridge {a:?}|{b:?} via {any} {ms}ms"));
+            r.fault(format!(
+                "bridge (indexes) {a:?}|{b:?} via server {} {ms}ms",
+                sid(any)
+            ));
         }
         3 => {
             let to = (any + 1) % n;
             faults::one_way(&mut r.fw, &r.m[any], &r.m[to]);
-            r.fault(format!("one way {any}->{to} {ms}ms"));
+            r.fault(format!("one way server {}->{} {ms}ms", sid(any), sid(to)));
         }
         4 => {
             faults::lossy(&mut r.fw, &r.m, 0.1 + rng.below(20) as f64 / 100.0);
@@ -492,15 +499,15 @@ fn random_fault(r: &mut Run, rng: &mut Rng) {
         }
         5 => {
             r.m[any].kill9();
-            r.fault(format!("kill -9 {any} {ms}ms"));
+            r.fault(format!("kill -9 server {} {ms}ms", sid(any)));
         }
         6 => {
             r.m[any].signal("STOP");
-            r.fault(format!("SIGSTOP {any} {ms}ms"));
+            r.fault(format!("SIGSTOP server {} {ms}ms", sid(any)));
         }
         _ => {
             faults::fail_syncs(&r.m[any]);
-            r.fault(format!("fdatasync fails on {any}"));
+            r.fault(format!("fdatasync fails on server {}", sid(any)));
             faults::assert_storage_exit(&mut r.m[any], &["input/output", "os error 5", "sync"]);
         }
     }
