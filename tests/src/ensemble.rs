@@ -544,7 +544,8 @@ impl Firewall {
     }
 
     /// Appends a rule to `table`'s OUTPUT chain (every loopback packet
-    /// passes OUTPUT once), tagged with this firewall's comment.
+    /// passes OUTPUT once; `nat` sees a connection's first packet), tagged
+    /// with this firewall's comment.
     pub fn add(&mut self, table: &'static str, spec: &[&str]) {
         let mut spec: Vec<String> = spec.iter().map(|s| s.to_string()).collect();
         spec.extend(["-m", "comment", "--comment", &self.tag].map(String::from));
@@ -552,6 +553,14 @@ impl Firewall {
             panic!("{e}");
         }
         self.rules.push((table, spec));
+    }
+
+    /// [`Firewall::add`] for a rule that [`Firewall::heal`] keeps (as the
+    /// connection marks); only before any other rule.
+    pub fn add_permanent(&mut self, table: &'static str, spec: &[&str]) {
+        assert_eq!(self.rules.len(), self.marks, "a fault rule is in place");
+        self.add(table, spec);
+        self.marks += 1;
     }
 
     /// Drops the packets `from` sends from its port `port` (whatever the

@@ -15,8 +15,9 @@
 //!   [`one_way`] loss, random packet loss on every peer link ([`lossy`],
 //!   iptables `statistic`), and slow links (`Firewall::throttle`: a
 //!   `hashlimit` rate, whose excess TCP resends late). There is no `tc
-//!   netem` in this kernel (`CONFIG_NET_SCH_NETEM` unset): delay comes from
-//!   loss and throttling only (retransmission timeouts), no userspace proxy.
+//!   netem` in this kernel (`CONFIG_NET_SCH_NETEM` unset): [`DelayProxy`]
+//!   is a userspace proxy that every peer connection goes through (iptables
+//!   DNAT), holding each chunk of bytes for a delay set at any moment.
 //! * Processes: kill -9 and SIGSTOP/SIGCONT are [`Member::kill9`] and
 //!   [`Member::signal`]; [`start_skewed`] runs a member's clock at a
 //!   different rate (libfaketime, `faketime` package).
@@ -28,11 +29,16 @@
 //!   the error ([`assert_storage_exit`]) and recover on restart.
 
 use std::fs;
-use std::io;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
-use crate::ensemble::{Firewall, Member};
+use crate::ensemble::{ELECTION_PORT, Firewall, Member, QUORUM_PORT};
 
 /// Runs `prog args`; panics with its stderr unless it succeeds.
 fn run(prog: &str, args: &[&str]) {
@@ -268,4 +274,119 @@ impl Drop for TmpfsData {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
     }
+}
+
+/// Where [`DelayProxy`] listens: the peer port plus this, on the same address.
+const PROXY_OFFSET: u16 = 10_000;
+
+/// A userspace TCP proxy in front of every member's quorum and election
+/// ports: each connection a member opens to another is redirected (iptables
+/// DNAT, kept through heals) to the proxy, which opens its own connection
+/// to the real port and forwards both ways, holding each chunk read for the
+/// delay set when it was read. Its threads live as long as the test process.
+#[derive(Debug, Clone)]
+pub struct DelayProxy {
+    delay_ms: Arc<AtomicU64>,
+    accepted: Arc<AtomicU64>,
+}
+
+impl DelayProxy {
+    /// Installs the proxy for the members `m` (before they start).
+    pub fn install(fw: &mut Firewall, m: &[Member]) -> DelayProxy {
+        let proxy = DelayProxy {
+            delay_ms: Arc::default(),
+            accepted: Arc::default(),
+        };
+        for y in m {
+            for port in [QUORUM_PORT, ELECTION_PORT] {
+                let l = TcpListener::bind((y.ip, port + PROXY_OFFSET)).expect("bind the proxy");
+                let (delay, target) = (proxy.delay_ms.clone(), (y.ip, port));
+                let accepted = proxy.accepted.clone();
+                std::thread::spawn(move || {
+                    for s in l.incoming().flatten() {
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(t) = TcpStream::connect(target) {
+                            forward(s, t, &delay);
+                        }
+                    }
+                });
+                for x in m.iter().filter(|x| x.sid != y.sid) {
+                    let uid = x.uid().expect("own uids").to_string();
+                    let (ip, p) = (y.ip.to_string(), port.to_string());
+                    let to = format!("{ip}:{}", port + PROXY_OFFSET);
+                    fw.add_permanent(
+                        "nat",
+                        &[
+                            "-m",
+                            "owner",
+                            "--uid-owner",
+                            &uid,
+                            "-d",
+                            &ip,
+                            "-p",
+                            "tcp",
+                            "--dport",
+                            &p,
+                            "-j",
+                            "DNAT",
+                            "--to-destination",
+                            &to,
+                        ],
+                    );
+                }
+            }
+        }
+        proxy
+    }
+
+    /// Connections the proxy carried so far.
+    pub fn connections(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Every chunk read from now on is held `ms` before it is passed on.
+    pub fn set_delay(&self, ms: u64) {
+        self.delay_ms.store(ms, Ordering::Relaxed);
+    }
+}
+
+/// Pumps `a` ⇄ `b` with the delay.
+fn forward(a: TcpStream, b: TcpStream, delay: &Arc<AtomicU64>) {
+    for (from, to) in [(&a, &b), (&b, &a)] {
+        let (Ok(from), Ok(to)) = (from.try_clone(), to.try_clone()) else {
+            return;
+        };
+        let delay = delay.clone();
+        std::thread::spawn(move || pump(from, to, &delay));
+    }
+}
+
+/// Reads `from` into timed chunks; a writer thread passes each on to `to`
+/// at its time. Either end closing closes both.
+fn pump(mut from: TcpStream, mut to: TcpStream, delay: &AtomicU64) {
+    let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
+    let writer = std::thread::spawn(move || {
+        for (at, chunk) in rx {
+            std::thread::sleep(at.saturating_duration_since(Instant::now()));
+            if to.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+    });
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let at = Instant::now() + Duration::from_millis(delay.load(Ordering::Relaxed));
+                if tx.send((at, buf[..n].to_vec())).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    drop(tx);
+    let _ = writer.join();
+    let _ = from.shutdown(Shutdown::Both);
 }

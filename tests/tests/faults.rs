@@ -39,7 +39,7 @@ use zk_integration::ensemble::{
     EnsembleOptions, Firewall, Member, assert_converged, connect, ensemble_with, serving,
     wait_until,
 };
-use zk_integration::faults::{self, TmpfsData};
+use zk_integration::faults::{self, DelayProxy, TmpfsData};
 use zk_integration::workload::{self, Counts, Workload, WorkloadOptions};
 
 /// One scenario: the members, their firewall, the workload, what was done.
@@ -298,6 +298,31 @@ fn three_servers_packet_loss_and_slow_links() {
     r.finish();
 }
 
+/// Every peer link through the delaying proxy: 30 ms, then 400 ms (under
+/// syncLimit, 1 s), then 1.5 s (over it: followers drop and elect again).
+#[test]
+fn three_servers_delayed_links() {
+    faults::isolate();
+    let mut r = Run::new("delay", 3, "");
+    let proxy = DelayProxy::install(&mut r.fw, &r.m);
+    r.begin(WorkloadOptions::default());
+    r.hold(800);
+    for ms in [30, 400, 1500] {
+        proxy.set_delay(ms);
+        r.fault(format!("delay every peer link by {ms} ms"));
+        r.hold(3000);
+    }
+    proxy.set_delay(0);
+    r.fault("delay 0");
+    r.leader();
+    assert!(
+        proxy.connections() >= 4,
+        "the peer links did not go through the proxy"
+    );
+    r.hold(500);
+    r.finish();
+}
+
 /// kill -9 of the leader and of two followers at once, and a SIGSTOP of
 /// the leader longer than syncLimit (the GC pause).
 #[test]
@@ -462,13 +487,13 @@ fn three_servers_rolling_restarts() {
 }
 
 /// One random fault on `r` (healed or undone before returning).
-fn random_fault(r: &mut Run, rng: &mut Rng) {
+fn random_fault(r: &mut Run, proxy: Option<&DelayProxy>, rng: &mut Rng) {
     let n = r.m.len();
     let leader = r.leader();
     let any = rng.index(n);
     let sid = |i: usize| i + 1;
     let ms = 500 + rng.below(2500);
-    match rng.below(8) {
+    match rng.below(9) {
         0 => {
             faults::isolate_member(&mut r.fw, &r.m, leader);
             r.fault(format!("isolate leader server {} {ms}ms", r.m[leader].sid));
@@ -501,6 +526,11 @@ fn random_fault(r: &mut Run, rng: &mut Rng) {
             r.m[any].kill9();
             r.fault(format!("kill -9 server {} {ms}ms", sid(any)));
         }
+        7 if let Some(proxy) = proxy => {
+            let d = 20 + rng.below(1500);
+            proxy.set_delay(d);
+            r.fault(format!("delay every peer link by {d} ms for {ms}ms"));
+        }
         6 => {
             r.m[any].signal("STOP");
             r.fault(format!("SIGSTOP server {} {ms}ms", sid(any)));
@@ -512,6 +542,9 @@ fn random_fault(r: &mut Run, rng: &mut Rng) {
         }
     }
     r.hold(ms);
+    if let Some(proxy) = proxy {
+        proxy.set_delay(0);
+    }
     r.fw.heal();
     for x in &mut r.m {
         if !x.is_running() {
@@ -542,6 +575,8 @@ fn soak_round(seed: u64) -> Summary {
     let mut rng = Rng::new(seed);
     let n = if rng.below(2) == 0 { 3 } else { 5 };
     let mut r = Run::new(&format!("soak seed {seed}"), n, "");
+    // Half the rounds run their peer links through the delaying proxy.
+    let proxy = rng.chance(50).then(|| DelayProxy::install(&mut r.fw, &r.m));
     for x in &mut r.m {
         faults::start_fiu(x);
     }
@@ -551,7 +586,7 @@ fn soak_round(seed: u64) -> Summary {
     });
     for _ in 0..2 + rng.below(4) {
         r.hold(300 + rng.below(1000));
-        random_fault(&mut r, &mut rng);
+        random_fault(&mut r, proxy.as_ref(), &mut rng);
     }
     r.hold(500);
     r.finish()
