@@ -215,6 +215,12 @@ pub fn assert_storage_exit(m: &mut Member, needle: &[&str]) {
         m.sid,
         m.tail(30)
     );
+    if let Some(l) = out
+        .lines()
+        .find(|l| l.contains("stopped after a fatal error"))
+    {
+        eprintln!("server {} exited 1: {l}", m.sid);
+    }
 }
 
 /// A member's data dir on a tmpfs of its own (in the test's mount

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use zk_integration::Rng;
 use zk_integration::ensemble::{
-    EnsembleOptions, Firewall, Member, assert_converged, connect, ensemble_with, serving,
+    EnsembleOptions, Firewall, Member, assert_converged, connect, ensemble_with, serving, since,
     wait_until,
 };
 use zk_integration::faults::{self, DelayProxy, TmpfsData};
@@ -219,9 +219,23 @@ fn three_servers_leader_isolated_then_one_way_links() {
     let leader = r.begin(WorkloadOptions::default());
     r.hold(1000);
     faults::isolate_member(&mut r.fw, &r.m, leader);
-    r.fault(format!("isolate the leader, server {}", r.m[leader].sid));
+    let old = r.m[leader].sid;
+    r.fault(format!("isolate the leader, server {old}"));
     r.hold(3000);
+    let marks: Vec<usize> = r.m.iter().map(|x| x.output().len()).collect();
     let leader = r.heal();
+    // How the old leader, back without a restart, was synced (TRUNC when
+    // it logged txns the others never had).
+    let line = wait_until("the old leader's sync", || {
+        let out = r.m[leader].output();
+        let new = since(&out, marks[leader]);
+        let at = new.find(&format!("FOLLOWERINFO from server {old} "))?;
+        new[at..]
+            .lines()
+            .find(|l| l.contains("syncing learner connection"))
+            .map(str::to_string)
+    });
+    eprintln!("[leader-isolated] old leader {old} rejoined: {line}");
     r.hold(1000);
     for f in others(3, &[leader]) {
         faults::one_way(&mut r.fw, &r.m[leader], &r.m[f]);
