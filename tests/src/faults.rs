@@ -164,12 +164,25 @@ pub fn start_skewed(m: &mut Member, rate: f64) {
         ("FAKETIME", &spec),
         ("FAKETIME_NO_CACHE", "1"),
     ]);
+    assert_preloaded(m, "libfaketime");
+}
+
+/// Waits until `lib` is mapped into `m`'s process (the fault is in place).
+fn assert_preloaded(m: &Member, lib: &str) {
+    let pid = m.pid().expect("running");
+    crate::ensemble::wait_until(&format!("{lib} in server {}", m.sid), || {
+        fs::read_to_string(format!("/proc/{pid}/maps"))
+            .ok()?
+            .contains(lib)
+            .then_some(())
+    });
 }
 
 /// Starts `m` under `fiu-run -x` (libfiu's POSIX preload, remote control
 /// through `/tmp/fiu-ctrl-<pid>.*`), every failure point off.
 pub fn start_fiu(m: &mut Member) {
     m.start_wrapped(&["fiu-run", "-x"], &[]);
+    assert_preloaded(m, "fiu_posix_preload");
 }
 
 /// From now on every `fdatasync`, `fsync` and `msync` of `m` (started with
