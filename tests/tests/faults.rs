@@ -204,6 +204,11 @@ fn burst(m: &Member, n: usize) {
     let _ = c.close();
 }
 
+/// Server ids of member indexes.
+fn sids(idx: &[usize]) -> Vec<usize> {
+    idx.iter().map(|i| i + 1).collect()
+}
+
 fn others(n: usize, but: &[usize]) -> Vec<usize> {
     (0..n).filter(|i| !but.contains(i)).collect()
 }
@@ -260,7 +265,8 @@ fn three_servers_leader_isolated_then_one_way_links() {
 }
 
 /// Jepsen 2013 on five servers: the CaS registers under a minority
-/// partition holding the leader, a bridge, and an isolated leader.
+/// partition holding the leader, a bridge, and an isolated leader, which is
+/// then killed and restarted after the others wrote more (ZK-1154).
 #[test]
 fn five_servers_minority_bridge_and_isolated_leader() {
     faults::isolate();
@@ -270,20 +276,39 @@ fn five_servers_minority_bridge_and_isolated_leader() {
     let minority = [leader, (leader + 1) % 5];
     faults::partition(&mut r.fw, &r.m, &minority, &others(5, &minority));
     r.fault(format!(
-        "partition {minority:?} | rest (leader in the minority)"
+        "partition servers {:?} | the rest (the leader in the minority)",
+        sids(&minority)
     ));
     r.hold(3000);
     let leader = r.heal();
     r.hold(500);
     let (a, b) = faults::bridge(&mut r.fw, &r.m, leader);
-    r.fault(format!("bridge: {a:?} | {b:?}, leader {leader} sees both"));
+    r.fault(format!(
+        "bridge: servers {:?} | {:?}, leader {} sees both",
+        sids(&a),
+        sids(&b),
+        leader + 1
+    ));
     r.hold(3000);
     let leader = r.heal();
     r.hold(500);
     faults::isolate_member(&mut r.fw, &r.m, leader);
     r.fault(format!("isolate the leader, server {}", r.m[leader].sid));
     r.hold(3000);
-    r.heal();
+    // ZK-1154: the server holding the highest (uncommitted) zxids is down
+    // while the others go on, and joins late: its extra txns must go.
+    r.m[leader].kill9();
+    r.fault(format!(
+        "kill -9 the isolated leader, server {}",
+        r.m[leader].sid
+    ));
+    r.fw.heal();
+    r.fault("heal");
+    serving(&r.m, &others(5, &[leader]));
+    r.hold(1500);
+    r.m[leader].start();
+    r.fault(format!("restart server {}", r.m[leader].sid));
+    r.leader();
     r.hold(500);
     r.finish();
 }
@@ -515,15 +540,14 @@ fn random_fault(r: &mut Run, proxy: Option<&DelayProxy>, rng: &mut Rng) {
         1 => {
             let minority: Vec<usize> = (0..n / 2).map(|k| (any + k) % n).collect();
             faults::partition(&mut r.fw, &r.m, &minority, &others(n, &minority));
-            r.fault(format!(
-                "partition sids {:?} {ms}ms",
-                minority.iter().map(|&i| sid(i)).collect::<Vec<_>>()
-            ));
+            r.fault(format!("partition servers {:?} {ms}ms", sids(&minority)));
         }
         2 => {
             let (a, b) = faults::bridge(&mut r.fw, &r.m, any);
             r.fault(format!(
-                "bridge (indexes) {a:?}|{b:?} via server {} {ms}ms",
+                "bridge servers {:?}|{:?} via server {} {ms}ms",
+                sids(&a),
+                sids(&b),
                 sid(any)
             ));
         }
