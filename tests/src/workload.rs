@@ -620,29 +620,32 @@ impl Recorded {
             last.insert(t.path, v);
         }
         for &i in alive {
-            let mut c = crate::ensemble::connect(&m[i]);
-            sync(&mut c).expect("sync");
+            let sid = m[i].sid;
+            let (regs, seqs, multis) = read_at(&m[i], |c| {
+                sync(c)?;
+                let mut regs = BTreeMap::new();
+                for path in last.keys() {
+                    let v = c.get_data(path, false)?.ok().map(|(d, _)| d.to_vec());
+                    regs.insert(path.clone(), v);
+                }
+                let seqs = c.children("/s", false)?.expect("/s").0;
+                let multis = c.children("/m", false)?.expect("/m").0;
+                Ok((regs, seqs, multis))
+            });
             for (path, want) in &last {
-                let got = match c.get_data(path, false).expect("getData") {
-                    Ok((d, _)) => Some(d.to_vec()),
-                    Err(_) => None,
-                };
                 assert_eq!(
-                    &got, want,
-                    "{path} at server {} is not its last committed txn's",
-                    m[i].sid
+                    &regs[path], want,
+                    "{path} at server {sid} is not its last committed txn's"
                 );
             }
-            self.check_seqs(&mut c, m[i].sid);
-            self.check_multis(&mut c, m[i].sid);
-            let _ = c.close();
+            self.check_seqs(&seqs, sid);
+            self.check_multis(&multis, sid);
         }
         self.check_ephemerals(m, alive);
     }
 
-    fn check_seqs(&self, c: &mut Client, sid: u64) {
-        let (kids, _) = c.children("/s", false).expect("getChildren").expect("/s");
-        let kids: BTreeSet<String> = kids.into_iter().map(|k| format!("/s/{k}")).collect();
+    fn check_seqs(&self, kids: &[String], sid: u64) {
+        let kids: BTreeSet<String> = kids.iter().map(|k| format!("/s/{k}")).collect();
         for s in &self.seqs {
             if let Some(Ok(name)) = &s.result {
                 assert!(
@@ -654,9 +657,8 @@ impl Recorded {
         }
     }
 
-    fn check_multis(&self, c: &mut Client, sid: u64) {
-        let (kids, _) = c.children("/m", false).expect("getChildren").expect("/m");
-        let kids: BTreeSet<String> = kids.into_iter().collect();
+    fn check_multis(&self, kids: &[String], sid: u64) {
+        let kids: BTreeSet<&String> = kids.iter().collect();
         for mc in &self.multis {
             let a = kids.contains(&format!("a-{}", mc.id));
             let b = kids.contains(&format!("b-{}", mc.id));
@@ -683,7 +685,14 @@ impl Recorded {
                 .collect();
             drop(live);
             for (c, &i) in sessions.iter_mut().zip(alive) {
-                let got = ephemerals(c);
+                let got = match ephemerals(c) {
+                    Some(got) => got,
+                    // The connection broke (the server re-elected, say): again.
+                    None => {
+                        *c = crate::ensemble::connect(&m[i]);
+                        continue 'poll;
+                    }
+                };
                 if got != want {
                     assert!(
                         Instant::now() < deadline,
@@ -727,27 +736,39 @@ impl Drop for Recorded {
     }
 }
 
-/// The ephemerals under `/e` as `c`'s server has them: path → owner.
-fn ephemerals(c: &mut Client) -> BTreeMap<String, i64> {
-    let Ok(Ok((kids, _))) = c.children("/e", false) else {
-        return BTreeMap::from([("<unreadable>".to_string(), 0)]);
-    };
-    kids.into_iter()
-        .filter_map(|k| {
-            let p = format!("/e/{k}");
-            let (_, st) = c.get_data(&p, false).ok()?.ok()?;
-            Some((p, st.ephemeral_owner))
-        })
-        .collect()
+/// The ephemerals under `/e` as `c`'s server has them: path → owner
+/// (`None` if the connection failed).
+fn ephemerals(c: &mut Client) -> Option<BTreeMap<String, i64>> {
+    let (kids, _) = c.children("/e", false).ok()?.expect("/e");
+    let mut out = BTreeMap::new();
+    for k in kids {
+        let p = format!("/e/{k}");
+        // Gone since the listing: its session just ended.
+        if let Ok((_, st)) = c.get_data(&p, false).ok()? {
+            out.insert(p, st.ephemeral_owner);
+        }
+    }
+    Some(out)
+}
+
+/// `f` on a new session at `m`, again on a new session (until
+/// [`crate::ensemble::DEADLINE`]) while the connection fails.
+fn read_at<T>(m: &Member, mut f: impl FnMut(&mut Client) -> crate::ClientResult<T>) -> T {
+    wait_until(&format!("a complete read at server {}", m.sid), || {
+        let mut c = crate::ensemble::connect(m);
+        let r = f(&mut c).ok();
+        let _ = c.close();
+        r
+    })
 }
 
 /// Waits until no ephemeral is left under `/e` at the members `alive`.
 pub fn assert_no_ephemerals(m: &[Member], alive: &[usize]) {
     for &i in alive {
-        let mut c = crate::ensemble::connect(&m[i]);
         wait_until(&format!("no ephemeral at server {}", m[i].sid), || {
-            ephemerals(&mut c).is_empty().then_some(())
+            read_at(&m[i], |c| Ok(ephemerals(c)))
+                .is_some_and(|e| e.is_empty())
+                .then_some(())
         });
-        let _ = c.close();
     }
 }
