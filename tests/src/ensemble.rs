@@ -55,6 +55,11 @@ pub struct EnsembleOptions {
     pub cfg_extra: String,
     /// Run each member under its own uid (for [`Firewall`]; needs root).
     pub own_uids: bool,
+    /// Start each process through `setpriv --pdeathsig KILL`, so that it
+    /// dies with the thread that started it even when the test process is
+    /// killed (no unwinding, so no [`Member`] drop): the fault tests, whose
+    /// servers would otherwise keep their private network namespace alive.
+    pub die_with_test: bool,
 }
 
 /// One server of an ensemble; its process is killed on drop.
@@ -68,6 +73,7 @@ pub struct Member {
     child: Option<Child>,
     starts: u32,
     uid: Option<u32>,
+    die_with_test: bool,
 }
 
 /// `n` members with the default options.
@@ -113,6 +119,7 @@ pub fn ensemble_with(n: u64, opts: &EnsembleOptions) -> Vec<Member> {
                 child: None,
                 starts: 0,
                 uid,
+                die_with_test: opts.die_with_test,
             };
             m.make_data_dir();
             m
@@ -194,6 +201,10 @@ impl Member {
         self.starts += 1;
         let out = fs::File::create(self.out_path()).expect("output file");
         let err = out.try_clone().expect("dup output file");
+        let mut wrapper = wrapper.to_vec();
+        if self.die_with_test {
+            wrapper.splice(0..0, ["setpriv", "--pdeathsig", "KILL"]);
+        }
         let mut cmd = match wrapper.split_first() {
             None => Command::new(our_binary()),
             Some((prog, args)) => {

@@ -721,11 +721,6 @@ impl Recorded {
             let _ = h.client.close();
         }
     }
-
-    /// Holder sessions still live.
-    pub fn live_sessions(&self) -> usize {
-        self.live.lock().expect("live sessions").len()
-    }
 }
 
 impl Drop for Recorded {

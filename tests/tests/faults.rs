@@ -69,6 +69,7 @@ impl Run {
             &EnsembleOptions {
                 cfg_extra: cfg_extra.to_string(),
                 own_uids: true,
+                die_with_test: true,
             },
         );
         let fw = Firewall::new(&m);
