@@ -526,11 +526,28 @@ fn three_servers_rolling_restarts() {
     r.finish();
 }
 
+/// How a soak round started its members: under `fiu-run`, but member 0
+/// with a clock rate of its own when `skew` is set.
+struct SoakSetup {
+    proxy: Option<DelayProxy>,
+    skew: Option<f64>,
+}
+
+impl SoakSetup {
+    fn start(&self, m: &mut Member, i: usize) {
+        match self.skew {
+            Some(rate) if i == 0 => faults::start_skewed(m, rate),
+            _ => faults::start_fiu(m),
+        }
+    }
+}
+
 /// One random fault on `r` (healed or undone before returning).
-fn random_fault(r: &mut Run, proxy: Option<&DelayProxy>, rng: &mut Rng) {
+fn random_fault(r: &mut Run, setup: &SoakSetup, rng: &mut Rng) {
     let n = r.m.len();
     let leader = r.leader();
     let any = rng.index(n);
+    let proxy = setup.proxy.as_ref();
     let sid = |i: usize| i + 1;
     let ms = 500 + rng.below(2500);
     match rng.below(9) {
@@ -575,6 +592,12 @@ fn random_fault(r: &mut Run, proxy: Option<&DelayProxy>, rng: &mut Rng) {
             r.fault(format!("SIGSTOP server {} {ms}ms", sid(any)));
         }
         _ => {
+            // The skewed member runs without libfiu.
+            let any = if setup.skew.is_some() && any == 0 {
+                1
+            } else {
+                any
+            };
             faults::fail_syncs(&r.m[any]);
             r.fault(format!("fdatasync fails on server {}", sid(any)));
             faults::assert_storage_exit(&mut r.m[any], &["input/output", "os error 5", "sync"]);
@@ -585,9 +608,9 @@ fn random_fault(r: &mut Run, proxy: Option<&DelayProxy>, rng: &mut Rng) {
         proxy.set_delay(0);
     }
     r.fw.heal();
-    for x in &mut r.m {
+    for (i, x) in r.m.iter_mut().enumerate() {
         if !x.is_running() {
-            faults::start_fiu(x);
+            setup.start(x, i);
         } else if process_stopped(x) {
             x.signal("CONT");
         }
@@ -614,10 +637,17 @@ fn soak_round(seed: u64) -> Summary {
     let mut rng = Rng::new(seed);
     let n = if rng.below(2) == 0 { 3 } else { 5 };
     let mut r = Run::new(&format!("soak seed {seed}"), n, "");
-    // Half the rounds run their peer links through the delaying proxy.
-    let proxy = rng.chance(50).then(|| DelayProxy::install(&mut r.fw, &r.m));
-    for x in &mut r.m {
-        faults::start_fiu(x);
+    // Half the rounds run their peer links through the delaying proxy; a
+    // third run member 0's clocks at half or twice the real rate.
+    let setup = SoakSetup {
+        proxy: rng.chance(50).then(|| DelayProxy::install(&mut r.fw, &r.m)),
+        skew: rng.chance(33).then(|| *rng.pick(&[0.5, 2.0])),
+    };
+    if let Some(rate) = setup.skew {
+        r.fault(format!("server 1 clock x{rate}"));
+    }
+    for (i, x) in r.m.iter_mut().enumerate() {
+        setup.start(x, i);
     }
     r.begin(WorkloadOptions {
         seed,
@@ -625,7 +655,7 @@ fn soak_round(seed: u64) -> Summary {
     });
     for _ in 0..2 + rng.below(4) {
         r.hold(300 + rng.below(1000));
-        random_fault(&mut r, proxy.as_ref(), &mut rng);
+        random_fault(&mut r, &setup, &mut rng);
     }
     r.hold(500);
     r.finish()
