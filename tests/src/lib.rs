@@ -28,14 +28,20 @@
 //! [`lincheck`] checks recorded client histories against ZooKeeper's
 //! consistency contract (linearizable writes, per-session ordered reads).
 //!
+//! [`faults`] and [`workload`] are the fault harness (`tests/faults.rs`):
+//! per-test network and mount namespaces, network, process, clock and
+//! storage faults, and a recorded client workload with its checks.
+//!
 //! Missing java or Debian packages make tests fail with an install hint
 //! ([`server::INSTALL_HINT`]); they are never skipped silently.
 
 pub mod client;
 pub mod ensemble;
+pub mod faults;
 pub mod lincheck;
 pub mod rng;
 pub mod server;
+pub mod workload;
 
 pub use client::{Client, ClientError, ClientResult, ConnectOptions, Reply, acl, open_acl};
 pub use rng::{Rng, seeds};
