@@ -22,9 +22,13 @@
 //! unique, so the committed txns ([`committed_txns`], read from the servers'
 //! logs) resolve unknown writes.
 //!
-//! [`Recorded::check`] runs after heal: [`lincheck::check`] with the
-//! committed txns, then on every server the register values, sequential
-//! names, multis and ephemerals against what was acknowledged.
+//! After heal, [`Recorded::check_linearizable`] runs [`lincheck::check`]
+//! with the committed txns (only [`Verdict::Ok`] passes: a search that runs
+//! out of its budget, [`Verdict::Undecided`], fails the scenario as a
+//! violation does, naming the path and the counters), and
+//! [`Recorded::check_state`] checks on every server the register values
+//! against their last committed txn, the sequential names and multis against
+//! what was acknowledged, and the ephemerals against the live sessions.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -543,7 +547,7 @@ fn register_txns(session: u64, zxid: i64, body: &TxnBody, out: &mut Vec<Committe
     }
 }
 
-/// What [`Recorded::check`] counted.
+/// What [`Recorded::check_linearizable`] counted.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Counts {
     /// Operations recorded (register ops, sequential creates, multis).
