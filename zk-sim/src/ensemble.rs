@@ -21,7 +21,10 @@
 //!   leader-learner connection is a FIFO stream that a crash or a partition
 //!   breaks. A SNAP packet travels with the leader's tree as it was when sent.
 //! * **Clients**: writes are proposed at the established leader; a write is
-//!   acknowledged when the leader applies it.
+//!   acknowledged when the leader applies it. Some are session ops: a
+//!   session opened, closed, or an ephemeral created by an open one, decided
+//!   against the leader's tree and what it proposed since (Apache's prep and
+//!   its outstanding changes).
 //!
 //! # Checks (ensemble-testing.md §5.2)
 //!
@@ -32,6 +35,9 @@
 //! * **Committed durability**: TRUNC never removes an applied txn; a leader
 //!   that establishes an epoch holds every acknowledged write.
 //! * **Epoch files**: acceptedEpoch ≥ currentEpoch on every disk.
+//! * **Ephemerals follow sessions**: on every server, after every apply, no
+//!   ephemeral was created by a session that was not open (and a closed
+//!   session's ephemerals are gone with it).
 //! * Each core's `validate()` after every step.
 //! * **Liveness**: after the heal one leader is established, every other
 //!   server serves under it, all trees are equal and hold every acknowledged
@@ -359,6 +365,12 @@ struct Sim {
     targeted: usize,
     triggers: Vec<(Sid, u64, Action)>,
     write_ids: u64,
+    /// Per leader, the txns it proposed in its current role (its view of
+    /// the sessions includes those not applied yet, as Apache's prep reads
+    /// its outstanding changes).
+    prepared: BTreeMap<Sid, Vec<(Zxid, Bytes)>>,
+    /// The next client session id.
+    session_ids: u64,
     events: u64,
     trace: Trace,
 }
@@ -436,6 +448,8 @@ impl Sim {
             targeted: 0,
             triggers: Vec::new(),
             write_ids: 1_000_000,
+            prepared: BTreeMap::new(),
+            session_ids: 0,
             events: 0,
             trace: Trace::default(),
         };
@@ -902,6 +916,7 @@ impl Sim {
             };
             let mut out = Vec::new();
             let core = Leader::new(cfg, start, &mut out);
+            self.prepared.remove(&s);
             if let Some(n) = self.node_mut(s) {
                 n.role = Role::Leading {
                     core,
@@ -1124,12 +1139,43 @@ impl Sim {
         let Some(l) = leader else {
             return Ok(());
         };
+        let body = self.client_op(l, id);
         let mut out = Vec::new();
         if let Some(Role::Leading { core, .. }) = self.node_mut(l).map(|n| &mut n.role) {
             let zxid = core.next_zxid();
-            let _ = core.propose(zxid, Bytes::from(format!("w{id}@{zxid}")), &mut out);
+            let txn = Bytes::from(format!("{body}@{zxid}"));
+            if core.propose(zxid, txn.clone(), &mut out).is_ok() {
+                self.prepared.entry(l).or_default().push((zxid, txn));
+            }
         }
         self.leader_cmds(l, out)
+    }
+
+    /// What client request `id` is, prepared against leader `l`'s view of
+    /// the sessions (its tree and what it proposed since): mostly a plain
+    /// write `w<id>`; else a session opened `s+<k>`, closed `s-<k>` (its
+    /// ephemerals go with it), or an ephemeral `e<k>/<id>` of a live one.
+    fn client_op(&mut self, l: Sid, id: u64) -> String {
+        let applied = self.node(l).map_or(&[][..], |n| &n.tree[..]);
+        let last = applied.last().map_or(Zxid::ZERO, |t| t.0);
+        let pending = self.prepared.get(&l).map_or(&[][..], |p| &p[..]);
+        let live = live_sessions(
+            applied
+                .iter()
+                .chain(pending.iter().filter(|p| p.0 > last))
+                .map(|t| &t.1),
+        )
+        .unwrap_or_default();
+        let pick = |rng: &mut Rng| live.iter().nth(rng.below(live.len())).copied();
+        match self.rng.below(10) {
+            0 => {
+                self.session_ids += 1;
+                format!("s+{}", self.session_ids)
+            }
+            1 if !live.is_empty() => format!("s-{}", pick(&mut self.rng).unwrap_or(0)),
+            2 | 3 if !live.is_empty() => format!("e{}/{id}", pick(&mut self.rng).unwrap_or(0)),
+            _ => format!("w{id}"),
+        }
     }
 
     fn script(&mut self, a: Action) -> Res {
@@ -1255,11 +1301,17 @@ impl Sim {
             )));
         }
         self.committed.insert(zxid, txn.clone());
-        if at_leader && txn.starts_with(b"w") {
+        if at_leader {
             self.acked.insert(zxid, txn.clone());
         }
         if let Some(n) = self.node_mut(s) {
             n.tree.push((zxid, txn));
+        }
+        // Ephemerals follow sessions: on this server, every ephemeral is
+        // created by a session still open, and goes when it closes.
+        let tree = self.node(s).map_or(&[][..], |n| &n.tree[..]);
+        if let Err(why) = live_sessions(tree.iter().map(|t| &t.1)) {
+            return Err(self.fail(format!("server {s} applied {zxid}: {why}")));
         }
         Ok(())
     }
@@ -1583,5 +1635,51 @@ fn packet_zxid(p: &Packet) -> Option<Zxid> {
         | Packet::FollowerInfo { zxid, .. }
         | Packet::ObserverInfo { zxid, .. } => Some(*zxid),
         _ => None,
+    }
+}
+
+/// The sessions open after `txns` (client ops as [`Sim::client_op`] writes
+/// them), or the first ephemeral created by a session that is not open.
+fn live_sessions<'a>(txns: impl Iterator<Item = &'a Bytes>) -> Result<BTreeSet<u64>, String> {
+    let mut live = BTreeSet::new();
+    for t in txns {
+        let text = String::from_utf8_lossy(t);
+        let body = text.split('@').next().unwrap_or("");
+        let session = |s: &str| s.parse::<u64>().unwrap_or(u64::MAX);
+        if let Some(k) = body.strip_prefix("s+") {
+            live.insert(session(k));
+        } else if let Some(k) = body.strip_prefix("s-") {
+            live.remove(&session(k));
+        } else if let Some(rest) = body.strip_prefix('e') {
+            let k = session(rest.split('/').next().unwrap_or(""));
+            if !live.contains(&k) {
+                return Err(format!(
+                    "ephemeral {body} of session {k}, which is not open"
+                ));
+            }
+        }
+    }
+    Ok(live)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn txns(list: &[&str]) -> Vec<Bytes> {
+        list.iter().map(|t| Bytes::from(t.to_string())).collect()
+    }
+
+    #[test]
+    fn an_ephemeral_needs_an_open_session() {
+        let ok = txns(&["s+1@1", "w5@2", "e1/6@3", "s+2@4", "s-1@5"]);
+        assert_eq!(live_sessions(ok.iter()), Ok(BTreeSet::from([2])));
+        for bad in [
+            &["e1/6@1"][..],
+            &["s+1@1", "s-1@2", "e1/6@3"][..],
+            &["s+1@1", "e2/6@2"][..],
+        ] {
+            assert!(live_sessions(txns(bad).iter()).is_err(), "{bad:?}");
+        }
     }
 }
