@@ -1242,8 +1242,8 @@ fn all_serving(m: &[Member]) -> usize {
 /// Issue 15, observers: one of ours observes a 3-server Apache 3.8
 /// ensemble (OBSERVERINFO to Apache's leader, INFORMs applied): `Mode:
 /// observer`, a write sent to it is forwarded and lands everywhere, Apache's
-/// writes are served by it, its mntr says `observing - broadcast`, Apache's
-/// leader counts it in zk_synced_observers, and it never votes (the Apache
+/// writes are served by it, its mntr says `observing - broadcast` and names
+/// the leader in zk_observer_master_id, Apache's leader counts it in zk_synced_observers, and it never votes (the Apache
 /// servers elect among themselves).
 #[test]
 fn mixed_ours_observes_an_apache_ensemble() {
@@ -1272,6 +1272,8 @@ fn mixed_ours_observes_an_apache_ensemble() {
     zk_integration::ensemble::assert_same_trees(&addrs);
     let mntr = four_letter(at(&m[3]), "mntr").expect("mntr");
     assert!(mntr.contains("zk_server_state\tobserver\n"), "{mntr}");
+    let master = format!("zk_observer_master_id\t{}\n", m[leader].sid);
+    assert!(mntr.contains(&master), "{mntr}");
     assert!(
         mntr.contains("zk_peer_state\tobserving - broadcast\n"),
         "{mntr}"

@@ -65,6 +65,8 @@ pub(crate) struct Control {
     leader: Mutex<(zk_zab::LearnerCounts, Option<std::time::Instant>)>,
     /// Why the server stopped serving for good (a storage failure), if it did.
     failure: Mutex<Option<String>>,
+    /// The server a learner syncs from (-1: none yet).
+    learner_master: AtomicI64,
 }
 
 impl Control {
@@ -79,6 +81,7 @@ impl Control {
             proposals: Mutex::new((-1, -1, -1)),
             leader: Mutex::new((zk_zab::LearnerCounts::default(), None)),
             failure: Mutex::new(None),
+            learner_master: AtomicI64::new(-1),
         }
     }
 
@@ -135,6 +138,18 @@ impl Control {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// A learner's role started under leader `sid`.
+    pub fn set_learner_master(&self, sid: u64) {
+        self.learner_master
+            .store(i64::try_from(sid).unwrap_or(-1), Relaxed);
+    }
+
+    /// The server a learner syncs from, -1 before any (mntr's
+    /// `zk_observer_master_id`).
+    pub fn learner_master(&self) -> i64 {
+        self.learner_master.load(Relaxed)
     }
 
     /// This server's mode.

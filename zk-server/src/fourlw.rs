@@ -342,6 +342,11 @@ fn mntr(shared: &Shared, out: &mut String) {
     if let Some(state) = peer_state(shared.control.mode()) {
         lines.push(("zk_peer_state", state.into()));
     }
+    if shared.control.mode() == Mode::Observer {
+        // ObserverZooKeeperServer.dumpMonitorValues: the server it syncs from.
+        let master = shared.control.learner_master().to_string();
+        lines.push(("zk_observer_master_id", master));
+    }
     lines.extend([
         ("zk_ephemerals_count", info.ephemerals_count.to_string()),
         (

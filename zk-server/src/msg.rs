@@ -74,7 +74,12 @@ pub(crate) enum QuorumIn {
     /// The election made this server the leader: start a [`zk_zab::Leader`].
     Lead(zk_zab::LeaderConfig),
     /// The election chose another leader: start a [`zk_zab::Learner`].
-    Follow(zk_zab::LearnerConfig),
+    Follow {
+        /// The learner's configuration.
+        cfg: zk_zab::LearnerConfig,
+        /// The elected leader's server id.
+        leader: u64,
+    },
     /// Leader: a learner connected to the quorum port.
     LearnerConnected(zk_zab::Conn),
     /// Leader: a packet from a learner's connection.

@@ -745,12 +745,15 @@ impl Runtime {
             PeerState::Following | PeerState::Observing => {
                 let observer = d.state == PeerState::Observing;
                 if let Some(z) = &mut self.zab {
-                    z.to_core.push(QuorumIn::Follow(zk_zab::LearnerConfig {
-                        sid: self.me,
-                        observer,
-                        init_limit: z.init_limit,
-                        sync_limit: z.sync_limit,
-                    }));
+                    z.to_core.push(QuorumIn::Follow {
+                        cfg: zk_zab::LearnerConfig {
+                            sid: self.me,
+                            observer,
+                            init_limit: z.init_limit,
+                            sync_limit: z.sync_limit,
+                        },
+                        leader: d.leader,
+                    });
                     z.next_tick = Some(now + z.half_tick);
                     let l = ZabLearning::start((d.leader, addr), LEARNER, z.bounds, now);
                     self.role = Role::ZabLearning(l);

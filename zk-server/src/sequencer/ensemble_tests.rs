@@ -208,7 +208,13 @@ impl Cluster {
             init_limit: 20,
             sync_limit: 20,
         };
-        self.send(sid, CoreMsg::Quorum(QuorumIn::Follow(cfg)));
+        self.send(
+            sid,
+            CoreMsg::Quorum(QuorumIn::Follow {
+                cfg,
+                leader: self.leader,
+            }),
+        );
         let conn = self.next_conn;
         self.next_conn += 1;
         self.conns.insert(conn, sid);
@@ -905,7 +911,7 @@ fn an_observer_syncs_and_applies_informed_txns() {
         init_limit: 20,
         sync_limit: 20,
     };
-    c.send(3, CoreMsg::Quorum(QuorumIn::Follow(cfg)));
+    c.send(3, CoreMsg::Quorum(QuorumIn::Follow { cfg, leader: 1 }));
     let conn = c.next_conn;
     c.next_conn += 1;
     c.conns.insert(conn, 3);

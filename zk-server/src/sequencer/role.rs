@@ -130,7 +130,11 @@ impl Sequencer {
         }
         let ev = match q {
             QuorumIn::Lead(cfg) => return self.start_leading(cfg),
-            QuorumIn::Follow(cfg) => return self.start_learning(cfg),
+            QuorumIn::Follow { cfg, leader } => {
+                // An observer's mntr names the server it syncs from.
+                self.shared.control.set_learner_master(leader);
+                return self.start_learning(cfg);
+            }
             QuorumIn::LearnerConnected(c) => RoleEvent::Leader(LeaderEvent::Connected(c)),
             QuorumIn::FromLearner(c, p) => RoleEvent::Leader(LeaderEvent::Packet(c, p)),
             QuorumIn::LearnerClosed(c) => RoleEvent::Leader(LeaderEvent::Closed(c)),
