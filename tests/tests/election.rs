@@ -1492,3 +1492,39 @@ fn conf_and_mntr_of_a_follower_have_apaches_shapes() {
         assert_eq!(mo.get(k), ma.get(k), "{k}");
     }
 }
+
+/// The other way round: an Apache 3.8 observer under three of ours
+/// (OBSERVERINFO to our leader, INFORMs from it): Apache's `srvr` says
+/// `Mode: observer`, a write through it is forwarded to our leader, our
+/// leader counts it in zk_synced_observers, and all four serve one tree.
+#[test]
+fn mixed_an_apache_observer_under_our_leader() {
+    let mut m = ensemble_with_observers(
+        &[Flavor::Ours, Flavor::Ours, Flavor::Ours, Flavor::Apache],
+        &[4],
+    );
+    for x in m.iter_mut() {
+        x.start();
+    }
+    let leader = all_serving(&m);
+    assert!(leader < 3, "an observer never leads");
+    assert_eq!(m[3].mode().as_deref(), Some("observer"));
+    let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+    let mut apache = zk_integration::Client::connect(at(&m[3])).expect("connect Apache");
+    apache
+        .create("/via-apache-observer", b"o", 0)
+        .unwrap()
+        .expect("a write through the observer");
+    let mut ours = zk_integration::Client::connect(at(&m[leader])).expect("connect ours");
+    ours.create("/via-our-leader", b"l", 0)
+        .unwrap()
+        .expect("create");
+    let _ = (ours.close(), apache.close());
+    let addrs: Vec<std::net::SocketAddr> = m.iter().map(at).collect();
+    zk_integration::ensemble::assert_same_trees(&addrs);
+    let leader_mntr = four_letter(at(&m[leader]), "mntr").expect("mntr");
+    assert!(
+        leader_mntr.contains("zk_synced_observers\t1\n"),
+        "{leader_mntr}"
+    );
+}
