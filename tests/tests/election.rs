@@ -1239,6 +1239,20 @@ fn all_serving(m: &[Member]) -> usize {
     })
 }
 
+/// Three voters of `voters` and an observer of `observer` (sid 4), all
+/// serving; the leader's index (never the observer's).
+fn observed(voters: &[Flavor], observer: Flavor) -> (Vec<Member>, usize) {
+    let flavors: Vec<Flavor> = voters.iter().copied().chain([observer]).collect();
+    let mut m = ensemble_with_observers(&flavors, &[4]);
+    for x in m.iter_mut() {
+        x.start();
+    }
+    let leader = all_serving(&m);
+    assert!(leader < 3, "an observer never leads");
+    assert_eq!(m[3].mode().as_deref(), Some("observer"));
+    (m, leader)
+}
+
 /// Issue 15, observers: one of ours observes a 3-server Apache 3.8
 /// ensemble (OBSERVERINFO to Apache's leader, INFORMs applied): `Mode:
 /// observer`, a write sent to it is forwarded and lands everywhere, Apache's
@@ -1247,16 +1261,10 @@ fn all_serving(m: &[Member]) -> usize {
 /// servers elect among themselves).
 #[test]
 fn mixed_ours_observes_an_apache_ensemble() {
-    let mut m = ensemble_with_observers(
-        &[Flavor::Apache, Flavor::Apache, Flavor::Apache, Flavor::Ours],
-        &[4],
+    let (m, leader) = observed(
+        &[Flavor::Apache, Flavor::Apache, Flavor::Apache],
+        Flavor::Ours,
     );
-    for x in m.iter_mut() {
-        x.start();
-    }
-    let leader = all_serving(&m);
-    assert!(leader < 3, "an observer never leads");
-    assert_eq!(m[3].mode().as_deref(), Some("observer"));
     let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
     let mut ours = zk_integration::Client::connect(at(&m[3])).expect("connect ours");
     ours.create("/via-observer", b"o", 0)
@@ -1499,16 +1507,7 @@ fn conf_and_mntr_of_a_follower_have_apaches_shapes() {
 /// leader counts it in zk_synced_observers, and all four serve one tree.
 #[test]
 fn mixed_an_apache_observer_under_our_leader() {
-    let mut m = ensemble_with_observers(
-        &[Flavor::Ours, Flavor::Ours, Flavor::Ours, Flavor::Apache],
-        &[4],
-    );
-    for x in m.iter_mut() {
-        x.start();
-    }
-    let leader = all_serving(&m);
-    assert!(leader < 3, "an observer never leads");
-    assert_eq!(m[3].mode().as_deref(), Some("observer"));
+    let (m, leader) = observed(&[Flavor::Ours, Flavor::Ours, Flavor::Ours], Flavor::Apache);
     let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
     let mut apache = zk_integration::Client::connect(at(&m[3])).expect("connect Apache");
     apache
