@@ -1527,3 +1527,69 @@ fn mixed_an_apache_observer_under_our_leader() {
         "{leader_mntr}"
     );
 }
+
+/// Issue 15: kill -9 of the leader of a mixed ensemble under a continuous
+/// writer, twice per layout (1 ours + 2 Apache, 2 ours + 1 Apache): the
+/// survivors elect a new leader, the writer goes on through whoever
+/// serves, the killed server rejoins, and every acknowledged write is on
+/// every server, which all serve one tree.
+#[test]
+fn mixed_leader_killed_under_load_loses_no_acknowledged_write() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    // The highest sid usually leads first: ours in the first layout, Apache
+    // in the second.
+    for flavors in [
+        [Flavor::Apache, Flavor::Apache, Flavor::Ours],
+        [Flavor::Ours, Flavor::Ours, Flavor::Apache],
+    ] {
+        let mut m = ensemble(&flavors);
+        for x in m.iter_mut() {
+            x.start();
+        }
+        all_serving(&m);
+        let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+        let addrs: Vec<std::net::SocketAddr> = m.iter().map(at).collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+        let writer = spawn_writer(addrs.clone(), stop.clone(), acked.clone());
+        for _ in 0..2 {
+            let leader = all_serving(&m);
+            let before = acked.lock().unwrap().len();
+            wait_until("writes before the kill", &m, || {
+                (acked.lock().unwrap().len() > before + 20).then_some(())
+            });
+            let killed = m[leader].flavor;
+            m[leader].kill9();
+            m[leader].start();
+            let new = all_serving(&m);
+            eprintln!(
+                "{flavors:?}: killed the {killed} leader {}, now {}",
+                m[leader].sid, m[new].sid
+            );
+            let after = acked.lock().unwrap().len();
+            wait_until("writes after the kill", &m, || {
+                (acked.lock().unwrap().len() > after + 20).then_some(())
+            });
+        }
+        stop.store(true, Ordering::Relaxed);
+        writer.join().expect("the writer");
+        let acked = acked.lock().unwrap().clone();
+        zk_integration::ensemble::assert_same_trees(&addrs);
+        let mut c = zk_integration::Client::connect(addrs[0]).expect("connect");
+        let r = c
+            .call(&zk_jute::Request::Sync(zk_jute::SyncRequest {
+                path: "/".into(),
+            }))
+            .expect("sync");
+        assert_eq!(r.err, 0);
+        let (kids, _) = c.children("/", false).unwrap().expect("children");
+        let kids: std::collections::HashSet<String> = kids.into_iter().collect();
+        let lost: Vec<&String> = acked.iter().filter(|p| !kids.contains(&p[1..])).collect();
+        assert!(
+            lost.is_empty(),
+            "{flavors:?}: acknowledged writes lost: {lost:?}"
+        );
+    }
+}
