@@ -1326,6 +1326,23 @@ fn spawn_writer(
     })
 }
 
+/// The servers at `addrs` serve one tree holding every path of `acked`
+/// (znodes right under the root).
+fn assert_acked_everywhere(addrs: &[std::net::SocketAddr], acked: &[String]) {
+    zk_integration::ensemble::assert_same_trees(addrs);
+    let mut c = zk_integration::Client::connect(addrs[0]).expect("connect");
+    let r = c
+        .call(&zk_jute::Request::Sync(zk_jute::SyncRequest {
+            path: "/".into(),
+        }))
+        .expect("sync");
+    assert_eq!(r.err, 0);
+    let (kids, _) = c.children("/", false).unwrap().expect("children");
+    let kids: std::collections::HashSet<String> = kids.into_iter().collect();
+    let lost: Vec<&String> = acked.iter().filter(|p| !kids.contains(&p[1..])).collect();
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+}
+
 /// Issue 15, rolling replacement: a 3-server Apache 3.8 ensemble under a
 /// client write load becomes an ensemble of ours one server at a time
 /// (followers first, the leader last: its successor is elected), then back
@@ -1429,18 +1446,7 @@ fn rolling_replacement_apache_to_ours_and_back_under_load() {
         "only {} writes acknowledged",
         acked.len()
     );
-    zk_integration::ensemble::assert_same_trees(&addrs);
-    let mut c = zk_integration::Client::connect(addrs[0]).expect("connect");
-    let r = c
-        .call(&zk_jute::Request::Sync(zk_jute::SyncRequest {
-            path: "/".into(),
-        }))
-        .expect("sync");
-    assert_eq!(r.err, 0);
-    let (kids, _) = c.children("/", false).unwrap().expect("children");
-    let kids: std::collections::HashSet<String> = kids.into_iter().collect();
-    let lost: Vec<&String> = acked.iter().filter(|p| !kids.contains(&p[1..])).collect();
-    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    assert_acked_everywhere(&addrs, &acked);
 }
 
 /// `conf` and `mntr` of ours as a follower beside an Apache 3.8 follower of
@@ -1576,20 +1582,6 @@ fn mixed_leader_killed_under_load_loses_no_acknowledged_write() {
         stop.store(true, Ordering::Relaxed);
         writer.join().expect("the writer");
         let acked = acked.lock().unwrap().clone();
-        zk_integration::ensemble::assert_same_trees(&addrs);
-        let mut c = zk_integration::Client::connect(addrs[0]).expect("connect");
-        let r = c
-            .call(&zk_jute::Request::Sync(zk_jute::SyncRequest {
-                path: "/".into(),
-            }))
-            .expect("sync");
-        assert_eq!(r.err, 0);
-        let (kids, _) = c.children("/", false).unwrap().expect("children");
-        let kids: std::collections::HashSet<String> = kids.into_iter().collect();
-        let lost: Vec<&String> = acked.iter().filter(|p| !kids.contains(&p[1..])).collect();
-        assert!(
-            lost.is_empty(),
-            "{flavors:?}: acknowledged writes lost: {lost:?}"
-        );
+        assert_acked_everywhere(&addrs, &acked);
     }
 }
