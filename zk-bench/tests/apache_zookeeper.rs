@@ -194,26 +194,27 @@ fn load_against_apache_zookeeper() {
         "{mixed}"
     );
 
-    // Fixed rate: 2000 setData/s, far below what ZooKeeper takes, so the achieved rate is
-    // the offered one (within what a noisy two-core machine allows; a broken pacer either
-    // runs closed-loop, tens of thousands per second, or falls short).
+    // Fixed rate: 500 setData/s, far below what ZooKeeper takes even on a loaded two-core
+    // machine (2000/s fell short there once, Apache's fsyncs slowed by a parallel soak), so
+    // the achieved rate is the offered one; a broken pacer either runs closed-loop, tens of
+    // thousands per second, or falls short.
     let paced = bench(
         &[
-            &["run", "--op", "set", "--rate", "2k", "--duration", "1s"],
+            &["run", "--op", "set", "--rate", "500", "--duration", "1s"],
             &common[..],
         ]
         .concat(),
     );
     assert!(paced.contains("\"mode\":\"fixed-rate\""), "{paced}");
-    assert_eq!(num(&paced, "", "offered_ops_per_s"), 2000.0, "{paced}");
+    assert_eq!(num(&paced, "", "offered_ops_per_s"), 500.0, "{paced}");
     let achieved = num(&paced, "", "ops_per_s");
     assert!(
-        (1600.0..=2100.0).contains(&achieved),
-        "achieved {achieved} ops/s of 2000: {paced}"
+        (400.0..=525.0).contains(&achieved),
+        "achieved {achieved} ops/s of 500: {paced}"
     );
     assert_eq!(
         paced.contains("\"rate_shortfall\":true"),
-        achieved < 1900.0,
+        achieved < 475.0,
         "{paced}"
     );
     assert_eq!(num(&paced, "", "errors"), 0.0, "{paced}");
