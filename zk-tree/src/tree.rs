@@ -520,6 +520,12 @@ impl Tree {
             .is_ok()
     }
 
+    /// Forgets the digest log (after a replay over a fuzzy snapshot, whose
+    /// entries would describe a tree ahead of their zxid).
+    pub fn clear_digest_log(&self) {
+        self.write().digest_log.clear();
+    }
+
     /// The digest log, oldest first: (zxid, tree digest after it) for the
     /// applied zxids that are multiples of 128, the newest 1024 (`hash`).
     pub fn digest_log(&self) -> Vec<(i64, i64)> {
