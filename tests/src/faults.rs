@@ -178,10 +178,19 @@ fn assert_preloaded(m: &Member, lib: &str) {
     });
 }
 
+/// Where `m`'s libfiu control fifos live: `<this>-<pid>.in|out` in the
+/// member's own directory. Not libfiu's default `/tmp/fiu-ctrl`: a server
+/// killed -9 leaves its fifos behind, and a later process given the same
+/// pid then found a stale fifo there, so `fiu-ctrl` waited forever.
+fn fiu_ctrl_base(m: &Member) -> String {
+    m.dir().join("fiu-ctrl").display().to_string()
+}
+
 /// Starts `m` under `fiu-run -x` (libfiu's POSIX preload, remote control
-/// through `/tmp/fiu-ctrl-<pid>.*`), every failure point off.
+/// through [`fiu_ctrl_base`]), every failure point off.
 pub fn start_fiu(m: &mut Member) {
-    m.start_wrapped(&["fiu-run", "-x"], &[]);
+    let base = fiu_ctrl_base(m);
+    m.start_wrapped(&["fiu-run", "-x", "-f", &base], &[]);
     assert_preloaded(m, "fiu_posix_preload");
 }
 
@@ -189,15 +198,18 @@ pub fn start_fiu(m: &mut Member) {
 /// [`start_fiu`]) fails with EIO.
 pub fn fail_syncs(m: &Member) {
     let pid = m.pid().expect("running").to_string();
+    let base = fiu_ctrl_base(m);
     // The control fifo appears once the preloaded library initialised.
     crate::ensemble::wait_until("libfiu's control fifo", || {
-        std::path::Path::new(&format!("/tmp/fiu-ctrl-{pid}.in"))
+        std::path::Path::new(&format!("{base}-{pid}.in"))
             .exists()
             .then_some(())
     });
     run(
         "fiu-ctrl",
         &[
+            "-f",
+            &base,
             "-c",
             "enable name=posix/io/sync/fdatasync,failinfo=5",
             "-c",
