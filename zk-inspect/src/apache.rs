@@ -367,15 +367,7 @@ fn outcome(out: &mut Out, i: &zk_apache::Imported) -> Result<(), Failure> {
         i.digests_checked, i.digest_mismatches
     )
     .map_err(o)?;
-    writeln!(
-        out,
-        "  recovered state: {} znodes, {} sessions, {} ephemerals, digest {}",
-        tree.node_count(),
-        tree.sessions().len(),
-        tree.ephemerals_count(),
-        tree.digest()
-    )
-    .map_err(o)?;
+    crate::verify::recovered_state(out, tree).map_err(o)?;
     writeln!(
         out,
         "  zk-server would take it over at zxid {}",

@@ -233,6 +233,18 @@ fn coverage(totals: &walk::Totals, snap_key: Option<u64>, log_dir: &Path) -> Vec
 
 /// What a server would do with this directory, and the exit code: 0 clean,
 /// 1 warnings, 2 errors.
+/// The `recovered state` line of `verify` (ours and Apache's directories).
+pub(crate) fn recovered_state(out: &mut Out, tree: &Tree) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "  recovered state: {} znodes, {} sessions, {} ephemerals, digest {}",
+        tree.node_count(),
+        tree.sessions().len(),
+        tree.ephemerals_count(),
+        tree.digest()
+    )
+}
+
 fn outcome(
     out: &mut Out,
     counts: &Counts,
@@ -256,15 +268,7 @@ fn outcome(
             None => writeln!(out, "  recovery: no snapshot, {replayed} txns from the log"),
         }
         .map_err(o)?;
-        writeln!(
-            out,
-            "  recovered state: {} znodes, {} sessions, {} ephemerals, digest {}",
-            tree.node_count(),
-            tree.sessions().len(),
-            tree.ephemerals_count(),
-            tree.digest()
-        )
-        .map_err(o)?;
+        recovered_state(out, tree).map_err(o)?;
         writeln!(
             out,
             "  a server would recover to zxid {}",
