@@ -428,37 +428,46 @@ fn three_servers_clock_rate_skew() {
     r.finish();
 }
 
+/// The config that makes a member on a small tmpfs meet a full disk soon:
+/// small log segments (a new one every ~1.5 MB) and frequent snapshots.
+const SMALL_DISK_CFG: &str = "preAllocSize=64\njute.maxbuffer=131072\nsnapCount=100\n";
+
+/// Fills `disk` (member `victim`'s data dir), writes big znodes through
+/// another member until the victim needs a new segment or snapshot, checks
+/// that it exits naming ENOSPC, and frees the space (the victim stays down).
+fn fill_disk(r: &mut Run, disk: &TmpfsData, victim: usize, what: &str) {
+    disk.fill();
+    r.fault(format!(
+        "fill the disk of the {what}, server {}",
+        r.m[victim].sid
+    ));
+    // Big writes (outside the checked paths) bring the next segment on.
+    let n = r.m.len();
+    let mut c = connect(&r.m[(victim + 1) % n]);
+    for k in 0..400 {
+        if r.m[victim].exited() {
+            break;
+        }
+        let _ = c.create(&format!("/blob-{}-{k}", r.m[victim].sid), &[7; 60_000], 0);
+    }
+    let _ = c.close();
+    faults::assert_storage_exit(&mut r.m[victim], &["space", "enospc", "os error 28"]);
+    r.hold(1500);
+    disk.free();
+}
+
 /// The leader's disk fills (its data dir a tmpfs filled at a chosen
 /// moment): it must exit 1 naming the error, the others go on, and after
 /// the space is freed it restarts and catches up; then a follower's.
 #[test]
 fn three_servers_full_disk() {
     faults::isolate();
-    // Small log segments (a new one is needed every ~1.5 MB) and frequent
-    // snapshots, so that a full disk is met soon.
-    let cfg = "preAllocSize=64\njute.maxbuffer=131072\nsnapCount=100\n";
-    let mut r = Run::new("full-disk", 3, cfg);
+    let mut r = Run::new("full-disk", 3, SMALL_DISK_CFG);
     let disks: Vec<TmpfsData> = r.m.iter().map(|x| TmpfsData::mount(x, 64)).collect();
     let leader = r.begin(WorkloadOptions::default());
     r.hold(1000);
     for (victim, what) in [(leader, "leader"), ((leader + 1) % 3, "follower")] {
-        disks[victim].fill();
-        r.fault(format!(
-            "fill the disk of the {what}, server {}",
-            r.m[victim].sid
-        ));
-        // Big writes (outside the checked paths) bring the next segment on.
-        let mut c = connect(&r.m[(victim + 2) % 3]);
-        for k in 0..400 {
-            if r.m[victim].exited() {
-                break;
-            }
-            let _ = c.create(&format!("/blob-{}-{k}", r.m[victim].sid), &[7; 60_000], 0);
-        }
-        let _ = c.close();
-        faults::assert_storage_exit(&mut r.m[victim], &["space", "enospc", "os error 28"]);
-        r.hold(1500);
-        disks[victim].free();
+        fill_disk(&mut r, &disks[victim], victim, what);
         r.m[victim].start();
         r.fault(format!(
             "free the space, restart server {}",
@@ -527,10 +536,12 @@ fn three_servers_rolling_restarts() {
 }
 
 /// How a soak round started its members: under `fiu-run`, but member 0
-/// with a clock rate of its own when `skew` is set.
+/// with a clock rate of its own when `skew` is set; with `disks`, each
+/// member's data dir is a small tmpfs that a fault may fill.
 struct SoakSetup {
     proxy: Option<DelayProxy>,
     skew: Option<f64>,
+    disks: Vec<TmpfsData>,
 }
 
 impl SoakSetup {
@@ -550,7 +561,7 @@ fn random_fault(r: &mut Run, setup: &SoakSetup, rng: &mut Rng) {
     let proxy = setup.proxy.as_ref();
     let sid = |i: usize| i + 1;
     let ms = 500 + rng.below(2500);
-    match rng.below(9) {
+    match rng.below(10) {
         0 => {
             faults::isolate_member(&mut r.fw, &r.m, leader);
             r.fault(format!("isolate leader server {} {ms}ms", r.m[leader].sid));
@@ -590,6 +601,10 @@ fn random_fault(r: &mut Run, setup: &SoakSetup, rng: &mut Rng) {
         6 => {
             r.m[any].signal("STOP");
             r.fault(format!("SIGSTOP server {} {ms}ms", sid(any)));
+        }
+        8 if !setup.disks.is_empty() => {
+            let what = if any == leader { "leader" } else { "follower" };
+            fill_disk(r, &setup.disks[any], any, what);
         }
         _ => {
             // The skewed member runs without libfiu.
@@ -636,13 +651,24 @@ fn process_stopped(m: &Member) -> bool {
 fn soak_round(seed: u64) -> Summary {
     let mut rng = Rng::new(seed);
     let n = if rng.below(2) == 0 { 3 } else { 5 };
-    let mut r = Run::new(&format!("soak seed {seed}"), n, "");
+    // A third of the rounds keep their data on small disks that may fill.
+    let small_disks = rng.chance(33);
+    let cfg = if small_disks { SMALL_DISK_CFG } else { "" };
+    let mut r = Run::new(&format!("soak seed {seed}"), n, cfg);
     // Half the rounds run their peer links through the delaying proxy; a
     // third run member 0's clocks at half or twice the real rate.
     let setup = SoakSetup {
         proxy: rng.chance(50).then(|| DelayProxy::install(&mut r.fw, &r.m)),
         skew: rng.chance(33).then(|| *rng.pick(&[0.5, 2.0])),
+        disks: if small_disks {
+            r.m.iter().map(|x| TmpfsData::mount(x, 64)).collect()
+        } else {
+            Vec::new()
+        },
     };
+    if small_disks {
+        r.fault("data dirs on 64 MiB tmpfs");
+    }
     if let Some(rate) = setup.skew {
         r.fault(format!("server 1 clock x{rate}"));
     }
