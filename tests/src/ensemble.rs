@@ -267,6 +267,17 @@ impl Member {
         assert!(st.success(), "kill -{signal} {pid}");
     }
 
+    /// The output of every start so far, oldest first.
+    pub fn outputs(&self) -> String {
+        (1..=self.starts)
+            .map(|k| {
+                fs::read(self.dir.path().join(format!("out.{k}.log")))
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
     /// The output of the current (or last) start.
     pub fn output(&self) -> String {
         fs::read(self.out_path())
@@ -448,6 +459,23 @@ pub fn assert_converged(m: &[Member], alive: &[usize]) {
     });
     let floors: Vec<i64> = alive.iter().map(|&i| m[i].recovered_zxid()).collect();
     assert_same_digests(&addrs, &floors);
+    assert_no_digest_mismatch(m);
+}
+
+/// ZooKeeper's words for an applied txn whose `TxnDigest` is not the tree's.
+pub const DIGEST_MISMATCH: &str = "Digests are not matching";
+
+/// No member ever applied a txn whose digest (sent by the leader with its
+/// proposal) differed from its tree's after it.
+pub fn assert_no_digest_mismatch(m: &[Member]) {
+    for x in m {
+        let out = x.outputs();
+        if let Some(i) = out.find(DIGEST_MISMATCH) {
+            let from = out[..i].rfind('\n').map_or(0, |j| j + 1);
+            let line = out[from..].lines().next().unwrap_or("");
+            panic!("server {} reports a digest mismatch: {line}", x.sid);
+        }
+    }
 }
 
 /// The servers' digest logs (`hash`: the tree digest after every 128th

@@ -21,6 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+use zk_integration::ensemble::DIGEST_MISMATCH;
 use zk_integration::four_letter;
 use zk_integration::server::{APACHE_CLASSPATH, Flavor, our_binary};
 
@@ -66,6 +67,11 @@ struct Member {
     starts: u32,
     /// Extra `-D` system properties for an Apache server.
     jvm_props: Vec<String>,
+    /// Extra environment for our server (failpoints).
+    env: Vec<(String, String)>,
+    /// The test makes digests mismatch on purpose: the drop does not
+    /// check that no server reported one.
+    mismatch_expected: bool,
 }
 
 /// An ensemble of members on loopback (not started).
@@ -125,6 +131,8 @@ fn ensemble_with_observers(flavors: &[Flavor], observers: &[u64]) -> Vec<Member>
                 child: None,
                 starts: 0,
                 jvm_props: Vec::new(),
+                env: Vec::new(),
+                mismatch_expected: false,
             }
         })
         .collect()
@@ -181,6 +189,7 @@ impl Member {
             }
         };
         let child = c
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .arg(cfg)
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
@@ -202,6 +211,17 @@ impl Member {
         fs::read(self.out_path())
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default()
+    }
+
+    /// The output of every start, oldest first.
+    fn outputs(&self) -> String {
+        (1..=self.starts)
+            .map(|k| {
+                fs::read(self.dir.path().join(format!("out.{k}.log")))
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default()
+            })
+            .collect()
     }
 
     /// Our server's current election state from its log: `None` while LOOKING.
@@ -243,6 +263,10 @@ impl Member {
 }
 
 impl Drop for Member {
+    /// Kills the server; after a test that passed, checks that it never
+    /// applied a txn whose digest (Apache's or ours, sent with each
+    /// proposal) was not its tree's: ZooKeeper's "Digests are not matching"
+    /// in its output fails the test.
     fn drop(&mut self) {
         self.kill9();
         if std::thread::panicking() {
@@ -252,6 +276,14 @@ impl Drop for Member {
                 self.sid,
                 self.tail(30)
             );
+        } else if !self.mismatch_expected {
+            let out = self.outputs();
+            if let Some(line) = out.lines().find(|l| l.contains(DIGEST_MISMATCH)) {
+                panic!(
+                    "{} server {} reports a digest mismatch: {line}",
+                    self.flavor, self.sid
+                );
+            }
         }
     }
 }
@@ -772,9 +804,14 @@ fn bad_ensemble_configs_exit_naming_file_and_line() {
 /// elect it and follow it: each connects to our quorum port and sends
 /// FOLLOWERINFO, syncs from ours (Zab, the default) and serves: a write at
 /// ours is read at both.
-#[test]
-fn mixed_ours_leads_two_apache_followers() {
+/// Apache servers 1 and 2 and ours as 3 (with `env`), started; returns
+/// once ours leads and both Apache servers follow and serve.
+fn ours_leading_two_apache(env: &[(&str, &str)]) -> Vec<Member> {
     let mut m = ensemble(&[Flavor::Apache, Flavor::Apache, Flavor::Ours]);
+    m[2].env = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     for x in m.iter_mut() {
         x.start();
     }
@@ -809,6 +846,12 @@ fn mixed_ours_leads_two_apache_followers() {
             && modes[2].as_deref() == Some("leader"))
         .then_some(())
     });
+    m
+}
+
+#[test]
+fn mixed_ours_leads_two_apache_followers() {
+    let m = ours_leading_two_apache(&[]);
     let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
     let mut c = zk_integration::Client::connect(at(&m[2])).expect("connect ours");
     c.create("/from-ours", b"O", 0).unwrap().expect("create");
@@ -823,6 +866,33 @@ fn mixed_ours_leads_two_apache_followers() {
         let (d, _) = r.get_data("/from-ours", false).unwrap().expect("get");
         assert_eq!(&d[..], b"O", "at Apache server {}", a.sid);
     }
+}
+
+/// Apache followers check the `TxnDigest` our leader sends with each
+/// proposal: made wrong on purpose (failpoint `leader-wrong-digest`: every
+/// digest off by one), both report ZooKeeper's mismatch, and so does our
+/// leader's own check at apply; with the right digests (every other mixed
+/// test, checked when its members drop) nobody reports one.
+#[test]
+fn apache_followers_check_the_digests_our_leader_sends() {
+    let mut m = ours_leading_two_apache(&[("ZK_FAILPOINTS", "leader-wrong-digest")]);
+    for x in m.iter_mut() {
+        x.mismatch_expected = true;
+    }
+    let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+    let mut c = zk_integration::Client::connect(at(&m[2])).expect("connect ours");
+    c.create("/d", b"1", 0).unwrap().expect("create");
+    c.set_data("/d", b"2", -1).unwrap().expect("set");
+    wait_until("each server to report a digest mismatch", &m, || {
+        m.iter()
+            .all(|x| x.outputs().contains(DIGEST_MISMATCH))
+            .then_some(())
+    });
+    let mntr = four_letter(at(&m[2]), "mntr").expect("mntr");
+    assert!(
+        !mntr.contains("zk_digest_mismatches_count\t0\n"),
+        "ours counts no mismatch:\n{mntr}"
+    );
 }
 
 /// The vote's order puts the zxid before the sid (quorum.md §2.2): a server

@@ -13,7 +13,9 @@ use std::fs;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use zk_integration::ensemble::{Member, assert_has, connect, ensemble, serving, sync, wait_until};
+use zk_integration::ensemble::{
+    DIGEST_MISMATCH, Member, assert_has, connect, ensemble, serving, sync, wait_until,
+};
 use zk_integration::{Client, ConnectOptions, four_letter};
 
 #[test]
@@ -364,6 +366,36 @@ fn a_sync_at_a_follower_waits_for_the_leader() {
         .unwrap()
         .expect("read after the sync");
     assert_eq!(&data[..], b"1");
+}
+
+/// Our followers check the `TxnDigest` their leader sends: with every digest
+/// off by one (failpoint `leader-wrong-digest`, armed on all three; only a
+/// leader acts on it) each follower reports ZooKeeper's mismatch and counts
+/// it in mntr, and the tree is served as before (a mismatch is reported,
+/// not acted on, as ZooKeeper).
+#[test]
+fn followers_report_a_wrong_digest_from_their_leader() {
+    let mut m = ensemble(3);
+    for x in m.iter_mut() {
+        x.start_env(&[("ZK_FAILPOINTS", "leader-wrong-digest")]);
+    }
+    let leader = serving(&m, &[0, 1, 2]);
+    let mut c = connect(&m[leader]);
+    c.create("/d", b"1", 0).unwrap().expect("create");
+    c.set_data("/d", b"2", -1).unwrap().expect("set");
+    for x in m.iter().filter(|x| x.sid != m[leader].sid) {
+        wait_until(&format!("server {} to report a mismatch", x.sid), || {
+            x.output().contains(DIGEST_MISMATCH).then_some(())
+        });
+        let mntr = four_letter(x.addr(), "mntr").expect("mntr");
+        assert!(
+            !mntr.contains("zk_digest_mismatches_count\t0\n")
+                && mntr.contains("zk_digest_mismatches_count"),
+            "server {}:\n{mntr}",
+            x.sid
+        );
+        assert_has(x, &["/d".to_string()], b"2");
+    }
 }
 
 /// Taking over an Apache data directory in ensemble mode (issue 15): Apache

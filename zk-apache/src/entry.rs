@@ -106,21 +106,6 @@ pub fn decode_txn(payload: Bytes) -> Result<Txn, DecodeError> {
     Err(whole)
 }
 
-/// `payload` without a trailing `TxnDigest` of version 2 (zk-tree's
-/// [`zk_tree::DIGEST_VERSION`]), if it has one: an Apache leader's PROPOSAL /
-/// INFORM carries a log entry's payload. Anything else is returned as is.
-pub fn strip_txn_digest(payload: Bytes) -> Bytes {
-    match decode_txn(payload.clone()) {
-        Ok(t)
-            if t.digest
-                .is_some_and(|d| d.version == zk_tree::DIGEST_VERSION) =>
-        {
-            payload.slice(..t.record_len)
-        }
-        _ => payload,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,7 +158,7 @@ mod tests {
             })
         );
         assert_eq!(with.body, plain.body);
-        assert_eq!(strip_txn_digest(p.clone()).len(), p.len() - 12);
+        assert_eq!(with.record_len, p.len() - 12);
         let mut odd = BytesMut::from(&p[..]);
         odd.put_u8(0);
         assert!(decode_txn(odd.freeze()).is_err(), "13 bytes left");

@@ -34,7 +34,7 @@ mod snap;
 pub mod write;
 
 pub use adler::adler32;
-pub use entry::{TXN_DIGEST_LEN, Txn, decode_txn, strip_txn_digest};
+pub use entry::{TXN_DIGEST_LEN, Txn, decode_txn};
 pub use error::Error;
 pub use files::{Compression, DataDir, FileKind, LogFile, SnapFile, VERSION_DIR, classify, scan};
 pub use import::{IMPORT_MAX_ENTRY, Imported, import};

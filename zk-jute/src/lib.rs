@@ -45,6 +45,6 @@ pub use consts::{
 pub use error::DecodeError;
 pub use frame::{DEFAULT_MAX_PACKET, FrameDecoder, encode_frame};
 pub use handshake::{ConnectRequest, ConnectResponse};
-pub use messages::{MultiOp, MultiResult, Request, Response, TxnBody};
+pub use messages::{MultiOp, MultiResult, Request, Response, TXN_DIGEST_LEN, TxnBody};
 pub use records::*;
 pub use zxid::Zxid;

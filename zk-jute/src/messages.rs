@@ -576,12 +576,29 @@ impl TxnBody {
         self.write(out);
     }
 
-    /// Decodes a record written by [`TxnBody::write_record`].
+    /// Decodes a record written by [`TxnBody::write_record`], with or
+    /// without a trailing [`TxnDigest`] (dropped).
     pub fn read_record(bytes: Bytes) -> Result<(TxnHeader, TxnBody), DecodeError> {
+        Self::read_record_digest(bytes).map(|(h, b, _)| (h, b))
+    }
+
+    /// Decodes a record and the [`TxnDigest`] that may follow it (a leader
+    /// sends the tree digest after the txn with each proposal, and ZooKeeper
+    /// 3.6+ logs it): as ZooKeeper's `SerializeUtils.deserializeTxn`, the
+    /// body is read first and 12 bytes left after it are the digest; any
+    /// other count of bytes left is an error.
+    pub fn read_record_digest(
+        bytes: Bytes,
+    ) -> Result<(TxnHeader, TxnBody, Option<TxnDigest>), DecodeError> {
         let mut r = Reader::new(bytes);
         let header = TxnHeader::read(&mut r)?;
-        let body = TxnBody::read(header.txn_type, &mut r)?;
-        Ok((header, body))
+        let body = TxnBody::read_inner(header.txn_type, &mut r, true)?;
+        let digest = match r.remaining() {
+            TXN_DIGEST_LEN => Some(TxnDigest::read(&mut r)?),
+            _ => None,
+        };
+        r.finish("txn")?;
+        Ok((header, body, digest))
     }
 
     /// The txn type.
@@ -636,9 +653,12 @@ impl TxnBody {
 
     /// Decodes a txn record of type `txn_type` that must fill `r` exactly.
     pub fn read(txn_type: i32, r: &mut Reader) -> Result<Self, DecodeError> {
-        Self::read_inner(txn_type, r, true)
+        let body = Self::read_inner(txn_type, r, true)?;
+        r.finish("txn")?;
+        Ok(body)
     }
 
+    /// Reads a body, leaving what follows it unread.
     fn read_inner(txn_type: i32, r: &mut Reader, allow_multi: bool) -> Result<Self, DecodeError> {
         let body = match OpCode::try_from(txn_type)? {
             OpCode::Create => TxnBody::Create(Jute::read(r)?),
@@ -663,6 +683,7 @@ impl TxnBody {
                 for t in multi.txns {
                     let mut sub = Reader::new(t.data);
                     subs.push(Self::read_inner(t.txn_type, &mut sub, false)?);
+                    sub.finish("txn")?;
                 }
                 TxnBody::Multi(subs)
             }
@@ -673,10 +694,12 @@ impl TxnBody {
                 });
             }
         };
-        r.finish("txn")?;
         Ok(body)
     }
 }
+
+/// Bytes of a [`TxnDigest`] after a txn record (version i32, digest i64).
+pub const TXN_DIGEST_LEN: usize = 12;
 
 #[cfg(test)]
 mod tests;

@@ -172,6 +172,10 @@ pub struct Config {
     pub extended_types: bool,
     /// skipACL: every ACL check passes (unsafe).
     pub skip_acl: bool,
+    /// digest.enabled (ZooKeeper's `zookeeper.digest.enabled`, default
+    /// true): a leader sends the tree digest with each proposal, and every
+    /// server checks the digests it is sent against its tree.
+    pub digest_enabled: bool,
     /// reconfigEnabled (reconfig still fails: not built; RECONFIGDISABLED when off).
     pub reconfig_enabled: bool,
     /// znode.container.checkIntervalMs: how often empty containers and expired
@@ -237,7 +241,6 @@ const KNOWN_IGNORED: &[&str] = &[
     "metricsProvider.httpPort",
     "metricsProvider.exportJvmInfo",
     "snapshot.compression.method",
-    "digest.enabled",
     "enforceQuota",
     "fsync.warningthresholdms",
     "txnLogSizeLimitInKb",
@@ -331,6 +334,7 @@ impl Config {
             loop_threads: 0,
             extended_types: false,
             skip_acl: false,
+            digest_enabled: true,
             reconfig_enabled: false,
             container_check_interval_ms: 60_000,
             servers: Vec::new(),
@@ -437,7 +441,7 @@ impl Config {
             "zkrs.maxOutputQueueBytes" => {
                 self.max_output_queue_bytes = l.int(4096, i64::MAX)? as usize
             }
-            "extendedTypesEnabled" | "skipACL" | "reconfigEnabled" => {
+            "extendedTypesEnabled" | "skipACL" | "reconfigEnabled" | "digest.enabled" => {
                 let v = parse_bool(value).ok_or_else(|| {
                     ConfigError::at(
                         line_no,
@@ -448,6 +452,7 @@ impl Config {
                 match key {
                     "extendedTypesEnabled" => self.extended_types = v,
                     "skipACL" => self.skip_acl = v,
+                    "digest.enabled" => self.digest_enabled = v,
                     _ => self.reconfig_enabled = v,
                 }
             }

@@ -17,20 +17,40 @@
 //! | `learner-before-newleader-ack` | currentEpoch written; the ACK of NEWLEADER not yet sent |
 //! | `learner-inside-trunc` | TRUNC: the log truncated; the tree not yet rebuilt |
 //! | `leader-before-current-epoch` | a leader's epoch-ack quorum formed; its currentEpoch not yet written |
+//!
+//! Switches (the process goes on, behaving wrongly on purpose, to show that
+//! a check catches it; [`armed`]):
+//!
+//! | name | what |
+//! |---|---|
+//! | `leader-wrong-digest` | a leader's proposals carry a tree digest off by one |
 
 /// The exit status of a process stopped at a failpoint.
 pub const EXIT_CODE: i32 = 86;
 
-/// Stops the process here if `name` is armed.
+/// Whether `name` is in `ZK_FAILPOINTS`.
 #[cfg(debug_assertions)]
-pub(crate) fn hit(name: &str) {
+pub(crate) fn armed(name: &str) -> bool {
     static ARMED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let armed = ARMED.get_or_init(|| {
         std::env::var("ZK_FAILPOINTS")
             .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
             .unwrap_or_default()
     });
-    if armed.iter().any(|a| a == name) {
+    armed.iter().any(|a| a == name)
+}
+
+/// Release builds have no failpoints.
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub(crate) fn armed(_name: &str) -> bool {
+    false
+}
+
+/// Stops the process here if `name` is armed.
+#[cfg(debug_assertions)]
+pub(crate) fn hit(name: &str) {
+    if armed(name) {
         eprintln!("failpoint {name}: exiting");
         std::process::exit(EXIT_CODE);
     }

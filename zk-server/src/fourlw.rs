@@ -385,6 +385,10 @@ fn mntr(shared: &Shared, out: &mut String) {
             "zk_connection_rejected",
             st.rejected.load(Relaxed).to_string(),
         ),
+        (
+            "zk_digest_mismatches_count",
+            st.digest_mismatches.load(Relaxed).to_string(),
+        ),
     ]);
     if shared.config.is_ensemble() {
         // QuorumZooKeeperServer's gauge: the voting members.

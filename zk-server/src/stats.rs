@@ -188,6 +188,8 @@ pub struct ServerStats {
     pub response_size: [AtomicI64; 3],
     /// The trace mask `gtmk` prints and `stmk` sets (ZooTrace's default 306).
     pub trace_mask: AtomicI64,
+    /// Applied txns whose digest was not the tree's (`zk_digest_mismatches_count`).
+    pub digest_mismatches: AtomicU64,
 }
 
 impl Default for ServerStats {
@@ -202,6 +204,7 @@ impl Default for ServerStats {
             rejected: AtomicU64::new(0),
             response_size: [AtomicI64::new(-1), AtomicI64::new(-1), AtomicI64::new(-1)],
             trace_mask: AtomicI64::new(306),
+            digest_mismatches: AtomicU64::new(0),
         }
     }
 }

@@ -26,14 +26,20 @@ impl Crc32 {
     }
 }
 
-/// The digest of one znode (0 for paths under `/zookeeper/`; `/zookeeper`
-/// itself counts, as `DigestCalculator.calculateDigest` skips only its
-/// children).
-pub(crate) fn node_digest(path: &str, data: Option<&[u8]>, s: &StatPersisted) -> u32 {
-    if path.starts_with("/zookeeper/") {
-        return 0;
-    }
-    let path = if path == "/" { "" } else { path };
+/// Whether a path's znode counts in the tree digest: not those under
+/// `/zookeeper/` (`/zookeeper` itself counts, as
+/// `DigestCalculator.calculateDigest` skips only its children).
+fn digested(path: &str) -> bool {
+    !path.starts_with("/zookeeper/")
+}
+
+/// The path as the digest reads it (the root as "").
+fn digest_path(path: &str) -> &str {
+    if path == "/" { "" } else { path }
+}
+
+/// The 60 bytes of persisted stat a node digest ends with.
+fn stat_bytes(s: &StatPersisted) -> [u8; 60] {
     let mut b = [0u8; 60];
     let mut o = 0;
     for v in [s.czxid, s.mzxid, s.pzxid, s.ctime, s.mtime] {
@@ -45,6 +51,49 @@ pub(crate) fn node_digest(path: &str, data: Option<&[u8]>, s: &StatPersisted) ->
         o += 4;
     }
     b[o..o + 8].copy_from_slice(&s.ephemeral_owner.to_be_bytes());
+    b
+}
+
+/// A node digest split where the prep stage needs it: the CRC state after
+/// the path and data, to which a stat is added. A stat-only change (a
+/// parent's cversion, an ACL's aversion) then costs 60 bytes of CRC, not a
+/// pass over the data (the prep stage keeps this, not the data).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DigestPrefix(Option<Crc32>);
+
+impl DigestPrefix {
+    /// The prefix of `path` holding `data`.
+    pub(crate) fn new(path: &str, data: Option<&[u8]>) -> DigestPrefix {
+        if !digested(path) {
+            return DigestPrefix(None);
+        }
+        let mut c = Crc32::new();
+        c.update(digest_path(path).as_bytes());
+        c.update(data.unwrap_or(&[]));
+        DigestPrefix(Some(c))
+    }
+
+    /// The node digest with stat `s` (0 for a path not digested).
+    pub(crate) fn with_stat(&self, s: &StatPersisted) -> u32 {
+        match &self.0 {
+            None => 0,
+            Some(c) => {
+                let mut c = c.clone();
+                c.update(&stat_bytes(s));
+                c.value()
+            }
+        }
+    }
+}
+
+/// The digest of one znode (0 for paths under `/zookeeper/`; `/zookeeper`
+/// itself counts).
+pub(crate) fn node_digest(path: &str, data: Option<&[u8]>, s: &StatPersisted) -> u32 {
+    if !digested(path) {
+        return 0;
+    }
+    let path = digest_path(path);
+    let b = stat_bytes(s);
     let data = data.unwrap_or(&[]);
     let mut c = Crc32::new();
     // crc32fast folds with PCLMULQDQ only from 128 bytes an update: a small
@@ -101,6 +150,19 @@ mod tests {
             assert_eq!(node_digest("/a/b", Some(&data), &s), c.value(), "{n}");
         }
         assert_eq!(node_digest("/zookeeper/x", None, &s), 0);
+        // The split form agrees, root and system paths included.
+        for (path, data) in [
+            ("/a/b", &b"xy"[..]),
+            ("/", &b""[..]),
+            ("/zookeeper/q", &b"1"[..]),
+        ] {
+            let prefix = DigestPrefix::new(path, Some(data));
+            assert_eq!(
+                prefix.with_stat(&s),
+                node_digest(path, Some(data), &s),
+                "{path}"
+            );
+        }
         // Found by the Apache snapshot oracle test: /zookeeper itself counts.
         assert_ne!(node_digest("/zookeeper", None, &s), 0);
         assert_ne!(node_digest("/zookeeperx", None, &s), 0);

@@ -29,6 +29,7 @@ use zk_jute::{
 };
 
 use crate::acl::{Auth, check_acl, fixup_acl};
+use crate::digest::DigestPrefix;
 use crate::path::validate_path;
 use crate::store::{CONTAINER_EPHEMERAL_OWNER, EphemeralType, new_stat, ttl_owner};
 use crate::tree::{NodeRecord, Tree};
@@ -56,6 +57,15 @@ struct Rec {
 /// The previous overlay entries of the paths a multi touched.
 type UndoLog = Vec<(String, Option<Rec>)>;
 
+/// Where a multi began: the overlay's seq and digest then, and the entries
+/// it replaced since.
+#[derive(Debug)]
+struct Undo {
+    seq: u64,
+    digest: Option<i64>,
+    log: UndoLog,
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
     seq: u64,
@@ -66,14 +76,24 @@ struct Entry {
 }
 
 /// The prep thread's overlay of prepared but not yet applied changes: the
-/// latest pending state per path (stat, child count, ACL, or deleted).
-/// Owned by the prep thread; tell it when txns are applied.
+/// latest pending state per path (stat, child count, ACL, or deleted), and
+/// the tree digest once they are all applied. Owned by the prep thread;
+/// tell it when txns are applied.
+///
+/// Digests, as ZooKeeper's `PrecalculatedDigest`: each change subtracts
+/// the node's share as it stood (its record's `base`) and adds its new
+/// share; the running sum starts from the committed tree's digest whenever
+/// nothing is outstanding. [`PendingChanges::txn_digest`] is then the
+/// digest the tree will have after the last prepared txn, which the leader
+/// sends with it (`TxnDigest`) for its followers to check.
 #[derive(Debug, Default)]
 pub struct PendingChanges {
     by_path: HashMap<String, Rec>,
     order: VecDeque<Entry>,
     seq: u64,
-    undo: Option<(u64, UndoLog)>,
+    undo: Option<Undo>,
+    /// The tree digest after every prepared change; `None`: the tree's own.
+    digest: Option<i64>,
 }
 
 impl PendingChanges {
@@ -94,6 +114,17 @@ impl PendingChanges {
                 self.by_path.remove(&e.path);
             }
         }
+        if self.order.is_empty() {
+            // Everything prepared is in the tree, its digest included.
+            self.digest = None;
+        }
+    }
+
+    /// The tree digest after every txn prepared so far is applied (the
+    /// committed tree's when nothing is outstanding): the `TxnDigest` of the
+    /// txn prepared last.
+    pub fn txn_digest(&self, tree: &Tree) -> i64 {
+        self.digest.unwrap_or_else(|| tree.digest())
     }
 
     /// Drops everything (leader change, resync).
@@ -101,6 +132,7 @@ impl PendingChanges {
         self.by_path.clear();
         self.order.clear();
         self.undo = None;
+        self.digest = None;
     }
 
     /// Number of change records outstanding.
@@ -124,10 +156,30 @@ impl PendingChanges {
         }
     }
 
+    /// Records `node` (its stat changed by the txn at `zxid`) as `path`'s
+    /// latest state.
+    fn put(&mut self, tree: &Tree, zxid: i64, path: &str, mut node: NodeRecord) {
+        let new = node.digest();
+        self.move_digest(tree, node.base, new);
+        node.base = new;
+        self.add(zxid, path, Some(node));
+    }
+
+    /// Records `path` (whose digest share was `old`) as deleted at `zxid`.
+    fn delete(&mut self, tree: &Tree, zxid: i64, path: &str, old: u32) {
+        self.move_digest(tree, old, 0);
+        self.add(zxid, path, None);
+    }
+
+    fn move_digest(&mut self, tree: &Tree, old: u32, new: u32) {
+        let d = self.txn_digest(tree);
+        self.digest = Some(d.wrapping_sub(i64::from(old)).wrapping_add(i64::from(new)));
+    }
+
     fn add(&mut self, zxid: i64, path: &str, node: Option<NodeRecord>) {
         let path = Self::key(path).to_string();
-        if let Some((_, log)) = &mut self.undo {
-            log.push((path.clone(), self.by_path.get(&path).cloned()));
+        if let Some(u) = &mut self.undo {
+            u.log.push((path.clone(), self.by_path.get(&path).cloned()));
         }
         self.seq += 1;
         let seq = self.seq;
@@ -141,21 +193,26 @@ impl PendingChanges {
     }
 
     fn begin(&mut self) {
-        self.undo = Some((self.seq, Vec::new()));
+        self.undo = Some(Undo {
+            seq: self.seq,
+            digest: self.digest,
+            log: Vec::new(),
+        });
     }
 
     fn rollback(&mut self) {
-        if let Some((start, log)) = self.undo.take() {
-            while self.order.back().is_some_and(|e| e.seq > start) {
+        if let Some(u) = self.undo.take() {
+            while self.order.back().is_some_and(|e| e.seq > u.seq) {
                 self.order.pop_back();
             }
-            for (path, prev) in log.into_iter().rev() {
+            for (path, prev) in u.log.into_iter().rev() {
                 match prev {
                     Some(r) => self.by_path.insert(path, r),
                     None => self.by_path.remove(&path),
                 };
             }
-            self.undo = Some((self.seq, Vec::new()));
+            self.digest = u.digest;
+            self.begin();
         }
     }
 
@@ -297,13 +354,15 @@ impl Prep<'_, '_> {
         parent.children += 1;
         parent.stat.cversion = new_cv;
         parent.stat.pzxid = z;
-        self.p.add(z, parent_path, Some(parent));
+        self.p.put(self.tree, z, parent_path, parent);
         let node = NodeRecord {
             stat: new_stat(z, self.ctx.time_ms, owner),
             children: 0,
             acl: Arc::from(acl),
+            prefix: DigestPrefix::new(&path, data.as_deref()),
+            base: 0,
         };
-        self.p.add(z, &path, Some(node));
+        self.p.put(self.tree, z, &path, node);
         Ok(txn)
     }
 
@@ -316,7 +375,7 @@ impl Prep<'_, '_> {
         if node.children > 0 {
             return Err(ErrorCode::NotEmpty);
         }
-        self.remove(parent_path, parent, path);
+        self.remove(parent_path, parent, path, node.base);
         Ok(TxnBody::Delete(DeleteTxn {
             path: path.to_string(),
         }))
@@ -334,18 +393,19 @@ impl Prep<'_, '_> {
             return Err(ErrorCode::BadVersion);
         }
         let parent = self.p.get(self.tree, parent_path)?;
-        self.remove(parent_path, parent, path);
+        self.remove(parent_path, parent, path, node.base);
         Ok(TxnBody::DeleteContainer(DeleteTxn {
             path: path.to_string(),
         }))
     }
 
-    fn remove(&mut self, parent_path: &str, mut parent: NodeRecord, path: &str) {
+    /// `path` (digest share `old`) goes, and its parent's record changes.
+    fn remove(&mut self, parent_path: &str, mut parent: NodeRecord, path: &str, old: u32) {
         let z = self.ctx.zxid;
         parent.children -= 1;
         parent.stat.pzxid = z;
-        self.p.add(z, parent_path, Some(parent));
-        self.p.add(z, path, None);
+        self.p.put(self.tree, z, parent_path, parent);
+        self.p.delete(self.tree, z, path, old);
     }
 
     fn set_data(
@@ -361,7 +421,8 @@ impl Prep<'_, '_> {
         node.stat.version = v;
         node.stat.mtime = self.ctx.time_ms;
         node.stat.mzxid = self.ctx.zxid;
-        self.p.add(self.ctx.zxid, path, Some(node));
+        node.prefix = DigestPrefix::new(path, data.as_deref());
+        self.p.put(self.tree, self.ctx.zxid, path, node);
         Ok(TxnBody::SetData(SetDataTxn {
             path: path.to_string(),
             data: data.clone(),
@@ -377,7 +438,7 @@ impl Prep<'_, '_> {
         let v = check_version(node.stat.aversion, version)?;
         node.stat.aversion = v;
         node.acl = Arc::from(&acl[..]);
-        self.p.add(self.ctx.zxid, path, Some(node));
+        self.p.put(self.tree, self.ctx.zxid, path, node);
         Ok(TxnBody::SetAcl(SetAclTxn {
             path: path.to_string(),
             acl,
@@ -417,9 +478,10 @@ impl Prep<'_, '_> {
             {
                 parent.stat.pzxid = z;
                 parent.children -= 1;
-                self.p.add(z, &path[..i], Some(parent));
+                self.p.put(self.tree, z, &path[..i], parent);
             }
-            self.p.add(z, path, None);
+            let old = self.p.get(self.tree, path).map_or(0, |n| n.base);
+            self.p.delete(self.tree, z, path, old);
         }
         Ok(TxnBody::CloseSession(CloseSessionTxn {
             paths2_delete: es.into_iter().collect(),

@@ -15,6 +15,7 @@ use zk_jute::{
 };
 
 use crate::acl::{Auth, check_acl};
+use crate::digest::DigestPrefix;
 use crate::store::{EphemeralType, ROOT, State, Trigger, ttl_of};
 use crate::watch::{Mode, Watches};
 use crate::{ApplyOutcome, Event, TreeConfig, WatcherId};
@@ -54,6 +55,19 @@ pub(crate) struct NodeRecord {
     pub(crate) stat: StatPersisted,
     pub(crate) children: i32,
     pub(crate) acl: Arc<[Acl]>,
+    /// Its digest's path-and-data part (`ChangeRecord.data` for digests).
+    pub(crate) prefix: DigestPrefix,
+    /// The node's share of the tree digest as the record was read (the
+    /// committed tree's or the latest prepared one's): what a change
+    /// subtracts (`PrecalculatedDigest.nodeDigest`).
+    pub(crate) base: u32,
+}
+
+impl NodeRecord {
+    /// The node's digest with its current stat.
+    pub(crate) fn digest(&self) -> u32 {
+        self.prefix.with_stat(&self.stat)
+    }
 }
 
 fn event(t: EventType, path: &str) -> WatcherEvent {
@@ -292,10 +306,15 @@ impl Tree {
         let st = self.read();
         let id = st.lookup(path)?;
         let n = st.node(id);
+        let stat = n.stat();
+        let prefix = DigestPrefix::new(if path.is_empty() { "/" } else { path }, n.data());
+        let base = prefix.with_stat(&stat);
         Some(NodeRecord {
-            stat: n.stat(),
+            stat,
             children: n.children_len() as i32,
             acl: st.acls.get(n.acl()),
+            prefix,
+            base,
         })
     }
 

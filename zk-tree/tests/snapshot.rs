@@ -27,13 +27,19 @@ impl Rng {
     }
 }
 
-/// A writer: prepares random requests, applies them, logs the txns.
+/// A writer: prepares random requests, applies them (up to `max_lag`
+/// prepared txns behind, as a leader's proposals wait for their quorum),
+/// logs the txns.
 struct Writer {
     pending: PendingChanges,
     zxid: i64,
     paths: Vec<String>,
     log: Vec<(TxnHeader, TxnBody)>,
     rng: Rng,
+    max_lag: usize,
+    /// Prepared, not applied: each with the digest prep gave it.
+    queue: std::collections::VecDeque<(TxnHeader, TxnBody, i64)>,
+    digests_checked: usize,
 }
 
 impl Writer {
@@ -44,6 +50,42 @@ impl Writer {
             paths: vec!["/".into()],
             log: Vec::new(),
             rng: Rng(seed),
+            max_lag: 0,
+            queue: std::collections::VecDeque::new(),
+            digests_checked: 0,
+        }
+    }
+
+    /// Applies the oldest prepared txn; the tree's digest must then be the
+    /// one its prep computed (what a follower checks).
+    fn apply_one(&mut self, tree: &Tree) {
+        let (hdr, body, digest) = self.queue.pop_front().expect("a prepared txn");
+        let out = tree.apply(&hdr, &body);
+        self.pending.applied(hdr.zxid);
+        assert_eq!(
+            tree.digest(),
+            digest,
+            "zxid {} {body:?}: the applied tree's digest is not the prepared one",
+            hdr.zxid
+        );
+        self.digests_checked += 1;
+        if let Some(p) = &out.path
+            && out.err == zk_jute::ErrorCode::Ok
+            && !self.paths.contains(p)
+            && matches!(
+                body,
+                TxnBody::Create(_) | TxnBody::Create2(_) | TxnBody::CreateContainer(_)
+            )
+        {
+            self.paths.push(p.clone());
+        }
+        self.log.push((hdr, body));
+    }
+
+    /// Applies every prepared txn.
+    fn drain(&mut self, tree: &Tree) {
+        while !self.queue.is_empty() {
+            self.apply_one(tree);
         }
     }
 
@@ -69,19 +111,16 @@ impl Writer {
             time,
             txn_type: body.txn_type().code(),
         };
-        let out = tree.apply(&hdr, &body);
-        self.pending.applied(self.zxid);
-        if let Some(p) = &out.path
-            && out.err == zk_jute::ErrorCode::Ok
-            && !self.paths.contains(p)
-            && matches!(
-                body,
-                TxnBody::Create(_) | TxnBody::Create2(_) | TxnBody::CreateContainer(_)
-            )
-        {
-            self.paths.push(p.clone());
+        let digest = self.pending.txn_digest(tree);
+        self.queue.push_back((hdr, body, digest));
+        let lag = if self.max_lag == 0 {
+            0
+        } else {
+            self.rng.below(self.max_lag + 1)
+        };
+        while self.queue.len() > lag {
+            self.apply_one(tree);
         }
-        self.log.push((hdr, body));
     }
 
     fn random_op(&mut self, tree: &Tree) {
@@ -144,6 +183,25 @@ impl Writer {
             }
         };
         self.submit(tree, session, req);
+    }
+}
+
+/// The digest the prep stage computes for each txn (what a leader sends as
+/// `TxnDigest`) is the tree's digest once the txn is applied, with up to 8
+/// txns prepared ahead of the applies: creates of every mode, sequentials,
+/// deletes, setData, setACL, multis that fail half-way, session closes
+/// removing ephemerals created but not yet applied.
+#[test]
+fn prepared_digests_are_the_applied_trees_digests() {
+    for seed in 1..=20u64 {
+        let tree = Tree::new(TreeConfig::default());
+        let mut w = Writer::new(seed * 7919);
+        w.max_lag = 8;
+        for _ in 0..1500 {
+            w.random_op(&tree);
+        }
+        w.drain(&tree);
+        assert!(w.digests_checked >= 1500, "{}", w.digests_checked);
     }
 }
 

@@ -305,6 +305,27 @@ proptest! {
             }
         }
     }
+
+    /// A record read back with or without the leader's `TxnDigest` after
+    /// it: the digest comes out separately; any other tail is an error.
+    #[test]
+    fn records_read_with_and_without_a_digest(t in txn(), d in i64::arb(), extra in 1usize..24) {
+        let hdr = TxnHeader { client_id: 1, cxid: 2, zxid: 3, time: 4, txn_type: t.txn_type().code() };
+        let mut b = BytesMut::new();
+        t.write_record(&hdr, &mut b);
+        let plain = b.clone().freeze();
+        prop_assert_eq!(TxnBody::read_record_digest(plain.clone()).expect("plain"), (hdr, t.clone(), None));
+        let digest = TxnDigest { version: 2, tree_digest: d };
+        digest.write(&mut b);
+        let with = b.freeze();
+        prop_assert_eq!(TxnBody::read_record_digest(with.clone()).expect("with"), (hdr, t.clone(), Some(digest)));
+        prop_assert_eq!(TxnBody::read_record(with).expect("with"), (hdr, t));
+        if extra != TXN_DIGEST_LEN {
+            let mut odd = BytesMut::from(&plain[..]);
+            odd.extend_from_slice(&vec![0u8; extra]);
+            prop_assert!(TxnBody::read_record(odd.freeze()).is_err());
+        }
+    }
 }
 
 #[test]

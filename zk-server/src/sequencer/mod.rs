@@ -44,6 +44,7 @@ use crate::reads::{is_local, serve_read};
 use crate::shared::{Shared, stop_loops};
 use crate::storage::{Recovered, Storage};
 
+mod digests;
 #[cfg(test)]
 mod ensemble_tests;
 mod moves;
@@ -92,6 +93,8 @@ struct Proposal {
     hdr: TxnHeader,
     body: TxnBody,
     origin: Origin,
+    /// The tree digest the txn leads to, when its proposal carried one.
+    digest: Option<i64>,
 }
 
 impl Proposal {
@@ -149,6 +152,8 @@ pub(crate) struct Sequencer {
     role_durable: Zxid,
     /// `currentEpoch` / `acceptedEpoch` in dataDir.
     epochs: EpochFiles,
+    /// Txn digests received and not yet applied; the mismatch log.
+    digests: digests::DigestCheck,
     /// Tests: the learner command before which this server "crashes" (stops
     /// doing anything), to take its disk at that point.
     #[cfg(test)]
@@ -190,6 +195,7 @@ impl Sequencer {
             synced: hashbrown::HashMap::new(),
             role_durable: Zxid::ZERO,
             epochs: EpochFiles::new(shared.config.data_dir.clone()),
+            digests: digests::DigestCheck::default(),
             #[cfg(test)]
             crash_before: None,
             shared,
@@ -704,6 +710,11 @@ impl Sequencer {
         let shared = self.shared.clone();
         let _gate = shared.gate.write().unwrap_or_else(|e| e.into_inner());
         let out = shared.tree.apply(&p.hdr, &p.body);
+        if let Some(d) = p.digest
+            && self.digests.check(&p.hdr, &p.body, d, shared.tree.digest())
+        {
+            shared.stats.digest_mismatches.fetch_add(1, Relaxed);
+        }
         self.overlay.applied(zxid);
         shared.control.set_last_zxid(zxid);
         // Each event goes with its node's ACL: the connection's loop,

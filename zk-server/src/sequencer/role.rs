@@ -140,9 +140,15 @@ impl Sequencer {
             QuorumIn::LearnerClosed(c) => RoleEvent::Leader(LeaderEvent::Closed(c)),
             QuorumIn::LeaderConnected => RoleEvent::Learner(LearnerEvent::Connected),
             QuorumIn::FromLeader(p) => {
-                let p = strip_digest(p);
+                let (p, digest) = super::digests::split_digest(p);
                 if let Err(why) = check_txn(&p) {
                     return self.end_role(why);
+                }
+                if let (Some(d), Packet::Proposal { zxid, .. } | Packet::Inform { zxid, .. }) =
+                    (digest, &p)
+                    && self.checks_digests()
+                {
+                    self.digests.expect(*zxid, d);
                 }
                 RoleEvent::Learner(LearnerEvent::Packet(p))
             }
@@ -348,6 +354,30 @@ impl Sequencer {
         }
         self.order = super::SessionOrder::default();
         self.overlay = zk_tree::PendingChanges::new();
+        self.digests.clear();
+    }
+
+    /// Leader: the `TxnDigest` a proposal of `body` carries: the tree digest
+    /// once every txn prepared so far, this one included, is applied; none
+    /// for an error txn (as ZooKeeper's prep) or with digest.enabled=false.
+    fn txn_digest(&self, body: &TxnBody) -> Option<i64> {
+        if !self.shared.config.digest_enabled || matches!(body, TxnBody::Error(_)) {
+            return None;
+        }
+        let d = self.overlay.txn_digest(&self.shared.tree);
+        // Tests: show that followers check what they are sent.
+        Some(if crate::failpoint::armed("leader-wrong-digest") {
+            d.wrapping_add(1)
+        } else {
+            d
+        })
+    }
+
+    /// Learner: whether received digests are checked: while serving (the
+    /// txns of a sync replay over a snapshot that may be fuzzy are not).
+    fn checks_digests(&self) -> bool {
+        self.shared.config.digest_enabled
+            && matches!(&self.role, Some(Role::Learning(l)) if l.core.is_serving())
     }
 
     /// GoLooking: stop serving, report to whoever runs the election.
@@ -831,7 +861,13 @@ impl Sequencer {
                         .forwarded
                         .remove(&(hdr.client_id, hdr.cxid))
                         .unwrap_or(Origin::Internal);
-                    Proposal { hdr, body, origin }
+                    let digest = self.digests.take(hdr.zxid);
+                    Proposal {
+                        hdr,
+                        body,
+                        origin,
+                        digest,
+                    }
                 }
                 Ok((hdr, _)) => {
                     return self.end_role(format!(
@@ -882,6 +918,7 @@ impl Sequencer {
         body: TxnBody,
         origin: Origin,
     ) -> Zxid {
+        let digest = self.txn_digest(&body);
         let Some(Role::Leading(l)) = &mut self.role else {
             self.refuse(origin);
             return Zxid::ZERO;
@@ -895,6 +932,13 @@ impl Sequencer {
             self.record.reserve(64 << 10);
         }
         body.write_record(&hdr, &mut self.record);
+        if let Some(d) = digest {
+            zk_jute::TxnDigest {
+                version: zk_tree::DIGEST_VERSION,
+                tree_digest: d,
+            }
+            .write(&mut self.record);
+        }
         let record = self.record.split().freeze();
         if self.ensemble {
             self.shared.control.note_proposal_size(record.len());
@@ -907,7 +951,12 @@ impl Sequencer {
             next.into_iter().for_each(|ev| self.role_step(ev));
             return zxid;
         }
-        let p = Proposal { hdr, body, origin };
+        let p = Proposal {
+            hdr,
+            body,
+            origin,
+            digest,
+        };
         if p.session_ordered() {
             self.order.write_proposed(session, cxid);
         }
@@ -1120,25 +1169,6 @@ fn request_type(data: &Bytes) -> Option<i32> {
     Some(i32::from_be_bytes(b.try_into().ok()?))
 }
 
-/// An Apache leader appends an optional `TxnDigest` to a PROPOSAL's or
-/// INFORM's txn (quorum.md §3.7, §9; readers detect it by the trailing
-/// bytes). We neither log nor check it: zk-apache's reading of a log entry's
-/// payload drops a version-2 digest and leaves anything else as is.
-fn strip_digest(p: Packet) -> Packet {
-    let strip = zk_apache::strip_txn_digest;
-    match p {
-        Packet::Proposal { zxid, txn } => Packet::Proposal {
-            zxid,
-            txn: strip(txn),
-        },
-        Packet::Inform { zxid, txn } => Packet::Inform {
-            zxid,
-            txn: strip(txn),
-        },
-        p => p,
-    }
-}
-
 /// A learner logs a PROPOSAL / INFORM only if its txn decodes and carries the
 /// packet's zxid: a record that does not would stop the next recovery.
 fn check_txn(p: &Packet) -> Result<(), String> {
@@ -1153,50 +1183,5 @@ fn check_txn(p: &Packet) -> Result<(), String> {
             hdr.zxid
         )),
         Err(e) => Err(format!("{} 0x{zxid:x} does not decode: {e}", p.name())),
-    }
-}
-
-#[cfg(test)]
-mod digest_tests {
-    use bytes::BufMut;
-    use zk_jute::TxnHeader;
-
-    use super::*;
-
-    fn proposal(txn: Bytes) -> Packet {
-        Packet::Proposal {
-            zxid: Zxid::from(0x1_0000_0003i64),
-            txn,
-        }
-    }
-
-    /// An Apache 3.8 leader's PROPOSAL ends with a TxnDigest: it is dropped;
-    /// a txn without one, or with 12 bytes that are no digest, is left as is.
-    #[test]
-    fn an_apache_txn_digest_is_stripped() {
-        let hdr = TxnHeader {
-            client_id: 1,
-            cxid: 2,
-            zxid: 0x1_0000_0003,
-            time: 4,
-            txn_type: OpCode::Error as i32,
-        };
-        let mut b = BytesMut::new();
-        hdr.write(&mut b);
-        ErrorTxn { err: -101 }.write(&mut b);
-        let plain = b.clone().freeze();
-        b.put_i32(zk_tree::DIGEST_VERSION);
-        b.put_i64(0x1234_5678);
-        let with = b.clone().freeze();
-        assert_eq!(strip_digest(proposal(with)), proposal(plain.clone()));
-        assert!(check_txn(&strip_digest(proposal(plain.clone()))).is_ok());
-        assert_eq!(strip_digest(proposal(plain.clone())), proposal(plain));
-        let mut bad = b.to_vec();
-        let at = bad.len() - zk_apache::TXN_DIGEST_LEN;
-        bad[at + 3] = 3; // version 3: not a digest we know
-        let bad = Bytes::from(bad);
-        assert_eq!(strip_digest(proposal(bad.clone())), proposal(bad.clone()));
-        assert!(check_txn(&proposal(bad)).is_err());
-        assert_eq!(strip_digest(Packet::Sync), Packet::Sync);
     }
 }
