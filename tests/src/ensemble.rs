@@ -1,4 +1,5 @@
-//! Ensembles of our server as real processes on loopback (issue 14): each
+//! Ensembles of our server, or of ours and Apache ZooKeeper's
+//! ([`EnsembleOptions::flavors`]), as real processes on loopback: each
 //! ensemble gets its own `127.a.b.sid` addresses with fixed ports, a temp
 //! dir per member (zoo.cfg, data/, one output file per start), helpers to
 //! start, kill -9, SIGSTOP and restart members, to read `srvr`, and to
@@ -21,9 +22,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tempfile::TempDir;
-use zk_jute::{Request, Stat, SyncRequest};
+use zk_jute::{ErrorCode, Request, Stat, SyncRequest};
 
-use crate::server::our_binary;
+use crate::server::{Flavor, apache_java, our_binary};
 use crate::{Client, ClientResult, four_letter};
 
 /// Every member's client port (on its own address).
@@ -60,6 +61,16 @@ pub struct EnsembleOptions {
     /// killed (no unwinding, so no [`Member`] drop): the fault tests, whose
     /// servers would otherwise keep their private network namespace alive.
     pub die_with_test: bool,
+    /// Which server each member runs (member `i` gets `flavors[i]`; ours
+    /// where the list is shorter).
+    pub flavors: Vec<Flavor>,
+    /// The sids of the members that are observers (`:observer` on their
+    /// `server.X` lines, `peerType=observer` in their own config).
+    pub observers: Vec<u64>,
+    /// syncLimit in ticks of 200 ms (0: 5). Tests that only need a stable
+    /// ensemble on a loaded machine take more (a follower that misses its
+    /// leader for syncLimit drops its clients).
+    pub sync_limit: u32,
 }
 
 /// One server of an ensemble; its process is killed on drop.
@@ -67,6 +78,8 @@ pub struct EnsembleOptions {
 pub struct Member {
     /// The server id (1-based, `myid`).
     pub sid: u64,
+    /// Whose server it runs.
+    pub flavor: Flavor,
     dir: TempDir,
     /// Its address (`127.a.b.sid`).
     pub ip: Ipv4Addr,
@@ -81,7 +94,7 @@ pub fn ensemble(n: u64) -> Vec<Member> {
     ensemble_with(n, &EnsembleOptions::default())
 }
 
-/// `n` members (not started): tickTime=200, initLimit=10, syncLimit=5,
+/// `n` members (not started): tickTime=200, initLimit=10, syncLimit=5 (or [`EnsembleOptions::sync_limit`]),
 /// `zkrs.zab=on`, plus `opts.cfg_extra`.
 pub fn ensemble_with(n: u64, opts: &EnsembleOptions) -> Vec<Member> {
     let (a, b) = loopback_net();
@@ -91,7 +104,15 @@ pub fn ensemble_with(n: u64, opts: &EnsembleOptions) -> Vec<Member> {
     let servers: String = ips
         .iter()
         .enumerate()
-        .map(|(i, ip)| format!("server.{}={ip}:{QUORUM_PORT}:{ELECTION_PORT}\n", i + 1))
+        .map(|(i, ip)| {
+            let sid = i as u64 + 1;
+            let role = if opts.observers.contains(&sid) {
+                ":observer"
+            } else {
+                ""
+            };
+            format!("server.{sid}={ip}:{QUORUM_PORT}:{ELECTION_PORT}{role}\n")
+        })
         .collect();
     ips.into_iter()
         .enumerate()
@@ -102,8 +123,19 @@ pub fn ensemble_with(n: u64, opts: &EnsembleOptions) -> Vec<Member> {
                 .tempdir()
                 .expect("temp dir");
             let data = dir.path().join("data");
+            let flavor = opts.flavors.get(i).copied().unwrap_or(Flavor::Ours);
+            let own = match flavor {
+                Flavor::Ours => "zkrs.zab=on\nzkrs.electionFinalizeWaitMs=200\n",
+                Flavor::Apache => "admin.enableServer=false\n",
+            };
+            let peer_type = if opts.observers.contains(&sid) {
+                "peerType=observer\n"
+            } else {
+                ""
+            };
             let cfg = format!(
-                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={CLIENT_PORT}\nclientPortAddress={ip}\n4lw.commands.whitelist=*\nzkrs.zab=on\nzkrs.electionFinalizeWaitMs=200\n{servers}{}\n",
+                "tickTime=200\ninitLimit=10\nsyncLimit={}\ndataDir={}\nclientPort={CLIENT_PORT}\nclientPortAddress={ip}\n4lw.commands.whitelist=*\n{own}{peer_type}{servers}{}\n",
+                if opts.sync_limit == 0 { 5 } else { opts.sync_limit },
                 data.display(),
                 opts.cfg_extra,
             );
@@ -114,6 +146,7 @@ pub fn ensemble_with(n: u64, opts: &EnsembleOptions) -> Vec<Member> {
                 .then(|| 200_000 + 8 * ((u32::from(a) << 8) | u32::from(b)) + sid as u32);
             let m = Member {
                 sid,
+                flavor,
                 dir,
                 ip,
                 child: None,
@@ -205,11 +238,15 @@ impl Member {
         if self.die_with_test {
             wrapper.splice(0..0, ["setpriv", "--pdeathsig", "KILL"]);
         }
+        let base = match self.flavor {
+            Flavor::Ours => Command::new(our_binary()),
+            Flavor::Apache => apache_java("org.apache.zookeeper.server.quorum.QuorumPeerMain", &[]),
+        };
         let mut cmd = match wrapper.split_first() {
-            None => Command::new(our_binary()),
+            None => base,
             Some((prog, args)) => {
                 let mut c = Command::new(prog);
-                c.args(args).arg(our_binary());
+                c.args(args).arg(base.get_program()).args(base.get_args());
                 c
             }
         };
@@ -349,8 +386,11 @@ pub fn serving(m: &[Member], alive: &[usize]) -> usize {
             .filter(|(_, md)| md.as_str() == "leader")
             .map(|(&i, _)| i)
             .collect();
-        let followers = modes.iter().filter(|md| md.as_str() == "follower").count();
-        (leaders.len() == 1 && followers == alive.len() - 1).then(|| leaders[0])
+        let learners = modes
+            .iter()
+            .filter(|md| matches!(md.as_str(), "follower" | "observer"))
+            .count();
+        (leaders.len() == 1 && learners == alive.len() - 1).then(|| leaders[0])
     })
 }
 
@@ -381,17 +421,24 @@ pub fn assert_has(m: &Member, paths: &[String], data: &[u8]) {
     let _ = c.close();
 }
 
-/// Every znode under `/` with its data and stat, as read through `c`.
+/// Every znode under `/` with its data and stat, as read through `c`
+/// (without READ on a node: its stat alone, its data as `<no read>`, and
+/// its children unlisted; the servers' digest logs cover those).
 pub fn read_tree(c: &mut Client) -> BTreeMap<String, (Bytes, Stat)> {
     let mut tree = BTreeMap::new();
     let mut todo = vec!["/".to_string()];
     while let Some(path) = todo.pop() {
         let (data, stat) = match c.get_data(&path, false).expect("getData") {
             Ok(v) => v,
+            Err(ErrorCode::NoAuth) => match c.exists(&path, false).expect("exists") {
+                Some(stat) => (Bytes::from_static(b"<no read>"), stat),
+                None => panic!("{path} listed but gone"),
+            },
             Err(e) => panic!("{path} listed but unreadable: {e:?}"),
         };
-        let (kids, _) = match c.children(&path, false).expect("getChildren2") {
-            Ok(v) => v,
+        let kids = match c.children(&path, false).expect("getChildren2") {
+            Ok((kids, _)) => kids,
+            Err(ErrorCode::NoAuth) => Vec::new(),
             Err(e) => panic!("{path} has no children list: {e:?}"),
         };
         for k in kids {

@@ -20,6 +20,25 @@ use tempfile::TempDir;
 /// dependencies from /usr/share/java; slf4j-simple sends its log to stderr.
 pub const APACHE_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar";
 
+/// `java` running Apache ZooKeeper's `main_class` (`ZooKeeperServerMain`,
+/// `QuorumPeerMain`) with a small heap, the serial GC, C1 only (it starts
+/// faster), info logs on stdout and the system properties `jvm_props`
+/// (`key=value`); the caller adds the zoo.cfg path.
+pub fn apache_java(main_class: &str, jvm_props: &[String]) -> Command {
+    let mut c = Command::new("java");
+    c.args([
+        "-Xmx256m",
+        "-XX:+UseSerialGC",
+        "-XX:TieredStopAtLevel=1",
+        "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
+    ]);
+    for p in jvm_props {
+        c.arg(format!("-D{p}"));
+    }
+    c.args(["-cp", APACHE_CLASSPATH, main_class]);
+    c
+}
+
 /// How long a server may take to answer after being started.
 pub const START_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -275,18 +294,11 @@ impl ZkServer {
     fn command(&self) -> Command {
         match self.flavor {
             Flavor::Apache => {
-                let mut c = Command::new("java");
-                c.arg("-Xmx256m")
-                    .arg("-XX:+UseSerialGC")
-                    .arg("-XX:TieredStopAtLevel=1")
-                    .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=info");
-                for p in &self.opts.jvm_props {
-                    c.arg(format!("-D{p}"));
-                }
-                c.arg("-cp")
-                    .arg(APACHE_CLASSPATH)
-                    .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
-                    .arg(self.cfg_path());
+                let mut c = apache_java(
+                    "org.apache.zookeeper.server.ZooKeeperServerMain",
+                    &self.opts.jvm_props,
+                );
+                c.arg(self.cfg_path());
                 c
             }
             Flavor::Ours => {

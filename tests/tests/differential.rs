@@ -35,7 +35,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use zk_integration::ensemble::{EnsembleOptions, Member, ensemble_with, serving};
+use zk_integration::ensemble::{EnsembleOptions, Member, assert_converged, ensemble_with, serving};
 use zk_integration::{Client, Flavor, Rng, ServerOptions, ZkServer, seeds, start_server};
 use zk_jute::{
     Acl, CheckVersionRequest, CreateMode, CreateRequest, CreateTtlRequest, DeleteRequest,
@@ -606,15 +606,34 @@ fn server(flavor: Flavor) -> ZkServer {
 enum Target {
     /// One server.
     Standalone(Flavor),
-    /// Three of ours, the sessions spread over them.
-    OurEnsemble,
+    /// An ensemble: member `i` runs `flavors[i]`, the sids in `observers`
+    /// observe; the sessions are spread over every member.
+    Ensemble {
+        flavors: &'static [Flavor],
+        observers: &'static [u64],
+    },
 }
 
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Target::Standalone(flavor) => write!(f, "{flavor}"),
-            Target::OurEnsemble => f.write_str("ours-ensemble"),
+            Target::Ensemble { flavors, observers } => {
+                f.write_str("ensemble-")?;
+                for (i, x) in flavors.iter().enumerate() {
+                    let obs = if observers.contains(&(i as u64 + 1)) {
+                        "(observer)"
+                    } else {
+                        ""
+                    };
+                    write!(
+                        f,
+                        "{x}{obs}{}",
+                        if i + 1 < flavors.len() { "+" } else { "" }
+                    )?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -623,20 +642,28 @@ impl std::fmt::Display for Target {
 fn run_on(target: Target, ops: &[Op]) -> Vec<String> {
     match target {
         Target::Standalone(flavor) => run(&[server(flavor).addr()], ops),
-        Target::OurEnsemble => {
+        Target::Ensemble { flavors, observers } => {
             let mut m: Vec<Member> = ensemble_with(
-                3,
+                flavors.len() as u64,
                 &EnsembleOptions {
                     cfg_extra: "extendedTypesEnabled=true\n".into(),
+                    flavors: flavors.to_vec(),
+                    observers: observers.to_vec(),
+                    sync_limit: 20,
                     ..EnsembleOptions::default()
                 },
             );
             for x in m.iter_mut() {
                 x.start();
             }
-            serving(&m, &[0, 1, 2]);
+            let all: Vec<usize> = (0..m.len()).collect();
+            let leader = serving(&m, &all);
+            eprintln!("{target}: server {} leads", m[leader].sid);
             let addrs: Vec<SocketAddr> = m.iter().map(Member::addr).collect();
-            run(&addrs, ops)
+            let trace = run(&addrs, ops);
+            // What each member applied is the same tree, digests included.
+            assert_converged(&m, &all);
+            trace
         }
     }
 }
@@ -721,10 +748,39 @@ fn ours_matches_apache_with_ttl() {
 fn our_ensemble_matches_apache() {
     compare_seeds(
         Target::Standalone(Flavor::Apache),
-        Target::OurEnsemble,
+        Target::Ensemble {
+            flavors: &[Flavor::Ours, Flavor::Ours, Flavor::Ours],
+            observers: &[],
+        },
         true,
         &DEFAULT_SEEDS[..3],
     );
+}
+
+use Flavor::{Apache as A, Ours as O};
+
+/// Mixed ensembles (issue 15) give the trace Apache's standalone server
+/// gives, with the sessions spread over every member: ours leading two
+/// Apache followers (sid 3 leads a fresh ensemble), ours following an
+/// Apache leader, two of ours with one Apache server, and an Apache-led
+/// ensemble with ours following and ours observing. One seed each (a
+/// different one per ensemble; `ZK_TEST_SEED` picks one for all).
+#[test]
+fn mixed_ensembles_match_apache() {
+    let ensembles: [(&'static [Flavor], &'static [u64]); 4] = [
+        (&[A, A, O], &[]),
+        (&[O, A, A], &[]),
+        (&[O, O, A], &[]),
+        (&[A, O, A, O], &[4]),
+    ];
+    for (k, (flavors, observers)) in ensembles.into_iter().enumerate() {
+        compare_seeds(
+            Target::Standalone(Flavor::Apache),
+            Target::Ensemble { flavors, observers },
+            true,
+            &DEFAULT_SEEDS[k + 1..k + 2],
+        );
+    }
 }
 
 /// The generator produces every kind of op the module doc promises.

@@ -70,6 +70,7 @@ impl Run {
                 cfg_extra: cfg_extra.to_string(),
                 own_uids: true,
                 die_with_test: true,
+                ..EnsembleOptions::default()
             },
         );
         let fw = Firewall::new(&m);
