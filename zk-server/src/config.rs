@@ -172,6 +172,10 @@ pub struct Config {
     pub extended_types: bool,
     /// skipACL: every ACL check passes (unsafe).
     pub skip_acl: bool,
+    /// emulate353TTLNodes (ZooKeeper's `zookeeper.emulate353TTLNodes`, with
+    /// extendedTypesEnabled): owners `0x80..|ttl` are TTL nodes written by
+    /// ZooKeeper 3.5.3 (for a data dir taken over from one).
+    pub emulate_353_ttl: bool,
     /// digest.enabled (ZooKeeper's `zookeeper.digest.enabled`, default
     /// true): a leader sends the tree digest with each proposal, and every
     /// server checks the digests it is sent against its tree.
@@ -335,6 +339,7 @@ impl Config {
             extended_types: false,
             skip_acl: false,
             digest_enabled: true,
+            emulate_353_ttl: false,
             reconfig_enabled: false,
             container_check_interval_ms: 60_000,
             servers: Vec::new(),
@@ -441,7 +446,11 @@ impl Config {
             "zkrs.maxOutputQueueBytes" => {
                 self.max_output_queue_bytes = l.int(4096, i64::MAX)? as usize
             }
-            "extendedTypesEnabled" | "skipACL" | "reconfigEnabled" | "digest.enabled" => {
+            "extendedTypesEnabled"
+            | "skipACL"
+            | "reconfigEnabled"
+            | "digest.enabled"
+            | "emulate353TTLNodes" => {
                 let v = parse_bool(value).ok_or_else(|| {
                     ConfigError::at(
                         line_no,
@@ -453,6 +462,7 @@ impl Config {
                     "extendedTypesEnabled" => self.extended_types = v,
                     "skipACL" => self.skip_acl = v,
                     "digest.enabled" => self.digest_enabled = v,
+                    "emulate353TTLNodes" => self.emulate_353_ttl = v,
                     _ => self.reconfig_enabled = v,
                 }
             }
@@ -1068,6 +1078,12 @@ mod tests {
         assert_eq!(c.negotiate_timeout(5000), 5000);
         let all = Config::parse("dataDir=/d\n4lw.commands.whitelist=*\n").unwrap();
         assert_eq!(all.four_letter_whitelist, Whitelist::All);
+        assert!(d.digest_enabled && !d.emulate_353_ttl);
+        let t =
+            Config::parse("dataDir=/d\ndigest.enabled=false\nemulate353TTLNodes=true\n").unwrap();
+        assert!(!t.digest_enabled && t.emulate_353_ttl);
+        let e = Config::parse("dataDir=/d\nemulate353TTLNodes=maybe\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("emulate353TTLNodes"));
     }
 
     #[test]

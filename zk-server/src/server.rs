@@ -159,6 +159,7 @@ impl Server {
 
         let tree_cfg = TreeConfig {
             extended_types: config.extended_types,
+            emulate_353_ttl: config.emulate_353_ttl,
             skip_acl: config.skip_acl,
             reconfig_enabled: config.reconfig_enabled,
             ..TreeConfig::default()

@@ -66,7 +66,7 @@ pub use prep::{PendingChanges, RequestContext, prepare};
 pub use snapshot::SnapshotError;
 pub use store::{
     CONTAINER_EPHEMERAL_OWNER, DIGEST_LOG_INTERVAL, DIGEST_LOG_LIMIT, EphemeralType, MAX_TTL,
-    ttl_owner,
+    OwnerTypes, ttl_owner,
 };
 pub use tree::{Tree, WatchKind, WatchSummary};
 
@@ -97,6 +97,10 @@ pub struct TreeConfig {
     /// `reconfigEnabled`: when false reconfig fails with RECONFIGDISABLED,
     /// otherwise UNIMPLEMENTED (dynamic reconfig is not built).
     pub reconfig_enabled: bool,
+    /// `zookeeper.emulate353TTLNodes` (with `extended_types`): TTL nodes
+    /// written by ZooKeeper 3.5.3 (owner `0x80..|ttl`) are TTL nodes, not
+    /// ephemerals of a dead session (see [`OwnerTypes`]).
+    pub emulate_353_ttl: bool,
 }
 
 /// The result of one op of an applied txn (ZooKeeper's `ProcessTxnResult`).

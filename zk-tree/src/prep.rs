@@ -31,7 +31,7 @@ use zk_jute::{
 use crate::acl::{Auth, check_acl, fixup_acl};
 use crate::digest::DigestPrefix;
 use crate::path::validate_path;
-use crate::store::{CONTAINER_EPHEMERAL_OWNER, EphemeralType, new_stat, ttl_owner};
+use crate::store::{CONTAINER_EPHEMERAL_OWNER, EphemeralType, OwnerTypes, new_stat, ttl_owner};
 use crate::tree::{NodeRecord, Tree};
 
 /// Who sends the request, and the zxid and time the server assigned to it.
@@ -305,7 +305,7 @@ impl Prep<'_, '_> {
         if self.p.get(self.tree, &path).is_ok() {
             return Err(ErrorCode::NodeExists);
         }
-        if EphemeralType::of(parent.stat.ephemeral_owner, cfg.extended_types)
+        if EphemeralType::of(parent.stat.ephemeral_owner, OwnerTypes::of(cfg))
             == EphemeralType::Normal
         {
             return Err(ErrorCode::NoChildrenForEphemerals);
@@ -387,7 +387,7 @@ impl Prep<'_, '_> {
         if node.children > 0 {
             return Err(ErrorCode::NotEmpty);
         }
-        if EphemeralType::of(node.stat.ephemeral_owner, self.tree.config.extended_types)
+        if EphemeralType::of(node.stat.ephemeral_owner, OwnerTypes::of(&self.tree.config))
             == EphemeralType::Normal
         {
             return Err(ErrorCode::BadVersion);

@@ -50,10 +50,37 @@ pub enum EphemeralType {
     Ttl,
 }
 
+/// How `ephemeralOwner` values are read: ZooKeeper's
+/// `zookeeper.extendedTypesEnabled` and `zookeeper.emulate353TTLNodes`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OwnerTypes {
+    /// TTL nodes exist (`0xff` top byte, feature bits 0, the TTL in the
+    /// low 40 bits).
+    pub extended: bool,
+    /// With `extended`: every negative owner but a container's is a TTL
+    /// node too, as ZooKeeper 3.5.3 wrote them (`0x80..|ttl`,
+    /// ZOOKEEPER-2901; Apache's `EphemeralTypeEmulate353`).
+    pub emulate_353: bool,
+}
+
+impl OwnerTypes {
+    /// The tree's setting.
+    pub fn of(config: &crate::TreeConfig) -> OwnerTypes {
+        OwnerTypes {
+            extended: config.extended_types,
+            emulate_353: config.emulate_353_ttl,
+        }
+    }
+}
+
 impl EphemeralType {
-    /// Classifies `owner`; with extended types off, 0xff.. owners are sessions.
-    pub fn of(owner: i64, extended_types: bool) -> EphemeralType {
-        if extended_types && owner & EXTENDED_MASK == EXTENDED_MASK {
+    /// Classifies `owner` (`EphemeralType.get`); with extended types off,
+    /// 0xff.. owners are sessions.
+    pub fn of(owner: i64, types: OwnerTypes) -> EphemeralType {
+        if types.extended && types.emulate_353 && owner < 0 && owner != CONTAINER_EPHEMERAL_OWNER {
+            return EphemeralType::Ttl;
+        }
+        if types.extended && owner & EXTENDED_MASK == EXTENDED_MASK {
             // Feature bits 0 = TTL; other feature bits are unknown to ZooKeeper
             // (it throws); treat them as TTL-less normal owners.
             return if (owner & RESERVED_MASK) >> 40 == 0 {
@@ -575,7 +602,7 @@ impl<'a> NodeRef<'a> {
         self.kids.map_or_else(Vec::new, ChildSet::ids)
     }
 
-    pub(crate) fn client_stat(&self, extended: bool) -> Stat {
+    pub(crate) fn client_stat(&self, extended: OwnerTypes) -> Stat {
         let n = self.children_len() as i32;
         let s = &self.stat();
         let owner = match EphemeralType::of(s.ephemeral_owner, extended) {
@@ -706,7 +733,7 @@ pub(crate) struct State {
     /// `DataTree.digestLog`, printed by `hash`).
     pub(crate) digest_log: std::collections::VecDeque<(i64, i64)>,
     pub(crate) last_zxid: i64,
-    pub(crate) extended: bool,
+    pub(crate) extended: OwnerTypes,
     /// Bumped whenever a live node is freed (its id may then be reused): the
     /// snapshot writer trusts ids it took under an earlier read lock only
     /// while this is unchanged.
@@ -751,7 +778,7 @@ impl State {
             digest: 0,
             digest_log: std::collections::VecDeque::new(),
             last_zxid: 0,
-            extended: config.extended_types,
+            extended: OwnerTypes::of(config),
             free_epoch: 0,
         }
     }

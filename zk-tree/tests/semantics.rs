@@ -666,6 +666,56 @@ fn containers_and_ttl_nodes() {
     );
 }
 
+/// A TTL node written by ZooKeeper 3.5.3 (owner `0x80..|ttl`, ZOOKEEPER-2901)
+/// is a TTL node only with `emulate353TTLNodes` (and extended types), as
+/// Apache's `EphemeralType.get`; otherwise it reads as an ephemeral of a
+/// session that never exists (which a take-over then deletes, as Apache).
+#[test]
+fn ttl_nodes_of_zookeeper_353_need_the_emulation() {
+    let owner = i64::MIN | 100; // a 3.5.3 TTL of 100 ms
+    for emulate in [false, true] {
+        let mut h = Harness::with(TreeConfig {
+            extended_types: true,
+            emulate_353_ttl: emulate,
+            ..TreeConfig::default()
+        });
+        // As a 3.5.3 log holds it: an ephemeral-flagged create whose owner
+        // (the header's session) is the TTL encoding.
+        h.zxid += 1;
+        h.time += 10;
+        let hdr = zk_jute::TxnHeader {
+            client_id: owner,
+            cxid: 1,
+            zxid: h.zxid,
+            time: h.time,
+            txn_type: zk_jute::OpCode::Create.code(),
+        };
+        let body = zk_jute::TxnBody::Create(zk_jute::CreateTxn {
+            path: "/t353".into(),
+            data: None,
+            acl: zk_tree::open_acl_unsafe(),
+            ephemeral: true,
+            parent_c_version: 1,
+        });
+        assert_eq!(h.apply(hdr, body).err, ErrorCode::Ok);
+        let made = h.time;
+        let expired = h.tree.expired_ttl_and_empty_containers(made + 101);
+        let held = h.tree.get_ephemerals(owner, "/");
+        if emulate {
+            assert_eq!(expired, vec!["/t353"]);
+            assert!(held.is_empty(), "{held:?}");
+            assert!(
+                h.tree
+                    .expired_ttl_and_empty_containers(made + 50)
+                    .is_empty()
+            );
+        } else {
+            assert!(expired.is_empty(), "{expired:?}");
+            assert_eq!(held, vec!["/t353"]);
+        }
+    }
+}
+
 #[test]
 fn stats_for_four_letter_words() {
     let mut h = Harness::new();
