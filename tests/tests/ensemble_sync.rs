@@ -953,3 +953,126 @@ fn watches_set_again_after_a_failover_fire_for_what_changed() {
     let _ = a.close();
     assert_converged(&m, &fs);
 }
+
+/// An Apache follower synced by SNAP from our leader while writes go on
+/// (issue 15): it serves the same tree, and after a restart (when Apache
+/// loads the snapshot it took at NEWLEADER and checks its recorded digest,
+/// then replays its log checking each txn's digest) it reports no digest
+/// mismatch.
+#[test]
+fn an_apache_follower_synced_by_snap_restarts_without_a_digest_mismatch() {
+    use zk_integration::Flavor::{Apache as A, Ours as O};
+    let mut m = ensemble_with(
+        3,
+        &EnsembleOptions {
+            flavors: vec![A, O, O],
+            sync_limit: 20,
+            ..EnsembleOptions::default()
+        },
+    );
+    let leader = start_all(&mut m);
+    assert_ne!(m[leader].flavor, A, "an Apache server leads");
+    let mut c = connect(&m[leader]);
+    create_many(&mut c, "/a", 50, b"a");
+    m[0].kill9();
+    m[0].wipe_data();
+    create_many(&mut c, "/b", 700, b"b");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let mut c = connect(&m[leader]);
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                c.create(&format!("/w{n}"), b"w", 0)
+                    .unwrap()
+                    .expect("create");
+                c.set_data("/a0", format!("{n}").as_bytes(), -1)
+                    .unwrap()
+                    .expect("set");
+                n += 1;
+            }
+            n
+        })
+    };
+    let mark = m[leader].output().len();
+    m[0].start();
+    assert_synced_by(&sync_of(&m[leader], mark, m[0].sid), "SNAP");
+    serving(&m, &[0, 1, 2]);
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let n = writer.join().expect("writer");
+    assert!(n > 0);
+    assert_converged(&m, &[0, 1, 2]);
+    m[0].kill9();
+    m[0].start();
+    serving(&m, &[0, 1, 2]);
+    assert_converged(&m, &[0, 1, 2]);
+}
+
+/// Mixed ensembles (issue 15), with our leader and with Apache's: a session
+/// opened at each server (ours and Apache's) holds an ephemeral; the clients
+/// vanish without closing, and at expiry (which only the leader decides)
+/// every ephemeral is gone from every server, the session ids created on
+/// one kind of server known to the other kind's leader.
+#[test]
+fn mixed_ensembles_remove_the_ephemerals_of_expired_sessions_everywhere() {
+    use zk_integration::Flavor::{Apache as A, Ours as O};
+    for flavors in [vec![A, A, O], vec![O, A, A]] {
+        let mut m = ensemble_with(
+            3,
+            &EnsembleOptions {
+                flavors,
+                sync_limit: 20,
+                ..EnsembleOptions::default()
+            },
+        );
+        let leader = start_all(&mut m);
+        let opts = ConnectOptions {
+            timeout_ms: 1000,
+            ..ConnectOptions::default()
+        };
+        let mut held = Vec::new();
+        for x in &m {
+            let mut c = Client::connect_with(x.addr(), &opts).expect("connect");
+            let path = format!("/held-by-{}-{}", x.flavor, x.sid);
+            c.create(&path, b"", 1)
+                .unwrap()
+                .expect("create an ephemeral");
+            held.push((c, path));
+        }
+        for x in &m {
+            let mut c = connect(x);
+            sync(&mut c).expect("sync");
+            for (_, p) in &held {
+                assert!(
+                    c.exists(p, false).expect("exists").is_some(),
+                    "{p} at server {}",
+                    x.sid
+                );
+            }
+        }
+        let paths: Vec<String> = held.iter().map(|(_, p)| p.clone()).collect();
+        for (c, _) in held {
+            c.disconnect();
+        }
+        for x in &m {
+            wait_until(
+                &format!(
+                    "the ephemerals to go at {} server {} ({} leads)",
+                    x.flavor, x.sid, m[leader].flavor
+                ),
+                || {
+                    let mut c = Client::connect(x.addr()).ok()?;
+                    sync(&mut c).ok()?;
+                    let left = paths
+                        .iter()
+                        .filter(|p| !matches!(c.exists(p, false), Ok(None)))
+                        .count();
+                    (left == 0).then_some(())
+                },
+            );
+        }
+        assert_converged(&m, &[0, 1, 2]);
+    }
+}
