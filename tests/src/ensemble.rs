@@ -306,13 +306,7 @@ impl Member {
 
     /// The output of every start so far, oldest first.
     pub fn outputs(&self) -> String {
-        (1..=self.starts)
-            .map(|k| {
-                fs::read(self.dir.path().join(format!("out.{k}.log")))
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .unwrap_or_default()
-            })
-            .collect()
+        outputs(self.dir.path(), self.starts)
     }
 
     /// The output of the current (or last) start.
@@ -516,6 +510,17 @@ pub fn assert_converged(m: &[Member], alive: &[usize]) {
     let floors: Vec<i64> = alive.iter().map(|&i| m[i].recovered_zxid()).collect();
     assert_same_digests(&addrs, &floors);
     assert_no_digest_mismatch(m);
+}
+
+/// The outputs `out.1.log` .. `out.{starts}.log` in `dir`, concatenated.
+pub fn outputs(dir: &Path, starts: u32) -> String {
+    (1..=starts)
+        .map(|k| {
+            fs::read(dir.join(format!("out.{k}.log")))
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// ZooKeeper's words for an applied txn whose `TxnDigest` is not the tree's.

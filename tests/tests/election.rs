@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use zk_integration::ensemble::{DIGEST_MISMATCH, live_digest_mismatch};
 use zk_integration::four_letter;
-use zk_integration::server::{APACHE_CLASSPATH, Flavor, our_binary};
+use zk_integration::server::{Flavor, apache_java, our_binary};
 
 /// How long an election may take in these tests (it takes ~50-100 ms here;
 /// Apache's JVM start-up takes seconds).
@@ -171,22 +171,10 @@ impl Member {
         let cfg = self.dir.path().join("zoo.cfg");
         let mut c = match self.flavor {
             Flavor::Ours => Command::new(our_binary()),
-            Flavor::Apache => {
-                let mut c = Command::new("java");
-                c.args([
-                    "-Xmx256m",
-                    "-XX:+UseSerialGC",
-                    "-XX:TieredStopAtLevel=1",
-                    "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
-                ]);
-                c.args(&self.jvm_props);
-                c.args([
-                    "-cp",
-                    APACHE_CLASSPATH,
-                    "org.apache.zookeeper.server.quorum.QuorumPeerMain",
-                ]);
-                c
-            }
+            Flavor::Apache => apache_java(
+                "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                &self.jvm_props,
+            ),
         };
         let child = c
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -215,13 +203,7 @@ impl Member {
 
     /// The output of every start, oldest first.
     fn outputs(&self) -> String {
-        (1..=self.starts)
-            .map(|k| {
-                fs::read(self.dir.path().join(format!("out.{k}.log")))
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .unwrap_or_default()
-            })
-            .collect()
+        zk_integration::ensemble::outputs(self.dir.path(), self.starts)
     }
 
     /// Our server's current election state from its log: `None` while LOOKING.
@@ -962,7 +944,7 @@ fn the_most_recent_log_leads_whatever_its_sid() {
 fn ours_follows_an_apache_leader_by_snap() {
     let mut m = ensemble(&[Flavor::Ours, Flavor::Apache, Flavor::Apache]);
     for x in &mut m[1..] {
-        x.jvm_props = vec!["-Dzookeeper.forceSnapshotSync=true".into()];
+        x.jvm_props = vec!["zookeeper.forceSnapshotSync=true".into()];
         x.start();
     }
     let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
