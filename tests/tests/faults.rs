@@ -69,6 +69,11 @@ impl Run {
 
     /// [`Run::new`] with member `i` running `flavors[i]` (ours or Apache's).
     fn with_flavors(name: &str, flavors: &[Flavor], cfg_extra: &str) -> Run {
+        Run::with_observers(name, flavors, &[], cfg_extra)
+    }
+
+    /// [`Run::with_flavors`] where the sids `observers` are observers.
+    fn with_observers(name: &str, flavors: &[Flavor], observers: &[u64], cfg_extra: &str) -> Run {
         let m = ensemble_with(
             flavors.len() as u64,
             &EnsembleOptions {
@@ -76,6 +81,7 @@ impl Run {
                 own_uids: true,
                 die_with_test: true,
                 flavors: flavors.to_vec(),
+                observers: observers.to_vec(),
                 ..EnsembleOptions::default()
             },
         );
@@ -716,6 +722,34 @@ fn five_mixed_servers_leaders_killed_under_load() {
         r.fault(format!("restart {flavor} server {sid}"));
         leader = r.leader();
     }
+    r.hold(700);
+    r.finish();
+}
+
+/// Three voters and an observer of ours (issue 15's observers in the fault
+/// scenarios), the workload's sessions on all four: the observer is cut off
+/// and comes back (it catches up), then
+/// the leader is killed -9 while the observer serves its clients (it
+/// follows the new leader); the usual checks, at the observer too.
+#[test]
+fn three_servers_and_an_observer_cut_off_and_leader_killed() {
+    faults::isolate();
+    let mut r = Run::with_observers("observer", &[Flavor::Ours; 4], &[4], "");
+    let leader = r.begin(WorkloadOptions::default());
+    assert_ne!(leader, 3, "the observer leads");
+    r.hold(700);
+    faults::isolate_member(&mut r.fw, &r.m, 3);
+    r.fault("isolate the observer, server 4");
+    r.hold(1500);
+    r.heal();
+    r.hold(700);
+    let leader = r.leader();
+    r.m[leader].kill9();
+    r.fault(format!("kill -9 the leader, server {}", r.m[leader].sid));
+    r.hold(2000);
+    r.m[leader].start();
+    r.fault(format!("restart server {}", r.m[leader].sid));
+    r.leader();
     r.hold(700);
     r.finish();
 }
