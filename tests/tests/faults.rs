@@ -700,9 +700,9 @@ fn soak_round(seed: u64) -> Summary {
     r.finish()
 }
 
-/// Five servers, three of Apache's and two of ours (issue 15): ours (sid 5)
-/// leads the fresh ensemble; the leader is killed -9 under the workload and
-/// restarted, twice (the second leader is whichever the election picks,
+/// Five voters, two of Apache's and three of ours, and an observer of ours
+/// (issue 15): ours (sid 5) leads the fresh ensemble; the leader is killed
+/// -9 under the workload and restarted, twice (the second leader is whichever the election picks,
 /// ours or Apache's), with the same checks as every scenario: writes
 /// linearizable, no acknowledged write lost, one tree and digest log, no
 /// digest mismatch anywhere, and all of it again after a restart of all.
@@ -710,7 +710,7 @@ fn soak_round(seed: u64) -> Summary {
 fn five_mixed_servers_leaders_killed_under_load() {
     faults::isolate();
     use Flavor::{Apache as A, Ours as O};
-    let mut r = Run::with_flavors("five-mixed", &[A, O, A, O, O], "");
+    let mut r = Run::with_observers("five-mixed", &[A, O, A, O, O, O], &[6], "");
     let mut leader = r.begin(WorkloadOptions::default());
     for _ in 0..2 {
         r.hold(800);
