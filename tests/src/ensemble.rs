@@ -94,8 +94,9 @@ pub fn ensemble(n: u64) -> Vec<Member> {
     ensemble_with(n, &EnsembleOptions::default())
 }
 
-/// `n` members (not started): tickTime=200, initLimit=10, syncLimit=5 (or [`EnsembleOptions::sync_limit`]),
-/// `zkrs.zab=on`, plus `opts.cfg_extra`.
+/// `n` members (not started): tickTime=200, initLimit=10, syncLimit=5 (or
+/// [`EnsembleOptions::sync_limit`]), ours with a 200 ms election finalize
+/// wait, plus `opts.cfg_extra`.
 pub fn ensemble_with(n: u64, opts: &EnsembleOptions) -> Vec<Member> {
     let (a, b) = loopback_net();
     let ips: Vec<Ipv4Addr> = (1..=n as u8)
@@ -125,7 +126,7 @@ pub fn ensemble_with(n: u64, opts: &EnsembleOptions) -> Vec<Member> {
             let data = dir.path().join("data");
             let flavor = opts.flavors.get(i).copied().unwrap_or(Flavor::Ours);
             let own = match flavor {
-                Flavor::Ours => "zkrs.zab=on\nzkrs.electionFinalizeWaitMs=200\n",
+                Flavor::Ours => "zkrs.electionFinalizeWaitMs=200\n",
                 Flavor::Apache => "admin.enableServer=false\n",
             };
             let peer_type = if opts.observers.contains(&sid) {

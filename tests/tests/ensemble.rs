@@ -1,5 +1,5 @@
 //! Zab between real processes on loopback (issue 14, "Proof"): three of our
-//! servers with `zkrs.zab=on` replicate every write, forward a follower's
+//! servers replicate every write, forward a follower's
 //! writes to the leader, survive a kill -9 of the leader without losing an
 //! acknowledged write, and take the old leader back as a follower; a session
 //! and its ephemerals survive the leader's death; five servers survive

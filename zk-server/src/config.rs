@@ -17,9 +17,6 @@ pub const DEFAULT_DATA_DIR: &str = "/tmp/zookeeper";
 pub const DEFAULT_CLIENT_PORT: u16 = 2181;
 /// ZooKeeper's default `jute.maxbuffer`.
 pub const DEFAULT_JUTE_MAX_BUFFER: usize = 0xfffff;
-/// zkrs.zab's default: ensembles run Zab (`off`: the role stub of issue 13,
-/// which replicates nothing; kept as a safety valve).
-pub const DEFAULT_ZAB: bool = true;
 
 /// An invalid configuration: what and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -207,9 +204,6 @@ pub struct Config {
     /// notification interval (default `zk_election::DEFAULT_FINALIZE_WAIT_MS`;
     /// ZooKeeper's is 200).
     pub election_finalize_wait_ms: u64,
-    /// zkrs.zab (`on` / `off`): ensemble mode runs Zab on the quorum port
-    /// (`on`), or the role stub of issue 13 that replicates nothing (`off`).
-    pub zab: bool,
     /// Whether zoo.cfg set clientPort (else this server's `server.X` line may
     /// give it, after `;`).
     pub client_port_explicit: bool,
@@ -350,7 +344,6 @@ impl Config {
             cnx_timeout_ms: 5000,
             election_port_bind_retry: 3,
             election_finalize_wait_ms: zk_election::DEFAULT_FINALIZE_WAIT_MS,
-            zab: DEFAULT_ZAB,
             client_port_explicit: false,
             warnings: Vec::new(),
         }
@@ -496,18 +489,18 @@ impl Config {
             "quorumListenOnAllIPs" => self.quorum_listen_on_all_ips = l.yes_no()?,
             "cnxTimeout" => self.cnx_timeout_ms = l.int(1, 3_600_000)? as u64,
             "electionPortBindRetry" => self.election_port_bind_retry = l.u32v(0)?,
+            // Ensembles always replicate with Zab; `off` chose a role stub
+            // that replicated nothing, removed (an older config saying `on`
+            // still starts).
+            "zkrs.zab" if value == "on" => {}
             "zkrs.zab" => {
-                self.zab = match value {
-                    "on" => true,
-                    "off" => false,
-                    _ => {
-                        return Err(ConfigError::at(
-                            line_no,
-                            key,
-                            format!("invalid value {value:?}: expected on or off"),
-                        ));
-                    }
-                }
+                return Err(ConfigError::at(
+                    line_no,
+                    key,
+                    format!(
+                        "{value:?} is not supported: ensembles always replicate with Zab (remove the line)"
+                    ),
+                ));
             }
             "zkrs.electionFinalizeWaitMs" => {
                 self.election_finalize_wait_ms = l.int(1, 60_000)? as u64
@@ -1068,11 +1061,11 @@ mod tests {
         assert!(Config::parse("dataDir=/d\n").unwrap().log_zero_fill);
         let e = Config::parse("dataDir=/d\nzkrs.logZeroFill=sometimes\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("zkrs.logZeroFill"));
-        assert_eq!(Config::parse("dataDir=/d\n").unwrap().zab, DEFAULT_ZAB);
-        assert!(Config::parse("dataDir=/d\nzkrs.zab=on\n").unwrap().zab);
-        assert!(!Config::parse("dataDir=/d\nzkrs.zab=off\n").unwrap().zab);
-        let e = Config::parse("dataDir=/d\nzkrs.zab=yes\n").unwrap_err();
-        assert_eq!(e.key.as_deref(), Some("zkrs.zab"));
+        assert!(Config::parse("dataDir=/d\nzkrs.zab=on\n").is_ok());
+        for v in ["off", "yes"] {
+            let e = Config::parse(&format!("dataDir=/d\nzkrs.zab={v}\n")).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some("zkrs.zab"));
+        }
         assert_eq!(c.negotiate_timeout(100), 1500);
         assert_eq!(c.negotiate_timeout(100_000), 9000);
         assert_eq!(c.negotiate_timeout(5000), 5000);

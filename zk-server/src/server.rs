@@ -220,7 +220,7 @@ impl Server {
             core_tx.clone(),
             &recovered,
         );
-        threads.push(spawn_core(core, prepared.as_ref().filter(|_| config.zab))?);
+        threads.push(spawn_core(core, prepared.as_ref())?);
         let mut listener = Some(mio::net::TcpListener::from_std(std_listener));
         for (idx, (poll, rx)) in loop_parts.into_iter().enumerate() {
             let el = EventLoop::new(idx, poll, listener.take(), rx, shared.clone())
@@ -234,7 +234,7 @@ impl Server {
         }
         // Ensemble mode (more than one server.X line): the election and the
         // quorum port run on their own thread; the server serves once the
-        // sequencer's Zab role does (zkrs.zab=on; with the stub, never).
+        // sequencer's Zab role does.
         let quorum = if let (Some(listener), Some(prepared)) = (election_port, prepared) {
             let (stop, thread) =
                 crate::quorum::start(&config, listener, last_zxid.as_i64(), prepared, core_tx)?;

@@ -5,11 +5,10 @@
 //! election port ([`transport`], ZooKeeper's `QuorumCnxManager`), the
 //! sans-I/O election core ([`zk_election::Election`]) whose named timers
 //! become deadlines of the poll loop, and after a decision the quorum port
-//! ([`port`], `zkrs.zab=on`, the default) or the role stub of issue 13
-//! ([`role`], `zkrs.zab=off`, which replicates nothing). Election traffic is
-//! a few small messages per round, so it shares nothing with the client loops.
+//! ([`port`]) of the Zab role the sequencer hosts. Election traffic is a few
+//! small messages per round, so it shares nothing with the client loops.
 //!
-//! With Zab, `Decided` sends `Lead` / `Follow` (zk-zab's configs from zoo.cfg)
+//! `Decided` sends `Lead` / `Follow` (zk-zab's configs from zoo.cfg)
 //! to the sequencer; the port's socket events go to it as `QuorumIn` (and a
 //! `Tick` every tickTime/2 while the role lasts), and its `QuorumOut` come
 //! back through an outbox that wakes this poll. A role ends only by the
@@ -29,15 +28,13 @@
 //! * `leading: FOLLOWERINFO from server <sid> at <addr>` (or OBSERVERINFO);
 //! * `election: back to LOOKING: <reason>` when the role ends.
 //!
-//! While LOOKING (and, with the stub, always) the server serves nothing:
-//! client connections are closed and the four-letter words that need a
-//! running server answer `This ZooKeeper instance is not currently serving
-//! requests`. With Zab it serves once the sequencer's role is established
-//! (leader) or synced (learner).
+//! While LOOKING the server serves nothing: client connections are closed
+//! and the four-letter words that need a running server answer `This
+//! ZooKeeper instance is not currently serving requests`. It serves once the
+//! sequencer's role is established (leader) or synced (learner).
 
 mod packets;
 mod port;
-mod role;
 mod transport;
 mod wire;
 
@@ -61,7 +58,6 @@ use crate::error::{StartError, io_err};
 use crate::inbox::Inbox;
 use crate::msg::{CoreMsg, Outbox, QuorumIn, QuorumOut};
 use port::{Bounds, ZabLeading, ZabLearning};
-use role::{Leading, Learning, Limits, Outcome};
 use transport::{Delivery, Transport};
 
 const WAKER: Token = Token(0);
@@ -250,7 +246,6 @@ pub(crate) fn start(
         rx,
     } = prepared;
     let now = Instant::now();
-    let tick = u64::from(config.tick_time);
     let config_text = Bytes::from(config.quorum_config_text());
     let (transport, bind) = election_transport(config, listener, &poll, &config_text, now)?;
     let quorum = Majority::new(
@@ -266,22 +261,18 @@ pub(crate) fn start(
         ..Params::default()
     };
     info!(
-        "ensemble of {} servers: I am server {me} ({:?}), election port {bind}, finalize wait {} ms, zkrs.zab={}",
+        "ensemble of {} servers: I am server {me} ({:?}), election port {bind}, finalize wait {} ms",
         config.servers.len(),
         config.peer_type,
         params.finalize_wait_ms,
-        if config.zab { "on" } else { "off" }
     );
-    let zab = config
-        .zab
-        .then(|| Zab::new(config, core, outbox, rx, config_text));
+    let zab = Zab::new(config, core, outbox, rx, config_text);
     let flag = Arc::new(AtomicBool::new(false));
     let rt = Runtime {
         poll,
         stop: flag.clone(),
         me,
-        election: Election::new(me, quorum.clone(), params),
-        quorum,
+        election: Election::new(me, quorum, params),
         transport,
         timers: BTreeMap::new(),
         role: Role::None,
@@ -292,10 +283,6 @@ pub(crate) fn start(
         heard: BTreeSet::new(),
         relook_at: None,
         next_role_token: ROLE_TOKENS,
-        limits: Limits {
-            init: Duration::from_millis(tick * u64::from(config.init_limit)),
-            sync: Duration::from_millis(tick * u64::from(config.sync_limit)),
-        },
         quorum_addrs: config
             .servers
             .iter()
@@ -311,12 +298,17 @@ pub(crate) fn start(
     Ok((QuorumStop { flag, waker }, thread))
 }
 
+/// What a role's socket event or deadline leads to.
+enum Outcome {
+    /// Carry on.
+    Stay,
+    /// Leave the role and look for a leader again, for this reason.
+    Lost(String),
+}
+
 enum Role {
     None,
-    /// The stub (zkrs.zab=off).
-    Leading(Leading),
-    Learning(Learning),
-    /// The quorum port of the sequencer's Zab role (zkrs.zab=on).
+    /// The quorum port of the sequencer's Zab role.
     ZabLeading(ZabLeading),
     ZabLearning(ZabLearning),
     /// The quorum side lost the role (the leader connection ended): the
@@ -324,7 +316,7 @@ enum Role {
     Ending,
 }
 
-/// What Zab (zkrs.zab=on) adds to the runtime.
+/// What the Zab role adds to the runtime.
 struct Zab {
     /// The sequencer's inbox.
     core: Inbox<CoreMsg>,
@@ -383,7 +375,6 @@ struct Runtime {
     stop: Arc<AtomicBool>,
     me: Sid,
     election: Election<Majority>,
-    quorum: Majority,
     transport: Transport,
     /// The election's armed timers.
     timers: BTreeMap<Timer, Instant>,
@@ -396,10 +387,9 @@ struct Runtime {
     /// A role could not start: look again at this instant.
     relook_at: Option<Instant>,
     next_role_token: usize,
-    limits: Limits,
     quorum_addrs: BTreeMap<Sid, HostPort>,
     listen_all: bool,
-    zab: Option<Zab>,
+    zab: Zab,
 }
 
 impl Runtime {
@@ -447,17 +437,8 @@ impl Runtime {
     /// Readiness of a token of the role.
     fn role_ready(&mut self, t: Token, now: Instant) -> Outcome {
         let registry = self.poll.registry();
-        let mut sink = Vec::new();
-        let to_core = match &mut self.zab {
-            Some(z) => &mut z.to_core,
-            None => &mut sink,
-        };
+        let to_core = &mut self.zab.to_core;
         match &mut self.role {
-            Role::Leading(l) if l.owns(t) => {
-                l.ready(registry, t, &mut self.next_role_token, now);
-                Outcome::Stay
-            }
-            Role::Learning(l) if l.owns(t) => l.ready(registry, now),
             Role::ZabLeading(l) if l.owns(t) => {
                 l.ready(registry, t, &mut self.next_role_token, now, to_core);
                 Outcome::Stay
@@ -470,15 +451,14 @@ impl Runtime {
         }
     }
 
-    /// The role is lost on this side: the stub looks again at once; with
-    /// Zab the sequencer is told (`LeaderClosed`) and its `RoleEnded`, which
-    /// brings the last zxid, starts the next round.
+    /// The role is lost on this side: the sequencer is told
+    /// (`LeaderClosed`) and its `RoleEnded`, which brings the last zxid,
+    /// starts the next round.
     fn lost(&mut self, now: Instant, why: &str) {
-        let zab_role = matches!(self.role, Role::ZabLearning(_) | Role::ZabLeading(_));
-        match &mut self.zab {
-            Some(z) if zab_role => z.to_core.push(QuorumIn::LeaderClosed),
-            _ => return self.start_looking(now, why),
+        if !matches!(self.role, Role::ZabLearning(_) | Role::ZabLeading(_)) {
+            return self.start_looking(now, why);
         }
+        self.zab.to_core.push(QuorumIn::LeaderClosed);
         info!("quorum port: {why}; ending the role");
         self.leave_role();
         self.role = Role::Ending;
@@ -486,18 +466,15 @@ impl Runtime {
 
     /// Sends what the port produced to the sequencer, in order.
     fn flush_core(&mut self) {
-        if let Some(z) = &mut self.zab {
-            for q in z.to_core.drain(..) {
-                z.core.send(CoreMsg::Quorum(q));
-            }
+        let z = &mut self.zab;
+        for q in z.to_core.drain(..) {
+            z.core.send(CoreMsg::Quorum(q));
         }
     }
 
     /// The sequencer's `QuorumOut` since the last look.
     fn drain_outbox(&mut self, now: Instant) {
-        let Some(z) = &self.zab else {
-            return;
-        };
+        let z = &self.zab;
         z.outbox.clear_notified();
         let msgs: Vec<QuorumOut> = z.rx.try_iter().collect();
         for m in msgs {
@@ -514,9 +491,7 @@ impl Runtime {
             }
             QuorumOut::RoleEnded { reason, last_zxid } => {
                 self.last_zxid = last_zxid;
-                if let Some(z) = &self.zab {
-                    self.current_epoch = current_epoch(&z.data_dir, last_zxid);
-                }
+                self.current_epoch = current_epoch(&self.zab.data_dir, last_zxid);
                 if !matches!(self.role, Role::None) {
                     self.start_looking(now, &reason);
                 }
@@ -525,9 +500,7 @@ impl Runtime {
             m => m,
         };
         let registry = self.poll.registry();
-        let Some(z) = &mut self.zab else {
-            return;
-        };
+        let z = &mut self.zab;
         let mut lost = None;
         match (m, &mut self.role) {
             (QuorumOut::ToLearner(conn, p), Role::ZabLeading(l)) => {
@@ -599,24 +572,17 @@ impl Runtime {
     fn role_tick(&mut self, now: Instant) -> (Outcome, Option<Instant>) {
         let registry = self.poll.registry();
         let mut tick_at = None;
-        if let Some(z) = &mut self.zab
-            && let Some(at) = &mut z.next_tick
-        {
+        let z = &mut self.zab;
+        if let Some(at) = &mut z.next_tick {
             if now >= *at {
                 z.to_core.push(QuorumIn::Tick);
                 *at = (*at + z.half_tick).max(now);
             }
             tick_at = Some(*at);
         }
-        let mut sink = Vec::new();
-        let to_core = match &mut self.zab {
-            Some(z) => &mut z.to_core,
-            None => &mut sink,
-        };
+        let to_core = &mut z.to_core;
         let (outcome, next) = match &mut self.role {
             Role::None | Role::Ending => (Outcome::Stay, None),
-            Role::Leading(l) => l.tick(registry, &self.quorum, now),
-            Role::Learning(l) => l.tick(registry, now),
             Role::ZabLeading(l) => (Outcome::Stay, l.tick(registry, now, to_core)),
             Role::ZabLearning(l) => match l.tick(registry, now) {
                 Ok(next) => (Outcome::Stay, next),
@@ -678,14 +644,10 @@ impl Runtime {
     fn leave_role(&mut self) {
         match std::mem::replace(&mut self.role, Role::None) {
             Role::None | Role::Ending => {}
-            Role::Leading(l) => l.stop(self.poll.registry()),
-            Role::Learning(l) => l.stop(self.poll.registry()),
             Role::ZabLeading(l) => l.stop(self.poll.registry()),
             Role::ZabLearning(l) => l.stop(self.poll.registry()),
         }
-        if let Some(z) = &mut self.zab {
-            z.next_tick = None;
-        }
+        self.zab.next_tick = None;
     }
 
     fn start_looking(&mut self, now: Instant, why: &str) {
@@ -744,37 +706,26 @@ impl Runtime {
             PeerState::Leading => self.lead(&addr, now),
             PeerState::Following | PeerState::Observing => {
                 let observer = d.state == PeerState::Observing;
-                if let Some(z) = &mut self.zab {
-                    z.to_core.push(QuorumIn::Follow {
-                        cfg: zk_zab::LearnerConfig {
-                            sid: self.me,
-                            observer,
-                            init_limit: z.init_limit,
-                            sync_limit: z.sync_limit,
-                        },
-                        leader: d.leader,
-                    });
-                    z.next_tick = Some(now + z.half_tick);
-                    let l = ZabLearning::start((d.leader, addr), LEARNER, z.bounds, now);
-                    self.role = Role::ZabLearning(l);
-                } else {
-                    self.role = Role::Learning(Learning::start(
-                        self.me,
+                let z = &mut self.zab;
+                z.to_core.push(QuorumIn::Follow {
+                    cfg: zk_zab::LearnerConfig {
+                        sid: self.me,
                         observer,
-                        (d.leader, addr),
-                        self.current_epoch,
-                        LEARNER,
-                        self.limits,
-                        now,
-                    ));
-                }
+                        init_limit: z.init_limit,
+                        sync_limit: z.sync_limit,
+                    },
+                    leader: d.leader,
+                });
+                z.next_tick = Some(now + z.half_tick);
+                let l = ZabLearning::start((d.leader, addr), LEARNER, z.bounds, now);
+                self.role = Role::ZabLearning(l);
             }
             PeerState::Looking => {}
         }
     }
 
-    /// Listens on our quorum port `addr` and starts leading (the stub, or the
-    /// sequencer's Zab leader).
+    /// Listens on our quorum port `addr` and starts the sequencer's Zab
+    /// leader.
     fn lead(&mut self, addr: &HostPort, now: Instant) {
         let registry = self.poll.registry();
         let bind = if self.listen_all {
@@ -787,36 +738,22 @@ impl Runtime {
         };
         let bind = bind.ok_or_else(|| std::io::Error::other(format!("cannot resolve {addr}")));
         let known: BTreeSet<Sid> = self.quorum_addrs.keys().copied().collect();
-        let started = match &mut self.zab {
-            Some(z) => bind
-                .and_then(|b| ZabLeading::start(registry, known, b, QUORUM_LISTENER, z.bounds))
-                .map(|l| {
-                    z.to_core.push(QuorumIn::Lead(zk_zab::LeaderConfig {
-                        sid: self.me,
-                        voters: z.voters.clone(),
-                        init_limit: z.init_limit,
-                        sync_limit: z.sync_limit,
-                        commit_log_count: COMMIT_LOG_COUNT,
-                        config: z.config_text.clone(),
-                        diff_from_log: true,
-                    }));
-                    z.next_tick = Some(now + z.half_tick);
-                    Role::ZabLeading(l)
-                }),
-            None => bind
-                .and_then(|b| {
-                    Leading::start(
-                        registry,
-                        self.me,
-                        known,
-                        b,
-                        QUORUM_LISTENER,
-                        self.limits,
-                        now,
-                    )
-                })
-                .map(Role::Leading),
-        };
+        let z = &mut self.zab;
+        let started = bind
+            .and_then(|b| ZabLeading::start(registry, known, b, QUORUM_LISTENER, z.bounds))
+            .map(|l| {
+                z.to_core.push(QuorumIn::Lead(zk_zab::LeaderConfig {
+                    sid: self.me,
+                    voters: z.voters.clone(),
+                    init_limit: z.init_limit,
+                    sync_limit: z.sync_limit,
+                    commit_log_count: COMMIT_LOG_COUNT,
+                    config: z.config_text.clone(),
+                    diff_from_log: true,
+                }));
+                z.next_tick = Some(now + z.half_tick);
+                Role::ZabLeading(l)
+            });
         match started {
             Ok(role) => self.role = role,
             Err(e) => {

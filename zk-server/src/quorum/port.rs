@@ -46,8 +46,7 @@ pub(super) enum Accepted {
     Drained,
 }
 
-/// Accepts one learner connection from the quorum listener (the Zab port and
-/// the role stub share it): refused when `waiting` connections have not
+/// Accepts one learner connection from the quorum listener: refused when `waiting` connections have not
 /// identified themselves yet ([`MAX_UNIDENTIFIED`]), else TCP_NODELAY and
 /// registered for reading under the next token.
 pub(super) fn accept_learner(

@@ -1,5 +1,5 @@
-//! The bytes of the election port and of the role stub's one quorum packet,
-//! parsed incrementally from a connection's buffer (quorum.md §1, §2.1, §3.2).
+//! The bytes of the election port, parsed incrementally from a connection's
+//! buffer (quorum.md §1, §2.1).
 //!
 //! Every parser answers `Ok(None)` for "need more bytes", `Err(reason)` for
 //! bytes that can never become valid (the connection is closed), and
@@ -12,14 +12,11 @@ use zk_jute::quorum::{
     INITIAL_MESSAGE_V1, INITIAL_MESSAGE_V2, InitialMessage, MAX_INITIAL_ADDRESS,
     Notification as WireNotification,
 };
-use zk_jute::quorum_packet;
 
 /// The largest notification frame accepted (`QuorumCnxManager.PACKETMAXSIZE`).
 pub(crate) const MAX_NOTIFICATION: usize = 512 * 1024;
 /// The largest initial message: version, sid, length and the address text.
 pub(crate) const MAX_INITIAL: usize = 20 + MAX_INITIAL_ADDRESS;
-/// Zab's protocol version in LearnerInfo (`Leader.PROTOCOL_VERSION`... 0x10000).
-pub(crate) const LEARNER_PROTOCOL_VERSION: i32 = 0x10000;
 
 fn i32_at(b: &[u8], at: usize) -> i32 {
     let mut a = [0u8; 4];
@@ -141,54 +138,6 @@ pub(crate) fn notification_frame(n: &Notification, config: &Bytes) -> Bytes {
     b.freeze()
 }
 
-/// FOLLOWERINFO (or OBSERVERINFO) as a Java learner writes it
-/// (`Learner.registerWithLeader`): zxid = acceptedEpoch << 32, data =
-/// LearnerInfo {sid i64, protocolVersion 0x10000 i32, configVersion i64},
-/// authinfo null (quorum.md §3.2, §9).
-pub(crate) fn learner_info_packet(observer: bool, accepted_epoch: i64, sid: u64) -> Vec<u8> {
-    let mut b = BytesMut::with_capacity(40);
-    b.put_i32(if observer {
-        quorum_packet::OBSERVERINFO
-    } else {
-        quorum_packet::FOLLOWERINFO
-    });
-    b.put_i64(accepted_epoch << 32);
-    b.put_i32(20);
-    b.put_i64(sid as i64);
-    b.put_i32(LEARNER_PROTOCOL_VERSION);
-    b.put_i64(0); // the static config's version
-    b.put_i32(-1); // authinfo: null
-    b.to_vec()
-}
-
-/// A learner's first packet on the quorum port: its type (FOLLOWERINFO or
-/// OBSERVERINFO) and the sid from its LearnerInfo (at least 8 bytes, as
-/// `LearnerHandler.run` reads it). Only the header and the data are needed;
-/// anything after is ignored by the stub.
-pub(crate) fn parse_learner_info(buf: &[u8]) -> Result<Option<(i32, u64)>, String> {
-    if buf.len() < 16 {
-        return Ok(None);
-    }
-    let ty = i32_at(buf, 0);
-    if ty != quorum_packet::FOLLOWERINFO && ty != quorum_packet::OBSERVERINFO {
-        return Err(format!(
-            "first quorum packet has type {ty}, not FOLLOWERINFO or OBSERVERINFO"
-        ));
-    }
-    let n = i32_at(buf, 12);
-    if !(8..=1024).contains(&n) {
-        return Err(format!("LearnerInfo length {n} is not in 8..=1024"));
-    }
-    if buf.len() < 16 + n as usize {
-        return Ok(None);
-    }
-    let sid = i64_at(buf, 16);
-    if sid < 0 {
-        return Err(format!("LearnerInfo with negative sid {sid}"));
-    }
-    Ok(Some((ty, sid as u64)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,27 +211,6 @@ mod tests {
         assert!(decode_notification(Bytes::from_static(&[0; 30])).is_err());
     }
 
-    #[test]
-    fn learner_info_as_java_writes_it() {
-        let p = learner_info_packet(false, 2, 5);
-        // type, zxid, data (len 20), authinfo -1: quorum.md §9 "LearnerInfo must be 20 bytes".
-        assert_eq!(p.len(), 4 + 8 + 4 + 20 + 4);
-        assert_eq!(i32_at(&p, 0), 11);
-        assert_eq!(i64_at(&p, 4), 2 << 32);
-        assert_eq!(i64_at(&p, 16), 5);
-        assert_eq!(i32_at(&p, 24), 0x10000);
-        assert_eq!(i32_at(&p, 40 - 4), -1);
-        for cut in 0..36 {
-            assert_eq!(parse_learner_info(&p[..cut]), Ok(None), "{cut}");
-        }
-        assert_eq!(parse_learner_info(&p), Ok(Some((11, 5))));
-        let o = learner_info_packet(true, 0, 9);
-        assert_eq!(parse_learner_info(&o), Ok(Some((16, 9))));
-        let mut bad = p.clone();
-        bad[3] = 5;
-        assert!(parse_learner_info(&bad).is_err());
-    }
-
     /// Random and mutated inputs: every parser answers (value, need more, or
     /// error) without panicking, and never claims more bytes than it has.
     #[test]
@@ -296,7 +224,6 @@ mod tests {
         };
         let seeds = [
             initial_message(2, "127.0.0.1:3888"),
-            learner_info_packet(false, 1, 3),
             notification_frame(
                 &Notification {
                     state: PeerState::Following,
@@ -314,7 +241,7 @@ mod tests {
         ];
         for i in 0..200_000 {
             let mut b = if i % 2 == 0 {
-                seeds[i % 3].clone()
+                seeds[i % 2].clone()
             } else {
                 let len = (next() % 64) as usize;
                 (0..len).map(|_| next() as u8).collect()
@@ -333,7 +260,6 @@ mod tests {
                 assert!(r.end <= b.len());
                 let _ = decode_notification(Bytes::copy_from_slice(&b[r]));
             }
-            let _ = parse_learner_info(&b);
             let _ = decode_notification(Bytes::from(b));
         }
     }
