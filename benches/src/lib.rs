@@ -4,30 +4,27 @@
 //! `cargo bench -p zk-benches`, or `cargo bench -p zk-benches -- --test` to only
 //! check that each runs once (as the test entry point does).
 //!
-//! * [`client`]: a small synchronous client on zk-jute, for the end-to-end
-//!   bench against a real server.
+//! * [`client`]: the workspace's raw synchronous client ([`zk_client`]), for
+//!   the end-to-end benches against a real server: one request at a time with
+//!   [`Client::call_ok`](zk_client::Client::call_ok), `TCP_NODELAY` set, so a
+//!   call's latency is the server's round trip plus loopback.
 //! * [`durable_dir`] / [`fs_type`]: where benches that fsync put their files
 //!   (never tmpfs), and what file system that is.
 
 #![forbid(unsafe_code)]
 
-pub mod client;
 mod disk;
+
+pub use zk_client as client;
 
 pub use disk::{durable_dir, fs_type};
 
 use bytes::Bytes;
-use zk_jute::{Acl, Id, Stat, perms};
+use zk_jute::{Acl, Stat};
 
 /// The ACL most clients send: all permissions to `world:anyone`.
 pub fn world_anyone() -> Vec<Acl> {
-    vec![Acl {
-        perms: perms::ALL,
-        id: Id {
-            scheme: "world".into(),
-            id: "anyone".into(),
-        },
-    }]
+    zk_client::open_acl()
 }
 
 /// A persistent create of `path` with `data`, open to everyone.

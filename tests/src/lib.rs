@@ -19,8 +19,9 @@
 //! panics. Start-up waits for `ruok` → `imok` with a deadline (no fixed
 //! sleeps).
 //!
-//! [`Client`] is a raw synchronous client on [`zk_jute`]: any opcode,
-//! pipelined xids, replies matched by xid, notifications kept in order.
+//! [`Client`] is the workspace's raw synchronous client, [`zk_client`]
+//! (re-exported here as [`client`]): any opcode, pipelined xids, replies
+//! matched by xid, notifications kept in order.
 //!
 //! [`ensemble`] runs Zab ensembles of our server as real processes on
 //! loopback, with iptables partitions ([`ensemble::Firewall`]).
@@ -35,13 +36,14 @@
 //! Missing java or Debian packages make tests fail with an install hint
 //! ([`server::INSTALL_HINT`]); they are never skipped silently.
 
-pub mod client;
 pub mod ensemble;
 pub mod faults;
 pub mod lincheck;
 pub mod rng;
 pub mod server;
 pub mod workload;
+
+pub use zk_client as client;
 
 pub use client::{Client, ClientError, ClientResult, ConnectOptions, Reply, acl, open_acl};
 pub use rng::{Rng, seeds};

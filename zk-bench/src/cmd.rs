@@ -498,8 +498,12 @@ pub fn load(a: &LoadArgs) -> CmdResult {
 
 /// One attempt: open a session and getData `path`.
 fn probe(addr: SocketAddr, path: &str) -> Result<(), String> {
-    let (mut s, _) = wire::open_session(addr, 10_000, Duration::from_secs(2))
-        .map_err(|e| format!("connect: {e}"))?;
+    let opts = zk_client::ConnectOptions {
+        timeout_ms: 10_000,
+        io_timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let (mut s, _) = zk_client::open_session(addr, &opts).map_err(|e| format!("connect: {e}"))?;
     let mut out = BytesMut::new();
     wire::encode_op(&mut out, 1, Kind::GetData, path, &[], &[]);
     s.write_all(&out).map_err(|e| format!("write: {e}"))?;

@@ -549,7 +549,12 @@ fn connect(plan: &Plan, ids: &[usize]) -> Result<Vec<Conn>, String> {
             0 => plan.addr,
             k => plan.also[k - 1],
         };
-        let (s, _sid) = wire::open_session(addr, plan.session_timeout_ms, Duration::from_secs(10))
+        let opts = zk_client::ConnectOptions {
+            timeout_ms: plan.session_timeout_ms,
+            io_timeout: Duration::from_secs(10),
+            ..Default::default()
+        };
+        let (s, _) = zk_client::open_session(addr, &opts)
             .map_err(|e| format!("session {id}: cannot open a session on {addr}: {e}"))?;
         s.set_nonblocking(true)
             .map_err(|e| format!("set_nonblocking: {e}"))?;

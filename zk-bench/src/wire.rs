@@ -1,18 +1,15 @@
-//! The few client frames the tool sends, and a blocking session handshake.
+//! The few client frames the tool sends on its hot path.
 //!
 //! Request frames are written straight into the connection's output buffer
 //! with zk-jute's framing and primitives (no per-op record allocation); a unit
-//! test decodes them with zk-jute's `Request` to prove the layout.
-
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+//! test decodes them with zk-jute's `Request` to prove the layout. Everything
+//! else on the wire (the session handshake, reading frames and reply headers)
+//! is the workspace's client, [`zk_client`], re-exported here.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use zk_jute::{
-    Acl, ConnectRequest, ConnectResponse, Id, Jute, OpCode, ReplyHeader, encode_frame, perms,
-    write_buffer,
-};
+use zk_jute::{Jute, OpCode, encode_frame, write_buffer};
+
+pub use zk_client::{read_frame, reply_header};
 
 /// The kind of a benchmark op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,14 +33,7 @@ impl Kind {
 
 /// `world:anyone` with every permission, jute-encoded as a `vector<ACL>`.
 pub fn open_acl() -> Bytes {
-    vec![Acl {
-        perms: perms::ALL,
-        id: Id {
-            scheme: "world".into(),
-            id: "anyone".into(),
-        },
-    }]
-    .to_bytes()
+    zk_client::open_acl().to_bytes()
 }
 
 /// Appends one request frame (length prefix included).
@@ -86,63 +76,11 @@ pub fn encode_bare(out: &mut BytesMut, xid: i32, op: OpCode) {
     });
 }
 
-/// Reads the reply header at the start of a frame.
-pub fn reply_header(frame: &[u8]) -> Option<ReplyHeader> {
-    let xid = i32::from_be_bytes(frame.get(0..4)?.try_into().ok()?);
-    let zxid = i64::from_be_bytes(frame.get(4..12)?.try_into().ok()?);
-    let err = i32::from_be_bytes(frame.get(12..16)?.try_into().ok()?);
-    Some(ReplyHeader { xid, zxid, err })
-}
-
-/// Reads one whole frame (without its length prefix) from a blocking stream.
-pub fn read_frame(s: &mut TcpStream) -> std::io::Result<Bytes> {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len)?;
-    let len = usize::try_from(i32::from_be_bytes(len))
-        .ok()
-        .filter(|&n| n <= zk_jute::DEFAULT_MAX_PACKET)
-        .ok_or_else(|| std::io::Error::other("invalid frame length"))?;
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body)?;
-    Ok(Bytes::from(body))
-}
-
-/// Connects and opens a new session (blocking, with `timeout` for each step).
-/// Returns the stream (still blocking, TCP_NODELAY set) and the session id.
-pub fn open_session(
-    addr: SocketAddr,
-    session_timeout_ms: i32,
-    timeout: Duration,
-) -> std::io::Result<(TcpStream, i64)> {
-    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
-    s.set_nodelay(true)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    let req = ConnectRequest {
-        protocol_version: 0,
-        last_zxid_seen: 0,
-        time_out: session_timeout_ms,
-        session_id: 0,
-        passwd: Bytes::from_static(&[0; 16]),
-        read_only: Some(false),
-    };
-    let mut out = BytesMut::new();
-    encode_frame(&mut out, |o| req.write(o));
-    s.write_all(&out)?;
-    let frame = read_frame(&mut s)?;
-    let resp = ConnectResponse::from_bytes(frame)
-        .map_err(|e| std::io::Error::other(format!("bad ConnectResponse: {e}")))?;
-    if resp.time_out <= 0 || resp.session_id == 0 {
-        return Err(std::io::Error::other("the server refused the session"));
-    }
-    Ok((s, resp.session_id))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use zk_jute::{
-        CreateRequest, DeleteRequest, FrameDecoder, GetDataRequest, Request, SetDataRequest,
+        Acl, CreateRequest, DeleteRequest, FrameDecoder, GetDataRequest, Request, SetDataRequest,
     };
 
     fn decode(buf: &mut BytesMut) -> (i32, Request) {
@@ -205,16 +143,5 @@ mod tests {
         assert!(!Kind::Delete.is_read());
         assert_eq!(decode(&mut buf), (-2, Request::Ping));
         assert!(buf.is_empty());
-    }
-
-    #[test]
-    fn reply_header_parses() {
-        let h = ReplyHeader {
-            xid: 5,
-            zxid: 0x1_0000_0002,
-            err: -101,
-        };
-        assert_eq!(reply_header(&h.to_bytes()), Some(h));
-        assert_eq!(reply_header(&[0; 15]), None);
     }
 }

@@ -147,7 +147,7 @@ fn golden() -> &'static Golden {
         for i in 0..150 {
             ok(&mut a, create(&format!("/big/n{i:03}"), &big, 0));
         }
-        let session_a = a.session_id;
+        let session_a = a.session_id();
         settle(dir.path());
         drop(a); // the session outlives the connection
         server.shutdown();
@@ -164,8 +164,8 @@ fn golden() -> &'static Golden {
         let live = run(&["log", dir.path().to_str().unwrap()]);
         assert!(live.stdout.contains("EOF reached after"), "{live:?}");
         ok(&mut c, create("/after-inspection", b"", 0));
-        let session_c = c.session_id;
-        let last_zxid = c.last_zxid;
+        let session_c = c.session_id();
+        let last_zxid = c.last_zxid();
         settle(dir.path());
         drop(c);
         server.shutdown();

@@ -66,22 +66,22 @@ fn undecodable_body_is_marshalling_error_and_the_session_goes_on() {
     // takes a zxid (session 0x1, this 0x2)
     let mut body = 1000i32.to_be_bytes().to_vec();
     body.extend_from_slice(b"/x");
-    c.stream
+    c.stream()
         .write_all(&raw_request(8, OpCode::Create.code(), &body))
         .unwrap();
-    let h = reply(&mut c.stream).expect("answered");
+    let h = reply(c.stream()).expect("answered");
     assert_eq!((h.xid, h.zxid, h.err), (8, 2, -5));
     // multi with a truncated op: the same, the reply has no multi body
-    c.stream
+    c.stream()
         .write_all(&raw_request(9, OpCode::Multi.code(), &[0, 0, 0, 1, 1]))
         .unwrap();
-    let h = reply(&mut c.stream).expect("answered");
+    let h = reply(c.stream()).expect("answered");
     assert_eq!((h.xid, h.zxid, h.err), (9, 3, -5));
     // a read: MARSHALLINGERROR with the last zxid, no txn
-    c.stream
+    c.stream()
         .write_all(&raw_request(10, OpCode::GetData.code(), &[0xff]))
         .unwrap();
-    let h = reply(&mut c.stream).expect("answered");
+    let h = reply(c.stream()).expect("answered");
     assert_eq!((h.xid, h.zxid, h.err), (10, 3, -5));
     // the connection and the session go on
     assert_eq!(exists(&mut c, "/x"), -101);
@@ -111,15 +111,15 @@ fn unknown_opcode_is_answered_in_order_then_the_connection_closes() {
     encode_frame(&mut out, |o| create.encode_frame(1, o));
     out.extend_from_slice(&raw_request(2, 999, &[]));
     encode_frame(&mut out, |o| get.encode_frame(3, o));
-    c.stream.write_all(&out).unwrap();
+    c.stream().write_all(&out).unwrap();
     let mut got = Vec::new();
-    while let Some(h) = reply(&mut c.stream) {
+    while let Some(h) = reply(c.stream()) {
         got.push((h.xid, h.zxid, h.err));
     }
     assert_eq!(got, [(1, 2, 0), (2, -1, -6)], "in order, then closed");
     // the session survives: it can be resumed
-    let again = Client::connect_with(addr, c.session_id, c.passwd.clone(), 30000, 0).unwrap();
-    assert_eq!(again.session_id, c.session_id);
+    let again = Client::connect_with(addr, c.session_id(), c.passwd(), 30000, 0).unwrap();
+    assert_eq!(again.session_id(), c.session_id());
     server.shutdown();
 }
 
@@ -206,16 +206,16 @@ fn a_re_attached_session_closes_the_old_connection() {
     let server = Server::start(config(dir.path())).unwrap();
     let addr = server.local_addr();
     let mut old = Client::connect(addr);
-    let mut new = Client::connect_with(addr, old.session_id, old.passwd.clone(), 30000, 0).unwrap();
-    assert_eq!(new.session_id, old.session_id);
+    let mut new = Client::connect_with(addr, old.session_id(), old.passwd(), 30000, 0).unwrap();
+    assert_eq!(new.session_id(), old.session_id());
     // whatever is written on the old connection now is not answered (no
     // SESSIONMOVED in standalone: the connection is simply closed)
-    let _ = old.stream.write_all(&raw_request(
+    let _ = old.stream().write_all(&raw_request(
         5,
         OpCode::Exists.code(),
         &[0, 0, 0, 1, b'/', 0],
     ));
-    assert!(reply(&mut old.stream).is_none());
+    assert!(reply(old.stream()).is_none());
     assert_eq!(exists(&mut new, "/"), 0);
     server.shutdown();
 }

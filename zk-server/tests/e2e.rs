@@ -6,7 +6,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{Client, four_letter};
+use common::{Client, ClientError, four_letter};
 use zk_jute::{
     CreateRequest, DeleteRequest, EventType, ExistsRequest, GetChildrenRequest, GetDataRequest,
     MultiOp, MultiResult, Request, Response, SetDataRequest,
@@ -47,8 +47,8 @@ fn create_get_set_delete_watch_multi() {
     let server = Server::start(config(dir.path())).unwrap();
     let addr = server.local_addr();
     let mut c = Client::connect(addr);
-    assert_ne!(c.session_id, 0);
-    assert_eq!(c.timeout, 30000);
+    assert_ne!(c.session_id(), 0);
+    assert_eq!(c.negotiated_timeout(), 30000);
 
     let (h, r) = c.call(create("/a", b"hello", 0));
     assert_eq!(h.err, 0);
@@ -160,7 +160,7 @@ fn create_get_set_delete_watch_multi() {
     assert!(mntr.contains("zk_server_state\tstandalone"), "{mntr}");
     let cons = four_letter(addr, "cons");
     assert!(
-        cons.contains(&format!("sid=0x{:x}", c.session_id)),
+        cons.contains(&format!("sid=0x{:x}", c.session_id())),
         "{cons}"
     );
 
@@ -177,7 +177,7 @@ fn restart_recovers_data_and_sessions() {
         let mut c = Client::connect(server.local_addr());
         assert_eq!(c.call(create("/persist", b"v1", 0)).0.err, 0);
         assert_eq!(c.call(create("/eph", b"", 1)).0.err, 0);
-        let out = (c.session_id, c.passwd.clone(), c.last_zxid);
+        let out = (c.session_id(), c.passwd(), c.last_zxid());
         server.shutdown();
         out
     };
@@ -189,7 +189,7 @@ fn restart_recovers_data_and_sessions() {
     );
     // The session survives the restart: reconnect with its password.
     let mut c = Client::connect_with(server.local_addr(), sid, passwd, 30000, zxid).unwrap();
-    assert_eq!(c.session_id, sid);
+    assert_eq!(c.session_id(), sid);
     let (h, r) = c.call(get("/persist", false));
     assert_eq!(h.err, 0);
     let Response::GetData(d) = r else { panic!() };
@@ -203,16 +203,15 @@ fn restart_recovers_data_and_sessions() {
         .err,
         0
     );
-    // A wrong password is refused with a zeroed reply.
+    // A wrong password is refused with a zeroed reply (SessionExpired).
     let bad = Client::connect_with(
         server.local_addr(),
         sid,
         Bytes::from_static(&[1; 16]),
         30000,
         0,
-    )
-    .unwrap();
-    assert_eq!((bad.session_id, bad.timeout), (0, 0));
+    );
+    assert!(matches!(bad, Err(ClientError::SessionExpired)), "{bad:?}");
     c.close();
     // Closing removed the ephemeral.
     let mut c = Client::connect(server.local_addr());
@@ -234,7 +233,7 @@ fn expiry_removes_ephemerals_and_fires_watches() {
     let server = Server::start(config(dir.path())).unwrap();
     let addr = server.local_addr();
     let victim = Client::connect_with(addr, 0, Bytes::from_static(&[0; 16]), 300, 0).unwrap();
-    assert_eq!(victim.timeout, 300);
+    assert_eq!(victim.negotiated_timeout(), 300);
     let mut v = victim;
     assert_eq!(v.call(create("/lock", b"", 1)).0.err, 0);
     let mut w = Client::connect(addr);
@@ -252,8 +251,11 @@ fn expiry_removes_ephemerals_and_fires_watches() {
     assert_eq!(ev.event_type, EventType::NodeDeleted.code());
     assert_eq!(ev.path, "/lock");
     // Reconnecting to the expired session is refused.
-    let again = Client::connect_with(addr, v.session_id, v.passwd.clone(), 300, 0).unwrap();
-    assert_eq!(again.session_id, 0);
+    let again = Client::connect_with(addr, v.session_id(), v.passwd(), 300, 0);
+    assert!(
+        matches!(again, Err(ClientError::SessionExpired)),
+        "{again:?}"
+    );
     drop(v);
     server.shutdown();
 }
@@ -278,8 +280,8 @@ fn malformed_packets_close_only_that_connection() {
     );
     // A frame too short for a request header after a valid handshake.
     let mut bad = Client::connect(addr);
-    common::write_frame(&mut bad.stream, |o| o.extend_from_slice(&[0, 0, 0, 1, 0])).unwrap();
-    assert!(common::read_frame(&mut bad.stream).is_err());
+    common::write_frame(bad.stream(), |o| o.extend_from_slice(&[0, 0, 0, 1, 0])).unwrap();
+    assert!(common::read_frame(bad.stream()).is_err());
     // The server is fine.
     assert_eq!(good.call(create("/ok", b"", 0)).0.err, 0);
     server.shutdown();
@@ -390,7 +392,7 @@ fn a_reader_that_does_not_read_gets_back_pressure_not_unbounded_memory() {
     // 400 reads of 32 KiB (12.5 MiB of replies) without reading any reply:
     // the server stops reading this connection once 64 KiB are queued.
     let writer = {
-        let mut s = c.stream.try_clone().unwrap();
+        let mut s = c.stream().try_clone().unwrap();
         std::thread::spawn(move || {
             for i in 0..400 {
                 common::write_frame(&mut s, |o| get("/big", false).encode_frame(i + 100, o))
@@ -405,7 +407,7 @@ fn a_reader_that_does_not_read_gets_back_pressure_not_unbounded_memory() {
     assert!(cons.contains("queued="), "{cons}");
     // Reading everything now: every reply arrives, in order.
     for i in 0..400 {
-        let frame = common::read_frame(&mut c.stream).unwrap();
+        let frame = common::read_frame(c.stream()).unwrap();
         let xid = i32::from_be_bytes(frame[..4].try_into().unwrap());
         assert_eq!(xid, i + 100);
     }
@@ -419,10 +421,14 @@ fn handshake_clamps_timeout_and_refuses_a_client_ahead_of_the_server() {
     let server = Server::start(config(dir.path())).unwrap();
     let addr = server.local_addr();
     let c = Client::connect_with(addr, 0, Bytes::from_static(&[0; 16]), 10, 0).unwrap();
-    assert_eq!(c.timeout, 200, "clamped to minSessionTimeout");
+    assert_eq!(c.negotiated_timeout(), 200, "clamped to minSessionTimeout");
     let c = Client::connect_with(addr, 0, Bytes::from_static(&[0; 16]), 1_000_000, 0).unwrap();
-    assert_eq!(c.timeout, 60_000, "clamped to maxSessionTimeout");
-    assert_eq!(c.passwd.len(), 16);
+    assert_eq!(
+        c.negotiated_timeout(),
+        60_000,
+        "clamped to maxSessionTimeout"
+    );
+    assert_eq!(c.passwd().len(), 16);
     // lastZxidSeen beyond ours: the server closes without answering.
     assert!(Client::connect_with(addr, 0, Bytes::from_static(&[0; 16]), 30000, 1 << 40).is_err());
     server.shutdown();

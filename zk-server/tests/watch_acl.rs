@@ -119,13 +119,13 @@ fn watch_events_need_read_on_the_node() {
     assert_eq!(h.err, 0);
     let ev = b.next_event();
     assert_eq!(ev.path, "/marker2", "{ev:?}");
-    assert!(b.events.is_empty(), "{:?}", b.events);
+    assert!(b.events().is_empty(), "{:?}", b.events());
 
     // The owner itself (READ through its digest id) does get its events.
     let (h, _) = a.call(exists("/secret2"));
     assert_eq!(h.err, zk_jute::ErrorCode::NoNode.code());
     let (h, _) = a.call(create("/secret2", alice_only()));
     assert_eq!(h.err, 0);
-    assert_eq!(a.events.len(), 1, "{:?}", a.events);
-    assert_eq!(a.events[0].path, "/secret2");
+    assert_eq!(a.events().len(), 1, "{:?}", a.events());
+    assert_eq!(a.events()[0].path, "/secret2");
 }

@@ -1,166 +1,125 @@
-//! A tiny raw ZooKeeper client on zk-jute over std TcpStream, for the
-//! end-to-end tests: synchronous, one request at a time (or pipelined with
-//! `send` + `recv`), watch events collected on the side.
+//! The end-to-end tests drive the server with the workspace's raw client,
+//! [`zk_client`]; this module only adds the tests' shorthands on top of it:
+//! calls that panic when the round trip fails (a ZooKeeper error code is
+//! still an answer, in the returned header), and replies checked to come in
+//! request order.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports, reason = "each test binary uses a part")]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use zk_jute::{
-    ConnectRequest, ConnectResponse, Jute, OpCode, Reader, ReplyHeader, Request, Response,
-    WatcherEvent, encode_frame,
-};
+use bytes::Bytes;
+pub use zk_client::{ClientError, read_frame, write_frame};
+use zk_client::{ClientResult, ConnectOptions};
+use zk_jute::{ReplyHeader, Request, Response, WatcherEvent};
 
+/// How long a test waits for a watch event.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A [`zk_client::Client`] (all of its methods through `Deref`) whose
+/// shorthands below panic on a failed round trip.
+#[derive(Debug)]
 pub struct Client {
-    pub stream: TcpStream,
-    pub session_id: i64,
-    pub passwd: Bytes,
-    pub timeout: i32,
-    pub last_zxid: i64,
-    xid: i32,
-    pub events: Vec<WatcherEvent>,
-    pending: std::collections::VecDeque<(i32, OpCode)>,
+    inner: zk_client::Client,
+    /// xids of the requests [`Client::send`] sent and [`Client::recv`] has
+    /// not yet matched, oldest first
+    sent: VecDeque<i32>,
 }
 
-pub fn read_frame(s: &mut TcpStream) -> std::io::Result<Bytes> {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len)?;
-    let n = i32::from_be_bytes(len) as usize;
-    let mut buf = vec![0u8; n];
-    s.read_exact(&mut buf)?;
-    Ok(Bytes::from(buf))
+impl Deref for Client {
+    type Target = zk_client::Client;
+    fn deref(&self) -> &zk_client::Client {
+        &self.inner
+    }
 }
 
-pub fn write_frame(s: &mut TcpStream, body: impl FnOnce(&mut BytesMut)) -> std::io::Result<()> {
-    let mut out = BytesMut::new();
-    encode_frame(&mut out, body);
-    s.write_all(&out)
+impl DerefMut for Client {
+    fn deref_mut(&mut self) -> &mut zk_client::Client {
+        &mut self.inner
+    }
 }
 
 /// Sends a four-letter word and reads the answer to EOF.
 pub fn four_letter(addr: SocketAddr, cmd: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(cmd.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
+    zk_client::four_letter(addr, cmd, Duration::from_secs(10)).expect("four-letter word")
 }
 
 impl Client {
+    /// Opens a new session (30 s timeout); panics if that fails.
     pub fn connect(addr: SocketAddr) -> Client {
-        Self::connect_with(addr, 0, Bytes::from_static(&[0; 16]), 30000, 0).expect("connect")
+        Self::connect_with(addr, 0, Bytes::new(), 30000, 0).expect("connect")
     }
 
-    /// Connects; returns the ConnectResponse fields through the client (a
-    /// zeroed session id means the session was refused as expired).
+    /// Opens a session (`session_id` 0) or resumes one, asking for `timeout`
+    /// ms and sending `last_zxid` as lastZxidSeen. A refused session is
+    /// [`ClientError::SessionExpired`].
     pub fn connect_with(
         addr: SocketAddr,
         session_id: i64,
         passwd: Bytes,
         timeout: i32,
         last_zxid: i64,
-    ) -> std::io::Result<Client> {
-        let mut stream = TcpStream::connect(addr)?;
-        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-        stream.set_nodelay(true)?;
-        let req = ConnectRequest {
-            protocol_version: 0,
+    ) -> ClientResult<Client> {
+        let opts = ConnectOptions {
+            timeout_ms: timeout,
+            session: (session_id != 0).then_some((session_id, passwd)),
             last_zxid_seen: last_zxid,
-            time_out: timeout,
-            session_id,
-            passwd,
-            read_only: Some(false),
+            ..ConnectOptions::default()
         };
-        write_frame(&mut stream, |o| req.write(o))?;
-        let frame = read_frame(&mut stream)?;
-        let resp = ConnectResponse::from_bytes(frame).expect("connect response");
+        let inner = zk_client::Client::connect_with(addr, &opts)?;
         Ok(Client {
-            stream,
-            session_id: resp.session_id,
-            passwd: resp.passwd,
-            timeout: resp.time_out,
-            last_zxid,
-            xid: 0,
-            events: Vec::new(),
-            pending: Default::default(),
+            inner,
+            sent: VecDeque::new(),
         })
     }
 
+    /// Sends `req` without waiting; returns its xid.
     pub fn send(&mut self, req: &Request) -> i32 {
-        self.xid += 1;
-        let xid = match req {
-            Request::Ping => zk_jute::xid::PING,
-            Request::SetWatches(_) | Request::SetWatches2(_) => zk_jute::xid::SET_WATCHES,
-            Request::Auth(_) => zk_jute::xid::AUTH,
-            _ => self.xid,
-        };
-        let op = req.op_code();
-        write_frame(&mut self.stream, |o| req.encode_frame(xid, o)).unwrap();
-        self.pending.push_back((xid, op));
+        let xid = self.inner.send(req).expect("send");
+        self.sent.push_back(xid);
         xid
     }
 
-    /// Reads frames until the reply to the oldest pending request; events are
-    /// stored in `self.events`.
+    /// The reply to the oldest request [`Client::send`] sent; panics unless
+    /// it is the next reply on the connection (replies come in request order).
     pub fn recv(&mut self) -> (ReplyHeader, Response) {
-        let (xid, op) = self.pending.pop_front().expect("nothing pending");
-        loop {
-            let frame = read_frame(&mut self.stream).expect("reply");
-            let mut r = Reader::new(frame);
-            let h = ReplyHeader::read(&mut r).unwrap();
-            if h.xid == zk_jute::xid::NOTIFICATION {
-                self.events.push(WatcherEvent::read(&mut r).unwrap());
-                continue;
-            }
-            assert_eq!(h.xid, xid, "replies in request order");
-            if h.zxid > 0 {
-                self.last_zxid = self.last_zxid.max(h.zxid);
-            }
-            let resp = if h.err != 0 && !matches!(op, OpCode::Multi | OpCode::MultiRead) {
-                Response::Empty
-            } else {
-                Response::read_body(op, &mut r).unwrap()
-            };
-            return (h, resp);
-        }
+        let xid = self.sent.pop_front().expect("nothing pending");
+        let r = self.inner.recv().expect("reply");
+        assert_eq!(r.xid, xid, "replies in request order");
+        (r.header(), r.body)
     }
 
+    /// Sends `req` and waits for its reply.
     pub fn call(&mut self, req: Request) -> (ReplyHeader, Response) {
-        self.send(&req);
-        self.recv()
+        let r = self.inner.call(&req).expect("call");
+        (r.header(), r.body)
     }
 
-    /// Waits for the next watch event.
+    /// Waits for the next watch event (20 s at most).
     pub fn next_event(&mut self) -> WatcherEvent {
-        if !self.events.is_empty() {
-            return self.events.remove(0);
-        }
-        let frame = read_frame(&mut self.stream).expect("event");
-        let mut r = Reader::new(frame);
-        let h = ReplyHeader::read(&mut r).unwrap();
-        assert_eq!(h.xid, zk_jute::xid::NOTIFICATION, "expected an event");
-        WatcherEvent::read(&mut r).unwrap()
+        self.inner
+            .next_event(EVENT_TIMEOUT)
+            .expect("event")
+            .expect("a watch event within 20 s")
     }
 
-    pub fn close(mut self) {
-        let (h, _) = self.call(Request::CloseSession);
-        assert_eq!(h.err, 0);
+    /// Closes the session; panics unless the server says OK.
+    pub fn close(self) {
+        assert_eq!(self.inner.close().expect("closeSession").err, 0);
     }
 }
 
 /// Polls `cond` (every few ms) until it holds; panics naming `what` after 20 s.
-#[allow(dead_code)] // not every test binary uses it
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !cond() {
         assert!(
             std::time::Instant::now() < deadline,
             "timed out waiting for {what}"
         );
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -1,19 +1,4 @@
-//! A small synchronous ZooKeeper client speaking the wire protocol through
-//! [`zk_jute`] over a blocking [`TcpStream`].
-//!
-//! It is deliberately raw: every request is a [`Request`] value, every reply
-//! a [`Reply`] carrying the header's xid, zxid and error code next to the
-//! decoded body, so tests can exercise every opcode (including ones kazoo
-//! and the Java client never send) and compare results byte for byte.
-//!
-//! * [`Client::send`] writes a request and returns its xid without waiting,
-//!   so many requests can be in flight (pipelining); [`Client::wait`] reads
-//!   frames until the reply with that xid arrives, parking other replies and
-//!   queueing watch notifications in arrival order.
-//! * [`Client::call`] is `send` + `wait`.
-//! * Notifications (xid -1) are kept in order in [`Client::events`].
-//! * Nothing runs in the background: no pings are sent unless a test calls
-//!   [`Client::ping`], which is what the session-expiry tests rely on.
+//! [`Client`]: one session on one blocking connection.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -23,66 +8,18 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use zk_jute::{
-    Acl, AuthPacket, ConnectRequest, ConnectResponse, CreateRequest, CreateTtlRequest,
-    DeleteRequest, ErrorCode, ExistsRequest, FrameDecoder, GetAclRequest, GetChildren2Request,
-    GetDataRequest, Id, Jute, OpCode, Reader, ReplyHeader, Request, Response, SetDataRequest, Stat,
-    WatcherEvent, encode_frame, perms, xid,
+    Acl, AuthPacket, CreateRequest, CreateTtlRequest, DeleteRequest, ErrorCode, ExistsRequest,
+    FrameDecoder, GetAclRequest, GetChildren2Request, GetDataRequest, Jute, OpCode, Reader,
+    ReplyHeader, Request, Response, SetDataRequest, Stat, WatcherEvent, encode_frame, xid,
 };
 
-/// How long a blocking read may wait before a call fails (a hung server must
-/// fail the test, not hang it).
-pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Why a client call failed (ZooKeeper error codes are not failures of the
-/// client: they are in [`Reply::err`]).
-#[derive(Debug)]
-pub enum ClientError {
-    /// The socket failed or timed out.
-    Io(io::Error),
-    /// The server sent bytes that do not decode.
-    Decode(zk_jute::DecodeError),
-    /// The server closed the connection.
-    Closed,
-    /// The server refused the session (expired or unknown): `timeOut == 0`.
-    SessionExpired,
-}
-
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClientError::Io(e) => write!(f, "i/o error: {e}"),
-            ClientError::Decode(e) => write!(f, "undecodable reply: {e}"),
-            ClientError::Closed => f.write_str("connection closed by the server"),
-            ClientError::SessionExpired => {
-                f.write_str("session expired (timeOut 0 in ConnectResponse)")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ClientError {}
-
-impl From<io::Error> for ClientError {
-    fn from(e: io::Error) -> Self {
-        if e.kind() == io::ErrorKind::UnexpectedEof {
-            ClientError::Closed
-        } else {
-            ClientError::Io(e)
-        }
-    }
-}
-
-impl From<zk_jute::DecodeError> for ClientError {
-    fn from(e: zk_jute::DecodeError) -> Self {
-        ClientError::Decode(e)
-    }
-}
-
-/// Result of a client call.
-pub type ClientResult<T> = Result<T, ClientError>;
+use crate::{
+    ClientError, ClientResult, ConnectOptions, DEFAULT_IO_TIMEOUT, open_acl, open_session,
+};
 
 /// One reply: the header fields and the decoded body ([`Response::Empty`] for
-/// errors and body-less replies).
+/// errors and body-less replies; a multi's body is decoded also when it
+/// failed, as it carries the per-op results).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     /// The request's xid.
@@ -101,6 +38,15 @@ impl Reply {
         ErrorCode::try_from(self.err).unwrap_or(ErrorCode::SystemError)
     }
 
+    /// The reply header (xid, zxid, err).
+    pub fn header(&self) -> ReplyHeader {
+        ReplyHeader {
+            xid: self.xid,
+            zxid: self.zxid,
+            err: self.err,
+        }
+    }
+
     /// Panics with `what` unless the reply is OK.
     pub fn expect_ok(self, what: &str) -> Reply {
         assert_eq!(self.err, 0, "{what}: expected OK, got {}", self.code());
@@ -108,62 +54,21 @@ impl Reply {
     }
 }
 
-/// How to open a session.
-#[derive(Debug, Clone)]
-pub struct ConnectOptions {
-    /// Requested session timeout in ms.
-    pub timeout_ms: i32,
-    /// `Some((id, password))` to resume a session, `None` for a new one.
-    pub session: Option<(i64, Bytes)>,
-    /// The last zxid this client saw (resuming clients send it).
-    pub last_zxid_seen: i64,
-    /// Socket read timeout for every call.
-    pub io_timeout: Duration,
-}
-
-impl Default for ConnectOptions {
-    fn default() -> Self {
-        Self {
-            timeout_ms: 30_000,
-            session: None,
-            last_zxid_seen: 0,
-            io_timeout: DEFAULT_IO_TIMEOUT,
-        }
-    }
-}
-
-/// One ACL entry.
-pub fn acl(perms: i32, scheme: &str, id: &str) -> Acl {
-    Acl {
-        perms,
-        id: Id {
-            scheme: scheme.into(),
-            id: id.into(),
-        },
-    }
-}
-
-/// The world-readable, world-writable ACL (`world:anyone`, all permissions).
-pub fn open_acl() -> Vec<Acl> {
-    vec![Acl {
-        perms: perms::ALL,
-        id: Id {
-            scheme: "world".into(),
-            id: "anyone".into(),
-        },
-    }]
-}
-
-/// A connected session.
+/// A connected session. See the [crate] documentation for the model: raw
+/// requests, replies matched by xid, notifications queued, no background
+/// activity.
 pub struct Client {
     stream: TcpStream,
     decoder: FrameDecoder,
+    /// bytes read and not yet decoded into frames
     buf: BytesMut,
+    /// the write buffer, reused for every request
+    out: BytesMut,
     next_xid: i32,
     /// opcode of every request sent and not yet answered, by xid
     pending: HashMap<i32, OpCode>,
-    /// replies read while waiting for another xid
-    parked: HashMap<i32, Reply>,
+    /// replies read while waiting for another xid, in arrival order
+    parked: VecDeque<Reply>,
     events: VecDeque<WatcherEvent>,
     session_id: i64,
     passwd: Bytes,
@@ -189,50 +94,24 @@ impl Client {
     }
 
     /// Opens or resumes a session. Fails with [`ClientError::SessionExpired`]
-    /// when the server answers with `timeOut == 0`.
+    /// when the server refuses it (`timeOut == 0`).
     pub fn connect_with(addr: SocketAddr, opts: &ConnectOptions) -> ClientResult<Client> {
-        let stream = TcpStream::connect_timeout(&addr, opts.io_timeout)?;
-        stream.set_read_timeout(Some(opts.io_timeout))?;
-        stream.set_write_timeout(Some(opts.io_timeout))?;
-        stream.set_nodelay(true)?;
-        let (session_id, passwd) = opts
-            .session
-            .clone()
-            .unwrap_or((0, Bytes::from_static(&[0; 16])));
-        let req = ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: opts.last_zxid_seen,
-            time_out: opts.timeout_ms,
-            session_id,
-            passwd,
-            read_only: Some(false),
-        };
-        let mut client = Client {
+        let (stream, resp) = open_session(addr, opts)?;
+        Ok(Client {
             stream,
             decoder: FrameDecoder::default(),
             buf: BytesMut::with_capacity(64 * 1024),
+            out: BytesMut::with_capacity(4 * 1024),
             next_xid: 1,
             pending: HashMap::new(),
-            parked: HashMap::new(),
+            parked: VecDeque::new(),
             events: VecDeque::new(),
-            session_id: 0,
-            passwd: Bytes::new(),
-            negotiated_timeout: 0,
+            session_id: resp.session_id,
+            passwd: resp.passwd,
+            negotiated_timeout: resp.time_out,
             last_zxid: opts.last_zxid_seen,
             addr,
-        };
-        let mut out = BytesMut::new();
-        encode_frame(&mut out, |o| req.write(o));
-        client.stream.write_all(&out)?;
-        let frame = client.read_frame()?;
-        let resp = ConnectResponse::from_bytes(frame)?;
-        if resp.time_out <= 0 {
-            return Err(ClientError::SessionExpired);
-        }
-        client.session_id = resp.session_id;
-        client.passwd = resp.passwd;
-        client.negotiated_timeout = resp.time_out;
-        Ok(client)
+        })
     }
 
     /// The session id the server assigned.
@@ -271,7 +150,9 @@ impl Client {
         }
     }
 
-    /// The raw socket (for tests that write garbage after a handshake).
+    /// The raw socket (for tests that write garbage after a handshake, or
+    /// read frames themselves with [`crate::read_frame`]; bytes the client
+    /// has already buffered are not seen there).
     pub fn stream(&mut self) -> &mut TcpStream {
         &mut self.stream
     }
@@ -284,7 +165,7 @@ impl Client {
             Request::Auth(_) => xid::AUTH,
             _ => {
                 let x = self.next_xid;
-                self.next_xid += 1;
+                self.next_xid = self.next_xid.wrapping_add(1) & i32::MAX;
                 x
             }
         };
@@ -294,9 +175,9 @@ impl Client {
 
     /// Sends `req` with an explicit xid.
     pub fn send_with_xid(&mut self, xid: i32, req: &Request) -> ClientResult<()> {
-        let mut out = BytesMut::new();
-        encode_frame(&mut out, |o| req.encode_frame(xid, o));
-        self.stream.write_all(&out)?;
+        self.out.clear();
+        encode_frame(&mut self.out, |o| req.encode_frame(xid, o));
+        self.stream.write_all(&self.out)?;
         self.pending.insert(xid, req.op_code());
         Ok(())
     }
@@ -304,21 +185,36 @@ impl Client {
     /// Sends a raw frame body (header + body, without the length prefix) and
     /// records that a reply to `xid` decodes as opcode `op`.
     pub fn send_raw(&mut self, xid: i32, op: OpCode, body: &[u8]) -> ClientResult<()> {
-        let mut out = BytesMut::new();
-        encode_frame(&mut out, |o| o.extend_from_slice(body));
-        self.stream.write_all(&out)?;
+        self.out.clear();
+        encode_frame(&mut self.out, |o| o.extend_from_slice(body));
+        self.stream.write_all(&self.out)?;
         self.pending.insert(xid, op);
         Ok(())
     }
 
-    /// Waits for the reply to `xid`, queueing notifications and parking other
-    /// replies met on the way.
+    /// Waits for the reply to `xid`, queueing notifications and keeping other
+    /// replies met on the way (for a later `wait` or [`Client::recv`]).
     pub fn wait(&mut self, xid: i32) -> ClientResult<Reply> {
+        if let Some(i) = self.parked.iter().position(|r| r.xid == xid)
+            && let Some(r) = self.parked.remove(i)
+        {
+            return Ok(r);
+        }
         loop {
-            if let Some(r) = self.parked.remove(&xid) {
+            let r = self.read_reply()?;
+            if r.xid == xid {
                 return Ok(r);
             }
-            self.read_one()?;
+            self.parked.push_back(r);
+        }
+    }
+
+    /// The next reply in arrival order, whatever its xid (one kept by an
+    /// earlier [`Client::wait`] first), queueing notifications met on the way.
+    pub fn recv(&mut self) -> ClientResult<Reply> {
+        match self.parked.pop_front() {
+            Some(r) => Ok(r),
+            None => self.read_reply(),
         }
     }
 
@@ -328,35 +224,51 @@ impl Client {
         self.wait(xid)
     }
 
-    /// Reads one frame and files it (reply or notification).
-    fn read_one(&mut self) -> ClientResult<()> {
+    /// Sends `req` and returns the body of its reply; a non-zero error code
+    /// is [`ClientError::Server`].
+    pub fn call_ok(&mut self, req: &Request) -> ClientResult<Response> {
+        let r = self.call(req)?;
+        if r.err != 0 {
+            return Err(ClientError::Server {
+                op: req.op_code(),
+                err: r.err,
+            });
+        }
+        Ok(r.body)
+    }
+
+    /// Reads frames until a reply, queueing notifications.
+    fn read_reply(&mut self) -> ClientResult<Reply> {
+        loop {
+            if let Some(r) = self.read_one()? {
+                return Ok(r);
+            }
+        }
+    }
+
+    /// Reads one frame: a reply, or `None` for a notification (queued).
+    fn read_one(&mut self) -> ClientResult<Option<Reply>> {
         let frame = self.read_frame()?;
         let mut r = Reader::new(frame);
         let h = ReplyHeader::read(&mut r)?;
         if h.xid == xid::NOTIFICATION {
-            let ev = WatcherEvent::read(&mut r)?;
-            self.events.push_back(ev);
-            return Ok(());
+            self.events.push_back(WatcherEvent::read(&mut r)?);
+            return Ok(None);
         }
         let op = self.pending.remove(&h.xid).unwrap_or(OpCode::Ping);
-        let body = if h.err != 0 && op != OpCode::Multi {
+        let multi = matches!(op, OpCode::Multi | OpCode::MultiRead);
+        let body = if h.err != 0 && !(multi && r.remaining() > 0) {
             Response::Empty
         } else {
             Response::read_body(op, &mut r)?
         };
-        if h.zxid > self.last_zxid {
-            self.last_zxid = h.zxid;
-        }
-        self.parked.insert(
-            h.xid,
-            Reply {
-                xid: h.xid,
-                zxid: h.zxid,
-                err: h.err,
-                body,
-            },
-        );
-        Ok(())
+        self.last_zxid = self.last_zxid.max(h.zxid);
+        Ok(Some(Reply {
+            xid: h.xid,
+            zxid: h.zxid,
+            err: h.err,
+            body,
+        }))
     }
 
     fn read_frame(&mut self) -> ClientResult<Bytes> {
@@ -373,12 +285,18 @@ impl Client {
         }
     }
 
+    /// Notifications received and not yet taken, oldest first.
+    pub fn events(&self) -> &VecDeque<WatcherEvent> {
+        &self.events
+    }
+
     /// Notifications received so far, oldest first (drains the queue).
     pub fn take_events(&mut self) -> Vec<WatcherEvent> {
         self.events.drain(..).collect()
     }
 
-    /// Waits until a notification arrives (or `timeout` passes).
+    /// Waits until a notification arrives (or `timeout` passes); replies read
+    /// meanwhile are kept.
     pub fn next_event(&mut self, timeout: Duration) -> ClientResult<Option<WatcherEvent>> {
         if let Some(e) = self.events.pop_front() {
             return Ok(Some(e));
@@ -392,11 +310,8 @@ impl Client {
             }
             self.stream.set_read_timeout(Some(left))?;
             match self.read_one() {
-                Ok(()) => {
-                    if let Some(e) = self.events.pop_front() {
-                        break Ok(Some(e));
-                    }
-                }
+                Ok(Some(reply)) => self.parked.push_back(reply),
+                Ok(None) => break Ok(self.events.pop_front()),
                 Err(ClientError::Io(e))
                     if matches!(
                         e.kind(),
@@ -450,9 +365,12 @@ impl Client {
     pub fn disconnect(self) {
         let _ = self.stream.shutdown(Shutdown::Both);
     }
+}
 
-    // ---- conveniences: return Ok(value) or Err(error code) ----
-
+/// Conveniences for the common ops: `Ok(value)`, or `Ok(Err(code))` when the
+/// server answers with an error; the `*_node` / [`Client::node`] forms panic
+/// unless the server says OK.
+impl Client {
     /// create with open ACL; returns the created path.
     pub fn create(
         &mut self,
