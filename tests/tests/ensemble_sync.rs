@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use zk_integration::ensemble::{
-    EnsembleOptions, Firewall, Member, QUORUM_PORT, assert_converged, assert_has, connect,
-    ensemble, ensemble_with, serving, since, sync, wait_until,
+    EnsembleOptions, Firewall, Member, QUORUM_PORT, assert_converged, assert_has,
+    assert_no_digest_mismatch, assert_same_trees, connect, ensemble, ensemble_with, serving, since,
+    sync, wait_until,
 };
 use zk_integration::{Client, ClientError, ConnectOptions, open_acl};
 use zk_jute::{CreateRequest, ErrorCode, EventType, Request, SetWatches};
@@ -1003,11 +1004,18 @@ fn an_apache_follower_synced_by_snap_restarts_without_a_digest_mismatch() {
     stop.store(true, Ordering::Relaxed);
     let n = writer.join().expect("writer");
     assert!(n > 0);
-    assert_converged(&m, &[0, 1, 2]);
+    // Trees and the per-txn digest checks, not the digest logs: Apache
+    // logs digests while it applies the txns queued behind the SNAP, some
+    // of which the snapshot already holds (seen once: its log then
+    // differs from ours at such a zxid, the trees agreeing).
+    let addrs: Vec<std::net::SocketAddr> = m.iter().map(Member::addr).collect();
+    assert_same_trees(&addrs);
+    assert_no_digest_mismatch(&m);
     m[0].kill9();
     m[0].start();
     serving(&m, &[0, 1, 2]);
-    assert_converged(&m, &[0, 1, 2]);
+    assert_same_trees(&addrs);
+    assert_no_digest_mismatch(&m);
 }
 
 /// Mixed ensembles (issue 15), with our leader and with Apache's: a session
