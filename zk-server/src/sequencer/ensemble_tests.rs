@@ -460,6 +460,58 @@ fn the_leader_establishes_epoch_1_and_every_server_serves() {
     }
 }
 
+/// Regression: a write that reached a leader whose epoch was not
+/// established yet (a client request in flight while the server turned from
+/// follower to leader) was prepared, then refused by the Zab core, and its
+/// changes stayed in the prep overlay: the first txns of the epoch carried
+/// digests that included a create that never happened (the followers
+/// reported digest mismatches; found by the fault tests after a leader's
+/// fdatasync failure), and a prep in that window saw the phantom node.
+#[test]
+fn a_write_refused_before_the_epoch_is_established_leaves_no_trace() {
+    let mut c = Cluster::new(500);
+    c.start(1, &[]);
+    let ctx = Ctx {
+        conn: CLIENT,
+        session_id: 0x77,
+        xid: 1,
+        auth: Arc::new(Vec::new()),
+        received: Instant::now(),
+    };
+    c.send(
+        1,
+        CoreMsg::Request {
+            ctx,
+            req: create("/ghost"),
+        },
+    );
+    c.run_until("the early write refused", |c| {
+        c.node(1)
+            .replies
+            .iter()
+            .any(|m| matches!(m, LoopMsg::Close { .. }))
+    });
+    c.node_mut(1).replies.clear();
+    c.follow(2);
+    c.follow(3);
+    c.run_until("epoch 1 established everywhere", Cluster::converged);
+    let (session, _) = c.connect(2);
+    let (_, err) = c.write(2, session, 1, create("/ghost"));
+    assert_eq!(err, 0, "the refused create left a phantom /ghost");
+    c.run_until("/ghost everywhere", |c| {
+        (1..=VOTERS).all(|s| c.has(s, "/ghost"))
+    });
+    for sid in 1..=VOTERS {
+        let mismatches = c
+            .node(sid)
+            .shared
+            .stats
+            .digest_mismatches
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(mismatches, 0, "server {sid} saw digest mismatches");
+    }
+}
+
 #[test]
 fn a_write_at_the_leader_is_applied_on_all_three_with_the_same_zxid() {
     let mut c = established(500);

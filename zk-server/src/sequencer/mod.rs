@@ -257,11 +257,7 @@ impl Sequencer {
         }
         // Not serving (ensemble mode until Zab, issue 14): no session expiry
         // or container sweep may write a txn behind the election's back.
-        if !self.shutting_down
-            && !self.failed
-            && self.shared.control.serving()
-            && self.decides_expiry()
-        {
+        if !self.shutting_down && !self.failed && self.shared.control.serving() && self.proposes() {
             self.expire_sessions();
             self.purge
                 .maybe_run(&self.shared.config, &self.storage.log, &self.storage.snaps);
@@ -599,8 +595,11 @@ impl Sequencer {
         origin: Origin,
         auth: &[Id],
     ) {
-        if !self.is_leading() {
-            // LOOKING (a request that was in flight when the role ended).
+        if !self.proposes() {
+            // LOOKING, a learner, or a leader whose epoch is not established
+            // yet (a request that was in flight when the role changed): it
+            // cannot be proposed, so it is not prepared either (the overlay
+            // would keep changes that never happen).
             self.refuse(origin);
             return;
         }

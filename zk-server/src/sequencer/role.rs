@@ -98,18 +98,14 @@ impl Sequencer {
         }
     }
 
-    pub(super) fn is_leading(&self) -> bool {
-        matches!(self.role, Some(Role::Leading(_)))
-    }
-
     pub(super) fn is_learning(&self) -> bool {
         matches!(self.role, Some(Role::Learning(_)))
     }
 
-    /// Whether this server expires sessions and removes containers: the
-    /// leader of an established epoch (standalone's from the start;
-    /// quorum.md §6: only the leader).
-    pub(super) fn decides_expiry(&self) -> bool {
+    /// Whether this server prepares and proposes writes, expires sessions
+    /// and removes containers: the leader of an established epoch
+    /// (standalone's from the start; quorum.md §6: only the leader).
+    pub(super) fn proposes(&self) -> bool {
         match &self.role {
             Some(Role::Leading(l)) => l.core.is_established(),
             Some(Role::Learning(_)) | None => false,
@@ -946,6 +942,12 @@ impl Sequencer {
         let mut out = Vec::new();
         if let Err(e) = l.core.propose(zxid, record, &mut out) {
             warn!("cannot propose 0x{zxid:x}: {e:?}");
+            // The txn was prepared (the overlay holds its changes) but will
+            // never be applied, and this role proposes nothing more (not
+            // established yet, stepped down, or out of counter): forget
+            // every prepared change, lest a later prep see changes that
+            // never happen (and send digests that include them).
+            self.overlay.clear();
             self.refuse(origin);
             let next = self.run_leader(out);
             next.into_iter().for_each(|ev| self.role_step(ev));
