@@ -135,6 +135,8 @@ pub struct Server {
     threads: Vec<JoinHandle<()>>,
     recovered: String,
     quorum: Option<crate::quorum::QuorumStop>,
+    /// The AdminServer and `/metrics`, when on and bound.
+    http: Vec<crate::http::HttpServer>,
 }
 
 impl std::fmt::Debug for Server {
@@ -253,11 +255,18 @@ impl Server {
             config.data_dir.display(),
             config.data_log_dir.display()
         );
+        // The operators' endpoints last: a port they cannot bind is logged
+        // and the server serves clients without them.
+        let http = [crate::admin::start(&shared), crate::metrics::start(&shared)]
+            .into_iter()
+            .flatten()
+            .collect();
         Ok(Server {
             shared,
             threads,
             recovered: summary,
             quorum,
+            http,
         })
     }
 
@@ -269,6 +278,22 @@ impl Server {
     /// What recovery found, one line.
     pub fn recovery_summary(&self) -> &str {
         &self.recovered
+    }
+
+    /// The AdminServer's bound address, if it runs.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.http
+            .iter()
+            .find(|h| h.name() == "zk-admin")
+            .map(|h| h.local_addr())
+    }
+
+    /// The Prometheus endpoint's bound address, if it runs.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.http
+            .iter()
+            .find(|h| h.name() == "zk-metrics")
+            .map(|h| h.local_addr())
     }
 
     /// The data directory.
@@ -287,6 +312,9 @@ impl Server {
             return;
         }
         info!("shutting down");
+        for h in &mut self.http {
+            h.stop();
+        }
         self.shared.control.set_serving(false);
         if let Some(q) = &self.quorum {
             q.stop();
@@ -314,6 +342,9 @@ impl Server {
         }
         for t in threads {
             let _ = t.join();
+        }
+        for h in &mut self.http {
+            h.stop();
         }
         match self.shared.control.failure() {
             Some(why) => Err(why),

@@ -759,6 +759,7 @@ impl Sequencer {
     fn note_latency(&self, ctx: &Ctx) {
         let lat = ctx.received.elapsed().as_millis() as u64;
         self.shared.stats.latency.add(lat);
+        self.shared.stats.update_latency.observe(lat);
         if let Some(c) = self
             .shared
             .stats
