@@ -95,9 +95,7 @@ pub(crate) fn start(shared: &Arc<Shared>) -> Option<HttpServer> {
             Some(srv)
         }
         Err(e) => {
-            tracing::warn!(
-                "cannot start the AdminServer on {addr}: {e}; serving clients without it"
-            );
+            tracing::warn!("cannot start the AdminServer on {addr}: {e}; going on without it");
             None
         }
     }

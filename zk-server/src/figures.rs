@@ -55,7 +55,8 @@ impl Value {
 /// exports it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
-    /// Printed by mntr only (the version, the state): no series.
+    /// No series of its own: text (the version, the state), or a part of
+    /// a summary that `/metrics` exports whole (`avg_readlatency`, ...).
     Info,
     /// A gauge (`registerGauge`).
     Gauge,
@@ -272,6 +273,9 @@ pub(crate) fn monitor(shared: &Shared) -> Vec<Figure> {
             Kind::Counter,
         ),
     ]);
+    // ServerMetrics' "advanced" summaries, as Apache's mntr prints them.
+    lines.extend(summary_figures(UPDATE_LATENCY, &st.update_latency));
+    lines.extend(summary_figures(READ_LATENCY, &st.read_latency));
     if shared.config.is_ensemble() {
         // QuorumZooKeeperServer's gauge: the voting members.
         let voters = shared
@@ -300,6 +304,62 @@ pub(crate) fn monitor(shared: &Shared) -> Vec<Figure> {
         ]);
     }
     lines
+}
+
+/// The mntr names of `updatelatency`'s parts, in Apache's order.
+const UPDATE_LATENCY: [&str; 9] = [
+    "avg_updatelatency",
+    "min_updatelatency",
+    "max_updatelatency",
+    "cnt_updatelatency",
+    "sum_updatelatency",
+    "p50_updatelatency",
+    "p95_updatelatency",
+    "p99_updatelatency",
+    "p999_updatelatency",
+];
+
+/// The mntr names of `readlatency`'s parts, in Apache's order.
+const READ_LATENCY: [&str; 9] = [
+    "avg_readlatency",
+    "min_readlatency",
+    "max_readlatency",
+    "cnt_readlatency",
+    "sum_readlatency",
+    "p50_readlatency",
+    "p95_readlatency",
+    "p99_readlatency",
+    "p999_readlatency",
+];
+
+/// A summary as Apache's `AvgMinMaxPercentileCounter` prints it: avg (4
+/// decimals), min, max, count, sum, then the 50th, 95th, 99th and 99.9th
+/// percentiles (0 before the first value).
+fn summary_figures(names: [&'static str; 9], s: &crate::stats::Summary) -> Vec<Figure> {
+    let (count, sum) = s.count_sum();
+    let (min, max) = s.min_max();
+    let avg = if count == 0 {
+        0.0
+    } else {
+        (sum as f64 / count as f64 * 10_000.0).round() / 10_000.0
+    };
+    let q = |q: f64| Value::Int(s.quantile(q).unwrap_or(0) as i64);
+    let values = [
+        Value::Float(avg),
+        Value::Int(min as i64),
+        Value::Int(max as i64),
+        Value::Int(count as i64),
+        Value::Int(sum as i64),
+        q(0.5),
+        q(0.95),
+        q(0.99),
+        q(0.999),
+    ];
+    names
+        .into_iter()
+        .zip(values)
+        .map(|(name, value)| fig(name, value, Kind::Info))
+        .collect()
 }
 
 /// mntr's `zk_peer_state` (Apache's `QuorumPeer.getDetailedPeerState`: the
