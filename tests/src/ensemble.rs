@@ -102,8 +102,25 @@ pub fn ensemble_with(n: u64, opts: &EnsembleOptions) -> Vec<Member> {
                 .tempdir()
                 .expect("temp dir");
             let data = dir.path().join("data");
+            // The AdminServer is off unless the options set admin.* keys
+            // (each member has its own IP, so one port serves them all).
+            let admin = if opts.cfg_extra.contains("admin.serverAddress") {
+                String::new()
+            } else if opts.cfg_extra.contains("admin.") {
+                format!("admin.serverAddress={ip}\n")
+            } else {
+                "admin.enableServer=false\n".to_owned()
+            };
+            // Prometheus, if asked for, on the member's own IP too.
+            let metrics = if opts.cfg_extra.contains("metricsProvider.")
+                && !opts.cfg_extra.contains("metricsProvider.httpHost")
+            {
+                format!("metricsProvider.httpHost={ip}\n")
+            } else {
+                String::new()
+            };
             let cfg = format!(
-                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={CLIENT_PORT}\nclientPortAddress={ip}\n4lw.commands.whitelist=*\nzkrs.zab=on\nzkrs.electionFinalizeWaitMs=200\n{servers}{}\n",
+                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={CLIENT_PORT}\nclientPortAddress={ip}\n4lw.commands.whitelist=*\nzkrs.zab=on\nzkrs.electionFinalizeWaitMs=200\n{admin}{metrics}{servers}{}\n",
                 data.display(),
                 opts.cfg_extra,
             );
