@@ -116,8 +116,14 @@ impl Summary {
         }
         self.count.fetch_add(1, Relaxed);
         self.sum.fetch_add(v, Relaxed);
-        self.min.fetch_min(v, Relaxed);
-        self.max.fetch_max(v, Relaxed);
+        // Loads first: min and max rarely change, so their cache lines
+        // mostly stay shared between the threads recording.
+        if v < self.min.load(Relaxed) {
+            self.min.fetch_min(v, Relaxed);
+        }
+        if v > self.max.load(Relaxed) {
+            self.max.fetch_max(v, Relaxed);
+        }
     }
 
     /// (count, sum).
