@@ -37,7 +37,7 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 
 /// A `127.a.b` prefix for one ensemble, distinct across the test processes
 /// nextest runs at once and across the ensembles of one process.
-fn loopback_net() -> (u8, u8) {
+pub fn loopback_net() -> (u8, u8) {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let v = (std::process::id()

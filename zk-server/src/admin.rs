@@ -442,6 +442,32 @@ fn voting_view(shared: &Shared) -> Json {
     Json::Object(m)
 }
 
+/// Apache's `MultipleAddresses` as Jackson writes it (a bean: every getter
+/// becomes a key). The "reachable" ones are the configured addresses: this
+/// server does not probe them (README, "AdminServer").
+fn multiple_addresses(addrs: &[zk_jute::quorum::HostPort]) -> Json {
+    let all: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    let wildcard: Vec<String> = addrs
+        .iter()
+        .map(|a| format!("0.0.0.0:{}", a.port))
+        .collect();
+    let ports: Vec<u16> = addrs.iter().map(|a| a.port).collect();
+    let hosts: Vec<&str> = addrs.iter().map(|a| a.host.as_str()).collect();
+    let one = all.first().cloned().unwrap_or_default();
+    json!({
+        "empty": all.is_empty(),
+        "all_addresses": all,
+        "all_reachable_addresses": all,
+        "one": one,
+        "reachable_address": one,
+        "wildcard_addresses": wildcard,
+        "all_ports": ports,
+        "all_host_strings": hosts,
+        "all_reachable_addresses_or_all": all,
+        "reachable_or_one": one,
+    })
+}
+
 /// `zabstate`: this member's Zab phase (a serving member is in broadcast;
 /// one that does not serve answers as Apache's with no server yet).
 fn zabstate(shared: &Shared, put: &mut impl FnMut(&str, Json)) {
@@ -452,12 +478,11 @@ fn zabstate(shared: &Shared, put: &mut impl FnMut(&str, Json)) {
         put("zabstate", json!(""));
         return;
     };
-    let first = |a: &[zk_jute::quorum::HostPort]| a.first().map(ToString::to_string);
     let zxid = shared.last_zxid();
     put("myid", json!(cfg.my_id));
     put("is_leader", json!(shared.control.mode() == Mode::Leader));
-    put("quorum_address", json!(first(&me.quorum_addrs)));
-    put("election_address", json!(first(&me.election_addrs)));
+    put("quorum_address", multiple_addresses(&me.quorum_addrs));
+    put("election_address", multiple_addresses(&me.election_addrs));
     put("client_address", json!(shared.local_addr().to_string()));
     put(
         "voting",
