@@ -361,7 +361,8 @@ impl Drop for ApachePeer {
     }
 }
 
-fn apache_ensemble(n: u8, admin_port: u16) -> Vec<ApachePeer> {
+/// `n` Apache peers configured, the first `started` of them started.
+fn apache_ensemble(n: u8, started: usize, admin_port: u16) -> Vec<ApachePeer> {
     use zk_integration::ensemble::{CLIENT_PORT, ELECTION_PORT, QUORUM_PORT, loopback_net};
     use zk_integration::server::{APACHE_ADMIN_CLASSPATH, APACHE_CLASSPATH};
     let (a, b) = loopback_net();
@@ -374,6 +375,7 @@ fn apache_ensemble(n: u8, admin_port: u16) -> Vec<ApachePeer> {
         .map(|(i, ip)| format!("server.{}={ip}:{QUORUM_PORT}:{ELECTION_PORT}\n", i + 1))
         .collect();
     ips.iter()
+        .take(started)
         .enumerate()
         .map(|(i, ip)| {
             let dir = tempfile::Builder::new()
@@ -435,7 +437,7 @@ fn by_role(ips: &[std::net::IpAddr], port: u16, command: &str) -> Vec<Json> {
 
 #[test]
 fn ensemble_answers_have_apaches_json_shape() {
-    let apache = apache_ensemble(3, 24081);
+    let apache = apache_ensemble(3, 3, 24081);
     let apache_ips: Vec<std::net::IpAddr> = apache.iter().map(|p| p.ip.into()).collect();
     let opts = EnsembleOptions {
         cfg_extra: "admin.enableServer=true\nadmin.serverPort=24081\n".into(),
@@ -470,3 +472,75 @@ fn ensemble_answers_have_apaches_json_shape() {
     }
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }
+
+#[test]
+fn a_looking_member_answers_as_apaches() {
+    // One member of three: LOOKING for good, serving no client.
+    let apache = apache_ensemble(3, 1, 24082);
+    let opts = EnsembleOptions {
+        cfg_extra: "admin.enableServer=true\nadmin.serverPort=24082\n".into(),
+        ..EnsembleOptions::default()
+    };
+    let mut ours = ensemble_with(3, &opts);
+    ours[0].start();
+    let a = SocketAddr::new(apache[0].ip.into(), 24082);
+    let o = SocketAddr::new(ours[0].addr().ip(), 24082);
+    for addr in [a, o] {
+        zk_integration::wait_for("the AdminServer", Duration::from_secs(60), || {
+            get(addr, "/commands/ruok").filter(|(c, _)| *c == 200)
+        });
+    }
+    let names: Vec<String> = COMMANDS_OF_OURS.iter().map(|s| (*s).to_owned()).collect();
+    let mut diffs = Vec::new();
+    for name in &names {
+        let (ac, ab) = get(a, &format!("/commands/{name}")).expect("apache answers");
+        let (oc, ob) = get(o, &format!("/commands/{name}")).expect("ours answers");
+        if ac != oc {
+            diffs.push(format!("{name}: status apache {ac} ours {oc}"));
+            continue;
+        }
+        let (Ok(aj), Ok(oj)) = (
+            serde_json::from_str::<Json>(&ab),
+            serde_json::from_str::<Json>(&ob),
+        ) else {
+            continue;
+        };
+        if aj["error"] != oj["error"] {
+            diffs.push(format!(
+                "{name}: error apache {} ours {}",
+                aj["error"], oj["error"]
+            ));
+        }
+        let mut d = Vec::new();
+        shape_diffs("", &aj, &oj, &mut d);
+        d.retain(|x| !(name == "monitor" && x.ends_with(": missing")));
+        diffs.extend(d.into_iter().map(|x| format!("{name}: {x}")));
+    }
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}
+
+/// Our commands' primary names (as `GET /commands` lists them).
+const COMMANDS_OF_OURS: &[&str] = &[
+    "configuration",
+    "connection_stat_reset",
+    "connections",
+    "dirs",
+    "dump",
+    "environment",
+    "get_trace_mask",
+    "hash",
+    "initial_configuration",
+    "is_read_only",
+    "leader",
+    "monitor",
+    "ruok",
+    "server_stats",
+    "set_trace_mask",
+    "stat_reset",
+    "stats",
+    "voting_view",
+    "watch_summary",
+    "watches",
+    "watches_by_path",
+    "zabstate",
+];

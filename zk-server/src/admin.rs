@@ -114,10 +114,13 @@ fn route(shared: &Shared, url: &str, path: &str, query: &str) -> Response {
     if name.is_empty() {
         return Response::ok("text/html; charset=utf-8", command_links(url));
     }
-    let body = run(shared, name, query);
+    let (status, body) = run(shared, name, query);
     let mut text = serde_json::to_string_pretty(&body).unwrap_or_default();
     text.push('\n');
-    Response::ok("application/json; charset=utf-8", text)
+    Response {
+        status,
+        ..Response::ok("application/json; charset=utf-8", text)
+    }
 }
 
 /// The command list: one link per primary name, sorted (as Apache's).
@@ -130,14 +133,22 @@ fn command_links(url: &str) -> String {
         .collect()
 }
 
-/// Runs the command called `name` and returns its JSON object.
-pub(crate) fn run(shared: &Shared, name: &str, query: &str) -> Json {
+/// Runs the command called `name`: the HTTP status and the JSON object.
+pub(crate) fn run(shared: &Shared, name: &str, query: &str) -> (u16, Json) {
+    const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
     let Some(command) = COMMANDS.iter().find(|c| c.names.contains(&name)) else {
-        return error_response(name, &format!("Unknown command: {name}"));
+        return (
+            200,
+            error_response(name, &format!("Unknown command: {name}")),
+        );
     };
     if command.needs_server && !shared.control.serving() {
-        const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
-        return error_response(name, NOT_SERVING);
+        return (200, error_response(name, NOT_SERVING));
+    }
+    if command.names[0] == "monitor" && !shared.control.serving() {
+        // Apache's monitor has no server to read while an ensemble member
+        // is LOOKING and fails with 500; ours says why, with the same status.
+        return (500, error_response(name, NOT_SERVING));
     }
     let primary = command.names[0];
     let mut out = Map::new();
@@ -145,7 +156,7 @@ pub(crate) fn run(shared: &Shared, name: &str, query: &str) -> Json {
     out.insert("command".into(), json!(primary));
     // A command's own error replaces the null (Apache's `response.put`).
     out.insert("error".into(), error.map_or(Json::Null, Json::String));
-    Json::Object(out)
+    (200, Json::Object(out))
 }
 
 fn error_response(name: &str, error: &str) -> Json {
