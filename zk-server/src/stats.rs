@@ -59,11 +59,24 @@ impl Latency {
 /// A lock-free latency summary in ms (Apache's `readlatency` and
 /// `updatelatency`): count, sum, min, max and a log-linear histogram (exact
 /// below 64 ms, then 8 buckets per power of two, so at most 12.5 % wide)
-/// from which the quantiles are estimated when scraped. Recording is a few
-/// relaxed atomic adds; it covers the server's whole life (Apache's
-/// Prometheus summaries slide over 10 minutes: README, "Metrics").
+/// from which the quantiles are estimated when scraped. It is sharded: each
+/// recording thread passes its own shard number (an event loop its index,
+/// the sequencer 0), so that threads recording at once write to cache lines
+/// of their own; a scrape adds the shards up. Recording is a few relaxed
+/// atomic adds; it covers the server's whole life (Apache's Prometheus
+/// summaries slide over 10 minutes: README, "Metrics").
 #[derive(Debug)]
 pub struct Summary {
+    shards: Box<[Shard]>,
+}
+
+/// Shards per summary (an event loop's index is taken modulo this).
+const SHARDS: usize = 8;
+
+/// One shard, on cache lines of its own.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Shard {
     buckets: Box<[AtomicU64]>,
     count: AtomicU64,
     sum: AtomicU64,
@@ -76,7 +89,7 @@ const EXACT: u64 = 64;
 /// Buckets: the exact ones, then 8 per power of two up to 2^64.
 const SUMMARY_BUCKETS: usize = EXACT as usize + (64 - 6) * 8;
 
-impl Default for Summary {
+impl Default for Shard {
     fn default() -> Self {
         Self {
             buckets: (0..SUMMARY_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
@@ -84,6 +97,14 @@ impl Default for Summary {
             sum: AtomicU64::new(0),
             min: AtomicU64::new(u64::MAX),
             max: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Default for Summary {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
         }
     }
 }
@@ -109,33 +130,38 @@ impl Summary {
         (1 << log) + (sub << (log - 3))
     }
 
-    /// Records one value.
-    pub fn observe(&self, v: u64) {
-        if let Some(b) = self.buckets.get(Self::bucket(v)) {
+    /// Records one value in shard `shard` (taken modulo the shard count).
+    pub fn observe(&self, shard: usize, v: u64) {
+        let Some(s) = self.shards.get(shard % SHARDS) else {
+            return;
+        };
+        if let Some(b) = s.buckets.get(Self::bucket(v)) {
             b.fetch_add(1, Relaxed);
         }
-        self.count.fetch_add(1, Relaxed);
-        self.sum.fetch_add(v, Relaxed);
-        // Loads first: min and max rarely change, so their cache lines
-        // mostly stay shared between the threads recording.
-        if v < self.min.load(Relaxed) {
-            self.min.fetch_min(v, Relaxed);
+        s.count.fetch_add(1, Relaxed);
+        s.sum.fetch_add(v, Relaxed);
+        if v < s.min.load(Relaxed) {
+            s.min.fetch_min(v, Relaxed);
         }
-        if v > self.max.load(Relaxed) {
-            self.max.fetch_max(v, Relaxed);
+        if v > s.max.load(Relaxed) {
+            s.max.fetch_max(v, Relaxed);
         }
     }
 
     /// (count, sum).
     pub fn count_sum(&self) -> (u64, u64) {
-        (self.count.load(Relaxed), self.sum.load(Relaxed))
+        self.shards.iter().fold((0, 0), |(c, s), x| {
+            (c + x.count.load(Relaxed), s + x.sum.load(Relaxed))
+        })
     }
 
     /// (min, max); (0, 0) before the first value.
     pub fn min_max(&self) -> (u64, u64) {
-        match self.min.load(Relaxed) {
-            u64::MAX => (0, 0),
-            min => (min, self.max.load(Relaxed)),
+        let min = self.shards.iter().map(|x| x.min.load(Relaxed)).min();
+        let max = self.shards.iter().map(|x| x.max.load(Relaxed)).max();
+        match (min, max) {
+            (Some(u64::MAX) | None, _) => (0, 0),
+            (Some(min), max) => (min, max.unwrap_or(0)),
         }
     }
 
@@ -143,7 +169,14 @@ impl Summary {
     /// bucket holding the value of rank ceil(q * count), within the
     /// recorded min and max; `None` before the first value.
     pub fn quantile(&self, q: f64) -> Option<u64> {
-        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        let counts: Vec<u64> = (0..SUMMARY_BUCKETS)
+            .map(|i| {
+                self.shards
+                    .iter()
+                    .map(|x| x.buckets.get(i).map_or(0, |b| b.load(Relaxed)))
+                    .sum()
+            })
+            .collect();
         let total: u64 = counts.iter().sum();
         if total == 0 {
             return None;
@@ -373,14 +406,14 @@ mod tests {
         assert_eq!(s.quantile(0.5), None);
         assert_eq!(s.min_max(), (0, 0));
         for v in 1..=100 {
-            s.observe(v);
+            s.observe(v as usize, v);
         }
         assert_eq!(s.count_sum(), (100, 5050));
         assert_eq!(s.min_max(), (1, 100));
         assert_eq!(s.quantile(0.5), Some(50));
         let p99 = s.quantile(0.99).unwrap();
         assert!((88..=99).contains(&p99), "{p99}");
-        s.observe(u64::MAX);
+        s.observe(3, u64::MAX);
         assert_eq!(
             s.quantile(1.0),
             Some(Summary::lower_bound(SUMMARY_BUCKETS - 1))

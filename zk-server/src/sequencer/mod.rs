@@ -759,7 +759,8 @@ impl Sequencer {
     fn note_latency(&self, ctx: &Ctx) {
         let lat = ctx.received.elapsed().as_millis() as u64;
         self.shared.stats.latency.add(lat);
-        self.shared.stats.update_latency.observe(lat);
+        // One writer (this thread): shard 0.
+        self.shared.stats.update_latency.observe(0, lat);
         if let Some(c) = self
             .shared
             .stats
