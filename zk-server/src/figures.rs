@@ -273,9 +273,12 @@ pub(crate) fn monitor(shared: &Shared) -> Vec<Figure> {
             Kind::Counter,
         ),
     ]);
-    // ServerMetrics' "advanced" summaries, as Apache's mntr prints them.
-    lines.extend(summary_figures(UPDATE_LATENCY, &st.update_latency));
-    lines.extend(summary_figures(READ_LATENCY, &st.read_latency));
+    // ServerMetrics' summaries that this server measures, as Apache's mntr
+    // prints them ("basic" ones without percentiles).
+    lines.extend(summary_figures(&SNAPSHOT_TIME, &st.snapshot_time));
+    lines.extend(summary_figures(&ELECTION_TIME, &st.election_time));
+    lines.extend(summary_figures(&UPDATE_LATENCY, &st.update_latency));
+    lines.extend(summary_figures(&READ_LATENCY, &st.read_latency));
     if shared.config.is_ensemble() {
         // QuorumZooKeeperServer's gauge: the voting members.
         let voters = shared
@@ -306,6 +309,24 @@ pub(crate) fn monitor(shared: &Shared) -> Vec<Figure> {
     lines
 }
 
+/// The mntr names of `snapshottime`'s parts (a basic summary).
+const SNAPSHOT_TIME: [&str; 5] = [
+    "avg_snapshottime",
+    "min_snapshottime",
+    "max_snapshottime",
+    "cnt_snapshottime",
+    "sum_snapshottime",
+];
+
+/// The mntr names of `election_time`'s parts (a basic summary).
+const ELECTION_TIME: [&str; 5] = [
+    "avg_election_time",
+    "min_election_time",
+    "max_election_time",
+    "cnt_election_time",
+    "sum_election_time",
+];
+
 /// The mntr names of `updatelatency`'s parts, in Apache's order.
 const UPDATE_LATENCY: [&str; 9] = [
     "avg_updatelatency",
@@ -332,10 +353,10 @@ const READ_LATENCY: [&str; 9] = [
     "p999_readlatency",
 ];
 
-/// A summary as Apache's `AvgMinMaxPercentileCounter` prints it: avg (4
-/// decimals), min, max, count, sum, then the 50th, 95th, 99th and 99.9th
-/// percentiles (0 before the first value).
-fn summary_figures(names: [&'static str; 9], s: &crate::stats::Summary) -> Vec<Figure> {
+/// A summary as Apache's `AvgMinMaxCounter` prints it: avg (4 decimals),
+/// min, max, count, sum, and for an `AvgMinMaxPercentileCounter` (9 names)
+/// the 50th, 95th, 99th and 99.9th percentiles (0 before the first value).
+fn summary_figures(names: &[&'static str], s: &crate::stats::Summary) -> Vec<Figure> {
     let (count, sum) = s.count_sum();
     let (min, max) = s.min_max();
     let avg = if count == 0 {
@@ -356,7 +377,8 @@ fn summary_figures(names: [&'static str; 9], s: &crate::stats::Summary) -> Vec<F
         q(0.999),
     ];
     names
-        .into_iter()
+        .iter()
+        .copied()
         .zip(values)
         .map(|(name, value)| fig(name, value, Kind::Info))
         .collect()

@@ -7,7 +7,8 @@
 //!   counter Apache registers it as ([`crate::figures::monitor`]);
 //! * the request latencies as summaries `readlatency` and `updatelatency`
 //!   (ms, quantiles 0.5, 0.9 and 0.99 as Apache's "advanced" summaries;
-//!   estimated from [`crate::stats::Summary`]'s buckets);
+//!   estimated from [`crate::stats::Summary`]'s buckets), and `snapshottime`
+//!   and `election_time` (ms, quantile 0.5: "basic" ones);
 //! * the process: `process_resident_memory_bytes`, `process_cpu_seconds_total`,
 //!   `process_open_fds`, ... (the `prometheus` crate's process collector,
 //!   read from /proc).
@@ -104,8 +105,12 @@ pub(crate) fn families(shared: &Shared) -> Vec<MetricFamily> {
         out.push(family(f.name, kind, m));
     }
     let st = &shared.stats;
-    out.push(summary("readlatency", &st.read_latency));
-    out.push(summary("updatelatency", &st.update_latency));
+    const ADVANCED: &[f64] = &[0.5, 0.9, 0.99];
+    const BASIC: &[f64] = &[0.5];
+    out.push(summary("snapshottime", &st.snapshot_time, BASIC));
+    out.push(summary("election_time", &st.election_time, BASIC));
+    out.push(summary("readlatency", &st.read_latency, ADVANCED));
+    out.push(summary("updatelatency", &st.update_latency, ADVANCED));
     out
 }
 
@@ -120,16 +125,17 @@ fn family(name: &str, kind: MetricType, metric: proto::Metric) -> MetricFamily {
     fam
 }
 
-/// Apache's "advanced" summary: quantiles 0.5, 0.9, 0.99, count and sum
-/// (a quantile is NaN before the first value, as simpleclient's).
-fn summary(name: &str, s: &Summary) -> MetricFamily {
+/// A summary as Apache's provider registers it: quantiles 0.5, 0.9, 0.99
+/// ("advanced") or 0.5 ("basic"), count and sum (a quantile is NaN before
+/// the first value, as simpleclient's).
+fn summary(name: &str, s: &Summary, quantiles: &[f64]) -> MetricFamily {
     let (count, sum) = s.count_sum();
     let mut sm = proto::Summary::default();
     sm.set_sample_count(count);
     sm.set_sample_sum(sum as f64);
-    let quantiles = [0.5, 0.9, 0.99]
-        .into_iter()
-        .map(|q| {
+    let quantiles = quantiles
+        .iter()
+        .map(|&q| {
             let mut qv = proto::Quantile::default();
             qv.set_quantile(q);
             qv.set_value(s.quantile(q).map_or(f64::NAN, |v| v as f64));

@@ -129,6 +129,33 @@ fn spawn_core(
         .map_err(io_err("cannot start the core thread"))
 }
 
+/// Ensemble mode (more than one server.X line): the election and the
+/// quorum port run on their own thread, and the server serves once the
+/// sequencer's Zab role does (zkrs.zab=on; with the stub, never).
+/// Standalone: it serves at once.
+fn start_quorum(
+    shared: &Arc<Shared>,
+    quorum: Option<(std::net::TcpListener, crate::quorum::Prepared)>,
+    last_zxid: i64,
+    core_tx: Inbox<CoreMsg>,
+    threads: &mut Vec<JoinHandle<()>>,
+) -> Result<Option<crate::quorum::QuorumStop>, StartError> {
+    let Some((listener, prepared)) = quorum else {
+        shared.control.set_serving(true);
+        return Ok(None);
+    };
+    let (stop, thread) = crate::quorum::start(
+        &shared.config,
+        listener,
+        last_zxid,
+        prepared,
+        core_tx,
+        shared.stats.election_time.clone(),
+    )?;
+    threads.push(thread);
+    Ok(Some(stop))
+}
+
 /// A running server.
 pub struct Server {
     shared: Arc<Shared>,
@@ -233,18 +260,13 @@ impl Server {
                     .map_err(io_err("cannot start an event loop"))?,
             );
         }
-        // Ensemble mode (more than one server.X line): the election and the
-        // quorum port run on their own thread; the server serves once the
-        // sequencer's Zab role does (zkrs.zab=on; with the stub, never).
-        let quorum = if let (Some(listener), Some(prepared)) = (election_port, prepared) {
-            let (stop, thread) =
-                crate::quorum::start(&config, listener, last_zxid.as_i64(), prepared, core_tx)?;
-            threads.push(thread);
-            Some(stop)
-        } else {
-            shared.control.set_serving(true);
-            None
-        };
+        let quorum = start_quorum(
+            &shared,
+            election_port.zip(prepared),
+            last_zxid.as_i64(),
+            core_tx,
+            &mut threads,
+        )?;
         let summary = recovered.summary.clone();
         info!("{summary}");
         info!(

@@ -331,6 +331,10 @@ pub struct ServerStats {
     pub read_latency: Summary,
     /// Latencies of txns, request to reply (Apache's `updatelatency`).
     pub update_latency: Summary,
+    /// How long each snapshot took to write, ms (Apache's `snapshottime`).
+    pub snapshot_time: Arc<Summary>,
+    /// How long each leader election took, ms (Apache's `election_time`).
+    pub election_time: Arc<Summary>,
 }
 
 impl Default for ServerStats {
@@ -347,6 +351,8 @@ impl Default for ServerStats {
             trace_mask: AtomicI64::new(306),
             read_latency: Summary::default(),
             update_latency: Summary::default(),
+            snapshot_time: Arc::default(),
+            election_time: Arc::default(),
         }
     }
 }

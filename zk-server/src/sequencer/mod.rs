@@ -691,6 +691,7 @@ impl Sequencer {
                 self.shared.tree.clone(),
                 self.storage.snaps.clone(),
                 Zxid::from(self.shared.tree.last_processed_zxid()),
+                self.shared.stats.snapshot_time.clone(),
             );
         }
     }
