@@ -544,3 +544,25 @@ const COMMANDS_OF_OURS: &[&str] = &[
     "watches_by_path",
     "zabstate",
 ];
+
+#[test]
+fn the_command_url_is_configurable() {
+    let port = zk_integration::server::free_port();
+    let ours = OurZk::start(&format!(
+        "admin.enableServer=true\nadmin.serverAddress=127.0.0.1\nadmin.serverPort={port}\nadmin.commandURL=/zk\n"
+    ));
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let (code, list) = get(addr, "/zk").expect("the list");
+    assert_eq!(code, 200);
+    assert!(list.contains("<a href=\"/zk/ruok\">ruok</a>"), "{list}");
+    let (code, body) = get(addr, "/zk/ruok").expect("ruok");
+    assert_eq!(code, 200);
+    let ruok: Json = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (&ruok["command"], &ruok["error"]),
+        (&Json::from("ruok"), &Json::Null)
+    );
+    assert_eq!(get(addr, "/commands/ruok").map(|(c, _)| c), Some(404));
+    assert_eq!(get(addr, "/zkruok").map(|(c, _)| c), Some(404));
+    drop(ours);
+}
