@@ -332,5 +332,12 @@ fn the_leader_exports_its_learners_and_followers_do_not() {
             .find(|(s, _, _)| s == "election_time_count")
             .map_or(0.0, |s| s.2);
         assert!(elections >= 1.0, "{:?}", f["election_time"]);
+        // A follower timed its sync with the leader.
+        let synced = f["follower_sync_time"]
+            .samples
+            .iter()
+            .find(|(s, _, _)| s == "follower_sync_time_count")
+            .map_or(0.0, |s| s.2);
+        assert_eq!(synced >= 1.0, !leads, "{:?}", f["follower_sync_time"]);
     }
 }

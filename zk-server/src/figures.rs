@@ -275,8 +275,10 @@ pub(crate) fn monitor(shared: &Shared) -> Vec<Figure> {
     ]);
     // ServerMetrics' summaries that this server measures, as Apache's mntr
     // prints them ("basic" ones without percentiles).
+    lines.extend(summary_figures(&FOLLOWER_SYNC_TIME, &st.follower_sync_time));
     lines.extend(summary_figures(&SNAPSHOT_TIME, &st.snapshot_time));
     lines.extend(summary_figures(&ELECTION_TIME, &st.election_time));
+    lines.extend(summary_figures(&OBSERVER_SYNC_TIME, &st.observer_sync_time));
     lines.extend(summary_figures(&UPDATE_LATENCY, &st.update_latency));
     lines.extend(summary_figures(&READ_LATENCY, &st.read_latency));
     if shared.config.is_ensemble() {
@@ -308,6 +310,24 @@ pub(crate) fn monitor(shared: &Shared) -> Vec<Figure> {
     }
     lines
 }
+
+/// The mntr names of `follower_sync_time`'s parts (a basic summary).
+const FOLLOWER_SYNC_TIME: [&str; 5] = [
+    "avg_follower_sync_time",
+    "min_follower_sync_time",
+    "max_follower_sync_time",
+    "cnt_follower_sync_time",
+    "sum_follower_sync_time",
+];
+
+/// The mntr names of `observer_sync_time`'s parts (a basic summary).
+const OBSERVER_SYNC_TIME: [&str; 5] = [
+    "avg_observer_sync_time",
+    "min_observer_sync_time",
+    "max_observer_sync_time",
+    "cnt_observer_sync_time",
+    "sum_observer_sync_time",
+];
 
 /// The mntr names of `snapshottime`'s parts (a basic summary).
 const SNAPSHOT_TIME: [&str; 5] = [

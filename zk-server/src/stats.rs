@@ -335,6 +335,10 @@ pub struct ServerStats {
     pub snapshot_time: Arc<Summary>,
     /// How long each leader election took, ms (Apache's `election_time`).
     pub election_time: Arc<Summary>,
+    /// A follower's sync with its leader, ACKEPOCH to serving, ms.
+    pub follower_sync_time: Summary,
+    /// An observer's sync with its leader, ACKEPOCH to serving, ms.
+    pub observer_sync_time: Summary,
 }
 
 impl Default for ServerStats {
@@ -353,6 +357,8 @@ impl Default for ServerStats {
             update_latency: Summary::default(),
             snapshot_time: Arc::default(),
             election_time: Arc::default(),
+            follower_sync_time: Summary::default(),
+            observer_sync_time: Summary::default(),
         }
     }
 }
