@@ -328,6 +328,7 @@ fn server_stats(shared: &Shared, put: &mut impl FnMut(&str, Json)) {
     let stats = json!({
         "packets_sent": s.sent,
         "packets_received": s.received,
+        "fsync_threshold_exceed_count": shared.stats.fsync.exceeded.load(Relaxed),
         "client_response_stats": buffers,
         "data_dir_size": dir_size(&shared.config.data_dir),
         "log_dir_size": dir_size(&shared.config.data_log_dir),

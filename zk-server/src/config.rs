@@ -205,6 +205,9 @@ pub struct Config {
     /// Whether zoo.cfg set clientPort (else this server's `server.X` line may
     /// give it, after `;`).
     pub client_port_explicit: bool,
+    /// fsync.warningthresholdms (default 1000): a txn log sync slower than
+    /// this is logged and counted (`fsync_threshold_exceed_count`).
+    pub fsync_warning_threshold_ms: u64,
     /// The AdminServer (`admin.*` keys).
     pub admin: AdminConfig,
     /// The Prometheus endpoint (`metricsProvider.*` keys), if
@@ -310,7 +313,6 @@ const KNOWN_IGNORED: &[&str] = &[
     "snapshot.compression.method",
     "digest.enabled",
     "enforceQuota",
-    "fsync.warningthresholdms",
     "txnLogSizeLimitInKb",
     "leaderServes",
     "clientTcpKeepAlive",
@@ -416,6 +418,7 @@ impl Config {
             election_finalize_wait_ms: zk_election::DEFAULT_FINALIZE_WAIT_MS,
             zab: DEFAULT_ZAB,
             client_port_explicit: false,
+            fsync_warning_threshold_ms: 1000,
             admin: AdminConfig {
                 enabled: false,
                 ..AdminConfig::default()
@@ -535,6 +538,9 @@ impl Config {
                 self.container_check_interval_ms = l.int(1, i64::MAX)? as u64
             }
             "zkrs.loopThreads" => self.loop_threads = l.int(0, 64)? as usize,
+            "fsync.warningthresholdms" => {
+                self.fsync_warning_threshold_ms = l.int(0, i64::MAX)? as u64
+            }
             k if k.starts_with("admin.") || k.starts_with("metricsProvider.") => {
                 self.apply_ops(l, &mut later.metrics)?
             }

@@ -276,6 +276,7 @@ pub(crate) fn monitor(shared: &Shared) -> Vec<Figure> {
     // ServerMetrics' summaries that this server measures, as Apache's mntr
     // prints them ("basic" ones without percentiles).
     lines.extend(summary_figures(&FOLLOWER_SYNC_TIME, &st.follower_sync_time));
+    lines.extend(summary_figures(&FSYNC_TIME, &st.fsync.time));
     lines.extend(summary_figures(&SNAPSHOT_TIME, &st.snapshot_time));
     lines.extend(summary_figures(&ELECTION_TIME, &st.election_time));
     lines.extend(summary_figures(&OBSERVER_SYNC_TIME, &st.observer_sync_time));
@@ -327,6 +328,15 @@ const OBSERVER_SYNC_TIME: [&str; 5] = [
     "max_observer_sync_time",
     "cnt_observer_sync_time",
     "sum_observer_sync_time",
+];
+
+/// The mntr names of `fsynctime`'s parts (a basic summary).
+const FSYNC_TIME: [&str; 5] = [
+    "avg_fsynctime",
+    "min_fsynctime",
+    "max_fsynctime",
+    "cnt_fsynctime",
+    "sum_fsynctime",
 ];
 
 /// The mntr names of `snapshottime`'s parts (a basic summary).

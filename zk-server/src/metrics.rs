@@ -7,7 +7,7 @@
 //!   counter Apache registers it as ([`crate::figures::monitor`]);
 //! * the request latencies as summaries `readlatency` and `updatelatency`
 //!   (ms, quantiles 0.5, 0.9 and 0.99 as Apache's "advanced" summaries;
-//!   estimated from [`crate::stats::Summary`]'s buckets), and `snapshottime`,
+//!   estimated from [`crate::stats::Summary`]'s buckets), and `fsynctime`, `snapshottime`,
 //!   `election_time`, `follower_sync_time` and `observer_sync_time` (ms,
 //!   quantile 0.5: "basic" ones);
 //! * the process: `process_resident_memory_bytes`, `process_cpu_seconds_total`,
@@ -109,6 +109,7 @@ pub(crate) fn families(shared: &Shared) -> Vec<MetricFamily> {
     const ADVANCED: &[f64] = &[0.5, 0.9, 0.99];
     const BASIC: &[f64] = &[0.5];
     out.push(summary("follower_sync_time", &st.follower_sync_time, BASIC));
+    out.push(summary("fsynctime", &st.fsync.time, BASIC));
     out.push(summary("snapshottime", &st.snapshot_time, BASIC));
     out.push(summary("election_time", &st.election_time, BASIC));
     out.push(summary("observer_sync_time", &st.observer_sync_time, BASIC));

@@ -69,6 +69,7 @@ fn bind_client_port(config: &Config) -> Result<(std::net::TcpListener, SocketAdd
 fn recover(
     config: &Config,
     tree_cfg: TreeConfig,
+    fsync: Arc<crate::stats::SyncStats>,
 ) -> Result<(Storage, zk_tree::Tree, crate::storage::Recovered), StartError> {
     // Before our log exists: an Apache directory with none of our files
     // becomes our snapshot, which the recovery below then loads.
@@ -76,7 +77,7 @@ fn recover(
     if let Some(line) = &took_over {
         info!("{line}");
     }
-    let (storage, tree, recovered) = Storage::open_and_recover(config, tree_cfg)?;
+    let (storage, tree, recovered) = Storage::open_and_recover(config, tree_cfg, fsync)?;
     if took_over.is_none()
         && let Some(w) = crate::takeover::apache_newer(config, recovered.last_zxid)
     {
@@ -127,6 +128,27 @@ fn spawn_core(
         .name("zk-core".into())
         .spawn(move || core.run())
         .map_err(io_err("cannot start the core thread"))
+}
+
+/// The session tracker, with the recovered sessions.
+fn session_tracker(config: &Config, secret: [u8; 16], sessions: &[(i64, i32)]) -> SessionTracker {
+    let mut tracker = SessionTracker::new(
+        config.my_id as u8,
+        secret,
+        u64::from(config.tick_time),
+        0,
+        crate::stats::wall_ms() as u64,
+    );
+    if config.is_ensemble() || crate::takeover::apache_passwords(&config.data_dir) {
+        // Every server of an ensemble (Apache's too) validates a moving
+        // client's password from the session id alone; after taking over
+        // Apache's data, its sessions keep their passwords.
+        tracker.use_apache_passwords();
+    }
+    for (session, timeout) in sessions {
+        tracker.add(*session, *timeout, 0);
+    }
+    tracker
 }
 
 /// Ensemble mode (more than one server.X line): the election and the
@@ -195,40 +217,29 @@ impl Server {
         if config.skip_acl {
             warn!("skipACL is set: every ACL check passes");
         }
-        let (storage, tree, recovered) = recover(&config, tree_cfg)?;
+        // The log's syncs are timed from the start (mntr's zk_*_fsynctime).
+        let fsync = Arc::new(crate::stats::SyncStats::default());
+        let (storage, tree, recovered) = recover(&config, tree_cfg, fsync.clone())?;
         let tree = Arc::new(tree);
         let last_zxid = recovered.last_zxid;
 
         let clock = Instant::now();
-        let mut tracker = SessionTracker::new(
-            config.my_id as u8,
-            secret,
-            u64::from(config.tick_time),
-            0,
-            crate::stats::wall_ms() as u64,
-        );
-        if config.is_ensemble() || crate::takeover::apache_passwords(&config.data_dir) {
-            // Every server of an ensemble (Apache's too) validates a moving
-            // client's password from the session id alone; after taking over
-            // Apache's data, its sessions keep their passwords.
-            tracker.use_apache_passwords();
-        }
-        for (session, timeout) in &recovered.sessions {
-            tracker.add(*session, *timeout, 0);
-        }
+        let tracker = session_tracker(&config, secret, &recovered.sessions);
 
         let (std_listener, local) = bind_client_port(&config)?;
 
         let core_tx = Inbox::new();
         let core_rx = core_tx.clone();
-        let shared = Arc::new(Shared::new(
+        let mut shared = Shared::new(
             config.clone(),
             Control::new(Mode::Standalone, last_zxid.as_i64()),
             tracker,
             tree.clone(),
             core_tx.clone(),
             clock,
-        ));
+        );
+        shared.stats.fsync = fsync;
+        let shared = Arc::new(shared);
         shared.set_local_addr(local);
 
         let (loops, loop_parts) = loop_mailboxes(&config)?;

@@ -194,6 +194,16 @@ impl Summary {
     }
 }
 
+/// The txn log's syncs, timed on the log's sync thread: Apache's
+/// `fsynctime` and `fsync_threshold_exceed_count`.
+#[derive(Debug, Default)]
+pub struct SyncStats {
+    /// Each batch sync's duration, ms.
+    pub time: Summary,
+    /// Syncs slower than `fsync.warningthresholdms`.
+    pub exceeded: AtomicU64,
+}
+
 /// One connection's counters (ZooKeeper's `ServerCnxn` stats).
 #[derive(Debug)]
 pub struct ConnStats {
@@ -331,6 +341,8 @@ pub struct ServerStats {
     pub read_latency: Summary,
     /// Latencies of txns, request to reply (Apache's `updatelatency`).
     pub update_latency: Summary,
+    /// The txn log's syncs (set by `Server::start` before the log opens).
+    pub fsync: Arc<SyncStats>,
     /// How long each snapshot took to write, ms (Apache's `snapshottime`).
     pub snapshot_time: Arc<Summary>,
     /// How long each leader election took, ms (Apache's `election_time`).
@@ -355,6 +367,7 @@ impl Default for ServerStats {
             trace_mask: AtomicI64::new(306),
             read_latency: Summary::default(),
             update_latency: Summary::default(),
+            fsync: Arc::default(),
             snapshot_time: Arc::default(),
             election_time: Arc::default(),
             follower_sync_time: Summary::default(),
