@@ -238,6 +238,16 @@ fn metric_names_and_types_are_apaches_mntr() {
         "{:?}",
         families["updatelatency"]
     );
+    for summary in [
+        "fsynctime",
+        "snapshottime",
+        "election_time",
+        "follower_sync_time",
+    ] {
+        assert!(families.contains_key(summary), "{summary}");
+    }
+    // forceSync is on: every group commit's fdatasync is timed.
+    assert!(count("fsynctime") >= 1.0, "{:?}", families["fsynctime"]);
     assert_eq!(value(&families, "ephemerals_count"), 1.0);
     assert_eq!(value(&families, "global_sessions"), 1.0);
     assert!(value(&families, "znode_count") >= 6.0);
