@@ -63,7 +63,7 @@ impl Ensemble {
             std::fs::write(
                 &cfg,
                 format!(
-                    "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\n{lines}",
+                    "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n{lines}",
                     data.display()
                 ),
             )

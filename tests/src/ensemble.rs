@@ -38,7 +38,7 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 
 /// A `127.a.b` prefix for one ensemble, distinct across the test processes
 /// nextest runs at once and across the ensembles of one process.
-fn loopback_net() -> (u8, u8) {
+pub fn loopback_net() -> (u8, u8) {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let v = (std::process::id()
@@ -125,9 +125,26 @@ pub fn ensemble_with(n: u64, opts: &EnsembleOptions) -> Vec<Member> {
                 .expect("temp dir");
             let data = dir.path().join("data");
             let flavor = opts.flavors.get(i).copied().unwrap_or(Flavor::Ours);
+            // The AdminServer is off unless the options set admin.* keys
+            // (each member has its own IP, so one port serves them all).
+            let admin = if opts.cfg_extra.contains("admin.serverAddress") {
+                String::new()
+            } else if opts.cfg_extra.contains("admin.") {
+                format!("admin.serverAddress={ip}\n")
+            } else {
+                "admin.enableServer=false\n".to_owned()
+            };
+            // Prometheus, if asked for, on the member's own IP too.
+            let metrics = if opts.cfg_extra.contains("metricsProvider.")
+                && !opts.cfg_extra.contains("metricsProvider.httpHost")
+            {
+                format!("metricsProvider.httpHost={ip}\n")
+            } else {
+                String::new()
+            };
             let own = match flavor {
                 Flavor::Ours => "zkrs.electionFinalizeWaitMs=200\n",
-                Flavor::Apache => "admin.enableServer=false\n",
+                Flavor::Apache => "",
             };
             let peer_type = if opts.observers.contains(&sid) {
                 "peerType=observer\n"
@@ -135,7 +152,7 @@ pub fn ensemble_with(n: u64, opts: &EnsembleOptions) -> Vec<Member> {
                 ""
             };
             let cfg = format!(
-                "tickTime=200\ninitLimit=10\nsyncLimit={}\ndataDir={}\nclientPort={CLIENT_PORT}\nclientPortAddress={ip}\n4lw.commands.whitelist=*\n{own}{peer_type}{servers}{}\n",
+                "tickTime=200\ninitLimit=10\nsyncLimit={}\ndataDir={}\nclientPort={CLIENT_PORT}\nclientPortAddress={ip}\n4lw.commands.whitelist=*\n{own}{admin}{metrics}{peer_type}{servers}{}\n",
                 if opts.sync_limit == 0 { 5 } else { opts.sync_limit },
                 data.display(),
                 opts.cfg_extra,

@@ -38,6 +38,7 @@
 
 pub mod ensemble;
 pub mod faults;
+pub mod http;
 pub mod lincheck;
 pub mod rng;
 pub mod server;

@@ -25,6 +25,11 @@ pub const APACHE_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/jav
 /// faster), info logs on stdout and the system properties `jvm_props`
 /// (`key=value`); the caller adds the zoo.cfg path.
 pub fn apache_java(main_class: &str, jvm_props: &[String]) -> Command {
+    apache_java_with(main_class, jvm_props, APACHE_CLASSPATH)
+}
+
+/// [`apache_java`] with the classpath `cp`.
+pub fn apache_java_with(main_class: &str, jvm_props: &[String], cp: &str) -> Command {
     let mut c = Command::new("java");
     c.args([
         "-Xmx256m",
@@ -35,9 +40,14 @@ pub fn apache_java(main_class: &str, jvm_props: &[String]) -> Command {
     for p in jvm_props {
         c.arg(format!("-D{p}"));
     }
-    c.args(["-cp", APACHE_CLASSPATH, main_class]);
+    c.args(["-cp", cp, main_class]);
     c
 }
+
+/// The servlet API, which Apache's AdminServer (Jetty) needs and the
+/// zookeeper.jar manifest does not name (the Debian package installs it:
+/// libservlet-api-java).
+pub const APACHE_ADMIN_CLASSPATH: &str = "/usr/share/java/servlet-api.jar";
 
 /// How long a server may take to answer after being started.
 pub const START_DEADLINE: Duration = Duration::from_secs(60);
@@ -74,6 +84,14 @@ pub struct ServerOptions {
     /// Apache only: extra JVM system properties (`-Dkey=value`), e.g.
     /// `zookeeper.extendedTypesEnabled=true` for TTL nodes.
     pub jvm_props: Vec<String>,
+    /// Runs the AdminServer on 127.0.0.1 and a free port
+    /// ([`ZkServer::admin_addr`]); Apache gets the servlet API on its
+    /// classpath for it ([`APACHE_ADMIN_CLASSPATH`]).
+    pub admin: bool,
+    /// Ours only (Apache's Prometheus provider is not in the Debian
+    /// package): `/metrics` on 127.0.0.1 and a free port
+    /// ([`ZkServer::metrics_addr`]).
+    pub metrics: bool,
 }
 
 impl ServerOptions {
@@ -104,6 +122,9 @@ pub struct ZkServer {
     child: Option<Child>,
     port: u16,
     starts: u32,
+    /// The AdminServer's and `/metrics`' ports (0: off).
+    admin_port: u16,
+    metrics_port: u16,
 }
 
 /// Starts Apache ZooKeeper 3.8 for tests.
@@ -167,6 +188,10 @@ fn check_apache_installed() {
     );
 }
 
+/// The zoo.cfg value of `metricsProvider.className` that turns Prometheus on.
+pub const METRICS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+
 /// A free loopback port (bound then released; the server binds it next).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -189,6 +214,8 @@ impl ZkServer {
             Flavor::Apache => free_port(),
             Flavor::Ours => 0,
         };
+        let admin_port = if opts.admin { free_port() } else { 0 };
+        let metrics_port = if opts.metrics { free_port() } else { 0 };
         let mut s = ZkServer {
             flavor,
             opts,
@@ -196,6 +223,8 @@ impl ZkServer {
             child: None,
             port,
             starts: 0,
+            admin_port,
+            metrics_port,
         };
         s.spawn_and_wait();
         s
@@ -209,6 +238,16 @@ impl ZkServer {
     /// The client address (127.0.0.1:port).
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The AdminServer's address (with [`ServerOptions::admin`]).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        (self.admin_port != 0).then(|| SocketAddr::from(([127, 0, 0, 1], self.admin_port)))
+    }
+
+    /// `/metrics`' address (with [`ServerOptions::metrics`]).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        (self.metrics_port != 0).then(|| SocketAddr::from(([127, 0, 0, 1], self.metrics_port)))
     }
 
     /// `host:port` for client command lines.
@@ -268,8 +307,19 @@ impl ZkServer {
             ("clientPort", self.port.to_string()),
             ("clientPortAddress", "127.0.0.1".to_owned()),
             ("4lw.commands.whitelist", "*".to_owned()),
-            ("admin.enableServer", "false".to_owned()),
         ];
+        if self.admin_port != 0 {
+            defaults.push(("admin.enableServer", "true".to_owned()));
+            defaults.push(("admin.serverAddress", "127.0.0.1".to_owned()));
+            defaults.push(("admin.serverPort", self.admin_port.to_string()));
+        } else {
+            defaults.push(("admin.enableServer", "false".to_owned()));
+        }
+        if self.metrics_port != 0 {
+            defaults.push(("metricsProvider.className", METRICS_PROVIDER.to_owned()));
+            defaults.push(("metricsProvider.httpHost", "127.0.0.1".to_owned()));
+            defaults.push(("metricsProvider.httpPort", self.metrics_port.to_string()));
+        }
         if self.opts.separate_log_dir {
             defaults.push(("dataLogDir", d.join("logs").display().to_string()));
         }
@@ -294,9 +344,14 @@ impl ZkServer {
     fn command(&self) -> Command {
         match self.flavor {
             Flavor::Apache => {
-                let mut c = apache_java(
+                let mut cp = APACHE_CLASSPATH.to_owned();
+                if self.opts.admin {
+                    cp = format!("{cp}:{APACHE_ADMIN_CLASSPATH}");
+                }
+                let mut c = apache_java_with(
                     "org.apache.zookeeper.server.ZooKeeperServerMain",
                     &self.opts.jvm_props,
+                    &cp,
                 );
                 c.arg(self.cfg_path());
                 c
@@ -504,6 +559,15 @@ pub fn four_letter(addr: SocketAddr, cmd: &str) -> Option<String> {
 /// `127.0.0.1:<port>` (or `0.0.0.0:`/`[::1]:`) on a line that mentions
 /// listening, binding or serving clients.
 pub fn parse_listen_port(output: &str) -> Option<u16> {
+    // Ours prints exactly one `listening on <addr>` line on stdout: it wins
+    // over log lines naming other ports (the AdminServer's, /metrics').
+    if let Some(addr) = output
+        .lines()
+        .find_map(|l| l.strip_prefix("listening on "))
+        .and_then(|a| a.trim().parse::<SocketAddr>().ok())
+    {
+        return Some(addr.port());
+    }
     for line in output.lines() {
         let l = line.to_ascii_lowercase();
         if !(l.contains("listen")

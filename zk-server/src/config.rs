@@ -207,13 +207,91 @@ pub struct Config {
     /// Whether zoo.cfg set clientPort (else this server's `server.X` line may
     /// give it, after `;`).
     pub client_port_explicit: bool,
+    /// fsync.warningthresholdms (default 1000): a txn log sync slower than
+    /// this is logged and counted (`fsync_threshold_exceed_count`).
+    pub fsync_warning_threshold_ms: u64,
+    /// The AdminServer (`admin.*` keys).
+    pub admin: AdminConfig,
+    /// The Prometheus endpoint (`metricsProvider.*` keys), if
+    /// `metricsProvider.className` names Apache's Prometheus provider.
+    pub metrics: Option<MetricsConfig>,
+    /// The zoo.cfg text as read (the AdminServer's `initial_configuration`).
+    pub initial_text: String,
     /// Warnings met while parsing (unknown keys, ignored keys); the caller logs them.
     pub warnings: Vec<String>,
 }
 
-impl Default for Config {
+/// The AdminServer's settings, with Apache ZooKeeper's defaults (it is on
+/// unless `admin.enableServer=false`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// admin.enableServer (default true).
+    pub enabled: bool,
+    /// admin.serverAddress (default 0.0.0.0).
+    pub address: IpAddr,
+    /// admin.serverPort (default 8080; 0 lets the kernel choose).
+    pub port: u16,
+    /// admin.commandURL (default `/commands`).
+    pub command_url: String,
+    /// admin.idleTimeout in ms (default 30000): how long a connection may
+    /// stay silent before it is closed.
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for AdminConfig {
     fn default() -> Self {
-        Self::standalone(PathBuf::from(DEFAULT_DATA_DIR), DEFAULT_CLIENT_PORT)
+        Self {
+            enabled: true,
+            address: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            port: 8080,
+            command_url: "/commands".into(),
+            idle_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// The class name that turns the Prometheus endpoint on, as in Apache's zoo.cfg.
+pub const PROMETHEUS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+
+/// The Prometheus endpoint's settings (`metricsProvider.*`, Apache's defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// metricsProvider.httpHost (default 0.0.0.0).
+    pub host: IpAddr,
+    /// metricsProvider.httpPort (default 7000; 0 lets the kernel choose).
+    pub port: u16,
+    /// metricsProvider.exportJvmInfo (default true): accepted; there is no
+    /// JVM to describe, which the server logs once.
+    pub export_jvm_info: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            port: 7000,
+            export_jvm_info: true,
+        }
+    }
+}
+
+/// The `metricsProvider.*` keys as read, settled once every line is.
+#[derive(Debug, Default)]
+struct MetricsKeys {
+    class_name: Option<String>,
+    host: Option<IpAddr>,
+    port: Option<u16>,
+    export_jvm_info: Option<bool>,
+}
+
+impl Default for Config {
+    /// What an empty zoo.cfg gives (dataDir /tmp/zookeeper): Apache's
+    /// defaults, the AdminServer on.
+    fn default() -> Self {
+        let mut c = Self::standalone(PathBuf::from(DEFAULT_DATA_DIR), DEFAULT_CLIENT_PORT);
+        c.admin.enabled = true;
+        c
     }
 }
 
@@ -234,13 +312,8 @@ const KNOWN_IGNORED: &[&str] = &[
     "multiAddress.reachabilityCheckEnabled",
     "multiAddress.reachabilityCheckTimeoutMs",
     "connectToLearnerMasterLimit",
-    "metricsProvider.className",
-    "metricsProvider.httpHost",
-    "metricsProvider.httpPort",
-    "metricsProvider.exportJvmInfo",
     "snapshot.compression.method",
     "enforceQuota",
-    "fsync.warningthresholdms",
     "txnLogSizeLimitInKb",
     "leaderServes",
     "clientTcpKeepAlive",
@@ -299,7 +372,9 @@ impl Config {
         .to_text()
     }
 
-    /// A standalone configuration with ZooKeeper's defaults.
+    /// A standalone configuration with ZooKeeper's defaults, except that
+    /// the AdminServer is off: a program embedding the server (or a test)
+    /// turns it on with `admin.enabled`; zoo.cfg keeps Apache's default, on.
     pub fn standalone(data_dir: PathBuf, client_port: u16) -> Self {
         let tick = 3000;
         Self {
@@ -345,6 +420,13 @@ impl Config {
             election_port_bind_retry: 3,
             election_finalize_wait_ms: zk_election::DEFAULT_FINALIZE_WAIT_MS,
             client_port_explicit: false,
+            fsync_warning_threshold_ms: 1000,
+            admin: AdminConfig {
+                enabled: false,
+                ..AdminConfig::default()
+            },
+            metrics: None,
+            initial_text: String::new(),
             warnings: Vec::new(),
         }
     }
@@ -383,6 +465,7 @@ impl Config {
             };
             cfg.apply(&line, &mut later)?;
         }
+        cfg.initial_text = text.to_string();
         cfg.finish(later)
     }
 
@@ -463,9 +546,75 @@ impl Config {
                 self.container_check_interval_ms = l.int(1, i64::MAX)? as u64
             }
             "zkrs.loopThreads" => self.loop_threads = l.int(0, 64)? as usize,
+            "fsync.warningthresholdms" => {
+                self.fsync_warning_threshold_ms = l.int(0, i64::MAX)? as u64
+            }
+            k if k.starts_with("admin.") || k.starts_with("metricsProvider.") => {
+                self.apply_ops(l, &mut later.metrics)?
+            }
             _ => self.apply_ensemble(l)?,
         }
         Ok(())
+    }
+
+    /// The operators' endpoints: `admin.*` (the AdminServer) and
+    /// `metricsProvider.*` (Prometheus, settled in [`Config::finish`]).
+    fn apply_ops(&mut self, l: &Line<'_>, metrics: &mut MetricsKeys) -> Result<(), ConfigError> {
+        let ip = |l: &Line<'_>| {
+            l.value.parse::<IpAddr>().map_err(|_| {
+                ConfigError::at(l.no, l.key, format!("invalid IP address {:?}", l.value))
+            })
+        };
+        match l.key {
+            "admin.enableServer" => self.admin.enabled = l.yes_no()?,
+            "admin.serverAddress" => self.admin.address = ip(l)?,
+            "admin.serverPort" => self.admin.port = l.int(0, 65535)? as u16,
+            "admin.commandURL" => {
+                if !l.value.starts_with('/') {
+                    return Err(ConfigError::at(
+                        l.no,
+                        l.key,
+                        format!(
+                            "invalid value {:?}: expected a path starting with /",
+                            l.value
+                        ),
+                    ));
+                }
+                self.admin.command_url = l.value.trim_end_matches('/').to_string();
+            }
+            "admin.idleTimeout" => {
+                self.admin.idle_timeout_ms = l.int(1, i64::from(i32::MAX))? as u64
+            }
+            "metricsProvider.className" => metrics.class_name = Some(l.value.to_string()),
+            "metricsProvider.httpHost" => metrics.host = Some(ip(l)?),
+            "metricsProvider.httpPort" => metrics.port = Some(l.int(0, 65535)? as u16),
+            "metricsProvider.exportJvmInfo" => metrics.export_jvm_info = Some(l.yes_no()?),
+            k => self.warnings.push(format!(
+                "line {}: {k} is not supported by this server; ignored",
+                l.no
+            )),
+        }
+        Ok(())
+    }
+
+    /// Turns the Prometheus endpoint on when `metricsProvider.className`
+    /// names Apache's provider; any other provider is warned about.
+    fn settle_metrics(&mut self, keys: MetricsKeys) {
+        match keys.class_name.as_deref() {
+            Some(PROMETHEUS_PROVIDER) => {
+                let d = MetricsConfig::default();
+                self.metrics = Some(MetricsConfig {
+                    host: keys.host.unwrap_or(d.host),
+                    port: keys.port.unwrap_or(d.port),
+                    export_jvm_info: keys.export_jvm_info.unwrap_or(d.export_jvm_info),
+                });
+            }
+            // Apache's default provider: metrics for mntr only.
+            None | Some("org.apache.zookeeper.metrics.impl.DefaultMetricsProvider") => {}
+            Some(other) => self.warnings.push(format!(
+                "metricsProvider.className={other} is not supported (only {PROMETHEUS_PROVIDER}); no metrics endpoint"
+            )),
+        }
     }
 
     /// The ensemble's keys (peerType, server.N, election settings), the
@@ -530,11 +679,9 @@ impl Config {
             k if k.starts_with("group.") || k.starts_with("weight.") => self.warnings.push(
                 format!("line {line_no}: {k} (hierarchical quorums) is not supported yet; ignored"),
             ),
-            k if KNOWN_IGNORED.contains(&k) || k.starts_with("admin.") || k.starts_with("ssl.") => {
-                self.warnings.push(format!(
-                    "line {line_no}: {k} is not supported by this server; ignored"
-                ))
-            }
+            k if KNOWN_IGNORED.contains(&k) || k.starts_with("ssl.") => self.warnings.push(
+                format!("line {line_no}: {k} is not supported by this server; ignored"),
+            ),
             k => self
                 .warnings
                 .push(format!("line {line_no}: unknown key {k}; ignored")),
@@ -544,7 +691,8 @@ impl Config {
 
     /// What needs every line first: dataDir (dataLogDir's default), the
     /// client port's default, the session timeouts' defaults and order.
-    fn finish(mut self, later: Later) -> Result<Self, ConfigError> {
+    fn finish(mut self, mut later: Later) -> Result<Self, ConfigError> {
+        self.settle_metrics(std::mem::take(&mut later.metrics));
         let data_dir = later
             .data_dir
             .ok_or_else(|| ConfigError::general("dataDir is not set"))?;
@@ -855,6 +1003,7 @@ impl Line<'_> {
 /// Values [`Config::finish`] settles once every line is read.
 #[derive(Default)]
 struct Later {
+    metrics: MetricsKeys,
     data_dir: Option<PathBuf>,
     data_log_dir: Option<PathBuf>,
     client_port: Option<u16>,
@@ -1101,11 +1250,40 @@ mod tests {
 
     #[test]
     fn unknown_keys_warn_by_name() {
-        let c = Config::parse("dataDir=/d\nclientPort=1\nfrobnicate=3\nadmin.serverPort=8080\n")
-            .unwrap();
+        let c = Config::parse("dataDir=/d\nclientPort=1\nfrobnicate=3\nadmin.frob=8080\n").unwrap();
         assert_eq!(c.warnings.len(), 2);
         assert!(c.warnings[0].contains("frobnicate"));
-        assert!(c.warnings[1].contains("admin.serverPort"));
+        assert!(c.warnings[1].contains("admin.frob"));
+    }
+
+    #[test]
+    fn admin_and_metrics_keys_with_apache_defaults() {
+        let c = Config::parse("dataDir=/d\n").unwrap();
+        assert_eq!(c.admin, AdminConfig::default());
+        assert!(c.admin.enabled && c.admin.port == 8080 && c.admin.command_url == "/commands");
+        assert_eq!(c.metrics, None);
+        let c = Config::parse(
+            "dataDir=/d\nclientPort=1\nadmin.enableServer=false\nadmin.serverPort=9999\nadmin.serverAddress=127.0.0.1\n\
+             admin.commandURL=/cmds/\nadmin.idleTimeout=500\nmetricsProvider.httpPort=7001\n\
+             metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n",
+        )
+        .unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert!(!c.admin.enabled);
+        assert_eq!(c.admin.port, 9999);
+        assert_eq!(c.admin.address.to_string(), "127.0.0.1");
+        assert_eq!(c.admin.command_url, "/cmds");
+        assert_eq!(c.admin.idle_timeout_ms, 500);
+        let m = c.metrics.unwrap();
+        assert_eq!(
+            (m.host.to_string(), m.port, m.export_jvm_info),
+            ("0.0.0.0".into(), 7001, true)
+        );
+        assert!(Config::parse("dataDir=/d\nadmin.serverPort=x\n").is_err());
+        assert!(Config::parse("dataDir=/d\nmetricsProvider.httpHost=nohost\n").is_err());
+        let other =
+            Config::parse("dataDir=/d\nclientPort=1\nmetricsProvider.className=x.Y\n").unwrap();
+        assert!(other.metrics.is_none() && other.warnings[0].contains("x.Y"));
     }
 
     #[test]

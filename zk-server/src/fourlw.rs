@@ -10,15 +10,12 @@
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
-use zk_tree::{Tree, WatchKind};
+use zk_tree::WatchKind;
 
-use crate::control::Mode;
+use crate::figures::{
+    VERSION, environment, expiry_buckets, java_double, monitor, server_summary, session_of_conn,
+};
 use crate::shared::Shared;
-
-/// The version string printed by `srvr`, `stat`, `envi` and `mntr`. It keeps the
-/// shape of Apache ZooKeeper's (`<version>-<id>, built on <date> <time> <tz>`)
-/// so that clients parsing it work.
-pub const VERSION: &str = "3.8.4-zk-rs-0.1.0, built on 01/01/2026 00:00 GMT";
 
 /// Every four-letter word ZooKeeper knows.
 const ALL: &[&str] = &[
@@ -30,56 +27,6 @@ const ALL: &[&str] = &[
 pub fn recognise(first4: &[u8]) -> Option<&'static str> {
     let s = std::str::from_utf8(first4).ok()?;
     ALL.iter().copied().find(|c| *c == s)
-}
-
-/// The tree's figures in `srvr`, `stat` and `mntr`.
-#[derive(Debug, Default, Clone)]
-struct TreeInfo {
-    /// Number of znodes.
-    node_count: usize,
-    /// Approximate data size (paths + data).
-    data_size: u64,
-    /// Number of ephemeral nodes.
-    ephemerals_count: usize,
-    /// Number of watches.
-    watch_count: usize,
-}
-
-fn session_count(shared: &Shared) -> usize {
-    shared
-        .sessions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .len()
-}
-
-fn expiry_buckets(shared: &Shared) -> Vec<(u64, Vec<i64>)> {
-    shared
-        .sessions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .expiry_buckets()
-}
-
-fn session_of_conn(shared: &Shared, conn: u64) -> i64 {
-    shared
-        .stats
-        .conns
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&conn)
-        .map_or(0, |c| c.session_id.load(Relaxed))
-}
-
-/// Tree figures for the four-letter words.
-fn tree_info(tree: &Tree) -> TreeInfo {
-    TreeInfo {
-        // ZooKeeper's count includes the root twice.
-        node_count: tree.node_count() + 1,
-        data_size: tree.approximate_data_size().max(0) as u64,
-        ephemerals_count: tree.ephemerals_count(),
-        watch_count: tree.watch_count(),
-    }
 }
 
 /// Runs `cmd` and returns its full answer. `rest` is what the client sent
@@ -205,236 +152,38 @@ fn server_stats(shared: &Shared, out: &mut String, with_clients: bool) {
         }
         out.push('\n');
     }
-    let (min, avg, max, _) = shared.stats.latency.get();
+    let s = server_summary(shared);
+    let (min, avg, max) = s.latency;
     let _ = writeln!(out, "Latency min/avg/max: {min}/{}/{max}", java_double(avg));
-    let _ = writeln!(out, "Received: {}", shared.stats.received.load(Relaxed));
-    let _ = writeln!(out, "Sent: {}", shared.stats.sent.load(Relaxed));
-    let _ = writeln!(out, "Connections: {}", shared.stats.connections().len());
-    let _ = writeln!(out, "Outstanding: {}", shared.control.outstanding().max(0));
-    let _ = writeln!(out, "Zxid: 0x{:x}", shared.last_zxid());
-    let _ = writeln!(out, "Mode: {}", shared.control.mode().name());
-    let _ = writeln!(out, "Node count: {}", tree_info(&shared.tree).node_count);
-    if shared.control.mode() == Mode::Leader {
-        let (last, min, max) = shared.control.proposal_sizes();
+    let _ = writeln!(out, "Received: {}", s.received);
+    let _ = writeln!(out, "Sent: {}", s.sent);
+    let _ = writeln!(out, "Connections: {}", s.connections);
+    let _ = writeln!(out, "Outstanding: {}", s.outstanding);
+    let _ = writeln!(out, "Zxid: 0x{:x}", s.zxid);
+    let _ = writeln!(out, "Mode: {}", s.mode.name());
+    let _ = writeln!(out, "Node count: {}", s.node_count);
+    if let Some((last, min, max)) = s.proposal_sizes {
         let _ = writeln!(out, "Proposal sizes last/min/max: {last}/{min}/{max}");
-    }
-}
-
-/// Formats like Java's `Double.toString` for the values latencies take.
-fn java_double(v: f64) -> String {
-    if v.fract() == 0.0 {
-        format!("{v:.1}")
-    } else {
-        let s = format!("{v:.4}");
-        s.trim_end_matches('0').to_string()
     }
 }
 
 fn envi(out: &mut String) {
     out.push_str("Environment:\n");
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
-    let env = |k: &str| std::env::var(k).unwrap_or_default();
-    let cwd = std::env::current_dir()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    let pairs = [
-        ("zookeeper.version", VERSION.to_string()),
-        ("host.name", host),
-        ("java.version", "none (zk-rs, Rust)".into()),
-        ("java.vendor", "none".into()),
-        ("java.home", String::new()),
-        ("java.class.path", String::new()),
-        ("java.library.path", String::new()),
-        ("java.io.tmpdir", std::env::temp_dir().display().to_string()),
-        ("java.compiler", "<NA>".into()),
-        ("os.name", java_os_name()),
-        ("os.arch", java_os_arch()),
-        ("os.version", kernel_release()),
-        ("user.name", user_name().unwrap_or_else(|| env("USER"))),
-        ("user.home", env("HOME")),
-        ("user.dir", cwd),
-        ("os.memory.free", "0MB".into()),
-        ("os.memory.max", "0MB".into()),
-        ("os.memory.total", "0MB".into()),
-    ];
-    for (k, v) in pairs {
+    for (k, v) in environment() {
         let _ = writeln!(out, "{k}={v}");
     }
 }
 
-/// Java's `os.name` for this OS.
-fn java_os_name() -> String {
-    match std::env::consts::OS {
-        "linux" => "Linux".into(),
-        "macos" => "Mac OS X".into(),
-        "freebsd" => "FreeBSD".into(),
-        other => other.into(),
-    }
-}
-
-/// Java's `os.arch` for this CPU.
-fn java_os_arch() -> String {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64".into(),
-        "x86" => "i386".into(),
-        other => other.into(),
-    }
-}
-
-/// The name of the process's real uid (Java's `user.name`), from /etc/passwd.
-fn user_name() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))?
-        .split_whitespace()
-        .next()?
-        .to_string();
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let mut f = l.split(':');
-        let name = f.next()?;
-        (f.nth(1)? == uid).then(|| name.to_string())
-    })
-}
-
-fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-fn max_fds() -> u64 {
-    std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Max open files"))
-                .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
-/// `mntr`: `zk_version` and `zk_server_state`, then the gauges of a
-/// standalone Apache ZooKeeper 3.8 in the order it prints them (its metrics
-/// provider's hash order), then the counters this server keeps, also in
-/// Apache's order. Apache's other counters and summaries (request processor
-/// queues, JVM pauses, learners, TLS, the response cache, ...) are left out:
-/// this server has no such parts, and a zero would claim a measurement.
+/// `mntr`: [`monitor`]'s figures, `zk_<name>\t<value>` each.
 fn mntr(shared: &Shared, out: &mut String) {
-    let info = tree_info(&shared.tree);
-    let st = &shared.stats;
-    let (min, avg, max, _) = st.latency.get();
-    let sessions = session_count(shared);
-    let size = |i: usize| st.response_size[i].load(Relaxed).to_string();
-    let mut lines: Vec<(&str, String)> = vec![
-        ("zk_version", VERSION.to_string()),
-        ("zk_server_state", shared.control.mode().name().into()),
-    ];
-    if let Some(state) = peer_state(shared.control.mode()) {
-        lines.push(("zk_peer_state", state.into()));
-    }
-    if shared.control.mode() == Mode::Observer {
-        // ObserverZooKeeperServer.dumpMonitorValues: the server it syncs from.
-        let master = shared.control.learner_master().to_string();
-        lines.push(("zk_observer_master_id", master));
-    }
-    lines.extend([
-        ("zk_ephemerals_count", info.ephemerals_count.to_string()),
-        (
-            "zk_num_alive_connections",
-            st.connections().len().to_string(),
-        ),
-        ("zk_avg_latency", java_double(avg)),
-        (
-            "zk_outstanding_requests",
-            shared.control.outstanding().max(0).to_string(),
-        ),
-        ("zk_znode_count", info.node_count.to_string()),
-        ("zk_global_sessions", sessions.to_string()),
-        ("zk_non_mtls_remote_conn_count", "0".into()),
-        ("zk_last_client_response_size", size(0)),
-        ("zk_packets_sent", st.sent.load(Relaxed).to_string()),
-        ("zk_packets_received", st.received.load(Relaxed).to_string()),
-        ("zk_max_client_response_size", size(2)),
-        ("zk_connection_drop_probability", "0.0".into()),
-        ("zk_watch_count", info.watch_count.to_string()),
-        (
-            "zk_auth_failed_count",
-            st.auth_failed.load(Relaxed).to_string(),
-        ),
-        ("zk_min_latency", min.to_string()),
-        ("zk_max_file_descriptor_count", max_fds().to_string()),
-        ("zk_approximate_data_size", info.data_size.to_string()),
-        ("zk_open_file_descriptor_count", open_fds().to_string()),
-        ("zk_local_sessions", "0".into()),
-        ("zk_uptime", st.started.elapsed().as_millis().to_string()),
-        ("zk_max_latency", max.to_string()),
-        ("zk_outstanding_tls_handshake", "0".into()),
-        ("zk_min_client_response_size", size(1)),
-        ("zk_non_mtls_local_conn_count", "0".into()),
-        (
-            "zk_connection_rejected",
-            st.rejected.load(Relaxed).to_string(),
-        ),
-        (
-            "zk_digest_mismatches_count",
-            st.digest_mismatches.load(Relaxed).to_string(),
-        ),
-    ]);
-    if shared.config.is_ensemble() {
-        // QuorumZooKeeperServer's gauge: the voting members.
-        let voters = shared
-            .config
-            .servers
-            .iter()
-            .filter(|x| x.role == zk_jute::quorum::LearnerType::Participant)
-            .count();
-        lines.push(("zk_quorum_size", voters.to_string()));
-    }
-    if shared.control.mode() == Mode::Leader {
-        // LeaderZooKeeperServer's gauges (no reconfig here, so no
-        // non-voting followers).
-        let (c, uptime) = shared.control.leader_gauges();
-        lines.push(("zk_learners", c.learners.to_string()));
-        lines.push(("zk_synced_followers", c.synced_followers.to_string()));
-        lines.push(("zk_synced_non_voting_followers", "0".into()));
-        lines.push(("zk_synced_observers", c.synced_observers.to_string()));
-        lines.push(("zk_pending_syncs", c.pending_syncs.to_string()));
-        lines.push(("zk_leader_uptime", uptime.to_string()));
-        let (last, min, max) = shared.control.proposal_sizes();
-        lines.push(("zk_last_proposal_size", last.to_string()));
-        lines.push(("zk_max_proposal_size", max.to_string()));
-        lines.push(("zk_min_proposal_size", min.to_string()));
-    }
-    for (k, v) in lines {
-        let _ = writeln!(out, "{k}\t{v}");
-    }
-}
-
-/// mntr's `zk_peer_state` (Apache's `QuorumPeer.getDetailedPeerState`: the
-/// peer state, the Zab phase, the sync mode while syncing): a server that
-/// answers mntr serves, so its role is in broadcast. Standalone has none.
-fn peer_state(mode: Mode) -> Option<&'static str> {
-    match mode {
-        Mode::Standalone => None,
-        Mode::Leader => Some("leading - broadcast"),
-        Mode::Follower => Some("following - broadcast"),
-        Mode::Observer => Some("observing - broadcast"),
+    for f in monitor(shared) {
+        let _ = writeln!(out, "zk_{}\t{}", f.name, f.value.mntr_text());
     }
 }
 
 /// Formats wall-clock ms like Java's `Date.toString()` in UTC
 /// (`Sun Nov 22 03:41:25 UTC 2026`).
-fn java_date(ms: i64) -> String {
+pub(crate) fn java_date(ms: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -543,13 +292,5 @@ mod tests {
         assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
         assert_eq!(java_date(1_795_318_885_000), "Sun Nov 22 03:41:25 UTC 2026");
         assert_eq!(java_date(951_782_400_000), "Tue Feb 29 00:00:00 UTC 2000");
-    }
-
-    #[test]
-    fn doubles_print_like_java() {
-        assert_eq!(java_double(0.0), "0.0");
-        assert_eq!(java_double(2.0), "2.0");
-        assert_eq!(java_double(2.5), "2.5");
-        assert_eq!(java_double(1.0 / 3.0), "0.3333");
     }
 }

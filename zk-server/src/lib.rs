@@ -16,7 +16,9 @@
 //!   watch events, replies in order (per-session order in `session_order`,
 //!   snapshot policy in `snapshots`).
 //! * `sessions` / [`expiry`]: session ids, passwords and the tick-bucketed expiry.
-//! * `fourlw`: the four-letter words.
+//! * `fourlw`: the four-letter words; `figures` gathers what they, the
+//!   AdminServer (`admin`) and Prometheus' `/metrics` (`metrics`) report;
+//!   `http` is the small bounded HTTP server under the last two.
 //! * `storage`: log record format, recovery, snapshots, autopurge.
 //!
 //! ```no_run
@@ -29,16 +31,20 @@
 
 #![forbid(unsafe_code)]
 
+mod admin;
 pub mod config;
 mod control;
 mod epoch_files;
 mod error;
 pub mod expiry;
 pub mod failpoint;
+mod figures;
 mod fourlw;
 mod frames;
+mod http;
 mod inbox;
 mod java_random;
+mod metrics;
 mod msg;
 mod net;
 mod quorum;
@@ -52,8 +58,8 @@ mod stats;
 mod storage;
 mod takeover;
 
-pub use config::{Config, ConfigError, Whitelist};
+pub use config::{AdminConfig, Config, ConfigError, MetricsConfig, Whitelist};
 pub use error::StartError;
-pub use fourlw::VERSION;
+pub use figures::VERSION;
 pub use server::{Server, ShutdownHandle};
 pub use sessions::password as session_password;

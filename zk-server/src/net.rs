@@ -739,6 +739,7 @@ impl EventLoop {
         };
         let lat = ctx.received.elapsed().as_millis() as u64;
         shared.stats.latency.add(lat);
+        shared.stats.read_latency.observe(self.idx, lat);
         c.stats.latency.add(lat);
         c.stats.last_latency.store(lat, Relaxed);
         c.stats

@@ -69,6 +69,7 @@ fn bind_client_port(config: &Config) -> Result<(std::net::TcpListener, SocketAdd
 fn recover(
     config: &Config,
     tree_cfg: TreeConfig,
+    fsync: Arc<crate::stats::SyncStats>,
 ) -> Result<(Storage, zk_tree::Tree, crate::storage::Recovered), StartError> {
     // Before our log exists: an Apache directory with none of our files
     // becomes our snapshot, which the recovery below then loads.
@@ -76,7 +77,7 @@ fn recover(
     if let Some(line) = &took_over {
         info!("{line}");
     }
-    let (storage, tree, recovered) = Storage::open_and_recover(config, tree_cfg)?;
+    let (storage, tree, recovered) = Storage::open_and_recover(config, tree_cfg, fsync)?;
     if took_over.is_none()
         && let Some(w) = crate::takeover::apache_newer(config, recovered.last_zxid)
     {
@@ -129,12 +130,62 @@ fn spawn_core(
         .map_err(io_err("cannot start the core thread"))
 }
 
+/// The session tracker, with the recovered sessions.
+fn session_tracker(config: &Config, secret: [u8; 16], sessions: &[(i64, i32)]) -> SessionTracker {
+    let mut tracker = SessionTracker::new(
+        config.my_id as u8,
+        secret,
+        u64::from(config.tick_time),
+        0,
+        crate::stats::wall_ms() as u64,
+    );
+    if config.is_ensemble() || crate::takeover::apache_passwords(&config.data_dir) {
+        // Every server of an ensemble (Apache's too) validates a moving
+        // client's password from the session id alone; after taking over
+        // Apache's data, its sessions keep their passwords.
+        tracker.use_apache_passwords();
+    }
+    for (session, timeout) in sessions {
+        tracker.add(*session, *timeout, 0);
+    }
+    tracker
+}
+
+/// Ensemble mode (more than one server.X line): the election and the
+/// quorum port run on their own thread, and the server serves once the
+/// sequencer's Zab role does.
+/// Standalone: it serves at once.
+fn start_quorum(
+    shared: &Arc<Shared>,
+    quorum: Option<(std::net::TcpListener, crate::quorum::Prepared)>,
+    last_zxid: i64,
+    core_tx: Inbox<CoreMsg>,
+    threads: &mut Vec<JoinHandle<()>>,
+) -> Result<Option<crate::quorum::QuorumStop>, StartError> {
+    let Some((listener, prepared)) = quorum else {
+        shared.control.set_serving(true);
+        return Ok(None);
+    };
+    let (stop, thread) = crate::quorum::start(
+        &shared.config,
+        listener,
+        last_zxid,
+        prepared,
+        core_tx,
+        shared.stats.election_time.clone(),
+    )?;
+    threads.push(thread);
+    Ok(Some(stop))
+}
+
 /// A running server.
 pub struct Server {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     recovered: String,
     quorum: Option<crate::quorum::QuorumStop>,
+    /// The AdminServer and `/metrics`, when on and bound.
+    http: Vec<crate::http::HttpServer>,
 }
 
 impl std::fmt::Debug for Server {
@@ -167,40 +218,29 @@ impl Server {
         if config.skip_acl {
             warn!("skipACL is set: every ACL check passes");
         }
-        let (storage, tree, recovered) = recover(&config, tree_cfg)?;
+        // The log's syncs are timed from the start (mntr's zk_*_fsynctime).
+        let fsync = Arc::new(crate::stats::SyncStats::default());
+        let (storage, tree, recovered) = recover(&config, tree_cfg, fsync.clone())?;
         let tree = Arc::new(tree);
         let last_zxid = recovered.last_zxid;
 
         let clock = Instant::now();
-        let mut tracker = SessionTracker::new(
-            config.my_id as u8,
-            secret,
-            u64::from(config.tick_time),
-            0,
-            crate::stats::wall_ms() as u64,
-        );
-        if config.is_ensemble() || crate::takeover::apache_passwords(&config.data_dir) {
-            // Every server of an ensemble (Apache's too) validates a moving
-            // client's password from the session id alone; after taking over
-            // Apache's data, its sessions keep their passwords.
-            tracker.use_apache_passwords();
-        }
-        for (session, timeout) in &recovered.sessions {
-            tracker.add(*session, *timeout, 0);
-        }
+        let tracker = session_tracker(&config, secret, &recovered.sessions);
 
         let (std_listener, local) = bind_client_port(&config)?;
 
         let core_tx = Inbox::new();
         let core_rx = core_tx.clone();
-        let shared = Arc::new(Shared::new(
+        let mut shared = Shared::new(
             config.clone(),
             Control::new(Mode::Standalone, last_zxid.as_i64()),
             tracker,
             tree.clone(),
             core_tx.clone(),
             clock,
-        ));
+        );
+        shared.stats.fsync = fsync;
+        let shared = Arc::new(shared);
         shared.set_local_addr(local);
 
         let (loops, loop_parts) = loop_mailboxes(&config)?;
@@ -232,18 +272,13 @@ impl Server {
                     .map_err(io_err("cannot start an event loop"))?,
             );
         }
-        // Ensemble mode (more than one server.X line): the election and the
-        // quorum port run on their own thread; the server serves once the
-        // sequencer's Zab role does.
-        let quorum = if let (Some(listener), Some(prepared)) = (election_port, prepared) {
-            let (stop, thread) =
-                crate::quorum::start(&config, listener, last_zxid.as_i64(), prepared, core_tx)?;
-            threads.push(thread);
-            Some(stop)
-        } else {
-            shared.control.set_serving(true);
-            None
-        };
+        let quorum = start_quorum(
+            &shared,
+            election_port.zip(prepared),
+            last_zxid.as_i64(),
+            core_tx,
+            &mut threads,
+        )?;
         let summary = recovered.summary.clone();
         info!("{summary}");
         info!(
@@ -254,11 +289,18 @@ impl Server {
             config.data_dir.display(),
             config.data_log_dir.display()
         );
+        // The operators' endpoints last: a port they cannot bind is logged
+        // and the server serves clients without them.
+        let http = [crate::admin::start(&shared), crate::metrics::start(&shared)]
+            .into_iter()
+            .flatten()
+            .collect();
         Ok(Server {
             shared,
             threads,
             recovered: summary,
             quorum,
+            http,
         })
     }
 
@@ -270,6 +312,22 @@ impl Server {
     /// What recovery found, one line.
     pub fn recovery_summary(&self) -> &str {
         &self.recovered
+    }
+
+    /// The AdminServer's bound address, if it runs.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.http
+            .iter()
+            .find(|h| h.name() == "zk-admin")
+            .map(|h| h.local_addr())
+    }
+
+    /// The Prometheus endpoint's bound address, if it runs.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.http
+            .iter()
+            .find(|h| h.name() == "zk-metrics")
+            .map(|h| h.local_addr())
     }
 
     /// The data directory.
@@ -288,6 +346,9 @@ impl Server {
             return;
         }
         info!("shutting down");
+        for h in &mut self.http {
+            h.stop();
+        }
         self.shared.control.set_serving(false);
         if let Some(q) = &self.quorum {
             q.stop();
@@ -315,6 +376,9 @@ impl Server {
         }
         for t in threads {
             let _ = t.join();
+        }
+        for h in &mut self.http {
+            h.stop();
         }
         match self.shared.control.failure() {
             Some(why) => Err(why),

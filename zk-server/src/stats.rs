@@ -1,4 +1,5 @@
-//! Counters for the four-letter words: server-wide and per connection.
+//! Counters for the four-letter words, the AdminServer and `/metrics`:
+//! server-wide and per connection, all atomics on the request path.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -53,6 +54,154 @@ impl Latency {
         self.max.store(0, Relaxed);
         self.total.store(0, Relaxed);
     }
+}
+
+/// A lock-free latency summary in ms (Apache's `readlatency` and
+/// `updatelatency`): count, sum, min, max and a log-linear histogram (exact
+/// below 64 ms, then 8 buckets per power of two, so at most 12.5 % wide)
+/// from which the quantiles are estimated when scraped. It is sharded: each
+/// recording thread passes its own shard number (an event loop its index,
+/// the sequencer 0), so that threads recording at once write to cache lines
+/// of their own; a scrape adds the shards up. Recording is a few relaxed
+/// atomic adds; it covers the server's whole life (Apache's Prometheus
+/// summaries slide over 10 minutes: README, "Metrics").
+#[derive(Debug)]
+pub struct Summary {
+    shards: Box<[Shard]>,
+}
+
+/// Shards per summary (an event loop's index is taken modulo this).
+const SHARDS: usize = 8;
+
+/// One shard, on cache lines of its own.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Shard {
+    buckets: Box<[AtomicU64]>,
+    count: AtomicU64,
+    sum: AtomicU64,
+    min: AtomicU64,
+    max: AtomicU64,
+}
+
+/// Exact buckets below this many ms.
+const EXACT: u64 = 64;
+/// Buckets: the exact ones, then 8 per power of two up to 2^64.
+const SUMMARY_BUCKETS: usize = EXACT as usize + (64 - 6) * 8;
+
+impl Default for Shard {
+    fn default() -> Self {
+        Self {
+            buckets: (0..SUMMARY_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+            min: AtomicU64::new(u64::MAX),
+            max: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Default for Summary {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+        }
+    }
+}
+
+impl Summary {
+    fn bucket(v: u64) -> usize {
+        if v < EXACT {
+            return v as usize;
+        }
+        let log = 63 - u64::from(v.leading_zeros()); // >= 6
+        let sub = (v >> (log - 3)) & 7;
+        (EXACT + (log - 6) * 8 + sub) as usize
+    }
+
+    /// The smallest value of bucket `i`.
+    fn lower_bound(i: usize) -> u64 {
+        let i = i as u64;
+        if i < EXACT {
+            return i;
+        }
+        let log = (i - EXACT) / 8 + 6;
+        let sub = (i - EXACT) % 8;
+        (1 << log) + (sub << (log - 3))
+    }
+
+    /// Records one value in shard `shard` (taken modulo the shard count).
+    pub fn observe(&self, shard: usize, v: u64) {
+        let Some(s) = self.shards.get(shard % SHARDS) else {
+            return;
+        };
+        if let Some(b) = s.buckets.get(Self::bucket(v)) {
+            b.fetch_add(1, Relaxed);
+        }
+        s.count.fetch_add(1, Relaxed);
+        s.sum.fetch_add(v, Relaxed);
+        if v < s.min.load(Relaxed) {
+            s.min.fetch_min(v, Relaxed);
+        }
+        if v > s.max.load(Relaxed) {
+            s.max.fetch_max(v, Relaxed);
+        }
+    }
+
+    /// (count, sum).
+    pub fn count_sum(&self) -> (u64, u64) {
+        self.shards.iter().fold((0, 0), |(c, s), x| {
+            (c + x.count.load(Relaxed), s + x.sum.load(Relaxed))
+        })
+    }
+
+    /// (min, max); (0, 0) before the first value.
+    pub fn min_max(&self) -> (u64, u64) {
+        let min = self.shards.iter().map(|x| x.min.load(Relaxed)).min();
+        let max = self.shards.iter().map(|x| x.max.load(Relaxed)).max();
+        match (min, max) {
+            (Some(u64::MAX) | None, _) => (0, 0),
+            (Some(min), max) => (min, max.unwrap_or(0)),
+        }
+    }
+
+    /// The estimated `q`-quantile (0 < q <= 1): the lower bound of the
+    /// bucket holding the value of rank ceil(q * count), within the
+    /// recorded min and max; `None` before the first value.
+    pub fn quantile(&self, q: f64) -> Option<u64> {
+        let counts: Vec<u64> = (0..SUMMARY_BUCKETS)
+            .map(|i| {
+                self.shards
+                    .iter()
+                    .map(|x| x.buckets.get(i).map_or(0, |b| b.load(Relaxed)))
+                    .sum()
+            })
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        let (min, max) = self.min_max();
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(Self::lower_bound(i).clamp(min, max));
+            }
+        }
+        Some(max)
+    }
+}
+
+/// The txn log's syncs, timed on the log's sync thread: Apache's
+/// `fsynctime` and `fsync_threshold_exceed_count`.
+#[derive(Debug, Default)]
+pub struct SyncStats {
+    /// Each batch sync's duration, ms.
+    pub time: Summary,
+    /// Syncs slower than `fsync.warningthresholdms`.
+    pub exceeded: AtomicU64,
 }
 
 /// One connection's counters (ZooKeeper's `ServerCnxn` stats).
@@ -190,6 +339,20 @@ pub struct ServerStats {
     pub trace_mask: AtomicI64,
     /// Applied txns whose digest was not the tree's (`zk_digest_mismatches_count`).
     pub digest_mismatches: AtomicU64,
+    /// Latencies of reads answered by the event loops (Apache's `readlatency`).
+    pub read_latency: Summary,
+    /// Latencies of txns, request to reply (Apache's `updatelatency`).
+    pub update_latency: Summary,
+    /// The txn log's syncs (set by `Server::start` before the log opens).
+    pub fsync: Arc<SyncStats>,
+    /// How long each snapshot took to write, ms (Apache's `snapshottime`).
+    pub snapshot_time: Arc<Summary>,
+    /// How long each leader election took, ms (Apache's `election_time`).
+    pub election_time: Arc<Summary>,
+    /// A follower's sync with its leader, ACKEPOCH to serving, ms.
+    pub follower_sync_time: Summary,
+    /// An observer's sync with its leader, ACKEPOCH to serving, ms.
+    pub observer_sync_time: Summary,
 }
 
 impl Default for ServerStats {
@@ -205,6 +368,13 @@ impl Default for ServerStats {
             response_size: [AtomicI64::new(-1), AtomicI64::new(-1), AtomicI64::new(-1)],
             trace_mask: AtomicI64::new(306),
             digest_mismatches: AtomicU64::new(0),
+            read_latency: Summary::default(),
+            update_latency: Summary::default(),
+            fsync: Arc::default(),
+            snapshot_time: Arc::default(),
+            election_time: Arc::default(),
+            follower_sync_time: Summary::default(),
+            observer_sync_time: Summary::default(),
         }
     }
 }
@@ -256,6 +426,29 @@ mod tests {
         l.add(1);
         l.add(9);
         assert_eq!(l.get(), (1, 5.0, 9, 3));
+    }
+
+    #[test]
+    fn summary_quantiles_are_within_a_bucket() {
+        let s = Summary::default();
+        assert_eq!(s.quantile(0.5), None);
+        assert_eq!(s.min_max(), (0, 0));
+        for v in 1..=100 {
+            s.observe(v as usize, v);
+        }
+        assert_eq!(s.count_sum(), (100, 5050));
+        assert_eq!(s.min_max(), (1, 100));
+        assert_eq!(s.quantile(0.5), Some(50));
+        let p99 = s.quantile(0.99).unwrap();
+        assert!((88..=99).contains(&p99), "{p99}");
+        s.observe(3, u64::MAX);
+        assert_eq!(
+            s.quantile(1.0),
+            Some(Summary::lower_bound(SUMMARY_BUCKETS - 1))
+        );
+        for i in 0..SUMMARY_BUCKETS {
+            assert_eq!(Summary::bucket(Summary::lower_bound(i)), i);
+        }
     }
 
     #[test]

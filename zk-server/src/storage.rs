@@ -41,7 +41,11 @@ pub(crate) struct Recovered {
     pub replayed_bytes: u64,
 }
 
-fn log_options(config: &Config) -> Options {
+/// The log's options; each batch sync is timed into `fsync` (Apache's
+/// `fsynctime`), and one slower than `fsync.warningthresholdms` is logged
+/// and counted, as Apache's `FileTxnLog.commit` does.
+fn log_options(config: &Config, fsync: Arc<crate::stats::SyncStats>) -> Options {
+    let threshold = config.fsync_warning_threshold_ms;
     // A txn is at most a request (jute.maxbuffer) plus its header and path.
     let max_record = config.jute_max_buffer + 64 * 1024;
     let segment = (config.pre_alloc_size_kb * 1024).max(4 * max_record as u64 + (1 << 20));
@@ -56,6 +60,16 @@ fn log_options(config: &Config) -> Options {
         .max_unsynced_bytes(window)
         .unsafe_no_sync(!config.force_sync)
         .zero_fill_ahead(config.log_zero_fill)
+        .on_sync(move |took| {
+            let ms = took.as_millis() as u64;
+            fsync.time.observe(0, ms);
+            if ms > threshold {
+                fsync.exceeded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(
+                    "fsync-ing the write ahead log took {ms}ms which will adversely effect operation latency (fsync.warningthresholdms={threshold})"
+                );
+            }
+        })
         // pwrite + fdatasync, not the mmap backend: with large page-cache
         // folios (ext4 on Linux 6.16+), a store through a shared mapping
         // dirties the whole folio and msync writes all of it back, so once the
@@ -70,16 +84,17 @@ fn log_options(config: &Config) -> Options {
 
 impl Storage {
     /// Opens the log and the snapshots, loads the newest valid snapshot and
-    /// replays the log after it.
+    /// replays the log after it. The log's syncs are timed into `fsync`.
     pub fn open_and_recover(
         config: &Config,
         tree_cfg: TreeConfig,
+        fsync: Arc<crate::stats::SyncStats>,
     ) -> Result<(Storage, Tree, Recovered), StartError> {
         let rec_err = |what: &str| {
             let what = what.to_string();
             move |source| StartError::Recovery { what, source }
         };
-        let log = Log::open(&config.data_log_dir, log_options(config)).map_err(rec_err(
+        let log = Log::open(&config.data_log_dir, log_options(config, fsync)).map_err(rec_err(
             &format!("cannot open the log in {}", config.data_log_dir.display()),
         ))?;
         let report = log.recovery_report().clone();

@@ -880,6 +880,16 @@ fn wait_for_batch<'a>(sh: &'a Shared, mut st: MutexGuard<'a, State>) -> MutexGua
     st
 }
 
+/// Syncs a batch, telling [`Options::on_sync`]'s callback how long it took.
+fn timed_sync(sh: &Shared, file: &dyn SegmentFile, start: u64, len: u64) -> std::io::Result<()> {
+    let t = std::time::Instant::now();
+    let synced = file.sync(start, len);
+    if let Some(f) = &sh.opts.on_sync {
+        (f.0)(t.elapsed());
+    }
+    synced
+}
+
 fn sync_loop(sh: &Shared) {
     let mut st = sh.lock();
     loop {
@@ -922,7 +932,7 @@ fn sync_loop(sh: &Shared) {
                 if sh.opts.no_sync {
                     Ok(())
                 } else {
-                    seg.file.sync(start, batch.len() as u64)
+                    timed_sync(sh, &*seg.file, start, batch.len() as u64)
                 }
             })
             .and_then(|()| {

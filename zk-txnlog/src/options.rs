@@ -1,5 +1,6 @@
 //! Tuning knobs of a [`Log`](crate::Log).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -18,6 +19,17 @@ pub struct Options {
     pub(crate) no_sync: bool,
     pub(crate) contiguous_keys: bool,
     pub(crate) zero_fill_ahead: bool,
+    pub(crate) on_sync: Option<SyncObserver>,
+}
+
+/// A callback given each batch sync's duration (see [`Options::on_sync`]).
+#[derive(Clone)]
+pub(crate) struct SyncObserver(pub(crate) Arc<dyn Fn(Duration) + Send + Sync>);
+
+impl std::fmt::Debug for SyncObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncObserver")
+    }
 }
 
 impl Default for Options {
@@ -32,6 +44,7 @@ impl Default for Options {
             no_sync: false,
             contiguous_keys: false,
             zero_fill_ahead: true,
+            on_sync: None,
         }
     }
 }
@@ -69,6 +82,16 @@ impl Options {
     /// soon as anything is queued; records arriving during a sync form the next batch).
     pub fn flush_delay(mut self, delay: Duration) -> Self {
         self.flush_delay = delay;
+        self
+    }
+
+    /// Calls `f` on the sync thread with the duration of each batch's sync
+    /// (msync / fdatasync, not the write before it), for metrics such as
+    /// ZooKeeper's `fsynctime`; not called with
+    /// [`unsafe_no_sync`](Self::unsafe_no_sync). `f` must be quick: the next
+    /// batch waits for it.
+    pub fn on_sync(mut self, f: impl Fn(Duration) + Send + Sync + 'static) -> Self {
+        self.on_sync = Some(SyncObserver(Arc::new(f)));
         self
     }
 

@@ -677,3 +677,33 @@ fn a_flush_delay_ends_early_when_half_the_unsynced_window_is_used() {
     drop(tickets);
     drop(log); // closing ends the delay of what is left
 }
+
+#[test]
+fn on_sync_sees_every_batch_sync_and_none_without_syncs() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    for no_sync in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let syncs = Arc::new(AtomicU64::new(0));
+        let seen = syncs.clone();
+        let opts = Options::default()
+            .backend(Backend::Pwrite)
+            .segment_bytes(8192)
+            .max_record_bytes(256)
+            .max_unsynced_bytes(2048)
+            .unsafe_no_sync(no_sync)
+            .on_sync(move |_took| {
+                seen.fetch_add(1, Ordering::Relaxed);
+            });
+        let log = Log::open(dir.path(), opts).unwrap();
+        for k in 1..=20 {
+            // One at a time: each record is a batch of its own.
+            log.append(k, &payload(k)).unwrap().wait().unwrap();
+        }
+        let n = syncs.load(Ordering::Relaxed);
+        if no_sync {
+            assert_eq!(n, 0);
+        } else {
+            assert_eq!(n, 20);
+        }
+    }
+}

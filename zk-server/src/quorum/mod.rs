@@ -237,6 +237,7 @@ pub(crate) fn start(
     last_zxid: i64,
     prepared: Prepared,
     core: Inbox<CoreMsg>,
+    election_time: Arc<crate::stats::Summary>,
 ) -> Result<(QuorumStop, JoinHandle<()>), StartError> {
     let me = config.my_id;
     let Prepared {
@@ -279,6 +280,7 @@ pub(crate) fn start(
         last_zxid,
         current_epoch: current_epoch(&config.data_dir, last_zxid),
         round_started: now,
+        election_time,
         last_still: now,
         heard: BTreeSet::new(),
         relook_at: None,
@@ -382,6 +384,8 @@ struct Runtime {
     last_zxid: i64,
     current_epoch: i64,
     round_started: Instant,
+    /// Each election's duration (Apache's `election_time`, mntr and /metrics).
+    election_time: Arc<crate::stats::Summary>,
     last_still: Instant,
     heard: BTreeSet<Sid>,
     /// A role could not start: look again at this instant.
@@ -685,6 +689,8 @@ impl Runtime {
             PeerState::Looking => "LOOKING",
         };
         info!("{upper} - LEADER ELECTION TOOK - {took} MS");
+        self.election_time
+            .observe(0, u64::try_from(took).unwrap_or(u64::MAX));
         info!(
             "election decided: role={} leader={} election_epoch={} zxid=0x{:x} peer_epoch={} took_ms={took}",
             d.state.name(),

@@ -696,6 +696,7 @@ impl Sequencer {
                 self.shared.tree.clone(),
                 self.storage.snaps.clone(),
                 Zxid::from(self.shared.tree.last_processed_zxid()),
+                self.shared.stats.snapshot_time.clone(),
             );
         }
     }
@@ -769,6 +770,8 @@ impl Sequencer {
     fn note_latency(&self, ctx: &Ctx) {
         let lat = ctx.received.elapsed().as_millis() as u64;
         self.shared.stats.latency.add(lat);
+        // One writer (this thread): shard 0.
+        self.shared.stats.update_latency.observe(0, lat);
         if let Some(c) = self
             .shared
             .stats

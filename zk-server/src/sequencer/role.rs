@@ -60,6 +60,9 @@ pub(super) struct Learning {
     pub(super) revalidations: Revalidations,
     /// Whether the NEWLEADER ACK (the first ACK of the epoch) went out.
     acked_newleader: bool,
+    /// When ACKEPOCH went out: the sync with the leader starts (Apache's
+    /// `follower_sync_time` / `observer_sync_time` run from there to serving).
+    sync_started: Option<std::time::Instant>,
 }
 
 pub(super) struct Leading {
@@ -278,6 +281,7 @@ impl Sequencer {
             observer: cfg.observer,
             revalidations: Revalidations::new(),
             acked_newleader: false,
+            sync_started: None,
         })));
         self.shared
             .sessions
@@ -649,6 +653,25 @@ impl Sequencer {
         self.out(QuorumOut::EpochEstablished(epoch));
     }
 
+    /// The learner synced: the time since its ACKEPOCH goes to Apache's
+    /// `follower_sync_time` (or `observer_sync_time`).
+    fn note_sync_time(&mut self, observer: bool) {
+        let Some(Role::Learning(l)) = &mut self.role else {
+            return;
+        };
+        let Some(t) = l.sync_started.take() else {
+            return;
+        };
+        let ms = t.elapsed().as_millis() as u64;
+        let st = &self.shared.stats;
+        let summary = if observer {
+            &st.observer_sync_time
+        } else {
+            &st.follower_sync_time
+        };
+        summary.observe(0, ms);
+    }
+
     /// Carries out a learner's commands; returns the events they produced.
     fn run_learner(&mut self, out: Vec<LearnerCommand>) -> Vec<RoleEvent> {
         let mut next = Vec::new();
@@ -672,6 +695,11 @@ impl Sequencer {
         }
         match c {
             LearnerCommand::Send(p) => {
+                if let Packet::AckEpoch { .. } = &p
+                    && let Some(Role::Learning(l)) = &mut self.role
+                {
+                    l.sync_started = Some(std::time::Instant::now());
+                }
                 if let Packet::Ack { zxid } = &p
                     && zxid.counter() == 0
                     && let Some(Role::Learning(l)) = &mut self.role
@@ -708,6 +736,7 @@ impl Sequencer {
                 } else {
                     Mode::Follower
                 };
+                self.note_sync_time(observer);
                 self.serve(mode, epoch);
             }
             LearnerCommand::AnswerPing(zxid) => self.answer_ping(zxid),

@@ -106,7 +106,15 @@ impl Snapshots {
     /// ("Too busy to snap, skipping"). Retrying at every commit instead kept a
     /// snapshot of the whole tree running back to back under a heavy write
     /// load, taking a core and the disk away from the write path.
-    pub fn start(&mut self, cfg: &Config, tree: Arc<Tree>, snaps: Arc<SnapshotStore>, key: Zxid) {
+    /// Each snapshot written is timed into `took` (Apache's `snapshottime`).
+    pub fn start(
+        &mut self,
+        cfg: &Config,
+        tree: Arc<Tree>,
+        snaps: Arc<SnapshotStore>,
+        key: Zxid,
+        took: Arc<crate::stats::Summary>,
+    ) {
         self.txns_since = 0;
         self.log_bytes_since = 0;
         self.at = snapshot_point(cfg.snap_count);
@@ -119,8 +127,12 @@ impl Snapshots {
         let spawned = std::thread::Builder::new()
             .name("zk-snapshot".into())
             .spawn(move || {
+                let t = Instant::now();
                 match crate::storage::take_snapshot(&tree, &snaps, key) {
-                    Ok(bytes) => last_bytes.store(bytes, Relaxed),
+                    Ok(bytes) => {
+                        last_bytes.store(bytes, Relaxed);
+                        took.observe(0, t.elapsed().as_millis() as u64);
+                    }
                     Err(e) => error!("snapshot at 0x{key:x} failed: {e}"),
                 }
                 running.store(false, Relaxed);
