@@ -299,6 +299,12 @@ impl TmpfsData {
     pub fn free(&self) {
         fs::remove_file(self.dir.join("filler")).expect("remove the filler");
     }
+
+    /// Frees the filler if there is one (a disk that filled by itself has
+    /// none: the server's own files took the space, and it exited).
+    pub fn free_all(&self) {
+        let _ = fs::remove_file(self.dir.join("filler"));
+    }
 }
 
 impl Drop for TmpfsData {

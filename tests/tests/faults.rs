@@ -445,8 +445,9 @@ fn three_servers_clock_rate_skew() {
 }
 
 /// The config that makes a member on a small tmpfs meet a full disk soon:
-/// small log segments (a new one every ~1.5 MB) and frequent snapshots.
-const SMALL_DISK_CFG: &str = "preAllocSize=64\njute.maxbuffer=131072\nsnapCount=100\n";
+/// small log segments (a new one every ~1.5 MB) and frequent snapshots
+/// (purged at each start, so that a disk filled by them frees up).
+const SMALL_DISK_CFG: &str = "preAllocSize=64\njute.maxbuffer=131072\nsnapCount=100\nautopurge.snapRetainCount=3\nautopurge.purgeInterval=1\n";
 
 /// Fills `disk` (member `victim`'s data dir), writes big znodes through
 /// another member until the victim needs a new segment or snapshot, checks
@@ -571,6 +572,22 @@ impl SoakSetup {
 
 /// One random fault on `r` (healed or undone before returning).
 fn random_fault(r: &mut Run, setup: &SoakSetup, rng: &mut Rng) {
+    // A member on a small disk may have met a full disk by itself (its
+    // snapshots and segments outgrew the tmpfs): it exited naming ENOSPC,
+    // as it must; free the space and start it again first.
+    for i in 0..r.m.len() {
+        if r.m[i].exited() {
+            let code = r.m[i].wait_exit();
+            if let Some(d) = setup.disks.get(i) {
+                d.free_all();
+            }
+            setup.start(&mut r.m[i], i);
+            r.fault(format!(
+                "server {} had exited by itself (status {code:?}): restarted",
+                r.m[i].sid
+            ));
+        }
+    }
     let n = r.m.len();
     let leader = r.leader();
     let any = rng.index(n);
