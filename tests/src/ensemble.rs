@@ -519,14 +519,6 @@ pub fn assert_same_trees(addrs: &[SocketAddr]) {
 /// logs agree (above the zxids each replayed at its start, see
 /// [`assert_same_digests`]).
 pub fn assert_converged(m: &[Member], alive: &[usize]) {
-    assert_converged_state(m, alive);
-    assert_no_digest_mismatch(m);
-}
-
-/// [`assert_converged`] without the check of the per-txn digests the
-/// servers compared while applying (for the fault scenarios, which report
-/// those with [`digest_mismatch_reports`]).
-pub fn assert_converged_state(m: &[Member], alive: &[usize]) {
     let addrs: Vec<SocketAddr> = alive.iter().map(|&i| m[i].addr()).collect();
     assert_same_trees(&addrs);
     wait_until(&format!("one zxid on servers {alive:?}"), || {
@@ -535,6 +527,7 @@ pub fn assert_converged_state(m: &[Member], alive: &[usize]) {
     });
     let floors: Vec<i64> = alive.iter().map(|&i| m[i].recovered_zxid()).collect();
     assert_same_digests(&addrs, &floors);
+    assert_no_digest_mismatch(m);
 }
 
 /// The outputs `out.1.log` .. `out.{starts}.log` in `dir`, concatenated.
@@ -593,7 +586,7 @@ pub fn assert_no_digest_mismatch(m: &[Member]) {
 
 /// Each member's first live digest mismatch (see
 /// [`assert_no_digest_mismatch`]) with the lines that tell how it synced.
-pub fn digest_mismatch_reports(m: &[Member]) -> Vec<String> {
+fn digest_mismatch_reports(m: &[Member]) -> Vec<String> {
     let mut reports = Vec::new();
     for x in m {
         let out = x.outputs();

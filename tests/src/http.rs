@@ -33,3 +33,15 @@ fn parse_response(out: &[u8]) -> Option<(u16, String)> {
     let code = head.split_whitespace().nth(1)?.parse().ok()?;
     Some((code, body.to_owned()))
 }
+
+/// Starts our server with `cfg(port)` on an HTTP port that is already
+/// taken: the client port must still serve (a create succeeds) and the
+/// output must say `logged` (what could not start).
+pub fn assert_taken_port_keeps_serving(cfg: impl Fn(u16) -> String, logged: &str) {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let ours = crate::OurZk::start(&cfg(port));
+    let mut c = crate::Client::connect(ours.addr()).expect("clients are served");
+    c.create("/x", b"", 0).unwrap().unwrap();
+    assert!(ours.output().contains(logged), "{}", ours.output_tail(20));
+}

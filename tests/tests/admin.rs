@@ -6,12 +6,12 @@
 //! bound, bad HTTP input that must not touch the client port, and an
 //! ensemble whose leader and followers each report their role.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use serde_json::Value as Json;
 use zk_integration::ensemble::{EnsembleOptions, ensemble_with};
-use zk_integration::http::{get, raw};
+use zk_integration::http::{assert_taken_port_keeps_serving, get, raw};
 use zk_integration::{Client, Flavor, OurZk, ServerOptions, ZkServer, start_server};
 
 /// Commands Apache has and this server leaves out (README, "AdminServer").
@@ -213,17 +213,13 @@ fn aliases_errors_and_arguments_as_apache() {
 #[test]
 fn a_taken_admin_port_is_logged_and_clients_are_served() {
     // Bug pinned: the operators' port must never keep a server from serving.
-    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = taken.local_addr().unwrap().port();
-    let ours = OurZk::start(&format!(
-        "admin.serverAddress=127.0.0.1\nadmin.serverPort={port}\nadmin.enableServer=true\n"
-    ));
-    let mut c = Client::connect(ours.addr()).expect("clients are served");
-    c.create("/x", b"", 0).unwrap().unwrap();
-    assert!(
-        ours.output().contains("cannot start the AdminServer"),
-        "{}",
-        ours.output_tail(20)
+    assert_taken_port_keeps_serving(
+        |port| {
+            format!(
+                "admin.serverAddress=127.0.0.1\nadmin.serverPort={port}\nadmin.enableServer=true\n"
+            )
+        },
+        "cannot start the AdminServer",
     );
 }
 

@@ -7,15 +7,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value as Json;
 use zk_integration::ensemble::{EnsembleOptions, ensemble_with};
-use zk_integration::http::get;
+use zk_integration::http::{assert_taken_port_keeps_serving, get};
 use zk_integration::server::METRICS_PROVIDER;
-use zk_integration::{Client, Flavor, OurZk, ServerOptions, ZkServer, four_letter, start_server};
+use zk_integration::{Client, Flavor, ServerOptions, ZkServer, four_letter, start_server};
 
 /// The gauges Apache registers (`registerGauge` in ZooKeeperServer,
 /// QuorumZooKeeperServer, LeaderZooKeeperServer, branch-3.8).
@@ -258,17 +258,13 @@ fn metric_names_and_types_are_apaches_mntr() {
 #[test]
 fn a_taken_metrics_port_is_logged_and_clients_are_served() {
     // Bug pinned: the operators' port must never keep a server from serving.
-    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = taken.local_addr().unwrap().port();
-    let ours = OurZk::start(&format!(
-        "metricsProvider.className={METRICS_PROVIDER}\nmetricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort={port}\n"
-    ));
-    let mut c = Client::connect(ours.addr()).expect("clients are served");
-    c.create("/x", b"", 0).unwrap().unwrap();
-    assert!(
-        ours.output().contains("cannot start the metrics endpoint"),
-        "{}",
-        ours.output_tail(20)
+    assert_taken_port_keeps_serving(
+        |port| {
+            format!(
+                "metricsProvider.className={METRICS_PROVIDER}\nmetricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort={port}\n"
+            )
+        },
+        "cannot start the metrics endpoint",
     );
 }
 

@@ -12,7 +12,7 @@ use zk_jute::{
 /// Bytes of a `TxnHeader`.
 pub const TXN_HEADER_LEN: usize = 32;
 /// Bytes of a `TxnDigest` (version i32, tree digest i64).
-pub const TXN_DIGEST_LEN: usize = 12;
+pub use zk_jute::TXN_DIGEST_LEN;
 
 /// A decoded entry payload.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -318,22 +318,7 @@ pub fn verify(out: &mut Out, dir: &DataDir) -> Result<i32, Failure> {
             writeln!(out, "  zk-server would refuse to take this directory over").map_err(o)?;
         }
     }
-    let code = if counts.errors > 0 {
-        2
-    } else {
-        i32::from(counts.warnings > 0)
-    };
-    if code == 0 {
-        writeln!(out, "verify: OK").map_err(o)?;
-    } else {
-        writeln!(
-            out,
-            "verify: {} warning(s), {} error(s)",
-            counts.warnings, counts.errors
-        )
-        .map_err(o)?;
-    }
-    Ok(code)
+    counts.finish(out).map_err(o)
 }
 
 fn outcome(out: &mut Out, i: &zk_apache::Imported) -> Result<(), Failure> {

@@ -120,6 +120,26 @@ impl Counts {
         }
         writeln!(out, "  {}", f.line())
     }
+
+    /// The closing `verify:` line; returns the exit code (0 OK, 1 warnings,
+    /// 2 errors).
+    pub(crate) fn finish(&self, out: &mut Out) -> std::io::Result<i32> {
+        let code = if self.errors > 0 {
+            2
+        } else {
+            i32::from(self.warnings > 0)
+        };
+        if code == 0 {
+            writeln!(out, "verify: OK")?;
+        } else {
+            writeln!(
+                out,
+                "verify: {} warning(s), {} error(s)",
+                self.warnings, self.errors
+            )?;
+        }
+        Ok(code)
+    }
 }
 
 /// Snapshots, newest first: the first that loads is the one a server uses
@@ -285,24 +305,7 @@ fn outcome(
         )
         .map_err(o)?;
     }
-    let code = if counts.errors > 0 {
-        2
-    } else if counts.warnings > 0 {
-        1
-    } else {
-        0
-    };
-    if code == 0 {
-        writeln!(out, "verify: OK").map_err(o)?;
-    } else {
-        writeln!(
-            out,
-            "verify: {} warning(s), {} error(s)",
-            counts.warnings, counts.errors
-        )
-        .map_err(o)?;
-    }
-    Ok(code)
+    counts.finish(out).map_err(o)
 }
 
 /// A segment's line: its txns, zxid range and how it ends.
