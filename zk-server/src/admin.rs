@@ -9,10 +9,10 @@
 //! for `monitor`, ...). The figures come from [`crate::figures`], as the
 //! four-letter words' do. The HTTP side is [`crate::http`] (bounded).
 //!
-//! Left out, as this server has no such parts: `last_snapshot`,
-//! `observers`, `observer_connection_stat_reset` and `system_properties`
-//! (a JVM's); asking for them answers "Unknown command" as for any other
-//! name (README, "AdminServer").
+//! All of Apache 3.8's commands are here. `system_properties` has no JVM
+//! to describe: it lists the `zookeeper.*` properties Apache would have set
+//! from zoo.cfg and the process facts Java's standard properties name
+//! (README, "AdminServer").
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -48,13 +48,17 @@ const COMMANDS: &[Command] = &[
     cmd(&["get_trace_mask", "gtmk"], false),
     cmd(&["initial_configuration", "icfg"], true),
     cmd(&["is_read_only", "isro"], true),
+    cmd(&["last_snapshot", "lsnp"], true),
     cmd(&["leader", "lead"], true),
     cmd(&["monitor", "mntr"], false),
+    cmd(&["observer_connection_stat_reset", "orst"], true),
+    cmd(&["observers", "obsr"], true),
     cmd(&["ruok"], true),
     cmd(&["set_trace_mask", "stmk"], false),
     cmd(&["server_stats", "srvr"], true),
     cmd(&["stats", "stat"], true),
     cmd(&["stat_reset", "srst"], true),
+    cmd(&["system_properties", "sysp"], false),
     cmd(&["voting_view"], true),
     cmd(&["watches", "wchc"], true),
     cmd(&["watches_by_path", "wchp"], true),
@@ -239,9 +243,45 @@ fn fill(
             put("num_total_watches", json!(s.total));
         }
         "zabstate" => zabstate(shared, &mut put),
-        _ => {}
+        _ => more(shared, primary, &mut put),
     }
     None
+}
+
+/// The commands of Apache 3.6+ (snapshots, observers, properties).
+fn more(shared: &Shared, primary: &str, put: &mut impl FnMut(&str, Json)) {
+    let leading = shared.control.mode() == Mode::Leader;
+    match primary {
+        "last_snapshot" => {
+            let (zxid, secs) = last_snapshot(shared);
+            // Long.toHexString: no 0x, -1 as 16 f's.
+            put("zxid", json!(format!("{:x}", zxid as u64)));
+            put("timestamp", json!(secs));
+        }
+        "observer_connection_stat_reset" if leading => {
+            for l in shared.stats.learners.synced_observers() {
+                l.reset();
+            }
+        }
+        "observers" => {
+            // A follower serves no observers (no observerMasterPort here):
+            // Apache's answer for a server without any.
+            let observers = if leading {
+                shared.stats.learners.synced_observers()
+            } else {
+                Vec::new()
+            };
+            put("synced_observers", json!(observers.len()));
+            let info: Vec<Json> = observers.iter().map(|l| learner_handler_info(l)).collect();
+            put("observers", Json::Array(info));
+        }
+        "system_properties" => {
+            for (k, v) in system_properties(shared) {
+                put(&k, json!(v));
+            }
+        }
+        _ => {}
+    }
 }
 
 fn value_json(v: &Value) -> Json {
@@ -255,6 +295,57 @@ fn value_json(v: &Value) -> Json {
 /// Apache's averages have 4 decimals (`AvgMinMaxCounter.getAvg`).
 fn round4(v: f64) -> f64 {
     (v * 10_000.0).round() / 10_000.0
+}
+
+/// The newest snapshot in the data dir: its zxid and its file's mtime in
+/// seconds, (-1, -1) without one. Apache keeps the last one it took (the
+/// one it started from until then), which is the newest file.
+fn last_snapshot(shared: &Shared) -> (i64, i64) {
+    let store = zk_txnlog::SnapshotStore::open_read_only(&shared.config.data_dir);
+    let newest = store.list().ok().and_then(|l| l.into_iter().last());
+    let Some(snap) = newest else {
+        return (-1, -1);
+    };
+    let secs = std::fs::metadata(&snap.path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(-1, |d| d.as_secs() as i64);
+    (snap.key as i64, secs)
+}
+
+/// Apache's `LearnerHandler.getLearnerHandlerInfo`.
+fn learner_handler_info(l: &crate::stats::LearnerHandlerStats) -> Json {
+    json!({
+        // InetSocketAddress.toString of an accepted socket.
+        "remote_socket_address": format!("/{}", l.peer),
+        "sid": l.sid.load(Relaxed),
+        "established": l.established,
+        "queued_packets": l.queued_packets.load(Relaxed),
+        "queued_packets_size": l.queued_bytes.load(Relaxed),
+        "packets_received": l.received.load(Relaxed),
+        "packets_sent": l.sent.load(Relaxed),
+        "requests": l.requests.load(Relaxed),
+        "last_zxid": l.last_zxid.load(Relaxed),
+    })
+}
+
+/// `system_properties`, sorted: the `zookeeper.<key>` properties Apache's
+/// config parser sets from zoo.cfg, and the process facts that Java's
+/// standard properties name (the OS, the user, the directories). There is
+/// no JVM, so no `java.*` property.
+fn system_properties(shared: &Shared) -> Vec<(String, String)> {
+    let mut props = crate::config::Config::apache_system_properties(&shared.config.initial_text);
+    for (k, v) in environment() {
+        if k.starts_with("os.") && !k.starts_with("os.memory") || k.starts_with("user.") {
+            props.push((k.to_string(), v));
+        }
+    }
+    props.push(("file.separator".into(), "/".into()));
+    props.push(("path.separator".into(), ":".into()));
+    props.push(("line.separator".into(), "\n".into()));
+    props.sort();
+    props
 }
 
 /// `configuration`: Apache's `ZooKeeperServerConf`.

@@ -469,6 +469,74 @@ impl Config {
         cfg.finish(later)
     }
 
+    /// The `zookeeper.<key>` system properties Apache's `QuorumPeerConfig`
+    /// sets from `text`: every key it does not parse itself (snapCount,
+    /// admin.*, 4lw.commands.whitelist, ...), with its value (the AdminServer's
+    /// `system_properties`).
+    pub(crate) fn apache_system_properties(text: &str) -> Vec<(String, String)> {
+        const PARSED: &[&str] = &[
+            "dataDir",
+            "dataLogDir",
+            "clientPort",
+            "localSessionsEnabled",
+            "localSessionsUpgradingEnabled",
+            "clientPortAddress",
+            "secureClientPort",
+            "secureClientPortAddress",
+            "clientPortListenBacklog",
+            "observerMasterPort",
+            "electionAlg",
+            "quorumListenOnAllIPs",
+            "peerType",
+            "syncEnabled",
+            "dynamicConfigFile",
+            "autopurge.snapRetainCount",
+            "autopurge.purgeInterval",
+            "standaloneEnabled",
+            "reconfigEnabled",
+            "sslQuorum",
+            "portUnification",
+            "sslQuorumReloadCertFiles",
+            "tickTime",
+            "maxClientCnxns",
+            "minSessionTimeout",
+            "maxSessionTimeout",
+            "initLimit",
+            "syncLimit",
+            "connectToLearnerMasterLimit",
+            "quorum.cnxn.threads.size",
+            "metricsProvider.className",
+            "multiAddress.enabled",
+            "multiAddress.reachabilityCheckTimeoutMs",
+            "multiAddress.reachabilityCheckEnabled",
+            "oraclePath",
+        ];
+        const PARSED_PREFIXES: &[&str] = &[
+            "server.",
+            "group",
+            "weight",
+            "metricsProvider.",
+            "quorum.auth.",
+            "jvm.pause.",
+        ];
+        let mut out: Vec<(String, String)> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !(l.is_empty() || l.starts_with('#') || l.starts_with('!')))
+            .map(split_property)
+            .filter(|(k, _)| {
+                !(PARSED.contains(k) || PARSED_PREFIXES.iter().any(|p| k.starts_with(p)))
+            })
+            .map(|(k, v)| (format!("zookeeper.{k}"), v.trim().to_string()))
+            .collect();
+        // Properties: a later line replaces an earlier one.
+        out.reverse();
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|(k, _)| seen.insert(k.clone()));
+        out.sort();
+        out
+    }
+
     /// One line's key: the server's own keys here, the ensemble's (and
     /// unknown ones) in [`Config::apply_ensemble`].
     fn apply(&mut self, l: &Line<'_>, later: &mut Later) -> Result<(), ConfigError> {
@@ -1245,6 +1313,26 @@ mod tests {
         assert!(
             Config::parse("clientPort=2181\n").is_err(),
             "dataDir is required"
+        );
+    }
+
+    #[test]
+    fn apache_system_properties_are_the_keys_it_does_not_parse() {
+        let text = "tickTime=2000\ndataDir=/d\nsnapCount=100\nsnapCount = 200\n\
+                    admin.serverPort=9\nserver.1=a:1:2\nmetricsProvider.httpPort=7\n\
+                    # c\n4lw.commands.whitelist=*\n";
+        let props = Config::apache_system_properties(text);
+        let props: Vec<(&str, &str)> = props
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            props,
+            [
+                ("zookeeper.4lw.commands.whitelist", "*"),
+                ("zookeeper.admin.serverPort", "9"),
+                ("zookeeper.snapCount", "200"),
+            ]
         );
     }
 

@@ -1,32 +1,47 @@
-//! A small HTTP/1.1 server for the operators' endpoints (the AdminServer
-//! and Prometheus' `/metrics`), bounded against bad clients: it runs on its
-//! own threads and sockets, so nothing it meets reaches the client port.
+//! The HTTP server behind the operators' endpoints (the AdminServer and
+//! Prometheus' `/metrics`): hyper's HTTP/1 server on a single-threaded
+//! tokio runtime of its own thread, so neither the runtime nor anything an
+//! HTTP client sends reaches the client port's event loop.
 //!
-//! * The request head is parsed by `httparse` (the parser hyper uses); this
-//!   module only frames: one request per connection, answered with
-//!   `Connection: close`.
-//! * At most [`MAX_CONNECTIONS`] connections are served at once (a thread
-//!   each, small stacks); one more is answered 503 and closed at once.
-//! * A request head larger than [`MAX_HEAD`] bytes is answered 431; garbage
-//!   400; a method other than GET or HEAD 405.
-//! * The whole head must arrive within the idle timeout (a slow client is
-//!   closed, 408), and the answer must be written within it too.
+//! hyper does all of HTTP (parsing, framing, HEAD, error answers); this
+//! module only bounds it against bad clients:
+//! * at most [`MAX_CONNECTIONS`] connections are served at once; up to as
+//!   many more are answered 503 at once, and beyond that a connection is
+//!   closed unanswered;
+//! * a request head larger than [`MAX_HEAD`] bytes or with more than
+//!   [`MAX_HEADERS`] headers is answered 431 (hyper's limits), garbage 400,
+//!   a method other than GET or HEAD 405;
+//! * one request per connection (`Connection: close`); the head must
+//!   arrive within the idle timeout, and the whole exchange must end within
+//!   twice the idle timeout, or the connection is closed;
+//! * the handler runs on the runtime's blocking pool (a few threads), and
+//!   a handler that panics answers 500.
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::convert::Infallible;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::{Semaphore, oneshot};
 use tracing::{debug, warn};
 
-/// Connections served at once; more are answered 503 and closed.
+/// Connections served at once; as many more are answered 503.
 pub(crate) const MAX_CONNECTIONS: usize = 32;
-/// The largest request head read (request line and headers).
+/// The largest request head read (request line and headers): hyper's read
+/// buffer limit.
 pub(crate) const MAX_HEAD: usize = 16 * 1024;
 /// Headers parsed at most (more: 431).
 const MAX_HEADERS: usize = 64;
+/// Threads that run handlers at once.
+const HANDLER_THREADS: usize = 4;
 
 /// An answer.
 #[derive(Debug, Clone)]
@@ -60,16 +75,16 @@ impl Response {
 }
 
 /// What serves a request: given the path and the query string (without
-/// the `?`; empty if none), returns the answer. It runs on the
-/// connection's thread.
+/// the `?`; empty if none), returns the answer. It runs on a thread of the
+/// server's blocking pool.
 pub(crate) type Handler = Arc<dyn Fn(&str, &str) -> Response + Send + Sync>;
 
-/// A running HTTP server; stopped (and its accept thread joined) on drop.
+/// A running HTTP server; stopped (and its thread joined) on drop.
 pub(crate) struct HttpServer {
     name: String,
     local: SocketAddr,
-    stop: Arc<AtomicBool>,
-    accept: Option<JoinHandle<()>>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for HttpServer {
@@ -82,30 +97,44 @@ impl std::fmt::Debug for HttpServer {
 
 impl HttpServer {
     /// Binds `addr` and serves it with `handler` on a thread named `name`.
-    /// `idle` bounds how long a connection may take to send its request and
-    /// read the answer.
+    /// `idle` bounds how long a connection may take to send its request
+    /// head (and twice that for the whole exchange).
     pub fn start(
         name: &str,
         addr: SocketAddr,
         idle: Duration,
         handler: Handler,
     ) -> std::io::Result<HttpServer> {
+        // Bound here, so that a taken port is the caller's error.
         let listener = TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
         let local = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let accept = std::thread::Builder::new()
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .max_blocking_threads(HANDLER_THREADS)
+            .thread_name(format!("{name}-handler"))
+            .build()?;
+        let (stop, stopped) = oneshot::channel();
+        let thread = std::thread::Builder::new()
             .name(name.to_string())
-            .spawn(move || accept_loop(&listener, &flag, idle, &handler))?;
+            .spawn(move || {
+                let served = runtime.block_on(serve(listener, idle, handler, stopped));
+                if let Err(e) = served {
+                    warn!("HTTP server on {local} stopped: {e}");
+                }
+                // Handlers still running are not waited for long.
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })?;
         Ok(HttpServer {
             name: name.to_string(),
             local,
-            stop,
-            accept: Some(accept),
+            stop: Some(stop),
+            thread: Some(thread),
         })
     }
 
-    /// The name it was started with (its accept thread's).
+    /// The name it was started with (its thread's).
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -115,24 +144,15 @@ impl HttpServer {
         self.local
     }
 
-    /// Stops accepting and joins the accept thread (connections being
-    /// served finish on their own, within the idle timeout).
+    /// Stops accepting, drops the connections being served and joins the
+    /// server's thread; the port is free when it returns.
     pub fn stop(&mut self) {
-        let Some(t) = self.accept.take() else {
-            return;
-        };
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept.
-        let ip = match self.local.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
-        let _ = TcpStream::connect_timeout(
-            &SocketAddr::new(ip, self.local.port()),
-            Duration::from_secs(1),
-        );
-        let _ = t.join();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -142,184 +162,112 @@ impl Drop for HttpServer {
     }
 }
 
-fn accept_loop(listener: &TcpListener, stop: &AtomicBool, idle: Duration, handler: &Handler) {
-    let active = Arc::new(AtomicUsize::new(0));
+/// The accept loop, until `stopped`.
+async fn serve(
+    listener: TcpListener,
+    idle: Duration,
+    handler: Handler,
+    mut stopped: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let served = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let refused = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let accepted = listener.accept();
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of fds and the like: do not spin.
-                warn!("HTTP accept failed: {e}");
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-        };
-        if active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-            active.fetch_sub(1, Ordering::SeqCst);
-            debug!("HTTP: too many connections; answering {peer} 503");
-            refuse(stream);
-            continue;
-        }
-        let (active2, handler) = (active.clone(), handler.clone());
-        let spawned = std::thread::Builder::new()
-            .name("zk-http-conn".into())
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                serve_connection(stream, idle, &handler);
-                active2.fetch_sub(1, Ordering::SeqCst);
-            });
-        if spawned.is_err() {
-            active.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-}
-
-/// Answers 503 without waiting on the peer, and closes.
-fn refuse(mut stream: TcpStream) {
-    let _ = stream.set_nonblocking(true);
-    let _ = stream.write_all(&head(503, "text/plain; charset=utf-8", 0));
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        505 => "HTTP Version Not Supported",
-        _ => "",
-    }
-}
-
-fn head(status: u16, content_type: &str, len: usize) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n",
-        reason(status)
-    )
-    .into_bytes()
-}
-
-/// What reading a request head gave.
-enum Head {
-    /// A GET (`body`) or HEAD (not `body`) of this path and query.
-    Request {
-        path: String,
-        query: String,
-        body: bool,
-    },
-    /// Answer this status and close.
-    Refuse(u16),
-    /// Close without an answer (the peer went away).
-    Gone,
-}
-
-fn read_head(stream: &mut TcpStream, idle: Duration) -> Head {
-    let deadline = Instant::now() + idle;
-    let mut buf = vec![0u8; MAX_HEAD];
-    let mut len = 0;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            return Head::Refuse(408);
-        }
-        let n = match stream.read(&mut buf[len..]) {
-            Ok(0) => return Head::Gone,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Head::Refuse(408);
-            }
-            Err(_) => return Head::Gone,
-        };
-        len += n;
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&buf[..len]) {
-            Ok(httparse::Status::Complete(_)) => {
-                let target = req.path.unwrap_or("/");
-                let target = target.split('#').next().unwrap_or("/");
-                let (path, query) = target.split_once('?').unwrap_or((target, ""));
-                let (path, query) = (path.to_string(), query.to_string());
-                return match req.method {
-                    Some("GET") => Head::Request {
-                        path,
-                        query,
-                        body: true,
-                    },
-                    Some("HEAD") => Head::Request {
-                        path,
-                        query,
-                        body: false,
-                    },
-                    _ => Head::Refuse(405),
-                };
-            }
-            Ok(httparse::Status::Partial) if len == buf.len() => return Head::Refuse(431),
-            Ok(httparse::Status::Partial) => {}
-            Err(httparse::Error::TooManyHeaders) => return Head::Refuse(431),
-            Err(httparse::Error::Version) => return Head::Refuse(505),
-            Err(_) => return Head::Refuse(400),
-        }
-    }
-}
-
-fn serve_connection(mut stream: TcpStream, idle: Duration, handler: &Handler) {
-    let _ = stream.set_write_timeout(Some(idle));
-    let (resp, body) = match read_head(&mut stream, idle) {
-        Head::Gone => return,
-        Head::Refuse(status) => (Response::status(status), false),
-        Head::Request { path, query, body } => {
-            let resp = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                handler(&path, &query)
-            })) {
-                Ok(r) => r,
-                Err(_) => {
-                    warn!("HTTP handler for {path:?} panicked");
-                    Response::status(500)
+        let (stream, peer) = tokio::select! {
+            _ = &mut stopped => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of fds and the like: do not spin.
+                    warn!("HTTP accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
                 }
-            };
-            (resp, body)
+            },
+        };
+        let io = TokioIo::new(stream);
+        if let Ok(permit) = served.clone().try_acquire_owned() {
+            let handler = handler.clone();
+            let service = service_fn(move |req| answer(req, handler.clone()));
+            tokio::spawn(async move {
+                let conn = builder(idle).serve_connection(io, service);
+                match tokio::time::timeout(idle * 2, conn).await {
+                    Ok(Err(e)) => debug!("HTTP connection from {peer}: {e}"),
+                    Err(_) => debug!("HTTP connection from {peer}: too slow, closed"),
+                    Ok(Ok(())) => {}
+                }
+                drop(permit);
+            });
+        } else if let Ok(permit) = refused.clone().try_acquire_owned() {
+            debug!("HTTP: too many connections; answering {peer} 503");
+            let service = service_fn(|_req: Request<Incoming>| async {
+                Ok::<_, Infallible>(to_hyper(Response::status(503)))
+            });
+            tokio::spawn(async move {
+                let conn = builder(idle).serve_connection(io, service);
+                let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
+                drop(permit);
+            });
+        } else {
+            debug!("HTTP: far too many connections; closing {peer}'s");
+        }
+    }
+}
+
+/// hyper's HTTP/1 settings: the limits above, one request per connection.
+fn builder(idle: Duration) -> http1::Builder {
+    let mut b = http1::Builder::new();
+    b.keep_alive(false)
+        .max_buf_size(MAX_HEAD)
+        .max_headers(MAX_HEADERS)
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle);
+    b
+}
+
+/// Runs the handler for a GET or HEAD (hyper leaves a HEAD's body out).
+async fn answer(
+    req: Request<Incoming>,
+    handler: Handler,
+) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Ok(to_hyper(Response::status(405)));
+    }
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let resp = match tokio::task::spawn_blocking(move || handler(&path, &query)).await {
+        Ok(r) => r,
+        Err(e) => {
+            warn!("HTTP handler for {:?} failed: {e}", req.uri().path());
+            Response::status(500)
         }
     };
-    let mut out = head(resp.status, resp.content_type, resp.body.len());
-    if body {
-        out.extend_from_slice(&resp.body);
-    }
-    let _ = stream.write_all(&out);
-    let _ = stream.flush();
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    // Drain a little of what the client may still send, so that closing
-    // does not reset the connection before it read the answer.
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-    let mut sink = [0u8; 1024];
-    for _ in 0..16 {
-        match stream.read(&mut sink) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-    }
+    Ok(to_hyper(resp))
+}
+
+fn to_hyper(resp: Response) -> hyper::Response<Full<Bytes>> {
+    let mut out = hyper::Response::new(Full::new(Bytes::from(resp.body)));
+    *out.status_mut() =
+        StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    out.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(resp.content_type),
+    );
+    out
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
     use super::*;
 
     fn server() -> HttpServer {
-        let handler: Handler = Arc::new(|path: &str, _query: &str| match path {
+        let handler: Handler = Arc::new(|path: &str, query: &str| match path {
             "/hello" => Response::ok("text/plain", "hi"),
+            "/query" => Response::ok("text/plain", query.to_string()),
+            "/panic" => panic!("handler bug"),
             _ => Response::status(404),
         });
         HttpServer::start(
@@ -349,17 +297,54 @@ mod tests {
             ok.starts_with("HTTP/1.1 200 OK\r\n") && ok.ends_with("\r\n\r\nhi"),
             "{ok}"
         );
+        let lower = ok.to_ascii_lowercase();
+        assert!(lower.contains("connection: close") && lower.contains("content-type: text/plain"));
+        assert!(exchange(a, b"GET /query?x=1&y HTTP/1.0\r\n\r\n").ends_with("\r\n\r\nx=1&y"));
         let head_only = exchange(a, b"HEAD /hello HTTP/1.0\r\n\r\n");
-        assert!(head_only.contains("Content-Length: 2") && head_only.ends_with("\r\n\r\n"));
+        assert!(
+            head_only.to_ascii_lowercase().contains("content-length: 2")
+                && head_only.ends_with("\r\n\r\n"),
+            "{head_only}"
+        );
         assert!(exchange(a, b"GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
         assert!(exchange(a, b"POST /hello HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
+        assert!(exchange(a, b"GET /panic HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 500"));
         assert!(exchange(a, b"\x00\x01garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
         let mut huge = b"GET /hello HTTP/1.1\r\nX: ".to_vec();
         huge.resize(MAX_HEAD + 100, b'a');
         assert!(exchange(a, &huge).starts_with("HTTP/1.1 431"));
-        // Silent: closed after the idle timeout.
-        assert!(exchange(a, b"GET /hel").starts_with("HTTP/1.1 408"));
+        let many: String = (0..MAX_HEADERS + 1)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .collect();
+        let req = format!("GET /hello HTTP/1.1\r\n{many}\r\n");
+        assert!(exchange(a, req.as_bytes()).starts_with("HTTP/1.1 431"));
+        // Silent: answered 408 or closed after the idle timeout, never held.
+        let t = std::time::Instant::now();
+        let slow = exchange(a, b"GET /hel");
+        assert!(
+            slow.is_empty() || slow.starts_with("HTTP/1.1 408"),
+            "{slow}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
         srv.stop();
         assert!(TcpStream::connect(a).is_err());
+    }
+
+    #[test]
+    fn too_many_connections_are_refused_then_served_again() {
+        let srv = server();
+        let a = srv.local_addr();
+        let idle: Vec<TcpStream> = (0..MAX_CONNECTIONS)
+            .map(|_| TcpStream::connect(a).unwrap())
+            .collect();
+        // Accepted in order: every slot is taken before the next connects.
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(exchange(a, b"GET /hello HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 503"));
+        drop(idle);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !exchange(a, b"GET /hello HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200") {
+            assert!(std::time::Instant::now() < deadline, "never served again");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }

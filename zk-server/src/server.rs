@@ -172,7 +172,7 @@ fn start_quorum(
         last_zxid,
         prepared,
         core_tx,
-        shared.stats.election_time.clone(),
+        &shared.stats,
     )?;
     threads.push(thread);
     Ok(Some(stop))

@@ -2,7 +2,7 @@
 //! server-wide and per connection, all atomics on the request path.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -315,6 +315,102 @@ impl ConnStats {
     }
 }
 
+/// One learner connection at the leader, as Apache's `LearnerHandler`
+/// reports it (the AdminServer's `observers`): kept by the quorum port.
+#[derive(Debug)]
+pub struct LearnerHandlerStats {
+    /// The learner's address.
+    pub peer: SocketAddr,
+    /// Wall ms when its connection was accepted.
+    pub established: i64,
+    /// Its server id, -1 until its FOLLOWERINFO / OBSERVERINFO.
+    pub sid: AtomicI64,
+    /// It sent OBSERVERINFO.
+    pub observer: AtomicBool,
+    /// It was sent UPTODATE: synced, and sent every commit since.
+    pub synced: AtomicBool,
+    /// Packets queued for it and not yet written to its socket.
+    pub queued_packets: AtomicU64,
+    /// Their bytes.
+    pub queued_bytes: AtomicU64,
+    /// Packets received from it.
+    pub received: AtomicU64,
+    /// Packets written for it.
+    pub sent: AtomicU64,
+    /// REQUEST packets (writes it forwarded) received from it.
+    pub requests: AtomicU64,
+    /// The zxid of the last packet with one (> 0) sent to it, -1 before.
+    pub last_zxid: AtomicI64,
+}
+
+impl LearnerHandlerStats {
+    /// Fresh counters for a connection from `peer`, accepted now.
+    pub fn new(peer: SocketAddr) -> Self {
+        Self {
+            peer,
+            established: wall_ms(),
+            sid: AtomicI64::new(-1),
+            observer: AtomicBool::new(false),
+            synced: AtomicBool::new(false),
+            queued_packets: AtomicU64::new(0),
+            queued_bytes: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            last_zxid: AtomicI64::new(-1),
+        }
+    }
+
+    /// Apache's `resetObserverConnectionStats` (`orst`).
+    pub fn reset(&self) {
+        self.received.store(0, Relaxed);
+        self.sent.store(0, Relaxed);
+        self.requests.store(0, Relaxed);
+        self.last_zxid.store(-1, Relaxed);
+    }
+}
+
+/// The leader's learner connections, by the quorum port's connection id.
+#[derive(Debug, Default)]
+pub struct LearnerHandlers(Mutex<HashMap<u64, Arc<LearnerHandlerStats>>>);
+
+impl LearnerHandlers {
+    /// A connection `conn` was accepted.
+    pub fn add(&self, conn: u64, stats: Arc<LearnerHandlerStats>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(conn, stats);
+    }
+
+    /// Connection `conn` closed.
+    pub fn remove(&self, conn: u64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&conn);
+    }
+
+    /// The leader role ended: no learner connections.
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// The synced observers (Apache's `Leader.getObservingLearners`), by sid.
+    pub fn synced_observers(&self) -> Vec<Arc<LearnerHandlerStats>> {
+        let mut v: Vec<_> = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|l| l.observer.load(Relaxed) && l.synced.load(Relaxed))
+            .cloned()
+            .collect();
+        v.sort_by_key(|l| l.sid.load(Relaxed));
+        v
+    }
+}
+
 /// Server-wide counters.
 #[derive(Debug)]
 pub struct ServerStats {
@@ -349,6 +445,8 @@ pub struct ServerStats {
     pub snapshot_time: Arc<Summary>,
     /// How long each leader election took, ms (Apache's `election_time`).
     pub election_time: Arc<Summary>,
+    /// The leader's learner connections (the AdminServer's `observers`).
+    pub learners: Arc<LearnerHandlers>,
     /// A follower's sync with its leader, ACKEPOCH to serving, ms.
     pub follower_sync_time: Summary,
     /// An observer's sync with its leader, ACKEPOCH to serving, ms.
@@ -373,6 +471,7 @@ impl Default for ServerStats {
             fsync: Arc::default(),
             snapshot_time: Arc::default(),
             election_time: Arc::default(),
+            learners: Arc::default(),
             follower_sync_time: Summary::default(),
             observer_sync_time: Summary::default(),
         }

@@ -237,7 +237,7 @@ pub(crate) fn start(
     last_zxid: i64,
     prepared: Prepared,
     core: Inbox<CoreMsg>,
-    election_time: Arc<crate::stats::Summary>,
+    stats: &crate::stats::ServerStats,
 ) -> Result<(QuorumStop, JoinHandle<()>), StartError> {
     let me = config.my_id;
     let Prepared {
@@ -267,7 +267,9 @@ pub(crate) fn start(
         config.peer_type,
         params.finalize_wait_ms,
     );
-    let zab = Zab::new(config, core, outbox, rx, config_text);
+    let mut zab = Zab::new(config, core, outbox, rx, config_text);
+    zab.learners = stats.learners.clone();
+    let election_time = stats.election_time.clone();
     let flag = Arc::new(AtomicBool::new(false));
     let rt = Runtime {
         poll,
@@ -335,6 +337,8 @@ struct Zab {
     next_tick: Option<Instant>,
     /// For the sequencer, sent in order before the thread sleeps.
     to_core: Vec<QuorumIn>,
+    /// The leader's learner connections, for the AdminServer.
+    learners: Arc<crate::stats::LearnerHandlers>,
 }
 
 impl Zab {
@@ -368,6 +372,7 @@ impl Zab {
             half_tick: Duration::from_millis((tick / 2).max(1)),
             next_tick: None,
             to_core: Vec::new(),
+            learners: Arc::default(),
         }
     }
 }
@@ -746,7 +751,16 @@ impl Runtime {
         let known: BTreeSet<Sid> = self.quorum_addrs.keys().copied().collect();
         let z = &mut self.zab;
         let started = bind
-            .and_then(|b| ZabLeading::start(registry, known, b, QUORUM_LISTENER, z.bounds))
+            .and_then(|b| {
+                ZabLeading::start(
+                    registry,
+                    known,
+                    b,
+                    QUORUM_LISTENER,
+                    z.bounds,
+                    z.learners.clone(),
+                )
+            })
             .map(|l| {
                 z.to_core.push(QuorumIn::Lead(zk_zab::LeaderConfig {
                     sid: self.me,

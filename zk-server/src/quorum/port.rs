@@ -16,9 +16,11 @@
 //!   (`FromLeader`; SNAP with its body as `Snap`), and `LeaderClosed` when
 //!   the connection ends or cannot be made.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -32,6 +34,7 @@ use zk_zab::{Conn, Packet};
 
 use super::packets::{SnapScan, parse_packet, write_packet};
 use crate::msg::QuorumIn;
+use crate::stats::{LearnerHandlerStats, LearnerHandlers};
 
 /// Learner connections that have not sent their first packet yet, at most.
 const MAX_UNIDENTIFIED: usize = 32;
@@ -106,6 +109,8 @@ struct Io {
     rstart: usize,
     wbuf: Vec<u8>,
     wstart: usize,
+    /// Where each packet queued in `wbuf` ends, for those not yet written.
+    ends: VecDeque<usize>,
     writable: bool,
 }
 
@@ -117,6 +122,7 @@ impl Io {
             rstart: 0,
             wbuf: Vec::new(),
             wstart: 0,
+            ends: VecDeque::new(),
             writable,
         }
     }
@@ -155,6 +161,9 @@ impl Io {
                 Err(e) => return Err(format!("write failed: {e}")),
             }
         }
+        while self.ends.front().is_some_and(|&end| end <= self.wstart) {
+            self.ends.pop_front();
+        }
         if self.wstart == self.wbuf.len() {
             self.wbuf.clear();
             self.wstart = 0;
@@ -174,8 +183,20 @@ impl Io {
         Ok(())
     }
 
-    fn queue(&mut self, p: &Packet) {
-        write_packet(&p.to_wire(), &mut self.wbuf);
+    /// Queues `p` (and a SNAP's `body` after it); returns its wire zxid.
+    fn queue(&mut self, p: &Packet, body: Option<&Bytes>) -> i64 {
+        let wire = p.to_wire();
+        write_packet(&wire, &mut self.wbuf);
+        if let Some(b) = body {
+            self.wbuf.extend_from_slice(b);
+        }
+        self.ends.push_back(self.wbuf.len());
+        wire.zxid
+    }
+
+    /// Packets and bytes queued and not yet written.
+    fn queued(&self) -> (usize, usize) {
+        (self.ends.len(), self.wbuf.len() - self.wstart)
     }
 }
 
@@ -185,6 +206,17 @@ struct LearnerConn {
     peer: SocketAddr,
     sid: Option<Sid>,
     deadline: Instant,
+    /// What the AdminServer's `observers` shows of it.
+    stats: Arc<LearnerHandlerStats>,
+}
+
+impl LearnerConn {
+    /// Publishes what is still queued for it.
+    fn note_queued(&self) {
+        let (packets, bytes) = self.io.queued();
+        self.stats.queued_packets.store(packets as u64, Relaxed);
+        self.stats.queued_bytes.store(bytes as u64, Relaxed);
+    }
 }
 
 /// The leader's quorum port.
@@ -197,6 +229,7 @@ pub(crate) struct ZabLeading {
     followers: BTreeMap<Sid, Token>,
     next_conn: Conn,
     bounds: Bounds,
+    learners: Arc<LearnerHandlers>,
 }
 
 fn info_name(p: &Packet) -> Option<(&'static str, u64)> {
@@ -215,6 +248,7 @@ impl ZabLeading {
         bind: SocketAddr,
         listener_token: Token,
         bounds: Bounds,
+        learners: Arc<LearnerHandlers>,
     ) -> io::Result<Self> {
         let mut listener = TcpListener::bind(bind)?;
         registry.register(&mut listener, listener_token, Interest::READABLE)?;
@@ -228,6 +262,7 @@ impl ZabLeading {
             followers: BTreeMap::new(),
             next_conn: 1,
             bounds,
+            learners,
         })
     }
 
@@ -250,7 +285,11 @@ impl ZabLeading {
             return;
         }
         let res = match self.conns.get_mut(&token) {
-            Some(c) => c.io.flush(registry, token).and_then(|()| c.io.fill()),
+            Some(c) => {
+                let res = c.io.flush(registry, token).and_then(|()| c.io.fill());
+                c.note_queued();
+                res
+            }
             None => return,
         };
         // Whatever arrived before an end is still handed over.
@@ -275,6 +314,10 @@ impl ZabLeading {
             };
             c.io.rstart += used;
             let p = Packet::from_wire(q).map_err(|e| e.to_string())?;
+            c.stats.received.fetch_add(1, Relaxed);
+            if matches!(p, Packet::Request { .. }) {
+                c.stats.requests.fetch_add(1, Relaxed);
+            }
             let conn = c.conn;
             if c.sid.is_none() {
                 let Some((name, sid)) = info_name(&p) else {
@@ -289,6 +332,10 @@ impl ZabLeading {
                     ));
                 }
                 c.sid = Some(sid);
+                c.stats.sid.store(sid as i64, Relaxed);
+                c.stats
+                    .observer
+                    .store(matches!(p, Packet::ObserverInfo { .. }), Relaxed);
                 info!("leading: {name} from server {sid} at {}", c.peer);
                 if let Some(old) = self.followers.insert(sid, token)
                     && old != token
@@ -318,6 +365,8 @@ impl ZabLeading {
             let conn = self.next_conn;
             self.next_conn += 1;
             self.by_conn.insert(conn, t);
+            let stats = Arc::new(LearnerHandlerStats::new(peer));
+            self.learners.add(conn, stats.clone());
             self.conns.insert(
                 t,
                 LearnerConn {
@@ -326,6 +375,7 @@ impl ZabLeading {
                     peer,
                     sid: None,
                     deadline: now + self.bounds.init,
+                    stats,
                 },
             );
             to_core.push(QuorumIn::LearnerConnected(conn));
@@ -349,6 +399,7 @@ impl ZabLeading {
         let mut c = self.conns.remove(&token)?;
         let _ = registry.deregister(&mut c.io.stream);
         self.by_conn.remove(&c.conn);
+        self.learners.remove(c.conn);
         match c.sid {
             Some(sid) => {
                 info!("leading: learner {sid} at {} left: {why}", c.peer);
@@ -376,11 +427,17 @@ impl ZabLeading {
         let Some(c) = self.conns.get_mut(&token) else {
             return;
         };
-        c.io.queue(p);
-        if let Some(b) = body {
-            c.io.wbuf.extend_from_slice(b);
+        let zxid = c.io.queue(p, body);
+        c.stats.sent.fetch_add(1, Relaxed);
+        if zxid > 0 {
+            c.stats.last_zxid.store(zxid, Relaxed);
         }
-        if let Err(why) = c.io.flush(registry, token) {
+        if matches!(p, Packet::UpToDate) {
+            c.stats.synced.store(true, Relaxed);
+        }
+        let flushed = c.io.flush(registry, token);
+        c.note_queued();
+        if let Err(why) = flushed {
             self.drop_conn(registry, token, &why, to_core);
         }
     }
@@ -430,6 +487,7 @@ impl ZabLeading {
         for (_, mut c) in self.conns.drain() {
             let _ = registry.deregister(&mut c.io.stream);
         }
+        self.learners.clear();
     }
 }
 
@@ -590,7 +648,7 @@ impl ZabLearning {
         let token = self.token;
         match self.io.as_mut() {
             Some(io) if self.connected => {
-                io.queue(p);
+                io.queue(p, None);
                 io.flush(registry, token)
                     .map_err(|why| format!("connection to leader {}: {why}", self.leader))
             }
