@@ -356,6 +356,9 @@ def main():
     ap.add_argument("--workdir", default="/var/tmp")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--json", help="also write every raw figure to this file")
+    ap.add_argument("--flavors", default="apache,ours",
+                    help="which ensembles to run, in order [apache,ours]; one alone for profiling")
+    ap.add_argument("--keep", action="store_true", help="keep the servers' dirs and logs (printed)")
     args = ap.parse_args()
     args.znodes = parse_count(args.znodes)
     if not args.no_build:
@@ -369,7 +372,7 @@ def main():
     results = {}
     try:
         for rnd in range(args.rounds):
-            for flavor in ("apache", "ours"):
+            for flavor in args.flavors.split(","):
                 log(f"round {rnd + 1}: {flavor}")
                 run_flavor(flavor, args, Path(root) / f"r{rnd}", bench, binary, results)
         report(results, args, info)
@@ -377,7 +380,10 @@ def main():
             Path(args.json).write_text(json.dumps({"machine": info, "args": vars(args), "results": results},
                                                   indent=2))
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if args.keep:
+            log(f"servers' dirs and logs kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -400,11 +400,11 @@ impl<Q: Quorum> Election<Q> {
     ) {
         if self.finalizing {
             if !n.vote.beats(&self.proposal) {
-                // Discarded; the finalize wait starts again (a new poll).
-                out.push(Command::SetTimer {
-                    timer: Timer::Finalize,
-                    after_ms: self.params.finalize_wait_ms,
-                });
+                // Discarded. Unlike Apache's poll, the wait keeps its
+                // deadline: the peers' repeated notifications (their own
+                // notification interval equals the wait) stretched elections
+                // to twice the wait, and a vote that cannot win tells
+                // nothing worth waiting for.
                 return;
             }
             // A better vote: leave the finalize wait and handle it.
