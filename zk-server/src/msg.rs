@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -124,11 +124,24 @@ pub(crate) enum QuorumOut {
 /// Where the sequencer's [`QuorumOut`] go: a channel, and the waker of the
 /// `zk-quorum` thread's poll (none in tests, where a router reads it). Woken
 /// once per batch, as [`LoopHandle`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Outbox {
     tx: Sender<QuorumOut>,
     waker: Option<Arc<Waker>>,
     notified: Arc<AtomicBool>,
+    /// Sent since the last [`Outbox::wake`] (this handle's).
+    unsent: AtomicBool,
+}
+
+impl Clone for Outbox {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            waker: self.waker.clone(),
+            notified: self.notified.clone(),
+            unsent: AtomicBool::new(false),
+        }
+    }
 }
 
 impl Outbox {
@@ -137,11 +150,23 @@ impl Outbox {
             tx,
             waker,
             notified: Arc::new(AtomicBool::new(false)),
+            unsent: AtomicBool::new(false),
         }
     }
 
+    /// Queues `m`; the quorum thread hears of it at the next
+    /// [`Outbox::wake`] (the sequencer wakes it once per batch of messages it
+    /// handled: a wake per packet cost an eventfd write and a context switch
+    /// each, and a socket write each on the other side).
     pub(crate) fn send(&self, m: QuorumOut) {
-        if self.tx.send(m).is_ok()
+        if self.tx.send(m).is_ok() {
+            self.unsent.store(true, Relaxed);
+        }
+    }
+
+    /// Wakes the quorum thread if something was sent since the last wake.
+    pub(crate) fn wake(&self) {
+        if self.unsent.swap(false, Relaxed)
             && let Some(w) = &self.waker
             && {
                 std::sync::atomic::fence(SeqCst);

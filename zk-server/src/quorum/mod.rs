@@ -486,8 +486,30 @@ impl Runtime {
         let z = &self.zab;
         z.outbox.clear_notified();
         let msgs: Vec<QuorumOut> = z.rx.try_iter().collect();
+        if msgs.is_empty() {
+            return;
+        }
         for m in msgs {
             self.on_core_out(m, now);
+        }
+        self.flush_role(now);
+    }
+
+    /// Writes what the role queued: one write per peer for everything the
+    /// sequencer sent meanwhile (a write per packet took as much CPU as the
+    /// sequencer, in the kernel's TCP path, under a write load).
+    fn flush_role(&mut self, now: Instant) {
+        let registry = self.poll.registry();
+        let lost = match &mut self.role {
+            Role::ZabLeading(l) => {
+                l.flush_queued(registry, &mut self.zab.to_core);
+                None
+            }
+            Role::ZabLearning(l) => l.flush_queued(registry).err(),
+            _ => None,
+        };
+        if let Some(why) = lost {
+            self.lost(now, &why);
         }
     }
 
@@ -499,6 +521,8 @@ impl Runtime {
                 return self.step(Event::EpochEstablished { peer_epoch }, now);
             }
             QuorumOut::RoleEnded { reason, last_zxid } => {
+                // What the role sent before it ended still goes out.
+                self.flush_role(now);
                 self.last_zxid = last_zxid;
                 self.current_epoch = current_epoch(&self.zab.data_dir, last_zxid);
                 if !matches!(self.role, Role::None) {
@@ -509,31 +533,16 @@ impl Runtime {
             m => m,
         };
         let registry = self.poll.registry();
-        let z = &mut self.zab;
-        let mut lost = None;
         match (m, &mut self.role) {
-            (QuorumOut::ToLearner(conn, p), Role::ZabLeading(l)) => {
-                l.send(registry, conn, &p, None, &mut z.to_core)
+            (QuorumOut::ToLearner(conn, p), Role::ZabLeading(l)) => l.send(conn, &p, None),
+            (QuorumOut::Snap { conn, zxid, body }, Role::ZabLeading(l)) => {
+                l.send(conn, &zk_zab::Packet::Snap { zxid }, Some(&body))
             }
-            (QuorumOut::Snap { conn, zxid, body }, Role::ZabLeading(l)) => l.send(
-                registry,
-                conn,
-                &zk_zab::Packet::Snap { zxid },
-                Some(&body),
-                &mut z.to_core,
-            ),
             (QuorumOut::CloseLearner(conn, why), Role::ZabLeading(l)) => {
                 l.close_conn(registry, conn, &why)
             }
-            (QuorumOut::ToLeader(p), Role::ZabLearning(l)) => {
-                if let Err(why) = l.send(registry, &p) {
-                    lost = Some(why);
-                }
-            }
+            (QuorumOut::ToLeader(p), Role::ZabLearning(l)) => l.send(&p),
             (m, _) => debug!("quorum port: no role for {m:?}"),
-        }
-        if let Some(why) = lost {
-            self.lost(now, &why);
         }
     }
 

@@ -230,6 +230,8 @@ pub(crate) struct ZabLeading {
     next_conn: Conn,
     bounds: Bounds,
     learners: Arc<LearnerHandlers>,
+    /// Connections with packets queued since the last [`ZabLeading::flush_queued`].
+    dirty: Vec<Token>,
 }
 
 fn info_name(p: &Packet) -> Option<(&'static str, u64)> {
@@ -263,6 +265,7 @@ impl ZabLeading {
             next_conn: 1,
             bounds,
             learners,
+            dirty: Vec::new(),
         })
     }
 
@@ -412,15 +415,10 @@ impl ZabLeading {
         Some(c.conn)
     }
 
-    /// A packet to learner `conn` (SNAP with its body: `body`).
-    pub(crate) fn send(
-        &mut self,
-        registry: &Registry,
-        conn: Conn,
-        p: &Packet,
-        body: Option<&Bytes>,
-        to_core: &mut Vec<QuorumIn>,
-    ) {
+    /// Queues a packet to learner `conn` (SNAP with its body: `body`);
+    /// [`ZabLeading::flush_queued`] writes it, with every other packet the
+    /// sequencer sent meanwhile, in one write per learner.
+    pub(crate) fn send(&mut self, conn: Conn, p: &Packet, body: Option<&Bytes>) {
         let Some(&token) = self.by_conn.get(&conn) else {
             return;
         };
@@ -435,10 +433,23 @@ impl ZabLeading {
         if matches!(p, Packet::UpToDate) {
             c.stats.synced.store(true, Relaxed);
         }
-        let flushed = c.io.flush(registry, token);
-        c.note_queued();
-        if let Err(why) = flushed {
-            self.drop_conn(registry, token, &why, to_core);
+        if !self.dirty.contains(&token) {
+            self.dirty.push(token);
+        }
+    }
+
+    /// Writes what [`ZabLeading::send`] queued (until a socket would block;
+    /// the rest when it is writable again).
+    pub(crate) fn flush_queued(&mut self, registry: &Registry, to_core: &mut Vec<QuorumIn>) {
+        for token in std::mem::take(&mut self.dirty) {
+            let Some(c) = self.conns.get_mut(&token) else {
+                continue;
+            };
+            let flushed = c.io.flush(registry, token);
+            c.note_queued();
+            if let Err(why) = flushed {
+                self.drop_conn(registry, token, &why, to_core);
+            }
         }
     }
 
@@ -643,19 +654,25 @@ impl ZabLearning {
         }
     }
 
-    /// A packet to the leader (dropped while not connected).
-    pub(crate) fn send(&mut self, registry: &Registry, p: &Packet) -> Result<(), String> {
-        let token = self.token;
+    /// Queues a packet to the leader (dropped while not connected);
+    /// [`ZabLearning::flush_queued`] writes it.
+    pub(crate) fn send(&mut self, p: &Packet) {
         match self.io.as_mut() {
             Some(io) if self.connected => {
                 io.queue(p, None);
-                io.flush(registry, token)
-                    .map_err(|why| format!("connection to leader {}: {why}", self.leader))
             }
-            _ => {
-                debug!("following: not connected; {} dropped", p.name());
-                Ok(())
-            }
+            _ => debug!("following: not connected; {} dropped", p.name()),
+        }
+    }
+
+    /// Writes what [`ZabLearning::send`] queued, in one write.
+    pub(crate) fn flush_queued(&mut self, registry: &Registry) -> Result<(), String> {
+        let token = self.token;
+        match self.io.as_mut() {
+            Some(io) if self.connected && io.wstart < io.wbuf.len() => io
+                .flush(registry, token)
+                .map_err(|why| format!("connection to leader {}: {why}", self.leader)),
+            _ => Ok(()),
         }
     }
 

@@ -253,6 +253,7 @@ impl Sequencer {
                 self.on_msg(m);
                 self.poll_durable();
             }
+            self.wake_quorum();
             self.rx.recv_into(batch, Duration::ZERO);
         }
         // Not serving (ensemble mode until Zab, issue 14): no session expiry
@@ -263,6 +264,7 @@ impl Sequencer {
                 .maybe_run(&self.shared.config, &self.storage.log, &self.storage.snaps);
             self.check_containers();
         }
+        self.wake_quorum();
     }
 
     fn on_msg(&mut self, m: CoreMsg) {

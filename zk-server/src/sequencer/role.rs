@@ -95,9 +95,18 @@ impl Sequencer {
         self.outbox = Some(outbox);
     }
 
+    /// Queues a packet for the quorum thread, woken at the end of the
+    /// batch ([`Sequencer::wake_quorum`]).
     pub(super) fn out(&self, m: QuorumOut) {
         if let Some(o) = &self.outbox {
             o.send(m);
+        }
+    }
+
+    /// Wakes the quorum thread for what [`Sequencer::out`] queued.
+    pub(super) fn wake_quorum(&self) {
+        if let Some(o) = &self.outbox {
+            o.wake();
         }
     }
 
