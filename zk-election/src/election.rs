@@ -18,6 +18,12 @@ pub struct Params {
     /// The longest such wait; each silent wait doubles it up to this
     /// (`zookeeper.fastleader.maxNotificationInterval`).
     pub max_notification_interval_ms: u64,
+    /// Decide without waiting out the finalize wait once every voter but
+    /// those whose connection went down (and did not come back) votes for
+    /// the proposal in this round: a better vote can then only come from a
+    /// server that lost its connection, e.g. a leader killed. Not Apache's
+    /// (false there); see the crate documentation ("The finalize wait").
+    pub early_finalize: bool,
 }
 
 impl Params {
@@ -27,6 +33,7 @@ impl Params {
         finalize_wait_ms: 200,
         min_notification_interval_ms: 200,
         max_notification_interval_ms: 60_000,
+        early_finalize: false,
     };
 }
 
@@ -38,6 +45,7 @@ impl Default for Params {
             finalize_wait_ms: crate::DEFAULT_FINALIZE_WAIT_MS,
             min_notification_interval_ms: crate::DEFAULT_FINALIZE_WAIT_MS,
             max_notification_interval_ms: 60_000,
+            early_finalize: true,
         }
     }
 }
@@ -168,6 +176,11 @@ pub struct Election<Q: Quorum> {
     not_timeout_ms: u64,
     /// The last notification sent to each peer (re-sent on reconnection).
     last_sent: BTreeMap<Sid, Notification>,
+    /// Peers whose connection went down ([`Event::Disconnected`]) and has
+    /// not come back ([`Event::Connected`]), for [`Params::early_finalize`].
+    /// A peer never connected yet is not in it: at start-up every voter
+    /// may still vote.
+    down: BTreeSet<Sid>,
 }
 
 impl<Q: Quorum> Election<Q> {
@@ -197,6 +210,7 @@ impl<Q: Quorum> Election<Q> {
             finalizing: false,
             not_timeout_ms: params.min_notification_interval_ms,
             last_sent: BTreeMap::new(),
+            down: BTreeSet::new(),
         }
     }
 
@@ -263,11 +277,16 @@ impl<Q: Quorum> Election<Q> {
                 }
             }
             Event::Connected(sid) => {
+                self.down.remove(&sid);
                 if let Some(msg) = self.last_sent.get(&sid).filter(|_| sid != self.me) {
                     out.push(Command::Send { to: sid, msg: *msg });
                 }
             }
-            Event::Disconnected(_) => {}
+            Event::Disconnected(sid) => {
+                if sid != self.me {
+                    self.down.insert(sid);
+                }
+            }
             Event::EpochEstablished { peer_epoch } => {
                 if let Some(c) = &mut self.current {
                     c.vote.peer_epoch = peer_epoch;
@@ -282,7 +301,33 @@ impl<Q: Quorum> Election<Q> {
             }
             self.receive(self.me, msg, out, &mut loopback);
         }
+        if self.params.early_finalize
+            && self.in_round
+            && self.finalizing
+            && self.every_reachable_voter_agrees()
+        {
+            let (vote, epoch) = (self.proposal, self.logical_clock);
+            self.decide(vote, epoch, out);
+        }
         self.validate();
+    }
+
+    /// Whether this round's votes of every voter but those known down are
+    /// the proposal, and they are a quorum.
+    fn every_reachable_voter_agrees(&self) -> bool {
+        let target = Ballot {
+            vote: self.proposal,
+            election_epoch: self.logical_clock,
+            state: PeerState::Looking,
+            version: 0,
+        };
+        let agrees = |v: &Sid| self.recvset.get(v).is_some_and(|b| target.same(b));
+        self.quorum
+            .voters()
+            .iter()
+            .filter(|v| !self.down.contains(v))
+            .all(agrees)
+            && self.has_quorum(&self.recvset, &target)
     }
 
     fn start_looking(
@@ -404,7 +449,23 @@ impl<Q: Quorum> Election<Q> {
                 // deadline: the peers' repeated notifications (their own
                 // notification interval equals the wait) stretched elections
                 // to twice the wait, and a vote that cannot win tells
-                // nothing worth waiting for.
+                // nothing worth waiting for. One that agrees is kept for
+                // `early_finalize` (Apache drops it with the others).
+                let agrees = n.state == PeerState::Looking
+                    && n.election_epoch == self.logical_clock
+                    && n.vote == self.proposal
+                    && self.quorum.is_voter(from);
+                if self.params.early_finalize && agrees {
+                    self.recvset.insert(
+                        from,
+                        Ballot {
+                            vote: n.vote,
+                            election_epoch: n.election_epoch,
+                            state: n.state,
+                            version: n.version,
+                        },
+                    );
+                }
                 return;
             }
             // A better vote: leave the finalize wait and handle it.

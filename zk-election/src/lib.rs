@@ -24,7 +24,7 @@
 //! | a round starts with our own vote (`i64::MIN` for observers), `logicalclock + 1`, sent to every voter including ourselves (§2.2) | `start_looking` |
 //! | the total order (peerEpoch, zxid, sid) (§2.2) | [`Vote::beats`] |
 //! | LOOKING notification: a later round is joined and the round's votes dropped; an earlier one is ignored; a better vote in our round is adopted and re-sent; a vote from a -1 zxid is ignored (§2.3) | `looking_notification` |
-//! | a quorum of the round's votes equal to our proposal starts the finalize wait; a better vote ends it, any other is dropped (Apache's poll restarts the wait then; ours keeps its deadline, which stretched elections to twice the wait); the wait's end decides (§2.3) | `look`, [`Timer::Finalize`] |
+//! | a quorum of the round's votes equal to our proposal starts the finalize wait; a better vote ends it, any other is dropped (Apache's poll restarts the wait then; ours keeps its deadline, which stretched elections to twice the wait); the wait's end decides, or (ours) every voter not known down agreeing (§2.3) | `look`, [`Timer::Finalize`], `every_reachable_voter_agrees` |
 //! | FOLLOWING / LEADING notification: counted in the round if from the same round, and always in `outofelection`; decide when a quorum agrees and `checkLeader` holds (§2.3) | `following_notification`, `check_leader` |
 //! | vote equality: all four fields if either side is LOOKING, else (id, peerEpoch), or the id alone across notification versions (§2.3, ZOOKEEPER-1732) | `Ballot::same` |
 //! | a decided server answers a LOOKING voter with its vote, its round and its state; a LOOKING server answers a LOOKING voter of an earlier round with its proposal (§2.4) | `receive` |
@@ -51,6 +51,14 @@
 //! detour more likely when the servers' messages take longer than the wait to
 //! cross. [`DEFAULT_FINALIZE_WAIT_MS`] documents the value we chose and the
 //! measurement behind it; [`Params::APACHE`] gives ZooKeeper's.
+//!
+//! Ours also ends the wait early ([`Params::early_finalize`]) once every
+//! voter agrees with the proposal except those whose connection went down
+//! (and has not come back): no better vote can then come but from a server
+//! this one just lost, such as the leader that died and started the round.
+//! A failover then takes the time the survivors need to exchange their
+//! votes, not the wait. A voter never connected yet (at start-up) still
+//! counts, so a cold start waits as before.
 //!
 //! # Quorums
 //!
@@ -88,6 +96,13 @@ pub type Sid = u64;
 ///
 /// (Detours re-measured when the wait stopped restarting on a vote that
 /// cannot win; the medians did not move.)
+///
+/// With [`Params::early_finalize`] (our default) a killed leader's
+/// survivors decide as soon as they agree: leader killed over 0–5 ms links,
+/// median / p99 10 / 108 ms (3 voters) and 12 / 109 ms (5 voters) whatever
+/// the wait, over 0–50 ms links 118 / 181 ms with the same detours as the
+/// wait alone (12 / 0 at 50 ms; 0 / 0 at 200 ms). Starts are unchanged: no
+/// voter is known down then.
 ///
 /// The wait only has to outlast the time a better vote needs to cross the
 /// network, a few one-way delays. Within a data centre (delays well under

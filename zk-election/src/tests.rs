@@ -9,6 +9,8 @@ fn params() -> Params {
         finalize_wait_ms: 50,
         min_notification_interval_ms: 50,
         max_notification_interval_ms: 400,
+        // Apache's rules; `early_finalize` has its own tests below.
+        early_finalize: false,
     }
 }
 
@@ -484,4 +486,66 @@ fn a_peer_claiming_our_sid_is_ignored() {
     assert!(out.is_empty(), "{out:?}");
     assert_eq!(e.proposal().leader, 2);
     assert!(step(&mut e, Event::Connected(2)).is_empty());
+}
+
+fn three_early(me: Sid) -> Election<Majority> {
+    let p = Params {
+        early_finalize: true,
+        ..params()
+    };
+    Election::new(me, Majority::new([1, 2, 3]), p)
+}
+
+#[test]
+fn early_finalize_decides_once_every_voter_not_known_down_agrees() {
+    // A leader killed: 1 and 2 stay, 3's connection went down. Once 2 votes
+    // for 2, every voter not known down agrees: decided at once.
+    let mut e = three_early(1);
+    step(&mut e, Event::Connected(2));
+    step(&mut e, Event::Connected(3));
+    step(&mut e, Event::Disconnected(3));
+    start(&mut e, ZXID, 1);
+    let out = recv(&mut e, 2, note(PeerState::Looking, vote(2, ZXID, 1), 1));
+    let d = decision(&out).expect("decided without the finalize wait");
+    assert_eq!((d.leader, d.state), (2, PeerState::Following));
+    assert!(out.contains(&Command::CancelTimer(Timer::Finalize)));
+}
+
+#[test]
+fn early_finalize_waits_for_voters_that_may_still_vote() {
+    // 3 is connected (or was never seen): its vote may still beat 2's, so
+    // the finalize wait runs; 3 agreeing then ends it at once.
+    let mut e = three_early(1);
+    step(&mut e, Event::Connected(2));
+    start(&mut e, ZXID, 1);
+    let out = recv(&mut e, 2, note(PeerState::Looking, vote(2, ZXID, 1), 1));
+    assert!(decision(&out).is_none());
+    assert_eq!(armed(&out, Timer::Finalize), Some(50));
+    let out = recv(&mut e, 3, note(PeerState::Looking, vote(2, ZXID, 1), 1));
+    assert_eq!(decision(&out).map(|d| d.leader), Some(2));
+
+    // The same while finalizing: 3's connection going down ends the wait.
+    let mut e = three_early(1);
+    step(&mut e, Event::Connected(3));
+    start(&mut e, ZXID, 1);
+    recv(&mut e, 2, note(PeerState::Looking, vote(2, ZXID, 1), 1));
+    assert!(e.is_finalizing());
+    let out = step(&mut e, Event::Disconnected(3));
+    assert_eq!(decision(&out).map(|d| d.leader), Some(2));
+}
+
+#[test]
+fn early_finalize_is_off_in_apaches_params() {
+    // Params::APACHE: the finalize wait always runs out.
+    let p = Params {
+        finalize_wait_ms: 50,
+        ..Params::APACHE
+    };
+    let mut e = Election::new(1, Majority::new([1, 2, 3]), p);
+    step(&mut e, Event::Connected(3));
+    step(&mut e, Event::Disconnected(3));
+    start(&mut e, ZXID, 1);
+    let out = recv(&mut e, 2, note(PeerState::Looking, vote(2, ZXID, 1), 1));
+    assert!(decision(&out).is_none());
+    assert!(e.is_finalizing());
 }

@@ -133,6 +133,8 @@ impl Options {
                 finalize_wait_ms: finalize,
                 min_notification_interval_ms: finalize,
                 max_notification_interval_ms: [2000, 60_000][r.below(2)],
+                // Both (without drawing: the seeds' other draws stay).
+                early_finalize: seed.is_multiple_of(2),
             },
             tick_ms: 2000,
             init_limit: 10,

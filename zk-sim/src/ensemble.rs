@@ -108,6 +108,7 @@ impl Options {
                 finalize_wait_ms: 50,
                 min_notification_interval_ms: 50,
                 max_notification_interval_ms: 2000,
+                early_finalize: true,
             },
             tick_ms: 2000,
             init_limit: 10,
@@ -136,6 +137,8 @@ impl Options {
                 finalize_wait_ms: [20, 50, 200][r.below(3)],
                 min_notification_interval_ms: 50,
                 max_notification_interval_ms: 2000,
+                // Both (without drawing: the seeds' other draws stay).
+                early_finalize: seed.is_multiple_of(2),
             },
             tick_ms: 2000,
             init_limit: 10,

@@ -99,7 +99,10 @@ fn finalize_wait() {
     ];
     for voters in [3, 5] {
         for (name, delay, stagger, then) in scenarios {
-            for finalize in [200, 100, 50, 20, 10] {
+            for (early, finalize) in [false, true]
+                .into_iter()
+                .flat_map(|e| [200, 100, 50, 20, 10].map(|f| (e, f)))
+            {
                 let mut times = Vec::new();
                 let mut detours = 0;
                 for seed in 0..400 {
@@ -109,6 +112,7 @@ fn finalize_wait() {
                             finalize_wait_ms: finalize,
                             min_notification_interval_ms: finalize,
                             max_notification_interval_ms: 60_000,
+                            early_finalize: early,
                         },
                     );
                     o.delay_ms = delay;
@@ -121,7 +125,8 @@ fn finalize_wait() {
                 }
                 times.sort_unstable();
                 eprintln!(
-                    "{voters} voters, {name:<28} finalize {finalize:>3} ms: median {:>6} ms, p99 {:>6} ms, max {:>6} ms, detours {}/400 runs",
+                    "{voters} voters, {name:<28} finalize {finalize:>3} ms{}: median {:>6} ms, p99 {:>6} ms, max {:>6} ms, detours {}/400 runs",
+                    if early { " early" } else { "      " },
                     times[times.len() / 2],
                     times[times.len() * 99 / 100],
                     times[times.len() - 1],

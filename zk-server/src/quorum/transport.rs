@@ -549,7 +549,7 @@ impl Transport {
         if let Some(old) = self.links.get(&sid).and_then(|l| l.up)
             && old != t
         {
-            self.close(registry, old, "replaced by a newer connection", now, out);
+            self.close_replaced(registry, old, "replaced by a newer connection", now);
         }
         let Some(c) = self.conns.get_mut(&t) else {
             return;
@@ -653,7 +653,7 @@ impl Transport {
             debug!("election: server {sid} at {peer} has a smaller id; dialing it back");
             self.close_quiet(registry, t);
             if let Some(old) = self.links.get(&sid).and_then(|l| l.up) {
-                self.close(registry, old, "the peer reconnected", now, out);
+                self.close_replaced(registry, old, "the peer reconnected", now);
             }
             self.maybe_dial(registry, sid, now, true);
             return false;
@@ -697,6 +697,14 @@ impl Transport {
             Interest::READABLE
         };
         let _ = registry.reregister(&mut c.stream, t, interest);
+    }
+
+    /// Closes `t`, which a new connection of the same peer replaces: the
+    /// peer did not go away, so the election hears no `Disconnected` (it
+    /// would count the peer as down and finalize without its vote, which is
+    /// on its way over the new connection).
+    fn close_replaced(&mut self, registry: &Registry, t: Token, why: &str, now: Instant) {
+        self.close(registry, t, why, now, &mut Vec::new());
     }
 
     fn close_quiet(&mut self, registry: &Registry, t: Token) {
