@@ -11,6 +11,7 @@ fn params() -> Params {
         max_notification_interval_ms: 400,
         // Apache's rules; `early_finalize` has its own tests below.
         early_finalize: false,
+        answer_losing_votes: false,
     }
 }
 
@@ -491,6 +492,7 @@ fn a_peer_claiming_our_sid_is_ignored() {
 fn three_early(me: Sid) -> Election<Majority> {
     let p = Params {
         early_finalize: true,
+        answer_losing_votes: true,
         ..params()
     };
     Election::new(me, Majority::new([1, 2, 3]), p)
@@ -548,4 +550,27 @@ fn early_finalize_is_off_in_apaches_params() {
     let out = recv(&mut e, 2, note(PeerState::Looking, vote(2, ZXID, 1), 1));
     assert!(decision(&out).is_none());
     assert!(e.is_finalizing());
+}
+
+#[test]
+fn a_losing_vote_of_this_round_is_answered_with_ours() {
+    // 2 went LOOKING while 1 still followed: 1's notification of round 2
+    // was answered while it followed, so 2 only hears 1's own (losing) vote; ours answers
+    // it with the proposal at once, Apache's waits for a notification
+    // interval.
+    let mut e = three_early(2);
+    start(&mut e, ZXID, 1);
+    let out = recv(&mut e, 1, note(PeerState::Looking, vote(1, ZXID, 1), 1));
+    assert_eq!(
+        sends(&out),
+        [(1, note(PeerState::Looking, vote(2, ZXID, 1), 1))]
+    );
+    // An agreeing vote is not answered.
+    let out = recv(&mut e, 1, note(PeerState::Looking, vote(2, ZXID, 1), 1));
+    assert!(sends(&out).is_empty());
+    // Apache's rules: not answered.
+    let mut e = three(2);
+    start(&mut e, ZXID, 1);
+    let out = recv(&mut e, 1, note(PeerState::Looking, vote(1, ZXID, 1), 1));
+    assert!(sends(&out).is_empty());
 }

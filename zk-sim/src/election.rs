@@ -135,6 +135,7 @@ impl Options {
                 max_notification_interval_ms: [2000, 60_000][r.below(2)],
                 // Both (without drawing: the seeds' other draws stay).
                 early_finalize: seed.is_multiple_of(2),
+                answer_losing_votes: seed.is_multiple_of(2),
             },
             tick_ms: 2000,
             init_limit: 10,

@@ -109,6 +109,7 @@ impl Options {
                 min_notification_interval_ms: 50,
                 max_notification_interval_ms: 2000,
                 early_finalize: true,
+                answer_losing_votes: true,
             },
             tick_ms: 2000,
             init_limit: 10,
@@ -139,6 +140,7 @@ impl Options {
                 max_notification_interval_ms: 2000,
                 // Both (without drawing: the seeds' other draws stay).
                 early_finalize: seed.is_multiple_of(2),
+                answer_losing_votes: seed.is_multiple_of(2),
             },
             tick_ms: 2000,
             init_limit: 10,

@@ -113,6 +113,7 @@ fn finalize_wait() {
                             min_notification_interval_ms: finalize,
                             max_notification_interval_ms: 60_000,
                             early_finalize: early,
+                            answer_losing_votes: early,
                         },
                     );
                     o.delay_ms = delay;
