@@ -190,6 +190,19 @@ fn a_follower_behind_the_purged_log_and_a_wiped_one_get_snap() {
     assert!(m[w].output().contains("loaded the leader's SNAP"));
     assert_has(&m[w], &late, b"l");
     assert_converged(&m, &[0, 1, 2]);
+
+    // Its snapshot is the SNAP body as it came (not its tree serialized
+    // again); killed, it recovers from it.
+    assert!(
+        m[w].output().contains("the leader's SNAP as received"),
+        "{}",
+        m[w].tail(30)
+    );
+    m[w].kill9();
+    m[w].start();
+    assert_eq!(serving(&m, &[0, 1, 2]), leader);
+    assert_has(&m[w], &late, b"l");
+    assert_converged(&m, &[0, 1, 2]);
 }
 
 /// Whether any file under `dir` contains `needle`.

@@ -53,13 +53,17 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
         .open_snapshot(key)
         .map_err(|e| e.to_string())?;
     let total = reader.len();
-    let mut input = Counting {
-        inner: BufReader::with_capacity(1 << 20, reader),
-        done: 0,
-        progress: Progress::new(format!("loading {}", path.display()), total),
-    };
-    let tree = Tree::read_snapshot(&mut input, tree_config());
-    input.progress.finish();
+    let mut input = BufReader::with_capacity(
+        1 << 20,
+        Counting {
+            inner: reader,
+            done: 0,
+            progress: Progress::new(format!("loading {}", path.display()), total),
+        },
+    );
+    // Ours, or the SNAP body a learner kept as it came.
+    let tree = Tree::read_any_snapshot(&mut input, tree_config(), key as i64);
+    input.into_inner().progress.finish();
     let tree = tree.map_err(|e| {
         format!(
             "{}: {e} (offsets count from the start of the content, after the container header)",

@@ -141,7 +141,7 @@ pub(crate) fn load_tree(
             snapshot_bytes = reader.len();
             let path = reader.path().to_path_buf();
             let mut r = BufReader::with_capacity(1 << 20, reader);
-            let tree = Tree::read_snapshot(&mut r, tree_cfg)
+            let tree = Tree::read_any_snapshot(&mut r, tree_cfg, key as i64)
                 .map_err(|source| StartError::Snapshot { path, source })?;
             (tree, format!("snapshot 0x{key:x}"))
         }
@@ -241,6 +241,68 @@ pub(crate) fn take_snapshot(
         started.elapsed().as_millis()
     );
     Ok(info.file_len)
+}
+
+/// A SNAP body being made durable as the snapshot at its zxid, on its own
+/// thread while the learner loads the tree from it
+/// ([`SnapBodySave::start`]); [`SnapBodySave::publish`] makes it the
+/// newest snapshot once the body loaded. The bytes as they came are the
+/// snapshot (`zk_tree::SNAP_BODY_MAGIC`) rather than the tree serialized
+/// again, so writing them (about as long as loading them: 1.1 s and 1.0 s
+/// for 205 MB, 1M znodes) overlaps the load.
+pub(crate) struct SnapBodySave {
+    zxid: Zxid,
+    started: std::time::Instant,
+    thread: std::thread::JoinHandle<Result<zk_txnlog::SnapshotWriter, SnapshotFailed>>,
+}
+
+impl SnapBodySave {
+    /// Starts writing and syncing `body` as the snapshot at `zxid` (not
+    /// visible until published).
+    pub fn start(body: bytes::Bytes, snaps: &SnapshotStore, zxid: Zxid) -> std::io::Result<Self> {
+        let snaps = snaps.clone();
+        let thread = std::thread::Builder::new()
+            .name("zk-snap-save".into())
+            .spawn(move || {
+                let mut w = snaps.create(zxid.as_u64())?;
+                Tree::write_snap_body_snapshot(&body, &mut w)?;
+                w.sync()?;
+                Ok(w)
+            })?;
+        Ok(SnapBodySave {
+            zxid,
+            started: std::time::Instant::now(),
+            thread,
+        })
+    }
+
+    /// The zxid it is the snapshot of.
+    pub fn zxid(&self) -> Zxid {
+        self.zxid
+    }
+
+    /// Waits for the write and publishes the snapshot (trailer, rename,
+    /// directory sync); returns the file's size.
+    pub fn publish(self) -> Result<u64, SnapshotFailed> {
+        let w = self
+            .thread
+            .join()
+            .map_err(|_| std::io::Error::other("the snapshot writer thread panicked"))??;
+        let info = w.finish()?;
+        info!(
+            "Snapshot taken: snapshot.{:x} ({} bytes, the leader's SNAP as received) in {} ms",
+            self.zxid,
+            info.file_len,
+            self.started.elapsed().as_millis()
+        );
+        Ok(info.file_len)
+    }
+
+    /// Waits for the write and drops it unpublished (its `.tmp` file goes
+    /// at the next start).
+    pub fn abandon(self) {
+        let _ = self.thread.join();
+    }
 }
 
 /// Bytes of snapshot written between two `fdatasync`s of it.

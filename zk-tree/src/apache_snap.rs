@@ -28,8 +28,8 @@
 //! **Writing** ([`Tree::write_apache_snap`]) serializes the tree under one
 //! read lock into memory, then writes it out without the lock: the result is
 //! exact at the returned zxid (Apache's is fuzzy, which learners tolerate).
-//! Children go in name order (Apache: hash order; any order is valid), so
-//! equal trees give equal bytes. ACL ids are 1, 2, ... in order of first use,
+//! Children go in id order, their creation order (Apache: hash order; any
+//! order is valid), so a tree read from a body writes the same bytes again. ACL ids are 1, 2, ... in order of first use,
 //! and lists equal to OPEN_ACL_UNSAFE are written as -1, as Apache does for
 //! its system nodes (its own user nodes get a regular id; both read the
 //! same).
@@ -180,10 +180,12 @@ fn encode(st: &State) -> Vec<u8> {
         }
         put_i64(&mut nodes, acl);
         put_stat(&mut nodes, &n.stat());
-        // Children in name order: pushed last name first.
+        // Children in id order (creation order; any order is valid):
+        // pushed last first. By name, the comparisons' node look-ups took
+        // a fifth of a SNAP's serialization.
         kids.clear();
         n.for_each_child(|c| kids.push(c));
-        kids.sort_unstable_by(|a, b| st.node(*b).name_bytes().cmp(st.node(*a).name_bytes()));
+        kids.sort_unstable_by(|a, b| b.cmp(a));
         stack.extend(kids.iter().map(|&c| (c, depth + 1)));
     }
 
@@ -668,6 +670,28 @@ mod tests {
         assert_eq!(dump(&s.tree), dump(&t));
         assert_eq!(s.tree.digest(), t.digest());
         assert_eq!(s.tree.last_processed_zxid(), 7);
+    }
+
+    #[test]
+    fn a_snapshot_holding_a_snap_body_reads_back_as_ours_does() {
+        let t = Tree::new(TreeConfig::default());
+        let mut body = Vec::new();
+        t.write_apache_snap(&mut body).unwrap();
+        let mut held = Vec::new();
+        Tree::write_snap_body_snapshot(&body, &mut held).unwrap();
+        let back = Tree::read_any_snapshot(&mut &held[..], TreeConfig::default(), 9).unwrap();
+        assert_eq!(dump(&back), dump(&t));
+        assert_eq!(back.digest(), t.digest());
+        assert_eq!(back.last_processed_zxid(), 9, "exact at the snapshot's key");
+        // Ours goes through the same door.
+        let mut ours = Vec::new();
+        t.write_snapshot(&mut ours).unwrap();
+        let back = Tree::read_any_snapshot(&mut &ours[..], TreeConfig::default(), 9).unwrap();
+        assert_eq!(dump(&back), dump(&t));
+        // A cut body is an error naming it, never a panic.
+        let cut = &held[..held.len() - 5];
+        let e = Tree::read_any_snapshot(&mut &cut[..], TreeConfig::default(), 9).unwrap_err();
+        assert!(e.to_string().contains("SNAP body"), "{e}");
     }
 
     #[test]

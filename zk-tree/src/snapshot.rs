@@ -63,7 +63,18 @@ pub enum SnapshotError {
     /// The trailing checksum does not match.
     #[error("snapshot checksum mismatch")]
     Checksum,
+    /// A snapshot holding a SNAP body ([`SNAP_BODY_MAGIC`]) whose body does
+    /// not read.
+    #[error("snapshot holding a SNAP body: {0}")]
+    SnapBody(#[from] crate::ApacheSnapError),
 }
+
+/// The first bytes of a snapshot stream that holds an Apache SNAP body as a
+/// learner received it, exact at the snapshot's key
+/// ([`Tree::write_snap_body_snapshot`]): a learner persists a SNAP without
+/// serializing the tree it just loaded again. [`Tree::read_any_snapshot`]
+/// reads both kinds.
+pub const SNAP_BODY_MAGIC: &[u8; 8] = b"ZKSNAPB1";
 
 /// Whether `id` is still a live node at depth `depth` whose parent is the
 /// node last written at depth `depth - 1` (its path `path[..ends[depth-1]]`):
@@ -412,6 +423,31 @@ impl Tree {
         buf.extend_from_slice(&crc.value().to_be_bytes());
         out.write_all(&buf)?;
         Ok(start_zxid)
+    }
+
+    /// Writes a snapshot stream that holds `body`, the body of an Apache SNAP
+    /// exact at the snapshot's key ([`SNAP_BODY_MAGIC`]).
+    pub fn write_snap_body_snapshot<W: Write>(body: &[u8], out: &mut W) -> io::Result<()> {
+        out.write_all(SNAP_BODY_MAGIC)?;
+        out.write_all(body)
+    }
+
+    /// Reads a snapshot stream of either kind: ours ([`Tree::write_snapshot`],
+    /// fuzzy from its start zxid) or a SNAP body
+    /// ([`Tree::write_snap_body_snapshot`], exact at `key`, the snapshot's
+    /// key). Replay the log after the tree's last processed zxid. Never
+    /// panics on bad bytes.
+    pub fn read_any_snapshot<R: io::BufRead>(
+        input: &mut R,
+        config: TreeConfig,
+        key: i64,
+    ) -> Result<Tree, SnapshotError> {
+        if input.fill_buf()?.starts_with(SNAP_BODY_MAGIC) {
+            input.consume(SNAP_BODY_MAGIC.len());
+            let snap = Tree::read_apache_snap(input, config, crate::APACHE_MAX_LEN, key)?;
+            return Ok(snap.tree);
+        }
+        Tree::read_snapshot(input, config)
     }
 
     /// Reads a snapshot written by [`Tree::write_snapshot`]. The tree's last

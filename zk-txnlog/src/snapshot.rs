@@ -178,6 +178,20 @@ pub struct SnapshotWriter {
 }
 
 impl SnapshotWriter {
+    /// Makes what was written so far durable (flush + fdatasync); the
+    /// snapshot stays invisible until [`SnapshotWriter::finish`], which then
+    /// only adds the trailer. Lets a caller write and sync a large snapshot
+    /// on another thread and decide later whether to publish it (dropping
+    /// the writer leaves a `.tmp` file that the next [`SnapshotStore::open`]
+    /// removes).
+    pub fn sync(&mut self) -> Result<()> {
+        let out = self.out.as_mut().ok_or(Error::Closed)?;
+        out.flush().map_err(|e| Error::io(&self.tmp, e))?;
+        out.get_ref()
+            .sync_data()
+            .map_err(|e| Error::io(&self.tmp, e))
+    }
+
     /// Make what was written durable (flush + fdatasync) every `bytes` bytes while
     /// the snapshot is written, instead of only at [`SnapshotWriter::finish`]. A
     /// large snapshot left dirty in the page cache until its final fsync goes to

@@ -630,13 +630,19 @@ impl ZabLearning {
                 let Some(n) = scan.advance(io.unread())? else {
                     return Ok(());
                 };
-                let body = Bytes::copy_from_slice(&io.unread()[..n]);
+                // The body leaves the read buffer without a copy (hundreds
+                // of MB for a large tree): the buffer becomes the body's
+                // storage and keeps only what follows it.
+                let (start, end) = (io.rstart, io.rstart + n);
+                let mut all = std::mem::take(&mut io.rbuf);
+                io.rbuf = all.split_off(end);
+                io.rstart = 0;
+                let body = Bytes::from(all).slice(start..end);
                 info!(
                     "following: SNAP 0x{zxid:x} from leader {}: {n} bytes, {} znodes",
                     self.leader,
                     scan.nodes()
                 );
-                io.rstart += n;
                 to_core.push(QuorumIn::Snap { zxid: *zxid, body });
                 self.snap = None;
                 continue;

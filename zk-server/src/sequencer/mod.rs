@@ -139,6 +139,9 @@ pub(crate) struct Sequencer {
     ensemble: bool,
     /// Where the role's packets go (the quorum side).
     outbox: Option<crate::msg::Outbox>,
+    /// The SNAP body a learner loaded, being written as the snapshot at its
+    /// zxid until `persist_snapshot` publishes it (`role.rs`).
+    snap_body: Option<crate::storage::SnapBodySave>,
     /// Learner: the requests this server forwarded to the leader, answered
     /// when the txn with their (session, cxid) is applied.
     forwarded: hashbrown::HashMap<(i64, i32), Origin>,
@@ -190,6 +193,7 @@ impl Sequencer {
             role: None,
             ensemble: shared.config.is_ensemble(),
             outbox: None,
+            snap_body: None,
             forwarded: hashbrown::HashMap::new(),
             syncs: VecDeque::new(),
             synced: hashbrown::HashMap::new(),

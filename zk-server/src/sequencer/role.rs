@@ -844,7 +844,18 @@ impl Sequencer {
     /// leader's history skipped, which this server must never offer as DIFF
     /// material if it leads later (the leader's window is read from the log).
     fn persist_snapshot(&mut self, z: Zxid) -> bool {
-        if let Err(e) = take_snapshot(&self.shared.tree, &self.storage.snaps, z) {
+        // The SNAP body as it came is the snapshot at its zxid (exact there;
+        // what was applied since is in the log after it).
+        let saved = match self.snap_body.take() {
+            Some(save) if save.zxid() == z => save.publish(),
+            other => {
+                if let Some(save) = other {
+                    save.abandon();
+                }
+                take_snapshot(&self.shared.tree, &self.storage.snaps, z)
+            }
+        };
+        if let Err(e) = saved {
             self.fatal(&format!("cannot write the snapshot of SNAP 0x{z:x}: {e}"));
             return false;
         }
@@ -860,14 +871,35 @@ impl Sequencer {
     /// A learner reads SNAP's body and replaces its tree before the packet
     /// is fed (DESIGN.md).
     fn load_snap(&mut self, zxid: Zxid, body: Bytes) -> Result<(), String> {
+        // Written to disk while the tree loads; published only if it loads.
+        // An earlier one still writing (to the same file, for the same
+        // zxid) finishes first.
+        if let Some(old) = self.snap_body.take() {
+            old.abandon();
+        }
+        match crate::storage::SnapBodySave::start(body.clone(), &self.storage.snaps, zxid) {
+            Ok(save) => self.snap_body = Some(save),
+            Err(e) => {
+                warn!("cannot start writing the SNAP as a snapshot: {e}; it is serialized again")
+            }
+        }
         let mut r = body.reader();
         let snap = Tree::read_apache_snap(
             &mut std::io::BufReader::new(&mut r),
             self.shared.tree.config().clone(),
             SNAP_MAX_LEN,
             zxid.as_i64(),
-        )
-        .map_err(|e| e.to_string())?;
+        );
+        let snap = match snap {
+            Ok(snap) => snap,
+            Err(e) => {
+                // Never published: a body that does not load is no snapshot.
+                if let Some(save) = self.snap_body.take() {
+                    save.abandon();
+                }
+                return Err(e.to_string());
+            }
+        };
         info!(
             "loaded the leader's SNAP 0x{zxid:x}: {} znodes, {} sessions",
             snap.tree.node_count(),
