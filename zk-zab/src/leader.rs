@@ -655,10 +655,17 @@ impl Leader {
         p: Packet,
         out: &mut Vec<LeaderCommand>,
     ) -> Result<(), String> {
-        let Some(h) = self.handlers.get(&conn).cloned() else {
+        // The handler's few plain fields, not a clone of it (its `unacked`
+        // queue holds every proposal in flight: cloning it for each ACK was
+        // 1.4 % of a loaded sequencer).
+        let Some((stage, sid, observer)) = self
+            .handlers
+            .get(&conn)
+            .map(|h| (h.stage, h.sid, h.observer))
+        else {
             return Ok(());
         };
-        match (h.stage, p) {
+        match (stage, p) {
             (Stage::AwaitInfo, Packet::FollowerInfo { zxid, info }) => {
                 self.learner_info(conn, zxid, info, false, out)
             }
@@ -676,8 +683,8 @@ impl Leader {
                 if let Some(h) = self.handlers.get_mut(&conn) {
                     h.stage = Stage::AwaitUpToDate;
                 }
-                if zxid == Zxid::new(self.epoch, 0) && !h.observer {
-                    self.newleader_acks.insert(h.sid);
+                if zxid == Zxid::new(self.epoch, 0) && !observer {
+                    self.newleader_acks.insert(sid);
                 }
                 if self.phase == Phase::Broadcast {
                     self.send_uptodate(conn, out);
@@ -696,8 +703,7 @@ impl Leader {
                         h.unacked.pop_front();
                     }
                 }
-                if !h.observer && zxid.counter() != 0 {
-                    let sid = h.sid;
+                if !observer && zxid.counter() != 0 {
                     if let Some(p) = self.outstanding_mut(zxid)
                         && !p.acks.contains(&sid)
                     {
@@ -711,7 +717,7 @@ impl Leader {
                 Stage::AwaitUpToDate | Stage::Serving,
                 p @ (Packet::Ping { .. } | Packet::Request { .. } | Packet::Revalidate { .. }),
             ) => {
-                out.push(LeaderCommand::FromLearner(conn, h.sid, p));
+                out.push(LeaderCommand::FromLearner(conn, sid, p));
                 Ok(())
             }
             (stage, other) => Err(format!(

@@ -546,7 +546,15 @@ impl Learner {
     }
 
     fn append_pending(&mut self, out: &mut Vec<LearnerCommand>) {
-        for p in self.pending.iter_mut().filter(|p| !p.appended) {
+        // Appended proposals are a prefix of `pending` (appended in order):
+        // only the suffix after it is looked at (a scan of every pending
+        // proposal per event was 2 % of a loaded follower).
+        let from = self
+            .pending
+            .iter()
+            .rposition(|p| p.appended)
+            .map_or(0, |i| i + 1);
+        for p in self.pending.range_mut(from..) {
             p.appended = true;
             self.appended = p.zxid;
             out.push(LearnerCommand::Append {
@@ -585,7 +593,9 @@ impl Learner {
 
     /// One ACK per durable proposal, in zxid order.
     fn send_acks(&mut self, out: &mut Vec<LearnerCommand>) {
-        for p in self.pending.iter() {
+        // `pending` is in zxid order: start after what was acked.
+        let from = self.pending.partition_point(|p| p.zxid <= self.acked);
+        for p in self.pending.range(from..) {
             if p.zxid > self.acked && p.zxid <= self.durable && p.appended {
                 out.push(LearnerCommand::Send(Packet::Ack { zxid: p.zxid }));
                 self.acked = p.zxid;
