@@ -355,6 +355,9 @@ impl Sequencer {
             self.send(conn, LoopMsg::Close { conn });
             return;
         }
+        if self.learner_not_synced(conn) {
+            return;
+        }
         if req.session_id == 0 && self.is_learning() {
             self.forward_create_session(conn, peer, timeout);
             return;
@@ -510,6 +513,9 @@ impl Sequencer {
             return;
         }
         let session = ctx.session_id;
+        if !is_local(&req) && self.learner_not_synced(ctx.conn) {
+            return;
+        }
         if matches!(req, Request::Sync(_)) && self.is_learning() {
             self.forward_sync(ctx, req);
             return;

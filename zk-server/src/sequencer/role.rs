@@ -1050,6 +1050,22 @@ impl Sequencer {
 
     // ---- forwarding (learner) and the leader's side of it ----
 
+    /// Learner: whether it does not serve yet (its role started, its sync
+    /// with the leader not done), in which case the client on `conn` is
+    /// disconnected and `true` returned: what it sent was queued before the
+    /// server left its previous role, and a REQUEST or REVALIDATE sent now
+    /// would be dropped by the quorum port until it reaches the leader, the
+    /// client waiting for an answer past its session's timeout (seen: a
+    /// session expired after three quick failovers,
+    /// `leaders_killed_in_turn_under_load_lose_no_acknowledged_write`).
+    pub(super) fn learner_not_synced(&self, conn: u64) -> bool {
+        if !self.is_learning() || self.shared.control.serving() {
+            return false;
+        }
+        self.send(conn, LoopMsg::Close { conn });
+        true
+    }
+
     /// Learner: a client write becomes REQUEST (quorum.md §3.8); the client
     /// is answered when the txn with its (session, cxid) is applied.
     pub(super) fn forward_request(&mut self, ctx: Ctx, req: &Request) {
