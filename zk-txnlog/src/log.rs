@@ -1014,7 +1014,12 @@ struct Cursor {
     pos: u64,
     end: u64,
     last: Option<u64>,
+    /// The segment's bytes read ahead (never trusted at or after `end`).
+    ahead: segment::ReadAhead,
 }
+
+/// How much of a segment the iterator reads at a time.
+const ITER_READ_AHEAD: usize = 256 << 10;
 
 impl std::fmt::Debug for Iter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -1057,6 +1062,7 @@ impl Iter {
             pos,
             end: Self::end_of(st, *key)?,
             last: None,
+            ahead: segment::ReadAhead::new(ITER_READ_AHEAD),
         })
     }
 }
@@ -1105,7 +1111,13 @@ impl Iterator for Iter {
             }
             let read = {
                 let _g = cur.seg.gate.read().unwrap_or_else(|e| e.into_inner());
-                segment::read_record(cur.seg.file.as_ref(), cur.seg.salt, cur.pos)
+                segment::read_record_ahead(
+                    cur.seg.file.as_ref(),
+                    cur.seg.salt,
+                    cur.pos,
+                    &mut cur.ahead,
+                    cur.end,
+                )
             };
             match read {
                 Ok(Some((key, data, next))) => {

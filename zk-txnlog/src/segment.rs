@@ -13,26 +13,62 @@ const CHUNK: usize = 1 << 20;
 /// Buffered positional reader over a segment file (one `read_at` per MiB, not per record).
 pub(crate) struct Reader<'a> {
     file: &'a dyn SegmentFile,
-    buf: Vec<u8>,
-    start: u64,
+    ahead: ReadAhead,
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(file: &'a dyn SegmentFile) -> Self {
         Reader {
             file,
-            buf: Vec::new(),
-            start: 0,
+            ahead: ReadAhead::new(CHUNK),
         }
     }
 
     /// `len` bytes at `off`; the caller has checked `off + len <= file.len()`.
     pub(crate) fn get(&mut self, off: u64, len: usize) -> io::Result<&[u8]> {
+        self.ahead.get(self.file, off, len, u64::MAX)
+    }
+}
+
+/// A window of a segment's bytes read ahead in one `read_at`: sequential
+/// readers (the scan, the log's iterator) make one read per window instead
+/// of two per record (a recovery replaying 80k records spent a fifth of its
+/// time in those reads' system calls).
+/// What was read is trusted later only because a log's written bytes do not
+/// change under a reader (a truncation ends the iterators' segments first).
+#[derive(Debug)]
+pub(crate) struct ReadAhead {
+    window: usize,
+    buf: Vec<u8>,
+    start: u64,
+}
+
+impl ReadAhead {
+    /// Reads `window` bytes at a time (at least what is asked for).
+    pub(crate) fn new(window: usize) -> Self {
+        ReadAhead {
+            window,
+            buf: Vec::new(),
+            start: 0,
+        }
+    }
+
+    /// `len` bytes at `off` of `file`; the caller has checked `off + len
+    /// <= file.len()`. Nothing at or after `valid_to` (where a segment still
+    /// being written ends) is read ahead, unless asked for.
+    pub(crate) fn get(
+        &mut self,
+        file: &dyn SegmentFile,
+        off: u64,
+        len: usize,
+        valid_to: u64,
+    ) -> io::Result<&[u8]> {
         let end = off + len as u64;
         if off < self.start || end > self.start + self.buf.len() as u64 {
-            let want = (len.max(CHUNK) as u64).min(self.file.len() - off);
+            let limit = file.len().min(valid_to.max(end));
+            let want = (len.max(self.window) as u64).min(limit - off);
             self.buf.resize(want as usize, 0);
-            self.file.read_at(off, &mut self.buf)?;
+            file.read_at(off, &mut self.buf)?;
             self.start = off;
         }
         let a = (off - self.start) as usize;
@@ -357,12 +393,27 @@ pub(crate) fn read_record(
     salt: u64,
     pos: u64,
 ) -> Result<Option<(u64, Vec<u8>, u64)>, String> {
+    read_record_ahead(file, salt, pos, &mut ReadAhead::new(0), u64::MAX)
+}
+
+/// [`read_record`] through `ahead` (sequential reads), trusting no byte at or
+/// after `valid_to` from an earlier read.
+pub(crate) fn read_record_ahead(
+    file: &dyn SegmentFile,
+    salt: u64,
+    pos: u64,
+    ahead: &mut ReadAhead,
+    valid_to: u64,
+) -> Result<Option<(u64, Vec<u8>, u64)>, String> {
     let len = file.len();
     if pos.saturating_add(FRAME_HEADER as u64) > len {
         return Ok(None);
     }
-    let mut head = [0u8; FRAME_HEADER];
-    file.read_at(pos, &mut head).map_err(|e| e.to_string())?;
+    let head: [u8; FRAME_HEADER] = ahead
+        .get(file, pos, FRAME_HEADER, valid_to)
+        .map_err(|e| e.to_string())?
+        .try_into()
+        .expect("FRAME_HEADER bytes");
     match format::decode_head(salt, &head) {
         FrameHead::End | FrameHead::Seal { .. } | FrameHead::Mark { .. } => Ok(None),
         FrameHead::BadSeal => Err("seal or mark crc mismatch".into()),
@@ -379,9 +430,15 @@ pub(crate) fn read_record(
                     "record length {body} runs past the end of the file"
                 ));
             }
-            let mut payload = vec![0u8; (body - 16) as usize];
-            file.read_at(pos + FRAME_HEADER as u64, &mut payload)
-                .map_err(|e| e.to_string())?;
+            let payload = ahead
+                .get(
+                    file,
+                    pos + FRAME_HEADER as u64,
+                    (body - 16) as usize,
+                    valid_to,
+                )
+                .map_err(|e| e.to_string())?
+                .to_vec();
             if !format::check_record(salt, key, durable, body, crc, &payload) {
                 return Err(format!("crc mismatch in record with key {key:#x}"));
             }
