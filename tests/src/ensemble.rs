@@ -549,14 +549,33 @@ pub const DIGEST_MISMATCH: &str = "Digests are not matching";
 /// start-up replay of Apache's, which is written to stderr instead).
 pub fn live_digest_mismatch(flavor: Flavor, sid: u64, out: &str) -> Option<&str> {
     let mut live = None;
+    // The highest zxid a replay of Apache's own disk reported.
+    let mut replayed: Option<i64> = None;
     for l in out.lines().filter(|l| l.contains(DIGEST_MISMATCH)) {
+        let zxid = mismatch_zxid(l);
         if flavor == Flavor::Apache && (l.starts_with("[main]") || l.starts_with("[QuorumPeer")) {
             eprintln!("note: Apache server {sid} replaying its own disk: {l}");
+            replayed = replayed.max(zxid);
+        } else if flavor == Flavor::Apache && zxid.is_some() && zxid <= replayed {
+            // The same txns checked again live (re-sent in its next sync)
+            // on the tree that replay left: the replay's issue, carried.
+            eprintln!("note: Apache server {sid} again, after that replay: {l}");
         } else if live.is_none() {
             live = Some(l);
         }
     }
     live
+}
+
+/// The zxid an Apache mismatch line names (`Value:<n>` or, for a
+/// rate-limited summary, `Last value:<n>`).
+fn mismatch_zxid(line: &str) -> Option<i64> {
+    let (_, v) = line.rsplit_once("alue:")?;
+    v.trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// No member ever applied a txn whose digest (sent by the leader with its
@@ -578,7 +597,11 @@ pub fn live_digest_mismatch(flavor: Flavor, sid: u64, out: &str) -> Option<&str>
 /// leader while its log queue is busy still logs the queued proposals after
 /// its DB reset, and replays them at its next start, where its digest check
 /// catches the stale txn. Ours check every txn they apply while serving,
-/// the leader its own too.
+/// the leader its own too. Once in CI, after such a replay (mismatches at
+/// 0x2000001f1..0x200000226), the same Apache server's commit processor
+/// reported 0x2000001f4 again when its next sync re-sent that range: a
+/// live report at or below the highest zxid its replay reported is taken
+/// as that replay's, and printed too.
 pub fn assert_no_digest_mismatch(m: &[Member]) {
     let reports = digest_mismatch_reports(m);
     assert!(reports.is_empty(), "{}", reports.join("\n\n"));
@@ -866,5 +889,24 @@ impl Drop for Firewall {
                 eprintln!("{e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_apache_report_within_its_replayed_range_is_the_replays() {
+        // Lines as Apache 3.8 logs them (rate-limited summaries included).
+        let out = "[QuorumPeer[myid=1](plain=x)] WARN DataTree - Message:Digests are not matching. Value is Zxid. Value:8589935089\n\
+                   [QuorumPeer[myid=1](plain=x)] WARN DataTree - [53 times] Message: Digests are not matching. Value is Zxid. Last value:8589935142\n\
+                   [CommitProcessor:1] WARN DataTree - [3 times] Message: Digests are not matching. Value is Zxid. Last value:8589935092\n";
+        assert_eq!(live_digest_mismatch(Flavor::Apache, 1, out), None);
+        let later = format!(
+            "{out}[CommitProcessor:1] WARN DataTree - Message:Digests are not matching. Value is Zxid. Value:8589935143\n"
+        );
+        assert!(live_digest_mismatch(Flavor::Apache, 1, &later).is_some());
+        assert_eq!(mismatch_zxid("x Last value:12 y"), Some(12));
     }
 }
