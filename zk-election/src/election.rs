@@ -324,12 +324,7 @@ impl<Q: Quorum> Election<Q> {
     /// Whether this round's votes of every voter but those known down are
     /// the proposal, and they are a quorum.
     fn every_reachable_voter_agrees(&self) -> bool {
-        let target = Ballot {
-            vote: self.proposal,
-            election_epoch: self.logical_clock,
-            state: PeerState::Looking,
-            version: 0,
-        };
+        let target = self.proposal_ballot();
         let agrees = |v: &Sid| self.recvset.get(v).is_some_and(|b| target.same(b));
         self.quorum
             .voters()
@@ -465,15 +460,7 @@ impl<Q: Quorum> Election<Q> {
                     && n.vote == self.proposal
                     && self.quorum.is_voter(from);
                 if self.params.early_finalize && agrees {
-                    self.recvset.insert(
-                        from,
-                        Ballot {
-                            vote: n.vote,
-                            election_epoch: n.election_epoch,
-                            state: n.state,
-                            version: n.version,
-                        },
-                    );
+                    self.recvset.insert(from, self.proposal_ballot());
                 }
                 return;
             }
@@ -544,12 +531,7 @@ impl<Q: Quorum> Election<Q> {
                 version: 0,
             },
         );
-        let target = Ballot {
-            vote: self.proposal,
-            election_epoch: self.logical_clock,
-            state: PeerState::Looking,
-            version: 0,
-        };
+        let target = self.proposal_ballot();
         if self.has_quorum(&self.recvset, &target) {
             self.finalizing = true;
             out.push(Command::CancelTimer(Timer::Notify));
@@ -613,6 +595,17 @@ impl<Q: Quorum> Election<Q> {
     }
 
     /// `getVoteTracker(..).hasAllQuorums()`.
+    /// Our proposal as a LOOKING ballot of this round (what agreeing
+    /// votes in `recvset` equal).
+    fn proposal_ballot(&self) -> Ballot {
+        Ballot {
+            vote: self.proposal,
+            election_epoch: self.logical_clock,
+            state: PeerState::Looking,
+            version: 0,
+        }
+    }
+
     fn has_quorum(&self, votes: &BTreeMap<Sid, Ballot>, target: &Ballot) -> bool {
         let acks: BTreeSet<Sid> = votes
             .iter()

@@ -452,18 +452,8 @@ impl Config {
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let mut cfg = Self::default();
         let mut later = Later::default();
-        for (idx, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
-                continue;
-            }
-            let (key, value) = split_property(line);
-            let line = Line {
-                no: idx + 1,
-                key,
-                value: value.trim(),
-            };
-            cfg.apply(&line, &mut later)?;
+        for (no, key, value) in property_lines(text) {
+            cfg.apply(&Line { no, key, value }, &mut later)?;
         }
         cfg.initial_text = text.to_string();
         cfg.finish(later)
@@ -519,22 +509,14 @@ impl Config {
             "quorum.auth.",
             "jvm.pause.",
         ];
-        let mut out: Vec<(String, String)> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !(l.is_empty() || l.starts_with('#') || l.starts_with('!')))
-            .map(split_property)
-            .filter(|(k, _)| {
+        // Sorted by key; a later line replaces an earlier one.
+        let props: std::collections::BTreeMap<String, String> = property_lines(text)
+            .filter(|(_, k, _)| {
                 !(PARSED.contains(k) || PARSED_PREFIXES.iter().any(|p| k.starts_with(p)))
             })
-            .map(|(k, v)| (format!("zookeeper.{k}"), v.trim().to_string()))
+            .map(|(_, k, v)| (format!("zookeeper.{k}"), v.to_string()))
             .collect();
-        // Properties: a later line replaces an earlier one.
-        out.reverse();
-        let mut seen = std::collections::HashSet::new();
-        out.retain(|(k, _)| seen.insert(k.clone()));
-        out.sort();
-        out
+        props.into_iter().collect()
     }
 
     /// One line's key: the server's own keys here, the ensemble's (and
@@ -1081,6 +1063,19 @@ struct Later {
 }
 
 /// Splits a Java properties line at the first unescaped `=`, `:` or whitespace.
+/// The properties of `text` as (line number, key, value), comments and
+/// blank lines skipped, values trimmed.
+fn property_lines(text: &str) -> impl Iterator<Item = (usize, &str, &str)> {
+    text.lines().enumerate().filter_map(|(idx, raw)| {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            return None;
+        }
+        let (key, value) = split_property(line);
+        Some((idx + 1, key, value.trim()))
+    })
+}
+
 fn split_property(line: &str) -> (&str, &str) {
     let idx = line.find(['=', ':', ' ', '\t']);
     match idx {

@@ -127,6 +127,7 @@ pub fn read_segment(path: impl AsRef<Path>) -> Result<SegmentRecords> {
         pos: HEADER_LEN as u64,
         last: None,
         done: false,
+        ahead: segment::ReadAhead::new(crate::log::ITER_READ_AHEAD),
     })
 }
 
@@ -138,6 +139,7 @@ pub struct SegmentRecords {
     pos: u64,
     last: Option<u64>,
     done: bool,
+    ahead: segment::ReadAhead,
 }
 
 impl std::fmt::Debug for SegmentRecords {
@@ -182,7 +184,8 @@ impl Iterator for SegmentRecords {
         if self.done {
             return None;
         }
-        match segment::read_record(self.file.as_ref(), self.salt, self.pos) {
+        let (file, salt, pos) = (self.file.as_ref(), self.salt, self.pos);
+        match segment::read_record_ahead(file, salt, pos, &mut self.ahead, u64::MAX) {
             Ok(Some((key, data, next))) if self.last.is_none_or(|l| key > l) => {
                 self.pos = next;
                 self.last = Some(key);

@@ -769,8 +769,9 @@ fn cut_point(seg: &Seg, index: &[(u64, u64)], end: u64, key: u64) -> Result<(u64
         index[i - 1].1
     };
     let mut last = None;
+    let mut ahead = segment::ReadAhead::new(ITER_READ_AHEAD);
     while pos < end {
-        match segment::read_record(seg.file.as_ref(), seg.salt, pos) {
+        match segment::read_record_ahead(seg.file.as_ref(), seg.salt, pos, &mut ahead, end) {
             Ok(Some((k, _, next))) if k <= key => {
                 last = Some(k);
                 pos = next;
@@ -1018,8 +1019,9 @@ struct Cursor {
     ahead: segment::ReadAhead,
 }
 
-/// How much of a segment the iterator reads at a time.
-const ITER_READ_AHEAD: usize = 256 << 10;
+/// How much of a segment sequential readers (the iterator, a truncation's
+/// cut search, inspection) read at a time.
+pub(crate) const ITER_READ_AHEAD: usize = 256 << 10;
 
 impl std::fmt::Debug for Iter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -388,6 +388,7 @@ fn last_nonzero(r: &mut Reader<'_>, from: u64, to: u64) -> io::Result<Option<u64
 
 /// Read one record at `pos` (below a bound the caller knows to be valid or durable), checking
 /// it again. `Ok(None)` at an end marker, a seal, a mark or the end of the file.
+#[cfg(test)]
 pub(crate) fn read_record(
     file: &dyn SegmentFile,
     salt: u64,
