@@ -136,6 +136,13 @@ pub struct Config {
     /// whole large tree to save replaying a log a fraction of its size costs
     /// the write path CPU and disk for nothing; replay stays bounded.
     pub snap_log_percent: u64,
+    /// zkrs.snapReplayPercent: a snapshot is also due, whatever snapCount
+    /// says, once the log written since the last one reaches this percentage
+    /// of the size a snapshot of the tree would have now (and at least
+    /// 1 MiB), so that a restart never replays more log than that; such an
+    /// interim snapshot replaces the previous interim one (default 100;
+    /// 0 = off).
+    pub snap_replay_percent: u64,
     /// preAllocSize in KB (log segment size; default 65536).
     pub pre_alloc_size_kb: u64,
     /// zkrs.logZeroFill (default yes): prepare the next log segment ahead,
@@ -394,6 +401,7 @@ impl Config {
             snap_count: 100_000,
             snap_size_limit_kb: 4 << 20,
             snap_log_percent: 50,
+            snap_replay_percent: 100,
             pre_alloc_size_kb: 65536,
             log_zero_fill: true,
             flush_delay_ms: 0,
@@ -551,6 +559,7 @@ impl Config {
             "snapCount" => self.snap_count = l.int(2, i64::MAX)? as u64,
             "snapSizeLimitInKb" => self.snap_size_limit_kb = l.int(i64::MIN, i64::MAX)?,
             "zkrs.snapLogPercent" => self.snap_log_percent = l.int(0, 1_000_000)? as u64,
+            "zkrs.snapReplayPercent" => self.snap_replay_percent = l.int(0, 1_000_000)? as u64,
             "preAllocSize" => self.pre_alloc_size_kb = l.int(1, 1 << 30)? as u64,
             "globalOutstandingLimit" => self.global_outstanding_limit = l.u32v(1)?,
             "4lw.commands.whitelist" => self.four_letter_whitelist = parse_whitelist(value),
@@ -1248,7 +1257,7 @@ mod tests {
             "tickTime=1000\ndataDir=/d\ndataLogDir=/l\nclientPort=0\nclientPortAddress=127.0.0.1\n\
              maxClientCnxns=5\nminSessionTimeout=1500\nmaxSessionTimeout=9000\n\
              autopurge.snapRetainCount=5\nautopurge.purgeInterval=2\nsnapCount=1000\npreAllocSize=1024\n\
-             snapSizeLimitInKb=2048\nzkrs.snapLogPercent=0\nglobalOutstandingLimit=50\n4lw.commands.whitelist=ruok, stat,MNTR\njute.maxbuffer=4096\nforceSync=no\n\
+             snapSizeLimitInKb=2048\nzkrs.snapLogPercent=0\nzkrs.snapReplayPercent=25\nglobalOutstandingLimit=50\n4lw.commands.whitelist=ruok, stat,MNTR\njute.maxbuffer=4096\nforceSync=no\n\
              zkrs.logZeroFill=no\nflushDelay=2\nmaxBatchSize=100\n",
         )
         .unwrap();
@@ -1264,6 +1273,7 @@ mod tests {
         assert_eq!((c.min_session_timeout, c.max_session_timeout), (1500, 9000));
         assert_eq!(c.snap_retain_count, 5);
         assert_eq!(c.snap_count, 1000);
+        assert_eq!((c.snap_replay_percent, d.snap_replay_percent), (25, 100));
         assert_eq!(c.pre_alloc_size_kb, 1024);
         assert_eq!((c.snap_size_limit_kb, c.snap_log_percent), (2048, 0));
         assert_eq!(c.global_outstanding_limit, 50);

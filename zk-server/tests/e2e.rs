@@ -381,6 +381,61 @@ fn snapshots_wait_for_a_log_worth_replaying() {
 }
 
 #[test]
+fn a_small_tree_is_snapshotted_before_its_log_outgrows_it() {
+    // ZooKeeper's rule alone let a 10k-znode tree collect up to snapCount
+    // txns of log, which a restart replayed for 0.2-0.5 s onto a tree it
+    // loaded in 10 ms. With the replay bound, a restart replays at most about
+    // a snapshot's worth of log (at least 1 MiB), and the interim snapshots
+    // replace one another.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.snap_count = 10_000_000; // ZooKeeper's rule never fires here
+    cfg.snap_log_percent = 0;
+    let set = |i: usize| {
+        Request::SetData(SetDataRequest {
+            path: "/k".into(),
+            data: Some(Bytes::from(vec![i as u8; 1000])),
+            version: -1,
+        })
+    };
+    {
+        let server = Server::start(cfg.clone()).unwrap();
+        let mut c = Client::connect(server.local_addr());
+        assert_eq!(c.call(create("/k", b"", 0)).0.err, 0);
+        // ~3.3 MB of log for a tree of a few KB.
+        for chunk in 0..30 {
+            for i in 0..100 {
+                c.send(&set(chunk * 100 + i));
+            }
+            for _ in 0..100 {
+                assert_eq!(c.recv().0.err, 0);
+            }
+        }
+        common::wait_until("an interim snapshot", || snapshot_files(dir.path()) >= 1);
+        c.close();
+        server.shutdown(); // waits for a running snapshot
+    }
+    assert_eq!(
+        snapshot_files(dir.path()),
+        1,
+        "each interim snapshot replaces the one before"
+    );
+    let server = Server::start(cfg).unwrap();
+    let summary = server.recovery_summary().to_string();
+    let replayed: u64 = summary
+        .split(" + ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{summary}"));
+    // 1 MiB of 1 KB records, the check's 64 KiB step, and the txns applied
+    // while the last snapshot was being written.
+    assert!(replayed < 1500, "{summary}");
+    assert!(summary.contains("snapshot 0x"), "{summary}");
+    server.shutdown();
+}
+
+#[test]
 fn a_reader_that_does_not_read_gets_back_pressure_not_unbounded_memory() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());

@@ -146,8 +146,9 @@ impl SnapshotStore {
         Ok(None)
     }
 
-    /// Delete the snapshot at `key` (no directory sync; callers batch that).
-    pub(crate) fn remove(&self, key: u64) -> Result<()> {
+    /// Delete the snapshot at `key`, if it exists (no directory sync; callers batch that or
+    /// call [`SnapshotStore::sync`]).
+    pub fn remove(&self, key: u64) -> Result<()> {
         let p = self.dir.join(snapshot_name(key));
         match fs::remove_file(&p) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io(&p, e)),
@@ -155,7 +156,8 @@ impl SnapshotStore {
         }
     }
 
-    pub(crate) fn sync(&self) -> Result<()> {
+    /// `fsync` the snapshot directory (makes removals durable).
+    pub fn sync(&self) -> Result<()> {
         sync_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))
     }
 }

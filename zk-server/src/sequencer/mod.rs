@@ -702,9 +702,13 @@ impl Sequencer {
                 self.complete_syncs(p.hdr.client_id);
             }
         }
-        if self.snapshots.committed(&self.shared.config) {
+        if let Some(kind) = self
+            .snapshots
+            .committed(&self.shared.config, &self.shared.tree)
+        {
             self.snapshots.start(
                 &self.shared.config,
+                kind,
                 self.shared.tree.clone(),
                 self.storage.snaps.clone(),
                 Zxid::from(self.shared.tree.last_processed_zxid()),
