@@ -85,18 +85,37 @@ fn log_options(config: &Config, fsync: Arc<crate::stats::SyncStats>) -> Options 
 impl Storage {
     /// Opens the log and the snapshots, loads the newest valid snapshot and
     /// replays the log after it. The log's syncs are timed into `fsync`.
+    ///
+    /// The snapshot is picked and loaded on a thread of its own while the log
+    /// is opened (its open scans the last segment: up to preAllocSize of
+    /// records and zeros); neither depends on the other until the replay.
     pub fn open_and_recover(
         config: &Config,
         tree_cfg: TreeConfig,
         fsync: Arc<crate::stats::SyncStats>,
     ) -> Result<(Storage, Tree, Recovered), StartError> {
-        let rec_err = |what: &str| {
-            let what = what.to_string();
-            move |source| StartError::Recovery { what, source }
+        let snaps = SnapshotStore::open(&config.data_dir).map_err(rec_err(&format!(
+            "cannot open the snapshots in {}",
+            config.data_dir.display()
+        )))?;
+        let snaps = Arc::new(snaps);
+        let loader = {
+            let snaps = snaps.clone();
+            std::thread::Builder::new()
+                .name("zk-recover".into())
+                .spawn(move || load_snapshot(&snaps, tree_cfg))
+                .map_err(|source| StartError::Io {
+                    what: "cannot start the snapshot loader thread".into(),
+                    source,
+                })?
         };
         let log = Log::open(&config.data_log_dir, log_options(config, fsync)).map_err(rec_err(
             &format!("cannot open the log in {}", config.data_log_dir.display()),
-        ))?;
+        ));
+        let loaded = loader
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let log = log?;
         let report = log.recovery_report().clone();
         if let Some((file, offset, bytes)) = &report.torn_tail {
             info!(
@@ -104,20 +123,56 @@ impl Storage {
                 file.display()
             );
         }
-        let snaps = SnapshotStore::open(&config.data_dir).map_err(rec_err(&format!(
-            "cannot open the snapshots in {}",
-            config.data_dir.display()
-        )))?;
-        let (tree, recovered) = load_tree(&log, &snaps, tree_cfg, &config.data_log_dir)?;
+        let (tree, recovered) = replay_onto(&log, loaded?, &config.data_log_dir)?;
         Ok((
             Storage {
                 log: Arc::new(log),
-                snaps: Arc::new(snaps),
+                snaps,
             },
             tree,
             recovered,
         ))
     }
+}
+
+/// A recovery error about `what`.
+fn rec_err(what: &str) -> impl FnOnce(zk_txnlog::Error) -> StartError {
+    let what = what.to_string();
+    move |source| StartError::Recovery { what, source }
+}
+
+/// The newest valid snapshot, loaded.
+struct Loaded {
+    tree: Tree,
+    key: Option<u64>,
+    bytes: u64,
+}
+
+/// Loads the newest valid snapshot (an empty tree without one).
+fn load_snapshot(snaps: &SnapshotStore, tree_cfg: TreeConfig) -> Result<Loaded, StartError> {
+    let newest = snaps
+        .newest_valid()
+        .map_err(rec_err("cannot find a valid snapshot"))?;
+    Ok(match newest {
+        Some(reader) => {
+            let key = reader.key();
+            let bytes = reader.len();
+            let path = reader.path().to_path_buf();
+            let mut r = BufReader::with_capacity(1 << 20, reader);
+            let tree = Tree::read_any_snapshot(&mut r, tree_cfg, key as i64)
+                .map_err(|source| StartError::Snapshot { path, source })?;
+            Loaded {
+                tree,
+                key: Some(key),
+                bytes,
+            }
+        }
+        None => Loaded {
+            tree: Tree::new(tree_cfg),
+            key: None,
+            bytes: 0,
+        },
+    })
 }
 
 /// Recovery proper: the newest valid snapshot, then the log replayed after
@@ -128,26 +183,20 @@ pub(crate) fn load_tree(
     tree_cfg: TreeConfig,
     log_dir: &std::path::Path,
 ) -> Result<(Tree, Recovered), StartError> {
-    let rec_err = |what: &str| {
-        let what = what.to_string();
-        move |source| StartError::Recovery { what, source }
-    };
-    let recovery = zk_txnlog::recover(log, snaps)
+    replay_onto(log, load_snapshot(snaps, tree_cfg)?, log_dir)
+}
+
+/// The log replayed after the snapshot `loaded` came from.
+fn replay_onto(
+    log: &Log,
+    loaded: Loaded,
+    log_dir: &std::path::Path,
+) -> Result<(Tree, Recovered), StartError> {
+    let Loaded { tree, key, bytes } = loaded;
+    let (replay_from, _) = zk_txnlog::replay_point(log, key)
         .map_err(rec_err("cannot find a snapshot and the log after it"))?;
-    let mut snapshot_bytes = 0;
-    let (tree, snap_desc) = match recovery.snapshot {
-        Some(reader) => {
-            let key = reader.key();
-            snapshot_bytes = reader.len();
-            let path = reader.path().to_path_buf();
-            let mut r = BufReader::with_capacity(1 << 20, reader);
-            let tree = Tree::read_any_snapshot(&mut r, tree_cfg, key as i64)
-                .map_err(|source| StartError::Snapshot { path, source })?;
-            (tree, format!("snapshot 0x{key:x}"))
-        }
-        None => (Tree::new(tree_cfg), "no snapshot".to_string()),
-    };
-    let (replayed, replayed_bytes) = replay(log, &tree, recovery.replay_from, log_dir)?;
+    let snap_desc = key.map_or("no snapshot".to_string(), |k| format!("snapshot 0x{k:x}"));
+    let (replayed, replayed_bytes) = replay(log, &tree, replay_from, log_dir)?;
     // The snapshot is fuzzy (written while txns were applied): the digests
     // logged while replaying over it describe a tree ahead of their zxid.
     // Apache logs none until the replay passes the snapshot's digest zxid;
@@ -167,7 +216,7 @@ pub(crate) fn load_tree(
             last_zxid: Zxid::from(last),
             sessions,
             summary,
-            snapshot_bytes,
+            snapshot_bytes: bytes,
             replayed_bytes,
         },
     ))

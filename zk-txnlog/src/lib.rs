@@ -75,7 +75,19 @@ pub struct Recovery {
 ///   were in a segment that no longer exists, returns [`Error::MissingSegment`].
 pub fn recover(log: &Log, snapshots: &SnapshotStore) -> Result<Recovery> {
     let snapshot = snapshots.newest_valid()?;
-    let snap_key = snapshot.as_ref().map(SnapshotReader::key);
+    let (replay_from, snapshot_ahead_of_log) =
+        replay_point(log, snapshot.as_ref().map(SnapshotReader::key))?;
+    Ok(Recovery {
+        replay_from,
+        snapshot,
+        snapshot_ahead_of_log,
+    })
+}
+
+/// [`recover`]'s second half, for a caller that picked (and perhaps loaded) the snapshot with
+/// key `snap_key` while the log was being opened: the key to replay the log from, and whether
+/// the snapshot is newer than the log (R5, the log's floor raised). R7 as in [`recover`].
+pub fn replay_point(log: &Log, snap_key: Option<u64>) -> Result<(u64, bool)> {
     if let Some((path, prev)) = log.first_segment_prev() {
         let first = log.first_key().unwrap_or(u64::MAX);
         // Records in [prev, first) are gone; they are needed unless the snapshot covers them.
@@ -97,11 +109,7 @@ pub fn recover(log: &Log, snapshots: &SnapshotStore) -> Result<Recovery> {
         log.raise_floor(s);
         ahead = true;
     }
-    Ok(Recovery {
-        replay_from: snap_key.map_or(0, |s| s.saturating_add(1)),
-        snapshot,
-        snapshot_ahead_of_log: ahead,
-    })
+    Ok((snap_key.map_or(0, |s| s.saturating_add(1)), ahead))
 }
 
 /// What [`purge`] removed.
