@@ -532,7 +532,14 @@ impl Learner {
         if self.phase == Phase::Persisting(Persist::Log) && self.durable >= self.appended {
             // ZK-4643: the synced txns are durable; only now currentEpoch.
             self.phase = Phase::Persisting(Persist::CurrentEpoch);
-            out.push(LearnerCommand::PersistCurrentEpoch(self.new_epoch));
+            if self.new_epoch == self.current_epoch {
+                // A follower rejoining the epoch it had: its currentEpoch
+                // already says so, durably (read at start or written by
+                // us); rewriting it cost the rejoin two fsyncs.
+                self.ack_newleader(out);
+            } else {
+                out.push(LearnerCommand::PersistCurrentEpoch(self.new_epoch));
+            }
         }
     }
 

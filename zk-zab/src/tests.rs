@@ -574,6 +574,46 @@ fn a_follower_far_behind_gets_a_snapshot_made_durable_before_the_txns() {
 }
 
 #[test]
+fn a_follower_rejoining_its_own_epoch_does_not_rewrite_current_epoch() {
+    // A restarted follower of epoch 2 rejoining epoch 2 rewrote currentEpoch
+    // with the value it already held (two fsyncs on its rejoin). The ACK of
+    // NEWLEADER still waits for the synced txns to be durable.
+    let mut n = Node::new(fcfg(1), history(2, 2), 2, 2);
+    n.auto = false;
+    n.step(LearnerEvent::Connected);
+    n.step(LearnerEvent::Packet(Packet::LeaderInfo {
+        zxid: z(2, 0),
+        protocol: PROTOCOL_VERSION,
+    }));
+    n.sent.clear();
+    n.step(LearnerEvent::Packet(Packet::Diff { zxid: z(2, 3) }));
+    n.step(LearnerEvent::Packet(Packet::Proposal {
+        zxid: z(2, 3),
+        txn: txn(z(2, 3)),
+    }));
+    n.step(LearnerEvent::Packet(Packet::Commit { zxid: z(2, 3) }));
+    let cmds = n.step(LearnerEvent::Packet(Packet::NewLeader {
+        zxid: z(2, 0),
+        config: Bytes::new(),
+    }));
+    assert!(n.sent.is_empty(), "no ACK before the sync is durable");
+    assert!(
+        !cmds
+            .iter()
+            .any(|c| matches!(c, LearnerCommand::PersistCurrentEpoch(_)))
+    );
+    let cmds = n.step(LearnerEvent::LogDurable(z(2, 3)));
+    assert!(
+        !cmds
+            .iter()
+            .any(|c| matches!(c, LearnerCommand::PersistCurrentEpoch(_))),
+        "{cmds:?}"
+    );
+    assert_eq!(n.sent.pop_front(), Some(Packet::Ack { zxid: z(2, 0) }));
+    assert_eq!(n.applied, vec![z(2, 1), z(2, 2), z(2, 3)]);
+}
+
+#[test]
 fn newleader_is_acked_only_after_the_sync_and_current_epoch_are_durable() {
     // ZK-3911 / 4646 / 4643 / 4785: append → durable → currentEpoch → ACK,
     // and nothing else is sent in between.
