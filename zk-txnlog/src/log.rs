@@ -1243,7 +1243,7 @@ fn scan_segments(storage: &dyn Storage, keys: &[u64]) -> Result<Vec<Found>> {
         let path = dir.join(&name);
         let file = storage.open(&name).map_err(|e| io(&path, e))?;
         let last = i + 1 == keys.len();
-        let scan = match segment::scan(file.as_ref()) {
+        let scan = match segment::scan_for_open(file.as_ref()) {
             Ok(s) => Some(s),
             Err(ScanError::Io(e)) => return Err(io(&path, e)),
             // R8: a creation that never finished (zero or short header) in the last segment.
