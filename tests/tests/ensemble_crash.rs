@@ -57,8 +57,10 @@ fn crash_at(m: &mut [Member], i: usize, point: &str) {
     );
 }
 
-/// A follower misses writes, restarts, and dies at `point` of its sync with
-/// the leader; the ensemble goes on; restarted, it serves everything.
+/// A follower misses writes and a new epoch (the leader restarts while it
+/// is down), restarts, and dies at `point` of its sync with the leader; the
+/// ensemble goes on; restarted, it serves everything. (Rejoining the epoch
+/// it already had, a follower has no currentEpoch to write.)
 fn learner_crashes_in_sync(point: &str) {
     let mut m = ensemble(3);
     for x in m.iter_mut() {
@@ -70,6 +72,12 @@ fn learner_crashes_in_sync(point: &str) {
     let before = creates(&mut c, "/before", 20);
     m[f].kill9();
     let missed = creates(&mut c, "/missed", 200);
+    let _ = c.close();
+    m[leader].kill9();
+    m[leader].start();
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != f).collect();
+    let leader = serving(&m, &survivors);
+    let mut c = connect(&m[leader]);
     crash_at(&mut m, f, point);
     let during = creates(&mut c, "/during", 50);
     m[f].start();
