@@ -28,9 +28,11 @@ pub type Callback = Box<dyn FnOnce(Result<u64>) + Send + 'static>;
 pub struct RecoveryReport {
     /// Segments in the log after recovery.
     pub segments: usize,
-    /// Records in the log after recovery.
+    /// Records in the segments open scanned: the last one (two if R8 dropped an empty last),
+    /// or every one after an unfinished truncate (the older ones are scanned when first read; [`Log::verify_all`]).
     pub records: u64,
-    /// Key of the first record, if any.
+    /// Key of the first record, if any (the first segment's name, which its first record's
+    /// key must equal).
     pub first_key: Option<u64>,
     /// Key of the last record, if any.
     pub last_key: Option<u64>,
@@ -68,6 +70,9 @@ struct SegMeta {
     count: u64,
     sealed: bool,
     index: Vec<(u64, u64)>,
+    /// False for a sealed segment whose records open did not read (all but the last):
+    /// `end`, `last_key`, `count` and `index` are unknown until [`ensure_scanned`] scans it.
+    scanned: bool,
 }
 
 /// Everything the appenders, the sync thread and the readers share, behind one mutex.
@@ -569,6 +574,7 @@ impl Log {
                 count: 0,
                 sealed: false,
                 index: Vec::new(),
+                scanned: true,
             },
         );
         st.active = Some(next_key);
@@ -645,10 +651,28 @@ impl Log {
             .collect()
     }
 
+    /// Scans every segment that open left unscanned (DESIGN.md §10), as reading them would:
+    /// `Corrupt` or `MissingSegment` for the first damaged one. For tools and tests.
+    pub fn verify_all(&self) -> Result<()> {
+        let keys: Vec<u64> = self.shared.lock().segments.keys().copied().collect();
+        for k in keys {
+            ensure_scanned(&self.shared, k)?;
+        }
+        Ok(())
+    }
+
     /// Remove every record with a key above `key`, durably (Zab's TRUNC). Waits for pending
     /// appends first. Later appends must use keys above `key`.
     pub fn truncate_after(&self, key: u64) -> Result<()> {
         let sh = &*self.shared;
+        // The cut is searched in the segment holding `key`: scan it if open did not.
+        let containing = {
+            let st = sh.lock();
+            st.segments.range(..=key).next_back().map(|(&k, _)| k)
+        };
+        if let Some(c) = containing {
+            ensure_scanned(sh, c)?;
+        }
         let st = sh.lock();
         sh.check(&st)?;
         let mut st = sh.drain(st)?;
@@ -1041,17 +1065,25 @@ impl Iter {
     }
 
     /// Position the cursor: the segment holding `from` (or the next one), via the sparse index.
-    fn seek(&self, st: &State, after_seg: Option<u64>) -> Option<Cursor> {
-        let (key, m) = match after_seg {
+    /// `Err(key)` if that segment was not scanned yet (the caller scans it without the lock and
+    /// seeks again).
+    fn seek(&self, st: &State, after_seg: Option<u64>) -> std::result::Result<Option<Cursor>, u64> {
+        let found = match after_seg {
             None => st
                 .segments
                 .range(..=self.from)
                 .next_back()
-                .or_else(|| st.segments.range(self.from..).next())?,
-            Some(prev) => st.segments.range(prev.saturating_add(1)..).next()?,
+                .or_else(|| st.segments.range(self.from..).next()),
+            Some(prev) => st.segments.range(prev.saturating_add(1)..).next(),
+        };
+        let Some((key, m)) = found else {
+            return Ok(None);
         };
         if after_seg.is_some_and(|p| *key <= p) {
-            return None;
+            return Ok(None);
+        }
+        if !m.scanned {
+            return Err(*key);
         }
         let i = m.index.partition_point(|&(k, _)| k <= self.from);
         let pos = if i == 0 {
@@ -1059,13 +1091,24 @@ impl Iter {
         } else {
             m.index[i - 1].1
         };
-        Some(Cursor {
+        Ok(Self::end_of(st, *key).map(|end| Cursor {
             seg: m.seg.clone(),
             pos,
-            end: Self::end_of(st, *key)?,
+            end,
             last: None,
             ahead: segment::ReadAhead::new(ITER_READ_AHEAD),
-        })
+        }))
+    }
+
+    /// Scans segment `key` for a seek that found it unscanned; an error ends the iteration.
+    fn scan_for_seek(&mut self, key: u64) -> Option<Result<(u64, Vec<u8>)>> {
+        match ensure_scanned(&self.shared, key) {
+            Ok(()) => None,
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
     }
 }
 
@@ -1079,9 +1122,17 @@ impl Iterator for Iter {
             }
             let Some(cur) = &mut self.cur else {
                 let st = self.shared.lock();
-                self.cur = self.seek(&st, None);
-                if self.cur.is_none() {
-                    self.done = true;
+                match self.seek(&st, None) {
+                    Ok(c) => {
+                        self.done = c.is_none();
+                        self.cur = c;
+                    }
+                    Err(key) => {
+                        drop(st);
+                        if let Some(err) = self.scan_for_seek(key) {
+                            return Some(err);
+                        }
+                    }
                 }
                 continue;
             };
@@ -1102,12 +1153,17 @@ impl Iterator for Iter {
                 let next = self.seek(&st, Some(seg_key));
                 drop(st);
                 match next {
-                    Some(mut c) => {
+                    Ok(Some(mut c)) => {
                         c.pos = HEADER_LEN as u64;
                         c.last = last;
                         self.cur = Some(c);
                     }
-                    None => return None,
+                    Ok(None) => return None,
+                    Err(key) => {
+                        if let Some(err) = self.scan_for_seek(key) {
+                            return Some(err);
+                        }
+                    }
                 }
                 continue;
             }
@@ -1160,6 +1216,8 @@ struct Found {
     path: PathBuf,
     file: Arc<dyn SegmentFile>,
     scan: Option<Scan>,
+    /// The header of a segment open does not scan (`scan` is `None`).
+    deferred: Option<SegmentHeader>,
 }
 
 fn recover(storage: &dyn Storage) -> Result<(Vec<SegMeta>, RecoveryReport)> {
@@ -1167,7 +1225,8 @@ fn recover(storage: &dyn Storage) -> Result<(Vec<SegMeta>, RecoveryReport)> {
     let names = storage.list().map_err(|e| Error::io(&dir, e))?;
     let mut report = RecoveryReport::default();
     let (intent, keys) = drop_truncated_segments(storage, &names)?;
-    let mut found = scan_segments(storage, &keys)?;
+    // An unfinished truncate may leave any segment last: then every one is scanned.
+    let mut found = scan_segments(storage, &keys, intent.is_some())?;
     drop_empty_last(storage, &mut found, &mut report)?;
     validate_chain(&found)?;
     if let Some(l) = found.last_mut() {
@@ -1178,6 +1237,27 @@ fn recover(storage: &dyn Storage) -> Result<(Vec<SegMeta>, RecoveryReport)> {
     }
     let mut metas = Vec::with_capacity(found.len());
     for f in found {
+        if let Some(h) = f.deferred {
+            report.first_key = report.first_key.or(Some(f.key));
+            metas.push(SegMeta {
+                seg: Arc::new(Seg {
+                    first_key: f.key,
+                    path: f.path,
+                    file: f.file,
+                    gate: RwLock::new(()),
+                    window: h.window,
+                    prev_key: h.prev_key,
+                    salt: h.salt,
+                }),
+                end: HEADER_LEN as u64,
+                last_key: None,
+                count: 0,
+                sealed: true,
+                index: Vec::new(),
+                scanned: false,
+            });
+            continue;
+        }
         let s = f.scan.expect("scanned");
         report.records += s.count;
         report.first_key = report.first_key.or(s.first_key);
@@ -1197,6 +1277,7 @@ fn recover(storage: &dyn Storage) -> Result<(Vec<SegMeta>, RecoveryReport)> {
             count: s.count,
             sealed: matches!(s.stop, Stop::Seal { .. }),
             index: s.index,
+            scanned: true,
         });
     }
     report.segments = metas.len();
@@ -1232,9 +1313,11 @@ fn drop_truncated_segments(
     Ok((intent, keys))
 }
 
-/// Scans every segment before changing anything (R8: a last segment whose
-/// creation never finished has no scan).
-fn scan_segments(storage: &dyn Storage, keys: &[u64]) -> Result<Vec<Found>> {
+/// Scans the segment recovery decides on before changing anything: the last one, or all of
+/// them if `all`; of the others only the header is read, their records are scanned when first
+/// needed ([`ensure_scanned`]) or when R8 drops an empty last segment after them. (R8: a last
+/// segment whose creation never finished has no scan.)
+fn scan_segments(storage: &dyn Storage, keys: &[u64], all: bool) -> Result<Vec<Found>> {
     let dir = storage.dir().to_path_buf();
     let io = |p: &Path, e| Error::io(p, e);
     let mut found = Vec::with_capacity(keys.len());
@@ -1243,6 +1326,29 @@ fn scan_segments(storage: &dyn Storage, keys: &[u64]) -> Result<Vec<Found>> {
         let path = dir.join(&name);
         let file = storage.open(&name).map_err(|e| io(&path, e))?;
         let last = i + 1 == keys.len();
+        if !all && !last {
+            let h = segment::header_of(file.as_ref()).map_err(|e| match e {
+                ScanError::Io(e) => io(&path, e),
+                ScanError::Header { reason, .. } => Error::corrupt(&path, 0, None, reason),
+            })?;
+            if h.first_key != key {
+                return Err(Error::corrupt(
+                    &path,
+                    0,
+                    None,
+                    format!("header first key {:#x} differs from the name", h.first_key),
+                ));
+            }
+            found.push(Found {
+                key,
+                name,
+                path,
+                file,
+                scan: None,
+                deferred: Some(h),
+            });
+            continue;
+        }
         let scan = match segment::scan_for_open(file.as_ref()) {
             Ok(s) => Some(s),
             Err(ScanError::Io(e)) => return Err(io(&path, e)),
@@ -1271,9 +1377,79 @@ fn scan_segments(storage: &dyn Storage, keys: &[u64]) -> Result<Vec<Found>> {
             path,
             file,
             scan,
+            deferred: None,
         });
     }
     Ok(found)
+}
+
+/// Scans a segment open left unscanned, the first time its records are needed, outside the
+/// state lock, and checks what open checks of a segment that is not the last (DESIGN.md §10):
+/// its records end clean at a seal naming the next segment (or at the end of the file), below
+/// the next segment's first key. Damage is `Corrupt` naming the file and offset, a seal naming
+/// another segment `MissingSegment`; nothing on disk changes.
+fn ensure_scanned(sh: &Shared, key: u64) -> Result<()> {
+    let (seg, next) = {
+        let st = sh.lock();
+        match st.segments.get(&key) {
+            Some(m) if !m.scanned => (
+                m.seg.clone(),
+                st.segments
+                    .range(key.saturating_add(1)..)
+                    .next()
+                    .map(|(&k, _)| k),
+            ),
+            _ => return Ok(()),
+        }
+    };
+    let s = {
+        let _g = seg.gate.read().unwrap_or_else(|e| e.into_inner());
+        segment::scan_for_open(seg.file.as_ref()).map_err(|e| match e {
+            ScanError::Io(e) => Error::io(&seg.path, e),
+            ScanError::Header { reason, .. } => Error::corrupt(&seg.path, 0, None, reason),
+        })?
+    };
+    match s.stop {
+        Stop::Seal { next_key } if s.is_clean() && next.is_none_or(|n| n == next_key) => {}
+        Stop::FileEnd if s.is_clean() => {}
+        Stop::Seal { next_key } if s.is_clean() => {
+            return Err(Error::MissingSegment {
+                file: seg.path.clone(),
+                expected: format::segment_name(next_key),
+            });
+        }
+        _ => {
+            return Err(Error::corrupt(
+                &seg.path,
+                s.end,
+                s.last_key,
+                format!("segment not followed by its seal: {}", s.describe_stop()),
+            ));
+        }
+    }
+    if let (Some(n), Some(l)) = (next, s.last_key)
+        && l >= n
+    {
+        return Err(Error::corrupt(
+            &seg.path,
+            s.end,
+            Some(l),
+            format!("last key {l:#x} not before the next segment's first key {n:#x}"),
+        ));
+    }
+    let mut st = sh.lock();
+    if let Some(m) = st.segments.get_mut(&key)
+        && !m.scanned
+        && Arc::ptr_eq(&m.seg, &seg)
+    {
+        m.end = s.end;
+        m.last_key = s.last_key;
+        m.count = s.count;
+        m.sealed = matches!(s.stop, Stop::Seal { .. });
+        m.index = s.index;
+        m.scanned = true;
+    }
+    Ok(())
 }
 
 /// R8: the last segment holds no record (crash during a roll, or a torn
@@ -1293,7 +1469,19 @@ fn drop_empty_last(
         if empty {
             let l = found.pop().expect("last");
             if let Some(p) = found.last_mut() {
-                let ps = p.scan.as_mut().expect("older segments scanned");
+                if p.scan.is_none() {
+                    // Open read only its header: it is the last segment now.
+                    p.scan = Some(segment::scan_for_open(p.file.as_ref()).map_err(
+                        |e| match e {
+                            ScanError::Io(e) => io(&p.path, e),
+                            ScanError::Header { reason, .. } => {
+                                Error::corrupt(&p.path, 0, None, reason)
+                            }
+                        },
+                    )?);
+                    p.deferred = None;
+                }
+                let ps = p.scan.as_mut().expect("scanned just above");
                 if ps.stop == (Stop::Seal { next_key: l.key }) && ps.is_clean() {
                     p.file
                         .write_at(ps.end, &[0u8; FRAME_HEADER])
@@ -1318,19 +1506,36 @@ fn validate_chain(found: &[Found]) -> Result<()> {
     let mut prev_last: Option<u64> = None;
     for i in 0..n {
         let f = &found[i];
-        let s = f.scan.as_ref().expect("scanned");
+        let header = match (&f.scan, &f.deferred) {
+            (Some(s), _) => &s.header,
+            (None, Some(h)) => h,
+            // Only an empty last segment has neither, and R8 dropped it.
+            (None, None) => {
+                return Err(Error::corrupt(
+                    &f.path,
+                    0,
+                    None,
+                    "segment header unreadable",
+                ));
+            }
+        };
         if i > 0 {
             let pk = found[i - 1].key;
-            if s.header.prev_key != Some(pk) {
+            if header.prev_key != Some(pk) {
                 return Err(Error::MissingSegment {
                     file: f.path.clone(),
-                    expected: match s.header.prev_key {
+                    expected: match header.prev_key {
                         Some(k) => format!("{} before it", format::segment_name(k)),
                         None => "no predecessor, but older segments exist".into(),
                     },
                 });
             }
         }
+        // A segment not scanned yet: its records are checked when first read.
+        let Some(s) = f.scan.as_ref() else {
+            prev_last = None;
+            continue;
+        };
         if let (Some(pl), Some(fk)) = (prev_last, s.first_key)
             && fk <= pl
         {

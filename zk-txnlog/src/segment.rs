@@ -196,6 +196,11 @@ fn read_header(file: &dyn SegmentFile, r: &mut Reader<'_>) -> Result<SegmentHead
     })
 }
 
+/// The segment's header alone (what open reads of a segment it does not scan).
+pub(crate) fn header_of(file: &dyn SegmentFile) -> Result<SegmentHeader, ScanError> {
+    read_header(file, &mut Reader::new(file))
+}
+
 /// Validate a segment: header, then every record's bounds, crc, watermark and key order; if
 /// the valid prefix is followed by anything but zeros, resynchronise to find a proof of
 /// durability beyond it.
