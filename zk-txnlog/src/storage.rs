@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use crate::spare::{SPARE_NAME, Spares};
+use crate::spare::{SPARE_NAME, STALE_NAME, Spares};
 use crate::sys::{self, MappedFile};
 
 /// One file of the log: fixed length (preallocated), positional reads and writes, range sync.
@@ -206,7 +206,10 @@ impl Storage for FileStorage {
             return None;
         }
         let stale = self.dir.join(SPARE_NAME);
-        let removed = match fs::remove_file(&stale) {
+        let trash = self.dir.join(STALE_NAME);
+        // Moved aside at once (a rename; the name parses as nothing, and replaces one left by
+        // a crash since), deleted by the helper thread, or here without one.
+        let removed = match fs::rename(&stale, &trash) {
             Ok(()) => {
                 tracing::info!(file = %stale.display(), "zk-txnlog: removed a stale spare segment");
                 Some(stale)
@@ -219,17 +222,27 @@ impl Storage for FileStorage {
                 None
             }
         };
+        let trash = trash.exists().then_some(trash);
+        let mut trash_left = trash.clone();
         if let Some(len) = len.filter(|&l| l > 0)
             && self.spares.get().is_none()
         {
-            match Spares::start(&self.dir, len) {
+            match Spares::start(&self.dir, len, trash) {
                 Ok(s) => {
                     let _ = self.spares.set(s);
+                    trash_left = None;
                 }
                 // Only a speed-up: without the helper every segment is fallocated.
                 Err(e) => tracing::warn!(error = %e,
                     "zk-txnlog: could not start the spare segment helper thread"),
             }
+        }
+        if let Some(t) = trash_left
+            && let Err(e) = fs::remove_file(&t)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(file = %t.display(), error = %e,
+                "zk-txnlog: could not remove a stale spare segment");
         }
         removed
     }
