@@ -67,6 +67,22 @@ impl<T> Inbox<T> {
         }
     }
 
+    /// Queues every message of `ms` in order under one lock, waking the
+    /// receiver once. A follower's quorum thread handing a DIFF of 1020
+    /// txns (2040 packets) over one `send` at a time contended with the
+    /// core draining them on the lock, a futex wake each: 10 ms of a 50 ms
+    /// rejoin.
+    pub(crate) fn send_all(&self, ms: impl IntoIterator<Item = T>) {
+        let mut s = self.lock();
+        let before = s.items.len();
+        s.items.extend(ms);
+        let wake = s.waiting && s.items.len() > before;
+        drop(s);
+        if wake {
+            self.inner.cv.notify_one();
+        }
+    }
+
     /// Moves everything queued into `out` (appended), waiting up to
     /// `timeout` for something if the queue is empty. `out` is left empty
     /// when the time ran out.
@@ -123,6 +139,25 @@ mod tests {
         for s in senders {
             s.join().unwrap();
         }
+    }
+
+    #[test]
+    fn send_all_queues_in_order_and_wakes_a_parked_receiver() {
+        let inbox: Inbox<u32> = Inbox::new();
+        let rx = inbox.clone();
+        let t = std::thread::spawn(move || {
+            let mut got = VecDeque::new();
+            while got.len() < 1000 {
+                rx.recv_into(&mut got, Duration::from_secs(10));
+            }
+            got
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        inbox.send_all(0..600);
+        inbox.send_all(std::iter::empty());
+        inbox.send_all(600..1000);
+        let got: Vec<u32> = t.join().unwrap().into();
+        assert_eq!(got, (0..1000).collect::<Vec<_>>());
     }
 
     #[test]

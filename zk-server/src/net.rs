@@ -170,6 +170,11 @@ pub(crate) struct EventLoop {
     dirty: Vec<u64>,
     /// Stage times of the replies queued in this iteration.
     traced: Vec<(Instant, Instant)>,
+    /// Messages for the core from this iteration, handed over together at
+    /// its end ([`Inbox::send_all`](crate::inbox::Inbox::send_all)): one
+    /// lock and at most one wake-up instead of one per request, which
+    /// contended with the core draining them.
+    to_core: Vec<CoreMsg>,
     next_seq: u64,
     next_target: usize,
     frames: FrameDecoder,
@@ -200,12 +205,20 @@ impl EventLoop {
             paused: HashSet::new(),
             dirty: Vec::new(),
             traced: Vec::new(),
+            to_core: Vec::new(),
             next_seq: 1,
             next_target: 0,
             frames,
             throttle_logged: false,
             shutting_down: false,
         })
+    }
+
+    /// Hands this iteration's messages to the core, in order.
+    fn flush_core(&mut self) {
+        if !self.to_core.is_empty() {
+            self.shared.send_core_all(self.to_core.drain(..));
+        }
     }
 
     /// The waker token (for `Waker::new`).
@@ -260,8 +273,10 @@ impl EventLoop {
                 for id in ids {
                     self.close(id, "server shutting down");
                 }
+                self.flush_core();
                 break;
             }
+            self.flush_core();
         }
         debug!(loop_idx = self.idx, "event loop stopped");
     }
@@ -391,7 +406,7 @@ impl EventLoop {
             debug!("Closed socket connection for client /{} ({why})", c.peer);
         }
         if c.state != State::Handshake {
-            self.shared.send_core(CoreMsg::ConnClosed {
+            self.to_core.push(CoreMsg::ConnClosed {
                 conn: id,
                 session_id: c.session_id,
             });
@@ -599,7 +614,7 @@ impl EventLoop {
         }
         let timeout = self.shared.config.negotiate_timeout(req.time_out);
         c.state = State::Connecting;
-        self.shared.send_core(CoreMsg::Connect {
+        self.to_core.push(CoreMsg::Connect {
             conn: id,
             peer: c.peer,
             req,
@@ -699,7 +714,7 @@ impl EventLoop {
             return self.serve_here(id, &ctx, req);
         }
         c.begin_request(&shared.control);
-        shared.send_core(CoreMsg::Request { ctx, req });
+        self.to_core.push(CoreMsg::Request { ctx, req });
         true
     }
 
@@ -764,7 +779,7 @@ impl EventLoop {
             received,
         };
         c.begin_request(&self.shared.control);
-        self.shared.send_core(CoreMsg::Rejected { ctx, reject });
+        self.to_core.push(CoreMsg::Rejected { ctx, reject });
     }
 
     fn on_auth(&mut self, id: u64, header: RequestHeader, auth: zk_jute::AuthPacket) -> bool {

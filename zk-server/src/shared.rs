@@ -75,6 +75,11 @@ impl Shared {
         self.core_tx.send(m);
     }
 
+    /// Sends `ms` to the core in order, waking it at most once.
+    pub fn send_core_all(&self, ms: impl IntoIterator<Item = CoreMsg>) {
+        self.core_tx.send_all(ms);
+    }
+
     /// Monotonic ms since start.
     pub fn now_ms(&self) -> u64 {
         self.clock.elapsed().as_millis() as u64

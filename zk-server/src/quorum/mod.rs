@@ -476,9 +476,7 @@ impl Runtime {
     /// Sends what the port produced to the sequencer, in order.
     fn flush_core(&mut self) {
         let z = &mut self.zab;
-        for q in z.to_core.drain(..) {
-            z.core.send(CoreMsg::Quorum(q));
-        }
+        z.core.send_all(z.to_core.drain(..).map(CoreMsg::Quorum));
     }
 
     /// The sequencer's `QuorumOut` since the last look.
