@@ -62,6 +62,26 @@ struct Seg {
     salt: u64,
 }
 
+impl Seg {
+    /// An existing segment with header `h`, found by recovery.
+    fn opened(
+        first_key: u64,
+        path: PathBuf,
+        file: Arc<dyn SegmentFile>,
+        h: &SegmentHeader,
+    ) -> Arc<Seg> {
+        Arc::new(Seg {
+            first_key,
+            path,
+            file,
+            gate: RwLock::new(()),
+            window: h.window,
+            prev_key: h.prev_key,
+            salt: h.salt,
+        })
+    }
+}
+
 struct SegMeta {
     seg: Arc<Seg>,
     /// End of the valid records (for the active segment: of the durable ones, see `State`).
@@ -1240,15 +1260,7 @@ fn recover(storage: &dyn Storage) -> Result<(Vec<SegMeta>, RecoveryReport)> {
         if let Some(h) = f.deferred {
             report.first_key = report.first_key.or(Some(f.key));
             metas.push(SegMeta {
-                seg: Arc::new(Seg {
-                    first_key: f.key,
-                    path: f.path,
-                    file: f.file,
-                    gate: RwLock::new(()),
-                    window: h.window,
-                    prev_key: h.prev_key,
-                    salt: h.salt,
-                }),
+                seg: Seg::opened(f.key, f.path, f.file, &h),
                 end: HEADER_LEN as u64,
                 last_key: None,
                 count: 0,
@@ -1263,15 +1275,7 @@ fn recover(storage: &dyn Storage) -> Result<(Vec<SegMeta>, RecoveryReport)> {
         report.first_key = report.first_key.or(s.first_key);
         report.last_key = s.last_key.or(report.last_key);
         metas.push(SegMeta {
-            seg: Arc::new(Seg {
-                first_key: f.key,
-                path: f.path,
-                file: f.file,
-                gate: RwLock::new(()),
-                window: s.header.window,
-                prev_key: s.header.prev_key,
-                salt: s.header.salt,
-            }),
+            seg: Seg::opened(f.key, f.path, f.file, &s.header),
             end: s.end,
             last_key: s.last_key,
             count: s.count,
@@ -1327,10 +1331,7 @@ fn scan_segments(storage: &dyn Storage, keys: &[u64], all: bool) -> Result<Vec<F
         let file = storage.open(&name).map_err(|e| io(&path, e))?;
         let last = i + 1 == keys.len();
         if !all && !last {
-            let h = segment::header_of(file.as_ref()).map_err(|e| match e {
-                ScanError::Io(e) => io(&path, e),
-                ScanError::Header { reason, .. } => Error::corrupt(&path, 0, None, reason),
-            })?;
+            let h = segment::header_of(file.as_ref()).map_err(scan_err(&path))?;
             if h.first_key != key {
                 return Err(Error::corrupt(
                     &path,
@@ -1383,6 +1384,34 @@ fn scan_segments(storage: &dyn Storage, keys: &[u64], all: bool) -> Result<Vec<F
     Ok(found)
 }
 
+/// A segment that is not the last: its records end clean at a seal naming `next` (the next
+/// segment's first key, if known), or at the end of the file (shortened from outside so that no
+/// seal fitted: the next header's `prev key` is the chain).
+fn check_sealed(path: &Path, s: &Scan, next: Option<u64>) -> Result<()> {
+    match s.stop {
+        Stop::Seal { next_key } if s.is_clean() && next.is_none_or(|n| n == next_key) => Ok(()),
+        Stop::FileEnd if s.is_clean() => Ok(()),
+        Stop::Seal { next_key } if s.is_clean() => Err(Error::MissingSegment {
+            file: path.to_path_buf(),
+            expected: format::segment_name(next_key),
+        }),
+        _ => Err(Error::corrupt(
+            path,
+            s.end,
+            s.last_key,
+            format!("segment not followed by its seal: {}", s.describe_stop()),
+        )),
+    }
+}
+
+/// A segment's scan error as the log reports it: I/O, or an unreadable header (offset 0).
+fn scan_err(path: &Path) -> impl Fn(ScanError) -> Error + '_ {
+    move |e| match e {
+        ScanError::Io(e) => Error::io(path, e),
+        ScanError::Header { reason, .. } => Error::corrupt(path, 0, None, reason),
+    }
+}
+
 /// Scans a segment open left unscanned, the first time its records are needed, outside the
 /// state lock, and checks what open checks of a segment that is not the last (DESIGN.md §10):
 /// its records end clean at a seal naming the next segment (or at the end of the file), below
@@ -1404,29 +1433,9 @@ fn ensure_scanned(sh: &Shared, key: u64) -> Result<()> {
     };
     let s = {
         let _g = seg.gate.read().unwrap_or_else(|e| e.into_inner());
-        segment::scan_for_open(seg.file.as_ref()).map_err(|e| match e {
-            ScanError::Io(e) => Error::io(&seg.path, e),
-            ScanError::Header { reason, .. } => Error::corrupt(&seg.path, 0, None, reason),
-        })?
+        segment::scan_for_open(seg.file.as_ref()).map_err(scan_err(&seg.path))?
     };
-    match s.stop {
-        Stop::Seal { next_key } if s.is_clean() && next.is_none_or(|n| n == next_key) => {}
-        Stop::FileEnd if s.is_clean() => {}
-        Stop::Seal { next_key } if s.is_clean() => {
-            return Err(Error::MissingSegment {
-                file: seg.path.clone(),
-                expected: format::segment_name(next_key),
-            });
-        }
-        _ => {
-            return Err(Error::corrupt(
-                &seg.path,
-                s.end,
-                s.last_key,
-                format!("segment not followed by its seal: {}", s.describe_stop()),
-            ));
-        }
-    }
+    check_sealed(&seg.path, &s, next)?;
     if let (Some(n), Some(l)) = (next, s.last_key)
         && l >= n
     {
@@ -1471,14 +1480,8 @@ fn drop_empty_last(
             if let Some(p) = found.last_mut() {
                 if p.scan.is_none() {
                     // Open read only its header: it is the last segment now.
-                    p.scan = Some(segment::scan_for_open(p.file.as_ref()).map_err(
-                        |e| match e {
-                            ScanError::Io(e) => io(&p.path, e),
-                            ScanError::Header { reason, .. } => {
-                                Error::corrupt(&p.path, 0, None, reason)
-                            }
-                        },
-                    )?);
+                    p.scan =
+                        Some(segment::scan_for_open(p.file.as_ref()).map_err(scan_err(&p.path))?);
                     p.deferred = None;
                 }
                 let ps = p.scan.as_mut().expect("scanned just above");
@@ -1548,27 +1551,7 @@ fn validate_chain(found: &[Found]) -> Result<()> {
         }
         prev_last = s.last_key.or(prev_last);
         if i + 1 < n {
-            let next = found[i + 1].key;
-            match s.stop {
-                Stop::Seal { next_key } if s.is_clean() && next_key == next => {}
-                // A segment shortened from outside so that no seal fitted: the next header's
-                // `prev key` (checked above) is the chain.
-                Stop::FileEnd if s.is_clean() => {}
-                Stop::Seal { next_key } if s.is_clean() => {
-                    return Err(Error::MissingSegment {
-                        file: f.path.clone(),
-                        expected: format::segment_name(next_key),
-                    });
-                }
-                _ => {
-                    return Err(Error::corrupt(
-                        &f.path,
-                        s.end,
-                        s.last_key,
-                        format!("segment not followed by its seal: {}", s.describe_stop()),
-                    ));
-                }
-            }
+            check_sealed(&f.path, s, Some(found[i + 1].key))?;
         }
     }
     Ok(())
@@ -1642,10 +1625,7 @@ fn repair_tail(l: &mut Found, intent: Option<u64>, report: &mut RecoveryReport) 
             report.torn_tail = Some((l.path.clone(), cut, zero_to - cut));
         }
         if cut != s.end {
-            let rescanned = segment::scan(l.file.as_ref()).map_err(|e| match e {
-                ScanError::Io(e) => io(&l.path, e),
-                ScanError::Header { reason, .. } => Error::corrupt(&l.path, 0, None, reason),
-            })?;
+            let rescanned = segment::scan(l.file.as_ref()).map_err(scan_err(&l.path))?;
             *s = rescanned;
         } else {
             s.stop = Stop::End;

@@ -28,6 +28,14 @@ impl<'a> Reader<'a> {
     pub(crate) fn get(&mut self, off: u64, len: usize) -> io::Result<&[u8]> {
         self.ahead.get(self.file, off, len, u64::MAX)
     }
+
+    /// The frame head at `off`; the caller has checked it fits in the file.
+    fn head_at(&mut self, off: u64) -> io::Result<[u8; FRAME_HEADER]> {
+        let b = self.get(off, FRAME_HEADER)?;
+        let mut head = [0u8; FRAME_HEADER];
+        head.copy_from_slice(b);
+        Ok(head)
+    }
 }
 
 /// A window of a segment's bytes read ahead in one `read_at`: sequential
@@ -116,6 +124,22 @@ pub(crate) struct Scan {
 }
 
 impl Scan {
+    /// Nothing scanned yet after `header`.
+    fn new(header: SegmentHeader) -> Scan {
+        Scan {
+            header,
+            end: HEADER_LEN as u64,
+            first_key: None,
+            last_key: None,
+            count: 0,
+            index: Vec::new(),
+            stop: Stop::End,
+            nonzero_end: 0,
+            proof: None,
+            next_valid: None,
+        }
+    }
+
     /// Where the bytes after the valid prefix start being "free" (after the seal or mark).
     pub(crate) fn after_stop(&self) -> u64 {
         match self.stop {
@@ -211,28 +235,14 @@ pub(crate) fn scan(file: &dyn SegmentFile) -> Result<Scan, ScanError> {
     let mut r = Reader::new(file);
     let header = read_header(file, &mut r)?;
     let salt = header.salt;
-    let mut s = Scan {
-        header,
-        end: HEADER_LEN as u64,
-        first_key: None,
-        last_key: None,
-        count: 0,
-        index: Vec::new(),
-        stop: Stop::End,
-        nonzero_end: 0,
-        proof: None,
-        next_valid: None,
-    };
+    let mut s = Scan::new(header);
     let mut pos = HEADER_LEN as u64;
     let mut last_indexed: Option<u64> = None;
     s.stop = loop {
         if pos + FRAME_HEADER as u64 > len {
             break Stop::FileEnd;
         }
-        let head: [u8; FRAME_HEADER] = r
-            .get(pos, FRAME_HEADER)?
-            .try_into()
-            .expect("FRAME_HEADER bytes");
+        let head = r.head_at(pos)?;
         match format::decode_head(salt, &head) {
             FrameHead::End => break Stop::End,
             FrameHead::Seal { next_key, durable } => {
@@ -329,18 +339,7 @@ fn scan_trusting_watermarks(file: &dyn SegmentFile) -> Result<Option<Scan>, Scan
     let header = read_header(file, &mut r)?;
     let salt = header.salt;
     let window = header.window.max(FRAME_HEADER as u64);
-    let mut s = Scan {
-        header,
-        end: HEADER_LEN as u64,
-        first_key: None,
-        last_key: None,
-        count: 0,
-        index: Vec::new(),
-        stop: Stop::End,
-        nonzero_end: 0,
-        proof: None,
-        next_valid: None,
-    };
+    let mut s = Scan::new(header);
     // Records whose crc is not checked yet and that no verified watermark vouches for, oldest
     // first: (offset, frame end).
     let mut unchecked: std::collections::VecDeque<(u64, u64)> = std::collections::VecDeque::new();
@@ -350,10 +349,7 @@ fn scan_trusting_watermarks(file: &dyn SegmentFile) -> Result<Option<Scan>, Scan
         if pos + FRAME_HEADER as u64 > len {
             break Stop::FileEnd;
         }
-        let head: [u8; FRAME_HEADER] = r
-            .get(pos, FRAME_HEADER)?
-            .try_into()
-            .expect("FRAME_HEADER bytes");
+        let head = r.head_at(pos)?;
         match format::decode_head(salt, &head) {
             FrameHead::End => break Stop::End,
             FrameHead::Seal { next_key, durable }
@@ -451,10 +447,7 @@ fn check_unchecked(
 /// The watermark of the record at `pos` if its crc matches (the caller decoded its head and
 /// checked its bounds).
 fn check_at(r: &mut Reader<'_>, salt: u64, pos: u64) -> io::Result<Option<u64>> {
-    let head: [u8; FRAME_HEADER] = r
-        .get(pos, FRAME_HEADER)?
-        .try_into()
-        .expect("FRAME_HEADER bytes");
+    let head = r.head_at(pos)?;
     let FrameHead::Record {
         len: body,
         crc,
@@ -487,10 +480,7 @@ fn resync(r: &mut Reader<'_>, s: &mut Scan) -> io::Result<()> {
         _ => s.end + format::ALIGN,
     };
     while p < s.nonzero_end && p + FRAME_HEADER as u64 <= len {
-        let head: [u8; FRAME_HEADER] = r
-            .get(p, FRAME_HEADER)?
-            .try_into()
-            .expect("FRAME_HEADER bytes");
+        let head = r.head_at(p)?;
         match format::decode_head(salt, &head) {
             FrameHead::Seal { durable, .. } | FrameHead::Mark { durable } if durable == p => {
                 // Written only after everything before it was durable.
