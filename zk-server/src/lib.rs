@@ -53,6 +53,7 @@ mod sequencer;
 mod server;
 mod sessions;
 mod shared;
+mod snap_feed;
 mod stages;
 mod stats;
 mod storage;

@@ -90,9 +90,12 @@ pub(crate) enum QuorumIn {
     LeaderConnected,
     /// Learner: a packet from the leader (SNAP comes as [`QuorumIn::Snap`]).
     FromLeader(zk_zab::Packet),
-    /// Learner: SNAP(zxid) and the snapshot body that followed it (Apache's
-    /// serialization, quorum.md §4), read whole by the quorum side.
-    Snap { zxid: Zxid, body: Bytes },
+    /// Learner: SNAP(zxid), and the snapshot body that follows it (Apache's
+    /// serialization, quorum.md §4) fed as the quorum side reads it.
+    Snap {
+        zxid: Zxid,
+        feed: crate::snap_feed::SnapFeed,
+    },
     /// Learner: the connection to the leader closed.
     LeaderClosed,
     /// Half a tickTime passed.

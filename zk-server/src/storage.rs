@@ -293,12 +293,12 @@ pub(crate) fn take_snapshot(
 }
 
 /// A SNAP body being made durable as the snapshot at its zxid, on its own
-/// thread while the learner loads the tree from it
-/// ([`SnapBodySave::start`]); [`SnapBodySave::publish`] makes it the
-/// newest snapshot once the body loaded. The bytes as they came are the
-/// snapshot (`zk_tree::SNAP_BODY_MAGIC`) rather than the tree serialized
-/// again, so writing them (about as long as loading them: 1.1 s and 1.0 s
-/// for 205 MB, 1M znodes) overlaps the load.
+/// thread while the learner loads the tree from it, piece by piece as the
+/// learner reads them ([`SnapBodySave::start`]); [`SnapBodySave::publish`]
+/// makes it the newest snapshot once the body loaded. The bytes as they
+/// came are the snapshot (`zk_tree::SNAP_BODY_MAGIC`) rather than the tree
+/// serialized again, so writing them (about as long as loading them: 1.1 s
+/// and 1.0 s for 205 MB, 1M znodes) overlaps the transfer and the load.
 pub(crate) struct SnapBodySave {
     zxid: Zxid,
     started: std::time::Instant,
@@ -306,23 +306,32 @@ pub(crate) struct SnapBodySave {
 }
 
 impl SnapBodySave {
-    /// Starts writing and syncing `body` as the snapshot at `zxid` (not
-    /// visible until published).
-    pub fn start(body: bytes::Bytes, snaps: &SnapshotStore, zxid: Zxid) -> std::io::Result<Self> {
+    /// Starts writing, as the snapshot at `zxid` (not visible until
+    /// published), the body sent to the returned channel, in order; it is
+    /// synced once the channel's sender is dropped.
+    pub fn start(
+        snaps: &SnapshotStore,
+        zxid: Zxid,
+    ) -> std::io::Result<(Self, crossbeam_channel::Sender<bytes::Bytes>)> {
         let snaps = snaps.clone();
+        let (tx, rx) = crossbeam_channel::unbounded::<bytes::Bytes>();
         let thread = std::thread::Builder::new()
             .name("zk-snap-save".into())
             .spawn(move || {
                 let mut w = snaps.create(zxid.as_u64())?;
-                Tree::write_snap_body_snapshot(&body, &mut w)?;
+                // On the disk as it comes, so that little is left for the
+                // final fsync when the load ends.
+                w.writeback_every(SNAP_BODY_WRITEBACK_BYTES);
+                Tree::write_snap_body_snapshot(rx.iter(), &mut w)?;
                 w.sync()?;
                 Ok(w)
             })?;
-        Ok(SnapBodySave {
+        let save = SnapBodySave {
             zxid,
             started: std::time::Instant::now(),
             thread,
-        })
+        };
+        Ok((save, tx))
     }
 
     /// The zxid it is the snapshot of.
@@ -356,6 +365,9 @@ impl SnapBodySave {
 
 /// Bytes of snapshot written between two `fdatasync`s of it.
 const SNAPSHOT_WRITEBACK_BYTES: u64 = 4 << 20;
+/// The same for a SNAP body a learner saves (no log syncs wait behind it:
+/// larger steps, fewer syncs).
+const SNAP_BODY_WRITEBACK_BYTES: u64 = 16 << 20;
 
 #[cfg(test)]
 mod tests {

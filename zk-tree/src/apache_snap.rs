@@ -678,7 +678,7 @@ mod tests {
         let mut body = Vec::new();
         t.write_apache_snap(&mut body).unwrap();
         let mut held = Vec::new();
-        Tree::write_snap_body_snapshot(&body, &mut held).unwrap();
+        Tree::write_snap_body_snapshot([&body], &mut held).unwrap();
         let back = Tree::read_any_snapshot(&mut &held[..], TreeConfig::default(), 9).unwrap();
         assert_eq!(dump(&back), dump(&t));
         assert_eq!(back.digest(), t.digest());

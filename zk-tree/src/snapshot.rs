@@ -425,11 +425,18 @@ impl Tree {
         Ok(start_zxid)
     }
 
-    /// Writes a snapshot stream that holds `body`, the body of an Apache SNAP
-    /// exact at the snapshot's key ([`SNAP_BODY_MAGIC`]).
-    pub fn write_snap_body_snapshot<W: Write>(body: &[u8], out: &mut W) -> io::Result<()> {
+    /// Writes a snapshot stream that holds `body` (in pieces, in order),
+    /// the body of an Apache SNAP exact at the snapshot's key
+    /// ([`SNAP_BODY_MAGIC`]).
+    pub fn write_snap_body_snapshot<W: Write, B: AsRef<[u8]>>(
+        body: impl IntoIterator<Item = B>,
+        out: &mut W,
+    ) -> io::Result<()> {
         out.write_all(SNAP_BODY_MAGIC)?;
-        out.write_all(body)
+        for piece in body {
+            out.write_all(piece.as_ref())?;
+        }
+        Ok(())
     }
 
     /// Reads a snapshot stream of either kind: ours ([`Tree::write_snapshot`],

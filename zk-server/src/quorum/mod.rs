@@ -440,6 +440,22 @@ impl Runtime {
             }
             self.deliver(&mut out, now);
             self.flush_core();
+            // The sequencer has the SNAP packet: its body follows.
+            while let Some(t) = self.learner_pending() {
+                if let Outcome::Lost(why) = self.role_ready(t, now) {
+                    self.lost(now, &why);
+                }
+                self.flush_core();
+            }
+        }
+    }
+
+    /// The learner's token when its connection must be read again though
+    /// no event says so ([`port::ZabLearning::pending`]).
+    fn learner_pending(&self) -> Option<Token> {
+        match &self.role {
+            Role::ZabLearning(l) => l.pending(),
+            _ => None,
         }
     }
 

@@ -171,6 +171,8 @@ const STAT_LEN: usize = 6 * 8 + 3 * 4;
 #[derive(Debug, Clone)]
 pub(crate) struct SnapScan {
     at: usize,
+    /// Bytes scanned and forgotten before `at` (for error messages).
+    gone: usize,
     state: SnapState,
     max_len: usize,
     nodes: u64,
@@ -181,6 +183,7 @@ impl SnapScan {
     pub(crate) fn new(max_len: usize) -> Self {
         SnapScan {
             at: 0,
+            gone: 0,
             state: SnapState::SessionCount,
             max_len,
             nodes: 0,
@@ -206,10 +209,23 @@ impl SnapScan {
                 }
                 Err(Stop::More) => return Ok(None),
                 Err(Stop::Bad(why)) => {
-                    return Err(format!("SNAP body at byte {}: {why}", self.at));
+                    return Err(format!("SNAP body at byte {}: {why}", self.gone + self.at));
                 }
             }
         }
+    }
+
+    /// Bytes scanned so far (since the last [`SnapScan::forget`]).
+    pub(crate) fn scanned(&self) -> usize {
+        self.at
+    }
+
+    /// The first `n` scanned bytes are gone from the buffer: the next
+    /// [`SnapScan::advance`] gets what followed them.
+    pub(crate) fn forget(&mut self, n: usize) {
+        let n = n.min(self.at);
+        self.at -= n;
+        self.gone += n;
     }
 
     fn count(c: &mut Cur<'_>, what: &str) -> Step<u32> {
@@ -417,6 +433,38 @@ mod tests {
                 assert_eq!(got, Some(b.len()), "step {step}");
             }
         }
+    }
+
+    #[test]
+    fn snap_scan_finds_the_end_when_scanned_bytes_are_dropped() {
+        // As the learner's port does: what was scanned leaves the buffer.
+        let b = body();
+        for step in [1, 5, 64] {
+            let mut scan = SnapScan::new(1 << 20);
+            let (mut buf, mut fed, mut dropped) = (Vec::new(), 0, 0);
+            let end = loop {
+                let n = step.min(b.len() - fed);
+                buf.extend_from_slice(&b[fed..fed + n]);
+                fed += n;
+                let got = scan.advance(&buf).unwrap();
+                let k = scan.scanned();
+                if let Some(len) = got {
+                    break dropped + len;
+                }
+                buf.drain(..k);
+                scan.forget(k);
+                dropped += k;
+            };
+            assert_eq!(end, b.len(), "step {step}");
+        }
+        // Errors still name the byte from the body's start.
+        let mut scan = SnapScan::new(6);
+        scan.advance(&b[..4]).unwrap();
+        let k = scan.scanned();
+        scan.forget(k);
+        let e = scan.advance(&b[k..]).unwrap_err();
+        let mut whole = SnapScan::new(6);
+        assert_eq!(e, whole.advance(&b).unwrap_err());
     }
 
     #[test]

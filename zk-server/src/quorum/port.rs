@@ -34,6 +34,7 @@ use zk_zab::{Conn, Packet};
 
 use super::packets::{SnapScan, parse_packet, write_packet};
 use crate::msg::QuorumIn;
+use crate::snap_feed::{SnapSender, snap_feed};
 use crate::stats::{LearnerHandlerStats, LearnerHandlers};
 
 /// Learner connections that have not sent their first packet yet, at most.
@@ -129,16 +130,30 @@ impl Io {
 
     /// Reads until the socket would block; `Err` when it closed or failed.
     fn fill(&mut self) -> Result<(), String> {
+        self.fill_some(usize::MAX).map(|_| ())
+    }
+
+    /// Reads until the socket would block (`Ok(true)`) or about `limit`
+    /// bytes came (`Ok(false)`: more may be waiting); `Err` when it closed
+    /// or failed.
+    fn fill_some(&mut self, limit: usize) -> Result<bool, String> {
         if self.rstart > 0 {
             self.rbuf.drain(..self.rstart);
             self.rstart = 0;
         }
         let mut buf = [0u8; 64 * 1024];
+        let mut got = 0;
         loop {
+            if got >= limit {
+                return Ok(false);
+            }
             match self.stream.read(&mut buf) {
                 Ok(0) => return Err("closed by the peer".into()),
-                Ok(n) => self.rbuf.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Ok(n) => {
+                    self.rbuf.extend_from_slice(&buf[..n]);
+                    got += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(format!("read failed: {e}")),
             }
@@ -502,6 +517,18 @@ impl ZabLeading {
     }
 }
 
+/// What the learner reads of a SNAP body before passing it on.
+const SNAP_PIECE: usize = 4 << 20;
+
+/// A SNAP body being received.
+struct SnapIn {
+    zxid: Zxid,
+    scan: SnapScan,
+    tx: SnapSender,
+    /// Bytes passed on so far.
+    len: u64,
+}
+
 /// A learner's connection to the leader.
 pub(crate) struct ZabLearning {
     leader: Sid,
@@ -513,8 +540,11 @@ pub(crate) struct ZabLearning {
     next_try: Instant,
     retry: Duration,
     bounds: Bounds,
-    /// After a SNAP packet: its zxid and the scan of its body.
-    snap: Option<(Zxid, SnapScan)>,
+    /// After a SNAP packet: its body, passed on as it arrives.
+    snap: Option<SnapIn>,
+    /// [`ZabLearning::ready`] stopped with bytes maybe still unread: call
+    /// it again (after handing `to_core` over).
+    pending: bool,
 }
 
 impl ZabLearning {
@@ -536,12 +566,20 @@ impl ZabLearning {
             retry: RETRY_FIRST,
             bounds,
             snap: None,
+            pending: false,
         }
     }
 
     /// Whether `token` is ours.
     pub(crate) fn owns(&self, token: Token) -> bool {
         token == self.token
+    }
+
+    /// Our token, when [`ZabLearning::ready`] must be called again though
+    /// no readiness event will say so: it stopped at a SNAP packet, whose
+    /// [`QuorumIn::Snap`] the sequencer must get before the body follows.
+    pub(crate) fn pending(&self) -> Option<Token> {
+        self.pending.then_some(self.token)
     }
 
     fn connect(&mut self, registry: &Registry, now: Instant) {
@@ -589,6 +627,7 @@ impl ZabLearning {
         registry: &Registry,
         to_core: &mut Vec<QuorumIn>,
     ) -> Result<(), String> {
+        self.pending = false;
         let Some(io) = self.io.as_mut() else {
             return Ok(());
         };
@@ -615,10 +654,30 @@ impl ZabLearning {
         }
         let token = self.token;
         let io = self.io.as_mut().expect("checked above");
-        let res = io.flush(registry, token).and_then(|()| io.fill());
-        let parsed = self.parse(to_core);
-        res.and(parsed)
-            .map_err(|why| format!("connection to leader {}: {why}", self.leader))
+        let mut res = io.flush(registry, token);
+        loop {
+            // A SNAP body is passed on as it comes: read a few MB at most
+            // between two parses (the loopback delivers hundreds of MB
+            // faster than the sequencer loads them).
+            let limit = if self.snap.is_some() {
+                SNAP_PIECE
+            } else {
+                usize::MAX
+            };
+            let io = self.io.as_mut().expect("checked above");
+            let filled = res.and_then(|()| io.fill_some(limit));
+            let parsed = self.parse(to_core);
+            match (filled, parsed) {
+                (Ok(_), Ok(())) if self.pending => return Ok(()),
+                (Ok(false), Ok(())) => res = Ok(()),
+                (filled, parsed) => {
+                    return filled
+                        .map(|_| ())
+                        .and(parsed)
+                        .map_err(|why| format!("connection to leader {}: {why}", self.leader));
+                }
+            }
+        }
     }
 
     fn parse(&mut self, to_core: &mut Vec<QuorumIn>) -> Result<(), String> {
@@ -626,25 +685,33 @@ impl ZabLearning {
             return Ok(());
         };
         loop {
-            if let Some((zxid, scan)) = &mut self.snap {
-                let Some(n) = scan.advance(io.unread())? else {
+            if let Some(s) = &mut self.snap {
+                let done = s.scan.advance(io.unread())?;
+                let n = s.scan.scanned();
+                if n > 0 {
+                    // What was scanned leaves the read buffer without a
+                    // copy (most of it, for a large tree): the buffer
+                    // becomes the piece's storage and keeps what follows.
+                    let (start, end) = (io.rstart, io.rstart + n);
+                    let mut all = std::mem::take(&mut io.rbuf);
+                    io.rbuf = all.split_off(end);
+                    io.rstart = 0;
+                    s.tx.send(Bytes::from(all).slice(start..end));
+                    s.scan.forget(n);
+                    s.len += n as u64;
+                }
+                if done.is_none() {
                     return Ok(());
-                };
-                // The body leaves the read buffer without a copy (hundreds
-                // of MB for a large tree): the buffer becomes the body's
-                // storage and keeps only what follows it.
-                let (start, end) = (io.rstart, io.rstart + n);
-                let mut all = std::mem::take(&mut io.rbuf);
-                io.rbuf = all.split_off(end);
-                io.rstart = 0;
-                let body = Bytes::from(all).slice(start..end);
+                }
+                let s = self.snap.take().expect("matched above");
                 info!(
-                    "following: SNAP 0x{zxid:x} from leader {}: {n} bytes, {} znodes",
+                    "following: SNAP 0x{:x} from leader {}: {} bytes, {} znodes",
+                    s.zxid,
                     self.leader,
-                    scan.nodes()
+                    s.len,
+                    s.scan.nodes()
                 );
-                to_core.push(QuorumIn::Snap { zxid: *zxid, body });
-                self.snap = None;
+                s.tx.end();
                 continue;
             }
             let Some((q, used)) = parse_packet(io.unread(), self.bounds.max_data)? else {
@@ -653,7 +720,17 @@ impl ZabLearning {
             io.rstart += used;
             match Packet::from_wire(q).map_err(|e| e.to_string())? {
                 Packet::Snap { zxid } => {
-                    self.snap = Some((zxid, SnapScan::new(self.bounds.snap_max)));
+                    // The sequencer loads the body as it comes.
+                    let (tx, feed) = snap_feed(self.bounds.init);
+                    to_core.push(QuorumIn::Snap { zxid, feed });
+                    self.snap = Some(SnapIn {
+                        zxid,
+                        scan: SnapScan::new(self.bounds.snap_max),
+                        tx,
+                        len: 0,
+                    });
+                    self.pending = true;
+                    return Ok(());
                 }
                 p => to_core.push(QuorumIn::FromLeader(p)),
             }

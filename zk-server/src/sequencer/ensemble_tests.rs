@@ -265,7 +265,8 @@ impl Cluster {
             QuorumOut::Snap { conn, zxid, body } => {
                 if let Some(&sid) = self.conns.get(&conn) {
                     self.syncs.push((sid, "SNAP", zxid));
-                    self.send(sid, CoreMsg::Quorum(QuorumIn::Snap { zxid, body }));
+                    let feed = crate::snap_feed::SnapFeed::whole(body);
+                    self.send(sid, CoreMsg::Quorum(QuorumIn::Snap { zxid, feed }));
                 }
             }
             QuorumOut::CloseLearner(conn, _) => {

@@ -28,7 +28,7 @@ const LOG_DIFF_LIMIT: usize = 64 << 20;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use tracing::{error, info, warn};
 use zk_jute::{
     CreateSessionTxn, ErrorCode, ErrorTxn, Jute, OpCode, Reader, Request, TxnBody, Zxid,
@@ -43,6 +43,7 @@ use super::moves::{Owner, Owners, Revalidations};
 use super::{DurableMark, Origin, Proposal, Sequencer};
 use crate::control::Mode;
 use crate::msg::{Ctx, LoopMsg, Outbox, QuorumIn, QuorumOut};
+use crate::snap_feed::SnapFeed;
 use crate::storage::{load_tree, replay, take_snapshot};
 
 /// The active role.
@@ -160,11 +161,11 @@ impl Sequencer {
                 }
                 RoleEvent::Learner(LearnerEvent::Packet(p))
             }
-            QuorumIn::Snap { zxid, body } => {
+            QuorumIn::Snap { zxid, feed } => {
                 if !self.is_learning() {
                     return;
                 }
-                if let Err(why) = self.load_snap(zxid, body) {
+                if let Err(why) = self.load_snap(zxid, feed) {
                     return self.end_role(format!("the leader's SNAP 0x{zxid:x}: {why}"));
                 }
                 RoleEvent::Learner(LearnerEvent::Packet(Packet::Snap { zxid }))
@@ -878,28 +879,38 @@ impl Sequencer {
         true
     }
 
-    /// A learner reads SNAP's body and replaces its tree before the packet
-    /// is fed (DESIGN.md).
-    fn load_snap(&mut self, zxid: Zxid, body: Bytes) -> Result<(), String> {
+    /// A learner reads SNAP's body as it arrives and replaces its tree
+    /// before the packet is fed (DESIGN.md).
+    fn load_snap(&mut self, zxid: Zxid, feed: SnapFeed) -> Result<(), String> {
         // Written to disk while the tree loads; published only if it loads.
         // An earlier one still writing (to the same file, for the same
         // zxid) finishes first.
         if let Some(old) = self.snap_body.take() {
             old.abandon();
         }
-        match crate::storage::SnapBodySave::start(body.clone(), &self.storage.snaps, zxid) {
-            Ok(save) => self.snap_body = Some(save),
-            Err(e) => {
-                warn!("cannot start writing the SNAP as a snapshot: {e}; it is serialized again")
+        let copy = match crate::storage::SnapBodySave::start(&self.storage.snaps, zxid) {
+            Ok((save, copy)) => {
+                self.snap_body = Some(save);
+                Some(copy)
             }
-        }
-        let mut r = body.reader();
-        let snap = Tree::read_apache_snap(
-            &mut std::io::BufReader::new(&mut r),
-            self.shared.tree.config().clone(),
-            SNAP_MAX_LEN,
-            zxid.as_i64(),
-        );
+            Err(e) => {
+                warn!("cannot start writing the SNAP as a snapshot: {e}; it is serialized again");
+                None
+            }
+        };
+        // The reader (and with it the writer's feed) is gone before the
+        // writer is joined.
+        let snap = {
+            let mut r = feed.reader(copy);
+            Tree::read_apache_snap(
+                &mut r,
+                self.shared.tree.config().clone(),
+                SNAP_MAX_LEN,
+                zxid.as_i64(),
+            )
+            .map_err(|e| e.to_string())
+            .and_then(|snap| r.finish().map(|_| snap).map_err(|e| e.to_string()))
+        };
         let snap = match snap {
             Ok(snap) => snap,
             Err(e) => {
@@ -907,7 +918,7 @@ impl Sequencer {
                 if let Some(save) = self.snap_body.take() {
                     save.abandon();
                 }
-                return Err(e.to_string());
+                return Err(e);
             }
         };
         info!(
