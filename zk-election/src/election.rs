@@ -448,6 +448,21 @@ impl<Q: Quorum> Election<Q> {
         loopback: &mut VecDeque<Notification>,
     ) {
         if self.finalizing {
+            // A voter that already decided for the proposal's leader in this
+            // round agrees, whatever epoch that leader has established
+            // since: with `early_finalize` it counts as a LOOKING vote for
+            // the proposal would. (It answers our notifications with its
+            // decision only; five servers waited out the finalize wait for
+            // it in one failover of two.)
+            let decided_alike = matches!(n.state, PeerState::Following | PeerState::Leading)
+                && n.election_epoch == self.logical_clock
+                && n.vote.leader == self.proposal.leader
+                && n.vote.zxid == self.proposal.zxid
+                && self.quorum.is_voter(from);
+            if self.params.early_finalize && decided_alike {
+                self.recvset.insert(from, self.proposal_ballot());
+                return;
+            }
             if !n.vote.beats(&self.proposal) {
                 // Discarded. Unlike Apache's poll, the wait keeps its
                 // deadline: the peers' repeated notifications (their own
@@ -455,12 +470,19 @@ impl<Q: Quorum> Election<Q> {
                 // to twice the wait, and a vote that cannot win tells
                 // nothing worth waiting for. One that agrees is kept for
                 // `early_finalize` (Apache drops it with the others).
-                let agrees = n.state == PeerState::Looking
+                let this_round = n.state == PeerState::Looking
                     && n.election_epoch == self.logical_clock
-                    && n.vote == self.proposal
                     && self.quorum.is_voter(from);
-                if self.params.early_finalize && agrees {
+                if self.params.early_finalize && this_round && n.vote == self.proposal {
                     self.recvset.insert(from, self.proposal_ballot());
+                } else if self.params.answer_losing_votes && this_round && from != self.me {
+                    // A voter that went LOOKING after our notifications
+                    // reached it (it still followed) sends its own, losing
+                    // vote; without an answer it learns ours only at its
+                    // next notification interval, and everyone's wait for
+                    // its agreement runs out first (five servers, one
+                    // failover of two: 50 ms and more).
+                    self.answer(from, out);
                 }
                 return;
             }
@@ -485,6 +507,18 @@ impl<Q: Quorum> Election<Q> {
             }
         }
         self.arm_notify(out);
+    }
+
+    /// Sends our proposal of this round to `to` alone (its losing vote's
+    /// answer, [`Params::answer_losing_votes`]).
+    fn answer(&mut self, to: Sid, out: &mut Vec<Command>) {
+        let msg = Notification {
+            state: PeerState::Looking,
+            vote: self.proposal,
+            election_epoch: self.logical_clock,
+            version: NOTIFICATION_VERSION,
+        };
+        self.send(to, msg, out);
     }
 
     /// The LOOKING case of `lookForLeader`; true when the finalize wait began.
@@ -514,13 +548,7 @@ impl<Q: Quorum> Election<Q> {
             self.proposal = n.vote;
             self.send_notifications(out, loopback);
         } else if self.params.answer_losing_votes && n.vote != self.proposal && from != self.me {
-            let msg = Notification {
-                state: PeerState::Looking,
-                vote: self.proposal,
-                election_epoch: self.logical_clock,
-                version: NOTIFICATION_VERSION,
-            };
-            self.send(from, msg, out);
+            self.answer(from, out);
         }
         self.recvset.insert(
             from,

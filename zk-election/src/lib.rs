@@ -56,8 +56,9 @@
 //! voter agrees with the proposal except those whose connection went down
 //! (and has not come back): no better vote can then come but from a server
 //! this one just lost, such as the leader that died and started the round.
-//! A failover then takes the time the survivors need to exchange their
-//! votes, not the wait. A voter never connected yet (at start-up) still
+//! A voter that already decided for the proposal's leader in this round
+//! (its FOLLOWING or LEADING answer) agrees too. A failover then takes the
+//! time the survivors need to exchange their votes, not the wait. A voter never connected yet (at start-up) still
 //! counts, so a cold start waits as before.
 //!
 //! # Quorums

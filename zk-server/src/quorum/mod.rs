@@ -639,8 +639,10 @@ impl Runtime {
 
     fn step(&mut self, event: Event, now: Instant) {
         let mut cmds = Vec::new();
+        debug!("election: {event:?}");
         self.election.step(event, &mut cmds);
         for c in cmds {
+            debug!("election: -> {c:?}");
             match c {
                 Command::Send { to, msg } => {
                     self.transport.send(self.poll.registry(), to, &msg, now)
