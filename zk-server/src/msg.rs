@@ -107,11 +107,12 @@ pub(crate) enum QuorumIn {
 pub(crate) enum QuorumOut {
     /// Leader: a packet to a learner's connection.
     ToLearner(zk_zab::Conn, zk_zab::Packet),
-    /// Leader: SNAP(zxid) and right after it the snapshot body, to a learner.
+    /// Leader: SNAP(zxid) and right after it the snapshot body (its pieces
+    /// in order), to a learner.
     Snap {
         conn: zk_zab::Conn,
         zxid: Zxid,
-        body: Bytes,
+        body: Vec<Bytes>,
     },
     /// Leader: close a learner's connection.
     CloseLearner(zk_zab::Conn, String),

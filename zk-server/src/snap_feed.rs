@@ -68,11 +68,14 @@ pub(crate) fn snap_feed(stall: Duration) -> (SnapSender, SnapFeed) {
 }
 
 impl SnapFeed {
-    /// A feed of a body already whole (the simulator's router).
+    /// A feed of a body already whole, in the leader's pieces (the
+    /// simulator's router).
     #[cfg(test)]
-    pub(crate) fn whole(body: Bytes) -> Self {
+    pub(crate) fn whole(body: Vec<Bytes>) -> Self {
         let (tx, feed) = snap_feed(Duration::from_secs(1));
-        tx.send(body);
+        for piece in body {
+            tx.send(piece);
+        }
         tx.end();
         feed
     }

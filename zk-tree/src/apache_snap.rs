@@ -138,9 +138,13 @@ fn put_stat(b: &mut Vec<u8>, s: &StatPersisted) {
 }
 
 /// The whole body of `st`.
-fn encode(st: &State) -> Vec<u8> {
+fn encode(st: &State) -> [Vec<u8>; 3] {
     let open = open_acl_unsafe();
-    let mut nodes = Vec::with_capacity(64 * st.node_count + 64);
+    // Paths and data, and per node their two lengths, the ACL id and the
+    // stat (76 bytes): no reallocation (205 MB copied twice over for 1M
+    // znodes otherwise).
+    let size = usize::try_from(st.data_size).unwrap_or(0) + 80 * st.node_count + 64;
+    let mut nodes = Vec::with_capacity(size);
     // Cache index -> Apache id; the lists in id order.
     let mut ids: HashMap<u32, i64> = HashMap::new();
     let mut lists: Vec<Arc<[Acl]>> = Vec::new();
@@ -189,7 +193,7 @@ fn encode(st: &State) -> Vec<u8> {
         stack.extend(kids.iter().map(|&c| (c, depth + 1)));
     }
 
-    let mut out = Vec::with_capacity(nodes.len() + 12 * st.sessions.len() + 1024);
+    let mut out = Vec::with_capacity(12 * st.sessions.len() + 1024);
     let mut sessions: Vec<(i64, i32)> = st.sessions.iter().map(|(&k, &v)| (k, v)).collect();
     sessions.sort_unstable();
     put_i32(&mut out, sessions.len() as i32);
@@ -207,10 +211,10 @@ fn encode(st: &State) -> Vec<u8> {
             put_bytes(&mut out, a.id.id.as_bytes());
         }
     }
-    out.extend_from_slice(&nodes);
-    put_bytes(&mut out, END_PATH.as_bytes());
-    put_bytes(&mut out, SIGNATURE.as_bytes());
-    out
+    let mut end = Vec::with_capacity(32);
+    put_bytes(&mut end, END_PATH.as_bytes());
+    put_bytes(&mut end, SIGNATURE.as_bytes());
+    [out, nodes, end]
 }
 
 /// A reader of jute items from a [`BufRead`], counting the offset and
@@ -361,12 +365,19 @@ impl Tree {
     /// to `out` after the lock is released. Returns the last processed zxid
     /// the body is exact at (the zxid of the SNAP packet).
     pub fn write_apache_snap<W: Write>(&self, out: &mut W) -> io::Result<i64> {
-        let (body, zxid) = {
-            let st = self.read();
-            (encode(&st), st.last_zxid)
-        };
-        out.write_all(&body)?;
+        let (pieces, zxid) = self.apache_snap_pieces();
+        for p in pieces {
+            out.write_all(&p)?;
+        }
         Ok(zxid)
+    }
+
+    /// [`Tree::write_apache_snap`]'s bytes as they were serialized, in
+    /// order (no copy into one buffer: a SNAP of 1M znodes is 205 MB), and
+    /// the last processed zxid they are exact at.
+    pub fn apache_snap_pieces(&self) -> (Vec<Vec<u8>>, i64) {
+        let st = self.read();
+        (encode(&st).into(), st.last_zxid)
     }
 
     /// Reads the body of an Apache SNAP (module docs) from `input`, consuming

@@ -548,9 +548,9 @@ impl Runtime {
         };
         let registry = self.poll.registry();
         match (m, &mut self.role) {
-            (QuorumOut::ToLearner(conn, p), Role::ZabLeading(l)) => l.send(conn, &p, None),
+            (QuorumOut::ToLearner(conn, p), Role::ZabLeading(l)) => l.send(conn, &p, &[]),
             (QuorumOut::Snap { conn, zxid, body }, Role::ZabLeading(l)) => {
-                l.send(conn, &zk_zab::Packet::Snap { zxid }, Some(&body))
+                l.send(conn, &zk_zab::Packet::Snap { zxid }, &body)
             }
             (QuorumOut::CloseLearner(conn, why), Role::ZabLeading(l)) => {
                 l.close_conn(registry, conn, &why)

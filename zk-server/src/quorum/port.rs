@@ -203,10 +203,12 @@ impl Io {
     }
 
     /// Queues `p` (and a SNAP's `body` after it); returns its wire zxid.
-    fn queue(&mut self, p: &Packet, body: Option<&Bytes>) -> i64 {
+    fn queue(&mut self, p: &Packet, body: &[Bytes]) -> i64 {
         let wire = p.to_wire();
+        self.wbuf
+            .reserve(body.iter().map(Bytes::len).sum::<usize>() + 64);
         write_packet(&wire, &mut self.wbuf);
-        if let Some(b) = body {
+        for b in body {
             self.wbuf.extend_from_slice(b);
         }
         self.ends.push_back(self.wbuf.len());
@@ -437,7 +439,7 @@ impl ZabLeading {
     /// Queues a packet to learner `conn` (SNAP with its body: `body`);
     /// [`ZabLeading::flush_queued`] writes it, with every other packet the
     /// sequencer sent meanwhile, in one write per learner.
-    pub(crate) fn send(&mut self, conn: Conn, p: &Packet, body: Option<&Bytes>) {
+    pub(crate) fn send(&mut self, conn: Conn, p: &Packet, body: &[Bytes]) {
         let Some(&token) = self.by_conn.get(&conn) else {
             return;
         };
@@ -746,7 +748,7 @@ impl ZabLearning {
     pub(crate) fn send(&mut self, p: &Packet) {
         match self.io.as_mut() {
             Some(io) if self.connected => {
-                io.queue(p, None);
+                io.queue(p, &[]);
             }
             _ => debug!("following: not connected; {} dropped", p.name()),
         }

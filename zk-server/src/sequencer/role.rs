@@ -616,28 +616,27 @@ impl Sequencer {
         let Some((c, zxid)) = held.filter(|h| h.0 == conn) else {
             return;
         };
-        let mut body = Vec::new();
-        match self.shared.tree.write_apache_snap(&mut body) {
-            Ok(at) if at == zxid.as_i64() => {
+        let (pieces, at) = self.shared.tree.apache_snap_pieces();
+        let body: Vec<Bytes> = pieces.into_iter().map(Bytes::from).collect();
+        let len: usize = body.iter().map(Bytes::len).sum();
+        if at == zxid.as_i64() {
+            {
                 let sid = match &self.role {
                     Some(Role::Leading(l)) => l.core.learner_sid(conn).unwrap_or(0),
                     _ => 0,
                 };
                 info!(
-                    "syncing learner connection {conn} (server {sid}) by SNAP 0x{zxid:x} ({} bytes)",
-                    body.len()
+                    "syncing learner connection {conn} (server {sid}) by SNAP 0x{zxid:x} ({len} bytes)"
                 );
                 self.out(QuorumOut::Snap {
                     conn: c,
                     zxid,
-                    body: Bytes::from(body),
+                    body,
                 });
             }
-            Ok(at) => {
-                error!("SNAP 0x{zxid:x} but the tree is at 0x{at:x}: closing the learner");
-                self.out(QuorumOut::CloseLearner(c, "snapshot mismatch".into()));
-            }
-            Err(e) => self.fatal(&format!("cannot serialize the snapshot: {e}")),
+        } else {
+            error!("SNAP 0x{zxid:x} but the tree is at 0x{at:x}: closing the learner");
+            self.out(QuorumOut::CloseLearner(c, "snapshot mismatch".into()));
         }
     }
 
