@@ -575,6 +575,25 @@ fn a_losing_vote_of_this_round_is_answered_with_ours() {
     assert!(sends(&out).is_empty());
 }
 
+/// Server `me` of five (our params), connected to the others, leader 4's
+/// connection gone, LOOKING in a new round (returned) at ZXID, epoch 6.
+fn five_early_leader_4_gone(me: Sid) -> (Election<Majority>, i64) {
+    let p = Params {
+        early_finalize: true,
+        answer_losing_votes: true,
+        ..params()
+    };
+    let mut e = Election::new(me, Majority::new([1, 2, 3, 4, 5]), p);
+    for s in (1..=5).filter(|&s| s != me) {
+        step(&mut e, Event::Connected(s));
+    }
+    step(&mut e, Event::Disconnected(4));
+    start(&mut e, ZXID, 6);
+    start(&mut e, ZXID, 6);
+    let round = e.logical_clock();
+    (e, round)
+}
+
 #[test]
 fn early_finalize_counts_a_voter_that_already_follows_the_proposal() {
     // Five servers, leader 4 killed (seen by 1 at 12.668 in a benchmark's
@@ -585,19 +604,7 @@ fn early_finalize_counts_a_voter_that_already_follows_the_proposal() {
     // the wait). A voter that follows or leads the proposal's leader in this
     // round agrees with it.
     for established in [false, true] {
-        let p = Params {
-            early_finalize: true,
-            answer_losing_votes: true,
-            ..params()
-        };
-        let mut e = Election::new(1, Majority::new([1, 2, 3, 4, 5]), p);
-        for s in [2, 3, 4, 5] {
-            step(&mut e, Event::Connected(s));
-        }
-        step(&mut e, Event::Disconnected(4));
-        start(&mut e, ZXID, 6);
-        start(&mut e, ZXID, 6);
-        let round = e.logical_clock();
+        let (mut e, round) = five_early_leader_4_gone(1);
         recv(&mut e, 5, note(PeerState::Looking, vote(5, ZXID, 6), round));
         let out = recv(&mut e, 2, note(PeerState::Looking, vote(5, ZXID, 6), round));
         assert!(decision(&out).is_none());
@@ -625,19 +632,7 @@ fn a_losing_vote_is_answered_during_the_finalize_wait_too() {
     // still followed). Discarded unanswered, 1 kept voting for itself until
     // its notification interval, and 2, 3 and 5 waited out the finalize
     // wait for it (50 ms). Answered, 1 agrees at once.
-    let p = Params {
-        early_finalize: true,
-        answer_losing_votes: true,
-        ..params()
-    };
-    let mut e = Election::new(5, Majority::new([1, 2, 3, 4, 5]), p);
-    for s in [1, 2, 3, 4] {
-        step(&mut e, Event::Connected(s));
-    }
-    step(&mut e, Event::Disconnected(4));
-    start(&mut e, ZXID, 6);
-    start(&mut e, ZXID, 6);
-    let round = e.logical_clock();
+    let (mut e, round) = five_early_leader_4_gone(5);
     recv(&mut e, 2, note(PeerState::Looking, vote(5, ZXID, 6), round));
     recv(&mut e, 3, note(PeerState::Looking, vote(5, ZXID, 6), round));
     assert!(e.is_finalizing());
