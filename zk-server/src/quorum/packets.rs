@@ -209,7 +209,7 @@ impl SnapScan {
                 }
                 Err(Stop::More) => return Ok(None),
                 Err(Stop::Bad(why)) => {
-                    return Err(format!("SNAP body at byte {}: {why}", self.gone + self.at));
+                    return Err(format!("SNAP body at byte {}: {why}", self.total()));
                 }
             }
         }
@@ -218,6 +218,11 @@ impl SnapScan {
     /// Bytes scanned so far (since the last [`SnapScan::forget`]).
     pub(crate) fn scanned(&self) -> usize {
         self.at
+    }
+
+    /// Bytes scanned since the body's start, forgotten ones included.
+    pub(crate) fn total(&self) -> usize {
+        self.gone + self.at
     }
 
     /// The first `n` scanned bytes are gone from the buffer: the next

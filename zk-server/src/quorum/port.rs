@@ -531,8 +531,6 @@ struct SnapIn {
     zxid: Zxid,
     scan: SnapScan,
     tx: SnapSender,
-    /// Bytes passed on so far.
-    len: u64,
 }
 
 /// A learner's connection to the leader.
@@ -704,7 +702,6 @@ impl ZabLearning {
                     io.rstart = 0;
                     s.tx.send(Bytes::from(all).slice(start..end));
                     s.scan.forget(n);
-                    s.len += n as u64;
                 }
                 if done.is_none() {
                     return Ok(());
@@ -714,7 +711,7 @@ impl ZabLearning {
                     "following: SNAP 0x{:x} from leader {}: {} bytes, {} znodes",
                     s.zxid,
                     self.leader,
-                    s.len,
+                    s.scan.total(),
                     s.scan.nodes()
                 );
                 s.tx.end();
@@ -733,7 +730,6 @@ impl ZabLearning {
                         zxid,
                         scan: SnapScan::new(self.bounds.snap_max),
                         tx,
-                        len: 0,
                     });
                     self.pending = true;
                     return Ok(());

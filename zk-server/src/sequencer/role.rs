@@ -617,27 +617,23 @@ impl Sequencer {
             return;
         };
         let (pieces, at) = self.shared.tree.apache_snap_pieces();
-        let body: Vec<Bytes> = pieces.into_iter().map(Bytes::from).collect();
-        let len: usize = body.iter().map(Bytes::len).sum();
-        if at == zxid.as_i64() {
-            {
-                let sid = match &self.role {
-                    Some(Role::Leading(l)) => l.core.learner_sid(conn).unwrap_or(0),
-                    _ => 0,
-                };
-                info!(
-                    "syncing learner connection {conn} (server {sid}) by SNAP 0x{zxid:x} ({len} bytes)"
-                );
-                self.out(QuorumOut::Snap {
-                    conn: c,
-                    zxid,
-                    body,
-                });
-            }
-        } else {
+        if at != zxid.as_i64() {
             error!("SNAP 0x{zxid:x} but the tree is at 0x{at:x}: closing the learner");
             self.out(QuorumOut::CloseLearner(c, "snapshot mismatch".into()));
+            return;
         }
+        let body: Vec<Bytes> = pieces.into_iter().map(Bytes::from).collect();
+        let len: usize = body.iter().map(Bytes::len).sum();
+        let sid = match &self.role {
+            Some(Role::Leading(l)) => l.core.learner_sid(conn).unwrap_or(0),
+            _ => 0,
+        };
+        info!("syncing learner connection {conn} (server {sid}) by SNAP 0x{zxid:x} ({len} bytes)");
+        self.out(QuorumOut::Snap {
+            conn: c,
+            zxid,
+            body,
+        });
     }
 
     /// Writes an epoch file (atomically, durably); false after a failure,
