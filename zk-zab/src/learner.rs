@@ -600,13 +600,16 @@ impl Learner {
 
     /// One ACK per durable proposal, in zxid order.
     fn send_acks(&mut self, out: &mut Vec<LearnerCommand>) {
-        // `pending` is in zxid order: start after what was acked.
+        // `pending` is in zxid order and appended in order: start after what
+        // was acked and stop at the first proposal not durable yet (going on
+        // to the end scanned every proposal in flight per packet received).
         let from = self.pending.partition_point(|p| p.zxid <= self.acked);
         for p in self.pending.range(from..) {
-            if p.zxid > self.acked && p.zxid <= self.durable && p.appended {
-                out.push(LearnerCommand::Send(Packet::Ack { zxid: p.zxid }));
-                self.acked = p.zxid;
+            if p.zxid > self.durable || !p.appended {
+                break;
             }
+            out.push(LearnerCommand::Send(Packet::Ack { zxid: p.zxid }));
+            self.acked = p.zxid;
         }
         // Proposals applied already (committed before our ACK) need no ACK.
         if self.acked < self.applied {

@@ -13,14 +13,12 @@
 //! one also as an error naming the txn; nothing else changes (ZooKeeper does
 //! not stop either). Learners keep their logs as before: the digest is
 //! taken off a received proposal (a learner's log holds the bare txn) and
-//! kept here until that txn is applied.
+//! kept with the decoded txn ([`Received`]) until that txn is applied.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tracing::{error, warn};
-use zk_jute::{TxnBody, TxnHeader, Zxid};
+use zk_jute::{TxnBody, TxnHeader};
 use zk_zab::Packet;
 
 /// How long repeats of a mismatch are only counted (ZooKeeper's
@@ -33,8 +31,6 @@ const MISMATCH: &str = "Digests are not matching. Value is Zxid.";
 /// The digests received and not yet applied, and the mismatch log.
 #[derive(Debug, Default)]
 pub(super) struct DigestCheck {
-    /// Learner: (zxid, digest) of proposals received while serving.
-    expected: VecDeque<(i64, i64)>,
     /// Whether a mismatch was ever seen (the first is logged in full).
     seen: bool,
     /// The rate limiter: repeats since the last line, the last zxid, when
@@ -45,31 +41,6 @@ pub(super) struct DigestCheck {
 }
 
 impl DigestCheck {
-    /// Learner: `zxid`'s proposal came with `digest`.
-    pub(super) fn expect(&mut self, zxid: Zxid, digest: i64) {
-        self.expected.push_back((zxid.as_i64(), digest));
-    }
-
-    /// Learner: the digest `zxid` came with (those of older zxids, never
-    /// applied here, are dropped).
-    pub(super) fn take(&mut self, zxid: i64) -> Option<i64> {
-        while let Some(&(z, d)) = self.expected.front() {
-            if z > zxid {
-                return None;
-            }
-            self.expected.pop_front();
-            if z == zxid {
-                return Some(d);
-            }
-        }
-        None
-    }
-
-    /// A role ends: nothing received is applied any more.
-    pub(super) fn clear(&mut self) {
-        self.expected.clear();
-    }
-
     /// Compares the digest `hdr`'s txn came with and the tree's after it;
     /// returns whether they differ (the caller counts it).
     pub(super) fn check(
@@ -132,36 +103,64 @@ impl DigestCheck {
     }
 }
 
-/// A proposal's or inform's txn without its version-2 `TxnDigest`, and the
-/// digest; any other packet, or a txn without a digest we know (none, or
-/// another version, which ZooKeeper does not compare either), as is.
-pub(super) fn split_digest(p: Packet) -> (Packet, Option<i64>) {
-    let split = |txn: Bytes| match zk_apache::decode_txn(txn.clone()) {
-        Ok(t) => match t.digest {
-            Some(d) if d.version == zk_tree::DIGEST_VERSION => {
-                (txn.slice(..t.record_len), Some(d.tree_digest))
-            }
-            _ => (txn, None),
-        },
-        Err(_) => (txn, None),
+/// A txn a learner received in a PROPOSAL or INFORM, decoded once: the
+/// packet keeps the bytes to log, this the record to apply at COMMIT.
+#[derive(Debug, PartialEq)]
+pub(super) struct Received {
+    pub(super) hdr: TxnHeader,
+    pub(super) body: TxnBody,
+    /// The tree digest the txn leads to (version-2 `TxnDigest`), if sent.
+    pub(super) digest: Option<i64>,
+}
+
+/// Decodes a PROPOSAL's or INFORM's txn (any other packet: `None`) and
+/// takes a version-2 `TxnDigest` off it (a txn without one, or with a digest
+/// of another version, which ZooKeeper does not compare either, is kept as
+/// it came). A txn that does not decode, or carries another zxid than its
+/// packet, is an error (the leader is broken): a learner logs only txns that
+/// decode and carry their packet's zxid, since a record that does not would
+/// stop the next recovery.
+pub(super) fn decode_received(p: Packet) -> Result<(Packet, Option<Received>), String> {
+    let (zxid, txn, inform) = match p {
+        Packet::Proposal { zxid, txn } => (zxid, txn, false),
+        Packet::Inform { zxid, txn } => (zxid, txn, true),
+        p => return Ok((p, None)),
     };
-    match p {
-        Packet::Proposal { zxid, txn } => {
-            let (txn, d) = split(txn);
-            (Packet::Proposal { zxid, txn }, d)
-        }
-        Packet::Inform { zxid, txn } => {
-            let (txn, d) = split(txn);
-            (Packet::Inform { zxid, txn }, d)
-        }
-        p => (p, None),
+    let name = if inform { "INFORM" } else { "PROPOSAL" };
+    let t = zk_apache::decode_txn(txn.clone())
+        .map_err(|e| format!("{name} 0x{zxid:x} does not decode: {e}"))?;
+    if t.header.zxid != zxid.as_i64() {
+        return Err(format!(
+            "{name} 0x{zxid:x} carries the txn of 0x{:x}",
+            t.header.zxid
+        ));
     }
+    let (txn, digest) = match t.digest {
+        Some(d) if d.version == zk_tree::DIGEST_VERSION => {
+            (txn.slice(..t.record_len), Some(d.tree_digest))
+        }
+        _ => (txn, None),
+    };
+    let p = if inform {
+        Packet::Inform { zxid, txn }
+    } else {
+        Packet::Proposal { zxid, txn }
+    };
+    let r = Received {
+        hdr: t.header,
+        body: t.body,
+        digest,
+    };
+    Ok((p, Some(r)))
 }
 
 #[cfg(test)]
 mod tests {
     use bytes::{BufMut, BytesMut};
     use zk_jute::{ErrorTxn, Jute, OpCode, TxnHeader};
+
+    use bytes::Bytes;
+    use zk_jute::Zxid;
 
     use super::*;
 
@@ -184,7 +183,7 @@ mod tests {
 
     /// An Apache 3.8 leader's PROPOSAL ends with a TxnDigest: it is taken
     /// off; a txn without one, or with 12 bytes that are no digest, is left
-    /// as is.
+    /// as is; the txn is decoded once, for its COMMIT.
     #[test]
     fn a_txn_digest_is_split_off() {
         let mut b = BytesMut::new();
@@ -194,31 +193,50 @@ mod tests {
         b.put_i32(zk_tree::DIGEST_VERSION);
         b.put_i64(0x1234_5678);
         let with = b.clone().freeze();
+        let received = |digest| Received {
+            hdr: hdr(),
+            body: TxnBody::Error(ErrorTxn { err: -101 }),
+            digest,
+        };
         assert_eq!(
-            split_digest(proposal(with)),
-            (proposal(plain.clone()), Some(0x1234_5678))
+            decode_received(proposal(with)),
+            Ok((proposal(plain.clone()), Some(received(Some(0x1234_5678)))))
         );
         assert_eq!(
-            split_digest(proposal(plain.clone())),
-            (proposal(plain), None)
+            decode_received(proposal(plain.clone())),
+            Ok((proposal(plain), Some(received(None))))
         );
         let mut bad = b.to_vec();
         let at = bad.len() - zk_apache::TXN_DIGEST_LEN;
         bad[at + 3] = 3; // version 3: not a digest we know
         let bad = Bytes::from(bad);
-        assert_eq!(split_digest(proposal(bad.clone())), (proposal(bad), None));
-        assert_eq!(split_digest(Packet::Sync), (Packet::Sync, None));
+        assert_eq!(
+            decode_received(proposal(bad.clone())),
+            Ok((proposal(bad), Some(received(None))))
+        );
+        assert_eq!(decode_received(Packet::Sync), Ok((Packet::Sync, None)));
     }
 
+    /// A txn that does not decode, or that names another zxid than its
+    /// packet, ends the learner's role (the leader is broken).
     #[test]
-    fn expected_digests_are_taken_by_zxid() {
-        let mut c = DigestCheck::default();
-        c.expect(Zxid::from(5i64), 50);
-        c.expect(Zxid::from(7i64), 70);
-        assert_eq!(c.take(4), None);
-        assert_eq!(c.take(6), None); // 5 was never applied: dropped
-        assert_eq!(c.take(7), Some(70));
-        assert_eq!(c.take(7), None);
+    fn a_bad_txn_is_refused() {
+        let mut b = BytesMut::new();
+        hdr().write(&mut b);
+        ErrorTxn { err: -101 }.write(&mut b);
+        let good = b.freeze();
+        let other = Packet::Proposal {
+            zxid: Zxid::from(0x1_0000_0004i64),
+            txn: good.clone(),
+        };
+        let e = decode_received(other).unwrap_err();
+        assert!(e.contains("carries the txn of 0x100000003"), "{e}");
+        let cut = Packet::Inform {
+            zxid: Zxid::from(0x1_0000_0003i64),
+            txn: good.slice(..good.len() - 2),
+        };
+        let e = decode_received(cut).unwrap_err();
+        assert!(e.starts_with("INFORM 0x100000003 does not decode"), "{e}");
     }
 
     #[test]

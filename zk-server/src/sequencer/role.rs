@@ -64,6 +64,25 @@ pub(super) struct Learning {
     /// When ACKEPOCH went out: the sync with the leader starts (Apache's
     /// `follower_sync_time` / `observer_sync_time` run from there to serving).
     sync_started: Option<std::time::Instant>,
+    /// The txns of PROPOSALs and INFORMs received and not yet applied, in
+    /// zxid order, decoded on receipt (their COMMIT applies them as they are).
+    received: VecDeque<super::digests::Received>,
+}
+
+impl Learning {
+    /// The decoded txn `zxid` (older ones, never to be applied, are dropped).
+    fn take_received(&mut self, zxid: i64) -> Option<super::digests::Received> {
+        while let Some(r) = self.received.front() {
+            if r.hdr.zxid > zxid {
+                return None;
+            }
+            let r = self.received.pop_front()?;
+            if r.hdr.zxid == zxid {
+                return Some(r);
+            }
+        }
+        None
+    }
 }
 
 pub(super) struct Leading {
@@ -149,15 +168,17 @@ impl Sequencer {
             QuorumIn::LearnerClosed(c) => RoleEvent::Leader(LeaderEvent::Closed(c)),
             QuorumIn::LeaderConnected => RoleEvent::Learner(LearnerEvent::Connected),
             QuorumIn::FromLeader(p) => {
-                let (p, digest) = super::digests::split_digest(p);
-                if let Err(why) = check_txn(&p) {
-                    return self.end_role(why);
-                }
-                if let (Some(d), Packet::Proposal { zxid, .. } | Packet::Inform { zxid, .. }) =
-                    (digest, &p)
-                    && self.checks_digests()
-                {
-                    self.digests.expect(*zxid, d);
+                let (p, received) = match super::digests::decode_received(p) {
+                    Ok(v) => v,
+                    Err(why) => return self.end_role(why),
+                };
+                if let Some(mut r) = received {
+                    if !self.checks_digests() {
+                        r.digest = None;
+                    }
+                    if let Some(Role::Learning(l)) = &mut self.role {
+                        l.received.push_back(r);
+                    }
                 }
                 RoleEvent::Learner(LearnerEvent::Packet(p))
             }
@@ -292,6 +313,7 @@ impl Sequencer {
             revalidations: Revalidations::new(),
             acked_newleader: false,
             sync_started: None,
+            received: VecDeque::new(),
         })));
         self.shared
             .sessions
@@ -364,7 +386,6 @@ impl Sequencer {
         }
         self.order = super::SessionOrder::default();
         self.overlay = zk_tree::PendingChanges::new();
-        self.digests.clear();
     }
 
     /// Leader: the `TxnDigest` a proposal of `body` carries: the tree digest
@@ -937,28 +958,39 @@ impl Sequencer {
         let front = self.proposals.pop_front_if(|p| p.hdr.zxid == zxid.as_i64());
         let p = match front {
             Some(p) => p,
-            None => match TxnBody::read_record(txn) {
-                Ok((hdr, body)) if hdr.zxid == zxid.as_i64() => {
-                    let origin = self
-                        .forwarded
-                        .remove(&(hdr.client_id, hdr.cxid))
-                        .unwrap_or(Origin::Internal);
-                    let digest = self.digests.take(hdr.zxid);
-                    Proposal {
-                        hdr,
-                        body,
-                        origin,
-                        digest,
+            None => {
+                let received = match &mut self.role {
+                    Some(Role::Learning(l)) => l.take_received(zxid.as_i64()),
+                    _ => None,
+                };
+                let decoded = match received {
+                    Some(r) => Ok((r.hdr, r.body, r.digest)),
+                    None => TxnBody::read_record(txn).map(|(hdr, body)| (hdr, body, None)),
+                };
+                match decoded {
+                    Ok((hdr, body, digest)) if hdr.zxid == zxid.as_i64() => {
+                        let origin = self
+                            .forwarded
+                            .remove(&(hdr.client_id, hdr.cxid))
+                            .unwrap_or(Origin::Internal);
+                        Proposal {
+                            hdr,
+                            body,
+                            origin,
+                            digest,
+                        }
+                    }
+                    Ok((hdr, ..)) => {
+                        return self.end_role(format!(
+                            "txn 0x{zxid:x} carries the header of 0x{:x}",
+                            hdr.zxid
+                        ));
+                    }
+                    Err(e) => {
+                        return self.end_role(format!("txn 0x{zxid:x} does not decode: {e}"));
                     }
                 }
-                Ok((hdr, _)) => {
-                    return self.end_role(format!(
-                        "txn 0x{zxid:x} carries the header of 0x{:x}",
-                        hdr.zxid
-                    ));
-                }
-                Err(e) => return self.end_role(format!("txn 0x{zxid:x} does not decode: {e}")),
-            },
+            }
         };
         if p.session_ordered()
             && matches!(p.origin, Origin::Client(..) | Origin::Connect { .. })
@@ -1271,21 +1303,4 @@ impl Sequencer {
 fn request_type(data: &Bytes) -> Option<i32> {
     let b = data.get(12..16)?;
     Some(i32::from_be_bytes(b.try_into().ok()?))
-}
-
-/// A learner logs a PROPOSAL / INFORM only if its txn decodes and carries the
-/// packet's zxid: a record that does not would stop the next recovery.
-fn check_txn(p: &Packet) -> Result<(), String> {
-    let (Packet::Proposal { zxid, txn } | Packet::Inform { zxid, txn }) = p else {
-        return Ok(());
-    };
-    match TxnBody::read_record(txn.clone()) {
-        Ok((hdr, _)) if hdr.zxid == zxid.as_i64() => Ok(()),
-        Ok((hdr, _)) => Err(format!(
-            "{} 0x{zxid:x} carries the txn of 0x{:x}",
-            p.name(),
-            hdr.zxid
-        )),
-        Err(e) => Err(format!("{} 0x{zxid:x} does not decode: {e}", p.name())),
-    }
 }
