@@ -420,6 +420,28 @@ impl Log {
             .map(|_| ())
     }
 
+    /// Have `done` called once every record appended so far is durable (`Ok` with the last
+    /// key appended, 0 if none), or the log failed: one callback for a run of
+    /// [`append`](Self::append)s, where [`append_with`](Self::append_with) boxes one per
+    /// record. It runs on the sync thread after the callbacks queued before it; at once, on
+    /// this thread, if everything appended is durable already. Fails at once if the log is
+    /// latched.
+    pub fn on_durable(&self, done: impl FnOnce(Result<u64>) + Send + 'static) -> Result<()> {
+        let sh = &*self.shared;
+        let mut st = sh.lock();
+        sh.check(&st)?;
+        let (lsn, key) = (st.lsn, st.last_key.unwrap_or(0));
+        // The sync thread raises `durable_lsn` and takes the callbacks it covers under the
+        // lock: one queued now would wait for a later batch, which may never come.
+        if sh.durable_lsn.load(Ordering::Acquire) >= lsn {
+            drop(st);
+            done(Ok(key));
+            return Ok(());
+        }
+        st.callbacks.push_back((lsn, key, Box::new(done)));
+        Ok(())
+    }
+
     fn append_inner(&self, key: u64, data: &[u8], cb: Option<Callback>) -> Result<u64> {
         let sh = &*self.shared;
         let opts = &sh.opts;

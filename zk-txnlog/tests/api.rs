@@ -134,6 +134,71 @@ fn callbacks_run_in_key_order_on_a_channel() {
     assert_eq!(got, (1..=100).collect::<Vec<_>>());
 }
 
+/// One `on_durable` callback covers every append before it: it reports the last key, only
+/// once that record is durable, after the per-record callbacks queued before it; with
+/// everything durable already it runs at once (an idle sync thread would never run it).
+#[test]
+fn on_durable_covers_the_appends_before_it() {
+    let disk = MemDisk::new();
+    let log = Log::open("mem", small(&disk)).unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    for round in 0..20u64 {
+        let base = round * 10;
+        let t1 = tx.clone();
+        log.append_with(base + 1, &payload(base + 1), move |r| {
+            t1.send(("record", r.unwrap())).unwrap();
+        })
+        .unwrap();
+        let mut last = None;
+        for k in base + 2..=base + 9 {
+            last = Some(log.append(k, &payload(k)).unwrap());
+        }
+        let t2 = tx.clone();
+        let last = last.unwrap();
+        log.on_durable(move |r| {
+            assert!(
+                last.is_durable(),
+                "reported before the last record was durable"
+            );
+            t2.send(("all", r.unwrap())).unwrap();
+        })
+        .unwrap();
+        assert_eq!(rx.recv().unwrap(), ("record", base + 1));
+        assert_eq!(rx.recv().unwrap(), ("all", base + 9));
+    }
+    // Nothing left to sync: the callback runs on this thread, before on_durable returns.
+    log.flush().unwrap();
+    let (t3, r3) = crossbeam_channel::unbounded();
+    log.on_durable(move |r| t3.send(r.unwrap()).unwrap())
+        .unwrap();
+    assert_eq!(r3.try_recv(), Ok(199));
+    // An empty log: key 0.
+    let empty = Log::open("mem2", small(&MemDisk::new())).unwrap();
+    let (t4, r4) = crossbeam_channel::unbounded();
+    empty
+        .on_durable(move |r| t4.send(r.unwrap()).unwrap())
+        .unwrap();
+    assert_eq!(r4.try_recv(), Ok(0));
+}
+
+/// A failed sync reaches an `on_durable` callback as an error, never as durable.
+#[test]
+fn on_durable_reports_a_failed_sync() {
+    let disk = MemDisk::new();
+    let log = Log::open("mem", small(&disk)).unwrap();
+    log.append(1, b"a").unwrap().wait().unwrap();
+    disk.fail_sync_after(0);
+    log.append(2, b"b").unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    log.on_durable(move |r| tx.send(r.is_ok()).unwrap())
+        .unwrap();
+    assert_eq!(rx.recv().unwrap(), false);
+    assert!(matches!(
+        log.on_durable(|_| panic!("never called")),
+        Err(Error::Latched(_))
+    ));
+}
+
 #[test]
 fn contiguous_mode_rejects_gaps_and_default_allows_them() {
     let disk = MemDisk::new();

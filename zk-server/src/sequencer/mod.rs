@@ -119,6 +119,10 @@ pub(crate) struct Sequencer {
     rx: Inbox<CoreMsg>,
     tx: Inbox<CoreMsg>,
     durable: Arc<DurableMark>,
+    /// The first record appended since the last [`Self::arm_durable`] (and
+    /// when, for stage times), and the last one.
+    unarmed: Option<(Zxid, Option<Instant>)>,
+    unarmed_hi: Zxid,
     /// The log record being encoded (reused: no allocation per txn).
     record: BytesMut,
     my_id: u64,
@@ -179,6 +183,8 @@ impl Sequencer {
             my_id,
             overlay: PendingChanges::new(),
             proposals: VecDeque::new(),
+            unarmed: None,
+            unarmed_hi: Zxid::ZERO,
             order: SessionOrder::default(),
             snapshots: Snapshots::new(
                 &shared.config,
@@ -257,6 +263,7 @@ impl Sequencer {
                 self.on_msg(m);
                 self.poll_durable();
             }
+            self.arm_durable();
             self.wake_quorum();
             self.rx.recv_into(batch, Duration::ZERO);
         }
@@ -268,6 +275,7 @@ impl Sequencer {
                 .maybe_run(&self.shared.config, &self.storage.log, &self.storage.snaps);
             self.check_containers();
         }
+        self.arm_durable();
         self.wake_quorum();
     }
 
@@ -650,35 +658,53 @@ impl Sequencer {
     }
 
     /// Appends one log record; its durability raises the [`DurableMark`]
-    /// (our ACK). A failure is fatal.
+    /// (our ACK) once [`Self::arm_durable`] has asked for it. A failure is
+    /// fatal.
     fn append_record(&mut self, zxid: Zxid, record: &[u8]) {
         self.snapshots.logged(record.len() as u64);
+        if let Err(e) = self.storage.log.append(zxid.as_u64(), record) {
+            return self.fatal(&format!(
+                "cannot append zxid 0x{zxid:x} to the txn log: {e}"
+            ));
+        }
+        if self.unarmed.is_none() {
+            self.unarmed = Some((zxid, crate::stages::now()));
+        }
+        self.unarmed_hi = zxid;
+    }
+
+    /// One durability callback for every record appended since the last
+    /// one (the log is synced in order: the last record durable means all
+    /// are), raising the [`DurableMark`] to the last zxid; called after each
+    /// batch of messages and after the timers. A callback boxed per record
+    /// (allocation, two `Arc` clones) was ~6 % of a loaded follower's core.
+    fn arm_durable(&mut self) {
+        let Some((first, t_append)) = self.unarmed.take() else {
+            return;
+        };
+        let zxid = self.unarmed_hi;
         let tx = self.tx.clone();
         let mark = self.durable.clone();
-        let t_append = crate::stages::now();
-        let res = self
-            .storage
-            .log
-            .append_with(zxid.as_u64(), record, move |r| match r {
-                Ok(_) => {
-                    if let Some(t) = t_append {
-                        let now = Instant::now();
-                        crate::stages::record(crate::stages::Stage::Durable, t, now);
-                        let ns = now.saturating_duration_since(stage_base()).as_nanos();
-                        mark.at_ns.store(ns as u64, Relaxed);
-                    }
-                    mark.hi.fetch_max(zxid.as_i64(), SeqCst);
-                    if !mark.pending.swap(true, SeqCst) {
-                        tx.send(CoreMsg::Durable);
-                    }
+        let res = self.storage.log.on_durable(move |r| match r {
+            Ok(_) => {
+                if let Some(t) = t_append {
+                    let now = Instant::now();
+                    crate::stages::record(crate::stages::Stage::Durable, t, now);
+                    let ns = now.saturating_duration_since(stage_base()).as_nanos();
+                    mark.at_ns.store(ns as u64, Relaxed);
                 }
-                Err(e) => {
-                    tx.send(CoreMsg::LogFailed { zxid, error: e });
+                mark.hi.fetch_max(zxid.as_i64(), SeqCst);
+                if !mark.pending.swap(true, SeqCst) {
+                    tx.send(CoreMsg::Durable);
                 }
-            });
+            }
+            Err(e) => {
+                tx.send(CoreMsg::LogFailed { zxid, error: e });
+            }
+        });
         if let Err(e) = res {
             self.fatal(&format!(
-                "cannot append zxid 0x{zxid:x} to the txn log: {e}"
+                "the txn log failed after zxids 0x{first:x}..0x{zxid:x}: {e}"
             ));
         }
     }
