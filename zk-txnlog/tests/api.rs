@@ -192,7 +192,7 @@ fn on_durable_reports_a_failed_sync() {
     let (tx, rx) = crossbeam_channel::unbounded();
     log.on_durable(move |r| tx.send(r.is_ok()).unwrap())
         .unwrap();
-    assert_eq!(rx.recv().unwrap(), false);
+    assert!(!rx.recv().unwrap(), "a failed sync was reported durable");
     assert!(matches!(
         log.on_durable(|_| panic!("never called")),
         Err(Error::Latched(_))
