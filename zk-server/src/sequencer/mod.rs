@@ -123,6 +123,9 @@ pub(crate) struct Sequencer {
     /// when, for stage times), and the last one.
     unarmed: Option<(Zxid, Option<Instant>)>,
     unarmed_hi: Zxid,
+    /// The role cores' command buffers, kept between steps.
+    leader_out: Vec<zk_zab::LeaderCommand>,
+    learner_out: Vec<zk_zab::LearnerCommand>,
     /// The log record being encoded (reused: no allocation per txn).
     record: BytesMut,
     my_id: u64,
@@ -185,6 +188,8 @@ impl Sequencer {
             proposals: VecDeque::new(),
             unarmed: None,
             unarmed_hi: Zxid::ZERO,
+            leader_out: Vec::new(),
+            learner_out: Vec::new(),
             order: SessionOrder::default(),
             snapshots: Snapshots::new(
                 &shared.config,
