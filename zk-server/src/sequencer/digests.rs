@@ -18,7 +18,7 @@
 use std::time::{Duration, Instant};
 
 use tracing::{error, warn};
-use zk_jute::{TxnBody, TxnHeader};
+use zk_jute::{TXN_DIGEST_LEN, TxnBody, TxnHeader};
 use zk_zab::Packet;
 
 /// How long repeats of a mismatch are only counted (ZooKeeper's
@@ -127,8 +127,32 @@ pub(super) fn decode_received(p: Packet) -> Result<(Packet, Option<Received>), S
         p => return Ok((p, None)),
     };
     let name = if inform { "INFORM" } else { "PROPOSAL" };
-    let t = zk_apache::decode_txn(txn.clone())
-        .map_err(|e| format!("{name} 0x{zxid:x} does not decode: {e}"))?;
+    // ZooKeeper's own reading (`deserializeTxn`: the body, then a digest in
+    // the 12 bytes left) decodes the body once; Apache's older forms (a
+    // closeSession without a body, a CreateTxnV0) and a top-level check,
+    // which the whole-payload reading below tells apart or refuses, are
+    // left to it. It tries the body over
+    // the whole payload first, which fails (and decodes again) for every
+    // txn that carries a digest.
+    let fast = match TxnBody::read_record_digest(txn.clone()) {
+        Ok((header, body, digest))
+            if !matches!(body, TxnBody::CloseSession(_) | TxnBody::Check(_)) =>
+        {
+            let record_len = txn.len() - digest.map_or(0, |_| TXN_DIGEST_LEN);
+            Some(zk_apache::Txn {
+                header,
+                body,
+                digest,
+                record_len,
+            })
+        }
+        _ => None,
+    };
+    let t = match fast {
+        Some(t) => t,
+        None => zk_apache::decode_txn(txn.clone())
+            .map_err(|e| format!("{name} 0x{zxid:x} does not decode: {e}"))?,
+    };
     if t.header.zxid != zxid.as_i64() {
         return Err(format!(
             "{name} 0x{zxid:x} carries the txn of 0x{:x}",
@@ -237,6 +261,42 @@ mod tests {
         };
         let e = decode_received(cut).unwrap_err();
         assert!(e.starts_with("INFORM 0x100000003 does not decode"), "{e}");
+    }
+
+    /// The single streaming decode leaves Apache's special forms to the
+    /// whole-payload reading: a closeSession with no body but a digest (its
+    /// 12 bytes are no CloseSessionTxn), a top-level check (refused).
+    #[test]
+    fn special_txns_take_apaches_reading() {
+        let with_type = |t: OpCode| TxnHeader {
+            txn_type: t.code(),
+            ..hdr()
+        };
+        let mut b = BytesMut::new();
+        with_type(OpCode::CloseSession).write(&mut b);
+        let bare = b.clone().freeze();
+        b.put_i32(zk_tree::DIGEST_VERSION);
+        b.put_i64(77);
+        assert_eq!(
+            decode_received(proposal(b.freeze())),
+            Ok((
+                proposal(bare),
+                Some(Received {
+                    hdr: with_type(OpCode::CloseSession),
+                    body: TxnBody::CloseSession(Default::default()),
+                    digest: Some(77),
+                })
+            ))
+        );
+        let mut b = BytesMut::new();
+        with_type(OpCode::Check).write(&mut b);
+        zk_jute::CheckVersionTxn {
+            path: "/a".into(),
+            version: 1,
+        }
+        .write(&mut b);
+        let e = decode_received(proposal(b.freeze())).unwrap_err();
+        assert!(e.contains("does not decode"), "{e}");
     }
 
     #[test]
