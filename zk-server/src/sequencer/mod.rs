@@ -84,6 +84,15 @@ pub(crate) struct DurableMark {
     at_ns: AtomicU64,
 }
 
+/// Within a batch of messages (a learner's DIFF, a burst of proposals can
+/// keep the core busy for a long while) durability is asked for after this
+/// many records...
+const ARM_EVERY: u32 = 64;
+/// ... or once the first of them waited this long: our ACKs must not wait
+/// for the end of the batch (a leader drops a follower whose ACKs lag by
+/// syncLimit; it did, with a batch of thousands in a debug build).
+const ARM_AFTER: Duration = Duration::from_millis(1);
+
 fn stage_base() -> Instant {
     static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     *BASE.get_or_init(Instant::now)
@@ -119,9 +128,9 @@ pub(crate) struct Sequencer {
     rx: Inbox<CoreMsg>,
     tx: Inbox<CoreMsg>,
     durable: Arc<DurableMark>,
-    /// The first record appended since the last [`Self::arm_durable`] (and
-    /// when, for stage times), and the last one.
-    unarmed: Option<(Zxid, Option<Instant>)>,
+    /// The records appended since the last [`Self::arm_durable`]: the
+    /// first, when, how many, and the last.
+    pub(super) unarmed: Option<(Zxid, Instant, u32)>,
     unarmed_hi: Zxid,
     /// The role cores' command buffers, kept between steps.
     leader_out: Vec<zk_zab::LeaderCommand>,
@@ -266,6 +275,11 @@ impl Sequencer {
         while !batch.is_empty() {
             for m in batch.drain(..) {
                 self.on_msg(m);
+                if let Some((_, at, n)) = self.unarmed
+                    && (n >= ARM_EVERY || at.elapsed() >= ARM_AFTER)
+                {
+                    self.arm_durable();
+                }
                 self.poll_durable();
             }
             self.arm_durable();
@@ -672,8 +686,9 @@ impl Sequencer {
                 "cannot append zxid 0x{zxid:x} to the txn log: {e}"
             ));
         }
-        if self.unarmed.is_none() {
-            self.unarmed = Some((zxid, crate::stages::now()));
+        match &mut self.unarmed {
+            Some((_, _, n)) => *n += 1,
+            None => self.unarmed = Some((zxid, Instant::now(), 1)),
         }
         self.unarmed_hi = zxid;
     }
@@ -681,12 +696,15 @@ impl Sequencer {
     /// One durability callback for every record appended since the last
     /// one (the log is synced in order: the last record durable means all
     /// are), raising the [`DurableMark`] to the last zxid; called after each
-    /// batch of messages and after the timers. A callback boxed per record
-    /// (allocation, two `Arc` clones) was ~6 % of a loaded follower's core.
+    /// batch of messages and after the timers, and within a batch once
+    /// [`ARM_EVERY`] records wait or the first is [`ARM_AFTER`] old. A
+    /// callback boxed per record (allocation, two `Arc` clones) was ~6 % of
+    /// a loaded follower's core.
     fn arm_durable(&mut self) {
-        let Some((first, t_append)) = self.unarmed.take() else {
+        let Some((first, at, _)) = self.unarmed.take() else {
             return;
         };
+        let t_append = crate::stages::enabled().then_some(at);
         let zxid = self.unarmed_hi;
         let tx = self.tx.clone();
         let mark = self.durable.clone();

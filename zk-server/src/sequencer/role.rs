@@ -353,6 +353,10 @@ impl Sequencer {
     fn new_log_generation(&mut self) {
         self.durable = Arc::new(DurableMark::default());
         self.role_durable = Zxid::ZERO;
+        // Records appended before it and not yet covered by a callback
+        // belong to the old generation: a callback armed now would report
+        // them (zxids a TRUNC may have removed) to the new one.
+        self.unarmed = None;
     }
 
     /// Forgets the writes in flight (their clients are disconnected: they
