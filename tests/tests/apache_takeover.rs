@@ -138,9 +138,13 @@ fn next_seq(stat: &Stat) -> String {
     format!("{:010}", (stat.cversion + stat.num_children) / 2)
 }
 
-/// Our server's take-over line: it replayed txns and every digest Apache
-/// wrote (snapshots and log entries) matched the tree replayed.
-fn took_over(zk: &ZkServer) -> String {
+/// Our server's take-over line: it replayed txns and checked the digests
+/// Apache wrote (snapshots and log entries), finding a mismatch exactly when
+/// Apache, restarted on the same files, found one (`apache_mismatch`). A
+/// fuzzy snapshot can hold part of a txn applied while it was written and
+/// the digest of the zxid before it; Apache's check at load then fails too
+/// (CI hit this 1 run in 5 with 35 setData on one znode).
+fn took_over(zk: &ZkServer, apache_mismatch: Option<&str>) -> String {
     let out = zk.output();
     let line = out
         .lines()
@@ -148,6 +152,13 @@ fn took_over(zk: &ZkServer) -> String {
         .unwrap_or_else(|| panic!("no take-over line:\n{out}"))
         .to_string();
     eprintln!("{line}");
+    if let Some(apache) = apache_mismatch {
+        assert!(
+            !line.contains(" 0 mismatches"),
+            "Apache: {apache}\nours: {line}"
+        );
+        return line;
+    }
     assert!(line.contains(" 0 mismatches"), "{line}");
     // Digests are checked from the snapshot's digest zxid on: a replay of a
     // few txns (a torn tail cut near the snapshot, seen in CI: 1 txn) may
@@ -210,9 +221,7 @@ fn clean_stop_is_taken_over(method: Option<&str>, separate_log_dir: bool) {
     );
     assert!(count(&files, "log.", "") >= 2, "{:?}", files.keys());
 
-    zk.switch_flavor(Flavor::Ours);
-    zk.restart();
-    let line = took_over(&zk);
+    let (_, line) = apache_oracle_then_ours(&mut zk);
     assert!(line.contains("1 sessions"), "{line}");
     let mut r = connect_auth(&zk, &resume);
     assert_eq!(r.session_id(), session, "the session resumed");
@@ -285,39 +294,76 @@ fn kill9_under_load_gz_snapshots() {
     drop(c);
     let crash = apache_files(&zk);
     assert!(count(&crash, "snapshot.", ".gz") >= 2, "{:?}", crash.keys());
-    let want = apache_oracle_then_ours(&mut zk);
+    let (want, _) = apache_oracle_then_ours(&mut zk);
     for p in &acked {
         assert!(want.contains_key(p), "Apache lost its acknowledged {p}");
     }
 }
 
-/// The oracle for a crash image: Apache's own restart on a copy of the
-/// image (its tree, returned). Then the image is put back and ours takes
-/// it over: the same tree, and Apache's files unchanged.
-fn apache_oracle_then_ours(zk: &mut ZkServer) -> BTreeMap<String, Node> {
+/// The oracle for an image: Apache's own restart on a copy of it (its tree
+/// and its digest verdict). Then the image is put back and ours takes it
+/// over: the same tree, and Apache's files unchanged. Returns Apache's tree
+/// and our take-over line.
+fn apache_oracle_then_ours(zk: &mut ZkServer) -> (BTreeMap<String, Node>, String) {
     let crash = apache_files(zk);
-    let image = tempfile::tempdir().expect("tmp");
-    copy_dir(&zk.data_dir(), image.path());
+    let dirs = if zk.log_dir() == zk.data_dir() {
+        vec![zk.data_dir()]
+    } else {
+        vec![zk.data_dir(), zk.log_dir()]
+    };
+    let images: Vec<_> = dirs
+        .iter()
+        .map(|d| {
+            let image = tempfile::tempdir().expect("tmp");
+            copy_dir(d, image.path());
+            image
+        })
+        .collect();
+    // A kill -9 just after Apache rolled its log can leave the new log
+    // shorter than its 16-byte header; Apache's restart then dies on an
+    // EOFException (cf. ZOOKEEPER-1621; seen here 1 run in 8) until the
+    // operator deletes that file. The oracle runs with that workaround;
+    // ours gets the image as it is, and tolerates a short newest log.
+    for (path, bytes) in &crash {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("log.") && bytes.len() < 16 {
+            eprintln!(
+                "{name}: {} bytes, removed for Apache's restart",
+                bytes.len()
+            );
+            fs::remove_file(path).expect("rm short log");
+        }
+    }
     zk.restart();
     let mut o = connect_auth(zk, &ConnectOptions::default());
     let want = dump(&mut o);
     drop(o);
+    let apache_out = zk.output();
+    let apache_mismatch = apache_out
+        .lines()
+        // At load (the main thread); not what its SyncThread may report
+        // later on the txns of the oracle's own session.
+        .find(|l| l.contains("[main]") && l.contains("Digests are not matching"))
+        .map(str::to_string);
     zk.kill9();
-    fs::remove_dir_all(zk.data_dir()).expect("rm");
-    copy_dir(image.path(), &zk.data_dir());
-    assert_eq!(apache_files(zk), crash, "the crash image restored");
+    for (d, image) in dirs.iter().zip(&images) {
+        fs::remove_dir_all(d).expect("rm");
+        copy_dir(image.path(), d);
+    }
+    assert!(apache_files(zk) == crash, "the image was not restored");
 
     zk.switch_flavor(Flavor::Ours);
     zk.restart();
-    took_over(zk);
+    let line = took_over(zk, apache_mismatch.as_deref());
     let mut r = connect_auth(zk, &ConnectOptions::default());
     let got = dump(&mut r);
+    drop(r);
     for (p, n) in &want {
         assert_eq!(got.get(p), Some(n), "{p}");
     }
     assert_eq!(got.len(), want.len());
-    assert_eq!(apache_files(zk), crash, "Apache's files changed");
-    want
+    assert!(apache_files(zk) == crash, "Apache's files changed");
+    (want, line)
 }
 
 /// The newest log's entries (offset, zxid), by zk-apache's reader.
@@ -362,7 +408,7 @@ fn torn_tail_is_dropped_as_apache_drops_it() {
     let f = fs::OpenOptions::new().write(true).open(&log).expect("open");
     f.set_len(offset + 20).expect("truncate");
     drop(f);
-    let want = apache_oracle_then_ours(&mut zk);
+    let (want, _) = apache_oracle_then_ours(&mut zk);
     assert!(
         !want.contains_key("/last"),
         "the torn create {zxid:#x} is gone"
