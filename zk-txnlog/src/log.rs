@@ -581,8 +581,11 @@ impl Log {
                 Ok(file)
             });
         // Whether or not it used one: the roll's syncs are done, the helper may prepare the
-        // next spare now.
-        sh.storage.request_spare();
+        // next spare now, and drop the sealed segment's pages from the page cache first.
+        let sealed_path = prev
+            .filter(|_| sealed)
+            .map(|p| st.segments[&p].seg.path.clone());
+        sh.storage.request_spare(sealed_path.as_deref());
         let file = match res {
             Ok(f) => f,
             Err(e) => {

@@ -40,7 +40,8 @@ pub(crate) trait Storage: Send + Sync {
     }
     /// A segment was just created (the roll is complete): prepare the next spare if there is
     /// none. Called after the roll's own syncs, so the helper's writes do not delay them.
-    fn request_spare(&self) {}
+    /// `sealed`: the segment the roll sealed (synced), whose cached pages may be dropped.
+    fn request_spare(&self, _sealed: Option<&Path>) {}
     /// Stop preparing spares (a bounded wait) and remove an unused one. Idempotent.
     fn stop_spares(&self) {}
     /// The spare helper, if one runs. (Tests.)
@@ -247,9 +248,9 @@ impl Storage for FileStorage {
         removed
     }
 
-    fn request_spare(&self) {
+    fn request_spare(&self, sealed: Option<&Path>) {
         if let Some(s) = self.spares.get() {
-            s.request();
+            s.request(sealed);
         }
     }
 

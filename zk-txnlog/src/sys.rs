@@ -59,6 +59,40 @@ fn zero_fill(file: &File, len: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// `posix_fadvise(DONTNEED)` over all of `file`: drop its clean pages from the page cache (dirty
+/// ones are left alone). Only a hint; the data stays on disk and is read back on demand.
+pub(crate) fn drop_cached(file: &File) -> io::Result<()> {
+    // SAFETY: `posix_fadvise` takes a file descriptor and integers; the descriptor is owned by
+    // `file`, which outlives the call. No memory is passed to the kernel.
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    // It returns the error number instead of setting errno.
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
+/// How many of `file`'s pages are in the page cache (`mincore` over a read-only mapping). Tests.
+#[cfg(test)]
+pub(crate) fn cached_pages(file: &File) -> io::Result<usize> {
+    let len = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
+    if len == 0 {
+        return Ok(0);
+    }
+    let map = memmap2::MmapOptions::new()
+        .len(len)
+        .map_raw_read_only(file)?;
+    let mut vec = vec![0u8; len.div_ceil(page_size())];
+    // SAFETY: the mapping covers `len` bytes from `map.as_ptr()` and lives until the end of this
+    // function; `vec` has one byte per page of it, as mincore requires.
+    let rc = unsafe { libc::mincore(map.as_mut_ptr().cast(), len, vec.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(vec.iter().filter(|&&b| b & 1 != 0).count())
+}
+
 /// The system page size (for rounding `msync` ranges).
 pub(crate) fn page_size() -> usize {
     // SAFETY: `sysconf` reads a constant of the running system; no pointers involved.
