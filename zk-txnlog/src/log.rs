@@ -517,6 +517,13 @@ impl Log {
         let wake = st.sync_idle
             || (st.sync_batching
                 && (st.staged_recs.len() >= sh.opts.max_batch || window_half_full(&st)));
+        if wake {
+            // Signalled once: until the woken thread holds the lock again the flags would
+            // still say it waits, and every append in between would signal it again (a
+            // futex wake per record on a follower fed its proposals in batches).
+            st.sync_idle = false;
+            st.sync_batching = false;
+        }
         drop(st);
         if wake {
             sh.work.notify_one();

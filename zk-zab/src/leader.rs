@@ -570,7 +570,14 @@ impl Leader {
                 return self.outstanding.get_mut(i);
             }
         }
-        self.outstanding.iter_mut().find(|p| p.zxid == zxid)
+        // In zxid order (pushed by `propose` only, popped from the front): an ACK for a
+        // proposal committed and removed already (the slower followers' ACKs, every time)
+        // must not scan them all.
+        let i = self
+            .outstanding
+            .binary_search_by_key(&zxid, |p| p.zxid)
+            .ok()?;
+        self.outstanding.get_mut(i)
     }
 
     fn step_down(&mut self, reason: String, out: &mut Vec<LeaderCommand>) {
