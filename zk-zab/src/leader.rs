@@ -957,8 +957,8 @@ impl Leader {
     }
 
     /// Queues the sync for a learner: the DIFF / TRUNC / SNAP packet, the
-    /// history `txns` as PROPOSAL + COMMIT, the outstanding proposals
-    /// (followers), then NEWLEADER; the learner joins the forwarding set.
+    /// history `txns` as PROPOSAL + COMMIT, NEWLEADER, then the outstanding
+    /// proposals (followers); the learner joins the forwarding set.
     fn send_sync(
         &mut self,
         conn: Conn,
@@ -981,6 +981,21 @@ impl Leader {
             out.push(LeaderCommand::Send(conn, Packet::Proposal { zxid, txn }));
             out.push(LeaderCommand::Send(conn, Packet::Commit { zxid }));
         }
+        out.push(LeaderCommand::Send(
+            conn,
+            Packet::NewLeader {
+                zxid: Zxid::new(self.epoch, 0),
+                config: self.cfg.config.clone(),
+            },
+        ));
+        // The outstanding proposals after NEWLEADER, not before as Apache's
+        // leader queues them: their COMMITs come later still, and a ZooKeeper
+        // 3.8.0-3.9.2 learner forgets the proposals it queued before NEWLEADER
+        // when it handles it, so a COMMIT for one of them finds its queue empty
+        // and kills its sync (ZOOKEEPER-4394: NullPointerException in
+        // Learner.syncWithLeader; it re-syncs, and under a steady write load
+        // crash-loops). After NEWLEADER every learner version queues a
+        // PROPOSAL to log and acks it, as it does the live ones that follow.
         if !h.observer {
             for p in &self.outstanding {
                 out.push(LeaderCommand::Send(
@@ -992,13 +1007,6 @@ impl Leader {
                 ));
             }
         }
-        out.push(LeaderCommand::Send(
-            conn,
-            Packet::NewLeader {
-                zxid: Zxid::new(self.epoch, 0),
-                config: self.cfg.config.clone(),
-            },
-        ));
         if let Some(h) = self.handlers.get_mut(&conn) {
             h.stage = Stage::AwaitNewLeaderAck;
         }

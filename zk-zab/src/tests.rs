@@ -165,6 +165,8 @@ struct Cluster {
     leader_auto: bool,
     log_readable: bool,
     reads: Vec<Conn>,
+    /// Every packet the leader sent to each learner, in order.
+    trace: Vec<Vec<Packet>>,
 }
 
 impl Cluster {
@@ -195,6 +197,7 @@ impl Cluster {
             leader_auto: true,
             log_readable: true,
             reads: Vec::new(),
+            trace: vec![Vec::new(); n],
         };
         c.run_leader(out);
         c
@@ -209,7 +212,14 @@ impl Cluster {
     fn run_leader(&mut self, out: Vec<LeaderCommand>) {
         for c in out {
             match c {
-                LeaderCommand::Send(conn, p) => self.to_learner[conn as usize].push_back(p),
+                LeaderCommand::Send(conn, p) => {
+                    let i = conn as usize;
+                    if self.trace.len() <= i {
+                        self.trace.resize(i + 1, Vec::new());
+                    }
+                    self.trace[i].push(p.clone());
+                    self.to_learner[conn as usize].push_back(p);
+                }
                 LeaderCommand::SendSnapshot(conn) => self.snapshots_sent.push(conn),
                 LeaderCommand::Close(conn, r) => self.closed.push((conn, r)),
                 LeaderCommand::ReadLog { conn, from } => {
@@ -764,6 +774,52 @@ fn acks_follow_durability_in_order_and_commits_wait_for_a_quorum_with_the_leader
     c.nodes[1].flush();
     c.pump();
     assert_eq!(c.nodes[1].applied, vec![z(1, 1), z(1, 2)]);
+}
+
+#[test]
+fn outstanding_proposals_reach_a_syncing_learner_after_newleader() {
+    // ZOOKEEPER-4394: a 3.8.0-3.9.2 learner drops the proposals it queued
+    // before NEWLEADER when it handles it; a COMMIT after NEWLEADER for one of
+    // them killed its sync (NullPointerException), in a loop under load.
+    let mut c = three_fresh();
+    c.leader_step(LeaderEvent::Connected(0));
+    c.nodes[0].step(LearnerEvent::Connected);
+    c.pump();
+    assert_eq!(c.established, Some(1));
+    // Two proposals outstanding (the leader's own log not yet durable) while
+    // the third server syncs.
+    c.leader_auto = false;
+    c.propose(2);
+    c.leader_step(LeaderEvent::Connected(1));
+    c.nodes[1].step(LearnerEvent::Connected);
+    c.pump();
+    assert!(c.leader_applied.is_empty(), "still outstanding");
+    c.leader_step(LeaderEvent::LogDurable(z(1, 2)));
+    c.pump();
+    assert_eq!(c.leader_applied, vec![z(1, 1), z(1, 2)]);
+    assert_eq!(c.nodes[1].applied, vec![z(1, 1), z(1, 2)]);
+    let names: Vec<String> = c.trace[1]
+        .iter()
+        .filter(|p| !matches!(p, Packet::Ping { .. }))
+        .map(|p| match p {
+            Packet::Proposal { zxid, .. } => format!("PROPOSAL {zxid}"),
+            Packet::Commit { zxid } => format!("COMMIT {zxid}"),
+            other => other.name().to_string(),
+        })
+        .collect();
+    let (p1, p2) = (z(1, 1), z(1, 2));
+    assert_eq!(
+        names[names.len() - 6..],
+        [
+            "NEWLEADER".to_string(),
+            format!("PROPOSAL {p1}"),
+            format!("PROPOSAL {p2}"),
+            "UPTODATE".to_string(),
+            format!("COMMIT {p1}"),
+            format!("COMMIT {p2}"),
+        ],
+        "{names:?}"
+    );
 }
 
 #[test]
