@@ -221,6 +221,9 @@ fn helper(inner: &Inner) {
             }
             let sealed = st.sealed.take();
             let prepare = st.should_prepare();
+            if prepare {
+                st.wanted = false;
+            }
             drop(st);
             if let Some(p) = sealed {
                 drop_cached(&p);
@@ -228,7 +231,6 @@ fn helper(inner: &Inner) {
             if !prepare {
                 continue;
             }
-            inner.lock().wanted = false;
         }
         match prepare(inner) {
             Ok(Some(file)) => {

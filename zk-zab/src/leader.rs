@@ -560,19 +560,11 @@ impl Leader {
         p.zxid <= self.durable && learners + 1 > self.cfg.voters.len() / 2
     }
 
-    /// The outstanding proposal `zxid`: found by its distance from the
-    /// oldest (they are consecutive within an epoch), no scan per ACK.
+    /// The outstanding proposal `zxid`, by binary search: they are in zxid
+    /// order (pushed by `propose` only, popped from the front), and an ACK
+    /// for one committed and removed already (the slower followers' ACKs,
+    /// every time) must not scan them all.
     fn outstanding_mut(&mut self, zxid: Zxid) -> Option<&mut Proposal> {
-        let first = self.outstanding.front()?.zxid;
-        if zxid.epoch() == first.epoch() && zxid >= first {
-            let i = (zxid.counter() - first.counter()) as usize;
-            if self.outstanding.get(i).is_some_and(|p| p.zxid == zxid) {
-                return self.outstanding.get_mut(i);
-            }
-        }
-        // In zxid order (pushed by `propose` only, popped from the front): an ACK for a
-        // proposal committed and removed already (the slower followers' ACKs, every time)
-        // must not scan them all.
         let i = self
             .outstanding
             .binary_search_by_key(&zxid, |p| p.zxid)

@@ -218,7 +218,7 @@ impl Cluster {
                         self.trace.resize(i + 1, Vec::new());
                     }
                     self.trace[i].push(p.clone());
-                    self.to_learner[conn as usize].push_back(p);
+                    self.to_learner[i].push_back(p);
                 }
                 LeaderCommand::SendSnapshot(conn) => self.snapshots_sent.push(conn),
                 LeaderCommand::Close(conn, r) => self.closed.push((conn, r)),
