@@ -320,6 +320,9 @@ impl Member {
             .status()
             .expect("run kill");
         assert!(st.success(), "kill -{signal} {pid}");
+        if signal == "STOP" {
+            wait_stopped(pid);
+        }
     }
 
     /// The output of every start so far, oldest first.
@@ -414,6 +417,24 @@ pub fn sync(c: &mut Client) -> ClientResult<()> {
     let r = c.call(&Request::Sync(SyncRequest { path: "/".into() }))?;
     assert_eq!(r.err, 0, "sync failed: {:?}", r.code());
     Ok(())
+}
+
+/// Waits until every thread of `pid` is stopped. kill(2) returns once
+/// SIGSTOP is queued: one thread takes it and only then stops the others,
+/// so for a moment the rest still run (regression: a test's SIGSTOPped
+/// leader answered a follower's forwarded `sync` in that moment on a
+/// loaded CI machine).
+fn wait_stopped(pid: u32) {
+    let tasks = PathBuf::from(format!("/proc/{pid}/task"));
+    wait_until(&format!("every thread of {pid} stopped"), || {
+        let mut states = fs::read_dir(&tasks).ok()?.map(|t| {
+            let stat = fs::read_to_string(t.ok()?.path().join("stat")).ok()?;
+            // "tid (comm) S ...": comm may hold spaces and parentheses.
+            let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+            Some(matches!(state, 'T' | 't'))
+        });
+        states.all(|s| s == Some(true)).then_some(())
+    });
 }
 
 /// Connects to `m` (retrying while it does not serve yet).
