@@ -18,7 +18,11 @@
 //! replaying the log from `start_zxid` (the last applied zxid when the
 //! snapshot began), which [`Tree::apply`] tolerates. The walk goes by node
 //! id (no path lookups); each read-lock hold is bounded by `CHUNK` nodes,
-//! `CHUNK_BYTES` bytes and `CHUNK_TIME`.
+//! `CHUNK_BYTES` bytes and `CHUNK_TIME`. Nodes with a czxid past
+//! `start_zxid` are left to that replay, except in a tree that held such
+//! nodes when the walk began (loaded from a fuzzy snapshot whose log ends
+//! before them, as Apache's data taken over after a torn write): that walk
+//! holds the read lock throughout and writes every node.
 
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
@@ -292,8 +296,9 @@ impl Tree {
     }
 
     /// The snapshot's header (magic, start zxid, the session table) into
-    /// `buf`; returns the start zxid (the last zxid applied).
-    fn put_snapshot_header(&self, buf: &mut Vec<u8>) -> i64 {
+    /// `buf`; returns the start zxid (the last zxid applied) and the highest
+    /// czxid in the tree.
+    fn put_snapshot_header(&self, buf: &mut Vec<u8>) -> (i64, i64) {
         let st = self.read();
         let start_zxid = st.last_zxid;
         buf.extend_from_slice(MAGIC);
@@ -305,7 +310,7 @@ impl Tree {
             buf.extend_from_slice(&id.to_be_bytes());
             buf.extend_from_slice(&to.to_be_bytes());
         }
-        start_zxid
+        (start_zxid, st.czxid_high)
     }
 
     /// [`Tree::write_snapshot`] with `chunk` nodes per read lock, calling
@@ -320,7 +325,21 @@ impl Tree {
     ) -> io::Result<i64> {
         let mut crc = Crc32::new();
         let mut buf = Vec::with_capacity(1 << 16);
-        let start_zxid = self.put_snapshot_header(&mut buf);
+        let (start_zxid, czxid_high) = self.put_snapshot_header(&mut buf);
+        // Nodes created after the walk began are told by a czxid past
+        // `start_zxid`. A tree loaded from a fuzzy snapshot whose log ended
+        // before the txns it caught (Apache's, taken over with a torn tail)
+        // holds such nodes from the start, and nothing replays them: then the
+        // walk keeps the read lock from start to end, so that nothing is
+        // created meanwhile, and writes every node (regression: a take-over
+        // dropped the node of the torn txn that Apache's snapshot held, and
+        // Apache keeps).
+        let whole = (czxid_high > start_zxid).then(|| self.read());
+        let bound = if whole.is_some() {
+            i64::MAX
+        } else {
+            start_zxid
+        };
         let mut acls = SnapshotAcls::default();
         // Depth-first by node id: `stack` holds (id, depth, free epoch when
         // pushed), the depth's top 8 bits being 0 for a node to write and k
@@ -345,7 +364,14 @@ impl Tree {
         let mut gather: Vec<(NodeId, u32, u64)> = Vec::new();
         while first || !stack.is_empty() {
             {
-                let st = self.read();
+                let held;
+                let st = match &whole {
+                    Some(st) => st,
+                    None => {
+                        held = self.read();
+                        &held
+                    }
+                };
                 let epoch = st.free_epoch;
                 if first {
                     stack.push((ROOT, 0, epoch));
@@ -356,7 +382,7 @@ impl Tree {
                 while let Some((id, packed, pushed)) = stack.pop() {
                     let depth = (packed & DEPTH_MASK) as usize;
                     let part = (packed >> PART_SHIFT) as usize;
-                    let live = pushed == epoch || still_at(&st, id, depth, &path, &ends);
+                    let live = pushed == epoch || still_at(st, id, depth, &path, &ends);
                     // A node created after the walk began is left to the log
                     // replay (with its subtree, all created later still).
                     // Besides being redundant, it could be met twice: by a
@@ -365,7 +391,7 @@ impl Tree {
                     // The same rule catches a continuation whose parent's id
                     // was reused.
                     let node = live.then(|| st.node(id)).map(|n| (n, n.stat()));
-                    let Some((n, s)) = node.filter(|(_, s)| s.czxid <= start_zxid) else {
+                    let Some((n, s)) = node.filter(|(_, s)| s.czxid <= bound) else {
                         if part > 0 {
                             gather.clear();
                         }
@@ -393,7 +419,7 @@ impl Tree {
                         ends.truncate(depth);
                         ends.push(path.len());
                     }
-                    let aid = acls.id_of(&st, n.acl(), &mut buf);
+                    let aid = acls.id_of(st, n.acl(), &mut buf);
                     put_node(&mut buf, &path, n.data(), aid, &s);
                     done += 1;
                     unsorted = push_children(&mut stack, &mut gather, &n, id, depth, 0, epoch);

@@ -738,6 +738,10 @@ pub(crate) struct State {
     /// snapshot writer trusts ids it took under an earlier read lock only
     /// while this is unchanged.
     pub(crate) free_epoch: u64,
+    /// The highest czxid of any node ever inserted. Ahead of `last_zxid`
+    /// only in a tree loaded from a fuzzy snapshot whose log ended before
+    /// the txns the snapshot caught (Apache keeps such nodes; so do we).
+    pub(crate) czxid_high: i64,
 }
 
 impl State {
@@ -780,6 +784,7 @@ impl State {
             last_zxid: 0,
             extended: OwnerTypes::of(config),
             free_epoch: 0,
+            czxid_high: 0,
         }
     }
 
@@ -806,6 +811,7 @@ impl State {
         stat: &StatPersisted,
         parent: NodeId,
     ) -> Node {
+        self.czxid_high = self.czxid_high.max(stat.czxid);
         Node {
             block: pack(&mut self.blocks, self.bases, name, acl, data, stat),
             parent,
