@@ -290,7 +290,9 @@ fn put_node(buf: &mut Vec<u8>, path: &str, data: Option<&[u8]>, aid: u32, s: &St
 impl Tree {
     /// Writes a fuzzy snapshot to `out` and returns its start zxid (replay
     /// the log from the txn after it). The applier is blocked only for
-    /// chunks of at most 256 nodes / 256 KiB / 200 µs at a time; I/O happens outside locks.
+    /// chunks of at most 256 nodes / 256 KiB / 200 µs at a time; I/O happens outside locks
+    /// (except in a tree loaded from a fuzzy snapshot that holds nodes past
+    /// its last zxid: see the module docs).
     pub fn write_snapshot<W: Write>(&self, out: &mut W) -> io::Result<i64> {
         self.write_snapshot_interleaved(out, CHUNK, &mut || {})
     }
@@ -315,7 +317,8 @@ impl Tree {
 
     /// [`Tree::write_snapshot`] with `chunk` nodes per read lock, calling
     /// `between` after each chunk while no lock is held (tests use it to
-    /// apply txns in the middle of a snapshot deterministically).
+    /// apply txns in the middle of a snapshot deterministically; not in a
+    /// tree holding nodes past its last zxid, walked under one read lock).
     #[doc(hidden)]
     pub fn write_snapshot_interleaved<W: Write>(
         &self,
