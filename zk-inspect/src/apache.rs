@@ -253,8 +253,9 @@ pub fn load_snapshot(path: &Path) -> Option<Result<Loaded, String>> {
     )
 }
 
-/// `verify` over an Apache data directory: each file checked, then the take-over replayed.
-pub fn verify(out: &mut Out, dir: &DataDir) -> Result<i32, Failure> {
+/// `verify` over an Apache data directory: each file checked, then the take-over replayed (with
+/// TTL nodes when `extended`, as zk-server with extendedTypesEnabled=true).
+pub fn verify(out: &mut Out, dir: &DataDir, extended: bool) -> Result<i32, Failure> {
     let o = Failure::output;
     let mut counts = Counts::default();
     writeln!(
@@ -304,13 +305,17 @@ pub fn verify(out: &mut Out, dir: &DataDir) -> Result<i32, Failure> {
         }
     }
     writeln!(out, "Result:").map_err(o)?;
-    match zk_apache::import(dir, snap::tree_config()) {
+    let config = zk_tree::TreeConfig {
+        extended_types: extended,
+        ..snap::tree_config()
+    };
+    match zk_apache::import(dir, config) {
         Ok(i) => {
             for w in &i.warnings {
                 writeln!(out, "  WARNING - {w}").map_err(o)?;
             }
             counts.warnings += i.warnings.len();
-            outcome(out, &i)?;
+            outcome(out, &i, extended)?;
         }
         Err(e) => {
             counts.errors += 1;
@@ -321,7 +326,7 @@ pub fn verify(out: &mut Out, dir: &DataDir) -> Result<i32, Failure> {
     counts.finish(out).map_err(o)
 }
 
-fn outcome(out: &mut Out, i: &zk_apache::Imported) -> Result<(), Failure> {
+fn outcome(out: &mut Out, i: &zk_apache::Imported, extended: bool) -> Result<(), Failure> {
     let o = Failure::output;
     let tree = &i.tree;
     match &i.snapshot {
@@ -345,6 +350,16 @@ fn outcome(out: &mut Out, i: &zk_apache::Imported) -> Result<(), Failure> {
             text::hex(*session)
         )
         .map_err(o)?;
+        // The owner of a TTL node (top byte 0xff) reads as a session without
+        // extendedTypesEnabled, in Apache and in zk-server alike.
+        if !extended && (*session as u64) >> 56 == 0xff {
+            writeln!(
+                out,
+                "    (0xff.. is how a TTL node's owner reads: with extendedTypesEnabled=true in \
+                 zoo.cfg these are TTL nodes and stay; see --extended-types)"
+            )
+            .map_err(o)?;
+        }
     }
     writeln!(
         out,

@@ -73,10 +73,12 @@ usage:
       (also Apache ZooKeeper's snapshot.<hex>[.gz|.snappy], seals checked)
       every znode with its stat as zkSnapShotToolkit, then the sessions, the digest, the last zxid;
       --data: the data (base64) instead of its length; --json: a nested tree
-  zk-inspect verify [--log-dir DIR] <data dir>
+  zk-inspect verify [--log-dir DIR] [--extended-types] <data dir>
       checks every segment and snapshot, replays recovery in memory, prints the zxid a server
       would recover to; exit 0 clean, 1 warnings only (e.g. a torn tail), 2 damage;
-      on an Apache ZooKeeper data dir (version-2/): what zk-server's take-over would do
+      on an Apache ZooKeeper data dir (version-2/): what zk-server's take-over would do;
+      --extended-types: as with extendedTypesEnabled=true in zoo.cfg (owners 0xff.. are TTL
+      nodes, not ephemerals of a dead session)
   zk-inspect summary <snapshot file> [path] [depth]
       nodes below and data bytes per subtree, down to `depth` levels (default / and 1)
 ZXID and ID: hex with 0x, or decimal. Files are only ever opened for reading.";
@@ -188,14 +190,14 @@ fn run(out: &mut Out, mut argv: Vec<String>) -> Result<i32, Failure> {
             )
         }
         "verify" => {
-            let a = split(argv, &[], &["--log-dir"])?;
+            let a = split(argv, &["--extended-types"], &["--log-dir"])?;
             let dir = a.one_path("data directory")?;
             let log_dir = match a.value("--log-dir") {
                 Some(Some(d)) => Some(PathBuf::from(d)),
                 Some(None) => return Err(Failure::usage("--log-dir needs a value")),
                 None => None,
             };
-            verify::run(out, &dir, log_dir.as_deref())
+            verify::run(out, &dir, log_dir.as_deref(), a.has(&["--extended-types"]))
         }
         "summary" => {
             let a = split(argv, &[], &[])?;

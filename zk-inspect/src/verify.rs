@@ -14,7 +14,14 @@ use crate::walk::{self, Event, Finding, Severity};
 use crate::{Failure, Out};
 
 /// Runs `verify`.
-pub fn run(out: &mut Out, data_dir: &Path, log_dir: Option<&Path>) -> Result<i32, Failure> {
+/// `extended`: zoo.cfg's extendedTypesEnabled (it decides what an Apache
+/// take-over makes of owners 0xff..).
+pub fn run(
+    out: &mut Out,
+    data_dir: &Path,
+    log_dir: Option<&Path>,
+    extended: bool,
+) -> Result<i32, Failure> {
     if !data_dir.is_dir() {
         return Err(Failure::input(format!(
             "{} is not a directory (verify takes a data directory)",
@@ -22,7 +29,7 @@ pub fn run(out: &mut Out, data_dir: &Path, log_dir: Option<&Path>) -> Result<i32
         )));
     }
     if let Some(apache) = crate::apache::data_dir(data_dir, log_dir)? {
-        return crate::apache::verify(out, &apache);
+        return crate::apache::verify(out, &apache, extended);
     }
     let log_dir = log_dir.unwrap_or(data_dir);
     let data = files::list(data_dir).map_err(Failure::input)?;

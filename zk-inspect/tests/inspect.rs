@@ -1014,3 +1014,67 @@ fn apache_files_are_read_in_the_same_shapes() {
     let r = run(&["log", s(&v2.join("log.1"))]);
     assert_eq!(r.code, 2, "{r:?}");
 }
+
+/// An Apache data directory holding a TTL node (owner 0xff..): zk-server keeps it with
+/// extendedTypesEnabled=true and, as Apache, reads it as an ephemeral of a dead session
+/// without; `verify` says which it assumed (regression: it always assumed the latter, so its
+/// znode count disagreed with what zk-server took over under such a zoo.cfg).
+#[test]
+fn verify_of_an_apache_dir_with_ttl_nodes_follows_extended_types() {
+    use zk_jute::{CreateSessionTxn, CreateTtlTxn, TxnBody, TxnHeader};
+    let tmp = tempfile::tempdir().unwrap();
+    let v2 = tmp.path().join("version-2");
+    std::fs::create_dir(&v2).unwrap();
+    let tree = zk_tree::Tree::new(zk_tree::TreeConfig {
+        extended_types: true,
+        ..zk_tree::TreeConfig::default()
+    });
+    let apply = |zxid: i64, body: TxnBody| {
+        let h = TxnHeader {
+            client_id: 0x42,
+            cxid: 1,
+            zxid,
+            time: 1_700_000_000_000,
+            txn_type: body.txn_type().code(),
+        };
+        tree.apply(&h, &body);
+    };
+    apply(
+        1,
+        TxnBody::CreateSession(CreateSessionTxn { time_out: 30000 }),
+    );
+    apply(
+        2,
+        TxnBody::CreateTtl(CreateTtlTxn {
+            path: "/t".into(),
+            data: Some(Bytes::from_static(b"d")),
+            acl: zk_tree::open_acl_unsafe(),
+            parent_c_version: 1,
+            ttl: 3_600_000,
+        }),
+    );
+    let snap = zk_apache::write::snapshot_stream(&tree, Some((2, tree.digest())));
+    std::fs::write(v2.join("snapshot.2"), snap).unwrap();
+
+    let plain = run(&["verify", s(tmp.path())]);
+    assert_eq!(plain.code, 0, "{plain:?}");
+    assert!(
+        plain
+            .stdout
+            .contains("dead session 0xff0000000036ee80: its 1 ephemerals deleted"),
+        "{plain:?}"
+    );
+    assert!(plain.stdout.contains("see --extended-types"), "{plain:?}");
+    let extended = run(&["verify", "--extended-types", s(tmp.path())]);
+    assert_eq!(extended.code, 0, "{extended:?}");
+    assert!(!extended.stdout.contains("dead session"), "{extended:?}");
+    let count = |r: &Run| {
+        r.stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("recovered state: "))
+            .and_then(|l| l.split(' ').next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("{r:?}"))
+    };
+    assert_eq!(count(&extended), count(&plain) + 1, "{extended:?}");
+}
