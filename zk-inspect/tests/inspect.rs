@@ -901,24 +901,30 @@ fn damaged_files_never_panic() {
     check(&["verify", s(dir.path())]);
 }
 
+/// Applies `body` as txn `zxid` of session 0x42 to `tree`; returns its header.
+fn apply_txn(tree: &zk_tree::Tree, zxid: i64, body: &zk_jute::TxnBody) -> zk_jute::TxnHeader {
+    let h = zk_jute::TxnHeader {
+        client_id: 0x42,
+        cxid: 1,
+        zxid,
+        time: 1_700_000_000_000,
+        txn_type: body.txn_type().code(),
+    };
+    tree.apply(&h, body);
+    h
+}
+
 /// A small Apache data directory built with zk-apache's encoders: a fuzzy snapshot named 0x2
 /// that already holds txn 0x3 (an ephemeral of the session it lists; its digest section is at
 /// 0x3), and a log of txns 0x1-0x4, each with its digest.
 fn apache_dir() -> (tempfile::TempDir, zk_tree::Tree) {
-    use zk_jute::{CreateSessionTxn, CreateTxn, SetDataTxn, TxnBody, TxnHeader};
+    use zk_jute::{CreateSessionTxn, CreateTxn, SetDataTxn, TxnBody};
     let tmp = tempfile::tempdir().unwrap();
     let v2 = tmp.path().join("version-2");
     std::fs::create_dir(&v2).unwrap();
     let tree = zk_tree::Tree::new(zk_tree::TreeConfig::default());
     let txn = |zxid: i64, body: TxnBody| {
-        let h = TxnHeader {
-            client_id: 0x42,
-            cxid: 1,
-            zxid,
-            time: 1_700_000_000_000,
-            txn_type: body.txn_type().code(),
-        };
-        tree.apply(&h, &body);
+        let h = apply_txn(&tree, zxid, &body);
         let mut b = bytes::BytesMut::new();
         body.write_record(&h, &mut b);
         b.extend_from_slice(&2i32.to_be_bytes());
@@ -1021,7 +1027,7 @@ fn apache_files_are_read_in_the_same_shapes() {
 /// znode count disagreed with what zk-server took over under such a zoo.cfg).
 #[test]
 fn verify_of_an_apache_dir_with_ttl_nodes_follows_extended_types() {
-    use zk_jute::{CreateSessionTxn, CreateTtlTxn, TxnBody, TxnHeader};
+    use zk_jute::{CreateSessionTxn, CreateTtlTxn, TxnBody};
     let tmp = tempfile::tempdir().unwrap();
     let v2 = tmp.path().join("version-2");
     std::fs::create_dir(&v2).unwrap();
@@ -1030,14 +1036,7 @@ fn verify_of_an_apache_dir_with_ttl_nodes_follows_extended_types() {
         ..zk_tree::TreeConfig::default()
     });
     let apply = |zxid: i64, body: TxnBody| {
-        let h = TxnHeader {
-            client_id: 0x42,
-            cxid: 1,
-            zxid,
-            time: 1_700_000_000_000,
-            txn_type: body.txn_type().code(),
-        };
-        tree.apply(&h, &body);
+        apply_txn(&tree, zxid, &body);
     };
     apply(
         1,
