@@ -350,9 +350,15 @@ fn outcome(out: &mut Out, i: &zk_apache::Imported, extended: bool) -> Result<(),
             text::hex(*session)
         )
         .map_err(o)?;
-        // The owner of a TTL node (top byte 0xff) reads as a session without
+        // The owner of a TTL node reads as a session without
         // extendedTypesEnabled, in Apache and in zk-server alike.
-        if !extended && (*session as u64) >> 56 == 0xff {
+        let with_ttl = zk_tree::OwnerTypes {
+            extended: true,
+            emulate_353: false,
+        };
+        if !extended
+            && zk_tree::EphemeralType::of(*session, with_ttl) == zk_tree::EphemeralType::Ttl
+        {
             writeln!(
                 out,
                 "    (0xff.. is how a TTL node's owner reads: with extendedTypesEnabled=true in \

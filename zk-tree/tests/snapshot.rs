@@ -205,6 +205,21 @@ fn prepared_digests_are_the_applied_trees_digests() {
     }
 }
 
+/// A tree with session 1 and `ops` random ops of a writer seeded `seed`.
+fn one_session_tree(seed: u64, ops: usize) -> (Tree, Writer) {
+    let tree = Tree::new(TreeConfig::default());
+    let mut w = Writer::new(seed);
+    w.submit(
+        &tree,
+        1,
+        Request::CreateSession(zk_jute::CreateSessionTxn { time_out: 4000 }),
+    );
+    for _ in 0..ops {
+        w.random_op(&tree);
+    }
+    (tree, w)
+}
+
 fn same(a: &Tree, b: &Tree) {
     assert_eq!(dump(a), dump(b));
     assert_eq!(a.digest(), b.digest());
@@ -367,16 +382,7 @@ fn fuzzy_snapshot_of_parents_with_many_children() {
 
 #[test]
 fn bad_bytes_are_errors_not_panics() {
-    let tree = Tree::new(TreeConfig::default());
-    let mut w = Writer::new(7);
-    w.submit(
-        &tree,
-        1,
-        Request::CreateSession(zk_jute::CreateSessionTxn { time_out: 4000 }),
-    );
-    for _ in 0..200 {
-        w.random_op(&tree);
-    }
+    let (tree, _) = one_session_tree(7, 200);
     let mut buf = Vec::new();
     tree.write_snapshot(&mut buf).unwrap();
     assert!(matches!(
@@ -456,16 +462,7 @@ fn readers_never_see_half_a_multi() {
 /// to a log replay that has nothing to replay.
 #[test]
 fn nodes_a_fuzzy_load_holds_past_its_last_zxid_are_written() {
-    let tree = Tree::new(TreeConfig::default());
-    let mut w = Writer::new(0x5DEE_CE66_D1CE_4E5B);
-    w.submit(
-        &tree,
-        1,
-        Request::CreateSession(zk_jute::CreateSessionTxn { time_out: 4000 }),
-    );
-    for _ in 0..300 {
-        w.random_op(&tree);
-    }
+    let (tree, mut w) = one_session_tree(0x5DEE_CE66_D1CE_4E5B, 300);
     for i in 0..3 {
         w.submit(
             &tree,
