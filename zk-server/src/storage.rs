@@ -276,7 +276,7 @@ pub(crate) fn take_snapshot(
     zxid: Zxid,
 ) -> Result<u64, SnapshotFailed> {
     let started = std::time::Instant::now();
-    let mut w = snaps.create(zxid.as_u64())?;
+    let mut w = snaps.create_uncached(zxid.as_u64())?;
     // Pushed to the disk as it grows: a snapshot left dirty until finish's
     // fsync is one burst that every log fdatasync issued meanwhile waits behind
     // (p99.9 write latency of 100+ ms whenever a snapshot ends).
@@ -318,7 +318,7 @@ impl SnapBodySave {
         let thread = std::thread::Builder::new()
             .name("zk-snap-save".into())
             .spawn(move || {
-                let mut w = snaps.create(zxid.as_u64())?;
+                let mut w = snaps.create_uncached(zxid.as_u64())?;
                 // On the disk as it comes, so that little is left for the
                 // final fsync when the load ends.
                 w.writeback_every(SNAP_BODY_WRITEBACK_BYTES);
