@@ -276,7 +276,7 @@ pub(crate) fn take_snapshot(
     zxid: Zxid,
 ) -> Result<u64, SnapshotFailed> {
     let started = std::time::Instant::now();
-    let mut w = snaps.create_uncached(zxid.as_u64())?;
+    let mut w = snaps.create(zxid.as_u64())?;
     // Pushed to the disk as it grows: a snapshot left dirty until finish's
     // fsync is one burst that every log fdatasync issued meanwhile waits behind
     // (p99.9 write latency of 100+ ms whenever a snapshot ends).
@@ -297,8 +297,12 @@ pub(crate) fn take_snapshot(
 /// learner reads them ([`SnapBodySave::start`]); [`SnapBodySave::publish`]
 /// makes it the newest snapshot once the body loaded. The bytes as they
 /// came are the snapshot (`zk_tree::SNAP_BODY_MAGIC`) rather than the tree
-/// serialized again, so writing them (about as long as loading them: 1.1 s
-/// and 1.0 s for 205 MB, 1M znodes) overlaps the transfer and the load.
+/// serialized again, so writing them overlaps the transfer and the load.
+/// They bypass the page cache (`create_uncached`): through it, the 205 MB of
+/// a 1M-znode body cost more than the load itself on a VM (a fault per fresh
+/// page; SNAP 1.9-3.5 s, 1.0-1.3 s without). A restart soon after reads that
+/// snapshot from the disk (0.4 s more for 1M znodes here), which is why the
+/// snapshots a server takes itself, read back by every restart, stay cached.
 pub(crate) struct SnapBodySave {
     zxid: Zxid,
     started: std::time::Instant,
