@@ -114,6 +114,14 @@ pub(crate) enum QuorumOut {
         zxid: Zxid,
         body: Vec<Bytes>,
     },
+    /// Leader: more of the SNAP body last sent to that learner, right after
+    /// what went before; `last` on the body's final piece. (The leader sends
+    /// the pieces as it serializes the tree.)
+    SnapMore {
+        conn: zk_zab::Conn,
+        piece: Bytes,
+        last: bool,
+    },
     /// Leader: close a learner's connection.
     CloseLearner(zk_zab::Conn, String),
     /// Learner: a packet to the leader.

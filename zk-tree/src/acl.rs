@@ -295,6 +295,14 @@ impl AclCache {
         }
     }
 
+    /// The lists in use, by index.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &Arc<[Acl]>)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|(l, _)| (i as u32, l)))
+    }
+
     /// Number of distinct lists.
     pub(crate) fn len(&self) -> usize {
         self.index.len()

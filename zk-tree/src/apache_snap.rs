@@ -29,8 +29,10 @@
 //! read lock into memory, then writes it out without the lock: the result is
 //! exact at the returned zxid (Apache's is fuzzy, which learners tolerate).
 //! Children go in id order, their creation order (Apache: hash order; any
-//! order is valid), so a tree read from a body writes the same bytes again. ACL ids are 1, 2, ... in order of first use,
-//! and lists equal to OPEN_ACL_UNSAFE are written as -1, as Apache does for
+//! order is valid), so a tree read from a body writes the same bytes again. ACL ids are 1, 2, ... in the
+//! order of the tree's ACL cache (the map precedes the nodes, and
+//! [`Tree::apache_snap_stream`] sends nodes before the walk ends; a tree
+//! read from a body interns the map in its order), and lists equal to OPEN_ACL_UNSAFE are written as -1, as Apache does for
 //! its system nodes (its own user nodes get a regular id; both read the
 //! same).
 //!
@@ -71,6 +73,8 @@ const OPEN_ACL_ID: i64 = -1;
 const END_PATH: &str = "/";
 /// The signature after it.
 const SIGNATURE: &str = "BenWasHere";
+/// Bytes of a piece of [`Tree::apache_snap_pieces`].
+const SNAP_PIECE: usize = 4 << 20;
 
 /// Why a SNAP body could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -137,17 +141,44 @@ fn put_stat(b: &mut Vec<u8>, s: &StatPersisted) {
     put_i64(b, s.pzxid);
 }
 
-/// The whole body of `st`.
-fn encode(st: &State) -> [Vec<u8>; 3] {
+/// The body of `st`, handed to `emit` in pieces of about `piece` bytes (the
+/// last one smaller) as they fill.
+fn encode(st: &State, piece: usize, emit: &mut dyn FnMut(Vec<u8>)) {
     let open = open_acl_unsafe();
-    // Paths and data, and per node their two lengths, the ACL id and the
-    // stat (76 bytes): no reallocation (205 MB copied twice over for 1M
-    // znodes otherwise).
-    let size = usize::try_from(st.data_size).unwrap_or(0) + 80 * st.node_count + 64;
-    let mut nodes = Vec::with_capacity(size);
-    // Cache index -> Apache id; the lists in id order.
-    let mut ids: HashMap<u32, i64> = HashMap::new();
-    let mut lists: Vec<Arc<[Acl]>> = Vec::new();
+    let room = piece + (64 << 10);
+    let mut out = Vec::with_capacity(room);
+    let mut sessions: Vec<(i64, i32)> = st.sessions.iter().map(|(&k, &v)| (k, v)).collect();
+    sessions.sort_unstable();
+    put_i32(&mut out, sessions.len() as i32);
+    for (id, timeout) in sessions {
+        put_i64(&mut out, id);
+        put_i32(&mut out, timeout);
+    }
+    // The map precedes the nodes, so it is every list in use (each is some
+    // node's), ids 1, 2, ... in cache order, before the walk: the pieces go
+    // out as the walk fills them.
+    let mut ids: Vec<i64> = Vec::new();
+    let mut lists: Vec<&Arc<[Acl]>> = Vec::new();
+    for (idx, list) in st.acls.iter() {
+        let idx = idx as usize;
+        if ids.len() <= idx {
+            ids.resize(idx + 1, OPEN_ACL_ID);
+        }
+        if **list != open[..] {
+            lists.push(list);
+            ids[idx] = lists.len() as i64;
+        }
+    }
+    put_i32(&mut out, lists.len() as i32);
+    for (i, list) in lists.iter().enumerate() {
+        put_i64(&mut out, i as i64 + 1);
+        put_i32(&mut out, list.len() as i32);
+        for a in list.iter() {
+            put_i32(&mut out, a.perms);
+            put_bytes(&mut out, a.id.scheme.as_bytes());
+            put_bytes(&mut out, a.id.id.as_bytes());
+        }
+    }
     // Pre-order with an explicit stack (no recursion on deep trees): `path`
     // is the path of the node last written, `ends[d]` the length of its
     // prefix at depth d (the root's path is "").
@@ -167,23 +198,17 @@ fn encode(st: &State) -> [Vec<u8>; 3] {
             ends.truncate(depth);
         }
         ends.push(path.len());
-        let idx = n.acl();
-        let acl = *ids.entry(idx).or_insert_with(|| {
-            let list = st.acls.get(idx);
-            if *list == open[..] {
-                OPEN_ACL_ID
-            } else {
-                lists.push(list);
-                lists.len() as i64
-            }
-        });
-        put_bytes(&mut nodes, path.as_bytes());
+        let acl = ids.get(n.acl() as usize).copied().unwrap_or(OPEN_ACL_ID);
+        put_bytes(&mut out, path.as_bytes());
         match n.data() {
-            None => put_i32(&mut nodes, -1),
-            Some(d) => put_bytes(&mut nodes, d),
+            None => put_i32(&mut out, -1),
+            Some(d) => put_bytes(&mut out, d),
         }
-        put_i64(&mut nodes, acl);
-        put_stat(&mut nodes, &n.stat());
+        put_i64(&mut out, acl);
+        put_stat(&mut out, &n.stat());
+        if out.len() >= piece {
+            emit(std::mem::replace(&mut out, Vec::with_capacity(room)));
+        }
         // Children in id order (creation order; any order is valid):
         // pushed last first. By name, the comparisons' node look-ups took
         // a fifth of a SNAP's serialization.
@@ -192,29 +217,9 @@ fn encode(st: &State) -> [Vec<u8>; 3] {
         kids.sort_unstable_by(|a, b| b.cmp(a));
         stack.extend(kids.iter().map(|&c| (c, depth + 1)));
     }
-
-    let mut out = Vec::with_capacity(12 * st.sessions.len() + 1024);
-    let mut sessions: Vec<(i64, i32)> = st.sessions.iter().map(|(&k, &v)| (k, v)).collect();
-    sessions.sort_unstable();
-    put_i32(&mut out, sessions.len() as i32);
-    for (id, timeout) in sessions {
-        put_i64(&mut out, id);
-        put_i32(&mut out, timeout);
-    }
-    put_i32(&mut out, lists.len() as i32);
-    for (i, list) in lists.iter().enumerate() {
-        put_i64(&mut out, i as i64 + 1);
-        put_i32(&mut out, list.len() as i32);
-        for a in list.iter() {
-            put_i32(&mut out, a.perms);
-            put_bytes(&mut out, a.id.scheme.as_bytes());
-            put_bytes(&mut out, a.id.id.as_bytes());
-        }
-    }
-    let mut end = Vec::with_capacity(32);
-    put_bytes(&mut end, END_PATH.as_bytes());
-    put_bytes(&mut end, SIGNATURE.as_bytes());
-    [out, nodes, end]
+    put_bytes(&mut out, END_PATH.as_bytes());
+    put_bytes(&mut out, SIGNATURE.as_bytes());
+    emit(out);
 }
 
 /// A reader of jute items from a [`BufRead`], counting the offset and
@@ -376,8 +381,20 @@ impl Tree {
     /// order (no copy into one buffer: a SNAP of 1M znodes is 205 MB), and
     /// the last processed zxid they are exact at.
     pub fn apache_snap_pieces(&self) -> (Vec<Vec<u8>>, i64) {
+        let mut pieces = Vec::new();
+        let zxid = self.apache_snap_stream(SNAP_PIECE, |p| pieces.push(p));
+        (pieces, zxid)
+    }
+
+    /// [`Tree::write_apache_snap`]'s bytes handed to `emit` in pieces of
+    /// about `piece` bytes as the walk fills them, so that a leader sends
+    /// the first while it serializes the rest. Under one read lock
+    /// throughout (`emit` runs under it: it should only pass the piece on);
+    /// returns the last processed zxid the body is exact at.
+    pub fn apache_snap_stream(&self, piece: usize, mut emit: impl FnMut(Vec<u8>)) -> i64 {
         let st = self.read();
-        (encode(&st).into(), st.last_zxid)
+        encode(&st, piece.max(1), &mut emit);
+        st.last_zxid
     }
 
     /// Reads the body of an Apache SNAP (module docs) from `input`, consuming
@@ -425,7 +442,7 @@ fn read<R: BufRead>(
     let mut st = State::empty(&config);
     st.last_zxid = last_zxid;
     let sessions = read_sessions(&mut r, &mut st)?;
-    let mut acls = read_acl_map(&mut r)?;
+    let mut acls = read_acl_map(&mut r, &mut st)?;
     let mut nodes = Nodes::default();
     loop {
         let at = r.off;
@@ -457,6 +474,7 @@ fn read<R: BufRead>(
     if !nodes.have_root {
         return Err(r.invalid(at, "no root node"));
     }
+    acls.release_map_refs(&mut st);
     Ok(ApacheSnap {
         tree: Tree::from_state(st, config),
         sessions,
@@ -482,10 +500,12 @@ fn read_sessions<R: BufRead>(
     Ok(sessions)
 }
 
-/// The ACL map as read, interned into the tree's cache on first use.
+/// The ACL map as read, interned into the tree's cache in the map's order
+/// (so that the tree writes the same ids again), each list holding one
+/// reference of the map's until the nodes are read.
 #[derive(Default)]
 struct AclMap {
-    /// Apache id -> (the list, its index in our cache once a node uses it).
+    /// Apache id -> (the list, its index in our cache).
     lists: HashMap<i64, (Vec<Acl>, Option<u32>)>,
     /// OPEN_ACL_UNSAFE's index in our cache once a node uses id -1.
     open: Option<u32>,
@@ -516,10 +536,21 @@ impl AclMap {
             }
         })
     }
+
+    /// Drops the map's own references: a list no node uses leaves the cache
+    /// (as Apache's `purgeUnused` after a load).
+    fn release_map_refs(&self, st: &mut State) {
+        for &(_, a) in self.lists.values() {
+            if let Some(a) = a {
+                st.acls.release(a);
+            }
+        }
+    }
 }
 
-/// `ReferenceCountedACLCache.deserialize`, refusing id -1 and duplicates.
-fn read_acl_map<R: BufRead>(r: &mut Rd<'_, R>) -> Result<AclMap, ApacheSnapError> {
+/// `ReferenceCountedACLCache.deserialize`, refusing id -1 and duplicates;
+/// the lists are interned into `st`'s cache.
+fn read_acl_map<R: BufRead>(r: &mut Rd<'_, R>, st: &mut State) -> Result<AclMap, ApacheSnapError> {
     let mut map = AclMap::default();
     let n = r.count("ACL map size")?;
     for _ in 0..n {
@@ -542,7 +573,8 @@ fn read_acl_map<R: BufRead>(r: &mut Rd<'_, R>) -> Result<AclMap, ApacheSnapError
                 id: Id { scheme, id },
             });
         }
-        map.lists.insert(id, (list, None));
+        let a = st.acls.intern(&list);
+        map.lists.insert(id, (list, Some(a)));
     }
     Ok(map)
 }

@@ -552,6 +552,9 @@ impl Runtime {
             (QuorumOut::Snap { conn, zxid, body }, Role::ZabLeading(l)) => {
                 l.send(conn, &zk_zab::Packet::Snap { zxid }, &body)
             }
+            (QuorumOut::SnapMore { conn, piece, .. }, Role::ZabLeading(l)) => {
+                l.send_more(conn, &piece)
+            }
             (QuorumOut::CloseLearner(conn, why), Role::ZabLeading(l)) => {
                 l.close_conn(registry, conn, &why)
             }

@@ -222,6 +222,24 @@ impl Io {
         wire.zxid
     }
 
+    /// Queues `bytes` right after what is queued, as part of the packet
+    /// queued last (a SNAP body sent on in pieces). Bytes already written
+    /// leave the buffer first when they are most of it, so that a body
+    /// streamed through does not grow it to the body's size.
+    fn queue_more(&mut self, bytes: &[u8]) {
+        if self.wstart >= (1 << 20) && self.wstart * 2 >= self.wbuf.len() {
+            self.wbuf.drain(..self.wstart);
+            for end in &mut self.ends {
+                *end -= self.wstart;
+            }
+            self.wstart = 0;
+        }
+        self.wbuf.extend_from_slice(bytes);
+        if let Some(end) = self.ends.back_mut() {
+            *end = self.wbuf.len();
+        }
+    }
+
     /// Packets and bytes queued and not yet written.
     fn queued(&self) -> (usize, usize) {
         (self.ends.len(), self.wbuf.len() - self.wstart)
@@ -466,6 +484,20 @@ impl ZabLeading {
         }
     }
 
+    /// Queues more of the SNAP body sent last to `conn`.
+    pub(crate) fn send_more(&mut self, conn: Conn, bytes: &[u8]) {
+        let Some(&token) = self.by_conn.get(&conn) else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
+        c.io.queue_more(bytes);
+        if !self.dirty.contains(&token) {
+            self.dirty.push(token);
+        }
+    }
+
     /// Writes what [`ZabLeading::send`] queued (until a socket would block;
     /// the rest when it is writable again).
     pub(crate) fn flush_queued(&mut self, registry: &Registry, to_core: &mut Vec<QuorumIn>) {
@@ -538,6 +570,61 @@ struct SnapIn {
     zxid: Zxid,
     scan: SnapScan,
     tx: SnapSender,
+    /// Read buffers of pieces the sequencer and the snapshot writer are
+    /// done with, for the next pieces.
+    pool: PiecePool,
+}
+
+/// Recycles a SNAP's piece buffers: a 1M-znode body is ~50 pieces of 4 MiB,
+/// and a fresh buffer for each is 200 MB of memory touched for the first
+/// time (on a VM a fault per page: 0.2-0.9 s of the quorum thread), where a
+/// few buffers going round cover the pieces in flight.
+struct PiecePool {
+    back: crossbeam_channel::Sender<Vec<u8>>,
+    free: crossbeam_channel::Receiver<Vec<u8>>,
+}
+
+/// A piece's storage; its buffer goes back to the pool when the last
+/// `Bytes` of it drops.
+struct Piece {
+    buf: Vec<u8>,
+    back: crossbeam_channel::Sender<Vec<u8>>,
+}
+
+impl AsRef<[u8]> for Piece {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Piece {
+    fn drop(&mut self) {
+        // A full pool (or one whose SNAP ended) lets the buffer go.
+        let _ = self.back.try_send(std::mem::take(&mut self.buf));
+    }
+}
+
+impl PiecePool {
+    /// Buffers kept for reuse (more in flight are freed when done).
+    const KEEP: usize = 8;
+
+    fn new() -> Self {
+        let (back, free) = crossbeam_channel::bounded(Self::KEEP);
+        PiecePool { back, free }
+    }
+
+    /// An empty buffer, recycled when one is back.
+    fn take(&self) -> Vec<u8> {
+        let mut v = self.free.try_recv().unwrap_or_default();
+        v.clear();
+        v
+    }
+
+    /// `buf[start..end]` as a piece whose buffer comes back here.
+    fn piece(&self, buf: Vec<u8>, start: usize, end: usize) -> Bytes {
+        let back = self.back.clone();
+        Bytes::from_owner(Piece { buf, back }).slice(start..end)
+    }
 }
 
 /// A learner's connection to the leader.
@@ -705,15 +792,19 @@ impl ZabLearning {
                     // becomes the piece's storage and keeps what follows.
                     let (start, end) = (io.rstart, io.rstart + n);
                     let mut all = std::mem::take(&mut io.rbuf);
-                    io.rbuf = all.split_off(end);
+                    io.rbuf = s.pool.take();
+                    io.rbuf.extend_from_slice(&all[end..]);
+                    all.truncate(end);
                     io.rstart = 0;
-                    s.tx.send(Bytes::from(all).slice(start..end));
+                    s.tx.send(s.pool.piece(all, start, end));
                     s.scan.forget(n);
                 }
                 if done.is_none() {
                     return Ok(());
                 }
                 let s = self.snap.take().expect("matched above");
+                // The read buffer was a piece's: back to a connection's size.
+                io.rbuf.shrink_to(64 << 10);
                 info!(
                     "following: SNAP 0x{:x} from leader {}: {} bytes, {} znodes",
                     s.zxid,
@@ -737,6 +828,7 @@ impl ZabLearning {
                         zxid,
                         scan: SnapScan::new(self.bounds.snap_max),
                         tx,
+                        pool: PiecePool::new(),
                     });
                     self.pending = true;
                     return Ok(());

@@ -135,6 +135,8 @@ struct Cluster {
     pumps: u64,
     /// Sync packets the leader sent: (learner sid, DIFF | TRUNC | SNAP, zxid).
     syncs: Vec<(u64, &'static str, Zxid)>,
+    /// SNAPs whose body is still coming, by conn: (zxid, the pieces so far).
+    snaps: HashMap<Conn, (Zxid, Vec<Bytes>)>,
     /// The op types of the REQUESTs learners sent.
     requests: Vec<i32>,
 }
@@ -160,6 +162,7 @@ impl Cluster {
             next_conn: 1,
             pumps: 0,
             syncs: Vec::new(),
+            snaps: HashMap::new(),
             requests: Vec::new(),
         }
     }
@@ -263,6 +266,17 @@ impl Cluster {
                 }
             }
             QuorumOut::Snap { conn, zxid, body } => {
+                self.snaps.insert(conn, (zxid, body));
+            }
+            QuorumOut::SnapMore { conn, piece, last } => {
+                let Some((_, body)) = self.snaps.get_mut(&conn) else {
+                    return;
+                };
+                body.push(piece);
+                if !last {
+                    return;
+                }
+                let (zxid, body) = self.snaps.remove(&conn).expect("got above");
                 if let Some(&sid) = self.conns.get(&conn) {
                     self.syncs.push((sid, "SNAP", zxid));
                     let feed = crate::snap_feed::SnapFeed::whole(body);
