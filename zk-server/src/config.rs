@@ -154,6 +154,12 @@ pub struct Config {
     /// the log's sync thread waits for more txns before a sync (0: sync as soon
     /// as one is queued; txns arriving during a sync form the next batch).
     pub flush_delay_ms: u64,
+    /// zkrs.busySyncGather (default 16): with flushDelay 0, when at least this
+    /// many txns were logged while the previous batch was written and synced,
+    /// the sync thread waits up to that batch's time (at most 2 ms) for more
+    /// before the next sync: a busy server syncs fewer, larger batches, one
+    /// logging slowly syncs at once. 0 turns it off.
+    pub busy_sync_gather: usize,
     /// maxBatchSize (ZooKeeper's zookeeper.maxBatchSize): most txns one sync
     /// makes durable (None: zk-txnlog's default, 4096).
     pub max_batch_size: Option<usize>,
@@ -405,6 +411,7 @@ impl Config {
             pre_alloc_size_kb: 65536,
             log_zero_fill: true,
             flush_delay_ms: 0,
+            busy_sync_gather: 16,
             max_batch_size: None,
             global_outstanding_limit: 1000,
             four_letter_whitelist: Whitelist::default(),
@@ -559,6 +566,7 @@ impl Config {
             "snapCount" => self.snap_count = l.int(2, i64::MAX)? as u64,
             "snapSizeLimitInKb" => self.snap_size_limit_kb = l.int(i64::MIN, i64::MAX)?,
             "zkrs.snapLogPercent" => self.snap_log_percent = l.int(0, 1_000_000)? as u64,
+            "zkrs.busySyncGather" => self.busy_sync_gather = l.int(0, 1_000_000)? as usize,
             "zkrs.snapReplayPercent" => self.snap_replay_percent = l.int(0, 1_000_000)? as u64,
             "preAllocSize" => self.pre_alloc_size_kb = l.int(1, 1 << 30)? as u64,
             "globalOutstandingLimit" => self.global_outstanding_limit = l.u32v(1)?,
@@ -1258,13 +1266,20 @@ mod tests {
              maxClientCnxns=5\nminSessionTimeout=1500\nmaxSessionTimeout=9000\n\
              autopurge.snapRetainCount=5\nautopurge.purgeInterval=2\nsnapCount=1000\npreAllocSize=1024\n\
              snapSizeLimitInKb=2048\nzkrs.snapLogPercent=0\nzkrs.snapReplayPercent=25\nglobalOutstandingLimit=50\n4lw.commands.whitelist=ruok, stat,MNTR\njute.maxbuffer=4096\nforceSync=no\n\
-             zkrs.logZeroFill=no\nflushDelay=2\nmaxBatchSize=100\n",
+             zkrs.logZeroFill=no\nflushDelay=2\nmaxBatchSize=100\nzkrs.busySyncGather=0\n",
         )
         .unwrap();
         assert_eq!((c.flush_delay_ms, c.max_batch_size), (2, Some(100)));
+        assert_eq!(c.busy_sync_gather, 0);
         let d = Config::parse("dataDir=/d\n").unwrap();
         assert_eq!((d.flush_delay_ms, d.max_batch_size), (0, None));
-        for bad in ["flushDelay=-1", "flushDelay=soon", "maxBatchSize=0"] {
+        assert_eq!(d.busy_sync_gather, 16);
+        for bad in [
+            "flushDelay=-1",
+            "flushDelay=soon",
+            "maxBatchSize=0",
+            "zkrs.busySyncGather=-3",
+        ] {
             let e = Config::parse(&format!("dataDir=/d\n{bad}\n")).unwrap_err();
             assert_eq!(e.key.as_deref(), bad.split('=').next(), "{bad}");
         }

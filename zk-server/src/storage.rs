@@ -55,6 +55,7 @@ fn log_options(config: &Config, fsync: Arc<crate::stats::SyncStats>) -> Options 
     if let Some(n) = config.max_batch_size {
         opts = opts.max_batch(n);
     }
+    opts = opts.gather_when_busy(config.busy_sync_gather, std::time::Duration::from_millis(2));
     opts.segment_bytes(segment)
         .max_record_bytes(max_record)
         .max_unsynced_bytes(window)

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::{JoinHandle, Thread};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::format::{self, FRAME_HEADER, HEADER_LEN, SegmentHeader};
@@ -928,7 +928,6 @@ fn truncate_locked(sh: &Shared, st: &mut State, key: u64) -> Result<()> {
     Ok(())
 }
 
-/// The sync thread: take what is staged, one write, one sync, complete the waiters.
 /// Whether the bytes not yet durable fill half the active segment's unsynced window.
 fn window_half_full(st: &State) -> bool {
     st.active
@@ -936,11 +935,15 @@ fn window_half_full(st: &State) -> bool {
         .is_some_and(|m| 2 * (st.write_pos - st.durable_pos) >= m.seg.window)
 }
 
-/// The flush delay: waits up to `flush_delay` for more records to share the
-/// sync, but not past a full batch, nor past half the unsynced window
-/// (appenders would soon block on it).
-fn wait_for_batch<'a>(sh: &'a Shared, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-    let deadline = Instant::now() + sh.opts.flush_delay;
+/// The flush delay (or a busy log's gathering): waits up to `delay` for more
+/// records to share the sync, but not past a full batch, nor past half the
+/// unsynced window (appenders would soon block on it).
+fn wait_for_batch<'a>(
+    sh: &'a Shared,
+    mut st: MutexGuard<'a, State>,
+    delay: Duration,
+) -> MutexGuard<'a, State> {
+    let deadline = Instant::now() + delay;
     while st.staged_recs.len() < sh.opts.max_batch && !st.closing && !window_half_full(&st) {
         let now = Instant::now();
         if now >= deadline {
@@ -967,8 +970,46 @@ fn timed_sync(sh: &Shared, file: &dyn SegmentFile, start: u64, len: u64) -> std:
     synced
 }
 
+/// One batch on the disk: one write, one sync, then the durability mark.
+fn write_batch(
+    sh: &Shared,
+    seg: &Seg,
+    start: u64,
+    batch: &[u8],
+    file_end: u64,
+) -> std::io::Result<()> {
+    seg.file
+        .write_at(start, batch)
+        .and_then(|()| {
+            if sh.opts.no_sync {
+                Ok(())
+            } else {
+                timed_sync(sh, &*seg.file, start, batch.len() as u64)
+            }
+        })
+        .and_then(|()| {
+            // The durability mark: "everything before file_end is durable", written (not
+            // synced) right after the sync, where the next batch will go. When the log goes
+            // idle it is what proves the last batch durable (a crash that tears nothing
+            // leaves it behind, so damage to that batch is R3, not a torn tail). Appenders
+            // only stage in memory and roll/truncate wait for `syncing`, so nobody else
+            // writes here meanwhile.
+            if file_end + FRAME_HEADER as u64 <= seg.file.len() {
+                seg.file
+                    .write_at(file_end, &format::encode_mark(seg.salt, file_end))
+            } else {
+                Ok(())
+            }
+        })
+}
+
+/// The sync thread: take what is staged, one write, one sync, complete the waiters.
 fn sync_loop(sh: &Shared) {
     let mut st = sh.lock();
+    // How long the last batch took to write and sync, and whether at least
+    // `gather_when_busy` records came meanwhile.
+    let mut last_batch = Duration::ZERO;
+    let mut busy = false;
     loop {
         while st.staged_recs.is_empty() && !st.closing && st.latch.is_none() {
             st.sync_idle = true;
@@ -982,8 +1023,12 @@ fn sync_loop(sh: &Shared) {
             }
             return;
         }
-        if !sh.opts.flush_delay.is_zero() && !st.closing {
-            st = wait_for_batch(sh, st);
+        if !st.closing {
+            if !sh.opts.flush_delay.is_zero() {
+                st = wait_for_batch(sh, st, sh.opts.flush_delay);
+            } else if busy {
+                st = wait_for_batch(sh, st, last_batch.min(sh.opts.gather_when_busy.1));
+            }
         }
         let n = st.staged_recs.len().min(sh.opts.max_batch);
         let (last_key, lsn_end, file_end) = st.staged_recs[n - 1];
@@ -1002,33 +1047,14 @@ fn sync_loop(sh: &Shared) {
         let seg = st.segments[&st.active.expect("active segment")].seg.clone();
         drop(st);
 
-        let res = seg
-            .file
-            .write_at(start, &batch)
-            .and_then(|()| {
-                if sh.opts.no_sync {
-                    Ok(())
-                } else {
-                    timed_sync(sh, &*seg.file, start, batch.len() as u64)
-                }
-            })
-            .and_then(|()| {
-                // The durability mark: "everything before file_end is durable", written (not
-                // synced) right after the sync, where the next batch will go. When the log goes
-                // idle it is what proves the last batch durable (a crash that tears nothing
-                // leaves it behind, so damage to that batch is R3, not a torn tail). Appenders
-                // only stage in memory and roll/truncate wait for `syncing`, so nobody else
-                // writes here meanwhile.
-                if file_end + FRAME_HEADER as u64 <= seg.file.len() {
-                    seg.file
-                        .write_at(file_end, &format::encode_mark(seg.salt, file_end))
-                } else {
-                    Ok(())
-                }
-            });
+        let began = Instant::now();
+        let res = write_batch(sh, &seg, start, &batch, file_end);
 
         st = sh.lock();
         st.syncing = false;
+        last_batch = began.elapsed();
+        let (records, _) = sh.opts.gather_when_busy;
+        busy = records > 0 && st.staged_recs.len() >= records;
         match res {
             Ok(()) => {
                 st.durable_pos = file_end;

@@ -15,6 +15,7 @@ pub struct Options {
     pub(crate) max_unsynced_bytes: u64,
     pub(crate) max_batch: usize,
     pub(crate) flush_delay: Duration,
+    pub(crate) gather_when_busy: (usize, Duration),
     pub(crate) backend: Backend,
     pub(crate) no_sync: bool,
     pub(crate) contiguous_keys: bool,
@@ -40,6 +41,7 @@ impl Default for Options {
             max_unsynced_bytes: 8 << 20,
             max_batch: 4096,
             flush_delay: Duration::ZERO,
+            gather_when_busy: (0, Duration::ZERO),
             backend: Backend::Mmap,
             no_sync: false,
             contiguous_keys: false,
@@ -82,6 +84,17 @@ impl Options {
     /// soon as anything is queued; records arriving during a sync form the next batch).
     pub fn flush_delay(mut self, delay: Duration) -> Self {
         self.flush_delay = delay;
+        self
+    }
+
+    /// Group commit under load: when at least `records` records were appended while the
+    /// previous batch was written and synced, the sync thread waits up to that batch's write
+    /// and sync time (at most `max_wait`) for more before the next one (not past `max_batch`
+    /// or half the unsynced window), so that a busy log syncs fewer, larger batches; a log
+    /// appended to slowly syncs at once as before. `records` 0 (the default) turns it off; a
+    /// `flush_delay` replaces it.
+    pub fn gather_when_busy(mut self, records: usize, max_wait: Duration) -> Self {
+        self.gather_when_busy = (records, max_wait);
         self
     }
 

@@ -781,6 +781,69 @@ fn a_flush_delay_gathers_the_appends_of_its_window_into_one_sync() {
 }
 
 #[test]
+fn a_busy_log_gathers_its_next_batch_for_as_long_as_the_last_one_took() {
+    use std::time::Duration;
+    let disk = MemDisk::new();
+    let opts = small(&disk).segment_bytes(1 << 16);
+    {
+        // The segment exists (its creation syncs).
+        let log = Log::open("mem", opts.clone()).unwrap();
+        log.append(1, &payload(1)).unwrap().wait().unwrap();
+    }
+    // The first batch takes 2 s (its sync observer sleeps): long enough for records 3..=7 to
+    // come meanwhile (busy: 4 or more) and for 8 and 9 to come while the next batch gathers.
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = calls.clone();
+    let opts = opts
+        .gather_when_busy(4, Duration::from_secs(30))
+        .on_sync(move |_| {
+            if c.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                std::thread::sleep(Duration::from_secs(2));
+            }
+        });
+    let log = Log::open("mem", opts).unwrap();
+    // Two syncs succeed, every later one fails: 8 and 9 are durable only if they shared the
+    // second sync with 3..=7.
+    disk.fail_sync_after(2);
+    let first = log.append(2, &payload(2)).unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    let mut rest: Vec<_> = (3..=7)
+        .map(|k| log.append(k, &payload(k)).unwrap())
+        .collect();
+    first.wait().unwrap();
+    // Without gathering, 3..=7 would be syncing alone by now.
+    rest.extend((8..=9).map(|k| log.append(k, &payload(k)).unwrap()));
+    for t in rest {
+        t.wait().unwrap();
+    }
+    assert_eq!(log.durable_key(), Some(9));
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_log_that_is_not_busy_syncs_at_once() {
+    use std::time::Duration;
+    let disk = MemDisk::new();
+    let opts = small(&disk).segment_bytes(1 << 16);
+    {
+        let log = Log::open("mem", opts.clone()).unwrap();
+        log.append(1, &payload(1)).unwrap().wait().unwrap();
+    }
+    // Gathering would wait up to 30 s; one record per batch never makes the log busy.
+    let opts = opts.gather_when_busy(2, Duration::from_secs(30));
+    let log = Log::open("mem", opts).unwrap();
+    let start = std::time::Instant::now();
+    for k in 2..=20 {
+        log.append(k, &payload(k)).unwrap().wait().unwrap();
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
 fn a_flush_delay_ends_early_when_half_the_unsynced_window_is_used() {
     let disk = MemDisk::new();
     let opts = small(&disk)
