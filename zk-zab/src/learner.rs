@@ -618,7 +618,12 @@ impl Learner {
         // `pending` is in zxid order and appended in order: start after what
         // was acked and stop at the first proposal not durable yet (going on
         // to the end scanned every proposal in flight per packet received).
-        let from = self.pending.partition_point(|p| p.zxid <= self.acked);
+        // Nothing new is durable (most packets): no search.
+        let from = if self.durable <= self.acked {
+            self.pending.len()
+        } else {
+            self.pending.partition_point(|p| p.zxid <= self.acked)
+        };
         for p in self.pending.range(from..) {
             if p.zxid > self.durable || !p.appended {
                 break;
