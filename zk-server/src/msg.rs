@@ -306,6 +306,23 @@ impl LoopHandle {
         }
     }
 
+    /// Queues `m` without waking the loop; [`LoopHandle::wake`] does, once
+    /// for everything queued (the sequencer's replies: a wake in the middle
+    /// of its batch let the loop preempt it on a busy machine and write a
+    /// few replies at a time).
+    pub fn queue(&self, m: LoopMsg) -> bool {
+        self.tx.send(m).is_ok()
+    }
+
+    /// Wakes the loop for what [`LoopHandle::queue`] put in its mailbox, if
+    /// it may be sleeping (the argument of [`LoopHandle::send`]).
+    pub fn wake(&self) {
+        std::sync::atomic::fence(SeqCst);
+        if !self.notified.swap(true, SeqCst) {
+            let _ = self.waker.wake();
+        }
+    }
+
     /// Called by the loop right before it checks its mailbox and sleeps.
     pub(crate) fn clear_notified(&self) {
         self.notified.store(false, SeqCst);

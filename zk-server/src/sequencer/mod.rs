@@ -158,6 +158,9 @@ pub(crate) struct Sequencer {
     /// The SNAP body a learner loaded, being written as the snapshot at its
     /// zxid until `persist_snapshot` publishes it (`role.rs`).
     snap_body: Option<crate::storage::SnapBodySave>,
+    /// Loops sent a message since the last [`Sequencer::wake_loops`] (bit =
+    /// loop index), woken once per batch of messages handled.
+    loops_to_wake: std::cell::Cell<u64>,
     /// Learner: the requests this server forwarded to the leader, answered
     /// when the txn with their (session, cxid) is applied.
     forwarded: hashbrown::HashMap<(i64, i32), Origin>,
@@ -214,6 +217,7 @@ impl Sequencer {
             ensemble: shared.config.is_ensemble(),
             outbox: None,
             snap_body: None,
+            loops_to_wake: std::cell::Cell::new(0),
             forwarded: hashbrown::HashMap::new(),
             syncs: VecDeque::new(),
             synced: hashbrown::HashMap::new(),
@@ -284,6 +288,7 @@ impl Sequencer {
             }
             self.arm_durable();
             self.wake_quorum();
+            self.wake_loops();
             self.rx.recv_into(batch, Duration::ZERO);
         }
         // Not serving (ensemble mode until Zab, issue 14): no session expiry
@@ -296,6 +301,7 @@ impl Sequencer {
         }
         self.arm_durable();
         self.wake_quorum();
+        self.wake_loops();
     }
 
     fn on_msg(&mut self, m: CoreMsg) {
@@ -358,8 +364,26 @@ impl Sequencer {
     }
 
     fn send(&self, conn: u64, m: LoopMsg) {
-        if let Some(l) = self.shared.loops().get(loop_of(conn)) {
+        let i = loop_of(conn);
+        let Some(l) = self.shared.loops().get(i) else {
+            return;
+        };
+        if i >= 64 {
             l.send(m);
+        } else if l.queue(m) {
+            self.loops_to_wake.set(self.loops_to_wake.get() | 1 << i);
+        }
+    }
+
+    /// Wakes the loops [`Sequencer::send`] queued replies for.
+    fn wake_loops(&self) {
+        let mut bits = self.loops_to_wake.replace(0);
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if let Some(l) = self.shared.loops().get(i) {
+                l.wake();
+            }
         }
     }
 
