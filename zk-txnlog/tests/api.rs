@@ -16,6 +16,14 @@ fn small(disk: &MemDisk) -> Options {
         .max_unsynced_bytes(1024)
 }
 
+/// `opts` after a first open that logged record 1, so that the segment exists
+/// (its creation syncs) before a test counts syncs or times batches.
+fn with_a_segment(opts: Options) -> Options {
+    let log = Log::open("mem", opts.clone()).unwrap();
+    log.append(1, &payload(1)).unwrap().wait().unwrap();
+    opts
+}
+
 fn payload(key: u64) -> Vec<u8> {
     let n = (key % 97) as usize + 1;
     (0..n).map(|i| (key as u8).wrapping_add(i as u8)).collect()
@@ -754,14 +762,12 @@ fn an_uncached_snapshot_is_byte_for_byte_the_buffered_one() {
 #[test]
 fn a_flush_delay_gathers_the_appends_of_its_window_into_one_sync() {
     let disk = MemDisk::new();
-    let opts = small(&disk)
-        .segment_bytes(1 << 16)
-        .max_unsynced_bytes(1 << 14);
-    {
-        // The segment exists (its creation syncs), without waiting out a delay.
-        let log = Log::open("mem", opts.clone()).unwrap();
-        log.append(1, &payload(1)).unwrap().wait().unwrap();
-    }
+    // The segment exists without waiting out a delay.
+    let opts = with_a_segment(
+        small(&disk)
+            .segment_bytes(1 << 16)
+            .max_unsynced_bytes(1 << 14),
+    );
     let opts = opts.flush_delay(std::time::Duration::from_secs(3));
     let log = Log::open("mem", opts).unwrap();
     // The next sync succeeds, every later one fails: records that needed a second sync fail.
@@ -784,12 +790,7 @@ fn a_flush_delay_gathers_the_appends_of_its_window_into_one_sync() {
 fn a_busy_log_gathers_its_next_batch_for_as_long_as_the_last_one_took() {
     use std::time::Duration;
     let disk = MemDisk::new();
-    let opts = small(&disk).segment_bytes(1 << 16);
-    {
-        // The segment exists (its creation syncs).
-        let log = Log::open("mem", opts.clone()).unwrap();
-        log.append(1, &payload(1)).unwrap().wait().unwrap();
-    }
+    let opts = with_a_segment(small(&disk).segment_bytes(1 << 16));
     // The first batch takes 2 s (its sync observer sleeps): long enough for records 3..=7 to
     // come meanwhile (busy: 4 or more) and for 8 and 9 to come while the next batch gathers.
     let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -824,11 +825,7 @@ fn a_busy_log_gathers_its_next_batch_for_as_long_as_the_last_one_took() {
 fn a_log_that_is_not_busy_syncs_at_once() {
     use std::time::Duration;
     let disk = MemDisk::new();
-    let opts = small(&disk).segment_bytes(1 << 16);
-    {
-        let log = Log::open("mem", opts.clone()).unwrap();
-        log.append(1, &payload(1)).unwrap().wait().unwrap();
-    }
+    let opts = with_a_segment(small(&disk).segment_bytes(1 << 16));
     // Gathering would wait up to 30 s; one record per batch never makes the log busy.
     let opts = opts.gather_when_busy(2, Duration::from_secs(30));
     let log = Log::open("mem", opts).unwrap();
