@@ -107,16 +107,10 @@ pub(crate) enum QuorumIn {
 pub(crate) enum QuorumOut {
     /// Leader: a packet to a learner's connection.
     ToLearner(zk_zab::Conn, zk_zab::Packet),
-    /// Leader: SNAP(zxid) and right after it the snapshot body (its pieces
-    /// in order), to a learner.
-    Snap {
-        conn: zk_zab::Conn,
-        zxid: Zxid,
-        body: Vec<Bytes>,
-    },
-    /// Leader: more of the SNAP body last sent to that learner, right after
-    /// what went before; `last` on the body's final piece. (The leader sends
-    /// the pieces as it serializes the tree.)
+    /// Leader: a piece of the body of the SNAP last sent to that learner
+    /// (as a `ToLearner` packet), right after what went before; `last` on an
+    /// empty piece after the body. (The leader sends the pieces as it
+    /// serializes the tree.)
     SnapMore {
         conn: zk_zab::Conn,
         piece: Bytes,

@@ -119,12 +119,7 @@ impl SnapshotStore {
         let sink = if uncached {
             Sink::Direct(DirectSink::create(&tmp).map_err(|e| Error::io(&tmp, e))?)
         } else {
-            let file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)
-                .map_err(|e| Error::io(&tmp, e))?;
+            let file = create_file(&tmp, 0).map_err(|e| Error::io(&tmp, e))?;
             Sink::Buffered(BufWriter::with_capacity(1 << 20, file))
         };
         let mut w = SnapshotWriter {
@@ -189,6 +184,17 @@ const DIRECT_ALIGN: usize = 4096;
 /// Bytes an uncached writer stages before it writes them.
 const DIRECT_CHUNK: usize = 4 << 20;
 
+/// Creates (or truncates) `path` for writing, with extra open `flags`.
+fn create_file(path: &Path, flags: i32) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(flags)
+        .open(path)
+}
+
 /// Where a [`SnapshotWriter`]'s bytes go.
 #[derive(Debug)]
 enum Sink {
@@ -219,17 +225,8 @@ struct DirectSink {
 
 impl DirectSink {
     fn create(path: &Path) -> io::Result<Self> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let open = |flags| {
-            OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .custom_flags(flags)
-                .open(path)
-        };
-        let (file, direct) = match open(libc::O_DIRECT) {
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (open(0)?, false),
+        let (file, direct) = match create_file(path, libc::O_DIRECT) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (create_file(path, 0)?, false),
             r => (r?, true),
         };
         let buf = vec![0u8; DIRECT_CHUNK + DIRECT_ALIGN];
@@ -321,11 +318,8 @@ impl Sink {
     /// the disk (an uncached sink's staged bytes wait for their chunk).
     fn writeback(&mut self) -> io::Result<()> {
         match self {
-            Sink::Buffered(w) => {
-                w.flush()?;
-                w.get_ref().sync_data()
-            }
             Sink::Direct(d) => d.file.sync_data(),
+            buffered => buffered.sync(),
         }
     }
 }

@@ -548,10 +548,7 @@ impl Runtime {
         };
         let registry = self.poll.registry();
         match (m, &mut self.role) {
-            (QuorumOut::ToLearner(conn, p), Role::ZabLeading(l)) => l.send(conn, &p, &[]),
-            (QuorumOut::Snap { conn, zxid, body }, Role::ZabLeading(l)) => {
-                l.send(conn, &zk_zab::Packet::Snap { zxid }, &body)
-            }
+            (QuorumOut::ToLearner(conn, p), Role::ZabLeading(l)) => l.send(conn, &p),
             (QuorumOut::SnapMore { conn, piece, .. }, Role::ZabLeading(l)) => {
                 l.send_more(conn, &piece)
             }

@@ -209,15 +209,10 @@ impl Io {
         Ok(())
     }
 
-    /// Queues `p` (and a SNAP's `body` after it); returns its wire zxid.
-    fn queue(&mut self, p: &Packet, body: &[Bytes]) -> i64 {
+    /// Queues `p`; returns its wire zxid.
+    fn queue(&mut self, p: &Packet) -> i64 {
         let wire = p.to_wire();
-        self.wbuf
-            .reserve(body.iter().map(Bytes::len).sum::<usize>() + 64);
         write_packet(&wire, &mut self.wbuf);
-        for b in body {
-            self.wbuf.extend_from_slice(b);
-        }
         self.ends.push_back(self.wbuf.len());
         wire.zxid
     }
@@ -464,14 +459,14 @@ impl ZabLeading {
     /// Queues a packet to learner `conn` (SNAP with its body: `body`);
     /// [`ZabLeading::flush_queued`] writes it, with every other packet the
     /// sequencer sent meanwhile, in one write per learner.
-    pub(crate) fn send(&mut self, conn: Conn, p: &Packet, body: &[Bytes]) {
+    pub(crate) fn send(&mut self, conn: Conn, p: &Packet) {
         let Some(&token) = self.by_conn.get(&conn) else {
             return;
         };
         let Some(c) = self.conns.get_mut(&token) else {
             return;
         };
-        let zxid = c.io.queue(p, body);
+        let zxid = c.io.queue(p);
         c.stats.sent.fetch_add(1, Relaxed);
         if zxid > 0 {
             c.stats.last_zxid.store(zxid, Relaxed);
@@ -843,7 +838,7 @@ impl ZabLearning {
     pub(crate) fn send(&mut self, p: &Packet) {
         match self.io.as_mut() {
             Some(io) if self.connected => {
-                io.queue(p, &[]);
+                io.queue(p);
             }
             _ => debug!("following: not connected; {} dropped", p.name()),
         }

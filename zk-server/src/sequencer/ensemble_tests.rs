@@ -257,6 +257,10 @@ impl Cluster {
 
     fn route(&mut self, from: u64, m: QuorumOut) {
         match m {
+            QuorumOut::ToLearner(conn, Packet::Snap { zxid }) => {
+                // Its body follows in pieces.
+                self.snaps.insert(conn, (zxid, Vec::new()));
+            }
             QuorumOut::ToLearner(conn, p) => {
                 if let Some(&sid) = self.conns.get(&conn) {
                     if let Packet::Diff { zxid } | Packet::Trunc { zxid } = p {
@@ -264,9 +268,6 @@ impl Cluster {
                     }
                     self.send(sid, CoreMsg::Quorum(QuorumIn::FromLeader(p)));
                 }
-            }
-            QuorumOut::Snap { conn, zxid, body } => {
-                self.snaps.insert(conn, (zxid, body));
             }
             QuorumOut::SnapMore { conn, piece, last } => {
                 let Some((_, body)) = self.snaps.get_mut(&conn) else {

@@ -364,13 +364,11 @@ impl Sequencer {
     }
 
     fn send(&self, conn: u64, m: LoopMsg) {
+        // zkrs.loopThreads is at most 64: a bit per loop.
         let i = loop_of(conn);
-        let Some(l) = self.shared.loops().get(i) else {
-            return;
-        };
-        if i >= 64 {
-            l.send(m);
-        } else if l.queue(m) {
+        if let Some(l) = self.shared.loops().get(i)
+            && l.queue(m)
+        {
             self.loops_to_wake.set(self.loops_to_wake.get() | 1 << i);
         }
     }

@@ -668,21 +668,15 @@ impl Sequencer {
             _ => 0,
         };
         let started = std::time::Instant::now();
-        self.out(QuorumOut::Snap {
-            conn: c,
-            zxid,
-            body: Vec::new(),
-        });
+        self.out(QuorumOut::ToLearner(c, Packet::Snap { zxid }));
         let outbox = self.outbox.as_ref();
         let mut len = 0;
-        // One piece held back, so that the final one goes out marked.
-        let mut held: Option<Vec<u8>> = None;
         self.shared.tree.apache_snap_stream(SNAP_PIECE, |p| {
             len += p.len();
-            if let (Some(prev), Some(o)) = (held.replace(p), outbox) {
+            if let Some(o) = outbox {
                 o.send(QuorumOut::SnapMore {
                     conn: c,
-                    piece: Bytes::from(prev),
+                    piece: Bytes::from(p),
                     last: false,
                 });
                 o.wake();
@@ -690,7 +684,7 @@ impl Sequencer {
         });
         self.out(QuorumOut::SnapMore {
             conn: c,
-            piece: Bytes::from(held.unwrap_or_default()),
+            piece: Bytes::new(),
             last: true,
         });
         info!(
