@@ -407,8 +407,13 @@ fn scan_trusting_watermarks(file: &dyn SegmentFile) -> Result<Option<Scan>, Scan
     if !check_unchecked(&mut r, salt, &mut unchecked, true, 0)? {
         return Ok(None);
     }
+    // A crash leaves written bytes only below the durable end (which is at or before the stop)
+    // plus the segment's window and a mark (DESIGN.md §10): beyond that the preallocated zeros
+    // are not read, which was most of opening a partly written 64 MiB segment (and all of it
+    // read from disk when the page cache is cold). Zeros there cannot hide a torn write.
     let from = s.after_stop().min(len);
-    s.nonzero_end = last_nonzero(&mut r, from, len)?.map_or(from, |at| at + 1);
+    let to = from.saturating_add(window + FRAME_HEADER as u64).min(len);
+    s.nonzero_end = last_nonzero(&mut r, from, to)?.map_or(from, |at| at + 1);
     Ok(s.is_clean().then_some(s))
 }
 
@@ -628,6 +633,42 @@ mod tests {
         }
         .encode()
         .to_vec()
+    }
+
+    /// A clean segment of three records, its stop, and the segment's window (512).
+    fn three_records(len: usize) -> (Vec<u8>, u64) {
+        let mut img = header();
+        for k in 1..=3u64 {
+            crate::format::encode_record(&mut img, SALT, k, HEADER_LEN as u64, &[k as u8; 20]);
+        }
+        let end = img.len() as u64;
+        img.resize(len, 0);
+        (img, end)
+    }
+
+    /// Open reads the zeros after the records only as far as a crash can have written (the
+    /// segment's window and a mark past the stop): a partly written 64 MiB segment's tail was
+    /// most of a restart. A byte inside that bound still sends open to the full scan.
+    #[test]
+    fn open_checks_the_zero_tail_only_within_the_window() {
+        let bound = 512 + FRAME_HEADER;
+        let (mut img, end) = three_records(4096);
+        img[end as usize + bound] = 0x5a;
+        let f = file_of(&img);
+        let opened = scan_for_open(f.as_ref()).unwrap();
+        assert_eq!((opened.end, opened.count), (end, 3));
+        assert!(opened.is_clean(), "{:?}", opened.stop);
+        // The full scan (zk-inspect's, and open's fallback) still looks at every byte.
+        let full = scan(f.as_ref()).unwrap();
+        assert_eq!(full.nonzero_end, end + bound as u64 + 1);
+        assert!(!full.is_clean());
+
+        let (mut img, end) = three_records(4096);
+        img[end as usize + bound - 1] = 0x5a;
+        let f = file_of(&img);
+        let opened = scan_for_open(f.as_ref()).unwrap();
+        assert_eq!(opened.nonzero_end, end + bound as u64);
+        assert!(!opened.is_clean());
     }
 
     proptest! {
