@@ -222,7 +222,12 @@ fn read_header(file: &dyn SegmentFile, r: &mut Reader<'_>) -> Result<SegmentHead
 
 /// The segment's header alone (what open reads of a segment it does not scan).
 pub(crate) fn header_of(file: &dyn SegmentFile) -> Result<SegmentHeader, ScanError> {
-    read_header(file, &mut Reader::new(file))
+    // Only the header's bytes: a scan's read-ahead would read (and allocate) a MiB per segment.
+    let mut r = Reader {
+        file,
+        ahead: ReadAhead::new(HEADER_LEN),
+    };
+    read_header(file, &mut r)
 }
 
 /// Validate a segment: header, then every record's bounds, crc, watermark and key order; if
