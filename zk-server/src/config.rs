@@ -139,9 +139,9 @@ pub struct Config {
     /// zkrs.snapReplayPercent: a snapshot is also due, whatever snapCount
     /// says, once the log written since the last one reaches this percentage
     /// of the size a snapshot of the tree would have now (and at least
-    /// 1 MiB), so that a restart never replays more log than that; such an
-    /// interim snapshot replaces the previous interim one (default 100;
-    /// 0 = off).
+    /// 1 MiB; each txn counted at least 200 bytes, its replay cost), so
+    /// that a restart never replays more log than that; such an interim
+    /// snapshot replaces the previous interim one (default 100; 0 = off).
     pub snap_replay_percent: u64,
     /// preAllocSize in KB (log segment size; default 65536).
     pub pre_alloc_size_kb: u64,

@@ -39,6 +39,8 @@ pub(crate) struct Recovered {
     pub snapshot_bytes: u64,
     /// Bytes of log records replayed on top of it.
     pub replayed_bytes: u64,
+    /// How many records those were.
+    pub replayed_txns: u64,
 }
 
 /// The log's options; each batch sync is timed into `fsync` (Apache's
@@ -219,6 +221,7 @@ fn replay_onto(
             summary,
             snapshot_bytes: bytes,
             replayed_bytes,
+            replayed_txns: replayed,
         },
     ))
 }

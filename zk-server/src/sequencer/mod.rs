@@ -206,6 +206,7 @@ impl Sequencer {
             snapshots: Snapshots::new(
                 &shared.config,
                 recovered.replayed_bytes,
+                recovered.replayed_txns,
                 recovered.snapshot_bytes,
             ),
             shutting_down: false,

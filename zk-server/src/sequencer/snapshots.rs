@@ -67,20 +67,35 @@ pub(super) fn snapshot_estimate(nodes: u64, data_size: u64) -> u64 {
     data_size.saturating_add(nodes.saturating_mul(72))
 }
 
-/// Whether an interim snapshot is due, whatever snapCount says: the log
-/// written since the last snapshot (`logged`) reached
-/// `zkrs.snapReplayPercent` of what a snapshot of the tree would take now
-/// (`estimate`), and at least [`REPLAY_MIN_BYTES`]. Replaying a byte of log
-/// costs a restart more than loading a byte of snapshot (1–2 µs per txn of
-/// 70–170 bytes against ~1 µs per znode of ~200), so this bounds a
-/// restart's replay by the snapshot it loads. ZooKeeper's rule alone lets a
+/// The replay cost of a log record of `bytes`, in bytes of snapshot that load
+/// in the same time: at least [`REPLAY_TXN_BYTES`], since replaying costs per
+/// txn more than per byte.
+pub(super) fn replay_cost(bytes: u64) -> u64 {
+    bytes.max(REPLAY_TXN_BYTES)
+}
+
+/// A txn of the log replays in about the time a restart loads this many bytes
+/// of snapshot: a delete (~75 bytes of log) replayed in 0.75 µs and a create
+/// of 100 bytes of data (~230) in ~1 µs, while a snapshot loads at 3–4 ns a
+/// byte (measured on a 7 MB snapshot + 27k deletes, and 778k creates and
+/// sets). Counting bytes alone let a small tree that shrank by deletes keep
+/// three times its size in log: a follower restarted after a benchmark's
+/// clean-up replayed 27–34k deletes (20–25 ms) onto a tree it loads in 5 ms.
+const REPLAY_TXN_BYTES: u64 = 200;
+
+/// Whether an interim snapshot is due, whatever snapCount says: the replay
+/// cost of the log written since the last snapshot (`replay`, each record
+/// counted by [`replay_cost`]) reached `zkrs.snapReplayPercent` of what a
+/// snapshot of the tree would take now (`estimate`), and at least
+/// [`REPLAY_MIN_BYTES`]. So a restart's replay takes about as long as
+/// loading the snapshot before it, at most. ZooKeeper's rule alone lets a
 /// small tree under a heavy write load collect snapCount txns of log: a
 /// restart then replays up to 100k txns (0.2–0.5 s) onto a tree it loads in
 /// 10 ms.
-pub(super) fn replay_bound_due(cfg: &Config, logged: u64, estimate: u64) -> bool {
+pub(super) fn replay_bound_due(cfg: &Config, replay: u64, estimate: u64) -> bool {
     cfg.snap_replay_percent > 0
-        && logged >= REPLAY_MIN_BYTES
-        && logged.saturating_mul(100) >= estimate.saturating_mul(cfg.snap_replay_percent)
+        && replay >= REPLAY_MIN_BYTES
+        && replay.saturating_mul(100) >= estimate.saturating_mul(cfg.snap_replay_percent)
 }
 
 /// Why a snapshot starts.
@@ -101,9 +116,11 @@ pub(super) struct Snapshots {
     running: Arc<AtomicBool>,
     /// Log bytes appended since the last snapshot started.
     log_bytes_since: u64,
+    /// Their replay cost ([`replay_cost`] of each record).
+    replay_cost_since: u64,
     /// Size of the newest snapshot (set by the snapshot thread when it ends).
     last_bytes: Arc<AtomicU64>,
-    /// `log_bytes_since` at which the replay bound is looked at next (the
+    /// `replay_cost_since` at which the replay bound is looked at next (the
     /// tree's size is read at most once per [`REPLAY_CHECK_EVERY`] bytes).
     replay_check_at: u64,
     /// The newest snapshot this process wrote, if it was an interim one: the
@@ -111,18 +128,19 @@ pub(super) struct Snapshots {
     interim: Arc<Mutex<Option<u64>>>,
 }
 
-/// How often (in log bytes) the replay bound reads the tree's size.
+/// How often (in replay cost) the replay bound reads the tree's size.
 const REPLAY_CHECK_EVERY: u64 = 64 << 10;
 
 impl Snapshots {
-    /// After recovery: `replayed_bytes` of log since a snapshot of
-    /// `snapshot_bytes`.
-    pub fn new(cfg: &Config, replayed_bytes: u64, snapshot_bytes: u64) -> Self {
+    /// After recovery: `replayed_bytes` of log in `replayed_txns` records
+    /// since a snapshot of `snapshot_bytes`.
+    pub fn new(cfg: &Config, replayed_bytes: u64, replayed_txns: u64, snapshot_bytes: u64) -> Self {
         Snapshots {
             txns_since: 0,
             at: snapshot_point(cfg.snap_count),
             running: Arc::new(AtomicBool::new(false)),
             log_bytes_since: replayed_bytes,
+            replay_cost_since: replayed_bytes.max(replayed_txns.saturating_mul(REPLAY_TXN_BYTES)),
             last_bytes: Arc::new(AtomicU64::new(snapshot_bytes)),
             replay_check_at: 0,
             interim: Arc::new(Mutex::new(None)),
@@ -132,6 +150,7 @@ impl Snapshots {
     /// A record of `bytes` was appended to the log.
     pub fn logged(&mut self, bytes: u64) {
         self.log_bytes_since += bytes;
+        self.replay_cost_since += replay_cost(bytes);
     }
 
     /// A txn was committed and applied to `tree`: whether a snapshot is due
@@ -146,17 +165,17 @@ impl Snapshots {
         ) {
             return Some(SnapshotKind::Regular);
         }
-        if self.log_bytes_since < self.replay_check_at.max(REPLAY_MIN_BYTES)
+        if self.replay_cost_since < self.replay_check_at.max(REPLAY_MIN_BYTES)
             || cfg.snap_replay_percent == 0
         {
             return None;
         }
-        self.replay_check_at = self.log_bytes_since + REPLAY_CHECK_EVERY;
+        self.replay_check_at = self.replay_cost_since + REPLAY_CHECK_EVERY;
         let estimate = snapshot_estimate(
             tree.node_count() as u64,
             tree.approximate_data_size().max(0) as u64,
         );
-        replay_bound_due(cfg, self.log_bytes_since, estimate).then_some(SnapshotKind::Interim)
+        replay_bound_due(cfg, self.replay_cost_since, estimate).then_some(SnapshotKind::Interim)
     }
 
     /// Whether a snapshot thread is running.
@@ -185,6 +204,7 @@ impl Snapshots {
     ) {
         self.txns_since = 0;
         self.log_bytes_since = 0;
+        self.replay_cost_since = 0;
         self.replay_check_at = 0;
         self.at = snapshot_point(cfg.snap_count);
         if self.running.swap(true, Relaxed) {
@@ -271,7 +291,9 @@ impl Purge {
 
 #[cfg(test)]
 mod tests {
-    use super::{Purge, replay_bound_due, snapshot_due, snapshot_estimate};
+    use super::{
+        Purge, SnapshotKind, Snapshots, replay_bound_due, snapshot_due, snapshot_estimate,
+    };
     use crate::Config;
 
     #[test]
@@ -339,6 +361,32 @@ mod tests {
         assert!(replay_bound_due(&cfg, 2 * MIB, 4 * MIB));
         cfg.snap_replay_percent = 0;
         assert!(!replay_bound_due(&cfg, u64::MAX, 0));
+    }
+
+    /// Regression: the replay bound counted log bytes alone, so a tree that
+    /// shrank by deletes (~75 bytes of log each) kept three times its size in
+    /// log; a follower restarted after a benchmark's clean-up replayed 27–34k
+    /// deletes onto a tree it loaded in 5 ms. Each txn now counts at least
+    /// 200 bytes, what a restart loads of a snapshot in its replay time.
+    #[test]
+    fn small_txns_reach_the_replay_bound_by_their_count() {
+        let cfg = Config::standalone("/d".into(), 0);
+        let tree = zk_tree::Tree::new(zk_tree::TreeConfig::default());
+        let mut s = Snapshots::new(&cfg, 0, 0, 0);
+        let mut due_after = None;
+        for n in 1..=20_000u64 {
+            s.logged(75);
+            if s.committed(&cfg, &tree) == Some(SnapshotKind::Interim) {
+                due_after = Some(n);
+                break;
+            }
+        }
+        // The 1 MiB floor in replay cost: 5243 txns of 200, not 13981 of 75.
+        let n = due_after.expect("an interim snapshot is due");
+        assert!((5243..5243 + 400).contains(&n), "due after {n} deletes");
+        // Recovery's replay counts the same way.
+        let s = Snapshots::new(&cfg, 6000 * 75, 6000, 0);
+        assert_eq!(s.replay_cost_since, 6000 * 200);
     }
 
     #[test]

@@ -127,6 +127,7 @@ impl Harness {
             summary: String::new(),
             snapshot_bytes: 0,
             replayed_bytes: 0,
+            replayed_txns: 0,
         };
         let storage = Storage {
             log: Arc::new(log),
