@@ -48,9 +48,15 @@ struct Node {
 
 /// Boots server `sid` from its disk, as `Server::start` would (recovery).
 fn boot(sid: u64, dir: &Path, disk: MemDisk) -> Node {
+    boot_with(sid, dir, disk, |_| {})
+}
+
+/// [`boot`] with `tune` applied to the server's configuration.
+fn boot_with(sid: u64, dir: &Path, disk: MemDisk, tune: impl FnOnce(&mut Config)) -> Node {
     let mut config = Config::standalone(dir.to_path_buf(), 0);
     config.my_id = sid;
     config.tick_time = 10;
+    tune(&mut config);
     let log = Log::open(
         dir.join("log"),
         Options::default().backend(Backend::Memory(disk.clone())),
@@ -600,6 +606,53 @@ fn a_restarted_follower_catches_up_by_diff() {
     let syncs: Vec<_> = c.syncs.iter().filter(|s| s.0 == 3).collect();
     assert_eq!(syncs.last().unwrap().1, "DIFF", "{syncs:?}");
     assert!(c.has(3, "/n5"));
+}
+
+/// Regression: a follower restarted with a snapshot due (recovery replayed
+/// more log than its tree's size) started it while applying the DIFF, on the
+/// CPU the rest of the sync needed; it now starts once the follower serves.
+#[test]
+fn a_syncing_follower_starts_no_snapshot_until_it_serves() {
+    let mut c = established(500);
+    let (session, _) = c.connect(1);
+    write_n(&mut c, session, 1, 2);
+    c.run_until("converged", Cluster::converged);
+    c.crash(3, 1);
+    let last = write_n(&mut c, session, 3, 3);
+    let dir = c.dir_of(3);
+    let disk = c.node(3).disk.clone();
+    // snapCount 2: due at the second txn applied, inside the DIFF of three.
+    c.nodes[2] = boot_with(3, &dir, disk, |cfg| cfg.snap_count = 2);
+    c.follow(3);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(c.converged() && c.serving(3) && c.zxid(3) == last) {
+        assert!(Instant::now() < deadline, "server 3 did not catch up");
+        c.pump();
+        let n = c.node(3);
+        let seq = n.seq.as_ref().unwrap();
+        assert!(
+            n.shared.control.serving() || !seq.snapshots.running(),
+            "a snapshot started while syncing"
+        );
+    }
+    let (z, err) = c.write(c.leader, session, 6, create("/n6"));
+    assert_eq!(err, 0);
+    c.run_until("server 3 applied /n6", |c| c.zxid(3) == z);
+    let snaps = || {
+        c.node(3)
+            .seq
+            .as_ref()
+            .unwrap()
+            .storage
+            .snaps
+            .list()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !snaps().iter().any(|s| s.key > last as u64) {
+        assert!(Instant::now() < deadline, "no snapshot once serving");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[test]

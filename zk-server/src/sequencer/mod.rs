@@ -774,9 +774,13 @@ impl Sequencer {
                 self.complete_syncs(p.hdr.client_id);
             }
         }
+        // A learner still syncing with its leader starts no snapshot: one due
+        // after recovery's replay took the CPU from the rest of the sync (a
+        // rejoin's DIFF); the next check once it serves starts it.
         if let Some(kind) = self
             .snapshots
             .committed(&self.shared.config, &self.shared.tree)
+            .filter(|_| self.shared.control.serving())
         {
             self.snapshots.start(
                 &self.shared.config,
