@@ -200,6 +200,7 @@ impl Ticket {
                     return Err(Error::Closed);
                 }
                 st.parked.push((self.lsn, std::thread::current()));
+                self.shared.wake_idle_sync(st);
             }
             // Spurious wake-ups just loop.
             std::thread::park();
@@ -224,6 +225,18 @@ impl Shared {
                     .get_or_insert_with(|| "internal panic while holding the log lock".into());
                 g
             }
+        }
+    }
+
+    /// Wakes an idle sync thread if records wait (appended with [`Log::append_quiet`]).
+    fn wake_idle_sync(&self, mut st: MutexGuard<'_, State>) {
+        let wake = st.sync_idle && !st.staged_recs.is_empty();
+        if wake {
+            st.sync_idle = false;
+        }
+        drop(st);
+        if wake {
+            self.work.notify_one();
         }
     }
 
@@ -400,7 +413,23 @@ impl Log {
     /// record is too large, or if the log is latched. May block briefly for back-pressure (more
     /// than `max_unsynced_bytes` queued) or while a new segment is created.
     pub fn append(&self, key: u64, data: &[u8]) -> Result<Ticket> {
-        let lsn = self.append_inner(key, data, None)?;
+        let lsn = self.append_inner(key, data, None, true)?;
+        Ok(Ticket {
+            shared: self.shared.clone(),
+            key,
+            lsn,
+        })
+    }
+
+    /// [`append`](Self::append) for a caller appending a run of records: an idle sync thread
+    /// is not woken for it, so the run is written and synced as one batch once the caller asks
+    /// for its durability ([`on_durable`](Self::on_durable), [`Ticket::wait`],
+    /// [`flush`](Self::flush)) or appends with [`append`](Self::append). Woken at the first
+    /// record of a run, the sync thread synced that record alone and the rest after it (a
+    /// follower's DIFF of 1000 txns: two syncs, the first of one record). A full window or
+    /// a busy sync thread behave as for [`append`](Self::append).
+    pub fn append_quiet(&self, key: u64, data: &[u8]) -> Result<Ticket> {
+        let lsn = self.append_inner(key, data, None, false)?;
         Ok(Ticket {
             shared: self.shared.clone(),
             key,
@@ -416,7 +445,7 @@ impl Log {
         data: &[u8],
         done: impl FnOnce(Result<u64>) + Send + 'static,
     ) -> Result<()> {
-        self.append_inner(key, data, Some(Box::new(done)))
+        self.append_inner(key, data, Some(Box::new(done)), true)
             .map(|_| ())
     }
 
@@ -439,10 +468,17 @@ impl Log {
             return Ok(());
         }
         st.callbacks.push_back((lsn, key, Box::new(done)));
+        sh.wake_idle_sync(st);
         Ok(())
     }
 
-    fn append_inner(&self, key: u64, data: &[u8], cb: Option<Callback>) -> Result<u64> {
+    fn append_inner(
+        &self,
+        key: u64,
+        data: &[u8],
+        cb: Option<Callback>,
+        wake_idle: bool,
+    ) -> Result<u64> {
         let sh = &*self.shared;
         let opts = &sh.opts;
         if data.len() > opts.max_record_bytes {
@@ -514,7 +550,7 @@ impl Log {
         m.count += 1;
         // Signal only a sync thread that is waiting for work (a futex wake per append
         // otherwise), or one waiting out a flush delay once the batch is full.
-        let wake = st.sync_idle
+        let wake = (wake_idle && st.sync_idle)
             || (st.sync_batching
                 && (st.staged_recs.len() >= sh.opts.max_batch || window_half_full(&st)));
         if wake {

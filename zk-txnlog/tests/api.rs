@@ -894,3 +894,56 @@ fn on_sync_sees_every_batch_sync_and_none_without_syncs() {
         }
     }
 }
+
+/// Regression: woken by the first record of a run, the sync thread synced it alone and the
+/// rest after it (a follower appending a DIFF of 1000 txns made two syncs, the second waiting
+/// out a busy log's gathering). Quiet appends wait for the caller's request for durability,
+/// then go out as one batch; every way of asking wakes the sync thread.
+#[test]
+fn quiet_appends_are_synced_as_one_batch_once_durability_is_asked_for() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+    let syncs = Arc::new(AtomicU64::new(0));
+    let seen = syncs.clone();
+    let disk = MemDisk::new();
+    let opts = with_a_segment(
+        Options::default()
+            .backend(Backend::Memory(disk))
+            .max_record_bytes(256)
+            .on_sync(move |_took| {
+                seen.fetch_add(1, Ordering::Relaxed);
+            }),
+    );
+    let log = Log::open("mem", opts).unwrap();
+    // Let the sync thread go idle (a busy one takes whatever is staged when it looks).
+    std::thread::sleep(Duration::from_millis(50));
+    let base = syncs.load(Ordering::Relaxed);
+    for k in 2..=200 {
+        log.append_quiet(k, &payload(k)).unwrap();
+        if k == 2 {
+            // An idle sync thread woken by this record would have synced it by now.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    assert_eq!(
+        syncs.load(Ordering::Relaxed),
+        base,
+        "nothing synced unasked"
+    );
+    assert_eq!(log.durable_key(), Some(1));
+    let (tx, rx) = std::sync::mpsc::channel();
+    log.on_durable(move |r| tx.send(r.unwrap()).unwrap())
+        .unwrap();
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), 200);
+    assert_eq!(
+        syncs.load(Ordering::Relaxed),
+        base + 1,
+        "one sync for the run"
+    );
+    // A ticket's wait and a flush ask too.
+    let t = log.append_quiet(201, &payload(201)).unwrap();
+    assert_eq!(t.wait().unwrap(), 201);
+    log.append_quiet(202, &payload(202)).unwrap();
+    log.flush().unwrap();
+    assert_eq!(log.durable_key(), Some(202));
+}

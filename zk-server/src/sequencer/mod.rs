@@ -704,7 +704,10 @@ impl Sequencer {
     /// fatal.
     fn append_record(&mut self, zxid: Zxid, record: &[u8]) {
         self.snapshots.logged(record.len() as u64);
-        if let Err(e) = self.storage.log.append(zxid.as_u64(), record) {
+        // Quiet: the sync thread is woken when [`Self::arm_durable`] asks for
+        // the run's durability, so a burst (a learner's DIFF, a batch of
+        // proposals) is one sync, not its first record's and then the rest's.
+        if let Err(e) = self.storage.log.append_quiet(zxid.as_u64(), record) {
             return self.fatal(&format!(
                 "cannot append zxid 0x{zxid:x} to the txn log: {e}"
             ));
