@@ -589,14 +589,26 @@ fn write_n(c: &mut Cluster, session: i64, from: i32, n: i32) -> i64 {
     last
 }
 
+/// Server 3 crashes (`seed`) after `before` writes and misses `missed` more:
+/// the cluster, the session, the zxid of the last write it kept and of the last.
+fn follower_behind(
+    commit_log_count: usize,
+    seed: u64,
+    before: i32,
+    missed: i32,
+) -> (Cluster, i64, i64, i64) {
+    let mut c = established(commit_log_count);
+    let (session, _) = c.connect(1);
+    let kept = write_n(&mut c, session, 1, before);
+    c.run_until("converged", Cluster::converged);
+    c.crash(3, seed);
+    let last = write_n(&mut c, session, before + 1, missed);
+    (c, session, kept, last)
+}
+
 #[test]
 fn a_restarted_follower_catches_up_by_diff() {
-    let mut c = established(500);
-    let (session, _) = c.connect(1);
-    let before = write_n(&mut c, session, 1, 2);
-    c.run_until("converged", Cluster::converged);
-    c.crash(3, 1);
-    let last = write_n(&mut c, session, 3, 3);
+    let (mut c, _, before, last) = follower_behind(500, 1, 2, 3);
     c.reboot(3);
     assert_eq!(c.zxid(3), before, "server 3's disk kept what it applied");
     c.follow(3);
@@ -613,12 +625,7 @@ fn a_restarted_follower_catches_up_by_diff() {
 /// CPU the rest of the sync needed; it now starts once the follower serves.
 #[test]
 fn a_syncing_follower_starts_no_snapshot_until_it_serves() {
-    let mut c = established(500);
-    let (session, _) = c.connect(1);
-    write_n(&mut c, session, 1, 2);
-    c.run_until("converged", Cluster::converged);
-    c.crash(3, 1);
-    let last = write_n(&mut c, session, 3, 3);
+    let (mut c, session, _, last) = follower_behind(500, 1, 2, 3);
     let dir = c.dir_of(3);
     let disk = c.node(3).disk.clone();
     // snapCount 2: due at the second txn applied, inside the DIFF of three.
@@ -659,12 +666,7 @@ fn a_syncing_follower_starts_no_snapshot_until_it_serves() {
 fn a_follower_older_than_the_window_catches_up_by_diff_from_the_log() {
     // quorum.md §3.4 case 5: the window keeps 2 txns, the follower missed 5;
     // the leader's log still has them (getProposalsFromTxnLog).
-    let mut c = established(2);
-    let (session, _) = c.connect(1);
-    write_n(&mut c, session, 1, 1);
-    c.run_until("converged", Cluster::converged);
-    c.crash(3, 2);
-    let last = write_n(&mut c, session, 2, 5);
+    let (mut c, _, _, last) = follower_behind(2, 2, 1, 5);
     c.restart_follower(3);
     c.run_until("server 3 caught up", |c| {
         c.converged() && c.serving(3) && c.zxid(3) == last
