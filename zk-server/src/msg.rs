@@ -288,15 +288,8 @@ impl LoopHandle {
     }
 
     pub fn send(&self, m: LoopMsg) {
-        // The message is in the channel before the flag is looked at, and the
-        // loop clears the flag before it checks the channel and sleeps: either
-        // this swap sees false (and wakes), or the loop's clear comes after it
-        // and the check that follows sees the message (and does not sleep).
-        if self.tx.send(m).is_ok() && {
-            std::sync::atomic::fence(SeqCst);
-            !self.notified.swap(true, SeqCst)
-        } {
-            let _ = self.waker.wake();
+        if self.queue(m) {
+            self.wake();
         }
     }
 
@@ -309,7 +302,11 @@ impl LoopHandle {
     }
 
     /// Wakes the loop for what [`LoopHandle::queue`] put in its mailbox, if
-    /// it may be sleeping (the argument of [`LoopHandle::send`]).
+    /// it may be sleeping. The messages are in the channel before the flag
+    /// is looked at, and the loop clears the flag before it checks the
+    /// channel and sleeps: either this swap sees false (and wakes), or the
+    /// loop's clear comes after it and the check that follows sees the
+    /// messages (and does not sleep).
     pub fn wake(&self) {
         std::sync::atomic::fence(SeqCst);
         if !self.notified.swap(true, SeqCst) {

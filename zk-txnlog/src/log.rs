@@ -413,12 +413,7 @@ impl Log {
     /// record is too large, or if the log is latched. May block briefly for back-pressure (more
     /// than `max_unsynced_bytes` queued) or while a new segment is created.
     pub fn append(&self, key: u64, data: &[u8]) -> Result<Ticket> {
-        let lsn = self.append_inner(key, data, None, true)?;
-        Ok(Ticket {
-            shared: self.shared.clone(),
-            key,
-            lsn,
-        })
+        self.append_ticket(key, data, true)
     }
 
     /// [`append`](Self::append) for a caller appending a run of records: an idle sync thread
@@ -429,7 +424,11 @@ impl Log {
     /// follower's DIFF of 1000 txns: two syncs, the first of one record). A full window or
     /// a busy sync thread behave as for [`append`](Self::append).
     pub fn append_quiet(&self, key: u64, data: &[u8]) -> Result<Ticket> {
-        let lsn = self.append_inner(key, data, None, false)?;
+        self.append_ticket(key, data, false)
+    }
+
+    fn append_ticket(&self, key: u64, data: &[u8], wake_idle: bool) -> Result<Ticket> {
+        let lsn = self.append_inner(key, data, None, wake_idle)?;
         Ok(Ticket {
             shared: self.shared.clone(),
             key,
