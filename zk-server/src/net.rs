@@ -35,7 +35,7 @@ use crate::frames::error_frame;
 use crate::msg::{CoreMsg, Ctx, LoopMsg, Reject};
 use crate::reads::{authenticate, is_local, op_short_name, serve_read};
 use crate::shared::Shared;
-use crate::stats::ConnStats;
+use crate::stats::{ConnStats, SentTally};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX);
@@ -89,6 +89,26 @@ struct Conn {
     /// Input is ignored from now on (a request that closes the connection once
     /// the replies before it are written was read).
     stop_reading: bool,
+    /// The monotonic ms (`Shared::now_ms`) at which this connection last
+    /// touched its session: later frames of the same ms skip the tracker.
+    session_touched_ms: Option<u64>,
+}
+
+/// The frames handled from one connection's input at once share one clock
+/// reading (they arrived together) and are counted together: the server's
+/// counters are shared by the loops, so one update per batch instead of one
+/// per frame.
+struct Batch {
+    received: Instant,
+    /// Wall ms at `received`.
+    wall: i64,
+    /// `Shared::now_ms` at `received`.
+    now_ms: u64,
+    /// Frames taken from the input.
+    frames: u64,
+    /// Reads answered here, their replies queued: their latency is taken
+    /// once the batch ends.
+    served_here: u64,
 }
 
 impl Conn {
@@ -170,6 +190,9 @@ pub(crate) struct EventLoop {
     dirty: Vec<u64>,
     /// Stage times of the replies queued in this iteration.
     traced: Vec<(Instant, Instant)>,
+    /// The replies queued in this iteration, counted in the shared
+    /// figures by `flush_dirty`.
+    sent: SentTally,
     /// Messages for the core from this iteration, handed over together at
     /// its end ([`Inbox::send_all`](crate::inbox::Inbox::send_all)): one
     /// lock and at most one wake-up instead of one per request, which
@@ -205,6 +228,7 @@ impl EventLoop {
             paused: HashSet::new(),
             dirty: Vec::new(),
             traced: Vec::new(),
+            sent: SentTally::default(),
             to_core: Vec::new(),
             next_seq: 1,
             next_target: 0,
@@ -362,6 +386,7 @@ impl EventLoop {
                 flush_pending: false,
                 dead: false,
                 stop_reading: false,
+                session_touched_ms: None,
             },
         );
         // Bytes may already be waiting: edge-triggered readiness was armed at register.
@@ -501,8 +526,51 @@ impl EventLoop {
         }
     }
 
-    /// Handles every whole frame buffered for `id`, unless back-pressure says wait.
+    /// Handles every whole frame buffered for `id`, unless back-pressure says
+    /// wait, then records the batch's figures.
     fn process_input(&mut self, id: u64) {
+        let received = Instant::now();
+        let mut batch = Batch {
+            received,
+            wall: crate::stats::wall_ms(),
+            now_ms: self.shared.ms_at(received),
+            frames: 0,
+            served_here: 0,
+        };
+        self.process_frames(id, &mut batch);
+        self.end_batch(id, &batch);
+    }
+
+    /// The figures of the frames [`Self::process_frames`] handled: packets
+    /// received, and the latency of the reads answered here.
+    fn end_batch(&mut self, id: u64, b: &Batch) {
+        if b.frames == 0 {
+            return;
+        }
+        let shared = &self.shared;
+        shared.stats.received.fetch_add(b.frames, Relaxed);
+        let lat = (b.served_here > 0).then(|| b.received.elapsed().as_millis() as u64);
+        if let Some(lat) = lat {
+            shared.stats.latency.add_n(lat, b.served_here);
+            shared
+                .stats
+                .read_latency
+                .observe_n(self.idx, lat, b.served_here);
+        }
+        let Some(c) = self.conns.get(&id) else {
+            return;
+        };
+        c.stats.received.fetch_add(b.frames, Relaxed);
+        c.stats.touched.store(b.wall, Relaxed);
+        if let Some(lat) = lat {
+            c.stats.latency.add_n(lat, b.served_here);
+            c.stats.last_latency.store(lat, Relaxed);
+            c.stats.last_response.store(b.wall + lat as i64, Relaxed);
+            c.stats.last_zxid.store(shared.last_zxid(), Relaxed);
+        }
+    }
+
+    fn process_frames(&mut self, id: u64, batch: &mut Batch) {
         loop {
             let Some(c) = self.conns.get_mut(&id) else {
                 return;
@@ -574,12 +642,10 @@ impl EventLoop {
                     return;
                 }
             };
-            c.stats.received.fetch_add(1, Relaxed);
-            c.stats.touched.store(crate::stats::wall_ms(), Relaxed);
-            self.shared.stats.received.fetch_add(1, Relaxed);
+            batch.frames += 1;
             let ok = match c.state {
                 State::Handshake => self.on_connect_frame(id, frame),
-                _ => self.on_request_frame(id, frame),
+                _ => self.on_request_frame(id, frame, batch),
             };
             if !ok {
                 return;
@@ -623,12 +689,12 @@ impl EventLoop {
         true
     }
 
-    fn on_request_frame(&mut self, id: u64, frame: Bytes) -> bool {
+    fn on_request_frame(&mut self, id: u64, frame: Bytes, batch: &mut Batch) -> bool {
         let shared = self.shared.clone();
         let Some(c) = self.conns.get_mut(&id) else {
             return false;
         };
-        let received = Instant::now();
+        let received = batch.received;
         let mut r = Reader::new(frame);
         let header = match RequestHeader::read(&mut r) {
             Ok(h) => h,
@@ -640,7 +706,7 @@ impl EventLoop {
         };
         c.stats.last_cxid.store(i64::from(header.xid), Relaxed);
         let session_id = c.session_id;
-        if !self.touch_session(id, header.xid) {
+        if !self.touch_session(id, header.xid, batch.now_ms) {
             return false;
         }
         let Some(c) = self.conns.get_mut(&id) else {
@@ -711,6 +777,7 @@ impl EventLoop {
         let forwarded = matches!(req, Request::Sync(_))
             && matches!(shared.control.mode(), Mode::Follower | Mode::Observer);
         if c.outstanding == 0 && is_local(&req) && !forwarded {
+            batch.served_here += 1;
             return self.serve_here(id, &ctx, req);
         }
         c.begin_request(&shared.control);
@@ -718,16 +785,21 @@ impl EventLoop {
         true
     }
 
-    /// Keeps the connection's session alive; an expired session's request is
-    /// answered SESSIONEXPIRED and the connection closed (false).
-    fn touch_session(&mut self, id: u64, xid: i32) -> bool {
+    /// Keeps the connection's session alive (`now`: `Shared::now_ms`); an
+    /// expired session's request is answered SESSIONEXPIRED and the
+    /// connection closed (false). Touched once per ms: a session touched at
+    /// `now` cannot have expired by `now`.
+    fn touch_session(&mut self, id: u64, xid: i32, now: u64) -> bool {
         let shared = self.shared.clone();
         let Some(c) = self.conns.get_mut(&id) else {
             return false;
         };
-        let now = shared.now_ms();
+        if c.session_touched_ms == Some(now) {
+            return true;
+        }
         let mut st = shared.sessions.lock().unwrap_or_else(|e| e.into_inner());
         if st.touch(c.session_id, now) {
+            c.session_touched_ms = Some(now);
             return true;
         }
         drop(st);
@@ -749,20 +821,8 @@ impl EventLoop {
             self.drain_mailbox();
             serve_read(&shared, ctx, req)
         };
-        let Some(c) = self.conns.get_mut(&id) else {
-            return false;
-        };
-        let lat = ctx.received.elapsed().as_millis() as u64;
-        shared.stats.latency.add(lat);
-        shared.stats.read_latency.observe(self.idx, lat);
-        c.stats.latency.add(lat);
-        c.stats.last_latency.store(lat, Relaxed);
-        c.stats
-            .last_response
-            .store(crate::stats::wall_ms(), Relaxed);
-        c.stats.last_zxid.store(shared.last_zxid(), Relaxed);
         self.send_frame(id, frame);
-        true
+        self.conns.contains_key(&id)
     }
 
     /// Sends a request that could not become a [`Request`] to the core, which
@@ -824,10 +884,7 @@ impl EventLoop {
             return;
         };
         c.stats.sent.fetch_add(1, Relaxed);
-        self.shared.stats.sent.fetch_add(1, Relaxed);
-        self.shared
-            .stats
-            .response_sent(frame.len().saturating_sub(4));
+        self.sent.add(frame.len().saturating_sub(4));
         c.queue(frame);
         // A reader that does not read its replies cannot grow our memory without
         // bound: past twice the limit (events keep coming even when we stop
@@ -853,6 +910,11 @@ impl EventLoop {
     /// connection.
     fn flush_dirty(&mut self) {
         while !self.dirty.is_empty() {
+            // Counted before the replies are written: a client that read one
+            // sees it counted.
+            self.shared
+                .stats
+                .responses_sent(&std::mem::take(&mut self.sent));
             let ids = std::mem::take(&mut self.dirty);
             for id in &ids {
                 let Some(c) = self.conns.get_mut(id) else {

@@ -82,7 +82,12 @@ impl Shared {
 
     /// Monotonic ms since start.
     pub fn now_ms(&self) -> u64 {
-        self.clock.elapsed().as_millis() as u64
+        self.ms_at(Instant::now())
+    }
+
+    /// Monotonic ms since start at `t`.
+    pub fn ms_at(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.clock).as_millis() as u64
     }
 
     /// Wall-clock time (ms) of a monotonic instant.

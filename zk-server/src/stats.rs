@@ -15,6 +15,33 @@ pub fn wall_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The replies an event loop queued since it last published them to
+/// [`ServerStats::responses_sent`]: their count and sizes (without the
+/// length prefix), so that the loops update the shared counters once per
+/// iteration rather than once per reply.
+#[derive(Debug, Default)]
+pub struct SentTally {
+    count: u64,
+    last: i64,
+    min: i64,
+    max: i64,
+}
+
+impl SentTally {
+    /// One more reply of `size` bytes.
+    pub fn add(&mut self, size: usize) {
+        let size = size as i64;
+        if self.count == 0 {
+            (self.min, self.max) = (size, size);
+        } else {
+            self.min = self.min.min(size);
+            self.max = self.max.max(size);
+        }
+        self.count += 1;
+        self.last = size;
+    }
+}
+
 /// Min/avg/max of request latencies in ms.
 #[derive(Debug, Default)]
 pub struct Latency {
@@ -27,13 +54,24 @@ pub struct Latency {
 impl Latency {
     /// Records one latency.
     pub fn add(&self, ms: u64) {
-        if self.count.fetch_add(1, Relaxed) == 0 {
+        self.add_n(ms, 1);
+    }
+
+    /// Records `n` requests of latency `ms` (no-op for 0). Min and max are
+    /// written only when they change: the loops share these counters.
+    pub fn add_n(&self, ms: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        if self.count.fetch_add(n, Relaxed) == 0 {
             self.min.store(ms, Relaxed);
-        } else {
+        } else if ms < self.min.load(Relaxed) {
             self.min.fetch_min(ms, Relaxed);
         }
-        self.max.fetch_max(ms, Relaxed);
-        self.total.fetch_add(ms, Relaxed);
+        if ms > self.max.load(Relaxed) {
+            self.max.fetch_max(ms, Relaxed);
+        }
+        self.total.fetch_add(ms * n, Relaxed);
     }
 
     /// (min, avg, max, count).
@@ -132,14 +170,22 @@ impl Summary {
 
     /// Records one value in shard `shard` (taken modulo the shard count).
     pub fn observe(&self, shard: usize, v: u64) {
+        self.observe_n(shard, v, 1);
+    }
+
+    /// Records value `v` `n` times in shard `shard` (no-op for 0).
+    pub fn observe_n(&self, shard: usize, v: u64, n: u64) {
         let Some(s) = self.shards.get(shard % SHARDS) else {
             return;
         };
-        if let Some(b) = s.buckets.get(Self::bucket(v)) {
-            b.fetch_add(1, Relaxed);
+        if n == 0 {
+            return;
         }
-        s.count.fetch_add(1, Relaxed);
-        s.sum.fetch_add(v, Relaxed);
+        if let Some(b) = s.buckets.get(Self::bucket(v)) {
+            b.fetch_add(n, Relaxed);
+        }
+        s.count.fetch_add(n, Relaxed);
+        s.sum.fetch_add(v * n, Relaxed);
         if v < s.min.load(Relaxed) {
             s.min.fetch_min(v, Relaxed);
         }
@@ -492,13 +538,18 @@ impl ServerStats {
         v
     }
 
-    /// Records the size of one reply sent.
-    pub fn response_sent(&self, size: usize) {
-        let size = size as i64;
-        self.response_size[0].store(size, Relaxed);
+    /// Records the replies an event loop queued in one iteration.
+    pub fn responses_sent(&self, t: &SentTally) {
+        if t.count == 0 {
+            return;
+        }
+        self.sent.fetch_add(t.count, Relaxed);
+        self.response_size[0].store(t.last, Relaxed);
         let min = &self.response_size[1];
-        let _ = min.fetch_update(Relaxed, Relaxed, |m| (m < 0 || size < m).then_some(size));
-        self.response_size[2].fetch_max(size, Relaxed);
+        let _ = min.fetch_update(Relaxed, Relaxed, |m| (m < 0 || t.min < m).then_some(t.min));
+        if t.max > self.response_size[2].load(Relaxed) {
+            self.response_size[2].fetch_max(t.max, Relaxed);
+        }
     }
 
     /// `srst`.
@@ -525,6 +576,46 @@ mod tests {
         l.add(1);
         l.add(9);
         assert_eq!(l.get(), (1, 5.0, 9, 3));
+        l.add_n(2, 0);
+        assert_eq!(l.get(), (1, 5.0, 9, 3));
+        l.add_n(0, 5);
+        assert_eq!(l.get(), (0, 15.0 / 8.0, 9, 8));
+        let l = Latency::default();
+        l.add_n(7, 4);
+        assert_eq!(l.get(), (7, 7.0, 7, 4));
+    }
+
+    #[test]
+    fn observe_n_counts_each_value() {
+        let (one, many) = (Summary::default(), Summary::default());
+        for _ in 0..3 {
+            one.observe(1, 70);
+        }
+        one.observe(1, 2);
+        many.observe_n(1, 70, 3);
+        many.observe_n(1, 2, 1);
+        many.observe_n(1, 500, 0);
+        assert_eq!(many.count_sum(), one.count_sum());
+        assert_eq!(many.min_max(), one.min_max());
+        assert_eq!(many.quantile(0.5), one.quantile(0.5));
+    }
+
+    #[test]
+    fn a_loops_tally_of_replies_sets_count_last_min_and_max() {
+        let s = ServerStats::default();
+        s.responses_sent(&SentTally::default());
+        let sizes = |s: &ServerStats| s.response_size.each_ref().map(|a| a.load(Relaxed));
+        assert_eq!((s.sent.load(Relaxed), sizes(&s)), (0, [-1, -1, -1]));
+        let mut t = SentTally::default();
+        for size in [40, 16, 90, 30] {
+            t.add(size);
+        }
+        s.responses_sent(&t);
+        assert_eq!((s.sent.load(Relaxed), sizes(&s)), (4, [30, 16, 90]));
+        let mut t = SentTally::default();
+        t.add(20);
+        s.responses_sent(&t);
+        assert_eq!((s.sent.load(Relaxed), sizes(&s)), (5, [20, 16, 90]));
     }
 
     #[test]

@@ -526,3 +526,41 @@ fn log_zero_fill_off_prepares_no_spare_segment() {
         assert_eq!(c.call(get("/n39", false)).0.err, 0);
     }
 }
+
+/// Pins the batched counting of the event loops: reads answered from one
+/// input batch are counted once each (packets received and sent, the read
+/// latency summary, the connection's `cons` figures), as one by one.
+#[test]
+fn pipelined_reads_are_each_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path())).unwrap();
+    let addr = server.local_addr();
+    let mut c = Client::connect(addr);
+    assert_eq!(c.call(create("/p", b"x", 0)).0.err, 0);
+    // One write: the server reads the 50 requests as one batch.
+    let mut burst = Vec::new();
+    for i in 0..50 {
+        common::write_frame(&mut burst, |o| get("/p", false).encode_frame(i + 10, o)).unwrap();
+    }
+    std::io::Write::write_all(&mut c.stream(), &burst).unwrap();
+    for i in 0..50 {
+        let frame = common::read_frame(c.stream()).unwrap();
+        assert_eq!(i32::from_be_bytes(frame[..4].try_into().unwrap()), i + 10);
+    }
+    let mntr = four_letter(addr, "mntr");
+    let figure = |name: &str| -> u64 {
+        let line = mntr
+            .lines()
+            .find(|l| l.starts_with(&format!("zk_{name}\t")));
+        line.and_then(|l| l.split('\t').nth(1)?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {mntr}"))
+    };
+    // connect + create + 50 reads (+ this mntr, counted when it is read).
+    assert!((52..=53).contains(&figure("packets_received")), "{mntr}");
+    assert_eq!(figure("packets_sent"), 52, "{mntr}");
+    assert_eq!(figure("cnt_readlatency"), 50, "{mntr}");
+    let cons = four_letter(addr, "cons");
+    let line = cons.lines().find(|l| l.contains("sid=")).unwrap();
+    assert!(line.contains("recved=52,sent=52"), "{cons}");
+    server.shutdown();
+}
