@@ -143,7 +143,11 @@ pub struct Config {
     /// that a restart never replays more log than that; such an interim
     /// snapshot replaces the previous interim one (default 100; 0 = off).
     pub snap_replay_percent: u64,
-    /// preAllocSize in KB (log segment size; default 65536).
+    /// preAllocSize in KB: the log segment size (default 16384; Apache's
+    /// 65536 is the step its log files grow by). A start scans the newest
+    /// segment's records to find the log's end, so smaller segments start
+    /// faster: a 64 MiB one filled to 37 MB took ~8 ms of a follower's
+    /// restart.
     pub pre_alloc_size_kb: u64,
     /// zkrs.logZeroFill (default yes): prepare the next log segment ahead,
     /// zero-filled on a helper thread, so that a sync into it commits no
@@ -408,7 +412,7 @@ impl Config {
             snap_size_limit_kb: 4 << 20,
             snap_log_percent: 50,
             snap_replay_percent: 100,
-            pre_alloc_size_kb: 65536,
+            pre_alloc_size_kb: 16384,
             log_zero_fill: true,
             flush_delay_ms: 0,
             busy_sync_gather: 16,
@@ -1274,6 +1278,7 @@ mod tests {
         let d = Config::parse("dataDir=/d\n").unwrap();
         assert_eq!((d.flush_delay_ms, d.max_batch_size), (0, None));
         assert_eq!(d.busy_sync_gather, 16);
+        assert_eq!(d.pre_alloc_size_kb, 16384);
         for bad in [
             "flushDelay=-1",
             "flushDelay=soon",
