@@ -12,6 +12,7 @@
 
 use std::io::BufReader;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tracing::info;
@@ -112,9 +113,11 @@ impl Storage {
                     source,
                 })?
         };
+        let opening = Instant::now();
         let log = Log::open(&config.data_log_dir, log_options(config, fsync)).map_err(rec_err(
             &format!("cannot open the log in {}", config.data_log_dir.display()),
         ));
+        let opened_in = opening.elapsed();
         let loaded = loader
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
@@ -126,7 +129,8 @@ impl Storage {
                 file.display()
             );
         }
-        let (tree, recovered) = replay_onto(&log, loaded?, &config.data_log_dir)?;
+        let (tree, mut recovered) = replay_onto(&log, loaded?, &config.data_log_dir)?;
+        recovered.summary += &format!("; log opened in {}", ms(opened_in));
         Ok((
             Storage {
                 log: Arc::new(log),
@@ -149,10 +153,18 @@ struct Loaded {
     tree: Tree,
     key: Option<u64>,
     bytes: u64,
+    /// How long the load took.
+    took: Duration,
+}
+
+/// A duration for the recovery summary: ms with one decimal.
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
 /// Loads the newest valid snapshot (an empty tree without one).
 fn load_snapshot(snaps: &SnapshotStore, tree_cfg: TreeConfig) -> Result<Loaded, StartError> {
+    let started = Instant::now();
     let newest = snaps
         .newest_valid()
         .map_err(rec_err("cannot find a valid snapshot"))?;
@@ -168,12 +180,14 @@ fn load_snapshot(snaps: &SnapshotStore, tree_cfg: TreeConfig) -> Result<Loaded, 
                 tree,
                 key: Some(key),
                 bytes,
+                took: started.elapsed(),
             }
         }
         None => Loaded {
             tree: Tree::new(tree_cfg),
             key: None,
             bytes: 0,
+            took: started.elapsed(),
         },
     })
 }
@@ -195,11 +209,18 @@ fn replay_onto(
     loaded: Loaded,
     log_dir: &std::path::Path,
 ) -> Result<(Tree, Recovered), StartError> {
-    let Loaded { tree, key, bytes } = loaded;
+    let Loaded {
+        tree,
+        key,
+        bytes,
+        took,
+    } = loaded;
     let (replay_from, _) = zk_txnlog::replay_point(log, key)
         .map_err(rec_err("cannot find a snapshot and the log after it"))?;
     let snap_desc = key.map_or("no snapshot".to_string(), |k| format!("snapshot 0x{k:x}"));
+    let replaying = Instant::now();
     let (replayed, replayed_bytes) = replay(log, &tree, replay_from, log_dir)?;
+    let replayed_in = replaying.elapsed();
     // The snapshot is fuzzy (written while txns were applied): the digests
     // logged while replaying over it describe a tree ahead of their zxid.
     // Apache logs none until the replay passes the snapshot's digest zxid;
@@ -209,9 +230,11 @@ fn replay_onto(
     let last = tree.last_processed_zxid();
     let sessions = tree.sessions();
     let summary = format!(
-        "recovered {snap_desc} + {replayed} txns from the log: last zxid 0x{last:x}, {} znodes, {} sessions",
+        "recovered {snap_desc} + {replayed} txns from the log: last zxid 0x{last:x}, {} znodes, {} sessions; snapshot ({bytes} bytes) loaded in {}, log replayed in {}",
         tree.node_count(),
-        sessions.len()
+        sessions.len(),
+        ms(took),
+        ms(replayed_in)
     );
     Ok((
         tree,
