@@ -915,12 +915,7 @@ impl Config {
                     self.my_id
                 )));
             }
-            let voters = self
-                .servers
-                .iter()
-                .filter(|s| s.role == LearnerType::Participant)
-                .count();
-            if voters == 0 {
+            if self.voters() == 0 {
                 return Err(ConfigError::general("the ensemble has no voting member"));
             }
         }
@@ -936,6 +931,17 @@ impl Config {
     /// Whether this config describes an ensemble (more than one server).
     pub fn is_ensemble(&self) -> bool {
         self.servers.len() > 1
+    }
+
+    /// The voting members (1 standalone).
+    pub fn voters(&self) -> usize {
+        if !self.is_ensemble() {
+            return 1;
+        }
+        self.servers
+            .iter()
+            .filter(|s| s.role == LearnerType::Participant)
+            .count()
     }
 
     /// The session timeout granted for a requested one: clamped to

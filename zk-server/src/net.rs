@@ -92,6 +92,44 @@ struct Conn {
     /// The monotonic ms (`Shared::now_ms`) at which this connection last
     /// touched its session: later frames of the same ms skip the tracker.
     session_touched_ms: Option<u64>,
+    /// Held back by globalOutstandingLimit since its last frame read (one
+    /// report per episode: a paused connection is re-checked every loop
+    /// iteration).
+    throttled: bool,
+}
+
+/// How often at most a loop warns that globalOutstandingLimit holds
+/// connections back.
+const THROTTLE_WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// The connections a loop stopped reading for globalOutstandingLimit:
+/// each at debug level (as Apache), and a warning at most once every
+/// [`THROTTLE_WARN_EVERY`] with how many since the last (one warning per
+/// episode was hundreds a second under a load at the limit).
+#[derive(Debug, Default)]
+struct ThrottleReport {
+    since_warning: u64,
+    warned_at: Option<Instant>,
+}
+
+impl ThrottleReport {
+    fn note(&mut self, outstanding: i64, limit: i64) {
+        self.since_warning += 1;
+        debug!(
+            "Throttling - not reading a connection: {outstanding} requests outstanding, limit {limit}"
+        );
+        if self
+            .warned_at
+            .is_none_or(|t| t.elapsed() >= THROTTLE_WARN_EVERY)
+        {
+            warn!(
+                "Throttling client reads: {outstanding} requests outstanding, over this server's limit of {limit} (globalOutstandingLimit); connections held back {} times since the last report",
+                self.since_warning
+            );
+            self.since_warning = 0;
+            self.warned_at = Some(Instant::now());
+        }
+    }
 }
 
 /// The frames handled from one connection's input at once share one clock
@@ -201,7 +239,7 @@ pub(crate) struct EventLoop {
     next_seq: u64,
     next_target: usize,
     frames: FrameDecoder,
-    throttle_logged: bool,
+    throttle: ThrottleReport,
     shutting_down: bool,
 }
 
@@ -233,7 +271,7 @@ impl EventLoop {
             next_seq: 1,
             next_target: 0,
             frames,
-            throttle_logged: false,
+            throttle: ThrottleReport::default(),
             shutting_down: false,
         })
     }
@@ -387,6 +425,7 @@ impl EventLoop {
                 dead: false,
                 stop_reading: false,
                 session_touched_ms: None,
+                throttled: false,
             },
         );
         // Bytes may already be waiting: edge-triggered readiness was armed at register.
@@ -617,17 +656,17 @@ impl EventLoop {
                 self.paused.insert(id);
                 return;
             }
+            // As Apache's shouldThrottle: over the limit, a connection with
+            // requests in flight waits (one without any is read: every
+            // client gets its turn).
+            let limit = self.shared.outstanding_limit();
             if c.state == State::Connected
-                && self.shared.control.outstanding()
-                    >= i64::from(self.shared.config.global_outstanding_limit)
+                && c.outstanding > 0
+                && self.shared.control.outstanding() > limit
             {
-                if !self.throttle_logged {
-                    warn!(
-                        "Throttling client reads: {} requests outstanding (globalOutstandingLimit {})",
-                        self.shared.control.outstanding(),
-                        self.shared.config.global_outstanding_limit
-                    );
-                    self.throttle_logged = true;
+                if !c.throttled {
+                    c.throttled = true;
+                    self.throttle.note(self.shared.control.outstanding(), limit);
                 }
                 self.paused.insert(id);
                 return;
@@ -643,6 +682,7 @@ impl EventLoop {
                 }
             };
             batch.frames += 1;
+            c.throttled = false;
             let ok = match c.state {
                 State::Handshake => self.on_connect_frame(id, frame),
                 _ => self.on_request_frame(id, frame, batch),
@@ -996,9 +1036,6 @@ impl EventLoop {
                     return;
                 };
                 c.end_request(&self.shared.control);
-                if self.throttle_logged {
-                    self.throttle_logged = false;
-                }
                 if close {
                     c.close_after_flush = true;
                 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use zk_tree::Tree;
 
 use crate::config::Config;
-use crate::control::Control;
+use crate::control::{Control, Mode};
 use crate::inbox::Inbox;
 use crate::msg::{CoreMsg, LoopHandle, LoopMsg};
 use crate::sessions::SessionTracker;
@@ -30,6 +30,16 @@ pub(crate) struct Shared {
     clock: Instant,
     wall_at_start: i64,
     local_addr: OnceLock<SocketAddr>,
+}
+
+/// [`Shared::outstanding_limit`] for globalOutstandingLimit `limit`, the
+/// ensemble's `voters` and this server's `mode`.
+pub(crate) fn outstanding_limit(limit: u32, voters: usize, mode: Mode) -> i64 {
+    let (limit, voters) = (i64::from(limit), voters as i64);
+    match mode {
+        Mode::Leader | Mode::Follower if voters > 2 => limit / (voters - 1),
+        Mode::Standalone | Mode::Leader | Mode::Follower | Mode::Observer => limit,
+    }
 }
 
 impl Shared {
@@ -80,6 +90,21 @@ impl Shared {
         self.core_tx.send_all(ms);
     }
 
+    /// The count of requests in flight above which a connection with
+    /// requests of its own in flight is not read (Apache's
+    /// `ZooKeeperServer.shouldThrottle`): globalOutstandingLimit, divided by
+    /// the voters less one on the leader or a follower of more than two
+    /// voters (`LeaderZooKeeperServer` / `FollowerZooKeeperServer`
+    /// `.getGlobalOutstandingLimit`); an observer's and a standalone
+    /// server's is the whole limit.
+    pub fn outstanding_limit(&self) -> i64 {
+        outstanding_limit(
+            self.config.global_outstanding_limit,
+            self.config.voters(),
+            self.control.mode(),
+        )
+    }
+
     /// Monotonic ms since start.
     pub fn now_ms(&self) -> u64 {
         self.ms_at(Instant::now())
@@ -116,5 +141,23 @@ impl Shared {
 pub(crate) fn stop_loops(shared: &Shared) {
     for l in shared.loops() {
         l.send(LoopMsg::Shutdown);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_outstanding_limit_is_apaches_share_per_voter() {
+        // Apache 3.8: getGlobalOutstandingLimit() / (quorum size - 1) on a
+        // leader or follower of more than two voters.
+        assert_eq!(outstanding_limit(1000, 1, Mode::Standalone), 1000);
+        assert_eq!(outstanding_limit(1000, 2, Mode::Leader), 1000);
+        assert_eq!(outstanding_limit(1000, 3, Mode::Leader), 500);
+        assert_eq!(outstanding_limit(1000, 3, Mode::Follower), 500);
+        assert_eq!(outstanding_limit(1000, 5, Mode::Follower), 250);
+        assert_eq!(outstanding_limit(1000, 5, Mode::Observer), 1000);
+        assert_eq!(outstanding_limit(1, 3, Mode::Leader), 0);
     }
 }

@@ -564,3 +564,47 @@ fn pipelined_reads_are_each_counted() {
     assert!(line.contains("recved=52,sent=52"), "{cons}");
     server.shutdown();
 }
+
+/// globalOutstandingLimit holds back connections with requests in flight,
+/// never one without (Apache's shouldThrottle), and whatever it holds back
+/// is read once the count falls: with a limit of 1, two clients pipelining
+/// 200 creates each and a third sending one all get every reply, in order.
+#[test]
+fn the_outstanding_limit_holds_back_busy_connections_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.global_outstanding_limit = 1;
+    let server = Server::start(cfg).unwrap();
+    let addr = server.local_addr();
+    let mut busy: Vec<Client> = (0..2).map(|_| Client::connect(addr)).collect();
+    for (k, c) in busy.iter_mut().enumerate() {
+        let mut burst = Vec::new();
+        for i in 0..200 {
+            let req = create(&format!("/t{k}-{i}"), b"x", 0);
+            common::write_frame(&mut burst, |o| req.encode_frame(i + 1, o)).unwrap();
+        }
+        std::io::Write::write_all(&mut c.stream(), &burst).unwrap();
+    }
+    let mut idle = Client::connect(addr);
+    assert_eq!(idle.call(create("/idle", b"", 0)).0.err, 0);
+    for c in &mut busy {
+        for i in 0..200 {
+            let frame = common::read_frame(c.stream()).unwrap();
+            assert_eq!(i32::from_be_bytes(frame[..4].try_into().unwrap()), i + 1);
+            assert_eq!(i32::from_be_bytes(frame[12..16].try_into().unwrap()), 0);
+        }
+    }
+    let (_, r) = idle.call(Request::GetChildren(GetChildrenRequest {
+        path: "/".into(),
+        watch: false,
+    }));
+    let Response::GetChildren(r) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        r.children.len(),
+        2 * 200 + 2,
+        "every create applied (and /zookeeper)"
+    );
+    server.shutdown();
+}
