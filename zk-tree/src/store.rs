@@ -1264,16 +1264,29 @@ impl State {
     ) -> Result<Stat, ErrorCode> {
         let (parent_path, name) = split(path).ok_or(ErrorCode::NoNode)?;
         let parent = self.lookup(parent_path).ok_or(ErrorCode::NoNode)?;
-        if let Some(existing) = self.child(parent, name) {
-            // Replay over a fuzzy snapshot: ZooKeeper still takes the txn's ACL.
-            let a = self.acls.intern(acl);
-            let old = self.set_node_acl(existing, a);
-            self.acls.release(old);
-            return Err(ErrorCode::NodeExists);
-        }
         if name.is_empty() {
             return Err(ErrorCode::NoNode);
         }
+        let a = self.acls.intern(acl);
+        // The insert finds an existing child itself (the child set is
+        // searched once, not checked first and searched again).
+        let Some(id) = self.insert_child_at(
+            parent,
+            name,
+            Some(path),
+            data,
+            a,
+            new_stat(zxid, time, owner),
+        ) else {
+            // Replay over a fuzzy snapshot: ZooKeeper still takes the txn's
+            // ACL, and the parent is left as it is.
+            let existing = self.child(parent, name).expect("the insert found it");
+            let old = self.set_node_acl(existing, a);
+            self.acls.release(old);
+            return Err(ErrorCode::NodeExists);
+        };
+        // The parent's stat after its child set: the digest is a sum, and
+        // the stat holds no child count.
         let mut pcv = parent_cversion;
         if pcv == -1 {
             pcv = self.node(parent).stat().cversion.wrapping_add(1);
@@ -1285,17 +1298,6 @@ impl State {
                 s.pzxid = zxid;
             });
         }
-        let a = self.acls.intern(acl);
-        let id = self
-            .insert_child_at(
-                parent,
-                name,
-                Some(path),
-                data,
-                a,
-                new_stat(zxid, time, owner),
-            )
-            .expect("checked: no child of that name");
         let node_acl = self.acls.get(a);
         let parent_acl = self.acls.get(self.node(parent).acl());
         trig.push(Trigger::Data(

@@ -838,3 +838,54 @@ fn the_digest_log_keeps_every_128th_zxid_as_apaches_hash() {
     assert!(log.windows(2).all(|w| w[0].0 < w[1].0));
     assert_eq!(log.last().map(|e| e.0), Some(h.zxid));
 }
+
+/// A create txn applied over a node that exists (a replay over a fuzzy
+/// snapshot that already holds it): NodeExists, the node keeps its data
+/// and stat but takes the txn's ACL (Apache's DataTree.createNode), the
+/// parent only moves its cversion / pzxid forward (processTxn's NODEEXISTS
+/// adjustment), and no node is added. Pins the create that searches the
+/// parent's child set once.
+#[test]
+fn a_create_txn_over_an_existing_node_takes_its_acl_and_leaves_the_parent() {
+    let mut h = Harness::new();
+    h.open_session(1, 30000);
+    assert_eq!(h.create(1, "/p", b"", 0).err, ErrorCode::Ok);
+    assert_eq!(h.create(1, "/p/c", b"data", 0).err, ErrorCode::Ok);
+    let (_, parent_before) = h.tree.get_data("/p", &ANY, None).unwrap();
+    let child_before = h.tree.get_data("/p/c", &ANY, None).unwrap();
+    let count = h.tree.node_count();
+    h.zxid += 1;
+    h.time += 10;
+    let hdr = zk_jute::TxnHeader {
+        client_id: 1,
+        cxid: 9,
+        zxid: h.zxid,
+        time: h.time,
+        txn_type: zk_jute::OpCode::Create.code(),
+    };
+    let readers = vec![acl(perms::READ, "world", "anyone")];
+    let body = zk_jute::TxnBody::Create(zk_jute::CreateTxn {
+        path: "/p/c".into(),
+        data: Some(Bytes::from_static(b"other")),
+        acl: readers.clone(),
+        ephemeral: false,
+        parent_c_version: 7,
+    });
+    let out = h.apply(hdr, body);
+    assert_eq!(out.err, ErrorCode::NodeExists, "{out:?}");
+    let (_, parent_after) = h.tree.get_data("/p", &ANY, None).unwrap();
+    assert_eq!(h.tree.get_data("/p/c", &ANY, None).unwrap(), child_before);
+    assert_eq!(h.tree.get_acl("/p/c", &ANY).unwrap().0, readers);
+    assert_eq!(h.tree.node_count(), count);
+    assert!(parent_after.cversion > parent_before.cversion);
+    assert_eq!(
+        zk_jute::Stat {
+            cversion: parent_before.cversion,
+            pzxid: parent_before.pzxid,
+            ..parent_after
+        },
+        parent_before,
+        "only cversion and pzxid move"
+    );
+    assert_eq!(parent_after.pzxid, h.zxid);
+}
