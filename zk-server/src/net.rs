@@ -658,15 +658,18 @@ impl EventLoop {
             }
             // As Apache's shouldThrottle: over the limit, a connection with
             // requests in flight waits (one without any is read: every
-            // client gets its turn).
-            let limit = self.shared.outstanding_limit();
+            // client gets its turn, and its reads cost no limit check).
             if c.state == State::Connected
                 && c.outstanding > 0
-                && self.shared.control.outstanding() > limit
+                && let (limit, outstanding) = (
+                    self.shared.outstanding_limit(),
+                    self.shared.control.outstanding(),
+                )
+                && outstanding > limit
             {
                 if !c.throttled {
                     c.throttled = true;
-                    self.throttle.note(self.shared.control.outstanding(), limit);
+                    self.throttle.note(outstanding, limit);
                 }
                 self.paused.insert(id);
                 return;

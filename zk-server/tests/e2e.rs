@@ -34,6 +34,15 @@ fn create(path: &str, data: &[u8], flags: i32) -> Request {
     })
 }
 
+/// Sends `reqs` (xid, request) pipelined in one write, without reading replies.
+fn write_burst(c: &mut Client, reqs: impl Iterator<Item = (i32, Request)>) {
+    let mut burst = Vec::new();
+    for (xid, req) in reqs {
+        common::write_frame(&mut burst, |o| req.encode_frame(xid, o)).unwrap();
+    }
+    std::io::Write::write_all(&mut c.stream(), &burst).unwrap();
+}
+
 fn get(path: &str, watch: bool) -> Request {
     Request::GetData(GetDataRequest {
         path: path.into(),
@@ -538,11 +547,7 @@ fn pipelined_reads_are_each_counted() {
     let mut c = Client::connect(addr);
     assert_eq!(c.call(create("/p", b"x", 0)).0.err, 0);
     // One write: the server reads the 50 requests as one batch.
-    let mut burst = Vec::new();
-    for i in 0..50 {
-        common::write_frame(&mut burst, |o| get("/p", false).encode_frame(i + 10, o)).unwrap();
-    }
-    std::io::Write::write_all(&mut c.stream(), &burst).unwrap();
+    write_burst(&mut c, (0..50).map(|i| (i + 10, get("/p", false))));
     for i in 0..50 {
         let frame = common::read_frame(c.stream()).unwrap();
         assert_eq!(i32::from_be_bytes(frame[..4].try_into().unwrap()), i + 10);
@@ -578,12 +583,10 @@ fn the_outstanding_limit_holds_back_busy_connections_and_loses_nothing() {
     let addr = server.local_addr();
     let mut busy: Vec<Client> = (0..2).map(|_| Client::connect(addr)).collect();
     for (k, c) in busy.iter_mut().enumerate() {
-        let mut burst = Vec::new();
-        for i in 0..200 {
-            let req = create(&format!("/t{k}-{i}"), b"x", 0);
-            common::write_frame(&mut burst, |o| req.encode_frame(i + 1, o)).unwrap();
-        }
-        std::io::Write::write_all(&mut c.stream(), &burst).unwrap();
+        write_burst(
+            c,
+            (0..200).map(|i| (i + 1, create(&format!("/t{k}-{i}"), b"x", 0))),
+        );
     }
     let mut idle = Client::connect(addr);
     assert_eq!(idle.call(create("/idle", b"", 0)).0.err, 0);
