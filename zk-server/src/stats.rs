@@ -52,11 +52,6 @@ pub struct Latency {
 }
 
 impl Latency {
-    /// Records one latency.
-    pub fn add(&self, ms: u64) {
-        self.add_n(ms, 1);
-    }
-
     /// Records `n` requests of latency `ms` (no-op for 0). Min and max are
     /// written only when they change: the loops share these counters.
     pub fn add_n(&self, ms: u64, n: u64) {
@@ -572,9 +567,9 @@ mod tests {
     fn latency_min_avg_max() {
         let l = Latency::default();
         assert_eq!(l.get(), (0, 0.0, 0, 0));
-        l.add(5);
-        l.add(1);
-        l.add(9);
+        l.add_n(5, 1);
+        l.add_n(1, 1);
+        l.add_n(9, 1);
         assert_eq!(l.get(), (1, 5.0, 9, 3));
         l.add_n(2, 0);
         assert_eq!(l.get(), (1, 5.0, 9, 3));

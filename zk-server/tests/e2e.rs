@@ -570,6 +570,51 @@ fn pipelined_reads_are_each_counted() {
     server.shutdown();
 }
 
+/// Pins the per-pass latency recording of the sequencer: the replies to
+/// pipelined writes of two connections, handed to the loops together, are
+/// each counted once (the update latency summary, the server's and each
+/// connection's latency figures, its last zxid).
+#[test]
+fn pipelined_writes_are_each_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path())).unwrap();
+    let addr = server.local_addr();
+    let mut clients: Vec<Client> = (0..2).map(|_| Client::connect(addr)).collect();
+    for (k, c) in clients.iter_mut().enumerate() {
+        write_burst(
+            c,
+            (0..40).map(|i| (i + 1, create(&format!("/w{k}-{i}"), b"x", 0))),
+        );
+    }
+    for c in &mut clients {
+        for i in 0..40 {
+            let frame = common::read_frame(c.stream()).unwrap();
+            assert_eq!(i32::from_be_bytes(frame[..4].try_into().unwrap()), i + 1);
+        }
+    }
+    let mntr = four_letter(addr, "mntr");
+    let figure = |name: &str| -> f64 {
+        let line = mntr
+            .lines()
+            .find(|l| l.starts_with(&format!("zk_{name}\t")));
+        line.and_then(|l| l.split('\t').nth(1)?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {mntr}"))
+    };
+    assert_eq!(figure("cnt_updatelatency"), 80.0, "{mntr}");
+    let srvr = four_letter(addr, "srvr");
+    assert!(srvr.contains("Latency min/avg/max: "), "{srvr}");
+    let cons = four_letter(addr, "cons");
+    let lines: Vec<&str> = cons.lines().filter(|l| l.contains("sid=")).collect();
+    assert_eq!(lines.len(), 2, "{cons}");
+    for line in lines {
+        assert!(line.contains("recved=41,sent=41"), "{cons}");
+        // The connection's last answered zxid is a create's, not -1.
+        assert!(!line.contains("lzxid=0xffffffffffffffff"), "{cons}");
+        assert!(!line.contains("lresp=0,"), "{cons}");
+    }
+    server.shutdown();
+}
+
 /// globalOutstandingLimit holds back connections with requests in flight,
 /// never one without (Apache's shouldThrottle), and whatever it holds back
 /// is read once the count falls: with a limit of 1, two clients pipelining

@@ -148,17 +148,15 @@ pub fn fixup_acl(
     auth: &Auth<'_>,
     extra_schemes: &[String],
 ) -> Result<Vec<Acl>, ErrorCode> {
-    let mut uniq: Vec<&Acl> = Vec::with_capacity(acl.len());
-    for a in acl {
-        if !uniq.contains(&a) {
-            uniq.push(a);
-        }
-    }
-    if uniq.is_empty() {
+    if acl.is_empty() {
         return Err(ErrorCode::InvalidAcl);
     }
-    let mut out = Vec::with_capacity(uniq.len());
-    for a in uniq {
+    let mut out = Vec::with_capacity(acl.len());
+    // Each distinct entry once, in the order first given.
+    for (i, a) in acl.iter().enumerate() {
+        if acl[..i].contains(a) {
+            continue;
+        }
         let id = &a.id;
         if id.scheme == "world" && id.id == "anyone" {
             out.push(a.clone());

@@ -55,7 +55,7 @@ struct Rec {
 }
 
 /// The previous overlay entries of the paths a multi touched.
-type UndoLog = Vec<(String, Option<Rec>)>;
+type UndoLog = Vec<(Arc<str>, Option<Rec>)>;
 
 /// Where a multi began: the overlay's seq and digest then, and the entries
 /// it replaced since.
@@ -70,7 +70,9 @@ struct Undo {
 struct Entry {
     seq: u64,
     zxid: i64,
-    path: String,
+    /// The key of its [`PendingChanges::by_path`] record (one allocation
+    /// of the path for both).
+    path: Arc<str>,
     /// The node's owner, `None` for a delete.
     owner: Option<i64>,
 }
@@ -88,12 +90,15 @@ struct Entry {
 /// sends with it (`TxnDigest`) for its followers to check.
 #[derive(Debug, Default)]
 pub struct PendingChanges {
-    by_path: HashMap<String, Rec>,
+    by_path: HashMap<Arc<str>, Rec>,
     order: VecDeque<Entry>,
     seq: u64,
     undo: Option<Undo>,
     /// The tree digest after every prepared change; `None`: the tree's own.
     digest: Option<i64>,
+    /// The ACL of the last node created here, shared by the next one with
+    /// the same ACL (a create load's nodes mostly have one).
+    last_acl: Option<Arc<[Acl]>>,
 }
 
 impl PendingChanges {
@@ -110,8 +115,10 @@ impl PendingChanges {
                 break;
             }
             let e = self.order.pop_front().expect("front exists");
-            if self.by_path.get(&e.path).is_some_and(|r| r.seq == e.seq) {
-                self.by_path.remove(&e.path);
+            if let hashbrown::hash_map::Entry::Occupied(r) = self.by_path.entry(e.path)
+                && r.get().seq == e.seq
+            {
+                r.remove();
             }
         }
         if self.order.is_empty() {
@@ -176,8 +183,20 @@ impl PendingChanges {
         self.digest = Some(d.wrapping_sub(i64::from(old)).wrapping_add(i64::from(new)));
     }
 
+    /// `acl` as a new node's record holds it: the previous node's when equal.
+    fn shared_acl(&mut self, acl: &[Acl]) -> Arc<[Acl]> {
+        match &self.last_acl {
+            Some(a) if **a == *acl => a.clone(),
+            _ => {
+                let a: Arc<[Acl]> = Arc::from(acl);
+                self.last_acl = Some(a.clone());
+                a
+            }
+        }
+    }
+
     fn add(&mut self, zxid: i64, path: &str, node: Option<NodeRecord>) {
-        let path = Self::key(path).to_string();
+        let path: Arc<str> = Arc::from(Self::key(path));
         if let Some(u) = &mut self.undo {
             u.log.push((path.clone(), self.by_path.get(&path).cloned()));
         }
@@ -311,35 +330,6 @@ impl Prep<'_, '_> {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
         let new_cv = parent.stat.cversion.wrapping_add(1);
-        let txn = match kind {
-            CreateKind::Container => TxnBody::CreateContainer(CreateContainerTxn {
-                path: path.clone(),
-                data: data.clone(),
-                acl: acl.clone(),
-                parent_c_version: new_cv,
-            }),
-            CreateKind::Ttl => TxnBody::CreateTtl(CreateTtlTxn {
-                path: path.clone(),
-                data: data.clone(),
-                acl: acl.clone(),
-                parent_c_version: new_cv,
-                ttl,
-            }),
-            CreateKind::Create | CreateKind::Create2 => {
-                let t = CreateTxn {
-                    path: path.clone(),
-                    data: data.clone(),
-                    acl: acl.clone(),
-                    ephemeral: mode.is_ephemeral(),
-                    parent_c_version: new_cv,
-                };
-                if kind == CreateKind::Create2 {
-                    TxnBody::Create2(t)
-                } else {
-                    TxnBody::Create(t)
-                }
-            }
-        };
         let owner = if mode.is_container() {
             CONTAINER_EPHEMERAL_OWNER
         } else if let Some(o) = ttl_owner_value {
@@ -358,12 +348,42 @@ impl Prep<'_, '_> {
         let node = NodeRecord {
             stat: new_stat(z, self.ctx.time_ms, owner),
             children: 0,
-            acl: Arc::from(acl),
+            acl: self.p.shared_acl(&acl),
             prefix: DigestPrefix::new(&path, data.as_deref()),
             base: 0,
         };
         self.p.put(self.tree, z, &path, node);
-        Ok(txn)
+        // The txn takes the path and the ACL (no copies).
+        let data = data.clone();
+        Ok(match kind {
+            CreateKind::Container => TxnBody::CreateContainer(CreateContainerTxn {
+                path,
+                data,
+                acl,
+                parent_c_version: new_cv,
+            }),
+            CreateKind::Ttl => TxnBody::CreateTtl(CreateTtlTxn {
+                path,
+                data,
+                acl,
+                parent_c_version: new_cv,
+                ttl,
+            }),
+            CreateKind::Create | CreateKind::Create2 => {
+                let t = CreateTxn {
+                    path,
+                    data,
+                    acl,
+                    ephemeral: mode.is_ephemeral(),
+                    parent_c_version: new_cv,
+                };
+                if kind == CreateKind::Create2 {
+                    TxnBody::Create2(t)
+                } else {
+                    TxnBody::Create(t)
+                }
+            }
+        })
     }
 
     fn delete(&mut self, path: &str, version: i32) -> Result<TxnBody, ErrorCode> {
@@ -463,10 +483,10 @@ impl Prep<'_, '_> {
         for e in &self.p.order {
             match e.owner {
                 None => {
-                    es.remove(&e.path);
+                    es.remove(&*e.path);
                 }
                 Some(o) if o == session => {
-                    es.insert(e.path.clone());
+                    es.insert(e.path.to_string());
                 }
                 Some(_) => {}
             }

@@ -889,3 +889,52 @@ fn a_create_txn_over_an_existing_node_takes_its_acl_and_leaves_the_parent() {
     );
     assert_eq!(parent_after.pzxid, h.zxid);
 }
+
+/// Pins the prep overlay's shared ACL (a created node's record reuses the
+/// previous one's ACL when equal): pipelined creates with different ACLs
+/// each keep their own, in the overlay (checked by the next create under
+/// them, before anything is applied) and in their txns.
+#[test]
+fn pipelined_creates_keep_their_own_acls() {
+    let mut h = Harness::new();
+    let with_acl = |path: &str, a: Vec<zk_jute::Acl>| {
+        let mut r = create_req(path, b"", 0);
+        r.acl = a;
+        Request::Create(r)
+    };
+    let read_only = vec![acl(perms::READ, "world", "anyone")];
+    let p1 = h.prep(1, &[], &with_acl("/open", zk_tree::open_acl_unsafe()));
+    let p2 = h.prep(1, &[], &with_acl("/closed", read_only.clone()));
+    let p3 = h.prep(1, &[], &with_acl("/open2", zk_tree::open_acl_unsafe()));
+    let p4 = h.prep(1, &[], &with_acl("/closed2", read_only.clone()));
+    let under_closed = h.prep(1, &[], &Request::Create(create_req("/closed/x", b"", 0)));
+    let under_closed2 = h.prep(1, &[], &Request::Create(create_req("/closed2/x", b"", 0)));
+    let under_open2 = h.prep(1, &[], &Request::Create(create_req("/open2/x", b"", 0)));
+    for (p, want) in [
+        (&under_closed, true),
+        (&under_closed2, true),
+        (&under_open2, false),
+    ] {
+        let refused =
+            matches!(&p.1, zk_jute::TxnBody::Error(e) if e.err == ErrorCode::NoAuth.code());
+        assert_eq!(refused, want, "{p:?}");
+    }
+    let acl_of = |b: &zk_jute::TxnBody| match b {
+        zk_jute::TxnBody::Create(t) => t.acl.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(acl_of(&p1.1), zk_tree::open_acl_unsafe());
+    assert_eq!(acl_of(&p2.1), read_only);
+    assert_eq!(acl_of(&p3.1), zk_tree::open_acl_unsafe());
+    assert_eq!(acl_of(&p4.1), read_only);
+    for p in [p1, p2, p3, p4, under_closed, under_closed2, under_open2] {
+        h.apply(p.0, p.1);
+    }
+    assert_eq!(h.tree.get_acl("/closed2", &ANY).unwrap().0, read_only);
+    assert_eq!(
+        h.tree.get_acl("/open2", &ANY).unwrap().0,
+        zk_tree::open_acl_unsafe()
+    );
+    assert!(h.tree.exists("/open2/x", &ANY, None).is_ok());
+    assert!(h.pending.is_empty());
+}

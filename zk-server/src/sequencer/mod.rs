@@ -161,6 +161,11 @@ pub(crate) struct Sequencer {
     /// Loops sent a message since the last [`Sequencer::wake_loops`] (bit =
     /// loop index), woken once per batch of messages handled.
     loops_to_wake: std::cell::Cell<u64>,
+    /// The connections answered in this pass and when each request was
+    /// received: their latencies are recorded when the replies are handed
+    /// to the loops ([`Sequencer::wake_loops`]), one clock reading and one
+    /// lock of the connection table per pass, not two and one per reply.
+    replied: Vec<(u64, Instant)>,
     /// Learner: the requests this server forwarded to the leader, answered
     /// when the txn with their (session, cxid) is applied.
     forwarded: hashbrown::HashMap<(i64, i32), Origin>,
@@ -219,6 +224,7 @@ impl Sequencer {
             outbox: None,
             snap_body: None,
             loops_to_wake: std::cell::Cell::new(0),
+            replied: Vec::new(),
             forwarded: hashbrown::HashMap::new(),
             syncs: VecDeque::new(),
             synced: hashbrown::HashMap::new(),
@@ -374,8 +380,10 @@ impl Sequencer {
         }
     }
 
-    /// Wakes the loops [`Sequencer::send`] queued replies for.
-    fn wake_loops(&self) {
+    /// Wakes the loops [`Sequencer::send`] queued replies for, after
+    /// recording the latencies of the replies among them.
+    fn wake_loops(&mut self) {
+        self.record_latencies();
         let mut bits = self.loops_to_wake.replace(0);
         while bits != 0 {
             let i = bits.trailing_zeros() as usize;
@@ -831,7 +839,7 @@ impl Sequencer {
             Origin::Client(ctx, op) => {
                 let frame = write_reply(ctx, *op, zxid, &out);
                 let close = *op == OpCode::CloseSession;
-                self.note_latency(ctx);
+                self.replied.push((ctx.conn, ctx.received));
                 let trace = t_commit.map(|t| {
                     let now = Instant::now();
                     crate::stages::record(crate::stages::Stage::Apply, t, now);
@@ -862,25 +870,40 @@ impl Sequencer {
         }
     }
 
-    fn note_latency(&self, ctx: &Ctx) {
-        let lat = ctx.received.elapsed().as_millis() as u64;
-        self.shared.stats.latency.add(lat);
-        // One writer (this thread): shard 0.
-        self.shared.stats.update_latency.observe(0, lat);
-        if let Some(c) = self
-            .shared
-            .stats
-            .conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&ctx.conn)
-        {
-            c.latency.add(lat);
-            c.last_latency.store(lat, Relaxed);
-            c.last_response.store(crate::stats::wall_ms(), Relaxed);
-            c.last_zxid
-                .store(self.shared.tree.last_processed_zxid(), Relaxed);
+    /// Records the latencies of the pass's replies (received → handed to
+    /// the loop): a run of replies to one connection with the same latency
+    /// (in ms, as ZooKeeper counts it) is one update of each counter.
+    fn record_latencies(&mut self) {
+        if self.replied.is_empty() {
+            return;
         }
+        let now = Instant::now();
+        let wall = crate::stats::wall_ms();
+        let zxid = self.shared.tree.last_processed_zxid();
+        let stats = &self.shared.stats;
+        let conns = stats.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let lat_of = |at: Instant| now.saturating_duration_since(at).as_millis() as u64;
+        let mut rest = &self.replied[..];
+        while let Some(&(conn, at)) = rest.first() {
+            let lat = lat_of(at);
+            let n = rest
+                .iter()
+                .take_while(|&&(c, a)| c == conn && lat_of(a) == lat)
+                .count();
+            rest = &rest[n..];
+            let n = n as u64;
+            stats.latency.add_n(lat, n);
+            // One writer (this thread): shard 0.
+            stats.update_latency.observe_n(0, lat, n);
+            if let Some(c) = conns.get(&conn) {
+                c.latency.add_n(lat, n);
+                c.last_latency.store(lat, Relaxed);
+                c.last_response.store(wall, Relaxed);
+                c.last_zxid.store(zxid, Relaxed);
+            }
+        }
+        drop(conns);
+        self.replied.clear();
     }
 
     fn send_event(&self, e: &zk_tree::Event) {

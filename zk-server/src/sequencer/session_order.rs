@@ -17,8 +17,11 @@ use hashbrown::HashMap;
 enum Queued<T> {
     /// A write of the session, proposed and not yet committed.
     Write { cxid: i32 },
-    /// Something to answer once the writes before it are.
-    Waiting(T),
+    /// Something to answer once the writes before it are: boxed, so that
+    /// the queue of a session with writes in flight holds 16 bytes a write,
+    /// not the size of a waiting request (176 bytes, copied in and out with
+    /// every write of a write load).
+    Waiting(Box<T>),
 }
 
 /// The per-session queues (only sessions with a write in flight have one).
@@ -49,7 +52,7 @@ impl<T> SessionOrder<T> {
     pub fn wait_or_ready(&mut self, session: i64, item: T) -> Option<T> {
         match self.queues.get_mut(&session) {
             Some(q) if !q.is_empty() => {
-                q.push_back(Queued::Waiting(item));
+                q.push_back(Queued::Waiting(Box::new(item)));
                 None
             }
             _ => Some(item),
@@ -72,7 +75,7 @@ impl<T> SessionOrder<T> {
         }
         while let Some(Queued::Waiting(_)) = q.front() {
             if let Some(Queued::Waiting(item)) = q.pop_front() {
-                ready.push(item);
+                ready.push(*item);
             }
         }
         if q.is_empty() {
