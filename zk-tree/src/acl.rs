@@ -225,11 +225,26 @@ pub(crate) struct AclCache {
     slots: Vec<Option<(Arc<[Acl]>, u64)>>,
     index: HashMap<Arc<[Acl]>, u32>,
     free: Vec<u32>,
+    /// The list interned last: a run of nodes with one ACL (a create load)
+    /// compares it instead of hashing every list.
+    last: u32,
 }
 
 impl AclCache {
     /// Interns `acl` and takes one reference.
     pub(crate) fn intern(&mut self, acl: &[Acl]) -> u32 {
+        if let Some(Some((list, refs))) = self.slots.get_mut(self.last as usize)
+            && **list == *acl
+        {
+            *refs += 1;
+            return self.last;
+        }
+        let i = self.intern_slow(acl);
+        self.last = i;
+        i
+    }
+
+    fn intern_slow(&mut self, acl: &[Acl]) -> u32 {
         if let Some(&i) = self.index.get(acl) {
             if let Some((_, refs)) = &mut self.slots[i as usize] {
                 *refs += 1;
@@ -466,5 +481,26 @@ mod tests {
         assert_eq!(c.len(), 1);
         let again = c.intern(&open_acl_unsafe());
         assert_eq!(again, a);
+    }
+
+    /// Pins the cache's shortcut for the list interned last: once that list
+    /// is released and its slot reused by another, interning the first list
+    /// again must not take the slot.
+    #[test]
+    fn the_last_interned_shortcut_follows_slot_reuse() {
+        let mut c = AclCache::default();
+        let a = c.intern(&open_acl_unsafe());
+        c.release(a);
+        let r = c.intern(&read_acl_unsafe());
+        assert_eq!(r, a, "the freed slot is reused");
+        let o = c.intern(&open_acl_unsafe());
+        assert_ne!(o, r);
+        assert_eq!(&*c.get(o), &open_acl_unsafe()[..]);
+        assert_eq!(&*c.get(r), &read_acl_unsafe()[..]);
+        assert_eq!(c.intern(&open_acl_unsafe()), o);
+        c.release(o);
+        c.release(o);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.intern(&read_acl_unsafe()), r);
     }
 }
