@@ -224,6 +224,8 @@ pub(crate) struct EventLoop {
     conns: HashMap<u64, Conn>,
     /// Connections that stopped reading for back-pressure, re-driven later.
     paused: HashSet<u64>,
+    /// Counts [`EventLoop::resume_paused`] calls: ties in its order rotate.
+    resume_round: u64,
     /// Connections with output queued in this iteration, written once at its end.
     dirty: Vec<u64>,
     /// Stage times of the replies queued in this iteration.
@@ -264,6 +266,7 @@ impl EventLoop {
             shared,
             conns: HashMap::new(),
             paused: HashSet::new(),
+            resume_round: 0,
             dirty: Vec::new(),
             traced: Vec::new(),
             sent: SentTally::default(),
@@ -559,8 +562,16 @@ impl EventLoop {
         if self.paused.is_empty() {
             return;
         }
-        let ids: Vec<u64> = self.paused.drain().collect();
-        for id in ids {
+        // Fewest requests in flight first: the limit's room goes to the
+        // connections it held back hardest, not to whichever the set lists
+        // first (the same ones each time, which kept their whole window in
+        // flight while the others sent one request at a time).
+        self.resume_round = self.resume_round.wrapping_add(1);
+        let paused = self
+            .paused
+            .drain()
+            .map(|id| (self.conns.get(&id).map_or(0, |c| c.outstanding), id));
+        for id in fewest_in_flight_first(paused, self.resume_round) {
             self.on_readable(id);
         }
     }
@@ -1066,5 +1077,43 @@ impl EventLoop {
                 self.listener = None;
             }
         }
+    }
+}
+
+/// The order in which paused connections (requests in flight, id) are
+/// re-driven: fewest in flight first, ties in an order that changes with
+/// `round` (no connection always first among equals).
+fn fewest_in_flight_first(paused: impl Iterator<Item = (u32, u64)>, round: u64) -> Vec<u64> {
+    let salt = round.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut v: Vec<(u32, u64, u64)> = paused
+        .map(|(n, id)| (n, (id ^ salt).rotate_left((round % 64) as u32), id))
+        .collect();
+    v.sort_unstable();
+    v.into_iter().map(|(_, _, id)| id).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fewest_in_flight_first;
+
+    /// Pins the fairness of the outstanding limit's resumption: held-back
+    /// connections are re-read fewest requests in flight first (the set's
+    /// own order favoured the same connections every time), and equals take
+    /// turns at the front.
+    #[test]
+    fn paused_connections_resume_fewest_in_flight_first() {
+        let paused = [(32, 7), (1, 3), (5, 9), (1, 12), (0, 40)];
+        let mut firsts = std::collections::HashSet::new();
+        for round in 0..64 {
+            let order = fewest_in_flight_first(paused.iter().copied(), round);
+            assert_eq!(order.len(), 5);
+            assert_eq!(order[0], 40, "{order:?}");
+            let mut ones = order[1..3].to_vec();
+            ones.sort();
+            assert_eq!(ones, [3, 12], "{order:?}");
+            assert_eq!(&order[3..], [9, 7], "{order:?}");
+            firsts.insert(order[1]);
+        }
+        assert_eq!(firsts.len(), 2, "ties rotate");
     }
 }
