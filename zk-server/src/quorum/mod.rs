@@ -78,7 +78,7 @@ pub(crate) struct Prepared {
     poll: Poll,
     waker: Arc<Waker>,
     outbox: Outbox,
-    rx: Receiver<QuorumOut>,
+    rx: Receiver<Vec<QuorumOut>>,
 }
 
 impl Prepared {
@@ -325,7 +325,7 @@ struct Zab {
     /// The sequencer's inbox.
     core: Inbox<CoreMsg>,
     outbox: Outbox,
-    rx: Receiver<QuorumOut>,
+    rx: Receiver<Vec<QuorumOut>>,
     data_dir: PathBuf,
     voters: BTreeSet<Sid>,
     init_limit: u64,
@@ -346,7 +346,7 @@ impl Zab {
         config: &Config,
         core: Inbox<CoreMsg>,
         outbox: Outbox,
-        rx: Receiver<QuorumOut>,
+        rx: Receiver<Vec<QuorumOut>>,
         config_text: Bytes,
     ) -> Zab {
         let tick = u64::from(config.tick_time);
@@ -499,11 +499,11 @@ impl Runtime {
     fn drain_outbox(&mut self, now: Instant) {
         let z = &self.zab;
         z.outbox.clear_notified();
-        let msgs: Vec<QuorumOut> = z.rx.try_iter().collect();
-        if msgs.is_empty() {
+        let batches: Vec<Vec<QuorumOut>> = z.rx.try_iter().collect();
+        if batches.is_empty() {
             return;
         }
-        for m in msgs {
+        for m in batches.into_iter().flatten() {
             self.on_core_out(m, now);
         }
         self.flush_role(now);

@@ -37,7 +37,7 @@ struct Node {
     shared: Arc<Shared>,
     inbox: Inbox<CoreMsg>,
     loop_rx: Receiver<LoopMsg>,
-    outbox: Receiver<QuorumOut>,
+    outbox: Receiver<Vec<QuorumOut>>,
     disk: MemDisk,
     /// What the sequencer sent its loop, in order.
     replies: Vec<LoopMsg>,
@@ -246,7 +246,7 @@ impl Cluster {
         }
         for i in 0..self.nodes.len() {
             let from = i as u64 + 1;
-            let out: Vec<QuorumOut> = self.nodes[i].outbox.try_iter().collect();
+            let out: Vec<QuorumOut> = self.nodes[i].outbox.try_iter().flatten().collect();
             for m in out {
                 self.route(from, m);
             }
