@@ -491,6 +491,16 @@ def med(xs):
     return statistics.median(xs) if xs else None
 
 
+def quiet(args):
+    """Waits for the machine to be quiet before a measured phase: everything written so far (the
+    previous run's log, a 1M-znode load's GBs) goes to the disk first, then `--cooldown` seconds
+    pass. Without it the previous server's writeback ran under the next one's fsyncs (the ensemble
+    comparison measured 35-38k writes/s right after Apache's run against 47-54k/s alone, with the
+    same binary)."""
+    os.sync()
+    time.sleep(args.cooldown)
+
+
 def run_workloads(servers, args, results):
     """Phase 1: the same timed loads against each server, in alternation."""
     base = ["--sessions", str(args.sessions), "--in-flight", str(args.in_flight),
@@ -530,6 +540,7 @@ def run_workloads(servers, args, results):
             for s in servers:
                 if s.proc is None:
                     continue
+                quiet(args)
                 cpu0 = s.cpu()
                 ticks0 = cpu_ticks()
                 at_cleanup = []  # the server's CPU when the measured load ended (create runs)
@@ -709,6 +720,9 @@ def main():
     ap.add_argument("--keys", type=int, default=10000, help="key space of set/get/mixed [10000]")
     ap.add_argument("--znodes", default="1m", help="znodes for the load/RSS/restart phase (1m, 100k) [1m]")
     ap.add_argument("--settle", type=float, default=2.0, help="seconds before reading RSS [2]")
+    ap.add_argument("--cooldown", type=float, default=2.0,
+                    help="seconds of quiet (after a sync of everything written) before each measured run"
+                         " and each load phase [2]")
     ap.add_argument("--restart-timeout", type=float, default=300.0)
     ap.add_argument("--skip-load", action="store_true", help="only the timed workloads")
     ap.add_argument("--skip-runs", action="store_true", help="only the load/RSS/restart phase")
@@ -821,6 +835,7 @@ def main():
                 s.stop()
         if not args.skip_load:
             for s in list(servers):
+                quiet(args)
                 try:
                     load_and_restart(s, args, results)
                 except RuntimeError as e:
