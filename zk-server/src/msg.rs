@@ -155,7 +155,7 @@ impl Clone for Outbox {
 
 /// Packets an [`Outbox`] gathers before it hands them on unasked (a long
 /// pass, a DIFF): the batch stays bounded; the order is kept.
-const OUTBOX_BATCH: usize = 1024;
+const OUTBOX_BATCH: usize = 256;
 
 impl Outbox {
     pub(crate) fn new(tx: Sender<Vec<QuorumOut>>, waker: Option<Arc<Waker>>) -> Self {
@@ -178,7 +178,7 @@ impl Outbox {
         let mut p = self.pending();
         p.push(m);
         if p.len() >= OUTBOX_BATCH {
-            let batch = std::mem::take(&mut *p);
+            let batch = std::mem::replace(&mut *p, Vec::with_capacity(OUTBOX_BATCH));
             let _ = self.tx.send(batch);
         }
     }
@@ -390,7 +390,16 @@ mod tests {
         for n in 0..OUTBOX_BATCH + 2 {
             out.send(ping(n % 7));
         }
-        let full = packets(&rx);
+        let raw: Vec<Vec<QuorumOut>> = rx.try_iter().collect();
+        assert!(
+            raw.iter().all(|b| b.capacity() <= OUTBOX_BATCH),
+            "never grown past a batch"
+        );
+        let (tx2, rx2) = crossbeam_channel::unbounded();
+        for b in raw {
+            tx2.send(b).unwrap();
+        }
+        let full = packets(&rx2);
         assert_eq!(full.len(), 1);
         assert_eq!(full[0].len(), OUTBOX_BATCH);
         out.wake();
