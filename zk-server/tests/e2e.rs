@@ -536,6 +536,15 @@ fn log_zero_fill_off_prepares_no_spare_segment() {
     }
 }
 
+/// The figure `zk_<name>` of a `mntr` answer.
+fn mntr_figure<T: std::str::FromStr>(mntr: &str, name: &str) -> T {
+    let line = mntr
+        .lines()
+        .find(|l| l.starts_with(&format!("zk_{name}\t")));
+    line.and_then(|l| l.split('\t').nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {mntr}"))
+}
+
 /// Pins the batched counting of the event loops: reads answered from one
 /// input batch are counted once each (packets received and sent, the read
 /// latency summary, the connection's `cons` figures), as one by one.
@@ -553,13 +562,7 @@ fn pipelined_reads_are_each_counted() {
         assert_eq!(i32::from_be_bytes(frame[..4].try_into().unwrap()), i + 10);
     }
     let mntr = four_letter(addr, "mntr");
-    let figure = |name: &str| -> u64 {
-        let line = mntr
-            .lines()
-            .find(|l| l.starts_with(&format!("zk_{name}\t")));
-        line.and_then(|l| l.split('\t').nth(1)?.parse().ok())
-            .unwrap_or_else(|| panic!("{name} in {mntr}"))
-    };
+    let figure = |name: &str| -> u64 { mntr_figure(&mntr, name) };
     // connect + create + 50 reads (+ this mntr, counted when it is read).
     assert!((52..=53).contains(&figure("packets_received")), "{mntr}");
     assert_eq!(figure("packets_sent"), 52, "{mntr}");
@@ -593,14 +596,7 @@ fn pipelined_writes_are_each_counted() {
         }
     }
     let mntr = four_letter(addr, "mntr");
-    let figure = |name: &str| -> f64 {
-        let line = mntr
-            .lines()
-            .find(|l| l.starts_with(&format!("zk_{name}\t")));
-        line.and_then(|l| l.split('\t').nth(1)?.parse().ok())
-            .unwrap_or_else(|| panic!("{name} in {mntr}"))
-    };
-    assert_eq!(figure("cnt_updatelatency"), 80.0, "{mntr}");
+    assert_eq!(mntr_figure::<u64>(&mntr, "cnt_updatelatency"), 80, "{mntr}");
     let srvr = four_letter(addr, "srvr");
     assert!(srvr.contains("Latency min/avg/max: "), "{srvr}");
     let cons = four_letter(addr, "cons");
