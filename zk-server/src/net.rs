@@ -601,11 +601,8 @@ impl EventLoop {
         shared.stats.received.fetch_add(b.frames, Relaxed);
         let lat = (b.served_here > 0).then(|| b.received.elapsed().as_millis() as u64);
         if let Some(lat) = lat {
-            shared.stats.latency.add_n(lat, b.served_here);
-            shared
-                .stats
-                .read_latency
-                .observe_n(self.idx, lat, b.served_here);
+            let stats = &shared.stats;
+            stats.answered(&stats.read_latency, self.idx, lat, b.served_here);
         }
         let Some(c) = self.conns.get(&id) else {
             return;
@@ -613,10 +610,8 @@ impl EventLoop {
         c.stats.received.fetch_add(b.frames, Relaxed);
         c.stats.touched.store(b.wall, Relaxed);
         if let Some(lat) = lat {
-            c.stats.latency.add_n(lat, b.served_here);
-            c.stats.last_latency.store(lat, Relaxed);
-            c.stats.last_response.store(b.wall + lat as i64, Relaxed);
-            c.stats.last_zxid.store(shared.last_zxid(), Relaxed);
+            let at = b.wall + lat as i64;
+            c.stats.answered(lat, b.served_here, at, shared.last_zxid());
         }
     }
 
@@ -1085,11 +1080,9 @@ impl EventLoop {
 /// `round` (no connection always first among equals).
 fn fewest_in_flight_first(paused: impl Iterator<Item = (u32, u64)>, round: u64) -> Vec<u64> {
     let salt = round.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let mut v: Vec<(u32, u64, u64)> = paused
-        .map(|(n, id)| (n, (id ^ salt).rotate_left((round % 64) as u32), id))
-        .collect();
+    let mut v: Vec<(u32, u64)> = paused.map(|(n, id)| (n, id ^ salt)).collect();
     v.sort_unstable();
-    v.into_iter().map(|(_, _, id)| id).collect()
+    v.into_iter().map(|(_, salted)| salted ^ salt).collect()
 }
 
 #[cfg(test)]

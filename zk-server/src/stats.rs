@@ -284,6 +284,15 @@ pub struct ConnStats {
 
 impl ConnStats {
     /// Fresh counters for `peer`.
+    /// Records `n` requests answered with latency `lat` ms: the last of
+    /// them answered at wall ms `at`, after zxid `zxid` (what `cons` shows).
+    pub fn answered(&self, lat: u64, n: u64, at: i64, zxid: i64) {
+        self.latency.add_n(lat, n);
+        self.last_latency.store(lat, Relaxed);
+        self.last_response.store(at, Relaxed);
+        self.last_zxid.store(zxid, Relaxed);
+    }
+
     pub fn new(peer: SocketAddr) -> Self {
         Self {
             peer,
@@ -520,6 +529,14 @@ impl Default for ServerStats {
 }
 
 impl ServerStats {
+    /// Records `n` requests answered with latency `lat` ms in the server's
+    /// latency figures and in `summary` (`read_latency` or
+    /// `update_latency`), shard `shard`.
+    pub fn answered(&self, summary: &Summary, shard: usize, lat: u64, n: u64) {
+        self.latency.add_n(lat, n);
+        summary.observe_n(shard, lat, n);
+    }
+
     /// Every connection's counters.
     pub fn connections(&self) -> Vec<Arc<ConnStats>> {
         let mut v: Vec<_> = self

@@ -43,6 +43,17 @@ fn write_burst(c: &mut Client, reqs: impl Iterator<Item = (i32, Request)>) {
     std::io::Write::write_all(&mut c.stream(), &burst).unwrap();
 }
 
+/// Reads the replies to requests `xids` and checks they come in that order;
+/// the frames, for their bodies.
+fn replies_in_order(c: &mut Client, xids: std::ops::Range<i32>) -> Vec<Bytes> {
+    xids.map(|xid| {
+        let frame = common::read_frame(c.stream()).unwrap();
+        assert_eq!(i32::from_be_bytes(frame[..4].try_into().unwrap()), xid);
+        frame
+    })
+    .collect()
+}
+
 fn get(path: &str, watch: bool) -> Request {
     Request::GetData(GetDataRequest {
         path: path.into(),
@@ -470,11 +481,7 @@ fn a_reader_that_does_not_read_gets_back_pressure_not_unbounded_memory() {
     let cons = four_letter(addr, "cons");
     assert!(cons.contains("queued="), "{cons}");
     // Reading everything now: every reply arrives, in order.
-    for i in 0..400 {
-        let frame = common::read_frame(c.stream()).unwrap();
-        let xid = i32::from_be_bytes(frame[..4].try_into().unwrap());
-        assert_eq!(xid, i + 100);
-    }
+    replies_in_order(&mut c, 100..500);
     writer.join().unwrap();
     server.shutdown();
 }
@@ -557,10 +564,7 @@ fn pipelined_reads_are_each_counted() {
     assert_eq!(c.call(create("/p", b"x", 0)).0.err, 0);
     // One write: the server reads the 50 requests as one batch.
     write_burst(&mut c, (0..50).map(|i| (i + 10, get("/p", false))));
-    for i in 0..50 {
-        let frame = common::read_frame(c.stream()).unwrap();
-        assert_eq!(i32::from_be_bytes(frame[..4].try_into().unwrap()), i + 10);
-    }
+    replies_in_order(&mut c, 10..60);
     let mntr = four_letter(addr, "mntr");
     let figure = |name: &str| -> u64 { mntr_figure(&mntr, name) };
     // connect + create + 50 reads (+ this mntr, counted when it is read).
@@ -590,10 +594,7 @@ fn pipelined_writes_are_each_counted() {
         );
     }
     for c in &mut clients {
-        for i in 0..40 {
-            let frame = common::read_frame(c.stream()).unwrap();
-            assert_eq!(i32::from_be_bytes(frame[..4].try_into().unwrap()), i + 1);
-        }
+        replies_in_order(c, 1..41);
     }
     let mntr = four_letter(addr, "mntr");
     assert_eq!(mntr_figure::<u64>(&mntr, "cnt_updatelatency"), 80, "{mntr}");
@@ -632,9 +633,7 @@ fn the_outstanding_limit_holds_back_busy_connections_and_loses_nothing() {
     let mut idle = Client::connect(addr);
     assert_eq!(idle.call(create("/idle", b"", 0)).0.err, 0);
     for c in &mut busy {
-        for i in 0..200 {
-            let frame = common::read_frame(c.stream()).unwrap();
-            assert_eq!(i32::from_be_bytes(frame[..4].try_into().unwrap()), i + 1);
+        for frame in replies_in_order(c, 1..201) {
             assert_eq!(i32::from_be_bytes(frame[12..16].try_into().unwrap()), 0);
         }
     }

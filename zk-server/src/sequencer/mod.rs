@@ -892,14 +892,10 @@ impl Sequencer {
                 .count();
             rest = &rest[n..];
             let n = n as u64;
-            stats.latency.add_n(lat, n);
             // One writer (this thread): shard 0.
-            stats.update_latency.observe_n(0, lat, n);
+            stats.answered(&stats.update_latency, 0, lat, n);
             if let Some(c) = conns.get(&conn) {
-                c.latency.add_n(lat, n);
-                c.last_latency.store(lat, Relaxed);
-                c.last_response.store(wall, Relaxed);
-                c.last_zxid.store(zxid, Relaxed);
+                c.answered(lat, n, wall, zxid);
             }
         }
         drop(conns);
