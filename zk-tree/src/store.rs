@@ -636,6 +636,48 @@ pub(crate) enum Trigger {
     Child(String, EventType, bool, Arc<[Acl]>),
 }
 
+/// The triggers of one apply, in order; nothing is recorded (no path
+/// copied, no ACL looked up) while no watch is set anywhere, which the
+/// caller checks under the tree's write lock (every watch is added under
+/// the tree's lock, so none can appear during the apply).
+#[derive(Debug, Default)]
+pub(crate) struct Triggers {
+    /// Whether triggers are recorded.
+    on: bool,
+    pub(crate) list: Vec<Trigger>,
+}
+
+impl Triggers {
+    /// A collector that records (`on`) or ignores every trigger.
+    pub(crate) fn new(on: bool) -> Triggers {
+        Triggers {
+            on,
+            list: Vec::new(),
+        }
+    }
+
+    /// dataWatches.triggerWatch(`path`, `ty`) with the node's ACL `acl`.
+    fn data(&mut self, path: &str, ty: EventType, acl: impl FnOnce() -> Arc<[Acl]>) {
+        if self.on {
+            self.list.push(Trigger::Data(path.to_string(), ty, acl()));
+        }
+    }
+
+    /// childWatches.triggerWatch(`path`, `ty`), see [`Trigger::Child`].
+    fn child(
+        &mut self,
+        path: &str,
+        ty: EventType,
+        suppress: bool,
+        acl: impl FnOnce() -> Arc<[Acl]>,
+    ) {
+        if self.on {
+            self.list
+                .push(Trigger::Child(path.to_string(), ty, suppress, acl()));
+        }
+    }
+}
+
 const SLAB_CHUNK_BITS: u32 = 16;
 const SLAB_CHUNK: usize = 1 << SLAB_CHUNK_BITS;
 
@@ -1260,7 +1302,7 @@ impl State {
         parent_cversion: i32,
         zxid: i64,
         time: i64,
-        trig: &mut Vec<Trigger>,
+        trig: &mut Triggers,
     ) -> Result<Stat, ErrorCode> {
         let (parent_path, name) = split(path).ok_or(ErrorCode::NoNode)?;
         let parent = self.lookup(parent_path).ok_or(ErrorCode::NoNode)?;
@@ -1298,29 +1340,18 @@ impl State {
                 s.pzxid = zxid;
             });
         }
-        let node_acl = self.acls.get(a);
-        let parent_acl = self.acls.get(self.node(parent).acl());
-        trig.push(Trigger::Data(
-            path.to_string(),
-            EventType::NodeCreated,
-            node_acl,
-        ));
-        trig.push(Trigger::Child(
-            watch_path(parent_path).to_string(),
+        trig.data(path, EventType::NodeCreated, || self.acls.get(a));
+        trig.child(
+            watch_path(parent_path),
             EventType::NodeChildrenChanged,
             false,
-            parent_acl,
-        ));
+            || self.acls.get(self.node(parent).acl()),
+        );
         Ok(self.node(id).client_stat(self.extended))
     }
 
     /// `DataTree.deleteNode`.
-    fn delete_node(
-        &mut self,
-        path: &str,
-        zxid: i64,
-        trig: &mut Vec<Trigger>,
-    ) -> Result<(), ErrorCode> {
+    fn delete_node(&mut self, path: &str, zxid: i64, trig: &mut Triggers) -> Result<(), ErrorCode> {
         let (parent_path, name) = split(path).ok_or(ErrorCode::NoNode)?;
         let parent = self.lookup(parent_path).ok_or(ErrorCode::NoNode)?;
         let removed = self.remove_child_link(parent, name);
@@ -1329,26 +1360,24 @@ impl State {
             self.change_stat(parent, pp, |s| s.pzxid = zxid);
         }
         let id = removed.ok_or(ErrorCode::NoNode)?;
-        let node_acl = self.acls.get(self.node(id).acl());
-        let parent_acl = self.acls.get(self.node(parent).acl());
+        // The ACLs are read before the node is freed.
+        let acls = trig.on.then(|| {
+            (
+                self.acls.get(self.node(id).acl()),
+                self.acls.get(self.node(parent).acl()),
+            )
+        });
         self.free_subtree(id, path);
-        trig.push(Trigger::Data(
-            path.to_string(),
-            EventType::NodeDeleted,
-            node_acl.clone(),
-        ));
-        trig.push(Trigger::Child(
-            path.to_string(),
-            EventType::NodeDeleted,
-            true,
-            node_acl,
-        ));
-        trig.push(Trigger::Child(
-            watch_path(parent_path).to_string(),
-            EventType::NodeChildrenChanged,
-            false,
-            parent_acl,
-        ));
+        if let Some((node_acl, parent_acl)) = acls {
+            trig.data(path, EventType::NodeDeleted, || node_acl.clone());
+            trig.child(path, EventType::NodeDeleted, true, || node_acl);
+            trig.child(
+                watch_path(parent_path),
+                EventType::NodeChildrenChanged,
+                false,
+                || parent_acl,
+            );
+        }
         Ok(())
     }
 
@@ -1360,7 +1389,7 @@ impl State {
         version: i32,
         zxid: i64,
         time: i64,
-        trig: &mut Vec<Trigger>,
+        trig: &mut Triggers,
     ) -> Result<Stat, ErrorCode> {
         let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
         let p = if id == ROOT { "/" } else { path };
@@ -1376,12 +1405,7 @@ impl State {
         self.pack_into(id, &name, acl, data, &st);
         self.data_size += data.map_or(0, |d| d.len() as i64) - old_len;
         self.swap_digest(old_digest, node_digest(p, data, &st));
-        let acl = self.acls.get(acl);
-        trig.push(Trigger::Data(
-            path.to_string(),
-            EventType::NodeDataChanged,
-            acl,
-        ));
+        trig.data(path, EventType::NodeDataChanged, || self.acls.get(acl));
         Ok(self.node(id).client_stat(self.extended))
     }
 
@@ -1444,7 +1468,7 @@ impl State {
         &mut self,
         hdr: &TxnHeader,
         body: &TxnBody,
-        trig: &mut Vec<Trigger>,
+        trig: &mut Triggers,
     ) -> ApplyOutcome {
         let mut out = self.process_one(hdr, body, trig);
         if hdr.zxid > self.last_zxid {
@@ -1467,7 +1491,7 @@ impl State {
         hdr: &TxnHeader,
         body: &TxnBody,
         out: &mut ApplyOutcome,
-        trig: &mut Vec<Trigger>,
+        trig: &mut Triggers,
     ) -> Result<(), ErrorCode> {
         let z = hdr.zxid;
         let t = hdr.time;
@@ -1519,7 +1543,7 @@ impl State {
         hdr: &TxnHeader,
         subs: &[TxnBody],
         out: &mut ApplyOutcome,
-        trig: &mut Vec<Trigger>,
+        trig: &mut Triggers,
     ) {
         let failed = subs.iter().any(|s| matches!(s, TxnBody::Error(_)));
         let mut post_failed = false;
@@ -1573,7 +1597,7 @@ impl State {
         &mut self,
         hdr: &TxnHeader,
         body: &TxnBody,
-        trig: &mut Vec<Trigger>,
+        trig: &mut Triggers,
     ) -> ApplyOutcome {
         let mut out = ApplyOutcome {
             zxid: hdr.zxid,
@@ -1628,13 +1652,7 @@ impl State {
 
     /// `DataTree.killSession`: deletes the txn's paths, then any other
     /// ephemeral the session still owns; forgets the session.
-    fn kill_session(
-        &mut self,
-        session: i64,
-        zxid: i64,
-        listed: &[String],
-        trig: &mut Vec<Trigger>,
-    ) {
+    fn kill_session(&mut self, session: i64, zxid: i64, listed: &[String], trig: &mut Triggers) {
         let local: Vec<String> = self.ephemeral_paths(session);
         for p in listed {
             let _ = self.delete_node(p, zxid, trig);
@@ -1680,10 +1698,10 @@ mod tests {
         assert_eq!((v.stat(), v.parent), (new_stat(1, 2, 0), ROOT));
         let m = st.insert_child(ROOT, "x", None, 0, new_stat(1, 2, 0));
         assert_eq!((st.node(m).data(), st.node(m).data_len()), (None, 0));
-        st.set_data_raw("/x", Some(b""), 1, 9, 10, &mut Vec::new())
+        st.set_data_raw("/x", Some(b""), 1, 9, 10, &mut Triggers::new(true))
             .unwrap();
         assert_eq!(st.node(m).data(), Some(&b""[..]));
-        st.set_data_raw("/x", None, 2, 11, 12, &mut Vec::new())
+        st.set_data_raw("/x", None, 2, 11, 12, &mut Triggers::new(true))
             .unwrap();
         assert_eq!((st.node(m).name(), st.node(m).data()), ("x", None));
         st.update_stat(m, |s| s.version = 3);

@@ -16,7 +16,7 @@ use zk_jute::{
 
 use crate::acl::{Auth, check_acl};
 use crate::digest::DigestPrefix;
-use crate::store::{EphemeralType, ROOT, State, Trigger, ttl_of};
+use crate::store::{EphemeralType, ROOT, State, Trigger, Triggers, ttl_of};
 use crate::watch::{Mode, Watches};
 use crate::{ApplyOutcome, Event, TreeConfig, WatcherId};
 
@@ -136,12 +136,12 @@ impl Tree {
     /// the reply material and the watch events to send, in order.
     pub fn apply(&self, hdr: &TxnHeader, body: &TxnBody) -> ApplyOutcome {
         let mut st = self.write();
-        let mut trig = Vec::new();
+        let mut trig = Triggers::new(!self.watches().is_empty());
         let mut out = st.process(hdr, body, &mut trig);
-        if !trig.is_empty() {
+        if !trig.list.is_empty() {
             let mut w = self.watches();
             let mut last_data: Vec<WatcherId> = Vec::new();
-            for t in trig {
+            for t in trig.list {
                 match t {
                     Trigger::Data(p, ty, acl) => {
                         last_data = w.data.trigger(&p, false);
@@ -327,6 +327,9 @@ impl Tree {
             AddWatchMode::Persistent => Mode::Persistent,
             AddWatchMode::PersistentRecursive => Mode::Recursive,
         };
+        // Under the tree's lock, as every watch is added: an apply decides
+        // under the write lock whether any watch can fire.
+        let _st = self.read();
         let mut w = self.watches();
         w.child.add(path, watcher, m);
         w.data.add(path, watcher, m);
@@ -533,7 +536,7 @@ impl Tree {
     /// after every load of the database in quorum mode: mzxid 0 (the config
     /// version), mtime `time_ms`, version -1. False if the node is missing.
     pub fn set_config(&self, data: &[u8], time_ms: i64) -> bool {
-        let mut trig = Vec::new();
+        let mut trig = Triggers::new(false);
         self.write()
             .set_data_raw("/zookeeper/config", Some(data), -1, 0, time_ms, &mut trig)
             .is_ok()

@@ -189,3 +189,10 @@ pub(crate) struct Watches {
     pub(crate) data: Table,
     pub(crate) child: Table,
 }
+
+impl Watches {
+    /// No watch of any kind is set.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.data.by_path.is_empty() && self.child.by_path.is_empty()
+    }
+}

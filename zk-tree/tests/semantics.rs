@@ -938,3 +938,32 @@ fn pipelined_creates_keep_their_own_acls() {
     assert!(h.tree.exists("/open2/x", &ANY, None).is_ok());
     assert!(h.pending.is_empty());
 }
+
+#[test]
+fn triggers_are_recorded_from_the_first_watch_on() {
+    // Applies skip the triggers while no watch is set: the first watch of
+    // each kind (a one-shot read, a persistent one through addWatch, a
+    // child watch on a session's ephemeral) must still see the next apply.
+    let mut h = Harness::new();
+    h.open_session(7, 30_000);
+    assert!(h.create(0, "/a", b"", 0).events.is_empty());
+    assert!(h.create(7, "/a/e", b"", 1).events.is_empty());
+    assert_eq!(h.tree.watch_count(), 0);
+
+    h.tree.add_watch("/a", AddWatchMode::PersistentRecursive, 4);
+    let o = h.set(0, "/a", b"x", -1);
+    assert_eq!(o.events, vec![(4, ev(EventType::NodeDataChanged, "/a"))]);
+
+    h.tree.get_children("/a/e", &ANY, Some(5)).unwrap();
+    let o = h.close_session(7);
+    assert_eq!(
+        o.events,
+        vec![
+            (4, ev(EventType::NodeDeleted, "/a/e")),
+            (5, ev(EventType::NodeDeleted, "/a/e")),
+        ]
+    );
+    h.tree.remove_watcher(4);
+    assert_eq!(h.tree.watch_count(), 0);
+    assert!(h.set(0, "/a", b"y", -1).events.is_empty());
+}

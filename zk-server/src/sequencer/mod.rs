@@ -837,7 +837,7 @@ impl Sequencer {
                 self.send(ctx.conn, LoopMsg::Close { conn: ctx.conn });
             }
             Origin::Client(ctx, op) => {
-                let frame = write_reply(ctx, *op, zxid, &out);
+                let frame = write_reply(ctx, *op, zxid, out);
                 let close = *op == OpCode::CloseSession;
                 self.replied.push((ctx.conn, ctx.received));
                 let trace = t_commit.map(|t| {
@@ -925,19 +925,19 @@ fn txn_header(session: i64, cxid: i32, zxid: Zxid, time: i64, body: &TxnBody) ->
     }
 }
 
-fn write_reply(ctx: &Ctx, op: OpCode, zxid: i64, out: &zk_tree::ApplyOutcome) -> Bytes {
+fn write_reply(ctx: &Ctx, op: OpCode, zxid: i64, out: zk_tree::ApplyOutcome) -> Bytes {
     if op == OpCode::Multi {
         return response_frame(ctx.xid, zxid, &Response::Multi(out.multi_results()));
     }
     if out.err != ErrorCode::Ok {
         return error_frame(ctx.xid, zxid, out.err);
     }
-    let path = || out.path.clone().unwrap_or_default();
+    let path = out.path.unwrap_or_default();
     let stat = out.stat.unwrap_or_default();
     let resp = match op {
-        OpCode::Create => Response::Create(CreateResponse { path: path() }),
+        OpCode::Create => Response::Create(CreateResponse { path }),
         OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => {
-            Response::Create2(Create2Response { path: path(), stat })
+            Response::Create2(Create2Response { path, stat })
         }
         OpCode::SetData | OpCode::SetAcl => Response::Stat(stat),
         _ => Response::Empty,
