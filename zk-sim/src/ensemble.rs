@@ -32,8 +32,11 @@
 //! * **Agreement / Integrity**: a zxid is applied with the same txn everywhere.
 //! * **PrefixConsistency / TotalOrder**: a server applies in zxid order and
 //!   never skips a txn another server applied.
-//! * **Committed durability**: TRUNC never removes an applied txn; a leader
-//!   that establishes an epoch holds every acknowledged write.
+//! * **Committed durability**: TRUNC never removes a txn applied anywhere
+//!   when the leader chose the TRUNC, and one committed since (the learner
+//!   logs it again from the leader's proposals) stays durable on a quorum
+//!   of the other servers; a leader that establishes an epoch holds every
+//!   acknowledged write.
 //! * **Epoch files**: acceptedEpoch ≥ currentEpoch on every disk.
 //! * **Ephemerals follow sessions**: on every server, after every apply, no
 //!   ephemeral was created by a session that was not open (and a closed
@@ -48,7 +51,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use zk_election::{
     Command as ElCommand, Election, Event as ElEvent, Majority, Notification, Params, PeerState,
-    Sid, Timer,
+    Quorum, Sid, Timer,
 };
 use zk_zab::{
     Conn, Leader, LeaderCommand, LeaderConfig, LeaderEvent, LeaderStart, Learner, LearnerCommand,
@@ -364,6 +367,9 @@ struct Sim {
     healed: bool,
     // ghosts
     committed: BTreeMap<Zxid, Bytes>,
+    /// Per connection a leader sent TRUNC(z) on, the txns after z that were
+    /// committed when it chose the TRUNC (see [`Sim::truncate`]).
+    trunc_chosen: BTreeMap<Conn, Vec<Zxid>>,
     acked: BTreeMap<Zxid, Bytes>,
     epoch_leader: BTreeMap<u32, Sid>,
     syncs: BTreeMap<&'static str, u64>,
@@ -447,6 +453,7 @@ impl Sim {
             timer_gen: 0,
             healed: false,
             committed: BTreeMap::new(),
+            trunc_chosen: BTreeMap::new(),
             acked: BTreeMap::new(),
             epoch_leader: BTreeMap::new(),
             syncs: BTreeMap::new(),
@@ -477,7 +484,11 @@ impl Sim {
             seed: self.seed,
             at: self.now,
             what,
-            trace: self.trace.tail(60),
+            trace: if std::env::var_os("ZK_SIM_TRACE").is_some() {
+                self.trace.all()
+            } else {
+                self.trace.tail(60)
+            },
         })
     }
 
@@ -1007,6 +1018,11 @@ impl Sim {
     }
 
     fn q_send(&mut self, conn: Conn, to_leader: bool, msg: QMsg) {
+        if let QMsg::Packet(Packet::Trunc { zxid }) = &msg {
+            let after: Vec<Zxid> = self.committed.range(*zxid..).map(|(z, _)| *z).collect();
+            self.trunc_chosen
+                .insert(conn, after.into_iter().filter(|z| z > zxid).collect());
+        }
         let acking = matches!(
             msg,
             QMsg::Packet(Packet::Ack { .. } | Packet::Commit { .. })
@@ -1465,7 +1481,7 @@ impl Sim {
                 LearnerCommand::PersistCurrentEpoch(e) => {
                     self.schedule_fsync(s, Durable::Current(e))
                 }
-                LearnerCommand::Truncate(z) => self.truncate(s, z)?,
+                LearnerCommand::Truncate(z) => self.truncate(s, conn, z)?,
                 LearnerCommand::PersistSnapshot(zxid) => {
                     let tree = self.node(s).map(|n| n.tree.clone()).unwrap_or_default();
                     self.schedule_fsync(s, Durable::Snapshot { zxid, tree });
@@ -1499,12 +1515,49 @@ impl Sim {
         Ok(())
     }
 
-    /// TRUNC: committedLogDurability — no applied txn may go.
-    fn truncate(&mut self, s: Sid, z: Zxid) -> Res {
-        let disk = self.disks.get_mut(&s).expect("disk");
+    /// TRUNC over `conn`: committedLogDurability. A leader chooses TRUNC to
+    /// its last committed txn when the learner is ahead of it
+    /// (`LearnerHandler.syncFollower`), and sends its outstanding proposals
+    /// after NEWLEADER; one of them the learner holds may commit (through
+    /// other servers' ACKs) before the learner reads the TRUNC, which then
+    /// removes a committed txn that the learner logs again right after,
+    /// as Apache's learners do. That copy never counted towards the commit
+    /// (an ACK of the learner's older connection comes before the newer
+    /// connection's FOLLOWERINFO, which closes the older), so what must hold
+    /// is: no txn committed when the leader chose the TRUNC goes, and any
+    /// txn committed since is still durable on a quorum of the others.
+    fn truncate(&mut self, s: Sid, conn: Option<Conn>, z: Zxid) -> Res {
+        let disk = self.disks.get(&s).expect("disk");
         let gone: Vec<Zxid> = disk.log.iter().filter(|t| t.0 > z).map(|t| t.0).collect();
-        if let Some(lost) = gone.iter().find(|g| self.committed.contains_key(g)) {
-            return Err(self.fail(format!("server {s}: TRUNC to {z} removes committed {lost}")));
+        let chosen = conn
+            .and_then(|c| self.trunc_chosen.remove(&c))
+            .unwrap_or_default();
+        for g in gone.iter().filter(|g| self.committed.contains_key(g)) {
+            if chosen.contains(g) {
+                return Err(self.fail(format!(
+                    "server {s}: TRUNC to {z} removes {g}, committed when the leader chose it"
+                )));
+            }
+            let holders: BTreeSet<Sid> = self
+                .disks
+                .iter()
+                .filter(|(o, d)| {
+                    **o != s
+                        && d.history(true)
+                            .iter()
+                            .any(|t| t.0 == *g && t.1 == self.committed[g])
+                })
+                .map(|(o, _)| *o)
+                .collect();
+            if !self.quorum.contains_quorum(&holders) {
+                return Err(self.fail(format!(
+                    "server {s}: TRUNC to {z} removes committed {g}, durable only on {holders:?}"
+                )));
+            }
+            *self
+                .syncs
+                .entry("TRUNC of a txn committed since")
+                .or_default() += 1;
         }
         let disk = self.disks.get_mut(&s).expect("disk");
         if disk.snap.last().is_some_and(|t| t.0 > z) {

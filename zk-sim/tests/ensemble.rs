@@ -61,3 +61,16 @@ fn replay() {
         Err(f) => panic!("{f}"),
     }
 }
+
+#[test]
+fn a_trunc_may_remove_a_txn_committed_after_the_leader_chose_it() {
+    // Seed 42086 (found past CI's seeds): a follower came back holding the
+    // leader's outstanding proposal 0x200000003, so the leader chose TRUNC
+    // to its last committed 0x200000002; another follower's ACK committed
+    // 0x200000003 before the TRUNC arrived, and the check then called the
+    // truncation a lost committed txn, though the learner logs it again
+    // from the proposals after NEWLEADER (as Apache's leader and learners
+    // do) and two servers held it durably.
+    let r = run(42086, &Options::swarm(42086)).unwrap();
+    assert_eq!(r.syncs.get("TRUNC of a txn committed since"), Some(&1));
+}
