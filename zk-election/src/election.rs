@@ -120,6 +120,11 @@ pub struct Decision {
     pub vote: Vote,
     /// The election round it was decided in.
     pub election_epoch: i64,
+    /// Decided by joining a leader that a quorum already follows (the
+    /// LEADING / FOLLOWING notifications of another round,
+    /// `outofelection`), whose round number it takes, rather than by the
+    /// votes of our own round.
+    pub joined: bool,
 }
 
 /// What the runtime must do.
@@ -282,7 +287,7 @@ impl<Q: Quorum> Election<Q> {
             Event::Timer(Timer::Finalize) => {
                 if self.in_round && self.finalizing {
                     let (vote, epoch) = (self.proposal, self.logical_clock);
-                    self.decide(vote, epoch, out);
+                    self.decide(vote, epoch, false, out);
                 }
             }
             Event::Connected(sid) => {
@@ -316,7 +321,7 @@ impl<Q: Quorum> Election<Q> {
             && self.every_reachable_voter_agrees()
         {
             let (vote, epoch) = (self.proposal, self.logical_clock);
-            self.decide(vote, epoch, out);
+            self.decide(vote, epoch, false, out);
         }
         self.validate();
     }
@@ -499,8 +504,8 @@ impl<Q: Quorum> Election<Q> {
                 }
                 PeerState::Observing => {}
                 PeerState::Following | PeerState::Leading => {
-                    if let Some((vote, epoch)) = self.following_notification(from, n) {
-                        self.decide(vote, epoch, out);
+                    if let Some((vote, epoch, joined)) = self.following_notification(from, n) {
+                        self.decide(vote, epoch, joined, out);
                         return;
                     }
                 }
@@ -575,7 +580,9 @@ impl<Q: Quorum> Election<Q> {
     /// `receivedFollowingNotification` (also used for LEADING senders): the
     /// vote and round to decide, if a quorum stands behind a leader that has
     /// told us itself that it leads.
-    fn following_notification(&mut self, from: Sid, n: Notification) -> Option<(Vote, i64)> {
+    /// A LEADING / FOLLOWING server's notification: the vote and round to
+    /// decide, and whether it is a join (see [`Decision::joined`]).
+    fn following_notification(&mut self, from: Sid, n: Notification) -> Option<(Vote, i64, bool)> {
         let leader = n.vote.leader;
         let target = Ballot {
             vote: n.vote,
@@ -595,7 +602,7 @@ impl<Q: Quorum> Election<Q> {
             if self.has_quorum(&self.recvset, &target)
                 && self.check_leader(&self.recvset, leader, n.election_epoch)
             {
-                return Some((n.vote, n.election_epoch));
+                return Some((n.vote, n.election_epoch, false));
             }
         }
         // Joining an established ensemble: a quorum must follow the same leader.
@@ -604,7 +611,7 @@ impl<Q: Quorum> Election<Q> {
             && self.check_leader(&self.out_of_election, leader, n.election_epoch)
         {
             self.logical_clock = n.election_epoch;
-            return Some((n.vote, n.election_epoch));
+            return Some((n.vote, n.election_epoch, true));
         }
         None
     }
@@ -647,7 +654,7 @@ impl<Q: Quorum> Election<Q> {
         u64::try_from(sid).is_ok_and(|s| self.quorum.is_voter(s))
     }
 
-    fn decide(&mut self, vote: Vote, election_epoch: i64, out: &mut Vec<Command>) {
+    fn decide(&mut self, vote: Vote, election_epoch: i64, joined: bool, out: &mut Vec<Command>) {
         let Ok(leader) = u64::try_from(vote.leader) else {
             return; // unreachable: only valid voters are ever proposed by voters
         };
@@ -671,6 +678,7 @@ impl<Q: Quorum> Election<Q> {
             leader,
             vote,
             election_epoch,
+            joined,
         }));
     }
 

@@ -76,8 +76,11 @@ impl Trace {
         self.hash
     }
 
-    /// The last `n` lines kept, joined.
+    /// The last `n` lines kept, joined (all of them with `ZK_SIM_TRACE` set).
     pub fn tail(&self, n: usize) -> String {
+        if std::env::var_os("ZK_SIM_TRACE").is_some() {
+            return self.all();
+        }
         let start = self.lines.len().saturating_sub(n);
         self.lines[start..].join("\n")
     }

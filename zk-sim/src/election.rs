@@ -29,7 +29,10 @@
 //! * After every decision: no two different leaders decided for the same
 //!   election epoch with a quorum of voters behind each. A server's decisions
 //!   count from its start to its crash: `logicalclock` is kept in memory only,
-//!   so a restarted server numbers its rounds from 1 again.
+//!   so a restarted server numbers its rounds from 1 again. A join (a
+//!   decision from the notifications of servers already LEADING or
+//!   FOLLOWING, `Decision::joined`) takes their round's number and does
+//!   not count.
 //! * After every step: each core's `validate()`.
 //! * After the heal (faults end, crashed servers restart): within a bounded
 //!   time every live server has decided the same leader, which leads with all
@@ -830,7 +833,11 @@ impl Sim {
     fn decided(&mut self, s: Sid, inc: u64, d: zk_election::Decision) -> Result<(), Box<Failure>> {
         self.decisions += 1;
         *self.decisions_by.entry(s).or_default() += 1;
-        if self.quorum.is_voter(s) {
+        // A join takes the round number of the leader's followers, whose
+        // own decisions counted in that round (a server that led round 1,
+        // lost its quorum and rejoined the leader of round 2 through a
+        // follower still reporting round 1 is not a second leader of round 1).
+        if self.quorum.is_voter(s) && !d.joined {
             let by_leader = self.decided.entry(d.election_epoch).or_default();
             by_leader.entry(d.leader).or_default().insert(s);
             let backed: Vec<Sid> = by_leader

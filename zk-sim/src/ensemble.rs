@@ -484,11 +484,7 @@ impl Sim {
             seed: self.seed,
             at: self.now,
             what,
-            trace: if std::env::var_os("ZK_SIM_TRACE").is_some() {
-                self.trace.all()
-            } else {
-                self.trace.tail(60)
-            },
+            trace: self.trace.tail(60),
         })
     }
 

@@ -137,3 +137,13 @@ fn finalize_wait() {
         }
     }
 }
+
+#[test]
+fn a_join_is_not_a_decision_of_the_round_it_borrows() {
+    // Seed 176707 (found past CI's seeds): server 1 led election round 1
+    // with server 2, lost its quorum, and later joined leader 2 through
+    // server 3, which still reported the round it had decided in (1); the
+    // check counted that join as a second leader decided in round 1.
+    let r = run(176_707, &Options::swarm(176_707)).unwrap();
+    assert_eq!(r.leader, 2);
+}

@@ -1,15 +1,19 @@
 //! The ensemble simulator's seeds: whole peers (election + Zab) under swarm
 //! faults, the Zab invariants after every step, settling after the heal, and
-//! exact replay. `ZK_SIM_ENSEMBLE_SEEDS=N` runs N seeds (default 2000, about 10 s);
+//! exact replay. `ZK_SIM_ENSEMBLE_SEEDS=N` runs N seeds (default 2000, about 10 s),
+//! `ZK_SIM_ENSEMBLE_SEEDS=A..B` the seeds from A to B (exclusive);
 //! `ZK_SIM_SEED=S` replays one with its trace.
 
 use zk_sim::ensemble::{Options, run};
 
-fn seeds() -> u64 {
-    std::env::var("ZK_SIM_ENSEMBLE_SEEDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000)
+fn seeds() -> std::ops::Range<u64> {
+    let v = std::env::var("ZK_SIM_ENSEMBLE_SEEDS").unwrap_or_default();
+    if let Some((a, b)) = v.split_once("..")
+        && let (Ok(a), Ok(b)) = (a.parse(), b.parse())
+    {
+        return a..b;
+    }
+    0..v.parse().unwrap_or(2000)
 }
 
 #[test]
@@ -18,7 +22,7 @@ fn swarm() {
     let mut events = 0;
     let mut syncs = std::collections::BTreeMap::new();
     let mut acked = 0;
-    for seed in 0..seeds() {
+    for seed in seeds() {
         match run(seed, &Options::swarm(seed)) {
             Ok(r) => {
                 events += r.events;
@@ -31,7 +35,7 @@ fn swarm() {
         }
     }
     eprintln!(
-        "{} seeds: {events} events, {acked} acknowledged writes, syncs {syncs:?}, in {:.1} s",
+        "seeds {:?}: {events} events, {acked} acknowledged writes, syncs {syncs:?}, in {:.1} s",
         seeds(),
         started.elapsed().as_secs_f64()
     );

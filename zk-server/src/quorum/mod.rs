@@ -722,10 +722,11 @@ impl Runtime {
         self.election_time
             .observe(0, u64::try_from(took).unwrap_or(u64::MAX));
         info!(
-            "election decided: role={} leader={} election_epoch={} zxid=0x{:x} peer_epoch={} took_ms={took}",
+            "election decided: role={} leader={} election_epoch={}{} zxid=0x{:x} peer_epoch={} took_ms={took}",
             d.state.name(),
             d.leader,
             d.election_epoch,
+            if d.joined { " (joined)" } else { "" },
             d.vote.zxid,
             d.vote.peer_epoch
         );
