@@ -24,7 +24,8 @@
 //! * `election: still LOOKING after <ms> ms in round <n>: connected to [..], heard from [..]`
 //!   at most once a second while a round lasts longer than a second;
 //! * `<LEADING|FOLLOWING|OBSERVING> - LEADER ELECTION TOOK - <ms> MS` (ZooKeeper's line), then
-//!   `election decided: role=<leading|following|observing> leader=<sid> election_epoch=<n> zxid=0x<hex> peer_epoch=<e> took_ms=<ms>`;
+//!   `election decided: role=<leading|following|observing> leader=<sid> election_epoch=<n> zxid=0x<hex> peer_epoch=<e> took_ms=<ms> joined=<bool>`
+//!   (joined: by the notifications of servers already following that leader);
 //! * `leading: FOLLOWERINFO from server <sid> at <addr>` (or OBSERVERINFO);
 //! * `election: back to LOOKING: <reason>` when the role ends.
 //!
@@ -722,13 +723,13 @@ impl Runtime {
         self.election_time
             .observe(0, u64::try_from(took).unwrap_or(u64::MAX));
         info!(
-            "election decided: role={} leader={} election_epoch={}{} zxid=0x{:x} peer_epoch={} took_ms={took}",
+            "election decided: role={} leader={} election_epoch={} zxid=0x{:x} peer_epoch={} took_ms={took} joined={}",
             d.state.name(),
             d.leader,
             d.election_epoch,
-            if d.joined { " (joined)" } else { "" },
             d.vote.zxid,
-            d.vote.peer_epoch
+            d.vote.peer_epoch,
+            d.joined
         );
         self.leave_role();
         let Some(addr) = self.quorum_addrs.get(&d.leader).cloned() else {
