@@ -786,6 +786,40 @@ fn a_follower_with_an_extra_uncommitted_txn_is_truncated() {
     assert!(c.has(3, "/after"));
 }
 
+#[test]
+fn a_trunc_below_the_newest_snapshot_stops_the_learner_with_the_remedy() {
+    // Regression (zk-sim seeds 649474, 659394): a learner whose newest
+    // snapshot holds txns a later leader truncates (there: the SNAP of a
+    // leader that failed during the sync) cannot rebuild the TRUNC point
+    // from its disk; it must stop rather than serve those txns (what
+    // Apache's learner does), and say how to recover.
+    let mut c = established(500);
+    let (session, _) = c.connect(1);
+    let last = write_n(&mut c, session, 1, 2);
+    c.run_until("converged", Cluster::converged);
+    c.crash(3, 5);
+    let extra = Zxid::from(last + 1);
+    let (disk, dir) = (c.node(3).disk.clone(), c.dir_of(3));
+    inject_txn(&disk, &dir, extra, "/ghost");
+    c.reboot(3);
+    let snaps = SnapshotStore::open(&dir).unwrap();
+    crate::storage::take_snapshot(&c.node(3).shared.tree, &snaps, extra).unwrap();
+    c.follow(3);
+    c.run_until("server 3 stopped", |c| {
+        c.node(3).seq.as_ref().is_some_and(|s| s.failed)
+    });
+    let why = c.node(3).shared.control.failure().unwrap();
+    assert!(
+        why.contains(&format!("newest snapshot is at 0x{:x}", extra.as_u64()))
+            && why.contains("move its data directories aside"),
+        "{why}"
+    );
+    assert!(!c.node(3).shared.control.serving());
+    // The others go on.
+    let (z, _) = c.write(1, session, 10, create("/after"));
+    c.run_until("2 has it", |c| c.zxid(2) == z);
+}
+
 /// Epoch 1 with all three, then a power cut of all; epoch 2 led by 2 with 1
 /// and new txns; server 3 joins it (DIFF: epoch 2's txns, then NEWLEADER)
 /// and "crashes" right before `point`, with the epoch files `at_crash`

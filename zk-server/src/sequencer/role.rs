@@ -853,8 +853,17 @@ impl Sequencer {
         crate::failpoint::hit("learner-inside-trunc");
         match self.rebuild_tree() {
             Ok(at) if at <= z => {}
+            // The snapshot of a SNAP whose epoch never established (its
+            // leader failed during the sync) can hold that leader's
+            // uncommitted txns, which a later leader truncates: the state
+            // at the TRUNC point is on no file of ours (Apache's learner
+            // loads the snapshot and serves those txns). Stopping keeps the
+            // replicas equal; the operator's remedy is a fresh sync.
             Ok(at) => self.fatal(&format!(
-                "TRUNC to 0x{z:x}, but the newest snapshot is at 0x{at:x}"
+                "TRUNC to 0x{z:x}, but the newest snapshot is at 0x{at:x} (such as the \
+                 snapshot of a leader's SNAP in a sync that did not complete): the state at \
+                 0x{z:x} is not on this server's disk; move its data directories aside and \
+                 restart it to sync the whole tree from the leader"
             )),
             Err(why) => self.fatal(&format!("cannot rebuild the tree after TRUNC: {why}")),
         }
