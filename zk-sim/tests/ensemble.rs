@@ -1,8 +1,9 @@
 //! The ensemble simulator's seeds: whole peers (election + Zab) under swarm
 //! faults, the Zab invariants after every step, settling after the heal, and
 //! exact replay. `ZK_SIM_ENSEMBLE_SEEDS=N` runs N seeds (default 2000, about 10 s),
-//! `ZK_SIM_ENSEMBLE_SEEDS=A..B` the seeds from A to B (exclusive);
-//! `ZK_SIM_SEED=S` replays one with its trace.
+//! `ZK_SIM_ENSEMBLE_SEEDS=A..B` the seeds from A to B (exclusive); with
+//! `ZK_SIM_KEEP_GOING=1` a long run goes past failures and lists them all
+//! at the end; `ZK_SIM_SEED=S` replays one with its trace.
 
 use zk_sim::ensemble::{Options, run};
 
@@ -22,6 +23,8 @@ fn swarm() {
     let mut events = 0;
     let mut syncs = std::collections::BTreeMap::new();
     let mut acked = 0;
+    let keep_going = std::env::var_os("ZK_SIM_KEEP_GOING").is_some();
+    let mut failed = Vec::new();
     for seed in seeds() {
         match run(seed, &Options::swarm(seed)) {
             Ok(r) => {
@@ -31,6 +34,10 @@ fn swarm() {
                     *syncs.entry(k).or_insert(0) += v;
                 }
             }
+            Err(f) if keep_going => {
+                eprintln!("seed {seed} failed at {} ms: {}", f.at, f.what);
+                failed.push(seed);
+            }
             Err(f) => panic!("{f}"),
         }
     }
@@ -39,6 +46,7 @@ fn swarm() {
         seeds(),
         started.elapsed().as_secs_f64()
     );
+    assert!(failed.is_empty(), "failed seeds: {failed:?}");
 }
 
 #[test]
