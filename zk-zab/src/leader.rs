@@ -484,14 +484,12 @@ impl Leader {
                 if let Some(h) = self.handlers.get_mut(&conn) {
                     h.silent = 0;
                     if let Err(reason) = self.packet(conn, p, out) {
-                        self.handlers.remove(&conn);
+                        self.drop_handler(conn);
                         out.push(LeaderCommand::Close(conn, reason));
                     }
                 }
             }
-            LeaderEvent::Closed(conn) => {
-                self.handlers.remove(&conn);
-            }
+            LeaderEvent::Closed(conn) => self.drop_handler(conn),
             LeaderEvent::AcceptedEpochDurable(e) => {
                 if self.phase == Phase::AcceptingEpoch && e == self.epoch {
                     self.accepted_epoch = e;
@@ -625,7 +623,7 @@ impl Leader {
             }
         }
         for conn in silent {
-            self.handlers.remove(&conn);
+            self.drop_handler(conn);
             out.push(LeaderCommand::Close(
                 conn,
                 "the learner was silent too long".into(),
@@ -1001,6 +999,21 @@ impl Leader {
         }
         if let Some(h) = self.handlers.get_mut(&conn) {
             h.stage = Stage::AwaitNewLeaderAck;
+        }
+    }
+
+    /// Forgets a learner's connection. Until the epoch is established its
+    /// NEWLEADER ACK goes with it: a learner that left may have joined a
+    /// newer epoch since, and an ACK it sent us before must not complete a
+    /// quorum for ours after that epoch committed writes we lack (Apache
+    /// keeps such ACKs; its leader then serves stale data until it notices,
+    /// a tick later, that no quorum follows it).
+    fn drop_handler(&mut self, conn: Conn) {
+        if let Some(h) = self.handlers.remove(&conn)
+            && self.phase == Phase::Syncing
+            && h.sid != self.cfg.sid
+        {
+            self.newleader_acks.remove(&h.sid);
         }
     }
 

@@ -491,6 +491,13 @@ impl Learner {
             }
             Packet::UpToDate if self.phase == Phase::AwaitUpToDate => {
                 self.phase = Phase::Broadcast;
+                // The sync's txns apply now, before we serve: the epoch is
+                // established (Apache's learner applies a DIFF's txns after
+                // UPTODATE too). Committed ones need no ACK.
+                if let Some(last) = self.pending.iter().take_while(|p| p.committed).last() {
+                    self.acked = self.acked.max(last.zxid);
+                }
+                self.apply_ready(out);
                 out.push(LearnerCommand::Send(Packet::Ack {
                     zxid: Zxid::new(self.new_epoch, 0),
                 }));
@@ -638,8 +645,10 @@ impl Learner {
     }
 
     fn apply_ready(&mut self, out: &mut Vec<LearnerCommand>) {
-        // Before NEWLEADER is acked nothing is applied: the sync is not durable.
-        if matches!(self.phase, Phase::Syncing | Phase::Persisting(_)) {
+        // Nothing is applied before UPTODATE: until then the leader's epoch
+        // may never establish, and the next leader may not have the sync's
+        // txns (an applied txn must be one the ensemble committed).
+        if self.phase != Phase::Broadcast {
             return;
         }
         while let Some(p) = self.pending.front() {

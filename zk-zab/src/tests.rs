@@ -670,6 +670,9 @@ fn a_follower_rejoining_its_own_epoch_does_not_rewrite_current_epoch() {
         "{cmds:?}"
     );
     assert_eq!(n.sent.pop_front(), Some(Packet::Ack { zxid: z(2, 0) }));
+    // The synced txn applies with UPTODATE (the epoch is established).
+    assert_eq!(n.applied, vec![z(2, 1), z(2, 2)]);
+    n.step(LearnerEvent::Packet(Packet::UpToDate));
     assert_eq!(n.applied, vec![z(2, 1), z(2, 2), z(2, 3)]);
 }
 
@@ -726,9 +729,10 @@ fn newleader_is_acked_only_after_the_sync_and_current_epoch_are_durable() {
     assert!(n.sent.is_empty());
     n.step(LearnerEvent::CurrentEpochDurable(2));
     assert_eq!(n.sent.pop_front(), Some(Packet::Ack { zxid: z(2, 0) }));
-    assert_eq!(n.applied, vec![z(1, 1), z(1, 2), z(1, 3), z(1, 4)]);
+    assert_eq!(n.applied, vec![z(1, 1), z(1, 2)], "applied with UPTODATE");
     let cmds = n.step(LearnerEvent::Packet(Packet::UpToDate));
     assert!(cmds.contains(&LearnerCommand::StartServing { epoch: 2 }));
+    assert_eq!(n.applied, vec![z(1, 1), z(1, 2), z(1, 3), z(1, 4)]);
     assert_eq!(
         n.sent.pop_front(),
         Some(Packet::Ack { zxid: z(2, 0) }),
@@ -1286,4 +1290,91 @@ fn a_sync_is_delivered_after_the_commits_before_it_are_applied() {
         c.nodes[0].events[at..],
         [format!("apply {}", z(1, 1)), "deliver SYNC".to_string()]
     );
+}
+
+#[test]
+fn a_synced_learner_applies_with_uptodate_before_it_serves() {
+    // zk-sim seed 753361: an observer applied its DIFF's txns once it had
+    // acked NEWLEADER, but that leader's epoch never established and the
+    // next leader did not have them (a txn applied somewhere that the
+    // ensemble never committed). Apache's learner applies them after
+    // UPTODATE; so does ours, before it starts serving.
+    let mut n = Node::new(fcfg(1), history(1, 1), 1, 1);
+    n.step(LearnerEvent::Connected);
+    n.step(LearnerEvent::Packet(Packet::LeaderInfo {
+        zxid: z(2, 0),
+        protocol: PROTOCOL_VERSION,
+    }));
+    n.step(LearnerEvent::Packet(Packet::Diff { zxid: z(1, 3) }));
+    for i in 2..=3 {
+        n.step(LearnerEvent::Packet(Packet::Proposal {
+            zxid: z(1, i),
+            txn: txn(z(1, i)),
+        }));
+        n.step(LearnerEvent::Packet(Packet::Commit { zxid: z(1, i) }));
+    }
+    n.step(LearnerEvent::Packet(Packet::NewLeader {
+        zxid: z(2, 0),
+        config: Bytes::new(),
+    }));
+    assert!(n.sent.contains(&Packet::Ack { zxid: z(2, 0) }));
+    assert_eq!(n.applied, vec![z(1, 1)], "nothing applied before UPTODATE");
+    let cmds = n.step(LearnerEvent::Packet(Packet::UpToDate));
+    assert_eq!(n.applied, vec![z(1, 1), z(1, 2), z(1, 3)]);
+    let serve = cmds
+        .iter()
+        .position(|c| matches!(c, LearnerCommand::StartServing { .. }))
+        .expect("serving");
+    assert!(
+        cmds[..serve]
+            .iter()
+            .filter(|c| matches!(c, LearnerCommand::Apply { .. }))
+            .count()
+            == 2,
+        "{cmds:?}"
+    );
+    // The committed sync txns are not acked one by one.
+    assert!(
+        !n.sent
+            .iter()
+            .any(|p| matches!(p, Packet::Ack { zxid } if zxid.counter() != 0)),
+        "{:?}",
+        n.sent
+    );
+}
+
+#[test]
+fn a_newleader_ack_leaves_with_its_connection_until_the_epoch_is_established() {
+    // zk-sim seed 785790: leader 5 of epoch 3 kept server 4's NEWLEADER ACK
+    // after 4 left, went on to lead epoch 4 and commit writes; a third ACK
+    // then completed a "quorum" for epoch 3, whose leader lacked them.
+    let nodes = vec![
+        Node::new(fcfg(1), vec![], 0, 0),
+        Node::new(fcfg(2), vec![], 0, 0),
+        Node::new(fcfg(4), vec![], 0, 0),
+    ];
+    let mut c = Cluster::new(
+        lcfg(&[1, 2, 3, 4, 5]),
+        start(Zxid::ZERO, vec![], (0, 0)),
+        nodes,
+    );
+    for n in &mut c.nodes {
+        n.auto = false;
+    }
+    c.connect_all();
+    c.pump();
+    for n in &mut c.nodes {
+        n.step(LearnerEvent::AcceptedEpochDurable(1));
+    }
+    c.pump();
+    // Each learner has NEWLEADER and waits for its currentEpoch write.
+    c.nodes[0].step(LearnerEvent::CurrentEpochDurable(1));
+    c.pump();
+    c.leader_step(LeaderEvent::Closed(0));
+    c.nodes[1].step(LearnerEvent::CurrentEpochDurable(1));
+    c.pump();
+    assert_eq!(c.established, None, "an ACK that left still counted");
+    c.nodes[2].step(LearnerEvent::CurrentEpochDurable(1));
+    c.pump();
+    assert_eq!(c.established, Some(1));
 }
