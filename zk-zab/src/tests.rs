@@ -149,6 +149,18 @@ impl Node {
     }
 }
 
+/// Feeds a learner the txns `counters` of `epoch` as PROPOSAL + COMMIT
+/// pairs (a sync's history).
+fn feed_committed(n: &mut Node, epoch: u32, counters: std::ops::RangeInclusive<u32>) {
+    for c in counters {
+        n.step(LearnerEvent::Packet(Packet::Proposal {
+            zxid: z(epoch, c),
+            txn: txn(z(epoch, c)),
+        }));
+        n.step(LearnerEvent::Packet(Packet::Commit { zxid: z(epoch, c) }));
+    }
+}
+
 /// A leader and its learners wired through queues.
 struct Cluster {
     leader: Leader,
@@ -690,13 +702,7 @@ fn newleader_is_acked_only_after_the_sync_and_current_epoch_are_durable() {
     n.step(LearnerEvent::AcceptedEpochDurable(2));
     n.sent.clear();
     n.step(LearnerEvent::Packet(Packet::Diff { zxid: z(1, 4) }));
-    for c in 3..=4 {
-        n.step(LearnerEvent::Packet(Packet::Proposal {
-            zxid: z(1, c),
-            txn: txn(z(1, c)),
-        }));
-        n.step(LearnerEvent::Packet(Packet::Commit { zxid: z(1, c) }));
-    }
+    feed_committed(&mut n, 1, 3..=4);
     n.step(LearnerEvent::Packet(Packet::Ping {
         zxid: z(1, 4),
         data: None,
@@ -1306,13 +1312,7 @@ fn a_synced_learner_applies_with_uptodate_before_it_serves() {
         protocol: PROTOCOL_VERSION,
     }));
     n.step(LearnerEvent::Packet(Packet::Diff { zxid: z(1, 3) }));
-    for i in 2..=3 {
-        n.step(LearnerEvent::Packet(Packet::Proposal {
-            zxid: z(1, i),
-            txn: txn(z(1, i)),
-        }));
-        n.step(LearnerEvent::Packet(Packet::Commit { zxid: z(1, i) }));
-    }
+    feed_committed(&mut n, 1, 2..=3);
     n.step(LearnerEvent::Packet(Packet::NewLeader {
         zxid: z(2, 0),
         config: Bytes::new(),
