@@ -1015,9 +1015,9 @@ impl Sim {
 
     fn q_send(&mut self, conn: Conn, to_leader: bool, msg: QMsg) {
         if let QMsg::Packet(Packet::Trunc { zxid }) = &msg {
-            let after: Vec<Zxid> = self.committed.range(*zxid..).map(|(z, _)| *z).collect();
-            self.trunc_chosen
-                .insert(conn, after.into_iter().filter(|z| z > zxid).collect());
+            let after = (std::ops::Bound::Excluded(*zxid), std::ops::Bound::Unbounded);
+            let chosen = self.committed.range(after).map(|(z, _)| *z).collect();
+            self.trunc_chosen.insert(conn, chosen);
         }
         let acking = matches!(
             msg,

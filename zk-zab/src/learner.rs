@@ -571,7 +571,6 @@ impl Learner {
             zxid: Zxid::new(self.new_epoch, 0),
         }));
         self.phase = Phase::AwaitUpToDate;
-        self.apply_ready(out);
     }
 
     fn append_pending(&mut self, out: &mut Vec<LearnerCommand>) {
@@ -602,12 +601,9 @@ impl Learner {
                 self.append_pending(out);
                 self.after_log_durable(out);
             }
-            Phase::Persisting(_) | Phase::AwaitUpToDate => {
-                if matches!(self.phase, Phase::AwaitUpToDate) {
-                    self.append_pending(out);
-                }
-                self.apply_ready(out);
-            }
+            // Live txns are logged while UPTODATE is awaited; they apply
+            // in broadcast only (`apply_ready`).
+            Phase::AwaitUpToDate => self.append_pending(out),
             Phase::Broadcast => {
                 self.append_pending(out);
                 if !self.cfg.observer {
@@ -645,17 +641,16 @@ impl Learner {
     }
 
     fn apply_ready(&mut self, out: &mut Vec<LearnerCommand>) {
-        // Nothing is applied before UPTODATE: until then the leader's epoch
-        // may never establish, and the next leader may not have the sync's
-        // txns (an applied txn must be one the ensemble committed).
-        if self.phase != Phase::Broadcast {
-            return;
-        }
+        // Called in broadcast only: nothing is applied before UPTODATE, as
+        // until then the leader's epoch may never establish and the next
+        // leader may not have the sync's txns (an applied txn must be one
+        // the ensemble committed).
+        debug_assert_eq!(self.phase, Phase::Broadcast);
         while let Some(p) = self.pending.front() {
             if !(p.committed && p.appended && p.zxid <= self.durable) {
                 break;
             }
-            if !self.cfg.observer && self.phase == Phase::Broadcast && p.zxid > self.acked {
+            if !self.cfg.observer && p.zxid > self.acked {
                 break; // its ACK goes out first
             }
             let Some(p) = self.pending.pop_front() else {
