@@ -338,6 +338,9 @@ struct Node {
     timers: BTreeMap<Timer, u64>,
     role: Role,
     tree: Vec<(Zxid, Bytes)>,
+    /// The epoch of a leader whose TRUNC went below this server's snapshot
+    /// (zk-server's `snap_from_epoch`: memory, lost in a crash).
+    snap_from: Option<u32>,
 }
 
 struct QConn {
@@ -712,6 +715,7 @@ impl Sim {
             timers: BTreeMap::new(),
             role: Role::Looking,
             tree,
+            snap_from: None,
         };
         self.nodes.insert(s, Some(node));
         let inc = self.incarnations;
@@ -949,6 +953,7 @@ impl Sim {
                     last_zxid: last,
                     accepted_epoch: accepted,
                     current_epoch: current,
+                    snap_from_epoch: self.node(s).and_then(|n| n.snap_from),
                 },
             );
             let deadline = self.now + init * tick;
@@ -1269,10 +1274,15 @@ impl Sim {
                 )
             }
             Durable::Snapshot { zxid, tree } => {
+                // The snapshot replaces any other, a newer one too (the one a
+                // TRUNC could not go below).
                 disk.snap = tree;
                 disk.log.clear();
                 disk.durable = 0;
                 disk.generation += 1;
+                if let Some(Some(n)) = self.nodes.get_mut(&s) {
+                    n.snap_from = None;
+                }
                 (LeaderEvent::Tick, LearnerEvent::SnapshotDurable(zxid))
             }
         };
@@ -1522,9 +1532,34 @@ impl Sim {
     /// connection's FOLLOWERINFO, which closes the older), so what must hold
     /// is: no txn committed when the leader chose the TRUNC goes, and any
     /// txn committed since is still durable on a quorum of the others.
+    ///
+    /// A TRUNC below the snapshot cannot be rebuilt from this disk (the
+    /// snapshot of a SNAP whose epoch never established can hold txns the
+    /// next leader lacks): as zk-server, the disk stays as it is and the
+    /// learner asks this leader for SNAP; to 0 the state is the empty tree.
     fn truncate(&mut self, s: Sid, conn: Option<Conn>, z: Zxid) -> Res {
         let disk = self.disks.get(&s).expect("disk");
-        let gone: Vec<Zxid> = disk.log.iter().filter(|t| t.0 > z).map(|t| t.0).collect();
+        let below_snap = disk.snap.last().is_some_and(|t| t.0 > z);
+        if below_snap && z != Zxid::ZERO {
+            let epoch = match self.node(s).map(|n| &n.role) {
+                Some(Role::Learning { core, .. }) => core.epoch(),
+                _ => return Ok(()),
+            };
+            if let Some(n) = self.node_mut(s) {
+                n.snap_from = Some(epoch);
+            }
+            *self
+                .syncs
+                .entry("TRUNC below the snapshot: SNAP asked")
+                .or_default() += 1;
+            return self.back_to_looking(s, &format!("TRUNC to {z} below the snapshot"));
+        }
+        let gone: Vec<Zxid> = disk
+            .history(false)
+            .iter()
+            .filter(|t| t.0 > z)
+            .map(|t| t.0)
+            .collect();
         let chosen = conn
             .and_then(|c| self.trunc_chosen.remove(&c))
             .unwrap_or_default();
@@ -1556,8 +1591,12 @@ impl Sim {
                 .or_default() += 1;
         }
         let disk = self.disks.get_mut(&s).expect("disk");
-        if disk.snap.last().is_some_and(|t| t.0 > z) {
-            return Err(self.fail(format!("server {s}: TRUNC to {z} below its snapshot")));
+        if below_snap {
+            disk.snap.clear();
+            *self
+                .syncs
+                .entry("TRUNC to 0 below the snapshot")
+                .or_default() += 1;
         }
         disk.log.retain(|t| t.0 <= z);
         disk.durable = disk.durable.min(disk.log.len());

@@ -86,3 +86,25 @@ fn a_trunc_may_remove_a_txn_committed_after_the_leader_chose_it() {
     let r = run(42086, &Options::swarm(42086)).unwrap();
     assert_eq!(r.syncs.get("TRUNC of a txn committed since"), Some(&1));
 }
+
+#[test]
+fn a_trunc_below_a_learners_snapshot_gets_it_a_snap() {
+    // Seeds 649474, 659394, 1153792 (found past CI's seeds): a learner's
+    // snapshot from the SNAP of a leader that failed during the sync held
+    // txns the next leader lacked, whose TRUNC went below it; the learner
+    // could not rebuild the TRUNC point and the check stopped the run (as
+    // zk-server stopped the server). It now asks that leader for SNAP, or
+    // (TRUNC to 0: a leader with no txn) empties itself.
+    let r = run(659394, &Options::swarm(659394)).unwrap();
+    assert_eq!(
+        r.syncs.get("TRUNC below the snapshot: SNAP asked"),
+        Some(&1)
+    );
+    let r = run(1153792, &Options::swarm(1153792)).unwrap();
+    assert_eq!(
+        r.syncs.get("TRUNC below the snapshot: SNAP asked"),
+        Some(&1)
+    );
+    let r = run(649474, &Options::swarm(649474)).unwrap();
+    assert_eq!(r.syncs.get("TRUNC to 0 below the snapshot"), Some(&1));
+}

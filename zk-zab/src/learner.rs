@@ -31,6 +31,14 @@ pub struct LearnerStart {
     pub accepted_epoch: u32,
     /// The `currentEpoch` file.
     pub current_epoch: u32,
+    /// `Some(e)`: the leader of epoch `e` sent this learner a TRUNC below its
+    /// newest snapshot, which the runtime could not carry out (the state at
+    /// the TRUNC point is on none of its files: the snapshot of a SNAP whose
+    /// epoch never established holds txns the later leader lacks). To that
+    /// leader's epoch the learner reports zxid 0 in ACKEPOCH, an empty
+    /// learner, which every leader with any history answers with SNAP; its
+    /// files stay as they are until that SNAP's snapshot replaces them.
+    pub snap_from_epoch: Option<u32>,
 }
 
 /// Events a learner reacts to.
@@ -172,6 +180,10 @@ pub struct Learner {
     syncs: VecDeque<Zxid>,
     /// Half ticks since the leader last spoke.
     silent: u64,
+    /// [`LearnerStart::snap_from_epoch`].
+    snap_from_epoch: Option<u32>,
+    /// ACKEPOCH reported zxid 0 to ask for the whole tree: only SNAP will do.
+    asked_for_snap: bool,
 }
 
 impl Learner {
@@ -194,6 +206,8 @@ impl Learner {
             acked: start.last_zxid,
             syncs: VecDeque::new(),
             silent: 0,
+            snap_from_epoch: start.snap_from_epoch,
+            asked_for_snap: false,
         };
         l.validate();
         l
@@ -315,6 +329,14 @@ impl Learner {
     fn packet(&mut self, p: Packet, out: &mut Vec<LearnerCommand>) -> Result<(), String> {
         match (self.phase, p) {
             (Phase::Discovery, Packet::LeaderInfo { zxid, .. }) => self.leader_info(zxid, out),
+            (Phase::AwaitSyncMode, p @ (Packet::Diff { .. } | Packet::Trunc { .. }))
+                if self.asked_for_snap =>
+            {
+                Err(format!(
+                    "asked the leader for the whole tree (ACKEPOCH at zxid 0), got {}",
+                    p.name()
+                ))
+            }
             (Phase::AwaitSyncMode, Packet::Diff { .. }) => {
                 self.mode = Some(Mode::Diff);
                 self.phase = Phase::Syncing;
@@ -385,8 +407,17 @@ impl Learner {
     }
 
     fn send_ack_epoch(&mut self, current: i32, out: &mut Vec<LearnerCommand>) {
+        // A learner that cannot take this leader's TRUNC asks for SNAP: an
+        // empty learner's zxid (every leader with a history sends it SNAP:
+        // quorum.md §3.4, as `LearnerHandler.syncFollower` does).
+        self.asked_for_snap = self.snap_from_epoch == Some(self.new_epoch);
+        let zxid = if self.asked_for_snap {
+            Zxid::ZERO
+        } else {
+            self.appended
+        };
         out.push(LearnerCommand::Send(Packet::AckEpoch {
-            zxid: self.appended,
+            zxid,
             current_epoch: current,
         }));
         self.phase = Phase::AwaitSyncMode;

@@ -66,6 +66,7 @@ impl Node {
                 last_zxid: last,
                 accepted_epoch: accepted,
                 current_epoch: current,
+                snap_from_epoch: None,
             },
         );
         let durable = log.len();
@@ -618,6 +619,71 @@ fn a_follower_with_an_extra_txn_is_truncated() {
     assert!(c.nodes[0].serving);
     assert_eq!(c.nodes[0].log.last().map(|t| t.0), Some(z(1, 5)));
     assert!(!c.nodes[0].applied.contains(&z(1, 6)));
+}
+
+#[test]
+fn a_learner_that_cannot_truncate_asks_that_leader_for_a_snapshot() {
+    // Regression (zk-sim seeds 649474, 659394, 1153792): the snapshot of a
+    // SNAP whose epoch never established held txns the next leader lacks;
+    // its TRUNC went below that snapshot, which the learner cannot rebuild
+    // the TRUNC point from, and it stopped for good. To the leader of the
+    // epoch whose TRUNC failed it now reports an empty learner's zxid 0 and
+    // gets SNAP; any other leader still hears its real last zxid.
+    let learner = |snap_from_epoch| {
+        Learner::new(
+            fcfg(1),
+            LearnerStart {
+                last_zxid: z(1, 6),
+                accepted_epoch: 1,
+                current_epoch: 1,
+                snap_from_epoch,
+            },
+        )
+    };
+    let ack_epoch_zxid = |l: &mut Learner| {
+        let mut out = Vec::new();
+        l.step(LearnerEvent::Connected, &mut out);
+        l.step(
+            LearnerEvent::Packet(Packet::LeaderInfo {
+                zxid: z(2, 0),
+                protocol: 0x10000,
+            }),
+            &mut out,
+        );
+        l.step(LearnerEvent::AcceptedEpochDurable(2), &mut out);
+        out.iter()
+            .find_map(|c| match c {
+                LearnerCommand::Send(Packet::AckEpoch { zxid, .. }) => Some(*zxid),
+                _ => None,
+            })
+            .expect("ACKEPOCH")
+    };
+    assert_eq!(ack_epoch_zxid(&mut learner(None)), z(1, 6));
+    assert_eq!(ack_epoch_zxid(&mut learner(Some(7))), z(1, 6));
+    let mut asked = learner(Some(2));
+    assert_eq!(ack_epoch_zxid(&mut asked), Zxid::ZERO);
+    // Only SNAP will do: a DIFF would be applied to a tree it does not have.
+    let mut out = Vec::new();
+    asked.step(
+        LearnerEvent::Packet(Packet::Diff { zxid: z(1, 5) }),
+        &mut out,
+    );
+    assert!(
+        matches!(out.last(), Some(LearnerCommand::GoLooking(why)) if why.contains("whole tree")),
+        "{out:?}"
+    );
+    // A leader with history answers zxid 0 with SNAP, then the learner syncs.
+    let mut node = Node::new(fcfg(1), history(1, 6), 1, 1);
+    node.l = learner(Some(2));
+    let mut c = Cluster::new(
+        lcfg(&[1, 2, 3]),
+        start(z(1, 5), history(1, 5), (1, 1)),
+        vec![node, Node::new(fcfg(2), history(1, 5), 1, 1)],
+    );
+    c.connect_all();
+    c.pump();
+    assert_eq!(c.snapshots_sent, vec![0]);
+    assert!(c.nodes[0].serving && c.nodes[0].looking.is_none());
 }
 
 #[test]

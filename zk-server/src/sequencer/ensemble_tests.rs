@@ -417,10 +417,7 @@ impl Cluster {
         let n = self.node_mut(sid);
         n.seq = None;
         n.disk = image;
-        if let Some(conn) = self.conn_of.remove(&sid) {
-            self.conns.remove(&conn);
-            self.send(self.leader, CoreMsg::Quorum(QuorumIn::LearnerClosed(conn)));
-        }
+        self.close_learner(sid);
         if sid == self.leader {
             // Its learners see their connection close.
             for (_, learner) in self.conns.drain() {
@@ -430,6 +427,15 @@ impl Cluster {
                     n.inbox.send(CoreMsg::Quorum(QuorumIn::LeaderClosed));
                 }
             }
+        }
+    }
+
+    /// Learner `sid`'s connection to the leader closes (as its quorum side
+    /// closes it when its role ends).
+    fn close_learner(&mut self, sid: u64) {
+        if let Some(conn) = self.conn_of.remove(&sid) {
+            self.conns.remove(&conn);
+            self.send(self.leader, CoreMsg::Quorum(QuorumIn::LearnerClosed(conn)));
         }
     }
 
@@ -787,12 +793,13 @@ fn a_follower_with_an_extra_uncommitted_txn_is_truncated() {
 }
 
 #[test]
-fn a_trunc_below_the_newest_snapshot_stops_the_learner_with_the_remedy() {
-    // Regression (zk-sim seeds 649474, 659394): a learner whose newest
-    // snapshot holds txns a later leader truncates (there: the SNAP of a
-    // leader that failed during the sync) cannot rebuild the TRUNC point
-    // from its disk; it must stop rather than serve those txns (what
-    // Apache's learner does), and say how to recover.
+fn a_trunc_below_the_newest_snapshot_gets_the_learner_a_snap() {
+    // Regression (zk-sim seeds 649474, 659394, 1153792): a learner whose
+    // newest snapshot holds txns a later leader truncates (there: the SNAP
+    // of a leader that failed during the sync) cannot rebuild the TRUNC
+    // point from its disk; it stopped for good (Apache's learner serves
+    // those txns). It now leaves its files alone, asks that leader for SNAP
+    // and takes the leader's state, durably: the old snapshot goes.
     let mut c = established(500);
     let (session, _) = c.connect(1);
     let last = write_n(&mut c, session, 1, 2);
@@ -805,19 +812,69 @@ fn a_trunc_below_the_newest_snapshot_stops_the_learner_with_the_remedy() {
     let snaps = SnapshotStore::open(&dir).unwrap();
     crate::storage::take_snapshot(&c.node(3).shared.tree, &snaps, extra).unwrap();
     c.follow(3);
-    c.run_until("server 3 stopped", |c| {
-        c.node(3).seq.as_ref().is_some_and(|s| s.failed)
+    c.run_until("server 3 goes LOOKING", |c| {
+        c.node(3)
+            .events
+            .iter()
+            .any(|e| matches!(e, QuorumOut::RoleEnded { reason, .. } if reason.contains("SNAP")))
     });
-    let why = c.node(3).shared.control.failure().unwrap();
+    assert!(!c.node(3).seq.as_ref().unwrap().failed);
+    // Its files are as they were until the SNAP replaces them.
+    let keys = |snaps: &SnapshotStore| {
+        snaps
+            .list()
+            .unwrap()
+            .iter()
+            .map(|s| s.key)
+            .collect::<Vec<_>>()
+    };
+    assert!(keys(&snaps).contains(&extra.as_u64()));
+    c.close_learner(3);
+    c.follow(3);
+    c.run_until("converged", Cluster::converged);
     assert!(
-        why.contains(&format!("newest snapshot is at 0x{:x}", extra.as_u64()))
-            && why.contains("move its data directories aside"),
-        "{why}"
+        c.syncs.contains(&(3, "SNAP", Zxid::from(last))),
+        "{:?}",
+        c.syncs
     );
-    assert!(!c.node(3).shared.control.serving());
-    // The others go on.
+    assert!(!c.has(3, "/ghost"));
+    assert!(
+        keys(&snaps).iter().all(|k| *k <= last as u64),
+        "{:?}",
+        keys(&snaps)
+    );
     let (z, _) = c.write(1, session, 10, create("/after"));
-    c.run_until("2 has it", |c| c.zxid(2) == z);
+    c.run_until("3 has it", |c| c.zxid(3) == z);
+    // A restart loads the leader's state, not the truncated snapshot.
+    c.crash(3, 6);
+    c.reboot(3);
+    assert!(!c.has(3, "/ghost"));
+    c.follow(3);
+    c.run_until("converged again", Cluster::converged);
+    assert!(c.has(3, "/after") && !c.has(3, "/ghost"));
+}
+
+#[test]
+fn a_trunc_of_everything_below_a_snapshot_empties_the_learner() {
+    // Regression (zk-sim seed 649474): as above, but the leader has no txn
+    // at all: its TRUNC to 0 is below the learner's only snapshot, and the
+    // state at 0 is the empty tree.
+    let mut c = established(500);
+    c.crash(3, 5);
+    let ghost = Zxid::new(1, 1);
+    let (disk, dir) = (c.node(3).disk.clone(), c.dir_of(3));
+    inject_txn(&disk, &dir, ghost, "/ghost");
+    c.reboot(3);
+    let snaps = SnapshotStore::open(&dir).unwrap();
+    crate::storage::take_snapshot(&c.node(3).shared.tree, &snaps, ghost).unwrap();
+    c.follow(3);
+    c.run_until("converged", Cluster::converged);
+    assert!(c.syncs.contains(&(3, "TRUNC", Zxid::ZERO)), "{:?}", c.syncs);
+    assert!(!c.has(3, "/ghost"));
+    assert!(snaps.list().unwrap().iter().all(|s| s.key < ghost.as_u64()));
+    c.crash(3, 6);
+    c.reboot(3);
+    assert!(!c.has(3, "/ghost"));
 }
 
 /// Epoch 1 with all three, then a power cut of all; epoch 2 led by 2 with 1

@@ -158,6 +158,9 @@ pub(crate) struct Sequencer {
     /// The SNAP body a learner loaded, being written as the snapshot at its
     /// zxid until `persist_snapshot` publishes it (`role.rs`).
     snap_body: Option<crate::storage::SnapBodySave>,
+    /// The epoch of a leader whose TRUNC went below our newest snapshot: we
+    /// ask it for SNAP (`zk_zab::LearnerStart::snap_from_epoch`; `role.rs`).
+    snap_from_epoch: Option<u32>,
     /// Loops sent a message since the last [`Sequencer::wake_loops`] (bit =
     /// loop index), woken once per batch of messages handled.
     loops_to_wake: std::cell::Cell<u64>,
@@ -223,6 +226,7 @@ impl Sequencer {
             ensemble: shared.config.is_ensemble(),
             outbox: None,
             snap_body: None,
+            snap_from_epoch: None,
             loops_to_wake: std::cell::Cell::new(0),
             replied: Vec::new(),
             forwarded: hashbrown::HashMap::new(),

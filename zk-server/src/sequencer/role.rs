@@ -311,6 +311,7 @@ impl Sequencer {
             last_zxid: last,
             accepted_epoch: accepted,
             current_epoch: current,
+            snap_from_epoch: self.snap_from_epoch,
         };
         self.role = Some(Role::Learning(Box::new(Learning {
             core: Learner::new(cfg, start),
@@ -845,28 +846,73 @@ impl Sequencer {
     /// TRUNC: drop the log after `z`, rebuild the tree from snapshot + log.
     /// A failure is fatal (Apache exits).
     fn truncate(&mut self, z: Zxid) {
+        let newest = match self.storage.snaps.list() {
+            Ok(list) => list.last().map_or(0, |s| s.key),
+            Err(e) => return self.fatal(&format!("cannot list the snapshots for TRUNC: {e}")),
+        };
+        if newest > z.as_u64() && z != Zxid::ZERO {
+            return self.cannot_truncate(z, newest);
+        }
         info!("TRUNC: truncating the log after 0x{z:x}");
         if let Err(e) = self.storage.log.truncate_after(z.as_u64()) {
             return self.fatal(&format!("cannot truncate the log after 0x{z:x}: {e}"));
         }
         self.new_log_generation();
         crate::failpoint::hit("learner-inside-trunc");
+        if newest > 0 && z == Zxid::ZERO {
+            // The state at 0 is the empty tree: no snapshot holds anything
+            // committed (the log went first; a crash in between leaves the
+            // snapshot alone, a state this server had).
+            info!("TRUNC to 0: removing every snapshot");
+            if let Err(e) = self.remove_snapshots_above(z) {
+                return self.fatal(&format!("cannot remove the snapshots for TRUNC to 0: {e}"));
+            }
+        }
         match self.rebuild_tree() {
             Ok(at) if at <= z => {}
-            // The snapshot of a SNAP whose epoch never established (its
-            // leader failed during the sync) can hold that leader's
-            // uncommitted txns, which a later leader truncates: the state
-            // at the TRUNC point is on no file of ours (Apache's learner
-            // loads the snapshot and serves those txns). Stopping keeps the
-            // replicas equal; the operator's remedy is a fresh sync.
             Ok(at) => self.fatal(&format!(
-                "TRUNC to 0x{z:x}, but the newest snapshot is at 0x{at:x} (such as the \
-                 snapshot of a leader's SNAP in a sync that did not complete): the state at \
-                 0x{z:x} is not on this server's disk; move its data directories aside and \
-                 restart it to sync the whole tree from the leader"
+                "TRUNC to 0x{z:x}, but the rebuilt tree is at 0x{at:x}"
             )),
             Err(why) => self.fatal(&format!("cannot rebuild the tree after TRUNC: {why}")),
         }
+    }
+
+    /// A TRUNC below the newest snapshot, such as the snapshot of a leader's
+    /// SNAP in a sync whose epoch never established: it can hold that
+    /// leader's uncommitted txns, which a later leader truncates, and the
+    /// state at the TRUNC point is on no file of ours (Apache's learner loads
+    /// the snapshot and serves those txns). We leave the files as they are,
+    /// go LOOKING, and ask the leader of this epoch for SNAP (an empty
+    /// learner's zxid in ACKEPOCH); its snapshot then replaces ours.
+    fn cannot_truncate(&mut self, z: Zxid, newest: u64) {
+        let Some(Role::Learning(l)) = &self.role else {
+            return;
+        };
+        let epoch = l.core.epoch();
+        warn!(
+            "TRUNC to 0x{z:x} is below the newest snapshot 0x{newest:x} (the SNAP of a sync \
+             that did not complete?): the state at 0x{z:x} is not on this server's disk; \
+             asking the leader of epoch {epoch} for a snapshot instead"
+        );
+        self.snap_from_epoch = Some(epoch);
+        self.end_role(format!(
+            "TRUNC to 0x{z:x} below the snapshot 0x{newest:x}: syncing again by SNAP"
+        ));
+    }
+
+    /// Removes the snapshots above `z` (they hold a history the leader's
+    /// differs from) and makes that durable.
+    fn remove_snapshots_above(&self, z: Zxid) -> Result<(), zk_txnlog::Error> {
+        let snaps = &self.storage.snaps;
+        let mut removed = false;
+        for s in snaps.list()?.into_iter().filter(|s| s.key > z.as_u64()) {
+            snaps.remove(s.key)?;
+            removed = true;
+        }
+        if removed {
+            snaps.sync()?;
+        }
+        Ok(())
     }
 
     /// The tree = the newest snapshot + the log; returns its zxid.
@@ -917,6 +963,14 @@ impl Sequencer {
     /// leader's history skipped, which this server must never offer as DIFF
     /// material if it leads later (the leader's window is read from the log).
     fn persist_snapshot(&mut self, z: Zxid) -> bool {
+        // First the records above `z`: with the snapshot published and the
+        // log not yet dropped, a restart would replay them onto it (a SNAP
+        // after the leader's "cannot tell" choice can be below our last
+        // zxid).
+        if let Err(e) = self.storage.log.truncate_after(z.as_u64()) {
+            self.fatal(&format!("cannot truncate the log for SNAP 0x{z:x}: {e}"));
+            return false;
+        }
         // The SNAP body as it came is the snapshot at its zxid (exact there;
         // what was applied since is in the log after it).
         let saved = match self.snap_body.take() {
@@ -938,6 +992,16 @@ impl Sequencer {
         }
         self.storage.log.raise_floor(z.as_u64());
         self.new_log_generation();
+        // A newer snapshot (the one a TRUNC could not go below) would be
+        // loaded first after a restart: it goes after the log (a crash in
+        // between leaves it alone, a state this server had).
+        if let Err(e) = self.remove_snapshots_above(z) {
+            self.fatal(&format!(
+                "cannot remove the snapshots above SNAP 0x{z:x}: {e}"
+            ));
+            return false;
+        }
+        self.snap_from_epoch = None;
         true
     }
 
