@@ -145,6 +145,8 @@ struct Cluster {
     snaps: HashMap<Conn, (Zxid, Vec<Bytes>)>,
     /// The op types of the REQUESTs learners sent.
     requests: Vec<i32>,
+    /// The connection of this learner closes instead of carrying NEWLEADER.
+    cut_before_newleader: Option<u64>,
 }
 
 impl Cluster {
@@ -170,6 +172,7 @@ impl Cluster {
             syncs: Vec::new(),
             snaps: HashMap::new(),
             requests: Vec::new(),
+            cut_before_newleader: None,
         }
     }
 
@@ -266,6 +269,14 @@ impl Cluster {
             QuorumOut::ToLearner(conn, Packet::Snap { zxid }) => {
                 // Its body follows in pieces.
                 self.snaps.insert(conn, (zxid, Vec::new()));
+            }
+            QuorumOut::ToLearner(conn, Packet::NewLeader { .. })
+                if self.cut_before_newleader.is_some()
+                    && self.cut_before_newleader == self.conns.get(&conn).copied() =>
+            {
+                let sid = self.cut_before_newleader.take().expect("checked");
+                self.close_learner(sid);
+                self.send(sid, CoreMsg::Quorum(QuorumIn::LeaderClosed));
             }
             QuorumOut::ToLearner(conn, p) => {
                 if let Some(&sid) = self.conns.get(&conn) {
@@ -713,6 +724,48 @@ fn a_follower_far_behind_catches_up_by_snap_and_restarts_from_it() {
     c.restart_follower(3);
     c.run_until("server 3 back", |c| c.converged() && c.serving(3));
     assert_eq!(c.node(3).shared.tree.digest(), digest);
+}
+
+#[test]
+fn a_snap_cut_before_newleader_leaves_the_tree_of_the_disk() {
+    // Regression: a learner whose sync ended between the SNAP and NEWLEADER
+    // kept the leader's tree in memory while its disk still held its own
+    // (the SNAP is made durable only at NEWLEADER); the role's end reported
+    // the SNAP's zxid to the election and the next role replayed its old
+    // log onto that tree. Apache reloads its database between roles (and
+    // zk-sim's reference runtime does): the tree comes from the disk again.
+    let mut c = Cluster::new(2);
+    c.diff_from_log = false;
+    let mut c = establish(c);
+    let (session, _) = c.connect(1);
+    let kept = write_n(&mut c, session, 1, 1);
+    c.run_until("converged", Cluster::converged);
+    c.crash(3, 2);
+    let last = write_n(&mut c, session, 2, 5);
+    c.cut_before_newleader = Some(3);
+    c.restart_follower(3);
+    c.run_until("server 3's sync cut", |c| {
+        c.node(3)
+            .events
+            .iter()
+            .any(|e| matches!(e, QuorumOut::RoleEnded { .. }))
+    });
+    assert!(
+        c.syncs.iter().any(|s| s.0 == 3 && s.1 == "SNAP"),
+        "{:?}",
+        c.syncs
+    );
+    let ended = c.node(3).events.iter().find_map(|e| match e {
+        QuorumOut::RoleEnded { last_zxid, .. } => Some(*last_zxid),
+        _ => None,
+    });
+    assert_eq!(ended, Some(kept), "the vote carries what the disk holds");
+    assert_eq!(c.zxid(3), kept);
+    assert!(!c.has(3, "/n6"));
+    c.follow(3);
+    c.run_until("server 3 caught up", |c| {
+        c.converged() && c.serving(3) && c.zxid(3) == last
+    });
 }
 
 /// Appends a create of `path` as txn `zxid` to a stopped server's log.

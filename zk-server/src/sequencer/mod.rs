@@ -161,6 +161,9 @@ pub(crate) struct Sequencer {
     /// The epoch of a leader whose TRUNC went below our newest snapshot: we
     /// ask it for SNAP (`zk_zab::LearnerStart::snap_from_epoch`; `role.rs`).
     snap_from_epoch: Option<u32>,
+    /// The tree is a SNAP's, not yet durable (until `persist_snapshot`): a
+    /// role that ends first reloads the tree from the disk (`role.rs`).
+    snap_unpersisted: bool,
     /// Loops sent a message since the last [`Sequencer::wake_loops`] (bit =
     /// loop index), woken once per batch of messages handled.
     loops_to_wake: std::cell::Cell<u64>,
@@ -227,6 +230,7 @@ impl Sequencer {
             outbox: None,
             snap_body: None,
             snap_from_epoch: None,
+            snap_unpersisted: false,
             loops_to_wake: std::cell::Cell::new(0),
             replied: Vec::new(),
             forwarded: hashbrown::HashMap::new(),

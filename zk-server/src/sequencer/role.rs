@@ -426,6 +426,19 @@ impl Sequencer {
         warn!("leaving the role, going LOOKING: {reason}");
         self.drop_revalidations();
         self.role = None;
+        if self.snap_unpersisted {
+            // A sync cut between SNAP and NEWLEADER: the tree is the
+            // leader's, the disk still ours. The election's vote and the
+            // next role go by the disk (Apache reloads its database).
+            self.snap_unpersisted = false;
+            if let Some(save) = self.snap_body.take() {
+                save.abandon();
+            }
+            info!("the SNAP was not made durable: reloading the tree from the disk");
+            if let Err(why) = self.rebuild_tree() {
+                return self.fatal(&format!("cannot reload the tree after a cut SNAP: {why}"));
+            }
+        }
         self.shared
             .sessions
             .lock()
@@ -1002,6 +1015,7 @@ impl Sequencer {
             return false;
         }
         self.snap_from_epoch = None;
+        self.snap_unpersisted = false;
         true
     }
 
@@ -1053,6 +1067,7 @@ impl Sequencer {
             snap.sessions.len()
         );
         self.shared.tree.replace_data(snap.tree);
+        self.snap_unpersisted = true;
         self.sessions_from_tree();
         self.refresh_config_node();
         self.shared.control.set_last_zxid(zxid.as_i64());
