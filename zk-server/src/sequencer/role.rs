@@ -239,6 +239,8 @@ impl Sequencer {
         .map_err(|e| e.to_string())?;
         self.sessions_from_tree();
         self.refresh_config_node();
+        #[cfg(debug_assertions)]
+        self.check_tree_is_the_disks()?;
         let last = Zxid::from(self.shared.tree.last_processed_zxid());
         self.shared.control.set_last_zxid(last.as_i64());
         self.new_log_generation();
@@ -924,6 +926,41 @@ impl Sequencer {
         }
         if removed {
             snaps.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Debug builds (the servers every test runs): a role starts with the
+    /// tree its disk holds (zk-zab's DESIGN.md, "A role starts on a quiet
+    /// disk"; zk-sim's reference runtime reloads it), checked by loading the
+    /// disk again, for trees small enough to make that cheap.
+    #[cfg(debug_assertions)]
+    fn check_tree_is_the_disks(&mut self) -> Result<(), String> {
+        const CHECKED_UP_TO: usize = 20_000;
+        if self.shared.tree.node_count() > CHECKED_UP_TO {
+            return Ok(());
+        }
+        let (disk, rec) = load_tree(
+            &self.storage.log,
+            &self.storage.snaps,
+            self.shared.tree.config().clone(),
+            &self.shared.config.data_log_dir,
+        )
+        .map_err(|e| e.to_string())?;
+        // `/zookeeper/config` (rewritten after each load) is not in the digest.
+        let ours = (
+            self.shared.tree.last_processed_zxid(),
+            self.shared.tree.node_count(),
+            self.shared.tree.digest(),
+        );
+        let theirs = (rec.last_zxid.as_i64(), disk.node_count(), disk.digest());
+        if ours != theirs {
+            let why = format!(
+                "internal check: the tree (zxid, nodes, digest) {ours:x?} is not the disk's \
+                 {theirs:x?} at the start of a role"
+            );
+            self.fatal(&why);
+            return Err(why);
         }
         Ok(())
     }
