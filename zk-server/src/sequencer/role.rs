@@ -940,13 +940,7 @@ impl Sequencer {
         if self.shared.tree.node_count() > CHECKED_UP_TO {
             return Ok(());
         }
-        let (disk, rec) = load_tree(
-            &self.storage.log,
-            &self.storage.snaps,
-            self.shared.tree.config().clone(),
-            &self.shared.config.data_log_dir,
-        )
-        .map_err(|e| e.to_string())?;
+        let (disk, rec) = self.load_disk()?;
         // `/zookeeper/config` (rewritten after each load) is not in the digest.
         let ours = (
             self.shared.tree.last_processed_zxid(),
@@ -965,15 +959,20 @@ impl Sequencer {
         Ok(())
     }
 
-    /// The tree = the newest snapshot + the log; returns its zxid.
-    fn rebuild_tree(&mut self) -> Result<Zxid, String> {
-        let (tree, rec) = load_tree(
+    /// The tree the disk holds: the newest snapshot + the log.
+    fn load_disk(&self) -> Result<(Tree, crate::storage::Recovered), String> {
+        load_tree(
             &self.storage.log,
             &self.storage.snaps,
             self.shared.tree.config().clone(),
             &self.shared.config.data_log_dir,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+    }
+
+    /// The tree = the newest snapshot + the log; returns its zxid.
+    fn rebuild_tree(&mut self) -> Result<Zxid, String> {
+        let (tree, rec) = self.load_disk()?;
         self.shared.tree.replace_data(tree);
         self.sessions_from_tree();
         self.refresh_config_node();
