@@ -182,8 +182,6 @@ pub struct Learner {
     silent: u64,
     /// [`LearnerStart::snap_from_epoch`].
     snap_from_epoch: Option<u32>,
-    /// ACKEPOCH reported zxid 0 to ask for the whole tree: only SNAP will do.
-    asked_for_snap: bool,
 }
 
 impl Learner {
@@ -207,7 +205,6 @@ impl Learner {
             syncs: VecDeque::new(),
             silent: 0,
             snap_from_epoch: start.snap_from_epoch,
-            asked_for_snap: false,
         };
         l.validate();
         l
@@ -330,7 +327,7 @@ impl Learner {
         match (self.phase, p) {
             (Phase::Discovery, Packet::LeaderInfo { zxid, .. }) => self.leader_info(zxid, out),
             (Phase::AwaitSyncMode, p @ (Packet::Diff { .. } | Packet::Trunc { .. }))
-                if self.asked_for_snap =>
+                if self.asks_for_snap() =>
             {
                 Err(format!(
                     "asked the leader for the whole tree (ACKEPOCH at zxid 0), got {}",
@@ -406,12 +403,17 @@ impl Learner {
         Ok(())
     }
 
+    /// This leader's TRUNC could not be carried out: only SNAP will do
+    /// (from LEADERINFO on, which sets `new_epoch`).
+    fn asks_for_snap(&self) -> bool {
+        self.snap_from_epoch == Some(self.new_epoch)
+    }
+
     fn send_ack_epoch(&mut self, current: i32, out: &mut Vec<LearnerCommand>) {
         // A learner that cannot take this leader's TRUNC asks for SNAP: an
         // empty learner's zxid (every leader with a history sends it SNAP:
         // quorum.md §3.4, as `LearnerHandler.syncFollower` does).
-        self.asked_for_snap = self.snap_from_epoch == Some(self.new_epoch);
-        let zxid = if self.asked_for_snap {
+        let zxid = if self.asks_for_snap() {
             Zxid::ZERO
         } else {
             self.appended

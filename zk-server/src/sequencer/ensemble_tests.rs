@@ -845,6 +845,18 @@ fn a_follower_with_an_extra_uncommitted_txn_is_truncated() {
     assert!(c.has(3, "/after"));
 }
 
+/// Server 3 crashes, comes back with `/ghost` created by txn `zxid` (which
+/// no other server has) and a snapshot at it: its snapshot store.
+fn ghost_snapshot(c: &mut Cluster, zxid: Zxid) -> SnapshotStore {
+    c.crash(3, 5);
+    let (disk, dir) = (c.node(3).disk.clone(), c.dir_of(3));
+    inject_txn(&disk, &dir, zxid, "/ghost");
+    c.reboot(3);
+    let snaps = SnapshotStore::open(&dir).unwrap();
+    crate::storage::take_snapshot(&c.node(3).shared.tree, &snaps, zxid).unwrap();
+    snaps
+}
+
 #[test]
 fn a_trunc_below_the_newest_snapshot_gets_the_learner_a_snap() {
     // Regression (zk-sim seeds 649474, 659394, 1153792): a learner whose
@@ -857,13 +869,8 @@ fn a_trunc_below_the_newest_snapshot_gets_the_learner_a_snap() {
     let (session, _) = c.connect(1);
     let last = write_n(&mut c, session, 1, 2);
     c.run_until("converged", Cluster::converged);
-    c.crash(3, 5);
     let extra = Zxid::from(last + 1);
-    let (disk, dir) = (c.node(3).disk.clone(), c.dir_of(3));
-    inject_txn(&disk, &dir, extra, "/ghost");
-    c.reboot(3);
-    let snaps = SnapshotStore::open(&dir).unwrap();
-    crate::storage::take_snapshot(&c.node(3).shared.tree, &snaps, extra).unwrap();
+    let snaps = ghost_snapshot(&mut c, extra);
     c.follow(3);
     c.run_until("server 3 goes LOOKING", |c| {
         c.node(3)
@@ -913,13 +920,8 @@ fn a_trunc_of_everything_below_a_snapshot_empties_the_learner() {
     // at all: its TRUNC to 0 is below the learner's only snapshot, and the
     // state at 0 is the empty tree.
     let mut c = established(500);
-    c.crash(3, 5);
     let ghost = Zxid::new(1, 1);
-    let (disk, dir) = (c.node(3).disk.clone(), c.dir_of(3));
-    inject_txn(&disk, &dir, ghost, "/ghost");
-    c.reboot(3);
-    let snaps = SnapshotStore::open(&dir).unwrap();
-    crate::storage::take_snapshot(&c.node(3).shared.tree, &snaps, ghost).unwrap();
+    let snaps = ghost_snapshot(&mut c, ghost);
     c.follow(3);
     c.run_until("converged", Cluster::converged);
     assert!(c.syncs.contains(&(3, "TRUNC", Zxid::ZERO)), "{:?}", c.syncs);

@@ -865,7 +865,8 @@ impl Sequencer {
             Ok(list) => list.last().map_or(0, |s| s.key),
             Err(e) => return self.fatal(&format!("cannot list the snapshots for TRUNC: {e}")),
         };
-        if newest > z.as_u64() && z != Zxid::ZERO {
+        let below_snapshot = newest > z.as_u64();
+        if below_snapshot && z != Zxid::ZERO {
             return self.cannot_truncate(z, newest);
         }
         info!("TRUNC: truncating the log after 0x{z:x}");
@@ -874,8 +875,8 @@ impl Sequencer {
         }
         self.new_log_generation();
         crate::failpoint::hit("learner-inside-trunc");
-        if newest > 0 && z == Zxid::ZERO {
-            // The state at 0 is the empty tree: no snapshot holds anything
+        if below_snapshot {
+            // Only a TRUNC to 0 gets here. The state at 0 is the empty tree: no snapshot holds anything
             // committed (the log went first; a crash in between leaves the
             // snapshot alone, a state this server had).
             info!("TRUNC to 0: removing every snapshot");
