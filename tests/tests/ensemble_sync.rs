@@ -338,6 +338,44 @@ fn an_uncommitted_txn_is_dropped_by_snap_after_new_epoch_writes() {
     assert_converged(&m, &[0, 1, 2]);
 }
 
+/// The same SNAP cut by a crash after its snapshot is published and before
+/// the old log is dropped (the `learner-inside-snap-persist` failpoint):
+/// the old leader's log still holds its uncommitted txns, ending below the
+/// new snapshot. Restarted, it drops that log (across the gap its records
+/// are no DIFF material), rejoins, and the uncommitted txns are nowhere.
+#[test]
+fn a_crash_between_a_snaps_snapshot_and_the_old_logs_drop_recovers() {
+    let mut m = trunc_ensemble();
+    let (old, new) = leader_with_uncommitted_txns(&mut m);
+    let mut c = connect(&m[new]);
+    let new_epoch = create_many(&mut c, "/new-epoch", 50, b"n");
+    let _ = c.close();
+    m[old].start_env(&[("ZK_FAILPOINTS", "learner-inside-snap-persist")]);
+    let code = m[old].wait_exit();
+    assert_eq!(
+        code,
+        Some(86),
+        "not stopped inside SNAP:\n{}",
+        m[old].tail(30)
+    );
+    assert!(m[old].output().contains("loaded the leader's SNAP"));
+    let dir = m[old].dir().to_path_buf();
+    assert!(UNCOMMITTED.iter().all(|p| on_disk(&dir, p.as_bytes())));
+    m[old].start();
+    assert_eq!(serving(&m, &[0, 1, 2]), new);
+    assert!(
+        m[old]
+            .output()
+            .contains("its records are not this snapshot's history; dropping them"),
+        "{}",
+        m[old].tail(30)
+    );
+    for x in &m {
+        assert_has(x, &new_epoch, b"n");
+    }
+    writes_go_on_without_the_uncommitted(&m, new);
+}
+
 /// ZK-5094 / ZK-4882 (ensemble-testing.md §4 #11): a TRUNC interrupted by
 /// a crash must not leave the server ahead of its log. The old leader dies
 /// inside TRUNC (the log truncated, the tree not yet rebuilt: the

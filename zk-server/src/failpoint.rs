@@ -16,6 +16,7 @@
 //! | `learner-before-current-epoch` | a learner's synced txns are durable; currentEpoch not yet written |
 //! | `learner-before-newleader-ack` | currentEpoch written; the ACK of NEWLEADER not yet sent |
 //! | `learner-inside-trunc` | TRUNC: the log truncated; the tree not yet rebuilt |
+//! | `learner-inside-snap-persist` | SNAP: its snapshot published; the old log not yet dropped |
 //! | `leader-before-current-epoch` | a leader's epoch-ack quorum formed; its currentEpoch not yet written |
 //!
 //! Switches (the process goes on, behaving wrongly on purpose, to show that

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tracing::info;
+use tracing::{info, warn};
 use zk_jute::{TxnBody, Zxid};
 use zk_tree::{Tree, TreeConfig};
 use zk_txnlog::{Backend, Log, Options, SnapshotStore};
@@ -215,8 +215,11 @@ fn replay_onto(
         bytes,
         took,
     } = loaded;
-    let (replay_from, _) = zk_txnlog::replay_point(log, key)
+    let (replay_from, ahead) = zk_txnlog::replay_point(log, key)
         .map_err(rec_err("cannot find a snapshot and the log after it"))?;
+    if ahead && let (Some(snap), Some(last)) = (key, log.last_key()) {
+        drop_disconnected_log(log, snap, last)?;
+    }
     let snap_desc = key.map_or("no snapshot".to_string(), |k| format!("snapshot 0x{k:x}"));
     let replaying = Instant::now();
     let (replayed, replayed_bytes) = replay(log, &tree, replay_from, log_dir)?;
@@ -247,6 +250,25 @@ fn replay_onto(
             replayed_txns: replayed,
         },
     ))
+}
+
+/// The log ends at `last`, below the snapshot `snap` it is recovered with:
+/// a gap separates its records from the state (a learner that persisted a
+/// leader's SNAP and died before dropping its old log; zk-zab's DESIGN.md,
+/// "PersistSnapshot"). They are never replayed, but a leader reads its DIFF
+/// material from the log, and across the gap a record of an old epoch can
+/// look like the predecessor of the next epoch's first txn: the records go
+/// (durably) before anything is appended after the snapshot.
+fn drop_disconnected_log(log: &Log, snap: u64, last: u64) -> Result<(), StartError> {
+    warn!(
+        "the log ends at 0x{last:x}, below the snapshot 0x{snap:x} (a SNAP's snapshot saved \
+         before the old log was dropped?): its records are not this snapshot's history; \
+         dropping them"
+    );
+    log.truncate_after(0)
+        .map_err(rec_err("cannot drop the log below the snapshot"))?;
+    log.raise_floor(snap);
+    Ok(())
 }
 
 /// Applies the log's records from key `from` on to `tree`: (records, bytes).

@@ -770,14 +770,29 @@ fn a_snap_cut_before_newleader_leaves_the_tree_of_the_disk() {
 
 /// Appends a create of `path` as txn `zxid` to a stopped server's log.
 fn inject_txn(disk: &MemDisk, dir: &Path, zxid: Zxid, path: &str) {
-    let body = TxnBody::Create(CreateTxn {
+    inject(disk, dir, zxid, 0, create_txn(path));
+}
+
+/// The txn creating the empty, open znode `path`.
+fn create_txn(path: &str) -> TxnBody {
+    TxnBody::Create(CreateTxn {
         path: path.into(),
         data: None,
         acl: zk_tree::open_acl_unsafe(),
         ephemeral: false,
         parent_c_version: 0,
-    });
-    inject(disk, dir, zxid, 0, body);
+    })
+}
+
+/// The header of txn `zxid` of session `client_id`.
+fn txn_header(zxid: Zxid, client_id: i64, body: &TxnBody) -> TxnHeader {
+    TxnHeader {
+        client_id,
+        cxid: 0,
+        zxid: zxid.as_i64(),
+        time: 0,
+        txn_type: body.txn_type().code(),
+    }
 }
 
 /// Appends txn `zxid` of session `client_id` to a stopped server's log.
@@ -787,13 +802,7 @@ fn inject(disk: &MemDisk, dir: &Path, zxid: Zxid, client_id: i64, body: TxnBody)
         Options::default().backend(Backend::Memory(disk.clone())),
     )
     .unwrap();
-    let hdr = TxnHeader {
-        client_id,
-        cxid: 0,
-        zxid: zxid.as_i64(),
-        time: 0,
-        txn_type: body.txn_type().code(),
-    };
+    let hdr = txn_header(zxid, client_id, &body);
     let mut rec = BytesMut::new();
     body.write_record(&hdr, &mut rec);
     log.append(zxid.as_u64(), &rec).unwrap().wait().unwrap();
@@ -930,6 +939,58 @@ fn a_trunc_of_everything_below_a_snapshot_empties_the_learner() {
     c.crash(3, 6);
     c.reboot(3);
     assert!(!c.has(3, "/ghost"));
+}
+
+/// Server `sid`'s disk as a crash between publishing the snapshot of a SNAP
+/// at `zxid` and dropping the old log leaves it: its log as it was, and a
+/// snapshot at `zxid` of its tree with `path` created by that txn.
+fn snap_saved_log_kept(c: &mut Cluster, sid: u64, zxid: Zxid, path: &str) {
+    c.reboot(sid);
+    let tree = &c.node(sid).shared.tree;
+    let body = create_txn(path);
+    let _ = tree.apply(&txn_header(zxid, 0, &body), &body);
+    let snaps = SnapshotStore::open(c.dir_of(sid)).unwrap();
+    crate::storage::take_snapshot(tree, &snaps, zxid).unwrap();
+    c.crash(sid, 9);
+}
+
+#[test]
+fn a_log_that_ends_below_its_snapshot_is_dropped_at_start() {
+    // Regression: a learner killed between publishing a SNAP's snapshot and
+    // dropping its old log kept records that end below the snapshot, cut
+    // from it by a gap. Leading later, it took them for its DIFF window: a
+    // learner whose last txn was among them got a DIFF of nothing and
+    // served the older tree (here without `/snapped`) in the new epoch. The
+    // start now drops such a log; the learner gets SNAP.
+    let mut c = established(500);
+    let (session, _) = c.connect(1);
+    let last = write_n(&mut c, session, 1, 3);
+    c.run_until("converged", Cluster::converged);
+    for sid in 1..=VOTERS {
+        c.crash(sid, 7);
+    }
+    let snapped = Zxid::from(last + 1);
+    snap_saved_log_kept(&mut c, 3, snapped, "/snapped");
+    c.reboot(3);
+    let log = |c: &Cluster| c.node(3).seq.as_ref().unwrap().storage.log.clone();
+    assert_eq!(log(&c).last_key(), None);
+    assert!(c.has(3, "/snapped"));
+    c.reboot(2);
+    c.start(3, &[2]);
+    c.run_until("epoch 2 with 2 and 3", Cluster::converged);
+    assert!(c.syncs.contains(&(2, "SNAP", snapped)), "{:?}", c.syncs);
+    assert!(c.has(2, "/snapped"));
+    // What it logs from now on follows the snapshot, and a restart replays
+    // it.
+    let (session, _) = c.connect(3);
+    let (z, err) = c.write(3, session, 1, create("/after"));
+    assert_eq!(err, 0);
+    c.run_until("2 has it", |c| c.zxid(2) == z);
+    assert_eq!(log(&c).last_key(), Some(Zxid::from(z).as_u64()));
+    c.crash(3, 8);
+    c.reboot(3);
+    assert!(c.has(3, "/snapped") && c.has(3, "/after"));
+    assert_eq!(c.zxid(3), z);
 }
 
 /// Epoch 1 with all three, then a power cut of all; epoch 2 led by 2 with 1

@@ -1036,6 +1036,9 @@ impl Sequencer {
             self.fatal(&format!("cannot write the snapshot of SNAP 0x{z:x}: {e}"));
             return false;
         }
+        // A crash here leaves the old records below `z`: the next start
+        // drops them (storage.rs, `drop_disconnected_log`).
+        crate::failpoint::hit("learner-inside-snap-persist");
         if let Err(e) = self.storage.log.truncate_after(0) {
             self.fatal(&format!("cannot drop the log before SNAP 0x{z:x}: {e}"));
             return false;
