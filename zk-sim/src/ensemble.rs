@@ -355,6 +355,8 @@ struct Sim {
     seed: u64,
     opts: Options,
     rng: Rng,
+    /// Draws the crashes inside a SNAP's persist.
+    persist_rng: Rng,
     now: u64,
     seq: u64,
     queue: BTreeMap<(u64, u64), Ev>,
@@ -442,6 +444,7 @@ impl Sim {
             seed,
             opts: opts.clone(),
             rng: Rng::new(seed),
+            persist_rng: Rng::new(seed ^ 0x5A4B_0000_0000_B4A5),
             now: 0,
             seq: 0,
             queue: BTreeMap::new(),
@@ -703,6 +706,16 @@ impl Sim {
         let disk = self.disks.get_mut(&s).expect("every sid has a disk");
         // A restart sees only what was durable.
         disk.log.truncate(disk.durable);
+        // zk-server's recovery: a log that ends below the snapshot (a crash
+        // between publishing a SNAP's snapshot and dropping the old log) is
+        // dropped; across the gap its records are no DIFF material.
+        if let (Some(l), Some(snap)) = (disk.log.last(), disk.snap.last())
+            && l.0 < snap.0
+        {
+            disk.log.clear();
+            disk.durable = 0;
+            disk.generation += 1;
+        }
         let tree = disk.history(true);
         if disk.accepted < disk.current {
             return Err(self.fail(format!(
@@ -896,6 +909,8 @@ impl Sim {
             return Ok(());
         }
         let history = disk.history(true);
+        // The leader's DIFF window is read from the log, as zk-server's.
+        let recent = recent_of(&disk.log, self.opts.commit_log_count);
         let (accepted, current) = (disk.accepted, disk.current);
         let last = history.last().map_or(Zxid::ZERO, |t| t.0);
         let cfg_voters: BTreeSet<u64> = (1..=self.opts.voters as u64).collect();
@@ -912,13 +927,7 @@ impl Sim {
                 accepted_epoch: accepted,
                 current_epoch: current,
                 applied: last,
-                recent: history
-                    .iter()
-                    .rev()
-                    .take(self.opts.commit_log_count)
-                    .rev()
-                    .cloned()
-                    .collect(),
+                recent,
                 tail: Vec::new(),
             };
             let cfg = LeaderConfig {
@@ -1029,13 +1038,10 @@ impl Sim {
             QMsg::Packet(Packet::Ack { .. } | Packet::Commit { .. })
         );
         if acking
-            && !self.healed
-            && self.targeted < self.opts.targeted_crashes
-            && self.rng.chance(self.opts.crash_after_ack)
+            && self.targeted_crash()
             && let Some(c) = self.conns.get(&conn)
         {
             let node = if to_leader { c.learner } else { c.leader };
-            self.targeted += 1;
             let at = self.now + self.rng.range(0, self.opts.fsync_ms.1);
             let restart_at = at + self.rng.range(100, 5000);
             self.at(at, Ev::Crash { node, restart_at });
@@ -1064,6 +1070,32 @@ impl Sim {
                 msg,
             },
         );
+    }
+
+    /// Whether a targeted crash falls here (during the fault phase, within
+    /// the run's budget); counted when it does.
+    fn targeted_crash(&mut self) -> bool {
+        let hit = !self.healed
+            && self.targeted < self.opts.targeted_crashes
+            && self.rng.chance(self.opts.crash_after_ack);
+        if hit {
+            self.targeted += 1;
+        }
+        hit
+    }
+
+    /// [`Sim::targeted_crash`] after a SNAP's snapshot is published, drawn
+    /// from a generator of its own: a run without such a crash keeps the
+    /// draws it had before the simulator knew this point (and with them the
+    /// regression seeds' scenarios).
+    fn targeted_crash_in_persist(&mut self) -> bool {
+        let hit = !self.healed
+            && self.targeted < self.opts.targeted_crashes
+            && self.persist_rng.chance(self.opts.crash_after_ack);
+        if hit {
+            self.targeted += 1;
+        }
+        hit
     }
 
     fn q_deliver(&mut self, to: Sid, conn: Conn, to_leader: bool, msg: QMsg) -> Res {
@@ -1274,9 +1306,27 @@ impl Sim {
                 )
             }
             Durable::Snapshot { zxid, tree } => {
-                // The snapshot replaces any other, a newer one too (the one a
-                // TRUNC could not go below).
+                // zk-server's order: the log's records above `zxid` go, the
+                // snapshot is published, then the rest of the old log goes
+                // and the snapshot replaces any other, a newer one too (the
+                // one a TRUNC could not go below). A targeted crash can fall
+                // after the publish: the old log stays, ending below the
+                // snapshot (the next boot must not take it for history).
+                let kept = disk.log.partition_point(|t| t.0 <= zxid);
+                disk.log.truncate(kept);
+                disk.durable = disk.durable.min(kept);
                 disk.snap = tree;
+                if self.targeted_crash_in_persist() {
+                    self.note(format!(
+                        "         server {s} crashes after the snapshot of SNAP {zxid}, before its old log goes"
+                    ));
+                    *self.syncs.entry("crash inside SNAP persist").or_default() += 1;
+                    let restart_at = self.now + self.rng.range(100, 5000);
+                    self.crash(s)?;
+                    self.at(restart_at, Ev::Start(s));
+                    return Ok(());
+                }
+                let disk = self.disks.get_mut(&s).expect("disk");
                 disk.log.clear();
                 disk.durable = 0;
                 disk.generation += 1;
@@ -1670,6 +1720,19 @@ impl Sim {
         }
         out
     }
+}
+
+/// zk-server's DIFF window at a leader's start: the log's last `n` txns,
+/// within the epoch of its last one (`recent_txns`).
+fn recent_of(log: &[(Zxid, Bytes)], n: usize) -> Vec<(Zxid, Bytes)> {
+    let Some(last) = log.last().map(|t| t.0) else {
+        return Vec::new();
+    };
+    let back = u32::try_from(n).unwrap_or(u32::MAX);
+    let from = Zxid::new(last.epoch(), last.counter().saturating_sub(back));
+    let start = log.partition_point(|t| t.0 < from);
+    let skip = (log.len() - start).saturating_sub(n);
+    log[start + skip..].to_vec()
 }
 
 fn role_name(r: &Role) -> &'static str {
