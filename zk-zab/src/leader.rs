@@ -12,6 +12,9 @@ use crate::packet::{PROTOCOL_VERSION, Packet};
 /// A learner connection, numbered by the runtime.
 pub type Conn = u64;
 
+/// The last epoch whose zxids are positive (`epoch << 32` below 2^63).
+const MAX_EPOCH: u32 = i32::MAX as u32;
+
 /// A leader's fixed facts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LeaderConfig {
@@ -751,6 +754,13 @@ impl Leader {
         match self.phase {
             Phase::Discovery => {
                 let accepted = zxid.epoch();
+                if accepted >= MAX_EPOCH {
+                    // No epoch after it keeps zxids positive (Apache's
+                    // learner rejects a negative one as below its own).
+                    return Err(format!(
+                        "the learner's acceptedEpoch {accepted:#x} leaves no epoch after it"
+                    ));
+                }
                 if accepted >= self.epoch {
                     self.epoch = accepted.saturating_add(1);
                 }

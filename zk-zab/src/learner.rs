@@ -439,6 +439,12 @@ impl Learner {
     /// counter 1.
     fn check_next(&self, zxid: Zxid) -> Result<(), String> {
         let last = self.last_received;
+        if zxid.epoch() > self.new_epoch {
+            return Err(format!(
+                "txn {zxid} of an epoch after the leader's {}",
+                self.new_epoch
+            ));
+        }
         let ok = if zxid.epoch() == last.epoch() {
             zxid.counter() == last.counter().wrapping_add(1) && zxid > last
         } else {

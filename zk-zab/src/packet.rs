@@ -190,6 +190,19 @@ impl Packet {
             reason,
         };
         let data = q.data;
+        // A zxid is epoch << 32 | counter with the epoch below 2^31: a
+        // negative one (epoch 0x80000000 and up) would sort below every
+        // real zxid. REQUEST, REVALIDATE (Apache's learner) and UPTODATE
+        // (its leader) carry -1, a PING whatever its sender echoes; the
+        // zxids of the others may not be negative.
+        if zxid < Zxid::ZERO
+            && !matches!(
+                ty,
+                t::REQUEST | t::REVALIDATE | t::PING | t::SYNC | t::UPTODATE
+            )
+        {
+            return Err(err("negative zxid"));
+        }
         Ok(match ty {
             t::REQUEST => Packet::Request {
                 data: data.ok_or(err("no payload"))?,

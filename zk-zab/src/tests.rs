@@ -949,6 +949,89 @@ fn outstanding_proposals_reach_a_syncing_learner_after_newleader() {
 }
 
 #[test]
+fn a_txn_of_an_epoch_after_the_leaders_drops_the_leader() {
+    // Found by the hostile-peer test (zk-zab/tests/hostile_peers.rs): a
+    // PROPOSAL of epoch 0xffffffff during a DIFF passed the "next txn"
+    // check (a later epoch, counter 1); its zxid, negative as an i64,
+    // sorted below everything received (debug builds: "appended beyond
+    // received"). A txn's epoch is at most the leader's.
+    let mut c = three_fresh();
+    c.connect_all();
+    c.pump();
+    c.nodes[0].step(LearnerEvent::Packet(Packet::Proposal {
+        zxid: z(5, 1),
+        txn: txn(z(5, 1)),
+    }));
+    assert!(
+        c.nodes[0]
+            .looking
+            .as_deref()
+            .is_some_and(|r| r.contains("epoch after the leader's 1")),
+        "{:?}",
+        c.nodes[0].looking
+    );
+}
+
+#[test]
+fn negative_zxids_are_refused_where_a_zxid_counts() {
+    // The same find: epochs 0x80000000 and up make negative zxids, which
+    // sort below every real one. Apache sends -1 in REQUEST, REVALIDATE
+    // and UPTODATE, where the zxid means nothing.
+    let q = |packet_type, zxid: i64| zk_jute::QuorumPacket {
+        packet_type,
+        zxid,
+        data: Some(Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 2, 0, 1, 0, 0])),
+        authinfo: vec![],
+    };
+    use zk_jute::quorum_packet as t;
+    for ty in [
+        t::PROPOSAL,
+        t::ACK,
+        t::COMMIT,
+        t::INFORM,
+        t::NEWLEADER,
+        t::FOLLOWERINFO,
+    ]
+    .into_iter()
+    .chain([
+        t::OBSERVERINFO,
+        t::DIFF,
+        t::TRUNC,
+        t::SNAP,
+        t::LEADERINFO,
+        t::ACKEPOCH,
+    ]) {
+        let e = Packet::from_wire(q(ty, z(0xffff_ffff, 1).as_i64())).unwrap_err();
+        assert_eq!(e.reason, "negative zxid", "type {ty}");
+        assert!(Packet::from_wire(q(ty, z(0x7fff_ffff, 1).as_i64())).is_ok());
+    }
+    for ty in [t::REQUEST, t::REVALIDATE, t::UPTODATE, t::PING, t::SYNC] {
+        assert!(Packet::from_wire(q(ty, -1)).is_ok(), "type {ty}");
+    }
+}
+
+#[test]
+fn a_learner_whose_accepted_epoch_leaves_no_next_one_is_refused() {
+    // An acceptedEpoch of 0x7fffffff would make the next epoch's zxids
+    // negative: that learner's connection closes, the epoch is unchanged.
+    let nodes = vec![
+        Node::new(fcfg(1), vec![], 0x7fff_ffff, 4),
+        Node::new(fcfg(2), vec![], 2, 2),
+    ];
+    let mut c = Cluster::new(lcfg(&[1, 2, 3]), start(Zxid::ZERO, vec![], (5, 5)), nodes);
+    c.connect_all();
+    c.pump();
+    assert!(
+        c.closed
+            .iter()
+            .any(|(conn, r)| *conn == 0 && r.contains("leaves no epoch after it")),
+        "{:?}",
+        c.closed
+    );
+    assert_eq!(c.established, Some(6), "the leader and server 2 go on");
+}
+
+#[test]
 fn a_hole_in_the_stream_or_a_stray_commit_drops_the_leader() {
     // ZK-4925 (holes) and ZK-4394 (commit of an unknown proposal).
     let mut c = three_fresh();
