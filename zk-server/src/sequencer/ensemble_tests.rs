@@ -1287,6 +1287,78 @@ fn a_learner_given_a_bad_packet_goes_looking_without_logging_it() {
     assert_eq!(log.last_key(), None, "nothing was logged");
 }
 
+#[test]
+fn a_leader_ignores_session_packets_that_do_not_decode() {
+    // A learner's REQUEST, PING and REVALIDATE payloads are the session
+    // layer's, which the zk-zab cores pass on undecoded (the hostile-peer
+    // test of zk-zab covers the packets themselves): payloads cut short, a
+    // body that does not decode, an unknown opcode, odd PING touches. The
+    // leader warns (or, for a body that does not decode, proposes the
+    // MARSHALLINGERROR txn a client's would get) and goes on; nothing ends
+    // its role.
+    let mut c = established(500);
+    let (session, _) = c.connect(1);
+    let conn = c.conn_of[&2];
+    let header = |ty: i32| {
+        let mut b = BytesMut::new();
+        b.extend_from_slice(&session.to_be_bytes());
+        b.extend_from_slice(&7i32.to_be_bytes());
+        b.extend_from_slice(&ty.to_be_bytes());
+        b
+    };
+    let mut garbage_create = header(1);
+    garbage_create.extend_from_slice(&[0xff, 0xff, 0xff, 0x7f, 1]);
+    let mut create_session = header(-10);
+    create_session.extend_from_slice(&[0, 1]);
+    let bad = [
+        Packet::Request {
+            data: Bytes::from_static(b"abc"),
+            authinfo: vec![],
+        },
+        Packet::Request {
+            data: garbage_create.freeze(),
+            authinfo: vec![],
+        },
+        Packet::Request {
+            data: header(999).freeze(),
+            authinfo: vec![],
+        },
+        Packet::Request {
+            data: create_session.freeze(),
+            authinfo: vec![],
+        },
+        Packet::Ping {
+            zxid: Zxid::ZERO,
+            data: Some(Bytes::from_static(&[0; 13])),
+        },
+        Packet::Revalidate {
+            data: Bytes::from_static(b"\x01\x02"),
+        },
+    ];
+    let before = c.zxid(1);
+    for p in bad {
+        c.send(1, CoreMsg::Quorum(QuorumIn::FromLearner(conn, p)));
+    }
+    let (z, err) = c.write(1, session, 1, create("/after"));
+    assert_eq!(err, 0);
+    // The create with a body that does not decode and the unknown opcode
+    // each took a MARSHALLINGERROR txn; the rest was dropped with a warning.
+    assert_eq!(z, before + 3);
+    c.run_until("/after everywhere", |c| {
+        c.converged() && (1..=VOTERS).all(|s| c.zxid(s) == z)
+    });
+    assert!(!c.node(1).seq.as_ref().unwrap().failed);
+    assert!(
+        !c.node(1)
+            .events
+            .iter()
+            .any(|e| matches!(e, QuorumOut::RoleEnded { .. })),
+        "{:?}",
+        c.node(1).events
+    );
+    assert!(c.has(2, "/after") && c.has(3, "/after"));
+}
+
 /// A client resuming its session at server `sid` on connection `conn`: the
 /// handshake's (session id, close) once answered.
 fn resume(c: &mut Cluster, sid: u64, conn: u64, session: i64, passwd: [u8; 16]) -> (i64, bool) {
