@@ -78,3 +78,23 @@ fn a_learner_survives_a_hostile_leader() {
         "the scripts never got past the sync"
     );
 }
+
+/// `ZK_HOSTILE_INPUT=<file>`: runs a fuzz input of the `peer` target (its
+/// first byte picks the side, as there); with `ZK_HOSTILE_TRACE=1` every
+/// event and command is printed.
+#[test]
+fn replay_a_fuzz_input() {
+    let Some(path) = std::env::var_os("ZK_HOSTILE_INPUT") else {
+        return;
+    };
+    let data = std::fs::read(path).expect("the input file");
+    let Some((&which, script)) = data.split_first() else {
+        return;
+    };
+    let r = if which % 2 == 0 {
+        hostile::leader_under_hostile_learners(script)
+    } else {
+        hostile::learner_under_hostile_leader(script)
+    };
+    eprintln!("{r:?}");
+}
