@@ -14,7 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use zk_integration::ensemble::{
-    DIGEST_MISMATCH, Member, assert_has, connect, ensemble, serving, sync, wait_until,
+    DIGEST_MISMATCH, Member, QUORUM_PORT, assert_converged, assert_has, connect, ensemble, serving,
+    sync, wait_until,
 };
 use zk_integration::{Client, ConnectOptions, four_letter};
 
@@ -471,4 +472,98 @@ fn three_servers_take_over_an_apache_data_directory() {
         c.exists("/app/eph", false).expect("exists").is_none(),
         "the ephemeral outlived its session"
     );
+}
+
+/// Untrusted bytes on the leader's quorum port: a packet of an unknown
+/// type, a data length past jute.maxbuffer, an authinfo count out of range,
+/// a FOLLOWERINFO whose LearnerInfo is shorter than 8 bytes, one whose zxid
+/// is negative (an epoch of 2^31 or more), and one from a server id not in
+/// the configuration. Each closes that connection only, with a log line
+/// naming the peer and the reason; the leader keeps its followers and
+/// serves writes throughout.
+#[test]
+fn hostile_learners_on_the_quorum_port() {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use zk_jute::quorum_packet as t;
+
+    let mut m = ensemble(3);
+    for x in m.iter_mut() {
+        x.start();
+    }
+    let leader = serving(&m, &[0, 1, 2]);
+    let addr = SocketAddr::from((m[leader].ip, QUORUM_PORT));
+    // type, zxid, data (length-prefixed; -1: none), authinfo count.
+    let packet = |ty: i32, zxid: i64, data: Option<&[u8]>, auth: i32| {
+        let mut b = ty.to_be_bytes().to_vec();
+        b.extend_from_slice(&zxid.to_be_bytes());
+        match data {
+            Some(d) => {
+                b.extend_from_slice(&(d.len() as i32).to_be_bytes());
+                b.extend_from_slice(d);
+            }
+            None => b.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+        b.extend_from_slice(&auth.to_be_bytes());
+        b
+    };
+    let info = |sid: i64| {
+        let mut b = sid.to_be_bytes().to_vec();
+        b.extend_from_slice(&0x10000i32.to_be_bytes());
+        b.extend_from_slice(&0i64.to_be_bytes());
+        b
+    };
+    let mut too_long = t::PROPOSAL.to_be_bytes().to_vec();
+    too_long.extend_from_slice(&(1i64 << 32 | 1).to_be_bytes());
+    too_long.extend_from_slice(&0x7fff_0000i32.to_be_bytes());
+    let hostile: Vec<Vec<u8>> = vec![
+        packet(99, 0, None, -1),
+        too_long,
+        packet(t::FOLLOWERINFO, 1 << 32, Some(&info(2)), 1_000_000),
+        packet(t::FOLLOWERINFO, 1 << 32, Some(&[0, 0, 0, 2]), -1),
+        packet(t::FOLLOWERINFO, i64::MIN | 1 << 32, Some(&info(2)), -1),
+        packet(t::FOLLOWERINFO, 1 << 32, Some(&info(99)), -1),
+    ];
+    let mut c = connect(&m[leader]);
+    for (i, bytes) in hostile.iter().enumerate() {
+        let mut s = TcpStream::connect(addr).expect("connect to the quorum port");
+        s.write_all(bytes).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 4096];
+        let closed = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+                Err(_) => break false,
+            }
+        };
+        assert!(
+            closed,
+            "hostile learner {i} was not closed:\n{}",
+            m[leader].tail(20)
+        );
+        c.create(&format!("/after-{i}"), b"", 0)
+            .unwrap()
+            .expect("a write between two hostile learners");
+    }
+    let _ = c.close();
+    assert_eq!(serving(&m, &[0, 1, 2]), leader, "the leader stays");
+    let out = m[leader].output();
+    for why in [
+        "quorum packet type 99: unknown packet type",
+        "packet data length 2147418112 is not in -1..=",
+        "authinfo count 1000000 is not in -1..=64",
+        "quorum packet type 11: LearnerInfo shorter than 8 bytes",
+        "quorum packet type 11: negative zxid",
+        "FOLLOWERINFO from server 99, which is not in the configuration",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.contains("quorum port: closing connection from 127.") && l.contains(why)),
+            "no line closing a connection for {why:?}:\n{}",
+            m[leader].tail(30)
+        );
+    }
+    assert_converged(&m, &[0, 1, 2]);
 }
