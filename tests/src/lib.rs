@@ -68,6 +68,25 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut cond: impl FnMut() -> Opti
     }
 }
 
+/// Reads (and drops) what the peer sends on `s` until it closes the
+/// connection (true), or until a read waits `timeout` with it still open
+/// (false).
+pub fn closed_by_peer(s: &mut std::net::TcpStream, timeout: Duration) -> bool {
+    use std::io::Read;
+    if s.set_read_timeout(Some(timeout)).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
 /// Whether our server should be tested: `zk-server` exists in the workspace.
 pub fn ours_exists() -> bool {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

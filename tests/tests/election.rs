@@ -550,7 +550,7 @@ fn mixed_with_two_apache_servers() {
 /// naming the peer; the election then runs as if nothing happened.
 #[test]
 fn hostile_peers_on_the_election_port() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::net::TcpStream;
 
     let mut m = ensemble(&[Flavor::Ours; 3]);
@@ -589,17 +589,8 @@ fn hostile_peers_on_the_election_port() {
     std::thread::sleep(Duration::from_millis(200));
     fake.write_all(&0i32.to_be_bytes()).unwrap();
     for s in hostile.iter_mut().chain(std::iter::once(&mut fake)) {
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut buf = [0u8; 4096];
         // Drain what the server sends (its notifications to "sid 3") until it closes.
-        let closed = loop {
-            match s.read(&mut buf) {
-                Ok(0) => break true,
-                Ok(_) => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
-                Err(_) => break false,
-            }
-        };
+        let closed = zk_integration::closed_by_peer(s, Duration::from_secs(5));
         assert!(closed, "server 1 kept a hostile connection open");
     }
     // 40 connections that never speak: 32 may wait, the rest are closed now,

@@ -483,8 +483,9 @@ fn three_servers_take_over_an_apache_data_directory() {
 /// serves writes throughout.
 #[test]
 fn hostile_learners_on_the_quorum_port() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::net::{SocketAddr, TcpStream};
+    use zk_integration::closed_by_peer;
     use zk_jute::quorum_packet as t;
 
     let mut m = ensemble(3);
@@ -528,16 +529,7 @@ fn hostile_learners_on_the_quorum_port() {
     for (i, bytes) in hostile.iter().enumerate() {
         let mut s = TcpStream::connect(addr).expect("connect to the quorum port");
         s.write_all(bytes).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut buf = [0u8; 4096];
-        let closed = loop {
-            match s.read(&mut buf) {
-                Ok(0) => break true,
-                Ok(_) => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
-                Err(_) => break false,
-            }
-        };
+        let closed = closed_by_peer(&mut s, Duration::from_secs(10));
         assert!(
             closed,
             "hostile learner {i} was not closed:\n{}",

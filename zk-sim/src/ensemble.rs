@@ -1038,7 +1038,7 @@ impl Sim {
             QMsg::Packet(Packet::Ack { .. } | Packet::Commit { .. })
         );
         if acking
-            && self.targeted_crash()
+            && self.targeted_crash(false)
             && let Some(c) = self.conns.get(&conn)
         {
             let node = if to_leader { c.learner } else { c.leader };
@@ -1073,25 +1073,18 @@ impl Sim {
     }
 
     /// Whether a targeted crash falls here (during the fault phase, within
-    /// the run's budget); counted when it does.
-    fn targeted_crash(&mut self) -> bool {
-        let hit = !self.healed
-            && self.targeted < self.opts.targeted_crashes
-            && self.rng.chance(self.opts.crash_after_ack);
-        if hit {
-            self.targeted += 1;
-        }
-        hit
-    }
-
-    /// [`Sim::targeted_crash`] after a SNAP's snapshot is published, drawn
-    /// from a generator of its own: a run without such a crash keeps the
-    /// draws it had before the simulator knew this point (and with them the
-    /// regression seeds' scenarios).
-    fn targeted_crash_in_persist(&mut self) -> bool {
-        let hit = !self.healed
-            && self.targeted < self.opts.targeted_crashes
-            && self.persist_rng.chance(self.opts.crash_after_ack);
+    /// the run's budget); counted when it does. One after a SNAP's snapshot
+    /// is published (`in_persist`) is drawn from a generator of its own: a
+    /// run without such a crash keeps the draws it had before the simulator
+    /// knew this point (and with them the regression seeds' scenarios).
+    fn targeted_crash(&mut self, in_persist: bool) -> bool {
+        let chance = self.opts.crash_after_ack;
+        let rng = if in_persist {
+            &mut self.persist_rng
+        } else {
+            &mut self.rng
+        };
+        let hit = !self.healed && self.targeted < self.opts.targeted_crashes && rng.chance(chance);
         if hit {
             self.targeted += 1;
         }
@@ -1316,7 +1309,7 @@ impl Sim {
                 disk.log.truncate(kept);
                 disk.durable = disk.durable.min(kept);
                 disk.snap = tree;
-                if self.targeted_crash_in_persist() {
+                if self.targeted_crash(true) {
                     self.note(format!(
                         "         server {s} crashes after the snapshot of SNAP {zxid}, before its old log goes"
                     ));

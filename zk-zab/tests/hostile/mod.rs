@@ -240,22 +240,42 @@ fn hostility(input: &mut Input<'_>) -> u8 {
 /// Leader 1 of voters {1, 2, 3}; its learners (connections 0-3) answer as
 /// honest followers would, with the input's slips and lies among them.
 pub fn leader_under_hostile_learners(data: &[u8]) -> Reached {
-    let mut side = LeaderSide::new(data);
-    while !side.input.done() && !side.r.ended && side.r.steps < 2000 {
-        side.r.steps += 1;
+    drive(LeaderSide::new(data))
+}
+
+/// A core under test with its runtime and its peers.
+trait Side {
+    type Event: std::fmt::Debug;
+    /// How far the script got (and whether the role ended).
+    fn reached(&mut self) -> &mut Reached;
+    /// The script is used up.
+    fn done(&self) -> bool;
+    /// Carries out the core's commands; the peers queue their answers.
+    fn run_commands(&mut self);
+    /// The next event the input picks (`None`: it did something else, or
+    /// nothing).
+    fn next_event(&mut self) -> Option<Self::Event>;
+    /// Feeds `event` to the core (if any), then checks its invariants.
+    fn step(&mut self, event: Option<Self::Event>);
+}
+
+/// Runs a side until its script ends, its role ends, or 2000 steps.
+fn drive<S: Side>(mut side: S) -> Reached {
+    while !side.done() && !side.reached().ended && side.reached().steps < 2000 {
+        side.reached().steps += 1;
         side.run_commands();
-        if side.r.ended {
+        if side.reached().ended {
             break;
         }
-        if let Some(event) = side.next_event() {
-            if tracing() {
-                eprintln!("{event:?}");
-            }
-            side.core.step(event, &mut side.out);
+        let event = side.next_event();
+        if tracing()
+            && let Some(e) = &event
+        {
+            eprintln!("{e:?}");
         }
-        side.core.validate();
+        side.step(event);
     }
-    side.r
+    *side.reached()
 }
 
 /// A leader core and the runtime and learners around it.
@@ -316,7 +336,44 @@ impl<'a> LeaderSide<'a> {
         }
     }
 
-    /// Carries out the core's commands; the learners queue their answers.
+    /// What an honest follower answers to `p`.
+    fn honest_reply(&mut self, p: Packet) -> Option<Packet> {
+        match p {
+            Packet::LeaderInfo { .. } => Some(Packet::AckEpoch {
+                zxid: [
+                    Zxid::new(1, 5),
+                    Zxid::new(1, 3),
+                    Zxid::new(1, 7),
+                    Zxid::ZERO,
+                ][usize::from(self.input.u8()) % 4],
+                current_epoch: 1,
+            }),
+            Packet::NewLeader { zxid, .. } | Packet::Proposal { zxid, .. } => {
+                Some(Packet::Ack { zxid })
+            }
+            Packet::UpToDate => Some(Packet::Ack {
+                zxid: Zxid::new(self.core.proposed().epoch(), 0),
+            }),
+            Packet::Ping { zxid, .. } => Some(Packet::Ping {
+                zxid,
+                data: Some(Bytes::new()),
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl Side for LeaderSide<'_> {
+    type Event = LeaderEvent;
+
+    fn reached(&mut self) -> &mut Reached {
+        &mut self.r
+    }
+
+    fn done(&self) -> bool {
+        self.input.done()
+    }
+
     fn run_commands(&mut self) {
         for c in std::mem::take(&mut self.out) {
             if tracing() {
@@ -358,34 +415,6 @@ impl<'a> LeaderSide<'a> {
         }
     }
 
-    /// What an honest follower answers to `p`.
-    fn honest_reply(&mut self, p: Packet) -> Option<Packet> {
-        match p {
-            Packet::LeaderInfo { .. } => Some(Packet::AckEpoch {
-                zxid: [
-                    Zxid::new(1, 5),
-                    Zxid::new(1, 3),
-                    Zxid::new(1, 7),
-                    Zxid::ZERO,
-                ][usize::from(self.input.u8()) % 4],
-                current_epoch: 1,
-            }),
-            Packet::NewLeader { zxid, .. } | Packet::Proposal { zxid, .. } => {
-                Some(Packet::Ack { zxid })
-            }
-            Packet::UpToDate => Some(Packet::Ack {
-                zxid: Zxid::new(self.core.proposed().epoch(), 0),
-            }),
-            Packet::Ping { zxid, .. } => Some(Packet::Ping {
-                zxid,
-                data: Some(Bytes::new()),
-            }),
-            _ => None,
-        }
-    }
-
-    /// The next event the input picks (`None`: it did something else, or
-    /// nothing).
     fn next_event(&mut self) -> Option<LeaderEvent> {
         let input = &mut self.input;
         let conn = Conn::from(input.u8() % 4);
@@ -432,28 +461,20 @@ impl<'a> LeaderSide<'a> {
             _ => None,
         }
     }
+
+    fn step(&mut self, event: Option<LeaderEvent>) {
+        if let Some(e) = event {
+            self.core.step(e, &mut self.out);
+        }
+        self.core.validate();
+    }
 }
 
 /// Learner 2 (a follower, or an observer) of an honest leader of epoch 2
 /// (syncing it by DIFF, TRUNC or SNAP as the input says), with the input's
 /// slips and lies among its packets.
 pub fn learner_under_hostile_leader(data: &[u8]) -> Reached {
-    let mut side = LearnerSide::new(data);
-    while !side.input.done() && !side.r.ended && side.r.steps < 2000 {
-        side.r.steps += 1;
-        side.run_commands();
-        if side.r.ended {
-            break;
-        }
-        if let Some(event) = side.next_event() {
-            if tracing() {
-                eprintln!("{event:?}");
-            }
-            side.core.step(event, &mut side.out);
-        }
-        side.core.validate();
-    }
-    side.r
+    drive(LearnerSide::new(data))
 }
 
 /// A learner core, its runtime and its leader.
@@ -511,39 +532,6 @@ impl<'a> LearnerSide<'a> {
         }
     }
 
-    /// Carries out the core's commands; the leader queues its answers.
-    fn run_commands(&mut self) {
-        for c in std::mem::take(&mut self.out) {
-            if tracing() {
-                eprintln!("  -> {c:?}");
-            }
-            match c {
-                LearnerCommand::Send(p) => self.leader_answers(p),
-                LearnerCommand::Append { zxid, .. } => {
-                    self.log.append(zxid);
-                    self.pending.push(LearnerEvent::LogDurable(zxid));
-                }
-                LearnerCommand::Apply { zxid, .. } => {
-                    self.log.apply(zxid);
-                    self.r.applied += 1;
-                }
-                LearnerCommand::StartServing { .. } => self.r.serving = true,
-                LearnerCommand::PersistAcceptedEpoch(e) => {
-                    self.pending.push(LearnerEvent::AcceptedEpochDurable(e))
-                }
-                LearnerCommand::PersistCurrentEpoch(e) => {
-                    self.pending.push(LearnerEvent::CurrentEpochDurable(e))
-                }
-                LearnerCommand::Truncate(z) => self.log.reset(z),
-                LearnerCommand::PersistSnapshot(z) => {
-                    self.pending.push(LearnerEvent::SnapshotDurable(z))
-                }
-                LearnerCommand::GoLooking(_) => self.r.ended = true,
-                _ => {}
-            }
-        }
-    }
-
     /// What an honest leader of epoch 2 sends after the learner's `p`.
     fn leader_answers(&mut self, p: Packet) {
         match p {
@@ -586,9 +574,51 @@ impl<'a> LearnerSide<'a> {
             _ => {}
         }
     }
+}
 
-    /// The next event the input picks (`None`: it did something else, or
-    /// nothing).
+impl Side for LearnerSide<'_> {
+    type Event = LearnerEvent;
+
+    fn reached(&mut self) -> &mut Reached {
+        &mut self.r
+    }
+
+    fn done(&self) -> bool {
+        self.input.done()
+    }
+
+    fn run_commands(&mut self) {
+        for c in std::mem::take(&mut self.out) {
+            if tracing() {
+                eprintln!("  -> {c:?}");
+            }
+            match c {
+                LearnerCommand::Send(p) => self.leader_answers(p),
+                LearnerCommand::Append { zxid, .. } => {
+                    self.log.append(zxid);
+                    self.pending.push(LearnerEvent::LogDurable(zxid));
+                }
+                LearnerCommand::Apply { zxid, .. } => {
+                    self.log.apply(zxid);
+                    self.r.applied += 1;
+                }
+                LearnerCommand::StartServing { .. } => self.r.serving = true,
+                LearnerCommand::PersistAcceptedEpoch(e) => {
+                    self.pending.push(LearnerEvent::AcceptedEpochDurable(e))
+                }
+                LearnerCommand::PersistCurrentEpoch(e) => {
+                    self.pending.push(LearnerEvent::CurrentEpochDurable(e))
+                }
+                LearnerCommand::Truncate(z) => self.log.reset(z),
+                LearnerCommand::PersistSnapshot(z) => {
+                    self.pending.push(LearnerEvent::SnapshotDurable(z))
+                }
+                LearnerCommand::GoLooking(_) => self.r.ended = true,
+                _ => {}
+            }
+        }
+    }
+
     fn next_event(&mut self) -> Option<LearnerEvent> {
         match self.input.u8() % 16 {
             0..=8 => {
@@ -627,6 +657,13 @@ impl<'a> LearnerSide<'a> {
             }
             _ => None,
         }
+    }
+
+    fn step(&mut self, event: Option<LearnerEvent>) {
+        if let Some(e) = event {
+            self.core.step(e, &mut self.out);
+        }
+        self.core.validate();
     }
 }
 
