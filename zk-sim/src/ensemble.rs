@@ -98,6 +98,12 @@ pub struct Options {
     pub crash_after_ack: f64,
     /// The most targeted crashes per run.
     pub targeted_crashes: usize,
+    /// Servers take snapshots of their own tree now and then (as zk-server
+    /// does every snapCount txns) and sometimes purge the log below them,
+    /// so that DIFF windows and log reads meet logs that do not reach back.
+    /// Drawn from a generator of its own: off, a run keeps the draws it had
+    /// before the simulator knew them.
+    pub own_snapshots: bool,
 }
 
 impl Options {
@@ -126,6 +132,7 @@ impl Options {
             commit_log_count: 500,
             crash_after_ack: 0.0,
             targeted_crashes: 0,
+            own_snapshots: false,
         }
     }
 
@@ -157,6 +164,8 @@ impl Options {
             commit_log_count: [3, 500][r.below(2)],
             crash_after_ack: [0.0, 0.02, 0.2][r.below(3)],
             targeted_crashes: r.below(4),
+            // Without drawing (the seeds' other draws stay).
+            own_snapshots: !seed.is_multiple_of(3),
         }
     }
 }
@@ -223,6 +232,10 @@ enum Durable {
     Current(u32),
     Snapshot {
         zxid: Zxid,
+        tree: Vec<(Zxid, Bytes)>,
+    },
+    /// A snapshot of the server's own tree (not a SNAP's).
+    OwnSnapshot {
         tree: Vec<(Zxid, Bytes)>,
     },
 }
@@ -357,6 +370,8 @@ struct Sim {
     rng: Rng,
     /// Draws the crashes inside a SNAP's persist.
     persist_rng: Rng,
+    /// Draws the servers' own snapshots and purges.
+    snap_rng: Rng,
     now: u64,
     seq: u64,
     queue: BTreeMap<(u64, u64), Ev>,
@@ -445,6 +460,7 @@ impl Sim {
             opts: opts.clone(),
             rng: Rng::new(seed),
             persist_rng: Rng::new(seed ^ 0x5A4B_0000_0000_B4A5),
+            snap_rng: Rng::new(seed ^ 0x0053_4E41_5053_0000),
             now: 0,
             seq: 0,
             queue: BTreeMap::new(),
@@ -1298,6 +1314,29 @@ impl Sim {
                     LearnerEvent::CurrentEpochDurable(e),
                 )
             }
+            Durable::OwnSnapshot { tree } => {
+                // Published if newer than the snapshot on disk (zk-server
+                // loads the newest); sometimes the log below it is purged
+                // (zk-server keeps more, whole segments: this is the most a
+                // purge can take). Only on a quiet log, whose positions the
+                // pending fsyncs of a new generation cannot confuse.
+                let at = tree.last().map_or(Zxid::ZERO, |t| t.0);
+                let on_disk = disk.snap.last().map_or(Zxid::ZERO, |t| t.0);
+                if at <= on_disk {
+                    return Ok(());
+                }
+                disk.snap = tree;
+                if self.snap_rng.chance(0.5) && disk.durable == disk.log.len() {
+                    let below = disk.log.partition_point(|t| t.0 <= at);
+                    if below > 0 {
+                        disk.log.drain(..below);
+                        disk.durable = disk.log.len();
+                        disk.generation += 1;
+                        *self.syncs.entry("log purged below a snapshot").or_default() += 1;
+                    }
+                }
+                return Ok(());
+            }
             Durable::Snapshot { zxid, tree } => {
                 // zk-server's order: the log's records above `zxid` go, the
                 // snapshot is published, then the rest of the old log goes
@@ -1376,6 +1415,21 @@ impl Sim {
         }
         if let Some(n) = self.node_mut(s) {
             n.tree.push((zxid, txn));
+        }
+        if self.opts.own_snapshots && self.snap_rng.chance(0.05) {
+            let tree = self.node(s).map(|n| n.tree.clone()).unwrap_or_default();
+            let inc = self.node(s).map_or(0, |n| n.inc);
+            let d = self
+                .snap_rng
+                .range(self.opts.fsync_ms.0, self.opts.fsync_ms.1 * 3);
+            self.at(
+                self.now + d,
+                Ev::Fsync {
+                    node: s,
+                    inc,
+                    what: Durable::OwnSnapshot { tree },
+                },
+            );
         }
         // Ephemerals follow sessions: on this server, every ephemeral is
         // created by a session still open, and goes when it closes.
@@ -1764,6 +1818,10 @@ fn short(ev: &Ev) -> String {
             Durable::Accepted(e) => format!("fsync {node} acceptedEpoch {e}"),
             Durable::Current(e) => format!("fsync {node} currentEpoch {e}"),
             Durable::Snapshot { zxid, .. } => format!("fsync {node} snapshot {zxid}"),
+            Durable::OwnSnapshot { tree } => format!(
+                "fsync {node} own snapshot {}",
+                tree.last().map_or(Zxid::ZERO, |t| t.0)
+            ),
         },
         other => format!("{other:?}"),
     }

@@ -74,6 +74,15 @@ fn replay() {
     }
 }
 
+/// A regression seed's options as they were when it was found, before the
+/// servers took snapshots of their own in the simulator.
+fn as_found(seed: u64) -> Options {
+    Options {
+        own_snapshots: false,
+        ..Options::swarm(seed)
+    }
+}
+
 #[test]
 fn a_trunc_may_remove_a_txn_committed_after_the_leader_chose_it() {
     // Seed 42086 (found past CI's seeds): a follower came back holding the
@@ -83,7 +92,7 @@ fn a_trunc_may_remove_a_txn_committed_after_the_leader_chose_it() {
     // truncation a lost committed txn, though the learner logs it again
     // from the proposals after NEWLEADER (as Apache's leader and learners
     // do) and two servers held it durably.
-    let r = run(42086, &Options::swarm(42086)).unwrap();
+    let r = run(42086, &as_found(42086)).unwrap();
     assert_eq!(r.syncs.get("TRUNC of a txn committed since"), Some(&1));
 }
 
@@ -95,17 +104,17 @@ fn a_trunc_below_a_learners_snapshot_gets_it_a_snap() {
     // could not rebuild the TRUNC point and the check stopped the run (as
     // zk-server stopped the server). It now asks that leader for SNAP, or
     // (TRUNC to 0: a leader with no txn) empties itself.
-    let r = run(659394, &Options::swarm(659394)).unwrap();
+    let r = run(659394, &as_found(659394)).unwrap();
     assert_eq!(
         r.syncs.get("TRUNC below the snapshot: SNAP asked"),
         Some(&1)
     );
-    let r = run(1153792, &Options::swarm(1153792)).unwrap();
+    let r = run(1153792, &as_found(1153792)).unwrap();
     assert_eq!(
         r.syncs.get("TRUNC below the snapshot: SNAP asked"),
         Some(&1)
     );
-    let r = run(649474, &Options::swarm(649474)).unwrap();
+    let r = run(649474, &as_found(649474)).unwrap();
     assert_eq!(r.syncs.get("TRUNC to 0 below the snapshot"), Some(&1));
 }
 
@@ -117,7 +126,7 @@ fn a_crash_inside_a_snaps_persist_leaves_no_diff_material() {
     // learner whose last txn was in it got a DIFF across the gap and lacked
     // 0x200000001 for good. Recovery now drops a log that ends below its
     // snapshot.
-    let r = run(50689, &Options::swarm(50689)).unwrap();
+    let r = run(50689, &as_found(50689)).unwrap();
     assert!(
         r.syncs
             .get("crash inside SNAP persist")
