@@ -258,7 +258,8 @@ fn replay_onto(
 /// "PersistSnapshot"). They are never replayed, but a leader reads its DIFF
 /// material from the log, and across the gap a record of an old epoch can
 /// look like the predecessor of the next epoch's first txn: the records go
-/// (durably) before anything is appended after the snapshot.
+/// (durably) before anything is appended after the snapshot (above it:
+/// `replay_point` raised the log's floor to the snapshot).
 fn drop_disconnected_log(log: &Log, snap: u64, last: u64) -> Result<(), StartError> {
     warn!(
         "the log ends at 0x{last:x}, below the snapshot 0x{snap:x} (a SNAP's snapshot saved \
@@ -266,9 +267,7 @@ fn drop_disconnected_log(log: &Log, snap: u64, last: u64) -> Result<(), StartErr
          dropping them"
     );
     log.truncate_after(0)
-        .map_err(rec_err("cannot drop the log below the snapshot"))?;
-    log.raise_floor(snap);
-    Ok(())
+        .map_err(rec_err("cannot drop the log below the snapshot"))
 }
 
 /// Applies the log's records from key `from` on to `tree`: (records, bytes).

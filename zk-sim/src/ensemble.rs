@@ -314,6 +314,15 @@ struct Disk {
 }
 
 impl Disk {
+    /// Drops the log's first `n` records (all of them: `log.len()`) as one
+    /// new log generation, whose pending fsyncs cannot be confused with the
+    /// positions that moved.
+    fn drop_log_head(&mut self, n: usize) {
+        self.log.drain(..n);
+        self.durable = self.durable.saturating_sub(n);
+        self.generation += 1;
+    }
+
     /// Snapshot + log: what a restart loads.
     fn history(&self, durable_only: bool) -> Vec<(Zxid, Bytes)> {
         let snap_end = self.snap.last().map_or(Zxid::ZERO, |t| t.0);
@@ -728,9 +737,7 @@ impl Sim {
         if let (Some(l), Some(snap)) = (disk.log.last(), disk.snap.last())
             && l.0 < snap.0
         {
-            disk.log.clear();
-            disk.durable = 0;
-            disk.generation += 1;
+            disk.drop_log_head(disk.log.len());
         }
         let tree = disk.history(true);
         if disk.accepted < disk.current {
@@ -1329,9 +1336,7 @@ impl Sim {
                 if self.snap_rng.chance(0.5) && disk.durable == disk.log.len() {
                     let below = disk.log.partition_point(|t| t.0 <= at);
                     if below > 0 {
-                        disk.log.drain(..below);
-                        disk.durable = disk.log.len();
-                        disk.generation += 1;
+                        disk.drop_log_head(below);
                         *self.syncs.entry("log purged below a snapshot").or_default() += 1;
                     }
                 }
@@ -1359,9 +1364,7 @@ impl Sim {
                     return Ok(());
                 }
                 let disk = self.disks.get_mut(&s).expect("disk");
-                disk.log.clear();
-                disk.durable = 0;
-                disk.generation += 1;
+                disk.drop_log_head(disk.log.len());
                 if let Some(Some(n)) = self.nodes.get_mut(&s) {
                     n.snap_from = None;
                 }

@@ -193,8 +193,8 @@ impl Packet {
         // A zxid is epoch << 32 | counter with the epoch below 2^31: a
         // negative one (epoch 0x80000000 and up) would sort below every
         // real zxid. REQUEST, REVALIDATE (Apache's learner) and UPTODATE
-        // (its leader) carry -1, a PING whatever its sender echoes; the
-        // zxids of the others may not be negative.
+        // (its leader) carry -1, a PING whatever its sender echoes, a SYNC
+        // 0 that nobody reads; the zxids of the others may not be negative.
         if zxid < Zxid::ZERO
             && !matches!(
                 ty,
