@@ -559,3 +559,59 @@ fn hostile_learners_on_the_quorum_port() {
     }
     assert_converged(&m, &[0, 1, 2]);
 }
+
+/// Regression: a client's check outside a multi became a CheckVersionTxn,
+/// which our followers (like Apache's, whose deserializeTxn refuses the type)
+/// cannot decode: each dropped the leader, and the re-elected leader, holding
+/// the txn, sent it again. ZooKeeper 3.8.0 logs the same txn and then cannot
+/// restart on its own log (ZOOKEEPER-2623); 3.8.5 and 3.9.3 answer
+/// UNIMPLEMENTED and close the connection, as ours now does at every member.
+/// A check inside a multi is still a txn and still works.
+#[test]
+fn a_check_outside_a_multi_leaves_the_ensemble_serving() {
+    use zk_jute::{CheckVersionRequest, MultiOp, Request};
+    let mut m = ensemble(3);
+    for x in m.iter_mut() {
+        x.start();
+    }
+    let leader = serving(&m, &[0, 1, 2]);
+    let check = |version| CheckVersionRequest {
+        path: "/".into(),
+        version,
+    };
+    for at in [leader, (leader + 1) % 3] {
+        let mut c = connect(&m[at]);
+        let r = c
+            .call(&Request::Check(check(-1)))
+            .expect("the check is answered");
+        assert_eq!(r.err, -6, "server {}: UNIMPLEMENTED", m[at].sid);
+        assert!(
+            c.call(&Request::Exists(zk_jute::ExistsRequest {
+                path: "/".into(),
+                watch: false,
+            }))
+            .is_err(),
+            "server {}: the connection closes after UNIMPLEMENTED",
+            m[at].sid
+        );
+    }
+    let mut c = connect(&m[(leader + 2) % 3]);
+    c.create("/after", b"1", 0)
+        .unwrap()
+        .expect("a write after the checks");
+    let r = c
+        .call(&Request::Multi(vec![MultiOp::Check(check(-1))]))
+        .expect("a multi's check");
+    assert_eq!(r.err, 0, "a check inside a multi");
+    assert_eq!(
+        m[leader].mode().as_deref(),
+        Some("leader"),
+        "no new election"
+    );
+    // Every member's log reads back: the leader restarts on it.
+    m[leader].kill9();
+    m[leader].start();
+    let now = serving(&m, &[0, 1, 2]);
+    assert_has(&m[now], &["/after".to_string()], b"1");
+    assert_converged(&m, &[0, 1, 2]);
+}

@@ -53,7 +53,6 @@ fn is_txn_op(op: OpCode) -> bool {
             | OpCode::DeleteContainer
             | OpCode::SetData
             | OpCode::SetAcl
-            | OpCode::Check
             | OpCode::Multi
     )
 }
@@ -764,8 +763,11 @@ impl EventLoop {
         let op = match OpCode::try_from(header.op_type) {
             // Apache's Request.isValid: notification (0) and error (-1) are not
             // requests; createSession sent as a request fails to decode in
-            // PrepRequestProcessor after its txn header is set.
-            Ok(OpCode::Notification | OpCode::Error) | Err(_) => {
+            // PrepRequestProcessor after its txn header is set. A check
+            // outside a multi is not one either since ZooKeeper 3.8.5 and
+            // 3.9.3 (ZOOKEEPER-2623: 3.8.0 logs a txn for it that neither its
+            // followers nor its own restart can read).
+            Ok(OpCode::Notification | OpCode::Error | OpCode::Check) | Err(_) => {
                 debug!(
                     "Received packet at server of unknown type {} from /{}",
                     header.op_type, c.peer

@@ -303,7 +303,10 @@ impl Prep<'_, '_> {
         }
         let ttl_owner_value = if mode.is_ttl() {
             Some(ttl_owner(ttl).ok_or(ErrorCode::BadArguments)?)
-        } else if ttl >= 0 {
+        } else if ttl >= 0 || kind == CreateKind::Ttl {
+            // A createTTL of another mode (ttl < 0) would make a CreateTTLTxn
+            // of no valid TTL: ZooKeeper 3.8 accepts it and its apply throws,
+            // which stops the server.
             return Err(ErrorCode::BadArguments);
         } else {
             None
@@ -330,14 +333,16 @@ impl Prep<'_, '_> {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
         let new_cv = parent.stat.cversion.wrapping_add(1);
-        let owner = if mode.is_container() {
-            CONTAINER_EPHEMERAL_OWNER
-        } else if let Some(o) = ttl_owner_value {
-            o
-        } else if mode.is_ephemeral() {
-            self.ctx.session_id
-        } else {
-            0
+        // The node the txn makes: its type decides, as the apply does, not
+        // the flags (ZooKeeper's prep takes the owner from the flags, so a
+        // createContainer with the ephemeral flag or a create with the
+        // container flag made a digest and a pending record that the apply
+        // then contradicted).
+        let owner = match (kind, ttl_owner_value) {
+            (CreateKind::Container, _) => CONTAINER_EPHEMERAL_OWNER,
+            (_, Some(o)) => o,
+            _ if mode.is_ephemeral() => self.ctx.session_id,
+            _ => 0,
         };
         let z = self.ctx.zxid;
         let mut parent = parent;
@@ -480,12 +485,19 @@ impl Prep<'_, '_> {
     fn close_session(&mut self) -> Result<TxnBody, ErrorCode> {
         let session = self.ctx.session_id;
         let mut es: BTreeSet<String> = self.tree.get_ephemerals(session, "/").into_iter().collect();
+        // Only a session id that is an ephemeral owner owns nodes: the
+        // pending records of persistent nodes (owner 0), containers and TTL
+        // nodes are no session's, whatever id a closeSession names
+        // (ZooKeeper's prep matches the owner alone: a closeSession of
+        // session 0 listed every persistent node being changed).
+        let owns =
+            EphemeralType::of(session, OwnerTypes::of(&self.tree.config)) == EphemeralType::Normal;
         for e in &self.p.order {
             match e.owner {
                 None => {
                     es.remove(&*e.path);
                 }
-                Some(o) if o == session => {
+                Some(o) if o == session && owns => {
                     es.insert(e.path.to_string());
                 }
                 Some(_) => {}
@@ -563,7 +575,13 @@ pub fn prepare(
         Request::DeleteContainer(path) => p.delete_container(path),
         Request::SetData(r) => p.set_data(&r.path, &r.data, r.version),
         Request::SetAcl(r) => p.set_acl(&r.path, &r.acl, r.version),
-        Request::Check(r) => p.check(&r.path, r.version),
+        // A check outside a multi has no txn: ZooKeeper 3.8.0 logged a
+        // CheckVersionTxn for it that no server can read back (its followers'
+        // deserializeTxn refuses the type, and so does its own restart:
+        // ZOOKEEPER-2623); later releases refuse the request. It reaches
+        // here only from a learner (the client port refuses it), and takes
+        // an error txn any learner reads.
+        Request::Check(_) => Err(ErrorCode::Unimplemented),
         Request::Reconfig(_) => Err(if tree.config.reconfig_enabled {
             ErrorCode::Unimplemented
         } else {

@@ -221,13 +221,30 @@ fn versions_and_not_empty() {
     assert!(is_error(&h.req(0, setacl(1)), ErrorCode::BadVersion));
     assert_eq!(h.req(0, setacl(0)).stat.unwrap().aversion, 1);
     let check = |v| {
-        Request::Check(CheckVersionRequest {
+        Request::Multi(vec![MultiOp::Check(CheckVersionRequest {
             path: "/v".into(),
             version: v,
-        })
+        })])
     };
-    assert!(is_error(&h.req(0, check(0)), ErrorCode::BadVersion));
+    assert_eq!(h.req(0, check(0)).err, ErrorCode::BadVersion);
     assert_eq!(h.req(0, check(2)).err, ErrorCode::Ok);
+}
+
+/// Regression: a check outside a multi became a CheckVersionTxn, which
+/// followers refuse to decode (as Apache's do): one client request made
+/// every follower drop the leader, again at each election the leader holding
+/// the txn won. It is refused with no change to the tree.
+#[test]
+fn a_check_outside_a_multi_makes_no_check_txn() {
+    let mut h = Harness::new();
+    let r = h.req(
+        0,
+        Request::Check(CheckVersionRequest {
+            path: "/".into(),
+            version: -1,
+        }),
+    );
+    assert!(is_error(&r, ErrorCode::Unimplemented));
 }
 
 #[test]
@@ -966,4 +983,80 @@ fn triggers_are_recorded_from_the_first_watch_on() {
     h.tree.remove_watcher(4);
     assert_eq!(h.tree.watch_count(), 0);
     assert!(h.set(0, "/a", b"y", -1).events.is_empty());
+}
+
+/// Regression: prep took a new node's owner from the create's flags where the
+/// apply takes it from the txn type, so a createContainer with the ephemeral
+/// flag or a create with the container flag was proposed with a digest that
+/// its own apply contradicted (every server counted a digest mismatch; found
+/// by the hostile-learner test of zk-server), and a createTTL of a non-TTL
+/// mode made a CreateTTLTxn of no valid TTL (ZooKeeper 3.8.0 stops on it).
+#[test]
+fn a_creates_flags_never_contradict_its_type() {
+    let mut h = Harness::new();
+    h.open_session(5, 30_000);
+    // Clients see a container's owner as 0 (the digest covers the stored one).
+    let container = 0;
+    for (req, owner) in [
+        (
+            Request::CreateContainer(create_req("/c", b"", 3)),
+            container,
+        ),
+        (
+            Request::CreateContainer(create_req("/e", b"", 1)),
+            container,
+        ),
+        (Request::Create(create_req("/p", b"", 4)), 0),
+        (Request::Create2(create_req("/q", b"", 4)), 0),
+        (Request::Create2(create_req("/r", b"", 1)), 5),
+    ] {
+        let (hdr, body) = h.prep(5, &[], &req);
+        let predicted = h.pending.txn_digest(&h.tree);
+        let o = h.apply(hdr, body);
+        assert_eq!(o.err, ErrorCode::Ok, "{req:?}");
+        let stat = h.tree.exists(&o.path.unwrap(), &ANY, None).unwrap();
+        assert_eq!(stat.ephemeral_owner, owner, "{req:?}");
+        assert_eq!(h.tree.digest(), predicted, "{req:?}");
+    }
+    let ttl = |flags, ttl| {
+        Request::CreateTtl(CreateTtlRequest {
+            path: "/t".into(),
+            data: None,
+            acl: zk_tree::open_acl_unsafe(),
+            flags,
+            ttl,
+        })
+    };
+    assert!(is_error(&h.req(5, ttl(0, -1)), ErrorCode::BadArguments));
+    assert!(is_error(&h.req(5, ttl(1, -1)), ErrorCode::BadArguments));
+    let mut h = Harness::with(TreeConfig {
+        extended_types: true,
+        ..TreeConfig::default()
+    });
+    assert!(is_error(&h.req(5, ttl(0, -1)), ErrorCode::BadArguments));
+    assert_eq!(h.req(5, ttl(5, 1000)).err, ErrorCode::Ok);
+}
+
+/// Regression: a closeSession listed every pending record whose owner
+/// equalled the session id, so a closeSession of session 0 (which a hostile
+/// learner can forward) listed the persistent nodes being changed, the root
+/// among them, and the apply deleted them. Found by the hostile-learner test
+/// of zk-server.
+#[test]
+fn a_close_of_session_zero_deletes_no_persistent_node() {
+    let mut h = Harness::new();
+    assert_eq!(h.create(7, "/p", b"", 0).err, ErrorCode::Ok);
+    // A create in flight (prepared, not applied) when the close is prepared.
+    let (h1, b1) = h.prep(7, &[], &Request::Create(create_req("/p/q", b"", 0)));
+    let (h2, b2) = h.prep(0, &[], &Request::CloseSession);
+    match &b2 {
+        zk_jute::TxnBody::CloseSession(c) => assert!(c.paths2_delete.is_empty(), "{c:?}"),
+        other => panic!("{other:?}"),
+    }
+    let predicted = h.pending.txn_digest(&h.tree);
+    h.apply(h1, b1);
+    h.apply(h2, b2);
+    assert_eq!(h.tree.digest(), predicted);
+    assert!(h.tree.exists("/p/q", &ANY, None).is_ok());
+    assert!(h.tree.exists("/p", &ANY, None).is_ok());
 }

@@ -27,6 +27,8 @@ use crate::sessions::SessionTracker;
 use crate::shared::Shared;
 use crate::storage::{Storage, load_tree};
 
+mod hostile_sessions;
+
 const VOTERS: u64 = 3;
 /// A client connection id on loop 0.
 const CLIENT: u64 = 1 << 8;
