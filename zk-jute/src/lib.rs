@@ -30,6 +30,8 @@ mod consts;
 mod error;
 mod frame;
 mod handshake;
+#[cfg(feature = "hostile")]
+pub mod hostile;
 mod messages;
 pub mod quorum;
 mod records;

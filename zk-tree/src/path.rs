@@ -50,6 +50,15 @@ pub(crate) fn split(path: &str) -> Option<(&str, &str)> {
     Some((&path[..i], &path[i + 1..]))
 }
 
+/// `path` as (parent path, name) of a node that a create or a delete can
+/// name: `None` for an empty name (`"/a/"`) and for the parent `"/"`
+/// (`"//a"`): `"/"` names the root only as a whole path (a top-level node's
+/// parent is `""`), so `"//a"` would reach `/a` under another path, and
+/// digest. No prep lets either through; a hostile leader's txn may.
+pub(crate) fn split_node(path: &str) -> Option<(&str, &str)> {
+    split(path).filter(|(parent, name)| !name.is_empty() && *parent != "/")
+}
+
 /// The path watches on a parent are keyed by: `""` (the root's alias) is `/`.
 pub(crate) fn watch_path(parent: &str) -> &str {
     if parent.is_empty() { "/" } else { parent }
@@ -166,5 +175,10 @@ mod tests {
         assert_eq!(split("/a/b"), Some(("/a", "b")));
         assert_eq!(split("/"), Some(("", "")));
         assert_eq!(split("a"), None);
+        assert_eq!(split_node("/a/b"), Some(("/a", "b")));
+        assert_eq!(split_node("/a"), Some(("", "a")));
+        assert_eq!(split_node("//a"), None);
+        assert_eq!(split_node("/a/"), None);
+        assert_eq!(split_node("/"), None);
     }
 }

@@ -21,7 +21,7 @@ use zk_jute::{Acl, ErrorCode, EventType, OpCode, Stat, StatPersisted, TxnBody, T
 use crate::acl::{AclCache, open_acl_unsafe, read_acl_unsafe};
 use crate::arena::{Arena, Block};
 use crate::digest::node_digest;
-use crate::path::{split, watch_path};
+use crate::path::{split, split_node, watch_path};
 use crate::{ApplyOutcome, OpOutcome, TreeConfig};
 
 pub(crate) type NodeId = u32;
@@ -1304,11 +1304,8 @@ impl State {
         time: i64,
         trig: &mut Triggers,
     ) -> Result<Stat, ErrorCode> {
-        let (parent_path, name) = split(path).ok_or(ErrorCode::NoNode)?;
+        let (parent_path, name) = split_node(path).ok_or(ErrorCode::NoNode)?;
         let parent = self.lookup(parent_path).ok_or(ErrorCode::NoNode)?;
-        if name.is_empty() {
-            return Err(ErrorCode::NoNode);
-        }
         let a = self.acls.intern(acl);
         // The insert finds an existing child itself (the child set is
         // searched once, not checked first and searched again).
@@ -1352,7 +1349,7 @@ impl State {
 
     /// `DataTree.deleteNode`.
     fn delete_node(&mut self, path: &str, zxid: i64, trig: &mut Triggers) -> Result<(), ErrorCode> {
-        let (parent_path, name) = split(path).ok_or(ErrorCode::NoNode)?;
+        let (parent_path, name) = split_node(path).ok_or(ErrorCode::NoNode)?;
         let parent = self.lookup(parent_path).ok_or(ErrorCode::NoNode)?;
         let removed = self.remove_child_link(parent, name);
         if zxid > self.node(parent).stat().pzxid {

@@ -1060,3 +1060,38 @@ fn a_close_of_session_zero_deletes_no_persistent_node() {
     assert!(h.tree.exists("/p/q", &ANY, None).is_ok());
     assert!(h.tree.exists("/p", &ANY, None).is_ok());
 }
+
+/// Regression: the apply took "/" in "//a" for the root, so a leader's
+/// create of "//a" made "/a" while the digest counted the path "//a" (the
+/// running digest no longer that of the tree's nodes), and a delete of "//a"
+/// removed "/a". Found by the hostile-txn test; no prep lets such a path
+/// through.
+#[test]
+fn a_txn_path_with_an_empty_component_names_no_node() {
+    let mut h = Harness::new();
+    let create = |path: &str| {
+        zk_jute::TxnBody::Create(zk_jute::CreateTxn {
+            path: path.into(),
+            data: None,
+            acl: zk_tree::open_acl_unsafe(),
+            ephemeral: false,
+            parent_c_version: 1,
+        })
+    };
+    let hdr = |zxid, body: &zk_jute::TxnBody| zk_jute::TxnHeader {
+        client_id: 1,
+        cxid: 1,
+        zxid,
+        time: 1,
+        txn_type: body.txn_type().code(),
+    };
+    let before = h.tree.digest();
+    let body = create("//a");
+    assert_eq!(h.apply(hdr(1, &body), body).err, ErrorCode::NoNode);
+    assert!(h.tree.exists("/a", &ANY, None).is_err());
+    assert_eq!(h.tree.digest(), before);
+    assert_eq!(h.create(0, "/a", b"", 0).err, ErrorCode::Ok);
+    let body = zk_jute::TxnBody::Delete(zk_jute::DeleteTxn { path: "//a".into() });
+    assert_eq!(h.apply(hdr(3, &body), body).err, ErrorCode::NoNode);
+    assert!(h.tree.exists("/a", &ANY, None).is_ok());
+}

@@ -220,20 +220,6 @@ fn one_session_tree(seed: u64, ops: usize) -> (Tree, Writer) {
     (tree, w)
 }
 
-fn same(a: &Tree, b: &Tree) {
-    assert_eq!(dump(a), dump(b));
-    assert_eq!(a.digest(), b.digest());
-    assert_eq!(a.sessions(), b.sessions());
-    assert_eq!(a.ephemerals_by_session(), b.ephemerals_by_session());
-    assert_eq!(a.node_count(), b.node_count());
-    assert_eq!(a.approximate_data_size(), b.approximate_data_size());
-    assert_eq!(a.last_processed_zxid(), b.last_processed_zxid());
-    assert_eq!(
-        a.expired_ttl_and_empty_containers(i64::MAX),
-        b.expired_ttl_and_empty_containers(i64::MAX)
-    );
-}
-
 #[test]
 fn large_random_tree_round_trips() {
     let tree = Tree::new(TreeConfig::default());

@@ -169,3 +169,19 @@ pub fn dump(tree: &Tree) -> Vec<(String, Option<Bytes>, zk_jute::Stat, Vec<Acl>)
 pub fn is_error(o: &ApplyOutcome, e: ErrorCode) -> bool {
     o.err == e && o.txn_type == OpCode::Error
 }
+
+/// `a` and `b` hold the same nodes, digest, sessions, ephemerals, counts,
+/// zxid and expiry candidates.
+pub fn same(a: &Tree, b: &Tree) {
+    assert_eq!(dump(a), dump(b));
+    assert_eq!(a.digest(), b.digest());
+    assert_eq!(a.sessions(), b.sessions());
+    assert_eq!(a.ephemerals_by_session(), b.ephemerals_by_session());
+    assert_eq!(a.node_count(), b.node_count());
+    assert_eq!(a.approximate_data_size(), b.approximate_data_size());
+    assert_eq!(a.last_processed_zxid(), b.last_processed_zxid());
+    assert_eq!(
+        a.expired_ttl_and_empty_containers(i64::MAX),
+        b.expired_ttl_and_empty_containers(i64::MAX)
+    );
+}
