@@ -9,10 +9,12 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::{
-    Acl, CheckVersionRequest, CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateRequest,
-    CreateSessionTxn, CreateTtlRequest, CreateTtlTxn, CreateTxn, DeleteRequest, DeleteTxn,
-    ErrorTxn, GetChildrenRequest, GetDataRequest, Id, MultiOp, OpCode, ReconfigRequest, Request,
-    SetAclRequest, SetAclTxn, SetDataRequest, SetDataTxn, SyncRequest, TxnBody,
+    Acl, AddWatchRequest, CheckVersionRequest, CheckVersionTxn, CheckWatchesRequest,
+    CloseSessionTxn, CreateContainerTxn, CreateRequest, CreateSessionTxn, CreateTtlRequest,
+    CreateTtlTxn, CreateTxn, DeleteRequest, DeleteTxn, ErrorTxn, ExistsRequest, GetAclRequest,
+    GetAllChildrenNumberRequest, GetChildren2Request, GetChildrenRequest, GetDataRequest,
+    GetEphemeralsRequest, Id, MultiOp, OpCode, ReconfigRequest, RemoveWatchesRequest, Request,
+    SetAclRequest, SetAclTxn, SetDataRequest, SetDataTxn, SetWatches2, SyncRequest, TxnBody,
 };
 
 /// splitmix64: a seeded stream of draws.
@@ -206,7 +208,8 @@ pub fn multi_op(d: &mut Draws) -> MultiOp {
 /// A request body of some opcode, well formed (the caller may damage it).
 pub fn request(d: &mut Draws) -> (i32, BytesMut) {
     let mut body = BytesMut::new();
-    let req = match d.below(16) {
+    let req = match d.below(19) {
+        16..=18 => read_request(d),
         0..=2 => Request::Create(create_request(d)),
         3 => Request::Create2(create_request(d)),
         4 => Request::CreateContainer(create_request(d)),
@@ -262,6 +265,59 @@ pub fn request(d: &mut Draws) -> (i32, BytesMut) {
     };
     req.write_body(&mut body);
     (req.op_code().code(), body)
+}
+
+/// A read (or watch, sync, whoAmI) request of odd paths, watcher types and
+/// modes.
+pub fn read_request(d: &mut Draws) -> Request {
+    let paths = |d: &mut Draws| (0..d.below(3)).map(|_| path(d)).collect::<Vec<_>>();
+    match d.below(15) {
+        0 => Request::Exists(ExistsRequest {
+            path: path(d),
+            watch: d.chance(50),
+        }),
+        1 => Request::GetData(GetDataRequest {
+            path: path(d),
+            watch: d.chance(50),
+        }),
+        2 => Request::GetChildren(GetChildrenRequest {
+            path: path(d),
+            watch: d.chance(50),
+        }),
+        3 => Request::GetChildren2(GetChildren2Request {
+            path: path(d),
+            watch: d.chance(50),
+        }),
+        4 => Request::GetAcl(GetAclRequest { path: path(d) }),
+        5 => Request::GetAllChildrenNumber(GetAllChildrenNumberRequest { path: path(d) }),
+        6 => Request::GetEphemerals(GetEphemeralsRequest {
+            prefix_path: path(d),
+        }),
+        7 => Request::Sync(SyncRequest { path: path(d) }),
+        8 => Request::CheckWatches(CheckWatchesRequest {
+            path: path(d),
+            watcher_type: d.i32(),
+        }),
+        9 => Request::RemoveWatches(RemoveWatchesRequest {
+            path: path(d),
+            watcher_type: d.i32(),
+        }),
+        10 => Request::AddWatch(AddWatchRequest {
+            path: path(d),
+            mode: d.i32(),
+        }),
+        11 => Request::SetWatches2(SetWatches2 {
+            relative_zxid: d.u64() as i64,
+            data_watches: paths(d),
+            exist_watches: paths(d),
+            child_watches: paths(d),
+            persistent_watches: paths(d),
+            persistent_recursive_watches: paths(d),
+        }),
+        12 => Request::MultiRead((0..d.below(4)).map(|_| multi_op(d)).collect()),
+        13 => Request::WhoAmI,
+        _ => Request::Ping,
+    }
 }
 
 /// Cuts, flips or extends `b` now and then.

@@ -3,7 +3,9 @@
 //! REVALIDATE payloads on undecoded; here they reach the leader's sequencer:
 //! seeded scripts of requests of every opcode with odd fields (paths, ACLs,
 //! flags, TTLs, multis, session ids, auth ids), cut short, with bytes
-//! flipped or appended, among honest clients' writes. Whatever a script
+//! flipped or appended, among honest clients' writes and clients' odd
+//! requests (the same generators, decoded as a connection loop decodes
+//! them) at every server. Whatever a script
 //! sends, no server may panic, end its role, fail its storage or see a txn
 //! whose digest is not its tree's, and the three trees converge; afterwards
 //! new sessions write through every server.
@@ -86,6 +88,40 @@ fn try_write(c: &mut Cluster, sid: u64, session: i64, xid: i32) {
     c.node_mut(sid).replies.clear();
 }
 
+/// A client's request at server `sid` as its connection loop would pass it
+/// on: the body decoded (the loop answers the rest itself), any auth ids,
+/// the connection's session or, now and then, another; not waited for.
+fn client_request(d: &mut Draws, c: &mut Cluster, sessions: &[i64], xid: i32) {
+    let sid = 1 + d.below(3) as u64;
+    let (op, mut body) = request(d);
+    damage(d, &mut body);
+    let mut r = zk_jute::Reader::new(body.freeze());
+    let Ok(req) = Request::read_body(op, &mut r) else {
+        return;
+    };
+    if matches!(
+        req,
+        Request::CreateSession(_) | Request::Auth(_) | Request::Check(_)
+    ) {
+        return; // answered by the loop
+    }
+    let ctx = Ctx {
+        conn: CLIENT,
+        session_id: if d.chance(90) {
+            sessions[sid as usize - 1]
+        } else {
+            d.pick(sessions)
+        },
+        xid,
+        auth: Arc::new((0..d.below(3)).map(|_| id(d)).collect()),
+        received: Instant::now(),
+    };
+    if std::env::var_os("ZK_HOSTILE_SESSION_TRACE").is_some() {
+        eprintln!("client at server {sid}: {req:?}");
+    }
+    c.send(sid, CoreMsg::Request { ctx, req });
+}
+
 /// Runs script `seed`; panics (naming it) when a server breaks.
 fn run_script(seed: u64) {
     let mut d = Draws(seed);
@@ -99,6 +135,12 @@ fn run_script(seed: u64) {
     let conn = c.conn_of[&2];
     let mut xid = 10;
     for _ in 0..48 {
+        if d.chance(30) {
+            xid += 1;
+            client_request(&mut d, &mut c, &sessions, xid);
+            c.pump();
+            continue;
+        }
         let p = packet(&mut d, &sessions);
         if std::env::var_os("ZK_HOSTILE_SESSION_TRACE").is_some() {
             let zxid = c.zxid(1);
