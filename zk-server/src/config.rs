@@ -1412,4 +1412,254 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/x"));
         assert_eq!(c.tick_time, 500);
     }
+
+    const HOSTILE_KEYS: &[&str] = &[
+        "tickTime",
+        "initLimit",
+        "syncLimit",
+        "dataDir",
+        "dataLogDir",
+        "clientPort",
+        "clientPortAddress",
+        "maxClientCnxns",
+        "minSessionTimeout",
+        "maxSessionTimeout",
+        "autopurge.snapRetainCount",
+        "autopurge.purgeInterval",
+        "snapCount",
+        "snapSizeLimitInKb",
+        "zkrs.snapLogPercent",
+        "zkrs.busySyncGather",
+        "zkrs.snapReplayPercent",
+        "preAllocSize",
+        "globalOutstandingLimit",
+        "4lw.commands.whitelist",
+        "jute.maxbuffer",
+        "forceSync",
+        "zkrs.logZeroFill",
+        "flushDelay",
+        "maxBatchSize",
+        "superDigest",
+        "zkrs.maxOutputQueueBytes",
+        "emulate353TTLNodes",
+        "extendedTypesEnabled",
+        "skipACL",
+        "digest.enabled",
+        "znode.container.checkIntervalMs",
+        "zkrs.loopThreads",
+        "fsync.warningthresholdms",
+        "admin.enableServer",
+        "admin.serverAddress",
+        "admin.serverPort",
+        "admin.commandURL",
+        "admin.idleTimeout",
+        "metricsProvider.className",
+        "metricsProvider.httpHost",
+        "metricsProvider.httpPort",
+        "metricsProvider.exportJvmInfo",
+        "peerType",
+        "quorumListenOnAllIPs",
+        "cnxTimeout",
+        "electionPortBindRetry",
+        "zkrs.zab",
+        "zkrs.electionFinalizeWaitMs",
+        "standaloneEnabled",
+        "reconfigEnabled",
+        "localSessionsEnabled",
+        "electionAlg",
+        "secureClientPort",
+        "observerMasterPort",
+        "dynamicConfigFile",
+        "unknown.key",
+        "",
+    ];
+    const HOSTILE_VALUES: &[&str] = &[
+        "0",
+        "1",
+        "-1",
+        "2",
+        "3",
+        "10",
+        "2000",
+        "65535",
+        "65536",
+        "2147483647",
+        "2147483648",
+        "-2147483648",
+        "9223372036854775807",
+        "99999999999999999999",
+        "+5",
+        "0x10",
+        "1e3",
+        "1.5",
+        "5ms",
+        "",
+        " ",
+        "yes",
+        "no",
+        "true",
+        "false",
+        "*",
+        "ruok, stat,MNTR",
+        "/tmp/d",
+        "relative/dir",
+        "127.0.0.1",
+        "0.0.0.0",
+        "::1",
+        "[::1]",
+        "localhost",
+        "é",
+        "\u{0}",
+        "=",
+        "a=b",
+        "super:xyz",
+        "participant",
+        "observer",
+        "on",
+        "off",
+        "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider",
+    ];
+    const HOSTILE_SERVERS: &[&str] = &[
+        "127.0.0.1:2888:3888",
+        "127.0.0.1:2888:3888:participant",
+        "127.0.0.1:2888:3888:observer",
+        "127.0.0.1:2888:3888;2181",
+        "127.0.0.1:2888:3888;127.0.0.1:2181",
+        "127.0.0.1:2888:3888;[::1]:2181",
+        "[::1]:2888:3888",
+        "[::1:2888:3888",
+        "host-only",
+        "h:1",
+        "h:1:2:3:4",
+        "h:0:0",
+        "h:70000:3888",
+        "h:-1:3888",
+        "h:2888:3888|h2:2889:3889",
+        ":2888:3888",
+        "h::",
+        "h:2888:3888;",
+        "h:2888:3888;x",
+        "",
+    ];
+
+    /// One line of a hostile zoo.cfg.
+    fn hostile_config_line(d: &mut zk_jute::hostile::Draws) -> String {
+        match d.below(10) {
+            0..=4 => format!("{}={}", d.pick(HOSTILE_KEYS), d.pick(HOSTILE_VALUES)),
+            5 | 6 => {
+                let sid = d.pick(&["1", "2", "3", "0", "-1", "256", "x", "1.5", ""]);
+                format!("server.{sid}={}", d.pick(HOSTILE_SERVERS))
+            }
+            7 => {
+                let g = d.pick(&[
+                    "group.1=1:2:3",
+                    "group.2=4",
+                    "group.x=1",
+                    "weight.1=0",
+                    "weight.2=-1",
+                    "weight.3=x",
+                    "group.1=",
+                    "weight.9=1",
+                ]);
+                g.to_string()
+            }
+            8 => d
+                .pick(&[
+                    "# comment",
+                    "",
+                    "   ",
+                    "novalue",
+                    "=orphan",
+                    "key = spaced ",
+                    "\t tickTime\t=\t3000",
+                    "key:colon",
+                    "\u{feff}tickTime=1",
+                ])
+                .to_string(),
+            _ => String::from_utf8_lossy(&d.bytes(20)).into_owned(),
+        }
+    }
+
+    /// Hostile zoo.cfg files and myid files: lines of known keys with odd
+    /// values (extremes, negatives, signs, units, unicode, empty), server
+    /// lines of every shape, groups and weights, garbage, in random order.
+    /// Parsing never panics: a file is a config or an error naming its
+    /// line; a config's derived values (voters, timeouts, conf text) are
+    /// computed without panicking; and a myid file of any bytes is read or
+    /// refused. `ZK_HOSTILE_CONFIGS=n` runs n files (default 3000).
+    #[test]
+    fn hostile_config_files_are_errors_not_panics() {
+        use zk_jute::hostile::Draws;
+        let scripts: u64 = std::env::var("ZK_HOSTILE_CONFIGS")
+            .map(|n| n.parse().expect("ZK_HOSTILE_CONFIGS: a number"))
+            .unwrap_or(3000);
+        let dir = tempfile::tempdir().unwrap();
+        let (mut configs, mut ensembles) = (0, 0);
+        for seed in 0..scripts {
+            let mut d = Draws(seed);
+            let mut text = String::new();
+            if d.chance(70) {
+                text.push_str(&format!("dataDir={}\n", dir.path().display()));
+            }
+            let base = d.chance(40);
+            if base {
+                // A valid ensemble for the odd lines to amend.
+                for sid in 1..=3 {
+                    text.push_str(&format!(
+                        "server.{sid}=127.0.0.1:{}:{}\n",
+                        2880 + sid,
+                        3880 + sid
+                    ));
+                }
+            }
+            for _ in 0..d.below(if base { 5 } else { 12 }) {
+                let line = hostile_config_line(&mut d);
+                text.push_str(&line);
+                text.push(if d.chance(90) { '\n' } else { '\r' });
+            }
+            let parsed = std::panic::catch_unwind(|| Config::parse(&text));
+            let Ok(result) = parsed else {
+                panic!("config {seed} panicked:\n{text}");
+            };
+            let Ok(mut cfg) = result else {
+                let e = result.unwrap_err().to_string();
+                assert!(!e.is_empty(), "config {seed}: an empty error");
+                continue;
+            };
+            configs += 1;
+            let derived = std::panic::AssertUnwindSafe(|| {
+                let _ = (cfg.voters(), cfg.is_ensemble(), cfg.quorum_config_text());
+                let _ = cfg.conf_text(2181);
+                for t in [i32::MIN, -1, 0, 1, 4000, i32::MAX] {
+                    let _ = cfg.negotiate_timeout(t);
+                }
+                let _ = Config::apache_system_properties(&text);
+            });
+            assert!(
+                std::panic::catch_unwind(derived).is_ok(),
+                "config {seed}: a derived value panicked:\n{text}"
+            );
+            if cfg.is_ensemble() {
+                ensembles += 1;
+                let myid = dir.path().join("myid");
+                let bytes = match d.below(4) {
+                    0 => d.bytes(12),
+                    1 => b"1\n".to_vec(),
+                    2 => b" 2 ".to_vec(),
+                    _ => b"99999999999999999999".to_vec(),
+                };
+                std::fs::write(&myid, &bytes).unwrap();
+                cfg.data_dir = dir.path().to_path_buf();
+                let read = std::panic::AssertUnwindSafe(|| cfg.read_myid());
+                assert!(
+                    std::panic::catch_unwind(read).is_ok(),
+                    "config {seed}: myid {bytes:?} panicked:\n{text}"
+                );
+            }
+        }
+        // The files reach past the first error often enough to test more
+        // than the key list.
+        eprintln!("{scripts} files: {configs} configs, {ensembles} ensembles");
+        assert!(configs * 20 >= scripts && ensembles * 100 >= scripts);
+    }
 }
