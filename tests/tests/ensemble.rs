@@ -615,3 +615,49 @@ fn a_check_outside_a_multi_leaves_the_ensemble_serving() {
     assert_has(&m[now], &["/after".to_string()], b"1");
     assert_converged(&m, &[0, 1, 2]);
 }
+
+/// The same check at an Apache 3.8 follower of our leader: Apache forwards
+/// it (its FollowerRequestProcessor passes check on), and our leader's prep
+/// answers with an UNIMPLEMENTED error txn, which every member reads (a
+/// CheckVersionTxn would have made the Apache followers drop the leader):
+/// Apache's follower answers its client UNIMPLEMENTED, and the ensemble
+/// keeps its leader and serves.
+#[test]
+fn a_check_forwarded_by_an_apache_follower_is_an_error_txn() {
+    use zk_integration::Flavor;
+    use zk_integration::ensemble::{EnsembleOptions, ensemble_with};
+    use zk_jute::{CheckVersionRequest, Request};
+    let opts = EnsembleOptions {
+        flavors: vec![Flavor::Apache, Flavor::Apache, Flavor::Ours],
+        ..EnsembleOptions::default()
+    };
+    let mut m = ensemble_with(3, &opts);
+    for x in m.iter_mut() {
+        x.start();
+    }
+    // Ours (sid 3) leads a fresh ensemble: the highest sid wins a tie.
+    assert_eq!(serving(&m, &[0, 1, 2]), 2, "our server leads");
+    let mut c = connect(&m[0]);
+    c.create("/before", b"1", 0).unwrap().expect("create");
+    c.stream()
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let answer = c
+        .call(&Request::Check(CheckVersionRequest {
+            path: "/".into(),
+            version: -1,
+        }))
+        .expect("Apache's follower answers");
+    assert_eq!(answer.err, -6, "UNIMPLEMENTED");
+    assert!(
+        m[0].output().contains("org.apache.zookeeper"),
+        "member 1 runs Apache"
+    );
+    let mut c = connect(&m[1]);
+    c.create("/after", b"2", 0)
+        .unwrap()
+        .expect("a write after the check");
+    assert_eq!(m[2].mode().as_deref(), Some("leader"), "no new election");
+    assert_converged(&m, &[0, 1, 2]);
+    assert_has(&m[0], &["/after".to_string()], b"2");
+}
