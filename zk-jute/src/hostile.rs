@@ -174,74 +174,75 @@ pub fn ttl_request(d: &mut Draws) -> CreateTtlRequest {
     }
 }
 
-/// One op of a multi, reads among them.
-pub fn multi_op(d: &mut Draws) -> MultiOp {
-    match d.below(9) {
-        0 => MultiOp::Create(create_request(d)),
-        1 => MultiOp::Create2(create_request(d)),
-        2 => MultiOp::CreateContainer(create_request(d)),
-        3 => MultiOp::CreateTtl(ttl_request(d)),
-        4 => MultiOp::Delete(DeleteRequest {
+/// A write request of a kind a multi may hold: create, create2,
+/// createContainer, createTTL, delete, setData, check.
+fn write_op(d: &mut Draws) -> Request {
+    match d.below(7) {
+        0 => Request::Create(create_request(d)),
+        1 => Request::Create2(create_request(d)),
+        2 => Request::CreateContainer(create_request(d)),
+        3 => Request::CreateTtl(ttl_request(d)),
+        4 => Request::Delete(DeleteRequest {
             path: path(d),
             version: d.i32(),
         }),
-        5 => MultiOp::SetData(SetDataRequest {
+        5 => Request::SetData(SetDataRequest {
             path: path(d),
             data: data(d),
             version: d.i32(),
         }),
-        6 => MultiOp::Check(CheckVersionRequest {
+        _ => Request::Check(CheckVersionRequest {
             path: path(d),
             version: d.i32(),
         }),
+    }
+}
+
+/// One op of a multi, reads among them.
+pub fn multi_op(d: &mut Draws) -> MultiOp {
+    match d.below(9) {
         7 => MultiOp::GetData(GetDataRequest {
             path: path(d),
             watch: false,
         }),
-        _ => MultiOp::GetChildren(GetChildrenRequest {
+        8 => MultiOp::GetChildren(GetChildrenRequest {
             path: path(d),
             watch: true,
         }),
+        _ => match write_op(d) {
+            Request::Create(r) => MultiOp::Create(r),
+            Request::Create2(r) => MultiOp::Create2(r),
+            Request::CreateContainer(r) => MultiOp::CreateContainer(r),
+            Request::CreateTtl(r) => MultiOp::CreateTtl(r),
+            Request::Delete(r) => MultiOp::Delete(r),
+            Request::SetData(r) => MultiOp::SetData(r),
+            Request::Check(r) => MultiOp::Check(r),
+            other => unreachable!("write_op made {other:?}"),
+        },
     }
 }
 
 /// A request body of some opcode, well formed (the caller may damage it).
 pub fn request(d: &mut Draws) -> (i32, BytesMut) {
     let mut body = BytesMut::new();
-    let req = match d.below(19) {
-        16..=18 => read_request(d),
-        0..=2 => Request::Create(create_request(d)),
-        3 => Request::Create2(create_request(d)),
-        4 => Request::CreateContainer(create_request(d)),
-        5 => Request::CreateTtl(ttl_request(d)),
-        6 => Request::Delete(DeleteRequest {
-            path: path(d),
-            version: d.i32(),
-        }),
-        7 => Request::DeleteContainer(path(d)),
-        8 => Request::SetData(SetDataRequest {
-            path: path(d),
-            data: data(d),
-            version: d.i32(),
-        }),
+    let req = match d.below(15) {
+        0..=5 => write_op(d),
+        6 | 7 => read_request(d),
+        8 => Request::DeleteContainer(path(d)),
         9 => Request::SetAcl(SetAclRequest {
             path: path(d),
             acl: acl(d),
             version: d.i32(),
         }),
-        10 => Request::Check(CheckVersionRequest {
-            path: path(d),
-            version: d.i32(),
-        }),
-        11 => Request::Multi((0..d.below(5)).map(|_| multi_op(d)).collect()),
-        12 => Request::Reconfig(ReconfigRequest {
+        10 => Request::Multi((0..d.below(5)).map(|_| multi_op(d)).collect()),
+        11 => Request::Reconfig(ReconfigRequest {
             joining_servers: String::from_utf8_lossy(&d.bytes(8)).into_owned(),
             leaving_servers: "1".into(),
             new_members: String::new(),
             cur_config_id: -1,
         }),
-        13 => Request::CloseSession,
-        14 => {
+        12 => Request::CloseSession,
+        13 => {
             // createSession: the leader reads its timeout.
             body.extend_from_slice(&d.i32().to_be_bytes());
             return (OpCode::CreateSession.code(), body);

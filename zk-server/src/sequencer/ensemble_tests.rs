@@ -399,8 +399,8 @@ impl Cluster {
         found.unwrap()
     }
 
-    /// A write through server `sid`: the reply's (zxid, err).
-    fn write(&mut self, sid: u64, session: i64, xid: i32, req: Request) -> (i64, i32) {
+    /// Client request `xid` of `session` to server `sid` (not waited for).
+    fn request(&self, sid: u64, session: i64, xid: i32, req: Request) {
         let ctx = Ctx {
             conn: CLIENT,
             session_id: session,
@@ -409,6 +409,11 @@ impl Cluster {
             received: Instant::now(),
         };
         self.send(sid, CoreMsg::Request { ctx, req });
+    }
+
+    /// A write through server `sid`: the reply's (zxid, err).
+    fn write(&mut self, sid: u64, session: i64, xid: i32, req: Request) -> (i64, i32) {
+        self.request(sid, session, xid, req);
         let mut found = None;
         self.run_until("the write's reply", |c| {
             found = c.node(sid).replies.iter().find_map(|m| match m {

@@ -69,15 +69,7 @@ fn packet(d: &mut Draws, sessions: &[i64]) -> Packet {
 /// An honest create through server `sid`, answered or its connection
 /// closed (a script may have closed the session).
 fn try_write(c: &mut Cluster, sid: u64, session: i64, xid: i32) {
-    let ctx = Ctx {
-        conn: CLIENT,
-        session_id: session,
-        xid,
-        auth: Arc::new(Vec::new()),
-        received: Instant::now(),
-    };
-    let req = create(&format!("/h/w{xid}"));
-    c.send(sid, CoreMsg::Request { ctx, req });
+    c.request(sid, session, xid, create(&format!("/h/w{xid}")));
     c.run_until("the honest write's answer", |c| {
         c.node(sid).replies.iter().any(|m| match m {
             LoopMsg::Out { frame, .. } => reply_header(frame).0 == xid,
