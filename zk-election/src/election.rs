@@ -371,7 +371,9 @@ impl<Q: Quorum> Election<Q> {
                 election_epoch: -1,
             });
         }
-        self.logical_clock += 1;
+        // Java's incrementAndGet wraps: a peer may have sent a round of
+        // Long.MAX_VALUE, which we adopted.
+        self.logical_clock = self.logical_clock.wrapping_add(1);
         self.proposal = self.init;
         self.not_timeout_ms = self.params.min_notification_interval_ms;
         out.push(Command::CancelTimer(Timer::Finalize));
