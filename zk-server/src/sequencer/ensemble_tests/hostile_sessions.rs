@@ -198,6 +198,10 @@ fn hostile_session_packets_from_a_learner() {
         .map(|n| n.parse().expect("ZK_HOSTILE_SESSION_SCRIPTS: a number"))
         .unwrap_or(24);
     for seed in 0..scripts {
-        run_script(seed);
+        let r = std::panic::catch_unwind(|| run_script(seed));
+        assert!(
+            r.is_ok(),
+            "script {seed} failed (ZK_HOSTILE_SESSION_SEED={seed})"
+        );
     }
 }
