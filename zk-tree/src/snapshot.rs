@@ -560,6 +560,10 @@ impl Tree {
                     if name.is_empty() {
                         return Err(r.corrupt(at, "empty node name"));
                     }
+                    if parent == "/" {
+                        // "//a" would load as "/a" under a digest of "//a".
+                        return Err(r.corrupt(at, "empty path component"));
+                    }
                     let pid = match last_parent_id {
                         Some(id) if last_parent == parent => id,
                         _ => {
