@@ -665,7 +665,10 @@ fn a_check_forwarded_by_an_apache_follower_is_an_error_txn() {
 /// Hostile clients at every member of three of ours: connections sending
 /// requests of every opcode with odd paths, ACLs, flags, TTLs, versions and
 /// watches (zk_jute::hostile), now and then cut, flipped or extended, in
-/// bursts without waiting; a connection the server closes is replaced.
+/// bursts without waiting; a connection the server closes is replaced; and
+/// handshakes resuming live, unknown or odd session ids with odd passwords,
+/// timeouts, last zxids and versions (at a follower, a move the leader
+/// revalidates).
 /// Afterwards every member serves, the leader is the same, the trees and
 /// digests agree, no member reports a digest mismatch, and a new session
 /// writes through each. `ZK_HOSTILE_CLIENT_REQUESTS=n` sends n requests
@@ -687,9 +690,18 @@ fn hostile_clients_at_every_member() {
     });
     let mut d = Draws(seed);
     let mut clients: Vec<Client> = m.iter().map(connect).collect();
+    let sessions: Vec<(i64, Vec<u8>)> = clients
+        .iter()
+        .map(|c| (c.session_id(), c.passwd().to_vec()))
+        .collect();
     let (mut sent, mut closed) = (0, 0);
     while sent < total {
         let at = d.below(3);
+        if d.chance(5) {
+            hostile_handshake(&mut d, &m[at], &sessions);
+            sent += 1;
+            continue;
+        }
         let burst = 1 + d.below(16);
         let mut ok = true;
         for xid in 1..=burst as i32 {
@@ -747,4 +759,44 @@ fn hostile_clients_at_every_member() {
         }
     }
     assert_converged(&m, &[0, 1, 2]);
+}
+
+/// One handshake of odd fields at `m`, read until the server answers and
+/// closes or a quiet moment passes.
+fn hostile_handshake(d: &mut zk_jute::hostile::Draws, m: &Member, live: &[(i64, Vec<u8>)]) {
+    use bytes::BytesMut;
+    use zk_jute::{ConnectRequest, Jute, encode_frame};
+    let (session, passwd) = match d.below(4) {
+        0 => (0, vec![0; 16]),
+        1 => d.pick(live),
+        2 => {
+            let (s, mut p) = d.pick(live);
+            p[0] ^= 1;
+            (s, p)
+        }
+        _ => (d.u64() as i64, d.bytes(20)),
+    };
+    let req = ConnectRequest {
+        protocol_version: if d.chance(80) { 0 } else { d.i32() },
+        last_zxid_seen: match d.below(3) {
+            0 => 0,
+            1 => i64::MAX,
+            _ => d.u64() as i64 >> d.below(64),
+        },
+        time_out: d.i32(),
+        session_id: session,
+        passwd: passwd.into(),
+        read_only: match d.below(3) {
+            0 => None,
+            1 => Some(false),
+            _ => Some(true),
+        },
+    };
+    let mut out = BytesMut::new();
+    encode_frame(&mut out, |o| req.write(o));
+    let Ok(mut s) = std::net::TcpStream::connect(m.addr()) else {
+        return;
+    };
+    let _ = std::io::Write::write_all(&mut s, &out);
+    zk_integration::closed_by_peer(&mut s, Duration::from_millis(30));
 }
