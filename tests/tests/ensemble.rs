@@ -675,9 +675,42 @@ fn a_check_forwarded_by_an_apache_follower_is_an_error_txn() {
 /// (default 3000), `ZK_HOSTILE_CLIENT_SEED` draws others.
 #[test]
 fn hostile_clients_at_every_member() {
+    hostile_clients(&[]);
+}
+
+/// The same at an ensemble of ours leading two Apache 3.8 followers: every
+/// txn our leader makes of a hostile request (forwarded by Apache's
+/// followers too) is one Apache's followers apply to the same tree and
+/// digest (they check our `TxnDigest`), and Apache's reads of hostile
+/// requests leave them serving.
+#[test]
+fn hostile_clients_at_our_leader_of_apache_followers() {
+    hostile_clients(&[
+        zk_integration::Flavor::Apache,
+        zk_integration::Flavor::Apache,
+    ]);
+}
+
+/// The same at two of ours following an Apache 3.8 leader: what our
+/// followers forward of hostile requests, Apache's leader prepares, and our
+/// followers apply its txns to the tree and digest it has.
+#[test]
+fn hostile_clients_at_our_followers_of_an_apache_leader() {
+    use zk_integration::Flavor::{Apache, Ours};
+    hostile_clients(&[Ours, Ours, Apache]);
+}
+
+/// Hostile requests and handshakes at every member of an ensemble of
+/// `flavors` (ours where the list is shorter).
+fn hostile_clients(flavors: &[zk_integration::Flavor]) {
+    use zk_integration::ensemble::{EnsembleOptions, ensemble_with};
     use zk_jute::OpCode;
     use zk_jute::hostile::{Draws, damage, request};
-    let mut m = ensemble(3);
+    let opts = EnsembleOptions {
+        flavors: flavors.to_vec(),
+        ..EnsembleOptions::default()
+    };
+    let mut m = ensemble_with(3, &opts);
     for x in m.iter_mut() {
         x.start();
     }
@@ -745,13 +778,13 @@ fn hostile_clients_at_every_member() {
         }
         if !ok {
             closed += 1;
-            clients[at] = connect(&m[at]);
+            clients[at] = reconnect(&m[at], &m);
         }
     }
     eprintln!("{sent} hostile requests, {closed} connections closed by the servers");
     assert_eq!(serving(&m, &[0, 1, 2]), leader, "the same leader");
     for x in &m {
-        let mut c = connect(x);
+        let mut c = reconnect(x, &m);
         // A request may have set the root's ACL: NOAUTH is an answer too.
         match c.create(&format!("/after{}", x.sid), b"1", 0).unwrap() {
             Ok(_) | Err(zk_jute::ErrorCode::NoAuth) => {}
@@ -799,4 +832,29 @@ fn hostile_handshake(d: &mut zk_jute::hostile::Draws, m: &Member, live: &[(i64, 
     };
     let _ = std::io::Write::write_all(&mut s, &out);
     zk_integration::closed_by_peer(&mut s, Duration::from_millis(30));
+}
+
+/// A new session at `m`, or a panic with its `srvr`, its number of
+/// connections and the end of every member's log.
+fn reconnect(m: &Member, all: &[Member]) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let err = match Client::connect(m.addr()) {
+            Ok(c) => return c,
+            Err(e) => e,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "no session at server {} for 20 s ({err}); srvr: {:?}; cons: {:?}\n{}\nothers:\n{}",
+            m.sid,
+            four_letter(m.addr(), "srvr"),
+            four_letter(m.addr(), "cons").map(|c| c.lines().count()),
+            m.tail(30),
+            all.iter()
+                .map(|x| x.tail(40))
+                .collect::<Vec<_>>()
+                .join("\n---\n")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -1348,9 +1348,10 @@ fn a_leader_ignores_session_packets_that_do_not_decode() {
     }
     let (z, err) = c.write(1, session, 1, create("/after"));
     assert_eq!(err, 0);
-    // The create with a body that does not decode and the unknown opcode
-    // each took a MARSHALLINGERROR txn; the rest was dropped with a warning.
-    assert_eq!(z, before + 3);
+    // The create with a body that does not decode, the unknown opcode and
+    // the createSession without its timeout each took a MARSHALLINGERROR
+    // txn; the rest was dropped with a warning.
+    assert_eq!(z, before + 4);
     c.run_until("/after everywhere", |c| {
         c.converged() && (1..=VOTERS).all(|s| c.zxid(s) == z)
     });
@@ -1364,6 +1365,45 @@ fn a_leader_ignores_session_packets_that_do_not_decode() {
         c.node(1).events
     );
     assert!(c.has(2, "/after") && c.has(3, "/after"));
+}
+
+/// Regression: a learner's createSession REQUEST without its timeout was
+/// dropped with a warning, and an Apache follower (which forwards a client's
+/// createSession sent on a session, body and all) waited for its commit
+/// forever: its commit pipeline stalled every later request and new session
+/// (found by the hostile-client test of a mixed ensemble). ZooKeeper's
+/// prep proposes MARSHALLINGERROR for it; so does ours.
+#[test]
+fn a_create_session_request_without_its_timeout_takes_an_error_txn() {
+    let mut c = established(500);
+    let conn = c.conn_of[&2];
+    let before = c.zxid(1);
+    let mut data = BytesMut::new();
+    data.extend_from_slice(&0x0200_0000_0000_0007i64.to_be_bytes());
+    data.extend_from_slice(&5i32.to_be_bytes());
+    data.extend_from_slice(&zk_jute::OpCode::CreateSession.code().to_be_bytes());
+    let p = Packet::Request {
+        data: data.freeze(),
+        authinfo: vec![],
+    };
+    c.send(1, CoreMsg::Quorum(QuorumIn::FromLearner(conn, p)));
+    c.run_until("the error txn everywhere", |c| {
+        c.converged() && (1..=VOTERS).all(|s| c.zxid(s) > before)
+    });
+    let z = c.zxid(2);
+    let log = &c.node(2).seq.as_ref().unwrap().storage.log;
+    let (_, txn) = log.iter_from(z as u64).next().unwrap().unwrap();
+    let t = zk_apache::decode_txn(Bytes::from(txn)).unwrap();
+    assert_eq!(
+        (t.header.client_id, t.header.cxid, t.body),
+        (
+            0x0200_0000_0000_0007,
+            5,
+            TxnBody::Error(zk_jute::ErrorTxn {
+                err: zk_jute::ErrorCode::MarshallingError.code()
+            })
+        )
+    );
 }
 
 /// A client resuming its session at server `sid` on connection `conn`: the

@@ -1426,8 +1426,17 @@ impl Sequencer {
         };
         if ty == OpCode::CreateSession.code() {
             let Ok(timeout) = i32::read(&mut r) else {
-                warn!("a createSession REQUEST from server {sid} without its timeout");
-                return;
+                // ZooKeeper's prep fails to read it and proposes the
+                // MARSHALLINGERROR txn, which the learner's commit pipeline
+                // waits for (Apache's forwards a client's createSession sent
+                // as a request on its session, body and all).
+                warn!(
+                    "a createSession REQUEST from server {sid} without its timeout: MARSHALLINGERROR txn"
+                );
+                let body = TxnBody::Error(ErrorTxn {
+                    err: ErrorCode::MarshallingError.code(),
+                });
+                return self.propose(session, cxid, body, Origin::Internal);
             };
             let now = self.shared.now_ms();
             self.shared
