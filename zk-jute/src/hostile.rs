@@ -17,6 +17,29 @@ use crate::{
     SetAclRequest, SetAclTxn, SetDataRequest, SetDataTxn, SetWatches2, SyncRequest, TxnBody,
 };
 
+/// Runs `script` for seeds `0..n`, `n` from `ZK_HOSTILE_{name}_SCRIPTS`
+/// (else `default`), or for the one seed `ZK_HOSTILE_{name}_SEED` names; a
+/// script that panics fails the run naming its seed and how to replay it.
+pub fn run_scripts(name: &str, default: u64, script: impl Fn(u64) + std::panic::RefUnwindSafe) {
+    let var = |what: &str| {
+        let key = format!("ZK_HOSTILE_{name}_{what}");
+        std::env::var(&key).ok().map(|v| {
+            v.parse::<u64>()
+                .unwrap_or_else(|_| panic!("{key}: a number"))
+        })
+    };
+    if let Some(seed) = var("SEED") {
+        return script(seed);
+    }
+    for seed in 0..var("SCRIPTS").unwrap_or(default) {
+        let r = std::panic::catch_unwind(|| script(seed));
+        assert!(
+            r.is_ok(),
+            "script {seed} failed (ZK_HOSTILE_{name}_SEED={seed})"
+        );
+    }
+}
+
 /// splitmix64: a seeded stream of draws.
 pub struct Draws(pub u64);
 

@@ -63,17 +63,5 @@ fn run(seed: u64) {
 
 #[test]
 fn hostile_txns_leave_the_tree_whole() {
-    if let Ok(seed) = std::env::var("ZK_HOSTILE_TXN_SEED") {
-        return run(seed.parse().expect("ZK_HOSTILE_TXN_SEED: a number"));
-    }
-    let scripts: u64 = std::env::var("ZK_HOSTILE_TXN_SCRIPTS")
-        .map(|n| n.parse().expect("ZK_HOSTILE_TXN_SCRIPTS: a number"))
-        .unwrap_or(200);
-    for seed in 0..scripts {
-        let r = std::panic::catch_unwind(|| run(seed));
-        assert!(
-            r.is_ok(),
-            "script {seed} failed (ZK_HOSTILE_TXN_SEED={seed})"
-        );
-    }
+    zk_jute::hostile::run_scripts("TXN", 200, run);
 }

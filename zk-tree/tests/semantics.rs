@@ -1078,20 +1078,12 @@ fn a_txn_path_with_an_empty_component_names_no_node() {
             parent_c_version: 1,
         })
     };
-    let hdr = |zxid, body: &zk_jute::TxnBody| zk_jute::TxnHeader {
-        client_id: 1,
-        cxid: 1,
-        zxid,
-        time: 1,
-        txn_type: body.txn_type().code(),
-    };
     let before = h.tree.digest();
-    let body = create("//a");
-    assert_eq!(h.apply(hdr(1, &body), body).err, ErrorCode::NoNode);
+    assert_eq!(h.apply_txn(1, create("//a")).err, ErrorCode::NoNode);
     assert!(h.tree.exists("/a", &ANY, None).is_err());
     assert_eq!(h.tree.digest(), before);
     assert_eq!(h.create(0, "/a", b"", 0).err, ErrorCode::Ok);
     let body = zk_jute::TxnBody::Delete(zk_jute::DeleteTxn { path: "//a".into() });
-    assert_eq!(h.apply(hdr(3, &body), body).err, ErrorCode::NoNode);
+    assert_eq!(h.apply_txn(1, body).err, ErrorCode::NoNode);
     assert!(h.tree.exists("/a", &ANY, None).is_ok());
 }

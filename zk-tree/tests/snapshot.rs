@@ -498,24 +498,10 @@ fn nodes_a_fuzzy_load_holds_past_its_last_zxid_are_written() {
 /// corrupt, at the node.
 #[test]
 fn a_snapshot_path_with_an_empty_component_is_corrupt() {
-    let tree = Tree::new(TreeConfig::default());
-    let create = TxnBody::Create(zk_jute::CreateTxn {
-        path: "/ab".into(),
-        data: None,
-        acl: zk_tree::open_acl_unsafe(),
-        ephemeral: false,
-        parent_c_version: 1,
-    });
-    let hdr = TxnHeader {
-        client_id: 1,
-        cxid: 1,
-        zxid: 1,
-        time: 1,
-        txn_type: create.txn_type().code(),
-    };
-    tree.apply(&hdr, &create);
+    let mut h = Harness::new();
+    assert_eq!(h.create(0, "/ab", b"", 0).err, zk_jute::ErrorCode::Ok);
     let mut buf = Vec::new();
-    tree.write_snapshot(&mut buf).unwrap();
+    h.tree.write_snapshot(&mut buf).unwrap();
     let at = buf
         .windows(7)
         .position(|w| w == b"\0\0\0\x03/ab")

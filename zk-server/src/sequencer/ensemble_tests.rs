@@ -401,11 +401,16 @@ impl Cluster {
 
     /// Client request `xid` of `session` to server `sid` (not waited for).
     fn request(&self, sid: u64, session: i64, xid: i32, req: Request) {
+        self.request_as(sid, session, xid, Vec::new(), req);
+    }
+
+    /// [`Cluster::request`] from a connection holding the ids `auth`.
+    fn request_as(&self, sid: u64, session: i64, xid: i32, auth: Vec<zk_jute::Id>, req: Request) {
         let ctx = Ctx {
             conn: CLIENT,
             session_id: session,
             xid,
-            auth: Arc::new(Vec::new()),
+            auth: Arc::new(auth),
             received: Instant::now(),
         };
         self.send(sid, CoreMsg::Request { ctx, req });

@@ -51,14 +51,26 @@ impl Harness {
             Ok(b) => b,
             Err(e) => TxnBody::Error(ErrorTxn { err: e.code() }),
         };
-        let hdr = TxnHeader {
+        (self.header(session, &body), body)
+    }
+
+    /// The header of `body` from `session` at the current zxid and time.
+    fn header(&self, session: i64, body: &TxnBody) -> TxnHeader {
+        TxnHeader {
             client_id: session,
             cxid: 0,
             zxid: self.zxid,
             time: self.time,
             txn_type: body.txn_type().code(),
-        };
-        (hdr, body)
+        }
+    }
+
+    /// Applies `body` from `session` at the next zxid, as a leader's txn
+    /// that no prep made.
+    pub fn apply_txn(&mut self, session: i64, body: TxnBody) -> ApplyOutcome {
+        self.zxid += 1;
+        self.time += 10;
+        self.apply(self.header(session, &body), body)
     }
 
     pub fn apply(&mut self, hdr: TxnHeader, body: TxnBody) -> ApplyOutcome {

@@ -26,6 +26,17 @@ fn tracing() -> bool {
     std::env::var_os("ZK_HOSTILE_TRACE").is_some()
 }
 
+/// The core's commands taken from `out`, each printed when tracing.
+fn traced<C: std::fmt::Debug>(out: &mut Vec<C>) -> Vec<C> {
+    let commands = std::mem::take(out);
+    if tracing() {
+        for c in &commands {
+            eprintln!("  -> {c:?}");
+        }
+    }
+    commands
+}
+
 /// The input, read a few bytes at a time (zeros once it is used up).
 struct Input<'a> {
     data: &'a [u8],
@@ -375,10 +386,7 @@ impl Side for LeaderSide<'_> {
     }
 
     fn run_commands(&mut self) {
-        for c in std::mem::take(&mut self.out) {
-            if tracing() {
-                eprintln!("  -> {c:?}");
-            }
+        for c in traced(&mut self.out) {
             match c {
                 LeaderCommand::Send(conn, p) => {
                     let reply = self.honest_reply(p);
@@ -588,10 +596,7 @@ impl Side for LearnerSide<'_> {
     }
 
     fn run_commands(&mut self) {
-        for c in std::mem::take(&mut self.out) {
-            if tracing() {
-                eprintln!("  -> {c:?}");
-            }
+        for c in traced(&mut self.out) {
             match c {
                 LearnerCommand::Send(p) => self.leader_answers(p),
                 LearnerCommand::Append { zxid, .. } => {

@@ -97,21 +97,16 @@ fn client_request(d: &mut Draws, c: &mut Cluster, sessions: &[i64], xid: i32) {
     ) {
         return; // answered by the loop
     }
-    let ctx = Ctx {
-        conn: CLIENT,
-        session_id: if d.chance(90) {
-            sessions[sid as usize - 1]
-        } else {
-            d.pick(sessions)
-        },
-        xid,
-        auth: Arc::new((0..d.below(3)).map(|_| id(d)).collect()),
-        received: Instant::now(),
+    let session = if d.chance(90) {
+        sessions[sid as usize - 1]
+    } else {
+        d.pick(sessions)
     };
+    let auth = (0..d.below(3)).map(|_| id(d)).collect();
     if std::env::var_os("ZK_HOSTILE_SESSION_TRACE").is_some() {
         eprintln!("client at server {sid}: {req:?}");
     }
-    c.send(sid, CoreMsg::Request { ctx, req });
+    c.request_as(sid, session, xid, auth, req);
 }
 
 /// Runs script `seed`; panics (naming it) when a server breaks.
@@ -191,17 +186,5 @@ fn run_script(seed: u64) {
 
 #[test]
 fn hostile_session_packets_from_a_learner() {
-    if let Ok(seed) = std::env::var("ZK_HOSTILE_SESSION_SEED") {
-        return run_script(seed.parse().expect("ZK_HOSTILE_SESSION_SEED: a number"));
-    }
-    let scripts: u64 = std::env::var("ZK_HOSTILE_SESSION_SCRIPTS")
-        .map(|n| n.parse().expect("ZK_HOSTILE_SESSION_SCRIPTS: a number"))
-        .unwrap_or(24);
-    for seed in 0..scripts {
-        let r = std::panic::catch_unwind(|| run_script(seed));
-        assert!(
-            r.is_ok(),
-            "script {seed} failed (ZK_HOSTILE_SESSION_SEED={seed})"
-        );
-    }
+    zk_jute::hostile::run_scripts("SESSION", 24, run_script);
 }
