@@ -1301,13 +1301,13 @@ fn a_learner_given_a_bad_packet_goes_looking_without_logging_it() {
 
 #[test]
 fn a_leader_ignores_session_packets_that_do_not_decode() {
-    // A learner's REQUEST, PING and REVALIDATE payloads are the session
-    // layer's, which the zk-zab cores pass on undecoded (the hostile-peer
-    // test of zk-zab covers the packets themselves): payloads cut short, a
-    // body that does not decode, an unknown opcode, odd PING touches. The
-    // leader warns (or, for a body that does not decode, proposes the
-    // MARSHALLINGERROR txn a client's would get) and goes on; nothing ends
-    // its role.
+    // A learner's REQUEST payloads are the session layer's, which the zk-zab
+    // cores pass on undecoded (the hostile-peer test of zk-zab covers the
+    // packets themselves): a body that does not decode, an unknown opcode, a
+    // createSession cut short. The leader proposes the MARSHALLINGERROR txn a
+    // client's would get and goes on; nothing ends its role or the
+    // learner's connection (payloads cut short of what the leader reads
+    // first close it: the next test).
     let mut c = established(500);
     let (session, _) = c.connect(1);
     let conn = c.conn_of[&2];
@@ -1324,10 +1324,6 @@ fn a_leader_ignores_session_packets_that_do_not_decode() {
     create_session.extend_from_slice(&[0, 1]);
     let bad = [
         Packet::Request {
-            data: Bytes::from_static(b"abc"),
-            authinfo: vec![],
-        },
-        Packet::Request {
             data: garbage_create.freeze(),
             authinfo: vec![],
         },
@@ -1339,13 +1335,6 @@ fn a_leader_ignores_session_packets_that_do_not_decode() {
             data: create_session.freeze(),
             authinfo: vec![],
         },
-        Packet::Ping {
-            zxid: Zxid::ZERO,
-            data: Some(Bytes::from_static(&[0; 13])),
-        },
-        Packet::Revalidate {
-            data: Bytes::from_static(b"\x01\x02"),
-        },
     ];
     let before = c.zxid(1);
     for p in bad {
@@ -1355,7 +1344,7 @@ fn a_leader_ignores_session_packets_that_do_not_decode() {
     assert_eq!(err, 0);
     // The create with a body that does not decode, the unknown opcode and
     // the createSession without its timeout each took a MARSHALLINGERROR
-    // txn; the rest was dropped with a warning.
+    // txn.
     assert_eq!(z, before + 4);
     c.run_until("/after everywhere", |c| {
         c.converged() && (1..=VOTERS).all(|s| c.zxid(s) == z)
@@ -1409,6 +1398,64 @@ fn a_create_session_request_without_its_timeout_takes_an_error_txn() {
             })
         )
     );
+}
+
+/// Regression: a learner's REQUEST shorter than its header, a PING ending in
+/// a partial session touch (or without touches) and a REVALIDATE shorter
+/// than its session and timeout were dropped with a warning and the learner
+/// kept; a malformed packet closes its connection (as ZooKeeper's
+/// LearnerHandler ends on the exception reading it). And a learner the
+/// sequencer closed stayed in the leader core's gauges for good.
+#[test]
+fn a_session_packet_cut_short_closes_the_learner() {
+    let mut c = established(500);
+    let cut_short = [
+        Packet::Request {
+            data: Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 7, 0, 0]),
+            authinfo: vec![],
+        },
+        Packet::Ping {
+            zxid: Zxid::ZERO,
+            data: Some(Bytes::from_static(&[0; 13])),
+        },
+        Packet::Ping {
+            zxid: Zxid::ZERO,
+            data: None,
+        },
+        Packet::Revalidate {
+            data: Bytes::from_static(b"\x01\x02"),
+        },
+    ];
+    let before = c.zxid(1);
+    for (i, p) in cut_short.into_iter().enumerate() {
+        let conn = c.conn_of[&2];
+        let ended = |c: &Cluster| {
+            let events = &c.node(2).events;
+            events
+                .iter()
+                .filter(|e| matches!(e, QuorumOut::RoleEnded { .. }))
+                .count()
+        };
+        let roles = ended(&c);
+        c.send(1, CoreMsg::Quorum(QuorumIn::FromLearner(conn, p)));
+        c.run_until("learner 2's role ended", |c| ended(c) > roles);
+        assert!(!c.conn_of.contains_key(&2));
+        c.run_until("the core dropped it", |c| {
+            c.node(1).shared.control.leader_gauges().0.learners == 1
+        });
+        // It comes back and syncs; the ensemble writes through it.
+        c.follow(2);
+        c.run_until("learner 2 synced again", |c| {
+            c.node(1).shared.control.leader_gauges().0.synced_followers == 2 && c.serving(2)
+        });
+        let (session, _) = c.connect(2);
+        let (zxid, err) = c.write(2, session, 1, create(&format!("/after{i}")));
+        assert_eq!(err, 0);
+        c.run_until("everywhere", |c| (1..=VOTERS).all(|s| c.zxid(s) >= zxid));
+    }
+    // Nothing but the four sessions and their creates was proposed.
+    let counter = |z: i64| z & 0xffff_ffff;
+    assert_eq!(counter(c.zxid(1)), counter(before) + 8);
 }
 
 /// A client resuming its session at server `sid` on connection `conn`: the

@@ -202,14 +202,20 @@ impl Sequencer {
     }
 
     /// Leader: a learner's REVALIDATE.
-    pub(super) fn answer_revalidate(&mut self, conn: Conn, sid: u64, data: &Bytes) {
+    pub(super) fn answer_revalidate(
+        &mut self,
+        conn: Conn,
+        sid: u64,
+        data: &Bytes,
+    ) -> Option<zk_zab::LeaderEvent> {
         let mut r = Reader::new(data.clone());
         let (Ok(session), Ok(_timeout)) = (i64::read(&mut r), i32::read(&mut r)) else {
+            // ZooKeeper's LearnerHandler ends on the exception reading it.
             warn!(
-                "a REVALIDATE from server {sid} of {} bytes: ignored",
+                "a REVALIDATE from server {sid} of {} bytes: closing its connection",
                 data.len()
             );
-            return;
+            return self.close_learner(conn, "a REVALIDATE shorter than its session and timeout");
         };
         let now = self.shared.now_ms();
         let valid = self
@@ -230,6 +236,7 @@ impl Sequencer {
                 data: answer.freeze(),
             },
         ));
+        None
     }
 
     /// Leader: `session` is now attached to `owner`.

@@ -558,7 +558,7 @@ impl Sequencer {
                     l.held_snap = Some((conn, zxid));
                 }
             }
-            LeaderCommand::SendSnapshot(conn) => self.send_snapshot(conn),
+            LeaderCommand::SendSnapshot(conn) => return self.send_snapshot(conn),
             LeaderCommand::Send(conn, p) => {
                 self.note_sync(conn, &p);
                 self.out(QuorumOut::ToLearner(conn, p));
@@ -665,19 +665,17 @@ impl Sequencer {
     /// the first while the rest is serialized: for 1M znodes the walk takes
     /// 200 ms, which the learner waited for before it had a byte). The tree
     /// cannot change meanwhile: this thread is its only writer.
-    fn send_snapshot(&mut self, conn: Conn) {
+    /// A learner closed here (not by the core) is an event for the core.
+    fn send_snapshot(&mut self, conn: Conn) -> Option<LeaderEvent> {
         let held = match &mut self.role {
             Some(Role::Leading(l)) => l.held_snap.take(),
             _ => None,
         };
-        let Some((c, zxid)) = held.filter(|h| h.0 == conn) else {
-            return;
-        };
+        let (c, zxid) = held.filter(|h| h.0 == conn)?;
         let at = self.shared.tree.last_processed_zxid();
         if at != zxid.as_i64() {
             error!("SNAP 0x{zxid:x} but the tree is at 0x{at:x}: closing the learner");
-            self.out(QuorumOut::CloseLearner(c, "snapshot mismatch".into()));
-            return;
+            return self.close_learner(c, "snapshot mismatch");
         }
         let sid = match &self.role {
             Some(Role::Leading(l)) => l.core.learner_sid(conn).unwrap_or(0),
@@ -707,6 +705,15 @@ impl Sequencer {
             "syncing learner connection {conn} (server {sid}) by SNAP 0x{zxid:x} ({len} bytes), serialized in {} ms",
             started.elapsed().as_millis()
         );
+        None
+    }
+
+    /// Leader: closes learner `conn` on the sequencer's own account; the
+    /// returned event tells the core, which would otherwise keep the
+    /// learner's handler (counted in its gauges, sent proposals) for good.
+    pub(super) fn close_learner(&mut self, conn: Conn, why: &str) -> Option<LeaderEvent> {
+        self.out(QuorumOut::CloseLearner(conn, why.into()));
+        Some(LeaderEvent::Closed(conn))
     }
 
     /// Writes an epoch file (atomically, durably); false after a failure,
@@ -1342,11 +1349,11 @@ impl Sequencer {
             Packet::Request { data, .. } if request_type(&data) == Some(OpCode::Sync.code()) => {
                 return Some(LeaderEvent::Sync(conn));
             }
-            Packet::Request { data, authinfo } => self.learner_request(conn, sid, data, &authinfo),
-            Packet::Ping {
-                data: Some(data), ..
-            } => self.touch_sessions(data),
-            Packet::Revalidate { data } => self.answer_revalidate(conn, sid, &data),
+            Packet::Request { data, authinfo } => {
+                return self.learner_request(conn, sid, data, &authinfo);
+            }
+            Packet::Ping { data, .. } => return self.touch_sessions(conn, sid, data),
+            Packet::Revalidate { data } => return self.answer_revalidate(conn, sid, &data),
             _ => {}
         }
         None
@@ -1397,8 +1404,15 @@ impl Sequencer {
         }
     }
 
-    /// PING's touches: (sessionId i64, timeout i32)*.
-    fn touch_sessions(&mut self, data: Bytes) {
+    /// PING's touches: (sessionId i64, timeout i32)*. A PING without them,
+    /// or ending in a partial record, closes the learner's connection after
+    /// the whole records, as ZooKeeper's LearnerHandler ends on the
+    /// exception reading it.
+    fn touch_sessions(&mut self, conn: Conn, sid: u64, data: Option<Bytes>) -> Option<LeaderEvent> {
+        let Some(data) = data else {
+            warn!("a PING from server {sid} (connection {conn}) without its session touches");
+            return self.close_learner(conn, "a PING without its session touches");
+        };
         let now = self.shared.now_ms();
         let mut r = Reader::new(data);
         let mut st = self
@@ -1412,17 +1426,31 @@ impl Sequencer {
             };
             st.touch(id, now);
         }
+        drop(st);
+        if r.remaining() == 0 {
+            return None;
+        }
+        warn!("a PING from server {sid} (connection {conn}) ends in a partial session touch");
+        self.close_learner(conn, "a PING ending in a partial session touch")
     }
 
     /// Leader: REQUEST from learner `sid`: prepared and proposed on its
-    /// behalf (the learner answers its client).
-    fn learner_request(&mut self, conn: Conn, sid: u64, data: Bytes, authinfo: &[zk_jute::Id]) {
+    /// behalf (the learner answers its client). One shorter than its header
+    /// (session, cxid, type) closes the learner's connection, as ZooKeeper's
+    /// LearnerHandler ends on the exception reading it.
+    fn learner_request(
+        &mut self,
+        conn: Conn,
+        sid: u64,
+        data: Bytes,
+        authinfo: &[zk_jute::Id],
+    ) -> Option<LeaderEvent> {
         let mut r = Reader::new(data);
         let (Ok(session), Ok(cxid), Ok(ty)) =
             (i64::read(&mut r), i32::read(&mut r), i32::read(&mut r))
         else {
             warn!("a REQUEST from server {sid} (connection {conn}) shorter than its header");
-            return;
+            return self.close_learner(conn, "a REQUEST shorter than its header");
         };
         if ty == OpCode::CreateSession.code() {
             let Ok(timeout) = i32::read(&mut r) else {
@@ -1436,7 +1464,8 @@ impl Sequencer {
                 let body = TxnBody::Error(ErrorTxn {
                     err: ErrorCode::MarshallingError.code(),
                 });
-                return self.propose(session, cxid, body, Origin::Internal);
+                self.propose(session, cxid, body, Origin::Internal);
+                return None;
             };
             let now = self.shared.now_ms();
             self.shared
@@ -1447,12 +1476,13 @@ impl Sequencer {
             self.set_session_owner(session, Owner::Learner(conn));
             let body = TxnBody::CreateSession(CreateSessionTxn { time_out: timeout });
             self.propose(session, cxid, body, Origin::Internal);
-            return;
+            return None;
         }
         match Request::read_body(ty, &mut r) {
             Ok(req) => {
                 if let Some(body) = self.moved_check(session, Owner::Learner(conn), &req) {
-                    return self.propose(session, cxid, body, Origin::Internal);
+                    self.propose(session, cxid, body, Origin::Internal);
+                    return None;
                 }
                 if matches!(req, Request::CloseSession) {
                     self.shared
@@ -1471,6 +1501,7 @@ impl Sequencer {
                 self.propose(session, cxid, body, Origin::Internal);
             }
         }
+        None
     }
 }
 
