@@ -1651,3 +1651,85 @@ fn mixed_leader_killed_under_load_loses_no_acknowledged_write() {
         assert_acked_everywhere(&addrs, &acked);
     }
 }
+
+/// Regression: `dynamicConfigFile` was ignored. An Apache 3.8 ensemble with
+/// `reconfigEnabled=true` gives its configuration a version at its first
+/// leader (ZOOKEEPER-1783: the NEWLEADER zxid) and rewrites each member's
+/// zoo.cfg to name a `zoo.cfg.dynamic.<version>` file holding the
+/// `server.X` lines; ours, started on such a zoo.cfg in an Apache member's
+/// place, ran standalone on the ensemble's data. It must join as a follower,
+/// lead the Apache servers (whose LearnerInfo carries that version: our
+/// leader refused any above 0) and store the same `/zookeeper/config`.
+#[test]
+fn ours_takes_an_apache_members_place_in_a_dynamic_config() {
+    let mut m = ensemble(&[Flavor::Apache, Flavor::Apache, Flavor::Apache]);
+    for x in &m {
+        let cfg = x.dir.path().join("zoo.cfg");
+        let text = fs::read_to_string(&cfg).expect("zoo.cfg");
+        fs::write(&cfg, format!("{text}reconfigEnabled=true\n")).expect("zoo.cfg");
+    }
+    start_together(&mut m);
+    let leader = all_serving(&m);
+    let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+    let mut c = zk_integration::Client::connect(at(&m[leader])).expect("connect");
+    c.create("/before", b"b", 0).unwrap().expect("create");
+    let _ = c.close();
+    // The follower with the larger sid becomes ours: with the leader gone,
+    // it wins the election against the other Apache follower (same zxid).
+    let mine = (0..3).filter(|&i| i != leader).max().expect("a follower");
+    let other = (0..3)
+        .find(|&i| i != leader && i != mine)
+        .expect("the other");
+    let cfg = m[mine].dir.path().join("zoo.cfg");
+    let text = wait_until("Apache to rewrite zoo.cfg", &m, || {
+        let t = fs::read_to_string(&cfg).ok()?;
+        t.contains("dynamicConfigFile=").then_some(t)
+    });
+    assert!(
+        !text.contains("server."),
+        "zoo.cfg kept server lines: {text}"
+    );
+    m[mine].kill9();
+    m[mine].flavor = Flavor::Ours;
+    m[mine].start();
+    wait_until("ours to follow", &m, || {
+        (m[mine].mode()? == "follower").then_some(())
+    });
+    // Its leader goes: ours leads the Apache follower, then the old leader
+    // back as a follower.
+    m[leader].kill9();
+    wait_until("ours to lead the Apache follower", &m, || {
+        (m[mine].mode()? == "leader" && m[other].mode()? == "follower").then_some(())
+    });
+    m[leader].start();
+    assert_eq!(all_serving(&m), mine, "ours still leads");
+    let mut c = zk_integration::Client::connect(at(&m[other])).expect("connect");
+    c.create("/after", b"a", 0)
+        .unwrap()
+        .expect("create through Apache");
+    let _ = c.close();
+    let config = |x: &Member| {
+        let mut c = zk_integration::Client::connect(at(x)).expect("connect");
+        zk_integration::ensemble::sync(&mut c).expect("sync");
+        let (d, _) = c
+            .get_data("/zookeeper/config", false)
+            .unwrap()
+            .expect("getData /zookeeper/config");
+        for p in ["/before", "/after"] {
+            assert!(
+                c.exists(p, false).unwrap().is_some(),
+                "{p} at server {}",
+                x.sid
+            );
+        }
+        let _ = c.close();
+        String::from_utf8_lossy(&d).into_owned()
+    };
+    let apache = config(&m[other]);
+    assert!(
+        apache.contains("\nversion=1"),
+        "Apache's carries its version: {apache}"
+    );
+    assert_eq!(config(&m[mine]), apache, "ours (left) vs Apache (right)");
+    assert_eq!(config(&m[leader]), apache);
+}

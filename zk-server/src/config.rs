@@ -199,11 +199,21 @@ pub struct Config {
     /// znode.container.checkIntervalMs: how often empty containers and expired
     /// TTL nodes are deleted (default 60000).
     pub container_check_interval_ms: u64,
-    /// `server.X` lines.
+    /// `server.X` lines (zoo.cfg's, or its `dynamicConfigFile`'s).
     pub servers: Vec<QuorumServer>,
+    /// dynamicConfigFile: the file the `server.X` lines came from, as
+    /// ZooKeeper 3.5+ writes it once reconfig is enabled (zoo.cfg then holds
+    /// none).
+    pub dynamic_config_file: Option<PathBuf>,
+    /// The configuration's version: the hex suffix of the dynamic config
+    /// file's name (`zoo.cfg.dynamic.100000000`), 0 for a static config. It
+    /// is sent in notifications, LearnerInfo and NEWLEADER, and stored in
+    /// `/zookeeper/config`; ZooKeeper's leader refuses a learner whose
+    /// version is ahead of its own.
+    pub config_version: u64,
     /// This server's id (from `myid`, 0 when standalone without one).
     pub my_id: u64,
-    /// The zoo.cfg line of each entry of `servers` (for error messages).
+    /// The line of each entry of `servers` (for error messages).
     pub server_lines: Vec<usize>,
     /// peerType: this server's role as zoo.cfg states it; its own server.X
     /// line wins when they differ (with a warning), as in ZooKeeper.
@@ -319,7 +329,6 @@ const KNOWN_IGNORED: &[&str] = &[
     "maxCnxns",
     "secureClientPort",
     "secureClientPortAddress",
-    "dynamicConfigFile",
     "standaloneEnabled",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
@@ -380,11 +389,11 @@ fn parse_bool(v: &str) -> Option<bool> {
 impl Config {
     /// The ensemble's configuration text as ZooKeeper stores it in
     /// `/zookeeper/config` and sends it in notifications and NEWLEADER:
-    /// `server.N=...` lines by id, then `version=0` (static config).
+    /// `server.N=...` lines by id, then `version=<hex>` ([`Config::config_version`]).
     pub fn quorum_config_text(&self) -> String {
         zk_jute::quorum::QuorumConfig {
             servers: self.servers.clone(),
-            version: Some(0),
+            version: Some(self.config_version),
         }
         .to_text()
     }
@@ -431,6 +440,8 @@ impl Config {
             reconfig_enabled: false,
             container_check_interval_ms: 60_000,
             servers: Vec::new(),
+            dynamic_config_file: None,
+            config_version: 0,
             my_id: 0,
             server_lines: Vec::new(),
             peer_type: LearnerType::Participant,
@@ -452,14 +463,15 @@ impl Config {
 
     /// Reads and validates a zoo.cfg file (and `myid` in its dataDir).
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let text = read_config_file(path).map_err(|e| ConfigError {
             file: Some(path.to_path_buf()),
             line: None,
             key: None,
             message: format!("cannot read: {e}"),
         })?;
         let mut cfg = Self::parse(&text).map_err(|mut e| {
-            e.file = Some(path.to_path_buf());
+            // An error in the dynamic config file names that file.
+            e.file.get_or_insert_with(|| path.to_path_buf());
             e
         })?;
         cfg.source = Some(path.to_path_buf());
@@ -467,15 +479,70 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Parses zoo.cfg text (without reading `myid`; see [`Config::read_myid`]).
+    /// Parses zoo.cfg text (without reading `myid`; see [`Config::read_myid`]),
+    /// and the dynamic config file it names, if any.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let mut cfg = Self::default();
         let mut later = Later::default();
+        // As ZooKeeper: with a dynamic config file, the membership is there
+        // only.
+        let dynamic = property_lines(text).any(|(_, k, _)| k == "dynamicConfigFile");
         for (no, key, value) in property_lines(text) {
+            if dynamic && is_membership_key(key) {
+                return Err(ConfigError::at(
+                    no,
+                    key,
+                    "must be in the dynamic config file (dynamicConfigFile is set)",
+                ));
+            }
             cfg.apply(&Line { no, key, value }, &mut later)?;
+        }
+        if let Some((no, path)) = later.dynamic_file.take() {
+            cfg.read_dynamic_file(no, &path)?;
         }
         cfg.initial_text = text.to_string();
         cfg.finish(later)
+    }
+
+    /// Reads the membership from `path` (zoo.cfg's `dynamicConfigFile` on
+    /// line `no`), as ZooKeeper's `QuorumPeerConfig.parse`: `server.X`,
+    /// `group.X` and `weight.X` lines; the version is the hex suffix of the
+    /// file's name (0 without one), never a line of the file. Errors name
+    /// the dynamic file.
+    fn read_dynamic_file(&mut self, no: usize, path: &Path) -> Result<(), ConfigError> {
+        let text = read_config_file(path).map_err(|e| {
+            ConfigError::at(
+                no,
+                "dynamicConfigFile",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        let in_file = |mut e: ConfigError| {
+            e.file = Some(path.to_path_buf());
+            e
+        };
+        let mut unused = Later::default();
+        for (no, key, value) in property_lines(&text) {
+            if key == "version" {
+                return Err(in_file(ConfigError::at(
+                    no,
+                    key,
+                    "a dynamic config file holds no version line (its name's suffix is the version)",
+                )));
+            }
+            if is_membership_key(key) {
+                self.apply(&Line { no, key, value }, &mut unused)
+                    .map_err(in_file)?;
+            } else {
+                self.warnings.push(format!(
+                    "{}: line {no}: {key} does not belong in a dynamic config file; ignored",
+                    path.display()
+                ));
+            }
+        }
+        self.config_version = version_of_dynamic_file(path);
+        self.dynamic_config_file = Some(path.to_path_buf());
+        Ok(())
     }
 
     /// The `zookeeper.<key>` system properties Apache's `QuorumPeerConfig`
@@ -548,6 +615,9 @@ impl Config {
             "syncLimit" => self.sync_limit = l.u32v(1)?,
             "dataDir" => later.data_dir = Some(non_empty_path(line_no, key, value)?),
             "dataLogDir" => later.data_log_dir = Some(non_empty_path(line_no, key, value)?),
+            "dynamicConfigFile" => {
+                later.dynamic_file = Some((line_no, non_empty_path(line_no, key, value)?))
+            }
             "clientPort" => later.client_port = Some(l.int(0, 65535)? as u16),
             "clientPortAddress" => {
                 self.client_port_address = Some(value.parse().map_err(|_| {
@@ -1087,6 +1157,49 @@ struct Later {
     /// (line, value) of minSessionTimeout / maxSessionTimeout.
     min_to: Option<(usize, i64)>,
     max_to: Option<(usize, i64)>,
+    /// (line, path) of dynamicConfigFile.
+    dynamic_file: Option<(usize, PathBuf)>,
+}
+
+/// The most a zoo.cfg or dynamic config file may hold (a thousand servers'
+/// lines take some 60 KB): `/dev/zero` or a log file named by mistake is an
+/// error, not the server's memory.
+const MAX_CONFIG_FILE: u64 = 4 << 20;
+
+/// A config file's text, at most [`MAX_CONFIG_FILE`] bytes of UTF-8.
+fn read_config_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_FILE + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_FILE {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_CONFIG_FILE} bytes"
+        )));
+    }
+    Ok(text)
+}
+
+/// A key of the ensemble's membership: zoo.cfg's, or its dynamic config
+/// file's.
+fn is_membership_key(key: &str) -> bool {
+    key.starts_with("server.") || key.starts_with("group") || key.starts_with("weight")
+}
+
+/// The version a dynamic config file's name gives (ZooKeeper's
+/// `getVersionFromFilename`): the hex after its last `.`, 0 when that is not
+/// hex (or is beyond a positive i64, which ZooKeeper's Long cannot hold).
+fn version_of_dynamic_file(path: &Path) -> u64 {
+    let name = path.to_string_lossy();
+    let suffix = name.rsplit_once('.').map_or("", |(_, s)| s);
+    if suffix.is_empty() || !suffix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return 0;
+    }
+    u64::from_str_radix(suffix, 16)
+        .ok()
+        .filter(|&v| i64::try_from(v).is_ok())
+        .unwrap_or(0)
 }
 
 /// Splits a Java properties line at the first unescaped `=`, `:` or whitespace.
@@ -1166,6 +1279,102 @@ mod tests {
         std::fs::write(dir.path().join("myid"), "7\n").unwrap();
         assert!(c.read_myid().is_err(), "myid must be listed");
         assert!(c.is_ensemble());
+    }
+
+    /// Regression: `dynamicConfigFile` was ignored with a warning, so a
+    /// zoo.cfg as ZooKeeper 3.5+ rewrites it once reconfig is enabled (no
+    /// `server.X` lines of its own) started a member of an ensemble as a
+    /// standalone server on the ensemble's data.
+    #[test]
+    fn the_membership_comes_from_the_dynamic_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let dynamic = dir.path().join("zoo.cfg.dynamic.100000000");
+        // As ZooKeeper writes it: sorted, roles and client addresses given.
+        std::fs::write(
+            &dynamic,
+            "server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\n\
+             server.2=127.0.0.1:2889:3889:participant;0.0.0.0:2182\n\
+             server.3=127.0.0.1:2890:3890:observer;0.0.0.0:2183",
+        )
+        .unwrap();
+        let zoo = |extra: &str| {
+            format!(
+                "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\n{extra}dynamicConfigFile={}\n",
+                dir.path().display(),
+                dynamic.display()
+            )
+        };
+        let mut c = Config::parse(&zoo("")).unwrap();
+        assert_eq!(c.servers.len(), 3);
+        assert_eq!(c.servers[2].role, LearnerType::Observer);
+        assert_eq!(c.config_version, 0x1_0000_0000);
+        assert_eq!(c.dynamic_config_file.as_deref(), Some(dynamic.as_path()));
+        assert!(c.is_ensemble());
+        assert!(
+            c.quorum_config_text().ends_with("\nversion=100000000"),
+            "{}",
+            c.quorum_config_text()
+        );
+        std::fs::write(dir.path().join("myid"), "2\n").unwrap();
+        c.read_myid().unwrap();
+        assert_eq!(c.client_port, 2182, "its own server line's client port");
+        assert!(c.warnings.iter().all(|w| !w.contains("dynamicConfigFile")));
+
+        // The membership only there, as ZooKeeper requires.
+        let e = Config::parse(&zoo("server.4=127.0.0.1:2891:3891\n")).unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(5), Some("server.4")),
+            "{e}"
+        );
+        // A version line in it is an error naming the file and line.
+        std::fs::write(
+            &dynamic,
+            "server.1=127.0.0.1:2888:3888\nversion=100000000\n",
+        )
+        .unwrap();
+        let e = Config::parse(&zoo("")).unwrap_err();
+        assert_eq!(
+            (e.file.as_deref(), e.line),
+            (Some(dynamic.as_path()), Some(2)),
+            "{e}"
+        );
+        // So is a bad server line.
+        std::fs::write(
+            &dynamic,
+            "server.1=127.0.0.1:2888:3888\nserver.2=nonsense\n",
+        )
+        .unwrap();
+        let e = Config::parse(&zoo("")).unwrap_err();
+        assert_eq!(
+            (e.file.as_deref(), e.line),
+            (Some(dynamic.as_path()), Some(2)),
+            "{e}"
+        );
+        // A missing file names zoo.cfg's line.
+        std::fs::remove_file(&dynamic).unwrap();
+        let e = Config::parse(&zoo("")).unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(5), Some("dynamicConfigFile")),
+            "{e}"
+        );
+        assert!(e.message.contains("cannot read"), "{e}");
+        // A name without a hex suffix is version 0, as ZooKeeper's.
+        let plain = dir.path().join("zoo.cfg.dynamic");
+        std::fs::write(
+            &plain,
+            "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\n",
+        )
+        .unwrap();
+        let text = zoo("").replace(&dynamic.display().to_string(), &plain.display().to_string());
+        let c = Config::parse(&text).unwrap();
+        assert_eq!((c.servers.len(), c.config_version), (2, 0));
+        let huge = zoo("").replace(&dynamic.display().to_string(), "/dev/zero");
+        let e = Config::parse(&huge).unwrap_err();
+        assert!(e.message.contains("larger than"), "{e}");
+        assert_eq!(version_of_dynamic_file(Path::new("a.cafe")), 0xcafe);
+        assert_eq!(version_of_dynamic_file(Path::new("a.ffffffffffffffff")), 0);
     }
 
     #[test]

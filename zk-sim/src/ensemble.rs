@@ -961,6 +961,7 @@ impl Sim {
                 commit_log_count: self.opts.commit_log_count,
                 config: Bytes::from_static(b"version=0"),
                 diff_from_log: true,
+                config_version: 0,
             };
             let mut out = Vec::new();
             let core = Leader::new(cfg, start, &mut out);
@@ -980,6 +981,7 @@ impl Sim {
                     observer: self.is_observer(s),
                     init_limit: init,
                     sync_limit: sync,
+                    config_version: 0,
                 },
                 LearnerStart {
                     last_zxid: last,

@@ -30,6 +30,10 @@ pub struct LeaderConfig {
     pub commit_log_count: usize,
     /// The config text sent with NEWLEADER.
     pub config: Bytes,
+    /// That configuration's version (0 for a static config): a learner
+    /// whose LearnerInfo names a later one is refused, as ZooKeeper's
+    /// LearnerHandler refuses it ("Follower is ahead of the leader").
+    pub config_version: i64,
     /// A learner older than the window is synced by DIFF from the on-disk
     /// log when the runtime can read it ([`LeaderCommand::ReadLog`]; Apache's
     /// `getProposalsFromTxnLog`), else by SNAP.
@@ -314,6 +318,7 @@ impl Leader {
             commit_log_count: 0,
             config: Bytes::new(),
             diff_from_log: false,
+            config_version: 0,
         };
         let start = LeaderStart {
             accepted_epoch: applied.epoch(),
@@ -736,10 +741,10 @@ impl Leader {
         observer_packet: bool,
         out: &mut Vec<LeaderCommand>,
     ) -> Result<(), String> {
-        if info.config_version > 0 {
+        if info.config_version > self.cfg.config_version {
             return Err(format!(
-                "the learner's config version {:#x} is ahead of ours (0)",
-                info.config_version
+                "the learner's config version {:#x} is ahead of ours ({:#x})",
+                info.config_version, self.cfg.config_version
             ));
         }
         let sid = u64::try_from(info.server_id)

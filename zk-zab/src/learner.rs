@@ -20,6 +20,9 @@ pub struct LearnerConfig {
     pub init_limit: u64,
     /// syncLimit, in ticks.
     pub sync_limit: u64,
+    /// Our configuration's version, sent in LearnerInfo (0 for a static
+    /// config).
+    pub config_version: i64,
 }
 
 /// What the runtime knows when the learner starts (from its disk).
@@ -294,7 +297,7 @@ impl Learner {
         let info = LearnerInfo {
             server_id: self.cfg.sid as i64,
             protocol_version: PROTOCOL_VERSION,
-            config_version: 0,
+            config_version: self.cfg.config_version,
         };
         let zxid = Zxid::new(self.accepted_epoch, 0);
         out.push(LearnerCommand::Send(if self.cfg.observer {

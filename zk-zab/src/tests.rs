@@ -30,6 +30,7 @@ fn lcfg(voters: &[u64]) -> LeaderConfig {
         commit_log_count: 500,
         config: Bytes::from_static(b"version=0"),
         diff_from_log: true,
+        config_version: 0,
     }
 }
 
@@ -39,6 +40,7 @@ fn fcfg(sid: u64) -> LearnerConfig {
         observer: false,
         init_limit: 10,
         sync_limit: 5,
+        config_version: 0,
     }
 }
 
@@ -1526,4 +1528,50 @@ fn a_newleader_ack_leaves_with_its_connection_until_the_epoch_is_established() {
     c.nodes[2].step(LearnerEvent::CurrentEpochDurable(1));
     c.pump();
     assert_eq!(c.established, Some(1));
+}
+
+#[test]
+fn a_learner_at_the_leaders_config_version_joins_and_a_later_one_is_refused() {
+    // A configuration read from a dynamic config file has the version its
+    // name gives: the leader was refusing every learner of a version above
+    // 0, its learners sent 0. As ZooKeeper's LearnerHandler: a learner is
+    // refused only when its version is ahead of the leader's.
+    const V: i64 = 0x1_0000_0000;
+    let versioned = |sid| LearnerConfig {
+        config_version: V,
+        ..fcfg(sid)
+    };
+    let nodes = vec![
+        Node::new(versioned(1), vec![], 0, 0),
+        Node::new(versioned(2), vec![], 0, 0),
+    ];
+    let cfg = LeaderConfig {
+        config_version: V,
+        ..lcfg(&[1, 2, 3])
+    };
+    let mut c = Cluster::new(cfg, start(Zxid::ZERO, vec![], (0, 0)), nodes);
+    c.connect_all();
+    c.pump();
+    assert_eq!(c.established, Some(1), "closed: {:?}", c.closed);
+    // A third connection from server 1 whose version is ahead.
+    c.to_learner.push(VecDeque::new());
+    c.leader_step(LeaderEvent::Connected(2));
+    c.leader_step(LeaderEvent::Packet(
+        2,
+        Packet::FollowerInfo {
+            zxid: z(1, 0),
+            info: zk_jute::LearnerInfo {
+                server_id: 1,
+                protocol_version: PROTOCOL_VERSION,
+                config_version: V + 1,
+            },
+        },
+    ));
+    assert!(
+        c.closed
+            .iter()
+            .any(|(conn, r)| *conn == 2 && r.contains("ahead of ours (0x100000000)")),
+        "{:?}",
+        c.closed
+    );
 }

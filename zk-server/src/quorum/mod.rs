@@ -332,6 +332,8 @@ struct Zab {
     init_limit: u64,
     sync_limit: u64,
     config_text: Bytes,
+    /// Its version (`Config::config_version`).
+    config_version: i64,
     bounds: Bounds,
     half_tick: Duration,
     /// When the role's next tick is due (while a role is active).
@@ -365,6 +367,7 @@ impl Zab {
             init_limit: u64::from(config.init_limit),
             sync_limit: u64::from(config.sync_limit),
             config_text,
+            config_version: i64::try_from(config.config_version).unwrap_or(i64::MAX),
             bounds: Bounds {
                 max_data: config.jute_max_buffer + packets::DATA_SLACK,
                 snap_max: zk_tree::APACHE_MAX_LEN.max(config.jute_max_buffer),
@@ -751,6 +754,7 @@ impl Runtime {
                         observer,
                         init_limit: z.init_limit,
                         sync_limit: z.sync_limit,
+                        config_version: z.config_version,
                     },
                     leader: d.leader,
                 });
@@ -797,6 +801,7 @@ impl Runtime {
                     commit_log_count: COMMIT_LOG_COUNT,
                     config: z.config_text.clone(),
                     diff_from_log: true,
+                    config_version: z.config_version,
                 }));
                 z.next_tick = Some(now + z.half_tick);
                 Role::ZabLeading(l)

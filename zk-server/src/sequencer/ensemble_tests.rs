@@ -207,6 +207,7 @@ impl Cluster {
             commit_log_count: self.commit_log_count,
             config: Bytes::from_static(b"version=0"),
             diff_from_log: self.diff_from_log,
+            config_version: 0,
         };
         self.send(leader, CoreMsg::Quorum(QuorumIn::Lead(cfg)));
         for &sid in learners {
@@ -221,6 +222,7 @@ impl Cluster {
             observer: false,
             init_limit: 20,
             sync_limit: 20,
+            config_version: 0,
         };
         self.send(
             sid,
@@ -1252,6 +1254,7 @@ fn an_observer_syncs_and_applies_informed_txns() {
         observer: true,
         init_limit: 20,
         sync_limit: 20,
+        config_version: 0,
     };
     c.send(3, CoreMsg::Quorum(QuorumIn::Follow { cfg, leader: 1 }));
     let conn = c.next_conn;

@@ -315,6 +315,7 @@ impl<'a> LeaderSide<'a> {
             commit_log_count: usize::from(input.u8() % 8),
             config: Bytes::from_static(b"version=0"),
             diff_from_log: input.u8().is_multiple_of(2),
+            config_version: 0,
         };
         let mut recent = history(5);
         let tail = if input.u8().is_multiple_of(2) {
@@ -512,6 +513,7 @@ impl<'a> LearnerSide<'a> {
             observer,
             init_limit: 5,
             sync_limit: 2,
+            config_version: 0,
         };
         let last = Zxid::new(1, 5);
         let start = LearnerStart {
