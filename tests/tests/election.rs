@@ -1733,3 +1733,107 @@ fn ours_takes_an_apache_members_place_in_a_dynamic_config() {
     assert_eq!(config(&m[mine]), apache, "ours (left) vs Apache (right)");
     assert_eq!(config(&m[leader]), apache);
 }
+
+/// With `reconfigEnabled=true`, Apache 3.8 gives a version-0 configuration
+/// the first zxid of the epoch that establishes it (ZOOKEEPER-1783), and
+/// every member writes it to `zoo.cfg.dynamic.<version>` and names that file
+/// in its zoo.cfg. Ours does the same as leader and as follower, so that
+/// each side's LearnerInfo keeps being accepted by the other's leader
+/// (a leader refuses a learner whose version is ahead of its own): the
+/// ensemble elects, fails over to the other flavour and takes the old
+/// leader back, every member with the same `/zookeeper/config`. Server 3
+/// leads the first epoch (it versions the configuration; the others adopt
+/// the version), then 2, then 3 again.
+fn reconfig_enabled_versions_the_configuration(flavors: &[Flavor], leaders: &[Flavor]) {
+    let mut m = ensemble(flavors);
+    for x in &m {
+        let cfg = x.dir.path().join("zoo.cfg");
+        let text = fs::read_to_string(&cfg).expect("zoo.cfg");
+        fs::write(&cfg, format!("{text}reconfigEnabled=true\n")).expect("zoo.cfg");
+    }
+    // Servers 3 and 2 first: server 3 leads the first epoch, then 1 joins.
+    start_together(&mut m[1..]);
+    wait_until("server 3 to lead", &m, || {
+        (m[2].mode()? == "leader" && m[1].mode()? == "follower").then_some(())
+    });
+    m[0].start();
+    let first = all_serving(&m);
+    let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+    let config = |x: &Member| {
+        let mut c = zk_integration::Client::connect(at(x)).expect("connect");
+        zk_integration::ensemble::sync(&mut c).expect("sync");
+        let (d, _) = c
+            .get_data("/zookeeper/config", false)
+            .unwrap()
+            .expect("getData /zookeeper/config");
+        let _ = c.close();
+        String::from_utf8_lossy(&d).into_owned()
+    };
+    let same_config = |m: &[Member], live: &[usize]| {
+        let texts: Vec<String> = live.iter().map(|&i| config(&m[i])).collect();
+        assert!(
+            texts.iter().all(|t| t == &texts[0]),
+            "{:?}",
+            live.iter()
+                .map(|&i| m[i].flavor)
+                .zip(&texts)
+                .collect::<Vec<_>>()
+        );
+        texts[0].clone()
+    };
+    let versioned = wait_until("every member to version the config", &m, || {
+        let t = config(&m[0]);
+        (!t.ends_with("version=0")).then_some(t)
+    });
+    assert!(versioned.ends_with("\nversion=100000000"), "{versioned}");
+    assert_eq!(same_config(&m, &[0, 1, 2]), versioned);
+    for x in &m {
+        let zoo = wait_until("zoo.cfg to name its dynamic file", &m, || {
+            let t = fs::read_to_string(x.dir.path().join("zoo.cfg")).ok()?;
+            t.contains("dynamicConfigFile=").then_some(t)
+        });
+        assert!(!zoo.contains("server."), "{}: {zoo}", x.flavor);
+        assert!(
+            x.dir.path().join("zoo.cfg.dynamic.100000000").exists(),
+            "{}",
+            x.flavor
+        );
+    }
+    // The first leader goes and comes back (on its rewritten zoo.cfg); then
+    // the second does, so that each flavour leads the other's learners at
+    // the version.
+    let mut leader = first;
+    let mut led = vec![m[first].flavor];
+    for _ in 0..2 {
+        m[leader].kill9();
+        let live: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+        let next = wait_until("a new leader", &m, || {
+            let modes: Vec<String> = live.iter().map(|&i| m[i].mode()).collect::<Option<_>>()?;
+            let leaders: Vec<usize> = (0..live.len()).filter(|&k| modes[k] == "leader").collect();
+            (leaders.len() == 1 && modes.iter().all(|md| md != "standalone"))
+                .then(|| live[leaders[0]])
+        });
+        led.push(m[next].flavor);
+        m[leader].start();
+        leader = all_serving(&m);
+        assert_eq!(leader, next, "the restarted server follows");
+        assert_eq!(same_config(&m, &[0, 1, 2]), versioned);
+    }
+    // Same zxids everywhere: the highest sid alive leads.
+    assert_eq!(led, leaders, "the flavours that led, in turn");
+    let mut c = zk_integration::Client::connect(at(&m[0])).expect("connect");
+    c.create("/after", b"a", 0).unwrap().expect("create");
+    let _ = c.close();
+}
+
+#[test]
+fn reconfig_enabled_ours_leads_then_follows_apache() {
+    use Flavor::{Apache, Ours};
+    reconfig_enabled_versions_the_configuration(&[Apache, Apache, Ours], &[Ours, Apache, Ours]);
+}
+
+#[test]
+fn reconfig_enabled_ours_follows_then_leads_apache() {
+    use Flavor::{Apache, Ours};
+    reconfig_enabled_versions_the_configuration(&[Apache, Ours, Apache], &[Apache, Ours, Apache]);
+}

@@ -194,7 +194,10 @@ pub struct Config {
     /// true): a leader sends the tree digest with each proposal, and every
     /// server checks the digests it is sent against its tree.
     pub digest_enabled: bool,
-    /// reconfigEnabled (reconfig still fails: not built; RECONFIGDISABLED when off).
+    /// reconfigEnabled: a leader gives a configuration of version 0 its first
+    /// epoch's zxid as its version and every member writes it to a dynamic
+    /// config file (`crate::dynamic_config`), as ZooKeeper; the reconfig
+    /// operation itself still fails (not built; RECONFIGDISABLED when off).
     pub reconfig_enabled: bool,
     /// znode.container.checkIntervalMs: how often empty containers and expired
     /// TTL nodes are deleted (default 60000).
@@ -391,11 +394,26 @@ impl Config {
     /// `/zookeeper/config` and sends it in notifications and NEWLEADER:
     /// `server.N=...` lines by id, then `version=<hex>` ([`Config::config_version`]).
     pub fn quorum_config_text(&self) -> String {
-        zk_jute::quorum::QuorumConfig {
-            servers: self.servers.clone(),
-            version: Some(self.config_version),
-        }
-        .to_text()
+        self.quorum_config_text_at(self.config_version)
+    }
+
+    /// [`Config::quorum_config_text`] at configuration version `version`.
+    pub fn quorum_config_text_at(&self, version: u64) -> String {
+        self.quorum_config(Some(version)).to_text()
+    }
+
+    /// The members' `server.N=...` lines, each ending in a newline (the
+    /// configuration text without its version).
+    pub fn quorum_members_text(&self) -> String {
+        self.quorum_config(None).to_text()
+    }
+
+    /// The members ordered by id (a dynamic config file lists them sorted as
+    /// text: server.10 before server.2).
+    fn quorum_config(&self, version: Option<u64>) -> zk_jute::quorum::QuorumConfig {
+        let mut servers = self.servers.clone();
+        servers.sort_by_key(|s| s.id);
+        zk_jute::quorum::QuorumConfig { servers, version }
     }
 
     /// A standalone configuration with ZooKeeper's defaults, except that
@@ -1022,8 +1040,9 @@ impl Config {
         (requested as i64).clamp(min, max) as i32
     }
 
-    /// The `conf` four-letter word's text (ZooKeeper's key order).
-    pub fn conf_text(&self, local_port: u16) -> String {
+    /// The `conf` four-letter word's text (ZooKeeper's key order), the
+    /// membership at configuration version `version`.
+    pub fn conf_text(&self, local_port: u16, version: u64) -> String {
         use std::fmt::Write;
         let mut s = String::new();
         let _ = writeln!(s, "clientPort={local_port}");
@@ -1060,7 +1079,7 @@ impl Config {
             };
             let _ = writeln!(s, "peerType={peer_type}");
             s.push_str("membership: \n");
-            s.push_str(&self.quorum_config_text());
+            s.push_str(&self.quorum_config_text_at(version));
         }
         s
     }
@@ -1838,7 +1857,7 @@ mod tests {
             configs += 1;
             let derived = std::panic::AssertUnwindSafe(|| {
                 let _ = (cfg.voters(), cfg.is_ensemble(), cfg.quorum_config_text());
-                let _ = cfg.conf_text(2181);
+                let _ = cfg.conf_text(2181, cfg.config_version);
                 for t in [i32::MIN, -1, 0, 1, 4000, i32::MAX] {
                     let _ = cfg.negotiate_timeout(t);
                 }

@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
 
 use hashbrown::HashMap;
 
@@ -67,6 +67,9 @@ pub(crate) struct Control {
     failure: Mutex<Option<String>>,
     /// The server a learner syncs from (-1: none yet).
     learner_master: AtomicI64,
+    /// The ensemble configuration's version (`Config::config_version` at
+    /// the start; with reconfigEnabled, the one an established epoch gave it).
+    config_version: AtomicU64,
 }
 
 impl Control {
@@ -82,7 +85,18 @@ impl Control {
             leader: Mutex::new((zk_zab::LearnerCounts::default(), None)),
             failure: Mutex::new(None),
             learner_master: AtomicI64::new(-1),
+            config_version: AtomicU64::new(0),
         }
+    }
+
+    /// The ensemble configuration's current version.
+    pub fn config_version(&self) -> u64 {
+        self.config_version.load(Relaxed)
+    }
+
+    /// The configuration's version is now `v`.
+    pub fn set_config_version(&self, v: u64) {
+        self.config_version.store(v, Relaxed);
     }
 
     /// A new leader role: no proposal sizes yet.

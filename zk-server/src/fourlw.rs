@@ -54,7 +54,11 @@ pub fn run(shared: &Shared, cmd: &str, rest: &[u8]) -> String {
         "isro" => out.push_str("rw"),
         "srvr" => server_stats(shared, &mut out, false),
         "stat" => server_stats(shared, &mut out, true),
-        "conf" => out.push_str(&shared.config.conf_text(shared.local_addr().port())),
+        "conf" => out.push_str(
+            &shared
+                .config
+                .conf_text(shared.local_addr().port(), shared.control.config_version()),
+        ),
         "cons" => {
             for c in shared.stats.connections() {
                 let _ = writeln!(out, "{}", c.cons_line());

@@ -34,6 +34,7 @@
 mod admin;
 pub mod config;
 mod control;
+mod dynamic_config;
 mod epoch_files;
 mod error;
 pub mod expiry;

@@ -122,6 +122,10 @@ pub(crate) enum QuorumOut {
     ToLeader(zk_zab::Packet),
     /// The role serves clients in `epoch` (the election's vote carries it).
     EpochEstablished(u32),
+    /// The ensemble configuration has version `v` from now on (reconfigEnabled:
+    /// the version an established epoch gave it): the election's
+    /// notifications and the next role's LearnerInfo and NEWLEADER carry it.
+    ConfigVersion(u64),
     /// The role ended (GoLooking): close the quorum connections, elect again
     /// with `last_zxid`, the last zxid logged now (the role changed it).
     RoleEnded { reason: String, last_zxid: i64 },

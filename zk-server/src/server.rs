@@ -233,7 +233,11 @@ impl Server {
         let core_rx = core_tx.clone();
         let mut shared = Shared::new(
             config.clone(),
-            Control::new(Mode::Standalone, last_zxid.as_i64()),
+            {
+                let control = Control::new(Mode::Standalone, last_zxid.as_i64());
+                control.set_config_version(config.config_version);
+                control
+            },
             tracker,
             tree.clone(),
             core_tx.clone(),

@@ -959,9 +959,10 @@ impl Sim {
                 init_limit: init,
                 sync_limit: sync,
                 commit_log_count: self.opts.commit_log_count,
-                config: Bytes::from_static(b"version=0"),
+                members: Bytes::new(),
                 diff_from_log: true,
                 config_version: 0,
+                version_config: false,
             };
             let mut out = Vec::new();
             let core = Leader::new(cfg, start, &mut out);
@@ -1596,7 +1597,7 @@ impl Sim {
                 }
                 LearnerCommand::Append { zxid, txn } => self.append(s, zxid, txn)?,
                 LearnerCommand::Apply { zxid, txn } => self.apply(s, zxid, txn, false)?,
-                LearnerCommand::StartServing { epoch } => {
+                LearnerCommand::StartServing { epoch, .. } => {
                     self.el_feed(
                         s,
                         ElEvent::EpochEstablished {

@@ -533,12 +533,20 @@ impl Tree {
 
     /// Sets `/zookeeper/config`'s data to an ensemble's configuration text,
     /// outside any txn, as Apache's `ZKDatabase.initConfigInZKDatabase` does
-    /// after every load of the database in quorum mode: mzxid 0 (the config
-    /// version), mtime `time_ms`, version -1. False if the node is missing.
-    pub fn set_config(&self, data: &[u8], time_ms: i64) -> bool {
+    /// after every load of the database in quorum mode: mzxid the config's
+    /// `version`, mtime `time_ms`, data version -1. False if the node is
+    /// missing.
+    pub fn set_config(&self, data: &[u8], version: i64, time_ms: i64) -> bool {
         let mut trig = Triggers::new(false);
         self.write()
-            .set_data_raw("/zookeeper/config", Some(data), -1, 0, time_ms, &mut trig)
+            .set_data_raw(
+                "/zookeeper/config",
+                Some(data),
+                -1,
+                version,
+                time_ms,
+                &mut trig,
+            )
             .is_ok()
     }
 

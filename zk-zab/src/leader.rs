@@ -28,12 +28,19 @@ pub struct LeaderConfig {
     pub sync_limit: u64,
     /// How many committed txns are kept for DIFF (`zookeeper.commitLogCount`, 500).
     pub commit_log_count: usize,
-    /// The config text sent with NEWLEADER.
-    pub config: Bytes,
+    /// The configuration's `server.N=...` lines (each ending in a newline),
+    /// sent with NEWLEADER followed by `version=<hex>`.
+    pub members: Bytes,
     /// That configuration's version (0 for a static config): a learner
     /// whose LearnerInfo names a later one is refused, as ZooKeeper's
     /// LearnerHandler refuses it ("Follower is ahead of the leader").
     pub config_version: i64,
+    /// reconfigEnabled: a configuration of version 0 takes the new epoch's
+    /// first zxid as its version, sent with NEWLEADER and current once the
+    /// epoch is established ([`Leader::config_version`]), as ZooKeeper's
+    /// leader does (ZOOKEEPER-1783) so that an established configuration
+    /// wins over initial ones.
+    pub version_config: bool,
     /// A learner older than the window is synced by DIFF from the on-disk
     /// log when the runtime can read it ([`LeaderCommand::ReadLog`]; Apache's
     /// `getProposalsFromTxnLog`), else by SNAP.
@@ -316,9 +323,10 @@ impl Leader {
             init_limit: 0,
             sync_limit: 0,
             commit_log_count: 0,
-            config: Bytes::new(),
+            members: Bytes::new(),
             diff_from_log: false,
             config_version: 0,
+            version_config: false,
         };
         let start = LeaderStart {
             accepted_epoch: applied.epoch(),
@@ -340,6 +348,22 @@ impl Leader {
     /// The new epoch (final once acceptedEpoch is written).
     pub fn epoch(&self) -> u32 {
         self.epoch
+    }
+
+    /// The configuration's current version: the start's, or the version
+    /// [`LeaderConfig::version_config`] gave it once the epoch is
+    /// established.
+    pub fn config_version(&self) -> i64 {
+        self.cfg.config_version
+    }
+
+    /// The version NEWLEADER carries.
+    fn newleader_config_version(&self) -> i64 {
+        if self.cfg.version_config && self.cfg.config_version == 0 {
+            Zxid::new(self.epoch, 0).as_i64()
+        } else {
+            self.cfg.config_version
+        }
     }
 
     /// Whether the epoch is established and proposals are taken.
@@ -990,7 +1014,7 @@ impl Leader {
             conn,
             Packet::NewLeader {
                 zxid: Zxid::new(self.epoch, 0),
-                config: self.cfg.config.clone(),
+                config: self.newleader_config(),
             },
         ));
         // The outstanding proposals after NEWLEADER, not before as Apache's
@@ -1032,11 +1056,20 @@ impl Leader {
         }
     }
 
+    /// NEWLEADER's configuration text: the members, then the version.
+    fn newleader_config(&self) -> Bytes {
+        let mut text = self.cfg.members.to_vec();
+        text.extend_from_slice(format!("version={:x}", self.newleader_config_version()).as_bytes());
+        Bytes::from(text)
+    }
+
     fn maybe_establish(&mut self, out: &mut Vec<LeaderCommand>) {
         if self.phase != Phase::Syncing || !self.quorum(&self.newleader_acks) {
             return;
         }
         self.next_phase(Phase::Broadcast);
+        // The configuration NEWLEADER carried is now the current one.
+        self.cfg.config_version = self.newleader_config_version();
         // The history became the new epoch's committed prefix: apply the tail.
         while let Some((zxid, txn)) = self.tail.pop_front() {
             self.applied = zxid;

@@ -96,6 +96,10 @@ pub enum LearnerCommand {
     },
     /// Synced: serve clients (UPTODATE).
     StartServing {
+        /// The configuration text NEWLEADER carried (`server.N=...` lines and
+        /// `version=<hex>`), if any: with reconfig enabled, ZooKeeper's
+        /// learner makes it its own at UPTODATE (`processReconfig`).
+        leader_config: Option<Bytes>,
         /// The established epoch (the election's vote now carries it).
         epoch: u32,
     },
@@ -157,6 +161,8 @@ struct Pending {
 pub struct Learner {
     cfg: LearnerConfig,
     phase: Phase,
+    /// The configuration text NEWLEADER carried, until UPTODATE.
+    leader_config: Option<Bytes>,
     accepted_epoch: u32,
     current_epoch: u32,
     new_epoch: u32,
@@ -192,6 +198,7 @@ impl Learner {
     pub fn new(cfg: LearnerConfig, start: LearnerStart) -> Self {
         let l = Self {
             cfg,
+            leader_config: None,
             phase: Phase::Idle,
             accepted_epoch: start.accepted_epoch,
             current_epoch: start.current_epoch,
@@ -515,7 +522,9 @@ impl Learner {
             }
             // PING is not answered during sync (Learner.syncWithLeader).
             Packet::Ping { .. } => {}
-            Packet::NewLeader { zxid, .. } if self.phase == Phase::Syncing => {
+            Packet::NewLeader { zxid, config } if self.phase == Phase::Syncing => {
+                // As ZooKeeper's learner: a config of one byte or none is none.
+                self.leader_config = (config.len() > 1).then_some(config);
                 if zxid != Zxid::new(self.new_epoch, 0) {
                     return Err(format!(
                         "NEWLEADER {zxid} for another epoch than {}",
@@ -544,6 +553,7 @@ impl Learner {
                     zxid: Zxid::new(self.new_epoch, 0),
                 }));
                 out.push(LearnerCommand::StartServing {
+                    leader_config: self.leader_config.take(),
                     epoch: self.new_epoch,
                 });
             }

@@ -28,9 +28,10 @@ fn lcfg(voters: &[u64]) -> LeaderConfig {
         init_limit: 10,
         sync_limit: 5,
         commit_log_count: 500,
-        config: Bytes::from_static(b"version=0"),
+        members: Bytes::new(),
         diff_from_log: true,
         config_version: 0,
+        version_config: false,
     }
 }
 
@@ -56,6 +57,8 @@ struct Node {
     sent: VecDeque<Packet>,
     looking: Option<String>,
     serving: bool,
+    /// The configuration NEWLEADER carried, as StartServing passed it on.
+    leader_config: Option<Bytes>,
     auto: bool,
 }
 
@@ -83,6 +86,7 @@ impl Node {
             sent: VecDeque::new(),
             looking: None,
             serving: false,
+            leader_config: None,
             auto: true,
         }
     }
@@ -134,7 +138,10 @@ impl Node {
                 self.applied.push(zxid);
                 self.events.push(format!("apply {zxid}"));
             }
-            LearnerCommand::StartServing { .. } => self.serving = true,
+            LearnerCommand::StartServing { leader_config, .. } => {
+                self.serving = true;
+                self.leader_config = leader_config;
+            }
             LearnerCommand::AnswerPing(zxid) => self.sent.push_back(Packet::Ping {
                 zxid,
                 data: Some(Bytes::new()),
@@ -805,7 +812,10 @@ fn newleader_is_acked_only_after_the_sync_and_current_epoch_are_durable() {
     assert_eq!(n.sent.pop_front(), Some(Packet::Ack { zxid: z(2, 0) }));
     assert_eq!(n.applied, vec![z(1, 1), z(1, 2)], "applied with UPTODATE");
     let cmds = n.step(LearnerEvent::Packet(Packet::UpToDate));
-    assert!(cmds.contains(&LearnerCommand::StartServing { epoch: 2 }));
+    assert!(cmds.contains(&LearnerCommand::StartServing {
+        leader_config: None,
+        epoch: 2
+    }));
     assert_eq!(n.applied, vec![z(1, 1), z(1, 2), z(1, 3), z(1, 4)]);
     assert_eq!(
         n.sent.pop_front(),
@@ -1573,5 +1583,76 @@ fn a_learner_at_the_leaders_config_version_joins_and_a_later_one_is_refused() {
             .any(|(conn, r)| *conn == 2 && r.contains("ahead of ours (0x100000000)")),
         "{:?}",
         c.closed
+    );
+}
+
+#[test]
+fn with_reconfig_a_version_0_config_takes_the_epochs_first_zxid() {
+    // ZOOKEEPER-1783 (reconfigEnabled): NEWLEADER carries the members with
+    // the new epoch's first zxid as the version; it is the leader's once the
+    // epoch is established, and each learner hears of it at UPTODATE. A
+    // learner at that version joins later; one ahead of it is refused.
+    let members = Bytes::from_static(b"server.1=a:1:2:participant\nserver.2=b:1:2:participant\n");
+    let cfg = LeaderConfig {
+        members: members.clone(),
+        version_config: true,
+        ..lcfg(&[1, 2, 3])
+    };
+    let nodes = vec![
+        Node::new(fcfg(1), vec![], 0, 0),
+        Node::new(fcfg(2), vec![], 0, 0),
+    ];
+    let mut c = Cluster::new(cfg, start(Zxid::ZERO, vec![], (0, 0)), nodes);
+    assert_eq!(c.leader.config_version(), 0);
+    c.connect_all();
+    c.pump();
+    assert_eq!(c.established, Some(1));
+    assert_eq!(c.leader.config_version(), 0x1_0000_0000);
+    let expected = format!(
+        "{}version=100000000",
+        std::str::from_utf8(&members).unwrap()
+    );
+    for n in &c.nodes {
+        assert!(n.serving);
+        assert_eq!(n.leader_config.as_deref(), Some(expected.as_bytes()));
+    }
+    // Not again: a configuration with a version keeps it at the next epoch.
+    let cfg = LeaderConfig {
+        members,
+        version_config: true,
+        config_version: 0x1_0000_0000,
+        ..lcfg(&[1, 2, 3])
+    };
+    let nodes = vec![
+        Node::new(
+            LearnerConfig {
+                config_version: 0x1_0000_0000,
+                ..fcfg(1)
+            },
+            vec![],
+            1,
+            1,
+        ),
+        Node::new(
+            LearnerConfig {
+                config_version: 0x1_0000_0000,
+                ..fcfg(2)
+            },
+            vec![],
+            1,
+            1,
+        ),
+    ];
+    let mut c = Cluster::new(cfg, start(Zxid::ZERO, vec![], (1, 1)), nodes);
+    c.connect_all();
+    c.pump();
+    assert_eq!(c.established, Some(2));
+    assert_eq!(c.leader.config_version(), 0x1_0000_0000);
+    assert!(
+        c.nodes[0]
+            .leader_config
+            .as_deref()
+            .unwrap()
+            .ends_with(b"version=100000000")
     );
 }

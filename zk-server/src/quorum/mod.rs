@@ -332,8 +332,13 @@ struct Zab {
     init_limit: u64,
     sync_limit: u64,
     config_text: Bytes,
-    /// Its version (`Config::config_version`).
+    /// Its `server.N=...` lines (the text without the version).
+    members: Bytes,
+    /// Its version (`Config::config_version`, then `QuorumOut::ConfigVersion`).
     config_version: i64,
+    /// reconfigEnabled: a leader versions a configuration of version 0
+    /// (`zk_zab::LeaderConfig::version_config`).
+    version_config: bool,
     bounds: Bounds,
     half_tick: Duration,
     /// When the role's next tick is due (while a role is active).
@@ -367,7 +372,9 @@ impl Zab {
             init_limit: u64::from(config.init_limit),
             sync_limit: u64::from(config.sync_limit),
             config_text,
+            members: Bytes::from(config.quorum_members_text()),
             config_version: i64::try_from(config.config_version).unwrap_or(i64::MAX),
+            version_config: config.reconfig_enabled,
             bounds: Bounds {
                 max_data: config.jute_max_buffer + packets::DATA_SLACK,
                 snap_max: zk_tree::APACHE_MAX_LEN.max(config.jute_max_buffer),
@@ -533,6 +540,15 @@ impl Runtime {
 
     fn on_core_out(&mut self, m: QuorumOut, now: Instant) {
         let m = match m {
+            QuorumOut::ConfigVersion(v) => {
+                let z = &mut self.zab;
+                z.config_version = i64::try_from(v).unwrap_or(i64::MAX);
+                let mut text = z.members.to_vec();
+                text.extend_from_slice(format!("version={v:x}").as_bytes());
+                z.config_text = Bytes::from(text);
+                self.transport.set_config_text(z.config_text.clone());
+                return;
+            }
             QuorumOut::EpochEstablished(e) => {
                 info!("epoch {e} established: the election's vote carries it");
                 let peer_epoch = i64::from(e);
@@ -799,9 +815,10 @@ impl Runtime {
                     init_limit: z.init_limit,
                     sync_limit: z.sync_limit,
                     commit_log_count: COMMIT_LOG_COUNT,
-                    config: z.config_text.clone(),
+                    members: z.members.clone(),
                     diff_from_log: true,
                     config_version: z.config_version,
+                    version_config: z.version_config,
                 }));
                 z.next_tick = Some(now + z.half_tick);
                 Role::ZabLeading(l)

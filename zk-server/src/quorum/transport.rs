@@ -184,6 +184,11 @@ impl Transport {
         })
     }
 
+    /// The configuration text notifications carry from now on.
+    pub(crate) fn set_config_text(&mut self, text: Bytes) {
+        self.config_text = text;
+    }
+
     /// Whether `token` belongs to this transport.
     pub(crate) fn owns(&self, token: Token) -> bool {
         token == self.listener_token || self.conns.contains_key(&token)

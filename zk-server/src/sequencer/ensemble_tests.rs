@@ -205,9 +205,10 @@ impl Cluster {
             init_limit: 20,
             sync_limit: 20,
             commit_log_count: self.commit_log_count,
-            config: Bytes::from_static(b"version=0"),
+            members: Bytes::new(),
             diff_from_log: self.diff_from_log,
             config_version: 0,
+            version_config: false,
         };
         self.send(leader, CoreMsg::Quorum(QuorumIn::Lead(cfg)));
         for &sid in learners {
@@ -320,7 +321,9 @@ impl Cluster {
                     self.send(self.leader, CoreMsg::Quorum(QuorumIn::FromLearner(conn, p)));
                 }
             }
-            e @ (QuorumOut::EpochEstablished(_) | QuorumOut::RoleEnded { .. }) => {
+            e @ (QuorumOut::EpochEstablished(_)
+            | QuorumOut::RoleEnded { .. }
+            | QuorumOut::ConfigVersion(_)) => {
                 self.node_mut(from).events.push(e);
             }
         }

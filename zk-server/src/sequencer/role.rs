@@ -580,7 +580,13 @@ impl Sequencer {
             }
             LeaderCommand::Append { zxid, txn } => self.append_record(zxid, &txn),
             LeaderCommand::Apply { zxid, txn } => self.role_apply(zxid, txn),
-            LeaderCommand::Established { epoch } => self.serve(Mode::Leader, epoch),
+            LeaderCommand::Established { epoch } => {
+                if let Some(Role::Leading(l)) = &self.role {
+                    let v = l.core.config_version();
+                    self.adopt_config_version(u64::try_from(v).unwrap_or(0));
+                }
+                self.serve(Mode::Leader, epoch);
+            }
             LeaderCommand::FromLearner(conn, sid, p) => return self.learner_packet(conn, sid, p),
             LeaderCommand::GoLooking(why) => self.end_role(why),
             LeaderCommand::ReadLog { conn, from } => {
@@ -825,7 +831,13 @@ impl Sequencer {
             }
             LearnerCommand::Append { zxid, txn } => self.append_record(zxid, &txn),
             LearnerCommand::Apply { zxid, txn } => self.role_apply(zxid, txn),
-            LearnerCommand::StartServing { epoch } => {
+            LearnerCommand::StartServing {
+                epoch,
+                leader_config,
+            } => {
+                if let Some(text) = leader_config {
+                    self.leader_config(&text);
+                }
                 let observer = matches!(&self.role, Some(Role::Learning(l)) if l.observer);
                 let mode = if observer {
                     Mode::Observer
@@ -991,13 +1003,14 @@ impl Sequencer {
     /// `/zookeeper/config` holds the ensemble's configuration after every
     /// load of the tree, as Apache's `initConfigInZKDatabase` (clients and
     /// `zkCli.sh config` read it; Apache's followers serve it).
-    fn refresh_config_node(&self) {
-        let text = self.shared.config.quorum_config_text();
-        if !self
-            .shared
-            .tree
-            .set_config(text.as_bytes(), crate::stats::wall_ms())
-        {
+    pub(super) fn refresh_config_node(&self) {
+        let version = self.shared.control.config_version();
+        let text = self.shared.config.quorum_config_text_at(version);
+        if !self.shared.tree.set_config(
+            text.as_bytes(),
+            i64::try_from(version).unwrap_or(i64::MAX),
+            crate::stats::wall_ms(),
+        ) {
             warn!("/zookeeper/config is missing from the tree: not refreshed");
         }
     }

@@ -313,9 +313,10 @@ impl<'a> LeaderSide<'a> {
             init_limit: 5,
             sync_limit: 2,
             commit_log_count: usize::from(input.u8() % 8),
-            config: Bytes::from_static(b"version=0"),
+            members: Bytes::new(),
             diff_from_log: input.u8().is_multiple_of(2),
             config_version: 0,
+            version_config: false,
         };
         let mut recent = history(5);
         let tail = if input.u8().is_multiple_of(2) {
