@@ -1837,3 +1837,42 @@ fn reconfig_enabled_ours_follows_then_leads_apache() {
     use Flavor::{Apache, Ours};
     reconfig_enabled_versions_the_configuration(&[Apache, Ours, Apache], &[Apache, Ours, Apache]);
 }
+
+/// Regression: `standaloneEnabled=false` was ignored, so one server line ran
+/// a standalone server (`Mode: standalone`, no epochs). As Apache's
+/// `isDistributed`, it is a quorum of one voter: it elects itself, leads
+/// (`Mode: leader`) and starts a new epoch at each start; the one-voter
+/// leader also waited for learners' epoch acks that never come and gave up
+/// after initLimit, over and over. Apache 3.8 is the oracle: the same
+/// writes around a restart get the same zxids.
+#[test]
+fn standalone_disabled_runs_a_quorum_of_one_as_apache() {
+    let run = |flavor: Flavor| {
+        let mut m = ensemble(&[flavor]);
+        let cfg = m[0].dir.path().join("zoo.cfg");
+        let text = fs::read_to_string(&cfg).expect("zoo.cfg");
+        fs::write(&cfg, format!("{text}standaloneEnabled=false\n")).expect("zoo.cfg");
+        let at = std::net::SocketAddr::from((m[0].ip, CLIENT_PORT));
+        let mut seen = Vec::new();
+        for round in 0..2 {
+            m[0].start();
+            let mode = wait_until("a mode", &m, || m[0].mode());
+            let mut c = zk_integration::Client::connect(at).expect("connect");
+            c.create(&format!("/r{round}"), b"x", 0)
+                .unwrap()
+                .expect("create");
+            let (_, stat) = c
+                .get_data(&format!("/r{round}"), false)
+                .unwrap()
+                .expect("get");
+            let _ = c.close();
+            seen.push((mode, format!("{:#x}", stat.czxid)));
+            m[0].kill9();
+        }
+        seen
+    };
+    let apache = run(Flavor::Apache);
+    eprintln!("Apache: {apache:?}");
+    assert_eq!(apache[0].0, "leader", "the oracle: {apache:?}");
+    assert_eq!(run(Flavor::Ours), apache, "ours (left) vs Apache (right)");
+}

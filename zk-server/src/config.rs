@@ -202,6 +202,9 @@ pub struct Config {
     /// znode.container.checkIntervalMs: how often empty containers and expired
     /// TTL nodes are deleted (default 60000).
     pub container_check_interval_ms: u64,
+    /// standaloneEnabled (default true): false makes a configuration of one
+    /// voter a quorum of one instead of a standalone server.
+    pub standalone_enabled: bool,
     /// `server.X` lines (zoo.cfg's, or its `dynamicConfigFile`'s).
     pub servers: Vec<QuorumServer>,
     /// dynamicConfigFile: the file the `server.X` lines came from, as
@@ -332,7 +335,6 @@ const KNOWN_IGNORED: &[&str] = &[
     "maxCnxns",
     "secureClientPort",
     "secureClientPortAddress",
-    "standaloneEnabled",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
     "clientPortListenBacklog",
@@ -457,6 +459,7 @@ impl Config {
             emulate_353_ttl: false,
             reconfig_enabled: false,
             container_check_interval_ms: 60_000,
+            standalone_enabled: true,
             servers: Vec::new(),
             dynamic_config_file: None,
             config_version: 0,
@@ -683,6 +686,7 @@ impl Config {
             }
             "extendedTypesEnabled"
             | "skipACL"
+            | "standaloneEnabled"
             | "reconfigEnabled"
             | "digest.enabled"
             | "emulate353TTLNodes" => {
@@ -698,6 +702,7 @@ impl Config {
                     "skipACL" => self.skip_acl = v,
                     "digest.enabled" => self.digest_enabled = v,
                     "emulate353TTLNodes" => self.emulate_353_ttl = v,
+                    "standaloneEnabled" => self.standalone_enabled = v,
                     _ => self.reconfig_enabled = v,
                 }
             }
@@ -918,7 +923,7 @@ impl Config {
                 })?;
                 self.my_id = id;
             }
-            None if self.servers.len() > 1 => {
+            None if self.is_ensemble() => {
                 return Err(ConfigError::general(format!(
                     "{} is missing: an ensemble member needs its id there",
                     path.display()
@@ -995,17 +1000,35 @@ impl Config {
     }
 
     fn validate_ensemble(&self) -> Result<(), ConfigError> {
-        if self.servers.len() > 1 {
-            if !self.servers.iter().any(|s| s.id == self.my_id) {
-                return Err(ConfigError::general(format!(
-                    "{}: myid {} is not one of the server.X lines",
-                    self.data_dir.join("myid").display(),
-                    self.my_id
-                )));
-            }
-            if self.voters() == 0 {
-                return Err(ConfigError::general("the ensemble has no voting member"));
-            }
+        // QuorumPeerConfig.parseDynamicConfig's rules.
+        let voters = self
+            .servers
+            .iter()
+            .filter(|s| s.role == LearnerType::Participant)
+            .count();
+        let observers = self.servers.len() - voters;
+        if voters == 0 && !self.standalone_enabled {
+            return Err(ConfigError::general(
+                "standaloneEnabled=false needs at least one participant server.X line",
+            ));
+        }
+        if voters == 0 && observers > 0 {
+            return Err(ConfigError::general(
+                "observers without participants is an invalid configuration",
+            ));
+        }
+        if voters == 1 && self.standalone_enabled && observers > 0 {
+            return Err(ConfigError::general(
+                "observers without a quorum (one participant and standaloneEnabled=true) \
+                 is an invalid configuration",
+            ));
+        }
+        if self.is_ensemble() && !self.servers.iter().any(|s| s.id == self.my_id) {
+            return Err(ConfigError::general(format!(
+                "{}: myid {} is not one of the server.X lines",
+                self.data_dir.join("myid").display(),
+                self.my_id
+            )));
         }
         if self.my_id > 255 {
             return Err(ConfigError::general(format!(
@@ -1016,9 +1039,17 @@ impl Config {
         Ok(())
     }
 
-    /// Whether this config describes an ensemble (more than one server).
+    /// Whether this config describes an ensemble, as ZooKeeper's
+    /// `QuorumPeerConfig.isDistributed`: more than one voter, or one with
+    /// `standaloneEnabled=false` (a one-voter quorum that elects itself,
+    /// `Mode: leader`, and that reconfig could grow).
     pub fn is_ensemble(&self) -> bool {
-        self.servers.len() > 1
+        let voters = self
+            .servers
+            .iter()
+            .filter(|s| s.role == LearnerType::Participant)
+            .count();
+        voters > 1 || (voters == 1 && !self.standalone_enabled)
     }
 
     /// The voting members (1 standalone).
@@ -1298,6 +1329,40 @@ mod tests {
         std::fs::write(dir.path().join("myid"), "7\n").unwrap();
         assert!(c.read_myid().is_err(), "myid must be listed");
         assert!(c.is_ensemble());
+    }
+
+    /// Regression: `standaloneEnabled=false` was ignored; as ZooKeeper's
+    /// `isDistributed` and `parseDynamicConfig`, it makes one voter a quorum
+    /// (myid required), and configurations ZooKeeper refuses are errors.
+    #[test]
+    fn standalone_enabled_decides_a_one_voter_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = format!(
+            "dataDir={}\ninitLimit=5\nsyncLimit=2\n",
+            dir.path().display()
+        );
+        let one = format!("{base}server.1=127.0.0.1:2888:3888\n");
+        let mut c = Config::parse(&one).unwrap();
+        c.read_myid().unwrap();
+        assert!(!c.is_ensemble(), "one server line: standalone");
+        let mut c = Config::parse(&format!("{one}standaloneEnabled=false\n")).unwrap();
+        assert!(c.is_ensemble());
+        assert!(c.read_myid().is_err(), "a quorum member needs its myid");
+        std::fs::write(dir.path().join("myid"), "1\n").unwrap();
+        c.read_myid().unwrap();
+        assert_eq!(c.voters(), 1);
+        let refused = |text: &str| {
+            let mut c = Config::parse(text).unwrap();
+            c.read_myid().unwrap_err().message
+        };
+        let e = refused(&format!("{one}server.2=127.0.0.1:2889:3889:observer\n"));
+        assert!(e.contains("observers without a quorum"), "{e}");
+        let e = refused(&format!(
+            "{base}server.1=127.0.0.1:2888:3888:observer\nserver.2=127.0.0.1:2889:3889:observer\n"
+        ));
+        assert!(e.contains("observers without participants"), "{e}");
+        let e = refused(&format!("{base}standaloneEnabled=false\n"));
+        assert!(e.contains("at least one participant"), "{e}");
     }
 
     /// Regression: `dynamicConfigFile` was ignored with a warning, so a

@@ -530,6 +530,9 @@ impl Leader {
                     for conn in waiting {
                         self.send_leader_info(conn, out);
                     }
+                    // A quorum of one voter (standaloneEnabled=false) has
+                    // its epoch acks already.
+                    self.maybe_set_epoch(out);
                 }
             }
             LeaderEvent::CurrentEpochDurable(e) => {
@@ -858,14 +861,20 @@ impl Leader {
             }
         }
         match self.phase {
-            Phase::AwaitEpochAcks if self.quorum(&self.electing) => {
-                self.next_phase(Phase::SettingEpoch);
-                out.push(LeaderCommand::PersistCurrentEpoch(self.epoch));
-            }
+            Phase::AwaitEpochAcks => self.maybe_set_epoch(out),
             Phase::Syncing | Phase::Broadcast => self.sync_learner(conn, out),
             _ => {}
         }
         Ok(())
+    }
+
+    /// Leader.waitForEpochAck: once a quorum acked the epoch (ourselves
+    /// included), currentEpoch is written.
+    fn maybe_set_epoch(&mut self, out: &mut Vec<LeaderCommand>) {
+        if self.phase == Phase::AwaitEpochAcks && self.quorum(&self.electing) {
+            self.next_phase(Phase::SettingEpoch);
+            out.push(LeaderCommand::PersistCurrentEpoch(self.epoch));
+        }
     }
 
     /// The whole history the leader knows, oldest first: the recent applied

@@ -1656,3 +1656,16 @@ fn with_reconfig_a_version_0_config_takes_the_epochs_first_zxid() {
             .ends_with(b"version=100000000")
     );
 }
+
+#[test]
+fn a_quorum_of_one_voter_establishes_alone() {
+    // standaloneEnabled=false with one server: the leader's own epoch ack
+    // is a quorum (Leader.waitForEpochAck counts the leader). It waited for
+    // learners' ACKEPOCH that never come and gave up after initLimit.
+    let mut c = Cluster::new(lcfg(&[3]), start(z(2, 5), vec![], (2, 2)), vec![]);
+    c.pump();
+    assert_eq!(c.established, Some(3), "looking: {:?}", c.looking);
+    assert_eq!(c.leader_epochs, (3, 3));
+    c.propose(2);
+    assert_eq!(c.leader_applied.last(), Some(&z(3, 2)));
+}

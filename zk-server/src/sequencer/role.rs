@@ -267,7 +267,11 @@ impl Sequencer {
             syncing: hashbrown::HashMap::new(),
         })));
         let mut out = out;
-        self.run_leader(&mut out);
+        // The start's commands may report back at once (a quorum of one
+        // voter persists its acceptedEpoch from `Leader::new`).
+        for ev in self.run_leader(&mut out) {
+            self.role_step(ev);
+        }
     }
 
     fn start_leading(&mut self, cfg: LeaderConfig) {
