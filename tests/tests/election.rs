@@ -1876,3 +1876,45 @@ fn standalone_disabled_runs_a_quorum_of_one_as_apache() {
     assert_eq!(apache[0].0, "leader", "the oracle: {apache:?}");
     assert_eq!(run(Flavor::Ours), apache, "ours (left) vs Apache (right)");
 }
+
+/// Regression: `leaderServes=no` was ignored. As Apache's `Leader.lead`
+/// (`zookeeper.leaderServes`), the leader then has no server for clients:
+/// their connections are closed and its `srvr` says it is not serving, while
+/// the followers serve every write. Apache 3.8 is the oracle.
+#[test]
+fn leader_serves_no_keeps_clients_off_the_leader_as_apache() {
+    let run = |flavor: Flavor| {
+        let mut m = ensemble(&[flavor, flavor, flavor]);
+        for x in &m {
+            let cfg = x.dir.path().join("zoo.cfg");
+            let text = fs::read_to_string(&cfg).expect("zoo.cfg");
+            fs::write(&cfg, format!("{text}leaderServes=no\n")).expect("zoo.cfg");
+        }
+        start_together(&mut m);
+        let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+        let leader = wait_until("two followers and a leader off", &m, || {
+            let modes: Vec<Option<String>> = m.iter().map(Member::mode).collect();
+            let followers = modes
+                .iter()
+                .filter(|md| md.as_deref() == Some("follower"))
+                .count();
+            let off: Vec<usize> = (0..3).filter(|&i| modes[i].is_none()).collect();
+            (followers == 2 && off.len() == 1).then(|| off[0])
+        });
+        let srvr = four_letter(at(&m[leader]), "srvr").unwrap_or_default();
+        let refused = zk_integration::Client::connect(at(&m[leader])).is_err();
+        let follower = (leader + 1) % 3;
+        let mut c = zk_integration::Client::connect(at(&m[follower])).expect("connect");
+        c.create("/w", b"x", 0)
+            .unwrap()
+            .expect("create through a follower");
+        let _ = c.close();
+        (srvr.trim().to_string(), refused)
+    };
+    let apache = run(Flavor::Apache);
+    assert!(
+        apache.1,
+        "the oracle refuses clients at its leader: {apache:?}"
+    );
+    assert_eq!(run(Flavor::Ours), apache, "ours (left) vs Apache (right)");
+}

@@ -202,6 +202,10 @@ pub struct Config {
     /// znode.container.checkIntervalMs: how often empty containers and expired
     /// TTL nodes are deleted (default 60000).
     pub container_check_interval_ms: u64,
+    /// leaderServes (ZooKeeper's `zookeeper.leaderServes`, default yes): `no`
+    /// keeps client connections off the leader (its 4lw answer "not serving",
+    /// as Apache's, whose leader then has no server for its clients).
+    pub leader_serves: bool,
     /// standaloneEnabled (default true): false makes a configuration of one
     /// voter a quorum of one instead of a standalone server.
     pub standalone_enabled: bool,
@@ -346,7 +350,6 @@ const KNOWN_IGNORED: &[&str] = &[
     "snapshot.compression.method",
     "enforceQuota",
     "txnLogSizeLimitInKb",
-    "leaderServes",
     "clientTcpKeepAlive",
     "watchManagerName",
     "readonlymode.enabled",
@@ -460,6 +463,7 @@ impl Config {
             reconfig_enabled: false,
             container_check_interval_ms: 60_000,
             standalone_enabled: true,
+            leader_serves: true,
             servers: Vec::new(),
             dynamic_config_file: None,
             config_version: 0,
@@ -636,6 +640,8 @@ impl Config {
             "syncLimit" => self.sync_limit = l.u32v(1)?,
             "dataDir" => later.data_dir = Some(non_empty_path(line_no, key, value)?),
             "dataLogDir" => later.data_log_dir = Some(non_empty_path(line_no, key, value)?),
+            // Leader.lead: anything but "no" serves.
+            "leaderServes" => self.leader_serves = value != "no",
             "dynamicConfigFile" => {
                 later.dynamic_file = Some((line_no, non_empty_path(line_no, key, value)?))
             }

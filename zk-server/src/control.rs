@@ -53,6 +53,8 @@ impl Mode {
 pub(crate) struct Control {
     mode: AtomicU8,
     serving: AtomicBool,
+    /// A leader with leaderServes=no: no clients while serving.
+    clients_off: AtomicBool,
     last_zxid: AtomicI64,
     /// Requests sent to the sequencer and not answered yet, every connection.
     outstanding: AtomicI64,
@@ -78,6 +80,7 @@ impl Control {
         Control {
             mode: AtomicU8::new(mode as u8),
             serving: AtomicBool::new(false),
+            clients_off: AtomicBool::new(false),
             last_zxid: AtomicI64::new(last_zxid),
             outstanding: AtomicI64::new(0),
             per_ip: Mutex::new(HashMap::new()),
@@ -185,6 +188,18 @@ impl Control {
     /// Starts or stops serving.
     pub fn set_serving(&self, on: bool) {
         self.serving.store(on, Relaxed);
+    }
+
+    /// Whether clients are served: serving, and not a leader with
+    /// `leaderServes=no` (which still expires sessions, snapshots and
+    /// answers the AdminServer, as Apache's).
+    pub fn serves_clients(&self) -> bool {
+        self.serving() && !self.clients_off.load(Relaxed)
+    }
+
+    /// Keeps clients off (or lets them in) while serving.
+    pub fn set_clients_off(&self, off: bool) {
+        self.clients_off.store(off, Relaxed);
     }
 
     /// The last zxid applied to the tree (the zxid of replies to reads).

@@ -35,7 +35,8 @@ pub fn run(shared: &Shared, cmd: &str, rest: &[u8]) -> String {
     if !shared.config.four_letter_whitelist.allows(cmd) {
         return format!("{cmd} is not executed because it is not in the whitelist.\n");
     }
-    if !shared.control.serving() {
+    if !shared.control.serves_clients() {
+        // A leader with leaderServes=no has no server for its clients either.
         // Apache 3.8's commands (server/command/*) check isZKServerRunning():
         // ruok, envi, gtmk and stmk answer anyway, isro says "null" and hash
         // prints the text without a newline (compared with a LOOKING 3.8.0 in

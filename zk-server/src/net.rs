@@ -722,7 +722,7 @@ impl EventLoop {
             self.close(id, "client is ahead of this server");
             return false;
         }
-        if !self.shared.control.serving() {
+        if !self.shared.control.serves_clients() {
             self.close(id, "not serving");
             return false;
         }

@@ -754,6 +754,11 @@ impl Sequencer {
             self.shared.tree.last_processed_zxid()
         );
         self.shared.control.set_mode(mode);
+        let off = mode == Mode::Leader && !self.shared.config.leader_serves;
+        if off {
+            info!("leaderServes=no: no client connections while leading");
+        }
+        self.shared.control.set_clients_off(off);
         self.shared.control.set_serving(true);
         self.out(QuorumOut::EpochEstablished(epoch));
     }
