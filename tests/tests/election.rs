@@ -780,7 +780,17 @@ fn bad_ensemble_configs_exit_naming_file_and_line() {
 /// Apache servers 1 and 2 and ours as 3 (with `env`), started; returns
 /// once ours leads and both Apache servers follow and serve.
 fn ours_leading_two_apache(env: &[(&str, &str)]) -> Vec<Member> {
+    ours_leading_two_apache_with(env, "")
+}
+
+/// [`ours_leading_two_apache`] with `extra` lines in every zoo.cfg.
+fn ours_leading_two_apache_with(env: &[(&str, &str)], extra: &str) -> Vec<Member> {
     let mut m = ensemble(&[Flavor::Apache, Flavor::Apache, Flavor::Ours]);
+    for x in &m {
+        let cfg = x.dir.path().join("zoo.cfg");
+        let text = fs::read_to_string(&cfg).expect("zoo.cfg");
+        fs::write(&cfg, format!("{text}{extra}")).expect("zoo.cfg");
+    }
     m[2].env = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -1917,4 +1927,52 @@ fn leader_serves_no_keeps_clients_off_the_leader_as_apache() {
         "the oracle refuses clients at its leader: {apache:?}"
     );
     assert_eq!(run(Flavor::Ours), apache, "ours (left) vs Apache (right)");
+}
+
+/// Apache learners with `localSessionsEnabled=true` give their clients local
+/// sessions, which only they know, and forward those sessions' writes to
+/// the leader; ours (leading, the key set too) takes them as ZooKeeper's
+/// `LeaderSessionTracker` does (an unknown session of another server is
+/// that server's local session), and an ephemeral create upgrades the
+/// session first (`localSessionsUpgradingEnabled`: a createSession from the
+/// learner), after which closing the session deletes the ephemeral on every
+/// server. Guards the leader's session check (SESSIONEXPIRED for unknown
+/// sessions otherwise) against breaking mixed ensembles.
+#[test]
+fn mixed_our_leader_takes_apache_learners_local_sessions() {
+    let m = ours_leading_two_apache_with(
+        &[],
+        "localSessionsEnabled=true\nlocalSessionsUpgradingEnabled=true\n",
+    );
+    let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+    let mut c = zk_integration::Client::connect(at(&m[0])).expect("connect Apache");
+    c.create("/local-write", b"L", 0)
+        .unwrap()
+        .expect("a local session's create through our leader");
+    c.create("/local-eph", b"E", 1)
+        .unwrap()
+        .expect("an ephemeral after the upgrade");
+    let mut o = zk_integration::Client::connect(at(&m[2])).expect("connect ours");
+    zk_integration::ensemble::sync(&mut o).expect("sync");
+    let (_, stat) = o
+        .get_data("/local-eph", false)
+        .unwrap()
+        .expect("the ephemeral at our leader");
+    assert_eq!(
+        stat.ephemeral_owner,
+        c.session_id(),
+        "owned by the upgraded session"
+    );
+    c.close().expect("close");
+    let settled = |x: &Member| -> Option<bool> {
+        let mut k = zk_integration::Client::connect(at(x)).ok()?;
+        zk_integration::ensemble::sync(&mut k).ok()?;
+        let gone = k.exists("/local-eph", false).ok()?.is_none();
+        let kept = k.exists("/local-write", false).ok()?.is_some();
+        let _ = k.close();
+        Some(gone && kept)
+    };
+    wait_until("the ephemeral gone everywhere", &m, || {
+        m.iter().all(|x| settled(x) == Some(true)).then_some(())
+    });
 }

@@ -202,6 +202,11 @@ pub struct Config {
     /// znode.container.checkIntervalMs: how often empty containers and expired
     /// TTL nodes are deleted (default 60000).
     pub container_check_interval_ms: u64,
+    /// localSessionsEnabled: this server creates no local sessions (every
+    /// session is global, as with the key off), but as leader it takes the
+    /// writes Apache learners forward for their local sessions (an unknown
+    /// session of another server), as ZooKeeper's `LeaderSessionTracker`.
+    pub local_sessions_enabled: bool,
     /// leaderServes (ZooKeeper's `zookeeper.leaderServes`, default yes): `no`
     /// keeps client connections off the leader (its 4lw answer "not serving",
     /// as Apache's, whose leader then has no server for its clients).
@@ -339,7 +344,6 @@ const KNOWN_IGNORED: &[&str] = &[
     "maxCnxns",
     "secureClientPort",
     "secureClientPortAddress",
-    "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
     "clientPortListenBacklog",
     "observerMasterPort",
@@ -464,6 +468,7 @@ impl Config {
             container_check_interval_ms: 60_000,
             standalone_enabled: true,
             leader_serves: true,
+            local_sessions_enabled: false,
             servers: Vec::new(),
             dynamic_config_file: None,
             config_version: 0,
@@ -692,6 +697,7 @@ impl Config {
             }
             "extendedTypesEnabled"
             | "skipACL"
+            | "localSessionsEnabled"
             | "standaloneEnabled"
             | "reconfigEnabled"
             | "digest.enabled"
@@ -709,6 +715,7 @@ impl Config {
                     "digest.enabled" => self.digest_enabled = v,
                     "emulate353TTLNodes" => self.emulate_353_ttl = v,
                     "standaloneEnabled" => self.standalone_enabled = v,
+                    "localSessionsEnabled" => self.local_sessions_enabled = v,
                     _ => self.reconfig_enabled = v,
                 }
             }

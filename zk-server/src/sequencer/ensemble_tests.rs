@@ -1464,6 +1464,75 @@ fn a_session_packet_cut_short_closes_the_learner() {
     assert_eq!(counter(c.zxid(1)), counter(before) + 8);
 }
 
+/// An ephemeral create of session `session` through server `sid`: the
+/// reply's error code, and whether the node exists anywhere afterwards.
+fn ephemeral_through(c: &mut Cluster, sid: u64, session: i64, path: &str) -> (i32, bool) {
+    let req = Request::Create(CreateRequest {
+        path: path.into(),
+        data: Some(Bytes::from_static(b"e")),
+        acl: zk_tree::open_acl_unsafe(),
+        flags: 1,
+    });
+    let (_, err) = c.write(sid, session, 40, req);
+    c.run_until("converged", Cluster::converged);
+    (err, (1..=VOTERS).any(|s| c.has(s, path)))
+}
+
+/// Regression: the leader prepared a write without ZooKeeper's
+/// `checkSession`, so a learner's ephemeral create forwarded while the
+/// leader closed (or no longer knew) its session made a node that no
+/// session would ever delete. It is now SESSIONEXPIRED, as Apache's.
+#[test]
+fn a_write_of_a_closing_or_unknown_session_is_refused_by_the_leader() {
+    let mut c = established(500);
+    // Unknown to the leader (a session id of server 2's).
+    let unknown = 0x0200_0000_0000_0999;
+    let expired = zk_jute::ErrorCode::SessionExpired.code();
+    assert_eq!(
+        ephemeral_through(&mut c, 2, unknown, "/orphan"),
+        (expired, false)
+    );
+    // Closing at the leader (its expiry under way) while a learner still
+    // forwards its writes; and at the leader itself.
+    let (session, _) = c.connect(1);
+    assert!(
+        c.node(1)
+            .shared
+            .sessions
+            .lock()
+            .unwrap()
+            .set_closing(session)
+    );
+    assert_eq!(
+        ephemeral_through(&mut c, 2, session, "/late"),
+        (expired, false)
+    );
+    assert_eq!(
+        ephemeral_through(&mut c, 1, session, "/late"),
+        (expired, false)
+    );
+    // A live session's create still goes through.
+    let (live, _) = c.connect(2);
+    assert_eq!(ephemeral_through(&mut c, 2, live, "/live"), (0, true));
+}
+
+/// With localSessionsEnabled, an Apache learner forwards the writes of its
+/// local sessions, which the leader never heard of: as ZooKeeper's
+/// `LeaderSessionTracker`, a session id of another server passes, one of
+/// the leader's own does not.
+#[test]
+fn with_local_sessions_a_learners_unknown_session_writes() {
+    let mut c = Cluster::new(500);
+    let dir = c.dir_of(1);
+    let disk = c.node(1).disk.clone();
+    c.nodes[0] = boot_with(1, &dir, disk, |cfg| cfg.local_sessions_enabled = true);
+    let mut c = establish(c);
+    let (_, err) = c.write(2, 0x0200_0000_0000_0999, 41, create("/local"));
+    assert_eq!(err, 0);
+    let (_, err) = c.write(2, 0x0100_0000_0000_0999, 42, create("/mine"));
+    assert_eq!(err, zk_jute::ErrorCode::SessionExpired.code());
+}
+
 /// A client resuming its session at server `sid` on connection `conn`: the
 /// handshake's (session id, close) once answered.
 fn resume(c: &mut Cluster, sid: u64, conn: u64, session: i64, passwd: [u8; 16]) -> (i64, bool) {

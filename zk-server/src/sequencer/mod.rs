@@ -605,7 +605,7 @@ impl Sequencer {
             return;
         }
         let op = req.op_code();
-        if let Some(body) = self.moved_check(session, moves::Owner::Here, &req) {
+        if let Some(body) = self.refusal(session, moves::Owner::Here, &req) {
             let xid = ctx.xid;
             self.propose(session, xid, body, Origin::Client(ctx, op));
             return;

@@ -69,14 +69,41 @@ pub(super) fn is_session_moved(body: &TxnBody) -> bool {
 
 /// The txn of a write refused with SESSIONMOVED.
 fn moved_txn(req: &Request) -> TxnBody {
+    refusal_txn(req, ErrorCode::SessionMoved)
+}
+
+/// The error txn of a write refused before prep with `code`: a multi's first
+/// op fails with it and the rest with RUNTIMEINCONSISTENCY, as Apache's prep.
+fn refusal_txn(req: &Request, code: ErrorCode) -> TxnBody {
     let err = |code: ErrorCode| TxnBody::Error(ErrorTxn { err: code.code() });
     match req {
         Request::Multi(ops) if !ops.is_empty() => {
-            let mut txns = vec![err(ErrorCode::SessionMoved)];
+            let mut txns = vec![err(code)];
             txns.extend((1..ops.len()).map(|_| err(ErrorCode::RuntimeInconsistency)));
             TxnBody::Multi(txns)
         }
-        _ => err(ErrorCode::SessionMoved),
+        _ => err(code),
+    }
+}
+
+/// The client writes ZooKeeper's prep checks the session of
+/// (`checkSession` in `pRequest2Txn`): not createSession / closeSession, nor
+/// the server's own deleteContainer, nor an empty multi (no op to check).
+fn checks_session(req: &Request) -> bool {
+    match req {
+        Request::Multi(ops) => !ops.is_empty(),
+        _ => matches!(
+            req,
+            Request::Create(_)
+                | Request::Create2(_)
+                | Request::CreateContainer(_)
+                | Request::CreateTtl(_)
+                | Request::Delete(_)
+                | Request::SetData(_)
+                | Request::SetAcl(_)
+                | Request::Check(_)
+                | Request::Reconfig(_)
+        ),
     }
 }
 
@@ -254,6 +281,43 @@ impl Sequencer {
         if let Some(Role::Leading(l)) = &mut self.role {
             l.owners.remove(&session);
         }
+    }
+
+    /// Leader: the error txn for a write of `session` from `owner` that
+    /// ZooKeeper's `checkSession` refuses before prep, if any: the session
+    /// closing (expired, or its closeSession on the way) or unknown →
+    /// SESSIONEXPIRED (UNKNOWNSESSION standalone, as `SessionTrackerImpl`);
+    /// with localSessionsEnabled an unknown session of another server is
+    /// that server's local session and passes (`LeaderSessionTracker`).
+    /// Then the owner check ([`Self::moved_check`]). Without the session
+    /// check a learner's create of an ephemeral, forwarded while the leader
+    /// closed the session, made a node that no session would ever delete.
+    pub(super) fn refusal(&mut self, session: i64, owner: Owner, req: &Request) -> Option<TxnBody> {
+        if checks_session(req) {
+            let known = {
+                let st = self
+                    .shared
+                    .sessions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                st.get(session).map(|s| s.closing)
+            };
+            let code = match known {
+                Some(false) => None,
+                Some(true) => Some(ErrorCode::SessionExpired),
+                None if !self.ensemble => Some(ErrorCode::UnknownSession),
+                None if self.shared.config.local_sessions_enabled
+                    && (session >> 56) as u8 != self.shared.config.my_id as u8 =>
+                {
+                    None
+                }
+                None => Some(ErrorCode::SessionExpired),
+            };
+            if let Some(code) = code {
+                return Some(refusal_txn(req, code));
+            }
+        }
+        self.moved_check(session, owner, req)
     }
 
     /// Leader: the SESSIONMOVED txn for `req` if `session` is attached to

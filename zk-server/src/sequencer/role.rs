@@ -1502,7 +1502,7 @@ impl Sequencer {
         }
         match Request::read_body(ty, &mut r) {
             Ok(req) => {
-                if let Some(body) = self.moved_check(session, Owner::Learner(conn), &req) {
+                if let Some(body) = self.refusal(session, Owner::Learner(conn), &req) {
                     self.propose(session, cxid, body, Origin::Internal);
                     return None;
                 }
