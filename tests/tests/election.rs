@@ -1976,3 +1976,47 @@ fn mixed_our_leader_takes_apache_learners_local_sessions() {
         m.iter().all(|x| settled(x) == Some(true)).then_some(())
     });
 }
+
+/// Regression: an Apache leader's replies carry its epoch's first zxid
+/// (`0x<epoch>00000000`: `startZkServer` sets its tree's last processed zxid
+/// so) before any write of the epoch; ours, elected when that leader dies
+/// while the ensemble is idle, was still at the previous epoch's last zxid
+/// and refused its clients ("client is ahead of this server"), as did every
+/// follower, until some write: the clients' sessions expired meanwhile. A
+/// zxid whose counter is 0 names no txn, and a server serving that epoch or
+/// a later one has every txn before it: ours takes such a client.
+#[test]
+fn a_client_of_an_idle_apache_leader_resumes_at_our_new_leader() {
+    let mut m = ensemble(&[Flavor::Ours, Flavor::Ours, Flavor::Apache]);
+    start_together(&mut m);
+    let mut leader = all_serving(&m);
+    let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+    // The session's createSession is the last txn.
+    let c = zk_integration::Client::connect(at(&m[0])).expect("connect");
+    let mut resume = c.resume_options();
+    c.disconnect();
+    // Until Apache's server 3 leads an epoch of its own with ours 2 following.
+    while leader != 2 {
+        m[leader].kill9();
+        wait_until("a new leader", &m, || {
+            (0..3).find(|&i| i != leader && m[i].mode().as_deref() == Some("leader"))
+        });
+        m[leader].start();
+        leader = all_serving(&m);
+    }
+    let mut c = zk_integration::Client::connect_with(at(&m[2]), &resume)
+        .expect("Apache's leader resumes the session");
+    c.get_data("/zookeeper", false).unwrap().expect("a read");
+    let seen = c.last_zxid();
+    assert_eq!(seen & 0xffff_ffff, 0, "an epoch's first zxid: {seen:#x}");
+    resume = c.resume_options();
+    c.disconnect();
+    m[2].kill9();
+    let ours = wait_until("ours to lead", &m, || {
+        (0..2).find(|&i| m[i].mode().as_deref() == Some("leader"))
+    });
+    let mut r = zk_integration::Client::connect_with(at(&m[ours]), &resume)
+        .expect("our new leader resumes the session");
+    r.get_data("/zookeeper", false).unwrap().expect("a read");
+    assert!(r.last_zxid() >= seen);
+}

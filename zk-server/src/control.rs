@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use hashbrown::HashMap;
 
@@ -55,6 +55,8 @@ pub(crate) struct Control {
     serving: AtomicBool,
     /// A leader with leaderServes=no: no clients while serving.
     clients_off: AtomicBool,
+    /// The epoch the role serves in (0 standalone).
+    epoch: AtomicU32,
     last_zxid: AtomicI64,
     /// Requests sent to the sequencer and not answered yet, every connection.
     outstanding: AtomicI64,
@@ -81,6 +83,7 @@ impl Control {
             mode: AtomicU8::new(mode as u8),
             serving: AtomicBool::new(false),
             clients_off: AtomicBool::new(false),
+            epoch: AtomicU32::new(0),
             last_zxid: AtomicI64::new(last_zxid),
             outstanding: AtomicI64::new(0),
             per_ip: Mutex::new(HashMap::new()),
@@ -197,6 +200,25 @@ impl Control {
         self.serving() && !self.clients_off.load(Relaxed)
     }
 
+    /// The epoch the role serves in (0 standalone).
+    pub fn epoch(&self) -> u32 {
+        self.epoch.load(Relaxed)
+    }
+
+    /// The role serves in `epoch` from now on.
+    pub fn set_epoch(&self, epoch: u32) {
+        self.epoch.store(epoch, Relaxed);
+    }
+
+    /// Whether a client that has seen `seen` is ahead of this server at
+    /// `last`. A zxid whose counter is 0 names no txn (an Apache leader's
+    /// replies carry its epoch's first zxid until the epoch's first write):
+    /// a server serving that epoch or a later one has every txn before it.
+    pub fn client_ahead(&self, seen: i64, last: i64) -> bool {
+        let epoch_start = seen & 0xffff_ffff == 0 && (seen >> 32) <= i64::from(self.epoch());
+        seen > last && !epoch_start
+    }
+
     /// Keeps clients off (or lets them in) while serving.
     pub fn set_clients_off(&self, off: bool) {
         self.clients_off.store(off, Relaxed);
@@ -243,5 +265,34 @@ impl Control {
                 per_ip.remove(&ip);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_epochs_first_zxid_is_never_ahead_of_a_server_serving_that_epoch() {
+        let c = Control::new(Mode::Follower, 0x1_0000_0005);
+        c.set_epoch(3);
+        assert!(!c.client_ahead(0x1_0000_0005, 0x1_0000_0005));
+        assert!(
+            c.client_ahead(0x1_0000_0006, 0x1_0000_0005),
+            "a txn we lack"
+        );
+        assert!(
+            !c.client_ahead(0x2_0000_0000, 0x1_0000_0005),
+            "no txn of epoch 2"
+        );
+        assert!(!c.client_ahead(0x3_0000_0000, 0x1_0000_0005), "ours");
+        assert!(
+            c.client_ahead(0x4_0000_0000, 0x1_0000_0005),
+            "a later epoch: not ours"
+        );
+        assert!(
+            c.client_ahead(0x3_0000_0001, 0x1_0000_0005),
+            "a txn of epoch 3 we lack"
+        );
     }
 }

@@ -714,7 +714,7 @@ impl EventLoop {
             }
         };
         let last = self.shared.control.last_zxid();
-        if req.last_zxid_seen > last {
+        if self.shared.control.client_ahead(req.last_zxid_seen, last) {
             info!(
                 "Refusing session request for client /{} as it has seen zxid 0x{:x} our last zxid is 0x{:x} client must try another server",
                 c.peer, req.last_zxid_seen, last

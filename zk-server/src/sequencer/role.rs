@@ -759,6 +759,7 @@ impl Sequencer {
             info!("leaderServes=no: no client connections while leading");
         }
         self.shared.control.set_clients_off(off);
+        self.shared.control.set_epoch(epoch);
         self.shared.control.set_serving(true);
         self.out(QuorumOut::EpochEstablished(epoch));
     }
