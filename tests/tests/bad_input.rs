@@ -402,6 +402,49 @@ fn max_client_cnxns(server: &ZkServer) {
     );
 }
 
+/// Regression: maxCnxns was ignored. As Apache's `zookeeper.maxCnxns`
+/// (`limitTotalNumberOfCnxns`, checked before maxClientCnxns at accept): with
+/// maxCnxns=3 the fourth connection in all is closed without an answer,
+/// four-letter words included, and closing one makes room again.
+fn max_cnxns(server: &ZkServer) {
+    let addr = server.addr();
+    let mut held: Vec<TcpStream> = (0..3).map(|_| handshaken(addr)).collect();
+    let mut s = raw(addr);
+    let mut out = BytesMut::new();
+    encode_frame(&mut out, |o| {
+        ConnectRequest {
+            time_out: 30_000,
+            passwd: bytes::Bytes::from_static(&[0; 16]),
+            read_only: Some(false),
+            ..Default::default()
+        }
+        .write(o)
+    });
+    let _ = s.write_all(&out);
+    assert!(
+        drain(s).is_empty(),
+        "{}: a connection beyond maxCnxns=3 is closed without an answer",
+        server.flavor()
+    );
+    let ruok = zk_integration::four_letter(addr, "ruok");
+    assert!(
+        matches!(ruok.as_deref(), None | Some("")),
+        "{}: a four-letter word beyond the limit is refused too, got {ruok:?}",
+        server.flavor()
+    );
+    drop(held.pop());
+    zk_integration::wait_for("room for a new connection", Duration::from_secs(10), || {
+        Client::connect(addr).ok()
+    });
+    assert!(
+        server
+            .output()
+            .contains("Too many connections max allowed is 3"),
+        "{}: the refusal is logged with the limit",
+        server.flavor()
+    );
+}
+
 /// maxClientCnxns=0 means unlimited: 70 connections from one IP (above the
 /// default 60) all get sessions.
 fn max_client_cnxns_unlimited(server: &ZkServer) {
@@ -484,6 +527,22 @@ fn max_client_cnxns_ours() {
     max_client_cnxns(&start_server(
         Flavor::Ours,
         ServerOptions::cfg("maxClientCnxns=5"),
+    ));
+}
+
+#[test]
+fn max_cnxns_apache() {
+    max_cnxns(&start_server(
+        Flavor::Apache,
+        ServerOptions::cfg("maxCnxns=3"),
+    ));
+}
+
+#[test]
+fn max_cnxns_ours() {
+    max_cnxns(&start_server(
+        Flavor::Ours,
+        ServerOptions::cfg("maxCnxns=3"),
     ));
 }
 

@@ -116,6 +116,10 @@ pub struct Config {
     pub client_port_address: Option<IpAddr>,
     /// maxClientCnxns per client IP (0 = unlimited; default 60).
     pub max_client_cnxns: u32,
+    /// maxCnxns (ZooKeeper's `zookeeper.maxCnxns`): client connections in
+    /// all, four-letter words included (0 = unlimited, the default; a
+    /// negative value is 0 with a warning, as Apache).
+    pub max_cnxns: u32,
     /// minSessionTimeout in ms (default 2 × tickTime).
     pub min_session_timeout: u32,
     /// maxSessionTimeout in ms (default 20 × tickTime).
@@ -341,7 +345,6 @@ impl Default for Config {
 const KNOWN_IGNORED: &[&str] = &[
     "electionAlg",
     "syncEnabled",
-    "maxCnxns",
     "secureClientPort",
     "secureClientPortAddress",
     "localSessionsUpgradingEnabled",
@@ -440,6 +443,7 @@ impl Config {
             client_port,
             client_port_address: None,
             max_client_cnxns: 60,
+            max_cnxns: 0,
             min_session_timeout: 2 * tick,
             max_session_timeout: 20 * tick,
             snap_retain_count: 3,
@@ -657,6 +661,15 @@ impl Config {
                 })?)
             }
             "maxClientCnxns" => self.max_client_cnxns = l.u32v(0)?,
+            "maxCnxns" => {
+                let v = l.int(i64::from(i32::MIN), i64::from(i32::MAX))?;
+                if v < 0 {
+                    self.warnings.push(format!(
+                        "line {line_no}: maxCnxns should be greater than or equal to 0, using 0"
+                    ));
+                }
+                self.max_cnxns = v.max(0) as u32;
+            }
             "minSessionTimeout" => later.min_to = Some((line_no, l.int(-1, i64::from(i32::MAX))?)),
             "maxSessionTimeout" => later.max_to = Some((line_no, l.int(-1, i64::from(i32::MAX))?)),
             "autopurge.snapRetainCount" => {

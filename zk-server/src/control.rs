@@ -48,6 +48,15 @@ impl Mode {
     }
 }
 
+/// The connection limit a new client connection is beyond ([`Control::admit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Limit {
+    /// maxCnxns.
+    Total,
+    /// maxClientCnxns.
+    PerIp,
+}
+
 /// See the module documentation.
 #[derive(Debug)]
 pub(crate) struct Control {
@@ -60,7 +69,8 @@ pub(crate) struct Control {
     last_zxid: AtomicI64,
     /// Requests sent to the sequencer and not answered yet, every connection.
     outstanding: AtomicI64,
-    per_ip: Mutex<HashMap<IpAddr, u32>>,
+    /// Client connections per IP, and in all.
+    per_ip: Mutex<(HashMap<IpAddr, u32>, u32)>,
     /// The leader's proposal sizes (last, min, max; -1 before the first), as
     /// Apache's `BufferStats`: `srvr`'s `Proposal sizes` line, reset by each
     /// new leader role.
@@ -86,7 +96,7 @@ impl Control {
             epoch: AtomicU32::new(0),
             last_zxid: AtomicI64::new(last_zxid),
             outstanding: AtomicI64::new(0),
-            per_ip: Mutex::new(HashMap::new()),
+            per_ip: Mutex::new((HashMap::new(), 0)),
             proposals: Mutex::new((-1, -1, -1)),
             leader: Mutex::new((zk_zab::LearnerCounts::default(), None)),
             failure: Mutex::new(None),
@@ -244,23 +254,32 @@ impl Control {
         self.outstanding.fetch_add(n, Relaxed);
     }
 
-    /// Counts a new connection from `ip`; false (and not counted) if `ip`
-    /// already has `max` (maxClientCnxns; 0 = no limit).
-    pub fn admit(&self, ip: IpAddr, max: u32) -> bool {
-        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+    /// Counts a new connection from `ip`, or (not counting it) says which
+    /// limit it is beyond: `max_total` in all (maxCnxns, checked first as
+    /// Apache's `doAccept`) or `max_per_ip` from `ip` (maxClientCnxns); 0 =
+    /// no limit.
+    pub fn admit(&self, ip: IpAddr, max_per_ip: u32, max_total: u32) -> Result<(), Limit> {
+        let mut guard = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let (per_ip, total) = &mut *guard;
+        if max_total != 0 && *total >= max_total {
+            return Err(Limit::Total);
+        }
         let n = per_ip.entry(ip).or_insert(0);
-        if max != 0 && *n >= max {
-            return false;
+        if max_per_ip != 0 && *n >= max_per_ip {
+            return Err(Limit::PerIp);
         }
         *n += 1;
-        true
+        *total += 1;
+        Ok(())
     }
 
     /// A connection from `ip` closed.
     pub fn release(&self, ip: IpAddr) {
-        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let (per_ip, total) = &mut *guard;
         if let Some(n) = per_ip.get_mut(&ip) {
             *n = n.saturating_sub(1);
+            *total = total.saturating_sub(1);
             if *n == 0 {
                 per_ip.remove(&ip);
             }

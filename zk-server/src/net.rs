@@ -355,15 +355,21 @@ impl EventLoop {
                     if self.shutting_down {
                         continue;
                     }
-                    let max = self.shared.config.max_client_cnxns;
-                    if !self.shared.control.admit(peer.ip(), max) {
+                    let cfg = &self.shared.config;
+                    let (max, max_total) = (cfg.max_client_cnxns, cfg.max_cnxns);
+                    if let Err(limit) = self.shared.control.admit(peer.ip(), max, max_total) {
                         // As NIOServerCnxnFactory: the socket is closed at
                         // accept, before any byte is read.
-                        warn!(
-                            "Error accepting new connection: Too many connections from /{} - max is {} (maxClientCnxns)",
-                            peer.ip(),
-                            max
-                        );
+                        match limit {
+                            crate::control::Limit::Total => warn!(
+                                "Error accepting new connection: Too many connections max allowed is {max_total} (maxCnxns)"
+                            ),
+                            crate::control::Limit::PerIp => warn!(
+                                "Error accepting new connection: Too many connections from /{} - max is {} (maxClientCnxns)",
+                                peer.ip(),
+                                max
+                            ),
+                        }
                         self.shared.stats.rejected.fetch_add(1, Relaxed);
                         continue;
                     }
