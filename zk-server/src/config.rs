@@ -343,7 +343,6 @@ impl Default for Config {
 
 /// Keys Apache ZooKeeper knows that this server accepts but does not act on.
 const KNOWN_IGNORED: &[&str] = &[
-    "electionAlg",
     "syncEnabled",
     "secureClientPort",
     "secureClientPortAddress",
@@ -661,6 +660,15 @@ impl Config {
                 })?)
             }
             "maxClientCnxns" => self.max_client_cnxns = l.u32v(0)?,
+            // QuorumPeerConfig: fast leader election is the only one left.
+            "electionAlg" if value.parse::<i32>() != Ok(3) => {
+                return Err(ConfigError::at(
+                    line_no,
+                    key,
+                    format!("invalid value {value:?}: only 3 (fast leader election) is supported"),
+                ));
+            }
+            "electionAlg" => {}
             "maxCnxns" => {
                 let v = l.int(i64::from(i32::MIN), i64::from(i32::MAX))?;
                 if v < 0 {
@@ -1684,6 +1692,26 @@ mod tests {
                 ("zookeeper.snapCount", "200"),
             ]
         );
+    }
+
+    /// electionAlg was accepted whatever its value; ZooKeeper 3.8 refuses
+    /// anything but 3 ("Only 3 is supported").
+    #[test]
+    fn only_election_algorithm_3_is_accepted() {
+        let c = Config::parse("dataDir=/d\nelectionAlg=3\n").unwrap();
+        assert!(
+            c.warnings.iter().all(|w| !w.contains("electionAlg")),
+            "{:?}",
+            c.warnings
+        );
+        for bad in ["0", "1", "2", "4", "fast"] {
+            let e = Config::parse(&format!("dataDir=/d\nelectionAlg={bad}\n")).unwrap_err();
+            assert_eq!(
+                (e.line, e.key.as_deref()),
+                (Some(2), Some("electionAlg")),
+                "{e}"
+            );
+        }
     }
 
     #[test]
