@@ -147,10 +147,7 @@ fn ensemble_with_observers(flavors: &[Flavor], observers: &[u64]) -> Vec<Member>
 fn start_together(m: &mut [Member]) {
     for x in m.iter_mut() {
         if x.flavor == Flavor::Ours {
-            let cfg = x.dir.path().join("zoo.cfg");
-            let mut text = fs::read_to_string(&cfg).expect("read zoo.cfg");
-            text.push_str("zkrs.electionFinalizeWaitMs=200\n");
-            fs::write(&cfg, text).expect("write zoo.cfg");
+            x.add_config("zkrs.electionFinalizeWaitMs=200\n");
         }
     }
     for x in m.iter_mut() {
@@ -159,6 +156,13 @@ fn start_together(m: &mut [Member]) {
 }
 
 impl Member {
+    /// Appends `extra` (whole lines) to the member's zoo.cfg.
+    fn add_config(&self, extra: &str) {
+        let cfg = self.dir.path().join("zoo.cfg");
+        let text = fs::read_to_string(&cfg).expect("read zoo.cfg");
+        fs::write(&cfg, format!("{text}{extra}")).expect("write zoo.cfg");
+    }
+
     fn out_path(&self) -> PathBuf {
         self.dir.path().join(format!("out.{}.log", self.starts))
     }
@@ -787,9 +791,7 @@ fn ours_leading_two_apache(env: &[(&str, &str)]) -> Vec<Member> {
 fn ours_leading_two_apache_with(env: &[(&str, &str)], extra: &str) -> Vec<Member> {
     let mut m = ensemble(&[Flavor::Apache, Flavor::Apache, Flavor::Ours]);
     for x in &m {
-        let cfg = x.dir.path().join("zoo.cfg");
-        let text = fs::read_to_string(&cfg).expect("zoo.cfg");
-        fs::write(&cfg, format!("{text}{extra}")).expect("zoo.cfg");
+        x.add_config(extra);
     }
     m[2].env = env
         .iter()
@@ -1106,14 +1108,12 @@ fn mixed_an_apache_leader_truncates_ours() {
     for x in m.iter_mut() {
         // Sessions outlive the test: no closeSession txn in the new epoch.
         // Ours: small log segments, quick to search for the writes.
-        let cfg = x.dir.path().join("zoo.cfg");
-        let text = fs::read_to_string(&cfg).expect("read zoo.cfg");
         let ours = if x.flavor == Flavor::Ours {
             "jute.maxbuffer=100000\npreAllocSize=1\nzkrs.logZeroFill=no\n"
         } else {
             ""
         };
-        fs::write(&cfg, format!("{text}maxSessionTimeout=60000\n{ours}")).expect("write zoo.cfg");
+        x.add_config(&format!("maxSessionTimeout=60000\n{ours}"));
     }
     start_together(&mut m);
     wait_until("ours to lead both Apache servers", &m, || {
@@ -1240,13 +1240,7 @@ fn mixed_ours_truncates_an_apache_old_leader() {
     let mut m = ensemble(&[Flavor::Ours, Flavor::Ours, Flavor::Apache]);
     for x in m.iter_mut() {
         // Sessions outlive the test; small log files, quick to search.
-        let cfg = x.dir.path().join("zoo.cfg");
-        let text = fs::read_to_string(&cfg).expect("read zoo.cfg");
-        fs::write(
-            &cfg,
-            format!("{text}maxSessionTimeout=60000\npreAllocSize=64\n"),
-        )
-        .expect("write zoo.cfg");
+        x.add_config("maxSessionTimeout=60000\npreAllocSize=64\n");
     }
     // Apache and our server 1 first (our two alone would elect each other
     // before the JVM is up): Apache's sid wins; then our server 2 joins.
@@ -1443,9 +1437,7 @@ fn rolling_replacement_apache_to_ours_and_back_under_load() {
 
     let mut m = ensemble(&[Flavor::Apache; 3]);
     for x in m.iter_mut() {
-        let cfg = x.dir.path().join("zoo.cfg");
-        let text = fs::read_to_string(&cfg).expect("read zoo.cfg");
-        fs::write(&cfg, format!("{text}maxSessionTimeout=30000\n")).expect("write zoo.cfg");
+        x.add_config("maxSessionTimeout=30000\n");
         x.start();
     }
     all_serving(&m);
@@ -1674,9 +1666,7 @@ fn mixed_leader_killed_under_load_loses_no_acknowledged_write() {
 fn ours_takes_an_apache_members_place_in_a_dynamic_config() {
     let mut m = ensemble(&[Flavor::Apache, Flavor::Apache, Flavor::Apache]);
     for x in &m {
-        let cfg = x.dir.path().join("zoo.cfg");
-        let text = fs::read_to_string(&cfg).expect("zoo.cfg");
-        fs::write(&cfg, format!("{text}reconfigEnabled=true\n")).expect("zoo.cfg");
+        x.add_config("reconfigEnabled=true\n");
     }
     start_together(&mut m);
     let leader = all_serving(&m);
@@ -1757,9 +1747,7 @@ fn ours_takes_an_apache_members_place_in_a_dynamic_config() {
 fn reconfig_enabled_versions_the_configuration(flavors: &[Flavor], leaders: &[Flavor]) {
     let mut m = ensemble(flavors);
     for x in &m {
-        let cfg = x.dir.path().join("zoo.cfg");
-        let text = fs::read_to_string(&cfg).expect("zoo.cfg");
-        fs::write(&cfg, format!("{text}reconfigEnabled=true\n")).expect("zoo.cfg");
+        x.add_config("reconfigEnabled=true\n");
     }
     // Servers 3 and 2 first: server 3 leads the first epoch, then 1 joins.
     start_together(&mut m[1..]);
@@ -1859,9 +1847,7 @@ fn reconfig_enabled_ours_follows_then_leads_apache() {
 fn standalone_disabled_runs_a_quorum_of_one_as_apache() {
     let run = |flavor: Flavor| {
         let mut m = ensemble(&[flavor]);
-        let cfg = m[0].dir.path().join("zoo.cfg");
-        let text = fs::read_to_string(&cfg).expect("zoo.cfg");
-        fs::write(&cfg, format!("{text}standaloneEnabled=false\n")).expect("zoo.cfg");
+        m[0].add_config("standaloneEnabled=false\n");
         let at = std::net::SocketAddr::from((m[0].ip, CLIENT_PORT));
         let mut seen = Vec::new();
         for round in 0..2 {
@@ -1896,9 +1882,7 @@ fn leader_serves_no_keeps_clients_off_the_leader_as_apache() {
     let run = |flavor: Flavor| {
         let mut m = ensemble(&[flavor, flavor, flavor]);
         for x in &m {
-            let cfg = x.dir.path().join("zoo.cfg");
-            let text = fs::read_to_string(&cfg).expect("zoo.cfg");
-            fs::write(&cfg, format!("{text}leaderServes=no\n")).expect("zoo.cfg");
+            x.add_config("leaderServes=no\n");
         }
         start_together(&mut m);
         let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));

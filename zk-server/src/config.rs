@@ -1445,30 +1445,21 @@ mod tests {
             (Some(5), Some("server.4")),
             "{e}"
         );
-        // A version line in it is an error naming the file and line.
-        std::fs::write(
-            &dynamic,
-            "server.1=127.0.0.1:2888:3888\nversion=100000000\n",
-        )
-        .unwrap();
-        let e = Config::parse(&zoo("")).unwrap_err();
-        assert_eq!(
-            (e.file.as_deref(), e.line),
-            (Some(dynamic.as_path()), Some(2)),
-            "{e}"
-        );
-        // So is a bad server line.
-        std::fs::write(
-            &dynamic,
-            "server.1=127.0.0.1:2888:3888\nserver.2=nonsense\n",
-        )
-        .unwrap();
-        let e = Config::parse(&zoo("")).unwrap_err();
-        assert_eq!(
-            (e.file.as_deref(), e.line),
-            (Some(dynamic.as_path()), Some(2)),
-            "{e}"
-        );
+        // A version line in it, or a bad server line, is an error naming the
+        // file and line.
+        for second in ["version=100000000", "server.2=nonsense"] {
+            std::fs::write(
+                &dynamic,
+                format!("server.1=127.0.0.1:2888:3888\n{second}\n"),
+            )
+            .unwrap();
+            let e = Config::parse(&zoo("")).unwrap_err();
+            assert_eq!(
+                (e.file.as_deref(), e.line),
+                (Some(dynamic.as_path()), Some(2)),
+                "{e}"
+            );
+        }
         // A missing file names zoo.cfg's line.
         std::fs::remove_file(&dynamic).unwrap();
         let e = Config::parse(&zoo("")).unwrap_err();
