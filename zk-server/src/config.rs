@@ -648,8 +648,6 @@ impl Config {
             "syncLimit" => self.sync_limit = l.u32v(1)?,
             "dataDir" => later.data_dir = Some(non_empty_path(line_no, key, value)?),
             "dataLogDir" => later.data_log_dir = Some(non_empty_path(line_no, key, value)?),
-            // Leader.lead: anything but "no" serves.
-            "leaderServes" => self.leader_serves = value != "no",
             "dynamicConfigFile" => {
                 later.dynamic_file = Some((line_no, non_empty_path(line_no, key, value)?))
             }
@@ -660,24 +658,7 @@ impl Config {
                 })?)
             }
             "maxClientCnxns" => self.max_client_cnxns = l.u32v(0)?,
-            // QuorumPeerConfig: fast leader election is the only one left.
-            "electionAlg" if value.parse::<i32>() != Ok(3) => {
-                return Err(ConfigError::at(
-                    line_no,
-                    key,
-                    format!("invalid value {value:?}: only 3 (fast leader election) is supported"),
-                ));
-            }
-            "electionAlg" => {}
-            "maxCnxns" => {
-                let v = l.int(i64::from(i32::MIN), i64::from(i32::MAX))?;
-                if v < 0 {
-                    self.warnings.push(format!(
-                        "line {line_no}: maxCnxns should be greater than or equal to 0, using 0"
-                    ));
-                }
-                self.max_cnxns = v.max(0) as u32;
-            }
+            "maxCnxns" => self.max_cnxns = self.zero_if_negative(l)?,
             "minSessionTimeout" => later.min_to = Some((line_no, l.int(-1, i64::from(i32::MAX))?)),
             "maxSessionTimeout" => later.max_to = Some((line_no, l.int(-1, i64::from(i32::MAX))?)),
             "autopurge.snapRetainCount" => {
@@ -755,6 +736,19 @@ impl Config {
         Ok(())
     }
 
+    /// An int value, 0 (with a warning) when negative, as Apache's
+    /// `ServerCnxnFactory.initMaxCnxns`.
+    fn zero_if_negative(&mut self, l: &Line<'_>) -> Result<u32, ConfigError> {
+        let v = l.int(i64::from(i32::MIN), i64::from(i32::MAX))?;
+        if v < 0 {
+            self.warnings.push(format!(
+                "line {}: {} should be greater than or equal to 0, using 0",
+                l.no, l.key
+            ));
+        }
+        Ok(v.max(0) as u32)
+    }
+
     /// The operators' endpoints: `admin.*` (the AdminServer) and
     /// `metricsProvider.*` (Prometheus, settled in [`Config::finish`]).
     fn apply_ops(&mut self, l: &Line<'_>, metrics: &mut MetricsKeys) -> Result<(), ConfigError> {
@@ -820,6 +814,17 @@ impl Config {
     fn apply_ensemble(&mut self, l: &Line<'_>) -> Result<(), ConfigError> {
         let (line_no, key, value) = (l.no, l.key, l.value);
         match key {
+            // Leader.lead: anything but "no" serves.
+            "leaderServes" => self.leader_serves = value != "no",
+            // QuorumPeerConfig: fast leader election is the only one left.
+            "electionAlg" if value.parse::<i32>() != Ok(3) => {
+                return Err(ConfigError::at(
+                    line_no,
+                    key,
+                    format!("invalid value {value:?}: only 3 (fast leader election) is supported"),
+                ));
+            }
+            "electionAlg" => {}
             "peerType" => {
                 self.peer_type = match value.to_ascii_lowercase().as_str() {
                     "participant" => LearnerType::Participant,
