@@ -589,6 +589,16 @@ impl Sequencer {
                     let v = l.core.config_version();
                     self.adopt_config_version(u64::try_from(v).unwrap_or(0));
                 }
+                if self.ensemble {
+                    // As Apache's startZkServer: until the epoch's first
+                    // write, replies and srvr name the epoch's first zxid
+                    // (no txn; `Control::client_ahead` takes clients that
+                    // saw one).
+                    let first = Zxid::new(epoch, 0).as_i64();
+                    if self.shared.control.last_zxid() < first {
+                        self.shared.control.set_last_zxid(first);
+                    }
+                }
                 self.serve(Mode::Leader, epoch);
             }
             LeaderCommand::FromLearner(conn, sid, p) => return self.learner_packet(conn, sid, p),
