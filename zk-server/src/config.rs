@@ -120,6 +120,9 @@ pub struct Config {
     /// all, four-letter words included (0 = unlimited, the default; a
     /// negative value is 0 with a warning, as Apache).
     pub max_cnxns: u32,
+    /// connectToLearnerMasterLimit (ticks): how long a learner dials its
+    /// leader before it elects again (0, the default: initLimit).
+    pub connect_to_learner_master_limit: u32,
     /// minSessionTimeout in ms (default 2 × tickTime).
     pub min_session_timeout: u32,
     /// maxSessionTimeout in ms (default 20 × tickTime).
@@ -352,7 +355,6 @@ const KNOWN_IGNORED: &[&str] = &[
     "multiAddress.enabled",
     "multiAddress.reachabilityCheckEnabled",
     "multiAddress.reachabilityCheckTimeoutMs",
-    "connectToLearnerMasterLimit",
     "snapshot.compression.method",
     "enforceQuota",
     "txnLogSizeLimitInKb",
@@ -443,6 +445,7 @@ impl Config {
             client_port_address: None,
             max_client_cnxns: 60,
             max_cnxns: 0,
+            connect_to_learner_master_limit: 0,
             min_session_timeout: 2 * tick,
             max_session_timeout: 20 * tick,
             snap_retain_count: 3,
@@ -816,6 +819,7 @@ impl Config {
         match key {
             // Leader.lead: anything but "no" serves.
             "leaderServes" => self.leader_serves = value != "no",
+            "connectToLearnerMasterLimit" => self.connect_to_learner_master_limit = l.u32v(0)?,
             // QuorumPeerConfig: fast leader election is the only one left.
             "electionAlg" if value.parse::<i32>() != Ok(3) => {
                 return Err(ConfigError::at(
@@ -1494,9 +1498,14 @@ mod tests {
     #[test]
     fn ensemble_keys() {
         let text = format!(
-            "{THREE_LOCAL}peerType=observer\nquorumListenOnAllIPs=true\ncnxTimeout=700\nelectionPortBindRetry=0\nzkrs.electionFinalizeWaitMs=120\n"
+            "{THREE_LOCAL}peerType=observer\nquorumListenOnAllIPs=true\ncnxTimeout=700\nelectionPortBindRetry=0\nzkrs.electionFinalizeWaitMs=120\n\
+             connectToLearnerMasterLimit=3\nleaderServes=no\n"
         );
         let c = Config::parse(&text).unwrap();
+        assert_eq!(
+            (c.connect_to_learner_master_limit, c.leader_serves),
+            (3, false)
+        );
         assert_eq!(c.peer_type, LearnerType::Observer);
         assert!(c.quorum_listen_on_all_ips);
         assert_eq!(
@@ -1515,6 +1524,10 @@ mod tests {
             zk_election::DEFAULT_FINALIZE_WAIT_MS
         );
         assert_eq!((c.cnx_timeout_ms, c.election_port_bind_retry), (5000, 3));
+        assert_eq!(
+            (c.connect_to_learner_master_limit, c.leader_serves),
+            (0, true)
+        );
         assert!(Config::parse("dataDir=/d\npeerType=leader\n").is_err());
     }
 

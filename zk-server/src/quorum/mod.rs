@@ -379,6 +379,12 @@ impl Zab {
                 max_data: config.jute_max_buffer + packets::DATA_SLACK,
                 snap_max: zk_tree::APACHE_MAX_LEN.max(config.jute_max_buffer),
                 init: Duration::from_millis(tick * u64::from(config.init_limit)),
+                connect: Duration::from_millis(
+                    tick * u64::from(match config.connect_to_learner_master_limit {
+                        0 => config.init_limit,
+                        n => n,
+                    }),
+                ),
             },
             half_tick: Duration::from_millis((tick / 2).max(1)),
             next_tick: None,

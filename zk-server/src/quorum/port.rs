@@ -12,7 +12,7 @@
 //!   older. At most 32 connections wait for their first packet, each for
 //!   initLimit.
 //! * FOLLOWING / OBSERVING: dial the leader's quorum address (10 ms after a
-//!   failed try, doubling to 100 ms) until initLimit × tickTime, then `LeaderConnected`, packets
+//!   failed try, doubling to 100 ms) until connectToLearnerMasterLimit (else initLimit) × tickTime, then `LeaderConnected`, packets
 //!   (`FromLeader`; SNAP with its body as `Snap`), and `LeaderClosed` when
 //!   the connection ends or cannot be made.
 
@@ -105,6 +105,9 @@ pub(crate) struct Bounds {
     pub snap_max: usize,
     /// initLimit × tickTime.
     pub init: Duration,
+    /// How long a learner dials its leader: connectToLearnerMasterLimit ×
+    /// tickTime, or `init` when that is unset (Apache's `connectToLeader`).
+    pub connect: Duration,
 }
 
 /// A non-blocking connection's buffers.
@@ -865,14 +868,14 @@ impl ZabLearning {
         if self.connected {
             return Ok(None);
         }
-        let deadline = self.started + self.bounds.init;
+        let deadline = self.started + self.bounds.connect;
         if now >= deadline {
             self.reset(registry);
             return Err(format!(
-                "could not connect to leader {} at {} within initLimit ({} ms)",
+                "could not connect to leader {} at {} within {} ms (connectToLearnerMasterLimit, or initLimit)",
                 self.leader,
                 self.leader_addr,
-                self.bounds.init.as_millis()
+                self.bounds.connect.as_millis()
             ));
         }
         if self.io.is_none() && now >= self.next_try {
@@ -888,5 +891,48 @@ impl ZabLearning {
     /// Closes the connection.
     pub(crate) fn stop(mut self, registry: &Registry) {
         self.reset(registry);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// connectToLearnerMasterLimit was ignored: a learner dialled its leader
+    /// for initLimit whatever it said. Now it gives up at that limit (and at
+    /// initLimit when unset), as Apache's `Learner.connectToLeader`.
+    #[test]
+    fn a_learner_dials_its_leader_for_connect_to_learner_master_limit() {
+        // A port nobody listens on: every try is refused.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let poll = mio::Poll::new().unwrap();
+        let bounds = |connect_ms| Bounds {
+            max_data: 1 << 20,
+            snap_max: 1 << 20,
+            init: Duration::from_secs(10),
+            connect: Duration::from_millis(connect_ms),
+        };
+        let addr = HostPort {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let t0 = Instant::now();
+        let mut l = ZabLearning::start((1, addr.clone()), Token(7), bounds(300), t0);
+        assert!(l.tick(poll.registry(), t0).is_ok());
+        assert!(
+            l.tick(poll.registry(), t0 + Duration::from_millis(299))
+                .is_ok()
+        );
+        let e = l
+            .tick(poll.registry(), t0 + Duration::from_millis(300))
+            .unwrap_err();
+        assert!(e.contains("within 300 ms"), "{e}");
+        let mut l = ZabLearning::start((1, addr), Token(7), bounds(10_000), t0);
+        assert!(
+            l.tick(poll.registry(), t0 + Duration::from_millis(300))
+                .is_ok()
+        );
     }
 }
