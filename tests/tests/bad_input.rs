@@ -511,6 +511,45 @@ fn max_client_cnxns_ours() {
     ));
 }
 
+/// Regression: clientPortListenBacklog and clientTcpKeepAlive were accepted
+/// and ignored. As Apache's (the listen queue's length; SO_KEEPALIVE on
+/// accepted client sockets, `zookeeper.clientTcpKeepAlive`): `ss` shows the
+/// listening socket's backlog (Send-Q) and a keepalive timer on the
+/// server's side of an established connection.
+fn backlog_and_keep_alive(server: &ZkServer) -> (String, bool) {
+    let addr = server.addr();
+    let ss = |args: &[&str]| {
+        let out = std::process::Command::new("ss")
+            .args(args)
+            .arg(format!("sport = :{}", addr.port()))
+            .output()
+            .expect("ss (iproute2)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listening = ss(&["-Hltn"]);
+    // State Recv-Q Send-Q Local Peer: Send-Q is the backlog.
+    let backlog = listening
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_default()
+        .to_string();
+    let held = handshaken(addr);
+    let established = ss(&["-Htno", "state", "established"]);
+    drop(held);
+    (backlog, established.contains("keepalive"))
+}
+
+#[test]
+fn backlog_and_keep_alive_as_apache() {
+    let cfg = "clientPortListenBacklog=7\nclientTcpKeepAlive=true";
+    let apache = backlog_and_keep_alive(&start_server(Flavor::Apache, ServerOptions::cfg(cfg)));
+    assert_eq!(apache, ("7".to_string(), true), "the oracle");
+    let ours = backlog_and_keep_alive(&start_server(Flavor::Ours, ServerOptions::cfg(cfg)));
+    assert_eq!(ours, apache, "ours (left) vs Apache (right)");
+    let plain = backlog_and_keep_alive(&start_server(Flavor::Ours, ServerOptions::cfg("")));
+    assert!(!plain.1, "no keep-alive by default");
+}
+
 #[test]
 fn max_cnxns_apache() {
     max_cnxns(&start_server(

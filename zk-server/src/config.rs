@@ -120,6 +120,12 @@ pub struct Config {
     /// all, four-letter words included (0 = unlimited, the default; a
     /// negative value is 0 with a warning, as Apache).
     pub max_cnxns: u32,
+    /// clientPortListenBacklog: the client port's listen backlog (≤ 0, the
+    /// default: the system's, 128 here; Apache's JVM default is 50).
+    pub client_port_listen_backlog: i32,
+    /// clientTcpKeepAlive (ZooKeeper's `zookeeper.clientTcpKeepAlive`,
+    /// default false): TCP keep-alive on client connections.
+    pub client_tcp_keep_alive: bool,
     /// connectToLearnerMasterLimit (ticks): how long a learner dials its
     /// leader before it elects again (0, the default: initLimit).
     pub connect_to_learner_master_limit: u32,
@@ -350,7 +356,6 @@ const KNOWN_IGNORED: &[&str] = &[
     "secureClientPort",
     "secureClientPortAddress",
     "localSessionsUpgradingEnabled",
-    "clientPortListenBacklog",
     "observerMasterPort",
     "multiAddress.enabled",
     "multiAddress.reachabilityCheckEnabled",
@@ -358,7 +363,6 @@ const KNOWN_IGNORED: &[&str] = &[
     "snapshot.compression.method",
     "enforceQuota",
     "txnLogSizeLimitInKb",
-    "clientTcpKeepAlive",
     "watchManagerName",
     "readonlymode.enabled",
     "sslQuorum",
@@ -445,6 +449,8 @@ impl Config {
             client_port_address: None,
             max_client_cnxns: 60,
             max_cnxns: 0,
+            client_port_listen_backlog: -1,
+            client_tcp_keep_alive: false,
             connect_to_learner_master_limit: 0,
             min_session_timeout: 2 * tick,
             max_session_timeout: 20 * tick,
@@ -819,6 +825,12 @@ impl Config {
         match key {
             // Leader.lead: anything but "no" serves.
             "leaderServes" => self.leader_serves = value != "no",
+            "clientPortListenBacklog" => {
+                self.client_port_listen_backlog =
+                    l.int(i64::from(i32::MIN), i64::from(i32::MAX))? as i32
+            }
+            // Java's Boolean.getBoolean: "true" in any case, anything else false.
+            "clientTcpKeepAlive" => self.client_tcp_keep_alive = value.eq_ignore_ascii_case("true"),
             "connectToLearnerMasterLimit" => self.connect_to_learner_master_limit = l.u32v(0)?,
             // QuorumPeerConfig: fast leader election is the only one left.
             "electionAlg" if value.parse::<i32>() != Ok(3) => {

@@ -373,6 +373,11 @@ impl EventLoop {
                         self.shared.stats.rejected.fetch_add(1, Relaxed);
                         continue;
                     }
+                    if self.shared.config.client_tcp_keep_alive
+                        && let Err(e) = set_keep_alive(&stream)
+                    {
+                        warn!("cannot set SO_KEEPALIVE on the connection from {peer}: {e}");
+                    }
                     let target = self.next_target % self.shared.loops().len();
                     self.next_target = self.next_target.wrapping_add(1);
                     if target == self.idx {
@@ -1091,6 +1096,11 @@ fn fewest_in_flight_first(paused: impl Iterator<Item = (u32, u64)>, round: u64) 
     let mut v: Vec<(u32, u64)> = paused.map(|(n, id)| (n, id ^ salt)).collect();
     v.sort_unstable();
     v.into_iter().map(|(_, salted)| salted ^ salt).collect()
+}
+
+/// TCP keep-alive on a client connection (clientTcpKeepAlive).
+fn set_keep_alive(stream: &mio::net::TcpStream) -> io::Result<()> {
+    socket2::SockRef::from(stream).set_keepalive(true)
 }
 
 #[cfg(test)]

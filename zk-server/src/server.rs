@@ -55,6 +55,12 @@ fn bind_client_port(config: &Config) -> Result<(std::net::TcpListener, SocketAdd
     let addr = SocketAddr::new(bind_ip, config.client_port);
     let listener = std::net::TcpListener::bind(addr)
         .map_err(io_err(format!("cannot bind client port {addr}")))?;
+    if config.client_port_listen_backlog > 0 {
+        // Listening again only sets the queue's length (clientPortListenBacklog).
+        socket2::SockRef::from(&listener)
+            .listen(config.client_port_listen_backlog)
+            .map_err(io_err("cannot set clientPortListenBacklog"))?;
+    }
     listener
         .set_nonblocking(true)
         .map_err(io_err("cannot set the listener non-blocking"))?;
