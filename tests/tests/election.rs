@@ -1711,10 +1711,6 @@ fn ours_takes_an_apache_members_place_in_a_dynamic_config() {
     let config = |x: &Member| {
         let mut c = zk_integration::Client::connect(at(x)).expect("connect");
         zk_integration::ensemble::sync(&mut c).expect("sync");
-        let (d, _) = c
-            .get_data("/zookeeper/config", false)
-            .unwrap()
-            .expect("getData /zookeeper/config");
         for p in ["/before", "/after"] {
             assert!(
                 c.exists(p, false).unwrap().is_some(),
@@ -1723,7 +1719,7 @@ fn ours_takes_an_apache_members_place_in_a_dynamic_config() {
             );
         }
         let _ = c.close();
-        String::from_utf8_lossy(&d).into_owned()
+        synced_config(x)
     };
     let apache = config(&m[other]);
     assert!(
@@ -1757,16 +1753,7 @@ fn reconfig_enabled_versions_the_configuration(flavors: &[Flavor], leaders: &[Fl
     m[0].start();
     let first = all_serving(&m);
     let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
-    let config = |x: &Member| {
-        let mut c = zk_integration::Client::connect(at(x)).expect("connect");
-        zk_integration::ensemble::sync(&mut c).expect("sync");
-        let (d, _) = c
-            .get_data("/zookeeper/config", false)
-            .unwrap()
-            .expect("getData /zookeeper/config");
-        let _ = c.close();
-        String::from_utf8_lossy(&d).into_owned()
-    };
+    let config = synced_config;
     let same_config = |m: &[Member], live: &[usize]| {
         let texts: Vec<String> = live.iter().map(|&i| config(&m[i])).collect();
         assert!(
@@ -2011,4 +1998,17 @@ fn a_client_of_an_idle_apache_leader_resumes_at_our_new_leader() {
         .expect("our new leader resumes the session");
     r.get_data("/zookeeper", false).unwrap().expect("a read");
     assert!(r.last_zxid() >= seen);
+}
+
+/// `/zookeeper/config` at member `x`, read after a `sync`.
+fn synced_config(x: &Member) -> String {
+    let at = std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+    let mut c = zk_integration::Client::connect(at).expect("connect");
+    zk_integration::ensemble::sync(&mut c).expect("sync");
+    let (d, _) = c
+        .get_data("/zookeeper/config", false)
+        .unwrap()
+        .expect("getData /zookeeper/config");
+    let _ = c.close();
+    String::from_utf8_lossy(&d).into_owned()
 }
