@@ -2012,3 +2012,4 @@ fn synced_config(x: &Member) -> String {
     let _ = c.close();
     String::from_utf8_lossy(&d).into_owned()
 }
+
