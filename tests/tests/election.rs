@@ -2012,4 +2012,3 @@ fn synced_config(x: &Member) -> String {
     let _ = c.close();
     String::from_utf8_lossy(&d).into_owned()
 }
-
