@@ -307,16 +307,20 @@ impl<'a> LeaderSide<'a> {
     fn new(data: &'a [u8]) -> Self {
         let mut input = Input { data, at: 0 };
         let hostility = hostility(&mut input);
+        let commit_log_count = usize::from(input.u8() % 8);
+        // One byte: DIFF from the log, and reconfigEnabled's versioning
+        // (ZOOKEEPER-1783) of a configuration of version 0 or 1.
+        let b = input.u8();
         let cfg = LeaderConfig {
             sid: 1,
             voters: BTreeSet::from([1, 2, 3]),
             init_limit: 5,
             sync_limit: 2,
-            commit_log_count: usize::from(input.u8() % 8),
-            members: Bytes::new(),
-            diff_from_log: input.u8().is_multiple_of(2),
-            config_version: 0,
-            version_config: false,
+            commit_log_count,
+            members: Bytes::from_static(b"server.1=a:1:2:participant\n"),
+            diff_from_log: b.is_multiple_of(2),
+            config_version: i64::from(b >> 2 & 1),
+            version_config: b & 2 != 0,
         };
         let mut recent = history(5);
         let tail = if input.u8().is_multiple_of(2) {
