@@ -1080,16 +1080,7 @@ fn zookeeper_config_holds_the_ensemble_config_as_apache() {
     wait_until("all three to serve", &m, || {
         m.iter().all(|x| x.mode().is_some()).then_some(())
     });
-    let at = |x: &Member| std::net::SocketAddr::from((x.ip, CLIENT_PORT));
-    let config = |x: &Member| {
-        let mut c = zk_integration::Client::connect(at(x)).expect("connect");
-        let (d, _) = c
-            .get_data("/zookeeper/config", false)
-            .unwrap()
-            .expect("getData /zookeeper/config");
-        let _ = c.close();
-        String::from_utf8_lossy(&d).into_owned()
-    };
+    let config = synced_config;
     let apache = config(&m[0]);
     assert!(apache.contains(":participant\n"), "Apache: {apache}");
     assert_eq!(config(&m[2]), apache, "ours (left) vs Apache (right)");

@@ -1056,11 +1056,7 @@ impl Config {
 
     fn validate_ensemble(&self) -> Result<(), ConfigError> {
         // QuorumPeerConfig.parseDynamicConfig's rules.
-        let voters = self
-            .servers
-            .iter()
-            .filter(|s| s.role == LearnerType::Participant)
-            .count();
+        let voters = self.participants();
         let observers = self.servers.len() - voters;
         if voters == 0 && !self.standalone_enabled {
             return Err(ConfigError::general(
@@ -1099,11 +1095,7 @@ impl Config {
     /// `standaloneEnabled=false` (a one-voter quorum that elects itself,
     /// `Mode: leader`, and that reconfig could grow).
     pub fn is_ensemble(&self) -> bool {
-        let voters = self
-            .servers
-            .iter()
-            .filter(|s| s.role == LearnerType::Participant)
-            .count();
+        let voters = self.participants();
         voters > 1 || (voters == 1 && !self.standalone_enabled)
     }
 
@@ -1112,6 +1104,11 @@ impl Config {
         if !self.is_ensemble() {
             return 1;
         }
+        self.participants()
+    }
+
+    /// The `server.X` lines of participants.
+    fn participants(&self) -> usize {
         self.servers
             .iter()
             .filter(|s| s.role == LearnerType::Participant)
@@ -1312,13 +1309,18 @@ fn version_of_dynamic_file(path: &Path) -> u64 {
 /// blank lines skipped, values trimmed.
 fn property_lines(text: &str) -> impl Iterator<Item = (usize, &str, &str)> {
     text.lines().enumerate().filter_map(|(idx, raw)| {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
-            return None;
-        }
-        let (key, value) = split_property(line);
+        let (key, value) = property(raw)?;
         Some((idx + 1, key, value.trim()))
     })
+}
+
+/// One zoo.cfg line's (key, value), None for a blank line or a comment.
+pub(crate) fn property(raw: &str) -> Option<(&str, &str)> {
+    let line = raw.trim();
+    if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+        return None;
+    }
+    Some(split_property(line))
 }
 
 fn split_property(line: &str) -> (&str, &str) {

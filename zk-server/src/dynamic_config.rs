@@ -23,7 +23,7 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
+use crate::config::{Config, property};
 
 /// Writes the dynamic config file of `cfg`'s membership at `version` next
 /// to `zoo_cfg` and rewrites `zoo_cfg` to name it; returns the dynamic
@@ -44,7 +44,7 @@ pub(crate) fn persist(zoo_cfg: &Path, cfg: &Config, version: u64) -> io::Result<
         .any(|s| s.id == cfg.my_id && s.client_addr.is_some());
     let static_membership = !old
         .lines()
-        .any(|l| key_of(l).is_some_and(|k| k == "dynamicConfigFile"));
+        .any(|l| property(l).is_some_and(|(k, _)| k == "dynamicConfigFile"));
     if static_membership {
         write_atomically(
             &PathBuf::from(format!("{}.bak", zoo_cfg.display())),
@@ -53,7 +53,7 @@ pub(crate) fn persist(zoo_cfg: &Path, cfg: &Config, version: u64) -> io::Result<
     }
     let mut text = String::new();
     for line in old.lines() {
-        let dropped = key_of(line).is_some_and(|k| {
+        let dropped = property(line).is_some_and(|(k, _)| {
             k.starts_with("server.")
                 || k.starts_with("group")
                 || k.starts_with("weight")
@@ -70,17 +70,6 @@ pub(crate) fn persist(zoo_cfg: &Path, cfg: &Config, version: u64) -> io::Result<
     text.push_str(&format!("dynamicConfigFile={}\n", absolute.display()));
     write_atomically(zoo_cfg, text.as_bytes())?;
     Ok(dynamic)
-}
-
-/// A property line's key (None for blank lines and comments), split as
-/// zoo.cfg is parsed.
-fn key_of(line: &str) -> Option<&str> {
-    let line = line.trim();
-    if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
-        return None;
-    }
-    let end = line.find(['=', ':', ' ', '\t']).unwrap_or(line.len());
-    Some(&line[..end])
 }
 
 /// Replaces `path` with `bytes`: a temporary file beside it, synced, then

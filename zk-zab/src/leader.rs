@@ -47,6 +47,14 @@ pub struct LeaderConfig {
     pub diff_from_log: bool,
 }
 
+/// A configuration's text as ZooKeeper sends and stores it: the members'
+/// `server.N=...` lines (each ending in a newline), then `version=<hex>`.
+pub fn config_text(members: &[u8], version: i64) -> Bytes {
+    let mut text = members.to_vec();
+    text.extend_from_slice(format!("version={version:x}").as_bytes());
+    Bytes::from(text)
+}
+
 /// What the runtime knows when the leader starts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LeaderStart {
@@ -1067,9 +1075,7 @@ impl Leader {
 
     /// NEWLEADER's configuration text: the members, then the version.
     fn newleader_config(&self) -> Bytes {
-        let mut text = self.cfg.members.to_vec();
-        text.extend_from_slice(format!("version={:x}", self.newleader_config_version()).as_bytes());
-        Bytes::from(text)
+        config_text(&self.cfg.members, self.newleader_config_version())
     }
 
     fn maybe_establish(&mut self, out: &mut Vec<LeaderCommand>) {

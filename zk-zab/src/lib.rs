@@ -18,7 +18,7 @@ mod packet;
 
 pub use leader::{
     Conn, Leader, LeaderCommand, LeaderConfig, LeaderEvent, LeaderStart, LearnerCounts,
-    ProposeError, SyncKind,
+    ProposeError, SyncKind, config_text,
 };
 pub use learner::{Learner, LearnerCommand, LearnerConfig, LearnerEvent, LearnerStart};
 pub use packet::{PROTOCOL_VERSION, Packet, PacketError};

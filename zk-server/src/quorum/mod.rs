@@ -549,9 +549,7 @@ impl Runtime {
             QuorumOut::ConfigVersion(v) => {
                 let z = &mut self.zab;
                 z.config_version = i64::try_from(v).unwrap_or(i64::MAX);
-                let mut text = z.members.to_vec();
-                text.extend_from_slice(format!("version={v:x}").as_bytes());
-                z.config_text = Bytes::from(text);
+                z.config_text = zk_zab::config_text(&z.members, z.config_version);
                 self.transport.set_config_text(z.config_text.clone());
                 return;
             }

@@ -356,6 +356,15 @@ impl Cluster {
             })
     }
 
+    /// The roles server `sid` ended.
+    fn roles_ended(&self, sid: u64) -> usize {
+        self.node(sid)
+            .events
+            .iter()
+            .filter(|e| matches!(e, QuorumOut::RoleEnded { .. }))
+            .count()
+    }
+
     fn zxid(&self, sid: u64) -> i64 {
         self.node(sid).shared.tree.last_processed_zxid()
     }
@@ -1435,16 +1444,9 @@ fn a_session_packet_cut_short_closes_the_learner() {
     let before = c.zxid(1);
     for (i, p) in cut_short.into_iter().enumerate() {
         let conn = c.conn_of[&2];
-        let ended = |c: &Cluster| {
-            let events = &c.node(2).events;
-            events
-                .iter()
-                .filter(|e| matches!(e, QuorumOut::RoleEnded { .. }))
-                .count()
-        };
-        let roles = ended(&c);
+        let roles = c.roles_ended(2);
         c.send(1, CoreMsg::Quorum(QuorumIn::FromLearner(conn, p)));
-        c.run_until("learner 2's role ended", |c| ended(c) > roles);
+        c.run_until("learner 2's role ended", |c| c.roles_ended(2) > roles);
         assert!(!c.conn_of.contains_key(&2));
         c.run_until("the core dropped it", |c| {
             c.node(1).shared.control.leader_gauges().0.learners == 1

@@ -109,15 +109,6 @@ fn client_request(d: &mut Draws, c: &mut Cluster, sessions: &[i64], xid: i32) {
     c.request_as(sid, session, xid, auth, req);
 }
 
-/// The roles server `sid` ended.
-fn roles_ended(c: &Cluster, sid: u64) -> usize {
-    c.node(sid)
-        .events
-        .iter()
-        .filter(|e| matches!(e, QuorumOut::RoleEnded { .. }))
-        .count()
-}
-
 /// Learner 2 back after the leader closed its connection (a packet cut short
 /// of what the leader reads first): its role ends (the `closes`th time), it
 /// follows again and syncs.
@@ -127,7 +118,7 @@ fn rejoin_if_closed(c: &mut Cluster, closes: &mut usize) {
     }
     *closes += 1;
     let n = *closes;
-    c.run_until("learner 2's role ended", |c| roles_ended(c, 2) >= n);
+    c.run_until("learner 2's role ended", |c| c.roles_ended(2) >= n);
     c.follow(2);
     c.run_until("learner 2 synced again", |c| {
         c.node(1).shared.control.leader_gauges().0.synced_followers == 2
@@ -180,7 +171,7 @@ fn run_script(seed: u64) {
         let n = c.node(sid);
         // Learner 2's ended only when the leader closed its connection.
         assert_eq!(
-            roles_ended(&c, sid),
+            c.roles_ended(sid),
             if sid == 2 { closes } else { 0 },
             "script {seed}: server {sid}'s roles ended: {:?}",
             n.events
