@@ -49,6 +49,7 @@ mod arena;
 mod digest;
 mod path;
 mod prep;
+mod quota;
 mod snapshot;
 mod store;
 mod tree;

@@ -22,6 +22,7 @@ use crate::acl::{AclCache, open_acl_unsafe, read_acl_unsafe};
 use crate::arena::{Arena, Block};
 use crate::digest::node_digest;
 use crate::path::{split, split_node, watch_path};
+use crate::quota::QuotaPaths;
 use crate::{ApplyOutcome, OpOutcome, TreeConfig};
 
 pub(crate) type NodeId = u32;
@@ -784,6 +785,8 @@ pub(crate) struct State {
     /// only in a tree loaded from a fuzzy snapshot whose log ended before
     /// the txns the snapshot caught (Apache keeps such nodes; so do we).
     pub(crate) czxid_high: i64,
+    /// The paths with a quota (not in snapshots: rebuilt at load).
+    pub(crate) quotas: QuotaPaths,
 }
 
 impl State {
@@ -827,6 +830,7 @@ impl State {
             extended: OwnerTypes::of(config),
             free_epoch: 0,
             czxid_high: 0,
+            quotas: QuotaPaths::default(),
         }
     }
 
@@ -1337,6 +1341,7 @@ impl State {
                 s.pzxid = zxid;
             });
         }
+        self.quota_after_create(parent_path, name, path, data.map_or(0, |d| d.len() as i64));
         trig.data(path, EventType::NodeCreated, || self.acls.get(a));
         trig.child(
             watch_path(parent_path),
@@ -1357,6 +1362,7 @@ impl State {
             self.change_stat(parent, pp, |s| s.pzxid = zxid);
         }
         let id = removed.ok_or(ErrorCode::NoNode)?;
+        let bytes = self.node(id).data_len() as i64;
         // The ACLs are read before the node is freed.
         let acls = trig.on.then(|| {
             (
@@ -1365,6 +1371,7 @@ impl State {
             )
         });
         self.free_subtree(id, path);
+        self.quota_after_delete(parent_path, name, path, bytes);
         if let Some((node_acl, parent_acl)) = acls {
             trig.data(path, EventType::NodeDeleted, || node_acl.clone());
             trig.child(path, EventType::NodeDeleted, true, || node_acl);
@@ -1390,20 +1397,35 @@ impl State {
     ) -> Result<Stat, ErrorCode> {
         let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
         let p = if id == ROOT { "/" } else { path };
-        let n = self.node(id);
-        let mut st = n.stat();
-        let old_digest = node_digest(p, n.data(), &st);
-        let old_len = n.data_len() as i64;
+        let mut st = self.node(id).stat();
         st.mtime = time;
         st.mzxid = zxid;
         st.version = version;
-        let (name, acl): (SmallVec<[u8; 32]>, u32) =
-            (SmallVec::from_slice(n.name_bytes()), n.acl());
-        self.pack_into(id, &name, acl, data, &st);
-        self.data_size += data.map_or(0, |d| d.len() as i64) - old_len;
-        self.swap_digest(old_digest, node_digest(p, data, &st));
+        let old_len = self.replace_data(id, p, data, &st);
+        self.quota_after_set_data(path, data.map_or(0, |d| d.len() as i64) - old_len);
+        let acl = self.node(id).acl();
         trig.data(path, EventType::NodeDataChanged, || self.acls.get(acl));
         Ok(self.node(id).client_stat(self.extended))
+    }
+
+    /// Gives node `id` (path `p`) this data and stat, keeping the data size
+    /// and digest; returns its old data's length.
+    pub(crate) fn replace_data(
+        &mut self,
+        id: NodeId,
+        p: &str,
+        data: Option<&[u8]>,
+        st: &StatPersisted,
+    ) -> i64 {
+        let n = self.node(id);
+        let old_digest = node_digest(p, n.data(), &n.stat());
+        let old_len = n.data_len() as i64;
+        let (name, acl): (SmallVec<[u8; 32]>, u32) =
+            (SmallVec::from_slice(n.name_bytes()), n.acl());
+        self.pack_into(id, &name, acl, data, st);
+        self.data_size += data.map_or(0, |d| d.len() as i64) - old_len;
+        self.swap_digest(old_digest, node_digest(p, data, st));
+        old_len
     }
 
     /// `DataTree.setACL`.

@@ -86,7 +86,10 @@ impl Tree {
         Tree::from_state(state, config)
     }
 
-    pub(crate) fn from_state(state: State, config: TreeConfig) -> Tree {
+    /// A tree of loaded (or fresh) nodes: the quota set is rebuilt and
+    /// every quota recounted, as Apache does when it loads a snapshot.
+    pub(crate) fn from_state(mut state: State, config: TreeConfig) -> Tree {
+        state.setup_quotas();
         Tree {
             state: RwLock::new(state),
             watches: Mutex::new(Watches::default()),
