@@ -8,6 +8,7 @@
 mod common;
 
 use common::*;
+use proptest::prelude::*;
 use zk_tree::{Auth, Tree, TreeConfig};
 
 const ANY: Auth<'static> = Auth {
@@ -175,4 +176,109 @@ fn odd_stats_data_and_odd_quota_paths_never_panic() {
     // A load of all this recounts what it can.
     let loaded = reload(&h.tree);
     assert_eq!(loaded.node_count(), h.tree.node_count());
+}
+
+/// The model: a quota's usage is its subtree's node count and data bytes.
+fn recount(t: &Tree, path: &str) -> String {
+    let (mut count, mut bytes) = (0, 0);
+    let mut stack = vec![path.to_string()];
+    while let Some(p) = stack.pop() {
+        let Ok((data, _)) = t.get_data(&p, &ANY, None) else {
+            continue;
+        };
+        count += 1;
+        bytes += data.map_or(0, |d| d.len());
+        let (kids, _) = t.get_children(&p, &ANY, None).unwrap();
+        stack.extend(kids.iter().map(|k| format!("{p}/{k}")));
+    }
+    format!("count={count},bytes={bytes}")
+}
+
+#[derive(Debug, Clone)]
+enum QOp {
+    Create(String, usize),
+    Delete(String),
+    Set(String, usize),
+    /// zkCli's setquota, where no quota is above or below the path.
+    SetQuota(String),
+    /// The limits and stats nodes deleted (zkCli's delquota of both).
+    DelQuota(String),
+}
+
+fn qpath() -> impl Strategy<Value = String> {
+    proptest::collection::vec(prop::sample::select(vec!["a", "b", "c"]), 1..4)
+        .prop_map(|v| format!("/{}", v.join("/")))
+}
+
+fn qop() -> impl Strategy<Value = QOp> {
+    prop_oneof![
+        4 => (qpath(), 0usize..40).prop_map(|(p, n)| QOp::Create(p, n)),
+        2 => qpath().prop_map(QOp::Delete),
+        2 => (qpath(), 0usize..40).prop_map(|(p, n)| QOp::Set(p, n)),
+        1 => qpath().prop_map(QOp::SetQuota),
+        1 => qpath().prop_map(QOp::DelQuota),
+    ]
+}
+
+fn run_quota_ops(ops: &[QOp]) -> Result<(), TestCaseError> {
+    let mut h = Harness::new();
+    let mut quotas: Vec<String> = Vec::new();
+    for op in ops {
+        match op {
+            QOp::Create(p, n) => {
+                h.create(1, p, &vec![b'x'; *n], 0);
+            }
+            QOp::Delete(p) => {
+                h.delete(1, p, -1);
+            }
+            QOp::Set(p, n) => {
+                h.set(1, p, &vec![b'y'; *n], -1);
+            }
+            QOp::SetQuota(p) => {
+                let overlaps = quotas.iter().any(|q| {
+                    q == p || p.starts_with(&format!("{q}/")) || q.starts_with(&format!("{p}/"))
+                });
+                if !overlaps && h.tree.exists(p, &ANY, None).is_ok() {
+                    set_quota(&mut h, p, 10);
+                    quotas.push(p.clone());
+                }
+            }
+            QOp::DelQuota(p) => {
+                if let Some(i) = quotas.iter().position(|q| q == p) {
+                    h.delete(1, &format!("/zookeeper/quota{p}/zookeeper_limits"), -1);
+                    h.delete(1, &format!("/zookeeper/quota{p}/zookeeper_stats"), -1);
+                    quotas.remove(i);
+                }
+            }
+        }
+        for q in &quotas {
+            prop_assert_eq!(
+                stats(&h.tree, q),
+                recount(&h.tree, q),
+                "quota {} after {:?}",
+                q,
+                op
+            );
+        }
+    }
+    let replayed = Tree::new(TreeConfig::default());
+    for (hdr, body) in &h.log {
+        replayed.apply(hdr, body);
+    }
+    let loaded = reload(&h.tree);
+    for q in &quotas {
+        prop_assert_eq!(stats(&replayed, q), stats(&h.tree, q));
+        prop_assert_eq!(stats(&loaded, q), stats(&h.tree, q));
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    /// Non-overlapping quotas under random creates, deletes and setDatas:
+    /// the usage is always the subtree's, live, replayed and reloaded.
+    #[test]
+    fn usage_is_the_subtrees_count(ops in proptest::collection::vec(qop(), 1..80)) {
+        run_quota_ops(&ops)?;
+    }
 }
