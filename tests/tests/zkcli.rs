@@ -141,3 +141,38 @@ fn zkcli_quota_usage_matches_apache() {
         ]
     );
 }
+
+/// enforceQuota=true: hard limits (`setquota -N` / `-B`) refuse creates
+/// and setDatas; what zkCli prints of it.
+fn enforced_quota(server: &ZkServer) -> Vec<String> {
+    let script = "create /q\nsetquota -N 3 /q\ncreate /q/a\ncreate /q/b\ncreate /q/c\n\
+                  setquota -B 5 /q\nset /q/a 12345\nset /q/b 6\ncreate /free 0123456789\n\
+                  delete /q/b\ncreate /q/c\nlistquota /q\n";
+    run_zkcli(server, script)
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            l.starts_with("Created ")
+                || l.starts_with("Output ")
+                || l.to_lowercase().contains("quota")
+        })
+        .filter(|l| !l.contains("WatchedEvent") && !l.contains(" INFO ") && !l.contains(" WARN "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Regression: enforceQuota was ignored (QUOTAEXCEEDED never returned).
+#[test]
+fn zkcli_enforced_quota_matches_apache() {
+    let opts = || zk_integration::server::ServerOptions::cfg("enforceQuota=true");
+    let ours = enforced_quota(&OurZk::start_with(opts()));
+    let apache = enforced_quota(&ApacheZk::start_with(opts()));
+    assert_eq!(ours, apache, "zkCli with enforceQuota: ours vs Apache");
+    assert!(
+        ours.iter()
+            .filter(|l| l.contains("Quota has exceeded"))
+            .count()
+            == 2,
+        "two writes refused: {ours:#?}"
+    );
+}

@@ -203,6 +203,9 @@ pub struct Config {
     /// extendedTypesEnabled): owners `0x80..|ttl` are TTL nodes written by
     /// ZooKeeper 3.5.3 (for a data dir taken over from one).
     pub emulate_353_ttl: bool,
+    /// enforceQuota (ZooKeeper's `zookeeper.enforceQuota`): creates and
+    /// setDatas past a quota's hard limit fail with QUOTAEXCEEDED.
+    pub enforce_quota: bool,
     /// digest.enabled (ZooKeeper's `zookeeper.digest.enabled`, default
     /// true): a leader sends the tree digest with each proposal, and every
     /// server checks the digests it is sent against its tree.
@@ -361,7 +364,6 @@ const KNOWN_IGNORED: &[&str] = &[
     "multiAddress.reachabilityCheckEnabled",
     "multiAddress.reachabilityCheckTimeoutMs",
     "snapshot.compression.method",
-    "enforceQuota",
     "txnLogSizeLimitInKb",
     "watchManagerName",
     "readonlymode.enabled",
@@ -476,6 +478,7 @@ impl Config {
             skip_acl: false,
             digest_enabled: true,
             emulate_353_ttl: false,
+            enforce_quota: false,
             reconfig_enabled: false,
             container_check_interval_ms: 60_000,
             standalone_enabled: true,
@@ -712,7 +715,8 @@ impl Config {
             | "standaloneEnabled"
             | "reconfigEnabled"
             | "digest.enabled"
-            | "emulate353TTLNodes" => {
+            | "emulate353TTLNodes"
+            | "enforceQuota" => {
                 let v = parse_bool(value).ok_or_else(|| {
                     ConfigError::at(
                         line_no,
@@ -725,6 +729,7 @@ impl Config {
                     "skipACL" => self.skip_acl = v,
                     "digest.enabled" => self.digest_enabled = v,
                     "emulate353TTLNodes" => self.emulate_353_ttl = v,
+                    "enforceQuota" => self.enforce_quota = v,
                     "standaloneEnabled" => self.standalone_enabled = v,
                     "localSessionsEnabled" => self.local_sessions_enabled = v,
                     _ => self.reconfig_enabled = v,
@@ -1672,7 +1677,12 @@ mod tests {
         assert!(d.digest_enabled && !d.emulate_353_ttl);
         let t =
             Config::parse("dataDir=/d\ndigest.enabled=false\nemulate353TTLNodes=true\n").unwrap();
-        assert!(!t.digest_enabled && t.emulate_353_ttl);
+        assert!(!t.digest_enabled && t.emulate_353_ttl && !t.enforce_quota);
+        assert!(
+            Config::parse("dataDir=/d\nenforceQuota=true\n")
+                .unwrap()
+                .enforce_quota
+        );
         let e = Config::parse("dataDir=/d\nemulate353TTLNodes=maybe\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("emulate353TTLNodes"));
     }

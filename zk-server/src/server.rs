@@ -219,6 +219,7 @@ impl Server {
             emulate_353_ttl: config.emulate_353_ttl,
             skip_acl: config.skip_acl,
             reconfig_enabled: config.reconfig_enabled,
+            enforce_quota: config.enforce_quota,
             ..TreeConfig::default()
         };
         if config.skip_acl {

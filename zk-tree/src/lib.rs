@@ -102,6 +102,10 @@ pub struct TreeConfig {
     /// written by ZooKeeper 3.5.3 (owner `0x80..|ttl`) are TTL nodes, not
     /// ephemerals of a dead session (see [`OwnerTypes`]).
     pub emulate_353_ttl: bool,
+    /// `zookeeper.enforceQuota`: a create or setData that would take a
+    /// quota's usage past its hard limit (`countHardLimit`,
+    /// `byteHardLimit`) fails with QUOTAEXCEEDED.
+    pub enforce_quota: bool,
 }
 
 /// The result of one op of an applied txn (ZooKeeper's `ProcessTxnResult`).

@@ -17,7 +17,8 @@
 //!
 //! Not checked here (the server's session tracker owns them): session
 //! validity (SESSIONEXPIRED, SESSIONMOVED), local sessions
-//! (EPHEMERALONLOCALSESSION), quotas (only enforced when `enforceQuota`).
+//! (EPHEMERALONLOCALSESSION). Quota hard limits are checked here, with
+//! `TreeConfig::enforce_quota`, against the applied usage (as Apache).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -333,6 +334,8 @@ impl Prep<'_, '_> {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
         let new_cv = parent.stat.cversion.wrapping_add(1);
+        let data_len = data.as_ref().map_or(0, |d| d.len() as i64);
+        self.tree.check_quota(&path, 1, data_len)?;
         // The node the txn makes: its type decides, as the apply does, not
         // the flags (ZooKeeper's prep takes the owner from the flags, so a
         // createContainer with the ephemeral flag or a create with the
@@ -356,6 +359,7 @@ impl Prep<'_, '_> {
             acl: self.p.shared_acl(&acl),
             prefix: DigestPrefix::new(&path, data.as_deref()),
             base: 0,
+            data_len,
         };
         self.p.put(self.tree, z, &path, node);
         // The txn takes the path and the ACL (no copies).
@@ -442,8 +446,11 @@ impl Prep<'_, '_> {
         validate_path(path)?;
         let mut node = self.p.get(self.tree, path)?;
         self.acl_ok(&node.acl, perms::WRITE)?;
+        let data_len = data.as_ref().map_or(0, |d| d.len() as i64);
+        self.tree.check_quota(path, 0, data_len - node.data_len)?;
         let v = check_version(node.stat.version, version)?;
         node.stat.version = v;
+        node.data_len = data_len;
         node.stat.mtime = self.ctx.time_ms;
         node.stat.mzxid = self.ctx.zxid;
         node.prefix = DigestPrefix::new(path, data.as_deref());

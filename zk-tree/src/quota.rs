@@ -24,6 +24,9 @@
 use hashbrown::HashSet;
 use tracing::warn;
 
+use zk_jute::ErrorCode;
+
+use crate::Tree;
 use crate::store::{NodeId, State};
 
 /// `Quotas.quotaZookeeper`.
@@ -94,6 +97,11 @@ impl QuotaPaths {
     }
 }
 
+/// `Quotas.limitPath`.
+pub(crate) fn limit_path(quota: &str) -> String {
+    format!("{QUOTA_ROOT}{quota}/{LIMIT_NODE}")
+}
+
 /// `Quotas.statPath`.
 pub(crate) fn stat_path(quota: &str) -> String {
     format!("{QUOTA_ROOT}{quota}/{STAT_NODE}")
@@ -109,11 +117,8 @@ pub(crate) fn trim_quota_path(parent: &str) -> Option<&str> {
 /// `bytes` bytes; `None` if the data does not parse (Apache throws).
 pub(crate) fn add_usage(data: Option<&[u8]>, count: i64, bytes: i64) -> Option<Vec<u8>> {
     let mut stats = parse_stats(data?)?;
-    let get = |s: &Vec<(String, i64)>, k: &str| {
-        s.iter().find(|(key, _)| key == k).map_or(-1, |(_, v)| *v)
-    };
-    let c = get(&stats, "count").wrapping_add(count);
-    let b = get(&stats, "bytes").wrapping_add(bytes);
+    let c = stats_value(&stats, "count").wrapping_add(count);
+    let b = stats_value(&stats, "bytes").wrapping_add(bytes);
     stats.retain(|(k, _)| k != "count" && k != "bytes");
     Some(format_stats(c, b, stats))
 }
@@ -121,6 +126,11 @@ pub(crate) fn add_usage(data: Option<&[u8]>, count: i64, bytes: i64) -> Option<V
 /// `StatsTrack.getStatsBytes` of a fresh count.
 pub(crate) fn usage(count: i64, bytes: i64) -> Vec<u8> {
     format_stats(count, bytes, Vec::new())
+}
+
+/// A `StatsTrack` key's value: -1 when absent.
+fn stats_value(stats: &[(String, i64)], key: &str) -> i64 {
+    stats.iter().find(|(k, _)| k == key).map_or(-1, |(_, v)| *v)
 }
 
 /// `StatsTrack(String)`: `k=v` pairs split on runs of `,` and `;`, the last
@@ -182,6 +192,63 @@ fn format_stats(count: i64, bytes: i64, mut rest: Vec<(String, i64)>) -> Vec<u8>
         }
     }
     s.into_bytes()
+}
+
+impl Tree {
+    /// `ZooKeeperServer.checkQuota` (a create or setData being prepared,
+    /// against the applied tree): QUOTAEXCEEDED when the deepest quota above
+    /// `path` would pass a hard limit (a soft one is only logged);
+    /// MARSHALLINGERROR, as Apache's prep answers its parse exception, when
+    /// that quota's limits or stats data do not parse.
+    pub(crate) fn check_quota(&self, path: &str, count: i64, bytes: i64) -> Result<(), ErrorCode> {
+        if !self.config.enforce_quota {
+            return Ok(());
+        }
+        let st = self.read();
+        let Some(quota) = st.quotas.max_prefix(path) else {
+            return Ok(());
+        };
+        let read = |p: &str| -> Option<Result<Vec<(String, i64)>, ErrorCode>> {
+            let id = st.lookup(p)?;
+            let parsed = st.node(id).data().and_then(parse_stats);
+            Some(parsed.ok_or(ErrorCode::MarshallingError))
+        };
+        let Some(limits) = read(&limit_path(&quota)) else {
+            warn!("{}: missing, quota {quota} not checked", limit_path(&quota));
+            return Ok(());
+        };
+        let limits = limits?;
+        let limit = |soft: &str, hard: &str, diff: i64| {
+            let (s, h) = (stats_value(&limits, soft), stats_value(&limits, hard));
+            (diff != 0 && (s > -1 || h > -1)).then_some(if h > -1 { (h, true) } else { (s, false) })
+        };
+        let checks = [
+            ("count", limit("count", "countHardLimit", count), count),
+            ("bytes", limit("bytes", "byteHardLimit", bytes), bytes),
+        ];
+        if checks.iter().all(|(_, l, _)| l.is_none()) {
+            return Ok(());
+        }
+        let Some(stats) = read(&stat_path(&quota)) else {
+            warn!("{}: missing, quota {quota} not checked", stat_path(&quota));
+            return Ok(());
+        };
+        let stats = stats?;
+        for (key, l, diff) in checks {
+            let Some((max, hard)) = l else { continue };
+            let new = stats_value(&stats, key).wrapping_add(diff);
+            if new > max {
+                let kind = if hard { "hard" } else { "soft" };
+                tracing::debug!(
+                    "Quota exceeded: {quota} [current {key}={new}, {kind} limit {max}]"
+                );
+                if hard {
+                    return Err(ErrorCode::QuotaExceeded);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl State {

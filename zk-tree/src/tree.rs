@@ -61,6 +61,8 @@ pub(crate) struct NodeRecord {
     /// committed tree's or the latest prepared one's): what a change
     /// subtracts (`PrecalculatedDigest.nodeDigest`).
     pub(crate) base: u32,
+    /// Its data's length (a quota check of a setData).
+    pub(crate) data_len: i64,
 }
 
 impl NodeRecord {
@@ -318,6 +320,7 @@ impl Tree {
             acl: st.acls.get(n.acl()),
             prefix,
             base,
+            data_len: n.data_len() as i64,
         })
     }
 

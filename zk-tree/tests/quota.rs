@@ -178,6 +178,70 @@ fn odd_stats_data_and_odd_quota_paths_never_panic() {
     assert_eq!(loaded.node_count(), h.tree.node_count());
 }
 
+/// `enforceQuota`: hard limits refuse, soft ones only log; checked against
+/// the applied usage, as Apache's prep checks it.
+#[test]
+fn enforced_hard_limits_refuse_creates_and_set_data() {
+    let mut h = Harness::with(TreeConfig {
+        enforce_quota: true,
+        ..TreeConfig::default()
+    });
+    h.create(1, "/q", b"", 0);
+    set_quota(&mut h, "/q", 2);
+    let limits = "/zookeeper/quota/q/zookeeper_limits";
+    // The soft count limit 2 only logs.
+    for n in ["/q/a", "/q/b", "/q/c"] {
+        assert_eq!(h.create(1, n, b"", 0).err, ok());
+    }
+    h.set(
+        1,
+        limits,
+        b"count=-1,bytes=-1=;countHardLimit=5;byteHardLimit=10",
+        -1,
+    );
+    assert_eq!(h.create(1, "/q/d", b"0123456789", 0).err, ok());
+    assert_eq!(stats(&h.tree, "/q"), "count=5,bytes=10");
+    let exceeded = zk_jute::ErrorCode::QuotaExceeded;
+    assert_eq!(h.create(1, "/q/e", b"", 0).err, exceeded);
+    assert_eq!(h.create(1, "/q/a/deep", b"", 0).err, exceeded);
+    // Bytes: growing is refused, an equal length or shrinking is not.
+    assert_eq!(h.set(1, "/q/a", b"x", -1).err, exceeded);
+    assert_eq!(h.set(1, "/q/d", b"9876543210", -1).err, ok());
+    assert_eq!(h.set(1, "/q/d", b"01234", -1).err, ok());
+    assert_eq!(h.set(1, "/q/a", b"abcde", -1).err, ok());
+    // Deletes are never checked; afterwards there is room again.
+    assert_eq!(h.delete(1, "/q/b", -1).err, ok());
+    assert_eq!(h.create(1, "/q/e", b"", 0).err, ok());
+    // Outside the quota nothing is checked.
+    assert_eq!(h.create(1, "/free", &[0; 100], 0).err, ok());
+    // Unparsable limits: Apache's prep fails with MARSHALLINGERROR.
+    h.set(1, limits, b"countHardLimit", -1);
+    assert_eq!(
+        h.create(1, "/q/f", b"", 0).err,
+        zk_jute::ErrorCode::MarshallingError
+    );
+    // A multi fails as a whole.
+    h.set(1, limits, b"count=-1,bytes=-1=;countHardLimit=5", -1);
+    let out = h.req(
+        1,
+        zk_jute::Request::Multi(vec![
+            zk_jute::MultiOp::Delete(zk_jute::DeleteRequest {
+                path: "/q/c".into(),
+                version: -1,
+            }),
+            zk_jute::MultiOp::Create(create_req("/q/g", b"", 0)),
+        ]),
+    );
+    assert_ne!(out.err, ok());
+    assert!(h.tree.exists("/q/c", &ANY, None).is_ok());
+    // Off (the default), nothing is refused.
+    let mut off = Harness::new();
+    off.create(1, "/q", b"", 0);
+    set_quota(&mut off, "/q", 1);
+    off.set(1, limits, b"count=-1,bytes=-1=;countHardLimit=1", -1);
+    assert_eq!(off.create(1, "/q/a", b"", 0).err, ok());
+}
+
 /// The model: a quota's usage is its subtree's node count and data bytes.
 fn recount(t: &Tree, path: &str) -> String {
     let (mut count, mut bytes) = (0, 0);
