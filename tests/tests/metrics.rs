@@ -179,25 +179,7 @@ fn metric_names_and_types_are_apaches_mntr() {
                     diffs.push(format!("{name}: {} but Apache's is not", f.kind));
                 }
             }
-            "summary" => {
-                if !apache_mntr.contains(&format!("zk_cnt_{name}")) {
-                    diffs.push(format!("{name}: no zk_cnt_{name} in Apache's mntr"));
-                }
-                let quantiles: BTreeSet<String> = f
-                    .samples
-                    .iter()
-                    .filter_map(|(_, l, _)| l.get("quantile").cloned())
-                    .collect();
-                // ServerMetrics' "advanced" summaries have three quantiles,
-                // the "basic" ones the median.
-                let want: &[&str] = match name.as_str() {
-                    "readlatency" | "updatelatency" => &["0.5", "0.9", "0.99"],
-                    _ => &["0.5"],
-                };
-                if quantiles != want.iter().map(|q| (*q).to_owned()).collect() {
-                    diffs.push(format!("{name}: quantiles {quantiles:?}"));
-                }
-            }
+            "summary" => diffs.extend(summary_diffs(name, f, &apache_mntr)),
             other => diffs.push(format!("{name}: type {other}")),
         }
     }
@@ -212,6 +194,12 @@ fn metric_names_and_types_are_apaches_mntr() {
             .iter()
             .find_map(|p| name.strip_prefix(p).filter(|n| families.contains_key(*n)))
             .unwrap_or(name);
+        // A summary set's part: `<part>_<key>_<set>`.
+        let name = families
+            .keys()
+            .filter(|f| f.ends_with("_per_namespace"))
+            .find(|f| name.ends_with(&format!("_{f}")))
+            .map_or(name, String::as_str);
         let text = matches!(name, "version" | "server_state" | "peer_state");
         if !text && !families.contains_key(name) {
             diffs.push(format!("{k} is in our mntr but not in /metrics"));
@@ -338,4 +326,41 @@ fn the_leader_exports_its_learners_and_followers_do_not() {
             .map_or(0.0, |s| s.2);
         assert_eq!(synced >= 1.0, !leads, "{:?}", f["follower_sync_time"]);
     }
+}
+
+/// What differs between our summary family `name` and Apache's mntr.
+fn summary_diffs(name: &str, f: &Family, apache_mntr: &BTreeSet<String>) -> Vec<String> {
+    let mut diffs = Vec::new();
+    if name.ends_with("_per_namespace") {
+        // A summary set: a series per namespace (label `key`), each
+        // Apache's `zk_<part>_<key>_<name>`; no quantile (README).
+        for (_, l, _) in &f.samples {
+            let key = l.get("key").cloned().unwrap_or_default();
+            if !apache_mntr.contains(&format!("zk_cnt_{key}_{name}")) {
+                diffs.push(format!("{name}{{key={key}}}: not in Apache's mntr"));
+            }
+            if l.contains_key("quantile") {
+                diffs.push(format!("{name}: a quantile"));
+            }
+        }
+        return diffs;
+    }
+    if !apache_mntr.contains(&format!("zk_cnt_{name}")) {
+        diffs.push(format!("{name}: no zk_cnt_{name} in Apache's mntr"));
+    }
+    let quantiles: BTreeSet<String> = f
+        .samples
+        .iter()
+        .filter_map(|(_, l, _)| l.get("quantile").cloned())
+        .collect();
+    // ServerMetrics' "advanced" summaries have three quantiles,
+    // the "basic" ones the median.
+    let want: &[&str] = match name {
+        "readlatency" | "updatelatency" => &["0.5", "0.9", "0.99"],
+        _ => &["0.5"],
+    };
+    if quantiles != want.iter().map(|q| (*q).to_owned()).collect() {
+        diffs.push(format!("{name}: quantiles {quantiles:?}"));
+    }
+    diffs
 }

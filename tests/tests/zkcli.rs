@@ -176,3 +176,33 @@ fn zkcli_enforced_quota_matches_apache() {
         "two writes refused: {ours:#?}"
     );
 }
+
+/// mntr's `read_per_namespace` / `write_per_namespace` lines after zkCli's
+/// writes and reads (multi-byte names count in UTF-16 units, as Java).
+fn namespace_lines(server: &ZkServer) -> Vec<String> {
+    let script = "create /app x\ncreate /app/b y\nset /app/b zzz\nget /app/b\nls /app\nstat /app\n\
+                  create /other\nget /missing\ncreate /é\ncreate /é/ü 12\nls /é\ndelete /é/ü\n\
+                  ls /\n";
+    run_zkcli(server, script);
+    let mntr = zk_integration::server::four_letter(server.addr(), "mntr").expect("mntr");
+    let mut lines: Vec<String> = mntr
+        .lines()
+        .filter(|l| l.contains("_per_namespace"))
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Regression: mntr had no per-namespace byte counts (Apache's
+/// `DataTree.updateReadStat` / `updateWriteStat`).
+#[test]
+fn mntr_namespace_bytes_match_apache() {
+    let ours = namespace_lines(&OurZk::start(""));
+    let apache = namespace_lines(&ApacheZk::start());
+    assert_eq!(ours, apache, "per-namespace mntr lines: ours vs Apache");
+    assert!(
+        ours.contains(&"zk_sum_app_write_per_namespace\t21".to_string()),
+        "{ours:#?}"
+    );
+}

@@ -207,7 +207,7 @@ fn fill(
         "leader" => return leader(shared, &mut put),
         "monitor" => {
             for f in monitor(shared) {
-                put(f.name, value_json(&f.value));
+                put(&f.name, value_json(&f.value));
             }
         }
         "ruok" => {}

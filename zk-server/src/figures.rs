@@ -8,6 +8,7 @@
 //! is what `srvr` and `stat` show, and the helpers below read sessions,
 //! connections and the process.
 
+use std::borrow::Cow;
 use std::sync::atomic::Ordering::Relaxed;
 
 use zk_tree::Tree;
@@ -68,15 +69,19 @@ pub(crate) enum Kind {
 #[derive(Debug, Clone)]
 pub(crate) struct Figure {
     /// The name without the `zk_` prefix (Prometheus' and the JSON's name).
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     /// Its value now.
     pub value: Value,
     /// How it is exported.
     pub kind: Kind,
 }
 
-fn fig(name: &'static str, value: Value, kind: Kind) -> Figure {
-    Figure { name, value, kind }
+fn fig(name: impl Into<Cow<'static, str>>, value: Value, kind: Kind) -> Figure {
+    Figure {
+        name: name.into(),
+        value,
+        kind,
+    }
 }
 
 fn gauge(name: &'static str, v: impl TryInto<i64>) -> Figure {
@@ -297,6 +302,14 @@ pub(crate) fn monitor(shared: &Shared) -> Vec<Figure> {
             .count();
         lines.push(gauge("quorum_size", voters));
     }
+    lines.extend(namespace_figures(
+        "read_per_namespace",
+        &shared.tree.read_namespaces(),
+    ));
+    lines.extend(namespace_figures(
+        "write_per_namespace",
+        &shared.tree.write_namespaces(),
+    ));
     if mode == Mode::Leader {
         // LeaderZooKeeperServer's gauges (no reconfig here, so no
         // non-voting followers).
@@ -394,11 +407,7 @@ const READ_LATENCY: [&str; 9] = [
 fn summary_figures(names: &[&'static str], s: &crate::stats::Summary) -> Vec<Figure> {
     let (count, sum) = s.count_sum();
     let (min, max) = s.min_max();
-    let avg = if count == 0 {
-        0.0
-    } else {
-        (sum as f64 / count as f64 * 10_000.0).round() / 10_000.0
-    };
+    let avg = average(sum, count);
     let q = |q: f64| Value::Int(s.quantile(q).unwrap_or(0) as i64);
     let values = [
         Value::Float(avg),
@@ -417,6 +426,36 @@ fn summary_figures(names: &[&'static str], s: &crate::stats::Summary) -> Vec<Fig
         .zip(values)
         .map(|(name, value)| fig(name, value, Kind::Info))
         .collect()
+}
+
+/// Apache's `AvgMinMaxCounter` average: to 4 decimals, 0 when empty.
+fn average(sum: u64, count: u64) -> f64 {
+    if count == 0 {
+        0.0
+    } else {
+        (sum as f64 / count as f64 * 10_000.0).round() / 10_000.0
+    }
+}
+
+/// A summary set's mntr lines (Apache's `AvgMinMaxCounterSet`): five per
+/// key, `avg_<key>_<name>` ... `sum_<key>_<name>`, kept whole by `/metrics`.
+fn namespace_figures(name: &str, stats: &[(String, zk_tree::NamespaceStat)]) -> Vec<Figure> {
+    let mut out = Vec::with_capacity(stats.len() * 5);
+    for (ns, s) in stats {
+        let values = [
+            ("avg", Value::Float(average(s.sum, s.count))),
+            ("min", Value::Int(s.min as i64)),
+            ("max", Value::Int(s.max as i64)),
+            ("cnt", Value::Int(s.count as i64)),
+            ("sum", Value::Int(s.sum as i64)),
+        ];
+        out.extend(
+            values
+                .into_iter()
+                .map(|(part, v)| fig(format!("{part}_{ns}_{name}"), v, Kind::Info)),
+        );
+    }
+    out
 }
 
 /// mntr's `zk_peer_state` (Apache's `QuorumPeer.getDetailedPeerState`: the

@@ -103,7 +103,7 @@ pub(crate) fn families(shared: &Shared) -> Vec<MetricFamily> {
                 MetricType::COUNTER
             }
         };
-        out.push(family(f.name, kind, m));
+        out.push(family(&f.name, kind, m));
     }
     let st = &shared.stats;
     const ADVANCED: &[f64] = &[0.5, 0.9, 0.99];
@@ -115,7 +115,39 @@ pub(crate) fn families(shared: &Shared) -> Vec<MetricFamily> {
     out.push(summary("observer_sync_time", &st.observer_sync_time, BASIC));
     out.push(summary("readlatency", &st.read_latency, ADVANCED));
     out.push(summary("updatelatency", &st.update_latency, ADVANCED));
+    for (name, stats) in [
+        ("read_per_namespace", shared.tree.read_namespaces()),
+        ("write_per_namespace", shared.tree.write_namespaces()),
+    ] {
+        if !stats.is_empty() {
+            out.push(namespace_summary(name, &stats));
+        }
+    }
     out
+}
+
+/// A summary set (Apache's `PrometheusLabelledSummary`): one series per
+/// namespace, labelled `key`, with its count and sum (no quantile: per
+/// namespace only count, sum, min and max are kept).
+fn namespace_summary(name: &str, stats: &[(String, zk_tree::NamespaceStat)]) -> MetricFamily {
+    let metrics = stats
+        .iter()
+        .map(|(ns, s)| {
+            let mut sm = proto::Summary::default();
+            sm.set_sample_count(s.count);
+            sm.set_sample_sum(s.sum as f64);
+            let mut label = proto::LabelPair::default();
+            label.set_name("key".into());
+            label.set_value(ns.clone());
+            let mut m = proto::Metric::default();
+            m.set_label(vec![label]);
+            m.set_summary(sm);
+            m
+        })
+        .collect();
+    let mut fam = family(name, MetricType::SUMMARY, proto::Metric::default());
+    fam.set_metric(metrics);
+    fam
 }
 
 /// A family of one unlabelled metric; the help text is the name, as

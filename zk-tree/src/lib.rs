@@ -47,6 +47,7 @@ mod acl;
 mod apache_snap;
 mod arena;
 mod digest;
+mod ns_stats;
 mod path;
 mod prep;
 mod quota;
@@ -62,6 +63,7 @@ pub use acl::{
 };
 pub use apache_snap::{APACHE_MAX_LEN, ApacheSnap, ApacheSnapError};
 pub use digest::DIGEST_VERSION;
+pub use ns_stats::{MAX_NAMESPACES, NamespaceStat};
 pub use path::validate_path;
 pub use prep::{PendingChanges, RequestContext, prepare};
 pub use snapshot::{SNAP_BODY_MAGIC, SnapshotError};

@@ -21,6 +21,7 @@ use zk_jute::{Acl, ErrorCode, EventType, OpCode, Stat, StatPersisted, TxnBody, T
 use crate::acl::{AclCache, open_acl_unsafe, read_acl_unsafe};
 use crate::arena::{Arena, Block};
 use crate::digest::node_digest;
+use crate::ns_stats::NamespaceMap;
 use crate::path::{split, split_node, watch_path};
 use crate::quota::QuotaPaths;
 use crate::{ApplyOutcome, OpOutcome, TreeConfig};
@@ -787,6 +788,8 @@ pub(crate) struct State {
     pub(crate) czxid_high: i64,
     /// The paths with a quota (not in snapshots: rebuilt at load).
     pub(crate) quotas: QuotaPaths,
+    /// Bytes written per namespace (`write_per_namespace`).
+    pub(crate) writes: NamespaceMap,
 }
 
 impl State {
@@ -831,6 +834,7 @@ impl State {
             free_epoch: 0,
             czxid_high: 0,
             quotas: QuotaPaths::default(),
+            writes: NamespaceMap::default(),
         }
     }
 
@@ -1341,7 +1345,9 @@ impl State {
                 s.pzxid = zxid;
             });
         }
-        self.quota_after_create(parent_path, name, path, data.map_or(0, |d| d.len() as i64));
+        let bytes = data.map_or(0, <[u8]>::len);
+        self.quota_after_create(parent_path, name, path, bytes as i64);
+        self.writes.add(path, bytes as u64);
         trig.data(path, EventType::NodeCreated, || self.acls.get(a));
         trig.child(
             watch_path(parent_path),
@@ -1372,6 +1378,7 @@ impl State {
         });
         self.free_subtree(id, path);
         self.quota_after_delete(parent_path, name, path, bytes);
+        self.writes.add(path, 0);
         if let Some((node_acl, parent_acl)) = acls {
             trig.data(path, EventType::NodeDeleted, || node_acl.clone());
             trig.child(path, EventType::NodeDeleted, true, || node_acl);
@@ -1402,7 +1409,9 @@ impl State {
         st.mzxid = zxid;
         st.version = version;
         let old_len = self.replace_data(id, p, data, &st);
-        self.quota_after_set_data(path, data.map_or(0, |d| d.len() as i64) - old_len);
+        let bytes = data.map_or(0, <[u8]>::len);
+        self.quota_after_set_data(path, bytes as i64 - old_len);
+        self.writes.add(path, bytes as u64);
         let acl = self.node(id).acl();
         trig.data(path, EventType::NodeDataChanged, || self.acls.get(acl));
         Ok(self.node(id).client_stat(self.extended))

@@ -16,6 +16,7 @@ use zk_jute::{
 
 use crate::acl::{Auth, check_acl};
 use crate::digest::DigestPrefix;
+use crate::ns_stats::{NamespaceStat, ReadStats, java_len};
 use crate::store::{EphemeralType, ROOT, State, Trigger, Triggers, ttl_of};
 use crate::watch::{Mode, Watches};
 use crate::{ApplyOutcome, Event, TreeConfig, WatcherId};
@@ -26,6 +27,8 @@ pub struct Tree {
     pub(crate) state: RwLock<State>,
     pub(crate) watches: Mutex<Watches>,
     pub(crate) config: TreeConfig,
+    /// Bytes read per namespace (`read_per_namespace`).
+    reads: ReadStats,
 }
 
 /// Which watch table a dump or summary is about (ZooKeeper's 4lw `wchs`,
@@ -96,6 +99,7 @@ impl Tree {
             state: RwLock::new(state),
             watches: Mutex::new(Watches::default()),
             config,
+            reads: ReadStats::default(),
         }
     }
 
@@ -104,8 +108,11 @@ impl Tree {
     /// the write lock: a reader sees the old tree or the new one. The watch
     /// tables stay (they belong to the connections).
     pub fn replace_data(&self, other: Tree) {
-        let state = other.state.into_inner().unwrap_or_else(|e| e.into_inner());
-        *self.write() = state;
+        let mut state = other.state.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut st = self.write();
+        // Metrics outlive the data (Apache's are the server's).
+        state.writes = std::mem::take(&mut st.writes);
+        *st = state;
     }
 
     /// The configuration.
@@ -194,6 +201,7 @@ impl Tree {
         if let Some(w) = watch {
             self.watches().data.add(path, w, Mode::Standard);
         }
+        self.reads.add(path, n.data_len() as u64);
         Ok((
             n.data().map(Bytes::copy_from_slice),
             n.client_stat(st.extended),
@@ -224,7 +232,10 @@ impl Tree {
             self.watches().data.add(path, w, Mode::Standard);
         }
         match id {
-            Some(id) => Ok(st.node(id).client_stat(st.extended)),
+            Some(id) => {
+                self.reads.add(path, 0);
+                Ok(st.node(id).client_stat(st.extended))
+            }
             None => Err(ErrorCode::NoNode),
         }
     }
@@ -245,7 +256,10 @@ impl Tree {
         if let Some(w) = watch {
             self.watches().child.add(path, w, Mode::Standard);
         }
-        Ok((st.child_names(id), n.client_stat(st.extended)))
+        let names = st.child_names(id);
+        self.reads
+            .add(path, names.iter().map(|c| java_len(c)).sum::<u64>());
+        Ok((names, n.client_stat(st.extended)))
     }
 
     /// getACL: needs READ or ADMIN (NOAUTH otherwise); without ADMIN the
@@ -525,6 +539,18 @@ impl Tree {
         }
         out.sort();
         out
+    }
+
+    /// Bytes read per namespace since the start (Apache's
+    /// `read_per_namespace`), sorted by namespace.
+    pub fn read_namespaces(&self) -> Vec<(String, NamespaceStat)> {
+        self.reads.snapshot()
+    }
+
+    /// Bytes written per namespace since the start, replay included
+    /// (Apache's `write_per_namespace`), sorted by namespace.
+    pub fn write_namespaces(&self) -> Vec<(String, NamespaceStat)> {
+        crate::ns_stats::snapshot(&self.read().writes)
     }
 
     /// The zxid of the last applied txn (of the snapshot, right after a load).
