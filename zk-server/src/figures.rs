@@ -302,14 +302,7 @@ pub(crate) fn monitor(shared: &Shared) -> Vec<Figure> {
             .count();
         lines.push(gauge("quorum_size", voters));
     }
-    lines.extend(namespace_figures(
-        "read_per_namespace",
-        &shared.tree.read_namespaces(),
-    ));
-    lines.extend(namespace_figures(
-        "write_per_namespace",
-        &shared.tree.write_namespaces(),
-    ));
+    lines.extend(per_namespace(&shared.tree));
     if mode == Mode::Leader {
         // LeaderZooKeeperServer's gauges (no reconfig here, so no
         // non-voting followers).
@@ -435,6 +428,21 @@ fn average(sum: u64, count: u64) -> f64 {
     } else {
         (sum as f64 / count as f64 * 10_000.0).round() / 10_000.0
     }
+}
+
+/// The per-namespace figures: two summary sets and a counter set
+/// (`<key>_quota_exceeded_error_per_namespace`).
+fn per_namespace(tree: &Tree) -> Vec<Figure> {
+    let mut lines = namespace_figures("read_per_namespace", &tree.read_namespaces());
+    lines.extend(namespace_figures(
+        "write_per_namespace",
+        &tree.write_namespaces(),
+    ));
+    for (ns, n) in tree.quota_exceeded_namespaces() {
+        let name = format!("{ns}_quota_exceeded_error_per_namespace");
+        lines.push(fig(name, Value::Int(n as i64), Kind::Info));
+    }
+    lines
 }
 
 /// A summary set's mntr lines (Apache's `AvgMinMaxCounterSet`): five per

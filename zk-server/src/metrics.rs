@@ -123,7 +123,41 @@ pub(crate) fn families(shared: &Shared) -> Vec<MetricFamily> {
             out.push(namespace_summary(name, &stats));
         }
     }
+    let refused = shared.tree.quota_exceeded_namespaces();
+    if !refused.is_empty() {
+        out.push(namespace_counter(
+            "quota_exceeded_error_per_namespace",
+            &refused,
+        ));
+    }
     out
+}
+
+/// A label `key` (Apache's summary and counter sets).
+fn key_label(ns: &str) -> proto::LabelPair {
+    let mut label = proto::LabelPair::default();
+    label.set_name("key".into());
+    label.set_value(ns.to_string());
+    label
+}
+
+/// A counter set (Apache's `PrometheusLabelledCounter`): a counter per
+/// namespace, labelled `key`.
+fn namespace_counter(name: &str, counts: &[(String, u64)]) -> MetricFamily {
+    let metrics = counts
+        .iter()
+        .map(|(ns, n)| {
+            let mut c = proto::Counter::default();
+            c.set_value(*n as f64);
+            let mut m = proto::Metric::default();
+            m.set_label(vec![key_label(ns)]);
+            m.set_counter(c);
+            m
+        })
+        .collect();
+    let mut fam = family(name, MetricType::COUNTER, proto::Metric::default());
+    fam.set_metric(metrics);
+    fam
 }
 
 /// A summary set (Apache's `PrometheusLabelledSummary`): one series per
@@ -136,11 +170,8 @@ fn namespace_summary(name: &str, stats: &[(String, zk_tree::NamespaceStat)]) -> 
             let mut sm = proto::Summary::default();
             sm.set_sample_count(s.count);
             sm.set_sample_sum(s.sum as f64);
-            let mut label = proto::LabelPair::default();
-            label.set_name("key".into());
-            label.set_value(ns.clone());
             let mut m = proto::Metric::default();
-            m.set_label(vec![label]);
+            m.set_label(vec![key_label(ns)]);
             m.set_summary(sm);
             m
         })

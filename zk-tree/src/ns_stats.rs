@@ -165,6 +165,38 @@ impl ReadStats {
     }
 }
 
+/// Errors counted per namespace (Apache's `CounterSet`), bounded as the rest.
+#[derive(Debug, Default)]
+pub(crate) struct NamespaceCounts {
+    map: Mutex<HashMap<Box<str>, u64>>,
+}
+
+impl NamespaceCounts {
+    /// One more for `path`'s namespace.
+    pub(crate) fn add(&self, path: &str) {
+        let Some(ns) = namespace(path) else {
+            return;
+        };
+        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let full = m.len() >= MAX_NAMESPACES;
+        match m.get_mut(ns) {
+            Some(n) => *n += 1,
+            None if !full => {
+                m.insert(ns.into(), 1);
+            }
+            None => {}
+        }
+    }
+
+    /// Every namespace's count, sorted by namespace.
+    pub(crate) fn snapshot(&self) -> Vec<(String, u64)> {
+        let m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<(String, u64)> = m.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+        v.sort();
+        v
+    }
+}
+
 /// A direction's figures, sorted by namespace.
 pub(crate) fn snapshot(m: &NamespaceMap) -> Vec<(String, NamespaceStat)> {
     let mut all = HashMap::new();

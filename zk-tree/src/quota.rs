@@ -243,6 +243,7 @@ impl Tree {
                     "Quota exceeded: {quota} [current {key}={new}, {kind} limit {max}]"
                 );
                 if hard {
+                    self.quota_exceeded.add(path);
                     return Err(ErrorCode::QuotaExceeded);
                 }
             }

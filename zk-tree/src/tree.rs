@@ -16,7 +16,7 @@ use zk_jute::{
 
 use crate::acl::{Auth, check_acl};
 use crate::digest::DigestPrefix;
-use crate::ns_stats::{NamespaceStat, ReadStats, java_len};
+use crate::ns_stats::{NamespaceCounts, NamespaceStat, ReadStats, java_len};
 use crate::store::{EphemeralType, ROOT, State, Trigger, Triggers, ttl_of};
 use crate::watch::{Mode, Watches};
 use crate::{ApplyOutcome, Event, TreeConfig, WatcherId};
@@ -29,6 +29,8 @@ pub struct Tree {
     pub(crate) config: TreeConfig,
     /// Bytes read per namespace (`read_per_namespace`).
     reads: ReadStats,
+    /// Writes refused by a quota's hard limit, per namespace.
+    pub(crate) quota_exceeded: NamespaceCounts,
 }
 
 /// Which watch table a dump or summary is about (ZooKeeper's 4lw `wchs`,
@@ -100,6 +102,7 @@ impl Tree {
             watches: Mutex::new(Watches::default()),
             config,
             reads: ReadStats::default(),
+            quota_exceeded: NamespaceCounts::default(),
         }
     }
 
@@ -545,6 +548,12 @@ impl Tree {
     /// `read_per_namespace`), sorted by namespace.
     pub fn read_namespaces(&self) -> Vec<(String, NamespaceStat)> {
         self.reads.snapshot()
+    }
+
+    /// Writes refused with QUOTAEXCEEDED per namespace of the written path
+    /// (Apache's `quota_exceeded_error_per_namespace`), sorted.
+    pub fn quota_exceeded_namespaces(&self) -> Vec<(String, u64)> {
+        self.quota_exceeded.snapshot()
     }
 
     /// Bytes written per namespace since the start, replay included
