@@ -65,7 +65,9 @@ impl NamespaceStat {
 
 /// The namespace of `path` (`PathUtils.getTopNamespace`), if any.
 pub(crate) fn namespace(path: &str) -> Option<&str> {
-    path.split('/').nth(1).filter(|ns| !ns.is_empty())
+    let rest = path.strip_prefix('/')?;
+    let end = rest.bytes().position(|b| b == b'/').unwrap_or(rest.len());
+    (end > 0).then(|| &rest[..end])
 }
 
 /// Java's `String.length()` of `s`.
@@ -86,10 +88,13 @@ pub(crate) struct NamespaceMap {
 impl NamespaceMap {
     /// Counts `bytes` for `path`'s namespace.
     pub(crate) fn add(&mut self, path: &str, bytes: u64) {
-        let Some(ns) = namespace(path) else {
-            return;
-        };
-        let v = java_len(path) + bytes;
+        if let Some(ns) = namespace(path) {
+            self.add_to(ns, java_len(path) + bytes);
+        }
+    }
+
+    /// Counts `v` bytes for namespace `ns`.
+    fn add_to(&mut self, ns: &str, v: u64) {
         let full = self.map.len() >= MAX_NAMESPACES;
         match self.map.get_mut(ns) {
             Some(s) => s.add(v),
@@ -144,13 +149,14 @@ fn shard() -> usize {
 impl ReadStats {
     /// Counts a read of `path` that returned `bytes` of data or names.
     pub(crate) fn add(&self, path: &str, bytes: u64) {
-        if namespace(path).is_none() {
+        let Some(ns) = namespace(path) else {
             return;
-        }
+        };
+        let v = java_len(path) + bytes + STAT_OVERHEAD_BYTES;
         let mut m = self.shards[shard()]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        m.add(path, bytes + STAT_OVERHEAD_BYTES);
+        m.add_to(ns, v);
     }
 
     /// Every namespace's figures, sorted by namespace.
@@ -221,6 +227,7 @@ mod tests {
         assert_eq!(namespace("/app"), Some("app"));
         assert_eq!(namespace("/"), None);
         assert_eq!(namespace(""), None);
+        assert_eq!(namespace("app"), None);
         assert_eq!(java_len("/é/𝄞"), 5);
         let mut m = NamespaceMap::default();
         m.add("/app", 1);
