@@ -831,3 +831,55 @@ fn reconnect(m: &Member) -> Client {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Quota usage is not replicated: each server keeps it from the txns it
+/// applies (Apache's DataTree) and recounts it from a SNAP. Every member of
+/// a mixed ensemble (Apache leading ours, ours leading Apache) shows the
+/// same `zookeeper_stats`, also a follower that lost its disk and synced
+/// again. Regression: ours kept the stats node as zkCli's setquota wrote it.
+#[test]
+fn quota_usage_agrees_across_mixed_ensembles() {
+    use zk_integration::Flavor::{Apache, Ours};
+    use zk_integration::ensemble::{EnsembleOptions, ensemble_with};
+    const STATS: &str = "/zookeeper/quota/q/zookeeper_stats";
+    let stats_everywhere = |m: &[Member]| -> Vec<String> {
+        m.iter()
+            .map(|x| {
+                let mut c = connect(x);
+                sync(&mut c).expect("sync");
+                let (data, _) = c.get_data(STATS, false).unwrap().expect("stats node");
+                String::from_utf8_lossy(&data).into_owned()
+            })
+            .collect()
+    };
+    for flavors in [vec![Apache, Ours, Apache], vec![Ours, Apache, Ours]] {
+        let opts = EnsembleOptions {
+            flavors: flavors.clone(),
+            ..EnsembleOptions::default()
+        };
+        let mut m = ensemble_with(3, &opts);
+        for x in m.iter_mut() {
+            x.start();
+        }
+        // The highest sid (member 3) leads a fresh ensemble.
+        assert_eq!(serving(&m, &[0, 1, 2]), 2, "{flavors:?}: member 3 leads");
+        zkcli(
+            &m[0],
+            "create /q one\nsetquota -n 10 /q\ncreate /q/a abc\ncreate /q/b 12345\n\
+             set /q/a abcdefgh\ndelete /q/b\n",
+        );
+        let want = vec!["count=2,bytes=11".to_string(); 3];
+        assert_eq!(stats_everywhere(&m), want, "{flavors:?}");
+        // Member 2 (the other flavour than the leader) loses its disk.
+        m[1].kill9();
+        m[1].wipe_data();
+        m[1].start();
+        serving(&m, &[0, 1, 2]);
+        let mut c = connect(&m[0]);
+        c.create("/q/c", b"xy", 0)
+            .unwrap()
+            .expect("a create under the quota");
+        let want = vec!["count=3,bytes=13".to_string(); 3];
+        assert_eq!(stats_everywhere(&m), want, "{flavors:?} after a resync");
+    }
+}
