@@ -286,6 +286,9 @@ pub(crate) fn monitor(shared: &Shared) -> Vec<Figure> {
     // ServerMetrics' summaries that this server measures, as Apache's mntr
     // prints them ("basic" ones without percentiles).
     lines.extend(summary_figures(&FOLLOWER_SYNC_TIME, &st.follower_sync_time));
+    for (names, s) in WATCH_COUNTS.iter().zip(&st.watch_counts) {
+        lines.extend(summary_figures(names, s));
+    }
     lines.extend(summary_figures(&FSYNC_TIME, &st.fsync.time));
     lines.extend(summary_figures(&SNAPSHOT_TIME, &st.snapshot_time));
     lines.extend(summary_figures(&ELECTION_TIME, &st.election_time));
@@ -322,6 +325,39 @@ pub(crate) fn monitor(shared: &Shared) -> Vec<Figure> {
     }
     lines
 }
+
+/// The mntr names of the `node_*_watch_count` summaries' parts (basic), in
+/// the order of `ServerStats::watch_counts`.
+pub(crate) const WATCH_COUNTS: [[&str; 5]; 4] = [
+    [
+        "avg_node_created_watch_count",
+        "min_node_created_watch_count",
+        "max_node_created_watch_count",
+        "cnt_node_created_watch_count",
+        "sum_node_created_watch_count",
+    ],
+    [
+        "avg_node_deleted_watch_count",
+        "min_node_deleted_watch_count",
+        "max_node_deleted_watch_count",
+        "cnt_node_deleted_watch_count",
+        "sum_node_deleted_watch_count",
+    ],
+    [
+        "avg_node_changed_watch_count",
+        "min_node_changed_watch_count",
+        "max_node_changed_watch_count",
+        "cnt_node_changed_watch_count",
+        "sum_node_changed_watch_count",
+    ],
+    [
+        "avg_node_children_watch_count",
+        "min_node_children_watch_count",
+        "max_node_children_watch_count",
+        "cnt_node_children_watch_count",
+        "sum_node_children_watch_count",
+    ],
+];
 
 /// The mntr names of `follower_sync_time`'s parts (a basic summary).
 const FOLLOWER_SYNC_TIME: [&str; 5] = [

@@ -113,6 +113,17 @@ pub(crate) fn families(shared: &Shared) -> Vec<MetricFamily> {
     out.push(summary("snapshottime", &st.snapshot_time, BASIC));
     out.push(summary("election_time", &st.election_time, BASIC));
     out.push(summary("observer_sync_time", &st.observer_sync_time, BASIC));
+    for (name, s) in [
+        "node_created_watch_count",
+        "node_deleted_watch_count",
+        "node_changed_watch_count",
+        "node_children_watch_count",
+    ]
+    .into_iter()
+    .zip(&st.watch_counts)
+    {
+        out.push(summary(name, s, BASIC));
+    }
     out.push(summary("readlatency", &st.read_latency, ADVANCED));
     out.push(summary("updatelatency", &st.update_latency, ADVANCED));
     for (name, stats) in [

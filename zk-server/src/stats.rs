@@ -501,6 +501,27 @@ pub struct ServerStats {
     pub follower_sync_time: Summary,
     /// An observer's sync with its leader, ACKEPOCH to serving, ms.
     pub observer_sync_time: Summary,
+    /// Watchers fired by each trigger that fired any, by event type:
+    /// NodeCreated, NodeDeleted, NodeDataChanged, NodeChildrenChanged
+    /// (Apache's `node_created_watch_count`, ...).
+    pub watch_counts: [Summary; 4],
+}
+
+impl ServerStats {
+    /// Records the watchers an applied txn's triggers fired.
+    pub fn watches_fired(&self, counts: &[(zk_jute::EventType, usize)]) {
+        use zk_jute::EventType as E;
+        for &(ty, n) in counts {
+            let i = match ty {
+                E::NodeCreated => 0,
+                E::NodeDeleted => 1,
+                E::NodeDataChanged => 2,
+                E::NodeChildrenChanged => 3,
+                _ => continue,
+            };
+            self.watch_counts[i].observe(0, n as u64);
+        }
+    }
 }
 
 impl Default for ServerStats {
@@ -524,6 +545,7 @@ impl Default for ServerStats {
             learners: Arc::default(),
             follower_sync_time: Summary::default(),
             observer_sync_time: Summary::default(),
+            watch_counts: Default::default(),
         }
     }
 }

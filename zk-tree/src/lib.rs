@@ -143,6 +143,10 @@ pub struct ApplyOutcome {
     /// Watch events to send, in order. A watcher receives an event at most
     /// once per trigger, as ZooKeeper.
     pub events: Vec<Event>,
+    /// How many watchers each trigger that found any fired, with its event
+    /// type (Apache's `node_*_watch_count` summaries; watchers a delete's
+    /// child trigger skips because its data trigger fired them count too).
+    pub watch_counts: Vec<(zk_jute::EventType, usize)>,
 }
 
 /// A watch event to send: to which watcher, what, and the ACL of the node
@@ -177,6 +181,7 @@ impl Default for ApplyOutcome {
             stat: None,
             multi: Vec::new(),
             events: Vec::new(),
+            watch_counts: Vec::new(),
         }
     }
 }

@@ -160,6 +160,9 @@ impl Tree {
                 match t {
                     Trigger::Data(p, ty, acl) => {
                         last_data = w.data.trigger(&p, false);
+                        if !last_data.is_empty() {
+                            out.watch_counts.push((ty, last_data.len()));
+                        }
                         for &id in &last_data {
                             out.events.push(Event {
                                 watcher: id,
@@ -170,6 +173,9 @@ impl Tree {
                     }
                     Trigger::Child(p, ty, suppress, acl) => {
                         let hit = w.child.trigger(&p, ty == EventType::NodeChildrenChanged);
+                        if !hit.is_empty() {
+                            out.watch_counts.push((ty, hit.len()));
+                        }
                         for id in hit {
                             if suppress && last_data.binary_search(&id).is_ok() {
                                 continue;

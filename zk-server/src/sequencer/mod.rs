@@ -835,6 +835,7 @@ impl Sequencer {
         for e in &out.events {
             self.send_event(e);
         }
+        shared.stats.watches_fired(&out.watch_counts);
         match &p.origin {
             Origin::Client(ctx, _) if moves::is_session_moved(&p.body) => {
                 // SESSIONMOVED: the client is attached elsewhere; its
