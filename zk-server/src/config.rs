@@ -206,6 +206,17 @@ pub struct Config {
     /// enforceQuota (ZooKeeper's `zookeeper.enforceQuota`): creates and
     /// setDatas past a quota's hard limit fail with QUOTAEXCEEDED.
     pub enforce_quota: bool,
+    /// SASL (DIGEST-MD5) client authentication, with the users of this JAAS
+    /// file (`zkrs.jaasConfig`; else `-Djava.security.auth.login.config=`
+    /// in `SERVER_JVMFLAGS` or `JVMFLAGS`, as zkServer.sh passes it).
+    pub jaas_config: Option<PathBuf>,
+    /// The JAAS section of the server's users (`sasl.serverconfig`,
+    /// ZooKeeper's `zookeeper.sasl.serverconfig`; default `Server`).
+    pub sasl_section: String,
+    /// `authProvider.N=...SASLAuthenticationProvider`: ACLs of scheme `sasl`.
+    pub sasl_acl: bool,
+    /// `superUser` (`zookeeper.superUser`): the SASL user that is super.
+    pub super_user: Option<String>,
     /// digest.enabled (ZooKeeper's `zookeeper.digest.enabled`, default
     /// true): a leader sends the tree digest with each proposal, and every
     /// server checks the digests it is sent against its tree.
@@ -370,7 +381,6 @@ const KNOWN_IGNORED: &[&str] = &[
     "sslQuorum",
     "portUnification",
     "serverCnxnFactory",
-    "authProvider.1",
     "quorum.auth.enableSasl",
 ];
 
@@ -479,6 +489,10 @@ impl Config {
             digest_enabled: true,
             emulate_353_ttl: false,
             enforce_quota: false,
+            jaas_config: None,
+            sasl_section: "Server".into(),
+            sasl_acl: false,
+            super_user: None,
             reconfig_enabled: false,
             container_check_interval_ms: 60_000,
             standalone_enabled: true,
@@ -742,12 +756,32 @@ impl Config {
             "fsync.warningthresholdms" => {
                 self.fsync_warning_threshold_ms = l.int(0, i64::MAX)? as u64
             }
+            k if k.starts_with("authProvider.")
+                || matches!(k, "superUser" | "sasl.serverconfig" | "zkrs.jaasConfig") =>
+            {
+                self.apply_auth(l)
+            }
             k if k.starts_with("admin.") || k.starts_with("metricsProvider.") => {
                 self.apply_ops(l, &mut later.metrics)?
             }
             _ => self.apply_ensemble(l)?,
         }
         Ok(())
+    }
+
+    /// The SASL keys: authentication providers, the super user, the JAAS
+    /// file and section.
+    fn apply_auth(&mut self, l: &Line<'_>) {
+        match l.key {
+            "superUser" => self.super_user = Some(l.value.to_string()),
+            "sasl.serverconfig" => self.sasl_section = l.value.to_string(),
+            "zkrs.jaasConfig" => self.jaas_config = Some(PathBuf::from(l.value)),
+            _ if l.value.ends_with(".SASLAuthenticationProvider") => self.sasl_acl = true,
+            _ => self.warnings.push(format!(
+                "line {}: {}={}: this authentication provider is not supported (ignored)",
+                l.no, l.key, l.value
+            )),
+        }
     }
 
     /// An int value, 0 (with a warning) when negative, as Apache's
@@ -1274,7 +1308,7 @@ struct Later {
 const MAX_CONFIG_FILE: u64 = 4 << 20;
 
 /// A config file's text, at most [`MAX_CONFIG_FILE`] bytes of UTF-8.
-fn read_config_file(path: &Path) -> std::io::Result<String> {
+pub(crate) fn read_config_file(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
     let mut text = String::new();
     std::fs::File::open(path)?

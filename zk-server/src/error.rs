@@ -77,6 +77,9 @@ pub enum StartError {
     /// Not built yet.
     #[error("{0}")]
     Unsupported(String),
+    /// The JAAS file of the SASL users cannot be read.
+    #[error("SASL: the JAAS configuration {0}")]
+    Jaas(String),
 }
 
 pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> StartError {

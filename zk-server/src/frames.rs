@@ -19,6 +19,23 @@ pub(crate) fn error_frame(xid: i32, zxid: i64, err: ErrorCode) -> Bytes {
     out.freeze()
 }
 
+/// A failed SASL step's reply: the error, and a `SetSASLResponse` whose
+/// token is null (a client mid-exchange reads a token after any header;
+/// without one it drops the connection instead of reporting AuthFailed).
+pub(crate) fn sasl_error_frame(xid: i32, err: ErrorCode) -> Bytes {
+    let mut out = BytesMut::with_capacity(24);
+    encode_frame(&mut out, |o| {
+        ReplyHeader {
+            xid,
+            zxid: 0,
+            err: err.code(),
+        }
+        .write(o);
+        bytes::BufMut::put_i32(o, -1);
+    });
+    out.freeze()
+}
+
 /// A reply frame: header and body.
 pub(crate) fn response_frame(xid: i32, zxid: i64, resp: &Response) -> Bytes {
     // Room for a header and a stat (88 bytes for setData) without regrowing.

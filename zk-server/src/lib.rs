@@ -50,6 +50,7 @@ mod msg;
 mod net;
 mod quorum;
 mod reads;
+mod sasl;
 mod sequencer;
 mod server;
 mod sessions;

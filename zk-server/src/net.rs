@@ -78,6 +78,8 @@ struct Conn {
     /// Requests sent to the core and not answered yet.
     outstanding: u32,
     auth: Arc<Vec<zk_jute::Id>>,
+    /// The connection's SASL exchange, once begun.
+    sasl: Option<Box<crate::sasl::DigestMd5>>,
     stats: Arc<ConnStats>,
     /// Close once the output queue is empty.
     close_after_flush: bool,
@@ -432,6 +434,7 @@ impl EventLoop {
                     scheme: "ip".into(),
                     id: peer.ip().to_string(),
                 }]),
+                sasl: None,
                 stats,
                 close_after_flush: false,
                 flush_pending: false,
@@ -826,6 +829,11 @@ impl EventLoop {
         if let Request::Auth(auth) = &req {
             return self.on_auth(id, header, auth.clone());
         }
+        if let Request::Sasl(s) = &req
+            && self.shared.sasl.get().is_some()
+        {
+            return self.on_sasl(id, header, &s.token);
+        }
         let ctx = Ctx {
             conn: id,
             session_id,
@@ -937,6 +945,58 @@ impl EventLoop {
                 false
             }
         }
+    }
+
+    /// A SASL token (`ZooKeeperServer.processSasl`): the exchange's next
+    /// token with zxid 0; once complete the connection gains `sasl:<user>`
+    /// (and `super:` for `superUser`); a failed exchange is answered
+    /// AUTHFAILED and the connection closed.
+    fn on_sasl(&mut self, id: u64, header: RequestHeader, token: &[u8]) -> bool {
+        use crate::sasl::Step;
+        let shared = self.shared.clone();
+        let Some(users) = shared.sasl.get() else {
+            return true;
+        };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return false;
+        };
+        let step = c.sasl.get_or_insert_with(Box::default).step(users, token);
+        let token = match step {
+            Ok(Step::Continue(t)) => t,
+            Ok(Step::Done { token, user }) => {
+                info!(
+                    "Session 0x{:x}: adding SASL authorization for authorizationID: {user}",
+                    c.session_id
+                );
+                let mut ids = (*c.auth).clone();
+                if shared.config.super_user.as_deref() == Some(user.as_str()) {
+                    ids.push(zk_jute::Id {
+                        scheme: "super".into(),
+                        id: String::new(),
+                    });
+                }
+                ids.push(zk_jute::Id {
+                    scheme: "sasl".into(),
+                    id: user,
+                });
+                c.auth = Arc::new(ids);
+                token
+            }
+            Err(why) => {
+                warn!("Client /{} failed to SASL authenticate: {why}", c.peer);
+                let frame = crate::frames::sasl_error_frame(header.xid, ErrorCode::AuthFailed);
+                c.queue(frame);
+                c.close_after_flush = true;
+                let _ = c.flush();
+                self.after_write(id);
+                return false;
+            }
+        };
+        let resp = zk_jute::Response::Sasl(zk_jute::SetSaslResponse {
+            token: token.into(),
+        });
+        self.send_frame(id, crate::frames::response_frame(header.xid, 0, &resp));
+        true
     }
 
     /// Queues a frame; it is written at the end of the loop iteration,

@@ -214,14 +214,7 @@ impl Server {
             None
         };
 
-        let tree_cfg = TreeConfig {
-            extended_types: config.extended_types,
-            emulate_353_ttl: config.emulate_353_ttl,
-            skip_acl: config.skip_acl,
-            reconfig_enabled: config.reconfig_enabled,
-            enforce_quota: config.enforce_quota,
-            ..TreeConfig::default()
-        };
+        let tree_cfg = tree_config(&config);
         if config.skip_acl {
             warn!("skipACL is set: every ACL check passes");
         }
@@ -251,6 +244,9 @@ impl Server {
             clock,
         );
         shared.stats.fsync = fsync;
+        if let Some(users) = crate::sasl::load_users(&config)? {
+            let _ = shared.sasl.set(users);
+        }
         let shared = Arc::new(shared);
         shared.set_local_addr(local);
 
@@ -433,5 +429,22 @@ impl ShutdownHandle {
             q.stop();
         }
         self.shared.send_core(CoreMsg::Shutdown);
+    }
+}
+
+/// The tree's settings from zoo.cfg's.
+fn tree_config(config: &Config) -> TreeConfig {
+    TreeConfig {
+        extended_types: config.extended_types,
+        emulate_353_ttl: config.emulate_353_ttl,
+        skip_acl: config.skip_acl,
+        reconfig_enabled: config.reconfig_enabled,
+        enforce_quota: config.enforce_quota,
+        extra_auth_schemes: if config.sasl_acl {
+            vec!["sasl".into()]
+        } else {
+            Vec::new()
+        },
+        ..TreeConfig::default()
     }
 }

@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     clock: Instant,
     wall_at_start: i64,
     local_addr: OnceLock<SocketAddr>,
+    /// The SASL users, when a JAAS file names them (`crate::sasl`).
+    pub sasl: OnceLock<crate::sasl::SaslUsers>,
 }
 
 /// [`Shared::outstanding_limit`] for globalOutstandingLimit `limit`, the
@@ -64,6 +66,7 @@ impl Shared {
             clock,
             wall_at_start: crate::stats::wall_ms(),
             local_addr: OnceLock::new(),
+            sasl: OnceLock::new(),
         }
     }
 
