@@ -495,4 +495,35 @@ mod tests {
             assert!(s.step(&u, bad).is_err());
         }
     }
+
+    /// Regression guard for untrusted input: any bytes as a client's
+    /// response fail cleanly (no panic), whatever their shape.
+    #[test]
+    fn arbitrary_responses_never_panic() {
+        let u = users();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let pieces: [&[u8]; 8] = [
+            b"username=\"bob\"",
+            b",",
+            b"nonce=",
+            b"\"",
+            b"\\",
+            b"qop=auth",
+            b"=",
+            &[0xc3, 0x28],
+        ];
+        for _ in 0..5000 {
+            let mut s = DigestMd5::default();
+            s.step(&u, b"").unwrap();
+            let mut token = Vec::new();
+            for _ in 0..(x % 12) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                token.extend_from_slice(pieces[(x % 8) as usize]);
+            }
+            x = x.wrapping_add(1);
+            let _ = s.step(&u, &token);
+        }
+    }
 }
