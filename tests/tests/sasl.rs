@@ -131,3 +131,48 @@ fn sasl_digest_md5_matches_apache() {
         assert!(ours.iter().any(|l| l == want), "{want:?} in {ours:#?}");
     }
 }
+
+/// `enforce.auth.enabled` with `enforce.auth.schemes=sasl`: a client
+/// without SASL is closed at its first request with
+/// SESSIONCLOSEDREQUIRESASLAUTH; a SASL client is served.
+fn enforced(start: impl Fn(ServerOptions) -> ZkServer, dir: &Path) -> Vec<String> {
+    let server_jaas = dir.join("server.jaas");
+    std::fs::write(&server_jaas, SERVER_JAAS).unwrap();
+    let good = dir.join("good.jaas");
+    std::fs::write(&good, client_jaas("bob", "bobsecret")).unwrap();
+    let none = dir.join("none.jaas");
+    std::fs::write(&none, "Other { x required; };\n").unwrap();
+    let mut opts = ServerOptions::cfg(&format!(
+        "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n\
+         enforce.auth.enabled=true\nenforce.auth.schemes=sasl\nzkrs.jaasConfig={}\n",
+        server_jaas.display()
+    ));
+    opts.jvm_props.push(format!(
+        "java.security.auth.login.config={}",
+        server_jaas.display()
+    ));
+    let server = start(opts);
+    let mut lines = Vec::new();
+    for (who, jaas) in [("sasl", &good), ("plain", &none)] {
+        let out = zkcli_as(&server, jaas, "ls /\n");
+        let listed = out.lines().any(|l| l.trim() == "[zookeeper]");
+        let refused = out.contains("Session closed because client failed to authenticate");
+        lines.push(format!("{who}: listed {listed}, refused {refused}"));
+    }
+    lines
+}
+
+#[test]
+fn enforced_sasl_matches_apache() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = enforced(OurZk::start_with, dir.path());
+    let apache = enforced(ApacheZk::start_with, dir.path());
+    assert_eq!(ours, apache, "enforce.auth: ours vs Apache");
+    assert_eq!(
+        ours,
+        [
+            "sasl: listed true, refused false",
+            "plain: listed false, refused true"
+        ]
+    );
+}

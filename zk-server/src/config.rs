@@ -217,6 +217,17 @@ pub struct Config {
     pub sasl_acl: bool,
     /// `superUser` (`zookeeper.superUser`): the SASL user that is super.
     pub super_user: Option<String>,
+    /// The auth schemes every request needs one id of, else the connection
+    /// is closed with SESSIONCLOSEDREQUIRESASLAUTH (`enforce.auth.enabled`
+    /// with `enforce.auth.schemes`, or `sessionRequireClientSASLAuth`:
+    /// `sasl`); empty: not enforced.
+    pub enforce_auth: Vec<String>,
+    /// `allowSaslFailedClients`: a failed SASL exchange keeps the
+    /// connection (unless SASL is enforced).
+    pub allow_sasl_failed_clients: bool,
+    /// `enforce.auth.enabled`, `enforce.auth.schemes` and
+    /// `sessionRequireClientSASLAuth` as read (settled into `enforce_auth`).
+    enforce_keys: (bool, Vec<String>, bool),
     /// digest.enabled (ZooKeeper's `zookeeper.digest.enabled`, default
     /// true): a leader sends the tree digest with each proposal, and every
     /// server checks the digests it is sent against its tree.
@@ -493,6 +504,9 @@ impl Config {
             sasl_section: "Server".into(),
             sasl_acl: false,
             super_user: None,
+            enforce_auth: Vec::new(),
+            allow_sasl_failed_clients: false,
+            enforce_keys: (false, Vec::new(), false),
             reconfig_enabled: false,
             container_check_interval_ms: 60_000,
             standalone_enabled: true,
@@ -756,11 +770,7 @@ impl Config {
             "fsync.warningthresholdms" => {
                 self.fsync_warning_threshold_ms = l.int(0, i64::MAX)? as u64
             }
-            k if k.starts_with("authProvider.")
-                || matches!(k, "superUser" | "sasl.serverconfig" | "zkrs.jaasConfig") =>
-            {
-                self.apply_auth(l)
-            }
+            k if is_auth_key(k) => self.apply_auth(l),
             k if k.starts_with("admin.") || k.starts_with("metricsProvider.") => {
                 self.apply_ops(l, &mut later.metrics)?
             }
@@ -776,12 +786,53 @@ impl Config {
             "superUser" => self.super_user = Some(l.value.to_string()),
             "sasl.serverconfig" => self.sasl_section = l.value.to_string(),
             "zkrs.jaasConfig" => self.jaas_config = Some(PathBuf::from(l.value)),
+            // Java's Boolean.parseBoolean: "true" in any case, else false.
+            "enforce.auth.enabled" => self.enforce_keys.0 = l.value.eq_ignore_ascii_case("true"),
+            "enforce.auth.schemes" => {
+                self.enforce_keys.1 = l.value.split(',').map(|s| s.trim().to_string()).collect();
+            }
+            "sessionRequireClientSASLAuth" => {
+                self.enforce_keys.2 = l.value.eq_ignore_ascii_case("true");
+            }
+            "allowSaslFailedClients" => {
+                self.allow_sasl_failed_clients = l.value.eq_ignore_ascii_case("true");
+            }
             _ if l.value.ends_with(".SASLAuthenticationProvider") => self.sasl_acl = true,
             _ => self.warnings.push(format!(
                 "line {}: {}={}: this authentication provider is not supported (ignored)",
                 l.no, l.key, l.value
             )),
         }
+    }
+
+    /// `AuthenticationHelper`: which schemes are enforced, each one an
+    /// authentication provider this server has (ip, digest; sasl with its
+    /// provider), as Apache refuses to start otherwise.
+    fn settle_enforced_auth(&mut self) -> Result<(), ConfigError> {
+        let (enabled, schemes, require_sasl) = std::mem::take(&mut self.enforce_keys);
+        self.enforce_auth = if require_sasl {
+            vec!["sasl".to_string()]
+        } else if enabled {
+            let schemes: Vec<String> = schemes.into_iter().filter(|s| !s.is_empty()).collect();
+            if schemes.is_empty() {
+                return Err(ConfigError::general(
+                    "enforce.auth.enabled is true: enforce.auth.schemes must be configured",
+                ));
+            }
+            schemes
+        } else {
+            Vec::new()
+        };
+        for s in &self.enforce_auth {
+            let known = matches!(s.as_str(), "ip" | "digest") || (s == "sasl" && self.sasl_acl);
+            if !known {
+                return Err(ConfigError::general(format!(
+                    "enforced authentication scheme {s} is not available (sasl needs \
+                     authProvider.N=org.apache.zookeeper.server.auth.SASLAuthenticationProvider)"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// An int value, 0 (with a warning) when negative, as Apache's
@@ -951,6 +1002,7 @@ impl Config {
     /// client port's default, the session timeouts' defaults and order.
     fn finish(mut self, mut later: Later) -> Result<Self, ConfigError> {
         self.settle_metrics(std::mem::take(&mut later.metrics));
+        self.settle_enforced_auth()?;
         let data_dir = later
             .data_dir
             .ok_or_else(|| ConfigError::general("dataDir is not set"))?;
@@ -1320,6 +1372,21 @@ pub(crate) fn read_config_file(path: &Path) -> std::io::Result<String> {
         )));
     }
     Ok(text)
+}
+
+/// A key [`Config::apply_auth`] takes.
+fn is_auth_key(k: &str) -> bool {
+    k.starts_with("authProvider.")
+        || matches!(
+            k,
+            "superUser"
+                | "sasl.serverconfig"
+                | "zkrs.jaasConfig"
+                | "enforce.auth.enabled"
+                | "enforce.auth.schemes"
+                | "sessionRequireClientSASLAuth"
+                | "allowSaslFailedClients"
+        )
 }
 
 /// A key of the ensemble's membership: zoo.cfg's, or its dynamic config
@@ -1719,6 +1786,30 @@ mod tests {
         );
         let e = Config::parse("dataDir=/d\nemulate353TTLNodes=maybe\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("emulate353TTLNodes"));
+    }
+
+    #[test]
+    fn enforced_auth_schemes_must_be_providers_we_have() {
+        let sasl = "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n";
+        let e = |extra: &str| Config::parse(&format!("dataDir=/d\n{extra}"));
+        assert!(e("enforce.auth.enabled=true\n").is_err());
+        assert!(e("enforce.auth.enabled=true\nenforce.auth.schemes=sasl\n").is_err());
+        assert!(e("sessionRequireClientSASLAuth=true\n").is_err());
+        let c = e(&format!(
+            "{sasl}enforce.auth.enabled=TRUE\nenforce.auth.schemes=sasl, digest\n"
+        ))
+        .unwrap();
+        assert_eq!(c.enforce_auth, ["sasl", "digest"]);
+        let c = e(&format!(
+            "{sasl}sessionRequireClientSASLAuth=true\nenforce.auth.schemes=ip\n"
+        ))
+        .unwrap();
+        assert_eq!(c.enforce_auth, ["sasl"]);
+        // Java's parseBoolean: "yes" is false, so x509 is never checked.
+        let c = e("enforce.auth.enabled=yes\nenforce.auth.schemes=x509\n").unwrap();
+        assert!(c.enforce_auth.is_empty());
+        let c = e("authProvider.2=com.example.MyProvider\n").unwrap();
+        assert!(c.warnings.iter().any(|w| w.contains("not supported")));
     }
 
     #[test]

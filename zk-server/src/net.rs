@@ -768,7 +768,9 @@ impl EventLoop {
         };
         c.stats.last_cxid.store(i64::from(header.xid), Relaxed);
         let session_id = c.session_id;
-        if !self.touch_session(id, header.xid, batch.now_ms) {
+        if !self.touch_session(id, header.xid, batch.now_ms)
+            || self.refuses_unauthenticated(id, &header)
+        {
             return false;
         }
         let Some(c) = self.conns.get_mut(&id) else {
@@ -937,11 +939,7 @@ impl EventLoop {
                     "Authentication failed for scheme {} from /{}",
                     auth.scheme, c.peer
                 );
-                let frame = error_frame(header.xid, 0, ErrorCode::AuthFailed);
-                c.queue(frame);
-                c.close_after_flush = true;
-                let _ = c.flush();
-                self.after_write(id);
+                self.close_after(id, error_frame(header.xid, 0, ErrorCode::AuthFailed));
                 false
             }
         }
@@ -984,11 +982,19 @@ impl EventLoop {
             }
             Err(why) => {
                 warn!("Client /{} failed to SASL authenticate: {why}", c.peer);
-                let frame = crate::frames::sasl_error_frame(header.xid, ErrorCode::AuthFailed);
-                c.queue(frame);
-                c.close_after_flush = true;
-                let _ = c.flush();
-                self.after_write(id);
+                let required = shared.config.enforce_auth.iter().any(|s| s == "sasl");
+                if shared.config.allow_sasl_failed_clients && !required {
+                    warn!("Maintaining client connection despite SASL authentication failure.");
+                    let frame = crate::frames::sasl_error_frame(header.xid, ErrorCode::Ok);
+                    self.send_frame(id, frame);
+                    return true;
+                }
+                let err = if required {
+                    ErrorCode::SessionClosedRequireSaslAuth
+                } else {
+                    ErrorCode::AuthFailed
+                };
+                self.close_after(id, crate::frames::sasl_error_frame(header.xid, err));
                 return false;
             }
         };
@@ -997,6 +1003,43 @@ impl EventLoop {
         });
         self.send_frame(id, crate::frames::response_frame(header.xid, 0, &resp));
         true
+    }
+
+    /// `AuthenticationHelper.enforceAuthentication`: with enforced schemes,
+    /// a request other than auth or sasl from a connection with no id of
+    /// them is answered SESSIONCLOSEDREQUIRESASLAUTH and the connection
+    /// closed (true).
+    fn refuses_unauthenticated(&mut self, id: u64, header: &RequestHeader) -> bool {
+        let shared = self.shared.clone();
+        let enforced = &shared.config.enforce_auth;
+        let Some(c) = self.conns.get(&id) else {
+            return false;
+        };
+        if enforced.is_empty()
+            || header.op_type == OpCode::Auth as i32
+            || header.op_type == OpCode::Sasl as i32
+            || c.auth.iter().any(|i| enforced.contains(&i.scheme))
+        {
+            return false;
+        }
+        let schemes: Vec<&str> = c.auth.iter().map(|i| i.scheme.as_str()).collect();
+        warn!(
+            "Client authentication scheme(s) {schemes:?} does not match with any of the expected authentication scheme {enforced:?}, closing session."
+        );
+        let frame = error_frame(header.xid, 0, ErrorCode::SessionClosedRequireSaslAuth);
+        self.close_after(id, frame);
+        true
+    }
+
+    /// Sends `frame` and closes the connection once it is written.
+    fn close_after(&mut self, id: u64, frame: Bytes) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        c.queue(frame);
+        c.close_after_flush = true;
+        let _ = c.flush();
+        self.after_write(id);
     }
 
     /// Queues a frame; it is written at the end of the loop iteration,
