@@ -232,8 +232,11 @@ impl DigestMd5 {
             return Err(format!("qop {qop} is not offered"));
         }
         let uri = get("digest-uri").ok_or("no digest-uri")?;
-        if uri.split('/').next() != Some(PROTOCOL) {
-            return Err(format!("digest-uri {uri} is not for {PROTOCOL}"));
+        // Java's DigestMD5Server: the URI must be protocol/serverName.
+        if !uri.eq_ignore_ascii_case(&format!("{PROTOCOL}/{SERVER_NAME}")) {
+            return Err(format!(
+                "mismatched digest-uri {uri}; expecting {PROTOCOL}/{SERVER_NAME}"
+            ));
         }
         let password = users
             .password(user)
