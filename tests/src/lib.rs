@@ -43,6 +43,7 @@ pub mod lincheck;
 pub mod rng;
 pub mod server;
 pub mod workload;
+pub mod zkcli;
 
 pub use zk_client as client;
 

@@ -10,7 +10,7 @@
 //! its `Member` drops.
 
 use std::fs;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use zk_integration::ensemble::{
@@ -170,36 +170,11 @@ fn kazoo_and_zkcli_through_followers() {
     }
 }
 
-const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
 const ZKSERVER: &str = "/usr/share/zookeeper/bin/zkServer.sh";
 
 /// Runs zkCli.sh against `m` with `script` on stdin; stdout and stderr.
 fn zkcli(m: &Member, script: &str) -> String {
-    use std::io::Write;
-    assert!(
-        std::path::Path::new(ZKCLI).exists(),
-        "{ZKCLI} is missing; {}",
-        zk_integration::server::INSTALL_HINT
-    );
-    let mut child = Command::new(ZKCLI)
-        .args(["-server", &m.addr().to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start zkCli.sh");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("write commands");
-    let out = child.wait_with_output().expect("zkCli.sh output");
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    zk_integration::zkcli::run(&m.addr().to_string(), script, None).1
 }
 
 /// What Kafka and HBase rely on: a session held at a follower, and its

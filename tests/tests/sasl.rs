@@ -8,14 +8,13 @@
 //! configured for SASL (Kafka's `zookeeper.set.acl` setups) never
 //! authenticated.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use zk_integration::server::ServerOptions;
 use zk_integration::{ApacheZk, OurZk, ZkServer};
 
-const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
+use zk_integration::zkcli::ZKCLI;
 
 const SERVER_JAAS: &str = "Server {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n  \
                            user_super=\"adminsecret\"\n  user_bob=\"bobsecret\"\n  user_alice=\"alicesecret\";\n};\n";
@@ -29,49 +28,34 @@ fn client_jaas(user: &str, password: &str) -> String {
 
 /// zkCli.sh as a SASL client with `jaas`; stdout and stderr.
 fn zkcli_as(server: &ZkServer, jaas: &Path, script: &str) -> String {
-    let mut child = Command::new(ZKCLI)
-        .args(["-server", &server.host_port()])
-        .env(
-            "CLIENT_JVMFLAGS",
-            format!("-Djava.security.auth.login.config={}", jaas.display()),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start zkCli.sh");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("write commands");
-    let out = child.wait_with_output().expect("zkCli.sh output");
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    let flags = format!("-Djava.security.auth.login.config={}", jaas.display());
+    zk_integration::zkcli::run(&server.host_port(), script, Some(&flags)).1
+}
+
+/// A server (ours or Apache's, by `start`) with [`SERVER_JAAS`]'s users,
+/// the SASL authentication provider and `extra` zoo.cfg lines.
+fn sasl_server(start: impl Fn(ServerOptions) -> ZkServer, dir: &Path, extra: &str) -> ZkServer {
+    let jaas = dir.join("server.jaas");
+    std::fs::write(&jaas, SERVER_JAAS).unwrap();
+    let mut opts = ServerOptions::cfg(&format!(
+        "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n\
+         zkrs.jaasConfig={}\n{extra}",
+        jaas.display()
+    ));
+    opts.jvm_props.push(format!(
+        "java.security.auth.login.config={}",
+        jaas.display()
+    ));
+    start(opts)
 }
 
 /// What a SASL session and a refused one print that tells them apart.
 fn sasl_session(start: impl Fn(ServerOptions) -> ZkServer, dir: &Path) -> Vec<String> {
-    let server_jaas = dir.join("server.jaas");
-    std::fs::write(&server_jaas, SERVER_JAAS).unwrap();
     let good = dir.join("good.jaas");
     std::fs::write(&good, client_jaas("bob", "bobsecret")).unwrap();
     let bad = dir.join("bad.jaas");
     std::fs::write(&bad, client_jaas("bob", "wrong")).unwrap();
-    let mut opts = ServerOptions::cfg(&format!(
-        "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n\
-         superUser=super\nzkrs.jaasConfig={}\n",
-        server_jaas.display()
-    ));
-    opts.jvm_props.push(format!(
-        "java.security.auth.login.config={}",
-        server_jaas.display()
-    ));
-    let server = start(opts);
+    let server = sasl_server(start, dir, "superUser=super\n");
     let out = zkcli_as(
         &server,
         &good,
@@ -136,22 +120,15 @@ fn sasl_digest_md5_matches_apache() {
 /// without SASL is closed at its first request with
 /// SESSIONCLOSEDREQUIRESASLAUTH; a SASL client is served.
 fn enforced(start: impl Fn(ServerOptions) -> ZkServer, dir: &Path) -> Vec<String> {
-    let server_jaas = dir.join("server.jaas");
-    std::fs::write(&server_jaas, SERVER_JAAS).unwrap();
     let good = dir.join("good.jaas");
     std::fs::write(&good, client_jaas("bob", "bobsecret")).unwrap();
     let none = dir.join("none.jaas");
     std::fs::write(&none, "Other { x required; };\n").unwrap();
-    let mut opts = ServerOptions::cfg(&format!(
-        "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n\
-         enforce.auth.enabled=true\nenforce.auth.schemes=sasl\nzkrs.jaasConfig={}\n",
-        server_jaas.display()
-    ));
-    opts.jvm_props.push(format!(
-        "java.security.auth.login.config={}",
-        server_jaas.display()
-    ));
-    let server = start(opts);
+    let server = sasl_server(
+        start,
+        dir,
+        "enforce.auth.enabled=true\nenforce.auth.schemes=sasl\n",
+    );
     let mut lines = Vec::new();
     for (who, jaas) in [("sasl", &good), ("plain", &none)] {
         let out = zkcli_as(&server, jaas, "ls /\n");
@@ -198,18 +175,7 @@ for pw in ("bobsecret", "wrong"):
 "#;
 
 fn kazoo_sasl(start: impl Fn(ServerOptions) -> ZkServer, dir: &Path) -> String {
-    let server_jaas = dir.join("server.jaas");
-    std::fs::write(&server_jaas, SERVER_JAAS).unwrap();
-    let mut opts = ServerOptions::cfg(&format!(
-        "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n\
-         zkrs.jaasConfig={}\n",
-        server_jaas.display()
-    ));
-    opts.jvm_props.push(format!(
-        "java.security.auth.login.config={}",
-        server_jaas.display()
-    ));
-    let server = start(opts);
+    let server = sasl_server(start, dir, "");
     let out = Command::new("python3")
         .args(["-c", KAZOO_SASL, &server.host_port()])
         .output()

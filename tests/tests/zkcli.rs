@@ -7,45 +7,11 @@
 //! at end of input. One JVM start costs ~0.5-1.5 s, so everything runs in one
 //! process.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
-
 use zk_integration::{ApacheZk, OurZk, ZkServer};
 
-const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
-
 fn run_zkcli(server: &ZkServer, script: &str) -> String {
-    assert!(
-        Path::new(ZKCLI).exists(),
-        "{ZKCLI} is missing; {}",
-        zk_integration::server::INSTALL_HINT
-    );
-    let mut child = Command::new(ZKCLI)
-        .args(["-server", &server.host_port()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start zkCli.sh");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("write commands");
-    let out = child.wait_with_output().expect("zkCli.sh output");
-    // zkCli.sh prints some results (`Created ...`, errors) on stderr
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "zkCli.sh failed ({}):\n{text}",
-        out.status
-    );
+    let (ok, text) = zk_integration::zkcli::run(&server.host_port(), script, None);
+    assert!(ok, "zkCli.sh failed:\n{text}");
     text
 }
 

@@ -144,52 +144,50 @@ pub(crate) fn families(shared: &Shared) -> Vec<MetricFamily> {
     out
 }
 
-/// A label `key` (Apache's summary and counter sets).
-fn key_label(ns: &str) -> proto::LabelPair {
-    let mut label = proto::LabelPair::default();
-    label.set_name("key".into());
-    label.set_value(ns.to_string());
-    label
-}
-
-/// A counter set (Apache's `PrometheusLabelledCounter`): a counter per
-/// namespace, labelled `key`.
-fn namespace_counter(name: &str, counts: &[(String, u64)]) -> MetricFamily {
-    let metrics = counts
+/// A family of one series per namespace, labelled `key` (Apache's
+/// `PrometheusLabelledCounter` / `PrometheusLabelledSummary`), each made by
+/// `fill` from the namespace's figures.
+fn per_namespace<T>(
+    name: &str,
+    kind: MetricType,
+    items: &[(String, T)],
+    fill: impl Fn(&mut proto::Metric, &T),
+) -> MetricFamily {
+    let metrics = items
         .iter()
-        .map(|(ns, n)| {
-            let mut c = proto::Counter::default();
-            c.set_value(*n as f64);
+        .map(|(ns, v)| {
+            let mut label = proto::LabelPair::default();
+            label.set_name("key".into());
+            label.set_value(ns.clone());
             let mut m = proto::Metric::default();
-            m.set_label(vec![key_label(ns)]);
-            m.set_counter(c);
+            m.set_label(vec![label]);
+            fill(&mut m, v);
             m
         })
         .collect();
-    let mut fam = family(name, MetricType::COUNTER, proto::Metric::default());
+    let mut fam = family(name, kind, proto::Metric::default());
     fam.set_metric(metrics);
     fam
 }
 
-/// A summary set (Apache's `PrometheusLabelledSummary`): one series per
-/// namespace, labelled `key`, with its count and sum (no quantile: per
+/// A counter set: a counter per namespace.
+fn namespace_counter(name: &str, counts: &[(String, u64)]) -> MetricFamily {
+    per_namespace(name, MetricType::COUNTER, counts, |m, n| {
+        let mut c = proto::Counter::default();
+        c.set_value(*n as f64);
+        m.set_counter(c);
+    })
+}
+
+/// A summary set: per namespace its count and sum (no quantile: per
 /// namespace only count, sum, min and max are kept).
 fn namespace_summary(name: &str, stats: &[(String, zk_tree::NamespaceStat)]) -> MetricFamily {
-    let metrics = stats
-        .iter()
-        .map(|(ns, s)| {
-            let mut sm = proto::Summary::default();
-            sm.set_sample_count(s.count);
-            sm.set_sample_sum(s.sum as f64);
-            let mut m = proto::Metric::default();
-            m.set_label(vec![key_label(ns)]);
-            m.set_summary(sm);
-            m
-        })
-        .collect();
-    let mut fam = family(name, MetricType::SUMMARY, proto::Metric::default());
-    fam.set_metric(metrics);
-    fam
+    per_namespace(name, MetricType::SUMMARY, stats, |m, s| {
+        let mut sm = proto::Summary::default();
+        sm.set_sample_count(s.count);
+        sm.set_sample_sum(s.sum as f64);
+        m.set_summary(sm);
+    })
 }
 
 /// A family of one unlabelled metric; the help text is the name, as
