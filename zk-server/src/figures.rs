@@ -283,18 +283,25 @@ pub(crate) fn monitor(shared: &Shared) -> Vec<Figure> {
             Kind::Counter,
         ),
     ]);
-    // ServerMetrics' summaries that this server measures, as Apache's mntr
-    // prints them ("basic" ones without percentiles).
-    lines.extend(summary_figures(&FOLLOWER_SYNC_TIME, &st.follower_sync_time));
-    for (names, s) in WATCH_COUNTS.iter().zip(&st.watch_counts) {
+    // ServerMetrics' summaries that this server measures, in the order
+    // Apache's mntr prints them ("basic" ones without percentiles).
+    let [created, deleted, changed, children] = &st.watch_counts;
+    let [created_n, deleted_n, changed_n, children_n] = &WATCH_COUNTS;
+    for (names, s) in [
+        (&created_n[..], created),
+        (deleted_n, deleted),
+        (&FOLLOWER_SYNC_TIME, &st.follower_sync_time),
+        (&FSYNC_TIME, &st.fsync.time),
+        (&SNAPSHOT_TIME, &st.snapshot_time),
+        (&ELECTION_TIME, &st.election_time),
+        (children_n, children),
+        (&OBSERVER_SYNC_TIME, &st.observer_sync_time),
+        (changed_n, changed),
+        (&UPDATE_LATENCY, &st.update_latency),
+        (&READ_LATENCY, &st.read_latency),
+    ] {
         lines.extend(summary_figures(names, s));
     }
-    lines.extend(summary_figures(&FSYNC_TIME, &st.fsync.time));
-    lines.extend(summary_figures(&SNAPSHOT_TIME, &st.snapshot_time));
-    lines.extend(summary_figures(&ELECTION_TIME, &st.election_time));
-    lines.extend(summary_figures(&OBSERVER_SYNC_TIME, &st.observer_sync_time));
-    lines.extend(summary_figures(&UPDATE_LATENCY, &st.update_latency));
-    lines.extend(summary_figures(&READ_LATENCY, &st.read_latency));
     if shared.config.is_ensemble() {
         // QuorumZooKeeperServer's gauge: the voting members.
         let voters = shared
