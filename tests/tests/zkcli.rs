@@ -212,3 +212,51 @@ fn mntr_watch_counts_match_apache() {
         "{ours:#?}"
     );
 }
+
+/// `addauth` as zkCli sends it: digest credentials without a ':' (Apache's
+/// DigestAuthenticationProvider takes any bytes: the whole string is the
+/// user) and an unknown scheme (AUTHFAILED), and what mntr counts of them.
+fn addauth_lines(server: &ZkServer) -> Vec<String> {
+    let mut lines = Vec::new();
+    for script in [
+        "addauth digest nocolon\ncreate /mine x auth::cdrwa\ngetAcl /mine\nls /\n",
+        "addauth foo bar\nls /\n",
+    ] {
+        let (ok, out) = zk_integration::zkcli::run(&server.host_port(), script, None);
+        lines.push(format!("exit ok: {ok}"));
+        lines.extend(
+            out.lines()
+                .map(str::trim)
+                .filter(|l| {
+                    l.starts_with('[')
+                        || l.starts_with('\'')
+                        || l.starts_with("Created")
+                        || l.contains("AuthFailed")
+                        || l.contains("ConnectionLoss")
+                })
+                .map(str::to_string),
+        );
+    }
+    let mntr = zk_integration::server::four_letter(server.addr(), "mntr").expect("mntr");
+    lines.extend(
+        mntr.lines()
+            .filter(|l| l.contains("auth_failed"))
+            .map(str::to_string),
+    );
+    lines
+}
+
+/// Regression: a digest addauth without ':' failed (AUTHFAILED and a
+/// closed connection) where Apache authenticates it, and failed addauths
+/// were counted in zk_auth_failed_count, which Apache keeps for TLS
+/// handshake failures.
+#[test]
+fn addauth_matches_apache() {
+    let ours = addauth_lines(&OurZk::start(""));
+    let apache = addauth_lines(&ApacheZk::start());
+    assert_eq!(ours, apache, "addauth: ours vs Apache");
+    assert!(
+        ours.iter().any(|l| l.starts_with("'digest,'nocolon:")),
+        "{ours:#?}"
+    );
+}

@@ -934,7 +934,8 @@ impl EventLoop {
                 true
             }
             None => {
-                shared.stats.auth_failed.fetch_add(1, Relaxed);
+                // Not counted in auth_failed_count: Apache counts only TLS
+                // handshake failures there.
                 warn!(
                     "Authentication failed for scheme {} from /{}",
                     auth.scheme, c.peer

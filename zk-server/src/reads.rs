@@ -161,11 +161,11 @@ pub(crate) fn serve_read(shared: &Shared, ctx: &Ctx, req: Request) -> Bytes {
 pub(crate) fn authenticate(shared: &Shared, auth: &zk_jute::AuthPacket) -> Option<Vec<Id>> {
     match auth.scheme.as_str() {
         "digest" => {
-            let creds = std::str::from_utf8(&auth.auth).ok()?;
-            if !creds.contains(':') {
-                return None;
-            }
-            let digest = zk_tree::digest_id(creds);
+            // DigestAuthenticationProvider takes any bytes: `new String`
+            // (malformed UTF-8 replaced), the user is what precedes the
+            // first ':' (all of it without one).
+            let creds = String::from_utf8_lossy(&auth.auth);
+            let digest = zk_tree::digest_id(&creds);
             let mut ids = vec![Id {
                 scheme: "digest".into(),
                 id: digest.clone(),
