@@ -428,3 +428,55 @@ fn the_regex_checkers_match_what_they_should() {
         "\tip: /N.N.N.N:N sessionId: 0xH\n"
     );
 }
+
+/// The `cnt_` of mntr's start-up summaries.
+fn startup_counts(server: &ZkServer) -> Vec<String> {
+    let mntr = four_letter(server.addr(), "mntr").expect("mntr");
+    let mut v: Vec<String> = mntr
+        .lines()
+        .filter(|l| l.starts_with("zk_cnt_dbinittime") || l.starts_with("zk_cnt_startup_"))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+/// Regression: mntr had no `dbinittime` / `startup_*` summaries (Apache's
+/// ZKDatabase.loadDataBase and FileTxnSnapLog.restore record them once per
+/// start; the txn ones only when the log had txns to replay).
+#[test]
+fn startup_figures_count_the_recovery() {
+    let ours = start_server(Flavor::Ours, ServerOptions::default());
+    let apache = start_server(Flavor::Apache, ServerOptions::default());
+    assert_eq!(
+        startup_counts(&ours),
+        startup_counts(&apache),
+        "a fresh start"
+    );
+    assert_eq!(
+        startup_counts(&ours),
+        [
+            "zk_cnt_dbinittime\t1",
+            "zk_cnt_startup_snap_load_time\t1",
+            "zk_cnt_startup_txns_load_time\t0",
+            "zk_cnt_startup_txns_loaded\t0",
+        ]
+    );
+    let mut ours = ours;
+    {
+        let mut c = Client::connect(ours.addr()).expect("session");
+        for i in 0..5 {
+            c.create(&format!("/n{i}"), b"x", 0).unwrap().unwrap();
+        }
+    }
+    ours.restart();
+    let mntr = four_letter(ours.addr(), "mntr").expect("mntr");
+    let value = |k: &str| -> i64 {
+        mntr.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}\t")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(-1)
+    };
+    assert_eq!(value("zk_cnt_startup_txns_loaded"), 1, "{mntr}");
+    assert!(value("zk_sum_startup_txns_loaded") >= 5, "{mntr}");
+}

@@ -283,25 +283,7 @@ pub(crate) fn monitor(shared: &Shared) -> Vec<Figure> {
             Kind::Counter,
         ),
     ]);
-    // ServerMetrics' summaries that this server measures, in the order
-    // Apache's mntr prints them ("basic" ones without percentiles).
-    let [created, deleted, changed, children] = &st.watch_counts;
-    let [created_n, deleted_n, changed_n, children_n] = &WATCH_COUNTS;
-    for (names, s) in [
-        (&created_n[..], created),
-        (deleted_n, deleted),
-        (&FOLLOWER_SYNC_TIME, &st.follower_sync_time),
-        (&FSYNC_TIME, &st.fsync.time),
-        (&SNAPSHOT_TIME, &st.snapshot_time),
-        (&ELECTION_TIME, &st.election_time),
-        (children_n, children),
-        (&OBSERVER_SYNC_TIME, &st.observer_sync_time),
-        (changed_n, changed),
-        (&UPDATE_LATENCY, &st.update_latency),
-        (&READ_LATENCY, &st.read_latency),
-    ] {
-        lines.extend(summary_figures(names, s));
-    }
+    lines.extend(summaries(st));
     if shared.config.is_ensemble() {
         // QuorumZooKeeperServer's gauge: the voting members.
         let voters = shared
@@ -363,6 +345,39 @@ pub(crate) const WATCH_COUNTS: [[&str; 5]; 4] = [
         "max_node_children_watch_count",
         "cnt_node_children_watch_count",
         "sum_node_children_watch_count",
+    ],
+];
+
+/// The mntr names of the start's recovery summaries (basic), in the order
+/// of `ServerStats::startup`.
+pub(crate) const STARTUP: [[&str; 5]; 4] = [
+    [
+        "avg_dbinittime",
+        "min_dbinittime",
+        "max_dbinittime",
+        "cnt_dbinittime",
+        "sum_dbinittime",
+    ],
+    [
+        "avg_startup_snap_load_time",
+        "min_startup_snap_load_time",
+        "max_startup_snap_load_time",
+        "cnt_startup_snap_load_time",
+        "sum_startup_snap_load_time",
+    ],
+    [
+        "avg_startup_txns_loaded",
+        "min_startup_txns_loaded",
+        "max_startup_txns_loaded",
+        "cnt_startup_txns_loaded",
+        "sum_startup_txns_loaded",
+    ],
+    [
+        "avg_startup_txns_load_time",
+        "min_startup_txns_load_time",
+        "max_startup_txns_load_time",
+        "cnt_startup_txns_load_time",
+        "sum_startup_txns_load_time",
     ],
 ];
 
@@ -471,6 +486,36 @@ fn average(sum: u64, count: u64) -> f64 {
     } else {
         (sum as f64 / count as f64 * 10_000.0).round() / 10_000.0
     }
+}
+
+/// ServerMetrics' summaries that this server measures, in the order
+/// Apache's mntr prints them ("basic" ones without percentiles).
+fn summaries(st: &crate::stats::ServerStats) -> Vec<Figure> {
+    let mut lines = Vec::new();
+    let [created, deleted, changed, children] = &st.watch_counts;
+    let [created_n, deleted_n, changed_n, children_n] = &WATCH_COUNTS;
+    let [db_init, snap_load, txns_loaded, txns_load] = &st.startup;
+    let [db_init_n, snap_load_n, txns_loaded_n, txns_load_n] = &STARTUP;
+    for (names, s) in [
+        (&created_n[..], created),
+        (deleted_n, deleted),
+        (txns_load_n, txns_load),
+        (&FOLLOWER_SYNC_TIME, &st.follower_sync_time),
+        (&FSYNC_TIME, &st.fsync.time),
+        (&SNAPSHOT_TIME, &st.snapshot_time),
+        (txns_loaded_n, txns_loaded),
+        (db_init_n, db_init),
+        (&ELECTION_TIME, &st.election_time),
+        (children_n, children),
+        (&OBSERVER_SYNC_TIME, &st.observer_sync_time),
+        (changed_n, changed),
+        (snap_load_n, snap_load),
+        (&UPDATE_LATENCY, &st.update_latency),
+        (&READ_LATENCY, &st.read_latency),
+    ] {
+        lines.extend(summary_figures(names, s));
+    }
+    lines
 }
 
 /// The per-namespace figures: two summary sets and a counter set

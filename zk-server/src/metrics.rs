@@ -118,9 +118,13 @@ pub(crate) fn families(shared: &Shared) -> Vec<MetricFamily> {
         "node_deleted_watch_count",
         "node_changed_watch_count",
         "node_children_watch_count",
+        "dbinittime",
+        "startup_snap_load_time",
+        "startup_txns_loaded",
+        "startup_txns_load_time",
     ]
     .into_iter()
-    .zip(&st.watch_counts)
+    .zip(st.watch_counts.iter().chain(&st.startup))
     {
         out.push(summary(name, s, BASIC));
     }

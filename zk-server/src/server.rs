@@ -83,7 +83,9 @@ fn recover(
     if let Some(line) = &took_over {
         info!("{line}");
     }
-    let (storage, tree, recovered) = Storage::open_and_recover(config, tree_cfg, fsync)?;
+    let started = std::time::Instant::now();
+    let (storage, tree, mut recovered) = Storage::open_and_recover(config, tree_cfg, fsync)?;
+    recovered.db_init_ms = started.elapsed().as_millis() as u64;
     if took_over.is_none()
         && let Some(w) = crate::takeover::apache_newer(config, recovered.last_zxid)
     {
@@ -244,6 +246,7 @@ impl Server {
             clock,
         );
         shared.stats.fsync = fsync;
+        shared.stats.started_from(&recovered);
         if let Some(users) = crate::sasl::load_users(&config)? {
             let _ = shared.sasl.set(users);
         }

@@ -505,9 +505,25 @@ pub struct ServerStats {
     /// NodeCreated, NodeDeleted, NodeDataChanged, NodeChildrenChanged
     /// (Apache's `node_created_watch_count`, ...).
     pub watch_counts: [Summary; 4],
+    /// The start's recovery (each recorded once): `dbinittime`,
+    /// `startup_snap_load_time`, `startup_txns_loaded`,
+    /// `startup_txns_load_time` (the last two only when txns were replayed,
+    /// as Apache's `fastForwardFromEdits`).
+    pub startup: [Summary; 4],
 }
 
 impl ServerStats {
+    /// Records the start's recovery figures.
+    pub(crate) fn started_from(&self, r: &crate::storage::Recovered) {
+        let [db_init, snap_load, txns_loaded, txns_load] = &self.startup;
+        db_init.observe(0, r.db_init_ms);
+        snap_load.observe(0, r.snapshot_load_ms);
+        if r.replayed_txns > 0 {
+            txns_loaded.observe(0, r.replayed_txns);
+            txns_load.observe(0, r.replay_ms);
+        }
+    }
+
     /// Records the watchers an applied txn's triggers fired.
     pub fn watches_fired(&self, counts: &[(zk_jute::EventType, usize)]) {
         use zk_jute::EventType as E;
@@ -546,6 +562,7 @@ impl Default for ServerStats {
             follower_sync_time: Summary::default(),
             observer_sync_time: Summary::default(),
             watch_counts: Default::default(),
+            startup: Default::default(),
         }
     }
 }

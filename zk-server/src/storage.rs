@@ -42,6 +42,11 @@ pub(crate) struct Recovered {
     pub replayed_bytes: u64,
     /// How many records those were.
     pub replayed_txns: u64,
+    /// How long the snapshot load and the replay took, ms.
+    pub snapshot_load_ms: u64,
+    pub replay_ms: u64,
+    /// The whole recovery, ms (set by the server's start).
+    pub db_init_ms: u64,
 }
 
 /// The log's options; each batch sync is timed into `fsync` (Apache's
@@ -248,6 +253,9 @@ fn replay_onto(
             snapshot_bytes: bytes,
             replayed_bytes,
             replayed_txns: replayed,
+            snapshot_load_ms: took.as_millis() as u64,
+            replay_ms: replayed_in.as_millis() as u64,
+            db_init_ms: 0,
         },
     ))
 }

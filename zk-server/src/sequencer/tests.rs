@@ -128,6 +128,9 @@ impl Harness {
             snapshot_bytes: 0,
             replayed_bytes: 0,
             replayed_txns: 0,
+            snapshot_load_ms: 0,
+            replay_ms: 0,
+            db_init_ms: 0,
         };
         let storage = Storage {
             log: Arc::new(log),
