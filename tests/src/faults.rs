@@ -42,16 +42,34 @@ use crate::ensemble::{ELECTION_PORT, Firewall, Member, QUORUM_PORT};
 
 /// Runs `prog args`; panics with its stderr unless it succeeds.
 fn run(prog: &str, args: &[&str]) {
+    if let Err(e) = try_run(prog, args) {
+        panic!("{e}");
+    }
+}
+
+/// Runs `prog args`; its stderr unless it succeeds.
+fn try_run(prog: &str, args: &[&str]) -> Result<(), String> {
     let out = Command::new(prog)
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {prog}: {e}"));
-    assert!(
-        out.status.success(),
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
         "{prog} {}: {}",
         args.join(" "),
         String::from_utf8_lossy(&out.stderr)
-    );
+    ))
+}
+
+/// Whether process `pid` is gone or a zombie (exited, not yet reaped).
+fn exited(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |st| {
+        st.rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+    })
 }
 
 /// Moves the calling thread into a new network namespace (loopback up, no
@@ -205,20 +223,36 @@ pub fn fail_syncs(m: &Member) {
             .exists()
             .then_some(())
     });
-    run(
-        "fiu-ctrl",
-        &[
-            "-f",
-            &base,
-            "-c",
-            "enable name=posix/io/sync/fdatasync,failinfo=5",
-            "-c",
-            "enable name=posix/io/sync/fsync,failinfo=5",
-            "-c",
-            "enable name=posix/mm/msync,failinfo=5",
-            &pid,
-        ],
-    );
+    let enable = || {
+        try_run(
+            "fiu-ctrl",
+            &[
+                "-f",
+                &base,
+                "-c",
+                "enable name=posix/io/sync/fdatasync,failinfo=5",
+                "-c",
+                "enable name=posix/io/sync/fsync,failinfo=5",
+                "-c",
+                "enable name=posix/mm/msync,failinfo=5",
+                &pid,
+            ],
+        )
+    };
+    // fiu-ctrl failed once, with no message, on a server started a moment
+    // before (soak seed 697229428, not reproduced by its replay): it is
+    // tried again; a server that exited meanwhile (another fault stopped
+    // it) has no syncs left to fail.
+    let mut tries = 0;
+    while let Err(e) = enable() {
+        if exited(&pid) {
+            eprintln!("server {}: exited before its syncs could fail", m.sid);
+            return;
+        }
+        tries += 1;
+        assert!(tries < 10, "{e}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 /// Waits for `m` to exit after a storage fault and checks it latched as it
