@@ -9,6 +9,15 @@
 
 use zk_integration::{ApacheZk, OurZk, ZkServer};
 
+/// The lines of `server`'s mntr that contain `needle`, in mntr's order.
+fn mntr_lines(server: &ZkServer, needle: &str) -> Vec<String> {
+    let mntr = zk_integration::server::four_letter(server.addr(), "mntr").expect("mntr");
+    mntr.lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_string)
+        .collect()
+}
+
 fn run_zkcli(server: &ZkServer, script: &str) -> String {
     let (ok, text) = zk_integration::zkcli::run(&server.host_port(), script, None);
     assert!(ok, "zkCli.sh failed:\n{text}");
@@ -126,12 +135,7 @@ fn enforced_quota(server: &ZkServer) -> Vec<String> {
         .map(str::to_string)
         .collect();
     // The refusals counted per namespace (Apache's counter set).
-    let mntr = zk_integration::server::four_letter(server.addr(), "mntr").expect("mntr");
-    lines.extend(
-        mntr.lines()
-            .filter(|l| l.contains("quota_exceeded"))
-            .map(str::to_string),
-    );
+    lines.extend(mntr_lines(server, "quota_exceeded"));
     lines
 }
 
@@ -159,12 +163,7 @@ fn namespace_lines(server: &ZkServer) -> Vec<String> {
                   create /other\nget /missing\ncreate /é\ncreate /é/ü 12\nls /é\ndelete /é/ü\n\
                   ls /\n";
     run_zkcli(server, script);
-    let mntr = zk_integration::server::four_letter(server.addr(), "mntr").expect("mntr");
-    let mut lines: Vec<String> = mntr
-        .lines()
-        .filter(|l| l.contains("_per_namespace"))
-        .map(str::to_string)
-        .collect();
+    let mut lines = mntr_lines(server, "_per_namespace");
     lines.sort();
     lines
 }
@@ -191,11 +190,7 @@ fn watch_count_lines(server: &ZkServer) -> Vec<String> {
                   addWatch -m PERSISTENT_RECURSIVE /w\ncreate /w/e\nset /w/e y\ndelete /w/e\n\
                   delete /w/c\n";
     run_zkcli(server, script);
-    let mntr = zk_integration::server::four_letter(server.addr(), "mntr").expect("mntr");
-    mntr.lines()
-        .filter(|l| l.contains("_watch_count"))
-        .map(str::to_string)
-        .collect()
+    mntr_lines(server, "_watch_count")
 }
 
 /// Regression: mntr had no `node_created_watch_count` ... summaries
@@ -237,12 +232,7 @@ fn addauth_lines(server: &ZkServer) -> Vec<String> {
                 .map(str::to_string),
         );
     }
-    let mntr = zk_integration::server::four_letter(server.addr(), "mntr").expect("mntr");
-    lines.extend(
-        mntr.lines()
-            .filter(|l| l.contains("auth_failed"))
-            .map(str::to_string),
-    );
+    lines.extend(mntr_lines(server, "auth_failed"));
     lines
 }
 

@@ -151,6 +151,17 @@ struct Batch {
 }
 
 impl Conn {
+    /// Adds auth ids the connection does not have yet (`ServerCnxn.addAuthInfo`).
+    fn add_auth(&mut self, new_ids: Vec<zk_jute::Id>) {
+        let mut ids = (*self.auth).clone();
+        for nid in new_ids {
+            if !ids.contains(&nid) {
+                ids.push(nid);
+            }
+        }
+        self.auth = Arc::new(ids);
+    }
+
     /// A request goes to the sequencer: counted (here, in the connection's
     /// `cons` figures and in the global count globalOutstandingLimit
     /// applies to) until [`Conn::end_request`].
@@ -921,13 +932,7 @@ impl EventLoop {
         };
         match authenticate(&shared, &auth) {
             Some(new_ids) => {
-                let mut ids = (*c.auth).clone();
-                for nid in new_ids {
-                    if !ids.contains(&nid) {
-                        ids.push(nid);
-                    }
-                }
-                c.auth = Arc::new(ids);
+                c.add_auth(new_ids);
                 // Apache answers with the request's xid (clients send -4).
                 let frame = error_frame(header.xid, 0, ErrorCode::Ok);
                 self.send_frame(id, frame);
@@ -967,7 +972,7 @@ impl EventLoop {
                     "Session 0x{:x}: adding SASL authorization for authorizationID: {user}",
                     c.session_id
                 );
-                let mut ids = (*c.auth).clone();
+                let mut ids = Vec::with_capacity(2);
                 if shared.config.super_user.as_deref() == Some(user.as_str()) {
                     ids.push(zk_jute::Id {
                         scheme: "super".into(),
@@ -978,7 +983,7 @@ impl EventLoop {
                     scheme: "sasl".into(),
                     id: user,
                 });
-                c.auth = Arc::new(ids);
+                c.add_auth(ids);
                 token
             }
             Err(why) => {
@@ -1011,13 +1016,15 @@ impl EventLoop {
     /// them is answered SESSIONCLOSEDREQUIRESASLAUTH and the connection
     /// closed (true).
     fn refuses_unauthenticated(&mut self, id: u64, header: &RequestHeader) -> bool {
+        if self.shared.config.enforce_auth.is_empty() {
+            return false;
+        }
         let shared = self.shared.clone();
         let enforced = &shared.config.enforce_auth;
         let Some(c) = self.conns.get(&id) else {
             return false;
         };
-        if enforced.is_empty()
-            || header.op_type == OpCode::Auth as i32
+        if header.op_type == OpCode::Auth as i32
             || header.op_type == OpCode::Sasl as i32
             || c.auth.iter().any(|i| enforced.contains(&i.scheme))
         {

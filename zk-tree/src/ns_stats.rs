@@ -79,6 +79,21 @@ pub(crate) fn java_len(s: &str) -> u64 {
     }
 }
 
+/// `add`s to namespace `ns`'s value, or gives it `fresh()` while fewer
+/// than [`MAX_NAMESPACES`] are kept.
+fn update<V>(
+    map: &mut HashMap<Box<str>, V>,
+    ns: &str,
+    fresh: impl FnOnce() -> V,
+    add: impl FnOnce(&mut V),
+) {
+    if let Some(v) = map.get_mut(ns) {
+        add(v);
+    } else if map.len() < MAX_NAMESPACES {
+        map.insert(ns.into(), fresh());
+    }
+}
+
 /// Per-namespace figures of one direction.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct NamespaceMap {
@@ -95,23 +110,15 @@ impl NamespaceMap {
 
     /// Counts `v` bytes for namespace `ns`.
     fn add_to(&mut self, ns: &str, v: u64) {
-        let full = self.map.len() >= MAX_NAMESPACES;
-        match self.map.get_mut(ns) {
-            Some(s) => s.add(v),
-            None if !full => {
-                self.map.insert(ns.into(), NamespaceStat::of(v));
-            }
-            None => {}
-        }
+        update(&mut self.map, ns, || NamespaceStat::of(v), |s| s.add(v));
     }
 
     fn merge_into(&self, out: &mut HashMap<Box<str>, NamespaceStat>) {
         for (k, v) in &self.map {
-            match out.get_mut(k) {
-                Some(s) => s.merge(v),
-                None => {
-                    out.insert(k.clone(), *v);
-                }
+            if let Some(s) = out.get_mut(k) {
+                s.merge(v);
+            } else {
+                out.insert(k.clone(), *v);
             }
         }
     }
@@ -184,14 +191,7 @@ impl NamespaceCounts {
             return;
         };
         let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let full = m.len() >= MAX_NAMESPACES;
-        match m.get_mut(ns) {
-            Some(n) => *n += 1,
-            None if !full => {
-                m.insert(ns.into(), 1);
-            }
-            None => {}
-        }
+        update(&mut m, ns, || 1, |n| *n += 1);
     }
 
     /// Every namespace's count, sorted by namespace.

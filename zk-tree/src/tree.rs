@@ -210,11 +210,15 @@ impl Tree {
         if let Some(w) = watch {
             self.watches().data.add(path, w, Mode::Standard);
         }
-        self.reads.add(path, n.data_len() as u64);
-        Ok((
+        let (data, stat) = (
             n.data().map(Bytes::copy_from_slice),
             n.client_stat(st.extended),
-        ))
+        );
+        drop(st);
+        // Counted outside the tree's lock.
+        self.reads
+            .add(path, data.as_ref().map_or(0, |d| d.len() as u64));
+        Ok((data, stat))
     }
 
     /// exists: the stat, or NONODE. BADARGUMENTS for a path with NUL. With
@@ -242,8 +246,10 @@ impl Tree {
         }
         match id {
             Some(id) => {
+                let stat = st.node(id).client_stat(st.extended);
+                drop(st);
                 self.reads.add(path, 0);
-                Ok(st.node(id).client_stat(st.extended))
+                Ok(stat)
             }
             None => Err(ErrorCode::NoNode),
         }
@@ -265,10 +271,11 @@ impl Tree {
         if let Some(w) = watch {
             self.watches().child.add(path, w, Mode::Standard);
         }
-        let names = st.child_names(id);
+        let (names, stat) = (st.child_names(id), n.client_stat(st.extended));
+        drop(st);
         self.reads
             .add(path, names.iter().map(|c| java_len(c)).sum::<u64>());
-        Ok((names, n.client_stat(st.extended)))
+        Ok((names, stat))
     }
 
     /// getACL: needs READ or ADMIN (NOAUTH otherwise); without ADMIN the
