@@ -479,6 +479,16 @@ impl EventLoop {
         self.paused.remove(&id);
         let _ = c.flush();
         let _ = self.poll.registry().deregister(&mut c.stream);
+        // Input left unread at the close makes the kernel answer with RST,
+        // which can make the client drop our last reply unread (zkCli saw
+        // ConnectionLoss instead of AUTHFAILED after a refused addauth
+        // followed by a pipelined request): read what has arrived (bounded).
+        let mut sink = [0u8; 4096];
+        for _ in 0..64 {
+            if !matches!(c.stream.read(&mut sink), Ok(n) if n > 0) {
+                break;
+            }
+        }
         let _ = c.stream.shutdown(std::net::Shutdown::Both);
         self.release_ip(c.peer);
         self.shared
