@@ -327,8 +327,7 @@ impl State {
 
     /// A stats node's new data: its stat (version, mzxid) stays.
     fn set_usage(&mut self, id: NodeId, path: &str, data: &[u8]) {
-        let st = self.node(id).stat();
-        self.replace_data(id, path, Some(data), &st);
+        self.replace_data(id, path, Some(data), |_| {});
     }
 
     /// `DataTree.setupQuota` (after a snapshot load): every leaf
