@@ -25,10 +25,35 @@ fn check(path: &str) -> bool {
     if rest.is_empty() {
         return true; // "/"
     }
+    if rest.is_ascii() {
+        return check_ascii(rest.as_bytes());
+    }
     // An empty component is "//" or a trailing '/'.
     rest.split('/').all(|comp| {
         !comp.is_empty() && comp != "." && comp != ".." && comp.chars().all(|c| !forbidden(c))
     })
+}
+
+/// [`check`] of an ASCII path after its leading '/', in one pass over the
+/// bytes: the paths of nearly every request (the per-character decoding and
+/// four range tests were ~500 instructions a request).
+fn check_ascii(rest: &[u8]) -> bool {
+    let mut start = 0;
+    for (i, &b) in rest.iter().enumerate() {
+        if b == b'/' {
+            if !component_ok(&rest[start..i]) {
+                return false;
+            }
+            start = i + 1;
+        } else if b < 0x20 || b == 0x7f {
+            return false;
+        }
+    }
+    component_ok(&rest[start..])
+}
+
+fn component_ok(comp: &[u8]) -> bool {
+    !comp.is_empty() && comp != b"." && comp != b".."
 }
 
 /// Characters PathUtils rejects: NUL, C0 and C1 controls, DEL, the private use
