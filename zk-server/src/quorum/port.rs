@@ -120,7 +120,14 @@ struct Io {
     /// Where each packet queued in `wbuf` ends, for those not yet written.
     ends: VecDeque<usize>,
     writable: bool,
+    /// Where reads land before they join `rbuf`: zeroed once at the first
+    /// read, not at every one (a fresh 64 KiB stack buffer per read was a
+    /// memset per Zab packet batch).
+    scratch: Vec<u8>,
 }
+
+/// Size of a read into [`Io::scratch`].
+const READ_CHUNK: usize = 64 * 1024;
 
 impl Io {
     fn new(stream: TcpStream, writable: bool) -> Self {
@@ -132,6 +139,7 @@ impl Io {
             wstart: 0,
             ends: VecDeque::new(),
             writable,
+            scratch: Vec::new(),
         }
     }
 
@@ -148,23 +156,25 @@ impl Io {
             self.rbuf.drain(..self.rstart);
             self.rstart = 0;
         }
-        let mut buf = [0u8; 64 * 1024];
+        if self.scratch.is_empty() {
+            self.scratch = vec![0u8; READ_CHUNK];
+        }
         if limit != usize::MAX {
             // A SNAP piece: room for all of it at once. Grown by doubling
             // from the empty buffer each piece starts with, it was copied
             // twice over and touched twice the memory (fresh pages, each a
             // fault): for 203 MB of body, 0.5 s of the quorum thread.
-            self.rbuf.reserve(limit + buf.len());
+            self.rbuf.reserve(limit + READ_CHUNK);
         }
         let mut got = 0;
         loop {
             if got >= limit {
                 return Ok(false);
             }
-            match self.stream.read(&mut buf) {
+            match self.stream.read(&mut self.scratch) {
                 Ok(0) => return Err("closed by the peer".into()),
                 Ok(n) => {
-                    self.rbuf.extend_from_slice(&buf[..n]);
+                    self.rbuf.extend_from_slice(&self.scratch[..n]);
                     got += n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
