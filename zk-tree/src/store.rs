@@ -20,7 +20,7 @@ use zk_jute::{Acl, ErrorCode, EventType, OpCode, Stat, StatPersisted, TxnBody, T
 
 use crate::acl::{AclCache, open_acl_unsafe, read_acl_unsafe};
 use crate::arena::{Arena, Block};
-use crate::digest::node_digest;
+use crate::digest::{DigestPrefix, node_digest};
 use crate::ns_stats::NamespaceMap;
 use crate::path::{split, split_node, watch_path};
 use crate::quota::QuotaPaths;
@@ -983,13 +983,6 @@ impl State {
         old
     }
 
-    /// Node `id`'s digest as it stands (`path` is its path): not cached (4
-    /// bytes a znode), a CRC of path, data and stat when a node changes.
-    fn digest_at(&self, id: NodeId, path: &str) -> u32 {
-        let n = self.node(id);
-        node_digest(path, n.data(), &n.stat())
-    }
-
     /// The tree digest after a node's share went from `old` to `new`.
     fn swap_digest(&mut self, old: u32, new: u32) {
         self.digest = self
@@ -999,11 +992,15 @@ impl State {
     }
 
     /// [`State::update_stat`] and the digest with it.
+    /// The node's path and data go through the CRC once for both digests
+    /// (a parent's on every create and delete), not twice: node digests are
+    /// not cached (4 bytes a znode), they are computed when a node changes.
     fn change_stat(&mut self, id: NodeId, path: &str, f: impl FnOnce(&mut StatPersisted)) {
-        let old = self.digest_at(id, path);
+        let n = self.node(id);
+        let prefix = DigestPrefix::new(path, n.data());
+        let old = prefix.with_stat(&n.stat());
         let stat = self.update_stat(id, f);
-        let new = node_digest(path, self.node(id).data(), &stat);
-        self.swap_digest(old, new);
+        self.swap_digest(old, prefix.with_stat(&stat));
     }
 
     /// Takes node `id`'s child set out of the table (put it back with
