@@ -315,6 +315,7 @@ impl Sequencer {
                 .maybe_run(&self.shared.config, &self.storage.log, &self.storage.snaps);
             self.check_containers();
         }
+        self.publish_leader_gauges();
         self.arm_durable();
         self.wake_quorum();
         self.wake_loops();

@@ -531,13 +531,14 @@ impl Sequencer {
                 next.push(RoleEvent::Leader(ev));
             }
         }
-        self.publish_leader_gauges();
         next
     }
 
     /// mntr's leader gauges follow the core's learners (published when they
-    /// change: nothing per proposal).
-    fn publish_leader_gauges(&mut self) {
+    /// change). Looked at once per turn of the core, not after every event:
+    /// counting the learners (two walks of a map) after each proposal and
+    /// ACK was 5 % of a loaded leader's instructions.
+    pub(super) fn publish_leader_gauges(&mut self) {
         let Some(Role::Leading(l)) = &mut self.role else {
             return;
         };
@@ -1323,7 +1324,10 @@ impl Sequencer {
     /// Learner: a client write becomes REQUEST (quorum.md §3.8); the client
     /// is answered when the txn with its (session, cxid) is applied.
     pub(super) fn forward_request(&mut self, ctx: Ctx, req: &Request) {
-        let mut body = BytesMut::new();
+        // Room for a typical write (a create of 100 bytes is ~170): grown
+        // from empty, the encoding reallocated four times a request (1.4k
+        // instructions of a forwarding follower's 21k per write).
+        let mut body = BytesMut::with_capacity(256);
         body.extend_from_slice(&ctx.session_id.to_be_bytes());
         body.extend_from_slice(&ctx.xid.to_be_bytes());
         body.extend_from_slice(&req.op_code().code().to_be_bytes());
