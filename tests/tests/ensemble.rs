@@ -833,10 +833,19 @@ fn quota_usage_agrees_across_mixed_ensembles() {
             ..EnsembleOptions::default()
         };
         let mut m = ensemble_with(3, &opts);
-        for x in m.iter_mut() {
-            x.start();
-        }
-        // The highest sid (member 3) leads a fresh ensemble.
+        // The highest sid (member 3) leads a fresh ensemble when it takes
+        // part in the first election: it starts first and listens on its
+        // election port before the others start (started together, an
+        // Apache member 3 still in its JVM's start-up once missed the
+        // election that members 1 and 2 ended without it).
+        m[2].start();
+        wait_until("member 3's election port", || {
+            std::net::TcpStream::connect((m[2].ip, zk_integration::ensemble::ELECTION_PORT))
+                .ok()
+                .map(drop)
+        });
+        m[0].start();
+        m[1].start();
         assert_eq!(serving(&m, &[0, 1, 2]), 2, "{flavors:?}: member 3 leads");
         zkcli(
             &m[0],
