@@ -15,8 +15,12 @@ pub const DIGEST_VERSION: i32 = 2;
 pub(crate) struct Crc32(crc32fast::Hasher);
 
 impl Crc32 {
+    /// A fresh CRC, cloned from one made once: `Hasher::new` looks up the
+    /// CPU's features at every call (two digests a write, thousands a
+    /// snapshot load).
     pub(crate) fn new() -> Self {
-        Crc32(crc32fast::Hasher::new())
+        static FRESH: std::sync::OnceLock<crc32fast::Hasher> = std::sync::OnceLock::new();
+        Crc32(FRESH.get_or_init(crc32fast::Hasher::new).clone())
     }
     pub(crate) fn update(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
