@@ -617,11 +617,11 @@ impl<'a> NodeRef<'a> {
 /// What [`State::replace_data`] read of the node and wrote.
 pub(crate) struct Replaced {
     /// The old data's length.
-    pub(crate) old_len: i64,
-    pub(crate) acl: u32,
-    pub(crate) children: i32,
+    old_len: i64,
+    acl: u32,
+    children: i32,
     /// The new persisted stat.
-    pub(crate) stat: StatPersisted,
+    stat: StatPersisted,
 }
 
 /// The stat a client sees of a node with persisted stat `s`, `n` children
@@ -991,10 +991,9 @@ impl State {
             .wrapping_add(i64::from(new));
     }
 
-    /// [`State::update_stat`] and the digest with it.
-    /// The node's path and data go through the CRC once for both digests
-    /// (a parent's on every create and delete), not twice: node digests are
-    /// not cached (4 bytes a znode), they are computed when a node changes.
+    /// [`State::update_stat`] and the digest with it. Node digests are not
+    /// cached (4 bytes a znode): the node's path and data go through the CRC
+    /// once here for both the old and the new one.
     fn change_stat(&mut self, id: NodeId, path: &str, f: impl FnOnce(&mut StatPersisted)) {
         let n = self.node(id);
         let prefix = DigestPrefix::new(path, n.data());
@@ -1055,8 +1054,7 @@ impl State {
     pub(crate) fn child(&self, parent: NodeId, name: &str) -> Option<NodeId> {
         let name = name.as_bytes();
         // The parent's slot only: its block (a header parse) is not needed.
-        let kids = self.slots.get(parent as usize)?.as_ref()?.kids;
-        match self.kid_set(kids)? {
+        match self.kid_set(self.slot(parent).kids)? {
             ChildSet::Inline(v) => v.iter().copied().find(|&c| self.name_of(c) == name),
             ChildSet::Table(t) => {
                 let h = self.hash_name(name);

@@ -120,9 +120,9 @@ struct Io {
     /// Where each packet queued in `wbuf` ends, for those not yet written.
     ends: VecDeque<usize>,
     writable: bool,
-    /// Where reads land before they join `rbuf`: zeroed once at the first
-    /// read, not at every one (a fresh 64 KiB stack buffer per read was a
-    /// memset per Zab packet batch).
+    /// Where reads land before they join `rbuf`: zeroed once, not at every
+    /// read (a fresh 64 KiB stack buffer per read was a memset per Zab
+    /// packet batch).
     scratch: Vec<u8>,
 }
 
@@ -139,7 +139,7 @@ impl Io {
             wstart: 0,
             ends: VecDeque::new(),
             writable,
-            scratch: Vec::new(),
+            scratch: vec![0u8; READ_CHUNK],
         }
     }
 
@@ -155,9 +155,6 @@ impl Io {
         if self.rstart > 0 {
             self.rbuf.drain(..self.rstart);
             self.rstart = 0;
-        }
-        if self.scratch.is_empty() {
-            self.scratch = vec![0u8; READ_CHUNK];
         }
         if limit != usize::MAX {
             // A SNAP piece: room for all of it at once. Grown by doubling
