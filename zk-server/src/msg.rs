@@ -190,7 +190,17 @@ impl Outbox {
     /// Hands on what was sent since the last wake, and wakes the quorum
     /// thread if it was.
     pub(crate) fn wake(&self) {
-        let batch = std::mem::take(&mut *self.pending());
+        let batch = {
+            let mut p = self.pending();
+            // The next batch starts with room for one as long as this one: a
+            // Vec grown from empty reallocated some seven times a batch.
+            let room = p.len().next_power_of_two().min(OUTBOX_BATCH);
+            if p.is_empty() {
+                Vec::new()
+            } else {
+                std::mem::replace(&mut *p, Vec::with_capacity(room))
+            }
+        };
         if !batch.is_empty() {
             let _ = self.tx.send(batch);
         } else if self.tx.is_empty() {
