@@ -609,20 +609,13 @@ impl Leader {
     /// all. The search's probes were 1.5 % of a loaded leader's core.
     fn outstanding_mut(&mut self, zxid: Zxid) -> Option<&mut Proposal> {
         let front = self.outstanding.front()?.zxid;
-        let i = match zxid.as_u64().checked_sub(front.as_u64()) {
-            None => return None,
-            Some(d)
-                if self
-                    .outstanding
-                    .get(d as usize)
-                    .is_some_and(|p| p.zxid == zxid) =>
-            {
-                d as usize
-            }
-            Some(_) => self
-                .outstanding
+        let d = zxid.as_u64().checked_sub(front.as_u64())? as usize;
+        let i = if self.outstanding.get(d).is_some_and(|p| p.zxid == zxid) {
+            d
+        } else {
+            self.outstanding
                 .binary_search_by_key(&zxid, |p| p.zxid)
-                .ok()?,
+                .ok()?
         };
         self.outstanding.get_mut(i)
     }
