@@ -49,7 +49,9 @@ pub use crate::inspect::{
 };
 pub use crate::log::{Callback, Iter, Log, RecoveryReport, Ticket};
 pub use crate::options::Options;
-pub use crate::snapshot::{SnapshotInfo, SnapshotReader, SnapshotStore, SnapshotWriter};
+pub use crate::snapshot::{
+    SnapshotInfo, SnapshotReader, SnapshotStore, SnapshotStream, SnapshotWriter,
+};
 pub use crate::storage::{Backend, MemDisk};
 
 /// ZooKeeper keeps at least this many snapshots.

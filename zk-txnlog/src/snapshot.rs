@@ -15,6 +15,8 @@ const END_MAGIC: &[u8; 8] = b"ZKSNEND1";
 const VERSION: u32 = 1;
 const HEAD: u64 = 24;
 const TRAILER: u64 = 24;
+/// Why a snapshot whose content does not match its trailer's crc is invalid.
+const CRC_MISMATCH: &str = "content crc mismatch";
 
 /// `snapshot.<hex>` name of a snapshot.
 fn snapshot_name(key: u64) -> String {
@@ -145,6 +147,14 @@ impl SnapshotStore {
     /// Verify and open the snapshot at `key`.
     pub fn open_snapshot(&self, key: u64) -> Result<SnapshotReader> {
         SnapshotReader::open(&self.dir.join(snapshot_name(key)), key)
+    }
+
+    /// Open the snapshot at `key` for one pass that checks its crc as it goes
+    /// ([`SnapshotStream`]), instead of reading it all once to check the crc
+    /// before the pass that uses it ([`open_snapshot`](Self::open_snapshot)).
+    /// The frame (header, trailer, length) is checked here.
+    pub fn stream_snapshot(&self, key: u64) -> Result<SnapshotStream> {
+        SnapshotStream::open(&self.dir.join(snapshot_name(key)), key)
     }
 
     /// The newest snapshot that verifies, falling back to older ones; `None` if there is none.
@@ -447,8 +457,10 @@ impl SnapshotReader {
         }
     }
 
-    /// Verify header, trailer, length and crc of the file at `path`, then open it for reading.
-    pub(crate) fn open(path: &Path, key: u64) -> Result<Self> {
+    /// Checks the frame of the file at `path` (header, trailer, length):
+    /// the file, positioned at the content, the content's length and the
+    /// crc the trailer promises for it.
+    fn open_frame(path: &Path, key: u64) -> Result<(File, u64, u32)> {
         let ioe = |e| Error::io(path, e);
         let mut f = File::open(path).map_err(ioe)?;
         let file_len = f.metadata().map_err(ioe)?.len();
@@ -476,8 +488,14 @@ impl SnapshotReader {
                 "content length in trailer differs from file size",
             ));
         }
-        let want = u32_at(&tr, 8);
         f.seek(SeekFrom::Start(HEAD)).map_err(ioe)?;
+        Ok((f, len, u32_at(&tr, 8)))
+    }
+
+    /// Verify header, trailer, length and crc of the file at `path`, then open it for reading.
+    pub(crate) fn open(path: &Path, key: u64) -> Result<Self> {
+        let ioe = |e| Error::io(path, e);
+        let (f, len, want) = Self::open_frame(path, key)?;
         let mut r = BufReader::with_capacity(1 << 20, f).take(len);
         let mut crc = 0u32;
         let mut buf = vec![0u8; 1 << 16];
@@ -489,7 +507,7 @@ impl SnapshotReader {
             crc = crc32c::crc32c_append(crc, &buf[..n]);
         }
         if crc != want {
-            return Err(Self::bad(path, "content crc mismatch"));
+            return Err(Self::bad(path, CRC_MISMATCH));
         }
         let mut f = r.into_inner().into_inner();
         f.seek(SeekFrom::Start(HEAD)).map_err(ioe)?;
@@ -525,5 +543,295 @@ impl SnapshotReader {
 impl Read for SnapshotReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read(buf)
+    }
+}
+
+/// Bytes a [`SnapshotStream`]'s reader thread reads at a time.
+const STREAM_CHUNK: usize = 4 << 20;
+/// Chunks read ahead of the consumer.
+const STREAM_AHEAD: usize = 4;
+
+/// What a [`SnapshotStream`]'s reader thread sends.
+enum StreamMsg {
+    /// The next bytes of content: `buf[from..to]`.
+    Chunk(Vec<u8>, usize, usize),
+    /// All content was sent; `Ok` if its crc matched the trailer's.
+    End(io::Result<()>),
+}
+
+/// How a [`SnapshotStream`]'s pass stands.
+#[derive(Debug)]
+enum StreamEnd {
+    /// Content is still coming.
+    Open,
+    /// All of it came and its crc matched.
+    Verified,
+    /// It did not match.
+    BadCrc,
+    /// Reading failed.
+    Failed(io::ErrorKind, String),
+}
+
+/// A snapshot read in one pass, its content's crc checked as it streams by:
+/// a thread (`zk-snap-read`) reads the file ahead in 4 MiB chunks and
+/// computes the crc, so reading the disk, the crc and the consumer's work
+/// overlap. Until [`finish`](Self::finish) the content is unverified: the
+/// consumer must not trust what it built from it before `finish` says the
+/// crc matched. Read past the content's end, a stream whose crc does not
+/// match returns an `InvalidData` error.
+#[derive(Debug)]
+pub struct SnapshotStream {
+    key: u64,
+    path: PathBuf,
+    len: u64,
+    rx: std::sync::mpsc::Receiver<StreamMsg>,
+    /// Emptied buffers back to the reader thread.
+    back: std::sync::mpsc::SyncSender<Vec<u8>>,
+    /// The chunk being consumed: its unread bytes are `cur[pos..cur_end]`.
+    cur: Vec<u8>,
+    pos: usize,
+    cur_end: usize,
+    end: StreamEnd,
+}
+
+impl std::fmt::Debug for StreamMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StreamMsg::Chunk(_, from, to) => write!(f, "Chunk({from}..{to})"),
+            StreamMsg::End(r) => write!(f, "End({r:?})"),
+        }
+    }
+}
+
+impl SnapshotStream {
+    fn open(path: &Path, key: u64) -> Result<Self> {
+        let (file, len, want) = SnapshotReader::open_frame(path, key)?;
+        let reader = ChunkReader::open(path, file);
+        let (tx, rx) = std::sync::mpsc::sync_channel(STREAM_AHEAD);
+        let (back, back_rx) = std::sync::mpsc::sync_channel(STREAM_AHEAD + 2);
+        std::thread::Builder::new()
+            .name("zk-snap-read".into())
+            .spawn(move || stream_file(reader, len, want, &tx, &back_rx))
+            .map_err(|e| Error::io(path, e))?;
+        Ok(SnapshotStream {
+            key,
+            path: path.to_path_buf(),
+            len,
+            rx,
+            back,
+            cur: Vec::new(),
+            pos: 0,
+            cur_end: 0,
+            end: StreamEnd::Open,
+        })
+    }
+
+    /// The key the snapshot was taken at.
+    pub fn key(&self) -> u64 {
+        self.key
+    }
+
+    /// The snapshot file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Length of the content in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Is the content empty?
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Reads whatever content the consumer left and says whether the whole
+    /// content matched its crc: [`Error::BadSnapshot`] if it did not (the
+    /// snapshot is invalid, as [`SnapshotStore::newest_valid`] would have
+    /// found), [`Error::Io`] if reading it failed.
+    pub fn finish(mut self) -> Result<()> {
+        loop {
+            match io::BufRead::fill_buf(&mut self) {
+                Ok([]) => return Ok(()),
+                Ok(b) => {
+                    let n = b.len();
+                    io::BufRead::consume(&mut self, n);
+                }
+                Err(e) => {
+                    return Err(match self.end {
+                        StreamEnd::BadCrc => SnapshotReader::bad(&self.path, CRC_MISMATCH),
+                        _ => Error::io(&self.path, e),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The error a read past a failed end returns.
+    fn end_error(&self) -> io::Error {
+        match &self.end {
+            StreamEnd::BadCrc => io::Error::new(io::ErrorKind::InvalidData, CRC_MISMATCH),
+            StreamEnd::Failed(kind, msg) => io::Error::new(*kind, msg.clone()),
+            StreamEnd::Open | StreamEnd::Verified => {
+                io::Error::other("snapshot stream ended without its verdict")
+            }
+        }
+    }
+}
+
+/// Reads a snapshot file in aligned chunks, with `O_DIRECT` where the
+/// filesystem allows: a restart reads its snapshot once, and through the
+/// page cache each fresh page costs more than the disk read itself on a VM
+/// (see [`SnapshotStore::create_uncached`]).
+struct ChunkReader {
+    file: File,
+    path: PathBuf,
+    direct: bool,
+}
+
+impl ChunkReader {
+    /// Opens `path` again with `O_DIRECT`, or keeps `buffered` (its frame's
+    /// file) where that is refused.
+    fn open(path: &Path, buffered: File) -> Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+        {
+            Ok(file) => ChunkReader {
+                file,
+                path: path.to_path_buf(),
+                direct: true,
+            },
+            Err(_) => Self::buffered(path, buffered),
+        }
+    }
+
+    fn buffered(path: &Path, file: File) -> Self {
+        // A hint only, so its failure is no error.
+        let _ = crate::sys::advise_sequential(&file);
+        ChunkReader {
+            file,
+            path: path.to_path_buf(),
+            direct: false,
+        }
+    }
+
+    /// Fills `buf` from file offset `at` (a multiple of [`DIRECT_ALIGN`]), short
+    /// only at the end of the file; the bytes read.
+    fn read_at(&mut self, buf: &mut [u8], at: u64) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let mut n = 0;
+        while n < buf.len() {
+            match self.file.read_at(&mut buf[n..], at + n as u64) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A filesystem that opens with O_DIRECT but refuses the reads.
+                Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                    let file = File::open(&self.path)?;
+                    *self = Self::buffered(&self.path.clone(), file);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The reader thread of a [`SnapshotStream`]: the `len` content bytes of the
+/// file (after its header) in chunks, then the crc's verdict. Ends early
+/// when the stream is dropped.
+fn stream_file(
+    mut file: ChunkReader,
+    len: u64,
+    want: u32,
+    tx: &std::sync::mpsc::SyncSender<StreamMsg>,
+    back: &std::sync::mpsc::Receiver<Vec<u8>>,
+) {
+    let content_end = HEAD + len;
+    let mut at = 0u64;
+    let mut crc = 0u32;
+    while at < content_end {
+        // A buffer the consumer is done with (its pages already mapped) if
+        // there is one; its chunk starts aligned.
+        let mut buf = back
+            .try_recv()
+            .unwrap_or_else(|_| vec![0u8; STREAM_CHUNK + DIRECT_ALIGN]);
+        let start = buf.as_ptr().align_offset(DIRECT_ALIGN);
+        let n = match file.read_at(&mut buf[start..start + STREAM_CHUNK], at) {
+            Ok(0) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "snapshot shorter than its trailer says",
+            )),
+            r => r,
+        };
+        let n = match n {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = tx.send(StreamMsg::End(Err(e)));
+                return;
+            }
+        };
+        // The content's part of the chunk: past the header, before the trailer.
+        let from = start + HEAD.saturating_sub(at).min(n as u64) as usize;
+        let to = start + (content_end - at).min(n as u64) as usize;
+        crc = crc32c::crc32c_append(crc, &buf[from..to]);
+        at += n as u64;
+        if tx.send(StreamMsg::Chunk(buf, from, to)).is_err() {
+            return;
+        }
+    }
+    let verdict = if crc == want {
+        Ok(())
+    } else {
+        Err(io::Error::new(io::ErrorKind::InvalidData, CRC_MISMATCH))
+    };
+    let _ = tx.send(StreamMsg::End(verdict));
+}
+
+impl io::BufRead for SnapshotStream {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.pos == self.cur_end {
+            match self.end {
+                StreamEnd::Open => {}
+                StreamEnd::Verified => return Ok(&[]),
+                StreamEnd::BadCrc | StreamEnd::Failed(..) => return Err(self.end_error()),
+            }
+            let msg = self.rx.recv().unwrap_or_else(|_| {
+                StreamMsg::End(Err(io::Error::other("snapshot reader thread ended")))
+            });
+            match msg {
+                StreamMsg::Chunk(buf, from, to) => {
+                    let done = std::mem::replace(&mut self.cur, buf);
+                    if !done.is_empty() {
+                        let _ = self.back.try_send(done);
+                    }
+                    (self.pos, self.cur_end) = (from, to);
+                }
+                StreamMsg::End(Ok(())) => self.end = StreamEnd::Verified,
+                StreamMsg::End(Err(e)) if e.kind() == io::ErrorKind::InvalidData => {
+                    self.end = StreamEnd::BadCrc;
+                }
+                StreamMsg::End(Err(e)) => self.end = StreamEnd::Failed(e.kind(), e.to_string()),
+            }
+        }
+        Ok(&self.cur[self.pos..self.cur_end])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.pos = (self.pos + amt).min(self.cur_end);
+    }
+}
+
+impl Read for SnapshotStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let avail = io::BufRead::fill_buf(self)?;
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        io::BufRead::consume(self, n);
+        Ok(n)
     }
 }

@@ -1,4 +1,4 @@
-//! The only module with `unsafe`: the shared file mapping and `fallocate`.
+//! The only module with `unsafe`: the shared file mapping, `fallocate` and `posix_fadvise`.
 //!
 //! Everything else in the crate goes through the safe functions here. Callers guarantee that
 //! concurrent `write_at` / `read_at` calls on one mapping touch disjoint byte ranges (the log
@@ -59,12 +59,23 @@ fn zero_fill(file: &File, len: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// `posix_fadvise(SEQUENTIAL)` over all of `file`: a hint that it is read
+/// once from start to end (the kernel doubles its read-ahead).
+pub(crate) fn advise_sequential(file: &File) -> io::Result<()> {
+    fadvise(file, libc::POSIX_FADV_SEQUENTIAL)
+}
+
 /// `posix_fadvise(DONTNEED)` over all of `file`: drop its clean pages from the page cache (dirty
 /// ones are left alone). Only a hint; the data stays on disk and is read back on demand.
 pub(crate) fn drop_cached(file: &File) -> io::Result<()> {
+    fadvise(file, libc::POSIX_FADV_DONTNEED)
+}
+
+/// `posix_fadvise(advice)` over all of `file`.
+fn fadvise(file: &File, advice: libc::c_int) -> io::Result<()> {
     // SAFETY: `posix_fadvise` takes a file descriptor and integers; the descriptor is owned by
     // `file`, which outlives the call. No memory is passed to the kernel.
-    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, advice) };
     // It returns the error number instead of setting errno.
     if rc == 0 {
         Ok(())

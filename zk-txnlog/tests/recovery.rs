@@ -750,3 +750,60 @@ fn r11_stale_spare_is_ignored_and_removed_at_open() {
         log.close().unwrap();
     }
 }
+
+/// A snapshot streamed in one pass: the content as written, the crc verdict
+/// at the end; a flipped byte is found by `finish` (and by a read past the
+/// end), also when the consumer stopped reading early.
+#[test]
+fn streamed_snapshot_checks_its_crc_at_the_end() {
+    use std::io::{BufRead, Read};
+    let dir = tempfile::tempdir().unwrap();
+    let snaps = SnapshotStore::open(dir.path()).unwrap();
+    // More than one of the stream's 4 MiB chunks, not a multiple of it.
+    let content: Vec<u8> = (0..9_000_001u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let mut w = snaps.create(3).unwrap();
+    std::io::Write::write_all(&mut w, &content).unwrap();
+    w.finish().unwrap();
+
+    let mut s = snaps.stream_snapshot(3).unwrap();
+    assert_eq!((s.key(), s.len()), (3, content.len() as u64));
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    assert!(got == content, "content as written");
+    s.finish().unwrap();
+
+    // Read only the first bytes: finish reads the rest to check it.
+    let mut s = snaps.stream_snapshot(3).unwrap();
+    assert_eq!(s.fill_buf().unwrap()[..3], content[..3]);
+    s.finish().unwrap();
+    // Dropped unfinished: the reader thread stops (no hang, nothing left).
+    let mut s = snaps.stream_snapshot(3).unwrap();
+    s.fill_buf().unwrap();
+    drop(s);
+
+    let p = dir.path().join("snapshot.3");
+    let mut b = std::fs::read(&p).unwrap();
+    b[5_000_000] ^= 0x10;
+    std::fs::write(&p, b).unwrap();
+    let mut s = snaps.stream_snapshot(3).unwrap();
+    let mut got = Vec::new();
+    let err = s.read_to_end(&mut got).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    assert_eq!(
+        got.len(),
+        content.len(),
+        "every byte came before the verdict"
+    );
+    assert!(matches!(s.finish(), Err(Error::BadSnapshot { .. })));
+    let s = snaps.stream_snapshot(3).unwrap();
+    assert!(matches!(s.finish(), Err(Error::BadSnapshot { .. })));
+
+    // The frame is checked at open.
+    let len = std::fs::metadata(&p).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+    f.set_len(len - 1).unwrap();
+    assert!(matches!(
+        snaps.stream_snapshot(3),
+        Err(Error::BadSnapshot { .. })
+    ));
+}
