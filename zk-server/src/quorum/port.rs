@@ -16,7 +16,9 @@
 //!   (`FromLeader`; SNAP with its body as `Snap`), and `LeaderClosed` when
 //!   the connection ends or cannot be made.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use hashbrown::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;

@@ -11,7 +11,9 @@
 //! its input. A malformed notification inside a valid frame is skipped and the
 //! connection kept, as ZooKeeper's `WorkerReceiver` does.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use hashbrown::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
