@@ -581,8 +581,8 @@ const STREAM_AHEAD: usize = 4;
 enum StreamMsg {
     /// The next bytes of content: `buf[from..to]`.
     Chunk(Vec<u8>, usize, usize),
-    /// All content was sent; `Ok` if its crc matched the trailer's.
-    End(io::Result<()>),
+    /// No more content: verified, a crc mismatch or a read failure.
+    End(StreamEnd),
 }
 
 /// How a [`SnapshotStream`]'s pass stands.
@@ -618,15 +618,6 @@ pub struct SnapshotStream {
     pos: usize,
     cur_end: usize,
     end: StreamEnd,
-}
-
-impl std::fmt::Debug for StreamMsg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StreamMsg::Chunk(_, from, to) => write!(f, "Chunk({from}..{to})"),
-            StreamMsg::End(r) => write!(f, "End({r:?})"),
-        }
-    }
 }
 
 impl SnapshotStream {
@@ -797,7 +788,7 @@ fn stream_file(
         let n = match n {
             Ok(n) => n,
             Err(e) => {
-                let _ = tx.send(StreamMsg::End(Err(e)));
+                let _ = tx.send(StreamMsg::End(StreamEnd::Failed(e.kind(), e.to_string())));
                 return;
             }
         };
@@ -811,9 +802,9 @@ fn stream_file(
         }
     }
     let verdict = if crc == want {
-        Ok(())
+        StreamEnd::Verified
     } else {
-        Err(io::Error::new(io::ErrorKind::InvalidData, CRC_MISMATCH))
+        StreamEnd::BadCrc
     };
     let _ = tx.send(StreamMsg::End(verdict));
 }
@@ -827,7 +818,10 @@ impl io::BufRead for SnapshotStream {
                 StreamEnd::BadCrc | StreamEnd::Failed(..) => return Err(self.end_error()),
             }
             let msg = self.rx.recv().unwrap_or_else(|_| {
-                StreamMsg::End(Err(io::Error::other("snapshot reader thread ended")))
+                StreamMsg::End(StreamEnd::Failed(
+                    io::ErrorKind::Other,
+                    "snapshot reader thread ended".into(),
+                ))
             });
             match msg {
                 StreamMsg::Chunk(buf, from, to) => {
@@ -837,11 +831,7 @@ impl io::BufRead for SnapshotStream {
                     }
                     (self.pos, self.cur_end) = (from, to);
                 }
-                StreamMsg::End(Ok(())) => self.end = StreamEnd::Verified,
-                StreamMsg::End(Err(e)) if e.kind() == io::ErrorKind::InvalidData => {
-                    self.end = StreamEnd::BadCrc;
-                }
-                StreamMsg::End(Err(e)) => self.end = StreamEnd::Failed(e.kind(), e.to_string()),
+                StreamMsg::End(end) => self.end = end,
             }
         }
         Ok(&self.cur[self.pos..self.cur_end])
