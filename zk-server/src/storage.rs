@@ -185,7 +185,7 @@ fn load_snapshot(snaps: &SnapshotStore, tree_cfg: TreeConfig) -> Result<Loaded, 
             }
             Err(e) => return Err(rec_err("cannot open a snapshot")(e)),
         };
-        let bytes = stream.len();
+        let bytes = stream.content_len();
         let loaded = Tree::read_any_snapshot(&mut stream, tree_cfg.clone(), info.key as i64);
         match stream.finish() {
             Ok(()) => {}

@@ -607,7 +607,6 @@ enum StreamEnd {
 /// match returns an `InvalidData` error.
 #[derive(Debug)]
 pub struct SnapshotStream {
-    key: u64,
     path: PathBuf,
     len: u64,
     rx: std::sync::mpsc::Receiver<StreamMsg>,
@@ -631,7 +630,6 @@ impl SnapshotStream {
             .spawn(move || stream_file(reader, len, want, &tx, &back_rx))
             .map_err(|e| Error::io(path, e))?;
         Ok(SnapshotStream {
-            key,
             path: path.to_path_buf(),
             len,
             rx,
@@ -643,24 +641,10 @@ impl SnapshotStream {
         })
     }
 
-    /// The key the snapshot was taken at.
-    pub fn key(&self) -> u64 {
-        self.key
-    }
-
-    /// The snapshot file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Length of the content in bytes.
-    pub fn len(&self) -> u64 {
+    /// Length of the content in bytes (the caller knows the key and the
+    /// file: it opened the stream by key).
+    pub fn content_len(&self) -> u64 {
         self.len
-    }
-
-    /// Is the content empty?
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Reads whatever content the consumer left and says whether the whole
