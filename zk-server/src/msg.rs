@@ -192,12 +192,13 @@ impl Outbox {
     pub(crate) fn wake(&self) {
         let batch = {
             let mut p = self.pending();
-            // The next batch starts with room for one as long as this one: a
-            // Vec grown from empty reallocated some seven times a batch.
-            let room = p.len().next_power_of_two().min(OUTBOX_BATCH);
             if p.is_empty() {
                 Vec::new()
             } else {
+                // The next batch starts with room for one as long as this
+                // one: a Vec grown from empty reallocated some seven times a
+                // batch.
+                let room = p.len().next_power_of_two().min(OUTBOX_BATCH);
                 std::mem::replace(&mut *p, Vec::with_capacity(room))
             }
         };

@@ -177,24 +177,20 @@ fn load_snapshot(snaps: &SnapshotStore, tree_cfg: TreeConfig) -> Result<Loaded, 
     let started = Instant::now();
     let infos = snaps.list().map_err(rec_err("cannot list the snapshots"))?;
     for info in infos.iter().rev() {
-        let mut stream = match snaps.stream_snapshot(info.key) {
-            Ok(s) => s,
-            Err(e @ zk_txnlog::Error::BadSnapshot { .. }) => {
-                warn!("skipping snapshot: {e}");
-                continue;
-            }
-            Err(e) => return Err(rec_err("cannot open a snapshot")(e)),
-        };
-        let bytes = stream.content_len();
-        let loaded = Tree::read_any_snapshot(&mut stream, tree_cfg.clone(), info.key as i64);
-        match stream.finish() {
-            Ok(()) => {}
+        // The load's own result counts only once `finish` vouched for the bytes.
+        let read = snaps.stream_snapshot(info.key).and_then(|mut stream| {
+            let bytes = stream.content_len();
+            let loaded = Tree::read_any_snapshot(&mut stream, tree_cfg.clone(), info.key as i64);
+            stream.finish().map(|()| (loaded, bytes))
+        });
+        let (loaded, bytes) = match read {
+            Ok(r) => r,
             Err(e @ zk_txnlog::Error::BadSnapshot { .. }) => {
                 warn!("skipping snapshot: {e}");
                 continue;
             }
             Err(e) => return Err(rec_err("cannot read a snapshot")(e)),
-        }
+        };
         let tree = loaded.map_err(|source| StartError::Snapshot {
             path: info.path.clone(),
             source,

@@ -3,6 +3,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
@@ -35,6 +36,9 @@ pub struct SnapshotInfo {
     pub file_len: u64,
 }
 
+/// Where an uncached writer's staging buffer waits for the next writer.
+type SpareBuffer = Arc<Mutex<Option<Vec<u8>>>>;
+
 /// A directory of snapshots (`snapshot.<key hex>` files).
 #[derive(Debug, Clone)]
 pub struct SnapshotStore {
@@ -44,7 +48,7 @@ pub struct SnapshotStore {
     /// faulted in again, which cost more than writing a small tree's
     /// snapshot (a 3-server setData load on a 10k-znode tree: 15 interim
     /// snapshots a second per server, over half their CPU in the buffer).
-    spare: Arc<Mutex<Option<Vec<u8>>>>,
+    spare: SpareBuffer,
 }
 
 impl SnapshotStore {
@@ -243,7 +247,7 @@ struct DirectSink {
     /// The file offset of the staged bytes (a multiple of `DIRECT_CHUNK`).
     pos: u64,
     /// Where `buf` goes back when the writer is done.
-    spare: Arc<Mutex<Option<Vec<u8>>>>,
+    spare: SpareBuffer,
 }
 
 impl Drop for DirectSink {
@@ -255,7 +259,7 @@ impl Drop for DirectSink {
 }
 
 impl DirectSink {
-    fn create(path: &Path, spare: &Arc<Mutex<Option<Vec<u8>>>>) -> io::Result<Self> {
+    fn create(path: &Path, spare: &SpareBuffer) -> io::Result<Self> {
         let (file, direct) = match create_file(path, libc::O_DIRECT) {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (create_file(path, 0)?, false),
             r => (r?, true),
@@ -609,9 +613,9 @@ enum StreamEnd {
 pub struct SnapshotStream {
     path: PathBuf,
     len: u64,
-    rx: std::sync::mpsc::Receiver<StreamMsg>,
+    rx: Receiver<StreamMsg>,
     /// Emptied buffers back to the reader thread.
-    back: std::sync::mpsc::SyncSender<Vec<u8>>,
+    back: SyncSender<Vec<u8>>,
     /// The chunk being consumed: its unread bytes are `cur[pos..cur_end]`.
     cur: Vec<u8>,
     pos: usize,
@@ -623,8 +627,8 @@ impl SnapshotStream {
     fn open(path: &Path, key: u64) -> Result<Self> {
         let (file, len, want) = SnapshotReader::open_frame(path, key)?;
         let reader = ChunkReader::open(path, file);
-        let (tx, rx) = std::sync::mpsc::sync_channel(STREAM_AHEAD);
-        let (back, back_rx) = std::sync::mpsc::sync_channel(STREAM_AHEAD + 2);
+        let (tx, rx) = sync_channel(STREAM_AHEAD);
+        let (back, back_rx) = sync_channel(STREAM_AHEAD + 2);
         std::thread::Builder::new()
             .name("zk-snap-read".into())
             .spawn(move || stream_file(reader, len, want, &tx, &back_rx))
@@ -749,8 +753,8 @@ fn stream_file(
     mut file: ChunkReader,
     len: u64,
     want: u32,
-    tx: &std::sync::mpsc::SyncSender<StreamMsg>,
-    back: &std::sync::mpsc::Receiver<Vec<u8>>,
+    tx: &SyncSender<StreamMsg>,
+    back: &Receiver<Vec<u8>>,
 ) {
     let content_end = HEAD + len;
     let mut at = 0u64;
