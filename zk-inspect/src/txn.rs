@@ -28,16 +28,9 @@ pub fn paths(body: &TxnBody) -> Vec<&str> {
 
 fn collect_paths<'a>(body: &'a TxnBody, out: &mut Vec<&'a str>) {
     match body {
-        TxnBody::Create(t) | TxnBody::Create2(t) => out.push(&t.path),
-        TxnBody::CreateContainer(t) => out.push(&t.path),
-        TxnBody::CreateTtl(t) => out.push(&t.path),
-        TxnBody::Delete(t) | TxnBody::DeleteContainer(t) => out.push(&t.path),
-        TxnBody::SetData(t) | TxnBody::Reconfig(t) => out.push(&t.path),
-        TxnBody::SetAcl(t) => out.push(&t.path),
-        TxnBody::Check(t) => out.push(&t.path),
         TxnBody::CloseSession(t) => out.extend(t.paths2_delete.iter().map(String::as_str)),
         TxnBody::Multi(subs) => subs.iter().for_each(|s| collect_paths(s, out)),
-        _ => {}
+        _ => out.extend(body.path()),
     }
 }
 

@@ -569,6 +569,24 @@ pub enum TxnBody {
 }
 
 impl TxnBody {
+    /// The node a single-node txn acts on; `None` for a multi, a session's
+    /// txn or an error.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            TxnBody::Create(t) | TxnBody::Create2(t) => Some(&t.path),
+            TxnBody::CreateContainer(t) => Some(&t.path),
+            TxnBody::CreateTtl(t) => Some(&t.path),
+            TxnBody::Delete(t) | TxnBody::DeleteContainer(t) => Some(&t.path),
+            TxnBody::SetData(t) | TxnBody::Reconfig(t) => Some(&t.path),
+            TxnBody::SetAcl(t) => Some(&t.path),
+            TxnBody::Check(t) => Some(&t.path),
+            TxnBody::Multi(_)
+            | TxnBody::CreateSession(_)
+            | TxnBody::CloseSession(_)
+            | TxnBody::Error(_) => None,
+        }
+    }
+
     /// Encodes a txn record as ZooKeeper's log holds it: the `TxnHeader`,
     /// then this body (the header's `txn_type` says which body follows).
     pub fn write_record(&self, header: &TxnHeader, out: &mut BytesMut) {

@@ -193,6 +193,20 @@ impl Tree {
         out
     }
 
+    /// Brings the nodes at `paths` into the CPU cache ahead of applying a
+    /// batch of txns that change them: their look-ups are staged across the
+    /// batch so that the memory reads of different paths overlap (see
+    /// `State::warm`). Changes nothing; paths that are not nodes are skipped.
+    /// Returns how many nodes it read (those in sets of more than a few
+    /// children: a handful are compared by name when looked up anyway).
+    pub fn warm<'a>(&self, paths: impl IntoIterator<Item = &'a str>) -> usize {
+        let mut paths = paths.into_iter().peekable();
+        if paths.peek().is_none() {
+            return 0;
+        }
+        self.read().warm(paths)
+    }
+
     // ---- reads ----
 
     /// getData: data and stat; NONODE, or NOAUTH without READ. With `watch`,

@@ -293,6 +293,7 @@ impl Sequencer {
         self.rx.recv_into(batch, wait);
         // Take whatever else is queued before looking at timers.
         while !batch.is_empty() {
+            self.role_warm(batch);
             for m in batch.drain(..) {
                 self.on_msg(m);
                 if let Some((_, at, n)) = self.unarmed

@@ -46,7 +46,7 @@ use zk_zab::{
 use super::moves::{Owner, Owners, Revalidations};
 use super::{DurableMark, Origin, Proposal, Sequencer};
 use crate::control::Mode;
-use crate::msg::{Ctx, LoopMsg, Outbox, QuorumIn, QuorumOut};
+use crate::msg::{CoreMsg, Ctx, LoopMsg, Outbox, QuorumIn, QuorumOut};
 use crate::snap_feed::SnapFeed;
 use crate::storage::{load_tree, replay, take_snapshot};
 
@@ -153,6 +153,54 @@ impl Sequencer {
         match &self.role {
             Some(Role::Leading(l)) => l.core.next_zxid(),
             _ => Zxid::from(self.shared.tree.last_processed_zxid()).next(),
+        }
+    }
+
+    /// Before handling `batch`: brings into the CPU cache the nodes its
+    /// messages will look up ([`Tree::warm`]), all at once so that their
+    /// cache misses overlap instead of stalling one look-up after another
+    /// (a tenth of a loaded server's CPU on a 10k-node tree). A learner
+    /// warms the txns its COMMITs will apply (the oldest received); a leader
+    /// the writes it will prepare (its clients' and its learners' requests)
+    /// and as many of its oldest proposals as the batch carries ACKs (each
+    /// commits at most one).
+    pub(super) fn role_warm(&self, batch: &VecDeque<CoreMsg>) {
+        if batch.len() < 2 {
+            return;
+        }
+        let tree = &self.shared.tree;
+        match &self.role {
+            Some(Role::Learning(l)) => {
+                let commits = batch
+                    .iter()
+                    .filter(|m| {
+                        matches!(
+                            m,
+                            CoreMsg::Quorum(QuorumIn::FromLeader(Packet::Commit { .. }))
+                        )
+                    })
+                    .count();
+                let bodies = l.received.iter().take(commits).map(|r| &r.body);
+                tree.warm(bodies.filter_map(TxnBody::path));
+            }
+            Some(Role::Leading(_)) => {
+                let mut acks = 0;
+                let requests = batch.iter().filter_map(|m| match m {
+                    CoreMsg::Request { req, .. } => write_path(req),
+                    CoreMsg::Quorum(QuorumIn::FromLearner(_, Packet::Request { data, .. })) => {
+                        forwarded_path(data)
+                    }
+                    CoreMsg::Quorum(QuorumIn::FromLearner(_, Packet::Ack { .. })) => {
+                        acks += 1;
+                        None
+                    }
+                    _ => None,
+                });
+                let requests: smallvec::SmallVec<[&str; 64]> = requests.collect();
+                let bodies = self.proposals.iter().take(acks).map(|p| &p.body);
+                tree.warm(bodies.filter_map(TxnBody::path).chain(requests));
+            }
+            None => {}
         }
     }
 
@@ -1543,7 +1591,86 @@ impl Sequencer {
 }
 
 /// The client op type of a REQUEST payload (after sessionId and cxid).
+/// The node a client's write names, for [`Sequencer::role_warm`] (`None`
+/// for reads, multis and session ops).
+fn write_path(req: &Request) -> Option<&str> {
+    match req {
+        Request::Create(r) | Request::Create2(r) | Request::CreateContainer(r) => Some(&r.path),
+        Request::CreateTtl(r) => Some(&r.path),
+        Request::Delete(r) => Some(&r.path),
+        Request::SetData(r) => Some(&r.path),
+        Request::SetAcl(r) => Some(&r.path),
+        _ => None,
+    }
+}
+
+/// The node a learner's forwarded REQUEST names, read off its bytes without
+/// decoding it (session, cxid, type, then for these ops the body's first
+/// field: the path, a length-prefixed string); for [`Sequencer::role_warm`].
+fn forwarded_path(data: &[u8]) -> Option<&str> {
+    let ty = i32::from_be_bytes(data.get(12..16)?.try_into().ok()?);
+    let with_path = [
+        OpCode::Create,
+        OpCode::Create2,
+        OpCode::CreateContainer,
+        OpCode::CreateTtl,
+        OpCode::Delete,
+        OpCode::SetData,
+        OpCode::SetAcl,
+    ];
+    if !with_path.iter().any(|op| op.code() == ty) {
+        return None;
+    }
+    let len = i32::from_be_bytes(data.get(16..20)?.try_into().ok()?);
+    let end = 20usize.checked_add(usize::try_from(len).ok()?)?;
+    std::str::from_utf8(data.get(20..end)?).ok()
+}
+
 fn request_type(data: &Bytes) -> Option<i32> {
     let b = data.get(12..16)?;
     Some(i32::from_be_bytes(b.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zk_jute::{GetDataRequest, SetDataRequest};
+
+    /// A REQUEST's data as a learner forwards it.
+    fn forwarded(req: &Request) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        b.extend_from_slice(&7i64.to_be_bytes());
+        b.extend_from_slice(&3i32.to_be_bytes());
+        b.extend_from_slice(&req.op_code().code().to_be_bytes());
+        req.write_body(&mut b);
+        b.to_vec()
+    }
+
+    #[test]
+    fn a_forwarded_write_names_its_path_and_anything_else_none() {
+        let set = Request::SetData(SetDataRequest {
+            path: "/a/b".into(),
+            data: Some(Bytes::from_static(b"x")),
+            version: -1,
+        });
+        let data = forwarded(&set);
+        assert_eq!(forwarded_path(&data), Some("/a/b"));
+        assert_eq!(write_path(&set), Some("/a/b"));
+        // Cut before the path's end, a negative or oversized length, a
+        // read: no path.
+        for cut in 0..20 + "/a/b".len() {
+            assert_eq!(forwarded_path(&data[..cut]), None, "cut at {cut}");
+        }
+        let mut bad = data.clone();
+        bad[16..20].copy_from_slice(&(-1i32).to_be_bytes());
+        assert_eq!(forwarded_path(&bad), None);
+        bad[16..20].copy_from_slice(&i32::MAX.to_be_bytes());
+        assert_eq!(forwarded_path(&bad), None);
+        let get = Request::GetData(GetDataRequest {
+            path: "/a".into(),
+            watch: false,
+        });
+        assert_eq!(forwarded_path(&forwarded(&get)), None);
+        assert_eq!(write_path(&get), None);
+    }
 }
