@@ -181,7 +181,7 @@ impl Sequencer {
                     })
                     .count();
                 let bodies = l.received.iter().take(commits).map(|r| &r.body);
-                tree.warm(bodies.filter_map(TxnBody::path));
+                tree.warm(bodies.filter_map(TxnBody::path).take(WARM_MAX));
             }
             Some(Role::Leading(_)) => {
                 let mut acks = 0;
@@ -198,7 +198,8 @@ impl Sequencer {
                 });
                 let requests: smallvec::SmallVec<[&str; 64]> = requests.collect();
                 let bodies = self.proposals.iter().take(acks).map(|p| &p.body);
-                tree.warm(bodies.filter_map(TxnBody::path).chain(requests));
+                let paths = bodies.filter_map(TxnBody::path).chain(requests);
+                tree.warm(paths.take(WARM_MAX));
             }
             None => {}
         }
@@ -1591,6 +1592,10 @@ impl Sequencer {
 }
 
 /// The client op type of a REQUEST payload (after sessionId and cxid).
+/// The most paths one [`Sequencer::role_warm`] reads: a few lines each, so
+/// that what it reads is still in a core's cache when the batch gets there.
+const WARM_MAX: usize = 1024;
+
 /// The node a client's write names, for [`Sequencer::role_warm`] (`None`
 /// for reads, multis and session ops).
 fn write_path(req: &Request) -> Option<&str> {
