@@ -1591,7 +1591,6 @@ impl Sequencer {
     }
 }
 
-/// The client op type of a REQUEST payload (after sessionId and cxid).
 /// The most paths one [`Sequencer::role_warm`] reads: a few lines each, so
 /// that what it reads is still in a core's cache when the batch gets there.
 const WARM_MAX: usize = 1024;
@@ -1613,7 +1612,7 @@ fn write_path(req: &Request) -> Option<&str> {
 /// decoding it (session, cxid, type, then for these ops the body's first
 /// field: the path, a length-prefixed string); for [`Sequencer::role_warm`].
 fn forwarded_path(data: &[u8]) -> Option<&str> {
-    let ty = i32::from_be_bytes(data.get(12..16)?.try_into().ok()?);
+    let ty = request_type(data)?;
     let with_path = [
         OpCode::Create,
         OpCode::Create2,
@@ -1631,7 +1630,8 @@ fn forwarded_path(data: &[u8]) -> Option<&str> {
     std::str::from_utf8(data.get(20..end)?).ok()
 }
 
-fn request_type(data: &Bytes) -> Option<i32> {
+/// The client op type of a REQUEST payload (after sessionId and cxid).
+fn request_type(data: &[u8]) -> Option<i32> {
     let b = data.get(12..16)?;
     Some(i32::from_be_bytes(b.try_into().ok()?))
 }
