@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, black_box, criterion_group, criterion_main};
-use zk_jute::{CreateRequest, CreateTxn, Request, SetDataRequest, TxnBody, TxnHeader};
+use zk_jute::{CreateRequest, CreateTxn, Request, SetDataRequest, SetDataTxn, TxnBody, TxnHeader};
 use zk_tree::{
     ApplyOutcome, Auth, PendingChanges, RequestContext, Tree, TreeConfig, open_acl_unsafe, prepare,
 };
@@ -189,7 +189,50 @@ fn ops(c: &mut Criterion) {
     g.bench_function(format!("read_{n}"), |b| {
         b.iter(|| black_box(Tree::read_snapshot(&snap[..], TreeConfig::default()).unwrap()))
     });
+    // The same tree after a setData of every node in a scattered order (a
+    // new size class each): the blocks no longer follow the walk's id
+    // order, as in a server after a write load, and each node the walk
+    // reads is a cache miss of its own.
+    churn(&tree, n);
+    g.bench_function(format!("write_churned_{n}"), |b| {
+        b.iter_batched(
+            || Vec::with_capacity(snap.len() + 8 * n),
+            |mut out| {
+                tree.write_snapshot(&mut out).unwrap();
+                out
+            },
+            BatchSize::LargeInput,
+        )
+    });
     g.finish();
+}
+
+/// A setData of 108 bytes on each node of [`build`]'s tree, in an order
+/// scattered by a multiplicative step over the node numbers.
+fn churn(tree: &Tree, n: usize) {
+    let data = Bytes::from(vec![9u8; 108]);
+    let mut zxid = tree.last_processed_zxid();
+    // A step prime to n, near n times the golden ratio's 0.618, visits every
+    // node once, far from the last.
+    let mut step = (n * 618 / 1000) | 1;
+    while gcd(step, n) != 1 {
+        step += 2;
+    }
+    let mut i = 0usize;
+    for _ in 0..n {
+        i = (i + step) % n;
+        zxid += 1;
+        let body = TxnBody::SetData(SetDataTxn {
+            path: format!("/parent-{:013}/node-{:015}", i / 1000, i % 1000),
+            data: Some(data.clone()),
+            version: 1,
+        });
+        tree.apply(&header(zxid, 5), &body);
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 criterion_group!(benches, ops);

@@ -1105,9 +1105,16 @@ impl State {
             };
             ids.extend(self.child_by_hash(pid, name.as_bytes()));
         }
+        self.warm_ids(ids)
+    }
+
+    /// The last two stages of [`State::warm`] for nodes known by id: every
+    /// slot, then every block (ids that are not live nodes are skipped).
+    /// Returns how many blocks it read.
+    pub(crate) fn warm_ids(&self, ids: impl IntoIterator<Item = NodeId>) -> usize {
         let blocks: SmallVec<[Block; 64]> = ids
-            .iter()
-            .filter_map(|&id| self.slots.get(id as usize).copied().flatten())
+            .into_iter()
+            .filter_map(|id| self.slots.get(id as usize).copied().flatten())
             .map(|n| n.block)
             .collect();
         let read = blocks.iter().fold(0u8, |acc, &b| {
