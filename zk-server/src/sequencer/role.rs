@@ -168,36 +168,36 @@ impl Sequencer {
         if batch.len() < 2 {
             return;
         }
+        // The batch's messages of one kind: each applies (COMMIT) or may
+        // commit (ACK) the oldest txn not yet applied.
+        let count = |kind: fn(&Packet) -> bool| {
+            batch
+                .iter()
+                .filter(|m| match m {
+                    CoreMsg::Quorum(QuorumIn::FromLeader(p) | QuorumIn::FromLearner(_, p)) => {
+                        kind(p)
+                    }
+                    _ => false,
+                })
+                .count()
+        };
         let tree = &self.shared.tree;
         match &self.role {
             Some(Role::Learning(l)) => {
-                let commits = batch
-                    .iter()
-                    .filter(|m| {
-                        matches!(
-                            m,
-                            CoreMsg::Quorum(QuorumIn::FromLeader(Packet::Commit { .. }))
-                        )
-                    })
-                    .count();
+                let commits = count(|p| matches!(p, Packet::Commit { .. }));
                 let bodies = l.received.iter().take(commits).map(|r| &r.body);
                 tree.warm(bodies.filter_map(TxnBody::path).take(WARM_MAX));
             }
             Some(Role::Leading(_)) => {
-                let mut acks = 0;
+                let acks = count(|p| matches!(p, Packet::Ack { .. }));
+                let bodies = self.proposals.iter().take(acks).map(|p| &p.body);
                 let requests = batch.iter().filter_map(|m| match m {
                     CoreMsg::Request { req, .. } => write_path(req),
                     CoreMsg::Quorum(QuorumIn::FromLearner(_, Packet::Request { data, .. })) => {
                         forwarded_path(data)
                     }
-                    CoreMsg::Quorum(QuorumIn::FromLearner(_, Packet::Ack { .. })) => {
-                        acks += 1;
-                        None
-                    }
                     _ => None,
                 });
-                let requests: smallvec::SmallVec<[&str; 64]> = requests.collect();
-                let bodies = self.proposals.iter().take(acks).map(|p| &p.body);
                 let paths = bodies.filter_map(TxnBody::path).chain(requests);
                 tree.warm(paths.take(WARM_MAX));
             }
