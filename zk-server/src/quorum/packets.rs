@@ -9,7 +9,9 @@
 //! anything is allocated; nothing here panics on any input.
 
 use bytes::{BufMut, Bytes};
+use zk_jute::quorum_packet::{ACK, COMMIT, PROPOSAL};
 use zk_jute::{Id, QuorumPacket};
+use zk_zab::Packet;
 
 /// Auth ids in one packet's authinfo, at most (a forwarded request carries
 /// its connection's ids: `ip`, a few `digest`s, `super`).
@@ -120,21 +122,51 @@ pub(crate) fn parse_packet(
 /// appended to `out` (a buffer per packet, copied over, was ~10 % of a
 /// loaded leader's quorum thread).
 pub(crate) fn write_packet(p: &QuorumPacket, out: &mut Vec<u8>) {
-    out.reserve(24 + p.data.as_ref().map_or(0, Bytes::len));
-    out.put_i32(p.packet_type);
-    out.put_i64(p.zxid);
-    match &p.data {
+    write_parts(p.packet_type, p.zxid, p.data.as_deref(), &p.authinfo, out);
+}
+
+/// Appends `p`'s wire form to `out`, as [`write_packet`] of
+/// `p.to_wire()`; returns its wire zxid. The broadcast's packets are written
+/// from their borrowed payload: building the `QuorumPacket` clones it, two
+/// atomic operations a packet.
+pub(crate) fn write_zab(p: &Packet, out: &mut Vec<u8>) -> i64 {
+    let (packet_type, zxid, data) = match p {
+        Packet::Proposal { zxid, txn } => (PROPOSAL, zxid, Some(&txn[..])),
+        Packet::Commit { zxid } => (COMMIT, zxid, None),
+        Packet::Ack { zxid } => (ACK, zxid, None),
+        _ => {
+            let wire = p.to_wire();
+            write_packet(&wire, out);
+            return wire.zxid;
+        }
+    };
+    write_parts(packet_type, zxid.as_i64(), data, &[], out);
+    zxid.as_i64()
+}
+
+/// [`write_packet`] of a packet given by its fields.
+fn write_parts(
+    packet_type: i32,
+    zxid: i64,
+    data: Option<&[u8]>,
+    authinfo: &[Id],
+    out: &mut Vec<u8>,
+) {
+    out.reserve(24 + data.map_or(0, <[u8]>::len));
+    out.put_i32(packet_type);
+    out.put_i64(zxid);
+    match data {
         Some(d) => {
             out.put_i32(d.len() as i32);
             out.put_slice(d);
         }
         None => out.put_i32(-1),
     }
-    if p.authinfo.is_empty() {
+    if authinfo.is_empty() {
         out.put_i32(-1);
     } else {
-        out.put_i32(p.authinfo.len() as i32);
-        for id in &p.authinfo {
+        out.put_i32(authinfo.len() as i32);
+        for id in authinfo {
             for s in [&id.scheme, &id.id] {
                 out.put_i32(s.len() as i32);
                 out.put_slice(s.as_bytes());
@@ -323,6 +355,34 @@ mod tests {
                     id: (*i).into(),
                 })
                 .collect(),
+        }
+    }
+
+    #[test]
+    fn zab_packets_written_from_their_fields_are_what_to_wire_writes() {
+        let z = zk_jute::Zxid::from(0x5_0000_0007_i64);
+        for p in [
+            Packet::Proposal {
+                zxid: z,
+                txn: Bytes::from_static(b"a txn's bytes"),
+            },
+            Packet::Proposal {
+                zxid: z,
+                txn: Bytes::new(),
+            },
+            Packet::Commit { zxid: z },
+            Packet::Ack { zxid: z },
+            Packet::Ping {
+                zxid: z,
+                data: None,
+            },
+            Packet::UpToDate,
+        ] {
+            let (mut direct, mut via) = (vec![9], vec![9]);
+            let zxid = write_zab(&p, &mut direct);
+            let wire = p.to_wire();
+            write_packet(&wire, &mut via);
+            assert_eq!((zxid, &direct), (wire.zxid, &via), "{p:?}");
         }
     }
 
