@@ -21,7 +21,7 @@ pub use leader::{
     ProposeError, SyncKind, config_text,
 };
 pub use learner::{Learner, LearnerCommand, LearnerConfig, LearnerEvent, LearnerStart};
-pub use packet::{PROTOCOL_VERSION, Packet, PacketError};
+pub use packet::{PROTOCOL_VERSION, Packet, PacketError, Payload, WireParts};
 pub use zk_jute::Zxid;
 
 #[cfg(test)]

@@ -129,54 +129,120 @@ impl std::fmt::Display for PacketError {
 
 impl std::error::Error for PacketError {}
 
+/// A packet's wire fields ([`Packet::wire_parts`]), its payload borrowed
+/// where the packet holds it.
+#[derive(Debug)]
+pub struct WireParts<'a> {
+    /// The QuorumPacket type.
+    pub packet_type: i32,
+    /// The wire zxid.
+    pub zxid: Zxid,
+    /// The payload, if any.
+    pub data: Option<Payload<'a>>,
+    /// The auth ids (a forwarded REQUEST's; empty otherwise).
+    pub authinfo: &'a [Id],
+}
+
+/// A payload the packet holds, or one made from its fields.
+#[derive(Debug)]
+pub enum Payload<'a> {
+    /// The packet's own bytes.
+    Held(&'a Bytes),
+    /// Encoded from the packet's fields.
+    Made(Bytes),
+}
+
+impl Payload<'_> {
+    /// The payload's bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            Payload::Held(b) => b,
+            Payload::Made(b) => b,
+        }
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Payload::Held(b) => b.clone(),
+            Payload::Made(b) => b,
+        }
+    }
+}
+
 impl Packet {
     /// The jute record for the wire.
     pub fn to_wire(&self) -> QuorumPacket {
-        let p = |packet_type, zxid: Zxid, data: Option<Bytes>| QuorumPacket {
-            packet_type,
-            zxid: zxid.as_i64(),
-            data,
-            authinfo: Vec::new(),
-        };
+        let w = self.wire_parts();
+        QuorumPacket {
+            packet_type: w.packet_type,
+            zxid: w.zxid.as_i64(),
+            data: w.data.map(Payload::into_bytes),
+            authinfo: w.authinfo.to_vec(),
+        }
+    }
+
+    /// What [`Packet::to_wire`] puts on the wire, without cloning the
+    /// payload the packet holds (an encoder writing a packet out needs no
+    /// `QuorumPacket`: its clone of a PROPOSAL's txn was two atomic
+    /// operations a packet on a loaded leader).
+    pub fn wire_parts(&self) -> WireParts<'_> {
         let minus_one = Zxid::from(-1i64);
-        match self {
-            Packet::Request { data, authinfo } => QuorumPacket {
-                packet_type: t::REQUEST,
-                zxid: -1,
-                data: Some(data.clone()),
-                authinfo: authinfo.clone(),
-            },
-            Packet::Proposal { zxid, txn } => p(t::PROPOSAL, *zxid, Some(txn.clone())),
-            Packet::Ack { zxid } => p(t::ACK, *zxid, None),
-            Packet::Commit { zxid } => p(t::COMMIT, *zxid, None),
-            Packet::Ping { zxid, data } => p(t::PING, *zxid, data.clone()),
-            Packet::Revalidate { data } => p(t::REVALIDATE, minus_one, Some(data.clone())),
-            Packet::Sync => p(t::SYNC, Zxid::ZERO, None),
-            Packet::Inform { zxid, txn } => p(t::INFORM, *zxid, Some(txn.clone())),
-            Packet::NewLeader { zxid, config } => p(t::NEWLEADER, *zxid, Some(config.clone())),
-            Packet::FollowerInfo { zxid, info } => {
-                p(t::FOLLOWERINFO, *zxid, Some(learner_info(info)))
+        let (packet_type, zxid, data) = match self {
+            Packet::Request { data, authinfo } => {
+                return WireParts {
+                    packet_type: t::REQUEST,
+                    zxid: minus_one,
+                    data: Some(Payload::Held(data)),
+                    authinfo,
+                };
             }
-            Packet::ObserverInfo { zxid, info } => {
-                p(t::OBSERVERINFO, *zxid, Some(learner_info(info)))
+            Packet::Proposal { zxid, txn } => (t::PROPOSAL, *zxid, Some(Payload::Held(txn))),
+            Packet::Ack { zxid } => (t::ACK, *zxid, None),
+            Packet::Commit { zxid } => (t::COMMIT, *zxid, None),
+            Packet::Ping { zxid, data } => (t::PING, *zxid, data.as_ref().map(Payload::Held)),
+            Packet::Revalidate { data } => (t::REVALIDATE, minus_one, Some(Payload::Held(data))),
+            Packet::Sync => (t::SYNC, Zxid::ZERO, None),
+            Packet::Inform { zxid, txn } => (t::INFORM, *zxid, Some(Payload::Held(txn))),
+            Packet::NewLeader { zxid, config } => {
+                (t::NEWLEADER, *zxid, Some(Payload::Held(config)))
             }
-            Packet::UpToDate => p(t::UPTODATE, minus_one, None),
-            Packet::Diff { zxid } => p(t::DIFF, *zxid, None),
-            Packet::Trunc { zxid } => p(t::TRUNC, *zxid, None),
-            Packet::Snap { zxid } => p(t::SNAP, *zxid, None),
-            Packet::LeaderInfo { zxid, protocol } => p(
+            Packet::FollowerInfo { zxid, info } => (
+                t::FOLLOWERINFO,
+                *zxid,
+                Some(Payload::Made(learner_info(info))),
+            ),
+            Packet::ObserverInfo { zxid, info } => (
+                t::OBSERVERINFO,
+                *zxid,
+                Some(Payload::Made(learner_info(info))),
+            ),
+            Packet::UpToDate => (t::UPTODATE, minus_one, None),
+            Packet::Diff { zxid } => (t::DIFF, *zxid, None),
+            Packet::Trunc { zxid } => (t::TRUNC, *zxid, None),
+            Packet::Snap { zxid } => (t::SNAP, *zxid, None),
+            Packet::LeaderInfo { zxid, protocol } => (
                 t::LEADERINFO,
                 *zxid,
-                Some(Bytes::copy_from_slice(&protocol.to_be_bytes())),
+                Some(Payload::Made(Bytes::copy_from_slice(
+                    &protocol.to_be_bytes(),
+                ))),
             ),
             Packet::AckEpoch {
                 zxid,
                 current_epoch,
-            } => p(
+            } => (
                 t::ACKEPOCH,
                 *zxid,
-                Some(Bytes::copy_from_slice(&current_epoch.to_be_bytes())),
+                Some(Payload::Made(Bytes::copy_from_slice(
+                    &current_epoch.to_be_bytes(),
+                ))),
             ),
+        };
+        WireParts {
+            packet_type,
+            zxid,
+            data,
+            authinfo: &[],
         }
     }
 

@@ -9,9 +9,8 @@
 //! anything is allocated; nothing here panics on any input.
 
 use bytes::{BufMut, Bytes};
-use zk_jute::quorum_packet::{ACK, COMMIT, PROPOSAL};
 use zk_jute::{Id, QuorumPacket};
-use zk_zab::Packet;
+use zk_zab::{Packet, Payload};
 
 /// Auth ids in one packet's authinfo, at most (a forwarded request carries
 /// its connection's ids: `ip`, a few `digest`s, `super`).
@@ -118,33 +117,19 @@ pub(crate) fn parse_packet(
     })())
 }
 
-/// The wire form of a packet (what `BinaryOutputArchive.writeRecord` writes),
-/// appended to `out` (a buffer per packet, copied over, was ~10 % of a
-/// loaded leader's quorum thread).
-pub(crate) fn write_packet(p: &QuorumPacket, out: &mut Vec<u8>) {
-    write_parts(p.packet_type, p.zxid, p.data.as_deref(), &p.authinfo, out);
-}
-
-/// Appends `p`'s wire form to `out`, as [`write_packet`] of
-/// `p.to_wire()`; returns its wire zxid. The broadcast's packets are written
-/// from their borrowed payload: building the `QuorumPacket` clones it, two
-/// atomic operations a packet.
+/// Appends `p`'s wire form to `out` (what `BinaryOutputArchive.writeRecord`
+/// writes of `p.to_wire()`), from its borrowed fields; returns its wire
+/// zxid. Written in place: a buffer per packet, copied over, was ~10 % of a
+/// loaded leader's quorum thread.
 pub(crate) fn write_zab(p: &Packet, out: &mut Vec<u8>) -> i64 {
-    let (packet_type, zxid, data) = match p {
-        Packet::Proposal { zxid, txn } => (PROPOSAL, zxid, Some(&txn[..])),
-        Packet::Commit { zxid } => (COMMIT, zxid, None),
-        Packet::Ack { zxid } => (ACK, zxid, None),
-        _ => {
-            let wire = p.to_wire();
-            write_packet(&wire, out);
-            return wire.zxid;
-        }
-    };
-    write_parts(packet_type, zxid.as_i64(), data, &[], out);
-    zxid.as_i64()
+    let w = p.wire_parts();
+    let zxid = w.zxid.as_i64();
+    let data = w.data.as_ref().map(Payload::as_slice);
+    write_parts(w.packet_type, zxid, data, w.authinfo, out);
+    zxid
 }
 
-/// [`write_packet`] of a packet given by its fields.
+/// A QuorumPacket's wire form from its fields, appended to `out`.
 fn write_parts(
     packet_type: i32,
     zxid: i64,
@@ -343,6 +328,11 @@ mod tests {
     use bytes::BytesMut;
     use zk_jute::quorum_packet;
 
+    /// A jute record's wire form, appended to `out`.
+    fn write_packet(p: &QuorumPacket, out: &mut Vec<u8>) {
+        write_parts(p.packet_type, p.zxid, p.data.as_deref(), &p.authinfo, out);
+    }
+
     fn packet(ty: i32, data: Option<&[u8]>, auth: &[(&str, &str)]) -> QuorumPacket {
         QuorumPacket {
             packet_type: ty,
@@ -377,6 +367,25 @@ mod tests {
                 data: None,
             },
             Packet::UpToDate,
+            Packet::Request {
+                data: Bytes::from_static(b"a request"),
+                authinfo: vec![Id {
+                    scheme: "ip".into(),
+                    id: "127.0.0.1".into(),
+                }],
+            },
+            Packet::FollowerInfo {
+                zxid: z,
+                info: zk_jute::LearnerInfo {
+                    server_id: 2,
+                    protocol_version: 0x10000,
+                    config_version: -1,
+                },
+            },
+            Packet::LeaderInfo {
+                zxid: z,
+                protocol: 0x10000,
+            },
         ] {
             let (mut direct, mut via) = (vec![9], vec![9]);
             let zxid = write_zab(&p, &mut direct);
