@@ -34,7 +34,7 @@ RUN OPTIONS:
   --read-ratio R         share of getData in mixed (0..1)    [0.9]
   --keys K               key space for set/get/mixed         [10000]
   --duration D           measured time (10s, 500ms, 2m)      [10s]
-  --ops N                stop after N ops instead of a duration
+  --ops N                stop after N ops issued after the warm-up, instead of a duration
   --warmup D             ops during this first period are not measured [1s]
   --rate R               fixed-rate (open-loop) load instead of closed loop: R ops/s in total
                          over all sessions (2000, 50k, 1.5m). Op k of the run is due at

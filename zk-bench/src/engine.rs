@@ -55,6 +55,8 @@ pub struct SessionCtx {
     pub rng: Rng,
     /// Ops this session has issued.
     pub seq: u64,
+    /// The next op is issued during the warm-up (it is not measured).
+    pub warming: bool,
 }
 
 /// Where ops come from. Shared by every thread.
@@ -378,6 +380,7 @@ impl Worker<'_, '_> {
             let kind = if stop {
                 None
             } else {
+                c.ctx.warming = now < self.measure_from;
                 self.shared.source.next(&mut c.ctx, &mut self.path)
             };
             let Some(kind) = kind else {
@@ -569,6 +572,7 @@ fn connect(plan: &Plan, ids: &[usize]) -> Result<Vec<Conn>, String> {
                 id,
                 rng: Rng::new(plan.seed ^ (id as u64).wrapping_mul(0x9e37_79b9)),
                 seq: 0,
+                warming: false,
             },
             state: State::Active,
             last_send: now,
@@ -1124,6 +1128,30 @@ mod tests {
         assert!(out.failures.is_empty(), "{:?}", out.failures);
         assert_eq!(out.reads.count() + out.writes.count(), 600);
         assert!(out.reads.count() > 200 && out.writes.count() > 200);
+        assert!(out.measured_secs > 0.0);
+    }
+
+    #[test]
+    fn an_op_count_is_measured_after_the_warm_up() {
+        // Regression: `--ops 3000 --warmup 200ms` against a fast Apache server spent the
+        // whole budget in the warm-up and measured no op at all (CI, zk-bench's own test).
+        let mut p = plan(fake_server(false));
+        p.warmup = Duration::from_millis(150);
+        let out = drive(&p, &gets(Some(300)));
+        assert!(out.failures.is_empty(), "{:?}", out.failures);
+        // The 300 ops issued after the warm-up complete after it, and at most the
+        // sessions' in-flight window of warm-up ops completes after it too.
+        let measured = out.reads.count();
+        let window = (p.sessions * p.in_flight) as u64;
+        assert!(
+            (300..=300 + window).contains(&measured),
+            "{measured} measured"
+        );
+        assert!(
+            out.completed > measured,
+            "the warm-up's ops: {}",
+            out.completed
+        );
         assert!(out.measured_secs > 0.0);
     }
 

@@ -13,7 +13,9 @@ pub fn payload(size: usize) -> Vec<u8> {
     (0..size).map(|i| b'a' + (i % 26) as u8).collect()
 }
 
-/// A shared budget of ops (`None`: unlimited).
+/// A shared budget of measured ops (`None`: unlimited): ops issued during
+/// the warm-up are not taken from it, so `--ops N` measures about N ops
+/// however fast the server is (a budget spent in the warm-up measured none).
 #[derive(Debug)]
 pub struct Budget {
     limit: Option<u64>,
@@ -29,13 +31,13 @@ impl Budget {
         }
     }
 
-    /// Takes one op from the budget; `None` once it is spent.
-    pub fn take(&self) -> Option<u64> {
-        let n = self.issued.fetch_add(1, Ordering::Relaxed);
-        match self.limit {
-            Some(l) if n >= l => None,
-            _ => Some(n),
-        }
+    /// Takes one op from the budget, unless it is issued while `warming`;
+    /// `None` once the budget is spent.
+    pub fn take(&self, warming: bool) -> Option<()> {
+        let Some(limit) = self.limit.filter(|_| !warming) else {
+            return Some(());
+        };
+        (self.issued.fetch_add(1, Ordering::Relaxed) < limit).then_some(())
     }
 }
 
@@ -65,7 +67,7 @@ impl MixSource {
 
 impl Source for MixSource {
     fn next(&self, ctx: &mut SessionCtx, path: &mut String) -> Option<Kind> {
-        self.budget.take()?;
+        self.budget.take(ctx.warming)?;
         let kind = match self.mix {
             OpMix::Create => {
                 created_path(path, &self.prefix, self.run_id, ctx.id, ctx.seq);
@@ -257,6 +259,7 @@ mod tests {
             id: 3,
             rng: Rng::new(9),
             seq: 0,
+            warming: false,
         }
     }
 
@@ -319,6 +322,7 @@ mod tests {
                 id,
                 rng: Rng::new(1),
                 seq: 0,
+                warming: false,
             };
             for _ in 0..n {
                 let mut p = String::new();

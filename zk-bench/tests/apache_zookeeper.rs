@@ -225,7 +225,12 @@ fn load_against_apache_zookeeper() {
     let create = bench(&[&["run", "--op", "create", "--ops", "3000"], &common[..]].concat());
     assert_sane(&create, "write");
     assert_eq!(num(&create, "read", "ops"), 0.0);
-    assert!(num(&create, "write", "ops") <= 3000.0);
+    // The 3000 ops are issued after the warm-up; those in flight when it ends (at most
+    // 4 sessions x 8) complete in the measured window too.
+    assert!(
+        (3000.0..=3032.0).contains(&num(&create, "write", "ops")),
+        "{create}"
+    );
     assert!(create.contains("\"cleanup\":false"), "{create}");
 
     // --cleanup deletes every znode the run created (those of the warm-up and those still
