@@ -94,20 +94,48 @@ fn recover(
     Ok((storage, tree, recovered))
 }
 
+/// The number of connection loops: zkrs.loopThreads when set, else
+/// min(2, this server's share of the cores), the share being the cores
+/// divided among the configured servers on this host (at least 1). Three
+/// servers on two cores each take one loop, as ZooKeeper's NIO factory takes
+/// one selector thread on two cores; a server with a host to itself takes
+/// two from two cores.
+fn loop_count(configured: usize, cores: usize, servers_here: usize) -> usize {
+    if configured > 0 {
+        configured
+    } else {
+        (cores / servers_here.max(1)).clamp(1, 2)
+    }
+}
+
+/// How many `server.X` lines have a quorum address on this host: a loopback
+/// address, or one a socket can bind here (an address of a local
+/// interface). 0 when standalone.
+fn servers_on_this_host(config: &Config) -> usize {
+    use std::net::ToSocketAddrs;
+    let local = |hp: &zk_jute::quorum::HostPort| {
+        (hp.host.as_str(), 0).to_socket_addrs().is_ok_and(|mut a| {
+            a.any(|a| a.ip().is_loopback() || std::net::UdpSocket::bind(a).is_ok())
+        })
+    };
+    config
+        .servers
+        .iter()
+        .filter(|s| s.quorum_addrs.iter().any(local))
+        .count()
+}
+
 /// The parts of one event loop before its thread starts: its poll and the
 /// receiving end of its mailbox.
 type LoopParts = (mio::Poll, crossbeam_channel::Receiver<LoopMsg>);
 
-/// One mailbox per event loop (zkrs.loopThreads, else min(2, cores)), each
-/// with a waker on the loop's poll.
+/// One mailbox per event loop ([`loop_count`]), each with a waker on the
+/// loop's poll.
 fn loop_mailboxes(config: &Config) -> Result<(Vec<LoopHandle>, Vec<LoopParts>), StartError> {
-    let n_loops = if config.loop_threads > 0 {
-        config.loop_threads
-    } else {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, 2)
-    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let here = servers_on_this_host(config).max(1);
+    let n_loops = loop_count(config.loop_threads, cores, here);
+    info!("{n_loops} connection loop(s) ({cores} core(s), {here} configured server(s) on this host)");
     let mut loops = Vec::with_capacity(n_loops);
     let mut loop_parts = Vec::with_capacity(n_loops);
     for _ in 0..n_loops {
@@ -449,5 +477,38 @@ fn tree_config(config: &Config) -> TreeConfig {
             Vec::new()
         },
         ..TreeConfig::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_sharing_a_host_share_its_cores_among_their_loops() {
+        assert_eq!(loop_count(0, 2, 0), 2, "standalone on two cores");
+        assert_eq!(loop_count(0, 1, 0), 1);
+        assert_eq!(loop_count(0, 16, 1), 2, "a host to itself");
+        assert_eq!(loop_count(0, 2, 3), 1, "three servers on two cores");
+        assert_eq!(loop_count(0, 2, 5), 1);
+        assert_eq!(loop_count(0, 8, 3), 2);
+        assert_eq!(loop_count(3, 2, 3), 3, "zkrs.loopThreads wins");
+    }
+
+    #[test]
+    fn servers_on_this_host_are_those_with_a_local_quorum_address() {
+        let text = |hosts: &[&str]| {
+            let mut t = String::from("tickTime=2000\ndataDir=/tmp/x\nclientPort=2181\n");
+            for (i, h) in hosts.iter().enumerate() {
+                t += &format!("server.{}={h}:{}:{}\n", i + 1, 2888 + i, 3888 + i);
+            }
+            t
+        };
+        let here = |hosts: &[&str]| servers_on_this_host(&Config::parse(&text(hosts)).unwrap());
+        assert_eq!(here(&[]), 0);
+        assert_eq!(here(&["127.0.0.1", "127.0.0.2", "localhost"]), 3);
+        // TEST-NET-3 (RFC 5737) is no address of this host (this VM has one of TEST-NET-1).
+        assert_eq!(here(&["127.0.0.1", "203.0.113.7", "203.0.113.8"]), 1);
+        assert_eq!(here(&["0.0.0.0", "203.0.113.7", "203.0.113.8"]), 1);
     }
 }
