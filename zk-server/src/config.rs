@@ -193,7 +193,8 @@ pub struct Config {
     /// The most bytes queued for one connection before it stops being read
     /// (and is closed if it still grows).
     pub max_output_queue_bytes: usize,
-    /// Loop threads for client connections (0 = min(2, cores)).
+    /// Loop threads for client connections (0 = min(2, this server's share of
+    /// the cores), see `server::loop_count`).
     pub loop_threads: usize,
     /// extendedTypesEnabled: TTL nodes (createTTL is UNIMPLEMENTED without it).
     pub extended_types: bool,

@@ -135,7 +135,9 @@ fn loop_mailboxes(config: &Config) -> Result<(Vec<LoopHandle>, Vec<LoopParts>), 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let here = servers_on_this_host(config).max(1);
     let n_loops = loop_count(config.loop_threads, cores, here);
-    info!("{n_loops} connection loop(s) ({cores} core(s), {here} configured server(s) on this host)");
+    info!(
+        "{n_loops} connection loop(s) ({cores} core(s), {here} configured server(s) on this host)"
+    );
     let mut loops = Vec::with_capacity(n_loops);
     let mut loop_parts = Vec::with_capacity(n_loops);
     for _ in 0..n_loops {
