@@ -167,7 +167,7 @@ impl PendingChanges {
     /// Records `node` (its stat changed by the txn at `zxid`) as `path`'s
     /// latest state.
     fn put(&mut self, tree: &Tree, zxid: i64, path: &str, mut node: NodeRecord) {
-        let new = node.digest();
+        let new = node.digest(tree, path);
         self.move_digest(tree, node.base, new);
         node.base = new;
         self.add(zxid, path, Some(node));
@@ -357,7 +357,7 @@ impl Prep<'_, '_> {
             stat: new_stat(z, self.ctx.time_ms, owner),
             children: 0,
             acl: self.p.shared_acl(&acl),
-            prefix: DigestPrefix::new(&path, data.as_deref()),
+            prefix: Some(DigestPrefix::new(&path, data.as_deref())),
             base: 0,
             data_len,
         };
@@ -453,7 +453,7 @@ impl Prep<'_, '_> {
         node.data_len = data_len;
         node.stat.mtime = self.ctx.time_ms;
         node.stat.mzxid = self.ctx.zxid;
-        node.prefix = DigestPrefix::new(path, data.as_deref());
+        node.prefix = Some(DigestPrefix::new(path, data.as_deref()));
         self.p.put(self.tree, self.ctx.zxid, path, node);
         Ok(TxnBody::SetData(SetDataTxn {
             path: path.to_string(),
