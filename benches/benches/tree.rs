@@ -103,7 +103,7 @@ fn create_node(
         acl: open_acl_unsafe(),
         flags: 0,
     });
-    let body = prepare(tree, pending, &ctx(zxid), &req).unwrap();
+    let body = prepare(tree, pending, &ctx(zxid), req).unwrap();
     let out = tree.apply(&header(zxid, 1), &body);
     pending.applied(zxid);
     out
@@ -144,7 +144,7 @@ fn ops(c: &mut Criterion) {
     g.bench_function("set_data", |b| {
         b.iter(|| {
             zxid += 1;
-            let body = prepare(&tree, &mut pending, &ctx(zxid), &req).unwrap();
+            let body = prepare(&tree, &mut pending, &ctx(zxid), req.clone()).unwrap();
             black_box(tree.apply(&header(zxid, 5), &body));
             pending.applied(zxid);
         })

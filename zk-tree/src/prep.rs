@@ -291,8 +291,8 @@ impl Prep<'_, '_> {
     fn create(
         &mut self,
         kind: CreateKind,
-        path: &str,
-        data: &Option<bytes::Bytes>,
+        mut path: String,
+        data: Option<bytes::Bytes>,
         acl: &[Acl],
         flags: i32,
         ttl: i64,
@@ -316,11 +316,11 @@ impl Prep<'_, '_> {
         if path.contains('\0') {
             return Err(ErrorCode::BadArguments);
         }
-        let parent_path = &path[..slash];
         let acl = fixup_acl(acl, &self.ctx.auth, &cfg.extra_auth_schemes)?;
-        let parent = self.p.get(self.tree, parent_path)?;
+        let parent = self.p.get(self.tree, &path[..slash])?;
         self.acl_ok(&parent.acl, perms::CREATE)?;
-        let mut path = path.to_string();
+        // The request's path becomes the txn's (a sequential one grows; the
+        // parent stays `path[..slash]`).
         if mode.is_sequential() {
             path.push_str(&format!("{:010}", parent.stat.cversion));
         }
@@ -352,7 +352,7 @@ impl Prep<'_, '_> {
         parent.children += 1;
         parent.stat.cversion = new_cv;
         parent.stat.pzxid = z;
-        self.p.put(self.tree, z, parent_path, parent);
+        self.p.put(self.tree, z, &path[..slash], parent);
         let node = NodeRecord {
             stat: new_stat(z, self.ctx.time_ms, owner),
             children: 0,
@@ -362,8 +362,7 @@ impl Prep<'_, '_> {
             data_len,
         };
         self.p.put(self.tree, z, &path, node);
-        // The txn takes the path and the ACL (no copies).
-        let data = data.clone();
+        // The txn takes the request's path and data, and the ACL (no copies).
         Ok(match kind {
             CreateKind::Container => TxnBody::CreateContainer(CreateContainerTxn {
                 path,
@@ -395,19 +394,17 @@ impl Prep<'_, '_> {
         })
     }
 
-    fn delete(&mut self, path: &str, version: i32) -> Result<TxnBody, ErrorCode> {
-        let parent_path = parent_of_deletable(path)?;
+    fn delete(&mut self, path: String, version: i32) -> Result<TxnBody, ErrorCode> {
+        let parent_path = parent_of_deletable(&path)?;
         let parent = self.p.get(self.tree, parent_path)?;
         self.acl_ok(&parent.acl, perms::DELETE)?;
-        let node = self.p.get(self.tree, path)?;
+        let node = self.p.get(self.tree, &path)?;
         check_version(node.stat.version, version)?;
         if node.children > 0 {
             return Err(ErrorCode::NotEmpty);
         }
-        self.remove(parent_path, parent, path, node.base);
-        Ok(TxnBody::Delete(DeleteTxn {
-            path: path.to_string(),
-        }))
+        self.remove(parent_path, parent, &path, node.base);
+        Ok(TxnBody::Delete(DeleteTxn { path }))
     }
 
     fn delete_container(&mut self, path: &str) -> Result<TxnBody, ErrorCode> {
@@ -439,25 +436,26 @@ impl Prep<'_, '_> {
 
     fn set_data(
         &mut self,
-        path: &str,
-        data: &Option<bytes::Bytes>,
+        path: String,
+        data: Option<bytes::Bytes>,
         version: i32,
     ) -> Result<TxnBody, ErrorCode> {
-        validate_path(path)?;
-        let mut node = self.p.get(self.tree, path)?;
+        validate_path(&path)?;
+        let mut node = self.p.get(self.tree, &path)?;
         self.acl_ok(&node.acl, perms::WRITE)?;
         let data_len = data.as_ref().map_or(0, |d| d.len() as i64);
-        self.tree.check_quota(path, 0, data_len - node.data_len)?;
+        self.tree.check_quota(&path, 0, data_len - node.data_len)?;
         let v = check_version(node.stat.version, version)?;
         node.stat.version = v;
         node.data_len = data_len;
         node.stat.mtime = self.ctx.time_ms;
         node.stat.mzxid = self.ctx.zxid;
-        node.prefix = Some(DigestPrefix::new(path, data.as_deref()));
-        self.p.put(self.tree, self.ctx.zxid, path, node);
+        node.prefix = Some(DigestPrefix::new(&path, data.as_deref()));
+        self.p.put(self.tree, self.ctx.zxid, &path, node);
+        // The txn takes the request's path and data (no copies).
         Ok(TxnBody::SetData(SetDataTxn {
-            path: path.to_string(),
-            data: data.clone(),
+            path,
+            data,
             version: v,
         }))
     }
@@ -527,22 +525,22 @@ impl Prep<'_, '_> {
         }))
     }
 
-    fn op(&mut self, op: &MultiOp) -> Result<TxnBody, ErrorCode> {
+    fn op(&mut self, op: MultiOp) -> Result<TxnBody, ErrorCode> {
         match op {
             MultiOp::Create(r) => {
-                self.create(CreateKind::Create, &r.path, &r.data, &r.acl, r.flags, -1)
+                self.create(CreateKind::Create, r.path, r.data, &r.acl, r.flags, -1)
             }
             MultiOp::Create2(r) => {
-                self.create(CreateKind::Create2, &r.path, &r.data, &r.acl, r.flags, -1)
+                self.create(CreateKind::Create2, r.path, r.data, &r.acl, r.flags, -1)
             }
             MultiOp::CreateContainer(r) => {
-                self.create(CreateKind::Container, &r.path, &r.data, &r.acl, r.flags, -1)
+                self.create(CreateKind::Container, r.path, r.data, &r.acl, r.flags, -1)
             }
             MultiOp::CreateTtl(r) => {
-                self.create(CreateKind::Ttl, &r.path, &r.data, &r.acl, r.flags, r.ttl)
+                self.create(CreateKind::Ttl, r.path, r.data, &r.acl, r.flags, r.ttl)
             }
-            MultiOp::Delete(r) => self.delete(&r.path, r.version),
-            MultiOp::SetData(r) => self.set_data(&r.path, &r.data, r.version),
+            MultiOp::Delete(r) => self.delete(r.path, r.version),
+            MultiOp::SetData(r) => self.set_data(r.path, r.data, r.version),
             MultiOp::Check(r) => self.check(&r.path, r.version),
             _ => Err(ErrorCode::MarshallingError),
         }
@@ -562,7 +560,7 @@ pub fn prepare(
     tree: &Tree,
     pending: &mut PendingChanges,
     ctx: &RequestContext<'_>,
-    req: &Request,
+    req: Request,
 ) -> Result<TxnBody, ErrorCode> {
     let mut p = Prep {
         tree,
@@ -570,17 +568,15 @@ pub fn prepare(
         ctx,
     };
     match req {
-        Request::Create(r) => p.create(CreateKind::Create, &r.path, &r.data, &r.acl, r.flags, -1),
-        Request::Create2(r) => p.create(CreateKind::Create2, &r.path, &r.data, &r.acl, r.flags, -1),
+        Request::Create(r) => p.create(CreateKind::Create, r.path, r.data, &r.acl, r.flags, -1),
+        Request::Create2(r) => p.create(CreateKind::Create2, r.path, r.data, &r.acl, r.flags, -1),
         Request::CreateContainer(r) => {
-            p.create(CreateKind::Container, &r.path, &r.data, &r.acl, r.flags, -1)
+            p.create(CreateKind::Container, r.path, r.data, &r.acl, r.flags, -1)
         }
-        Request::CreateTtl(r) => {
-            p.create(CreateKind::Ttl, &r.path, &r.data, &r.acl, r.flags, r.ttl)
-        }
-        Request::Delete(r) => p.delete(&r.path, r.version),
-        Request::DeleteContainer(path) => p.delete_container(path),
-        Request::SetData(r) => p.set_data(&r.path, &r.data, r.version),
+        Request::CreateTtl(r) => p.create(CreateKind::Ttl, r.path, r.data, &r.acl, r.flags, r.ttl),
+        Request::Delete(r) => p.delete(r.path, r.version),
+        Request::DeleteContainer(path) => p.delete_container(&path),
+        Request::SetData(r) => p.set_data(r.path, r.data, r.version),
         Request::SetAcl(r) => p.set_acl(&r.path, &r.acl, r.version),
         // A check outside a multi has no txn: ZooKeeper 3.8.0 logged a
         // CheckVersionTxn for it that no server can read back (its followers'
@@ -594,7 +590,7 @@ pub fn prepare(
         } else {
             ErrorCode::ReconfigDisabled
         }),
-        Request::CreateSession(t) => Ok(TxnBody::CreateSession(*t)),
+        Request::CreateSession(t) => Ok(TxnBody::CreateSession(t)),
         Request::CloseSession => p.close_session(),
         Request::Multi(ops) => {
             if ops.iter().any(|o| o.is_read()) {

@@ -102,7 +102,7 @@ impl Writer {
             zxid: self.zxid,
             time_ms: time,
         };
-        let body = prepare(tree, &mut self.pending, &ctx, &req)
+        let body = prepare(tree, &mut self.pending, &ctx, req)
             .unwrap_or_else(|e| TxnBody::Error(ErrorTxn { err: e.code() }));
         let hdr = TxnHeader {
             client_id: session,

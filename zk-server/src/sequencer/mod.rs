@@ -552,7 +552,7 @@ impl Sequencer {
             if owner != 0 {
                 self.send(owner, LoopMsg::Close { conn: owner });
             }
-            self.prep_and_propose(session, 0, &Request::CloseSession, Origin::Internal, &[]);
+            self.prep_and_propose(session, 0, Request::CloseSession, Origin::Internal, &[]);
         }
     }
 
@@ -569,7 +569,7 @@ impl Sequencer {
             .tree
             .expired_ttl_and_empty_containers(crate::stats::wall_ms());
         for path in candidates.into_iter().take(10_000) {
-            self.prep_and_propose(0, 0, &Request::DeleteContainer(path), Origin::Internal, &[]);
+            self.prep_and_propose(0, 0, Request::DeleteContainer(path), Origin::Internal, &[]);
         }
     }
 
@@ -618,7 +618,7 @@ impl Sequencer {
         if let Some(t) = t_core {
             crate::stages::record(crate::stages::Stage::LoopToCore, ctx.received, t);
         }
-        self.prep_and_propose(session, xid, &req, Origin::Client(ctx, op), &auth);
+        self.prep_and_propose(session, xid, req, Origin::Client(ctx, op), &auth);
         if let Some(t) = t_core {
             crate::stages::record(crate::stages::Stage::Prep, t, Instant::now());
         }
@@ -672,7 +672,7 @@ impl Sequencer {
         &mut self,
         session: i64,
         cxid: i32,
-        req: &Request,
+        req: Request,
         origin: Origin,
         auth: &[Id],
     ) {

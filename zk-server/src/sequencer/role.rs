@@ -1577,7 +1577,7 @@ impl Sequencer {
                         .unwrap_or_else(|e| e.into_inner())
                         .set_closing(session);
                 }
-                self.prep_and_propose(session, cxid, &req, Origin::Internal, authinfo);
+                self.prep_and_propose(session, cxid, req, Origin::Internal, authinfo);
             }
             Err(e) => {
                 warn!("a REQUEST from server {sid} does not decode ({e}): MARSHALLINGERROR txn");

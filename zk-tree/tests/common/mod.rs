@@ -47,7 +47,7 @@ impl Harness {
             zxid: self.zxid,
             time_ms: self.time,
         };
-        let body = match prepare(&self.tree, &mut self.pending, &ctx, req) {
+        let body = match prepare(&self.tree, &mut self.pending, &ctx, req.clone()) {
             Ok(b) => b,
             Err(e) => TxnBody::Error(ErrorTxn { err: e.code() }),
         };
