@@ -1,9 +1,10 @@
 //! The node store: a slab of 16-byte node slots linked by `u32` ids. A slot
 //! holds the handle of the node's block in the [`Arena`] (its name, not its
 //! full path; its ACL reference, persisted stat and data), its parent id, its
-//! share of the tree digest and the index of its child set (inline up to [`INLINE_CHILDREN`] ids, a hash
-//! table of ids keyed by child name above), 0 for a leaf. A path is resolved
-//! by walking from the root, one child lookup per component.
+//! share of the tree digest and the index of its child set (inline up to
+//! [`INLINE_CHILDREN`] ids, a hash table of ids keyed by child name above), 0
+//! for a leaf. A path is resolved by walking from the root, one child lookup
+//! per component.
 //!
 //! [`State`] is everything the single applier mutates: the nodes, the ACL
 //! cache, sessions, the ephemeral / container / TTL indexes, counters and the
