@@ -31,7 +31,7 @@
 //!     flags: 0,
 //! });
 //! let ctx = RequestContext { session_id: 1, auth: Auth::default(), zxid: 1, time_ms: 1000 };
-//! let txn = prepare(&tree, &mut pending, &ctx, &req).unwrap();
+//! let txn = prepare(&tree, &mut pending, &ctx, req).unwrap();
 //! let hdr = TxnHeader { client_id: 1, cxid: 1, zxid: 1, time: 1000, txn_type: txn.txn_type().code() };
 //! let out = tree.apply(&hdr, &txn);
 //! pending.applied(1);
