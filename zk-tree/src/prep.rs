@@ -158,16 +158,26 @@ impl PendingChanges {
     }
 
     fn get(&self, tree: &Tree, path: &str) -> Result<NodeRecord, ErrorCode> {
+        self.get_with(tree, path, true)
+    }
+
+    /// [`Self::get`] for a setData, which replaces the record's prefix: one
+    /// read from the tree does not run the old data through the CRC.
+    fn get_for_new_data(&self, tree: &Tree, path: &str) -> Result<NodeRecord, ErrorCode> {
+        self.get_with(tree, path, false)
+    }
+
+    fn get_with(&self, tree: &Tree, path: &str, prefix: bool) -> Result<NodeRecord, ErrorCode> {
         match self.by_path.get(Self::key(path)) {
             Some(r) => r.node.clone().ok_or(ErrorCode::NoNode),
-            None => tree.record(path).ok_or(ErrorCode::NoNode),
+            None => tree.record(path, prefix).ok_or(ErrorCode::NoNode),
         }
     }
 
     /// Records `node` (its stat changed by the txn at `zxid`) as `path`'s
     /// latest state.
     fn put(&mut self, tree: &Tree, zxid: i64, path: &str, mut node: NodeRecord) {
-        let new = node.digest(tree, path);
+        let new = node.digest();
         self.move_digest(tree, node.base, new);
         node.base = new;
         self.add(zxid, path, Some(node));
@@ -357,7 +367,7 @@ impl Prep<'_, '_> {
             stat: new_stat(z, self.ctx.time_ms, owner),
             children: 0,
             acl: self.p.shared_acl(&acl),
-            prefix: Some(DigestPrefix::new(&path, data.as_deref())),
+            prefix: DigestPrefix::new(&path, data.as_deref()),
             base: 0,
             data_len,
         };
@@ -441,7 +451,7 @@ impl Prep<'_, '_> {
         version: i32,
     ) -> Result<TxnBody, ErrorCode> {
         validate_path(&path)?;
-        let mut node = self.p.get(self.tree, &path)?;
+        let mut node = self.p.get_for_new_data(self.tree, &path)?;
         self.acl_ok(&node.acl, perms::WRITE)?;
         let data_len = data.as_ref().map_or(0, |d| d.len() as i64);
         self.tree.check_quota(&path, 0, data_len - node.data_len)?;
@@ -450,7 +460,7 @@ impl Prep<'_, '_> {
         node.data_len = data_len;
         node.stat.mtime = self.ctx.time_ms;
         node.stat.mzxid = self.ctx.zxid;
-        node.prefix = Some(DigestPrefix::new(&path, data.as_deref()));
+        node.prefix = DigestPrefix::new(&path, data.as_deref());
         self.p.put(self.tree, self.ctx.zxid, &path, node);
         // The txn takes the request's path and data (no copies).
         Ok(TxnBody::SetData(SetDataTxn {

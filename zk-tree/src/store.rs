@@ -867,15 +867,14 @@ impl State {
         let digest = node_digest("/", data, &stat);
         // ZooKeeper counts the root under its alias "/" too (path length 1).
         self.data_size += 1 + data.map_or(0, |d| d.len() as i64);
-        self.digest = self.digest.wrapping_add(i64::from(digest));
-        let mut node = self.new_node(b"", acl, data, &stat, NONE);
-        node.digest = digest;
+        let node = self.new_node(b"", acl, data, &stat, NONE);
         if self.slots.is_empty() {
             self.slots.push(Some(node));
         } else if let Some(old) = self.slots[0].replace(node) {
             self.blocks.free(old.block);
             self.drop_kids(old.kids);
         }
+        self.set_node_digest(ROOT, digest);
         self.node_count += 1;
     }
 

@@ -61,10 +61,8 @@ pub(crate) struct NodeRecord {
     pub(crate) children: i32,
     pub(crate) acl: Arc<[Acl]>,
     /// Its digest's path-and-data part (`ChangeRecord.data` for digests);
-    /// `None` while the data is the committed tree's, whose part is then
-    /// read from the tree only if a change to the stat needs it (a setData's
-    /// record never does: it brings its own).
-    pub(crate) prefix: Option<DigestPrefix>,
+    /// empty in a record read for a setData, which brings its own.
+    pub(crate) prefix: DigestPrefix,
     /// The node's share of the tree digest as the record was read (the
     /// committed tree's or the latest prepared one's): what a change
     /// subtracts (`PrecalculatedDigest.nodeDigest`).
@@ -74,12 +72,9 @@ pub(crate) struct NodeRecord {
 }
 
 impl NodeRecord {
-    /// The digest of the node at `path` with the record's stat.
-    pub(crate) fn digest(&self, tree: &Tree, path: &str) -> u32 {
-        match &self.prefix {
-            Some(p) => p.with_stat(&self.stat),
-            None => tree.digest_prefix(path).with_stat(&self.stat),
-        }
+    /// The node's digest with its current stat.
+    pub(crate) fn digest(&self) -> u32 {
+        self.prefix.with_stat(&self.stat)
     }
 }
 
@@ -356,29 +351,26 @@ impl Tree {
         v
     }
 
-    /// The prep thread's view of a committed node.
-    pub(crate) fn record(&self, path: &str) -> Option<NodeRecord> {
+    /// The prep thread's view of a committed node; its base is the digest
+    /// the node's slot keeps. `with_prefix: false` leaves the prefix empty
+    /// for a caller that replaces the data (no CRC over the old data).
+    pub(crate) fn record(&self, path: &str, with_prefix: bool) -> Option<NodeRecord> {
         let st = self.read();
         let id = st.lookup(path)?;
         let n = st.node(id);
+        let prefix = if with_prefix {
+            DigestPrefix::new(if path.is_empty() { "/" } else { path }, n.data())
+        } else {
+            DigestPrefix::default()
+        };
         Some(NodeRecord {
             stat: n.stat(),
             children: n.children_len() as i32,
             acl: st.acls.get(n.acl()),
-            prefix: None,
+            prefix,
             base: st.node_digest_of(id),
             data_len: n.data_len() as i64,
         })
-    }
-
-    /// The digest's path-and-data part of the committed node at `path` (an
-    /// empty one if there is none: its record's prefix was made by prep).
-    fn digest_prefix(&self, path: &str) -> DigestPrefix {
-        let st = self.read();
-        let path = if path.is_empty() { "/" } else { path };
-        st.lookup(path)
-            .map(|id| DigestPrefix::new(path, st.node(id).data()))
-            .unwrap_or_default()
     }
 
     // ---- watches ----
