@@ -199,3 +199,33 @@ fn kazoo_sasl_matches_apache() {
         "{ours}"
     );
 }
+
+/// Regression: a JAAS file without a `Server` section stopped our start
+/// ("no section"), where ZooKeeper starts without SASL (JAAS finds no
+/// entries for the section; only a file that does not parse stops it).
+/// kazoo's test harness passes an empty JAAS file to every server it starts.
+#[test]
+fn a_jaas_file_without_the_server_section_starts_without_sasl() {
+    let dir = tempfile::tempdir().unwrap();
+    let jaas = dir.path().join("client-only.jaas");
+    std::fs::write(&jaas, client_jaas("bob", "bobsecret")).unwrap();
+    let starts: [fn(ServerOptions) -> ZkServer; 2] = [OurZk::start_with, ApacheZk::start_with];
+    for start in starts {
+        let mut opts = ServerOptions::cfg(&format!(
+            "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n\
+             zkrs.jaasConfig={}\n",
+            jaas.display()
+        ));
+        opts.jvm_props.push(format!(
+            "java.security.auth.login.config={}",
+            jaas.display()
+        ));
+        let server = start(opts);
+        let out = zk_integration::zkcli::run(&server.host_port(), "create /j x\nget /j\n", None).1;
+        assert!(
+            out.contains("Created /j") && out.lines().any(|l| l.trim() == "x"),
+            "{}: {out}",
+            server.flavor()
+        );
+    }
+}

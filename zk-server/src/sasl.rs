@@ -31,8 +31,11 @@ const SERVER_NAME: &str = "zk-sasl-md5";
 const DIGEST_LOGIN_MODULE: &str = "org.apache.zookeeper.server.auth.DigestLoginModule";
 
 /// The SASL users of this configuration's JAAS file (see
-/// [`Config::jaas_config`]), if it names one; an unreadable file or section
-/// stops the start.
+/// [`Config::jaas_config`]), if it names one and the file has the section;
+/// a file that cannot be read or parsed stops the start. A file without the
+/// section is no error, as in ZooKeeper (`configureSaslLogin`: JAAS finds no
+/// entries, the server starts without SASL): kazoo's test harness, for one,
+/// passes an empty JAAS file to every server it starts.
 pub(crate) fn load_users(config: &Config) -> Result<Option<SaslUsers>, StartError> {
     let from_env = || {
         ["SERVER_JVMFLAGS", "JVMFLAGS"].iter().find_map(|var| {
@@ -46,7 +49,15 @@ pub(crate) fn load_users(config: &Config) -> Result<Option<SaslUsers>, StartErro
     let Some(path) = config.jaas_config.clone().or_else(from_env) else {
         return Ok(None);
     };
-    let users = SaslUsers::load(&path, &config.sasl_section).map_err(StartError::Jaas)?;
+    let Some(users) = SaslUsers::load(&path, &config.sasl_section).map_err(StartError::Jaas)?
+    else {
+        info!(
+            "SASL not offered: the JAAS configuration {} has no section {}",
+            path.display(),
+            config.sasl_section
+        );
+        return Ok(None);
+    };
     info!(
         "SASL (DIGEST-MD5): {} users in section {} of {}",
         users.users.len(),
@@ -69,8 +80,9 @@ impl std::fmt::Debug for SaslUsers {
 }
 
 impl SaslUsers {
-    /// The users of section `section` of the JAAS file `path`.
-    pub fn load(path: &Path, section: &str) -> Result<SaslUsers, String> {
+    /// The users of section `section` of the JAAS file `path`; `None` if the
+    /// file has no such section.
+    pub fn load(path: &Path, section: &str) -> Result<Option<SaslUsers>, String> {
         let text = crate::config::read_config_file(path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         parse_jaas(&text, section).map_err(|e| format!("{}: {e}", path.display()))
@@ -82,8 +94,9 @@ impl SaslUsers {
 }
 
 /// Section `section` of a JAAS configuration: its `DigestLoginModule`'s
-/// `user_<name>="<password>"` options.
-fn parse_jaas(text: &str, section: &str) -> Result<SaslUsers, String> {
+/// `user_<name>="<password>"` options; `None` if there is no such section
+/// (every section is still parsed: a malformed file is an error).
+fn parse_jaas(text: &str, section: &str) -> Result<Option<SaslUsers>, String> {
     let toks = jaas_tokens(text)?;
     let mut i = 0;
     let mut found = None;
@@ -121,10 +134,7 @@ fn parse_jaas(text: &str, section: &str) -> Result<SaslUsers, String> {
             found = Some(users);
         }
     }
-    match found {
-        Some(users) => Ok(SaslUsers { users }),
-        None => Err(format!("no section {section:?}")),
-    }
+    Ok(found.map(|users| SaslUsers { users }))
 }
 
 /// JAAS tokens: words, quoted strings (unquoted), and `{ } ; =`; `//` and
@@ -387,6 +397,7 @@ mod tests {
             "Server",
         )
         .unwrap()
+        .unwrap()
     }
 
     #[test]
@@ -395,9 +406,17 @@ mod tests {
         assert_eq!(u.password("bob"), Some("bob\"secret"));
         assert_eq!(u.password("super"), Some("adminsecret"));
         assert_eq!(u.password("username"), None);
-        assert!(parse_jaas("Server { m required a=\"b\"; };", "Other").is_err());
         assert!(parse_jaas("Server { m required a \"b\"; };", "Server").is_err());
         assert!(parse_jaas("Server { m required a=\"b", "Server").is_err());
+        // A section the file does not have is not an error (ZooKeeper starts
+        // without SASL), but a malformed section that is not the one asked
+        // for still is.
+        assert_eq!(
+            parse_jaas("Server { m required a=\"b\"; };", "Other"),
+            Ok(None)
+        );
+        assert_eq!(parse_jaas("", "Server"), Ok(None));
+        assert!(parse_jaas("Other { m required a \"b\"; };", "Server").is_err());
     }
 
     #[test]
