@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# A stand-in `java` for kazoo's test harness (kazoo.testing), put first on its PATH by
+# tests/kazoo_suite.rs: `java ... org.apache.zookeeper.server.quorum.QuorumPeerMain zoo.cfg` runs our
+# zk-server ($ZK_RS_BIN) on the zoo.cfg the harness wrote; the system properties ZooKeeper reads become
+# what ours reads (zoo.cfg keys; SERVER_JVMFLAGS, as zkServer.sh passes them). Anything else is java.
+main=0
+flags=()
+cfg=
+for a in "$@"; do
+  case "$a" in
+    org.apache.zookeeper.server.quorum.QuorumPeerMain) main=1 ;;
+    -D*) flags+=("$a") ;;
+  esac
+  cfg="$a"
+done
+if [ "$main" = 1 ] && [ -n "${ZK_RS_BIN:-}" ]; then
+  for f in "${flags[@]}"; do
+    case "$f" in
+      -Dzookeeper.DigestAuthenticationProvider.superDigest=*)
+        grep -q '^superDigest=' "$cfg" || echo "superDigest=${f#*=}" >>"$cfg" ;;
+    esac
+  done
+  SERVER_JVMFLAGS="${flags[*]}" exec "$ZK_RS_BIN" "$cfg"
+fi
+exec /usr/bin/java "$@"
