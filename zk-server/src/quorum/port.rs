@@ -97,6 +97,13 @@ const RETRY_FIRST: Duration = Duration::from_millis(2);
 /// The longest delay between two attempts
 /// (`zookeeper.leaderConnectDelayDuringRetryMs`, Apache's only one).
 const RETRY_MAX: Duration = Duration::from_millis(100);
+/// How long a learner keeps dialling a leader that refuses its connections:
+/// the time Apache's learner takes for its five tries, 100 ms apart
+/// (`Learner.connectToLeader`), before it goes back to LOOKING. A peer that
+/// refuses is not leading (a learner that decided on part of the votes, or
+/// on a leader that has since gone): waiting out the whole connect limit
+/// (initLimit ticks: 8–20 s) kept such a learner out of the ensemble.
+const REFUSED_GIVE_UP: Duration = Duration::from_millis(4 * 100);
 
 /// The bounds on what a peer may send.
 #[derive(Debug, Clone, Copy)]
@@ -669,6 +676,9 @@ pub(crate) struct ZabLearning {
     started: Instant,
     next_try: Instant,
     retry: Duration,
+    /// When the last attempt began, and when the first refused one did.
+    tried_at: Instant,
+    refused_since: Option<Instant>,
     bounds: Bounds,
     /// After a SNAP packet: its body, passed on as it arrives.
     snap: Option<SnapIn>,
@@ -694,6 +704,8 @@ impl ZabLearning {
             started: now,
             next_try: now,
             retry: RETRY_FIRST,
+            tried_at: now,
+            refused_since: None,
             bounds,
             snap: None,
             pending: false,
@@ -713,6 +725,7 @@ impl ZabLearning {
     }
 
     fn connect(&mut self, registry: &Registry, now: Instant) {
+        self.tried_at = now;
         self.next_try = now + self.retry;
         self.retry = (self.retry * 2).min(RETRY_MAX);
         let addr = match (self.leader_addr.host.as_str(), self.leader_addr.port)
@@ -738,10 +751,13 @@ impl ZabLearning {
                     self.io = Some(Io::new(s, true));
                 }
             }
-            Err(e) => debug!(
-                "following: cannot connect to leader {} at {addr}: {e}",
-                self.leader
-            ),
+            Err(e) => {
+                debug!(
+                    "following: cannot connect to leader {} at {addr}: {e}",
+                    self.leader
+                );
+                self.refused_since.get_or_insert(now);
+            }
         }
     }
 
@@ -777,6 +793,7 @@ impl ZabLearning {
                         "following: connecting to leader {} failed: {e}",
                         self.leader
                     );
+                    self.refused_since.get_or_insert(self.tried_at);
                     self.reset(registry);
                     return Ok(());
                 }
@@ -912,6 +929,17 @@ impl ZabLearning {
                 self.bounds.connect.as_millis()
             ));
         }
+        if let Some(since) = self.refused_since
+            && self.io.is_none()
+            && now >= since + REFUSED_GIVE_UP
+        {
+            return Err(format!(
+                "leader {} at {} refused every connection for {} ms: not leading",
+                self.leader,
+                self.leader_addr,
+                REFUSED_GIVE_UP.as_millis()
+            ));
+        }
         if self.io.is_none() && now >= self.next_try {
             self.connect(registry, now);
         }
@@ -967,6 +995,66 @@ mod tests {
         assert!(
             l.tick(poll.registry(), t0 + Duration::from_millis(300))
                 .is_ok()
+        );
+    }
+
+    /// Drives `l` as the quorum thread does, a tick every 10 ms of a clock
+    /// that starts at `t0` (each try's outcome read before the next tick):
+    /// whether it connected (`false`: still dialling at `upto_ms`), or the
+    /// ms at which it gave up and why.
+    fn dial(
+        l: &mut ZabLearning,
+        poll: &mio::Poll,
+        t0: Instant,
+        upto_ms: u64,
+    ) -> Result<bool, (u64, String)> {
+        for ms in (0..=upto_ms).step_by(10) {
+            l.tick(poll.registry(), t0 + Duration::from_millis(ms))
+                .map_err(|e| (ms, e))?;
+            std::thread::sleep(Duration::from_millis(1));
+            let _ = l.ready(poll.registry(), &mut Vec::new());
+            if l.connected {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// A learner dialled a peer that refused it (one that was not leading:
+    /// the learner had decided on part of the votes) for the whole connect
+    /// limit, initLimit ticks (8 s in kazoo's test cluster), out of the
+    /// ensemble all that time. It gives up after the time Apache's learner
+    /// takes for its five tries, 100 ms apart, and goes LOOKING again; a
+    /// leader that listens within that time is reached.
+    #[test]
+    fn a_learner_gives_up_on_a_peer_that_refuses_as_apache_after_five_tries() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let poll = mio::Poll::new().unwrap();
+        let bounds = Bounds {
+            max_data: 1 << 20,
+            snap_max: 1 << 20,
+            init: Duration::from_secs(10),
+            connect: Duration::from_secs(10),
+        };
+        let addr = HostPort {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let t0 = Instant::now();
+        let mut l = ZabLearning::start((2, addr.clone()), Token(7), bounds, t0);
+        let (at, why) = dial(&mut l, &poll, t0, 2_000).expect_err("gave up");
+        assert!((400..=500).contains(&at), "gave up at {at} ms: {why}");
+        assert!(why.contains("refused every connection for 400 ms"), "{why}");
+        // The leader listens 300 ms into the dial: reached.
+        let t0 = Instant::now();
+        let mut l = ZabLearning::start((2, addr), Token(7), bounds, t0);
+        assert_eq!(dial(&mut l, &poll, t0, 290), Ok(false));
+        let _listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        assert_eq!(
+            dial(&mut l, &poll, t0 + Duration::from_millis(300), 100),
+            Ok(true)
         );
     }
 }
