@@ -1814,6 +1814,57 @@ fn reconfig_enabled_ours_follows_then_leads_apache() {
     reconfig_enabled_versions_the_configuration(&[Apache, Ours, Apache], &[Apache, Ours, Apache]);
 }
 
+/// Regression: our follower forwarded a reconfig with its member lists not
+/// given (null) as empty strings, and a leader takes an empty `newMembers`
+/// as a non-incremental reconfig to no members: zkCli's `reconfig -add`
+/// through our follower failed at an Apache leader with BADARGUMENTS ("new
+/// configuration must include at least 2 followers"; found by kazoo's own
+/// suite on a mixed ensemble). Sent through our follower and through an
+/// Apache follower, the same incremental reconfig now gets the same answer
+/// from the Apache leader: NOAUTH (no super user here), which its leader
+/// checks only after it has parsed the request as incremental.
+#[test]
+fn a_reconfig_through_our_follower_reaches_an_apache_leader_as_sent() {
+    use Flavor::{Apache, Ours};
+    let mut m = ensemble(&[Ours, Apache, Apache]);
+    for x in &m {
+        x.add_config("reconfigEnabled=true\n");
+    }
+    start_together(&mut m);
+    let leader = all_serving(&m);
+    assert_eq!(m[leader].flavor, Apache, "the highest sid leads");
+    let follower = |flavor| {
+        (0..3)
+            .find(|&i| i != leader && m[i].flavor == flavor)
+            .unwrap()
+    };
+    let answer = |i: usize| {
+        let at = format!("{}:{CLIENT_PORT}", m[i].ip);
+        let out = zk_integration::zkcli::run(
+            &at,
+            "reconfig -add server.100=127.0.0.1:2888:3888:observer;127.0.0.1:2181\n",
+            None,
+        )
+        .1;
+        out.lines()
+            .filter(|l| l.contains("KeeperErrorCode") || l.contains("Insufficient permission"))
+            .map(|l| l.trim().to_string())
+            .collect::<Vec<_>>()
+    };
+    let apache = answer(follower(Apache));
+    assert!(
+        apache
+            .iter()
+            .any(|l| l.contains("NoAuth") || l.contains("Insufficient")),
+        "the oracle: {apache:?}"
+    );
+    assert_eq!(
+        answer(follower(Ours)),
+        apache,
+        "through ours (left) vs Apache's follower"
+    );
+}
+
 /// Regression: `standaloneEnabled=false` was ignored, so one server line ran
 /// a standalone server (`Mode: standalone`, no epochs). As Apache's
 /// `isDistributed`, it is a quorum of one voter: it elects itself, leads

@@ -230,6 +230,18 @@ impl Jute for Option<Bytes> {
     }
 }
 
+/// A nullable `ustring` (reconfig's members: ZooKeeper tells null, "not
+/// given", apart from empty).
+impl Jute for Option<String> {
+    const MIN_LEN: usize = 4;
+    fn write(&self, out: &mut BytesMut) {
+        write_buffer(out, self.as_deref().map(str::as_bytes));
+    }
+    fn read(r: &mut Reader) -> Result<Self, DecodeError> {
+        r.read_ustring()
+    }
+}
+
 /// A `vector`: null (-1) decodes as empty.
 impl<T: Jute> Jute for Vec<T> {
     const MIN_LEN: usize = 4;

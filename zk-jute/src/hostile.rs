@@ -259,9 +259,9 @@ pub fn request(d: &mut Draws) -> (i32, BytesMut) {
         }),
         10 => Request::Multi((0..d.below(5)).map(|_| multi_op(d)).collect()),
         11 => Request::Reconfig(ReconfigRequest {
-            joining_servers: String::from_utf8_lossy(&d.bytes(8)).into_owned(),
-            leaving_servers: "1".into(),
-            new_members: String::new(),
+            joining_servers: Some(String::from_utf8_lossy(&d.bytes(8)).into_owned()),
+            leaving_servers: Some("1".into()),
+            new_members: None,
             cur_config_id: -1,
         }),
         12 => Request::CloseSession,

@@ -1,9 +1,10 @@
 //! Every record of Apache ZooKeeper's `zookeeper.jute` that a server needs, each
 //! defined once with [`jute_record!`]. Field order is the wire order.
 //!
-//! Conventions: jute `ustring` is `String`; jute `buffer` is `Bytes`, except znode
-//! data and other payloads where ZooKeeper keeps null (-1) apart from empty, which
-//! are `Option<Bytes>`; `vector<T>` is `Vec<T>`. Fields named `type` in jute get a
+//! Conventions: jute `ustring` is `String`, except reconfig's, which ZooKeeper
+//! reads as null when not given (`Option<String>`); jute `buffer` is `Bytes`,
+//! except znode data and other payloads where ZooKeeper keeps null (-1) apart
+//! from empty, which are `Option<Bytes>`; `vector<T>` is `Vec<T>`. Fields named `type` in jute get a
 //! descriptive name (`op_type`, `event_type`, ...).
 
 use bytes::Bytes;
@@ -192,14 +193,16 @@ jute_record! {
 }
 
 jute_record! {
-    /// reconfig (opcode 16).
+    /// reconfig (opcode 16). A member list not given is null, not empty: a
+    /// leader takes a request with `new_members` (even empty) as a
+    /// non-incremental reconfig.
     pub struct ReconfigRequest {
         /// Servers to add (incremental mode).
-        pub joining_servers: String,
+        pub joining_servers: Option<String>,
         /// Server ids to remove (incremental mode).
-        pub leaving_servers: String,
+        pub leaving_servers: Option<String>,
         /// The whole new membership (non-incremental mode).
-        pub new_members: String,
+        pub new_members: Option<String>,
         /// Expected current config version, -1 for any.
         pub cur_config_id: i64,
     }

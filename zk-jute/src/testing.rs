@@ -55,6 +55,12 @@ impl Arb for Bytes {
     }
 }
 
+impl Arb for Option<String> {
+    fn arb() -> BoxedStrategy<Self> {
+        proptest::option::of(String::arb()).boxed()
+    }
+}
+
 impl Arb for Option<Bytes> {
     fn arb() -> BoxedStrategy<Self> {
         proptest::option::of(Bytes::arb()).boxed()
@@ -175,3 +181,22 @@ round_trip_tests!(
     Txn,
     MultiTxn,
 );
+
+/// Regression: reconfig's member lists were `String`s, so a follower that
+/// re-encodes a forwarded reconfig sent a list not given (null) as empty,
+/// and a leader takes an empty `newMembers` as a non-incremental reconfig
+/// to no members (BADARGUMENTS for zkCli's `reconfig -add`).
+#[test]
+fn a_reconfig_keeps_its_null_member_lists() {
+    use crate::Jute;
+    let r = crate::records::ReconfigRequest {
+        joining_servers: Some("server.4=h:1:2;3".into()),
+        leaving_servers: None,
+        new_members: None,
+        cur_config_id: -1,
+    };
+    let b = r.to_bytes();
+    let after_joining = 4 + "server.4=h:1:2;3".len();
+    assert_eq!(&b[after_joining..after_joining + 8], &[0xff; 8], "two nulls");
+    assert_round_trip(&r);
+}
