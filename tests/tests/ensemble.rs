@@ -867,3 +867,45 @@ fn quota_usage_agrees_across_mixed_ensembles() {
         assert_eq!(stats_everywhere(&m), want, "{flavors:?} after a resync");
     }
 }
+
+/// Regression: a leader with a write in flight waited at SIGTERM for that
+/// write's commit, forever: the quorum thread, which brings the ACKs, stops
+/// first (kazoo's test harness, which stops its servers one after the
+/// other, hung on a leader whose learners had just gone). As Apache, a
+/// server of an ensemble stops at once, its log flushed; the write is the
+/// ensemble's to decide, and its client gets no answer from this server.
+/// The followers are stopped (SIGSTOP), so the write cannot commit.
+#[test]
+fn a_leader_stops_at_sigterm_with_a_write_in_flight() {
+    let mut m = ensemble(3);
+    for x in m.iter_mut() {
+        x.start();
+    }
+    let leader = serving(&m, &[0, 1, 2]);
+    let mut c = connect(&m[leader]);
+    let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    for &i in &followers {
+        m[i].signal("STOP");
+    }
+    let writer = std::thread::spawn(move || c.create("/stuck", b"s", 0));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!writer.is_finished(), "no follower acknowledges the write");
+    m[leader].signal("TERM");
+    let t0 = Instant::now();
+    let code = m[leader].wait_exit();
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "stopped after {:?} (exit {code:?})",
+        t0.elapsed()
+    );
+    let out = m[leader].output();
+    assert!(out.contains("stopping with 1 proposals in flight"), "{out}");
+    let answer = writer.join().expect("the writer");
+    assert!(
+        !matches!(answer, Ok(Ok(_))),
+        "no server acknowledged the write: {answer:?}"
+    );
+    for &i in &followers {
+        m[i].signal("CONT");
+    }
+}

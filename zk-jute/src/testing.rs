@@ -197,6 +197,10 @@ fn a_reconfig_keeps_its_null_member_lists() {
     };
     let b = r.to_bytes();
     let after_joining = 4 + "server.4=h:1:2;3".len();
-    assert_eq!(&b[after_joining..after_joining + 8], &[0xff; 8], "two nulls");
+    assert_eq!(
+        &b[after_joining..after_joining + 8],
+        &[0xff; 8],
+        "two nulls"
+    );
     assert_round_trip(&r);
 }

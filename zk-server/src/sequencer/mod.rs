@@ -264,7 +264,7 @@ impl Sequencer {
                 .unwrap_or_else(|e| e.into_inner())
                 .wait_time(now);
             self.turn(&mut batch, Duration::from_millis(wait.clamp(1, 1000)));
-            if self.shutting_down && self.proposals.is_empty() {
+            if self.stops() {
                 break;
             }
         }
@@ -284,6 +284,18 @@ impl Sequencer {
             self.storage.log.last_key().unwrap_or(0),
             self.proposals.len()
         );
+    }
+
+    /// Whether the thread stops now: shutting down, and (standalone) every
+    /// txn in flight done, which the log's sync brings. In an ensemble the
+    /// quorum thread has stopped first and a proposal can only be decided
+    /// by the other servers (and must not be answered here): the thread
+    /// stops at once, as Apache's does, its log flushed after the loop.
+    /// Regression: a leader that lost its learners while a proposal was in
+    /// flight, then got SIGTERM, waited for that commit forever (found by
+    /// kazoo's suite, whose harness stops the servers one after the other).
+    fn stops(&self) -> bool {
+        self.shutting_down && (self.ensemble || self.proposals.is_empty())
     }
 
     /// One turn of the thread: waits up to `wait` for messages, handles
@@ -351,7 +363,12 @@ impl Sequencer {
             }
             CoreMsg::Quorum(q) => self.on_quorum(q),
             CoreMsg::Shutdown => {
-                if !self.shutting_down {
+                if !self.shutting_down && self.ensemble {
+                    info!(
+                        "stopping with {} proposals in flight (logged; the ensemble decides them)",
+                        self.proposals.len()
+                    );
+                } else if !self.shutting_down {
                     info!(
                         "finishing {} txns in flight before stopping",
                         self.proposals.len()
