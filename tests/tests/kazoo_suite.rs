@@ -54,20 +54,31 @@ fn python(code: &str) -> Option<String> {
 fn kazoo_own_suite_against_an_ensemble_of_ours() {
     let mut expected: Vec<&str> = TLS_AND_RECONFIG.to_vec();
     expected.push(READ_ONLY);
-    suite_fails_exactly(26500, "", &expected);
+    suite_fails(26500, "", &expected, &[]);
 }
 
 /// Ours as server 1, Apache as 2 and 3 (which leads: the highest id). A
 /// client may connect to any of them (kazoo shuffles its hosts): TLS finds
 /// an Apache server, a reconfig through our follower reaches the Apache
-/// leader; only read-only mode, which the test asks of server 1, fails.
+/// leader. Read-only mode, which the test asks of server 1, fails. The
+/// Apache leader's reconfig that adds an observer reaches our follower as
+/// COMMITANDACTIVATE, which it does not know: it leaves the leader and
+/// rejoins at once (README), so the test fails when its client happens to
+/// be on our server (connection loss) and passes otherwise.
 /// Ports `26600..26625`.
 #[test]
 fn kazoo_own_suite_against_a_mixed_ensemble() {
-    suite_fails_exactly(26600, "2 3", &[READ_ONLY]);
+    suite_fails(
+        26600,
+        "2 3",
+        &[READ_ONLY],
+        &["test_client.py::TestReconfig::test_add_remove_observer"],
+    );
 }
 
-fn suite_fails_exactly(port_offset: u16, apache_ids: &str, expected: &[&str]) {
+/// Runs the suite: the tests in `expected` must fail, those in `may_fail`
+/// may, and no other may.
+fn suite_fails(port_offset: u16, apache_ids: &str, expected: &[&str], may_fail: &[&str]) {
     let tests_dir = python("import kazoo.tests, os; print(os.path.dirname(kazoo.tests.__file__))")
         .expect("kazoo is missing: python3 -m pip install kazoo (scripts/test does this)");
     assert!(
@@ -86,7 +97,10 @@ fn suite_fails_exactly(port_offset: u16, apache_ids: &str, expected: &[&str]) {
     };
     let status =
         status.unwrap_or_else(|| panic!("kazoo's suite ran past {DEADLINE:?}:\n{}", tail(80)));
-    let (failed, passed) = summary(&output);
+    let (mut failed, passed) = summary(&output);
+    for t in may_fail {
+        failed.remove(*t);
+    }
     let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
     assert_eq!(
         failed,
