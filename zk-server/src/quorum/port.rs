@@ -960,26 +960,33 @@ impl ZabLearning {
 mod tests {
     use super::*;
 
-    /// connectToLearnerMasterLimit was ignored: a learner dialled its leader
-    /// for initLimit whatever it said. Now it gives up at that limit (and at
-    /// initLimit when unset), as Apache's `Learner.connectToLeader`.
-    #[test]
-    fn a_learner_dials_its_leader_for_connect_to_learner_master_limit() {
-        // A port nobody listens on: every try is refused.
+    /// A loopback address nobody listens on (every dial is refused), and
+    /// bounds with a connect limit of `connect_ms`.
+    fn refusing(connect_ms: u64) -> (HostPort, Bounds) {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = closed.local_addr().unwrap().port();
         drop(closed);
-        let poll = mio::Poll::new().unwrap();
-        let bounds = |connect_ms| Bounds {
+        let addr = HostPort {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let bounds = Bounds {
             max_data: 1 << 20,
             snap_max: 1 << 20,
             init: Duration::from_secs(10),
             connect: Duration::from_millis(connect_ms),
         };
-        let addr = HostPort {
-            host: "127.0.0.1".into(),
-            port,
-        };
+        (addr, bounds)
+    }
+
+    /// connectToLearnerMasterLimit was ignored: a learner dialled its leader
+    /// for initLimit whatever it said. Now it gives up at that limit (and at
+    /// initLimit when unset), as Apache's `Learner.connectToLeader`.
+    #[test]
+    fn a_learner_dials_its_leader_for_connect_to_learner_master_limit() {
+        let poll = mio::Poll::new().unwrap();
+        let bounds = |connect_ms| refusing(connect_ms).1;
+        let (addr, _) = refusing(0);
         let t0 = Instant::now();
         let mut l = ZabLearning::start((1, addr.clone()), Token(7), bounds(300), t0);
         assert!(l.tick(poll.registry(), t0).is_ok());
@@ -1028,20 +1035,9 @@ mod tests {
     /// leader that listens within that time is reached.
     #[test]
     fn a_learner_gives_up_on_a_peer_that_refuses_as_apache_after_five_tries() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = closed.local_addr().unwrap().port();
-        drop(closed);
         let poll = mio::Poll::new().unwrap();
-        let bounds = Bounds {
-            max_data: 1 << 20,
-            snap_max: 1 << 20,
-            init: Duration::from_secs(10),
-            connect: Duration::from_secs(10),
-        };
-        let addr = HostPort {
-            host: "127.0.0.1".into(),
-            port,
-        };
+        let (addr, bounds) = refusing(10_000);
+        let port = addr.port;
         let t0 = Instant::now();
         let mut l = ZabLearning::start((2, addr.clone()), Token(7), bounds, t0);
         let (at, why) = dial(&mut l, &poll, t0, 2_000).expect_err("gave up");
