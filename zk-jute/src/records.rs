@@ -4,8 +4,8 @@
 //! Conventions: jute `ustring` is `String`, except reconfig's, which ZooKeeper
 //! reads as null when not given (`Option<String>`); jute `buffer` is `Bytes`,
 //! except znode data and other payloads where ZooKeeper keeps null (-1) apart
-//! from empty, which are `Option<Bytes>`; `vector<T>` is `Vec<T>`. Fields named `type` in jute get a
-//! descriptive name (`op_type`, `event_type`, ...).
+//! from empty, which are `Option<Bytes>`; `vector<T>` is `Vec<T>`. Fields
+//! named `type` in jute get a descriptive name (`op_type`, `event_type`, ...).
 
 use bytes::Bytes;
 

@@ -98,12 +98,12 @@ const RETRY_FIRST: Duration = Duration::from_millis(2);
 /// (`zookeeper.leaderConnectDelayDuringRetryMs`, Apache's only one).
 const RETRY_MAX: Duration = Duration::from_millis(100);
 /// How long a learner keeps dialling a leader that refuses its connections:
-/// the time Apache's learner takes for its five tries, 100 ms apart
+/// the time Apache's learner takes for its five tries, [`RETRY_MAX`] apart
 /// (`Learner.connectToLeader`), before it goes back to LOOKING. A peer that
 /// refuses is not leading (a learner that decided on part of the votes, or
 /// on a leader that has since gone): waiting out the whole connect limit
 /// (initLimit ticks: 8–20 s) kept such a learner out of the ensemble.
-const REFUSED_GIVE_UP: Duration = Duration::from_millis(4 * 100);
+const REFUSED_GIVE_UP: Duration = RETRY_MAX.saturating_mul(4);
 
 /// The bounds on what a peer may send.
 #[derive(Debug, Clone, Copy)]

@@ -363,16 +363,15 @@ impl Sequencer {
             }
             CoreMsg::Quorum(q) => self.on_quorum(q),
             CoreMsg::Shutdown => {
-                if !self.shutting_down && self.ensemble {
-                    info!(
-                        "stopping with {} proposals in flight (logged; the ensemble decides them)",
-                        self.proposals.len()
-                    );
-                } else if !self.shutting_down {
-                    info!(
-                        "finishing {} txns in flight before stopping",
-                        self.proposals.len()
-                    );
+                if !self.shutting_down {
+                    let n = self.proposals.len();
+                    if self.ensemble {
+                        info!(
+                            "stopping with {n} proposals in flight (logged; the ensemble decides them)"
+                        );
+                    } else {
+                        info!("finishing {n} txns in flight before stopping");
+                    }
                 }
                 self.shutting_down = true;
                 self.shared.control.set_serving(false);
