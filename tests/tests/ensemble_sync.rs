@@ -408,6 +408,7 @@ const CUT_OFF_IO: ConnectOptions = ConnectOptions {
     session: None,
     last_zxid_seen: 0,
     io_timeout: Duration::from_secs(10),
+    read_only: false,
 };
 
 /// A session at `m`, opened before a cut.

@@ -73,6 +73,8 @@ pub struct Client {
     session_id: i64,
     passwd: Bytes,
     negotiated_timeout: i32,
+    /// The server answered the handshake as a read-only server.
+    read_only: bool,
     last_zxid: i64,
     addr: SocketAddr,
 }
@@ -109,6 +111,7 @@ impl Client {
             session_id: resp.session_id,
             passwd: resp.passwd,
             negotiated_timeout: resp.time_out,
+            read_only: resp.read_only,
             last_zxid: opts.last_zxid_seen,
             addr,
         })
@@ -122,6 +125,12 @@ impl Client {
     /// The session password (to resume the session on another connection).
     pub fn passwd(&self) -> Bytes {
         self.passwd.clone()
+    }
+
+    /// Whether the server gave this session in read-only mode (the
+    /// handshake reply's `readOnly`).
+    pub fn read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The negotiated session timeout in ms.
@@ -147,6 +156,7 @@ impl Client {
             session: Some((self.session_id, self.passwd.clone())),
             last_zxid_seen: self.last_zxid,
             io_timeout: DEFAULT_IO_TIMEOUT,
+            read_only: self.read_only,
         }
     }
 

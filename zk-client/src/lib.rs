@@ -125,6 +125,9 @@ pub struct ConnectOptions {
     pub last_zxid_seen: i64,
     /// Connect timeout, and socket read and write timeout for every call.
     pub io_timeout: Duration,
+    /// The handshake's `readOnly` flag (the Java client's `canBeReadOnly`):
+    /// a server in read-only mode accepts only such clients.
+    pub read_only: bool,
 }
 
 impl Default for ConnectOptions {
@@ -134,6 +137,7 @@ impl Default for ConnectOptions {
             session: None,
             last_zxid_seen: 0,
             io_timeout: DEFAULT_IO_TIMEOUT,
+            read_only: false,
         }
     }
 }
@@ -162,7 +166,7 @@ pub fn open_session(
         time_out: opts.timeout_ms,
         session_id,
         passwd,
-        read_only: Some(false),
+        read_only: Some(opts.read_only),
     };
     let mut out = BytesMut::new();
     encode_frame(&mut out, |o| req.write(o));

@@ -203,7 +203,7 @@ fn fill(
             .for_each(|(k, v)| put(k, json!(v))),
         "get_trace_mask" => put("tracemask", json!(shared.stats.trace_mask.load(Relaxed))),
         "initial_configuration" => put("initial_configuration", json!(shared.config.initial_text)),
-        "is_read_only" => put("read_only", json!(false)),
+        "is_read_only" => put("read_only", json!(shared.control.mode() == Mode::ReadOnly)),
         "leader" => return leader(shared, &mut put),
         "monitor" => {
             for f in monitor(shared) {
@@ -437,7 +437,7 @@ fn server_stats(shared: &Shared, put: &mut impl FnMut(&str, Json)) {
         "non_mtlslocal_conn_count": 0,
     });
     put("version", json!(VERSION));
-    put("read_only", json!(false));
+    put("read_only", json!(s.mode == Mode::ReadOnly));
     put("server_stats", stats);
     put("client_response", buffers);
     if let Some((last, min, max)) = s.proposal_sizes {
@@ -468,7 +468,7 @@ fn dump(shared: &Shared, put: &mut impl FnMut(&str, Json)) {
 fn leader_id(shared: &Shared) -> i64 {
     match shared.control.mode() {
         Mode::Leader => shared.config.my_id as i64,
-        Mode::Standalone => -1,
+        Mode::Standalone | Mode::ReadOnly => -1,
         Mode::Follower | Mode::Observer => shared.control.learner_master(),
     }
 }
@@ -572,11 +572,13 @@ fn multiple_addresses(addrs: &[zk_jute::quorum::HostPort]) -> Json {
 }
 
 /// `zabstate`: this member's Zab phase (a serving member is in broadcast;
-/// one that does not serve answers as Apache's with no server yet).
+/// one that does not serve, or serves read-only, answers as Apache's with no
+/// quorum server).
 fn zabstate(shared: &Shared, put: &mut impl FnMut(&str, Json)) {
     let cfg = &shared.config;
     let me = cfg.servers.iter().find(|s| s.id == cfg.my_id);
-    let (Some(me), true) = (me, cfg.is_ensemble() && shared.control.serving()) else {
+    let quorum_serving = shared.control.serving() && shared.control.mode() != Mode::ReadOnly;
+    let (Some(me), true) = (me, cfg.is_ensemble() && quorum_serving) else {
         put("voting", json!(false));
         put("zabstate", json!(""));
         return;

@@ -246,6 +246,11 @@ pub struct Config {
     /// writes Apache learners forward for their local sessions (an unknown
     /// session of another server), as ZooKeeper's `LeaderSessionTracker`.
     pub local_sessions_enabled: bool,
+    /// Read-only mode (ZooKeeper's `readonlymode.enabled`, a Java system
+    /// property only: `-Dreadonlymode.enabled=true` in `SERVER_JVMFLAGS` or
+    /// `JVMFLAGS`, [`Config::read_jvm_flags`]): a LOOKING server of an
+    /// ensemble serves reads to read-only clients after max(2 s, tickTime).
+    pub read_only_mode: bool,
     /// leaderServes (ZooKeeper's `zookeeper.leaderServes`, default yes): `no`
     /// keeps client connections off the leader (its 4lw answer "not serving",
     /// as Apache's, whose leader then has no server for its clients).
@@ -376,6 +381,22 @@ impl Default for Config {
     }
 }
 
+/// The Java system property `name` as `-Dname=value` in `SERVER_JVMFLAGS`,
+/// else in `JVMFLAGS` (what zkServer.sh passes to ZooKeeper's JVM): its value
+/// (quotes around it dropped), `""` for a bare `-Dname`.
+pub fn jvm_system_property(name: &str) -> Option<String> {
+    ["SERVER_JVMFLAGS", "JVMFLAGS"].iter().find_map(|var| {
+        let flags = std::env::var(var).ok()?;
+        flags.split_whitespace().find_map(|f| {
+            let rest = f.strip_prefix("-D")?.strip_prefix(name)?;
+            match rest.strip_prefix('=') {
+                Some(v) => Some(v.trim_matches('"').to_string()),
+                None => rest.is_empty().then(String::new),
+            }
+        })
+    })
+}
+
 /// Keys Apache ZooKeeper knows that this server accepts but does not act on.
 const KNOWN_IGNORED: &[&str] = &[
     "syncEnabled",
@@ -389,7 +410,6 @@ const KNOWN_IGNORED: &[&str] = &[
     "snapshot.compression.method",
     "txnLogSizeLimitInKb",
     "watchManagerName",
-    "readonlymode.enabled",
     "sslQuorum",
     "portUnification",
     "serverCnxnFactory",
@@ -513,6 +533,7 @@ impl Config {
             standalone_enabled: true,
             leader_serves: true,
             local_sessions_enabled: false,
+            read_only_mode: false,
             servers: Vec::new(),
             dynamic_config_file: None,
             config_version: 0,
@@ -551,6 +572,15 @@ impl Config {
         cfg.source = Some(path.to_path_buf());
         cfg.read_myid()?;
         Ok(cfg)
+    }
+
+    /// Takes the Java system properties this server honours from the
+    /// environment, as zkServer.sh hands them to ZooKeeper's JVM
+    /// ([`jvm_system_property`]): `readonlymode.enabled`.
+    pub fn read_jvm_flags(&mut self) {
+        // Java's Boolean.getBoolean: "true" in any case.
+        self.read_only_mode = jvm_system_property("readonlymode.enabled")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     }
 
     /// Parses zoo.cfg text (without reading `myid`; see [`Config::read_myid`]),
@@ -989,6 +1019,13 @@ impl Config {
             k if k.starts_with("group.") || k.starts_with("weight.") => self.warnings.push(
                 format!("line {line_no}: {k} (hierarchical quorums) is not supported yet; ignored"),
             ),
+            // QuorumPeerConfig makes it `zookeeper.readonlymode.enabled`,
+            // which nothing reads: only the JVM's own property counts.
+            "readonlymode.enabled" => self.warnings.push(format!(
+                "line {line_no}: readonlymode.enabled is a Java system property, not a zoo.cfg \
+                 key (as in ZooKeeper, it has no effect here): set -Dreadonlymode.enabled=true \
+                 in SERVER_JVMFLAGS"
+            )),
             k if KNOWN_IGNORED.contains(&k) || k.starts_with("ssl.") => self.warnings.push(
                 format!("line {line_no}: {k} is not supported by this server; ignored"),
             ),

@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, AtomicU64, O
 use hashbrown::HashMap;
 
 /// What this server is in its ensemble (a LOOKING server does not serve, so
-/// it has no name of its own here: it keeps the last role's until the next).
+/// it has no name of its own here: it keeps the last role's until the next,
+/// unless it serves in read-only mode meanwhile).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum Mode {
@@ -24,17 +25,22 @@ pub(crate) enum Mode {
     Follower = 2,
     /// A synced observer.
     Observer = 3,
+    /// LOOKING, serving reads to read-only clients (`readonlymode.enabled`;
+    /// `sequencer/read_only.rs`).
+    ReadOnly = 4,
 }
 
 impl Mode {
     /// The name `srvr` prints after `Mode:` and `mntr` as `zk_server_state`
-    /// (Apache's `ServerState` names: standalone, leader, follower, observer).
+    /// (Apache's `ServerState` names: standalone, leader, follower, observer;
+    /// `read-only` is ReadOnlyZooKeeperServer's `getState`).
     pub fn name(self) -> &'static str {
         match self {
             Mode::Standalone => "standalone",
             Mode::Leader => "leader",
             Mode::Follower => "follower",
             Mode::Observer => "observer",
+            Mode::ReadOnly => "read-only",
         }
     }
 
@@ -43,6 +49,7 @@ impl Mode {
             1 => Mode::Leader,
             2 => Mode::Follower,
             3 => Mode::Observer,
+            4 => Mode::ReadOnly,
             _ => Mode::Standalone,
         }
     }

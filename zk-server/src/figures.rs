@@ -556,13 +556,15 @@ fn namespace_figures(name: &str, stats: &[(String, zk_tree::NamespaceStat)]) -> 
 
 /// mntr's `zk_peer_state` (Apache's `QuorumPeer.getDetailedPeerState`: the
 /// peer state, the Zab phase, the sync mode while syncing): a server that
-/// answers mntr serves, so its role is in broadcast. Standalone has none.
+/// answers mntr serves, so its role is in broadcast; a read-only server is
+/// LOOKING (in election, which the state does not name). Standalone has none.
 fn peer_state(mode: Mode) -> Option<&'static str> {
     match mode {
         Mode::Standalone => None,
         Mode::Leader => Some("leading - broadcast"),
         Mode::Follower => Some("following - broadcast"),
         Mode::Observer => Some("observing - broadcast"),
+        Mode::ReadOnly => Some("looking"),
     }
 }
 

@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use zk_tree::WatchKind;
 
+use crate::control::Mode;
 use crate::figures::{
     VERSION, environment, expiry_buckets, java_double, monitor, server_summary, session_of_conn,
 };
@@ -52,6 +53,7 @@ pub fn run(shared: &Shared, cmd: &str, rest: &[u8]) -> String {
     let mut out = String::new();
     match cmd {
         "ruok" => out.push_str("imok"),
+        "isro" if shared.control.mode() == Mode::ReadOnly => out.push_str("ro"),
         "isro" => out.push_str("rw"),
         "srvr" => server_stats(shared, &mut out, false),
         "stat" => server_stats(shared, &mut out, true),

@@ -68,6 +68,8 @@ fn main() -> ExitCode {
         }
     };
 
+    let mut config = config;
+    config.read_jvm_flags();
     let server = match Server::start(config) {
         Ok(s) => s,
         Err(e) => {

@@ -245,6 +245,10 @@ pub(crate) enum Reject {
     /// zxid -1, then the connection is closed (UnimplementedRequestProcessor);
     /// the session survives.
     Unimplemented,
+    /// A write or sync (or undecodable write) of a session a server in
+    /// read-only mode gave: NOTREADONLY with the last zxid
+    /// (ReadOnlyRequestProcessor). The session goes on.
+    NotReadOnly,
 }
 
 impl Reject {
@@ -255,6 +259,7 @@ impl Reject {
             Reject::Marshalling | Reject::MarshallingTxn => {
                 error_frame(xid, last_zxid, ErrorCode::MarshallingError)
             }
+            Reject::NotReadOnly => error_frame(xid, last_zxid, ErrorCode::NotReadOnly),
         }
     }
 

@@ -874,9 +874,12 @@ impl EventLoop {
         };
         *c.stats.last_op.lock().unwrap_or_else(|e| e.into_inner()) = op_short_name(&req);
         // A learner's `sync` goes through the leader (quorum.md §3.8): only
-        // the sequencer forwards it.
+        // the sequencer forwards it; a read-only server's answers NOTREADONLY.
         let forwarded = matches!(req, Request::Sync(_))
-            && matches!(shared.control.mode(), Mode::Follower | Mode::Observer);
+            && matches!(
+                shared.control.mode(),
+                Mode::Follower | Mode::Observer | Mode::ReadOnly
+            );
         if c.outstanding == 0 && is_local(&req) && !forwarded {
             batch.served_here += 1;
             return self.serve_here(id, &ctx, req);

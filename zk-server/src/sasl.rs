@@ -37,15 +37,8 @@ const DIGEST_LOGIN_MODULE: &str = "org.apache.zookeeper.server.auth.DigestLoginM
 /// entries, the server starts without SASL): kazoo's test harness, for one,
 /// passes an empty JAAS file to every server it starts.
 pub(crate) fn load_users(config: &Config) -> Result<Option<SaslUsers>, StartError> {
-    let from_env = || {
-        ["SERVER_JVMFLAGS", "JVMFLAGS"].iter().find_map(|var| {
-            let flags = std::env::var(var).ok()?;
-            flags.split_whitespace().find_map(|f| {
-                f.strip_prefix("-Djava.security.auth.login.config=")
-                    .map(|p| PathBuf::from(p.trim_matches('"')))
-            })
-        })
-    };
+    let from_env =
+        || crate::config::jvm_system_property("java.security.auth.login.config").map(PathBuf::from);
     let Some(path) = config.jaas_config.clone().or_else(from_env) else {
         return Ok(None);
     };

@@ -11,6 +11,9 @@
 //! * **Expiry** is driven by a tick-bucketed [`ExpiryQueue`]: every packet from a
 //!   session touches it; when its bucket comes due the session is marked
 //!   closing and the caller proposes a closeSession for it.
+//! * **Local sessions** (read-only mode's, `sequencer/read_only.rs`) live in the
+//!   same table, marked `local`: no txn ever names them, and they expire here
+//!   ([`SessionTracker::expired_local`]) while the others wait for a leader.
 
 use std::io::Read;
 use std::path::Path;
@@ -32,6 +35,8 @@ pub struct Session {
     pub closing: bool,
     /// The connection currently bound to it (0 = none).
     pub owner: u64,
+    /// A local session of read-only mode: never logged nor replicated.
+    pub local: bool,
 }
 
 /// The table of sessions and their expiry.
@@ -181,8 +186,31 @@ impl SessionTracker {
             timeout,
             closing: false,
             owner: 0,
+            local: false,
         });
         self.expiry.update(id, timeout.max(0) as u64, now);
+    }
+
+    /// Starts tracking a new local session (read-only mode).
+    pub fn add_local(&mut self, id: i64, timeout: i32, now: u64) {
+        self.add(id, timeout, now);
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.local = true;
+        }
+    }
+
+    /// Whether `id` is a local session.
+    pub fn is_local(&self, id: i64) -> bool {
+        self.sessions.get(&id).is_some_and(|s| s.local)
+    }
+
+    /// The local sessions and their owners.
+    pub fn local_sessions(&self) -> Vec<(i64, u64)> {
+        self.sessions
+            .iter()
+            .filter(|(_, s)| s.local)
+            .map(|(&id, s)| (id, s.owner))
+            .collect()
     }
 
     /// Postpones expiry after activity; false if the session is unknown or closing.
@@ -277,6 +305,26 @@ impl SessionTracker {
         ids
     }
 
+    /// Read-only mode: the local sessions whose deadline passed (marked
+    /// closing). The others due then are global sessions, which only a
+    /// leader expires: their timeout starts again from `now`, as a new
+    /// leader's tracker starts every session's.
+    pub fn expired_local(&mut self, now: u64) -> Vec<i64> {
+        let mut ids = self.expiry.poll(now);
+        ids.retain(|id| match self.sessions.get_mut(id) {
+            Some(s) if s.local => {
+                s.closing = true;
+                true
+            }
+            Some(s) => {
+                self.expiry.update(*id, s.timeout.max(0) as u64, now);
+                false
+            }
+            None => false,
+        });
+        ids
+    }
+
     /// Ms until the next expiry bucket is due.
     pub fn wait_time(&self, now: u64) -> u64 {
         self.expiry.wait_time(now)
@@ -347,6 +395,21 @@ mod tests {
         assert_eq!(t.expired(4000), vec![2]);
         t.remove(1);
         assert!(t.get(1).is_none());
+    }
+
+    #[test]
+    fn only_local_sessions_expire_in_read_only_mode() {
+        let mut t = SessionTracker::new(0, [0; 16], 1000, 0, 0);
+        t.add(1, 2000, 0); // global, deadline 3000
+        t.add_local(2, 2000, 0); // local, deadline 3000
+        assert!(t.is_local(2) && !t.is_local(1));
+        assert_eq!(t.local_sessions(), vec![(2, 0)]);
+        assert_eq!(t.expired_local(3000), vec![2]);
+        assert!(t.is_live(1), "a global session is left to a leader");
+        assert!(!t.is_live(2));
+        // The global one's timeout started again at 3000 (bucket 6000).
+        assert!(t.expired(5999).is_empty());
+        assert_eq!(t.expired(6000), vec![1]);
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub(crate) fn outstanding_limit(limit: u32, voters: usize, mode: Mode) -> i64 {
     let (limit, voters) = (i64::from(limit), voters as i64);
     match mode {
         Mode::Leader | Mode::Follower if voters > 2 => limit / (voters - 1),
-        Mode::Standalone | Mode::Leader | Mode::Follower | Mode::Observer => limit,
+        Mode::Standalone | Mode::Leader | Mode::Follower | Mode::Observer | Mode::ReadOnly => limit,
     }
 }
 

@@ -49,6 +49,7 @@ mod digests;
 #[cfg(test)]
 mod ensemble_tests;
 mod moves;
+mod read_only;
 mod role;
 mod session_order;
 mod snapshots;
@@ -186,6 +187,8 @@ pub(crate) struct Sequencer {
     role_durable: Zxid,
     /// `currentEpoch` / `acceptedEpoch` in dataDir.
     epochs: EpochFiles,
+    /// Read-only mode while LOOKING (`read_only.rs`).
+    read_only: read_only::ReadOnly,
     /// Txn digests received and not yet applied; the mismatch log.
     digests: digests::DigestCheck,
     /// Tests: the learner command before which this server "crashes" (stops
@@ -239,6 +242,7 @@ impl Sequencer {
             synced: hashbrown::HashMap::new(),
             role_durable: Zxid::ZERO,
             epochs: EpochFiles::new(shared.config.data_dir.clone()),
+            read_only: read_only::ReadOnly::new(shared.config.is_ensemble()),
             digests: digests::DigestCheck::default(),
             #[cfg(test)]
             crash_before: None,
@@ -263,7 +267,11 @@ impl Sequencer {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .wait_time(now);
-            self.turn(&mut batch, Duration::from_millis(wait.clamp(1, 1000)));
+            let mut wait = Duration::from_millis(wait.clamp(1, 1000));
+            if let Some(w) = self.read_only_wait() {
+                wait = wait.min(w.max(Duration::from_millis(1)));
+            }
+            self.turn(&mut batch, wait);
             if self.stops() {
                 break;
             }
@@ -328,6 +336,7 @@ impl Sequencer {
                 .maybe_run(&self.shared.config, &self.storage.log, &self.storage.snaps);
             self.check_containers();
         }
+        self.read_only_turn();
         self.publish_leader_gauges();
         self.arm_durable();
         self.wake_quorum();
@@ -440,6 +449,9 @@ impl Sequencer {
             self.send(conn, LoopMsg::Close { conn });
             return;
         }
+        if self.read_only_active() {
+            return self.read_only_connect(conn, peer, &req, timeout);
+        }
         if self.learner_not_synced(conn) {
             return;
         }
@@ -531,7 +543,9 @@ impl Sequencer {
             time_out: timeout,
             session_id: session,
             passwd,
-            read_only: false,
+            // As ZooKeeper's finishSessionInit: whether this server is
+            // read-only, also in a refusal.
+            read_only: self.read_only_active(),
         };
         let mut out = BytesMut::new();
         encode_frame(&mut out, |o| resp.write(o));
@@ -597,6 +611,9 @@ impl Sequencer {
             self.send(ctx.conn, LoopMsg::Close { conn: ctx.conn });
             return;
         }
+        let Some((ctx, req)) = self.read_only_request(ctx, req) else {
+            return;
+        };
         let session = ctx.session_id;
         if !is_local(&req) && self.learner_not_synced(ctx.conn) {
             return;
@@ -651,7 +668,7 @@ impl Sequencer {
         let reject = if reject == Reject::MarshallingTxn && self.is_learning() {
             Reject::Marshalling
         } else {
-            reject
+            self.read_only_reject(session, reject)
         };
         if reject == Reject::MarshallingTxn {
             let body = TxnBody::Error(ErrorTxn {

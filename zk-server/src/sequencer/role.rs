@@ -324,6 +324,7 @@ impl Sequencer {
     }
 
     fn start_leading(&mut self, cfg: LeaderConfig) {
+        self.role_starts();
         self.shared.control.reset_proposal_sizes();
         let (last, accepted, current) = match self.quiet_disk() {
             Ok(v) => v,
@@ -350,6 +351,7 @@ impl Sequencer {
     }
 
     fn start_learning(&mut self, cfg: LearnerConfig) {
+        self.role_starts();
         let (last, accepted, current) = match self.quiet_disk() {
             Ok(v) => v,
             Err(why) => return self.end_role(format!("cannot follow: {why}")),
@@ -481,6 +483,7 @@ impl Sequencer {
         warn!("leaving the role, going LOOKING: {reason}");
         self.drop_revalidations();
         self.role = None;
+        self.looking_again();
         if self.snap_unpersisted {
             // A sync cut between SNAP and NEWLEADER: the tree is the
             // leader's, the disk still ours. The election's vote and the
