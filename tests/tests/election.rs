@@ -695,6 +695,177 @@ fn not_serving_answers_match_apache_while_looking() {
     assert_eq!(ours[0].decided(), None);
 }
 
+/// What a client meets at server 1 of `m` in read-only mode (servers 2 and
+/// 3 killed), as text to compare between Apache and ours; a read-only
+/// session is left open in `keep`.
+fn read_only_answers(m: &[Member], keep: &mut Option<zk_integration::Client>) -> Vec<String> {
+    use zk_integration::ConnectOptions;
+    use zk_jute::{Request, SyncRequest};
+    let addr = std::net::SocketAddr::from((m[0].ip, CLIENT_PORT));
+    let mut seen = Vec::new();
+    wait_until("read-only mode", m, || {
+        (four_letter(addr, "isro").as_deref() == Some("ro")).then_some(())
+    });
+    seen.push(format!("srvr mode {:?}", m[0].mode()));
+    let mntr = four_letter(addr, "mntr").unwrap_or_default();
+    seen.extend(
+        mntr.lines()
+            .filter(|l| l.starts_with("zk_server_state") || l.starts_with("zk_peer_state"))
+            .map(str::to_string),
+    );
+    // A read-only server is no quorum server: Apache's mntr has no quorum
+    // gauges then.
+    seen.push(format!(
+        "mntr has zk_quorum_size: {}",
+        mntr.contains("zk_quorum_size")
+    ));
+    seen.push(format!(
+        "a read-write client: {}",
+        match zk_integration::Client::connect(addr) {
+            Ok(_) => "accepted".to_string(),
+            Err(e) => format!(
+                "refused ({})",
+                matches!(e, zk_integration::ClientError::Closed)
+            ),
+        }
+    ));
+    let ro = ConnectOptions {
+        read_only: true,
+        ..ConnectOptions::default()
+    };
+    let mut c = match zk_integration::Client::connect_with(addr, &ro) {
+        Ok(c) => c,
+        Err(_) => {
+            seen.push("a read-only client: refused".into());
+            return seen;
+        }
+    };
+    seen.push(format!(
+        "readOnly in the handshake reply: {}",
+        c.read_only()
+    ));
+    let data = c.get_data("/ro", true).expect("getData");
+    seen.push(format!("getData /ro: {:?}", data.map(|(d, _)| d)));
+    let kids = c.children("/ro", false).expect("getChildren");
+    seen.push(format!("getChildren /ro: {:?}", kids.map(|(k, _)| k)));
+    seen.push(format!(
+        "create: {:?}",
+        c.create("/ro/x", b"x", 0).expect("create")
+    ));
+    seen.push(format!(
+        "setData: {:?}",
+        c.set_data("/ro", b"y", -1).expect("setData").err()
+    ));
+    seen.push(format!(
+        "delete: {:?}",
+        c.delete("/ro/c", -1).expect("delete")
+    ));
+    let sync = c.call(&Request::Sync(SyncRequest { path: "/".into() }));
+    seen.push(format!("sync: {:?}", sync.expect("sync").code()));
+    seen.push(format!(
+        "exists after the refusals: {:?}",
+        c.exists("/ro/x", false).map(|s| s.is_some())
+    ));
+    // The local session resumed on a new connection; the old one closes.
+    let mut again =
+        zk_integration::Client::connect_with(addr, &c.resume_options()).expect("resume");
+    seen.push(format!(
+        "resumed: same id {}, readOnly {}",
+        again.session_id() == c.session_id(),
+        again.read_only()
+    ));
+    seen.push(format!(
+        "ping after resuming: {:?}",
+        again.ping().map(|r| r.code())
+    ));
+    seen.push(format!(
+        "closeSession: {:?}",
+        again.close().map(|r| r.code())
+    ));
+    *keep = Some(zk_integration::Client::connect_with(addr, &ro).expect("a kept session"));
+    seen
+}
+
+/// Read-only mode (`-Dreadonlymode.enabled=true`, with
+/// localSessionsEnabled as ZooKeeper's read-only server needs): server 1,
+/// its two peers killed, serves read-only clients after the grace, answers
+/// writes NOTREADONLY, refuses read-write clients, and closes its read-only
+/// sessions once the election decides again; the same answers as Apache's
+/// (kazoo's TestReadOnlyMode failed against ours before it was built).
+#[test]
+fn read_only_mode_answers_match_apache() {
+    let all = read_only_mode_of_both(true);
+    assert!(
+        all[1].contains(&"create: Err(NotReadOnly)".to_string()),
+        "{:#?}",
+        all[1]
+    );
+}
+
+/// Without localSessionsEnabled a read-only server has no session to give:
+/// ZooKeeper's refuses the createSession (its client cannot read the
+/// reply), ours closes the connection; both serve again afterwards.
+#[test]
+fn read_only_mode_without_local_sessions_refuses_as_apache() {
+    let all = read_only_mode_of_both(false);
+    assert!(
+        all[1].contains(&"a read-only client: refused".to_string()),
+        "{:#?}",
+        all[1]
+    );
+}
+
+/// Apache's answers in read-only mode, then ours ([`read_only_answers`]),
+/// asserted equal.
+fn read_only_mode_of_both(local_sessions: bool) -> Vec<Vec<String>> {
+    let mut all = Vec::new();
+    for flavor in [Flavor::Apache, Flavor::Ours] {
+        let mut m = ensemble(&[flavor; 3]);
+        for x in m.iter_mut() {
+            x.add_config(&format!("localSessionsEnabled={local_sessions}\n"));
+            match flavor {
+                Flavor::Apache => x.jvm_props.push("readonlymode.enabled=true".into()),
+                Flavor::Ours => x.env.push((
+                    "SERVER_JVMFLAGS".into(),
+                    "-Dreadonlymode.enabled=true".into(),
+                )),
+            }
+            x.start();
+        }
+        all_serving(&m);
+        let addr = std::net::SocketAddr::from((m[0].ip, CLIENT_PORT));
+        let mut c = zk_integration::Client::connect(addr).expect("connect");
+        c.create("/ro", b"x", 0).unwrap().expect("create /ro");
+        c.create("/ro/c", b"c", 0).unwrap().expect("create /ro/c");
+        drop(c);
+        wait_until("server 1 to hold /ro/c", &m, || {
+            let mut c = zk_integration::Client::connect(addr).ok()?;
+            c.exists("/ro/c", false).ok().flatten().map(|_| ())
+        });
+        m[1].kill9();
+        m[2].kill9();
+        let mut kept = None;
+        let seen = read_only_answers(&m, &mut kept);
+        m[1].start();
+        m[2].start();
+        wait_until("server 1 to serve read-write", &m, || {
+            (four_letter(addr, "isro").as_deref() == Some("rw")).then_some(())
+        });
+        let mut seen = seen;
+        if let Some(mut kept) = kept {
+            let after = wait_until("the read-only session to be closed", &m, || {
+                kept.ping().is_err().then_some("closed")
+            });
+            seen.push(format!(
+                "the read-only session once the election decided: {after}"
+            ));
+        }
+        all.push(seen);
+    }
+    assert_eq!(all[1], all[0], "ours (left) vs Apache (right)");
+    all
+}
+
 /// A bad ensemble config stops the server at once, naming the file and line
 /// (or the myid file), with a non-zero exit.
 #[test]

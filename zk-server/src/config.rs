@@ -385,15 +385,19 @@ impl Default for Config {
 /// else in `JVMFLAGS` (what zkServer.sh passes to ZooKeeper's JVM): its value
 /// (quotes around it dropped), `""` for a bare `-Dname`.
 pub fn jvm_system_property(name: &str) -> Option<String> {
-    ["SERVER_JVMFLAGS", "JVMFLAGS"].iter().find_map(|var| {
-        let flags = std::env::var(var).ok()?;
-        flags.split_whitespace().find_map(|f| {
-            let rest = f.strip_prefix("-D")?.strip_prefix(name)?;
-            match rest.strip_prefix('=') {
-                Some(v) => Some(v.trim_matches('"').to_string()),
-                None => rest.is_empty().then(String::new),
-            }
-        })
+    ["SERVER_JVMFLAGS", "JVMFLAGS"]
+        .iter()
+        .find_map(|var| system_property_in(&std::env::var(var).ok()?, name))
+}
+
+/// The value of `-Dname=...` (or a bare `-Dname`) among JVM `flags`.
+fn system_property_in(flags: &str, name: &str) -> Option<String> {
+    flags.split_whitespace().find_map(|f| {
+        let rest = f.strip_prefix("-D")?.strip_prefix(name)?;
+        match rest.strip_prefix('=') {
+            Some(v) => Some(v.trim_matches('"').to_string()),
+            None => rest.is_empty().then(String::new),
+        }
     })
 }
 
@@ -2204,5 +2208,31 @@ mod tests {
         // than the key list.
         eprintln!("{scripts} files: {configs} configs, {ensembles} ensembles");
         assert!(configs * 20 >= scripts && ensembles * 100 >= scripts);
+    }
+
+    #[test]
+    fn system_properties_are_read_from_jvm_flags() {
+        let flags = "-Xmx1g -Dreadonlymode.enabledX=1 -Dreadonlymode.enabled=true -Dbare \
+                     -Djava.security.auth.login.config=\"/etc/jaas.conf\"";
+        let got = |name| system_property_in(flags, name);
+        assert_eq!(got("readonlymode.enabled").as_deref(), Some("true"));
+        assert_eq!(got("bare").as_deref(), Some(""));
+        assert_eq!(
+            got("java.security.auth.login.config").as_deref(),
+            Some("/etc/jaas.conf")
+        );
+        assert_eq!(got("readonlymode"), None);
+        assert_eq!(got("Xmx1g"), None);
+    }
+
+    #[test]
+    fn readonlymode_in_zoo_cfg_is_a_warning_that_says_where_it_belongs() {
+        let c = Config::parse("dataDir=/d\nreadonlymode.enabled=true\n").unwrap();
+        assert!(!c.read_only_mode);
+        assert!(
+            c.warnings.iter().any(|w| w.contains("SERVER_JVMFLAGS")),
+            "{:?}",
+            c.warnings
+        );
     }
 }

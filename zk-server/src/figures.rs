@@ -284,8 +284,9 @@ pub(crate) fn monitor(shared: &Shared) -> Vec<Figure> {
         ),
     ]);
     lines.extend(summaries(st));
-    if shared.config.is_ensemble() {
-        // QuorumZooKeeperServer's gauge: the voting members.
+    if shared.config.is_ensemble() && mode != Mode::ReadOnly {
+        // QuorumZooKeeperServer's gauge: the voting members (a read-only
+        // server is not one).
         let voters = shared
             .config
             .servers
@@ -556,15 +557,14 @@ fn namespace_figures(name: &str, stats: &[(String, zk_tree::NamespaceStat)]) -> 
 
 /// mntr's `zk_peer_state` (Apache's `QuorumPeer.getDetailedPeerState`: the
 /// peer state, the Zab phase, the sync mode while syncing): a server that
-/// answers mntr serves, so its role is in broadcast; a read-only server is
-/// LOOKING (in election, which the state does not name). Standalone has none.
+/// answers mntr serves, so its role is in broadcast. Standalone has none, nor
+/// has a read-only server (not a quorum server: Apache's registers none).
 fn peer_state(mode: Mode) -> Option<&'static str> {
     match mode {
-        Mode::Standalone => None,
+        Mode::Standalone | Mode::ReadOnly => None,
         Mode::Leader => Some("leading - broadcast"),
         Mode::Follower => Some("following - broadcast"),
         Mode::Observer => Some("observing - broadcast"),
-        Mode::ReadOnly => Some("looking"),
     }
 }
 
