@@ -713,6 +713,9 @@ fn read_only_answers(m: &[Member], keep: &mut Option<zk_integration::Client>) ->
             .filter(|l| l.starts_with("zk_server_state") || l.starts_with("zk_peer_state"))
             .map(str::to_string),
     );
+    let conf = four_letter(addr, "conf").unwrap_or_default();
+    let keys: Vec<&str> = conf.lines().filter_map(|l| l.split('=').next()).collect();
+    seen.push(format!("conf keys: {keys:?}"));
     // A read-only server is no quorum server: Apache's mntr has no quorum
     // gauges then.
     seen.push(format!(

@@ -1257,8 +1257,9 @@ impl Config {
     }
 
     /// The `conf` four-letter word's text (ZooKeeper's key order), the
-    /// membership at configuration version `version`.
-    pub fn conf_text(&self, local_port: u16, version: u64) -> String {
+    /// membership at configuration version `version`; none without one
+    /// (a read-only server: ReadOnlyZooKeeperServer.dumpConf).
+    pub fn conf_text(&self, local_port: u16, version: Option<u64>) -> String {
         use std::fmt::Write;
         let mut s = String::new();
         let _ = writeln!(s, "clientPort={local_port}");
@@ -1294,8 +1295,10 @@ impl Config {
                 LearnerType::Observer => 1,
             };
             let _ = writeln!(s, "peerType={peer_type}");
-            s.push_str("membership: \n");
-            s.push_str(&self.quorum_config_text_at(version));
+            if let Some(version) = version {
+                s.push_str("membership: \n");
+                s.push_str(&self.quorum_config_text_at(version));
+            }
         }
         s
     }
@@ -2176,7 +2179,7 @@ mod tests {
             configs += 1;
             let derived = std::panic::AssertUnwindSafe(|| {
                 let _ = (cfg.voters(), cfg.is_ensemble(), cfg.quorum_config_text());
-                let _ = cfg.conf_text(2181, cfg.config_version);
+                let _ = cfg.conf_text(2181, Some(cfg.config_version));
                 for t in [i32::MIN, -1, 0, 1, 4000, i32::MAX] {
                     let _ = cfg.negotiate_timeout(t);
                 }

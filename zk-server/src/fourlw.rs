@@ -57,11 +57,11 @@ pub fn run(shared: &Shared, cmd: &str, rest: &[u8]) -> String {
         "isro" => out.push_str("rw"),
         "srvr" => server_stats(shared, &mut out, false),
         "stat" => server_stats(shared, &mut out, true),
-        "conf" => out.push_str(
-            &shared
-                .config
-                .conf_text(shared.local_addr().port(), shared.control.config_version()),
-        ),
+        "conf" => {
+            let version =
+                (shared.control.mode() != Mode::ReadOnly).then(|| shared.control.config_version());
+            out.push_str(&shared.config.conf_text(shared.local_addr().port(), version));
+        }
         "cons" => {
             for c in shared.stats.connections() {
                 let _ = writeln!(out, "{}", c.cons_line());
