@@ -2039,6 +2039,116 @@ fn a_reconfig_through_our_follower_reaches_an_apache_leader_as_sent() {
     );
 }
 
+/// Regression: an Apache leader commits a reconfig with COMMITANDACTIVATE
+/// (to observers INFORMANDACTIVATE), which our learner did not know: it
+/// left its leader at once and rejoined by DIFF, and its clients lost their
+/// connection (kazoo's `test_add_remove_observer` failed when its client was
+/// on ours). Now the reconfig commits as any txn: an observer added and
+/// removed through our follower, the session on ours goes on, our follower
+/// stays in its role, and the members it does not take at run time are
+/// written to its dynamic config file for its next start.
+#[test]
+fn our_follower_stays_through_an_apache_leaders_reconfig() {
+    use Flavor::{Apache, Ours};
+    stays_through_an_apache_leaders_reconfig(ensemble(&[Ours, Apache, Apache]), 0);
+}
+
+/// The same for our observer under an Apache leader (INFORMANDACTIVATE).
+#[test]
+fn our_observer_stays_through_an_apache_leaders_reconfig() {
+    use Flavor::{Apache, Ours};
+    let m = ensemble_with_observers(&[Apache, Apache, Apache, Ours], &[4]);
+    stays_through_an_apache_leaders_reconfig(m, 3);
+}
+
+/// An observer added and removed by reconfigs sent to our server `o` of
+/// `m` (whose leader is Apache's), then what our server went through.
+fn stays_through_an_apache_leaders_reconfig(mut m: Vec<Member>, o: usize) {
+    use zk_jute::{ReconfigRequest, Request};
+    for x in &m {
+        x.add_config("reconfigEnabled=true\nskipACL=yes\n");
+    }
+    start_together(&mut m);
+    let leader = all_serving(&m);
+    assert_eq!(m[leader].flavor, Flavor::Apache, "the highest voter leads");
+    let ours = std::net::SocketAddr::from((m[o].ip, CLIENT_PORT));
+    let mut c = zk_integration::Client::connect(ours).expect("connect to ours");
+    c.create("/before", b"b", 0)
+        .unwrap()
+        .expect("create /before");
+    let observer = "server.100=127.0.0.1:2888:3888:observer;127.0.0.1:2181";
+    let reconfig =
+        |c: &mut zk_integration::Client, joining: Option<&str>, leaving: Option<&str>| {
+            let r = c
+                .call(&Request::Reconfig(ReconfigRequest {
+                    joining_servers: joining.map(str::to_string),
+                    leaving_servers: leaving.map(str::to_string),
+                    new_members: None,
+                    cur_config_id: -1,
+                }))
+                .expect("the reconfig's answer on the same connection");
+            assert_eq!(r.err, 0, "reconfig: {:?}", r.code());
+            match r.body {
+                zk_jute::Response::GetData(d) => {
+                    String::from_utf8_lossy(&d.data.unwrap_or_default()).into_owned()
+                }
+                other => panic!("reconfig answered {other:?}"),
+            }
+        };
+    let added = reconfig(&mut c, Some(observer), None);
+    assert!(added.contains("server.100="), "{added}");
+    c.create("/after-add", b"a", 0)
+        .expect("the session on ours goes on")
+        .expect("create /after-add");
+    let removed = reconfig(&mut c, None, Some("100"));
+    assert!(!removed.contains("server.100="), "{removed}");
+    c.create("/after-remove", b"r", 0)
+        .expect("the session on ours goes on")
+        .expect("create /after-remove");
+    let out = m[o].output();
+    assert!(
+        !out.contains("leaving the role"),
+        "our learner left its leader:\n{out}"
+    );
+    assert_eq!(
+        out.matches("the leader activated a reconfig").count(),
+        2,
+        "{out}"
+    );
+    // The members it keeps until its next start are on disk for it.
+    let written: Vec<String> = fs::read_dir(m[o].dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("zoo.cfg.dynamic."))
+        .collect();
+    assert!(written.len() >= 2, "dynamic config files: {written:?}");
+    let zoo = fs::read_to_string(m[o].dir.path().join("zoo.cfg")).unwrap();
+    let named = zoo
+        .lines()
+        .find_map(|l| l.strip_prefix("dynamicConfigFile="))
+        .expect("zoo.cfg names its dynamic file");
+    let dynamic = fs::read_to_string(named).unwrap();
+    assert!(
+        !dynamic.contains("server.100=") && dynamic.contains("server.3="),
+        "{dynamic}"
+    );
+    // And the tree everywhere holds the leader's last configuration.
+    for x in &m {
+        let at = std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+        let mut c = zk_integration::Client::connect(at).expect("connect");
+        let (data, _) = c
+            .get_data("/zookeeper/config", false)
+            .unwrap()
+            .expect("config");
+        assert!(
+            !String::from_utf8_lossy(&data).contains("server.100="),
+            "server {}: {:?}",
+            x.sid,
+            data
+        );
+    }
+}
+
 /// Regression: `standaloneEnabled=false` was ignored, so one server line ran
 /// a standalone server (`Mode: standalone`, no epochs). As Apache's
 /// `isDistributed`, it is a quorum of one voter: it elects itself, leads

@@ -16,7 +16,9 @@
 //! Server") where ZooKeeper starts without SASL; in the mixed cluster our
 //! server followed a peer that never led (a decision on part of the votes)
 //! for initLimit ticks instead of giving up as Apache's learner does, and
-//! forwarded a reconfig's null member lists as empty ones; read-only mode
+//! forwarded a reconfig's null member lists as empty ones, left an Apache
+//! leader at its COMMITANDACTIVATE and answered a forwarded reconfig
+//! without the new configuration; read-only mode
 //! (`TestReadOnlyMode`, which the harness's `-Dreadonlymode.enabled=true`
 //! asks of every server) was not built.
 
@@ -50,31 +52,21 @@ fn python(code: &str) -> Option<String> {
 /// ephemeral range the other tests' servers draw their ports from.
 #[test]
 fn kazoo_own_suite_against_an_ensemble_of_ours() {
-    suite_fails(26500, "", &TLS_AND_RECONFIG, &[]);
+    suite_fails(26500, "", &TLS_AND_RECONFIG);
 }
 
 /// Ours as server 1, Apache as 2 and 3 (which leads: the highest id). A
 /// client may connect to any of them (kazoo shuffles its hosts): TLS finds
 /// an Apache server, a reconfig through our follower reaches the Apache
-/// leader, read-only mode is asked of our server 1. The Apache leader's
-/// reconfig that adds an observer reaches our follower as
-/// COMMITANDACTIVATE, which it does not know: it leaves the leader and
-/// rejoins at once (README), so the test fails when its client happens to
-/// be on our server (connection loss) and passes otherwise.
-/// Ports `26600..26625`.
+/// leader (which commits it to ours with COMMITANDACTIVATE), read-only
+/// mode is asked of our server 1: every test passes. Ports `26600..26625`.
 #[test]
 fn kazoo_own_suite_against_a_mixed_ensemble() {
-    suite_fails(
-        26600,
-        "2 3",
-        &[],
-        &["test_client.py::TestReconfig::test_add_remove_observer"],
-    );
+    suite_fails(26600, "2 3", &[]);
 }
 
-/// Runs the suite: the tests in `expected` must fail, those in `may_fail`
-/// may, and no other may.
-fn suite_fails(port_offset: u16, apache_ids: &str, expected: &[&str], may_fail: &[&str]) {
+/// Runs the suite: the tests in `expected` must fail, and no other may.
+fn suite_fails(port_offset: u16, apache_ids: &str, expected: &[&str]) {
     let tests_dir = python("import kazoo.tests, os; print(os.path.dirname(kazoo.tests.__file__))")
         .expect("kazoo is missing: python3 -m pip install kazoo (scripts/test does this)");
     assert!(
@@ -93,10 +85,7 @@ fn suite_fails(port_offset: u16, apache_ids: &str, expected: &[&str], may_fail: 
     };
     let status =
         status.unwrap_or_else(|| panic!("kazoo's suite ran past {DEADLINE:?}:\n{}", tail(80)));
-    let (mut failed, passed) = summary(&output);
-    for t in may_fail {
-        failed.remove(*t);
-    }
+    let (failed, passed) = summary(&output);
     let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
     assert_eq!(
         failed,

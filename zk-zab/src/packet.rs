@@ -54,6 +54,23 @@ pub enum Packet {
         /// The same bytes as a PROPOSAL's.
         txn: Bytes,
     },
+    /// Leader → follower: `zxid`, a reconfig, is committed, and its
+    /// configuration is active (`Leader.commitAndActivate`).
+    CommitAndActivate {
+        /// The zxid committed.
+        zxid: Zxid,
+        /// The leader the new configuration designates.
+        leader: i64,
+    },
+    /// Leader → observer: INFORM of a reconfig, its configuration active.
+    InformAndActivate {
+        /// Its zxid.
+        zxid: Zxid,
+        /// The leader the new configuration designates.
+        leader: i64,
+        /// The same bytes as a PROPOSAL's.
+        txn: Bytes,
+    },
     /// Leader → learner: the new epoch is about to start (`zxid = epoch << 32`).
     NewLeader {
         /// `newEpoch << 32`.
@@ -203,6 +220,17 @@ impl Packet {
             Packet::Revalidate { data } => (t::REVALIDATE, minus_one, Some(Payload::Held(data))),
             Packet::Sync => (t::SYNC, Zxid::ZERO, None),
             Packet::Inform { zxid, txn } => (t::INFORM, *zxid, Some(Payload::Held(txn))),
+            Packet::CommitAndActivate { zxid, leader } => (
+                t::COMMITANDACTIVATE,
+                *zxid,
+                Some(Payload::Made(Bytes::copy_from_slice(&leader.to_be_bytes()))),
+            ),
+            Packet::InformAndActivate { zxid, leader, txn } => {
+                let mut b = BytesMut::with_capacity(8 + txn.len());
+                b.put_i64(*leader);
+                b.put_slice(txn);
+                (t::INFORMANDACTIVATE, *zxid, Some(Payload::Made(b.freeze())))
+            }
             Packet::NewLeader { zxid, config } => {
                 (t::NEWLEADER, *zxid, Some(Payload::Held(config)))
             }
@@ -289,6 +317,22 @@ impl Packet {
                 zxid,
                 txn: data.ok_or(err("no txn"))?,
             },
+            // Apache's learner reads the designated leader with
+            // ByteBuffer.getLong: fewer than 8 bytes end the connection.
+            t::COMMITANDACTIVATE => Packet::CommitAndActivate {
+                zxid,
+                leader: int64(data.as_ref()).ok_or(err("no designated leader"))?,
+            },
+            t::INFORMANDACTIVATE => {
+                let mut d = data.ok_or(err("no designated leader"))?;
+                let leader = int64(Some(&d)).ok_or(err("no designated leader"))?;
+                d.advance(8);
+                Packet::InformAndActivate {
+                    zxid,
+                    leader,
+                    txn: d,
+                }
+            }
             t::NEWLEADER => Packet::NewLeader {
                 zxid,
                 config: data.unwrap_or_default(),
@@ -329,6 +373,8 @@ impl Packet {
             Packet::Revalidate { .. } => "REVALIDATE",
             Packet::Sync => "SYNC",
             Packet::Inform { .. } => "INFORM",
+            Packet::CommitAndActivate { .. } => "COMMITANDACTIVATE",
+            Packet::InformAndActivate { .. } => "INFORMANDACTIVATE",
             Packet::NewLeader { .. } => "NEWLEADER",
             Packet::FollowerInfo { .. } => "FOLLOWERINFO",
             Packet::ObserverInfo { .. } => "OBSERVERINFO",
@@ -364,6 +410,11 @@ fn parse_learner_info(mut data: Bytes) -> Option<LearnerInfo> {
         protocol_version,
         config_version,
     })
+}
+
+fn int64(data: Option<&Bytes>) -> Option<i64> {
+    let d = data?;
+    (d.len() >= 8).then(|| i64::from_be_bytes(d[..8].try_into().unwrap_or_default()))
 }
 
 fn int32(data: Option<Bytes>) -> Option<i32> {

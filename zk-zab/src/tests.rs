@@ -1213,6 +1213,15 @@ fn packets_round_trip_through_jute() {
             zxid: z(1, 2),
             txn: Bytes::from_static(b"i"),
         },
+        Packet::CommitAndActivate {
+            zxid: z(1, 3),
+            leader: 3,
+        },
+        Packet::InformAndActivate {
+            zxid: z(1, 3),
+            leader: 3,
+            txn: Bytes::from_static(b"r"),
+        },
         Packet::NewLeader {
             zxid: z(2, 0),
             config: Bytes::from_static(b"version=0"),
@@ -1668,4 +1677,50 @@ fn a_quorum_of_one_voter_establishes_alone() {
     assert_eq!(c.leader_epochs, (3, 3));
     c.propose(2);
     assert_eq!(c.leader_applied.last(), Some(&z(3, 2)));
+}
+
+/// COMMITANDACTIVATE and INFORMANDACTIVATE as Apache's leader sends them.
+#[test]
+fn activate_packets_carry_the_designated_leader_first() {
+    // Leader.commitAndActivate / buildInformAndActivePacket: the designated
+    // leader as 8 big-endian bytes, then (INFORMANDACTIVATE) the txn.
+    let caa = zk_jute::QuorumPacket {
+        packet_type: 9,
+        zxid: z(1, 3).as_i64(),
+        data: Some(Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 2])),
+        authinfo: vec![],
+    };
+    assert_eq!(
+        Packet::from_wire(caa),
+        Ok(Packet::CommitAndActivate {
+            zxid: z(1, 3),
+            leader: 2
+        })
+    );
+    let iaa = zk_jute::QuorumPacket {
+        packet_type: 19,
+        zxid: z(1, 3).as_i64(),
+        data: Some(Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 2, 7, 7])),
+        authinfo: vec![],
+    };
+    assert_eq!(
+        Packet::from_wire(iaa),
+        Ok(Packet::InformAndActivate {
+            zxid: z(1, 3),
+            leader: 2,
+            txn: Bytes::from_static(&[7, 7]),
+        })
+    );
+    for ty in [9, 19] {
+        let short = zk_jute::QuorumPacket {
+            packet_type: ty,
+            zxid: 1,
+            data: Some(Bytes::from_static(&[0, 0, 0, 2])),
+            authinfo: vec![],
+        };
+        assert_eq!(
+            Packet::from_wire(short).unwrap_err().reason,
+            "no designated leader"
+        );
+    }
 }

@@ -3,11 +3,20 @@
 //! configuration has version 0 sends the new epoch's first zxid as its
 //! version with NEWLEADER and makes it current once the epoch is established;
 //! each learner makes the version NEWLEADER carried its own at UPTODATE
-//! (ZooKeeper's `processReconfig`), when the members are ours. Either way the
-//! new version goes to `/zookeeper/config`, to the quorum thread (the
-//! election's notifications, the next role's LearnerInfo and NEWLEADER) and
-//! to disk ([`crate::dynamic_config`]). Reconfig itself (other members) is not
-//! built: a NEWLEADER naming other members is logged and left alone.
+//! (ZooKeeper's `processReconfig`), when the members are ours, and so the
+//! version of a reconfig an (Apache) leader commits with COMMITANDACTIVATE
+//! (INFORMANDACTIVATE to an observer), once the reconfig's txn is applied.
+//! Either way the new version goes to `/zookeeper/config`, to the quorum
+//! thread (the election's notifications, the next role's LearnerInfo and
+//! NEWLEADER) and to disk ([`crate::dynamic_config`]).
+//!
+//! Changing the members at run time is not built (nor is the reconfig
+//! operation on our leader): a configuration naming other members (another
+//! server, or this one with another role) is written to disk as the dynamic
+//! config file, which the next start reads, and the running server keeps its
+//! members and version meanwhile, saying so. It stays in its role: ZooKeeper's
+//! learner leaves it only for a change of its own role, which here would take
+//! the restart all the same.
 
 use tracing::{error, info, warn};
 use zk_jute::quorum::{QuorumConfig, QuorumServer};
@@ -44,6 +53,20 @@ impl Sequencer {
 
     /// Learner at UPTODATE: the configuration text NEWLEADER carried.
     pub(super) fn leader_config(&mut self, text: &[u8]) {
+        self.new_config(text, "NEWLEADER");
+    }
+
+    /// Learner: the reconfig txn a COMMITANDACTIVATE (INFORMANDACTIVATE)
+    /// committed is applied; `text` is its data (the new configuration),
+    /// `designated` the leader the leader named for it.
+    pub(super) fn activate_config(&mut self, text: &[u8], designated: i64) {
+        info!("the leader activated a reconfig (designated leader {designated})");
+        self.new_config(text, "the reconfig");
+    }
+
+    /// ZooKeeper's `processReconfig` as far as built here: a later version
+    /// of our members is adopted; other members go to disk for the next start.
+    fn new_config(&mut self, text: &[u8], from: &str) {
         if !self.shared.config.reconfig_enabled {
             return;
         }
@@ -53,7 +76,7 @@ impl Sequencer {
         let leaders = match parsed {
             Ok(c) => c,
             Err(e) => {
-                warn!("the leader's configuration does not parse ({e}): ignored");
+                warn!("the configuration of {from} does not parse ({e}): ignored");
                 return;
             }
         };
@@ -61,14 +84,33 @@ impl Sequencer {
         if v <= self.shared.control.config_version() {
             return;
         }
-        if !same_members(&leaders.servers, &self.shared.config.servers) {
+        if same_members(&leaders.servers, &self.shared.config.servers) {
+            return self.adopt_config_version(v);
+        }
+        let Some(zoo_cfg) = self.shared.config.source.clone() else {
             warn!(
-                "the leader's configuration of version 0x{v:x} has other members than ours \
-                 (reconfig is not supported here): ours stays"
+                "the configuration of {from}, version 0x{v:x}, has other members than ours, and \
+                 this server has no zoo.cfg to write them to: it keeps its members (changing them \
+                 at run time is not built here)"
             );
             return;
+        };
+        let mut next = self.shared.config.clone();
+        next.servers = leaders.servers;
+        match crate::dynamic_config::persist(&zoo_cfg, &next, v) {
+            Ok(path) => warn!(
+                "the configuration of {from}, version 0x{v:x}, has other members than ours: \
+                 written to {} for the next start; until this server restarts it keeps its \
+                 members and version 0x{:x} (changing them at run time is not built here)",
+                path.display(),
+                self.shared.control.config_version()
+            ),
+            Err(e) => error!(
+                "cannot write the configuration of {from}, version 0x{v:x}, beside {}: {e}; \
+                 this server keeps its members",
+                zoo_cfg.display()
+            ),
         }
-        self.adopt_config_version(v);
     }
 }
 

@@ -882,7 +882,7 @@ impl Sequencer {
                 self.send(ctx.conn, LoopMsg::Close { conn: ctx.conn });
             }
             Origin::Client(ctx, op) => {
-                let frame = write_reply(ctx, *op, zxid, out);
+                let frame = write_reply(ctx, *op, zxid, &p.body, out);
                 let close = *op == OpCode::CloseSession;
                 self.replied.push((ctx.conn, ctx.received));
                 let trace = t_commit.map(|t| {
@@ -970,7 +970,17 @@ fn txn_header(session: i64, cxid: i32, zxid: Zxid, time: i64, body: &TxnBody) ->
     }
 }
 
-fn write_reply(ctx: &Ctx, op: OpCode, zxid: i64, out: zk_tree::ApplyOutcome) -> Bytes {
+/// The reply to a client's write `op` once its txn `body` is applied. A
+/// reconfig (only ever a learner's, forwarded to an Apache leader) is
+/// answered as FinalRequestProcessor does: the new configuration and the
+/// stat of /zookeeper/config.
+fn write_reply(
+    ctx: &Ctx,
+    op: OpCode,
+    zxid: i64,
+    body: &TxnBody,
+    out: zk_tree::ApplyOutcome,
+) -> Bytes {
     if op == OpCode::Multi {
         return response_frame(ctx.xid, zxid, &Response::Multi(out.multi_results()));
     }
@@ -985,6 +995,13 @@ fn write_reply(ctx: &Ctx, op: OpCode, zxid: i64, out: zk_tree::ApplyOutcome) -> 
             Response::Create2(Create2Response { path, stat })
         }
         OpCode::SetData | OpCode::SetAcl => Response::Stat(stat),
+        OpCode::Reconfig => match body {
+            TxnBody::Reconfig(t) => Response::GetData(zk_jute::GetDataResponse {
+                data: t.data.clone(),
+                stat,
+            }),
+            _ => Response::Empty,
+        },
         _ => Response::Empty,
     };
     response_frame(ctx.xid, zxid, &resp)

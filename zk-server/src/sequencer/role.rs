@@ -71,6 +71,9 @@ pub(super) struct Learning {
     /// The txns of PROPOSALs and INFORMs received and not yet applied, in
     /// zxid order, decoded on receipt (their COMMIT applies them as they are).
     received: VecDeque<super::digests::Received>,
+    /// Reconfigs committed with COMMITANDACTIVATE (INFORMANDACTIVATE) and
+    /// not yet applied: (zxid, designated leader), activated once applied.
+    activations: VecDeque<(Zxid, i64)>,
 }
 
 impl Learning {
@@ -221,6 +224,19 @@ impl Sequencer {
             QuorumIn::LearnerClosed(c) => RoleEvent::Leader(LeaderEvent::Closed(c)),
             QuorumIn::LeaderConnected => RoleEvent::Learner(LearnerEvent::Connected),
             QuorumIn::FromLeader(p) => {
+                // A reconfig's commit (inform) is one to the learner core;
+                // its activation waits for the txn's apply (`role_apply`).
+                let p = match p {
+                    Packet::CommitAndActivate { zxid, leader } => {
+                        self.note_activation(zxid, leader);
+                        Packet::Commit { zxid }
+                    }
+                    Packet::InformAndActivate { zxid, leader, txn } => {
+                        self.note_activation(zxid, leader);
+                        Packet::Inform { zxid, txn }
+                    }
+                    p => p,
+                };
                 let (p, received) = match super::digests::decode_received(p) {
                     Ok(v) => v,
                     Err(why) => return self.end_role(why),
@@ -377,6 +393,7 @@ impl Sequencer {
             acked_newleader: false,
             sync_started: None,
             received: VecDeque::new(),
+            activations: VecDeque::new(),
         })));
         self.shared
             .sessions
@@ -1278,6 +1295,23 @@ impl Sequencer {
         }
         self.apply(&p);
         self.after_apply(&p);
+        if let TxnBody::Reconfig(t) = &p.body
+            && let Some(Role::Learning(l)) = &mut self.role
+        {
+            while l.activations.front().is_some_and(|a| a.0 < zxid) {
+                l.activations.pop_front();
+            }
+            if let Some((_, leader)) = l.activations.pop_front_if(|a| a.0 == zxid) {
+                self.activate_config(t.data.as_deref().unwrap_or_default(), leader);
+            }
+        }
+    }
+
+    /// Learner: the leader committed the reconfig `zxid` and activates it.
+    fn note_activation(&mut self, zxid: Zxid, leader: i64) {
+        if let Some(Role::Learning(l)) = &mut self.role {
+            l.activations.push_back((zxid, leader));
+        }
     }
 
     /// Leader: a client write prepared here (or for a learner) becomes a
