@@ -747,6 +747,12 @@ fn read_only_answers(m: &[Member], keep: &mut Option<zk_integration::Client>) ->
         "readOnly in the handshake reply: {}",
         c.read_only()
     ));
+    let mntr = four_letter(addr, "mntr").unwrap_or_default();
+    seen.extend(
+        mntr.lines()
+            .filter(|l| l.starts_with("zk_local_sessions"))
+            .map(str::to_string),
+    );
     let data = c.get_data("/ro", true).expect("getData");
     seen.push(format!("getData /ro: {:?}", data.map(|(d, _)| d)));
     let kids = c.children("/ro", false).expect("getChildren");

@@ -116,13 +116,12 @@ pub(crate) fn tree_info(tree: &Tree) -> TreeInfo {
     }
 }
 
-/// Live sessions.
-pub(crate) fn session_count(shared: &Shared) -> usize {
-    shared
-        .sessions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .len()
+/// (global, local) session counts: mntr's `global_sessions` (the sessions
+/// txns created) and `local_sessions` (read-only mode's).
+fn session_counts(shared: &Shared) -> (usize, usize) {
+    let st = shared.sessions.lock().unwrap_or_else(|e| e.into_inner());
+    let local = st.local_count();
+    (st.len() - local, local)
 }
 
 /// The session tracker's expiry buckets: (deadline in ms of the server's
@@ -243,13 +242,14 @@ pub(crate) fn monitor(shared: &Shared) -> Vec<Figure> {
         let master = shared.control.learner_master();
         lines.push(fig("observer_master_id", Value::Int(master), Kind::Info));
     }
+    let (global_sessions, local_sessions) = session_counts(shared);
     lines.extend([
         gauge("ephemerals_count", info.ephemerals_count),
         gauge("num_alive_connections", s.connections),
         fig("avg_latency", Value::Float(avg), Kind::Gauge),
         gauge("outstanding_requests", s.outstanding),
         gauge("znode_count", info.node_count),
-        gauge("global_sessions", session_count(shared)),
+        gauge("global_sessions", global_sessions),
         gauge("non_mtls_remote_conn_count", 0),
         gauge("last_client_response_size", last_size),
         gauge("packets_sent", s.sent),
@@ -266,7 +266,7 @@ pub(crate) fn monitor(shared: &Shared) -> Vec<Figure> {
         gauge("max_file_descriptor_count", max_fds()),
         gauge("approximate_data_size", info.data_size),
         gauge("open_file_descriptor_count", open_fds()),
-        gauge("local_sessions", 0),
+        gauge("local_sessions", local_sessions),
         gauge("uptime", s.uptime_ms),
         gauge("max_latency", max),
         gauge("outstanding_tls_handshake", 0),

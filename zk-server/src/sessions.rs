@@ -204,6 +204,11 @@ impl SessionTracker {
         self.sessions.get(&id).is_some_and(|s| s.local)
     }
 
+    /// How many local sessions there are.
+    pub fn local_count(&self) -> usize {
+        self.sessions.values().filter(|s| s.local).count()
+    }
+
     /// The local sessions and their owners.
     pub fn local_sessions(&self) -> Vec<(i64, u64)> {
         self.sessions
