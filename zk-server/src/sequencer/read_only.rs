@@ -58,6 +58,12 @@ impl ReadOnly {
             active: None,
         }
     }
+
+    /// Tests: LOOKING since `ago`.
+    #[cfg(test)]
+    pub(super) fn looking_for(&mut self, ago: Duration) {
+        self.looking_since = Instant::now().checked_sub(ago);
+    }
 }
 
 impl Sequencer {

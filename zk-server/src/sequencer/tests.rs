@@ -476,3 +476,161 @@ fn a_failed_log_write_stops_the_sequencer_acknowledging() {
             .is_err()
     );
 }
+
+/// A server of an ensemble with read-only mode on, LOOKING for 3 s (past
+/// the grace): its standalone role is dropped as an election's start would.
+fn looking_read_only(local_sessions: bool) -> Harness {
+    let mut h = Harness::new(|c| {
+        c.read_only_mode = true;
+        c.local_sessions_enabled = local_sessions;
+    });
+    h.seq.role = None;
+    h.seq.ensemble = true;
+    h.shared.control.set_serving(false);
+    h.shared.control.set_mode(Mode::Follower);
+    h.seq.read_only.looking_for(Duration::from_secs(3));
+    h
+}
+
+/// A handshake for a new session; `read_only` is its flag.
+fn ro_connect(conn: u64, read_only: Option<bool>) -> CoreMsg {
+    CoreMsg::Connect {
+        conn,
+        peer: SocketAddr::from(([127, 0, 0, 1], 5000)),
+        req: ConnectRequest {
+            time_out: 30,
+            passwd: Bytes::from_static(&[0; 16]),
+            read_only,
+            ..ConnectRequest::default()
+        },
+        timeout: 30,
+    }
+}
+
+#[test]
+fn read_only_mode_gives_local_sessions_reads_and_notreadonly() {
+    let mut h = looking_read_only(true);
+    h.settle();
+    assert_eq!(h.shared.control.mode(), Mode::ReadOnly);
+    assert!(h.shared.control.serves_clients());
+    // A client that did not say readOnly is closed; one that did gets a
+    // local session, the handshake reply saying read-only.
+    h.send(ro_connect(CONN_B, Some(false)));
+    h.send(ro_connect(CONN_A, Some(true)));
+    h.settle();
+    let out = h.out();
+    assert!(
+        matches!(out[0], LoopMsg::Close { conn } if conn == CONN_B),
+        "{out:?}"
+    );
+    let LoopMsg::Connected {
+        session_id, frame, ..
+    } = &out[1]
+    else {
+        panic!("{out:?}")
+    };
+    let resp = <zk_jute::ConnectResponse as zk_jute::Jute>::from_bytes(frame.slice(4..)).unwrap();
+    assert!(resp.read_only && resp.session_id == *session_id);
+    let session = *session_id;
+    assert!(h.shared.sessions.lock().unwrap().is_local(session));
+    // Writes and sync: NOTREADONLY in order, the session going on; reads
+    // served; nothing logged.
+    let sync = Request::Sync(zk_jute::SyncRequest { path: "/".into() });
+    for (xid, req) in [(1, create("/a")), (2, sync), (3, get_data("/", false))] {
+        h.send(CoreMsg::Request {
+            ctx: ctx(CONN_A, session, xid),
+            req,
+        });
+    }
+    h.settle();
+    let nro = ErrorCode::NotReadOnly.code();
+    assert_eq!(
+        replies(&h.out()),
+        vec![
+            (CONN_A, 1, 0, nro, false),
+            (CONN_A, 2, 0, nro, false),
+            (CONN_A, 3, 0, 0, false)
+        ]
+    );
+    assert_eq!(h.seq.storage.log.last_key(), None, "nothing is logged");
+    // An undecodable write is a write all the same.
+    h.send(CoreMsg::Rejected {
+        ctx: ctx(CONN_A, session, 4),
+        reject: Reject::MarshallingTxn,
+    });
+    h.settle();
+    assert_eq!(replies(&h.out()), vec![(CONN_A, 4, 0, nro, false)]);
+}
+
+#[test]
+fn read_only_mode_refuses_new_sessions_without_local_sessions_and_global_ones() {
+    let mut h = looking_read_only(false);
+    let global = 0x0100_0000_0000_0042;
+    h.shared.sessions.lock().unwrap().add(global, 30_000, 0);
+    h.settle();
+    assert_eq!(h.shared.control.mode(), Mode::ReadOnly);
+    h.send(ro_connect(CONN_A, Some(true)));
+    let mut resume = ro_connect(CONN_B, Some(true));
+    if let CoreMsg::Connect { req, .. } = &mut resume {
+        req.session_id = global;
+    }
+    h.send(resume);
+    h.settle();
+    let out = h.out();
+    assert!(
+        matches!(
+            out.as_slice(),
+            [LoopMsg::Close { conn: a }, LoopMsg::Close { conn: b }] if *a == CONN_A && *b == CONN_B
+        ),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_role_start_ends_read_only_mode_and_its_sessions_and_they_expire_alone() {
+    let mut h = looking_read_only(true);
+    let global = 0x0100_0000_0000_0042;
+    h.shared.sessions.lock().unwrap().add(global, 10, 0);
+    h.settle();
+    h.send(ro_connect(CONN_A, Some(true)));
+    h.send(ro_connect(CONN_B, Some(true)));
+    h.settle();
+    let sessions: Vec<i64> = h
+        .out()
+        .iter()
+        .filter_map(|m| match m {
+            LoopMsg::Connected { session_id, .. } => Some(*session_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sessions.len(), 2);
+    // B's session expires after its 30 ms (A keeps touching its own); the
+    // global session, due as well, is left to a leader.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while h.shared.sessions.lock().unwrap().get(sessions[1]).is_some() {
+        h.shared
+            .sessions
+            .lock()
+            .unwrap()
+            .touch(sessions[0], h.shared.now_ms());
+        h.settle();
+        assert!(Instant::now() < deadline, "B's session did not expire");
+    }
+    assert!(
+        h.out()
+            .iter()
+            .any(|m| matches!(m, LoopMsg::Close { conn } if *conn == CONN_B))
+    );
+    assert!(h.shared.sessions.lock().unwrap().is_live(global));
+    // The election decided: read-only mode ends, A's session is gone and
+    // its connection closed, the mode is the last role's again.
+    h.seq.role_starts();
+    assert!(!h.shared.control.serving());
+    assert_eq!(h.shared.control.mode(), Mode::Follower);
+    assert_eq!(h.shared.sessions.lock().unwrap().local_count(), 0);
+    assert!(
+        h.out()
+            .iter()
+            .any(|m| matches!(m, LoopMsg::Close { conn } if *conn == CONN_A))
+    );
+}
