@@ -2051,8 +2051,8 @@ fn a_reconfig_through_our_follower_reaches_an_apache_leader_as_sent() {
 /// connection (kazoo's `test_add_remove_observer` failed when its client was
 /// on ours). Now the reconfig commits as any txn: an observer added and
 /// removed through our follower, the session on ours goes on, our follower
-/// stays in its role, and the members it does not take at run time are
-/// written to its dynamic config file for its next start.
+/// stays in its role and takes the new members (`conf` shows the same
+/// membership as Apache's leader; the dynamic config file holds it).
 #[test]
 fn our_follower_stays_through_an_apache_leaders_reconfig() {
     use Flavor::{Apache, Ours};
@@ -2065,6 +2065,55 @@ fn our_observer_stays_through_an_apache_leaders_reconfig() {
     use Flavor::{Apache, Ours};
     let m = ensemble_with_observers(&[Apache, Apache, Apache, Ours], &[4]);
     stays_through_an_apache_leaders_reconfig(m, 3);
+}
+
+/// A voter removed by an Apache leader's reconfig: our follower counts the
+/// new voters from then on, as the leader does (mntr's quorum size, `conf`'s
+/// membership the same as the Apache leader's).
+#[test]
+fn our_follower_takes_the_voters_of_an_apache_leaders_reconfig() {
+    use Flavor::{Apache, Ours};
+    use zk_jute::{ReconfigRequest, Request};
+    let mut m = ensemble(&[Ours, Apache, Apache]);
+    for x in &m {
+        x.add_config("reconfigEnabled=true\nskipACL=yes\n");
+    }
+    start_together(&mut m);
+    let leader = all_serving(&m);
+    assert_eq!(leader, 2, "the highest sid leads");
+    let figures = |x: &Member| {
+        let at = std::net::SocketAddr::from((x.ip, CLIENT_PORT));
+        let mntr = four_letter(at, "mntr").unwrap_or_default();
+        let size = mntr
+            .lines()
+            .find_map(|l| l.strip_prefix("zk_quorum_size\t"))
+            .map(str::to_string);
+        let conf = four_letter(at, "conf").unwrap_or_default();
+        let membership = conf
+            .split_once("membership: \n")
+            .map(|(_, m)| m.trim().to_string());
+        (size, membership)
+    };
+    let mut c = zk_integration::Client::connect(std::net::SocketAddr::from((m[0].ip, CLIENT_PORT)))
+        .expect("connect to ours");
+    let r = c
+        .call(&Request::Reconfig(ReconfigRequest {
+            joining_servers: None,
+            leaving_servers: Some("2".into()),
+            new_members: None,
+            cur_config_id: -1,
+        }))
+        .expect("the reconfig's answer");
+    assert_eq!(r.err, 0, "reconfig: {:?}", r.code());
+    let ours = figures(&m[0]);
+    assert_eq!(ours.0.as_deref(), Some("2"), "{ours:?}");
+    assert_eq!(ours, figures(&m[leader]), "ours (left) vs Apache's leader");
+    assert!(!ours.1.unwrap_or_default().contains("server.2="));
+    assert!(
+        m[0].output().contains("has other members: taking them"),
+        "{}",
+        m[0].output()
+    );
 }
 
 /// An observer added and removed by reconfigs sent to our server `o` of
@@ -2101,13 +2150,33 @@ fn stays_through_an_apache_leaders_reconfig(mut m: Vec<Member>, o: usize) {
                 other => panic!("reconfig answered {other:?}"),
             }
         };
+    // `conf`'s membership (the members and the version) as one of Apache's
+    // servers shows it, and as ours does.
+    let membership = |x: &Member| {
+        let conf = four_letter(std::net::SocketAddr::from((x.ip, CLIENT_PORT)), "conf")
+            .unwrap_or_default();
+        conf.split_once("membership: \n")
+            .map(|(_, m)| m.trim().to_string())
+            .unwrap_or_default()
+    };
     let added = reconfig(&mut c, Some(observer), None);
     assert!(added.contains("server.100="), "{added}");
+    assert_eq!(
+        membership(&m[o]),
+        membership(&m[leader]),
+        "ours (left) vs Apache's leader"
+    );
+    assert!(membership(&m[o]).contains("server.100="));
     c.create("/after-add", b"a", 0)
         .expect("the session on ours goes on")
         .expect("create /after-add");
     let removed = reconfig(&mut c, None, Some("100"));
     assert!(!removed.contains("server.100="), "{removed}");
+    assert_eq!(
+        membership(&m[o]),
+        membership(&m[leader]),
+        "ours (left) vs Apache's leader"
+    );
     c.create("/after-remove", b"r", 0)
         .expect("the session on ours goes on")
         .expect("create /after-remove");

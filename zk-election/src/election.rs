@@ -263,6 +263,14 @@ impl<Q: Quorum> Election<Q> {
         &self.quorum
     }
 
+    /// Counts with `quorum` from now on (a reconfig the leader committed,
+    /// while this server follows it: ZooKeeper restarts its election with
+    /// the new verifier then). The votes kept are counted anew at the next
+    /// one received.
+    pub fn set_quorum(&mut self, quorum: Q) {
+        self.quorum = quorum;
+    }
+
     /// Feeds one event; the commands it causes are appended to `out` in order.
     pub fn step(&mut self, event: Event, out: &mut Vec<Command>) {
         let mut loopback = VecDeque::new();

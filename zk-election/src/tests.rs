@@ -759,3 +759,23 @@ fn hostile_notifications_never_break_the_core() {
         }
     }
 }
+
+#[test]
+fn a_new_quorum_counts_the_new_voters_from_the_next_round() {
+    // A reconfig committed while following (ZooKeeper restarts its election
+    // with the new verifier): from then on the round counts the new voters.
+    // Five voters shrunk to {1, 2, 3}: 2's agreement makes a quorum, where
+    // of five it would not; and the round sends to the new voters only.
+    let mut e = Election::new(1, Majority::new([1, 2, 3, 4, 5]), params());
+    e.set_quorum(Majority::new([1, 2, 3]));
+    assert_eq!(e.quorum().voters(), vec![1, 2, 3]);
+    let out = start(&mut e, ZXID, 1);
+    let to: Vec<Sid> = sends(&out).iter().map(|(to, _)| *to).collect();
+    assert_eq!(to, vec![2, 3]);
+    recv(&mut e, 2, note(PeerState::Looking, vote(1, ZXID, 1), 1));
+    assert!(e.is_finalizing(), "1 and 2 are a quorum of three");
+    let mut five = Election::new(1, Majority::new([1, 2, 3, 4, 5]), params());
+    start(&mut five, ZXID, 1);
+    recv(&mut five, 2, note(PeerState::Looking, vote(1, ZXID, 1), 1));
+    assert!(!five.is_finalizing(), "but not of five");
+}

@@ -480,8 +480,7 @@ fn leader(shared: &Shared, put: &mut impl FnMut(&str, Json)) -> Option<String> {
     let id = leader_id(shared);
     // QuorumPeer.getLeaderAddress: the leader's quorum hosts, `|`-joined.
     let ip = shared
-        .config
-        .servers
+        .members()
         .iter()
         .find(|s| s.id as i64 == id)
         .map(|s| {
@@ -523,8 +522,7 @@ fn voting_view(shared: &Shared) -> Json {
         return Json::Object(m);
     }
     for s in shared
-        .config
-        .servers
+        .members()
         .iter()
         .filter(|s| s.role == zk_jute::quorum::LearnerType::Participant)
     {
@@ -576,7 +574,8 @@ fn multiple_addresses(addrs: &[zk_jute::quorum::HostPort]) -> Json {
 /// quorum server).
 fn zabstate(shared: &Shared, put: &mut impl FnMut(&str, Json)) {
     let cfg = &shared.config;
-    let me = cfg.servers.iter().find(|s| s.id == cfg.my_id);
+    let members = shared.members();
+    let me = members.iter().find(|s| s.id == cfg.my_id);
     let quorum_serving = shared.control.serving() && shared.control.mode() != Mode::ReadOnly;
     let (Some(me), true) = (me, cfg.is_ensemble() && quorum_serving) else {
         put("voting", json!(false));

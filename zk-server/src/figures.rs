@@ -288,8 +288,7 @@ pub(crate) fn monitor(shared: &Shared) -> Vec<Figure> {
         // QuorumZooKeeperServer's gauge: the voting members (a read-only
         // server is not one).
         let voters = shared
-            .config
-            .servers
+            .members()
             .iter()
             .filter(|x| x.role == zk_jute::quorum::LearnerType::Participant)
             .count();

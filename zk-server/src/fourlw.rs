@@ -60,7 +60,8 @@ pub fn run(shared: &Shared, cmd: &str, rest: &[u8]) -> String {
         "conf" => {
             let version =
                 (shared.control.mode() != Mode::ReadOnly).then(|| shared.control.config_version());
-            out.push_str(&shared.config.conf_text(shared.local_addr().port(), version));
+            let config = shared.live_config();
+            out.push_str(&config.conf_text(shared.local_addr().port(), version));
         }
         "cons" => {
             for c in shared.stats.connections() {

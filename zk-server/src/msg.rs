@@ -127,6 +127,14 @@ pub(crate) enum QuorumOut {
     /// the version an established epoch gave it): the election's
     /// notifications and the next role's LearnerInfo and NEWLEADER carry it.
     ConfigVersion(u64),
+    /// The ensemble's members are these from now on (a reconfig the leader
+    /// committed; a [`QuorumOut::ConfigVersion`] follows): the election
+    /// counts their voters and dials their election ports, the next role
+    /// their quorum ports. `members` is their `server.N=` text.
+    Members {
+        servers: Vec<zk_jute::quorum::QuorumServer>,
+        members: Bytes,
+    },
     /// The role ended (GoLooking): close the quorum connections, elect again
     /// with `last_zxid`, the last zxid logged now (the role changed it).
     RoleEnded { reason: String, last_zxid: i64 },

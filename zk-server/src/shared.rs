@@ -2,9 +2,11 @@
 //! the tree, the loops' mailboxes and the sequencer's inbox).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
+use zk_jute::quorum::{LearnerType, QuorumServer};
 use zk_tree::Tree;
 
 use crate::config::Config;
@@ -32,6 +34,11 @@ pub(crate) struct Shared {
     local_addr: OnceLock<SocketAddr>,
     /// The SASL users, when a JAAS file names them (`crate::sasl`).
     pub sasl: OnceLock<crate::sasl::SaslUsers>,
+    /// The ensemble's members: the config's, until a reconfig the leader
+    /// committed names others (`sequencer/config_version.rs`).
+    members: RwLock<Arc<Vec<QuorumServer>>>,
+    /// The voters among them (1 standalone).
+    voters: AtomicUsize,
 }
 
 /// [`Shared::outstanding_limit`] for globalOutstandingLimit `limit`, the
@@ -54,7 +61,11 @@ impl Shared {
         core_tx: Inbox<CoreMsg>,
         clock: Instant,
     ) -> Self {
+        let members = RwLock::new(Arc::new(config.servers.clone()));
+        let voters = AtomicUsize::new(config.voters());
         Shared {
+            members,
+            voters,
             config,
             stats: ServerStats::default(),
             control,
@@ -103,9 +114,35 @@ impl Shared {
     pub fn outstanding_limit(&self) -> i64 {
         outstanding_limit(
             self.config.global_outstanding_limit,
-            self.config.voters(),
+            self.voters.load(Relaxed),
             self.control.mode(),
         )
+    }
+
+    /// The ensemble's members now.
+    pub fn members(&self) -> Arc<Vec<QuorumServer>> {
+        self.members
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The ensemble's members are `servers` from now on.
+    pub fn set_members(&self, servers: Vec<QuorumServer>) {
+        let voters = servers
+            .iter()
+            .filter(|s| s.role == LearnerType::Participant)
+            .count();
+        self.voters.store(voters, Relaxed);
+        *self.members.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(servers);
+    }
+
+    /// The configuration with the members of now (what `conf`, the
+    /// AdminServer, `/zookeeper/config` and the dynamic config file show).
+    pub fn live_config(&self) -> Config {
+        let mut c = self.config.clone();
+        c.servers = self.members().as_ref().clone();
+        c
     }
 
     /// Monotonic ms since start.

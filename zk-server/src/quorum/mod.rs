@@ -52,7 +52,7 @@ use crossbeam_channel::Receiver;
 use mio::{Events, Poll, Token, Waker};
 use tracing::{debug, error, info, warn};
 use zk_election::{Command, Decision, Election, Event, Majority, Params, PeerState, Sid, Timer};
-use zk_jute::quorum::{HostPort, LearnerType};
+use zk_jute::quorum::{HostPort, LearnerType, QuorumServer};
 
 use crate::config::Config;
 use crate::error::{StartError, io_err};
@@ -544,6 +544,34 @@ impl Runtime {
         }
     }
 
+    /// A reconfig's members (ZooKeeper's `restartLeaderElection` with the
+    /// new verifier): the election counts the new voters and dials the new
+    /// election ports, the next role reaches the new quorum ports.
+    fn take_members(&mut self, servers: &[QuorumServer], members: Bytes, now: Instant) {
+        let voters: BTreeSet<Sid> = servers
+            .iter()
+            .filter(|s| s.role == LearnerType::Participant)
+            .map(|s| s.id)
+            .collect();
+        info!(
+            "members from now on: {:?}, voters {voters:?}",
+            servers.iter().map(|s| s.id).collect::<Vec<_>>()
+        );
+        self.election
+            .set_quorum(Majority::new(voters.iter().copied()));
+        let peers: Vec<(Sid, HostPort)> = servers
+            .iter()
+            .map(|s| (s.id, s.election_addrs[0].clone()))
+            .collect();
+        self.transport.set_peers(self.poll.registry(), &peers, now);
+        self.quorum_addrs = servers
+            .iter()
+            .map(|s| (s.id, s.quorum_addrs[0].clone()))
+            .collect();
+        self.zab.voters = voters;
+        self.zab.members = members;
+    }
+
     fn on_core_out(&mut self, m: QuorumOut, now: Instant) {
         let m = match m {
             QuorumOut::ConfigVersion(v) => {
@@ -552,6 +580,9 @@ impl Runtime {
                 z.config_text = zk_zab::config_text(&z.members, z.config_version);
                 self.transport.set_config_text(z.config_text.clone());
                 return;
+            }
+            QuorumOut::Members { servers, members } => {
+                return self.take_members(&servers, members, now);
             }
             QuorumOut::EpochEstablished(e) => {
                 info!("epoch {e} established: the election's vote carries it");

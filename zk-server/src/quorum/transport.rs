@@ -191,6 +191,46 @@ impl Transport {
         self.config_text = text;
     }
 
+    /// The peers are `peers` from now on (a reconfig's members): new ones
+    /// are dialed as needed; a removed one's connections close, and so do
+    /// those of a peer whose address changed (it is dialed anew).
+    pub(crate) fn set_peers(
+        &mut self,
+        registry: &Registry,
+        peers: &[(Sid, HostPort)],
+        now: Instant,
+    ) {
+        let me = self.me;
+        let kept: BTreeMap<Sid, &HostPort> = peers
+            .iter()
+            .filter(|(sid, _)| *sid != me)
+            .map(|(sid, addr)| (*sid, addr))
+            .collect();
+        let stale: Vec<Sid> = self
+            .links
+            .iter()
+            .filter(|(sid, link)| kept.get(sid).is_none_or(|a| **a != link.addr))
+            .map(|(sid, _)| *sid)
+            .collect();
+        for sid in stale {
+            if let Some(link) = self.links.remove(&sid) {
+                for t in [link.up, link.dialing].into_iter().flatten() {
+                    self.close_quiet(registry, t);
+                }
+            }
+        }
+        for (sid, addr) in kept {
+            self.links.entry(sid).or_insert_with(|| Link {
+                addr: addr.clone(),
+                up: None,
+                dialing: None,
+                slot: None,
+                next_dial: now,
+                backoff: MIN_BACKOFF,
+            });
+        }
+    }
+
     /// Whether `token` belongs to this transport.
     pub(crate) fn owns(&self, token: Token) -> bool {
         token == self.listener_token || self.conns.contains_key(&token)
@@ -880,6 +920,43 @@ mod tests {
         b.t.send(b.poll.registry(), 1, &vote(9), Instant::now());
         pump(&mut [&mut a, &mut b], |n| !messages(n[0]).is_empty());
         assert_eq!(messages(&a), vec![(2, 9)]);
+    }
+
+    /// A reconfig's members: a peer added is reached (2 learns of 3 and
+    /// sends to it); a peer removed is cut off, and its connections refused.
+    #[test]
+    fn peers_added_and_removed_at_run_time() {
+        let l1 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let l2 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let l3 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (p1, p2, p3) = (hp(&l1), hp(&l2), hp(&l3));
+        let mut a = node(1, l1, &[(1, p1.clone()), (2, p2.clone())]);
+        let mut b = node(2, l2, &[(1, p1.clone()), (2, p2.clone())]);
+        let all = vec![(1, p1.clone()), (2, p2.clone()), (3, p3.clone())];
+        let mut c = node(3, l3, &all);
+        b.t.send(b.poll.registry(), 1, &vote(1), Instant::now());
+        pump(&mut [&mut a, &mut b], |n| !messages(n[0]).is_empty());
+        // 3 joins: 2 takes the new members and reaches it.
+        b.t.set_peers(b.poll.registry(), &all, Instant::now());
+        b.t.send(b.poll.registry(), 3, &vote(2), Instant::now());
+        pump(&mut [&mut a, &mut b, &mut c], |n| {
+            !messages(n[2]).is_empty()
+        });
+        assert_eq!(messages(&c), vec![(2, 2)]);
+        // 1 leaves: 2 drops its connection and sends it nothing more.
+        b.t.set_peers(b.poll.registry(), &[(2, p2), (3, p3)], Instant::now());
+        assert_eq!(b.t.connected(), vec![3]);
+        pump(&mut [&mut a, &mut b], |n| {
+            n[0].got
+                .iter()
+                .any(|d| matches!(d, Delivery::Disconnected(2)))
+        });
+        b.t.send(b.poll.registry(), 1, &vote(3), Instant::now());
+        a.t.send(a.poll.registry(), 2, &vote(4), Instant::now());
+        let until = Instant::now() + Duration::from_millis(300);
+        pump(&mut [&mut a, &mut b], |_| Instant::now() > until);
+        assert_eq!(messages(&a), vec![(2, 1)], "nothing after the removal");
+        assert!(!messages(&b).iter().any(|m| m.0 == 1));
     }
 
     /// A peer that restarts on the same port is dialed again (with backoff)

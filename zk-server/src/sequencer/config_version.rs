@@ -10,16 +10,19 @@
 //! thread (the election's notifications, the next role's LearnerInfo and
 //! NEWLEADER) and to disk ([`crate::dynamic_config`]).
 //!
-//! Changing the members at run time is not built (nor is the reconfig
-//! operation on our leader): a configuration naming other members (another
-//! server, or this one with another role) is written to disk as the dynamic
-//! config file, which the next start reads, and the running server keeps its
-//! members and version meanwhile, saying so. It stays in its role: ZooKeeper's
-//! learner leaves it only for a change of its own role, which here would take
-//! the restart all the same.
+//! Other members (ZooKeeper's `processReconfig` with a new verifier) are
+//! taken at run time: the live members ([`crate::shared::Shared::members`]:
+//! `conf`, the AdminServer, `/zookeeper/config`, the dynamic config file) and
+//! the quorum thread's ([`QuorumOut::Members`]: the election's voters and
+//! peers, the next role's quorum addresses), then the version. A change of
+//! this server's own entry (its role, its addresses, or its removal) is not
+//! taken at run time: the new configuration is written for the next start
+//! (unless it removes this server, which could then not start on it) and
+//! the server says so; it stays in its role meanwhile (ZooKeeper's learner
+//! restarts in its new role).
 
 use tracing::{error, info, warn};
-use zk_jute::quorum::{QuorumConfig, QuorumServer};
+use zk_jute::quorum::{HostPort, LearnerType, QuorumConfig, QuorumServer};
 
 use super::Sequencer;
 use crate::msg::QuorumOut;
@@ -37,7 +40,7 @@ impl Sequencer {
         let Some(zoo_cfg) = self.shared.config.source.clone() else {
             return;
         };
-        match crate::dynamic_config::persist(&zoo_cfg, &self.shared.config, v) {
+        match crate::dynamic_config::persist(&zoo_cfg, &self.shared.live_config(), v) {
             Ok(path) => info!(
                 "wrote {} and named it in {} (dynamicConfigFile)",
                 path.display(),
@@ -64,8 +67,8 @@ impl Sequencer {
         self.new_config(text, "the reconfig");
     }
 
-    /// ZooKeeper's `processReconfig` as far as built here: a later version
-    /// of our members is adopted; other members go to disk for the next start.
+    /// ZooKeeper's `processReconfig`: a later version is adopted, with its
+    /// members when they changed (see the module documentation).
     fn new_config(&mut self, text: &[u8], from: &str) {
         if !self.shared.config.reconfig_enabled {
             return;
@@ -84,24 +87,53 @@ impl Sequencer {
         if v <= self.shared.control.config_version() {
             return;
         }
-        if same_members(&leaders.servers, &self.shared.config.servers) {
+        let members = self.shared.members();
+        if same_members(&leaders.servers, &members) {
             return self.adopt_config_version(v);
         }
+        let me = self.shared.config.my_id;
+        let mine = |servers: &[QuorumServer]| servers.iter().find(|s| s.id == me).map(key);
+        match mine(&leaders.servers) {
+            Some(k) if Some(&k) == mine(&members).as_ref() => {}
+            Some(_) => return self.persist_for_restart(leaders.servers, v, from),
+            None => {
+                warn!(
+                    "the configuration of {from}, version 0x{v:x}, removes this server from the \
+                     ensemble: it keeps its members and version until it is stopped"
+                );
+                return;
+            }
+        }
+        info!(
+            "the configuration of {from}, version 0x{v:x}, has other members: taking them (ids {:?})",
+            leaders.servers.iter().map(|s| s.id).collect::<Vec<_>>()
+        );
+        self.shared.set_members(leaders.servers.clone());
+        let members = bytes::Bytes::from(self.shared.live_config().quorum_members_text());
+        self.out(QuorumOut::Members {
+            servers: leaders.servers,
+            members,
+        });
+        self.adopt_config_version(v);
+    }
+
+    /// A configuration that changes this server's own entry: written for
+    /// the next start, not taken now.
+    fn persist_for_restart(&self, servers: Vec<QuorumServer>, v: u64, from: &str) {
         let Some(zoo_cfg) = self.shared.config.source.clone() else {
             warn!(
-                "the configuration of {from}, version 0x{v:x}, has other members than ours, and \
-                 this server has no zoo.cfg to write them to: it keeps its members (changing them \
-                 at run time is not built here)"
+                "the configuration of {from}, version 0x{v:x}, changes this server's own entry, \
+                 and there is no zoo.cfg to write it to: it keeps its members"
             );
             return;
         };
-        let mut next = self.shared.config.clone();
-        next.servers = leaders.servers;
+        let mut next = self.shared.live_config();
+        next.servers = servers;
         match crate::dynamic_config::persist(&zoo_cfg, &next, v) {
             Ok(path) => warn!(
-                "the configuration of {from}, version 0x{v:x}, has other members than ours: \
-                 written to {} for the next start; until this server restarts it keeps its \
-                 members and version 0x{:x} (changing them at run time is not built here)",
+                "the configuration of {from}, version 0x{v:x}, changes this server's own entry \
+                 (its role or addresses): written to {} for the next start; until it restarts \
+                 this server keeps its members and version 0x{:x}",
                 path.display(),
                 self.shared.control.config_version()
             ),
@@ -114,17 +146,19 @@ impl Sequencer {
     }
 }
 
+/// A server's id, quorum and election addresses and role.
+fn key(s: &QuorumServer) -> (u64, Vec<HostPort>, Vec<HostPort>, LearnerType) {
+    (
+        s.id,
+        s.quorum_addrs.clone(),
+        s.election_addrs.clone(),
+        s.role,
+    )
+}
+
 /// The same servers with the same quorum and election addresses and roles
 /// (a client address may differ: it is each server's own business).
 fn same_members(a: &[QuorumServer], b: &[QuorumServer]) -> bool {
-    let key = |s: &QuorumServer| {
-        (
-            s.id,
-            s.quorum_addrs.clone(),
-            s.election_addrs.clone(),
-            s.role,
-        )
-    };
     let mut a: Vec<_> = a.iter().map(key).collect();
     let mut b: Vec<_> = b.iter().map(key).collect();
     a.sort_by_key(|k| k.0);

@@ -323,7 +323,8 @@ impl Cluster {
             }
             e @ (QuorumOut::EpochEstablished(_)
             | QuorumOut::RoleEnded { .. }
-            | QuorumOut::ConfigVersion(_)) => {
+            | QuorumOut::ConfigVersion(_)
+            | QuorumOut::Members { .. }) => {
                 self.node_mut(from).events.push(e);
             }
         }

@@ -1095,7 +1095,7 @@ impl Sequencer {
     /// `zkCli.sh config` read it; Apache's followers serve it).
     pub(super) fn refresh_config_node(&self) {
         let version = self.shared.control.config_version();
-        let text = self.shared.config.quorum_config_text_at(version);
+        let text = self.shared.live_config().quorum_config_text_at(version);
         if !self.shared.tree.set_config(
             text.as_bytes(),
             i64::try_from(version).unwrap_or(i64::MAX),
