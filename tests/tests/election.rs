@@ -695,6 +695,41 @@ fn not_serving_answers_match_apache_while_looking() {
     assert_eq!(ours[0].decided(), None);
 }
 
+/// Regression: a server that lost its leader (or its quorum) went LOOKING
+/// but kept its clients connected, answering their pings and reads from a
+/// tree no quorum updates any more, while their sessions could expire
+/// where a quorum was (a lock recipe's client then held on to a lock it had
+/// lost). As Apache's (`closeAllConnections` when a learner or leader shuts
+/// down), its clients are now disconnected at once, and new ones refused.
+#[test]
+fn a_server_that_goes_looking_disconnects_its_clients_as_apache() {
+    for flavor in [Flavor::Apache, Flavor::Ours] {
+        let mut m = ensemble(&[flavor; 3]);
+        start_together(&mut m);
+        let leader = all_serving(&m);
+        let f = (0..3).find(|&i| i != leader).unwrap();
+        let at = std::net::SocketAddr::from((m[f].ip, CLIENT_PORT));
+        let mut c = zk_integration::Client::connect(at).expect("connect");
+        c.create("/x", b"x", 0).unwrap().expect("create");
+        for i in (0..3).filter(|&i| i != f) {
+            m[i].kill9();
+        }
+        let started = Instant::now();
+        wait_until("the client to be disconnected", &m, || {
+            c.exists("/x", false).is_err().then_some(())
+        });
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{flavor}: disconnected after {:?}",
+            started.elapsed()
+        );
+        assert!(
+            zk_integration::Client::connect(at).is_err(),
+            "{flavor}: a new session while LOOKING"
+        );
+    }
+}
+
 /// What a client meets at server 1 of `m` in read-only mode (servers 2 and
 /// 3 killed), as text to compare between Apache and ours; a read-only
 /// session is left open in `keep`.

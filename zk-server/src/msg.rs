@@ -312,6 +312,10 @@ pub(crate) enum LoopMsg {
     },
     /// Close a connection (session moved to another connection, or expired).
     Close { conn: u64 },
+    /// Close every client connection (one with a session or asking for
+    /// one): the server left its role, or read-only mode ended (ZooKeeper's
+    /// `closeAllConnections`).
+    CloseClients,
     /// Stop: close every connection and exit.
     Shutdown,
 }

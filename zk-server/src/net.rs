@@ -1212,6 +1212,17 @@ impl EventLoop {
                 self.send_frame(conn, frame);
             }
             LoopMsg::Close { conn } => self.close(conn, "session closed or moved"),
+            LoopMsg::CloseClients => {
+                let clients: Vec<u64> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| c.state != State::Handshake)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in clients {
+                    self.close(id, "the server is not serving any more");
+                }
+            }
             LoopMsg::Shutdown => {
                 self.shutting_down = true;
                 self.listener = None;

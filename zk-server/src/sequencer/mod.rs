@@ -404,6 +404,7 @@ impl Sequencer {
         self.shutting_down = true;
         self.proposals.clear();
         self.shared.control.set_serving(false);
+        self.close_clients();
     }
 
     fn send(&self, conn: u64, m: LoopMsg) {
@@ -413,6 +414,16 @@ impl Sequencer {
             && l.queue(m)
         {
             self.loops_to_wake.set(self.loops_to_wake.get() | 1 << i);
+        }
+    }
+
+    /// Closes every client connection of every loop (ZooKeeper's
+    /// `closeAllConnections`): the server stopped serving.
+    fn close_clients(&self) {
+        for (i, l) in self.shared.loops().iter().enumerate() {
+            if l.queue(LoopMsg::CloseClients) {
+                self.loops_to_wake.set(self.loops_to_wake.get() | 1 << i);
+            }
         }
     }
 

@@ -521,6 +521,11 @@ impl Sequencer {
             .report_touches(false);
         self.shared.control.set_serving(false);
         self.drop_in_flight("going LOOKING");
+        // As ZooKeeper's learner and leader shutdown: every client is
+        // disconnected, so that none goes on reading a tree that no quorum
+        // updates, its session expiring meanwhile where a quorum is
+        // (regression: they stayed connected, their pings answered here).
+        self.close_clients();
         // The next election's vote: the last zxid logged (Apache reloads its
         // database from the log between roles), never less than the tree's.
         let logged = self
