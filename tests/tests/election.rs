@@ -570,12 +570,14 @@ fn hostile_peers_on_the_election_port() {
         b.extend_from_slice(text);
         b
     };
-    // A bad version, a bad address length, an unknown sid: closed.
+    // A bad version, a bad address length, an unknown sid smaller than ours
+    // (ZooKeeper closes it and cannot dial it back; a larger one is
+    // answered, as an observer the voters' configs do not list): closed.
     let bad: Vec<Vec<u8>> = vec![
         (-3i64).to_be_bytes().to_vec(),
         v1(2, 0, b""),
         v1(2, 5000, b""),
-        99i64.to_be_bytes().to_vec(),
+        0i64.to_be_bytes().to_vec(),
     ];
     let mut hostile = Vec::new();
     for b in &bad {
@@ -612,7 +614,7 @@ fn hostile_peers_on_the_election_port() {
         "unknown initial message version -3",
         "address length 0 is not in 1..=2048",
         "address length 5000 is not in 1..=2048",
-        "server id 99, which is not in the configuration",
+        "server id 0, which is not in the configuration",
         "skipping a notification from server 3",
         "notification length 0 is not in",
     ] {
@@ -908,6 +910,49 @@ fn read_only_mode_of_both(local_sessions: bool) -> Vec<Vec<String>> {
     }
     assert_eq!(all[1], all[0], "ours (left) vs Apache (right)");
     all
+}
+
+/// An observer that only its own config lists (the voters' configs do
+/// not: an operator added it without restarting them) finds the leader
+/// through the voters' election ports and syncs from it, as with Apache's
+/// voters (QuorumCnxManager takes a larger id it does not know, the
+/// election answers a non-voter with its vote, LearnerHandler only logs an
+/// unknown sid); ours closed both connections.
+#[test]
+fn an_observer_the_voters_do_not_list_joins_as_with_apache() {
+    for flavor in [Flavor::Apache, Flavor::Ours] {
+        let mut m = ensemble_with_observers(&[flavor; 4], &[4]);
+        for x in &m[..3] {
+            let cfg = x.dir.path().join("zoo.cfg");
+            let text = fs::read_to_string(&cfg).unwrap();
+            let kept: String = text
+                .lines()
+                .filter(|l| !l.starts_with("server.4="))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            fs::write(&cfg, kept).unwrap();
+        }
+        for x in &mut m[..3] {
+            x.start();
+        }
+        let leader = all_serving(&m[..3]);
+        let ips: Vec<std::net::Ipv4Addr> = m.iter().map(|x| x.ip).collect();
+        let at = |i: usize| std::net::SocketAddr::from((ips[i], CLIENT_PORT));
+        let mut c = zk_integration::Client::connect(at(leader)).expect("connect");
+        c.create("/before", b"b", 0).unwrap().expect("create");
+        m[3].start();
+        wait_until("the unlisted observer to serve", &m, || {
+            (m[3].mode().as_deref() == Some("observer")).then_some(())
+        });
+        c.create("/after", b"a", 0).unwrap().expect("create");
+        wait_until("the observer to hold both writes", &m, || {
+            let mut o = zk_integration::Client::connect(at(3)).ok()?;
+            let both = ["/before", "/after"]
+                .iter()
+                .all(|p| o.exists(p, false).ok().flatten().is_some());
+            both.then_some(())
+        });
+    }
 }
 
 /// A bad ensemble config stops the server at once, naming the file and line

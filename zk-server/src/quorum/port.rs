@@ -414,9 +414,13 @@ impl ZabLeading {
                     ));
                 };
                 if !self.known.contains(&sid) {
-                    return Err(format!(
-                        "{name} from server {sid}, which is not in the configuration"
-                    ));
+                    // As ZooKeeper's LearnerHandler, which only logs it: a
+                    // server outside the configuration never counts (the
+                    // core takes it as a non-voter), but it may observe.
+                    info!(
+                        "{name} from server {sid}, which is not in the configuration: \
+                         taken as a non-voter"
+                    );
                 }
                 c.sid = Some(sid);
                 c.stats.sid.store(sid as i64, Relaxed);

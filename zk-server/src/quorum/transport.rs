@@ -97,6 +97,10 @@ struct Link {
     /// No dial before this instant.
     next_dial: Instant,
     backoff: Duration,
+    /// A server not in our configuration that dialed us (an observer the
+    /// voters' configs do not list): never dialed, forgotten when its
+    /// connection closes.
+    adhoc: bool,
 }
 
 /// The election port of one server.
@@ -167,6 +171,7 @@ impl Transport {
                     slot: None,
                     next_dial: now,
                     backoff: MIN_BACKOFF,
+                    adhoc: false,
                 };
                 (sid, link)
             })
@@ -227,6 +232,7 @@ impl Transport {
                 slot: None,
                 next_dial: now,
                 backoff: MIN_BACKOFF,
+                adhoc: false,
             });
         }
     }
@@ -398,7 +404,11 @@ impl Transport {
         let Some(link) = self.links.get_mut(&sid) else {
             return;
         };
-        if link.up.is_some() || link.dialing.is_some() || (!now_anyway && now < link.next_dial) {
+        if link.adhoc
+            || link.up.is_some()
+            || link.dialing.is_some()
+            || (!now_anyway && now < link.next_dial)
+        {
             return;
         }
         let addr = match (link.addr.host.as_str(), link.addr.port)
@@ -679,6 +689,28 @@ impl Transport {
     ) -> bool {
         let peer = self.conns.get(&t).map(|c| c.peer);
         let peer = peer.map_or_else(String::new, |p| p.to_string());
+        if sid > self.me as i64 && !self.links.contains_key(&(sid as Sid)) {
+            // As ZooKeeper's QuorumCnxManager: a larger id not in our
+            // configuration is taken (the election answers a non-voter
+            // with its current vote: an observer the voters' configs do not
+            // list finds its leader so), though never dialed.
+            info!("election: server {sid} at {peer} is not in the configuration; answering it");
+            self.links.insert(
+                sid as Sid,
+                Link {
+                    addr: HostPort {
+                        host: String::new(),
+                        port: 0,
+                    },
+                    up: None,
+                    dialing: None,
+                    slot: None,
+                    next_dial: now,
+                    backoff: MIN_BACKOFF,
+                    adhoc: true,
+                },
+            );
+        }
         if sid < 0 || !self.links.contains_key(&(sid as Sid)) {
             if sid == self.me as i64 {
                 // ZOOKEEPER-2164: a connection from ourselves is ignored.
@@ -782,6 +814,9 @@ impl Transport {
                     // What was not written is lost, as ZooKeeper's SendWorker;
                     // the election re-sends on its own schedule.
                     out.push(Delivery::Disconnected(sid));
+                    if link.adhoc {
+                        self.links.remove(&sid);
+                    }
                 }
             }
             State::Dialing { sid, .. } => {
@@ -957,6 +992,43 @@ mod tests {
         pump(&mut [&mut a, &mut b], |_| Instant::now() > until);
         assert_eq!(messages(&a), vec![(2, 1)], "nothing after the removal");
         assert!(!messages(&b).iter().any(|m| m.0 == 1));
+    }
+
+    /// A larger id not in our configuration (an observer the voters' configs
+    /// do not list) is answered over the connection it made, never dialed,
+    /// and forgotten once that connection closes; a smaller one is closed.
+    #[test]
+    fn an_unknown_larger_id_is_answered_and_a_smaller_one_closed() {
+        let l1 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let l3 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (p1, p3) = (hp(&l1), hp(&l3));
+        let mut a = node(2, l1, &[(2, p1.clone())]);
+        let mut c = node(3, l3, &[(2, p1), (3, p3)]);
+        c.t.send(c.poll.registry(), 2, &vote(7), Instant::now());
+        pump(&mut [&mut a, &mut c], |n| !messages(n[0]).is_empty());
+        assert_eq!(messages(&a), vec![(3, 7)]);
+        a.t.send(a.poll.registry(), 3, &vote(8), Instant::now());
+        pump(&mut [&mut a, &mut c], |n| !messages(n[1]).is_empty());
+        assert_eq!(messages(&c), vec![(2, 8)]);
+        drop(c);
+        pump(&mut [&mut a], |n| n[0].t.links.is_empty());
+        // Server 1, smaller and unknown, is closed.
+        let port = a.t.listener.local_addr().unwrap().port();
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        std::io::Write::write_all(&mut s, &1i64.to_be_bytes()).unwrap();
+        let until = Instant::now() + Duration::from_millis(300);
+        pump(&mut [&mut a], |_| Instant::now() > until);
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 1];
+        assert!(
+            match std::io::Read::read(&mut s, &mut buf) {
+                Ok(0) => true,
+                Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+                Ok(_) => false,
+            },
+            "server 1's connection stays open"
+        );
+        assert!(a.t.links.is_empty() && a.t.conns.is_empty());
     }
 
     /// A peer that restarts on the same port is dialed again (with backoff)
