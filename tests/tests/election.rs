@@ -2147,20 +2147,60 @@ fn our_observer_stays_through_an_apache_leaders_reconfig() {
     stays_through_an_apache_leaders_reconfig(m, 3);
 }
 
+/// Starts `m` with reconfigEnabled (and skipACL: no super user needed);
+/// the leader's index, an Apache server's (the highest voter).
+fn start_reconfigurable(m: &mut [Member]) -> usize {
+    for x in m.iter() {
+        x.add_config("reconfigEnabled=true\nskipACL=yes\n");
+    }
+    start_together(m);
+    let leader = all_serving(m);
+    assert_eq!(m[leader].flavor, Flavor::Apache, "the highest voter leads");
+    leader
+}
+
+/// An incremental reconfig through `c`, which must succeed: the new
+/// configuration it answers.
+fn reconfig(
+    c: &mut zk_integration::Client,
+    joining: Option<&str>,
+    leaving: Option<&str>,
+) -> String {
+    use zk_jute::{ReconfigRequest, Request};
+    let r = c
+        .call(&Request::Reconfig(ReconfigRequest {
+            joining_servers: joining.map(str::to_string),
+            leaving_servers: leaving.map(str::to_string),
+            new_members: None,
+            cur_config_id: -1,
+        }))
+        .expect("the reconfig's answer on the same connection");
+    assert_eq!(r.err, 0, "reconfig: {:?}", r.code());
+    match r.body {
+        zk_jute::Response::GetData(d) => {
+            String::from_utf8_lossy(&d.data.unwrap_or_default()).into_owned()
+        }
+        other => panic!("reconfig answered {other:?}"),
+    }
+}
+
+/// `conf`'s membership section (the members and the version).
+fn membership(x: &Member) -> String {
+    let conf =
+        four_letter(std::net::SocketAddr::from((x.ip, CLIENT_PORT)), "conf").unwrap_or_default();
+    conf.split_once("membership: \n")
+        .map(|(_, m)| m.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// A voter removed by an Apache leader's reconfig: our follower counts the
 /// new voters from then on, as the leader does (mntr's quorum size, `conf`'s
 /// membership the same as the Apache leader's).
 #[test]
 fn our_follower_takes_the_voters_of_an_apache_leaders_reconfig() {
     use Flavor::{Apache, Ours};
-    use zk_jute::{ReconfigRequest, Request};
     let mut m = ensemble(&[Ours, Apache, Apache]);
-    for x in &m {
-        x.add_config("reconfigEnabled=true\nskipACL=yes\n");
-    }
-    start_together(&mut m);
-    let leader = all_serving(&m);
-    assert_eq!(leader, 2, "the highest sid leads");
+    let leader = start_reconfigurable(&mut m);
     let figures = |x: &Member| {
         let at = std::net::SocketAddr::from((x.ip, CLIENT_PORT));
         let mntr = four_letter(at, "mntr").unwrap_or_default();
@@ -2168,27 +2208,15 @@ fn our_follower_takes_the_voters_of_an_apache_leaders_reconfig() {
             .lines()
             .find_map(|l| l.strip_prefix("zk_quorum_size\t"))
             .map(str::to_string);
-        let conf = four_letter(at, "conf").unwrap_or_default();
-        let membership = conf
-            .split_once("membership: \n")
-            .map(|(_, m)| m.trim().to_string());
-        (size, membership)
+        (size, membership(x))
     };
     let mut c = zk_integration::Client::connect(std::net::SocketAddr::from((m[0].ip, CLIENT_PORT)))
         .expect("connect to ours");
-    let r = c
-        .call(&Request::Reconfig(ReconfigRequest {
-            joining_servers: None,
-            leaving_servers: Some("2".into()),
-            new_members: None,
-            cur_config_id: -1,
-        }))
-        .expect("the reconfig's answer");
-    assert_eq!(r.err, 0, "reconfig: {:?}", r.code());
+    reconfig(&mut c, None, Some("2"));
     let ours = figures(&m[0]);
     assert_eq!(ours.0.as_deref(), Some("2"), "{ours:?}");
     assert_eq!(ours, figures(&m[leader]), "ours (left) vs Apache's leader");
-    assert!(!ours.1.unwrap_or_default().contains("server.2="));
+    assert!(!ours.1.contains("server.2="));
     assert!(
         m[0].output().contains("has other members: taking them"),
         "{}",
@@ -2199,46 +2227,13 @@ fn our_follower_takes_the_voters_of_an_apache_leaders_reconfig() {
 /// An observer added and removed by reconfigs sent to our server `o` of
 /// `m` (whose leader is Apache's), then what our server went through.
 fn stays_through_an_apache_leaders_reconfig(mut m: Vec<Member>, o: usize) {
-    use zk_jute::{ReconfigRequest, Request};
-    for x in &m {
-        x.add_config("reconfigEnabled=true\nskipACL=yes\n");
-    }
-    start_together(&mut m);
-    let leader = all_serving(&m);
-    assert_eq!(m[leader].flavor, Flavor::Apache, "the highest voter leads");
+    let leader = start_reconfigurable(&mut m);
     let ours = std::net::SocketAddr::from((m[o].ip, CLIENT_PORT));
     let mut c = zk_integration::Client::connect(ours).expect("connect to ours");
     c.create("/before", b"b", 0)
         .unwrap()
         .expect("create /before");
     let observer = "server.100=127.0.0.1:2888:3888:observer;127.0.0.1:2181";
-    let reconfig =
-        |c: &mut zk_integration::Client, joining: Option<&str>, leaving: Option<&str>| {
-            let r = c
-                .call(&Request::Reconfig(ReconfigRequest {
-                    joining_servers: joining.map(str::to_string),
-                    leaving_servers: leaving.map(str::to_string),
-                    new_members: None,
-                    cur_config_id: -1,
-                }))
-                .expect("the reconfig's answer on the same connection");
-            assert_eq!(r.err, 0, "reconfig: {:?}", r.code());
-            match r.body {
-                zk_jute::Response::GetData(d) => {
-                    String::from_utf8_lossy(&d.data.unwrap_or_default()).into_owned()
-                }
-                other => panic!("reconfig answered {other:?}"),
-            }
-        };
-    // `conf`'s membership (the members and the version) as one of Apache's
-    // servers shows it, and as ours does.
-    let membership = |x: &Member| {
-        let conf = four_letter(std::net::SocketAddr::from((x.ip, CLIENT_PORT)), "conf")
-            .unwrap_or_default();
-        conf.split_once("membership: \n")
-            .map(|(_, m)| m.trim().to_string())
-            .unwrap_or_default()
-    };
     let added = reconfig(&mut c, Some(observer), None);
     assert!(added.contains("server.100="), "{added}");
     assert_eq!(

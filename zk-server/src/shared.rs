@@ -119,6 +119,12 @@ impl Shared {
         )
     }
 
+    /// The session table, locked (a poisoned lock is taken as it is: the
+    /// table stays consistent between its own calls).
+    pub fn lock_sessions(&self) -> std::sync::MutexGuard<'_, SessionTracker> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The ensemble's members now.
     pub fn members(&self) -> Arc<Vec<QuorumServer>> {
         self.members

@@ -103,6 +103,20 @@ struct Link {
     adhoc: bool,
 }
 
+impl Link {
+    fn new(addr: HostPort, now: Instant, adhoc: bool) -> Self {
+        Link {
+            addr,
+            up: None,
+            dialing: None,
+            slot: None,
+            next_dial: now,
+            backoff: MIN_BACKOFF,
+            adhoc,
+        }
+    }
+}
+
 /// The election port of one server.
 pub(crate) struct Transport {
     me: Sid,
@@ -163,18 +177,7 @@ impl Transport {
         let links = peers
             .into_iter()
             .filter(|(sid, _)| *sid != me)
-            .map(|(sid, addr)| {
-                let link = Link {
-                    addr,
-                    up: None,
-                    dialing: None,
-                    slot: None,
-                    next_dial: now,
-                    backoff: MIN_BACKOFF,
-                    adhoc: false,
-                };
-                (sid, link)
-            })
+            .map(|(sid, addr)| (sid, Link::new(addr, now, false)))
             .collect();
         Ok(Transport {
             me,
@@ -225,15 +228,9 @@ impl Transport {
             }
         }
         for (sid, addr) in kept {
-            self.links.entry(sid).or_insert_with(|| Link {
-                addr: addr.clone(),
-                up: None,
-                dialing: None,
-                slot: None,
-                next_dial: now,
-                backoff: MIN_BACKOFF,
-                adhoc: false,
-            });
+            self.links
+                .entry(sid)
+                .or_insert_with(|| Link::new(addr.clone(), now, false));
         }
     }
 
@@ -695,21 +692,11 @@ impl Transport {
             // with its current vote: an observer the voters' configs do not
             // list finds its leader so), though never dialed.
             info!("election: server {sid} at {peer} is not in the configuration; answering it");
-            self.links.insert(
-                sid as Sid,
-                Link {
-                    addr: HostPort {
-                        host: String::new(),
-                        port: 0,
-                    },
-                    up: None,
-                    dialing: None,
-                    slot: None,
-                    next_dial: now,
-                    backoff: MIN_BACKOFF,
-                    adhoc: true,
-                },
-            );
+            let nowhere = HostPort {
+                host: String::new(),
+                port: 0,
+            };
+            self.links.insert(sid as Sid, Link::new(nowhere, now, true));
         }
         if sid < 0 || !self.links.contains_key(&(sid as Sid)) {
             if sid == self.me as i64 {

@@ -94,11 +94,7 @@ impl Sequencer {
         control.set_serving(false);
         control.set_mode(before);
         let local = {
-            let mut st = self
-                .shared
-                .sessions
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut st = self.shared.lock_sessions();
             let local = st.local_sessions();
             for (id, _) in &local {
                 st.remove(*id);
@@ -159,11 +155,7 @@ impl Sequencer {
 
     fn expire_local_sessions(&mut self) {
         let now = self.shared.now_ms();
-        let mut st = self
-            .shared
-            .sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut st = self.shared.lock_sessions();
         let expired = st.expired_local(now);
         let gone: Vec<_> = expired
             .into_iter()
@@ -194,11 +186,7 @@ impl Sequencer {
             return self.send(conn, LoopMsg::Close { conn });
         }
         let now = self.shared.now_ms();
-        let mut st = self
-            .shared
-            .sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut st = self.shared.lock_sessions();
         if req.session_id == 0 {
             if !self.shared.config.local_sessions_enabled {
                 drop(st);
@@ -242,22 +230,12 @@ impl Sequencer {
     /// comes back to be served as usual.
     pub(super) fn read_only_request(&mut self, ctx: Ctx, req: Request) -> Option<(Ctx, Request)> {
         let session = ctx.session_id;
-        let local = self.read_only_active()
-            && self
-                .shared
-                .sessions
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_local(session);
+        let local = self.read_only_active() && self.shared.lock_sessions().is_local(session);
         if !local || (crate::reads::is_local(&req) && !matches!(req, Request::Sync(_))) {
             return Some((ctx, req));
         }
         if matches!(req, Request::CloseSession) {
-            self.shared
-                .sessions
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(session);
+            self.shared.lock_sessions().remove(session);
             info!("Closed read-only session 0x{session:x}");
             let frame = error_frame(ctx.xid, self.shared.last_zxid(), ErrorCode::Ok);
             self.reply(ctx.conn, frame, true);
@@ -276,13 +254,7 @@ impl Sequencer {
     /// session is a write all the same (NOTREADONLY; ZooKeeper's read-only
     /// filter looks at the opcode before anything decodes the body).
     pub(super) fn read_only_reject(&self, session: i64, reject: Reject) -> Reject {
-        let local = || {
-            self.shared
-                .sessions
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_local(session)
-        };
+        let local = || self.shared.lock_sessions().is_local(session);
         if reject == Reject::MarshallingTxn && self.read_only_active() && local() {
             Reject::NotReadOnly
         } else {
