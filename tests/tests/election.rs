@@ -744,6 +744,14 @@ fn read_only_answers(m: &[Member], keep: &mut Option<zk_integration::Client>) ->
         (four_letter(addr, "isro").as_deref() == Some("ro")).then_some(())
     });
     seen.push(format!("srvr mode {:?}", m[0].mode()));
+    for cmd in ["srvr", "stat", "isro", "ruok"] {
+        let out = four_letter(addr, cmd).unwrap_or_default();
+        let keys: Vec<&str> = out
+            .lines()
+            .map(|l| l.split(':').next().unwrap_or(""))
+            .collect();
+        seen.push(format!("{cmd} lines: {keys:?}"));
+    }
     let mntr = four_letter(addr, "mntr").unwrap_or_default();
     seen.extend(
         mntr.lines()

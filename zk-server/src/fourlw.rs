@@ -147,6 +147,10 @@ pub fn run(shared: &Shared, cmd: &str, rest: &[u8]) -> String {
 
 fn server_stats(shared: &Shared, out: &mut String, with_clients: bool) {
     let _ = writeln!(out, "Zookeeper version: {VERSION}");
+    if shared.control.mode() == Mode::ReadOnly {
+        // StatCommand / StatResetCommand's line for a read-only server.
+        out.push_str("READ-ONLY mode; serving only read-only clients\n");
+    }
     if with_clients {
         out.push_str("Clients:\n");
         for c in shared.stats.connections() {
