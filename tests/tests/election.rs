@@ -744,7 +744,11 @@ fn read_only_answers(m: &[Member], keep: &mut Option<zk_integration::Client>) ->
         (four_letter(addr, "isro").as_deref() == Some("ro")).then_some(())
     });
     seen.push(format!("srvr mode {:?}", m[0].mode()));
-    for cmd in ["srvr", "stat", "isro", "ruok"] {
+    // (dump differs: ours made global sessions where Apache made local
+    // ones, README "Local sessions"; envi names the runtime.)
+    for cmd in [
+        "srvr", "stat", "isro", "ruok", "wchs", "cons", "crst", "dirs",
+    ] {
         let out = four_letter(addr, cmd).unwrap_or_default();
         let keys: Vec<&str> = out
             .lines()
