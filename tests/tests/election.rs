@@ -732,17 +732,11 @@ fn a_server_that_goes_looking_disconnects_its_clients_as_apache() {
     }
 }
 
-/// What a client meets at server 1 of `m` in read-only mode (servers 2 and
-/// 3 killed), as text to compare between Apache and ours; a read-only
-/// session is left open in `keep`.
-fn read_only_answers(m: &[Member], keep: &mut Option<zk_integration::Client>) -> Vec<String> {
-    use zk_integration::ConnectOptions;
-    use zk_jute::{Request, SyncRequest};
+/// What the four-letter words of server 1 of `m` show, as shapes to compare
+/// between Apache and ours (keys and line heads, not values).
+fn four_letter_shapes(m: &[Member]) -> Vec<String> {
     let addr = std::net::SocketAddr::from((m[0].ip, CLIENT_PORT));
     let mut seen = Vec::new();
-    wait_until("read-only mode", m, || {
-        (four_letter(addr, "isro").as_deref() == Some("ro")).then_some(())
-    });
     seen.push(format!("srvr mode {:?}", m[0].mode()));
     // (dump differs: ours made global sessions where Apache made local
     // ones, README "Local sessions"; envi names the runtime.)
@@ -771,6 +765,21 @@ fn read_only_answers(m: &[Member], keep: &mut Option<zk_integration::Client>) ->
         "mntr has zk_quorum_size: {}",
         mntr.contains("zk_quorum_size")
     ));
+    seen
+}
+
+/// What a client meets at server 1 of `m` in read-only mode (servers 2 and
+/// 3 killed), as text to compare between Apache and ours; a read-only
+/// session is left open in `keep`.
+fn read_only_answers(m: &[Member], keep: &mut Option<zk_integration::Client>) -> Vec<String> {
+    use zk_integration::ConnectOptions;
+    use zk_jute::{Request, SyncRequest};
+    let addr = std::net::SocketAddr::from((m[0].ip, CLIENT_PORT));
+    let mut seen = Vec::new();
+    wait_until("read-only mode", m, || {
+        (four_letter(addr, "isro").as_deref() == Some("ro")).then_some(())
+    });
+    seen.extend(four_letter_shapes(m));
     seen.push(format!(
         "a read-write client: {}",
         match zk_integration::Client::connect(addr) {
