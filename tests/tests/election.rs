@@ -1794,7 +1794,9 @@ fn rolling_replacement_apache_to_ours_and_back_under_load() {
 /// order with the quorum part (initLimit, syncLimit, electionAlg, ports,
 /// peerType, membership) and the same membership text; every `mntr` key of
 /// ours is one Apache prints, zk_quorum_size and zk_peer_state included,
-/// with the same values for those two.
+/// with the same values for those two; `dump`'s session part is Apache's
+/// learner's (`Global Sessions(n):` and each session with its timeout; ours
+/// printed the leader's expiry sets).
 #[test]
 fn conf_and_mntr_of_a_follower_have_apaches_shapes() {
     let mut m = ensemble(&[Flavor::Ours, Flavor::Apache, Flavor::Apache]);
@@ -1845,6 +1847,23 @@ fn conf_and_mntr_of_a_follower_have_apaches_shapes() {
     for k in ["zk_server_state", "zk_peer_state", "zk_quorum_size"] {
         assert_eq!(mo.get(k), ma.get(k), "{k}");
     }
+    let c = zk_integration::Client::connect(at(&m[leader])).expect("a session at the leader");
+    let sessions = |x: &Member| {
+        let dump = four_letter(at(x), "dump").expect("dump");
+        dump.split("ephemeral nodes dump:")
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    wait_until("both followers to know the session", &m, || {
+        let id = format!("0x{:x}", c.session_id());
+        (sessions(ours).contains(&id) && sessions(apache).contains(&id)).then_some(())
+    });
+    assert_eq!(
+        sessions(ours),
+        sessions(apache),
+        "ours (left) vs Apache's follower"
+    );
 }
 
 /// The other way round: an Apache 3.8 observer under three of ours

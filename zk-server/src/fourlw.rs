@@ -229,12 +229,12 @@ pub(crate) fn java_date(ms: i64) -> String {
 /// connections time out after it; it is also the bucket width).
 const CNXN_EXPIRY_INTERVAL_MS: i64 = 10_000;
 
-fn dump(shared: &Shared, out: &mut String) {
-    let buckets = expiry_buckets(shared);
+/// `Session Sets (n)/(total):` and each expiry bucket's sessions
+/// (SessionTrackerImpl.dumpSessions).
+fn session_sets(shared: &Shared, out: &mut String, buckets: &[(u64, Vec<i64>)]) {
     let total: usize = buckets.iter().map(|(_, v)| v.len()).sum();
-    out.push_str("SessionTracker dump:\n");
     let _ = writeln!(out, "Session Sets ({})/({}):", buckets.len(), total);
-    for (deadline, ids) in &buckets {
+    for (deadline, ids) in buckets {
         let _ = writeln!(
             out,
             "{} expire at {}:",
@@ -244,6 +244,31 @@ fn dump(shared: &Shared, out: &mut String) {
         for id in ids {
             let _ = writeln!(out, "\t0x{id:x}");
         }
+    }
+}
+
+fn dump(shared: &Shared, out: &mut String) {
+    out.push_str("SessionTracker dump:\n");
+    if matches!(
+        shared.control.mode(),
+        Mode::Follower | Mode::Observer | Mode::ReadOnly
+    ) {
+        // LearnerSessionTracker.dumpSessions: its local sessions' sets (with
+        // localSessionsEnabled), then the global sessions and timeouts.
+        let (local, global) = {
+            let st = shared.lock_sessions();
+            (st.local_expiry_buckets(), st.global_sessions())
+        };
+        if shared.config.local_sessions_enabled {
+            out.push_str("Local ");
+            session_sets(shared, out, &local);
+        }
+        let _ = writeln!(out, "Global Sessions({}):", global.len());
+        for (id, timeout) in global {
+            let _ = writeln!(out, "0x{id:x}\t{timeout}ms");
+        }
+    } else {
+        session_sets(shared, out, &expiry_buckets(shared));
     }
     let ephemerals = shared.tree.ephemerals_by_session();
     out.push_str("ephemeral nodes dump:\n");

@@ -340,6 +340,31 @@ impl SessionTracker {
         self.sessions.len()
     }
 
+    /// The sessions that are not local, by id, with their timeouts (a
+    /// learner's `dump`: Apache's `LearnerSessionTracker` lists its global
+    /// sessions so).
+    pub fn global_sessions(&self) -> Vec<(i64, i32)> {
+        let mut v: Vec<(i64, i32)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| !s.local)
+            .map(|(&id, s)| (id, s.timeout))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Expiry buckets of the local sessions only (deadline ms, ids).
+    pub fn local_expiry_buckets(&self) -> Vec<(u64, Vec<i64>)> {
+        self.expiry_buckets()
+            .into_iter()
+            .filter_map(|(d, ids)| {
+                let ids: Vec<i64> = ids.into_iter().filter(|id| self.is_local(*id)).collect();
+                (!ids.is_empty()).then_some((d, ids))
+            })
+            .collect()
+    }
+
     /// Expiry buckets (deadline ms, session ids) for `dump`.
     pub fn expiry_buckets(&self) -> Vec<(u64, Vec<i64>)> {
         self.expiry
