@@ -495,6 +495,34 @@ fn ensemble_answers_have_apaches_json_shape() {
         }
     }
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    // dump: a follower's LearnerSessionTracker has no expiry map (only the
+    // leader expires sessions); ours printed its session table's buckets.
+    let sessions: Vec<Client> = [&apache_ips, &our_ips]
+        .iter()
+        .map(|ips| {
+            Client::connect(SocketAddr::new(
+                ips[0],
+                zk_integration::ensemble::CLIENT_PORT,
+            ))
+            .expect("connect")
+        })
+        .collect();
+    for ips in [&apache_ips, &our_ips] {
+        let all = by_role(ips, 24081, "dump");
+        for follower in &all[1..] {
+            assert_eq!(
+                follower["expiry_time_to_session_ids"],
+                serde_json::json!({}),
+                "{all:?}"
+            );
+        }
+        assert_ne!(
+            all[0]["expiry_time_to_session_ids"],
+            serde_json::json!({}),
+            "{all:?}"
+        );
+    }
+    drop(sessions);
 }
 
 #[test]

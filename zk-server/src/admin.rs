@@ -450,10 +450,16 @@ fn server_stats(shared: &Shared, put: &mut impl FnMut(&str, Json)) {
 }
 
 /// `dump`: session expiry buckets (deadline in the server's monotonic ms,
-/// as Apache's elapsed-time clock) and ephemerals by session.
+/// as Apache's elapsed-time clock; none on a learner or a read-only server,
+/// whose LearnerSessionTracker answers an empty map) and ephemerals by
+/// session.
 fn dump(shared: &Shared, put: &mut impl FnMut(&str, Json)) {
     let mut expiry = Map::new();
-    for (deadline, ids) in expiry_buckets(shared) {
+    let learner = matches!(
+        shared.control.mode(),
+        Mode::Follower | Mode::Observer | Mode::ReadOnly
+    );
+    for (deadline, ids) in expiry_buckets(shared).into_iter().filter(|_| !learner) {
         expiry.insert(deadline.to_string(), json!(ids));
     }
     put("expiry_time_to_session_ids", Json::Object(expiry));
