@@ -374,6 +374,19 @@ impl Drop for ApachePeer {
 /// `n` Apache peers configured, the first `started` of them started; the
 /// sids in `observers` observe.
 fn apache_ensemble(n: u8, started: usize, admin_port: u16, observers: &[u8]) -> Vec<ApachePeer> {
+    apache_ensemble_with(n, started, admin_port, observers, "", &[])
+}
+
+/// [`apache_ensemble`] with `extra` zoo.cfg lines and the JVM system
+/// properties `props` (`name=value`).
+fn apache_ensemble_with(
+    n: u8,
+    started: usize,
+    admin_port: u16,
+    observers: &[u8],
+    extra: &str,
+    props: &[&str],
+) -> Vec<ApachePeer> {
     use zk_integration::ensemble::{CLIENT_PORT, ELECTION_PORT, QUORUM_PORT, loopback_net};
     use zk_integration::server::{APACHE_ADMIN_CLASSPATH, APACHE_CLASSPATH};
     let (a, b) = loopback_net();
@@ -410,14 +423,16 @@ fn apache_ensemble(n: u8, started: usize, admin_port: u16, observers: &[u8]) -> 
                 ""
             };
             let cfg = format!(
-                "{peer_type}tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={CLIENT_PORT}\nclientPortAddress={ip}\n4lw.commands.whitelist=*\nadmin.serverAddress={ip}\nadmin.serverPort={admin_port}\n{servers}",
+                "{peer_type}tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={CLIENT_PORT}\nclientPortAddress={ip}\n4lw.commands.whitelist=*\nadmin.serverAddress={ip}\nadmin.serverPort={admin_port}\n{servers}{extra}",
                 data.display()
             );
             let cfg_path = dir.path().join("zoo.cfg");
             std::fs::write(&cfg_path, cfg).unwrap();
             let log = std::fs::File::create(dir.path().join("out.log")).unwrap();
             let child = std::process::Command::new("java")
-                .args(["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp"])
+                .args(["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"])
+                .args(props.iter().map(|p| format!("-D{p}")))
+                .arg("-cp")
                 .arg(format!("{APACHE_CLASSPATH}:{APACHE_ADMIN_CLASSPATH}"))
                 .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
                 .arg(&cfg_path)
@@ -528,18 +543,51 @@ fn ensemble_answers_have_apaches_json_shape() {
 #[test]
 fn a_looking_member_answers_as_apaches() {
     // One member of three: LOOKING for good, serving no client.
-    let apache = apache_ensemble(3, 1, 24082, &[]);
+    lone_member_answers_as_apaches(24082, false);
+}
+
+/// The same member in read-only mode (`-Dreadonlymode.enabled=true`, local
+/// sessions on): every command answers as Apache's read-only server.
+#[test]
+fn a_read_only_member_answers_as_apaches() {
+    lone_member_answers_as_apaches(24083, true);
+}
+
+/// Server 1 of three, alone, of Apache and of ours: every AdminServer
+/// command has the same status, error and JSON shape.
+fn lone_member_answers_as_apaches(port: u16, read_only: bool) {
+    let extra = if read_only {
+        "localSessionsEnabled=true\n"
+    } else {
+        ""
+    };
+    let props: &[&str] = if read_only {
+        &["readonlymode.enabled=true"]
+    } else {
+        &[]
+    };
+    let apache = apache_ensemble_with(3, 1, port, &[], extra, props);
     let opts = EnsembleOptions {
-        cfg_extra: "admin.enableServer=true\nadmin.serverPort=24082\n".into(),
+        cfg_extra: format!("admin.enableServer=true\nadmin.serverPort={port}\n{extra}"),
         ..EnsembleOptions::default()
     };
     let mut ours = ensemble_with(3, &opts);
-    ours[0].start();
-    let a = SocketAddr::new(apache[0].ip.into(), 24082);
-    let o = SocketAddr::new(ours[0].addr().ip(), 24082);
+    let flags: Vec<(&str, &str)> = props
+        .iter()
+        .map(|_| ("SERVER_JVMFLAGS", "-Dreadonlymode.enabled=true"))
+        .collect();
+    ours[0].start_env(&flags);
+    let a = SocketAddr::new(apache[0].ip.into(), port);
+    let o = SocketAddr::new(ours[0].addr().ip(), port);
     for addr in [a, o] {
         zk_integration::wait_for("the AdminServer", Duration::from_secs(60), || {
-            get(addr, "/commands/ruok").filter(|(c, _)| *c == 200)
+            let (code, body) = get(addr, "/commands/is_read_only")?;
+            let ready = if read_only {
+                serde_json::from_str::<Json>(&body).ok()?["read_only"] == true
+            } else {
+                code == 200 || code == 500
+            };
+            ready.then_some(())
         });
     }
     let names: Vec<String> = COMMANDS_OF_OURS.iter().map(|s| (*s).to_owned()).collect();

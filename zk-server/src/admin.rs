@@ -202,7 +202,15 @@ fn fill(
             .into_iter()
             .for_each(|(k, v)| put(k, json!(v))),
         "get_trace_mask" => put("tracemask", json!(shared.stats.trace_mask.load(Relaxed))),
-        "initial_configuration" => put("initial_configuration", json!(shared.config.initial_text)),
+        // A read-only server (ReadOnlyZooKeeperServer) has no initial
+        // configuration of its own: Apache's answers null.
+        "initial_configuration" => put(
+            "initial_configuration",
+            match shared.control.mode() {
+                Mode::ReadOnly => Json::Null,
+                _ => json!(shared.config.initial_text),
+            },
+        ),
         "is_read_only" => put("read_only", json!(shared.control.mode() == Mode::ReadOnly)),
         "leader" => return leader(shared, &mut put),
         "monitor" => {
@@ -480,7 +488,8 @@ fn leader_id(shared: &Shared) -> i64 {
 }
 
 fn leader(shared: &Shared, put: &mut impl FnMut(&str, Json)) -> Option<String> {
-    if !shared.config.is_ensemble() {
+    // Only a quorum server answers (a read-only one is not).
+    if !shared.config.is_ensemble() || shared.control.mode() == Mode::ReadOnly {
         return Some("server is not initialized".into());
     }
     let id = leader_id(shared);
@@ -524,7 +533,7 @@ fn set_trace_mask(
 /// `voting_view`: the voting members (empty standalone).
 fn voting_view(shared: &Shared) -> Json {
     let mut m = Map::new();
-    if !shared.config.is_ensemble() {
+    if !shared.config.is_ensemble() || shared.control.mode() == Mode::ReadOnly {
         return Json::Object(m);
     }
     for s in shared
