@@ -25,12 +25,16 @@ use zk_benches::{create_request, data, durable_dir};
 use zk_jute::{GetDataRequest, Request, SetDataRequest};
 use zk_server::{Config, Server};
 
-/// A port nobody listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// `n` distinct ports nobody listens on now. Regression: ports picked one
+/// at a time (each listener dropped before the next bind) could repeat, and
+/// the ensemble's config then named one port twice (a failed CI bench run).
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("a bound port").port())
+        .collect()
 }
 
 /// Three servers of one ensemble, serving.
@@ -41,8 +45,9 @@ struct Ensemble {
 
 impl Ensemble {
     fn start() -> Ensemble {
-        let ports: Vec<(u16, u16, u16)> = (0..3)
-            .map(|_| (free_port(), free_port(), free_port()))
+        let ports: Vec<(u16, u16, u16)> = free_ports(9)
+            .chunks(3)
+            .map(|p| (p[0], p[1], p[2]))
             .collect();
         let lines: String = ports
             .iter()
