@@ -119,7 +119,7 @@ pub(crate) fn tree_info(tree: &Tree) -> TreeInfo {
 /// (global, local) session counts: mntr's `global_sessions` (the sessions
 /// txns created) and `local_sessions` (read-only mode's).
 fn session_counts(shared: &Shared) -> (usize, usize) {
-    let st = shared.sessions.lock().unwrap_or_else(|e| e.into_inner());
+    let st = shared.lock_sessions();
     let local = st.local_count();
     (st.len() - local, local)
 }

@@ -502,26 +502,38 @@ impl Sequencer {
             self.revalidate(conn, peer, &req, timeout);
             return;
         }
+        if self.resume_or_refuse(conn, peer, &req, timeout, "reconnected") {
+            self.set_session_owner(req.session_id, moves::Owner::Here);
+        }
+    }
+
+    /// A client resuming `req`'s session on `conn`: resumed and answered if
+    /// the session is live and the password matches, else refused (timeOut
+    /// 0). Whether it was resumed; `how` ends the log line.
+    fn resume_or_refuse(
+        &mut self,
+        conn: u64,
+        peer: SocketAddr,
+        req: &ConnectRequest,
+        timeout: i32,
+        how: &str,
+    ) -> bool {
         let session = req.session_id;
         let valid = {
-            let st = self
-                .shared
-                .sessions
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let st = self.shared.lock_sessions();
             st.is_live(session) && req.passwd.as_ref() == st.password(session)
         };
         if valid {
             self.resume_session(session, conn, timeout, false);
-            self.set_session_owner(session, moves::Owner::Here);
             info!(
-                "Established session 0x{session:x} with negotiated timeout {timeout} for client /{peer} (reconnected)"
+                "Established session 0x{session:x} with negotiated timeout {timeout} for client /{peer} ({how})"
             );
             self.connected(conn, session, timeout);
         } else {
             info!("Invalid session 0x{session:x} for client /{peer}, probably expired");
             self.refuse_session(conn);
         }
+        valid
     }
 
     fn connected(&self, conn: u64, session: i64, timeout: i32) {

@@ -211,18 +211,8 @@ impl Sequencer {
             info!("Refusing global session reconnection in RO mode /{peer}");
             return self.send(conn, LoopMsg::Close { conn });
         }
-        let valid = st.is_live(session) && req.passwd.as_ref() == st.password(session);
         drop(st);
-        if valid {
-            self.resume_session(session, conn, timeout, false);
-            info!(
-                "Established session 0x{session:x} with negotiated timeout {timeout} for client /{peer} (local, read-only, reconnected)"
-            );
-            self.connected(conn, session, timeout);
-        } else {
-            info!("Invalid session 0x{session:x} for client /{peer}, probably expired");
-            self.refuse_session(conn);
-        }
+        self.resume_or_refuse(conn, peer, req, timeout, "local, read-only, reconnected");
     }
 
     /// A request of a local session that read-only mode answers itself
