@@ -3,7 +3,7 @@
 //! configuration has version 0 sends the new epoch's first zxid as its
 //! version with NEWLEADER and makes it current once the epoch is established;
 //! each learner makes the version NEWLEADER carried its own at UPTODATE
-//! (ZooKeeper's `processReconfig`), when the members are ours, and so the
+//! (ZooKeeper's `processReconfig`), and so the
 //! version of a reconfig an (Apache) leader commits with COMMITANDACTIVATE
 //! (INFORMANDACTIVATE to an observer), once the reconfig's txn is applied.
 //! Either way the new version goes to `/zookeeper/config`, to the quorum
