@@ -342,9 +342,9 @@ fn unknown_opcode_in_order(server: &ZkServer) {
         .find(|r| r.0 == 2)
         .expect("the unknown opcode is answered");
     assert_eq!((unimpl.1, unimpl.2), (-1, -6), "UNIMPLEMENTED with zxid -1");
-    // Apache closes the connection from another thread than the one that
-    // answers reads, so its getData's reply can slip out first (seen once in
-    // a CI run: `(3, 2, 0)`); ours never answers past the close.
+    // Apache's close races with its answer to the getData after it, which
+    // can go out first (seen once in a CI run: `(3, 2, 0)`); ours never
+    // answers past the unknown opcode.
     assert!(
         server.flavor() == Flavor::Apache || replies.iter().all(|r| r.0 != 3),
         "nothing after the unknown opcode is answered: the connection closes"
