@@ -485,6 +485,16 @@ impl EventLoop {
             return;
         };
         self.paused.remove(&id);
+        // Out of `cons`/`stat` and the per-address count before the client can
+        // see the close (as NIOServerCnxn removes itself first): a client's
+        // next connection must not find the one it just saw closed.
+        self.shared
+            .stats
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        self.release_ip(c.peer);
         let _ = c.flush();
         let _ = self.poll.registry().deregister(&mut c.stream);
         // Input left unread at the close makes the kernel answer with RST,
@@ -498,13 +508,6 @@ impl EventLoop {
             }
         }
         let _ = c.stream.shutdown(std::net::Shutdown::Both);
-        self.release_ip(c.peer);
-        self.shared
-            .stats
-            .conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
         c.abandon_requests(&self.shared.control);
         if c.session_id != 0 {
             info!(
