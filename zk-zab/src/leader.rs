@@ -2,6 +2,7 @@
 //! broadcast (quorum.md §3.3–§3.9).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use smallvec::SmallVec;
@@ -53,6 +54,23 @@ pub fn config_text(members: &[u8], version: i64) -> Bytes {
     let mut text = members.to_vec();
     text.extend_from_slice(format!("version={version:x}").as_bytes());
     Bytes::from(text)
+}
+
+/// A configuration a reconfig proposes ([`Leader::propose_reconfig`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NewConfig {
+    /// Its voting members.
+    pub voters: BTreeSet<u64>,
+    /// Its `server.N=...` lines (each ending in a newline), for NEWLEADER.
+    pub members: Bytes,
+}
+
+/// A reconfig proposed and not yet committed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PendingConfig {
+    zxid: Zxid,
+    voters: Arc<BTreeSet<u64>>,
+    members: Bytes,
 }
 
 /// What the runtime knows when the leader starts.
@@ -171,6 +189,8 @@ pub enum ProposeError {
     },
     /// The counter reached 0xffffffff: the leader steps down (ZOOKEEPER-1277).
     CounterExhausted,
+    /// A reconfig is proposed and not committed yet (RECONFIGINPROGRESS).
+    ReconfigInProgress,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -221,6 +241,10 @@ struct Proposal {
     txn: Bytes,
     /// The learners that acked it (our own ack is `zxid <= durable`).
     acks: SmallVec<[u64; 4]>,
+    /// The other voters whose quorum it needs: a proposal made while a
+    /// reconfig is pending needs a quorum of the old and of the new
+    /// voters (ZooKeeper's second quorum verifier).
+    also: Option<Arc<BTreeSet<u64>>>,
 }
 
 /// The sync a learner gets (quorum.md §3.4).
@@ -282,6 +306,8 @@ pub struct Leader {
     ticks: u64,
     /// The one-voter case without an election ([`Leader::standalone`]).
     standalone: bool,
+    /// A reconfig proposed and not yet committed.
+    pending: Option<PendingConfig>,
 }
 
 impl Leader {
@@ -310,6 +336,7 @@ impl Leader {
             syncs: VecDeque::new(),
             ticks: 0,
             standalone: false,
+            pending: None,
             cfg,
         };
         l.maybe_fix_epoch(out);
@@ -496,9 +523,63 @@ impl Leader {
             zxid,
             txn,
             acks: SmallVec::new(),
+            also: self.pending.as_ref().map(|p| p.voters.clone()),
         });
         self.validate();
         Ok(())
+    }
+
+    /// Proposes a reconfig txn (built for [`Leader::next_zxid`]) whose
+    /// configuration is `new`, version `zxid`. It commits once a quorum of
+    /// the current voters and a quorum of the new ones acked it, and so does
+    /// every proposal made until then; its COMMIT is COMMITANDACTIVATE
+    /// (INFORMANDACTIVATE to observers) naming the designated leader, and
+    /// from then on the new voters count. A leader that is not a voter of the
+    /// new configuration steps down after sending it (ZooKeeper hands over to
+    /// the designated leader; ours elects one).
+    pub fn propose_reconfig(
+        &mut self,
+        zxid: Zxid,
+        txn: Bytes,
+        new: NewConfig,
+        out: &mut Vec<LeaderCommand>,
+    ) -> Result<(), ProposeError> {
+        if self.pending.is_some() {
+            return Err(ProposeError::ReconfigInProgress);
+        }
+        self.propose(zxid, txn, out)?;
+        let voters = Arc::new(new.voters);
+        if let Some(p) = self.outstanding.back_mut() {
+            p.also = Some(voters.clone());
+        }
+        self.pending = Some(PendingConfig {
+            zxid,
+            voters,
+            members: new.members,
+        });
+        Ok(())
+    }
+
+    /// Whether a reconfig is proposed and not committed yet.
+    pub fn reconfig_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// ZooKeeper's `isQuorumSynced`: whether `voters` hold a quorum of
+    /// servers synced with this leader (followers that acked NEWLEADER, and
+    /// this leader if it is one of them).
+    pub fn quorum_synced(&self, voters: &BTreeSet<u64>) -> bool {
+        let mut synced: BTreeSet<u64> = self
+            .handlers
+            .values()
+            .filter(|h| h.stage >= Stage::AwaitUpToDate && !h.observer)
+            .map(|h| h.sid)
+            .filter(|s| voters.contains(s))
+            .collect();
+        if voters.contains(&self.cfg.sid) {
+            synced.insert(self.cfg.sid);
+        }
+        synced.len() > voters.len() / 2
     }
 
     /// Feeds one event; commands are appended to `out` in the order to run them.
@@ -595,10 +676,22 @@ impl Leader {
     }
 
     /// Whether a proposal is acked by a quorum: by us (durable here) and
-    /// enough learners (a leader is always a voter).
+    /// enough learners (a leader is always a voter of its current
+    /// configuration), and by a quorum of the new voters of a reconfig
+    /// pending when it was made (counting us only if we are one of them).
     fn committable(&self, p: &Proposal) -> bool {
+        if p.zxid > self.durable {
+            return false;
+        }
         let learners = p.acks.iter().filter(|s| self.is_voter(**s)).count();
-        p.zxid <= self.durable && learners + 1 > self.cfg.voters.len() / 2
+        if learners + 1 <= self.cfg.voters.len() / 2 {
+            return false;
+        }
+        p.also.as_ref().is_none_or(|voters| {
+            let acked = p.acks.iter().filter(|s| voters.contains(s)).count()
+                + usize::from(voters.contains(&self.cfg.sid));
+            acked > voters.len() / 2
+        })
     }
 
     /// The outstanding proposal `zxid`. They are in zxid order (pushed by
@@ -791,8 +884,11 @@ impl Leader {
         }
         let sid = u64::try_from(info.server_id)
             .map_err(|_| format!("bad server id {}", info.server_id))?;
-        // ZK-2959: observers (and non-voters) never count toward a quorum.
-        let observer = observer_packet || !self.is_voter(sid);
+        // ZK-2959: observers (and non-voters) never count toward a quorum:
+        // every count goes by the current voters. A follower that is not
+        // one (yet: a reconfig may add it) gets PROPOSAL and COMMIT and
+        // acks, as ZooKeeper's forwarding followers do.
+        let observer = observer_packet;
         if let Some(h) = self.handlers.get_mut(&conn) {
             h.sid = sid;
             h.observer = observer;
@@ -1132,19 +1228,31 @@ impl Leader {
                 break;
             };
             self.committed = p.zxid;
+            let activated = self
+                .pending
+                .take_if(|c| c.zxid == p.zxid)
+                .map(|c| self.activate(c, &p));
             for (conn, h) in &self.handlers {
                 if h.stage < Stage::AwaitNewLeaderAck {
                     continue;
                 }
                 out.push(LeaderCommand::Send(
                     *conn,
-                    if h.observer {
-                        Packet::Inform {
+                    match (h.observer, activated) {
+                        (true, None) => Packet::Inform {
                             zxid: p.zxid,
                             txn: p.txn.clone(),
-                        }
-                    } else {
-                        Packet::Commit { zxid: p.zxid }
+                        },
+                        (false, None) => Packet::Commit { zxid: p.zxid },
+                        (true, Some(leader)) => Packet::InformAndActivate {
+                            zxid: p.zxid,
+                            leader: leader as i64,
+                            txn: p.txn.clone(),
+                        },
+                        (false, Some(leader)) => Packet::CommitAndActivate {
+                            zxid: p.zxid,
+                            leader: leader as i64,
+                        },
                     },
                 ));
             }
@@ -1161,7 +1269,42 @@ impl Leader {
                 self.syncs.pop_front();
                 out.push(LeaderCommand::Send(conn, Packet::Sync));
             }
+            if activated.is_some_and(|leader| leader != self.cfg.sid) {
+                // ZooKeeper's `allowedToCommit = false`: the designated
+                // leader commits what follows.
+                self.step_down(
+                    "the reconfig made this server no voter: the new voters elect a leader".into(),
+                    out,
+                );
+                return;
+            }
         }
+    }
+
+    /// The reconfig `p` commits: its configuration is current from now on
+    /// (its version is its zxid), the proposals after it still need the old
+    /// voters' quorum too, and the designated leader is returned: this
+    /// leader if it stays a voter, else the first new voter that acked it
+    /// (ZooKeeper's `getDesignatedLeader`).
+    fn activate(&mut self, c: PendingConfig, p: &Proposal) -> u64 {
+        let new = Arc::unwrap_or_clone(c.voters);
+        let old = Arc::new(std::mem::replace(&mut self.cfg.voters, new));
+        self.cfg.members = c.members;
+        self.cfg.config_version = p.zxid.as_i64();
+        for q in &mut self.outstanding {
+            q.also = Some(old.clone());
+        }
+        let voters = &self.cfg.voters;
+        if voters.contains(&self.cfg.sid) {
+            return self.cfg.sid;
+        }
+        p.acks
+            .iter()
+            .copied()
+            .filter(|s| voters.contains(s))
+            .min()
+            .or_else(|| voters.first().copied())
+            .unwrap_or(self.cfg.sid)
     }
 
     /// The invariants between the pointers (debug builds, and the simulator).

@@ -17,7 +17,7 @@ mod learner;
 mod packet;
 
 pub use leader::{
-    Conn, Leader, LeaderCommand, LeaderConfig, LeaderEvent, LeaderStart, LearnerCounts,
+    Conn, Leader, LeaderCommand, LeaderConfig, LeaderEvent, LeaderStart, LearnerCounts, NewConfig,
     ProposeError, SyncKind, config_text,
 };
 pub use learner::{Learner, LearnerCommand, LearnerConfig, LearnerEvent, LearnerStart};

@@ -306,6 +306,13 @@ impl Cluster {
             }
             for i in 0..self.nodes.len() {
                 while let Some(p) = self.to_learner[i].pop_front() {
+                    // As zk-server's runtime: the activate packets reach the
+                    // learner core as COMMIT / INFORM.
+                    let p = match p {
+                        Packet::CommitAndActivate { zxid, .. } => Packet::Commit { zxid },
+                        Packet::InformAndActivate { zxid, txn, .. } => Packet::Inform { zxid, txn },
+                        p => p,
+                    };
                     if self.nodes[i].looking.is_none() {
                         self.nodes[i].step(LearnerEvent::Packet(p));
                     }
@@ -1723,4 +1730,144 @@ fn activate_packets_carry_the_designated_leader_first() {
             "no designated leader"
         );
     }
+}
+
+/// A fresh ensemble of voters {1, 2, 3} (leader 3) with followers 1, 2 and
+/// 4 (not a voter) and observer 5, established.
+fn reconfig_cluster() -> Cluster {
+    let mut obs = fcfg(5);
+    obs.observer = true;
+    let nodes = vec![
+        Node::new(fcfg(1), vec![], 0, 0),
+        Node::new(fcfg(2), vec![], 0, 0),
+        Node::new(fcfg(4), vec![], 0, 0),
+        Node::new(obs, vec![], 0, 0),
+    ];
+    let mut c = Cluster::new(lcfg(&[1, 2, 3]), start(Zxid::ZERO, vec![], (0, 0)), nodes);
+    c.connect_all();
+    c.pump();
+    assert_eq!(c.established, Some(1));
+    c
+}
+
+fn new_config(voters: &[u64]) -> NewConfig {
+    NewConfig {
+        voters: voters.iter().copied().collect(),
+        members: Bytes::from(format!("members {voters:?}\n")),
+    }
+}
+
+impl Cluster {
+    fn propose_reconfig(&mut self, voters: &[u64]) -> Result<Zxid, ProposeError> {
+        let zx = self.leader.next_zxid();
+        let mut out = Vec::new();
+        self.leader
+            .propose_reconfig(zx, txn(zx), new_config(voters), &mut out)?;
+        self.run_leader(out);
+        Ok(zx)
+    }
+}
+
+#[test]
+fn a_follower_outside_the_voters_gets_proposals_but_never_counts() {
+    // ZK-2959 still holds (only voters count), but a follower that is no
+    // voter is one of ZooKeeper's forwarding followers: PROPOSAL, COMMIT,
+    // and its ACKs go unheeded; a reconfig may make it a voter.
+    let mut c = reconfig_cluster();
+    c.nodes[0].auto = false;
+    c.nodes[1].auto = false;
+    c.propose(1);
+    c.pump();
+    assert!(c.trace[2].contains(&Packet::Proposal {
+        zxid: z(1, 1),
+        txn: txn(z(1, 1))
+    }));
+    assert!(
+        c.leader_applied.is_empty(),
+        "the non-voter's ACK is no quorum with the leader"
+    );
+    c.nodes[0].flush();
+    c.pump();
+    assert_eq!(c.leader_applied, vec![z(1, 1)]);
+    assert_eq!(c.nodes[2].applied, vec![z(1, 1)], "it applies on COMMIT");
+}
+
+#[test]
+fn a_reconfig_needs_a_quorum_of_the_old_and_the_new_voters() {
+    // ZooKeeper's reconfig proposal carries two quorum verifiers; so does
+    // every proposal made while it is pending. Old {1, 2, 3}, new {3, 4, 5}
+    // (5 observes: no ack): the new quorum needs 4 besides the leader.
+    let mut c = reconfig_cluster();
+    assert!(
+        !c.leader.quorum_synced(&[3, 5, 6].into()),
+        "5 observes, 6 is absent"
+    );
+    assert!(c.leader.quorum_synced(&[3, 4, 5].into()));
+    c.nodes[2].auto = false;
+    let r = c.propose_reconfig(&[3, 4, 5]).unwrap();
+    assert!(c.leader.reconfig_pending());
+    assert_eq!(
+        c.propose_reconfig(&[1, 2, 3]),
+        Err(ProposeError::ReconfigInProgress)
+    );
+    c.propose(1);
+    c.pump();
+    assert!(
+        c.leader_applied.is_empty(),
+        "1 and 2 acked: a quorum of the old voters only"
+    );
+    c.nodes[2].flush();
+    c.pump();
+    assert_eq!(c.leader_applied, vec![r, r.next()]);
+    assert!(!c.leader.reconfig_pending());
+    assert_eq!(c.leader.config_version(), r.as_i64());
+    for i in 0..3 {
+        assert!(
+            c.trace[i].contains(&Packet::CommitAndActivate { zxid: r, leader: 3 }),
+            "follower {i}"
+        );
+    }
+    assert!(c.trace[3].contains(&Packet::InformAndActivate {
+        zxid: r,
+        leader: 3,
+        txn: txn(r)
+    }));
+    // From now on the new voters' quorum decides: 4 and the leader, not 1, 2.
+    c.nodes[2].auto = false;
+    c.propose(1);
+    c.pump();
+    assert_eq!(c.leader_applied.len(), 2, "1 and 2 are no longer voters");
+    c.nodes[2].flush();
+    c.pump();
+    assert_eq!(c.leader_applied.len(), 3);
+}
+
+#[test]
+fn a_reconfig_that_removes_the_leader_designates_an_acking_voter_and_steps_down() {
+    // getDesignatedLeader: the leader stays if it is a new voter, else one
+    // of the new voters that acked the reconfig; the old leader commits
+    // nothing after it (allowedToCommit = false).
+    let mut c = reconfig_cluster();
+    c.nodes[0].auto = false;
+    c.nodes[2].auto = false;
+    let r = c.propose_reconfig(&[1, 2, 4]).unwrap();
+    c.propose(1);
+    c.pump();
+    assert!(
+        c.leader_applied.is_empty(),
+        "of the new voters only 2 acked (the leader is none of them)"
+    );
+    c.nodes[2].flush();
+    c.pump();
+    assert_eq!(c.leader_applied, vec![r], "nothing after the reconfig");
+    let designated = c.trace[1]
+        .iter()
+        .find_map(|p| match p {
+            Packet::CommitAndActivate { zxid, leader } if *zxid == r => Some(*leader),
+            _ => None,
+        })
+        .expect("COMMITANDACTIVATE");
+    assert_eq!(designated, 2, "the first new voter that acked");
+    assert!(c.leader.is_done());
+    assert!(c.looking.as_deref().is_some_and(|w| w.contains("no voter")));
 }
