@@ -2528,3 +2528,191 @@ fn synced_config(x: &Member) -> String {
     let _ = c.close();
     String::from_utf8_lossy(&d).into_owned()
 }
+
+/// `super:test`'s digest, as kazoo's harness sets it.
+const SUPER_DIGEST: &str = "super:D/InIHSb7yEEbrWz8b9l71RjZJU=";
+
+/// A reconfig through `c`: its error code and, when it succeeded, the
+/// configuration it answers with its stat's version and mzxid.
+fn try_reconfig(
+    c: &mut zk_integration::Client,
+    joining: Option<&str>,
+    leaving: Option<&str>,
+    new_members: Option<&str>,
+    cur_config_id: i64,
+) -> (i32, String, Option<(i32, i64)>) {
+    use zk_jute::{ReconfigRequest, Request};
+    let r = c
+        .call(&Request::Reconfig(ReconfigRequest {
+            joining_servers: joining.map(str::to_string),
+            leaving_servers: leaving.map(str::to_string),
+            new_members: new_members.map(str::to_string),
+            cur_config_id,
+        }))
+        .expect("the reconfig's answer on the same connection");
+    match r.body {
+        zk_jute::Response::GetData(d) if r.err == 0 => (
+            0,
+            String::from_utf8_lossy(&d.data.unwrap_or_default()).into_owned(),
+            Some((d.stat.version, d.stat.mzxid)),
+        ),
+        _ => (r.err, String::new(), None),
+    }
+}
+
+/// Three voters of `flavor` with reconfigEnabled and a super user (no
+/// skipACL), serving; the leader's index.
+fn start_with_super_user(m: &mut [Member], flavor: Flavor) -> usize {
+    for x in m.iter_mut() {
+        x.add_config("reconfigEnabled=true\n");
+        match flavor {
+            Flavor::Ours => x.add_config(&format!("superDigest={SUPER_DIGEST}\n")),
+            Flavor::Apache => x.jvm_props.push(format!(
+                "zookeeper.DigestAuthenticationProvider.superDigest={SUPER_DIGEST}"
+            )),
+        }
+    }
+    start_together(m);
+    all_serving(m)
+}
+
+/// One reconfig answer as the script logs it: the error code and the
+/// configuration with the ensemble's addresses (`net`) written `IP.` and its
+/// version (checked against the stat's mzxid) `V`.
+fn noted(
+    flavor: Flavor,
+    net: &str,
+    what: &str,
+    (err, text, stat): (i32, String, Option<(i32, i64)>),
+) -> String {
+    if let Some((version, mzxid)) = stat {
+        assert_eq!(version, -1, "{flavor} {what}: the node's data version");
+        let v = text.lines().last().and_then(|l| l.strip_prefix("version="));
+        assert_eq!(
+            v,
+            Some(format!("{mzxid:x}").as_str()),
+            "{flavor} {what}: {text}"
+        );
+    }
+    let text = text.replace(net, "IP.");
+    let text = text
+        .rsplit_once("version=")
+        .map_or(text.clone(), |(t, _)| format!("{t}version=V"));
+    format!("{what}: {err} {text:?}")
+}
+
+/// The answers of one flavour's ensemble to a script of reconfigs sent to a
+/// follower and to the leader, and its memberships after them.
+fn reconfig_script(flavor: Flavor) -> Vec<String> {
+    let mut m = ensemble(&[flavor; 3]);
+    let leader = start_with_super_user(&mut m, flavor);
+    let ip = |i: usize| m[i].ip;
+    let net = ip(0).to_string().rsplit_once('.').unwrap().0.to_string() + ".";
+    let follower = (0..3).find(|&i| i != leader).unwrap();
+    let connect = |i: usize| {
+        zk_integration::Client::connect(std::net::SocketAddr::from((ip(i), CLIENT_PORT)))
+            .expect("connect")
+    };
+    let (mut anon, mut admin) = (connect(follower), connect(leader));
+    assert_eq!(admin.add_auth("digest", "super:test").unwrap(), 0);
+    let mut log = Vec::new();
+    let note = |what: &str, r| noted(flavor, &net, what, r);
+    let server = |sid: u64, role: &str| {
+        format!(
+            "server.{sid}={net}{sid}:{QUORUM_PORT}:{ELECTION_PORT}:{role};{net}{sid}:{CLIENT_PORT}"
+        )
+    };
+    // kazoo's test_no_super_auth and test_bad_input, and the checks before
+    // the ACL's, unauthenticated.
+    let obs = "server.999=0.0.0.0:1234:2345:observer;3456";
+    log.push(note(
+        "anon observer",
+        try_reconfig(&mut anon, Some(obs), None, None, -1),
+    ));
+    log.push(note(
+        "anon bad input",
+        try_reconfig(&mut anon, Some("some thing"), None, None, -1),
+    ));
+    log.push(note(
+        "anon bad version",
+        try_reconfig(&mut anon, Some(obs), None, None, 0x7777),
+    ));
+    log.push(note(
+        "no client port",
+        try_reconfig(&mut anon, Some("server.4=h:1:2"), None, None, -1),
+    ));
+    log.push(note(
+        "leaving x",
+        try_reconfig(&mut anon, None, Some("x"), None, -1),
+    ));
+    log.push(note(
+        "one voter",
+        try_reconfig(&mut admin, None, Some("1,2"), None, -1),
+    ));
+    let unsynced = format!(
+        "{},{},{}",
+        server(3, "participant"),
+        server(4, "participant"),
+        server(5, "participant")
+    );
+    log.push(note(
+        "no quorum",
+        try_reconfig(&mut admin, None, None, Some(&unsynced), -1),
+    ));
+    log.push(note(
+        "bad key",
+        try_reconfig(&mut admin, None, None, Some("peerType=observer"), -1),
+    ));
+    // Through the leader with the super user: an observer added, removed;
+    // a voter removed and added back, through a follower.
+    let o100 = format!(
+        "server.100={net}100:{QUORUM_PORT}:{ELECTION_PORT}:observer;{net}100:{CLIENT_PORT}"
+    );
+    log.push(note(
+        "add observer",
+        try_reconfig(&mut admin, Some(&o100), None, None, -1),
+    ));
+    log.push(note(
+        "remove observer",
+        try_reconfig(&mut admin, None, Some("100"), None, -1),
+    ));
+    let gone = (0..3).find(|&i| i != leader && i != follower).unwrap();
+    let sid = m[gone].sid;
+    log.push(note(
+        "remove a voter",
+        try_reconfig(&mut admin, None, Some(&sid.to_string()), None, -1),
+    ));
+    log.push(format!(
+        "membership: {}",
+        membership(&m[leader]).replace(&net, "IP.")
+    ));
+    let mut via = connect(follower);
+    assert_eq!(via.add_auth("digest", "super:test").unwrap(), 0);
+    let added = wait_until("the removed voter to be synced again", &m, || {
+        let r = try_reconfig(&mut via, Some(&server(sid, "participant")), None, None, -1);
+        (r.0 != zk_jute::ErrorCode::NewConfigNoQuorum.code())
+            .then_some(())
+            .map(|()| note("add it back", r))
+    });
+    log.push(added);
+    log.push(format!(
+        "membership: {}",
+        membership(&m[leader]).replace(&net, "IP.")
+    ));
+    via.create("/after", b"a", 0)
+        .unwrap()
+        .expect("a write after the reconfigs");
+    log
+}
+
+/// Reconfig on our leader, against Apache's as the oracle: the same script
+/// of reconfigs (kazoo's TestReconfig cases, each check of ZooKeeper's
+/// PrepRequestProcessor in its order, an observer added and removed, a
+/// voter removed and added back through a follower) gets the same error
+/// codes, configurations and memberships from both.
+#[test]
+fn reconfig_on_our_leader_answers_as_apaches() {
+    let apache = reconfig_script(Flavor::Apache);
+    let ours = reconfig_script(Flavor::Ours);
+    assert_eq!(ours, apache, "ours (left) vs Apache's");
+}

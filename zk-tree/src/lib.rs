@@ -65,7 +65,7 @@ pub use apache_snap::{APACHE_MAX_LEN, ApacheSnap, ApacheSnapError};
 pub use digest::DIGEST_VERSION;
 pub use ns_stats::{MAX_NAMESPACES, NamespaceStat};
 pub use path::validate_path;
-pub use prep::{PendingChanges, RequestContext, prepare};
+pub use prep::{PendingChanges, RequestContext, prepare, prepare_reconfig};
 pub use snapshot::{SNAP_BODY_MAGIC, SnapshotError};
 pub use store::{
     CONTAINER_EPHEMERAL_OWNER, DIGEST_LOG_INTERVAL, DIGEST_LOG_LIMIT, EphemeralType, MAX_TTL,

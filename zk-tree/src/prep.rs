@@ -557,6 +557,38 @@ impl Prep<'_, '_> {
     }
 }
 
+/// A reconfig's txn, once the leader checked the request and built the new
+/// configuration's text `config` (`server.N=...` lines, then `version=`):
+/// WRITE on `/zookeeper/config` is checked (unless skipACL, or the super
+/// user), and the node takes the text with data version -1, as ZooKeeper's
+/// `PrepRequestProcessor` records it (its apply sets that version).
+pub fn prepare_reconfig(
+    tree: &Tree,
+    pending: &mut PendingChanges,
+    ctx: &RequestContext<'_>,
+    config: bytes::Bytes,
+) -> Result<TxnBody, ErrorCode> {
+    let p = Prep {
+        tree,
+        p: pending,
+        ctx,
+    };
+    let path = "/zookeeper/config";
+    let mut node = p.p.get_for_new_data(tree, path)?;
+    p.acl_ok(&node.acl, perms::WRITE)?;
+    node.stat.version = -1;
+    node.data_len = config.len() as i64;
+    node.stat.mtime = ctx.time_ms;
+    node.stat.mzxid = ctx.zxid;
+    node.prefix = DigestPrefix::new(path, Some(&config));
+    p.p.put(tree, ctx.zxid, path, node);
+    Ok(TxnBody::Reconfig(SetDataTxn {
+        path: path.to_string(),
+        data: Some(config),
+        version: -1,
+    }))
+}
+
 /// Validates a write request and builds its txn, recording its effects in
 /// `pending` (see the module notes on failures and zxids).
 ///

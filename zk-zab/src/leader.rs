@@ -684,7 +684,7 @@ impl Leader {
             return false;
         }
         let learners = p.acks.iter().filter(|s| self.is_voter(**s)).count();
-        if learners + 1 <= self.cfg.voters.len() / 2 {
+        if learners < self.cfg.voters.len() / 2 {
             return false;
         }
         p.also.as_ref().is_none_or(|voters| {

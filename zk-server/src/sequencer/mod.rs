@@ -50,6 +50,7 @@ mod digests;
 mod ensemble_tests;
 mod moves;
 mod read_only;
+mod reconfig;
 mod role;
 mod session_order;
 mod snapshots;
@@ -748,11 +749,18 @@ impl Sequencer {
             zxid: zxid_next.as_i64(),
             time_ms: time,
         };
-        let body = match zk_tree::prepare(&self.shared.tree, &mut self.overlay, &rctx, req) {
-            Ok(b) => b,
-            Err(code) => TxnBody::Error(ErrorTxn { err: code.code() }),
+        let prepared = match req {
+            Request::Reconfig(r) if self.ensemble => self
+                .prep_reconfig(&rctx, &r)
+                .map(|(body, new)| (body, Some(new))),
+            req => zk_tree::prepare(&self.shared.tree, &mut self.overlay, &rctx, req)
+                .map(|b| (b, None)),
         };
-        let z = self.propose_at(session, cxid, time, body, origin);
+        let (body, reconfig) = match prepared {
+            Ok(b) => b,
+            Err(code) => (TxnBody::Error(ErrorTxn { err: code.code() }), None),
+        };
+        let z = self.role_propose(session, cxid, time, body, origin, reconfig);
         debug_assert_eq!(z, zxid_next);
     }
 
@@ -771,7 +779,7 @@ impl Sequencer {
         body: TxnBody,
         origin: Origin,
     ) -> Zxid {
-        self.role_propose(session, cxid, time, body, origin)
+        self.role_propose(session, cxid, time, body, origin, None)
     }
 
     /// Appends one log record; its durability raises the [`DurableMark`]

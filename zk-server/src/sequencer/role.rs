@@ -93,7 +93,7 @@ impl Learning {
 }
 
 pub(super) struct Leading {
-    core: Leader,
+    pub(super) core: Leader,
     /// A SNAP packet waiting for its body ([`LeaderCommand::SendSnapshot`]).
     held_snap: Option<(Conn, Zxid)>,
     /// Which server each session is attached to (SESSIONMOVED).
@@ -1301,6 +1301,13 @@ impl Sequencer {
         self.apply(&p);
         self.after_apply(&p);
         if let TxnBody::Reconfig(t) = &p.body
+            && let Some(Role::Leading(_)) = &self.role
+        {
+            // The leader's reconfig committed (its core counts the new
+            // voters already): the members, the quorum thread, the version.
+            let me = self.shared.config.my_id as i64;
+            self.activate_config(t.data.as_deref().unwrap_or_default(), me);
+        } else if let TxnBody::Reconfig(t) = &p.body
             && let Some(Role::Learning(l)) = &mut self.role
         {
             while l.activations.front().is_some_and(|a| a.0 < zxid) {
@@ -1320,7 +1327,8 @@ impl Sequencer {
     }
 
     /// Leader: a client write prepared here (or for a learner) becomes a
-    /// PROPOSAL with [`Leader::next_zxid`].
+    /// PROPOSAL with [`Leader::next_zxid`]; a reconfig's with the
+    /// configuration it proposes.
     pub(super) fn role_propose(
         &mut self,
         session: i64,
@@ -1328,6 +1336,7 @@ impl Sequencer {
         time: i64,
         body: TxnBody,
         origin: Origin,
+        reconfig: Option<zk_zab::NewConfig>,
     ) -> Zxid {
         let digest = self.txn_digest(&body);
         let Some(Role::Leading(l)) = &mut self.role else {
@@ -1355,7 +1364,11 @@ impl Sequencer {
             self.shared.control.note_proposal_size(record.len());
         }
         let mut out = std::mem::take(&mut self.leader_out);
-        if let Err(e) = l.core.propose(zxid, record, &mut out) {
+        let proposed = match reconfig {
+            Some(new) => l.core.propose_reconfig(zxid, record, new, &mut out),
+            None => l.core.propose(zxid, record, &mut out),
+        };
+        if let Err(e) = proposed {
             warn!("cannot propose 0x{zxid:x}: {e:?}");
             // The txn was prepared (the overlay holds its changes) but will
             // never be applied, and this role proposes nothing more (not
