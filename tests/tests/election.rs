@@ -2716,3 +2716,130 @@ fn reconfig_on_our_leader_answers_as_apaches() {
     let ours = reconfig_script(Flavor::Ours);
     assert_eq!(ours, apache, "ours (left) vs Apache's");
 }
+
+/// Our leader's reconfig reaches Apache followers as ZooKeeper's own:
+/// COMMITANDACTIVATE naming our leader, which they take without leaving it.
+/// An observer added and removed and a voter removed through an Apache
+/// follower: every server shows the same membership, the Apache followers
+/// stay in their role (no "changes proposed in reconfig" restart: the
+/// designated leader is ours), and writes go on through them.
+#[test]
+fn apache_followers_take_our_leaders_reconfig() {
+    let m = ours_leading_two_apache_with(&[], "reconfigEnabled=true\nskipACL=yes\n");
+    let at = |i: usize| std::net::SocketAddr::from((m[i].ip, CLIENT_PORT));
+    let mut c = zk_integration::Client::connect(at(0)).expect("connect to Apache's follower");
+    let net = m[0].ip.to_string().rsplit_once('.').unwrap().0.to_string();
+    let o100 = format!(
+        "server.100={net}.100:{QUORUM_PORT}:{ELECTION_PORT}:observer;{net}.100:{CLIENT_PORT}"
+    );
+    let same_everywhere = |what: &str| {
+        wait_until(what, &m, || {
+            let ms: Vec<String> = m.iter().map(membership).collect();
+            (ms.iter().all(|x| *x == ms[2]) && !ms[2].is_empty()).then(|| ms[2].clone())
+        })
+    };
+    let added = reconfig(&mut c, Some(&o100), None);
+    assert!(added.contains("server.100="), "{added}");
+    assert!(same_everywhere("the observer in every membership").contains("server.100="));
+    let removed = reconfig(&mut c, None, Some("100"));
+    assert!(!removed.contains("server.100="), "{removed}");
+    assert!(!same_everywhere("the observer gone everywhere").contains("server.100="));
+    c.create("/between", b"b", 0)
+        .unwrap()
+        .expect("create /between");
+    // Server 1 (Apache's, which this client is on) stops voting.
+    let without_1 = reconfig(&mut c, None, Some("1"));
+    assert!(!without_1.contains("server.1="), "{without_1}");
+    let mut c2 = zk_integration::Client::connect(at(1)).expect("connect to server 2");
+    c2.create("/after", b"a", 0)
+        .unwrap()
+        .expect("a write the new voters commit");
+    for (i, x) in m.iter().enumerate().take(2) {
+        let out = x.output();
+        assert!(
+            !out.contains("changes proposed in reconfig") || i == 0,
+            "Apache server {} left our leader:\n{}",
+            x.sid,
+            x.tail(40)
+        );
+        assert!(!out.contains("Unknown packet type"), "{}", x.tail(40));
+    }
+    assert_eq!(m[1].mode().as_deref(), Some("follower"));
+    assert_eq!(
+        membership(&m[1]),
+        membership(&m[2]),
+        "Apache's follower (left) vs our leader"
+    );
+}
+
+/// The modes of a three-voter ensemble of `flavor` once a reconfig sent to
+/// its leader removed the leader itself and a leader serves again, with the
+/// new leader's membership (`IP.` for the ensemble's addresses), after a
+/// write through the new leader.
+fn removed_leader(flavor: Flavor) -> (Vec<String>, String) {
+    let mut m = ensemble(&[flavor; 3]);
+    let leader = start_reconfigurable_any(&mut m);
+    let at = |i: usize| std::net::SocketAddr::from((m[i].ip, CLIENT_PORT));
+    let mut c = zk_integration::Client::connect(at(leader)).expect("connect to the leader");
+    let sid = m[leader].sid.to_string();
+    let text = reconfig(&mut c, None, Some(&sid));
+    assert!(!text.contains(&format!("server.{sid}=")), "{text}");
+    let next = wait_until("a new leader among the voters", &m, || {
+        let modes: Vec<String> = m.iter().map(Member::mode).collect::<Option<_>>()?;
+        let leaders: Vec<usize> = (0..3).filter(|&i| modes[i] == "leader").collect();
+        (leaders.len() == 1 && leaders[0] != leader && modes.iter().all(|x| x != "observer"))
+            .then(|| (leaders[0], modes))
+    });
+    let (new_leader, modes) = next;
+    let mut c2 = zk_integration::Client::connect(at(new_leader)).expect("connect");
+    c2.create("/after", b"a", 0)
+        .unwrap()
+        .expect("a write after the handover");
+    let net = m[0].ip.to_string().rsplit_once('.').unwrap().0.to_string() + ".";
+    let members = membership(&m[new_leader]);
+    let members = members
+        .rsplit_once("version=")
+        .map_or(members.clone(), |(t, _)| t.to_string());
+    let roles = modes
+        .iter()
+        .enumerate()
+        .map(|(i, md)| {
+            if i == leader {
+                format!("old leader: {md}")
+            } else {
+                md.clone()
+            }
+        })
+        .collect();
+    (roles, members.replace(&net, "IP."))
+}
+
+/// [`start_reconfigurable`] for an ensemble of any flavour: the leader's index.
+fn start_reconfigurable_any(m: &mut [Member]) -> usize {
+    for x in m.iter() {
+        x.add_config("reconfigEnabled=true\nskipACL=yes\n");
+    }
+    start_together(m);
+    all_serving(m)
+}
+
+/// A reconfig that removes the leader: ZooKeeper's leader hands over to a
+/// designated leader, ours steps down and the new voters elect one (README:
+/// which of them leads may differ). Either way a leader among the new
+/// voters serves, the old leader follows it as a non-voter, and the new
+/// leader's membership is the same.
+#[test]
+fn a_reconfig_that_removes_the_leader_hands_over_as_apaches() {
+    let (apache_roles, apache_members) = removed_leader(Flavor::Apache);
+    let (our_roles, our_members) = removed_leader(Flavor::Ours);
+    assert_eq!(our_members, apache_members, "ours (left) vs Apache's");
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(our_roles),
+        sorted(apache_roles),
+        "ours (left) vs Apache's"
+    );
+}

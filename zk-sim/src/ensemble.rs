@@ -952,6 +952,7 @@ impl Sim {
                 applied: last,
                 recent,
                 tail: Vec::new(),
+                pending: None,
             };
             let cfg = LeaderConfig {
                 sid: s,

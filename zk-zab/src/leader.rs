@@ -89,6 +89,13 @@ pub struct LeaderStart {
     /// leader's history includes them, and they are applied once the new
     /// epoch is established.
     pub tail: Vec<(Zxid, Bytes)>,
+    /// A reconfig in the history (its zxid, its configuration) that is
+    /// later than the configuration's version (ZooKeeper's last-seen
+    /// configuration: logged, never activated here). Until the epoch is
+    /// established a quorum of its voters is needed too, NEWLEADER carries
+    /// it, and it is current from the establishment on (a leader that is
+    /// not one of its voters then steps down).
+    pub pending: Option<(Zxid, NewConfig)>,
 }
 
 /// Events a leader reacts to.
@@ -336,7 +343,11 @@ impl Leader {
             syncs: VecDeque::new(),
             ticks: 0,
             standalone: false,
-            pending: None,
+            pending: start.pending.map(|(zxid, new)| PendingConfig {
+                zxid,
+                voters: Arc::new(new.voters),
+                members: new.members,
+            }),
             cfg,
         };
         l.maybe_fix_epoch(out);
@@ -369,6 +380,7 @@ impl Leader {
             applied,
             recent: Vec::new(),
             tail: Vec::new(),
+            pending: None,
         };
         let mut discard = Vec::new();
         let mut l = Leader::new(cfg, start, &mut discard);
@@ -392,8 +404,16 @@ impl Leader {
         self.cfg.config_version
     }
 
+    /// The current configuration's text: its members, then `version=`.
+    pub fn config(&self) -> Bytes {
+        config_text(&self.cfg.members, self.cfg.config_version)
+    }
+
     /// The version NEWLEADER carries.
     fn newleader_config_version(&self) -> i64 {
+        if let Some(p) = &self.pending {
+            return p.zxid.as_i64();
+        }
         if self.cfg.version_config && self.cfg.config_version == 0 {
             Zxid::new(self.epoch, 0).as_i64()
         } else {
@@ -675,6 +695,15 @@ impl Leader {
         n > self.cfg.voters.len() / 2
     }
 
+    /// [`Self::quorum`], and a quorum of a pending reconfig's voters too
+    /// (ZooKeeper's `SyncedLearnerTracker` with the last-seen verifier).
+    fn quorum_all(&self, sids: &BTreeSet<u64>) -> bool {
+        self.quorum(sids)
+            && self.pending.as_ref().is_none_or(|p| {
+                sids.iter().filter(|s| p.voters.contains(s)).count() > p.voters.len() / 2
+            })
+    }
+
     /// Whether a proposal is acked by a quorum: by us (durable here) and
     /// enough learners (a leader is always a voter of its current
     /// configuration), and by a quorum of the new voters of a reconfig
@@ -780,7 +809,7 @@ impl Leader {
                 .map(|h| h.sid)
                 .collect();
             synced.insert(self.cfg.sid);
-            if !self.quorum(&synced) {
+            if !self.quorum_all(&synced) {
                 self.step_down(
                     format!("not sufficient followers synced, only synced with sids: {synced:?}"),
                     out,
@@ -919,7 +948,7 @@ impl Leader {
     }
 
     fn maybe_fix_epoch(&mut self, out: &mut Vec<LeaderCommand>) {
-        if self.phase == Phase::Discovery && self.quorum(&self.connecting) {
+        if self.phase == Phase::Discovery && self.quorum_all(&self.connecting) {
             // Leader.getEpochToPropose: the epoch is final; acceptedEpoch first.
             self.next_phase(Phase::AcceptingEpoch);
             out.push(LeaderCommand::PersistAcceptedEpoch(self.epoch));
@@ -982,7 +1011,7 @@ impl Leader {
     /// Leader.waitForEpochAck: once a quorum acked the epoch (ourselves
     /// included), currentEpoch is written.
     fn maybe_set_epoch(&mut self, out: &mut Vec<LeaderCommand>) {
-        if self.phase == Phase::AwaitEpochAcks && self.quorum(&self.electing) {
+        if self.phase == Phase::AwaitEpochAcks && self.quorum_all(&self.electing) {
             self.next_phase(Phase::SettingEpoch);
             out.push(LeaderCommand::PersistCurrentEpoch(self.epoch));
         }
@@ -1176,13 +1205,18 @@ impl Leader {
         }
     }
 
-    /// NEWLEADER's configuration text: the members, then the version.
+    /// NEWLEADER's configuration text: the members (a pending reconfig's),
+    /// then the version.
     fn newleader_config(&self) -> Bytes {
-        config_text(&self.cfg.members, self.newleader_config_version())
+        let members = self
+            .pending
+            .as_ref()
+            .map_or(&self.cfg.members, |p| &p.members);
+        config_text(members, self.newleader_config_version())
     }
 
     fn maybe_establish(&mut self, out: &mut Vec<LeaderCommand>) {
-        if self.phase != Phase::Syncing || !self.quorum(&self.newleader_acks) {
+        if self.phase != Phase::Syncing || !self.quorum_all(&self.newleader_acks) {
             return;
         }
         self.next_phase(Phase::Broadcast);
@@ -1198,9 +1232,20 @@ impl Leader {
             });
             self.remember(zxid, txn);
         }
+        // A reconfig of the history is committed with it: current now.
+        if let Some(p) = self.pending.take() {
+            self.cfg.voters = Arc::unwrap_or_clone(p.voters);
+            self.cfg.members = p.members;
+        }
         out.push(LeaderCommand::Established { epoch: self.epoch });
         for conn in self.in_stage(Stage::AwaitUpToDate) {
             self.send_uptodate(conn, out);
+        }
+        if !self.is_voter(self.cfg.sid) {
+            self.step_down(
+                "the configuration this epoch committed makes this server no voter".into(),
+                out,
+            );
         }
     }
 

@@ -344,6 +344,7 @@ fn start(applied: Zxid, recent: Vec<(Zxid, Bytes)>, epochs: (u32, u32)) -> Leade
         applied,
         recent,
         tail: Vec::new(),
+        pending: None,
     }
 }
 
@@ -1870,4 +1871,63 @@ fn a_reconfig_that_removes_the_leader_designates_an_acking_voter_and_steps_down(
     assert_eq!(designated, 2, "the first new voter that acked");
     assert!(c.leader.is_done());
     assert!(c.looking.as_deref().is_some_and(|w| w.contains("no voter")));
+}
+
+#[test]
+fn a_reconfig_of_the_history_needs_its_voters_to_establish_and_is_current_then() {
+    // ZooKeeper's last-seen verifier: a leader whose log holds a reconfig it
+    // never saw committed (old voters {1, 2, 3}, new {3, 4, 5}) needs a
+    // quorum of both for its epoch; NEWLEADER carries the new members, and
+    // from the establishment on the new voters decide.
+    let nodes = vec![
+        Node::new(fcfg(1), vec![], 0, 0),
+        Node::new(fcfg(2), vec![], 0, 0),
+        Node::new(fcfg(4), vec![], 0, 0),
+    ];
+    let recent = history(1, 3);
+    let r = z(1, 3);
+    let mut st = start(r, recent, (1, 1));
+    st.pending = Some((r, new_config(&[3, 4, 5])));
+    let mut c = Cluster::new(lcfg(&[1, 2, 3]), st, nodes);
+    for i in 0..2 {
+        c.leader_step(LeaderEvent::Connected(i as Conn));
+        c.nodes[i].step(LearnerEvent::Connected);
+    }
+    c.pump();
+    assert_eq!(c.established, None, "1 and 2 are no quorum of {{3, 4, 5}}");
+    c.leader_step(LeaderEvent::Connected(2));
+    c.nodes[2].step(LearnerEvent::Connected);
+    c.pump();
+    assert_eq!(c.established, Some(2));
+    assert_eq!(c.leader.config_version(), r.as_i64());
+    assert_eq!(
+        c.nodes[0].leader_config.as_deref(),
+        Some(&b"members [3, 4, 5]\nversion=100000003"[..])
+    );
+    c.nodes[2].auto = false;
+    c.propose(1);
+    c.pump();
+    assert_eq!(c.leader_applied.len(), 3, "1 and 2 acked: no new quorum");
+    c.nodes[2].flush();
+    c.pump();
+    assert_eq!(c.leader_applied.len(), 4);
+}
+
+#[test]
+fn a_leader_whose_history_reconfig_removes_it_steps_down_once_established() {
+    // The reconfig commits with the epoch; its voters elect the next leader.
+    let nodes = vec![
+        Node::new(fcfg(1), vec![], 0, 0),
+        Node::new(fcfg(2), vec![], 0, 0),
+    ];
+    let r = z(1, 2);
+    let mut st = start(r, history(1, 2), (1, 1));
+    st.pending = Some((r, new_config(&[1, 2])));
+    let mut c = Cluster::new(lcfg(&[1, 2, 3]), st, nodes);
+    c.connect_all();
+    c.pump();
+    assert_eq!(c.established, Some(2));
+    assert!(c.leader.is_done());
+    assert!(c.looking.as_deref().is_some_and(|w| w.contains("no voter")));
+    assert!(c.nodes.iter().all(|n| n.serving), "the history reached them");
 }

@@ -32,7 +32,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
-use zk_jute::quorum::{HostPort, LearnerType, QuorumServer};
+use zk_jute::quorum::{HostPort, LearnerType, QuorumConfig, QuorumServer};
 use zk_jute::{ErrorCode, ReconfigRequest, TxnBody};
 use zk_tree::RequestContext;
 use zk_zab::NewConfig;
@@ -90,6 +90,32 @@ impl Sequencer {
         let text = zk_zab::config_text(&members, rctx.zxid);
         let body = zk_tree::prepare_reconfig(&self.shared.tree, &mut self.overlay, rctx, text)?;
         Ok((body, NewConfig { voters, members }))
+    }
+}
+
+impl Sequencer {
+    /// The voters and members of a configuration's text (a reconfig's
+    /// data), or `None` (logged) when it does not parse.
+    pub(super) fn new_config_of(&self, text: &[u8]) -> Option<NewConfig> {
+        let parsed = std::str::from_utf8(text)
+            .map_err(|e| e.to_string())
+            .and_then(|t| QuorumConfig::parse(t).map_err(|e| e.0));
+        let servers = match parsed {
+            Ok(c) => c.servers,
+            Err(e) => {
+                tracing::warn!("a reconfig's configuration does not parse ({e}): ignored");
+                return None;
+            }
+        };
+        let voters = servers
+            .iter()
+            .filter(|s| s.role == LearnerType::Participant)
+            .map(|s| s.id)
+            .collect();
+        let mut next = self.shared.live_config();
+        next.servers = servers;
+        let members = Bytes::from(next.quorum_members_text());
+        Some(NewConfig { voters, members })
     }
 }
 

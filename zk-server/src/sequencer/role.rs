@@ -279,8 +279,11 @@ impl Sequencer {
 
     /// A role starts on a quiet disk (DESIGN.md): everything appended is
     /// durable, and the tree holds the whole log. Returns the log's last
-    /// zxid and the epochs, or why the role cannot start.
-    fn quiet_disk(&mut self) -> Result<(Zxid, u32, u32), String> {
+    /// zxid and the epochs, and a reconfig the log holds that was never
+    /// activated here ([`Self::logged_reconfig`]), or why the role cannot
+    /// start.
+    #[allow(clippy::type_complexity)]
+    fn quiet_disk(&mut self) -> Result<(Zxid, u32, u32, Option<(Zxid, Bytes)>), String> {
         self.ensemble = true;
         self.drop_in_flight("a new role starts");
         // A fuzzy snapshot still being written would catch the replay below
@@ -303,6 +306,7 @@ impl Sequencer {
         )
         .map_err(|e| e.to_string())?;
         self.sessions_from_tree();
+        let logged = self.logged_reconfig();
         self.refresh_config_node();
         #[cfg(debug_assertions)]
         self.check_tree_is_the_disks()?;
@@ -311,7 +315,31 @@ impl Sequencer {
         self.new_log_generation();
         let epochs = self.epochs.load(last).map_err(|e| e.to_string())?;
         let epoch = |e: i64| u32::try_from(e).map_err(|_| format!("epoch {e} out of range"));
-        Ok((last, epoch(epochs.accepted)?, epoch(epochs.current)?))
+        Ok((
+            last,
+            epoch(epochs.accepted)?,
+            epoch(epochs.current)?,
+            logged,
+        ))
+    }
+
+    /// ZooKeeper's last-seen configuration: with the whole log in the tree
+    /// and before `/zookeeper/config` is refreshed, a node written by a
+    /// reconfig txn later than the configuration's version (logged here and
+    /// never activated: its commit was not seen) — its zxid and text.
+    fn logged_reconfig(&self) -> Option<(Zxid, Bytes)> {
+        if !self.shared.config.reconfig_enabled {
+            return None;
+        }
+        let none = zk_tree::Auth::new(&[]);
+        let (data, stat) = self
+            .shared
+            .tree
+            .get_data("/zookeeper/config", &none, None)
+            .ok()?;
+        let version = u64::try_from(stat.mzxid).ok()?;
+        (version > self.shared.control.config_version())
+            .then(|| (Zxid::from(stat.mzxid), data.unwrap_or_default()))
     }
 
     /// Standalone: the one-voter leader of the epoch of `last`, serving at
@@ -342,10 +370,15 @@ impl Sequencer {
     fn start_leading(&mut self, cfg: LeaderConfig) {
         self.role_starts();
         self.shared.control.reset_proposal_sizes();
-        let (last, accepted, current) = match self.quiet_disk() {
+        let (last, accepted, current, logged) = match self.quiet_disk() {
             Ok(v) => v,
             Err(why) => return self.end_role(format!("cannot lead: {why}")),
         };
+        let pending = logged.and_then(|(zxid, text)| {
+            let new = self.new_config_of(&text)?;
+            info!("leading with the reconfig 0x{zxid:x} of the log pending: its voters {:?} must follow too", new.voters);
+            Some((zxid, new))
+        });
         let recent = match self.recent_txns(cfg.commit_log_count) {
             Ok(r) => r,
             Err(why) => return self.end_role(format!("cannot lead: {why}")),
@@ -360,6 +393,7 @@ impl Sequencer {
             applied: last,
             recent,
             tail: Vec::new(),
+            pending,
         };
         let mut out = Vec::new();
         let core = Leader::new(cfg, start, &mut out);
@@ -368,7 +402,7 @@ impl Sequencer {
 
     fn start_learning(&mut self, cfg: LearnerConfig) {
         self.role_starts();
-        let (last, accepted, current) = match self.quiet_disk() {
+        let (last, accepted, current, _) = match self.quiet_disk() {
             Ok(v) => v,
             Err(why) => return self.end_role(format!("cannot follow: {why}")),
         };
@@ -661,8 +695,10 @@ impl Sequencer {
             LeaderCommand::Apply { zxid, txn } => self.role_apply(zxid, txn),
             LeaderCommand::Established { epoch } => {
                 if let Some(Role::Leading(l)) = &self.role {
-                    let v = l.core.config_version();
-                    self.adopt_config_version(u64::try_from(v).unwrap_or(0));
+                    // The configuration this epoch made current: a version
+                    // given to a version-0 one, or a reconfig of the log.
+                    let config = l.core.config();
+                    self.leader_config(&config);
                 }
                 if self.ensemble {
                     // As Apache's startZkServer: until the epoch's first

@@ -336,6 +336,7 @@ impl<'a> LeaderSide<'a> {
             applied,
             recent,
             tail,
+            pending: None,
         };
         let mut out = Vec::new();
         let core = Leader::new(cfg, start, &mut out);
