@@ -266,8 +266,10 @@ impl<Q: Quorum> Election<Q> {
     /// Counts with `quorum` from now on (a reconfig the leader committed,
     /// while this server follows it: ZooKeeper restarts its election with
     /// the new verifier then). The votes kept are counted anew at the next
-    /// one received.
+    /// one received; those of servers that are no voters any more are
+    /// dropped (only voters' votes count).
     pub fn set_quorum(&mut self, quorum: Q) {
+        self.recvset.retain(|s, _| quorum.is_voter(*s));
         self.quorum = quorum;
     }
 

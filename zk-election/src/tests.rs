@@ -779,3 +779,17 @@ fn a_new_quorum_counts_the_new_voters_from_the_next_round() {
     recv(&mut five, 2, note(PeerState::Looking, vote(1, ZXID, 1), 1));
     assert!(!five.is_finalizing(), "but not of five");
 }
+
+#[test]
+fn a_new_quorum_drops_the_votes_of_servers_no_longer_voters() {
+    // Regression (zk-sim with reconfigs): a vote of server 5 kept in the
+    // round after a reconfig removed it broke "only voters' votes are
+    // kept" (validate) and could have counted toward a quorum.
+    let mut e = Election::new(1, Majority::new([1, 2, 3, 4, 5]), params());
+    start(&mut e, ZXID, 1);
+    recv(&mut e, 5, note(PeerState::Looking, vote(1, ZXID, 1), 1));
+    e.set_quorum(Majority::new([1, 2, 3]));
+    e.validate();
+    recv(&mut e, 2, note(PeerState::Looking, vote(3, ZXID, 1), 1));
+    e.validate();
+}

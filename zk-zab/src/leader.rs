@@ -315,6 +315,11 @@ pub struct Leader {
     standalone: bool,
     /// A reconfig proposed and not yet committed.
     pending: Option<PendingConfig>,
+    /// The configuration made current is one this leader is no voter of:
+    /// it commits and proposes nothing more (ZooKeeper's `allowedToCommit
+    /// = false`) and steps down at the next tick, once the packets that
+    /// activate it (COMMITANDACTIVATE, UPTODATE) are on their way.
+    handing_over: bool,
 }
 
 impl Leader {
@@ -348,6 +353,7 @@ impl Leader {
                 voters: Arc::new(new.voters),
                 members: new.members,
             }),
+            handing_over: false,
             cfg,
         };
         l.maybe_fix_epoch(out);
@@ -402,6 +408,11 @@ impl Leader {
     /// established.
     pub fn config_version(&self) -> i64 {
         self.cfg.config_version
+    }
+
+    /// The current voters (ourselves included while we lead).
+    pub fn voters(&self) -> &BTreeSet<u64> {
+        &self.cfg.voters
     }
 
     /// The current configuration's text: its members, then `version=`.
@@ -502,7 +513,7 @@ impl Leader {
         txn: Bytes,
         out: &mut Vec<LeaderCommand>,
     ) -> Result<(), ProposeError> {
-        if self.phase != Phase::Broadcast {
+        if self.phase != Phase::Broadcast || self.handing_over {
             return Err(ProposeError::NotLeading);
         }
         let expected = self.next_zxid();
@@ -755,6 +766,14 @@ impl Leader {
     }
 
     fn tick(&mut self, out: &mut Vec<LeaderCommand>) {
+        if self.handing_over {
+            self.step_down(
+                "the configuration made current makes this server no voter: the new voters elect a leader"
+                    .into(),
+                out,
+            );
+            return;
+        }
         self.waited += 1;
         if self.phase != Phase::Broadcast && self.waited > 2 * self.cfg.init_limit {
             let what = match self.phase {
@@ -905,10 +924,13 @@ impl Leader {
         observer_packet: bool,
         out: &mut Vec<LeaderCommand>,
     ) -> Result<(), String> {
-        if info.config_version > self.cfg.config_version {
+        let known = self.pending.as_ref().map_or(self.cfg.config_version, |p| {
+            p.zxid.as_i64().max(self.cfg.config_version)
+        });
+        if info.config_version > known {
             return Err(format!(
-                "the learner's config version {:#x} is ahead of ours ({:#x})",
-                info.config_version, self.cfg.config_version
+                "the learner's config version {:#x} is ahead of ours ({known:#x})",
+                info.config_version
             ));
         }
         let sid = u64::try_from(info.server_id)
@@ -1241,12 +1263,7 @@ impl Leader {
         for conn in self.in_stage(Stage::AwaitUpToDate) {
             self.send_uptodate(conn, out);
         }
-        if !self.is_voter(self.cfg.sid) {
-            self.step_down(
-                "the configuration this epoch committed makes this server no voter".into(),
-                out,
-            );
-        }
+        self.handing_over = !self.is_voter(self.cfg.sid);
     }
 
     fn send_uptodate(&mut self, conn: Conn, out: &mut Vec<LeaderCommand>) {
@@ -1265,6 +1282,9 @@ impl Leader {
 
     /// Commits the oldest proposals a quorum acked, strictly in zxid order.
     fn try_commit(&mut self, out: &mut Vec<LeaderCommand>) {
+        if self.handing_over {
+            return;
+        }
         while let Some(p) = self.outstanding.front() {
             if !self.committable(p) {
                 break;
@@ -1317,10 +1337,7 @@ impl Leader {
             if activated.is_some_and(|leader| leader != self.cfg.sid) {
                 // ZooKeeper's `allowedToCommit = false`: the designated
                 // leader commits what follows.
-                self.step_down(
-                    "the reconfig made this server no voter: the new voters elect a leader".into(),
-                    out,
-                );
+                self.handing_over = true;
                 return;
             }
         }

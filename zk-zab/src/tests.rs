@@ -1869,6 +1869,17 @@ fn a_reconfig_that_removes_the_leader_designates_an_acking_voter_and_steps_down(
         })
         .expect("COMMITANDACTIVATE");
     assert_eq!(designated, 2, "the first new voter that acked");
+    // The activation is on its way; nothing more commits or is proposed
+    // here, and the next tick steps down.
+    assert!(!c.leader.is_done());
+    c.pump();
+    assert_eq!(c.leader_applied, vec![r], "1's ack commits nothing now");
+    let zx = c.leader.next_zxid();
+    assert_eq!(
+        c.leader.propose(zx, txn(zx), &mut Vec::new()),
+        Err(ProposeError::NotLeading)
+    );
+    c.leader_step(LeaderEvent::Tick);
     assert!(c.leader.is_done());
     assert!(c.looking.as_deref().is_some_and(|w| w.contains("no voter")));
 }
@@ -1927,7 +1938,18 @@ fn a_leader_whose_history_reconfig_removes_it_steps_down_once_established() {
     c.connect_all();
     c.pump();
     assert_eq!(c.established, Some(2));
+    assert!(
+        c.nodes.iter().all(|n| n.serving),
+        "the history reached them"
+    );
+    assert!(
+        c.nodes
+            .iter()
+            .all(|n| n.leader_config.as_deref() == Some(&b"members [1, 2]\nversion=100000002"[..])),
+        "and the configuration that removes the leader"
+    );
+    assert!(!c.leader.is_done());
+    c.leader_step(LeaderEvent::Tick);
     assert!(c.leader.is_done());
     assert!(c.looking.as_deref().is_some_and(|w| w.contains("no voter")));
-    assert!(c.nodes.iter().all(|n| n.serving), "the history reached them");
 }
