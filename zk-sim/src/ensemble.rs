@@ -25,6 +25,18 @@
 //!   session opened, closed, or an ephemeral created by an open one, decided
 //!   against the leader's tree and what it proposed since (Apache's prep and
 //!   its outstanding changes).
+//! * **Reconfigs** ([`Options::reconfigs`]): some writes are reconfigs
+//!   proposed as zk-server's leader does (none pending, a quorum of the new
+//!   voters synced), committed by a quorum of the old and of the new
+//!   voters. A server activates a configuration as zk-server does: the
+//!   leader when it applies the txn or establishes an epoch with it, a
+//!   learner when it applies a txn its leader committed with
+//!   COMMITANDACTIVATE or at UPTODATE from NEWLEADER's, a LOOKING server
+//!   from a notification carrying a later one (it then restarts its
+//!   election); it is written to the disk unless it removes that server,
+//!   and a learner whose vote it gives or takes elects again. A leader's
+//!   log holding a reconfig later than its configuration is its pending
+//!   (last-seen) one.
 //!
 //! # Checks (ensemble-testing.md §5.2)
 //!
@@ -38,6 +50,8 @@
 //!   of the other servers; a leader that establishes an epoch holds every
 //!   acknowledged write.
 //! * **Epoch files**: acceptedEpoch ≥ currentEpoch on every disk.
+//! * With reconfigs, a TRUNC's committed txns stay on a quorum of the voters
+//!   in force when they committed.
 //! * **Ephemerals follow sessions**: on every server, after every apply, no
 //!   ephemeral was created by a session that was not open (and a closed
 //!   session's ephemerals are gone with it).
@@ -55,7 +69,7 @@ use zk_election::{
 };
 use zk_zab::{
     Conn, Leader, LeaderCommand, LeaderConfig, LeaderEvent, LeaderStart, Learner, LearnerCommand,
-    LearnerConfig, LearnerEvent, LearnerStart, Packet, Zxid,
+    LearnerConfig, LearnerEvent, LearnerStart, NewConfig, Packet, Zxid,
 };
 
 use crate::common::{Pair, Pairs, Trace};
@@ -104,6 +118,18 @@ pub struct Options {
     /// Drawn from a generator of its own: off, a run keeps the draws it had
     /// before the simulator knew them.
     pub own_snapshots: bool,
+    /// At most this many client writes become reconfigs (a voter removed,
+    /// or one removed before added back), drawn from a generator of their
+    /// own: 0 keeps a seed's run as it was before the simulator knew them.
+    pub reconfigs: usize,
+    /// Reconfigs may also replace any number of voters at once (down to
+    /// one), where a quorum of the old voters alone would lose what the new
+    /// ones elect without. Only safety is checked then: a server that comes
+    /// back after missing such reconfigs may not find its way (ZooKeeper's
+    /// election also counts the last-seen configuration's voters and learns
+    /// a later one from notifications; ours only the latter), so the run
+    /// ends `liveness_ms` after the heal without the settling check.
+    pub reconfig_wide: bool,
 }
 
 impl Options {
@@ -133,6 +159,8 @@ impl Options {
             crash_after_ack: 0.0,
             targeted_crashes: 0,
             own_snapshots: false,
+            reconfigs: 0,
+            reconfig_wide: false,
         }
     }
 
@@ -166,6 +194,8 @@ impl Options {
             targeted_crashes: r.below(4),
             // Without drawing (the seeds' other draws stay).
             own_snapshots: !seed.is_multiple_of(3),
+            reconfigs: 0,
+            reconfig_wide: false,
         }
     }
 }
@@ -253,6 +283,9 @@ enum Ev {
         to: Sid,
         generation: u64,
         msg: Notification,
+        /// The sender's configuration (version, voters), which ZooKeeper's
+        /// notifications carry.
+        config: (Zxid, BTreeSet<Sid>),
     },
     ElConnect {
         a: Sid,
@@ -301,6 +334,13 @@ enum Ev {
         b: Sid,
     },
     Heal,
+    /// A learner whose vote a configuration gave or took leaves its role
+    /// and elects again (ZooKeeper's `processReconfig` with a changed
+    /// learner type).
+    Relook {
+        node: Sid,
+        inc: u64,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -311,6 +351,11 @@ struct Disk {
     generation: u64,
     accepted: u32,
     current: u32,
+    /// The configuration activated here (its version, the reconfig's zxid,
+    /// and its voters): zk-server's dynamic config file, written when the
+    /// reconfig is activated and read at the next start. `None`: the
+    /// initial one.
+    config: Option<(Zxid, BTreeSet<Sid>)>,
 }
 
 impl Disk {
@@ -363,6 +408,9 @@ struct Node {
     /// The epoch of a leader whose TRUNC went below this server's snapshot
     /// (zk-server's `snap_from_epoch`: memory, lost in a crash).
     snap_from: Option<u32>,
+    /// The configuration in force here (version, voters): the disk's, or a
+    /// later one that removes this server (taken, never written).
+    config: (Zxid, BTreeSet<Sid>),
 }
 
 struct QConn {
@@ -381,6 +429,13 @@ struct Sim {
     persist_rng: Rng,
     /// Draws the servers' own snapshots and purges.
     snap_rng: Rng,
+    /// Draws the reconfigs.
+    reconfig_rng: Rng,
+    /// Reconfigs proposed so far.
+    reconfigs: usize,
+    /// Per learner, the reconfigs committed with COMMITANDACTIVATE and not
+    /// applied yet (zk-server's `activations`).
+    activations: BTreeMap<Sid, Vec<Zxid>>,
     now: u64,
     seq: u64,
     queue: BTreeMap<(u64, u64), Ev>,
@@ -389,7 +444,6 @@ struct Sim {
     pairs: Pairs,
     lanes: BTreeMap<(Sid, Sid), u64>,
     conns: BTreeMap<Conn, QConn>,
-    quorum: Majority,
     incarnations: u64,
     next_conn: Conn,
     timer_gen: u64,
@@ -470,6 +524,9 @@ impl Sim {
             rng: Rng::new(seed),
             persist_rng: Rng::new(seed ^ 0x5A4B_0000_0000_B4A5),
             snap_rng: Rng::new(seed ^ 0x0053_4E41_5053_0000),
+            reconfig_rng: Rng::new(seed ^ 0x5245_434F_4E46_0000),
+            reconfigs: 0,
+            activations: BTreeMap::new(),
             now: 0,
             seq: 0,
             queue: BTreeMap::new(),
@@ -478,7 +535,6 @@ impl Sim {
             pairs: Pairs::default(),
             lanes: BTreeMap::new(),
             conns: BTreeMap::new(),
-            quorum: Majority::new(1..=opts.voters as Sid),
             incarnations: 0,
             next_conn: 0,
             timer_gen: 0,
@@ -585,6 +641,17 @@ impl Sim {
                         syncs: self.syncs.clone(),
                     });
                 }
+                if self.now > healed_at + self.opts.liveness_ms && self.opts.reconfig_wide {
+                    return Ok(Report {
+                        seed: self.seed,
+                        trace_hash: self.trace.hash(),
+                        events: self.events,
+                        acked: self.acked.len(),
+                        leader: 0,
+                        epoch: 0,
+                        syncs: self.syncs.clone(),
+                    });
+                }
                 if self.now > healed_at + self.opts.liveness_ms {
                     let states: Vec<String> = self
                         .nodes
@@ -624,13 +691,8 @@ impl Sim {
                 to,
                 generation,
                 msg,
-            } => {
-                let p = self.pair(from, to);
-                if p.up && p.generation == generation {
-                    self.el_feed(to, ElEvent::Received { from, msg })?;
-                }
-                Ok(())
-            }
+                config,
+            } => self.el_deliver(from, to, generation, msg, config),
             Ev::ElConnect { a, b } => {
                 let ok =
                     self.node(a).is_some() && self.node(b).is_some() && !self.pair(a, b).blocked;
@@ -692,6 +754,7 @@ impl Sim {
                 Ok(())
             }
             Ev::Break { a, b } => self.el_break(a, b),
+            Ev::Relook { node, inc } => self.relook(node, inc),
             Ev::Heal => {
                 self.healed = true;
                 self.pairs.unblock_all();
@@ -745,9 +808,11 @@ impl Sim {
                 "server {s}: acceptedEpoch below currentEpoch on disk"
             )));
         }
+        let config = self.disk_config(s);
         let node = Node {
+            config: config.clone(),
             inc: self.incarnations,
-            election: Election::new(s, self.quorum.clone(), self.opts.params),
+            election: Election::new(s, Majority::new(config.1), self.opts.params),
             timers: BTreeMap::new(),
             role: Role::Looking,
             tree,
@@ -868,6 +933,41 @@ impl Sim {
         Ok(())
     }
 
+    /// A notification arrives (on the connection it was sent on). ZooKeeper's
+    /// WorkerReceiver: a LOOKING server takes a later configuration a
+    /// notification carries and restarts its election with it.
+    fn el_deliver(
+        &mut self,
+        from: Sid,
+        to: Sid,
+        generation: u64,
+        msg: Notification,
+        config: (Zxid, BTreeSet<Sid>),
+    ) -> Res {
+        let p = self.pair(from, to);
+        if !p.up || p.generation != generation {
+            return Ok(());
+        }
+        let looking = self
+            .node(to)
+            .is_some_and(|n| n.election.state() == PeerState::Looking);
+        if looking && self.activate(to, config.0, config.1) {
+            self.start_looking(to)?;
+        }
+        self.el_feed(to, ElEvent::Received { from, msg })
+    }
+
+    /// A learner whose vote a configuration gave or took elects again.
+    fn relook(&mut self, node: Sid, inc: u64) -> Res {
+        let learning = self
+            .node(node)
+            .is_some_and(|n| n.inc == inc && matches!(n.role, Role::Learning { .. }));
+        if learning {
+            self.back_to_looking(node, "the configuration changed its vote")?;
+        }
+        Ok(())
+    }
+
     fn el_send(&mut self, from: Sid, to: Sid, msg: Notification) {
         if !self.nodes.contains_key(&to) {
             return;
@@ -878,6 +978,7 @@ impl Sim {
             let lane = self.lanes.entry((from, to)).or_default();
             let t = (self.now + d).max(*lane);
             *lane = t;
+            let config = self.config_of(from);
             self.at(
                 t,
                 Ev::ElDeliver {
@@ -885,6 +986,7 @@ impl Sim {
                     to,
                     generation: p.generation,
                     msg,
+                    config,
                 },
             );
         } else if !p.connecting {
@@ -936,7 +1038,18 @@ impl Sim {
         let recent = recent_of(&disk.log, self.opts.commit_log_count);
         let (accepted, current) = (disk.accepted, disk.current);
         let last = history.last().map_or(Zxid::ZERO, |t| t.0);
-        let cfg_voters: BTreeSet<u64> = (1..=self.opts.voters as u64).collect();
+        let (version, cfg_voters) = self.config_of(s);
+        // ZooKeeper's last-seen configuration: a reconfig of the log later
+        // than the one activated here.
+        let pending = history
+            .iter()
+            .rev()
+            .find_map(|(z, t)| reconfig_voters(t).map(|v| (*z, v)))
+            .filter(|(z, _)| *z > version)
+            .map(|(z, voters)| {
+                let members = members_text(&voters);
+                (z, NewConfig { voters, members })
+            });
         let (tick, init, sync) = (
             self.opts.tick_ms,
             self.opts.init_limit,
@@ -952,17 +1065,17 @@ impl Sim {
                 applied: last,
                 recent,
                 tail: Vec::new(),
-                pending: None,
+                pending,
             };
             let cfg = LeaderConfig {
                 sid: s,
+                members: members_text(&cfg_voters),
                 voters: cfg_voters,
                 init_limit: init,
                 sync_limit: sync,
                 commit_log_count: self.opts.commit_log_count,
-                members: Bytes::new(),
                 diff_from_log: true,
-                config_version: 0,
+                config_version: version.as_i64(),
                 version_config: false,
             };
             let mut out = Vec::new();
@@ -983,7 +1096,7 @@ impl Sim {
                     observer: self.is_observer(s),
                     init_limit: init,
                     sync_limit: sync,
-                    config_version: 0,
+                    config_version: version.as_i64(),
                 },
                 LearnerStart {
                     last_zxid: last,
@@ -1129,6 +1242,16 @@ impl Sim {
             return self.leader_feed(to, LeaderEvent::Packet(conn, p));
         }
         match msg {
+            // As zk-server's runtime: COMMIT / INFORM to the core, the
+            // configuration activated once the txn is applied.
+            QMsg::Packet(Packet::CommitAndActivate { zxid, .. }) => {
+                self.activations.entry(to).or_default().push(zxid);
+                self.learner_feed(to, LearnerEvent::Packet(Packet::Commit { zxid }))
+            }
+            QMsg::Packet(Packet::InformAndActivate { zxid, txn, .. }) => {
+                self.activations.entry(to).or_default().push(zxid);
+                self.learner_feed(to, LearnerEvent::Packet(Packet::Inform { zxid, txn }))
+            }
             QMsg::Packet(p) => self.learner_feed(to, LearnerEvent::Packet(p)),
             QMsg::Snap(zxid, tree) => {
                 // The runtime reads the body and replaces its tree first.
@@ -1213,6 +1336,9 @@ impl Sim {
         let Some(l) = leader else {
             return Ok(());
         };
+        if self.opts.reconfigs > self.reconfigs && self.reconfig_rng.chance(0.3) {
+            return self.propose_reconfig(l);
+        }
         let body = self.client_op(l, id);
         let mut out = Vec::new();
         if let Some(Role::Leading { core, .. }) = self.node_mut(l).map(|n| &mut n.role) {
@@ -1223,6 +1349,128 @@ impl Sim {
             }
         }
         self.leader_cmds(l, out)
+    }
+
+    /// A reconfig at leader `l`, as zk-server's runtime checks it (none
+    /// pending, a quorum of the new voters synced).
+    fn propose_reconfig(&mut self, l: Sid) -> Res {
+        let all: Vec<Sid> = (1..=self.opts.voters as Sid).collect();
+        let Some(Role::Leading { core, .. }) = self.node(l).map(|n| &n.role) else {
+            return Ok(());
+        };
+        if core.reconfig_pending() {
+            return Ok(());
+        }
+        let current = core.voters().clone();
+        // One voter in or out; with `reconfig_wide` half the time any other
+        // non-empty set of the participants instead (a majority replaced:
+        // where a quorum of the old voters alone would lose what the new
+        // ones elect without).
+        let mut voters = current.clone();
+        let absent: Vec<Sid> = all
+            .iter()
+            .copied()
+            .filter(|v| !voters.contains(v))
+            .collect();
+        if !self.opts.reconfig_wide || self.reconfig_rng.chance(0.5) {
+            if !absent.is_empty() && (voters.len() <= 2 || self.reconfig_rng.chance(0.5)) {
+                voters.insert(absent[self.reconfig_rng.below(absent.len())]);
+            } else if voters.len() > 2 {
+                let present: Vec<Sid> = voters.iter().copied().collect();
+                voters.remove(&present[self.reconfig_rng.below(present.len())]);
+            }
+        } else {
+            voters = all
+                .iter()
+                .copied()
+                .filter(|_| self.reconfig_rng.chance(0.5))
+                .collect();
+        }
+        if voters.is_empty() || voters == current {
+            return Ok(());
+        }
+        let synced = match self.node(l).map(|n| &n.role) {
+            Some(Role::Leading { core, .. }) => core.quorum_synced(&voters),
+            _ => false,
+        };
+        if !synced {
+            return Ok(());
+        }
+        self.reconfigs += 1;
+        *self.syncs.entry("reconfig proposed").or_default() += 1;
+        let mut out = Vec::new();
+        if let Some(Role::Leading { core, .. }) = self.node_mut(l).map(|n| &mut n.role) {
+            let zxid = core.next_zxid();
+            let txn = Bytes::from(format!("{}@{zxid}", reconfig_body(&voters)));
+            let members = members_text(&voters);
+            let new = NewConfig { voters, members };
+            if core
+                .propose_reconfig(zxid, txn.clone(), new, &mut out)
+                .is_ok()
+            {
+                self.prepared.entry(l).or_default().push((zxid, txn));
+            }
+        }
+        self.note(format!("         server {l} proposes a reconfig"));
+        self.leader_cmds(l, out)
+    }
+
+    /// The configuration activated on `s`'s disk: its version and voters.
+    fn disk_config(&self, s: Sid) -> (Zxid, BTreeSet<Sid>) {
+        self.disks[&s]
+            .config
+            .clone()
+            .unwrap_or_else(|| (Zxid::ZERO, (1..=self.opts.voters as Sid).collect()))
+    }
+
+    /// The configuration in force on `s` (its disk's while it is down).
+    fn config_of(&self, s: Sid) -> (Zxid, BTreeSet<Sid>) {
+        match self.node(s) {
+            Some(n) => n.config.clone(),
+            None => self.disk_config(s),
+        }
+    }
+
+    /// zk-server's activation: a configuration later than `s`'s becomes its
+    /// own, in its election and on disk — except one that removes `s`,
+    /// taken but not written (a restart reads the last one that lists it).
+    fn activate(&mut self, s: Sid, zxid: Zxid, voters: BTreeSet<Sid>) -> bool {
+        if zxid <= self.config_of(s).0 {
+            return false;
+        }
+        self.note(format!(
+            "         server {s} activates {voters:?} at {zxid}"
+        ));
+        *self.syncs.entry("reconfig activated").or_default() += 1;
+        if voters.contains(&s)
+            && let Some(d) = self.disks.get_mut(&s)
+        {
+            d.config = Some((zxid, voters.clone()));
+        }
+        let was = self.config_of(s).1.contains(&s);
+        let is = voters.contains(&s);
+        if let Some(n) = self.node_mut(s) {
+            n.config = (zxid, voters.clone());
+            n.election.set_quorum(Majority::new(voters));
+            if was != is {
+                let inc = n.inc;
+                self.at(self.now, Ev::Relook { node: s, inc });
+            }
+        }
+        true
+    }
+
+    /// The voters of the configuration in force before `z`: those of the
+    /// last committed reconfig below it (a txn is committed by a quorum of
+    /// them, and a reconfig's own by the old voters and the new).
+    fn voters_before(&self, z: Zxid) -> Majority {
+        let voters = self
+            .committed
+            .range(..z)
+            .rev()
+            .find_map(|(_, t)| reconfig_voters(t))
+            .unwrap_or_else(|| (1..=self.opts.voters as Sid).collect());
+        Majority::new(voters)
     }
 
     /// What client request `id` is, prepared against leader `l`'s view of
@@ -1521,8 +1769,20 @@ impl Sim {
                     self.schedule_fsync(s, Durable::Current(e))
                 }
                 LeaderCommand::Append { zxid, txn } => self.append(s, zxid, txn)?,
-                LeaderCommand::Apply { zxid, txn } => self.apply(s, zxid, txn, true)?,
-                LeaderCommand::Established { epoch } => self.established(s, epoch)?,
+                LeaderCommand::Apply { zxid, txn } => {
+                    if let Some(voters) = reconfig_voters(&txn) {
+                        self.activate(s, zxid, voters);
+                    }
+                    self.apply(s, zxid, txn, true)?
+                }
+                LeaderCommand::Established { epoch } => {
+                    // A reconfig of the log the epoch made current.
+                    if let Some(Role::Leading { core, .. }) = self.node(s).map(|n| &n.role) {
+                        let (v, voters) = (core.config_version(), core.voters().clone());
+                        self.activate(s, Zxid::from(v), voters);
+                    }
+                    self.established(s, epoch)?
+                }
                 LeaderCommand::FromLearner(..) => {}
                 LeaderCommand::GoLooking(why) => self.back_to_looking(s, &why)?,
             }
@@ -1597,8 +1857,25 @@ impl Sim {
                     self.schedule_fsync(s, Durable::Snapshot { zxid, tree });
                 }
                 LearnerCommand::Append { zxid, txn } => self.append(s, zxid, txn)?,
-                LearnerCommand::Apply { zxid, txn } => self.apply(s, zxid, txn, false)?,
-                LearnerCommand::StartServing { epoch, .. } => {
+                LearnerCommand::Apply { zxid, txn } => {
+                    let activated = self
+                        .activations
+                        .get_mut(&s)
+                        .and_then(|a| a.iter().position(|z| *z == zxid).map(|i| a.remove(i)));
+                    if let (Some(_), Some(voters)) = (activated, reconfig_voters(&txn)) {
+                        self.activate(s, zxid, voters);
+                    }
+                    self.apply(s, zxid, txn, false)?
+                }
+                LearnerCommand::StartServing {
+                    epoch,
+                    leader_config,
+                    ..
+                } => {
+                    // The configuration NEWLEADER carried, adopted at UPTODATE.
+                    if let Some((v, voters)) = leader_config.as_deref().and_then(parse_config) {
+                        self.activate(s, v, voters);
+                    }
                     self.el_feed(
                         s,
                         ElEvent::EpochEstablished {
@@ -1684,7 +1961,7 @@ impl Sim {
                 })
                 .map(|(o, _)| *o)
                 .collect();
-            if !self.quorum.contains_quorum(&holders) {
+            if !self.voters_before(*g).contains_quorum(&holders) {
                 return Err(self.fail(format!(
                     "server {s}: TRUNC to {z} removes committed {g}, durable only on {holders:?}"
                 )));
@@ -1854,6 +2131,33 @@ fn packet_zxid(p: &Packet) -> Option<Zxid> {
 
 /// The sessions open after `txns` (client ops as [`Sim::client_op`] writes
 /// them), or the first ephemeral created by a session that is not open.
+/// A reconfig txn's body: `r` and its voters (`r1.2.3`).
+fn reconfig_body(voters: &BTreeSet<Sid>) -> String {
+    let ids: Vec<String> = voters.iter().map(|v| v.to_string()).collect();
+    format!("r{}", ids.join("."))
+}
+
+/// The voters of a reconfig txn, or `None` for any other.
+fn reconfig_voters(txn: &Bytes) -> Option<BTreeSet<Sid>> {
+    let text = std::str::from_utf8(txn).ok()?;
+    let body = text.split('@').next()?.strip_prefix('r')?;
+    body.split('.').map(|v| v.parse().ok()).collect()
+}
+
+/// The members' text a configuration carries in NEWLEADER (one line).
+fn members_text(voters: &BTreeSet<Sid>) -> Bytes {
+    Bytes::from(format!("{}\n", reconfig_body(voters)))
+}
+
+/// NEWLEADER's configuration text: the members' line, then `version=<hex>`.
+fn parse_config(text: &[u8]) -> Option<(Zxid, BTreeSet<Sid>)> {
+    let text = std::str::from_utf8(text).ok()?;
+    let (members, version) = text.split_once('\n')?;
+    let v = u64::from_str_radix(version.strip_prefix("version=")?, 16).ok()?;
+    let voters = reconfig_voters(&Bytes::copy_from_slice(members.as_bytes()))?;
+    Some((Zxid::from(v), voters))
+}
+
 fn live_sessions<'a>(txns: impl Iterator<Item = &'a Bytes>) -> Result<BTreeSet<u64>, String> {
     let mut live = BTreeSet::new();
     for t in txns {
