@@ -2843,3 +2843,84 @@ fn a_reconfig_that_removes_the_leader_hands_over_as_apaches() {
         "ours (left) vs Apache's"
     );
 }
+
+/// Server 1 of `flavor` misses the reconfig that adds server 4, the leader
+/// dies, and the three left (1 with its old configuration) must elect:
+/// the leader's index once they serve, and server 1's membership.
+fn a_stale_server_completes_a_quorum(flavor: Flavor) -> (usize, String) {
+    let mut m = ensemble(&[flavor; 4]);
+    for x in &m[..3] {
+        // Servers 1-3 start without server 4; it knows them all.
+        let cfg = x.dir.path().join("zoo.cfg");
+        let text = fs::read_to_string(&cfg).unwrap();
+        let kept: String = text
+            .split_inclusive('\n')
+            .filter(|l| !l.starts_with("server.4="))
+            .collect();
+        fs::write(&cfg, kept).unwrap();
+    }
+    for x in &m {
+        x.add_config("reconfigEnabled=true\nskipACL=yes\n");
+    }
+    start_together(&mut m[..3]);
+    let leader = all_serving(&m[..3]);
+    assert_eq!(m[leader].sid, 3, "the highest id leads");
+    m[0].kill9();
+    m[3].start();
+    wait_until("server 4 to follow as a non-voter", &m, || {
+        (m[3].mode().as_deref() == Some("follower")).then_some(())
+    });
+    let ips: Vec<std::net::Ipv4Addr> = m.iter().map(|x| x.ip).collect();
+    let at = |i: usize| std::net::SocketAddr::from((ips[i], CLIENT_PORT));
+    let mut c = zk_integration::Client::connect(at(leader)).expect("connect to the leader");
+    let ip4 = m[3].ip;
+    let s4 =
+        format!("server.4={ip4}:{QUORUM_PORT}:{ELECTION_PORT}:participant;{ip4}:{CLIENT_PORT}");
+    assert!(reconfig(&mut c, Some(&s4), None).contains("server.4="));
+    m[leader].kill9();
+    m[0].start();
+    let alive = [0, 1, 3];
+    let serving = wait_until("servers 1, 2 and 4 to elect", &m, || {
+        let modes: Vec<String> = alive.iter().map(|&i| m[i].mode()).collect::<Option<_>>()?;
+        let leaders: Vec<usize> = (0..3).filter(|&i| modes[i] == "leader").collect();
+        (leaders.len() == 1 && modes.iter().all(|x| x == "leader" || x == "follower"))
+            .then(|| alive[leaders[0]])
+    });
+    let mut c1 = zk_integration::Client::connect(at(0)).expect("connect to server 1");
+    c1.create("/after", b"a", 0)
+        .unwrap()
+        .expect("a write through server 1");
+    let net = m[0].ip.to_string().rsplit_once('.').unwrap().0.to_string() + ".";
+    (serving, membership(&m[0]).replace(&net, "IP."))
+}
+
+/// Regression: a server that missed a reconfig (down while server 4 was
+/// added) kept its old configuration when it came back, so its election
+/// never asked server 4 and it could not vote for it: with the leader dead,
+/// servers 1, 2 and 4 (three of four voters) never elected. ZooKeeper's
+/// notifications carry each server's configuration and a LOOKING server
+/// takes a later one and elects again; ours now does (the quorum thread
+/// hands it to the sequencer, which takes its members). Without it ours
+/// failed earlier still: server 4, started with a configuration that lists
+/// it, never decided to follow the leader of the versioned one it is not in
+/// (Apache's takes that configuration and follows as a non-voter). Both
+/// flavours elect a leader and show server 1 the same membership.
+#[test]
+fn a_server_that_missed_a_reconfig_learns_it_from_the_election() {
+    let apache = a_stale_server_completes_a_quorum(Flavor::Apache);
+    let ours = a_stale_server_completes_a_quorum(Flavor::Ours);
+    // Server 1 lacks the reconfig's txn: 2 or 4 leads (which one depends on
+    // whether 2 activated the reconfig before the leader died).
+    for (flavor, leader) in [("Apache", apache.0), ("ours", ours.0)] {
+        assert!(
+            [1, 3].contains(&leader),
+            "{flavor}: server {} leads",
+            leader + 1
+        );
+    }
+    let strip = |t: &str| {
+        t.rsplit_once("version=")
+            .map_or(t.to_string(), |(m, _)| m.to_string())
+    };
+    assert_eq!(strip(&ours.1), strip(&apache.1), "ours (left) vs Apache's");
+}

@@ -267,10 +267,19 @@ impl<Q: Quorum> Election<Q> {
     /// while this server follows it: ZooKeeper restarts its election with
     /// the new verifier then). The votes kept are counted anew at the next
     /// one received; those of servers that are no voters any more are
-    /// dropped (only voters' votes count).
+    /// dropped (only voters' votes count). A server that follows says from
+    /// now on whether it does so with a vote (FOLLOWING) or without
+    /// (OBSERVING): voters count only the former.
     pub fn set_quorum(&mut self, quorum: Q) {
         self.recvset.retain(|s, _| quorum.is_voter(*s));
         self.quorum = quorum;
+        if matches!(self.state, PeerState::Following | PeerState::Observing) {
+            self.state = if self.quorum.is_voter(self.me) {
+                PeerState::Following
+            } else {
+                PeerState::Observing
+            };
+        }
     }
 
     /// Feeds one event; the commands it causes are appended to `out` in order.

@@ -793,3 +793,26 @@ fn a_new_quorum_drops_the_votes_of_servers_no_longer_voters() {
     recv(&mut e, 2, note(PeerState::Looking, vote(3, ZXID, 1), 1));
     e.validate();
 }
+
+#[test]
+fn a_follower_given_a_vote_says_following() {
+    // Regression (zk-sim seed 18 with reconfigs): a server that decided
+    // without a vote (OBSERVING) kept saying so after a reconfig made it a
+    // voter, and voters count no OBSERVING notification: a server looking
+    // for the leader it followed never saw a quorum follow it.
+    let mut e = Election::new(4, Majority::new([1, 2, 3]), params());
+    start(&mut e, ZXID, 1);
+    for from in [1, 2] {
+        recv(
+            &mut e,
+            from,
+            note(PeerState::Following, vote(3, ZXID, 1), 1),
+        );
+    }
+    recv(&mut e, 3, note(PeerState::Leading, vote(3, ZXID, 1), 1));
+    assert_eq!(e.state(), PeerState::Observing);
+    e.set_quorum(Majority::new([1, 2, 3, 4]));
+    assert_eq!(e.state(), PeerState::Following);
+    e.set_quorum(Majority::new([1, 2, 3]));
+    assert_eq!(e.state(), PeerState::Observing);
+}

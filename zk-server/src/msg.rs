@@ -101,6 +101,10 @@ pub(crate) enum QuorumIn {
     LeaderClosed,
     /// Half a tickTime passed.
     Tick,
+    /// LOOKING: a peer's notification carried this configuration text, later
+    /// than ours (ZooKeeper's WorkerReceiver takes it and restarts its
+    /// election).
+    PeerConfig(Bytes),
 }
 
 /// The sequencer → the quorum side: what the hosted role asks of the network.

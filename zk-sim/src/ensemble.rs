@@ -33,8 +33,9 @@
 //!   learner when it applies a txn its leader committed with
 //!   COMMITANDACTIVATE or at UPTODATE from NEWLEADER's, a LOOKING server
 //!   from a notification carrying a later one (it then restarts its
-//!   election); it is written to the disk unless it removes that server,
-//!   and a learner whose vote it gives or takes elects again. A leader's
+//!   election); it is written to the disk unless it removes that server
+//!   (a follower that gains or loses its vote stays in its role, its
+//!   election saying FOLLOWING or OBSERVING). A leader's
 //!   log holding a reconfig later than its configuration is its pending
 //!   (last-seen) one.
 //!
@@ -334,13 +335,6 @@ enum Ev {
         b: Sid,
     },
     Heal,
-    /// A learner whose vote a configuration gave or took leaves its role
-    /// and elects again (ZooKeeper's `processReconfig` with a changed
-    /// learner type).
-    Relook {
-        node: Sid,
-        inc: u64,
-    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -754,7 +748,6 @@ impl Sim {
                 Ok(())
             }
             Ev::Break { a, b } => self.el_break(a, b),
-            Ev::Relook { node, inc } => self.relook(node, inc),
             Ev::Heal => {
                 self.healed = true;
                 self.pairs.unblock_all();
@@ -955,17 +948,6 @@ impl Sim {
             self.start_looking(to)?;
         }
         self.el_feed(to, ElEvent::Received { from, msg })
-    }
-
-    /// A learner whose vote a configuration gave or took elects again.
-    fn relook(&mut self, node: Sid, inc: u64) -> Res {
-        let learning = self
-            .node(node)
-            .is_some_and(|n| n.inc == inc && matches!(n.role, Role::Learning { .. }));
-        if learning {
-            self.back_to_looking(node, "the configuration changed its vote")?;
-        }
-        Ok(())
     }
 
     fn el_send(&mut self, from: Sid, to: Sid, msg: Notification) {
@@ -1447,15 +1429,9 @@ impl Sim {
         {
             d.config = Some((zxid, voters.clone()));
         }
-        let was = self.config_of(s).1.contains(&s);
-        let is = voters.contains(&s);
         if let Some(n) = self.node_mut(s) {
             n.config = (zxid, voters.clone());
             n.election.set_quorum(Majority::new(voters));
-            if was != is {
-                let inc = n.inc;
-                self.at(self.now, Ev::Relook { node: s, inc });
-            }
         }
         true
     }

@@ -101,8 +101,9 @@ fn with_wide_reconfigs(seed: u64) -> Options {
 /// step (`ZK_SIM_WIDE_RECONFIG_SEEDS`, default 5000, ~30 s). Where a quorum of both
 /// the old and the new voters matters: with the new voters' quorum dropped
 /// from a reconfig's commit (a mutant of zk-zab's `committable`), seeds 3731
-/// ("leader 2 of epoch 3 lacks acknowledged write") and 4532 (a TRUNC
-/// removes a committed txn) of 0..5000 fail.
+/// and 4461 of 0..5000 fail ("leader 2 of epoch 3 lacks acknowledged write
+/// 0x200000001"); with the last-seen configuration's quorum weakened to
+/// either configuration's, seed 13 and many more.
 #[test]
 fn wide_reconfigs_stay_safe() {
     let syncs = run_seeds(

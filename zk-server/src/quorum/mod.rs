@@ -286,6 +286,7 @@ pub(crate) fn start(
         election_time,
         last_still: now,
         heard: BTreeSet::new(),
+        offered_config: 0,
         relook_at: None,
         next_role_token: ROLE_TOKENS,
         quorum_addrs: config
@@ -410,6 +411,9 @@ struct Runtime {
     election_time: Arc<crate::stats::Summary>,
     last_still: Instant,
     heard: BTreeSet<Sid>,
+    /// The latest configuration version a peer's notification offered the
+    /// sequencer (each later one is offered once).
+    offered_config: i64,
     /// A role could not start: look again at this instant.
     relook_at: Option<Instant>,
     next_role_token: usize,
@@ -547,6 +551,32 @@ impl Runtime {
     /// A reconfig's members (ZooKeeper's `restartLeaderElection` with the
     /// new verifier): the election counts the new voters and dials the new
     /// election ports, the next role reaches the new quorum ports.
+    /// ZooKeeper's WorkerReceiver: while LOOKING with reconfigEnabled, a
+    /// notification's configuration later than ours goes to the sequencer,
+    /// which takes it as a learner takes its leader's (`config_version.rs`);
+    /// its members come back as [`QuorumOut::Members`] and the election
+    /// starts again with them.
+    fn offer_config(&mut self, config: &Bytes) {
+        if !self.zab.version_config
+            || config.is_empty()
+            || self.election.state() != PeerState::Looking
+        {
+            return;
+        }
+        let version = std::str::from_utf8(config)
+            .ok()
+            .and_then(|t| t.lines().last()?.strip_prefix("version="))
+            .and_then(|v| i64::from_str_radix(v.trim(), 16).ok());
+        let Some(v) = version else { return };
+        if v > self.zab.config_version && v > self.offered_config {
+            self.offered_config = v;
+            info!(
+                "election: a peer's notification carries configuration version 0x{v:x}, later than ours"
+            );
+            self.zab.to_core.push(QuorumIn::PeerConfig(config.clone()));
+        }
+    }
+
     fn take_members(&mut self, servers: &[QuorumServer], members: Bytes, now: Instant) {
         let voters: BTreeSet<Sid> = servers
             .iter()
@@ -570,6 +600,9 @@ impl Runtime {
             .collect();
         self.zab.voters = voters;
         self.zab.members = members;
+        if self.election.state() == PeerState::Looking {
+            self.start_looking(now, "the configuration changed");
+        }
     }
 
     fn on_core_out(&mut self, m: QuorumOut, now: Instant) {
@@ -684,8 +717,9 @@ impl Runtime {
             match d {
                 Delivery::Connected(sid) => self.step(Event::Connected(sid), now),
                 Delivery::Disconnected(sid) => self.step(Event::Disconnected(sid), now),
-                Delivery::Message(from, msg) => {
+                Delivery::Message(from, msg, config) => {
                     self.heard.insert(from);
+                    self.offer_config(&config);
                     self.step(Event::Received { from, msg }, now);
                 }
             }
@@ -797,7 +831,11 @@ impl Runtime {
         match d.state {
             PeerState::Leading => self.lead(&addr, now),
             PeerState::Following | PeerState::Observing => {
-                let observer = d.state == PeerState::Observing;
+                // A server the members do not list (a reconfig removed it)
+                // follows without a vote, as ZooKeeper's non-voting
+                // participant; a listed non-voter observes.
+                let observer =
+                    d.state == PeerState::Observing && self.quorum_addrs.contains_key(&self.me);
                 let z = &mut self.zab;
                 z.to_core.push(QuorumIn::Follow {
                     cfg: zk_zab::LearnerConfig {

@@ -52,8 +52,8 @@ pub(crate) enum Delivery {
     Connected(Sid),
     /// The connection to `sid` is gone.
     Disconnected(Sid),
-    /// A notification from `sid`.
-    Message(Sid, Notification),
+    /// A notification from `sid`, and the configuration text it carried.
+    Message(Sid, Notification, Bytes),
 }
 
 enum State {
@@ -662,7 +662,7 @@ impl Transport {
                         let payload = Bytes::copy_from_slice(&c.rbuf[range.clone()]);
                         c.rbuf.drain(..range.end);
                         match wire::decode_notification(payload) {
-                            Ok(n) => out.push(Delivery::Message(sid, n)),
+                            Ok((n, config)) => out.push(Delivery::Message(sid, n, config)),
                             Err(why) => warn!(
                                 "election: skipping a notification from server {sid} at {}: {why}",
                                 c.peer
@@ -906,7 +906,7 @@ mod tests {
         n.got
             .iter()
             .filter_map(|d| match d {
-                Delivery::Message(s, m) => Some((*s, m.election_epoch)),
+                Delivery::Message(s, m, _) => Some((*s, m.election_epoch)),
                 _ => None,
             })
             .collect()

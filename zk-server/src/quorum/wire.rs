@@ -100,14 +100,16 @@ pub(crate) fn parse_frame(buf: &[u8]) -> Result<Option<std::ops::Range<usize>>, 
     Ok(Some(4..end))
 }
 
-/// A notification payload as the election core sees it; `Err` for a
-/// malformed one and for an unknown state (both skipped, as `WorkerReceiver`).
-pub(crate) fn decode_notification(payload: Bytes) -> Result<Notification, String> {
+/// A notification payload as the election core sees it, and the sender's
+/// configuration text (empty from old senders); `Err` for a malformed one
+/// and for an unknown state (both skipped, as `WorkerReceiver`).
+pub(crate) fn decode_notification(payload: Bytes) -> Result<(Notification, Bytes), String> {
     let n =
         WireNotification::decode(payload).map_err(|e| format!("malformed notification: {e}"))?;
     let state = PeerState::from_wire(n.state)
         .ok_or_else(|| format!("notification with unknown state {}", n.state))?;
-    Ok(Notification {
+    let config = n.config;
+    let n = Notification {
         state,
         vote: Vote {
             leader: n.leader,
@@ -116,7 +118,8 @@ pub(crate) fn decode_notification(payload: Bytes) -> Result<Notification, String
         },
         election_epoch: n.election_epoch,
         version: n.version,
-    })
+    };
+    Ok((n, config))
 }
 
 /// A notification frame (length prefix included), version 2 with `config`.
@@ -204,7 +207,7 @@ mod tests {
         let f = notification_frame(&n, &cfg);
         let r = parse_frame(&f).unwrap().unwrap();
         assert_eq!(r.len(), 44 + cfg.len());
-        assert_eq!(decode_notification(f.slice(r.clone())), Ok(n));
+        assert_eq!(decode_notification(f.slice(r.clone())), Ok((n, cfg)));
         let mut bad = f.slice(r).to_vec();
         bad[3] = 9;
         assert!(decode_notification(Bytes::from(bad)).is_err());

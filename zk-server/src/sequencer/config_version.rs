@@ -14,12 +14,17 @@
 //! taken at run time: the live members ([`crate::shared::Shared::members`]:
 //! `conf`, the AdminServer, `/zookeeper/config`, the dynamic config file) and
 //! the quorum thread's ([`QuorumOut::Members`]: the election's voters and
-//! peers, the next role's quorum addresses), then the version. A change of
-//! this server's own entry (its role, its addresses, or its removal) is not
-//! taken at run time: the new configuration is written for the next start
-//! (unless it removes this server, which could then not start on it) and
-//! the server says so; it stays in its role meanwhile (ZooKeeper's learner
-//! restarts in its new role).
+//! peers, the next role's quorum addresses), then the version. A LOOKING
+//! server takes a later configuration a peer's notification carries
+//! ([`Sequencer::peer_config`], ZooKeeper's WorkerReceiver) and the quorum
+//! thread elects again with its members. This server's own entry: a new role
+//! (participant, observer) is taken, and a learner whose vote it gives or
+//! takes elects again, as ZooKeeper's learner restarts in its new role; a
+//! removal is taken but not written (a configuration without this server
+//! could not start it again): it then votes no more and follows as
+//! ZooKeeper's non-voting participant; new addresses for this server are
+//! written for its next start (it listens on the ones it started with) and
+//! the server says so.
 
 use tracing::{error, info, warn};
 use zk_jute::quorum::{HostPort, LearnerType, QuorumConfig, QuorumServer};
@@ -28,8 +33,9 @@ use super::Sequencer;
 use crate::msg::QuorumOut;
 
 impl Sequencer {
-    /// The configuration has version `v` from now on, if later than ours.
-    pub(super) fn adopt_config_version(&mut self, v: u64) {
+    /// The configuration has version `v` from now on, if later than ours;
+    /// written to disk when `persist` (not when it removes this server).
+    fn adopt_config_version(&mut self, v: u64, persist: bool) {
         if v <= self.shared.control.config_version() {
             return;
         }
@@ -37,7 +43,7 @@ impl Sequencer {
         self.out(QuorumOut::ConfigVersion(v));
         self.refresh_config_node();
         info!("the ensemble's configuration is version 0x{v:x} from now on");
-        let Some(zoo_cfg) = self.shared.config.source.clone() else {
+        let Some(zoo_cfg) = self.shared.config.source.clone().filter(|_| persist) else {
             return;
         };
         match crate::dynamic_config::persist(&zoo_cfg, &self.shared.live_config(), v) {
@@ -57,6 +63,13 @@ impl Sequencer {
     /// Learner at UPTODATE: the configuration text NEWLEADER carried.
     pub(super) fn leader_config(&mut self, text: &[u8]) {
         self.new_config(text, "NEWLEADER");
+    }
+
+    /// LOOKING: a configuration a peer's notification carried, later than
+    /// ours (ZooKeeper's WorkerReceiver); its members come back to the
+    /// quorum thread, which elects again with them.
+    pub(super) fn peer_config(&mut self, text: &[u8]) {
+        self.new_config(text, "a peer's notification");
     }
 
     /// Learner: the reconfig txn a COMMITANDACTIVATE (INFORMANDACTIVATE)
@@ -89,20 +102,27 @@ impl Sequencer {
         }
         let members = self.shared.members();
         if same_members(&leaders.servers, &members) {
-            return self.adopt_config_version(v);
+            return self.adopt_config_version(v, true);
         }
         let me = self.shared.config.my_id;
         let mine = |servers: &[QuorumServer]| servers.iter().find(|s| s.id == me).map(key);
-        match mine(&leaders.servers) {
-            Some(k) if Some(&k) == mine(&members).as_ref() => {}
-            Some(_) => return self.persist_for_restart(leaders.servers, v, from),
-            None => {
-                warn!(
-                    "the configuration of {from}, version 0x{v:x}, removes this server from the \
-                     ensemble: it keeps its members and version until it is stopped"
-                );
-                return;
-            }
+        let now = mine(&leaders.servers);
+        // Our own addresses are those we started with: an entry that moves
+        // them waits for the next start.
+        let started = mine(&self.shared.config.servers);
+        let moved = match (&now, &started) {
+            (Some(n), Some(s)) => (&n.1, &n.2) != (&s.1, &s.2),
+            _ => false,
+        };
+        if moved {
+            return self.persist_for_restart(leaders.servers, v, from);
+        }
+        if now.is_none() {
+            warn!(
+                "the configuration of {from}, version 0x{v:x}, removes this server from the \
+                 ensemble: it takes it (it votes no more) but does not write it (a configuration \
+                 without this server could not start it again)"
+            );
         }
         info!(
             "the configuration of {from}, version 0x{v:x}, has other members: taking them (ids {:?})",
@@ -114,7 +134,23 @@ impl Sequencer {
             servers: leaders.servers,
             members,
         });
-        self.adopt_config_version(v);
+        self.adopt_config_version(v, now.is_some());
+        // ZooKeeper's processReconfig with a changed learner type: a
+        // learner that must now connect the other way (an observer given a
+        // vote, a voter made an observer) elects again. A follower that
+        // gains or loses its vote stays (the leader counts it by its
+        // configuration; the election says FOLLOWING or OBSERVING).
+        let observer = |k: &Option<Key>| k.as_ref().is_some_and(|k| k.3 == LearnerType::Observer);
+        if self.is_learning() && self.is_observing() != observer(&now) {
+            self.end_role(format!(
+                "the configuration of {from} makes this server {}",
+                if observer(&now) {
+                    "an observer"
+                } else {
+                    "a follower"
+                }
+            ));
+        }
     }
 
     /// A configuration that changes this server's own entry: written for
@@ -147,7 +183,10 @@ impl Sequencer {
 }
 
 /// A server's id, quorum and election addresses and role.
-fn key(s: &QuorumServer) -> (u64, Vec<HostPort>, Vec<HostPort>, LearnerType) {
+type Key = (u64, Vec<HostPort>, Vec<HostPort>, LearnerType);
+
+/// A server's [`Key`].
+fn key(s: &QuorumServer) -> Key {
     (
         s.id,
         s.quorum_addrs.clone(),

@@ -137,6 +137,11 @@ impl Sequencer {
         }
     }
 
+    /// Whether this server observes (a learner connected with OBSERVERINFO).
+    pub(super) fn is_observing(&self) -> bool {
+        matches!(&self.role, Some(Role::Learning(l)) if l.observer)
+    }
+
     pub(super) fn is_learning(&self) -> bool {
         matches!(self.role, Some(Role::Learning(_)))
     }
@@ -271,6 +276,7 @@ impl Sequencer {
                 Some(Role::Learning(_)) => RoleEvent::Learner(LearnerEvent::Tick),
                 None => return,
             },
+            QuorumIn::PeerConfig(text) => return self.peer_config(&text),
         };
         self.role_step(ev);
     }
@@ -530,7 +536,7 @@ impl Sequencer {
     }
 
     /// GoLooking: stop serving, report to whoever runs the election.
-    fn end_role(&mut self, reason: String) {
+    pub(super) fn end_role(&mut self, reason: String) {
         warn!("leaving the role, going LOOKING: {reason}");
         self.drop_revalidations();
         self.role = None;
@@ -968,8 +974,13 @@ impl Sequencer {
             } => {
                 if let Some(text) = leader_config {
                     self.leader_config(&text);
+                    if !self.is_learning() {
+                        // Its configuration ended the role (a new learner
+                        // type): nothing to serve.
+                        return None;
+                    }
                 }
-                let observer = matches!(&self.role, Some(Role::Learning(l)) if l.observer);
+                let observer = self.is_observing();
                 let mode = if observer {
                     Mode::Observer
                 } else {
