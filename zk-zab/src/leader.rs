@@ -94,7 +94,7 @@ pub struct LeaderStart {
     /// configuration: logged, never activated here). Until the epoch is
     /// established a quorum of its voters is needed too, NEWLEADER carries
     /// it, and it is current from the establishment on (a leader that is
-    /// not one of its voters then steps down).
+    /// not one of its voters then hands over, as after its own reconfig).
     pub pending: Option<(Zxid, NewConfig)>,
 }
 
@@ -566,8 +566,8 @@ impl Leader {
     /// every proposal made until then; its COMMIT is COMMITANDACTIVATE
     /// (INFORMANDACTIVATE to observers) naming the designated leader, and
     /// from then on the new voters count. A leader that is not a voter of the
-    /// new configuration steps down after sending it (ZooKeeper hands over to
-    /// the designated leader; ours elects one).
+    /// new configuration commits nothing more and steps down at the next tick
+    /// (ZooKeeper hands over to the designated leader; ours elects one).
     pub fn propose_reconfig(
         &mut self,
         zxid: Zxid,
