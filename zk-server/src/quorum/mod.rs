@@ -548,9 +548,6 @@ impl Runtime {
         }
     }
 
-    /// A reconfig's members (ZooKeeper's `restartLeaderElection` with the
-    /// new verifier): the election counts the new voters and dials the new
-    /// election ports, the next role reaches the new quorum ports.
     /// ZooKeeper's WorkerReceiver: while LOOKING with reconfigEnabled, a
     /// notification's configuration later than ours goes to the sequencer,
     /// which takes it as a learner takes its leader's (`config_version.rs`);
@@ -577,6 +574,10 @@ impl Runtime {
         }
     }
 
+    /// A reconfig's members (ZooKeeper's `restartLeaderElection` with the
+    /// new verifier): the election counts the new voters and dials the new
+    /// election ports, the next role reaches the new quorum ports; while
+    /// LOOKING the election starts again with them.
     fn take_members(&mut self, servers: &[QuorumServer], members: Bytes, now: Instant) {
         let voters: BTreeSet<Sid> = servers
             .iter()

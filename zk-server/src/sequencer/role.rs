@@ -92,6 +92,10 @@ impl Learning {
     }
 }
 
+/// What a role's start finds on its quiet disk: the log's last zxid, the
+/// acceptedEpoch and currentEpoch, and a logged reconfig never activated.
+type QuietDisk = (Zxid, u32, u32, Option<(Zxid, Bytes)>);
+
 pub(super) struct Leading {
     pub(super) core: Leader,
     /// A SNAP packet waiting for its body ([`LeaderCommand::SendSnapshot`]).
@@ -288,8 +292,7 @@ impl Sequencer {
     /// zxid and the epochs, and a reconfig the log holds that was never
     /// activated here ([`Self::logged_reconfig`]), or why the role cannot
     /// start.
-    #[allow(clippy::type_complexity)]
-    fn quiet_disk(&mut self) -> Result<(Zxid, u32, u32, Option<(Zxid, Bytes)>), String> {
+    fn quiet_disk(&mut self) -> Result<QuietDisk, String> {
         self.ensemble = true;
         self.drop_in_flight("a new role starts");
         // A fuzzy snapshot still being written would catch the replay below
