@@ -194,10 +194,23 @@ pub const METRICS_PROVIDER: &str =
 
 /// A free loopback port (bound then released; the server binds it next).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
+    let [p] = free_ports();
+    p
+}
+
+/// `N` distinct free loopback ports: every listener is held until all the
+/// ports are read (taken one at a time, a port released could come back
+/// for the next: the replicated-write bench saw that collision in CI).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("no free loopback port"))
+        .collect();
+    std::array::from_fn(|i| {
+        held[i]
+            .local_addr()
+            .expect("a bound listener's address")
+            .port()
+    })
 }
 
 impl ZkServer {
@@ -210,12 +223,15 @@ impl ZkServer {
         if opts.separate_log_dir {
             fs::create_dir_all(dir.path().join("logs")).expect("mkdir logs");
         }
+        // Apache's client port, and the AdminServer's and /metrics' ports
+        // when asked for: three distinct ports, each used or not.
+        let [client, admin, metrics] = free_ports();
         let port = match flavor {
-            Flavor::Apache => free_port(),
+            Flavor::Apache => client,
             Flavor::Ours => 0,
         };
-        let admin_port = if opts.admin { free_port() } else { 0 };
-        let metrics_port = if opts.metrics { free_port() } else { 0 };
+        let admin_port = if opts.admin { admin } else { 0 };
+        let metrics_port = if opts.metrics { metrics } else { 0 };
         let mut s = ZkServer {
             flavor,
             opts,
