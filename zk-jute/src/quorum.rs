@@ -410,6 +410,17 @@ impl QuorumServer {
     }
 }
 
+/// The ids of the voting members (participants) among `servers`.
+pub fn voter_ids<'a>(
+    servers: impl IntoIterator<Item = &'a QuorumServer>,
+) -> std::collections::BTreeSet<u64> {
+    servers
+        .into_iter()
+        .filter(|s| s.role == LearnerType::Participant)
+        .map(|s| s.id)
+        .collect()
+}
+
 /// Quorum configuration text: `server.N=...` lines and an optional
 /// `version=<hex>` line (the zxid that created the config).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

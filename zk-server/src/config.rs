@@ -1242,10 +1242,7 @@ impl Config {
 
     /// The `server.X` lines of participants.
     fn participants(&self) -> usize {
-        self.servers
-            .iter()
-            .filter(|s| s.role == LearnerType::Participant)
-            .count()
+        zk_jute::quorum::voter_ids(&self.servers).len()
     }
 
     /// The session timeout granted for a requested one: clamped to

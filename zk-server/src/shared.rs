@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
-use zk_jute::quorum::{LearnerType, QuorumServer};
+use zk_jute::quorum::QuorumServer;
 use zk_tree::Tree;
 
 use crate::config::Config;
@@ -135,10 +135,7 @@ impl Shared {
 
     /// The ensemble's members are `servers` from now on.
     pub fn set_members(&self, servers: Vec<QuorumServer>) {
-        let voters = servers
-            .iter()
-            .filter(|s| s.role == LearnerType::Participant)
-            .count();
+        let voters = zk_jute::quorum::voter_ids(&servers).len();
         self.voters.store(voters, Relaxed);
         *self.members.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(servers);
     }

@@ -52,7 +52,7 @@ use crossbeam_channel::Receiver;
 use mio::{Events, Poll, Token, Waker};
 use tracing::{debug, error, info, warn};
 use zk_election::{Command, Decision, Election, Event, Majority, Params, PeerState, Sid, Timer};
-use zk_jute::quorum::{HostPort, LearnerType, QuorumServer};
+use zk_jute::quorum::{HostPort, QuorumServer, voter_ids};
 
 use crate::config::Config;
 use crate::error::{StartError, io_err};
@@ -250,13 +250,7 @@ pub(crate) fn start(
     let now = Instant::now();
     let config_text = Bytes::from(config.quorum_config_text());
     let (transport, bind) = election_transport(config, listener, &poll, &config_text, now)?;
-    let quorum = Majority::new(
-        config
-            .servers
-            .iter()
-            .filter(|s| s.role == LearnerType::Participant)
-            .map(|s| s.id),
-    );
+    let quorum = Majority::new(voter_ids(&config.servers));
     let params = Params {
         finalize_wait_ms: config.election_finalize_wait_ms,
         min_notification_interval_ms: config.election_finalize_wait_ms,
@@ -364,12 +358,7 @@ impl Zab {
             outbox,
             rx,
             data_dir: config.data_dir.clone(),
-            voters: config
-                .servers
-                .iter()
-                .filter(|s| s.role == LearnerType::Participant)
-                .map(|s| s.id)
-                .collect(),
+            voters: voter_ids(&config.servers),
             init_limit: u64::from(config.init_limit),
             sync_limit: u64::from(config.sync_limit),
             config_text,
@@ -579,11 +568,7 @@ impl Runtime {
     /// election ports, the next role reaches the new quorum ports; while
     /// LOOKING the election starts again with them.
     fn take_members(&mut self, servers: &[QuorumServer], members: Bytes, now: Instant) {
-        let voters: BTreeSet<Sid> = servers
-            .iter()
-            .filter(|s| s.role == LearnerType::Participant)
-            .map(|s| s.id)
-            .collect();
+        let voters = voter_ids(servers);
         info!(
             "members from now on: {:?}, voters {voters:?}",
             servers.iter().map(|s| s.id).collect::<Vec<_>>()

@@ -29,10 +29,10 @@
 //! Weighted / hierarchical quorums (`group.N`, `weight.N`) are not built:
 //! BADARGUMENTS.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use zk_jute::quorum::{HostPort, LearnerType, QuorumConfig, QuorumServer};
+use zk_jute::quorum::{HostPort, QuorumConfig, QuorumServer, voter_ids};
 use zk_jute::{ErrorCode, ReconfigRequest, TxnBody};
 use zk_tree::RequestContext;
 use zk_zab::NewConfig;
@@ -73,11 +73,7 @@ impl Sequencer {
                 r.leaving_servers.as_deref().unwrap_or_default(),
             )?,
         };
-        let voters: BTreeSet<u64> = servers
-            .iter()
-            .filter(|s| s.role == LearnerType::Participant)
-            .map(|s| s.id)
-            .collect();
+        let voters = voter_ids(&servers);
         if voters.len() < if cfg.standalone_enabled { 2 } else { 1 } {
             return Err(ErrorCode::BadArguments);
         }
@@ -107,11 +103,7 @@ impl Sequencer {
                 return None;
             }
         };
-        let voters = servers
-            .iter()
-            .filter(|s| s.role == LearnerType::Participant)
-            .map(|s| s.id)
-            .collect();
+        let voters = voter_ids(&servers);
         let mut next = self.shared.live_config();
         next.servers = servers;
         let members = Bytes::from(next.quorum_members_text());
@@ -167,10 +159,7 @@ fn non_incremental(text: &str, standalone_enabled: bool) -> Result<Vec<QuorumSer
             return Err(ErrorCode::BadArguments);
         }
     }
-    let voters = servers
-        .values()
-        .filter(|s| s.role == LearnerType::Participant)
-        .count();
+    let voters = voter_ids(servers.values()).len();
     let observers = servers.len() - voters;
     let refused = match voters {
         0 => !standalone_enabled || observers > 0,
@@ -248,6 +237,7 @@ fn shares_an_address(a: &QuorumServer, b: &QuorumServer) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zk_jute::quorum::LearnerType;
 
     fn members() -> Vec<QuorumServer> {
         (1..=3)
