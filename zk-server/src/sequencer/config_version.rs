@@ -195,12 +195,13 @@ fn key(s: &QuorumServer) -> Key {
     )
 }
 
-/// The same servers with the same quorum and election addresses and roles
-/// (a client address may differ: it is each server's own business).
+/// The same servers with the same addresses (client addresses too: a
+/// reconfig may give them, and `/zookeeper/config` shows them, as
+/// ZooKeeper's) and roles.
 fn same_members(a: &[QuorumServer], b: &[QuorumServer]) -> bool {
-    let mut a: Vec<_> = a.iter().map(key).collect();
-    let mut b: Vec<_> = b.iter().map(key).collect();
-    a.sort_by_key(|k| k.0);
-    b.sort_by_key(|k| k.0);
+    let mut a: Vec<&QuorumServer> = a.iter().collect();
+    let mut b: Vec<&QuorumServer> = b.iter().collect();
+    a.sort_by_key(|s| s.id);
+    b.sort_by_key(|s| s.id);
     a == b
 }
