@@ -742,6 +742,8 @@ def main():
                          " machine fit to measure tail latency?), then exit; needs no server")
     ap.add_argument("--json", help="also write every raw figure to this file")
     args = ap.parse_args()
+    # The servers' files go under --workdir: create it, as a user expects.
+    os.makedirs(args.workdir, exist_ok=True)
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     for wl in args.workloads:
         try:

@@ -386,6 +386,8 @@ def main():
                     help="which ensembles to run, in order [apache,ours]; one alone for profiling")
     ap.add_argument("--keep", action="store_true", help="keep the servers' dirs and logs (printed)")
     args = ap.parse_args()
+    # The servers' files go under --workdir: create it, as a user expects.
+    os.makedirs(args.workdir, exist_ok=True)
     args.znodes = parse_count(args.znodes)
     if not args.no_build:
         err = build(["zk-server", "zk-bench"])
