@@ -451,23 +451,29 @@ impl Prep<'_, '_> {
         version: i32,
     ) -> Result<TxnBody, ErrorCode> {
         validate_path(&path)?;
-        let mut node = self.p.get_for_new_data(self.tree, &path)?;
+        let node = self.p.get_for_new_data(self.tree, &path)?;
         self.acl_ok(&node.acl, perms::WRITE)?;
         let data_len = data.as_ref().map_or(0, |d| d.len() as i64);
         self.tree.check_quota(&path, 0, data_len - node.data_len)?;
         let v = check_version(node.stat.version, version)?;
-        node.stat.version = v;
-        node.data_len = data_len;
-        node.stat.mtime = self.ctx.time_ms;
-        node.stat.mzxid = self.ctx.zxid;
-        node.prefix = DigestPrefix::new(&path, data.as_deref());
-        self.p.put(self.tree, self.ctx.zxid, &path, node);
+        self.put_data(&path, node, data.as_deref(), v);
         // The txn takes the request's path and data (no copies).
         Ok(TxnBody::SetData(SetDataTxn {
             path,
             data,
             version: v,
         }))
+    }
+
+    /// Records `node` at `path` with new `data` and data version `version`,
+    /// modified by this txn.
+    fn put_data(&mut self, path: &str, mut node: NodeRecord, data: Option<&[u8]>, version: i32) {
+        node.stat.version = version;
+        node.data_len = data.map_or(0, |d| d.len() as i64);
+        node.stat.mtime = self.ctx.time_ms;
+        node.stat.mzxid = self.ctx.zxid;
+        node.prefix = DigestPrefix::new(path, data);
+        self.p.put(self.tree, self.ctx.zxid, path, node);
     }
 
     fn set_acl(&mut self, path: &str, acl: &[Acl], version: i32) -> Result<TxnBody, ErrorCode> {
@@ -568,20 +574,15 @@ pub fn prepare_reconfig(
     ctx: &RequestContext<'_>,
     config: bytes::Bytes,
 ) -> Result<TxnBody, ErrorCode> {
-    let p = Prep {
+    let mut p = Prep {
         tree,
         p: pending,
         ctx,
     };
     let path = "/zookeeper/config";
-    let mut node = p.p.get_for_new_data(tree, path)?;
+    let node = p.p.get_for_new_data(tree, path)?;
     p.acl_ok(&node.acl, perms::WRITE)?;
-    node.stat.version = -1;
-    node.data_len = config.len() as i64;
-    node.stat.mtime = ctx.time_ms;
-    node.stat.mzxid = ctx.zxid;
-    node.prefix = DigestPrefix::new(path, Some(&config));
-    p.p.put(tree, ctx.zxid, path, node);
+    p.put_data(path, node, Some(&config), -1);
     Ok(TxnBody::Reconfig(SetDataTxn {
         path: path.to_string(),
         data: Some(config),

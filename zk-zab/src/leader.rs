@@ -600,17 +600,20 @@ impl Leader {
     /// servers synced with this leader (followers that acked NEWLEADER, and
     /// this leader if it is one of them).
     pub fn quorum_synced(&self, voters: &BTreeSet<u64>) -> bool {
+        majority_of(voters, &self.synced())
+    }
+
+    /// The servers synced with this leader: itself and the followers that
+    /// acked NEWLEADER (ZooKeeper's `syncedAckSet`).
+    fn synced(&self) -> BTreeSet<u64> {
         let mut synced: BTreeSet<u64> = self
             .handlers
             .values()
             .filter(|h| h.stage >= Stage::AwaitUpToDate && !h.observer)
             .map(|h| h.sid)
-            .filter(|s| voters.contains(s))
             .collect();
-        if voters.contains(&self.cfg.sid) {
-            synced.insert(self.cfg.sid);
-        }
-        synced.len() > voters.len() / 2
+        synced.insert(self.cfg.sid);
+        synced
     }
 
     /// Feeds one event; commands are appended to `out` in the order to run them.
@@ -702,17 +705,17 @@ impl Leader {
     }
 
     fn quorum(&self, acks: &BTreeSet<u64>) -> bool {
-        let n = acks.iter().filter(|s| self.is_voter(**s)).count();
-        n > self.cfg.voters.len() / 2
+        majority_of(&self.cfg.voters, acks)
     }
 
     /// [`Self::quorum`], and a quorum of a pending reconfig's voters too
     /// (ZooKeeper's `SyncedLearnerTracker` with the last-seen verifier).
     fn quorum_all(&self, sids: &BTreeSet<u64>) -> bool {
         self.quorum(sids)
-            && self.pending.as_ref().is_none_or(|p| {
-                sids.iter().filter(|s| p.voters.contains(s)).count() > p.voters.len() / 2
-            })
+            && self
+                .pending
+                .as_ref()
+                .is_none_or(|p| majority_of(&p.voters, sids))
     }
 
     /// Whether a proposal is acked by a quorum: by us (durable here) and
@@ -727,11 +730,10 @@ impl Leader {
         if learners < self.cfg.voters.len() / 2 {
             return false;
         }
-        p.also.as_ref().is_none_or(|voters| {
-            let acked = p.acks.iter().filter(|s| voters.contains(s)).count()
-                + usize::from(voters.contains(&self.cfg.sid));
-            acked > voters.len() / 2
-        })
+        // Durable here: our own ack counts too.
+        p.also
+            .as_ref()
+            .is_none_or(|voters| majority_of(voters, p.acks.iter().chain([&self.cfg.sid])))
     }
 
     /// The outstanding proposal `zxid`. They are in zxid order (pushed by
@@ -821,13 +823,7 @@ impl Leader {
             ));
         }
         if self.phase == Phase::Broadcast {
-            let mut synced: BTreeSet<u64> = self
-                .handlers
-                .values()
-                .filter(|h| h.stage >= Stage::AwaitUpToDate && !h.observer)
-                .map(|h| h.sid)
-                .collect();
-            synced.insert(self.cfg.sid);
+            let synced = self.synced();
             if !self.quorum_all(&synced) {
                 self.step_down(
                     format!("not sufficient followers synced, only synced with sids: {synced:?}"),
@@ -1388,6 +1384,12 @@ impl Leader {
             "outstanding proposals out of order"
         );
     }
+}
+
+/// Whether `sids` (ignoring any that are not among `voters`) are more than
+/// half of `voters`.
+fn majority_of<'a>(voters: &BTreeSet<u64>, sids: impl IntoIterator<Item = &'a u64>) -> bool {
+    sids.into_iter().filter(|s| voters.contains(s)).count() > voters.len() / 2
 }
 
 /// Whether `next` is the txn right after `prev` (ZK-4925: no holes): the

@@ -86,15 +86,8 @@ impl Sequencer {
         if !self.shared.config.reconfig_enabled {
             return;
         }
-        let parsed = std::str::from_utf8(text)
-            .map_err(|e| e.to_string())
-            .and_then(|t| QuorumConfig::parse(t).map_err(|e| e.0));
-        let leaders = match parsed {
-            Ok(c) => c,
-            Err(e) => {
-                warn!("the configuration of {from} does not parse ({e}): ignored");
-                return;
-            }
+        let Some(leaders) = parse_config(text, from) else {
+            return;
         };
         let Some(v) = leaders.version else { return };
         if v <= self.shared.control.config_version() {
@@ -180,6 +173,17 @@ impl Sequencer {
             ),
         }
     }
+}
+
+/// A configuration's text, or `None` (logged: the text of `from` is
+/// ignored) when it does not parse.
+pub(super) fn parse_config(text: &[u8], from: &str) -> Option<QuorumConfig> {
+    let parsed = std::str::from_utf8(text)
+        .map_err(|e| e.to_string())
+        .and_then(|t| QuorumConfig::parse(t).map_err(|e| e.0));
+    parsed
+        .map_err(|e| warn!("the configuration of {from} does not parse ({e}): ignored"))
+        .ok()
 }
 
 /// A server's id, quorum and election addresses and role.

@@ -766,20 +766,7 @@ impl Sequencer {
 
     fn propose(&mut self, session: i64, cxid: i32, body: TxnBody, origin: Origin) {
         let time = crate::stats::wall_ms();
-        self.propose_at(session, cxid, time, body, origin);
-    }
-
-    /// Zab PROPOSAL: the role assigns the zxid and appends the txn to the
-    /// log; the durable callback is our ACK.
-    fn propose_at(
-        &mut self,
-        session: i64,
-        cxid: i32,
-        time: i64,
-        body: TxnBody,
-        origin: Origin,
-    ) -> Zxid {
-        self.role_propose(session, cxid, time, body, origin, None)
+        self.role_propose(session, cxid, time, body, origin, None);
     }
 
     /// Appends one log record; its durability raises the [`DurableMark`]

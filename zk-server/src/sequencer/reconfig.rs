@@ -32,7 +32,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use zk_jute::quorum::{HostPort, QuorumConfig, QuorumServer, voter_ids};
+use zk_jute::quorum::{HostPort, QuorumServer, voter_ids};
 use zk_jute::{ErrorCode, ReconfigRequest, TxnBody};
 use zk_tree::RequestContext;
 use zk_zab::NewConfig;
@@ -52,12 +52,11 @@ impl Sequencer {
         if !cfg.reconfig_enabled {
             return Err(ErrorCode::ReconfigDisabled);
         }
+        // (A standalone server's reconfig never comes here: zk-tree answers
+        // it UNIMPLEMENTED.)
         let Some(Role::Leading(l)) = &self.role else {
             return Err(ErrorCode::Unimplemented);
         };
-        if !self.ensemble {
-            return Err(ErrorCode::Unimplemented);
-        }
         if l.core.reconfig_pending() {
             return Err(ErrorCode::ReconfigInProgress);
         }
@@ -80,34 +79,27 @@ impl Sequencer {
         if !l.core.quorum_synced(&voters) {
             return Err(ErrorCode::NewConfigNoQuorum);
         }
-        let mut next = self.shared.live_config();
-        next.servers = servers;
-        let members = Bytes::from(next.quorum_members_text());
-        let text = zk_zab::config_text(&members, rctx.zxid);
+        let new = self.zab_config(servers);
+        let text = zk_zab::config_text(&new.members, rctx.zxid);
         let body = zk_tree::prepare_reconfig(&self.shared.tree, &mut self.overlay, rctx, text)?;
-        Ok((body, NewConfig { voters, members }))
+        Ok((body, new))
     }
-}
 
-impl Sequencer {
     /// The voters and members of a configuration's text (a reconfig's
     /// data), or `None` (logged) when it does not parse.
     pub(super) fn new_config_of(&self, text: &[u8]) -> Option<NewConfig> {
-        let parsed = std::str::from_utf8(text)
-            .map_err(|e| e.to_string())
-            .and_then(|t| QuorumConfig::parse(t).map_err(|e| e.0));
-        let servers = match parsed {
-            Ok(c) => c.servers,
-            Err(e) => {
-                tracing::warn!("a reconfig's configuration does not parse ({e}): ignored");
-                return None;
-            }
-        };
+        let servers = super::config_version::parse_config(text, "a logged reconfig")?.servers;
+        Some(self.zab_config(servers))
+    }
+
+    /// `servers` as zk-zab's leader takes a configuration: the voters, and
+    /// the members' lines as this server writes them.
+    fn zab_config(&self, servers: Vec<QuorumServer>) -> NewConfig {
         let voters = voter_ids(&servers);
         let mut next = self.shared.live_config();
         next.servers = servers;
         let members = Bytes::from(next.quorum_members_text());
-        Some(NewConfig { voters, members })
+        NewConfig { voters, members }
     }
 }
 
