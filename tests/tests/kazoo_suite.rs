@@ -170,8 +170,11 @@ fn run_suite(
             break Some(s);
         }
         if started.elapsed() > DEADLINE {
+            // Not `kill -9 -PGID`: util-linux's kill takes `-PGID` as an
+            // option, and a hung suite outlived its deadline (the servers and
+            // pytest kept running); the group goes after `--`.
             let _ = Command::new("kill")
-                .args(["-9", &format!("-{}", child.id())])
+                .args(["-s", "KILL", "--", &format!("-{}", child.id())])
                 .status();
             let _ = child.wait();
             break None;
