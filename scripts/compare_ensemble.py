@@ -8,7 +8,11 @@ Figures (each ensemble fresh, --servers of them, tickTime 2000 / initLimit 10 / 
     followers, every `srvr` answering);
   * throughput and p50 / p99 / p99.9 (zk-bench) of create and set with the sessions spread over
     every server (writes at followers are forwarded), of create through the leader alone, and of
-    get spread over every server;
+    get spread over every server; and the CPU the ensemble spent per op (user + system time of
+    every server process, all threads, from /proc/<pid>/stat, over the load with its warm-up,
+    divided by every op completed then, the set-up's creates included; a create load's clean-up is
+    left out; a fresh JVM's JIT compiles in the first load): where both
+    ensembles saturate the machine's cores, throughput follows it;
   * failover, --failovers rounds: kill -9 of the leader -> a quorum of the survivors serving again
     (`srvr` polled every 2 ms: one leader, the others followers), and -> the first write that
     succeeds through a survivor (a client retrying every 2 ms); the old leader is restarted and
@@ -43,7 +47,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare  # noqa: E402  (the shared plumbing: zk-bench, machine info, formatting)
 from compare import (SLF4J, ZK_JAR, bench_json, build, cargo_target, fmt, free_port, log,  # noqa: E402
-                     loadavg, machine_info, med, parse_count, proc_status, ratio)
+                     loadavg, machine_info, med, parse_count, proc_cpu_s, proc_status, ratio)
 
 
 def four(addr, cmd, timeout=1.0):
@@ -163,6 +167,11 @@ class Ensemble:
             time.sleep(0.002)
         raise RuntimeError(f"{self.flavor} server {m.sid} did not catch up in {timeout} s")
 
+    def cpu_s(self):
+        """User + system CPU seconds of the live servers, all threads (None if one is unreadable)."""
+        cpus = [proc_cpu_s(m.proc.pid) for m in self.live()]
+        return None if None in cpus else sum(cpus)
+
     def stop(self):
         for m in self.members:
             m.kill()
@@ -264,15 +273,22 @@ def run_flavor(flavor, args, root, bench, binary, results):
         for name, server, op in [("create_spread", spread, "create"), ("set_spread", spread, "set"),
                                  ("create_leader", leader.addr, "create"), ("get_spread", spread, "get")]:
             extra = ["--cleanup"] if op == "create" else []
-            j = bench_json(bench, ["run", "--server", server, "--op", op] + base + extra)
+            cpu = {"start": e.cpu_s()}
+            j = bench_json(bench, ["run", "--server", server, "--op", op] + base + extra,
+                           on_cleanup=lambda: cpu.setdefault("end", e.cpu_s()))
+            cpu.setdefault("end", e.cpu_s())
             a = j["all"]
             w = r.setdefault(name, {})
+            if None not in cpu.values() and j.get("completed"):
+                # The set-up's creates (the keys of set and get) ran in the window too.
+                ops = j["completed"] + j.get("setup_created", 0)
+                w.setdefault("cpu_us", []).append((cpu["end"] - cpu["start"]) * 1e6 / ops)
             w.setdefault("ops_per_s", []).append(a["ops_per_s"])
             for q in ("p50", "p99", "p999"):
                 w.setdefault(q, []).append(a[f"{q}_us"] / 1000)
             log(f"{flavor}: {name}: {fmt(a['ops_per_s'])} ops/s  p50 {fmt(a['p50_us'] / 1000)} ms"
                 f"  p99 {fmt(a['p99_us'] / 1000)} ms  p99.9 {fmt(a['p999_us'] / 1000)} ms"
-                f"  errors {j.get('errors')}  [load {loadavg()}]")
+                f"  errors {j.get('errors')}  CPU {fmt(w.get('cpu_us', [None])[-1])} us/op  [load {loadavg()}]")
         for i in range(args.failovers):
             s, w = failover_round(e, bench, f"{flavor}-{i}")
             r.setdefault("failover_serving_s", []).append(s)
@@ -334,6 +350,10 @@ ROWS = [
     ("create via leader ops/s", ("create_leader", "ops_per_s"), True),
     ("get spread ops/s", ("get_spread", "ops_per_s"), True),
     ("get spread p99 ms", ("get_spread", "p99"), False),
+    ("CPU per create spread (us)", ("create_spread", "cpu_us"), False),
+    ("CPU per setData spread (us)", ("set_spread", "cpu_us"), False),
+    ("CPU per create via leader (us)", ("create_leader", "cpu_us"), False),
+    ("CPU per getData spread (us)", ("get_spread", "cpu_us"), False),
     ("failover: quorum serving (s)", "failover_serving_s", False),
     ("failover: first write (s)", "failover_write_s", False),
     ("rejoin by DIFF (s)", "rejoin_s", False),
