@@ -274,7 +274,7 @@ impl<Q: Quorum> Election<Q> {
         self.recvset.retain(|s, _| quorum.is_voter(*s));
         self.quorum = quorum;
         if matches!(self.state, PeerState::Following | PeerState::Observing) {
-            self.state = if self.quorum.is_voter(self.me) {
+            self.state = if self.quorum.is_current_voter(self.me) {
                 PeerState::Following
             } else {
                 PeerState::Observing
@@ -370,7 +370,7 @@ impl<Q: Quorum> Election<Q> {
         self.finalizing = false;
         self.recvset.clear();
         self.out_of_election.clear();
-        self.init = if self.quorum.is_voter(self.me) {
+        self.init = if self.quorum.is_current_voter(self.me) {
             Vote {
                 leader: self.me as i64,
                 zxid: last_zxid,
@@ -531,6 +531,19 @@ impl<Q: Quorum> Election<Q> {
                     }
                 }
             }
+        } else if n.state == PeerState::Looking
+            && n.election_epoch > self.logical_clock
+            && !self.quorum.is_current_voter(from)
+        {
+            // A voter of the last-seen configuration only proposes nobody (its
+            // init vote): ZooKeeper ignores such a notification, and a voter
+            // in force behind it in rounds then never joins its round, nor it
+            // ours (each ignores the other: seed 739 of zk-sim's wide reconfigs
+            // stayed LOOKING). Its round is taken with our own proposal.
+            self.logical_clock = n.election_epoch;
+            self.recvset.clear();
+            self.proposal = self.init;
+            self.send_notifications(out, loopback);
         }
         self.arm_notify(out);
     }
@@ -562,7 +575,7 @@ impl<Q: Quorum> Election<Q> {
             // A later round: join it, forget this round's votes.
             self.logical_clock = n.election_epoch;
             self.recvset.clear();
-            self.proposal = if n.vote.beats(&self.init) {
+            self.proposal = if n.vote.beats(&self.init) && self.may_lead(&n.vote) {
                 n.vote
             } else {
                 self.init
@@ -570,7 +583,7 @@ impl<Q: Quorum> Election<Q> {
             self.send_notifications(out, loopback);
         } else if n.election_epoch < self.logical_clock {
             return false;
-        } else if n.vote.beats(&self.proposal) {
+        } else if n.vote.beats(&self.proposal) && self.may_lead(&n.vote) {
             self.proposal = n.vote;
             self.send_notifications(out, loopback);
         } else if self.params.answer_losing_votes && n.vote != self.proposal && from != self.me {
@@ -626,9 +639,16 @@ impl<Q: Quorum> Election<Q> {
                 return Some((n.vote, n.election_epoch, false));
             }
         }
-        // Joining an established ensemble: a quorum must follow the same leader.
+        // Joining an established ensemble: a quorum (of the voters in force,
+        // see `Joint`) must follow the same leader.
         self.out_of_election.insert(from, target);
-        if self.has_quorum(&self.out_of_election, &target)
+        let acks: BTreeSet<Sid> = self
+            .out_of_election
+            .iter()
+            .filter(|(_, b)| target.same(b))
+            .map(|(sid, _)| *sid)
+            .collect();
+        if self.quorum.contains_current_quorum(&acks)
             && self.check_leader(&self.out_of_election, leader, n.election_epoch)
         {
             self.logical_clock = n.election_epoch;
@@ -671,6 +691,12 @@ impl<Q: Quorum> Election<Q> {
         self.quorum.contains_quorum(&acks)
     }
 
+    /// Whether `v`'s leader is a voter in force (`totalOrderPredicate`
+    /// weighs a candidate with the current verifier only).
+    fn may_lead(&self, v: &Vote) -> bool {
+        u64::try_from(v.leader).is_ok_and(|s| self.quorum.is_current_voter(s))
+    }
+
     fn valid_voter(&self, sid: i64) -> bool {
         u64::try_from(sid).is_ok_and(|s| self.quorum.is_voter(s))
     }
@@ -681,7 +707,7 @@ impl<Q: Quorum> Election<Q> {
         };
         self.state = if leader == self.me {
             PeerState::Leading
-        } else if self.quorum.is_voter(self.me) {
+        } else if self.quorum.is_current_voter(self.me) {
             PeerState::Following
         } else {
             PeerState::Observing

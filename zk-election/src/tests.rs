@@ -19,13 +19,13 @@ fn three(me: Sid) -> Election<Majority> {
     Election::new(me, Majority::new([1, 2, 3]), params())
 }
 
-fn step(e: &mut Election<Majority>, ev: Event) -> Vec<Command> {
+fn step<Q: Quorum>(e: &mut Election<Q>, ev: Event) -> Vec<Command> {
     let mut out = Vec::new();
     e.step(ev, &mut out);
     out
 }
 
-fn start(e: &mut Election<Majority>, zxid: i64, epoch: i64) -> Vec<Command> {
+fn start<Q: Quorum>(e: &mut Election<Q>, zxid: i64, epoch: i64) -> Vec<Command> {
     step(
         e,
         Event::StartLooking {
@@ -52,7 +52,7 @@ fn note(state: PeerState, v: Vote, round: i64) -> Notification {
     }
 }
 
-fn recv(e: &mut Election<Majority>, from: Sid, n: Notification) -> Vec<Command> {
+fn recv<Q: Quorum>(e: &mut Election<Q>, from: Sid, n: Notification) -> Vec<Command> {
     step(e, Event::Received { from, msg: n })
 }
 
@@ -815,4 +815,97 @@ fn a_follower_given_a_vote_says_following() {
     assert_eq!(e.state(), PeerState::Following);
     e.set_quorum(Majority::new([1, 2, 3]));
     assert_eq!(e.state(), PeerState::Observing);
+}
+
+/// Server 2 with a stale one-voter configuration ({2}) and the last-seen one
+/// {1, 3, 4} (zk-election's `Joint`, ZooKeeper's last-seen verifier).
+fn stale_two() -> Election<Joint> {
+    Election::new(
+        2,
+        Joint::new(Majority::new([2]), Some(Majority::new([1, 3, 4]))),
+        params(),
+    )
+}
+
+/// Regression (zk-sim's wide reconfigs, seeds 42, 224, 934 among 8 of
+/// 0..1000): counting the voters in force alone, server 2 elected itself at
+/// once, timed out waiting for the epoch from its last-seen voters, and
+/// again, every initLimit.
+#[test]
+fn the_last_seen_voters_are_notified_and_a_majority_of_them_is_needed() {
+    let mut e = stale_two();
+    let out = start(&mut e, ZXID, 1);
+    let mut to: Vec<Sid> = sends(&out).iter().map(|(s, _)| *s).collect();
+    to.sort_unstable();
+    assert_eq!(to, [1, 3, 4], "getCurrentAndNextConfigVoters");
+    assert!(decision(&out).is_none() && !e.is_finalizing(), "not alone");
+    let round = e.logical_clock();
+    recv(&mut e, 1, note(PeerState::Looking, vote(2, ZXID, 1), round));
+    assert!(
+        !e.is_finalizing(),
+        "one of the last-seen voters is no majority"
+    );
+    recv(&mut e, 3, note(PeerState::Looking, vote(2, ZXID, 1), round));
+    assert!(e.is_finalizing(), "a majority of both configurations");
+    let out = step(&mut e, Event::Timer(Timer::Finalize));
+    assert_eq!(decision(&out).map(|d| d.state), Some(PeerState::Leading));
+}
+
+/// Only voters in force lead (`totalOrderPredicate` weighs a candidate with
+/// the current verifier): a last-seen voter's better vote for itself is not
+/// taken.
+#[test]
+fn a_last_seen_voter_is_never_proposed() {
+    let mut e = stale_two();
+    start(&mut e, ZXID, 1);
+    let round = e.logical_clock();
+    recv(
+        &mut e,
+        4,
+        note(PeerState::Looking, vote(4, ZXID + 9, 1), round),
+    );
+    assert_eq!(e.proposal().leader, 2);
+}
+
+/// Regression (zk-sim seed 739): a last-seen voter proposes nobody (its init
+/// vote, not a voter in force); ignoring its later round, as ZooKeeper does,
+/// left the voter in force and it each in a round the other ignored.
+#[test]
+fn a_later_round_of_a_voter_proposing_nobody_is_joined() {
+    let mut e = stale_two();
+    start(&mut e, ZXID, 1);
+    let later = e.logical_clock() + 1;
+    let nobody = vote(i64::MIN, i64::MIN, i64::MIN);
+    let out = recv(&mut e, 1, note(PeerState::Looking, nobody, later));
+    assert_eq!(e.logical_clock(), later);
+    assert!(
+        sends(&out)
+            .iter()
+            .all(|(_, n)| n.election_epoch == later && n.vote.leader == 2)
+    );
+}
+
+/// Regression (zk-sim seeds 1680, 2874): joining a leader that a quorum of
+/// the voters in force follows needs no majority of a last-seen
+/// configuration, which that leader's history may have dropped.
+#[test]
+fn joining_an_established_leader_needs_the_voters_in_force_only() {
+    let mut e = Election::new(
+        4,
+        Joint::new(Majority::new([1, 3, 4]), Some(Majority::new([2, 4, 5]))),
+        params(),
+    );
+    start(&mut e, ZXID, 1);
+    let theirs = 7;
+    recv(
+        &mut e,
+        1,
+        note(PeerState::Leading, vote(1, ZXID, 2), theirs),
+    );
+    let out = recv(
+        &mut e,
+        3,
+        note(PeerState::Following, vote(1, ZXID, 2), theirs),
+    );
+    assert_eq!(decision(&out).map(|d| d.state), Some(PeerState::Following));
 }

@@ -142,6 +142,11 @@ pub(crate) enum QuorumOut {
     /// The role ended (GoLooking): close the quorum connections, elect again
     /// with `last_zxid`, the last zxid logged now (the role changed it).
     RoleEnded { reason: String, last_zxid: i64 },
+    /// This server's last-seen configuration (reconfigEnabled: a reconfig
+    /// logged here and never activated), its version and servers, or none;
+    /// sent before [`QuorumOut::RoleEnded`]: the next elections count a
+    /// quorum of its voters too and notify them (zk-election's `Joint`).
+    LastSeen(Option<(u64, Vec<zk_jute::quorum::QuorumServer>)>),
 }
 
 /// Where the sequencer's [`QuorumOut`] go: a channel of batches, and the

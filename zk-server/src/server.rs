@@ -204,10 +204,12 @@ fn start_quorum(
         shared.control.set_serving(true);
         return Ok(None);
     };
+    let last_seen = crate::sequencer::config_version::last_seen_at_start(shared);
     let (stop, thread) = crate::quorum::start(
         &shared.config,
         listener,
         last_zxid,
+        last_seen,
         prepared,
         core_tx,
         &shared.stats,

@@ -35,9 +35,10 @@
 //!   from a notification carrying a later one (it then restarts its
 //!   election); it is written to the disk unless it removes that server
 //!   (a follower that gains or loses its vote stays in its role, its
-//!   election saying FOLLOWING or OBSERVING). A leader's
-//!   log holding a reconfig later than its configuration is its pending
-//!   (last-seen) one.
+//!   election saying FOLLOWING or OBSERVING). A server's log holding a
+//!   reconfig later than its configuration is its last-seen one: pending
+//!   for the leader it becomes, and counted by its elections beside the one
+//!   in force (zk-election's `Joint`).
 //!
 //! # Checks (ensemble-testing.md §5.2)
 //!
@@ -65,8 +66,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use zk_election::{
-    Command as ElCommand, Election, Event as ElEvent, Majority, Notification, Params, PeerState,
-    Quorum, Sid, Timer,
+    Command as ElCommand, Election, Event as ElEvent, Joint, Majority, Notification, Params,
+    PeerState, Quorum, Sid, Timer,
 };
 use zk_zab::{
     Conn, Leader, LeaderCommand, LeaderConfig, LeaderEvent, LeaderStart, Learner, LearnerCommand,
@@ -125,11 +126,9 @@ pub struct Options {
     pub reconfigs: usize,
     /// Reconfigs may also replace any number of voters at once (down to
     /// one), where a quorum of the old voters alone would lose what the new
-    /// ones elect without. Only safety is checked then: a server that comes
-    /// back after missing such reconfigs may not find its way (ZooKeeper's
-    /// election also counts the last-seen configuration's voters and learns
-    /// a later one from notifications; ours only the latter), so the run
-    /// ends `liveness_ms` after the heal without the settling check.
+    /// ones elect without, and where a server back with a configuration gone
+    /// stale needs its last-seen one's voters to find the ensemble again
+    /// (zk-election's `Joint`).
     pub reconfig_wide: bool,
 }
 
@@ -395,7 +394,7 @@ enum Role {
 
 struct Node {
     inc: u64,
-    election: Election<Majority>,
+    election: Election<Joint>,
     timers: BTreeMap<Timer, u64>,
     role: Role,
     tree: Vec<(Zxid, Bytes)>,
@@ -635,17 +634,6 @@ impl Sim {
                         syncs: self.syncs.clone(),
                     });
                 }
-                if self.now > healed_at + self.opts.liveness_ms && self.opts.reconfig_wide {
-                    return Ok(Report {
-                        seed: self.seed,
-                        trace_hash: self.trace.hash(),
-                        events: self.events,
-                        acked: self.acked.len(),
-                        leader: 0,
-                        epoch: 0,
-                        syncs: self.syncs.clone(),
-                    });
-                }
                 if self.now > healed_at + self.opts.liveness_ms {
                     let states: Vec<String> = self
                         .nodes
@@ -805,7 +793,11 @@ impl Sim {
         let node = Node {
             config: config.clone(),
             inc: self.incarnations,
-            election: Election::new(s, Majority::new(config.1), self.opts.params),
+            election: Election::new(
+                s,
+                Joint::new(Majority::new(config.1), None),
+                self.opts.params,
+            ),
             timers: BTreeMap::new(),
             role: Role::Looking,
             tree,
@@ -817,12 +809,30 @@ impl Sim {
         self.start_looking(s)
     }
 
+    /// ZooKeeper's last-seen configuration of `s`: a reconfig of its log
+    /// (`history`) later than the one activated there, and its voters.
+    fn last_seen(&self, s: Sid, history: &[(Zxid, Bytes)]) -> Option<(Zxid, BTreeSet<Sid>)> {
+        let version = self.config_of(s).0;
+        history
+            .iter()
+            .rev()
+            .find_map(|(z, t)| reconfig_voters(t).map(|v| (*z, v)))
+            .filter(|(z, _)| *z > version)
+    }
+
+    /// zk-server's runtime: a server going LOOKING counts (and notifies) the
+    /// voters of its last-seen configuration too, a quorum of each.
     fn start_looking(&mut self, s: Sid) -> Res {
         let disk = &self.disks[&s];
-        let last = disk.history(false).last().map_or(Zxid::ZERO, |t| t.0);
+        let history = disk.history(false);
+        let last = history.last().map_or(Zxid::ZERO, |t| t.0);
         let current = disk.current;
+        let next = self.last_seen(s, &history).map(|(_, v)| Majority::new(v));
+        let voters = self.config_of(s).1;
         if let Some(n) = self.node_mut(s) {
             n.role = Role::Looking;
+            n.election
+                .set_quorum(Joint::new(Majority::new(voters), next));
         }
         self.el_feed(
             s,
@@ -1021,17 +1031,10 @@ impl Sim {
         let (accepted, current) = (disk.accepted, disk.current);
         let last = history.last().map_or(Zxid::ZERO, |t| t.0);
         let (version, cfg_voters) = self.config_of(s);
-        // ZooKeeper's last-seen configuration: a reconfig of the log later
-        // than the one activated here.
-        let pending = history
-            .iter()
-            .rev()
-            .find_map(|(z, t)| reconfig_voters(t).map(|v| (*z, v)))
-            .filter(|(z, _)| *z > version)
-            .map(|(z, voters)| {
-                let members = members_text(&voters);
-                (z, NewConfig { voters, members })
-            });
+        let pending = self.last_seen(s, &history).map(|(z, voters)| {
+            let members = members_text(&voters);
+            (z, NewConfig { voters, members })
+        });
         let (tick, init, sync) = (
             self.opts.tick_ms,
             self.opts.init_limit,
@@ -1431,7 +1434,8 @@ impl Sim {
         }
         if let Some(n) = self.node_mut(s) {
             n.config = (zxid, voters.clone());
-            n.election.set_quorum(Majority::new(voters));
+            n.election
+                .set_quorum(Joint::new(Majority::new(voters), None));
         }
         true
     }

@@ -89,7 +89,7 @@ fn swarm_with_reconfigs() {
 }
 
 /// A seed's options with wide reconfigs (majorities replaced, down to one
-/// voter): safety only (`Options::reconfig_wide`).
+/// voter; `Options::reconfig_wide`).
 fn with_wide_reconfigs(seed: u64) -> Options {
     Options {
         reconfig_wide: true,
@@ -98,14 +98,24 @@ fn with_wide_reconfigs(seed: u64) -> Options {
 }
 
 /// Reconfigs that replace majorities at once, the Zab invariants after every
-/// step (`ZK_SIM_WIDE_RECONFIG_SEEDS`, default 5000, ~30 s). Where a quorum of both
+/// step and one leader serving everyone after the heal
+/// (`ZK_SIM_WIDE_RECONFIG_SEEDS`, default 5000, ~30 s). Regression: with the
+/// election counting only the configuration in force, 8 of seeds 0..1000 never
+/// settled (42, 224, 265, 465, 505, 573, 699, 934: a server back with a
+/// configuration gone stale elected itself alone, timed out waiting for the
+/// epoch from its last-seen voters, and again, every initLimit); only
+/// notifying the last-seen voters left 42, 224 and 934 (it decided before
+/// their answers came); counting them, 739 (a last-seen voter proposing
+/// nobody held the voter in force out of its round), 1680 and 2874 (a stale
+/// last-seen configuration kept a server from joining a serving leader).
+/// Where a quorum of both
 /// the old and the new voters matters: with the new voters' quorum dropped
 /// from a reconfig's commit (a mutant of zk-zab's `committable`), seeds 3731
 /// and 4461 of 0..5000 fail ("leader 2 of epoch 3 lacks acknowledged write
 /// 0x200000001"); with the last-seen configuration's quorum weakened to
 /// either configuration's, seed 13 and many more.
 #[test]
-fn wide_reconfigs_stay_safe() {
+fn wide_reconfigs_stay_safe_and_settle() {
     let syncs = run_seeds(
         seeds_from("ZK_SIM_WIDE_RECONFIG_SEEDS", 5000),
         with_wide_reconfigs,

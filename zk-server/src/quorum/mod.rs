@@ -51,7 +51,9 @@ use bytes::Bytes;
 use crossbeam_channel::Receiver;
 use mio::{Events, Poll, Token, Waker};
 use tracing::{debug, error, info, warn};
-use zk_election::{Command, Decision, Election, Event, Majority, Params, PeerState, Sid, Timer};
+use zk_election::{
+    Command, Decision, Election, Event, Joint, Majority, Params, PeerState, Sid, Timer,
+};
 use zk_jute::quorum::{HostPort, QuorumServer, voter_ids};
 
 use crate::config::Config;
@@ -236,6 +238,7 @@ pub(crate) fn start(
     config: &Config,
     listener: std::net::TcpListener,
     last_zxid: i64,
+    last_seen: Option<(u64, Vec<QuorumServer>)>,
     prepared: Prepared,
     core: Inbox<CoreMsg>,
     stats: &crate::stats::ServerStats,
@@ -250,7 +253,9 @@ pub(crate) fn start(
     let now = Instant::now();
     let config_text = Bytes::from(config.quorum_config_text());
     let (transport, bind) = election_transport(config, listener, &poll, &config_text, now)?;
-    let quorum = Majority::new(voter_ids(&config.servers));
+    // The last-seen configuration's voters join at the first round
+    // (`Runtime::joint`).
+    let quorum = Joint::new(Majority::new(voter_ids(&config.servers)), None);
     let params = Params {
         finalize_wait_ms: config.election_finalize_wait_ms,
         min_notification_interval_ms: config.election_finalize_wait_ms,
@@ -289,6 +294,8 @@ pub(crate) fn start(
             .map(|s| (s.id, s.quorum_addrs[0].clone()))
             .collect(),
         listen_all: config.quorum_listen_on_all_ips,
+        servers: config.servers.clone(),
+        last_seen,
         zab,
     };
     let thread = std::thread::Builder::new()
@@ -388,7 +395,7 @@ struct Runtime {
     poll: Poll,
     stop: Arc<AtomicBool>,
     me: Sid,
-    election: Election<Majority>,
+    election: Election<Joint>,
     transport: Transport,
     /// The election's armed timers.
     timers: BTreeMap<Timer, Instant>,
@@ -408,6 +415,11 @@ struct Runtime {
     next_role_token: usize,
     quorum_addrs: BTreeMap<Sid, HostPort>,
     listen_all: bool,
+    /// The members in force.
+    servers: Vec<QuorumServer>,
+    /// The last-seen configuration ([`QuorumOut::LastSeen`]): its version
+    /// and servers, counted while later than the configuration in force.
+    last_seen: Option<(u64, Vec<QuorumServer>)>,
     zab: Zab,
 }
 
@@ -415,6 +427,7 @@ impl Runtime {
     fn run(mut self) {
         let mut events = Events::with_capacity(256);
         let mut out = Vec::new();
+        self.refresh_peers(Instant::now());
         self.start_looking(Instant::now(), "start-up");
         loop {
             let now = Instant::now();
@@ -563,6 +576,36 @@ impl Runtime {
         }
     }
 
+    /// The election's voters: those in force, and those of the last-seen
+    /// configuration while it is later (ZooKeeper's
+    /// `getCurrentAndNextConfigVoters`; zk-election's [`Joint`]).
+    fn joint(&self) -> Joint {
+        let next = self
+            .last_seen
+            .as_ref()
+            .filter(|(v, _)| i64::try_from(*v).is_ok_and(|v| v > self.zab.config_version))
+            .map(|(_, servers)| Majority::new(voter_ids(servers)));
+        Joint::new(Majority::new(self.zab.voters.iter().copied()), next)
+    }
+
+    /// The election port's peers: the members in force and those of the
+    /// last-seen configuration (their election addresses as it lists them).
+    fn refresh_peers(&mut self, now: Instant) {
+        let mut peers: BTreeMap<Sid, HostPort> = BTreeMap::new();
+        let last_seen = self
+            .last_seen
+            .as_ref()
+            .map(|(_, s)| &s[..])
+            .unwrap_or_default();
+        for s in last_seen.iter().chain(&self.servers) {
+            if let Some(a) = s.election_addrs.first() {
+                peers.insert(s.id, a.clone());
+            }
+        }
+        let peers: Vec<(Sid, HostPort)> = peers.into_iter().collect();
+        self.transport.set_peers(self.poll.registry(), &peers, now);
+    }
+
     /// A reconfig's members (ZooKeeper's `restartLeaderElection` with the
     /// new verifier): the election counts the new voters and dials the new
     /// election ports, the next role reaches the new quorum ports; while
@@ -573,18 +616,14 @@ impl Runtime {
             "members from now on: {:?}, voters {voters:?}",
             servers.iter().map(|s| s.id).collect::<Vec<_>>()
         );
-        self.election
-            .set_quorum(Majority::new(voters.iter().copied()));
-        let peers: Vec<(Sid, HostPort)> = servers
-            .iter()
-            .map(|s| (s.id, s.election_addrs[0].clone()))
-            .collect();
-        self.transport.set_peers(self.poll.registry(), &peers, now);
+        self.servers = servers.to_vec();
+        self.zab.voters = voters;
+        self.election.set_quorum(self.joint());
+        self.refresh_peers(now);
         self.quorum_addrs = servers
             .iter()
             .map(|s| (s.id, s.quorum_addrs[0].clone()))
             .collect();
-        self.zab.voters = voters;
         self.zab.members = members;
         if self.election.state() == PeerState::Looking {
             self.start_looking(now, "the configuration changed");
@@ -598,10 +637,16 @@ impl Runtime {
                 z.config_version = i64::try_from(v).unwrap_or(i64::MAX);
                 z.config_text = zk_zab::config_text(&z.members, z.config_version);
                 self.transport.set_config_text(z.config_text.clone());
+                // A last-seen configuration this version reaches counts no more.
+                self.election.set_quorum(self.joint());
                 return;
             }
             QuorumOut::Members { servers, members } => {
                 return self.take_members(&servers, members, now);
+            }
+            QuorumOut::LastSeen(seen) => {
+                self.last_seen = seen;
+                return self.refresh_peers(now);
             }
             QuorumOut::EpochEstablished(e) => {
                 info!("epoch {e} established: the election's vote carries it");
@@ -764,6 +809,7 @@ impl Runtime {
             info!("election: back to LOOKING: {why}");
         }
         self.leave_role();
+        self.election.set_quorum(self.joint());
         self.relook_at = None;
         self.round_started = now;
         self.last_still = now;

@@ -26,11 +26,15 @@
 //! written for its next start (it listens on the ones it started with) and
 //! the server says so.
 
+use bytes::Bytes;
 use tracing::{error, info, warn};
-use zk_jute::quorum::{HostPort, LearnerType, QuorumConfig, QuorumServer};
+use zk_jute::TxnBody;
+use zk_jute::quorum::{HostPort, LearnerType, QuorumConfig, QuorumServer, voter_ids};
+use zk_zab::Zxid;
 
 use super::Sequencer;
 use crate::msg::QuorumOut;
+use crate::shared::Shared;
 
 impl Sequencer {
     /// The configuration has version `v` from now on, if later than ours;
@@ -173,6 +177,87 @@ impl Sequencer {
             ),
         }
     }
+}
+
+impl Sequencer {
+    /// The last-seen configuration when a role ends, for the next election
+    /// ([`QuorumOut::LastSeen`]; reconfigEnabled only): the log's newest
+    /// reconfig txn (found at the role's start or logged since: a learner's
+    /// proposal never committed, a leader's own) if later than the
+    /// configuration in force.
+    pub(super) fn report_last_seen(&mut self) {
+        if !self.shared.config.reconfig_enabled {
+            return;
+        }
+        let in_force = self.shared.control.config_version();
+        let seen = self
+            .last_reconfig
+            .clone()
+            .filter(|(z, _)| z.as_u64() > in_force)
+            .and_then(|(z, text)| {
+                let v = z.as_u64();
+                let c = parse_config(&text, "a reconfig of the log")?;
+                info!(
+                    "the log holds the configuration 0x{v:x}, never activated here: the next elections count its voters {:?} too",
+                    voter_ids(&c.servers)
+                );
+                Some((v, c.servers))
+            });
+        self.out(QuorumOut::LastSeen(seen));
+    }
+
+    /// A record just logged: the newest reconfig of the log if it is one
+    /// (its txn type read off the header; only a reconfig is decoded).
+    pub(super) fn note_reconfig(&mut self, zxid: Zxid, record: &[u8]) {
+        let reconfig = zk_jute::OpCode::Reconfig.code().to_be_bytes();
+        if record.get(TXN_TYPE_AT..TXN_TYPE_AT + 4) != Some(&reconfig[..]) {
+            return;
+        }
+        // A record may carry its digest after the body (as Apache logs it).
+        if let Ok(zk_apache::Txn {
+            body: TxnBody::Reconfig(t),
+            ..
+        }) = zk_apache::decode_txn(Bytes::copy_from_slice(record))
+        {
+            self.last_reconfig = Some((zxid, t.data.unwrap_or_default()));
+        }
+    }
+}
+
+/// Where a txn record's type is: after the header's clientId, cxid, zxid
+/// and time (8 + 4 + 8 + 8 bytes).
+const TXN_TYPE_AT: usize = 28;
+
+/// ZooKeeper's last-seen configuration: with the whole log in the tree
+/// and before `/zookeeper/config` is refreshed (a role's start, the
+/// server's), a node written by a reconfig txn later than the
+/// configuration's version (logged here and never activated: its commit was
+/// not seen) — its zxid and text.
+pub(crate) fn logged_reconfig_in(shared: &Shared) -> Option<(Zxid, Bytes)> {
+    if !shared.config.reconfig_enabled {
+        return None;
+    }
+    let none = zk_tree::Auth::new(&[]);
+    let (data, stat) = shared
+        .tree
+        .get_data("/zookeeper/config", &none, None)
+        .ok()?;
+    let version = u64::try_from(stat.mzxid).ok()?;
+    (version > shared.control.config_version())
+        .then(|| (Zxid::from(stat.mzxid), data.unwrap_or_default()))
+}
+
+/// The server's last-seen configuration at start-up (recovery loaded the
+/// whole log into the tree): its version and servers, for the first
+/// election.
+pub(crate) fn last_seen_at_start(shared: &Shared) -> Option<(u64, Vec<QuorumServer>)> {
+    let (z, text) = logged_reconfig_in(shared)?;
+    let c = parse_config(&text, "a reconfig of the log")?;
+    info!(
+        "the log holds the configuration 0x{z:x}, never activated here: the election counts its voters {:?} too",
+        voter_ids(&c.servers)
+    );
+    Some((z.as_u64(), c.servers))
 }
 
 /// A configuration's text, or `None` (logged: the text of `from` is

@@ -324,7 +324,8 @@ impl Cluster {
             e @ (QuorumOut::EpochEstablished(_)
             | QuorumOut::RoleEnded { .. }
             | QuorumOut::ConfigVersion(_)
-            | QuorumOut::Members { .. }) => {
+            | QuorumOut::Members { .. }
+            | QuorumOut::LastSeen(_)) => {
                 self.node_mut(from).events.push(e);
             }
         }
@@ -1701,4 +1702,57 @@ fn the_leader_counts_its_learners_for_mntr() {
         0,
         "a follower has none"
     );
+}
+
+/// The last-seen configuration (a reconfig logged and never activated) goes
+/// to the quorum thread for the next elections (zk-election's `Joint`).
+/// Regression (zk-sim's wide reconfigs): without it a server back with a
+/// configuration gone stale, the voters of its last-seen one unheard, elected
+/// itself and waited out initLimit for them, again and again.
+#[test]
+fn a_reconfig_logged_and_never_activated_is_the_last_seen_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = MemDisk::new();
+    let text = "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\n\
+                server.4=127.0.0.1:2889:3889:participant;127.0.0.1:2182\n\
+                server.5=127.0.0.1:2890:3890:participant;127.0.0.1:2183\n\
+                version=100000003";
+    let zxid = Zxid::from(0x1_0000_0003_i64);
+    inject(
+        &disk,
+        dir.path(),
+        zxid,
+        0,
+        TxnBody::Reconfig(zk_jute::SetDataTxn {
+            path: "/zookeeper/config".into(),
+            data: Some(Bytes::from_static(text.as_bytes())),
+            version: -1,
+        }),
+    );
+    let reconfig = |c: &mut Config| c.reconfig_enabled = true;
+    let mut n = boot_with(1, dir.path(), disk.clone(), reconfig);
+    let at_start = super::config_version::last_seen_at_start(&n.shared).expect("found at start");
+    assert_eq!(at_start.0, zxid.as_u64());
+    assert_eq!(zk_jute::quorum::voter_ids(&at_start.1), [1, 4, 5].into());
+    let seq = n.seq.as_mut().unwrap();
+    seq.report_last_seen();
+    seq.wake_quorum();
+    let sent: Vec<QuorumOut> = n.outbox.try_iter().flatten().collect();
+    match &sent[..] {
+        [QuorumOut::LastSeen(Some((v, servers)))] => {
+            assert_eq!(*v, zxid.as_u64());
+            assert_eq!(servers.iter().map(|s| s.id).collect::<Vec<_>>(), [1, 4, 5]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Activated (its version in force): none.
+    n.shared.control.set_config_version(zxid.as_u64());
+    let seq = n.seq.as_mut().unwrap();
+    seq.report_last_seen();
+    seq.wake_quorum();
+    let sent: Vec<QuorumOut> = n.outbox.try_iter().flatten().collect();
+    assert!(matches!(&sent[..], [QuorumOut::LastSeen(None)]), "{sent:?}");
+    // Without reconfigEnabled a server reports nothing.
+    let plain = boot(1, dir.path(), disk);
+    assert!(super::config_version::last_seen_at_start(&plain.shared).is_none());
 }

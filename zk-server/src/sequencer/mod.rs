@@ -44,7 +44,7 @@ use crate::reads::{is_local, serve_read};
 use crate::shared::{Shared, stop_loops};
 use crate::storage::{Recovered, Storage};
 
-mod config_version;
+pub(crate) mod config_version;
 mod digests;
 #[cfg(test)]
 mod ensemble_tests;
@@ -135,6 +135,10 @@ pub(crate) struct Sequencer {
     /// first, when, how many, and the last.
     pub(super) unarmed: Option<(Zxid, Instant, u32)>,
     unarmed_hi: Zxid,
+    /// The newest reconfig txn in the log (its zxid and configuration text),
+    /// found at a role's start or logged since: the last-seen configuration
+    /// while this server has not activated it (`config_version.rs`).
+    last_reconfig: Option<(Zxid, Bytes)>,
     /// The role cores' command buffers, kept between steps.
     leader_out: Vec<zk_zab::LeaderCommand>,
     learner_out: Vec<zk_zab::LearnerCommand>,
@@ -208,6 +212,8 @@ impl Sequencer {
     ) -> Self {
         let last_zxid = recovered.last_zxid;
         let my_id = shared.config.my_id;
+        // Recovery loaded the whole log: a reconfig in it never activated here.
+        let last_reconfig = config_version::logged_reconfig_in(&shared);
         let mut seq = Self {
             durable: Arc::new(DurableMark::default()),
             record: BytesMut::with_capacity(4096),
@@ -216,6 +222,7 @@ impl Sequencer {
             proposals: VecDeque::new(),
             unarmed: None,
             unarmed_hi: Zxid::ZERO,
+            last_reconfig,
             leader_out: Vec::new(),
             learner_out: Vec::new(),
             order: SessionOrder::default(),
@@ -787,6 +794,9 @@ impl Sequencer {
             None => self.unarmed = Some((zxid, Instant::now(), 1)),
         }
         self.unarmed_hi = zxid;
+        if self.shared.config.reconfig_enabled {
+            self.note_reconfig(zxid, record);
+        }
     }
 
     /// One durability callback for every record appended since the last

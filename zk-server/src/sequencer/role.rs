@@ -316,6 +316,7 @@ impl Sequencer {
         .map_err(|e| e.to_string())?;
         self.sessions_from_tree();
         let logged = self.logged_reconfig();
+        self.last_reconfig.clone_from(&logged);
         self.refresh_config_node();
         #[cfg(debug_assertions)]
         self.check_tree_is_the_disks()?;
@@ -337,18 +338,7 @@ impl Sequencer {
     /// reconfig txn later than the configuration's version (logged here and
     /// never activated: its commit was not seen) — its zxid and text.
     fn logged_reconfig(&self) -> Option<(Zxid, Bytes)> {
-        if !self.shared.config.reconfig_enabled {
-            return None;
-        }
-        let none = zk_tree::Auth::new(&[]);
-        let (data, stat) = self
-            .shared
-            .tree
-            .get_data("/zookeeper/config", &none, None)
-            .ok()?;
-        let version = u64::try_from(stat.mzxid).ok()?;
-        (version > self.shared.control.config_version())
-            .then(|| (Zxid::from(stat.mzxid), data.unwrap_or_default()))
+        super::config_version::logged_reconfig_in(&self.shared)
     }
 
     /// Standalone: the one-voter leader of the epoch of `last`, serving at
@@ -577,6 +567,7 @@ impl Sequencer {
             .last_key()
             .map_or(0, |k| i64::try_from(k).unwrap_or(i64::MAX));
         let last_zxid = logged.max(self.shared.tree.last_processed_zxid());
+        self.report_last_seen();
         self.out(QuorumOut::RoleEnded { reason, last_zxid });
     }
 
@@ -1037,6 +1028,9 @@ impl Sequencer {
         if let Err(e) = self.storage.log.truncate_after(z.as_u64()) {
             return self.fatal(&format!("cannot truncate the log after 0x{z:x}: {e}"));
         }
+        if self.last_reconfig.as_ref().is_some_and(|(r, _)| *r > z) {
+            self.last_reconfig = None;
+        }
         self.new_log_generation();
         crate::failpoint::hit("learner-inside-trunc");
         if below_snapshot {
@@ -1209,6 +1203,7 @@ impl Sequencer {
             return false;
         }
         self.storage.log.raise_floor(z.as_u64());
+        self.last_reconfig = None;
         self.new_log_generation();
         // A newer snapshot (the one a TRUNC could not go below) would be
         // loaded first after a restart: it goes after the log (a crash in
