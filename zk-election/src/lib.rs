@@ -65,7 +65,13 @@
 //!
 //! Who votes and what a quorum is sits behind the [`Quorum`] trait; simple
 //! majorities ([`Majority`]) are what zoo.cfg describes without `group.` and
-//! `weight.` lines.
+//! `weight.` lines. With reconfig, [`Joint`] adds the voters of the
+//! server's last-seen configuration (a reconfig it logged and never
+//! activated): notified and counted, a majority of each configuration
+//! needed to decide, as ZooKeeper's last-seen verifier; only voters in force
+//! may lead, and joining a leader that a quorum of them already follows needs
+//! them alone (a last-seen configuration that leader's history dropped would
+//! keep the server out; ZooKeeper asks both).
 
 #![forbid(unsafe_code)]
 
