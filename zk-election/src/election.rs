@@ -642,13 +642,9 @@ impl<Q: Quorum> Election<Q> {
         // Joining an established ensemble: a quorum (of the voters in force,
         // see `Joint`) must follow the same leader.
         self.out_of_election.insert(from, target);
-        let acks: BTreeSet<Sid> = self
-            .out_of_election
-            .iter()
-            .filter(|(_, b)| target.same(b))
-            .map(|(sid, _)| *sid)
-            .collect();
-        if self.quorum.contains_current_quorum(&acks)
+        if self
+            .quorum
+            .contains_current_quorum(&agreeing(&self.out_of_election, &target))
             && self.check_leader(&self.out_of_election, leader, n.election_epoch)
         {
             self.logical_clock = n.election_epoch;
@@ -683,12 +679,7 @@ impl<Q: Quorum> Election<Q> {
     }
 
     fn has_quorum(&self, votes: &BTreeMap<Sid, Ballot>, target: &Ballot) -> bool {
-        let acks: BTreeSet<Sid> = votes
-            .iter()
-            .filter(|(_, b)| target.same(b))
-            .map(|(sid, _)| *sid)
-            .collect();
-        self.quorum.contains_quorum(&acks)
+        self.quorum.contains_quorum(&agreeing(votes, target))
     }
 
     /// Whether `v`'s leader is a voter in force (`totalOrderPredicate`
@@ -804,4 +795,13 @@ impl<Q: Quorum> Election<Q> {
             "a leader's vote names itself"
         );
     }
+}
+
+/// The senders of `votes` whose ballot is `target` (the `Vote.equals` rule).
+fn agreeing(votes: &BTreeMap<Sid, Ballot>, target: &Ballot) -> BTreeSet<Sid> {
+    votes
+        .iter()
+        .filter(|(_, b)| target.same(b))
+        .map(|(sid, _)| *sid)
+        .collect()
 }

@@ -194,15 +194,7 @@ impl Sequencer {
             .last_reconfig
             .clone()
             .filter(|(z, _)| z.as_u64() > in_force)
-            .and_then(|(z, text)| {
-                let v = z.as_u64();
-                let c = parse_config(&text, "a reconfig of the log")?;
-                info!(
-                    "the log holds the configuration 0x{v:x}, never activated here: the next elections count its voters {:?} too",
-                    voter_ids(&c.servers)
-                );
-                Some((v, c.servers))
-            });
+            .and_then(|(z, text)| last_seen_servers(z, &text));
         self.out(QuorumOut::LastSeen(seen));
     }
 
@@ -252,9 +244,15 @@ pub(crate) fn logged_reconfig_in(shared: &Shared) -> Option<(Zxid, Bytes)> {
 /// election.
 pub(crate) fn last_seen_at_start(shared: &Shared) -> Option<(u64, Vec<QuorumServer>)> {
     let (z, text) = logged_reconfig_in(shared)?;
-    let c = parse_config(&text, "a reconfig of the log")?;
+    last_seen_servers(z, &text)
+}
+
+/// The last-seen configuration of the log's reconfig `z` (its text):
+/// its version and servers, if the text parses (logged either way).
+fn last_seen_servers(z: Zxid, text: &[u8]) -> Option<(u64, Vec<QuorumServer>)> {
+    let c = parse_config(text, "a reconfig of the log")?;
     info!(
-        "the log holds the configuration 0x{z:x}, never activated here: the election counts its voters {:?} too",
+        "the log holds the configuration 0x{z:x}, never activated here: elections count its voters {:?} too",
         voter_ids(&c.servers)
     );
     Some((z.as_u64(), c.servers))
