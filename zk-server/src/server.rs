@@ -197,6 +197,7 @@ fn start_quorum(
     shared: &Arc<Shared>,
     quorum: Option<(std::net::TcpListener, crate::quorum::Prepared)>,
     last_zxid: i64,
+    last_seen: Option<(u64, Vec<zk_jute::quorum::QuorumServer>)>,
     core_tx: Inbox<CoreMsg>,
     threads: &mut Vec<JoinHandle<()>>,
 ) -> Result<Option<crate::quorum::QuorumStop>, StartError> {
@@ -204,7 +205,6 @@ fn start_quorum(
         shared.control.set_serving(true);
         return Ok(None);
     };
-    let last_seen = crate::sequencer::config_version::last_seen_at_start(shared);
     let (stop, thread) = crate::quorum::start(
         &shared.config,
         listener,
@@ -302,6 +302,8 @@ impl Server {
             core_tx.clone(),
             &recovered,
         );
+        // The first election counts the last-seen configuration recovery found.
+        let last_seen = core.last_seen();
         threads.push(spawn_core(core, prepared.as_ref())?);
         let mut listener = Some(mio::net::TcpListener::from_std(std_listener));
         for (idx, (poll, rx)) in loop_parts.into_iter().enumerate() {
@@ -318,6 +320,7 @@ impl Server {
             &shared,
             election_port.zip(prepared),
             last_zxid.as_i64(),
+            last_seen,
             core_tx,
             &mut threads,
         )?;

@@ -186,16 +186,26 @@ impl Sequencer {
     /// proposal never committed, a leader's own) if later than the
     /// configuration in force.
     pub(super) fn report_last_seen(&mut self) {
-        if !self.shared.config.reconfig_enabled {
-            return;
+        if self.shared.config.reconfig_enabled {
+            self.out(QuorumOut::LastSeen(self.last_seen()));
         }
+    }
+
+    /// The last-seen configuration's version and servers: the log's newest
+    /// reconfig if later than the configuration in force (at start-up, the
+    /// one recovery loaded, for the first election: `server.rs`).
+    pub(crate) fn last_seen(&self) -> Option<(u64, Vec<QuorumServer>)> {
         let in_force = self.shared.control.config_version();
-        let seen = self
+        let (z, text) = self
             .last_reconfig
-            .clone()
-            .filter(|(z, _)| z.as_u64() > in_force)
-            .and_then(|(z, text)| last_seen_servers(z, &text));
-        self.out(QuorumOut::LastSeen(seen));
+            .as_ref()
+            .filter(|(z, _)| z.as_u64() > in_force)?;
+        let c = parse_config(text, "a reconfig of the log")?;
+        info!(
+            "the log holds the configuration 0x{z:x}, never activated here: elections count its voters {:?} too",
+            voter_ids(&c.servers)
+        );
+        Some((z.as_u64(), c.servers))
     }
 
     /// A record just logged: the newest reconfig of the log if it is one
@@ -225,7 +235,7 @@ const TXN_TYPE_AT: usize = 28;
 /// server's), a node written by a reconfig txn later than the
 /// configuration's version (logged here and never activated: its commit was
 /// not seen) — its zxid and text.
-pub(crate) fn logged_reconfig_in(shared: &Shared) -> Option<(Zxid, Bytes)> {
+pub(super) fn logged_reconfig_in(shared: &Shared) -> Option<(Zxid, Bytes)> {
     if !shared.config.reconfig_enabled {
         return None;
     }
@@ -237,25 +247,6 @@ pub(crate) fn logged_reconfig_in(shared: &Shared) -> Option<(Zxid, Bytes)> {
     let version = u64::try_from(stat.mzxid).ok()?;
     (version > shared.control.config_version())
         .then(|| (Zxid::from(stat.mzxid), data.unwrap_or_default()))
-}
-
-/// The server's last-seen configuration at start-up (recovery loaded the
-/// whole log into the tree): its version and servers, for the first
-/// election.
-pub(crate) fn last_seen_at_start(shared: &Shared) -> Option<(u64, Vec<QuorumServer>)> {
-    let (z, text) = logged_reconfig_in(shared)?;
-    last_seen_servers(z, &text)
-}
-
-/// The last-seen configuration of the log's reconfig `z` (its text):
-/// its version and servers, if the text parses (logged either way).
-fn last_seen_servers(z: Zxid, text: &[u8]) -> Option<(u64, Vec<QuorumServer>)> {
-    let c = parse_config(text, "a reconfig of the log")?;
-    info!(
-        "the log holds the configuration 0x{z:x}, never activated here: elections count its voters {:?} too",
-        voter_ids(&c.servers)
-    );
-    Some((z.as_u64(), c.servers))
 }
 
 /// A configuration's text, or `None` (logged: the text of `from` is

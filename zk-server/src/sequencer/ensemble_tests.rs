@@ -1731,7 +1731,7 @@ fn a_reconfig_logged_and_never_activated_is_the_last_seen_configuration() {
     );
     let reconfig = |c: &mut Config| c.reconfig_enabled = true;
     let mut n = boot_with(1, dir.path(), disk.clone(), reconfig);
-    let at_start = super::config_version::last_seen_at_start(&n.shared).expect("found at start");
+    let at_start = n.seq.as_ref().unwrap().last_seen().expect("found at start");
     assert_eq!(at_start.0, zxid.as_u64());
     assert_eq!(zk_jute::quorum::voter_ids(&at_start.1), [1, 4, 5].into());
     let seq = n.seq.as_mut().unwrap();
@@ -1754,5 +1754,5 @@ fn a_reconfig_logged_and_never_activated_is_the_last_seen_configuration() {
     assert!(matches!(&sent[..], [QuorumOut::LastSeen(None)]), "{sent:?}");
     // Without reconfigEnabled a server reports nothing.
     let plain = boot(1, dir.path(), disk);
-    assert!(super::config_version::last_seen_at_start(&plain.shared).is_none());
+    assert!(plain.seq.as_ref().unwrap().last_seen().is_none());
 }

@@ -44,7 +44,7 @@ use crate::reads::{is_local, serve_read};
 use crate::shared::{Shared, stop_loops};
 use crate::storage::{Recovered, Storage};
 
-pub(crate) mod config_version;
+mod config_version;
 mod digests;
 #[cfg(test)]
 mod ensemble_tests;

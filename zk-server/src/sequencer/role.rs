@@ -290,7 +290,7 @@ impl Sequencer {
     /// A role starts on a quiet disk (DESIGN.md): everything appended is
     /// durable, and the tree holds the whole log. Returns the log's last
     /// zxid and the epochs, and a reconfig the log holds that was never
-    /// activated here ([`Self::logged_reconfig`]), or why the role cannot
+    /// activated here (`config_version::logged_reconfig_in`), or why the role cannot
     /// start.
     fn quiet_disk(&mut self) -> Result<QuietDisk, String> {
         self.ensemble = true;
@@ -315,7 +315,7 @@ impl Sequencer {
         )
         .map_err(|e| e.to_string())?;
         self.sessions_from_tree();
-        let logged = self.logged_reconfig();
+        let logged = super::config_version::logged_reconfig_in(&self.shared);
         self.last_reconfig.clone_from(&logged);
         self.refresh_config_node();
         #[cfg(debug_assertions)]
@@ -331,14 +331,6 @@ impl Sequencer {
             epoch(epochs.current)?,
             logged,
         ))
-    }
-
-    /// ZooKeeper's last-seen configuration: with the whole log in the tree
-    /// and before `/zookeeper/config` is refreshed, a node written by a
-    /// reconfig txn later than the configuration's version (logged here and
-    /// never activated: its commit was not seen) — its zxid and text.
-    fn logged_reconfig(&self) -> Option<(Zxid, Bytes)> {
-        super::config_version::logged_reconfig_in(&self.shared)
     }
 
     /// Standalone: the one-voter leader of the epoch of `last`, serving at
