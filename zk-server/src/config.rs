@@ -196,6 +196,11 @@ pub struct Config {
     /// Loop threads for client connections (0 = min(2, this server's share of
     /// the cores), see `server::loop_count`).
     pub loop_threads: usize,
+    /// zkrs.schedBatch: the server's threads run under Linux's SCHED_BATCH
+    /// policy (a thread woken does not preempt the one running; see
+    /// `sched.rs`). `None` (the default, or `auto`): when more than one
+    /// configured server has its quorum address on this host.
+    pub sched_batch: Option<bool>,
     /// extendedTypesEnabled: TTL nodes (createTTL is UNIMPLEMENTED without it).
     pub extended_types: bool,
     /// skipACL: every ACL check passes (unsafe).
@@ -520,6 +525,7 @@ impl Config {
             super_digest: None,
             max_output_queue_bytes: 16 << 20,
             loop_threads: 0,
+            sched_batch: None,
             extended_types: false,
             skip_acl: false,
             digest_enabled: true,
@@ -802,6 +808,7 @@ impl Config {
                 self.container_check_interval_ms = l.int(1, i64::MAX)? as u64
             }
             "zkrs.loopThreads" => self.loop_threads = l.int(0, 64)? as usize,
+            "zkrs.schedBatch" => self.sched_batch = l.yes_no_auto()?,
             "fsync.warningthresholdms" => {
                 self.fsync_warning_threshold_ms = l.int(0, i64::MAX)? as u64
             }
@@ -1370,6 +1377,21 @@ impl Line<'_> {
     }
 
     /// yes or no (also true / false).
+    /// `auto` (`None`), or yes or no.
+    fn yes_no_auto(&self) -> Result<Option<bool>, ConfigError> {
+        if self.value.eq_ignore_ascii_case("auto") {
+            return Ok(None);
+        }
+        let value = self.value;
+        parse_bool(value).map(Some).ok_or_else(|| {
+            ConfigError::at(
+                self.no,
+                self.key,
+                format!("invalid value {value:?}: expected yes, no or auto"),
+            )
+        })
+    }
+
     fn yes_no(&self) -> Result<bool, ConfigError> {
         let value = self.value;
         parse_bool(value).ok_or_else(|| {
@@ -1807,6 +1829,13 @@ mod tests {
         assert!(Config::parse("dataDir=/d\n").unwrap().log_zero_fill);
         let e = Config::parse("dataDir=/d\nzkrs.logZeroFill=sometimes\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("zkrs.logZeroFill"));
+        let batch = |v: &str| Config::parse(&format!("dataDir=/d\nzkrs.schedBatch={v}\n"));
+        assert_eq!(Config::parse("dataDir=/d\n").unwrap().sched_batch, None);
+        assert_eq!(batch("auto").unwrap().sched_batch, None);
+        assert_eq!(batch("yes").unwrap().sched_batch, Some(true));
+        assert_eq!(batch("no").unwrap().sched_batch, Some(false));
+        let e = batch("always").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("zkrs.schedBatch"));
         assert!(Config::parse("dataDir=/d\nzkrs.zab=on\n").is_ok());
         for v in ["off", "yes"] {
             let e = Config::parse(&format!("dataDir=/d\nzkrs.zab={v}\n")).unwrap_err();
@@ -1994,6 +2023,7 @@ mod tests {
         "digest.enabled",
         "znode.container.checkIntervalMs",
         "zkrs.loopThreads",
+        "zkrs.schedBatch",
         "fsync.warningthresholdms",
         "admin.enableServer",
         "admin.serverAddress",

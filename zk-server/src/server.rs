@@ -125,15 +125,43 @@ fn servers_on_this_host(config: &Config) -> usize {
         .count()
 }
 
+/// The server's threads under SCHED_BATCH (`sched.rs`) when
+/// zkrs.schedBatch says so, by default when more than one configured server
+/// has its quorum address on this host (`here`): servers sharing the cores
+/// preempted each other's threads mid-batch at every hand-off. The threads
+/// spawned while the returned scope lives inherit the policy.
+fn batch_threads(config: &Config, here: usize) -> Option<crate::sched::BatchSpawns> {
+    if !config.sched_batch.unwrap_or(here > 1) {
+        return None;
+    }
+    match crate::sched::BatchSpawns::start() {
+        Ok(scope) => {
+            if scope.switched() {
+                info!(
+                    "threads scheduled as SCHED_BATCH (zkrs.schedBatch; {here} configured server(s) on this host)"
+                );
+            }
+            Some(scope)
+        }
+        Err(e) => {
+            warn!("cannot schedule the threads as SCHED_BATCH: {e}");
+            None
+        }
+    }
+}
+
 /// The parts of one event loop before its thread starts: its poll and the
 /// receiving end of its mailbox.
 type LoopParts = (mio::Poll, crossbeam_channel::Receiver<LoopMsg>);
 
 /// One mailbox per event loop ([`loop_count`]), each with a waker on the
 /// loop's poll.
-fn loop_mailboxes(config: &Config) -> Result<(Vec<LoopHandle>, Vec<LoopParts>), StartError> {
+fn loop_mailboxes(
+    config: &Config,
+    here: usize,
+) -> Result<(Vec<LoopHandle>, Vec<LoopParts>), StartError> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let here = servers_on_this_host(config).max(1);
+    let here = here.max(1);
     let n_loops = loop_count(config.loop_threads, cores, here);
     info!(
         "{n_loops} connection loop(s) ({cores} core(s), {here} configured server(s) on this host)"
@@ -240,6 +268,9 @@ impl Server {
     /// Recovers the data in the configured directories, binds the client port
     /// and starts serving. Returns once clients can connect.
     pub fn start(config: Config) -> Result<Server, StartError> {
+        let here = servers_on_this_host(&config);
+        // Every thread is spawned below, while this lives.
+        let _batch = batch_threads(&config, here);
         let secret = prepare_dirs(&config)?;
         // Ensemble mode (more than one server.X line): the election port first.
         let election_port = if config.is_ensemble() {
@@ -285,7 +316,7 @@ impl Server {
         let shared = Arc::new(shared);
         shared.set_local_addr(local);
 
-        let (loops, loop_parts) = loop_mailboxes(&config)?;
+        let (loops, loop_parts) = loop_mailboxes(&config, here)?;
         shared.set_loops(loops);
 
         let mut threads = Vec::new();
@@ -490,6 +521,61 @@ fn tree_config(config: &Config) -> TreeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scheduling policy (`/proc/<tid>/stat` field 41) of each of this
+    /// process's threads named `name`.
+    #[cfg(target_os = "linux")]
+    fn policies_of(name: &str) -> Vec<i64> {
+        let mut found = Vec::new();
+        for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            if comm.trim() == name {
+                found.push(policy_in(&t.path().join("stat")));
+            }
+        }
+        found
+    }
+
+    #[cfg(target_os = "linux")]
+    fn policy_in(stat: &std::path::Path) -> i64 {
+        let stat = std::fs::read_to_string(stat).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        after.split(' ').nth(38).unwrap().parse().unwrap()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn zkrs_sched_batch_puts_the_servers_threads_and_not_the_callers_under_sched_batch() {
+        for (setting, expected) in [(Some(true), 3), (None, 0), (Some(false), 0)] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut config = Config::standalone(dir.path().to_path_buf(), 0);
+            config.sched_batch = setting;
+            let caller = std::thread::Builder::new()
+                .spawn(move || {
+                    let server = Server::start(config).unwrap();
+                    // A thread names itself once it runs: wait for both.
+                    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+                    let seen = loop {
+                        let seen = (policies_of("zk-core"), policies_of("zk-loop-0"));
+                        if !seen.0.is_empty() && !seen.1.is_empty() || Instant::now() > deadline {
+                            break seen;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    };
+                    let mine = policy_in("/proc/thread-self/stat".as_ref());
+                    server.shutdown();
+                    (seen, mine)
+                })
+                .unwrap();
+            let ((core, looped), caller) = caller.join().unwrap();
+            assert_eq!(core, [expected], "{setting:?}: the sequencer");
+            assert_eq!(looped, [expected], "{setting:?}: a loop");
+            assert_eq!(
+                caller, 0,
+                "{setting:?}: the caller's thread is left as it was"
+            );
+        }
+    }
 
     #[test]
     fn servers_sharing_a_host_share_its_cores_among_their_loops() {

@@ -1,0 +1,142 @@
+//! The server's threads under Linux's `SCHED_BATCH` policy (`zkrs.schedBatch`).
+//!
+//! A write crosses several threads on each server (a loop, the sequencer,
+//! `zk-quorum`, the log's sync thread) and, in an ensemble, three or five
+//! servers. When those servers share a host's cores, each hand-off's
+//! wake-up preempted whatever thread ran on that core, mid-batch, under the
+//! default policy: on two cores with three servers, a third of the context
+//! switches were such preemptions. A `SCHED_BATCH` thread woken waits for
+//! the running one to block or use up its slice instead, so each stage
+//! finishes its batch (README, "Where the time goes"). Setting it needs no
+//! privilege. Only threads still under the default policy are switched: an
+//! operator's `chrt` on the process is left alone.
+//!
+//! The only `unsafe` of the crate: two libc calls on the calling thread.
+
+use std::io;
+
+/// The calling thread under `SCHED_BATCH` while it lives, so that the
+/// threads it spawns meanwhile inherit the policy; dropped, the calling
+/// thread is back under the default policy (a library caller's thread is
+/// not changed for good).
+pub(crate) struct BatchSpawns {
+    switched: bool,
+}
+
+impl BatchSpawns {
+    /// Switches the calling thread if it runs under the default policy
+    /// (`SCHED_OTHER`); `Ok` with nothing switched under any other policy,
+    /// and on a system other than Linux.
+    pub(crate) fn start() -> io::Result<BatchSpawns> {
+        let switched = imp::current_is_default()? && {
+            imp::set(imp::BATCH)?;
+            true
+        };
+        Ok(BatchSpawns { switched })
+    }
+
+    /// Whether the threads spawned from now on run under `SCHED_BATCH`.
+    pub(crate) fn switched(&self) -> bool {
+        self.switched
+    }
+}
+
+impl Drop for BatchSpawns {
+    fn drop(&mut self) {
+        if self.switched {
+            let _ = imp::set(imp::DEFAULT);
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+mod imp {
+    use std::io;
+
+    pub(super) const BATCH: libc::c_int = libc::SCHED_BATCH;
+    pub(super) const DEFAULT: libc::c_int = libc::SCHED_OTHER;
+
+    pub(super) fn current_is_default() -> io::Result<bool> {
+        // SAFETY: sched_getscheduler(0) reads the calling thread's policy;
+        // it takes no pointer.
+        let policy = unsafe { libc::sched_getscheduler(0) };
+        if policy < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(policy == DEFAULT)
+    }
+
+    pub(super) fn set(policy: libc::c_int) -> io::Result<()> {
+        // Both policies take priority 0.
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `param` is a valid sched_param that outlives the call,
+        // which only reads it; pid 0 is the calling thread.
+        if unsafe { libc::sched_setscheduler(0, policy, &param) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod imp {
+    use std::io;
+
+    pub(super) const BATCH: i32 = 3;
+    pub(super) const DEFAULT: i32 = 0;
+
+    pub(super) fn current_is_default() -> io::Result<bool> {
+        Ok(false)
+    }
+
+    pub(super) fn set(_: i32) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    fn policy_of_a_thread_spawned_now() -> i32 {
+        std::thread::spawn(policy_of_this_thread).join().unwrap()
+    }
+
+    fn policy_of_this_thread() -> i32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        // Field 41 (policy), counted after the command's closing parenthesis.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        after.split(' ').nth(38).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn threads_spawned_while_it_lives_are_batch_and_the_caller_is_restored() {
+        std::thread::spawn(|| {
+            assert_eq!(policy_of_this_thread(), libc::SCHED_OTHER);
+            let scope = BatchSpawns::start().unwrap();
+            assert!(scope.switched());
+            assert_eq!(policy_of_a_thread_spawned_now(), libc::SCHED_BATCH);
+            drop(scope);
+            assert_eq!(policy_of_this_thread(), libc::SCHED_OTHER);
+            assert_eq!(policy_of_a_thread_spawned_now(), libc::SCHED_OTHER);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_thread_under_another_policy_is_left_alone() {
+        std::thread::spawn(|| {
+            let outer = BatchSpawns::start().unwrap();
+            assert!(outer.switched());
+            // Already SCHED_BATCH (an operator's chrt): not switched, not restored.
+            let inner = BatchSpawns::start().unwrap();
+            assert!(!inner.switched());
+            drop(inner);
+            assert_eq!(policy_of_this_thread(), libc::SCHED_BATCH);
+        })
+        .join()
+        .unwrap();
+    }
+}
