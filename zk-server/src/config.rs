@@ -1377,30 +1377,28 @@ impl Line<'_> {
     }
 
     /// yes or no (also true / false).
+    fn yes_no(&self) -> Result<bool, ConfigError> {
+        parse_bool(self.value).ok_or_else(|| self.expected("yes or no"))
+    }
+
     /// `auto` (`None`), or yes or no.
     fn yes_no_auto(&self) -> Result<Option<bool>, ConfigError> {
         if self.value.eq_ignore_ascii_case("auto") {
             return Ok(None);
         }
-        let value = self.value;
-        parse_bool(value).map(Some).ok_or_else(|| {
-            ConfigError::at(
-                self.no,
-                self.key,
-                format!("invalid value {value:?}: expected yes, no or auto"),
-            )
-        })
+        parse_bool(self.value)
+            .map(Some)
+            .ok_or_else(|| self.expected("yes, no or auto"))
     }
 
-    fn yes_no(&self) -> Result<bool, ConfigError> {
+    /// The error for a value that is not one of `what`.
+    fn expected(&self, what: &str) -> ConfigError {
         let value = self.value;
-        parse_bool(value).ok_or_else(|| {
-            ConfigError::at(
-                self.no,
-                self.key,
-                format!("invalid value {value:?}: expected yes or no"),
-            )
-        })
+        ConfigError::at(
+            self.no,
+            self.key,
+            format!("invalid value {value:?}: expected {what}"),
+        )
     }
 }
 
