@@ -22,6 +22,22 @@
 //! (`TestReadOnlyMode`, which the harness's `-Dreadonlymode.enabled=true`
 //! asks of every server) was not built, nor was `reconfig` on our leader
 //! (`TestReconfig`).
+//!
+//! One of kazoo's tests is left out (with its eventlet twin,
+//! `TestEventletLock::test_rw_lock`): `test_lock.py::KazooLockTests::test_rw_lock`
+//! ([`RACY`]) races on its own condition variable. Its main thread hands the
+//! lock from a reader to a writer by setting the reader's event and waiting
+//! for `active_thread` to go back to `None`; the reader clears it and
+//! releases the lock, and the writer, woken by its watch, takes the lock and
+//! sets `active_thread` again. When the writer gets there before the main
+//! thread looks (two server round trips against one re-acquisition of a
+//! Python lock: a fast server on two loaded cores, the GIL), the main thread
+//! waits for a `None` it missed and the writer for an event the main thread
+//! will never set. Seen twice in CI runs against our ensemble (2026-12-06,
+//! with `py-spy dump`: the writer's thread in `event.wait()` holding the
+//! lock, the main thread at `while self.active_thread` after setting the
+//! reader's event, the servers idle with every request answered); the whole
+//! suite then hung until [`DEADLINE`].
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -35,6 +51,9 @@ use zk_integration::server::APACHE_CLASSPATH;
 const TLS: [&str; 1] = ["test_client.py::TestSSLClient::test_create"];
 
 const DEADLINE: Duration = Duration::from_secs(15 * 60);
+
+/// kazoo's tests that race on their own threads (module doc): not run.
+const RACY: &str = "not test_rw_lock";
 
 fn python(code: &str) -> Option<String> {
     let out = Command::new("python3").args(["-c", code]).output().ok()?;
@@ -141,7 +160,16 @@ fn run_suite(
     let out_path = dir.path().join("pytest.out");
     let out = std::fs::File::create(&out_path).unwrap();
     let mut child = Command::new("python3")
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE"])
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-rfE",
+            "-k",
+            RACY,
+        ])
         .arg(tests_dir)
         .current_dir(dir.path())
         .env("PATH", path)
