@@ -131,7 +131,7 @@ fn servers_on_this_host(config: &Config) -> usize {
 /// preempted each other's threads mid-batch at every hand-off. The threads
 /// spawned while the returned scope lives inherit the policy.
 fn batch_threads(config: &Config, here: usize) -> Option<crate::sched::BatchSpawns> {
-    if !config.sched_batch.unwrap_or(here > 1) {
+    if !wants_batch(config.sched_batch, here) {
         return None;
     }
     match crate::sched::BatchSpawns::start() {
@@ -148,6 +148,12 @@ fn batch_threads(config: &Config, here: usize) -> Option<crate::sched::BatchSpaw
             None
         }
     }
+}
+
+/// zkrs.schedBatch's `yes` / `no`, else (`auto`) whether more than one
+/// configured server is on this host.
+fn wants_batch(setting: Option<bool>, here: usize) -> bool {
+    setting.unwrap_or(here > 1)
 }
 
 /// The parts of one event loop before its thread starts: its poll and the
@@ -571,6 +577,16 @@ mod tests {
                 "{setting:?}: the caller's thread is left as it was"
             );
         }
+    }
+
+    #[test]
+    fn sched_batch_auto_switches_when_servers_share_the_host() {
+        assert!(!wants_batch(None, 0), "standalone");
+        assert!(!wants_batch(None, 1), "a host to itself");
+        assert!(wants_batch(None, 2));
+        assert!(wants_batch(None, 5));
+        assert!(!wants_batch(Some(false), 3));
+        assert!(wants_batch(Some(true), 0));
     }
 
     #[test]
