@@ -117,31 +117,35 @@ mod tests {
         std::thread::spawn(policy_of_this_thread).join().unwrap()
     }
 
-    #[test]
-    fn threads_spawned_while_it_lives_are_batch_and_the_caller_is_restored() {
+    /// Runs `f` on a thread of its own (whose policy it changes), unless
+    /// the tests run under another policy than SCHED_OTHER.
+    fn on_a_default_thread(f: impl FnOnce() + Send + 'static) {
         std::thread::spawn(|| {
             if policy_of_this_thread() != libc::SCHED_OTHER {
                 eprintln!("skipped: the tests run under another policy than SCHED_OTHER");
                 return;
             }
-            let scope = BatchSpawns::start().unwrap();
-            assert!(scope.switched());
-            assert_eq!(policy_of_a_thread_spawned_now(), libc::SCHED_BATCH);
-            drop(scope);
-            assert_eq!(policy_of_this_thread(), libc::SCHED_OTHER);
-            assert_eq!(policy_of_a_thread_spawned_now(), libc::SCHED_OTHER);
+            f();
         })
         .join()
         .unwrap();
     }
 
     #[test]
+    fn threads_spawned_while_it_lives_are_batch_and_the_caller_is_restored() {
+        on_a_default_thread(|| {
+            let scope = BatchSpawns::start().unwrap();
+            assert!(scope.switched());
+            assert_eq!(policy_of_a_thread_spawned_now(), libc::SCHED_BATCH);
+            drop(scope);
+            assert_eq!(policy_of_this_thread(), libc::SCHED_OTHER);
+            assert_eq!(policy_of_a_thread_spawned_now(), libc::SCHED_OTHER);
+        });
+    }
+
+    #[test]
     fn a_thread_under_another_policy_is_left_alone() {
-        std::thread::spawn(|| {
-            if policy_of_this_thread() != libc::SCHED_OTHER {
-                eprintln!("skipped: the tests run under another policy than SCHED_OTHER");
-                return;
-            }
+        on_a_default_thread(|| {
             let outer = BatchSpawns::start().unwrap();
             assert!(outer.switched());
             // Already SCHED_BATCH (an operator's chrt): not switched, not restored.
@@ -149,8 +153,6 @@ mod tests {
             assert!(!inner.switched());
             drop(inner);
             assert_eq!(policy_of_this_thread(), libc::SCHED_BATCH);
-        })
-        .join()
-        .unwrap();
+        });
     }
 }
