@@ -29,7 +29,7 @@ impl BatchSpawns {
     /// and on a system other than Linux.
     pub(crate) fn start() -> io::Result<BatchSpawns> {
         let switched = imp::current_is_default()? && {
-            imp::set(imp::BATCH)?;
+            imp::set_batch(true)?;
             true
         };
         Ok(BatchSpawns { switched })
@@ -44,7 +44,7 @@ impl BatchSpawns {
 impl Drop for BatchSpawns {
     fn drop(&mut self) {
         if self.switched {
-            let _ = imp::set(imp::DEFAULT);
+            let _ = imp::set_batch(false);
         }
     }
 }
@@ -54,9 +54,6 @@ impl Drop for BatchSpawns {
 mod imp {
     use std::io;
 
-    pub(super) const BATCH: libc::c_int = libc::SCHED_BATCH;
-    pub(super) const DEFAULT: libc::c_int = libc::SCHED_OTHER;
-
     pub(super) fn current_is_default() -> io::Result<bool> {
         // SAFETY: sched_getscheduler(0) reads the calling thread's policy;
         // it takes no pointer.
@@ -64,10 +61,16 @@ mod imp {
         if policy < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(policy == DEFAULT)
+        Ok(policy == libc::SCHED_OTHER)
     }
 
-    pub(super) fn set(policy: libc::c_int) -> io::Result<()> {
+    /// The calling thread under `SCHED_BATCH`, or back under `SCHED_OTHER`.
+    pub(super) fn set_batch(on: bool) -> io::Result<()> {
+        let policy = if on {
+            libc::SCHED_BATCH
+        } else {
+            libc::SCHED_OTHER
+        };
         // Both policies take priority 0.
         let param = libc::sched_param { sched_priority: 0 };
         // SAFETY: `param` is a valid sched_param that outlives the call,
@@ -83,14 +86,12 @@ mod imp {
 mod imp {
     use std::io;
 
-    pub(super) const BATCH: i32 = 3;
-    pub(super) const DEFAULT: i32 = 0;
-
+    /// No policy to switch from: nothing is ever switched.
     pub(super) fn current_is_default() -> io::Result<bool> {
         Ok(false)
     }
 
-    pub(super) fn set(_: i32) -> io::Result<()> {
+    pub(super) fn set_batch(_: bool) -> io::Result<()> {
         Ok(())
     }
 }
