@@ -1027,9 +1027,14 @@ impl Config {
                 self.servers.push(server);
                 self.server_lines.push(line_no);
             }
-            k if k.starts_with("group.") || k.starts_with("weight.") => self.warnings.push(
-                format!("line {line_no}: {k} (hierarchical quorums) is not supported yet; ignored"),
-            ),
+            k if k.starts_with("group.") || k.starts_with("weight.") => {
+                self.warnings.push(format!(
+                    "line {line_no}: {k} (hierarchical or weighted quorums) is not supported yet; \
+                     ignored: this server counts a simple majority of the voters, so do not mix it \
+                     with Apache servers that read these lines (their quorums need not overlap \
+                     this server's)"
+                ))
+            }
             // QuorumPeerConfig makes it `zookeeper.readonlymode.enabled`,
             // which nothing reads: only the JVM's own property counts.
             "readonlymode.enabled" => self.warnings.push(format!(
@@ -1947,6 +1952,23 @@ mod tests {
         assert_eq!(c.warnings.len(), 2);
         assert!(c.warnings[0].contains("frobnicate"));
         assert!(c.warnings[1].contains("admin.frob"));
+    }
+
+    /// Hierarchical and weighted quorums are not built: the warning says
+    /// what this server counts instead and that mixing it with Apache
+    /// servers that read the lines is unsafe (with nine servers in three
+    /// groups, Apache's quorum {1,2,4,5} and a majority {3,6,7,8,9} share
+    /// no server).
+    #[test]
+    fn group_and_weight_lines_warn_that_quorums_stay_majorities() {
+        let c = Config::parse("dataDir=/d\nclientPort=1\ngroup.1=1:2:3\nweight.2=0\n").unwrap();
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        for (w, key) in c.warnings.iter().zip(["group.1", "weight.2"]) {
+            assert!(
+                w.contains(key) && w.contains("simple majority") && w.contains("Apache"),
+                "{w}"
+            );
+        }
     }
 
     #[test]
