@@ -294,6 +294,177 @@ fn five_servers_survive_losing_the_leader_and_a_follower() {
     });
 }
 
+/// Hierarchical quorums (`group.N`), as Apache's `QuorumHierarchical`:
+/// groups {1, 2}, {3, 4} and {5}. Servers 2, 3 and 4 are a majority of the
+/// five but carry one group of three, so with 1 and 5 down nobody serves;
+/// with 5 back, {3, 4} and {5} are two groups and the ensemble serves again,
+/// every acknowledged write kept. Regression: our servers ignored the lines
+/// and counted majorities (with nine servers in three groups a majority and
+/// one of Apache's hierarchical quorums can share no server).
+#[test]
+fn hierarchical_quorums_count_groups() {
+    hierarchical_quorums(vec![]);
+}
+
+/// The same with three of ours and two Apache 3.8 servers.
+#[test]
+fn hierarchical_quorums_count_groups_as_apaches() {
+    use zk_integration::server::Flavor;
+    hierarchical_quorums(vec![
+        Flavor::Ours,
+        Flavor::Apache,
+        Flavor::Ours,
+        Flavor::Apache,
+        Flavor::Ours,
+    ]);
+}
+
+/// Reconfig with groups in force, as Apache's `PrepRequestProcessor`: an
+/// incremental one is BADARGUMENTS ("non-majority quorum system"); new
+/// members without `group.N` lines make a majority configuration, which the
+/// ensemble then counts (two of three serve where groups {1, 2}, {3} needed
+/// server 3).
+#[test]
+fn reconfig_with_groups_in_force() {
+    use zk_integration::ensemble::{CLIENT_PORT, ELECTION_PORT, EnsembleOptions, ensemble_with};
+    use zk_jute::{ReconfigRequest, Request};
+    let opts = EnsembleOptions {
+        cfg_extra: "group.1=1:2\ngroup.2=3\nreconfigEnabled=true\nskipACL=yes\n".into(),
+        ..EnsembleOptions::default()
+    };
+    let mut m = ensemble_with(3, &opts);
+    for x in m.iter_mut() {
+        x.start();
+    }
+    let leader = serving(&m, &[0, 1, 2]);
+    let mut c = connect(&m[leader]);
+    let mut reconfig = |leaving: Option<&str>, new_members: Option<&str>| {
+        c.call(&Request::Reconfig(ReconfigRequest {
+            joining_servers: None,
+            leaving_servers: leaving.map(str::to_string),
+            new_members: new_members.map(str::to_string),
+            cur_config_id: -1,
+        }))
+        .expect("the reconfig's answer")
+        .err
+    };
+    assert_eq!(reconfig(Some("3"), None), -8, "incremental: BADARGUMENTS");
+    let members: Vec<String> = m
+        .iter()
+        .map(|x| {
+            format!(
+                "server.{}={}:{QUORUM_PORT}:{ELECTION_PORT}:participant;{}:{CLIENT_PORT}",
+                x.sid, x.ip, x.ip
+            )
+        })
+        .collect();
+    let grouped = format!("{},group.1=1:2:3", members.join(","));
+    assert_eq!(
+        reconfig(None, Some(&grouped)),
+        -8,
+        "new groups: BADARGUMENTS"
+    );
+    assert_eq!(reconfig(None, Some(&members.join(","))), 0, "new members");
+    drop(c);
+    let majority_config = |x: &Member| -> Option<bool> {
+        let mut c = connect(x);
+        sync(&mut c).ok()?;
+        let (d, _) = c.get_data("/zookeeper/config", false).ok()?.ok()?;
+        let text = String::from_utf8_lossy(&d).into_owned();
+        Some(text.contains("server.3=") && !text.contains("group."))
+    };
+    wait_until("a majority configuration everywhere", || {
+        m.iter()
+            .all(|x| majority_config(x) == Some(true))
+            .then_some(())
+    });
+    // Server 3 alone was a group of the two: now 1 and 2 are a majority.
+    m[2].kill9();
+    let rest = serving(&m, &[0, 1]);
+    connect(&m[rest])
+        .create("/majority", b"m", 0)
+        .unwrap()
+        .expect("a write by a majority");
+}
+
+fn hierarchical_quorums(flavors: Vec<zk_integration::server::Flavor>) {
+    use zk_integration::ensemble::{EnsembleOptions, ensemble_with};
+    let opts = EnsembleOptions {
+        cfg_extra: "group.1=1:2\ngroup.2=3:4\ngroup.3=5\n".into(),
+        flavors,
+        ..EnsembleOptions::default()
+    };
+    let mut m = ensemble_with(5, &opts);
+    for x in m.iter_mut() {
+        x.start();
+    }
+    serving(&m, &[0, 1, 2, 3, 4]);
+    // `/zookeeper/config` as QuorumHierarchical.toString prints it: the
+    // servers, the groups, every voter's weight, the version; the same text
+    // on every server, Apache's and ours.
+    let configs: Vec<String> = m
+        .iter()
+        .map(|x| {
+            let mut c = connect(x);
+            sync(&mut c).expect("sync");
+            let (d, _) = c
+                .get_data("/zookeeper/config", false)
+                .unwrap()
+                .expect("getData /zookeeper/config");
+            String::from_utf8_lossy(&d).into_owned()
+        })
+        .collect();
+    assert!(
+        configs[0].ends_with(
+            "group.1=1:2\ngroup.2=3:4\ngroup.3=5\n\
+             weight.1=1\nweight.2=1\nweight.3=1\nweight.4=1\nweight.5=1\nversion=0"
+        ),
+        "{}",
+        configs[0]
+    );
+    assert!(configs.iter().all(|c| *c == configs[0]), "{configs:#?}");
+    let mut c = connect(&m[2]);
+    let acked: Vec<String> = (0..10)
+        .map(|i| {
+            let p = format!("/groups{i}");
+            c.create(&p, b"g", 0).unwrap().expect("create");
+            p
+        })
+        .collect();
+    drop(c);
+    m[0].kill9();
+    m[4].kill9();
+    // The old leader (if it survived) steps down within syncLimit; then
+    // nobody may lead for as long as we watch.
+    wait_until("no leader among servers 2, 3 and 4", || {
+        [1, 2, 3]
+            .iter()
+            .all(|&i| m[i].mode().is_none())
+            .then_some(())
+    });
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        for &i in &[1, 2, 3] {
+            assert_eq!(
+                m[i].mode(),
+                None,
+                "server {} serves without a hierarchical quorum",
+                m[i].sid
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    m[4].start();
+    serving(&m, &[1, 2, 3, 4]);
+    for &i in &[1, 2, 3, 4] {
+        assert_has(&m[i], &acked, b"g");
+    }
+    let mut c = connect(&m[4]);
+    c.create("/groups-back", b"b", 0)
+        .unwrap()
+        .expect("a write with two groups");
+}
+
 /// A follower's `sync` goes through the leader (regression: a session with
 /// nothing in flight had it answered by the follower's own loop, so a read
 /// after it could miss a write another server had acknowledged; found by

@@ -489,8 +489,10 @@ impl<Q: Quorum> Election<Q> {
                 self.recvset.insert(from, self.proposal_ballot());
                 return;
             }
-            if !n.vote.beats(&self.proposal) {
-                // Discarded. Unlike Apache's poll, the wait keeps its
+            let weighs = u64::try_from(n.vote.leader).is_ok_and(|s| self.quorum.weight(s) > 0);
+            if !(n.vote.beats(&self.proposal) && weighs) {
+                // Discarded (a candidate of weight 0 loses
+                // `totalOrderPredicate`). Unlike Apache's poll, the wait keeps its
                 // deadline: the peers' repeated notifications (their own
                 // notification interval equals the wait) stretched elections
                 // to twice the wait, and a vote that cannot win tells
@@ -501,7 +503,11 @@ impl<Q: Quorum> Election<Q> {
                     && self.quorum.is_voter(from);
                 if self.params.early_finalize && this_round && n.vote == self.proposal {
                     self.recvset.insert(from, self.proposal_ballot());
-                } else if self.params.answer_losing_votes && this_round && from != self.me {
+                } else if self.params.answer_losing_votes
+                    && this_round
+                    && from != self.me
+                    && !n.vote.beats(&self.proposal)
+                {
                     // A voter that went LOOKING after our notifications
                     // reached it (it still followed) sends its own, losing
                     // vote; without an answer it learns ours only at its
@@ -586,7 +592,15 @@ impl<Q: Quorum> Election<Q> {
         } else if n.vote.beats(&self.proposal) && self.may_lead(&n.vote) {
             self.proposal = n.vote;
             self.send_notifications(out, loopback);
-        } else if self.params.answer_losing_votes && n.vote != self.proposal && from != self.me {
+        } else if self.params.answer_losing_votes
+            && n.vote != self.proposal
+            && from != self.me
+            && !n.vote.beats(&self.proposal)
+        {
+            // Only a vote that loses: one that wins but may not lead (a
+            // candidate of weight 0) would answer ours back, and the two
+            // would answer each other forever (zk-sim, hierarchical
+            // quorums, seed 394).
             self.answer(from, out);
         }
         self.recvset.insert(
@@ -683,9 +697,11 @@ impl<Q: Quorum> Election<Q> {
     }
 
     /// Whether `v`'s leader is a voter in force (`totalOrderPredicate`
-    /// weighs a candidate with the current verifier only).
+    /// weighs a candidate with the current verifier only) of a weight
+    /// other than 0 (`getWeight(newId) == 0` loses there).
     fn may_lead(&self, v: &Vote) -> bool {
-        u64::try_from(v.leader).is_ok_and(|s| self.quorum.is_current_voter(s))
+        u64::try_from(v.leader)
+            .is_ok_and(|s| self.quorum.is_current_voter(s) && self.quorum.weight(s) > 0)
     }
 
     fn valid_voter(&self, sid: i64) -> bool {

@@ -80,7 +80,7 @@ mod quorum;
 mod vote;
 
 pub use election::{Command, Decision, Election, Event, Params, Timer};
-pub use quorum::{Joint, Majority, Quorum};
+pub use quorum::{Groups, Joint, Majority, Quorum};
 pub use vote::{NOTIFICATION_VERSION, Notification, PeerState, Vote};
 
 /// A server id (`myid`, the `X` of `server.X`).

@@ -1,8 +1,9 @@
 //! Who votes, and which sets of voters make a quorum.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::hash::Hash;
+use std::sync::Arc;
 
 use crate::Sid;
 
@@ -23,6 +24,12 @@ pub trait Quorum: Clone + Debug + Eq + Hash {
     }
     /// The voters, in increasing sid order.
     fn voters(&self) -> Vec<Sid>;
+    /// `sid`'s weight (ZooKeeper's `getWeight`: 1 but in a weighted
+    /// configuration, [`Groups`]). A voter of weight 0 votes but never
+    /// counts, and is never adopted as the election's candidate.
+    fn weight(&self, _sid: Sid) -> u64 {
+        1
+    }
     /// Whether the voters among `acks` form a quorum. Non-voters in `acks`
     /// never count (ZooKeeper's `SyncedLearnerTracker.addAck`).
     fn contains_quorum(&self, acks: &BTreeSet<Sid>) -> bool;
@@ -34,10 +41,13 @@ pub trait Quorum: Clone + Debug + Eq + Hash {
     }
 }
 
-/// Simple majorities (ZooKeeper's `QuorumMaj`): more than half of the voters.
+/// Simple majorities (ZooKeeper's `QuorumMaj`): more than half of the
+/// voters; or, with [`Groups`] (zoo.cfg's `group.N` / `weight.N` lines),
+/// ZooKeeper's hierarchical quorums (`QuorumHierarchical`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Majority {
     voters: BTreeSet<Sid>,
+    groups: Option<Arc<Groups>>,
 }
 
 impl Majority {
@@ -45,7 +55,21 @@ impl Majority {
     pub fn new(voters: impl IntoIterator<Item = Sid>) -> Self {
         Self {
             voters: voters.into_iter().collect(),
+            groups: None,
         }
+    }
+
+    /// A hierarchical quorum: `groups`' voters are the voters.
+    pub fn hierarchical(groups: Arc<Groups>) -> Self {
+        Self {
+            voters: groups.weights.keys().copied().collect(),
+            groups: Some(groups),
+        }
+    }
+
+    /// The groups, for a hierarchical quorum.
+    pub fn groups(&self) -> Option<&Arc<Groups>> {
+        self.groups.as_ref()
     }
 }
 
@@ -58,9 +82,115 @@ impl Quorum for Majority {
         self.voters.iter().copied().collect()
     }
 
+    fn weight(&self, sid: Sid) -> u64 {
+        self.groups.as_ref().map_or(1, |g| g.weight(sid))
+    }
+
     fn contains_quorum(&self, acks: &BTreeSet<Sid>) -> bool {
+        if let Some(g) = &self.groups {
+            return g.contains_quorum(acks);
+        }
         let counted = acks.iter().filter(|s| self.voters.contains(s)).count();
         counted > self.voters.len() / 2
+    }
+}
+
+/// ZooKeeper's hierarchical quorums (`QuorumHierarchical`, zoo.cfg's
+/// `group.N=a:b:c` and `weight.a=w` lines): each voter is in exactly one
+/// group and has a weight (1 unless given; 0 votes but never counts). A set
+/// of servers is a quorum when, in more than half of the groups whose total
+/// weight is not 0, its members carry more than half of the group's weight
+/// (both halves rounded down, as ZooKeeper's integer division).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Groups {
+    /// Each voter's group.
+    group: BTreeMap<Sid, u64>,
+    /// Each voter's weight.
+    weights: BTreeMap<Sid, u64>,
+    /// Each group's total weight.
+    totals: BTreeMap<u64, u64>,
+}
+
+impl Groups {
+    /// The groups (`group.N` → its voters) and the weights given
+    /// (`weight.sid`; a voter without one weighs 1) over `voters`. Errors,
+    /// as ZooKeeper's: a server in two groups, a voter in none; and, where
+    /// ZooKeeper would fail later or count a server that never votes: a
+    /// group member or a weight that is not a voter, a total weight that
+    /// overflows.
+    pub fn new(
+        voters: &BTreeSet<Sid>,
+        groups: &BTreeMap<u64, Vec<Sid>>,
+        weights: &BTreeMap<Sid, u64>,
+    ) -> Result<Self, String> {
+        let mut group = BTreeMap::new();
+        for (&gid, members) in groups {
+            for &sid in members {
+                if !voters.contains(&sid) {
+                    return Err(format!("group.{gid}: server {sid} is not a voter"));
+                }
+                if let Some(other) = group.insert(sid, gid) {
+                    return Err(format!("server {sid} is in groups {other} and {gid}"));
+                }
+            }
+        }
+        if let Some(sid) = weights.keys().find(|s| !voters.contains(s)) {
+            return Err(format!("weight.{sid}: server {sid} is not a voter"));
+        }
+        let mut all = BTreeMap::new();
+        let mut totals: BTreeMap<u64, u64> = groups.keys().map(|&g| (g, 0)).collect();
+        for &sid in voters {
+            let Some(&gid) = group.get(&sid) else {
+                return Err(format!("server {sid} is not in a group"));
+            };
+            let w = weights.get(&sid).copied().unwrap_or(1);
+            all.insert(sid, w);
+            let total = totals.entry(gid).or_default();
+            *total = total
+                .checked_add(w)
+                .ok_or_else(|| format!("group.{gid}: total weight overflows"))?;
+        }
+        Ok(Self {
+            group,
+            weights: all,
+            totals,
+        })
+    }
+
+    /// `sid`'s weight (0 for a server that is not a voter).
+    pub fn weight(&self, sid: Sid) -> u64 {
+        self.weights.get(&sid).copied().unwrap_or(0)
+    }
+
+    /// The groups, each with its voters in increasing sid order.
+    pub fn groups(&self) -> BTreeMap<u64, Vec<Sid>> {
+        let mut out: BTreeMap<u64, Vec<Sid>> = self.totals.keys().map(|&g| (g, vec![])).collect();
+        for (&sid, &gid) in &self.group {
+            out.entry(gid).or_default().push(sid);
+        }
+        out
+    }
+
+    /// Every voter's weight, in increasing sid order.
+    pub fn weights(&self) -> &BTreeMap<Sid, u64> {
+        &self.weights
+    }
+
+    /// Whether the voters among `acks` are a quorum (see [`Groups`]).
+    pub fn contains_quorum<'a>(&self, acks: impl IntoIterator<Item = &'a Sid>) -> bool {
+        let mut carried: BTreeMap<u64, u64> = BTreeMap::new();
+        for sid in acks {
+            if let (Some(&gid), Some(&w)) = (self.group.get(sid), self.weights.get(sid)) {
+                let c = carried.entry(gid).or_default();
+                *c = c.saturating_add(w);
+            }
+        }
+        let won = carried
+            .iter()
+            .filter(|(gid, w)| **w > self.totals.get(gid).copied().unwrap_or(0) / 2)
+            .count();
+        let counted = self.totals.values().filter(|t| **t > 0).count();
+        won > counted / 2
     }
 }
 
@@ -106,6 +236,10 @@ impl Quorum for Joint {
 
     fn is_current_voter(&self, sid: Sid) -> bool {
         self.current.is_voter(sid)
+    }
+
+    fn weight(&self, sid: Sid) -> u64 {
+        self.current.weight(sid)
     }
 
     fn voters(&self) -> Vec<Sid> {
@@ -167,6 +301,79 @@ mod tests {
         );
         let plain = Joint::new(Majority::new([1, 2, 3]), None);
         assert!(plain.contains_quorum(&set(&[1, 2])) && !plain.is_voter(4));
+    }
+
+    fn groups(voters: &[Sid], groups: &[(u64, &[Sid])], weights: &[(Sid, u64)]) -> Groups {
+        let groups = groups.iter().map(|(g, m)| (*g, m.to_vec())).collect();
+        Groups::new(&set(voters), &groups, &weights.iter().copied().collect()).unwrap()
+    }
+
+    #[test]
+    fn hierarchical_quorums_are_a_majority_of_groups_by_a_majority_of_weight() {
+        // QuorumHierarchical.containsQuorum: groups {1,2}, {3,4}, {5}.
+        let g = groups(
+            &[1, 2, 3, 4, 5],
+            &[(1, &[1, 2]), (2, &[3, 4]), (3, &[5])],
+            &[],
+        );
+        let q = Majority::hierarchical(Arc::new(g));
+        assert_eq!(q.voters(), vec![1, 2, 3, 4, 5]);
+        assert!(
+            !q.contains_quorum(&set(&[2, 3, 4])),
+            "a majority, one group"
+        );
+        assert!(q.contains_quorum(&set(&[1, 2, 5])), "two groups of three");
+        assert!(q.contains_quorum(&set(&[3, 4, 5])));
+        assert!(
+            !q.contains_quorum(&set(&[1, 3, 5])),
+            "half of a group's weight is not more"
+        );
+        assert!(!q.contains_quorum(&set(&[])));
+        // Nine servers in three groups: a hierarchical quorum of four, and a
+        // majority of five that shares no server with it.
+        let nine: Vec<Sid> = (1..=9).collect();
+        let g = groups(
+            &nine,
+            &[(1, &[1, 2, 3]), (2, &[4, 5, 6]), (3, &[7, 8, 9])],
+            &[],
+        );
+        assert!(g.contains_quorum(&set(&[1, 2, 4, 5])));
+        assert!(!g.contains_quorum(&set(&[3, 6, 7, 8, 9])));
+        assert!(Majority::new(nine).contains_quorum(&set(&[3, 6, 7, 8, 9])));
+    }
+
+    #[test]
+    fn weights_count_and_zero_weight_groups_do_not() {
+        // Server 3 weighs 0: it votes, never counts; group {3} weighs 0 and
+        // is not counted among the groups (numGroups--).
+        let g = groups(&[1, 2, 3], &[(1, &[1]), (2, &[2]), (3, &[3])], &[(3, 0)]);
+        assert_eq!((g.weight(1), g.weight(3), g.weight(9)), (1, 0, 0));
+        assert!(
+            !g.contains_quorum(&set(&[1, 3])),
+            "one group of two counted"
+        );
+        assert!(g.contains_quorum(&set(&[1, 2])));
+        let q = Joint::new(Majority::hierarchical(Arc::new(g)), None);
+        assert_eq!((q.weight(1), q.weight(3)), (1, 0));
+        // A heavy server carries its group alone.
+        let g = groups(&[1, 2, 3], &[(1, &[1, 2, 3])], &[(1, 3)]);
+        assert!(g.contains_quorum(&set(&[1])) && !g.contains_quorum(&set(&[2, 3])));
+        assert_eq!(g.groups(), BTreeMap::from([(1, vec![1, 2, 3])]));
+        assert_eq!(g.weights(), &BTreeMap::from([(1, 3), (2, 1), (3, 1)]));
+    }
+
+    #[test]
+    fn groups_that_zookeeper_refuses_are_errors() {
+        let v = set(&[1, 2, 3]);
+        let g = |groups: &[(u64, &[Sid])], weights: &[(Sid, u64)]| {
+            let groups = groups.iter().map(|(g, m)| (*g, m.to_vec())).collect();
+            Groups::new(&v, &groups, &weights.iter().copied().collect()).unwrap_err()
+        };
+        assert!(g(&[(1, &[1, 2]), (2, &[2, 3])], &[]).contains("in groups 1 and 2"));
+        assert!(g(&[(1, &[1, 2])], &[]).contains("server 3 is not in a group"));
+        assert!(g(&[(1, &[1, 2, 3, 4])], &[]).contains("server 4 is not a voter"));
+        assert!(g(&[(1, &[1, 2, 3])], &[(7, 1)]).contains("weight.7"));
+        assert!(g(&[(1, &[1, 2, 3])], &[(1, u64::MAX), (2, 1)]).contains("overflows"));
     }
 
     #[test]

@@ -477,6 +477,89 @@ fn three_cores_exchanging_everything_elect_the_best() {
 }
 
 #[test]
+fn a_candidate_of_weight_zero_is_never_adopted() {
+    // totalOrderPredicate: getWeight(newId) == 0 loses, however good the
+    // vote. Groups {1}, {2}, {3}; server 3 weighs 0.
+    let q = Majority::hierarchical(g_arc());
+    let mut e = Election::new(1, q.clone(), params());
+    start(&mut e, ZXID, 1);
+    let out = recv(&mut e, 3, note(PeerState::Looking, vote(3, ZXID + 5, 1), 1));
+    assert_eq!(
+        e.proposal(),
+        vote(1, ZXID, 1),
+        "3's better vote is not adopted"
+    );
+    assert!(sends(&out).is_empty());
+    // 2's vote is, and with 1 it is a quorum of the groups that count.
+    let out = recv(&mut e, 2, note(PeerState::Looking, vote(2, ZXID, 1), 1));
+    assert_eq!(e.proposal(), vote(2, ZXID, 1));
+    assert_eq!(armed(&out, Timer::Finalize), Some(50));
+    // During the finalize wait a better vote for 3 does not end it.
+    let out = recv(&mut e, 3, note(PeerState::Looking, vote(3, ZXID + 5, 1), 1));
+    assert!(e.is_finalizing() && sends(&out).is_empty());
+    let d = decision(&step(&mut e, Event::Timer(Timer::Finalize))).expect("decided");
+    assert_eq!(d.leader, 2);
+    // Server 3 itself ends up following 2 (it never wins: nobody adopts it).
+    let mut three = Election::new(3, q, params());
+    start(&mut three, ZXID + 5, 1);
+    for from in [1, 2] {
+        recv(
+            &mut three,
+            from,
+            note(PeerState::Looking, vote(2, ZXID, 1), 1),
+        );
+    }
+    let out = step(&mut three, Event::Timer(Timer::Finalize));
+    assert_eq!(
+        decision(&out).map(|d| d.leader),
+        None,
+        "its own vote is no quorum"
+    );
+    let out = recv(&mut three, 2, note(PeerState::Leading, vote(2, ZXID, 1), 1));
+    let out2 = recv(
+        &mut three,
+        1,
+        note(PeerState::Following, vote(2, ZXID, 1), 1),
+    );
+    let d = decision(&out)
+        .or(decision(&out2))
+        .expect("joins the leader");
+    assert_eq!(d.leader, 2);
+    // Regression (zk-sim, seed 394): with `answer_losing_votes`, a vote that
+    // wins but may not lead was answered as a losing one; its sender
+    // answered ours (which loses to its own) and the two never stopped.
+    let p = Params {
+        answer_losing_votes: true,
+        ..params()
+    };
+    let mut one = Election::new(1, Majority::hierarchical(g_arc()), p);
+    start(&mut one, ZXID, 1);
+    let out = recv(
+        &mut one,
+        3,
+        note(PeerState::Looking, vote(3, ZXID + 5, 1), 1),
+    );
+    assert!(
+        sends(&out).is_empty(),
+        "no answer to a better vote: {out:?}"
+    );
+    let out = recv(
+        &mut one,
+        2,
+        note(PeerState::Looking, vote(2, ZXID - 1, 1), 1),
+    );
+    assert_eq!(sends(&out).len(), 1, "a losing vote is answered");
+}
+
+/// The groups of [`a_candidate_of_weight_zero_is_never_adopted`]: {1}, {2},
+/// {3}, server 3 of weight 0.
+fn g_arc() -> std::sync::Arc<crate::Groups> {
+    let voters = [1, 2, 3].into_iter().collect();
+    let groups = [(1, vec![1]), (2, vec![2]), (3, vec![3])].into();
+    std::sync::Arc::new(crate::Groups::new(&voters, &groups, &[(3, 0)].into()).unwrap())
+}
+
+#[test]
 fn a_peer_claiming_our_sid_is_ignored() {
     // Found by the election fuzz target: a LOOKING notification "from" our own
     // sid with an older round made the core answer itself.

@@ -421,14 +421,36 @@ pub fn voter_ids<'a>(
         .collect()
 }
 
-/// Quorum configuration text: `server.N=...` lines and an optional
-/// `version=<hex>` line (the zxid that created the config).
+/// Quorum configuration text: `server.N=...` lines, for hierarchical
+/// quorums `group.N=a:b:c` and `weight.N=w` lines, and an optional
+/// `version=<hex>` line (the zxid that created the config), in the order
+/// ZooKeeper's verifiers print them (`QuorumHierarchical.toString`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QuorumConfig {
     /// Members, ordered by id.
     pub servers: Vec<QuorumServer>,
+    /// `group.N` → its server ids (empty: a majority quorum).
+    pub groups: std::collections::BTreeMap<u64, Vec<u64>>,
+    /// `weight.N` → N's weight.
+    pub weights: std::collections::BTreeMap<u64, u64>,
     /// Config version, if present.
     pub version: Option<u64>,
+}
+
+/// A `group.N` line's value: server ids separated by `:` (ZooKeeper's
+/// `QuorumHierarchical.parse`), in increasing order.
+pub fn parse_group(key: &str, value: &str) -> Result<Vec<u64>, ConfigError> {
+    let mut ids = value
+        .split(':')
+        .map(|id| id.trim().parse::<u64>())
+        .collect::<Result<Vec<u64>, _>>()
+        .map_err(|_| {
+            ConfigError(format!(
+                "{key}: expected server ids separated by ':', got {value:?}"
+            ))
+        })?;
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 impl QuorumConfig {
@@ -457,6 +479,20 @@ impl QuorumConfig {
                 let v = u64::from_str_radix(v.trim(), 16)
                     .map_err(|_| ConfigError(format!("invalid version {v:?}")))?;
                 cfg.version = Some(v);
+            } else if let Some(gid) = k.strip_prefix("group.") {
+                let gid: u64 = gid
+                    .parse()
+                    .map_err(|_| ConfigError(format!("invalid group id in {k:?}")))?;
+                cfg.groups.insert(gid, parse_group(k, v)?);
+            } else if let Some(sid) = k.strip_prefix("weight.") {
+                let sid: u64 = sid
+                    .parse()
+                    .map_err(|_| ConfigError(format!("invalid server id in {k:?}")))?;
+                let w = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| ConfigError(format!("{k}: invalid weight {v:?}")))?;
+                cfg.weights.insert(sid, w);
             } else {
                 return Err(ConfigError(format!(
                     "unexpected key {k:?} in quorum config"
@@ -472,6 +508,13 @@ impl QuorumConfig {
         let mut s = String::new();
         for srv in &self.servers {
             s.push_str(&format!("server.{}={}\n", srv.id, srv.to_config_value()));
+        }
+        for (gid, ids) in &self.groups {
+            let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
+            s.push_str(&format!("group.{gid}={}\n", ids.join(":")));
+        }
+        for (sid, w) in &self.weights {
+            s.push_str(&format!("weight.{sid}={w}\n"));
         }
         if let Some(v) = self.version {
             s.push_str(&format!("version={v:x}"));
@@ -605,5 +648,31 @@ mod tests {
         let c = QuorumConfig::parse(text).unwrap();
         assert_eq!(c.version, Some(0x1_0000_0000));
         assert_eq!(c.to_text(), text);
+    }
+
+    /// `QuorumHierarchical.toString`: the servers, then each group's ids
+    /// joined by ':', then every weight, then the version.
+    #[test]
+    fn hierarchical_config_text() {
+        let text = "server.1=a:1:2:participant\nserver.2=b:1:2:participant\n\
+                    server.3=c:1:2:participant\ngroup.1=1:2\ngroup.2=3\n\
+                    weight.1=1\nweight.2=1\nweight.3=0\nversion=0";
+        let c = QuorumConfig::parse(text).unwrap();
+        assert_eq!(c.groups, [(1, vec![1, 2]), (2, vec![3])].into());
+        assert_eq!(c.weights, [(1, 1), (2, 1), (3, 0)].into());
+        assert_eq!(c.to_text(), text);
+        assert_eq!(
+            QuorumConfig::parse("group.1=2:1").unwrap().groups,
+            [(1, vec![1, 2])].into()
+        );
+        for bad in [
+            "group.x=1",
+            "group.1=1:a",
+            "group.1=",
+            "weight.1=-1",
+            "weight.y=1",
+        ] {
+            assert!(QuorumConfig::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! the line. Keys ZooKeeper knows but this server does not act on are accepted
 //! with a warning that says so, so a config copied from the docs works as-is.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -275,6 +276,15 @@ pub struct Config {
     /// `/zookeeper/config`; ZooKeeper's leader refuses a learner whose
     /// version is ahead of its own.
     pub config_version: u64,
+    /// `group.N` lines: hierarchical quorums (ZooKeeper's
+    /// `QuorumHierarchical`), each group's server ids in increasing order.
+    pub groups: BTreeMap<u64, Vec<u64>>,
+    /// `weight.N` lines; with groups, every voter's weight (1 unless given),
+    /// as ZooKeeper prints its configuration.
+    pub weights: BTreeMap<u64, u64>,
+    /// The hierarchical quorum the groups and weights make (validated), if
+    /// any: the election and Zab count with it instead of a majority.
+    pub quorum_groups: Option<std::sync::Arc<zk_election::Groups>>,
     /// This server's id (from `myid`, 0 when standalone without one).
     pub my_id: u64,
     /// The line of each entry of `servers` (for error messages).
@@ -483,7 +493,12 @@ impl Config {
     fn quorum_config(&self, version: Option<u64>) -> zk_jute::quorum::QuorumConfig {
         let mut servers = self.servers.clone();
         servers.sort_by_key(|s| s.id);
-        zk_jute::quorum::QuorumConfig { servers, version }
+        zk_jute::quorum::QuorumConfig {
+            servers,
+            groups: self.groups.clone(),
+            weights: self.weights.clone(),
+            version,
+        }
     }
 
     /// A standalone configuration with ZooKeeper's defaults, except that
@@ -547,6 +562,9 @@ impl Config {
             servers: Vec::new(),
             dynamic_config_file: None,
             config_version: 0,
+            groups: BTreeMap::new(),
+            weights: BTreeMap::new(),
+            quorum_groups: None,
             my_id: 0,
             server_lines: Vec::new(),
             peer_type: LearnerType::Participant,
@@ -1028,12 +1046,7 @@ impl Config {
                 self.server_lines.push(line_no);
             }
             k if k.starts_with("group.") || k.starts_with("weight.") => {
-                self.warnings.push(format!(
-                    "line {line_no}: {k} (hierarchical or weighted quorums) is not supported yet; \
-                     ignored: this server counts a simple majority of the voters, so do not mix it \
-                     with Apache servers that read these lines (their quorums need not overlap \
-                     this server's)"
-                ))
+                self.apply_group_line(line_no, key, value)?;
             }
             // QuorumPeerConfig makes it `zookeeper.readonlymode.enabled`,
             // which nothing reads: only the JVM's own property counts.
@@ -1055,6 +1068,7 @@ impl Config {
     /// What needs every line first: dataDir (dataLogDir's default), the
     /// client port's default, the session timeouts' defaults and order.
     fn finish(mut self, mut later: Later) -> Result<Self, ConfigError> {
+        self.settle_groups()?;
         self.settle_metrics(std::mem::take(&mut later.metrics));
         self.settle_enforced_auth()?;
         let data_dir = later
@@ -1197,6 +1211,60 @@ impl Config {
                 .retain(|w| !w.starts_with("clientPort is not set"));
         }
         Ok(())
+    }
+
+    /// A `group.N=a:b:c` or `weight.N=w` line (checked as a whole by
+    /// [`Config::settle_groups`]).
+    fn apply_group_line(
+        &mut self,
+        line_no: usize,
+        key: &str,
+        value: &str,
+    ) -> Result<(), ConfigError> {
+        if let Some(gid) = key.strip_prefix("group.") {
+            let gid: u64 = gid
+                .parse()
+                .map_err(|_| ConfigError::at(line_no, key, "expected group.<number>"))?;
+            let ids = zk_jute::quorum::parse_group(key, value)
+                .map_err(|e| ConfigError::at(line_no, key, e.0))?;
+            self.groups.insert(gid, ids);
+        } else if let Some(sid) = key.strip_prefix("weight.") {
+            let sid: u64 = sid
+                .parse()
+                .map_err(|_| ConfigError::at(line_no, key, "expected weight.<server id>"))?;
+            let w = value.trim().parse().map_err(|_| {
+                ConfigError::at(
+                    line_no,
+                    key,
+                    format!("expected a weight (0 or more), got {value:?}"),
+                )
+            })?;
+            self.weights.insert(sid, w);
+        }
+        Ok(())
+    }
+
+    /// `group.N` / `weight.N` lines make a hierarchical quorum
+    /// (`QuorumPeerConfig`: any such key; then every voter must be in
+    /// exactly one group), validated by [`zk_election::Groups::new`].
+    fn settle_groups(&mut self) -> Result<(), ConfigError> {
+        if self.groups.is_empty() && self.weights.is_empty() {
+            return Ok(());
+        }
+        let voters = zk_jute::quorum::voter_ids(&self.servers);
+        let g = zk_election::Groups::new(&voters, &self.groups, &self.weights)
+            .map_err(|e| ConfigError::general(format!("hierarchical quorums: {e}")))?;
+        self.weights = g.weights().clone();
+        self.quorum_groups = Some(std::sync::Arc::new(g));
+        Ok(())
+    }
+
+    /// A majority quorum from now on: a reconfig's configuration (this
+    /// server builds or takes no hierarchical one).
+    pub fn drop_groups(&mut self) {
+        self.groups.clear();
+        self.weights.clear();
+        self.quorum_groups = None;
     }
 
     fn validate_ensemble(&self) -> Result<(), ConfigError> {
@@ -1954,21 +2022,38 @@ mod tests {
         assert!(c.warnings[1].contains("admin.frob"));
     }
 
-    /// Hierarchical and weighted quorums are not built: the warning says
-    /// what this server counts instead and that mixing it with Apache
-    /// servers that read the lines is unsafe (with nine servers in three
-    /// groups, Apache's quorum {1,2,4,5} and a majority {3,6,7,8,9} share
-    /// no server).
+    /// `group.N` / `weight.N` lines make ZooKeeper's hierarchical quorum;
+    /// the configuration text lists them as `QuorumHierarchical.toString`
+    /// (groups, then every voter's weight, then the version).
     #[test]
-    fn group_and_weight_lines_warn_that_quorums_stay_majorities() {
-        let c = Config::parse("dataDir=/d\nclientPort=1\ngroup.1=1:2:3\nweight.2=0\n").unwrap();
-        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
-        for (w, key) in c.warnings.iter().zip(["group.1", "weight.2"]) {
-            assert!(
-                w.contains(key) && w.contains("simple majority") && w.contains("Apache"),
-                "{w}"
-            );
-        }
+    fn group_and_weight_lines_make_a_hierarchical_quorum() {
+        let servers = "server.1=a:1:2\nserver.2=b:1:2\nserver.3=c:1:2\nserver.4=d:1:2:observer\n";
+        let c = Config::parse(&format!(
+            "dataDir=/d\nclientPort=1\n{servers}group.2=3\ngroup.1=2:1\nweight.3=0\n"
+        ))
+        .unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let g = c.quorum_groups.as_ref().expect("hierarchical");
+        assert_eq!((g.weight(1), g.weight(3)), (1, 0));
+        assert_eq!(c.weights, [(1, 1), (2, 1), (3, 0)].into());
+        assert!(c.quorum_config_text_at(0).ends_with(
+            "server.4=d:1:2:observer\ngroup.1=1:2\ngroup.2=3\nweight.1=1\nweight.2=1\nweight.3=0\nversion=0"
+        ));
+        let mut plain = c.clone();
+        plain.drop_groups();
+        assert!(plain.quorum_groups.is_none() && !plain.quorum_members_text().contains("group"));
+        let err = |extra: &str| {
+            Config::parse(&format!("dataDir=/d\nclientPort=1\n{servers}{extra}"))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err("group.1=1:2\n").contains("server 3 is not in a group"));
+        assert!(err("weight.1=2\n").contains("server 1 is not in a group"));
+        assert!(err("group.1=1:2\ngroup.2=2:3\n").contains("in groups 1 and 2"));
+        assert!(err("group.1=1:2:3:4\n").contains("server 4 is not a voter"));
+        assert!(err("group.1=1:x\n").contains("group.1"));
+        assert!(err("group.1=1:2:3\nweight.2=-1\n").contains("weight.2"));
+        assert!(err("group.one=1:2:3\n").contains("group.one"));
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub(crate) struct Shared {
     members: RwLock<Arc<Vec<QuorumServer>>>,
     /// The voters among them (1 standalone).
     voters: AtomicUsize,
+    /// A reconfig named other members: zoo.cfg's groups (hierarchical
+    /// quorums) no longer apply (a reconfig's configuration is a majority).
+    reconfigured: std::sync::atomic::AtomicBool,
 }
 
 /// [`Shared::outstanding_limit`] for globalOutstandingLimit `limit`, the
@@ -66,6 +69,7 @@ impl Shared {
         Shared {
             members,
             voters,
+            reconfigured: std::sync::atomic::AtomicBool::new(false),
             config,
             stats: ServerStats::default(),
             control,
@@ -138,6 +142,7 @@ impl Shared {
         let voters = zk_jute::quorum::voter_ids(&servers).len();
         self.voters.store(voters, Relaxed);
         *self.members.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(servers);
+        self.reconfigured.store(true, Relaxed);
     }
 
     /// The configuration with the members of now (what `conf`, the
@@ -145,6 +150,9 @@ impl Shared {
     pub fn live_config(&self) -> Config {
         let mut c = self.config.clone();
         c.servers = self.members().as_ref().clone();
+        if self.reconfigured.load(Relaxed) {
+            c.drop_groups();
+        }
         c
     }
 

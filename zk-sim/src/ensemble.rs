@@ -63,11 +63,12 @@
 //!   write, within a bounded time.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use zk_election::{
-    Command as ElCommand, Election, Event as ElEvent, Joint, Majority, Notification, Params,
-    PeerState, Quorum, Sid, Timer,
+    Command as ElCommand, Election, Event as ElEvent, Groups, Joint, Majority, Notification,
+    Params, PeerState, Quorum, Sid, Timer,
 };
 use zk_zab::{
     Conn, Leader, LeaderCommand, LeaderConfig, LeaderEvent, LeaderStart, Learner, LearnerCommand,
@@ -130,6 +131,9 @@ pub struct Options {
     /// stale needs its last-seen one's voters to find the ensemble again
     /// (zk-election's `Joint`).
     pub reconfig_wide: bool,
+    /// Hierarchical quorums over the voters (zoo.cfg's `group.N` /
+    /// `weight.N`) for the initial configuration; a reconfig's is a majority.
+    pub groups: Option<Arc<Groups>>,
 }
 
 impl Options {
@@ -161,6 +165,7 @@ impl Options {
             own_snapshots: false,
             reconfigs: 0,
             reconfig_wide: false,
+            groups: None,
         }
     }
 
@@ -196,6 +201,7 @@ impl Options {
             own_snapshots: !seed.is_multiple_of(3),
             reconfigs: 0,
             reconfig_wide: false,
+            groups: None,
         }
     }
 }
@@ -795,7 +801,7 @@ impl Sim {
             inc: self.incarnations,
             election: Election::new(
                 s,
-                Joint::new(Majority::new(config.1), None),
+                Joint::new(self.quorum_of(&config), None),
                 self.opts.params,
             ),
             timers: BTreeMap::new(),
@@ -828,11 +834,10 @@ impl Sim {
         let last = history.last().map_or(Zxid::ZERO, |t| t.0);
         let current = disk.current;
         let next = self.last_seen(s, &history).map(|(_, v)| Majority::new(v));
-        let voters = self.config_of(s).1;
+        let in_force = self.quorum_of(&self.config_of(s));
         if let Some(n) = self.node_mut(s) {
             n.role = Role::Looking;
-            n.election
-                .set_quorum(Joint::new(Majority::new(voters), next));
+            n.election.set_quorum(Joint::new(in_force, next));
         }
         self.el_feed(
             s,
@@ -1055,6 +1060,7 @@ impl Sim {
             let cfg = LeaderConfig {
                 sid: s,
                 members: members_text(&cfg_voters),
+                groups: self.opts.groups.clone().filter(|_| version == Zxid::ZERO),
                 voters: cfg_voters,
                 init_limit: init,
                 sync_limit: sync,
@@ -1444,13 +1450,24 @@ impl Sim {
     /// last committed reconfig below it (a txn is committed by a quorum of
     /// them, and a reconfig's own by the old voters and the new).
     fn voters_before(&self, z: Zxid) -> Majority {
-        let voters = self
+        match self
             .committed
             .range(..z)
             .rev()
             .find_map(|(_, t)| reconfig_voters(t))
-            .unwrap_or_else(|| (1..=self.opts.voters as Sid).collect());
-        Majority::new(voters)
+        {
+            Some(voters) => Majority::new(voters),
+            None => self.quorum_of(&(Zxid::ZERO, (1..=self.opts.voters as Sid).collect())),
+        }
+    }
+
+    /// The quorum of a configuration: the initial one's groups, if the
+    /// options give them, else a majority of its voters.
+    fn quorum_of(&self, config: &(Zxid, BTreeSet<Sid>)) -> Majority {
+        match &self.opts.groups {
+            Some(g) if config.0 == Zxid::ZERO => Majority::hierarchical(g.clone()),
+            _ => Majority::new(config.1.iter().copied()),
+        }
     }
 
     /// What client request `id` is, prepared against leader `l`'s view of

@@ -23,6 +23,11 @@ pub struct LeaderConfig {
     pub sid: u64,
     /// The voting members (ourselves included).
     pub voters: BTreeSet<u64>,
+    /// Hierarchical quorums over `voters` (zoo.cfg's `group.N` and
+    /// `weight.N`), instead of a majority of them. A reconfig's
+    /// configuration is a majority again (such a reconfig is refused while
+    /// groups are configured; one found in the history drops them).
+    pub groups: Option<Arc<zk_election::Groups>>,
     /// initLimit, in ticks ([`LeaderEvent::Tick`] comes every half tick).
     pub init_limit: u64,
     /// syncLimit, in ticks.
@@ -372,6 +377,7 @@ impl Leader {
         let cfg = LeaderConfig {
             sid,
             voters: BTreeSet::from([sid]),
+            groups: None,
             init_limit: 0,
             sync_limit: 0,
             commit_log_count: 0,
@@ -705,7 +711,10 @@ impl Leader {
     }
 
     fn quorum(&self, acks: &BTreeSet<u64>) -> bool {
-        majority_of(&self.cfg.voters, acks)
+        match &self.cfg.groups {
+            Some(g) => g.contains_quorum(acks),
+            None => majority_of(&self.cfg.voters, acks),
+        }
     }
 
     /// [`Self::quorum`], and a quorum of a pending reconfig's voters too
@@ -726,9 +735,15 @@ impl Leader {
         if p.zxid > self.durable {
             return false;
         }
-        let learners = p.acks.iter().filter(|s| self.is_voter(**s)).count();
-        if learners < self.cfg.voters.len() / 2 {
-            return false;
+        if let Some(g) = &self.cfg.groups {
+            if !g.contains_quorum(p.acks.iter().chain([&self.cfg.sid])) {
+                return false;
+            }
+        } else {
+            let learners = p.acks.iter().filter(|s| self.is_voter(**s)).count();
+            if learners < self.cfg.voters.len() / 2 {
+                return false;
+            }
         }
         // Durable here: our own ack counts too.
         p.also
@@ -1253,6 +1268,7 @@ impl Leader {
         // A reconfig of the history is committed with it: current now.
         if let Some(p) = self.pending.take() {
             self.cfg.voters = Arc::unwrap_or_clone(p.voters);
+            self.cfg.groups = None;
             self.cfg.members = p.members;
         }
         out.push(LeaderCommand::Established { epoch: self.epoch });
@@ -1347,6 +1363,7 @@ impl Leader {
     fn activate(&mut self, c: PendingConfig, p: &Proposal) -> u64 {
         let new = Arc::unwrap_or_clone(c.voters);
         let old = Arc::new(std::mem::replace(&mut self.cfg.voters, new));
+        self.cfg.groups = None;
         self.cfg.members = c.members;
         self.cfg.config_version = p.zxid.as_i64();
         for q in &mut self.outstanding {

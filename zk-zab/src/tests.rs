@@ -25,6 +25,7 @@ fn lcfg(voters: &[u64]) -> LeaderConfig {
     LeaderConfig {
         sid: 3,
         voters: voters.iter().copied().collect(),
+        groups: None,
         init_limit: 10,
         sync_limit: 5,
         commit_log_count: 500,
@@ -920,6 +921,52 @@ fn acks_follow_durability_in_order_and_commits_wait_for_a_quorum_with_the_leader
     c.nodes[1].flush();
     c.pump();
     assert_eq!(c.nodes[1].applied, vec![z(1, 1), z(1, 2)]);
+}
+
+#[test]
+fn with_groups_commits_and_the_epoch_wait_for_a_hierarchical_quorum() {
+    // Groups {1, 2} and {3} (the leader): a quorum needs both groups, and
+    // group {1, 2} both of its servers (QuorumHierarchical), where a
+    // majority would take the leader and either follower.
+    let voters = [1, 2, 3].into_iter().collect();
+    let groups = [(1, vec![1, 2]), (2, vec![3])].into();
+    let g = zk_election::Groups::new(&voters, &groups, &Default::default()).unwrap();
+    let cfg = LeaderConfig {
+        groups: Some(std::sync::Arc::new(g)),
+        ..lcfg(&[1, 2, 3])
+    };
+    let nodes = vec![
+        Node::new(fcfg(1), vec![], 0, 0),
+        Node::new(fcfg(2), vec![], 0, 0),
+    ];
+    let mut c = Cluster::new(cfg, start(Zxid::ZERO, vec![], (0, 0)), nodes);
+    c.leader_step(LeaderEvent::Connected(0));
+    c.nodes[0].step(LearnerEvent::Connected);
+    c.pump();
+    assert_eq!(
+        c.established, None,
+        "the leader and follower 1 are no quorum"
+    );
+    c.leader_step(LeaderEvent::Connected(1));
+    c.nodes[1].step(LearnerEvent::Connected);
+    c.pump();
+    assert_eq!(c.established, Some(1));
+    c.leader_auto = false;
+    for n in &mut c.nodes {
+        n.auto = false;
+    }
+    c.propose(2);
+    c.pump();
+    c.leader_step(LeaderEvent::LogDurable(z(1, 2)));
+    c.nodes[0].flush();
+    c.pump();
+    assert!(
+        c.leader_applied.is_empty(),
+        "the leader and follower 1 acked: one group of two"
+    );
+    c.nodes[1].flush();
+    c.pump();
+    assert_eq!(c.leader_applied, vec![z(1, 1), z(1, 2)]);
 }
 
 #[test]

@@ -72,6 +72,15 @@ const LEARNER: Token = Token(3);
 const TRANSPORT_TOKENS: usize = 16;
 const ROLE_TOKENS: usize = 1 << 40;
 
+/// The quorum of `voters`: zoo.cfg's hierarchical one when it has groups,
+/// else a majority.
+fn voters_quorum(voters: BTreeSet<Sid>, groups: Option<&Arc<zk_election::Groups>>) -> Majority {
+    match groups {
+        Some(g) => Majority::hierarchical(g.clone()),
+        None => Majority::new(voters),
+    }
+}
+
 /// `zookeeper.commitLogCount`: committed txns a leader keeps for DIFF.
 const COMMIT_LOG_COUNT: usize = 500;
 
@@ -255,7 +264,10 @@ pub(crate) fn start(
     let (transport, bind) = election_transport(config, listener, &poll, &config_text, now)?;
     // The last-seen configuration's voters join at the first round
     // (`Runtime::joint`).
-    let quorum = Joint::new(Majority::new(voter_ids(&config.servers)), None);
+    let quorum = Joint::new(
+        voters_quorum(voter_ids(&config.servers), config.quorum_groups.as_ref()),
+        None,
+    );
     let params = Params {
         finalize_wait_ms: config.election_finalize_wait_ms,
         min_notification_interval_ms: config.election_finalize_wait_ms,
@@ -331,6 +343,8 @@ struct Zab {
     rx: Receiver<Vec<QuorumOut>>,
     data_dir: PathBuf,
     voters: BTreeSet<Sid>,
+    /// zoo.cfg's hierarchical quorum over `voters` (none after a reconfig).
+    groups: Option<Arc<zk_election::Groups>>,
     init_limit: u64,
     sync_limit: u64,
     config_text: Bytes,
@@ -366,6 +380,7 @@ impl Zab {
             rx,
             data_dir: config.data_dir.clone(),
             voters: voter_ids(&config.servers),
+            groups: config.quorum_groups.clone(),
             init_limit: u64::from(config.init_limit),
             sync_limit: u64::from(config.sync_limit),
             config_text,
@@ -585,7 +600,8 @@ impl Runtime {
             .as_ref()
             .filter(|(v, _)| i64::try_from(*v).is_ok_and(|v| v > self.zab.config_version))
             .map(|(_, servers)| Majority::new(voter_ids(servers)));
-        Joint::new(Majority::new(self.zab.voters.iter().copied()), next)
+        let current = voters_quorum(self.zab.voters.clone(), self.zab.groups.as_ref());
+        Joint::new(current, next)
     }
 
     /// The election port's peers: the members in force and those of the
@@ -618,6 +634,9 @@ impl Runtime {
         );
         self.servers = servers.to_vec();
         self.zab.voters = voters;
+        // A reconfig's configuration counts majorities (one is refused
+        // while groups are configured).
+        self.zab.groups = None;
         self.election.set_quorum(self.joint());
         self.refresh_peers(now);
         self.quorum_addrs = servers
@@ -917,6 +936,7 @@ impl Runtime {
                 z.to_core.push(QuorumIn::Lead(zk_zab::LeaderConfig {
                     sid: self.me,
                     voters: z.voters.clone(),
+                    groups: z.groups.clone(),
                     init_limit: z.init_limit,
                     sync_limit: z.sync_limit,
                     commit_log_count: COMMIT_LOG_COUNT,

@@ -162,6 +162,7 @@ impl Sequencer {
         };
         let mut next = self.shared.live_config();
         next.servers = servers;
+        next.drop_groups();
         match crate::dynamic_config::persist(&zoo_cfg, &next, v) {
             Ok(path) => warn!(
                 "the configuration of {from}, version 0x{v:x}, changes this server's own entry \

@@ -202,6 +202,7 @@ impl Cluster {
         let cfg = LeaderConfig {
             sid: leader,
             voters: (1..=VOTERS).collect(),
+            groups: None,
             init_limit: 20,
             sync_limit: 20,
             commit_log_count: self.commit_log_count,

@@ -26,8 +26,11 @@
 //!
 //! The ACL check comes last, as ZooKeeper's: an unauthenticated client learns
 //! BADVERSION, BADARGUMENTS and NEWCONFIGNOQUORUM (kazoo's tests rely on it).
-//! Weighted / hierarchical quorums (`group.N`, `weight.N`) are not built:
-//! BADARGUMENTS.
+//! Weighted / hierarchical quorums: an incremental reconfig while zoo.cfg's
+//! `group.N` / `weight.N` lines are in force is BADARGUMENTS, as ZooKeeper's;
+//! new members with `group.N` / `weight.N` lines are BADARGUMENTS too
+//! (ZooKeeper would build a hierarchical configuration); new members without
+//! them replace the groups by a majority, as ZooKeeper's.
 
 use std::collections::BTreeMap;
 
@@ -66,6 +69,11 @@ impl Sequencer {
         }
         let servers = match r.new_members.as_deref() {
             Some(text) => non_incremental(text, cfg.standalone_enabled)?,
+            // ZooKeeper's: an incremental reconfig needs a majority
+            // quorum system.
+            None if self.shared.live_config().quorum_groups.is_some() => {
+                return Err(ErrorCode::BadArguments);
+            }
             None => incremental(
                 &self.shared.members(),
                 r.joining_servers.as_deref().unwrap_or_default(),
@@ -98,6 +106,7 @@ impl Sequencer {
         let voters = voter_ids(&servers);
         let mut next = self.shared.live_config();
         next.servers = servers;
+        next.drop_groups();
         let members = Bytes::from(next.quorum_members_text());
         NewConfig { voters, members }
     }

@@ -314,6 +314,7 @@ impl<'a> LeaderSide<'a> {
         let cfg = LeaderConfig {
             sid: 1,
             voters: BTreeSet::from([1, 2, 3]),
+            groups: None,
             init_limit: 5,
             sync_limit: 2,
             commit_log_count,
