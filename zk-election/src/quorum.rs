@@ -66,11 +66,6 @@ impl Majority {
             groups: Some(groups),
         }
     }
-
-    /// The groups, for a hierarchical quorum.
-    pub fn groups(&self) -> Option<&Arc<Groups>> {
-        self.groups.as_ref()
-    }
 }
 
 impl Quorum for Majority {
@@ -160,15 +155,6 @@ impl Groups {
     /// `sid`'s weight (0 for a server that is not a voter).
     pub fn weight(&self, sid: Sid) -> u64 {
         self.weights.get(&sid).copied().unwrap_or(0)
-    }
-
-    /// The groups, each with its voters in increasing sid order.
-    pub fn groups(&self) -> BTreeMap<u64, Vec<Sid>> {
-        let mut out: BTreeMap<u64, Vec<Sid>> = self.totals.keys().map(|&g| (g, vec![])).collect();
-        for (&sid, &gid) in &self.group {
-            out.entry(gid).or_default().push(sid);
-        }
-        out
     }
 
     /// Every voter's weight, in increasing sid order.
@@ -358,7 +344,6 @@ mod tests {
         // A heavy server carries its group alone.
         let g = groups(&[1, 2, 3], &[(1, &[1, 2, 3])], &[(1, 3)]);
         assert!(g.contains_quorum(&set(&[1])) && !g.contains_quorum(&set(&[2, 3])));
-        assert_eq!(g.groups(), BTreeMap::from([(1, vec![1, 2, 3])]));
         assert_eq!(g.weights(), &BTreeMap::from([(1, 3), (2, 1), (3, 1)]));
     }
 

@@ -26,11 +26,15 @@
 //!
 //! The ACL check comes last, as ZooKeeper's: an unauthenticated client learns
 //! BADVERSION, BADARGUMENTS and NEWCONFIGNOQUORUM (kazoo's tests rely on it).
-//! Weighted / hierarchical quorums: an incremental reconfig while zoo.cfg's
-//! `group.N` / `weight.N` lines are in force is BADARGUMENTS, as ZooKeeper's;
-//! new members with `group.N` / `weight.N` lines are BADARGUMENTS too
-//! (ZooKeeper would build a hierarchical configuration); new members without
-//! them replace the groups by a majority, as ZooKeeper's.
+//! Weighted / hierarchical quorums: while zoo.cfg's `group.N` / `weight.N`
+//! lines are in force every reconfig is BADARGUMENTS. ZooKeeper refuses an
+//! incremental one too ("non-majority quorum system") but takes new members
+//! (a majority configuration without group lines, a hierarchical one with
+//! them); ours builds no configuration with groups, and one that dropped
+//! them while keeping the same members would leave the election counting
+//! groups where the leader counts majorities. New members with `group.N` /
+//! `weight.N` lines are BADARGUMENTS in any case (a key other than
+//! `server.N` / `version`).
 
 use std::collections::BTreeMap;
 
@@ -67,13 +71,14 @@ impl Sequencer {
         if r.cur_config_id != -1 && r.cur_config_id as u64 != version {
             return Err(ErrorCode::BadVersion);
         }
+        // ZooKeeper refuses an incremental reconfig of a hierarchical
+        // configuration and takes new members as a majority one; ours
+        // refuses both (see the module doc).
+        if self.shared.live_config().quorum_groups.is_some() {
+            return Err(ErrorCode::BadArguments);
+        }
         let servers = match r.new_members.as_deref() {
             Some(text) => non_incremental(text, cfg.standalone_enabled)?,
-            // ZooKeeper's: an incremental reconfig needs a majority
-            // quorum system.
-            None if self.shared.live_config().quorum_groups.is_some() => {
-                return Err(ErrorCode::BadArguments);
-            }
             None => incremental(
                 &self.shared.members(),
                 r.joining_servers.as_deref().unwrap_or_default(),
