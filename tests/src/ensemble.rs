@@ -412,6 +412,18 @@ pub fn serving(m: &[Member], alive: &[usize]) -> usize {
     })
 }
 
+/// Creates `n` persistent znodes `<prefix>0..<prefix>n-1` holding `data`
+/// through `c`, each acknowledged; returns their paths.
+pub fn create_acked(c: &mut Client, prefix: &str, n: usize, data: &[u8]) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let p = format!("{prefix}{i}");
+            c.create(&p, data, 0).unwrap().expect("create");
+            p
+        })
+        .collect()
+}
+
 /// `sync /`: the server has caught up with the leader as of this call.
 pub fn sync(c: &mut Client) -> ClientResult<()> {
     let r = c.call(&Request::Sync(SyncRequest { path: "/".into() }))?;

@@ -14,8 +14,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use zk_integration::ensemble::{
-    DIGEST_MISMATCH, Member, QUORUM_PORT, assert_converged, assert_has, connect, ensemble, serving,
-    sync, wait_until,
+    DIGEST_MISMATCH, Member, QUORUM_PORT, assert_converged, assert_has, connect, create_acked,
+    ensemble, serving, sync, wait_until,
 };
 use zk_integration::{Client, ConnectOptions, four_letter};
 
@@ -260,13 +260,7 @@ fn five_servers_survive_losing_the_leader_and_a_follower() {
     let leader = serving(&m, &[0, 1, 2, 3, 4]);
     let follower = (0..5).find(|&i| i != leader).unwrap();
     let mut c = connect(&m[follower]);
-    let acked: Vec<String> = (0..20)
-        .map(|i| {
-            let p = format!("/five{i}");
-            c.create(&p, b"5", 0).unwrap().expect("create");
-            p
-        })
-        .collect();
+    let acked = create_acked(&mut c, "/five", 20, b"5");
     drop(c);
     m[leader].kill9();
     m[follower].kill9();
@@ -407,13 +401,7 @@ fn hierarchical_quorums(flavors: Vec<zk_integration::server::Flavor>) {
     );
     assert!(configs.iter().all(|c| *c == configs[0]), "{configs:#?}");
     let mut c = connect(&m[2]);
-    let acked: Vec<String> = (0..10)
-        .map(|i| {
-            let p = format!("/groups{i}");
-            c.create(&p, b"g", 0).unwrap().expect("create");
-            p
-        })
-        .collect();
+    let acked = create_acked(&mut c, "/groups", 10, b"g");
     drop(c);
     m[0].kill9();
     m[4].kill9();
