@@ -489,8 +489,7 @@ impl<Q: Quorum> Election<Q> {
                 self.recvset.insert(from, self.proposal_ballot());
                 return;
             }
-            let weighs = u64::try_from(n.vote.leader).is_ok_and(|s| self.quorum.weight(s) > 0);
-            if !(n.vote.beats(&self.proposal) && weighs) {
+            if !(n.vote.beats(&self.proposal) && self.weighs(&n.vote)) {
                 // Discarded (a candidate of weight 0 loses
                 // `totalOrderPredicate`). Unlike Apache's poll, the wait keeps its
                 // deadline: the peers' repeated notifications (their own
@@ -700,8 +699,13 @@ impl<Q: Quorum> Election<Q> {
     /// weighs a candidate with the current verifier only) of a weight
     /// other than 0 (`getWeight(newId) == 0` loses there).
     fn may_lead(&self, v: &Vote) -> bool {
-        u64::try_from(v.leader)
-            .is_ok_and(|s| self.quorum.is_current_voter(s) && self.quorum.weight(s) > 0)
+        u64::try_from(v.leader).is_ok_and(|s| self.quorum.is_current_voter(s)) && self.weighs(v)
+    }
+
+    /// Whether `v`'s leader has a weight other than 0 (`getWeight(newId) ==
+    /// 0` loses `totalOrderPredicate`).
+    fn weighs(&self, v: &Vote) -> bool {
+        u64::try_from(v.leader).is_ok_and(|s| self.quorum.weight(s) > 0)
     }
 
     fn valid_voter(&self, sid: i64) -> bool {

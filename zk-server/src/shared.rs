@@ -150,10 +150,16 @@ impl Shared {
     pub fn live_config(&self) -> Config {
         let mut c = self.config.clone();
         c.servers = self.members().as_ref().clone();
-        if self.reconfigured.load(Relaxed) {
+        if !self.groups_in_force() {
             c.drop_groups();
         }
         c
+    }
+
+    /// Whether zoo.cfg's `group.N` / `weight.N` lines still make the quorum
+    /// (no reconfig named other members since).
+    pub fn groups_in_force(&self) -> bool {
+        self.config.quorum_groups.is_some() && !self.reconfigured.load(Relaxed)
     }
 
     /// Monotonic ms since start.

@@ -74,7 +74,7 @@ impl Sequencer {
         // ZooKeeper refuses an incremental reconfig of a hierarchical
         // configuration and takes new members as a majority one; ours
         // refuses both (see the module doc).
-        if self.shared.live_config().quorum_groups.is_some() {
+        if self.shared.groups_in_force() {
             return Err(ErrorCode::BadArguments);
         }
         let servers = match r.new_members.as_deref() {
