@@ -23,7 +23,7 @@
 //! asks of every server) was not built, nor was `reconfig` on our leader
 //! (`TestReconfig`).
 //!
-//! One of kazoo's tests is left out (with its eventlet twin,
+//! Some of kazoo's tests are left out. One (with its eventlet twin,
 //! `TestEventletLock::test_rw_lock`): `test_lock.py::KazooLockTests::test_rw_lock`
 //! ([`RACY`]) races on its own condition variable. Its main thread hands the
 //! lock from a reader to a writer by setting the reader's event and waiting
@@ -38,6 +38,19 @@
 //! lock, the main thread at `while self.active_thread` after setting the
 //! reader's event, the servers idle with every request answered); the whole
 //! suite then hung until [`DEADLINE`].
+//!
+//! So are the two `test_sasl.py` `test_invalid_sasl_auth` tests (DIGEST-MD5
+//! through `sasl_options`, and the legacy `sasl` auth data): they expect
+//! `start()` to raise `AuthFailedError`, which it does only when kazoo's
+//! connection thread loses a race. kazoo reports CONNECTED before its SASL
+//! exchange, `start()` wakes and checks `connected`; if the connection
+//! thread has taken the server's AUTHFAILED reply by then (one or two round
+//! trips: a fast server, a main thread descheduled on two loaded cores),
+//! `start()` raises `KazooTimeoutError` instead. A clean-clone CI run failed
+//! `TestSASLDigestAuthentication::test_invalid_sasl_auth` against our
+//! ensemble once (2026-12-06; the retry passed). `sasl::kazoo_sasl_matches_apache`
+//! checks the same wrong password against ours and Apache through kazoo,
+//! by the session state kazoo reports rather than by which exception won.
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -53,7 +66,7 @@ const TLS: [&str; 1] = ["test_client.py::TestSSLClient::test_create"];
 const DEADLINE: Duration = Duration::from_secs(15 * 60);
 
 /// kazoo's tests that race on their own threads (module doc): not run.
-const RACY: &str = "not test_rw_lock";
+const RACY: &str = "not test_rw_lock and not test_invalid_sasl_auth";
 
 fn python(code: &str) -> Option<String> {
     let out = Command::new("python3").args(["-c", code]).output().ok()?;

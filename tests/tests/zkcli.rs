@@ -190,11 +190,23 @@ fn watch_count_lines(server: &ZkServer) -> Vec<String> {
                   addWatch -m PERSISTENT_RECURSIVE /w\ncreate /w/e\nset /w/e y\ndelete /w/e\n\
                   delete /w/c\n";
     run_zkcli(server, script);
-    mntr_lines(server, "_watch_count")
+    // zkCli exits without closing its session; the server drops the
+    // connection's watches (`zk_watch_count`) when it sees the socket
+    // close, which may come after the mntr below: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let lines = mntr_lines(server, "_watch_count");
+        if lines.iter().any(|l| l == "zk_watch_count\t0") || std::time::Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Regression: mntr had no `node_created_watch_count` ... summaries
-/// (Apache's WatchManager records how many watchers each trigger fired).
+/// (Apache's WatchManager records how many watchers each trigger fired);
+/// and a flaky CI run read `zk_watch_count` before a server had seen
+/// zkCli's socket close.
 #[test]
 fn mntr_watch_counts_match_apache() {
     let mut ours = watch_count_lines(&OurZk::start(""));
