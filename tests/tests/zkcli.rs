@@ -262,3 +262,25 @@ fn addauth_matches_apache() {
         "{ours:#?}"
     );
 }
+
+/// Regression: whoami named a digest user with its password hash
+/// (`digest: bob:ttt4...`, Apache: `digest: bob`) and listed the ids in the
+/// order they were added, where Apache lists its hash set's order.
+#[test]
+fn whoami_matches_apache() {
+    let script = "addauth digest bob:x\naddauth digest alice:y\naddauth digest u:p\nwhoami\n";
+    let lines = |server: &ZkServer| -> Vec<String> {
+        let out = run_zkcli(server, script);
+        out.lines()
+            .map(str::trim)
+            .skip_while(|l| *l != "Auth scheme: User")
+            .take_while(|l| l.contains(':'))
+            .map(str::to_string)
+            .collect()
+    };
+    let ours = lines(&OurZk::start(""));
+    let apache = lines(&ApacheZk::start());
+    assert_eq!(ours, apache, "whoami: ours vs Apache");
+    assert_eq!(ours.len(), 5, "{ours:#?}");
+    assert!(ours.contains(&"digest: bob".to_string()), "{ours:#?}");
+}

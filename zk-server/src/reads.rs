@@ -134,12 +134,11 @@ pub(crate) fn serve_read(shared: &Shared, ctx: &Ctx, req: Request) -> Bytes {
         }
         Request::Sync(r) => Ok(Response::Sync(SyncResponse { path: r.path })),
         Request::WhoAmI => Ok(Response::WhoAmI(WhoAmIResponse {
-            client_info: ctx
-                .auth
-                .iter()
+            client_info: java_set_order(&ctx.auth)
+                .into_iter()
                 .map(|id| ClientInfo {
                     auth_scheme: id.scheme.clone(),
-                    user: id.id.clone(),
+                    user: user_name(id).to_string(),
                 })
                 .collect(),
         })),
@@ -232,5 +231,89 @@ fn watch_request(tree: &Tree, conn: u64, req: Request) -> Result<Response, Error
             Err(_) => Err(ErrorCode::BadArguments),
         },
         _ => Err(ErrorCode::Unimplemented),
+    }
+}
+
+/// The user whoAmI names for an auth id, as ZooKeeper's
+/// `AuthUtil.getUser`: a digest id's user before its first ':'
+/// (`DigestAuthenticationProvider.getUserName`), "" for a scheme no
+/// provider serves (`super`), the id itself for the others.
+fn user_name(id: &zk_jute::Id) -> &str {
+    match id.scheme.as_str() {
+        "digest" => id.id.split(':').next().unwrap_or(""),
+        "super" => "",
+        _ => &id.id,
+    }
+}
+
+/// Java's `String.hashCode` (over UTF-16 units, wrapping).
+fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(i32::from(u)))
+}
+
+/// `ids` in the order ZooKeeper's `ServerCnxn.getAuthInfo` lists them: its
+/// auth ids are a set backed by a `ConcurrentHashMap` (16 buckets below 12
+/// entries, doubling at three quarters full; the order a resize leaves
+/// within a bucket is not modelled), iterated bucket by bucket
+/// by the jute `Id.hashCode` (17, then ×37 + scheme's hash, ×37 + id's), in
+/// insertion order within a bucket. With TLS, Apache lists `x509:...`
+/// before `ip:...`.
+fn java_set_order(ids: &[zk_jute::Id]) -> Vec<&zk_jute::Id> {
+    let mut buckets = 16usize;
+    while ids.len() >= buckets * 3 / 4 {
+        buckets *= 2;
+    }
+    let bucket = |id: &zk_jute::Id| {
+        let h = 17i32
+            .wrapping_mul(37)
+            .wrapping_add(java_string_hash(&id.scheme))
+            .wrapping_mul(37)
+            .wrapping_add(java_string_hash(&id.id));
+        let spread = (h ^ ((h as u32) >> 16) as i32) & 0x7fff_ffff;
+        spread as usize & (buckets - 1)
+    };
+    let mut ordered: Vec<&zk_jute::Id> = ids.iter().collect();
+    ordered.sort_by_key(|id| bucket(id));
+    ordered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(scheme: &str, id: &str) -> zk_jute::Id {
+        zk_jute::Id {
+            scheme: scheme.into(),
+            id: id.into(),
+        }
+    }
+
+    /// Regression: whoAmI listed a TLS client's ids as they were added
+    /// (`ip`, then `x509`); Apache 3.8's answer, seen with zkCli over TLS:
+    /// `x509: CN=client,O=zk-rs` then `ip: 127.0.0.1`.
+    #[test]
+    fn auth_ids_list_in_javas_set_order() {
+        let ids = [id("ip", "127.0.0.1"), id("x509", "CN=client,O=zk-rs")];
+        let order: Vec<&str> = java_set_order(&ids)
+            .iter()
+            .map(|i| i.scheme.as_str())
+            .collect();
+        assert_eq!(order, ["x509", "ip"]);
+        assert_eq!(java_string_hash("ip"), 3367);
+        assert_eq!(java_string_hash("é"), 233);
+        assert_eq!(java_set_order(&[]).len(), 0);
+    }
+
+    /// Regression: whoAmI named a digest user with its password hash
+    /// (`bob:ttt4...`), where Apache names the user (`bob`).
+    #[test]
+    fn who_am_i_names_users_as_apache() {
+        assert_eq!(user_name(&id("digest", "bob:ttt4KD2l")), "bob");
+        assert_eq!(user_name(&id("digest", "nocolon")), "nocolon");
+        assert_eq!(user_name(&id("digest", ":x")), "");
+        assert_eq!(user_name(&id("ip", "127.0.0.1")), "127.0.0.1");
+        assert_eq!(user_name(&id("x509", "CN=a,O=b")), "CN=a,O=b");
+        assert_eq!(user_name(&id("super", "CN=a")), "");
     }
 }
