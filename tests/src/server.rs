@@ -44,6 +44,26 @@ pub fn apache_java_with(main_class: &str, jvm_props: &[String], cp: &str) -> Com
     c
 }
 
+/// The Debian package's Netty jars (the unversioned names), which Apache's
+/// `NettyServerCnxnFactory` and the Java client's `ClientCnxnSocketNetty`
+/// need and the zookeeper.jar manifest does not name.
+pub fn netty_classpath() -> String {
+    let mut netty: Vec<String> = std::fs::read_dir("/usr/share/java")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| {
+                    n.starts_with("netty-")
+                        && n.ends_with(".jar")
+                        && !n.chars().any(|c| c.is_ascii_digit())
+                })
+                .map(|n| format!("/usr/share/java/{n}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    netty.sort();
+    netty.join(":")
+}
+
 /// The servlet API, which Apache's AdminServer (Jetty) needs and the
 /// zookeeper.jar manifest does not name (the Debian package installs it:
 /// libservlet-api-java).
@@ -88,6 +108,10 @@ pub struct ServerOptions {
     /// ([`ZkServer::admin_addr`]); Apache gets the servlet API on its
     /// classpath for it ([`APACHE_ADMIN_CLASSPATH`]).
     pub admin: bool,
+    /// Apache only: Netty's jars on the classpath (its
+    /// `NettyServerCnxnFactory`, which a TLS port needs; the zoo.cfg line
+    /// `serverCnxnFactory=...` chooses it).
+    pub netty: bool,
     /// Ours only (Apache's Prometheus provider is not in the Debian
     /// package): `/metrics` on 127.0.0.1 and a free port
     /// ([`ZkServer::metrics_addr`]).
@@ -363,6 +387,9 @@ impl ZkServer {
                 let mut cp = APACHE_CLASSPATH.to_owned();
                 if self.opts.admin {
                     cp = format!("{cp}:{APACHE_ADMIN_CLASSPATH}");
+                }
+                if self.opts.netty {
+                    cp = format!("{cp}:{}", netty_classpath());
                 }
                 let mut c = apache_java_with(
                     "org.apache.zookeeper.server.ZooKeeperServerMain",

@@ -7,9 +7,8 @@
 //! first on its PATH as `java`, runs our zk-server on that zoo.cfg instead
 //! (Apache's QuorumPeerMain for the ids in `ZK_APACHE_IDS`). Apache under
 //! the same harness passes every test (490 passed, 3 skipped on
-//! 2026-12-06); ours fails exactly the tests of what we do not build
-//! (README): TLS client ports. A test that newly fails, or the one that
-//! starts to pass, fails these tests.
+//! 2026-12-06); so does ours (TLS client ports, the last tests it failed,
+//! were built on 2026-12-06). A test that fails fails these tests.
 //!
 //! Regressions, each found by a run of the suite: kazoo's harness passes an
 //! empty JAAS file to every server, and ours refused to start ("no section
@@ -59,10 +58,6 @@ use std::time::{Duration, Instant};
 
 use zk_integration::server::APACHE_CLASSPATH;
 
-/// The tests of TLS, which we do not build (README): `secureClientPort` is
-/// ignored with a warning.
-const TLS: [&str; 1] = ["test_client.py::TestSSLClient::test_create"];
-
 const DEADLINE: Duration = Duration::from_secs(15 * 60);
 
 /// kazoo's tests that race on their own threads (module doc): not run.
@@ -79,12 +74,11 @@ fn python(code: &str) -> Option<String> {
 /// ephemeral range the other tests' servers draw their ports from.
 #[test]
 fn kazoo_own_suite_against_an_ensemble_of_ours() {
-    suite_fails(26500, "", &TLS);
+    suite_fails(26500, "", &[]);
 }
 
 /// Ours as server 1, Apache as 2 and 3 (which leads: the highest id). A
-/// client may connect to any of them (kazoo shuffles its hosts): TLS finds
-/// an Apache server, a reconfig through our follower reaches the Apache
+/// client may connect to any of them (kazoo shuffles its hosts): a reconfig through our follower reaches the Apache
 /// leader (which commits it to ours with COMMITANDACTIVATE), read-only
 /// mode is asked of our server 1: every test passes. Ports `26600..26625`.
 #[test]
@@ -119,7 +113,7 @@ fn suite_fails(port_offset: u16, apache_ids: &str, expected: &[&str]) {
         failed,
         expected,
         "kazoo's suite, Apache servers {apache_ids:?} ({status}, {passed} passed): the failures \
-         are not exactly the not-built features'\n{}",
+         are not exactly the expected ones\n{}",
         tail(120)
     );
     assert!(
@@ -132,24 +126,10 @@ fn suite_fails(port_offset: u16, apache_ids: &str, expected: &[&str]) {
 /// The classpath of Apache's QuorumPeerMain under kazoo's harness: its
 /// config asks for the Netty connection factory and the AdminServer.
 fn apache_classpath() -> String {
-    let mut cp = vec![
-        APACHE_CLASSPATH.to_string(),
-        "/usr/share/java/servlet-api.jar".to_string(),
-    ];
-    if let Ok(dir) = std::fs::read_dir("/usr/share/java") {
-        let mut netty: Vec<String> = dir
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| {
-                n.starts_with("netty-")
-                    && n.ends_with(".jar")
-                    && !n.chars().any(|c| c.is_ascii_digit())
-            })
-            .map(|n| format!("/usr/share/java/{n}"))
-            .collect();
-        netty.sort();
-        cp.extend(netty);
-    }
-    cp.join(":")
+    format!(
+        "{APACHE_CLASSPATH}:/usr/share/java/servlet-api.jar:{}",
+        zk_integration::server::netty_classpath()
+    )
 }
 
 /// Runs pytest on `tests_dir` with the stand-in `java` first on its PATH

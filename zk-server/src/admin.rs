@@ -181,8 +181,8 @@ fn fill(
         "connection_stat_reset" => shared.stats.connections().iter().for_each(|c| c.reset()),
         "configuration" => configuration(shared, &mut put),
         "connections" => {
-            put("connections", connections(shared, false));
-            put("secure_connections", json!([]));
+            put("connections", connections(shared, false, false));
+            put("secure_connections", connections(shared, false, true));
         }
         "hash" => {
             let digests: Vec<Json> = shared
@@ -223,8 +223,8 @@ fn fill(
         "server_stats" => server_stats(shared, &mut put),
         "stats" => {
             server_stats(shared, &mut put);
-            put("connections", connections(shared, true));
-            put("secure_connections", json!([]));
+            put("connections", connections(shared, true, false));
+            put("secure_connections", connections(shared, true, true));
         }
         "stat_reset" => shared.stats.reset(),
         "voting_view" => put("current_config", voting_view(shared)),
@@ -409,9 +409,15 @@ fn connection_info(c: &ConnStats, brief: bool) -> Json {
     Json::Object(m)
 }
 
-fn connections(shared: &Shared, brief: bool) -> Json {
+/// The connections on the client port, or on the secure one.
+fn connections(shared: &Shared, brief: bool, secure: bool) -> Json {
     let list = shared.stats.connections();
-    Json::Array(list.iter().map(|c| connection_info(c, brief)).collect())
+    Json::Array(
+        list.iter()
+            .filter(|c| c.secure.load(Relaxed) == secure)
+            .map(|c| connection_info(c, brief))
+            .collect(),
+    )
 }
 
 /// `server_stats` (and the first part of `stats`).

@@ -60,7 +60,7 @@ impl ConfigError {
         }
     }
 
-    fn general(message: impl Into<String>) -> Self {
+    pub(crate) fn general(message: impl Into<String>) -> Self {
         Self {
             file: None,
             line: None,
@@ -115,6 +115,17 @@ pub struct Config {
     pub client_port: u16,
     /// clientPortAddress (default: all interfaces).
     pub client_port_address: Option<IpAddr>,
+    /// secureClientPort: the TLS client port (None when unset or 0, as
+    /// ZooKeeper's), served with [`Config::tls`].
+    pub secure_client_port: Option<u16>,
+    /// secureClientPortAddress (default: all interfaces).
+    pub secure_client_port_address: Option<IpAddr>,
+    /// `ssl.keyStore.*`, `ssl.trustStore.*`, `ssl.clientAuth` and
+    /// `X509AuthenticationProvider.superUser` (zoo.cfg keys, else the JVM's
+    /// `-Dzookeeper.ssl...` properties: [`Config::read_jvm_flags`]).
+    pub tls: crate::tls::TlsSettings,
+    /// The [`TLS_KEYS`] zoo.cfg set (the JVM's properties count for the others).
+    tls_keys_set: Vec<String>,
     /// maxClientCnxns per client IP (0 = unlimited; default 60).
     pub max_client_cnxns: u32,
     /// maxCnxns (ZooKeeper's `zookeeper.maxCnxns`): client connections in
@@ -419,8 +430,6 @@ fn system_property_in(flags: &str, name: &str) -> Option<String> {
 /// Keys Apache ZooKeeper knows that this server accepts but does not act on.
 const KNOWN_IGNORED: &[&str] = &[
     "syncEnabled",
-    "secureClientPort",
-    "secureClientPortAddress",
     "localSessionsUpgradingEnabled",
     "observerMasterPort",
     "multiAddress.enabled",
@@ -434,6 +443,24 @@ const KNOWN_IGNORED: &[&str] = &[
     "serverCnxnFactory",
     "quorum.auth.enableSasl",
 ];
+
+/// The zoo.cfg keys of the secure client port's TLS (ZooKeeper makes each
+/// the system property `zookeeper.<key>`; [`Config::set_tls_key`]).
+const TLS_KEYS: &[&str] = &[
+    "ssl.keyStore.location",
+    "ssl.keyStore.password",
+    "ssl.keyStore.type",
+    "ssl.trustStore.location",
+    "ssl.trustStore.password",
+    "ssl.trustStore.type",
+    "ssl.clientAuth",
+    "X509AuthenticationProvider.superUser",
+];
+
+/// Whether `key` is one [`Config::apply_tls_line`] takes.
+fn is_tls_key(key: &str) -> bool {
+    key.starts_with("secureClientPort") || key == "ssl.authProvider" || TLS_KEYS.contains(&key)
+}
 
 /// Two servers on one `host:port` (quorum or election port, in any
 /// combination, also within one line): the text of the error, naming the
@@ -515,6 +542,10 @@ impl Config {
             data_dir,
             client_port,
             client_port_address: None,
+            secure_client_port: None,
+            secure_client_port_address: None,
+            tls: Default::default(),
+            tls_keys_set: Vec::new(),
             max_client_cnxns: 60,
             max_cnxns: 0,
             client_port_listen_backlog: -1,
@@ -609,6 +640,83 @@ impl Config {
         // Java's Boolean.getBoolean: "true" in any case.
         self.read_only_mode = jvm_system_property("readonlymode.enabled")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        // zoo.cfg's ssl keys become these properties in ZooKeeper, over
+        // whatever the JVM was given: a property counts where zoo.cfg has
+        // no line.
+        for key in TLS_KEYS {
+            if !self.tls_keys_set.iter().any(|k| k == key)
+                && let Some(v) = jvm_system_property(&format!("zookeeper.{key}"))
+                && !self.set_tls_key(key, &v)
+            {
+                self.warnings.push(format!(
+                    "-Dzookeeper.{key}={v}: invalid value (none, want or need); ignored"
+                ));
+            }
+        }
+    }
+
+    /// A line of the secure client port: `secureClientPort`,
+    /// `secureClientPortAddress`, `ssl.authProvider` or one of [`TLS_KEYS`].
+    fn apply_tls_line(&mut self, l: &Line<'_>) -> Result<(), ConfigError> {
+        let (line_no, key, value) = (l.no, l.key, l.value);
+        match key {
+            "secureClientPort" => {
+                self.secure_client_port = Some(l.int(0, 65535)? as u16).filter(|&p| p != 0)
+            }
+            "secureClientPortAddress" => {
+                self.secure_client_port_address = Some(value.parse().map_err(|_| {
+                    ConfigError::at(line_no, key, format!("invalid IP address {value:?}"))
+                })?)
+            }
+            "ssl.authProvider" if value != "x509" => {
+                return Err(ConfigError::at(
+                    line_no,
+                    key,
+                    format!(
+                        "only ZooKeeper's x509 provider authenticates TLS clients here, not {value:?}"
+                    ),
+                ));
+            }
+            "ssl.authProvider" => {}
+            k if TLS_KEYS.contains(&k) => {
+                if !self.set_tls_key(k, value) {
+                    return Err(ConfigError::at(
+                        line_no,
+                        key,
+                        format!("invalid value {value:?} (none, want or need)"),
+                    ));
+                }
+            }
+            k => self
+                .warnings
+                .push(format!("line {line_no}: unknown key {k}; ignored")),
+        }
+        Ok(())
+    }
+
+    /// Sets one of [`TLS_KEYS`]; false for a value it does not take.
+    fn set_tls_key(&mut self, key: &str, value: &str) -> bool {
+        let t = &mut self.tls;
+        match key {
+            "ssl.keyStore.location" => {
+                t.key_store.location = Some(PathBuf::from(value)).filter(|_| !value.is_empty())
+            }
+            "ssl.keyStore.password" => t.key_store.password = value.to_string(),
+            "ssl.keyStore.type" => t.key_store.kind = Some(value.to_string()),
+            "ssl.trustStore.location" => {
+                t.trust_store.location = Some(PathBuf::from(value)).filter(|_| !value.is_empty())
+            }
+            "ssl.trustStore.password" => t.trust_store.password = value.to_string(),
+            "ssl.trustStore.type" => t.trust_store.kind = Some(value.to_string()),
+            "ssl.clientAuth" => match crate::tls::ClientAuth::parse(value) {
+                Some(a) => t.client_auth = a,
+                None => return false,
+            },
+            "X509AuthenticationProvider.superUser" => t.super_user = Some(value.to_string()),
+            _ => return false,
+        }
+        self.tls_keys_set.push(key.to_string());
+        true
     }
 
     /// Parses zoo.cfg text (without reading `myid`; see [`Config::read_myid`]),
@@ -756,6 +864,7 @@ impl Config {
                     ConfigError::at(line_no, key, format!("invalid IP address {value:?}"))
                 })?)
             }
+            k if is_tls_key(k) => self.apply_tls_line(l)?,
             "maxClientCnxns" => self.max_client_cnxns = l.u32v(0)?,
             "maxCnxns" => self.max_cnxns = self.zero_if_negative(l)?,
             "minSessionTimeout" => later.min_to = Some((line_no, l.int(-1, i64::from(i32::MAX))?)),
@@ -884,7 +993,10 @@ impl Config {
             Vec::new()
         };
         for s in &self.enforce_auth {
-            let known = matches!(s.as_str(), "ip" | "digest") || (s == "sasl" && self.sasl_acl);
+            // ZooKeeper registers the x509 provider when a secure port is set.
+            let known = matches!(s.as_str(), "ip" | "digest")
+                || (s == "sasl" && self.sasl_acl)
+                || (s == "x509" && self.secure_client_port.is_some());
             if !known {
                 return Err(ConfigError::general(format!(
                     "enforced authentication scheme {s} is not available (sasl needs \
@@ -1336,11 +1448,11 @@ impl Config {
     /// The `conf` four-letter word's text (ZooKeeper's key order), the
     /// membership at configuration version `version`; none without one
     /// (a read-only server: ReadOnlyZooKeeperServer.dumpConf).
-    pub fn conf_text(&self, local_port: u16, version: Option<u64>) -> String {
+    pub fn conf_text(&self, ports: (u16, Option<u16>), version: Option<u64>) -> String {
         use std::fmt::Write;
         let mut s = String::new();
-        let _ = writeln!(s, "clientPort={local_port}");
-        let _ = writeln!(s, "secureClientPort=-1");
+        let _ = writeln!(s, "clientPort={}", ports.0);
+        let _ = writeln!(s, "secureClientPort={}", ports.1.map_or(-1, i32::from));
         let _ = writeln!(s, "dataDir={}", abs(&self.data_dir).display());
         let _ = writeln!(s, "dataDirSize={}", dir_size(&self.data_dir));
         let _ = writeln!(s, "dataLogDir={}", abs(&self.data_log_dir).display());
@@ -2311,7 +2423,7 @@ mod tests {
             configs += 1;
             let derived = std::panic::AssertUnwindSafe(|| {
                 let _ = (cfg.voters(), cfg.is_ensemble(), cfg.quorum_config_text());
-                let _ = cfg.conf_text(2181, Some(cfg.config_version));
+                let _ = cfg.conf_text((2181, None), Some(cfg.config_version));
                 for t in [i32::MIN, -1, 0, 1, 4000, i32::MAX] {
                     let _ = cfg.negotiate_timeout(t);
                 }

@@ -61,7 +61,7 @@ pub fn run(shared: &Shared, cmd: &str, rest: &[u8]) -> String {
             let version =
                 (shared.control.mode() != Mode::ReadOnly).then(|| shared.control.config_version());
             let config = shared.live_config();
-            out.push_str(&config.conf_text(shared.local_addr().port(), version));
+            out.push_str(&config.conf_text(shared.client_ports(), version));
         }
         "cons" => {
             for c in shared.stats.connections() {

@@ -45,6 +45,7 @@ mod frames;
 mod http;
 mod inbox;
 mod java_random;
+mod keystore;
 mod metrics;
 mod msg;
 mod net;
@@ -61,6 +62,7 @@ mod stages;
 mod stats;
 mod storage;
 mod takeover;
+pub mod tls;
 
 pub use config::{AdminConfig, Config, ConfigError, MetricsConfig, Whitelist};
 pub use error::StartError;

@@ -289,8 +289,9 @@ impl Reject {
 /// A message to a loop thread.
 #[derive(Debug)]
 pub(crate) enum LoopMsg {
-    /// A connection accepted by loop 0 for this loop.
-    NewConn(TcpStream, SocketAddr),
+    /// A connection accepted by loop 0 for this loop (true: on the secure
+    /// client port, TLS).
+    NewConn(TcpStream, SocketAddr, bool),
     /// The answer to a handshake.
     Connected {
         conn: u64,

@@ -38,6 +38,7 @@ use crate::shared::Shared;
 use crate::stats::{ConnStats, SentTally};
 
 const LISTENER: Token = Token(usize::MAX - 1);
+const SECURE_LISTENER: Token = Token(usize::MAX - 2);
 const WAKER: Token = Token(usize::MAX);
 
 /// Ops whose body PrepRequestProcessor decodes after giving the request a txn
@@ -69,6 +70,11 @@ enum State {
 
 struct Conn {
     stream: TcpStream,
+    /// TLS (a connection to the secure client port): the bytes on `stream`
+    /// are its records; `inbuf` and `out` hold the plaintext.
+    tls: Option<Box<rustls::ServerConnection>>,
+    /// The TLS handshake is done and its client certificate's auth ids taken.
+    tls_ready: bool,
     peer: SocketAddr,
     inbuf: BytesMut,
     out: VecDeque<Bytes>,
@@ -195,6 +201,9 @@ impl Conn {
     /// in one `writev` (up to 64 at a time), so the replies of a group commit
     /// leave in one TCP segment instead of one syscall and segment each.
     fn flush(&mut self) -> io::Result<()> {
+        if self.tls.is_some() {
+            return self.flush_tls();
+        }
         while !self.out.is_empty() {
             let mut slices = [IoSlice::new(&[]); 64];
             let mut n_slices = 0;
@@ -226,11 +235,113 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// [`Conn::flush`] for TLS: the records rustls has ready first, then the
+    /// queued frames, handed over up to [`TLS_CHUNK`] at a time, so that
+    /// `out_bytes` keeps counting what the client has not taken yet (the
+    /// output limit's measure) rather than rustls holding it all.
+    fn flush_tls(&mut self) -> io::Result<()> {
+        let Some(tls) = self.tls.as_mut() else {
+            return Ok(());
+        };
+        loop {
+            while tls.wants_write() {
+                match tls.write_tls(&mut self.stream) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if self.out.is_empty() || tls.is_handshaking() {
+                return Ok(());
+            }
+            let mut handed = 0;
+            while handed < TLS_CHUNK
+                && let Some(frame) = self.out.pop_front()
+            {
+                tls.writer().write_all(&frame)?;
+                handed += frame.len();
+                self.out_bytes -= frame.len();
+            }
+        }
+    }
+
+    /// Reads a TLS connection into `scratch`: plaintext rustls holds first,
+    /// else the records waiting on the socket.
+    fn read_tls(&mut self, scratch: &mut [u8]) -> io::Result<TlsRead> {
+        let Some(tls) = self.tls.as_mut() else {
+            return Ok(TlsRead::Closed);
+        };
+        loop {
+            match tls.reader().read(scratch) {
+                Ok(0) => return Ok(TlsRead::Closed),
+                Ok(n) => return Ok(TlsRead::Data(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            match tls.read_tls(&mut self.stream) {
+                Ok(0) => return Ok(TlsRead::Closed),
+                Ok(_) => {
+                    if let Err(e) = tls.process_new_packets() {
+                        // Its alert goes out before the close, except to
+                        // bytes that are no TLS record at all: Apache's
+                        // Netty (NotSslRecordException) closes silently.
+                        let not_tls = matches!(
+                            e,
+                            rustls::Error::InvalidMessage(
+                                rustls::InvalidMessage::InvalidContentType
+                            )
+                        );
+                        if not_tls {
+                            // (rustls queued the alert: dropped with it.)
+                            self.tls = None;
+                        } else {
+                            let _ = tls.write_tls(&mut self.stream);
+                        }
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(TlsRead::Blocked),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// What [`Conn::read_tls`] found.
+enum TlsRead {
+    /// Plaintext in the scratch buffer.
+    Data(usize),
+    /// Nothing more for now.
+    Blocked,
+    /// The client closed.
+    Closed,
+}
+
+/// Plaintext handed to rustls per round of [`Conn::flush_tls`].
+const TLS_CHUNK: usize = 64 * 1024;
+
+/// The client ports a loop accepts on (loop 0's) and the secure port's TLS
+/// (every loop's: loop 0 hands connections out).
+pub(crate) struct Listeners {
+    /// clientPort.
+    pub plain: Option<TcpListener>,
+    /// secureClientPort.
+    pub secure: Option<TcpListener>,
+    /// The secure port's TLS configuration.
+    pub tls: Option<crate::tls::Acceptor>,
+}
+
 /// What one loop thread owns.
 pub(crate) struct EventLoop {
     idx: usize,
     poll: Poll,
     listener: Option<TcpListener>,
+    secure_listener: Option<TcpListener>,
+    tls: Option<crate::tls::Acceptor>,
     rx: Receiver<LoopMsg>,
     shared: Arc<Shared>,
     conns: HashMap<u64, Conn>,
@@ -268,19 +379,29 @@ impl EventLoop {
     pub fn new(
         idx: usize,
         poll: Poll,
-        listener: Option<TcpListener>,
+        listeners: Listeners,
         rx: Receiver<LoopMsg>,
         shared: Arc<Shared>,
     ) -> io::Result<Self> {
-        let mut listener = listener;
+        let Listeners {
+            plain: mut listener,
+            secure: mut secure_listener,
+            tls,
+        } = listeners;
         if let Some(l) = listener.as_mut() {
             poll.registry().register(l, LISTENER, Interest::READABLE)?;
+        }
+        if let Some(l) = secure_listener.as_mut() {
+            poll.registry()
+                .register(l, SECURE_LISTENER, Interest::READABLE)?;
         }
         let frames = FrameDecoder::new(shared.config.jute_max_buffer);
         Ok(Self {
             idx,
             poll,
             listener,
+            secure_listener,
+            tls,
             rx,
             shared,
             conns: HashMap::new(),
@@ -337,7 +458,8 @@ impl EventLoop {
             }
             for ev in events.iter() {
                 match ev.token() {
-                    LISTENER => self.accept(),
+                    LISTENER => self.accept(false),
+                    SECURE_LISTENER => self.accept(true),
                     WAKER => {}
                     Token(t) => {
                         let id = t as u64;
@@ -366,9 +488,15 @@ impl EventLoop {
         debug!(loop_idx = self.idx, "event loop stopped");
     }
 
-    fn accept(&mut self) {
+    /// Accepts on the client port, or on the secure one.
+    fn accept(&mut self, secure: bool) {
         loop {
-            let Some(listener) = self.listener.as_ref() else {
+            let listener = if secure {
+                &self.secure_listener
+            } else {
+                &self.listener
+            };
+            let Some(listener) = listener.as_ref() else {
                 return;
             };
             match listener.accept() {
@@ -402,9 +530,9 @@ impl EventLoop {
                     let target = self.next_target % self.shared.loops().len();
                     self.next_target = self.next_target.wrapping_add(1);
                     if target == self.idx {
-                        self.register(stream, peer);
+                        self.register(stream, peer, secure);
                     } else {
-                        self.shared.loops()[target].send(LoopMsg::NewConn(stream, peer));
+                        self.shared.loops()[target].send(LoopMsg::NewConn(stream, peer, secure));
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -417,7 +545,27 @@ impl EventLoop {
         }
     }
 
-    fn register(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+    fn register(&mut self, mut stream: TcpStream, peer: SocketAddr, secure: bool) {
+        let tls = match (secure, &self.tls) {
+            (false, _) => None,
+            (true, Some(acceptor)) => match acceptor.accept() {
+                Ok(mut t) => {
+                    // `flush_tls` bounds what it hands over; a frame larger
+                    // than rustls's default limit must still go in whole.
+                    t.set_buffer_limit(None);
+                    Some(Box::new(t))
+                }
+                Err(e) => {
+                    warn!("cannot start TLS with /{peer}: {e}");
+                    self.release_ip(peer);
+                    return;
+                }
+            },
+            (true, None) => {
+                self.release_ip(peer);
+                return;
+            }
+        };
         let id = (self.next_seq << 8) | self.idx as u64;
         self.next_seq += 1;
         let _ = stream.set_nodelay(true);
@@ -431,7 +579,9 @@ impl EventLoop {
             return;
         }
         info!("Accepted socket connection from /{peer}");
-        let stats = Arc::new(ConnStats::new(peer));
+        let stats = ConnStats::new(peer);
+        stats.secure.store(tls.is_some(), Relaxed);
+        let stats = Arc::new(stats);
         self.shared
             .stats
             .conns
@@ -442,6 +592,8 @@ impl EventLoop {
             id,
             Conn {
                 stream,
+                tls_ready: tls.is_none(),
+                tls,
                 peer,
                 inbuf: BytesMut::with_capacity(4096),
                 out: VecDeque::new(),
@@ -495,6 +647,11 @@ impl EventLoop {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
         self.release_ip(c.peer);
+        if let Some(tls) = c.tls.as_mut()
+            && c.tls_ready
+        {
+            tls.send_close_notify();
+        }
         let _ = c.flush();
         let _ = self.poll.registry().deregister(&mut c.stream);
         // Input left unread at the close makes the kernel answer with RST,
@@ -562,6 +719,21 @@ impl EventLoop {
             let mut closed = false;
             while c.inbuf.len() < limit && !c.dead {
                 let tmp = &mut self.scratch;
+                if c.tls.is_some() {
+                    match c.read_tls(tmp) {
+                        Ok(TlsRead::Data(n)) => c.inbuf.extend_from_slice(&tmp[..n]),
+                        Ok(TlsRead::Blocked) => break,
+                        Ok(TlsRead::Closed) => {
+                            closed = true;
+                            break;
+                        }
+                        Err(e) => {
+                            self.tls_failed(id, &e);
+                            return;
+                        }
+                    }
+                    continue;
+                }
                 match c.stream.read(tmp) {
                     Ok(0) => {
                         closed = true;
@@ -580,6 +752,9 @@ impl EventLoop {
             // the kernel, and no readiness event comes for bytes already
             // there (edge-triggered): read on once the frames are handled.
             let at_limit = !closed && !c.dead && c.inbuf.len() >= limit;
+            if c.tls.is_some() && !self.tls_progress(id) {
+                return;
+            }
             self.process_input(id);
             if closed && let Some(c) = self.conns.get_mut(&id) {
                 c.dead = true;
@@ -600,6 +775,54 @@ impl EventLoop {
             {
                 return;
             }
+        }
+    }
+
+    /// After reading a TLS connection: its handshake's records go out, and
+    /// once the handshake is done its client certificate authenticates it
+    /// (`x509:<DN>`, as ZooKeeper's X509AuthenticationProvider). False when
+    /// the connection closed.
+    fn tls_progress(&mut self, id: u64) -> bool {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return false;
+        };
+        let Some(tls) = c.tls.as_ref() else {
+            return true;
+        };
+        if !c.tls_ready && !tls.is_handshaking() {
+            c.tls_ready = true;
+            let ids = self
+                .tls
+                .as_ref()
+                .map(|a| a.auth_ids(tls))
+                .unwrap_or_default();
+            debug!(peer = %c.peer, ids = ?ids, "TLS handshake done");
+            c.add_auth(ids);
+        }
+        if c.tls.as_ref().is_some_and(|t| t.wants_write())
+            && let Err(e) = c.flush()
+        {
+            debug!(error = %e, "write failed");
+            self.close(id, "write failed");
+            return false;
+        }
+        true
+    }
+
+    /// A TLS connection failed: a handshake that failed counts in
+    /// `zk_auth_failed_count` and is logged as ZooKeeper's
+    /// CertificateVerifier logs it; either way the connection closes.
+    fn tls_failed(&mut self, id: u64, e: &io::Error) {
+        let Some(c) = self.conns.get(&id) else {
+            return;
+        };
+        if c.tls_ready {
+            debug!(peer = %c.peer, error = %e, "TLS error");
+            self.close(id, "TLS error");
+        } else {
+            self.shared.stats.auth_failed.fetch_add(1, Relaxed);
+            warn!("Unsuccessful handshake with /{}: {e}", c.peer);
+            self.close(id, "failed TLS handshake");
         }
     }
 
@@ -1151,11 +1374,11 @@ impl EventLoop {
 
     fn on_msg(&mut self, m: LoopMsg) {
         match m {
-            LoopMsg::NewConn(stream, peer) => {
+            LoopMsg::NewConn(stream, peer, secure) => {
                 if self.shutting_down {
                     self.release_ip(peer);
                 } else {
-                    self.register(stream, peer);
+                    self.register(stream, peer, secure);
                 }
             }
             LoopMsg::Connected {

@@ -49,12 +49,46 @@ fn prepare_dirs(config: &Config) -> Result<[u8; 16], StartError> {
 /// Binds clientPortAddress:clientPort, non-blocking: the listener and the
 /// bound address (the kernel's port with `clientPort=0`).
 fn bind_client_port(config: &Config) -> Result<(std::net::TcpListener, SocketAddr), StartError> {
-    let bind_ip = config
-        .client_port_address
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let addr = SocketAddr::new(bind_ip, config.client_port);
-    let listener = std::net::TcpListener::bind(addr)
-        .map_err(io_err(format!("cannot bind client port {addr}")))?;
+    bind_port(
+        config,
+        config.client_port_address,
+        config.client_port,
+        "client port",
+    )
+}
+
+/// The secure client port, when configured: its TLS configuration first (an
+/// error names the store or setting), then the bind.
+#[allow(clippy::type_complexity)]
+fn bind_secure_port(
+    config: &Config,
+) -> Result<Option<(mio::net::TcpListener, SocketAddr, crate::tls::Acceptor)>, StartError> {
+    let Some(port) = config.secure_client_port else {
+        return Ok(None);
+    };
+    let acceptor = crate::tls::Acceptor::new(&config.tls)
+        .map_err(|e| StartError::Config(crate::config::ConfigError::general(e)))?;
+    let ip = config.secure_client_port_address;
+    let (listener, addr) = bind_port(config, ip, port, "secure client port")?;
+    info!("binding to port {addr} (secure client port, TLS)");
+    Ok(Some((
+        mio::net::TcpListener::from_std(listener),
+        addr,
+        acceptor,
+    )))
+}
+
+/// Binds `ip` (all interfaces by default) and `port` for clients, as
+/// [`bind_client_port`].
+fn bind_port(
+    config: &Config,
+    ip: Option<IpAddr>,
+    port: u16,
+    what: &str,
+) -> Result<(std::net::TcpListener, SocketAddr), StartError> {
+    let addr = SocketAddr::new(ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), port);
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(io_err(format!("cannot bind {what} {addr}")))?;
     if config.client_port_listen_backlog > 0 {
         // Listening again only sets the queue's length (clientPortListenBacklog).
         socket2::SockRef::from(&listener)
@@ -159,6 +193,32 @@ fn wants_batch(setting: Option<bool>, here: usize) -> bool {
 /// The parts of one event loop before its thread starts: its poll and the
 /// receiving end of its mailbox.
 type LoopParts = (mio::Poll, crossbeam_channel::Receiver<LoopMsg>);
+
+/// Starts the event loops; loop 0 takes the listeners, every loop the
+/// secure port's TLS configuration.
+fn spawn_loops(
+    shared: &Arc<Shared>,
+    parts: Vec<LoopParts>,
+    mut listeners: crate::net::Listeners,
+    threads: &mut Vec<JoinHandle<()>>,
+) -> Result<(), StartError> {
+    for (idx, (poll, rx)) in parts.into_iter().enumerate() {
+        let these = crate::net::Listeners {
+            plain: listeners.plain.take(),
+            secure: listeners.secure.take(),
+            tls: listeners.tls.clone(),
+        };
+        let el = EventLoop::new(idx, poll, these, rx, shared.clone())
+            .map_err(io_err("cannot register the listener"))?;
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("zk-loop-{idx}"))
+                .spawn(move || el.run())
+                .map_err(io_err("cannot start an event loop"))?,
+        );
+    }
+    Ok(())
+}
 
 /// One mailbox per event loop ([`loop_count`]), each with a waker on the
 /// loop's poll.
@@ -299,6 +359,7 @@ impl Server {
         let tracker = session_tracker(&config, secret, &recovered.sessions);
 
         let (std_listener, local) = bind_client_port(&config)?;
+        let secure = bind_secure_port(&config)?;
 
         let core_tx = Inbox::new();
         let core_rx = core_tx.clone();
@@ -321,6 +382,10 @@ impl Server {
         }
         let shared = Arc::new(shared);
         shared.set_local_addr(local);
+        if let Some((_, addr, _)) = &secure {
+            shared.set_secure_addr(*addr);
+        }
+        let (secure_listener, tls) = secure.map(|(l, _, tls)| (l, tls)).unzip();
 
         let (loops, loop_parts) = loop_mailboxes(&config, here)?;
         shared.set_loops(loops);
@@ -342,17 +407,12 @@ impl Server {
         // The first election counts the last-seen configuration recovery found.
         let last_seen = core.last_seen();
         threads.push(spawn_core(core, prepared.as_ref())?);
-        let mut listener = Some(mio::net::TcpListener::from_std(std_listener));
-        for (idx, (poll, rx)) in loop_parts.into_iter().enumerate() {
-            let el = EventLoop::new(idx, poll, listener.take(), rx, shared.clone())
-                .map_err(io_err("cannot register the listener"))?;
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("zk-loop-{idx}"))
-                    .spawn(move || el.run())
-                    .map_err(io_err("cannot start an event loop"))?,
-            );
-        }
+        let listeners = crate::net::Listeners {
+            plain: Some(mio::net::TcpListener::from_std(std_listener)),
+            secure: secure_listener,
+            tls,
+        };
+        spawn_loops(&shared, loop_parts, listeners, &mut threads)?;
         let quorum = start_quorum(
             &shared,
             election_port.zip(prepared),
@@ -515,11 +575,16 @@ fn tree_config(config: &Config) -> TreeConfig {
         skip_acl: config.skip_acl,
         reconfig_enabled: config.reconfig_enabled,
         enforce_quota: config.enforce_quota,
-        extra_auth_schemes: if config.sasl_acl {
-            vec!["sasl".into()]
-        } else {
-            Vec::new()
-        },
+        // ZooKeeper's registered providers beyond ip and digest: SASL's when
+        // configured, X509's with a secure port (configureSSLAuth).
+        extra_auth_schemes: [
+            ("sasl", config.sasl_acl),
+            ("x509", config.secure_client_port.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(s, _)| s.to_string())
+        .collect(),
         ..TreeConfig::default()
     }
 }

@@ -32,6 +32,7 @@ pub(crate) struct Shared {
     clock: Instant,
     wall_at_start: i64,
     local_addr: OnceLock<SocketAddr>,
+    secure_addr: OnceLock<SocketAddr>,
     /// The SASL users, when a JAAS file names them (`crate::sasl`).
     pub sasl: OnceLock<crate::sasl::SaslUsers>,
     /// The ensemble's members: the config's, until a reconfig the leader
@@ -81,6 +82,7 @@ impl Shared {
             clock,
             wall_at_start: crate::stats::wall_ms(),
             local_addr: OnceLock::new(),
+            secure_addr: OnceLock::new(),
             sasl: OnceLock::new(),
         }
     }
@@ -93,6 +95,19 @@ impl Shared {
     /// The bound client address, set once after the bind.
     pub fn set_local_addr(&self, addr: SocketAddr) {
         let _ = self.local_addr.set(addr);
+    }
+
+    /// The bound secure client address, set once after the bind.
+    pub fn set_secure_addr(&self, addr: SocketAddr) {
+        let _ = self.secure_addr.set(addr);
+    }
+
+    /// The bound client port, and the secure one if there is one.
+    pub fn client_ports(&self) -> (u16, Option<u16>) {
+        (
+            self.local_addr().port(),
+            self.secure_addr.get().map(SocketAddr::port),
+        )
     }
 
     pub fn loops(&self) -> &[LoopHandle] {

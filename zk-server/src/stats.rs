@@ -280,6 +280,9 @@ pub struct ConnStats {
     /// The connection is answering a four-letter word (`cons` shows its
     /// interest ops as `[0]`, as Apache's connection being processed).
     pub four_letter: std::sync::atomic::AtomicBool,
+    /// On the secure client port (the AdminServer lists it under
+    /// `secure_connections`).
+    pub secure: std::sync::atomic::AtomicBool,
 }
 
 impl ConnStats {
@@ -310,6 +313,7 @@ impl ConnStats {
             latency: Latency::default(),
             touched: AtomicI64::new(wall_ms()),
             four_letter: std::sync::atomic::AtomicBool::new(false),
+            secure: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

@@ -134,8 +134,85 @@ fn id_valid(id: &Id) -> bool {
                 }),
             }
         }
+        "x509" => x500_name_valid(&id.id),
         _ => true,
     }
+}
+
+/// The attribute keywords Java's `X500Principal` takes in a name.
+const X500_KEYWORDS: &[&str] = &[
+    "CN",
+    "C",
+    "L",
+    "S",
+    "ST",
+    "O",
+    "OU",
+    "T",
+    "IP",
+    "STREET",
+    "DC",
+    "DNQUALIFIER",
+    "DNQ",
+    "SURNAME",
+    "GIVENNAME",
+    "INITIALS",
+    "GENERATION",
+    "EMAIL",
+    "EMAILADDRESS",
+    "UID",
+    "SERIALNUMBER",
+];
+
+/// Whether `name` parses as an RFC 2253 distinguished name, as ZooKeeper's
+/// `X509AuthenticationProvider.isValid` asks of `new X500Principal(name)`:
+/// empty, or attribute-value pairs `type=value` (a keyword or a dotted OID
+/// as the type) separated by unescaped `,`, `;` or `+`.
+fn x500_name_valid(name: &str) -> bool {
+    if name.trim().is_empty() {
+        return true;
+    }
+    let mut avas = Vec::new();
+    let mut current = String::new();
+    let mut chars = name.chars();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                current.push(c);
+                match chars.next() {
+                    Some(n) => current.push(n),
+                    None => return false,
+                }
+            }
+            '"' => {
+                quoted = !quoted;
+                current.push(c);
+            }
+            ',' | ';' | '+' if !quoted => avas.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    if quoted {
+        return false;
+    }
+    avas.push(current);
+    avas.iter().all(|ava| {
+        let Some((ty, _)) = ava.split_once('=') else {
+            return false;
+        };
+        let ty = ty.trim();
+        let keyword = X500_KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(ty));
+        let digits = ty
+            .strip_prefix("OID.")
+            .or_else(|| ty.strip_prefix("oid."))
+            .unwrap_or(ty);
+        let oid = digits.split('.').count() >= 2
+            && digits
+                .split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+        keyword || oid
+    })
 }
 
 /// Checks and expands an ACL given to create or setACL, as
@@ -324,6 +401,25 @@ impl AclCache {
 
 #[cfg(test)]
 mod tests {
+    /// x509 ACL ids must be X.500 names, as ZooKeeper's X509 provider asks.
+    #[test]
+    fn x509_ids_are_distinguished_names() {
+        for good in [
+            "",
+            "CN=client,O=zk-rs",
+            "cn=a+OU=b; O=c",
+            "2.5.4.3=x",
+            "OID.2.5.4.3=x",
+            "CN=a\\,b",
+            "CN=\"a,b\"",
+        ] {
+            assert!(super::x500_name_valid(good), "{good:?}");
+        }
+        for bad in ["garbage", "CN=a,", "FOO=bar", "=x", "CN=a\\", "CN=\"a"] {
+            assert!(!super::x500_name_valid(bad), "{bad:?}");
+        }
+    }
+
     use super::*;
 
     fn id(s: &str, i: &str) -> Id {
