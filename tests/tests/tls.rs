@@ -274,3 +274,47 @@ fn a_bad_key_store_stops_the_start() {
         "{text}"
     );
 }
+
+/// Hostile bytes on the TLS port: random bytes, TLS record headers with
+/// random bodies, a ClientHello cut short, each on its own connection. Every
+/// one is closed (or left waiting for more) without harm: the server serves
+/// TLS clients and its plaintext port after them.
+#[test]
+fn hostile_bytes_on_the_tls_port_close_only_their_connection() {
+    let port = free_port();
+    let server = secure(OurZk::start_with, port, None);
+    let mut seed: u64 = 0x5eed_7150;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..60 {
+        let len = (next() % 600) as usize + 1;
+        let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if round % 3 == 1 {
+            // A handshake record header (type 22, TLS 1.0-1.2) and its length.
+            let body = (len as u16).saturating_sub(5);
+            bytes.splice(
+                0..bytes.len().min(5),
+                [22, 3, (round % 4) as u8, (body >> 8) as u8, body as u8],
+            );
+        } else if round % 3 == 2 {
+            // A ClientHello's first bytes, then random ones.
+            bytes.splice(0..bytes.len().min(9), [22, 3, 1, 2, 0, 1, 0, 1, 252]);
+        }
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let _ = s.write_all(&bytes);
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink);
+    }
+    assert_eq!(
+        zk_integration::server::four_letter(server.addr(), "ruok").as_deref(),
+        Some("imok")
+    );
+    let lines = java_tls_client(port, Some("client.jks"), "create /after x\nget /after\n");
+    assert!(lines.iter().any(|l| l == "Created /after"), "{lines:#?}");
+}

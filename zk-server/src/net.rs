@@ -233,9 +233,7 @@ impl Conn {
         }
         Ok(())
     }
-}
 
-impl Conn {
     /// [`Conn::flush`] for TLS: the records rustls has ready first, then the
     /// queued frames, handed over up to [`TLS_CHUNK`] at a time, so that
     /// `out_bytes` keeps counting what the client has not taken yet (the

@@ -381,15 +381,12 @@ impl Verifier {
             })
         })
     }
-}
 
-impl Verifier {
     /// The handshake's signature by a version-1 certificate's key (WebPKI
-    /// will not parse the certificate to check it): the key from the
-    /// certificate, the algorithms the scheme maps to.
-    /// TLS 1.3 checks the scheme as rustls does and tries its first
-    /// algorithm (`verify_tls13_signature_with_raw_key`); TLS 1.2 tries each
-    /// algorithm the scheme maps to.
+    /// will not parse the certificate to check it), with the key from the
+    /// certificate: TLS 1.3 checks the scheme as rustls does and tries its
+    /// first algorithm (`verify_tls13_signature_with_raw_key`), TLS 1.2
+    /// each algorithm the scheme maps to.
     fn v1_signature(
         &self,
         message: &[u8],
@@ -444,14 +441,13 @@ impl ClientCertVerifier for Verifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        match self
-            .webpki
+        self.webpki
             .verify_client_cert(end_entity, intermediates, now)
-        {
-            Ok(v) => Ok(v),
-            Err(_) if self.trusts_v1(end_entity, now) => Ok(ClientCertVerified::assertion()),
-            Err(e) => Err(e),
-        }
+            .or_else(|e| {
+                (self.trusts_v1(end_entity, now))
+                    .then(ClientCertVerified::assertion)
+                    .ok_or(e)
+            })
     }
 
     fn verify_tls12_signature(
@@ -460,10 +456,9 @@ impl ClientCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        match self.webpki.verify_tls12_signature(message, cert, dss) {
-            Err(e) => self.v1_signature(message, cert, dss, false).ok_or(e),
-            ok => ok,
-        }
+        self.webpki
+            .verify_tls12_signature(message, cert, dss)
+            .or_else(|e| self.v1_signature(message, cert, dss, false).ok_or(e))
     }
 
     fn verify_tls13_signature(
@@ -472,10 +467,9 @@ impl ClientCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        match self.webpki.verify_tls13_signature(message, cert, dss) {
-            Err(e) => self.v1_signature(message, cert, dss, true).ok_or(e),
-            ok => ok,
-        }
+        self.webpki
+            .verify_tls13_signature(message, cert, dss)
+            .or_else(|e| self.v1_signature(message, cert, dss, true).ok_or(e))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
