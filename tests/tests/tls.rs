@@ -23,16 +23,23 @@ fn fixture(name: &str) -> String {
         .to_string()
 }
 
-/// A server with a secure client port on `port` and `ssl.clientAuth` `auth`
-/// (the default, need, when None).
-fn secure(start: fn(ServerOptions) -> ZkServer, port: u16, auth: Option<&str>) -> ZkServer {
-    let mut cfg = format!(
-        "secureClientPort={port}\nsecureClientPortAddress=127.0.0.1\n\
-         serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+/// The zoo.cfg lines of the key and trust stores.
+fn stores() -> String {
+    format!(
+        "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
          ssl.keyStore.location={}\nssl.keyStore.password=apassword\n\
          ssl.trustStore.location={}\nssl.trustStore.password=apassword\n",
         fixture("server.jks"),
         fixture("truststore.jks")
+    )
+}
+
+/// A server with a secure client port on `port` and `ssl.clientAuth` `auth`
+/// (the default, need, when None).
+fn secure(start: fn(ServerOptions) -> ZkServer, port: u16, auth: Option<&str>) -> ZkServer {
+    let mut cfg = format!(
+        "secureClientPort={port}\nsecureClientPortAddress=127.0.0.1\n{}",
+        stores()
     );
     if let Some(a) = auth {
         cfg.push_str(&format!("ssl.clientAuth={a}\n"));
@@ -275,14 +282,10 @@ fn a_bad_key_store_stops_the_start() {
     );
 }
 
-/// Hostile bytes on the TLS port: random bytes, TLS record headers with
-/// random bodies, a ClientHello cut short, each on its own connection. Every
-/// one is closed (or left waiting for more) without harm: the server serves
-/// TLS clients and its plaintext port after them.
-#[test]
-fn hostile_bytes_on_the_tls_port_close_only_their_connection() {
-    let port = free_port();
-    let server = secure(OurZk::start_with, port, None);
+/// Sends 60 hostile byte strings to `port`, each on its own connection:
+/// random bytes, TLS record headers with random bodies, a ClientHello cut
+/// short.
+fn send_hostile_bytes(port: u16) {
     let mut seed: u64 = 0x5eed_7150;
     let mut next = move || {
         seed ^= seed << 13;
@@ -311,10 +314,75 @@ fn hostile_bytes_on_the_tls_port_close_only_their_connection() {
         let mut sink = Vec::new();
         let _ = s.read_to_end(&mut sink);
     }
-    assert_eq!(
-        zk_integration::server::four_letter(server.addr(), "ruok").as_deref(),
-        Some("imok")
+}
+
+/// Hostile bytes on the TLS port, and on a client port with
+/// `client.portUnification` (where a first byte 22 means TLS): every
+/// connection is closed (or left waiting for more) without harm, and the
+/// server serves TLS and plaintext clients after them.
+#[test]
+fn hostile_bytes_on_the_tls_port_close_only_their_connection() {
+    let port = free_port();
+    let server = secure(OurZk::start_with, port, None);
+    let unified = OurZk::start_with(ServerOptions::cfg(&format!(
+        "client.portUnification=true\n{}",
+        stores()
+    )));
+    for (server, port) in [(&server, port), (&unified, unified.addr().port())] {
+        send_hostile_bytes(port);
+        assert_eq!(
+            zk_integration::server::four_letter(server.addr(), "ruok").as_deref(),
+            Some("imok")
+        );
+        let lines = java_tls_client(port, Some("client.jks"), "create /after x\nget /after\n");
+        assert!(lines.iter().any(|l| l == "Created /after"), "{lines:#?}");
+    }
+}
+
+/// `client.portUnification=true`: the client port takes TLS clients (told
+/// apart by their first byte) and plaintext ones, as Apache's Netty
+/// `DualModeSslHandler`. (Apache 3.8.0 registers its x509 provider only
+/// for a secure port: without the `authProvider.x509` line it closes every
+/// TLS client of a unified port, "X509 Auth provider not found"; ours
+/// needs no such line.)
+fn unified(start: fn(ServerOptions) -> ZkServer) -> Vec<String> {
+    let server = start(ServerOptions {
+        netty: true,
+        ..ServerOptions::cfg(&format!(
+            "client.portUnification=true\n\
+             authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n{}",
+            stores()
+        ))
+    });
+    let port = server.addr().port();
+    let mut lines = java_tls_client(port, Some("client.jks"), "create /u x\nwhoami\n");
+    let (ok, plain) = zk_integration::zkcli::run(&server.host_port(), "get /u\nwhoami\n", None);
+    lines.push(format!("plaintext exit ok: {ok}"));
+    lines.extend(
+        plain
+            .lines()
+            .map(str::trim)
+            .filter(|l| *l == "x" || l.starts_with("ip:") || l.starts_with("x509:"))
+            .map(str::to_string),
     );
-    let lines = java_tls_client(port, Some("client.jks"), "create /after x\nget /after\n");
-    assert!(lines.iter().any(|l| l == "Created /after"), "{lines:#?}");
+    lines
+}
+
+#[test]
+fn port_unification_takes_tls_and_plaintext_as_apaches() {
+    let ours = unified(OurZk::start_with);
+    let apache = unified(ApacheZk::start_with);
+    assert_eq!(ours, apache, "client.portUnification: ours vs Apache");
+    for want in [
+        "Created /u",
+        &format!("x509: {CLIENT_DN}"),
+        "plaintext exit ok: true",
+        "x",
+        "ip: 127.0.0.1",
+    ] {
+        assert!(
+            ours.iter().any(|l| l == want),
+            "no line {want:?} in {ours:#?}"
+        );
+    }
 }

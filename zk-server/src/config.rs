@@ -124,6 +124,9 @@ pub struct Config {
     /// `X509AuthenticationProvider.superUser` (zoo.cfg keys, else the JVM's
     /// `-Dzookeeper.ssl...` properties: [`Config::read_jvm_flags`]).
     pub tls: crate::tls::TlsSettings,
+    /// `client.portUnification` (ZooKeeper's `zookeeper.client.portUnification`):
+    /// the client port also takes TLS clients, told apart by their first byte.
+    pub client_port_unification: bool,
     /// The [`TLS_KEYS`] zoo.cfg set (the JVM's properties count for the others).
     tls_keys_set: Vec<String>,
     /// maxClientCnxns per client IP (0 = unlimited; default 60).
@@ -454,12 +457,17 @@ const TLS_KEYS: &[&str] = &[
     "ssl.trustStore.password",
     "ssl.trustStore.type",
     "ssl.clientAuth",
+    "ssl.enabledProtocols",
+    "ssl.ciphersuites",
     "X509AuthenticationProvider.superUser",
 ];
 
 /// Whether `key` is one [`Config::apply_tls_line`] takes.
 fn is_tls_key(key: &str) -> bool {
-    key.starts_with("secureClientPort") || key == "ssl.authProvider" || TLS_KEYS.contains(&key)
+    key.starts_with("secureClientPort")
+        || key == "ssl.authProvider"
+        || key == "client.portUnification"
+        || TLS_KEYS.contains(&key)
 }
 
 /// Two servers on one `host:port` (quorum or election port, in any
@@ -545,6 +553,7 @@ impl Config {
             secure_client_port: None,
             secure_client_port_address: None,
             tls: Default::default(),
+            client_port_unification: false,
             tls_keys_set: Vec::new(),
             max_client_cnxns: 60,
             max_cnxns: 0,
@@ -640,12 +649,30 @@ impl Config {
         // Java's Boolean.getBoolean: "true" in any case.
         self.read_only_mode = jvm_system_property("readonlymode.enabled")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        // zoo.cfg's ssl keys become these properties in ZooKeeper, over
-        // whatever the JVM was given: a property counts where zoo.cfg has
-        // no line.
+        self.take_tls_properties(jvm_system_property);
+        if !self
+            .tls_keys_set
+            .iter()
+            .any(|k| k == "client.portUnification")
+            && let Some(v) = jvm_system_property("zookeeper.client.portUnification")
+        {
+            self.client_port_unification = v.eq_ignore_ascii_case("true");
+        }
+    }
+
+    /// Whether clients may connect with TLS: a secure client port, or
+    /// client port unification (ZooKeeper then registers its x509 provider).
+    pub fn tls_configured(&self) -> bool {
+        self.secure_client_port.is_some() || self.client_port_unification
+    }
+
+    /// The `zookeeper.<key>` system properties of the [`TLS_KEYS`] zoo.cfg
+    /// has no line for (`property` looks one up): zoo.cfg's ssl keys become
+    /// these properties in ZooKeeper, over whatever the JVM was given.
+    fn take_tls_properties(&mut self, property: impl Fn(&str) -> Option<String>) {
         for key in TLS_KEYS {
             if !self.tls_keys_set.iter().any(|k| k == key)
-                && let Some(v) = jvm_system_property(&format!("zookeeper.{key}"))
+                && let Some(v) = property(&format!("zookeeper.{key}"))
                 && !self.set_tls_key(key, &v)
             {
                 self.warnings.push(format!(
@@ -678,6 +705,11 @@ impl Config {
                 ));
             }
             "ssl.authProvider" => {}
+            "client.portUnification" => {
+                // Java's Boolean.getBoolean: "true" in any case.
+                self.client_port_unification = value.eq_ignore_ascii_case("true");
+                self.tls_keys_set.push(key.to_string());
+            }
             k if TLS_KEYS.contains(&k) => {
                 if !self.set_tls_key(k, value) {
                     return Err(ConfigError::at(
@@ -712,6 +744,8 @@ impl Config {
                 Some(a) => t.client_auth = a,
                 None => return false,
             },
+            "ssl.enabledProtocols" => t.protocols = Some(value.to_string()),
+            "ssl.ciphersuites" => t.cipher_suites = Some(value.to_string()),
             "X509AuthenticationProvider.superUser" => t.super_user = Some(value.to_string()),
             _ => return false,
         }
@@ -967,6 +1001,8 @@ impl Config {
                 self.allow_sasl_failed_clients = l.value.eq_ignore_ascii_case("true");
             }
             _ if l.value.ends_with(".SASLAuthenticationProvider") => self.sasl_acl = true,
+            // Registered with TLS anyway (`Config::tls_configured`).
+            _ if l.value.ends_with(".X509AuthenticationProvider") => {}
             _ => self.warnings.push(format!(
                 "line {}: {}={}: this authentication provider is not supported (ignored)",
                 l.no, l.key, l.value
@@ -996,7 +1032,7 @@ impl Config {
             // ZooKeeper registers the x509 provider when a secure port is set.
             let known = matches!(s.as_str(), "ip" | "digest")
                 || (s == "sasl" && self.sasl_acl)
-                || (s == "x509" && self.secure_client_port.is_some());
+                || (s == "x509" && self.tls_configured());
             if !known {
                 return Err(ConfigError::general(format!(
                     "enforced authentication scheme {s} is not available (sasl needs \
@@ -2470,6 +2506,58 @@ mod tests {
         );
         assert_eq!(got("readonlymode"), None);
         assert_eq!(got("Xmx1g"), None);
+    }
+
+    #[test]
+    fn tls_settings_come_from_zoo_cfg_then_jvm_properties() {
+        let mut c = Config::parse(
+            "dataDir=/d\nsecureClientPort=2281\nsecureClientPortAddress=127.0.0.1\n\
+             ssl.keyStore.location=/k.jks\nssl.keyStore.password=pw\nssl.clientAuth=WANT\n\
+             ssl.authProvider=x509\nssl.protocol=TLSv1.3\nssl.enabledProtocols=TLSv1.3\n",
+        )
+        .unwrap();
+        assert_eq!(c.secure_client_port, Some(2281));
+        assert_eq!(
+            c.secure_client_port_address,
+            Some("127.0.0.1".parse().unwrap())
+        );
+        assert_eq!(c.tls.client_auth, crate::tls::ClientAuth::Want);
+        assert_eq!(c.tls.protocols.as_deref(), Some("TLSv1.3"));
+        assert!(
+            c.warnings.iter().any(|w| w.contains("ssl.protocol")),
+            "{:?}",
+            c.warnings
+        );
+        let flags = "-Dzookeeper.ssl.keyStore.location=/other.jks \
+                     -Dzookeeper.ssl.trustStore.location=/t.p12 -Dzookeeper.ssl.trustStore.type=PKCS12";
+        c.take_tls_properties(|name| system_property_in(flags, name));
+        // zoo.cfg's line wins; the property fills what zoo.cfg leaves out.
+        assert_eq!(c.tls.key_store.location, Some(PathBuf::from("/k.jks")));
+        assert_eq!(c.tls.key_store.password, "pw");
+        assert_eq!(c.tls.trust_store.location, Some(PathBuf::from("/t.p12")));
+        assert_eq!(c.tls.trust_store.kind.as_deref(), Some("PKCS12"));
+        // An x509 scheme may be enforced once a secure port is set.
+        Config::parse("dataDir=/d\nsecureClientPort=2281\nenforce.auth.enabled=true\nenforce.auth.schemes=x509\n")
+            .unwrap();
+        assert!(
+            Config::parse("dataDir=/d\nenforce.auth.enabled=true\nenforce.auth.schemes=x509\n")
+                .is_err()
+        );
+        assert_eq!(
+            Config::parse("dataDir=/d\nsecureClientPort=0\n")
+                .unwrap()
+                .secure_client_port,
+            None
+        );
+        for bad in [
+            "ssl.clientAuth=sometimes",
+            "ssl.authProvider=custom",
+            "secureClientPort=70000",
+            "secureClientPortAddress=nowhere",
+        ] {
+            let e = Config::parse(&format!("dataDir=/d\n{bad}\n")).unwrap_err();
+            assert_eq!(e.line, Some(2), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -75,6 +75,9 @@ struct Conn {
     tls: Option<Box<rustls::ServerConnection>>,
     /// The TLS handshake is done and its client certificate's auth ids taken.
     tls_ready: bool,
+    /// On the client port with `client.portUnification`: its first byte
+    /// is still to tell whether it speaks TLS.
+    sniff: bool,
     peer: SocketAddr,
     inbuf: BytesMut,
     out: VecDeque<Bytes>,
@@ -331,6 +334,8 @@ pub(crate) struct Listeners {
     pub secure: Option<TcpListener>,
     /// The secure port's TLS configuration.
     pub tls: Option<crate::tls::Acceptor>,
+    /// `client.portUnification`: the client port takes TLS clients too.
+    pub unify: bool,
 }
 
 /// What one loop thread owns.
@@ -340,6 +345,8 @@ pub(crate) struct EventLoop {
     listener: Option<TcpListener>,
     secure_listener: Option<TcpListener>,
     tls: Option<crate::tls::Acceptor>,
+    /// `client.portUnification` (with `tls`).
+    unify: bool,
     rx: Receiver<LoopMsg>,
     shared: Arc<Shared>,
     conns: HashMap<u64, Conn>,
@@ -385,6 +392,7 @@ impl EventLoop {
             plain: mut listener,
             secure: mut secure_listener,
             tls,
+            unify,
         } = listeners;
         if let Some(l) = listener.as_mut() {
             poll.registry().register(l, LISTENER, Interest::READABLE)?;
@@ -400,6 +408,7 @@ impl EventLoop {
             listener,
             secure_listener,
             tls,
+            unify,
             rx,
             shared,
             conns: HashMap::new(),
@@ -590,6 +599,7 @@ impl EventLoop {
             id,
             Conn {
                 stream,
+                sniff: !secure && self.unify && self.tls.is_some(),
                 tls_ready: tls.is_none(),
                 tls,
                 peer,
@@ -750,6 +760,18 @@ impl EventLoop {
             // the kernel, and no readiness event comes for bytes already
             // there (edge-triggered): read on once the frames are handled.
             let at_limit = !closed && !c.dead && c.inbuf.len() >= limit;
+            if c.sniff && !c.inbuf.is_empty() {
+                c.sniff = false;
+                // A TLS handshake record (as Netty's DualModeSslHandler
+                // tells): what was read becomes TLS input.
+                if c.inbuf[0] == 0x16 && !closed {
+                    if let Err(e) = self.upgrade_to_tls(id) {
+                        self.tls_failed(id, &e);
+                        return;
+                    }
+                    return self.on_readable(id);
+                }
+            }
             if c.tls.is_some() && !self.tls_progress(id) {
                 return;
             }
@@ -805,6 +827,28 @@ impl EventLoop {
             return false;
         }
         true
+    }
+
+    /// A connection on the client port that began with a TLS record
+    /// (`client.portUnification`): the bytes read so far are fed to a new
+    /// TLS state, which reads on from the socket.
+    fn upgrade_to_tls(&mut self, id: u64) -> io::Result<()> {
+        let (Some(c), Some(acceptor)) = (self.conns.get_mut(&id), self.tls.as_ref()) else {
+            return Ok(());
+        };
+        let mut tls = acceptor.accept().map_err(io::Error::other)?;
+        tls.set_buffer_limit(None);
+        let raw = c.inbuf.split().freeze();
+        let mut rest = &raw[..];
+        while !rest.is_empty() {
+            tls.read_tls(&mut rest)?;
+            tls.process_new_packets()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        }
+        c.tls = Some(Box::new(tls));
+        c.tls_ready = false;
+        c.stats.secure.store(true, Relaxed);
+        Ok(())
     }
 
     /// A TLS connection failed: a handshake that failed counts in

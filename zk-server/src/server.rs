@@ -57,25 +57,31 @@ fn bind_client_port(config: &Config) -> Result<(std::net::TcpListener, SocketAdd
     )
 }
 
-/// The secure client port, when configured: its TLS configuration first (an
-/// error names the store or setting), then the bind.
-#[allow(clippy::type_complexity)]
+/// The secure client port's listener and bound address.
+type SecurePort = (mio::net::TcpListener, SocketAddr);
+
+/// The client ports' TLS when a secure client port or client port
+/// unification is configured (an error names the store or setting), then
+/// the secure port's bind.
 fn bind_secure_port(
     config: &Config,
-) -> Result<Option<(mio::net::TcpListener, SocketAddr, crate::tls::Acceptor)>, StartError> {
-    let Some(port) = config.secure_client_port else {
-        return Ok(None);
-    };
+) -> Result<(Option<crate::tls::Acceptor>, Option<SecurePort>), StartError> {
+    if config.secure_client_port.is_none() && !config.client_port_unification {
+        return Ok((None, None));
+    }
     let acceptor = crate::tls::Acceptor::new(&config.tls)
         .map_err(|e| StartError::Config(crate::config::ConfigError::general(e)))?;
+    if config.client_port_unification {
+        info!("client.portUnification: the client port takes TLS clients too");
+    }
+    let Some(port) = config.secure_client_port else {
+        return Ok((Some(acceptor), None));
+    };
     let ip = config.secure_client_port_address;
     let (listener, addr) = bind_port(config, ip, port, "secure client port")?;
     info!("binding to port {addr} (secure client port, TLS)");
-    Ok(Some((
-        mio::net::TcpListener::from_std(listener),
-        addr,
-        acceptor,
-    )))
+    let listener = mio::net::TcpListener::from_std(listener);
+    Ok((Some(acceptor), Some((listener, addr))))
 }
 
 /// Binds `ip` (all interfaces by default) and `port` for clients, as
@@ -207,6 +213,7 @@ fn spawn_loops(
             plain: listeners.plain.take(),
             secure: listeners.secure.take(),
             tls: listeners.tls.clone(),
+            unify: listeners.unify,
         };
         let el = EventLoop::new(idx, poll, these, rx, shared.clone())
             .map_err(io_err("cannot register the listener"))?;
@@ -359,7 +366,7 @@ impl Server {
         let tracker = session_tracker(&config, secret, &recovered.sessions);
 
         let (std_listener, local) = bind_client_port(&config)?;
-        let secure = bind_secure_port(&config)?;
+        let (tls, secure) = bind_secure_port(&config)?;
 
         let core_tx = Inbox::new();
         let core_rx = core_tx.clone();
@@ -382,10 +389,9 @@ impl Server {
         }
         let shared = Arc::new(shared);
         shared.set_local_addr(local);
-        if let Some((_, addr, _)) = &secure {
+        if let Some((_, addr)) = &secure {
             shared.set_secure_addr(*addr);
         }
-        let (secure_listener, tls) = secure.map(|(l, _, tls)| (l, tls)).unzip();
 
         let (loops, loop_parts) = loop_mailboxes(&config, here)?;
         shared.set_loops(loops);
@@ -409,8 +415,9 @@ impl Server {
         threads.push(spawn_core(core, prepared.as_ref())?);
         let listeners = crate::net::Listeners {
             plain: Some(mio::net::TcpListener::from_std(std_listener)),
-            secure: secure_listener,
+            secure: secure.map(|(l, _)| l),
             tls,
+            unify: config.client_port_unification,
         };
         spawn_loops(&shared, loop_parts, listeners, &mut threads)?;
         let quorum = start_quorum(
@@ -577,14 +584,11 @@ fn tree_config(config: &Config) -> TreeConfig {
         enforce_quota: config.enforce_quota,
         // ZooKeeper's registered providers beyond ip and digest: SASL's when
         // configured, X509's with a secure port (configureSSLAuth).
-        extra_auth_schemes: [
-            ("sasl", config.sasl_acl),
-            ("x509", config.secure_client_port.is_some()),
-        ]
-        .into_iter()
-        .filter(|(_, on)| *on)
-        .map(|(s, _)| s.to_string())
-        .collect(),
+        extra_auth_schemes: [("sasl", config.sasl_acl), ("x509", config.tls_configured())]
+            .into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(s, _)| s.to_string())
+            .collect(),
         ..TreeConfig::default()
     }
 }

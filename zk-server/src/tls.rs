@@ -89,6 +89,74 @@ pub struct TlsSettings {
     /// `X509AuthenticationProvider.superUser`: the subject DN that also
     /// authenticates as `super`.
     pub super_user: Option<String>,
+    /// `ssl.enabledProtocols` (comma-separated: TLSv1.2, TLSv1.3), when set.
+    pub protocols: Option<String>,
+    /// `ssl.ciphersuites` (comma-separated IANA names, as Java's), when set.
+    pub cipher_suites: Option<String>,
+}
+
+/// The names in a comma-separated setting.
+fn names(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim).filter(|n| !n.is_empty())
+}
+
+/// The TLS versions `ssl.enabledProtocols` names (all of rustls's when
+/// unset): TLSv1.2 and TLSv1.3; the older ones Java may list are not
+/// built (a warning), and a list naming neither is an error.
+fn protocol_versions(
+    list: Option<&str>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
+    let Some(list) = list else {
+        return Ok(rustls::DEFAULT_VERSIONS.to_vec());
+    };
+    let mut versions = Vec::new();
+    for name in names(list) {
+        match name {
+            "TLSv1.3" => versions.push(&rustls::version::TLS13),
+            "TLSv1.2" => versions.push(&rustls::version::TLS12),
+            other => warnings.push(format!(
+                "ssl.enabledProtocols: {other} is not offered (TLSv1.2 and TLSv1.3 are)"
+            )),
+        }
+    }
+    if versions.is_empty() {
+        return Err(format!(
+            "ssl.enabledProtocols={list}: none of TLSv1.2 and TLSv1.3 is enabled"
+        ));
+    }
+    Ok(versions)
+}
+
+/// `provider` keeping only the cipher suites `ssl.ciphersuites` names (its
+/// own when unset); a name rustls does not offer is a warning, a list
+/// naming none it offers is an error.
+fn restrict_suites(
+    provider: &mut rustls::crypto::CryptoProvider,
+    list: Option<&str>,
+    warnings: &mut Vec<String>,
+) -> Result<(), String> {
+    let Some(list) = list else {
+        return Ok(());
+    };
+    let mut kept = Vec::new();
+    for name in names(list) {
+        match provider
+            .cipher_suites
+            .iter()
+            .find(|s| s.suite().as_str() == Some(name))
+        {
+            Some(suite) => kept.push(*suite),
+            None => warnings.push(format!("ssl.ciphersuites: {name} is not offered")),
+        }
+    }
+    if kept.is_empty() {
+        return Err(format!(
+            "ssl.ciphersuites={list}: none of these cipher suites is offered"
+        ));
+    }
+    provider.cipher_suites = kept;
+    Ok(())
 }
 
 /// Where the system's CA bundle is (Debian's ca-certificates), the trust
@@ -115,7 +183,18 @@ impl Acceptor {
     /// Builds the TLS configuration: an error names the store or setting
     /// that is wrong.
     pub fn new(settings: &TlsSettings) -> Result<Acceptor, String> {
-        let provider = Arc::new(provider());
+        let mut warnings = Vec::new();
+        let versions = protocol_versions(settings.protocols.as_deref(), &mut warnings)?;
+        let mut provider = provider();
+        restrict_suites(
+            &mut provider,
+            settings.cipher_suites.as_deref(),
+            &mut warnings,
+        )?;
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        let provider = Arc::new(provider);
         let key_store = settings
             .key_store
             .load("ssl.keyStore")?
@@ -125,8 +204,8 @@ impl Acceptor {
             .ok_or("ssl.keyStore: the store holds no private key")?;
         let chain: Vec<CertificateDer<'static>> = chain.into_iter().map(Into::into).collect();
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS: {e}"))?;
+            .with_protocol_versions(&versions)
+            .map_err(|e| format!("TLS: {e} (ssl.enabledProtocols, ssl.ciphersuites)"))?;
         let builder = if settings.client_auth == ClientAuth::None {
             builder.with_no_client_auth()
         } else {
@@ -500,7 +579,7 @@ mod tests {
                 kind: None,
             },
             client_auth: auth,
-            super_user: None,
+            ..TlsSettings::default()
         }
     }
 
@@ -692,6 +771,34 @@ mod tests {
             // A self-signed certificate nobody trusts fails the handshake.
             assert!(handshake(&acceptor, "rogue.pem", version).is_err());
         }
+    }
+
+    /// `ssl.enabledProtocols` and `ssl.ciphersuites` limit what is offered:
+    /// a TLS 1.2 client is refused by a TLSv1.3-only server, a list with
+    /// nothing offered is an error at start.
+    #[test]
+    fn protocols_and_cipher_suites_are_limited_as_configured() {
+        let mut s = settings(ClientAuth::Need);
+        s.protocols = Some("TLSv1.3, TLSv1.1".into());
+        let only13 = Acceptor::new(&s).unwrap();
+        handshake(&only13, "v1-client.pem", &rustls::version::TLS13).unwrap();
+        assert!(handshake(&only13, "v1-client.pem", &rustls::version::TLS12).is_err());
+        let mut s = settings(ClientAuth::Need);
+        s.cipher_suites = Some("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_RSA_WITH_RC4".into());
+        let one = Acceptor::new(&s).unwrap();
+        handshake(&one, "v1-client.pem", &rustls::version::TLS12).unwrap();
+        // That suite is TLS 1.2's: a TLS 1.3 client finds no suite in common.
+        assert!(handshake(&one, "v1-client.pem", &rustls::version::TLS13).is_err());
+        let mut s = settings(ClientAuth::Need);
+        s.protocols = Some("TLSv1,SSLv3".into());
+        assert!(
+            Acceptor::new(&s)
+                .unwrap_err()
+                .contains("ssl.enabledProtocols")
+        );
+        let mut s = settings(ClientAuth::Need);
+        s.cipher_suites = Some("TLS_RSA_WITH_RC4_128_MD5".into());
+        assert!(Acceptor::new(&s).unwrap_err().contains("ssl.ciphersuites"));
     }
 
     #[test]
