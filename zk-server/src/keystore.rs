@@ -396,6 +396,26 @@ mod tests {
             assert!(parse_jks(&bad, "apassword").is_err(), "byte {i}");
             let _ = parse_jks(&bad, "");
         }
+        // Random bodies behind JKS's magic and version, and random PEM.
+        let mut seed: u64 = 0x6b73_7374;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..2000 {
+            let len = (next() % 300) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if round % 2 == 0 {
+                bytes.splice(0..0, [0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]);
+                let _ = parse_jks(&bytes, "");
+                let _ = parse_jks(&bytes, "apassword");
+            } else {
+                bytes.splice(0..0, *b"-----BEGIN PRIVATE KEY-----\n");
+                let _ = parse_pem(&bytes);
+            }
+        }
         for bytes in [
             &b""[..],
             b"\xfe\xed\xfe\xed",
