@@ -115,6 +115,16 @@ fn java_tls_client(port: u16, key_store: Option<&str>, script: &str) -> Vec<Stri
 
 const CLIENT_DN: &str = "CN=client,O=zk-rs";
 
+/// Each of `wants` is one of `lines`.
+fn assert_lines(lines: &[String], wants: &[&str]) {
+    for want in wants {
+        assert!(
+            lines.iter().any(|l| l == want),
+            "no line {want:?} in {lines:#?}"
+        );
+    }
+}
+
 fn session(start: fn(ServerOptions) -> ZkServer) -> Vec<String> {
     let port = free_port();
     let server = secure(start, port, None);
@@ -140,20 +150,18 @@ fn a_tls_session_matches_apache() {
     let ours = session(OurZk::start_with);
     let apache = session(ApacheZk::start_with);
     assert_eq!(ours, apache, "a session over TLS: ours vs Apache");
-    for want in [
-        "Created /t",
-        &format!("x509: {CLIENT_DN}"),
-        "'x509,'CN=client%2CO=zk-rs",
-        "[c, s]",
-        "z",
-        "Insufficient permission : /t/s",
-        "conf names the port: true",
-    ] {
-        assert!(
-            ours.iter().any(|l| l == want),
-            "no line {want:?} in {ours:#?}"
-        );
-    }
+    assert_lines(
+        &ours,
+        &[
+            "Created /t",
+            &format!("x509: {CLIENT_DN}"),
+            "'x509,'CN=client%2CO=zk-rs",
+            "[c, s]",
+            "z",
+            "Insufficient permission : /t/s",
+            "conf names the port: true",
+        ],
+    );
 }
 
 /// Whether a client with `key_store` (or none) can work over TLS with a
@@ -373,16 +381,14 @@ fn port_unification_takes_tls_and_plaintext_as_apaches() {
     let ours = unified(OurZk::start_with);
     let apache = unified(ApacheZk::start_with);
     assert_eq!(ours, apache, "client.portUnification: ours vs Apache");
-    for want in [
-        "Created /u",
-        &format!("x509: {CLIENT_DN}"),
-        "plaintext exit ok: true",
-        "x",
-        "ip: 127.0.0.1",
-    ] {
-        assert!(
-            ours.iter().any(|l| l == want),
-            "no line {want:?} in {ours:#?}"
-        );
-    }
+    assert_lines(
+        &ours,
+        &[
+            "Created /u",
+            &format!("x509: {CLIENT_DN}"),
+            "plaintext exit ok: true",
+            "x",
+            "ip: 127.0.0.1",
+        ],
+    );
 }
