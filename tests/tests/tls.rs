@@ -392,3 +392,116 @@ fn port_unification_takes_tls_and_plaintext_as_apaches() {
         ],
     );
 }
+
+/// A process killed when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `cmd` four-letter word over TLS, as `zkServer.sh status` sends it
+/// when zoo.cfg has only a secureClientPort (FourLetterWordMain ... true,
+/// with the client's TLS settings in CLIENT_JVMFLAGS).
+fn tls_four_letter(port: u16, cmd: &str) -> String {
+    let out = Command::new("java")
+        .args([
+            "-XX:TieredStopAtLevel=1",
+            "-Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty",
+            &format!(
+                "-Dzookeeper.ssl.keyStore.location={}",
+                fixture("client.jks")
+            ),
+            "-Dzookeeper.ssl.keyStore.password=apassword",
+            &format!(
+                "-Dzookeeper.ssl.trustStore.location={}",
+                fixture("truststore.jks")
+            ),
+            "-Dzookeeper.ssl.trustStore.password=apassword",
+            "-cp",
+            &format!("/usr/share/java/zookeeper.jar:{}", netty_classpath()),
+            "org.apache.zookeeper.client.FourLetterWordMain",
+            "127.0.0.1",
+            &port.to_string(),
+            cmd,
+            "true",
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .expect("java");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A server whose zoo.cfg has a secureClientPort and no clientPort: what
+/// `zkServer.sh status`'s query and `conf` say over TLS.
+fn tls_only(apache: bool) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=2000\ndataDir={}\nsecureClientPort={port}\nadmin.enableServer=false\n\
+             4lw.commands.whitelist=*\n{}",
+            dir.path().join("data").display(),
+            stores()
+        ),
+    )
+    .unwrap();
+    let mut cmd = if apache {
+        let cp = format!(
+            "{}:{}",
+            zk_integration::server::APACHE_CLASSPATH,
+            netty_classpath()
+        );
+        zk_integration::server::apache_java_with(
+            "org.apache.zookeeper.server.ZooKeeperServerMain",
+            &[],
+            &cp,
+        )
+    } else {
+        Command::new(zk_integration::server::our_binary())
+    };
+    let _server = Killed(
+        cmd.arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("server"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let srvr = loop {
+        let srvr = tls_four_letter(port, "srvr");
+        if srvr.contains("Mode:") || std::time::Instant::now() > deadline {
+            break srvr;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let conf = tls_four_letter(port, "conf");
+    srvr.lines()
+        .chain(conf.lines())
+        .filter(|l| {
+            l.starts_with("Mode:")
+                || l.starts_with("clientPort=")
+                || l.starts_with("secureClientPort=")
+        })
+        .map(|l| l.replace(&port.to_string(), "PORT"))
+        .collect()
+}
+
+/// Regression: with a secureClientPort and no clientPort ours also served
+/// plaintext on 2181 (the default it takes when clientPort is unset), where
+/// ZooKeeper serves TLS only; a TLS-only deployment got a plaintext port.
+#[test]
+fn a_tls_only_server_answers_status_as_apaches() {
+    let ours = tls_only(false);
+    let apache = tls_only(true);
+    assert_eq!(ours, apache, "TLS only: ours vs Apache");
+    assert_eq!(
+        ours,
+        ["Mode: standalone", "clientPort=-1", "secureClientPort=PORT"]
+    );
+}

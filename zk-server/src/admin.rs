@@ -365,7 +365,10 @@ fn configuration(shared: &Shared, put: &mut impl FnMut(&str, Json)) {
             .display()
             .to_string()
     };
-    put("client_port", json!(shared.local_addr().port()));
+    put(
+        "client_port",
+        json!(shared.client_ports().0.map_or(-1, i32::from)),
+    );
     put("data_dir", json!(abs(&c.data_dir)));
     put("data_log_dir", json!(abs(&c.data_log_dir)));
     put("tick_time", json!(c.tick_time));

@@ -124,6 +124,10 @@ pub struct Config {
     /// `X509AuthenticationProvider.superUser` (zoo.cfg keys, else the JVM's
     /// `-Dzookeeper.ssl...` properties: [`Config::read_jvm_flags`]).
     pub tls: crate::tls::TlsSettings,
+    /// Whether the plain client port is served: false when zoo.cfg sets a
+    /// secureClientPort and no clientPort (nor a client address in this
+    /// server's line), as ZooKeeper then serves TLS only.
+    pub plain_client_port: bool,
     /// `client.portUnification` (ZooKeeper's `zookeeper.client.portUnification`):
     /// the client port also takes TLS clients, told apart by their first byte.
     pub client_port_unification: bool,
@@ -554,6 +558,7 @@ impl Config {
             secure_client_port_address: None,
             tls: Default::default(),
             client_port_unification: false,
+            plain_client_port: true,
             tls_keys_set: Vec::new(),
             max_client_cnxns: 60,
             max_cnxns: 0,
@@ -1229,6 +1234,9 @@ impl Config {
                 self.client_port = p;
                 self.client_port_explicit = true;
             }
+            // TLS only, as ZooKeeper (unless this server's line names a
+            // client address: `client_from_server_line`).
+            None if self.secure_client_port.is_some() => self.plain_client_port = false,
             None => {
                 self.client_port = DEFAULT_CLIENT_PORT;
                 self.warnings.push(format!(
@@ -1351,6 +1359,7 @@ impl Config {
             ));
         }
         self.client_port = c.port;
+        self.plain_client_port = true;
         if ip.is_some() {
             self.client_port_address = ip;
         }
@@ -1484,10 +1493,10 @@ impl Config {
     /// The `conf` four-letter word's text (ZooKeeper's key order), the
     /// membership at configuration version `version`; none without one
     /// (a read-only server: ReadOnlyZooKeeperServer.dumpConf).
-    pub fn conf_text(&self, ports: (u16, Option<u16>), version: Option<u64>) -> String {
+    pub fn conf_text(&self, ports: (Option<u16>, Option<u16>), version: Option<u64>) -> String {
         use std::fmt::Write;
         let mut s = String::new();
-        let _ = writeln!(s, "clientPort={}", ports.0);
+        let _ = writeln!(s, "clientPort={}", ports.0.map_or(-1, i32::from));
         let _ = writeln!(s, "secureClientPort={}", ports.1.map_or(-1, i32::from));
         let _ = writeln!(s, "dataDir={}", abs(&self.data_dir).display());
         let _ = writeln!(s, "dataDirSize={}", dir_size(&self.data_dir));
@@ -2464,7 +2473,7 @@ mod tests {
             configs += 1;
             let derived = std::panic::AssertUnwindSafe(|| {
                 let _ = (cfg.voters(), cfg.is_ensemble(), cfg.quorum_config_text());
-                let _ = cfg.conf_text((2181, None), Some(cfg.config_version));
+                let _ = cfg.conf_text((Some(2181), None), Some(cfg.config_version));
                 for t in [i32::MIN, -1, 0, 1, 4000, i32::MAX] {
                     let _ = cfg.negotiate_timeout(t);
                 }
@@ -2522,6 +2531,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.secure_client_port, Some(2281));
+        // No clientPort beside a secureClientPort: TLS only, as ZooKeeper.
+        assert!(!c.plain_client_port);
+        assert!(
+            !c.warnings
+                .iter()
+                .any(|w| w.contains("clientPort is not set"))
+        );
+        let both = Config::parse("dataDir=/d\nclientPort=2181\nsecureClientPort=2281\n").unwrap();
+        assert!(both.plain_client_port);
         assert_eq!(
             c.secure_client_port_address,
             Some("127.0.0.1".parse().unwrap())

@@ -57,6 +57,30 @@ fn bind_client_port(config: &Config) -> Result<(std::net::TcpListener, SocketAdd
     )
 }
 
+/// The client ports' listeners and TLS ([`bind_secure_port`], then the
+/// plain port unless the server serves TLS only), the address the server
+/// reports (the secure one when TLS only), and the secure port's.
+fn bind_client_ports(
+    config: &Config,
+) -> Result<(crate::net::Listeners, SocketAddr, Option<SocketAddr>), StartError> {
+    let (tls, secure) = bind_secure_port(config)?;
+    let secure_addr = secure.as_ref().map(|(_, a)| *a);
+    let (plain, local) = match secure_addr {
+        Some(addr) if !config.plain_client_port => (None, addr),
+        _ => {
+            let (listener, local) = bind_client_port(config)?;
+            (Some(mio::net::TcpListener::from_std(listener)), local)
+        }
+    };
+    let listeners = crate::net::Listeners {
+        plain,
+        secure: secure.map(|(l, _)| l),
+        tls,
+        unify: config.client_port_unification,
+    };
+    Ok((listeners, local, secure_addr))
+}
+
 /// The secure client port's listener and bound address.
 type SecurePort = (mio::net::TcpListener, SocketAddr);
 
@@ -365,8 +389,7 @@ impl Server {
         let clock = Instant::now();
         let tracker = session_tracker(&config, secret, &recovered.sessions);
 
-        let (std_listener, local) = bind_client_port(&config)?;
-        let (tls, secure) = bind_secure_port(&config)?;
+        let (listeners, local, secure_addr) = bind_client_ports(&config)?;
 
         let core_tx = Inbox::new();
         let core_rx = core_tx.clone();
@@ -389,8 +412,8 @@ impl Server {
         }
         let shared = Arc::new(shared);
         shared.set_local_addr(local);
-        if let Some((_, addr)) = &secure {
-            shared.set_secure_addr(*addr);
+        if let Some(addr) = secure_addr {
+            shared.set_secure_addr(addr);
         }
 
         let (loops, loop_parts) = loop_mailboxes(&config, here)?;
@@ -413,12 +436,6 @@ impl Server {
         // The first election counts the last-seen configuration recovery found.
         let last_seen = core.last_seen();
         threads.push(spawn_core(core, prepared.as_ref())?);
-        let listeners = crate::net::Listeners {
-            plain: Some(mio::net::TcpListener::from_std(std_listener)),
-            secure: secure.map(|(l, _)| l),
-            tls,
-            unify: config.client_port_unification,
-        };
         spawn_loops(&shared, loop_parts, listeners, &mut threads)?;
         let quorum = start_quorum(
             &shared,

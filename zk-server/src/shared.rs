@@ -102,10 +102,13 @@ impl Shared {
         let _ = self.secure_addr.set(addr);
     }
 
-    /// The bound client port, and the secure one if there is one.
-    pub fn client_ports(&self) -> (u16, Option<u16>) {
+    /// The bound client port (none when the server serves TLS only), and
+    /// the secure one if there is one.
+    pub fn client_ports(&self) -> (Option<u16>, Option<u16>) {
         (
-            self.local_addr().port(),
+            self.config
+                .plain_client_port
+                .then(|| self.local_addr().port()),
             self.secure_addr.get().map(SocketAddr::port),
         )
     }
