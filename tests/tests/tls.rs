@@ -294,16 +294,10 @@ fn a_bad_key_store_stops_the_start() {
 /// random bytes, TLS record headers with random bodies, a ClientHello cut
 /// short.
 fn send_hostile_bytes(port: u16) {
-    let mut seed: u64 = 0x5eed_7150;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = zk_integration::rng::Rng::new(0x5eed_7150);
     for round in 0..60 {
-        let len = (next() % 600) as usize + 1;
-        let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let len = rng.index(600) + 1;
+        let mut bytes = rng.bytes(len);
         if round % 3 == 1 {
             // A handshake record header (type 22, TLS 1.0-1.2) and its length.
             let body = (len as u16).saturating_sub(5);

@@ -199,7 +199,7 @@ fn recover_key(protected: &[u8], pw: &[u8]) -> Result<Vec<u8>, String> {
 
 /// The contents of the DER element of `tag` at the start of `bytes`, and
 /// what follows it.
-pub(crate) fn der(bytes: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+fn der(bytes: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
     let (&t, rest) = bytes.split_first()?;
     if t != tag {
         return None;
